@@ -1,0 +1,444 @@
+//! The configuration file and its validation.
+//!
+//! In: a JSON file (the seed's `{"docker-listener": {...}}` block, extended) and the command-line
+//! overrides. Out: a [`Config`] whose every value has been checked, or a [`ConfigError`] naming the
+//! key, the value and what is accepted.
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::wazuh;
+
+/// The top-level object of the file: everything lives under `"docker-listener"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(rename = "docker-listener")]
+    docker_listener: Config,
+}
+
+/// Where frames go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// The Wazuh queue socket (AF_UNIX, SOCK_DGRAM) — the product's real output.
+    Queue,
+    /// One frame per line on standard output, for trying the agent without Wazuh.
+    Stdout,
+    /// One frame per line appended to a file.
+    File(PathBuf),
+}
+
+impl std::str::FromStr for Output {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "queue" => Ok(Output::Queue),
+            "stdout" => Ok(Output::Stdout),
+            _ => match s.strip_prefix("file:") {
+                Some(p) if !p.is_empty() => Ok(Output::File(PathBuf::from(p))),
+                _ => Err(format!(
+                    "unknown output {s:?}: accepted \"queue\", \"stdout\" or \"file:/path/to/file\""
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Queue => f.write_str("queue"),
+            Output::Stdout => f.write_str("stdout"),
+            Output::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+impl Serialize for Output {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Output {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Which eBPF probes to load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EbpfConfig {
+    /// Load the eBPF programs at all (`--no-ebpf` turns this off).
+    pub enabled: bool,
+    /// Refuse to start if the programs cannot be loaded, instead of falling back to Docker events
+    /// only with a warning.
+    pub required: bool,
+}
+
+impl Default for EbpfConfig {
+    fn default() -> Self {
+        EbpfConfig { enabled: true, required: false }
+    }
+}
+
+/// The effective configuration. Every field has a default; the file overrides the defaults and
+/// the command line overrides the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `false`: log a line and exit 0 without doing anything.
+    pub enabled: bool,
+    /// Seconds before the first reconnection attempt to Docker; doubles up to `max_wait_time`.
+    pub wait_time: f64,
+    /// Upper bound, in seconds, of the reconnection back-off.
+    pub max_wait_time: f64,
+    /// Largest datagram sent, header included. Larger events are shrunk and marked.
+    pub max_event_size: usize,
+    /// Debug logging (same as `-v`).
+    pub debug: bool,
+    /// Wazuh's installation directory; the queue is `<wazuh_home>/queue/sockets/queue`.
+    pub wazuh_home: PathBuf,
+    /// The queue socket path, when it is not under `wazuh_home`.
+    pub queue: Option<PathBuf>,
+    /// `queue`, `stdout` or `file:PATH`. When unset: `queue`.
+    pub output: Option<Output>,
+    /// Docker's API socket, `unix:///path`. When unset: `$DOCKER_HOST`, else
+    /// `unix:///var/run/docker.sock`.
+    pub docker_host: Option<String>,
+    /// Where the resume cursor and the instance lock live.
+    pub state_dir: PathBuf,
+    /// Add Docker's legacy `status`/`id`/`from` fields when Docker (API >= 1.52) omits them, for
+    /// Wazuh rulesets up to 4.14.3 that match `docker.status`.
+    pub legacy_fields: bool,
+    /// Bytes of frames held while the output is unavailable; beyond it the oldest are dropped
+    /// (and counted).
+    pub buffer_bytes: usize,
+    /// Docker events whose `Action` starts with one of these are not forwarded (counted as
+    /// filtered), e.g. `"exec_"` for healthcheck noise.
+    pub ignore_actions: Vec<String>,
+    pub ebpf: EbpfConfig,
+    pub log_format: LogFormat,
+}
+
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/docker-listener";
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enabled: true,
+            wait_time: 5.0,
+            max_wait_time: 60.0,
+            max_event_size: wazuh::MAX_DATAGRAM,
+            debug: false,
+            wazuh_home: PathBuf::from(wazuh::DEFAULT_WAZUH_HOME),
+            queue: None,
+            output: None,
+            docker_host: None,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            legacy_fields: false,
+            buffer_bytes: 16 << 20,
+            ignore_actions: Vec::new(),
+            ebpf: EbpfConfig::default(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Accepted ranges, shared by validation and the error messages.
+pub const MAX_EVENT_SIZE_MIN: usize = 1024;
+pub const BUFFER_BYTES_MIN: usize = 64 << 10;
+pub const BUFFER_BYTES_MAX: usize = 4 << 30;
+pub const WAIT_TIME_MIN: f64 = 0.1;
+pub const WAIT_TIME_MAX: f64 = 3600.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}. Check the path given to --config.")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: key `{key}`: {message}")]
+    Key { path: PathBuf, key: String, message: String },
+    #[error("{origin}: key `{key}` = {value}: {accepted}")]
+    Value { origin: String, key: String, value: String, accepted: String },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates the text of a config file (`path` is only used in messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let file: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let message = describe_serde_error(&inner);
+            if key == "." || key.is_empty() {
+                if inner.is_syntax() || inner.is_eof() {
+                    ConfigError::Syntax { path: path.to_owned(), message }
+                } else {
+                    ConfigError::Key {
+                        path: path.to_owned(),
+                        key: "docker-listener".into(),
+                        message,
+                    }
+                }
+            } else {
+                ConfigError::Key { path: path.to_owned(), key, message }
+            }
+        })?;
+        let config = file.docker_listener;
+        config.validate(&path.display().to_string())?;
+        Ok(config)
+    }
+
+    /// Checks every value against its accepted range. `origin` names where the values came from.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, value: String, accepted: String| ConfigError::Value {
+            origin: origin.to_owned(),
+            key: format!("docker-listener.{key}"),
+            value,
+            accepted,
+        };
+        if !(WAIT_TIME_MIN..=WAIT_TIME_MAX).contains(&self.wait_time) {
+            return Err(err(
+                "wait_time",
+                self.wait_time.to_string(),
+                format!("accepted: seconds from {WAIT_TIME_MIN} to {WAIT_TIME_MAX}"),
+            ));
+        }
+        if !(self.wait_time..=WAIT_TIME_MAX).contains(&self.max_wait_time) {
+            return Err(err(
+                "max_wait_time",
+                self.max_wait_time.to_string(),
+                format!("accepted: seconds from wait_time ({}) to {WAIT_TIME_MAX}", self.wait_time),
+            ));
+        }
+        if !(MAX_EVENT_SIZE_MIN..=wazuh::MAX_DATAGRAM).contains(&self.max_event_size) {
+            return Err(err(
+                "max_event_size",
+                self.max_event_size.to_string(),
+                format!(
+                    "accepted: {MAX_EVENT_SIZE_MIN} to {} bytes (Wazuh reads at most {} bytes of a \
+                     datagram, OS_MAXSTR - 1; a longer one arrives cut and is not valid JSON)",
+                    wazuh::MAX_DATAGRAM,
+                    wazuh::MAX_DATAGRAM
+                ),
+            ));
+        }
+        if !(BUFFER_BYTES_MIN..=BUFFER_BYTES_MAX).contains(&self.buffer_bytes) {
+            return Err(err(
+                "buffer_bytes",
+                self.buffer_bytes.to_string(),
+                format!("accepted: {BUFFER_BYTES_MIN} (64 KiB) to {BUFFER_BYTES_MAX} (4 GiB)"),
+            ));
+        }
+        if self.buffer_bytes < self.max_event_size {
+            return Err(err(
+                "buffer_bytes",
+                self.buffer_bytes.to_string(),
+                format!("must hold at least one event: >= max_event_size ({})", self.max_event_size),
+            ));
+        }
+        if let Some(host) = &self.docker_host {
+            parse_docker_host(host).map_err(|m| err("docker_host", format!("{host:?}"), m))?;
+        }
+        if let Some(i) = self.ignore_actions.iter().position(|a| a.is_empty()) {
+            return Err(err(
+                &format!("ignore_actions[{i}]"),
+                "\"\"".into(),
+                "an empty prefix would drop every event; remove it".into(),
+            ));
+        }
+        for (key, path) in [("wazuh_home", Some(&self.wazuh_home)), ("state_dir", Some(&self.state_dir))]
+            .into_iter()
+            .chain([("queue", self.queue.as_ref())])
+        {
+            if let Some(p) = path
+                && !p.is_absolute()
+            {
+                return Err(err(key, format!("{:?}", p.display().to_string()), "must be an absolute path".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The queue socket: `queue` if set, else `<wazuh_home>/queue/sockets/queue`.
+    pub fn queue_path(&self) -> PathBuf {
+        self.queue.clone().unwrap_or_else(|| self.wazuh_home.join(wazuh::QUEUE_SOCKET_REL))
+    }
+
+    /// The Docker socket path from `docker_host`, `$DOCKER_HOST` or the default.
+    pub fn docker_socket(&self) -> Result<PathBuf, ConfigError> {
+        let (host, origin) = match &self.docker_host {
+            Some(h) => (h.clone(), "config"),
+            None => match std::env::var("DOCKER_HOST") {
+                Ok(h) if !h.is_empty() => (h, "environment"),
+                _ => (DEFAULT_DOCKER_HOST.to_owned(), "default"),
+            },
+        };
+        parse_docker_host(&host).map_err(|accepted| ConfigError::Value {
+            origin: origin.to_owned(),
+            key: if origin == "environment" { "DOCKER_HOST".into() } else { "docker-listener.docker_host".into() },
+            value: format!("{host:?}"),
+            accepted,
+        })
+    }
+
+    pub fn wait_time(&self) -> Duration {
+        Duration::from_secs_f64(self.wait_time)
+    }
+
+    pub fn max_wait_time(&self) -> Duration {
+        Duration::from_secs_f64(self.max_wait_time)
+    }
+}
+
+/// `unix:///path` -> `/path`. Only local Unix sockets are supported: the agent runs on the
+/// Docker host it watches.
+pub fn parse_docker_host(host: &str) -> Result<PathBuf, String> {
+    match host.strip_prefix("unix://") {
+        Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
+        _ => Err("accepted: unix:///absolute/path/to/docker.sock (docker-listener watches the \
+                  local Docker engine; tcp:// and ssh:// hosts are not supported)"
+            .into()),
+    }
+}
+
+/// serde_json's messages, minus the line/column noise for type errors on a named key.
+fn describe_serde_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    if e.is_data() {
+        // "invalid type: string \"x\", expected a boolean at line 3 column 20"
+        match msg.rfind(" at line ") {
+            Some(i) => format!("{} ({})", &msg[..i], &msg[i + 1..]),
+            None => msg,
+        }
+    } else {
+        msg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.json"))
+    }
+
+    #[test]
+    fn the_seed_block_parses_with_defaults_for_the_rest() {
+        let c = parse(
+            r#"{"docker-listener": {"enabled": true, "wait_time": 5, "max_event_size": 65535, "debug": false}}"#,
+        )
+        .unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.wait_time, 5.0);
+        assert_eq!(c.max_event_size, 65535);
+        assert_eq!(c.queue_path(), PathBuf::from("/var/ossec/queue/sockets/queue"));
+        assert!(c.ebpf.enabled);
+    }
+
+    #[test]
+    fn an_empty_block_is_all_defaults() {
+        let c = parse(r#"{"docker-listener": {}}"#).unwrap();
+        assert_eq!(c.max_event_size, wazuh::MAX_DATAGRAM);
+        assert_eq!(c.buffer_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse(r#"{"docker-listener": {"wait_tim": 5}}"#).unwrap_err().to_string();
+        assert!(e.contains("wait_tim"), "{e}");
+        assert!(e.contains("wait_time"), "should list accepted keys: {e}");
+        let e = parse(r#"{"docker-listener": {}, "other": 1}"#).unwrap_err().to_string();
+        assert!(e.contains("other"), "{e}");
+        let e = parse(r#"{"docker-listener": {"ebpf": {"enabeld": true}}}"#).unwrap_err().to_string();
+        assert!(e.contains("ebpf") && e.contains("enabeld"), "{e}");
+    }
+
+    #[test]
+    fn bad_types_name_the_key_and_what_is_expected() {
+        for (text, key, expected) in [
+            (r#"{"docker-listener": {"enabled": "yes"}}"#, "docker-listener.enabled", "boolean"),
+            (r#"{"docker-listener": {"wait_time": "5"}}"#, "docker-listener.wait_time", "f64"),
+            (r#"{"docker-listener": {"max_event_size": -1}}"#, "docker-listener.max_event_size", "usize"),
+            (r#"{"docker-listener": {"debug": 1}}"#, "docker-listener.debug", "boolean"),
+            (r#"{"docker-listener": {"output": "tcp"}}"#, "docker-listener.output", "stdout"),
+            (r#"{"docker-listener": {"log_format": "xml"}}"#, "docker-listener.log_format", "json"),
+            (r#"{"docker-listener": {"ignore_actions": "exec_"}}"#, "docker-listener.ignore_actions", "sequence"),
+            (r#"{"docker-listener": {"legacy_fields": null}}"#, "docker-listener.legacy_fields", "boolean"),
+            (r#"{"docker-listener": {"ebpf": {"enabled": 0}}}"#, "docker-listener.ebpf.enabled", "boolean"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+            assert!(e.contains(expected), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_accepted_range() {
+        for (text, key, accepted) in [
+            (r#"{"docker-listener": {"wait_time": 0}}"#, "wait_time", "0.1"),
+            (r#"{"docker-listener": {"wait_time": 5, "max_wait_time": 1}}"#, "max_wait_time", "wait_time"),
+            (r#"{"docker-listener": {"max_event_size": 65536}}"#, "max_event_size", "65535"),
+            (r#"{"docker-listener": {"max_event_size": 10}}"#, "max_event_size", "1024"),
+            (r#"{"docker-listener": {"buffer_bytes": 1}}"#, "buffer_bytes", "64 KiB"),
+            (r#"{"docker-listener": {"docker_host": "tcp://1.2.3.4:2375"}}"#, "docker_host", "unix:///"),
+            (r#"{"docker-listener": {"ignore_actions": [""]}}"#, "ignore_actions[0]", "empty"),
+            (r#"{"docker-listener": {"state_dir": "relative"}}"#, "state_dir", "absolute"),
+            (r#"{"docker-listener": {"queue": "q"}}"#, "queue", "absolute"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(&format!("docker-listener.{key}")), "{text}: {e}");
+            assert!(e.contains(accepted), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let e = parse(r#"{"docker-listener": {"enabled": true,}}"#).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+        let e = parse("").unwrap_err().to_string();
+        assert!(e.contains("EOF"), "{e}");
+        let e = parse(r#"{}"#).unwrap_err().to_string();
+        assert!(e.contains("docker-listener"), "{e}");
+    }
+
+    #[test]
+    fn docker_host_forms() {
+        assert_eq!(parse_docker_host("unix:///run/docker.sock").unwrap(), PathBuf::from("/run/docker.sock"));
+        assert!(parse_docker_host("unix://relative").is_err());
+        assert!(parse_docker_host("/var/run/docker.sock").is_err());
+    }
+
+    #[test]
+    fn output_forms() {
+        assert_eq!("queue".parse::<Output>().unwrap(), Output::Queue);
+        assert_eq!("stdout".parse::<Output>().unwrap(), Output::Stdout);
+        assert_eq!("file:/tmp/x".parse::<Output>().unwrap(), Output::File("/tmp/x".into()));
+        assert!("file:".parse::<Output>().is_err());
+        assert!("syslog".parse::<Output>().is_err());
+    }
+}

@@ -1,0 +1,221 @@
+//! Wires the stages together and runs them until SIGINT/SIGTERM.
+//!
+//! ```text
+//! DockerSource ─┐
+//!               ├─> Spool (bounded, drop-oldest) ─> Sink ─> Output (Wazuh queue / lines)
+//! EbpfProbes  ──┘                                    └─> delivered cursor ─> state file
+//! ```
+//! Shutdown: the sources stop first, then the sink gets a grace period to deliver what is
+//! buffered, then the cursor of the last delivered event is saved.
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::{signal::unix::SignalKind, sync::watch, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{Config, ConfigError, Output as OutputKind},
+    docker::{DockerError, DockerSource},
+    ebpf::{EbpfError, EbpfProbes},
+    encode::{Encoder, event_hash},
+    sink::{Output, Sink, Spool},
+    state::{Cursor, InstanceLock, StateDir, StateError},
+    stats::Stats,
+};
+
+/// How long the sink may keep delivering buffered frames after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Minimum time between two writes of the cursor file.
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("{0} (ebpf.required is set, so docker-listener does not fall back to Docker events only)")]
+    Ebpf(#[from] EbpfError),
+    #[error("cannot open the output {output}: {source}")]
+    Output { output: String, source: std::io::Error },
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("internal error: a pipeline task panicked ({0}); please report it")]
+    Panic(String),
+}
+
+impl DaemonError {
+    /// The process exit code (documented in the README and `--help`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Config(_) => 2,
+            DaemonError::State(StateError::Locked { .. }) => 4,
+            DaemonError::State(StateError::PermissionDenied { .. }) => 3,
+            DaemonError::Docker(e) if e.is_permission() => 3,
+            DaemonError::Ebpf(EbpfError::NotPermitted(_)) => 3,
+            DaemonError::Output { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs the daemon until a shutdown signal.
+pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+    if !cfg.enabled {
+        tracing::info!("docker-listener is disabled in the configuration (\"enabled\": false): exiting");
+        return Ok(());
+    }
+    let docker_socket = cfg.docker_socket()?;
+    let output_kind = cfg.output.clone().unwrap_or(OutputKind::Queue);
+    let queue = cfg.queue_path();
+
+    let state = StateDir::new(&cfg.state_dir);
+    let lock = InstanceLock::acquire(&state.lock_path())?;
+    let _queue_lock = match output_kind {
+        OutputKind::Queue => queue_lock(&queue)?,
+        _ => None,
+    };
+    let cursor = state.load_cursor()?.unwrap_or_default();
+
+    let stats = Arc::new(Stats::default());
+    let encoder = Encoder::new(cfg.max_event_size, cfg.legacy_fields, stats.clone());
+    let spool = Arc::new(Spool::new(cfg.buffer_bytes, stats.clone()));
+    let output = Output::open(&output_kind, &queue)
+        .await
+        .map_err(|source| DaemonError::Output { output: output_kind.to_string(), source })?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        output = %output.describe(),
+        docker = %docker_socket.display(),
+        state = %lock.path().display(),
+        resume_from_time_nano = cursor.is_set().then_some(cursor.time_nano),
+        max_event_size = cfg.max_event_size,
+        buffer_bytes = cfg.buffer_bytes,
+        "docker-listener starting"
+    );
+
+    let shutdown = CancellationToken::new();
+    let abort_sink = CancellationToken::new();
+    let (delivered_tx, delivered_rx) = watch::channel(cursor.clone());
+
+    let sink = Sink { spool: spool.clone(), output, encoder: encoder.clone(), delivered: delivered_tx, stats: stats.clone() };
+    let sink_task = tokio::spawn(sink.run(abort_sink.clone()));
+    let cursor_task = tokio::spawn(persist_cursor(state.clone(), delivered_rx));
+
+    let mut sources: JoinSet<Result<(), DaemonError>> = JoinSet::new();
+    let docker = DockerSource {
+        socket: docker_socket,
+        wait_time: cfg.wait_time(),
+        max_wait_time: cfg.max_wait_time(),
+        encoder: encoder.clone(),
+        spool: spool.clone(),
+        stats: stats.clone(),
+        ignore_actions: cfg.ignore_actions.clone(),
+        cursor,
+        events_tx: None,
+        client_tx: None,
+    };
+    let token = shutdown.clone();
+    sources.spawn(async move { docker.run(token).await.map_err(DaemonError::from) });
+
+    if cfg.ebpf.enabled {
+        match EbpfProbes::load() {
+            Ok(probes) => {
+                let (stats, token) = (stats.clone(), shutdown.clone());
+                sources.spawn(async move { probes.run(stats, token).await.map_err(DaemonError::from) });
+            }
+            Err(e) if cfg.ebpf.required => return Err(e.into()),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "eBPF is unavailable: running with Docker events only (no process or socket \
+                 events). Fix the cause above, or pass --no-ebpf to silence this warning"
+            ),
+        }
+    } else {
+        tracing::info!("eBPF disabled (--no-ebpf or ebpf.enabled = false): Docker events only");
+    }
+
+    let result = wait_for_shutdown(&shutdown, &mut sources).await;
+    shutdown.cancel();
+    while sources.join_next().await.is_some() {}
+    spool.close();
+    let grace = tokio::spawn({
+        let abort = abort_sink.clone();
+        async move {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            abort.cancel();
+        }
+    });
+    let undelivered = sink_task.await.unwrap_or(0);
+    grace.abort();
+    if undelivered > 0 {
+        tracing::warn!(
+            frames = undelivered,
+            "shutting down with frames the output did not take within {}s: the Docker events \
+             among them are replayed from the saved cursor at the next start (if dockerd still \
+             holds them)",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    let _ = cursor_task.await;
+    let summary: Vec<String> = stats.snapshot().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    tracing::info!(stats = %summary.join(" "), "docker-listener stopped");
+    drop(lock);
+    result
+}
+
+/// Waits for SIGINT/SIGTERM, or for a source to stop on its own (only a fatal error does).
+async fn wait_for_shutdown(
+    shutdown: &CancellationToken,
+    sources: &mut JoinSet<Result<(), DaemonError>>,
+) -> Result<(), DaemonError> {
+    let mut term = tokio::signal::unix::signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    tokio::select! {
+        _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
+        _ = int.recv() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
+        _ = shutdown.cancelled() => Ok(()),
+        Some(res) = sources.join_next() => match res {
+            Ok(r) => r,
+            Err(e) => Err(DaemonError::Panic(e.to_string())),
+        },
+    }
+}
+
+/// Saves the delivered cursor whenever it moves (at most every CURSOR_SAVE_INTERVAL), and once
+/// more when the sink has finished.
+async fn persist_cursor(state: StateDir, mut rx: watch::Receiver<Cursor>) {
+    let mut failing = false;
+    loop {
+        let done = rx.changed().await.is_err();
+        let cursor = rx.borrow_and_update().clone();
+        match state.save_cursor(&cursor) {
+            Ok(()) => failing = false,
+            Err(e) if !failing => {
+                tracing::error!(error = %e, "cannot save the resume cursor; after a restart, events may be replayed or missed");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        if done {
+            return;
+        }
+        tokio::time::sleep(CURSOR_SAVE_INTERVAL).await;
+    }
+}
+
+/// One instance per queue socket, whatever its state directory: a lock under /run named after
+/// the queue path. Skipped (with a debug line) where /run is not writable.
+fn queue_lock(queue: &std::path::Path) -> Result<Option<InstanceLock>, StateError> {
+    let dir = PathBuf::from("/run/docker-listener");
+    let name = format!("queue-{:016x}.lock", event_hash(queue.as_os_str().as_encoded_bytes()));
+    match InstanceLock::acquire(&dir.join(name)) {
+        Ok(l) => Ok(Some(l)),
+        Err(StateError::Locked { pid, .. }) => Err(StateError::Locked { pid, path: queue.to_owned() }),
+        Err(e) => {
+            tracing::debug!(error = %e, "no per-queue instance lock");
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The Docker source: Docker's `/events` stream in, frames out to the spool, with reconnection,
+//! resume from the cursor and duplicate suppression at the resume boundary.
+mod client;
+mod event;
+mod source;
+pub mod split;
+
+pub use client::{DockerClient, DockerError, EventStream};
+pub use event::{DockerEvent, EventError};
+pub use source::{DockerSource, MAX_RAW_EVENT};

@@ -1,0 +1,262 @@
+//! The loop that keeps the Docker event stream open.
+//!
+//! - Never waits on the output: frames go into the spool, which drops oldest when full.
+//! - Reconnects with back-off (`wait_time`, doubling up to `max_wait_time`), logging each state
+//!   change once.
+//! - Resumes with `since` = the last event read (or, at start, the last event delivered before
+//!   the previous run stopped), and drops the replayed events already handled.
+//! - Skips malformed or oversized data from the API with a logged, counted error, and keeps the
+//!   stream.
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    DockerClient, DockerError, DockerEvent,
+    split::{LineSplitter, Piece},
+};
+use crate::{
+    encode::{Encoder, Frame, event_hash},
+    sink::Spool,
+    state::Cursor,
+    stats::Stats,
+};
+
+/// Hard limit on one raw Docker event line. Larger events than `max_event_size` are shrunk
+/// to fit (and marked); lines beyond this are not events Docker would send and are skipped.
+pub const MAX_RAW_EVENT: usize = 16 << 20;
+
+/// How many events dockerd keeps for `since` replays (moby daemon/events/events.go,
+/// `eventsLimit`).
+const DOCKER_EVENTS_LIMIT: usize = 256;
+
+pub struct DockerSource {
+    pub socket: PathBuf,
+    pub wait_time: Duration,
+    pub max_wait_time: Duration,
+    pub encoder: Encoder,
+    pub spool: Arc<Spool>,
+    pub stats: Arc<Stats>,
+    pub ignore_actions: Vec<String>,
+    /// The last event read. Starts at the persisted delivered cursor.
+    pub cursor: Cursor,
+    /// Every event read (before filtering) also goes here, for the container registry.
+    pub events_tx: Option<mpsc::UnboundedSender<DockerEvent>>,
+    /// Told the negotiated client after each (re)connection, for the registry.
+    pub client_tx: Option<tokio::sync::watch::Sender<Option<DockerClient>>>,
+}
+
+enum StreamEnd {
+    Shutdown,
+    Eof,
+}
+
+/// Tracks the replay Docker sends first after a `since` subscription, to detect that its
+/// 256-event buffer had already dropped events we never saw.
+struct Replay {
+    cursor_time: i64,
+    subscribed_at: i64,
+    count: usize,
+    first: Option<i64>,
+    /// Still dropping events the cursor covers.
+    at_boundary: bool,
+}
+
+impl DockerSource {
+    /// Runs until `shutdown`. Returns an error only for problems retrying cannot fix
+    /// (permission denied on the Docker socket).
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), DockerError> {
+        let mut attempt: u32 = 0;
+        let mut last_failure: Option<std::mem::Discriminant<DockerError>> = None;
+        loop {
+            match self.stream_once(&shutdown, &mut last_failure).await {
+                Ok(StreamEnd::Shutdown) => return Ok(()),
+                Ok(StreamEnd::Eof) => {
+                    tracing::warn!(
+                        "Docker closed the event stream (dockerd stopping or restarting?): \
+                         reconnecting; the events in between are replayed from the cursor"
+                    );
+                    attempt = 0;
+                    last_failure = None;
+                }
+                Err(e) if e.is_permission() => return Err(e),
+                Err(e) => {
+                    let delay = self.backoff(attempt);
+                    attempt = attempt.saturating_add(1);
+                    let kind = std::mem::discriminant(&e);
+                    if last_failure != Some(kind) {
+                        tracing::warn!(
+                            error = %e,
+                            retry_in_secs = delay.as_secs_f64(),
+                            "Docker is unreachable; retrying with back-off up to {}s (this is \
+                             logged again only when the situation changes)",
+                            self.max_wait_time.as_secs_f64()
+                        );
+                        last_failure = Some(kind);
+                    } else {
+                        tracing::debug!(error = %e, attempt, "Docker still unreachable");
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.min(16));
+        self.wait_time.saturating_mul(factor).min(self.max_wait_time)
+    }
+
+    async fn stream_once(
+        &mut self,
+        shutdown: &CancellationToken,
+        last_failure: &mut Option<std::mem::Discriminant<DockerError>>,
+    ) -> Result<StreamEnd, DockerError> {
+        let client = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
+            c = DockerClient::connect(&self.socket) => c?,
+        };
+        let since = self.cursor.is_set().then_some(self.cursor.time_nano);
+        let subscribed_at = now_ns();
+        let mut stream = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
+            s = client.events(since) => s?,
+        };
+        Stats::inc(&self.stats.docker_connects);
+        tracing::info!(
+            socket = %self.socket.display(),
+            docker_version = client.server_version(),
+            api_version = client.api_version(),
+            resume_from_time_nano = since,
+            reconnected = last_failure.is_some() || Stats::get(&self.stats.docker_connects) > 1,
+            "connected to Docker: streaming events"
+        );
+        *last_failure = None;
+        if let Some(tx) = &self.client_tx {
+            tx.send_replace(Some(client.clone()));
+        }
+        if !stream.content_type().starts_with("application/json") {
+            tracing::error!(
+                content_type = stream.content_type(),
+                "Docker's /events answer is not application/json: is --docker-host really a \
+                 Docker socket? Reading it anyway; lines that are not JSON events are skipped"
+            );
+        }
+        let mut replay = Replay {
+            cursor_time: self.cursor.time_nano,
+            subscribed_at,
+            count: 0,
+            first: None,
+            at_boundary: since.is_some(),
+        };
+        let mut splitter = LineSplitter::new(MAX_RAW_EVENT);
+        let mut frames: Vec<Frame> = Vec::new();
+        loop {
+            let chunk = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
+                c = stream.next_chunk() => c,
+            };
+            match chunk {
+                Some(Ok(bytes)) => {
+                    splitter.push(bytes, |piece| self.handle(piece, &mut replay, &mut frames));
+                    if !frames.is_empty() {
+                        self.spool.push_all(frames.drain(..));
+                    }
+                }
+                end => {
+                    if splitter.pending() > 0 {
+                        Stats::inc(&self.stats.docker_partial_at_eof);
+                        tracing::warn!(
+                            bytes = splitter.pending(),
+                            "the Docker stream ended in the middle of an event: discarded the \
+                             partial event; it is replayed in full after reconnecting"
+                        );
+                    }
+                    return match end {
+                        Some(Err(e)) => Err(DockerError::Http(e)),
+                        _ => Ok(StreamEnd::Eof),
+                    };
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, piece: Piece, replay: &mut Replay, frames: &mut Vec<Frame>) {
+        let raw = match piece {
+            Piece::Line(raw) => raw,
+            Piece::Oversized { len } => {
+                Stats::inc(&self.stats.docker_oversized_raw);
+                tracing::error!(
+                    len,
+                    limit = MAX_RAW_EVENT,
+                    "skipped a line from the Docker API longer than the limit on one event"
+                );
+                return;
+            }
+        };
+        let ev = match DockerEvent::parse(raw.clone()) {
+            Ok(ev) => ev,
+            Err(e) => {
+                Stats::inc(&self.stats.docker_malformed);
+                tracing::error!(
+                    error = %e,
+                    len = raw.len(),
+                    start = %String::from_utf8_lossy(&raw[..raw.len().min(120)]),
+                    "skipped malformed data from the Docker API (not one JSON event); the stream goes on"
+                );
+                return;
+            }
+        };
+        Stats::inc(&self.stats.docker_events_in);
+        let hash = event_hash(&ev.raw);
+        if replay.at_boundary {
+            self.check_replay(replay, ev.time_nano);
+            if self.cursor.covers(ev.time_nano, hash) {
+                Stats::inc(&self.stats.docker_events_duplicate);
+                return;
+            }
+            if ev.time_nano > self.cursor.time_nano {
+                replay.at_boundary = false;
+            }
+        }
+        self.cursor.advance(ev.time_nano, hash);
+        if let Some(tx) = &self.events_tx {
+            let _ = tx.send(ev.clone());
+        }
+        if self.ignore_actions.iter().any(|p| ev.action().starts_with(p.as_str())) {
+            Stats::inc(&self.stats.docker_events_filtered);
+            return;
+        }
+        frames.push(self.encoder.docker(&ev));
+    }
+
+    fn check_replay(&self, replay: &mut Replay, time_nano: i64) {
+        if time_nano > replay.subscribed_at {
+            return;
+        }
+        replay.count += 1;
+        let first = *replay.first.get_or_insert(time_nano);
+        if replay.count == DOCKER_EVENTS_LIMIT && first > replay.cursor_time {
+            Stats::inc(&self.stats.docker_upstream_gaps);
+            tracing::error!(
+                cursor_time_nano = replay.cursor_time,
+                oldest_replayed_time_nano = first,
+                "Docker's replay buffer (its last {DOCKER_EVENTS_LIMIT} events) no longer reaches \
+                 back to the last event we delivered: events between these times were lost \
+                 upstream, in dockerd, while docker-listener was disconnected or stopped"
+            );
+        }
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}

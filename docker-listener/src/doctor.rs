@@ -1,0 +1,210 @@
+//! `docker-listener doctor`: every check the daemon depends on, one line each, with the fix.
+use std::{
+    fmt,
+    os::unix::fs::{FileTypeExt, PermissionsExt},
+    path::Path,
+};
+
+use crate::{
+    config::{Config, Output},
+    docker::DockerClient,
+    ebpf::EbpfProbes,
+    state::{InstanceLock, StateDir, StateError},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// Works, with reduced function.
+    Warn,
+    /// The daemon cannot do its job.
+    Fail,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "OK  ",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:<16} {}", self.status, self.name, self.detail)
+    }
+}
+
+fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check {
+    Check { name, status, detail: detail.into() }
+}
+
+/// Runs every check.
+pub async fn run(cfg: &Config) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.push(privileges());
+    out.extend(docker(cfg).await);
+    out.push(queue(cfg));
+    out.push(state_dir(cfg));
+    if cfg.ebpf.enabled {
+        out.extend(ebpf());
+    } else {
+        out.push(check("ebpf", Status::Ok, "disabled (--no-ebpf / ebpf.enabled = false): Docker events only"));
+    }
+    out
+}
+
+fn privileges() -> Check {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        check("privileges", Status::Ok, "running as root")
+    } else {
+        check(
+            "privileges",
+            Status::Warn,
+            format!(
+                "running as uid {euid}: eBPF needs root (or CAP_BPF+CAP_PERFMON); the Docker socket \
+                 and the Wazuh queue need root or membership of their groups. Run with sudo"
+            ),
+        )
+    }
+}
+
+async fn docker(cfg: &Config) -> Vec<Check> {
+    let socket = match cfg.docker_socket() {
+        Ok(s) => s,
+        Err(e) => return vec![check("docker socket", Status::Fail, e.to_string())],
+    };
+    let mut out = Vec::new();
+    match std::fs::metadata(&socket) {
+        Ok(m) if m.file_type().is_socket() => out.push(check(
+            "docker socket",
+            Status::Ok,
+            format!("{} (mode {:o})", socket.display(), m.permissions().mode() & 0o7777),
+        )),
+        Ok(_) => {
+            out.push(check("docker socket", Status::Fail, format!("{} exists but is not a socket: fix --docker-host", socket.display())));
+            return out;
+        }
+        Err(_) => {
+            out.push(check(
+                "docker socket",
+                Status::Fail,
+                format!("{} does not exist: start dockerd (systemctl start docker) or set --docker-host", socket.display()),
+            ));
+            return out;
+        }
+    }
+    match DockerClient::connect(&socket).await {
+        Ok(c) => {
+            let ping = c.api().ping().await.map(|_| "OK".to_string()).unwrap_or_else(|e| e.to_string());
+            out.push(check(
+                "docker api",
+                Status::Ok,
+                format!("/_ping {ping}; Docker {} (API {} negotiated)", c.server_version(), c.api_version()),
+            ))
+        }
+        Err(e) => out.push(check("docker api", Status::Fail, e.to_string())),
+    }
+    out
+}
+
+fn queue(cfg: &Config) -> Check {
+    let output = cfg.output.clone().unwrap_or(Output::Queue);
+    if output != Output::Queue {
+        return check("wazuh queue", Status::Ok, format!("not used: output is {output}"));
+    }
+    let path = cfg.queue_path();
+    match std::fs::metadata(&path) {
+        Err(_) => {
+            return check(
+                "wazuh queue",
+                Status::Fail,
+                format!(
+                    "{} does not exist: install and start Wazuh (manager or agent), set --queue to \
+                     its queue socket, or try without Wazuh using --output stdout",
+                    path.display()
+                ),
+            );
+        }
+        Ok(m) if !m.file_type().is_socket() => {
+            return check("wazuh queue", Status::Fail, format!("{} is not a socket: fix --queue", path.display()));
+        }
+        Ok(_) => {}
+    }
+    let probe = std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(&path));
+    match probe {
+        Ok(()) => check("wazuh queue", Status::Ok, format!("{} is bound and accepts datagrams", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => check(
+            "wazuh queue",
+            Status::Fail,
+            format!("{}: nothing is bound to it (Wazuh stopped?): start Wazuh (systemctl start wazuh-manager / wazuh-agent)", path.display()),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => check(
+            "wazuh queue",
+            Status::Fail,
+            format!("{}: permission denied: run as root or in the wazuh group", path.display()),
+        ),
+        Err(e) => check("wazuh queue", Status::Fail, format!("{}: {e}", path.display())),
+    }
+}
+
+fn state_dir(cfg: &Config) -> Check {
+    let state = StateDir::new(&cfg.state_dir);
+    match InstanceLock::acquire(&state.lock_path()) {
+        Ok(_lock) => {
+            let cursor = match state.load_cursor() {
+                Ok(Some(c)) => format!("resume cursor at timeNano {}", c.time_nano),
+                Ok(None) => "no resume cursor yet (first start)".to_string(),
+                Err(e) => e.to_string(),
+            };
+            check("state dir", Status::Ok, format!("{} writable; {cursor}", cfg.state_dir.display()))
+        }
+        Err(StateError::Locked { pid, .. }) => check(
+            "state dir",
+            Status::Ok,
+            format!("{}: in use by a running docker-listener (pid {pid})", cfg.state_dir.display()),
+        ),
+        Err(e) => check("state dir", Status::Fail, e.to_string()),
+    }
+}
+
+fn ebpf() -> Vec<Check> {
+    let mut out = Vec::new();
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    out.push(check(
+        "kernel BTF",
+        if btf { Status::Ok } else { Status::Warn },
+        if btf {
+            "/sys/kernel/btf/vmlinux present".to_string()
+        } else {
+            "/sys/kernel/btf/vmlinux missing: a kernel built with CONFIG_DEBUG_INFO_BTF is recommended".to_string()
+        },
+    ));
+    let tracefs = ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    out.push(match tracefs {
+        Some(p) => check("tracefs", Status::Ok, format!("{p} mounted")),
+        None => check(
+            "tracefs",
+            Status::Warn,
+            "not mounted: run `mount -t tracefs tracefs /sys/kernel/tracing` (eBPF events need it)",
+        ),
+    });
+    out.push(match EbpfProbes::load() {
+        Ok(_) => check("ebpf programs", Status::Ok, "loaded and attached (then detached): process events available"),
+        Err(e) => check("ebpf programs", Status::Warn, format!("{e}; the daemon will run with Docker events only")),
+    });
+    out
+}

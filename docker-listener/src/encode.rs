@@ -1,0 +1,269 @@
+//! Turns events into Wazuh frames.
+//!
+//! In: a [`DockerEvent`] (raw bytes) or an already-serialised JSON object of ours. Out: a
+//! [`Frame`], the exact bytes of one datagram, as up to three [`Bytes`] pieces so that the
+//! common case — a Docker event that needs no change — reaches the socket without its bytes being
+//! copied or re-serialised: `[static prefix, Docker's bytes, static suffix]`.
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::{
+    docker::DockerEvent,
+    shrink::shrink_to_fit,
+    stats::Stats,
+    wazuh::{DOCKER_EVENT_PREFIX, DOCKER_EVENT_SUFFIX, FRAME_HEADER},
+};
+
+/// Closes a shrunk Docker event's frame: the event is followed by the truncation mark.
+const TRUNCATED_SUFFIX: &[u8] = b",\"truncated\":true}";
+
+/// Where a frame came from; the sink uses it to advance the resume cursor once delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A Docker event with its `timeNano` and the hash of its raw bytes.
+    Docker { time_nano: i64, hash: u64 },
+    /// Anything else: eBPF events, our own stats events.
+    Agent,
+}
+
+/// One datagram: the concatenation of `parts`.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub parts: [Bytes; 3],
+    pub origin: Origin,
+}
+
+impl Frame {
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frame as one contiguous buffer (copies; for tests and line-oriented outputs).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        for p in &self.parts {
+            v.extend_from_slice(p);
+        }
+        v
+    }
+
+    /// A frame for one of our own JSON objects (`body` starts with `{`): the header in front.
+    pub fn agent(body: Bytes) -> Frame {
+        Frame {
+            parts: [Bytes::from_static(FRAME_HEADER), body, Bytes::new()],
+            origin: Origin::Agent,
+        }
+    }
+}
+
+/// FNV-1a, 64 bit: a stable hash of an event's raw bytes for the duplicate check at a resume
+/// boundary (stable across runs and builds, unlike std's SipHash keys).
+pub fn event_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    max_event_size: usize,
+    legacy_fields: bool,
+    stats: Arc<Stats>,
+}
+
+impl Encoder {
+    pub fn new(max_event_size: usize, legacy_fields: bool, stats: Arc<Stats>) -> Encoder {
+        Encoder { max_event_size, legacy_fields, stats }
+    }
+
+    pub fn max_event_size(&self) -> usize {
+        self.max_event_size
+    }
+
+    /// `1:Wazuh-Docker:{"integration":"docker","docker":<event>}`, never longer than
+    /// `max_event_size`.
+    pub fn docker(&self, ev: &DockerEvent) -> Frame {
+        let origin = Origin::Docker { time_nano: ev.time_nano, hash: event_hash(&ev.raw) };
+        let body = match self.legacy_fields.then(|| ev.legacy_members()).flatten() {
+            Some(members) => with_leading_members(&ev.raw, &members),
+            None => ev.raw.clone(),
+        };
+        let fixed = DOCKER_EVENT_PREFIX.len() + DOCKER_EVENT_SUFFIX.len();
+        if fixed + body.len() <= self.max_event_size {
+            return Frame {
+                parts: [Bytes::from_static(DOCKER_EVENT_PREFIX), body, Bytes::from_static(DOCKER_EVENT_SUFFIX)],
+                origin,
+            };
+        }
+        let budget = self.max_event_size - DOCKER_EVENT_PREFIX.len() - TRUNCATED_SUFFIX.len();
+        let shrunk = match serde_json::from_slice(&body) {
+            Ok(value) => shrink_to_fit(value, budget),
+            Err(_) => b"{}".to_vec(),
+        };
+        self.count_truncated(ev.raw.len());
+        Frame {
+            parts: [Bytes::from_static(DOCKER_EVENT_PREFIX), Bytes::from(shrunk), Bytes::from_static(TRUNCATED_SUFFIX)],
+            origin,
+        }
+    }
+
+    /// A frame for one of our own events (`value` must serialise to an object). Shrunk and
+    /// marked `"truncated": true` at the top level when it does not fit.
+    pub fn agent(&self, value: serde_json::Value) -> Frame {
+        let mut buf = BytesMut::with_capacity(256);
+        // Serialising a Value into memory cannot fail.
+        let _ = serde_json::to_writer((&mut buf).writer(), &value);
+        if FRAME_HEADER.len() + buf.len() <= self.max_event_size {
+            return Frame::agent(buf.freeze());
+        }
+        let original = buf.len();
+        let mut value = value;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("truncated".into(), serde_json::Value::Bool(true));
+        }
+        let shrunk = shrink_to_fit(value, self.max_event_size - FRAME_HEADER.len());
+        self.count_truncated(original);
+        Frame::agent(Bytes::from(shrunk))
+    }
+
+    fn count_truncated(&self, original: usize) {
+        let n = self.stats.events_truncated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Warn on the first and then once per 1000, with the running count.
+        if n % 1000 == 0 {
+            tracing::warn!(
+                original_bytes = original,
+                max_event_size = self.max_event_size,
+                truncated_total = n + 1,
+                "an event was larger than max_event_size: sent shrunk and marked \"truncated\": true \
+                 (longest values cut). Raise max_event_size (up to 65535) if this is frequent."
+            );
+        }
+    }
+}
+
+/// `{` + members + `,` + the rest of the object (or `}` if it was empty).
+fn with_leading_members(raw: &[u8], members: &str) -> Bytes {
+    let open = raw.iter().position(|&b| b == b'{').unwrap_or(0);
+    let rest = &raw[open + 1..];
+    let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    let mut out = BytesMut::with_capacity(raw.len() + members.len() + 2);
+    out.put_u8(b'{');
+    out.put_slice(members.as_bytes());
+    if !empty {
+        out.put_u8(b',');
+    }
+    out.put_slice(if empty { b"}" } else { rest });
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn enc(max: usize, legacy: bool) -> Encoder {
+        Encoder::new(max, legacy, Arc::new(Stats::default()))
+    }
+
+    fn ev(raw: &str) -> DockerEvent {
+        DockerEvent::parse(Bytes::copy_from_slice(raw.as_bytes())).unwrap()
+    }
+
+    const START: &str = r#"{"status":"start","id":"c1","from":"img","Type":"container","Action":"start","Actor":{"ID":"c1","Attributes":{"image":"img","name":"web"}},"scope":"local","time":1,"timeNano":1000000001}"#;
+
+    #[test]
+    fn frame_is_wazuh_s_exact_framing_around_docker_s_bytes() {
+        let e = ev(START);
+        let f = enc(65535, false).docker(&e);
+        let bytes = f.to_vec();
+        let expected = format!("1:Wazuh-Docker:{{\"integration\":\"docker\",\"docker\":{START}}}");
+        assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+        // Zero copy: the middle part is Docker's buffer itself.
+        assert_eq!(f.parts[1].as_ptr(), e.raw.as_ptr());
+        assert_eq!(f.origin, Origin::Docker { time_nano: 1000000001, hash: event_hash(START.as_bytes()) });
+    }
+
+    #[test]
+    fn legacy_fields_are_added_only_when_missing() {
+        let with = enc(65535, true).docker(&ev(START));
+        assert_eq!(with.parts[1], Bytes::from_static(START.as_bytes()));
+        let api152 = r#"{"Type":"container","Action":"die","Actor":{"ID":"c1","Attributes":{"exitCode":"0","image":"img","name":"web"}},"scope":"local","time":1,"timeNano":2}"#;
+        let f = enc(65535, true).docker(&ev(api152));
+        let v: Value = serde_json::from_slice(&f.to_vec()["1:Wazuh-Docker:".len()..]).unwrap();
+        assert_eq!(v["docker"]["status"], "die");
+        assert_eq!(v["docker"]["id"], "c1");
+        assert_eq!(v["docker"]["from"], "img");
+        let keys: Vec<_> = v["docker"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["status", "id", "from", "Type", "Action", "Actor", "scope", "time", "timeNano"]);
+        let off = enc(65535, false).docker(&ev(api152));
+        assert_eq!(off.parts[1], Bytes::from_static(api152.as_bytes()));
+        let empty = enc(65535, true).docker(&ev(r#"{ }"#));
+        assert_eq!(empty.parts[1], Bytes::from_static(b"{ }"));
+        assert_eq!(&with_leading_members(b" { } ", "\"a\":1")[..], b"{\"a\":1}");
+    }
+
+    #[test]
+    fn oversized_events_are_shrunk_marked_and_counted() {
+        let raw = json!({"Type": "container", "Action": "create", "Actor": {"ID": "c1", "Attributes": {"label": "x".repeat(1 << 20)}}, "timeNano": 7}).to_string();
+        let e = enc(65535, false);
+        let f = e.docker(&ev(&raw));
+        let bytes = f.to_vec();
+        assert!(bytes.len() <= 65535, "{}", bytes.len());
+        let v: Value = serde_json::from_slice(&bytes[FRAME_HEADER.len()..]).unwrap();
+        assert_eq!(v["truncated"], true);
+        assert_eq!(v["integration"], "docker");
+        assert_eq!(v["docker"]["Action"], "create");
+        assert_eq!(Stats::get(&e.stats.events_truncated), 1);
+        assert_eq!(f.origin, Origin::Docker { time_nano: 7, hash: event_hash(raw.as_bytes()) });
+    }
+
+    #[test]
+    fn agent_frames_fit_too() {
+        let e = enc(2048, false);
+        let f = e.agent(json!({"integration": "docker", "process": {"args": ["a".repeat(5000)]}}));
+        let bytes = f.to_vec();
+        assert!(bytes.len() <= 2048);
+        assert!(bytes.starts_with(FRAME_HEADER));
+        let v: Value = serde_json::from_slice(&bytes[FRAME_HEADER.len()..]).unwrap();
+        assert_eq!(v["truncated"], true);
+    }
+
+    proptest! {
+        /// Any JSON object Docker could send becomes a valid frame no longer than the limit,
+        /// carrying the same event when it fits.
+        #[test]
+        fn any_event_round_trips_into_a_valid_bounded_frame(
+            attrs in prop::collection::btree_map("[a-zA-Z0-9._-]{1,30}", ".{0,3000}", 0..40),
+            action in ".{0,200}",
+            max in 1024usize..=65535,
+            legacy in any::<bool>(),
+        ) {
+            let event = json!({"Type": "container", "Action": action, "Actor": {"ID": "abc", "Attributes": attrs}, "scope": "local", "time": 1, "timeNano": 1000000001});
+            let raw = serde_json::to_string(&event).unwrap();
+            let f = enc(max, legacy).docker(&ev(&raw));
+            let bytes = f.to_vec();
+            prop_assert!(bytes.len() <= max);
+            prop_assert!(bytes.starts_with(FRAME_HEADER));
+            let v: Value = serde_json::from_slice(&bytes[FRAME_HEADER.len()..]).unwrap();
+            prop_assert_eq!(&v["integration"], "docker");
+            if v.get("truncated").is_none() {
+                let mut docker = v["docker"].clone();
+                if legacy {
+                    let o = docker.as_object_mut().unwrap();
+                    prop_assert_eq!(o.remove("status"), Some(Value::String(action.clone())));
+                    prop_assert_eq!(o.remove("id"), Some(Value::String("abc".into())));
+                }
+                prop_assert_eq!(docker, event);
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The `docker-listener` binary: parses the command line, maps every error to a message that
+//! names the cause and the fix, and to a documented exit code.
+use std::process::ExitCode;
+
+use clap::Parser;
+use docker_listener::{
+    cli::{Cli, Command, RunArgs},
+    config::{Config, Output},
+    daemon, doctor, logging,
+};
+
+/// Exit codes (README, "Exit codes").
+const EXIT_FATAL: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::CheckConfig(args)) => check_config(args),
+        Some(Command::Doctor(args)) => doctor(args),
+    }
+}
+
+fn load(args: &RunArgs) -> Result<Config, ExitCode> {
+    args.effective_config().map_err(|e| {
+        eprintln!("docker-listener: invalid configuration: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("docker-listener")
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("docker-listener: cannot start the async runtime: {e}");
+            ExitCode::from(EXIT_FATAL)
+        })
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let cfg = match load(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    logging::init(cfg.log_format, args.verbose.max(u8::from(cfg.debug)));
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(daemon::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn check_config(args: RunArgs) -> ExitCode {
+    let mut cfg = match load(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // Print what the daemon will really use, defaults resolved.
+    cfg.queue = Some(cfg.queue_path());
+    cfg.output = Some(cfg.output.clone().unwrap_or(Output::Queue));
+    match cfg.docker_socket() {
+        Ok(p) => cfg.docker_host = Some(format!("unix://{}", p.display())),
+        Err(e) => {
+            eprintln!("docker-listener: invalid configuration: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
+    let wrapped = serde_json::json!({ "docker-listener": cfg });
+    match serde_json::to_string_pretty(&wrapped) {
+        Ok(text) => {
+            println!("{text}");
+            eprintln!("configuration OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("docker-listener: cannot print the configuration: {e}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+fn doctor(args: RunArgs) -> ExitCode {
+    let cfg = match load(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    logging::init(cfg.log_format, args.verbose);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let checks = rt.block_on(doctor::run(&cfg));
+    for c in &checks {
+        println!("{c}");
+    }
+    let failed = checks.iter().filter(|c| c.status == doctor::Status::Fail).count();
+    if failed > 0 {
+        println!("{failed} essential check(s) failed: see the fixes above");
+        ExitCode::from(EXIT_FATAL)
+    } else {
+        println!("all essential checks passed");
+        ExitCode::SUCCESS
+    }
+}

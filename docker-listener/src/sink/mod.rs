@@ -1,0 +1,137 @@
+//! The sink: takes frames from the [`Spool`] in order and writes them to the [`Output`].
+//!
+//! In: frames from every source, via the spool. Out: datagrams on the Wazuh queue (or lines),
+//! and the delivered-events cursor (a `watch` channel the state writer persists).
+//!
+//! When the output is unavailable the frame goes back to the front of the spool and the sink
+//! retries with a short back-off; state changes (down, back up) are logged once each. After a
+//! period in which frames were dropped, the first successful delivery is followed by a loss
+//! event that says how many.
+pub mod output;
+pub mod spool;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use self::{
+    output::{Output, OutputError, Unavailable},
+    spool::Spool,
+};
+use crate::{
+    encode::{Encoder, Frame, Origin},
+    state::Cursor,
+    stats::Stats,
+};
+
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+pub struct Sink {
+    pub spool: Arc<Spool>,
+    pub output: Output,
+    pub encoder: Encoder,
+    pub delivered: watch::Sender<Cursor>,
+    pub stats: Arc<Stats>,
+}
+
+impl Sink {
+    /// Runs until the spool is closed and empty, or until `abort` fires (shutdown grace period
+    /// over); returns the number of frames left undelivered.
+    pub async fn run(mut self, abort: CancellationToken) -> usize {
+        let mut down: Option<(Instant, Unavailable)> = None;
+        let mut retry = RETRY_MIN;
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = abort.cancelled() => break,
+                f = self.spool.pop() => match f { Some(f) => f, None => break },
+            };
+            let result = tokio::select! {
+                biased;
+                _ = abort.cancelled() => { self.spool.unpop(frame); break }
+                r = self.output.send(&frame) => r,
+            };
+            match result {
+                Ok(()) => {
+                    Stats::inc(&self.stats.frames_out);
+                    Stats::add(&self.stats.bytes_out, frame.len() as u64);
+                    if let Origin::Docker { time_nano, hash } = frame.origin {
+                        self.delivered.send_if_modified(|c| {
+                            let before = (c.time_nano, c.delivered_at_time.len());
+                            c.advance(time_nano, hash);
+                            before != (c.time_nano, c.delivered_at_time.len())
+                        });
+                    }
+                    if let Some((since, _)) = down.take() {
+                        let (frames, bytes) = self.spool.len();
+                        tracing::info!(
+                            output = %self.output.describe(),
+                            down_for_secs = since.elapsed().as_secs_f64(),
+                            buffered_frames = frames,
+                            buffered_bytes = bytes,
+                            "delivering again"
+                        );
+                        retry = RETRY_MIN;
+                    }
+                    self.report_drops();
+                    if self.spool.is_empty()
+                        && let Err(e) = self.output.flush().await
+                    {
+                        tracing::warn!(error = %e, "flush failed");
+                    }
+                }
+                Err(OutputError::Rejected { len, source }) => {
+                    Stats::inc(&self.stats.send_errors);
+                    tracing::error!(len, error = %source, "the output rejected a frame: dropped");
+                }
+                Err(e @ OutputError::Unavailable { kind, .. }) => {
+                    Stats::inc(&self.stats.send_errors);
+                    if down.map(|(_, k)| k) != Some(kind) {
+                        tracing::warn!(error = %e, buffer_limit_bytes = self.spool.capacity(), "output unavailable");
+                        down = Some((down.map_or_else(Instant::now, |(t, _)| t), kind));
+                    }
+                    self.spool.unpop(frame);
+                    tokio::select! {
+                        _ = abort.cancelled() => break,
+                        _ = tokio::time::sleep(retry) => {}
+                    }
+                    retry = (retry * 2).min(RETRY_MAX);
+                }
+            }
+        }
+        let _ = self.output.flush().await;
+        self.spool.len().0
+    }
+
+    /// After drops, queue a loss event at the front so it goes out next.
+    fn report_drops(&mut self) {
+        let n = self.spool.take_unreported_drops();
+        if n == 0 {
+            return;
+        }
+        let total = Stats::get(&self.stats.dropped_buffer_full);
+        tracing::warn!(
+            dropped = n,
+            dropped_total = total,
+            buffer_limit_bytes = self.spool.capacity(),
+            "the output buffer overflowed while the output was unavailable: the oldest events were \
+             dropped. Raise buffer_bytes to ride out longer Wazuh outages"
+        );
+        self.spool.unpop(loss_frame(&self.encoder, "output_buffer_full", n, total));
+    }
+}
+
+/// Our own loss report, in the Wazuh frame, under its own top-level key (never `docker`).
+pub fn loss_frame(encoder: &Encoder, reason: &str, events: u64, total: u64) -> Frame {
+    encoder.agent(json!({
+        "integration": "docker",
+        "event": {"kind": "metric", "module": "docker-listener", "action": "events-lost"},
+        "docker_listener": {"loss": {"reason": reason, "events": events, "events_total": total}},
+    }))
+}

@@ -1,0 +1,197 @@
+//! The outputs frames are written to: the Wazuh queue socket, or lines on stdout / in a file.
+use std::{
+    io::{self, IoSlice},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncWrite, AsyncWriteExt, BufWriter},
+    net::UnixDatagram,
+};
+
+use crate::{config, encode::Frame};
+
+/// Why the output cannot take frames right now. All of these are retried; the frames wait in
+/// the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The socket file does not exist (ENOENT): Wazuh is not installed or not started.
+    Missing,
+    /// Nobody is bound to it (ECONNREFUSED): Wazuh is stopped or restarting.
+    NotBound,
+    /// Permission denied (EACCES): we may not write to it.
+    Permission,
+    /// Any other I/O error.
+    Other,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{}: {source}", describe(*.kind, path))]
+    Unavailable { kind: Unavailable, path: PathBuf, source: io::Error },
+    /// The output refused this frame for good (EMSGSIZE...): it is dropped and counted.
+    #[error("the output rejected a {len}-byte frame: {source}")]
+    Rejected { len: usize, source: io::Error },
+}
+
+fn describe(kind: Unavailable, path: &Path) -> String {
+    let p = path.display();
+    match kind {
+        Unavailable::Missing => format!(
+            "the Wazuh queue socket {p} does not exist: is Wazuh (manager or agent) installed and \
+             running? Events are buffered until it appears (--queue sets another path; --output \
+             stdout shows events without Wazuh)"
+        ),
+        Unavailable::NotBound => format!(
+            "nothing is listening on the Wazuh queue socket {p} (connection refused): Wazuh is \
+             stopped or restarting. Events are buffered until it is back"
+        ),
+        Unavailable::Permission => format!(
+            "permission denied on the Wazuh queue socket {p}: run docker-listener as root or in \
+             the wazuh group. Events are buffered meanwhile"
+        ),
+        Unavailable::Other => format!("cannot write to {p}"),
+    }
+}
+
+/// Where frames go.
+pub enum Output {
+    Queue(QueueSocket),
+    Lines(LineWriter),
+}
+
+impl Output {
+    pub async fn open(cfg: &config::Output, queue: &Path) -> io::Result<Output> {
+        Ok(match cfg {
+            config::Output::Queue => Output::Queue(QueueSocket::new(queue)),
+            config::Output::Stdout => Output::Lines(LineWriter::new(Box::new(tokio::io::stdout()), "stdout".into())),
+            config::Output::File(path) => {
+                let f = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
+                Output::Lines(LineWriter::new(Box::new(f), path.clone()))
+            }
+        })
+    }
+
+    /// Writes one frame. Waits while the output is merely busy (a full queue); returns an
+    /// error when it is unavailable or refuses the frame.
+    pub async fn send(&mut self, frame: &Frame) -> Result<(), OutputError> {
+        match self {
+            Output::Queue(q) => q.send(frame).await,
+            Output::Lines(l) => l.send(frame).await,
+        }
+    }
+
+    /// Pushes out anything buffered (line outputs); called when the spool is empty.
+    pub async fn flush(&mut self) -> Result<(), OutputError> {
+        match self {
+            Output::Queue(_) => Ok(()),
+            Output::Lines(l) => l.flush().await,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Output::Queue(q) => format!("Wazuh queue socket {}", q.path.display()),
+            Output::Lines(l) => format!("lines on {}", l.name.display()),
+        }
+    }
+}
+
+/// The Wazuh queue: an AF_UNIX SOCK_DGRAM socket connected to `path`, one datagram per frame,
+/// sent with one `sendmsg` whose iovec points at the frame's pieces (no concatenation copy).
+pub struct QueueSocket {
+    path: PathBuf,
+    sock: Option<UnixDatagram>,
+}
+
+impl QueueSocket {
+    pub fn new(path: &Path) -> QueueSocket {
+        QueueSocket { path: path.to_owned(), sock: None }
+    }
+
+    fn unavailable(&self, source: io::Error) -> OutputError {
+        let kind = match source.kind() {
+            io::ErrorKind::NotFound => Unavailable::Missing,
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotConnected | io::ErrorKind::BrokenPipe => {
+                Unavailable::NotBound
+            }
+            io::ErrorKind::PermissionDenied => Unavailable::Permission,
+            _ => Unavailable::Other,
+        };
+        OutputError::Unavailable { kind, path: self.path.clone(), source }
+    }
+
+    fn connect(&mut self) -> Result<&UnixDatagram, OutputError> {
+        if self.sock.is_none() {
+            let sock = UnixDatagram::unbound().map_err(|e| self.unavailable(e))?;
+            sock.connect(&self.path).map_err(|e| self.unavailable(e))?;
+            self.sock = Some(sock);
+        }
+        // Just set above when it was None.
+        self.sock.as_ref().ok_or_else(|| self.unavailable(io::Error::other("socket vanished")))
+    }
+
+    pub async fn send(&mut self, frame: &Frame) -> Result<(), OutputError> {
+        let iov = [IoSlice::new(&frame.parts[0]), IoSlice::new(&frame.parts[1]), IoSlice::new(&frame.parts[2])];
+        let mut nobufs_retries = 0;
+        loop {
+            let sock = self.connect()?;
+            let res = sock.try_io(tokio::io::Interest::WRITABLE, || {
+                socket2::SockRef::from(sock).send_vectored(&iov)
+            });
+            match res {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The reader's queue is full (net.unix.max_dgram_qlen): wait until it drains.
+                    if let Err(e) = sock.writable().await {
+                        self.sock = None;
+                        return Err(self.unavailable(e));
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && nobufs_retries < 100 => {
+                    nobufs_retries += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    return Err(OutputError::Rejected { len: frame.len(), source: e });
+                }
+                Err(e) => {
+                    // The peer went away (Wazuh restarted: its socket is a new one) or another
+                    // error: reconnect on the next attempt.
+                    self.sock = None;
+                    return Err(self.unavailable(e));
+                }
+            }
+        }
+    }
+}
+
+/// One frame per line, for `--output stdout` and `--output file:PATH`.
+pub struct LineWriter {
+    w: BufWriter<Box<dyn AsyncWrite + Unpin + Send>>,
+    name: PathBuf,
+}
+
+impl LineWriter {
+    pub fn new(w: Box<dyn AsyncWrite + Unpin + Send>, name: PathBuf) -> LineWriter {
+        LineWriter { w: BufWriter::with_capacity(64 << 10, w), name }
+    }
+
+    fn error(&self, source: io::Error) -> OutputError {
+        OutputError::Unavailable { kind: Unavailable::Other, path: self.name.clone(), source }
+    }
+
+    pub async fn send(&mut self, frame: &Frame) -> Result<(), OutputError> {
+        for p in &frame.parts {
+            if let Err(e) = self.w.write_all(p).await {
+                return Err(self.error(e));
+            }
+        }
+        self.w.write_all(b"\n").await.map_err(|e| self.error(e))
+    }
+
+    pub async fn flush(&mut self) -> Result<(), OutputError> {
+        self.w.flush().await.map_err(|e| self.error(e))
+    }
+}

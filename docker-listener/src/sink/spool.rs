@@ -1,0 +1,180 @@
+//! The bounded buffer between the sources and the output.
+//!
+//! Sources push and never wait: Docker gives each subscriber 100 ms to take an event before it
+//! silently skips it, and the kernel ring buffer fills if it is not drained. So the buffer is
+//! bounded by bytes, and when it is full the *oldest* frames are dropped and counted (the newest
+//! events are usually the ones an analyst needs). The sink pops from the front and, when the
+//! output cannot take a frame right now, puts it back at the front.
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use tokio::sync::Notify;
+
+use crate::{encode::Frame, stats::Stats};
+
+#[derive(Debug)]
+pub struct Spool {
+    inner: Mutex<Inner>,
+    notify: Notify,
+    capacity: usize,
+    stats: Arc<Stats>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    frames: VecDeque<Frame>,
+    bytes: usize,
+    /// Frames dropped since the last report, and the total.
+    dropped_unreported: u64,
+    closed: bool,
+}
+
+impl Spool {
+    pub fn new(capacity: usize, stats: Arc<Stats>) -> Spool {
+        Spool { inner: Mutex::new(Inner::default()), notify: Notify::new(), capacity, stats }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock leaves consistent data (every update is a
+        // single push/pop plus counters), so keep going rather than poisoning the pipeline.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends frames; drops the oldest while over capacity. Never waits.
+    pub fn push_all(&self, frames: impl IntoIterator<Item = Frame>) {
+        let mut inner = self.lock();
+        for f in frames {
+            inner.bytes += f.len();
+            inner.frames.push_back(f);
+        }
+        self.evict(inner);
+        self.notify.notify_one();
+    }
+
+    pub fn push(&self, frame: Frame) {
+        self.push_all(std::iter::once(frame));
+    }
+
+    /// Puts a frame the output could not take back at the front.
+    pub fn unpop(&self, frame: Frame) {
+        let mut inner = self.lock();
+        inner.bytes += frame.len();
+        inner.frames.push_front(frame);
+        // Over capacity: the frame just put back is the oldest, so it goes first.
+        self.evict(inner);
+    }
+
+    /// Drops the oldest frames while over capacity, counts them, releases the lock.
+    fn evict(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
+        let mut dropped = 0u64;
+        while inner.bytes > self.capacity {
+            let Some(old) = inner.frames.pop_front() else { break };
+            inner.bytes -= old.len();
+            dropped += 1;
+        }
+        inner.dropped_unreported += dropped;
+        drop(inner);
+        if dropped > 0 {
+            Stats::add(&self.stats.dropped_buffer_full, dropped);
+        }
+    }
+
+    pub fn try_pop(&self) -> Option<Frame> {
+        let mut inner = self.lock();
+        let f = inner.frames.pop_front()?;
+        inner.bytes -= f.len();
+        Some(f)
+    }
+
+    /// Waits for a frame; `None` once the spool is closed and empty.
+    pub async fn pop(&self) -> Option<Frame> {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut inner = self.lock();
+                if let Some(f) = inner.frames.pop_front() {
+                    inner.bytes -= f.len();
+                    return Some(f);
+                }
+                if inner.closed {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// No more frames will be pushed; `pop` returns `None` once the spool is empty.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+
+    /// Takes the count of drops not yet reported in a stats event.
+    pub fn take_unreported_drops(&self) -> u64 {
+        std::mem::take(&mut self.lock().dropped_unreported)
+    }
+
+    pub fn len(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.frames.len(), inner.bytes)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().frames.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(n: usize, tag: u8) -> Frame {
+        Frame::agent(Bytes::from(vec![tag; n]))
+    }
+
+    #[test]
+    fn drops_oldest_when_full_and_counts() {
+        let stats = Arc::new(Stats::default());
+        let hdr = crate::wazuh::FRAME_HEADER.len();
+        let s = Spool::new(3 * (hdr + 10), stats.clone());
+        for tag in 0..5 {
+            s.push(frame(10, tag));
+        }
+        assert_eq!(Stats::get(&stats.dropped_buffer_full), 2);
+        assert_eq!(s.take_unreported_drops(), 2);
+        assert_eq!(s.take_unreported_drops(), 0);
+        let tags: Vec<u8> = std::iter::from_fn(|| s.try_pop()).map(|f| f.parts[1][0]).collect();
+        assert_eq!(tags, vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn unpop_keeps_order() {
+        let s = Spool::new(1 << 20, Arc::new(Stats::default()));
+        s.push(frame(1, 1));
+        s.push(frame(1, 2));
+        let f = s.try_pop().unwrap();
+        s.unpop(f);
+        let tags: Vec<u8> = std::iter::from_fn(|| s.try_pop()).map(|f| f.parts[1][0]).collect();
+        assert_eq!(tags, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn pop_waits_and_ends_when_closed() {
+        let s = Arc::new(Spool::new(1 << 20, Arc::new(Stats::default())));
+        let s2 = s.clone();
+        let t = tokio::spawn(async move { (s2.pop().await.is_some(), s2.pop().await.is_none()) });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        s.push(frame(1, 1));
+        s.close();
+        assert_eq!(t.await.unwrap(), (true, true));
+    }
+}

@@ -1,0 +1,233 @@
+//! The state directory: the instance lock and the resume cursor.
+//!
+//! The cursor is the `timeNano` of the last Docker event delivered to the output, plus the
+//! hashes of the events delivered with exactly that `timeNano` (Docker's `since` is inclusive, so
+//! those come back on resume and are dropped as duplicates). It is written atomically
+//! (temporary file + rename), so a crash leaves either the old or the new cursor, never a torn one.
+use std::{
+    fs::{self, File, OpenOptions, TryLockError},
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "another docker-listener (pid {pid}) is already running with {path}: only one instance may \
+         use a state directory / queue. Stop it first, or give this one its own --state-dir and queue"
+    )]
+    Locked { pid: String, path: PathBuf },
+    #[error(
+        "permission denied on {path}: docker-listener keeps its lock and resume cursor there. Run it \
+         as root, or choose a writable --state-dir"
+    )]
+    PermissionDenied { path: PathBuf },
+    #[error("cannot use {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+impl StateError {
+    fn io(path: &Path, source: io::Error) -> StateError {
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            StateError::PermissionDenied { path: path.to_owned() }
+        } else {
+            StateError::Io { path: path.to_owned(), source }
+        }
+    }
+}
+
+/// An exclusive lock on a file, held for the life of the value; the file holds the holder's pid.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl InstanceLock {
+    /// Takes the lock or says who holds it.
+    pub fn acquire(path: &Path) -> Result<InstanceLock, StateError> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| StateError::io(dir, e))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| StateError::io(path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let pid = fs::read_to_string(path).unwrap_or_default().trim().to_owned();
+                return Err(StateError::Locked {
+                    pid: if pid.is_empty() { "unknown".into() } else { pid },
+                    path: path.to_owned(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(StateError::io(path, e)),
+        }
+        file.set_len(0).map_err(|e| StateError::io(path, e))?;
+        writeln!(file, "{}", std::process::id()).map_err(|e| StateError::io(path, e))?;
+        Ok(InstanceLock { _file: file, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Where the last delivered Docker event was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// `timeNano` of the last delivered event.
+    pub time_nano: i64,
+    /// Hashes (FNV-1a of the raw bytes) of the delivered events with that `timeNano`.
+    pub delivered_at_time: Vec<u64>,
+}
+
+impl Cursor {
+    /// Records that an event was delivered (or, for the reader, enqueued).
+    pub fn advance(&mut self, time_nano: i64, hash: u64) {
+        if time_nano == 0 {
+            return; // an event without a time cannot move the cursor
+        }
+        if time_nano > self.time_nano {
+            self.time_nano = time_nano;
+            self.delivered_at_time.clear();
+            self.delivered_at_time.push(hash);
+        } else if time_nano == self.time_nano && !self.delivered_at_time.contains(&hash) {
+            self.delivered_at_time.push(hash);
+        }
+    }
+
+    /// Whether an event replayed by `since` was already delivered.
+    pub fn covers(&self, time_nano: i64, hash: u64) -> bool {
+        time_nano != 0
+            && (time_nano < self.time_nano
+                || (time_nano == self.time_nano && self.delivered_at_time.contains(&hash)))
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.time_nano != 0
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CursorFile {
+    version: u32,
+    #[serde(flatten)]
+    cursor: Cursor,
+}
+
+/// The state directory's files.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(dir: &Path) -> StateDir {
+        StateDir { dir: dir.to_owned() }
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("docker-listener.lock")
+    }
+
+    pub fn cursor_path(&self) -> PathBuf {
+        self.dir.join("cursor.json")
+    }
+
+    /// Reads the cursor. A missing file is `Ok(None)` (first start); an unreadable one is moved
+    /// aside as `cursor.json.corrupt` and reported, and the agent starts from "now".
+    pub fn load_cursor(&self) -> Result<Option<Cursor>, StateError> {
+        let path = self.cursor_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StateError::io(&path, e)),
+        };
+        match serde_json::from_str::<CursorFile>(&text) {
+            Ok(f) if f.version == 1 => Ok(Some(f.cursor)),
+            other => {
+                let why = match other {
+                    Ok(f) => format!("unknown version {}", f.version),
+                    Err(e) => e.to_string(),
+                };
+                let aside = path.with_extension("json.corrupt");
+                let _ = fs::rename(&path, &aside);
+                tracing::error!(
+                    path = %path.display(), moved_to = %aside.display(), error = %why,
+                    "the resume cursor is unreadable: starting from now. Docker events emitted \
+                     while docker-listener was stopped are not replayed this time"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Writes the cursor atomically.
+    pub fn save_cursor(&self, cursor: &Cursor) -> Result<(), StateError> {
+        let path = self.cursor_path();
+        let tmp = self.dir.join(".cursor.json.tmp");
+        let text = serde_json::to_vec(&CursorFile { version: 1, cursor: cursor.clone() })
+            .map_err(|e| StateError::io(&tmp, io::Error::other(e)))?;
+        fs::write(&tmp, text).map_err(|e| StateError::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| StateError::io(&path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("dl-state-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn cursor_round_trips_and_survives_corruption() {
+        let dir = tempdir();
+        let s = StateDir::new(&dir);
+        assert_eq!(s.load_cursor().unwrap(), None);
+        let mut c = Cursor::default();
+        c.advance(5, 1);
+        c.advance(5, 2);
+        c.advance(5, 2);
+        s.save_cursor(&c).unwrap();
+        assert_eq!(s.load_cursor().unwrap(), Some(Cursor { time_nano: 5, delivered_at_time: vec![1, 2] }));
+        fs::write(s.cursor_path(), "{not json").unwrap();
+        assert_eq!(s.load_cursor().unwrap(), None);
+        assert!(dir.join("cursor.json.corrupt").exists());
+    }
+
+    #[test]
+    fn cursor_covers_the_boundary_only() {
+        let mut c = Cursor::default();
+        c.advance(10, 7);
+        assert!(c.covers(10, 7));
+        assert!(!c.covers(10, 8));
+        assert!(c.covers(9, 1));
+        assert!(!c.covers(11, 7));
+        assert!(!c.covers(0, 7));
+        c.advance(11, 8);
+        assert_eq!(c.delivered_at_time, vec![8]);
+        c.advance(0, 9);
+        assert_eq!(c.time_nano, 11);
+    }
+
+    #[test]
+    fn second_lock_names_the_holder() {
+        let dir = tempdir();
+        let path = dir.join("lock");
+        let _held = InstanceLock::acquire(&path).unwrap();
+        let e = InstanceLock::acquire(&path).unwrap_err().to_string();
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+    }
+}

@@ -1,0 +1,67 @@
+//! Counters shared by every stage. Each is a relaxed atomic: cheap on the hot path, read by the
+//! periodic report, the shutdown summary and (later) the metrics endpoint.
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// Process-wide counters. Names are stable: they appear in logs and stats events.
+        #[derive(Default, Debug)]
+        pub struct Stats {
+            $( $(#[$doc])* pub $name: AtomicU64, )*
+        }
+
+        impl Stats {
+            /// `(name, value)` for every counter, in declaration order.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$( (stringify!($name), self.$name.load(Ordering::Relaxed)), )*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Docker events read from the /events stream (valid JSON objects).
+    docker_events_in,
+    /// Docker events skipped because their action matched `ignore_actions`.
+    docker_events_filtered,
+    /// Replayed events dropped at a resume boundary because they had already been delivered.
+    docker_events_duplicate,
+    /// Lines from Docker that were not a JSON object (or not UTF-8): skipped, logged.
+    docker_malformed,
+    /// Lines longer than the hard limit on a raw Docker event: skipped, logged.
+    docker_oversized_raw,
+    /// A stream that ended in the middle of an event (the partial event is replayed by `since`).
+    docker_partial_at_eof,
+    /// Times Docker's 256-event replay buffer had already overflowed when we resumed.
+    docker_upstream_gaps,
+    /// Successful (re)connections to the /events stream.
+    docker_connects,
+    /// Events shrunk to fit `max_event_size` and marked `"truncated": true`.
+    events_truncated,
+    /// Datagrams/lines written to the output.
+    frames_out,
+    /// Bytes written to the output.
+    bytes_out,
+    /// Frames dropped because the output buffer (`buffer_bytes`) was full: oldest first.
+    dropped_buffer_full,
+    /// Send attempts that failed with a transient error (queue missing, not bound, full).
+    send_errors,
+    /// eBPF records read from the ring buffer.
+    ebpf_records,
+    /// eBPF records lost in the kernel (ring buffer full etc.), from the per-CPU counters.
+    ebpf_lost,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
