@@ -1,15 +1,21 @@
-//! Builds the eBPF object (`docker-listener-ebpf`, target bpfel-unknown-none) and leaves it in
-//! OUT_DIR, where `src/ebpf` embeds it. A plain `cargo build` therefore always carries an object
-//! that matches the sources.
+//! Builds the eBPF object (`docker-listener-ebpf`, target bpfel-unknown-none) into OUT_DIR, where
+//! `src/ebpf` embeds it, so a plain `cargo build` always carries an object matching the sources.
 //!
-//! It needs `bpf-linker` and the `rust-src` component, both installed by `cargo xtask setup`.
-//! The eBPF crate is built on the stable toolchain with RUSTC_BOOTSTRAP=1 and `-Z build-std=core`
-//! (see ../shared/TOOLCHAIN.md); nothing here needs a nightly toolchain.
-use std::{env, path::PathBuf};
+//! Needs `bpf-linker` and the `rust-src` component, both installed by `cargo xtask setup`. The
+//! eBPF crate is built on the stable toolchain with RUSTC_BOOTSTRAP=1 and `-Z build-std=core`
+//! (../shared/TOOLCHAIN.md); no nightly toolchain is involved.
+//!
+//! This does what `aya_build::build_ebpf` does, minus one thing: aya-build forwards every line
+//! of the nested cargo's progress as a `cargo:warning`, which cargo then replays on every build
+//! of the workspace. Here the nested output is shown only when the eBPF build fails.
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
-use anyhow::{Context as _, bail};
+const EBPF_CRATE: &str = "docker-listener-ebpf";
 
-/// Where `cargo xtask setup` installs bpf-linker (`<cache>/bpf-linker/bin`).
 fn bpf_linker_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(dir) = env::var_os("DOCKER_LISTENER_CACHE") {
@@ -21,50 +27,85 @@ fn bpf_linker_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-fn main() -> anyhow::Result<()> {
+fn fail(msg: &str) -> ! {
+    for line in msg.lines() {
+        println!("cargo::error={line}");
+    }
+    std::process::exit(1);
+}
+
+fn main() {
     println!("cargo:rerun-if-env-changed=DOCKER_LISTENER_CACHE");
     println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
-    let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_else(|| fail("OUT_DIR not set")));
+    let object = out_dir.join(EBPF_CRATE);
 
     if env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) {
-        // For `cargo check`/`clippy` without the BPF toolchain: embed an empty object, which the
-        // daemon recognises and reports ("built without its eBPF object") before falling back to
-        // Docker events only.
-        std::fs::write(out_dir.join("docker-listener-ebpf"), [])?;
-        return Ok(());
+        // For `cargo check`/`clippy` without the BPF toolchain: an empty object, which the daemon
+        // recognises and reports ("built without its eBPF object") before falling back to Docker
+        // events only.
+        if let Err(e) = std::fs::write(&object, []) {
+            fail(&format!("cannot write {}: {e}", object.display()));
+        }
+        return;
     }
 
-    // Put the cached bpf-linker first on PATH for the nested cargo that links the eBPF object.
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let ebpf_dir = manifest.join("..").join(EBPF_CRATE);
+    let common_dir = manifest.join("../docker-listener-common");
+    for dir in [&ebpf_dir, &common_dir] {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
+
     let mut path: Vec<PathBuf> = bpf_linker_dirs().into_iter().filter(|d| d.is_dir()).collect();
     path.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
     if !path.iter().any(|d| d.join("bpf-linker").is_file()) {
-        bail!(
+        fail(
             "bpf-linker was not found (looked in $DOCKER_LISTENER_CACHE/bpf-linker/bin, \
-             ~/.cache/docker-listener/bpf-linker/bin and PATH). Run `cargo xtask setup` once, \
-             or build with AYA_BUILD_SKIP=1 to get a Docker-events-only binary."
+             ~/.cache/docker-listener/bpf-linker/bin and PATH).\n\
+             Run `cargo xtask setup` once (it builds bpf-linker against rustc's own LLVM), or set \
+             AYA_BUILD_SKIP=1 to build a Docker-events-only binary.",
         );
     }
-    let joined = env::join_paths(path).context("PATH contains an invalid entry")?;
-    // SAFETY: build scripts are single-threaded; these variables are read by the nested cargo
-    // that aya-build spawns.
-    unsafe {
-        env::set_var("PATH", joined);
-        // Lets the stable toolchain build `core` for the BPF target (-Z build-std=core).
-        env::set_var("RUSTC_BOOTSTRAP", "1");
+    let path = env::join_paths(path).unwrap_or_else(|e| fail(&format!("bad PATH entry: {e}")));
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into());
+    let target = match env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() {
+        Ok("big") => "bpfeb-unknown-none",
+        _ => "bpfel-unknown-none",
+    };
+    // Keep the nested build's target dir apart from the workspace's (cargo would deadlock on
+    // its own lock) and from OUT_DIR's copy of the object.
+    let target_dir = out_dir.join("ebpf-target");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let rustflags = [format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2".into(), "-Clink-arg=--btf".into()]
+        .join("\x1f");
+    let result = Command::new(cargo)
+        .current_dir(&ebpf_dir)
+        .args(["build", "--package", EBPF_CRATE, "--bin", EBPF_CRATE, "--release"])
+        .args(["--target", target, "-Z", "build-std=core"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("PATH", path)
+        // Lets the stable toolchain build `core` for the BPF target.
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTFLAGS")
+        .output();
+    let output = match result {
+        Ok(o) => o,
+        Err(e) => fail(&format!("cannot run cargo to build the eBPF object: {e}")),
+    };
+    if !output.status.success() {
+        fail(&format!(
+            "building the eBPF object ({EBPF_CRATE}) failed:\n{}\nIf rust-src or bpf-linker is \
+             missing, run `cargo xtask setup`.",
+            String::from_utf8_lossy(&output.stderr)
+        ));
     }
-
-    let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?)
-        .join("../docker-listener-ebpf");
-    let root = root.canonicalize().with_context(|| format!("{}", root.display()))?;
-    let root_dir = root.to_str().context("non-UTF-8 path to docker-listener-ebpf")?;
-    // The toolchain cargo runs us with (e.g. "stable-x86_64-unknown-linux-gnu"), never nightly.
-    let toolchain = env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".to_owned());
-    aya_build::build_ebpf(
-        [aya_build::Package {
-            name: "docker-listener-ebpf",
-            root_dir,
-            ..Default::default()
-        }],
-        aya_build::Toolchain::Custom(&toolchain),
-    )
+    let built: &Path = &target_dir.join(target).join("release").join(EBPF_CRATE);
+    if let Err(e) = std::fs::copy(built, &object) {
+        fail(&format!("cannot copy {} to {}: {e}", built.display(), object.display()));
+    }
 }

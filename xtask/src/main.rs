@@ -1,1 +1,111 @@
-fn main(){}
+//! docker-listener's build-and-run workflow.
+//!
+//! `cargo xtask setup|build|run|test|bench`. Each command does the set-up it needs, so a fresh
+//! machine goes from clone to running agent (or to a full test run) with one command.
+mod docker;
+mod setup;
+mod util;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test docker-listener")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and running need (idempotent): Debian packages (docker.io,
+    /// busybox-static), rust-src, bpf-linker built against rustc's own LLVM (cached), tracefs.
+    Setup,
+    /// Build the eBPF object and the daemon (release): target/release/docker-listener.
+    Build,
+    /// Set up, build, and run the agent as root against the local Docker daemon. With no Wazuh
+    /// queue socket on this machine, frames go to stdout. Extra arguments go to the daemon.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, start a Docker daemon if none answers, build the test image, and run every test
+    /// (unit, property, and the root/eBPF/Docker end-to-end tests). Extra arguments go to
+    /// `cargo test`.
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    match cli.command {
+        Cmd::Setup => setup::run().map(|_| ()),
+        Cmd::Build => {
+            setup::run()?;
+            build()
+        }
+        Cmd::Run { args } => run(args),
+        Cmd::Test { args } => test(args),
+    }
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).context("xtask has no parent directory")
+}
+
+fn build() -> Result<()> {
+    util::cargo(&["build", "--release", "--package", "docker-listener"])?;
+    println!("xtask: built target/release/docker-listener (eBPF object embedded)");
+    Ok(())
+}
+
+fn run(args: Vec<String>) -> Result<()> {
+    util::require_root("run the agent (it loads eBPF programs and reads the Docker socket)")?;
+    setup::run()?;
+    docker::ensure_daemon()?;
+    docker::ensure_image()?;
+    build()?;
+    let mut args = args;
+    let names_output = args.iter().any(|a| a.starts_with("--queue") || a.starts_with("--output") || a.starts_with("--config"));
+    let default_queue = std::path::Path::new("/var/ossec/queue/sockets/queue");
+    if !names_output && !default_queue.exists() {
+        println!(
+            "xtask: no Wazuh queue socket at {} on this machine: writing frames to stdout \
+             (pass --queue PATH or --output file:PATH to change that)",
+            default_queue.display()
+        );
+        args.push("--output".into());
+        args.push("stdout".into());
+    }
+    if !args.iter().any(|a| a.starts_with("--state-dir")) {
+        // Keep a developer's runs apart from an installed agent's state.
+        args.push("--state-dir".into());
+        args.push(util::cache_dir()?.join("run-state").display().to_string());
+    }
+    println!(
+        "xtask: starting docker-listener. In another terminal, try:\n  docker run --rm --network none {} sh -c 'echo hello; ls /'\nCtrl-C stops it.",
+        docker::IMAGE
+    );
+    let status = std::process::Command::new("target/release/docker-listener").args(&args).status()?;
+    if !status.success() {
+        bail!("docker-listener exited with {status}");
+    }
+    Ok(())
+}
+
+fn test(args: Vec<String>) -> Result<()> {
+    util::require_root("run the end-to-end tests (they load eBPF programs and drive dockerd)")?;
+    setup::run()?;
+    docker::ensure_daemon()?;
+    docker::ensure_image()?;
+    let mut cmd = vec!["test", "--workspace", "--exclude", "docker-listener-ebpf"];
+    cmd.extend(args.iter().map(String::as_str));
+    util::cargo_env(&cmd, &[("DL_TEST_IMAGE", docker::IMAGE), ("DL_E2E", "1")])
+}

@@ -53,7 +53,8 @@ pub struct DockerSource {
 
 enum StreamEnd {
     Shutdown,
-    Eof,
+    /// The stream ended after it had been open: cleanly, or cut (dockerd stopping).
+    Ended(Option<hyper::Error>),
 }
 
 /// Tracks the replay Docker sends first after a `since` subscription, to detect that its
@@ -76,8 +77,9 @@ impl DockerSource {
         loop {
             match self.stream_once(&shutdown, &mut last_failure).await {
                 Ok(StreamEnd::Shutdown) => return Ok(()),
-                Ok(StreamEnd::Eof) => {
+                Ok(StreamEnd::Ended(cut)) => {
                     tracing::warn!(
+                        cut = cut.map(|e| e.to_string()),
                         "Docker closed the event stream (dockerd stopping or restarting?): \
                          reconnecting; the events in between are replayed from the cursor"
                     );
@@ -180,10 +182,7 @@ impl DockerSource {
                              partial event; it is replayed in full after reconnecting"
                         );
                     }
-                    return match end {
-                        Some(Err(e)) => Err(DockerError::Http(e)),
-                        _ => Ok(StreamEnd::Eof),
-                    };
+                    return Ok(StreamEnd::Ended(end.and_then(Result::err)));
                 }
             }
         }

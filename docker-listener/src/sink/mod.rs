@@ -46,28 +46,33 @@ impl Sink {
     pub async fn run(mut self, abort: CancellationToken) -> usize {
         let mut down: Option<(Instant, Unavailable)> = None;
         let mut retry = RETRY_MIN;
+        // Drops not yet reported. The report is not a spool frame (it could itself be dropped):
+        // it is rebuilt from this count and sent before anything else until it gets through.
+        let mut unreported = 0u64;
         loop {
-            let frame = tokio::select! {
-                biased;
-                _ = abort.cancelled() => break,
-                f = self.spool.pop() => match f { Some(f) => f, None => break },
+            unreported += self.spool.take_unreported_drops();
+            let (frame, is_report) = if unreported > 0 {
+                let total = Stats::get(&self.stats.dropped_buffer_full);
+                (loss_frame(&self.encoder, "output_buffer_full", unreported, total), true)
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = abort.cancelled() => break,
+                    f = self.spool.pop() => match f { Some(f) => (f, false), None => break },
+                }
             };
             let result = tokio::select! {
                 biased;
-                _ = abort.cancelled() => { self.spool.unpop(frame); break }
+                _ = abort.cancelled() => {
+                    if !is_report { self.spool.unpop(frame); }
+                    break
+                }
                 r = self.output.send(&frame) => r,
             };
             match result {
                 Ok(()) => {
                     Stats::inc(&self.stats.frames_out);
                     Stats::add(&self.stats.bytes_out, frame.len() as u64);
-                    if let Origin::Docker { time_nano, hash } = frame.origin {
-                        self.delivered.send_if_modified(|c| {
-                            let before = (c.time_nano, c.delivered_at_time.len());
-                            c.advance(time_nano, hash);
-                            before != (c.time_nano, c.delivered_at_time.len())
-                        });
-                    }
                     if let Some((since, _)) = down.take() {
                         let (frames, bytes) = self.spool.len();
                         tracing::info!(
@@ -79,7 +84,23 @@ impl Sink {
                         );
                         retry = RETRY_MIN;
                     }
-                    self.report_drops();
+                    if is_report {
+                        tracing::warn!(
+                            dropped = unreported,
+                            dropped_total = Stats::get(&self.stats.dropped_buffer_full),
+                            buffer_limit_bytes = self.spool.capacity(),
+                            "the output buffer overflowed while the output was unavailable: the \
+                             oldest events were dropped (reported in a loss event). Raise \
+                             buffer_bytes to ride out longer Wazuh outages"
+                        );
+                        unreported = 0;
+                    } else if let Origin::Docker { time_nano, hash } = frame.origin {
+                        self.delivered.send_if_modified(|c| {
+                            let before = (c.time_nano, c.delivered_at_time.len());
+                            c.advance(time_nano, hash);
+                            before != (c.time_nano, c.delivered_at_time.len())
+                        });
+                    }
                     if self.spool.is_empty()
                         && let Err(e) = self.output.flush().await
                     {
@@ -96,7 +117,9 @@ impl Sink {
                         tracing::warn!(error = %e, buffer_limit_bytes = self.spool.capacity(), "output unavailable");
                         down = Some((down.map_or_else(Instant::now, |(t, _)| t), kind));
                     }
-                    self.spool.unpop(frame);
+                    if !is_report {
+                        self.spool.unpop(frame);
+                    }
                     tokio::select! {
                         _ = abort.cancelled() => break,
                         _ = tokio::time::sleep(retry) => {}
@@ -107,23 +130,6 @@ impl Sink {
         }
         let _ = self.output.flush().await;
         self.spool.len().0
-    }
-
-    /// After drops, queue a loss event at the front so it goes out next.
-    fn report_drops(&mut self) {
-        let n = self.spool.take_unreported_drops();
-        if n == 0 {
-            return;
-        }
-        let total = Stats::get(&self.stats.dropped_buffer_full);
-        tracing::warn!(
-            dropped = n,
-            dropped_total = total,
-            buffer_limit_bytes = self.spool.capacity(),
-            "the output buffer overflowed while the output was unavailable: the oldest events were \
-             dropped. Raise buffer_bytes to ride out longer Wazuh outages"
-        );
-        self.spool.unpop(loss_frame(&self.encoder, "output_buffer_full", n, total));
     }
 }
 

@@ -1,2 +1,0 @@
-#![no_std]
-// Intentionally empty: see the [lib] note in Cargo.toml.

@@ -1,0 +1,288 @@
+//! Nothing lost silently: Wazuh's queue missing then back, a kill -9 of the agent, a restart of
+//! dockerd mid-stream. Real dockerd, real daemon, real datagram sockets.
+mod support;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use support::*;
+
+/// Creates and removes containers with a large label: two ~8 KiB events each.
+fn churn_big(n: usize, label: &str) {
+    let big = format!("big={}", "x".repeat(8000));
+    for i in 0..n {
+        let name = unique(&format!("{label}{i}"));
+        docker(&["create", "--name", &name, "--network", "none", "--label", &big, &image(), "true"]);
+        docker(&["rm", &name]);
+    }
+}
+
+#[test]
+fn queue_absent_then_bound_delivers_everything_in_order_and_counts_overflow() {
+    e2e();
+    let _docker = docker_lock();
+    let dir = TempDir::new("outage");
+    let queue_path = dir.path("queue");
+    // 64 KiB of buffer holds about seven of the 8 KiB events below.
+    let config = write_config(&dir, json!({"buffer_bytes": 65536, "wait_time": 0.5}));
+    let mut daemon = Daemon::start(&[
+        "--config", config.to_str().unwrap(),
+        "--queue", queue_path.to_str().unwrap(),
+        "--state-dir", dir.path("state").to_str().unwrap(),
+        "--no-ebpf",
+    ]);
+    daemon.wait_for_log("connected to Docker", Duration::from_secs(20));
+
+    // Phase 1: Wazuh is not there; a few events fit in the buffer.
+    let t0 = now_ns();
+    let name = unique("outage");
+    docker(&["volume", "create", &name]);
+    docker(&["volume", "rm", &name]);
+    docker(&["network", "create", "--internal", &name]);
+    docker(&["network", "rm", &name]);
+    let t1 = now_ns();
+    daemon.wait_for_log("does not exist", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let queue = QueueReceiver::bind(&queue_path);
+    let expected = docker_log_window(None, t0, t1);
+    assert_eq!(expected.len(), 4);
+    queue.wait_until(Duration::from_secs(15), "the buffered events", |f| docker_events(f).len() >= expected.len());
+    let first = queue.close();
+    assert_same_events(&docker_events(&first), &expected);
+    assert_eq!(daemon.count_log("output unavailable"), 1, "the outage is logged once, not per retry");
+
+    // Phase 2: Wazuh goes away again and more arrives than the buffer holds.
+    let t2 = now_ns();
+    churn_big(10, "ovf");
+    let t3 = now_ns();
+    let expected = docker_log_window(None, t2, t3);
+    assert_eq!(expected.len(), 20);
+    std::thread::sleep(Duration::from_millis(500));
+    let queue = QueueReceiver::bind(&queue_path);
+    queue.wait_until(Duration::from_secs(15), "the loss report", |f| {
+        f.iter().any(|x| frame_json(x)["event"]["action"] == "events-lost")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let frames = queue.frames();
+    let delivered = docker_events(&frames);
+    let loss: Vec<Value> = frames.iter().map(|f| frame_json(f)).filter(|v| v["event"]["action"] == "events-lost").collect();
+    assert_eq!(loss.len(), 1, "one loss report: {loss:?}");
+    let dropped = loss[0]["docker_listener"]["loss"]["events"].as_u64().unwrap() as usize;
+    assert_eq!(loss[0]["docker_listener"]["loss"]["reason"], "output_buffer_full");
+    assert!(dropped > 0, "the buffer must have overflowed");
+    // Oldest dropped: what arrives is the newest events, in order, and nothing is unaccounted.
+    assert_eq!(delivered.len() + dropped, expected.len(), "delivered + dropped == generated");
+    assert_same_events(&delivered, &expected[dropped..]);
+    assert_eq!(frame_json(&frames[0])["event"]["action"], "events-lost", "the report goes out first");
+    daemon.wait_for_log("the output buffer overflowed", Duration::from_secs(5));
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[test]
+fn kill_9_then_restart_resumes_from_the_cursor_without_loss() {
+    e2e();
+    let _docker = docker_lock();
+    let dir = TempDir::new("kill9");
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let state = dir.path("state");
+    let args = ["--queue", queue.path.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--no-ebpf"];
+    let mut daemon = Daemon::start(&args);
+    daemon.wait_for_log("connected to Docker", Duration::from_secs(20));
+    let t0 = now_ns();
+    let name = unique("k9");
+    docker(&["volume", "create", &format!("{name}-a")]);
+    docker(&["volume", "rm", &format!("{name}-a")]);
+    queue.wait_until(Duration::from_secs(10), "the first events", |f| docker_events(f).len() >= 2);
+    // Let the cursor reach the disk, then kill without warning.
+    let cursor_path = dir.path("state/cursor.json");
+    let last = time_nano(docker_events(&queue.frames()).last().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&cursor_path).map(|t| !t.contains(&last.to_string())).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "the cursor was not saved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon.kill9();
+
+    // Events while the agent is dead.
+    docker(&["volume", "create", &format!("{name}-b")]);
+    docker(&["network", "create", "--internal", &name]);
+    docker(&["network", "rm", &name]);
+    docker(&["volume", "rm", &format!("{name}-b")]);
+
+    let mut daemon = Daemon::start(&args);
+    daemon.wait_for_log("connected to Docker", Duration::from_secs(20));
+    docker(&["volume", "create", &format!("{name}-c")]);
+    docker(&["volume", "rm", &format!("{name}-c")]);
+    let t1 = now_ns();
+    let expected = docker_log_window(None, t0, t1);
+    assert_eq!(expected.len(), 8);
+    queue.wait_until(Duration::from_secs(15), "every event", |f| docker_events(f).len() >= expected.len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_same_events(&docker_events(&queue.frames()), &expected);
+    assert!(daemon.log_text().contains(&format!("resume_from_time_nano={last}")), "resumed from the saved cursor");
+    assert_eq!(daemon.stop(), 0);
+}
+
+/// A private dockerd (own socket, data root and containerd) that the test may stop and start.
+struct PrivateDockerd {
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl PrivateDockerd {
+    fn start() -> PrivateDockerd {
+        let mut d = PrivateDockerd { dir: TempDir::new("dockerd"), child: None };
+        d.launch();
+        d
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.dir.path("docker.sock").display())
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .args(["--host", &self.host()])
+            .arg("--data-root").arg(self.dir.path("root"))
+            .arg("--exec-root").arg(self.dir.path("exec"))
+            .arg("--pidfile").arg(self.dir.path("dockerd.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Command::new("docker").args(["-H", &self.host(), "version"]).output().map(|o| !o.status.success()).unwrap_or(true) {
+            assert!(Instant::now() < deadline, "private dockerd did not start: {}", std::fs::read_to_string(self.dir.path("dockerd.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateDockerd {
+    fn drop(&mut self) {
+        self.stop();
+        // containerd-shim processes of this daemon exit with it; its mounts are under the dir.
+        let _ = Command::new("umount").arg("-R").arg(self.dir.path("root")).output();
+        let _ = Command::new("umount").arg("-R").arg(self.dir.path("exec")).output();
+    }
+}
+
+/// `docker events` as a subscriber: the reference for what dockerd streamed while it was up.
+fn reference_subscriber(host: &str) -> (Child, Arc<Mutex<Vec<Value>>>) {
+    let mut child = Command::new("docker")
+        .args(["-H", host, "events", "--format", "{{json .}}"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (out, l) = (child.stdout.take().unwrap(), lines.clone());
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                l.lock().unwrap().push(v);
+            }
+        }
+    });
+    (child, lines)
+}
+
+#[test]
+fn docker_restart_mid_stream_loses_and_duplicates_nothing() {
+    e2e();
+    // `docker save` below is an event on the shared daemon.
+    let _docker = docker_lock();
+    let mut dockerd = PrivateDockerd::start();
+    let host = dockerd.host();
+    // The test image, in the private daemon.
+    let img = "dltest/restart:latest";
+    let save = Command::new("docker").args(["save", &image()]).stdout(Stdio::piped()).spawn().unwrap();
+    assert!(Command::new("docker").args(["-H", &host, "load"]).stdin(save.stdout.unwrap()).stdout(Stdio::null()).status().unwrap().success());
+    docker_at(Some(&host), &["tag", &image(), img]);
+
+    let dir = TempDir::new("restart");
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    // A 2 s back-off: the restarted dockerd logs events before the agent is back, so they can
+    // only arrive through the `since` replay.
+    let config = write_config(&dir, json!({"wait_time": 2, "max_wait_time": 4}));
+    let mut daemon = Daemon::start(&[
+        "--config", config.to_str().unwrap(),
+        "--docker-host", &host,
+        "--queue", queue.path.to_str().unwrap(),
+        "--state-dir", dir.path("state").to_str().unwrap(),
+        "--no-ebpf",
+    ]);
+    daemon.wait_for_log("connected to Docker", Duration::from_secs(20));
+    let (mut reference, before) = reference_subscriber(&host);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Containers churn in the background; the restart happens between two containers (a
+    // container still running at shutdown would be killed by dockerd, whose final events no
+    // subscriber is guaranteed to see).
+    let in_flight = Arc::new(Mutex::new(()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (host, in_flight, stop) = (host.clone(), in_flight.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _g = in_flight.lock().unwrap();
+                let ok = Command::new("docker")
+                    .args(["-H", &host, "run", "--rm", "--network", "none", "--name", &unique("churn"), img, "true"])
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false);
+                drop(_g);
+                n += usize::from(ok);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            n
+        })
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let restart_at = {
+        let _g = in_flight.lock().unwrap();
+        dockerd.stop();
+        let _ = reference.wait();
+        std::thread::sleep(Duration::from_millis(500));
+        let at = now_ns();
+        dockerd.launch();
+        at
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let containers = churn.join().unwrap();
+    let end = now_ns();
+
+    let mut expected: Vec<Value> = before.lock().unwrap().clone();
+    let after = docker_log_window(Some(&host), restart_at, end);
+    assert!(after.len() < 256, "keep the post-restart window within dockerd's replay buffer");
+    expected.extend(after);
+    assert!(containers >= 4, "the churn ran ({containers} containers)");
+    let last = time_nano(expected.last().unwrap());
+    queue.wait_until(Duration::from_secs(30), "every event up to the end", |f| {
+        docker_events(f).iter().any(|e| time_nano(e) >= last)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let ours: Vec<Value> = docker_events(&queue.frames()).into_iter().filter(|e| time_nano(e) <= end).collect();
+    assert_same_events(&ours, &expected);
+    assert!(daemon.count_log("Docker closed the event stream") >= 1);
+    assert!(daemon.count_log("connected to Docker") >= 2);
+    assert_eq!(daemon.stop(), 0);
+}
