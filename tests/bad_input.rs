@@ -1,1 +1,169 @@
+//! Bad input of every kind from the Docker side, served by a deliberately broken fake Docker
+//! API: each bad piece is skipped with a logged, counted error, and no other event is lost.
 mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{
+    fake_docker::{FakeDocker, Script, Step, event},
+    *,
+};
+
+fn line(s: &str) -> Vec<u8> {
+    format!("{s}\n").into_bytes()
+}
+
+fn start_daemon(dir: &TempDir, fake: &FakeDocker, queue: &QueueReceiver, config: Value) -> Daemon {
+    let config = write_config(dir, config);
+    Daemon::start(&[
+        "--config", config.to_str().unwrap(),
+        "--docker-host", &fake.host(),
+        "--queue", queue.path.to_str().unwrap(),
+        "--state-dir", dir.path("state").to_str().unwrap(),
+        "--no-ebpf",
+    ])
+}
+
+#[test]
+fn malformed_huge_and_cut_events_are_skipped_and_the_stream_goes_on() {
+    let dir = TempDir::new("badinput");
+    let base = now_ns();
+    let e1 = event("container", "create", "c1", "one", base + 1);
+    let e2 = event("container", "start", "c1", "one", base + 2);
+    let mut big: Value = serde_json::from_str(&event("container", "create", "c2", "big", base + 3)).unwrap();
+    big["Actor"]["Attributes"]["huge"] = Value::String("h".repeat(1 << 20));
+    let big = big.to_string();
+    let e3 = event("network", "connect", "n1", "none", base + 4);
+    let e4 = event("container", "die", "c1", "one", base + 5);
+    let e5 = event("volume", "create", "v1", "vol", base + 6);
+    let (e2a, e2b) = e2.split_at(e2.len() / 2);
+    let (e4a, _) = e4.split_at(e4.len() / 2);
+
+    let first = Script::json(vec![
+        Step::Chunk([line(&e1), line("{broken json"), e2a.as_bytes().to_vec()].concat()),
+        Step::Chunk(line(e2b)),
+        Step::Chunk(line(&big)),
+        Step::Chunk(line("not json at all")),
+        Step::Chunk(line("[1,2,3]")),
+        // Longer than any event (16 MiB limit): skipped whole.
+        Step::Chunk(vec![b'x'; 17 << 20]),
+        Step::Chunk(line("")),
+        Step::Chunk(line(&e3)),
+        // Half of e4's chunk, then the connection drops.
+        Step::Raw(format!("{:x}\r\n{e4a}", e4.len() + 1).into_bytes()),
+        Step::Sleep(Duration::from_millis(100)),
+        Step::Cut,
+    ]);
+    // The reconnection replays from e3 (inclusive, like dockerd), with a wrong content type.
+    let second = Script {
+        content_type: "text/plain".into(),
+        steps: vec![Step::Chunk([line(&e3), line(&e4), line(&e5)].concat()), Step::Hold],
+    };
+    let fake = FakeDocker::start(&dir.path("docker.sock"), "1.52", vec![first, second]);
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let mut daemon = start_daemon(&dir, &fake, &queue, json!({"wait_time": 0.2}));
+
+    queue.wait_until(Duration::from_secs(20), "e5", |f| docker_events(f).iter().any(|e| time_nano(e) == base + 6));
+    std::thread::sleep(Duration::from_millis(200));
+    let frames = queue.frames();
+    let events = docker_events(&frames);
+    let times: Vec<i64> = events.iter().map(time_nano).collect();
+    assert_eq!(times, (1..=6).map(|i| base + i).collect::<Vec<_>>(), "each event once, in order");
+    for (raw, got) in [(&e1, &events[0]), (&e2, &events[1]), (&e3, &events[3]), (&e4, &events[4]), (&e5, &events[5])] {
+        assert_eq!(canonical(got), canonical(&serde_json::from_str(raw).unwrap()));
+    }
+    // Unchanged events are Docker's bytes exactly.
+    assert_eq!(frames[0], format!("{DOCKER_PREFIX}{e1}}}").into_bytes());
+
+    // The 1 MiB event: shrunk to fit, still valid JSON, marked.
+    let big_frame = frames.iter().find(|f| frame_json(f)["docker"]["Actor"]["ID"] == "c2").unwrap();
+    assert!(big_frame.len() <= 65535, "{} bytes", big_frame.len());
+    let v = frame_json(big_frame);
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["docker"]["Action"], "create");
+    assert_eq!(v["docker"]["Actor"]["Attributes"]["name"], "big");
+    assert!(v["docker"]["Actor"]["Attributes"]["huge"].as_str().unwrap().ends_with('…'));
+
+    // Resumed from the last event read, inclusive; the replayed e3 was dropped as a duplicate.
+    let reqs = fake.event_requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert!(reqs[1].contains(&format!("since={}", docker_time(base + 4))), "{reqs:?}");
+
+    assert_eq!(daemon.stop(), 0);
+    let log = daemon.log_text();
+    assert_eq!(daemon.count_log("skipped malformed data from the Docker API"), 3, "{log}");
+    assert_eq!(daemon.count_log("longer than the limit on one event"), 1, "{log}");
+    assert_eq!(daemon.count_log("ended in the middle of an event"), 1, "{log}");
+    assert_eq!(daemon.count_log("is not application/json"), 1, "{log}");
+    for counter in ["docker_malformed=3", "docker_oversized_raw=1", "docker_partial_at_eof=1", "docker_events_duplicate=1", "events_truncated=1", "docker_events_in=7"] {
+        assert!(log.contains(counter), "missing {counter} in the final stats: {log}");
+    }
+}
+
+#[test]
+fn oversized_events_fit_max_event_size_and_legacy_fields_restore_status() {
+    let dir = TempDir::new("legacy");
+    let base = now_ns();
+    let small = event("container", "exec_start: sh -c id", "c1", "web", base + 1);
+    let mut large: Value = serde_json::from_str(&event("container", "create", "c1", "web", base + 2)).unwrap();
+    large["Actor"]["Attributes"]["com.example.blob"] = Value::String("b".repeat(5000));
+    let image = event("image", "tag", "sha256:abc", "img:1", base + 3);
+    let network = event("network", "create", "n1", "net", base + 4);
+    let script = Script::json(vec![
+        Step::Chunk([line(&small), line(&large.to_string()), line(&image), line(&network)].concat()),
+        Step::Hold,
+    ]);
+    let fake = FakeDocker::start(&dir.path("docker.sock"), "1.52", vec![script]);
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let mut daemon = start_daemon(&dir, &fake, &queue, json!({"legacy_fields": true, "max_event_size": 2048}));
+    queue.wait_until(Duration::from_secs(20), "4 frames", |f| f.len() >= 4);
+    assert_eq!(daemon.stop(), 0);
+    let frames = queue.frames();
+    for f in &frames {
+        assert!(f.len() <= 2048, "a frame exceeds max_event_size: {}", f.len());
+    }
+    let v: Vec<Value> = frames.iter().map(|f| frame_json(f)).collect();
+    // Container events get status/id/from, as Docker sent them before API 1.52, first in order.
+    assert_eq!(v[0]["docker"]["status"], "exec_start: sh -c id");
+    assert_eq!(v[0]["docker"]["id"], "c1");
+    assert_eq!(v[0]["docker"]["from"], "busybox:latest");
+    let keys: Vec<&String> = v[0]["docker"].as_object().unwrap().keys().collect();
+    assert_eq!(keys[..4], ["status", "id", "from", "Type"]);
+    assert!(v[0].get("truncated").is_none());
+    // The 5 KB event: within 2048 bytes, marked, legacy fields kept.
+    assert_eq!(v[1]["truncated"], true);
+    assert_eq!(v[1]["docker"]["status"], "create");
+    assert_eq!(v[1]["docker"]["Actor"]["Attributes"]["name"], "web");
+    // Image events get status and id; other types nothing (moby's events.Log).
+    assert_eq!(v[2]["docker"]["status"], "tag");
+    assert!(v[2]["docker"].get("from").is_none());
+    assert!(v[3]["docker"].get("status").is_none());
+    assert_eq!(daemon.count_log("larger than max_event_size"), 1, "warned once, not per event");
+}
+
+#[test]
+fn docker_unreachable_at_start_is_retried_and_logged_once() {
+    let dir = TempDir::new("unreachable");
+    let sock = dir.path("docker.sock");
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let config = write_config(&dir, json!({"wait_time": 0.1, "max_wait_time": 0.2}));
+    let daemon = Daemon::start(&[
+        "--config", config.to_str().unwrap(),
+        "--docker-host", &format!("unix://{}", sock.display()),
+        "--queue", queue.path.to_str().unwrap(),
+        "--state-dir", dir.path("state").to_str().unwrap(),
+        "--no-ebpf",
+    ]);
+    daemon.wait_for_log("Docker is unreachable", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(daemon.count_log("Docker still unreachable") >= 3, "it keeps retrying");
+    assert_eq!(daemon.count_log("Docker is unreachable"), 1, "one line per state change, not per retry");
+    assert!(daemon.log_text().contains("does not exist: is dockerd running?"), "the message names the cause and fix");
+
+    let ev = event("container", "start", "c9", "late", now_ns());
+    let _fake = FakeDocker::start(&sock, "1.41", vec![Script::json(vec![Step::Chunk(line(&ev)), Step::Hold])]);
+    queue.wait_until(Duration::from_secs(10), "the event", |f| f.len() == 1);
+    assert_eq!(queue.frames()[0], format!("{DOCKER_PREFIX}{ev}}}").into_bytes());
+    daemon.wait_for_log("connected to Docker", Duration::from_secs(5));
+}

@@ -1,1 +1,181 @@
+//! The command line as an operator meets it: config validation, exit codes, the instance lock,
+//! missing privileges, and `doctor`.
 mod support;
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    process::{Command, Output},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use support::{
+    fake_docker::{FakeDocker, Script, Step},
+    *,
+};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(daemon_bin()).args(args).output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn every_invalid_key_is_named_with_what_is_accepted_and_exit_2() {
+    let dir = TempDir::new("badcfg");
+    let cases: &[(Value, &str, &str)] = &[
+        (json!({"enabled": "yes"}), "docker-listener.enabled", "boolean"),
+        (json!({"wait_time": -1}), "docker-listener.wait_time", "0.1"),
+        (json!({"wait_time": "5s"}), "docker-listener.wait_time", "f64"),
+        (json!({"max_wait_time": 0.01}), "docker-listener.max_wait_time", "wait_time"),
+        (json!({"max_event_size": 100000}), "docker-listener.max_event_size", "65535"),
+        (json!({"debug": "true"}), "docker-listener.debug", "boolean"),
+        (json!({"wazuh_home": "var/ossec"}), "docker-listener.wazuh_home", "absolute"),
+        (json!({"queue": 5}), "docker-listener.queue", "string"),
+        (json!({"output": "syslog"}), "docker-listener.output", "file:/path"),
+        (json!({"docker_host": "tcp://127.0.0.1:2375"}), "docker-listener.docker_host", "unix:///"),
+        (json!({"state_dir": ""}), "docker-listener.state_dir", "absolute"),
+        (json!({"legacy_fields": 1}), "docker-listener.legacy_fields", "boolean"),
+        (json!({"buffer_bytes": 10}), "docker-listener.buffer_bytes", "64 KiB"),
+        (json!({"ignore_actions": ["exec_", ""]}), "docker-listener.ignore_actions[1]", "empty"),
+        (json!({"ebpf": {"enabled": "no"}}), "docker-listener.ebpf.enabled", "boolean"),
+        (json!({"ebpf": {"required": null}}), "docker-listener.ebpf.required", "boolean"),
+        (json!({"log_format": "xml"}), "docker-listener.log_format", "json"),
+        (json!({"wait_tiem": 5}), "wait_tiem", "wait_time"),
+    ];
+    for (members, key, accepted) in cases {
+        let path = write_config(&dir, members.clone());
+        for cmd in [&["check-config", "--config"][..], &["--config"][..]] {
+            let mut args = cmd.to_vec();
+            args.push(path.to_str().unwrap());
+            let out = run(&args);
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{members} via {cmd:?}: {t}");
+            assert!(t.contains(key) && t.contains(accepted), "{members}: message should name {key} and {accepted}: {t}");
+        }
+    }
+    let broken = dir.path("broken.json");
+    std::fs::write(&broken, "{\"docker-listener\": {\"enabled\": true,}}").unwrap();
+    let out = run(&["check-config", "--config", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("line 1"), "{}", text(&out));
+    let out = run(&["check-config", "--config", "/nonexistent/dl.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("/nonexistent/dl.json"), "{}", text(&out));
+    let out = run(&["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration() {
+    let dir = TempDir::new("effective");
+    let path = write_config(&dir, json!({"enabled": true, "wait_time": 5, "max_event_size": 65535, "debug": false, "legacy_fields": true}));
+    let out = run(&["check-config", "--config", path.to_str().unwrap(), "--state-dir", "/tmp/dl-state", "--docker-host", "unix:///run/d.sock"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v["docker-listener"];
+    assert_eq!(c["queue"], "/var/ossec/queue/sockets/queue");
+    assert_eq!(c["state_dir"], "/tmp/dl-state");
+    assert_eq!(c["docker_host"], "unix:///run/d.sock");
+    assert_eq!(c["legacy_fields"], true);
+    assert_eq!(c["output"], "queue");
+    assert_eq!(c["ebpf"]["enabled"], true);
+    // What it prints is itself a valid config.
+    let again = dir.path("again.json");
+    std::fs::write(&again, serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(run(&["check-config", "--config", again.to_str().unwrap()]).status.code(), Some(0));
+}
+
+#[test]
+fn disabled_in_config_exits_0_with_a_log_line() {
+    let dir = TempDir::new("disabled");
+    let path = write_config(&dir, json!({"enabled": false}));
+    let out = run(&["--config", path.to_str().unwrap(), "--state-dir", dir.path("state").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out).contains("disabled in the configuration"), "{}", text(&out));
+}
+
+#[test]
+fn a_second_instance_is_refused_with_the_holder_s_pid_exit_4() {
+    let dir = TempDir::new("lock");
+    let fake = FakeDocker::start(&dir.path("docker.sock"), "1.41", vec![Script::json(vec![Step::Hold])]);
+    let queue = dir.path("queue");
+    let state = dir.path("state");
+    let first = Daemon::start(&["--docker-host", &fake.host(), "--queue", queue.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--no-ebpf"]);
+    first.wait_for_log("connected to Docker", Duration::from_secs(10));
+    let pid = std::fs::read_to_string(state.join("docker-listener.lock")).unwrap().trim().to_owned();
+    // Same state directory.
+    let out = run(&["--docker-host", &fake.host(), "--queue", dir.path("other").to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--no-ebpf"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains(&format!("pid {pid}")), "{}", text(&out));
+    // Same queue, another state directory.
+    let out = run(&["--docker-host", &fake.host(), "--queue", queue.to_str().unwrap(), "--state-dir", dir.path("state2").to_str().unwrap(), "--no-ebpf"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains(&format!("pid {pid}")), "{}", text(&out));
+}
+
+/// Runs the daemon as `nobody` (needs root to drop to it).
+fn run_as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(daemon_bin())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn missing_privileges_are_named_with_the_fix_exit_3() {
+    e2e();
+    let dir = TempDir::new("perm");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A state directory nobody cannot write.
+    let locked = dir.path("root-only");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = run_as_nobody(&["--state-dir", locked.join("state").to_str().unwrap(), "--no-ebpf", "--output", "stdout"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("permission denied") && text(&out).contains("--state-dir"), "{}", text(&out));
+
+    // A Docker socket nobody may not open.
+    let fake = FakeDocker::start(&dir.path("docker.sock"), "1.41", vec![]);
+    std::fs::set_permissions(&fake.path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let state = dir.path("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = run_as_nobody(&["--docker-host", &fake.host(), "--state-dir", state.to_str().unwrap(), "--no-ebpf", "--output", "stdout"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("permission denied on the Docker socket"), "{}", text(&out));
+    assert!(text(&out).contains("run docker-listener as root"), "{}", text(&out));
+}
+
+#[test]
+fn doctor_reports_each_check_and_fails_on_a_missing_queue() {
+    e2e();
+    let dir = TempDir::new("doctor");
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let out = run(&["doctor", "--queue", queue.path.to_str().unwrap(), "--state-dir", dir.path("state").to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    for check in ["privileges", "docker socket", "docker api", "wazuh queue", "state dir", "kernel BTF", "tracefs", "ebpf programs"] {
+        let line = t.lines().find(|l| l.contains(check)).unwrap_or_else(|| panic!("no {check} line: {t}"));
+        assert!(line.starts_with("OK"), "{line}");
+    }
+    assert!(t.contains("/_ping OK"), "{t}");
+
+    let out = run(&["doctor", "--queue", dir.path("missing").to_str().unwrap(), "--state-dir", dir.path("state").to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let line = t.lines().find(|l| l.contains("wazuh queue")).unwrap();
+    assert!(line.starts_with("FAIL") && line.contains("does not exist") && line.contains("--output stdout"), "{line}");
+
+    drop(queue); // stops reading, but the file stays: bound by nobody now
+    let unbound = dir.path("unbound");
+    drop(std::os::unix::net::UnixDatagram::bind(&unbound).unwrap());
+    let out = run(&["doctor", "--queue", unbound.to_str().unwrap(), "--no-ebpf", "--state-dir", dir.path("state").to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.lines().any(|l| l.starts_with("FAIL") && l.contains("nothing is bound")), "{t}");
+}

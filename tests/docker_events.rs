@@ -58,7 +58,7 @@ fn lifecycle_of_containers_networks_volumes_and_images_arrives_exactly() {
 
     let frames = queue.frames();
     for f in &frames {
-        assert!(docker_event_bytes(f).is_some(), "not Wazuh's Docker framing: {}", String::from_utf8_lossy(f));
+        assert!(docker_event_bytes(f).is_some(), "not Wazuh's Docker framing: {}", shown(f));
         assert!(f.len() <= 65535);
         assert!(!f.contains(&b'\n') && !f.contains(&0), "a frame has a newline or NUL");
     }

@@ -121,8 +121,8 @@ impl QueueReceiver {
                 return;
             }
             if Instant::now() > deadline {
-                let shown: Vec<String> = frames.iter().rev().take(5).map(|f| String::from_utf8_lossy(f).into_owned()).collect();
-                panic!("timed out after {timeout:?} waiting for {what}; {} frames, last ones: {shown:#?}", frames.len());
+                let last: Vec<String> = frames.iter().rev().take(5).map(|f| shown(f)).collect();
+                panic!("timed out after {timeout:?} waiting for {what}; {} frames, last ones: {last:#?}", frames.len());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -155,19 +155,25 @@ pub fn docker_event_bytes(frame: &[u8]) -> Option<&[u8]> {
     rest.strip_suffix(b"}")
 }
 
-/// The Docker events among frames, parsed, in arrival order.
+/// The Docker events among frames (the `docker` member), parsed, in arrival order.
 pub fn docker_events(frames: &[Vec<u8>]) -> Vec<Value> {
     frames
         .iter()
-        .filter_map(|f| docker_event_bytes(f))
-        .map(|b| serde_json::from_slice(b).unwrap_or_else(|e| panic!("frame is not JSON ({e}): {}", String::from_utf8_lossy(b))))
+        .filter(|f| f.starts_with(DOCKER_PREFIX.as_bytes()))
+        .map(|f| frame_json(f)["docker"].take())
         .collect()
+}
+
+/// A frame for a failure message: the start of it.
+pub fn shown(frame: &[u8]) -> String {
+    let text = String::from_utf8_lossy(frame);
+    if text.len() > 300 { format!("{}… ({} bytes)", &text[..text.floor_char_boundary(300)], text.len()) } else { text.into_owned() }
 }
 
 /// Every frame parsed as JSON after the header (asserting the header).
 pub fn frame_json(frame: &[u8]) -> Value {
-    let body = frame.strip_prefix(HEADER.as_bytes()).unwrap_or_else(|| panic!("no Wazuh header: {}", String::from_utf8_lossy(frame)));
-    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(frame)))
+    let body = frame.strip_prefix(HEADER.as_bytes()).unwrap_or_else(|| panic!("no Wazuh header: {}", shown(frame)));
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", shown(frame)))
 }
 
 pub fn time_nano(ev: &Value) -> i64 {
