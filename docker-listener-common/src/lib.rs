@@ -1,44 +1,108 @@
 //! Types shared by the kernel side (`docker-listener-ebpf`) and the daemon.
 //!
 //! Everything here is `#[repr(C)]` plain old data: the eBPF programs write these records into
-//! the ring buffer and maps, the daemon reads them back byte for byte. Changing a layout means
-//! changing both sides in one commit; `RECORD_VERSION` lets the daemon refuse a mismatched object.
+//! the ring buffer, the daemon reads them back byte for byte. Changing a layout means changing
+//! both sides in one commit (they are built together: the daemon embeds the object).
 #![no_std]
-
-/// Bumped whenever a record layout below changes.
-pub const RECORD_VERSION: u32 = 1;
 
 /// Length of `task_struct::comm` (TASK_COMM_LEN in the kernel).
 pub const COMM_LEN: usize = 16;
+/// Bytes of the executable path kept (`bprm->filename`, or the path given to a failed execve).
+pub const FILENAME_CAP: usize = 256;
+/// Bytes of argv kept, NUL-separated as in the process image. A power of two: the programs mask
+/// offsets with it to satisfy the verifier. The configurable limit is at most `ARGS_CAP - 1`.
+pub const ARGS_CAP: usize = 2048;
+/// `sizeof(sockaddr_un.sun_path)`.
+pub const UNIX_PATH_CAP: usize = 108;
+/// Bytes of a cgroup path kept.
+pub const CGROUP_PATH_CAP: usize = 256;
+/// Cgroup path prefixes that mark a container's cgroup (e.g. "/docker/"), and their capacity.
+pub const PREFIXES: usize = 4;
+pub const PREFIX_CAP: usize = 64;
 
-/// Record kinds. Spaced out so related kinds can be added next to each other; userspace converts
-/// with `TryFrom<u32>` and counts unknown kinds instead of trusting them.
+/// Record kinds. Spaced out so related kinds can be added next to each other; userspace
+/// converts with `TryFrom<u32>` and counts unknown kinds instead of trusting them.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
+    /// A successful exec (`sched_process_exec`) or a failed one (`sys_exit_execve*` < 0).
     Exec = 100,
+    /// A new process (not a thread) was forked.
+    Fork = 110,
+    /// A process ended (its last thread exited).
+    Exit = 120,
+    /// connect / bind / listen / accept.
+    Socket = 200,
+    /// A container cgroup was created (and is now traced) or removed.
+    Cgroup = 300,
 }
 
 impl TryFrom<u32> for RecordKind {
     type Error = u32;
     fn try_from(v: u32) -> Result<Self, u32> {
-        match v {
-            100 => Ok(RecordKind::Exec),
-            other => Err(other),
-        }
+        Ok(match v {
+            100 => RecordKind::Exec,
+            110 => RecordKind::Fork,
+            120 => RecordKind::Exit,
+            200 => RecordKind::Socket,
+            300 => RecordKind::Cgroup,
+            other => return Err(other),
+        })
     }
+}
+
+/// Reasons the kernel side failed to deliver something; indexes of the per-CPU `LOSS` array.
+pub mod loss {
+    /// A record did not fit in the ring buffer: the record is lost (a sequence gap).
+    pub const RINGBUF_FULL: u32 = 0;
+    /// An enter/exit pairing entry could not be stored: that syscall's record is lost.
+    pub const PENDING_MAP_FULL: u32 = 1;
+    /// A new container cgroup could not be added to the filter map: it is not traced.
+    pub const CGROUP_MAP_FULL: u32 = 2;
+    /// argv could not be read: the record is delivered without (or with partial) arguments.
+    pub const ARGS_READ: u32 = 3;
+    /// The executable path could not be read: the record is delivered without it.
+    pub const FILENAME_READ: u32 = 4;
+    /// A socket address could not be read: the record is delivered without it.
+    pub const ADDR_READ: u32 = 5;
+    pub const COUNT: u32 = 8;
+    /// Names, by index, as the daemon reports them.
+    pub const NAMES: [&str; 6] =
+        ["ringbuf_full", "pending_map_full", "cgroup_map_full", "args_read", "filename_read", "addr_read"];
+}
+
+/// Bits of the `flags` fields.
+pub mod flags {
+    /// argv was longer than the configured limit and was cut.
+    pub const ARGS_TRUNCATED: u32 = 1;
+    /// argv could not be read at all.
+    pub const ARGS_UNAVAILABLE: u32 = 2;
+    /// The path was longer than FILENAME_CAP.
+    pub const FILENAME_TRUNCATED: u32 = 4;
+    /// The remote address of a socket record could not be read.
+    pub const REMOTE_UNAVAILABLE: u32 = 8;
+    /// The socket's kernel state (type, protocol, local address) could not be read.
+    pub const SOCKET_UNAVAILABLE: u32 = 16;
+}
+
+/// Socket operations of a `SocketRecord`.
+pub mod sock_op {
+    pub const CONNECT: u32 = 1;
+    pub const BIND: u32 = 2;
+    pub const LISTEN: u32 = 3;
+    pub const ACCEPT: u32 = 4;
 }
 
 /// Header at the start of every ring-buffer record.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct RecordHeader {
     /// A `RecordKind` value.
     pub kind: u32,
     /// CPU the record was produced on; sequence numbers are per CPU.
     pub cpu: u32,
-    /// Per-CPU sequence number, incremented for every record the programs *tried* to emit, so
-    /// userspace sees gaps when a record was dropped.
+    /// Per-CPU sequence number, taken just before the ring-buffer reservation, so a record lost
+    /// to a full ring buffer leaves a gap.
     pub seq: u64,
     /// `bpf_ktime_get_boot_ns()` when the record was produced.
     pub ktime_ns: u64,
@@ -50,20 +114,230 @@ pub struct RecordHeader {
     pub tgid: u32,
 }
 
-/// `sched:sched_process_exec`: a task replaced its program image.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExecRecord {
     pub header: RecordHeader,
+    /// `real_parent->tgid`.
+    pub ppid: u32,
     pub uid: u32,
     pub gid: u32,
+    /// 0 for a successful exec, else the negative errno execve returned.
+    pub ret: i32,
+    /// `task->start_boottime` of the process and of its parent (ns since boot): with the pid,
+    /// they identify a process instance (`process.entity_id`).
+    pub start_ns: u64,
+    pub parent_start_ns: u64,
+    pub flags: u32,
+    /// Bytes of `args` used (NUL-separated arguments).
+    pub args_len: u32,
+    pub filename_len: u32,
+    pub _pad: u32,
     pub comm: [u8; COMM_LEN],
+    pub filename: [u8; FILENAME_CAP],
+    pub args: [u8; ARGS_CAP],
+}
+
+/// A new process. The header describes the forking task (the parent).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ForkRecord {
+    pub header: RecordHeader,
+    pub child_tgid: u32,
+    pub _pad: u32,
+    pub child_start_ns: u64,
+    pub parent_start_ns: u64,
+}
+
+/// The end of a process. The header describes its last thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitRecord {
+    pub header: RecordHeader,
+    /// `task->exit_code`: (status << 8) | signal.
+    pub exit_code: i32,
+    pub _pad: u32,
+    pub start_ns: u64,
+}
+
+/// An address as the kernel gives it: `family` AF_INET/AF_INET6/AF_UNIX (0 if unknown), `port`
+/// in host order, `addr` the 4 or 16 address bytes in network order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockAddr {
+    pub family: u16,
+    pub port: u16,
+    pub _pad: u32,
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SocketRecord {
+    pub header: RecordHeader,
+    /// A `sock_op` value.
+    pub op: u32,
+    /// The socket's file descriptor (for accept: the listening one).
+    pub fd: i32,
+    /// The syscall's return value (accept: the new fd; others: 0 or -errno).
+    pub ret: i64,
+    pub start_ns: u64,
+    /// `socket->type` (SOCK_STREAM...), `sk->sk_protocol` (IPPROTO_TCP...), 0 when unknown.
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub flags: u32,
+    /// listen's backlog.
+    pub backlog: i32,
+    pub unix_path_len: u32,
+    /// The address the syscall named (connect: the destination, bind: the address bound,
+    /// accept: the peer), or for listen the bound address.
+    pub addr: SockAddr,
+    /// The socket's own address from the kernel after the call (connect: the source).
+    pub local: SockAddr,
+    /// AF_UNIX: the path (abstract names start with a NUL).
+    pub unix_path: [u8; UNIX_PATH_CAP],
+    pub _pad2: u32,
+}
+
+pub mod cgroup_op {
+    pub const MKDIR: u32 = 1;
+    pub const RMDIR: u32 = 2;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupRecord {
+    pub header: RecordHeader,
+    pub op: u32,
+    pub path_len: u32,
+    /// The cgroup's id (the inode of its directory in the v2 hierarchy).
+    pub id: u64,
+    pub path: [u8; CGROUP_PATH_CAP],
+}
+
+/// Offsets (bytes) of the kernel struct members the programs read, resolved from the running
+/// kernel's BTF by the daemon (no CO-RE relocations in Rust eBPF). A zero `valid` means BTF was
+/// unavailable: the programs then skip what needs them (ppid, argv, socket details).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelOffsets {
+    pub valid: u32,
+    pub task_real_parent: u32,
+    pub task_group_leader: u32,
+    pub task_tgid: u32,
+    pub task_start_boottime: u32,
+    pub task_mm: u32,
+    pub task_exit_code: u32,
+    pub task_files: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub files_fdt: u32,
+    pub fdtable_fd: u32,
+    pub file_private_data: u32,
+    pub socket_type: u32,
+    pub socket_sk: u32,
+    pub socket_file: u32,
+    pub sk_family: u32,
+    pub sk_protocol: u32,
+    pub sk_daddr: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_dport: u32,
+    pub sk_num: u32,
+    pub sk_v6_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
+}
+
+/// Settings the daemon writes into the object's `.rodata` before loading it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProbeConfig {
+    /// The daemon's own tgid: never traced.
+    pub agent_tgid: u32,
+    /// Trace every cgroup, not only containers'.
+    pub trace_host: u32,
+    /// Bytes of argv read (at most ARGS_CAP - 1).
+    pub args_max: u32,
+    /// How many of `prefixes` are set.
+    pub prefix_count: u32,
+    pub prefix_len: [u32; PREFIXES],
+    /// Cgroup v2 path prefixes of container cgroups ("/docker/", "/system.slice/docker-").
+    pub prefixes: [[u8; PREFIX_CAP]; PREFIXES],
+    pub offsets: KernelOffsets,
+}
+
+impl ProbeConfig {
+    pub const fn zeroed() -> ProbeConfig {
+        ProbeConfig {
+            agent_tgid: 0,
+            trace_host: 0,
+            args_max: 0,
+            prefix_count: 0,
+            prefix_len: [0; PREFIXES],
+            prefixes: [[0; PREFIX_CAP]; PREFIXES],
+            offsets: KernelOffsets {
+                valid: 0,
+                task_real_parent: 0,
+                task_group_leader: 0,
+                task_tgid: 0,
+                task_start_boottime: 0,
+                task_mm: 0,
+                task_exit_code: 0,
+                task_files: 0,
+                mm_arg_start: 0,
+                mm_arg_end: 0,
+                files_fdt: 0,
+                fdtable_fd: 0,
+                file_private_data: 0,
+                socket_type: 0,
+                socket_sk: 0,
+                socket_file: 0,
+                sk_family: 0,
+                sk_protocol: 0,
+                sk_daddr: 0,
+                sk_rcv_saddr: 0,
+                sk_dport: 0,
+                sk_num: 0,
+                sk_v6_daddr: 0,
+                sk_v6_rcv_saddr: 0,
+            },
+        }
+    }
 }
 
 #[cfg(feature = "user")]
 mod user {
-    // SAFETY: all types are #[repr(C)], contain only integers and byte arrays, and every bit
-    // pattern is valid for them.
+    // SAFETY: every type is #[repr(C)], made only of integers and byte arrays, with explicit
+    // padding fields, so every bit pattern is valid.
     unsafe impl aya::Pod for super::RecordHeader {}
     unsafe impl aya::Pod for super::ExecRecord {}
+    unsafe impl aya::Pod for super::ForkRecord {}
+    unsafe impl aya::Pod for super::ExitRecord {}
+    unsafe impl aya::Pod for super::SocketRecord {}
+    unsafe impl aya::Pod for super::CgroupRecord {}
+    unsafe impl aya::Pod for super::ProbeConfig {}
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        // Sizes are sums of the fields: a change that adds implicit padding fails here.
+        assert_eq!(size_of::<RecordHeader>(), 40);
+        assert_eq!(size_of::<ExecRecord>(), 40 + 4 * 4 + 8 * 2 + 4 * 4 + COMM_LEN + FILENAME_CAP + ARGS_CAP);
+        assert_eq!(size_of::<SockAddr>(), 24);
+        assert_eq!(size_of::<SocketRecord>(), 40 + 4 + 4 + 8 + 8 + 2 + 2 + 4 + 4 + 4 + 24 + 24 + UNIX_PATH_CAP + 4);
+        assert_eq!(size_of::<CgroupRecord>(), 40 + 4 + 4 + 8 + CGROUP_PATH_CAP);
+        assert!(ARGS_CAP.is_power_of_two());
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in [RecordKind::Exec, RecordKind::Fork, RecordKind::Exit, RecordKind::Socket, RecordKind::Cgroup] {
+            assert_eq!(RecordKind::try_from(k as u32), Ok(k));
+        }
+        assert_eq!(RecordKind::try_from(7), Err(7));
+    }
 }

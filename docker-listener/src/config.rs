@@ -78,7 +78,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Which eBPF probes to load.
+/// The eBPF probes: which to load and how they filter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EbpfConfig {
@@ -87,11 +87,57 @@ pub struct EbpfConfig {
     /// Refuse to start if the programs cannot be loaded, instead of falling back to Docker events
     /// only with a warning.
     pub required: bool,
+    /// Process executions (successful and failed).
+    pub exec: bool,
+    /// connect(2).
+    pub connect: bool,
+    /// bind(2).
+    pub bind: bool,
+    /// listen(2).
+    pub listen: bool,
+    /// accept(2) and accept4(2).
+    pub accept: bool,
+    /// Bytes of argv captured per exec (the rest is cut and the event marked).
+    pub argv_max_bytes: u32,
+    /// Arguments kept per exec.
+    pub argv_max_args: u32,
+    /// Also trace processes outside containers (off: host processes cost one map lookup and
+    /// produce nothing).
+    pub trace_host: bool,
+    /// Size of the kernel ring buffer (a power of two, at least one page).
+    pub ring_buffer_bytes: u32,
+    /// cgroup v2 path prefixes of container cgroups, as Docker names them with its cgroupfs
+    /// ("/docker/<id>") and systemd ("/system.slice/docker-<id>.scope") drivers. Add yours when
+    /// dockerd runs with --cgroup-parent.
+    pub cgroup_prefixes: Vec<String>,
+    /// Containers not traced, by name or id (prefix of at least 12 characters).
+    pub ignore_containers: Vec<String>,
+    /// Containers not traced, by image name (e.g. "docker.io/library/nginx:latest", or
+    /// "nginx" for any tag).
+    pub ignore_images: Vec<String>,
+    /// Containers not traced, by label: "key" (any value) or "key=value".
+    pub ignore_labels: Vec<String>,
 }
 
 impl Default for EbpfConfig {
     fn default() -> Self {
-        EbpfConfig { enabled: true, required: false }
+        EbpfConfig {
+            enabled: true,
+            required: false,
+            exec: true,
+            connect: true,
+            bind: true,
+            listen: true,
+            accept: true,
+            argv_max_bytes: 1024,
+            argv_max_args: 64,
+            trace_host: false,
+            ring_buffer_bytes: 4 << 20,
+            cgroup_prefixes: vec!["/docker/".into(), "/system.slice/docker-".into()],
+            ignore_containers: Vec::new(),
+            ignore_images: Vec::new(),
+            ignore_labels: Vec::new(),
+        }
     }
 }
 
@@ -263,6 +309,47 @@ impl Config {
         if let Some(host) = &self.docker_host {
             parse_docker_host(host).map_err(|m| err("docker_host", format!("{host:?}"), m))?;
         }
+        let e = &self.ebpf;
+        let argv_cap = docker_listener_common::ARGS_CAP as u32 - 1;
+        if !(1..=argv_cap).contains(&e.argv_max_bytes) {
+            return Err(err("ebpf.argv_max_bytes", e.argv_max_bytes.to_string(), format!("accepted: 1 to {argv_cap} bytes")));
+        }
+        if !(1..=1024).contains(&e.argv_max_args) {
+            return Err(err("ebpf.argv_max_args", e.argv_max_args.to_string(), "accepted: 1 to 1024".into()));
+        }
+        if !e.ring_buffer_bytes.is_power_of_two() || !(4096..=(1 << 30)).contains(&e.ring_buffer_bytes) {
+            return Err(err(
+                "ebpf.ring_buffer_bytes",
+                e.ring_buffer_bytes.to_string(),
+                "accepted: a power of two from 4096 to 1073741824".into(),
+            ));
+        }
+        let cap = docker_listener_common::PREFIX_CAP;
+        if e.cgroup_prefixes.is_empty() || e.cgroup_prefixes.len() > docker_listener_common::PREFIXES {
+            return Err(err(
+                "ebpf.cgroup_prefixes",
+                format!("{} entries", e.cgroup_prefixes.len()),
+                format!("accepted: 1 to {} prefixes", docker_listener_common::PREFIXES),
+            ));
+        }
+        if let Some((i, p)) =
+            e.cgroup_prefixes.iter().enumerate().find(|(_, p)| !p.starts_with('/') || p.len() < 2 || p.len() > cap)
+        {
+            return Err(err(
+                &format!("ebpf.cgroup_prefixes[{i}]"),
+                format!("{p:?}"),
+                format!("accepted: an absolute cgroup path prefix of 2 to {cap} bytes, e.g. \"/docker/\""),
+            ));
+        }
+        for (key, list) in [
+            ("ebpf.ignore_containers", &e.ignore_containers),
+            ("ebpf.ignore_images", &e.ignore_images),
+            ("ebpf.ignore_labels", &e.ignore_labels),
+        ] {
+            if let Some(i) = list.iter().position(|v| v.is_empty()) {
+                return Err(err(&format!("{key}[{i}]"), "\"\"".into(), "an empty entry would match nothing; remove it".into()));
+            }
+        }
         if let Some(i) = self.ignore_actions.iter().position(|a| a.is_empty()) {
             return Err(err(
                 &format!("ignore_actions[{i}]"),
@@ -409,6 +496,12 @@ mod tests {
             (r#"{"docker-listener": {"ignore_actions": [""]}}"#, "ignore_actions[0]", "empty"),
             (r#"{"docker-listener": {"state_dir": "relative"}}"#, "state_dir", "absolute"),
             (r#"{"docker-listener": {"queue": "q"}}"#, "queue", "absolute"),
+            (r#"{"docker-listener": {"ebpf": {"argv_max_bytes": 4096}}}"#, "ebpf.argv_max_bytes", "2047"),
+            (r#"{"docker-listener": {"ebpf": {"argv_max_args": 0}}}"#, "ebpf.argv_max_args", "1024"),
+            (r#"{"docker-listener": {"ebpf": {"ring_buffer_bytes": 5000}}}"#, "ebpf.ring_buffer_bytes", "power of two"),
+            (r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": []}}}"#, "ebpf.cgroup_prefixes", "1 to 4"),
+            (r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": ["docker"]}}}"#, "ebpf.cgroup_prefixes[0]", "absolute"),
+            (r#"{"docker-listener": {"ebpf": {"ignore_labels": ["a", ""]}}}"#, "ebpf.ignore_labels[1]", "empty"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(&format!("docker-listener.{key}")), "{text}: {e}");

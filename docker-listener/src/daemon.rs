@@ -9,7 +9,11 @@
 //! buffered, then the cursor of the last delivered event is saved.
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use tokio::{signal::unix::SignalKind, sync::watch, task::JoinSet};
+use tokio::{
+    signal::unix::SignalKind,
+    sync::{mpsc, watch},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -17,6 +21,7 @@ use crate::{
     docker::{DockerError, DockerSource},
     ebpf::{EbpfError, EbpfProbes},
     encode::{Encoder, event_hash},
+    monitor::Monitor,
     sink::{Output, Sink, Spool},
     state::{Cursor, InstanceLock, StateDir, StateError},
     stats::Stats,
@@ -104,26 +109,14 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let cursor_task = tokio::spawn(persist_cursor(state.clone(), delivered_rx));
 
     let mut sources: JoinSet<Result<(), DaemonError>> = JoinSet::new();
-    let docker = DockerSource {
-        socket: docker_socket,
-        wait_time: cfg.wait_time(),
-        max_wait_time: cfg.max_wait_time(),
-        encoder: encoder.clone(),
-        spool: spool.clone(),
-        stats: stats.clone(),
-        ignore_actions: cfg.ignore_actions.clone(),
-        cursor,
-        events_tx: None,
-        client_tx: None,
-    };
-    let token = shutdown.clone();
-    sources.spawn(async move { docker.run(token).await.map_err(DaemonError::from) });
-
+    // The eBPF side first: it needs Docker's container events and client, wired below.
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (client_tx, client_rx) = watch::channel(None);
+    let mut monitor = None;
     if cfg.ebpf.enabled {
-        match EbpfProbes::load() {
+        match EbpfProbes::load(&cfg.ebpf) {
             Ok(probes) => {
-                let (stats, token) = (stats.clone(), shutdown.clone());
-                sources.spawn(async move { probes.run(stats, token).await.map_err(DaemonError::from) });
+                monitor = Some(Monitor::new(probes, cfg.ebpf.clone(), encoder.clone(), spool.clone(), stats.clone(), events_rx, client_rx));
             }
             Err(e) if cfg.ebpf.required => return Err(e.into()),
             Err(e) => tracing::warn!(
@@ -134,6 +127,25 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         }
     } else {
         tracing::info!("eBPF disabled (--no-ebpf or ebpf.enabled = false): Docker events only");
+    }
+    let has_monitor = monitor.is_some();
+    let docker = DockerSource {
+        socket: docker_socket,
+        wait_time: cfg.wait_time(),
+        max_wait_time: cfg.max_wait_time(),
+        encoder: encoder.clone(),
+        spool: spool.clone(),
+        stats: stats.clone(),
+        ignore_actions: cfg.ignore_actions.clone(),
+        cursor,
+        events_tx: has_monitor.then_some(events_tx),
+        client_tx: has_monitor.then_some(client_tx),
+    };
+    let token = shutdown.clone();
+    sources.spawn(async move { docker.run(token).await.map_err(DaemonError::from) });
+    if let Some(monitor) = monitor {
+        let token = shutdown.clone();
+        sources.spawn(async move { monitor.run(token).await.map_err(DaemonError::from) });
     }
 
     let result = wait_for_shutdown(&shutdown, &mut sources).await;

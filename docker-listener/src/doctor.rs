@@ -56,7 +56,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
     out.push(queue(cfg));
     out.push(state_dir(cfg));
     if cfg.ebpf.enabled {
-        out.extend(ebpf());
+        out.extend(ebpf(cfg));
     } else {
         out.push(check("ebpf", Status::Ok, "disabled (--no-ebpf / ebpf.enabled = false): Docker events only"));
     }
@@ -179,7 +179,7 @@ fn state_dir(cfg: &Config) -> Check {
     }
 }
 
-fn ebpf() -> Vec<Check> {
+fn ebpf(cfg: &Config) -> Vec<Check> {
     let mut out = Vec::new();
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
     out.push(check(
@@ -202,9 +202,16 @@ fn ebpf() -> Vec<Check> {
             "not mounted: run `mount -t tracefs tracefs /sys/kernel/tracing` (eBPF events need it)",
         ),
     });
-    out.push(match EbpfProbes::load() {
-        Ok(_) => check("ebpf programs", Status::Ok, "loaded and attached (then detached): process events available"),
+    out.push(match EbpfProbes::load(&cfg.ebpf) {
+        Ok(p) => match &p.degraded {
+            None => check("ebpf programs", Status::Ok, format!("{} programs loaded and attached (then detached): process and socket events available", p.attached.len())),
+            Some(why) => check("ebpf programs", Status::Warn, format!("loaded, degraded ({why}): no parent pids, argv or socket details")),
+        },
         Err(e) => check("ebpf programs", Status::Warn, format!("{e}; the daemon will run with Docker events only")),
+    });
+    out.push(match crate::registry::cgroup2_mount() {
+        Some(m) => check("cgroup v2", Status::Ok, format!("mounted at {}: containers are matched by their cgroup there", m.display())),
+        None => check("cgroup v2", Status::Warn, "no cgroup2 mount: containers already running cannot be attributed"),
     });
     out
 }

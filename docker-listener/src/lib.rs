@@ -1,17 +1,23 @@
 //! docker-listener: Docker events and in-container process/socket activity, into Wazuh.
 //!
 //! One module per pipeline stage (see docs/ARCHITECTURE.md):
-//! [`docker`] (source) → [`encode`] (Wazuh frames) → [`sink`] (spool + output), with
-//! [`ebpf`] as the second source, [`state`] for the cursor and lock, [`config`]/[`cli`] for
-//! settings, [`doctor`] for diagnostics.
+//! [`docker`] (source) → [`encode`] (Wazuh frames) → [`sink`] (spool + output); the eBPF side
+//! is [`ebpf`] (kernel records) → [`monitor`] → [`correlate`] (with [`registry`] and [`procs`])
+//! → [`ecs`] events → the same spool. [`state`] keeps the cursor and lock, [`config`]/[`cli`]
+//! the settings, [`doctor`] the diagnostics.
 pub mod cli;
 pub mod config;
+pub mod correlate;
 pub mod daemon;
 pub mod docker;
 pub mod doctor;
 pub mod ebpf;
+pub mod ecs;
 pub mod encode;
 pub mod logging;
+pub mod monitor;
+pub mod procs;
+pub mod registry;
 pub mod shrink;
 pub mod sink;
 pub mod state;

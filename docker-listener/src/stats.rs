@@ -48,8 +48,14 @@ counters! {
     send_errors,
     /// eBPF records read from the ring buffer.
     ebpf_records,
-    /// eBPF records lost in the kernel (ring buffer full etc.), from the per-CPU counters.
+    /// eBPF records lost in the kernel (ring buffer full, pairing map full, filter map full),
+    /// from the per-CPU loss counters.
     ebpf_lost,
+    /// Records the kernel numbered but userspace never received (sequence gaps), computed at
+    /// shutdown; equals the ring-buffer-full losses when the accounting is right.
+    ebpf_seq_gaps,
+    /// Process and socket events emitted.
+    ebpf_events,
 }
 
 impl Stats {
@@ -59,6 +65,10 @@ impl Stats {
 
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set(counter: &AtomicU64, v: u64) {
+        counter.store(v, Ordering::Relaxed);
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {

@@ -45,7 +45,8 @@ pub struct DockerSource {
     pub ignore_actions: Vec<String>,
     /// The last event read. Starts at the persisted delivered cursor.
     pub cursor: Cursor,
-    /// Every event read (before filtering) also goes here, for the container registry.
+    /// Container start/rename/destroy events (before filtering) also go here, for the
+    /// container registry.
     pub events_tx: Option<mpsc::UnboundedSender<DockerEvent>>,
     /// Told the negotiated client after each (re)connection, for the registry.
     pub client_tx: Option<tokio::sync::watch::Sender<Option<DockerClient>>>,
@@ -227,7 +228,10 @@ impl DockerSource {
             }
         }
         self.cursor.advance(ev.time_nano, hash);
-        if let Some(tx) = &self.events_tx {
+        if let Some(tx) = &self.events_tx
+            && ev.kind() == "container"
+            && matches!(ev.action(), "start" | "rename" | "destroy")
+        {
             let _ = tx.send(ev.clone());
         }
         if self.ignore_actions.iter().any(|p| ev.action().starts_with(p.as_str())) {

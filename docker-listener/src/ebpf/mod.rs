@@ -1,27 +1,23 @@
-//! The eBPF source: loads docker-listener-ebpf's programs, attaches them to their tracepoints
-//! and drains the ring buffer.
-use std::{
-    io,
-    os::fd::AsRawFd,
-    sync::Arc,
-};
+//! The eBPF source: loads docker-listener-ebpf's programs with this run's settings (which
+//! probes, argv limits, ring size, container cgroup prefixes, kernel struct offsets from BTF),
+//! attaches them, and gives the monitor the ring buffer and the maps.
+pub mod offsets;
+pub mod record;
+
+use std::{io, path::Path};
 
 use aya::{
-    Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    Btf, Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, TracePoint},
 };
-use docker_listener_common::{ExecRecord, RecordHeader, RecordKind};
+use docker_listener_common::{PREFIX_CAP, PREFIXES, ProbeConfig, loss};
 use tokio::io::unix::AsyncFd;
-use tokio_util::sync::CancellationToken;
 
-use crate::stats::Stats;
+use crate::config::EbpfConfig;
 
 /// The eBPF object built by build.rs from docker-listener-ebpf.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/docker-listener-ebpf"));
-
-/// Tracepoints and the programs attached to them.
-const TRACEPOINTS: &[(&str, &str, &str)] = &[("sched_process_exec", "sched", "sched_process_exec")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
@@ -32,7 +28,7 @@ pub enum EbpfError {
     NoObject,
     #[error(
         "not permitted to load eBPF programs: run docker-listener as root (or with CAP_BPF, \
-         CAP_PERFMON and CAP_SYS_RESOURCE); kernel said: {0}"
+         CAP_PERFMON and CAP_SYS_RESOURCE); the kernel said: {0}"
     )]
     NotPermitted(String),
     #[error(
@@ -44,8 +40,10 @@ pub enum EbpfError {
     Load(String),
     #[error("the eBPF object has no {0}: the object and the daemon were built from different sources")]
     Missing(&'static str),
-    #[error("attaching to tracepoint {category}:{name} failed: {detail}")]
-    Attach { category: &'static str, name: &'static str, detail: String },
+    #[error("attaching {program} failed: {detail}")]
+    Attach { program: &'static str, detail: String },
+    #[error("the kernel filter map is full or refused cgroup {cgroup}: {detail}")]
+    Map { cgroup: u64, detail: String },
     #[error("reading the ring buffer failed: {0}")]
     Ring(#[from] io::Error),
 }
@@ -56,27 +54,105 @@ impl EbpfError {
         if text.contains("EPERM") || text.contains("Operation not permitted") || text.contains("PermissionDenied") {
             EbpfError::NotPermitted(e.to_string())
         } else {
-            EbpfError::Load(e.to_string())
+            EbpfError::Load(format!("{e}: {e:?}"))
         }
+    }
+}
+
+/// Which probe a tracepoint program belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Always on: container cgroups and the process tree.
+    Core,
+    Exec,
+    Connect,
+    Bind,
+    Listen,
+    Accept,
+}
+
+/// (program, tracepoint category, tracepoint name, probe).
+const TRACEPOINTS: &[(&str, &str, &str, Probe)] = &[
+    ("cgroup_mkdir", "cgroup", "cgroup_mkdir", Probe::Core),
+    ("cgroup_rmdir", "cgroup", "cgroup_rmdir", Probe::Core),
+    ("sched_process_exit", "sched", "sched_process_exit", Probe::Core),
+    ("sched_process_exec", "sched", "sched_process_exec", Probe::Exec),
+    ("sys_enter_execve", "syscalls", "sys_enter_execve", Probe::Exec),
+    ("sys_exit_execve", "syscalls", "sys_exit_execve", Probe::Exec),
+    ("sys_enter_execveat", "syscalls", "sys_enter_execveat", Probe::Exec),
+    ("sys_exit_execveat", "syscalls", "sys_exit_execveat", Probe::Exec),
+    ("sys_enter_connect", "syscalls", "sys_enter_connect", Probe::Connect),
+    ("sys_exit_connect", "syscalls", "sys_exit_connect", Probe::Connect),
+    ("sys_enter_bind", "syscalls", "sys_enter_bind", Probe::Bind),
+    ("sys_exit_bind", "syscalls", "sys_exit_bind", Probe::Bind),
+    ("sys_enter_listen", "syscalls", "sys_enter_listen", Probe::Listen),
+    ("sys_exit_listen", "syscalls", "sys_exit_listen", Probe::Listen),
+    ("sys_enter_accept", "syscalls", "sys_enter_accept", Probe::Accept),
+    ("sys_exit_accept", "syscalls", "sys_exit_accept", Probe::Accept),
+    ("sys_enter_accept4", "syscalls", "sys_enter_accept4", Probe::Accept),
+    ("sys_exit_accept4", "syscalls", "sys_exit_accept4", Probe::Accept),
+];
+
+fn enabled(p: Probe, cfg: &EbpfConfig) -> bool {
+    match p {
+        Probe::Core => true,
+        Probe::Exec => cfg.exec,
+        Probe::Connect => cfg.connect,
+        Probe::Bind => cfg.bind,
+        Probe::Listen => cfg.listen,
+        Probe::Accept => cfg.accept,
     }
 }
 
 /// Loaded and attached programs, ready to be drained.
 pub struct EbpfProbes {
+    /// Owns the programs and their links: dropping it detaches everything.
     _ebpf: Ebpf,
-    ring: AsyncFd<RingBuf<MapData>>,
+    pub ring: AsyncFd<RingBuf<MapData>>,
+    containers: HashMap<MapData, u64, u32>,
+    seq: PerCpuArray<MapData, u64>,
     loss: PerCpuArray<MapData, u64>,
+    /// Programs attached, for the log.
+    pub attached: Vec<&'static str>,
+    /// Why parts are degraded (no BTF: no ppid/argv/socket details/fork records).
+    pub degraded: Option<String>,
 }
 
 impl EbpfProbes {
-    /// Loads the object and attaches every program.
-    pub fn load() -> Result<EbpfProbes, EbpfError> {
+    /// Loads the object with this run's settings and attaches the enabled probes.
+    pub fn load(cfg: &EbpfConfig) -> Result<EbpfProbes, EbpfError> {
         if OBJECT.is_empty() {
             return Err(EbpfError::NoObject);
         }
         raise_memlock_limit();
-        let mut ebpf = EbpfLoader::new().load(OBJECT).map_err(EbpfError::from_load)?;
-        for &(prog, category, name) in TRACEPOINTS {
+        let mut pc = ProbeConfig::zeroed();
+        pc.agent_tgid = std::process::id();
+        pc.trace_host = u32::from(cfg.trace_host);
+        pc.args_max = cfg.argv_max_bytes;
+        for (i, p) in cfg.cgroup_prefixes.iter().take(PREFIXES).enumerate() {
+            let n = p.len().min(PREFIX_CAP);
+            pc.prefixes[i][..n].copy_from_slice(&p.as_bytes()[..n]);
+            pc.prefix_len[i] = n as u32;
+            pc.prefix_count = i as u32 + 1;
+        }
+        let mut degraded = None;
+        match offsets::resolve(Path::new(offsets::VMLINUX_BTF)) {
+            Ok(o) => pc.offsets = o,
+            Err(e) => degraded = Some(e.to_string()),
+        }
+        let btf = Btf::from_sys_fs().ok();
+        let mut ebpf = EbpfLoader::new()
+            .btf(btf.as_ref())
+            .override_global("CONFIG", &pc, true)
+            .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
+            .load(OBJECT)
+            .map_err(EbpfError::from_load)?;
+
+        let mut attached = Vec::new();
+        for &(prog, category, name, probe) in TRACEPOINTS {
+            if !enabled(probe, cfg) {
+                continue;
+            }
             let program: &mut TracePoint = ebpf
                 .program_mut(prog)
                 .ok_or(EbpfError::Missing("tracepoint program"))?
@@ -84,69 +160,67 @@ impl EbpfProbes {
                 .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
             program.load().map_err(EbpfError::from_load)?;
             program.attach(category, name).map_err(|e| {
-                if !std::path::Path::new("/sys/kernel/tracing/events").exists()
-                    && !std::path::Path::new("/sys/kernel/debug/tracing/events").exists()
-                {
+                if !Path::new("/sys/kernel/tracing/events").exists() && !Path::new("/sys/kernel/debug/tracing/events").exists() {
                     EbpfError::NoTracefs
                 } else {
-                    EbpfError::Attach { category, name, detail: format!("{e}: {e:?}") }
+                    EbpfError::Attach { program: prog, detail: format!("{e}: {e:?}") }
                 }
             })?;
+            attached.push(prog);
         }
-        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or(EbpfError::Missing("EVENTS map"))?)
-            .map_err(|e| EbpfError::Load(e.to_string()))?;
-        let loss = PerCpuArray::try_from(ebpf.take_map("LOSS").ok_or(EbpfError::Missing("LOSS map"))?)
-            .map_err(|e| EbpfError::Load(e.to_string()))?;
+        // Fork records need the BTF-typed tracepoint (the child's tgid) and the offsets.
+        match (&btf, degraded.is_none()) {
+            (Some(btf), true) => {
+                let program: &mut BtfTracePoint = ebpf
+                    .program_mut("sched_process_fork")
+                    .ok_or(EbpfError::Missing("sched_process_fork"))?
+                    .try_into()
+                    .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
+                program.load("sched_process_fork", btf).map_err(EbpfError::from_load)?;
+                program
+                    .attach()
+                    .map_err(|e| EbpfError::Attach { program: "sched_process_fork", detail: format!("{e}: {e:?}") })?;
+                attached.push("sched_process_fork");
+            }
+            _ => {
+                degraded.get_or_insert_with(|| "the kernel has no BTF".into());
+            }
+        }
+
+        let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(EbpfError::Missing(name));
+        let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let containers = HashMap::try_from(take(&mut ebpf, "CONTAINERS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let seq = PerCpuArray::try_from(take(&mut ebpf, "SEQ")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let loss = PerCpuArray::try_from(take(&mut ebpf, "LOSS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         // SAFETY: the RingBuf owns its map fd and keeps it open, unreplaced, for as long as the
         // AsyncFd (which owns the RingBuf) lives.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| EbpfError::Ring(e.into()))?;
-        Ok(EbpfProbes { _ebpf: ebpf, ring, loss })
+        Ok(EbpfProbes { _ebpf: ebpf, ring, containers, seq, loss, attached, degraded })
     }
 
-    /// Drains the ring buffer until `shutdown`.
-    pub async fn run(mut self, stats: Arc<Stats>, shutdown: CancellationToken) -> Result<(), EbpfError> {
-        tracing::info!(fd = self.ring.get_ref().as_raw_fd(), "eBPF programs attached: {}", TRACEPOINTS.len());
-        let mut lost_seen = 0u64;
-        loop {
-            let mut guard = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                g = self.ring.readable_mut() => g?,
-            };
-            let ring = guard.get_inner_mut();
-            while let Some(item) = ring.next() {
-                Stats::inc(&stats.ebpf_records);
-                handle_record(&item);
-            }
-            guard.clear_ready();
-            let lost = self.lost_total();
-            if lost > lost_seen {
-                Stats::add(&stats.ebpf_lost, lost - lost_seen);
-                tracing::warn!(lost = lost - lost_seen, lost_total = lost, "eBPF records lost in the kernel (ring buffer full)");
-                lost_seen = lost;
-            }
+    /// Starts tracing a container cgroup.
+    pub fn track(&mut self, cgroup: u64) -> Result<(), EbpfError> {
+        self.containers.insert(cgroup, 1, 0).map_err(|e| EbpfError::Map { cgroup, detail: e.to_string() })
+    }
+
+    /// Stops tracing a cgroup (ignored container, container gone).
+    pub fn untrack(&mut self, cgroup: u64) {
+        let _ = self.containers.remove(&cgroup);
+    }
+
+    /// Records the programs tried to emit (sum of the per-CPU sequence numbers).
+    pub fn generated(&self) -> u64 {
+        self.seq.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
+    /// The per-reason loss counters, summed over CPUs.
+    pub fn losses(&self) -> [u64; loss::NAMES.len()] {
+        let mut out = [0; loss::NAMES.len()];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = self.loss.get(&(i as u32), 0).map(|v| v.iter().sum()).unwrap_or(0);
         }
-    }
-
-    fn lost_total(&self) -> u64 {
-        self.loss.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
-    }
-}
-
-fn handle_record(bytes: &[u8]) {
-    if bytes.len() < size_of::<RecordHeader>() {
-        return;
-    }
-    // SAFETY: RecordHeader is plain old data and the length was checked; read_unaligned copes
-    // with any alignment.
-    let header: RecordHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    if let Ok(RecordKind::Exec) = RecordKind::try_from(header.kind)
-        && bytes.len() >= size_of::<ExecRecord>()
-    {
-        // SAFETY: as above.
-        let rec: ExecRecord = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-        let comm = rec.comm.split(|&b| b == 0).next().unwrap_or_default();
-        tracing::trace!(pid = rec.header.tgid, cgroup = rec.header.cgroup_id, comm = %String::from_utf8_lossy(comm), "exec");
+        out
     }
 }
 

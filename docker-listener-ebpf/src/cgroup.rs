@@ -1,0 +1,92 @@
+//! Container cgroups, traced from their creation: when the cgroup v2 directory of a container
+//! appears (a path under one of the configured prefixes, e.g. "/docker/<id>"), its id goes into
+//! CONTAINERS before runc starts the container's first process, so nothing it runs is missed; a
+//! record tells the daemon which container it is. Removal is reported and unmaps the id.
+use aya_ebpf::{EbpfContext, helpers::generated::bpf_probe_read_kernel_str, macros::tracepoint, programs::TracePointContext};
+use docker_listener_common::{CGROUP_PATH_CAP, CgroupRecord, PREFIX_CAP, PREFIXES, RecordKind, cgroup_op, loss};
+
+use crate::maps::{CONTAINERS, bump_loss, config, reserve};
+
+/// cgroup_mkdir / cgroup_rmdir: int root at 8, int level at 12, u64 id at 16, __data_loc path
+/// at 24. Only the v2 (default) hierarchy, whose id is 0, names what bpf_get_current_cgroup_id
+/// returns.
+#[inline(always)]
+fn fields(ctx: &TracePointContext) -> Option<(u64, *const u8)> {
+    let root: i32 = unsafe { ctx.read_at(8) }.ok()?;
+    if root != 0 {
+        return None;
+    }
+    let id: u64 = unsafe { ctx.read_at(16) }.ok()?;
+    let loc: u32 = unsafe { ctx.read_at(24) }.ok()?;
+    Some((id, (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize)))
+}
+
+#[inline(always)]
+fn matches_prefix(path: &[u8; CGROUP_PATH_CAP]) -> bool {
+    let count = config!(prefix_count) as usize;
+    for i in 0..PREFIXES {
+        if i >= count {
+            break;
+        }
+        let len = config!(prefix_len[i]) as usize;
+        if len == 0 || len > PREFIX_CAP {
+            continue;
+        }
+        let mut same = true;
+        for j in 0..PREFIX_CAP {
+            if j >= len {
+                break;
+            }
+            if path[j] != config!(prefixes[i][j]) {
+                same = false;
+                break;
+            }
+        }
+        if same {
+            return true;
+        }
+    }
+    false
+}
+
+#[inline(always)]
+fn emit(op: u32, id: u64, path: &[u8; CGROUP_PATH_CAP], len: u32) {
+    let Some((mut entry, header)) = reserve::<CgroupRecord>(RecordKind::Cgroup) else { return };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        (*r).header = header;
+        (*r).op = op;
+        (*r).path_len = len;
+        (*r).id = id;
+        (*r).path = *path;
+    }
+    entry.submit(0);
+}
+
+#[tracepoint]
+pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
+    let Some((id, src)) = fields(&ctx) else { return 0 };
+    let mut path = [0u8; CGROUP_PATH_CAP];
+    let n = unsafe { bpf_probe_read_kernel_str(path.as_mut_ptr().cast(), CGROUP_PATH_CAP as u32, src.cast()) };
+    if n <= 0 || !matches_prefix(&path) {
+        return 0;
+    }
+    if CONTAINERS.insert(&id, &1, 0).is_err() {
+        bump_loss(loss::CGROUP_MAP_FULL);
+    }
+    emit(cgroup_op::MKDIR, id, &path, (n - 1) as u32);
+    0
+}
+
+#[tracepoint]
+pub fn cgroup_rmdir(ctx: TracePointContext) -> u32 {
+    let Some((id, src)) = fields(&ctx) else { return 0 };
+    if unsafe { CONTAINERS.get(&id) }.is_none() {
+        return 0;
+    }
+    let _ = CONTAINERS.remove(&id);
+    let mut path = [0u8; CGROUP_PATH_CAP];
+    let n = unsafe { bpf_probe_read_kernel_str(path.as_mut_ptr().cast(), CGROUP_PATH_CAP as u32, src.cast()) };
+    emit(cgroup_op::RMDIR, id, &path, if n > 0 { (n - 1) as u32 } else { 0 });
+    0
+}

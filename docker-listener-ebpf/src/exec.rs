@@ -1,0 +1,223 @@
+//! Process execution.
+//!
+//! - `sched_process_exec` reports every successful exec: the path the kernel executed
+//!   (`bprm->filename`), the new image's argv read from `mm->arg_start..arg_end`, the parent.
+//! - `sys_enter_execve[at]` remembers the filename and argv pointers; `sys_exit_execve[at]` with a
+//!   negative result reports the failed exec from them (the old image is still there).
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::{bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str},
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use docker_listener_common::{ARGS_CAP, ExecRecord, FILENAME_CAP, RecordHeader, RecordKind, flags, loss};
+
+use crate::{
+    kernel::{current_task, offsets_valid, parent_of, process_start, read},
+    maps::{PENDING_EXEC, PendingExec, bump_loss, config, reserve, traced},
+};
+
+/// Failed execs: argv entries read from the argument array (each string into a half-buffer
+/// window, so the verifier can bound every write).
+const MAX_ARGV_ENTRIES: usize = 32;
+const HALF: usize = ARGS_CAP / 2;
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    if traced() {
+        on_exec(&ctx);
+    }
+    0
+}
+
+/// Fills what every exec record has: header, ids, comm, parent, start time.
+#[inline(always)]
+unsafe fn fill_common(r: *mut ExecRecord, header: RecordHeader, ret: i32) {
+    let uid_gid = bpf_get_current_uid_gid();
+    let task = current_task();
+    unsafe {
+        (*r).header = header;
+        (*r).uid = uid_gid as u32;
+        (*r).gid = (uid_gid >> 32) as u32;
+        (*r).ret = ret;
+        (*r).flags = 0;
+        (*r).args_len = 0;
+        (*r).filename_len = 0;
+        (*r).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        if offsets_valid() {
+            let (ppid, parent_start) = parent_of(task);
+            (*r).ppid = ppid;
+            (*r).parent_start_ns = parent_start;
+            (*r).start_ns = process_start(task);
+        } else {
+            (*r).ppid = 0;
+            (*r).parent_start_ns = 0;
+            (*r).start_ns = 0;
+        }
+    }
+}
+
+fn on_exec(ctx: &TracePointContext) {
+    // sched_process_exec: __data_loc char[] filename at 8, pid_t pid at 12, pid_t old_pid at 16.
+    let old_pid: u32 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let tgid = bpf_get_current_pid_tgid() >> 32;
+    // The exec succeeded: forget the enter-time arguments (keyed by the thread that called
+    // execve, which may not be the thread-group leader it became).
+    let _ = PENDING_EXEC.remove(&((tgid << 32) | u64::from(old_pid)));
+
+    let Some((mut entry, header)) = reserve::<ExecRecord>(RecordKind::Exec) else { return };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        fill_common(r, header, 0);
+        let loc: u32 = ctx.read_at(8).unwrap_or(0);
+        let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
+        let n = bpf_probe_read_kernel_str((*r).filename.as_mut_ptr().cast(), FILENAME_CAP as u32, src.cast());
+        if n > 0 {
+            (*r).filename_len = (n - 1) as u32;
+        } else {
+            bump_loss(loss::FILENAME_READ);
+        }
+        read_args_from_mm(r);
+    }
+    entry.submit(0);
+}
+
+/// argv of the new image: one read of `mm->arg_start..arg_end` (NUL-separated strings).
+#[inline(always)]
+unsafe fn read_args_from_mm(r: *mut ExecRecord) {
+    unsafe {
+        if !offsets_valid() {
+            (*r).flags |= flags::ARGS_UNAVAILABLE;
+            return;
+        }
+        let mm: *const u8 = read(current_task(), config!(offsets.task_mm)).unwrap_or(core::ptr::null());
+        let start: u64 = read(mm, config!(offsets.mm_arg_start)).unwrap_or(0);
+        let end: u64 = read(mm, config!(offsets.mm_arg_end)).unwrap_or(0);
+        if start == 0 || end <= start {
+            (*r).flags |= flags::ARGS_UNAVAILABLE;
+            bump_loss(loss::ARGS_READ);
+            return;
+        }
+        let mut len = end - start;
+        let max = u64::from(config!(args_max));
+        if len > max {
+            len = max;
+            (*r).flags |= flags::ARGS_TRUNCATED;
+        }
+        let len = (len as u32) & (ARGS_CAP as u32 - 1);
+        if bpf_probe_read_user((*r).args.as_mut_ptr().cast(), len, start as *const _) == 0 {
+            (*r).args_len = len;
+        } else {
+            (*r).flags |= flags::ARGS_UNAVAILABLE;
+            bump_loss(loss::ARGS_READ);
+        }
+    }
+}
+
+#[tracepoint]
+pub fn sys_enter_execve(ctx: TracePointContext) -> u32 {
+    // filename at 16, argv at 24.
+    remember(&ctx, 16, 24);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_execveat(ctx: TracePointContext) -> u32 {
+    // fd at 16, filename at 24, argv at 32.
+    remember(&ctx, 24, 32);
+    0
+}
+
+#[inline(always)]
+fn remember(ctx: &TracePointContext, filename_at: usize, argv_at: usize) {
+    if !traced() {
+        return;
+    }
+    let pending = PendingExec {
+        filename: unsafe { ctx.read_at(filename_at) }.unwrap_or(0),
+        argv: unsafe { ctx.read_at(argv_at) }.unwrap_or(0),
+    };
+    if PENDING_EXEC.insert(&bpf_get_current_pid_tgid(), &pending, 0).is_err() {
+        bump_loss(loss::PENDING_MAP_FULL);
+    }
+}
+
+#[tracepoint]
+pub fn sys_exit_execve(ctx: TracePointContext) -> u32 {
+    on_exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_execveat(ctx: TracePointContext) -> u32 {
+    on_exit(&ctx);
+    0
+}
+
+/// Reports a failed exec; a successful one was reported by sched_process_exec.
+fn on_exit(ctx: &TracePointContext) {
+    let key = bpf_get_current_pid_tgid();
+    let Some(pending) = (unsafe { PENDING_EXEC.get(&key) }).copied() else { return };
+    let _ = PENDING_EXEC.remove(&key);
+    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    if ret >= 0 {
+        return;
+    }
+    let Some((mut entry, header)) = reserve::<ExecRecord>(RecordKind::Exec) else { return };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        fill_common(r, header, ret as i32);
+        let n = bpf_probe_read_user_str((*r).filename.as_mut_ptr().cast(), FILENAME_CAP as u32, pending.filename as *const _);
+        if n > 0 {
+            (*r).filename_len = (n - 1) as u32;
+        } else {
+            bump_loss(loss::FILENAME_READ);
+        }
+        read_args_from_argv(r, pending.argv as *const u64);
+    }
+    entry.submit(0);
+}
+
+/// argv from the user's pointer array (the image that called execve is still mapped).
+#[inline(always)]
+unsafe fn read_args_from_argv(r: *mut ExecRecord, argv: *const u64) {
+    unsafe {
+        if argv.is_null() {
+            return;
+        }
+        let mut limit = config!(args_max) as usize;
+        if limit > HALF - 1 {
+            limit = HALF - 1;
+        }
+        let mut off: usize = 0;
+        for i in 0..MAX_ARGV_ENTRIES {
+            let mut p: u64 = 0;
+            if bpf_probe_read_user((&mut p as *mut u64).cast(), 8, argv.wrapping_add(i).cast()) != 0 {
+                (*r).flags |= flags::ARGS_UNAVAILABLE;
+                bump_loss(loss::ARGS_READ);
+                break;
+            }
+            if p == 0 {
+                break;
+            }
+            if off >= limit {
+                (*r).flags |= flags::ARGS_TRUNCATED;
+                break;
+            }
+            let dst = (*r).args.as_mut_ptr().wrapping_add(off & (HALF - 1));
+            let n = bpf_probe_read_user_str(dst.cast(), HALF as u32, p as *const _);
+            if n <= 0 {
+                break;
+            }
+            off += n as usize;
+        }
+        if off > limit {
+            off = limit;
+            (*r).flags |= flags::ARGS_TRUNCATED;
+        }
+        (*r).args_len = off as u32;
+    }
+}

@@ -1,0 +1,99 @@
+//! Reading kernel structures at offsets the daemon resolved from BTF (Rust eBPF has no CO-RE
+//! relocations). Every read goes through bpf_probe_read_kernel: a wrong pointer yields an error,
+//! never a crash.
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use docker_listener_common::SockAddr;
+
+use crate::maps::config;
+
+pub const AF_UNIX: u16 = 1;
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
+#[inline(always)]
+pub fn offsets_valid() -> bool {
+    config!(offsets.valid) != 0
+}
+
+/// Reads a `T` at `base + off`.
+#[inline(always)]
+pub unsafe fn read<T>(base: *const u8, off: u32) -> Result<T, i32> {
+    if base.is_null() {
+        return Err(-14);
+    }
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize) as *const T) }
+}
+
+#[inline(always)]
+pub fn current_task() -> *const u8 {
+    unsafe { bpf_get_current_task() as *const u8 }
+}
+
+/// (tgid, process start time) of the task's real parent.
+#[inline(always)]
+pub unsafe fn parent_of(task: *const u8) -> (u32, u64) {
+    let parent: *const u8 = unsafe { read(task, config!(offsets.task_real_parent)) }.unwrap_or(core::ptr::null());
+    let tgid = unsafe { read::<u32>(parent, config!(offsets.task_tgid)) }.unwrap_or(0);
+    (tgid, unsafe { process_start(parent) })
+}
+
+/// `start_boottime` of the task's process (its thread-group leader): with the tgid, it names a
+/// process instance. (A thread's own start time differs; exec copies the leader's.)
+#[inline(always)]
+pub unsafe fn process_start(task: *const u8) -> u64 {
+    if !offsets_valid() {
+        return 0;
+    }
+    let leader: *const u8 = unsafe { read(task, config!(offsets.task_group_leader)) }.unwrap_or(core::ptr::null());
+    unsafe { read::<u64>(leader, config!(offsets.task_start_boottime)) }.unwrap_or(0)
+}
+
+/// The `struct socket *` behind a file descriptor of the current task, if it is a socket:
+/// task->files->fdt->fd[fd]->private_data, checked by the socket's back-pointer to its file.
+#[inline(always)]
+pub unsafe fn socket_of_fd(fd: i32) -> Option<*const u8> {
+    if !offsets_valid() || !(0..(1 << 20)).contains(&fd) {
+        return None;
+    }
+    unsafe {
+        let files: *const u8 = read(current_task(), config!(offsets.task_files)).ok()?;
+        let fdt: *const u8 = read(files, config!(offsets.files_fdt)).ok()?;
+        let fds: *const u8 = read(fdt, config!(offsets.fdtable_fd)).ok()?;
+        let file: *const u8 = read(fds, (fd as u32) * 8).ok()?;
+        let sock: *const u8 = read(file, config!(offsets.file_private_data)).ok()?;
+        let back: *const u8 = read(sock, config!(offsets.socket_file)).ok()?;
+        (back == file).then_some(sock)
+    }
+}
+
+/// What the kernel knows of a socket: (type, protocol, family, local address, remote address).
+pub struct SocketState {
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub local: SockAddr,
+    pub remote: SockAddr,
+}
+
+#[inline(always)]
+pub unsafe fn socket_state(sock: *const u8) -> Option<SocketState> {
+    unsafe {
+        let sock_type: u16 = read(sock, config!(offsets.socket_type)).unwrap_or(0);
+        let sk: *const u8 = read(sock, config!(offsets.socket_sk)).ok()?;
+        let family: u16 = read(sk, config!(offsets.sk_family)).ok()?;
+        let protocol: u16 = read(sk, config!(offsets.sk_protocol)).unwrap_or(0);
+        let local_port: u16 = read(sk, config!(offsets.sk_num)).unwrap_or(0);
+        let remote_port: u16 = u16::from_be(read(sk, config!(offsets.sk_dport)).unwrap_or(0));
+        let mut local = SockAddr { family, port: local_port, ..SockAddr::default() };
+        let mut remote = SockAddr { family, port: remote_port, ..SockAddr::default() };
+        if family == AF_INET {
+            let l: [u8; 4] = read(sk, config!(offsets.sk_rcv_saddr)).unwrap_or([0; 4]);
+            let r: [u8; 4] = read(sk, config!(offsets.sk_daddr)).unwrap_or([0; 4]);
+            local.addr[..4].copy_from_slice(&l);
+            remote.addr[..4].copy_from_slice(&r);
+        } else if family == AF_INET6 && config!(offsets.sk_v6_daddr) != 0 {
+            local.addr = read(sk, config!(offsets.sk_v6_rcv_saddr)).unwrap_or([0; 16]);
+            remote.addr = read(sk, config!(offsets.sk_v6_daddr)).unwrap_or([0; 16]);
+        }
+        Some(SocketState { sock_type, protocol, local, remote })
+    }
+}

@@ -1,0 +1,130 @@
+//! Maps, the load-time configuration, and the helpers every program shares: the container
+//! filter, sequence numbers, loss counters, record headers.
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+        bpf_ktime_get_boot_ns,
+    },
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use docker_listener_common::{ProbeConfig, RecordHeader, RecordKind, loss};
+
+/// Records to userspace. The daemon sets the size at load time (`ebpf.ring_buffer_bytes`).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+/// cgroup ids (v2 inode numbers) of the containers to trace. Written by the daemon (start-up
+/// inventory, ignore lists) and by the cgroup_mkdir program (new containers, before their first
+/// process runs).
+#[map]
+pub static CONTAINERS: HashMap<u64, u32> = HashMap::with_max_entries(65536, 0);
+
+/// Per-CPU sequence number of the next record.
+#[map]
+pub static SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU loss counters, indexed by `docker_listener_common::loss`.
+#[map]
+pub static LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(loss::COUNT, 0);
+
+/// execve in flight: pid_tgid -> what the failed-exec record needs from the syscall's arguments.
+#[map]
+pub static PENDING_EXEC: LruHashMap<u64, PendingExec> = LruHashMap::with_max_entries(8192, 0);
+
+/// connect/bind/listen/accept in flight: pid_tgid -> the syscall's arguments.
+#[map]
+pub static PENDING_SOCK: LruHashMap<u64, PendingSock> = LruHashMap::with_max_entries(8192, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PendingExec {
+    pub filename: u64,
+    pub argv: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PendingSock {
+    pub op: u32,
+    pub fd: i32,
+    /// User pointer to the sockaddr (connect, bind, accept) or 0.
+    pub addr: u64,
+    /// connect/bind: the address length; accept: a user pointer to it; listen: the backlog.
+    pub len: u64,
+}
+
+/// Written by the daemon into .rodata before loading (`EbpfLoader::set_global`).
+#[unsafe(no_mangle)]
+pub static CONFIG: ProbeConfig = ProbeConfig::zeroed();
+
+/// Reads a field of CONFIG. Volatile: the compiler must not fold the zeroed initial value.
+macro_rules! config {
+    ($($field:tt)+) => {
+        $crate::maps::volatile(&$crate::maps::CONFIG.$($field)+)
+    };
+}
+pub(crate) use config;
+
+#[inline(always)]
+pub fn volatile<T: Copy>(v: &T) -> T {
+    // SAFETY: a reference is valid and aligned.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+/// Whether the current task is to be traced: not the daemon itself, and in a container cgroup
+/// (or anywhere, with host tracing on). A host process pays for this and nothing else.
+#[inline(always)]
+pub fn traced() -> bool {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if tgid == config!(agent_tgid) {
+        return false;
+    }
+    if config!(trace_host) != 0 {
+        return true;
+    }
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    unsafe { CONTAINERS.get(&cgroup).is_some() }
+}
+
+#[inline(always)]
+pub fn bump_loss(reason: u32) {
+    if let Some(p) = LOSS.get_ptr_mut(reason) {
+        unsafe { *p += 1 };
+    }
+}
+
+/// Takes the next sequence number of this CPU.
+#[inline(always)]
+fn next_seq() -> u64 {
+    match SEQ.get_ptr_mut(0) {
+        Some(p) => unsafe {
+            let v = *p;
+            *p = v + 1;
+            v
+        },
+        None => 0,
+    }
+}
+
+/// Takes a sequence number and reserves a record; counts the loss when the ring buffer is
+/// full (the sequence number is then a gap userspace can see).
+#[inline(always)]
+pub fn reserve<T: 'static>(kind: RecordKind) -> Option<(aya_ebpf::maps::ring_buf::RingBufEntry<T>, RecordHeader)> {
+    let seq = next_seq();
+    let Some(entry) = EVENTS.reserve::<T>(0) else {
+        bump_loss(loss::RINGBUF_FULL);
+        return None;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let header = RecordHeader {
+        kind: kind as u32,
+        cpu: unsafe { bpf_get_smp_processor_id() },
+        seq,
+        ktime_ns: unsafe { bpf_ktime_get_boot_ns() },
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        pid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+    };
+    Some((entry, header))
+}

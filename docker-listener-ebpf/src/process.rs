@@ -1,0 +1,61 @@
+//! Process lifecycle, so the daemon knows the process tree inside containers and can forget
+//! processes that ended: a fork record for each new process (threads are skipped), an exit
+//! record when a process's last thread exits.
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use docker_listener_common::{ExitRecord, ForkRecord, RecordKind};
+
+use crate::{
+    kernel::{current_task, offsets_valid, process_start, read},
+    maps::{config, reserve, traced},
+};
+
+/// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`, BTF-typed so
+/// the child's tgid can be read (the classic tracepoint only gives its thread id). Runs in the
+/// parent, so the parent's cgroup (which the child inherits) decides.
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
+    if !traced() || !offsets_valid() {
+        return 0;
+    }
+    let child: *const u8 = ctx.arg(1);
+    let Ok(child_tgid) = (unsafe { read::<u32>(child, config!(offsets.task_tgid)) }) else { return 0 };
+    if u64::from(child_tgid) == bpf_get_current_pid_tgid() >> 32 {
+        // A new thread, not a process.
+        return 0;
+    }
+    let Some((mut entry, header)) = reserve::<ForkRecord>(RecordKind::Fork) else { return 0 };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        (*r).header = header;
+        (*r).child_tgid = child_tgid;
+        (*r)._pad = 0;
+        (*r).child_start_ns = read::<u64>(child, config!(offsets.task_start_boottime)).unwrap_or(0);
+        (*r).parent_start_ns = process_start(current_task());
+    }
+    entry.submit(0);
+    0
+}
+
+/// `sched_process_exit`: comm at 8, pid at 24, prio at 28, bool group_dead at 32.
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    let group_dead: u8 = unsafe { ctx.read_at(32) }.unwrap_or(0);
+    if group_dead == 0 || !traced() {
+        return 0;
+    }
+    let Some((mut entry, header)) = reserve::<ExitRecord>(RecordKind::Exit) else { return 0 };
+    let r = entry.as_mut_ptr();
+    let task = current_task();
+    unsafe {
+        (*r).header = header;
+        (*r).exit_code = if offsets_valid() { read::<i32>(task, config!(offsets.task_exit_code)).unwrap_or(0) } else { 0 };
+        (*r)._pad = 0;
+        (*r).start_ns = process_start(task);
+    }
+    entry.submit(0);
+    0
+}

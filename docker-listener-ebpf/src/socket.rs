@@ -1,0 +1,191 @@
+//! Socket access: connect, bind, listen, accept/accept4 (AF_INET, AF_INET6, AF_UNIX), as
+//! syscall enter/exit pairs keyed by pid_tgid: the enter side remembers the arguments, the exit
+//! side reports them with the result and what the kernel knows of the socket afterwards (type,
+//! protocol, local address, and for accept the peer).
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use docker_listener_common::{RecordKind, SockAddr, SocketRecord, UNIX_PATH_CAP, flags, loss, sock_op};
+
+use crate::{
+    kernel::{AF_INET, AF_INET6, AF_UNIX, current_task, process_start, socket_of_fd, socket_state},
+    maps::{PENDING_SOCK, PendingSock, bump_loss, reserve, traced},
+};
+
+/// Enter: `fd` at 16, then the op's arguments at 24 and 32 (sockaddr pointer and its length;
+/// for accept a pointer to the length; for listen the backlog at 24).
+#[inline(always)]
+fn enter(ctx: &TracePointContext, op: u32) {
+    if !traced() {
+        return;
+    }
+    let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(u64::MAX);
+    let (addr, len) = if op == sock_op::LISTEN {
+        (0, unsafe { ctx.read_at::<u64>(24) }.unwrap_or(0))
+    } else {
+        (unsafe { ctx.read_at::<u64>(24) }.unwrap_or(0), unsafe { ctx.read_at::<u64>(32) }.unwrap_or(0))
+    };
+    let pending = PendingSock { op, fd: fd as i32, addr, len };
+    if PENDING_SOCK.insert(&bpf_get_current_pid_tgid(), &pending, 0).is_err() {
+        bump_loss(loss::PENDING_MAP_FULL);
+    }
+}
+
+#[inline(always)]
+fn exit(ctx: &TracePointContext) {
+    let key = bpf_get_current_pid_tgid();
+    let Some(p) = (unsafe { PENDING_SOCK.get(&key) }).copied() else { return };
+    let _ = PENDING_SOCK.remove(&key);
+    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let Some((mut entry, header)) = reserve::<SocketRecord>(RecordKind::Socket) else { return };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        (*r).header = header;
+        (*r).op = p.op;
+        (*r).fd = p.fd;
+        (*r).ret = ret;
+        (*r).start_ns = process_start(current_task());
+        (*r).sock_type = 0;
+        (*r).protocol = 0;
+        (*r).flags = 0;
+        (*r).backlog = if p.op == sock_op::LISTEN { p.len as i32 } else { 0 };
+        (*r).unix_path_len = 0;
+        (*r)._pad2 = 0;
+        (*r).addr = SockAddr::default();
+        (*r).local = SockAddr::default();
+
+        // The address the caller named (for accept: where the kernel wrote the peer).
+        if p.addr != 0 && (p.op != sock_op::ACCEPT || ret >= 0) {
+            let len = if p.op == sock_op::ACCEPT {
+                let mut l: u32 = 0;
+                bpf_probe_read_user((&mut l as *mut u32).cast(), 4, p.len as *const _);
+                u64::from(l)
+            } else {
+                p.len
+            };
+            if !read_sockaddr(r, p.addr, len) {
+                (*r).flags |= flags::REMOTE_UNAVAILABLE;
+                bump_loss(loss::ADDR_READ);
+            }
+        }
+        // The socket as the kernel has it now: accept's new socket, else the fd's.
+        let fd = if p.op == sock_op::ACCEPT { ret as i32 } else { p.fd };
+        match socket_of_fd(fd).and_then(|s| socket_state(s)) {
+            Some(state) => {
+                (*r).sock_type = state.sock_type;
+                (*r).protocol = state.protocol;
+                (*r).local = state.local;
+                if (*r).addr.family == 0 && p.op == sock_op::ACCEPT {
+                    // accept(fd, NULL, NULL): the peer from the new socket.
+                    (*r).addr = state.remote;
+                    (*r).flags &= !flags::REMOTE_UNAVAILABLE;
+                }
+                if p.op == sock_op::LISTEN {
+                    (*r).addr = state.local;
+                }
+            }
+            None => (*r).flags |= flags::SOCKET_UNAVAILABLE,
+        }
+    }
+    entry.submit(0);
+}
+
+/// Parses a user sockaddr into the record: AF_INET/AF_INET6 address and port, AF_UNIX path.
+#[inline(always)]
+unsafe fn read_sockaddr(r: *mut SocketRecord, uaddr: u64, len: u64) -> bool {
+    // sockaddr_in6 is the largest INET form: family(2) port(2) flowinfo(4) addr(16) scope(4).
+    let mut buf = [0u8; 28];
+    let n: u32 = if len < 28 { len as u32 } else { 28 };
+    if n < 2 {
+        return false;
+    }
+    unsafe {
+        if bpf_probe_read_user(buf.as_mut_ptr().cast(), n & 31, uaddr as *const _) != 0 {
+            return false;
+        }
+        let family = u16::from_ne_bytes([buf[0], buf[1]]);
+        let mut a = SockAddr { family, ..SockAddr::default() };
+        if family == AF_INET && n >= 8 {
+            a.port = u16::from_be_bytes([buf[2], buf[3]]);
+            a.addr[..4].copy_from_slice(&buf[4..8]);
+        } else if family == AF_INET6 && n >= 24 {
+            a.port = u16::from_be_bytes([buf[2], buf[3]]);
+            a.addr.copy_from_slice(&buf[8..24]);
+        }
+        (*r).addr = a;
+        if family == AF_UNIX {
+            let mut plen = len.saturating_sub(2);
+            if plen > UNIX_PATH_CAP as u64 {
+                plen = UNIX_PATH_CAP as u64;
+            }
+            let plen = (plen as u32) & 127;
+            let plen = if plen > UNIX_PATH_CAP as u32 { UNIX_PATH_CAP as u32 } else { plen };
+            if plen > 0 && bpf_probe_read_user((*r).unix_path.as_mut_ptr().cast(), plen, (uaddr + 2) as *const _) == 0 {
+                (*r).unix_path_len = plen;
+            }
+        }
+    }
+    true
+}
+
+#[tracepoint]
+pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_op::CONNECT);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_op::BIND);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
+    exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_op::LISTEN);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
+    exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_op::ACCEPT);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_accept4(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_op::ACCEPT);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
+    exit(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
+    exit(&ctx);
+    0
+}

@@ -1,0 +1,160 @@
+//! Offsets of the kernel struct members the eBPF programs read, resolved from the running
+//! kernel's BTF (`/sys/kernel/btf/vmlinux`). Rust eBPF has no CO-RE relocations, so the daemon
+//! does what libbpf's CO-RE would: look each member up by name, here, once at start.
+use std::path::Path;
+
+use btf_rs::{Btf, Type};
+use docker_listener_common::KernelOffsets;
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetsError {
+    #[error("cannot read the kernel's BTF at {VMLINUX_BTF} ({0}): the kernel needs CONFIG_DEBUG_INFO_BTF")]
+    Btf(String),
+    #[error("kernel BTF has no member {0}: this kernel's layout is not supported for that field")]
+    Missing(String),
+}
+
+struct Resolver {
+    btf: Btf,
+}
+
+impl Resolver {
+    fn struct_type(&self, name: &str) -> Result<btf_rs::Struct, OffsetsError> {
+        let types = self.btf.resolve_types_by_name(name).map_err(|e| OffsetsError::Missing(format!("{name}: {e}")))?;
+        types
+            .into_iter()
+            .find_map(|t| match t {
+                Type::Struct(s) if !s.members.is_empty() => Some(s),
+                _ => None,
+            })
+            .ok_or_else(|| OffsetsError::Missing(format!("struct {name}")))
+    }
+
+    /// Follows typedefs and qualifiers to the underlying struct/union, if any.
+    fn composite(&self, mut t: Type) -> Option<btf_rs::Struct> {
+        for _ in 0..16 {
+            match t {
+                Type::Struct(s) | Type::Union(s) => return Some(s),
+                Type::Typedef(_) | Type::Const(_) | Type::Volatile(_) | Type::Restrict(_) | Type::TypeTag(_) => {
+                    t = self.btf.resolve_chained_type(t.as_btf_type()?).ok()?;
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Byte offset of `name` in `s`, looking through anonymous struct/union members.
+    fn find(&self, s: &btf_rs::Struct, name: &str, depth: u32) -> Option<u32> {
+        if depth > 8 {
+            return None;
+        }
+        for m in &s.members {
+            let mname = self.btf.resolve_name(m).unwrap_or_default();
+            if mname == name {
+                if m.bitfield_size().unwrap_or(0) != 0 || m.bit_offset() % 8 != 0 {
+                    return None; // a bitfield cannot be read as a whole field
+                }
+                return Some(m.bit_offset() / 8);
+            }
+            if mname.is_empty()
+                && let Some(inner) = self.btf.resolve_chained_type(m).ok().and_then(|t| self.composite(t))
+                && let Some(off) = self.find(&inner, name, depth + 1)
+            {
+                return Some(m.bit_offset() / 8 + off);
+            }
+        }
+        None
+    }
+
+    /// Offset of a member path such as `sock.__sk_common.skc_family`.
+    fn offset(&self, strukt: &str, path: &[&str]) -> Result<u32, OffsetsError> {
+        let missing = || OffsetsError::Missing(format!("{strukt}.{}", path.join(".")));
+        let mut s = self.struct_type(strukt)?;
+        let mut total = 0;
+        for (i, name) in path.iter().enumerate() {
+            let off = self.find(&s, name, 0).ok_or_else(missing)?;
+            total += off;
+            if i + 1 < path.len() {
+                let member = self.member(&s, name).ok_or_else(missing)?;
+                s = self.btf.resolve_chained_type(&member).ok().and_then(|t| self.composite(t)).ok_or_else(missing)?;
+            }
+        }
+        Ok(total)
+    }
+
+    fn member(&self, s: &btf_rs::Struct, name: &str) -> Option<btf_rs::Member> {
+        for m in &s.members {
+            let mname = self.btf.resolve_name(m).unwrap_or_default();
+            if mname == name {
+                return Some(m.clone());
+            }
+            if mname.is_empty()
+                && let Some(inner) = self.btf.resolve_chained_type(m).ok().and_then(|t| self.composite(t))
+                && let Some(found) = self.member(&inner, name)
+            {
+                return Some(found);
+            }
+        }
+        None
+    }
+}
+
+/// Resolves every offset. Socket details are optional (their absence only blanks those fields):
+/// an IPv6-less kernel has no `skc_v6_daddr`.
+pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetsError> {
+    let btf = Btf::from_file(path).map_err(|e| OffsetsError::Btf(e.to_string()))?;
+    let r = Resolver { btf };
+    let sk = |field: &str| r.offset("sock", &["__sk_common", field]);
+    Ok(KernelOffsets {
+        valid: 1,
+        task_real_parent: r.offset("task_struct", &["real_parent"])?,
+        task_group_leader: r.offset("task_struct", &["group_leader"])?,
+        task_tgid: r.offset("task_struct", &["tgid"])?,
+        task_start_boottime: r.offset("task_struct", &["start_boottime"])?,
+        task_mm: r.offset("task_struct", &["mm"])?,
+        task_exit_code: r.offset("task_struct", &["exit_code"])?,
+        task_files: r.offset("task_struct", &["files"])?,
+        mm_arg_start: r.offset("mm_struct", &["arg_start"])?,
+        mm_arg_end: r.offset("mm_struct", &["arg_end"])?,
+        files_fdt: r.offset("files_struct", &["fdt"])?,
+        fdtable_fd: r.offset("fdtable", &["fd"])?,
+        file_private_data: r.offset("file", &["private_data"])?,
+        socket_type: r.offset("socket", &["type"])?,
+        socket_sk: r.offset("socket", &["sk"])?,
+        socket_file: r.offset("socket", &["file"])?,
+        sk_family: sk("skc_family")?,
+        sk_protocol: r.offset("sock", &["sk_protocol"]).unwrap_or(0),
+        sk_daddr: sk("skc_daddr")?,
+        sk_rcv_saddr: sk("skc_rcv_saddr")?,
+        sk_dport: sk("skc_dport")?,
+        sk_num: sk("skc_num")?,
+        sk_v6_daddr: sk("skc_v6_daddr").unwrap_or(0),
+        sk_v6_rcv_saddr: sk("skc_v6_rcv_saddr").unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against this machine's own kernel: the offsets exist and are plausible.
+    #[test]
+    fn resolves_the_running_kernel() {
+        if !Path::new(VMLINUX_BTF).exists() {
+            eprintln!("no kernel BTF here; skipping");
+            return;
+        }
+        let o = resolve(Path::new(VMLINUX_BTF)).unwrap();
+        assert_eq!(o.valid, 1);
+        assert!(o.task_tgid > 0 && o.task_real_parent > o.task_tgid);
+        assert_ne!(o.task_group_leader, 0);
+        assert!(o.mm_arg_end == o.mm_arg_start + 8, "arg_start/arg_end are adjacent longs");
+        // struct sock starts with struct sock_common: its fields have small offsets.
+        assert!(o.sk_family < 64 && o.sk_daddr < 16 && o.sk_rcv_saddr == o.sk_daddr + 4);
+        assert_eq!(o.sk_num, o.sk_dport + 2, "skc_dport and skc_num share skc_portpair");
+        assert_ne!(o.sk_protocol, 0);
+    }
+}

@@ -1,0 +1,348 @@
+//! The process monitor: drives the eBPF side.
+//!
+//! One task owns the ring buffer, the kernel filter map, the correlator (container registry and
+//! process table): no locks. It reads records, feeds Docker's container events and inspect
+//! answers to the correlator, runs the start-up inventory whenever the Docker connection is
+//! (re)established, and every second reports losses and releases events held too long.
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::EbpfConfig,
+    correlate::{Correlator, Request},
+    docker::{DockerClient, DockerEvent},
+    ebpf::{EbpfError, EbpfProbes, record},
+    ecs::{self, Clock},
+    encode::Encoder,
+    procs::ProcessTable,
+    registry::{self, Container},
+    sink::Spool,
+    stats::Stats,
+};
+
+/// Inspect requests in flight at once (start-up inventory of hundreds of containers).
+const INSPECT_CONCURRENCY: usize = 8;
+/// How often processes whose exit record was lost are swept from the table.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Answers from the helper tasks the monitor spawns.
+enum Info {
+    Inventory(Vec<(Container, u64, PathBuf)>),
+    InventoryFailed(String),
+    Container(Container, Option<u64>),
+    InspectFailed(String),
+    CgroupNotFound(u64),
+}
+
+pub struct Monitor {
+    pub probes: EbpfProbes,
+    pub correlator: Correlator,
+    pub encoder: Encoder,
+    pub spool: Arc<Spool>,
+    pub stats: Arc<Stats>,
+    pub cfg: EbpfConfig,
+    /// Docker's container events (start, rename, destroy), from the Docker source.
+    pub docker_events: mpsc::UnboundedReceiver<DockerEvent>,
+    /// The Docker client, published by the Docker source at each (re)connection.
+    pub client: watch::Receiver<Option<DockerClient>>,
+}
+
+impl Monitor {
+    pub fn new(
+        probes: EbpfProbes,
+        cfg: EbpfConfig,
+        encoder: Encoder,
+        spool: Arc<Spool>,
+        stats: Arc<Stats>,
+        docker_events: mpsc::UnboundedReceiver<DockerEvent>,
+        client: watch::Receiver<Option<DockerClient>>,
+    ) -> Monitor {
+        let correlator = Correlator::new(ProcessTable::for_this_host(), cfg.clone(), Clock::now());
+        Monitor { probes, correlator, encoder, spool, stats, cfg, docker_events, client }
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), EbpfError> {
+        tracing::info!(
+            programs = self.probes.attached.len(),
+            ring_buffer_bytes = self.cfg.ring_buffer_bytes,
+            trace_host = self.cfg.trace_host,
+            "eBPF probes attached: {}",
+            self.probes.attached.join(" ")
+        );
+        if let Some(why) = &self.probes.degraded {
+            tracing::warn!(reason = %why, "eBPF runs degraded: no parent pids, argv, socket details or fork records");
+        }
+        let mount = registry::cgroup2_mount();
+        if mount.is_none() {
+            tracing::warn!("no cgroup v2 mount found in /proc/self/mountinfo: containers that already run are not traced");
+        }
+        let (info_tx, mut info_rx) = mpsc::unbounded_channel::<Info>();
+        let inspect_slots = Arc::new(tokio::sync::Semaphore::new(INSPECT_CONCURRENCY));
+        let mut inspecting: HashSet<String> = HashSet::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sweep = Instant::now();
+        let mut received: u64 = 0;
+        let mut lost_reported: u64 = 0;
+        let mut out: Vec<Value> = Vec::new();
+        let mut req: Vec<Request> = Vec::new();
+        let mut docker_open = true;
+        let max_args = self.cfg.argv_max_args as usize;
+        if self.client.borrow().is_some() {
+            self.client.mark_changed();
+        }
+
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                guard = self.probes.ring.readable_mut() => {
+                    let mut guard = guard?;
+                    let now = Instant::now();
+                    let ring = guard.get_inner_mut();
+                    while let Some(item) = ring.next() {
+                        received += 1;
+                        match record::parse(&item, max_args) {
+                            Ok(rec) => self.correlator.on_record(rec, now, &mut out, &mut req),
+                            Err(e) => tracing::error!(error = %e, "undecodable eBPF record skipped"),
+                        }
+                    }
+                    guard.clear_ready();
+                }
+                Some(ev) = self.docker_events.recv(), if docker_open => {
+                    let attributes = attributes_of(&ev);
+                    self.correlator.on_docker_event(ev.kind(), ev.action(), ev.actor_id(), ev.time_nano, &attributes, Instant::now(), &mut out, &mut req);
+                }
+                changed = self.client.changed() => {
+                    if changed.is_err() {
+                        // The Docker source is gone (shutdown): keep draining the kernel side.
+                        docker_open = false;
+                        continue;
+                    }
+                    let client = self.client.borrow_and_update().clone();
+                    if let Some(client) = client {
+                        spawn_inventory(client, mount.clone(), self.cfg.cgroup_prefixes.clone(), info_tx.clone());
+                    }
+                }
+                Some(info) = info_rx.recv() => {
+                    self.apply(info, &mut inspecting, &mut out, &mut req);
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.correlator.tick(now, &mut out, &mut req);
+                    lost_reported = self.report_losses(received, lost_reported, &mut out);
+                    if now.duration_since(last_sweep) >= SWEEP_EVERY {
+                        last_sweep = now;
+                        let gone = self.correlator.procs.sweep();
+                        if gone > 0 {
+                            tracing::debug!(gone, "swept processes whose exit record was lost");
+                        }
+                    }
+                }
+            }
+            self.flush(&mut out);
+            for r in req.drain(..) {
+                match r {
+                    Request::Track(cg) => {
+                        if let Err(e) = self.probes.track(cg) {
+                            tracing::error!(error = %e, "a container cannot be traced");
+                        }
+                    }
+                    Request::Untrack(cg) => self.probes.untrack(cg),
+                    Request::Inspect(id) => {
+                        if inspecting.insert(id.clone()) {
+                            spawn_inspect(self.client.borrow().clone(), id, None, inspect_slots.clone(), info_tx.clone());
+                        }
+                    }
+                    Request::FindCgroup(cg) => {
+                        spawn_find_cgroup(self.client.borrow().clone(), mount.clone(), self.cfg.cgroup_prefixes.clone(), cg, info_tx.clone());
+                    }
+                }
+            }
+        }
+        // Last drain, so the final counts are exact.
+        while let Some(item) = self.probes.ring.get_mut().next() {
+            received += 1;
+            if let Ok(rec) = record::parse(&item, max_args) {
+                self.correlator.on_record(rec, Instant::now(), &mut out, &mut req);
+            }
+        }
+        self.flush(&mut out);
+        self.report_losses(received, lost_reported, &mut out);
+        self.flush(&mut out);
+        let generated = self.probes.generated();
+        Stats::add(&self.stats.ebpf_seq_gaps, generated.saturating_sub(received));
+        Ok(())
+    }
+
+    fn flush(&mut self, out: &mut Vec<Value>) {
+        if out.is_empty() {
+            return;
+        }
+        Stats::add(&self.stats.ebpf_events, out.len() as u64);
+        let frames: Vec<_> = out.drain(..).map(|v| self.encoder.agent(v)).collect();
+        self.spool.push_all(frames);
+    }
+
+    fn apply(&mut self, info: Info, inspecting: &mut HashSet<String>, out: &mut Vec<Value>, req: &mut Vec<Request>) {
+        match info {
+            Info::Inventory(list) => {
+                let started = Instant::now();
+                let listed: HashSet<String> = list.iter().map(|(c, _, _)| c.id.clone()).collect();
+                let mut processes = 0;
+                let count = list.len();
+                for (c, cgroup, dir) in list {
+                    let ignored = c.is_ignored(&self.cfg);
+                    let id = c.id.clone();
+                    self.correlator.on_container(c, Some(cgroup), out, req);
+                    if ignored {
+                        continue;
+                    }
+                    req.push(Request::Track(cgroup));
+                    processes += self.correlator.procs.scan_cgroup(&dir, cgroup);
+                    // The init pid and start time come from inspect, in the background.
+                    req.push(Request::Inspect(id));
+                }
+                // Containers that went away while Docker was unreachable (a start brings them back).
+                for id in self.correlator.registry.ids() {
+                    if !listed.contains(&id) {
+                        self.correlator.registry.mark_removed(&id, Instant::now());
+                    }
+                }
+                tracing::info!(containers = count, processes, took_ms = started.elapsed().as_millis() as u64, "container inventory loaded: their processes are traced");
+            }
+            Info::InventoryFailed(e) => tracing::error!(error = %e, "listing containers failed: containers started before docker-listener are traced only once Docker reports them"),
+            Info::Container(c, cgroup) => {
+                inspecting.remove(&c.id);
+                self.correlator.on_container(c, cgroup, out, req);
+            }
+            Info::InspectFailed(id) => {
+                inspecting.remove(&id);
+            }
+            Info::CgroupNotFound(cg) => {
+                tracing::debug!(cgroup = cg, "a traced cgroup matches no container");
+                self.correlator.cgroup_not_found(cg, out);
+            }
+        }
+    }
+
+    /// Emits a loss event when the kernel's loss counters moved; returns the new reported total.
+    fn report_losses(&mut self, received: u64, reported: u64, out: &mut Vec<Value>) -> u64 {
+        let losses = self.probes.losses();
+        use docker_listener_common::loss;
+        let lost = losses[loss::RINGBUF_FULL as usize] + losses[loss::PENDING_MAP_FULL as usize] + losses[loss::CGROUP_MAP_FULL as usize];
+        Stats::set(&self.stats.ebpf_records, received);
+        Stats::set(&self.stats.ebpf_lost, lost);
+        if lost <= reported {
+            return reported;
+        }
+        let generated = self.probes.generated();
+        let mut by_reason = Map::new();
+        for (name, v) in loss::NAMES.iter().zip(losses) {
+            by_reason.insert((*name).to_owned(), Value::from(v));
+        }
+        tracing::warn!(
+            lost = lost - reported,
+            lost_total = lost,
+            ring_buffer_full = losses[loss::RINGBUF_FULL as usize],
+            "eBPF records were lost in the kernel (reported in a loss event). Raise ebpf.ring_buffer_bytes if this repeats"
+        );
+        out.push(ecs::ebpf_loss_event(lost - reported, lost, by_reason, generated, received));
+        lost
+    }
+}
+
+/// `Actor.Attributes` of a container event (labels, name, image...).
+fn attributes_of(ev: &DockerEvent) -> BTreeMap<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Ev {
+        #[serde(rename = "Actor", default)]
+        actor: Option<Actor>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Actor {
+        #[serde(rename = "Attributes", default)]
+        attributes: BTreeMap<String, String>,
+    }
+    serde_json::from_slice::<Ev>(&ev.raw).ok().and_then(|e| e.actor).map(|a| a.attributes).unwrap_or_default()
+}
+
+/// Lists the running containers and finds each one's cgroup.
+fn spawn_inventory(client: DockerClient, mount: Option<PathBuf>, prefixes: Vec<String>, tx: mpsc::UnboundedSender<Info>) {
+    tokio::spawn(async move {
+        let opts = bollard::query_parameters::ListContainersOptions { all: false, ..Default::default() };
+        let list = match client.api().list_containers(Some(opts)).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = tx.send(Info::InventoryFailed(e.to_string()));
+                return;
+            }
+        };
+        let Some(mount) = mount else {
+            let _ = tx.send(Info::Inventory(Vec::new()));
+            return;
+        };
+        let mut found = Vec::new();
+        for summary in &list {
+            let Some(c) = Container::from_summary(summary) else { continue };
+            let dir = match registry::find_cgroup_dir(&mount, &prefixes, &c.id) {
+                Some(d) => Some(d),
+                // A layout the prefixes do not describe: ask the init process.
+                None => match client.api().inspect_container(&c.id, None).await {
+                    Ok(r) => Container::from_inspect(&r).and_then(|i| i.pid).and_then(|pid| registry::cgroup_dir_of_pid(&mount, pid)),
+                    Err(_) => None,
+                },
+            };
+            match dir.as_deref().map(registry::cgroup_id) {
+                Some(Ok(cg)) => found.push((c, cg, dir.unwrap_or_default())),
+                _ => tracing::warn!(container = %c.id, name = %c.name, "no cgroup directory found for a running container: its processes are not traced (set ebpf.cgroup_prefixes if dockerd uses --cgroup-parent)"),
+            }
+        }
+        let _ = tx.send(Info::Inventory(found));
+    });
+}
+
+fn spawn_inspect(client: Option<DockerClient>, id: String, cgroup: Option<u64>, slots: Arc<tokio::sync::Semaphore>, tx: mpsc::UnboundedSender<Info>) {
+    tokio::spawn(async move {
+        let _slot = slots.acquire_owned().await;
+        let info = match client {
+            Some(client) => match client.api().inspect_container(&id, None).await {
+                Ok(r) => match Container::from_inspect(&r) {
+                    Some(c) => Info::Container(c, cgroup),
+                    None => Info::InspectFailed(id),
+                },
+                Err(e) => {
+                    tracing::debug!(container = %id, error = %e, "inspect failed");
+                    Info::InspectFailed(id)
+                }
+            },
+            None => Info::InspectFailed(id),
+        };
+        let _ = tx.send(info);
+    });
+}
+
+/// Places a cgroup id no record introduced: scans the prefixes' directories for its inode.
+fn spawn_find_cgroup(client: Option<DockerClient>, mount: Option<PathBuf>, prefixes: Vec<String>, cgroup: u64, tx: mpsc::UnboundedSender<Info>) {
+    tokio::spawn(async move {
+        let found = match mount {
+            Some(m) => tokio::task::spawn_blocking(move || registry::find_cgroup_by_id(&m, &prefixes, cgroup)).await.ok().flatten(),
+            None => None,
+        };
+        let info = match (found, client) {
+            (Some((id, _)), Some(client)) => match client.api().inspect_container(&id, None).await.ok().as_ref().and_then(Container::from_inspect) {
+                Some(c) => Info::Container(c, Some(cgroup)),
+                None => Info::CgroupNotFound(cgroup),
+            },
+            _ => Info::CgroupNotFound(cgroup),
+        };
+        let _ = tx.send(info);
+    });
+}

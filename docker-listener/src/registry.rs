@@ -1,0 +1,407 @@
+//! The container registry: which container a cgroup id belongs to.
+//!
+//! In: Docker's container list and inspect answers, Docker's container events (start, die,
+//! destroy, rename), and the kernel's cgroup records. Out: `cgroup id -> Container` lookups for
+//! the correlator, and the set of cgroup ids the kernel filter should trace.
+//!
+//! The join key is the cgroup id, which is the inode of the container's cgroup v2 directory.
+//! The directory is found, not assumed: under the cgroup v2 mount (read from mountinfo), at the
+//! configured prefixes (`/docker/<id>` for Docker's cgroupfs driver,
+//! `/system.slice/docker-<id>.scope` for systemd), else from the container's init process
+//! (`/proc/<pid>/cgroup`).
+use std::{
+    collections::{BTreeMap, HashMap},
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use crate::config::EbpfConfig;
+
+/// How long a stopped container stays known, for events that arrive after its `die`/`destroy`.
+pub const GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    pub id: String,
+    /// Without Docker's leading '/'.
+    pub name: String,
+    pub image: String,
+    pub image_id: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// The init process (host pid), when known.
+    pub pid: Option<u32>,
+    /// `timeNano` of Docker's `start` event for this run (or `State.StartedAt`), so process
+    /// events can be joined with the container's lifecycle events.
+    pub started_time_nano: Option<i64>,
+}
+
+impl Container {
+    /// Built from `GET /containers/{id}/json`.
+    pub fn from_inspect(r: &bollard::models::ContainerInspectResponse) -> Option<Container> {
+        let id = r.id.clone()?;
+        let config = r.config.as_ref();
+        let state = r.state.as_ref();
+        Some(Container {
+            name: r.name.as_deref().unwrap_or("").trim_start_matches('/').to_owned(),
+            image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
+            image_id: r.image.clone(),
+            labels: config
+                .and_then(|c| c.labels.clone())
+                .map(|l| l.into_iter().collect())
+                .unwrap_or_default(),
+            pid: state.and_then(|s| s.pid).filter(|p| *p > 0).map(|p| p as u32),
+            started_time_nano: state.and_then(|s| s.started_at.as_deref()).and_then(rfc3339_ns),
+            id,
+        })
+    }
+
+    /// Built from a list entry (`GET /containers/json`): everything but the init pid.
+    pub fn from_summary(s: &bollard::models::ContainerSummary) -> Option<Container> {
+        Some(Container {
+            id: s.id.clone()?,
+            name: s.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_owned()).unwrap_or_default(),
+            image: s.image.clone().unwrap_or_default(),
+            image_id: s.image_id.clone(),
+            labels: s.labels.clone().map(|l| l.into_iter().collect()).unwrap_or_default(),
+            pid: None,
+            started_time_nano: None,
+        })
+    }
+
+    /// Built from a container `start` event: Docker puts the labels, `image` and `name` in
+    /// `Actor.Attributes`.
+    pub fn from_start_event(id: &str, time_nano: i64, attributes: &BTreeMap<String, String>) -> Container {
+        let mut labels = attributes.clone();
+        let name = labels.remove("name").unwrap_or_default();
+        let image = labels.remove("image").unwrap_or_default();
+        Container {
+            id: id.to_owned(),
+            name,
+            image,
+            image_id: None,
+            labels,
+            pid: None,
+            started_time_nano: Some(time_nano),
+        }
+    }
+
+    /// Whether the ignore lists exclude this container from tracing.
+    pub fn is_ignored(&self, cfg: &EbpfConfig) -> bool {
+        let by_name = cfg
+            .ignore_containers
+            .iter()
+            .any(|c| *c == self.name || (c.len() >= 12 && self.id.starts_with(c.as_str())));
+        let repo = self.image.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(self.image.as_str(), |(r, _)| r);
+        let by_image = cfg.ignore_images.iter().any(|i| *i == self.image || *i == repo);
+        let by_label = cfg.ignore_labels.iter().any(|l| match l.split_once('=') {
+            Some((k, v)) => self.labels.get(k).is_some_and(|have| have == v),
+            None => self.labels.contains_key(l),
+        });
+        by_name || by_image || by_label
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    container: Option<Container>,
+    cgroup_id: Option<u64>,
+    /// Set by `die`; the entry is dropped GRACE after `destroy`.
+    removed_at: Option<Instant>,
+}
+
+/// What the registry knows about a cgroup id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// A container with its name, image and labels.
+    Known(&'a Container),
+    /// A container cgroup whose container is being inspected (its id is known).
+    Pending(&'a str),
+    /// Not a container cgroup we know of.
+    Unknown,
+}
+
+#[derive(Debug, Default)]
+pub struct ContainerRegistry {
+    by_id: HashMap<String, Entry>,
+    by_cgroup: HashMap<u64, String>,
+}
+
+impl ContainerRegistry {
+    pub fn lookup(&self, cgroup_id: u64) -> Lookup<'_> {
+        match self.by_cgroup.get(&cgroup_id) {
+            Some(id) => match self.by_id.get(id).and_then(|e| e.container.as_ref()) {
+                Some(c) => Lookup::Known(c),
+                None => Lookup::Pending(id),
+            },
+            None => Lookup::Unknown,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Container> {
+        self.by_id.get(id).and_then(|e| e.container.as_ref())
+    }
+
+    pub fn cgroup_of(&self, id: &str) -> Option<u64> {
+        self.by_id.get(id).and_then(|e| e.cgroup_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.by_id.keys().cloned().collect()
+    }
+
+    /// Records that `cgroup_id` belongs to container `id` (details may come later).
+    pub fn bind_cgroup(&mut self, id: &str, cgroup_id: u64) {
+        let e = self.by_id.entry(id.to_owned()).or_insert(Entry { container: None, cgroup_id: None, removed_at: None });
+        if let Some(old) = e.cgroup_id.replace(cgroup_id)
+            && old != cgroup_id
+        {
+            self.by_cgroup.remove(&old);
+        }
+        e.removed_at = None;
+        self.by_cgroup.insert(cgroup_id, id.to_owned());
+    }
+
+    /// Adds or refreshes a container's details; keeps known fields the update lacks.
+    pub fn upsert(&mut self, c: Container) {
+        let e = self.by_id.entry(c.id.clone()).or_insert(Entry { container: None, cgroup_id: None, removed_at: None });
+        e.removed_at = None;
+        e.container = Some(match e.container.take() {
+            Some(old) => Container {
+                image_id: c.image_id.or(old.image_id),
+                pid: c.pid.or(old.pid),
+                started_time_nano: c.started_time_nano.or(old.started_time_nano),
+                name: if c.name.is_empty() { old.name } else { c.name },
+                image: if c.image.is_empty() { old.image } else { c.image },
+                labels: if c.labels.is_empty() { old.labels } else { c.labels },
+                id: c.id,
+            },
+            None => c,
+        });
+    }
+
+    pub fn rename(&mut self, id: &str, name: &str) {
+        if let Some(c) = self.by_id.get_mut(id).and_then(|e| e.container.as_mut()) {
+            c.name = name.trim_start_matches('/').to_owned();
+        }
+    }
+
+    /// `destroy` (or gone from Docker's list): forgotten after GRACE.
+    pub fn mark_removed(&mut self, id: &str, now: Instant) {
+        if let Some(e) = self.by_id.get_mut(id) {
+            e.removed_at.get_or_insert(now);
+        }
+    }
+
+    /// Drops the entries removed more than GRACE ago; returns their cgroup ids.
+    pub fn expire(&mut self, now: Instant) -> Vec<u64> {
+        let gone: Vec<String> = self
+            .by_id
+            .iter()
+            .filter(|(_, e)| e.removed_at.is_some_and(|t| now.duration_since(t) >= GRACE))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut cgroups = Vec::new();
+        for id in gone {
+            if let Some(e) = self.by_id.remove(&id)
+                && let Some(cg) = e.cgroup_id
+            {
+                self.by_cgroup.remove(&cg);
+                cgroups.push(cg);
+            }
+        }
+        cgroups
+    }
+}
+
+/// Where cgroup v2 is mounted (`/sys/fs/cgroup` on a pure v2 host, `/sys/fs/cgroup/unified` on a
+/// hybrid one), from /proc/self/mountinfo.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        Some(PathBuf::from(left.split_whitespace().nth(4)?))
+    })
+}
+
+/// The 64-hex container id in a cgroup path's last component ("/docker/<id>",
+/// "/system.slice/docker-<id>.scope").
+pub fn container_id_in_path(path: &str) -> Option<&str> {
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    let bytes = last.as_bytes();
+    (0..bytes.len().saturating_sub(63)).find_map(|i| {
+        let run = &bytes[i..i + 64];
+        let boundary = |j: usize| bytes.get(j).is_none_or(|b| !b.is_ascii_hexdigit());
+        (run.iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && (i == 0 || boundary(i - 1))
+            && boundary(i + 64))
+        .then(|| &last[i..i + 64])
+    })
+}
+
+/// The cgroup directory of container `id` under `mount`, trying each prefix as Docker's drivers
+/// name it: `<prefix><id>` and `<prefix><id>.scope`.
+pub fn find_cgroup_dir(mount: &Path, prefixes: &[String], id: &str) -> Option<PathBuf> {
+    prefixes.iter().find_map(|p| {
+        let rel = p.trim_start_matches('/');
+        [format!("{rel}{id}"), format!("{rel}{id}.scope")].into_iter().map(|r| mount.join(r)).find(|d| d.is_dir())
+    })
+}
+
+/// The cgroup v2 directory of a process, from `/proc/<pid>/cgroup` ("0::/path").
+pub fn cgroup_dir_of_pid(mount: &Path, pid: u32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(mount.join(rel.trim_start_matches('/')))
+}
+
+/// A cgroup's id: the inode number of its directory.
+pub fn cgroup_id(dir: &Path) -> std::io::Result<u64> {
+    Ok(std::fs::metadata(dir)?.ino())
+}
+
+/// Searches the prefixes' directories for the container cgroup with this id (used when a record
+/// names a cgroup we never heard of, e.g. its creation record was lost).
+pub fn find_cgroup_by_id(mount: &Path, prefixes: &[String], cgroup_id: u64) -> Option<(String, PathBuf)> {
+    for p in prefixes {
+        let rel = p.trim_start_matches('/');
+        // "/docker/" lists /docker; "/system.slice/docker-" lists /system.slice.
+        let (dir, name_prefix) = match rel.rsplit_once('/') {
+            Some((d, n)) => (mount.join(d), n),
+            None => (mount.to_path_buf(), rel),
+        };
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if !name.starts_with(name_prefix) {
+                continue;
+            }
+            if e.metadata().is_ok_and(|m| m.is_dir() && m.ino() == cgroup_id)
+                && let Some(id) = container_id_in_path(&name)
+            {
+                return Some((id.to_owned(), e.path()));
+            }
+        }
+    }
+    None
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 UTC time as Docker writes it
+/// ("2026-11-27T15:14:35.123456789Z"). Docker's zero time ("0001-01-01T00:00:00Z") gives None.
+pub fn rfc3339_ns(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.strip_suffix('Z')?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.splitn(3, ':').map(|x| x.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    if y < 1970 || !(1..=12).contains(&m) || !(1..=31).contains(&day) || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (yy, mo) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let nanos = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse::<i64>().ok()? };
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000_000) + nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "570fefe78429d3600b750fb59149623a7a7d6c644403383ad4a30df5b8e18384";
+
+    #[test]
+    fn container_ids_are_found_in_both_driver_layouts() {
+        assert_eq!(container_id_in_path(&format!("/docker/{ID}")), Some(ID));
+        assert_eq!(container_id_in_path(&format!("/system.slice/docker-{ID}.scope")), Some(ID));
+        assert_eq!(container_id_in_path(&format!("/custom/parent/{ID}/")), Some(ID));
+        assert_eq!(container_id_in_path("/docker/not-an-id"), None);
+        assert_eq!(container_id_in_path(&format!("/docker/{ID}0")), None, "65 hex digits is not an id");
+    }
+
+    #[test]
+    fn rfc3339_matches_docker_times() {
+        assert_eq!(rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
+        // A real Docker event: "time":1795792475,"timeNano":1795792475014659607.
+        assert_eq!(rfc3339_ns("2026-11-27T15:14:35.014659607Z"), Some(1_795_792_475_014_659_607));
+        assert_eq!(rfc3339_ns("2026-11-27T15:14:35.5Z"), Some(1_795_792_475_500_000_000));
+        assert_eq!(rfc3339_ns("0001-01-01T00:00:00Z"), None);
+        assert_eq!(rfc3339_ns("garbage"), None);
+    }
+
+    #[test]
+    fn registry_joins_cgroups_details_and_expiry() {
+        let mut r = ContainerRegistry::default();
+        r.bind_cgroup(ID, 82);
+        assert_eq!(r.lookup(82), Lookup::Pending(ID));
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_owned(), "web".to_owned());
+        attrs.insert("image".to_owned(), "busybox".to_owned());
+        attrs.insert("com.docker.compose.service".to_owned(), "web".to_owned());
+        r.upsert(Container::from_start_event(ID, 5, &attrs));
+        let Lookup::Known(c) = r.lookup(82) else { panic!() };
+        assert_eq!((c.name.as_str(), c.image.as_str(), c.started_time_nano), ("web", "busybox", Some(5)));
+        assert_eq!(c.labels.get("com.docker.compose.service").map(String::as_str), Some("web"));
+        r.rename(ID, "/web2");
+        assert_eq!(r.get(ID).unwrap().name, "web2");
+        // An update without a start time keeps the one we had.
+        r.upsert(Container { started_time_nano: None, pid: Some(9), ..r.get(ID).unwrap().clone() });
+        assert_eq!(r.get(ID).unwrap().started_time_nano, Some(5));
+        let t = Instant::now();
+        r.mark_removed(ID, t);
+        assert!(r.expire(t + Duration::from_secs(1)).is_empty(), "kept during the grace period");
+        assert_eq!(r.expire(t + GRACE), vec![82]);
+        assert_eq!(r.lookup(82), Lookup::Unknown);
+    }
+
+    #[test]
+    fn ignore_lists_match_name_id_image_and_labels() {
+        let c = Container {
+            id: ID.into(),
+            name: "db".into(),
+            image: "registry:5000/team/postgres:16".into(),
+            image_id: None,
+            labels: [("tier".to_owned(), "data".to_owned())].into(),
+            pid: None,
+            started_time_nano: None,
+        };
+        let cfg = |f: fn(&mut EbpfConfig)| {
+            let mut c = EbpfConfig::default();
+            f(&mut c);
+            c
+        };
+        assert!(!c.is_ignored(&EbpfConfig::default()));
+        assert!(c.is_ignored(&cfg(|c| c.ignore_containers = vec!["db".into()])));
+        assert!(c.is_ignored(&cfg(|c| c.ignore_containers = vec![ID[..12].into()])));
+        assert!(!c.is_ignored(&cfg(|c| c.ignore_containers = vec![ID[..4].into()])));
+        assert!(c.is_ignored(&cfg(|c| c.ignore_images = vec!["registry:5000/team/postgres".into()])));
+        assert!(c.is_ignored(&cfg(|c| c.ignore_images = vec!["registry:5000/team/postgres:16".into()])));
+        assert!(c.is_ignored(&cfg(|c| c.ignore_labels = vec!["tier".into()])));
+        assert!(c.is_ignored(&cfg(|c| c.ignore_labels = vec!["tier=data".into()])));
+        assert!(!c.is_ignored(&cfg(|c| c.ignore_labels = vec!["tier=web".into()])));
+    }
+
+    #[test]
+    fn this_host_has_a_cgroup2_mount() {
+        let m = cgroup2_mount().expect("cgroup v2 mounted");
+        assert!(cgroup_id(&m).unwrap() > 0);
+    }
+}
