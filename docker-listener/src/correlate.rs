@@ -109,7 +109,7 @@ impl Correlator {
                     e.filename = prev;
                 }
                 if e.ret == 0 {
-                    self.procs.on_exec(e.meta.tgid, e.ppid, e.start_ns, &e.filename, e.meta.cgroup_id);
+                    self.procs.on_exec(e.meta.tgid, e.ppid, e.start_ns, &e.filename, &e.args, e.meta.cgroup_id);
                 }
                 // A parent outside the container (runc, the shim) is not in the table.
                 let fallback = match self.procs.get(e.ppid) {
@@ -235,6 +235,7 @@ impl Correlator {
         }
         match action {
             "start" => {
+                self.registry.restarted(id);
                 let c = Container::from_start_event(id, time_nano, attributes);
                 self.on_container(c, None, out, req);
                 // The image id, the init pid and exact labels.

@@ -4,7 +4,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     ebpf::record::{Endpoint, Exec, SockOp, Socket},
-    procs::{Proc, ProcessTable, basename},
+    procs::{Proc, ProcessTable, process_name},
     registry::Container,
 };
 
@@ -129,12 +129,7 @@ pub fn exec_event(e: &Exec, procs: &ProcessTable, parent_fallback: Option<&Proc>
     let failed = e.ret < 0;
     let mut m = base_event("process", &["start"], "exec", if failed { "failure" } else { "success" }, e.meta.ktime_ns, e.meta.seq, e.meta.cpu, clock);
     let executable = if e.filename.is_empty() { e.comm.clone() } else { e.filename.clone() };
-    // The name the program was started as: argv[0] for multi-call binaries (busybox applets
-    // run through a shared executable), else the executable's file name.
-    let name = match e.args.first().map(|a| basename(a)) {
-        Some(a0) if !a0.is_empty() && !a0.starts_with('-') => a0,
-        _ => basename(&executable),
-    };
+    let name = process_name(&executable, &e.args);
     let mut process = json!({
         "pid": e.meta.tgid,
         "thread": {"id": e.meta.pid},
@@ -340,7 +335,7 @@ mod tests {
     #[test]
     fn exec_events_carry_the_chain_and_failures() {
         let mut t = ProcessTable::new("b".into(), 100);
-        t.on_exec(20, 10, 2_000_000_000, "/bin/sh", 82);
+        t.on_exec(20, 10, 2_000_000_000, "/bin/sh", &[], 82);
         let e = Exec {
             meta: meta(),
             ppid: 20,
@@ -355,7 +350,7 @@ mod tests {
             args_truncated: false,
             args_unavailable: false,
         };
-        t.on_exec(30, 20, e.start_ns, "/bin/echo", 82);
+        t.on_exec(30, 20, e.start_ns, "/bin/echo", &e.args, 82);
         let v = Value::Object(exec_event(&e, &t, None, Clock::fixed(0)));
         assert_eq!(v["process"]["executable"], "/bin/echo");
         assert_eq!(v["process"]["args"], json!(["echo", "hi"]));

@@ -88,10 +88,10 @@ impl ProcessTable {
     }
 
     /// A process's new image. Returns its entry.
-    pub fn on_exec(&mut self, tgid: u32, ppid: u32, start_ns: u64, executable: &str, cgroup_id: u64) -> &Proc {
+    pub fn on_exec(&mut self, tgid: u32, ppid: u32, start_ns: u64, executable: &str, args: &[String], cgroup_id: u64) -> &Proc {
         let start_ticks = self.ticks(start_ns);
         let entity_id = self.entity_id_ticks(tgid, start_ticks);
-        let name = basename(executable).to_owned();
+        let name = process_name(executable, args).to_owned();
         let p = self.procs.entry(tgid).or_insert_with(|| Proc {
             tgid,
             ppid,
@@ -186,6 +186,15 @@ pub fn proc_stat(pid: u32) -> Option<(u32, u64)> {
     Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
 }
 
+/// The name a program was started as: argv[0]'s file name (what `ps` shows; for multi-call
+/// binaries such as busybox, the applet), else the executable's file name.
+pub fn process_name<'a>(executable: &'a str, args: &'a [String]) -> &'a str {
+    match args.first().map(|a| basename(a)) {
+        Some(a0) if !a0.is_empty() && !a0.starts_with('-') => a0,
+        _ => basename(executable),
+    }
+}
+
 pub fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -199,10 +208,10 @@ mod tests {
         let mut t = ProcessTable::new("boot".into(), 100);
         // shim (host cgroup 1) -> init sh (82) -> sh child (82) -> echo (82)
         t.insert(Proc { tgid: 10, ppid: 1, start_ticks: 1, entity_id: "shim".into(), executable: "/usr/bin/containerd-shim".into(), name: "shim".into(), cgroup_id: 1 });
-        t.on_exec(20, 10, 2_000_000_000, "/bin/sh", 82);
+        t.on_exec(20, 10, 2_000_000_000, "/bin/sh", &[], 82);
         t.on_fork(20, 30, 3_000_000_000, 82);
         assert_eq!(t.get(30).unwrap().executable, "/bin/sh", "a fork shares its parent's image");
-        t.on_exec(30, 20, 3_000_000_000, "/bin/echo", 82);
+        t.on_exec(30, 20, 3_000_000_000, "/bin/echo", &[], 82);
         let chain: Vec<u32> = t.ancestors(t.get(30).unwrap().ppid, 82).iter().map(|p| p.tgid).collect();
         assert_eq!(chain, vec![20], "the parent, up to the container's init; not the shim");
         assert_eq!(t.get(30).unwrap().name, "echo");

@@ -170,7 +170,9 @@ impl ContainerRegistry {
         self.by_cgroup.insert(cgroup_id, id.to_owned());
     }
 
-    /// Adds or refreshes a container's details; keeps known fields the update lacks.
+    /// Adds or refreshes a container's details; keeps known fields the update lacks. The
+    /// start time, once known, is kept: Docker's start event sets it (`restarted` first clears
+    /// it) and inspect's `State.StartedAt` only fills it when no start event was seen.
     pub fn upsert(&mut self, c: Container) {
         let e = self.by_id.entry(c.id.clone()).or_insert(Entry { container: None, cgroup_id: None, removed_at: None });
         e.removed_at = None;
@@ -178,7 +180,7 @@ impl ContainerRegistry {
             Some(old) => Container {
                 image_id: c.image_id.or(old.image_id),
                 pid: c.pid.or(old.pid),
-                started_time_nano: c.started_time_nano.or(old.started_time_nano),
+                started_time_nano: old.started_time_nano.or(c.started_time_nano),
                 name: if c.name.is_empty() { old.name } else { c.name },
                 image: if c.image.is_empty() { old.image } else { c.image },
                 labels: if c.labels.is_empty() { old.labels } else { c.labels },
@@ -186,6 +188,13 @@ impl ContainerRegistry {
             },
             None => c,
         });
+    }
+
+    /// A new run of the container begins (Docker's `start`): forget the previous start time.
+    pub fn restarted(&mut self, id: &str) {
+        if let Some(c) = self.by_id.get_mut(id).and_then(|e| e.container.as_mut()) {
+            c.started_time_nano = None;
+        }
     }
 
     pub fn rename(&mut self, id: &str, name: &str) {
@@ -362,9 +371,13 @@ mod tests {
         assert_eq!(c.labels.get("com.docker.compose.service").map(String::as_str), Some("web"));
         r.rename(ID, "/web2");
         assert_eq!(r.get(ID).unwrap().name, "web2");
-        // An update without a start time keeps the one we had.
-        r.upsert(Container { started_time_nano: None, pid: Some(9), ..r.get(ID).unwrap().clone() });
+        // Inspect's StartedAt does not replace the start event's time; a new start does.
+        r.upsert(Container { started_time_nano: Some(4), pid: Some(9), ..r.get(ID).unwrap().clone() });
         assert_eq!(r.get(ID).unwrap().started_time_nano, Some(5));
+        assert_eq!(r.get(ID).unwrap().pid, Some(9));
+        r.restarted(ID);
+        r.upsert(Container::from_start_event(ID, 6, &attrs));
+        assert_eq!(r.get(ID).unwrap().started_time_nano, Some(6));
         let t = Instant::now();
         r.mark_removed(ID, t);
         assert!(r.expire(t + Duration::from_secs(1)).is_empty(), "kept during the grace period");
