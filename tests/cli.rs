@@ -179,3 +179,58 @@ fn doctor_reports_each_check_and_fails_on_a_missing_queue() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.lines().any(|l| l.starts_with("FAIL") && l.contains("nothing is bound")), "{t}");
 }
+
+#[test]
+fn stats_and_the_metrics_endpoint_show_the_running_agent_s_counters() {
+    let dir = TempDir::new("stats");
+    let now = now_ns();
+    let events = [
+        support::fake_docker::event("container", "start", "c1", "web", now + 1),
+        support::fake_docker::event("network", "connect", "n1", "none", now + 2),
+    ];
+    let fake = FakeDocker::start(
+        &dir.path("docker.sock"),
+        "1.41",
+        vec![Script::json(vec![Step::Chunk(format!("{}\n{}\n", events[0], events[1]).into_bytes()), Step::Hold])],
+    );
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = write_config(&dir, json!({"metrics": format!("127.0.0.1:{port}")}));
+    let state = dir.path("state");
+    let mut daemon = Daemon::start(&[
+        "--config", config.to_str().unwrap(),
+        "--docker-host", &fake.host(),
+        "--queue", queue.path.to_str().unwrap(),
+        "--state-dir", state.to_str().unwrap(),
+        "--no-ebpf",
+    ]);
+    queue.wait_until(Duration::from_secs(10), "2 frames", |f| f.len() == 2);
+    let out = run(&["stats", "--state-dir", state.to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    for line in [
+        "docker_listener_events_in_total{source=\"docker\",type=\"container\"} 1",
+        "docker_listener_events_in_total{source=\"docker\",type=\"network\"} 1",
+        "docker_listener_events_out_total{source=\"docker\",type=\"all\"} 2",
+        "docker_listener_frames_out_total 2",
+        "docker_listener_docker_connected 1",
+        "docker_listener_dropped_total{reason=\"output_buffer_full\"} 0",
+        "docker_listener_buffer_capacity_bytes 16777216",
+    ] {
+        assert!(t.lines().any(|l| l == line), "missing {line:?} in:\n{t}");
+    }
+    // The same text over loopback TCP, as Prometheus would scrape it.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(reply.contains("docker_listener_frames_out_total 2"), "{reply}");
+    assert!(reply.contains("docker_listener_resident_memory_bytes "), "{reply}");
+    assert_eq!(daemon.stop(), 0);
+    assert!(!state.join("stats.sock").exists(), "the socket is removed on shutdown");
+    let out = run(&["stats", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no running docker-listener"), "{}", text(&out));
+}

@@ -16,8 +16,9 @@ use crate::config::{Config, ConfigError, LogFormat, Output};
                   the framing Wazuh's Docker rules already understand.\n\n\
                   With no command it runs the daemon.",
     after_help = "Exit codes: 0 clean shutdown (SIGINT/SIGTERM) or disabled in the config; 1 fatal \
-                  runtime error; 2 invalid configuration or command line; 3 permission denied \
-                  (Docker socket, state directory); 4 another instance holds the lock.",
+                  runtime error (doctor: a check failed; stats: no agent running); 2 invalid \
+                  configuration or command line; 3 permission denied (Docker socket, state \
+                  directory); 4 another instance holds the lock.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -35,6 +36,8 @@ pub enum Command {
     CheckConfig(RunArgs),
     /// Check everything the daemon needs, one line per check with OK/WARN/FAIL and the fix.
     Doctor(RunArgs),
+    /// Print the counters of the running agent (the same numbers as the metrics endpoint).
+    Stats(RunArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -178,6 +178,9 @@ pub struct Config {
     pub ignore_actions: Vec<String>,
     pub ebpf: EbpfConfig,
     pub log_format: LogFormat,
+    /// Also serve the metrics (Prometheus text) here: "127.0.0.1:PORT" or "unix:/path". Off by
+    /// default; `docker-listener stats` works either way (through `<state_dir>/stats.sock`).
+    pub metrics: Option<crate::metrics::Endpoint>,
 }
 
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -201,6 +204,7 @@ impl Default for Config {
             ignore_actions: Vec::new(),
             ebpf: EbpfConfig::default(),
             log_format: LogFormat::Text,
+            metrics: None,
         }
     }
 }
@@ -502,6 +506,7 @@ mod tests {
             (r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": []}}}"#, "ebpf.cgroup_prefixes", "1 to 4"),
             (r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": ["docker"]}}}"#, "ebpf.cgroup_prefixes[0]", "absolute"),
             (r#"{"docker-listener": {"ebpf": {"ignore_labels": ["a", ""]}}}"#, "ebpf.ignore_labels[1]", "empty"),
+            (r#"{"docker-listener": {"metrics": "0.0.0.0:9700"}}"#, "metrics", "loopback"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(&format!("docker-listener.{key}")), "{text}: {e}");

@@ -21,6 +21,7 @@ use crate::{
     docker::{DockerError, DockerSource},
     ebpf::{EbpfError, EbpfProbes},
     encode::{Encoder, event_hash},
+    metrics,
     monitor::Monitor,
     sink::{Output, Sink, Spool},
     state::{Cursor, InstanceLock, StateDir, StateError},
@@ -108,6 +109,21 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let sink_task = tokio::spawn(sink.run(abort_sink.clone()));
     let cursor_task = tokio::spawn(persist_cursor(state.clone(), delivered_rx));
 
+    // Monitoring: always on the state directory's stats socket, and where `metrics` says.
+    let mut endpoints = vec![metrics::Endpoint::Unix(metrics::stats_socket(&cfg.state_dir))];
+    endpoints.extend(cfg.metrics.clone());
+    let stop_metrics = CancellationToken::new();
+    let mut metrics_tasks = Vec::new();
+    for endpoint in endpoints {
+        match metrics::bind(&endpoint).await {
+            Ok(listener) => {
+                tracing::info!(endpoint = %endpoint, "serving metrics");
+                metrics_tasks.push(tokio::spawn(metrics::serve(listener, stats.clone(), spool.clone(), stop_metrics.clone())));
+            }
+            Err(e) => tracing::error!(endpoint = %endpoint, error = %e, "cannot serve metrics there (is the port taken?)"),
+        }
+    }
+
     let mut sources: JoinSet<Result<(), DaemonError>> = JoinSet::new();
     // The eBPF side first: it needs Docker's container events and client, wired below.
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -171,6 +187,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         );
     }
     let _ = cursor_task.await;
+    stop_metrics.cancel();
+    for t in metrics_tasks {
+        let _ = t.await;
+    }
     let summary: Vec<String> = stats.snapshot().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     tracing::info!(stats = %summary.join(" "), "docker-listener stopped");
     drop(lock);

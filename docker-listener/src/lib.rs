@@ -15,6 +15,7 @@ pub mod ebpf;
 pub mod ecs;
 pub mod encode;
 pub mod logging;
+pub mod metrics;
 pub mod monitor;
 pub mod procs;
 pub mod registry;

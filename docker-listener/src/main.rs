@@ -20,6 +20,24 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(args),
         Some(Command::CheckConfig(args)) => check_config(args),
         Some(Command::Doctor(args)) => doctor(args),
+        Some(Command::Stats(args)) => stats(args),
+    }
+}
+
+fn stats(args: RunArgs) -> ExitCode {
+    let cfg = match load(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match docker_listener::metrics::fetch(&cfg.state_dir) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("docker-listener: {e}");
+            ExitCode::from(EXIT_FATAL)
+        }
     }
 }
 

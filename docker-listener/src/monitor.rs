@@ -187,6 +187,11 @@ impl Monitor {
             return;
         }
         Stats::add(&self.stats.ebpf_events, out.len() as u64);
+        for v in out.iter() {
+            if let Some(a) = v["event"]["action"].as_str() {
+                self.stats.count_ebpf_action(a);
+            }
+        }
         let frames: Vec<_> = out.drain(..).map(|v| self.encoder.agent(v)).collect();
         self.spool.push_all(frames);
     }

@@ -2,12 +2,24 @@
 //! periodic report, the shutdown summary and (later) the metrics endpoint.
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Docker event types counted one by one (`Type`); anything else is "other".
+pub const DOCKER_TYPES: [&str; 11] =
+    ["container", "image", "network", "volume", "plugin", "service", "node", "secret", "config", "daemon", "other"];
+/// Process and socket event actions counted one by one.
+pub const EBPF_ACTIONS: [&str; 5] = ["exec", "connect", "bind", "listen", "accept"];
+
 macro_rules! counters {
     ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
         /// Process-wide counters. Names are stable: they appear in logs and stats events.
         #[derive(Default, Debug)]
         pub struct Stats {
             $( $(#[$doc])* pub $name: AtomicU64, )*
+            /// Docker events read, by `DOCKER_TYPES`.
+            pub docker_by_type: [AtomicU64; DOCKER_TYPES.len()],
+            /// Process and socket events emitted, by `EBPF_ACTIONS`.
+            pub ebpf_by_action: [AtomicU64; EBPF_ACTIONS.len()],
+            /// 1 while the Docker event stream is open.
+            pub docker_connected: AtomicU64,
         }
 
         impl Stats {
@@ -40,6 +52,8 @@ counters! {
     events_truncated,
     /// Datagrams/lines written to the output.
     frames_out,
+    /// Of those, Docker events.
+    frames_out_docker,
     /// Bytes written to the output.
     bytes_out,
     /// Frames dropped because the output buffer (`buffer_bytes`) was full: oldest first.
@@ -59,6 +73,17 @@ counters! {
 }
 
 impl Stats {
+    pub fn count_docker_type(&self, kind: &str) {
+        let i = DOCKER_TYPES.iter().position(|t| *t == kind).unwrap_or(DOCKER_TYPES.len() - 1);
+        Self::inc(&self.docker_by_type[i]);
+    }
+
+    pub fn count_ebpf_action(&self, action: &str) {
+        if let Some(i) = EBPF_ACTIONS.iter().position(|a| *a == action) {
+            Self::inc(&self.ebpf_by_action[i]);
+        }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }

@@ -134,6 +134,8 @@ impl DockerSource {
             s = client.events(since) => s?,
         };
         Stats::inc(&self.stats.docker_connects);
+        Stats::set(&self.stats.docker_connected, 1);
+        let _connected = ResetOnDrop(self.stats.clone());
         tracing::info!(
             socket = %self.socket.display(),
             docker_version = client.server_version(),
@@ -216,6 +218,7 @@ impl DockerSource {
             }
         };
         Stats::inc(&self.stats.docker_events_in);
+        self.stats.count_docker_type(ev.kind());
         let hash = event_hash(&ev.raw);
         if replay.at_boundary {
             self.check_replay(replay, ev.time_nano);
@@ -257,6 +260,15 @@ impl DockerSource {
                  upstream, in dockerd, while docker-listener was disconnected or stopped"
             );
         }
+    }
+}
+
+/// Clears the "connected" gauge when the stream ends, however it ends.
+struct ResetOnDrop(Arc<Stats>);
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        Stats::set(&self.0.docker_connected, 0);
     }
 }
 

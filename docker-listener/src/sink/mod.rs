@@ -95,6 +95,7 @@ impl Sink {
                         );
                         unreported = 0;
                     } else if let Origin::Docker { time_nano, hash } = frame.origin {
+                        Stats::inc(&self.stats.frames_out_docker);
                         self.delivered.send_if_modified(|c| {
                             let before = (c.time_nano, c.delivered_at_time.len());
                             c.advance(time_nano, hash);
