@@ -49,77 +49,73 @@ impl Sink {
         // Drops not yet reported. The report is not a spool frame (it could itself be dropped):
         // it is rebuilt from this count and sent before anything else until it gets through.
         let mut unreported = 0u64;
+        let mut batch: Vec<Frame> = Vec::with_capacity(output::BATCH);
         loop {
             unreported += self.spool.take_unreported_drops();
-            let (frame, is_report) = if unreported > 0 {
+            let is_report = unreported > 0;
+            batch.clear();
+            if is_report {
                 let total = Stats::get(&self.stats.dropped_buffer_full);
-                (loss_frame(&self.encoder, "output_buffer_full", unreported, total), true)
+                batch.push(loss_frame(&self.encoder, "output_buffer_full", unreported, total));
             } else {
                 tokio::select! {
                     biased;
                     _ = abort.cancelled() => break,
-                    f = self.spool.pop() => match f { Some(f) => (f, false), None => break },
+                    more = self.spool.pop_batch(&mut batch, output::BATCH) => if !more { break },
                 }
-            };
+            }
             let result = tokio::select! {
                 biased;
                 _ = abort.cancelled() => {
-                    if !is_report { self.spool.unpop(frame); }
+                    if !is_report { self.spool.unpop_all(batch.drain(..)); }
                     break
                 }
-                r = self.output.send(&frame) => r,
+                r = self.output.send_batch(&batch) => r,
             };
-            match result {
-                Ok(()) => {
-                    Stats::inc(&self.stats.frames_out);
-                    Stats::add(&self.stats.bytes_out, frame.len() as u64);
-                    if let Some((since, _)) = down.take() {
-                        let (frames, bytes) = self.spool.len();
-                        tracing::info!(
-                            output = %self.output.describe(),
-                            down_for_secs = since.elapsed().as_secs_f64(),
-                            buffered_frames = frames,
-                            buffered_bytes = bytes,
-                            "delivering again"
-                        );
-                        retry = RETRY_MIN;
-                    }
-                    if is_report {
-                        tracing::warn!(
-                            dropped = unreported,
-                            dropped_total = Stats::get(&self.stats.dropped_buffer_full),
-                            buffer_limit_bytes = self.spool.capacity(),
-                            "the output buffer overflowed while the output was unavailable: the \
-                             oldest events were dropped (reported in a loss event). Raise \
-                             buffer_bytes to ride out longer Wazuh outages"
-                        );
-                        unreported = 0;
-                    } else if let Origin::Docker { time_nano, hash } = frame.origin {
-                        Stats::inc(&self.stats.frames_out_docker);
-                        self.delivered.send_if_modified(|c| {
-                            let before = (c.time_nano, c.delivered_at_time.len());
-                            c.advance(time_nano, hash);
-                            before != (c.time_nano, c.delivered_at_time.len())
-                        });
-                    }
+            let (sent, error) = match result {
+                Ok(n) => (n, None),
+                Err((n, e)) => (n, Some(e)),
+            };
+            if sent > 0 {
+                self.delivered(&batch[..sent], is_report, unreported);
+                if is_report {
+                    unreported = 0;
+                }
+                if let Some((since, _)) = down.take() {
+                    let (frames, bytes) = self.spool.len();
+                    tracing::info!(
+                        output = %self.output.describe(),
+                        down_for_secs = since.elapsed().as_secs_f64(),
+                        buffered_frames = frames,
+                        buffered_bytes = bytes,
+                        "delivering again"
+                    );
+                    retry = RETRY_MIN;
+                }
+            }
+            match error {
+                None => {
                     if self.spool.is_empty()
                         && let Err(e) = self.output.flush().await
                     {
                         tracing::warn!(error = %e, "flush failed");
                     }
                 }
-                Err(OutputError::Rejected { len, source }) => {
+                Some(OutputError::Rejected { len, source }) => {
                     Stats::inc(&self.stats.send_errors);
                     tracing::error!(len, error = %source, "the output rejected a frame: dropped");
+                    if !is_report {
+                        self.spool.unpop_all(batch.drain(sent + 1..));
+                    }
                 }
-                Err(e @ OutputError::Unavailable { kind, .. }) => {
+                Some(e @ OutputError::Unavailable { kind, .. }) => {
                     Stats::inc(&self.stats.send_errors);
                     if down.map(|(_, k)| k) != Some(kind) {
                         tracing::warn!(error = %e, buffer_limit_bytes = self.spool.capacity(), "output unavailable");
                         down = Some((down.map_or_else(Instant::now, |(t, _)| t), kind));
                     }
                     if !is_report {
-                        self.spool.unpop(frame);
+                        self.spool.unpop_all(batch.drain(sent..));
                     }
                     tokio::select! {
                         _ = abort.cancelled() => break,
@@ -131,6 +127,35 @@ impl Sink {
         }
         let _ = self.output.flush().await;
         self.spool.len().0
+    }
+
+    /// Accounts for frames the output took: counters, the delivered-events cursor, the report.
+    fn delivered(&mut self, frames: &[Frame], is_report: bool, reported: u64) {
+        Stats::add(&self.stats.frames_out, frames.len() as u64);
+        Stats::add(&self.stats.bytes_out, frames.iter().map(|f| f.len() as u64).sum());
+        if is_report {
+            tracing::warn!(
+                dropped = reported,
+                dropped_total = Stats::get(&self.stats.dropped_buffer_full),
+                buffer_limit_bytes = self.spool.capacity(),
+                "the output buffer overflowed while the output was unavailable: the oldest \
+                 events were dropped (reported in a loss event). Raise buffer_bytes to ride out \
+                 longer Wazuh outages"
+            );
+            return;
+        }
+        let mut docker = 0;
+        self.delivered.send_if_modified(|c| {
+            let before = (c.time_nano, c.delivered_at_time.len());
+            for f in frames {
+                if let Origin::Docker { time_nano, hash } = f.origin {
+                    docker += 1;
+                    c.advance(time_nano, hash);
+                }
+            }
+            before != (c.time_nano, c.delivered_at_time.len())
+        });
+        Stats::add(&self.stats.frames_out_docker, docker);
     }
 }
 

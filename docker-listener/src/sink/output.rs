@@ -1,6 +1,7 @@
 //! The outputs frames are written to: the Wazuh queue socket, or lines on stdout / in a file.
 use std::{
-    io::{self, IoSlice},
+    io,
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -76,9 +77,19 @@ impl Output {
     /// Writes one frame. Waits while the output is merely busy (a full queue); returns an
     /// error when it is unavailable or refuses the frame.
     pub async fn send(&mut self, frame: &Frame) -> Result<(), OutputError> {
+        self.send_batch(std::slice::from_ref(frame)).await.map(|_| ()).map_err(|(_, e)| e)
+    }
+
+    /// Writes frames in order. `Err((n, e))`: the first `n` were written, then `e` stopped it.
+    pub async fn send_batch(&mut self, frames: &[Frame]) -> Result<usize, (usize, OutputError)> {
         match self {
-            Output::Queue(q) => q.send(frame).await,
-            Output::Lines(l) => l.send(frame).await,
+            Output::Queue(q) => q.send_batch(frames).await,
+            Output::Lines(l) => {
+                for (i, f) in frames.iter().enumerate() {
+                    l.send(f).await.map_err(|e| (i, e))?;
+                }
+                Ok(frames.len())
+            }
         }
     }
 
@@ -132,21 +143,21 @@ impl QueueSocket {
         self.sock.as_ref().ok_or_else(|| self.unavailable(io::Error::other("socket vanished")))
     }
 
-    pub async fn send(&mut self, frame: &Frame) -> Result<(), OutputError> {
-        let iov = [IoSlice::new(&frame.parts[0]), IoSlice::new(&frame.parts[1]), IoSlice::new(&frame.parts[2])];
+    /// Sends frames as datagrams, up to `BATCH` per `sendmmsg` call, each datagram's pieces
+    /// gathered by its iovec (no copy into a contiguous buffer).
+    pub async fn send_batch(&mut self, frames: &[Frame]) -> Result<usize, (usize, OutputError)> {
+        let mut done = 0;
         let mut nobufs_retries = 0;
-        loop {
-            let sock = self.connect()?;
-            let res = sock.try_io(tokio::io::Interest::WRITABLE, || {
-                socket2::SockRef::from(sock).send_vectored(&iov)
-            });
-            match res {
-                Ok(_) => return Ok(()),
+        while done < frames.len() {
+            let chunk = &frames[done..frames.len().min(done + BATCH)];
+            let sock = self.connect().map_err(|e| (done, e))?;
+            match sock.try_io(tokio::io::Interest::WRITABLE, || sendmmsg(sock.as_raw_fd(), chunk)) {
+                Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The reader's queue is full (net.unix.max_dgram_qlen): wait until it drains.
                     if let Err(e) = sock.writable().await {
                         self.sock = None;
-                        return Err(self.unavailable(e));
+                        return Err((done, self.unavailable(e)));
                     }
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && nobufs_retries < 100 => {
@@ -154,17 +165,40 @@ impl QueueSocket {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
-                    return Err(OutputError::Rejected { len: frame.len(), source: e });
+                    return Err((done, OutputError::Rejected { len: chunk[0].len(), source: e }));
                 }
                 Err(e) => {
                     // The peer went away (Wazuh restarted: its socket is a new one) or another
                     // error: reconnect on the next attempt.
                     self.sock = None;
-                    return Err(self.unavailable(e));
+                    return Err((done, self.unavailable(e)));
                 }
             }
         }
+        Ok(done)
     }
+}
+
+/// Datagrams per sendmmsg call.
+pub const BATCH: usize = 64;
+
+/// One `sendmmsg` of up to BATCH frames on a connected datagram socket; the number sent.
+fn sendmmsg(fd: std::os::fd::RawFd, frames: &[Frame]) -> io::Result<usize> {
+    let n = frames.len().min(BATCH);
+    // SAFETY: all-zero iovec/mmsghdr values are valid (null pointers, zero lengths).
+    let mut iov: [libc::iovec; 3 * BATCH] = unsafe { std::mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for (i, f) in frames[..n].iter().enumerate() {
+        for (j, part) in f.parts.iter().enumerate() {
+            iov[3 * i + j] = libc::iovec { iov_base: part.as_ptr() as *mut libc::c_void, iov_len: part.len() };
+        }
+        msgs[i].msg_hdr.msg_iov = iov[3 * i..].as_mut_ptr();
+        msgs[i].msg_hdr.msg_iovlen = 3;
+    }
+    // SAFETY: `msgs[..n]` point at `iov`, which point into `frames`' buffers; all outlive the
+    // call, and the kernel only reads them.
+    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT) };
+    if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(sent as usize) }
 }
 
 /// One frame per line, for `--output stdout` and `--output file:PATH`.

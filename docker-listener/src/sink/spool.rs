@@ -59,10 +59,17 @@ impl Spool {
 
     /// Puts a frame the output could not take back at the front.
     pub fn unpop(&self, frame: Frame) {
+        self.unpop_all(std::iter::once(frame));
+    }
+
+    /// Puts frames the output could not take back at the front, in their order.
+    pub fn unpop_all(&self, frames: impl DoubleEndedIterator<Item = Frame>) {
         let mut inner = self.lock();
-        inner.bytes += frame.len();
-        inner.frames.push_front(frame);
-        // Over capacity: the frame just put back is the oldest, so it goes first.
+        for f in frames.rev() {
+            inner.bytes += f.len();
+            inner.frames.push_front(f);
+        }
+        // Over capacity: the frames just put back are the oldest, so they go first.
         self.evict(inner);
     }
 
@@ -90,16 +97,26 @@ impl Spool {
 
     /// Waits for a frame; `None` once the spool is closed and empty.
     pub async fn pop(&self) -> Option<Frame> {
+        let mut one = Vec::with_capacity(1);
+        self.pop_batch(&mut one, 1).await.then(|| one.pop()).flatten()
+    }
+
+    /// Waits for frames and moves up to `max` of them, oldest first, into `out` (one lock for
+    /// the batch). False once the spool is closed and empty.
+    pub async fn pop_batch(&self, out: &mut Vec<Frame>, max: usize) -> bool {
         loop {
             let notified = self.notify.notified();
             {
                 let mut inner = self.lock();
-                if let Some(f) = inner.frames.pop_front() {
-                    inner.bytes -= f.len();
-                    return Some(f);
+                if !inner.frames.is_empty() {
+                    let n = max.min(inner.frames.len());
+                    let mut bytes = 0;
+                    out.extend(inner.frames.drain(..n).inspect(|f| bytes += f.len()));
+                    inner.bytes -= bytes;
+                    return true;
                 }
                 if inner.closed {
-                    return None;
+                    return false;
                 }
             }
             notified.await;
@@ -154,6 +171,21 @@ mod tests {
         assert_eq!(s.take_unreported_drops(), 0);
         let tags: Vec<u8> = std::iter::from_fn(|| s.try_pop()).map(|f| f.parts[1][0]).collect();
         assert_eq!(tags, vec![2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn batches_come_out_in_order_and_go_back_in_order() {
+        let s = Spool::new(1 << 20, Arc::new(Stats::default()));
+        for tag in 0..5 {
+            s.push(frame(1, tag));
+        }
+        let mut batch = Vec::new();
+        assert!(s.pop_batch(&mut batch, 3).await);
+        assert_eq!(batch.iter().map(|f| f.parts[1][0]).collect::<Vec<_>>(), vec![0, 1, 2]);
+        s.unpop_all(batch.drain(1..));
+        let tags: Vec<u8> = std::iter::from_fn(|| s.try_pop()).map(|f| f.parts[1][0]).collect();
+        assert_eq!(tags, vec![1, 2, 3, 4]);
+        assert_eq!(s.len(), (0, 0));
     }
 
     #[test]
