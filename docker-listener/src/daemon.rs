@@ -101,6 +101,29 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         "docker-listener starting"
     );
 
+    // The eBPF side: it gets Docker's container events and client from the Docker source.
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (client_tx, client_rx) = watch::channel(None);
+    let mut monitor = None;
+    if cfg.ebpf.enabled {
+        match EbpfProbes::load(&cfg.ebpf) {
+            Ok(probes) => {
+                monitor = Some(Monitor::new(probes, cfg.ebpf.clone(), encoder.clone(), spool.clone(), stats.clone(), events_rx, client_rx));
+            }
+            Err(e) if cfg.ebpf.required => return Err(e.into()),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "eBPF is unavailable: running with Docker events only (no process or socket \
+                 events). Fix the cause above, or pass --no-ebpf to silence this warning"
+            ),
+        }
+    } else {
+        tracing::info!("eBPF disabled (--no-ebpf or ebpf.enabled = false): Docker events only");
+    }
+    let has_monitor = monitor.is_some();
+    // From here on, SIGINT/SIGTERM mean an orderly shutdown.
+    let mut signals = Signals::install()?;
+
     let shutdown = CancellationToken::new();
     let abort_sink = CancellationToken::new();
     let (delivered_tx, delivered_rx) = watch::channel(cursor.clone());
@@ -125,26 +148,6 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     }
 
     let mut sources: JoinSet<Result<(), DaemonError>> = JoinSet::new();
-    // The eBPF side first: it needs Docker's container events and client, wired below.
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (client_tx, client_rx) = watch::channel(None);
-    let mut monitor = None;
-    if cfg.ebpf.enabled {
-        match EbpfProbes::load(&cfg.ebpf) {
-            Ok(probes) => {
-                monitor = Some(Monitor::new(probes, cfg.ebpf.clone(), encoder.clone(), spool.clone(), stats.clone(), events_rx, client_rx));
-            }
-            Err(e) if cfg.ebpf.required => return Err(e.into()),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "eBPF is unavailable: running with Docker events only (no process or socket \
-                 events). Fix the cause above, or pass --no-ebpf to silence this warning"
-            ),
-        }
-    } else {
-        tracing::info!("eBPF disabled (--no-ebpf or ebpf.enabled = false): Docker events only");
-    }
-    let has_monitor = monitor.is_some();
     let docker = DockerSource {
         socket: docker_socket,
         wait_time: cfg.wait_time(),
@@ -164,7 +167,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         sources.spawn(async move { monitor.run(token).await.map_err(DaemonError::from) });
     }
 
-    let result = wait_for_shutdown(&shutdown, &mut sources).await;
+    let result = wait_for_shutdown(&mut signals, &shutdown, &mut sources).await;
     shutdown.cancel();
     while sources.join_next().await.is_some() {}
     spool.close();
@@ -197,16 +200,29 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     result
 }
 
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        Ok(Signals {
+            term: tokio::signal::unix::signal(SignalKind::terminate()).map_err(DaemonError::Signals)?,
+            int: tokio::signal::unix::signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?,
+        })
+    }
+}
+
 /// Waits for SIGINT/SIGTERM, or for a source to stop on its own (only a fatal error does).
 async fn wait_for_shutdown(
+    signals: &mut Signals,
     shutdown: &CancellationToken,
     sources: &mut JoinSet<Result<(), DaemonError>>,
 ) -> Result<(), DaemonError> {
-    let mut term = tokio::signal::unix::signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     tokio::select! {
-        _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
-        _ = int.recv() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
+        _ = signals.term.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
+        _ = signals.int.recv() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
         _ = shutdown.cancelled() => Ok(()),
         Some(res) = sources.join_next() => match res {
             Ok(r) => r,
