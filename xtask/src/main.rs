@@ -2,6 +2,7 @@
 //!
 //! `cargo xtask setup|build|run|test|bench`. Each command does the set-up it needs, so a fresh
 //! machine goes from clone to running agent (or to a full test run) with one command.
+mod bench;
 mod docker;
 mod setup;
 mod util;
@@ -38,6 +39,15 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the release daemon and run the performance scenarios against fakes of dockerd and
+    /// the Wazuh queue; results are printed and written to BENCHMARKS.md (as root: it raises
+    /// net.unix.max_dgram_qlen for the run and restores it).
+    Bench {
+        /// Run each scenario once on a small input: checks they work, in under a minute; no
+        /// timing targets, BENCHMARKS.md untouched.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -52,6 +62,7 @@ fn main() -> Result<()> {
         }
         Cmd::Run { args } => run(args),
         Cmd::Test { args } => test(args),
+        Cmd::Bench { quick } => bench::run(quick),
     }
 }
 

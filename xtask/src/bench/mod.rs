@@ -1,0 +1,234 @@
+//! `cargo xtask bench [--quick]`: performance scenarios that run the real daemon.
+//!
+//! Each scenario ([`Scenario`]) runs the release binary against fakes of its surroundings,
+//! repeats the measurement, and returns a results [`Table`] (median, min, max, target). The
+//! tables are printed, and — for a full run — written into their section of `BENCHMARKS.md`
+//! at the workspace root, between markers, so hand-written sections and other scenarios'
+//! results survive.
+//!
+//! `--quick` runs every scenario once on a small input: it checks the scenarios work (every
+//! frame delivered and correct), in well under a minute after the build, and asserts nothing
+//! about timings; it does not touch BENCHMARKS.md.
+//!
+//! The fakes share the CPUs with the daemon, so they run optimised: under `cargo xtask` (a
+//! debug build) this command builds xtask in release mode and re-runs itself from there.
+//! Each run also reports how much CPU other processes used meanwhile: on a busy machine the
+//! numbers mean little.
+//!
+//! Environment:
+//! - `DL_BENCH_DAEMON=<binary>`: measure that daemon instead of building this tree's;
+//! - `DL_BENCH_ONLY=<scenario id>`: run one scenario (BENCHMARKS.md is then left alone);
+//! - `DL_BENCH_PERF=<prefix>`, `DL_BENCH_PERF_ARGS`: record one extra run per scenario with
+//!   `perf record` (see `docker_path`).
+//!
+//! Adding a scenario: implement [`Scenario`] (see `docker_path.rs`) and list it in
+//! [`scenarios`]; give it its own [`SectionInfo`] or share an existing one.
+//!
+//! The pieces:
+//! - `docker_path`: the Docker-events path, fake dockerd → daemon → fake Wazuh queue;
+//! - `events`: the realistic, deterministic Docker event log and its HTTP chunked encoding;
+//! - `fake_api`: the fake Docker Engine API;
+//! - `sink`: the fast datagram sink standing in for Wazuh's queue socket;
+//! - `system`: /proc readings, the `max_dgram_qlen` sysctl, scratch directories, the machine;
+//! - `report`: metrics, tables, and the BENCHMARKS.md writer.
+mod docker_path;
+mod events;
+mod fake_api;
+mod report;
+mod sink;
+mod system;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+
+use self::{
+    docker_path::DockerPath,
+    events::Chunking,
+    report::{Section, Table},
+    system::Machine,
+};
+
+/// What every scenario gets.
+pub struct Context {
+    /// The release daemon binary.
+    pub daemon: PathBuf,
+}
+
+/// A BENCHMARKS.md section scenarios write into.
+#[derive(Debug, Clone, Copy)]
+pub struct SectionInfo {
+    /// The marker id (`<!-- xtask-bench:begin ID -->`).
+    pub id: &'static str,
+    pub title: &'static str,
+    /// What the section's scenarios measure and how (Markdown).
+    pub about: &'static str,
+}
+
+pub trait Scenario {
+    /// A short name (`DL_BENCH_ONLY`, file names).
+    fn id(&self) -> &'static str;
+    fn name(&self) -> String;
+    fn section(&self) -> SectionInfo;
+    /// Runs the scenario (all its repetitions) and returns its results.
+    fn run(&self, ctx: &Context) -> Result<Table>;
+}
+
+/// The scenarios, in the order they run. Budget for a full run: about 3 minutes for the
+/// Docker path (the eBPF scenarios come on top).
+fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
+    let size = |full: u64| if quick { 20_000 } else { full };
+    let runs = |full: usize| if quick { 1 } else { full };
+    let sized = Chunking::Sized { min: 16 << 10, max: 64 << 10 };
+    // Offered load for the sustained scenarios: 5% above the 200k events/s target, so that
+    // keeping up shows as a measured rate above the target.
+    let sustained = Some(210_000);
+    vec![
+        Box::new(DockerPath {
+            id: "saturation",
+            label: "saturation: as fast as the daemon reads, 16-64 KiB chunks, sink queue 1024",
+            events: size(2_000_000),
+            runs: runs(5),
+            chunking: sized,
+            qlen: 1024,
+            buffer_bytes: 16 << 20,
+            offered: None,
+        }),
+        Box::new(DockerPath {
+            id: "sustained",
+            label: "sustained: 210k events/s offered, 16-64 KiB chunks, sink queue 1024",
+            events: size(1_000_000),
+            runs: runs(5),
+            chunking: sized,
+            qlen: 1024,
+            buffer_bytes: 16 << 20,
+            offered: sustained,
+        }),
+        Box::new(DockerPath {
+            id: "sustained-per-event-chunks",
+            label: "sustained, dockerd's framing: 210k events/s offered, one HTTP chunk per event, sink queue 1024",
+            events: size(1_000_000),
+            runs: runs(3),
+            chunking: Chunking::PerEvent,
+            qlen: 1024,
+            buffer_bytes: 16 << 20,
+            offered: sustained,
+        }),
+        Box::new(DockerPath {
+            id: "sustained-qlen10",
+            label: "sustained, kernel-default queue: 210k events/s offered, 16-64 KiB chunks, sink queue 10",
+            events: size(1_000_000),
+            runs: runs(3),
+            chunking: sized,
+            qlen: 10,
+            buffer_bytes: 16 << 20,
+            offered: sustained,
+        }),
+    ]
+}
+
+/// Set in the optimised re-run of xtask (see [`run`]).
+const OPTIMISED: &str = "DL_BENCH_OPTIMISED";
+/// Run only the scenario with this id (for profiling or development).
+const ONLY: &str = "DL_BENCH_ONLY";
+/// Benchmark this daemon binary instead of building `target/release/docker-listener` (to
+/// compare builds, or to measure a clean checkout while the working tree does not build).
+const DAEMON: &str = "DL_BENCH_DAEMON";
+
+/// `cargo xtask bench`: set up, build the release daemon, run every scenario, report.
+///
+/// The fake dockerd and the sink share the CPUs with the daemon, so they must cost as little
+/// as possible; `cargo xtask` builds xtask without optimisation, so this builds xtask in
+/// release mode and runs the scenarios from that binary.
+pub fn run(quick: bool) -> Result<()> {
+    if std::env::var_os(OPTIMISED).is_none() {
+        if std::env::var_os(DAEMON).is_none() {
+            crate::setup::run()?;
+            crate::build()?;
+        }
+        if cfg!(debug_assertions) {
+            crate::util::cargo(&["build", "--release", "--quiet", "--package", "xtask"])?;
+            let mut cmd = std::process::Command::new("target/release/xtask");
+            cmd.arg("bench").args(quick.then_some("--quick")).env(OPTIMISED, "1");
+            return crate::util::run(&mut cmd);
+        }
+    }
+    measure(quick)
+}
+
+fn measure(quick: bool) -> Result<()> {
+    let root = std::env::current_dir()?;
+    let daemon_override = std::env::var_os(DAEMON).map(PathBuf::from);
+    let daemon = daemon_override.clone().unwrap_or_else(|| root.join("target/release/docker-listener"));
+    if !daemon.is_file() {
+        anyhow::bail!("no daemon binary at {}", daemon.display());
+    }
+    let ctx = Context { daemon };
+    let machine = Machine::describe();
+    let command = if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
+    println!(
+        "xtask bench: {} CPUs ({}), kernel {}, {} RAM, {}, commit {}",
+        machine.cpus, machine.cpu_model, machine.kernel, machine.memory, machine.rustc, machine.commit
+    );
+    if !crate::util::is_root() {
+        println!(
+            "xtask bench: not root: net.unix.max_dgram_qlen cannot be raised; the scenarios run with its current value"
+        );
+    }
+
+    let only = std::env::var(ONLY).ok();
+    let selected: Vec<Box<dyn Scenario>> =
+        scenarios(quick).into_iter().filter(|s| only.as_deref().is_none_or(|o| s.id() == o)).collect();
+    if selected.is_empty() {
+        anyhow::bail!("{ONLY}={}: no such scenario", only.unwrap_or_default());
+    }
+    let mut sections: Vec<Section> = Vec::new();
+    let mut tables = Vec::new();
+    for scenario in selected {
+        println!("\nxtask bench: {}", scenario.name());
+        let table = scenario.run(&ctx).with_context(|| scenario.name())?;
+        let info = scenario.section();
+        let section = match sections.iter_mut().find(|s| s.id == info.id) {
+            Some(s) => s,
+            None => {
+                let intro = intro(&info, &machine, command, daemon_override.as_deref());
+                sections.push(Section { id: info.id, title: info.title, intro, tables: Vec::new() });
+                sections.last_mut().context("a section was just added")?
+            }
+        };
+        section.tables.push(table.clone());
+        tables.push(table);
+    }
+
+    println!();
+    for t in &tables {
+        println!("{}", t.to_text());
+    }
+    if only.is_some() && !quick {
+        println!("xtask bench: {ONLY} is set: BENCHMARKS.md left as it is (it holds complete runs only)");
+    } else if quick {
+        println!(
+            "xtask bench: quick run: every scenario works (BENCHMARKS.md left as it is; timings are not meaningful)"
+        );
+    } else {
+        let path = root.join("BENCHMARKS.md");
+        report::write_sections(&path, &sections)?;
+        println!("xtask bench: results written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn intro(info: &SectionInfo, machine: &Machine, command: &str, daemon: Option<&std::path::Path>) -> Vec<String> {
+    let binary = match daemon {
+        Some(d) => format!(" The daemon binary was `{}` ({DAEMON}), not this tree's build.", d.display()),
+        None => String::new(),
+    };
+    vec![
+        info.about.to_owned(),
+        format!(
+            "Produced by `{command}` (as root, which lets it set `net.unix.max_dgram_qlen`) at commit `{}`.{binary} \
+             Machine: {} CPUs, {} (from /proc/cpuinfo), {} RAM, kernel {} (`uname -r`); {}.",
+            machine.commit, machine.cpus, machine.cpu_model, machine.memory, machine.kernel, machine.rustc
+        ),
+    ]
+}

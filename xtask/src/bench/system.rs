@@ -1,0 +1,190 @@
+//! What the benchmarks read from and set on the machine: a process's CPU time and memory from
+//! /proc, the `net.unix.max_dgram_qlen` sysctl (raised for a run, restored afterwards), the
+//! machine's description for the results, and scratch directories.
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// CPU time a process has used (user + system, all its threads, as /proc/<pid>/stat counts
+/// it: in clock ticks, usually 10 ms).
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    stat_cpu_time(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time the calling thread has used.
+pub fn thread_cpu_time() -> Result<Duration> {
+    stat_cpu_time("/proc/thread-self/stat")
+}
+
+fn stat_cpu_time(path: &str) -> Result<Duration> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+    // The command name (field 2) is in parentheses and may contain spaces: fields count from
+    // the last ')'. utime and stime are fields 14 and 15, i.e. the 12th and 13th after it.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("unexpected /proc/<pid>/stat format")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Result<u64> {
+        fields.get(i).and_then(|f| f.parse().ok()).with_context(|| format!("no field {} in {path}", i + 3))
+    };
+    let ticks = field(11)? + field(12)?;
+    Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64))
+}
+
+/// CPU time the whole machine has spent busy (all CPUs; user, nice, system, irq, softirq and
+/// steal from the `cpu` line of /proc/stat), to tell how much else ran during a measurement.
+pub fn machine_busy() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    let line = stat.lines().find(|l| l.starts_with("cpu ")).context("no cpu line in /proc/stat")?;
+    let f: Vec<u64> = line.split_whitespace().skip(1).map(|v| v.parse().unwrap_or(0)).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum();
+    Ok(Duration::from_secs_f64(busy as f64 / clock_ticks_per_second() as f64))
+}
+
+/// `sysconf(_SC_CLK_TCK)`: the unit of /proc's CPU times.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+/// Resident memory now and at its peak (VmRSS, VmHWM), in bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub rss: u64,
+    pub hwm: u64,
+}
+
+pub fn memory(pid: u32) -> Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let kib = |key: &str| -> Result<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|k| k * 1024)
+            .with_context(|| format!("no {key} in {path}"))
+    };
+    Ok(Memory { rss: kib("VmRSS:")?, hwm: kib("VmHWM:")? })
+}
+
+/// Sends `signal` to `pid`.
+pub fn kill(pid: u32, signal: libc::c_int) -> Result<()> {
+    // SAFETY: plain system call; pid is a child we started.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+        bail!("cannot signal pid {pid}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+const MAX_DGRAM_QLEN: &str = "/proc/sys/net/unix/max_dgram_qlen";
+
+pub fn max_dgram_qlen() -> Result<u32> {
+    let v = std::fs::read_to_string(MAX_DGRAM_QLEN).with_context(|| format!("cannot read {MAX_DGRAM_QLEN}"))?;
+    v.trim().parse().with_context(|| format!("{MAX_DGRAM_QLEN}: unexpected {v:?}"))
+}
+
+/// Sets `net.unix.max_dgram_qlen` while it lives and puts the old value back when dropped.
+/// The value applies to sockets created afterwards (the kernel copies it into each new socket),
+/// so the sink must be bound after this is set.
+pub struct DgramQlen {
+    previous: u32,
+}
+
+impl DgramQlen {
+    /// Sets the sysctl to `value` (needs root). Returns the guard, or an error that says why
+    /// it could not.
+    pub fn set(value: u32) -> Result<DgramQlen> {
+        let previous = max_dgram_qlen()?;
+        if previous != value {
+            std::fs::write(MAX_DGRAM_QLEN, format!("{value}\n"))
+                .with_context(|| format!("cannot write {MAX_DGRAM_QLEN} (root needed)"))?;
+        }
+        Ok(DgramQlen { previous })
+    }
+}
+
+impl Drop for DgramQlen {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(MAX_DGRAM_QLEN, format!("{}\n", self.previous)) {
+            eprintln!("xtask bench: could not restore {MAX_DGRAM_QLEN} to {}: {e}", self.previous);
+        }
+    }
+}
+
+/// A scratch directory, removed when dropped. Short paths: Unix socket paths are limited to
+/// 107 bytes.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn new(label: &str) -> Result<ScratchDir> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("dl-bench-{}-{label}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(ScratchDir(dir))
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The machine the numbers come from, for the results.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+    pub memory: String,
+    pub rustc: String,
+    pub commit: String,
+}
+
+impl Machine {
+    pub fn describe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let kernel =
+            std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|k| k.trim().to_owned()).unwrap_or_default();
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")).map(|v| v.trim().to_owned()))
+            .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| format!("{:.1} GiB", kib as f64 / (1 << 20) as f64))
+            .unwrap_or_else(|| "unknown".into());
+        let run = |cmd: &str, args: &[&str]| {
+            std::process::Command::new(cmd)
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_else(|| "unknown".into())
+        };
+        Machine {
+            cpus: std::thread::available_parallelism().map(usize::from).unwrap_or(0),
+            cpu_model,
+            kernel,
+            memory,
+            rustc: run("rustc", &["--version"]),
+            commit: run("git", &["describe", "--always", "--dirty", "--abbrev=12"]),
+        }
+    }
+}
