@@ -22,6 +22,9 @@ pub struct DockerEvent {
     pub has_status: bool,
     /// `Actor.Attributes.image`, raw JSON, for the legacy `from` field.
     legacy_from: Text,
+    /// `encode::event_hash` of `raw`, computed once: the resume cursor and the duplicate check
+    /// both use it.
+    pub hash: u64,
 }
 
 /// A string field of the event: a byte range of `raw` when Docker sent it without escapes (the
@@ -46,8 +49,8 @@ impl Text {
         }
     }
 
-    fn from_cow(field: Option<Cow<'_, str>>, raw: &str) -> Text {
-        match field {
+    fn from_cow(field: Option<Str<'_>>, raw: &str) -> Text {
+        match field.map(|s| s.0) {
             None => Text::Absent,
             Some(Cow::Borrowed(s)) => Text::new(Some(s), raw),
             Some(Cow::Owned(s)) => Text::Owned(s.into_boxed_str()),
@@ -74,12 +77,18 @@ pub enum EventError {
     Json(String),
 }
 
+/// A string borrowed from the input unless it holds escapes. serde's `borrow` does not reach
+/// through `Option<Cow<str>>` (serde-rs/serde#2016): it would allocate every value; through this
+/// newtype it borrows.
+#[derive(Deserialize)]
+struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+
 #[derive(Deserialize)]
 struct Meta<'a> {
     #[serde(rename = "Type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Str<'a>>,
     #[serde(rename = "Action", borrow, default)]
-    action: Option<Cow<'a, str>>,
+    action: Option<Str<'a>>,
     #[serde(rename = "Actor", borrow, default)]
     actor: Option<ActorMeta<'a>>,
     #[serde(default)]
@@ -93,7 +102,7 @@ struct Meta<'a> {
 #[derive(Deserialize)]
 struct ActorMeta<'a> {
     #[serde(rename = "ID", borrow, default)]
-    id: Option<Cow<'a, str>>,
+    id: Option<Str<'a>>,
     #[serde(rename = "Attributes", borrow, default)]
     attributes: Option<AttributesMeta<'a>>,
 }
@@ -137,6 +146,7 @@ impl DockerEvent {
             actor_id,
             has_status: meta.status.is_some(),
             legacy_from,
+            hash: crate::encode::event_hash(&raw),
             raw,
         })
     }
@@ -234,6 +244,18 @@ mod tests {
             let e = DockerEvent::parse(Bytes::copy_from_slice(bad)).unwrap_err().to_string();
             assert!(e.contains(want), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn plain_strings_are_borrowed_not_copied() {
+        let ev = DockerEvent::parse(Bytes::from_static(CREATE.as_bytes())).unwrap();
+        for t in [&ev.kind, &ev.action, &ev.actor_id, &ev.legacy_from] {
+            assert!(matches!(t, Text::Span(..)), "{t:?}");
+        }
+        let escaped = r#"{"Type":"container","Action":"exec_start: sh -c \"x\"","Actor":{"ID":"a"}}"#;
+        let ev = DockerEvent::parse(Bytes::from_static(escaped.as_bytes())).unwrap();
+        assert!(matches!(ev.action, Text::Owned(_)));
+        assert!(matches!(ev.kind, Text::Span(..)));
     }
 
     #[test]

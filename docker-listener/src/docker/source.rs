@@ -21,7 +21,7 @@ use super::{
     split::{LineSplitter, Piece},
 };
 use crate::{
-    encode::{Encoder, Frame, event_hash},
+    encode::{Encoder, Frame},
     sink::Spool,
     state::Cursor,
     stats::Stats,
@@ -30,6 +30,9 @@ use crate::{
 /// Hard limit on one raw Docker event line. Larger events than `max_event_size` are shrunk
 /// to fit (and marked); lines beyond this are not events Docker would send and are skipped.
 pub const MAX_RAW_EVENT: usize = 16 << 20;
+
+/// Frames handed to the spool at once, at most.
+const PUSH_BATCH: usize = 256;
 
 /// How many events dockerd keeps for `since` replays (moby daemon/events/events.go,
 /// `eventsLimit`).
@@ -165,18 +168,34 @@ impl DockerSource {
         let mut splitter = LineSplitter::new(MAX_RAW_EVENT);
         let mut frames: Vec<Frame> = Vec::new();
         loop {
-            let chunk = tokio::select! {
+            let mut chunk = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
                 c = stream.next_chunk() => c,
             };
-            match chunk {
-                Some(Ok(bytes)) => {
-                    splitter.push(bytes, |piece| self.handle(piece, &mut replay, &mut frames));
-                    if !frames.is_empty() {
-                        self.spool.push_all(frames.drain(..));
+            // Take every chunk already received before handing the frames over: dockerd sends
+            // one chunk per event, and one spool push (lock, wake-up) per event would cost more
+            // than the event itself.
+            let ended = loop {
+                match chunk {
+                    Some(Ok(bytes)) => {
+                        splitter.push(bytes, |piece| self.handle(piece, &mut replay, &mut frames));
+                        if frames.len() >= PUSH_BATCH {
+                            break None;
+                        }
+                        match poll_once(stream.next_chunk()).await {
+                            Some(next) => chunk = next,
+                            None => break None,
+                        }
                     }
+                    end => break Some(end),
                 }
-                end => {
+            };
+            if !frames.is_empty() {
+                self.spool.push_all(frames.drain(..));
+            }
+            match ended {
+                None => {}
+                Some(end) => {
                     if splitter.pending() > 0 {
                         Stats::inc(&self.stats.docker_partial_at_eof);
                         tracing::warn!(
@@ -219,7 +238,7 @@ impl DockerSource {
         };
         Stats::inc(&self.stats.docker_events_in);
         self.stats.count_docker_type(ev.kind());
-        let hash = event_hash(&ev.raw);
+        let hash = ev.hash;
         if replay.at_boundary {
             self.check_replay(replay, ev.time_nano);
             if self.cursor.covers(ev.time_nano, hash) {
@@ -270,6 +289,17 @@ impl Drop for ResetOnDrop {
     fn drop(&mut self) {
         Stats::set(&self.0.docker_connected, 0);
     }
+}
+
+/// Polls a future once: its output if it is ready now, else `None` (the future is dropped; the
+/// body stream's `next_chunk` loses nothing by that).
+async fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(match fut.as_mut().poll(cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }))
+    .await
 }
 
 fn now_ns() -> i64 {
