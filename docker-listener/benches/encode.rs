@@ -12,8 +12,8 @@
 //! - `parse/mix`, `parse/typical`: `DockerEvent::parse` over the 1000 events, and of one
 //!   typical event (a container `start`, 362 bytes, no escapes);
 //! - `encode/typical`, `encode/mix`: `Encoder::docker` (no legacy fields, fits);
-//! - `hash/typical`: `event_hash` (the daemon hashes each event's bytes for the resume cursor:
-//!   once in the source, once more in `Encoder::docker`);
+//! - `hash/typical`: `event_hash` (the daemon hashes each event's bytes once, in
+//!   `DockerEvent::parse`, for the resume cursor);
 //! - `pipeline/mix`: what the source and the sink do per event besides I/O: split, parse,
 //!   hash, cursor, encode, spool push (a chunk's frames at once), pop (batches of 64, as the
 //!   sink) and the delivered cursor.

@@ -14,15 +14,36 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Map, Value};
+use bytes::Bytes;
 
 use crate::{
     config::EbpfConfig,
     ebpf::record::{Record, Socket},
-    ecs::{self, Clock},
+    ecs::{Clock, Event},
     procs::{Proc, ProcessTable},
     registry::{Container, ContainerRegistry, Lookup, container_id_in_path},
 };
+
+/// A finished event: its `event.action` (for the counters) and its JSON.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub action: &'static str,
+    pub json: Bytes,
+}
+
+impl Emitted {
+    fn new(event: &Event, container: Option<&Container>, container_id: &str) -> Emitted {
+        let mut json = Vec::with_capacity(1024);
+        // Serialising into memory cannot fail (every map key is a string).
+        let _ = serde_json::to_writer(&mut json, &event.with_container(container, container_id));
+        Emitted { action: event.action(), json: Bytes::from(json) }
+    }
+
+    /// The JSON as a value (tests).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.json).unwrap_or_default()
+    }
+}
 
 /// How long an event waits for its container's details.
 pub const HOLD: Duration = Duration::from_secs(5);
@@ -53,7 +74,7 @@ pub struct Counters {
 struct Held {
     since: Instant,
     cgroup_id: u64,
-    event: Map<String, Value>,
+    event: Event,
 }
 
 pub struct Correlator {
@@ -81,7 +102,7 @@ impl Correlator {
     }
 
     /// Handles one record; pushes finished events to `out` and requests to `req`.
-    pub fn on_record(&mut self, rec: Record, now: Instant, out: &mut Vec<Value>, req: &mut Vec<Request>) {
+    pub fn on_record(&mut self, rec: Record, now: Instant, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         match rec {
             Record::Cgroup(c) => {
                 let Some(id) = container_id_in_path(&c.path) else { return };
@@ -106,7 +127,7 @@ impl Correlator {
                 if is_self_exe(&e.filename)
                     && let Some(prev) = self.procs.get(e.meta.tgid).map(|p| p.executable.clone()).filter(|x| !x.is_empty())
                 {
-                    e.filename = prev;
+                    e.filename = prev.to_string();
                 }
                 if e.ret == 0 {
                     self.procs.on_exec(e.meta.tgid, e.ppid, e.start_ns, &e.filename, &e.args, e.meta.cgroup_id);
@@ -116,7 +137,7 @@ impl Correlator {
                     Some(_) => None,
                     None => self.procs.read_proc(e.ppid, 0),
                 };
-                let event = ecs::exec_event(&e, &self.procs, fallback.as_ref(), self.clock);
+                let event = Event::exec(&e, &self.procs, fallback.as_ref(), self.clock);
                 self.route(e.meta.cgroup_id, event, now, out, req);
             }
             Record::Socket(s) => {
@@ -126,7 +147,7 @@ impl Correlator {
                     return;
                 }
                 let process = self.process_of(&s);
-                let event = ecs::socket_event(&s, &process, self.clock);
+                let event = Event::socket(&s, &process, self.clock);
                 self.route(s.meta.cgroup_id, event, now, out, req);
             }
         }
@@ -142,8 +163,8 @@ impl Correlator {
             ppid: 0,
             start_ticks: self.procs.ticks(s.start_ns),
             entity_id: self.procs.entity_id(s.meta.tgid, s.start_ns),
-            executable: String::new(),
-            name: String::new(),
+            executable: "".into(),
+            name: "".into(),
             cgroup_id: s.meta.cgroup_id,
         });
         if !self.cfg.trace_host || self.registry.lookup(s.meta.cgroup_id) != Lookup::Unknown {
@@ -153,21 +174,20 @@ impl Correlator {
     }
 
     /// Emits the event with its container, or holds it until the container is known.
-    fn route(&mut self, cgroup_id: u64, mut event: Map<String, Value>, now: Instant, out: &mut Vec<Value>, req: &mut Vec<Request>) {
+    fn route(&mut self, cgroup_id: u64, event: Event, now: Instant, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         match self.registry.lookup(cgroup_id) {
             Lookup::Known(c) => {
                 if c.is_ignored(&self.cfg) {
                     self.counters.filtered += 1;
                     return;
                 }
-                ecs::add_container(&mut event, Some(c), &c.id);
+                out.push(Emitted::new(&event, Some(c), &c.id));
                 self.counters.events += 1;
-                out.push(Value::Object(event));
             }
             Lookup::Unknown if self.cfg.trace_host => {
                 // Host tracing: a process outside any container we know; no container fields.
                 self.counters.events += 1;
-                out.push(Value::Object(event));
+                out.push(Emitted::new(&event, None, ""));
             }
             lookup => {
                 if lookup == Lookup::Unknown && !self.asked.contains_key(&cgroup_id) {
@@ -186,7 +206,7 @@ impl Correlator {
     }
 
     /// A cgroup that FindCgroup could not place: its held events go out without a container.
-    pub fn cgroup_not_found(&mut self, cgroup_id: u64, out: &mut Vec<Value>) {
+    pub fn cgroup_not_found(&mut self, cgroup_id: u64, out: &mut Vec<Emitted>) {
         let (mine, rest): (VecDeque<Held>, VecDeque<Held>) = self.held.drain(..).partition(|h| h.cgroup_id == cgroup_id);
         self.held = rest;
         for h in mine {
@@ -195,7 +215,7 @@ impl Correlator {
     }
 
     /// Container details arrived (inventory, inspect, start event).
-    pub fn on_container(&mut self, c: Container, cgroup_id: Option<u64>, out: &mut Vec<Value>, req: &mut Vec<Request>) {
+    pub fn on_container(&mut self, c: Container, cgroup_id: Option<u64>, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         let id = c.id.clone();
         if let Some(cg) = cgroup_id {
             self.registry.bind_cgroup(&id, cg);
@@ -208,28 +228,26 @@ impl Correlator {
     }
 
     /// Sends the held events of a cgroup whose container is now known; untracks ignored ones.
-    fn release(&mut self, cgroup_id: u64, out: &mut Vec<Value>, req: &mut Vec<Request>) {
+    fn release(&mut self, cgroup_id: u64, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         let Lookup::Known(c) = self.registry.lookup(cgroup_id) else { return };
         let ignored = c.is_ignored(&self.cfg);
         if ignored {
             req.push(Request::Untrack(cgroup_id));
         }
-        let c = c.clone();
         let (mine, rest): (VecDeque<Held>, VecDeque<Held>) = self.held.drain(..).partition(|h| h.cgroup_id == cgroup_id);
         self.held = rest;
-        for mut h in mine {
+        for h in mine {
             if ignored {
                 self.counters.filtered += 1;
                 continue;
             }
-            ecs::add_container(&mut h.event, Some(&c), &c.id);
+            out.push(Emitted::new(&h.event, Some(c), &c.id));
             self.counters.events += 1;
-            out.push(Value::Object(h.event));
         }
     }
 
     /// Docker's container events keep the registry current.
-    pub fn on_docker_event(&mut self, kind: &str, action: &str, id: &str, time_nano: i64, attributes: &BTreeMap<String, String>, now: Instant, out: &mut Vec<Value>, req: &mut Vec<Request>) {
+    pub fn on_docker_event(&mut self, kind: &str, action: &str, id: &str, time_nano: i64, attributes: &BTreeMap<String, String>, now: Instant, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         if kind != "container" || id.is_empty() {
             return;
         }
@@ -252,7 +270,7 @@ impl Correlator {
     }
 
     /// Periodic work: events held too long go out; forgotten containers are untracked.
-    pub fn tick(&mut self, now: Instant, out: &mut Vec<Value>, req: &mut Vec<Request>) {
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         while self.held.front().is_some_and(|h| now.duration_since(h.since) >= HOLD) {
             if let Some(h) = self.held.pop_front() {
                 self.emit_unresolved(h, out);
@@ -265,24 +283,19 @@ impl Correlator {
         }
     }
 
-    fn emit_unresolved(&mut self, mut h: Held, out: &mut Vec<Value>) {
-        let id = match self.registry.lookup(h.cgroup_id) {
-            Lookup::Known(c) => {
-                let c = c.clone();
-                ecs::add_container(&mut h.event, Some(&c), &c.id);
-                self.counters.events += 1;
-                out.push(Value::Object(h.event));
-                return;
-            }
-            Lookup::Pending(id) => id.to_owned(),
-            Lookup::Unknown => String::new(),
-        };
-        if !id.is_empty() {
-            ecs::add_container(&mut h.event, None, &id);
-        }
-        self.counters.released_unresolved += 1;
+    fn emit_unresolved(&mut self, h: Held, out: &mut Vec<Emitted>) {
         self.counters.events += 1;
-        out.push(Value::Object(h.event));
+        match self.registry.lookup(h.cgroup_id) {
+            Lookup::Known(c) => out.push(Emitted::new(&h.event, Some(c), &c.id)),
+            Lookup::Pending(id) => {
+                out.push(Emitted::new(&h.event, None, id));
+                self.counters.released_unresolved += 1;
+            }
+            Lookup::Unknown => {
+                out.push(Emitted::new(&h.event, None, ""));
+                self.counters.released_unresolved += 1;
+            }
+        }
     }
 
     pub fn held(&self) -> usize {
@@ -325,7 +338,7 @@ mod tests {
         Correlator::new(ProcessTable::new("b".into(), 100), EbpfConfig::default(), Clock::fixed(0))
     }
 
-    fn started(c: &mut Correlator, out: &mut Vec<Value>, req: &mut Vec<Request>) {
+    fn started(c: &mut Correlator, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         let attrs: BTreeMap<String, String> = [("name".to_owned(), "web".to_owned()), ("image".to_owned(), "busybox".to_owned())].into();
         c.on_docker_event("container", "start", ID, 77, &attrs, Instant::now(), out, req);
     }
@@ -342,9 +355,10 @@ mod tests {
         assert!(out.is_empty(), "held, not emitted without its container");
         started(&mut c, &mut out, &mut req);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0]["container"]["name"], "web");
-        assert_eq!(out[0]["container"]["id"], ID);
-        assert_eq!(out[0]["docker_listener"]["container_started_time_nano"], 77);
+        let v = out[0].value();
+        assert_eq!(v["container"]["name"], "web");
+        assert_eq!(v["container"]["id"], ID);
+        assert_eq!(v["docker_listener"]["container_started_time_nano"], 77);
     }
 
     #[test]
@@ -358,8 +372,9 @@ mod tests {
         assert!(out.is_empty());
         c.tick(now + HOLD, &mut out, &mut req);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0]["container"]["id"], ID);
-        assert_eq!(out[0]["docker_listener"]["container_unresolved"], true);
+        let v = out[0].value();
+        assert_eq!(v["container"]["id"], ID);
+        assert_eq!(v["docker_listener"]["container_unresolved"], true);
     }
 
     #[test]
@@ -372,7 +387,7 @@ mod tests {
         assert_eq!(req, vec![Request::FindCgroup(99)]);
         c.on_container(Container { id: ID.into(), name: "db".into(), image: "pg".into(), image_id: None, labels: BTreeMap::new(), pid: None, started_time_nano: None }, Some(99), &mut out, &mut req);
         assert_eq!(out.len(), 2);
-        assert!(out.iter().all(|e| e["container"]["name"] == "db"));
+        assert!(out.iter().all(|e| e.value()["container"]["name"] == "db"));
     }
 
     #[test]

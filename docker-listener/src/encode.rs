@@ -124,17 +124,23 @@ impl Encoder {
         }
     }
 
-    /// A frame for one of our own events (`value` must serialise to an object). Shrunk and
-    /// marked `"truncated": true` at the top level when it does not fit.
-    pub fn agent(&self, value: serde_json::Value) -> Frame {
-        let mut buf = BytesMut::with_capacity(256);
-        // Serialising a Value into memory cannot fail.
-        let _ = serde_json::to_writer((&mut buf).writer(), &value);
-        if FRAME_HEADER.len() + buf.len() <= self.max_event_size {
-            return Frame::agent(buf.freeze());
+    /// A frame for one of our own events (`value` must serialise to a JSON object), written
+    /// straight into the frame's buffer. Shrunk and marked `"truncated": true` at the top level
+    /// when it does not fit.
+    pub fn agent<T: serde::Serialize + ?Sized>(&self, value: &T) -> Frame {
+        let mut buf = BytesMut::with_capacity(1024);
+        // Serialising into memory fails only for maps with non-string keys, which we never build.
+        let _ = serde_json::to_writer((&mut buf).writer(), value);
+        self.agent_json(buf.freeze())
+    }
+
+    /// A frame for one of our own events already serialised (a JSON object).
+    pub fn agent_json(&self, json: Bytes) -> Frame {
+        if FRAME_HEADER.len() + json.len() <= self.max_event_size {
+            return Frame::agent(json);
         }
-        let original = buf.len();
-        let mut value = value;
+        let original = json.len();
+        let mut value: serde_json::Value = serde_json::from_slice(&json).unwrap_or_else(|_| serde_json::json!({}));
         if let Some(obj) = value.as_object_mut() {
             obj.insert("truncated".into(), serde_json::Value::Bool(true));
         }
@@ -252,7 +258,7 @@ mod tests {
     #[test]
     fn agent_frames_fit_too() {
         let e = enc(2048, false);
-        let f = e.agent(json!({"integration": "docker", "process": {"args": ["a".repeat(5000)]}}));
+        let f = e.agent(&json!({"integration": "docker", "process": {"args": ["a".repeat(5000)]}}));
         let bytes = f.to_vec();
         assert!(bytes.len() <= 2048);
         assert!(bytes.starts_with(FRAME_HEADER));

@@ -12,6 +12,8 @@ use std::{
 };
 
 use serde_json::{Map, Value};
+
+use crate::correlate::Emitted;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -94,7 +96,7 @@ impl Monitor {
         let mut last_sweep = Instant::now();
         let mut received: u64 = 0;
         let mut lost_reported: u64 = 0;
-        let mut out: Vec<Value> = Vec::new();
+        let mut out: Vec<Emitted> = Vec::new();
         let mut req: Vec<Request> = Vec::new();
         let mut docker_open = true;
         let max_args = self.cfg.argv_max_args as usize;
@@ -143,7 +145,7 @@ impl Monitor {
                 _ = tick.tick() => {
                     let now = Instant::now();
                     self.correlator.tick(now, &mut out, &mut req);
-                    lost_reported = self.report_losses(received, lost_reported, &mut out);
+                    lost_reported = self.report_losses(received, lost_reported);
                     if now.duration_since(last_sweep) >= SWEEP_EVERY {
                         last_sweep = now;
                         let gone = self.correlator.procs.sweep();
@@ -181,28 +183,25 @@ impl Monitor {
             }
         }
         self.flush(&mut out);
-        self.report_losses(received, lost_reported, &mut out);
-        self.flush(&mut out);
+        self.report_losses(received, lost_reported);
         let generated = self.probes.generated();
         Stats::add(&self.stats.ebpf_seq_gaps, generated.saturating_sub(received));
         Ok(())
     }
 
-    fn flush(&mut self, out: &mut Vec<Value>) {
+    fn flush(&mut self, out: &mut Vec<Emitted>) {
         if out.is_empty() {
             return;
         }
         Stats::add(&self.stats.ebpf_events, out.len() as u64);
-        for v in out.iter() {
-            if let Some(a) = v["event"]["action"].as_str() {
-                self.stats.count_ebpf_action(a);
-            }
-        }
-        let frames: Vec<_> = out.drain(..).map(|v| self.encoder.agent(v)).collect();
-        self.spool.push_all(frames);
+        let (stats, encoder) = (&self.stats, &self.encoder);
+        self.spool.push_all(out.drain(..).map(|e| {
+            stats.count_ebpf_action(e.action);
+            encoder.agent_json(e.json)
+        }));
     }
 
-    fn apply(&mut self, info: Info, inspecting: &mut HashSet<String>, out: &mut Vec<Value>, req: &mut Vec<Request>) {
+    fn apply(&mut self, info: Info, inspecting: &mut HashSet<String>, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         match info {
             Info::Inventory(list) => {
                 let started = Instant::now();
@@ -245,7 +244,7 @@ impl Monitor {
     }
 
     /// Emits a loss event when the kernel's loss counters moved; returns the new reported total.
-    fn report_losses(&mut self, received: u64, reported: u64, out: &mut Vec<Value>) -> u64 {
+    fn report_losses(&mut self, received: u64, reported: u64) -> u64 {
         let losses = self.probes.losses();
         use docker_listener_common::loss;
         let lost = losses[loss::RINGBUF_FULL as usize] + losses[loss::PENDING_MAP_FULL as usize] + losses[loss::CGROUP_MAP_FULL as usize];
@@ -265,7 +264,7 @@ impl Monitor {
             ring_buffer_full = losses[loss::RINGBUF_FULL as usize],
             "eBPF records were lost in the kernel (reported in a loss event). Raise ebpf.ring_buffer_bytes if this repeats"
         );
-        out.push(ecs::ebpf_loss_event(lost - reported, lost, by_reason, generated, received));
+        self.spool.push(self.encoder.agent(&ecs::ebpf_loss_event(lost - reported, lost, by_reason, generated, received)));
         lost
     }
 }

@@ -8,19 +8,37 @@
 //! time in clock ticks since boot, which the kernel records give (`start_boottime`) and
 //! /proc/<pid>/stat gives (`starttime`), so a process learned from /proc after a restart of the
 //! agent keeps the id it had.
-use std::{collections::HashMap, path::Path};
+use std::{collections::HashMap, fmt, path::Path, sync::Arc};
 
 /// How far up a parent chain is followed.
 pub const MAX_DEPTH: usize = 32;
 
+/// A process instance's identity, shown as 16 hex digits (`process.entity_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EntityId(pub u64);
+
+impl fmt::Display for EntityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl serde::Serialize for EntityId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A process of a traced container. Strings are shared (`Arc<str>`): every event of the
+/// process, and of its children, refers to them without copying.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proc {
     pub tgid: u32,
     pub ppid: u32,
     pub start_ticks: u64,
-    pub entity_id: String,
-    pub executable: String,
-    pub name: String,
+    pub entity_id: EntityId,
+    pub executable: Arc<str>,
+    pub name: Arc<str>,
     pub cgroup_id: u64,
 }
 
@@ -49,7 +67,7 @@ impl ProcessTable {
     }
 
     /// The entity id of the process `tgid` started at `start_ticks`.
-    pub fn entity_id_ticks(&self, tgid: u32, start_ticks: u64) -> String {
+    pub fn entity_id_ticks(&self, tgid: u32, start_ticks: u64) -> EntityId {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut feed = |bytes: &[u8]| {
             for &b in bytes {
@@ -60,10 +78,10 @@ impl ProcessTable {
         feed(self.boot_id.as_bytes());
         feed(&tgid.to_le_bytes());
         feed(&start_ticks.to_le_bytes());
-        format!("{h:016x}")
+        EntityId(h)
     }
 
-    pub fn entity_id(&self, tgid: u32, start_ns: u64) -> String {
+    pub fn entity_id(&self, tgid: u32, start_ns: u64) -> EntityId {
         self.entity_id_ticks(tgid, self.ticks(start_ns))
     }
 
@@ -81,7 +99,11 @@ impl ProcessTable {
 
     /// A new process: a copy of its parent's image until it execs.
     pub fn on_fork(&mut self, parent: u32, child: u32, child_start_ns: u64, cgroup_id: u64) {
-        let (executable, name) = self.procs.get(&parent).map(|p| (p.executable.clone(), p.name.clone())).unwrap_or_default();
+        let (executable, name) = self
+            .procs
+            .get(&parent)
+            .map(|p| (p.executable.clone(), p.name.clone()))
+            .unwrap_or_else(|| (Arc::from(""), Arc::from("")));
         let start_ticks = self.ticks(child_start_ns);
         let entity_id = self.entity_id_ticks(child, start_ticks);
         self.procs.insert(child, Proc { tgid: child, ppid: parent, start_ticks, entity_id, executable, name, cgroup_id });
@@ -91,14 +113,15 @@ impl ProcessTable {
     pub fn on_exec(&mut self, tgid: u32, ppid: u32, start_ns: u64, executable: &str, args: &[String], cgroup_id: u64) -> &Proc {
         let start_ticks = self.ticks(start_ns);
         let entity_id = self.entity_id_ticks(tgid, start_ticks);
-        let name = process_name(executable, args).to_owned();
+        let name: Arc<str> = Arc::from(process_name(executable, args));
+        let executable: Arc<str> = Arc::from(executable);
         let p = self.procs.entry(tgid).or_insert_with(|| Proc {
             tgid,
             ppid,
             start_ticks,
-            entity_id: entity_id.clone(),
-            executable: String::new(),
-            name: String::new(),
+            entity_id,
+            executable: executable.clone(),
+            name: name.clone(),
             cgroup_id,
         });
         if ppid != 0 {
@@ -106,7 +129,7 @@ impl ProcessTable {
         }
         p.start_ticks = start_ticks;
         p.entity_id = entity_id;
-        p.executable = executable.to_owned();
+        p.executable = executable;
         p.name = name;
         p.cgroup_id = cgroup_id;
         p
@@ -165,7 +188,15 @@ impl ProcessTable {
         // exec event; the executable is the resolved file.
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_owned();
         let name = if comm.is_empty() { basename(&executable).to_owned() } else { comm };
-        Some(Proc { tgid: pid, ppid, start_ticks, entity_id: self.entity_id_ticks(pid, start_ticks), executable, name, cgroup_id })
+        Some(Proc {
+            tgid: pid,
+            ppid,
+            start_ticks,
+            entity_id: self.entity_id_ticks(pid, start_ticks),
+            executable: executable.into(),
+            name: name.into(),
+            cgroup_id,
+        })
     }
 
     /// Drops entries whose process is gone (an exit record lost to a full ring buffer).
@@ -207,14 +238,14 @@ mod tests {
     fn chains_stop_at_the_container_boundary() {
         let mut t = ProcessTable::new("boot".into(), 100);
         // shim (host cgroup 1) -> init sh (82) -> sh child (82) -> echo (82)
-        t.insert(Proc { tgid: 10, ppid: 1, start_ticks: 1, entity_id: "shim".into(), executable: "/usr/bin/containerd-shim".into(), name: "shim".into(), cgroup_id: 1 });
+        t.insert(Proc { tgid: 10, ppid: 1, start_ticks: 1, entity_id: EntityId(1), executable: "/usr/bin/containerd-shim".into(), name: "shim".into(), cgroup_id: 1 });
         t.on_exec(20, 10, 2_000_000_000, "/bin/sh", &[], 82);
         t.on_fork(20, 30, 3_000_000_000, 82);
-        assert_eq!(t.get(30).unwrap().executable, "/bin/sh", "a fork shares its parent's image");
+        assert_eq!(&*t.get(30).unwrap().executable, "/bin/sh", "a fork shares its parent's image");
         t.on_exec(30, 20, 3_000_000_000, "/bin/echo", &[], 82);
         let chain: Vec<u32> = t.ancestors(t.get(30).unwrap().ppid, 82).iter().map(|p| p.tgid).collect();
         assert_eq!(chain, vec![20], "the parent, up to the container's init; not the shim");
-        assert_eq!(t.get(30).unwrap().name, "echo");
+        assert_eq!(&*t.get(30).unwrap().name, "echo");
         t.on_exit(30);
         assert!(t.get(30).is_none());
     }

@@ -1,0 +1,102 @@
+//! Criterion micro-benchmarks of the process-event path: the correlator's container lookup
+//! (cgroup id -> container, among 500 containers) and the whole per-record work for an exec in a
+//! known container (process table update, parent chain, the ECS event serialised into a Wazuh
+//! frame).
+//!
+//! Run: `cargo bench -p docker-listener --bench correlate` (add `-- --quick` for a short run).
+use std::{collections::BTreeMap, hint::black_box, time::Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use docker_listener::{
+    config::EbpfConfig,
+    correlate::{Correlator, Emitted, Request},
+    ebpf::record::{Exec, Meta, Record},
+    ecs::{Clock, Event},
+    encode::Encoder,
+    procs::ProcessTable,
+    registry::{Container, ContainerRegistry},
+};
+
+const CONTAINERS: u64 = 500;
+
+fn container(i: u64) -> Container {
+    Container {
+        id: format!("{i:064x}"),
+        name: format!("service-{i}"),
+        image: "registry.example/team/app:1.2.3".into(),
+        image_id: Some(format!("sha256:{i:064x}")),
+        labels: BTreeMap::from([
+            ("com.docker.compose.project".to_owned(), "shop".to_owned()),
+            ("com.docker.compose.service".to_owned(), format!("svc{i}")),
+        ]),
+        pid: Some(1000 + i as u32),
+        started_time_nano: Some(1_795_792_475_014_659_607),
+    }
+}
+
+fn exec(cgroup_id: u64, tgid: u32, ppid: u32) -> Exec {
+    Exec {
+        meta: Meta { cpu: 0, seq: 1, ktime_ns: 5_000_000_000, cgroup_id, pid: tgid, tgid },
+        ppid,
+        uid: 0,
+        gid: 0,
+        ret: 0,
+        start_ns: 4_000_000_000,
+        parent_start_ns: 3_000_000_000,
+        comm: "curl".into(),
+        filename: "/usr/bin/curl".into(),
+        args: vec!["curl".into(), "-s".into(), "http://127.0.0.1:8080/health".into()],
+        args_truncated: false,
+        args_unavailable: false,
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let mut registry = ContainerRegistry::default();
+    for i in 0..CONTAINERS {
+        let c = container(i);
+        registry.bind_cgroup(&c.id, 10_000 + i);
+        registry.upsert(c);
+    }
+    let mut g = c.benchmark_group("correlate");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("lookup/500-containers", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 7) % CONTAINERS;
+            black_box(registry.lookup(black_box(10_000 + i)));
+        })
+    });
+
+    let mut correlator = Correlator::new(ProcessTable::new("boot".into(), 100), EbpfConfig::default(), Clock::fixed(0));
+    let (mut out, mut req) = (Vec::<Emitted>::new(), Vec::<Request>::new());
+    for i in 0..CONTAINERS {
+        correlator.on_container(container(i), Some(10_000 + i), &mut out, &mut req);
+    }
+    // An init process in container 42, which then execs a child.
+    correlator.on_record(Record::Exec(Exec { filename: "/bin/sh".into(), ..exec(10_042, 500, 1) }), Instant::now(), &mut out, &mut req);
+    let encoder = Encoder::new(65535, false, Default::default());
+    g.bench_function("exec-record-to-frame", |b| {
+        b.iter(|| {
+            out.clear();
+            correlator.on_record(Record::Exec(exec(10_042, 501, 500)), Instant::now(), &mut out, &mut req);
+            for e in out.drain(..) {
+                black_box(encoder.agent_json(e.json));
+            }
+        })
+    });
+    let table = {
+        let mut t = ProcessTable::new("boot".into(), 100);
+        t.on_exec(500, 1, 3_000_000_000, "/bin/sh", &[], 10_042);
+        t
+    };
+    let c42 = container(42);
+    let e = exec(10_042, 501, 500);
+    g.bench_function("exec-event-serialise", |b| {
+        b.iter(|| black_box(encoder.agent(&Event::exec(&e, &table, None, Clock::fixed(0)).with_container(Some(&c42), &c42.id))))
+    });
+    g.finish();
+}
+
+criterion_group!(name = group; config = Criterion::default(); targets = benches);
+criterion_main!(group);
