@@ -77,6 +77,13 @@ fn exit(ctx: &TracePointContext) {
                 (*r).sock_type = state.sock_type;
                 (*r).protocol = state.protocol;
                 (*r).local = state.local;
+                if p.op == sock_op::ACCEPT && state.local.port == 0 {
+                    // The peer reset the connection before accept() returned: the accepted
+                    // socket is already unhashed. The listening socket has the port.
+                    if let Some(listening) = socket_of_fd(p.fd).and_then(|s| socket_state(s)) {
+                        (*r).local = listening.local;
+                    }
+                }
                 if (*r).addr.family == 0 && p.op == sock_op::ACCEPT {
                     // accept(fd, NULL, NULL): the peer from the new socket.
                     (*r).addr = state.remote;

@@ -23,8 +23,10 @@ const TRUNCATED_SUFFIX: &[u8] = b",\"truncated\":true}";
 pub enum Origin {
     /// A Docker event with its `timeNano` and the hash of its raw bytes.
     Docker { time_nano: i64, hash: u64 },
-    /// Anything else: eBPF events, our own stats events.
+    /// Our own events (process and socket events).
     Agent,
+    /// A loss report: never dropped to make room in the output buffer.
+    Report,
 }
 
 /// One datagram: the concatenation of `parts`.
@@ -50,6 +52,11 @@ impl Frame {
             v.extend_from_slice(p);
         }
         v
+    }
+
+    /// The same frame, marked as a loss report.
+    pub fn report(self) -> Frame {
+        Frame { origin: Origin::Report, ..self }
     }
 
     /// A frame for one of our own JSON objects (`body` starts with `{`): the header in front.

@@ -32,6 +32,8 @@ use crate::{
 
 /// Inspect requests in flight at once (start-up inventory of hundreds of containers).
 const INSPECT_CONCURRENCY: usize = 8;
+/// Records handled per wake-up before the events go to the output.
+const DRAIN_MAX: usize = 1024;
 /// How long the monitor waits after the ring buffer becomes readable before draining it.
 const COALESCE: Duration = Duration::from_millis(1);
 /// How often processes whose exit record was lost are swept from the table.
@@ -115,14 +117,26 @@ impl Monitor {
                     tokio::time::sleep(COALESCE).await;
                     let now = Instant::now();
                     let ring = guard.get_inner_mut();
+                    let mut drained = true;
+                    let mut n = 0;
                     while let Some(item) = ring.next() {
                         received += 1;
                         match record::parse(&item, max_args) {
                             Ok(rec) => self.correlator.on_record(rec, now, &mut out, &mut req),
                             Err(e) => tracing::error!(error = %e, "undecodable eBPF record skipped"),
                         }
+                        n += 1;
+                        if n == DRAIN_MAX {
+                            // A storm keeps the ring non-empty: hand over what we have and let
+                            // the sink run (the coalescing sleep yields) instead of holding
+                            // every event until the storm ends.
+                            drained = false;
+                            break;
+                        }
                     }
-                    guard.clear_ready();
+                    if drained {
+                        guard.clear_ready();
+                    }
                 }
                 Some(ev) = self.docker_events.recv(), if docker_open => {
                     let attributes = attributes_of(&ev);
@@ -264,7 +278,7 @@ impl Monitor {
             ring_buffer_full = losses[loss::RINGBUF_FULL as usize],
             "eBPF records were lost in the kernel (reported in a loss event). Raise ebpf.ring_buffer_bytes if this repeats"
         );
-        self.spool.push(self.encoder.agent(&ecs::ebpf_loss_event(lost - reported, lost, by_reason, generated, received)));
+        self.spool.push_report(self.encoder.agent(&ecs::ebpf_loss_event(lost - reported, lost, by_reason, generated, received)));
         lost
     }
 }

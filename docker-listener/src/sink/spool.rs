@@ -12,7 +12,10 @@ use std::{
 
 use tokio::sync::Notify;
 
-use crate::{encode::Frame, stats::Stats};
+use crate::{
+    encode::{Frame, Origin},
+    stats::Stats,
+};
 
 #[derive(Debug)]
 pub struct Spool {
@@ -24,6 +27,8 @@ pub struct Spool {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Loss reports: sent before anything else and never evicted (one per second at most).
+    reports: VecDeque<Frame>,
     frames: VecDeque<Frame>,
     bytes: usize,
     /// Frames dropped since the last report, and the total.
@@ -57,6 +62,13 @@ impl Spool {
         self.push_all(std::iter::once(frame));
     }
 
+    /// Queues a loss report: it goes out before the buffered frames and is never dropped to
+    /// make room (a report of losses must not itself be lost).
+    pub fn push_report(&self, frame: Frame) {
+        self.lock().reports.push_back(frame.report());
+        self.notify.notify_one();
+    }
+
     /// Puts a frame the output could not take back at the front.
     pub fn unpop(&self, frame: Frame) {
         self.unpop_all(std::iter::once(frame));
@@ -66,8 +78,12 @@ impl Spool {
     pub fn unpop_all(&self, frames: impl DoubleEndedIterator<Item = Frame>) {
         let mut inner = self.lock();
         for f in frames.rev() {
-            inner.bytes += f.len();
-            inner.frames.push_front(f);
+            if f.origin == Origin::Report {
+                inner.reports.push_front(f);
+            } else {
+                inner.bytes += f.len();
+                inner.frames.push_front(f);
+            }
         }
         // Over capacity: the frames just put back are the oldest, so they go first.
         self.evict(inner);
@@ -90,6 +106,9 @@ impl Spool {
 
     pub fn try_pop(&self) -> Option<Frame> {
         let mut inner = self.lock();
+        if let Some(r) = inner.reports.pop_front() {
+            return Some(r);
+        }
         let f = inner.frames.pop_front()?;
         inner.bytes -= f.len();
         Some(f)
@@ -108,6 +127,10 @@ impl Spool {
             let notified = self.notify.notified();
             {
                 let mut inner = self.lock();
+                if let Some(report) = inner.reports.pop_front() {
+                    out.push(report);
+                    return true;
+                }
                 if !inner.frames.is_empty() {
                     let n = max.min(inner.frames.len());
                     let mut bytes = 0;
@@ -137,11 +160,12 @@ impl Spool {
 
     pub fn len(&self) -> (usize, usize) {
         let inner = self.lock();
-        (inner.frames.len(), inner.bytes)
+        (inner.frames.len() + inner.reports.len(), inner.bytes)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lock().frames.is_empty()
+        let inner = self.lock();
+        inner.frames.is_empty() && inner.reports.is_empty()
     }
 
     pub fn capacity(&self) -> usize {
@@ -186,6 +210,21 @@ mod tests {
         let tags: Vec<u8> = std::iter::from_fn(|| s.try_pop()).map(|f| f.parts[1][0]).collect();
         assert_eq!(tags, vec![1, 2, 3, 4]);
         assert_eq!(s.len(), (0, 0));
+    }
+
+    #[test]
+    fn reports_go_first_and_are_never_evicted() {
+        let stats = Arc::new(Stats::default());
+        let hdr = crate::wazuh::FRAME_HEADER.len();
+        let s = Spool::new(2 * (hdr + 10), stats.clone());
+        s.push(frame(10, 1));
+        s.push_report(frame(10, 9));
+        for tag in 2..6 {
+            s.push(frame(10, tag));
+        }
+        let tags: Vec<u8> = std::iter::from_fn(|| s.try_pop()).map(|f| f.parts[1][0]).collect();
+        assert_eq!(tags, vec![9, 4, 5]);
+        assert_eq!(Stats::get(&stats.dropped_buffer_full), 3);
     }
 
     #[test]
