@@ -48,6 +48,9 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Internal: the load generator of the eBPF benchmarks (joins a container, runs a storm).
+    #[command(hide = true)]
+    BenchWorker(bench::ebpf_worker::WorkerArgs),
 }
 
 fn main() -> Result<()> {
@@ -63,6 +66,7 @@ fn main() -> Result<()> {
         Cmd::Run { args } => run(args),
         Cmd::Test { args } => test(args),
         Cmd::Bench { quick } => bench::run(quick),
+        Cmd::BenchWorker(args) => bench::worker(args),
     }
 }
 
@@ -118,5 +122,12 @@ fn test(args: Vec<String>) -> Result<()> {
     docker::ensure_image()?;
     let mut cmd = vec!["test", "--workspace", "--exclude", "docker-listener-ebpf"];
     cmd.extend(args.iter().map(String::as_str));
-    util::cargo_env(&cmd, &[("DL_TEST_IMAGE", docker::IMAGE), ("DL_E2E", "1")])
+    util::cargo_env(&cmd, &[("DL_TEST_IMAGE", docker::IMAGE), ("DL_E2E", "1")])?;
+    // The whole suite (no filter given) also checks that every benchmark scenario runs; a
+    // filtered run (`cargo xtask test -- <name>`, `--test <file>`) is for one thing only.
+    if args.is_empty() {
+        println!("xtask test: benchmark scenarios, quick mode (they must run; timings are not checked)");
+        bench::run(true)?;
+    }
+    Ok(())
 }

@@ -17,33 +17,55 @@
 //!
 //! Environment:
 //! - `DL_BENCH_DAEMON=<binary>`: measure that daemon instead of building this tree's;
-//! - `DL_BENCH_ONLY=<scenario id>`: run one scenario (BENCHMARKS.md is then left alone);
+//! - `DL_BENCH_ONLY=<scenario id>`: run one scenario (BENCHMARKS.md is then left alone); the
+//!   eBPF ones are `exec-storm-container`, `exec-storm-host`, `connect-storm`, `latency`,
+//!   `loss-small-ring`, `loss-default-ring`, `density`;
 //! - `DL_BENCH_PERF=<prefix>`, `DL_BENCH_PERF_ARGS`: record one extra run per scenario with
-//!   `perf record` (see `docker_path`).
+//!   `perf record` (see `docker_path`; the eBPF storms do the same, see `ebpf_storm`).
+//!
+//! The eBPF scenarios need root, the running dockerd and the test image (`cargo xtask test`
+//! makes it); they start containers named `dlbench-<pid>-...` and always remove them (a run
+//! killed by a signal leaves them to the next run, which removes them first).
 //!
 //! Adding a scenario: implement [`Scenario`] (see `docker_path.rs`) and list it in
 //! [`scenarios`]; give it its own [`SectionInfo`] or share an existing one.
 //!
 //! The pieces:
 //! - `docker_path`: the Docker-events path, fake dockerd → daemon → fake Wazuh queue;
+//! - `ebpf*`: process and socket events (eBPF) with the real dockerd and real containers:
+//!   storms and their overhead (`ebpf_storm`), density (`ebpf_density`), latency
+//!   (`ebpf_latency`), loss accounting (`ebpf_loss`); shared pieces in `ebpf`, the collecting
+//!   sink in `ebpf_sink`, the load generator (`xtask bench-worker`) in `ebpf_worker`;
 //! - `events`: the realistic, deterministic Docker event log and its HTTP chunked encoding;
 //! - `fake_api`: the fake Docker Engine API;
 //! - `sink`: the fast datagram sink standing in for Wazuh's queue socket;
 //! - `system`: /proc readings, the `max_dgram_qlen` sysctl, scratch directories, the machine;
 //! - `report`: metrics, tables, and the BENCHMARKS.md writer.
 mod docker_path;
+mod ebpf;
+mod ebpf_density;
+mod ebpf_latency;
+mod ebpf_loss;
+mod ebpf_sink;
+mod ebpf_storm;
+pub mod ebpf_worker;
 mod events;
 mod fake_api;
 mod report;
 mod sink;
 mod system;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result};
 
 use self::{
     docker_path::DockerPath,
+    ebpf::Mode,
+    ebpf_density::Density,
+    ebpf_latency::Latency,
+    ebpf_loss::LossStorm,
+    ebpf_storm::{Kind, Storm},
     events::Chunking,
     report::{Section, Table},
     system::Machine,
@@ -75,10 +97,12 @@ pub trait Scenario {
 }
 
 /// The scenarios, in the order they run. Budget for a full run: about 3 minutes for the
-/// Docker path (the eBPF scenarios come on top).
+/// Docker path, about 6 for the eBPF scenarios (2 of them for density's 500 containers);
+/// `--quick`: under a minute for all of them.
 fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
     let size = |full: u64| if quick { 20_000 } else { full };
     let runs = |full: usize| if quick { 1 } else { full };
+    let mode = if quick { Mode::Quick } else { Mode::Full };
     let sized = Chunking::Sized { min: 16 << 10, max: 64 << 10 };
     // Offered load for the sustained scenarios: 5% above the 200k events/s target, so that
     // keeping up shows as a measured rate above the target.
@@ -124,7 +148,75 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             buffer_bytes: 16 << 20,
             offered: sustained,
         }),
+        Box::new(Storm {
+            id: "exec-storm-container",
+            label: "exec storm in a container: fork + exec of /bin/true, one at a time",
+            kind: Kind::ExecInContainer,
+            count: mode.pick(500, 5_000),
+            pairs: runs(7),
+            max_ratio: 1.03,
+            mode,
+        }),
+        Box::new(Storm {
+            id: "exec-storm-host",
+            label: "exec storm on the host, host tracing off: fork + exec of /bin/true, one at a time",
+            kind: Kind::ExecOnHost,
+            count: mode.pick(500, 5_000),
+            pairs: runs(7),
+            max_ratio: 1.01,
+            mode,
+        }),
+        Box::new(Storm {
+            id: "connect-storm",
+            label: "connect storm in a container: TCP connects on the container's loopback",
+            kind: Kind::ConnectInContainer,
+            count: mode.pick(5_000, 100_000),
+            pairs: runs(7),
+            max_ratio: 1.05,
+            mode,
+        }),
+        Box::new(Latency {
+            id: "latency",
+            label: "latency at 10k events/s: kernel timestamp → datagram at the sink",
+            connects_per_sec: 5_000,
+            secs: mode.pick(1, 5),
+            runs: runs(3),
+            mode,
+        }),
+        Box::new(LossStorm {
+            id: "loss-small-ring",
+            label: "loss accounting, heaviest storm, 64 KiB ring buffer",
+            ring_buffer_bytes: Some(65_536),
+            exec_workers: 2,
+            execs: mode.pick(300, 3_000),
+            connect_workers: 2,
+            connects: mode.pick(5_000, 50_000),
+            mode,
+        }),
+        Box::new(LossStorm {
+            id: "loss-default-ring",
+            label: "loss accounting, heaviest storm, default 4 MiB ring buffer",
+            ring_buffer_bytes: None,
+            exec_workers: 2,
+            execs: mode.pick(300, 3_000),
+            connect_workers: 2,
+            connects: mode.pick(5_000, 50_000),
+            mode,
+        }),
+        Box::new(Density {
+            id: "density",
+            label: "density: the agent starting among running containers",
+            containers: mode.pick(5, 500),
+            parallel: 12,
+            window: Duration::from_secs(7),
+            mode,
+        }),
     ]
+}
+
+/// `xtask bench-worker`: the eBPF scenarios' load generator (see `ebpf_worker`).
+pub fn worker(args: ebpf_worker::WorkerArgs) -> Result<()> {
+    ebpf_worker::main(args)
 }
 
 /// Set in the optimised re-run of xtask (see [`run`]).

@@ -1,0 +1,416 @@
+//! `xtask bench-worker`: the load generator of the eBPF scenarios (a hidden subcommand).
+//!
+//! The eBPF probes trace a process by its cgroup, and a container's processes also live in its
+//! namespaces, so a storm meant to run "in a container" must really be there. `docker exec`
+//! would put it there but measures dockerd, runc and busybox's shell as much as the exec or
+//! connect itself; instead this worker, started by the benchmark on the host:
+//!
+//! 1. moves itself into every cgroup of the container's init process (`/proc/<pid>/cgroup`:
+//!    the cgroup v2 one is what the kernel filter looks at; the v1 ones on hybrid hosts too,
+//!    best effort), through the hierarchies' mount points in `/proc/self/mountinfo`;
+//! 2. while still single-threaded, enters the container's namespaces with `setns` on
+//!    `/proc/<pid>/ns/*`: ipc, uts, net, pid (for its children) and mnt (so `/bin/true` is the
+//!    container's busybox) for an exec storm; net only for a connect storm;
+//! 3. prints `ready` and waits for a line on stdin (so the benchmark can start the agent now:
+//!    its start-up inventory then finds the worker in the container, like any process that
+//!    was running there before the agent, instead of learning about it from /proc at every
+//!    exec of one of its children);
+//! 4. runs the storm and prints one line of `key=value` results on stdout.
+//!
+//! Storms:
+//! - `exec`: `count` times fork + `execve(program, [program, marker])` + `waitpid`, one at a
+//!   time. The marker is how the benchmark finds this storm's exec events.
+//! - `connect`: listens on 127.0.0.1 (an ephemeral port, in the joined network namespace: the
+//!   container's own loopback), accepts in a second thread (accept + close), and makes `count`
+//!   TCP connects from the main thread (socket + connect + close with `SO_LINGER` 0, so no
+//!   TIME_WAIT pile-up exhausts the ephemeral ports), as fast as it can or paced at `rate`
+//!   connects per second.
+//!
+//! Without `--join` the storm runs where the worker is: a plain host process.
+use std::{
+    ffi::CString,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    #[command(subcommand)]
+    storm: Storm,
+}
+
+#[derive(Subcommand, Debug)]
+enum Storm {
+    /// fork + exec `program marker`, `count` times.
+    Exec {
+        /// Join the container whose init process has this (host) pid.
+        #[arg(long)]
+        join: Option<u32>,
+        #[arg(long)]
+        count: u64,
+        /// The argument passed to every exec, to find its events.
+        #[arg(long)]
+        marker: String,
+        #[arg(long, default_value = "/bin/true")]
+        program: String,
+    },
+    /// TCP connects to a listener of our own on 127.0.0.1.
+    Connect {
+        #[arg(long)]
+        join: Option<u32>,
+        #[arg(long)]
+        count: u64,
+        /// Connects per second; as fast as possible when absent.
+        #[arg(long)]
+        rate: Option<u64>,
+    },
+}
+
+pub fn main(args: WorkerArgs) -> Result<()> {
+    match args.storm {
+        Storm::Exec { join, count, marker, program } => {
+            if let Some(pid) = join {
+                join_container(pid, &["ipc", "uts", "net", "pid", "mnt"])?;
+            }
+            wait_for_go()?;
+            let r = exec_storm(count, &program, &marker)?;
+            println!("ok count={count} failed={} elapsed_ns={}", r.failed, r.elapsed.as_nanos());
+        }
+        Storm::Connect { join, count, rate } => {
+            if let Some(pid) = join {
+                join_container(pid, &["net"])?;
+            }
+            wait_for_go()?;
+            let r = connect_storm(count, rate)?;
+            println!(
+                "ok count={count} failed={} accepted={} port={} elapsed_ns={}",
+                r.failed,
+                r.accepted,
+                r.port,
+                r.elapsed.as_nanos()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Says `ready` on stdout and waits for a line (or the end) on stdin.
+fn wait_for_go() -> Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read stdin")?;
+    Ok(())
+}
+
+/// Moves this process into the cgroups of `pid` and enters its namespaces `ns` (in that order:
+/// the cgroup files are host paths, which `mnt` would hide). Must run before any thread starts.
+fn join_container(pid: u32, ns: &[&str]) -> Result<()> {
+    join_cgroups(pid)?;
+    // Open them all first: after entering the pid or mnt namespace, /proc/<pid> may not resolve.
+    let mut fds = Vec::new();
+    for name in ns {
+        let path = format!("/proc/{pid}/ns/{name}");
+        let file = std::fs::File::open(&path).with_context(|| format!("cannot open {path}"))?;
+        fds.push((name, OwnedFd::from(file)));
+    }
+    for (name, fd) in &fds {
+        // SAFETY: fd is an open namespace file; 0 lets the kernel check its type.
+        if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
+            bail!("cannot enter the {name} namespace of pid {pid}: {}", std::io::Error::last_os_error());
+        }
+    }
+    if ns.contains(&"mnt") {
+        std::env::set_current_dir("/").context("cannot chdir to the container's root")?;
+    }
+    Ok(())
+}
+
+/// Writes our pid into `cgroup.procs` of each of `pid`'s cgroups. The v2 one is required (it is
+/// what the eBPF filter sees); v1 ones (hybrid hosts) are joined when their hierarchy is mounted.
+fn join_cgroups(pid: u32) -> Result<()> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .with_context(|| format!("cannot read /proc/{pid}/cgroup (is the container running?)"))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("cannot read /proc/self/mountinfo")?;
+    let mounts = cgroup_mounts(&mountinfo);
+    let me = std::process::id().to_string();
+    let mut joined_v2 = false;
+    for line in cgroups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let Some(dir) = hierarchy_dir(&mounts, controllers, path) else {
+            if controllers.is_empty() {
+                bail!("no cgroup2 mount in /proc/self/mountinfo: cannot join the container's cgroup");
+            }
+            continue;
+        };
+        let procs = dir.join("cgroup.procs");
+        match std::fs::write(&procs, &me) {
+            Ok(()) => joined_v2 |= controllers.is_empty(),
+            Err(e) if controllers.is_empty() => {
+                return Err(e).with_context(|| format!("cannot join the container's cgroup: {}", procs.display()));
+            }
+            Err(e) => eprintln!("bench-worker: cannot join {} (v1, not needed): {e}", procs.display()),
+        }
+    }
+    if !joined_v2 {
+        bail!("pid {pid} has no cgroup v2 line in /proc/{pid}/cgroup");
+    }
+    Ok(())
+}
+
+/// A cgroup hierarchy's mount: its controllers (empty for cgroup2), the root it shows, and where.
+struct CgroupMount {
+    controllers: Vec<String>,
+    root: String,
+    mount_point: PathBuf,
+}
+
+/// cgroup and cgroup2 mounts from /proc/self/mountinfo:
+/// `ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTS`.
+fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let l: Vec<&str> = left.split_whitespace().collect();
+        let r: Vec<&str> = right.split_whitespace().collect();
+        let (Some(root), Some(mount_point), Some(fstype)) = (l.get(3), l.get(4), r.first()) else { continue };
+        let controllers = match *fstype {
+            "cgroup2" => Vec::new(),
+            "cgroup" => r
+                .get(2)
+                .map(|o| o.split(',').filter(|c| !matches!(*c, "rw" | "ro")).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            _ => continue,
+        };
+        out.push(CgroupMount { controllers, root: (*root).to_owned(), mount_point: PathBuf::from(mount_point) });
+    }
+    out
+}
+
+/// The directory of cgroup `path` of the hierarchy with `controllers` ("" = cgroup v2).
+fn hierarchy_dir(mounts: &[CgroupMount], controllers: &str, path: &str) -> Option<PathBuf> {
+    let wanted: Vec<&str> = controllers.split(',').filter(|c| !c.is_empty()).collect();
+    let m = mounts.iter().find(|m| {
+        if wanted.is_empty() {
+            m.controllers.is_empty()
+        } else {
+            !m.controllers.is_empty() && wanted.iter().all(|w| m.controllers.iter().any(|c| c == w))
+        }
+    })?;
+    let rel = path.strip_prefix(m.root.trim_end_matches('/')).unwrap_or(path);
+    Some(m.mount_point.join(rel.trim_start_matches('/')))
+}
+
+struct ExecResult {
+    failed: u64,
+    elapsed: Duration,
+}
+
+/// `count` times: fork, exec `program marker` in the child, wait for it.
+fn exec_storm(count: u64, program: &str, marker: &str) -> Result<ExecResult> {
+    let prog = CString::new(program).context("the program path has a NUL byte")?;
+    let mark = CString::new(marker).context("the marker has a NUL byte")?;
+    let path_env = CString::new("PATH=/bin:/usr/bin").context("static string")?;
+    let argv = [prog.as_ptr(), mark.as_ptr(), std::ptr::null()];
+    let envp = [path_env.as_ptr(), std::ptr::null()];
+    let mut failed = 0;
+    let started = Instant::now();
+    for _ in 0..count {
+        // SAFETY: the worker is single-threaded here; the child only calls execve and _exit,
+        // with pointers prepared before the fork.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            bail!("fork failed: {}", std::io::Error::last_os_error());
+        }
+        if pid == 0 {
+            unsafe {
+                libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                libc::_exit(127);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child just forked.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+            bail!("waitpid failed: {}", std::io::Error::last_os_error());
+        }
+        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            failed += 1;
+        }
+    }
+    Ok(ExecResult { failed, elapsed: started.elapsed() })
+}
+
+struct ConnectResult {
+    failed: u64,
+    accepted: u64,
+    port: u16,
+    elapsed: Duration,
+}
+
+fn check(ret: libc::c_int, what: &str) -> Result<libc::c_int> {
+    if ret < 0 {
+        bail!("{what} failed: {}", std::io::Error::last_os_error());
+    }
+    Ok(ret)
+}
+
+fn loopback(port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
+        sin_zero: [0; 8],
+    }
+}
+
+const SOCKADDR_IN_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+
+/// A TCP socket (close-on-exec).
+fn tcp_socket() -> Result<OwnedFd> {
+    // SAFETY: plain system call; the fd is owned from here on.
+    let fd = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) }, "socket")?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn connect_storm(count: u64, rate: Option<u64>) -> Result<ConnectResult> {
+    let listener = tcp_socket()?;
+    let addr = loopback(0);
+    // SAFETY: valid socket and sockaddr for the calls below.
+    unsafe {
+        check(libc::bind(listener.as_raw_fd(), (&addr as *const libc::sockaddr_in).cast(), SOCKADDR_IN_LEN), "bind")?;
+        check(libc::listen(listener.as_raw_fd(), 4096), "listen")?;
+    }
+    let mut bound = loopback(0);
+    let mut len = SOCKADDR_IN_LEN;
+    // SAFETY: bound is a sockaddr_in of len bytes.
+    check(
+        unsafe { libc::getsockname(listener.as_raw_fd(), (&mut bound as *mut libc::sockaddr_in).cast(), &mut len) },
+        "getsockname",
+    )?;
+    let port = u16::from_be(bound.sin_port);
+    let listener = Arc::new(listener);
+    let done = Arc::new(AtomicBool::new(false));
+    let acceptor = {
+        let (listener, done) = (listener.clone(), done.clone());
+        std::thread::Builder::new().name("acceptor".into()).spawn(move || {
+            let mut accepted = 0u64;
+            while accepted < count {
+                // SAFETY: plain system call on our listening socket.
+                let fd = unsafe {
+                    libc::accept4(listener.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
+                };
+                if fd >= 0 {
+                    accepted += 1;
+                    unsafe { libc::close(fd) };
+                } else if done.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+            accepted
+        })?
+    };
+
+    let target = loopback(port);
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    let interval = rate.filter(|r| *r > 0).map(|r| Duration::from_secs_f64(1.0 / r as f64));
+    let mut failed = 0;
+    let started = Instant::now();
+    for i in 0..count {
+        if let Some(iv) = interval {
+            let due = started + iv.mul_f64(i as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let sock = tcp_socket()?;
+        // SAFETY: valid socket, sockaddr and linger for the calls.
+        unsafe {
+            if libc::connect(sock.as_raw_fd(), (&target as *const libc::sockaddr_in).cast(), SOCKADDR_IN_LEN) != 0 {
+                failed += 1;
+            }
+            // Reset instead of FIN: no TIME_WAIT left behind on this side.
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        drop(sock);
+    }
+    let elapsed = started.elapsed();
+    // Every successful connect is accepted; wake the acceptor if some failed.
+    let waited = Instant::now();
+    while !acceptor.is_finished() && waited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    done.store(true, Ordering::Release);
+    // SAFETY: shutting down our listener makes a blocked accept return.
+    unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+    let accepted = acceptor.join().map_err(|_| anyhow::anyhow!("the acceptor thread panicked"))?;
+    Ok(ConnectResult { failed, accepted, port, elapsed })
+}
+
+/// How the benchmark starts a worker: this very binary (the release xtask) with `bench-worker`.
+pub fn command() -> Result<std::process::Command> {
+    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("bench-worker");
+    Ok(cmd)
+}
+
+/// Parses a worker's result line: `ok key=value ...`.
+pub fn parse_result(stdout: &str) -> Result<std::collections::BTreeMap<String, u64>> {
+    let line =
+        stdout.lines().find(|l| l.starts_with("ok ")).with_context(|| format!("no result line in {stdout:?}"))?;
+    Ok(line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn finds_each_hierarchy() {
+        let m = cgroup_mounts(MOUNTINFO);
+        assert_eq!(m.len(), 3);
+        let id = "/docker/0a36";
+        assert_eq!(hierarchy_dir(&m, "", id), Some(PathBuf::from("/sys/fs/cgroup/unified/docker/0a36")));
+        assert_eq!(hierarchy_dir(&m, "cpu", id), Some(PathBuf::from("/sys/fs/cgroup/cpu/docker/0a36")));
+        assert_eq!(hierarchy_dir(&m, "name=systemd", id), Some(PathBuf::from("/sys/fs/cgroup/systemd/docker/0a36")));
+        assert_eq!(hierarchy_dir(&m, "memory", id), None);
+    }
+
+    #[test]
+    fn parses_results() -> Result<()> {
+        let r = parse_result("noise\nok count=5 failed=0 elapsed_ns=123\n")?;
+        assert_eq!(r.get("count"), Some(&5));
+        assert_eq!(r.get("elapsed_ns"), Some(&123));
+        Ok(())
+    }
+}
