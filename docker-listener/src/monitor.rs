@@ -34,8 +34,9 @@ use crate::{
 const INSPECT_CONCURRENCY: usize = 8;
 /// Records handled per wake-up before the events go to the output.
 const DRAIN_MAX: usize = 1024;
-/// How long the monitor waits after the ring buffer becomes readable before draining it.
-const COALESCE: Duration = Duration::from_millis(1);
+/// How long the monitor waits after the ring buffer becomes readable before draining it
+/// (wake-ups dominate its CPU under exec storms; see docs/ARCHITECTURE.md, "Batching").
+const COALESCE: Duration = Duration::from_millis(2);
 /// How often processes whose exit record was lost are swept from the table.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
