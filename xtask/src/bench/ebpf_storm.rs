@@ -33,6 +33,7 @@ use super::{
     Context, Scenario, SectionInfo,
     ebpf::{self, AgentRun, Load, Mode, StormContainer, Worker},
     report::{Goal, Metric, Table, group_thousands, median},
+    system,
 };
 
 /// Other load (CPUs) above which a round is flagged as disturbed.
@@ -61,6 +62,10 @@ pub struct Storm {
 /// What the agent did in one with-agent round.
 struct AgentSide {
     cpu: Duration,
+    /// Time the kernel spent in the agent's BPF programs during the storm, and their runs
+    /// (`kernel.bpf_stats_enabled`).
+    probe_ns: u64,
+    probe_runs: u64,
     /// Events of this storm delivered (execs with the marker, or connects to the port).
     delivered: u64,
     /// Accepts of a connect storm, and how many of them show local port 0.
@@ -95,6 +100,7 @@ impl Scenario for Storm {
 
     fn run(&self, ctx: &Context) -> Result<Table> {
         let _qlen = ebpf::raise_qlen();
+        let _stats = system::BpfStats::enable()?;
         let container = match self.kind {
             Kind::ExecOnHost => None,
             _ => Some(StormContainer::start(self.id)?),
@@ -125,14 +131,15 @@ impl Scenario for Storm {
             };
             let a = with.agent.as_ref().context("a with-agent round without agent results")?;
             println!(
-                "  pair {}: {:.0} ms without, {:.0} ms with the agent (×{:.3}); agent {:.1} µs CPU per {}, {} delivered, \
-                 other load {:.2}/{:.2} CPUs",
+                "  pair {}: {:.0} ms without, {:.0} ms with the agent (×{:.3}); agent {:.1} µs CPU per {}, probes {:.0} ns \
+                 per {5}, {} delivered, other load {:.2}/{:.2} CPUs",
                 i + 1,
                 ms(without.wall),
                 ms(with.wall),
                 with.wall.as_secs_f64() / without.wall.as_secs_f64(),
                 per_op_us(a.cpu, self.count),
                 self.op(),
+                a.probe_ns as f64 / self.count as f64,
                 a.delivered,
                 without.other_load,
                 with.other_load,
@@ -187,12 +194,20 @@ impl Storm {
             _ => None,
         };
         let before = Load::sample(agent_pid)?;
+        let probes_before = agent_pid.map(system::bpf_prog_runs).transpose()?;
         worker.go()?;
         let worker = worker.wait()?;
         if let Some(r) = &run {
             r.sink.wait_idle(Duration::from_millis(300), Duration::from_secs(60));
         }
         let after = Load::sample(agent_pid)?;
+        let probes = match (probes_before, agent_pid) {
+            (Some((ns, runs)), Some(pid)) => {
+                let (ns2, runs2) = system::bpf_prog_runs(pid)?;
+                (ns2.saturating_sub(ns), runs2.saturating_sub(runs))
+            }
+            _ => (0, 0),
+        };
         if let Some(p) = perf {
             p.stop()?;
         }
@@ -275,7 +290,7 @@ impl Storm {
         Ok(Round {
             wall,
             other_load,
-            agent: Some(AgentSide { cpu, delivered, accepts, accepts_port0, rate, lost, dropped }),
+            agent: Some(AgentSide { cpu, probe_ns: probes.0, probe_runs: probes.1, delivered, accepts, accepts_port0, rate, lost, dropped }),
         })
     }
 
@@ -288,6 +303,12 @@ impl Storm {
         let mut ratio = Metric::new("with / without", "×", 3, goal(Goal::AtMost(self.max_ratio)));
         let cpu_name = format!("agent CPU per {op}");
         let mut cpu = Metric::new(&cpu_name, "µs", 1, None);
+        let probe_name = format!("in-kernel probe time per {op}");
+        let mut probe = Metric::new(&probe_name, "ns", 0, None);
+        let runs_name = format!("probe runs per {op}");
+        let mut runs = Metric::new(&runs_name, "runs", 1, None);
+        let share_name = format!("probe time, % of an {op} without the agent");
+        let mut share = Metric::new(&share_name, "%", 2, None);
         let mut rate = Metric::new("storm events delivered per second", "events/s", 0, None);
         let delivered_name = format!("{op}s delivered as events");
         let mut delivered = Metric::new(
@@ -309,6 +330,10 @@ impl Storm {
             ops.samples.push(self.count as f64 / wo.wall.as_secs_f64());
             if let Some(a) = &w.agent {
                 cpu.samples.push(per_op_us(a.cpu, self.count));
+                let probe_per_op = a.probe_ns as f64 / self.count as f64;
+                probe.samples.push(probe_per_op);
+                runs.samples.push(a.probe_runs as f64 / self.count as f64);
+                share.samples.push(100.0 * probe_per_op / (wo.wall.as_secs_f64() * 1e9 / self.count as f64));
                 rate.samples.push(a.rate);
                 delivered.samples.push(100.0 * a.delivered as f64 / self.count as f64);
                 host_events.samples.push(a.delivered as f64);
@@ -318,7 +343,7 @@ impl Storm {
                 port0.push(a.accepts_port0);
             }
         }
-        let mut metrics = vec![without, with, ratio, cpu];
+        let mut metrics = vec![without, with, ratio, cpu, probe, runs, share];
         match self.kind {
             Kind::ExecOnHost => metrics.push(host_events),
             _ => metrics.extend([rate, delivered]),
@@ -378,6 +403,12 @@ impl Storm {
                 ebpf::OUTPUT_OVERFLOW
             ));
         }
+        notes.push(format!(
+            "in-kernel probe time: the `run_time_ns` of the agent's BPF programs (/proc/<agent>/fdinfo, with \
+             `kernel.bpf_stats_enabled` = 1 during this scenario, which itself adds two clock reads per program run) \
+             over the storm, per {op}: the part of the slow-down spent in the kernel on the storm's own CPU, free of \
+             the wall-time noise"
+        ));
         let other: Vec<f64> = pairs.iter().flat_map(|(a, b)| [a.other_load, b.other_load]).collect();
         let disturbed: Vec<usize> = pairs
             .iter()

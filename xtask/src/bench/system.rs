@@ -116,6 +116,49 @@ impl Drop for DgramQlen {
     }
 }
 
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// Turns on the kernel's per-program run-time accounting (`kernel.bpf_stats_enabled`) while it
+/// lives, and puts the old value back when dropped. Costs two clock reads per program run.
+pub struct BpfStats {
+    previous: String,
+}
+
+impl BpfStats {
+    pub fn enable() -> Result<BpfStats> {
+        let previous = std::fs::read_to_string(BPF_STATS).with_context(|| format!("cannot read {BPF_STATS}"))?;
+        std::fs::write(BPF_STATS, "1\n").with_context(|| format!("cannot write {BPF_STATS} (root needed)"))?;
+        Ok(BpfStats { previous })
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(BPF_STATS, &self.previous) {
+            eprintln!("xtask bench: could not restore {BPF_STATS} to {}: {e}", self.previous.trim());
+        }
+    }
+}
+
+/// The summed `run_time_ns` and `run_cnt` of every BPF program `pid` holds open (from
+/// /proc/<pid>/fdinfo; counted only while [`BpfStats`] is on).
+pub fn bpf_prog_runs(pid: u32) -> Result<(u64, u64)> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let mut total = (0, 0);
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {dir}"))? {
+        let Ok(text) = std::fs::read_to_string(entry?.path()) else { continue };
+        if !text.contains("prog_type:") {
+            continue;
+        }
+        let field = |name: &str| {
+            text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
+        };
+        total.0 += field("run_time_ns:");
+        total.1 += field("run_cnt:");
+    }
+    Ok(total)
+}
+
 /// A scratch directory, removed when dropped. Short paths: Unix socket paths are limited to
 /// 107 bytes.
 pub struct ScratchDir(PathBuf);
