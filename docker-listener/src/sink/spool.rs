@@ -17,6 +17,9 @@ use crate::{
     stats::Stats,
 };
 
+/// Loss reports kept while they cannot be sent (see `Inner::reports`).
+const REPORTS_MAX: usize = 64;
+
 #[derive(Debug)]
 pub struct Spool {
     inner: Mutex<Inner>,
@@ -27,7 +30,9 @@ pub struct Spool {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Loss reports: sent before anything else and never evicted (one per second at most).
+    /// Loss reports: sent before anything else, never evicted to make room for frames. At most
+    /// [`REPORTS_MAX`] wait (one per second while Wazuh is away); beyond that the oldest goes:
+    /// every report carries the running total (`loss.events_total`), so the next one covers it.
     reports: VecDeque<Frame>,
     frames: VecDeque<Frame>,
     bytes: usize,
@@ -65,7 +70,12 @@ impl Spool {
     /// Queues a loss report: it goes out before the buffered frames and is never dropped to
     /// make room (a report of losses must not itself be lost).
     pub fn push_report(&self, frame: Frame) {
-        self.lock().reports.push_back(frame.report());
+        let mut inner = self.lock();
+        if inner.reports.len() >= REPORTS_MAX {
+            inner.reports.pop_front();
+        }
+        inner.reports.push_back(frame.report());
+        drop(inner);
         self.notify.notify_one();
     }
 
@@ -225,6 +235,18 @@ mod tests {
         let tags: Vec<u8> = std::iter::from_fn(|| s.try_pop()).map(|f| f.parts[1][0]).collect();
         assert_eq!(tags, vec![9, 4, 5]);
         assert_eq!(Stats::get(&stats.dropped_buffer_full), 3);
+    }
+
+    #[test]
+    fn waiting_reports_are_bounded_and_the_newest_kept() {
+        let s = Spool::new(1 << 20, Arc::new(Stats::default()));
+        for tag in 0..(REPORTS_MAX as u8 + 10) {
+            s.push_report(frame(10, tag));
+        }
+        let tags: Vec<u8> = std::iter::from_fn(|| s.try_pop()).map(|f| f.parts[1][0]).collect();
+        assert_eq!(tags.len(), REPORTS_MAX);
+        assert_eq!(tags.first(), Some(&10));
+        assert_eq!(tags.last(), Some(&(REPORTS_MAX as u8 + 9)));
     }
 
     #[test]
