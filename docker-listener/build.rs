@@ -77,8 +77,8 @@ fn main() {
     // its own lock) and from OUT_DIR's copy of the object.
     let target_dir = out_dir.join("ebpf-target");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let rustflags = [format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2".into(), "-Clink-arg=--btf".into()]
-        .join("\x1f");
+    let rustflags =
+        [format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2".into(), "-Clink-arg=--btf".into()].join("\x1f");
     let result = Command::new(cargo)
         .current_dir(&ebpf_dir)
         .args(["build", "--package", EBPF_CRATE, "--bin", EBPF_CRATE, "--release"])

@@ -17,10 +17,14 @@ fn line(s: &str) -> Vec<u8> {
 fn start_daemon(dir: &TempDir, fake: &FakeDocker, queue: &QueueReceiver, config: Value) -> Daemon {
     let config = write_config(dir, config);
     Daemon::start(&[
-        "--config", config.to_str().unwrap(),
-        "--docker-host", &fake.host(),
-        "--queue", queue.path.to_str().unwrap(),
-        "--state-dir", dir.path("state").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--docker-host",
+        &fake.host(),
+        "--queue",
+        queue.path.to_str().unwrap(),
+        "--state-dir",
+        dir.path("state").to_str().unwrap(),
         "--no-ebpf",
     ])
 }
@@ -96,7 +100,14 @@ fn malformed_huge_and_cut_events_are_skipped_and_the_stream_goes_on() {
     assert_eq!(daemon.count_log("longer than the limit on one event"), 1, "{log}");
     assert_eq!(daemon.count_log("ended in the middle of an event"), 1, "{log}");
     assert_eq!(daemon.count_log("is not application/json"), 1, "{log}");
-    for counter in ["docker_malformed=3", "docker_oversized_raw=1", "docker_partial_at_eof=1", "docker_events_duplicate=1", "events_truncated=1", "docker_events_in=7"] {
+    for counter in [
+        "docker_malformed=3",
+        "docker_oversized_raw=1",
+        "docker_partial_at_eof=1",
+        "docker_events_duplicate=1",
+        "events_truncated=1",
+        "docker_events_in=7",
+    ] {
         assert!(log.contains(counter), "missing {counter} in the final stats: {log}");
     }
 }
@@ -149,10 +160,14 @@ fn docker_unreachable_at_start_is_retried_and_logged_once() {
     let queue = QueueReceiver::bind(&dir.path("queue"));
     let config = write_config(&dir, json!({"wait_time": 0.1, "max_wait_time": 0.2}));
     let daemon = Daemon::start(&[
-        "--config", config.to_str().unwrap(),
-        "--docker-host", &format!("unix://{}", sock.display()),
-        "--queue", queue.path.to_str().unwrap(),
-        "--state-dir", dir.path("state").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--docker-host",
+        &format!("unix://{}", sock.display()),
+        "--queue",
+        queue.path.to_str().unwrap(),
+        "--state-dir",
+        dir.path("state").to_str().unwrap(),
         "--no-ebpf",
     ]);
     daemon.wait_for_log("Docker is unreachable", Duration::from_secs(10));

@@ -53,7 +53,10 @@ fn every_invalid_key_is_named_with_what_is_accepted_and_exit_2() {
             let out = run(&args);
             let t = text(&out);
             assert_eq!(out.status.code(), Some(2), "{members} via {cmd:?}: {t}");
-            assert!(t.contains(key) && t.contains(accepted), "{members}: message should name {key} and {accepted}: {t}");
+            assert!(
+                t.contains(key) && t.contains(accepted),
+                "{members}: message should name {key} and {accepted}: {t}"
+            );
         }
     }
     let broken = dir.path("broken.json");
@@ -71,8 +74,19 @@ fn every_invalid_key_is_named_with_what_is_accepted_and_exit_2() {
 #[test]
 fn check_config_prints_the_effective_configuration() {
     let dir = TempDir::new("effective");
-    let path = write_config(&dir, json!({"enabled": true, "wait_time": 5, "max_event_size": 65535, "debug": false, "legacy_fields": true}));
-    let out = run(&["check-config", "--config", path.to_str().unwrap(), "--state-dir", "/tmp/dl-state", "--docker-host", "unix:///run/d.sock"]);
+    let path = write_config(
+        &dir,
+        json!({"enabled": true, "wait_time": 5, "max_event_size": 65535, "debug": false, "legacy_fields": true}),
+    );
+    let out = run(&[
+        "check-config",
+        "--config",
+        path.to_str().unwrap(),
+        "--state-dir",
+        "/tmp/dl-state",
+        "--docker-host",
+        "unix:///run/d.sock",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let c = &v["docker-listener"];
@@ -103,15 +117,39 @@ fn a_second_instance_is_refused_with_the_holder_s_pid_exit_4() {
     let fake = FakeDocker::start(&dir.path("docker.sock"), "1.41", vec![Script::json(vec![Step::Hold])]);
     let queue = dir.path("queue");
     let state = dir.path("state");
-    let first = Daemon::start(&["--docker-host", &fake.host(), "--queue", queue.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--no-ebpf"]);
+    let first = Daemon::start(&[
+        "--docker-host",
+        &fake.host(),
+        "--queue",
+        queue.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--no-ebpf",
+    ]);
     first.wait_for_log("connected to Docker", Duration::from_secs(10));
     let pid = std::fs::read_to_string(state.join("docker-listener.lock")).unwrap().trim().to_owned();
     // Same state directory.
-    let out = run(&["--docker-host", &fake.host(), "--queue", dir.path("other").to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--no-ebpf"]);
+    let out = run(&[
+        "--docker-host",
+        &fake.host(),
+        "--queue",
+        dir.path("other").to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--no-ebpf",
+    ]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains(&format!("pid {pid}")), "{}", text(&out));
     // Same queue, another state directory.
-    let out = run(&["--docker-host", &fake.host(), "--queue", queue.to_str().unwrap(), "--state-dir", dir.path("state2").to_str().unwrap(), "--no-ebpf"]);
+    let out = run(&[
+        "--docker-host",
+        &fake.host(),
+        "--queue",
+        queue.to_str().unwrap(),
+        "--state-dir",
+        dir.path("state2").to_str().unwrap(),
+        "--no-ebpf",
+    ]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains(&format!("pid {pid}")), "{}", text(&out));
 }
@@ -135,7 +173,8 @@ fn missing_privileges_are_named_with_the_fix_exit_3() {
     let locked = dir.path("root-only");
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let out = run_as_nobody(&["--state-dir", locked.join("state").to_str().unwrap(), "--no-ebpf", "--output", "stdout"]);
+    let out =
+        run_as_nobody(&["--state-dir", locked.join("state").to_str().unwrap(), "--no-ebpf", "--output", "stdout"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("permission denied") && text(&out).contains("--state-dir"), "{}", text(&out));
 
@@ -145,7 +184,15 @@ fn missing_privileges_are_named_with_the_fix_exit_3() {
     let state = dir.path("state");
     std::fs::create_dir(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = run_as_nobody(&["--docker-host", &fake.host(), "--state-dir", state.to_str().unwrap(), "--no-ebpf", "--output", "stdout"]);
+    let out = run_as_nobody(&[
+        "--docker-host",
+        &fake.host(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--no-ebpf",
+        "--output",
+        "stdout",
+    ]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("permission denied on the Docker socket"), "{}", text(&out));
     assert!(text(&out).contains("run docker-listener as root"), "{}", text(&out));
@@ -156,16 +203,32 @@ fn doctor_reports_each_check_and_fails_on_a_missing_queue() {
     e2e();
     let dir = TempDir::new("doctor");
     let queue = QueueReceiver::bind(&dir.path("queue"));
-    let out = run(&["doctor", "--queue", queue.path.to_str().unwrap(), "--state-dir", dir.path("state").to_str().unwrap()]);
+    let out =
+        run(&["doctor", "--queue", queue.path.to_str().unwrap(), "--state-dir", dir.path("state").to_str().unwrap()]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
-    for check in ["privileges", "docker socket", "docker api", "wazuh queue", "state dir", "kernel BTF", "tracefs", "ebpf programs"] {
+    for check in [
+        "privileges",
+        "docker socket",
+        "docker api",
+        "wazuh queue",
+        "state dir",
+        "kernel BTF",
+        "tracefs",
+        "ebpf programs",
+    ] {
         let line = t.lines().find(|l| l.contains(check)).unwrap_or_else(|| panic!("no {check} line: {t}"));
         assert!(line.starts_with("OK"), "{line}");
     }
     assert!(t.contains("/_ping OK"), "{t}");
 
-    let out = run(&["doctor", "--queue", dir.path("missing").to_str().unwrap(), "--state-dir", dir.path("state").to_str().unwrap()]);
+    let out = run(&[
+        "doctor",
+        "--queue",
+        dir.path("missing").to_str().unwrap(),
+        "--state-dir",
+        dir.path("state").to_str().unwrap(),
+    ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     let line = t.lines().find(|l| l.contains("wazuh queue")).unwrap();
@@ -174,7 +237,14 @@ fn doctor_reports_each_check_and_fails_on_a_missing_queue() {
     drop(queue); // stops reading, but the file stays: bound by nobody now
     let unbound = dir.path("unbound");
     drop(std::os::unix::net::UnixDatagram::bind(&unbound).unwrap());
-    let out = run(&["doctor", "--queue", unbound.to_str().unwrap(), "--no-ebpf", "--state-dir", dir.path("state").to_str().unwrap()]);
+    let out = run(&[
+        "doctor",
+        "--queue",
+        unbound.to_str().unwrap(),
+        "--no-ebpf",
+        "--state-dir",
+        dir.path("state").to_str().unwrap(),
+    ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.lines().any(|l| l.starts_with("FAIL") && l.contains("nothing is bound")), "{t}");
@@ -198,10 +268,14 @@ fn stats_and_the_metrics_endpoint_show_the_running_agent_s_counters() {
     let config = write_config(&dir, json!({"metrics": format!("127.0.0.1:{port}")}));
     let state = dir.path("state");
     let mut daemon = Daemon::start(&[
-        "--config", config.to_str().unwrap(),
-        "--docker-host", &fake.host(),
-        "--queue", queue.path.to_str().unwrap(),
-        "--state-dir", state.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--docker-host",
+        &fake.host(),
+        "--queue",
+        queue.path.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
         "--no-ebpf",
     ]);
     queue.wait_until(Duration::from_secs(10), "2 frames", |f| f.len() == 2);

@@ -44,9 +44,21 @@ fn lifecycle_of_containers_networks_volumes_and_images_arrives_exactly() {
     let actions: Vec<String> =
         expected.iter().map(|e| format!("{} {}", e["Type"].as_str().unwrap(), e["Action"].as_str().unwrap())).collect();
     for want in [
-        "container create", "container start", "container exec_create: true ", "container exec_start: true ",
-        "container exec_die", "container kill", "container die", "container stop", "container destroy",
-        "network create", "network destroy", "volume create", "volume destroy", "image tag", "image untag",
+        "container create",
+        "container start",
+        "container exec_create: true ",
+        "container exec_start: true ",
+        "container exec_die",
+        "container kill",
+        "container die",
+        "container stop",
+        "container destroy",
+        "network create",
+        "network destroy",
+        "volume create",
+        "volume destroy",
+        "image tag",
+        "image untag",
     ] {
         assert!(actions.iter().any(|a| a == want), "Docker's log lacks {want:?}: {actions:#?}");
     }

@@ -12,17 +12,16 @@ use support::*;
 
 /// Our own events (never under the `docker` key) among the frames.
 fn agent_events(frames: &[Vec<u8>]) -> Vec<Value> {
-    frames
-        .iter()
-        .filter(|f| !f.starts_with(DOCKER_PREFIX.as_bytes()))
-        .map(|f| frame_json(f))
-        .collect()
+    frames.iter().filter(|f| !f.starts_with(DOCKER_PREFIX.as_bytes())).map(|f| frame_json(f)).collect()
 }
 
 fn execs_with_arg<'a>(events: &'a [Value], arg: &str) -> Vec<&'a Value> {
     events
         .iter()
-        .filter(|e| e["event"]["action"] == "exec" && e["process"]["args"].as_array().is_some_and(|a| a.iter().any(|x| x == arg)))
+        .filter(|e| {
+            e["event"]["action"] == "exec"
+                && e["process"]["args"].as_array().is_some_and(|a| a.iter().any(|x| x == arg))
+        })
         .collect()
 }
 
@@ -37,9 +36,12 @@ fn start_agent(name: &str, ebpf: Value) -> Agent {
     let queue = QueueReceiver::bind(&dir.path("queue"));
     let config = write_config(&dir, json!({"ebpf": ebpf}));
     let daemon = Daemon::start(&[
-        "--config", config.to_str().unwrap(),
-        "--queue", queue.path.to_str().unwrap(),
-        "--state-dir", dir.path("state").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--queue",
+        queue.path.to_str().unwrap(),
+        "--state-dir",
+        dir.path("state").to_str().unwrap(),
     ]);
     daemon.wait_for_log("container inventory loaded", Duration::from_secs(30));
     Agent { _dir: dir, queue, daemon }
@@ -82,8 +84,18 @@ fn exec_in_a_container_names_the_container_the_program_its_args_and_its_parent_c
     let _c = Containers(vec![name.clone()]);
     let marker = format!("marker-{name}");
     let id = docker(&[
-        "run", "-d", "--network", "none", "--name", &name, "--label", "team=blue", &image(),
-        "sh", "-c", &format!("sleep 0.5; /bin/echo {marker} one two; /bin/nope-{name}; sleep 30"),
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        "--label",
+        "team=blue",
+        &image(),
+        "sh",
+        "-c",
+        &format!("sleep 0.5; /bin/echo {marker} one two; /bin/nope-{name}; sleep 30"),
     ])
     .trim()
     .to_owned();
@@ -112,7 +124,10 @@ fn exec_in_a_container_names_the_container_the_program_its_args_and_its_parent_c
     assert_eq!(echo["process"]["parent"]["entity_id"], chain[0]["entity_id"]);
     assert!(echo["process"]["entity_id"].as_str().is_some_and(|s| s.len() == 16));
     // The init's own exec: attributed too (it raced Docker's start event), its parent outside.
-    let init = events.iter().find(|e| e["event"]["action"] == "exec" && e["process"]["pid"] == init_pid).expect("the init's exec");
+    let init = events
+        .iter()
+        .find(|e| e["event"]["action"] == "exec" && e["process"]["pid"] == init_pid)
+        .expect("the init's exec");
     assert_eq!(init["container"]["name"], name.as_str());
     assert_eq!(init["process"]["entry_leader"]["pid"], init_pid);
     assert!(init["docker_listener"]["container_started_time_nano"].is_i64());
@@ -133,7 +148,15 @@ fn connect_bind_listen_accept_on_the_container_loopback_with_addresses_and_resul
     let name = unique("sock");
     let _c = Containers(vec![name.clone()]);
     docker(&[
-        "run", "-d", "--network", "none", "--name", &name, &image(), "sh", "-c",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        &image(),
+        "sh",
+        "-c",
         "nc -l -p 8080 > /dev/null & sleep 0.5; echo hello | nc 127.0.0.1 8080; nc 127.0.0.1 9; sleep 30",
     ]);
     let pid_of = |e: &Value| e["process"]["pid"].as_u64();
@@ -144,7 +167,10 @@ fn connect_bind_listen_accept_on_the_container_loopback_with_addresses_and_resul
     });
     let mine: Vec<&Value> = events.iter().filter(|x| x["container"]["name"] == name.as_str()).collect();
     let find = |action: &str, outcome: &str| {
-        *mine.iter().find(|x| x["event"]["action"] == action && x["event"]["outcome"] == outcome).unwrap_or_else(|| panic!("no {action} {outcome}: {mine:#?}"))
+        *mine
+            .iter()
+            .find(|x| x["event"]["action"] == action && x["event"]["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no {action} {outcome}: {mine:#?}"))
     };
     let bind = find("bind", "success");
     assert_eq!(bind["server"]["port"], 8080);
@@ -196,7 +222,9 @@ fn host_processes_produce_nothing_while_host_tracing_is_off() {
     let name = unique("after");
     let _c = Containers(vec![name.clone()]);
     docker(&["run", "--rm", "--network", "none", "--name", &name, &image(), "/bin/echo", &format!("c-{marker}")]);
-    let events = wait_events(&agent, "the container's exec", Duration::from_secs(20), |e| !execs_with_arg(e, &format!("c-{marker}")).is_empty());
+    let events = wait_events(&agent, "the container's exec", Duration::from_secs(20), |e| {
+        !execs_with_arg(e, &format!("c-{marker}")).is_empty()
+    });
     assert!(execs_with_arg(&events, &marker).is_empty(), "a host exec was reported");
     for e in &events {
         assert!(e.get("container").is_some() || e["event"]["kind"] == "metric", "an event without a container: {e}");
@@ -227,7 +255,9 @@ fn containers_started_before_and_after_the_agent_are_both_attributed() {
     });
     // The container that predates the agent has its process tree from /proc, where the
     // executable is the resolved file; the later one's init was seen exec'ing /bin/sh.
-    for (tick, name, init, init_exe) in [(&tick_before, &before, before_init, "/bin/busybox"), (&tick_after, &after, after_init, "/bin/sh")] {
+    for (tick, name, init, init_exe) in
+        [(&tick_before, &before, before_init, "/bin/busybox"), (&tick_after, &after, after_init, "/bin/sh")]
+    {
         for e in execs_with_arg(&events, tick) {
             assert_eq!(e["container"]["name"], name.as_str(), "{e}");
             assert_eq!(e["process"]["parent"]["pid"], init, "{e}");
@@ -253,7 +283,15 @@ fn two_hundred_containers_every_exec_attributed_to_its_own_container() {
             s.spawn(move || {
                 for name in chunk {
                     docker(&[
-                        "run", "-d", "--network", "none", "--name", name, &image(), "sh", "-c",
+                        "run",
+                        "-d",
+                        "--network",
+                        "none",
+                        "--name",
+                        name,
+                        &image(),
+                        "sh",
+                        "-c",
                         &format!("sleep 1; /bin/echo mark-{name}; sleep 600"),
                     ]);
                 }
@@ -289,7 +327,15 @@ fn a_ring_buffer_overflow_is_counted_exactly_and_the_agent_keeps_running() {
     let _c = Containers(vec![name.clone()]);
     const STORM: usize = 2000;
     docker(&[
-        "run", "--rm", "--network", "none", "--name", &name, &image(), "sh", "-c",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        &image(),
+        "sh",
+        "-c",
         &format!("i=0; while [ $i -lt {STORM} ]; do /bin/true storm; i=$((i+1)); done"),
     ]);
     // Still running, still delivering.
@@ -297,7 +343,9 @@ fn a_ring_buffer_overflow_is_counted_exactly_and_the_agent_keeps_running() {
     let _c2 = Containers(vec![after.clone()]);
     docker(&["run", "--rm", "--network", "none", "--name", &after, &image(), "/bin/echo", &after]);
     wait_events(&agent, "an exec after the storm", Duration::from_secs(20), |e| !execs_with_arg(e, &after).is_empty());
-    let events = wait_events(&agent, "a loss report", Duration::from_secs(10), |e| e.iter().any(|x| x["event"]["action"] == "events-lost"));
+    let events = wait_events(&agent, "a loss report", Duration::from_secs(10), |e| {
+        e.iter().any(|x| x["event"]["action"] == "events-lost")
+    });
     assert_eq!(agent.daemon.stop(), 0);
     let events = {
         std::thread::sleep(Duration::from_millis(300));
@@ -310,7 +358,10 @@ fn a_ring_buffer_overflow_is_counted_exactly_and_the_agent_keeps_running() {
     let log = agent.daemon.log_text();
     let stat = |key: &str| -> u64 {
         let line = log.lines().rev().find(|l| l.contains("docker-listener stopped")).expect("final stats line");
-        let v = line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("no {key} in {line}"));
+        let v = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in {line}"));
         v.trim_matches('"').parse().unwrap()
     };
     let lost = stat("ebpf_lost");

@@ -31,9 +31,12 @@ fn queue_absent_then_bound_delivers_everything_in_order_and_counts_overflow() {
     // 64 KiB of buffer holds about seven of the 8 KiB events below.
     let config = write_config(&dir, json!({"buffer_bytes": 65536, "wait_time": 0.5}));
     let mut daemon = Daemon::start(&[
-        "--config", config.to_str().unwrap(),
-        "--queue", queue_path.to_str().unwrap(),
-        "--state-dir", dir.path("state").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--queue",
+        queue_path.to_str().unwrap(),
+        "--state-dir",
+        dir.path("state").to_str().unwrap(),
         "--no-ebpf",
     ]);
     daemon.wait_for_log("connected to Docker", Duration::from_secs(20));
@@ -70,7 +73,8 @@ fn queue_absent_then_bound_delivers_everything_in_order_and_counts_overflow() {
     std::thread::sleep(Duration::from_millis(300));
     let frames = queue.frames();
     let delivered = docker_events(&frames);
-    let loss: Vec<Value> = frames.iter().map(|f| frame_json(f)).filter(|v| v["event"]["action"] == "events-lost").collect();
+    let loss: Vec<Value> =
+        frames.iter().map(|f| frame_json(f)).filter(|v| v["event"]["action"] == "events-lost").collect();
     assert_eq!(loss.len(), 1, "one loss report: {loss:?}");
     let dropped = loss[0]["docker_listener"]["loss"]["events"].as_u64().unwrap() as usize;
     assert_eq!(loss[0]["docker_listener"]["loss"]["reason"], "output_buffer_full");
@@ -149,9 +153,12 @@ impl PrivateDockerd {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path("dockerd.log")).unwrap();
         let child = Command::new("dockerd")
             .args(["--host", &self.host()])
-            .arg("--data-root").arg(self.dir.path("root"))
-            .arg("--exec-root").arg(self.dir.path("exec"))
-            .arg("--pidfile").arg(self.dir.path("dockerd.pid"))
+            .arg("--data-root")
+            .arg(self.dir.path("root"))
+            .arg("--exec-root")
+            .arg(self.dir.path("exec"))
+            .arg("--pidfile")
+            .arg(self.dir.path("dockerd.pid"))
             .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -159,8 +166,17 @@ impl PrivateDockerd {
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Command::new("docker").args(["-H", &self.host(), "version"]).output().map(|o| !o.status.success()).unwrap_or(true) {
-            assert!(Instant::now() < deadline, "private dockerd did not start: {}", std::fs::read_to_string(self.dir.path("dockerd.log")).unwrap_or_default());
+        while Command::new("docker")
+            .args(["-H", &self.host(), "version"])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "private dockerd did not start: {}",
+                std::fs::read_to_string(self.dir.path("dockerd.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -212,8 +228,18 @@ fn docker_restart_mid_stream_loses_and_duplicates_nothing() {
     let host = dockerd.host();
     // The test image, in the private daemon.
     let img = "dltest/restart:latest";
-    let save = Command::new("docker").args(["save", &image()]).stdout(Stdio::piped()).spawn().unwrap();
-    assert!(Command::new("docker").args(["-H", &host, "load"]).stdin(save.stdout.unwrap()).stdout(Stdio::null()).status().unwrap().success());
+    let mut save = Command::new("docker").args(["save", &image()]).stdout(Stdio::piped()).spawn().unwrap();
+    let saved = save.stdout.take().unwrap();
+    assert!(
+        Command::new("docker")
+            .args(["-H", &host, "load"])
+            .stdin(saved)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(save.wait().unwrap().success(), "docker save failed");
     docker_at(Some(&host), &["tag", &image(), img]);
 
     let dir = TempDir::new("restart");
@@ -222,10 +248,14 @@ fn docker_restart_mid_stream_loses_and_duplicates_nothing() {
     // only arrive through the `since` replay.
     let config = write_config(&dir, json!({"wait_time": 2, "max_wait_time": 4}));
     let mut daemon = Daemon::start(&[
-        "--config", config.to_str().unwrap(),
-        "--docker-host", &host,
-        "--queue", queue.path.to_str().unwrap(),
-        "--state-dir", dir.path("state").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--docker-host",
+        &host,
+        "--queue",
+        queue.path.to_str().unwrap(),
+        "--state-dir",
+        dir.path("state").to_str().unwrap(),
         "--no-ebpf",
     ]);
     daemon.wait_for_log("connected to Docker", Duration::from_secs(20));

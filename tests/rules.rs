@@ -17,7 +17,8 @@ struct Rule {
 }
 
 fn load_rules() -> Vec<Rule> {
-    let xml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/docker_listener_rules.xml")).unwrap();
+    let xml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/docker_listener_rules.xml")).unwrap();
     let rule_re = Regex::new(r#"(?s)<rule id="(\d+)" level="(\d+)">(.*?)</rule>"#).unwrap();
     let sid_re = Regex::new(r"<if_sid>(\d+)</if_sid>").unwrap();
     let field_re = Regex::new(r#"<field name="([^"]+)"(?: type="(pcre2|osregex)")?>([^<]*)</field>"#).unwrap();
@@ -34,7 +35,10 @@ fn load_rules() -> Vec<Rule> {
                         let pattern = &f[3];
                         if f.get(2).is_none() {
                             // OS_regex: only plain anchored words are used without type="pcre2".
-                            assert!(pattern.chars().all(|ch| ch.is_ascii_alphanumeric() || "^$-_".contains(ch)), "{pattern}");
+                            assert!(
+                                pattern.chars().all(|ch| ch.is_ascii_alphanumeric() || "^$-_".contains(ch)),
+                                "{pattern}"
+                            );
                         }
                         (f[1].to_owned(), Regex::new(pattern).unwrap())
                     })
@@ -50,7 +54,9 @@ fn load_rules() -> Vec<Rule> {
 /// Wazuh's JSON decoder: nested keys joined with '.', scalars as text (arrays are not matched).
 fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
     match v {
-        Value::Object(m) => m.iter().for_each(|(k, v)| flatten(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out)),
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, v)| flatten(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out)),
         Value::Array(_) => {}
         other => {
             out.insert(prefix.to_owned(), other.clone());
@@ -65,10 +71,12 @@ fn evaluate(rules: &[Rule], event: &Value) -> Option<u32> {
     }
     let mut flat = Map::new();
     flatten("", event, &mut flat);
-    let text = |k: &str| flat.get(k).map(|v| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    });
+    let text = |k: &str| {
+        flat.get(k).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
     let mut current = 87_900;
     while let Some(child) = rules
         .iter()
@@ -86,7 +94,8 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
     let rules = load_rules();
     let dir = TempDir::new("rules");
     let queue = QueueReceiver::bind(&dir.path("queue"));
-    let mut daemon = Daemon::start(&["--queue", queue.path.to_str().unwrap(), "--state-dir", dir.path("state").to_str().unwrap()]);
+    let mut daemon =
+        Daemon::start(&["--queue", queue.path.to_str().unwrap(), "--state-dir", dir.path("state").to_str().unwrap()]);
     daemon.wait_for_log("container inventory loaded", Duration::from_secs(30));
     let name = unique("rules");
     let script = format!(
@@ -99,7 +108,8 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
         f.iter().any(|x| frame_json(x)["destination"]["ip"] == "169.254.169.254")
     });
     assert_eq!(daemon.stop(), 0);
-    let events: Vec<Value> = queue.frames().iter().map(|f| frame_json(f)).filter(|e| e["container"]["name"] == name.as_str()).collect();
+    let events: Vec<Value> =
+        queue.frames().iter().map(|f| frame_json(f)).filter(|e| e["container"]["name"] == name.as_str()).collect();
     let with_arg = |arg: &str| {
         events
             .iter()
@@ -126,15 +136,18 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
     // Loss reports, built by the code that sends them.
     let loss = docker_listener::ecs::ebpf_loss_event(3, 3, Map::new(), 10, 7);
     assert_eq!(evaluate(&rules, &loss), Some(100_009));
-    let sink_loss = frame_json(&docker_listener::sink::loss_frame(
-        &docker_listener::encode::Encoder::new(65535, false, Default::default()),
-        "output_buffer_full",
-        1,
-        1,
-    )
-    .to_vec());
+    let sink_loss = frame_json(
+        &docker_listener::sink::loss_frame(
+            &docker_listener::encode::Encoder::new(65535, false, Default::default()),
+            "output_buffer_full",
+            1,
+            1,
+        )
+        .to_vec(),
+    );
     assert_eq!(evaluate(&rules, &sink_loss), Some(100_009));
     // Docker's own events stay with Wazuh's rules.
-    let docker_event = json!({"integration": "docker", "docker": {"status": "start", "Type": "container", "Action": "start"}});
+    let docker_event =
+        json!({"integration": "docker", "docker": {"status": "start", "Type": "container", "Action": "start"}});
     assert_eq!(evaluate(&rules, &docker_event), Some(87_900));
 }

@@ -2,7 +2,9 @@
 //! appears (a path under one of the configured prefixes, e.g. "/docker/<id>"), its id goes into
 //! CONTAINERS before runc starts the container's first process, so nothing it runs is missed; a
 //! record tells the daemon which container it is. Removal is reported and unmaps the id.
-use aya_ebpf::{EbpfContext, helpers::generated::bpf_probe_read_kernel_str, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    EbpfContext, helpers::generated::bpf_probe_read_kernel_str, macros::tracepoint, programs::TracePointContext,
+};
 use docker_listener_common::{CGROUP_PATH_CAP, CgroupRecord, PREFIX_CAP, PREFIXES, RecordKind, cgroup_op, loss};
 
 use crate::maps::{CONTAINERS, bump_loss, config, reserve};

@@ -170,7 +170,11 @@ fn on_exit(ctx: &TracePointContext) {
     let r = entry.as_mut_ptr();
     unsafe {
         fill_common(r, header, ret as i32);
-        let n = bpf_probe_read_user_str((*r).filename.as_mut_ptr().cast(), FILENAME_CAP as u32, pending.filename as *const _);
+        let n = bpf_probe_read_user_str(
+            (*r).filename.as_mut_ptr().cast(),
+            FILENAME_CAP as u32,
+            pending.filename as *const _,
+        );
         if n > 0 {
             (*r).filename_len = (n - 1) as u32;
         } else {

@@ -1,10 +1,7 @@
 //! Maps, the load-time configuration, and the helpers every program shares: the container
 //! filter, sequence numbers, loss counters, record headers.
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_ktime_get_boot_ns,
-    },
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };

@@ -52,7 +52,8 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let task = current_task();
     unsafe {
         (*r).header = header;
-        (*r).exit_code = if offsets_valid() { read::<i32>(task, config!(offsets.task_exit_code)).unwrap_or(0) } else { 0 };
+        (*r).exit_code =
+            if offsets_valid() { read::<i32>(task, config!(offsets.task_exit_code)).unwrap_or(0) } else { 0 };
         (*r)._pad = 0;
         (*r).start_ns = process_start(task);
     }

@@ -74,7 +74,12 @@ fn benches(c: &mut Criterion) {
         correlator.on_container(container(i), Some(10_000 + i), &mut out, &mut req);
     }
     // An init process in container 42, which then execs a child.
-    correlator.on_record(Record::Exec(Exec { filename: "/bin/sh".into(), ..exec(10_042, 500, 1) }), Instant::now(), &mut out, &mut req);
+    correlator.on_record(
+        Record::Exec(Exec { filename: "/bin/sh".into(), ..exec(10_042, 500, 1) }),
+        Instant::now(),
+        &mut out,
+        &mut req,
+    );
     let encoder = Encoder::new(65535, false, Default::default());
     g.bench_function("exec-record-to-frame", |b| {
         b.iter(|| {
@@ -93,7 +98,11 @@ fn benches(c: &mut Criterion) {
     let c42 = container(42);
     let e = exec(10_042, 501, 500);
     g.bench_function("exec-event-serialise", |b| {
-        b.iter(|| black_box(encoder.agent(&Event::exec(&e, &table, None, Clock::fixed(0)).with_container(Some(&c42), &c42.id))))
+        b.iter(|| {
+            black_box(
+                encoder.agent(&Event::exec(&e, &table, None, Clock::fixed(0)).with_container(Some(&c42), &c42.id)),
+            )
+        })
     });
     g.finish();
 }

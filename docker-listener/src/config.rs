@@ -40,9 +40,7 @@ impl std::str::FromStr for Output {
             "stdout" => Ok(Output::Stdout),
             _ => match s.strip_prefix("file:") {
                 Some(p) if !p.is_empty() => Ok(Output::File(PathBuf::from(p))),
-                _ => Err(format!(
-                    "unknown output {s:?}: accepted \"queue\", \"stdout\" or \"file:/path/to/file\""
-                )),
+                _ => Err(format!("unknown output {s:?}: accepted \"queue\", \"stdout\" or \"file:/path/to/file\"")),
             },
         }
     }
@@ -231,8 +229,8 @@ pub enum ConfigError {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
@@ -247,11 +245,7 @@ impl Config {
                 if inner.is_syntax() || inner.is_eof() {
                     ConfigError::Syntax { path: path.to_owned(), message }
                 } else {
-                    ConfigError::Key {
-                        path: path.to_owned(),
-                        key: "docker-listener".into(),
-                        message,
-                    }
+                    ConfigError::Key { path: path.to_owned(), key: "docker-listener".into(), message }
                 }
             } else {
                 ConfigError::Key { path: path.to_owned(), key, message }
@@ -316,7 +310,11 @@ impl Config {
         let e = &self.ebpf;
         let argv_cap = docker_listener_common::ARGS_CAP as u32 - 1;
         if !(1..=argv_cap).contains(&e.argv_max_bytes) {
-            return Err(err("ebpf.argv_max_bytes", e.argv_max_bytes.to_string(), format!("accepted: 1 to {argv_cap} bytes")));
+            return Err(err(
+                "ebpf.argv_max_bytes",
+                e.argv_max_bytes.to_string(),
+                format!("accepted: 1 to {argv_cap} bytes"),
+            ));
         }
         if !(1..=1024).contains(&e.argv_max_args) {
             return Err(err("ebpf.argv_max_args", e.argv_max_args.to_string(), "accepted: 1 to 1024".into()));
@@ -351,7 +349,11 @@ impl Config {
             ("ebpf.ignore_labels", &e.ignore_labels),
         ] {
             if let Some(i) = list.iter().position(|v| v.is_empty()) {
-                return Err(err(&format!("{key}[{i}]"), "\"\"".into(), "an empty entry would match nothing; remove it".into()));
+                return Err(err(
+                    &format!("{key}[{i}]"),
+                    "\"\"".into(),
+                    "an empty entry would match nothing; remove it".into(),
+                ));
             }
         }
         if let Some(i) = self.ignore_actions.iter().position(|a| a.is_empty()) {
@@ -440,10 +442,9 @@ mod tests {
 
     #[test]
     fn the_seed_block_parses_with_defaults_for_the_rest() {
-        let c = parse(
-            r#"{"docker-listener": {"enabled": true, "wait_time": 5, "max_event_size": 65535, "debug": false}}"#,
-        )
-        .unwrap();
+        let c =
+            parse(r#"{"docker-listener": {"enabled": true, "wait_time": 5, "max_event_size": 65535, "debug": false}}"#)
+                .unwrap();
         assert!(c.enabled);
         assert_eq!(c.wait_time, 5.0);
         assert_eq!(c.max_event_size, 65535);
@@ -504,7 +505,11 @@ mod tests {
             (r#"{"docker-listener": {"ebpf": {"argv_max_args": 0}}}"#, "ebpf.argv_max_args", "1024"),
             (r#"{"docker-listener": {"ebpf": {"ring_buffer_bytes": 5000}}}"#, "ebpf.ring_buffer_bytes", "power of two"),
             (r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": []}}}"#, "ebpf.cgroup_prefixes", "1 to 4"),
-            (r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": ["docker"]}}}"#, "ebpf.cgroup_prefixes[0]", "absolute"),
+            (
+                r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": ["docker"]}}}"#,
+                "ebpf.cgroup_prefixes[0]",
+                "absolute",
+            ),
             (r#"{"docker-listener": {"ebpf": {"ignore_labels": ["a", ""]}}}"#, "ebpf.ignore_labels[1]", "empty"),
             (r#"{"docker-listener": {"metrics": "0.0.0.0:9700"}}"#, "metrics", "loopback"),
         ] {

@@ -125,7 +125,8 @@ impl Correlator {
                 // `/proc/self/exe` (busybox applets, re-exec of self) names the image the process
                 // ran before this exec: resolve it from the table.
                 if is_self_exe(&e.filename)
-                    && let Some(prev) = self.procs.get(e.meta.tgid).map(|p| p.executable.clone()).filter(|x| !x.is_empty())
+                    && let Some(prev) =
+                        self.procs.get(e.meta.tgid).map(|p| p.executable.clone()).filter(|x| !x.is_empty())
                 {
                     e.filename = prev.to_string();
                 }
@@ -207,7 +208,8 @@ impl Correlator {
 
     /// A cgroup that FindCgroup could not place: its held events go out without a container.
     pub fn cgroup_not_found(&mut self, cgroup_id: u64, out: &mut Vec<Emitted>) {
-        let (mine, rest): (VecDeque<Held>, VecDeque<Held>) = self.held.drain(..).partition(|h| h.cgroup_id == cgroup_id);
+        let (mine, rest): (VecDeque<Held>, VecDeque<Held>) =
+            self.held.drain(..).partition(|h| h.cgroup_id == cgroup_id);
         self.held = rest;
         for h in mine {
             self.emit_unresolved(h, out);
@@ -215,7 +217,13 @@ impl Correlator {
     }
 
     /// Container details arrived (inventory, inspect, start event).
-    pub fn on_container(&mut self, c: Container, cgroup_id: Option<u64>, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
+    pub fn on_container(
+        &mut self,
+        c: Container,
+        cgroup_id: Option<u64>,
+        out: &mut Vec<Emitted>,
+        req: &mut Vec<Request>,
+    ) {
         let id = c.id.clone();
         if let Some(cg) = cgroup_id {
             self.registry.bind_cgroup(&id, cg);
@@ -234,7 +242,8 @@ impl Correlator {
         if ignored {
             req.push(Request::Untrack(cgroup_id));
         }
-        let (mine, rest): (VecDeque<Held>, VecDeque<Held>) = self.held.drain(..).partition(|h| h.cgroup_id == cgroup_id);
+        let (mine, rest): (VecDeque<Held>, VecDeque<Held>) =
+            self.held.drain(..).partition(|h| h.cgroup_id == cgroup_id);
         self.held = rest;
         for h in mine {
             if ignored {
@@ -247,7 +256,18 @@ impl Correlator {
     }
 
     /// Docker's container events keep the registry current.
-    pub fn on_docker_event(&mut self, kind: &str, action: &str, id: &str, time_nano: i64, attributes: &BTreeMap<String, String>, now: Instant, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
+    #[allow(clippy::too_many_arguments)] // the event's fields, plus the output buffers the monitor reuses
+    pub fn on_docker_event(
+        &mut self,
+        kind: &str,
+        action: &str,
+        id: &str,
+        time_nano: i64,
+        attributes: &BTreeMap<String, String>,
+        now: Instant,
+        out: &mut Vec<Emitted>,
+        req: &mut Vec<Request>,
+    ) {
         if kind != "container" || id.is_empty() {
             return;
         }
@@ -339,7 +359,8 @@ mod tests {
     }
 
     fn started(c: &mut Correlator, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
-        let attrs: BTreeMap<String, String> = [("name".to_owned(), "web".to_owned()), ("image".to_owned(), "busybox".to_owned())].into();
+        let attrs: BTreeMap<String, String> =
+            [("name".to_owned(), "web".to_owned()), ("image".to_owned(), "busybox".to_owned())].into();
         c.on_docker_event("container", "start", ID, 77, &attrs, Instant::now(), out, req);
     }
 
@@ -349,7 +370,17 @@ mod tests {
         let (mut out, mut req) = (Vec::new(), Vec::new());
         let now = Instant::now();
         // The kernel saw the cgroup appear, then the init's exec, before Docker's start event.
-        c.on_record(Record::Cgroup(Cgroup { meta: Meta { cpu: 0, seq: 0, ktime_ns: 1, cgroup_id: 1, pid: 9, tgid: 9 }, created: true, id: 82, path: format!("/docker/{ID}") }), now, &mut out, &mut req);
+        c.on_record(
+            Record::Cgroup(Cgroup {
+                meta: Meta { cpu: 0, seq: 0, ktime_ns: 1, cgroup_id: 1, pid: 9, tgid: 9 },
+                created: true,
+                id: 82,
+                path: format!("/docker/{ID}"),
+            }),
+            now,
+            &mut out,
+            &mut req,
+        );
         assert_eq!(req, vec![Request::Inspect(ID.into())]);
         c.on_record(exec(82, 100), now, &mut out, &mut req);
         assert!(out.is_empty(), "held, not emitted without its container");
@@ -385,15 +416,27 @@ mod tests {
         c.on_record(exec(99, 100), now, &mut out, &mut req);
         c.on_record(exec(99, 101), now, &mut out, &mut req);
         assert_eq!(req, vec![Request::FindCgroup(99)]);
-        c.on_container(Container { id: ID.into(), name: "db".into(), image: "pg".into(), image_id: None, labels: BTreeMap::new(), pid: None, started_time_nano: None }, Some(99), &mut out, &mut req);
+        c.on_container(
+            Container {
+                id: ID.into(),
+                name: "db".into(),
+                image: "pg".into(),
+                image_id: None,
+                labels: BTreeMap::new(),
+                pid: None,
+                started_time_nano: None,
+            },
+            Some(99),
+            &mut out,
+            &mut req,
+        );
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|e| e.value()["container"]["name"] == "db"));
     }
 
     #[test]
     fn ignored_containers_are_untracked_and_their_events_dropped() {
-        let mut cfg = EbpfConfig::default();
-        cfg.ignore_containers = vec!["web".into()];
+        let cfg = EbpfConfig { ignore_containers: vec!["web".into()], ..EbpfConfig::default() };
         let mut c = Correlator::new(ProcessTable::new("b".into(), 100), cfg, Clock::fixed(0));
         let (mut out, mut req) = (Vec::new(), Vec::new());
         c.registry.bind_cgroup(ID, 82);

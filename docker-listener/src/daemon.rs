@@ -108,7 +108,15 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     if cfg.ebpf.enabled {
         match EbpfProbes::load(&cfg.ebpf) {
             Ok(probes) => {
-                monitor = Some(Monitor::new(probes, cfg.ebpf.clone(), encoder.clone(), spool.clone(), stats.clone(), events_rx, client_rx));
+                monitor = Some(Monitor::new(
+                    probes,
+                    cfg.ebpf.clone(),
+                    encoder.clone(),
+                    spool.clone(),
+                    stats.clone(),
+                    events_rx,
+                    client_rx,
+                ));
             }
             Err(e) if cfg.ebpf.required => return Err(e.into()),
             Err(e) => tracing::warn!(
@@ -128,7 +136,8 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let abort_sink = CancellationToken::new();
     let (delivered_tx, delivered_rx) = watch::channel(cursor.clone());
 
-    let sink = Sink { spool: spool.clone(), output, encoder: encoder.clone(), delivered: delivered_tx, stats: stats.clone() };
+    let sink =
+        Sink { spool: spool.clone(), output, encoder: encoder.clone(), delivered: delivered_tx, stats: stats.clone() };
     let sink_task = tokio::spawn(sink.run(abort_sink.clone()));
     let cursor_task = tokio::spawn(persist_cursor(state.clone(), delivered_rx));
 
@@ -141,9 +150,16 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         match metrics::bind(&endpoint).await {
             Ok(listener) => {
                 tracing::info!(endpoint = %endpoint, "serving metrics");
-                metrics_tasks.push(tokio::spawn(metrics::serve(listener, stats.clone(), spool.clone(), stop_metrics.clone())));
+                metrics_tasks.push(tokio::spawn(metrics::serve(
+                    listener,
+                    stats.clone(),
+                    spool.clone(),
+                    stop_metrics.clone(),
+                )));
             }
-            Err(e) => tracing::error!(endpoint = %endpoint, error = %e, "cannot serve metrics there (is the port taken?)"),
+            Err(e) => {
+                tracing::error!(endpoint = %endpoint, error = %e, "cannot serve metrics there (is the port taken?)")
+            }
         }
     }
 

@@ -93,14 +93,21 @@ async fn docker(cfg: &Config) -> Vec<Check> {
             format!("{} (mode {:o})", socket.display(), m.permissions().mode() & 0o7777),
         )),
         Ok(_) => {
-            out.push(check("docker socket", Status::Fail, format!("{} exists but is not a socket: fix --docker-host", socket.display())));
+            out.push(check(
+                "docker socket",
+                Status::Fail,
+                format!("{} exists but is not a socket: fix --docker-host", socket.display()),
+            ));
             return out;
         }
         Err(_) => {
             out.push(check(
                 "docker socket",
                 Status::Fail,
-                format!("{} does not exist: start dockerd (systemctl start docker) or set --docker-host", socket.display()),
+                format!(
+                    "{} does not exist: start dockerd (systemctl start docker) or set --docker-host",
+                    socket.display()
+                ),
             ));
             return out;
         }
@@ -148,7 +155,10 @@ fn queue(cfg: &Config) -> Check {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => check(
             "wazuh queue",
             Status::Fail,
-            format!("{}: nothing is bound to it (Wazuh stopped?): start Wazuh (systemctl start wazuh-manager / wazuh-agent)", path.display()),
+            format!(
+                "{}: nothing is bound to it (Wazuh stopped?): start Wazuh (systemctl start wazuh-manager / wazuh-agent)",
+                path.display()
+            ),
         ),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => check(
             "wazuh queue",
@@ -191,9 +201,8 @@ fn ebpf(cfg: &Config) -> Vec<Check> {
             "/sys/kernel/btf/vmlinux missing: a kernel built with CONFIG_DEBUG_INFO_BTF is recommended".to_string()
         },
     ));
-    let tracefs = ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
+    let tracefs =
+        ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"].into_iter().find(|p| Path::new(p).exists());
     out.push(match tracefs {
         Some(p) => check("tracefs", Status::Ok, format!("{p} mounted")),
         None => check(
@@ -204,13 +213,28 @@ fn ebpf(cfg: &Config) -> Vec<Check> {
     });
     out.push(match EbpfProbes::load(&cfg.ebpf) {
         Ok(p) => match &p.degraded {
-            None => check("ebpf programs", Status::Ok, format!("{} programs loaded and attached (then detached): process and socket events available", p.attached.len())),
-            Some(why) => check("ebpf programs", Status::Warn, format!("loaded, degraded ({why}): no parent pids, argv or socket details")),
+            None => check(
+                "ebpf programs",
+                Status::Ok,
+                format!(
+                    "{} programs loaded and attached (then detached): process and socket events available",
+                    p.attached.len()
+                ),
+            ),
+            Some(why) => check(
+                "ebpf programs",
+                Status::Warn,
+                format!("loaded, degraded ({why}): no parent pids, argv or socket details"),
+            ),
         },
         Err(e) => check("ebpf programs", Status::Warn, format!("{e}; the daemon will run with Docker events only")),
     });
     out.push(match crate::registry::cgroup2_mount() {
-        Some(m) => check("cgroup v2", Status::Ok, format!("mounted at {}: containers are matched by their cgroup there", m.display())),
+        Some(m) => check(
+            "cgroup v2",
+            Status::Ok,
+            format!("mounted at {}: containers are matched by their cgroup there", m.display()),
+        ),
         None => check("cgroup v2", Status::Warn, "no cgroup2 mount: containers already running cannot be attributed"),
     });
     out

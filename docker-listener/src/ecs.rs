@@ -63,22 +63,22 @@ impl Serialize for Rfc3339 {
 
 impl fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let ns = self.0;
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Civil date from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+        let ns = self.0;
+        let secs = ns.div_euclid(1_000_000_000);
+        let nanos = ns.rem_euclid(1_000_000_000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        // Civil date from days (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", sod / 3600, sod % 3600 / 60, sod % 60)
     }
 }
 
@@ -132,7 +132,12 @@ pub struct ProcRef {
 
 impl ProcRef {
     fn of(p: &Proc) -> ProcRef {
-        ProcRef { pid: p.tgid, entity_id: p.entity_id, executable: Some(p.executable.clone()), name: Some(p.name.clone()) }
+        ProcRef {
+            pid: p.tgid,
+            entity_id: p.entity_id,
+            executable: Some(p.executable.clone()),
+            name: Some(p.name.clone()),
+        }
     }
 }
 
@@ -188,7 +193,12 @@ impl Event {
             Some(p) => p.clone(),
             None => match parent_fallback {
                 Some(p) => ProcRef::of(p),
-                None => ProcRef { pid: e.ppid, entity_id: procs.entity_id(e.ppid, e.parent_start_ns), executable: None, name: None },
+                None => ProcRef {
+                    pid: e.ppid,
+                    entity_id: procs.entity_id(e.ppid, e.parent_start_ns),
+                    executable: None,
+                    name: None,
+                },
             },
         };
         // The container's init: the top of the chain inside the container, or this process itself
@@ -436,7 +446,9 @@ impl Serialize for WithContainer<'_> {
         let action = ev.action();
         let (category, types, dataset): (&str, &[&'static str], &str) = match ev.body {
             Body::Exec { .. } => ("process", &["start"], "docker_listener.process"),
-            Body::Socket { op: SockOp::Connect | SockOp::Accept, .. } => ("network", &["connection", "start"], "docker_listener.network"),
+            Body::Socket { op: SockOp::Connect | SockOp::Accept, .. } => {
+                ("network", &["connection", "start"], "docker_listener.network")
+            }
             Body::Socket { .. } => ("network", &["start"], "docker_listener.network"),
         };
         let mut m = s.serialize_map(None)?;
@@ -617,7 +629,13 @@ impl Serialize for WithContainer<'_> {
 }
 
 /// Loss report for the eBPF side.
-pub fn ebpf_loss_event(delta: u64, total: u64, by_reason: serde_json::Map<String, Value>, generated: u64, received: u64) -> Value {
+pub fn ebpf_loss_event(
+    delta: u64,
+    total: u64,
+    by_reason: serde_json::Map<String, Value>,
+    generated: u64,
+    received: u64,
+) -> Value {
     json!({
         "integration": "docker",
         "event": {"kind": "metric", "module": MODULE, "action": "events-lost", "dataset": "docker_listener.loss"},
@@ -689,7 +707,15 @@ mod tests {
 
     #[test]
     fn socket_events_put_addresses_in_ecs_directions() {
-        let p = Proc { tgid: 30, ppid: 20, start_ticks: 1, entity_id: EntityId(14), executable: "/bin/nc".into(), name: "nc".into(), cgroup_id: 82 };
+        let p = Proc {
+            tgid: 30,
+            ppid: 20,
+            start_ticks: 1,
+            entity_id: EntityId(14),
+            executable: "/bin/nc".into(),
+            name: "nc".into(),
+            cgroup_id: 82,
+        };
         let s = Socket {
             meta: meta(),
             op: SockOp::Connect,

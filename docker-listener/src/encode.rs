@@ -61,10 +61,7 @@ impl Frame {
 
     /// A frame for one of our own JSON objects (`body` starts with `{`): the header in front.
     pub fn agent(body: Bytes) -> Frame {
-        Frame {
-            parts: [Bytes::from_static(FRAME_HEADER), body, Bytes::new()],
-            origin: Origin::Agent,
-        }
+        Frame { parts: [Bytes::from_static(FRAME_HEADER), body, Bytes::new()], origin: Origin::Agent }
     }
 }
 
@@ -159,7 +156,7 @@ impl Encoder {
     fn count_truncated(&self, original: usize) {
         let n = self.stats.events_truncated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Warn on the first and then once per 1000, with the running count.
-        if n % 1000 == 0 {
+        if n.is_multiple_of(1000) {
             tracing::warn!(
                 original_bytes = original,
                 max_event_size = self.max_event_size,

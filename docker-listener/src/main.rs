@@ -53,14 +53,10 @@ fn load(args: &RunArgs) -> Result<Config, ExitCode> {
 /// and a wake-up (measured: 4.6 -> 3.0 us of CPU per Docker event with one HTTP chunk per
 /// event). The load is far below one core (BENCHMARKS.md).
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .thread_name("docker-listener")
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("docker-listener: cannot start the async runtime: {e}");
-            ExitCode::from(EXIT_FATAL)
-        })
+    tokio::runtime::Builder::new_current_thread().thread_name("docker-listener").enable_all().build().map_err(|e| {
+        eprintln!("docker-listener: cannot start the async runtime: {e}");
+        ExitCode::from(EXIT_FATAL)
+    })
 }
 
 fn run(args: RunArgs) -> ExitCode {

@@ -94,17 +94,41 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
 pub fn render(stats: &Stats, spool: &Spool) -> String {
     let g = Stats::get;
     let mut out = String::with_capacity(4096);
-    let by_type: Vec<(String, u64)> =
-        DOCKER_TYPES.iter().zip(&stats.docker_by_type).map(|(t, c)| (format!("source=\"docker\",type=\"{t}\""), g(c))).collect();
-    let by_action: Vec<(String, u64)> =
-        EBPF_ACTIONS.iter().zip(&stats.ebpf_by_action).map(|(a, c)| (format!("source=\"ebpf\",type=\"{a}\""), g(c))).collect();
+    let by_type: Vec<(String, u64)> = DOCKER_TYPES
+        .iter()
+        .zip(&stats.docker_by_type)
+        .map(|(t, c)| (format!("source=\"docker\",type=\"{t}\""), g(c)))
+        .collect();
+    let by_action: Vec<(String, u64)> = EBPF_ACTIONS
+        .iter()
+        .zip(&stats.ebpf_by_action)
+        .map(|(a, c)| (format!("source=\"ebpf\",type=\"{a}\""), g(c)))
+        .collect();
     let mut events_in: Vec<(&str, u64)> = by_type.iter().map(|(l, v)| (l.as_str(), *v)).collect();
     events_in.push(("source=\"ebpf\",type=\"record\"", g(&stats.ebpf_records)));
-    metric(&mut out, "events_in_total", "counter", "Events received, by source and type (eBPF: kernel records).", &events_in);
+    metric(
+        &mut out,
+        "events_in_total",
+        "counter",
+        "Events received, by source and type (eBPF: kernel records).",
+        &events_in,
+    );
     let mut events_out: Vec<(&str, u64)> = vec![("source=\"docker\",type=\"all\"", g(&stats.frames_out_docker))];
     events_out.extend(by_action.iter().map(|(l, v)| (l.as_str(), *v)));
-    metric(&mut out, "events_out_total", "counter", "Events built for the output, by source and type (Docker: delivered).", &events_out);
-    metric(&mut out, "frames_out_total", "counter", "Datagrams (or lines) written to the output.", &[("", g(&stats.frames_out))]);
+    metric(
+        &mut out,
+        "events_out_total",
+        "counter",
+        "Events built for the output, by source and type (Docker: delivered).",
+        &events_out,
+    );
+    metric(
+        &mut out,
+        "frames_out_total",
+        "counter",
+        "Datagrams (or lines) written to the output.",
+        &[("", g(&stats.frames_out))],
+    );
     metric(&mut out, "bytes_out_total", "counter", "Bytes written to the output.", &[("", g(&stats.bytes_out))]);
     metric(
         &mut out,
@@ -119,10 +143,34 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
             ("reason=\"docker_upstream_gap\"", g(&stats.docker_upstream_gaps)),
         ],
     );
-    metric(&mut out, "filtered_total", "counter", "Docker events not forwarded because of ignore_actions.", &[("", g(&stats.docker_events_filtered))]);
-    metric(&mut out, "duplicates_dropped_total", "counter", "Replayed Docker events dropped at a resume boundary.", &[("", g(&stats.docker_events_duplicate))]);
-    metric(&mut out, "truncated_total", "counter", "Events shrunk to max_event_size and marked truncated.", &[("", g(&stats.events_truncated))]);
-    metric(&mut out, "docker_connected", "gauge", "1 while the Docker event stream is open.", &[("", g(&stats.docker_connected))]);
+    metric(
+        &mut out,
+        "filtered_total",
+        "counter",
+        "Docker events not forwarded because of ignore_actions.",
+        &[("", g(&stats.docker_events_filtered))],
+    );
+    metric(
+        &mut out,
+        "duplicates_dropped_total",
+        "counter",
+        "Replayed Docker events dropped at a resume boundary.",
+        &[("", g(&stats.docker_events_duplicate))],
+    );
+    metric(
+        &mut out,
+        "truncated_total",
+        "counter",
+        "Events shrunk to max_event_size and marked truncated.",
+        &[("", g(&stats.events_truncated))],
+    );
+    metric(
+        &mut out,
+        "docker_connected",
+        "gauge",
+        "1 while the Docker event stream is open.",
+        &[("", g(&stats.docker_connected))],
+    );
     metric(
         &mut out,
         "docker_reconnects_total",
@@ -130,11 +178,23 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
         "Reconnections to the Docker event stream after the first connection.",
         &[("", g(&stats.docker_connects).saturating_sub(1))],
     );
-    metric(&mut out, "queue_send_errors_total", "counter", "Failed sends to the output (queue missing, not bound, full).", &[("", g(&stats.send_errors))]);
+    metric(
+        &mut out,
+        "queue_send_errors_total",
+        "counter",
+        "Failed sends to the output (queue missing, not bound, full).",
+        &[("", g(&stats.send_errors))],
+    );
     let (frames, bytes) = spool.len();
     metric(&mut out, "buffer_frames", "gauge", "Frames waiting for the output.", &[("", frames as u64)]);
     metric(&mut out, "buffer_bytes", "gauge", "Bytes waiting for the output.", &[("", bytes as u64)]);
-    metric(&mut out, "buffer_capacity_bytes", "gauge", "The buffer's limit (buffer_bytes).", &[("", spool.capacity() as u64)]);
+    metric(
+        &mut out,
+        "buffer_capacity_bytes",
+        "gauge",
+        "The buffer's limit (buffer_bytes).",
+        &[("", spool.capacity() as u64)],
+    );
     let (rss, cpu_ms) = self_usage();
     metric(&mut out, "resident_memory_bytes", "gauge", "Resident set size of the agent.", &[("", rss)]);
     let _ = writeln!(
@@ -151,7 +211,9 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
 fn self_usage() -> (u64, u64) {
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .unwrap_or(0)
         * 1024;
     // SAFETY: sysconf has no preconditions.
@@ -167,7 +229,11 @@ fn self_usage() -> (u64, u64) {
     (rss, ticks * 1000 / tck)
 }
 
-async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut conn: S, stats: &Stats, spool: &Spool) -> io::Result<()> {
+async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut conn: S,
+    stats: &Stats,
+    spool: &Spool,
+) -> io::Result<()> {
     // Read the request head (any GET gets the metrics), bounded in size and time.
     let mut buf = vec![0u8; 4096];
     let mut n = 0;
@@ -184,7 +250,9 @@ async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut con
         }
         io::Result::Ok(())
     };
-    tokio::time::timeout(Duration::from_secs(2), read).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    tokio::time::timeout(Duration::from_secs(2), read)
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
     let body = render(stats, spool);
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

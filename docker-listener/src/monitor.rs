@@ -89,7 +89,9 @@ impl Monitor {
         }
         let mount = registry::cgroup2_mount();
         if mount.is_none() {
-            tracing::warn!("no cgroup v2 mount found in /proc/self/mountinfo: containers that already run are not traced");
+            tracing::warn!(
+                "no cgroup v2 mount found in /proc/self/mountinfo: containers that already run are not traced"
+            );
         }
         let (info_tx, mut info_rx) = mpsc::unbounded_channel::<Info>();
         let inspect_slots = Arc::new(tokio::sync::Semaphore::new(INSPECT_CONCURRENCY));
@@ -181,11 +183,23 @@ impl Monitor {
                     Request::Untrack(cg) => self.probes.untrack(cg),
                     Request::Inspect(id) => {
                         if inspecting.insert(id.clone()) {
-                            spawn_inspect(self.client.borrow().clone(), id, None, inspect_slots.clone(), info_tx.clone());
+                            spawn_inspect(
+                                self.client.borrow().clone(),
+                                id,
+                                None,
+                                inspect_slots.clone(),
+                                info_tx.clone(),
+                            );
                         }
                     }
                     Request::FindCgroup(cg) => {
-                        spawn_find_cgroup(self.client.borrow().clone(), mount.clone(), self.cfg.cgroup_prefixes.clone(), cg, info_tx.clone());
+                        spawn_find_cgroup(
+                            self.client.borrow().clone(),
+                            mount.clone(),
+                            self.cfg.cgroup_prefixes.clone(),
+                            cg,
+                            info_tx.clone(),
+                        );
                     }
                 }
             }
@@ -241,9 +255,16 @@ impl Monitor {
                         self.correlator.registry.mark_removed(&id, Instant::now());
                     }
                 }
-                tracing::info!(containers = count, processes, took_ms = started.elapsed().as_millis() as u64, "container inventory loaded: their processes are traced");
+                tracing::info!(
+                    containers = count,
+                    processes,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "container inventory loaded: their processes are traced"
+                );
             }
-            Info::InventoryFailed(e) => tracing::error!(error = %e, "listing containers failed: containers started before docker-listener are traced only once Docker reports them"),
+            Info::InventoryFailed(e) => {
+                tracing::error!(error = %e, "listing containers failed: containers started before docker-listener are traced only once Docker reports them")
+            }
             Info::Container(c, cgroup) => {
                 inspecting.remove(&c.id);
                 self.correlator.on_container(c, cgroup, out, req);
@@ -262,7 +283,9 @@ impl Monitor {
     fn report_losses(&mut self, received: u64, reported: u64) -> u64 {
         let losses = self.probes.losses();
         use docker_listener_common::loss;
-        let lost = losses[loss::RINGBUF_FULL as usize] + losses[loss::PENDING_MAP_FULL as usize] + losses[loss::CGROUP_MAP_FULL as usize];
+        let lost = losses[loss::RINGBUF_FULL as usize]
+            + losses[loss::PENDING_MAP_FULL as usize]
+            + losses[loss::CGROUP_MAP_FULL as usize];
         Stats::set(&self.stats.ebpf_records, received);
         Stats::set(&self.stats.ebpf_lost, lost);
         if lost <= reported {
@@ -279,7 +302,13 @@ impl Monitor {
             ring_buffer_full = losses[loss::RINGBUF_FULL as usize],
             "eBPF records were lost in the kernel (reported in a loss event). Raise ebpf.ring_buffer_bytes if this repeats"
         );
-        self.spool.push_report(self.encoder.agent(&ecs::ebpf_loss_event(lost - reported, lost, by_reason, generated, received)));
+        self.spool.push_report(self.encoder.agent(&ecs::ebpf_loss_event(
+            lost - reported,
+            lost,
+            by_reason,
+            generated,
+            received,
+        )));
         lost
     }
 }
@@ -300,7 +329,12 @@ fn attributes_of(ev: &DockerEvent) -> BTreeMap<String, String> {
 }
 
 /// Lists the running containers and finds each one's cgroup.
-fn spawn_inventory(client: DockerClient, mount: Option<PathBuf>, prefixes: Vec<String>, tx: mpsc::UnboundedSender<Info>) {
+fn spawn_inventory(
+    client: DockerClient,
+    mount: Option<PathBuf>,
+    prefixes: Vec<String>,
+    tx: mpsc::UnboundedSender<Info>,
+) {
     tokio::spawn(async move {
         let opts = bollard::query_parameters::ListContainersOptions { all: false, ..Default::default() };
         let list = match client.api().list_containers(Some(opts)).await {
@@ -321,20 +355,30 @@ fn spawn_inventory(client: DockerClient, mount: Option<PathBuf>, prefixes: Vec<S
                 Some(d) => Some(d),
                 // A layout the prefixes do not describe: ask the init process.
                 None => match client.api().inspect_container(&c.id, None).await {
-                    Ok(r) => Container::from_inspect(&r).and_then(|i| i.pid).and_then(|pid| registry::cgroup_dir_of_pid(&mount, pid)),
+                    Ok(r) => Container::from_inspect(&r)
+                        .and_then(|i| i.pid)
+                        .and_then(|pid| registry::cgroup_dir_of_pid(&mount, pid)),
                     Err(_) => None,
                 },
             };
             match dir.as_deref().map(registry::cgroup_id) {
                 Some(Ok(cg)) => found.push((c, cg, dir.unwrap_or_default())),
-                _ => tracing::warn!(container = %c.id, name = %c.name, "no cgroup directory found for a running container: its processes are not traced (set ebpf.cgroup_prefixes if dockerd uses --cgroup-parent)"),
+                _ => {
+                    tracing::warn!(container = %c.id, name = %c.name, "no cgroup directory found for a running container: its processes are not traced (set ebpf.cgroup_prefixes if dockerd uses --cgroup-parent)")
+                }
             }
         }
         let _ = tx.send(Info::Inventory(found));
     });
 }
 
-fn spawn_inspect(client: Option<DockerClient>, id: String, cgroup: Option<u64>, slots: Arc<tokio::sync::Semaphore>, tx: mpsc::UnboundedSender<Info>) {
+fn spawn_inspect(
+    client: Option<DockerClient>,
+    id: String,
+    cgroup: Option<u64>,
+    slots: Arc<tokio::sync::Semaphore>,
+    tx: mpsc::UnboundedSender<Info>,
+) {
     tokio::spawn(async move {
         let _slot = slots.acquire_owned().await;
         let info = match client {
@@ -355,17 +399,28 @@ fn spawn_inspect(client: Option<DockerClient>, id: String, cgroup: Option<u64>, 
 }
 
 /// Places a cgroup id no record introduced: scans the prefixes' directories for its inode.
-fn spawn_find_cgroup(client: Option<DockerClient>, mount: Option<PathBuf>, prefixes: Vec<String>, cgroup: u64, tx: mpsc::UnboundedSender<Info>) {
+fn spawn_find_cgroup(
+    client: Option<DockerClient>,
+    mount: Option<PathBuf>,
+    prefixes: Vec<String>,
+    cgroup: u64,
+    tx: mpsc::UnboundedSender<Info>,
+) {
     tokio::spawn(async move {
         let found = match mount {
-            Some(m) => tokio::task::spawn_blocking(move || registry::find_cgroup_by_id(&m, &prefixes, cgroup)).await.ok().flatten(),
+            Some(m) => tokio::task::spawn_blocking(move || registry::find_cgroup_by_id(&m, &prefixes, cgroup))
+                .await
+                .ok()
+                .flatten(),
             None => None,
         };
         let info = match (found, client) {
-            (Some((id, _)), Some(client)) => match client.api().inspect_container(&id, None).await.ok().as_ref().and_then(Container::from_inspect) {
-                Some(c) => Info::Container(c, Some(cgroup)),
-                None => Info::CgroupNotFound(cgroup),
-            },
+            (Some((id, _)), Some(client)) => {
+                match client.api().inspect_container(&id, None).await.ok().as_ref().and_then(Container::from_inspect) {
+                    Some(c) => Info::Container(c, Some(cgroup)),
+                    None => Info::CgroupNotFound(cgroup),
+                }
+            }
             _ => Info::CgroupNotFound(cgroup),
         };
         let _ = tx.send(info);

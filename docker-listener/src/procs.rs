@@ -106,11 +106,20 @@ impl ProcessTable {
             .unwrap_or_else(|| (Arc::from(""), Arc::from("")));
         let start_ticks = self.ticks(child_start_ns);
         let entity_id = self.entity_id_ticks(child, start_ticks);
-        self.procs.insert(child, Proc { tgid: child, ppid: parent, start_ticks, entity_id, executable, name, cgroup_id });
+        self.procs
+            .insert(child, Proc { tgid: child, ppid: parent, start_ticks, entity_id, executable, name, cgroup_id });
     }
 
     /// A process's new image. Returns its entry.
-    pub fn on_exec(&mut self, tgid: u32, ppid: u32, start_ns: u64, executable: &str, args: &[String], cgroup_id: u64) -> &Proc {
+    pub fn on_exec(
+        &mut self,
+        tgid: u32,
+        ppid: u32,
+        start_ns: u64,
+        executable: &str,
+        args: &[String],
+        cgroup_id: u64,
+    ) -> &Proc {
         let start_ticks = self.ticks(start_ns);
         let entity_id = self.entity_id_ticks(tgid, start_ticks);
         let name: Arc<str> = Arc::from(process_name(executable, args));
@@ -238,7 +247,15 @@ mod tests {
     fn chains_stop_at_the_container_boundary() {
         let mut t = ProcessTable::new("boot".into(), 100);
         // shim (host cgroup 1) -> init sh (82) -> sh child (82) -> echo (82)
-        t.insert(Proc { tgid: 10, ppid: 1, start_ticks: 1, entity_id: EntityId(1), executable: "/usr/bin/containerd-shim".into(), name: "shim".into(), cgroup_id: 1 });
+        t.insert(Proc {
+            tgid: 10,
+            ppid: 1,
+            start_ticks: 1,
+            entity_id: EntityId(1),
+            executable: "/usr/bin/containerd-shim".into(),
+            name: "shim".into(),
+            cgroup_id: 1,
+        });
         t.on_exec(20, 10, 2_000_000_000, "/bin/sh", &[], 82);
         t.on_fork(20, 30, 3_000_000_000, 82);
         assert_eq!(&*t.get(30).unwrap().executable, "/bin/sh", "a fork shares its parent's image");

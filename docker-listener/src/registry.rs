@@ -46,10 +46,7 @@ impl Container {
             name: r.name.as_deref().unwrap_or("").trim_start_matches('/').to_owned(),
             image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
             image_id: r.image.clone(),
-            labels: config
-                .and_then(|c| c.labels.clone())
-                .map(|l| l.into_iter().collect())
-                .unwrap_or_default(),
+            labels: config.and_then(|c| c.labels.clone()).map(|l| l.into_iter().collect()).unwrap_or_default(),
             pid: state.and_then(|s| s.pid).filter(|p| *p > 0).map(|p| p as u32),
             started_time_nano: state.and_then(|s| s.started_at.as_deref()).and_then(rfc3339_ns),
             id,
@@ -60,7 +57,12 @@ impl Container {
     pub fn from_summary(s: &bollard::models::ContainerSummary) -> Option<Container> {
         Some(Container {
             id: s.id.clone()?,
-            name: s.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_owned()).unwrap_or_default(),
+            name: s
+                .names
+                .as_ref()
+                .and_then(|n| n.first())
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_default(),
             image: s.image.clone().unwrap_or_default(),
             image_id: s.image_id.clone(),
             labels: s.labels.clone().map(|l| l.into_iter().collect()).unwrap_or_default(),
@@ -88,11 +90,10 @@ impl Container {
 
     /// Whether the ignore lists exclude this container from tracing.
     pub fn is_ignored(&self, cfg: &EbpfConfig) -> bool {
-        let by_name = cfg
-            .ignore_containers
-            .iter()
-            .any(|c| *c == self.name || (c.len() >= 12 && self.id.starts_with(c.as_str())));
-        let repo = self.image.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(self.image.as_str(), |(r, _)| r);
+        let by_name =
+            cfg.ignore_containers.iter().any(|c| *c == self.name || (c.len() >= 12 && self.id.starts_with(c.as_str())));
+        let repo =
+            self.image.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(self.image.as_str(), |(r, _)| r);
         let by_image = cfg.ignore_images.iter().any(|i| *i == self.image || *i == repo);
         let by_label = cfg.ignore_labels.iter().any(|l| match l.split_once('=') {
             Some((k, v)) => self.labels.get(k).is_some_and(|have| have == v),
@@ -317,7 +318,12 @@ pub fn rfc3339_ns(s: &str) -> Option<i64> {
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.splitn(3, ':').map(|x| x.parse::<i64>().ok());
     let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
-    if y < 1970 || !(1..=12).contains(&m) || !(1..=31).contains(&day) || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if y < 1970
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || frac.len() > 9
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).

@@ -202,8 +202,7 @@ mod tests {
         leaf.prop_recursive(4, 200, 20, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..20).prop_map(Value::Array),
-                prop::collection::vec((".{0,20}", inner), 0..20)
-                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                prop::collection::vec((".{0,20}", inner), 0..20).prop_map(|kv| Value::Object(kv.into_iter().collect())),
             ]
         })
     }

@@ -169,7 +169,11 @@ fn serve(
             return;
         } else {
             let msg = br#"{"message":"page not found"}"#;
-            let _ = write!(w, "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", msg.len());
+            let _ = write!(
+                w,
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                msg.len()
+            );
             let _ = w.write_all(msg);
         }
     }

@@ -157,17 +157,17 @@ pub fn docker_event_bytes(frame: &[u8]) -> Option<&[u8]> {
 
 /// The Docker events among frames (the `docker` member), parsed, in arrival order.
 pub fn docker_events(frames: &[Vec<u8>]) -> Vec<Value> {
-    frames
-        .iter()
-        .filter(|f| f.starts_with(DOCKER_PREFIX.as_bytes()))
-        .map(|f| frame_json(f)["docker"].take())
-        .collect()
+    frames.iter().filter(|f| f.starts_with(DOCKER_PREFIX.as_bytes())).map(|f| frame_json(f)["docker"].take()).collect()
 }
 
 /// A frame for a failure message: the start of it.
 pub fn shown(frame: &[u8]) -> String {
     let text = String::from_utf8_lossy(frame);
-    if text.len() > 300 { format!("{}… ({} bytes)", &text[..text.floor_char_boundary(300)], text.len()) } else { text.into_owned() }
+    if text.len() > 300 {
+        format!("{}… ({} bytes)", &text[..text.floor_char_boundary(300)], text.len())
+    } else {
+        text.into_owned()
+    }
 }
 
 /// Every frame parsed as JSON after the header (asserting the header).

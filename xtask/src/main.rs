@@ -88,7 +88,8 @@ fn run(args: Vec<String>) -> Result<()> {
     docker::ensure_image()?;
     build()?;
     let mut args = args;
-    let names_output = args.iter().any(|a| a.starts_with("--queue") || a.starts_with("--output") || a.starts_with("--config"));
+    let names_output =
+        args.iter().any(|a| a.starts_with("--queue") || a.starts_with("--output") || a.starts_with("--config"));
     let default_queue = std::path::Path::new("/var/ossec/queue/sockets/queue");
     if !names_output && !default_queue.exists() {
         println!(

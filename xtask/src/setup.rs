@@ -24,9 +24,7 @@ pub fn run() -> Result<()> {
 }
 
 fn have(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
 }
 
 fn packages(report: &mut Vec<String>) -> Result<()> {
@@ -123,7 +121,9 @@ fn bpf_linker(report: &mut Vec<String>) -> Result<()> {
         std::os::unix::fs::symlink(lib_dir.join(&libllvm), &link)
             .with_context(|| format!("cannot create {}", link.display()))?;
     }
-    println!("xtask setup: building bpf-linker {BPF_LINKER_VERSION} against rustc's LLVM {major} (about a minute, once)");
+    println!(
+        "xtask setup: building bpf-linker {BPF_LINKER_VERSION} against rustc's LLVM {major} (about a minute, once)"
+    );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     util::run(
         Command::new(cargo)

@@ -133,18 +133,10 @@ impl DockerClient {
                 .and_then(Result::ok)
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            return Err(DockerError::Status {
-                status,
-                uri,
-                message: String::from_utf8_lossy(&body).trim().to_owned(),
-            });
+            return Err(DockerError::Status { status, uri, message: String::from_utf8_lossy(&body).trim().to_owned() });
         }
-        let content_type = resp
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let content_type =
+            resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         Ok(EventStream { body: resp.into_body(), content_type, _conn: AbortOnDrop(conn) })
     }
 }

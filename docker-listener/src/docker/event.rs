@@ -124,19 +124,14 @@ impl DockerEvent {
             Some(c) => return Err(EventError::NotAnObject(c)),
             None => return Err(EventError::Json("empty".into())),
         }
-        let meta: Meta<'_> =
-            serde_json::from_str(text).map_err(|e| EventError::Json(e.to_string()))?;
+        let meta: Meta<'_> = serde_json::from_str(text).map_err(|e| EventError::Json(e.to_string()))?;
         let (actor_id, legacy_from) = match meta.actor {
-            Some(a) => (
-                Text::from_cow(a.id, text),
-                Text::new(a.attributes.and_then(|at| at.image).map(RawValue::get), text),
-            ),
+            Some(a) => {
+                (Text::from_cow(a.id, text), Text::new(a.attributes.and_then(|at| at.image).map(RawValue::get), text))
+            }
             None => (Text::Absent, Text::Absent),
         };
-        let time_nano = meta
-            .time_nano
-            .or_else(|| meta.time.map(|t| t.saturating_mul(1_000_000_000)))
-            .unwrap_or(0);
+        let time_nano = meta.time_nano.or_else(|| meta.time.map(|t| t.saturating_mul(1_000_000_000))).unwrap_or(0);
         let kind = Text::from_cow(meta.kind, text);
         let action = Text::from_cow(meta.action, text);
         Ok(DockerEvent {
@@ -218,10 +213,7 @@ mod tests {
         let api152 = r#"{"Type":"container","Action":"exec_start: sh -c \"x\"","Actor":{"ID":"abc","Attributes":{"image":"busy\"box","name":"n"}},"scope":"local","time":1,"timeNano":1000000001}"#;
         let ev = DockerEvent::parse(Bytes::from_static(api152.as_bytes())).unwrap();
         assert_eq!(ev.action(), "exec_start: sh -c \"x\"");
-        assert_eq!(
-            ev.legacy_members().unwrap(),
-            r#""status":"exec_start: sh -c \"x\"","id":"abc","from":"busy\"box""#
-        );
+        assert_eq!(ev.legacy_members().unwrap(), r#""status":"exec_start: sh -c \"x\"","id":"abc","from":"busy\"box""#);
         let image = r#"{"Type":"image","Action":"tag","Actor":{"ID":"sha256:1","Attributes":{"name":"a:b"}},"time":2}"#;
         let ev = DockerEvent::parse(Bytes::from_static(image.as_bytes())).unwrap();
         assert_eq!(ev.time_nano, 2_000_000_000);

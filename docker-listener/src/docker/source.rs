@@ -295,10 +295,12 @@ impl Drop for ResetOnDrop {
 /// body stream's `next_chunk` loses nothing by that).
 async fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(|cx| std::task::Poll::Ready(match fut.as_mut().poll(cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
-    }))
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match fut.as_mut().poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
     .await
 }
 

@@ -172,7 +172,9 @@ impl EbpfProbes {
                 .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
             program.load().map_err(EbpfError::from_load)?;
             program.attach(category, name).map_err(|e| {
-                if !Path::new("/sys/kernel/tracing/events").exists() && !Path::new("/sys/kernel/debug/tracing/events").exists() {
+                if !Path::new("/sys/kernel/tracing/events").exists()
+                    && !Path::new("/sys/kernel/debug/tracing/events").exists()
+                {
                     EbpfError::NoTracefs
                 } else {
                     EbpfError::Attach { program: prog, detail: format!("{e}: {e:?}") }
@@ -201,7 +203,8 @@ impl EbpfProbes {
 
         let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(EbpfError::Missing(name));
         let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
-        let containers = HashMap::try_from(take(&mut ebpf, "CONTAINERS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let containers =
+            HashMap::try_from(take(&mut ebpf, "CONTAINERS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let seq = PerCpuArray::try_from(take(&mut ebpf, "SEQ")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let loss = PerCpuArray::try_from(take(&mut ebpf, "LOSS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         // SAFETY: the RingBuf owns its map fd and keeps it open, unreplaced, for as long as the

@@ -153,10 +153,7 @@ fn meta(h: &RecordHeader) -> Meta {
 
 /// Splits NUL-separated arguments; keeps at most `max_args`.
 fn split_args(buf: &[u8], max_args: usize) -> (Vec<String>, bool) {
-    let mut args: Vec<String> = buf
-        .split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
+    let mut args: Vec<String> = buf.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     // A trailing NUL leaves an empty last piece.
     if buf.last() == Some(&0) {
         args.pop();
@@ -306,7 +303,8 @@ mod tests {
         r.header = header(RecordKind::Socket);
         r.op = common::sock_op::CONNECT;
         r.addr = SockAddr { family: 2, port: 8080, _pad: 0, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
-        r.local = SockAddr { family: 2, port: 40000, _pad: 0, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
+        r.local =
+            SockAddr { family: 2, port: 40000, _pad: 0, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
         r.ret = -111;
         let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
         assert_eq!(s.op, SockOp::Connect);

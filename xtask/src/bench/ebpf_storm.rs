@@ -290,7 +290,17 @@ impl Storm {
         Ok(Round {
             wall,
             other_load,
-            agent: Some(AgentSide { cpu, probe_ns: probes.0, probe_runs: probes.1, delivered, accepts, accepts_port0, rate, lost, dropped }),
+            agent: Some(AgentSide {
+                cpu,
+                probe_ns: probes.0,
+                probe_runs: probes.1,
+                delivered,
+                accepts,
+                accepts_port0,
+                rate,
+                lost,
+                dropped,
+            }),
         })
     }
 
