@@ -208,6 +208,49 @@ fn connect_bind_listen_accept_on_the_container_loopback_with_addresses_and_resul
 }
 
 #[test]
+fn unix_socket_bind_and_connect_carry_the_path() {
+    e2e();
+    let _docker = docker_lock();
+    let mut agent = start_agent("unix", json!({}));
+    let name = unique("unix");
+    let _c = Containers(vec![name.clone()]);
+    // busybox syslogd binds /dev/log (AF_UNIX, datagram); logger connects to it.
+    docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        &image(),
+        "sh",
+        "-c",
+        "syslogd -n -O /tmp/messages & sleep 0.5; logger -t dltest hello; sleep 30",
+    ]);
+    let events = wait_events(&agent, "unix bind and connect", Duration::from_secs(20), |e| {
+        let mine = || e.iter().filter(|x| x["container"]["name"] == name.as_str());
+        mine().any(|x| x["event"]["action"] == "bind" && x["network"]["type"] == "unix")
+            && mine().any(|x| x["event"]["action"] == "connect" && x["network"]["type"] == "unix")
+    });
+    let mine: Vec<&Value> = events.iter().filter(|x| x["container"]["name"] == name.as_str()).collect();
+    let bind =
+        mine.iter().find(|x| x["event"]["action"] == "bind" && x["network"]["type"] == "unix").expect("syslogd's bind");
+    assert_eq!(bind["server"]["address"], "/dev/log");
+    assert_eq!(bind["network"]["transport"], "dgram");
+    assert_eq!(bind["event"]["outcome"], "success");
+    assert_eq!(bind["process"]["name"], "syslogd");
+    let connect = mine
+        .iter()
+        .find(|x| x["event"]["action"] == "connect" && x["network"]["type"] == "unix")
+        .expect("logger's connect");
+    assert_eq!(connect["destination"]["address"], "/dev/log");
+    assert_eq!(connect["network"]["transport"], "dgram");
+    assert_eq!(connect["event"]["outcome"], "success");
+    assert_eq!(connect["process"]["name"], "logger");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
+#[test]
 fn host_processes_produce_nothing_while_host_tracing_is_off() {
     e2e();
     let _docker = docker_lock();
