@@ -23,9 +23,8 @@
 //! `DL_BENCH_PERF_ARGS`, default `-e cpu-clock -F 999 -g`).
 use std::{
     collections::BTreeMap,
-    os::unix::process::ExitStatusExt as _,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{Arc, mpsc},
     time::{Duration, Instant},
 };
@@ -34,6 +33,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{
     Context, Scenario, SectionInfo,
+    daemon::{DaemonProcess, Perf},
     events::{Chunking, EncodedStream},
     fake_api::FakeDockerApi,
     report::{Goal, Metric, Table, group_thousands},
@@ -450,10 +450,7 @@ fn check_frames(
 }
 
 /// The daemon under test.
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-}
+struct Daemon(DaemonProcess);
 
 impl Daemon {
     fn start(
@@ -464,9 +461,8 @@ impl Daemon {
         config: &Path,
         log: &Path,
     ) -> Result<Daemon> {
-        let log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new(&ctx.daemon)
-            .arg("--docker-host")
+        let mut cmd = Command::new(&ctx.daemon);
+        cmd.arg("--docker-host")
             .arg(format!("unix://{}", docker_sock.display()))
             .arg("--queue")
             .arg(queue)
@@ -474,23 +470,16 @@ impl Daemon {
             .arg(state)
             .arg("--no-ebpf")
             .arg("--config")
-            .arg(config)
-            .env_remove("RUST_LOG")
-            .env_remove("DOCKER_HOST")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("cannot start {}", ctx.daemon.display()))?;
-        Ok(Daemon { child, log: log.to_owned() })
+            .arg(config);
+        Ok(Daemon(DaemonProcess::spawn(&mut cmd, log)?))
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
     fn check_alive(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
+        if let Some(status) = self.0.try_wait()? {
             bail!("docker-listener exited early ({status})\n{}", self.log_tail());
         }
         Ok(())
@@ -498,100 +487,10 @@ impl Daemon {
 
     /// SIGTERM, wait for a clean exit, and read the counters of its last log line.
     fn stop(&mut self) -> Result<BTreeMap<String, u64>> {
-        system::kill(self.pid(), libc::SIGTERM)?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait()? {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                bail!("docker-listener did not stop within 20 s of SIGTERM\n{}", self.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if !status.success() {
-            bail!("docker-listener exited with {status} after SIGTERM\n{}", self.log_tail());
-        }
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let line = log
-            .lines()
-            .rev()
-            .find(|l| l.contains("docker-listener stopped"))
-            .with_context(|| format!("no final stats line in the daemon's log\n{}", self.log_tail()))?;
-        Ok(parse_stats(line))
+        self.0.stop(Duration::from_secs(20))
     }
 
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines[lines.len().saturating_sub(15)..].join("\n    ");
-        format!("  daemon log (last lines):\n    {tail}")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// `name=number` pairs of the shutdown line: `... docker-listener stopped stats=a=1 b=2 ...`.
-fn parse_stats(line: &str) -> BTreeMap<String, u64> {
-    line.split_whitespace()
-        .map(|t| t.strip_prefix("stats=").unwrap_or(t))
-        .filter_map(|t| t.split_once('='))
-        .filter_map(|(k, v)| Some((k.to_owned(), v.trim_matches('"').parse().ok()?)))
-        .collect()
-}
-
-/// `perf record` attached to the daemon for one run.
-struct Perf(Child);
-
-impl Perf {
-    fn attach(pid: u32, out: &Path) -> Result<Perf> {
-        let args = std::env::var("DL_BENCH_PERF_ARGS").unwrap_or_else(|_| "-e cpu-clock -F 999 -g".into());
-        let child = Command::new("perf")
-            .arg("record")
-            .args(args.split_whitespace())
-            .arg("-o")
-            .arg(out)
-            .arg("-p")
-            .arg(pid.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start perf (apt-get install linux-perf)")?;
-        // perf needs a moment to attach to every thread.
-        std::thread::sleep(Duration::from_millis(500));
-        Ok(Perf(child))
-    }
-
-    fn stop(mut self) -> Result<()> {
-        system::kill(self.0.id(), libc::SIGINT)?;
-        let status = self.0.wait()?;
-        // perf writes its data on SIGINT and then ends by that signal.
-        if !status.success() && status.signal() != Some(libc::SIGINT) {
-            bail!("perf record failed: {status}");
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_shutdown_stats() {
-        let line = "2026-01-01T00:00:00Z  INFO docker-listener stopped stats=docker_events_in=5 frames_out=4 dropped_buffer_full=1";
-        let s = parse_stats(line);
-        assert_eq!(s.get("docker_events_in"), Some(&5));
-        assert_eq!(s.get("frames_out"), Some(&4));
-        assert_eq!(s.get("dropped_buffer_full"), Some(&1));
+        self.0.log_tail()
     }
 }

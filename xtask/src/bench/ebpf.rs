@@ -12,7 +12,7 @@
 use std::{
     collections::BTreeMap,
     io::Read as _,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     sync::{
         Mutex,
@@ -24,8 +24,10 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
+pub use super::daemon::{Perf, key_values};
 use super::{
     Context, SectionInfo,
+    daemon::DaemonProcess,
     ebpf_sink::{FrameSink, Frames},
     ebpf_worker,
     system::{self, ScratchDir},
@@ -91,8 +93,7 @@ impl Mode {
 
 /// The daemon under test, with eBPF, against the machine's dockerd.
 pub struct Agent {
-    child: Child,
-    log: PathBuf,
+    process: DaemonProcess,
     /// Wall-clock time just before it was started (ns since the epoch).
     pub started_ns: i64,
 }
@@ -101,8 +102,6 @@ impl Agent {
     /// Starts the agent writing to the queue socket `queue`, its state in `dir`, with `config`
     /// (the inside of `{"docker-listener": ...}`) when given.
     pub fn start(ctx: &Context, dir: &ScratchDir, queue: &Path, config: Option<&str>) -> Result<Agent> {
-        let log = dir.join("agent.log");
-        let log_file = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let mut cmd = Command::new(&ctx.daemon);
         cmd.arg("--queue").arg(queue).arg("--state-dir").arg(dir.join("state"));
         // The dockerd the `docker` commands of the benchmark talk to.
@@ -114,29 +113,23 @@ impl Agent {
             std::fs::write(&path, format!("{{\"docker-listener\": {c}}}\n"))?;
             cmd.arg("--config").arg(path);
         }
-        cmd.env_remove("RUST_LOG")
-            .env_remove("DOCKER_HOST")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file);
         let started_ns = super::ebpf_sink::realtime_ns();
-        let child = cmd.spawn().with_context(|| format!("cannot start {}", ctx.daemon.display()))?;
-        Ok(Agent { child, log, started_ns })
+        let process = DaemonProcess::spawn(&mut cmd, &dir.join("agent.log"))?;
+        Ok(Agent { process, started_ns })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Waits for a log line containing `needle`; returns it.
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<String> {
         let deadline = Instant::now() + timeout;
         loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
+            if let Some(line) = self.process.log().lines().find(|l| l.contains(needle)) {
                 return Ok(line.to_owned());
             }
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.process.try_wait()? {
                 bail!("docker-listener exited ({status}) before logging {needle:?}\n{}", self.log_tail());
             }
             if Instant::now() > deadline {
@@ -150,8 +143,7 @@ impl Agent {
     /// on) and checks the eBPF probes are attached; returns the inventory line.
     pub fn wait_ready(&mut self) -> Result<String> {
         let line = self.wait_for_log("container inventory loaded", Duration::from_secs(60))?;
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        if !log.contains("eBPF probes attached") {
+        if !self.process.log().contains("eBPF probes attached") {
             bail!("the agent runs without eBPF (not root? see its log)\n{}", self.log_tail());
         }
         // The filter map is written right after that line, in the same loop iteration.
@@ -161,44 +153,11 @@ impl Agent {
 
     /// SIGTERM, a clean exit, and the counters of its final log line.
     pub fn stop(&mut self) -> Result<BTreeMap<String, u64>> {
-        system::kill(self.pid(), libc::SIGTERM)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(s) = self.child.try_wait()? {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                bail!("docker-listener did not stop within 30 s of SIGTERM\n{}", self.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        if !status.success() {
-            bail!("docker-listener exited with {status} after SIGTERM\n{}", self.log_tail());
-        }
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let line = log
-            .lines()
-            .rev()
-            .find(|l| l.contains("docker-listener stopped"))
-            .with_context(|| format!("no final stats line in the agent's log\n{}", self.log_tail()))?;
-        Ok(key_values(line))
+        self.process.stop(Duration::from_secs(30))
     }
 
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        format!("  agent log (last lines):\n    {}", lines[lines.len().saturating_sub(15)..].join("\n    "))
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.log_tail()
     }
 }
 
@@ -214,15 +173,6 @@ pub fn with_docker_note(mut notes: Vec<String>) -> Vec<String> {
         notes.push(format!("dockerd: the one at `{host}` (`DOCKER_HOST`), not /var/run/docker.sock"));
     }
     notes
-}
-
-/// `name=number` pairs of a log line (`... stats=a=1 b=2`, `containers=3 took_ms=4`).
-pub fn key_values(line: &str) -> BTreeMap<String, u64> {
-    line.split_whitespace()
-        .map(|t| t.strip_prefix("stats=").unwrap_or(t))
-        .filter_map(|t| t.split_once('='))
-        .filter_map(|(k, v)| Some((k.to_owned(), v.trim_matches('"').parse().ok()?)))
-        .collect()
 }
 
 /// "2026-11-27T16:36:35.838163Z" (any number of fraction digits, UTC) → ns since the epoch.
@@ -761,39 +711,6 @@ impl Load {
             - s(self.own.saturating_sub(earlier.own))
             - s(workers);
         others.max(0.0) / self.at.duration_since(earlier.at).as_secs_f64().max(1e-3)
-    }
-}
-
-/// `perf record` attached to the agent for one round.
-pub struct Perf(Child);
-
-impl Perf {
-    pub fn attach(pid: u32, out: &Path) -> Result<Perf> {
-        let args = std::env::var("DL_BENCH_PERF_ARGS").unwrap_or_else(|_| "-e cpu-clock -F 999 -g".into());
-        let child = Command::new("perf")
-            .arg("record")
-            .args(args.split_whitespace())
-            .arg("-o")
-            .arg(out)
-            .arg("-p")
-            .arg(pid.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start perf (apt-get install linux-perf)")?;
-        // perf needs a moment to attach to every thread.
-        std::thread::sleep(Duration::from_millis(500));
-        Ok(Perf(child))
-    }
-
-    pub fn stop(mut self) -> Result<()> {
-        system::kill(self.0.id(), libc::SIGINT)?;
-        let status = self.0.wait()?;
-        // perf writes its data on SIGINT and then ends by that signal.
-        if !status.success() && std::os::unix::process::ExitStatusExt::signal(&status) != Some(libc::SIGINT) {
-            bail!("perf record failed: {status}");
-        }
-        Ok(())
     }
 }
 

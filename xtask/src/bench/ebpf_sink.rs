@@ -9,7 +9,7 @@
 //! batch: the event timestamps are wall-clock too), the bytes appended to one arena. Parsing
 //! happens once the round is over ([`Frames`]).
 use std::{
-    os::{fd::AsRawFd, unix::net::UnixDatagram},
+    os::unix::net::UnixDatagram,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -21,9 +21,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-const BATCH: usize = 64;
-const SLOT: usize = 1 << 16;
-const RCVBUF: libc::c_int = 32 << 20;
+use super::sink::{RecvBatch, raise_rcvbuf};
 
 /// The frames one sink received.
 #[derive(Default)]
@@ -58,14 +56,7 @@ impl FrameSink {
     pub fn bind(path: &Path) -> Result<FrameSink> {
         let sock =
             UnixDatagram::bind(path).with_context(|| format!("cannot bind the sink socket {}", path.display()))?;
-        let size = RCVBUF;
-        // SAFETY: an open socket and a c_int option value that outlives the calls.
-        unsafe {
-            let (fd, ptr, len) = (sock.as_raw_fd(), (&size as *const libc::c_int).cast(), 4);
-            if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, ptr, len) != 0 {
-                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, ptr, len);
-            }
-        }
+        raise_rcvbuf(&sock);
         sock.set_read_timeout(Some(Duration::from_millis(20)))?;
         let stop = Arc::new(AtomicBool::new(false));
         let datagrams = Arc::new(AtomicU64::new(0));
@@ -124,15 +115,7 @@ pub fn realtime_ns() -> i64 {
 
 fn receive(sock: &UnixDatagram, stop: &AtomicBool, count: &AtomicU64) -> Frames {
     let mut frames = Frames { data: Vec::with_capacity(4 << 20), ..Frames::default() };
-    let mut buf = vec![0u8; BATCH * SLOT];
-    let mut iovecs: Vec<libc::iovec> =
-        buf.chunks_mut(SLOT).map(|s| libc::iovec { iov_base: s.as_mut_ptr().cast(), iov_len: SLOT }).collect();
-    // SAFETY: an all-zero mmsghdr is valid (no name, no control data).
-    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
-    for (m, iov) in msgs.iter_mut().zip(iovecs.iter_mut()) {
-        m.msg_hdr.msg_iov = iov;
-        m.msg_hdr.msg_iovlen = 1;
-    }
+    let mut batch = RecvBatch::new();
     let mut stopping = false;
     loop {
         // Once told to stop, take what is queued without waiting, then return.
@@ -140,25 +123,22 @@ fn receive(sock: &UnixDatagram, stop: &AtomicBool, count: &AtomicU64) -> Frames 
             stopping = true;
         }
         let flags = if stopping { libc::MSG_DONTWAIT } else { libc::MSG_WAITFORONE };
-        // SAFETY: msgs points at BATCH headers whose iovecs point into `buf`, all alive here.
-        let n = unsafe {
-            libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as libc::c_uint, flags, std::ptr::null_mut())
-        };
-        if n <= 0 {
+        let n = batch.recv(sock, flags);
+        if n == 0 {
             if stopping {
                 break;
             }
             continue;
         }
         let at = realtime_ns();
-        for (i, m) in msgs.iter().take(n as usize).enumerate() {
-            if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+        for i in 0..n {
+            let (datagram, truncated) = batch.datagram(i);
+            if truncated {
                 frames.truncated += 1;
             }
-            let len = (m.msg_len as usize).min(SLOT);
             let start = frames.data.len();
-            frames.data.extend_from_slice(&buf[i * SLOT..i * SLOT + len]);
-            frames.index.push((start, len, at));
+            frames.data.extend_from_slice(datagram);
+            frames.index.push((start, datagram.len(), at));
         }
         count.fetch_add(n as u64, Ordering::AcqRel);
     }

@@ -31,6 +31,7 @@
 //! [`scenarios`]; give it its own [`SectionInfo`] or share an existing one.
 //!
 //! The pieces:
+//! - `daemon`: the daemon process under test (start, log, stop, final counters) and `perf`;
 //! - `docker_path`: the Docker-events path, fake dockerd → daemon → fake Wazuh queue;
 //! - `ebpf*`: process and socket events (eBPF) with the real dockerd and real containers:
 //!   storms and their overhead (`ebpf_storm`), density (`ebpf_density`), latency
@@ -41,6 +42,7 @@
 //! - `sink`: the fast datagram sink standing in for Wazuh's queue socket;
 //! - `system`: /proc readings, the `max_dgram_qlen` sysctl, scratch directories, the machine;
 //! - `report`: metrics, tables, and the BENCHMARKS.md writer.
+mod daemon;
 mod docker_path;
 mod ebpf;
 mod ebpf_density;

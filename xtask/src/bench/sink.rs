@@ -127,7 +127,8 @@ impl Drop for DatagramSink {
     }
 }
 
-fn raise_rcvbuf(sock: &UnixDatagram) {
+/// Asks for a [`RCVBUF`]-byte receive buffer (SO_RCVBUFFORCE as root, else SO_RCVBUF).
+pub fn raise_rcvbuf(sock: &UnixDatagram) {
     let fd = sock.as_raw_fd();
     let size = RCVBUF;
     let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -137,6 +138,48 @@ fn raise_rcvbuf(sock: &UnixDatagram) {
         if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, ptr, len) != 0 {
             libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, ptr, len);
         }
+    }
+}
+
+/// Buffers for `recvmmsg` of up to [`BATCH`] datagrams of up to [`SLOT`] bytes each.
+pub struct RecvBatch {
+    buf: Vec<u8>,
+    /// Point into `buf`, and `msgs` point at them: heap buffers, which never move.
+    _iovecs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl RecvBatch {
+    pub fn new() -> RecvBatch {
+        let mut buf = vec![0u8; BATCH * SLOT];
+        let mut iovecs: Vec<libc::iovec> = buf
+            .chunks_mut(SLOT)
+            .map(|slot| libc::iovec { iov_base: slot.as_mut_ptr().cast(), iov_len: SLOT })
+            .collect();
+        // SAFETY: an all-zero mmsghdr is valid (null name, no control data).
+        let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        for (m, iov) in msgs.iter_mut().zip(iovecs.iter_mut()) {
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        RecvBatch { buf, _iovecs: iovecs, msgs }
+    }
+
+    /// One `recvmmsg` with `flags`: how many datagrams arrived (0 after the read timeout,
+    /// EAGAIN or EINTR).
+    pub fn recv(&mut self, sock: &UnixDatagram, flags: libc::c_int) -> usize {
+        // SAFETY: msgs points at BATCH headers whose iovecs point into `buf`, all owned by self.
+        let n = unsafe {
+            libc::recvmmsg(sock.as_raw_fd(), self.msgs.as_mut_ptr(), BATCH as libc::c_uint, flags, std::ptr::null_mut())
+        };
+        n.max(0) as usize
+    }
+
+    /// Datagram `i` of the last `recv`: its bytes (cut at [`SLOT`]) and whether it was longer.
+    pub fn datagram(&self, i: usize) -> (&[u8], bool) {
+        let m = &self.msgs[i];
+        let len = (m.msg_len as usize).min(SLOT);
+        (&self.buf[i * SLOT..i * SLOT + len], m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0)
     }
 }
 
@@ -150,45 +193,27 @@ fn receive(
 ) -> SinkReport {
     let mut report = SinkReport::default();
     let mut last_time_nano = i64::MIN;
-    let mut buf = vec![0u8; BATCH * SLOT];
-    let mut iovecs: Vec<libc::iovec> =
-        buf.chunks_mut(SLOT).map(|slot| libc::iovec { iov_base: slot.as_mut_ptr().cast(), iov_len: SLOT }).collect();
-    // SAFETY: an all-zero mmsghdr is valid (null name, no control data).
-    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
-    for (m, iov) in msgs.iter_mut().zip(iovecs.iter_mut()) {
-        m.msg_hdr.msg_iov = iov;
-        m.msg_hdr.msg_iovlen = 1;
-    }
+    let mut batch = RecvBatch::new();
     while !stop.load(Ordering::Relaxed) {
-        // SAFETY: msgs points at BATCH headers whose iovecs point into `buf`, all alive here.
-        let n = unsafe {
-            libc::recvmmsg(
-                sock.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if n <= 0 {
-            // EAGAIN after the read timeout, or EINTR: look at `stop` and go on.
+        let n = batch.recv(sock, libc::MSG_WAITFORONE);
+        if n == 0 {
+            // The read timeout, or EINTR: look at `stop` and go on.
             continue;
         }
         let now = Instant::now();
         report.first_at.get_or_insert(now);
         report.last_at = Some(now);
         let before = report.datagrams;
-        for (i, m) in msgs.iter().take(n as usize).enumerate() {
-            let len = (m.msg_len as usize).min(SLOT);
-            if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+        for i in 0..n {
+            let (frame, truncated) = batch.datagram(i);
+            if truncated {
                 report.truncated += 1;
             }
-            let frame = &buf[i * SLOT..i * SLOT + len];
             check(frame, &mut report, &mut last_time_nano);
             if report.first_frames.len() < KEEP {
                 report.first_frames.push(frame.to_vec());
             }
-            if i + KEEP >= n as usize {
+            if i + KEEP >= n {
                 if report.last_frames.len() == KEEP {
                     report.last_frames.remove(0);
                 }
