@@ -14,7 +14,6 @@
 use std::{
     alloc::{GlobalAlloc, Layout, System},
     cell::Cell,
-    future::Future as _,
     hint::black_box,
     sync::{
         Arc,
@@ -22,7 +21,10 @@ use std::{
     },
 };
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use bytes::Bytes;
+use common::{EVENTS, MAX_LINE, chunks, pop_batch};
 use docker_listener::{
     docker::{
         DockerEvent,
@@ -119,24 +121,7 @@ fn count() -> Count {
     }
 }
 
-const EVENTS: &str = include_str!("data/events.ndjson");
 const PASSES: usize = 100;
-const MAX_LINE: usize = 16 << 20;
-
-/// One pass over the log: 16-64 KiB chunks sliced from one buffer, like hyper's.
-fn chunks(seed: u64) -> Vec<Bytes> {
-    let mut buf = BytesMut::from(EVENTS.as_bytes());
-    let mut s = seed | 1;
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        let size = (16 << 10) + (s % (48 << 10)) as usize;
-        out.push(buf.split_to(size.min(buf.len())).freeze());
-    }
-    out
-}
 
 /// The daemon's per-event work, minus I/O; which stages run is up to the caller.
 struct Pipeline {
@@ -173,7 +158,7 @@ impl Pipeline {
             lines: Vec::new(),
             events: Vec::new(),
             frames: Vec::new(),
-            batch: Vec::with_capacity(BATCH),
+            batch: Vec::with_capacity(docker_listener::sink::output::BATCH),
         }
     }
 
@@ -265,20 +250,6 @@ impl Pipeline {
             Stage::Split | Stage::All => {}
         }
     }
-}
-
-/// Datagrams per `sendmmsg` in the daemon's sink (`sink::output::BATCH`).
-const BATCH: usize = 64;
-
-/// `Spool::pop_batch` when frames are waiting (it then completes without waiting); false when
-/// the spool is empty.
-fn pop_batch(spool: &Spool, out: &mut Vec<Frame>) -> bool {
-    if spool.is_empty() {
-        return false;
-    }
-    let mut fut = std::pin::pin!(spool.pop_batch(out, BATCH));
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    matches!(fut.as_mut().poll(&mut cx), std::task::Poll::Ready(true))
 }
 
 /// Allocations per event of `stage`, after a warm-up pass.

@@ -19,39 +19,23 @@
 //!   sink) and the delivered cursor.
 //!
 //! Run: `cargo bench -p docker-listener --bench encode` (add `-- --quick` for a short run).
-use std::{future::Future as _, hint::black_box, sync::Arc};
+use std::{hint::black_box, sync::Arc};
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use bytes::Bytes;
+use common::{EVENTS, MAX_LINE, chunks, pop_batch};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use docker_listener::{
     docker::{
         DockerEvent,
         split::{LineSplitter, Piece},
     },
-    encode::{Encoder, Frame, Origin, event_hash},
+    encode::{Encoder, Origin, event_hash},
     sink::Spool,
     state::Cursor,
     stats::Stats,
 };
-
-const EVENTS: &str = include_str!("data/events.ndjson");
-/// The daemon's limit on one raw event line (`docker::MAX_RAW_EVENT`).
-const MAX_LINE: usize = 16 << 20;
-
-/// The log cut into chunks of 16-64 KiB (deterministic sizes), as slices of one buffer.
-fn chunks() -> Vec<Bytes> {
-    let mut buf = BytesMut::from(EVENTS.as_bytes());
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let size = (16 << 10) + (seed % (48 << 10)) as usize;
-        out.push(buf.split_to(size.min(buf.len())).freeze());
-    }
-    out
-}
 
 fn lines() -> Vec<Bytes> {
     let all = Bytes::from_static(EVENTS.as_bytes());
@@ -74,26 +58,12 @@ fn typical() -> Bytes {
         .expect("the fixture has a container start event")
 }
 
-/// Datagrams per `sendmmsg` in the daemon's sink (`sink::output::BATCH`).
-const BATCH: usize = 64;
-
-/// `Spool::pop_batch` when frames are waiting (it then completes without waiting); false when
-/// the spool is empty.
-fn pop_batch(spool: &Spool, out: &mut Vec<Frame>) -> bool {
-    if spool.is_empty() {
-        return false;
-    }
-    let mut fut = std::pin::pin!(spool.pop_batch(out, BATCH));
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    matches!(fut.as_mut().poll(&mut cx), std::task::Poll::Ready(true))
-}
-
 fn encoder() -> Encoder {
     Encoder::new(65535, false, Arc::new(Stats::default()))
 }
 
 fn split(c: &mut Criterion) {
-    let chunks = chunks();
+    let chunks = chunks(0x2545_f491_4f6c_dd1d);
     let n = lines().len() as u64;
     let mut g = c.benchmark_group("split");
     g.throughput(Throughput::Elements(n));
@@ -151,7 +121,7 @@ fn encode(c: &mut Criterion) {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let chunks = chunks();
+    let chunks = chunks(0x2545_f491_4f6c_dd1d);
     let n = lines().len() as u64;
     let enc = encoder();
     let stats = Arc::new(Stats::default());
@@ -163,7 +133,7 @@ fn pipeline(c: &mut Criterion) {
         let mut read = Cursor::default();
         let mut delivered = Cursor::default();
         let mut frames = Vec::new();
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch = Vec::with_capacity(docker_listener::sink::output::BATCH);
         b.iter(|| {
             for chunk in &chunks {
                 splitter.push(chunk.clone(), |p| {
