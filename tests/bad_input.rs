@@ -14,21 +14,6 @@ fn line(s: &str) -> Vec<u8> {
     format!("{s}\n").into_bytes()
 }
 
-fn start_daemon(dir: &TempDir, fake: &FakeDocker, queue: &QueueReceiver, config: Value) -> Daemon {
-    let config = write_config(dir, config);
-    Daemon::start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--docker-host",
-        &fake.host(),
-        "--queue",
-        queue.path.to_str().unwrap(),
-        "--state-dir",
-        dir.path("state").to_str().unwrap(),
-        "--no-ebpf",
-    ])
-}
-
 #[test]
 fn malformed_huge_and_cut_events_are_skipped_and_the_stream_goes_on() {
     let dir = TempDir::new("badinput");
@@ -66,7 +51,7 @@ fn malformed_huge_and_cut_events_are_skipped_and_the_stream_goes_on() {
     };
     let fake = FakeDocker::start(&dir.path("docker.sock"), "1.52", vec![first, second]);
     let queue = QueueReceiver::bind(&dir.path("queue"));
-    let mut daemon = start_daemon(&dir, &fake, &queue, json!({"wait_time": 0.2}));
+    let mut daemon = start_against_fake(&dir, &fake, &queue, json!({"wait_time": 0.2}));
 
     queue.wait_until(Duration::from_secs(20), "e5", |f| docker_events(f).iter().any(|e| time_nano(e) == base + 6));
     std::thread::sleep(Duration::from_millis(200));
@@ -127,7 +112,7 @@ fn oversized_events_fit_max_event_size_and_legacy_fields_restore_status() {
     ]);
     let fake = FakeDocker::start(&dir.path("docker.sock"), "1.52", vec![script]);
     let queue = QueueReceiver::bind(&dir.path("queue"));
-    let mut daemon = start_daemon(&dir, &fake, &queue, json!({"legacy_fields": true, "max_event_size": 2048}));
+    let mut daemon = start_against_fake(&dir, &fake, &queue, json!({"legacy_fields": true, "max_event_size": 2048}));
     queue.wait_until(Duration::from_secs(20), "4 frames", |f| f.len() >= 4);
     assert_eq!(daemon.stop(), 0);
     let frames = queue.frames();

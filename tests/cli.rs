@@ -265,19 +265,8 @@ fn stats_and_the_metrics_endpoint_show_the_running_agent_s_counters() {
     );
     let queue = QueueReceiver::bind(&dir.path("queue"));
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = write_config(&dir, json!({"metrics": format!("127.0.0.1:{port}")}));
+    let mut daemon = start_against_fake(&dir, &fake, &queue, json!({"metrics": format!("127.0.0.1:{port}")}));
     let state = dir.path("state");
-    let mut daemon = Daemon::start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--docker-host",
-        &fake.host(),
-        "--queue",
-        queue.path.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--no-ebpf",
-    ]);
     queue.wait_until(Duration::from_secs(10), "2 frames", |f| f.len() == 2);
     let out = run(&["stats", "--state-dir", state.to_str().unwrap()]);
     let t = text(&out);

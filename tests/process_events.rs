@@ -75,6 +75,15 @@ impl Drop for Containers {
     }
 }
 
+/// `docker run -d --network none --name <name> <extra...> <test image> sh -c <script>`; the id.
+fn run_detached(name: &str, extra: &[&str], script: &str) -> String {
+    let mut args = vec!["run", "-d", "--network", "none", "--name", name];
+    args.extend_from_slice(extra);
+    let image = image();
+    args.extend([image.as_str(), "sh", "-c", script]);
+    docker(&args)
+}
+
 #[test]
 fn exec_in_a_container_names_the_container_the_program_its_args_and_its_parent_chain() {
     e2e();
@@ -83,20 +92,11 @@ fn exec_in_a_container_names_the_container_the_program_its_args_and_its_parent_c
     let name = unique("exec");
     let _c = Containers(vec![name.clone()]);
     let marker = format!("marker-{name}");
-    let id = docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
+    let id = run_detached(
         &name,
-        "--label",
-        "team=blue",
-        &image(),
-        "sh",
-        "-c",
+        &["--label", "team=blue"],
         &format!("sleep 0.5; /bin/echo {marker} one two; /bin/nope-{name}; sleep 30"),
-    ])
+    )
     .trim()
     .to_owned();
     let init_pid: u64 = inspect(&name, "{{.State.Pid}}").parse().unwrap();
@@ -147,18 +147,11 @@ fn connect_bind_listen_accept_on_the_container_loopback_with_addresses_and_resul
     let mut agent = start_agent("sock", json!({}));
     let name = unique("sock");
     let _c = Containers(vec![name.clone()]);
-    docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
+    run_detached(
         &name,
-        &image(),
-        "sh",
-        "-c",
+        &[],
         "nc -l -p 8080 > /dev/null & sleep 0.5; echo hello | nc 127.0.0.1 8080; nc 127.0.0.1 9; sleep 30",
-    ]);
+    );
     let pid_of = |e: &Value| e["process"]["pid"].as_u64();
     let events = wait_events(&agent, "connect, refused connect, bind, listen, accept", Duration::from_secs(20), |e| {
         let mine: Vec<&Value> = e.iter().filter(|x| x["container"]["name"] == name.as_str()).collect();
@@ -215,18 +208,7 @@ fn unix_socket_bind_and_connect_carry_the_path() {
     let name = unique("unix");
     let _c = Containers(vec![name.clone()]);
     // busybox syslogd binds /dev/log (AF_UNIX, datagram); logger connects to it.
-    docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &name,
-        &image(),
-        "sh",
-        "-c",
-        "syslogd -n -O /tmp/messages & sleep 0.5; logger -t dltest hello; sleep 30",
-    ]);
+    run_detached(&name, &[], "syslogd -n -O /tmp/messages & sleep 0.5; logger -t dltest hello; sleep 30");
     let events = wait_events(&agent, "unix bind and connect", Duration::from_secs(20), |e| {
         let mine = || e.iter().filter(|x| x["container"]["name"] == name.as_str());
         mine().any(|x| x["event"]["action"] == "bind" && x["network"]["type"] == "unix")
@@ -325,18 +307,7 @@ fn two_hundred_containers_every_exec_attributed_to_its_own_container() {
         for chunk in names.chunks(N / 8) {
             s.spawn(move || {
                 for name in chunk {
-                    docker(&[
-                        "run",
-                        "-d",
-                        "--network",
-                        "none",
-                        "--name",
-                        name,
-                        &image(),
-                        "sh",
-                        "-c",
-                        &format!("sleep 1; /bin/echo mark-{name}; sleep 600"),
-                    ]);
+                    run_detached(name, &[], &format!("sleep 1; /bin/echo mark-{name}; sleep 600"));
                 }
             });
         }

@@ -317,6 +317,28 @@ pub fn write_config(dir: &TempDir, members: Value) -> PathBuf {
     path
 }
 
+/// The daemon against a fake Docker API, Docker events only, with `config` (members under
+/// "docker-listener"), its state in `dir/state`.
+pub fn start_against_fake(
+    dir: &TempDir,
+    fake: &fake_docker::FakeDocker,
+    queue: &QueueReceiver,
+    config: Value,
+) -> Daemon {
+    let config = write_config(dir, config);
+    Daemon::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--docker-host",
+        &fake.host(),
+        "--queue",
+        queue.path.to_str().unwrap(),
+        "--state-dir",
+        dir.path("state").to_str().unwrap(),
+        "--no-ebpf",
+    ])
+}
+
 /// Asserts two lists of Docker events are the same events, in the same order, with the same
 /// keys in the same order and the same values.
 pub fn assert_same_events(ours: &[Value], docker: &[Value]) {
