@@ -259,6 +259,9 @@ pub struct ProbeConfig {
     pub args_max: u32,
     /// How many of `prefixes` are set.
     pub prefix_count: u32,
+    /// Offset of `group_dead` in the `sched_process_exit` record (kernel 6.16+), from tracefs;
+    /// 0 where the kernel has none (the group leader's exit then stands for the process's).
+    pub exit_group_dead: u32,
     pub prefix_len: [u32; PREFIXES],
     /// Cgroup v2 path prefixes of container cgroups ("/docker/", "/system.slice/docker-").
     pub prefixes: [[u8; PREFIX_CAP]; PREFIXES],
@@ -272,6 +275,7 @@ impl ProbeConfig {
             trace_host: 0,
             args_max: 0,
             prefix_count: 0,
+            exit_group_dead: 0,
             prefix_len: [0; PREFIXES],
             prefixes: [[0; PREFIX_CAP]; PREFIXES],
             offsets: KernelOffsets {

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use docker_listener_common::{CGROUP_PATH_CAP, CgroupRecord, PREFIX_CAP, PREFIXES, RecordKind, cgroup_op, loss};
 
-use crate::maps::{CONTAINERS, bump_loss, config, reserve};
+use crate::maps::{CONTAINERS, bump_loss, config, reserve, submit};
 
 /// cgroup_mkdir / cgroup_rmdir: int root at 8, int level at 12, u64 id at 16, __data_loc path
 /// at 24. Only the v2 (default) hierarchy, whose id is 0, names what bpf_get_current_cgroup_id
@@ -62,7 +62,7 @@ fn emit(op: u32, id: u64, path: &[u8; CGROUP_PATH_CAP], len: u32) {
         (*r).id = id;
         (*r).path = *path;
     }
-    entry.submit(0);
+    submit(entry);
 }
 
 #[tracepoint]

@@ -17,7 +17,7 @@ use docker_listener_common::{ARGS_CAP, ExecRecord, FILENAME_CAP, RecordHeader, R
 
 use crate::{
     kernel::{current_task, offsets_valid, parent_of, process_start, read},
-    maps::{PENDING_EXEC, PendingExec, bump_loss, config, reserve, traced},
+    maps::{PENDING_EXEC, PendingExec, bump_loss, config, reserve, submit, traced},
 };
 
 /// Failed execs: argv entries read from the argument array (each string into a half-buffer
@@ -82,7 +82,7 @@ fn on_exec(ctx: &TracePointContext) {
         }
         read_args_from_mm(r);
     }
-    entry.submit(0);
+    submit(entry);
 }
 
 /// argv of the new image: one read of `mm->arg_start..arg_end` (NUL-separated strings).
@@ -182,7 +182,7 @@ fn on_exit(ctx: &TracePointContext) {
         }
         read_args_from_argv(r, pending.argv as *const u64);
     }
-    entry.submit(0);
+    submit(entry);
 }
 
 /// argv from the user's pointer array (the image that called execve is still mapped).

@@ -3,13 +3,21 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
 use docker_listener_common::{ProbeConfig, RecordHeader, RecordKind, loss};
 
 /// Records to userspace. The daemon sets the size at load time (`ebpf.ring_buffer_bytes`).
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+/// Entry 0: 1 while the daemon polls the ring buffer on a timer (under a steady flow of
+/// records), 0 while it sleeps until the kernel wakes it. Records committed while it polls ask
+/// for no wake-up: the waking (an irq_work on the traced task's CPU, an IPI, a context switch
+/// in the daemon) is the cost a storm would otherwise pay every time the daemon has emptied
+/// the ring.
+#[map]
+pub static WAKEUP: Array<u32> = Array::with_max_entries(1, 0);
 
 /// cgroup ids (v2 inode numbers) of the containers to trace. Written by the daemon (start-up
 /// inventory, ignore lists) and by the cgroup_mkdir program (new containers, before their first
@@ -107,7 +115,7 @@ fn next_seq() -> u64 {
 /// Takes a sequence number and reserves a record; counts the loss when the ring buffer is
 /// full (the sequence number is then a gap userspace can see).
 #[inline(always)]
-pub fn reserve<T: 'static>(kind: RecordKind) -> Option<(aya_ebpf::maps::ring_buf::RingBufEntry<T>, RecordHeader)> {
+pub fn reserve<T: 'static>(kind: RecordKind) -> Option<(RingBufEntry<T>, RecordHeader)> {
     let seq = next_seq();
     let Some(entry) = EVENTS.reserve::<T>(0) else {
         bump_loss(loss::RINGBUF_FULL);
@@ -124,4 +132,11 @@ pub fn reserve<T: 'static>(kind: RecordKind) -> Option<(aya_ebpf::maps::ring_buf
         tgid: (pid_tgid >> 32) as u32,
     };
     Some((entry, header))
+}
+
+/// Commits a record, waking the daemon only when it is not polling (see `WAKEUP`).
+#[inline(always)]
+pub fn submit<T: 'static>(entry: RingBufEntry<T>) {
+    let polling = WAKEUP.get(0).is_some_and(|v| volatile(v) == 1);
+    entry.submit(if polling { aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64 } else { 0 });
 }

@@ -10,7 +10,7 @@ use docker_listener_common::{ExitRecord, ForkRecord, RecordKind};
 
 use crate::{
     kernel::{current_task, offsets_valid, process_start, read},
-    maps::{config, reserve, traced},
+    maps::{config, reserve, submit, traced},
 };
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`, BTF-typed so
@@ -36,15 +36,23 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
         (*r).child_start_ns = read::<u64>(child, config!(offsets.task_start_boottime)).unwrap_or(0);
         (*r).parent_start_ns = process_start(current_task());
     }
-    entry.submit(0);
+    submit(entry);
     0
 }
 
-/// `sched_process_exit`: comm at 8, pid at 24, prio at 28, bool group_dead at 32.
+/// `sched_process_exit`: comm at 8, pid at 24, prio at 28, and from kernel 6.16 `bool
+/// group_dead` (its offset, read from tracefs by the daemon, is in CONFIG). Reports the exit of
+/// the whole thread group: `group_dead` where the kernel has it, else the leader's exit.
 #[tracepoint]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
-    let group_dead: u8 = unsafe { ctx.read_at(32) }.unwrap_or(0);
-    if group_dead == 0 || !traced() {
+    let off = config!(exit_group_dead);
+    let group_exit = if off != 0 {
+        unsafe { ctx.read_at::<u8>(off as usize) }.unwrap_or(0) != 0
+    } else {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        pid_tgid as u32 == (pid_tgid >> 32) as u32
+    };
+    if !group_exit || !traced() {
         return 0;
     }
     let Some((mut entry, header)) = reserve::<ExitRecord>(RecordKind::Exit) else { return 0 };
@@ -57,6 +65,6 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         (*r)._pad = 0;
         (*r).start_ns = process_start(task);
     }
-    entry.submit(0);
+    submit(entry);
     0
 }

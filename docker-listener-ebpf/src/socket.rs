@@ -11,7 +11,7 @@ use docker_listener_common::{RecordKind, SockAddr, SocketRecord, UNIX_PATH_CAP, 
 
 use crate::{
     kernel::{AF_INET, AF_INET6, AF_UNIX, current_task, process_start, socket_of_fd, socket_state},
-    maps::{PENDING_SOCK, PendingSock, bump_loss, reserve, traced},
+    maps::{PENDING_SOCK, PendingSock, bump_loss, reserve, submit, traced},
 };
 
 /// Enter: `fd` at 16, then the op's arguments at 24 and 32 (sockaddr pointer and its length;
@@ -96,7 +96,7 @@ fn exit(ctx: &TracePointContext) {
             None => (*r).flags |= flags::SOCKET_UNAVAILABLE,
         }
     }
-    entry.submit(0);
+    submit(entry);
 }
 
 /// Parses a user sockaddr into the record: AF_INET/AF_INET6 address and port, AF_UNIX path.

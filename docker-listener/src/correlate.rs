@@ -21,7 +21,7 @@ use crate::{
     ebpf::record::{Record, Socket},
     ecs::{Clock, Event},
     procs::{Proc, ProcessTable},
-    registry::{Container, ContainerRegistry, Lookup, container_id_in_path},
+    registry::{Container, ContainerRegistry, Lookup, container_of_path},
 };
 
 /// A finished event: its `event.action` (for the counters) and its JSON.
@@ -101,11 +101,21 @@ impl Correlator {
         }
     }
 
+    /// Re-reads the wall-clock offset of the kernel's boot clock, so that `@timestamp` follows
+    /// NTP steps and `settimeofday` (called every second).
+    pub fn resync_clock(&mut self) {
+        self.clock = Clock::now();
+    }
+
     /// Handles one record; pushes finished events to `out` and requests to `req`.
     pub fn on_record(&mut self, rec: Record, now: Instant, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         match rec {
             Record::Cgroup(c) => {
-                let Some(id) = container_id_in_path(&c.path) else { return };
+                let Some(id) = container_of_path(&c.path) else {
+                    // Matched a prefix but names no container: nothing to join it with.
+                    tracing::debug!(path = %c.path, "a traced cgroup names no container");
+                    return;
+                };
                 if c.created {
                     self.registry.bind_cgroup(id, c.id);
                     if self.registry.get(id).is_none() {
@@ -114,6 +124,8 @@ impl Correlator {
                         self.release(c.id, out, req);
                     }
                 } else {
+                    // The registry keeps the cgroup until the container's destroy + grace:
+                    // events of a short-lived container may still be waiting for its details.
                     self.procs.remove_cgroup(c.id);
                 }
             }
@@ -230,7 +242,7 @@ impl Correlator {
             self.asked.remove(&cg);
         }
         self.registry.upsert(c);
-        if let Some(cg) = self.registry.cgroup_of(&id) {
+        for cg in self.registry.cgroups_of(&id).to_vec() {
             self.release(cg, out, req);
         }
     }

@@ -137,7 +137,9 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
         "Events lost, by reason. Each is also logged; output and eBPF losses are reported in loss events.",
         &[
             ("reason=\"output_buffer_full\"", g(&stats.dropped_buffer_full)),
+            ("reason=\"output_rejected\"", g(&stats.dropped_rejected)),
             ("reason=\"ebpf_kernel\"", g(&stats.ebpf_lost)),
+            ("reason=\"ebpf_undecodable\"", g(&stats.ebpf_undecodable)),
             ("reason=\"docker_malformed\"", g(&stats.docker_malformed)),
             ("reason=\"docker_oversized\"", g(&stats.docker_oversized_raw)),
             ("reason=\"docker_upstream_gap\"", g(&stats.docker_upstream_gaps)),
@@ -163,6 +165,13 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
         "counter",
         "Events shrunk to max_event_size and marked truncated.",
         &[("", g(&stats.events_truncated))],
+    );
+    metric(
+        &mut out,
+        "docker_partial_events_total",
+        "counter",
+        "Docker streams that ended in the middle of an event (the event is replayed after reconnecting).",
+        &[("", g(&stats.docker_partial_at_eof))],
     );
     metric(
         &mut out,

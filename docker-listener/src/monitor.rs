@@ -32,17 +32,28 @@ use crate::{
 
 /// Inspect requests in flight at once (start-up inventory of hundreds of containers).
 const INSPECT_CONCURRENCY: usize = 8;
-/// Records handled per wake-up before the events go to the output.
+/// Records handled per drain before the events go to the output.
 const DRAIN_MAX: usize = 1024;
-/// How long the monitor waits after the ring buffer becomes readable before draining it
-/// (wake-ups dominate its CPU under exec storms; see docs/ARCHITECTURE.md, "Batching").
-const COALESCE: Duration = Duration::from_millis(2);
+/// While records keep coming, the monitor drains the ring on this timer and the programs commit
+/// without waking it (see `EbpfProbes::set_polling`): one timer wake-up per period instead of a
+/// kernel wake-up (irq_work and IPI on the traced task's CPU) plus a context switch each time
+/// the ring was emptied. It bounds the latency added under a flow (docs/ARCHITECTURE.md,
+/// "Batching").
+const POLL_EVERY: Duration = Duration::from_millis(2);
+/// Empty polls in a row after which the monitor goes back to sleeping until the kernel wakes it.
+const IDLE_POLLS: u32 = 2;
 /// How often processes whose exit record was lost are swept from the table.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Answers from the helper tasks the monitor spawns.
 enum Info {
-    Inventory(Vec<(Container, u64, PathBuf)>),
+    /// The running containers whose cgroup was found, the ids of all of them, and when the
+    /// listing was asked for.
+    Inventory {
+        found: Vec<(Container, u64, PathBuf)>,
+        listed: HashSet<String>,
+        asked_at: Instant,
+    },
     InventoryFailed(String),
     Container(Container, Option<u64>),
     InspectFailed(String),
@@ -99,12 +110,15 @@ impl Monitor {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep = Instant::now();
-        let mut received: u64 = 0;
         let mut lost_reported: u64 = 0;
+        let mut drain_ctx = Drain { received: 0, max_args: self.cfg.argv_max_args as usize, stats: self.stats.clone() };
+        let mut polling = false;
+        let mut idle_polls: u32 = 0;
+        let poll_timer = tokio::time::sleep(POLL_EVERY);
+        tokio::pin!(poll_timer);
         let mut out: Vec<Emitted> = Vec::new();
         let mut req: Vec<Request> = Vec::new();
         let mut docker_open = true;
-        let max_args = self.cfg.argv_max_args as usize;
         if self.client.borrow().is_some() {
             self.client.mark_changed();
         }
@@ -112,33 +126,29 @@ impl Monitor {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                guard = self.probes.ring.readable_mut() => {
+                guard = self.probes.ring.readable_mut(), if !polling => {
                     let mut guard = guard?;
-                    // Let records accumulate briefly: the kernel wakes us only when the ring goes
-                    // from empty to non-empty, so one wake-up then drains a whole burst instead
-                    // of one wake-up (and one context switch) per record.
-                    tokio::time::sleep(COALESCE).await;
-                    let now = Instant::now();
-                    let ring = guard.get_inner_mut();
-                    let mut drained = true;
-                    let mut n = 0;
-                    while let Some(item) = ring.next() {
-                        received += 1;
-                        match record::parse(&item, max_args) {
-                            Ok(rec) => self.correlator.on_record(rec, now, &mut out, &mut req),
-                            Err(e) => tracing::error!(error = %e, "undecodable eBPF record skipped"),
-                        }
-                        n += 1;
-                        if n == DRAIN_MAX {
-                            // A storm keeps the ring non-empty: hand over what we have and let
-                            // the sink run (the coalescing sleep yields) instead of holding
-                            // every event until the storm ends.
-                            drained = false;
-                            break;
-                        }
-                    }
-                    if drained {
+                    let n = drain(guard.get_inner_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
+                    if n == 0 {
+                        // Empty: sleep until the kernel wakes us.
                         guard.clear_ready();
+                    } else {
+                        // A flow starts: poll while it lasts. The cached readiness stays set on
+                        // purpose: going back to sleeping first drains whatever was committed
+                        // during the switch.
+                        drop(guard);
+                        polling = self.set_polling(true);
+                        poll_timer.as_mut().reset(next_poll(n));
+                    }
+                }
+                () = &mut poll_timer, if polling => {
+                    let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
+                    idle_polls = if n == 0 { idle_polls + 1 } else { 0 };
+                    if idle_polls >= IDLE_POLLS && self.set_polling(false) {
+                        polling = false;
+                        idle_polls = 0;
+                    } else {
+                        poll_timer.as_mut().reset(next_poll(n));
                     }
                 }
                 Some(ev) = self.docker_events.recv(), if docker_open => {
@@ -160,9 +170,20 @@ impl Monitor {
                     self.apply(info, &mut inspecting, &mut out, &mut req);
                 }
                 _ = tick.tick() => {
+                    if !polling {
+                        // A program that read "polling" just before the switch back may have
+                        // committed after the last drain without waking us; nothing else would
+                        // wake us while that record waits.
+                        let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
+                        if n > 0 {
+                            polling = self.set_polling(true);
+                            poll_timer.as_mut().reset(next_poll(n));
+                        }
+                    }
                     let now = Instant::now();
+                    self.correlator.resync_clock();
                     self.correlator.tick(now, &mut out, &mut req);
-                    lost_reported = self.report_losses(received, lost_reported);
+                    lost_reported = self.report_losses(drain_ctx.received, lost_reported);
                     if now.duration_since(last_sweep) >= SWEEP_EVERY {
                         last_sweep = now;
                         let gone = self.correlator.procs.sweep();
@@ -205,17 +226,25 @@ impl Monitor {
             }
         }
         // Last drain, so the final counts are exact.
-        while let Some(item) = self.probes.ring.get_mut().next() {
-            received += 1;
-            if let Ok(rec) = record::parse(&item, max_args) {
-                self.correlator.on_record(rec, Instant::now(), &mut out, &mut req);
-            }
+        while drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req) == DRAIN_MAX {
         }
         self.flush(&mut out);
-        self.report_losses(received, lost_reported);
+        self.report_losses(drain_ctx.received, lost_reported);
         let generated = self.probes.generated();
-        Stats::add(&self.stats.ebpf_seq_gaps, generated.saturating_sub(received));
+        Stats::add(&self.stats.ebpf_seq_gaps, generated.saturating_sub(drain_ctx.received));
         Ok(())
+    }
+
+    /// Switches the programs' wake-ups off (`on`: the monitor polls) or back on; returns the
+    /// mode now in force, which stays as it was if the map cannot be written.
+    fn set_polling(&mut self, on: bool) -> bool {
+        match self.probes.set_polling(on) {
+            Ok(()) => on,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot switch the eBPF wake-up mode; staying as is");
+                !on
+            }
+        }
     }
 
     fn flush(&mut self, out: &mut Vec<Emitted>) {
@@ -232,9 +261,8 @@ impl Monitor {
 
     fn apply(&mut self, info: Info, inspecting: &mut HashSet<String>, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         match info {
-            Info::Inventory(list) => {
+            Info::Inventory { found: list, listed, asked_at } => {
                 let started = Instant::now();
-                let listed: HashSet<String> = list.iter().map(|(c, _, _)| c.id.clone()).collect();
                 let mut processes = 0;
                 let count = list.len();
                 for (c, cgroup, dir) in list {
@@ -250,11 +278,7 @@ impl Monitor {
                     req.push(Request::Inspect(id));
                 }
                 // Containers that went away while Docker was unreachable (a start brings them back).
-                for id in self.correlator.registry.ids() {
-                    if !listed.contains(&id) {
-                        self.correlator.registry.mark_removed(&id, Instant::now());
-                    }
-                }
+                self.correlator.registry.mark_unlisted_removed(&listed, asked_at, Instant::now());
                 tracing::info!(
                     containers = count,
                     processes,
@@ -313,6 +337,46 @@ impl Monitor {
     }
 }
 
+/// What draining the ring needs besides the correlator.
+struct Drain {
+    /// Records read since start (the loss accounting compares it with the kernel's numbering).
+    received: u64,
+    max_args: usize,
+    stats: Arc<Stats>,
+}
+
+/// Hands up to `DRAIN_MAX` records to the correlator; returns how many there were.
+fn drain(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    ctx: &mut Drain,
+    correlator: &mut Correlator,
+    out: &mut Vec<Emitted>,
+    req: &mut Vec<Request>,
+) -> usize {
+    let now = Instant::now();
+    let mut n = 0;
+    while n < DRAIN_MAX {
+        let Some(item) = ring.next() else { break };
+        n += 1;
+        match record::parse(&item, ctx.max_args) {
+            Ok(rec) => correlator.on_record(rec, now, out, req),
+            Err(e) => {
+                Stats::inc(&ctx.stats.ebpf_undecodable);
+                tracing::error!(error = %e, "undecodable eBPF record skipped (counted in ebpf_undecodable)");
+            }
+        }
+    }
+    ctx.received += n as u64;
+    n
+}
+
+/// When to poll next after a drain of `n` records: at once if the drain stopped at its limit
+/// (after the events just built have gone to the output), else after the polling period.
+fn next_poll(n: usize) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    if n >= DRAIN_MAX { now } else { now + POLL_EVERY }
+}
+
 /// `Actor.Attributes` of a container event (labels, name, image...).
 fn attributes_of(ev: &DockerEvent) -> BTreeMap<String, String> {
     #[derive(serde::Deserialize)]
@@ -337,6 +401,7 @@ fn spawn_inventory(
 ) {
     tokio::spawn(async move {
         let opts = bollard::query_parameters::ListContainersOptions { all: false, ..Default::default() };
+        let asked_at = Instant::now();
         let list = match client.api().list_containers(Some(opts)).await {
             Ok(l) => l,
             Err(e) => {
@@ -344,8 +409,9 @@ fn spawn_inventory(
                 return;
             }
         };
+        let listed: HashSet<String> = list.iter().filter_map(|s| s.id.clone()).collect();
         let Some(mount) = mount else {
-            let _ = tx.send(Info::Inventory(Vec::new()));
+            let _ = tx.send(Info::Inventory { found: Vec::new(), listed, asked_at });
             return;
         };
         let mut found = Vec::new();
@@ -368,7 +434,7 @@ fn spawn_inventory(
                 }
             }
         }
-        let _ = tx.send(Info::Inventory(found));
+        let _ = tx.send(Info::Inventory { found, listed, asked_at });
     });
 }
 

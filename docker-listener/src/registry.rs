@@ -106,9 +106,20 @@ impl Container {
 #[derive(Debug)]
 struct Entry {
     container: Option<Container>,
-    cgroup_id: Option<u64>,
+    /// Its cgroups: the container's own, and any a process inside created below it (systemd
+    /// or Docker in the container); a restart's new cgroup joins the old one, and all are
+    /// forgotten together GRACE after `destroy`.
+    cgroup_ids: Vec<u64>,
     /// Set by `die`; the entry is dropped GRACE after `destroy`.
     removed_at: Option<Instant>,
+    /// When Docker last told us about this container (event, inspect or inventory).
+    updated_at: Instant,
+}
+
+impl Entry {
+    fn new() -> Entry {
+        Entry { container: None, cgroup_ids: Vec::new(), removed_at: None, updated_at: Instant::now() }
+    }
 }
 
 /// What the registry knows about a cgroup id.
@@ -143,8 +154,9 @@ impl ContainerRegistry {
         self.by_id.get(id).and_then(|e| e.container.as_ref())
     }
 
-    pub fn cgroup_of(&self, id: &str) -> Option<u64> {
-        self.by_id.get(id).and_then(|e| e.cgroup_id)
+    /// The container's cgroups (see `Entry::cgroup_ids`).
+    pub fn cgroups_of(&self, id: &str) -> &[u64] {
+        self.by_id.get(id).map_or(&[], |e| &e.cgroup_ids)
     }
 
     pub fn len(&self) -> usize {
@@ -161,22 +173,34 @@ impl ContainerRegistry {
 
     /// Records that `cgroup_id` belongs to container `id` (details may come later).
     pub fn bind_cgroup(&mut self, id: &str, cgroup_id: u64) {
-        let e = self.by_id.entry(id.to_owned()).or_insert(Entry { container: None, cgroup_id: None, removed_at: None });
-        if let Some(old) = e.cgroup_id.replace(cgroup_id)
-            && old != cgroup_id
-        {
-            self.by_cgroup.remove(&old);
+        if self.by_cgroup.get(&cgroup_id).is_some_and(|owner| owner != id) {
+            self.unbind_cgroup(cgroup_id);
+        }
+        let e = self.by_id.entry(id.to_owned()).or_insert_with(Entry::new);
+        if !e.cgroup_ids.contains(&cgroup_id) {
+            e.cgroup_ids.push(cgroup_id);
         }
         e.removed_at = None;
+        e.updated_at = Instant::now();
         self.by_cgroup.insert(cgroup_id, id.to_owned());
+    }
+
+    /// Forgets which container a cgroup belongs to.
+    fn unbind_cgroup(&mut self, cgroup_id: u64) {
+        if let Some(id) = self.by_cgroup.remove(&cgroup_id)
+            && let Some(e) = self.by_id.get_mut(&id)
+        {
+            e.cgroup_ids.retain(|c| *c != cgroup_id);
+        }
     }
 
     /// Adds or refreshes a container's details; keeps known fields the update lacks. The
     /// start time, once known, is kept: Docker's start event sets it (`restarted` first clears
     /// it) and inspect's `State.StartedAt` only fills it when no start event was seen.
     pub fn upsert(&mut self, c: Container) {
-        let e = self.by_id.entry(c.id.clone()).or_insert(Entry { container: None, cgroup_id: None, removed_at: None });
+        let e = self.by_id.entry(c.id.clone()).or_insert_with(Entry::new);
         e.removed_at = None;
+        e.updated_at = Instant::now();
         e.container = Some(match e.container.take() {
             Some(old) => Container {
                 image_id: c.image_id.or(old.image_id),
@@ -211,6 +235,22 @@ impl ContainerRegistry {
         }
     }
 
+    /// After a listing of the running containers asked for at `asked_at`: the containers it
+    /// does not name went away while we were not watching (Docker unreachable), unless Docker
+    /// told us about them after the listing was asked for (a container started meanwhile).
+    pub fn mark_unlisted_removed(
+        &mut self,
+        listed: &std::collections::HashSet<String>,
+        asked_at: Instant,
+        now: Instant,
+    ) {
+        for (id, e) in &mut self.by_id {
+            if !listed.contains(id) && e.updated_at < asked_at {
+                e.removed_at.get_or_insert(now);
+            }
+        }
+    }
+
     /// Drops the entries removed more than GRACE ago; returns their cgroup ids.
     pub fn expire(&mut self, now: Instant) -> Vec<u64> {
         let gone: Vec<String> = self
@@ -221,11 +261,11 @@ impl ContainerRegistry {
             .collect();
         let mut cgroups = Vec::new();
         for id in gone {
-            if let Some(e) = self.by_id.remove(&id)
-                && let Some(cg) = e.cgroup_id
-            {
-                self.by_cgroup.remove(&cg);
-                cgroups.push(cg);
+            if let Some(e) = self.by_id.remove(&id) {
+                for cg in e.cgroup_ids {
+                    self.by_cgroup.remove(&cg);
+                    cgroups.push(cg);
+                }
             }
         }
         cgroups
@@ -248,7 +288,18 @@ pub fn cgroup2_mount() -> Option<PathBuf> {
 /// The 64-hex container id in a cgroup path's last component ("/docker/<id>",
 /// "/system.slice/docker-<id>.scope").
 pub fn container_id_in_path(path: &str) -> Option<&str> {
-    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    container_id_in_name(path.trim_end_matches('/').rsplit('/').next()?)
+}
+
+/// The container a cgroup path belongs to: the id in its deepest component that holds one, so
+/// that a cgroup a container created below its own ("/docker/<id>/init.scope") is the
+/// container's too.
+pub fn container_of_path(path: &str) -> Option<&str> {
+    path.trim_end_matches('/').rsplit('/').find_map(container_id_in_name)
+}
+
+/// The 64-hex container id in one path component.
+fn container_id_in_name(last: &str) -> Option<&str> {
     let bytes = last.as_bytes();
     (0..bytes.len().saturating_sub(63)).find_map(|i| {
         let run = &bytes[i..i + 64];
@@ -298,10 +349,16 @@ pub fn find_cgroup_by_id(mount: &Path, prefixes: &[String], cgroup_id: u64) -> O
             if !name.starts_with(name_prefix) {
                 continue;
             }
-            if e.metadata().is_ok_and(|m| m.is_dir() && m.ino() == cgroup_id)
-                && let Some(id) = container_id_in_path(&name)
-            {
+            let Some(id) = container_id_in_path(&name) else { continue };
+            if e.metadata().is_ok_and(|m| m.is_dir() && m.ino() == cgroup_id) {
                 return Some((id.to_owned(), e.path()));
+            }
+            // A cgroup the container made below its own (systemd or Docker inside it).
+            let Ok(subs) = std::fs::read_dir(e.path()) else { continue };
+            for s in subs.flatten() {
+                if s.metadata().is_ok_and(|m| m.is_dir() && m.ino() == cgroup_id) {
+                    return Some((id.to_owned(), s.path()));
+                }
             }
         }
     }
@@ -350,6 +407,10 @@ mod tests {
         assert_eq!(container_id_in_path(&format!("/custom/parent/{ID}/")), Some(ID));
         assert_eq!(container_id_in_path("/docker/not-an-id"), None);
         assert_eq!(container_id_in_path(&format!("/docker/{ID}0")), None, "65 hex digits is not an id");
+        assert_eq!(container_id_in_path(&format!("/docker/{ID}/init.scope")), None);
+        assert_eq!(container_of_path(&format!("/docker/{ID}/init.scope")), Some(ID));
+        assert_eq!(container_of_path(&format!("/system.slice/docker-{ID}.scope/a/b")), Some(ID));
+        assert_eq!(container_of_path("/system.slice/cron.service"), None);
     }
 
     #[test]
@@ -389,6 +450,24 @@ mod tests {
         assert!(r.expire(t + Duration::from_secs(1)).is_empty(), "kept during the grace period");
         assert_eq!(r.expire(t + GRACE), vec![82]);
         assert_eq!(r.lookup(82), Lookup::Unknown);
+    }
+
+    #[test]
+    fn an_inventory_does_not_remove_a_container_that_started_after_it_was_asked_for() {
+        let mut r = ContainerRegistry::default();
+        let old = "a".repeat(64);
+        let new = "b".repeat(64);
+        r.bind_cgroup(&old, 1);
+        std::thread::sleep(Duration::from_millis(2));
+        let asked_at = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        // Its start event and inspect answer arrive before the listing's answer, which omits it.
+        r.bind_cgroup(&new, 2);
+        let listed = std::collections::HashSet::new();
+        let now = Instant::now();
+        r.mark_unlisted_removed(&listed, asked_at, now);
+        assert_eq!(r.expire(now + GRACE), vec![1], "only the container known before the listing is gone");
+        assert_eq!(r.lookup(2), Lookup::Pending(&new));
     }
 
     #[test]

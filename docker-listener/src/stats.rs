@@ -58,10 +58,16 @@ counters! {
     bytes_out,
     /// Frames dropped because the output buffer (`buffer_bytes`) was full: oldest first.
     dropped_buffer_full,
+    /// Frames the output refused for good (e.g. larger than the socket's send buffer): dropped,
+    /// logged one by one.
+    dropped_rejected,
     /// Send attempts that failed with a transient error (queue missing, not bound, full).
     send_errors,
     /// eBPF records read from the ring buffer.
     ebpf_records,
+    /// eBPF records received that could not be decoded (truncated or unknown kind): skipped,
+    /// logged.
+    ebpf_undecodable,
     /// eBPF records lost in the kernel (ring buffer full, pairing map full, filter map full),
     /// from the per-CPU loss counters.
     ebpf_lost,

@@ -8,7 +8,7 @@ use std::{io, path::Path};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
 use docker_listener_common::{PREFIX_CAP, PREFIXES, ProbeConfig, loss};
@@ -36,15 +36,24 @@ pub enum EbpfError {
          /sys/kernel/tracing` (cargo xtask setup does it)"
     )]
     NoTracefs,
-    #[error("loading the eBPF object failed: {0}")]
+    #[error(
+        "loading the eBPF object failed: {0}. `docker-listener doctor` checks the kernel's BPF, BTF \
+         and tracefs; --no-ebpf runs with Docker events only"
+    )]
     Load(String),
     #[error("the eBPF object has no {0}: the object and the daemon were built from different sources")]
     Missing(&'static str),
-    #[error("attaching {program} failed: {detail}")]
+    #[error(
+        "attaching {program} failed: {detail}. `docker-listener doctor` checks tracefs and the \
+         kernel; --no-ebpf runs with Docker events only"
+    )]
     Attach { program: &'static str, detail: String },
-    #[error("the kernel filter map is full or refused cgroup {cgroup}: {detail}")]
+    #[error(
+        "the kernel filter map is full or refused cgroup {cgroup}: {detail}. Its events are not \
+         traced; ebpf.ignore_images / ignore_labels / ignore_containers keep containers out of it"
+    )]
     Map { cgroup: u64, detail: String },
-    #[error("reading the ring buffer failed: {0}")]
+    #[error("reading the ring buffer failed: {0}. Restart docker-listener; if it repeats, report it")]
     Ring(#[from] io::Error),
 }
 
@@ -110,6 +119,8 @@ pub struct EbpfProbes {
     _ebpf: Ebpf,
     pub ring: AsyncFd<RingBuf<MapData>>,
     containers: HashMap<MapData, u64, u32>,
+    /// Entry 0 tells the programs whether to wake the monitor on commit (see `set_polling`).
+    wakeup: Array<MapData, u32>,
     seq: PerCpuArray<MapData, u64>,
     loss: PerCpuArray<MapData, u64>,
     /// Programs attached, for the log.
@@ -147,6 +158,7 @@ impl EbpfProbes {
             pc.prefix_len[i] = n as u32;
             pc.prefix_count = i as u32 + 1;
         }
+        pc.exit_group_dead = exit_group_dead_offset().unwrap_or(0);
         let mut degraded = None;
         match offsets::resolve(Path::new(offsets::VMLINUX_BTF)) {
             Ok(o) => pc.offsets = o,
@@ -205,13 +217,14 @@ impl EbpfProbes {
         let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let containers =
             HashMap::try_from(take(&mut ebpf, "CONTAINERS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let wakeup = Array::try_from(take(&mut ebpf, "WAKEUP")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let seq = PerCpuArray::try_from(take(&mut ebpf, "SEQ")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let loss = PerCpuArray::try_from(take(&mut ebpf, "LOSS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         // SAFETY: the RingBuf owns its map fd and keeps it open, unreplaced, for as long as the
         // AsyncFd (which owns the RingBuf) lives.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| EbpfError::Ring(e.into()))?;
-        let probes = EbpfProbes { _ebpf: ebpf, ring, containers, seq, loss, attached, degraded };
+        let probes = EbpfProbes { _ebpf: ebpf, ring, containers, wakeup, seq, loss, attached, degraded };
         drop(btf);
         release_freed_heap();
         Ok(probes)
@@ -225,6 +238,13 @@ impl EbpfProbes {
     /// Stops tracing a cgroup (ignored container, container gone).
     pub fn untrack(&mut self, cgroup: u64) {
         let _ = self.containers.remove(&cgroup);
+    }
+
+    /// Polling on (the monitor drains the ring on a timer: the programs commit without waking
+    /// it) or off (they wake it when the ring goes from empty to non-empty). Fails only if the
+    /// map cannot be written, in which case the mode is unchanged.
+    pub fn set_polling(&mut self, on: bool) -> Result<(), EbpfError> {
+        self.wakeup.set(0, u32::from(on), 0).map_err(|e| EbpfError::Load(format!("cannot write the WAKEUP map: {e}")))
     }
 
     /// Records the programs tried to emit (sum of the per-CPU sequence numbers).
@@ -242,6 +262,25 @@ impl EbpfProbes {
     }
 }
 
+/// The offset of `group_dead` in the `sched_process_exit` tracepoint's record, from its format
+/// file in tracefs ("field:bool group_dead;\toffset:32;\tsize:1;..."); `None` on kernels
+/// whose record has no such field (before 6.16).
+fn exit_group_dead_offset() -> Option<u32> {
+    let format = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|t| std::fs::read_to_string(format!("{t}/events/sched/sched_process_exit/format")).ok())?;
+    parse_field_offset(&format, "group_dead")
+}
+
+/// A field's offset in a tracepoint format file.
+fn parse_field_offset(format: &str, field: &str) -> Option<u32> {
+    let line = format.lines().find(|l| {
+        l.trim_start().starts_with("field:")
+            && l.split(';').next().is_some_and(|decl| decl.ends_with(&format!(" {field}")))
+    })?;
+    line.split(';').find_map(|part| part.trim().strip_prefix("offset:")).and_then(|v| v.trim().parse().ok())
+}
+
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so loading does not fail there.
 fn raise_memlock_limit() {
     let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
@@ -249,5 +288,25 @@ fn raise_memlock_limit() {
     let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
     if ret != 0 {
         tracing::debug!("could not raise RLIMIT_MEMLOCK: {}", io::Error::last_os_error());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_dead_offset_is_read_from_the_tracepoint_format() {
+        let new = "name: sched_process_exit\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+                   \tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\tfield:pid_t pid;\toffset:24;\tsize:4;\tsigned:1;\n\
+                   \tfield:int prio;\toffset:28;\tsize:4;\tsigned:1;\n\tfield:bool group_dead;\toffset:32;\tsize:1;\tsigned:0;\n";
+        assert_eq!(parse_field_offset(new, "group_dead"), Some(32));
+        assert_eq!(parse_field_offset(new, "pid"), Some(24));
+        let old = new.lines().filter(|l| !l.contains("group_dead")).collect::<Vec<_>>().join("\n");
+        assert_eq!(parse_field_offset(&old, "group_dead"), None, "kernels before 6.16");
+        // This machine's kernel, when tracefs is mounted: the same answer as its format file.
+        if let Some(off) = exit_group_dead_offset() {
+            assert!(off >= 32, "after comm, pid and prio: {off}");
+        }
     }
 }
