@@ -18,7 +18,8 @@ use crate::config::{Config, ConfigError, LogFormat, Output};
     after_help = "Exit codes: 0 clean shutdown (SIGINT/SIGTERM) or disabled in the config; 1 fatal \
                   runtime error (doctor: a check failed; stats: no agent running); 2 invalid \
                   configuration or command line; 3 permission denied (Docker socket, state \
-                  directory); 4 another instance holds the lock.",
+                  directory, output file, eBPF with ebpf.required); 4 another instance holds the \
+                  lock.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {

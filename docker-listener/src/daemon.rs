@@ -43,6 +43,8 @@ pub enum DaemonError {
     Docker(#[from] DockerError),
     #[error("{0} (ebpf.required is set, so docker-listener does not fall back to Docker events only)")]
     Ebpf(#[from] EbpfError),
+    #[error("the eBPF monitor stopped: {0} (ebpf.required is set, so docker-listener stops with it)")]
+    EbpfRuntime(EbpfError),
     #[error("cannot open the output {output}: {source}")]
     Output { output: String, source: std::io::Error },
     #[error("cannot install the signal handlers: {0}")]
@@ -180,10 +182,27 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     sources.spawn(async move { docker.run(token).await.map_err(DaemonError::from) });
     if let Some(monitor) = monitor {
         let token = shutdown.clone();
-        sources.spawn(async move { monitor.run(token).await.map_err(DaemonError::from) });
+        let required = cfg.ebpf.required;
+        sources.spawn(async move {
+            match monitor.run(token.clone()).await {
+                Ok(()) => Ok(()),
+                Err(e) if required => Err(DaemonError::EbpfRuntime(e)),
+                Err(e) => {
+                    tracing::error!(
+                        error = %e,
+                        "the eBPF monitor stopped: no more process or socket events until \
+                         docker-listener is restarted; Docker events go on"
+                    );
+                    token.cancelled().await;
+                    Ok(())
+                }
+            }
+        });
     }
 
-    let result = wait_for_shutdown(&mut signals, &shutdown, &mut sources).await;
+    let mut sink_task = Some(sink_task);
+    let mut cursor_task = Some(cursor_task);
+    let result = wait_for_shutdown(&mut signals, &shutdown, &mut sources, &mut sink_task, &mut cursor_task).await;
     shutdown.cancel();
     while sources.join_next().await.is_some() {}
     spool.close();
@@ -194,7 +213,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             abort.cancel();
         }
     });
-    let undelivered = sink_task.await.unwrap_or(0);
+    let undelivered = match sink_task {
+        Some(task) => task.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the output stage failed while delivering the last frames");
+            0
+        }),
+        None => 0,
+    };
     grace.abort();
     if undelivered > 0 {
         tracing::warn!(
@@ -205,7 +230,12 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             SHUTDOWN_GRACE.as_secs()
         );
     }
-    let _ = cursor_task.await;
+    if let Some(Err(e)) = match cursor_task {
+        Some(task) => Some(task.await),
+        None => None,
+    } {
+        tracing::error!(error = %e, "the cursor writer failed: the resume cursor may be older than the last delivered event");
+    }
     stop_metrics.cancel();
     for t in metrics_tasks {
         let _ = t.await;
@@ -230,12 +260,22 @@ impl Signals {
     }
 }
 
-/// Waits for SIGINT/SIGTERM, or for a source to stop on its own (only a fatal error does).
+/// Waits for SIGINT/SIGTERM, or for a task to stop on its own: a source stops only on a fatal
+/// error, the sink and the cursor writer never before shutdown (if one does, it is taken out of
+/// its slot and the daemon stops with an error rather than run on with nothing delivered).
 async fn wait_for_shutdown(
     signals: &mut Signals,
     shutdown: &CancellationToken,
     sources: &mut JoinSet<Result<(), DaemonError>>,
+    sink: &mut Option<tokio::task::JoinHandle<usize>>,
+    cursor: &mut Option<tokio::task::JoinHandle<()>>,
 ) -> Result<(), DaemonError> {
+    let ended = |what: &str, res: Result<(), tokio::task::JoinError>| {
+        DaemonError::Panic(match res {
+            Ok(()) => format!("the {what} stopped before shutdown"),
+            Err(e) => format!("the {what} failed: {e}"),
+        })
+    };
     tokio::select! {
         _ = signals.term.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
         _ = signals.int.recv() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
@@ -244,6 +284,14 @@ async fn wait_for_shutdown(
             Ok(r) => r,
             Err(e) => Err(DaemonError::Panic(e.to_string())),
         },
+        res = async { match sink.as_mut() { Some(t) => t.await, None => std::future::pending().await } }, if sink.is_some() => {
+            *sink = None;
+            Err(ended("output stage", res.map(drop)))
+        }
+        res = async { match cursor.as_mut() { Some(t) => t.await, None => std::future::pending().await } }, if cursor.is_some() => {
+            *cursor = None;
+            Err(ended("cursor writer", res))
+        }
     }
 }
 
@@ -254,7 +302,15 @@ async fn persist_cursor(state: StateDir, mut rx: watch::Receiver<Cursor>) {
     loop {
         let done = rx.changed().await.is_err();
         let cursor = rx.borrow_and_update().clone();
-        match state.save_cursor(&cursor) {
+        // The write ends with fsyncs, which may take milliseconds on a busy disk: off the
+        // pipeline's thread.
+        let saved = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || state.save_cursor(&cursor)).await
+        };
+        match saved
+            .unwrap_or_else(|e| Err(StateError::Io { path: state.cursor_path(), source: std::io::Error::other(e) }))
+        {
             Ok(()) => failing = false,
             Err(e) if !failing => {
                 tracing::error!(error = %e, "cannot save the resume cursor; after a restart, events may be replayed or missed");

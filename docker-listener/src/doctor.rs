@@ -227,6 +227,13 @@ fn ebpf(cfg: &Config) -> Vec<Check> {
                 format!("loaded, degraded ({why}): no parent pids, argv or socket details"),
             ),
         },
+        Err(e) if cfg.ebpf.required => check(
+            "ebpf programs",
+            Status::Fail,
+            format!(
+                "{e}; ebpf.required is set, so the daemon will refuse to start (fix the cause, or unset ebpf.required)"
+            ),
+        ),
         Err(e) => check("ebpf programs", Status::Warn, format!("{e}; the daemon will run with Docker events only")),
     });
     out.push(match crate::registry::cgroup2_mount() {

@@ -24,7 +24,10 @@ pub enum StateError {
          as root, or choose a writable --state-dir"
     )]
     PermissionDenied { path: PathBuf },
-    #[error("cannot use {path}: {source}")]
+    #[error(
+        "cannot use {path}: {source}. docker-listener keeps its lock and resume cursor in the state \
+         directory: choose one on a writable, local file system with --state-dir"
+    )]
     Io { path: PathBuf, source: io::Error },
 }
 
@@ -157,9 +160,12 @@ impl StateDir {
                     Err(e) => e.to_string(),
                 };
                 let aside = path.with_extension("json.corrupt");
-                let _ = fs::rename(&path, &aside);
+                let moved_to = match fs::rename(&path, &aside) {
+                    Ok(()) => aside.display().to_string(),
+                    Err(e) => format!("(not moved aside: {e}; it is overwritten at the first delivery)"),
+                };
                 tracing::error!(
-                    path = %path.display(), moved_to = %aside.display(), error = %why,
+                    path = %path.display(), moved_to = %moved_to, error = %why,
                     "the resume cursor is unreadable: starting from now. Docker events emitted \
                      while docker-listener was stopped are not replayed this time"
                 );
@@ -168,14 +174,18 @@ impl StateDir {
         }
     }
 
-    /// Writes the cursor atomically.
+    /// Writes the cursor atomically and durably: a temporary file, synced, renamed over the old
+    /// one, and the directory synced, so that after a power cut the file is the old cursor or
+    /// the new one, never empty.
     pub fn save_cursor(&self, cursor: &Cursor) -> Result<(), StateError> {
         let path = self.cursor_path();
         let tmp = self.dir.join(".cursor.json.tmp");
         let text = serde_json::to_vec(&CursorFile { version: 1, cursor: cursor.clone() })
             .map_err(|e| StateError::io(&tmp, io::Error::other(e)))?;
-        fs::write(&tmp, text).map_err(|e| StateError::io(&tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| StateError::io(&path, e))
+        let mut file = fs::File::create(&tmp).map_err(|e| StateError::io(&tmp, e))?;
+        file.write_all(&text).and_then(|()| file.sync_data()).map_err(|e| StateError::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| StateError::io(&path, e))?;
+        fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| StateError::io(&self.dir, e))
     }
 }
 

@@ -32,13 +32,19 @@ pub enum DockerError {
          for eBPF) or as a member of the group owning the socket"
     )]
     PermissionDenied(PathBuf),
-    #[error("cannot connect to the Docker socket {path}: {source}")]
+    #[error(
+        "cannot connect to the Docker socket {path}: {source}. Is dockerd running (`systemctl start \
+         docker`)? Or point --docker-host at its socket"
+    )]
     Connect { path: PathBuf, source: io::Error },
-    #[error("Docker API request failed: {0}")]
+    #[error("Docker API request failed: {0}. `docker-listener doctor` checks the socket and the API version")]
     Api(#[from] bollard::errors::Error),
-    #[error("Docker answered {status} to GET {uri}: {message}")]
+    #[error(
+        "Docker answered {status} to GET {uri}: {message}. Is --docker-host a Docker Engine socket? \
+         `docker-listener doctor` checks it"
+    )]
     Status { status: StatusCode, uri: String, message: String },
-    #[error("HTTP error on the Docker socket: {0}")]
+    #[error("HTTP error on the Docker socket: {0} (dockerd stopping or restarting?)")]
     Http(#[from] hyper::Error),
 }
 

@@ -37,6 +37,8 @@ const PUSH_BATCH: usize = 256;
 /// How many events dockerd keeps for `since` replays (moby daemon/events/events.go,
 /// `eventsLimit`).
 const DOCKER_EVENTS_LIMIT: usize = 256;
+/// A stream that ends sooner than this after connecting is retried with back-off.
+const SHORT_STREAM: Duration = Duration::from_secs(1);
 
 pub struct DockerSource {
     pub socket: PathBuf,
@@ -79,16 +81,32 @@ impl DockerSource {
         let mut attempt: u32 = 0;
         let mut last_failure: Option<std::mem::Discriminant<DockerError>> = None;
         loop {
+            let started = std::time::Instant::now();
             match self.stream_once(&shutdown, &mut last_failure).await {
                 Ok(StreamEnd::Shutdown) => return Ok(()),
                 Ok(StreamEnd::Ended(cut)) => {
+                    // A stream that ends as soon as it opens (a proxy in front of the socket
+                    // that closes it, say) must not become a tight reconnection loop.
+                    let delay = if started.elapsed() < SHORT_STREAM {
+                        attempt = attempt.saturating_add(1);
+                        self.backoff(attempt - 1)
+                    } else {
+                        attempt = 0;
+                        Duration::ZERO
+                    };
                     tracing::warn!(
                         cut = cut.map(|e| e.to_string()),
+                        retry_in_secs = delay.as_secs_f64(),
                         "Docker closed the event stream (dockerd stopping or restarting?): \
                          reconnecting; the events in between are replayed from the cursor"
                     );
-                    attempt = 0;
                     last_failure = None;
+                    if !delay.is_zero() {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                    }
                 }
                 Err(e) if e.is_permission() => return Err(e),
                 Err(e) => {
@@ -156,6 +174,16 @@ impl DockerSource {
                 content_type = stream.content_type(),
                 "Docker's /events answer is not application/json: is --docker-host really a \
                  Docker socket? Reading it anyway; lines that are not JSON events are skipped"
+            );
+        }
+        if since.is_some_and(|t| t > subscribed_at) {
+            tracing::error!(
+                resume_from_time_nano = since,
+                now_time_nano = subscribed_at,
+                "the last delivered Docker event is newer than this host's clock (the clock was \
+                 set back?): live events are forwarded as usual, but until the clock passes that \
+                 time a reconnection cannot replay what Docker emitted while disconnected. Check \
+                 the host's time synchronisation"
             );
         }
         let mut replay = Replay {
@@ -239,8 +267,13 @@ impl DockerSource {
         Stats::inc(&self.stats.docker_events_in);
         self.stats.count_docker_type(ev.kind());
         let hash = ev.hash;
+        self.check_replay(replay, ev.time_nano);
+        if replay.at_boundary && ev.time_nano > replay.subscribed_at {
+            // Live, not replayed: never a duplicate, even when the cursor is ahead of it (the
+            // clock stepped back since that event was delivered).
+            replay.at_boundary = false;
+        }
         if replay.at_boundary {
-            self.check_replay(replay, ev.time_nano);
             if self.cursor.covers(ev.time_nano, hash) {
                 Stats::inc(&self.stats.docker_events_duplicate);
                 return;
@@ -263,8 +296,10 @@ impl DockerSource {
         frames.push(self.encoder.docker(&ev));
     }
 
+    /// Counts the events Docker replays from its buffer (those older than the subscription):
+    /// a full buffer that starts after the cursor means events were evicted before we saw them.
     fn check_replay(&self, replay: &mut Replay, time_nano: i64) {
-        if time_nano > replay.subscribed_at {
+        if replay.cursor_time == 0 || time_nano > replay.subscribed_at {
             return;
         }
         replay.count += 1;

@@ -144,6 +144,9 @@ mod tests {
     #[test]
     fn resolves_the_running_kernel() {
         if !Path::new(VMLINUX_BTF).exists() {
+            // Under `cargo xtask test` (DL_E2E=1) the machine is the kind we ship for: it has BTF,
+            // and this test must really run. Elsewhere (a developer's `cargo test`), say so.
+            assert!(std::env::var("DL_E2E").as_deref() != Ok("1"), "{VMLINUX_BTF} is missing on the test machine");
             eprintln!("no kernel BTF here; skipping");
             return;
         }

@@ -119,7 +119,15 @@ impl Sink {
                 }
                 Some(OutputError::Rejected { len, source }) => {
                     Stats::inc(&self.stats.send_errors);
-                    tracing::error!(len, error = %source, "the output rejected a frame: dropped");
+                    Stats::inc(&self.stats.dropped_rejected);
+                    tracing::error!(
+                        len,
+                        error = %source,
+                        dropped_total = Stats::get(&self.stats.dropped_rejected),
+                        "the output rejected a frame (counted in dropped_rejected): it is dropped, the \
+                         others go on. If the error is 'message too long', lower max_event_size or \
+                         raise net.core.wmem_default"
+                    );
                     if !is_report {
                         self.spool.unpop_all(batch.drain(sent + 1..));
                     }
@@ -141,7 +149,12 @@ impl Sink {
                 }
             }
         }
-        let _ = self.output.flush().await;
+        if let Err(e) = self.output.flush().await {
+            tracing::error!(
+                error = %e,
+                "the last frames taken by the output could not be written out at shutdown: they are lost"
+            );
+        }
         self.spool.len().0
     }
 

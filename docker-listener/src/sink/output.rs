@@ -7,7 +7,7 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncWrite, AsyncWriteExt, BufWriter},
+    io::{AsyncWrite, AsyncWriteExt},
     net::UnixDatagram,
 };
 
@@ -52,7 +52,10 @@ fn describe(kind: Unavailable, path: &Path) -> String {
             "permission denied on the Wazuh queue socket {p}: run docker-listener as root or in \
              the wazuh group. Events are buffered meanwhile"
         ),
-        Unavailable::Other => format!("cannot write to {p}"),
+        Unavailable::Other => format!(
+            "cannot write to {p}: is it Wazuh's queue socket (a Unix datagram socket that \
+             wazuh-analysisd binds)? Events are buffered meanwhile"
+        ),
     }
 }
 
@@ -201,15 +204,21 @@ fn sendmmsg(fd: std::os::fd::RawFd, frames: &[Frame]) -> io::Result<usize> {
     if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(sent as usize) }
 }
 
-/// One frame per line, for `--output stdout` and `--output file:PATH`.
+/// One frame per line, for `--output stdout` and `--output file:PATH`. A frame is either in
+/// the buffer whole or not at all: a write error while making room leaves the frame to the
+/// sink's retry, and what was already written is never written again (no half or doubled
+/// lines after, say, a full disk).
 pub struct LineWriter {
-    w: BufWriter<Box<dyn AsyncWrite + Unpin + Send>>,
+    w: Box<dyn AsyncWrite + Unpin + Send>,
+    buf: Vec<u8>,
     name: PathBuf,
 }
 
+const LINE_BUFFER: usize = 64 << 10;
+
 impl LineWriter {
     pub fn new(w: Box<dyn AsyncWrite + Unpin + Send>, name: PathBuf) -> LineWriter {
-        LineWriter { w: BufWriter::with_capacity(64 << 10, w), name }
+        LineWriter { w, buf: Vec::with_capacity(LINE_BUFFER), name }
     }
 
     fn error(&self, source: io::Error) -> OutputError {
@@ -217,15 +226,36 @@ impl LineWriter {
     }
 
     pub async fn send(&mut self, frame: &Frame) -> Result<(), OutputError> {
-        for p in &frame.parts {
-            if let Err(e) = self.w.write_all(p).await {
-                return Err(self.error(e));
-            }
+        if self.buf.len() + frame.len() + 1 > LINE_BUFFER {
+            self.write_out().await?;
         }
-        self.w.write_all(b"\n").await.map_err(|e| self.error(e))
+        for p in &frame.parts {
+            self.buf.extend_from_slice(p);
+        }
+        self.buf.push(b'\n');
+        Ok(())
+    }
+
+    /// Writes the buffer out; on an error, keeps what was not written (and only that).
+    async fn write_out(&mut self) -> Result<(), OutputError> {
+        let mut done = 0;
+        let result = loop {
+            if done == self.buf.len() {
+                break Ok(());
+            }
+            match self.w.write(&self.buf[done..]).await {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.buf.drain(..done);
+        result.map_err(|e| self.error(e))
     }
 
     pub async fn flush(&mut self) -> Result<(), OutputError> {
+        self.write_out().await?;
         self.w.flush().await.map_err(|e| self.error(e))
     }
 }
