@@ -85,16 +85,70 @@ fn malformed_huge_and_cut_events_are_skipped_and_the_stream_goes_on() {
     assert_eq!(daemon.count_log("longer than the limit on one event"), 1, "{log}");
     assert_eq!(daemon.count_log("ended in the middle of an event"), 1, "{log}");
     assert_eq!(daemon.count_log("is not application/json"), 1, "{log}");
-    for counter in [
-        "docker_malformed=3",
-        "docker_oversized_raw=1",
-        "docker_partial_at_eof=1",
-        "docker_events_duplicate=1",
-        "events_truncated=1",
-        "docker_events_in=7",
+    for (counter, want) in [
+        ("docker_malformed", 3),
+        ("docker_oversized_raw", 1),
+        ("docker_partial_at_eof", 1),
+        ("docker_events_duplicate", 1),
+        ("events_truncated", 1),
+        ("docker_events_in", 7),
     ] {
-        assert!(log.contains(counter), "missing {counter} in the final stats: {log}");
+        assert_eq!(daemon.final_stat(counter), want, "{counter} in the final stats: {log}");
     }
+}
+
+/// Writes a resume cursor into the daemon's state directory, as a previous run would have.
+fn write_cursor(dir: &TempDir, time_nano: i64) {
+    std::fs::create_dir_all(dir.path("state")).unwrap();
+    let cursor = json!({"version": 1, "time_nano": time_nano, "delivered_at_time": []});
+    std::fs::write(dir.path("state/cursor.json"), cursor.to_string()).unwrap();
+}
+
+#[test]
+fn a_cursor_ahead_of_the_clock_does_not_swallow_live_events() {
+    // The last run delivered an event stamped an hour ahead (the clock has since been set back):
+    // the live events now have older times, and none of them is a replayed duplicate.
+    let dir = TempDir::new("futurecursor");
+    let base = now_ns();
+    write_cursor(&dir, base + 3_600_000_000_000);
+    let live: Vec<String> =
+        (1..=3).map(|i| event("container", "start", "c1", "one", now_ns() + 2_000_000_000 + i)).collect();
+    let script = Script::json(
+        std::iter::once(Step::Sleep(Duration::from_millis(300)))
+            .chain(live.iter().map(|e| Step::Chunk(line(e))))
+            .chain([Step::Hold])
+            .collect(),
+    );
+    let fake = FakeDocker::start(&dir.path("docker.sock"), "1.52", vec![script]);
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let mut daemon = start_against_fake(&dir, &fake, &queue, json!({}));
+    queue.wait_until(Duration::from_secs(20), "the 3 live events", |f| docker_events(f).len() == 3);
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(daemon.final_stat("docker_events_duplicate"), 0, "{}", daemon.log_text());
+    assert_eq!(daemon.count_log("newer than this host's clock"), 1, "{}", daemon.log_text());
+}
+
+#[test]
+fn a_replay_that_no_longer_reaches_the_cursor_is_reported_as_an_upstream_gap() {
+    // dockerd keeps its last 256 events: a full replay that starts after our cursor means the
+    // events in between were evicted before we could read them.
+    let dir = TempDir::new("upstreamgap");
+    let base = now_ns() - 60_000_000_000;
+    write_cursor(&dir, base);
+    let replayed: Vec<u8> =
+        (1..=256).flat_map(|i| line(&event("container", "exec_start: true", "c1", "one", base + 1_000 * i))).collect();
+    let fake = FakeDocker::start(
+        &dir.path("docker.sock"),
+        "1.52",
+        vec![Script::json(vec![Step::Chunk(replayed), Step::Hold])],
+    );
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let mut daemon = start_against_fake(&dir, &fake, &queue, json!({}));
+    queue.wait_until(Duration::from_secs(20), "the 256 replayed events", |f| docker_events(f).len() == 256);
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(daemon.final_stat("docker_upstream_gaps"), 1, "{}", daemon.log_text());
+    assert_eq!(daemon.count_log("no longer reaches back to the last event we delivered"), 1);
+    assert!(fake.event_requests()[0].contains(&format!("since={}", docker_time(base))), "{:?}", fake.event_requests());
 }
 
 #[test]
@@ -106,15 +160,25 @@ fn oversized_events_fit_max_event_size_and_legacy_fields_restore_status() {
     large["Actor"]["Attributes"]["com.example.blob"] = Value::String("b".repeat(5000));
     let image = event("image", "tag", "sha256:abc", "img:1", base + 3);
     let network = event("network", "create", "n1", "net", base + 4);
+    // Two more oversized events: counted, but no new warning (the first and every 1000th).
+    let mut more = large.clone();
+    more["time"] = json!(base / 1_000_000_000);
+    let more: Vec<Vec<u8>> = (5..=6)
+        .map(|i| {
+            more["timeNano"] = json!(base + i);
+            line(&more.to_string())
+        })
+        .collect();
     let script = Script::json(vec![
-        Step::Chunk([line(&small), line(&large.to_string()), line(&image), line(&network)].concat()),
+        Step::Chunk([line(&small), line(&large.to_string()), line(&image), line(&network), more.concat()].concat()),
         Step::Hold,
     ]);
     let fake = FakeDocker::start(&dir.path("docker.sock"), "1.52", vec![script]);
     let queue = QueueReceiver::bind(&dir.path("queue"));
     let mut daemon = start_against_fake(&dir, &fake, &queue, json!({"legacy_fields": true, "max_event_size": 2048}));
-    queue.wait_until(Duration::from_secs(20), "4 frames", |f| f.len() >= 4);
+    queue.wait_until(Duration::from_secs(20), "6 frames", |f| f.len() >= 6);
     assert_eq!(daemon.stop(), 0);
+    assert_eq!(daemon.final_stat("events_truncated"), 3);
     let frames = queue.frames();
     for f in &frames {
         assert!(f.len() <= 2048, "a frame exceeds max_event_size: {}", f.len());

@@ -14,8 +14,26 @@ use support::{
     *,
 };
 
+/// Runs the binary to its exit; a run that does not exit within 30 s is killed and fails the
+/// test (a daemon that should have refused to start and did not, say) instead of hanging it.
 fn run(args: &[&str]) -> Output {
-    Command::new(daemon_bin()).args(args).output().unwrap()
+    let child = Command::new(daemon_bin())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+            panic!("docker-listener {args:?} did not exit within 30 s (killed)")
+        }
+    }
 }
 
 fn text(out: &Output) -> String {
@@ -140,7 +158,9 @@ fn a_second_instance_is_refused_with_the_holder_s_pid_exit_4() {
     ]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains(&format!("pid {pid}")), "{}", text(&out));
-    // Same queue, another state directory.
+    // Same queue, another state directory: refused by the per-queue lock under
+    // /run/docker-listener (root's; as another user the second daemon would run, and `run`
+    // fails the test after 30 s).
     let out = run(&[
         "--docker-host",
         &fake.host(),

@@ -3,7 +3,7 @@
 //! in order, in Wazuh's exact framing, with Docker's own JSON.
 mod support;
 
-use std::time::Duration;
+use std::{process::Command, time::Duration};
 
 use support::*;
 
@@ -84,34 +84,53 @@ fn lifecycle_of_containers_networks_volumes_and_images_arrives_exactly() {
 }
 
 #[test]
-fn stdout_output_writes_the_same_frames_one_per_line() {
+fn stdout_and_file_outputs_write_the_same_frames_one_per_line() {
     e2e();
     let _docker = docker_lock();
     let dir = TempDir::new("stdout");
-    let out = dir.path("frames.log");
-    let mut daemon = Daemon::start(&[
+    // One daemon writes to its standard output (redirected to a file here), one to a file.
+    let stdout_path = dir.path("stdout.log");
+    let file_path = dir.path("frames.log");
+    let mut to_stdout = Daemon::start_with_stdout(
+        Command::new(daemon_bin()).args([
+            "--output",
+            "stdout",
+            "--state-dir",
+            dir.path("s1").to_str().unwrap(),
+            "--no-ebpf",
+        ]),
+        std::fs::File::create(&stdout_path).unwrap().into(),
+    );
+    let mut to_file = Daemon::start(&[
         "--output",
-        &format!("file:{}", out.display()),
+        &format!("file:{}", file_path.display()),
         "--state-dir",
-        dir.path("state").to_str().unwrap(),
+        dir.path("s2").to_str().unwrap(),
         "--no-ebpf",
     ]);
-    daemon.wait_for_log("connected to Docker", Duration::from_secs(20));
+    to_stdout.wait_for_log("connected to Docker", Duration::from_secs(20));
+    to_file.wait_for_log("connected to Docker", Duration::from_secs(20));
     let name = unique("file");
     let t0 = now_ns();
     docker(&["volume", "create", &name]);
     docker(&["volume", "rm", &name]);
     let t1 = now_ns();
     let expected = docker_log_window(None, t0, t1);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let read = || -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(expected.len() >= 2, "Docker logged the volume's create and destroy: {expected:?}");
+    let read = |path: &std::path::Path| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
         let frames: Vec<Vec<u8>> = text.lines().map(|l| l.as_bytes().to_vec()).collect();
+        assert!(frames.iter().all(|f| f.starts_with(HEADER.as_bytes())), "every line is one frame: {text}");
         docker_events(&frames).into_iter().filter(|e| (t0..=t1).contains(&time_nano(e))).collect()
     };
-    while read().len() < expected.len() && std::time::Instant::now() < deadline {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while (read(&stdout_path).len() < expected.len() || read(&file_path).len() < expected.len())
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(daemon.stop(), 0);
-    assert_same_events(&read(), &expected);
+    assert_eq!(to_stdout.stop(), 0);
+    assert_eq!(to_file.stop(), 0);
+    assert_same_events(&read(&stdout_path), &expected);
+    assert_same_events(&read(&file_path), &expected);
 }

@@ -140,6 +140,12 @@ fn exec_in_a_container_names_the_container_the_program_its_args_and_its_parent_c
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+/// Shell (busybox) that waits, up to 10 s, until a TCP listener is up on `port`: a fixed sleep
+/// would race the listener on a loaded machine.
+fn until_listening(port: u16) -> String {
+    format!("for i in $(seq 200); do netstat -ltn | grep -q ':{port} ' && break; sleep 0.05; done")
+}
+
 #[test]
 fn connect_bind_listen_accept_on_the_container_loopback_with_addresses_and_results() {
     e2e();
@@ -150,7 +156,10 @@ fn connect_bind_listen_accept_on_the_container_loopback_with_addresses_and_resul
     run_detached(
         &name,
         &[],
-        "nc -l -p 8080 > /dev/null & sleep 0.5; echo hello | nc 127.0.0.1 8080; nc 127.0.0.1 9; sleep 30",
+        &format!(
+            "nc -l -p 8080 > /dev/null & {}; echo hello | nc 127.0.0.1 8080; nc 127.0.0.1 9; sleep 30",
+            until_listening(8080)
+        ),
     );
     let pid_of = |e: &Value| e["process"]["pid"].as_u64();
     let events = wait_events(&agent, "connect, refused connect, bind, listen, accept", Duration::from_secs(20), |e| {
@@ -208,7 +217,12 @@ fn unix_socket_bind_and_connect_carry_the_path() {
     let name = unique("unix");
     let _c = Containers(vec![name.clone()]);
     // busybox syslogd binds /dev/log (AF_UNIX, datagram); logger connects to it.
-    run_detached(&name, &[], "syslogd -n -O /tmp/messages & sleep 0.5; logger -t dltest hello; sleep 30");
+    run_detached(
+        &name,
+        &[],
+        "syslogd -n -O /tmp/messages & for i in $(seq 200); do [ -S /dev/log ] && break; sleep 0.05; done; \
+         logger -t dltest hello; sleep 30",
+    );
     let events = wait_events(&agent, "unix bind and connect", Duration::from_secs(20), |e| {
         let mine = || e.iter().filter(|x| x["container"]["name"] == name.as_str());
         mine().any(|x| x["event"]["action"] == "bind" && x["network"]["type"] == "unix")
@@ -239,7 +253,14 @@ fn host_processes_produce_nothing_while_host_tracing_is_off() {
     let mut agent = start_agent("host", json!({}));
     let marker = unique("hostmark");
     let out = Command::new("busybox")
-        .args(["sh", "-c", &format!("busybox nc -l -p 18080 >/dev/null & sleep 0.3; echo x | busybox nc 127.0.0.1 18080; busybox nc 127.0.0.1 9; /bin/echo {marker}")])
+        .args([
+            "sh",
+            "-c",
+            &format!(
+                "busybox nc -l -p 18080 >/dev/null & {}; echo x | busybox nc 127.0.0.1 18080; busybox nc 127.0.0.1 9; /bin/echo {marker}",
+                until_listening(18080).replace("netstat", "busybox netstat")
+            ),
+        ])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(&marker));
@@ -369,15 +390,7 @@ fn a_ring_buffer_overflow_is_counted_exactly_and_the_agent_keeps_running() {
         }
         all
     };
-    let log = agent.daemon.log_text();
-    let stat = |key: &str| -> u64 {
-        let line = log.lines().rev().find(|l| l.contains("docker-listener stopped")).expect("final stats line");
-        let v = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("no {key} in {line}"));
-        v.trim_matches('"').parse().unwrap()
-    };
+    let stat = |key: &str| agent.daemon.final_stat(key);
     let lost = stat("ebpf_lost");
     let gaps = stat("ebpf_seq_gaps");
     let delivered = execs_with_arg(&events, "storm").len() as u64;

@@ -201,10 +201,15 @@ impl Daemon {
     }
 
     pub fn start_with(cmd: &mut Command) -> Daemon {
+        Self::start_with_stdout(cmd, Stdio::null())
+    }
+
+    /// Like `start_with`, the daemon's standard output going to `stdout`.
+    pub fn start_with_stdout(cmd: &mut Command, stdout: Stdio) -> Daemon {
         let mut child = cmd
             .env("RUST_LOG", "info,docker_listener=debug")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -230,6 +235,17 @@ impl Daemon {
 
     pub fn count_log(&self, needle: &str) -> usize {
         self.log.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// A counter from the "docker-listener stopped" line the daemon logs at shutdown.
+    pub fn final_stat(&self, key: &str) -> u64 {
+        let log = self.log_text();
+        let line = log.lines().rev().find(|l| l.contains("docker-listener stopped")).expect("final stats line");
+        let v = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("stats=").unwrap_or(w).trim_start_matches('"').strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in {line}"));
+        v.trim_matches('"').parse().unwrap_or_else(|e| panic!("{key}={v}: {e}"))
     }
 
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
