@@ -240,6 +240,12 @@ pub fn run(quick: bool) -> Result<()> {
             crate::setup::run()?;
             crate::build()?;
         }
+        // The eBPF and density scenarios run real containers: like `xtask test`, start a
+        // dockerd if none answers and make the local image (both no-ops when already there).
+        if crate::util::is_root() {
+            crate::docker::ensure_daemon()?;
+            crate::docker::ensure_image()?;
+        }
         if cfg!(debug_assertions) {
             crate::util::cargo(&["build", "--release", "--quiet", "--package", "xtask"])?;
             let mut cmd = std::process::Command::new("target/release/xtask");
