@@ -3,7 +3,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
+    maps::{Array, HashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
 use docker_listener_common::{ProbeConfig, RecordHeader, RecordKind, loss};
 
@@ -34,12 +34,18 @@ pub static SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 pub static LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(loss::COUNT, 0);
 
 /// execve in flight: pid_tgid -> what the failed-exec record needs from the syscall's arguments.
+/// A plain hash map, not an LRU one: when it is full the insert fails and is counted
+/// (`loss::PENDING_MAP_FULL`), where an LRU map would silently evict the entry of a call still
+/// in flight. Nothing leaks: the exit deletes the entry, and an exec that succeeded from a
+/// thread other than the leader (a new pid_tgid) is deleted by sched_process_exec's `old_pid`.
 #[map]
-pub static PENDING_EXEC: LruHashMap<u64, PendingExec> = LruHashMap::with_max_entries(8192, 0);
+pub static PENDING_EXEC: HashMap<u64, PendingExec> = HashMap::with_max_entries(8192, 0);
 
-/// connect/bind/listen/accept in flight: pid_tgid -> the syscall's arguments.
+/// connect/bind/listen/accept in flight: pid_tgid -> the syscall's arguments. A plain hash
+/// map, as above; the syscall's exit always deletes the entry (a blocking accept holds its
+/// entry while it blocks: 8192 threads blocked at once in traced containers fill it).
 #[map]
-pub static PENDING_SOCK: LruHashMap<u64, PendingSock> = LruHashMap::with_max_entries(8192, 0);
+pub static PENDING_SOCK: HashMap<u64, PendingSock> = HashMap::with_max_entries(8192, 0);
 
 #[repr(C)]
 #[derive(Clone, Copy)]
