@@ -164,6 +164,8 @@ pub enum Body {
         backlog: i32,
         addr: Option<Endpoint>,
         local: Option<Endpoint>,
+        /// The kernel could not read the socket behind the fd (type, protocol, local address).
+        socket_unavailable: bool,
     },
 }
 
@@ -238,6 +240,7 @@ impl Event {
                 backlog: s.backlog,
                 addr: s.addr.clone(),
                 local: s.local.clone(),
+                socket_unavailable: s.socket_unavailable,
             },
         }
     }
@@ -429,6 +432,8 @@ struct ListenerOut<'a> {
     args_truncated: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     args_unavailable: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    socket_unavailable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     container_started_time_nano: Option<i64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -500,12 +505,13 @@ impl Serialize for WithContainer<'_> {
                     socket: None,
                     args_truncated: *args_truncated,
                     args_unavailable: *args_unavailable,
+                    socket_unavailable: false,
                     container_started_time_nano: None,
                     container_unresolved: false,
                 };
                 (listener, error)
             }
-            Body::Socket { op, fd, ret, family, sock_type, protocol, backlog, addr, local } => {
+            Body::Socket { op, fd, ret, family, sock_type, protocol, backlog, addr, local, socket_unavailable } => {
                 m.serialize_entry(
                     "process",
                     &ProcessOut {
@@ -592,6 +598,7 @@ impl Serialize for WithContainer<'_> {
                     }),
                     args_truncated: false,
                     args_unavailable: false,
+                    socket_unavailable: *socket_unavailable,
                     container_started_time_nano: None,
                     container_unresolved: false,
                 };
@@ -737,6 +744,10 @@ mod tests {
         assert!(v.get("source").is_none(), "an unbound source is not an address");
         assert_eq!(v["network"], json!({"transport": "tcp", "type": "ipv4"}));
         assert_eq!(v["error"]["code"], "ECONNREFUSED");
+        assert!(v["docker_listener"].get("socket_unavailable").is_none());
+        let blind = Socket { sock_type: 0, protocol: 0, local: None, socket_unavailable: true, ..s.clone() };
+        let v = json(&Event::socket(&blind, &p, Clock::fixed(0)), None, "");
+        assert_eq!(v["docker_listener"]["socket_unavailable"], true);
         let accept = Socket {
             op: SockOp::Accept,
             ret: 4,
