@@ -243,7 +243,9 @@ impl Daemon {
         let line = log.lines().rev().find(|l| l.contains("docker-listener stopped")).expect("final stats line");
         let v = line
             .split_whitespace()
-            .find_map(|w| w.strip_prefix("stats=").unwrap_or(w).trim_start_matches('"').strip_prefix(&format!("{key}=")))
+            .find_map(|w| {
+                w.strip_prefix("stats=").unwrap_or(w).trim_start_matches('"').strip_prefix(&format!("{key}="))
+            })
             .unwrap_or_else(|| panic!("no {key} in {line}"));
         v.trim_matches('"').parse().unwrap_or_else(|e| panic!("{key}={v}: {e}"))
     }
