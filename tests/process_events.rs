@@ -137,6 +137,22 @@ fn exec_in_a_container_names_the_container_the_program_its_args_and_its_parent_c
     assert_eq!(failed["error"]["code"], "ENOENT");
     assert_eq!(failed["process"]["executable"], format!("/bin/nope-{name}"));
     assert_eq!(failed["container"]["id"], id.as_str());
+    // `docker-listener stats` on the running agent counts what it just did, from both sources.
+    let out = Command::new(daemon_bin())
+        .args(["stats", "--state-dir", agent._dir.path("state").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let value = |prefix: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+    };
+    assert!(value("docker_listener_events_out_total{source=\"ebpf\",type=\"exec\"}") >= 3, "{text}");
+    assert!(value("docker_listener_events_in_total{source=\"docker\",type=\"container\"}") >= 2, "{text}");
+    assert!(value("docker_listener_events_in_total{source=\"ebpf\",type=\"record\"}") >= 3, "{text}");
+    assert_eq!(value("docker_listener_docker_connected"), 1, "{text}");
     assert_eq!(agent.daemon.stop(), 0);
 }
 

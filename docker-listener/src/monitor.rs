@@ -310,7 +310,6 @@ impl Monitor {
         let lost = losses[loss::RINGBUF_FULL as usize]
             + losses[loss::PENDING_MAP_FULL as usize]
             + losses[loss::CGROUP_MAP_FULL as usize];
-        Stats::set(&self.stats.ebpf_records, received);
         Stats::set(&self.stats.ebpf_lost, lost);
         if lost <= reported {
             return reported;
@@ -367,6 +366,7 @@ fn drain(
         }
     }
     ctx.received += n as u64;
+    Stats::add(&ctx.stats.ebpf_records, n as u64);
     n
 }
 
