@@ -84,6 +84,49 @@ fn run_detached(name: &str, extra: &[&str], script: &str) -> String {
     docker(&args)
 }
 
+/// Context switches of the agent's (single) runtime thread so far.
+fn context_switches(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches:"))
+        .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn after_a_burst_the_agent_goes_back_to_sleep_and_the_kernel_still_wakes_it() {
+    e2e();
+    let _docker = docker_lock();
+    let mut agent = start_agent("idle", json!({}));
+    let name = unique("idle");
+    let _c = Containers(vec![name.clone()]);
+    let marker = unique("late");
+    // A burst (the monitor polls the ring buffer meanwhile), a quiet spell, then one exec.
+    run_detached(
+        &name,
+        &[],
+        &format!("for i in $(seq 100); do /bin/true burst; done; sleep 4; /bin/echo {marker}; sleep 30"),
+    );
+    wait_events(&agent, "the burst", Duration::from_secs(20), |e| execs_with_arg(e, "burst").len() == 100);
+    // Quiet: no more polling every 2 ms (that would be ~500 wake-ups a second), only the
+    // once-a-second housekeeping.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = context_switches(agent.daemon.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let switches = context_switches(agent.daemon.pid()) - before;
+    assert!(switches < 50, "{switches} context switches in a quiet second: the monitor is still polling");
+    // The next exec is delivered when the kernel wakes the monitor, not up to a second later by
+    // the housekeeping drain.
+    let events =
+        wait_events(&agent, "the late exec", Duration::from_secs(20), |e| !execs_with_arg(e, &marker).is_empty());
+    let seen = now_ns();
+    let late = execs_with_arg(&events, &marker)[0];
+    let at = docker_listener::registry::rfc3339_ns(late["@timestamp"].as_str().unwrap()).unwrap();
+    assert!(seen - at < 400_000_000, "the exec waited {} ms to be delivered", (seen - at) / 1_000_000);
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 #[test]
 fn exec_in_a_container_names_the_container_the_program_its_args_and_its_parent_chain() {
     e2e();

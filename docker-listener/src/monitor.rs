@@ -112,7 +112,10 @@ impl Monitor {
         let mut last_sweep = Instant::now();
         let mut lost_reported: u64 = 0;
         let mut drain_ctx = Drain { received: 0, max_args: self.cfg.argv_max_args as usize, stats: self.stats.clone() };
+        // Polling: the programs commit without waking us and the timer drains the ring.
+        // Settling: they wake us again; one more timed drain before sleeping on the ring.
         let mut polling = false;
+        let mut settling = false;
         let mut idle_polls: u32 = 0;
         let poll_timer = tokio::time::sleep(POLL_EVERY);
         tokio::pin!(poll_timer);
@@ -143,11 +146,25 @@ impl Monitor {
                 }
                 () = &mut poll_timer, if polling => {
                     let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
-                    idle_polls = if n == 0 { idle_polls + 1 } else { 0 };
-                    if idle_polls >= IDLE_POLLS && self.set_polling(false) {
-                        polling = false;
+                    if settling {
+                        // One period after the programs were told to wake us again, every
+                        // program that still read "polling" has long committed: what it left
+                        // was drained just now, and the next record wakes us.
+                        settling = false;
                         idle_polls = 0;
+                        if n == 0 {
+                            polling = false;
+                        } else {
+                            polling = self.set_polling(true);
+                            poll_timer.as_mut().reset(next_poll(n));
+                        }
                     } else {
+                        idle_polls = if n == 0 { idle_polls.saturating_add(1) } else { 0 };
+                        // Exactly at the threshold: if the map write fails, polling goes on
+                        // (logged once) until records flow and stop again.
+                        if idle_polls == IDLE_POLLS && !self.set_polling(false) {
+                            settling = true;
+                        }
                         poll_timer.as_mut().reset(next_poll(n));
                     }
                 }
