@@ -97,24 +97,29 @@ fn malformed_huge_and_cut_events_are_skipped_and_the_stream_goes_on() {
     }
 }
 
-/// Writes a resume cursor into the daemon's state directory, as a previous run would have.
-fn write_cursor(dir: &TempDir, time_nano: i64) {
+/// Writes a resume cursor into the daemon's state directory, as a previous run would have:
+/// the last delivered event's time and the hashes of the events delivered at that time.
+fn write_cursor(dir: &TempDir, time_nano: i64, delivered_at_time: &[u64]) {
     std::fs::create_dir_all(dir.path("state")).unwrap();
-    let cursor = json!({"version": 1, "time_nano": time_nano, "delivered_at_time": []});
+    let cursor = json!({"version": 1, "time_nano": time_nano, "delivered_at_time": delivered_at_time});
     std::fs::write(dir.path("state/cursor.json"), cursor.to_string()).unwrap();
 }
 
 #[test]
 fn a_cursor_ahead_of_the_clock_does_not_swallow_live_events() {
     // The last run delivered an event stamped an hour ahead (the clock has since been set back):
-    // the live events now have older times, and none of them is a replayed duplicate.
+    // Docker replays that event (`since` is inclusive), which is a duplicate; the live events
+    // now have older times, and none of them is.
     let dir = TempDir::new("futurecursor");
-    let base = now_ns();
-    write_cursor(&dir, base + 3_600_000_000_000);
+    let ahead = now_ns() + 3_600_000_000_000;
+    let delivered = event("container", "die", "c0", "zero", ahead);
+    write_cursor(&dir, ahead, &[docker_listener::encode::event_hash(delivered.as_bytes())]);
+    // A minute ahead of now: live whenever the daemon gets to subscribe.
     let live: Vec<String> =
-        (1..=3).map(|i| event("container", "start", "c1", "one", now_ns() + 2_000_000_000 + i)).collect();
+        (1..=3).map(|i| event("container", "start", "c1", "one", now_ns() + 60_000_000_000 + i)).collect();
     let script = Script::json(
-        std::iter::once(Step::Sleep(Duration::from_millis(300)))
+        [Step::Chunk(line(&delivered)), Step::Sleep(Duration::from_millis(300))]
+            .into_iter()
             .chain(live.iter().map(|e| Step::Chunk(line(e))))
             .chain([Step::Hold])
             .collect(),
@@ -124,7 +129,9 @@ fn a_cursor_ahead_of_the_clock_does_not_swallow_live_events() {
     let mut daemon = start_against_fake(&dir, &fake, &queue, json!({}));
     queue.wait_until(Duration::from_secs(20), "the 3 live events", |f| docker_events(f).len() == 3);
     assert_eq!(daemon.stop(), 0);
-    assert_eq!(daemon.final_stat("docker_events_duplicate"), 0, "{}", daemon.log_text());
+    let times: Vec<i64> = docker_events(&queue.frames()).iter().map(time_nano).collect();
+    assert!(!times.contains(&ahead), "the replayed, already delivered event was sent again");
+    assert_eq!(daemon.final_stat("docker_events_duplicate"), 1, "{}", daemon.log_text());
     assert_eq!(daemon.count_log("newer than this host's clock"), 1, "{}", daemon.log_text());
 }
 
@@ -134,7 +141,7 @@ fn a_replay_that_no_longer_reaches_the_cursor_is_reported_as_an_upstream_gap() {
     // events in between were evicted before we could read them.
     let dir = TempDir::new("upstreamgap");
     let base = now_ns() - 60_000_000_000;
-    write_cursor(&dir, base);
+    write_cursor(&dir, base, &[]);
     let replayed: Vec<u8> =
         (1..=256).flat_map(|i| line(&event("container", "exec_start: true", "c1", "one", base + 1_000 * i))).collect();
     let fake = FakeDocker::start(

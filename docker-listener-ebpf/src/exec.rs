@@ -27,6 +27,14 @@ const HALF: usize = ARGS_CAP / 2;
 
 #[tracepoint]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    // pid_t old_pid at 16. An exec from a thread other than the leader changes the caller's
+    // pid_tgid, so its execve exit cannot find the enter-time entry: delete it here, traced or
+    // not (the container may have been untracked meanwhile), or it would stay in the map.
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let old_pid: u32 = unsafe { ctx.read_at(16) }.unwrap_or(pid_tgid as u32);
+    if old_pid != pid_tgid as u32 {
+        let _ = PENDING_EXEC.remove(&((pid_tgid >> 32 << 32) | u64::from(old_pid)));
+    }
     if traced() {
         on_exec(&ctx);
     }
@@ -62,11 +70,7 @@ unsafe fn fill_common(r: *mut ExecRecord, header: RecordHeader, ret: i32) {
 
 fn on_exec(ctx: &TracePointContext) {
     // sched_process_exec: __data_loc char[] filename at 8, pid_t pid at 12, pid_t old_pid at 16.
-    let old_pid: u32 = unsafe { ctx.read_at(16) }.unwrap_or(0);
-    let tgid = bpf_get_current_pid_tgid() >> 32;
-    // The exec succeeded: forget the enter-time arguments (keyed by the thread that called
-    // execve, which may not be the thread-group leader it became).
-    let _ = PENDING_EXEC.remove(&((tgid << 32) | u64::from(old_pid)));
+    // (The leader's enter-time entry is deleted by its execve exit, which sees success.)
 
     let Some((mut entry, header)) = reserve::<ExecRecord>(RecordKind::Exec) else { return };
     let r = entry.as_mut_ptr();

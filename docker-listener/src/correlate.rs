@@ -21,7 +21,7 @@ use crate::{
     ebpf::record::{Record, Socket},
     ecs::{Clock, Event},
     procs::{Proc, ProcessTable},
-    registry::{Container, ContainerRegistry, Lookup, container_of_path},
+    registry::{Container, ContainerRegistry, GRACE, Lookup, container_of_path},
 };
 
 /// A finished event: its `event.action` (for the counters) and its JSON.
@@ -85,6 +85,9 @@ pub struct Correlator {
     held: VecDeque<Held>,
     /// cgroup ids already asked about, so a burst of records asks once.
     asked: HashMap<u64, Instant>,
+    /// cgroups removed (rmdir), forgotten by the registry GRACE later: a container that
+    /// restarts (or makes and removes cgroups below its own) does not pile up old ones.
+    removed_cgroups: VecDeque<(u64, Instant)>,
     pub counters: Counters,
 }
 
@@ -97,6 +100,7 @@ impl Correlator {
             clock,
             held: VecDeque::new(),
             asked: HashMap::new(),
+            removed_cgroups: VecDeque::new(),
             counters: Counters::default(),
         }
     }
@@ -124,9 +128,10 @@ impl Correlator {
                         self.release(c.id, out, req);
                     }
                 } else {
-                    // The registry keeps the cgroup until the container's destroy + grace:
-                    // events of a short-lived container may still be waiting for its details.
+                    // The registry keeps the cgroup a while: events of a short-lived container
+                    // may still be waiting for its details.
                     self.procs.remove_cgroup(c.id);
+                    self.removed_cgroups.push_back((c.id, now));
                 }
             }
             Record::Fork(f) => self.procs.on_fork(f.meta.tgid, f.child_tgid, f.child_start_ns, f.meta.cgroup_id),
@@ -309,6 +314,10 @@ impl Correlator {
             }
         }
         self.asked.retain(|_, t| now.duration_since(*t) < HOLD);
+        while let Some(&(cg, _)) = self.removed_cgroups.front().filter(|(_, t)| now.duration_since(*t) >= GRACE) {
+            self.removed_cgroups.pop_front();
+            self.registry.unbind_cgroup(cg);
+        }
         for cg in self.registry.expire(now) {
             self.procs.remove_cgroup(cg);
             req.push(Request::Untrack(cg));

@@ -186,7 +186,7 @@ impl ContainerRegistry {
     }
 
     /// Forgets which container a cgroup belongs to.
-    fn unbind_cgroup(&mut self, cgroup_id: u64) {
+    pub fn unbind_cgroup(&mut self, cgroup_id: u64) {
         if let Some(id) = self.by_cgroup.remove(&cgroup_id)
             && let Some(e) = self.by_id.get_mut(&id)
         {
@@ -291,11 +291,11 @@ pub fn container_id_in_path(path: &str) -> Option<&str> {
     container_id_in_name(path.trim_end_matches('/').rsplit('/').next()?)
 }
 
-/// The container a cgroup path belongs to: the id in its deepest component that holds one, so
-/// that a cgroup a container created below its own ("/docker/<id>/init.scope") is the
-/// container's too.
+/// The container a cgroup path belongs to: the id in its outermost component that holds one,
+/// so that a cgroup a container created below its own ("/docker/<id>/init.scope", or a nested
+/// Docker's "/docker/<id>/docker/<inner>") is that container's, the one this host's Docker knows.
 pub fn container_of_path(path: &str) -> Option<&str> {
-    path.trim_end_matches('/').rsplit('/').find_map(container_id_in_name)
+    path.split('/').find_map(container_id_in_name)
 }
 
 /// The 64-hex container id in one path component.
@@ -411,6 +411,12 @@ mod tests {
         assert_eq!(container_of_path(&format!("/docker/{ID}/init.scope")), Some(ID));
         assert_eq!(container_of_path(&format!("/system.slice/docker-{ID}.scope/a/b")), Some(ID));
         assert_eq!(container_of_path("/system.slice/cron.service"), None);
+        let inner = "b".repeat(64);
+        assert_eq!(
+            container_of_path(&format!("/docker/{ID}/docker/{inner}")),
+            Some(ID),
+            "Docker in Docker: the outer one"
+        );
     }
 
     #[test]

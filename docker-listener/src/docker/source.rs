@@ -268,9 +268,11 @@ impl DockerSource {
         self.stats.count_docker_type(ev.kind());
         let hash = ev.hash;
         self.check_replay(replay, ev.time_nano);
-        if replay.at_boundary && ev.time_nano > replay.subscribed_at {
-            // Live, not replayed: never a duplicate, even when the cursor is ahead of it (the
-            // clock stepped back since that event was delivered).
+        if replay.at_boundary && ev.time_nano > replay.subscribed_at && ev.time_nano < self.cursor.time_nano {
+            // Older than the cursor, so not replayed by `since` (which sends the cursor's time
+            // and later), yet newer than the subscription: live, with the cursor ahead of it
+            // because the clock was set back since. Never a duplicate. (Docker's replay of the
+            // events at the cursor's own time still goes through `covers` below.)
             replay.at_boundary = false;
         }
         if replay.at_boundary {
