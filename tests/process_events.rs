@@ -128,6 +128,32 @@ fn after_a_burst_the_agent_goes_back_to_sleep_and_the_kernel_still_wakes_it() {
 }
 
 #[test]
+fn a_cgroup_below_a_running_container_s_own_is_traced_from_the_start() {
+    // systemd, or Docker, inside a container puts its processes in cgroups below the
+    // container's: the start-up inventory must find those too.
+    e2e();
+    let _docker = docker_lock();
+    let name = unique("nested");
+    let _c = Containers(vec![name.clone()]);
+    let marker = unique("inner");
+    run_detached(&name, &[], &format!("while :; do sleep 0.5; /bin/true {marker}; done"));
+    let pid = inspect(&name, "{{.State.Pid}}");
+    let rel = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let rel = rel.lines().find_map(|l| l.strip_prefix("0::")).unwrap().trim_start_matches('/').to_owned();
+    let inner = docker_listener::registry::cgroup2_mount().unwrap().join(rel).join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::write(inner.join("cgroup.procs"), &pid).unwrap();
+    let mut agent = start_agent("nested", json!({}));
+    let events = wait_events(&agent, "an exec in the inner cgroup", Duration::from_secs(20), |e| {
+        !execs_with_arg(e, &marker).is_empty()
+    });
+    let exec = execs_with_arg(&events, &marker)[0];
+    assert_eq!(exec["container"]["name"], name.as_str());
+    assert_eq!(exec["process"]["parent"]["pid"].to_string(), pid, "its parent, the init, known from the start");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
+#[test]
 fn exec_in_a_container_names_the_container_the_program_its_args_and_its_parent_chain() {
     e2e();
     let _docker = docker_lock();

@@ -45,12 +45,25 @@ const IDLE_POLLS: u32 = 2;
 /// How often processes whose exit record was lost are swept from the table.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
+/// A running container of the start-up inventory, with its cgroup (id and directory) and the
+/// cgroups below it (systemd or Docker inside the container), whose processes are its too.
+struct Found {
+    container: Container,
+    cgroup: u64,
+    dir: PathBuf,
+    below: Vec<(u64, PathBuf)>,
+}
+
+/// Cgroups below a container's own, at most this deep and this many, found at start-up.
+const BELOW_DEPTH: usize = 4;
+const BELOW_MAX: usize = 256;
+
 /// Answers from the helper tasks the monitor spawns.
 enum Info {
     /// The running containers whose cgroup was found, the ids of all of them, and when the
     /// listing was asked for.
     Inventory {
-        found: Vec<(Container, u64, PathBuf)>,
+        found: Vec<Found>,
         listed: HashSet<String>,
         asked_at: Instant,
     },
@@ -282,7 +295,7 @@ impl Monitor {
                 let started = Instant::now();
                 let mut processes = 0;
                 let count = list.len();
-                for (c, cgroup, dir) in list {
+                for Found { container: c, cgroup, dir, below } in list {
                     let ignored = c.is_ignored(&self.cfg);
                     let id = c.id.clone();
                     self.correlator.on_container(c, Some(cgroup), out, req);
@@ -291,6 +304,11 @@ impl Monitor {
                     }
                     req.push(Request::Track(cgroup));
                     processes += self.correlator.procs.scan_cgroup(&dir, cgroup);
+                    for (cg, sub_dir) in below {
+                        self.correlator.registry.bind_cgroup(&id, cg);
+                        req.push(Request::Track(cg));
+                        processes += self.correlator.procs.scan_cgroup(&sub_dir, cg);
+                    }
                     // The init pid and start time come from inspect, in the background.
                     req.push(Request::Inspect(id));
                 }
@@ -445,7 +463,11 @@ fn spawn_inventory(
                 },
             };
             match dir.as_deref().map(registry::cgroup_id) {
-                Some(Ok(cg)) => found.push((c, cg, dir.unwrap_or_default())),
+                Some(Ok(cg)) => {
+                    let dir = dir.unwrap_or_default();
+                    let below = registry::cgroups_below(&dir, BELOW_DEPTH, BELOW_MAX);
+                    found.push(Found { container: c, cgroup: cg, dir, below });
+                }
                 _ => {
                     tracing::warn!(container = %c.id, name = %c.name, "no cgroup directory found for a running container: its processes are not traced (set ebpf.cgroup_prefixes if dockerd uses --cgroup-parent)")
                 }

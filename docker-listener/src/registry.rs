@@ -327,6 +327,37 @@ pub fn cgroup_dir_of_pid(mount: &Path, pid: u32) -> Option<PathBuf> {
     Some(mount.join(rel.trim_start_matches('/')))
 }
 
+/// The cgroups below `dir` (not `dir` itself), breadth first, at most `depth` levels down and
+/// `max` of them: (id, directory).
+pub fn cgroups_below(dir: &Path, depth: usize, max: usize) -> Vec<(u64, PathBuf)> {
+    let mut found = Vec::new();
+    let mut level = vec![dir.to_path_buf()];
+    for _ in 0..depth {
+        let mut next = Vec::new();
+        for d in &level {
+            let Ok(entries) = std::fs::read_dir(d) else { continue };
+            for e in entries.flatten() {
+                if found.len() >= max {
+                    return found;
+                }
+                // The entry's type comes with the directory listing: only directories are
+                // stat'ed (a container's cgroup holds ~50 files and usually no directory).
+                if e.file_type().is_ok_and(|t| t.is_dir())
+                    && let Ok(m) = e.metadata()
+                {
+                    found.push((m.ino(), e.path()));
+                    next.push(e.path());
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    found
+}
+
 /// A cgroup's id: the inode number of its directory.
 pub fn cgroup_id(dir: &Path) -> std::io::Result<u64> {
     Ok(std::fs::metadata(dir)?.ino())
@@ -501,6 +532,26 @@ mod tests {
         assert!(c.is_ignored(&cfg(|c| c.ignore_labels = vec!["tier".into()])));
         assert!(c.is_ignored(&cfg(|c| c.ignore_labels = vec!["tier=data".into()])));
         assert!(!c.is_ignored(&cfg(|c| c.ignore_labels = vec!["tier=web".into()])));
+    }
+
+    #[test]
+    fn cgroups_below_are_found_breadth_first_within_the_limits() {
+        let root = std::env::temp_dir().join(format!("dl-below-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["a/x/deep", "b", "c"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("cgroup.procs"), "").unwrap();
+        let names = |v: Vec<(u64, PathBuf)>| -> Vec<String> {
+            let mut n: Vec<String> =
+                v.into_iter().map(|(_, p)| p.strip_prefix(&root).unwrap().display().to_string()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(cgroups_below(&root, 4, 100)), ["a", "a/x", "a/x/deep", "b", "c"]);
+        assert_eq!(names(cgroups_below(&root, 1, 100)), ["a", "b", "c"], "one level");
+        assert_eq!(cgroups_below(&root, 4, 2).len(), 2, "capped");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
