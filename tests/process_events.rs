@@ -106,7 +106,7 @@ fn after_a_burst_the_agent_goes_back_to_sleep_and_the_kernel_still_wakes_it() {
     run_detached(
         &name,
         &[],
-        &format!("for i in $(seq 100); do /bin/true burst; done; sleep 4; /bin/echo {marker}; sleep 30"),
+        &format!("for i in $(seq 100); do /bin/true burst; done; sleep 6; /bin/echo {marker}; sleep 30"),
     );
     wait_events(&agent, "the burst", Duration::from_secs(20), |e| execs_with_arg(e, "burst").len() == 100);
     // Quiet: no more polling every 2 ms (that would be ~500 wake-ups a second), only the
@@ -149,7 +149,11 @@ fn a_cgroup_below_a_running_container_s_own_is_traced_from_the_start() {
     });
     let exec = execs_with_arg(&events, &marker)[0];
     assert_eq!(exec["container"]["name"], name.as_str());
-    assert_eq!(exec["process"]["parent"]["pid"].to_string(), pid, "its parent, the init, known from the start");
+    assert_eq!(
+        exec["process"]["entry_leader"]["pid"].to_string(),
+        pid,
+        "the init, in the inner cgroup, learned from /proc at start-up: {exec}"
+    );
     assert_eq!(agent.daemon.stop(), 0);
 }
 

@@ -155,7 +155,14 @@ impl Correlator {
                     Some(_) => None,
                     None => self.procs.read_proc(e.ppid, 0),
                 };
-                let event = Event::exec(&e, &self.procs, fallback.as_ref(), self.clock);
+                let own = [e.meta.cgroup_id];
+                let cgroups = match self.registry.lookup(e.meta.cgroup_id) {
+                    Lookup::Known(c) => self.registry.cgroups_of(&c.id),
+                    Lookup::Pending(id) => self.registry.cgroups_of(id),
+                    Lookup::Unknown => &own,
+                };
+                let cgroups = if cgroups.is_empty() { &own[..] } else { cgroups };
+                let event = Event::exec_in(&e, &self.procs, fallback.as_ref(), self.clock, cgroups);
                 self.route(e.meta.cgroup_id, event, now, out, req);
             }
             Record::Socket(s) => {
@@ -317,6 +324,9 @@ impl Correlator {
         while let Some(&(cg, _)) = self.removed_cgroups.front().filter(|(_, t)| now.duration_since(*t) >= GRACE) {
             self.removed_cgroups.pop_front();
             self.registry.unbind_cgroup(cg);
+            // The kernel dropped it from its filter at rmdir; a start-up inventory racing the
+            // removal may have put it back.
+            req.push(Request::Untrack(cg));
         }
         for cg in self.registry.expire(now) {
             self.procs.remove_cgroup(cg);

@@ -183,6 +183,18 @@ pub struct Event {
 impl Event {
     /// An exec (successful or failed). `procs` must already reflect a successful exec.
     pub fn exec(e: &Exec, procs: &ProcessTable, parent_fallback: Option<&Proc>, clock: Clock) -> Event {
+        Event::exec_in(e, procs, parent_fallback, clock, &[e.meta.cgroup_id])
+    }
+
+    /// An exec whose container has these cgroups (its own and those below it): the parent
+    /// chain goes on through all of them.
+    pub fn exec_in(
+        e: &Exec,
+        procs: &ProcessTable,
+        parent_fallback: Option<&Proc>,
+        clock: Clock,
+        container_cgroups: &[u64],
+    ) -> Event {
         let executable = if e.filename.is_empty() { e.comm.as_str() } else { e.filename.as_str() };
         let process = ProcRef {
             pid: e.meta.tgid,
@@ -190,7 +202,7 @@ impl Event {
             executable: Some(Arc::from(executable)),
             name: Some(Arc::from(process_name(executable, &e.args))),
         };
-        let ancestors: Vec<ProcRef> = procs.ancestors(e.ppid, e.meta.cgroup_id).into_iter().map(ProcRef::of).collect();
+        let ancestors: Vec<ProcRef> = procs.ancestors(e.ppid, container_cgroups).into_iter().map(ProcRef::of).collect();
         let parent = match ancestors.first() {
             Some(p) => p.clone(),
             None => match parent_fallback {

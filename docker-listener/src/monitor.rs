@@ -464,15 +464,28 @@ fn spawn_inventory(
             };
             match dir.as_deref().map(registry::cgroup_id) {
                 Some(Ok(cg)) => {
-                    let dir = dir.unwrap_or_default();
-                    let below = registry::cgroups_below(&dir, BELOW_DEPTH, BELOW_MAX);
-                    found.push(Found { container: c, cgroup: cg, dir, below });
+                    found.push(Found { container: c, cgroup: cg, dir: dir.unwrap_or_default(), below: Vec::new() })
                 }
                 _ => {
                     tracing::warn!(container = %c.id, name = %c.name, "no cgroup directory found for a running container: its processes are not traced (set ebpf.cgroup_prefixes if dockerd uses --cgroup-parent)")
                 }
             }
         }
+        // The walk below each container's cgroup reads directories: off the runtime's thread.
+        let found = tokio::task::spawn_blocking(move || {
+            for f in &mut found {
+                f.below = registry::cgroups_below(&f.dir, BELOW_DEPTH, BELOW_MAX);
+            }
+            found
+        })
+        .await;
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.send(Info::InventoryFailed(format!("walking the containers' cgroups failed: {e}")));
+                return;
+            }
+        };
         let _ = tx.send(Info::Inventory { found, listed, asked_at });
     });
 }

@@ -157,14 +157,15 @@ impl ProcessTable {
         self.procs.retain(|_, p| p.cgroup_id != cgroup_id);
     }
 
-    /// The ancestors of a process with parent `ppid`, nearest first, within `cgroup_id`: up to
-    /// the container's init (whose parent lives outside the container).
-    pub fn ancestors(&self, ppid: u32, cgroup_id: u64) -> Vec<&Proc> {
+    /// The ancestors of a process with parent `ppid`, nearest first, within the container's
+    /// `cgroups` (its own and those below it): up to the container's init (whose parent lives
+    /// outside the container).
+    pub fn ancestors(&self, ppid: u32, cgroups: &[u64]) -> Vec<&Proc> {
         let mut out = Vec::new();
         let mut next = ppid;
         while out.len() < MAX_DEPTH {
             match self.procs.get(&next) {
-                Some(p) if p.cgroup_id == cgroup_id && !out.iter().any(|q: &&Proc| q.tgid == p.tgid) => {
+                Some(p) if cgroups.contains(&p.cgroup_id) && !out.iter().any(|q: &&Proc| q.tgid == p.tgid) => {
                     out.push(p);
                     next = p.ppid;
                 }
@@ -260,8 +261,15 @@ mod tests {
         t.on_fork(20, 30, 3_000_000_000, 82);
         assert_eq!(&*t.get(30).unwrap().executable, "/bin/sh", "a fork shares its parent's image");
         t.on_exec(30, 20, 3_000_000_000, "/bin/echo", &[], 82);
-        let chain: Vec<u32> = t.ancestors(t.get(30).unwrap().ppid, 82).iter().map(|p| p.tgid).collect();
+        let chain: Vec<u32> = t.ancestors(t.get(30).unwrap().ppid, &[82]).iter().map(|p| p.tgid).collect();
         assert_eq!(chain, vec![20], "the parent, up to the container's init; not the shim");
+        // A service in a cgroup below the container's (83, systemd in the container): its chain
+        // goes on to the init in 82, given both as the container's cgroups.
+        t.on_fork(20, 40, 4_000_000_000, 83);
+        t.on_exec(40, 20, 4_000_000_000, "/usr/sbin/cron", &[], 83);
+        assert!(t.ancestors(40, &[83]).iter().all(|p| p.tgid == 40), "83 alone stops at the boundary");
+        let chain: Vec<u32> = t.ancestors(40, &[82, 83]).iter().map(|p| p.tgid).collect();
+        assert_eq!(chain, vec![40, 20]);
         assert_eq!(&*t.get(30).unwrap().name, "echo");
         t.on_exit(30);
         assert!(t.get(30).is_none());
