@@ -238,3 +238,25 @@ fn docker_unreachable_at_start_is_retried_and_logged_once() {
     assert_eq!(queue.frames()[0], format!("{DOCKER_PREFIX}{ev}}}").into_bytes());
     daemon.wait_for_log("connected to Docker", Duration::from_secs(5));
 }
+
+#[test]
+fn an_event_docker_sends_twice_at_a_subscription_is_forwarded_once() {
+    // dockerd stores an event for replay, then publishes it: one that lands while we subscribe
+    // arrives both ways, back to back.
+    let dir = TempDir::new("twice");
+    let base = now_ns();
+    let e1 = event("container", "create", "c1", "one", base + 1);
+    let e2 = event("container", "start", "c1", "one", base + 2);
+    let e3 = event("container", "die", "c1", "one", base + 3);
+    let script = Script::json(vec![Step::Chunk([line(&e1), line(&e2), line(&e2), line(&e3)].concat()), Step::Hold]);
+    let fake = FakeDocker::start(&dir.path("docker.sock"), "1.52", vec![script]);
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let mut daemon = start_against_fake(&dir, &fake, &queue, json!({}));
+    queue.wait_until(Duration::from_secs(20), "the die event", |f| {
+        docker_events(f).iter().any(|e| time_nano(e) == base + 3)
+    });
+    assert_eq!(daemon.stop(), 0);
+    let times: Vec<i64> = docker_events(&queue.frames()).iter().map(time_nano).collect();
+    assert_eq!(times, vec![base + 1, base + 2, base + 3]);
+    assert_eq!(daemon.final_stat("docker_events_duplicate"), 1);
+}
