@@ -229,12 +229,6 @@ fn exec_in_a_container_names_the_container_the_program_its_args_and_its_parent_c
     assert_eq!(agent.daemon.stop(), 0);
 }
 
-/// Shell (busybox) that waits, up to 10 s, until a TCP listener is up on `port`: a fixed sleep
-/// would race the listener on a loaded machine.
-fn until_listening(port: u16) -> String {
-    format!("for i in $(seq 200); do netstat -ltn | grep -q ':{port} ' && break; sleep 0.05; done")
-}
-
 #[test]
 fn connect_bind_listen_accept_on_the_container_loopback_with_addresses_and_results() {
     e2e();
@@ -309,8 +303,7 @@ fn unix_socket_bind_and_connect_carry_the_path() {
     run_detached(
         &name,
         &[],
-        "syslogd -n -O /tmp/messages & for i in $(seq 200); do [ -S /dev/log ] && break; sleep 0.05; done; \
-         logger -t dltest hello; sleep 30",
+        &format!("syslogd -n -O /tmp/messages & {}; logger -t dltest hello; sleep 30", shell_wait("[ -S /dev/log ]")),
     );
     let events = wait_events(&agent, "unix bind and connect", Duration::from_secs(20), |e| {
         let mine = || e.iter().filter(|x| x["container"]["name"] == name.as_str());
@@ -347,7 +340,7 @@ fn host_processes_produce_nothing_while_host_tracing_is_off() {
             "-c",
             &format!(
                 "busybox nc -l -p 18080 >/dev/null & {}; echo x | busybox nc 127.0.0.1 18080; busybox nc 127.0.0.1 9; /bin/echo {marker}",
-                until_listening(18080).replace("netstat", "busybox netstat")
+                shell_wait("busybox netstat -ltn | grep -q ':18080 '")
             ),
         ])
         .output()

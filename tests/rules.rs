@@ -111,9 +111,9 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
     let name = unique("rules");
     let script = format!(
         "cp /bin/busybox /tmp/apk; cp /bin/busybox /tmp/tool; /tmp/apk echo add-{name}; /tmp/tool echo tmp-{name}; \
-         /bin/echo benign-{name}; /bin/nope-{name}; nc -l -p 8080 >/dev/null & \
-         for i in $(seq 200); do netstat -ltn | grep -q ':8080 ' && break; sleep 0.05; done; \
-         echo hi | nc 127.0.0.1 8080; nc 169.254.169.254 80; true"
+         /bin/echo benign-{name}; /bin/nope-{name}; nc -l -p 8080 >/dev/null & {}; \
+         echo hi | nc 127.0.0.1 8080; nc 169.254.169.254 80; true",
+        until_listening(8080)
     );
     docker(&["run", "--rm", "--network", "none", "--name", &name, &image(), "sh", "-c", &script]);
     queue.wait_until(Duration::from_secs(20), "the metadata connect", |f| {

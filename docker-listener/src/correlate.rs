@@ -156,12 +156,10 @@ impl Correlator {
                     None => self.procs.read_proc(e.ppid, 0),
                 };
                 let own = [e.meta.cgroup_id];
-                let cgroups = match self.registry.lookup(e.meta.cgroup_id) {
-                    Lookup::Known(c) => self.registry.cgroups_of(&c.id),
-                    Lookup::Pending(id) => self.registry.cgroups_of(id),
-                    Lookup::Unknown => &own,
+                let cgroups = match self.registry.container_cgroups(e.meta.cgroup_id) {
+                    [] => &own[..],
+                    all => all,
                 };
-                let cgroups = if cgroups.is_empty() { &own[..] } else { cgroups };
                 let event = Event::exec_in(&e, &self.procs, fallback.as_ref(), self.clock, cgroups);
                 self.route(e.meta.cgroup_id, event, now, out, req);
             }

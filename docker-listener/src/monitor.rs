@@ -54,10 +54,6 @@ struct Found {
     below: Vec<(u64, PathBuf)>,
 }
 
-/// Cgroups below a container's own, at most this deep and this many, found at start-up.
-const BELOW_DEPTH: usize = 4;
-const BELOW_MAX: usize = 256;
-
 /// Answers from the helper tasks the monitor spawns.
 enum Info {
     /// The running containers whose cgroup was found, the ids of all of them, and when the
@@ -153,8 +149,7 @@ impl Monitor {
                         // purpose: going back to sleeping first drains whatever was committed
                         // during the switch.
                         drop(guard);
-                        polling = self.set_polling(true);
-                        poll_timer.as_mut().reset(next_poll(n));
+                        polling = self.start_polling(poll_timer.as_mut(), n);
                     }
                 }
                 () = &mut poll_timer, if polling => {
@@ -168,8 +163,7 @@ impl Monitor {
                         if n == 0 {
                             polling = false;
                         } else {
-                            polling = self.set_polling(true);
-                            poll_timer.as_mut().reset(next_poll(n));
+                            polling = self.start_polling(poll_timer.as_mut(), n);
                         }
                     } else {
                         idle_polls = if n == 0 { idle_polls.saturating_add(1) } else { 0 };
@@ -206,8 +200,7 @@ impl Monitor {
                         // wake us while that record waits.
                         let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
                         if n > 0 {
-                            polling = self.set_polling(true);
-                            poll_timer.as_mut().reset(next_poll(n));
+                            polling = self.start_polling(poll_timer.as_mut(), n);
                         }
                     }
                     let now = Instant::now();
@@ -265,13 +258,20 @@ impl Monitor {
         Ok(())
     }
 
+    /// After a drain of `n` records (> 0): poll from now on, the next drain due per `next_poll`.
+    /// Returns whether polling is in force (see `set_polling`).
+    fn start_polling(&mut self, timer: std::pin::Pin<&mut tokio::time::Sleep>, n: usize) -> bool {
+        timer.reset(next_poll(n));
+        self.set_polling(true)
+    }
+
     /// Switches the programs' wake-ups off (`on`: the monitor polls) or back on; returns the
     /// mode now in force, which stays as it was if the map cannot be written.
     fn set_polling(&mut self, on: bool) -> bool {
         match self.probes.set_polling(on) {
             Ok(()) => on,
             Err(e) => {
-                tracing::error!(error = %e, "cannot switch the eBPF wake-up mode; staying as is");
+                tracing::error!(error = %e, "the eBPF wake-up mode stays as it was");
                 !on
             }
         }
@@ -474,7 +474,7 @@ fn spawn_inventory(
         // The walk below each container's cgroup reads directories: off the runtime's thread.
         let found = tokio::task::spawn_blocking(move || {
             for f in &mut found {
-                f.below = registry::cgroups_below(&f.dir, BELOW_DEPTH, BELOW_MAX);
+                f.below = registry::cgroups_below(&f.dir, registry::BELOW_DEPTH, registry::BELOW_MAX);
             }
             found
         })

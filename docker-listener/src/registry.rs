@@ -159,16 +159,17 @@ impl ContainerRegistry {
         self.by_id.get(id).map_or(&[], |e| &e.cgroup_ids)
     }
 
+    /// Every cgroup of the container `cgroup_id` belongs to; empty when it names no container.
+    pub fn container_cgroups(&self, cgroup_id: u64) -> &[u64] {
+        self.by_cgroup.get(&cgroup_id).map_or(&[], |id| self.cgroups_of(id))
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
-    }
-
-    pub fn ids(&self) -> Vec<String> {
-        self.by_id.keys().cloned().collect()
     }
 
     /// Records that `cgroup_id` belongs to container `id` (details may come later).
@@ -327,6 +328,11 @@ pub fn cgroup_dir_of_pid(mount: &Path, pid: u32) -> Option<PathBuf> {
     Some(mount.join(rel.trim_start_matches('/')))
 }
 
+/// How far below a container's own cgroup its cgroups are looked for (start-up inventory, and
+/// a cgroup whose creation record was lost): levels, and cgroups per container.
+pub const BELOW_DEPTH: usize = 4;
+pub const BELOW_MAX: usize = 256;
+
 /// The cgroups below `dir` (not `dir` itself), breadth first, at most `depth` levels down and
 /// `max` of them: (id, directory).
 pub fn cgroups_below(dir: &Path, depth: usize, max: usize) -> Vec<(u64, PathBuf)> {
@@ -384,12 +390,12 @@ pub fn find_cgroup_by_id(mount: &Path, prefixes: &[String], cgroup_id: u64) -> O
             if e.metadata().is_ok_and(|m| m.is_dir() && m.ino() == cgroup_id) {
                 return Some((id.to_owned(), e.path()));
             }
-            // A cgroup the container made below its own (systemd or Docker inside it).
-            let Ok(subs) = std::fs::read_dir(e.path()) else { continue };
-            for s in subs.flatten() {
-                if s.metadata().is_ok_and(|m| m.is_dir() && m.ino() == cgroup_id) {
-                    return Some((id.to_owned(), s.path()));
-                }
+            // A cgroup the container made below its own (systemd or Docker inside it), found
+            // within the same limits as at start-up.
+            if let Some((_, sub)) =
+                cgroups_below(&e.path(), BELOW_DEPTH, BELOW_MAX).into_iter().find(|(cg, _)| *cg == cgroup_id)
+            {
+                return Some((id.to_owned(), sub));
             }
         }
     }

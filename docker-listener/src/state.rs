@@ -108,8 +108,12 @@ impl Cursor {
 
     /// Whether an event replayed by `since` was already delivered.
     pub fn covers(&self, time_nano: i64, hash: u64) -> bool {
-        time_nano != 0
-            && (time_nano < self.time_nano || (time_nano == self.time_nano && self.delivered_at_time.contains(&hash)))
+        time_nano != 0 && (time_nano < self.time_nano || self.holds(time_nano, hash))
+    }
+
+    /// Whether this very event (its time and hash) is the cursor's, or one beside it.
+    pub fn holds(&self, time_nano: i64, hash: u64) -> bool {
+        time_nano == self.time_nano && self.delivered_at_time.contains(&hash)
     }
 
     pub fn is_set(&self) -> bool {

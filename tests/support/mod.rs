@@ -372,3 +372,14 @@ pub fn assert_same_events(ours: &[Value], docker: &[Value]) {
         );
     }
 }
+
+/// Shell (busybox) that waits, up to 10 s, until `condition` holds: a fixed sleep would race a
+/// server started in the background on a loaded machine.
+pub fn shell_wait(condition: &str) -> String {
+    format!("for i in $(seq 200); do {condition} && break; sleep 0.05; done")
+}
+
+/// `shell_wait` for a TCP listener on `port` (busybox's netstat, inside a container).
+pub fn until_listening(port: u16) -> String {
+    shell_wait(&format!("netstat -ltn | grep -q ':{port} '"))
+}

@@ -283,7 +283,7 @@ impl DockerSource {
             if ev.time_nano > self.cursor.time_nano {
                 replay.at_boundary = false;
             }
-        } else if ev.time_nano == self.cursor.time_nano && self.cursor.delivered_at_time.contains(&hash) {
+        } else if self.cursor.holds(ev.time_nano, hash) {
             // The same event twice in a row: dockerd publishes an event to its subscribers
             // after it stored it for replay, so one that lands while we subscribe comes both
             // replayed and live.

@@ -53,6 +53,11 @@ pub enum EbpfError {
          traced; ebpf.ignore_images / ignore_labels / ignore_containers keep containers out of it"
     )]
     Map { cgroup: u64, detail: String },
+    #[error(
+        "cannot switch the eBPF programs' wake-up mode (the WAKEUP map): {0}. Events keep flowing, \
+         at worst a second late; restart docker-listener if this repeats"
+    )]
+    Wakeup(String),
     #[error("reading the ring buffer failed: {0}. Restart docker-listener; if it repeats, report it")]
     Ring(#[from] io::Error),
 }
@@ -244,7 +249,7 @@ impl EbpfProbes {
     /// it) or off (they wake it when the ring goes from empty to non-empty). Fails only if the
     /// map cannot be written, in which case the mode is unchanged.
     pub fn set_polling(&mut self, on: bool) -> Result<(), EbpfError> {
-        self.wakeup.set(0, u32::from(on), 0).map_err(|e| EbpfError::Load(format!("cannot write the WAKEUP map: {e}")))
+        self.wakeup.set(0, u32::from(on), 0).map_err(|e| EbpfError::Wakeup(e.to_string()))
     }
 
     /// Records the programs tried to emit (sum of the per-CPU sequence numbers).
