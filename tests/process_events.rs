@@ -10,80 +10,6 @@ use std::{
 use serde_json::{Value, json};
 use support::*;
 
-/// Our own events (never under the `docker` key) among the frames.
-fn agent_events(frames: &[Vec<u8>]) -> Vec<Value> {
-    frames.iter().filter(|f| !f.starts_with(DOCKER_PREFIX.as_bytes())).map(|f| frame_json(f)).collect()
-}
-
-fn execs_with_arg<'a>(events: &'a [Value], arg: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| {
-            e["event"]["action"] == "exec"
-                && e["process"]["args"].as_array().is_some_and(|a| a.iter().any(|x| x == arg))
-        })
-        .collect()
-}
-
-struct Agent {
-    _dir: TempDir,
-    queue: QueueReceiver,
-    daemon: Daemon,
-}
-
-fn start_agent(name: &str, ebpf: Value) -> Agent {
-    let dir = TempDir::new(name);
-    let queue = QueueReceiver::bind(&dir.path("queue"));
-    let config = write_config(&dir, json!({"ebpf": ebpf}));
-    let daemon = Daemon::start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--queue",
-        queue.path.to_str().unwrap(),
-        "--state-dir",
-        dir.path("state").to_str().unwrap(),
-    ]);
-    daemon.wait_for_log("container inventory loaded", Duration::from_secs(30));
-    Agent { _dir: dir, queue, daemon }
-}
-
-fn inspect(name: &str, field: &str) -> String {
-    docker(&["inspect", "--format", field, name]).trim().to_owned()
-}
-
-fn wait_events(agent: &Agent, what: &str, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    agent.queue.wait_until(timeout, what, |f| done(&agent_events(f)));
-    agent_events(&agent.queue.frames())
-}
-
-/// Removes containers when the test ends, whatever happens: two at a time. (dockerd 20.10's
-/// libnetwork can deadlock when many containers exit at once, as `docker rm -f` of dozens of
-/// containers makes them do; seen here with a few hundred.)
-struct Containers(Vec<String>);
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        std::thread::scope(|s| {
-            for half in self.0.chunks(self.0.len().div_ceil(2).max(1)) {
-                s.spawn(move || {
-                    for name in half {
-                        let _ = Command::new("docker").args(["rm", "-f", name]).output();
-                    }
-                });
-            }
-        });
-    }
-}
-
-/// `docker run -d --network none --name <name> <extra...> <test image> sh -c <script>`; the id.
-fn run_detached(name: &str, extra: &[&str], script: &str) -> String {
-    let mut args = vec!["run", "-d", "--network", "none", "--name", name];
-    args.extend_from_slice(extra);
-    let image = image();
-    args.extend([image.as_str(), "sh", "-c", script]);
-    docker(&args)
-}
-
 /// Context switches of the agent's (single) runtime thread so far.
 fn context_switches(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -185,12 +111,17 @@ fn exec_in_a_container_names_the_container_the_program_its_args_and_its_parent_c
     assert_eq!(echo["container"]["name"], name.as_str());
     assert_eq!(echo["container"]["image"]["name"], image().as_str());
     assert_eq!(echo["container"]["labels"]["team"], "blue");
-    assert_eq!(echo["process"]["executable"], "/bin/echo");
+    // The file the kernel ran (busybox, through the /bin/echo symlink), and the program it runs as.
+    assert_eq!(echo["process"]["executable"], "/bin/busybox");
+    assert_eq!(echo["process"]["name"], "busybox");
+    assert_eq!(echo["process"]["applet"], "echo");
+    assert_eq!(echo["docker_listener"]["exec"]["filename"], "/bin/echo");
     assert_eq!(echo["process"]["args"], json!(["/bin/echo", marker, "one", "two"]));
     assert_eq!(echo["process"]["args_count"], 4);
     // Parent chain: echo <- the container's init (sh), which is the entry leader.
     assert_eq!(echo["process"]["parent"]["pid"], init_pid);
-    assert_eq!(echo["process"]["parent"]["executable"], "/bin/sh");
+    assert_eq!(echo["process"]["parent"]["executable"], "/bin/busybox");
+    assert_eq!(echo["process"]["parent"]["applet"], "sh");
     assert_eq!(echo["process"]["entry_leader"]["pid"], init_pid);
     let chain = echo["docker_listener"]["ancestors"].as_array().unwrap();
     assert_eq!(chain.last().unwrap()["pid"], init_pid, "the chain ends at the init: {chain:?}");
@@ -316,7 +247,7 @@ fn unix_socket_bind_and_connect_carry_the_path() {
     assert_eq!(bind["server"]["address"], "/dev/log");
     assert_eq!(bind["network"]["transport"], "dgram");
     assert_eq!(bind["event"]["outcome"], "success");
-    assert_eq!(bind["process"]["name"], "syslogd");
+    assert_eq!(bind["process"]["applet"], "syslogd");
     let connect = mine
         .iter()
         .find(|x| x["event"]["action"] == "connect" && x["network"]["type"] == "unix")
@@ -324,7 +255,7 @@ fn unix_socket_bind_and_connect_carry_the_path() {
     assert_eq!(connect["destination"]["address"], "/dev/log");
     assert_eq!(connect["network"]["transport"], "dgram");
     assert_eq!(connect["event"]["outcome"], "success");
-    assert_eq!(connect["process"]["name"], "logger");
+    assert_eq!(connect["process"]["applet"], "logger");
     assert_eq!(agent.daemon.stop(), 0);
 }
 
@@ -381,16 +312,16 @@ fn containers_started_before_and_after_the_agent_are_both_attributed() {
     let events = wait_events(&agent, "ticks from both containers", Duration::from_secs(20), |e| {
         !execs_with_arg(e, &tick_before).is_empty() && !execs_with_arg(e, &tick_after).is_empty()
     });
-    // The container that predates the agent has its process tree from /proc, where the
-    // executable is the resolved file; the later one's init was seen exec'ing /bin/sh.
+    // The container that predates the agent has its process tree from /proc, the later one's
+    // from the kernel's records: the same executable either way.
     for (tick, name, init, init_exe) in
-        [(&tick_before, &before, before_init, "/bin/busybox"), (&tick_after, &after, after_init, "/bin/sh")]
+        [(&tick_before, &before, before_init, "/bin/busybox"), (&tick_after, &after, after_init, "/bin/busybox")]
     {
         for e in execs_with_arg(&events, tick) {
             assert_eq!(e["container"]["name"], name.as_str(), "{e}");
             assert_eq!(e["process"]["parent"]["pid"], init, "{e}");
             assert_eq!(e["process"]["entry_leader"]["pid"], init, "{e}");
-            assert_eq!(e["process"]["parent"]["name"], "sh", "{e}");
+            assert_eq!(e["process"]["parent"]["applet"], "sh", "{e}");
             assert_eq!(e["process"]["parent"]["executable"], init_exe, "{e}");
         }
     }

@@ -6,97 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use regex::Regex;
 use serde_json::{Map, Value, json};
-use support::*;
-
-struct Rule {
-    id: u32,
-    parent: u32,
-    fields: Vec<(String, Regex)>,
-}
-
-fn load_rules() -> Vec<Rule> {
-    let xml =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/docker_listener_rules.xml")).unwrap();
-    let rule_re = Regex::new(r#"(?s)<rule id="(\d+)" level="(\d+)">(.*?)</rule>"#).unwrap();
-    let sid_re = Regex::new(r"<if_sid>(\d+)</if_sid>").unwrap();
-    let field_re = Regex::new(r#"<field name="([^"]+)"(?: type="(pcre2|osregex)")?>([^<]*)</field>"#).unwrap();
-    let rules: Vec<Rule> = rule_re
-        .captures_iter(&xml)
-        .map(|c| {
-            let body = &c[3];
-            Rule {
-                id: c[1].parse().unwrap(),
-                parent: sid_re.captures(body).expect("every rule has an if_sid")[1].parse().unwrap(),
-                fields: field_re
-                    .captures_iter(body)
-                    .map(|f| {
-                        let pattern = &f[3];
-                        if f.get(2).is_none() {
-                            // OS_regex: only plain anchored words are used without type="pcre2".
-                            assert!(
-                                pattern.chars().all(|ch| ch.is_ascii_alphanumeric() || "^$-_".contains(ch)),
-                                "{pattern}"
-                            );
-                        }
-                        (f[1].to_owned(), Regex::new(pattern).unwrap())
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    // Every rule, every condition understood: a rule or a condition this loader skipped would
-    // make the test pass for the wrong reason.
-    assert_eq!(xml.matches("<rule ").count(), rules.len(), "a <rule> the loader did not parse");
-    for c in rule_re.captures_iter(&xml) {
-        let (id, body) = (&c[1], &c[3]);
-        let parsed = rules.iter().find(|r| r.id.to_string() == id).map_or(0, |r| r.fields.len());
-        assert_eq!(body.matches("<field").count(), parsed, "rule {id}: a <field> the loader did not parse");
-        for tag in ["<match", "<regex", "<if_group", "<if_matched", "<same_", "<different_", "negate="] {
-            assert!(!body.contains(tag), "rule {id} uses {tag}, which this evaluator does not model");
-        }
-    }
-    assert!(rules.len() >= 10);
-    assert!(rules.iter().all(|r| (100_000..100_100).contains(&r.id)));
-    rules
-}
-
-/// Wazuh's JSON decoder: nested keys joined with '.', scalars as text (arrays are not matched).
-fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
-    match v {
-        Value::Object(m) => m
-            .iter()
-            .for_each(|(k, v)| flatten(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out)),
-        Value::Array(_) => {}
-        other => {
-            out.insert(prefix.to_owned(), other.clone());
-        }
-    }
-}
-
-/// The rule wazuh-analysisd would end on, starting from Wazuh's 87900 (integration == docker).
-fn evaluate(rules: &[Rule], event: &Value) -> Option<u32> {
-    if event["integration"] != "docker" {
-        return None;
-    }
-    let mut flat = Map::new();
-    flatten("", event, &mut flat);
-    let text = |k: &str| {
-        flat.get(k).map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-    };
-    let mut current = 87_900;
-    while let Some(child) = rules
-        .iter()
-        .find(|r| r.parent == current && r.fields.iter().all(|(name, re)| text(name).is_some_and(|t| re.is_match(&t))))
-    {
-        current = child.id;
-    }
-    Some(current)
-}
+use support::{rules::*, *};
 
 #[test]
 fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
@@ -112,12 +23,29 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
     let script = format!(
         "cp /bin/busybox /tmp/apk; cp /bin/busybox /tmp/tool; /tmp/apk echo add-{name}; /tmp/tool echo tmp-{name}; \
          /bin/echo benign-{name}; /bin/nope-{name}; nc -l -p 8080 >/dev/null & {}; \
-         echo hi | nc 127.0.0.1 8080; nc 169.254.169.254 80; true",
+         echo hi | nc 127.0.0.1 8080; nc 169.254.169.254 80; /bin/bash -c 'true bash-{name}'; \
+         /t/memfd_exec payload /bin/busybox echo memfd-{name}; /t/memfd_exec - /bin/busybox echo fd-{name}; \
+         /t/raw_sockets; busybox dpkg --version dpkg-{name} >/dev/null 2>&1; true",
         until_listening(8080)
     );
-    docker(&["run", "--rm", "--network", "none", "--name", &name, &image(), "sh", "-c", &script]);
-    queue.wait_until(Duration::from_secs(20), "the metadata connect", |f| {
-        f.iter().any(|x| frame_json(x)["destination"]["ip"] == "169.254.169.254")
+    docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &programs_volume(),
+        "--name",
+        &name,
+        &image(),
+        "sh",
+        "-c",
+        &script,
+    ]);
+    queue.wait_until(Duration::from_secs(20), "the last exec", |f| {
+        f.iter().any(|x| {
+            frame_json(x)["process"]["args"].as_array().is_some_and(|a| a.iter().any(|v| *v == format!("dpkg-{name}")))
+        })
     });
     assert_eq!(daemon.stop(), 0);
     let events: Vec<Value> =
@@ -132,9 +60,26 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
         events.iter().find(|e| e["event"]["action"] == action && f(e)).unwrap_or_else(|| panic!("no {action}"))
     };
     let cases: Vec<(&str, &Value, u32)> = vec![
-        ("shell", first("exec", &|e| e["process"]["name"] == "sh" && e["process"]["args"][1] == "-c"), 100_002),
+        (
+            "busybox shell",
+            first("exec", &|e| e["process"]["applet"] == "sh" && e["process"]["args"][1] == "-c"),
+            100_010,
+        ),
+        ("bash", first("exec", &|e| e["process"]["executable"] == "/bin/bash"), 100_002),
         ("package manager", with_arg(&format!("add-{name}")), 100_003),
+        ("busybox package manager", with_arg(&format!("dpkg-{name}")), 100_011),
         ("run from /tmp", with_arg(&format!("tmp-{name}")), 100_004),
+        ("run from a memfd", first("exec", &|e| e["process"]["executable"] == "memfd:payload"), 100_004),
+        (
+            "run through a descriptor",
+            first("exec", &|e| {
+                e["docker_listener"]["exec"]["filename"].as_str().is_some_and(|f| f.starts_with("/dev/fd/"))
+                    && e["process"]["executable"] == "/bin/busybox"
+            }),
+            100_012,
+        ),
+        ("raw socket", first("socket", &|e| e["network"]["type"] == "ipv4"), 100_013),
+        ("packet socket", first("socket", &|e| e["network"]["type"] == "packet"), 100_013),
         ("benign exec", with_arg(&format!("benign-{name}")), 100_001),
         ("failed exec", with_arg(&format!("/bin/nope-{name}")), 100_005),
         ("metadata connect", first("connect", &|e| e["destination"]["ip"] == "169.254.169.254"), 100_006),

@@ -14,6 +14,17 @@ pub const FILENAME_CAP: usize = 256;
 pub const ARGS_CAP: usize = 2048;
 /// `sizeof(sockaddr_un.sun_path)`.
 pub const UNIX_PATH_CAP: usize = 108;
+/// Bytes of the executed file's path kept, as the kernel walked it: the components from the file
+/// up to the task's root, leaf first, each NUL-terminated. A power of two plus one name: the
+/// programs write each component at an offset masked with `EXE_PATH_MASK` (the verifier must
+/// bound every write), at most `EXE_NAME_MAX` bytes long.
+pub const EXE_PATH_CAP: usize = 1280;
+pub const EXE_PATH_MASK: usize = 1023;
+/// NAME_MAX + 1: a path component and its NUL.
+pub const EXE_NAME_MAX: usize = 256;
+/// Steps of the path walk (components and mount crossings). A deeper path is cut at the root
+/// end and flagged (`exe_flags::TRUNCATED`).
+pub const EXE_WALK_STEPS: usize = 40;
 /// Bytes of a cgroup path kept.
 pub const CGROUP_PATH_CAP: usize = 256;
 /// Cgroup path prefixes that mark a container's cgroup (e.g. "/docker/"), and their capacity.
@@ -65,10 +76,13 @@ pub mod loss {
     pub const FILENAME_READ: u32 = 4;
     /// A socket address could not be read: the record is delivered without it.
     pub const ADDR_READ: u32 = 5;
+    /// The executed file could not be read (no `mm->exe_file`): the record is delivered with
+    /// only the path given to execve.
+    pub const EXE_READ: u32 = 6;
     pub const COUNT: u32 = 8;
     /// Names, by index, as the daemon reports them.
-    pub const NAMES: [&str; 6] =
-        ["ringbuf_full", "pending_map_full", "cgroup_map_full", "args_read", "filename_read", "addr_read"];
+    pub const NAMES: [&str; 7] =
+        ["ringbuf_full", "pending_map_full", "cgroup_map_full", "args_read", "filename_read", "addr_read", "exe_read"];
 }
 
 /// Bits of the `flags` fields.
@@ -85,12 +99,31 @@ pub mod flags {
     pub const SOCKET_UNAVAILABLE: u32 = 16;
 }
 
+/// Bits of `ExeFile::flags`: how the walk from the executed file to the task's root ended.
+pub mod exe_flags {
+    /// The kernel gave no executed file (no offsets, no `mm->exe_file`): only `filename` is known.
+    pub const UNAVAILABLE: u32 = 1;
+    /// The walk met a dentry that is its own parent without being a mount's root: a file of an
+    /// internal filesystem (memfd, shm of `shmem_file_setup`) or a disconnected one. The path is
+    /// that dentry's name alone ("memfd:NAME").
+    pub const DETACHED: u32 = 2;
+    /// The walk reached the top of its mount tree without meeting the task's root: the file is
+    /// outside the process's root (reached through /proc/PID/root, a file descriptor passed in,
+    /// ...); the path is relative to that tree's root (on the host: the host's path).
+    pub const OUTSIDE_ROOT: u32 = 4;
+    /// The path was deeper or longer than the record holds: its leading components are missing.
+    pub const TRUNCATED: u32 = 8;
+}
+
 /// Socket operations of a `SocketRecord`.
 pub mod sock_op {
     pub const CONNECT: u32 = 1;
     pub const BIND: u32 = 2;
     pub const LISTEN: u32 = 3;
     pub const ACCEPT: u32 = 4;
+    /// socket(2) creating a raw (SOCK_RAW) or packet (AF_PACKET) socket: `addr.family` is the
+    /// domain, `sock_type` and `protocol` the arguments, `ret` the new descriptor.
+    pub const SOCKET: u32 = 5;
 }
 
 /// Header at the start of every ring-buffer record.
@@ -114,6 +147,25 @@ pub struct RecordHeader {
     pub tgid: u32,
 }
 
+/// The file a successful exec ran (`mm->exe_file` of the new image), as the kernel has it: no
+/// string the caller passed is involved.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExeFile {
+    /// `inode->i_ino` and `super_block->s_dev` (the kernel's dev_t: major << 20 | minor).
+    pub ino: u64,
+    pub dev: u32,
+    /// `super_block->s_magic` (low 32 bits): the filesystem (TMPFS_MAGIC, OVERLAYFS_SUPER_MAGIC...).
+    pub magic: u32,
+    /// `inode->i_nlink`: 0 when the file was unlinked (deleted, or a memfd).
+    pub nlink: u32,
+    /// `exe_flags` bits.
+    pub flags: u32,
+    /// Bytes of `ExecRecord::exe_path` used.
+    pub path_len: u32,
+    pub _pad: u32,
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExecRecord {
@@ -128,14 +180,28 @@ pub struct ExecRecord {
     /// they identify a process instance (`process.entity_id`).
     pub start_ns: u64,
     pub parent_start_ns: u64,
+    /// `task->self_exec_id`: the image generation of this process (exec increments it; a child
+    /// starts with its parent's). After a successful exec, the new image's.
+    pub exec_id: u64,
+    /// `task->parent_exec_id`: the parent's `self_exec_id` when it forked this process, i.e.
+    /// which of the parent's images started it.
+    pub parent_exec_id: u64,
     pub flags: u32,
-    /// Bytes of `args` used (NUL-separated arguments).
+    /// Bytes of `args` used (NUL-separated arguments); the first `args_head_len` come from the
+    /// start of argv, the rest from its end (when argv was longer than the limit).
     pub args_len: u32,
+    pub args_head_len: u32,
+    /// The whole argv's length in bytes (`arg_end - arg_start`), 0 when unknown.
+    pub args_total: u32,
     pub filename_len: u32,
     pub _pad: u32,
+    pub exe: ExeFile,
     pub comm: [u8; COMM_LEN],
+    /// The path given to execve (`bprm->filename`), as the caller spelled it.
     pub filename: [u8; FILENAME_CAP],
     pub args: [u8; ARGS_CAP],
+    /// The executed file's path components, leaf first, each NUL-terminated (see `ExeFile`).
+    pub exe_path: [u8; EXE_PATH_CAP],
 }
 
 /// A new process. The header describes the forking task (the parent).
@@ -147,6 +213,8 @@ pub struct ForkRecord {
     pub _pad: u32,
     pub child_start_ns: u64,
     pub parent_start_ns: u64,
+    /// The forking task's `self_exec_id`: which of its images made the child.
+    pub parent_exec_id: u64,
 }
 
 /// The end of a process. The header describes its last thread.
@@ -179,9 +247,11 @@ pub struct SocketRecord {
     pub op: u32,
     /// The socket's file descriptor (for accept: the listening one).
     pub fd: i32,
-    /// The syscall's return value (accept: the new fd; others: 0 or -errno).
+    /// The syscall's return value (accept, socket: the new fd; others: 0 or -errno).
     pub ret: i64,
     pub start_ns: u64,
+    /// The caller's `self_exec_id`: which image of the process made the call.
+    pub exec_id: u64,
     /// `socket->type` (SOCK_STREAM...), `sk->sk_protocol` (IPPROTO_TCP...), 0 when unknown.
     pub sock_type: u16,
     pub protocol: u16,
@@ -229,6 +299,9 @@ pub struct KernelOffsets {
     pub task_mm: u32,
     pub task_exit_code: u32,
     pub task_files: u32,
+    pub task_fs: u32,
+    pub task_self_exec_id: u32,
+    pub task_parent_exec_id: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
     pub files_fdt: u32,
@@ -245,6 +318,29 @@ pub struct KernelOffsets {
     pub sk_num: u32,
     pub sk_v6_daddr: u32,
     pub sk_v6_rcv_saddr: u32,
+    // The executed file and the walk of its path (the kernel's d_path, done by hand).
+    pub mm_exe_file: u32,
+    pub fs_root: u32,
+    pub file_f_path: u32,
+    pub file_f_inode: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    pub dentry_d_parent: u32,
+    pub dentry_d_name: u32,
+    pub qstr_len: u32,
+    pub qstr_name: u32,
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
+    pub inode_i_nlink: u32,
+    pub sb_s_dev: u32,
+    pub sb_s_magic: u32,
+    /// Offset of `struct vfsmount mnt` inside `struct mount` (container_of).
+    pub mount_mnt: u32,
+    pub mount_mnt_parent: u32,
+    pub mount_mnt_mountpoint: u32,
+    pub vfsmount_mnt_root: u32,
+    /// 1 when every offset of the executed file's walk was resolved.
+    pub exe_valid: u32,
 }
 
 /// Settings the daemon writes into the object's `.rodata` before loading it.
@@ -270,41 +366,9 @@ pub struct ProbeConfig {
 
 impl ProbeConfig {
     pub const fn zeroed() -> ProbeConfig {
-        ProbeConfig {
-            agent_tgid: 0,
-            trace_host: 0,
-            args_max: 0,
-            prefix_count: 0,
-            exit_group_dead: 0,
-            prefix_len: [0; PREFIXES],
-            prefixes: [[0; PREFIX_CAP]; PREFIXES],
-            offsets: KernelOffsets {
-                valid: 0,
-                task_real_parent: 0,
-                task_group_leader: 0,
-                task_tgid: 0,
-                task_start_boottime: 0,
-                task_mm: 0,
-                task_exit_code: 0,
-                task_files: 0,
-                mm_arg_start: 0,
-                mm_arg_end: 0,
-                files_fdt: 0,
-                fdtable_fd: 0,
-                file_private_data: 0,
-                socket_type: 0,
-                socket_sk: 0,
-                socket_file: 0,
-                sk_family: 0,
-                sk_protocol: 0,
-                sk_daddr: 0,
-                sk_rcv_saddr: 0,
-                sk_dport: 0,
-                sk_num: 0,
-                sk_v6_daddr: 0,
-                sk_v6_rcv_saddr: 0,
-            },
-        }
+        // SAFETY: ProbeConfig is made only of integers and arrays of integers: all zeros is a
+        // valid value (and the one the object's .rodata starts with).
+        unsafe { core::mem::zeroed() }
     }
 }
 
@@ -314,6 +378,7 @@ mod user {
     // padding fields, so every bit pattern is valid.
     unsafe impl aya::Pod for super::RecordHeader {}
     unsafe impl aya::Pod for super::ExecRecord {}
+    unsafe impl aya::Pod for super::ExeFile {}
     unsafe impl aya::Pod for super::ForkRecord {}
     unsafe impl aya::Pod for super::ExitRecord {}
     unsafe impl aya::Pod for super::SocketRecord {}
@@ -330,9 +395,15 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         // Sizes are sums of the fields: a change that adds implicit padding fails here.
         assert_eq!(size_of::<RecordHeader>(), 40);
-        assert_eq!(size_of::<ExecRecord>(), 40 + 4 * 4 + 8 * 2 + 4 * 4 + COMM_LEN + FILENAME_CAP + ARGS_CAP);
+        assert_eq!(size_of::<ExeFile>(), 8 + 4 * 6);
+        assert_eq!(
+            size_of::<ExecRecord>(),
+            40 + 4 * 4 + 8 * 4 + 4 * 6 + size_of::<ExeFile>() + COMM_LEN + FILENAME_CAP + ARGS_CAP + EXE_PATH_CAP
+        );
+        assert_eq!(size_of::<ForkRecord>(), 40 + 4 + 4 + 8 * 3);
         assert_eq!(size_of::<SockAddr>(), 24);
-        assert_eq!(size_of::<SocketRecord>(), 40 + 4 + 4 + 8 + 8 + 2 + 2 + 4 + 4 + 4 + 24 + 24 + UNIX_PATH_CAP + 4);
+        assert_eq!(size_of::<SocketRecord>(), 40 + 4 + 4 + 8 + 8 + 8 + 2 + 2 + 4 + 4 + 4 + 24 + 24 + UNIX_PATH_CAP + 4);
+        assert!(EXE_PATH_MASK + 1 + EXE_NAME_MAX <= EXE_PATH_CAP && (EXE_PATH_MASK + 1).is_power_of_two());
         assert_eq!(size_of::<CgroupRecord>(), 40 + 4 + 4 + 8 + CGROUP_PATH_CAP);
         assert!(ARGS_CAP.is_power_of_two());
     }

@@ -1,7 +1,12 @@
 //! Container cgroups, traced from their creation: when the cgroup v2 directory of a container
-//! appears (a path under one of the configured prefixes, e.g. "/docker/<id>"), its id goes into
-//! CONTAINERS before runc starts the container's first process, so nothing it runs is missed; a
-//! record tells the daemon which container it is. Removal is reported and unmaps the id.
+//! appears, its id goes into CONTAINERS before runc starts the container's first process, so
+//! nothing it runs is missed; a record tells the daemon which container it is (the daemon asks
+//! Docker, and untracks a cgroup Docker does not know). Removal is reported and unmaps the id.
+//!
+//! A container's cgroup is recognised by its shape, wherever it is: a last component of 64
+//! lowercase hex digits (Docker's cgroupfs driver, `--cgroup-parent` included) or
+//! `docker-<64 hex>.scope` (the systemd driver). The configured prefixes add paths of other
+//! shapes.
 use aya_ebpf::{
     EbpfContext, helpers::generated::bpf_probe_read_kernel_str, macros::tracepoint, programs::TracePointContext,
 };
@@ -51,6 +56,51 @@ fn matches_prefix(path: &[u8; CGROUP_PATH_CAP]) -> bool {
     false
 }
 
+const SCOPE_PREFIX: &[u8; 7] = b"docker-";
+const SCOPE_SUFFIX: &[u8; 6] = b".scope";
+const ID_LEN: usize = 64;
+const MASK: usize = CGROUP_PATH_CAP - 1;
+
+#[inline(always)]
+fn is_lower_hex(path: &[u8; CGROUP_PATH_CAP], start: usize) -> bool {
+    for j in 0..ID_LEN {
+        let c = path[(start + j) & MASK];
+        if !(c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether the last component of the path (`len` bytes) is `<64 hex>` or `docker-<64 hex>.scope`.
+/// Both have a fixed length, so the '/' before them is at a known distance from the end: no
+/// scan for the last '/' (a loop the verifier would have to follow for every position).
+#[inline(always)]
+fn looks_like_container(path: &[u8; CGROUP_PATH_CAP], len: usize) -> bool {
+    if len > CGROUP_PATH_CAP - 1 {
+        return false;
+    }
+    if len > ID_LEN && path[(len - ID_LEN - 1) & MASK] == b'/' && is_lower_hex(path, len - ID_LEN) {
+        return true;
+    }
+    let scope = SCOPE_PREFIX.len() + ID_LEN + SCOPE_SUFFIX.len();
+    if len <= scope || path[(len - scope - 1) & MASK] != b'/' {
+        return false;
+    }
+    let start = len - scope;
+    for (j, &c) in SCOPE_PREFIX.iter().enumerate() {
+        if path[(start + j) & MASK] != c {
+            return false;
+        }
+    }
+    for (j, &c) in SCOPE_SUFFIX.iter().enumerate() {
+        if path[(len - SCOPE_SUFFIX.len() + j) & MASK] != c {
+            return false;
+        }
+    }
+    is_lower_hex(path, start + SCOPE_PREFIX.len())
+}
+
 #[inline(always)]
 fn emit(op: u32, id: u64, path: &[u8; CGROUP_PATH_CAP], len: u32) {
     let Some((mut entry, header)) = reserve::<CgroupRecord>(RecordKind::Cgroup) else { return };
@@ -70,7 +120,11 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     let Some((id, src)) = fields(&ctx) else { return 0 };
     let mut path = [0u8; CGROUP_PATH_CAP];
     let n = unsafe { bpf_probe_read_kernel_str(path.as_mut_ptr().cast(), CGROUP_PATH_CAP as u32, src.cast()) };
-    if n <= 0 || !matches_prefix(&path) {
+    if n <= 0 {
+        return 0;
+    }
+    let len = (n - 1) as usize;
+    if !looks_like_container(&path, len) && !matches_prefix(&path) {
         return 0;
     }
     if CONTAINERS.insert(&id, &1, 0).is_err() {

@@ -1,7 +1,11 @@
 //! Process execution.
 //!
-//! - `sched_process_exec` reports every successful exec: the path the kernel executed
-//!   (`bprm->filename`), the new image's argv read from `mm->arg_start..arg_end`, the parent.
+//! - `sched_process_exec` reports every successful exec: the file the kernel executed (the new
+//!   image's `mm->exe_file`, its inode and its path walked up to the task's root: `path.rs`), the
+//!   path the caller gave (`bprm->filename`), the new image's argv read from
+//!   `mm->arg_start..arg_end` (its head and its tail when it is longer than the limit), the
+//!   parent, and the image generations (`self_exec_id`) that tie the event to the parent's image
+//!   of the moment it forked.
 //! - `sys_enter_execve[at]` remembers the filename and argv pointers; `sys_exit_execve[at]` with a
 //!   negative result reports the failed exec from them (the old image is still there).
 use aya_ebpf::{
@@ -13,11 +17,14 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use docker_listener_common::{ARGS_CAP, ExecRecord, FILENAME_CAP, RecordHeader, RecordKind, flags, loss};
+use docker_listener_common::{
+    ARGS_CAP, ExeFile, ExecRecord, FILENAME_CAP, RecordHeader, RecordKind, exe_flags, flags, loss,
+};
 
 use crate::{
-    kernel::{current_task, offsets_valid, parent_of, process_start, read},
+    kernel::{current_task, exec_id, offsets_valid, parent_exec_id, parent_of, process_start, read},
     maps::{PENDING_EXEC, PendingExec, bump_loss, config, reserve, submit, traced},
+    path::exe_of,
 };
 
 /// Failed execs: argv entries read from the argument array (each string into a half-buffer
@@ -53,7 +60,12 @@ unsafe fn fill_common(r: *mut ExecRecord, header: RecordHeader, ret: i32) {
         (*r).ret = ret;
         (*r).flags = 0;
         (*r).args_len = 0;
+        (*r).args_head_len = 0;
+        (*r).args_total = 0;
         (*r).filename_len = 0;
+        (*r)._pad = 0;
+        (*r).exec_id = exec_id(task);
+        (*r).parent_exec_id = parent_exec_id(task);
         (*r).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         if offsets_valid() {
             let (ppid, parent_start) = parent_of(task);
@@ -85,11 +97,14 @@ fn on_exec(ctx: &TracePointContext) {
             bump_loss(loss::FILENAME_READ);
         }
         read_args_from_mm(r);
+        exe_of(current_task(), &mut (*r).exe, (*r).exe_path.as_mut_ptr());
     }
     submit(entry);
 }
 
-/// argv of the new image: one read of `mm->arg_start..arg_end` (NUL-separated strings).
+/// argv of the new image, read from `mm->arg_start..arg_end` (NUL-separated strings): all of
+/// it when it fits the limit, else its head and its tail, half the limit each (a command
+/// hidden behind padding is in the tail).
 #[inline(always)]
 unsafe fn read_args_from_mm(r: *mut ExecRecord) {
     unsafe {
@@ -105,17 +120,36 @@ unsafe fn read_args_from_mm(r: *mut ExecRecord) {
             bump_loss(loss::ARGS_READ);
             return;
         }
-        let mut len = end - start;
+        let total = end - start;
+        (*r).args_total = if total > u64::from(u32::MAX) { u32::MAX } else { total as u32 };
         let max = u64::from(config!(args_max));
-        if len > max {
-            len = max;
-            (*r).flags |= flags::ARGS_TRUNCATED;
+        if total <= max {
+            let len = (total as u32) & (ARGS_CAP as u32 - 1);
+            if bpf_probe_read_user((*r).args.as_mut_ptr().cast(), len, start as *const _) == 0 {
+                (*r).args_len = len;
+                (*r).args_head_len = len;
+            } else {
+                (*r).flags |= flags::ARGS_UNAVAILABLE;
+                bump_loss(loss::ARGS_READ);
+            }
+            return;
         }
-        let len = (len as u32) & (ARGS_CAP as u32 - 1);
-        if bpf_probe_read_user((*r).args.as_mut_ptr().cast(), len, start as *const _) == 0 {
-            (*r).args_len = len;
-        } else {
+        (*r).flags |= flags::ARGS_TRUNCATED;
+        let half = (HALF - 1) as u64;
+        let head = if max / 2 > half { half } else { max / 2 };
+        let tail = if max - head > half { half } else { max - head };
+        let (head, tail) = ((head as u32) & (HALF as u32 - 1), (tail as u32) & (HALF as u32 - 1));
+        if bpf_probe_read_user((*r).args.as_mut_ptr().cast(), head, start as *const _) != 0 {
             (*r).flags |= flags::ARGS_UNAVAILABLE;
+            bump_loss(loss::ARGS_READ);
+            return;
+        }
+        (*r).args_head_len = head;
+        (*r).args_len = head;
+        let dst = (*r).args.as_mut_ptr().wrapping_add((head as usize) & (HALF - 1));
+        if bpf_probe_read_user(dst.cast(), tail, (end - u64::from(tail)) as *const _) == 0 {
+            (*r).args_len = head + tail;
+        } else {
             bump_loss(loss::ARGS_READ);
         }
     }
@@ -174,6 +208,8 @@ fn on_exit(ctx: &TracePointContext) {
     let r = entry.as_mut_ptr();
     unsafe {
         fill_common(r, header, ret as i32);
+        // Nothing was executed: only the path the caller gave is known.
+        (*r).exe = ExeFile { flags: exe_flags::UNAVAILABLE, ..ExeFile::default() };
         let n = bpf_probe_read_user_str(
             (*r).filename.as_mut_ptr().cast(),
             FILENAME_CAP as u32,
@@ -227,5 +263,6 @@ unsafe fn read_args_from_argv(r: *mut ExecRecord, argv: *const u64) {
             (*r).flags |= flags::ARGS_TRUNCATED;
         }
         (*r).args_len = off as u32;
+        (*r).args_head_len = off as u32;
     }
 }

@@ -48,6 +48,26 @@ pub unsafe fn process_start(task: *const u8) -> u64 {
     unsafe { read::<u64>(leader, config!(offsets.task_start_boottime)) }.unwrap_or(0)
 }
 
+/// `task->self_exec_id`: which image of its process the task runs (exec increments it, fork
+/// copies it). Read as its low 32 bits, which is the whole field before 5.7 (u32) and what
+/// matters of the u64 after.
+#[inline(always)]
+pub unsafe fn exec_id(task: *const u8) -> u64 {
+    if !offsets_valid() {
+        return 0;
+    }
+    u64::from(unsafe { read::<u32>(task, config!(offsets.task_self_exec_id)) }.unwrap_or(0))
+}
+
+/// `task->parent_exec_id`: the parent's `self_exec_id` when it forked this task.
+#[inline(always)]
+pub unsafe fn parent_exec_id(task: *const u8) -> u64 {
+    if !offsets_valid() {
+        return 0;
+    }
+    u64::from(unsafe { read::<u32>(task, config!(offsets.task_parent_exec_id)) }.unwrap_or(0))
+}
+
 /// The `struct socket *` behind a file descriptor of the current task, if it is a socket:
 /// task->files->fdt->fd[fd]->private_data, checked by the socket's back-pointer to its file.
 #[inline(always)]

@@ -8,6 +8,7 @@ mod cgroup;
 mod exec;
 mod kernel;
 mod maps;
+mod path;
 mod process;
 mod socket;
 

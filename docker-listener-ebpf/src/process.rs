@@ -9,7 +9,7 @@ use aya_ebpf::{
 use docker_listener_common::{ExitRecord, ForkRecord, RecordKind};
 
 use crate::{
-    kernel::{current_task, offsets_valid, process_start, read},
+    kernel::{current_task, exec_id, offsets_valid, process_start, read},
     maps::{config, reserve, submit, traced},
 };
 
@@ -35,6 +35,7 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
         (*r)._pad = 0;
         (*r).child_start_ns = read::<u64>(child, config!(offsets.task_start_boottime)).unwrap_or(0);
         (*r).parent_start_ns = process_start(current_task());
+        (*r).parent_exec_id = exec_id(current_task());
     }
     submit(entry);
     0

@@ -1,4 +1,5 @@
-//! Socket access: connect, bind, listen, accept/accept4 (AF_INET, AF_INET6, AF_UNIX), as
+//! Socket access: connect, bind, listen, accept/accept4 (AF_INET, AF_INET6, AF_UNIX, and any
+//! other family the daemon chooses to report), and the creation of raw and packet sockets, as
 //! syscall enter/exit pairs keyed by pid_tgid: the enter side remembers the arguments, the exit
 //! side reports them with the result and what the kernel knows of the socket afterwards (type,
 //! protocol, local address, and for accept the peer).
@@ -10,7 +11,7 @@ use aya_ebpf::{
 use docker_listener_common::{RecordKind, SockAddr, SocketRecord, UNIX_PATH_CAP, flags, loss, sock_op};
 
 use crate::{
-    kernel::{AF_INET, AF_INET6, AF_UNIX, current_task, process_start, socket_of_fd, socket_state},
+    kernel::{AF_INET, AF_INET6, AF_UNIX, current_task, exec_id, process_start, socket_of_fd, socket_state},
     maps::{PENDING_SOCK, PendingSock, bump_loss, reserve, submit, traced},
 };
 
@@ -47,6 +48,7 @@ fn exit(ctx: &TracePointContext) {
         (*r).fd = p.fd;
         (*r).ret = ret;
         (*r).start_ns = process_start(current_task());
+        (*r).exec_id = exec_id(current_task());
         (*r).sock_type = 0;
         (*r).protocol = 0;
         (*r).flags = 0;
@@ -55,6 +57,15 @@ fn exit(ctx: &TracePointContext) {
         (*r)._pad2 = 0;
         (*r).addr = SockAddr::default();
         (*r).local = SockAddr::default();
+        if p.op == sock_op::SOCKET {
+            // The arguments say it all: domain, type, protocol; the result is the descriptor.
+            (*r).addr.family = p.addr as u16;
+            (*r).sock_type = (p.len >> 32) as u16 & SOCK_TYPE_MASK;
+            (*r).protocol = p.len as u16;
+            (*r).fd = if ret >= 0 { ret as i32 } else { -1 };
+            submit(entry);
+            return;
+        }
 
         // The address the caller named (for accept: where the kernel wrote the peer).
         if p.addr != 0 && (p.op != sock_op::ACCEPT || ret >= 0) {
@@ -135,6 +146,42 @@ unsafe fn read_sockaddr(r: *mut SocketRecord, uaddr: u64, len: u64) -> bool {
         }
     }
     true
+}
+
+/// `type & SOCK_TYPE_MASK` is the socket type (the rest are SOCK_NONBLOCK and SOCK_CLOEXEC).
+const SOCK_TYPE_MASK: u16 = 0xf;
+const SOCK_RAW: u64 = 3;
+const AF_PACKET: u64 = 17;
+
+/// socket(family at 16, type at 24, protocol at 32): only raw IP sockets and packet sockets are
+/// reported (what sniffing and forging packets take; netlink's SOCK_RAW is plumbing), and the
+/// arguments are checked before anything else, so every other socket() of the host costs a few
+/// instructions here and a map lookup at the exit.
+#[tracepoint]
+pub fn sys_enter_socket(ctx: TracePointContext) -> u32 {
+    let family: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let sock_type: u64 = unsafe { ctx.read_at(24) }.unwrap_or(0);
+    let raw_ip = sock_type & u64::from(SOCK_TYPE_MASK) == SOCK_RAW
+        && (family == u64::from(AF_INET) || family == u64::from(AF_INET6));
+    if !raw_ip && family != AF_PACKET {
+        return 0;
+    }
+    if !traced() {
+        return 0;
+    }
+    let protocol: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
+    let pending =
+        PendingSock { op: sock_op::SOCKET, fd: -1, addr: family, len: (sock_type << 32) | (protocol & 0xffff) };
+    if PENDING_SOCK.insert(&bpf_get_current_pid_tgid(), &pending, 0).is_err() {
+        bump_loss(loss::PENDING_MAP_FULL);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_socket(ctx: TracePointContext) -> u32 {
+    exit(&ctx);
+    0
 }
 
 #[tracepoint]

@@ -9,9 +9,10 @@ use std::{collections::BTreeMap, hint::black_box, time::Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use docker_listener::{
     config::EbpfConfig,
+    correlate::exec_body,
     correlate::{Correlator, Emitted, Request},
-    ebpf::record::{Exec, Meta, Record},
-    ecs::{Clock, Event},
+    ebpf::record::{Args, ExeFile, Exec, Meta, Record},
+    ecs::{Body, Clock, Event},
     encode::Encoder,
     procs::ProcessTable,
     registry::{Container, ContainerRegistry},
@@ -31,6 +32,7 @@ fn container(i: u64) -> Container {
         ]),
         pid: Some(1000 + i as u32),
         started_time_nano: Some(1_795_792_475_014_659_607),
+        shown_labels: Default::default(),
     }
 }
 
@@ -43,11 +45,18 @@ fn exec(cgroup_id: u64, tgid: u32, ppid: u32) -> Exec {
         ret: 0,
         start_ns: 4_000_000_000,
         parent_start_ns: 3_000_000_000,
+        exec_id: 2,
+        parent_exec_id: 1,
         comm: "curl".into(),
         filename: "/usr/bin/curl".into(),
-        args: vec!["curl".into(), "-s".into(), "http://127.0.0.1:8080/health".into()],
-        args_truncated: false,
-        args_unavailable: false,
+        exe: Some(ExeFile {
+            path: "/usr/bin/curl".into(),
+            ino: 4242,
+            dev: 51,
+            magic: 0x794c_7630,
+            ..ExeFile::default()
+        }),
+        args: Args { args: vec!["curl".into(), "-s".into(), "http://127.0.0.1:8080/health".into()], ..Args::default() },
     }
 }
 
@@ -75,7 +84,11 @@ fn benches(c: &mut Criterion) {
     }
     // An init process in container 42, which then execs a child.
     correlator.on_record(
-        Record::Exec(Exec { filename: "/bin/sh".into(), ..exec(10_042, 500, 1) }),
+        Record::Exec(Exec {
+            filename: "/bin/sh".into(),
+            exe: Some(ExeFile { path: "/bin/sh".into(), ..ExeFile::default() }),
+            ..exec(10_042, 500, 1)
+        }),
         Instant::now(),
         &mut out,
         &mut req,
@@ -90,19 +103,18 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
-    let table = {
-        let mut t = ProcessTable::new("boot".into(), 100);
-        t.on_exec(500, 1, 3_000_000_000, "/bin/sh", &[], 10_042);
-        t
+    let mut table = ProcessTable::new("boot".into(), 100);
+    let init = exec(10_042, 500, 1);
+    exec_body(&mut table, Exec { filename: "/bin/sh".into(), ..init }, &[10_042]);
+    let c42 = {
+        let mut r = ContainerRegistry::default();
+        r.upsert(container(42));
+        r.get(&container(42).id).cloned().expect("just added")
     };
-    let c42 = container(42);
     let e = exec(10_042, 501, 500);
+    let event = Event::new(e.meta, Clock::fixed(0), Body::Exec(exec_body(&mut table, e, &[10_042])));
     g.bench_function("exec-event-serialise", |b| {
-        b.iter(|| {
-            black_box(
-                encoder.agent(&Event::exec(&e, &table, None, Clock::fixed(0)).with_container(Some(&c42), &c42.id)),
-            )
-        })
+        b.iter(|| black_box(encoder.agent(&event.with_container(Some(&c42), &c42.id))))
     });
     g.finish();
 }

@@ -95,6 +95,8 @@ pub struct EbpfConfig {
     pub listen: bool,
     /// accept(2) and accept4(2).
     pub accept: bool,
+    /// socket(2) creating a raw (SOCK_RAW) or packet (AF_PACKET) socket.
+    pub raw_sockets: bool,
     /// Bytes of argv captured per exec (the rest is cut and the event marked).
     pub argv_max_bytes: u32,
     /// Arguments kept per exec.
@@ -104,10 +106,17 @@ pub struct EbpfConfig {
     pub trace_host: bool,
     /// Size of the kernel ring buffer (a power of two, at least one page).
     pub ring_buffer_bytes: u32,
-    /// cgroup v2 path prefixes of container cgroups, as Docker names them with its cgroupfs
-    /// ("/docker/<id>") and systemd ("/system.slice/docker-<id>.scope") drivers. Add yours when
-    /// dockerd runs with --cgroup-parent.
+    /// Extra cgroup v2 path prefixes of container cgroups. A container's cgroup is recognised
+    /// by its shape wherever it is (a last component `<64 hex>` or `docker-<64 hex>.scope`, as
+    /// Docker's cgroupfs and systemd drivers name it, `--cgroup-parent` included); a prefix adds
+    /// cgroups of other shapes below it. Docker is asked about each, and what it does not know is
+    /// not traced.
     pub cgroup_prefixes: Vec<String>,
+    /// Labels shown in each process and socket event (`container.labels`): at most this many...
+    pub labels_max: usize,
+    /// ...and this many bytes of keys and values (longest values cut first). The container's
+    /// full label set still applies to `ignore_labels`.
+    pub labels_max_bytes: usize,
     /// Containers not traced, by name or id (prefix of at least 12 characters).
     pub ignore_containers: Vec<String>,
     /// Containers not traced, by image name (e.g. "docker.io/library/nginx:latest", or
@@ -127,11 +136,14 @@ impl Default for EbpfConfig {
             bind: true,
             listen: true,
             accept: true,
+            raw_sockets: true,
             argv_max_bytes: 1024,
             argv_max_args: 64,
             trace_host: false,
             ring_buffer_bytes: 4 << 20,
             cgroup_prefixes: vec!["/docker/".into(), "/system.slice/docker-".into()],
+            labels_max: 64,
+            labels_max_bytes: 4096,
             ignore_containers: Vec::new(),
             ignore_images: Vec::new(),
             ignore_labels: Vec::new(),
@@ -213,6 +225,8 @@ pub const BUFFER_BYTES_MIN: usize = 64 << 10;
 pub const BUFFER_BYTES_MAX: usize = 4 << 30;
 pub const WAIT_TIME_MIN: f64 = 0.1;
 pub const WAIT_TIME_MAX: f64 = 3600.0;
+pub const LABELS_MAX: usize = 1024;
+pub const LABELS_MAX_BYTES: usize = 32 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -327,11 +341,24 @@ impl Config {
             ));
         }
         let cap = docker_listener_common::PREFIX_CAP;
-        if e.cgroup_prefixes.is_empty() || e.cgroup_prefixes.len() > docker_listener_common::PREFIXES {
+        if e.cgroup_prefixes.len() > docker_listener_common::PREFIXES {
             return Err(err(
                 "ebpf.cgroup_prefixes",
                 format!("{} entries", e.cgroup_prefixes.len()),
-                format!("accepted: 1 to {} prefixes", docker_listener_common::PREFIXES),
+                format!("accepted: 0 to {} prefixes", docker_listener_common::PREFIXES),
+            ));
+        }
+        if e.labels_max > LABELS_MAX {
+            return Err(err("ebpf.labels_max", e.labels_max.to_string(), format!("accepted: 0 to {LABELS_MAX}")));
+        }
+        if e.labels_max_bytes > LABELS_MAX_BYTES {
+            return Err(err(
+                "ebpf.labels_max_bytes",
+                e.labels_max_bytes.to_string(),
+                format!(
+                    "accepted: 0 to {LABELS_MAX_BYTES} (an event must stay well within max_event_size, at most 65535 \
+                     bytes)"
+                ),
             ));
         }
         if let Some((i, p)) =
@@ -504,7 +531,13 @@ mod tests {
             (r#"{"docker-listener": {"ebpf": {"argv_max_bytes": 4096}}}"#, "ebpf.argv_max_bytes", "2047"),
             (r#"{"docker-listener": {"ebpf": {"argv_max_args": 0}}}"#, "ebpf.argv_max_args", "1024"),
             (r#"{"docker-listener": {"ebpf": {"ring_buffer_bytes": 5000}}}"#, "ebpf.ring_buffer_bytes", "power of two"),
-            (r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": []}}}"#, "ebpf.cgroup_prefixes", "1 to 4"),
+            (
+                r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": ["/a/", "/b/", "/c/", "/d/", "/e/"]}}}"#,
+                "ebpf.cgroup_prefixes",
+                "0 to 4",
+            ),
+            (r#"{"docker-listener": {"ebpf": {"labels_max": 5000}}}"#, "ebpf.labels_max", "0 to 1024"),
+            (r#"{"docker-listener": {"ebpf": {"labels_max_bytes": 100000}}}"#, "ebpf.labels_max_bytes", "32768"),
             (
                 r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": ["docker"]}}}"#,
                 "ebpf.cgroup_prefixes[0]",

@@ -4,13 +4,15 @@
 //! events). Out: ECS events with their container, and requests for the monitor to act on
 //! (inspect a container, stop or start tracing a cgroup, find an unknown cgroup).
 //!
-//! The process part of an event is built when its record arrives (the process table is current
-//! then); the container part is added when the container is known. A record from a container
+//! The process part of an event is built when its record arrives, from what the kernel recorded
+//! (the executed file, the image generations that say which of the parent's images forked the
+//! process); the container part is added when the container is known. A record from a container
 //! whose details are still being fetched (an exec racing Docker's start event) is held, not
 //! emitted with an empty or wrong container; after `HOLD` it goes out with the container id the
 //! cgroup path gave, marked `container_unresolved`.
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -18,9 +20,11 @@ use bytes::Bytes;
 
 use crate::{
     config::EbpfConfig,
-    ebpf::record::{Record, Socket},
-    ecs::{Clock, Event},
-    procs::{Proc, ProcessTable},
+    ebpf::record::{Exec, Meta, Record, Socket},
+    ecs::{Body, Clock, Event, ExecBody, Inventory, Lineup, ProcRef, SocketBody, socket},
+    inventory,
+    labels::LabelBudget,
+    procs::{Image, Lineage, ProcessTable},
     registry::{Container, ContainerRegistry, GRACE, Lookup, container_of_path},
 };
 
@@ -55,8 +59,8 @@ pub const HOLD_MAX: usize = 20_000;
 pub enum Request {
     /// Fetch this container's details (`GET /containers/{id}/json`).
     Inspect(String),
-    /// Find which container this cgroup id belongs to.
-    FindCgroup(u64),
+    /// Find which container this cgroup id belongs to (`pid` is a process seen in it).
+    FindCgroup { cgroup: u64, pid: u32 },
     /// Add this cgroup id to the kernel filter.
     Track(u64),
     /// Remove this cgroup id from the kernel filter.
@@ -69,6 +73,10 @@ pub struct Counters {
     pub held: u64,
     pub released_unresolved: u64,
     pub filtered: u64,
+    /// Cgroups that looked like a container's but that Docker does not know: untracked.
+    pub rejected_cgroups: u64,
+    /// Records from those cgroups: not container activity, dropped.
+    pub not_container: u64,
 }
 
 struct Held {
@@ -88,19 +96,25 @@ pub struct Correlator {
     /// cgroups removed (rmdir), forgotten by the registry GRACE later: a container that
     /// restarts (or makes and removes cgroups below its own) does not pile up old ones.
     removed_cgroups: VecDeque<(u64, Instant)>,
+    /// cgroups Docker said are no container of its own, and when: their records are dropped.
+    rejected: HashMap<u64, Instant>,
     pub counters: Counters,
 }
 
 impl Correlator {
     pub fn new(procs: ProcessTable, cfg: EbpfConfig, clock: Clock) -> Correlator {
         Correlator {
-            registry: ContainerRegistry::default(),
+            registry: ContainerRegistry::new(LabelBudget {
+                max_count: cfg.labels_max,
+                max_bytes: cfg.labels_max_bytes,
+            }),
             procs,
             cfg,
             clock,
             held: VecDeque::new(),
             asked: HashMap::new(),
             removed_cgroups: VecDeque::new(),
+            rejected: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -134,70 +148,79 @@ impl Correlator {
                     self.removed_cgroups.push_back((c.id, now));
                 }
             }
-            Record::Fork(f) => self.procs.on_fork(f.meta.tgid, f.child_tgid, f.child_start_ns, f.meta.cgroup_id),
+            Record::Fork(f) => {
+                // A parent the table does not know yet (it was in the container before the agent
+                // looked): from /proc, if the pid still names it.
+                if self.procs.instance(f.meta.tgid, f.parent_start_ns).is_none()
+                    && let Some(p) = self.procs.read_proc(f.meta.tgid, f.meta.cgroup_id, Some(f.parent_start_ns))
+                {
+                    self.procs.insert(p);
+                }
+                self.procs.on_fork(f.meta.tgid, f.parent_exec_id, f.child_tgid, f.child_start_ns, f.meta.cgroup_id)
+            }
             Record::Exit(e) => {
                 self.procs.on_exit(e.meta.tgid);
             }
-            Record::Exec(mut e) => {
-                // `/proc/self/exe` (busybox applets, re-exec of self) names the image the process
-                // ran before this exec: resolve it from the table.
-                if is_self_exe(&e.filename)
-                    && let Some(prev) =
-                        self.procs.get(e.meta.tgid).map(|p| p.executable.clone()).filter(|x| !x.is_empty())
-                {
-                    e.filename = prev.to_string();
-                }
-                if e.ret == 0 {
-                    self.procs.on_exec(e.meta.tgid, e.ppid, e.start_ns, &e.filename, &e.args, e.meta.cgroup_id);
-                }
-                // A parent outside the container (runc, the shim) is not in the table.
-                let fallback = match self.procs.get(e.ppid) {
-                    Some(_) => None,
-                    None => self.procs.read_proc(e.ppid, 0),
-                };
+            Record::Exec(e) => {
                 let own = [e.meta.cgroup_id];
                 let cgroups = match self.registry.container_cgroups(e.meta.cgroup_id) {
                     [] => &own[..],
                     all => all,
                 };
-                let event = Event::exec_in(&e, &self.procs, fallback.as_ref(), self.clock, cgroups);
-                self.route(e.meta.cgroup_id, event, now, out, req);
+                let meta = e.meta;
+                let body = exec_body(&mut self.procs, e, cgroups);
+                let event = Event::new(meta, self.clock, Body::Exec(body));
+                self.route(meta.cgroup_id, meta.tgid, event, now, out, req);
             }
             Record::Socket(s) => {
-                // AF_INET, AF_INET6 and AF_UNIX only: netlink and packet sockets are plumbing.
-                if !matches!(s.family, 1 | 2 | 10) {
+                // Netlink sockets are plumbing (`ip`, libc's interface lookups); what carries
+                // traffic or sniffs it is reported: IP, Unix, packet, and every raw socket made.
+                if !matches!(s.family, socket::AF_UNIX | socket::AF_INET | socket::AF_INET6 | socket::AF_PACKET) {
                     self.counters.filtered += 1;
                     return;
                 }
                 let process = self.process_of(&s);
-                let event = Event::socket(&s, &process, self.clock);
-                self.route(s.meta.cgroup_id, event, now, out, req);
+                let event = Event::new(s.meta, self.clock, Body::Socket(SocketBody::new(&s, process)));
+                self.route(s.meta.cgroup_id, s.meta.tgid, event, now, out, req);
             }
         }
     }
 
-    /// The process a socket record came from: from the table, else from /proc (and remembered).
-    fn process_of(&mut self, s: &Socket) -> Proc {
-        if let Some(p) = self.procs.get(s.meta.tgid) {
-            return p.clone();
+    /// The process a socket record came from, running the image it ran when it made the call:
+    /// from the table, else from /proc when the pid still names it (and remembered).
+    fn process_of(&mut self, s: &Socket) -> ProcRef {
+        if let Some(p) = self.procs.instance(s.meta.tgid, s.start_ns) {
+            return match p.image_at(s.exec_id) {
+                Some(i) if !Arc::ptr_eq(i, p.image()) => ProcRef::of(&p.lineage.with_image(i.clone())),
+                _ => ProcRef::of(&p.lineage),
+            };
         }
-        let p = self.procs.read_proc(s.meta.tgid, s.meta.cgroup_id).unwrap_or_else(|| Proc {
-            tgid: s.meta.tgid,
-            ppid: 0,
-            start_ticks: self.procs.ticks(s.start_ns),
-            entity_id: self.procs.entity_id(s.meta.tgid, s.start_ns),
-            executable: "".into(),
-            name: "".into(),
-            cgroup_id: s.meta.cgroup_id,
-        });
+        let p = match self.procs.read_proc(s.meta.tgid, s.meta.cgroup_id, Some(s.start_ns)) {
+            Some(p) => p,
+            None => self.procs.placeholder(s.meta.tgid, s.start_ns, s.meta.cgroup_id),
+        };
+        let r = ProcRef::of(&p.lineage);
         if !self.cfg.trace_host || self.registry.lookup(s.meta.cgroup_id) != Lookup::Unknown {
-            self.procs.insert(p.clone());
+            self.procs.insert(p);
         }
-        p
+        r
     }
 
-    /// Emits the event with its container, or holds it until the container is known.
-    fn route(&mut self, cgroup_id: u64, event: Event, now: Instant, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
+    /// Emits the event with its container, or holds it until the container is known. `pid` is
+    /// the process the record came from (to find an unknown cgroup by).
+    fn route(
+        &mut self,
+        cgroup_id: u64,
+        pid: u32,
+        event: Event,
+        now: Instant,
+        out: &mut Vec<Emitted>,
+        req: &mut Vec<Request>,
+    ) {
+        if self.rejected.contains_key(&cgroup_id) {
+            self.counters.not_container += 1;
+            return;
+        }
         match self.registry.lookup(cgroup_id) {
             Lookup::Known(c) => {
                 if c.is_ignored(&self.cfg) {
@@ -215,7 +238,7 @@ impl Correlator {
             lookup => {
                 if lookup == Lookup::Unknown && !self.asked.contains_key(&cgroup_id) {
                     self.asked.insert(cgroup_id, now);
-                    req.push(Request::FindCgroup(cgroup_id));
+                    req.push(Request::FindCgroup { cgroup: cgroup_id, pid });
                 }
                 self.counters.held += 1;
                 self.held.push_back(Held { since: now, cgroup_id, event });
@@ -235,6 +258,67 @@ impl Correlator {
         self.held = rest;
         for h in mine {
             self.emit_unresolved(h, out);
+        }
+    }
+
+    /// An event the agent made from /proc (start-up inventory) for process `pid` of `cgroup_id`.
+    pub fn inventory_event(
+        &mut self,
+        cgroup_id: u64,
+        pid: u32,
+        body: Inventory,
+        now: Instant,
+        out: &mut Vec<Emitted>,
+        req: &mut Vec<Request>,
+    ) {
+        let meta = Meta { cpu: 0, seq: 0, ktime_ns: Clock::boot_now(), cgroup_id, pid, tgid: pid };
+        let event = Event::new(meta, self.clock, Body::Inventory(body));
+        self.route(cgroup_id, pid, event, now, out, req);
+    }
+
+    /// The `process-running` events of processes just learned from /proc in `cgroup_id`.
+    pub fn running_events(
+        &mut self,
+        cgroup_id: u64,
+        pids: &[u32],
+        now: Instant,
+        out: &mut Vec<Emitted>,
+        req: &mut Vec<Request>,
+    ) {
+        let own = [cgroup_id];
+        let cgroups = match self.registry.container_cgroups(cgroup_id) {
+            [] => own.to_vec(),
+            all => all.to_vec(),
+        };
+        let (max_bytes, max_args) = (self.cfg.argv_max_bytes as usize, self.cfg.argv_max_args as usize);
+        for &pid in pids {
+            if let Some(body) = inventory::running(&self.procs, pid, &cgroups, max_bytes, max_args) {
+                self.inventory_event(cgroup_id, pid, body, now, out, req);
+            }
+        }
+    }
+
+    /// Docker does not know the container a traced cgroup's path names (inspect: no such
+    /// container): the cgroup only looked like a container's. It is untracked, and its records,
+    /// held or to come, are dropped (counted): they are not container activity. A container
+    /// Docker told us about meanwhile (its events) is kept.
+    pub fn not_docker(&mut self, id: &str, now: Instant, req: &mut Vec<Request>) {
+        if self.registry.get(id).is_some() {
+            return;
+        }
+        for cg in self.registry.forget(id) {
+            tracing::info!(
+                cgroup = cg,
+                id,
+                "a cgroup shaped like a container's belongs to no Docker container: not traced"
+            );
+            self.counters.rejected_cgroups += 1;
+            self.rejected.insert(cg, now);
+            req.push(Request::Untrack(cg));
+            self.procs.remove_cgroup(cg);
+            let before = self.held.len();
+            self.held.retain(|h| h.cgroup_id != cg);
+            self.counters.not_container += (before - self.held.len()) as u64;
         }
     }
 
@@ -319,6 +403,7 @@ impl Correlator {
             }
         }
         self.asked.retain(|_, t| now.duration_since(*t) < HOLD);
+        self.rejected.retain(|_, t| now.duration_since(*t) < GRACE);
         while let Some(&(cg, _)) = self.removed_cgroups.front().filter(|(_, t)| now.duration_since(*t) >= GRACE) {
             self.removed_cgroups.pop_front();
             self.registry.unbind_cgroup(cg);
@@ -352,17 +437,57 @@ impl Correlator {
     }
 }
 
-/// `/proc/self/exe` or `/proc/<pid>/exe`.
-fn is_self_exe(path: &str) -> bool {
-    path.strip_prefix("/proc/")
-        .and_then(|rest| rest.strip_suffix("/exe"))
-        .is_some_and(|who| who == "self" || (!who.is_empty() && who.bytes().all(|b| b.is_ascii_digit())))
+/// The exec event of a record: a successful exec gives the process its new image (the file the
+/// kernel executed); a failed one describes the attempt by the process that made it.
+pub fn exec_body(procs: &mut ProcessTable, e: Exec, cgroups: &[u64]) -> ExecBody {
+    let Exec {
+        meta,
+        ppid,
+        uid,
+        gid,
+        ret,
+        start_ns,
+        parent_start_ns,
+        exec_id,
+        parent_exec_id,
+        comm,
+        filename,
+        exe,
+        args,
+    } = e;
+    // Without the kernel's answer (no BTF): the path given, else the kernel's comm.
+    let said = if filename.is_empty() { comm.as_str() } else { filename.as_str() };
+    let executable = match &exe {
+        Some(x) => x.path.as_str(),
+        None => said,
+    };
+    let image = Arc::new(Image::new(executable, &args.args));
+    let lineage = if ret == 0 {
+        procs.on_exec(
+            meta.tgid,
+            start_ns,
+            exec_id,
+            ppid,
+            parent_start_ns,
+            parent_exec_id,
+            image.clone(),
+            meta.cgroup_id,
+        )
+    } else {
+        // Nothing changed in the caller: it is named by its pid, with what it tried to run.
+        let parent = match procs.instance(meta.tgid, start_ns) {
+            Some(p) => p.lineage.parent.clone(),
+            None => procs.parent_lineage(ppid, parent_start_ns, Some(parent_exec_id)),
+        };
+        Arc::new(Lineage::new(meta.tgid, procs.entity_id(meta.tgid, start_ns), image.clone(), meta.cgroup_id, parent))
+    };
+    ExecBody { lineup: Lineup::of(&lineage, cgroups), uid, gid, ret, args, filename, comm, exe }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ebpf::record::{Cgroup, Exec, Meta};
+    use crate::ebpf::record::{Args, Cgroup, ExeFile, Exec, Meta};
 
     const ID: &str = "570fefe78429d3600b750fb59149623a7a7d6c644403383ad4a30df5b8e18384";
 
@@ -375,11 +500,12 @@ mod tests {
             ret: 0,
             start_ns: 10,
             parent_start_ns: 1,
+            exec_id: 1,
+            parent_exec_id: 0,
             comm: "sh".into(),
             filename: "/bin/sh".into(),
-            args: vec!["sh".into()],
-            args_truncated: false,
-            args_unavailable: false,
+            exe: Some(ExeFile { path: "/bin/busybox".into(), ino: 5, ..ExeFile::default() }),
+            args: Args { args: vec!["sh".into()], ..Args::default() },
         })
     }
 
@@ -444,7 +570,7 @@ mod tests {
         let now = Instant::now();
         c.on_record(exec(99, 100), now, &mut out, &mut req);
         c.on_record(exec(99, 101), now, &mut out, &mut req);
-        assert_eq!(req, vec![Request::FindCgroup(99)]);
+        assert_eq!(req, vec![Request::FindCgroup { cgroup: 99, pid: 100 }]);
         c.on_container(
             Container {
                 id: ID.into(),
@@ -454,6 +580,7 @@ mod tests {
                 labels: BTreeMap::new(),
                 pid: None,
                 started_time_nano: None,
+                shown_labels: Default::default(),
             },
             Some(99),
             &mut out,

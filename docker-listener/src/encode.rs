@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::{
     docker::DockerEvent,
-    shrink::shrink_to_fit,
+    shrink::{DOCKER_SKELETON, shrink_to_fit},
     stats::Stats,
     wazuh::{DOCKER_EVENT_PREFIX, DOCKER_EVENT_SUFFIX, FRAME_HEADER},
 };
@@ -117,10 +117,12 @@ impl Encoder {
             };
         }
         let budget = self.max_event_size - DOCKER_EVENT_PREFIX.len() - TRUNCATED_SUFFIX.len();
-        let shrunk = match serde_json::from_slice(&body) {
-            Ok(value) => shrink_to_fit(value, budget),
-            Err(_) => b"{}".to_vec(),
-        };
+        // The skeleton always fits (max_event_size is at least MAX_EVENT_SIZE_MIN; tested in
+        // shrink), and Docker's bytes were validated as a JSON object when they were read.
+        let shrunk = serde_json::from_slice(&body)
+            .ok()
+            .and_then(|value| shrink_to_fit(value, budget, DOCKER_SKELETON))
+            .unwrap_or_else(|| b"{}".to_vec());
         self.count_truncated(ev.raw.len());
         Frame {
             parts: [Bytes::from_static(DOCKER_EVENT_PREFIX), Bytes::from(shrunk), Bytes::from_static(TRUNCATED_SUFFIX)],
@@ -130,27 +132,48 @@ impl Encoder {
 
     /// A frame for one of our own events (`value` must serialise to a JSON object), written
     /// straight into the frame's buffer. Shrunk and marked `"truncated": true` at the top level
-    /// when it does not fit.
-    pub fn agent<T: serde::Serialize + ?Sized>(&self, value: &T) -> Frame {
-        let mut buf = BytesMut::with_capacity(1024);
-        // Serialising into memory fails only for maps with non-string keys, which we never build.
-        let _ = serde_json::to_writer((&mut buf).writer(), value);
-        self.agent_json(buf.freeze())
+    /// when it does not fit; `None` (counted, logged) when not even its skeleton fits.
+    pub fn agent<T: serde::Serialize + ?Sized>(&self, value: &T) -> Option<Frame> {
+        self.agent_json(serialise(value))
     }
 
-    /// A frame for one of our own events already serialised (a JSON object).
-    pub fn agent_json(&self, json: Bytes) -> Frame {
+    /// A frame for one of the agent's own reports (loss reports: a few hundred bytes, far below
+    /// the smallest `max_event_size`), never shrunk.
+    pub fn report<T: serde::Serialize + ?Sized>(&self, value: &T) -> Frame {
+        Frame::agent(serialise(value)).report()
+    }
+
+    /// A frame for one of our own events already serialised (a JSON object); see `agent`.
+    pub fn agent_json(&self, json: Bytes) -> Option<Frame> {
         if FRAME_HEADER.len() + json.len() <= self.max_event_size {
-            return Frame::agent(json);
+            return Some(Frame::agent(json));
         }
         let original = json.len();
-        let mut value: serde_json::Value = serde_json::from_slice(&json).unwrap_or_else(|_| serde_json::json!({}));
+        let mut value: serde_json::Value = serde_json::from_slice(&json).ok()?;
         if let Some(obj) = value.as_object_mut() {
             obj.insert("truncated".into(), serde_json::Value::Bool(true));
         }
-        let shrunk = shrink_to_fit(value, self.max_event_size - FRAME_HEADER.len());
-        self.count_truncated(original);
-        Frame::agent(Bytes::from(shrunk))
+        let mut skeleton: Vec<&[&str]> = crate::ecs::SKELETON.to_vec();
+        skeleton.push(&["truncated"]);
+        match shrink_to_fit(value, self.max_event_size - FRAME_HEADER.len(), &skeleton) {
+            Some(shrunk) => {
+                self.count_truncated(original);
+                Some(Frame::agent(Bytes::from(shrunk)))
+            }
+            None => {
+                let n = self.stats.events_lost_oversized.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n.is_multiple_of(1000) {
+                    tracing::error!(
+                        original_bytes = original,
+                        max_event_size = self.max_event_size,
+                        lost_total = n + 1,
+                        "an event could not be shrunk to max_event_size without losing what it is about: not \
+                         sent (counted in events_lost_oversized). Raise max_event_size"
+                    );
+                }
+                None
+            }
+        }
     }
 
     fn count_truncated(&self, original: usize) {
@@ -166,6 +189,13 @@ impl Encoder {
             );
         }
     }
+}
+
+fn serialise<T: serde::Serialize + ?Sized>(value: &T) -> Bytes {
+    let mut buf = BytesMut::with_capacity(1024);
+    // Serialising into memory fails only for maps with non-string keys, which we never build.
+    let _ = serde_json::to_writer((&mut buf).writer(), value);
+    buf.freeze()
 }
 
 /// `{` + members + `,` + the rest of the object (or `}` if it was empty).
@@ -262,7 +292,7 @@ mod tests {
     #[test]
     fn agent_frames_fit_too() {
         let e = enc(2048, false);
-        let f = e.agent(&json!({"integration": "docker", "process": {"args": ["a".repeat(5000)]}}));
+        let f = e.agent(&json!({"integration": "docker", "process": {"args": ["a".repeat(5000)]}})).unwrap();
         let bytes = f.to_vec();
         assert!(bytes.len() <= 2048);
         assert!(bytes.starts_with(FRAME_HEADER));

@@ -2,8 +2,8 @@
 //!
 //! One module per pipeline stage (see docs/ARCHITECTURE.md):
 //! [`docker`] (source) → [`encode`] (Wazuh frames) → [`sink`] (spool + output); the eBPF side
-//! is [`ebpf`] (kernel records) → [`monitor`] → [`correlate`] (with [`registry`] and [`procs`])
-//! → [`ecs`] events → the same spool. [`state`] keeps the cursor and lock, [`config`]/[`cli`]
+//! is [`ebpf`] (kernel records) → [`monitor`] → [`correlate`] (with [`registry`], [`labels`] and
+//! [`procs`]) → [`ecs`] events → the same spool. [`state`] keeps the cursor and lock, [`config`]/[`cli`]
 //! the settings, [`doctor`] the diagnostics.
 pub mod cli;
 pub mod config;
@@ -14,6 +14,8 @@ pub mod doctor;
 pub mod ebpf;
 pub mod ecs;
 pub mod encode;
+pub mod inventory;
+pub mod labels;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;

@@ -143,7 +143,29 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
             ("reason=\"docker_malformed\"", g(&stats.docker_malformed)),
             ("reason=\"docker_oversized\"", g(&stats.docker_oversized_raw)),
             ("reason=\"docker_upstream_gap\"", g(&stats.docker_upstream_gaps)),
+            ("reason=\"oversized\"", g(&stats.events_lost_oversized)),
         ],
+    );
+    metric(
+        &mut out,
+        "ebpf_cgroups_rejected_total",
+        "counter",
+        "Cgroups shaped like a container's that Docker does not know: not traced.",
+        &[("", g(&stats.ebpf_cgroups_rejected))],
+    );
+    metric(
+        &mut out,
+        "containers_untraced_total",
+        "counter",
+        "Running containers whose cgroup could not be found: their processes are not traced (each is logged).",
+        &[("", g(&stats.containers_untraced))],
+    );
+    metric(
+        &mut out,
+        "containers_traced_late_total",
+        "counter",
+        "Containers whose cgroup was found only after they started: traced from then on (each is logged).",
+        &[("", g(&stats.containers_traced_late))],
     );
     metric(
         &mut out,

@@ -22,8 +22,9 @@ use crate::{
     correlate::{Correlator, Request},
     docker::{DockerClient, DockerEvent},
     ebpf::{EbpfError, EbpfProbes, record},
-    ecs::{self, Clock},
+    ecs::{self, Clock, Inventory, ProcRef},
     encode::Encoder,
+    inventory::{self, Listener},
     procs::ProcessTable,
     registry::{self, Container},
     sink::Spool,
@@ -45,13 +46,15 @@ const IDLE_POLLS: u32 = 2;
 /// How often processes whose exit record was lost are swept from the table.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// A running container of the start-up inventory, with its cgroup (id and directory) and the
-/// cgroups below it (systemd or Docker inside the container), whose processes are its too.
+/// A running container of the start-up inventory, with its cgroup (id and directory), the
+/// cgroups below it (systemd or Docker inside the container), whose processes are its too, and
+/// its listening sockets.
 struct Found {
     container: Container,
     cgroup: u64,
     dir: PathBuf,
     below: Vec<(u64, PathBuf)>,
+    listeners: Vec<Listener>,
 }
 
 /// Answers from the helper tasks the monitor spawns.
@@ -62,10 +65,17 @@ enum Info {
         found: Vec<Found>,
         listed: HashSet<String>,
         asked_at: Instant,
+        /// Running containers whose cgroup could not be found: (id, name).
+        untraced: Vec<(String, String)>,
     },
     InventoryFailed(String),
     Container(Container, Option<u64>),
     InspectFailed(String),
+    /// Docker has no such container (inspect: 404); the cgroup that named it, if not bound yet.
+    NotDocker {
+        id: String,
+        cgroup: Option<u64>,
+    },
     CgroupNotFound(u64),
 }
 
@@ -80,6 +90,9 @@ pub struct Monitor {
     pub docker_events: mpsc::UnboundedReceiver<DockerEvent>,
     /// The Docker client, published by the Docker source at each (re)connection.
     pub client: watch::Receiver<Option<DockerClient>>,
+    /// The first inventory reported the listening sockets (later ones, after a reconnection to
+    /// Docker, would repeat them).
+    listeners_reported: bool,
 }
 
 impl Monitor {
@@ -93,7 +106,7 @@ impl Monitor {
         client: watch::Receiver<Option<DockerClient>>,
     ) -> Monitor {
         let correlator = Correlator::new(ProcessTable::for_this_host(), cfg.clone(), Clock::now());
-        Monitor { probes, correlator, encoder, spool, stats, cfg, docker_events, client }
+        Monitor { probes, correlator, encoder, spool, stats, cfg, docker_events, client, listeners_reported: false }
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), EbpfError> {
@@ -191,7 +204,7 @@ impl Monitor {
                     }
                 }
                 Some(info) = info_rx.recv() => {
-                    self.apply(info, &mut inspecting, &mut out, &mut req);
+                    self.apply(info, mount.as_deref(), &mut inspecting, &mut out, &mut req);
                 }
                 _ = tick.tick() => {
                     if !polling {
@@ -236,12 +249,13 @@ impl Monitor {
                             );
                         }
                     }
-                    Request::FindCgroup(cg) => {
+                    Request::FindCgroup { cgroup: cg, pid } => {
                         spawn_find_cgroup(
                             self.client.borrow().clone(),
                             mount.clone(),
                             self.cfg.cgroup_prefixes.clone(),
                             cg,
+                            pid,
                             info_tx.clone(),
                         );
                     }
@@ -283,19 +297,31 @@ impl Monitor {
         }
         Stats::add(&self.stats.ebpf_events, out.len() as u64);
         let (stats, encoder) = (&self.stats, &self.encoder);
-        self.spool.push_all(out.drain(..).map(|e| {
+        self.spool.push_all(out.drain(..).filter_map(|e| {
             stats.count_ebpf_action(e.action);
             encoder.agent_json(e.json)
         }));
     }
 
-    fn apply(&mut self, info: Info, inspecting: &mut HashSet<String>, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
+    fn apply(
+        &mut self,
+        info: Info,
+        mount: Option<&std::path::Path>,
+        inspecting: &mut HashSet<String>,
+        out: &mut Vec<Emitted>,
+        req: &mut Vec<Request>,
+    ) {
+        let now = Instant::now();
         match info {
-            Info::Inventory { found: list, listed, asked_at } => {
+            Info::Inventory { found: list, listed, asked_at, untraced } => {
                 let started = Instant::now();
                 let mut processes = 0;
                 let count = list.len();
-                for Found { container: c, cgroup, dir, below } in list {
+                for (id, name) in &untraced {
+                    Stats::inc(&self.stats.containers_untraced);
+                    tracing::warn!(container = %id, name = %name, "no cgroup found for a running container: its processes are not traced (counted in containers_untraced)");
+                }
+                for Found { container: c, cgroup, dir, below, listeners } in list {
                     let ignored = c.is_ignored(&self.cfg);
                     let id = c.id.clone();
                     self.correlator.on_container(c, Some(cgroup), out, req);
@@ -303,15 +329,22 @@ impl Monitor {
                         continue;
                     }
                     req.push(Request::Track(cgroup));
-                    processes += self.correlator.procs.scan_cgroup(&dir, cgroup);
-                    for (cg, sub_dir) in below {
-                        self.correlator.registry.bind_cgroup(&id, cg);
-                        req.push(Request::Track(cg));
-                        processes += self.correlator.procs.scan_cgroup(&sub_dir, cg);
+                    for (cg, _) in &below {
+                        self.correlator.registry.bind_cgroup(&id, *cg);
+                        req.push(Request::Track(*cg));
+                    }
+                    for (cg, d) in std::iter::once((cgroup, dir)).chain(below) {
+                        let learned = self.correlator.procs.scan_cgroup(&d, cg);
+                        processes += learned.len();
+                        self.correlator.running_events(cg, &learned, now, out, req);
+                    }
+                    if !self.listeners_reported {
+                        self.listening_events(&listeners, now, out, req);
                     }
                     // The init pid and start time come from inspect, in the background.
                     req.push(Request::Inspect(id));
                 }
+                self.listeners_reported = true;
                 // Containers that went away while Docker was unreachable (a start brings them back).
                 self.correlator.registry.mark_unlisted_removed(&listed, asked_at, Instant::now());
                 tracing::info!(
@@ -326,15 +359,75 @@ impl Monitor {
             }
             Info::Container(c, cgroup) => {
                 inspecting.remove(&c.id);
+                let (id, pid, ignored) = (c.id.clone(), c.pid, c.is_ignored(&self.cfg));
                 self.correlator.on_container(c, cgroup, out, req);
+                if !ignored && self.correlator.registry.cgroups_of(&id).is_empty() {
+                    self.trace_late(&id, pid, mount, now, out, req);
+                }
             }
             Info::InspectFailed(id) => {
                 inspecting.remove(&id);
+            }
+            Info::NotDocker { id, cgroup } => {
+                inspecting.remove(&id);
+                let before = self.correlator.counters.rejected_cgroups;
+                if let Some(cg) = cgroup {
+                    self.correlator.registry.bind_cgroup(&id, cg);
+                }
+                self.correlator.not_docker(&id, now, req);
+                Stats::add(&self.stats.ebpf_cgroups_rejected, self.correlator.counters.rejected_cgroups - before);
             }
             Info::CgroupNotFound(cg) => {
                 tracing::debug!(cgroup = cg, "a traced cgroup matches no container");
                 self.correlator.cgroup_not_found(cg, out);
             }
+        }
+    }
+
+    /// A running container with no traced cgroup (its cgroup has a shape and a place nothing
+    /// recognised): found through its init process, traced from now on, and what already runs
+    /// in it reported; else said and counted.
+    fn trace_late(
+        &mut self,
+        id: &str,
+        pid: Option<u32>,
+        mount: Option<&std::path::Path>,
+        now: Instant,
+        out: &mut Vec<Emitted>,
+        req: &mut Vec<Request>,
+    ) {
+        let found = match (mount, pid) {
+            (Some(m), Some(pid)) => registry::cgroup_dir_of_pid(m, pid)
+                .and_then(|d| registry::cgroup_id(&d).ok().map(|cg| (cg, d)))
+                .filter(|(cg, _)| *cg != 1),
+            _ => None,
+        };
+        let Some((cg, dir)) = found else {
+            Stats::inc(&self.stats.containers_untraced);
+            tracing::warn!(container = %id, "no cgroup found for a running container: its processes are not traced (counted in containers_untraced)");
+            return;
+        };
+        tracing::warn!(container = %id, cgroup = %dir.display(), "a container's cgroup was not recognised when it was created: traced from now on; what ran in it before is reported as running processes");
+        Stats::inc(&self.stats.containers_traced_late);
+        self.correlator.registry.bind_cgroup(id, cg);
+        req.push(Request::Track(cg));
+        let learned = self.correlator.procs.scan_cgroup(&dir, cg);
+        self.correlator.running_events(cg, &learned, now, out, req);
+    }
+
+    /// `socket-listening` events for the listeners the inventory found.
+    fn listening_events(
+        &mut self,
+        listeners: &[Listener],
+        now: Instant,
+        out: &mut Vec<Emitted>,
+        req: &mut Vec<Request>,
+    ) {
+        for l in listeners {
+            let Some(p) = self.correlator.procs.get(l.pid) else { continue };
+            let (process, cg) = (ProcRef::of(&p.lineage), p.cgroup_id);
+            let body = Inventory::Listening { process, transport: l.transport, server: l.endpoint.clone() };
+            self.correlator.inventory_event(cg, l.pid, body, now, out, req);
         }
     }
 
@@ -360,7 +453,7 @@ impl Monitor {
             ring_buffer_full = losses[loss::RINGBUF_FULL as usize],
             "eBPF records were lost in the kernel (reported in a loss event). Raise ebpf.ring_buffer_bytes if this repeats"
         );
-        self.spool.push_report(self.encoder.agent(&ecs::ebpf_loss_event(
+        self.spool.push_report(self.encoder.report(&ecs::ebpf_loss_event(
             lost - reported,
             lost,
             by_reason,
@@ -446,10 +539,11 @@ fn spawn_inventory(
         };
         let listed: HashSet<String> = list.iter().filter_map(|s| s.id.clone()).collect();
         let Some(mount) = mount else {
-            let _ = tx.send(Info::Inventory { found: Vec::new(), listed, asked_at });
+            let _ = tx.send(Info::Inventory { found: Vec::new(), listed, asked_at, untraced: Vec::new() });
             return;
         };
         let mut found = Vec::new();
+        let mut untraced = Vec::new();
         for summary in &list {
             let Some(c) = Container::from_summary(summary) else { continue };
             let dir = match registry::find_cgroup_dir(&mount, &prefixes, &c.id) {
@@ -463,18 +557,26 @@ fn spawn_inventory(
                 },
             };
             match dir.as_deref().map(registry::cgroup_id) {
-                Some(Ok(cg)) => {
-                    found.push(Found { container: c, cgroup: cg, dir: dir.unwrap_or_default(), below: Vec::new() })
-                }
-                _ => {
-                    tracing::warn!(container = %c.id, name = %c.name, "no cgroup directory found for a running container: its processes are not traced (set ebpf.cgroup_prefixes if dockerd uses --cgroup-parent)")
-                }
+                Some(Ok(cg)) => found.push(Found {
+                    container: c,
+                    cgroup: cg,
+                    dir: dir.unwrap_or_default(),
+                    below: Vec::new(),
+                    listeners: Vec::new(),
+                }),
+                _ => untraced.push((c.id.clone(), c.name.clone())),
             }
         }
-        // The walk below each container's cgroup reads directories: off the runtime's thread.
+        // The walk below each container's cgroup and the search for its listening sockets read
+        // directories: off the runtime's thread.
         let found = tokio::task::spawn_blocking(move || {
             for f in &mut found {
                 f.below = registry::cgroups_below(&f.dir, registry::BELOW_DEPTH, registry::BELOW_MAX);
+                let pids: Vec<u32> = std::iter::once(&f.dir)
+                    .chain(f.below.iter().map(|(_, d)| d))
+                    .flat_map(|d| registry::cgroup_pids(d))
+                    .collect();
+                f.listeners = inventory::listeners(&pids);
             }
             found
         })
@@ -486,7 +588,7 @@ fn spawn_inventory(
                 return;
             }
         };
-        let _ = tx.send(Info::Inventory { found, listed, asked_at });
+        let _ = tx.send(Info::Inventory { found, listed, asked_at, untraced });
     });
 }
 
@@ -505,6 +607,7 @@ fn spawn_inspect(
                     Some(c) => Info::Container(c, cgroup),
                     None => Info::InspectFailed(id),
                 },
+                Err(e) if is_not_found(&e) => Info::NotDocker { id, cgroup },
                 Err(e) => {
                     tracing::debug!(container = %id, error = %e, "inspect failed");
                     Info::InspectFailed(id)
@@ -516,29 +619,42 @@ fn spawn_inspect(
     });
 }
 
-/// Places a cgroup id no record introduced: scans the prefixes' directories for its inode.
+/// Docker's answer "no such container".
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// Places a cgroup id no record introduced (its creation record was lost, or it predates the
+/// agent): by the cgroup of the process `pid` seen in it, else by scanning the prefixes'
+/// directories for its inode; then asks Docker about the container its path names.
 fn spawn_find_cgroup(
     client: Option<DockerClient>,
     mount: Option<PathBuf>,
     prefixes: Vec<String>,
     cgroup: u64,
+    pid: u32,
     tx: mpsc::UnboundedSender<Info>,
 ) {
     tokio::spawn(async move {
         let found = match mount {
-            Some(m) => tokio::task::spawn_blocking(move || registry::find_cgroup_by_id(&m, &prefixes, cgroup))
-                .await
-                .ok()
-                .flatten(),
+            Some(m) => tokio::task::spawn_blocking(move || {
+                registry::container_of_pid_cgroup(&m, pid, cgroup)
+                    .or_else(|| registry::find_cgroup_by_id(&m, &prefixes, cgroup).map(|(id, _)| id))
+            })
+            .await
+            .ok()
+            .flatten(),
             None => None,
         };
         let info = match (found, client) {
-            (Some((id, _)), Some(client)) => {
-                match client.api().inspect_container(&id, None).await.ok().as_ref().and_then(Container::from_inspect) {
+            (Some(id), Some(client)) => match client.api().inspect_container(&id, None).await {
+                Ok(r) => match Container::from_inspect(&r) {
                     Some(c) => Info::Container(c, Some(cgroup)),
                     None => Info::CgroupNotFound(cgroup),
-                }
-            }
+                },
+                Err(e) if is_not_found(&e) => Info::NotDocker { id, cgroup: Some(cgroup) },
+                Err(_) => Info::CgroupNotFound(cgroup),
+            },
             _ => Info::CgroupNotFound(cgroup),
         };
         let _ = tx.send(info);

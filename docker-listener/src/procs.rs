@@ -1,8 +1,21 @@
-//! The process table of traced containers: what each process is, who its parent is, and a
-//! stable identity for it.
+//! The process table of traced containers: what each process runs, who started it, and a stable
+//! identity for it.
 //!
 //! In: fork/exec/exit records, and at start the processes already running in containers (read
-//! from /proc). Out: parent chains and `process.entity_id` values for the correlator.
+//! from /proc). Out: each process's [`Lineage`] (itself and its ancestors as they were) and
+//! `process.entity_id` values for the correlator.
+//!
+//! Truth at record time: a process's parent is the process that forked it, described by the
+//! image it ran *when it forked*, not by what it became later (a shell that starts a child and
+//! then `exec`s its last command must not turn into that command in the child's event). Each
+//! process holds an immutable [`Lineage`] node (shared, `Arc`) whose parent link was taken at
+//! the fork; an exec gives the process a new node with the same parent link. Ancestors stay
+//! described as they were even after they exec or exit, for as long as a descendant refers to
+//! them (chains are cut at [`MAX_DEPTH`]).
+//!
+//! When no fork record introduced a process (it was forked before the agent traced it, or the
+//! record was lost), the kernel's exec record still says which of the parent's images forked it
+//! (`parent_exec_id`): each process keeps its last few images by exec generation for that.
 //!
 //! `entity_id` names one process instance: a hash of the boot id, the pid and the process start
 //! time in clock ticks since boot, which the kernel records give (`start_boottime`) and
@@ -10,8 +23,14 @@
 //! agent keeps the id it had.
 use std::{collections::HashMap, fmt, path::Path, sync::Arc};
 
-/// How far up a parent chain is followed.
+/// How far up a parent chain is kept.
 pub const MAX_DEPTH: usize = 32;
+/// Images kept per process for children whose fork was not seen.
+const HISTORY: usize = 4;
+
+/// Multi-call binaries (one executable, the program chosen by the name it is started as): for
+/// these, `argv[0]`'s file name says which program runs (docs/EVENTS.md, "Multi-call binaries").
+pub const MULTI_CALL: &[&str] = &["busybox", "toybox"];
 
 /// A process instance's identity, shown as 16 hex digits (`process.entity_id`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,17 +48,162 @@ impl serde::Serialize for EntityId {
     }
 }
 
-/// A process of a traced container. Strings are shared (`Arc<str>`): every event of the
-/// process, and of its children, refers to them without copying.
+/// What a process ran: one executed file. Shared by every event and lineage that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// The file the kernel executed (its path as the process's root sees it, `memfd:NAME`...).
+    pub executable: Arc<str>,
+    /// The executable's file name.
+    pub name: Arc<str>,
+    /// For a multi-call binary, the program it was asked to be (`argv[0]`'s file name).
+    pub applet: Option<Arc<str>>,
+}
+
+impl Image {
+    /// The image of `executable` started with `args`.
+    pub fn new(executable: &str, args: &[String]) -> Image {
+        let name = basename(executable);
+        Image { executable: Arc::from(executable), name: Arc::from(name), applet: applet(name, args).map(Arc::from) }
+    }
+
+    /// An image whose file is not known.
+    pub fn unknown() -> Image {
+        Image { executable: Arc::from(""), name: Arc::from(""), applet: None }
+    }
+
+    /// Whether the executed file is known (an unknown one may still have a name: the comm).
+    pub fn is_known(&self) -> bool {
+        !self.executable.is_empty()
+    }
+}
+
+/// The program a multi-call binary named `name` runs when started with `args`: `argv[0]`'s file
+/// name, or, when that is the binary's own name (`busybox sh`), `argv[1]`'s. `None` for any other
+/// binary: their `argv[0]` is whatever the caller chose and says nothing about what runs.
+pub fn applet<'a>(name: &str, args: &'a [String]) -> Option<&'a str> {
+    let multi = |n: &str| MULTI_CALL.contains(&n);
+    if !multi(name) {
+        return None;
+    }
+    let first = args.first().map(|a| basename(a).trim_start_matches('-'))?;
+    let chosen = if multi(first) { args.get(1).map(|a| basename(a))? } else { first };
+    (!chosen.is_empty()).then_some(chosen)
+}
+
+/// One process as it was at one moment, and the chain of its ancestors as they were when each
+/// forked the next.
+#[derive(Debug)]
+pub struct Lineage {
+    pub pid: u32,
+    pub entity_id: EntityId,
+    pub image: Arc<Image>,
+    pub cgroup_id: u64,
+    pub parent: Option<Arc<Lineage>>,
+    depth: usize,
+}
+
+impl Lineage {
+    pub fn new(
+        pid: u32,
+        entity_id: EntityId,
+        image: Arc<Image>,
+        cgroup_id: u64,
+        parent: Option<Arc<Lineage>>,
+    ) -> Lineage {
+        let (parent, depth) = match parent {
+            Some(p) if p.depth + 1 >= MAX_DEPTH => {
+                let cut = p.truncated(MAX_DEPTH - 1);
+                let d = cut.depth + 1;
+                (Some(cut), d)
+            }
+            Some(p) => {
+                let d = p.depth + 1;
+                (Some(p), d)
+            }
+            None => (None, 0),
+        };
+        Lineage { pid, entity_id, image, cgroup_id, parent, depth }
+    }
+
+    /// The same process with another image (it exec'd): same ancestors.
+    pub fn with_image(&self, image: Arc<Image>) -> Lineage {
+        Lineage {
+            pid: self.pid,
+            entity_id: self.entity_id,
+            image,
+            cgroup_id: self.cgroup_id,
+            parent: self.parent.clone(),
+            depth: self.depth,
+        }
+    }
+
+    /// A copy of this chain keeping at most `keep` nodes (this one and `keep - 1` ancestors), so
+    /// that a long fork chain cannot keep every generation alive.
+    fn truncated(self: &Arc<Lineage>, keep: usize) -> Arc<Lineage> {
+        if self.depth < keep {
+            return self.clone();
+        }
+        let parent = match (&self.parent, keep) {
+            (Some(p), k) if k > 1 => Some(p.truncated(k - 1)),
+            _ => None,
+        };
+        let depth = parent.as_ref().map_or(0, |p| p.depth + 1);
+        Arc::new(Lineage {
+            pid: self.pid,
+            entity_id: self.entity_id,
+            image: self.image.clone(),
+            cgroup_id: self.cgroup_id,
+            parent,
+            depth,
+        })
+    }
+
+    /// The ancestors, nearest first, as long as they are in one of `cgroups` (a container's
+    /// own cgroup and those below it).
+    pub fn ancestors_within<'a>(&'a self, cgroups: &'a [u64]) -> impl Iterator<Item = &'a Lineage> + 'a {
+        let mut next = self.parent.as_deref();
+        std::iter::from_fn(move || {
+            let p = next.filter(|p| cgroups.contains(&p.cgroup_id))?;
+            next = p.parent.as_deref();
+            Some(p)
+        })
+    }
+}
+
+/// A live process of a traced container.
+#[derive(Debug, Clone)]
 pub struct Proc {
     pub tgid: u32,
-    pub ppid: u32,
     pub start_ticks: u64,
     pub entity_id: EntityId,
-    pub executable: Arc<str>,
-    pub name: Arc<str>,
     pub cgroup_id: u64,
+    /// Itself now, and its ancestors as they were.
+    pub lineage: Arc<Lineage>,
+    /// Its images by the exec generation from which each ran (oldest first; 0: since before the
+    /// agent knew it).
+    images: Vec<(u64, Arc<Image>)>,
+}
+
+impl Proc {
+    pub fn image(&self) -> &Arc<Image> {
+        &self.lineage.image
+    }
+
+    pub fn ppid(&self) -> u32 {
+        self.lineage.parent.as_ref().map_or(0, |p| p.pid)
+    }
+
+    /// The image the process ran at exec generation `exec_id`, if the table knows it.
+    pub fn image_at(&self, exec_id: u64) -> Option<&Arc<Image>> {
+        self.images.iter().rev().find(|(id, _)| *id <= exec_id).map(|(_, i)| i)
+    }
+
+    fn push_image(&mut self, exec_id: u64, image: Arc<Image>) {
+        if self.images.len() == HISTORY {
+            self.images.remove(0);
+        }
+        self.images.push((exec_id, image));
+    }
 }
 
 #[derive(Debug)]
@@ -89,6 +253,13 @@ impl ProcessTable {
         self.procs.get(&tgid)
     }
 
+    /// The process `tgid` if it is the instance started at `start_ns` (not an older process whose
+    /// pid was reused after its exit record was lost).
+    pub fn instance(&self, tgid: u32, start_ns: u64) -> Option<&Proc> {
+        let ticks = self.ticks(start_ns);
+        self.procs.get(&tgid).filter(|p| start_ns == 0 || p.start_ticks == ticks)
+    }
+
     pub fn len(&self) -> usize {
         self.procs.len()
     }
@@ -97,51 +268,95 @@ impl ProcessTable {
         self.procs.is_empty()
     }
 
-    /// A new process: a copy of its parent's image until it execs.
-    pub fn on_fork(&mut self, parent: u32, child: u32, child_start_ns: u64, cgroup_id: u64) {
-        let (executable, name) = self
-            .procs
-            .get(&parent)
-            .map(|p| (p.executable.clone(), p.name.clone()))
-            .unwrap_or_else(|| (Arc::from(""), Arc::from("")));
+    /// A new process (from a fork record): it runs the image its parent ran at `parent_exec_id`,
+    /// and its ancestors are its parent's lineage of that moment.
+    pub fn on_fork(&mut self, parent: u32, parent_exec_id: u64, child: u32, child_start_ns: u64, cgroup_id: u64) {
+        let (image, parent_lineage) = match self.procs.get(&parent) {
+            Some(p) => {
+                let image = p.image_at(parent_exec_id).unwrap_or(p.image()).clone();
+                // The parent's lineage, with the image it had when it forked.
+                let lineage = if Arc::ptr_eq(&image, p.image()) {
+                    p.lineage.clone()
+                } else {
+                    Arc::new(p.lineage.with_image(image.clone()))
+                };
+                (image, Some(lineage))
+            }
+            None => (Arc::new(Image::unknown()), None),
+        };
         let start_ticks = self.ticks(child_start_ns);
         let entity_id = self.entity_id_ticks(child, start_ticks);
-        self.procs
-            .insert(child, Proc { tgid: child, ppid: parent, start_ticks, entity_id, executable, name, cgroup_id });
+        let lineage = Arc::new(Lineage::new(child, entity_id, image.clone(), cgroup_id, parent_lineage));
+        self.procs.insert(
+            child,
+            Proc { tgid: child, start_ticks, entity_id, cgroup_id, lineage, images: vec![(parent_exec_id, image)] },
+        );
     }
 
-    /// A process's new image. Returns its entry.
+    /// A process's new image (a successful exec), whose parent the kernel says is `ppid`
+    /// (started at `parent_start_ns`). When that is the process that forked it (its fork
+    /// record's), the parent is described as it was at the fork; otherwise (no fork record, or
+    /// the forker exited and the process was reparented) the kernel's parent, with the image it
+    /// ran at `parent_exec_id` when it is the forker, else as it is now. Returns the process's
+    /// lineage now.
+    #[allow(clippy::too_many_arguments)] // the exec record's fields
     pub fn on_exec(
         &mut self,
         tgid: u32,
-        ppid: u32,
         start_ns: u64,
-        executable: &str,
-        args: &[String],
+        exec_id: u64,
+        ppid: u32,
+        parent_start_ns: u64,
+        parent_exec_id: u64,
+        image: Arc<Image>,
         cgroup_id: u64,
-    ) -> &Proc {
+    ) -> Arc<Lineage> {
         let start_ticks = self.ticks(start_ns);
-        let entity_id = self.entity_id_ticks(tgid, start_ticks);
-        let name: Arc<str> = Arc::from(process_name(executable, args));
-        let executable: Arc<str> = Arc::from(executable);
-        let p = self.procs.entry(tgid).or_insert_with(|| Proc {
-            tgid,
-            ppid,
-            start_ticks,
-            entity_id,
-            executable: executable.clone(),
-            name: name.clone(),
-            cgroup_id,
-        });
-        if ppid != 0 {
-            p.ppid = ppid;
+        let known = self.procs.get(&tgid).filter(|p| p.start_ticks == start_ticks);
+        let forker = known.and_then(|p| p.lineage.parent.as_ref()).map(|l| l.pid);
+        if let Some(p) = self.procs.get_mut(&tgid).filter(|p| p.start_ticks == start_ticks && forker == Some(ppid)) {
+            p.lineage = Arc::new(p.lineage.with_image(image.clone()));
+            p.cgroup_id = cgroup_id;
+            p.push_image(exec_id, image);
+            return p.lineage.clone();
         }
-        p.start_ticks = start_ticks;
-        p.entity_id = entity_id;
-        p.executable = executable;
-        p.name = name;
-        p.cgroup_id = cgroup_id;
-        p
+        // Reparented (a fork record named another parent): parent_exec_id is the forker's.
+        let at = if forker.is_some() { None } else { Some(parent_exec_id) };
+        let parent = self.parent_lineage(ppid, parent_start_ns, at);
+        let entity_id = self.entity_id_ticks(tgid, start_ticks);
+        let lineage = Arc::new(Lineage::new(tgid, entity_id, image.clone(), cgroup_id, parent));
+        let mut images = match self.procs.remove(&tgid).filter(|p| p.start_ticks == start_ticks) {
+            Some(old) => old.images,
+            None => Vec::new(),
+        };
+        if images.len() == HISTORY {
+            images.remove(0);
+        }
+        images.push((exec_id, image));
+        self.procs.insert(tgid, Proc { tgid, start_ticks, entity_id, cgroup_id, lineage: lineage.clone(), images });
+        lineage
+    }
+
+    /// The lineage of the parent `ppid` (the instance started at `parent_start_ns`): as it was at
+    /// its exec generation `exec_id` when given, else as it is now.
+    pub fn parent_lineage(&self, ppid: u32, parent_start_ns: u64, exec_id: Option<u64>) -> Option<Arc<Lineage>> {
+        if ppid == 0 {
+            return None;
+        }
+        if let Some(p) = self.instance(ppid, parent_start_ns) {
+            return Some(match exec_id.map(|id| p.image_at(id)) {
+                None => p.lineage.clone(),
+                Some(Some(i)) if Arc::ptr_eq(i, p.image()) => p.lineage.clone(),
+                Some(Some(i)) => Arc::new(p.lineage.with_image(i.clone())),
+                // It exec'd since, and the image that forked the child is no longer known:
+                // name the process, not a program it did not run then.
+                Some(None) => Arc::new(p.lineage.with_image(Arc::new(Image::unknown()))),
+            });
+        }
+        // Outside the container (the runtime's shim, runc) or not traced: as /proc has it, if
+        // the pid still names that process.
+        let p = self.read_proc(ppid, 0, Some(parent_start_ns).filter(|&s| s != 0))?;
+        Some(p.lineage)
     }
 
     pub fn on_exit(&mut self, tgid: u32) -> Option<Proc> {
@@ -157,83 +372,121 @@ impl ProcessTable {
         self.procs.retain(|_, p| p.cgroup_id != cgroup_id);
     }
 
-    /// The ancestors of a process with parent `ppid`, nearest first, within the container's
-    /// `cgroups` (its own and those below it): up to the container's init (whose parent lives
-    /// outside the container).
-    pub fn ancestors(&self, ppid: u32, cgroups: &[u64]) -> Vec<&Proc> {
-        let mut out = Vec::new();
-        let mut next = ppid;
-        while out.len() < MAX_DEPTH {
-            match self.procs.get(&next) {
-                Some(p) if cgroups.contains(&p.cgroup_id) && !out.iter().any(|q: &&Proc| q.tgid == p.tgid) => {
-                    out.push(p);
-                    next = p.ppid;
-                }
-                _ => break,
-            }
-        }
-        out
-    }
-
-    /// Learns the processes already running in a container cgroup, from /proc.
-    pub fn scan_cgroup(&mut self, dir: &Path, cgroup_id: u64) -> usize {
-        let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) else { return 0 };
-        let mut n = 0;
-        for pid in text.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-            if let Some(p) = self.read_proc(pid, cgroup_id) {
+    /// Learns the processes already running in a container cgroup, from /proc, parents first
+    /// (a process's lineage links to its parent's); returns the pids it had not known.
+    pub fn scan_cgroup(&mut self, dir: &Path, cgroup_id: u64) -> Vec<u32> {
+        let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) else { return Vec::new() };
+        let mut pids: Vec<(u64, u32)> = text
+            .lines()
+            .filter_map(|l| l.trim().parse::<u32>().ok())
+            .filter(|pid| !self.procs.contains_key(pid))
+            .filter_map(|pid| proc_stat(pid).map(|s| (s.start_ticks, pid)))
+            .collect();
+        // A parent starts before its children.
+        pids.sort_unstable();
+        let mut learned = Vec::new();
+        for (_, pid) in pids {
+            if let Some(p) = self.read_proc(pid, cgroup_id, None) {
                 self.procs.insert(pid, p);
-                n += 1;
+                learned.push(pid);
             }
         }
-        n
+        learned
     }
 
-    /// A process as /proc describes it.
-    pub fn read_proc(&self, pid: u32, cgroup_id: u64) -> Option<Proc> {
-        let (ppid, start_ticks) = proc_stat(pid)?;
-        let executable = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // comm is what the process was started as (argv[0]'s file name), like the `name` of an
-        // exec event; the executable is the resolved file.
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_owned();
-        let name = if comm.is_empty() { basename(&executable).to_owned() } else { comm };
-        Some(Proc {
+    /// A process as /proc describes it, linked to its parent in the table. With `start_ns`, only
+    /// if the pid still names the process started then (not a later one that reused the pid).
+    pub fn read_proc(&self, pid: u32, cgroup_id: u64, start_ns: Option<u64>) -> Option<Proc> {
+        let stat = proc_stat(pid)?;
+        if let Some(ns) = start_ns
+            && stat.start_ticks != self.ticks(ns)
+        {
+            return None;
+        }
+        let image = Arc::new(proc_image(pid));
+        let entity_id = self.entity_id_ticks(pid, stat.start_ticks);
+        let parent = self.procs.get(&stat.ppid).map(|p| p.lineage.clone());
+        let lineage = Arc::new(Lineage::new(pid, entity_id, image.clone(), cgroup_id, parent));
+        Some(Proc { tgid: pid, start_ticks: stat.start_ticks, entity_id, cgroup_id, lineage, images: vec![(0, image)] })
+    }
+
+    /// A process known only by its pid and start time (/proc no longer has it).
+    pub fn placeholder(&self, pid: u32, start_ns: u64, cgroup_id: u64) -> Proc {
+        let start_ticks = self.ticks(start_ns);
+        let entity_id = self.entity_id_ticks(pid, start_ticks);
+        let image = Arc::new(Image::unknown());
+        Proc {
             tgid: pid,
-            ppid,
             start_ticks,
-            entity_id: self.entity_id_ticks(pid, start_ticks),
-            executable: executable.into(),
-            name: name.into(),
+            entity_id,
             cgroup_id,
-        })
+            lineage: Arc::new(Lineage::new(pid, entity_id, image.clone(), cgroup_id, None)),
+            images: vec![(0, image)],
+        }
     }
 
     /// Drops entries whose process is gone (an exit record lost to a full ring buffer).
     pub fn sweep(&mut self) -> usize {
         let before = self.procs.len();
-        self.procs.retain(|pid, p| proc_stat(*pid).is_some_and(|(_, start)| start == p.start_ticks));
+        self.procs.retain(|pid, p| proc_stat(*pid).is_some_and(|s| s.start_ticks == p.start_ticks));
         before - self.procs.len()
     }
 }
 
+/// What /proc/<pid>/stat says of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub ppid: u32,
+    pub start_ticks: u64,
+}
+
 /// (ppid, starttime in clock ticks) from /proc/<pid>/stat.
-pub fn proc_stat(pid: u32) -> Option<(u32, u64)> {
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields resume after the
     // last ')'. state is field 3, ppid 4, starttime 22.
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+    Some(ProcStat { ppid: fields.get(1)?.parse().ok()?, start_ticks: fields.get(19)?.parse().ok()? })
 }
 
-/// The name a program was started as: argv[0]'s file name (what `ps` shows; for multi-call
-/// binaries such as busybox, the applet), else the executable's file name.
-pub fn process_name<'a>(executable: &'a str, args: &'a [String]) -> &'a str {
-    match args.first().map(|a| basename(a)) {
-        Some(a0) if !a0.is_empty() && !a0.starts_with('-') => a0,
-        _ => basename(executable),
+/// A running process's image as /proc names it: `/proc/<pid>/exe` (the file, not what argv[0]
+/// says; in a container, the path the container sees), normalised like the kernel records'
+/// ([`exe_link`]), and its argv for the applet of a multi-call binary. A file /proc cannot name
+/// (the root of a mount that is not ours, as runc's own binary is while it sets a container up:
+/// the link reads "/") is unknown, named by the kernel's comm.
+pub fn proc_image(pid: u32) -> Image {
+    let link = std::fs::read_link(format!("/proc/{pid}/exe")).map(|p| p.to_string_lossy().into_owned());
+    match link {
+        Ok(link) if link != "/" => Image::new(&exe_link(&link).0, &proc_args(pid)),
+        _ => {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            Image { name: Arc::from(comm.trim_end()), ..Image::unknown() }
+        }
     }
+}
+
+/// `/proc/<pid>/exe`'s link text as an executable path and whether the file was deleted: the
+/// kernel appends " (deleted)" to an unlinked file's path, and names a memfd "/memfd:NAME".
+pub fn exe_link(link: &str) -> (String, bool) {
+    let (path, deleted) = match link.strip_suffix(" (deleted)") {
+        Some(p) => (p, true),
+        None => (link, false),
+    };
+    match path.strip_prefix("/memfd:") {
+        Some(name) => (format!("memfd:{name}"), true),
+        None => (path.to_owned(), deleted),
+    }
+}
+
+/// argv from /proc/<pid>/cmdline (empty for a kernel thread or a process that is gone).
+pub fn proc_args(pid: u32) -> Vec<String> {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return Vec::new() };
+    let mut args: Vec<String> = raw.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    if raw.last() == Some(&0) || raw.is_empty() {
+        args.pop();
+    }
+    args
 }
 
 pub fn basename(path: &str) -> &str {
@@ -244,35 +497,108 @@ pub fn basename(path: &str) -> &str {
 mod tests {
     use super::*;
 
+    fn image(path: &str) -> Arc<Image> {
+        Arc::new(Image::new(path, &[]))
+    }
+
+    fn table() -> ProcessTable {
+        ProcessTable::new("boot".into(), 100)
+    }
+
     #[test]
     fn chains_stop_at_the_container_boundary() {
-        let mut t = ProcessTable::new("boot".into(), 100);
+        let mut t = table();
         // shim (host cgroup 1) -> init sh (82) -> sh child (82) -> echo (82)
-        t.insert(Proc {
-            tgid: 10,
-            ppid: 1,
-            start_ticks: 1,
-            entity_id: EntityId(1),
-            executable: "/usr/bin/containerd-shim".into(),
-            name: "shim".into(),
-            cgroup_id: 1,
-        });
-        t.on_exec(20, 10, 2_000_000_000, "/bin/sh", &[], 82);
-        t.on_fork(20, 30, 3_000_000_000, 82);
-        assert_eq!(&*t.get(30).unwrap().executable, "/bin/sh", "a fork shares its parent's image");
-        t.on_exec(30, 20, 3_000_000_000, "/bin/echo", &[], 82);
-        let chain: Vec<u32> = t.ancestors(t.get(30).unwrap().ppid, &[82]).iter().map(|p| p.tgid).collect();
+        let shim = t.placeholder(10, 1_000_000_000, 1);
+        t.insert(shim);
+        t.on_exec(20, 2_000_000_000, 1, 10, 1_000_000_000, 0, image("/bin/sh"), 82);
+        t.on_fork(20, 1, 30, 3_000_000_000, 82);
+        assert_eq!(&*t.get(30).unwrap().image().executable, "/bin/sh", "a fork runs its parent's image");
+        let echo = t.on_exec(30, 3_000_000_000, 2, 20, 2_000_000_000, 1, image("/bin/echo"), 82);
+        let chain: Vec<u32> = echo.ancestors_within(&[82]).map(|p| p.pid).collect();
         assert_eq!(chain, vec![20], "the parent, up to the container's init; not the shim");
+        assert_eq!(
+            echo.parent.as_ref().unwrap().parent.as_ref().unwrap().pid,
+            10,
+            "the shim is still the init's parent"
+        );
         // A service in a cgroup below the container's (83, systemd in the container): its chain
         // goes on to the init in 82, given both as the container's cgroups.
-        t.on_fork(20, 40, 4_000_000_000, 83);
-        t.on_exec(40, 20, 4_000_000_000, "/usr/sbin/cron", &[], 83);
-        assert!(t.ancestors(40, &[83]).iter().all(|p| p.tgid == 40), "83 alone stops at the boundary");
-        let chain: Vec<u32> = t.ancestors(40, &[82, 83]).iter().map(|p| p.tgid).collect();
-        assert_eq!(chain, vec![40, 20]);
-        assert_eq!(&*t.get(30).unwrap().name, "echo");
+        t.on_fork(20, 1, 40, 4_000_000_000, 83);
+        let cron = t.on_exec(40, 4_000_000_000, 2, 20, 2_000_000_000, 1, image("/usr/sbin/cron"), 83);
+        assert_eq!(cron.ancestors_within(&[83]).count(), 0, "83 alone stops at the boundary");
+        let chain: Vec<u32> = cron.ancestors_within(&[82, 83]).map(|p| p.pid).collect();
+        assert_eq!(chain, vec![20]);
+        assert_eq!(&*t.get(30).unwrap().image().name, "echo");
         t.on_exit(30);
         assert!(t.get(30).is_none());
+    }
+
+    #[test]
+    fn a_parent_is_described_as_it_was_when_it_forked() {
+        let mut t = table();
+        t.on_exec(20, 2_000_000_000, 1, 0, 0, 0, image("/bin/sh"), 82);
+        // sh forks a child, then execs its last command (cat) before the child's exec arrives.
+        t.on_fork(20, 1, 30, 3_000_000_000, 82);
+        t.on_exec(20, 2_000_000_000, 2, 0, 0, 0, image("/bin/cat"), 82);
+        let child = t.on_exec(30, 3_000_000_000, 2, 20, 2_000_000_000, 1, image("/bin/ls"), 82);
+        let parent = child.parent.as_ref().unwrap();
+        assert_eq!(parent.pid, 20);
+        assert_eq!(&*parent.image.executable, "/bin/sh", "not the cat it became");
+        assert_eq!(&*t.get(20).unwrap().image().executable, "/bin/cat");
+        // The parent exits: the child's description of it does not change.
+        t.on_exit(20);
+        assert_eq!(&*child.parent.as_ref().unwrap().image.executable, "/bin/sh");
+        // Without a fork record (forked before the agent saw it), the kernel's parent_exec_id
+        // picks the parent's image from its history.
+        let mut t = table();
+        t.on_exec(20, 2_000_000_000, 5, 0, 0, 0, image("/bin/sh"), 82);
+        t.on_exec(20, 2_000_000_000, 6, 0, 0, 0, image("/bin/cat"), 82);
+        let child = t.on_exec(31, 3_100_000_000, 6, 20, 2_000_000_000, 5, image("/bin/ls"), 82);
+        assert_eq!(&*child.parent.as_ref().unwrap().image.executable, "/bin/sh");
+        // An image older than the history: the parent is named, its program is not guessed.
+        let child = t.on_exec(32, 3_200_000_000, 4, 20, 2_000_000_000, 3, image("/bin/ls"), 82);
+        let parent = child.parent.as_ref().unwrap();
+        assert_eq!(parent.pid, 20);
+        assert!(!parent.image.is_known());
+        // A parent pid that now names another process (start time differs): not attributed.
+        let child = t.on_exec(33, 3_300_000_000, 4, 20, 1_000_000_000, 5, image("/bin/ls"), 82);
+        assert!(child.parent.as_ref().is_none_or(|p| p.entity_id != t.get(20).unwrap().entity_id));
+    }
+
+    #[test]
+    fn long_fork_chains_are_cut() {
+        let mut t = table();
+        t.on_exec(2, 1_000_000_000, 1, 0, 0, 0, image("/bin/sh"), 82);
+        let mut parent = 2;
+        for pid in 3..200u32 {
+            t.on_fork(parent, 1, pid, u64::from(pid) * 1_000_000_000, 82);
+            t.on_exit(parent);
+            parent = pid;
+        }
+        let last = t.get(parent).unwrap();
+        let depth = last.lineage.ancestors_within(&[82]).count();
+        assert_eq!(depth, MAX_DEPTH - 1, "the chain keeps the nearest ancestors only");
+        assert_eq!(last.lineage.parent.as_ref().unwrap().pid, parent - 1);
+    }
+
+    #[test]
+    fn applets_only_for_multi_call_binaries() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(applet("busybox", &args(&["sh", "-c", "x"])), Some("sh"));
+        assert_eq!(applet("busybox", &args(&["/bin/ls", "/"])), Some("ls"));
+        assert_eq!(applet("busybox", &args(&["busybox", "nc", "-l"])), Some("nc"));
+        assert_eq!(applet("busybox", &args(&["-sh"])), Some("sh"), "a login shell");
+        assert_eq!(applet("bash", &args(&["nginx"])), None, "argv[0] of other programs means nothing");
+        assert_eq!(applet("toybox", &args(&["toybox"])), None);
+        assert_eq!(&*Image::new("/bin/busybox", &args(&["nginx"])).name, "busybox");
+    }
+
+    #[test]
+    fn exe_links_are_normalised() {
+        assert_eq!(exe_link("/bin/busybox"), ("/bin/busybox".into(), false));
+        assert_eq!(exe_link("/tmp/x (deleted)"), ("/tmp/x".into(), true));
+        assert_eq!(exe_link("/memfd:payload (deleted)"), ("memfd:payload".into(), true));
     }
 
     #[test]
@@ -287,9 +613,13 @@ mod tests {
     fn reads_this_process_from_proc() {
         let t = ProcessTable::for_this_host();
         let me = std::process::id();
-        let p = t.read_proc(me, 0).unwrap();
-        assert_eq!(p.ppid, std::os::unix::process::parent_id());
-        assert!(!p.executable.is_empty());
+        let p = t.read_proc(me, 0, None).unwrap();
+        assert_eq!(p.ppid(), 0, "its parent is not in the table");
+        assert!(p.image().is_known());
         assert!(t.get(me).is_none());
+        // The right start time is accepted, another is refused (a reused pid).
+        let start_ns = p.start_ticks * 10_000_000;
+        assert!(t.read_proc(me, 0, Some(start_ns)).is_some());
+        assert!(t.read_proc(me, 0, Some(start_ns + 1_000_000_000)).is_none());
     }
 }

@@ -16,7 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::config::EbpfConfig;
+use crate::{
+    config::EbpfConfig,
+    labels::{LabelBudget, ShownLabels},
+};
 
 /// How long a stopped container stays known, for events that arrive after its `die`/`destroy`.
 pub const GRACE: Duration = Duration::from_secs(30);
@@ -34,6 +37,8 @@ pub struct Container {
     /// `timeNano` of Docker's `start` event for this run (or `State.StartedAt`), so process
     /// events can be joined with the container's lifecycle events.
     pub started_time_nano: Option<i64>,
+    /// The labels our events show (within the label budget); set by the registry.
+    pub shown_labels: ShownLabels,
 }
 
 impl Container {
@@ -50,6 +55,7 @@ impl Container {
             pid: state.and_then(|s| s.pid).filter(|p| *p > 0).map(|p| p as u32),
             started_time_nano: state.and_then(|s| s.started_at.as_deref()).and_then(rfc3339_ns),
             id,
+            shown_labels: ShownLabels::default(),
         })
     }
 
@@ -68,6 +74,7 @@ impl Container {
             labels: s.labels.clone().map(|l| l.into_iter().collect()).unwrap_or_default(),
             pid: None,
             started_time_nano: None,
+            shown_labels: ShownLabels::default(),
         })
     }
 
@@ -85,6 +92,7 @@ impl Container {
             labels,
             pid: None,
             started_time_nano: Some(time_nano),
+            shown_labels: ShownLabels::default(),
         }
     }
 
@@ -133,13 +141,25 @@ pub enum Lookup<'a> {
     Unknown,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ContainerRegistry {
     by_id: HashMap<String, Entry>,
     by_cgroup: HashMap<u64, String>,
+    budget: LabelBudget,
+}
+
+impl Default for ContainerRegistry {
+    fn default() -> Self {
+        let cfg = EbpfConfig::default();
+        ContainerRegistry::new(LabelBudget { max_count: cfg.labels_max, max_bytes: cfg.labels_max_bytes })
+    }
 }
 
 impl ContainerRegistry {
+    pub fn new(budget: LabelBudget) -> ContainerRegistry {
+        ContainerRegistry { by_id: HashMap::new(), by_cgroup: HashMap::new(), budget }
+    }
+
     pub fn lookup(&self, cgroup_id: u64) -> Lookup<'_> {
         match self.by_cgroup.get(&cgroup_id) {
             Some(id) => match self.by_id.get(id).and_then(|e| e.container.as_ref()) {
@@ -186,6 +206,15 @@ impl ContainerRegistry {
         self.by_cgroup.insert(cgroup_id, id.to_owned());
     }
 
+    /// Forgets a container and its cgroups (Docker says it has no such container); returns them.
+    pub fn forget(&mut self, id: &str) -> Vec<u64> {
+        let Some(e) = self.by_id.remove(id) else { return Vec::new() };
+        for cg in &e.cgroup_ids {
+            self.by_cgroup.remove(cg);
+        }
+        e.cgroup_ids
+    }
+
     /// Forgets which container a cgroup belongs to.
     pub fn unbind_cgroup(&mut self, cgroup_id: u64) {
         if let Some(id) = self.by_cgroup.remove(&cgroup_id)
@@ -202,7 +231,7 @@ impl ContainerRegistry {
         let e = self.by_id.entry(c.id.clone()).or_insert_with(Entry::new);
         e.removed_at = None;
         e.updated_at = Instant::now();
-        e.container = Some(match e.container.take() {
+        let mut merged = match e.container.take() {
             Some(old) => Container {
                 image_id: c.image_id.or(old.image_id),
                 pid: c.pid.or(old.pid),
@@ -211,9 +240,12 @@ impl ContainerRegistry {
                 image: if c.image.is_empty() { old.image } else { c.image },
                 labels: if c.labels.is_empty() { old.labels } else { c.labels },
                 id: c.id,
+                shown_labels: old.shown_labels,
             },
             None => c,
-        });
+        };
+        merged.shown_labels = self.budget.apply(&merged.labels);
+        e.container = Some(merged);
     }
 
     /// A new run of the container begins (Docker's `start`): forget the previous start time.
@@ -326,6 +358,22 @@ pub fn cgroup_dir_of_pid(mount: &Path, pid: u32) -> Option<PathBuf> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
     Some(mount.join(rel.trim_start_matches('/')))
+}
+
+/// The container of the cgroup process `pid` is in, if that cgroup is `cgroup_id` (the pid was
+/// not reused meanwhile) and its path names a container.
+pub fn container_of_pid_cgroup(mount: &Path, pid: u32, want: u64) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let dir = mount.join(rel.trim_start_matches('/'));
+    (cgroup_id(&dir).ok()? == want).then(|| container_of_path(rel).map(str::to_owned))?
+}
+
+/// The processes in a cgroup (`cgroup.procs`).
+pub fn cgroup_pids(dir: &Path) -> Vec<u32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 /// How far below a container's own cgroup its cgroups are looked for (start-up inventory, and
@@ -523,6 +571,7 @@ mod tests {
             labels: [("tier".to_owned(), "data".to_owned())].into(),
             pid: None,
             started_time_nano: None,
+            shown_labels: Default::default(),
         };
         let cfg = |f: fn(&mut EbpfConfig)| {
             let mut c = EbpfConfig::default();

@@ -4,17 +4,20 @@
 //! Strategy, cheapest information loss first:
 //! 1. cut the longest string values down to a common cap ("water-filling": one pass finds the
 //!    largest cap that frees enough bytes), each cut marked with a trailing `…`;
-//! 2. if the keys and short values alone are still too big, keep only a skeleton of the fields
-//!    Wazuh's rules and the correlator use;
-//! 3. failing that, an empty object.
+//! 2. if the keys and short values alone are still too big, keep only a skeleton: the fields
+//!    that say what happened, to what, where (each kind of event names its own: Docker's
+//!    `DOCKER_SKELETON`, ours `ecs::SKELETON`), with their strings capped the same way;
+//! 3. failing that, nothing: the caller counts the event as lost. An empty object is never a
+//!    valid event.
 use serde_json::{Map, Value};
 
 /// Strings are never cut shorter than this (plus the marker).
 const MIN_KEEP: usize = 32;
 const MARK: &str = "…";
 
-/// Fields kept by the skeleton fallback, by path.
-const SKELETON: &[&[&str]] = &[
+/// What a Docker event keeps when it is shrunk to its skeleton, by path. With strings capped at
+/// `MIN_KEEP`, it always fits `config::MAX_EVENT_SIZE_MIN` (tested below).
+pub const DOCKER_SKELETON: &[&[&str]] = &[
     &["status"],
     &["id"],
     &["from"],
@@ -28,34 +31,28 @@ const SKELETON: &[&[&str]] = &[
     &["timeNano"],
 ];
 
-/// Returns the serialisation of `value` shrunk to at most `budget` bytes. `budget` must be at
-/// least 2 (`{}`); the result is always a JSON object when `value` is one.
-pub fn shrink_to_fit(mut value: Value, budget: usize) -> Vec<u8> {
+/// Returns the serialisation of `value` shrunk to at most `budget` bytes, or `None` when not
+/// even its `skeleton` fits. The result is a JSON object when `value` is one.
+pub fn shrink_to_fit(mut value: Value, budget: usize, skeleton: &[&[&str]]) -> Option<Vec<u8>> {
+    if let Some(out) = cap_until_fits(&mut value, budget) {
+        return Some(out);
+    }
+    let mut skeleton = skeleton_of(&value, skeleton);
+    cap_until_fits(&mut skeleton, budget)
+}
+
+fn cap_until_fits(value: &mut Value, budget: usize) -> Option<Vec<u8>> {
     for _ in 0..4 {
-        let out = to_vec(&value);
+        let out = to_vec(value);
         if out.len() <= budget {
-            return out;
+            return Some(out);
         }
-        if !cap_longest_strings(&mut value, out.len() - budget) {
+        if !cap_longest_strings(value, out.len() - budget) {
             break;
         }
     }
-    let out = to_vec(&value);
-    if out.len() <= budget {
-        return out;
-    }
-    let mut skeleton = skeleton_of(&value);
-    for _ in 0..4 {
-        let out = to_vec(&skeleton);
-        if out.len() <= budget {
-            return out;
-        }
-        if !cap_longest_strings(&mut skeleton, out.len() - budget) {
-            break;
-        }
-    }
-    let out = to_vec(&skeleton);
-    if out.len() <= budget { out } else { b"{}".to_vec() }
+    let out = to_vec(value);
+    (out.len() <= budget).then_some(out)
 }
 
 fn to_vec(v: &Value) -> Vec<u8> {
@@ -116,9 +113,9 @@ fn cap_strings(v: &mut Value, cap: usize) {
     }
 }
 
-fn skeleton_of(v: &Value) -> Value {
+fn skeleton_of(v: &Value, skeleton: &[&[&str]]) -> Value {
     let mut out = Map::new();
-    for path in SKELETON {
+    for path in skeleton {
         if let Some(found) = path.iter().try_fold(v, |cur, k| cur.get(k)) {
             insert_path(&mut out, path, found.clone());
         }
@@ -150,13 +147,13 @@ mod tests {
     #[test]
     fn small_values_are_untouched() {
         let v = json!({"b": 1, "a": "x"});
-        assert_eq!(shrink_to_fit(v, 100), br#"{"b":1,"a":"x"}"#.to_vec());
+        assert_eq!(shrink_to_fit(v, 100, DOCKER_SKELETON).unwrap(), br#"{"b":1,"a":"x"}"#.to_vec());
     }
 
     #[test]
     fn the_longest_value_is_cut_first_and_order_is_kept() {
         let v = json!({"Type": "container", "Action": "start", "Actor": {"ID": "abc", "Attributes": {"big": "y".repeat(10_000), "name": "n"}}});
-        let out = shrink_to_fit(v, 1000);
+        let out = shrink_to_fit(v, 1000, DOCKER_SKELETON).unwrap();
         assert!(out.len() <= 1000, "{}", out.len());
         let back: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(back["Actor"]["Attributes"]["name"], "n");
@@ -170,7 +167,7 @@ mod tests {
     fn many_medium_strings_are_capped_together() {
         let attrs: Map<String, Value> = (0..500).map(|i| (format!("l{i}"), Value::String("z".repeat(2000)))).collect();
         let v = json!({"Type": "container", "Actor": {"Attributes": attrs}});
-        let out = shrink_to_fit(v, 60_000);
+        let out = shrink_to_fit(v, 60_000, DOCKER_SKELETON).unwrap();
         assert!(out.len() <= 60_000 && out.len() > 50_000, "{}", out.len());
     }
 
@@ -178,15 +175,42 @@ mod tests {
     fn too_many_keys_falls_back_to_the_skeleton() {
         let attrs: Map<String, Value> = (0..5000).map(|i| (format!("label{i}"), Value::from(i))).collect();
         let v = json!({"Type": "container", "Action": "create", "Actor": {"ID": "abc", "Attributes": attrs}, "timeNano": 5});
-        let out = shrink_to_fit(v, 2000);
+        let out = shrink_to_fit(v, 2000, DOCKER_SKELETON).unwrap();
         let back: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, json!({"Type": "container", "Action": "create", "Actor": {"ID": "abc"}, "timeNano": 5}));
     }
 
     #[test]
+    fn the_docker_skeleton_always_fits_the_smallest_max_event_size() {
+        let huge = "é".repeat(100_000);
+        let v = json!({"status": huge, "id": huge, "from": huge, "Type": huge, "Action": huge,
+            "Actor": {"ID": huge, "Attributes": {"name": huge, "image": huge}}, "scope": huge,
+            "time": i64::MAX, "timeNano": i64::MAX});
+        let budget = crate::config::MAX_EVENT_SIZE_MIN - 64;
+        let out = shrink_to_fit(v, budget, DOCKER_SKELETON).expect("always fits");
+        assert!(out.len() <= budget);
+    }
+
+    #[test]
+    fn our_events_keep_their_own_skeleton_or_are_lost() {
+        let labels: Map<String, Value> = (0..5000).map(|i| (format!("label{i}"), Value::from(i))).collect();
+        let v = json!({"integration": "docker", "event": {"action": "exec", "outcome": "success"},
+            "process": {"pid": 7, "executable": "/bin/sh", "name": "sh", "args": vec!["a"; 100]},
+            "container": {"id": "abc", "name": "web", "labels": labels},
+            "docker_listener": {"cpu": 1, "syscall": {"name": "execve", "ret": 0}}});
+        let out = shrink_to_fit(v.clone(), 2000, crate::ecs::SKELETON).unwrap();
+        let back: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back["process"]["executable"], "/bin/sh");
+        assert_eq!(back["container"]["name"], "web");
+        assert_eq!(back["event"]["action"], "exec");
+        assert!(back["container"].get("labels").is_none());
+        assert_eq!(shrink_to_fit(v, 20, crate::ecs::SKELETON), None, "nothing rather than {{}}");
+    }
+
+    #[test]
     fn multibyte_characters_are_not_split() {
         let v = json!({"a": "é".repeat(1000)});
-        let out = shrink_to_fit(v, 300);
+        let out = shrink_to_fit(v, 300, DOCKER_SKELETON).unwrap();
         assert!(out.len() <= 300);
         assert!(std::str::from_utf8(&out).is_ok());
     }
@@ -214,7 +238,11 @@ mod tests {
             budget in 2usize..5000,
         ) {
             let v = Value::Object(members.into_iter().collect());
-            let out = shrink_to_fit(v.clone(), budget);
+            let Some(out) = shrink_to_fit(v.clone(), budget, DOCKER_SKELETON) else {
+                // Only when not even the skeleton of what it has fits.
+                prop_assert!(budget < 1024);
+                return Ok(());
+            };
             prop_assert!(out.len() <= budget, "{} > {}", out.len(), budget);
             let back: Value = serde_json::from_slice(&out).unwrap();
             prop_assert!(back.is_object());

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const DOCKER_TYPES: [&str; 11] =
     ["container", "image", "network", "volume", "plugin", "service", "node", "secret", "config", "daemon", "other"];
 /// Process and socket event actions counted one by one.
-pub const EBPF_ACTIONS: [&str; 5] = ["exec", "connect", "bind", "listen", "accept"];
+pub const EBPF_ACTIONS: [&str; 8] =
+    ["exec", "connect", "bind", "listen", "accept", "socket", "process-running", "socket-listening"];
 
 macro_rules! counters {
     ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
@@ -76,6 +77,16 @@ counters! {
     ebpf_seq_gaps,
     /// Process and socket events emitted.
     ebpf_events,
+    /// Cgroups shaped like a container's that Docker does not know: untracked.
+    ebpf_cgroups_rejected,
+    /// Running containers whose cgroup could not be found: their processes are not traced.
+    containers_untraced,
+    /// Containers whose cgroup was found only after they started (not recognised at creation):
+    /// traced from then on.
+    containers_traced_late,
+    /// Our events dropped because even shrunk they could not keep what says what happened
+    /// (see `shrink`); never sent as an empty object.
+    events_lost_oversized,
 }
 
 impl Stats {

@@ -2,7 +2,12 @@
 //! queue would be, the real daemon binary, the real Docker CLI.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod fake_docker;
+pub mod rules;
+
+#[allow(unused_imports)]
+pub use agent::*;
 
 use std::{
     io::{BufRead, BufReader},
@@ -382,4 +387,36 @@ pub fn shell_wait(condition: &str) -> String {
 /// `shell_wait` for a TCP listener on `port` (busybox's netstat, inside a container).
 pub fn until_listening(port: u16) -> String {
     shell_wait(&format!("netstat -ltn | grep -q ':{port} '"))
+}
+
+/// The small C programs of tests/programs, built static (they run inside the busybox test
+/// image, which has no libc) once per test binary into the target's scratch directory; mount
+/// the directory in a container with `-v <dir>:/t:ro` and run `/t/<name>`.
+pub fn programs() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("programs-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "c") {
+                continue;
+            }
+            let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let built = Command::new("gcc")
+                .args(["-O2", "-static", "-Wall", "-o"])
+                .arg(out.join(&name))
+                .arg(&path)
+                .output()
+                .expect("gcc (the tests build their C programs with it)");
+            assert!(built.status.success(), "building {}: {}", path.display(), String::from_utf8_lossy(&built.stderr));
+        }
+        out
+    })
+}
+
+/// `-v <programs>:/t:ro`, for `docker run`.
+pub fn programs_volume() -> String {
+    format!("{}:/t:ro", programs().display())
 }

@@ -10,11 +10,14 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::util::{self, cache_dir, succeeds};
+use crate::util::{self, cache_dir};
 
 pub const SOCKET: &str = "/var/run/docker.sock";
-/// The test image: busybox with its applets linked under /bin.
+/// The test image: busybox with its applets linked under /bin, and a static bash as /bin/bash
+/// (a shell that is not a multi-call binary: `exec -a` and renamed copies must still name it).
 pub const IMAGE: &str = "docker-listener-test/busybox:latest";
+/// Bumped when the image's contents change; an image with another version is made again.
+const IMAGE_VERSION: &str = "2";
 
 /// True when something answers `GET /_ping` with OK on the socket.
 pub fn pings(socket: &str) -> bool {
@@ -56,9 +59,14 @@ pub fn ensure_daemon() -> Result<()> {
     bail!("dockerd did not answer on {SOCKET} within 90 s: see {}", log_path.display())
 }
 
-/// Makes the busybox test image with `docker import` unless it exists.
+/// Makes the busybox test image with `docker import` unless it exists in this version.
 pub fn ensure_image() -> Result<()> {
-    if succeeds(Command::new("docker").args(["image", "inspect", IMAGE])) {
+    let version = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{index .Config.Labels \"dl.test.image.version\"}}", IMAGE])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    if version == IMAGE_VERSION {
         return Ok(());
     }
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
@@ -71,8 +79,13 @@ pub fn ensure_image() -> Result<()> {
         std::fs::create_dir_all(rootfs.join(d))?;
     }
     std::fs::copy(busybox, rootfs.join("bin/busybox"))?;
+    let bash = ["/bin/bash-static", "/usr/bin/bash-static"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("bash-static is not installed (apt-get install bash-static; cargo xtask setup does it)")?;
+    std::fs::copy(bash, rootfs.join("bin/bash"))?;
     let applets = util::output(Command::new(busybox).arg("--list"))?;
-    for applet in applets.lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
+    for applet in applets.lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox" && *a != "bash") {
         let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
     }
     std::fs::write(
@@ -88,7 +101,12 @@ pub fn ensure_image() -> Result<()> {
         .spawn()
         .context("cannot run tar")?;
     let tar_out = tar.stdout.context("tar has no stdout")?;
-    util::run(Command::new("docker").args(["import", "-", IMAGE]).stdin(tar_out).stdout(Stdio::null()))?;
+    util::run(
+        Command::new("docker")
+            .args(["import", "--change", &format!("LABEL dl.test.image.version={IMAGE_VERSION}"), "-", IMAGE])
+            .stdin(tar_out)
+            .stdout(Stdio::null()),
+    )?;
     println!("xtask: made the test image {IMAGE} from {busybox}");
     Ok(())
 }

@@ -7,8 +7,9 @@ use crate::util::{self, cache_dir, is_root, output, succeeds};
 
 /// bpf-linker release known to build with rustc 1.95's LLVM (feature llvm-<major>).
 const BPF_LINKER_VERSION: &str = "0.13.0";
-/// Debian packages: the Docker engine for tests and `xtask run`, busybox for the test image.
-const PACKAGES: &[&str] = &["docker.io", "busybox-static"];
+/// Debian packages: the Docker engine for tests and `xtask run`, busybox and a static bash for
+/// the test image.
+const PACKAGES: &[&str] = &["docker.io", "busybox-static", "bash-static"];
 
 /// Runs every step and prints what it did. Idempotent.
 pub fn run() -> Result<()> {
@@ -34,6 +35,7 @@ fn packages(report: &mut Vec<String>) -> Result<()> {
         .filter(|p| match *p {
             "docker.io" => !have("dockerd"),
             "busybox-static" => !Path::new("/bin/busybox").exists() && !have("busybox"),
+            "bash-static" => !Path::new("/bin/bash-static").exists() && !have("bash-static"),
             _ => false,
         })
         .collect();

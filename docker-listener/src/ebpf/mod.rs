@@ -83,6 +83,7 @@ enum Probe {
     Bind,
     Listen,
     Accept,
+    RawSocket,
 }
 
 /// (program, tracepoint category, tracepoint name, probe).
@@ -105,6 +106,8 @@ const TRACEPOINTS: &[(&str, &str, &str, Probe)] = &[
     ("sys_exit_accept", "syscalls", "sys_exit_accept", Probe::Accept),
     ("sys_enter_accept4", "syscalls", "sys_enter_accept4", Probe::Accept),
     ("sys_exit_accept4", "syscalls", "sys_exit_accept4", Probe::Accept),
+    ("sys_enter_socket", "syscalls", "sys_enter_socket", Probe::RawSocket),
+    ("sys_exit_socket", "syscalls", "sys_exit_socket", Probe::RawSocket),
 ];
 
 fn enabled(p: Probe, cfg: &EbpfConfig) -> bool {
@@ -115,6 +118,7 @@ fn enabled(p: Probe, cfg: &EbpfConfig) -> bool {
         Probe::Bind => cfg.bind,
         Probe::Listen => cfg.listen,
         Probe::Accept => cfg.accept,
+        Probe::RawSocket => cfg.raw_sockets,
     }
 }
 

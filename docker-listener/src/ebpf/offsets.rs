@@ -108,7 +108,7 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetsError> {
     let btf = Btf::from_file(path).map_err(|e| OffsetsError::Btf(e.to_string()))?;
     let r = Resolver { btf };
     let sk = |field: &str| r.offset("sock", &["__sk_common", field]);
-    Ok(KernelOffsets {
+    let mut o = KernelOffsets {
         valid: 1,
         task_real_parent: r.offset("task_struct", &["real_parent"])?,
         task_group_leader: r.offset("task_struct", &["group_leader"])?,
@@ -133,7 +133,44 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetsError> {
         sk_num: sk("skc_num")?,
         sk_v6_daddr: sk("skc_v6_daddr").unwrap_or(0),
         sk_v6_rcv_saddr: sk("skc_v6_rcv_saddr").unwrap_or(0),
-    })
+        task_self_exec_id: r.offset("task_struct", &["self_exec_id"])?,
+        task_parent_exec_id: r.offset("task_struct", &["parent_exec_id"])?,
+        ..KernelOffsets::default()
+    };
+    // The executed file's walk: optional as a whole (without it, exec events name only the path
+    // given to execve, flagged), so one missing member does not cost the rest.
+    match exe_walk(&r, &mut o) {
+        Ok(()) => o.exe_valid = 1,
+        Err(e) => {
+            tracing::warn!(error = %e, "exec events will not name the executed file, only the path given to execve")
+        }
+    }
+    Ok(o)
+}
+
+/// The members the walk from `mm->exe_file` up to the task's root reads.
+fn exe_walk(r: &Resolver, o: &mut KernelOffsets) -> Result<(), OffsetsError> {
+    o.task_fs = r.offset("task_struct", &["fs"])?;
+    o.mm_exe_file = r.offset("mm_struct", &["exe_file"])?;
+    o.fs_root = r.offset("fs_struct", &["root"])?;
+    o.file_f_path = r.offset("file", &["f_path"])?;
+    o.file_f_inode = r.offset("file", &["f_inode"])?;
+    o.path_mnt = r.offset("path", &["mnt"])?;
+    o.path_dentry = r.offset("path", &["dentry"])?;
+    o.dentry_d_parent = r.offset("dentry", &["d_parent"])?;
+    o.dentry_d_name = r.offset("dentry", &["d_name"])?;
+    o.qstr_len = r.offset("qstr", &["len"])?;
+    o.qstr_name = r.offset("qstr", &["name"])?;
+    o.inode_i_ino = r.offset("inode", &["i_ino"])?;
+    o.inode_i_sb = r.offset("inode", &["i_sb"])?;
+    o.inode_i_nlink = r.offset("inode", &["__i_nlink"]).or_else(|_| r.offset("inode", &["i_nlink"]))?;
+    o.sb_s_dev = r.offset("super_block", &["s_dev"])?;
+    o.sb_s_magic = r.offset("super_block", &["s_magic"])?;
+    o.mount_mnt = r.offset("mount", &["mnt"])?;
+    o.mount_mnt_parent = r.offset("mount", &["mnt_parent"])?;
+    o.mount_mnt_mountpoint = r.offset("mount", &["mnt_mountpoint"])?;
+    o.vfsmount_mnt_root = r.offset("vfsmount", &["mnt_root"])?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -159,5 +196,9 @@ mod tests {
         assert!(o.sk_family < 64 && o.sk_daddr < 16 && o.sk_rcv_saddr == o.sk_daddr + 4);
         assert_eq!(o.sk_num, o.sk_dport + 2, "skc_dport and skc_num share skc_portpair");
         assert_ne!(o.sk_protocol, 0);
+        assert_eq!(o.exe_valid, 1, "every member of the executed file's walk");
+        assert_eq!(o.path_dentry, o.path_mnt + 8, "struct path is {{ mnt, dentry }}");
+        assert_eq!(o.qstr_name, 8, "qstr: hash_len, then name");
+        assert!(o.task_parent_exec_id != o.task_self_exec_id && o.task_self_exec_id > 0);
     }
 }

@@ -3,7 +3,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use docker_listener_common as common;
 use docker_listener_common::{
-    CgroupRecord, ExecRecord, ExitRecord, ForkRecord, RecordHeader, RecordKind, SockAddr, SocketRecord, flags,
+    CgroupRecord, ExecRecord, ExitRecord, ForkRecord, RecordHeader, RecordKind, SockAddr, SocketRecord, exe_flags,
+    flags,
 };
 
 /// What every record says about where it came from.
@@ -17,6 +18,50 @@ pub struct Meta {
     pub tgid: u32,
 }
 
+/// The file an exec ran, as the kernel named it (see `ExeFile` in docker-listener-common).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExeFile {
+    /// The path as the process's root sees it ("/bin/busybox"); for a file of an internal
+    /// filesystem, its name alone ("memfd:payload"); cut at the root end ("…/lib/x") when too deep.
+    pub path: String,
+    pub ino: u64,
+    /// The kernel's dev_t (major << 20 | minor).
+    pub dev: u32,
+    /// The filesystem's magic number.
+    pub magic: u32,
+    /// No name links to it any more (deleted after it started, or a memfd).
+    pub unlinked: bool,
+    /// On an internal filesystem, reachable by no path (memfd, anonymous shared memory).
+    pub detached: bool,
+    /// Outside the process's root (the path is from the top of its mount tree).
+    pub outside_root: bool,
+    pub path_truncated: bool,
+}
+
+impl ExeFile {
+    /// A memfd (`memfd_create`) or another file of the kernel's internal shared-memory mount.
+    pub fn is_memfd(&self) -> bool {
+        self.detached && self.path.starts_with("memfd:")
+    }
+
+    /// "major:minor".
+    pub fn device(&self) -> String {
+        format!("{}:{}", self.dev >> 20, self.dev & 0xf_ffff)
+    }
+}
+
+/// argv as the record carries it: all of it, or its head and tail when it was longer than the
+/// limit.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Args {
+    pub args: Vec<String>,
+    /// Arguments or bytes were left out.
+    pub truncated: bool,
+    /// Bytes of argv not in `args` (0 when unknown).
+    pub omitted_bytes: u64,
+    pub unavailable: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exec {
     pub meta: Meta,
@@ -27,11 +72,16 @@ pub struct Exec {
     pub ret: i32,
     pub start_ns: u64,
     pub parent_start_ns: u64,
+    /// The image generation after this exec (failed: the caller's), and the parent's when it
+    /// forked this process (see `ExecRecord`).
+    pub exec_id: u64,
+    pub parent_exec_id: u64,
     pub comm: String,
+    /// The path given to execve, as the caller spelled it.
     pub filename: String,
-    pub args: Vec<String>,
-    pub args_truncated: bool,
-    pub args_unavailable: bool,
+    /// The file that runs now; `None` for a failed exec, or when the kernel could not say.
+    pub exe: Option<ExeFile>,
+    pub args: Args,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +90,8 @@ pub struct Fork {
     pub child_tgid: u32,
     pub child_start_ns: u64,
     pub parent_start_ns: u64,
+    /// Which of the parent's images forked it.
+    pub parent_exec_id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +107,8 @@ pub enum SockOp {
     Bind,
     Listen,
     Accept,
+    /// A raw or packet socket was created.
+    Socket,
 }
 
 impl SockOp {
@@ -64,6 +118,7 @@ impl SockOp {
             SockOp::Bind => "bind",
             SockOp::Listen => "listen",
             SockOp::Accept => "accept",
+            SockOp::Socket => "socket",
         }
     }
 }
@@ -82,7 +137,9 @@ pub struct Socket {
     pub fd: i32,
     pub ret: i64,
     pub start_ns: u64,
-    /// AF_INET / AF_INET6 / AF_UNIX from the address or the socket, 0 if unknown.
+    /// Which image of the process made the call.
+    pub exec_id: u64,
+    /// AF_INET / AF_INET6 / AF_UNIX / AF_PACKET... from the address or the socket, 0 if unknown.
     pub family: u16,
     pub sock_type: u16,
     pub protocol: u16,
@@ -151,16 +208,76 @@ fn meta(h: &RecordHeader) -> Meta {
     Meta { cpu: h.cpu, seq: h.seq, ktime_ns: h.ktime_ns, cgroup_id: h.cgroup_id, pid: h.pid, tgid: h.tgid }
 }
 
-/// Splits NUL-separated arguments; keeps at most `max_args`.
-fn split_args(buf: &[u8], max_args: usize) -> (Vec<String>, bool) {
+/// Marks where an argument was cut.
+pub const CUT: &str = "…";
+
+/// Splits NUL-separated arguments (a trailing NUL leaves no empty last piece).
+fn split_nul(buf: &[u8]) -> Vec<String> {
     let mut args: Vec<String> = buf.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-    // A trailing NUL leaves an empty last piece.
-    if buf.last() == Some(&0) {
+    if buf.last() == Some(&0) || buf.is_empty() {
         args.pop();
     }
-    let cut = args.len() > max_args;
-    args.truncate(max_args);
-    (args, cut)
+    args
+}
+
+/// argv from the record: `head` bytes from its start, then `tail` bytes from its end when it
+/// was cut. The argument cut at the end of the head ends with `…`, the one the tail starts in
+/// begins with `…`. At most `max_args` are kept: the first half and the last half.
+pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: usize) -> Args {
+    let mut args = split_nul(head);
+    if cut {
+        if head.last().is_some_and(|&b| b != 0)
+            && let Some(last) = args.last_mut()
+        {
+            last.push_str(CUT);
+        }
+        let mut rest = split_nul(tail);
+        if let Some(first) = rest.first_mut() {
+            first.insert_str(0, CUT);
+        }
+        args.append(&mut rest);
+    }
+    let mut truncated = cut;
+    if args.len() > max_args {
+        let keep_tail = max_args / 2;
+        let cut_from = max_args - keep_tail;
+        args.drain(cut_from..args.len() - keep_tail);
+        truncated = true;
+    }
+    let omitted_bytes = total.saturating_sub((head.len() + tail.len()) as u64);
+    Args { args, truncated, omitted_bytes: if cut { omitted_bytes } else { 0 }, unavailable: false }
+}
+
+/// The executed file's path from its components, leaf first and NUL-terminated.
+fn exe_path(buf: &[u8], flags: u32) -> String {
+    let mut parts = split_nul(buf);
+    parts.reverse();
+    let joined = parts.join("/");
+    if flags & exe_flags::DETACHED != 0 {
+        joined
+    } else if flags & exe_flags::TRUNCATED != 0 {
+        format!("{CUT}/{joined}")
+    } else {
+        format!("/{joined}")
+    }
+}
+
+fn exe_file(r: &ExecRecord) -> Option<ExeFile> {
+    let f = r.exe.flags;
+    if r.ret != 0 || f & exe_flags::UNAVAILABLE != 0 {
+        return None;
+    }
+    let len = (r.exe.path_len as usize).min(common::EXE_PATH_CAP);
+    Some(ExeFile {
+        path: exe_path(&r.exe_path[..len], f),
+        ino: r.exe.ino,
+        dev: r.exe.dev,
+        magic: r.exe.magic,
+        unlinked: r.exe.nlink == 0,
+        detached: f & exe_flags::DETACHED != 0,
+        outside_root: f & exe_flags::OUTSIDE_ROOT != 0,
+        path_truncated: f & exe_flags::TRUNCATED != 0,
+    })
 }
 
 fn endpoint(a: &SockAddr) -> Option<Endpoint> {
@@ -186,7 +303,15 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
         RecordKind::Exec => {
             let r: ExecRecord = pod(bytes)?;
             let args_len = (r.args_len as usize).min(common::ARGS_CAP);
-            let (args, cut) = split_args(&r.args[..args_len], max_args);
+            let head_len = (r.args_head_len as usize).min(args_len);
+            let mut args = decode_args(
+                &r.args[..head_len],
+                &r.args[head_len..args_len],
+                u64::from(r.args_total),
+                r.flags & flags::ARGS_TRUNCATED != 0,
+                max_args,
+            );
+            args.unavailable = r.flags & flags::ARGS_UNAVAILABLE != 0;
             Record::Exec(Exec {
                 meta: meta(&r.header),
                 ppid: r.ppid,
@@ -195,11 +320,12 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
                 ret: r.ret,
                 start_ns: r.start_ns,
                 parent_start_ns: r.parent_start_ns,
+                exec_id: r.exec_id,
+                parent_exec_id: r.parent_exec_id,
                 comm: cstr(&r.comm, common::COMM_LEN),
                 filename: cstr(&r.filename, r.filename_len as usize),
+                exe: exe_file(&r),
                 args,
-                args_truncated: cut || r.flags & flags::ARGS_TRUNCATED != 0,
-                args_unavailable: r.flags & flags::ARGS_UNAVAILABLE != 0,
             })
         }
         RecordKind::Fork => {
@@ -209,6 +335,7 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
                 child_tgid: r.child_tgid,
                 child_start_ns: r.child_start_ns,
                 parent_start_ns: r.parent_start_ns,
+                parent_exec_id: r.parent_exec_id,
             })
         }
         RecordKind::Exit => {
@@ -221,6 +348,7 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
                 common::sock_op::CONNECT => SockOp::Connect,
                 common::sock_op::BIND => SockOp::Bind,
                 common::sock_op::LISTEN => SockOp::Listen,
+                common::sock_op::SOCKET => SockOp::Socket,
                 _ => SockOp::Accept,
             };
             let family = if r.addr.family != 0 { r.addr.family } else { r.local.family };
@@ -241,6 +369,7 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
                 fd: r.fd,
                 ret: r.ret,
                 start_ns: r.start_ns,
+                exec_id: r.exec_id,
                 family,
                 sock_type: r.sock_type,
                 protocol: r.protocol,
@@ -286,15 +415,60 @@ mod tests {
         r.filename[..7].copy_from_slice(b"/bin/sh");
         r.filename_len = 7;
         r.comm[..2].copy_from_slice(b"sh");
+        r.args_head_len = args.len() as u32;
+        let path = b"busybox\0bin\0";
+        r.exe_path[..path.len()].copy_from_slice(path);
+        r.exe.path_len = path.len() as u32;
+        r.exe.nlink = 1;
         let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
-        assert_eq!(e.args, ["sh", "-c", "echo hi"]);
+        assert_eq!(e.args.args, ["sh", "-c", "echo hi"]);
         assert_eq!(e.filename, "/bin/sh");
+        assert_eq!(e.exe.as_ref().unwrap().path, "/bin/busybox");
+        assert!(!e.exe.as_ref().unwrap().unlinked);
         assert_eq!(e.comm, "sh");
         assert_eq!(e.meta.cgroup_id, 82);
-        assert!(!e.args_truncated);
+        assert!(!e.args.truncated);
         let Record::Exec(e) = parse(&bytes_of(&r), 2).unwrap() else { panic!() };
-        assert_eq!(e.args, ["sh", "-c"]);
-        assert!(e.args_truncated);
+        assert_eq!(e.args.args, ["sh", "echo hi"], "the first half and the last half");
+        assert!(e.args.truncated);
+        // A memfd: one detached component, unlinked.
+        r.exe_path[..14].copy_from_slice(b"memfd:payload\0");
+        r.exe.path_len = 14;
+        r.exe.flags = exe_flags::DETACHED;
+        r.exe.nlink = 0;
+        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        let exe = e.exe.unwrap();
+        assert_eq!(exe.path, "memfd:payload");
+        assert!(exe.is_memfd() && exe.unlinked);
+        r.exe.flags = exe_flags::UNAVAILABLE;
+        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert!(e.exe.is_none());
+    }
+
+    #[test]
+    fn cut_argv_keeps_its_head_and_its_tail() {
+        // argv = ["sh", "-c", "<padding> evil"], cut to 8 head bytes and 6 tail bytes.
+        let a = decode_args(b"sh\0-c\0  ", b" evil\0", 4000, true, 64);
+        assert_eq!(a.args, ["sh", "-c", "  …", "… evil"]);
+        assert!(a.truncated);
+        assert_eq!(a.omitted_bytes, 4000 - 14);
+        // A head that ends exactly after an argument: nothing to mark there.
+        let a = decode_args(b"sh\0", b"x\0", 10, true, 64);
+        assert_eq!(a.args, ["sh", "…x"]);
+        let a = decode_args(b"a\0b\0c\0d\0e\0", b"", 10, false, 64);
+        assert_eq!(a.args.len(), 5);
+        assert!(!a.truncated && a.omitted_bytes == 0);
+        let a = decode_args(b"a\0b\0c\0d\0e\0", b"", 10, false, 3);
+        assert_eq!(a.args, ["a", "b", "e"]);
+        assert!(a.truncated);
+    }
+
+    #[test]
+    fn exe_paths_are_rebuilt_root_first() {
+        assert_eq!(exe_path(b"x\0tmp\0", 0), "/tmp/x");
+        assert_eq!(exe_path(b"x\0lib\0", exe_flags::TRUNCATED), "…/lib/x");
+        assert_eq!(exe_path(b"", 0), "/");
+        assert_eq!(exe_path(b"memfd:a b\0", exe_flags::DETACHED), "memfd:a b");
     }
 
     #[test]

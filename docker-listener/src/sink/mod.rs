@@ -190,7 +190,7 @@ impl Sink {
 
 /// Our own loss report, in the Wazuh frame, under its own top-level key (never `docker`).
 pub fn loss_frame(encoder: &Encoder, reason: &str, events: u64, total: u64) -> Frame {
-    encoder.agent(&json!({
+    encoder.report(&json!({
         "integration": "docker",
         "event": {"kind": "metric", "module": "docker-listener", "action": "events-lost"},
         "docker_listener": {"loss": {"reason": reason, "events": events, "events_total": total}},

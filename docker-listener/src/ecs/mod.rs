@@ -1,0 +1,509 @@
+//! Our own events as ECS-style JSON (the schema in docs/EVENTS.md), in the same Wazuh frame as
+//! Docker events (`integration: docker`) but never under the `docker` key.
+//!
+//! An [`Event`] is captured when its record arrives (what it says of the process and its
+//! ancestors is what was true then) and serialised, with its container, when the container is
+//! known. Serialisation writes straight into the frame's buffer from borrowed fields: no JSON
+//! tree is built.
+//!
+//! Layout: this module writes what every event has (`integration`, `@timestamp`, `event`,
+//! `error`, `container`, the common part of `docker_listener`); each family of events writes its
+//! own members in its own module ([`exec`], [`socket`], [`inventory`]), through [`Body`].
+pub mod exec;
+pub mod inventory;
+pub mod socket;
+
+use std::{borrow::Cow, fmt, sync::Arc};
+
+use serde::{Serialize, Serializer, ser::SerializeMap};
+use serde_json::{Value, json};
+
+use crate::{
+    ebpf::record::Meta,
+    labels::ShownLabels,
+    procs::{EntityId, Lineage},
+    registry::Container,
+};
+
+pub use self::{exec::ExecBody, inventory::Inventory, socket::SocketBody};
+
+/// `event.module` of every event this agent makes itself.
+pub const MODULE: &str = "docker-listener";
+
+/// Wall-clock time of a kernel boot-time stamp.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    boot_wall_ns: i64,
+}
+
+impl Clock {
+    /// From the current CLOCK_REALTIME and CLOCK_BOOTTIME.
+    pub fn now() -> Clock {
+        let read = |id| {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: a valid pointer to a timespec.
+            unsafe { libc::clock_gettime(id, &mut ts) };
+            ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+        };
+        Clock { boot_wall_ns: read(libc::CLOCK_REALTIME) - read(libc::CLOCK_BOOTTIME) }
+    }
+
+    pub fn fixed(boot_wall_ns: i64) -> Clock {
+        Clock { boot_wall_ns }
+    }
+
+    pub fn wall_ns(&self, ktime_ns: u64) -> i64 {
+        self.boot_wall_ns + ktime_ns as i64
+    }
+
+    /// The boot-clock time of now (for events the agent makes from /proc, not from a record).
+    pub fn boot_now() -> u64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid pointer to a timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        (ts.tv_sec * 1_000_000_000 + ts.tv_nsec) as u64
+    }
+}
+
+/// "2026-11-27T15:14:35.014659607Z".
+pub fn rfc3339(ns: i64) -> String {
+    Rfc3339(ns).to_string()
+}
+
+/// A time (ns since the epoch) shown as RFC 3339 UTC with nanoseconds, without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Rfc3339(pub i64);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0;
+        let secs = ns.div_euclid(1_000_000_000);
+        let nanos = ns.rem_euclid(1_000_000_000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        // Civil date from days (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+    }
+}
+
+/// Names of the errno values a failed exec or socket call commonly returns.
+pub fn errno_name(errno: i64) -> Cow<'static, str> {
+    let name = match errno {
+        1 => "EPERM",
+        2 => "ENOENT",
+        4 => "EINTR",
+        8 => "ENOEXEC",
+        9 => "EBADF",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        14 => "EFAULT",
+        20 => "ENOTDIR",
+        22 => "EINVAL",
+        24 => "EMFILE",
+        26 => "ETXTBSY",
+        36 => "ENAMETOOLONG",
+        40 => "ELOOP",
+        88 => "ENOTSOCK",
+        93 => "EPROTONOSUPPORT",
+        94 => "ESOCKTNOSUPPORT",
+        97 => "EAFNOSUPPORT",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        101 => "ENETUNREACH",
+        103 => "ECONNABORTED",
+        104 => "ECONNRESET",
+        106 => "EISCONN",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        114 => "EALREADY",
+        115 => "EINPROGRESS",
+        _ => return Cow::Owned(format!("E{errno}")),
+    };
+    Cow::Borrowed(name)
+}
+
+/// A process as events refer to it (`process.parent`, `entry_leader`, ancestors): as it was.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcRef {
+    pub pid: u32,
+    pub entity_id: EntityId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executable: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Arc<str>>,
+    /// For a multi-call binary (busybox...), the program it runs as (`argv[0]`'s file name).
+    /// Not an ECS field: ECS has no place for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applet: Option<Arc<str>>,
+}
+
+impl ProcRef {
+    pub fn of(l: &Lineage) -> ProcRef {
+        ProcRef {
+            pid: l.pid,
+            entity_id: l.entity_id,
+            executable: l.image.is_known().then(|| l.image.executable.clone()),
+            name: (!l.image.name.is_empty()).then(|| l.image.name.clone()),
+            applet: l.image.applet.clone(),
+        }
+    }
+}
+
+/// The process an event is about, its parent and its ancestors inside its container, as they
+/// were when the record was made.
+#[derive(Debug, Clone)]
+pub struct Lineup {
+    pub process: ProcRef,
+    pub parent: Option<ProcRef>,
+    /// Nearest first, up to the container's init.
+    pub ancestors: Vec<ProcRef>,
+    /// The container's init: the top of the chain inside the container, or the process itself
+    /// when its parent is outside (it is the init, or a `docker exec`).
+    pub entry_leader: ProcRef,
+}
+
+impl Lineup {
+    /// `lineage`'s, within the container's `cgroups` (its own and those below it).
+    pub fn of(lineage: &Lineage, cgroups: &[u64]) -> Lineup {
+        let process = ProcRef::of(lineage);
+        let ancestors: Vec<ProcRef> = lineage.ancestors_within(cgroups).map(ProcRef::of).collect();
+        let parent = lineage.parent.as_deref().map(ProcRef::of);
+        let entry_leader = ancestors.last().cloned().unwrap_or_else(|| process.clone());
+        Lineup { process, parent, ancestors, entry_leader }
+    }
+}
+
+/// What each family of events is, and writes. The stages around it (correlation, the
+/// container, the frame) are shared.
+#[derive(Debug, Clone)]
+// Exec events are the most common ones: boxing them would cost each an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Body {
+    Exec(ExecBody),
+    Socket(SocketBody),
+    Inventory(Inventory),
+}
+
+/// `event.*` of a family.
+pub struct Kind {
+    pub kind: &'static str,
+    pub category: &'static str,
+    pub types: &'static [&'static str],
+    pub action: &'static str,
+    pub dataset: &'static str,
+}
+
+impl Body {
+    fn kind(&self) -> Kind {
+        match self {
+            Body::Exec(b) => b.kind(),
+            Body::Socket(b) => b.kind(),
+            Body::Inventory(b) => b.kind(),
+        }
+    }
+
+    fn succeeded(&self) -> bool {
+        match self {
+            Body::Exec(b) => b.succeeded(),
+            Body::Socket(b) => b.succeeded(),
+            Body::Inventory(_) => true,
+        }
+    }
+}
+
+/// One of our events, waiting for its container.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub meta: Meta,
+    /// Wall-clock time of the kernel's record.
+    pub time: Rfc3339,
+    pub body: Body,
+}
+
+impl Event {
+    pub fn new(meta: Meta, clock: Clock, body: Body) -> Event {
+        Event { meta, time: Rfc3339(clock.wall_ns(meta.ktime_ns)), body }
+    }
+
+    /// `event.action`.
+    pub fn action(&self) -> &'static str {
+        self.body.kind().action
+    }
+
+    /// The event with its container: `container` when known, else only `container_id` (from
+    /// the cgroup path; empty for a host process).
+    pub fn with_container<'a>(&'a self, container: Option<&'a Container>, container_id: &'a str) -> WithContainer<'a> {
+        WithContainer { event: self, container, container_id }
+    }
+}
+
+/// An [`Event`] ready to serialise.
+pub struct WithContainer<'a> {
+    event: &'a Event,
+    container: Option<&'a Container>,
+    container_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct EventMetaOut<'a> {
+    kind: &'static str,
+    category: [&'static str; 1],
+    #[serde(rename = "type")]
+    types: &'a [&'static str],
+    action: &'static str,
+    outcome: &'static str,
+    module: &'static str,
+    dataset: &'static str,
+    /// The kernel's record number; none for what the agent read from /proc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ThreadOut {
+    pub id: u32,
+}
+
+/// A uid or gid, as a string (ECS `user.id`).
+#[derive(Serialize)]
+pub(crate) struct IdOut {
+    pub id: Shown<u32>,
+}
+
+/// Any `Display` value serialised as a string, without allocating.
+pub(crate) struct Shown<T>(pub T);
+
+impl<T: fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// argv joined with spaces, written without building the string.
+pub(crate) struct JoinedArgs<'a>(pub &'a [String]);
+
+impl fmt::Display for JoinedArgs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(a)?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for JoinedArgs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct ErrorOut {
+    pub code: Cow<'static, str>,
+    pub message: String,
+}
+
+impl ErrorOut {
+    /// `"<call> failed: <ERRNO>"` for a negative return value.
+    pub fn of_call(call: &str, ret: i64) -> ErrorOut {
+        let code = errno_name(-ret);
+        ErrorOut { message: format!("{call} failed: {code}"), code }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct SyscallOut {
+    pub name: &'static str,
+    pub ret: i64,
+}
+
+#[derive(Serialize)]
+struct ContainerOut<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<ImageOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<&'a ShownLabels>,
+    runtime: &'static str,
+}
+
+#[derive(Serialize)]
+struct ImageOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+}
+
+/// `docker_listener`: the record's CPU, the family's members, then what the container adds.
+struct ListenerOut<'a> {
+    ev: &'a Event,
+    container: Option<&'a Container>,
+    unresolved: bool,
+}
+
+impl Serialize for ListenerOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("cpu", &self.ev.meta.cpu)?;
+        match &self.ev.body {
+            Body::Exec(b) => b.write_listener(&mut m)?,
+            Body::Socket(b) => b.write_listener(&mut m)?,
+            Body::Inventory(b) => b.write_listener(&mut m)?,
+        }
+        if let Some(c) = self.container {
+            if let Some(t) = c.started_time_nano {
+                m.serialize_entry("container_started_time_nano", &t)?;
+            }
+            if c.shown_labels.cut {
+                m.serialize_entry("labels_truncated", &true)?;
+                m.serialize_entry("labels_total", &c.labels.len())?;
+            }
+        }
+        if self.unresolved {
+            m.serialize_entry("container_unresolved", &true)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for WithContainer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ev = self.event;
+        let kind = ev.body.kind();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("integration", "docker")?;
+        m.serialize_entry("@timestamp", &ev.time)?;
+        m.serialize_entry(
+            "event",
+            &EventMetaOut {
+                kind: kind.kind,
+                category: [kind.category],
+                types: kind.types,
+                action: kind.action,
+                outcome: if ev.body.succeeded() { "success" } else { "failure" },
+                module: MODULE,
+                dataset: kind.dataset,
+                sequence: (kind.kind == "event").then_some(ev.meta.seq),
+            },
+        )?;
+        let thread = ThreadOut { id: ev.meta.pid };
+        let error = match &ev.body {
+            Body::Exec(b) => b.write_top(thread, &mut m)?,
+            Body::Socket(b) => b.write_top(thread, &mut m)?,
+            Body::Inventory(b) => b.write_top(thread, &mut m)?,
+        };
+        if let Some(e) = &error {
+            m.serialize_entry("error", e)?;
+        }
+        match self.container {
+            Some(c) => m.serialize_entry(
+                "container",
+                &ContainerOut {
+                    id: &c.id,
+                    name: Some(&c.name),
+                    image: Some(ImageOut { name: &c.image, id: c.image_id.as_deref() }),
+                    labels: Some(&c.shown_labels),
+                    runtime: "docker",
+                },
+            )?,
+            None if !self.container_id.is_empty() => m.serialize_entry(
+                "container",
+                &ContainerOut { id: self.container_id, name: None, image: None, labels: None, runtime: "docker" },
+            )?,
+            None => {}
+        }
+        let unresolved = self.container.is_none() && !self.container_id.is_empty();
+        m.serialize_entry("docker_listener", &ListenerOut { ev, container: self.container, unresolved })?;
+        m.end()
+    }
+}
+
+/// What an event of ours must keep when it is too large for `max_event_size` and is shrunk:
+/// what says what happened, to which process, in which container (`shrink`).
+pub const SKELETON: &[&[&str]] = &[
+    &["integration"],
+    &["@timestamp"],
+    &["event"],
+    &["error", "code"],
+    &["process", "pid"],
+    &["process", "entity_id"],
+    &["process", "executable"],
+    &["process", "name"],
+    &["process", "parent", "pid"],
+    &["process", "parent", "executable"],
+    &["container", "id"],
+    &["container", "name"],
+    &["container", "image", "name"],
+    &["source"],
+    &["destination"],
+    &["server"],
+    &["network"],
+    &["docker_listener", "syscall"],
+    &["docker_listener", "exec", "filename"],
+    &["process", "applet"],
+    &["docker_listener", "loss"],
+];
+
+/// Loss report for the eBPF side.
+pub fn ebpf_loss_event(
+    delta: u64,
+    total: u64,
+    by_reason: serde_json::Map<String, Value>,
+    generated: u64,
+    received: u64,
+) -> Value {
+    json!({
+        "integration": "docker",
+        "event": {"kind": "metric", "module": MODULE, "action": "events-lost", "dataset": "docker_listener.loss"},
+        "docker_listener": {"loss": {
+            "reason": "ebpf",
+            "events": delta,
+            "events_total": total,
+            "by_reason": by_reason,
+            "sequence": {"generated": generated, "received": received, "gaps": generated.saturating_sub(received)},
+        }},
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn meta() -> Meta {
+        Meta { cpu: 0, seq: 3, ktime_ns: 1_000, cgroup_id: 82, pid: 30, tgid: 30 }
+    }
+
+    pub fn json(e: &Event, c: Option<&Container>, id: &str) -> Value {
+        serde_json::to_value(e.with_container(c, id)).unwrap()
+    }
+
+    #[test]
+    fn rfc3339_round_trips_with_the_parser() {
+        for ns in [0, 1_795_792_475_014_659_607, 951_782_400_000_000_001] {
+            assert_eq!(crate::registry::rfc3339_ns(&rfc3339(ns)), Some(ns), "{}", rfc3339(ns));
+        }
+        assert_eq!(rfc3339(1_795_792_475_014_659_607), "2026-11-27T15:14:35.014659607Z");
+    }
+}

@@ -1,0 +1,316 @@
+//! Socket events (`event.action`: `connect`, `bind`, `listen`, `accept`, and `socket` for the
+//! creation of a raw or packet socket), with the addresses in ECS directions.
+use std::borrow::Cow;
+
+use serde::{Serialize, Serializer, ser::SerializeMap};
+
+use super::{ErrorOut, Kind, ProcRef, Shown, SyscallOut, ThreadOut};
+use crate::ebpf::record::{Endpoint, SockOp, Socket};
+
+pub const AF_UNIX: u16 = 1;
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+pub const AF_NETLINK: u16 = 16;
+pub const AF_PACKET: u16 = 17;
+const SOCK_RAW: u16 = 3;
+
+#[derive(Debug, Clone)]
+pub struct SocketBody {
+    pub process: ProcRef,
+    pub op: SockOp,
+    pub fd: i32,
+    pub ret: i64,
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub backlog: i32,
+    pub addr: Option<Endpoint>,
+    pub local: Option<Endpoint>,
+    /// The kernel could not read the socket behind the fd (type, protocol, local address).
+    pub socket_unavailable: bool,
+}
+
+impl SocketBody {
+    pub fn new(s: &Socket, process: ProcRef) -> SocketBody {
+        SocketBody {
+            process,
+            op: s.op,
+            fd: s.fd,
+            ret: s.ret,
+            family: s.family,
+            sock_type: s.sock_type,
+            protocol: s.protocol,
+            backlog: s.backlog,
+            addr: s.addr.clone(),
+            local: s.local.clone(),
+            socket_unavailable: s.socket_unavailable,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        let (types, action): (&'static [&'static str], _) = match self.op {
+            SockOp::Connect | SockOp::Accept => (&["connection", "start"], self.op.name()),
+            SockOp::Socket => (&["creation"], "socket"),
+            SockOp::Bind | SockOp::Listen => (&["start"], self.op.name()),
+        };
+        Kind { kind: "event", category: "network", types, action, dataset: "docker_listener.network" }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        // A non-blocking connect in progress is a connect under way.
+        self.ret >= 0 || (self.op == SockOp::Connect && self.ret == -115)
+    }
+
+    pub(crate) fn write_top<M: SerializeMap>(
+        &self,
+        thread: ThreadOut,
+        m: &mut M,
+    ) -> Result<Option<ErrorOut>, M::Error> {
+        m.serialize_entry("process", &ProcessOut { process: &self.process, thread })?;
+        // ECS direction: source is who initiated. connect: us -> addr; accept: peer -> us;
+        // bind/listen: the local address is the server's.
+        let local = self.local.as_ref().filter(|l| !is_unspecified(l) || self.op != SockOp::Connect);
+        match self.op {
+            SockOp::Connect => {
+                if let Some(l) = local {
+                    m.serialize_entry("source", &EndpointOut(l))?;
+                }
+                if let Some(a) = &self.addr {
+                    m.serialize_entry("destination", &EndpointOut(a))?;
+                }
+            }
+            SockOp::Accept => {
+                if let Some(a) = &self.addr {
+                    m.serialize_entry("source", &EndpointOut(a))?;
+                }
+                if let Some(l) = local {
+                    m.serialize_entry("destination", &EndpointOut(l))?;
+                }
+            }
+            SockOp::Bind | SockOp::Listen => {
+                if let Some(a) = self.addr.as_ref().or(local) {
+                    m.serialize_entry("server", &EndpointOut(a))?;
+                }
+            }
+            SockOp::Socket => {}
+        }
+        let transport = transport(self.sock_type, self.protocol, self.family);
+        let family = family_name(self.family);
+        if transport.is_some() || family.is_some() {
+            m.serialize_entry("network", &NetworkOut { transport, family })?;
+        }
+        Ok((!self.succeeded()).then(|| ErrorOut::of_call(self.op.name(), self.ret)))
+    }
+
+    pub(crate) fn write_listener<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        m.serialize_entry("syscall", &SyscallOut { name: self.op.name(), ret: self.ret })?;
+        let sock_type = match self.sock_type {
+            0 => None,
+            1 => Some(Cow::Borrowed("SOCK_STREAM")),
+            2 => Some(Cow::Borrowed("SOCK_DGRAM")),
+            3 => Some(Cow::Borrowed("SOCK_RAW")),
+            4 => Some(Cow::Borrowed("SOCK_RDM")),
+            5 => Some(Cow::Borrowed("SOCK_SEQPACKET")),
+            10 => Some(Cow::Borrowed("SOCK_PACKET")),
+            t => Some(Cow::Owned(t.to_string())),
+        };
+        let created = self.op == SockOp::Socket;
+        m.serialize_entry(
+            "socket",
+            &SocketOut {
+                fd: if created && self.ret < 0 { None } else { Some(self.fd) },
+                sock_type,
+                protocol: (self.protocol != 0).then_some(self.protocol),
+                family: created
+                    .then(|| family_name(self.family).map_or(Cow::Owned(self.family.to_string()), Cow::Borrowed)),
+                backlog: (self.op == SockOp::Listen).then_some(self.backlog),
+                accepted_fd: (self.op == SockOp::Accept && self.ret >= 0).then_some(self.ret),
+            },
+        )?;
+        if self.socket_unavailable {
+            m.serialize_entry("socket_unavailable", &true)?;
+        }
+        Ok(())
+    }
+}
+
+/// `network.transport`: from the protocol, else the socket type.
+fn transport(sock_type: u16, protocol: u16, family: u16) -> Option<&'static str> {
+    match (sock_type, protocol) {
+        (_, 6) => Some("tcp"),
+        (_, 17) => Some("udp"),
+        (_, 1) | (_, 58) if family != AF_PACKET => Some("icmp"),
+        (_, 132) => Some("sctp"),
+        (SOCK_RAW, _) => Some("raw"),
+        (1, 0) => Some("stream"),
+        (2, 0) => Some("dgram"),
+        _ => None,
+    }
+}
+
+/// `network.type`.
+fn family_name(family: u16) -> Option<&'static str> {
+    match family {
+        AF_INET => Some("ipv4"),
+        AF_INET6 => Some("ipv6"),
+        AF_UNIX => Some("unix"),
+        AF_PACKET => Some("packet"),
+        AF_NETLINK => Some("netlink"),
+        _ => None,
+    }
+}
+
+#[derive(Serialize)]
+struct ProcessOut<'a> {
+    #[serde(flatten)]
+    process: &'a ProcRef,
+    thread: ThreadOut,
+}
+
+struct EndpointOut<'a>(&'a Endpoint);
+
+impl Serialize for EndpointOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        match self.0 {
+            Endpoint::Ip(ip, port) => {
+                m.serialize_entry("ip", &Shown(ip))?;
+                m.serialize_entry("port", port)?;
+            }
+            Endpoint::Unix(path) => m.serialize_entry("address", path)?,
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct NetworkOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transport: Option<&'static str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    family: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct SocketOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fd: Option<i32>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    sock_type: Option<Cow<'static, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    family: Option<Cow<'static, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backlog: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accepted_fd: Option<i64>,
+}
+
+fn is_unspecified(ep: &Endpoint) -> bool {
+    matches!(ep, Endpoint::Ip(ip, 0) if ip.is_unspecified())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{super::tests::*, *};
+    use crate::{
+        ecs::{Body, Clock, Event},
+        procs::EntityId,
+    };
+
+    fn process() -> ProcRef {
+        ProcRef {
+            pid: 30,
+            entity_id: EntityId(14),
+            executable: Some("/bin/busybox".into()),
+            name: Some("busybox".into()),
+            applet: Some("nc".into()),
+        }
+    }
+
+    fn event(s: &Socket) -> Event {
+        Event::new(s.meta, Clock::fixed(0), Body::Socket(SocketBody::new(s, process())))
+    }
+
+    fn connect() -> Socket {
+        Socket {
+            meta: meta(),
+            op: SockOp::Connect,
+            fd: 3,
+            ret: -111,
+            start_ns: 1,
+            exec_id: 1,
+            family: 2,
+            sock_type: 1,
+            protocol: 6,
+            backlog: 0,
+            addr: Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 9)),
+            local: Some(Endpoint::Ip("0.0.0.0".parse().unwrap(), 0)),
+            socket_unavailable: false,
+        }
+    }
+
+    #[test]
+    fn socket_events_put_addresses_in_ecs_directions() {
+        let s = connect();
+        let v = json(&event(&s), None, "");
+        assert_eq!(v["destination"], json!({"ip": "127.0.0.1", "port": 9}));
+        assert_eq!(v["process"]["entity_id"], "000000000000000e");
+        assert_eq!(v["process"]["thread"]["id"], 30);
+        assert_eq!(v["process"]["applet"], "nc");
+        assert!(v.get("container").is_none());
+        assert!(v.get("source").is_none(), "an unbound source is not an address");
+        assert_eq!(v["network"], json!({"transport": "tcp", "type": "ipv4"}));
+        assert_eq!(v["error"]["code"], "ECONNREFUSED");
+        assert!(v["docker_listener"].get("socket_unavailable").is_none());
+        let blind = Socket { sock_type: 0, protocol: 0, local: None, socket_unavailable: true, ..s.clone() };
+        let v = json(&event(&blind), None, "");
+        assert_eq!(v["docker_listener"]["socket_unavailable"], true);
+        let accept = Socket {
+            op: SockOp::Accept,
+            ret: 4,
+            addr: Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 40000)),
+            local: Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 8080)),
+            ..s
+        };
+        let v = json(&event(&accept), None, "abc");
+        assert_eq!(v["container"], json!({"id": "abc", "runtime": "docker"}));
+        assert_eq!(v["docker_listener"]["container_unresolved"], true);
+        assert_eq!(v["source"]["port"], 40000);
+        assert_eq!(v["destination"]["port"], 8080);
+        assert_eq!(v["docker_listener"]["socket"]["accepted_fd"], 4);
+        assert_eq!(v["event"]["outcome"], "success");
+    }
+
+    #[test]
+    fn raw_and_packet_socket_creation() {
+        let raw = Socket {
+            op: SockOp::Socket,
+            ret: 5,
+            fd: 5,
+            family: AF_INET,
+            sock_type: SOCK_RAW,
+            protocol: 1,
+            addr: None,
+            local: None,
+            ..connect()
+        };
+        let v = json(&event(&raw), None, "");
+        assert_eq!(v["event"]["action"], "socket");
+        assert_eq!(v["event"]["type"], json!(["creation"]));
+        assert_eq!(v["network"], json!({"transport": "icmp", "type": "ipv4"}));
+        assert_eq!(
+            v["docker_listener"]["socket"],
+            json!({"fd": 5, "type": "SOCK_RAW", "protocol": 1, "family": "ipv4"})
+        );
+        let packet = Socket { family: AF_PACKET, sock_type: 2, protocol: 0x0300, ret: -1, ..raw };
+        let v = json(&event(&packet), None, "");
+        assert_eq!(v["network"]["type"], "packet");
+        assert_eq!(v["event"]["outcome"], "failure");
+        assert_eq!(v["error"]["code"], "EPERM");
+        assert!(v["docker_listener"]["socket"].get("fd").is_none());
+    }
+}
