@@ -6,6 +6,7 @@ mod bench;
 mod docker;
 mod setup;
 mod util;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,13 @@ enum Cmd {
     /// Internal: the load generator of the eBPF benchmarks (joins a container, runs a storm).
     #[command(hide = true)]
     BenchWorker(bench::ebpf_worker::WorkerArgs),
+    /// Boot each kernel of the matrix (xtask/src/vm/kernel.rs) under qemu and check the agent's
+    /// eBPF events there, then the same checks on this machine's kernel (as root; docs/KERNELS.md).
+    KernelMatrix(vm::MatrixArgs),
+    /// Internal: the kernel matrix's checker (runs the agent against a synthetic container and
+    /// checks its events); the VMs run the same code as the static `vm-guest` binary.
+    #[command(hide = true)]
+    VmGuest(vm::guest::Args),
 }
 
 fn main() -> Result<()> {
@@ -67,6 +75,11 @@ fn main() -> Result<()> {
         Cmd::Test { args } => test(args),
         Cmd::Bench { quick } => bench::run(quick),
         Cmd::BenchWorker(args) => bench::worker(args),
+        Cmd::KernelMatrix(args) => {
+            setup::run()?;
+            vm::run(&args)
+        }
+        Cmd::VmGuest(args) => vm::guest::main(args),
     }
 }
 
@@ -127,6 +140,8 @@ fn test(args: Vec<String>) -> Result<()> {
     // The whole suite (no filter given) also checks that every benchmark scenario runs; a
     // filtered run (`cargo xtask test -- <name>`, `--test <file>`) is for one thing only.
     if args.is_empty() {
+        println!("xtask test: the kernel matrix (the eBPF checks under qemu on other kernels, and on this one)");
+        vm::run(&vm::MatrixArgs::default())?;
         println!("xtask test: benchmark scenarios, quick mode (they must run; timings are not checked)");
         bench::run(true)?;
     }

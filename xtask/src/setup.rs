@@ -8,14 +8,18 @@ use crate::util::{self, cache_dir, is_root, output, succeeds};
 /// bpf-linker release known to build with rustc 1.95's LLVM (feature llvm-<major>).
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages: the Docker engine for tests and `xtask run`, busybox and a static bash for
-/// the test image.
-const PACKAGES: &[&str] = &["docker.io", "busybox-static", "bash-static"];
+/// the test image (busybox also for the kernel matrix's initramfs), qemu for the kernel matrix
+/// (`xtask kernel-matrix`). On these machines, Debian 12's qemu-system-x86 (7.2) replaces the
+/// image's qemu-utils (10.0, from backports, which `Breaks` qemu-system-common < 8): nothing here
+/// uses qemu-utils.
+const PACKAGES: &[&str] = &["docker.io", "busybox-static", "bash-static", "qemu-system-x86"];
 
 /// Runs every step and prints what it did. Idempotent.
 pub fn run() -> Result<()> {
     let mut report: Vec<String> = Vec::new();
     packages(&mut report)?;
     rust_src(&mut report)?;
+    static_target(&mut report)?;
     bpf_linker(&mut report)?;
     tracefs(&mut report);
     for line in &report {
@@ -36,11 +40,12 @@ fn packages(report: &mut Vec<String>) -> Result<()> {
             "docker.io" => !have("dockerd"),
             "busybox-static" => !Path::new("/bin/busybox").exists() && !have("busybox"),
             "bash-static" => !Path::new("/bin/bash-static").exists() && !have("bash-static"),
+            "qemu-system-x86" => !have("qemu-system-x86_64"),
             _ => false,
         })
         .collect();
     if missing.is_empty() {
-        report.push("Debian packages present (dockerd, busybox)".into());
+        report.push("Debian packages present (dockerd, busybox, qemu-system-x86_64)".into());
         return Ok(());
     }
     if !is_root() || !have("apt-get") {
@@ -76,6 +81,20 @@ fn rust_src(report: &mut Vec<String>) -> Result<()> {
     util::run(Command::new("rustup").args(["component", "add", "rust-src"]))
         .context("the eBPF crate builds `core` from source and needs rust-src (rustup component add rust-src)")?;
     report.push("added the rust-src component".into());
+    Ok(())
+}
+
+/// The Rust target of the kernel matrix's static binaries (the VMs have no C library).
+fn static_target(report: &mut Vec<String>) -> Result<()> {
+    let target = crate::vm::STATIC_TARGET;
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if installed.lines().any(|l| l.trim() == target) {
+        report.push(format!("Rust target {target} present"));
+        return Ok(());
+    }
+    util::run(Command::new("rustup").args(["target", "add", target]))
+        .with_context(|| format!("the kernel matrix builds static binaries: rustup target add {target}"))?;
+    report.push(format!("added the Rust target {target}"));
     Ok(())
 }
 

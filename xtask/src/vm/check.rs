@@ -1,0 +1,143 @@
+//! The checks: the agent's datagrams, against the expected events of
+//! [`expect::expected`](super::expect::expected), field by field; one result per field.
+use serde_json::Value;
+
+use super::expect::{Expected, Want};
+
+/// Every datagram starts with this (Wazuh's LOCALFILE queue and the Docker location).
+const HEADER: &[u8] = b"1:Wazuh-Docker:";
+/// The agent's Docker-event frames start with this; its own events are everything else.
+const DOCKER_PREFIX: &[u8] = b"1:Wazuh-Docker:{\"integration\":\"docker\",\"docker\":";
+
+pub struct CheckResult {
+    pub ok: bool,
+    /// `<event>: <field> = <expected>[, got <value>]`.
+    pub line: String,
+}
+
+/// The agent's own events (not Docker's) of the container, parsed, in arrival order.
+pub fn container_events(frames: &[Vec<u8>], id: &str) -> Vec<Value> {
+    frames
+        .iter()
+        .filter(|f| !f.starts_with(DOCKER_PREFIX))
+        .filter_map(|f| serde_json::from_slice::<Value>(f.strip_prefix(HEADER)?).ok())
+        .filter(|e| e.pointer("/container/id").and_then(Value::as_str) == Some(id))
+        .collect()
+}
+
+/// A dotted path ("process.parent.pid") in an event; `Null` when absent.
+fn field<'a>(event: &'a Value, path: &str) -> &'a Value {
+    path.split('.').try_fold(event, |v, key| v.get(key)).unwrap_or(&Value::Null)
+}
+
+/// The first event the expectation selects.
+pub fn find<'a>(events: &'a [Value], e: &Expected) -> Option<&'a Value> {
+    events.iter().find(|ev| e.select.iter().all(|(path, want)| field(ev, path) == want))
+}
+
+/// One result per expected field; an event not found fails each of its fields, so a run always
+/// has the same number of checks.
+pub fn evaluate(expected: &[Expected], events: &[Value]) -> Vec<CheckResult> {
+    let found = |name: &str| expected.iter().find(|e| e.name == name).and_then(|e| find(events, e));
+    let mut out = Vec::new();
+    for e in expected {
+        let event = find(events, e);
+        for (path, want) in &e.fields {
+            let (ok, line) = match event {
+                None => {
+                    let by: Vec<String> = e.select.iter().map(|(p, v)| format!("{p}={v}")).collect();
+                    (false, format!("{}: {path}: no such event ({})", e.name, by.join(", ")))
+                }
+                Some(ev) => {
+                    let got = field(ev, path);
+                    match want {
+                        Want::Is(v) => (got == v, format!("{}: {path} = {v}{}", e.name, got_if(got, got == v))),
+                        Want::NonEmptyString => {
+                            let ok = got.as_str().is_some_and(|s| !s.is_empty());
+                            (ok, format!("{}: {path} = {got} (any non-empty string)", e.name))
+                        }
+                        Want::SameAs(other, other_path) => match found(other) {
+                            Some(o) => {
+                                let v = field(o, other_path);
+                                let ok = got == v && !v.is_null();
+                                (ok, format!("{}: {path} = {v}, as {other}'s {other_path}{}", e.name, got_if(got, ok)))
+                            }
+                            None => (false, format!("{}: {path}: {other} was not found to compare with", e.name)),
+                        },
+                    }
+                }
+            };
+            out.push(CheckResult { ok, line });
+        }
+    }
+    out
+}
+
+fn got_if(got: &Value, ok: bool) -> String {
+    if ok { String::new() } else { format!(", got {got}") }
+}
+
+/// Every datagram is Wazuh's frame around one JSON object with `"integration": "docker"`.
+pub fn frame_check(frames: &[Vec<u8>]) -> CheckResult {
+    let bad: Vec<String> = frames
+        .iter()
+        .filter(|f| {
+            let body = f.strip_prefix(HEADER).and_then(|b| serde_json::from_slice::<Value>(b).ok());
+            body.as_ref().and_then(|v| v.get("integration")).and_then(Value::as_str) != Some("docker")
+        })
+        .map(|f| String::from_utf8_lossy(&f[..f.len().min(200)]).into_owned())
+        .collect();
+    let line = format!("frames: all {} datagrams are `1:Wazuh-Docker:` + JSON with integration docker", frames.len());
+    if bad.is_empty() {
+        CheckResult { ok: true, line }
+    } else {
+        CheckResult { ok: false, line: format!("{line}: {} are not, e.g. {:?}", bad.len(), bad[0]) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_dotted_fields() {
+        let ev = json!({"process": {"parent": {"pid": 7}}, "container": {"labels": {"a.b": "c"}}});
+        assert_eq!(field(&ev, "process.parent.pid"), &json!(7));
+        assert_eq!(field(&ev, "process.nope.pid"), &Value::Null);
+        assert_eq!(field(&ev, "container.labels"), &json!({"a.b": "c"}));
+    }
+
+    #[test]
+    fn compares_with_other_events_and_reports_what_it_got() {
+        let expected = vec![
+            Expected { name: "a", select: vec![("k", json!("a"))], fields: vec![("pid", Want::Is(json!(1)))] },
+            Expected {
+                name: "b",
+                select: vec![("k", json!("b"))],
+                fields: vec![("pid", Want::SameAs("a", "pid")), ("x", Want::NonEmptyString)],
+            },
+            Expected { name: "c", select: vec![("k", json!("c"))], fields: vec![("pid", Want::Is(json!(3)))] },
+        ];
+        let events = vec![json!({"k": "a", "pid": 2}), json!({"k": "b", "pid": 2, "x": "y"})];
+        let r = evaluate(&expected, &events);
+        let ok: Vec<bool> = r.iter().map(|r| r.ok).collect();
+        assert_eq!(ok, [false, true, true, false]);
+        assert!(r[0].line.ends_with("got 2"), "{}", r[0].line);
+        assert!(r[3].line.contains("no such event"), "{}", r[3].line);
+    }
+
+    #[test]
+    fn keeps_the_container_s_own_events() {
+        let frames = vec![
+            b"1:Wazuh-Docker:{\"integration\":\"docker\",\"docker\":{\"Action\":\"start\"}}".to_vec(),
+            b"1:Wazuh-Docker:{\"integration\":\"docker\",\"container\":{\"id\":\"x\"},\"n\":1}".to_vec(),
+            b"1:Wazuh-Docker:{\"integration\":\"docker\",\"container\":{\"id\":\"y\"},\"n\":2}".to_vec(),
+        ];
+        let events = container_events(&frames, "x");
+        assert_eq!(events, vec![json!({"integration": "docker", "container": {"id": "x"}, "n": 1})]);
+        assert!(frame_check(&frames).ok);
+        assert!(!frame_check(&[b"1:Wazuh-Docker:{}".to_vec()]).ok);
+    }
+}

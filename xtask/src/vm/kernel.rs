@@ -1,0 +1,204 @@
+//! The kernels of the matrix, and fetching one: Debian's package, never installed.
+//!
+//! Each entry names a Debian metapackage (`linux-image-cloud-amd64`), which depends on the
+//! current concrete kernel package (`linux-image-6.1.0-57-cloud-amd64`): following it picks up
+//! Debian's kernel updates by themselves. The package is fetched with `apt-get download` (from
+//! the machine's apt sources: Debian's archive is the one place this machine can download from)
+//! and unpacked with `dpkg-deb -x` into the cache directory; only its `vmlinuz` (and `config`,
+//! to read when something is missing) is kept, under `<cache>/kernels/<package>_<version>/`, so
+//! a later run with the same version downloads nothing.
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::util::{self, cache_dir, is_root};
+
+/// A kernel to check.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernel {
+    /// Its name in the output, log file names and `--kernel`.
+    pub name: &'static str,
+    /// The Debian metapackage that depends on the current package of this kernel.
+    pub metapackage: &'static str,
+    /// What the kernel release must start with: a guard against a machine whose apt sources
+    /// make the metapackage name another kernel than the one this entry is about.
+    pub release_prefix: &'static str,
+}
+
+/// The matrix. Adding a kernel is one more line; it must be in the machine's apt sources.
+pub const KERNELS: &[Kernel] =
+    &[Kernel { name: "debian12-6.1", metapackage: "linux-image-cloud-amd64", release_prefix: "6.1." }];
+
+/// A kernel ready to boot.
+pub struct Fetched {
+    pub vmlinuz: PathBuf,
+    /// e.g. "linux-image-6.1.0-57-cloud-amd64 6.1.192-3".
+    pub package: String,
+    /// `uname -r` of it, e.g. "6.1.0-57-cloud-amd64".
+    pub release: String,
+    /// How long resolving, downloading and unpacking took; `downloaded` false when cached.
+    pub took: Duration,
+    pub downloaded: bool,
+}
+
+pub fn fetch(k: &Kernel) -> Result<Fetched> {
+    let started = Instant::now();
+    let package = resolve(k.metapackage)?;
+    let version = candidate(&package)?;
+    let dir = cache_dir()?.join("kernels").join(format!("{package}_{}", version.replace(':', "%3a")));
+    let vmlinuz = dir.join("vmlinuz");
+    let release_file = dir.join("release");
+    if let (true, Ok(release)) = (vmlinuz.is_file(), std::fs::read_to_string(&release_file)) {
+        let release = release.trim().to_owned();
+        check_release(k, &package, &release)?;
+        return Ok(Fetched {
+            vmlinuz,
+            package: format!("{package} {version}"),
+            release,
+            took: started.elapsed(),
+            downloaded: false,
+        });
+    }
+    let partial = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    let mut download = Command::new("apt-get");
+    if is_root() {
+        // apt drops to its `_apt` user to download, which cannot write into root's cache
+        // directory: it then warns and downloads as root anyway. Say so up front.
+        download.args(["-o", "APT::Sandbox::User=root"]);
+    }
+    util::run(download.args(["download", "-q", &package]).current_dir(&partial))
+        .with_context(|| format!("apt-get download {package} failed: is Debian's archive reachable?"))?;
+    let deb = std::fs::read_dir(&partial)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .with_context(|| format!("apt-get download {package} left no .deb in {}", partial.display()))?;
+    let tree = partial.join("tree");
+    util::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree))
+        .with_context(|| format!("cannot unpack {}", deb.display()))?;
+    let boot = tree.join("boot");
+    let image = std::fs::read_dir(&boot)
+        .with_context(|| format!("{} has no /boot", deb.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
+        .with_context(|| format!("no /boot/vmlinuz-* in {}", deb.display()))?;
+    let release = image
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .context("vmlinuz-<release>")?
+        .to_owned();
+    check_release(k, &package, &release)?;
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(&image, &vmlinuz).with_context(|| format!("cannot copy {}", image.display()))?;
+    let config = boot.join(format!("config-{release}"));
+    if config.is_file() {
+        std::fs::copy(&config, dir.join("config"))?;
+    }
+    if let Some(name) = deb.file_name() {
+        std::fs::rename(&deb, dir.join(name))?;
+    }
+    std::fs::write(&release_file, format!("{release}\n"))?;
+    std::fs::remove_dir_all(&partial)?;
+    Ok(Fetched { vmlinuz, package: format!("{package} {version}"), release, took: started.elapsed(), downloaded: true })
+}
+
+fn check_release(k: &Kernel, package: &str, release: &str) -> Result<()> {
+    if !release.starts_with(k.release_prefix) {
+        bail!(
+            "{} now resolves to {package}, kernel {release}, not a {}* kernel as the entry {} says: this \
+             machine's apt sources are not the ones the entry was written for; fix the entry in \
+             xtask/src/vm/kernel.rs (or add one for this kernel)",
+            k.metapackage,
+            k.release_prefix,
+            k.name
+        );
+    }
+    Ok(())
+}
+
+/// The concrete kernel package a metapackage depends on (its candidate version's dependency).
+fn resolve(metapackage: &str) -> Result<String> {
+    let depends = |meta: &str| util::output(Command::new("apt-cache").args(["depends", meta])).ok();
+    let out = match depends(metapackage).and_then(|o| kernel_dependency(&o)) {
+        Some(p) => return Ok(p),
+        None if is_root() => {
+            // A fresh machine may have no package lists yet.
+            println!("kernel-matrix: apt-cache does not know {metapackage}: running apt-get update");
+            util::run(Command::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+            depends(metapackage)
+        }
+        None => None,
+    };
+    out.as_deref().and_then(kernel_dependency).with_context(|| {
+        format!(
+            "cannot resolve {metapackage} to a kernel package with `apt-cache depends {metapackage}`: is \
+             Debian's archive in the apt sources (run apt-get update as root)?"
+        )
+    })
+}
+
+/// `linux-image-...` from `apt-cache depends` output ("  Depends: linux-image-6.1.0-57-cloud-amd64").
+fn kernel_dependency(out: &str) -> Option<String> {
+    out.lines()
+        .filter_map(|l| l.trim().trim_start_matches('|').strip_prefix("Depends: "))
+        .map(str::trim)
+        .find(|p| p.starts_with("linux-image-") && !p.starts_with('<'))
+        .map(str::to_owned)
+}
+
+/// The version `apt-get download` will fetch.
+fn candidate(package: &str) -> Result<String> {
+    let out = util::output(Command::new("apt-cache").args(["policy", package]))?;
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("Candidate: "))
+        .map(str::trim)
+        .filter(|v| *v != "(none)")
+        .map(str::to_owned)
+        .with_context(|| format!("apt-cache policy {package} shows no candidate version:\n{out}"))
+}
+
+/// The kernels to run: all of them, or the one named.
+pub fn select(only: Option<&str>) -> Result<Vec<&'static Kernel>> {
+    match only {
+        None => Ok(KERNELS.iter().collect()),
+        Some(name) => match KERNELS.iter().find(|k| k.name == name) {
+            Some(k) => Ok(vec![k]),
+            None => {
+                let names: Vec<&str> = KERNELS.iter().map(|k| k.name).collect();
+                bail!("no kernel named {name} in the matrix; it has: {}", names.join(", "))
+            }
+        },
+    }
+}
+
+/// A readable size.
+pub fn mib(path: &Path) -> String {
+    std::fs::metadata(path).map(|m| format!("{:.1} MiB", m.len() as f64 / (1 << 20) as f64)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_the_metapackage() {
+        let out = "linux-image-cloud-amd64\n  Depends: linux-image-6.1.0-57-cloud-amd64\n";
+        assert_eq!(kernel_dependency(out).as_deref(), Some("linux-image-6.1.0-57-cloud-amd64"));
+        let alt = "m\n |Depends: <linux-image-virtual>\n  Depends: linux-image-6.12.1-cloud-amd64\n";
+        assert_eq!(kernel_dependency(alt).as_deref(), Some("linux-image-6.12.1-cloud-amd64"));
+        assert_eq!(kernel_dependency("m\n  Depends: firmware-x\n"), None);
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (i, k) in KERNELS.iter().enumerate() {
+            assert!(KERNELS[..i].iter().all(|o| o.name != k.name), "{} twice", k.name);
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Booting a kernel of the matrix under qemu, its serial console streamed.
+//!
+//! Software emulation (TCG, `-cpu max`): no KVM, which is not usable on these machines (nested
+//! KVM hung when tried). `-nic none`: the VM has no network but its own loopback.
+//! `panic=-1` with `-no-reboot`: a kernel panic ends qemu at once instead of rebooting.
+use std::{path::Path, process::Command, time::Duration};
+
+use anyhow::Result;
+
+use super::console::{self, Captured};
+
+/// Memory and CPUs of each VM: two CPUs so the per-CPU ring-buffer and sequence paths run as on
+/// a real host.
+const MEMORY: &str = "1G";
+const CPUS: &str = "2";
+/// Boot, agent start-up under emulation, the workload and the checks take well under a minute
+/// on the machines CI runs on; this is for a hang.
+pub const TIMEOUT: Duration = Duration::from_secs(300);
+
+pub fn boot(label: &str, vmlinuz: &Path, initramfs: &Path, log: &Path) -> Result<Captured> {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg", "-cpu", "max", "-m", MEMORY, "-smp", CPUS])
+        .args(["-nographic", "-no-reboot", "-nic", "none"])
+        .arg("-kernel")
+        .arg(vmlinuz)
+        .arg("-initrd")
+        .arg(initramfs)
+        .args(["-append", "console=ttyS0 panic=-1 quiet"]);
+    console::stream(&mut cmd, label, TIMEOUT, log)
+}
