@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Regenerates the examples in docs/EVENTS.md from a real run of the daemon.
+
+Run as root from the workspace root after `cargo xtask build` (dockerd running, the test image
+made, e.g. by `cargo xtask test`):
+
+    python3 scripts/event_examples.py
+
+It starts one container before the agent (for the start-up inventory), starts
+target/release/docker-listener with `--output file:`, runs the documented command, and replaces
+the JSON block after each `<!-- example: NAME -->` marker in docs/EVENTS.md with the event the
+marker names (pretty-printed). The commands it runs are the ones docs/EVENTS.md shows.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+IMAGE = "docker-listener-test/busybox:latest"
+DOC = "docs/EVENTS.md"
+HEADER = "1:Wazuh-Docker:"
+
+BEFORE = ["docker", "run", "-d", "--network", "none", "--name", "db-1", "--label", "com.docker.compose.project=shop",
+          "--label", "com.docker.compose.service=db", IMAGE, "sh", "-c", "nc -l -p 5432 >/dev/null & exec sleep 600"]
+SCRIPT = ("cp /bin/busybox /tmp/apk; /tmp/apk echo add curl;\n    /bin/nope; nc -l -p 8080 & sleep 0.3; "
+          "echo hi | nc 127.0.0.1 8080; nc 127.0.0.1 9;\n    nc 169.254.169.254 80; true")
+AFTER = ["docker", "run", "--rm", "--network", "none", "--name", "web-1", "--label", "com.docker.compose.project=shop",
+         "--label", "com.docker.compose.service=web", IMAGE, "sh", "-c", SCRIPT]
+
+
+def events(path):
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith(HEADER):
+                out.append(json.loads(line[len(HEADER):]))
+    return out
+
+
+def pick(evs):
+    """The example each marker names."""
+    mine = lambda name: [e for e in evs if e.get("container", {}).get("name") == name]
+    web, db = mine("web-1"), mine("db-1")
+    act = lambda es, a: [e for e in es if e.get("event", {}).get("action") == a]
+    args_of = lambda e: e.get("process", {}).get("args", [])
+    first = lambda es, what: es[0] if es else sys.exit(f"no example for {what}")
+    return {
+        "docker-start": first([e for e in evs if e.get("docker", {}).get("Action") == "start"
+                               and e["docker"].get("Actor", {}).get("Attributes", {}).get("name") == "web-1"],
+                              "docker-start"),
+        "exec-init": first([e for e in act(web, "exec") if args_of(e)[:1] == ["sh"]], "exec-init"),
+        "exec-child": first([e for e in act(web, "exec") if args_of(e)[:1] == ["/tmp/apk"]], "exec-child"),
+        "exec-failed": first([e for e in act(web, "exec") if e["event"]["outcome"] == "failure"], "exec-failed"),
+        "bind": first(act(web, "bind"), "bind"),
+        "listen": first(act(web, "listen"), "listen"),
+        "connect": first([e for e in act(web, "connect") if e.get("destination", {}).get("port") == 8080], "connect"),
+        "accept": first(act(web, "accept"), "accept"),
+        "connect-refused": first([e for e in act(web, "connect") if e.get("destination", {}).get("port") == 9],
+                                 "connect-refused"),
+        "connect-metadata": first([e for e in act(web, "connect")
+                                   if e.get("destination", {}).get("ip") == "169.254.169.254"], "connect-metadata"),
+        "process-running": first([e for e in act(db, "process-running") if args_of(e)[:1] == ["sleep"]],
+                                 "process-running"),
+        "socket-listening": first(act(db, "socket-listening"), "socket-listening"),
+    }
+
+
+def rewrite(doc, examples):
+    def repl(m):
+        name = m.group(1)
+        if name not in examples:
+            sys.exit(f"{DOC}: unknown example {name}")
+        body = json.dumps(examples[name], indent=2, ensure_ascii=False)
+        if name == "docker-start":
+            body = HEADER + json.dumps(examples[name], separators=(",", ":"), ensure_ascii=False)
+            return f"<!-- example: {name} -->\n```\n{body}\n```"
+        return f"<!-- example: {name} -->\n```json\n{body}\n```"
+    new, n = re.subn(r"<!-- example: ([a-z-]+) -->\n```[a-z]*\n(?:[^`][^\n]*\n|\n)*```", repl, doc)
+    if n == 0:
+        sys.exit(f"{DOC}: no example markers")
+    return new
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("run as root (the daemon loads eBPF programs)")
+    subprocess.run(["docker", "rm", "-f", "db-1", "web-1"], capture_output=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.ndjson")
+        subprocess.run(BEFORE, check=True, capture_output=True)
+        try:
+            # The listener must be up before the agent looks.
+            subprocess.run(["docker", "exec", "db-1", "sh", "-c",
+                            "for i in $(seq 100); do netstat -ltn | grep -q ':5432 ' && exit 0; sleep 0.05; done; exit 1"],
+                           check=True)
+            log = open(os.path.join(tmp, "log"), "w")
+            agent = subprocess.Popen(["target/release/docker-listener", "--output", f"file:{out}", "--state-dir",
+                                      os.path.join(tmp, "state")], stderr=log)
+            deadline = time.time() + 30
+            while "container inventory loaded" not in open(os.path.join(tmp, "log")).read():
+                if time.time() > deadline or agent.poll() is not None:
+                    sys.exit("the agent did not start: " + open(os.path.join(tmp, "log")).read())
+                time.sleep(0.1)
+            subprocess.run(AFTER, check=True, capture_output=True)
+            time.sleep(2)
+            agent.terminate()
+            agent.wait(timeout=15)
+        finally:
+            subprocess.run(["docker", "rm", "-f", "db-1"], capture_output=True)
+        examples = pick(events(out))
+    with open(DOC, encoding="utf-8") as f:
+        doc = f.read()
+    with open(DOC, "w", encoding="utf-8") as f:
+        f.write(rewrite(doc, examples))
+    print(f"{DOC}: {len(examples)} examples regenerated")
+
+
+if __name__ == "__main__":
+    main()
