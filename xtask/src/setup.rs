@@ -19,7 +19,6 @@ pub fn run() -> Result<()> {
     let mut report: Vec<String> = Vec::new();
     packages(&mut report)?;
     rust_src(&mut report)?;
-    static_target(&mut report)?;
     bpf_linker(&mut report)?;
     tracefs(&mut report);
     for line in &report {
@@ -81,20 +80,6 @@ fn rust_src(report: &mut Vec<String>) -> Result<()> {
     util::run(Command::new("rustup").args(["component", "add", "rust-src"]))
         .context("the eBPF crate builds `core` from source and needs rust-src (rustup component add rust-src)")?;
     report.push("added the rust-src component".into());
-    Ok(())
-}
-
-/// The Rust target of the kernel matrix's static binaries (the VMs have no C library).
-fn static_target(report: &mut Vec<String>) -> Result<()> {
-    let target = crate::vm::STATIC_TARGET;
-    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
-    if installed.lines().any(|l| l.trim() == target) {
-        report.push(format!("Rust target {target} present"));
-        return Ok(());
-    }
-    util::run(Command::new("rustup").args(["target", "add", target]))
-        .with_context(|| format!("the kernel matrix builds static binaries: rustup target add {target}"))?;
-    report.push(format!("added the Rust target {target}"));
     Ok(())
 }
 

@@ -170,7 +170,16 @@ impl EbpfProbes {
         pc.exit_group_dead = exit_group_dead_offset().unwrap_or(0);
         let mut degraded = None;
         match offsets::resolve(Path::new(offsets::VMLINUX_BTF)) {
-            Ok(o) => pc.offsets = o,
+            Ok(o) => {
+                if o.exe_valid == 0 {
+                    tracing::warn!(
+                        "exec events name only the path given to execve, not the executed file: the kernel's BTF \
+                         lacks a member of the walk ({})",
+                        offsets::exe_walk_missing(Path::new(offsets::VMLINUX_BTF)).unwrap_or_default()
+                    );
+                }
+                pc.offsets = o;
+            }
             Err(e) => degraded = Some(e.to_string()),
         }
         let btf = Btf::from_sys_fs().ok();

@@ -138,14 +138,21 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetsError> {
         ..KernelOffsets::default()
     };
     // The executed file's walk: optional as a whole (without it, exec events name only the path
-    // given to execve, flagged), so one missing member does not cost the rest.
-    match exe_walk(&r, &mut o) {
-        Ok(()) => o.exe_valid = 1,
-        Err(e) => {
-            tracing::warn!(error = %e, "exec events will not name the executed file, only the path given to execve")
-        }
+    // given to execve, and carry no `exec.file`), so one missing member does not cost the rest.
+    if exe_walk(&r, &mut o).is_ok() {
+        o.exe_valid = 1;
     }
     Ok(o)
+}
+
+/// Why exec events cannot name the executed file on this kernel (a member of the walk missing
+/// from its BTF), or `None` when they can.
+pub fn exe_walk_missing(path: &Path) -> Option<String> {
+    let btf = match Btf::from_file(path) {
+        Ok(b) => b,
+        Err(e) => return Some(OffsetsError::Btf(e.to_string()).to_string()),
+    };
+    exe_walk(&Resolver { btf }, &mut KernelOffsets::default()).err().map(|e| e.to_string())
 }
 
 /// The members the walk from `mm->exe_file` up to the task's root reads.

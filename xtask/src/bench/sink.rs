@@ -170,7 +170,13 @@ impl RecvBatch {
     pub fn recv(&mut self, sock: &UnixDatagram, flags: libc::c_int) -> usize {
         // SAFETY: msgs points at BATCH headers whose iovecs point into `buf`, all owned by self.
         let n = unsafe {
-            libc::recvmmsg(sock.as_raw_fd(), self.msgs.as_mut_ptr(), BATCH as libc::c_uint, flags, std::ptr::null_mut())
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                self.msgs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                flags as _,
+                std::ptr::null_mut(),
+            )
         };
         n.max(0) as usize
     }

@@ -25,9 +25,15 @@ pub fn container_events(frames: &[Vec<u8>], id: &str) -> Vec<Value> {
         .collect()
 }
 
-/// A dotted path ("process.parent.pid") in an event; `Null` when absent.
+/// A dotted path ("process.parent.pid", "docker_listener.ancestors.0.pid": a number indexes an
+/// array) in an event; `Null` when absent.
 fn field<'a>(event: &'a Value, path: &str) -> &'a Value {
-    path.split('.').try_fold(event, |v, key| v.get(key)).unwrap_or(&Value::Null)
+    path.split('.')
+        .try_fold(event, |v, key| match (v, key.parse::<usize>()) {
+            (Value::Array(items), Ok(i)) => items.get(i),
+            _ => v.get(key),
+        })
+        .unwrap_or(&Value::Null)
 }
 
 /// The first event the expectation selects.
@@ -55,6 +61,10 @@ pub fn evaluate(expected: &[Expected], events: &[Value]) -> Vec<CheckResult> {
                         Want::NonEmptyString => {
                             let ok = got.as_str().is_some_and(|s| !s.is_empty());
                             (ok, format!("{}: {path} = {got} (any non-empty string)", e.name))
+                        }
+                        Want::Absent => {
+                            let ok = got.is_null();
+                            (ok, format!("{}: {path} absent{}", e.name, got_if(got, ok)))
                         }
                         Want::SameAs(other, other_path) => match found(other) {
                             Some(o) => {
@@ -107,6 +117,9 @@ mod tests {
         assert_eq!(field(&ev, "process.parent.pid"), &json!(7));
         assert_eq!(field(&ev, "process.nope.pid"), &Value::Null);
         assert_eq!(field(&ev, "container.labels"), &json!({"a.b": "c"}));
+        let ev = json!({"docker_listener": {"ancestors": [{"pid": 3}, {"pid": 1}]}});
+        assert_eq!(field(&ev, "docker_listener.ancestors.1.pid"), &json!(1));
+        assert_eq!(field(&ev, "docker_listener.ancestors.2"), &Value::Null);
     }
 
     #[test]
@@ -116,16 +129,22 @@ mod tests {
             Expected {
                 name: "b",
                 select: vec![("k", json!("b"))],
-                fields: vec![("pid", Want::SameAs("a", "pid")), ("x", Want::NonEmptyString)],
+                fields: vec![
+                    ("pid", Want::SameAs("a", "pid")),
+                    ("x", Want::NonEmptyString),
+                    ("z", Want::Absent),
+                    ("x", Want::Absent),
+                ],
             },
             Expected { name: "c", select: vec![("k", json!("c"))], fields: vec![("pid", Want::Is(json!(3)))] },
         ];
         let events = vec![json!({"k": "a", "pid": 2}), json!({"k": "b", "pid": 2, "x": "y"})];
         let r = evaluate(&expected, &events);
         let ok: Vec<bool> = r.iter().map(|r| r.ok).collect();
-        assert_eq!(ok, [false, true, true, false]);
+        assert_eq!(ok, [false, true, true, true, false, false]);
         assert!(r[0].line.ends_with("got 2"), "{}", r[0].line);
-        assert!(r[3].line.contains("no such event"), "{}", r[3].line);
+        assert!(r[4].line.ends_with("x absent, got \"y\""), "{}", r[4].line);
+        assert!(r[5].line.contains("no such event"), "{}", r[5].line);
     }
 
     #[test]

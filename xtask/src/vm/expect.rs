@@ -8,6 +8,20 @@
 //! busybox (`execve("/proc/self/exe", ["nc", ...])`), so `process.args` is the same in every VM
 //! and on the host. The marker is this run's own string, so that a stale or foreign event never
 //! matches.
+//!
+//! An exec event names the file the kernel executed (`process.executable`, its path with every
+//! symlink resolved, as the process's root sees it), whatever path was given to execve
+//! (`docker_listener.exec.filename`); busybox's applet is argv[0]'s file name. The expected
+//! files are looked at here, before the checks ([`ExecFile::of`]): in the VMs `/bin/busybox` is
+//! busybox and `/bin/echo` a link to it; on the host busybox is wherever its path leads
+//! (`/usr/bin/busybox` on a merged-/usr Debian) and `/bin/echo` may be another program.
+use std::{
+    ffi::CString,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+    path::Path,
+};
+
+use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
 use super::fake_docker::Container;
@@ -16,12 +30,18 @@ use super::fake_docker::Container;
 pub const LISTEN_PORT: u16 = 8080;
 /// A port nothing listens on there: the connect to it is refused.
 pub const CLOSED_PORT: u16 = 9;
+/// What the workload runs by its path to print the marker: busybox's applet link in the VMs.
+pub const MARKER_PROGRAM: &str = "/bin/echo";
+/// The path busybox's shell gives execve to start an applet (itself, again).
+const SELF_EXE: &str = "/proc/self/exe";
+/// Multi-call binaries: their exec events name the applet (argv[0]'s file name).
+const MULTI_CALL: &[&str] = &["busybox", "toybox"];
 
 /// The shell script the container's first process runs (`sh -c <script>`).
 pub fn script(marker: &str) -> String {
     format!(
         "ip link set lo up
-/bin/echo {marker} one two
+{MARKER_PROGRAM} {marker} one two
 /bin/nope-{marker}
 nc -l -p {LISTEN_PORT} >/dev/null &
 for i in $(seq 200); do netstat -ltn | grep -q ':{LISTEN_PORT} ' && break; sleep 0.05; done
@@ -30,6 +50,61 @@ nc 127.0.0.1 {CLOSED_PORT}
 wait
 "
     )
+}
+
+/// A file the workload executes, as the kernel (and so the agent) will describe it.
+#[derive(Debug, Clone)]
+pub struct ExecFile {
+    /// The path given to execve.
+    pub given: String,
+    /// The file it leads to, every symlink resolved: `process.executable`.
+    pub path: String,
+    /// Its file name: `process.name`.
+    pub name: String,
+    pub inode: u64,
+    /// `major:minor` of its filesystem.
+    pub device: String,
+    /// Its filesystem's name by its magic number (`statfs`), as the agent names it; `None` for a
+    /// filesystem this checker does not know (then any name passes).
+    pub filesystem: Option<&'static str>,
+}
+
+impl ExecFile {
+    pub fn of(given: &Path) -> Result<ExecFile> {
+        let real = std::fs::canonicalize(given).with_context(|| format!("cannot resolve {}", given.display()))?;
+        let meta = std::fs::metadata(&real).with_context(|| format!("cannot stat {}", real.display()))?;
+        let c = CString::new(real.as_os_str().as_bytes()).context("a path with a NUL byte")?;
+        // SAFETY: an all-zero statfs is valid, and statfs(2) writes it from a NUL-terminated path.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        let magic = if unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0 { Some(fs.f_type as u32) } else { None };
+        Ok(ExecFile {
+            given: given.display().to_string(),
+            name: real.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            path: real.display().to_string(),
+            inode: meta.ino(),
+            device: format!("{}:{}", libc::major(meta.dev()), libc::minor(meta.dev())),
+            filesystem: magic.and_then(filesystem),
+        })
+    }
+
+    fn multi_call(&self) -> bool {
+        MULTI_CALL.contains(&self.name.as_str())
+    }
+}
+
+/// The filesystems the workload's files may be on (in an initramfs: tmpfs or ramfs), by magic
+/// number, named as the agent names them.
+fn filesystem(magic: u32) -> Option<&'static str> {
+    Some(match magic {
+        0x0102_1994 => "tmpfs",
+        0x8584_58f6 => "ramfs",
+        0xef53 => "ext4",
+        0x794c_7630 => "overlay",
+        0x5846_5342 => "xfs",
+        0x9123_683e => "btrfs",
+        0x7371_7368 => "squashfs",
+        _ => return None,
+    })
 }
 
 /// What is known when the events are checked.
@@ -41,6 +116,10 @@ pub struct Facts<'a> {
     pub checker_pid: u32,
     /// The container's first process, the shell.
     pub sh_pid: u32,
+    /// busybox, as the workload starts it (the shell, and every applet the shell re-executes).
+    pub busybox: &'a ExecFile,
+    /// [`MARKER_PROGRAM`].
+    pub marker_program: &'a ExecFile,
 }
 
 /// What a field must hold.
@@ -52,6 +131,8 @@ pub enum Want {
     SameAs(&'static str, &'static str),
     /// Any non-empty string.
     NonEmptyString,
+    /// Not in the event.
+    Absent,
 }
 
 /// One event the agent must have sent for the container.
@@ -66,22 +147,65 @@ pub struct Expected {
 
 /// The expected events, in the order the workload makes them.
 pub fn expected(f: &Facts) -> Vec<Expected> {
-    use Want::{Is, NonEmptyString, SameAs};
+    use Want::{Absent, Is, SameAs};
     let c = f.container;
     let exec = |args: Value| vec![("event.action", json!("exec")), ("process.args", args)];
     let in_the_container = || vec![("container.id", Is(json!(c.id))), ("container.name", Is(json!(c.name)))];
-    let from_the_shell = |name: &'static str| {
-        let mut v = in_the_container();
-        v.extend([
-            ("event.outcome", Is(json!("success"))),
-            ("process.name", Is(json!(name))),
-            ("process.parent.pid", Is(json!(f.sh_pid))),
-        ]);
+    // What an exec of `file` by the path `given`, with `applet` as argv[0]'s file name, reports
+    // of the process and of the file.
+    let ran = |file: &ExecFile, given: &str, applet: &str| {
+        let mut v = vec![
+            ("process.executable", Is(json!(file.path))),
+            ("process.name", Is(json!(file.name))),
+            ("process.applet", if file.multi_call() { Is(json!(applet)) } else { Absent }),
+            ("docker_listener.exec.filename", Is(json!(given))),
+            ("docker_listener.exec.comm", Is(json!(comm(given)))),
+            ("docker_listener.exec.file.inode", Is(json!(file.inode))),
+            ("docker_listener.exec.file.device", Is(json!(file.device))),
+            ("docker_listener.exec.file.filesystem", file.filesystem.map_or(Want::NonEmptyString, |n| Is(json!(n)))),
+        ];
+        // Flags appear only when true, and none is here: a file on disk, under the root.
+        for flag in [
+            "docker_listener.exec.file.unlinked",
+            "docker_listener.exec.file.memfd",
+            "docker_listener.exec.file.outside_root",
+            "docker_listener.exec.file.path_truncated",
+        ] {
+            v.push((flag, Absent));
+        }
         v
     };
+    let sh_applet = || if f.busybox.multi_call() { Is(json!("sh")) } else { Absent };
+    // The shell, as its children's events name it (parent, entry leader, ancestor).
+    macro_rules! the_shell {
+        ($role:literal) => {
+            vec![
+                (concat!($role, ".pid"), Is(json!(f.sh_pid))),
+                (concat!($role, ".executable"), Is(json!(f.busybox.path))),
+                (concat!($role, ".name"), Is(json!(f.busybox.name))),
+                (concat!($role, ".applet"), sh_applet()),
+            ]
+        };
+    }
+    let from_the_shell = |file: &ExecFile, given: &str, applet: &str| {
+        let mut v = in_the_container();
+        v.push(("event.outcome", Is(json!("success"))));
+        v.extend(ran(file, given, applet));
+        v.extend(the_shell!("process.parent"));
+        v
+    };
+    // An applet the shell starts by re-executing busybox.
+    let applet = |name: &str| from_the_shell(f.busybox, SELF_EXE, name);
     let with = |mut base: Vec<(&'static str, Want)>, more: Vec<(&'static str, Want)>| {
         base.extend(more);
         base
+    };
+    let nc = |pid_of: &'static str| {
+        vec![
+            ("process.pid", SameAs(pid_of, "process.pid")),
+            ("process.executable", Is(json!(f.busybox.path))),
+            ("process.applet", if f.busybox.multi_call() { Is(json!("nc")) } else { Absent }),
+        ]
     };
     vec![
         Expected {
@@ -89,35 +213,39 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
             select: exec(json!(["sh", "-c", f.script])),
             fields: with(
                 in_the_container(),
-                vec![
-                    ("event.outcome", Is(json!("success"))),
-                    ("container.image.name", Is(json!(c.image))),
-                    ("container.image.id", Is(json!(c.image_id))),
-                    ("container.labels", Is(json!(c.labels))),
-                    ("container.runtime", Is(json!("docker"))),
-                    ("docker_listener.container_started_time_nano", Is(json!(c.started_ns))),
-                    ("process.pid", Is(json!(f.sh_pid))),
-                    ("process.parent.pid", Is(json!(f.checker_pid))),
-                    ("process.name", Is(json!("sh"))),
-                    ("process.user.id", Is(json!("0"))),
-                    // TODO: `process.executable` is becoming the real executable's path (here
-                    // /bin/busybox, not the path given to execve); check its value once that lands.
-                    ("process.executable", NonEmptyString),
-                ],
+                [
+                    vec![
+                        ("event.outcome", Is(json!("success"))),
+                        ("container.image.name", Is(json!(c.image))),
+                        ("container.image.id", Is(json!(c.image_id))),
+                        ("container.labels", Is(json!(c.labels))),
+                        ("container.runtime", Is(json!("docker"))),
+                        ("docker_listener.container_started_time_nano", Is(json!(c.started_ns))),
+                        ("process.pid", Is(json!(f.sh_pid))),
+                        ("process.parent.pid", Is(json!(f.checker_pid))),
+                        ("process.user.id", Is(json!("0"))),
+                        // The container's first process leads itself; its parent is outside.
+                        ("process.entry_leader.pid", Is(json!(f.sh_pid))),
+                        ("process.entry_leader.applet", sh_applet()),
+                        ("docker_listener.ancestors", Is(json!([]))),
+                    ],
+                    ran(f.busybox, &f.busybox.given, "sh"),
+                ]
+                .concat(),
             ),
         },
         Expected {
             name: "exec of the marker",
-            select: exec(json!(["/bin/echo", f.marker, "one", "two"])),
+            select: exec(json!([MARKER_PROGRAM, f.marker, "one", "two"])),
             fields: with(
-                from_the_shell("echo"),
-                vec![
-                    ("process.args_count", Is(json!(4))),
-                    ("process.entry_leader.pid", Is(json!(f.sh_pid))),
-                    ("process.parent.name", Is(json!("sh"))),
-                    // TODO: check the value once `process.executable` is the real executable.
-                    ("process.executable", NonEmptyString),
-                ],
+                from_the_shell(f.marker_program, MARKER_PROGRAM, "echo"),
+                [
+                    vec![("process.args_count", Is(json!(4)))],
+                    the_shell!("process.entry_leader"),
+                    the_shell!("docker_listener.ancestors.0"),
+                    vec![("docker_listener.ancestors.1", Absent)],
+                ]
+                .concat(),
             ),
         },
         Expected {
@@ -130,25 +258,31 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                     ("error.code", Is(json!("ENOENT"))),
                     ("docker_listener.syscall.ret", Is(json!(-2))),
                     ("process.parent.pid", Is(json!(f.sh_pid))),
+                    ("docker_listener.exec.filename", Is(json!(format!("/bin/nope-{}", f.marker)))),
+                    // Nothing was executed.
+                    ("docker_listener.exec.file", Absent),
                 ],
             ),
         },
         Expected {
             name: "exec of the listener",
             select: exec(json!(["nc", "-l", "-p", LISTEN_PORT.to_string()])),
-            fields: from_the_shell("nc"),
+            fields: applet("nc"),
         },
         Expected {
             name: "bind",
             select: vec![("event.action", json!("bind")), ("server.port", json!(LISTEN_PORT))],
             fields: with(
                 in_the_container(),
-                vec![
-                    ("event.outcome", Is(json!("success"))),
-                    ("network.transport", Is(json!("tcp"))),
-                    ("process.pid", SameAs("exec of the listener", "process.pid")),
-                    ("process.entity_id", SameAs("exec of the listener", "process.entity_id")),
-                ],
+                [
+                    vec![
+                        ("event.outcome", Is(json!("success"))),
+                        ("network.transport", Is(json!("tcp"))),
+                        ("process.entity_id", SameAs("exec of the listener", "process.entity_id")),
+                    ],
+                    nc("exec of the listener"),
+                ]
+                .concat(),
             ),
         },
         Expected {
@@ -165,21 +299,24 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
         Expected {
             name: "exec of the client",
             select: exec(json!(["nc", "127.0.0.1", LISTEN_PORT.to_string()])),
-            fields: from_the_shell("nc"),
+            fields: applet("nc"),
         },
         Expected {
             name: "connect",
             select: vec![("event.action", json!("connect")), ("destination.port", json!(LISTEN_PORT))],
             fields: with(
                 in_the_container(),
-                vec![
-                    ("event.outcome", Is(json!("success"))),
-                    ("destination.ip", Is(json!("127.0.0.1"))),
-                    ("source.ip", Is(json!("127.0.0.1"))),
-                    ("network.transport", Is(json!("tcp"))),
-                    ("network.type", Is(json!("ipv4"))),
-                    ("process.pid", SameAs("exec of the client", "process.pid")),
-                ],
+                [
+                    vec![
+                        ("event.outcome", Is(json!("success"))),
+                        ("destination.ip", Is(json!("127.0.0.1"))),
+                        ("source.ip", Is(json!("127.0.0.1"))),
+                        ("network.transport", Is(json!("tcp"))),
+                        ("network.type", Is(json!("ipv4"))),
+                    ],
+                    nc("exec of the client"),
+                ]
+                .concat(),
             ),
         },
         Expected {
@@ -198,7 +335,7 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
         Expected {
             name: "exec of the refused client",
             select: exec(json!(["nc", "127.0.0.1", CLOSED_PORT.to_string()])),
-            fields: from_the_shell("nc"),
+            fields: applet("nc"),
         },
         Expected {
             name: "refused connect",
@@ -215,4 +352,14 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
             ),
         },
     ]
+}
+
+/// The kernel's comm after an exec: the file name of the path given to execve, cut to 15 bytes.
+fn comm(given: &str) -> String {
+    let name = given.rsplit('/').next().unwrap_or(given);
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_owned()
 }

@@ -1,5 +1,5 @@
-//! `vm-guest`: the checker of `cargo xtask kernel-matrix`, the same static binary in every VM
-//! and on the host.
+//! `vm-guest`: the checker of `cargo xtask kernel-matrix`, the same binary in every VM and on
+//! the host.
 //!
 //! It runs the agent against a made-up container and checks, field by field, the process and
 //! socket events the agent reports for it:
@@ -35,7 +35,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{
     check::{self, CheckResult},
-    expect::{self, Facts},
+    expect::{self, ExecFile, Facts},
     fake_docker::{self, Container, FakeDocker},
 };
 
@@ -108,6 +108,20 @@ fn run(args: &Args) -> Result<Report> {
     let container = synthetic_container();
     let marker = format!("kmx-{}", &container.id[..12]);
     let script = expect::script(&marker);
+    // The files the workload will execute, as the kernel will name them (looked at before it
+    // runs: the checks compare the agent's events with these).
+    let busybox = ExecFile::of(&args.busybox)?;
+    let marker_program = ExecFile::of(Path::new(expect::MARKER_PROGRAM))?;
+    println!(
+        "vm-guest: the workload runs {} ({}, inode {}, device {}, {}); {} is {}",
+        busybox.given,
+        busybox.path,
+        busybox.inode,
+        busybox.device,
+        busybox.filesystem.unwrap_or("a filesystem this checker does not name"),
+        marker_program.given,
+        marker_program.path
+    );
     let fake = FakeDocker::start(&scratch.0.join("docker.sock"), container.clone())?;
     let queue = Queue::bind(&scratch.0.join("queue"))?;
     let cgroup = ContainerCgroup::create(&container.id)?;
@@ -125,8 +139,15 @@ fn run(args: &Args) -> Result<Report> {
     let workload_started = Instant::now();
     let (sh_pid, status, output) = run_workload(&args.busybox, &cgroup, &scratch.0, &script, &fake)?;
     println!("vm-guest: workload (pid {sh_pid}) ran in {:.1} s, {status}", workload_started.elapsed().as_secs_f64());
-    let facts =
-        Facts { container: &container, marker: &marker, script: &script, checker_pid: std::process::id(), sh_pid };
+    let facts = Facts {
+        container: &container,
+        marker: &marker,
+        script: &script,
+        checker_pid: std::process::id(),
+        sh_pid,
+        busybox: &busybox,
+        marker_program: &marker_program,
+    };
     let expected = expect::expected(&facts);
     let waited = Instant::now();
     let all_there = wait_until(EVENTS, || {
@@ -364,7 +385,11 @@ impl Agent {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| {
-                let hint = if bin.is_file() { " (it exists: is it linked dynamically? It must be static)" } else { "" };
+                let hint = if bin.is_file() {
+                    " (it exists: are its dynamic loader and shared libraries there? `ldd` lists them)"
+                } else {
+                    ""
+                };
                 format!("cannot start the agent {}{hint}", bin.display())
             })?;
         let log = Arc::new(Mutex::new(Vec::new()));

@@ -9,14 +9,16 @@
 //! synthetic container and checks its events field by field. Then the very same checker runs
 //! here, directly, so the checks are known to pass on both.
 //!
-//! The agent and the checker are static (x86_64-unknown-linux-musl): the initramfs has no C
-//! library. They are built once per run; the kernel packages are downloaded once per version.
-//! Results and timings: docs/KERNELS.md.
+//! The agent and the checker are this machine's release builds (`target/release`), the ones
+//! `cargo xtask build` and the benchmarks use: `cargo xtask test` runs the matrix after the
+//! benchmarks' quick run, which has built both, so nothing is compiled for it. The initramfs
+//! carries the shared libraries and the dynamic loader they need, copied from this machine.
+//! The kernel packages are downloaded once per version. Results and timings: docs/KERNELS.md.
 //!
-//! The pieces: `kernel` (the table; fetching a kernel), `initramfs` (the archive and `/init`),
-//! `qemu` (the boot), `console` (a child's output streamed, with a deadline), and, compiled into
-//! the checker too: `guest` (the checker), `fake_docker`, `expect` (the workload and the expected
-//! events), `check` (events against expectations).
+//! The pieces: `kernel` (the table; fetching a kernel), `initramfs` (the archive, its shared
+//! libraries and `/init`), `qemu` (the boot), `console` (a child's output streamed, with a
+//! deadline), and, compiled into the checker too: `guest` (the checker), `fake_docker`, `expect`
+//! (the workload and the expected events), `check` (events against expectations).
 mod check;
 mod console;
 mod expect;
@@ -36,8 +38,6 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::util;
 
-/// The target of the binaries that run in the VMs.
-pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The checker runs on the host at most this long.
 const HOST_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -49,7 +49,8 @@ pub struct MatrixArgs {
     /// Do not run the checks on this machine's kernel.
     #[arg(long)]
     pub no_host: bool,
-    /// Check this static docker-listener instead of building one (e.g. another build).
+    /// Check this docker-listener binary instead of target/release/docker-listener (another
+    /// build, static or dynamic: its shared libraries go into the VMs with it).
     #[arg(long)]
     pub agent: Option<PathBuf>,
 }
@@ -73,17 +74,22 @@ pub fn run(args: &MatrixArgs) -> Result<()> {
     let t = Instant::now();
     let initramfs = initramfs::build(&work, &agent, &guest)?;
     let initramfs_time = t.elapsed();
+    let libraries: Vec<String> = initramfs.libraries.iter().map(|l| l.display().to_string()).collect();
     println!(
-        "kernel-matrix: built in {:.1} s; initramfs {} ({}) in {:.1} s",
+        "kernel-matrix: release binaries ready in {:.1} s (agent {}, checker {}); initramfs {} ({}) in {:.1} s, \
+         with {}",
         build_time.as_secs_f64(),
-        initramfs.display(),
-        kernel::mib(&initramfs),
-        initramfs_time.as_secs_f64()
+        agent.display(),
+        guest.display(),
+        initramfs.path.display(),
+        kernel::mib(&initramfs.path),
+        initramfs_time.as_secs_f64(),
+        if libraries.is_empty() { "no shared library (static binaries)".to_owned() } else { libraries.join(", ") }
     );
 
     let mut outcomes = Vec::new();
     for k in kernels {
-        outcomes.push(run_kernel(k, &initramfs, &work));
+        outcomes.push(run_kernel(k, &initramfs.path, &work));
     }
     if !args.no_host {
         outcomes.push(run_host(&agent, &guest, &work));
@@ -91,7 +97,7 @@ pub fn run(args: &MatrixArgs) -> Result<()> {
 
     println!("\nkernel-matrix: results");
     println!(
-        "  static builds (docker-listener, vm-guest): {:.1} s; initramfs: {:.1} s",
+        "  release binaries (docker-listener, vm-guest): {:.1} s; initramfs: {:.1} s",
         build_time.as_secs_f64(),
         initramfs_time.as_secs_f64()
     );
@@ -110,20 +116,12 @@ pub fn run(args: &MatrixArgs) -> Result<()> {
     Ok(())
 }
 
-/// Builds the agent (unless given) and the checker for the static target, in one cargo run.
+/// The agent (unless given) and the checker: this machine's release builds, made by the same
+/// cargo commands as `cargo xtask build` and the benchmarks' (`--package docker-listener`, then
+/// `--package xtask`), so that cargo finds them up to date when those ran first. Two commands,
+/// not one: one command for both packages would build their shared dependencies with the union
+/// of their features, that is a second time.
 fn build(agent: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
-    let mut cmd = vec!["build", "--release", "--target", STATIC_TARGET, "--package", "xtask", "--bin", "vm-guest"];
-    if agent.is_none() {
-        cmd.extend(["--package", "docker-listener", "--bin", "docker-listener"]);
-    }
-    util::cargo(&cmd).with_context(|| {
-        format!(
-            "building the static binaries for the VMs ({STATIC_TARGET}) failed (see above). A libc \
-             function whose flags are c_int on glibc and c_uint on musl (sendmmsg, recvmmsg) needs \
-             `flags as _`; a missing target: rustup target add {STATIC_TARGET}"
-        )
-    })?;
-    let dir = PathBuf::from("target").join(STATIC_TARGET).join("release");
     let agent = match agent {
         Some(a) => {
             if !a.is_file() {
@@ -131,9 +129,15 @@ fn build(agent: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
             }
             a.to_owned()
         }
-        None => dir.join("docker-listener"),
+        None => {
+            util::cargo(&["build", "--release", "--package", "docker-listener"])
+                .context("building the agent (target/release/docker-listener) failed (see above)")?;
+            PathBuf::from("target/release/docker-listener")
+        }
     };
-    Ok((agent, dir.join("vm-guest")))
+    util::cargo(&["build", "--release", "--package", "xtask", "--bin", "vm-guest"])
+        .context("building the checker (target/release/vm-guest) failed (see above)")?;
+    Ok((agent, PathBuf::from("target/release/vm-guest")))
 }
 
 fn run_kernel(k: &kernel::Kernel, initramfs: &Path, work: &Path) -> Outcome {
