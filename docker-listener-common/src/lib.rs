@@ -44,6 +44,8 @@ pub enum RecordKind {
     Exit = 120,
     /// connect / bind / listen / accept.
     Socket = 200,
+    /// An io_uring instance was created (`io_uring_setup`).
+    IoUring = 210,
     /// A container cgroup was created (and is now traced) or removed.
     Cgroup = 300,
 }
@@ -56,6 +58,7 @@ impl TryFrom<u32> for RecordKind {
             110 => RecordKind::Fork,
             120 => RecordKind::Exit,
             200 => RecordKind::Socket,
+            210 => RecordKind::IoUring,
             300 => RecordKind::Cgroup,
             other => return Err(other),
         })
@@ -97,6 +100,11 @@ pub mod flags {
     pub const REMOTE_UNAVAILABLE: u32 = 8;
     /// The socket's kernel state (type, protocol, local address) could not be read.
     pub const SOCKET_UNAVAILABLE: u32 = 16;
+    /// The call came through the 32-bit (ia32) system call ABI.
+    pub const COMPAT: u32 = 32;
+    /// No system call: a TCP connection seen by its state change (io_uring, or another path
+    /// that makes no connect(2)).
+    pub const TCP_STATE: u32 = 64;
 }
 
 /// Bits of `ExeFile::flags`: how the walk from the executed file to the task's root ended.
@@ -269,6 +277,24 @@ pub struct SocketRecord {
     pub _pad2: u32,
 }
 
+/// An io_uring instance made by a traced process: what it may do through the ring (beyond TCP
+/// connects) no system call shows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct IoUringRecord {
+    pub header: RecordHeader,
+    pub start_ns: u64,
+    pub exec_id: u64,
+    pub fd: i32,
+    pub sq_entries: u32,
+    pub cq_entries: u32,
+    /// `IORING_SETUP_*` flags.
+    pub setup_flags: u32,
+    /// `flags` bits (COMPAT).
+    pub flags: u32,
+    pub _pad: u32,
+}
+
 pub mod cgroup_op {
     pub const MKDIR: u32 = 1;
     pub const RMDIR: u32 = 2;
@@ -302,6 +328,8 @@ pub struct KernelOffsets {
     pub task_fs: u32,
     pub task_self_exec_id: u32,
     pub task_parent_exec_id: u32,
+    /// `task_struct.thread_info.status` (x86: `TS_COMPAT` is set while a 32-bit syscall runs).
+    pub task_ti_status: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
     pub files_fdt: u32,
@@ -383,6 +411,7 @@ mod user {
     unsafe impl aya::Pod for super::ExitRecord {}
     unsafe impl aya::Pod for super::SocketRecord {}
     unsafe impl aya::Pod for super::CgroupRecord {}
+    unsafe impl aya::Pod for super::IoUringRecord {}
     unsafe impl aya::Pod for super::ProbeConfig {}
 }
 
@@ -405,12 +434,20 @@ mod tests {
         assert_eq!(size_of::<SocketRecord>(), 40 + 4 + 4 + 8 + 8 + 8 + 2 + 2 + 4 + 4 + 4 + 24 + 24 + UNIX_PATH_CAP + 4);
         assert!(EXE_PATH_MASK + 1 + EXE_NAME_MAX <= EXE_PATH_CAP && (EXE_PATH_MASK + 1).is_power_of_two());
         assert_eq!(size_of::<CgroupRecord>(), 40 + 4 + 4 + 8 + CGROUP_PATH_CAP);
+        assert_eq!(size_of::<IoUringRecord>(), 40 + 8 + 8 + 4 * 6);
         assert!(ARGS_CAP.is_power_of_two());
     }
 
     #[test]
     fn kinds_round_trip() {
-        for k in [RecordKind::Exec, RecordKind::Fork, RecordKind::Exit, RecordKind::Socket, RecordKind::Cgroup] {
+        for k in [
+            RecordKind::Exec,
+            RecordKind::Fork,
+            RecordKind::Exit,
+            RecordKind::Socket,
+            RecordKind::IoUring,
+            RecordKind::Cgroup,
+        ] {
             assert_eq!(RecordKind::try_from(k as u32), Ok(k));
         }
         assert_eq!(RecordKind::try_from(7), Err(7));

@@ -84,10 +84,14 @@ fn on_exec(ctx: &TracePointContext) {
     // sched_process_exec: __data_loc char[] filename at 8, pid_t pid at 12, pid_t old_pid at 16.
     // (The leader's enter-time entry is deleted by its execve exit, which sees success.)
 
+    // Which ABI the execve came through: its entry, kept at the enter (TS_COMPAT says only what
+    // the new image is: exec sets it for a 32-bit program whatever the caller was).
+    let abi = unsafe { PENDING_EXEC.get(&bpf_get_current_pid_tgid()) }.map_or(0, |p| p.flags & flags::COMPAT);
     let Some((mut entry, header)) = reserve::<ExecRecord>(RecordKind::Exec) else { return };
     let r = entry.as_mut_ptr();
     unsafe {
         fill_common(r, header, 0);
+        (*r).flags |= abi;
         let loc: u32 = ctx.read_at(8).unwrap_or(0);
         let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
         let n = bpf_probe_read_kernel_str((*r).filename.as_mut_ptr().cast(), FILENAME_CAP as u32, src.cast());
@@ -174,10 +178,13 @@ fn remember(ctx: &TracePointContext, filename_at: usize, argv_at: usize) {
     if !traced() {
         return;
     }
-    let pending = PendingExec {
-        filename: unsafe { ctx.read_at(filename_at) }.unwrap_or(0),
-        argv: unsafe { ctx.read_at(argv_at) }.unwrap_or(0),
-    };
+    remember_args(unsafe { ctx.read_at(filename_at) }.unwrap_or(0), unsafe { ctx.read_at(argv_at) }.unwrap_or(0), 0);
+}
+
+/// Keeps an execve's filename and argv pointers until its exit (`flags::COMPAT`: 32-bit ones).
+#[inline(always)]
+pub fn remember_args(filename: u64, argv: u64, flags: u32) {
+    let pending = PendingExec { filename, argv, flags, _pad: 0 };
     if PENDING_EXEC.insert(&bpf_get_current_pid_tgid(), &pending, 0).is_err() {
         bump_loss(loss::PENDING_MAP_FULL);
     }
@@ -197,10 +204,15 @@ pub fn sys_exit_execveat(ctx: TracePointContext) -> u32 {
 
 /// Reports a failed exec; a successful one was reported by sched_process_exec.
 fn on_exit(ctx: &TracePointContext) {
+    report_failure(unsafe { ctx.read_at(16) }.unwrap_or(0));
+}
+
+/// The exit of the execve in flight on this thread, if any: reports it if it failed.
+#[inline(always)]
+pub fn report_failure(ret: i64) {
     let key = bpf_get_current_pid_tgid();
     let Some(pending) = (unsafe { PENDING_EXEC.get(&key) }).copied() else { return };
     let _ = PENDING_EXEC.remove(&key);
-    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
     if ret >= 0 {
         return;
     }
@@ -208,6 +220,7 @@ fn on_exit(ctx: &TracePointContext) {
     let r = entry.as_mut_ptr();
     unsafe {
         fill_common(r, header, ret as i32);
+        (*r).flags |= pending.flags;
         // Nothing was executed: only the path the caller gave is known.
         (*r).exe = ExeFile { flags: exe_flags::UNAVAILABLE, ..ExeFile::default() };
         let n = bpf_probe_read_user_str(
@@ -220,14 +233,37 @@ fn on_exit(ctx: &TracePointContext) {
         } else {
             bump_loss(loss::FILENAME_READ);
         }
-        read_args_from_argv(r, pending.argv as *const u64);
+        if pending.flags & flags::COMPAT != 0 {
+            read_args_from_argv::<u32>(r, pending.argv);
+        } else {
+            read_args_from_argv::<u64>(r, pending.argv);
+        }
     }
     submit(entry);
 }
 
-/// argv from the user's pointer array (the image that called execve is still mapped).
+/// A user pointer as a 64-bit or a 32-bit program stores it.
+pub trait UserPtr: Copy + Default {
+    fn addr(self) -> u64;
+}
+
+impl UserPtr for u64 {
+    fn addr(self) -> u64 {
+        self
+    }
+}
+
+impl UserPtr for u32 {
+    fn addr(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+/// argv from the user's pointer array (the image that called execve is still mapped), whose
+/// pointers are `P`s (a 32-bit caller's are 4 bytes).
 #[inline(always)]
-unsafe fn read_args_from_argv(r: *mut ExecRecord, argv: *const u64) {
+unsafe fn read_args_from_argv<P: UserPtr>(r: *mut ExecRecord, argv: u64) {
+    let argv = argv as *const P;
     unsafe {
         if argv.is_null() {
             return;
@@ -238,12 +274,14 @@ unsafe fn read_args_from_argv(r: *mut ExecRecord, argv: *const u64) {
         }
         let mut off: usize = 0;
         for i in 0..MAX_ARGV_ENTRIES {
-            let mut p: u64 = 0;
-            if bpf_probe_read_user((&mut p as *mut u64).cast(), 8, argv.wrapping_add(i).cast()) != 0 {
+            let mut ptr = P::default();
+            if bpf_probe_read_user((&mut ptr as *mut P).cast(), size_of::<P>() as u32, argv.wrapping_add(i).cast()) != 0
+            {
                 (*r).flags |= flags::ARGS_UNAVAILABLE;
                 bump_loss(loss::ARGS_READ);
                 break;
             }
+            let p = ptr.addr();
             if p == 0 {
                 break;
             }

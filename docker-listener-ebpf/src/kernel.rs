@@ -59,6 +59,16 @@ pub unsafe fn exec_id(task: *const u8) -> u64 {
     u64::from(unsafe { read::<u32>(task, config!(offsets.task_self_exec_id)) }.unwrap_or(0))
 }
 
+/// x86's `TS_COMPAT`: set in `thread_info.status` while a 32-bit (ia32) system call runs, whether
+/// it came from a 32-bit program or from `int $0x80` in a 64-bit one.
+pub const TS_COMPAT: u32 = 0x0002;
+
+/// Whether `task` is in a 32-bit system call.
+#[inline(always)]
+pub unsafe fn in_compat_syscall(task: *const u8) -> bool {
+    offsets_valid() && unsafe { read::<u32>(task, config!(offsets.task_ti_status)) }.unwrap_or(0) & TS_COMPAT != 0
+}
+
 /// `task->parent_exec_id`: the parent's `self_exec_id` when it forked this task.
 #[inline(always)]
 pub unsafe fn parent_exec_id(task: *const u8) -> u64 {

@@ -5,7 +5,9 @@
 #![no_main]
 
 mod cgroup;
+mod compat;
 mod exec;
+mod iouring;
 mod kernel;
 mod maps;
 mod path;

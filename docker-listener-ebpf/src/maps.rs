@@ -53,6 +53,9 @@ pub static PENDING_SOCK: HashMap<u64, PendingSock> = HashMap::with_max_entries(8
 pub struct PendingExec {
     pub filename: u64,
     pub argv: u64,
+    /// `flags::COMPAT` when the call came through the 32-bit ABI (argv holds 32-bit pointers).
+    pub flags: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -60,6 +63,9 @@ pub struct PendingExec {
 pub struct PendingSock {
     pub op: u32,
     pub fd: i32,
+    /// `flags::COMPAT` when the call came through the 32-bit ABI.
+    pub flags: u32,
+    pub _pad: u32,
     /// User pointer to the sockaddr (connect, bind, accept) or 0.
     pub addr: u64,
     /// connect/bind: the address length; accept: a user pointer to it; listen: the backlog.

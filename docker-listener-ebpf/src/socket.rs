@@ -3,6 +3,9 @@
 //! syscall enter/exit pairs keyed by pid_tgid: the enter side remembers the arguments, the exit
 //! side reports them with the result and what the kernel knows of the socket afterwards (type,
 //! protocol, local address, and for accept the peer).
+//!
+//! The `syscalls:sys_*` tracepoints here see the native (x86-64) system calls; `compat.rs` feeds
+//! the same `remember`/`report` with the 32-bit ones.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
     macros::tracepoint,
@@ -28,7 +31,13 @@ fn enter(ctx: &TracePointContext, op: u32) {
     } else {
         (unsafe { ctx.read_at::<u64>(24) }.unwrap_or(0), unsafe { ctx.read_at::<u64>(32) }.unwrap_or(0))
     };
-    let pending = PendingSock { op, fd: fd as i32, addr, len };
+    remember(op, fd as i32, addr, len, 0);
+}
+
+/// Keeps a socket call's arguments until its exit (`flags` marks the ABI).
+#[inline(always)]
+pub fn remember(op: u32, fd: i32, addr: u64, len: u64, flags: u32) {
+    let pending = PendingSock { op, fd, flags, _pad: 0, addr, len };
     if PENDING_SOCK.insert(&bpf_get_current_pid_tgid(), &pending, 0).is_err() {
         bump_loss(loss::PENDING_MAP_FULL);
     }
@@ -36,10 +45,16 @@ fn enter(ctx: &TracePointContext, op: u32) {
 
 #[inline(always)]
 fn exit(ctx: &TracePointContext) {
+    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    report(ret);
+}
+
+/// Reports the socket call in flight on this thread, if any, with its result.
+#[inline(always)]
+pub fn report(ret: i64) {
     let key = bpf_get_current_pid_tgid();
     let Some(p) = (unsafe { PENDING_SOCK.get(&key) }).copied() else { return };
     let _ = PENDING_SOCK.remove(&key);
-    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
     let Some((mut entry, header)) = reserve::<SocketRecord>(RecordKind::Socket) else { return };
     let r = entry.as_mut_ptr();
     unsafe {
@@ -51,7 +66,7 @@ fn exit(ctx: &TracePointContext) {
         (*r).exec_id = exec_id(current_task());
         (*r).sock_type = 0;
         (*r).protocol = 0;
-        (*r).flags = 0;
+        (*r).flags = p.flags;
         (*r).backlog = if p.op == sock_op::LISTEN { p.len as i32 } else { 0 };
         (*r).unix_path_len = 0;
         (*r)._pad2 = 0;
@@ -153,29 +168,30 @@ const SOCK_TYPE_MASK: u16 = 0xf;
 const SOCK_RAW: u64 = 3;
 const AF_PACKET: u64 = 17;
 
-/// socket(family at 16, type at 24, protocol at 32): only raw IP sockets and packet sockets are
-/// reported (what sniffing and forging packets take; netlink's SOCK_RAW is plumbing), and the
-/// arguments are checked before anything else, so every other socket() of the host costs a few
-/// instructions here and a map lookup at the exit.
+/// socket(family at 16, type at 24, protocol at 32).
 #[tracepoint]
 pub fn sys_enter_socket(ctx: TracePointContext) -> u32 {
     let family: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
     let sock_type: u64 = unsafe { ctx.read_at(24) }.unwrap_or(0);
+    let protocol: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
+    remember_socket(family, sock_type, protocol, 0);
+    0
+}
+
+/// Only raw IP sockets and packet sockets are reported (what sniffing and forging packets take;
+/// netlink's SOCK_RAW is plumbing), and the arguments are checked before anything else, so every
+/// other socket() of the host costs a few instructions here and a map lookup at the exit.
+#[inline(always)]
+pub fn remember_socket(family: u64, sock_type: u64, protocol: u64, flags: u32) {
     let raw_ip = sock_type & u64::from(SOCK_TYPE_MASK) == SOCK_RAW
         && (family == u64::from(AF_INET) || family == u64::from(AF_INET6));
     if !raw_ip && family != AF_PACKET {
-        return 0;
+        return;
     }
     if !traced() {
-        return 0;
+        return;
     }
-    let protocol: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
-    let pending =
-        PendingSock { op: sock_op::SOCKET, fd: -1, addr: family, len: (sock_type << 32) | (protocol & 0xffff) };
-    if PENDING_SOCK.insert(&bpf_get_current_pid_tgid(), &pending, 0).is_err() {
-        bump_loss(loss::PENDING_MAP_FULL);
-    }
-    0
+    remember(sock_op::SOCKET, -1, family, (sock_type << 32) | (protocol & 0xffff), flags);
 }
 
 #[tracepoint]

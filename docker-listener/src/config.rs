@@ -97,6 +97,11 @@ pub struct EbpfConfig {
     pub accept: bool,
     /// socket(2) creating a raw (SOCK_RAW) or packet (AF_PACKET) socket.
     pub raw_sockets: bool,
+    /// The 32-bit (ia32) system call ABI's execs and socket calls (x86-64): programs on every
+    /// system call of the host, whose first instructions reject all but a few.
+    pub compat: bool,
+    /// TCP connects that make no connect(2) (io_uring), and each io_uring setup.
+    pub io_uring: bool,
     /// Bytes of argv captured per exec (the rest is cut and the event marked).
     pub argv_max_bytes: u32,
     /// Arguments kept per exec.
@@ -137,6 +142,8 @@ impl Default for EbpfConfig {
             listen: true,
             accept: true,
             raw_sockets: true,
+            compat: true,
+            io_uring: true,
             argv_max_bytes: 1024,
             argv_max_args: 64,
             trace_host: false,

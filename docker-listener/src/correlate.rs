@@ -20,8 +20,8 @@ use bytes::Bytes;
 
 use crate::{
     config::EbpfConfig,
-    ebpf::record::{Exec, Meta, Record, Socket},
-    ecs::{Body, Clock, Event, ExecBody, Inventory, Lineup, ProcRef, SocketBody, socket},
+    ebpf::record::{Exec, Meta, Record},
+    ecs::{Body, Clock, Event, ExecBody, Inventory, IoUringBody, Lineup, ProcRef, SocketBody, socket},
     inventory,
     labels::LabelBudget,
     procs::{Image, Lineage, ProcessTable},
@@ -179,28 +179,33 @@ impl Correlator {
                     self.counters.filtered += 1;
                     return;
                 }
-                let process = self.process_of(&s);
+                let process = self.process_of(&s.meta, s.start_ns, s.exec_id);
                 let event = Event::new(s.meta, self.clock, Body::Socket(SocketBody::new(&s, process)));
                 self.route(s.meta.cgroup_id, s.meta.tgid, event, now, out, req);
+            }
+            Record::IoUring(u) => {
+                let process = self.process_of(&u.meta, u.start_ns, u.exec_id);
+                let event = Event::new(u.meta, self.clock, Body::IoUring(IoUringBody::new(&u, process)));
+                self.route(u.meta.cgroup_id, u.meta.tgid, event, now, out, req);
             }
         }
     }
 
-    /// The process a socket record came from, running the image it ran when it made the call:
-    /// from the table, else from /proc when the pid still names it (and remembered).
-    fn process_of(&mut self, s: &Socket) -> ProcRef {
-        if let Some(p) = self.procs.instance(s.meta.tgid, s.start_ns) {
-            return match p.image_at(s.exec_id) {
+    /// The process a record came from (`meta`, started at `start_ns`), running the image it ran
+    /// at `exec_id`: from the table, else from /proc when the pid still names it (and remembered).
+    fn process_of(&mut self, meta: &Meta, start_ns: u64, exec_id: u64) -> ProcRef {
+        if let Some(p) = self.procs.instance(meta.tgid, start_ns) {
+            return match p.image_at(exec_id) {
                 Some(i) if !Arc::ptr_eq(i, p.image()) => ProcRef::of(&p.lineage.with_image(i.clone())),
                 _ => ProcRef::of(&p.lineage),
             };
         }
-        let p = match self.procs.read_proc(s.meta.tgid, s.meta.cgroup_id, Some(s.start_ns)) {
+        let p = match self.procs.read_proc(meta.tgid, meta.cgroup_id, Some(start_ns)) {
             Some(p) => p,
-            None => self.procs.placeholder(s.meta.tgid, s.start_ns, s.meta.cgroup_id),
+            None => self.procs.placeholder(meta.tgid, start_ns, meta.cgroup_id),
         };
         let r = ProcRef::of(&p.lineage);
-        if !self.cfg.trace_host || self.registry.lookup(s.meta.cgroup_id) != Lookup::Unknown {
+        if !self.cfg.trace_host || self.registry.lookup(meta.cgroup_id) != Lookup::Unknown {
             self.procs.insert(p);
         }
         r
@@ -454,6 +459,7 @@ pub fn exec_body(procs: &mut ProcessTable, e: Exec, cgroups: &[u64]) -> ExecBody
         filename,
         exe,
         args,
+        compat,
     } = e;
     // Without the kernel's answer (no BTF): the path given, else the kernel's comm.
     let said = if filename.is_empty() { comm.as_str() } else { filename.as_str() };
@@ -481,7 +487,7 @@ pub fn exec_body(procs: &mut ProcessTable, e: Exec, cgroups: &[u64]) -> ExecBody
         };
         Arc::new(Lineage::new(meta.tgid, procs.entity_id(meta.tgid, start_ns), image.clone(), meta.cgroup_id, parent))
     };
-    ExecBody { lineup: Lineup::of(&lineage, cgroups), uid, gid, ret, args, filename, comm, exe }
+    ExecBody { lineup: Lineup::of(&lineage, cgroups), uid, gid, ret, args, filename, comm, exe, compat }
 }
 
 #[cfg(test)]
@@ -506,6 +512,7 @@ mod tests {
             filename: "/bin/sh".into(),
             exe: Some(ExeFile { path: "/bin/busybox".into(), ino: 5, ..ExeFile::default() }),
             args: Args { args: vec!["sh".into()], ..Args::default() },
+            compat: false,
         })
     }
 

@@ -229,7 +229,21 @@ fn ebpf(cfg: &Config) -> Vec<Check> {
             "not mounted: run `mount -t tracefs tracefs /sys/kernel/tracing` (eBPF events need it)",
         ),
     });
-    out.push(match EbpfProbes::load(&cfg.ebpf) {
+    let loaded = EbpfProbes::load(&cfg.ebpf);
+    if let Ok(p) = &loaded {
+        for door in &p.doors {
+            out.push(check(
+                door.name,
+                match door.state {
+                    crate::ebpf::attach::DoorState::Active => Status::Ok,
+                    _ => Status::Warn,
+                },
+                door.to_string(),
+            ));
+        }
+        out.push(check("blind spots", Status::Ok, crate::ebpf::attach::ALWAYS_BLIND));
+    }
+    out.push(match loaded {
         Ok(p) => match &p.degraded {
             None => check(
                 "ebpf programs",

@@ -120,6 +120,13 @@ impl Monitor {
         if let Some(why) = &self.probes.degraded {
             tracing::warn!(reason = %why, "eBPF runs degraded: no parent pids, argv, socket details or fork records");
         }
+        for door in &self.probes.doors {
+            match door.state {
+                crate::ebpf::attach::DoorState::Active => tracing::info!("seen: {door}"),
+                _ => tracing::warn!("not seen: {door}"),
+            }
+        }
+        tracing::info!("not seen on any kernel: {}", crate::ebpf::attach::ALWAYS_BLIND);
         let mount = registry::cgroup2_mount();
         if mount.is_none() {
             tracing::warn!(

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const DOCKER_TYPES: [&str; 11] =
     ["container", "image", "network", "volume", "plugin", "service", "node", "secret", "config", "daemon", "other"];
 /// Process and socket event actions counted one by one.
-pub const EBPF_ACTIONS: [&str; 8] =
-    ["exec", "connect", "bind", "listen", "accept", "socket", "process-running", "socket-listening"];
+pub const EBPF_ACTIONS: [&str; 9] =
+    ["exec", "connect", "bind", "listen", "accept", "socket", "io_uring_setup", "process-running", "socket-listening"];
 
 macro_rules! counters {
     ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {

@@ -391,7 +391,8 @@ pub fn until_listening(port: u16) -> String {
 
 /// The small C programs of tests/programs, built static (they run inside the busybox test
 /// image, which has no libc) once per test binary into the target's scratch directory; mount
-/// the directory in a container with `-v <dir>:/t:ro` and run `/t/<name>`.
+/// the directory in a container with `-v <dir>:/t:ro` and run `/t/<name>`. `NAME_32.c` is built
+/// for i386 (`-m32`: Debian's gcc-multilib), the 32-bit system call ABI's tests.
 pub fn programs() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
@@ -404,12 +405,14 @@ pub fn programs() -> &'static Path {
                 continue;
             }
             let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let m32: &[&str] = if name.ends_with("_32") { &["-m32"] } else { &[] };
             let built = Command::new("gcc")
+                .args(m32)
                 .args(["-O2", "-static", "-Wall", "-o"])
                 .arg(out.join(&name))
                 .arg(&path)
                 .output()
-                .expect("gcc (the tests build their C programs with it)");
+                .expect("gcc (the tests build their C programs with it; cargo xtask setup installs gcc-multilib)");
             assert!(built.status.success(), "building {}: {}", path.display(), String::from_utf8_lossy(&built.stderr));
         }
         out

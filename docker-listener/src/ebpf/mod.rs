@@ -1,6 +1,7 @@
 //! The eBPF source: loads docker-listener-ebpf's programs with this run's settings (which
 //! probes, argv limits, ring size, container cgroup prefixes, kernel struct offsets from BTF),
 //! attaches them, and gives the monitor the ring buffer and the maps.
+pub mod attach;
 pub mod offsets;
 pub mod record;
 
@@ -9,7 +10,6 @@ use std::{io, path::Path};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, TracePoint},
 };
 use docker_listener_common::{PREFIX_CAP, PREFIXES, ProbeConfig, loss};
 use tokio::io::unix::AsyncFd;
@@ -73,55 +73,6 @@ impl EbpfError {
     }
 }
 
-/// Which probe a tracepoint program belongs to.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Probe {
-    /// Always on: container cgroups and the process tree.
-    Core,
-    Exec,
-    Connect,
-    Bind,
-    Listen,
-    Accept,
-    RawSocket,
-}
-
-/// (program, tracepoint category, tracepoint name, probe).
-const TRACEPOINTS: &[(&str, &str, &str, Probe)] = &[
-    ("cgroup_mkdir", "cgroup", "cgroup_mkdir", Probe::Core),
-    ("cgroup_rmdir", "cgroup", "cgroup_rmdir", Probe::Core),
-    ("sched_process_exit", "sched", "sched_process_exit", Probe::Core),
-    ("sched_process_exec", "sched", "sched_process_exec", Probe::Exec),
-    ("sys_enter_execve", "syscalls", "sys_enter_execve", Probe::Exec),
-    ("sys_exit_execve", "syscalls", "sys_exit_execve", Probe::Exec),
-    ("sys_enter_execveat", "syscalls", "sys_enter_execveat", Probe::Exec),
-    ("sys_exit_execveat", "syscalls", "sys_exit_execveat", Probe::Exec),
-    ("sys_enter_connect", "syscalls", "sys_enter_connect", Probe::Connect),
-    ("sys_exit_connect", "syscalls", "sys_exit_connect", Probe::Connect),
-    ("sys_enter_bind", "syscalls", "sys_enter_bind", Probe::Bind),
-    ("sys_exit_bind", "syscalls", "sys_exit_bind", Probe::Bind),
-    ("sys_enter_listen", "syscalls", "sys_enter_listen", Probe::Listen),
-    ("sys_exit_listen", "syscalls", "sys_exit_listen", Probe::Listen),
-    ("sys_enter_accept", "syscalls", "sys_enter_accept", Probe::Accept),
-    ("sys_exit_accept", "syscalls", "sys_exit_accept", Probe::Accept),
-    ("sys_enter_accept4", "syscalls", "sys_enter_accept4", Probe::Accept),
-    ("sys_exit_accept4", "syscalls", "sys_exit_accept4", Probe::Accept),
-    ("sys_enter_socket", "syscalls", "sys_enter_socket", Probe::RawSocket),
-    ("sys_exit_socket", "syscalls", "sys_exit_socket", Probe::RawSocket),
-];
-
-fn enabled(p: Probe, cfg: &EbpfConfig) -> bool {
-    match p {
-        Probe::Core => true,
-        Probe::Exec => cfg.exec,
-        Probe::Connect => cfg.connect,
-        Probe::Bind => cfg.bind,
-        Probe::Listen => cfg.listen,
-        Probe::Accept => cfg.accept,
-        Probe::RawSocket => cfg.raw_sockets,
-    }
-}
-
 /// Loaded and attached programs, ready to be drained.
 pub struct EbpfProbes {
     /// Owns the programs and their links: dropping it detaches everything.
@@ -134,6 +85,8 @@ pub struct EbpfProbes {
     loss: PerCpuArray<MapData, u64>,
     /// Programs attached, for the log.
     pub attached: Vec<&'static str>,
+    /// The ways activity reaches the agent here, and which are open (`attach`).
+    pub doors: Vec<attach::Door>,
     /// Why parts are degraded (no BTF: no ppid/argv/socket details/fork records).
     pub degraded: Option<String>,
 }
@@ -169,17 +122,9 @@ impl EbpfProbes {
         }
         pc.exit_group_dead = exit_group_dead_offset().unwrap_or(0);
         let mut degraded = None;
-        match offsets::resolve(Path::new(offsets::VMLINUX_BTF)) {
-            Ok(o) => {
-                if o.exe_valid == 0 {
-                    tracing::warn!(
-                        "exec events name only the path given to execve, not the executed file: the kernel's BTF \
-                         lacks a member of the walk ({})",
-                        offsets::exe_walk_missing(Path::new(offsets::VMLINUX_BTF)).unwrap_or_default()
-                    );
-                }
-                pc.offsets = o;
-            }
+        let vmlinux = Path::new(offsets::VMLINUX_BTF);
+        match offsets::resolve(vmlinux) {
+            Ok(o) => pc.offsets = o,
             Err(e) => degraded = Some(e.to_string()),
         }
         let btf = Btf::from_sys_fs().ok();
@@ -189,46 +134,19 @@ impl EbpfProbes {
             .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
             .load(OBJECT)
             .map_err(EbpfError::from_load)?;
-
-        let mut attached = Vec::new();
-        for &(prog, category, name, probe) in TRACEPOINTS {
-            if !enabled(probe, cfg) {
-                continue;
-            }
-            let program: &mut TracePoint = ebpf
-                .program_mut(prog)
-                .ok_or(EbpfError::Missing("tracepoint program"))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
-            program.load().map_err(EbpfError::from_load)?;
-            program.attach(category, name).map_err(|e| {
-                if !Path::new("/sys/kernel/tracing/events").exists()
-                    && !Path::new("/sys/kernel/debug/tracing/events").exists()
-                {
-                    EbpfError::NoTracefs
-                } else {
-                    EbpfError::Attach { program: prog, detail: format!("{e}: {e:?}") }
-                }
-            })?;
-            attached.push(prog);
-        }
-        // Fork records need the BTF-typed tracepoint (the child's tgid) and the offsets.
-        match (&btf, degraded.is_none()) {
-            (Some(btf), true) => {
-                let program: &mut BtfTracePoint = ebpf
-                    .program_mut("sched_process_fork")
-                    .ok_or(EbpfError::Missing("sched_process_fork"))?
-                    .try_into()
-                    .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
-                program.load("sched_process_fork", btf).map_err(EbpfError::from_load)?;
-                program
-                    .attach()
-                    .map_err(|e| EbpfError::Attach { program: "sched_process_fork", detail: format!("{e}: {e:?}") })?;
-                attached.push("sched_process_fork");
-            }
-            _ => {
-                degraded.get_or_insert_with(|| "the kernel has no BTF".into());
-            }
+        let kernel = attach::Kernel {
+            btf: btf.as_ref(),
+            offsets: degraded.is_none(),
+            exe_walk: if pc.offsets.exe_valid == 1 {
+                Ok(())
+            } else {
+                Err(offsets::exe_walk_missing(vmlinux).unwrap_or_else(|| "the kernel has no BTF".into()))
+            },
+            compat_status: pc.offsets.task_ti_status != 0,
+        };
+        let (attached, doors) = attach::attach(&mut ebpf, cfg, &kernel)?;
+        if btf.is_none() {
+            degraded.get_or_insert_with(|| "the kernel has no BTF".into());
         }
 
         let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(EbpfError::Missing(name));
@@ -242,7 +160,7 @@ impl EbpfProbes {
         // AsyncFd (which owns the RingBuf) lives.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| EbpfError::Ring(e.into()))?;
-        let probes = EbpfProbes { _ebpf: ebpf, ring, containers, wakeup, seq, loss, attached, degraded };
+        let probes = EbpfProbes { _ebpf: ebpf, ring, containers, wakeup, seq, loss, attached, doors, degraded };
         drop(btf);
         release_freed_heap();
         Ok(probes)
@@ -284,19 +202,7 @@ impl EbpfProbes {
 /// file in tracefs ("field:bool group_dead;\toffset:32;\tsize:1;..."); `None` on kernels
 /// whose record has no such field (before 6.16).
 fn exit_group_dead_offset() -> Option<u32> {
-    let format = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .iter()
-        .find_map(|t| std::fs::read_to_string(format!("{t}/events/sched/sched_process_exit/format")).ok())?;
-    parse_field_offset(&format, "group_dead")
-}
-
-/// A field's offset in a tracepoint format file.
-fn parse_field_offset(format: &str, field: &str) -> Option<u32> {
-    let line = format.lines().find(|l| {
-        l.trim_start().starts_with("field:")
-            && l.split(';').next().is_some_and(|decl| decl.ends_with(&format!(" {field}")))
-    })?;
-    line.split(';').find_map(|part| part.trim().strip_prefix("offset:")).and_then(|v| v.trim().parse().ok())
+    attach::parse_field_offset(&attach::format_file("sched", "sched_process_exit")?, "group_dead")
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so loading does not fail there.
@@ -311,7 +217,7 @@ fn raise_memlock_limit() {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{attach::parse_field_offset, *};
 
     #[test]
     fn group_dead_offset_is_read_from_the_tracepoint_format() {

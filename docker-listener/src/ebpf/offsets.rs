@@ -134,6 +134,8 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetsError> {
         sk_v6_daddr: sk("skc_v6_daddr").unwrap_or(0),
         sk_v6_rcv_saddr: sk("skc_v6_rcv_saddr").unwrap_or(0),
         task_self_exec_id: r.offset("task_struct", &["self_exec_id"])?,
+        // x86's thread_info, embedded in task_struct: only the 32-bit programs read it.
+        task_ti_status: r.offset("task_struct", &["thread_info", "status"]).unwrap_or(0),
         task_parent_exec_id: r.offset("task_struct", &["parent_exec_id"])?,
         ..KernelOffsets::default()
     };
@@ -143,6 +145,13 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetsError> {
         o.exe_valid = 1;
     }
     Ok(o)
+}
+
+/// The offsets of the `struct pt_regs` members the 32-bit programs read.
+pub fn pt_regs(path: &Path) -> Result<Vec<(&'static str, u32)>, OffsetsError> {
+    let btf = Btf::from_file(path).map_err(|e| OffsetsError::Btf(e.to_string()))?;
+    let r = Resolver { btf };
+    ["bx", "cx", "dx", "orig_ax"].into_iter().map(|f| Ok((f, r.offset("pt_regs", &[f])?))).collect()
 }
 
 /// Why exec events cannot name the executed file on this kernel (a member of the walk missing
@@ -207,5 +216,6 @@ mod tests {
         assert_eq!(o.path_dentry, o.path_mnt + 8, "struct path is {{ mnt, dentry }}");
         assert_eq!(o.qstr_name, 8, "qstr: hash_len, then name");
         assert!(o.task_parent_exec_id != o.task_self_exec_id && o.task_self_exec_id > 0);
+        assert!(o.task_ti_status > 0 && o.task_ti_status < 64, "thread_info comes first in task_struct");
     }
 }

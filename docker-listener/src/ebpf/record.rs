@@ -3,8 +3,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use docker_listener_common as common;
 use docker_listener_common::{
-    CgroupRecord, ExecRecord, ExitRecord, ForkRecord, RecordHeader, RecordKind, SockAddr, SocketRecord, exe_flags,
-    flags,
+    CgroupRecord, ExecRecord, ExitRecord, ForkRecord, IoUringRecord, RecordHeader, RecordKind, SockAddr, SocketRecord,
+    exe_flags, flags,
 };
 
 /// What every record says about where it came from.
@@ -82,6 +82,8 @@ pub struct Exec {
     /// The file that runs now; `None` for a failed exec, or when the kernel could not say.
     pub exe: Option<ExeFile>,
     pub args: Args,
+    /// Made through the 32-bit (ia32) system call ABI.
+    pub compat: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +151,23 @@ pub struct Socket {
     /// The socket's own address after the call (connect: the source; accept: the server side).
     pub local: Option<Endpoint>,
     pub socket_unavailable: bool,
+    /// Made through the 32-bit (ia32) system call ABI.
+    pub compat: bool,
+    /// No system call: a TCP connect seen by its state change (io_uring...).
+    pub tcp_state: bool,
+}
+
+/// An io_uring instance set up by a traced process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoUring {
+    pub meta: Meta,
+    pub start_ns: u64,
+    pub exec_id: u64,
+    pub fd: i32,
+    pub sq_entries: u32,
+    pub cq_entries: u32,
+    pub setup_flags: u32,
+    pub compat: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +184,7 @@ pub enum Record {
     Fork(Fork),
     Exit(Exit),
     Socket(Socket),
+    IoUring(IoUring),
     Cgroup(Cgroup),
 }
 
@@ -175,6 +195,7 @@ impl Record {
             Record::Fork(r) => &r.meta,
             Record::Exit(r) => &r.meta,
             Record::Socket(r) => &r.meta,
+            Record::IoUring(r) => &r.meta,
             Record::Cgroup(r) => &r.meta,
         }
     }
@@ -326,6 +347,7 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
                 filename: cstr(&r.filename, r.filename_len as usize),
                 exe: exe_file(&r),
                 args,
+                compat: r.flags & flags::COMPAT != 0,
             })
         }
         RecordKind::Fork => {
@@ -377,6 +399,21 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
                 addr,
                 local: endpoint(&r.local),
                 socket_unavailable: r.flags & flags::SOCKET_UNAVAILABLE != 0,
+                compat: r.flags & flags::COMPAT != 0,
+                tcp_state: r.flags & flags::TCP_STATE != 0,
+            })
+        }
+        RecordKind::IoUring => {
+            let r: IoUringRecord = pod(bytes)?;
+            Record::IoUring(IoUring {
+                meta: meta(&r.header),
+                start_ns: r.start_ns,
+                exec_id: r.exec_id,
+                fd: r.fd,
+                sq_entries: r.sq_entries,
+                cq_entries: r.cq_entries,
+                setup_flags: r.setup_flags,
+                compat: r.flags & flags::COMPAT != 0,
             })
         }
         RecordKind::Cgroup => {

@@ -23,6 +23,8 @@ pub struct ExecBody {
     pub comm: String,
     /// The file that runs; `None` for a failed exec or when the kernel could not say.
     pub exe: Option<ExeFile>,
+    /// Through the 32-bit system call ABI.
+    pub compat: bool,
 }
 
 #[derive(Serialize)]
@@ -120,8 +122,8 @@ impl ExecBody {
         }
     }
 
-    pub fn succeeded(&self) -> bool {
-        self.ret >= 0
+    pub fn outcome(&self) -> &'static str {
+        if self.ret >= 0 { "success" } else { "failure" }
     }
 
     /// `process` (and the error of a failed exec, which the caller writes after it).
@@ -154,7 +156,7 @@ impl ExecBody {
 
     pub(crate) fn write_listener<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
         m.serialize_entry("ancestors", &self.lineup.ancestors)?;
-        m.serialize_entry("syscall", &SyscallOut { name: "execve", ret: i64::from(self.ret) })?;
+        m.serialize_entry("syscall", &SyscallOut::new("execve", i64::from(self.ret), self.compat))?;
         m.serialize_entry(
             "exec",
             &ExecOut { filename: &self.filename, comm: &self.comm, file: self.exe.as_ref().map(FileOut::of) },
@@ -210,6 +212,7 @@ mod tests {
                 magic: 0x794c_7630,
                 ..ExeFile::default()
             }),
+            compat: false,
         }
     }
 

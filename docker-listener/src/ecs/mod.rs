@@ -11,6 +11,7 @@
 //! own members in its own module ([`exec`], [`socket`], [`inventory`]), through [`Body`].
 pub mod exec;
 pub mod inventory;
+pub mod io_uring;
 pub mod socket;
 
 use std::{borrow::Cow, fmt, sync::Arc};
@@ -25,7 +26,7 @@ use crate::{
     registry::Container,
 };
 
-pub use self::{exec::ExecBody, inventory::Inventory, socket::SocketBody};
+pub use self::{exec::ExecBody, inventory::Inventory, io_uring::IoUringBody, socket::SocketBody};
 
 /// `event.module` of every event this agent makes itself.
 pub const MODULE: &str = "docker-listener";
@@ -198,6 +199,7 @@ impl Lineup {
 pub enum Body {
     Exec(ExecBody),
     Socket(SocketBody),
+    IoUring(IoUringBody),
     Inventory(Inventory),
 }
 
@@ -215,15 +217,17 @@ impl Body {
         match self {
             Body::Exec(b) => b.kind(),
             Body::Socket(b) => b.kind(),
+            Body::IoUring(b) => b.kind(),
             Body::Inventory(b) => b.kind(),
         }
     }
 
-    fn succeeded(&self) -> bool {
+    fn outcome(&self) -> &'static str {
         match self {
-            Body::Exec(b) => b.succeeded(),
-            Body::Socket(b) => b.succeeded(),
-            Body::Inventory(_) => true,
+            Body::Exec(b) => b.outcome(),
+            Body::Socket(b) => b.outcome(),
+            Body::IoUring(b) => b.outcome(),
+            Body::Inventory(_) => "success",
         }
     }
 }
@@ -335,6 +339,15 @@ impl ErrorOut {
 pub(crate) struct SyscallOut {
     pub name: &'static str,
     pub ret: i64,
+    /// "ia32" for a call through the 32-bit ABI; absent for the native one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abi: Option<&'static str>,
+}
+
+impl SyscallOut {
+    pub fn new(name: &'static str, ret: i64, compat: bool) -> SyscallOut {
+        SyscallOut { name, ret, abi: compat.then_some("ia32") }
+    }
 }
 
 #[derive(Serialize)]
@@ -370,6 +383,7 @@ impl Serialize for ListenerOut<'_> {
         match &self.ev.body {
             Body::Exec(b) => b.write_listener(&mut m)?,
             Body::Socket(b) => b.write_listener(&mut m)?,
+            Body::IoUring(b) => b.write_listener(&mut m)?,
             Body::Inventory(b) => b.write_listener(&mut m)?,
         }
         if let Some(c) = self.container {
@@ -402,7 +416,7 @@ impl Serialize for WithContainer<'_> {
                 category: [kind.category],
                 types: kind.types,
                 action: kind.action,
-                outcome: if ev.body.succeeded() { "success" } else { "failure" },
+                outcome: ev.body.outcome(),
                 module: MODULE,
                 dataset: kind.dataset,
                 sequence: (kind.kind == "event").then_some(ev.meta.seq),
@@ -412,6 +426,7 @@ impl Serialize for WithContainer<'_> {
         let error = match &ev.body {
             Body::Exec(b) => b.write_top(thread, &mut m)?,
             Body::Socket(b) => b.write_top(thread, &mut m)?,
+            Body::IoUring(b) => b.write_top(thread, &mut m)?,
             Body::Inventory(b) => b.write_top(thread, &mut m)?,
         };
         if let Some(e) = &error {

@@ -28,6 +28,10 @@ pub struct SocketBody {
     pub local: Option<Endpoint>,
     /// The kernel could not read the socket behind the fd (type, protocol, local address).
     pub socket_unavailable: bool,
+    /// Through the 32-bit system call ABI.
+    pub compat: bool,
+    /// No system call: a TCP connect seen by its state change (io_uring...).
+    pub tcp_state: bool,
 }
 
 impl SocketBody {
@@ -44,6 +48,8 @@ impl SocketBody {
             addr: s.addr.clone(),
             local: s.local.clone(),
             socket_unavailable: s.socket_unavailable,
+            compat: s.compat,
+            tcp_state: s.tcp_state,
         }
     }
 
@@ -56,9 +62,18 @@ impl SocketBody {
         Kind { kind: "event", category: "network", types, action, dataset: "docker_listener.network" }
     }
 
-    pub fn succeeded(&self) -> bool {
+    fn succeeded(&self) -> bool {
         // A non-blocking connect in progress is a connect under way.
         self.ret >= 0 || (self.op == SockOp::Connect && self.ret == -115)
+    }
+
+    /// A connect seen by its TCP state change has started; how it ends is not seen.
+    pub fn outcome(&self) -> &'static str {
+        match (self.tcp_state, self.succeeded()) {
+            (true, _) => "unknown",
+            (false, true) => "success",
+            (false, false) => "failure",
+        }
     }
 
     pub(crate) fn write_top<M: SerializeMap>(
@@ -72,8 +87,9 @@ impl SocketBody {
         let local = self.local.as_ref().filter(|l| !is_unspecified(l) || self.op != SockOp::Connect);
         match self.op {
             SockOp::Connect => {
+                // A connect seen at SYN_SENT has its source address, not yet its port.
                 if let Some(l) = local {
-                    m.serialize_entry("source", &EndpointOut(l))?;
+                    m.serialize_entry("source", &SourceOut(l))?;
                 }
                 if let Some(a) = &self.addr {
                     m.serialize_entry("destination", &EndpointOut(a))?;
@@ -99,11 +115,16 @@ impl SocketBody {
         if transport.is_some() || family.is_some() {
             m.serialize_entry("network", &NetworkOut { transport, family })?;
         }
-        Ok((!self.succeeded()).then(|| ErrorOut::of_call(self.op.name(), self.ret)))
+        Ok((self.outcome() == "failure").then(|| ErrorOut::of_call(self.op.name(), self.ret)))
     }
 
     pub(crate) fn write_listener<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
-        m.serialize_entry("syscall", &SyscallOut { name: self.op.name(), ret: self.ret })?;
+        if self.tcp_state {
+            // No system call made it: io_uring's, or the kernel's own.
+            m.serialize_entry("seen_by", "tcp_state")?;
+        } else {
+            m.serialize_entry("syscall", &SyscallOut::new(self.op.name(), self.ret, self.compat))?;
+        }
         let sock_type = match self.sock_type {
             0 => None,
             1 => Some(Cow::Borrowed("SOCK_STREAM")),
@@ -118,7 +139,7 @@ impl SocketBody {
         m.serialize_entry(
             "socket",
             &SocketOut {
-                fd: if created && self.ret < 0 { None } else { Some(self.fd) },
+                fd: if (created && self.ret < 0) || self.fd < 0 { None } else { Some(self.fd) },
                 sock_type,
                 protocol: (self.protocol != 0).then_some(self.protocol),
                 family: created
@@ -180,6 +201,22 @@ impl Serialize for EndpointOut<'_> {
             Endpoint::Unix(path) => m.serialize_entry("address", path)?,
         }
         m.end()
+    }
+}
+
+/// A connect's own side: like `EndpointOut`, without a port the kernel has not picked yet.
+struct SourceOut<'a>(&'a Endpoint);
+
+impl Serialize for SourceOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Endpoint::Ip(ip, 0) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("ip", &Shown(ip))?;
+                m.end()
+            }
+            other => EndpointOut(other).serialize(s),
+        }
     }
 }
 
@@ -250,6 +287,8 @@ mod tests {
             addr: Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 9)),
             local: Some(Endpoint::Ip("0.0.0.0".parse().unwrap(), 0)),
             socket_unavailable: false,
+            compat: false,
+            tcp_state: false,
         }
     }
 
@@ -311,6 +350,26 @@ mod tests {
         assert_eq!(v["network"]["type"], "packet");
         assert_eq!(v["event"]["outcome"], "failure");
         assert_eq!(v["error"]["code"], "EPERM");
+        assert!(v["docker_listener"]["socket"].get("fd").is_none());
+    }
+
+    #[test]
+    fn compat_calls_and_io_uring_connects_say_how_they_came() {
+        let v = json(&event(&Socket { compat: true, ..connect() }), None, "");
+        assert_eq!(v["docker_listener"]["syscall"], json!({"name": "connect", "ret": -111, "abi": "ia32"}));
+        let uring = Socket {
+            tcp_state: true,
+            fd: -1,
+            ret: 0,
+            local: Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 0)),
+            ..connect()
+        };
+        let v = json(&event(&uring), None, "");
+        assert_eq!(v["source"], json!({"ip": "127.0.0.1"}), "no port yet at SYN_SENT");
+        assert_eq!(v["event"]["outcome"], "unknown");
+        assert!(v.get("error").is_none());
+        assert!(v["docker_listener"].get("syscall").is_none());
+        assert_eq!(v["docker_listener"]["seen_by"], "tcp_state");
         assert!(v["docker_listener"]["socket"].get("fd").is_none());
     }
 }

@@ -1,0 +1,140 @@
+//! The 32-bit (ia32) system call ABI on x86-64: a static i386 program, or `int $0x80` from a
+//! 64-bit one, makes system calls the `syscalls:sys_enter_*`/`sys_exit_*` tracepoints never see.
+//! The raw `sys_enter`/`sys_exit` tracepoints see every system call of every ABI; these two BTF
+//! raw tracepoint programs pick the 32-bit socket calls (direct ones and those multiplexed through
+//! `socketcall(2)`) and execs out of them and feed them to the same code as the native ones
+//! (`socket.rs`, `exec.rs`).
+//!
+//! They run on every system call of the host, so their first instructions reject all others:
+//! the system call number (an argument at the enter, `regs->orig_ax` at the exit) is compared
+//! with the few that matter, and only for those is the task's `TS_COMPAT` read. A native call
+//! with a number that matters (x86-64's `munmap` is 11, ia32's `execve`) pays that one read more.
+use aya_ebpf::{
+    helpers::{bpf_get_current_task, generated::bpf_probe_read_user},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use docker_listener_common::{flags, sock_op};
+
+use crate::{
+    exec::{remember_args, report_failure},
+    kernel::{in_compat_syscall, read},
+    maps::traced,
+    socket::{remember, remember_socket, report},
+};
+
+/// ia32 system call numbers (arch/x86/entry/syscalls/syscall_32.tbl).
+mod nr {
+    pub const EXECVE: i64 = 11;
+    pub const SOCKETCALL: i64 = 102;
+    pub const EXECVEAT: i64 = 358;
+    pub const SOCKET: i64 = 359;
+    pub const BIND: i64 = 361;
+    pub const CONNECT: i64 = 362;
+    pub const LISTEN: i64 = 363;
+    pub const ACCEPT4: i64 = 364;
+}
+
+/// socketcall(2)'s call numbers (include/uapi/linux/net.h).
+mod call {
+    pub const SOCKET: u32 = 1;
+    pub const BIND: u32 = 2;
+    pub const CONNECT: u32 = 3;
+    pub const LISTEN: u32 = 4;
+    pub const ACCEPT: u32 = 5;
+    pub const ACCEPT4: u32 = 18;
+}
+
+/// Offsets in x86-64's `struct pt_regs`, where a 32-bit call's first arguments are (ebx, ecx,
+/// edx) and its number is (orig_ax). The layout is the ptrace ABI's (`user_regs_struct`) and has
+/// not changed since x86-64 began; the daemon checks it against the kernel's BTF.
+mod regs {
+    pub const BX: usize = 40;
+    pub const CX: usize = 88;
+    pub const DX: usize = 96;
+    pub const ORIG_AX: usize = 120;
+}
+
+#[inline(always)]
+fn matters(id: i64) -> bool {
+    matches!(
+        id,
+        nr::EXECVE | nr::SOCKETCALL | nr::EXECVEAT | nr::SOCKET | nr::BIND | nr::CONNECT | nr::LISTEN | nr::ACCEPT4
+    )
+}
+
+/// A 32-bit argument from the saved registers.
+#[inline(always)]
+unsafe fn arg(regs: *const u8, off: usize) -> u64 {
+    u64::from(unsafe { read::<u32>(regs, off as u32) }.unwrap_or(0))
+}
+
+/// `sys_enter(struct pt_regs *regs, long id)`.
+#[btf_tracepoint(function = "sys_enter")]
+pub fn compat_sys_enter(ctx: BtfTracePointContext) -> u32 {
+    let id: i64 = ctx.arg(1);
+    if !matters(id) {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    if !unsafe { in_compat_syscall(task) } || !traced() {
+        return 0;
+    }
+    let regs: *const u8 = ctx.arg(0);
+    unsafe {
+        let (a1, a2, a3) = (arg(regs, regs::BX), arg(regs, regs::CX), arg(regs, regs::DX));
+        match id {
+            nr::EXECVE => remember_args(a1, a2, flags::COMPAT),
+            // execveat(dirfd, filename, argv, envp, flags)
+            nr::EXECVEAT => remember_args(a2, a3, flags::COMPAT),
+            nr::SOCKET => remember_socket(a1, a2, a3, flags::COMPAT),
+            nr::BIND => remember(sock_op::BIND, a1 as i32, a2, a3, flags::COMPAT),
+            nr::CONNECT => remember(sock_op::CONNECT, a1 as i32, a2, a3, flags::COMPAT),
+            nr::LISTEN => remember(sock_op::LISTEN, a1 as i32, 0, a2, flags::COMPAT),
+            nr::ACCEPT4 => remember(sock_op::ACCEPT, a1 as i32, a2, a3, flags::COMPAT),
+            nr::SOCKETCALL => socketcall(a1 as u32, a2),
+            _ => {}
+        }
+    }
+    0
+}
+
+/// socketcall(call, args): the call's arguments are 32-bit words in the caller's memory.
+#[inline(always)]
+unsafe fn socketcall(call: u32, args: u64) {
+    let mut a = [0u32; 3];
+    if unsafe { bpf_probe_read_user(a.as_mut_ptr().cast(), 12, args as *const _) } != 0 {
+        return;
+    }
+    let (a0, a1, a2) = (a[0], u64::from(a[1]), u64::from(a[2]));
+    match call {
+        call::SOCKET => remember_socket(u64::from(a0), a1, a2, flags::COMPAT),
+        call::BIND => remember(sock_op::BIND, a0 as i32, a1, a2, flags::COMPAT),
+        call::CONNECT => remember(sock_op::CONNECT, a0 as i32, a1, a2, flags::COMPAT),
+        call::LISTEN => remember(sock_op::LISTEN, a0 as i32, 0, a1, flags::COMPAT),
+        call::ACCEPT | call::ACCEPT4 => remember(sock_op::ACCEPT, a0 as i32, a1, a2, flags::COMPAT),
+        _ => {}
+    }
+}
+
+/// `sys_exit(struct pt_regs *regs, long ret)`.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn compat_sys_exit(ctx: BtfTracePointContext) -> u32 {
+    // A direct load (the argument is a BTF-typed pointer the verifier lets tracing programs
+    // read): no helper call on the path every system call of the host takes.
+    let regs: *const u8 = ctx.arg(0);
+    let id = unsafe { core::ptr::read_volatile(regs.wrapping_add(regs::ORIG_AX) as *const i64) };
+    if !matters(id) {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    if !unsafe { in_compat_syscall(task) } {
+        return 0;
+    }
+    let ret: i64 = ctx.arg(1);
+    match id {
+        nr::EXECVE | nr::EXECVEAT => report_failure(ret),
+        _ => report(ret),
+    }
+    0
+}

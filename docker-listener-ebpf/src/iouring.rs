@@ -1,0 +1,98 @@
+//! What io_uring does without system calls the socket programs see.
+//!
+//! - `sock:inet_sock_set_state`: a TCP socket going from CLOSE to SYN_SENT is a connect, whatever
+//!   made it: a connect(2) of any ABI (already reported by its system call, so skipped here: its
+//!   pairing entry is in flight on this thread), or an io_uring `IORING_OP_CONNECT`, run inline
+//!   by the submitting task or by one of the process's io-wq worker threads, in the process's
+//!   cgroup either way.
+//! - `io_uring:io_uring_create`: a traced process set up a ring. What else it does through the
+//!   ring (accept, send, file access) no system call shows: the event makes the blind spot
+//!   visible.
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext};
+use docker_listener_common::{IoUringRecord, RecordKind, SockAddr, SocketRecord, flags, sock_op};
+
+use crate::{
+    kernel::{AF_INET, AF_INET6, current_task, exec_id, in_compat_syscall, process_start},
+    maps::{PENDING_SOCK, reserve, submit, traced},
+};
+
+const TCP_SYN_SENT: i32 = 2;
+const TCP_CLOSE: i32 = 7;
+const IPPROTO_TCP: u16 = 6;
+const SOCK_STREAM: u16 = 1;
+
+/// inet_sock_set_state: skaddr at 8, oldstate at 16, newstate at 20, sport at 24, dport at 26
+/// (host order), family at 28, protocol at 30, saddr at 32, daddr at 36, saddr_v6 at 40,
+/// daddr_v6 at 56 (checked against tracefs by the daemon before it attaches this).
+#[tracepoint]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    let old: i32 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let new: i32 = unsafe { ctx.read_at(20) }.unwrap_or(0);
+    if old != TCP_CLOSE || new != TCP_SYN_SENT || !traced() {
+        return 0;
+    }
+    if unsafe { PENDING_SOCK.get(&bpf_get_current_pid_tgid()) }.is_some() {
+        // A connect(2) in flight: its own record says it.
+        return 0;
+    }
+    let family: u16 = unsafe { ctx.read_at(28) }.unwrap_or(0);
+    let protocol: u16 = unsafe { ctx.read_at(30) }.unwrap_or(0);
+    if protocol != IPPROTO_TCP {
+        return 0;
+    }
+    let Some((mut entry, header)) = reserve::<SocketRecord>(RecordKind::Socket) else { return 0 };
+    let r = entry.as_mut_ptr();
+    let task = current_task();
+    unsafe {
+        (*r).header = header;
+        (*r).op = sock_op::CONNECT;
+        (*r).fd = -1;
+        (*r).ret = 0;
+        (*r).start_ns = process_start(task);
+        (*r).exec_id = exec_id(task);
+        (*r).sock_type = SOCK_STREAM;
+        (*r).protocol = IPPROTO_TCP;
+        (*r).flags = flags::TCP_STATE;
+        (*r).backlog = 0;
+        (*r).unix_path_len = 0;
+        (*r)._pad2 = 0;
+        let mut local = SockAddr { family, port: ctx.read_at(24).unwrap_or(0), ..SockAddr::default() };
+        let mut remote = SockAddr { family, port: ctx.read_at(26).unwrap_or(0), ..SockAddr::default() };
+        if family == AF_INET {
+            local.addr[..4].copy_from_slice(&ctx.read_at::<[u8; 4]>(32).unwrap_or([0; 4]));
+            remote.addr[..4].copy_from_slice(&ctx.read_at::<[u8; 4]>(36).unwrap_or([0; 4]));
+        } else if family == AF_INET6 {
+            local.addr = ctx.read_at(40).unwrap_or([0; 16]);
+            remote.addr = ctx.read_at(56).unwrap_or([0; 16]);
+        }
+        (*r).addr = remote;
+        (*r).local = local;
+    }
+    submit(entry);
+    0
+}
+
+/// io_uring_create: fd at 8, ctx at 16, sq_entries at 24, cq_entries at 28, flags at 32
+/// (checked against tracefs by the daemon before it attaches this).
+#[tracepoint]
+pub fn io_uring_create(ctx: TracePointContext) -> u32 {
+    if !traced() {
+        return 0;
+    }
+    let Some((mut entry, header)) = reserve::<IoUringRecord>(RecordKind::IoUring) else { return 0 };
+    let r = entry.as_mut_ptr();
+    let task = current_task();
+    unsafe {
+        (*r).header = header;
+        (*r).start_ns = process_start(task);
+        (*r).exec_id = exec_id(task);
+        (*r).fd = ctx.read_at(8).unwrap_or(-1);
+        (*r).sq_entries = ctx.read_at(24).unwrap_or(0);
+        (*r).cq_entries = ctx.read_at(28).unwrap_or(0);
+        (*r).setup_flags = ctx.read_at(32).unwrap_or(0);
+        (*r).flags = if in_compat_syscall(task) { flags::COMPAT } else { 0 };
+        (*r)._pad = 0;
+    }
+    submit(entry);
+    0
+}

@@ -1,0 +1,367 @@
+//! The attach layer: which kernel hook serves each way activity reaches the agent, on this
+//! kernel, and what the agent cannot see when a hook is not there. The programs are attached
+//! here; the result ([`Door`]s) is what the start-up log and `docker-listener doctor` show.
+//!
+//! What loads on the machines this is tested on (TOOLCHAIN.md): classic tracepoints, BTF raw
+//! tracepoints; not kprobes, fentry or BPF LSM. So: the `syscalls:*` tracepoints for native
+//! system calls, `raw_syscalls` as BTF raw tracepoints for the 32-bit ABI, and ABI-independent
+//! tracepoints (`sched_process_exec`, `inet_sock_set_state`, `io_uring_create`) where they fit.
+use std::{fmt, path::Path};
+
+use aya::{
+    Btf, Ebpf,
+    programs::{BtfTracePoint, TracePoint},
+};
+
+use super::EbpfError;
+use crate::config::EbpfConfig;
+
+/// Which setting a program belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Probe {
+    /// Always on: container cgroups and the process tree.
+    Core,
+    Exec,
+    Connect,
+    Bind,
+    Listen,
+    Accept,
+    RawSocket,
+}
+
+fn enabled(p: Probe, cfg: &EbpfConfig) -> bool {
+    match p {
+        Probe::Core => true,
+        Probe::Exec => cfg.exec,
+        Probe::Connect => cfg.connect,
+        Probe::Bind => cfg.bind,
+        Probe::Listen => cfg.listen,
+        Probe::Accept => cfg.accept,
+        Probe::RawSocket => cfg.raw_sockets,
+    }
+}
+
+/// Tracepoints every kernel the agent supports has: (program, category, name, probe). A failure
+/// to attach one of them is an error.
+const TRACEPOINTS: &[(&str, &str, &str, Probe)] = &[
+    ("cgroup_mkdir", "cgroup", "cgroup_mkdir", Probe::Core),
+    ("cgroup_rmdir", "cgroup", "cgroup_rmdir", Probe::Core),
+    ("sched_process_exit", "sched", "sched_process_exit", Probe::Core),
+    ("sched_process_exec", "sched", "sched_process_exec", Probe::Exec),
+    ("sys_enter_execve", "syscalls", "sys_enter_execve", Probe::Exec),
+    ("sys_exit_execve", "syscalls", "sys_exit_execve", Probe::Exec),
+    ("sys_enter_execveat", "syscalls", "sys_enter_execveat", Probe::Exec),
+    ("sys_exit_execveat", "syscalls", "sys_exit_execveat", Probe::Exec),
+    ("sys_enter_connect", "syscalls", "sys_enter_connect", Probe::Connect),
+    ("sys_exit_connect", "syscalls", "sys_exit_connect", Probe::Connect),
+    ("sys_enter_bind", "syscalls", "sys_enter_bind", Probe::Bind),
+    ("sys_exit_bind", "syscalls", "sys_exit_bind", Probe::Bind),
+    ("sys_enter_listen", "syscalls", "sys_enter_listen", Probe::Listen),
+    ("sys_exit_listen", "syscalls", "sys_exit_listen", Probe::Listen),
+    ("sys_enter_accept", "syscalls", "sys_enter_accept", Probe::Accept),
+    ("sys_exit_accept", "syscalls", "sys_exit_accept", Probe::Accept),
+    ("sys_enter_accept4", "syscalls", "sys_enter_accept4", Probe::Accept),
+    ("sys_exit_accept4", "syscalls", "sys_exit_accept4", Probe::Accept),
+    ("sys_enter_socket", "syscalls", "sys_enter_socket", Probe::RawSocket),
+    ("sys_exit_socket", "syscalls", "sys_exit_socket", Probe::RawSocket),
+];
+
+/// A record's fields and the offsets a program reads them at.
+type Fields = &'static [(&'static str, u32)];
+
+/// Tracepoints whose record the programs read at fixed offsets: (program, category, name,
+/// fields). Attached only where the kernel's format file agrees; else the door is reported
+/// closed.
+const STATE_TRACEPOINTS: &[(&str, &str, &str, Fields)] = &[
+    (
+        "inet_sock_set_state",
+        "sock",
+        "inet_sock_set_state",
+        &[
+            ("oldstate", 16),
+            ("newstate", 20),
+            ("sport", 24),
+            ("dport", 26),
+            ("family", 28),
+            ("protocol", 30),
+            ("saddr", 32),
+            ("daddr", 36),
+            ("saddr_v6", 40),
+            ("daddr_v6", 56),
+        ],
+    ),
+    (
+        "io_uring_create",
+        "io_uring",
+        "io_uring_create",
+        &[("fd", 8), ("sq_entries", 24), ("cq_entries", 28), ("flags", 32)],
+    ),
+];
+
+/// The offsets in `struct pt_regs` the 32-bit programs read (compat.rs).
+const PT_REGS: &[(&str, u32)] = &[("bx", 40), ("cx", 88), ("dx", 96), ("orig_ax", 120)];
+
+/// One way activity reaches the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Door {
+    /// What it lets the agent see.
+    pub name: &'static str,
+    /// The kernel hook that serves it.
+    pub hook: &'static str,
+    pub state: DoorState,
+    /// What goes unseen while it is not active.
+    pub blind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DoorState {
+    Active,
+    /// Turned off in the configuration.
+    Off,
+    /// The kernel does not allow it here: why.
+    Unavailable(String),
+}
+
+impl fmt::Display for Door {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.state {
+            DoorState::Active => write!(f, "{}: active ({})", self.name, self.hook),
+            DoorState::Off => write!(f, "{}: off in the configuration; not seen: {}", self.name, self.blind),
+            DoorState::Unavailable(why) => {
+                write!(f, "{}: unavailable ({}: {why}); not seen: {}", self.name, self.hook, self.blind)
+            }
+        }
+    }
+}
+
+/// What no hook here can show: always said, so the operator knows.
+pub const ALWAYS_BLIND: &str = "io_uring operations other than TCP connects (accept, send, receive, file access) are \
+                                not seen; each io_uring setup by a container process is reported instead";
+
+/// What is known of the kernel before attaching.
+pub struct Kernel<'a> {
+    pub btf: Option<&'a Btf>,
+    /// The struct offsets the programs read resolved (BTF): parent pids, argv, socket details.
+    pub offsets: bool,
+    /// The executed file's walk resolved; else why not.
+    pub exe_walk: Result<(), String>,
+    /// `thread_info.status` resolved (the 32-bit ABI check).
+    pub compat_status: bool,
+}
+
+/// Attaches every enabled program this kernel allows; returns the programs attached and the
+/// doors. Fails only when something every supported kernel has cannot be attached.
+pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'static str>, Vec<Door>), EbpfError> {
+    let mut attached = Vec::new();
+    let mut doors = Vec::new();
+    for &(prog, category, name, probe) in TRACEPOINTS {
+        if enabled(probe, cfg) {
+            tracepoint(ebpf, prog, category, name)?;
+            attached.push(prog);
+        }
+    }
+    let any_syscall = cfg.exec || cfg.connect || cfg.bind || cfg.listen || cfg.accept || cfg.raw_sockets;
+    doors.push(Door {
+        name: "native system calls",
+        hook: "syscalls:sys_enter_*/sys_exit_* tracepoints",
+        state: if any_syscall { DoorState::Active } else { DoorState::Off },
+        blind: "failed execs and socket calls",
+    });
+    doors.push(Door {
+        name: "successful execs",
+        hook: "sched:sched_process_exec",
+        state: if cfg.exec { DoorState::Active } else { DoorState::Off },
+        blind: "programs started",
+    });
+    doors.push(Door {
+        name: "executed files",
+        hook: "mm->exe_file walked to the process's root",
+        state: match (&k.exe_walk, cfg.exec) {
+            (_, false) => DoorState::Off,
+            (Ok(()), true) => DoorState::Active,
+            (Err(why), true) => DoorState::Unavailable(why.clone()),
+        },
+        blind: "the file an exec ran: events name the path given to execve, which the caller chooses",
+    });
+
+    // Fork records need the BTF-typed tracepoint (the child's tgid) and the offsets.
+    let fork = match (k.btf, k.offsets) {
+        (Some(btf), true) => {
+            btf_tracepoint(ebpf, btf, "sched_process_fork", "sched_process_fork")?;
+            attached.push("sched_process_fork");
+            DoorState::Active
+        }
+        _ => DoorState::Unavailable("the kernel has no BTF".into()),
+    };
+    doors.push(Door {
+        name: "process tree",
+        hook: "tp_btf/sched_process_fork",
+        state: fork,
+        blind: "parents of processes that do not exec, and lineage as it was at each fork",
+    });
+
+    let compat = if !cfg.compat {
+        DoorState::Off
+    } else if !cfg!(target_arch = "x86_64") {
+        DoorState::Unavailable("not an x86-64 host".into())
+    } else if !k.compat_status || !k.offsets {
+        DoorState::Unavailable("the kernel's BTF has no thread_info.status".into())
+    } else {
+        match k.btf.ok_or_else(|| "the kernel has no BTF".to_owned()).and_then(|btf| {
+            pt_regs_matches(btf)?;
+            btf_tracepoint(ebpf, btf, "compat_sys_enter", "sys_enter").map_err(|e| e.to_string())?;
+            btf_tracepoint(ebpf, btf, "compat_sys_exit", "sys_exit").map_err(|e| e.to_string())
+        }) {
+            Ok(()) => {
+                attached.extend(["compat_sys_enter", "compat_sys_exit"]);
+                DoorState::Active
+            }
+            Err(why) => DoorState::Unavailable(why),
+        }
+    };
+    doors.push(Door {
+        name: "32-bit system calls",
+        hook: "tp_btf/sys_enter and sys_exit (raw_syscalls)",
+        state: compat,
+        blind: "socket calls and failed execs made through the ia32 ABI (i386 programs, int $0x80)",
+    });
+
+    for (i, &(prog, category, name, fields)) in STATE_TRACEPOINTS.iter().enumerate() {
+        let state = if !cfg.io_uring {
+            DoorState::Off
+        } else {
+            match format_matches(category, name, fields)
+                .and_then(|()| tracepoint(ebpf, prog, category, name).map_err(|e| e.to_string()))
+            {
+                Ok(()) => {
+                    attached.push(prog);
+                    DoorState::Active
+                }
+                Err(why) => DoorState::Unavailable(why),
+            }
+        };
+        doors.push(match i {
+            0 => Door {
+                name: "TCP connects without connect(2)",
+                hook: "sock:inet_sock_set_state",
+                state,
+                blind: "TCP connections opened through io_uring",
+            },
+            _ => Door {
+                name: "io_uring setups",
+                hook: "io_uring:io_uring_create",
+                state,
+                blind: "processes that set up io_uring (whose other operations no system call shows)",
+            },
+        });
+    }
+    Ok((attached, doors))
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, prog: &'static str) -> Result<&'a mut T, EbpfError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(prog)
+        .ok_or(EbpfError::Missing(prog))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))
+}
+
+fn tracepoint(ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str) -> Result<(), EbpfError> {
+    let program: &mut TracePoint = program(ebpf, prog)?;
+    program.load().map_err(EbpfError::from_load)?;
+    program.attach(category, name).map_err(|e| {
+        if !Path::new("/sys/kernel/tracing/events").exists() && !Path::new("/sys/kernel/debug/tracing/events").exists()
+        {
+            EbpfError::NoTracefs
+        } else {
+            EbpfError::Attach { program: prog, detail: format!("{e}: {e:?}") }
+        }
+    })?;
+    Ok(())
+}
+
+fn btf_tracepoint(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, event: &str) -> Result<(), EbpfError> {
+    let program: &mut BtfTracePoint = program(ebpf, prog)?;
+    program.load(event, btf).map_err(EbpfError::from_load)?;
+    program.attach().map_err(|e| EbpfError::Attach { program: prog, detail: format!("{e}: {e:?}") })?;
+    Ok(())
+}
+
+/// The tracepoint's format file in tracefs.
+pub fn format_file(category: &str, name: &str) -> Option<String> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|t| std::fs::read_to_string(format!("{t}/events/{category}/{name}/format")).ok())
+}
+
+/// Whether the tracepoint exists and has each field at the offset the program reads.
+fn format_matches(category: &str, name: &str, fields: &[(&str, u32)]) -> Result<(), String> {
+    let format =
+        format_file(category, name).ok_or_else(|| format!("the kernel has no {category}:{name} tracepoint"))?;
+    for &(field, want) in fields {
+        match parse_field_offset(&format, field) {
+            Some(off) if off == want => {}
+            Some(off) => {
+                return Err(format!("{category}:{name}'s {field} is at offset {off}, the program reads {want}"));
+            }
+            None => return Err(format!("{category}:{name} has no field {field}")),
+        }
+    }
+    Ok(())
+}
+
+/// `struct pt_regs` as the 32-bit programs read it.
+fn pt_regs_matches(btf: &Btf) -> Result<(), String> {
+    let _ = btf;
+    let resolved = super::offsets::pt_regs(Path::new(super::offsets::VMLINUX_BTF)).map_err(|e| e.to_string())?;
+    for &(field, want) in PT_REGS {
+        match resolved.iter().find(|(f, _)| *f == field) {
+            Some(&(_, off)) if off == want => {}
+            Some(&(_, off)) => return Err(format!("pt_regs.{field} is at offset {off}, the program reads {want}")),
+            None => return Err(format!("the kernel's BTF has no pt_regs.{field}")),
+        }
+    }
+    Ok(())
+}
+
+/// A field's offset in a tracepoint format file.
+pub fn parse_field_offset(format: &str, field: &str) -> Option<u32> {
+    let line = format.lines().find(|l| {
+        l.trim_start().starts_with("field:")
+            && l.split(';').next().is_some_and(|decl| {
+                let decl = decl.split('[').next().unwrap_or(decl);
+                decl.ends_with(&format!(" {field}")) || decl.ends_with(&format!("*{field}"))
+            })
+    })?;
+    line.split(';').find_map(|part| part.trim().strip_prefix("offset:")).and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This machine's kernel: every fixed offset the programs read is the kernel's.
+    #[test]
+    fn the_fixed_offsets_are_this_kernel_s() {
+        if format_file("sched", "sched_process_exec").is_none() {
+            assert!(std::env::var("DL_E2E").as_deref() != Ok("1"), "tracefs is not mounted on the test machine");
+            eprintln!("tracefs is not mounted here; skipping");
+            return;
+        }
+        for &(_, category, name, fields) in STATE_TRACEPOINTS {
+            format_matches(category, name, fields).unwrap();
+        }
+        let btf = Btf::from_sys_fs().unwrap();
+        pt_regs_matches(&btf).unwrap();
+    }
+
+    #[test]
+    fn array_fields_are_found_by_name() {
+        let f = "\tfield:__u8 saddr[4];\toffset:32;\tsize:4;\tsigned:0;\n\tfield:const void * skaddr;\toffset:8;\tsize:8;\tsigned:0;\n";
+        assert_eq!(parse_field_offset(f, "saddr"), Some(32));
+        assert_eq!(parse_field_offset(f, "skaddr"), Some(8));
+        assert_eq!(parse_field_offset(f, "addr"), None);
+    }
+}

@@ -1,0 +1,81 @@
+//! io_uring setups (`event.action: io_uring_setup`): a container process created an io_uring
+//! instance. Its TCP connects are reported (by their state change); what else it does through
+//! the ring no system call shows, so the setup itself is the event.
+use serde::{Serialize, ser::SerializeMap};
+
+use super::{ErrorOut, Kind, ProcRef, SyscallOut, ThreadOut};
+use crate::ebpf::record::IoUring;
+
+#[derive(Debug, Clone)]
+pub struct IoUringBody {
+    pub process: ProcRef,
+    pub fd: i32,
+    pub sq_entries: u32,
+    pub cq_entries: u32,
+    pub setup_flags: u32,
+    pub compat: bool,
+}
+
+#[derive(Serialize)]
+struct ProcessOut<'a> {
+    #[serde(flatten)]
+    process: &'a ProcRef,
+    thread: ThreadOut,
+}
+
+#[derive(Serialize)]
+struct RingOut {
+    fd: i32,
+    sq_entries: u32,
+    cq_entries: u32,
+    setup_flags: u32,
+}
+
+impl IoUringBody {
+    pub fn new(r: &IoUring, process: ProcRef) -> IoUringBody {
+        IoUringBody {
+            process,
+            fd: r.fd,
+            sq_entries: r.sq_entries,
+            cq_entries: r.cq_entries,
+            setup_flags: r.setup_flags,
+            compat: r.compat,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        Kind {
+            kind: "event",
+            category: "process",
+            types: &["info"],
+            action: "io_uring_setup",
+            dataset: "docker_listener.process",
+        }
+    }
+
+    pub fn outcome(&self) -> &'static str {
+        "success"
+    }
+
+    pub(crate) fn write_top<M: SerializeMap>(
+        &self,
+        thread: ThreadOut,
+        m: &mut M,
+    ) -> Result<Option<ErrorOut>, M::Error> {
+        m.serialize_entry("process", &ProcessOut { process: &self.process, thread })?;
+        Ok(None)
+    }
+
+    pub(crate) fn write_listener<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        m.serialize_entry("syscall", &SyscallOut::new("io_uring_setup", i64::from(self.fd), self.compat))?;
+        m.serialize_entry(
+            "io_uring",
+            &RingOut {
+                fd: self.fd,
+                sq_entries: self.sq_entries,
+                cq_entries: self.cq_entries,
+                setup_flags: self.setup_flags,
+            },
+        )
+    }
+}

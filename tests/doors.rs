@@ -1,0 +1,142 @@
+//! The doors past the syscall tracepoints (issue 10): the 32-bit (ia32) system call ABI, direct
+//! and through socketcall(2), and io_uring. A static i386 program and an io_uring program run in
+//! a real container against the real daemon and kernel; each operation is reported with its
+//! container, like the native ones, and fires the same rules.
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{rules::*, *};
+
+fn mine<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["container"]["name"] == name).collect()
+}
+
+fn on_port<'a>(events: &[&'a Value], action: &str, port: u16) -> &'a Value {
+    let side = match action {
+        "bind" | "listen" => "server",
+        _ => "destination",
+    };
+    events
+        .iter()
+        .copied()
+        .find(|e| e["event"]["action"] == action && e[side]["port"] == port)
+        .unwrap_or_else(|| panic!("no {action} on port {port}: {events:#?}"))
+}
+
+#[test]
+fn thirty_two_bit_system_calls_are_reported_like_native_ones() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("compat", json!({}));
+    let name = unique("compat");
+    let _c = Containers(vec![name.clone()]);
+    let missing = format!("/nope32-{name}");
+    run_detached(
+        &name,
+        &["-v", &programs_volume()],
+        &format!(
+            "/t/compat_net_32 socketcall 7301; /t/compat_net_32 direct 7302; /t/compat_net_32 exec {missing}; sleep 30"
+        ),
+    );
+    let events = wait_events(&agent, "the 32-bit calls", Duration::from_secs(30), |e| {
+        let m = mine(e, &name);
+        m.iter().filter(|x| x["event"]["action"] == "accept").count() >= 2
+            && m.iter().any(|x| x["event"]["action"] == "exec" && x["event"]["outcome"] == "failure")
+    });
+    let m = mine(&events, &name);
+    for (port, how) in [(7301u16, "socketcall"), (7302, "direct")] {
+        for action in ["bind", "listen", "connect", "accept"] {
+            let e = on_port(&m, action, port);
+            assert_eq!(e["event"]["outcome"], "success", "{how} {action}: {e}");
+            assert_eq!(e["docker_listener"]["syscall"]["abi"], "ia32", "{how} {action}: {e}");
+            assert_eq!(e["process"]["executable"], "/t/compat_net_32");
+            assert_eq!(e["network"]["transport"], "tcp");
+        }
+        let connect = on_port(&m, "connect", port);
+        assert_eq!(connect["destination"]["ip"], "127.0.0.1");
+        let accept = on_port(&m, "accept", port);
+        assert_eq!(accept["source"]["port"], connect["source"]["port"], "{how}: the accepted peer is the connector");
+        assert_eq!(evaluate(&rules, on_port(&m, "listen", port)), Some(100_007), "the listen rule, as for native");
+        assert_eq!(evaluate(&rules, on_port(&m, "bind", port)), Some(100_008));
+    }
+    let failed = m
+        .iter()
+        .find(|e| e["event"]["action"] == "exec" && e["event"]["outcome"] == "failure")
+        .expect("the failed 32-bit exec");
+    assert_eq!(failed["process"]["executable"], missing.as_str(), "{failed}");
+    assert_eq!(failed["process"]["args"], json!([missing, "compat"]), "argv read as 32-bit pointers");
+    assert_eq!(failed["error"]["code"], "ENOENT");
+    assert_eq!(failed["docker_listener"]["syscall"]["abi"], "ia32");
+    assert_eq!(evaluate(&rules, failed), Some(100_005));
+    // The 64-bit shell's exec of the 32-bit program was a native call.
+    let launched = m
+        .iter()
+        .find(|e| e["event"]["action"] == "exec" && e["process"]["args"][1] == "socketcall")
+        .expect("the exec of the 32-bit program");
+    assert!(launched["docker_listener"]["syscall"].get("abi").is_none(), "{launched}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
+#[test]
+fn an_io_uring_connect_and_the_ring_s_setup_are_reported() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("uring", json!({}));
+    let name = unique("uring");
+    let _c = Containers(vec![name.clone()]);
+    run_detached(&name, &["-v", &programs_volume()], "/t/uring_connect 7401; sleep 30");
+    let events = wait_events(&agent, "the ring and its connect", Duration::from_secs(30), |e| {
+        let m = mine(e, &name);
+        m.iter().any(|x| x["event"]["action"] == "io_uring_setup")
+            && m.iter().any(|x| x["event"]["action"] == "connect")
+            && m.iter().any(|x| x["event"]["action"] == "accept")
+    });
+    let m = mine(&events, &name);
+    let setup = m.iter().find(|e| e["event"]["action"] == "io_uring_setup").unwrap();
+    assert_eq!(setup["process"]["executable"], "/t/uring_connect", "{setup}");
+    assert!(setup["docker_listener"]["io_uring"]["sq_entries"].as_u64().is_some_and(|n| n >= 4));
+    assert_eq!(evaluate(&rules, setup), Some(100_015));
+    let connect = on_port(&m, "connect", 7401);
+    assert_eq!(connect["docker_listener"]["seen_by"], "tcp_state", "{connect}");
+    assert_eq!(connect["event"]["outcome"], "unknown");
+    assert_eq!(connect["destination"]["ip"], "127.0.0.1");
+    assert_eq!(connect["network"], json!({"transport": "tcp", "type": "ipv4"}));
+    assert_eq!(connect["process"]["pid"], setup["process"]["pid"]);
+    // Seen at SYN_SENT: the source address is known, its port not yet.
+    assert_eq!(connect["source"], json!({"ip": "127.0.0.1"}), "{connect}");
+    let accept = on_port(&m, "accept", 7401);
+    assert_eq!(accept["source"]["ip"], "127.0.0.1");
+    // A connect(2) is reported once, by its system call, not again by its state change.
+    let native: Vec<&&Value> = m.iter().filter(|e| e["event"]["action"] == "connect").collect();
+    assert_eq!(native.len(), 1, "{native:#?}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
+#[test]
+fn the_start_up_log_says_which_doors_are_open() {
+    e2e();
+    let _docker = docker_lock();
+    let mut agent = start_agent("doors", json!({"compat": false}));
+    for door in ["native system calls", "executed files", "TCP connects without connect(2)", "io_uring setups"] {
+        assert!(agent.daemon.count_log(&format!("seen: {door}: active")) == 1, "{door}:\n{}", agent.daemon.log_text());
+    }
+    assert_eq!(agent.daemon.count_log("not seen: 32-bit system calls: off in the configuration"), 1);
+    assert_eq!(agent.daemon.count_log("not seen on any kernel: io_uring operations"), 1);
+    // With it off, a 32-bit program's calls go unseen: the log said so.
+    let name = unique("compatoff");
+    let _c = Containers(vec![name.clone()]);
+    run_detached(
+        &name,
+        &["-v", &programs_volume()],
+        "/t/compat_net_32 direct 7501; /bin/echo done-compatoff; sleep 30",
+    );
+    let events = wait_events(&agent, "the echo after", Duration::from_secs(20), |e| {
+        !execs_with_arg(e, "done-compatoff").is_empty()
+    });
+    assert!(mine(&events, &name).iter().all(|e| e["server"]["port"] != 7501), "a 32-bit bind with compat off");
+    assert_eq!(agent.daemon.stop(), 0);
+}
