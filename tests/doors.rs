@@ -34,17 +34,24 @@ fn thirty_two_bit_system_calls_are_reported_like_native_ones() {
     let name = unique("compat");
     let _c = Containers(vec![name.clone()]);
     let missing = format!("/nope32-{name}");
+    // Also a 32-bit program exec'ing a 64-bit one (busybox) and back: the pairing entries of
+    // execs that change ABI must not stay behind (counted at shutdown).
     run_detached(
         &name,
         &["-v", &programs_volume()],
         &format!(
-            "/t/compat_net_32 socketcall 7301; /t/compat_net_32 direct 7302; /t/compat_net_32 exec {missing}; sleep 30"
+            "/t/compat_net_32 socketcall 7301; /t/compat_net_32 direct 7302; /t/compat_net_32 exec {missing}; \
+             for i in 1 2 3 4 5; do /t/compat_net_32 exec /bin/busybox; done; sleep 30"
         ),
     );
     let events = wait_events(&agent, "the 32-bit calls", Duration::from_secs(30), |e| {
         let m = mine(e, &name);
         m.iter().filter(|x| x["event"]["action"] == "accept").count() >= 2
             && m.iter().any(|x| x["event"]["action"] == "exec" && x["event"]["outcome"] == "failure")
+            && m.iter()
+                .filter(|x| x["process"]["executable"] == "/bin/busybox" && x["process"]["args"][1] == "compat")
+                .count()
+                >= 5
     });
     let m = mine(&events, &name);
     for (port, how) in [(7301u16, "socketcall"), (7302, "direct")] {
@@ -77,7 +84,19 @@ fn thirty_two_bit_system_calls_are_reported_like_native_ones() {
         .find(|e| e["event"]["action"] == "exec" && e["process"]["args"][1] == "socketcall")
         .expect("the exec of the 32-bit program");
     assert!(launched["docker_listener"]["syscall"].get("abi").is_none(), "{launched}");
+    // The 32-bit execve of the 64-bit busybox: its exec event says the call was 32-bit.
+    let to64 = m
+        .iter()
+        .find(|e| {
+            e["event"]["action"] == "exec"
+                && e["process"]["executable"] == "/bin/busybox"
+                && e["process"]["args"][1] == "compat"
+        })
+        .expect("busybox exec'd by the 32-bit program");
+    assert_eq!(to64["docker_listener"]["syscall"]["abi"], "ia32", "{to64}");
     assert_eq!(agent.daemon.stop(), 0);
+    assert_eq!(agent.daemon.final_stat("ebpf_pending_exec"), 0, "execs across ABIs left pairing entries behind");
+    assert_eq!(agent.daemon.final_stat("ebpf_pending_sock"), 0);
 }
 
 #[test]
@@ -88,12 +107,21 @@ fn an_io_uring_connect_and_the_ring_s_setup_are_reported() {
     let mut agent = start_agent("uring", json!({}));
     let name = unique("uring");
     let _c = Containers(vec![name.clone()]);
-    run_detached(&name, &["-v", &programs_volume()], "/t/uring_connect 7401; sleep 30");
+    // Then a connect(2), which must be reported once, by its system call, not again by its
+    // TCP state change.
+    run_detached(
+        &name,
+        &["-v", &programs_volume()],
+        &format!(
+            "/t/uring_connect 7401; nc -l -p 7402 >/dev/null & {}; echo x | nc 127.0.0.1 7402; sleep 30",
+            until_listening(7402)
+        ),
+    );
     let events = wait_events(&agent, "the ring and its connect", Duration::from_secs(30), |e| {
         let m = mine(e, &name);
         m.iter().any(|x| x["event"]["action"] == "io_uring_setup")
-            && m.iter().any(|x| x["event"]["action"] == "connect")
-            && m.iter().any(|x| x["event"]["action"] == "accept")
+            && m.iter().any(|x| x["event"]["action"] == "connect" && x["destination"]["port"] == 7401)
+            && m.iter().any(|x| x["event"]["action"] == "accept" && x["destination"]["port"] == 7402)
     });
     let m = mine(&events, &name);
     let setup = m.iter().find(|e| e["event"]["action"] == "io_uring_setup").unwrap();
@@ -110,9 +138,10 @@ fn an_io_uring_connect_and_the_ring_s_setup_are_reported() {
     assert_eq!(connect["source"], json!({"ip": "127.0.0.1"}), "{connect}");
     let accept = on_port(&m, "accept", 7401);
     assert_eq!(accept["source"]["ip"], "127.0.0.1");
-    // A connect(2) is reported once, by its system call, not again by its state change.
-    let native: Vec<&&Value> = m.iter().filter(|e| e["event"]["action"] == "connect").collect();
-    assert_eq!(native.len(), 1, "{native:#?}");
+    let to_7402: Vec<&&Value> =
+        m.iter().filter(|e| e["event"]["action"] == "connect" && e["destination"]["port"] == 7402).collect();
+    assert_eq!(to_7402.len(), 1, "one connect(2), one event: {to_7402:#?}");
+    assert_eq!(to_7402[0]["docker_listener"]["syscall"]["name"], "connect");
     assert_eq!(agent.daemon.stop(), 0);
 }
 

@@ -326,12 +326,14 @@ fn raw_sockets_hidden_argv_tails_and_what_ran_before_the_agent_are_reported() {
     let _c2 = Containers(vec![name.clone()]);
     let padded = format!("{}/bin/echo tail-{name}", " ".repeat(4000));
     run_detached(&name, &["-v", &programs_volume()], &format!("/t/raw_sockets; sh -c '{padded}'; sleep 30"));
+    let tail = format!("/bin/echo tail-{name}");
+    let last_arg =
+        |x: &Value| x["process"]["args"].as_array().and_then(|a| a.last()).and_then(|l| l.as_str()).map(str::to_owned);
     let events = wait_events(&agent, "the sockets and the padded exec", Duration::from_secs(20), |e| {
-        mine(e, &name).iter().filter(|x| x["event"]["action"] == "socket").count() >= 2
-            && mine(e, &name).iter().any(|x| {
-                x["event"]["action"] == "exec"
-                    && x["process"]["command_line"].as_str().is_some_and(|c| c.contains(&format!("tail-{name}")))
-            })
+        mine(e, &name).iter().filter(|x| x["event"]["action"] == "socket").count() >= 3
+            && mine(e, &name)
+                .iter()
+                .any(|x| x["event"]["action"] == "exec" && last_arg(x).is_some_and(|l| l.ends_with(&tail)))
     });
     let sockets: Vec<&Value> = mine(&events, &name).into_iter().filter(|e| e["event"]["action"] == "socket").collect();
     let raw = sockets.iter().find(|e| e["network"]["type"] == "ipv4").expect("the raw socket");
@@ -342,6 +344,12 @@ fn raw_sockets_hidden_argv_tails_and_what_ran_before_the_agent_are_reported() {
     assert_eq!(evaluate(&rules, raw), Some(100_013));
     let packet = sockets.iter().find(|e| e["network"]["type"] == "packet").expect("the packet socket");
     assert_eq!(evaluate(&rules, packet), Some(100_013));
+    let old = sockets
+        .iter()
+        .find(|e| e["docker_listener"]["socket"]["type"] == "SOCK_PACKET")
+        .expect("the old-style packet socket (AF_INET, SOCK_PACKET)");
+    assert_eq!(old["network"]["type"], "packet", "{old}");
+    assert_eq!(evaluate(&rules, old), Some(100_013));
     // The inner sh, whose one argument is the padding and then the command.
     let tail = format!("/bin/echo tail-{name}");
     let last_arg =
@@ -353,5 +361,72 @@ fn raw_sockets_hidden_argv_tails_and_what_ran_before_the_agent_are_reported() {
     assert_eq!(padded_exec["docker_listener"]["args_truncated"], true, "{padded_exec}");
     assert!(last_arg(padded_exec).is_some_and(|l| l.starts_with('…')), "the tail of a cut argument is marked");
     assert!(padded_exec["docker_listener"]["args_omitted_bytes"].as_u64().is_some_and(|n| n > 2000));
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
+#[test]
+fn double_forks_chroot_long_argv0_and_deep_paths_cannot_bend_an_exec_event() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("evasions", json!({}));
+    let name = unique("evasions");
+    let _c = Containers(vec![name.clone()]);
+    let m = |tag: &str| format!("{tag}-{name}");
+    let long = format!("{}/d", "x".repeat(200)).repeat(6);
+    let script = [
+        // A double fork: the echo's parent (a bash subshell) exits before it execs, and the
+        // kernel reparents it to the container's init.
+        format!("/bin/bash -c '( (sleep 0.5; exec /bin/echo {}) & ); sleep 1'", m("dfork")),
+        // A chroot into a copy of the container: the process's root says /bin/sh.
+        format!(
+            "mkdir -p /tmp/j/bin && cp /bin/busybox /tmp/j/bin/sh && chroot /tmp/j /bin/sh -c 'true {}'",
+            m("chroot")
+        ),
+        // busybox run as sh through an argv[0] longer than the argv budget.
+        format!(
+            "/bin/bash -c 'exec -a \"$(printf \"/%.0s\" $(seq 1500))sh\" /bin/busybox -c \"true {}\"'",
+            m("hidden")
+        ),
+        // Deeper than the kernel's walk, and longer than the record.
+        format!("d=/tmp/$(printf 'd/%.0s' $(seq 70)); mkdir -p $d && cp /bin/busybox $d/x && $d/x echo {}", m("deep")),
+        format!("mkdir -p /tmp/{long} && cp /bin/busybox /tmp/{long}/x && /tmp/{long}/x echo {}", m("long")),
+        "sleep 30".to_owned(),
+    ]
+    .join("; ");
+    run_detached(&name, &[], &script);
+    let events = wait_events(&agent, "the long path's exec", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, &m("long")).is_empty()
+    });
+
+    let echo = exec_with(&events, &m("dfork"));
+    let init: u64 = inspect(&name, "{{.State.Pid}}").parse().unwrap();
+    assert_ne!(echo["process"]["parent"]["pid"], init, "the subshell that started it, not the init: {echo}");
+    assert_eq!(echo["process"]["parent"]["executable"], "/bin/bash", "{echo}");
+    assert_eq!(echo["docker_listener"]["reparented_to"]["pid"], init, "and where the kernel put it: {echo}");
+
+    let chrooted = exec_with(&events, &format!("true {}", m("chroot")));
+    assert_eq!(
+        chrooted["process"]["executable"], "/tmp/j/bin/sh",
+        "the container's path, not the chroot's: {chrooted}"
+    );
+    assert_eq!(chrooted["docker_listener"]["exec"]["file"]["chroot"], true);
+    assert_eq!(evaluate(&rules, chrooted), Some(100_016));
+
+    let hidden = exec_with(&events, &format!("true {}", m("hidden")));
+    assert_eq!(hidden["process"]["executable"], "/bin/busybox");
+    assert_eq!(hidden["process"]["applet_hidden"], true, "{hidden}");
+    assert_eq!(evaluate(&rules, hidden), Some(100_017));
+
+    let deep = exec_with(&events, &m("deep"));
+    let exe = deep["process"]["executable"].as_str().unwrap();
+    assert!(exe.starts_with("…/") && exe.ends_with("/d/x"), "{exe}");
+    assert_eq!(deep["docker_listener"]["exec"]["file"]["path_truncated"], true);
+    assert_eq!(evaluate(&rules, deep), Some(100_018));
+
+    let long_exec = exec_with(&events, &m("long"));
+    let exe = long_exec["process"]["executable"].as_str().unwrap();
+    assert!(exe.starts_with("/tmp/…/") && exe.ends_with("/d/x"), "the top-most and the last components: {exe}");
+    assert_eq!(evaluate(&rules, long_exec), Some(100_018));
     assert_eq!(agent.daemon.stop(), 0);
 }

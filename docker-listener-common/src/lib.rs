@@ -24,7 +24,7 @@ pub const EXE_PATH_MASK: usize = 1023;
 pub const EXE_NAME_MAX: usize = 256;
 /// Steps of the path walk (components and mount crossings). A deeper path is cut at the root
 /// end and flagged (`exe_flags::TRUNCATED`).
-pub const EXE_WALK_STEPS: usize = 40;
+pub const EXE_WALK_STEPS: usize = 64;
 /// Bytes of a cgroup path kept.
 pub const CGROUP_PATH_CAP: usize = 256;
 /// Cgroup path prefixes that mark a container's cgroup (e.g. "/docker/"), and their capacity.
@@ -115,12 +115,18 @@ pub mod exe_flags {
     /// internal filesystem (memfd, shm of `shmem_file_setup`) or a disconnected one. The path is
     /// that dentry's name alone ("memfd:NAME").
     pub const DETACHED: u32 = 2;
-    /// The walk reached the top of its mount tree without meeting the task's root: the file is
-    /// outside the process's root (reached through /proc/PID/root, a file descriptor passed in,
-    /// ...); the path is relative to that tree's root (on the host: the host's path).
+    /// The walk reached the top of a mount tree other than the process's mount namespace's: the
+    /// file is not in the process's namespace (reached through a descriptor passed in or a
+    /// detached mount); the path is relative to that tree's root.
     pub const OUTSIDE_ROOT: u32 = 4;
-    /// The path was deeper or longer than the record holds: its leading components are missing.
+    /// The path was deeper than the walk's steps: its leading components are missing.
     pub const TRUNCATED: u32 = 8;
+    /// The path was longer than the record holds: its middle components are missing (an empty
+    /// component marks where), its top-most and its last ones are kept.
+    pub const GAP: u32 = 16;
+    /// The process runs chrooted: its root is not its mount namespace's. The path is the
+    /// namespace's (what the container sees from its real root), not the process's.
+    pub const CHROOT: u32 = 32;
 }
 
 /// Socket operations of a `SocketRecord`.
@@ -330,6 +336,9 @@ pub struct KernelOffsets {
     pub task_parent_exec_id: u32,
     /// `task_struct.thread_info.status` (x86: `TS_COMPAT` is set while a 32-bit syscall runs).
     pub task_ti_status: u32,
+    pub task_nsproxy: u32,
+    pub nsproxy_mnt_ns: u32,
+    pub mnt_ns_root: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
     pub files_fdt: u32,
@@ -371,6 +380,9 @@ pub struct KernelOffsets {
     pub exe_valid: u32,
 }
 
+/// `ProbeConfig::compat_ops` bit for execve/execveat.
+pub const COMPAT_EXEC: u32 = 1 << 16;
+
 /// Settings the daemon writes into the object's `.rodata` before loading it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -386,6 +398,9 @@ pub struct ProbeConfig {
     /// Offset of `group_dead` in the `sched_process_exit` record (kernel 6.16+), from tracefs;
     /// 0 where the kernel has none (the group leader's exit then stands for the process's).
     pub exit_group_dead: u32,
+    /// Which 32-bit calls the compat programs report: `1 << sock_op::*`, and `COMPAT_EXEC`
+    /// (the same switches as the native programs').
+    pub compat_ops: u32,
     pub prefix_len: [u32; PREFIXES],
     /// Cgroup v2 path prefixes of container cgroups ("/docker/", "/system.slice/docker-").
     pub prefixes: [[u8; PREFIX_CAP]; PREFIXES],

@@ -14,12 +14,12 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use docker_listener_common::{flags, sock_op};
+use docker_listener_common::{COMPAT_EXEC, flags, sock_op};
 
 use crate::{
     exec::{remember_args, report_failure},
     kernel::{in_compat_syscall, read},
-    maps::traced,
+    maps::{config, traced},
     socket::{remember, remember_socket, report},
 };
 
@@ -55,6 +55,12 @@ mod regs {
     pub const ORIG_AX: usize = 120;
 }
 
+/// Whether the setting of the native program for this call is on (`ebpf.exec`, `.connect`...).
+#[inline(always)]
+fn on(bit: u32) -> bool {
+    config!(compat_ops) & bit != 0
+}
+
 #[inline(always)]
 fn matters(id: i64) -> bool {
     matches!(
@@ -84,14 +90,14 @@ pub fn compat_sys_enter(ctx: BtfTracePointContext) -> u32 {
     unsafe {
         let (a1, a2, a3) = (arg(regs, regs::BX), arg(regs, regs::CX), arg(regs, regs::DX));
         match id {
-            nr::EXECVE => remember_args(a1, a2, flags::COMPAT),
+            nr::EXECVE if on(COMPAT_EXEC) => remember_args(a1, a2, flags::COMPAT),
             // execveat(dirfd, filename, argv, envp, flags)
-            nr::EXECVEAT => remember_args(a2, a3, flags::COMPAT),
-            nr::SOCKET => remember_socket(a1, a2, a3, flags::COMPAT),
-            nr::BIND => remember(sock_op::BIND, a1 as i32, a2, a3, flags::COMPAT),
-            nr::CONNECT => remember(sock_op::CONNECT, a1 as i32, a2, a3, flags::COMPAT),
-            nr::LISTEN => remember(sock_op::LISTEN, a1 as i32, 0, a2, flags::COMPAT),
-            nr::ACCEPT4 => remember(sock_op::ACCEPT, a1 as i32, a2, a3, flags::COMPAT),
+            nr::EXECVEAT if on(COMPAT_EXEC) => remember_args(a2, a3, flags::COMPAT),
+            nr::SOCKET => sock(sock_op::SOCKET, || remember_socket(a1, a2, a3, flags::COMPAT)),
+            nr::BIND => sock(sock_op::BIND, || remember(sock_op::BIND, a1 as i32, a2, a3, flags::COMPAT)),
+            nr::CONNECT => sock(sock_op::CONNECT, || remember(sock_op::CONNECT, a1 as i32, a2, a3, flags::COMPAT)),
+            nr::LISTEN => sock(sock_op::LISTEN, || remember(sock_op::LISTEN, a1 as i32, 0, a2, flags::COMPAT)),
+            nr::ACCEPT4 => sock(sock_op::ACCEPT, || remember(sock_op::ACCEPT, a1 as i32, a2, a3, flags::COMPAT)),
             nr::SOCKETCALL => socketcall(a1 as u32, a2),
             _ => {}
         }
@@ -99,21 +105,39 @@ pub fn compat_sys_enter(ctx: BtfTracePointContext) -> u32 {
     0
 }
 
-/// socketcall(call, args): the call's arguments are 32-bit words in the caller's memory.
+/// Runs `f` if socket operation `op`'s setting is on.
+#[inline(always)]
+fn sock(op: u32, f: impl FnOnce()) {
+    if on(1 << op) {
+        f()
+    }
+}
+
+/// socketcall(call, args): the call's arguments are 32-bit words in the caller's memory (as
+/// many as the call takes: reading more could fault at the end of a page and lose the call).
 #[inline(always)]
 unsafe fn socketcall(call: u32, args: u64) {
+    let (op, words) = match call {
+        call::SOCKET => (sock_op::SOCKET, 3),
+        call::BIND => (sock_op::BIND, 3),
+        call::CONNECT => (sock_op::CONNECT, 3),
+        call::LISTEN => (sock_op::LISTEN, 2),
+        call::ACCEPT | call::ACCEPT4 => (sock_op::ACCEPT, 3),
+        _ => return,
+    };
+    if !on(1 << op) {
+        return;
+    }
     let mut a = [0u32; 3];
-    if unsafe { bpf_probe_read_user(a.as_mut_ptr().cast(), 12, args as *const _) } != 0 {
+    let size = if words == 2 { 8 } else { 12 };
+    if unsafe { bpf_probe_read_user(a.as_mut_ptr().cast(), size, args as *const _) } != 0 {
         return;
     }
     let (a0, a1, a2) = (a[0], u64::from(a[1]), u64::from(a[2]));
-    match call {
-        call::SOCKET => remember_socket(u64::from(a0), a1, a2, flags::COMPAT),
-        call::BIND => remember(sock_op::BIND, a0 as i32, a1, a2, flags::COMPAT),
-        call::CONNECT => remember(sock_op::CONNECT, a0 as i32, a1, a2, flags::COMPAT),
-        call::LISTEN => remember(sock_op::LISTEN, a0 as i32, 0, a1, flags::COMPAT),
-        call::ACCEPT | call::ACCEPT4 => remember(sock_op::ACCEPT, a0 as i32, a1, a2, flags::COMPAT),
-        _ => {}
+    match op {
+        sock_op::SOCKET => remember_socket(u64::from(a0), a1, a2, flags::COMPAT),
+        sock_op::LISTEN => remember(op, a0 as i32, 0, a1, flags::COMPAT),
+        _ => remember(op, a0 as i32, a1, a2, flags::COMPAT),
     }
 }
 

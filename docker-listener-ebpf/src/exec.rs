@@ -34,16 +34,21 @@ const HALF: usize = ARGS_CAP / 2;
 
 #[tracepoint]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
-    // pid_t old_pid at 16. An exec from a thread other than the leader changes the caller's
-    // pid_tgid, so its execve exit cannot find the enter-time entry: delete it here, traced or
-    // not (the container may have been untracked meanwhile), or it would stay in the map.
+    // pid_t old_pid at 16: the calling thread (an exec from a thread other than the leader
+    // changes its pid). Its enter-time entry says which ABI the execve came through (TS_COMPAT
+    // says only what the new image is: exec sets it for a 32-bit program whatever the caller
+    // was), and is done with: a successful exec reports nothing at its exit, and the exit may
+    // never come to the program that would delete it (a native execve of an i386 image leaves
+    // the kernel with the 32-bit execve's number, which the native exit tracepoint ignores; a
+    // non-leader's pid is gone). Deleted here, traced or not (the container may have been
+    // untracked meanwhile).
     let pid_tgid = bpf_get_current_pid_tgid();
     let old_pid: u32 = unsafe { ctx.read_at(16) }.unwrap_or(pid_tgid as u32);
-    if old_pid != pid_tgid as u32 {
-        let _ = PENDING_EXEC.remove(&((pid_tgid >> 32 << 32) | u64::from(old_pid)));
-    }
+    let key = (pid_tgid >> 32 << 32) | u64::from(old_pid);
+    let abi = unsafe { PENDING_EXEC.get(&key) }.map_or(0, |p| p.flags & flags::COMPAT);
+    let _ = PENDING_EXEC.remove(&key);
     if traced() {
-        on_exec(&ctx);
+        on_exec(&ctx, abi);
     }
     0
 }
@@ -80,13 +85,10 @@ unsafe fn fill_common(r: *mut ExecRecord, header: RecordHeader, ret: i32) {
     }
 }
 
-fn on_exec(ctx: &TracePointContext) {
+fn on_exec(ctx: &TracePointContext, abi: u32) {
     // sched_process_exec: __data_loc char[] filename at 8, pid_t pid at 12, pid_t old_pid at 16.
     // (The leader's enter-time entry is deleted by its execve exit, which sees success.)
 
-    // Which ABI the execve came through: its entry, kept at the enter (TS_COMPAT says only what
-    // the new image is: exec sets it for a 32-bit program whatever the caller was).
-    let abi = unsafe { PENDING_EXEC.get(&bpf_get_current_pid_tgid()) }.map_or(0, |p| p.flags & flags::COMPAT);
     let Some((mut entry, header)) = reserve::<ExecRecord>(RecordKind::Exec) else { return };
     let r = entry.as_mut_ptr();
     unsafe {

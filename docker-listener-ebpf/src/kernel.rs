@@ -24,6 +24,22 @@ pub unsafe fn read<T>(base: *const u8, off: u32) -> Result<T, i32> {
     unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize) as *const T) }
 }
 
+/// Reads a `T` at `base + off`, zero when it cannot (the helper zeroes its destination on
+/// failure): no branch on the result, which the verifier would follow both ways at every read
+/// of a loop.
+#[inline(always)]
+pub unsafe fn read0<T: Copy>(base: *const u8, off: u32) -> T {
+    let mut v = core::mem::MaybeUninit::<T>::zeroed();
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            v.as_mut_ptr().cast(),
+            size_of::<T>() as u32,
+            base.wrapping_add(off as usize).cast(),
+        );
+        v.assume_init()
+    }
+}
+
 #[inline(always)]
 pub fn current_task() -> *const u8 {
     unsafe { bpf_get_current_task() as *const u8 }

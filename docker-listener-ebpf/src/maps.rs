@@ -36,9 +36,8 @@ pub static LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(loss::COUNT, 0
 /// execve in flight: pid_tgid -> what the failed-exec record needs from the syscall's arguments.
 /// A plain hash map, not an LRU one: when it is full the insert fails and is counted
 /// (`loss::PENDING_MAP_FULL`), where an LRU map would silently evict the entry of a call still
-/// in flight. Nothing leaks: the exit deletes the entry, and the entry of an exec that succeeded
-/// from a thread other than the leader (a new pid_tgid) is deleted by sched_process_exec, keyed
-/// by its `old_pid`, whether or not the task is still traced.
+/// in flight. Deleted by the exit (native or 32-bit), and by sched_process_exec for a successful
+/// exec (whose exit may come as the other ABI's, or with another pid), traced or not.
 #[map]
 pub static PENDING_EXEC: HashMap<u64, PendingExec> = HashMap::with_max_entries(8192, 0);
 

@@ -8,11 +8,15 @@
 //! reverses them. It stops at the task's root (`fs->root`: inside a container, the container's
 //! root, so the path is the one the container sees), and says how it ended otherwise
 //! (`exe_flags`).
-use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_probe_read_kernel_str};
+use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
 use docker_listener_common::{EXE_NAME_MAX, EXE_PATH_MASK, EXE_WALK_STEPS, ExeFile, exe_flags};
 
+/// Names are written while the offset is at most this: room is left for the gap and the
+/// top-most name of a path too long to keep whole.
+const APPEND_LIMIT: usize = EXE_PATH_MASK - EXE_NAME_MAX - 1;
+
 use crate::{
-    kernel::read,
+    kernel::read0,
     maps::{bump_loss, config},
 };
 
@@ -24,16 +28,23 @@ use crate::{
 #[inline(always)]
 fn opaque(v: usize) -> usize {
     let copy = v;
-    unsafe { bpf_probe_read_kernel(&copy as *const usize) }.unwrap_or(usize::MAX)
+    unsafe { read0(&copy as *const usize as *const u8, 0) }
 }
 
 /// Writes `dentry`'s name at `off`; returns the bytes written with the NUL, or <= 0.
 #[inline(always)]
 unsafe fn append_name(path: *mut u8, off: usize, dentry: *const u8) -> i64 {
     unsafe {
-        let name: *const u8 =
-            read(dentry, config!(offsets.dentry_d_name) + config!(offsets.qstr_name)).unwrap_or(core::ptr::null());
-        bpf_probe_read_kernel_str(path.wrapping_add(off & EXE_PATH_MASK).cast(), EXE_NAME_MAX as u32, name.cast())
+        let name: *const u8 = read0(dentry, config!(offsets.dentry_d_name) + config!(offsets.qstr_name));
+        // black_box: the mask must reach the verifier. The compiler would drop it where the
+        // caller's bound makes it redundant, and older verifiers (6.1) forget that bound once
+        // the offset has been spilled to the stack: "math between alloc_mem pointer and
+        // register with unbounded min value".
+        bpf_probe_read_kernel_str(
+            path.wrapping_add(core::hint::black_box(off) & EXE_PATH_MASK).cast(),
+            EXE_NAME_MAX as u32,
+            name.cast(),
+        )
     }
 }
 
@@ -46,80 +57,113 @@ pub unsafe fn exe_of(task: *const u8, exe: *mut ExeFile, path: *mut u8) {
             (*exe).flags = exe_flags::UNAVAILABLE;
             return;
         }
-        let mm: *const u8 = read(task, config!(offsets.task_mm)).unwrap_or(core::ptr::null());
-        let file: *const u8 = read(mm, config!(offsets.mm_exe_file)).unwrap_or(core::ptr::null());
+        let mm: *const u8 = read0(task, config!(offsets.task_mm));
+        let file: *const u8 = read0(mm, config!(offsets.mm_exe_file));
         if file.is_null() {
             (*exe).flags = exe_flags::UNAVAILABLE;
             bump_loss(docker_listener_common::loss::EXE_READ);
             return;
         }
-        let inode: *const u8 = read(file, config!(offsets.file_f_inode)).unwrap_or(core::ptr::null());
-        (*exe).ino = read(inode, config!(offsets.inode_i_ino)).unwrap_or(0);
-        (*exe).nlink = read(inode, config!(offsets.inode_i_nlink)).unwrap_or(0);
-        let sb: *const u8 = read(inode, config!(offsets.inode_i_sb)).unwrap_or(core::ptr::null());
-        (*exe).dev = read(sb, config!(offsets.sb_s_dev)).unwrap_or(0);
-        (*exe).magic = read(sb, config!(offsets.sb_s_magic)).unwrap_or(0);
+        let inode: *const u8 = read0(file, config!(offsets.file_f_inode));
+        (*exe).ino = read0(inode, config!(offsets.inode_i_ino));
+        (*exe).nlink = read0(inode, config!(offsets.inode_i_nlink));
+        let sb: *const u8 = read0(inode, config!(offsets.inode_i_sb));
+        (*exe).dev = read0(sb, config!(offsets.sb_s_dev));
+        (*exe).magic = read0(sb, config!(offsets.sb_s_magic));
 
         let f_path = config!(offsets.file_f_path);
         let p_mnt = config!(offsets.path_mnt);
         let p_dentry = config!(offsets.path_dentry);
-        let mut dentry: *const u8 = read(file, f_path + p_dentry).unwrap_or(core::ptr::null());
-        let mut vfsmnt: *const u8 = read(file, f_path + p_mnt).unwrap_or(core::ptr::null());
-        let fs: *const u8 = read(task, config!(offsets.task_fs)).unwrap_or(core::ptr::null());
-        let root_dentry: *const u8 = read(fs, config!(offsets.fs_root) + p_dentry).unwrap_or(core::ptr::null());
-        let root_mnt: *const u8 = read(fs, config!(offsets.fs_root) + p_mnt).unwrap_or(core::ptr::null());
         let mount_mnt = config!(offsets.mount_mnt) as usize;
+        let mut dentry: *const u8 = read0(file, f_path + p_dentry);
+        let mut vfsmnt: *const u8 = read0(file, f_path + p_mnt);
         let mut mnt = vfsmnt.wrapping_sub(mount_mnt);
 
+        // The top of the walk is the root of the process's mount namespace (in a container, its
+        // root filesystem), not the process's own root: a chroot would let it choose the path.
+        let nsproxy: *const u8 = read0(task, config!(offsets.task_nsproxy));
+        let mnt_ns: *const u8 = read0(nsproxy, config!(offsets.nsproxy_mnt_ns));
+        let ns_root: *const u8 = read0(mnt_ns, config!(offsets.mnt_ns_root));
+        let fs: *const u8 = read0(task, config!(offsets.task_fs));
+        let root_dentry: *const u8 = read0(fs, config!(offsets.fs_root) + p_dentry);
+        let root_mnt: *const u8 = read0(fs, config!(offsets.fs_root) + p_mnt);
+
+        // Loop-carried: only pointers (unknown to the verifier) and the opaque offset, so the
+        // states of every path through a step merge at the top of the next one. Past
+        // APPEND_LIMIT, names are no longer written, but the walk goes on: `top` is the last
+        // dentry walked, written after the loop (after an empty component, the gap).
         let mut off: usize = 0;
-        let mut flags = exe_flags::TRUNCATED;
+        let mut top: *const u8 = dentry;
+        // Where the walk passed the process's own root (`fs->root`): the components written after
+        // it are the path of that root in the namespace, none unless the process is chrooted.
+        let mut root_off: usize = opaque(usize::MAX);
+        let mut end = exe_flags::TRUNCATED;
         for _ in 0..EXE_WALK_STEPS {
             if dentry.is_null() {
-                flags = exe_flags::UNAVAILABLE;
+                end = exe_flags::UNAVAILABLE;
                 break;
             }
             if dentry == root_dentry && vfsmnt == root_mnt {
-                flags = 0;
-                break;
+                root_off = off;
             }
-            let mnt_root: *const u8 = read(vfsmnt, config!(offsets.vfsmount_mnt_root)).unwrap_or(core::ptr::null());
+            let mnt_root: *const u8 = read0(vfsmnt, config!(offsets.vfsmount_mnt_root));
             if dentry == mnt_root {
                 // The root of a mount: go on from where it is mounted, in the parent mount.
-                let parent: *const u8 = read(mnt, config!(offsets.mount_mnt_parent)).unwrap_or(core::ptr::null());
+                let parent: *const u8 = read0(mnt, config!(offsets.mount_mnt_parent));
                 if parent.is_null() || parent == mnt {
-                    flags = exe_flags::OUTSIDE_ROOT;
-                    if off == 0 {
-                        // The file is itself the root of a mount no one else's tree reaches
-                        // (a file bind-mounted in a private namespace, as runc does with its
-                        // own binary): its name is all there is.
-                        flags |= exe_flags::DETACHED;
-                        let n = append_name(path, 0, dentry);
-                        off = if n > 0 { n as usize } else { 0 };
-                    }
+                    // The top of a mount tree: the namespace's root, or a detached tree.
+                    end = if mnt == ns_root { 0 } else { exe_flags::OUTSIDE_ROOT };
                     break;
                 }
-                dentry = read(mnt, config!(offsets.mount_mnt_mountpoint)).unwrap_or(core::ptr::null());
+                dentry = read0(mnt, config!(offsets.mount_mnt_mountpoint));
                 mnt = parent;
                 vfsmnt = mnt.wrapping_add(mount_mnt);
                 continue;
             }
-            let parent: *const u8 = read(dentry, config!(offsets.dentry_d_parent)).unwrap_or(core::ptr::null());
-            if off > EXE_PATH_MASK {
-                break;
+            let parent: *const u8 = read0(dentry, config!(offsets.dentry_d_parent));
+            if off <= APPEND_LIMIT {
+                let n = append_name(path, off, dentry);
+                if n <= 0 {
+                    end = exe_flags::UNAVAILABLE;
+                    break;
+                }
+                off = opaque(off + n as usize);
+            } else {
+                top = dentry;
             }
-            let n = append_name(path, off, dentry);
-            if n <= 0 {
-                flags = exe_flags::UNAVAILABLE;
-                break;
-            }
-            off = opaque(off + n as usize);
             if parent == dentry || parent.is_null() {
                 // Its own parent, yet not a mount's root: an internal filesystem's file
                 // (memfd, anonymous shared memory) or a disconnected dentry.
-                flags = exe_flags::DETACHED;
+                end = exe_flags::DETACHED;
                 break;
             }
             dentry = parent;
+        }
+        let mut flags = end;
+        if off == 0 && end & exe_flags::OUTSIDE_ROOT != 0 {
+            // The file is itself the root of a mount no one else's tree reaches (a file
+            // bind-mounted in a private namespace, as runc does with its own binary): its name
+            // is all there is.
+            flags |= exe_flags::DETACHED;
+            let n = append_name(path, 0, dentry);
+            off = if n > 0 { n as usize } else { 0 };
+        }
+        // Chrooted (judged before the gap and the top-most name are written): the process's
+        // root is below its namespace's (components above it), or the file is not below the
+        // process's root at all.
+        if end & (exe_flags::TRUNCATED | exe_flags::UNAVAILABLE | exe_flags::DETACHED | exe_flags::OUTSIDE_ROOT) == 0
+            && (root_off == usize::MAX || root_off < off)
+        {
+            flags |= exe_flags::CHROOT;
+        }
+        if off > APPEND_LIMIT {
+            flags |= exe_flags::GAP;
+            if end & exe_flags::TRUNCATED == 0 && off <= APPEND_LIMIT + EXE_NAME_MAX {
+                // The gap (an empty component), then the top-most name.
+                *path.wrapping_add(core::hint::black_box(off) & EXE_PATH_MASK) = 0;
+                let n = append_name(path, (off + 1) & EXE_PATH_MASK, top);
+                off = if n > 0 { off + 1 + n as usize } else { off };
+            }
         }
         (*exe).flags = flags;
         (*exe).path_len =

@@ -166,6 +166,8 @@ unsafe fn read_sockaddr(r: *mut SocketRecord, uaddr: u64, len: u64) -> bool {
 /// `type & SOCK_TYPE_MASK` is the socket type (the rest are SOCK_NONBLOCK and SOCK_CLOEXEC).
 const SOCK_TYPE_MASK: u16 = 0xf;
 const SOCK_RAW: u64 = 3;
+/// The obsolete packet interface: `socket(AF_INET, SOCK_PACKET, ...)` makes a packet socket.
+const SOCK_PACKET: u64 = 10;
 const AF_PACKET: u64 = 17;
 
 /// socket(family at 16, type at 24, protocol at 32).
@@ -183,9 +185,10 @@ pub fn sys_enter_socket(ctx: TracePointContext) -> u32 {
 /// other socket() of the host costs a few instructions here and a map lookup at the exit.
 #[inline(always)]
 pub fn remember_socket(family: u64, sock_type: u64, protocol: u64, flags: u32) {
-    let raw_ip = sock_type & u64::from(SOCK_TYPE_MASK) == SOCK_RAW
-        && (family == u64::from(AF_INET) || family == u64::from(AF_INET6));
-    if !raw_ip && family != AF_PACKET {
+    let t = sock_type & u64::from(SOCK_TYPE_MASK);
+    let raw_ip = t == SOCK_RAW && (family == u64::from(AF_INET) || family == u64::from(AF_INET6));
+    let old_packet = t == SOCK_PACKET && family == u64::from(AF_INET);
+    if !raw_ip && !old_packet && family != AF_PACKET {
         return;
     }
     if !traced() {

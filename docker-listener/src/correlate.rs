@@ -98,6 +98,8 @@ pub struct Correlator {
     removed_cgroups: VecDeque<(u64, Instant)>,
     /// cgroups Docker said are no container of its own, and when: their records are dropped.
     rejected: HashMap<u64, Instant>,
+    /// Container-shaped cgroups seen created, not yet confirmed by Docker: their paths.
+    unconfirmed: HashMap<u64, String>,
     pub counters: Counters,
 }
 
@@ -115,6 +117,7 @@ impl Correlator {
             asked: HashMap::new(),
             removed_cgroups: VecDeque::new(),
             rejected: HashMap::new(),
+            unconfirmed: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -136,12 +139,17 @@ impl Correlator {
                 };
                 if c.created {
                     self.registry.bind_cgroup(id, c.id);
+                    self.rejected.remove(&c.id);
                     if self.registry.get(id).is_none() {
+                        // Kept until Docker answers: whether the cgroup still exists then tells
+                        // a lookalike from a container already gone.
+                        self.unconfirmed.insert(c.id, c.path.clone());
                         req.push(Request::Inspect(id.to_owned()));
                     } else {
                         self.release(c.id, out, req);
                     }
                 } else {
+                    self.unconfirmed.remove(&c.id);
                     // The registry keeps the cgroup a while: events of a short-lived container
                     // may still be waiting for its details.
                     self.procs.remove_cgroup(c.id);
@@ -304,11 +312,32 @@ impl Correlator {
     }
 
     /// Docker does not know the container a traced cgroup's path names (inspect: no such
-    /// container): the cgroup only looked like a container's. It is untracked, and its records,
-    /// held or to come, are dropped (counted): they are not container activity. A container
-    /// Docker told us about meanwhile (its events) is kept.
-    pub fn not_docker(&mut self, id: &str, now: Instant, req: &mut Vec<Request>) {
+    /// container). If the cgroup still exists (`alive`, given its path), it only looked like a
+    /// container's: it is untracked, and its records, held or to come, are dropped (counted):
+    /// they are not container activity. If it is gone, it was a container Docker has already
+    /// removed (a short-lived one, whose events Docker has not yet told us about): its held
+    /// events go out with the id the path gave, marked unresolved. A container Docker told us
+    /// about meanwhile is kept.
+    pub fn not_docker(
+        &mut self,
+        id: &str,
+        alive: impl Fn(&str) -> bool,
+        now: Instant,
+        out: &mut Vec<Emitted>,
+        req: &mut Vec<Request>,
+    ) {
         if self.registry.get(id).is_some() {
+            return;
+        }
+        let cgroups = self.registry.cgroups_of(id).to_vec();
+        let removed = |cg: u64, me: &Self| {
+            me.removed_cgroups.iter().any(|(c, _)| *c == cg) || me.unconfirmed.get(&cg).is_some_and(|path| !alive(path))
+        };
+        if !cgroups.is_empty() && cgroups.iter().all(|&cg| removed(cg, self)) {
+            for cg in cgroups {
+                self.unconfirmed.remove(&cg);
+                self.cgroup_not_found(cg, out);
+            }
             return;
         }
         for cg in self.registry.forget(id) {
@@ -317,6 +346,7 @@ impl Correlator {
                 id,
                 "a cgroup shaped like a container's belongs to no Docker container: not traced"
             );
+            self.unconfirmed.remove(&cg);
             self.counters.rejected_cgroups += 1;
             self.rejected.insert(cg, now);
             req.push(Request::Untrack(cg));
@@ -339,6 +369,10 @@ impl Correlator {
         if let Some(cg) = cgroup_id {
             self.registry.bind_cgroup(&id, cg);
             self.asked.remove(&cg);
+            self.rejected.remove(&cg);
+        }
+        for cg in self.registry.cgroups_of(&id) {
+            self.unconfirmed.remove(cg);
         }
         self.registry.upsert(c);
         for cg in self.registry.cgroups_of(&id).to_vec() {
@@ -487,7 +521,18 @@ pub fn exec_body(procs: &mut ProcessTable, e: Exec, cgroups: &[u64]) -> ExecBody
         };
         Arc::new(Lineage::new(meta.tgid, procs.entity_id(meta.tgid, start_ns), image.clone(), meta.cgroup_id, parent))
     };
-    ExecBody { lineup: Lineup::of(&lineage, cgroups), uid, gid, ret, args, filename, comm, exe, compat }
+    let reparented_to = match lineage.parent.as_deref() {
+        Some(p) if ppid != 0 && p.pid != ppid => Some(ProcRef {
+            pid: ppid,
+            entity_id: procs.entity_id(ppid, parent_start_ns),
+            executable: None,
+            name: None,
+            applet: None,
+            applet_hidden: false,
+        }),
+        _ => None,
+    };
+    ExecBody { lineup: Lineup::of(&lineage, cgroups), uid, gid, ret, args, filename, comm, exe, compat, reparented_to }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// Closes a shrunk Docker event's frame: the event is followed by the truncation mark.
-const TRUNCATED_SUFFIX: &[u8] = b",\"truncated\":true}";
+pub const TRUNCATED_SUFFIX: &[u8] = b",\"truncated\":true}";
 
 /// Where a frame came from; the sink uses it to advance the resume cursor once delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -155,6 +155,13 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
     );
     metric(
         &mut out,
+        "ebpf_not_container_total",
+        "counter",
+        "Records from those cgroups before Docker answered: not container activity, not sent.",
+        &[("", g(&stats.ebpf_not_container))],
+    );
+    metric(
+        &mut out,
         "containers_untraced_total",
         "counter",
         "Running containers whose cgroup could not be found: their processes are not traced (each is logged).",

@@ -225,6 +225,7 @@ impl Monitor {
                     }
                     let now = Instant::now();
                     self.correlator.resync_clock();
+                    Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
                     self.correlator.tick(now, &mut out, &mut req);
                     lost_reported = self.report_losses(drain_ctx.received, lost_reported);
                     if now.duration_since(last_sweep) >= SWEEP_EVERY {
@@ -276,6 +277,9 @@ impl Monitor {
         self.report_losses(drain_ctx.received, lost_reported);
         let generated = self.probes.generated();
         Stats::add(&self.stats.ebpf_seq_gaps, generated.saturating_sub(drain_ctx.received));
+        let (execs, socks) = self.probes.pending();
+        Stats::set(&self.stats.ebpf_pending_exec, execs);
+        Stats::set(&self.stats.ebpf_pending_sock, socks);
         Ok(())
     }
 
@@ -335,10 +339,12 @@ impl Monitor {
                     if ignored {
                         continue;
                     }
-                    req.push(Request::Track(cgroup));
+                    // Traced before /proc is read: a process started meanwhile is then either in
+                    // the scan or seen by the kernel, never in neither.
+                    self.track_now(cgroup);
                     for (cg, _) in &below {
                         self.correlator.registry.bind_cgroup(&id, *cg);
-                        req.push(Request::Track(*cg));
+                        self.track_now(*cg);
                     }
                     for (cg, d) in std::iter::once((cgroup, dir)).chain(below) {
                         let learned = self.correlator.procs.scan_cgroup(&d, cg);
@@ -381,7 +387,8 @@ impl Monitor {
                 if let Some(cg) = cgroup {
                     self.correlator.registry.bind_cgroup(&id, cg);
                 }
-                self.correlator.not_docker(&id, now, req);
+                let alive = |path: &str| mount.is_some_and(|m| m.join(path.trim_start_matches('/')).is_dir());
+                self.correlator.not_docker(&id, alive, now, out, req);
                 Stats::add(&self.stats.ebpf_cgroups_rejected, self.correlator.counters.rejected_cgroups - before);
             }
             Info::CgroupNotFound(cg) => {
@@ -416,10 +423,23 @@ impl Monitor {
         };
         tracing::warn!(container = %id, cgroup = %dir.display(), "a container's cgroup was not recognised when it was created: traced from now on; what ran in it before is reported as running processes");
         Stats::inc(&self.stats.containers_traced_late);
-        self.correlator.registry.bind_cgroup(id, cg);
-        req.push(Request::Track(cg));
-        let learned = self.correlator.procs.scan_cgroup(&dir, cg);
-        self.correlator.running_events(cg, &learned, now, out, req);
+        let below = registry::cgroups_below(&dir, registry::BELOW_DEPTH, registry::BELOW_MAX);
+        let mut pids = Vec::new();
+        for (cg, d) in std::iter::once((cg, dir)).chain(below) {
+            self.correlator.registry.bind_cgroup(id, cg);
+            self.track_now(cg);
+            let learned = self.correlator.procs.scan_cgroup(&d, cg);
+            self.correlator.running_events(cg, &learned, now, out, req);
+            pids.extend(learned);
+        }
+        self.listening_events(&inventory::listeners(&pids), now, out, req);
+    }
+
+    /// Starts tracing a cgroup at once (not after the current batch of work).
+    fn track_now(&mut self, cgroup: u64) {
+        if let Err(e) = self.probes.track(cgroup) {
+            tracing::error!(error = %e, "a container cannot be traced");
+        }
     }
 
     /// `socket-listening` events for the listeners the inventory found.

@@ -57,18 +57,26 @@ pub struct Image {
     pub name: Arc<str>,
     /// For a multi-call binary, the program it was asked to be (`argv[0]`'s file name).
     pub applet: Option<Arc<str>>,
+    /// A multi-call binary whose program cannot be told: the argument naming it was cut (an
+    /// argv[0] longer than the argv budget hides it).
+    pub applet_hidden: bool,
 }
 
 impl Image {
     /// The image of `executable` started with `args`.
     pub fn new(executable: &str, args: &[String]) -> Image {
         let name = basename(executable);
-        Image { executable: Arc::from(executable), name: Arc::from(name), applet: applet(name, args).map(Arc::from) }
+        let (applet, applet_hidden) = match applet(name, args) {
+            Applet::Named(a) => (Some(Arc::from(a)), false),
+            Applet::Hidden => (None, true),
+            Applet::NotMultiCall => (None, false),
+        };
+        Image { executable: Arc::from(executable), name: Arc::from(name), applet, applet_hidden }
     }
 
     /// An image whose file is not known.
     pub fn unknown() -> Image {
-        Image { executable: Arc::from(""), name: Arc::from(""), applet: None }
+        Image { executable: Arc::from(""), name: Arc::from(""), applet: None, applet_hidden: false }
     }
 
     /// Whether the executed file is known (an unknown one may still have a name: the comm).
@@ -77,17 +85,36 @@ impl Image {
     }
 }
 
+/// What `argv` says a binary runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applet<'a> {
+    /// Not a multi-call binary: its `argv[0]` is whatever the caller chose and says nothing
+    /// about what runs.
+    NotMultiCall,
+    Named(&'a str),
+    /// A multi-call binary, and the argument that names its program was cut or is missing.
+    Hidden,
+}
+
 /// The program a multi-call binary named `name` runs when started with `args`: `argv[0]`'s file
-/// name, or, when that is the binary's own name (`busybox sh`), `argv[1]`'s. `None` for any other
-/// binary: their `argv[0]` is whatever the caller chose and says nothing about what runs.
-pub fn applet<'a>(name: &str, args: &'a [String]) -> Option<&'a str> {
+/// name, or, when that is the binary's own name (`busybox sh`), `argv[1]`'s.
+pub fn applet<'a>(name: &str, args: &'a [String]) -> Applet<'a> {
     let multi = |n: &str| MULTI_CALL.contains(&n);
     if !multi(name) {
-        return None;
+        return Applet::NotMultiCall;
     }
-    let first = args.first().map(|a| basename(a).trim_start_matches('-'))?;
-    let chosen = if multi(first) { args.get(1).map(|a| basename(a))? } else { first };
-    (!chosen.is_empty()).then_some(chosen)
+    let cut = |a: &str| a.ends_with(crate::ebpf::record::CUT) || a.starts_with(crate::ebpf::record::CUT);
+    let Some(first) = args.first() else { return Applet::Hidden };
+    let chosen = if multi(basename(first).trim_start_matches('-')) && !cut(first) {
+        match args.get(1) {
+            Some(a) => a,
+            None => return Applet::Hidden,
+        }
+    } else {
+        first
+    };
+    let program = basename(chosen).trim_start_matches('-');
+    if cut(chosen) || program.is_empty() { Applet::Hidden } else { Applet::Named(program) }
 }
 
 /// One process as it was at one moment, and the chain of its ancestors as they were when each
@@ -294,11 +321,12 @@ impl ProcessTable {
     }
 
     /// A process's new image (a successful exec), whose parent the kernel says is `ppid`
-    /// (started at `parent_start_ns`). When that is the process that forked it (its fork
-    /// record's), the parent is described as it was at the fork; otherwise (no fork record, or
-    /// the forker exited and the process was reparented) the kernel's parent, with the image it
-    /// ran at `parent_exec_id` when it is the forker, else as it is now. Returns the process's
-    /// lineage now.
+    /// (started at `parent_start_ns`). Its parent is the process that forked it, described as it
+    /// was then, whenever the table saw that fork and knows the forker's image: not the process
+    /// the kernel reparented it to since (a double fork or `CLONE_PARENT` cannot hide who
+    /// started it). Otherwise (no fork seen, or a forker whose image is unknown: the runtime's
+    /// own processes setting a container up) the kernel's parent, with the image it ran at
+    /// `parent_exec_id`. Returns the process's lineage now.
     #[allow(clippy::too_many_arguments)] // the exec record's fields
     pub fn on_exec(
         &mut self,
@@ -312,17 +340,17 @@ impl ProcessTable {
         cgroup_id: u64,
     ) -> Arc<Lineage> {
         let start_ticks = self.ticks(start_ns);
-        let known = self.procs.get(&tgid).filter(|p| p.start_ticks == start_ticks);
-        let forker = known.and_then(|p| p.lineage.parent.as_ref()).map(|l| l.pid);
-        if let Some(p) = self.procs.get_mut(&tgid).filter(|p| p.start_ticks == start_ticks && forker == Some(ppid)) {
+        if let Some(p) = self
+            .procs
+            .get_mut(&tgid)
+            .filter(|p| p.start_ticks == start_ticks && p.lineage.parent.as_ref().is_some_and(|f| f.image.is_known()))
+        {
             p.lineage = Arc::new(p.lineage.with_image(image.clone()));
             p.cgroup_id = cgroup_id;
             p.push_image(exec_id, image);
             return p.lineage.clone();
         }
-        // Reparented (a fork record named another parent): parent_exec_id is the forker's.
-        let at = if forker.is_some() { None } else { Some(parent_exec_id) };
-        let parent = self.parent_lineage(ppid, parent_start_ns, at);
+        let parent = self.parent_lineage(ppid, parent_start_ns, Some(parent_exec_id));
         let entity_id = self.entity_id_ticks(tgid, start_ticks);
         let lineage = Arc::new(Lineage::new(tgid, entity_id, image.clone(), cgroup_id, parent));
         let mut images = match self.procs.remove(&tgid).filter(|p| p.start_ticks == start_ticks) {
@@ -567,6 +595,21 @@ mod tests {
     }
 
     #[test]
+    fn a_double_fork_or_clone_parent_cannot_hide_who_started_a_process() {
+        let mut t = table();
+        t.on_exec(20, 2_000_000_000, 1, 1, 0, 0, image("/bin/sh"), 82);
+        // sh forks 30, which forks 40 and exits: 40 is reparented to the init (1).
+        t.on_fork(20, 1, 30, 3_000_000_000, 82);
+        t.on_fork(30, 1, 40, 4_000_000_000, 82);
+        t.on_exit(30);
+        let miner = t.on_exec(40, 4_000_000_000, 2, 1, 1_000_000_000, 7, image("/tmp/miner"), 82);
+        let parent = miner.parent.as_ref().unwrap();
+        assert_eq!(parent.pid, 30, "the process that forked it, though the kernel says 1 now");
+        assert_eq!(&*parent.image.executable, "/bin/sh");
+        assert_eq!(parent.parent.as_ref().unwrap().pid, 20);
+    }
+
+    #[test]
     fn long_fork_chains_are_cut() {
         let mut t = table();
         t.on_exec(2, 1_000_000_000, 1, 0, 0, 0, image("/bin/sh"), 82);
@@ -585,12 +628,16 @@ mod tests {
     #[test]
     fn applets_only_for_multi_call_binaries() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(applet("busybox", &args(&["sh", "-c", "x"])), Some("sh"));
-        assert_eq!(applet("busybox", &args(&["/bin/ls", "/"])), Some("ls"));
-        assert_eq!(applet("busybox", &args(&["busybox", "nc", "-l"])), Some("nc"));
-        assert_eq!(applet("busybox", &args(&["-sh"])), Some("sh"), "a login shell");
-        assert_eq!(applet("bash", &args(&["nginx"])), None, "argv[0] of other programs means nothing");
-        assert_eq!(applet("toybox", &args(&["toybox"])), None);
+        assert_eq!(applet("busybox", &args(&["sh", "-c", "x"])), Applet::Named("sh"));
+        assert_eq!(applet("busybox", &args(&["/bin/ls", "/"])), Applet::Named("ls"));
+        assert_eq!(applet("busybox", &args(&["busybox", "nc", "-l"])), Applet::Named("nc"));
+        assert_eq!(applet("busybox", &args(&["-sh"])), Applet::Named("sh"), "a login shell");
+        assert_eq!(applet("bash", &args(&["nginx"])), Applet::NotMultiCall, "argv[0] of other programs means nothing");
+        assert_eq!(applet("toybox", &args(&["toybox"])), Applet::Hidden);
+        // A long argv[0] cut by the budget: its end (the program's name) is not in the event.
+        assert_eq!(applet("busybox", &args(&["//////…", "…-c", "x"])), Applet::Hidden);
+        assert_eq!(applet("busybox", &args(&[])), Applet::Hidden);
+        assert!(Image::new("/bin/busybox", &args(&["//////…", "…x"])).applet_hidden);
         assert_eq!(&*Image::new("/bin/busybox", &args(&["nginx"])).name, "busybox");
     }
 

@@ -11,12 +11,14 @@
 //!    valid event.
 use serde_json::{Map, Value};
 
-/// Strings are never cut shorter than this (plus the marker).
+/// Strings are not cut shorter than this (plus the marker)...
 const MIN_KEEP: usize = 32;
+/// ...unless the skeleton needs it (strings of control characters, six bytes each in JSON).
+const LAST_KEEP: usize = 4;
 const MARK: &str = "…";
 
 /// What a Docker event keeps when it is shrunk to its skeleton, by path. With strings capped at
-/// `MIN_KEEP`, it always fits `config::MAX_EVENT_SIZE_MIN` (tested below).
+/// `LAST_KEEP`, it always fits `config::MAX_EVENT_SIZE_MIN` (tested below).
 pub const DOCKER_SKELETON: &[&[&str]] = &[
     &["status"],
     &["id"],
@@ -38,16 +40,20 @@ pub fn shrink_to_fit(mut value: Value, budget: usize, skeleton: &[&[&str]]) -> O
         return Some(out);
     }
     let mut skeleton = skeleton_of(&value, skeleton);
-    cap_until_fits(&mut skeleton, budget)
+    cap_until_fits(&mut skeleton, budget).or_else(|| cap_until_fits_keeping(&mut skeleton, budget, LAST_KEEP))
 }
 
 fn cap_until_fits(value: &mut Value, budget: usize) -> Option<Vec<u8>> {
+    cap_until_fits_keeping(value, budget, MIN_KEEP)
+}
+
+fn cap_until_fits_keeping(value: &mut Value, budget: usize, keep: usize) -> Option<Vec<u8>> {
     for _ in 0..4 {
         let out = to_vec(value);
         if out.len() <= budget {
             return Some(out);
         }
-        if !cap_longest_strings(value, out.len() - budget) {
+        if !cap_longest_strings(value, out.len() - budget, keep) {
             break;
         }
     }
@@ -63,20 +69,20 @@ fn to_vec(v: &Value) -> Vec<u8> {
 /// Cuts the longest strings to a common cap so that at least `excess` bytes are freed (cutting
 /// n raw bytes frees at least n serialised bytes, escapes only make it more). Returns false if
 /// nothing could be cut.
-fn cap_longest_strings(value: &mut Value, excess: usize) -> bool {
+fn cap_longest_strings(value: &mut Value, excess: usize, keep: usize) -> bool {
     let mut lens = Vec::new();
     collect_string_lens(value, &mut lens);
-    lens.retain(|&l| l > MIN_KEEP + MARK.len());
+    lens.retain(|&l| l > keep + MARK.len());
     if lens.is_empty() {
         return false;
     }
     lens.sort_unstable_by(|a, b| b.cmp(a));
     // Largest cap such that sum(len - cap for len > cap) >= excess, the cap counting the marker.
     let mut freed_above = 0usize; // sum of lens[..k]
-    let mut cap = MIN_KEEP + MARK.len();
+    let mut cap = keep + MARK.len();
     for k in 1..=lens.len() {
         freed_above += lens[k - 1];
-        let next = lens.get(k).copied().unwrap_or(MIN_KEEP + MARK.len()).max(MIN_KEEP + MARK.len());
+        let next = lens.get(k).copied().unwrap_or(keep + MARK.len()).max(keep + MARK.len());
         // With cap c in [next, lens[k-1]], the first k strings free freed_above - k*c.
         if freed_above.saturating_sub(k * next) >= excess {
             let c = (freed_above - excess) / k;
@@ -182,13 +188,18 @@ mod tests {
 
     #[test]
     fn the_docker_skeleton_always_fits_the_smallest_max_event_size() {
-        let huge = "é".repeat(100_000);
-        let v = json!({"status": huge, "id": huge, "from": huge, "Type": huge, "Action": huge,
-            "Actor": {"ID": huge, "Attributes": {"name": huge, "image": huge}}, "scope": huge,
-            "time": i64::MAX, "timeNano": i64::MAX});
-        let budget = crate::config::MAX_EVENT_SIZE_MIN - 64;
-        let out = shrink_to_fit(v, budget, DOCKER_SKELETON).expect("always fits");
-        assert!(out.len() <= budget);
+        // Control characters are escaped six bytes each: the worst case for the JSON's length.
+        for huge in ["é".repeat(100_000), "\u{1}".repeat(100_000)] {
+            let v = json!({"status": huge, "id": huge, "from": huge, "Type": huge, "Action": huge,
+                "Actor": {"ID": huge, "Attributes": {"name": huge, "image": huge}}, "scope": huge,
+                "time": i64::MAX, "timeNano": i64::MAX});
+            // What encode::Encoder::docker leaves for the event at the smallest max_event_size.
+            let budget = crate::config::MAX_EVENT_SIZE_MIN
+                - crate::wazuh::DOCKER_EVENT_PREFIX.len()
+                - crate::encode::TRUNCATED_SUFFIX.len();
+            let out = shrink_to_fit(v, budget, DOCKER_SKELETON).expect("always fits");
+            assert!(out.len() <= budget);
+        }
     }
 
     #[test]
@@ -205,6 +216,22 @@ mod tests {
         assert_eq!(back["event"]["action"], "exec");
         assert!(back["container"].get("labels").is_none());
         assert_eq!(shrink_to_fit(v, 20, crate::ecs::SKELETON), None, "nothing rather than {{}}");
+        // Hostile strings in everything a process in a container chooses (its file names and
+        // argv: executable, name, applet, the path given to execve, its parent's executable),
+        // long ones elsewhere: the skeleton still fits the smallest budget.
+        let h = "\u{1}".repeat(50_000);
+        let long = "x".repeat(5_000);
+        let v = json!({"integration": "docker", "@timestamp": "2026-12-01T17:53:01.289385331Z",
+            "event": {"kind": "event", "category": ["process"], "type": ["start"], "action": "exec",
+                      "outcome": "success", "module": "docker-listener", "dataset": "docker_listener.process",
+                      "sequence": 1},
+            "process": {"pid": 7, "entity_id": "0123456789abcdef", "executable": h, "name": h, "applet": h,
+                        "parent": {"pid": 1, "executable": h}, "args": [long]},
+            "container": {"id": long, "name": long, "image": {"name": long}},
+            "docker_listener": {"syscall": {"name": "execve", "ret": 0, "abi": "ia32"}, "exec": {"filename": h}}});
+        let budget = crate::config::MAX_EVENT_SIZE_MIN - crate::wazuh::FRAME_HEADER.len();
+        let out = shrink_to_fit(v, budget, crate::ecs::SKELETON).expect("the skeleton fits");
+        assert!(out.len() <= budget);
     }
 
     #[test]

@@ -77,8 +77,14 @@ counters! {
     ebpf_seq_gaps,
     /// Process and socket events emitted.
     ebpf_events,
+    /// Entries left in the execve and socket-call pairing maps at shutdown: calls in flight then
+    /// (a blocked accept), or entries no program deleted.
+    ebpf_pending_exec,
+    ebpf_pending_sock,
     /// Cgroups shaped like a container's that Docker does not know: untracked.
     ebpf_cgroups_rejected,
+    /// Records from those cgroups before they were untracked: not container activity, dropped.
+    ebpf_not_container,
     /// Running containers whose cgroup could not be found: their processes are not traced.
     containers_untraced,
     /// Containers whose cgroup was found only after they started (not recognised at creation):

@@ -209,8 +209,9 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     } else {
         match k.btf.ok_or_else(|| "the kernel has no BTF".to_owned()).and_then(|btf| {
             pt_regs_matches(btf)?;
-            btf_tracepoint(ebpf, btf, "compat_sys_enter", "sys_enter").map_err(|e| e.to_string())?;
-            btf_tracepoint(ebpf, btf, "compat_sys_exit", "sys_exit").map_err(|e| e.to_string())
+            // The exit first: an enter attached without its exit would leave entries behind.
+            btf_tracepoint(ebpf, btf, "compat_sys_exit", "sys_exit").map_err(|e| e.to_string())?;
+            btf_tracepoint(ebpf, btf, "compat_sys_enter", "sys_enter").map_err(|e| e.to_string())
         }) {
             Ok(()) => {
                 attached.extend(["compat_sys_enter", "compat_sys_exit"]);
@@ -227,7 +228,9 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     });
 
     for (i, &(prog, category, name, fields)) in STATE_TRACEPOINTS.iter().enumerate() {
-        let state = if !cfg.io_uring {
+        // The TCP-state connect is a connect: `ebpf.connect` turns it off too.
+        let wanted = cfg.io_uring && (i != 0 || cfg.connect);
+        let state = if !wanted {
             DoorState::Off
         } else {
             match format_matches(category, name, fields)

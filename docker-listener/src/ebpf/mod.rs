@@ -83,6 +83,9 @@ pub struct EbpfProbes {
     wakeup: Array<MapData, u32>,
     seq: PerCpuArray<MapData, u64>,
     loss: PerCpuArray<MapData, u64>,
+    /// The enter/exit pairing maps (values as bytes: only their entries are counted).
+    pending_exec: HashMap<MapData, u64, [u8; 24]>,
+    pending_sock: HashMap<MapData, u64, [u8; 32]>,
     /// Programs attached, for the log.
     pub attached: Vec<&'static str>,
     /// The ways activity reaches the agent here, and which are open (`attach`).
@@ -121,6 +124,19 @@ impl EbpfProbes {
             pc.prefix_count = i as u32 + 1;
         }
         pc.exit_group_dead = exit_group_dead_offset().unwrap_or(0);
+        use docker_listener_common::sock_op;
+        for (on, bit) in [
+            (cfg.exec, docker_listener_common::COMPAT_EXEC),
+            (cfg.connect, 1 << sock_op::CONNECT),
+            (cfg.bind, 1 << sock_op::BIND),
+            (cfg.listen, 1 << sock_op::LISTEN),
+            (cfg.accept, 1 << sock_op::ACCEPT),
+            (cfg.raw_sockets, 1 << sock_op::SOCKET),
+        ] {
+            if on {
+                pc.compat_ops |= bit;
+            }
+        }
         let mut degraded = None;
         let vmlinux = Path::new(offsets::VMLINUX_BTF);
         match offsets::resolve(vmlinux) {
@@ -156,11 +172,27 @@ impl EbpfProbes {
         let wakeup = Array::try_from(take(&mut ebpf, "WAKEUP")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let seq = PerCpuArray::try_from(take(&mut ebpf, "SEQ")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let loss = PerCpuArray::try_from(take(&mut ebpf, "LOSS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let pending_exec =
+            HashMap::try_from(take(&mut ebpf, "PENDING_EXEC")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let pending_sock =
+            HashMap::try_from(take(&mut ebpf, "PENDING_SOCK")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         // SAFETY: the RingBuf owns its map fd and keeps it open, unreplaced, for as long as the
         // AsyncFd (which owns the RingBuf) lives.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| EbpfError::Ring(e.into()))?;
-        let probes = EbpfProbes { _ebpf: ebpf, ring, containers, wakeup, seq, loss, attached, doors, degraded };
+        let probes = EbpfProbes {
+            _ebpf: ebpf,
+            ring,
+            containers,
+            wakeup,
+            seq,
+            loss,
+            pending_exec,
+            pending_sock,
+            attached,
+            doors,
+            degraded,
+        };
         drop(btf);
         release_freed_heap();
         Ok(probes)
@@ -186,6 +218,12 @@ impl EbpfProbes {
     /// Records the programs tried to emit (sum of the per-CPU sequence numbers).
     pub fn generated(&self) -> u64 {
         self.seq.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
+    /// Entries in the pairing maps (execve, socket calls in flight): at shutdown, once the
+    /// containers are quiet, anything left would be a leak.
+    pub fn pending(&self) -> (u64, u64) {
+        (self.pending_exec.keys().count() as u64, self.pending_sock.keys().count() as u64)
     }
 
     /// The per-reason loss counters, summed over CPUs.

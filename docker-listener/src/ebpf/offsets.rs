@@ -186,6 +186,9 @@ fn exe_walk(r: &Resolver, o: &mut KernelOffsets) -> Result<(), OffsetsError> {
     o.mount_mnt_parent = r.offset("mount", &["mnt_parent"])?;
     o.mount_mnt_mountpoint = r.offset("mount", &["mnt_mountpoint"])?;
     o.vfsmount_mnt_root = r.offset("vfsmount", &["mnt_root"])?;
+    o.task_nsproxy = r.offset("task_struct", &["nsproxy"])?;
+    o.nsproxy_mnt_ns = r.offset("nsproxy", &["mnt_ns"])?;
+    o.mnt_ns_root = r.offset("mnt_namespace", &["root"])?;
     Ok(())
 }
 

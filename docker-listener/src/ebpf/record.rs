@@ -33,9 +33,13 @@ pub struct ExeFile {
     pub unlinked: bool,
     /// On an internal filesystem, reachable by no path (memfd, anonymous shared memory).
     pub detached: bool,
-    /// Outside the process's root (the path is from the top of its mount tree).
+    /// Not in the process's mount namespace (the path is from the top of its own mount tree).
     pub outside_root: bool,
+    /// Components of the path are missing (deeper or longer than the record holds; `…` marks
+    /// where).
     pub path_truncated: bool,
+    /// The process runs chrooted: the path is its mount namespace's, not its chroot's.
+    pub chroot: bool,
 }
 
 impl ExeFile {
@@ -269,10 +273,16 @@ pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: us
     Args { args, truncated, omitted_bytes: if cut { omitted_bytes } else { 0 }, unavailable: false }
 }
 
-/// The executed file's path from its components, leaf first and NUL-terminated.
+/// The executed file's path from its components, leaf first and NUL-terminated; an empty
+/// component marks where the middle of a too-long path was left out.
 fn exe_path(buf: &[u8], flags: u32) -> String {
     let mut parts = split_nul(buf);
     parts.reverse();
+    for p in &mut parts {
+        if p.is_empty() {
+            *p = CUT.to_owned();
+        }
+    }
     let joined = parts.join("/");
     if flags & exe_flags::DETACHED != 0 {
         joined
@@ -297,7 +307,8 @@ fn exe_file(r: &ExecRecord) -> Option<ExeFile> {
         unlinked: r.exe.nlink == 0,
         detached: f & exe_flags::DETACHED != 0,
         outside_root: f & exe_flags::OUTSIDE_ROOT != 0,
-        path_truncated: f & exe_flags::TRUNCATED != 0,
+        path_truncated: f & (exe_flags::TRUNCATED | exe_flags::GAP) != 0,
+        chroot: f & exe_flags::CHROOT != 0,
     })
 }
 
@@ -506,6 +517,8 @@ mod tests {
         assert_eq!(exe_path(b"x\0lib\0", exe_flags::TRUNCATED), "…/lib/x");
         assert_eq!(exe_path(b"", 0), "/");
         assert_eq!(exe_path(b"memfd:a b\0", exe_flags::DETACHED), "memfd:a b");
+        // Too long: the leaf end, the gap, the top-most component.
+        assert_eq!(exe_path(b"x\0a\0\0tmp\0", exe_flags::GAP), "/tmp/…/a/x");
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct ExecBody {
     pub exe: Option<ExeFile>,
     /// Through the 32-bit system call ABI.
     pub compat: bool,
+    /// The kernel's parent at the exec, when it is not `lineup.parent` (the process that
+    /// started this one exited and it was reparented, or it was made with `CLONE_PARENT`).
+    pub reparented_to: Option<ProcRef>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +39,8 @@ struct ProcessOut<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     applet: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    applet_hidden: bool,
     args: &'a [String],
     args_count: usize,
     command_line: JoinedArgs<'a>,
@@ -69,6 +74,8 @@ pub(crate) struct FileOut {
     pub outside_root: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub path_truncated: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub chroot: bool,
 }
 
 impl FileOut {
@@ -81,6 +88,7 @@ impl FileOut {
             memfd: f.is_memfd(),
             outside_root: f.outside_root,
             path_truncated: f.path_truncated,
+            chroot: f.chroot,
         }
     }
 }
@@ -142,6 +150,7 @@ impl ExecBody {
                 executable: p.executable.as_deref().unwrap_or(""),
                 name: p.name.as_deref().unwrap_or(""),
                 applet: p.applet.as_deref(),
+                applet_hidden: p.applet_hidden,
                 args: &self.args.args,
                 args_count: self.args.args.len(),
                 command_line: JoinedArgs(&self.args.args),
@@ -157,6 +166,9 @@ impl ExecBody {
     pub(crate) fn write_listener<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
         m.serialize_entry("ancestors", &self.lineup.ancestors)?;
         m.serialize_entry("syscall", &SyscallOut::new("execve", i64::from(self.ret), self.compat))?;
+        if let Some(k) = &self.reparented_to {
+            m.serialize_entry("reparented_to", k)?;
+        }
         m.serialize_entry(
             "exec",
             &ExecOut { filename: &self.filename, comm: &self.comm, file: self.exe.as_ref().map(FileOut::of) },
@@ -213,6 +225,7 @@ mod tests {
                 ..ExeFile::default()
             }),
             compat: false,
+            reparented_to: None,
         }
     }
 

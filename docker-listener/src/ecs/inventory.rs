@@ -39,6 +39,8 @@ struct RunningOut<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     applet: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    applet_hidden: bool,
     args: &'a [String],
     args_count: usize,
     command_line: JoinedArgs<'a>,
@@ -98,6 +100,7 @@ impl Inventory {
                         executable: p.executable.as_deref().unwrap_or(""),
                         name: p.name.as_deref().unwrap_or(""),
                         applet: p.applet.as_deref(),
+                        applet_hidden: p.applet_hidden,
                         args: &args.args,
                         args_count: args.args.len(),
                         command_line: JoinedArgs(&args.args),

@@ -153,6 +153,9 @@ pub struct ProcRef {
     /// Not an ECS field: ECS has no place for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub applet: Option<Arc<str>>,
+    /// A multi-call binary whose program the event cannot name (the argument naming it was cut).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub applet_hidden: bool,
 }
 
 impl ProcRef {
@@ -163,6 +166,7 @@ impl ProcRef {
             executable: l.image.is_known().then(|| l.image.executable.clone()),
             name: (!l.image.name.is_empty()).then(|| l.image.name.clone()),
             applet: l.image.applet.clone(),
+            applet_hidden: l.image.applet_hidden,
         }
     }
 }
@@ -184,7 +188,12 @@ impl Lineup {
     /// `lineage`'s, within the container's `cgroups` (its own and those below it).
     pub fn of(lineage: &Lineage, cgroups: &[u64]) -> Lineup {
         let process = ProcRef::of(lineage);
-        let ancestors: Vec<ProcRef> = lineage.ancestors_within(cgroups).map(ProcRef::of).collect();
+        let mut ancestors: Vec<ProcRef> = lineage.ancestors_within(cgroups).map(ProcRef::of).collect();
+        // At the top of a chain, processes that never ran a known program in the container are
+        // the runtime's (runc's stages setting it up): the container's init is below them.
+        while ancestors.last().is_some_and(|a| a.executable.is_none()) {
+            ancestors.pop();
+        }
         let parent = lineage.parent.as_deref().map(ProcRef::of);
         let entry_leader = ancestors.last().cloned().unwrap_or_else(|| process.clone());
         Lineup { process, parent, ancestors, entry_leader }

@@ -13,6 +13,7 @@ pub const AF_INET6: u16 = 10;
 pub const AF_NETLINK: u16 = 16;
 pub const AF_PACKET: u16 = 17;
 const SOCK_RAW: u16 = 3;
+const SOCK_PACKET: u16 = 10;
 
 #[derive(Debug, Clone)]
 pub struct SocketBody {
@@ -111,7 +112,8 @@ impl SocketBody {
             SockOp::Socket => {}
         }
         let transport = transport(self.sock_type, self.protocol, self.family);
-        let family = family_name(self.family);
+        // socket(AF_INET, SOCK_PACKET) makes a packet socket.
+        let family = if self.sock_type == SOCK_PACKET { Some("packet") } else { family_name(self.family) };
         if transport.is_some() || family.is_some() {
             m.serialize_entry("network", &NetworkOut { transport, family })?;
         }
@@ -265,6 +267,7 @@ mod tests {
             executable: Some("/bin/busybox".into()),
             name: Some("busybox".into()),
             applet: Some("nc".into()),
+            applet_hidden: false,
         }
     }
 

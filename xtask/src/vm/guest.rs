@@ -49,6 +49,9 @@ const AGENT_READY: Duration = Duration::from_secs(120);
 const WORKLOAD: Duration = Duration::from_secs(60);
 const EVENTS: Duration = Duration::from_secs(60);
 const AGENT_STOP: Duration = Duration::from_secs(30);
+/// Printing the rest of the agent's log (on a serial console, a verifier log of thousands of
+/// lines) after it exited: at most this long.
+const LOG_PRINTED: Duration = Duration::from_secs(60);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -70,7 +73,7 @@ pub fn main(args: Args) -> Result<()> {
         Ok(r) => r,
         Err(e) => {
             println!("{FAIL}: {e:#}");
-            bail!("the checks could not run: {e:#}");
+            bail!("the checks could not run (the reason is printed above)");
         }
     };
     let results = &report.results;
@@ -369,6 +372,10 @@ impl Drop for ContainerCgroup {
 struct Agent {
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
+    /// Prints the log as `agent| ...` lines, apart from the thread that reads it: a serial
+    /// console prints a verifier log of thousands of lines far slower than the agent writes it,
+    /// and the checker must see all of it at once.
+    printer: Option<JoinHandle<()>>,
 }
 
 impl Agent {
@@ -393,16 +400,23 @@ impl Agent {
                 format!("cannot start the agent {}{hint}", bin.display())
             })?;
         let log = Arc::new(Mutex::new(Vec::new()));
+        let mut printer = None;
         if let Some(stderr) = child.stderr.take() {
             let l = log.clone();
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
             std::thread::Builder::new().name("agent-log".into()).spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    println!("agent| {line}");
-                    l.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+                    l.lock().unwrap_or_else(PoisonError::into_inner).push(line.clone());
+                    let _ = tx.send(line);
                 }
             })?;
+            printer = Some(std::thread::Builder::new().name("agent-print".into()).spawn(move || {
+                for line in rx {
+                    println!("agent| {line}");
+                }
+            })?);
         }
-        Ok(Agent { child: Some(child), log })
+        Ok(Agent { child: Some(child), log, printer })
     }
 
     fn log(&self) -> Vec<String> {
@@ -410,27 +424,42 @@ impl Agent {
     }
 
     /// Waits for the inventory line and checks the probes are attached; returns the line that
-    /// lists them.
+    /// lists them. Fails at once when the agent says it cannot load its eBPF programs (it would
+    /// go on with Docker events only, and log no inventory).
     fn wait_ready(&mut self, timeout: Duration) -> Result<String> {
         let deadline = Instant::now() + timeout;
         loop {
             let log = self.log();
+            if let Some(at) = log.iter().position(|l| l.contains(EBPF_UNAVAILABLE)) {
+                // The verifier's log follows the warning's first line: wait for the next record
+                // (the agent goes on without eBPF) or its exit.
+                let _ = wait_until(Duration::from_secs(10), || {
+                    self.log().iter().skip(at + 1).any(|l| is_record_start(l))
+                        || self.child.as_mut().is_none_or(|c| c.try_wait().ok().flatten().is_some())
+                });
+                bail!(
+                    "the agent cannot load its eBPF programs on this kernel:\n{}",
+                    log_digest(&self.log(), &[EBPF_UNAVAILABLE])
+                );
+            }
             if log.iter().any(|l| l.contains("container inventory loaded")) {
                 let attached = log.iter().find(|l| l.contains("eBPF probes attached")).cloned();
-                return attached.with_context(|| format!("the agent runs without eBPF; its log:\n{}", log.join("\n")));
+                return attached.with_context(|| {
+                    format!(
+                        "the agent runs without eBPF (it never logged \"eBPF probes attached\"):\n{}",
+                        log_digest(&log, &[])
+                    )
+                });
             }
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
             {
-                bail!(
-                    "the agent exited ({status}) before loading its container inventory; its log:\n{}",
-                    log.join("\n")
-                );
+                bail!("the agent exited ({status}) before loading its container inventory:\n{}", log_digest(&log, &[]));
             }
             if Instant::now() > deadline {
                 bail!(
-                    "the agent did not log \"container inventory loaded\" within {timeout:?}; its log:\n{}",
-                    log.join("\n")
+                    "the agent did not log \"container inventory loaded\" within {timeout:?}:\n{}",
+                    log_digest(&log, &[])
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -446,8 +475,7 @@ impl Agent {
         let deadline = Instant::now() + AGENT_STOP;
         loop {
             if let Some(status) = child.try_wait()? {
-                // Let the log thread print the last lines.
-                std::thread::sleep(Duration::from_millis(50));
+                self.printed(LOG_PRINTED);
                 return Ok(status);
             }
             if Instant::now() > deadline {
@@ -456,6 +484,18 @@ impl Agent {
                 bail!("the agent did not exit within {AGENT_STOP:?} of SIGTERM (killed)");
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (at most `timeout`) until the printer has printed every line the agent wrote, so
+    /// that what the checker prints next comes after them. The agent must have exited.
+    fn printed(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.printer.as_ref().is_some_and(|p| !p.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(p) = self.printer.take_if(|p| p.is_finished()) {
+            let _ = p.join();
         }
     }
 
@@ -471,6 +511,56 @@ impl Drop for Agent {
             let _ = self.stop();
         }
     }
+}
+
+/// What the agent logs when it falls back to Docker events only.
+const EBPF_UNAVAILABLE: &str = "eBPF is unavailable";
+
+/// For an error message, the agent's log in short (all of it was printed above as `agent|`
+/// lines, and is in the run's log file): each record (a line starting with a timestamp, and the
+/// lines continuing it, such as a verifier log) that contains one of `needles` or is a WARN or
+/// ERROR, as its first line and the last lines of its continuation, where a verifier log gives
+/// its reason; then the log's last lines.
+fn log_digest(log: &[String], needles: &[&str]) -> String {
+    const FIRST_LINE: usize = 600;
+    const CONTINUATION: usize = 12;
+    const LAST: usize = 10;
+    let cut = |l: &str| match l.char_indices().nth(FIRST_LINE) {
+        Some((i, _)) => format!("{}…", &l[..i]),
+        None => l.to_owned(),
+    };
+    let starts: Vec<usize> = (0..log.len()).filter(|&i| is_record_start(&log[i])).collect();
+    let mut out = Vec::new();
+    // The lines shown so far end here; the log's last lines follow unless already shown.
+    let mut shown_to = 0;
+    for (n, &start) in starts.iter().enumerate() {
+        let first = &log[start];
+        let end = starts.get(n + 1).copied().unwrap_or(log.len());
+        let wanted = needles.iter().any(|w| first.contains(w)) || first.contains(" WARN ") || first.contains(" ERROR ");
+        if !wanted {
+            continue;
+        }
+        out.push(format!("  {}", cut(first)));
+        let more = &log[start + 1..end];
+        if more.len() > CONTINUATION {
+            out.push(format!("  [{} lines left out]", more.len() - CONTINUATION));
+        }
+        out.extend(more[more.len().saturating_sub(CONTINUATION)..].iter().map(|l| format!("  {}", cut(l))));
+        shown_to = end;
+    }
+    let last = log.len().saturating_sub(LAST).max(shown_to);
+    if last < log.len() {
+        let n = log.len() - last;
+        out.push(format!("the agent's last {n} line{}:", if n == 1 { "" } else { "s" }));
+        out.extend(log[last..].iter().map(|l| format!("  {}", cut(l))));
+    }
+    out.join("\n")
+}
+
+/// Whether an agent's log line starts a record: `2026-12-01T17:52:10.963238Z ...`.
+fn is_record_start(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 20 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[10] == b'T'
 }
 
 /// Starts `busybox sh -c <script>` as the container's first process and waits for it: between
@@ -542,4 +632,30 @@ fn join_and_isolate(procs: &CStr) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_the_log_to_its_warnings_and_the_verifier_s_reason() {
+        let mut log = vec!["2026-12-01T17:52:07.302631Z  INFO docker-listener starting".to_owned()];
+        log.push(format!("2026-12-01T17:52:10.963238Z  WARN {EBPF_UNAVAILABLE}: ... Verifier output: 0: R1=ctx()"));
+        log.extend((0..100).map(|i| format!("{i}: (bf) r7 = r1")));
+        log.push("math between alloc_mem pointer and register with unbounded min value is not allowed".into());
+        log.push("2026-12-01T17:52:12.912375Z  INFO connected to Docker".into());
+        let d = log_digest(&log, &[EBPF_UNAVAILABLE]);
+        assert!(!d.contains("docker-listener starting"), "{d}");
+        assert!(d.contains("WARN eBPF is unavailable"), "{d}");
+        assert!(d.contains("[89 lines left out]"), "{d}");
+        assert!(d.contains("unbounded min value is not allowed"), "{d}");
+        assert!(!d.contains("\n  10: (bf)"), "{d}");
+        assert!(
+            d.ends_with("the agent's last 1 line:\n  2026-12-01T17:52:12.912375Z  INFO connected to Docker"),
+            "{d}"
+        );
+        assert_eq!(d.matches("unbounded min value").count(), 1, "shown once: {d}");
+        assert!(!is_record_start("0: R1=ctx(off=0,imm=0) R10=fp0"));
+    }
 }
