@@ -11,8 +11,8 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// the test image (busybox also for the kernel matrix's initramfs), qemu for the kernel matrix
 /// (`xtask kernel-matrix`). On these machines, Debian 12's qemu-system-x86 (7.2) replaces the
 /// image's qemu-utils (10.0, from backports, which `Breaks` qemu-system-common < 8): nothing here
-/// uses qemu-utils.
-const PACKAGES: &[&str] = &["docker.io", "busybox-static", "bash-static", "qemu-system-x86"];
+/// uses qemu-utils. gcc-multilib builds the tests' i386 programs (the 32-bit system call ABI).
+const PACKAGES: &[&str] = &["docker.io", "busybox-static", "bash-static", "qemu-system-x86", "gcc-multilib"];
 
 /// Runs every step and prints what it did. Idempotent.
 pub fn run() -> Result<()> {
@@ -39,12 +39,14 @@ fn packages(report: &mut Vec<String>) -> Result<()> {
             "docker.io" => !have("dockerd"),
             "busybox-static" => !Path::new("/bin/busybox").exists() && !have("busybox"),
             "bash-static" => !Path::new("/bin/bash-static").exists() && !have("bash-static"),
+            // The tests' i386 programs (gcc -m32 -static): the 32-bit libc and its headers.
+            "gcc-multilib" => !Path::new("/usr/lib32/libc.a").exists(),
             "qemu-system-x86" => !have("qemu-system-x86_64"),
             _ => false,
         })
         .collect();
     if missing.is_empty() {
-        report.push("Debian packages present (dockerd, busybox, qemu-system-x86_64)".into());
+        report.push("Debian packages present (dockerd, busybox, bash-static, qemu-system-x86_64, gcc-multilib)".into());
         return Ok(());
     }
     if !is_root() || !have("apt-get") {
