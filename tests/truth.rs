@@ -163,8 +163,11 @@ fn a_container_anywhere_in_the_cgroup_tree_is_traced_and_a_lookalike_is_not() {
     // A container started after the agent under a parent no prefix names: traced from its first
     // process (the init's exec is the first thing it does).
     let name = unique("cgparent");
-    let _c = Containers(vec![name.clone()]);
     let parent = format!("/dltest-parent-{}", std::process::id());
+    let mount = docker_listener::registry::cgroup2_mount().unwrap();
+    // Docker leaves the parent behind: removed after the container (dropped in reverse order).
+    let _parent = ParentCgroups(parent.clone());
+    let _c = Containers(vec![name.clone()]);
     let marker = format!("first-{name}");
     let id = docker(&[
         "run",
@@ -190,7 +193,6 @@ fn a_container_anywhere_in_the_cgroup_tree_is_traced_and_a_lookalike_is_not() {
 
     // A cgroup shaped like a container's that Docker does not know: untracked once Docker says
     // so, and nothing that runs in it is reported.
-    let mount = docker_listener::registry::cgroup2_mount().unwrap();
     let fake = fake_id();
     let dir = mount.join(format!("dltest-fake-{}", std::process::id())).join(&fake);
     std::fs::create_dir_all(&dir).unwrap();
@@ -215,7 +217,47 @@ fn a_container_anywhere_in_the_cgroup_tree_is_traced_and_a_lookalike_is_not() {
     assert!(execs_with_arg(&events, &marker).is_empty(), "an exec in the lookalike cgroup was reported");
     assert!(events.iter().all(|e| e["container"]["id"] != fake.as_str()), "an event names the lookalike");
     drop(cleanup);
+
+    // A container given the host's cgroup tree moves itself into a cgroup of its own making,
+    // named like nothing: it stays in sight, and its container's.
+    let escaper = unique("escape");
+    let _c3 = Containers(vec![escaper.clone()]);
+    let own = format!("dltest-escape-{}", std::process::id());
+    let _cleanup = scopeguard(mount.join(&own).join("unused"));
+    let marker = format!("escaped-{escaper}");
+    docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/cg", mount.display()),
+        "--name",
+        &escaper,
+        &image(),
+        "sh",
+        "-c",
+        &format!("mkdir -p /cg/{own} && echo $$ > /cg/{own}/cgroup.procs && /bin/echo {marker}"),
+    ]);
+    let events =
+        wait_events(&agent, "the escaped exec", Duration::from_secs(20), |e| !execs_with_arg(e, &marker).is_empty());
+    let escaped = exec_with(&events, &marker);
+    assert_eq!(escaped["container"]["name"], escaper.as_str(), "{escaped}");
+    assert!(escaped["docker_listener"].get("container_unresolved").is_none());
     assert_eq!(agent.daemon.stop(), 0);
+}
+
+/// Removes the `--cgroup-parent` cgroups Docker made, in every hierarchy, when dropped.
+struct ParentCgroups(String);
+
+impl Drop for ParentCgroups {
+    fn drop(&mut self) {
+        if let Ok(dirs) = std::fs::read_dir("/sys/fs/cgroup") {
+            for d in dirs.flatten() {
+                let _ = std::fs::remove_dir(d.path().join(self.0.trim_start_matches('/')));
+            }
+        }
+    }
 }
 
 /// Removes a test cgroup (and its parent) when dropped.

@@ -6,9 +6,13 @@
 //! A container's cgroup is recognised by its shape, wherever it is: a last component of 64
 //! lowercase hex digits (Docker's cgroupfs driver, `--cgroup-parent` included) or
 //! `docker-<64 hex>.scope` (the systemd driver). The configured prefixes add paths of other
-//! shapes.
+//! shapes, and any cgroup a traced container's process creates is traced (the record's header
+//! names the creator's cgroup, so the daemon gives it the creator's container).
 use aya_ebpf::{
-    EbpfContext, helpers::generated::bpf_probe_read_kernel_str, macros::tracepoint, programs::TracePointContext,
+    EbpfContext,
+    helpers::{bpf_get_current_cgroup_id, generated::bpf_probe_read_kernel_str},
+    macros::tracepoint,
+    programs::TracePointContext,
 };
 use docker_listener_common::{CGROUP_PATH_CAP, CgroupRecord, PREFIX_CAP, PREFIXES, RecordKind, cgroup_op, loss};
 
@@ -124,7 +128,11 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let len = (n - 1) as usize;
-    if !looks_like_container(&path, len) && !matches_prefix(&path) {
+    // A cgroup made by a process of a traced container is traced too, wherever it is: moving
+    // into a cgroup of its own making (a privileged container can write the host's cgroup tree)
+    // must not take a process out of sight.
+    let by_container = unsafe { CONTAINERS.get(&bpf_get_current_cgroup_id()) }.is_some();
+    if !by_container && !looks_like_container(&path, len) && !matches_prefix(&path) {
         return 0;
     }
     if CONTAINERS.insert(&id, &1, 0).is_err() {

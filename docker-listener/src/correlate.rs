@@ -132,11 +132,17 @@ impl Correlator {
     pub fn on_record(&mut self, rec: Record, now: Instant, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         match rec {
             Record::Cgroup(c) => {
-                let Some(id) = container_of_path(&c.path) else {
+                // Made by a process of a container: that container's, wherever it is (a process
+                // moving into a cgroup of its own making stays its container's). Else the
+                // container the path names (runc making a container's cgroup).
+                let creator = self.registry.container_id_of(c.meta.cgroup_id).map(str::to_owned);
+                let Some(id) = creator.as_deref().or_else(|| container_of_path(&c.path)) else {
                     // Matched a prefix but names no container: nothing to join it with.
                     tracing::debug!(path = %c.path, "a traced cgroup names no container");
                     return;
                 };
+                let id = id.to_owned();
+                let id = id.as_str();
                 if c.created {
                     self.registry.bind_cgroup(id, c.id);
                     self.rejected.remove(&c.id);

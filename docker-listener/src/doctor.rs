@@ -192,24 +192,6 @@ fn state_dir(cfg: &Config) -> Check {
 fn ebpf(cfg: &Config) -> Vec<Check> {
     let mut out = Vec::new();
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
-    if btf {
-        let vmlinux = Path::new(crate::ebpf::offsets::VMLINUX_BTF);
-        out.push(match crate::ebpf::offsets::exe_walk_missing(vmlinux) {
-            None => check(
-                "executed files",
-                Status::Ok,
-                "exec events name the file the kernel executed (mm->exe_file, walked to the process's root)",
-            ),
-            Some(why) => check(
-                "executed files",
-                Status::Warn,
-                format!(
-                    "exec events will name only the path given to execve, which the caller chooses: {why}. \
-                     Report this kernel's version"
-                ),
-            ),
-        });
-    }
     out.push(check(
         "kernel BTF",
         if btf { Status::Ok } else { Status::Warn },

@@ -170,6 +170,11 @@ impl ContainerRegistry {
         }
     }
 
+    /// The id of the container a cgroup is bound to (its details may not be known yet).
+    pub fn container_id_of(&self, cgroup_id: u64) -> Option<&str> {
+        self.by_cgroup.get(&cgroup_id).map(String::as_str)
+    }
+
     pub fn get(&self, id: &str) -> Option<&Container> {
         self.by_id.get(id).and_then(|e| e.container.as_ref())
     }

@@ -147,6 +147,10 @@ pub struct Kernel<'a> {
     pub exe_walk: Result<(), String>,
     /// `thread_info.status` resolved (the 32-bit ABI check).
     pub compat_status: bool,
+    /// The `struct pt_regs` members the 32-bit programs read, as this kernel lays them out.
+    pub pt_regs: &'a [(&'static str, u32)],
+    /// The kernel has the x32 ABI built in.
+    pub x32: bool,
 }
 
 /// Attaches every enabled program this kernel allows; returns the programs attached and the
@@ -208,7 +212,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         DoorState::Unavailable("the kernel's BTF has no thread_info.status".into())
     } else {
         match k.btf.ok_or_else(|| "the kernel has no BTF".to_owned()).and_then(|btf| {
-            pt_regs_matches(btf)?;
+            pt_regs_matches(k.pt_regs)?;
             // The exit first: an enter attached without its exit would leave entries behind.
             btf_tracepoint(ebpf, btf, "compat_sys_exit", "sys_exit").map_err(|e| e.to_string())?;
             btf_tracepoint(ebpf, btf, "compat_sys_enter", "sys_enter").map_err(|e| e.to_string())
@@ -226,6 +230,14 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         state: compat,
         blind: "socket calls and failed execs made through the ia32 ABI (i386 programs, int $0x80)",
     });
+    if k.x32 {
+        doors.push(Door {
+            name: "x32 system calls",
+            hook: "none",
+            state: DoorState::Unavailable("this kernel is built with the x32 ABI, which no program here sees".into()),
+            blind: "socket calls and failed execs of x32 programs (boot with syscall.x32=n to refuse them)",
+        });
+    }
 
     for (i, &(prog, category, name, fields)) in STATE_TRACEPOINTS.iter().enumerate() {
         // The TCP-state connect is a connect: `ebpf.connect` turns it off too.
@@ -316,9 +328,7 @@ fn format_matches(category: &str, name: &str, fields: &[(&str, u32)]) -> Result<
 }
 
 /// `struct pt_regs` as the 32-bit programs read it.
-fn pt_regs_matches(btf: &Btf) -> Result<(), String> {
-    let _ = btf;
-    let resolved = super::offsets::pt_regs(Path::new(super::offsets::VMLINUX_BTF)).map_err(|e| e.to_string())?;
+fn pt_regs_matches(resolved: &[(&str, u32)]) -> Result<(), String> {
     for &(field, want) in PT_REGS {
         match resolved.iter().find(|(f, _)| *f == field) {
             Some(&(_, off)) if off == want => {}
@@ -356,8 +366,8 @@ mod tests {
         for &(_, category, name, fields) in STATE_TRACEPOINTS {
             format_matches(category, name, fields).unwrap();
         }
-        let btf = Btf::from_sys_fs().unwrap();
-        pt_regs_matches(&btf).unwrap();
+        let info = crate::ebpf::offsets::inspect(Path::new(crate::ebpf::offsets::VMLINUX_BTF)).unwrap();
+        pt_regs_matches(&info.pt_regs).unwrap();
     }
 
     #[test]

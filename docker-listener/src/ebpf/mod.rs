@@ -139,10 +139,14 @@ impl EbpfProbes {
         }
         let mut degraded = None;
         let vmlinux = Path::new(offsets::VMLINUX_BTF);
-        match offsets::resolve(vmlinux) {
-            Ok(o) => pc.offsets = o,
-            Err(e) => degraded = Some(e.to_string()),
-        }
+        let info = match offsets::inspect(vmlinux) {
+            Ok(info) => info,
+            Err(e) => {
+                degraded = Some(e.to_string());
+                offsets::KernelInfo { exe_walk: Some("the kernel has no BTF".into()), ..offsets::KernelInfo::default() }
+            }
+        };
+        pc.offsets = info.offsets;
         let btf = Btf::from_sys_fs().ok();
         let mut ebpf = EbpfLoader::new()
             .btf(btf.as_ref())
@@ -153,12 +157,10 @@ impl EbpfProbes {
         let kernel = attach::Kernel {
             btf: btf.as_ref(),
             offsets: degraded.is_none(),
-            exe_walk: if pc.offsets.exe_valid == 1 {
-                Ok(())
-            } else {
-                Err(offsets::exe_walk_missing(vmlinux).unwrap_or_else(|| "the kernel has no BTF".into()))
-            },
+            exe_walk: info.exe_walk.clone().map_or(Ok(()), Err),
             compat_status: pc.offsets.task_ti_status != 0,
+            pt_regs: &info.pt_regs,
+            x32: info.x32,
         };
         let (attached, doors) = attach::attach(&mut ebpf, cfg, &kernel)?;
         if btf.is_none() {

@@ -102,9 +102,24 @@ impl Resolver {
     }
 }
 
-/// Resolves every offset. Socket details are optional (their absence only blanks those fields):
-/// an IPv6-less kernel has no `skc_v6_daddr`.
-pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetsError> {
+/// What the kernel's BTF tells, read in one parse (a parse costs tens of MiB and most of a
+/// second): the offsets the programs read, and what decides which doors open.
+#[derive(Debug, Clone, Default)]
+pub struct KernelInfo {
+    pub offsets: KernelOffsets,
+    /// Why exec events cannot name the executed file (a member of the walk missing), if so.
+    pub exe_walk: Option<String>,
+    /// The `struct pt_regs` members the 32-bit programs read, with their offsets.
+    pub pt_regs: Vec<(&'static str, u32)>,
+    /// The kernel was built with the x32 ABI (`CONFIG_X86_X32_ABI`: 64-bit programs with 32-bit
+    /// pointers, system call numbers | 0x40000000), whose calls neither the native tracepoints
+    /// nor the 32-bit programs see: its dispatcher is in the BTF when it is built in.
+    pub x32: bool,
+}
+
+/// Reads the kernel's BTF once. Socket details are optional (their absence only blanks those
+/// fields): an IPv6-less kernel has no `skc_v6_daddr`.
+pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
     let btf = Btf::from_file(path).map_err(|e| OffsetsError::Btf(e.to_string()))?;
     let r = Resolver { btf };
     let sk = |field: &str| r.offset("sock", &["__sk_common", field]);
@@ -141,27 +156,19 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetsError> {
     };
     // The executed file's walk: optional as a whole (without it, exec events name only the path
     // given to execve, and carry no `exec.file`), so one missing member does not cost the rest.
-    if exe_walk(&r, &mut o).is_ok() {
-        o.exe_valid = 1;
-    }
-    Ok(o)
-}
-
-/// The offsets of the `struct pt_regs` members the 32-bit programs read.
-pub fn pt_regs(path: &Path) -> Result<Vec<(&'static str, u32)>, OffsetsError> {
-    let btf = Btf::from_file(path).map_err(|e| OffsetsError::Btf(e.to_string()))?;
-    let r = Resolver { btf };
-    ["bx", "cx", "dx", "orig_ax"].into_iter().map(|f| Ok((f, r.offset("pt_regs", &[f])?))).collect()
-}
-
-/// Why exec events cannot name the executed file on this kernel (a member of the walk missing
-/// from its BTF), or `None` when they can.
-pub fn exe_walk_missing(path: &Path) -> Option<String> {
-    let btf = match Btf::from_file(path) {
-        Ok(b) => b,
-        Err(e) => return Some(OffsetsError::Btf(e.to_string()).to_string()),
+    let exe_walk = match exe_walk(&r, &mut o) {
+        Ok(()) => {
+            o.exe_valid = 1;
+            None
+        }
+        Err(e) => Some(e.to_string()),
     };
-    exe_walk(&Resolver { btf }, &mut KernelOffsets::default()).err().map(|e| e.to_string())
+    let pt_regs = ["bx", "cx", "dx", "orig_ax"]
+        .into_iter()
+        .filter_map(|f| r.offset("pt_regs", &[f]).ok().map(|off| (f, off)))
+        .collect();
+    let x32 = r.btf.resolve_types_by_name("x32_sys_call").is_ok_and(|t| !t.is_empty());
+    Ok(KernelInfo { offsets: o, exe_walk, pt_regs, x32 })
 }
 
 /// The members the walk from `mm->exe_file` up to the task's root reads.
@@ -206,7 +213,9 @@ mod tests {
             eprintln!("no kernel BTF here; skipping");
             return;
         }
-        let o = resolve(Path::new(VMLINUX_BTF)).unwrap();
+        let info = inspect(Path::new(VMLINUX_BTF)).unwrap();
+        assert!(info.exe_walk.is_none() && info.pt_regs.len() == 4 && !info.x32);
+        let o = info.offsets;
         assert_eq!(o.valid, 1);
         assert!(o.task_tgid > 0 && o.task_real_parent > o.task_tgid);
         assert_ne!(o.task_group_leader, 0);
