@@ -10,7 +10,7 @@
 //! with the few that matter, and only for those is the task's `TS_COMPAT` read. A native call
 //! with a number that matters (x86-64's `munmap` is 11, ia32's `execve`) pays that one read more.
 use aya_ebpf::{
-    helpers::{bpf_get_current_task, generated::bpf_probe_read_user},
+    helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_user},
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
@@ -18,7 +18,7 @@ use docker_listener_common::{COMPAT_EXEC, flags, sock_op};
 
 use crate::{
     exec::{remember_args, report_failure},
-    kernel::{in_compat_syscall, read},
+    kernel::{TS_COMPAT, read},
     maps::{config, traced},
     socket::{remember, remember_socket, report},
 };
@@ -69,6 +69,16 @@ fn matters(id: i64) -> bool {
     )
 }
 
+/// Whether the current task is in a 32-bit system call: `thread_info.status & TS_COMPAT`, read
+/// directly through the BTF-typed task pointer (a load, no helper call: native calls whose
+/// number is one of the eight pay only this).
+#[inline(always)]
+fn in_compat() -> bool {
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let off = config!(offsets.task_ti_status) as usize;
+    off != 0 && unsafe { core::ptr::read_volatile(task.wrapping_add(off) as *const u32) } & TS_COMPAT != 0
+}
+
 /// A 32-bit argument from the saved registers.
 #[inline(always)]
 unsafe fn arg(regs: *const u8, off: usize) -> u64 {
@@ -82,8 +92,7 @@ pub fn compat_sys_enter(ctx: BtfTracePointContext) -> u32 {
     if !matters(id) {
         return 0;
     }
-    let task = unsafe { bpf_get_current_task() } as *const u8;
-    if !unsafe { in_compat_syscall(task) } || !traced() {
+    if !in_compat() || !traced() {
         return 0;
     }
     let regs: *const u8 = ctx.arg(0);
@@ -151,8 +160,7 @@ pub fn compat_sys_exit(ctx: BtfTracePointContext) -> u32 {
     if !matters(id) {
         return 0;
     }
-    let task = unsafe { bpf_get_current_task() } as *const u8;
-    if !unsafe { in_compat_syscall(task) } {
+    if !in_compat() {
         return 0;
     }
     let ret: i64 = ctx.arg(1);
