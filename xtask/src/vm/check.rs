@@ -58,6 +58,10 @@ pub fn evaluate(expected: &[Expected], events: &[Value]) -> Vec<CheckResult> {
                     let got = field(ev, path);
                     match want {
                         Want::Is(v) => (got == v, format!("{}: {path} = {v}{}", e.name, got_if(got, got == v))),
+                        Want::AtLeast(n) => {
+                            let ok = got.as_u64().is_some_and(|g| g >= *n);
+                            (ok, format!("{}: {path} = {got} (at least {n})", e.name))
+                        }
                         Want::NonEmptyString => {
                             let ok = got.as_str().is_some_and(|s| !s.is_empty());
                             (ok, format!("{}: {path} = {got} (any non-empty string)", e.name))
@@ -105,6 +109,30 @@ pub fn frame_check(frames: &[Vec<u8>]) -> CheckResult {
     }
 }
 
+/// One check per door: the agent's start-up log says, once, that it is open (`seen: <door>:
+/// active (<hook>)`). A door the kernel refuses is logged as `not seen: <door>: unavailable
+/// (<why>)`: the failure shows that line, which says why.
+pub fn door_checks(log: &[String], doors: &[&str]) -> Vec<CheckResult> {
+    doors
+        .iter()
+        .map(|door| {
+            let open = format!("seen: {door}: active");
+            let line = format!("doors: the start-up log says \"{open}\" once");
+            let said = log.iter().filter(|l| l.contains(&open) && !l.contains("not seen:")).count();
+            if said == 1 {
+                return CheckResult { ok: true, line };
+            }
+            let about = format!(": {door}: ");
+            let instead: Vec<&str> = log.iter().filter(|l| l.contains(&about)).map(String::as_str).collect();
+            let got = match instead.as_slice() {
+                [] => "it never names this door".to_owned(),
+                lines => format!("it says {said} times; its lines about the door: {}", lines.join(" | ")),
+            };
+            CheckResult { ok: false, line: format!("{line}: {got}") }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -134,17 +162,39 @@ mod tests {
                     ("x", Want::NonEmptyString),
                     ("z", Want::Absent),
                     ("x", Want::Absent),
+                    ("n", Want::AtLeast(4)),
+                    ("n", Want::AtLeast(5)),
+                    ("x", Want::AtLeast(0)),
                 ],
             },
             Expected { name: "c", select: vec![("k", json!("c"))], fields: vec![("pid", Want::Is(json!(3)))] },
         ];
-        let events = vec![json!({"k": "a", "pid": 2}), json!({"k": "b", "pid": 2, "x": "y"})];
+        let events = vec![json!({"k": "a", "pid": 2}), json!({"k": "b", "pid": 2, "x": "y", "n": 4})];
         let r = evaluate(&expected, &events);
         let ok: Vec<bool> = r.iter().map(|r| r.ok).collect();
-        assert_eq!(ok, [false, true, true, true, false, false]);
+        assert_eq!(ok, [false, true, true, true, false, true, false, false, false]);
         assert!(r[0].line.ends_with("got 2"), "{}", r[0].line);
         assert!(r[4].line.ends_with("x absent, got \"y\""), "{}", r[4].line);
-        assert!(r[5].line.contains("no such event"), "{}", r[5].line);
+        assert!(r[5].line.ends_with("n = 4 (at least 4)"), "{}", r[5].line);
+        assert!(r[6].line.ends_with("n = 4 (at least 5)"), "{}", r[6].line);
+        assert!(r[7].line.ends_with("x = \"y\" (at least 0)"), "{}", r[7].line);
+        assert!(r[8].line.contains("no such event"), "{}", r[8].line);
+    }
+
+    #[test]
+    fn finds_each_door_open_once() {
+        let log: Vec<String> = [
+            "2026-12-01T18:26:30.703352Z  INFO seen: 32-bit system calls: active (tp_btf/sys_enter and sys_exit)",
+            "2026-12-01T18:26:30.703738Z  WARN not seen: io_uring setups: unavailable (io_uring:io_uring_create: \
+             no such tracepoint); not seen: processes that set up io_uring",
+        ]
+        .map(String::from)
+        .to_vec();
+        let r = door_checks(&log, &["32-bit system calls", "io_uring setups", "executed files"]);
+        let ok: Vec<bool> = r.iter().map(|r| r.ok).collect();
+        assert_eq!(ok, [true, false, false]);
+        assert!(r[1].line.contains("no such tracepoint"), "{}", r[1].line);
+        assert!(r[2].line.ends_with("it never names this door"), "{}", r[2].line);
     }
 
     #[test]

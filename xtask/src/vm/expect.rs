@@ -15,6 +15,13 @@
 //! files are looked at here, before the checks ([`ExecFile::of`]): in the VMs `/bin/busybox` is
 //! busybox and `/bin/echo` a link to it; on the host busybox is wherever its path leads
 //! (`/usr/bin/busybox` on a merged-/usr Debian) and `/bin/echo` may be another program.
+//!
+//! Then the doors past the native system call tracepoints, as `tests/doors.rs` checks them in
+//! Docker: the static i386 program [`COMPAT_PROGRAM`] makes its socket calls through the 32-bit
+//! (ia32) ABI, once through socketcall(2) (as i386 glibc does) and once directly, and a failed
+//! 32-bit execve; [`URING_PROGRAM`] sets up an io_uring and connects through it, which no
+//! connect(2) carries, so the agent sees it only by the socket's TCP state change. The agent
+//! must also say, in its start-up log, that these doors are open ([`DOORS`]).
 use std::{
     ffi::CString,
     os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
@@ -37,8 +44,29 @@ const SELF_EXE: &str = "/proc/self/exe";
 /// Multi-call binaries: their exec events name the applet (argv[0]'s file name).
 const MULTI_CALL: &[&str] = &["busybox", "toybox"];
 
-/// The shell script the container's first process runs (`sh -c <script>`).
-pub fn script(marker: &str) -> String {
+/// The i386 program (tests/programs/compat_net_32.c, `gcc -m32 -static`): bind, listen, connect
+/// and accept on 127.0.0.1:PORT through the 32-bit ABI, or a 32-bit execve that fails.
+pub const COMPAT_PROGRAM: &str = "compat_net_32";
+/// The io_uring program (tests/programs/uring_connect.c, static): listens on 127.0.0.1:PORT,
+/// connects to it through a ring (`IORING_OP_CONNECT`), accepts.
+pub const URING_PROGRAM: &str = "uring_connect";
+/// The 32-bit program's port when its calls go through socketcall(2).
+pub const SOCKETCALL_PORT: u16 = 7301;
+/// Its port when it makes the direct ia32 socket system calls (359-364).
+pub const DIRECT_PORT: u16 = 7302;
+/// The io_uring program's port.
+pub const URING_PORT: u16 = 7401;
+
+/// The doors the agent's start-up log must say are open (`seen: <door>: active`), by the names
+/// docker-listener/src/ebpf/attach.rs gives them: those the programs above go through, and the
+/// executed files' walk, which every exec event's `process.executable` comes from.
+pub const DOORS: &[&str] =
+    &["32-bit system calls", "TCP connects without connect(2)", "io_uring setups", "executed files"];
+
+/// The shell script the container's first process runs (`sh -c <script>`); it runs the C
+/// programs by their resolved paths, so that the path given to execve is the executable's.
+pub fn script(marker: &str, compat: &ExecFile, uring: &ExecFile) -> String {
+    let (compat, uring) = (&compat.path, &uring.path);
     format!(
         "ip link set lo up
 {MARKER_PROGRAM} {marker} one two
@@ -48,8 +76,18 @@ for i in $(seq 200); do netstat -ltn | grep -q ':{LISTEN_PORT} ' && break; sleep
 echo hi | nc 127.0.0.1 {LISTEN_PORT}
 nc 127.0.0.1 {CLOSED_PORT}
 wait
-"
+{compat} socketcall {SOCKETCALL_PORT}
+{compat} direct {DIRECT_PORT}
+{compat} exec {}
+{uring} {URING_PORT}
+",
+        missing_32(marker)
     )
+}
+
+/// What the 32-bit program fails to execute.
+fn missing_32(marker: &str) -> String {
+    format!("/nope32-{marker}")
 }
 
 /// A file the workload executes, as the kernel (and so the agent) will describe it.
@@ -120,6 +158,10 @@ pub struct Facts<'a> {
     pub busybox: &'a ExecFile,
     /// [`MARKER_PROGRAM`].
     pub marker_program: &'a ExecFile,
+    /// [`COMPAT_PROGRAM`], as the workload runs it.
+    pub compat: &'a ExecFile,
+    /// [`URING_PROGRAM`], as the workload runs it.
+    pub uring: &'a ExecFile,
 }
 
 /// What a field must hold.
@@ -129,6 +171,8 @@ pub enum Want {
     /// The value of a field of another expected event (by its name): e.g. a socket event's
     /// `process.pid` is the pid of the exec that started the program.
     SameAs(&'static str, &'static str),
+    /// A number at least this.
+    AtLeast(u64),
     /// Any non-empty string.
     NonEmptyString,
     /// Not in the event.
@@ -207,7 +251,7 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
             ("process.applet", if f.busybox.multi_call() { Is(json!("nc")) } else { Absent }),
         ]
     };
-    vec![
+    let mut all = vec![
         Expected {
             name: "exec of the container's shell",
             select: exec(json!(["sh", "-c", f.script])),
@@ -351,8 +395,152 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                 ],
             ),
         },
-    ]
+    ];
+    // The 32-bit program, started by the 64-bit shell: a native exec (no `syscall.abi`) of an
+    // i386 file; then its socket calls, each through the ia32 ABI.
+    // `name` is the expected event's; it is selected by its action and its port as `port_field`.
+    let ia32 = |run: &CompatRun, name: &'static str, action: &str, more: Vec<(&'static str, Want)>| {
+        let port_field = if matches!(action, "bind" | "listen") { "server.port" } else { "destination.port" };
+        let mut fields = in_the_container();
+        fields.extend([
+            ("event.outcome", Is(json!("success"))),
+            ("docker_listener.syscall.abi", Is(json!("ia32"))),
+            ("process.executable", Is(json!(f.compat.path))),
+            ("process.pid", SameAs(run.exec, "process.pid")),
+            ("network.transport", Is(json!("tcp"))),
+        ]);
+        fields.extend(more);
+        Expected { name, select: vec![("event.action", json!(action)), (port_field, json!(run.port))], fields }
+    };
+    for run in &COMPAT_RUNS {
+        all.push(Expected {
+            name: run.exec,
+            select: exec(json!([f.compat.path, run.how, run.port.to_string()])),
+            fields: with(
+                from_the_shell(f.compat, &f.compat.path, COMPAT_PROGRAM),
+                vec![("docker_listener.syscall.abi", Absent)],
+            ),
+        });
+        all.extend([
+            ia32(run, run.bind, "bind", vec![]),
+            ia32(run, run.listen, "listen", vec![]),
+            ia32(run, run.connect, "connect", vec![("destination.ip", Is(json!("127.0.0.1")))]),
+            ia32(run, run.accept, "accept", vec![("source.port", SameAs(run.connect, "source.port"))]),
+        ]);
+    }
+    let missing = missing_32(f.marker);
+    all.push(Expected {
+        name: "failed 32-bit exec",
+        select: vec![("event.action", json!("exec")), ("docker_listener.exec.filename", json!(missing))],
+        fields: with(
+            in_the_container(),
+            vec![
+                ("event.outcome", Is(json!("failure"))),
+                ("error.code", Is(json!("ENOENT"))),
+                ("docker_listener.syscall.ret", Is(json!(-2))),
+                ("docker_listener.syscall.abi", Is(json!("ia32"))),
+                // argv read as 32-bit pointers.
+                ("process.args", Is(json!([missing, "compat"]))),
+                ("process.parent.pid", Is(json!(f.sh_pid))),
+                ("docker_listener.exec.file", Absent),
+            ],
+        ),
+    });
+    // The io_uring program: its ring's setup, and a connect no connect(2) made, seen when the
+    // socket went to SYN_SENT (its source port is not chosen yet, and its end is not seen).
+    let by_the_uring_program = || ("process.pid", SameAs("exec of the io_uring program", "process.pid"));
+    all.extend([
+        Expected {
+            name: "exec of the io_uring program",
+            select: exec(json!([f.uring.path, URING_PORT.to_string()])),
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("event.outcome", Is(json!("success"))),
+                    ("process.executable", Is(json!(f.uring.path))),
+                    ("process.parent.pid", Is(json!(f.sh_pid))),
+                ],
+            ),
+        },
+        Expected {
+            name: "io_uring setup",
+            select: vec![("event.action", json!("io_uring_setup"))],
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("event.outcome", Is(json!("success"))),
+                    ("docker_listener.io_uring.sq_entries", Want::AtLeast(4)),
+                    by_the_uring_program(),
+                    ("process.executable", Is(json!(f.uring.path))),
+                    ("docker_listener.syscall.name", Is(json!("io_uring_setup"))),
+                    ("docker_listener.syscall.abi", Absent),
+                ],
+            ),
+        },
+        Expected {
+            name: "io_uring connect",
+            select: vec![("event.action", json!("connect")), ("destination.port", json!(URING_PORT))],
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("docker_listener.seen_by", Is(json!("tcp_state"))),
+                    ("event.outcome", Is(json!("unknown"))),
+                    ("docker_listener.syscall", Absent),
+                    ("destination", Is(json!({"ip": "127.0.0.1", "port": URING_PORT}))),
+                    ("source", Is(json!({"ip": "127.0.0.1"}))),
+                    ("network", Is(json!({"transport": "tcp", "type": "ipv4"}))),
+                    by_the_uring_program(),
+                ],
+            ),
+        },
+        Expected {
+            name: "accept of the io_uring connect",
+            select: vec![("event.action", json!("accept")), ("destination.port", json!(URING_PORT))],
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("event.outcome", Is(json!("success"))),
+                    ("source.ip", Is(json!("127.0.0.1"))),
+                    by_the_uring_program(),
+                ],
+            ),
+        },
+    ]);
+    all
 }
+
+/// One of the 32-bit program's two socket runs (how it makes its calls, its port) and the names
+/// of its expected events.
+struct CompatRun {
+    how: &'static str,
+    port: u16,
+    exec: &'static str,
+    bind: &'static str,
+    listen: &'static str,
+    connect: &'static str,
+    accept: &'static str,
+}
+
+const COMPAT_RUNS: [CompatRun; 2] = [
+    CompatRun {
+        how: "socketcall",
+        port: SOCKETCALL_PORT,
+        exec: "exec of the 32-bit program (socketcall)",
+        bind: "32-bit bind (socketcall)",
+        listen: "32-bit listen (socketcall)",
+        connect: "32-bit connect (socketcall)",
+        accept: "32-bit accept (socketcall)",
+    },
+    CompatRun {
+        how: "direct",
+        port: DIRECT_PORT,
+        exec: "exec of the 32-bit program (direct)",
+        bind: "32-bit bind (direct)",
+        listen: "32-bit listen (direct)",
+        connect: "32-bit connect (direct)",
+        accept: "32-bit accept (direct)",
+    },
+];
 
 /// The kernel's comm after an exec: the file name of the path given to execve, cut to 15 bytes.
 fn comm(given: &str) -> String {

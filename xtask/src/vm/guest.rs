@@ -11,8 +11,10 @@
 //! 4. the agent (`--queue`, `--docker-host`, `--state-dir`), until it logs that its container
 //!    inventory is loaded and it has inspected the container;
 //! 5. the workload ([`expect::script`]): busybox's shell, moved into the cgroup and into a
-//!    network namespace of its own between fork and exec;
-//! 6. the checks ([`expect::expected`], evaluated by [`check`]), one line each, then
+//!    network namespace of its own between fork and exec, running busybox's applets and the two
+//!    C programs of `--programs` (32-bit system calls, io_uring);
+//! 6. the checks ([`expect::expected`], evaluated by [`check`], and the doors the agent's
+//!    start-up log must say are open, [`expect::DOORS`]), one line each, then
 //!    `vm-guest: PASS <n> checks` or `vm-guest: FAIL ...` (and a non-zero exit). The agent is
 //!    always stopped, and the cgroup removed.
 use std::{
@@ -61,6 +63,10 @@ pub struct Args {
     /// busybox (its shell and applets are the workload).
     #[arg(long, default_value = "/bin/busybox")]
     pub busybox: PathBuf,
+    /// The directory of the workload's static C programs (compat_net_32, uring_connect), which
+    /// `cargo xtask kernel-matrix` builds into target/kernel-matrix and the VMs' /programs.
+    #[arg(long, default_value = "/programs")]
+    pub programs: PathBuf,
     /// Where to make the scratch directory (sockets, the agent's state), removed at the end.
     #[arg(long, default_value = "/tmp")]
     pub tmp: PathBuf,
@@ -110,11 +116,22 @@ fn run(args: &Args) -> Result<Report> {
     let scratch = Scratch::new(&args.tmp)?;
     let container = synthetic_container();
     let marker = format!("kmx-{}", &container.id[..12]);
-    let script = expect::script(&marker);
     // The files the workload will execute, as the kernel will name them (looked at before it
     // runs: the checks compare the agent's events with these).
     let busybox = ExecFile::of(&args.busybox)?;
     let marker_program = ExecFile::of(Path::new(expect::MARKER_PROGRAM))?;
+    let program = |name: &str| {
+        ExecFile::of(&args.programs.join(name)).with_context(|| {
+            format!(
+                "the workload's program {name} is not in {} (cargo xtask kernel-matrix builds it from \
+                 tests/programs/{name}.c; --programs names the directory)",
+                args.programs.display()
+            )
+        })
+    };
+    let compat = program(expect::COMPAT_PROGRAM)?;
+    let uring = program(expect::URING_PROGRAM)?;
+    let script = expect::script(&marker, &compat, &uring);
     println!(
         "vm-guest: the workload runs {} ({}, inode {}, device {}, {}); {} is {}",
         busybox.given,
@@ -125,6 +142,7 @@ fn run(args: &Args) -> Result<Report> {
         marker_program.given,
         marker_program.path
     );
+    println!("vm-guest: and the programs {} and {}", compat.path, uring.path);
     let fake = FakeDocker::start(&scratch.0.join("docker.sock"), container.clone())?;
     let queue = Queue::bind(&scratch.0.join("queue"))?;
     let cgroup = ContainerCgroup::create(&container.id)?;
@@ -150,6 +168,8 @@ fn run(args: &Args) -> Result<Report> {
         sh_pid,
         busybox: &busybox,
         marker_program: &marker_program,
+        compat: &compat,
+        uring: &uring,
     };
     let expected = expect::expected(&facts);
     let waited = Instant::now();
@@ -164,6 +184,7 @@ fn run(args: &Args) -> Result<Report> {
     let events = check::container_events(&frames, &container.id);
     let mut results = check::evaluate(&expected, &events);
     results.push(check::frame_check(&frames));
+    results.extend(check::door_checks(&agent.log(), expect::DOORS));
     let exit = agent.stop();
     results.push(match exit {
         Ok(s) if s.success() => CheckResult { ok: true, line: "agent: exits 0 on SIGTERM".into() },

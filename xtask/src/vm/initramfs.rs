@@ -1,5 +1,6 @@
 //! The initramfs every kernel of the matrix boots: busybox, the agent, the checker, the shared
-//! libraries and the dynamic loader they need, and `/init`.
+//! libraries and the dynamic loader they need, the workload's static C programs (in
+//! `/programs`), and `/init`.
 //!
 //! Written here in the kernel's initramfs format, the "newc" cpio archive
 //! (Documentation/driver-api/early-userspace/buffer-format.rst): for each file a 110-byte ASCII
@@ -44,7 +45,7 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tracefs tracefs /sys/kernel/tracing
 ip link set lo up
 echo \"init: kernel $(uname -r) up after $(cut -d' ' -f1 /proc/uptime) s\"
-/bin/vm-guest --agent /bin/docker-listener --busybox /bin/busybox --tmp /tmp
+/bin/vm-guest --agent /bin/docker-listener --busybox /bin/busybox --programs /programs --tmp /tmp
 echo \"init: vm-guest exited with $?\"
 poweroff -f
 ";
@@ -58,8 +59,9 @@ pub struct Initramfs {
 }
 
 /// Builds `<out_dir>/initramfs.cpio` from busybox, the agent and the checker, with the loader
-/// and shared libraries each of them needs.
-pub fn build(out_dir: &Path, agent: &Path, guest: &Path) -> Result<Initramfs> {
+/// and shared libraries each of them needs, and the workload's `programs` (static, so they need
+/// none: the 32-bit one could not use this machine's 64-bit loader anyway) in `/programs`.
+pub fn build(out_dir: &Path, agent: &Path, guest: &Path, programs: &[PathBuf]) -> Result<Initramfs> {
     let busybox = busybox()?;
     let applets = util::output(Command::new(busybox).arg("--list"))?;
     let mut libraries = BTreeSet::new();
@@ -72,7 +74,7 @@ pub fn build(out_dir: &Path, agent: &Path, guest: &Path) -> Result<Initramfs> {
     let path = out_dir.join("initramfs.cpio");
     let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut cpio = Cpio::new(io::BufWriter::new(file));
-    for dir in ["bin", "dev", "proc", "sys", "tmp", "run", "root", "etc"] {
+    for dir in ["bin", "dev", "proc", "sys", "tmp", "run", "root", "etc", "programs"] {
         cpio.dir(dir)?;
     }
     // The kernel opens /dev/console for init's stdin/stdout/stderr before init runs.
@@ -84,6 +86,10 @@ pub fn build(out_dir: &Path, agent: &Path, guest: &Path) -> Result<Initramfs> {
     }
     cpio.file("bin/docker-listener", 0o755, &stripped(agent, out_dir)?)?;
     cpio.file("bin/vm-guest", 0o755, &stripped(guest, out_dir)?)?;
+    for program in programs {
+        let name = program.file_name().and_then(|n| n.to_str()).context("a program path without a UTF-8 file name")?;
+        cpio.file(&format!("programs/{name}"), 0o755, &read(program)?)?;
+    }
     for lib in &libraries {
         let name =
             lib.to_str().and_then(|l| l.strip_prefix('/')).context("a library path that is not absolute UTF-8")?;

@@ -11,12 +11,14 @@
 //!
 //! The agent and the checker are this machine's release builds (`target/release`), the ones
 //! `cargo xtask build` and the benchmarks use: `cargo xtask test` runs the matrix after the
-//! benchmarks' quick run, which has built both, so nothing is compiled for it. The initramfs
+//! benchmarks' quick run, which has built both, so nothing of Rust is compiled for it (only the
+//! workload's two small C programs, `programs`, under a second). The initramfs
 //! carries the shared libraries and the dynamic loader they need, copied from this machine.
 //! The kernel packages are downloaded once per version. Results and timings: docs/KERNELS.md.
 //!
-//! The pieces: `kernel` (the table; fetching a kernel), `initramfs` (the archive, its shared
-//! libraries and `/init`), `qemu` (the boot), `console` (a child's output streamed, with a
+//! The pieces: `kernel` (the table; fetching a kernel), `programs` (the workload's static C
+//! programs: 32-bit system calls, io_uring), `initramfs` (the archive, its shared libraries and
+//! `/init`), `qemu` (the boot), `console` (a child's output streamed, with a
 //! deadline), and, compiled into the checker too: `guest` (the checker), `fake_docker`, `expect`
 //! (the workload and the expected events), `check` (events against expectations).
 mod check;
@@ -26,6 +28,7 @@ mod fake_docker;
 pub mod guest;
 mod initramfs;
 mod kernel;
+mod programs;
 mod qemu;
 
 use std::{
@@ -72,15 +75,20 @@ pub fn run(args: &MatrixArgs) -> Result<()> {
     let (agent, guest) = build(args.agent.as_deref())?;
     let build_time = t.elapsed();
     let t = Instant::now();
-    let initramfs = initramfs::build(&work, &agent, &guest)?;
+    let programs = programs::build(&work)?;
+    let programs_time = t.elapsed();
+    let t = Instant::now();
+    let initramfs = initramfs::build(&work, &agent, &guest, &programs)?;
     let initramfs_time = t.elapsed();
     let libraries: Vec<String> = initramfs.libraries.iter().map(|l| l.display().to_string()).collect();
     println!(
-        "kernel-matrix: release binaries ready in {:.1} s (agent {}, checker {}); initramfs {} ({}) in {:.1} s, \
-         with {}",
+        "kernel-matrix: release binaries ready in {:.1} s (agent {}, checker {}); test programs built in {:.1} s \
+         ({}); initramfs {} ({}) in {:.1} s, with {}",
         build_time.as_secs_f64(),
         agent.display(),
         guest.display(),
+        programs_time.as_secs_f64(),
+        programs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
         initramfs.path.display(),
         kernel::mib(&initramfs.path),
         initramfs_time.as_secs_f64(),
@@ -97,8 +105,9 @@ pub fn run(args: &MatrixArgs) -> Result<()> {
 
     println!("\nkernel-matrix: results");
     println!(
-        "  release binaries (docker-listener, vm-guest): {:.1} s; initramfs: {:.1} s",
+        "  release binaries (docker-listener, vm-guest): {:.1} s; test programs: {:.1} s; initramfs: {:.1} s",
         build_time.as_secs_f64(),
+        programs_time.as_secs_f64(),
         initramfs_time.as_secs_f64()
     );
     for o in &outcomes {
@@ -195,8 +204,11 @@ fn run_host(agent: &Path, guest: &Path, work: &Path) -> Outcome {
     let log = work.join("host.log");
     let mut timings = String::new();
     let verdict = (|| {
+        // The programs by their absolute path: the checker compares it with the executable the
+        // kernel names, and the workload runs in another directory.
+        let programs = std::fs::canonicalize(work).with_context(|| format!("cannot resolve {}", work.display()))?;
         let mut cmd = Command::new(guest);
-        cmd.arg("--agent").arg(agent).arg("--busybox").arg(initramfs::busybox()?);
+        cmd.arg("--agent").arg(agent).arg("--busybox").arg(initramfs::busybox()?).arg("--programs").arg(programs);
         let out = console::stream(&mut cmd, "host", HOST_TIMEOUT, &log)?;
         timings = format!("checks {:.1} s", out.elapsed.as_secs_f64());
         match out.find(guest::PASS) {

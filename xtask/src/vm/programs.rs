@@ -1,0 +1,60 @@
+//! The workload's two C programs, the doors past the native system call tracepoints
+//! (`tests/programs`, the same sources as the cargo tests' `tests/doors.rs`): `compat_net_32`,
+//! an i386 program whose socket calls and failed exec go through the 32-bit (ia32) system call
+//! ABI, and `uring_connect`, whose TCP connect goes through io_uring.
+//!
+//! Both are built static, so they run in the VMs without a loader or libraries of their own
+//! (there is no 32-bit loader there, nor on many hosts), and built on every run, like the
+//! initramfs: gcc takes under a second for each, and a stale copy could hide a change to them.
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::expect::{COMPAT_PROGRAM, URING_PROGRAM};
+
+/// Where the sources are, from the workspace's root (where cargo xtask runs).
+const SOURCES: &str = "tests/programs";
+
+/// What gcc is asked for, per program, and what a failure says is missing: `-m32` needs
+/// Debian's gcc-multilib (the i386 C library and start files); the io_uring program the static C
+/// library and the kernel's headers, which gcc-multilib brings too (through libc6-dev), as
+/// `cargo xtask setup` installs it.
+const BUILDS: &[(&str, &[&str], &str)] = &[
+    (COMPAT_PROGRAM, &["-m32", "-O2", "-static"], "the i386 C library of Debian's gcc-multilib"),
+    (URING_PROGRAM, &["-O2", "-static"], "the static C library and linux/io_uring.h (libc6-dev, linux-libc-dev)"),
+];
+
+/// Builds both programs into `out_dir` (as `<out_dir>/<name>`); returns their paths.
+pub fn build(out_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut built = Vec::new();
+    for &(name, flags, needs) in BUILDS {
+        let src = Path::new(SOURCES).join(format!("{name}.c"));
+        if !src.is_file() {
+            bail!("{} is missing: run cargo xtask from the workspace's root", src.display());
+        }
+        let out = out_dir.join(name);
+        let result = Command::new("gcc")
+            .args(flags)
+            .arg("-o")
+            .arg(&out)
+            .arg(&src)
+            .output()
+            .context("cannot run gcc, which builds the workload's C programs: apt-get install gcc gcc-multilib")?;
+        if !result.status.success() {
+            bail!(
+                "`gcc {} -o {} {}` failed ({}): {}\n{name} needs {needs}: apt-get install gcc-multilib (cargo xtask \
+                 setup installs it)",
+                flags.join(" "),
+                out.display(),
+                src.display(),
+                result.status,
+                String::from_utf8_lossy(&result.stderr).trim()
+            );
+        }
+        built.push(out);
+    }
+    Ok(built)
+}
