@@ -37,9 +37,18 @@ pub struct Emitted {
 
 impl Emitted {
     fn new(event: &Event, container: Option<&Container>, container_id: &str) -> Emitted {
+        Emitted::of(event, &event.with_container(container, container_id))
+    }
+
+    /// An event of a traced cgroup that no container was found for.
+    fn unknown(event: &Event) -> Emitted {
+        Emitted::of(event, &event.without_known_container())
+    }
+
+    fn of(event: &Event, with: &crate::ecs::WithContainer<'_>) -> Emitted {
         let mut json = Vec::with_capacity(1024);
         // Serialising into memory cannot fail (every map key is a string).
-        let _ = serde_json::to_writer(&mut json, &event.with_container(container, container_id));
+        let _ = serde_json::to_writer(&mut json, with);
         Emitted { action: event.action(), json: Bytes::from(json) }
     }
 
@@ -470,8 +479,12 @@ impl Correlator {
                 out.push(Emitted::new(&h.event, None, id));
                 self.counters.released_unresolved += 1;
             }
-            Lookup::Unknown => {
+            Lookup::Unknown if self.cfg.trace_host => {
                 out.push(Emitted::new(&h.event, None, ""));
+                self.counters.released_unresolved += 1;
+            }
+            Lookup::Unknown => {
+                out.push(Emitted::unknown(&h.event));
                 self.counters.released_unresolved += 1;
             }
         }

@@ -263,7 +263,14 @@ impl Event {
     /// The event with its container: `container` when known, else only `container_id` (from
     /// the cgroup path; empty for a host process).
     pub fn with_container<'a>(&'a self, container: Option<&'a Container>, container_id: &'a str) -> WithContainer<'a> {
-        WithContainer { event: self, container, container_id }
+        WithContainer { event: self, container, container_id, unknown: false }
+    }
+
+    /// The event of a traced cgroup no container could be found for (a cgroup under a
+    /// container prefix that is no container, e.g. a build step's): marked, so that it is not
+    /// taken for a host process's.
+    pub fn without_known_container(&self) -> WithContainer<'_> {
+        WithContainer { event: self, container: None, container_id: "", unknown: true }
     }
 }
 
@@ -272,6 +279,7 @@ pub struct WithContainer<'a> {
     event: &'a Event,
     container: Option<&'a Container>,
     container_id: &'a str,
+    unknown: bool,
 }
 
 #[derive(Serialize)]
@@ -383,6 +391,7 @@ struct ListenerOut<'a> {
     ev: &'a Event,
     container: Option<&'a Container>,
     unresolved: bool,
+    unknown: bool,
 }
 
 impl Serialize for ListenerOut<'_> {
@@ -406,6 +415,9 @@ impl Serialize for ListenerOut<'_> {
         }
         if self.unresolved {
             m.serialize_entry("container_unresolved", &true)?;
+        }
+        if self.unknown {
+            m.serialize_entry("container_unknown", &true)?;
         }
         m.end()
     }
@@ -459,7 +471,10 @@ impl Serialize for WithContainer<'_> {
             None => {}
         }
         let unresolved = self.container.is_none() && !self.container_id.is_empty();
-        m.serialize_entry("docker_listener", &ListenerOut { ev, container: self.container, unresolved })?;
+        m.serialize_entry(
+            "docker_listener",
+            &ListenerOut { ev, container: self.container, unresolved, unknown: self.unknown },
+        )?;
         m.end()
     }
 }
