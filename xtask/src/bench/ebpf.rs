@@ -54,7 +54,10 @@ pub const SECTION: SectionInfo = SectionInfo {
             and are always removed. Overheads are ratios of the storm's wall time with the agent \
             running to without, measured side by side: rounds alternate (without/with, then \
             with/without) after one unmeasured warm-up round, and each with-round starts a fresh \
-            agent and waits for its \"container inventory loaded\" log line before the storm. \
+            agent and waits for its \"container inventory loaded\" log line before the storm. With \
+            `DL_BENCH_BASELINE` each round of a storm runs three times, without the agent, with the baseline \
+            daemon and with the current one (the order reversed every other round, one warm-up round per daemon), \
+            and each daemon's rows are given against the no-agent run of the same round. \
             Agent CPU: its utime+stime (/proc/<pid>/stat) from the storm's start until the sink has \
             been idle for 300 ms, per exec or connect. net.unix.max_dgram_qlen is 1024 during these \
             scenarios (restored afterwards), as for the Docker path.",
@@ -617,6 +620,10 @@ impl Worker {
         Ok(w)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts the storm.
     pub fn go(&mut self) -> Result<()> {
         let mut stdin = self.child.stdin.take().context("the worker was already started")?;
@@ -624,9 +631,29 @@ impl Worker {
         Ok(())
     }
 
-    /// Waits for the end of the storm; the worker's result, and its CPU time including its
-    /// children's (wait4's rusage).
+    /// For a worker that takes commands (`syscalls`): sends `command` as one line and returns
+    /// the result line it answers with (`ok key=value ...`).
+    pub fn pass(&mut self, command: &str) -> Result<BTreeMap<String, u64>> {
+        let stdin = self.child.stdin.as_mut().context("the worker's stdin is closed")?;
+        std::io::Write::write_all(stdin, format!("{command}\n").as_bytes()).context("the bench worker is gone")?;
+        std::io::Write::flush(stdin).context("the bench worker is gone")?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut self.stdout, &mut line)?;
+        if line.is_empty() {
+            let mut err = String::new();
+            if let Some(mut e) = self.child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            bail!("the bench worker ended instead of answering {command:?}: {}", err.trim());
+        }
+        ebpf_worker::parse_result(&line)
+    }
+
+    /// Waits for the end of the storm (a worker that takes commands: closes its stdin, which
+    /// ends it); the worker's result, and its CPU time including its children's (wait4's
+    /// rusage).
     pub fn wait(mut self) -> Result<WorkerRun> {
+        drop(self.child.stdin.take());
         let mut stdout = String::new();
         let mut stderr = String::new();
         self.stdout.read_to_string(&mut stdout)?;
@@ -667,6 +694,16 @@ pub fn exec_args(join: Option<u32>, count: u64, marker: &str) -> Vec<String> {
     a
 }
 
+/// Arguments of a worker that makes system calls on command, in the container of `join` (host
+/// pid) or on the host.
+pub fn syscall_args(join: Option<u32>) -> Vec<String> {
+    let mut a = vec!["syscalls".to_owned()];
+    if let Some(pid) = join {
+        a.extend(["--join".into(), pid.to_string()]);
+    }
+    a
+}
+
 /// Arguments of a connect storm in the container of `join`.
 pub fn connect_args(join: u32, count: u64, rate: Option<u64>) -> Vec<String> {
     let mut a = vec!["connect".to_owned(), "--join".into(), join.to_string(), "--count".into(), count.to_string()];
@@ -674,6 +711,52 @@ pub fn connect_args(join: u32, count: u64, rate: Option<u64>) -> Vec<String> {
         a.extend(["--rate".into(), r.to_string()]);
     }
     a
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probe time
+
+/// Name prefix of the 32-bit ABI's programs (`compat_sys_enter`, `compat_sys_exit`; the kernel
+/// keeps 15 bytes of a name). They run on every system call of the host, not only the storm's.
+pub const COMPAT_PREFIX: &str = "compat_sys_";
+
+/// The kernel's accounting of an agent's BPF programs (`kernel.bpf_stats_enabled` must be on):
+/// all of them, and the compat programs among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProbeTime {
+    pub ns: u64,
+    pub runs: u64,
+    pub compat_ns: u64,
+    pub compat_runs: u64,
+}
+
+impl ProbeTime {
+    pub fn read(agent: u32) -> Result<ProbeTime> {
+        let mut t = ProbeTime::default();
+        for p in system::bpf_programs(agent)? {
+            t.ns += p.run_time_ns;
+            t.runs += p.run_cnt;
+            if p.name.starts_with(COMPAT_PREFIX) {
+                t.compat_ns += p.run_time_ns;
+                t.compat_runs += p.run_cnt;
+            }
+        }
+        Ok(t)
+    }
+
+    /// Whether the agent has compat programs at all (they always run, so they have runs).
+    pub fn has_compat(agent: u32) -> Result<bool> {
+        Ok(system::bpf_programs(agent)?.iter().any(|p| p.name.starts_with(COMPAT_PREFIX)))
+    }
+
+    pub fn since(&self, earlier: &ProbeTime) -> ProbeTime {
+        ProbeTime {
+            ns: self.ns.saturating_sub(earlier.ns),
+            runs: self.runs.saturating_sub(earlier.runs),
+            compat_ns: self.compat_ns.saturating_sub(earlier.compat_ns),
+            compat_runs: self.compat_runs.saturating_sub(earlier.compat_runs),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

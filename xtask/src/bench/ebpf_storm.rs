@@ -1,6 +1,6 @@
 //! Storms: what the agent costs the workload, measured as wall-time ratios with/without it.
 //!
-//! Three variants, each in rounds that alternate with and without the agent (after one
+//! Three kinds of storm, each in rounds that alternate with and without the agent (after one
 //! unmeasured warm-up round with it):
 //!
 //! - **exec storm in a container**: `count` fork + exec of `/bin/true mark-<round>`, one after
@@ -18,8 +18,15 @@
 //!   another). The round fails unless each connect to the listener's port arrives with the
 //!   container's id (or is accounted for as lost).
 //!
-//! With `DL_BENCH_PERF=<prefix>` one extra, unmeasured with-agent round of each variant runs
-//! with `perf record` attached to the agent (`<prefix>-<id>.data`; arguments from
+//! Each round runs the storm without the agent and with each daemon under test (see
+//! `variants`: with `DL_BENCH_BASELINE`, the baseline and the current daemon side by side),
+//! the order reversed every other round, after one unmeasured warm-up round per daemon. Both
+//! daemons get the same checks: they use only what every build's events have (`event.action`,
+//! `process.args` with the marker, `process.pid`, `container.id`, `destination.port`). The
+//! table is built in `ebpf_storm_table`.
+//!
+//! With `DL_BENCH_PERF=<prefix>` one extra, unmeasured round with the current daemon runs
+//! with `perf record` attached to it (`<prefix>-<id>.data`; arguments from
 //! `DL_BENCH_PERF_ARGS`, default `-e cpu-clock -F 999 -g`).
 use std::{
     collections::HashSet,
@@ -31,13 +38,12 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{
     Context, Scenario, SectionInfo,
-    ebpf::{self, AgentRun, Load, Mode, StormContainer, Worker},
-    report::{Goal, Metric, Table, group_thousands, median},
+    ebpf::{self, AgentRun, Load, Mode, ProbeTime, StormContainer, Worker},
+    ebpf_storm_table,
+    report::Table,
     system,
+    variants::Variants,
 };
-
-/// Other load (CPUs) above which a round is flagged as disturbed.
-const DISTURBED: f64 = 0.2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -52,7 +58,8 @@ pub struct Storm {
     pub kind: Kind,
     /// Execs or connects per round.
     pub count: u64,
-    /// Pairs of rounds (one with, one without the agent).
+    /// Rounds: each runs the storm without the agent and with each daemon (a pair of runs,
+    /// or three with `DL_BENCH_BASELINE`).
     pub pairs: usize,
     /// The target for the with/without wall-time ratio.
     pub max_ratio: f64,
@@ -60,29 +67,29 @@ pub struct Storm {
 }
 
 /// What the agent did in one with-agent round.
-struct AgentSide {
-    cpu: Duration,
+pub struct AgentSide {
+    pub cpu: Duration,
     /// Time the kernel spent in the agent's BPF programs during the storm, and their runs
-    /// (`kernel.bpf_stats_enabled`).
-    probe_ns: u64,
-    probe_runs: u64,
+    /// (`kernel.bpf_stats_enabled`); the compat programs' share of it.
+    pub probes: ProbeTime,
     /// Events of this storm delivered (execs with the marker, or connects to the port).
-    delivered: u64,
+    pub delivered: u64,
     /// Accepts of a connect storm, and how many of them show local port 0.
-    accepts: u64,
-    accepts_port0: u64,
+    pub accepts: u64,
+    pub accepts_port0: u64,
     /// Storm events delivered per second (first to last arrival).
-    rate: f64,
+    pub rate: f64,
     /// Records lost in the kernel (`ebpf_lost`) and frames dropped by the agent's output buffer
     /// (`dropped_buffer_full`), from its final counters.
-    lost: u64,
-    dropped: u64,
+    pub lost: u64,
+    pub dropped: u64,
 }
 
-struct Round {
-    wall: Duration,
-    other_load: f64,
-    agent: Option<AgentSide>,
+/// One run of the storm, with one daemon or without any.
+pub struct Round {
+    pub wall: Duration,
+    pub other_load: f64,
+    pub agent: Option<AgentSide>,
 }
 
 impl Scenario for Storm {
@@ -106,73 +113,72 @@ impl Scenario for Storm {
             _ => Some(StormContainer::start(self.id)?),
         };
         let c = container.as_ref();
+        let variants = Variants::new(ctx);
         let mut round_no = 0;
-        let mut next = |with: bool, perf: Option<&Path>| -> Result<Round> {
+        let mut next = |daemon: Option<&Context>, perf: Option<&Path>| -> Result<Round> {
             round_no += 1;
-            self.round(ctx, c, round_no, with, perf)
-                .with_context(|| format!("round {round_no} ({} the agent)", if with { "with" } else { "without" }))
+            self.round(daemon, c, round_no, perf)
         };
+        let current = variants.daemons().last().and_then(|(_, v)| v.daemon.clone()).context("no daemon to run")?;
         if let Some(prefix) = std::env::var_os("DL_BENCH_PERF") {
             let out = PathBuf::from(format!("{}-{}.data", Path::new(&prefix).display(), self.id));
             println!("  profiling one extra with-agent round with perf (not counted) into {}", out.display());
-            next(true, Some(&out))?;
+            next(Some(&current), Some(&out)).context("the profiled round")?;
         }
-        let warm = next(true, None)?;
-        println!("  warm-up round with the agent: {:.0} ms", ms(warm.wall));
-        let mut pairs = Vec::new();
+        for (_, v) in variants.daemons() {
+            let warm = next(v.daemon.as_ref(), None).with_context(|| format!("warm-up round ({})", v.label))?;
+            println!("  warm-up round with the {}: {:.0} ms", v.label, ms(warm.wall));
+        }
+        let mut rounds = Vec::new();
         for i in 0..self.pairs {
-            // Alternate which goes first, so a drift in the machine's speed cancels out.
-            let (without, with) = if i % 2 == 0 {
-                let w = next(false, None)?;
-                (w, next(true, None)?)
-            } else {
-                let a = next(true, None)?;
-                (next(false, None)?, a)
-            };
-            let a = with.agent.as_ref().context("a with-agent round without agent results")?;
-            println!(
-                "  pair {}: {:.0} ms without, {:.0} ms with the agent (×{:.3}); agent {:.1} µs CPU per {}, probes {:.0} ns \
-                 per {5}, {} delivered, other load {:.2}/{:.2} CPUs",
-                i + 1,
-                ms(without.wall),
-                ms(with.wall),
-                with.wall.as_secs_f64() / without.wall.as_secs_f64(),
-                per_op_us(a.cpu, self.count),
-                self.op(),
-                a.probe_ns as f64 / self.count as f64,
-                a.delivered,
-                without.other_load,
-                with.other_load,
-            );
-            pairs.push((without, with));
+            let set = variants.round(i, |v| next(v.daemon.as_ref(), None))?;
+            let without = &set[0];
+            let mut line = format!("  round {}: {:.0} ms without", i + 1, ms(without.wall));
+            for (j, v) in variants.daemons() {
+                let with = &set[j];
+                let a = with.agent.as_ref().context("a with-agent round without agent results")?;
+                line.push_str(&format!(
+                    "; {:.0} ms with the {} (×{:.3}), agent {:.1} µs CPU per {op}, probes {:.0} ns per {op}, {} delivered",
+                    ms(with.wall),
+                    v.label,
+                    with.wall.as_secs_f64() / without.wall.as_secs_f64(),
+                    per_op_us(a.cpu, self.count),
+                    a.probes.ns as f64 / self.count as f64,
+                    a.delivered,
+                    op = self.op(),
+                ));
+            }
+            let loads: Vec<String> = set.iter().map(|r| format!("{:.2}", r.other_load)).collect();
+            println!("{line}; other load {} CPUs", loads.join("/"));
+            rounds.push(set);
         }
         drop(container);
-        Ok(self.table(&pairs))
+        Ok(ebpf_storm_table::table(self, &variants, &rounds))
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn per_op_us(d: Duration, n: u64) -> f64 {
+pub fn per_op_us(d: Duration, n: u64) -> f64 {
     d.as_secs_f64() * 1e6 / n.max(1) as f64
 }
 
 impl Storm {
-    fn op(&self) -> &'static str {
+    pub fn op(&self) -> &'static str {
         match self.kind {
             Kind::ConnectInContainer => "connect",
             _ => "exec",
         }
     }
 
+    /// One storm: with `daemon` running, or without an agent.
     fn round(
         &self,
-        ctx: &Context,
+        daemon: Option<&Context>,
         container: Option<&StormContainer>,
         n: usize,
-        with_agent: bool,
         perf: Option<&Path>,
     ) -> Result<Round> {
         let marker = match self.kind {
@@ -187,14 +193,14 @@ impl Storm {
         };
         // The worker joins the container first, so the agent's inventory finds it there.
         let mut worker = Worker::start(&args)?;
-        let mut run = with_agent.then(|| AgentRun::start(ctx, self.id, None)).transpose()?;
+        let mut run = daemon.map(|d| AgentRun::start(d, self.id, None)).transpose()?;
         let agent_pid = run.as_ref().map(|r| r.agent.pid());
         let perf = match (perf, agent_pid) {
             (Some(out), Some(pid)) => Some(ebpf::Perf::attach(pid, out)?),
             _ => None,
         };
         let before = Load::sample(agent_pid)?;
-        let probes_before = agent_pid.map(system::bpf_prog_runs).transpose()?;
+        let probes_before = agent_pid.map(ProbeTime::read).transpose()?;
         worker.go()?;
         let worker = worker.wait()?;
         if let Some(r) = &run {
@@ -202,11 +208,8 @@ impl Storm {
         }
         let after = Load::sample(agent_pid)?;
         let probes = match (probes_before, agent_pid) {
-            (Some((ns, runs)), Some(pid)) => {
-                let (ns2, runs2) = system::bpf_prog_runs(pid)?;
-                (ns2.saturating_sub(ns), runs2.saturating_sub(runs))
-            }
-            _ => (0, 0),
+            (Some(b), Some(pid)) => ProbeTime::read(pid)?.since(&b),
+            _ => ProbeTime::default(),
         };
         if let Some(p) = perf {
             p.stop()?;
@@ -290,153 +293,7 @@ impl Storm {
         Ok(Round {
             wall,
             other_load,
-            agent: Some(AgentSide {
-                cpu,
-                probe_ns: probes.0,
-                probe_runs: probes.1,
-                delivered,
-                accepts,
-                accepts_port0,
-                rate,
-                lost,
-                dropped,
-            }),
+            agent: Some(AgentSide { cpu, probes, delivered, accepts, accepts_port0, rate, lost, dropped }),
         })
-    }
-
-    fn table(&self, pairs: &[(Round, Round)]) -> Table {
-        let full = self.mode == Mode::Full;
-        let goal = |g| full.then_some(g);
-        let op = self.op();
-        let mut without = Metric::new("storm wall time without the agent", "ms", 0, None);
-        let mut with = Metric::new("storm wall time with the agent", "ms", 0, None);
-        let mut ratio = Metric::new("with / without", "×", 3, goal(Goal::AtMost(self.max_ratio)));
-        let cpu_name = format!("agent CPU per {op}");
-        let mut cpu = Metric::new(&cpu_name, "µs", 1, None);
-        let probe_name = format!("in-kernel probe time per {op}");
-        let mut probe = Metric::new(&probe_name, "ns", 0, None);
-        let runs_name = format!("probe runs per {op}");
-        let mut runs = Metric::new(&runs_name, "runs", 1, None);
-        let share_name = format!("probe time, % of an {op} without the agent");
-        let mut share = Metric::new(&share_name, "%", 2, None);
-        let mut rate = Metric::new("storm events delivered per second", "events/s", 0, None);
-        let delivered_name = format!("{op}s delivered as events");
-        let mut delivered = Metric::new(
-            &delivered_name,
-            "% of storm",
-            2,
-            goal(Goal::AtLeast(100.0)).filter(|_| self.kind != Kind::ExecOnHost),
-        );
-        let mut host_events = Metric::new("events for the host storm", "events", 0, goal(Goal::AtMost(0.0)));
-        let mut ops = Metric::new(&format!("{op}s per second without the agent"), "/s", 0, None);
-        let mut lost = Vec::new();
-        let mut dropped = Vec::new();
-        let mut accepts = Vec::new();
-        let mut port0 = Vec::new();
-        for (wo, w) in pairs {
-            without.samples.push(ms(wo.wall));
-            with.samples.push(ms(w.wall));
-            ratio.samples.push(w.wall.as_secs_f64() / wo.wall.as_secs_f64());
-            ops.samples.push(self.count as f64 / wo.wall.as_secs_f64());
-            if let Some(a) = &w.agent {
-                cpu.samples.push(per_op_us(a.cpu, self.count));
-                let probe_per_op = a.probe_ns as f64 / self.count as f64;
-                probe.samples.push(probe_per_op);
-                runs.samples.push(a.probe_runs as f64 / self.count as f64);
-                share.samples.push(100.0 * probe_per_op / (wo.wall.as_secs_f64() * 1e9 / self.count as f64));
-                rate.samples.push(a.rate);
-                delivered.samples.push(100.0 * a.delivered as f64 / self.count as f64);
-                host_events.samples.push(a.delivered as f64);
-                lost.push(a.lost);
-                dropped.push(a.dropped);
-                accepts.push(a.accepts);
-                port0.push(a.accepts_port0);
-            }
-        }
-        let mut metrics = vec![without, with, ratio, cpu, probe, runs, share];
-        match self.kind {
-            Kind::ExecOnHost => metrics.push(host_events),
-            _ => metrics.extend([rate, delivered]),
-        }
-        metrics.push(ops);
-        let ratios: Vec<String> =
-            pairs.iter().map(|(wo, w)| format!("{:.3}", w.wall.as_secs_f64() / wo.wall.as_secs_f64())).collect();
-        let mut notes = vec![format!(
-            "{} {op}s per round, {} pairs of rounds (+1 warm-up); ratio of each pair, in order: {}",
-            group_thousands(&self.count.to_string()),
-            pairs.len(),
-            ratios.join(", ")
-        )];
-        match self.kind {
-            Kind::ExecInContainer => notes.push(
-                "the storm: fork + `execve(\"/bin/true\", [\"/bin/true\", \"mark-<round>\"])` + `waitpid`, one at a time, \
-                 by `xtask bench-worker` inside the container (cgroups and ipc/uts/net/pid/mnt namespaces); delivered = \
-                 exec events with the round's marker and the container's id, each pid once"
-                    .into(),
-            ),
-            Kind::ExecOnHost => notes.push(
-                "the storm: the same worker as a plain host process (host `/bin/true`, coreutils); the agent runs with \
-                 its default configuration (`trace_host` off), and every round checks it sent no event with the \
-                 round's marker"
-                    .into(),
-            ),
-            Kind::ConnectInContainer => {
-                notes.push(
-                    "the storm: TCP connects from the worker inside the container (its cgroups and network namespace) \
-                     to a listener of its own on 127.0.0.1, accepted and closed by a second thread of the worker; the \
-                     connecting side closes with SO_LINGER 0 (a reset: no TIME_WAIT). Each connect is two events for \
-                     the agent (connect, accept), and events/s counts both; agent CPU is per connect, i.e. per two \
-                     events; delivered = connect events to the listener's port with the container's id"
-                        .into(),
-                );
-                let med = |v: &[u64]| median(&v.iter().map(|&a| a as f64).collect::<Vec<_>>());
-                let port0 = med(&port0);
-                notes.push(format!(
-                    "accept events per round: {:.0} (median), of which {port0:.0} show `destination.port` 0{}",
-                    med(&accepts),
-                    if port0 > 0.0 {
-                        ": when the client's reset arrives before `accept()` returns, the kernel has already \
-                         unhashed the accepted socket (its local port reads 0) by the time the probe reads it at \
-                         `sys_exit_accept4` (checked separately: with a graceful close instead of a reset, no accept \
-                         event shows port 0)"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-        }
-        if lost.iter().chain(&dropped).any(|&n| n > 0) {
-            notes.push(format!(
-                "not every event was delivered, and the agent counted and reported every one missing: records lost in \
-                 the kernel (ring buffer full) per round {lost:?}; frames dropped by its output buffer (`buffer_bytes`, \
-                 16 MiB, oldest first) per round {dropped:?}. Why the output buffer overflows: {}",
-                ebpf::OUTPUT_OVERFLOW
-            ));
-        }
-        notes.push(format!(
-            "in-kernel probe time: the `run_time_ns` of the agent's BPF programs (/proc/<agent>/fdinfo, with \
-             `kernel.bpf_stats_enabled` = 1 during this scenario, which itself adds two clock reads per program run) \
-             over the storm, per {op}: the part of the slow-down spent in the kernel on the storm's own CPU, free of \
-             the wall-time noise"
-        ));
-        let other: Vec<f64> = pairs.iter().flat_map(|(a, b)| [a.other_load, b.other_load]).collect();
-        let disturbed: Vec<usize> = pairs
-            .iter()
-            .enumerate()
-            .filter(|(_, (a, b))| a.other_load.max(b.other_load) > DISTURBED)
-            .map(|(i, _)| i + 1)
-            .collect();
-        notes.push(format!(
-            "other processes (not the agent, the worker and its children, or the benchmark) used {:.2} CPUs during the \
-             rounds (median; max {:.2}){}",
-            median(&other),
-            other.iter().copied().fold(0.0, f64::max),
-            if disturbed.is_empty() {
-                String::new()
-            } else {
-                format!(": pairs {disturbed:?} shared the machine with other work and are disturbed")
-            }
-        ));
-        Table { caption: self.label.to_owned(), runs: pairs.len(), metrics, notes: ebpf::with_docker_note(notes) }
     }
 }

@@ -25,6 +25,12 @@
 //!   TCP connects from the main thread (socket + connect + close with `SO_LINGER` 0, so no
 //!   TIME_WAIT pile-up exhausts the ephemeral ports), as fast as it can or paced at `rate`
 //!   connects per second.
+//! - `syscalls`: system calls as fast as it can, on command: after `ready`, each line on stdin
+//!   is `<call> <count>` ([`Syscall`]) and is answered by one result line with the loop's time;
+//!   the end of stdin ends the worker. Several loops in one process let the benchmark change
+//!   what the kernel accounts between them (`kernel.bpf_stats_enabled`) without a new worker
+//!   or a new agent. For the programs that see every system call of the host (the 32-bit ABI's,
+//!   `compat.rs`), whose cost is per call and tiny, so only a loop of millions shows it.
 //!
 //! Without `--join` the storm runs where the worker is: a plain host process.
 use std::{
@@ -72,6 +78,50 @@ enum Storm {
         #[arg(long)]
         rate: Option<u64>,
     },
+    /// System call loops, one per line `<call> <count>` on stdin (`getppid`, `munmap`).
+    Syscalls {
+        #[arg(long)]
+        join: Option<u32>,
+    },
+}
+
+/// The system calls a `syscalls` worker loops on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syscall {
+    /// `getppid()`: a number no program of the agent looks at, the cheapest way through the
+    /// system call entry and exit.
+    Getppid,
+    /// `munmap(1, 4096)`: fails at once with EINVAL (the address is not page-aligned) after
+    /// taking the mm's lock. Its x86-64 number, 11, is ia32's `execve`, so a program that
+    /// filters ia32 calls by number goes one step further for it (reads the task's TS_COMPAT):
+    /// the worst case for native code.
+    Munmap,
+}
+
+impl Syscall {
+    pub const ALL: [Syscall; 2] = [Syscall::Getppid, Syscall::Munmap];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Syscall::Getppid => "getppid",
+            Syscall::Munmap => "munmap",
+        }
+    }
+
+    /// How the tables show it.
+    pub fn call(self) -> &'static str {
+        match self {
+            Syscall::Getppid => "getppid()",
+            Syscall::Munmap => "munmap(1, 4096)",
+        }
+    }
+
+    fn parse(name: &str) -> Result<Syscall> {
+        Syscall::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .with_context(|| format!("unknown system call {name:?}: one of getppid, munmap"))
+    }
 }
 
 pub fn main(args: WorkerArgs) -> Result<()> {
@@ -98,8 +148,64 @@ pub fn main(args: WorkerArgs) -> Result<()> {
                 r.elapsed.as_nanos()
             );
         }
+        Storm::Syscalls { join } => {
+            if let Some(pid) = join {
+                join_container(pid, &["ipc", "uts", "net", "pid", "mnt"])?;
+            }
+            serve_syscall_loops()?;
+        }
     }
     Ok(())
+}
+
+/// Says `ready`, then runs one loop per line of stdin and answers each with
+/// `ok count=N failed=F elapsed_ns=T`; at the end of stdin, `ok loops=L`.
+fn serve_syscall_loops() -> Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    let mut loops = 0u64;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("cannot read stdin")?;
+        let mut words = line.split_whitespace();
+        let (Some(call), Some(count)) = (words.next(), words.next()) else {
+            bail!("expected `<call> <count>`, got {line:?}");
+        };
+        let call = Syscall::parse(call)?;
+        let count: u64 = count.parse().with_context(|| format!("not a count: {count:?}"))?;
+        let (failed, elapsed) = syscall_loop(call, count);
+        writeln!(out, "ok count={count} failed={failed} elapsed_ns={}", elapsed.as_nanos())?;
+        out.flush()?;
+        loops += 1;
+    }
+    writeln!(out, "ok loops={loops}")?;
+    Ok(())
+}
+
+/// `count` calls of `call`, back to back; how many did not end as expected, and the time.
+fn syscall_loop(call: Syscall, count: u64) -> (u64, Duration) {
+    let mut failed = 0;
+    let started = Instant::now();
+    match call {
+        Syscall::Getppid => {
+            for _ in 0..count {
+                // SAFETY: no arguments, no memory touched.
+                std::hint::black_box(unsafe { libc::getppid() });
+            }
+        }
+        Syscall::Munmap => {
+            // Not page-aligned: EINVAL whatever is mapped, nothing is ever unmapped.
+            let addr = std::hint::black_box(1usize) as *mut libc::c_void;
+            for _ in 0..count {
+                // SAFETY: an unaligned address is refused before anything is looked up.
+                if unsafe { libc::munmap(addr, 4096) } != -1 {
+                    failed += 1;
+                }
+            }
+        }
+    }
+    (failed, started.elapsed())
 }
 
 /// Says `ready` on stdout and waits for a line (or the end) on stdin.

@@ -17,9 +17,17 @@
 //!
 //! Environment:
 //! - `DL_BENCH_DAEMON=<binary>`: measure that daemon instead of building this tree's;
+//! - `DL_BENCH_BASELINE=<binary>`: a second daemon (typically an older commit's release build)
+//!   measured in the same run, side by side, by the scenarios that compare variants: the eBPF
+//!   storms and the system call loops then run, in each round, without an agent, with the
+//!   baseline and with the current daemon, the order reversed every other round (see
+//!   `variants`), and report each daemon against the no-agent run of the same round. Two builds
+//!   measured an hour apart on this VM differ by 10-20% for no reason of theirs; in one run,
+//!   interleaved, the drift hits both alike. The other scenarios ignore it;
 //! - `DL_BENCH_ONLY=<scenario id>`: run one scenario (BENCHMARKS.md is then left alone); the
-//!   eBPF ones are `exec-storm-container`, `exec-storm-host`, `connect-storm`, `latency`,
-//!   `loss-small-ring`, `loss-default-ring`, `density`;
+//!   eBPF ones are `exec-storm-container`, `exec-storm-host`, `connect-storm`,
+//!   `syscall-loop-host`, `syscall-loop-container`, `latency`, `loss-small-ring`,
+//!   `loss-default-ring`, `density`;
 //! - `DL_BENCH_PERF=<prefix>`, `DL_BENCH_PERF_ARGS`: record one extra run per scenario with
 //!   `perf record` (see `docker_path`; the eBPF storms do the same, see `ebpf_storm`).
 //!
@@ -34,9 +42,11 @@
 //! - `daemon`: the daemon process under test (start, log, stop, final counters) and `perf`;
 //! - `docker_path`: the Docker-events path, fake dockerd → daemon → fake Wazuh queue;
 //! - `ebpf*`: process and socket events (eBPF) with the real dockerd and real containers:
-//!   storms and their overhead (`ebpf_storm`), density (`ebpf_density`), latency
+//!   storms and their overhead (`ebpf_storm`, its table in `ebpf_storm_table`), the cost of
+//!   the programs on every system call (`ebpf_syscalls`), density (`ebpf_density`), latency
 //!   (`ebpf_latency`), loss accounting (`ebpf_loss`); shared pieces in `ebpf`, the collecting
 //!   sink in `ebpf_sink`, the load generator (`xtask bench-worker`) in `ebpf_worker`;
+//! - `variants`: no agent / baseline / current daemon in alternating order, round after round;
 //! - `events`: the realistic, deterministic Docker event log and its HTTP chunked encoding;
 //! - `fake_api`: the fake Docker Engine API;
 //! - `sink`: the fast datagram sink standing in for Wazuh's queue socket;
@@ -50,12 +60,15 @@ mod ebpf_latency;
 mod ebpf_loss;
 mod ebpf_sink;
 mod ebpf_storm;
+mod ebpf_storm_table;
+mod ebpf_syscalls;
 pub mod ebpf_worker;
 mod events;
 mod fake_api;
 mod report;
 mod sink;
 mod system;
+mod variants;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -68,15 +81,19 @@ use self::{
     ebpf_latency::Latency,
     ebpf_loss::LossStorm,
     ebpf_storm::{Kind, Storm},
+    ebpf_syscalls::SyscallLoop,
     events::Chunking,
     report::{Section, Table},
     system::Machine,
 };
 
 /// What every scenario gets.
+#[derive(Debug, Clone)]
 pub struct Context {
     /// The release daemon binary.
     pub daemon: PathBuf,
+    /// Another daemon to measure side by side with it (`DL_BENCH_BASELINE`).
+    pub baseline: Option<PathBuf>,
 }
 
 /// A BENCHMARKS.md section scenarios write into.
@@ -99,8 +116,9 @@ pub trait Scenario {
 }
 
 /// The scenarios, in the order they run. Budget for a full run: about 3 minutes for the
-/// Docker path, about 6 for the eBPF scenarios (2 of them for density's 500 containers);
-/// `--quick`: under a minute for all of them.
+/// Docker path, about 9 for the eBPF scenarios (2 of them for density's 500 containers, 3 for
+/// the system call loops: each of their runs with a daemon starts a fresh agent, ~2.5 s of BTF
+/// parsing, and times 2 × 2M calls twice); `--quick`: about a minute for all of them.
 fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
     let size = |full: u64| if quick { 20_000 } else { full };
     let runs = |full: usize| if quick { 1 } else { full };
@@ -177,6 +195,22 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             max_ratio: 1.05,
             mode,
         }),
+        Box::new(SyscallLoop {
+            id: "syscall-loop-host",
+            label: "system call loop on the host: getppid() and munmap(1, 4096), as fast as possible",
+            in_container: false,
+            count: mode.pick(100_000, 2_000_000),
+            rounds: runs(7),
+            mode,
+        }),
+        Box::new(SyscallLoop {
+            id: "syscall-loop-container",
+            label: "system call loop in a container: getppid() and munmap(1, 4096), as fast as possible",
+            in_container: true,
+            count: mode.pick(100_000, 2_000_000),
+            rounds: runs(7),
+            mode,
+        }),
         Box::new(Latency {
             id: "latency",
             label: "latency at 10k events/s: kernel timestamp → datagram at the sink",
@@ -228,6 +262,8 @@ const ONLY: &str = "DL_BENCH_ONLY";
 /// Benchmark this daemon binary instead of building `target/release/docker-listener` (to
 /// compare builds, or to measure a clean checkout while the working tree does not build).
 const DAEMON: &str = "DL_BENCH_DAEMON";
+/// A second daemon binary the storms and system call loops measure in the same rounds.
+const BASELINE: &str = "DL_BENCH_BASELINE";
 
 /// `cargo xtask bench`: set up, build the release daemon, run every scenario, report.
 ///
@@ -263,7 +299,22 @@ fn measure(quick: bool) -> Result<()> {
     if !daemon.is_file() {
         anyhow::bail!("no daemon binary at {}", daemon.display());
     }
-    let ctx = Context { daemon };
+    let baseline = std::env::var_os(BASELINE).filter(|b| !b.is_empty()).map(PathBuf::from);
+    if let Some(b) = &baseline {
+        if !b.is_file() {
+            anyhow::bail!(
+                "{BASELINE}={}: no such file; give the path of another build's release daemon (e.g. a checkout of an \
+                 older commit built with `cargo build --release -p docker-listener`)",
+                b.display()
+            );
+        }
+        println!(
+            "xtask bench: {BASELINE}={}: the storms and system call loops run it side by side with {}",
+            b.display(),
+            daemon.display()
+        );
+    }
+    let ctx = Context { daemon, baseline };
     let machine = Machine::describe();
     let command = if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
     println!(

@@ -126,8 +126,15 @@ pub struct BpfStats {
 
 impl BpfStats {
     pub fn enable() -> Result<BpfStats> {
+        BpfStats::set(true)
+    }
+
+    /// Turns the accounting on or off while the guard lives (off: to time what the programs
+    /// cost without the accounting's own clock reads).
+    pub fn set(on: bool) -> Result<BpfStats> {
         let previous = std::fs::read_to_string(BPF_STATS).with_context(|| format!("cannot read {BPF_STATS}"))?;
-        std::fs::write(BPF_STATS, "1\n").with_context(|| format!("cannot write {BPF_STATS} (root needed)"))?;
+        std::fs::write(BPF_STATS, if on { "1\n" } else { "0\n" })
+            .with_context(|| format!("cannot write {BPF_STATS} (root needed)"))?;
         Ok(BpfStats { previous })
     }
 }
@@ -140,11 +147,24 @@ impl Drop for BpfStats {
     }
 }
 
-/// The summed `run_time_ns` and `run_cnt` of every BPF program `pid` holds open (from
-/// /proc/<pid>/fdinfo; counted only while [`BpfStats`] is on).
-pub fn bpf_prog_runs(pid: u32) -> Result<(u64, u64)> {
+/// One BPF program a process holds open, with its kernel accounting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BpfProg {
+    pub id: u32,
+    /// The kernel's name of it: at most 15 bytes (`BPF_OBJ_NAME_LEN` - 1), so longer names are
+    /// cut (`compat_sys_enter` is `compat_sys_ente`).
+    pub name: String,
+    pub run_time_ns: u64,
+    pub run_cnt: u64,
+}
+
+/// Every BPF program `pid` holds open: ids, `run_time_ns` and `run_cnt` from
+/// /proc/<pid>/fdinfo (counted only while [`BpfStats`] is on), names from the kernel
+/// (`BPF_PROG_GET_FD_BY_ID`, `BPF_OBJ_GET_INFO_BY_FD`; root). A program shared by several
+/// descriptors is listed once.
+pub fn bpf_programs(pid: u32) -> Result<Vec<BpfProg>> {
     let dir = format!("/proc/{pid}/fdinfo");
-    let mut total = (0, 0);
+    let mut out: Vec<BpfProg> = Vec::new();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {dir}"))? {
         let Ok(text) = std::fs::read_to_string(entry?.path()) else { continue };
         if !text.contains("prog_type:") {
@@ -153,10 +173,60 @@ pub fn bpf_prog_runs(pid: u32) -> Result<(u64, u64)> {
         let field = |name: &str| {
             text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
         };
-        total.0 += field("run_time_ns:");
-        total.1 += field("run_cnt:");
+        let id = u32::try_from(field("prog_id:")).context("a BPF program id above 2^32 in fdinfo")?;
+        if id == 0 || out.iter().any(|p| p.id == id) {
+            continue;
+        }
+        out.push(BpfProg {
+            id,
+            name: bpf_prog_name(id)?,
+            run_time_ns: field("run_time_ns:"),
+            run_cnt: field("run_cnt:"),
+        });
     }
-    Ok(total)
+    Ok(out)
+}
+
+/// The name the kernel keeps for BPF program `id`.
+fn bpf_prog_name(id: u32) -> Result<String> {
+    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    /// `struct bpf_prog_info` up to and including `name` (offset 64, 16 bytes): the kernel
+    /// fills as much of it as we give.
+    const INFO_LEN: usize = 80;
+    const NAME: std::ops::Range<usize> = 64..80;
+    // SAFETY: the attributes are the kernel's `union bpf_attr` members for each command (a
+    // prog id; an fd, a length and a pointer to a buffer of that length), zero-padded.
+    let mut by_id = [0u32; 3];
+    by_id[0] = id;
+    let fd =
+        unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_GET_FD_BY_ID, by_id.as_ptr(), std::mem::size_of_val(&by_id)) };
+    if fd < 0 {
+        bail!("cannot open BPF program {id} (root needed): {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as libc::c_int) };
+    let mut info = [0u8; INFO_LEN];
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let attr = InfoAttr {
+        bpf_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32,
+        info_len: INFO_LEN as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    let r = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &attr as *const InfoAttr, std::mem::size_of::<InfoAttr>())
+    };
+    if r != 0 {
+        bail!("cannot read the info of BPF program {id}: {}", std::io::Error::last_os_error());
+    }
+    let name = &info[NAME];
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok(String::from_utf8_lossy(&name[..len]).into_owned())
 }
 
 /// A scratch directory, removed when dropped. Short paths: Unix socket paths are limited to

@@ -1,0 +1,303 @@
+//! System call loops: what the agent costs every system call of the host.
+//!
+//! The 32-bit ABI's programs (`compat_sys_enter`/`compat_sys_exit`, docker-listener-ebpf's
+//! `compat.rs`) sit on the raw `sys_enter`/`sys_exit` tracepoints: they run on every system call
+//! of every process, in containers or not, and reject all but eight numbers in their first
+//! instructions. Their cost is a few nanoseconds per call, invisible in the storms (an exec is
+//! ~500 µs), so this scenario makes millions of the cheapest calls and times them:
+//!
+//! - `getppid()`: a number the programs reject at once;
+//! - `munmap(1, 4096)` (EINVAL): x86-64's number 11, ia32's `execve`, for which the programs also
+//!   read the task's `TS_COMPAT` at the enter and at the exit: the worst case for native code.
+//!
+//! Each run starts an `xtask bench-worker syscalls` (on the host, or joined to a `--network none`
+//! container like the storms' workers), then the daemon of the variant (none, the baseline, the
+//! current one; `variants`), and sends it the two loops of `count` calls. Those are timed with
+//! `kernel.bpf_stats_enabled` = 0: the accounting adds two clock reads per program run, about as
+//! much as a program that rejects a call. Then, when the daemon has programs named `compat_sys_*`,
+//! the same loops run again with the accounting on, and their `run_time_ns`/`run_cnt` give the
+//! programs' own time per call. The ratio to the no-agent run of the same round is the cost a
+//! process sees; it includes the kernel's slow path for system calls that any attached syscall
+//! tracepoint switches on for every task (both builds attach `syscalls:sys_enter_connect` and
+//! others), which the baseline already pays.
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+
+use super::{
+    Context, Scenario, SectionInfo,
+    ebpf::{self, AgentRun, COMPAT_PREFIX, Load, Mode, ProbeTime, StormContainer, Worker},
+    ebpf_storm_table::DISTURBED,
+    ebpf_worker::Syscall,
+    report::{Metric, Table, group_thousands, median},
+    system::{self, BpfStats},
+    variants::{Variant, Variants},
+};
+
+pub const SECTION: SectionInfo = SectionInfo {
+    id: "compat",
+    title: "32-bit ABI: the programs on every system call",
+    about: "With `ebpf.compat` on (the default), two BTF raw tracepoint programs, `compat_sys_enter` and \
+            `compat_sys_exit`, run on every system call of the host, in containers or not, to catch the 32-bit \
+            (ia32) execs and socket calls; their first instructions compare the call's number with the eight that \
+            matter (11, 102, 358, 359, 361-364) and only for those read the task's `TS_COMPAT`. What that costs \
+            is measured on loops of the cheapest system calls, made by `xtask bench-worker syscalls` on the host \
+            or inside a `--network none` container (its cgroups and namespaces, joined like the storms' worker): \
+            `getppid()`, a number the programs reject at once, and `munmap(1, 4096)` (EINVAL at once), x86-64's \
+            number 11, which is ia32's `execve`, so both programs also read `TS_COMPAT`: the worst case for \
+            native code. Each round runs the loops without an agent and with each daemon (with \
+            `DL_BENCH_BASELINE`, the previous build too), the order reversed every other round; each run with a \
+            daemon starts a fresh agent with the default configuration and waits for its \"container inventory \
+            loaded\" line. ns per call = the loop's wall time / its calls, timed with `kernel.bpf_stats_enabled` \
+            = 0; the programs' own time comes from a second pass of the same loops with it on. Any attached \
+            syscall tracepoint (both builds attach `syscalls:sys_enter_connect` and others) puts every system \
+            call of every task on the kernel's tracepoint path: the baseline's ratio is that, the current \
+            daemon's adds its compat programs.",
+};
+
+pub struct SyscallLoop {
+    pub id: &'static str,
+    pub label: &'static str,
+    /// In a container (the worker joins it), or a plain host process.
+    pub in_container: bool,
+    /// Calls per loop.
+    pub count: u64,
+    pub rounds: usize,
+    pub mode: Mode,
+}
+
+/// The compat programs' accounting over one loop.
+#[derive(Debug, Clone, Copy)]
+struct Compat {
+    /// Their time per system call (enter + exit): 2 × Δrun_time_ns / Δrun_cnt.
+    ns_per_call: f64,
+    /// Δrun_cnt / the loop's calls: 2 when nothing else made system calls meanwhile.
+    runs_per_call: f64,
+    /// The loop's own ns per call during this pass: above the timed one by what the
+    /// accounting itself costs (its clock reads), part of which `run_time_ns` also counts.
+    loop_ns_per_call: f64,
+}
+
+/// One run of the loops with one variant.
+struct Run {
+    /// ns per call, in the order of [`Syscall::ALL`].
+    ns: Vec<f64>,
+    /// The compat programs' accounting per loop, when the daemon has them.
+    compat: Option<Vec<Compat>>,
+    other_load: f64,
+}
+
+impl Scenario for SyscallLoop {
+    fn id(&self) -> &'static str {
+        self.id
+    }
+
+    fn name(&self) -> String {
+        format!("eBPF, {}", self.label)
+    }
+
+    fn section(&self) -> SectionInfo {
+        SECTION
+    }
+
+    fn run(&self, ctx: &Context) -> Result<Table> {
+        // Off for the timed loops; each accounting pass turns it on for itself.
+        let _stats_off = BpfStats::set(false)?;
+        let container = if self.in_container { Some(StormContainer::start(self.id)?) } else { None };
+        let join = container.as_ref().map(|c| c.pid);
+        let variants = Variants::new(ctx);
+        if self.mode == Mode::Full {
+            for (_, v) in variants.daemons() {
+                self.run_once(v, join).with_context(|| format!("warm-up run ({})", v.label))?;
+            }
+        }
+        let mut rounds = Vec::new();
+        for i in 0..self.rounds {
+            let set = variants.round(i, |v| self.run_once(v, join))?;
+            println!("  round {}: {}", i + 1, self.describe(&variants, &set));
+            rounds.push(set);
+        }
+        drop(container);
+        Ok(self.table(&variants, &rounds))
+    }
+}
+
+impl SyscallLoop {
+    fn run_once(&self, v: &Variant, join: Option<u32>) -> Result<Run> {
+        // The worker joins first, so the agent's inventory finds it in its container.
+        let mut worker = Worker::start(&ebpf::syscall_args(join))?;
+        let run = v.daemon.as_ref().map(|d| AgentRun::start(d, self.id, None)).transpose()?;
+        let agent = run.as_ref().map(|r| r.agent.pid());
+        let before = Load::sample(agent)?;
+        let worker_before = system::cpu_time(worker.pid())?;
+        let mut ns = Vec::new();
+        for call in Syscall::ALL {
+            ns.push(self.pass(&mut worker, call)?.as_nanos() as f64 / self.count as f64);
+        }
+        let worker_cpu = system::cpu_time(worker.pid())?.saturating_sub(worker_before);
+        let other_load = Load::sample(agent)?.others_since(&before, worker_cpu);
+        let compat = match agent {
+            Some(pid) if ProbeTime::has_compat(pid)? => Some(self.accounted(&mut worker, pid)?),
+            _ => None,
+        };
+        worker.wait()?;
+        if let Some(r) = run {
+            r.finish()?;
+        }
+        Ok(Run { ns, compat, other_load })
+    }
+
+    /// One loop of `call`; its wall time as the worker measured it.
+    fn pass(&self, worker: &mut Worker, call: Syscall) -> Result<Duration> {
+        let r = worker.pass(&format!("{} {}", call.name(), self.count))?;
+        let failed = r.get("failed").copied().context("the worker's answer has no `failed`")?;
+        if failed > 0 {
+            bail!("{failed} of {} {} calls did not fail with EINVAL as they must", self.count, call.call());
+        }
+        Ok(Duration::from_nanos(r.get("elapsed_ns").copied().context("the worker's answer has no `elapsed_ns`")?))
+    }
+
+    /// The loops again, with the kernel's accounting on: the compat programs' time per call.
+    fn accounted(&self, worker: &mut Worker, agent: u32) -> Result<Vec<Compat>> {
+        let _stats = BpfStats::set(true)?;
+        let mut out = Vec::new();
+        for call in Syscall::ALL {
+            let before = ProbeTime::read(agent)?;
+            let elapsed = self.pass(worker, call)?;
+            let d = ProbeTime::read(agent)?.since(&before);
+            let (ns, runs) = (d.compat_ns as f64, d.compat_runs as f64);
+            out.push(Compat {
+                ns_per_call: if runs > 0.0 { 2.0 * ns / runs } else { f64::NAN },
+                runs_per_call: runs / self.count as f64,
+                loop_ns_per_call: elapsed.as_nanos() as f64 / self.count as f64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// "getppid() 210.3 ns without, 251.0 with the baseline (×1.194), ...; other load ...".
+    fn describe(&self, variants: &Variants, set: &[Run]) -> String {
+        let mut parts = Vec::new();
+        for (k, call) in Syscall::ALL.iter().enumerate() {
+            let mut p = format!("{} {:.1} ns without", call.call(), set[0].ns[k]);
+            for (j, v) in variants.daemons() {
+                let r = &set[j];
+                p.push_str(&format!(", {:.1} with the {} (×{:.3})", r.ns[k], v.label, r.ns[k] / set[0].ns[k]));
+                if let Some(c) = r.compat.as_ref().and_then(|c| c.get(k)) {
+                    p.push_str(&format!(" of which compat {:.1} ns ({:.2} runs/call)", c.ns_per_call, c.runs_per_call));
+                }
+            }
+            parts.push(p);
+        }
+        let loads: Vec<String> = set.iter().map(|r| format!("{:.2}", r.other_load)).collect();
+        format!("{}; other load {} CPUs", parts.join("; "), loads.join("/"))
+    }
+
+    fn table(&self, variants: &Variants, rounds: &[Vec<Run>]) -> Table {
+        let compared = variants.compared();
+        let who = |v: &Variant| if compared { v.label.to_owned() } else { "with the agent".to_owned() };
+        let daemons: Vec<(usize, &Variant)> = variants.daemons().collect();
+        let mut metrics = Vec::new();
+        let mut ratio_notes = Vec::new();
+        for (k, call) in Syscall::ALL.iter().enumerate() {
+            let c = call.call();
+            let mut m = Metric::new(&format!("{c}: ns per call, no agent"), "ns", 1, None);
+            m.samples = rounds.iter().map(|s| s[0].ns[k]).collect();
+            metrics.push(m);
+            for &(j, v) in &daemons {
+                let mut m = Metric::new(&format!("{c}: ns per call, {}", who(v)), "ns", 1, None);
+                m.samples = rounds.iter().map(|s| s[j].ns[k]).collect();
+                metrics.push(m);
+            }
+            for &(j, v) in &daemons {
+                let mut m = Metric::new(&format!("{c}: × no agent, {}", who(v)), "×", 3, None);
+                m.samples = rounds.iter().map(|s| s[j].ns[k] / s[0].ns[k]).collect();
+                ratio_notes.push(format!(
+                    "{c} {}: {}",
+                    who(v),
+                    m.samples.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ")
+                ));
+                metrics.push(m);
+            }
+            if let (true, Some(&(b, _)), Some(&(cur, _))) = (compared, daemons.first(), daemons.last()) {
+                let mut m = Metric::new(&format!("{c}: current / baseline"), "×", 3, None);
+                m.samples = rounds.iter().map(|s| s[cur].ns[k] / s[b].ns[k]).collect();
+                let mut d = Metric::new(&format!("{c}: current − baseline"), "ns", 1, None);
+                d.samples = rounds.iter().map(|s| s[cur].ns[k] - s[b].ns[k]).collect();
+                metrics.extend([m, d]);
+            }
+            for &(j, v) in &daemons {
+                let compat: Vec<Compat> =
+                    rounds.iter().filter_map(|s| s[j].compat.as_ref().and_then(|c| c.get(k).copied())).collect();
+                if compat.is_empty() {
+                    continue;
+                }
+                let mut time =
+                    Metric::new(&format!("{c}: compat programs in the kernel per call, {}", who(v)), "ns", 1, None);
+                time.samples = compat.iter().map(|x| x.ns_per_call).collect();
+                let mut runs = Metric::new(&format!("{c}: compat program runs per call, {}", who(v)), "runs", 2, None);
+                runs.samples = compat.iter().map(|x| x.runs_per_call).collect();
+                let mut on = Metric::new(&format!("{c}: ns per call with bpf_stats on, {}", who(v)), "ns", 1, None);
+                on.samples = compat.iter().map(|x| x.loop_ns_per_call).collect();
+                metrics.extend([time, runs, on]);
+            }
+        }
+        let mut notes = vec![format!(
+            "{} calls per loop; {} round{}, each {}{}; ratio to no agent of each round, in order: {}",
+            group_thousands(&self.count.to_string()),
+            rounds.len(),
+            if rounds.len() == 1 { "" } else { "s" },
+            variants.describe_order(),
+            if self.mode == Mode::Full { " (+1 unmeasured run per daemon first)" } else { "" },
+            ratio_notes.join("; ")
+        )];
+        if compared {
+            notes.push(format!("daemons: {} (`DL_BENCH_BASELINE`)", variants.binaries()));
+        }
+        notes.push(if self.in_container {
+            "the loops: `xtask bench-worker syscalls` inside the container (cgroups and ipc/uts/net/pid/mnt \
+             namespaces), joined before the agent starts"
+                .to_owned()
+        } else {
+            "the loops: `xtask bench-worker syscalls` as a plain host process".to_owned()
+        });
+        for &(j, v) in &daemons {
+            if rounds.iter().all(|s| s[j].compat.is_none()) {
+                notes.push(format!(
+                    "{}: no BPF program named `{COMPAT_PREFIX}*` (not in this build, or not attached)",
+                    v.label
+                ));
+            }
+        }
+        notes.push(
+            "compat programs in the kernel per call: over a second pass of the same loop with \
+             `kernel.bpf_stats_enabled` = 1, 2 × Δ`run_time_ns` / Δ`run_cnt` of `compat_sys_enter` and \
+             `compat_sys_exit` (/proc/<agent>/fdinfo; names from the kernel): their time per system call, entering \
+             and leaving, averaged over every system call of the host during the pass; runs per call = Δ`run_cnt` / \
+             the loop's calls, above 2 by the system calls other processes made meanwhile. `run_time_ns` spans the \
+             program between two clock reads and so counts about one of them per run; \"ns per call with bpf_stats \
+             on\" is that pass's loop, slower than the timed one by the accounting's two clock reads per run. The \
+             cost a process sees is the timed loop's (ns per call, and current − baseline)"
+                .into(),
+        );
+        let other: Vec<f64> = rounds.iter().flatten().map(|r| r.other_load).collect();
+        let disturbed: Vec<usize> = rounds
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.iter().any(|r| r.other_load > DISTURBED))
+            .map(|(i, _)| i + 1)
+            .collect();
+        notes.push(format!(
+            "other processes (not the agent, the worker, or the benchmark) used {:.2} CPUs during the timed loops \
+             (median; max {:.2}){}",
+            median(&other),
+            other.iter().copied().fold(0.0, f64::max),
+            if disturbed.is_empty() {
+                String::new()
+            } else {
+                format!(": rounds {disturbed:?} shared the machine with other work and are disturbed")
+            }
+        ));
+        Table { caption: self.label.to_owned(), runs: rounds.len(), metrics, notes: ebpf::with_docker_note(notes) }
+    }
+}
