@@ -64,6 +64,13 @@ fn thirty_two_bit_system_calls_are_reported_like_native_ones() {
         }
         let connect = on_port(&m, "connect", port);
         assert_eq!(connect["destination"]["ip"], "127.0.0.1");
+        let connects: Vec<_> =
+            m.iter().filter(|e| e["event"]["action"] == "connect" && e["destination"]["port"] == port).collect();
+        assert_eq!(
+            connects.len(),
+            1,
+            "{how}: one connect, by its system call, not again by its TCP state: {connects:#?}"
+        );
         let accept = on_port(&m, "accept", port);
         assert_eq!(accept["source"]["port"], connect["source"]["port"], "{how}: the accepted peer is the connector");
         assert_eq!(evaluate(&rules, on_port(&m, "listen", port)), Some(100_007), "the listen rule, as for native");

@@ -1,26 +1,30 @@
 //! The 32-bit (ia32) system call ABI on x86-64: a static i386 program, or `int $0x80` from a
 //! 64-bit one, makes system calls the `syscalls:sys_enter_*`/`sys_exit_*` tracepoints never see.
-//! The raw `sys_enter`/`sys_exit` tracepoints see every system call of every ABI; these two BTF
-//! raw tracepoint programs pick the 32-bit socket calls (direct ones and those multiplexed through
-//! `socketcall(2)`) and execs out of them and feed them to the same code as the native ones
-//! (`socket.rs`, `exec.rs`).
+//! The raw `sys_exit` tracepoint sees every system call of every ABI; this one BTF raw
+//! tracepoint program picks the 32-bit socket calls (direct ones and those multiplexed through
+//! `socketcall(2)`) and failed execs out of them and hands them to the same code as the native
+//! ones (`socket::report_call`, `exec::report_failed`). A successful 32-bit exec is reported by
+//! `sched_process_exec`, like every exec.
 //!
-//! They run on every system call of the host, so their first instructions reject all others:
-//! the system call number (an argument at the enter, `regs->orig_ax` at the exit) is compared
-//! with the few that matter, and only for those is the task's `TS_COMPAT` read. A native call
-//! with a number that matters (x86-64's `munmap` is 11, ia32's `execve`) pays that one read more.
+//! It runs at the exit only: one program on every system call of the host instead of a pair.
+//! The arguments are still there: a 32-bit call's are in the saved registers (ebx, ecx, edx),
+//! which the call does not change, and the memory they point to is read at the exit as the
+//! native programs read theirs. Its first instructions reject every other call: the system call
+//! number (`regs->orig_ax`) is compared with the few that matter, and only for those is the
+//! task's `TS_COMPAT` read. A native call with a number that matters (x86-64's `munmap` is 11,
+//! ia32's `execve`) pays that one load more.
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_user},
+    helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_user, bpf_task_pt_regs},
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
 use docker_listener_common::{COMPAT_EXEC, flags, sock_op};
 
 use crate::{
-    exec::{remember_args, report_failure},
-    kernel::{TS_COMPAT, read},
-    maps::{config, traced},
-    socket::{remember, remember_socket, report},
+    exec::report_failed,
+    kernel::{TS_COMPAT, current_task, in_compat_syscall, read},
+    maps::{PendingExec, PendingSock, config, traced},
+    socket::{call, report_call, socket_call},
 };
 
 /// ia32 system call numbers (arch/x86/entry/syscalls/syscall_32.tbl).
@@ -85,68 +89,37 @@ unsafe fn arg(regs: *const u8, off: usize) -> u64 {
     u64::from(unsafe { read::<u32>(regs, off as u32) }.unwrap_or(0))
 }
 
-/// `sys_enter(struct pt_regs *regs, long id)`.
-#[btf_tracepoint(function = "sys_enter")]
-pub fn compat_sys_enter(ctx: BtfTracePointContext) -> u32 {
-    let id: i64 = ctx.arg(1);
-    if !matters(id) {
-        return 0;
-    }
-    if !in_compat() || !traced() {
-        return 0;
-    }
-    let regs: *const u8 = ctx.arg(0);
-    unsafe {
-        let (a1, a2, a3) = (arg(regs, regs::BX), arg(regs, regs::CX), arg(regs, regs::DX));
-        match id {
-            nr::EXECVE if on(COMPAT_EXEC) => remember_args(a1, a2, flags::COMPAT),
-            // execveat(dirfd, filename, argv, envp, flags)
-            nr::EXECVEAT if on(COMPAT_EXEC) => remember_args(a2, a3, flags::COMPAT),
-            nr::SOCKET => sock(sock_op::SOCKET, || remember_socket(a1, a2, a3, flags::COMPAT)),
-            nr::BIND => sock(sock_op::BIND, || remember(sock_op::BIND, a1 as i32, a2, a3, flags::COMPAT)),
-            nr::CONNECT => sock(sock_op::CONNECT, || remember(sock_op::CONNECT, a1 as i32, a2, a3, flags::COMPAT)),
-            nr::LISTEN => sock(sock_op::LISTEN, || remember(sock_op::LISTEN, a1 as i32, 0, a2, flags::COMPAT)),
-            nr::ACCEPT4 => sock(sock_op::ACCEPT, || remember(sock_op::ACCEPT, a1 as i32, a2, a3, flags::COMPAT)),
-            nr::SOCKETCALL => socketcall(a1 as u32, a2),
-            _ => {}
-        }
-    }
-    0
-}
-
-/// Runs `f` if socket operation `op`'s setting is on.
+/// `p` if socket operation `op`'s setting is on.
 #[inline(always)]
-fn sock(op: u32, f: impl FnOnce()) {
-    if on(1 << op) {
-        f()
-    }
+fn sock(op: u32, p: impl FnOnce() -> Option<PendingSock>) -> Option<PendingSock> {
+    if on(1 << op) { p() } else { None }
 }
 
 /// socketcall(call, args): the call's arguments are 32-bit words in the caller's memory (as
 /// many as the call takes: reading more could fault at the end of a page and lose the call).
 #[inline(always)]
-unsafe fn socketcall(call: u32, args: u64) {
-    let (op, words) = match call {
+unsafe fn socketcall(number: u32, args: u64) -> Option<PendingSock> {
+    let (op, words) = match number {
         call::SOCKET => (sock_op::SOCKET, 3),
         call::BIND => (sock_op::BIND, 3),
         call::CONNECT => (sock_op::CONNECT, 3),
         call::LISTEN => (sock_op::LISTEN, 2),
         call::ACCEPT | call::ACCEPT4 => (sock_op::ACCEPT, 3),
-        _ => return,
+        _ => return None,
     };
     if !on(1 << op) {
-        return;
+        return None;
     }
     let mut a = [0u32; 3];
     let size = if words == 2 { 8 } else { 12 };
     if unsafe { bpf_probe_read_user(a.as_mut_ptr().cast(), size, args as *const _) } != 0 {
-        return;
+        return None;
     }
     let (a0, a1, a2) = (a[0], u64::from(a[1]), u64::from(a[2]));
     match op {
-        sock_op::SOCKET => remember_socket(u64::from(a0), a1, a2, flags::COMPAT),
-        sock_op::LISTEN => remember(op, a0 as i32, 0, a1, flags::COMPAT),
-        _ => remember(op, a0 as i32, a1, a2, flags::COMPAT),
+        sock_op::SOCKET => socket_call(u64::from(a0), a1, a2, flags::COMPAT),
+        sock_op::LISTEN => Some(call(op, a0 as i32, 0, a1, flags::COMPAT)),
+        _ => Some(call(op, a0 as i32, a1, a2, flags::COMPAT)),
     }
 }
 
@@ -160,13 +133,49 @@ pub fn compat_sys_exit(ctx: BtfTracePointContext) -> u32 {
     if !matters(id) {
         return 0;
     }
-    if !in_compat() {
+    if !in_compat() || !traced() {
         return 0;
     }
     let ret: i64 = ctx.arg(1);
-    match id {
-        nr::EXECVE | nr::EXECVEAT => report_failure(ret),
-        _ => report(ret),
+    unsafe {
+        let (a1, a2, a3) = (arg(regs, regs::BX), arg(regs, regs::CX), arg(regs, regs::DX));
+        if id == nr::EXECVE || id == nr::EXECVEAT {
+            // A successful exec was reported by sched_process_exec (the exit of one that
+            // loaded an i386 image has execve's 32-bit number whatever the caller was).
+            // execve(filename, argv, envp); execveat(dirfd, filename, argv, envp, flags).
+            let (filename, argv) = if id == nr::EXECVE { (a1, a2) } else { (a2, a3) };
+            if ret < 0 && on(COMPAT_EXEC) {
+                report_failed(&PendingExec { filename, argv, flags: flags::COMPAT, _pad: 0 }, ret);
+            }
+            return 0;
+        }
+        let sock_call = match id {
+            nr::SOCKET => sock(sock_op::SOCKET, || socket_call(a1, a2, a3, flags::COMPAT)),
+            nr::BIND => sock(sock_op::BIND, || Some(call(sock_op::BIND, a1 as i32, a2, a3, flags::COMPAT))),
+            nr::CONNECT => sock(sock_op::CONNECT, || Some(call(sock_op::CONNECT, a1 as i32, a2, a3, flags::COMPAT))),
+            nr::LISTEN => sock(sock_op::LISTEN, || Some(call(sock_op::LISTEN, a1 as i32, 0, a2, flags::COMPAT))),
+            nr::ACCEPT4 => sock(sock_op::ACCEPT, || Some(call(sock_op::ACCEPT, a1 as i32, a2, a3, flags::COMPAT))),
+            nr::SOCKETCALL => socketcall(a1 as u32, a2),
+            _ => None,
+        };
+        if let Some(p) = sock_call {
+            report_call(&p, ret);
+        }
     }
     0
+}
+
+/// Whether the current task is in a 32-bit connect (direct or through socketcall) that this
+/// program reports at its exit: `sock:inet_sock_set_state` skips the one it sees (it would
+/// say the same connect again, without its result). For any program type: the task's saved
+/// registers through `bpf_task_pt_regs` (Linux 5.15) and probe reads.
+#[inline(always)]
+pub fn in_reported_connect() -> bool {
+    if !on(1 << sock_op::CONNECT) || !unsafe { in_compat_syscall(current_task()) } {
+        return false;
+    }
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    let id = unsafe { read::<u64>(regs, regs::ORIG_AX as u32) }.unwrap_or(0) as i64;
+    id == nr::CONNECT
+        || (id == nr::SOCKETCALL && unsafe { read::<u32>(regs, regs::BX as u32) }.unwrap_or(0) == call::CONNECT)
 }

@@ -7,7 +7,8 @@
 //!   parent, and the image generations (`self_exec_id`) that tie the event to the parent's image
 //!   of the moment it forked.
 //! - `sys_enter_execve[at]` remembers the filename and argv pointers; `sys_exit_execve[at]` with a
-//!   negative result reports the failed exec from them (the old image is still there).
+//!   negative result reports the failed exec from them (the old image is still there). The 32-bit
+//!   calls' exit (`compat.rs`) reports theirs through the same `report_failed`.
 use aya_ebpf::{
     EbpfContext,
     helpers::{
@@ -35,17 +36,18 @@ const HALF: usize = ARGS_CAP / 2;
 #[tracepoint]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     // pid_t old_pid at 16: the calling thread (an exec from a thread other than the leader
-    // changes its pid). Its enter-time entry says which ABI the execve came through (TS_COMPAT
+    // changes its pid). The native enter's entry says the call was a native one; without one
+    // the call came through the 32-bit ABI, the one other way to exec that runs this (TS_COMPAT
     // says only what the new image is: exec sets it for a 32-bit program whatever the caller
-    // was), and is done with: a successful exec reports nothing at its exit, and the exit may
-    // never come to the program that would delete it (a native execve of an i386 image leaves
-    // the kernel with the 32-bit execve's number, which the native exit tracepoint ignores; a
-    // non-leader's pid is gone). Deleted here, traced or not (the container may have been
-    // untracked meanwhile).
+    // was; the 32-bit calls have no enter program: compat.rs). The entry is done with: a
+    // successful exec reports nothing at its exit, and the exit may never come to the program
+    // that would delete it (a native execve of an i386 image leaves the kernel with the 32-bit
+    // execve's number, which the native exit tracepoint ignores; a non-leader's pid is gone).
+    // Deleted here, traced or not (the container may have been untracked meanwhile).
     let pid_tgid = bpf_get_current_pid_tgid();
     let old_pid: u32 = unsafe { ctx.read_at(16) }.unwrap_or(pid_tgid as u32);
     let key = (pid_tgid >> 32 << 32) | u64::from(old_pid);
-    let abi = unsafe { PENDING_EXEC.get(&key) }.map_or(0, |p| p.flags & flags::COMPAT);
+    let abi = if unsafe { PENDING_EXEC.get(&key) }.is_some() { 0 } else { flags::COMPAT };
     let _ = PENDING_EXEC.remove(&key);
     if traced() {
         on_exec(&ctx, abi);
@@ -180,13 +182,13 @@ fn remember(ctx: &TracePointContext, filename_at: usize, argv_at: usize) {
     if !traced() {
         return;
     }
-    remember_args(unsafe { ctx.read_at(filename_at) }.unwrap_or(0), unsafe { ctx.read_at(argv_at) }.unwrap_or(0), 0);
+    remember_args(unsafe { ctx.read_at(filename_at) }.unwrap_or(0), unsafe { ctx.read_at(argv_at) }.unwrap_or(0));
 }
 
-/// Keeps an execve's filename and argv pointers until its exit (`flags::COMPAT`: 32-bit ones).
+/// Keeps a native execve's filename and argv pointers until its exit.
 #[inline(always)]
-pub fn remember_args(filename: u64, argv: u64, flags: u32) {
-    let pending = PendingExec { filename, argv, flags, _pad: 0 };
+fn remember_args(filename: u64, argv: u64) {
+    let pending = PendingExec { filename, argv, flags: 0, _pad: 0 };
     if PENDING_EXEC.insert(&bpf_get_current_pid_tgid(), &pending, 0).is_err() {
         bump_loss(loss::PENDING_MAP_FULL);
     }
@@ -209,15 +211,20 @@ fn on_exit(ctx: &TracePointContext) {
     report_failure(unsafe { ctx.read_at(16) }.unwrap_or(0));
 }
 
-/// The exit of the execve in flight on this thread, if any: reports it if it failed.
+/// The exit of the native execve in flight on this thread, if any: reports it if it failed.
 #[inline(always)]
-pub fn report_failure(ret: i64) {
+fn report_failure(ret: i64) {
     let key = bpf_get_current_pid_tgid();
     let Some(pending) = (unsafe { PENDING_EXEC.get(&key) }).copied() else { return };
     let _ = PENDING_EXEC.remove(&key);
-    if ret >= 0 {
-        return;
+    if ret < 0 {
+        report_failed(&pending, ret);
     }
+}
+
+/// Reports a failed exec from its arguments (`flags::COMPAT`: a 32-bit caller's pointers).
+#[inline(always)]
+pub fn report_failed(pending: &PendingExec, ret: i64) {
     let Some((mut entry, header)) = reserve::<ExecRecord>(RecordKind::Exec) else { return };
     let r = entry.as_mut_ptr();
     unsafe {

@@ -1,10 +1,12 @@
 //! What io_uring does without system calls the socket programs see.
 //!
 //! - `sock:inet_sock_set_state`: a TCP socket going from CLOSE to SYN_SENT is a connect, whatever
-//!   made it: a connect(2) of any ABI (already reported by its system call, so skipped here: its
-//!   pairing entry is in flight on this thread), or an io_uring `IORING_OP_CONNECT`, run inline
-//!   by the submitting task or by one of the process's io-wq worker threads, in the process's
-//!   cgroup either way.
+//!   made it: a connect(2) (already reported by its system call, so skipped here: a native one's
+//!   pairing entry is in flight on this thread; a 32-bit one is recognised by its number in the
+//!   saved registers, in the `_compat` variant loaded when `compat.rs` reports 32-bit connects),
+//!   a TCP Fast Open `sendto`/`sendmsg`, or an io_uring `IORING_OP_CONNECT`, run inline by the
+//!   submitting task or by one of the process's io-wq worker threads, in the process's cgroup
+//!   either way.
 //! - `io_uring:io_uring_create`: a traced process set up a ring. What else it does through the
 //!   ring (accept, send, file access) no system call shows: the event makes the blind spot
 //!   visible.
@@ -12,6 +14,7 @@ use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::
 use docker_listener_common::{IoUringRecord, RecordKind, SockAddr, SocketRecord, flags, sock_op};
 
 use crate::{
+    compat::in_reported_connect,
     kernel::{AF_INET, AF_INET6, current_task, exec_id, in_compat_syscall, process_start},
     maps::{PENDING_SOCK, reserve, submit, traced},
 };
@@ -26,13 +29,28 @@ const SOCK_STREAM: u16 = 1;
 /// daddr_v6 at 56 (checked against tracefs by the daemon before it attaches this).
 #[tracepoint]
 pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    on_state_change::<false>(&ctx)
+}
+
+/// The same, for when the 32-bit connects are reported by `compat.rs` (it needs
+/// `bpf_task_pt_regs`, Linux 5.15, which the plain one does without).
+#[tracepoint]
+pub fn inet_sock_set_state_compat(ctx: TracePointContext) -> u32 {
+    on_state_change::<true>(&ctx)
+}
+
+#[inline(always)]
+fn on_state_change<const COMPAT: bool>(ctx: &TracePointContext) -> u32 {
     let old: i32 = unsafe { ctx.read_at(16) }.unwrap_or(0);
     let new: i32 = unsafe { ctx.read_at(20) }.unwrap_or(0);
     if old != TCP_CLOSE || new != TCP_SYN_SENT || !traced() {
         return 0;
     }
     if unsafe { PENDING_SOCK.get(&bpf_get_current_pid_tgid()) }.is_some() {
-        // A connect(2) in flight: its own record says it.
+        // A native connect(2) in flight: its own record says it.
+        return 0;
+    }
+    if COMPAT && in_reported_connect() {
         return 0;
     }
     let family: u16 = unsafe { ctx.read_at(28) }.unwrap_or(0);

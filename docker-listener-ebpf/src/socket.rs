@@ -4,8 +4,8 @@
 //! side reports them with the result and what the kernel knows of the socket afterwards (type,
 //! protocol, local address, and for accept the peer).
 //!
-//! The `syscalls:sys_*` tracepoints here see the native (x86-64) system calls; `compat.rs` feeds
-//! the same `remember`/`report` with the 32-bit ones.
+//! The `syscalls:sys_*` tracepoints here see the native (x86-64) system calls; `compat.rs` hands
+//! the 32-bit ones, whose arguments it reads at their exit, to the same `report_call`.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
     macros::tracepoint,
@@ -31,13 +31,18 @@ fn enter(ctx: &TracePointContext, op: u32) {
     } else {
         (unsafe { ctx.read_at::<u64>(24) }.unwrap_or(0), unsafe { ctx.read_at::<u64>(32) }.unwrap_or(0))
     };
-    remember(op, fd as i32, addr, len, 0);
+    remember(call(op, fd as i32, addr, len, 0));
 }
 
-/// Keeps a socket call's arguments until its exit (`flags` marks the ABI).
+/// A socket call's arguments (`flags` marks the ABI).
 #[inline(always)]
-pub fn remember(op: u32, fd: i32, addr: u64, len: u64, flags: u32) {
-    let pending = PendingSock { op, fd, flags, _pad: 0, addr, len };
+pub fn call(op: u32, fd: i32, addr: u64, len: u64, flags: u32) -> PendingSock {
+    PendingSock { op, fd, flags, _pad: 0, addr, len }
+}
+
+/// Keeps a native socket call's arguments until its exit.
+#[inline(always)]
+fn remember(pending: PendingSock) {
     if PENDING_SOCK.insert(&bpf_get_current_pid_tgid(), &pending, 0).is_err() {
         bump_loss(loss::PENDING_MAP_FULL);
     }
@@ -49,12 +54,19 @@ fn exit(ctx: &TracePointContext) {
     report(ret);
 }
 
-/// Reports the socket call in flight on this thread, if any, with its result.
+/// Reports the native socket call in flight on this thread, if any, with its result.
 #[inline(always)]
-pub fn report(ret: i64) {
+fn report(ret: i64) {
     let key = bpf_get_current_pid_tgid();
     let Some(p) = (unsafe { PENDING_SOCK.get(&key) }).copied() else { return };
     let _ = PENDING_SOCK.remove(&key);
+    report_call(&p, ret);
+}
+
+/// Reports socket call `p` with its result, at the call's exit (the caller's memory the
+/// arguments point to and the socket are read now).
+#[inline(always)]
+pub fn report_call(p: &PendingSock, ret: i64) {
     let Some((mut entry, header)) = reserve::<SocketRecord>(RecordKind::Socket) else { return };
     let r = entry.as_mut_ptr();
     unsafe {
@@ -176,7 +188,11 @@ pub fn sys_enter_socket(ctx: TracePointContext) -> u32 {
     let family: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
     let sock_type: u64 = unsafe { ctx.read_at(24) }.unwrap_or(0);
     let protocol: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
-    remember_socket(family, sock_type, protocol, 0);
+    if let Some(p) = socket_call(family, sock_type, protocol, 0) {
+        if traced() {
+            remember(p);
+        }
+    }
     0
 }
 
@@ -184,17 +200,14 @@ pub fn sys_enter_socket(ctx: TracePointContext) -> u32 {
 /// netlink's SOCK_RAW is plumbing), and the arguments are checked before anything else, so every
 /// other socket() of the host costs a few instructions here and a map lookup at the exit.
 #[inline(always)]
-pub fn remember_socket(family: u64, sock_type: u64, protocol: u64, flags: u32) {
+pub fn socket_call(family: u64, sock_type: u64, protocol: u64, flags: u32) -> Option<PendingSock> {
     let t = sock_type & u64::from(SOCK_TYPE_MASK);
     let raw_ip = t == SOCK_RAW && (family == u64::from(AF_INET) || family == u64::from(AF_INET6));
     let old_packet = t == SOCK_PACKET && family == u64::from(AF_INET);
     if !raw_ip && !old_packet && family != AF_PACKET {
-        return;
+        return None;
     }
-    if !traced() {
-        return;
-    }
-    remember(sock_op::SOCKET, -1, family, (sock_type << 32) | (protocol & 0xffff), flags);
+    Some(call(sock_op::SOCKET, -1, family, (sock_type << 32) | (protocol & 0xffff), flags))
 }
 
 #[tracepoint]

@@ -213,20 +213,19 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     } else {
         match k.btf.ok_or_else(|| "the kernel has no BTF".to_owned()).and_then(|btf| {
             pt_regs_matches(k.pt_regs)?;
-            // The exit first: an enter attached without its exit would leave entries behind.
-            btf_tracepoint(ebpf, btf, "compat_sys_exit", "sys_exit").map_err(|e| e.to_string())?;
-            btf_tracepoint(ebpf, btf, "compat_sys_enter", "sys_enter").map_err(|e| e.to_string())
+            btf_tracepoint(ebpf, btf, "compat_sys_exit", "sys_exit").map_err(|e| e.to_string())
         }) {
             Ok(()) => {
-                attached.extend(["compat_sys_enter", "compat_sys_exit"]);
+                attached.push("compat_sys_exit");
                 DoorState::Active
             }
             Err(why) => DoorState::Unavailable(why),
         }
     };
+    let compat_connects = compat == DoorState::Active && cfg.connect;
     doors.push(Door {
         name: "32-bit system calls",
-        hook: "tp_btf/sys_enter and sys_exit (raw_syscalls)",
+        hook: "tp_btf/sys_exit (raw_syscalls)",
         state: compat,
         blind: "socket calls and failed execs made through the ia32 ABI (i386 programs, int $0x80)",
     });
@@ -246,9 +245,9 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
             DoorState::Off
         } else {
             match format_matches(category, name, fields)
-                .and_then(|()| tracepoint(ebpf, prog, category, name).map_err(|e| e.to_string()))
+                .and_then(|()| state_tracepoint(ebpf, prog, category, name, i == 0 && compat_connects))
             {
-                Ok(()) => {
+                Ok(prog) => {
                     attached.push(prog);
                     DoorState::Active
                 }
@@ -271,6 +270,29 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         });
     }
     Ok((attached, doors))
+}
+
+/// Attaches a state tracepoint's program. The TCP-state connect has a variant that skips the
+/// 32-bit connects the compat program reports (`skip_compat`); where it does not load (it needs
+/// Linux 5.15's `bpf_task_pt_regs`), the plain one does, and those connects are reported twice.
+fn state_tracepoint(
+    ebpf: &mut Ebpf,
+    prog: &'static str,
+    category: &str,
+    name: &str,
+    skip_compat: bool,
+) -> Result<&'static str, String> {
+    if skip_compat {
+        match tracepoint(ebpf, "inet_sock_set_state_compat", category, name) {
+            Ok(()) => return Ok("inet_sock_set_state_compat"),
+            Err(e) => tracing::warn!(
+                "32-bit TCP connects will be reported twice, by their system call and by their TCP state \
+                 change: the program that tells them apart does not load here ({e})"
+            ),
+        }
+    }
+    tracepoint(ebpf, prog, category, name).map_err(|e| e.to_string())?;
+    Ok(prog)
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, prog: &'static str) -> Result<&'a mut T, EbpfError>

@@ -716,8 +716,9 @@ pub fn connect_args(join: u32, count: u64, rate: Option<u64>) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Probe time
 
-/// Name prefix of the 32-bit ABI's programs (`compat_sys_enter`, `compat_sys_exit`; the kernel
-/// keeps 15 bytes of a name). They run on every system call of the host, not only the storm's.
+/// Name prefix of the 32-bit ABI's programs (`compat_sys_exit`; the kernel keeps 15 bytes of a
+/// name). They run on every
+/// system call of the host, not only the storm's.
 pub const COMPAT_PREFIX: &str = "compat_sys_";
 
 /// The kernel's accounting of an agent's BPF programs (`kernel.bpf_stats_enabled` must be on):
@@ -728,6 +729,8 @@ pub struct ProbeTime {
     pub runs: u64,
     pub compat_ns: u64,
     pub compat_runs: u64,
+    /// How many compat programs there are (each runs once per system call).
+    pub compat_programs: u64,
 }
 
 impl ProbeTime {
@@ -739,6 +742,7 @@ impl ProbeTime {
             if p.name.starts_with(COMPAT_PREFIX) {
                 t.compat_ns += p.run_time_ns;
                 t.compat_runs += p.run_cnt;
+                t.compat_programs += 1;
             }
         }
         Ok(t)
@@ -755,6 +759,7 @@ impl ProbeTime {
             runs: self.runs.saturating_sub(earlier.runs),
             compat_ns: self.compat_ns.saturating_sub(earlier.compat_ns),
             compat_runs: self.compat_runs.saturating_sub(earlier.compat_runs),
+            compat_programs: self.compat_programs,
         }
     }
 }

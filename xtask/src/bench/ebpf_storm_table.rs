@@ -196,7 +196,7 @@ fn notes(storm: &Storm, variants: &Variants, rounds: &[Vec<Round>], per: &[PerDa
     ));
     if per.iter().any(|p| !p.compat.samples.is_empty()) {
         notes.push(format!(
-            "the compat programs (`compat_sys_enter`/`compat_sys_exit`, the 32-bit ABI's) run on every system call \
+            "the compat programs (`compat_sys_*`, the 32-bit ABI's) run on every system call \
              of the host, so their part of the probe time (and of the runs) counts every process's system calls \
              during the storm, the agent's own included, not only the storm's; per system call see the system \
              call loops (section \"32-bit ABI\"), per {op} this row"
@@ -304,7 +304,13 @@ mod tests {
             other_load: 0.0,
             agent: (ms != 100).then_some(AgentSide {
                 cpu: Duration::from_millis(1),
-                probes: ProbeTime { ns: 500_000, runs: 500, compat_ns: 1000 * compat_runs, compat_runs },
+                probes: ProbeTime {
+                    ns: 500_000,
+                    runs: 500,
+                    compat_ns: 1000 * compat_runs,
+                    compat_runs,
+                    compat_programs: 1,
+                },
                 delivered: 100,
                 accepts: 0,
                 accepts_port0: 0,

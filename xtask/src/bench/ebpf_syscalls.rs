@@ -1,14 +1,14 @@
 //! System call loops: what the agent costs every system call of the host.
 //!
-//! The 32-bit ABI's programs (`compat_sys_enter`/`compat_sys_exit`, docker-listener-ebpf's
-//! `compat.rs`) sit on the raw `sys_enter`/`sys_exit` tracepoints: they run on every system call
-//! of every process, in containers or not, and reject all but eight numbers in their first
-//! instructions. Their cost is a few nanoseconds per call, invisible in the storms (an exec is
-//! ~500 µs), so this scenario makes millions of the cheapest calls and times them:
+//! The 32-bit ABI's program (`compat_sys_exit`, docker-listener-ebpf's `compat.rs`) sits on the
+//! raw `sys_exit` tracepoint: it runs on every system call of every process, in containers or
+//! not, and rejects all but eight numbers in its first instructions. Its cost is tens of
+//! nanoseconds per call, invisible in the storms (an exec is ~500 µs), so this scenario makes
+//! millions of the cheapest calls and times them:
 //!
 //! - `getppid()`: a number the programs reject at once;
 //! - `munmap(1, 4096)` (EINVAL): x86-64's number 11, ia32's `execve`, for which the programs also
-//!   read the task's `TS_COMPAT` at the enter and at the exit: the worst case for native code.
+//!   read the task's `TS_COMPAT`: the worst case for native code.
 //!
 //! Each run starts an `xtask bench-worker syscalls` (on the host, or joined to a `--network none`
 //! container like the storms' workers), then the daemon of the variant (none, the baseline, the
@@ -37,14 +37,14 @@ use super::{
 pub const SECTION: SectionInfo = SectionInfo {
     id: "compat",
     title: "32-bit ABI: the programs on every system call",
-    about: "With `ebpf.compat` on (the default), two BTF raw tracepoint programs, `compat_sys_enter` and \
-            `compat_sys_exit`, run on every system call of the host, in containers or not, to catch the 32-bit \
-            (ia32) execs and socket calls; their first instructions compare the call's number with the eight that \
-            matter (11, 102, 358, 359, 361-364) and only for those read the task's `TS_COMPAT`. What that costs \
+    about: "With `ebpf.compat` on (the default), a BTF raw tracepoint program, `compat_sys_exit`, runs at the \
+            exit of every system call of the host, in containers or not, to catch the 32-bit (ia32) failed execs \
+            and socket calls; its first instructions compare the call's number with the eight that matter (11, 102, 358, \
+            359, 361-364) and only for those read the task's `TS_COMPAT`. What that costs \
             is measured on loops of the cheapest system calls, made by `xtask bench-worker syscalls` on the host \
             or inside a `--network none` container (its cgroups and namespaces, joined like the storms' worker): \
             `getppid()`, a number the programs reject at once, and `munmap(1, 4096)` (EINVAL at once), x86-64's \
-            number 11, which is ia32's `execve`, so both programs also read `TS_COMPAT`: the worst case for \
+            number 11, which is ia32's `execve`, so the programs also read `TS_COMPAT`: the worst case for \
             native code. Each round runs the loops without an agent and with each daemon (with \
             `DL_BENCH_BASELINE`, the previous build too), the order reversed every other round; each run with a \
             daemon starts a fresh agent with the default configuration and waits for its \"container inventory \
@@ -69,7 +69,7 @@ pub struct SyscallLoop {
 /// The compat programs' accounting over one loop.
 #[derive(Debug, Clone, Copy)]
 struct Compat {
-    /// Their time per system call (enter + exit): 2 × Δrun_time_ns / Δrun_cnt.
+    /// Their time per system call (all of them): programs × Δrun_time_ns / Δrun_cnt.
     ns_per_call: f64,
     /// Δrun_cnt / the loop's calls: 2 when nothing else made system calls meanwhile.
     runs_per_call: f64,
@@ -167,7 +167,7 @@ impl SyscallLoop {
             let d = ProbeTime::read(agent)?.since(&before);
             let (ns, runs) = (d.compat_ns as f64, d.compat_runs as f64);
             out.push(Compat {
-                ns_per_call: if runs > 0.0 { 2.0 * ns / runs } else { f64::NAN },
+                ns_per_call: if runs > 0.0 { d.compat_programs as f64 * ns / runs } else { f64::NAN },
                 runs_per_call: runs / self.count as f64,
                 loop_ns_per_call: elapsed.as_nanos() as f64 / self.count as f64,
             });
@@ -271,10 +271,10 @@ impl SyscallLoop {
         }
         notes.push(
             "compat programs in the kernel per call: over a second pass of the same loop with \
-             `kernel.bpf_stats_enabled` = 1, 2 × Δ`run_time_ns` / Δ`run_cnt` of `compat_sys_enter` and \
-             `compat_sys_exit` (/proc/<agent>/fdinfo; names from the kernel): their time per system call, entering \
-             and leaving, averaged over every system call of the host during the pass; runs per call = Δ`run_cnt` / \
-             the loop's calls, above 2 by the system calls other processes made meanwhile. `run_time_ns` spans the \
+             `kernel.bpf_stats_enabled` = 1, programs × Δ`run_time_ns` / Δ`run_cnt` of the `compat_sys_*` programs \
+             (/proc/<agent>/fdinfo; names from the kernel): their time per system call, averaged over every system \
+             call of the host during the pass; runs per call = Δ`run_cnt` / the loop's calls, above the number of \
+             programs by the system calls other processes made meanwhile. `run_time_ns` spans the \
              program between two clock reads and so counts about one of them per run; \"ns per call with bpf_stats \
              on\" is that pass's loop, slower than the timed one by the accounting's two clock reads per run. The \
              cost a process sees is the timed loop's (ns per call, and current − baseline)"

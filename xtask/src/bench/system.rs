@@ -152,7 +152,7 @@ impl Drop for BpfStats {
 pub struct BpfProg {
     pub id: u32,
     /// The kernel's name of it: at most 15 bytes (`BPF_OBJ_NAME_LEN` - 1), so longer names are
-    /// cut (`compat_sys_enter` is `compat_sys_ente`).
+    /// cut (`inet_sock_set_state_compat` is `inet_sock_set_s`).
     pub name: String,
     pub run_time_ns: u64,
     pub run_cnt: u64,

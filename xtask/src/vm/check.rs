@@ -36,9 +36,13 @@ fn field<'a>(event: &'a Value, path: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
+fn selected(event: &Value, e: &Expected) -> bool {
+    e.select.iter().all(|(path, want)| field(event, path) == want)
+}
+
 /// The first event the expectation selects.
 pub fn find<'a>(events: &'a [Value], e: &Expected) -> Option<&'a Value> {
-    events.iter().find(|ev| e.select.iter().all(|(path, want)| field(ev, path) == want))
+    events.iter().find(|ev| selected(ev, e))
 }
 
 /// One result per expected field; an event not found fails each of its fields, so a run always
@@ -58,6 +62,18 @@ pub fn evaluate(expected: &[Expected], events: &[Value]) -> Vec<CheckResult> {
                     let got = field(ev, path);
                     match want {
                         Want::Is(v) => (got == v, format!("{}: {path} = {v}{}", e.name, got_if(got, got == v))),
+                        Want::Once(v) => {
+                            let n = events.iter().filter(|ev| selected(ev, e)).count();
+                            let ok = got == v && n == 1;
+                            (
+                                ok,
+                                format!(
+                                    "{}: {path} = {v}{}, in the one event selected (found {n})",
+                                    e.name,
+                                    got_if(got, got == v)
+                                ),
+                            )
+                        }
                         Want::AtLeast(n) => {
                             let ok = got.as_u64().is_some_and(|g| g >= *n);
                             (ok, format!("{}: {path} = {got} (at least {n})", e.name))
@@ -151,6 +167,18 @@ mod tests {
     }
 
     #[test]
+    fn once_fails_when_a_second_event_is_selected() {
+        let expected =
+            vec![Expected { name: "c", select: vec![("k", json!("c"))], fields: vec![("ip", Want::Once(json!("a")))] }];
+        let one = [json!({"k": "c", "ip": "a"}), json!({"k": "d", "ip": "a"})];
+        assert!(evaluate(&expected, &one)[0].ok);
+        let two = [json!({"k": "c", "ip": "a"}), json!({"k": "c", "ip": "a", "seen_by": "tcp_state"})];
+        let r = evaluate(&expected, &two);
+        assert!(!r[0].ok);
+        assert!(r[0].line.ends_with("(found 2)"), "{}", r[0].line);
+    }
+
+    #[test]
     fn compares_with_other_events_and_reports_what_it_got() {
         let expected = vec![
             Expected { name: "a", select: vec![("k", json!("a"))], fields: vec![("pid", Want::Is(json!(1)))] },
@@ -184,7 +212,7 @@ mod tests {
     #[test]
     fn finds_each_door_open_once() {
         let log: Vec<String> = [
-            "2026-12-01T18:26:30.703352Z  INFO seen: 32-bit system calls: active (tp_btf/sys_enter and sys_exit)",
+            "2026-12-01T18:26:30.703352Z  INFO seen: 32-bit system calls: active (tp_btf/sys_exit (raw_syscalls))",
             "2026-12-01T18:26:30.703738Z  WARN not seen: io_uring setups: unavailable (io_uring:io_uring_create: \
              no such tracepoint); not seen: processes that set up io_uring",
         ]
