@@ -58,15 +58,19 @@ impl LabelBudget {
     pub fn apply(&self, all: &BTreeMap<String, String>) -> ShownLabels {
         let first = |k: &str| FIRST.iter().any(|p| k.starts_with(p));
         let mut cut_any = all.len() > self.max_count;
+        // Two long keys can be cut to the same one (or to one that exists uncut): the first
+        // shown keeps it, so the JSON object never has a key twice (a reader would keep either).
+        let mut shown = std::collections::HashSet::new();
         let mut labels: Vec<(String, String)> = all
             .iter()
             .filter(|(k, _)| first(k))
             .chain(all.iter().filter(|(k, _)| !first(k)))
-            .take(self.max_count)
-            .map(|(k, v)| {
+            .filter_map(|(k, v)| {
+                let key = cut(k, KEY_MAX);
                 cut_any |= k.len() > KEY_MAX;
-                (cut(k, KEY_MAX), v.clone())
+                shown.insert(key.clone()).then(|| (key, v.clone()))
             })
+            .take(self.max_count)
             .collect();
         let size = |l: &[(String, String)]| l.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         let total = size(&labels);
@@ -150,5 +154,21 @@ mod tests {
         let size: usize = s.labels.iter().map(|(k, v)| k.len() + v.len()).sum();
         assert!(size <= 4096 && s.cut && !s.labels.is_empty());
         assert!(s.labels.iter().all(|(k, _)| k.len() <= KEY_MAX));
+    }
+
+    #[test]
+    fn keys_cut_to_the_same_one_are_shown_once() {
+        let long = "k".repeat(300);
+        let all: BTreeMap<String, String> =
+            [(format!("{long}a"), "first"), (format!("{long}b"), "second"), ("z".into(), "z")]
+                .map(|(k, v)| (k, v.to_owned()))
+                .into();
+        let s = B.apply(&all);
+        assert!(s.cut);
+        assert_eq!(s.labels.len(), 2, "{:?}", s.labels);
+        let json = serde_json::to_string(&s).unwrap();
+        let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(s.labels[0].1, "first");
     }
 }
