@@ -111,6 +111,11 @@ pub fn listeners(pids: &[u32]) -> Vec<Listener> {
         }
     }
     let mut found = Vec::new();
+    if owner.is_empty() {
+        // No socket at all: the namespace's tables (each read walks the kernel's whole socket
+        // hash, milliseconds) cannot hold one of theirs.
+        return found;
+    }
     let mut seen = HashSet::new();
     for pid in netns.into_values() {
         for (file, transport, v6) in

@@ -46,15 +46,13 @@ const IDLE_POLLS: u32 = 2;
 /// How often processes whose exit record was lost are swept from the table.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// A running container of the start-up inventory, with its cgroup (id and directory), the
-/// cgroups below it (systemd or Docker inside the container), whose processes are its too, and
-/// its listening sockets.
+/// A running container of the start-up inventory, with its cgroup (id and directory) and the
+/// cgroups below it (systemd or Docker inside the container), whose processes are its too.
 struct Found {
     container: Container,
     cgroup: u64,
     dir: PathBuf,
     below: Vec<(u64, PathBuf)>,
-    listeners: Vec<Listener>,
 }
 
 /// Answers from the helper tasks the monitor spawns.
@@ -69,6 +67,10 @@ enum Info {
         untraced: Vec<(String, String)>,
     },
     InventoryFailed(String),
+    /// The listening sockets of the inventory's containers, found after it (reading the
+    /// network namespaces' socket tables takes milliseconds each: the containers are traced
+    /// first).
+    Listeners(Vec<Listener>),
     Container(Container, Option<u64>),
     InspectFailed(String),
     /// Docker has no such container (inspect: 404); the cgroup that named it, if not bound yet.
@@ -92,7 +94,9 @@ pub struct Monitor {
     pub client: watch::Receiver<Option<DockerClient>>,
     /// The first inventory reported the listening sockets (later ones, after a reconnection to
     /// Docker, would repeat them).
-    listeners_reported: bool,
+    /// The start-up listeners were asked for (once: a Docker reconnection's inventory does not
+    /// report them again).
+    listeners_asked: bool,
 }
 
 impl Monitor {
@@ -106,7 +110,7 @@ impl Monitor {
         client: watch::Receiver<Option<DockerClient>>,
     ) -> Monitor {
         let correlator = Correlator::new(ProcessTable::for_this_host(), cfg.clone(), Clock::now());
-        Monitor { probes, correlator, encoder, spool, stats, cfg, docker_events, client, listeners_reported: false }
+        Monitor { probes, correlator, encoder, spool, stats, cfg, docker_events, client, listeners_asked: false }
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), EbpfError> {
@@ -207,7 +211,9 @@ impl Monitor {
                     }
                     let client = self.client.borrow_and_update().clone();
                     if let Some(client) = client {
-                        spawn_inventory(client, mount.clone(), self.cfg.cgroup_prefixes.clone(), info_tx.clone());
+                        let listeners = !self.listeners_asked;
+                        self.listeners_asked = true;
+                        spawn_inventory(client, mount.clone(), self.cfg.cgroup_prefixes.clone(), listeners, info_tx.clone());
                     }
                 }
                 Some(info) = info_rx.recv() => {
@@ -332,7 +338,7 @@ impl Monitor {
                     Stats::inc(&self.stats.containers_untraced);
                     tracing::warn!(container = %id, name = %name, "no cgroup found for a running container: its processes are not traced (counted in containers_untraced)");
                 }
-                for Found { container: c, cgroup, dir, below, listeners } in list {
+                for Found { container: c, cgroup, dir, below } in list {
                     let ignored = c.is_ignored(&self.cfg);
                     let id = c.id.clone();
                     self.correlator.on_container(c, Some(cgroup), out, req);
@@ -351,13 +357,9 @@ impl Monitor {
                         processes += learned.len();
                         self.correlator.running_events(cg, &learned, now, out, req);
                     }
-                    if !self.listeners_reported {
-                        self.listening_events(&listeners, now, out, req);
-                    }
                     // The init pid and start time come from inspect, in the background.
                     req.push(Request::Inspect(id));
                 }
-                self.listeners_reported = true;
                 // Containers that went away while Docker was unreachable (a start brings them back).
                 self.correlator.registry.mark_unlisted_removed(&listed, asked_at, Instant::now());
                 tracing::info!(
@@ -367,7 +369,10 @@ impl Monitor {
                     "container inventory loaded: their processes are traced"
                 );
             }
+            Info::Listeners(listeners) => self.listening_events(&listeners, now, out, req),
             Info::InventoryFailed(e) => {
+                // The next connection's inventory reports the listeners instead.
+                self.listeners_asked = false;
                 tracing::error!(error = %e, "listing containers failed: containers started before docker-listener are traced only once Docker reports them")
             }
             Info::Container(c, cgroup) => {
@@ -547,11 +552,13 @@ fn attributes_of(ev: &DockerEvent) -> BTreeMap<String, String> {
     serde_json::from_slice::<Ev>(&ev.raw).ok().and_then(|e| e.actor).map(|a| a.attributes).unwrap_or_default()
 }
 
-/// Lists the running containers and finds each one's cgroup.
+/// Lists the running containers and finds each one's cgroups; then, if `listeners`, their
+/// listening sockets.
 fn spawn_inventory(
     client: DockerClient,
     mount: Option<PathBuf>,
     prefixes: Vec<String>,
+    listeners: bool,
     tx: mpsc::UnboundedSender<Info>,
 ) {
     tokio::spawn(async move {
@@ -584,26 +591,16 @@ fn spawn_inventory(
                 },
             };
             match dir.as_deref().map(registry::cgroup_id) {
-                Some(Ok(cg)) => found.push(Found {
-                    container: c,
-                    cgroup: cg,
-                    dir: dir.unwrap_or_default(),
-                    below: Vec::new(),
-                    listeners: Vec::new(),
-                }),
+                Some(Ok(cg)) => {
+                    found.push(Found { container: c, cgroup: cg, dir: dir.unwrap_or_default(), below: Vec::new() })
+                }
                 _ => untraced.push((c.id.clone(), c.name.clone())),
             }
         }
-        // The walk below each container's cgroup and the search for its listening sockets read
-        // directories: off the runtime's thread.
+        // The walk below each container's cgroup reads directories: off the runtime's thread.
         let found = tokio::task::spawn_blocking(move || {
             for f in &mut found {
                 f.below = registry::cgroups_below(&f.dir, registry::BELOW_DEPTH, registry::BELOW_MAX);
-                let pids: Vec<u32> = std::iter::once(&f.dir)
-                    .chain(f.below.iter().map(|(_, d)| d))
-                    .flat_map(|d| registry::cgroup_pids(d))
-                    .collect();
-                f.listeners = inventory::listeners(&pids);
             }
             found
         })
@@ -615,7 +612,34 @@ fn spawn_inventory(
                 return;
             }
         };
+        let dirs: Vec<Vec<PathBuf>> = if listeners {
+            found
+                .iter()
+                .map(|f| std::iter::once(&f.dir).chain(f.below.iter().map(|(_, d)| d)).cloned().collect())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let _ = tx.send(Info::Inventory { found, listed, asked_at, untraced });
+        if dirs.is_empty() {
+            return;
+        }
+        // After the inventory is applied (the channel keeps the order), so every process these
+        // sockets belong to is known.
+        let listening = tokio::task::spawn_blocking(move || {
+            dirs.iter()
+                .flat_map(|d| {
+                    inventory::listeners(&d.iter().flat_map(|d| registry::cgroup_pids(d)).collect::<Vec<_>>())
+                })
+                .collect()
+        })
+        .await;
+        match listening {
+            Ok(l) => {
+                let _ = tx.send(Info::Listeners(l));
+            }
+            Err(e) => tracing::warn!(error = %e, "the listening sockets of running containers could not be read"),
+        }
     });
 }
 
