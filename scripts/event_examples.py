@@ -27,8 +27,29 @@ BEFORE = ["docker", "run", "-d", "--network", "none", "--name", "db-1", "--label
           "--label", "com.docker.compose.service=db", IMAGE, "sh", "-c", "nc -l -p 5432 >/dev/null & exec sleep 600"]
 SCRIPT = ("cp /bin/busybox /tmp/apk; /tmp/apk echo add curl;\n    /bin/nope; nc -l -p 8080 & sleep 0.3; "
           "echo hi | nc 127.0.0.1 8080; nc 127.0.0.1 9;\n    nc 169.254.169.254 80; true")
+# The exit-reported families: a default container's attempts (refused by seccomp), and one
+# with CAP_SYS_ADMIN that enters the host's UTS namespace. The test programs (tests/programs)
+# are built into a temporary directory mounted at /t.
+TOOLS_SCRIPT = ("echo x > /tmp/m.ko; insmod /tmp/m.ko; /t/bpf_load; sleep 5 & /t/ptrace_poke $!;\n    "
+                "unshare -m true; mount -t tmpfs none /mnt; true")
+CAPABLE_SCRIPT = "nsenter -t 1 -u true"
 AFTER = ["docker", "run", "--rm", "--network", "none", "--name", "web-1", "--label", "com.docker.compose.project=shop",
          "--label", "com.docker.compose.service=web", IMAGE, "sh", "-c", SCRIPT]
+
+
+def tools(programs):
+    return [
+        ["docker", "run", "--rm", "--network", "none", "--name", "tools-1", "-v", f"{programs}:/t:ro", IMAGE, "sh",
+         "-c", TOOLS_SCRIPT],
+        ["docker", "run", "--rm", "--network", "none", "--name", "tools-2", "--cap-add", "SYS_ADMIN",
+         "--security-opt", "seccomp=unconfined", "--uts=host", IMAGE, "sh", "-c", CAPABLE_SCRIPT],
+    ]
+
+
+def build_programs(out):
+    for name in ["bpf_load", "ptrace_poke"]:
+        subprocess.run(["gcc", "-O2", "-static", "-o", os.path.join(out, name), f"tests/programs/{name}.c"],
+                       check=True)
 
 
 def events(path):
@@ -44,7 +65,7 @@ def events(path):
 def pick(evs):
     """The example each marker names."""
     mine = lambda name: [e for e in evs if e.get("container", {}).get("name") == name]
-    web, db = mine("web-1"), mine("db-1")
+    web, db, t1, t2 = mine("web-1"), mine("db-1"), mine("tools-1"), mine("tools-2")
     act = lambda es, a: [e for e in es if e.get("event", {}).get("action") == a]
     args_of = lambda e: e.get("process", {}).get("args", [])
     first = lambda es, what: es[0] if es else sys.exit(f"no example for {what}")
@@ -66,6 +87,14 @@ def pick(evs):
         "process-running": first([e for e in act(db, "process-running") if args_of(e)[:1] == ["sleep"]],
                                  "process-running"),
         "socket-listening": first(act(db, "socket-listening"), "socket-listening"),
+        "module-load": first([e for e in act(t1, "module-load")
+                              if e["docker_listener"]["syscall"]["name"] == "finit_module"], "module-load"),
+        "bpf-program-load": first(act(t1, "bpf-program-load"), "bpf-program-load"),
+        "ptrace": first([e for e in act(t1, "ptrace")
+                         if e["docker_listener"]["ptrace"].get("request") == "PTRACE_ATTACH"], "ptrace"),
+        "unshare": first(act(t1, "unshare"), "unshare"),
+        "mount": first(act(t1, "mount"), "mount"),
+        "setns": first(act(t2, "setns"), "setns"),
     }
 
 
@@ -88,8 +117,11 @@ def rewrite(doc, examples):
 def main():
     if os.geteuid() != 0:
         sys.exit("run as root (the daemon loads eBPF programs)")
-    subprocess.run(["docker", "rm", "-f", "db-1", "web-1"], capture_output=True)
+    subprocess.run(["docker", "rm", "-f", "db-1", "web-1", "tools-1", "tools-2"], capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
+        programs = os.path.join(tmp, "t")
+        os.mkdir(programs)
+        build_programs(programs)
         out = os.path.join(tmp, "out.ndjson")
         subprocess.run(BEFORE, check=True, capture_output=True)
         try:
@@ -106,6 +138,8 @@ def main():
                     sys.exit("the agent did not start: " + open(os.path.join(tmp, "log")).read())
                 time.sleep(0.1)
             subprocess.run(AFTER, check=True, capture_output=True)
+            for cmd in tools(programs):
+                subprocess.run(cmd, check=True, capture_output=True)
             time.sleep(2)
             agent.terminate()
             agent.wait(timeout=15)

@@ -5,6 +5,9 @@
 //! both sides in one commit (they are built together: the daemon embeds the object).
 #![no_std]
 
+pub mod family;
+pub mod syscalls;
+
 /// Length of `task_struct::comm` (TASK_COMM_LEN in the kernel).
 pub const COMM_LEN: usize = 16;
 /// Bytes of the executable path kept (`bprm->filename`, or the path given to a failed execve).
@@ -48,6 +51,11 @@ pub enum RecordKind {
     IoUring = 210,
     /// A container cgroup was created (and is now traced) or removed.
     Cgroup = 300,
+    /// Families reported at the system call's exit (`family`).
+    KernelModule = 400,
+    Bpf = 410,
+    Ptrace = 420,
+    Namespace = 430,
 }
 
 impl TryFrom<u32> for RecordKind {
@@ -60,6 +68,10 @@ impl TryFrom<u32> for RecordKind {
             200 => RecordKind::Socket,
             210 => RecordKind::IoUring,
             300 => RecordKind::Cgroup,
+            400 => RecordKind::KernelModule,
+            410 => RecordKind::Bpf,
+            420 => RecordKind::Ptrace,
+            430 => RecordKind::Namespace,
             other => return Err(other),
         })
     }
@@ -380,6 +392,9 @@ pub struct KernelOffsets {
     pub exe_valid: u32,
 }
 
+/// Words of `ProbeConfig::exit_nrs` (512 system call numbers).
+pub const EXIT_NR_WORDS: usize = 8;
+
 /// `ProbeConfig::compat_ops` bit for execve/execveat.
 pub const COMPAT_EXEC: u32 = 1 << 16;
 
@@ -401,6 +416,12 @@ pub struct ProbeConfig {
     /// Which 32-bit calls the compat programs report: `1 << sock_op::*`, and `COMPAT_EXEC`
     /// (the same switches as the native programs').
     pub compat_ops: u32,
+    /// Which exit-reported families are on (`family::switch`).
+    pub families: u32,
+    pub _pad: u32,
+    /// System call numbers (below 512) the raw exit program looks at, either ABI: a bitmap the
+    /// daemon fills from the families that are on. Every other call leaves after one load.
+    pub exit_nrs: [u64; EXIT_NR_WORDS],
     pub prefix_len: [u32; PREFIXES],
     /// Cgroup v2 path prefixes of container cgroups ("/docker/", "/system.slice/docker-").
     pub prefixes: [[u8; PREFIX_CAP]; PREFIXES],
@@ -428,6 +449,11 @@ mod user {
     unsafe impl aya::Pod for super::CgroupRecord {}
     unsafe impl aya::Pod for super::IoUringRecord {}
     unsafe impl aya::Pod for super::ProbeConfig {}
+    unsafe impl aya::Pod for super::family::CallHead {}
+    unsafe impl aya::Pod for super::family::kmod::KernelModuleRecord {}
+    unsafe impl aya::Pod for super::family::bpf::BpfRecord {}
+    unsafe impl aya::Pod for super::family::ptrace::PtraceRecord {}
+    unsafe impl aya::Pod for super::family::namespace::NamespaceRecord {}
 }
 
 #[cfg(test)]
@@ -451,6 +477,15 @@ mod tests {
         assert_eq!(size_of::<CgroupRecord>(), 40 + 4 + 4 + 8 + CGROUP_PATH_CAP);
         assert_eq!(size_of::<IoUringRecord>(), 40 + 8 + 8 + 4 * 6);
         assert!(ARGS_CAP.is_power_of_two());
+        use family::*;
+        assert_eq!(size_of::<CallHead>(), 40 + 8 * 3 + 4 * 2 + 8 + 4 * 2);
+        assert_eq!(size_of::<kmod::KernelModuleRecord>(), size_of::<CallHead>() + 4 * 6 + 2 * ARG_PATH_CAP);
+        assert_eq!(size_of::<bpf::BpfRecord>(), size_of::<CallHead>() + 4 * 4 + bpf::PROG_NAME_CAP);
+        assert_eq!(size_of::<ptrace::PtraceRecord>(), size_of::<CallHead>() + 8 + 4 + 4 + 8);
+        assert_eq!(
+            size_of::<namespace::NamespaceRecord>(),
+            size_of::<CallHead>() + 8 * 2 + 4 * 4 + 2 * ARG_PATH_CAP + namespace::FSTYPE_CAP
+        );
     }
 
     #[test]
@@ -462,6 +497,10 @@ mod tests {
             RecordKind::Socket,
             RecordKind::IoUring,
             RecordKind::Cgroup,
+            RecordKind::KernelModule,
+            RecordKind::Bpf,
+            RecordKind::Ptrace,
+            RecordKind::Namespace,
         ] {
             assert_eq!(RecordKind::try_from(k as u32), Ok(k));
         }

@@ -1,43 +1,26 @@
-//! The 32-bit (ia32) system call ABI on x86-64: a static i386 program, or `int $0x80` from a
-//! 64-bit one, makes system calls the `syscalls:sys_enter_*`/`sys_exit_*` tracepoints never see.
-//! The raw `sys_exit` tracepoint sees every system call of every ABI; this one BTF raw
-//! tracepoint program picks the 32-bit socket calls (direct ones and those multiplexed through
-//! `socketcall(2)`) and failed execs out of them and hands them to the same code as the native
-//! ones (`socket::report_call`, `exec::report_failed`). A successful 32-bit exec is reported by
-//! `sched_process_exec`, like every exec.
+//! The 32-bit (ia32) system call ABI's execs and socket calls on x86-64: a static i386 program,
+//! or `int $0x80` from a 64-bit one, makes system calls the `syscalls:sys_enter_*`/`sys_exit_*`
+//! tracepoints never see. The raw exit program (`syscall_exit.rs`) sees every system call of
+//! every ABI and hands the 32-bit socket calls (direct ones and those multiplexed through
+//! `socketcall(2)`) and failed execs to this module, which reports them through the same code as
+//! the native ones (`socket::report_call`, `exec::report_failed`). A successful 32-bit exec is
+//! reported by `sched_process_exec`, like every exec.
 //!
-//! It runs at the exit only: one program on every system call of the host instead of a pair.
-//! The arguments are still there: a 32-bit call's are in the saved registers (ebx, ecx, edx),
-//! which the call does not change, and the memory they point to is read at the exit as the
-//! native programs read theirs. Its first instructions reject every other call: the system call
-//! number (`regs->orig_ax`) is compared with the few that matter, and only for those is the
-//! task's `TS_COMPAT` read. A native call with a number that matters (x86-64's `munmap` is 11,
-//! ia32's `execve`) pays that one load more.
-use aya_ebpf::{
-    helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_user, bpf_task_pt_regs},
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
-};
+//! A 32-bit call's arguments are still in the saved registers (ebx, ecx, edx) at its exit: the
+//! call does not change them, and the memory they point to is read at the exit as the native
+//! programs read theirs.
+use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_user, bpf_task_pt_regs};
 use docker_listener_common::{COMPAT_EXEC, flags, sock_op};
 
 use crate::{
     exec::report_failed,
-    kernel::{TS_COMPAT, current_task, in_compat_syscall, read},
-    maps::{PendingExec, PendingSock, config, traced},
+    kernel::{current_task, in_compat_syscall, read},
+    maps::{PendingExec, PendingSock, config},
     socket::{call, report_call, socket_call},
+    syscall_exit::regs::{BX, ORIG_AX},
 };
 
-/// ia32 system call numbers (arch/x86/entry/syscalls/syscall_32.tbl).
-mod nr {
-    pub const EXECVE: i64 = 11;
-    pub const SOCKETCALL: i64 = 102;
-    pub const EXECVEAT: i64 = 358;
-    pub const SOCKET: i64 = 359;
-    pub const BIND: i64 = 361;
-    pub const CONNECT: i64 = 362;
-    pub const LISTEN: i64 = 363;
-    pub const ACCEPT4: i64 = 364;
-}
+use docker_listener_common::syscalls::ia32 as nr;
 
 /// socketcall(2)'s call numbers (include/uapi/linux/net.h).
 mod call {
@@ -49,44 +32,10 @@ mod call {
     pub const ACCEPT4: u32 = 18;
 }
 
-/// Offsets in x86-64's `struct pt_regs`, where a 32-bit call's first arguments are (ebx, ecx,
-/// edx) and its number is (orig_ax). The layout is the ptrace ABI's (`user_regs_struct`) and has
-/// not changed since x86-64 began; the daemon checks it against the kernel's BTF.
-mod regs {
-    pub const BX: usize = 40;
-    pub const CX: usize = 88;
-    pub const DX: usize = 96;
-    pub const ORIG_AX: usize = 120;
-}
-
 /// Whether the setting of the native program for this call is on (`ebpf.exec`, `.connect`...).
 #[inline(always)]
 fn on(bit: u32) -> bool {
     config!(compat_ops) & bit != 0
-}
-
-#[inline(always)]
-fn matters(id: i64) -> bool {
-    matches!(
-        id,
-        nr::EXECVE | nr::SOCKETCALL | nr::EXECVEAT | nr::SOCKET | nr::BIND | nr::CONNECT | nr::LISTEN | nr::ACCEPT4
-    )
-}
-
-/// Whether the current task is in a 32-bit system call: `thread_info.status & TS_COMPAT`, read
-/// directly through the BTF-typed task pointer (a load, no helper call: native calls whose
-/// number is one of the eight pay only this).
-#[inline(always)]
-fn in_compat() -> bool {
-    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
-    let off = config!(offsets.task_ti_status) as usize;
-    off != 0 && unsafe { core::ptr::read_volatile(task.wrapping_add(off) as *const u32) } & TS_COMPAT != 0
-}
-
-/// A 32-bit argument from the saved registers.
-#[inline(always)]
-unsafe fn arg(regs: *const u8, off: usize) -> u64 {
-    u64::from(unsafe { read::<u32>(regs, off as u32) }.unwrap_or(0))
 }
 
 /// `p` if socket operation `op`'s setting is on.
@@ -123,22 +72,12 @@ unsafe fn socketcall(number: u32, args: u64) -> Option<PendingSock> {
     }
 }
 
-/// `sys_exit(struct pt_regs *regs, long ret)`.
-#[btf_tracepoint(function = "sys_exit")]
-pub fn compat_sys_exit(ctx: BtfTracePointContext) -> u32 {
-    // A direct load (the argument is a BTF-typed pointer the verifier lets tracing programs
-    // read): no helper call on the path every system call of the host takes.
-    let regs: *const u8 = ctx.arg(0);
-    let id = unsafe { core::ptr::read_volatile(regs.wrapping_add(regs::ORIG_AX) as *const i64) };
-    if !matters(id) {
-        return 0;
-    }
-    if !in_compat() || !traced() {
-        return 0;
-    }
-    let ret: i64 = ctx.arg(1);
+/// A 32-bit exec or socket call at its exit (`syscall_exit.rs` routes them here): `a` holds
+/// its first arguments (ebx, ecx, edx).
+#[inline(always)]
+pub fn on_exit(id: i64, a: &[u64; 6], ret: i64) {
+    let (a1, a2, a3) = (a[0], a[1], a[2]);
     unsafe {
-        let (a1, a2, a3) = (arg(regs, regs::BX), arg(regs, regs::CX), arg(regs, regs::DX));
         if id == nr::EXECVE || id == nr::EXECVEAT {
             // A successful exec was reported by sched_process_exec (the exit of one that
             // loaded an i386 image has execve's 32-bit number whatever the caller was).
@@ -147,7 +86,7 @@ pub fn compat_sys_exit(ctx: BtfTracePointContext) -> u32 {
             if ret < 0 && on(COMPAT_EXEC) {
                 report_failed(&PendingExec { filename, argv, flags: flags::COMPAT, _pad: 0 }, ret);
             }
-            return 0;
+            return;
         }
         let sock_call = match id {
             nr::SOCKET => sock(sock_op::SOCKET, || socket_call(a1, a2, a3, flags::COMPAT)),
@@ -162,7 +101,15 @@ pub fn compat_sys_exit(ctx: BtfTracePointContext) -> u32 {
             report_call(&p, ret);
         }
     }
-    0
+}
+
+/// Whether `id` is a 32-bit exec or socket call this module handles.
+#[inline(always)]
+pub fn handles(id: i64) -> bool {
+    matches!(
+        id,
+        nr::EXECVE | nr::SOCKETCALL | nr::EXECVEAT | nr::SOCKET | nr::BIND | nr::CONNECT | nr::LISTEN | nr::ACCEPT4
+    )
 }
 
 /// Whether the current task is in a 32-bit connect (direct or through socketcall) that this
@@ -175,7 +122,6 @@ pub fn in_reported_connect() -> bool {
         return false;
     }
     let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-    let id = unsafe { read::<u64>(regs, regs::ORIG_AX as u32) }.unwrap_or(0) as i64;
-    id == nr::CONNECT
-        || (id == nr::SOCKETCALL && unsafe { read::<u32>(regs, regs::BX as u32) }.unwrap_or(0) == call::CONNECT)
+    let id = unsafe { read::<u64>(regs, ORIG_AX as u32) }.unwrap_or(0) as i64;
+    id == nr::CONNECT || (id == nr::SOCKETCALL && unsafe { read::<u32>(regs, BX as u32) }.unwrap_or(0) == call::CONNECT)
 }

@@ -102,13 +102,76 @@ pub unsafe fn socket_of_fd(fd: i32) -> Option<*const u8> {
         return None;
     }
     unsafe {
+        let file = file_of_fd(fd)?;
+        let sock: *const u8 = read(file, config!(offsets.file_private_data)).ok()?;
+        let back: *const u8 = read(sock, config!(offsets.socket_file)).ok()?;
+        (back == file).then_some(sock)
+    }
+}
+
+/// The `struct file *` of a file descriptor of the current task: task->files->fdt->fd[fd].
+#[inline(always)]
+pub unsafe fn file_of_fd(fd: i32) -> Option<*const u8> {
+    if !offsets_valid() || !(0..(1 << 20)).contains(&fd) {
+        return None;
+    }
+    unsafe {
         let files: *const u8 = read(current_task(), config!(offsets.task_files)).ok()?;
         let fdt: *const u8 = read(files, config!(offsets.files_fdt)).ok()?;
         let fds: *const u8 = read(fdt, config!(offsets.fdtable_fd)).ok()?;
         let file: *const u8 = read(fds, (fd as u32) * 8).ok()?;
-        let sock: *const u8 = read(file, config!(offsets.file_private_data)).ok()?;
-        let back: *const u8 = read(sock, config!(offsets.socket_file)).ok()?;
-        (back == file).then_some(sock)
+        (!file.is_null()).then_some(file)
+    }
+}
+
+/// The task's executable (`mm->exe_file`): its inode number and its device (the kernel's
+/// dev_t), zeros when unknown.
+#[inline(always)]
+pub unsafe fn exe_identity(task: *const u8) -> (u64, u32) {
+    if config!(offsets.exe_valid) == 0 {
+        return (0, 0);
+    }
+    unsafe {
+        let mm: *const u8 = read(task, config!(offsets.task_mm)).unwrap_or(core::ptr::null());
+        let file: *const u8 = read(mm, config!(offsets.mm_exe_file)).unwrap_or(core::ptr::null());
+        let inode: *const u8 = read(file, config!(offsets.file_f_inode)).unwrap_or(core::ptr::null());
+        let sb: *const u8 = read(inode, config!(offsets.inode_i_sb)).unwrap_or(core::ptr::null());
+        (
+            read::<u64>(inode, config!(offsets.inode_i_ino)).unwrap_or(0),
+            read::<u32>(sb, config!(offsets.sb_s_dev)).unwrap_or(0),
+        )
+    }
+}
+
+/// A file's inode number (`file->f_inode->i_ino`), 0 when it cannot be read.
+#[inline(always)]
+pub unsafe fn file_ino(file: *const u8) -> u64 {
+    if config!(offsets.exe_valid) == 0 {
+        return 0;
+    }
+    unsafe {
+        let inode: *const u8 = read(file, config!(offsets.file_f_inode)).unwrap_or(core::ptr::null());
+        read::<u64>(inode, config!(offsets.inode_i_ino)).unwrap_or(0)
+    }
+}
+
+/// Copies a file's name (its dentry's, the last component of its path) into `dst` (`cap`
+/// bytes); returns its length, 0 when it cannot be read.
+#[inline(always)]
+pub unsafe fn file_name(file: *const u8, dst: *mut u8, cap: u32) -> u32 {
+    if config!(offsets.exe_valid) == 0 {
+        return 0;
+    }
+    unsafe {
+        let dentry: *const u8 =
+            read(file, config!(offsets.file_f_path) + config!(offsets.path_dentry)).unwrap_or(core::ptr::null());
+        let name: *const u8 =
+            read(dentry, config!(offsets.dentry_d_name) + config!(offsets.qstr_name)).unwrap_or(core::ptr::null());
+        if name.is_null() {
+            return 0;
+        }
+        let n = aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(dst.cast(), cap, name.cast());
+        if n <= 0 { 0 } else { (n - 1) as u32 }
     }
 }
 

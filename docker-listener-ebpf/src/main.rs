@@ -4,15 +4,20 @@
 #![no_std]
 #![no_main]
 
+mod bpf;
 mod cgroup;
 mod compat;
 mod exec;
 mod iouring;
 mod kernel;
+mod kmod;
 mod maps;
+mod namespace;
 mod path;
 mod process;
+mod ptrace;
 mod socket;
+mod syscall_exit;
 
 #[cfg(not(test))]
 #[panic_handler]

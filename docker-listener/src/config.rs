@@ -102,6 +102,15 @@ pub struct EbpfConfig {
     pub compat: bool,
     /// TCP connects that make no connect(2) (io_uring), and each io_uring setup.
     pub io_uring: bool,
+    /// `kernel-module` events: init_module, finit_module, delete_module.
+    pub kernel_module: bool,
+    /// `bpf` events: BPF program loads and attachments.
+    pub bpf: bool,
+    /// `ptrace` events: ptrace attaches and writes, process_vm_writev.
+    pub ptrace: bool,
+    /// `namespace-change` events: unshare, setns, clone with new namespaces, mount, umount,
+    /// pivot_root, chroot.
+    pub namespace: bool,
     /// Bytes of argv captured per exec (the rest is cut and the event marked).
     pub argv_max_bytes: u32,
     /// Arguments kept per exec.
@@ -144,6 +153,10 @@ impl Default for EbpfConfig {
             raw_sockets: true,
             compat: true,
             io_uring: true,
+            kernel_module: true,
+            bpf: true,
+            ptrace: true,
+            namespace: true,
             argv_max_bytes: 1024,
             argv_max_args: 64,
             trace_host: false,

@@ -22,6 +22,7 @@ use crate::{
     config::EbpfConfig,
     ebpf::record::{Exec, Meta, Record},
     ecs::{Body, Clock, Event, ExecBody, Inventory, IoUringBody, Lineup, ProcRef, SocketBody, socket},
+    family::{CallBody, Context as CallContext, HostNamespaces, RuntimeBinaries},
     inventory,
     labels::LabelBudget,
     procs::{Image, Lineage, ProcessTable},
@@ -86,6 +87,9 @@ pub struct Counters {
     pub rejected_cgroups: u64,
     /// Records from those cgroups: not container activity, dropped.
     pub not_container: u64,
+    /// Exit-reported calls made by the runtime (its binary, by inode) setting a container up:
+    /// not sent.
+    pub runtime_setup: u64,
 }
 
 struct Held {
@@ -109,6 +113,10 @@ pub struct Correlator {
     rejected: HashMap<u64, Instant>,
     /// Container-shaped cgroups seen created, not yet confirmed by Docker: their paths.
     unconfirmed: HashMap<u64, String>,
+    /// The host's namespaces (a setns into one is an escape).
+    host_ns: HostNamespaces,
+    /// The container runtime's binaries: their calls are the runtime's, not the container's.
+    runtime: RuntimeBinaries,
     pub counters: Counters,
 }
 
@@ -127,6 +135,8 @@ impl Correlator {
             removed_cgroups: VecDeque::new(),
             rejected: HashMap::new(),
             unconfirmed: HashMap::new(),
+            host_ns: HostNamespaces::read(),
+            runtime: RuntimeBinaries::find(),
             counters: Counters::default(),
         }
     }
@@ -210,6 +220,31 @@ impl Correlator {
                 let process = self.process_of(&u.meta, u.start_ns, u.exec_id);
                 let event = Event::new(u.meta, self.clock, Body::IoUring(IoUringBody::new(&u, process)));
                 self.route(u.meta.cgroup_id, u.meta.tgid, event, now, out, req);
+            }
+            Record::Call(c) => {
+                let meta = c.meta;
+                if self.runtime.contains(c.exe) {
+                    // The runtime's own process (runc making the container's mounts and
+                    // namespaces, or entering them for a `docker exec`), known by its file.
+                    // Counted, not sent: every container start makes dozens.
+                    self.counters.runtime_setup += 1;
+                    return;
+                }
+                let process = self.process_of(&meta, c.start_ns, c.exec_id);
+                // (Host tracing: a process outside any known container is not remembered.)
+                let parent = self
+                    .procs
+                    .instance(meta.tgid, c.start_ns)
+                    .and_then(|p| p.lineage.parent.as_deref().map(ProcRef::of));
+                let own = [meta.cgroup_id];
+                let cgroups = match self.registry.container_cgroups(meta.cgroup_id) {
+                    [] => &own[..],
+                    all => all,
+                };
+                let ctx = CallContext { procs: &self.procs, cgroups, host_ns: &self.host_ns };
+                let body = CallBody::new(c, process, parent, &ctx);
+                let event = Event::new(meta, self.clock, Body::Call(body));
+                self.route(meta.cgroup_id, meta.tgid, event, now, out, req);
             }
         }
     }

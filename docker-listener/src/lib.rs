@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod ebpf;
 pub mod ecs;
 pub mod encode;
+pub mod family;
 pub mod inventory;
 pub mod labels;
 pub mod logging;

@@ -162,6 +162,13 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
     );
     metric(
         &mut out,
+        "ebpf_runtime_setup_total",
+        "counter",
+        "Namespace, mount and other calls of the runtime (runc) setting a container up: not sent.",
+        &[("", g(&stats.ebpf_runtime_setup))],
+    );
+    metric(
+        &mut out,
         "containers_untraced_total",
         "counter",
         "Running containers whose cgroup could not be found: their processes are not traced (each is logged).",

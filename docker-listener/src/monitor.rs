@@ -232,6 +232,7 @@ impl Monitor {
                     let now = Instant::now();
                     self.correlator.resync_clock();
                     Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
+                    Stats::set(&self.stats.ebpf_runtime_setup, self.correlator.counters.runtime_setup);
                     self.correlator.tick(now, &mut out, &mut req);
                     lost_reported = self.report_losses(drain_ctx.received, lost_reported);
                     if now.duration_since(last_sweep) >= SWEEP_EVERY {
@@ -286,6 +287,8 @@ impl Monitor {
         let (execs, socks) = self.probes.pending();
         Stats::set(&self.stats.ebpf_pending_exec, execs);
         Stats::set(&self.stats.ebpf_pending_sock, socks);
+        Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
+        Stats::set(&self.stats.ebpf_runtime_setup, self.correlator.counters.runtime_setup);
         Ok(())
     }
 

@@ -387,6 +387,11 @@ impl ProcessTable {
         Some(p.lineage)
     }
 
+    /// The processes of the given cgroups (a container's).
+    pub fn pids_in(&self, cgroups: &[u64]) -> Vec<u32> {
+        self.procs.values().filter(|p| cgroups.contains(&p.cgroup_id)).map(|p| p.tgid).collect()
+    }
+
     pub fn on_exit(&mut self, tgid: u32) -> Option<Proc> {
         self.procs.remove(&tgid)
     }

@@ -85,6 +85,10 @@ counters! {
     ebpf_cgroups_rejected,
     /// Records from those cgroups before they were untracked: not container activity, dropped.
     ebpf_not_container,
+    /// Namespace, mount and other exit-reported calls made by the runtime (runc) setting a
+    /// container up or entering it: processes that never ran a program in the container. Not
+    /// sent.
+    ebpf_runtime_setup,
     /// Running containers whose cgroup could not be found: their processes are not traced.
     containers_untraced,
     /// Containers whose cgroup was found only after they started (not recognised at creation):

@@ -14,7 +14,7 @@ use aya::{
 };
 
 use super::EbpfError;
-use crate::config::EbpfConfig;
+use crate::{config::EbpfConfig, family::FAMILIES};
 
 /// Which setting a program belongs to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -98,8 +98,22 @@ const STATE_TRACEPOINTS: &[(&str, &str, &str, Fields)] = &[
     ),
 ];
 
-/// The offsets in `struct pt_regs` the 32-bit programs read (compat.rs).
-const PT_REGS: &[(&str, u32)] = &[("bx", 40), ("cx", 88), ("dx", 96), ("orig_ax", 120)];
+/// The program at every system call's exit (the 32-bit ABI, the exit-reported families).
+pub const EXIT_PROGRAM: &str = "raw_sys_exit";
+
+/// The offsets in `struct pt_regs` the exit program reads (syscall_exit.rs).
+const PT_REGS: &[(&str, u32)] = &[
+    ("bp", 32),
+    ("bx", 40),
+    ("r10", 56),
+    ("r9", 64),
+    ("r8", 72),
+    ("cx", 88),
+    ("dx", 96),
+    ("si", 104),
+    ("di", 112),
+    ("orig_ax", 120),
+];
 
 /// One way activity reaches the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,24 +218,42 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         blind: "parents of processes that do not exec, and lineage as it was at each fork",
     });
 
-    let compat = if !cfg.compat {
+    // One program at every system call's exit serves the 32-bit ABI and the exit-reported
+    // families (docker-listener-ebpf's syscall_exit.rs).
+    let families = || FAMILIES.iter().filter(|f| (f.enabled)(cfg));
+    let exit = if !cfg.compat && families().next().is_none() {
         DoorState::Off
     } else if !cfg!(target_arch = "x86_64") {
         DoorState::Unavailable("not an x86-64 host".into())
-    } else if !k.compat_status || !k.offsets {
-        DoorState::Unavailable("the kernel's BTF has no thread_info.status".into())
+    } else if !k.offsets {
+        DoorState::Unavailable("the kernel has no BTF".into())
     } else {
         match k.btf.ok_or_else(|| "the kernel has no BTF".to_owned()).and_then(|btf| {
             pt_regs_matches(k.pt_regs)?;
-            btf_tracepoint(ebpf, btf, "compat_sys_exit", "sys_exit").map_err(|e| e.to_string())
+            btf_tracepoint(ebpf, btf, EXIT_PROGRAM, "sys_exit").map_err(|e| e.to_string())
         }) {
             Ok(()) => {
-                attached.push("compat_sys_exit");
+                attached.push(EXIT_PROGRAM);
                 DoorState::Active
             }
             Err(why) => DoorState::Unavailable(why),
         }
     };
+    let compat = match (&exit, cfg.compat) {
+        (_, false) => DoorState::Off,
+        (DoorState::Active, true) if !k.compat_status => {
+            DoorState::Unavailable("the kernel's BTF has no thread_info.status".into())
+        }
+        (state, true) => state.clone(),
+    };
+    for f in FAMILIES {
+        doors.push(Door {
+            name: f.name,
+            hook: "tp_btf/sys_exit (raw_syscalls)",
+            state: if (f.enabled)(cfg) { exit.clone() } else { DoorState::Off },
+            blind: f.sees,
+        });
+    }
     let compat_connects = compat == DoorState::Active && cfg.connect;
     doors.push(Door {
         name: "32-bit system calls",

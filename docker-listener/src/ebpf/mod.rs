@@ -137,6 +137,7 @@ impl EbpfProbes {
                 pc.compat_ops |= bit;
             }
         }
+        set_exit_numbers(&mut pc, cfg);
         let mut degraded = None;
         let vmlinux = Path::new(offsets::VMLINUX_BTF);
         let info = match offsets::inspect(vmlinux) {
@@ -235,6 +236,37 @@ impl EbpfProbes {
             *slot = self.loss.get(&(i as u32), 0).map(|v| v.iter().sum()).unwrap_or(0);
         }
         out
+    }
+}
+
+/// Which exit-reported families are on, and the system call numbers the raw exit program looks
+/// at: those of the families on (both ABIs; the 32-bit ones only with `ebpf.compat`), and the
+/// 32-bit execs and socket calls whose settings are on.
+fn set_exit_numbers(pc: &mut ProbeConfig, cfg: &EbpfConfig) {
+    use docker_listener_common::syscalls::{COMPAT_NRS, FAMILY_NRS};
+    let mut set = |nr: i64| {
+        if let Ok(nr) = usize::try_from(nr)
+            && nr < docker_listener_common::EXIT_NR_WORDS * 64
+        {
+            pc.exit_nrs[nr / 64] |= 1 << (nr % 64);
+        }
+    };
+    for f in crate::family::FAMILIES.iter().filter(|f| (f.enabled)(cfg)) {
+        pc.families |= f.switch;
+        for &(switch, x64, ia32) in FAMILY_NRS.iter().filter(|(s, ..)| *s == f.switch) {
+            debug_assert_eq!(switch, f.switch);
+            x64.iter().for_each(|&n| set(n));
+            if cfg.compat {
+                ia32.iter().for_each(|&n| set(n));
+            }
+        }
+    }
+    if cfg.compat {
+        for &(bit, nrs) in COMPAT_NRS {
+            if pc.compat_ops & bit != 0 {
+                nrs.iter().for_each(|&n| set(n));
+            }
+        }
     }
 }
 

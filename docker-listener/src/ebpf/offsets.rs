@@ -109,7 +109,7 @@ pub struct KernelInfo {
     pub offsets: KernelOffsets,
     /// Why exec events cannot name the executed file (a member of the walk missing), if so.
     pub exe_walk: Option<String>,
-    /// The `struct pt_regs` members the 32-bit programs read, with their offsets.
+    /// The `struct pt_regs` members the exit program reads, with their offsets.
     pub pt_regs: Vec<(&'static str, u32)>,
     /// The kernel was built with the x32 ABI (`CONFIG_X86_X32_ABI`: 64-bit programs with 32-bit
     /// pointers, system call numbers | 0x40000000), whose calls neither the native tracepoints
@@ -163,7 +163,7 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         }
         Err(e) => Some(e.to_string()),
     };
-    let pt_regs = ["bx", "cx", "dx", "orig_ax"]
+    let pt_regs = ["bp", "bx", "r10", "r9", "r8", "cx", "dx", "si", "di", "orig_ax"]
         .into_iter()
         .filter_map(|f| r.offset("pt_regs", &[f]).ok().map(|off| (f, off)))
         .collect();
@@ -214,7 +214,7 @@ mod tests {
             return;
         }
         let info = inspect(Path::new(VMLINUX_BTF)).unwrap();
-        assert!(info.exe_walk.is_none() && info.pt_regs.len() == 4 && !info.x32);
+        assert!(info.exe_walk.is_none() && info.pt_regs.len() == 10 && !info.x32);
         let o = info.offsets;
         assert_eq!(o.valid, 1);
         assert!(o.task_tgid > 0 && o.task_real_parent > o.task_tgid);

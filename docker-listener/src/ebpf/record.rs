@@ -190,6 +190,8 @@ pub enum Record {
     Socket(Socket),
     IoUring(IoUring),
     Cgroup(Cgroup),
+    /// A call of a family reported at the system call's exit (`crate::family`).
+    Call(crate::family::Call),
 }
 
 impl Record {
@@ -201,6 +203,7 @@ impl Record {
             Record::Socket(r) => &r.meta,
             Record::IoUring(r) => &r.meta,
             Record::Cgroup(r) => &r.meta,
+            Record::Call(r) => &r.meta,
         }
     }
 }
@@ -213,7 +216,7 @@ pub enum RecordError {
     UnknownKind(u32),
 }
 
-fn pod<T: Copy>(bytes: &[u8]) -> Result<T, RecordError> {
+pub(crate) fn pod<T: Copy>(bytes: &[u8]) -> Result<T, RecordError> {
     if bytes.len() < size_of::<T>() {
         return Err(RecordError::Short { len: bytes.len(), need: size_of::<T>() });
     }
@@ -229,7 +232,7 @@ fn cstr(buf: &[u8], len: usize) -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-fn meta(h: &RecordHeader) -> Meta {
+pub(crate) fn meta(h: &RecordHeader) -> Meta {
     Meta { cpu: h.cpu, seq: h.seq, ktime_ns: h.ktime_ns, cgroup_id: h.cgroup_id, pid: h.pid, tgid: h.tgid }
 }
 
@@ -331,6 +334,9 @@ fn endpoint(a: &SockAddr) -> Option<Endpoint> {
 pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
     let header: RecordHeader = pod(bytes)?;
     let kind = RecordKind::try_from(header.kind).map_err(RecordError::UnknownKind)?;
+    if let Some(family) = crate::family::of_kind(kind) {
+        return crate::family::decode(family, bytes).map(Record::Call);
+    }
     Ok(match kind {
         RecordKind::Exec => {
             let r: ExecRecord = pod(bytes)?;
@@ -426,6 +432,10 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
                 setup_flags: r.setup_flags,
                 compat: r.flags & flags::COMPAT != 0,
             })
+        }
+        RecordKind::KernelModule | RecordKind::Bpf | RecordKind::Ptrace | RecordKind::Namespace => {
+            // Every exit-reported family is in `family::FAMILIES` (decoded above).
+            return Err(RecordError::UnknownKind(header.kind));
         }
         RecordKind::Cgroup => {
             let r: CgroupRecord = pod(bytes)?;

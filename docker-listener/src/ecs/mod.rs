@@ -107,18 +107,24 @@ pub fn errno_name(errno: i64) -> Cow<'static, str> {
     let name = match errno {
         1 => "EPERM",
         2 => "ENOENT",
+        3 => "ESRCH",
         4 => "EINTR",
+        5 => "EIO",
         8 => "ENOEXEC",
         9 => "EBADF",
         11 => "EAGAIN",
         12 => "ENOMEM",
         13 => "EACCES",
         14 => "EFAULT",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        19 => "ENODEV",
         20 => "ENOTDIR",
         22 => "EINVAL",
         24 => "EMFILE",
         26 => "ETXTBSY",
         36 => "ENAMETOOLONG",
+        38 => "ENOSYS",
         40 => "ELOOP",
         88 => "ENOTSOCK",
         93 => "EPROTONOSUPPORT",
@@ -210,6 +216,8 @@ pub enum Body {
     Socket(SocketBody),
     IoUring(IoUringBody),
     Inventory(Inventory),
+    /// The families reported at a system call's exit (`crate::family`).
+    Call(crate::family::CallBody),
 }
 
 /// `event.*` of a family.
@@ -228,6 +236,7 @@ impl Body {
             Body::Socket(b) => b.kind(),
             Body::IoUring(b) => b.kind(),
             Body::Inventory(b) => b.kind(),
+            Body::Call(b) => b.kind(),
         }
     }
 
@@ -237,6 +246,7 @@ impl Body {
             Body::Socket(b) => b.outcome(),
             Body::IoUring(b) => b.outcome(),
             Body::Inventory(_) => "success",
+            Body::Call(b) => b.outcome(),
         }
     }
 }
@@ -298,7 +308,7 @@ struct EventMetaOut<'a> {
 }
 
 #[derive(Serialize)]
-pub(crate) struct ThreadOut {
+pub struct ThreadOut {
     pub id: u32,
 }
 
@@ -403,6 +413,7 @@ impl Serialize for ListenerOut<'_> {
             Body::Socket(b) => b.write_listener(&mut m)?,
             Body::IoUring(b) => b.write_listener(&mut m)?,
             Body::Inventory(b) => b.write_listener(&mut m)?,
+            Body::Call(b) => b.write_listener(&mut m)?,
         }
         if let Some(c) = self.container {
             if let Some(t) = c.started_time_nano {
@@ -449,6 +460,7 @@ impl Serialize for WithContainer<'_> {
             Body::Socket(b) => b.write_top(thread, &mut m)?,
             Body::IoUring(b) => b.write_top(thread, &mut m)?,
             Body::Inventory(b) => b.write_top(thread, &mut m)?,
+            Body::Call(b) => b.write_top(thread, &mut m)?,
         };
         if let Some(e) = &error {
             m.serialize_entry("error", e)?;
@@ -503,6 +515,16 @@ pub const SKELETON: &[&[&str]] = &[
     &["docker_listener", "exec", "filename"],
     &["process", "applet"],
     &["docker_listener", "loss"],
+    &["docker_listener", "kernel_module"],
+    &["docker_listener", "bpf"],
+    &["docker_listener", "ptrace", "request"],
+    &["docker_listener", "ptrace", "target", "pid"],
+    &["docker_listener", "ptrace", "target", "host_pid"],
+    &["docker_listener", "namespace"],
+    &["docker_listener", "mount", "source"],
+    &["docker_listener", "mount", "target"],
+    &["docker_listener", "mount", "fstype"],
+    &["docker_listener", "chroot"],
 ];
 
 /// Loss report for the eBPF side.

@@ -716,10 +716,16 @@ pub fn connect_args(join: u32, count: u64, rate: Option<u64>) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Probe time
 
-/// Name prefix of the 32-bit ABI's programs (`compat_sys_exit`; the kernel keeps 15 bytes of a
-/// name). They run on every
-/// system call of the host, not only the storm's.
-pub const COMPAT_PREFIX: &str = "compat_sys_";
+/// Name prefixes of the programs that run at every system call of the host, not only the
+/// storm's: the 32-bit ABI's (`compat_sys_exit`, in builds before the exit-reported families)
+/// and the raw exit program that serves it and those families (`raw_sys_exit`). The kernel
+/// keeps 15 bytes of a name.
+pub const COMPAT_PREFIXES: [&str; 2] = ["compat_sys_", "raw_sys_exit"];
+
+/// Whether a program runs at every system call of the host.
+pub fn on_every_syscall(name: &str) -> bool {
+    COMPAT_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 /// The kernel's accounting of an agent's BPF programs (`kernel.bpf_stats_enabled` must be on):
 /// all of them, and the compat programs among them.
@@ -739,7 +745,7 @@ impl ProbeTime {
         for p in system::bpf_programs(agent)? {
             t.ns += p.run_time_ns;
             t.runs += p.run_cnt;
-            if p.name.starts_with(COMPAT_PREFIX) {
+            if on_every_syscall(&p.name) {
                 t.compat_ns += p.run_time_ns;
                 t.compat_runs += p.run_cnt;
                 t.compat_programs += 1;
@@ -750,7 +756,7 @@ impl ProbeTime {
 
     /// Whether the agent has compat programs at all (they always run, so they have runs).
     pub fn has_compat(agent: u32) -> Result<bool> {
-        Ok(system::bpf_programs(agent)?.iter().any(|p| p.name.starts_with(COMPAT_PREFIX)))
+        Ok(system::bpf_programs(agent)?.iter().any(|p| on_every_syscall(&p.name)))
     }
 
     pub fn since(&self, earlier: &ProbeTime) -> ProbeTime {

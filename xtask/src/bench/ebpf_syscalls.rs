@@ -1,8 +1,9 @@
 //! System call loops: what the agent costs every system call of the host.
 //!
-//! The 32-bit ABI's program (`compat_sys_exit`, docker-listener-ebpf's `compat.rs`) sits on the
-//! raw `sys_exit` tracepoint: it runs on every system call of every process, in containers or
-//! not, and rejects all but eight numbers in its first instructions. Its cost is tens of
+//! The program at every system call's exit (`raw_sys_exit`, docker-listener-ebpf's
+//! `syscall_exit.rs`; `compat_sys_exit` in earlier builds) sits on the raw `sys_exit`
+//! tracepoint: it runs on every system call of every process, in containers or not, and rejects
+//! all but the numbers that matter in its first instructions. Its cost is tens of
 //! nanoseconds per call, invisible in the storms (an exec is ~500 µs), so this scenario makes
 //! millions of the cheapest calls and times them:
 //!
@@ -14,7 +15,7 @@
 //! container like the storms' workers), then the daemon of the variant (none, the baseline, the
 //! current one; `variants`), and sends it the two loops of `count` calls. Those are timed with
 //! `kernel.bpf_stats_enabled` = 0: the accounting adds two clock reads per program run, about as
-//! much as a program that rejects a call. Then, when the daemon has programs named `compat_sys_*`,
+//! much as a program that rejects a call. Then, when the daemon has such a program,
 //! the same loops run again with the accounting on, and their `run_time_ns`/`run_cnt` give the
 //! programs' own time per call. The ratio to the no-agent run of the same round is the cost a
 //! process sees; it includes the kernel's slow path for system calls that any attached syscall
@@ -26,7 +27,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{
     Context, Scenario, SectionInfo,
-    ebpf::{self, AgentRun, COMPAT_PREFIX, Load, Mode, ProbeTime, StormContainer, Worker},
+    ebpf::{self, AgentRun, Load, Mode, ProbeTime, StormContainer, Worker},
     ebpf_storm_table::DISTURBED,
     ebpf_worker::Syscall,
     report::{Metric, Table, group_thousands, median},
@@ -37,10 +38,11 @@ use super::{
 pub const SECTION: SectionInfo = SectionInfo {
     id: "compat",
     title: "32-bit ABI: the programs on every system call",
-    about: "With `ebpf.compat` on (the default), a BTF raw tracepoint program, `compat_sys_exit`, runs at the \
-            exit of every system call of the host, in containers or not, to catch the 32-bit (ia32) failed execs \
-            and socket calls; its first instructions compare the call's number with the eight that matter (11, 102, 358, \
-            359, 361-364) and only for those read the task's `TS_COMPAT`. What that costs \
+    about: "A BTF raw tracepoint program (`raw_sys_exit`; `compat_sys_exit` in builds before the exit-reported \
+            families) runs at the exit of every system call of the host, in containers or not, to catch the 32-bit \
+            (ia32) failed execs and socket calls and the calls of the exit-reported families (modules, bpf, ptrace, \
+            namespaces and mounts, either ABI); its first instructions look the call's number up in a bitmap of those \
+            that matter and only for those read the task's `TS_COMPAT`. What that costs \
             is measured on loops of the cheapest system calls, made by `xtask bench-worker syscalls` on the host \
             or inside a `--network none` container (its cgroups and namespaces, joined like the storms' worker): \
             `getppid()`, a number the programs reject at once, and `munmap(1, 4096)` (EINVAL at once), x86-64's \
@@ -264,7 +266,7 @@ impl SyscallLoop {
         for &(j, v) in &daemons {
             if rounds.iter().all(|s| s[j].compat.is_none()) {
                 notes.push(format!(
-                    "{}: no BPF program named `{COMPAT_PREFIX}*` (not in this build, or not attached)",
+                    "{}: no BPF program named `compat_sys_*` or `raw_sys_exit` (not in this build, or not attached)",
                     v.label
                 ));
             }

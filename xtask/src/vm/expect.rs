@@ -58,10 +58,17 @@ pub const DIRECT_PORT: u16 = 7302;
 pub const URING_PORT: u16 = 7401;
 
 /// The doors the agent's start-up log must say are open (`seen: <door>: active`), by the names
-/// docker-listener/src/ebpf/attach.rs gives them: those the programs above go through, and the
-/// executed files' walk, which every exec event's `process.executable` comes from.
-pub const DOORS: &[&str] =
-    &["32-bit system calls", "TCP connects without connect(2)", "io_uring setups", "executed files"];
+/// docker-listener/src/ebpf/attach.rs gives them: those the programs above go through, the
+/// executed files' walk, which every exec event's `process.executable` comes from, and the
+/// exit-reported families the workload's unshare, mount, chroot and rmmod go through.
+pub const DOORS: &[&str] = &[
+    "32-bit system calls",
+    "TCP connects without connect(2)",
+    "io_uring setups",
+    "executed files",
+    "kernel-module",
+    "namespace-change",
+];
 
 /// The shell script the container's first process runs (`sh -c <script>`); it runs the C
 /// programs by their resolved paths, so that the path given to execve is the executable's.
@@ -80,10 +87,23 @@ wait
 {compat} direct {DIRECT_PORT}
 {compat} exec {}
 {uring} {URING_PORT}
+unshare -m sh -c 'mkdir -p {mnt}; mount -t tmpfs none {mnt}; umount {mnt}'
+chroot / true
+rmmod {MODULE}
 ",
-        missing_32(marker)
+        missing_32(marker),
+        mnt = mount_point(marker),
     )
 }
+
+/// Where the workload mounts a tmpfs, in a mount namespace of its own (`unshare -m`).
+fn mount_point(marker: &str) -> String {
+    format!("/tmp/kmx-{marker}")
+}
+
+/// The module the workload asks to unload: none is loaded by that name (ENOENT, or ENOSYS on a
+/// kernel built without modules).
+const MODULE: &str = "kmx_nope";
 
 /// What the 32-bit program fails to execute.
 fn missing_32(marker: &str) -> String {
@@ -453,6 +473,70 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
     // The io_uring program: its ring's setup, and a connect no connect(2) made, seen when the
     // socket went to SYN_SENT (its source port is not chosen yet, and its end is not seen).
     let by_the_uring_program = || ("process.pid", SameAs("exec of the io_uring program", "process.pid"));
+    // The families reported at the system call's exit: a namespace, a mount, a chroot, a
+    // module unload, each with its outcome (no seccomp here: they succeed, but the unload).
+    let by_busybox = || ("process.executable", Is(json!(f.busybox.path)));
+    let call =
+        |name: &'static str, action: &str, extra: Vec<(&'static str, Value)>, fields: Vec<(&'static str, Want)>| {
+            let mut select = vec![("event.action", json!(action))];
+            select.extend(extra);
+            Expected { name, select, fields: with(in_the_container(), fields) }
+        };
+    let mnt = mount_point(f.marker);
+    all.extend([
+        // (The checker's own unshare of a network namespace, made in the cgroup before the
+        // shell starts, is an event too; this is the workload's.)
+        call(
+            "unshare",
+            "unshare",
+            vec![("docker_listener.namespace.types", json!(["mnt"]))],
+            vec![
+                ("event.outcome", Is(json!("success"))),
+                ("docker_listener.syscall.name", Is(json!("unshare"))),
+                ("docker_listener.namespace.flags", Is(json!("0x20000"))),
+                by_busybox(),
+            ],
+        ),
+        call(
+            "tmpfs mount",
+            "mount",
+            vec![("docker_listener.mount.target", json!(mnt))],
+            vec![
+                ("event.outcome", Is(json!("success"))),
+                ("docker_listener.mount.source", Is(json!("none"))),
+                ("docker_listener.mount.fstype", Is(json!("tmpfs"))),
+                by_busybox(),
+            ],
+        ),
+        call(
+            "umount",
+            "umount",
+            vec![("docker_listener.mount.target", json!(mnt))],
+            vec![("event.outcome", Is(json!("success"))), ("docker_listener.syscall.name", Is(json!("umount2")))],
+        ),
+        call(
+            "chroot",
+            "chroot",
+            vec![],
+            vec![
+                ("event.outcome", Is(json!("success"))),
+                ("docker_listener.chroot.path", Is(json!("/"))),
+                by_busybox(),
+            ],
+        ),
+        call(
+            "module unload",
+            "module-unload",
+            vec![],
+            vec![
+                ("event.outcome", Is(json!("failure"))),
+                ("error.code", Want::NonEmptyString),
+                ("docker_listener.kernel_module.name", Is(json!(MODULE))),
+                ("docker_listener.syscall.name", Is(json!("delete_module"))),
+                by_busybox(),
+            ],
+        ),
+    ]);
     all.extend([
         Expected {
             name: "exec of the io_uring program",

@@ -1,0 +1,45 @@
+//! Records of the system-call families reported at the call's exit (`raw_syscalls:sys_exit`):
+//! kernel modules, BPF, ptrace, namespaces and mounts. Each family has its own record, which
+//! starts with a [`CallHead`]; its operations are `op` values of its own.
+pub mod bpf;
+pub mod kmod;
+pub mod namespace;
+pub mod ptrace;
+
+use crate::RecordHeader;
+
+/// What every exit-reported call's record starts with.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CallHead {
+    pub header: RecordHeader,
+    /// The process's start time (with the tgid, its instance) and its image generation.
+    pub start_ns: u64,
+    pub exec_id: u64,
+    /// The system call's return value (a negative errno when it failed, also when seccomp
+    /// refused it).
+    pub ret: i64,
+    /// The family's operation (which system call).
+    pub op: u32,
+    /// `crate::flags` bits (COMPAT).
+    pub flags: u32,
+    /// The caller's executable as the kernel has it (`mm->exe_file`): inode and device (the
+    /// kernel's dev_t), 0 when unknown. Tells the container runtime's own processes (runc
+    /// setting a container up) from the container's, by the file, not by a name.
+    pub exe_ino: u64,
+    pub exe_dev: u32,
+    pub _pad: u32,
+}
+
+/// Bits of `ProbeConfig::families`: which exit-reported families are on.
+pub mod switch {
+    pub const KERNEL_MODULE: u32 = 1;
+    pub const BPF: u32 = 2;
+    pub const PTRACE: u32 = 4;
+    pub const NAMESPACE: u32 = 8;
+}
+
+/// Bytes of a path or name argument kept (a path longer than this is cut, and flagged).
+pub const ARG_PATH_CAP: usize = 256;
+/// `CallHead` flag: a string argument was longer than the record holds.
+pub const STRING_TRUNCATED: u32 = 1 << 16;

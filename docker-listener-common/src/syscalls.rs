@@ -1,0 +1,86 @@
+//! System call numbers the raw exit program (`syscall_exit.rs`) routes, by ABI. The daemon
+//! sets the bits of those its settings want in `ProbeConfig::exit_nrs`.
+
+/// x86-64 (arch/x86/entry/syscalls/syscall_64.tbl).
+pub mod x64 {
+    pub const CLONE: i64 = 56;
+    pub const PTRACE: i64 = 101;
+    pub const PIVOT_ROOT: i64 = 155;
+    pub const CHROOT: i64 = 161;
+    pub const MOUNT: i64 = 165;
+    pub const UMOUNT2: i64 = 166;
+    pub const INIT_MODULE: i64 = 175;
+    pub const DELETE_MODULE: i64 = 176;
+    pub const UNSHARE: i64 = 272;
+    pub const SETNS: i64 = 308;
+    pub const PROCESS_VM_WRITEV: i64 = 311;
+    pub const FINIT_MODULE: i64 = 313;
+    pub const BPF: i64 = 321;
+    pub const CLONE3: i64 = 435;
+}
+
+/// ia32 (arch/x86/entry/syscalls/syscall_32.tbl).
+pub mod ia32 {
+    pub const EXECVE: i64 = 11;
+    pub const MOUNT: i64 = 21;
+    pub const UMOUNT: i64 = 22;
+    pub const PTRACE: i64 = 26;
+    pub const UMOUNT2: i64 = 52;
+    pub const CHROOT: i64 = 61;
+    pub const SOCKETCALL: i64 = 102;
+    pub const CLONE: i64 = 120;
+    pub const INIT_MODULE: i64 = 128;
+    pub const DELETE_MODULE: i64 = 129;
+    pub const PIVOT_ROOT: i64 = 217;
+    pub const UNSHARE: i64 = 310;
+    pub const SETNS: i64 = 346;
+    pub const PROCESS_VM_WRITEV: i64 = 348;
+    pub const FINIT_MODULE: i64 = 350;
+    pub const BPF: i64 = 357;
+    pub const EXECVEAT: i64 = 358;
+    pub const SOCKET: i64 = 359;
+    pub const BIND: i64 = 361;
+    pub const CONNECT: i64 = 362;
+    pub const LISTEN: i64 = 363;
+    pub const ACCEPT4: i64 = 364;
+    pub const CLONE3: i64 = 435;
+}
+
+use crate::family::switch;
+
+/// Each exit-reported family's numbers: (switch, x86-64 numbers, ia32 numbers).
+pub const FAMILY_NRS: &[(u32, &[i64], &[i64])] = &[
+    (
+        switch::KERNEL_MODULE,
+        &[x64::INIT_MODULE, x64::FINIT_MODULE, x64::DELETE_MODULE],
+        &[ia32::INIT_MODULE, ia32::FINIT_MODULE, ia32::DELETE_MODULE],
+    ),
+    (switch::BPF, &[x64::BPF], &[ia32::BPF]),
+    (switch::PTRACE, &[x64::PTRACE, x64::PROCESS_VM_WRITEV], &[ia32::PTRACE, ia32::PROCESS_VM_WRITEV]),
+    (
+        switch::NAMESPACE,
+        &[x64::UNSHARE, x64::SETNS, x64::CLONE, x64::CLONE3, x64::MOUNT, x64::UMOUNT2, x64::PIVOT_ROOT, x64::CHROOT],
+        &[
+            ia32::UNSHARE,
+            ia32::SETNS,
+            ia32::CLONE,
+            ia32::CLONE3,
+            ia32::MOUNT,
+            ia32::UMOUNT,
+            ia32::UMOUNT2,
+            ia32::PIVOT_ROOT,
+            ia32::CHROOT,
+        ],
+    ),
+];
+
+/// The 32-bit execs (failed ones) and socket calls (`compat.rs`): (`ProbeConfig::compat_ops`
+/// bit, numbers).
+pub const COMPAT_NRS: &[(u32, &[i64])] = &[
+    (crate::COMPAT_EXEC, &[ia32::EXECVE, ia32::EXECVEAT]),
+    (1 << crate::sock_op::SOCKET, &[ia32::SOCKET, ia32::SOCKETCALL]),
+    (1 << crate::sock_op::BIND, &[ia32::BIND, ia32::SOCKETCALL]),
+    (1 << crate::sock_op::CONNECT, &[ia32::CONNECT, ia32::SOCKETCALL]),
+    (1 << crate::sock_op::LISTEN, &[ia32::LISTEN, ia32::SOCKETCALL]),
+    (1 << crate::sock_op::ACCEPT, &[ia32::ACCEPT4, ia32::SOCKETCALL]),
+];

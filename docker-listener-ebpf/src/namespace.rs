@@ -1,0 +1,81 @@
+//! `namespace-change`: unshare, setns, clone and clone3 with new namespaces, mount, umount,
+//! pivot_root and chroot by a traced process, reported at their exit by the raw exit program
+//! (`syscall_exit.rs`): those Docker's seccomp profile refuses are reported as the failures
+//! they are. Paths are the strings the caller passed; setns names the namespace by its inode
+//! (the kernel's, from the descriptor).
+use aya_ebpf::helpers::generated::bpf_probe_read_user;
+use docker_listener_common::{
+    RecordKind,
+    family::{
+        ARG_PATH_CAP, STRING_TRUNCATED,
+        namespace::{CLONE_NEW_MASK, FSTYPE_CAP, NamespaceRecord, op},
+    },
+};
+
+use crate::{
+    kernel::{file_ino, file_of_fd},
+    maps::{reserve, submit},
+    syscall_exit::{call_head, user_str},
+};
+
+/// Routes of the raw exit program beyond the record's operations: clone3 (its flags are in a
+/// struct in the caller's memory) and the 32-bit umount (no flags argument).
+pub const CLONE3: u32 = 100;
+pub const UMOUNT_NO_FLAGS: u32 = 101;
+
+#[inline(always)]
+pub fn on_exit(route: u32, a: &[u64; 6], ret: i64, flags: u32) {
+    let (op, ns_flags) = match route {
+        CLONE3 => {
+            // clone3(struct clone_args *args, size): flags is its first member.
+            let mut f: u64 = 0;
+            unsafe { bpf_probe_read_user((&mut f as *mut u64).cast(), 8, a[0] as *const _) };
+            (op::CLONE, f)
+        }
+        UMOUNT_NO_FLAGS => (op::UMOUNT, 0),
+        op::MOUNT => (op::MOUNT, a[3]),
+        op::UMOUNT => (op::UMOUNT, a[1]),
+        op::SETNS => (op::SETNS, a[1]),
+        op::PIVOT_ROOT | op::CHROOT => (route, 0),
+        _ => (route, a[0]),
+    };
+    // A clone without new namespaces is a fork; the child's own exit from clone (0) is not the
+    // call.
+    if op == op::CLONE && (ns_flags & CLONE_NEW_MASK == 0 || ret == 0) {
+        return;
+    }
+    let Some((mut entry, header)) = reserve::<NamespaceRecord>(RecordKind::Namespace) else { return };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        (*r).call = call_head(header, op, ret, flags);
+        (*r).ns_flags = ns_flags;
+        (*r).ns_ino = 0;
+        (*r).fd = -1;
+        (*r).source_len = 0;
+        (*r).target_len = 0;
+        (*r).fstype_len = 0;
+        let cap = ARG_PATH_CAP as u32;
+        let (source, target, fstype) = match op {
+            op::MOUNT => (a[0], a[1], a[2]),
+            op::UMOUNT | op::CHROOT => (0, a[0], 0),
+            op::PIVOT_ROOT => (a[1], a[0], 0),
+            _ => (0, 0, 0),
+        };
+        if op == op::SETNS {
+            (*r).fd = a[0] as i32;
+            if let Some(file) = file_of_fd(a[0] as i32) {
+                (*r).ns_ino = file_ino(file);
+            }
+        }
+        let (n, cut_s) = user_str(source, (*r).source.as_mut_ptr(), cap);
+        (*r).source_len = n;
+        let (n, cut_t) = user_str(target, (*r).target.as_mut_ptr(), cap);
+        (*r).target_len = n;
+        let (n, cut_f) = user_str(fstype, (*r).fstype.as_mut_ptr(), FSTYPE_CAP as u32);
+        (*r).fstype_len = n;
+        if cut_s || cut_t || cut_f {
+            (*r).call.flags |= STRING_TRUNCATED;
+        }
+    }
+    submit(entry);
+}

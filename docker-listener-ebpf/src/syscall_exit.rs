@@ -1,0 +1,213 @@
+//! One program at the exit of every system call of the host: `raw_syscalls:sys_exit` as a BTF
+//! raw tracepoint, the one hook that sees every call of every ABI, including those seccomp
+//! refused (they never reach the `sys_enter` tracepoints, but they exit) and those the kernel
+//! has no tracepoint for (`init_module` on a kernel built without modules). It serves:
+//!
+//! - the 32-bit ABI's execs and socket calls (`compat.rs`);
+//! - the families reported at the exit, whatever the ABI: kernel modules (`kmod.rs`), BPF
+//!   (`bpf.rs`), ptrace (`ptrace.rs`), namespaces and mounts (`namespace.rs`).
+//!
+//! Its first instructions reject every other call: the call's number (`regs->orig_ax`, a direct
+//! load through the BTF-typed pointer) is looked up in a bitmap of the numbers that matter with
+//! this run's settings (`ProbeConfig::exit_nrs`, written by the daemon), so a disabled family
+//! costs nothing. Only for those is the task's `TS_COMPAT` read, the number mapped to its
+//! handler in the ABI's table, and the container filter asked. The arguments are in the saved
+//! registers at the exit (the call does not change them): rdi, rsi, rdx, r10, r8, r9 for a
+//! native call, ebx, ecx, edx, esi, edi, ebp for a 32-bit one.
+use aya_ebpf::{
+    helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_user_str},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use docker_listener_common::{
+    EXIT_NR_WORDS, RecordHeader,
+    family::{CallHead, kmod, namespace, ptrace, switch},
+    flags,
+    syscalls::{ia32, x64},
+};
+
+use crate::{
+    bpf, compat,
+    kernel::{TS_COMPAT, current_task, exe_identity, exec_id, process_start},
+    kmod as kmod_family,
+    maps::{config, traced},
+    namespace as ns_family, ptrace as ptrace_family,
+};
+
+/// Offsets in x86-64's `struct pt_regs`. The layout is the ptrace ABI's (`user_regs_struct`)
+/// and has not changed since x86-64 began; the daemon checks it against the kernel's BTF.
+pub mod regs {
+    pub const BP: usize = 32;
+    pub const BX: usize = 40;
+    pub const R10: usize = 56;
+    pub const R9: usize = 64;
+    pub const R8: usize = 72;
+    pub const CX: usize = 88;
+    pub const DX: usize = 96;
+    pub const SI: usize = 104;
+    pub const DI: usize = 112;
+    pub const ORIG_AX: usize = 120;
+}
+
+/// Where a call goes: a family and its operation, or the 32-bit exec/socket code.
+#[derive(Clone, Copy)]
+enum Route {
+    Compat,
+    KernelModule(u32),
+    Bpf,
+    Ptrace(u32),
+    Namespace(u32),
+}
+
+impl Route {
+    #[inline(always)]
+    fn switch(self) -> u32 {
+        match self {
+            Route::Compat => 0,
+            Route::KernelModule(_) => switch::KERNEL_MODULE,
+            Route::Bpf => switch::BPF,
+            Route::Ptrace(_) => switch::PTRACE,
+            Route::Namespace(_) => switch::NAMESPACE,
+        }
+    }
+}
+
+#[inline(always)]
+fn route_x64(id: i64) -> Option<Route> {
+    use namespace::op as n;
+    Some(match id {
+        x64::INIT_MODULE => Route::KernelModule(kmod::op::INIT_MODULE),
+        x64::FINIT_MODULE => Route::KernelModule(kmod::op::FINIT_MODULE),
+        x64::DELETE_MODULE => Route::KernelModule(kmod::op::DELETE_MODULE),
+        x64::BPF => Route::Bpf,
+        x64::PTRACE => Route::Ptrace(ptrace::op::PTRACE),
+        x64::PROCESS_VM_WRITEV => Route::Ptrace(ptrace::op::VM_WRITEV),
+        x64::UNSHARE => Route::Namespace(n::UNSHARE),
+        x64::SETNS => Route::Namespace(n::SETNS),
+        x64::CLONE => Route::Namespace(n::CLONE),
+        x64::CLONE3 => Route::Namespace(ns_family::CLONE3),
+        x64::MOUNT => Route::Namespace(n::MOUNT),
+        x64::UMOUNT2 => Route::Namespace(n::UMOUNT),
+        x64::PIVOT_ROOT => Route::Namespace(n::PIVOT_ROOT),
+        x64::CHROOT => Route::Namespace(n::CHROOT),
+        _ => return None,
+    })
+}
+
+#[inline(always)]
+fn route_ia32(id: i64) -> Option<Route> {
+    use namespace::op as n;
+    if compat::handles(id) {
+        return Some(Route::Compat);
+    }
+    Some(match id {
+        ia32::INIT_MODULE => Route::KernelModule(kmod::op::INIT_MODULE),
+        ia32::FINIT_MODULE => Route::KernelModule(kmod::op::FINIT_MODULE),
+        ia32::DELETE_MODULE => Route::KernelModule(kmod::op::DELETE_MODULE),
+        ia32::BPF => Route::Bpf,
+        ia32::PTRACE => Route::Ptrace(ptrace::op::PTRACE),
+        ia32::PROCESS_VM_WRITEV => Route::Ptrace(ptrace::op::VM_WRITEV),
+        ia32::UNSHARE => Route::Namespace(n::UNSHARE),
+        ia32::SETNS => Route::Namespace(n::SETNS),
+        ia32::CLONE => Route::Namespace(n::CLONE),
+        ia32::CLONE3 => Route::Namespace(ns_family::CLONE3),
+        ia32::MOUNT => Route::Namespace(n::MOUNT),
+        // umount(name): umount2 without flags (the register holding them is not an argument).
+        ia32::UMOUNT => Route::Namespace(ns_family::UMOUNT_NO_FLAGS),
+        ia32::UMOUNT2 => Route::Namespace(n::UMOUNT),
+        ia32::PIVOT_ROOT => Route::Namespace(n::PIVOT_ROOT),
+        ia32::CHROOT => Route::Namespace(n::CHROOT),
+        _ => return None,
+    })
+}
+
+/// Whether the call's number is in this run's bitmap.
+#[inline(always)]
+fn wanted(id: i64) -> bool {
+    if !(0..(EXIT_NR_WORDS as i64 * 64)).contains(&id) {
+        return false;
+    }
+    let id = id as usize;
+    let word = config!(exit_nrs)[(id >> 6) & (EXIT_NR_WORDS - 1)];
+    (word >> (id & 63)) & 1 != 0
+}
+
+/// Whether the current task is in a 32-bit system call: `thread_info.status & TS_COMPAT`, read
+/// directly through the BTF-typed task pointer (a load, no helper call).
+#[inline(always)]
+fn in_compat() -> bool {
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let off = config!(offsets.task_ti_status) as usize;
+    off != 0 && unsafe { core::ptr::read_volatile(task.wrapping_add(off) as *const u32) } & TS_COMPAT != 0
+}
+
+#[inline(always)]
+fn reg(regs: *const u8, off: usize) -> u64 {
+    // A direct load: the argument is a BTF-typed pointer the verifier lets tracing programs read.
+    unsafe { core::ptr::read_volatile(regs.wrapping_add(off) as *const u64) }
+}
+
+/// `sys_exit(struct pt_regs *regs, long ret)`.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
+    let regs: *const u8 = ctx.arg(0);
+    let id = reg(regs, regs::ORIG_AX) as i64;
+    if !wanted(id) {
+        return 0;
+    }
+    let compat = in_compat();
+    let Some(route) = (if compat { route_ia32(id) } else { route_x64(id) }) else { return 0 };
+    if route.switch() & config!(families) != route.switch() && !matches!(route, Route::Compat) {
+        return 0;
+    }
+    if !traced() {
+        return 0;
+    }
+    let ret: i64 = ctx.arg(1);
+    let (a, fl) = if compat {
+        // 32-bit arguments, zero-extended.
+        let r = |off| reg(regs, off) & 0xffff_ffff;
+        ([r(regs::BX), r(regs::CX), r(regs::DX), r(regs::SI), r(regs::DI), r(regs::BP)], flags::COMPAT)
+    } else {
+        let r = |off| reg(regs, off);
+        ([r(regs::DI), r(regs::SI), r(regs::DX), r(regs::R10), r(regs::R8), r(regs::R9)], 0)
+    };
+    match route {
+        Route::Compat => compat::on_exit(id, &a, ret),
+        Route::KernelModule(op) => kmod_family::on_exit(op, &a, ret, fl),
+        Route::Bpf => bpf::on_exit(&a, ret, fl),
+        Route::Ptrace(op) => ptrace_family::on_exit(op, &a, ret, fl),
+        Route::Namespace(op) => ns_family::on_exit(op, &a, ret, fl),
+    }
+    0
+}
+
+/// The head of an exit-reported family's record.
+#[inline(always)]
+pub fn call_head(header: RecordHeader, op: u32, ret: i64, flags: u32) -> CallHead {
+    let task = current_task();
+    let (exe_ino, exe_dev) = unsafe { exe_identity(task) };
+    CallHead {
+        header,
+        start_ns: unsafe { process_start(task) },
+        exec_id: unsafe { exec_id(task) },
+        ret,
+        op,
+        flags,
+        exe_ino,
+        exe_dev,
+        _pad: 0,
+    }
+}
+
+/// Copies a NUL-terminated string from the caller's memory at `src` into `dst` (`cap` bytes):
+/// its length without the NUL, and whether it filled `dst` (it may have been longer). A null
+/// pointer or an unreadable one gives an empty string.
+#[inline(always)]
+pub unsafe fn user_str(src: u64, dst: *mut u8, cap: u32) -> (u32, bool) {
+    if src == 0 {
+        return (0, false);
+    }
+    let n = unsafe { bpf_probe_read_user_str(dst.cast(), cap, src as *const _) };
+    if n <= 0 { (0, false) } else { ((n - 1) as u32, n as u32 >= cap) }
+}

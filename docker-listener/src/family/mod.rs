@@ -1,0 +1,440 @@
+//! Event families reported at a system call's exit (the kernel's `syscall_exit.rs`): kernel
+//! modules, BPF, ptrace, namespaces and mounts. Each lives in one file here (its decoder, what
+//! the correlator adds to it, its ECS writer) and one in the kernel crate and in
+//! docker-listener-common; [`FAMILIES`] registers them, and the stages around them (attach,
+//! correlation, container, frame) are shared.
+pub mod bpf;
+pub mod kmod;
+pub mod namespace;
+pub mod ptrace;
+
+use std::borrow::Cow;
+
+use docker_listener_common::{
+    RecordKind,
+    family::{CallHead, STRING_TRUNCATED},
+    flags,
+};
+use serde::ser::SerializeMap;
+
+use crate::{
+    config::EbpfConfig,
+    ebpf::record::{Meta, RecordError, meta, pod},
+    ecs::{ErrorOut, Kind, ProcRef, SyscallOut},
+    procs::ProcessTable,
+};
+
+/// A family: how it is switched on, which records are its own, how they are decoded.
+pub struct Family {
+    /// The name docs/EVENTS.md and the start-up log use.
+    pub name: &'static str,
+    pub kind: RecordKind,
+    /// Its bit in the kernel's `ProbeConfig::families`.
+    pub switch: u32,
+    /// Its setting (`ebpf.<key>`).
+    pub enabled: fn(&EbpfConfig) -> bool,
+    pub decode: fn(&CallHead, &[u8]) -> Result<Detail, RecordError>,
+    /// What it lets the agent see (the door's name, and what goes unseen when it is off).
+    pub sees: &'static str,
+}
+
+/// Every exit-reported family. Adding one: its files, a `Detail` variant, an entry here.
+pub const FAMILIES: &[Family] = &[kmod::FAMILY, bpf::FAMILY, ptrace::FAMILY, namespace::FAMILY];
+
+/// The family a record kind belongs to.
+pub fn of_kind(kind: RecordKind) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| f.kind == kind)
+}
+
+/// A decoded call of an exit-reported family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub meta: Meta,
+    pub start_ns: u64,
+    pub exec_id: u64,
+    pub ret: i64,
+    pub compat: bool,
+    /// A string argument was longer than the record holds.
+    pub truncated: bool,
+    /// The caller's executable: (inode, the kernel's dev_t), zeros when unknown.
+    pub exe: (u64, u32),
+    pub detail: Detail,
+}
+
+/// What each family's record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    KernelModule(kmod::Module),
+    Bpf(bpf::BpfCall),
+    Ptrace(ptrace::Ptrace),
+    Namespace(namespace::NsCall),
+}
+
+/// Decodes a record of an exit-reported family.
+pub fn decode(family: &Family, bytes: &[u8]) -> Result<Call, RecordError> {
+    let head: CallHead = pod(bytes)?;
+    Ok(Call {
+        meta: meta(&head.header),
+        start_ns: head.start_ns,
+        exec_id: head.exec_id,
+        ret: head.ret,
+        compat: head.flags & flags::COMPAT != 0,
+        truncated: head.flags & STRING_TRUNCATED != 0,
+        exe: (head.exe_ino, head.exe_dev),
+        detail: (family.decode)(&head, bytes)?,
+    })
+}
+
+/// What the correlator knows when a call's event is made: the process table, the container's
+/// cgroups, the host's namespaces.
+pub struct Context<'a> {
+    pub procs: &'a ProcessTable,
+    pub cgroups: &'a [u64],
+    pub host_ns: &'a HostNamespaces,
+}
+
+/// The inodes of the host's namespaces (`/proc/1/ns/*`): a setns into one of them is a way out
+/// of the container.
+#[derive(Debug, Clone, Default)]
+pub struct HostNamespaces {
+    pub inodes: Vec<(u64, &'static str)>,
+}
+
+impl HostNamespaces {
+    pub const TYPES: [&'static str; 8] = ["mnt", "pid", "net", "ipc", "uts", "user", "cgroup", "time"];
+
+    /// The host init's (`/proc/1/ns`), or where those cannot be read (pid 1 in another user
+    /// namespace), the agent's own, which runs in the host's namespaces.
+    pub fn read() -> HostNamespaces {
+        use std::os::unix::fs::MetadataExt;
+        let ino = |pid: &str, t: &str| std::fs::metadata(format!("/proc/{pid}/ns/{t}")).ok().map(|m| m.ino());
+        let inodes =
+            Self::TYPES.iter().filter_map(|t| ino("1", t).or_else(|| ino("self", t)).map(|i| (i, *t))).collect();
+        HostNamespaces { inodes }
+    }
+
+    /// The host namespace an inode is, if any.
+    pub fn which(&self, ino: u64) -> Option<&'static str> {
+        self.inodes.iter().find(|(i, _)| *i == ino && ino != 0).map(|(_, t)| *t)
+    }
+}
+
+/// The container runtime's binaries, by (inode, the kernel's dev_t): a call made by a process
+/// running one of them is the runtime setting a container up (runc's dozens of mounts, its
+/// unshare and pivot_root at every start; its setns at every `docker exec`). Known by the file
+/// the kernel says the process runs, which nothing in a container can be (runc's "cloned
+/// binary" is a read-only bind mount of the same file).
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeBinaries {
+    files: Vec<(u64, u32)>,
+}
+
+impl RuntimeBinaries {
+    /// The runtimes Docker and containerd start, where distributions and their own packages put
+    /// them.
+    pub const NAMES: [&'static str; 6] = ["runc", "crun", "docker-runc", "youki", "runsc", "docker-init"];
+    pub const DIRS: [&'static str; 6] =
+        ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/usr/libexec/docker", "/bin"];
+
+    pub fn find() -> RuntimeBinaries {
+        use std::os::unix::fs::MetadataExt;
+        let mut files = Vec::new();
+        for dir in Self::DIRS {
+            for name in Self::NAMES {
+                if let Ok(m) = std::fs::metadata(format!("{dir}/{name}")) {
+                    let dev = m.dev();
+                    // The kernel's dev_t: major << 20 | minor.
+                    let kdev = (libc::major(dev) << 20) | libc::minor(dev);
+                    if !files.contains(&(m.ino(), kdev)) {
+                        files.push((m.ino(), kdev));
+                    }
+                }
+            }
+        }
+        if files.is_empty() {
+            tracing::warn!(
+                "no container runtime binary (runc, crun...) found in {}: the runtime's own mounts and namespace \
+                 changes at every container start will be reported as the container's",
+                Self::DIRS.join(", ")
+            );
+        }
+        RuntimeBinaries { files }
+    }
+
+    pub fn contains(&self, exe: (u64, u32)) -> bool {
+        exe.0 != 0 && self.files.contains(&exe)
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// The event of a call: its process, its parent, and what its family adds.
+#[derive(Debug, Clone)]
+pub struct CallBody {
+    pub process: ProcRef,
+    pub parent: Option<ProcRef>,
+    pub call: Call,
+}
+
+impl CallBody {
+    pub fn new(mut call: Call, process: ProcRef, parent: Option<ProcRef>, ctx: &Context<'_>) -> CallBody {
+        match &mut call.detail {
+            Detail::Ptrace(p) => p.resolve(call.meta.tgid, ctx),
+            Detail::Namespace(n) => n.resolve(ctx),
+            Detail::KernelModule(_) | Detail::Bpf(_) => {}
+        }
+        CallBody { process, parent, call }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match &self.call.detail {
+            Detail::KernelModule(d) => d.kind(),
+            Detail::Bpf(d) => d.kind(),
+            Detail::Ptrace(d) => d.kind(),
+            Detail::Namespace(d) => d.kind(),
+        }
+    }
+
+    fn syscall(&self) -> &'static str {
+        match &self.call.detail {
+            Detail::KernelModule(d) => d.syscall(),
+            Detail::Bpf(_) => "bpf",
+            Detail::Ptrace(d) => d.syscall(),
+            Detail::Namespace(d) => d.syscall(),
+        }
+    }
+
+    pub fn outcome(&self) -> &'static str {
+        if self.call.ret >= 0 { "success" } else { "failure" }
+    }
+
+    pub(crate) fn write_top<M: SerializeMap>(
+        &self,
+        thread: crate::ecs::ThreadOut,
+        m: &mut M,
+    ) -> Result<Option<ErrorOut>, M::Error> {
+        m.serialize_entry("process", &ProcessOut { process: &self.process, thread, parent: self.parent.as_ref() })?;
+        Ok((self.call.ret < 0).then(|| ErrorOut::of_call(self.syscall(), self.call.ret)))
+    }
+
+    pub(crate) fn write_listener<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        m.serialize_entry("syscall", &SyscallOut::new(self.syscall(), self.call.ret, self.call.compat))?;
+        match &self.call.detail {
+            Detail::KernelModule(d) => d.write(m)?,
+            Detail::Bpf(d) => d.write(m)?,
+            Detail::Ptrace(d) => d.write(m)?,
+            Detail::Namespace(d) => d.write(m)?,
+        }
+        if self.call.truncated {
+            m.serialize_entry("arguments_truncated", &true)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ProcessOut<'a> {
+    #[serde(flatten)]
+    process: &'a ProcRef,
+    thread: crate::ecs::ThreadOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<&'a ProcRef>,
+}
+
+/// The bytes of a record's string field, `len` of them at most, as text.
+pub(crate) fn text(buf: &[u8], len: u32) -> String {
+    let buf = &buf[..(len as usize).min(buf.len())];
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Names of the bits set in `value` (`names`: bit, name), and what is left as hex.
+pub(crate) fn bit_names(value: u64, names: &[(u64, &'static str)]) -> Vec<Cow<'static, str>> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    for &(bit, name) in names {
+        if value & bit == bit && bit != 0 {
+            out.push(Cow::Borrowed(name));
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        out.push(Cow::Owned(format!("0x{rest:x}")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use docker_listener_common::{
+        RecordHeader,
+        family::{kmod::KernelModuleRecord, namespace::NamespaceRecord, ptrace::PtraceRecord},
+    };
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        ebpf::record::{Record, parse},
+        ecs::{Body, Clock, Event, tests::json},
+        procs::{Image, Lineage},
+    };
+
+    fn bytes_of<T>(v: &T) -> Vec<u8> {
+        // SAFETY: reading the bytes of a plain-old-data value.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+    }
+
+    fn head(kind: RecordKind, op: u32, ret: i64, flags: u32) -> CallHead {
+        CallHead {
+            header: RecordHeader { kind: kind as u32, cpu: 1, seq: 9, ktime_ns: 5, cgroup_id: 82, pid: 40, tgid: 40 },
+            start_ns: 7,
+            exec_id: 1,
+            ret,
+            op,
+            flags,
+            exe_ino: 123,
+            exe_dev: 5 << 20 | 1,
+            _pad: 0,
+        }
+    }
+
+    fn event(call: Call, host_ns: &HostNamespaces) -> serde_json::Value {
+        let procs = ProcessTable::new("b".into(), 100);
+        let ctx = Context { procs: &procs, cgroups: &[82], host_ns };
+        let image = Arc::new(Image::new("/bin/busybox", &["unshare".into()]));
+        let lineage = Lineage::new(40, procs.entity_id(40, 7), image, 82, None);
+        let meta = call.meta;
+        let body = CallBody::new(call, ProcRef::of(&lineage), None, &ctx);
+        json(&Event::new(meta, Clock::fixed(0), Body::Call(body)), None, "")
+    }
+
+    use std::sync::Arc;
+
+    fn decoded(bytes: &[u8]) -> Call {
+        match parse(bytes, 64).unwrap() {
+            Record::Call(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_mount_is_decoded_and_written_with_its_strings_and_flags() {
+        let mut r: NamespaceRecord = unsafe { std::mem::zeroed() };
+        r.call = head(
+            RecordKind::Namespace,
+            docker_listener_common::family::namespace::op::MOUNT,
+            -1,
+            flags::COMPAT | STRING_TRUNCATED,
+        );
+        r.ns_flags = 0xc0ed_0000 | 4096 | 16384;
+        for (buf, len, text) in
+            [(&mut r.source[..], &mut r.source_len, "/dev/sda1"), (&mut r.target[..], &mut r.target_len, "/mnt/host")]
+        {
+            buf[..text.len()].copy_from_slice(text.as_bytes());
+            *len = text.len() as u32;
+        }
+        r.fstype[..4].copy_from_slice(b"ext4");
+        r.fstype_len = 4;
+        let call = decoded(&bytes_of(&r));
+        assert!(call.compat && call.truncated);
+        assert_eq!(call.exe, (123, 5 << 20 | 1));
+        let v = event(call, &HostNamespaces::default());
+        assert_eq!(v["event"]["action"], "mount");
+        assert_eq!(v["event"]["outcome"], "failure");
+        assert_eq!(v["error"]["code"], "EPERM");
+        assert_eq!(v["docker_listener"]["syscall"], json!({"name": "mount", "ret": -1, "abi": "ia32"}));
+        assert_eq!(
+            v["docker_listener"]["mount"],
+            json!({"source": "/dev/sda1", "target": "/mnt/host", "fstype": "ext4", "flags": ["MS_BIND", "MS_REC"]}),
+            "MS_MGC_VAL in the high half is not a flag"
+        );
+        assert_eq!(v["docker_listener"]["arguments_truncated"], true);
+        assert_eq!(v["process"]["executable"], "/bin/busybox");
+    }
+
+    #[test]
+    fn a_setns_into_a_host_namespace_names_it() {
+        let mut r: NamespaceRecord = unsafe { std::mem::zeroed() };
+        r.call = head(RecordKind::Namespace, docker_listener_common::family::namespace::op::SETNS, 0, 0);
+        r.ns_flags = 0x0400_0000;
+        r.ns_ino = 4_026_531_838;
+        r.fd = 3;
+        let host = HostNamespaces { inodes: vec![(4_026_531_838, "uts"), (4_026_531_840, "mnt")] };
+        let v = event(decoded(&bytes_of(&r)), &host);
+        assert_eq!(
+            v["docker_listener"]["namespace"],
+            json!({"types": ["uts"], "flags": "0x4000000", "fd": 3, "inode": 4_026_531_838u64, "host": "uts"})
+        );
+        // Another namespace: no `host`.
+        r.ns_ino = 77;
+        let v = event(decoded(&bytes_of(&r)), &host);
+        assert!(v["docker_listener"]["namespace"].get("host").is_none(), "{v}");
+        assert_eq!(host.which(0), None, "an unknown inode is no host namespace");
+    }
+
+    #[test]
+    fn module_and_ptrace_records_say_what_was_asked() {
+        let mut m: KernelModuleRecord = unsafe { std::mem::zeroed() };
+        m.call = head(RecordKind::KernelModule, docker_listener_common::family::kmod::op::FINIT_MODULE, -38, 0);
+        m.fd = 3;
+        m.name[..6].copy_from_slice(b"evil.k");
+        m.name_len = 6;
+        let v = event(decoded(&bytes_of(&m)), &HostNamespaces::default());
+        assert_eq!(v["event"]["action"], "module-load");
+        assert_eq!(v["error"]["code"], "ENOSYS");
+        assert_eq!(v["docker_listener"]["kernel_module"], json!({"file_name": "evil.k", "fd": 3, "flags": 0}));
+
+        let mut p: PtraceRecord = unsafe { std::mem::zeroed() };
+        p.call = head(RecordKind::Ptrace, docker_listener_common::family::ptrace::op::PTRACE, 0, 0);
+        p.request = docker_listener_common::family::ptrace::request::POKETEXT;
+        p.target = 12;
+        p.addr = 0x4000;
+        let v = event(decoded(&bytes_of(&p)), &HostNamespaces::default());
+        assert_eq!(v["event"]["action"], "ptrace");
+        assert_eq!(
+            v["docker_listener"]["ptrace"],
+            json!({"request": "PTRACE_POKETEXT", "address": "0x4000", "target": {"pid": 12}}),
+            "a target not found among the container's processes is named by its pid only"
+        );
+    }
+
+    #[test]
+    fn every_family_is_registered_once_with_its_numbers() {
+        use docker_listener_common::syscalls::FAMILY_NRS;
+        for f in FAMILIES {
+            assert_eq!(FAMILIES.iter().filter(|g| g.kind == f.kind || g.switch == f.switch).count(), 1, "{}", f.name);
+            assert_eq!(FAMILY_NRS.iter().filter(|(s, ..)| *s == f.switch).count(), 1, "{}: its numbers", f.name);
+        }
+        assert_eq!(FAMILY_NRS.len(), FAMILIES.len());
+        // Every number fits the kernel's bitmap.
+        for (_, x64, ia32) in FAMILY_NRS {
+            assert!(x64.iter().chain(ia32.iter()).all(|&n| (0..512).contains(&n)));
+        }
+    }
+
+    #[test]
+    fn runtime_binaries_are_known_by_inode_and_device() {
+        let found = RuntimeBinaries { files: vec![(42, 8 << 20 | 1)] };
+        assert!(found.contains((42, 8 << 20 | 1)));
+        assert!(!found.contains((42, 8 << 20 | 2)), "the same inode on another device is another file");
+        assert!(!RuntimeBinaries::default().contains((0, 0)));
+        // This machine's runc, when it has one, converts to the kernel's dev_t.
+        if let Ok(m) = std::fs::metadata("/usr/sbin/runc") {
+            use std::os::unix::fs::MetadataExt;
+            let all = RuntimeBinaries::find();
+            assert!(all.files.iter().any(|&(ino, _)| ino == m.ino()), "{all:?}");
+        }
+    }
+
+    #[test]
+    fn bit_names_keep_unknown_bits_as_hex() {
+        assert_eq!(bit_names(0x20000 | 0x1, &[(0x20000, "mnt")]), vec![Cow::Borrowed("mnt"), Cow::Owned("0x1".into())]);
+        assert!(bit_names(0, &[(1, "a")]).is_empty());
+    }
+}

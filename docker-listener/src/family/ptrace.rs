@@ -1,0 +1,176 @@
+//! `ptrace` (`event.action`: `ptrace`, `process-vm-write`): a container process takes control
+//! of another process or writes into its memory (PTRACE_ATTACH, SEIZE, POKE*, SETREGS,
+//! SETREGSET; process_vm_writev), refused attempts included. The target is named by the pid the
+//! caller used (its pid namespace's) and, found from that, as the host and the agent know it.
+use std::{borrow::Cow, sync::Arc};
+
+use docker_listener_common::{
+    RecordKind,
+    family::{
+        CallHead,
+        ptrace::{PtraceRecord, op, request},
+        switch,
+    },
+};
+use serde::{Serialize, ser::SerializeMap};
+
+use super::{Context, Detail, Family};
+use crate::{
+    ebpf::record::{RecordError, pod},
+    ecs::{Kind, ProcRef},
+    procs::EntityId,
+};
+
+pub const FAMILY: Family = Family {
+    name: "ptrace",
+    kind: RecordKind::Ptrace,
+    switch: switch::PTRACE,
+    enabled: |c| c.ptrace,
+    decode,
+    sees: "ptrace attaches and writes into other processes, process_vm_writev",
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ptrace {
+    pub op: u32,
+    pub request: i64,
+    /// The target's pid as the caller named it.
+    pub target: i32,
+    pub addr: u64,
+    /// The target as the host knows it, when it could be found.
+    pub resolved: Option<Target>,
+}
+
+/// A ptrace target as the agent knows it: entity id, executable, name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetProcess {
+    pub entity_id: EntityId,
+    pub executable: Option<Arc<str>>,
+    pub name: Option<Arc<str>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Its pid on the host.
+    pub host_pid: u32,
+    /// The process, when the agent knows it or /proc still has it.
+    pub process: Option<TargetProcess>,
+    /// Whether it runs in the caller's container.
+    pub same_container: bool,
+}
+
+fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
+    let r: PtraceRecord = pod(bytes)?;
+    Ok(Detail::Ptrace(Ptrace { op: head.op, request: r.request, target: r.target, addr: r.addr, resolved: None }))
+}
+
+/// The pids a process has in each pid namespace it is in, outermost first (`NSpid:` in
+/// /proc/<pid>/status).
+fn ns_pids(pid: u32) -> Option<Vec<u32>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    Some(line.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+}
+
+impl Ptrace {
+    /// Finds the target on the host: the caller named it in its own pid namespace, its
+    /// container's. Among the container's processes, the one whose innermost pid that is; when
+    /// they have no pid namespace of their own (`--pid=host`), that pid itself. (The container's
+    /// processes, not the caller's /proc entry: the caller may be gone by now.)
+    pub fn resolve(&mut self, _caller: u32, ctx: &Context<'_>) {
+        let Ok(target) = u32::try_from(self.target) else { return };
+        if target == 0 {
+            return;
+        }
+        let mut host_pid = None;
+        for pid in ctx.procs.pids_in(ctx.cgroups) {
+            match ns_pids(pid).as_deref() {
+                Some([_]) => {
+                    host_pid = Some(target);
+                    break;
+                }
+                Some([.., inner]) if *inner == target => {
+                    host_pid = Some(pid);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(host_pid) = host_pid else { return };
+        let (process, same_container) = match ctx.procs.get(host_pid) {
+            Some(p) => (Some(ProcRef::of(&p.lineage)), ctx.cgroups.contains(&p.cgroup_id)),
+            None => (ctx.procs.read_proc(host_pid, 0, None).map(|p| ProcRef::of(&p.lineage)), false),
+        };
+        let process = process.map(|p| TargetProcess { entity_id: p.entity_id, executable: p.executable, name: p.name });
+        self.resolved = Some(Target { host_pid, process, same_container });
+    }
+
+    pub fn syscall(&self) -> &'static str {
+        if self.op == op::VM_WRITEV { "process_vm_writev" } else { "ptrace" }
+    }
+
+    pub fn kind(&self) -> Kind {
+        let action = if self.op == op::VM_WRITEV { "process-vm-write" } else { "ptrace" };
+        Kind { kind: "event", category: "process", types: &["access"], action, dataset: "docker_listener.process" }
+    }
+
+    fn request_name(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self.request {
+            request::ATTACH => "PTRACE_ATTACH",
+            request::SEIZE => "PTRACE_SEIZE",
+            request::POKETEXT => "PTRACE_POKETEXT",
+            request::POKEDATA => "PTRACE_POKEDATA",
+            request::POKEUSER => "PTRACE_POKEUSER",
+            request::SETREGS => "PTRACE_SETREGS",
+            request::SETREGSET => "PTRACE_SETREGSET",
+            other => return Cow::Owned(other.to_string()),
+        })
+    }
+
+    pub(crate) fn write<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            request: Option<Cow<'static, str>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            address: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            remote_iovecs: Option<u64>,
+            target: TargetOut<'a>,
+        }
+        /// The target: the pid the caller named, and when it was found, the process on the host.
+        #[derive(Serialize)]
+        struct TargetOut<'a> {
+            pid: i32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            host_pid: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            entity_id: Option<EntityId>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            executable: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            same_container: Option<bool>,
+        }
+        let r = self.resolved.as_ref();
+        let p = r.and_then(|r| r.process.as_ref());
+        let poke = matches!(self.request, request::POKETEXT | request::POKEDATA | request::POKEUSER);
+        m.serialize_entry(
+            "ptrace",
+            &Out {
+                request: (self.op == op::PTRACE).then(|| self.request_name()),
+                address: (self.op == op::PTRACE && poke).then(|| format!("0x{:x}", self.addr)),
+                remote_iovecs: (self.op == op::VM_WRITEV).then_some(self.addr),
+                target: TargetOut {
+                    pid: self.target,
+                    host_pid: r.map(|r| r.host_pid),
+                    entity_id: p.map(|p| p.entity_id),
+                    executable: p.and_then(|p| p.executable.as_deref()),
+                    name: p.and_then(|p| p.name.as_deref()),
+                    same_container: r.map(|r| r.same_container),
+                },
+            },
+        )
+    }
+}

@@ -1,0 +1,289 @@
+//! The families reported at a system call's exit (issue 11): kernel modules, BPF, ptrace,
+//! namespaces and mounts, against the real dockerd and kernel. A container does each thing; the
+//! daemon reports it with its container, its process and parent, and its outcome (Docker's
+//! seccomp profile refuses most of them: the attempt is the event); the shipped rule for it
+//! fires. The same calls made by a host process, and a container doing ordinary work, make none
+//! of these events, and the runtime's own mounts at every container start are not sent.
+mod support;
+
+use std::{process::Command, time::Duration};
+
+use serde_json::{Value, json};
+use support::{agent::*, rules::*, *};
+
+/// `event.action` of every exit-reported family's events.
+const FAMILY_ACTIONS: &[&str] = &[
+    "module-load",
+    "module-unload",
+    "bpf-program-load",
+    "bpf-program-attach",
+    "ptrace",
+    "process-vm-write",
+    "unshare",
+    "setns",
+    "clone",
+    "mount",
+    "umount",
+    "pivot_root",
+    "chroot",
+];
+
+fn mine<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["container"]["name"] == name).collect()
+}
+
+fn find<'a>(events: &[&'a Value], what: &str, f: impl Fn(&Value) -> bool) -> &'a Value {
+    events.iter().copied().find(|e| f(e)).unwrap_or_else(|| panic!("no {what} among {events:#?}"))
+}
+
+fn action<'a>(events: &[&'a Value], action: &str, syscall: &str) -> &'a Value {
+    find(events, &format!("{action} ({syscall})"), |e| {
+        e["event"]["action"] == action && e["docker_listener"]["syscall"]["name"] == syscall
+    })
+}
+
+/// What every event of these families carries: the container, the process that made the call
+/// (the kernel's pid, the file it runs), its parent, and the outcome with the error.
+fn check_common(e: &Value, name: &str, executable: &str, outcome: &str, errno: Option<&str>) {
+    assert_eq!(e["container"]["name"], name, "{e}");
+    assert_eq!(e["container"]["image"]["name"], image().as_str(), "{e}");
+    assert_eq!(e["process"]["executable"], executable, "{e}");
+    assert!(e["process"]["pid"].as_u64().is_some_and(|p| p > 1), "{e}");
+    assert!(e["process"]["parent"]["pid"].as_u64().is_some(), "the parent: {e}");
+    assert_eq!(e["event"]["outcome"], outcome, "{e}");
+    assert_eq!(e["event"]["module"], "docker-listener");
+    match errno {
+        Some(code) => assert_eq!(e["error"]["code"], code, "{e}"),
+        None => assert!(e.get("error").is_none(), "{e}"),
+    }
+    assert!(e["docker_listener"]["syscall"].get("abi").is_none(), "a native call: {e}");
+}
+
+#[test]
+fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("families", json!({}));
+    let name = unique("families");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_detached(
+        &name,
+        &["-v", &programs_volume(), "-v", "/var/run/docker.sock:/var/run/docker.sock"],
+        &format!(
+            "echo x > /tmp/m.ko; insmod /tmp/m.ko; rmmod evil_mod; /t/bpf_load; sleep 61 & /t/ptrace_poke $!; \
+             unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; chroot / true; \
+             /t/compat_calls_32 /tmp/x evil32; \
+             /t/unix_connect /var/run/docker.sock; cp /t/spawn /tmp/nginx; /tmp/nginx /bin/sh -c 'true {done}'; \
+             sleep 60"
+        ),
+    );
+    let events = wait_events(&agent, "the last shell", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, &format!("true {done}")).is_empty()
+            && mine(e, &name).iter().any(|x| x["event"]["action"] == "chroot")
+    });
+    let m = mine(&events, &name);
+    let native: Vec<&Value> =
+        m.iter().copied().filter(|e| e["docker_listener"]["syscall"].get("abi").is_none()).collect();
+
+    // kernel-module: busybox insmod tries finit_module, then init_module; both refused.
+    let finit = action(&m, "module-load", "finit_module");
+    check_common(finit, &name, "/bin/busybox", "failure", Some("EPERM"));
+    assert_eq!(finit["docker_listener"]["kernel_module"]["file_name"], "m.ko", "the kernel's name of the file");
+    assert_eq!(evaluate(&rules, finit), Some(100_020));
+    let init = action(&m, "module-load", "init_module");
+    assert_eq!(init["docker_listener"]["kernel_module"]["image_bytes"], 2, "{init}");
+    assert_eq!(evaluate(&rules, init), Some(100_020));
+    let unload = action(&native, "module-unload", "delete_module");
+    check_common(unload, &name, "/bin/busybox", "failure", Some("EPERM"));
+    assert_eq!(unload["docker_listener"]["kernel_module"]["name"], "evil_mod");
+    assert_eq!(evaluate(&rules, unload), Some(100_021));
+
+    // bpf: the program's type and name, from the attributes the caller passed.
+    let bpf = action(&m, "bpf-program-load", "bpf");
+    check_common(bpf, &name, "/t/bpf_load", "failure", Some("EPERM"));
+    let b = &bpf["docker_listener"]["bpf"];
+    assert_eq!((b["command"].as_str(), b["program_type"].as_str()), (Some("BPF_PROG_LOAD"), Some("socket_filter")));
+    assert_eq!((b["program_name"].as_str(), b["instructions"].as_u64()), (Some("dl_probe"), Some(2)));
+    assert_eq!(evaluate(&rules, bpf), Some(100_022));
+
+    // ptrace: a sibling (the shell's sleep), named by its pid in the container and found on
+    // the host.
+    let sleep =
+        find(&m, "the sleep", |e| e["event"]["action"] == "exec" && e["process"]["args"] == json!(["sleep", "61"]));
+    let attach = find(&m, "PTRACE_ATTACH", |e| e["docker_listener"]["ptrace"]["request"] == "PTRACE_ATTACH");
+    check_common(attach, &name, "/t/ptrace_poke", "success", None);
+    let target = &attach["docker_listener"]["ptrace"]["target"];
+    assert_eq!(target["host_pid"], sleep["process"]["pid"], "{attach}");
+    assert_eq!(target["entity_id"], sleep["process"]["entity_id"], "{attach}");
+    assert_eq!(target["executable"], "/bin/busybox");
+    assert_eq!(target["same_container"], true);
+    assert!(target["pid"].as_u64().is_some_and(|p| p != sleep["process"]["pid"].as_u64().unwrap()), "{target}");
+    assert_eq!(evaluate(&rules, attach), Some(100_023));
+    let poke = find(&m, "PTRACE_POKEDATA", |e| e["docker_listener"]["ptrace"]["request"] == "PTRACE_POKEDATA");
+    check_common(poke, &name, "/t/ptrace_poke", "failure", Some("EIO"));
+    assert_eq!(poke["docker_listener"]["ptrace"]["address"], "0x8");
+    let vm = action(&m, "process-vm-write", "process_vm_writev");
+    assert_eq!(vm["docker_listener"]["ptrace"]["target"]["host_pid"], sleep["process"]["pid"]);
+    assert_eq!(evaluate(&rules, vm), Some(100_024));
+
+    // namespaces and mounts: refused by seccomp (unshare, mount), allowed (chroot).
+    let unshare = action(&native, "unshare", "unshare");
+    check_common(unshare, &name, "/bin/busybox", "failure", Some("EPERM"));
+    assert_eq!(unshare["docker_listener"]["namespace"]["types"], json!(["mnt"]));
+    assert_eq!(evaluate(&rules, unshare), Some(100_027));
+    let mount = action(&native, "mount", "mount");
+    check_common(mount, &name, "/bin/busybox", "failure", Some("EPERM"));
+    let mo = &mount["docker_listener"]["mount"];
+    assert_eq!(
+        (mo["source"].as_str(), mo["target"].as_str(), mo["fstype"].as_str()),
+        (Some("none"), Some("/tmp/x"), Some("tmpfs"))
+    );
+    assert_eq!(evaluate(&rules, mount), Some(100_030));
+    let chroot = action(&native, "chroot", "chroot");
+    check_common(chroot, &name, "/bin/busybox", "success", None);
+    assert_eq!(chroot["docker_listener"]["chroot"]["path"], "/");
+    assert_eq!(evaluate(&rules, chroot), Some(100_032));
+
+    // The same through the 32-bit ABI: the same events, marked, the same rules.
+    let compat: Vec<&Value> = m.iter().copied().filter(|e| e["docker_listener"]["syscall"]["abi"] == "ia32").collect();
+    let of32 = |a: &str| find(&compat, &format!("32-bit {a}"), |e| e["event"]["action"] == a);
+    for (a, outcome, rule) in [
+        ("unshare", "failure", 100_027),
+        ("mount", "failure", 100_030),
+        ("chroot", "success", 100_032),
+        ("module-unload", "failure", 100_021),
+    ] {
+        let e = of32(a);
+        assert_eq!(e["process"]["executable"], "/t/compat_calls_32", "{e}");
+        assert_eq!(e["event"]["outcome"], outcome, "{e}");
+        assert_eq!(evaluate(&rules, e), Some(rule), "{e}");
+    }
+    assert_eq!(of32("mount")["docker_listener"]["mount"]["target"], "/tmp/x", "32-bit pointers read");
+    assert_eq!(of32("module-unload")["docker_listener"]["kernel_module"]["name"], "evil32");
+
+    // The Docker socket, bind-mounted in: the existing connect event, its own rule.
+    let docker_sock = find(&m, "the Docker socket connect", |e| {
+        e["event"]["action"] == "connect" && e["destination"]["address"] == "/var/run/docker.sock"
+    });
+    assert_eq!(evaluate(&rules, docker_sock), Some(100_033));
+    // A shell started by a web server.
+    let sh = find(&m, "the server's shell", |e| {
+        e["event"]["action"] == "exec" && e["process"]["args"] == json!(["/bin/sh", "-c", format!("true {done}")])
+    });
+    assert_eq!(sh["process"]["parent"]["name"], "nginx", "{sh}");
+    assert_eq!(evaluate(&rules, sh), Some(100_039));
+
+    // Nothing else of these families: the runtime's mounts at the container's start are not
+    // sent, and busybox's own forks make no namespace.
+    let family_events: Vec<&&Value> =
+        m.iter().filter(|e| FAMILY_ACTIONS.contains(&e["event"]["action"].as_str().unwrap_or(""))).collect();
+    assert_eq!(family_events.len(), 10 + compat.len(), "{family_events:#?}");
+    assert_eq!(compat.len(), 4, "{compat:#?}");
+    assert_eq!(agent.daemon.stop(), 0);
+    let runtime = agent.daemon.final_stat("ebpf_runtime_setup");
+    assert!(runtime > 10, "runc's mounts were recognised by its file: {runtime}");
+}
+
+#[test]
+fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("capable", json!({}));
+    let name = unique("capable");
+    let _c = Containers(vec![name.clone()]);
+    // --privileged is refused on these machines (runc cannot apply every capability here);
+    // CAP_SYS_ADMIN without the seccomp profile is what these calls need. `--uts=host` makes
+    // the container's UTS namespace the host's: entering it by a descriptor is a setns into a
+    // host namespace.
+    run_detached(
+        &name,
+        &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--uts=host"],
+        "unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; umount /tmp/x; nsenter -t 1 -u true; \
+         echo ok; sleep 60",
+    );
+    let events = wait_events(&agent, "the setns", Duration::from_secs(30), |e| {
+        mine(e, &name).iter().any(|x| x["event"]["action"] == "setns")
+    });
+    let m = mine(&events, &name);
+    let unshare = action(&m, "unshare", "unshare");
+    check_common(unshare, &name, "/bin/busybox", "success", None);
+    assert_eq!(evaluate(&rules, unshare), Some(100_027));
+    // (busybox's unshare -m makes its new mount tree private first: a mount of "/", no type.)
+    let mount = find(&m, "the tmpfs mount", |e| {
+        e["event"]["action"] == "mount" && e["docker_listener"]["mount"]["target"] == "/tmp/x"
+    });
+    check_common(mount, &name, "/bin/busybox", "success", None);
+    assert_eq!(mount["docker_listener"]["mount"]["fstype"], "tmpfs");
+    assert_eq!(evaluate(&rules, mount), Some(100_030));
+    let umount = action(&m, "umount", "umount2");
+    check_common(umount, &name, "/bin/busybox", "success", None);
+    assert_eq!(umount["docker_listener"]["mount"]["target"], "/tmp/x");
+    assert_eq!(evaluate(&rules, umount), Some(100_031));
+    let setns = action(&m, "setns", "setns");
+    check_common(setns, &name, "/bin/busybox", "success", None);
+    let ns = &setns["docker_listener"]["namespace"];
+    assert_eq!(ns["types"], json!(["uts"]), "{setns}");
+    assert_eq!(ns["host"], "uts", "the host's UTS namespace, by its inode: {setns}");
+    assert!(ns["inode"].as_u64().is_some_and(|i| i > 0));
+    assert_eq!(evaluate(&rules, setns), Some(100_025));
+    // None of them is the runtime's: runc's own calls (it has SYS_ADMIN too) are not sent.
+    assert!(m.iter().all(|e| !e["process"]["executable"].as_str().is_some_and(|x| x.ends_with("runc"))), "{m:#?}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
+#[test]
+fn host_processes_and_ordinary_containers_make_none_of_these_events() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("families-quiet", json!({}));
+    // The same calls from a host process (host tracing is off by default).
+    let dir = TempDir::new("host-calls");
+    let module = dir.path("m.ko");
+    std::fs::write(&module, "x").unwrap();
+    let mut sleep = Command::new("sleep").arg("60").spawn().unwrap();
+    let t = programs();
+    let host_calls: Vec<(String, Vec<String>)> = vec![
+        ("busybox".into(), vec!["insmod".into(), module.display().to_string()]),
+        ("busybox".into(), vec!["unshare".into(), "-m".into(), "true".into()]),
+        ("busybox".into(), vec!["chroot".into(), "/".into(), "true".into()]),
+        (t.join("bpf_load").display().to_string(), vec![]),
+        (t.join("ptrace_poke").display().to_string(), vec![sleep.id().to_string()]),
+    ];
+    for (program, args) in &host_calls {
+        let child = Command::new(program).args(args).output();
+        assert!(child.is_ok(), "{program} {args:?}: {child:?}");
+    }
+    let _ = sleep.kill();
+    let _ = sleep.wait();
+    // A container doing ordinary work.
+    let name = unique("ordinary");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("ordinary-{name}");
+    run_detached(
+        &name,
+        &[],
+        &format!(
+            "ls / >/dev/null; cat /etc/passwd | grep root >/dev/null; date; mkdir -p /tmp/a; cp /bin/busybox /tmp/a/; (sleep 1 & wait); /bin/echo {done}; sleep 60"
+        ),
+    );
+    let events = wait_events(&agent, "the ordinary container's last exec", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, &done).is_empty()
+    });
+    // (Other containers on this machine, such as a benchmark's, are not this test's business.)
+    let families: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.get("container").is_none() || e["container"]["name"] == name.as_str())
+        .filter(|e| FAMILY_ACTIONS.contains(&e["event"]["action"].as_str().unwrap_or("")))
+        .collect();
+    assert!(families.is_empty(), "no host process and no ordinary container makes these events: {families:#?}");
+    for e in mine(&events, &name) {
+        let rule = evaluate(&rules, e);
+        assert!(!matches!(rule, Some(100_020..=100_039)), "rule {rule:?} on ordinary activity: {e}");
+    }
+    assert_eq!(agent.daemon.stop(), 0);
+    assert!(agent.daemon.final_stat("ebpf_runtime_setup") > 0, "the container's start made runtime calls");
+}

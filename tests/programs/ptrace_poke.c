@@ -1,0 +1,33 @@
+#define _GNU_SOURCE
+/* Takes hold of another process the way an injector does: PTRACE_ATTACH, a PTRACE_POKEDATA
+ * (at an address that is not mapped: it fails, the request is what matters), PTRACE_DETACH,
+ * then a process_vm_writev into it (to an unmapped address: EFAULT). Prints each result.
+ * Usage: ptrace_poke PID */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: ptrace_poke PID\n");
+        return 2;
+    }
+    pid_t pid = (pid_t)atoi(argv[1]);
+    long r = ptrace(PTRACE_ATTACH, pid, 0, 0);
+    printf("attach=%ld (%s)\n", r, r < 0 ? strerror(errno) : "ok");
+    if (r == 0) {
+        waitpid(pid, NULL, 0);
+        r = ptrace(PTRACE_POKEDATA, pid, (void *)8, (void *)0x90909090);
+        printf("poke=%ld (%s)\n", r, r < 0 ? strerror(errno) : "ok");
+        ptrace(PTRACE_DETACH, pid, 0, 0);
+    }
+    char buf[4] = "abc";
+    struct iovec local = {buf, sizeof buf}, remote = {(void *)8, sizeof buf};
+    ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+    printf("vm_writev=%zd (%s)\n", n, n < 0 ? strerror(errno) : "ok");
+    return 0;
+}
