@@ -31,7 +31,8 @@ SCRIPT = ("cp /bin/busybox /tmp/apk; /tmp/apk echo add curl;\n    /bin/nope; nc 
 # with CAP_SYS_ADMIN that enters the host's UTS namespace. The test programs (tests/programs)
 # are built into a temporary directory mounted at /t.
 TOOLS_SCRIPT = ("echo x > /tmp/m.ko; insmod /tmp/m.ko; /t/bpf_load; sleep 5 & /t/ptrace_poke $!;\n    "
-                "unshare -m true; mount -t tmpfs none /mnt; true")
+                "unshare -m true; mount -t tmpfs none /mnt;\n    "
+                "cp /t/setuid_root /tmp/sr; chmod 4755 /tmp/sr; setpriv --reuid=1000 --regid=1000 --clear-groups /tmp/sr")
 CAPABLE_SCRIPT = "nsenter -t 1 -u true"
 AFTER = ["docker", "run", "--rm", "--network", "none", "--name", "web-1", "--label", "com.docker.compose.project=shop",
          "--label", "com.docker.compose.service=web", IMAGE, "sh", "-c", SCRIPT]
@@ -47,7 +48,7 @@ def tools(programs):
 
 
 def build_programs(out):
-    for name in ["bpf_load", "ptrace_poke"]:
+    for name in ["bpf_load", "ptrace_poke", "setuid_root"]:
         subprocess.run(["gcc", "-O2", "-static", "-o", os.path.join(out, name), f"tests/programs/{name}.c"],
                        check=True)
 
@@ -95,6 +96,9 @@ def pick(evs):
         "unshare": first(act(t1, "unshare"), "unshare"),
         "mount": first(act(t1, "mount"), "mount"),
         "setns": first(act(t2, "setns"), "setns"),
+        "exec-setuid": first([e for e in act(t1, "exec") if e.get("process", {}).get("executable") == "/tmp/sr"],
+                             "exec-setuid"),
+        "setuid": first([e for e in act(t1, "setuid") if e["docker_listener"]["privilege"].get("raised")], "setuid"),
     }
 
 

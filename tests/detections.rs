@@ -1,5 +1,5 @@
 //! The families reported at a system call's exit (issue 11): kernel modules, BPF, ptrace,
-//! namespaces and mounts, against the real dockerd and kernel. A container does each thing; the
+//! namespaces and mounts, privilege changes, against the real dockerd and kernel. A container does each thing; the
 //! daemon reports it with its container, its process and parent, and its outcome (Docker's
 //! seccomp profile refuses most of them: the attempt is the event); the shipped rule for it
 //! fires. The same calls made by a host process, and a container doing ordinary work, make none
@@ -26,6 +26,13 @@ const FAMILY_ACTIONS: &[&str] = &[
     "umount",
     "pivot_root",
     "chroot",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "capset",
 ];
 
 fn mine<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
@@ -286,4 +293,73 @@ fn host_processes_and_ordinary_containers_make_none_of_these_events() {
     }
     assert_eq!(agent.daemon.stop(), 0);
     assert!(agent.daemon.final_stat("ebpf_runtime_setup") > 0, "the container's start made runtime calls");
+}
+
+#[test]
+fn a_setuid_program_and_the_ids_it_raises_are_reported() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("privilege", json!({}));
+    let name = unique("privilege");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("privilege-{name}");
+    // A root-owned setuid copy run as user nobody (su lowers its ids to nobody's first, then runs
+    // it as nobody's shell), which makes its real ids root; then the same program without the
+    // setuid bit, refused.
+    run_detached(
+        &name,
+        &["-v", &programs_volume()],
+        &format!(
+            "cp /t/setuid_root /tmp/sr; chmod 4755 /tmp/sr; su -s /tmp/sr nobody; \
+             su -s /t/setuid_root nobody; /bin/echo {done}; sleep 60"
+        ),
+    );
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    let m = mine(&events, &name);
+    // The exec of the setuid file: the kernel's credentials after it.
+    let exec =
+        find(&m, "the setuid exec", |e| e["event"]["action"] == "exec" && e["process"]["executable"] == "/tmp/sr");
+    let p = &exec["docker_listener"]["privileged"];
+    assert_eq!(p["setuid"], true, "{exec}");
+    assert!(p.get("setgid").is_none(), "{exec}");
+    assert_eq!((p["credentials"]["uid"].as_u64(), p["credentials"]["euid"].as_u64()), (Some(65534), Some(0)));
+    assert_eq!(evaluate(&rules, exec), Some(100_034));
+    // Its setgid(0) and setuid(0): ids raised, old and new.
+    // (The same process was su before: its own changes come first.)
+    let by_sr: Vec<&Value> = m
+        .iter()
+        .copied()
+        .filter(|e| e["process"]["pid"] == exec["process"]["pid"] && e["process"]["executable"] == "/tmp/sr")
+        .collect();
+    let setgid = action(&by_sr, "setgid", "setgid");
+    check_common(setgid, &name, "/tmp/sr", "success", None);
+    let g = &setgid["docker_listener"]["privilege"];
+    assert_eq!(g["requested"], json!({"effective": 0}));
+    assert_eq!((g["before"]["gid"].as_u64(), g["after"]["gid"].as_u64()), (Some(65534), Some(0)), "{setgid}");
+    assert_eq!(g["raised"], true);
+    assert_eq!(evaluate(&rules, setgid), Some(100_037));
+    let setuid = action(&by_sr, "setuid", "setuid");
+    let u = &setuid["docker_listener"]["privilege"];
+    assert_eq!((u["before"]["uid"].as_u64(), u["before"]["euid"].as_u64()), (Some(65534), Some(0)), "{setuid}");
+    assert_eq!((u["after"]["uid"].as_u64(), u["after"]["euid"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(evaluate(&rules, setuid), Some(100_037));
+    // su lowering its ids: a change, informational.
+    let lowered = find(&m, "su's setuid", |e| {
+        e["event"]["action"] == "setuid" && e["docker_listener"]["privilege"]["after"]["uid"] == 65534
+    });
+    assert!(lowered["docker_listener"]["privilege"].get("raised").is_none(), "{lowered}");
+    assert_eq!(evaluate(&rules, lowered), Some(100_041));
+    // The same program without the setuid bit: refused.
+    let refused = find(&m, "the refused setuid", |e| {
+        e["event"]["action"] == "setuid" && e["process"]["executable"] == "/t/setuid_root"
+    });
+    check_common(refused, &name, "/t/setuid_root", "failure", Some("EPERM"));
+    assert_eq!(evaluate(&rules, refused), Some(100_040));
+    let plain = find(&m, "the plain exec", |e| {
+        e["event"]["action"] == "exec" && e["process"]["executable"] == "/t/setuid_root"
+    });
+    assert!(plain["docker_listener"].get("privileged").is_none(), "{plain}");
+    assert_eq!(agent.daemon.stop(), 0);
 }

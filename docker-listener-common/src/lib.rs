@@ -56,6 +56,7 @@ pub enum RecordKind {
     Bpf = 410,
     Ptrace = 420,
     Namespace = 430,
+    Privilege = 440,
 }
 
 impl TryFrom<u32> for RecordKind {
@@ -72,6 +73,7 @@ impl TryFrom<u32> for RecordKind {
             410 => RecordKind::Bpf,
             420 => RecordKind::Ptrace,
             430 => RecordKind::Namespace,
+            440 => RecordKind::Privilege,
             other => return Err(other),
         })
     }
@@ -117,6 +119,8 @@ pub mod flags {
     /// No system call: a TCP connection seen by its state change (io_uring, or another path
     /// that makes no connect(2)).
     pub const TCP_STATE: u32 = 64;
+    /// `ExecRecord::creds` holds the new image's credentials.
+    pub const CREDS: u32 = 128;
 }
 
 /// Bits of `ExeFile::flags`: how the walk from the executed file to the task's root ended.
@@ -222,6 +226,8 @@ pub struct ExecRecord {
     pub filename_len: u32,
     pub _pad: u32,
     pub exe: ExeFile,
+    /// The credentials after a successful exec (`flags::CREDS`).
+    pub creds: family::cred::Creds,
     pub comm: [u8; COMM_LEN],
     /// The path given to execve (`bprm->filename`), as the caller spelled it.
     pub filename: [u8; FILENAME_CAP],
@@ -390,6 +396,20 @@ pub struct KernelOffsets {
     pub vfsmount_mnt_root: u32,
     /// 1 when every offset of the executed file's walk was resolved.
     pub exe_valid: u32,
+    // Credentials (`task->real_cred`): ids and capability sets.
+    pub task_real_cred: u32,
+    pub cred_uid: u32,
+    pub cred_euid: u32,
+    pub cred_suid: u32,
+    pub cred_fsuid: u32,
+    pub cred_gid: u32,
+    pub cred_egid: u32,
+    pub cred_sgid: u32,
+    pub cred_fsgid: u32,
+    pub cred_cap_effective: u32,
+    pub cred_cap_permitted: u32,
+    /// 1 when every credential offset was resolved.
+    pub cred_valid: u32,
 }
 
 /// Words of `ProbeConfig::exit_nrs` (512 system call numbers).
@@ -454,6 +474,7 @@ mod user {
     unsafe impl aya::Pod for super::family::bpf::BpfRecord {}
     unsafe impl aya::Pod for super::family::ptrace::PtraceRecord {}
     unsafe impl aya::Pod for super::family::namespace::NamespaceRecord {}
+    unsafe impl aya::Pod for super::family::cred::CredRecord {}
 }
 
 #[cfg(test)]
@@ -468,7 +489,15 @@ mod tests {
         assert_eq!(size_of::<ExeFile>(), 8 + 4 * 6);
         assert_eq!(
             size_of::<ExecRecord>(),
-            40 + 4 * 4 + 8 * 4 + 4 * 6 + size_of::<ExeFile>() + COMM_LEN + FILENAME_CAP + ARGS_CAP + EXE_PATH_CAP
+            40 + 4 * 4
+                + 8 * 4
+                + 4 * 6
+                + size_of::<ExeFile>()
+                + size_of::<family::cred::Creds>()
+                + COMM_LEN
+                + FILENAME_CAP
+                + ARGS_CAP
+                + EXE_PATH_CAP
         );
         assert_eq!(size_of::<ForkRecord>(), 40 + 4 + 4 + 8 * 3);
         assert_eq!(size_of::<SockAddr>(), 24);
@@ -482,6 +511,8 @@ mod tests {
         assert_eq!(size_of::<kmod::KernelModuleRecord>(), size_of::<CallHead>() + 4 * 6 + 2 * ARG_PATH_CAP);
         assert_eq!(size_of::<bpf::BpfRecord>(), size_of::<CallHead>() + 4 * 4 + bpf::PROG_NAME_CAP);
         assert_eq!(size_of::<ptrace::PtraceRecord>(), size_of::<CallHead>() + 8 + 4 + 4 + 8);
+        assert_eq!(size_of::<cred::Creds>(), 4 * 8 + 8 * 2);
+        assert_eq!(size_of::<cred::CredRecord>(), size_of::<CallHead>() + 4 * 4 + size_of::<cred::Creds>());
         assert_eq!(
             size_of::<namespace::NamespaceRecord>(),
             size_of::<CallHead>() + 8 * 2 + 4 * 4 + 2 * ARG_PATH_CAP + namespace::FSTYPE_CAP
@@ -501,6 +532,7 @@ mod tests {
             RecordKind::Bpf,
             RecordKind::Ptrace,
             RecordKind::Namespace,
+            RecordKind::Privilege,
         ] {
             assert_eq!(RecordKind::try_from(k as u32), Ok(k));
         }

@@ -17,6 +17,13 @@ pub mod x64 {
     pub const FINIT_MODULE: i64 = 313;
     pub const BPF: i64 = 321;
     pub const CLONE3: i64 = 435;
+    pub const SETUID: i64 = 105;
+    pub const SETGID: i64 = 106;
+    pub const SETREUID: i64 = 113;
+    pub const SETREGID: i64 = 114;
+    pub const SETRESUID: i64 = 117;
+    pub const SETRESGID: i64 = 119;
+    pub const CAPSET: i64 = 126;
 }
 
 /// ia32 (arch/x86/entry/syscalls/syscall_32.tbl).
@@ -44,6 +51,20 @@ pub mod ia32 {
     pub const LISTEN: i64 = 363;
     pub const ACCEPT4: i64 = 364;
     pub const CLONE3: i64 = 435;
+    // The 16-bit uid/gid calls, and their 32-bit ids successors.
+    pub const SETUID16: i64 = 23;
+    pub const SETGID16: i64 = 46;
+    pub const SETREUID16: i64 = 70;
+    pub const SETREGID16: i64 = 71;
+    pub const SETRESUID16: i64 = 164;
+    pub const SETRESGID16: i64 = 170;
+    pub const CAPSET: i64 = 185;
+    pub const SETREUID: i64 = 203;
+    pub const SETREGID: i64 = 204;
+    pub const SETRESUID: i64 = 208;
+    pub const SETRESGID: i64 = 210;
+    pub const SETUID: i64 = 213;
+    pub const SETGID: i64 = 214;
 }
 
 use crate::family::switch;
@@ -72,6 +93,26 @@ pub const FAMILY_NRS: &[(u32, &[i64], &[i64])] = &[
             ia32::CHROOT,
         ],
     ),
+    (switch::PRIVILEGE, PRIVILEGE_X64, PRIVILEGE_IA32),
+];
+
+/// The privilege-change family's numbers.
+pub const PRIVILEGE_X64: &[i64] =
+    &[x64::SETUID, x64::SETGID, x64::SETREUID, x64::SETREGID, x64::SETRESUID, x64::SETRESGID, x64::CAPSET];
+pub const PRIVILEGE_IA32: &[i64] = &[
+    ia32::SETUID16,
+    ia32::SETGID16,
+    ia32::SETREUID16,
+    ia32::SETREGID16,
+    ia32::SETRESUID16,
+    ia32::SETRESGID16,
+    ia32::CAPSET,
+    ia32::SETREUID,
+    ia32::SETREGID,
+    ia32::SETRESUID,
+    ia32::SETRESGID,
+    ia32::SETUID,
+    ia32::SETGID,
 ];
 
 /// The 32-bit execs (failed ones) and socket calls (`compat.rs`): (`ProbeConfig::compat_ops`

@@ -106,6 +106,15 @@ fn on_exec(ctx: &TracePointContext, abi: u32) {
         }
         read_args_from_mm(r);
         exe_of(current_task(), &mut (*r).exe, (*r).exe_path.as_mut_ptr());
+        // The credentials the new image runs with: a setuid or setgid file, or file
+        // capabilities, changed them at this exec.
+        match crate::cred::creds_of(current_task()) {
+            Some(c) => {
+                (*r).creds = c;
+                (*r).flags |= flags::CREDS;
+            }
+            None => (*r).creds = Default::default(),
+        }
     }
     submit(entry);
 }
@@ -231,6 +240,7 @@ pub fn report_failed(pending: &PendingExec, ret: i64) {
         fill_common(r, header, ret as i32);
         (*r).flags |= pending.flags;
         // Nothing was executed: only the path the caller gave is known.
+        (*r).creds = Default::default();
         (*r).exe = ExeFile { flags: exe_flags::UNAVAILABLE, ..ExeFile::default() };
         let n = bpf_probe_read_user_str(
             (*r).filename.as_mut_ptr().cast(),

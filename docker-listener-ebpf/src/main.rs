@@ -7,6 +7,7 @@
 mod bpf;
 mod cgroup;
 mod compat;
+mod cred;
 mod exec;
 mod iouring;
 mod kernel;

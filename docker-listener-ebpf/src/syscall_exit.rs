@@ -5,7 +5,8 @@
 //!
 //! - the 32-bit ABI's execs and socket calls (`compat.rs`);
 //! - the families reported at the exit, whatever the ABI: kernel modules (`kmod.rs`), BPF
-//!   (`bpf.rs`), ptrace (`ptrace.rs`), namespaces and mounts (`namespace.rs`).
+//!   (`bpf.rs`), ptrace (`ptrace.rs`), namespaces and mounts (`namespace.rs`), privilege
+//!   changes (`cred.rs`).
 //!
 //! Its first instructions reject every other call: the call's number (`regs->orig_ax`, a direct
 //! load through the BTF-typed pointer) is looked up in a bitmap of the numbers that matter with
@@ -21,13 +22,13 @@ use aya_ebpf::{
 };
 use docker_listener_common::{
     EXIT_NR_WORDS, RecordHeader,
-    family::{CallHead, kmod, namespace, ptrace, switch},
+    family::{CallHead, cred, kmod, namespace, ptrace, switch},
     flags,
     syscalls::{ia32, x64},
 };
 
 use crate::{
-    bpf, compat,
+    bpf, compat, cred as cred_family,
     kernel::{TS_COMPAT, current_task, exe_identity, exec_id, process_start},
     kmod as kmod_family,
     maps::{config, traced},
@@ -57,6 +58,7 @@ enum Route {
     Bpf,
     Ptrace(u32),
     Namespace(u32),
+    Privilege(u32),
 }
 
 impl Route {
@@ -68,12 +70,14 @@ impl Route {
             Route::Bpf => switch::BPF,
             Route::Ptrace(_) => switch::PTRACE,
             Route::Namespace(_) => switch::NAMESPACE,
+            Route::Privilege(_) => switch::PRIVILEGE,
         }
     }
 }
 
 #[inline(always)]
 fn route_x64(id: i64) -> Option<Route> {
+    use cred::op as c;
     use namespace::op as n;
     Some(match id {
         x64::INIT_MODULE => Route::KernelModule(kmod::op::INIT_MODULE),
@@ -90,12 +94,20 @@ fn route_x64(id: i64) -> Option<Route> {
         x64::UMOUNT2 => Route::Namespace(n::UMOUNT),
         x64::PIVOT_ROOT => Route::Namespace(n::PIVOT_ROOT),
         x64::CHROOT => Route::Namespace(n::CHROOT),
+        x64::SETUID => Route::Privilege(c::SETUID),
+        x64::SETGID => Route::Privilege(c::SETGID),
+        x64::SETREUID => Route::Privilege(c::SETREUID),
+        x64::SETREGID => Route::Privilege(c::SETREGID),
+        x64::SETRESUID => Route::Privilege(c::SETRESUID),
+        x64::SETRESGID => Route::Privilege(c::SETRESGID),
+        x64::CAPSET => Route::Privilege(c::CAPSET),
         _ => return None,
     })
 }
 
 #[inline(always)]
 fn route_ia32(id: i64) -> Option<Route> {
+    use cred::op as c;
     use namespace::op as n;
     if compat::handles(id) {
         return Some(Route::Compat);
@@ -117,6 +129,19 @@ fn route_ia32(id: i64) -> Option<Route> {
         ia32::UMOUNT2 => Route::Namespace(n::UMOUNT),
         ia32::PIVOT_ROOT => Route::Namespace(n::PIVOT_ROOT),
         ia32::CHROOT => Route::Namespace(n::CHROOT),
+        ia32::SETUID => Route::Privilege(c::SETUID),
+        ia32::SETGID => Route::Privilege(c::SETGID),
+        ia32::SETREUID => Route::Privilege(c::SETREUID),
+        ia32::SETREGID => Route::Privilege(c::SETREGID),
+        ia32::SETRESUID => Route::Privilege(c::SETRESUID),
+        ia32::SETRESGID => Route::Privilege(c::SETRESGID),
+        ia32::SETUID16 => Route::Privilege(c::SETUID | c::ID16),
+        ia32::SETGID16 => Route::Privilege(c::SETGID | c::ID16),
+        ia32::SETREUID16 => Route::Privilege(c::SETREUID | c::ID16),
+        ia32::SETREGID16 => Route::Privilege(c::SETREGID | c::ID16),
+        ia32::SETRESUID16 => Route::Privilege(c::SETRESUID | c::ID16),
+        ia32::SETRESGID16 => Route::Privilege(c::SETRESGID | c::ID16),
+        ia32::CAPSET => Route::Privilege(c::CAPSET),
         _ => return None,
     })
 }
@@ -128,7 +153,8 @@ fn wanted(id: i64) -> bool {
         return false;
     }
     let id = id as usize;
-    let word = config!(exit_nrs)[(id >> 6) & (EXIT_NR_WORDS - 1)];
+    // One load: the word, not the whole bitmap (a volatile read of the array would copy it).
+    let word = config!(exit_nrs[(id >> 6) & (EXIT_NR_WORDS - 1)]);
     (word >> (id & 63)) & 1 != 0
 }
 
@@ -178,6 +204,7 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
         Route::Bpf => bpf::on_exit(&a, ret, fl),
         Route::Ptrace(op) => ptrace_family::on_exit(op, &a, ret, fl),
         Route::Namespace(op) => ns_family::on_exit(op, &a, ret, fl),
+        Route::Privilege(op) => cred_family::on_exit(op, &a, ret, fl),
     }
     0
 }

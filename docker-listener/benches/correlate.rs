@@ -58,6 +58,7 @@ fn exec(cgroup_id: u64, tgid: u32, ppid: u32) -> Exec {
         }),
         args: Args { args: vec!["curl".into(), "-s".into(), "http://127.0.0.1:8080/health".into()], ..Args::default() },
         compat: false,
+        creds: None,
     }
 }
 

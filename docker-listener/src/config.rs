@@ -111,6 +111,8 @@ pub struct EbpfConfig {
     /// `namespace-change` events: unshare, setns, clone with new namespaces, mount, umount,
     /// pivot_root, chroot.
     pub namespace: bool,
+    /// `privilege-change` events: the setuid/setgid family and capset.
+    pub privilege: bool,
     /// Bytes of argv captured per exec (the rest is cut and the event marked).
     pub argv_max_bytes: u32,
     /// Arguments kept per exec.
@@ -157,6 +159,7 @@ impl Default for EbpfConfig {
             bpf: true,
             ptrace: true,
             namespace: true,
+            privilege: true,
             argv_max_bytes: 1024,
             argv_max_args: 64,
             trace_host: false,

@@ -243,6 +243,9 @@ impl Correlator {
                 };
                 let ctx = CallContext { procs: &self.procs, cgroups, host_ns: &self.host_ns };
                 let body = CallBody::new(c, process, parent, &ctx);
+                if let Some(creds) = body.credentials_after() {
+                    self.procs.set_creds(meta.tgid, creds);
+                }
                 let event = Event::new(meta, self.clock, Body::Call(body));
                 self.route(meta.cgroup_id, meta.tgid, event, now, out, req);
             }
@@ -548,6 +551,7 @@ pub fn exec_body(procs: &mut ProcessTable, e: Exec, cgroups: &[u64]) -> ExecBody
         exe,
         args,
         compat,
+        creds,
     } = e;
     // Without the kernel's answer (no BTF): the path given, else the kernel's comm.
     let said = if filename.is_empty() { comm.as_str() } else { filename.as_str() };
@@ -586,7 +590,22 @@ pub fn exec_body(procs: &mut ProcessTable, e: Exec, cgroups: &[u64]) -> ExecBody
         }),
         _ => None,
     };
-    ExecBody { lineup: Lineup::of(&lineage, cgroups), uid, gid, ret, args, filename, comm, exe, compat, reparented_to }
+    if let Some(c) = creds {
+        procs.set_creds(meta.tgid, c);
+    }
+    ExecBody {
+        lineup: Lineup::of(&lineage, cgroups),
+        uid,
+        gid,
+        ret,
+        args,
+        filename,
+        comm,
+        exe,
+        compat,
+        reparented_to,
+        creds,
+    }
 }
 
 #[cfg(test)]
@@ -612,6 +631,7 @@ mod tests {
             exe: Some(ExeFile { path: "/bin/busybox".into(), ino: 5, ..ExeFile::default() }),
             args: Args { args: vec!["sh".into()], ..Args::default() },
             compat: false,
+            creds: None,
         })
     }
 

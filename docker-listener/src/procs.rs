@@ -21,6 +21,7 @@
 //! time in clock ticks since boot, which the kernel records give (`start_boottime`) and
 //! /proc/<pid>/stat gives (`starttime`), so a process learned from /proc after a restart of the
 //! agent keeps the id it had.
+use docker_listener_common::family::cred::Creds;
 use std::{collections::HashMap, fmt, path::Path, sync::Arc};
 
 /// How far up a parent chain is kept.
@@ -236,13 +237,21 @@ impl Proc {
 #[derive(Debug)]
 pub struct ProcessTable {
     procs: HashMap<u32, Proc>,
+    /// Each process's credentials as the agent last saw them (its exec, its privilege
+    /// changes): what a privilege-change event had before.
+    creds: HashMap<u32, Creds>,
     boot_id: String,
     ns_per_tick: u64,
 }
 
 impl ProcessTable {
     pub fn new(boot_id: String, clock_ticks_per_sec: u64) -> ProcessTable {
-        ProcessTable { procs: HashMap::new(), boot_id, ns_per_tick: 1_000_000_000 / clock_ticks_per_sec.max(1) }
+        ProcessTable {
+            procs: HashMap::new(),
+            creds: HashMap::new(),
+            boot_id,
+            ns_per_tick: 1_000_000_000 / clock_ticks_per_sec.max(1),
+        }
     }
 
     /// For this host: /proc/sys/kernel/random/boot_id and sysconf(_SC_CLK_TCK).
@@ -393,7 +402,20 @@ impl ProcessTable {
     }
 
     pub fn on_exit(&mut self, tgid: u32) -> Option<Proc> {
+        self.creds.remove(&tgid);
         self.procs.remove(&tgid)
+    }
+
+    /// The process's credentials as last seen.
+    pub fn creds(&self, tgid: u32) -> Option<Creds> {
+        self.creds.get(&tgid).copied()
+    }
+
+    /// Its credentials now (an exec, a privilege change). Kept for known processes only.
+    pub fn set_creds(&mut self, tgid: u32, creds: Creds) {
+        if self.procs.contains_key(&tgid) {
+            self.creds.insert(tgid, creds);
+        }
     }
 
     pub fn insert(&mut self, p: Proc) {
@@ -403,6 +425,7 @@ impl ProcessTable {
     /// Forgets every process of a cgroup (its container is gone).
     pub fn remove_cgroup(&mut self, cgroup_id: u64) {
         self.procs.retain(|_, p| p.cgroup_id != cgroup_id);
+        self.creds.retain(|pid, _| self.procs.contains_key(pid));
     }
 
     /// Learns the processes already running in a container cgroup, from /proc, parents first
@@ -462,6 +485,7 @@ impl ProcessTable {
     pub fn sweep(&mut self) -> usize {
         let before = self.procs.len();
         self.procs.retain(|pid, p| proc_stat(*pid).is_some_and(|s| s.start_ticks == p.start_ticks));
+        self.creds.retain(|pid, _| self.procs.contains_key(pid));
         before - self.procs.len()
     }
 }

@@ -2,6 +2,7 @@
 //! kernel modules, BPF, ptrace, namespaces and mounts. Each family has its own record, which
 //! starts with a [`CallHead`]; its operations are `op` values of its own.
 pub mod bpf;
+pub mod cred;
 pub mod kmod;
 pub mod namespace;
 pub mod ptrace;
@@ -37,6 +38,7 @@ pub mod switch {
     pub const BPF: u32 = 2;
     pub const PTRACE: u32 = 4;
     pub const NAMESPACE: u32 = 8;
+    pub const PRIVILEGE: u32 = 16;
 }
 
 /// Bytes of a path or name argument kept (a path longer than this is cut, and flagged).

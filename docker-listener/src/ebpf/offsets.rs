@@ -163,6 +163,44 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         }
         Err(e) => Some(e.to_string()),
     };
+    // Credentials: optional as a whole (without them, privilege-change events carry no ids and
+    // exec events no setuid/capability marks).
+    let cred = |f: &str| r.offset("cred", &[f]);
+    if let (
+        Ok(task_real_cred),
+        Ok(uid),
+        Ok(euid),
+        Ok(suid),
+        Ok(fsuid),
+        Ok(gid),
+        Ok(egid),
+        Ok(sgid),
+        Ok(fsgid),
+        Ok(eff),
+        Ok(perm),
+    ) = (
+        r.offset("task_struct", &["real_cred"]),
+        cred("uid"),
+        cred("euid"),
+        cred("suid"),
+        cred("fsuid"),
+        cred("gid"),
+        cred("egid"),
+        cred("sgid"),
+        cred("fsgid"),
+        cred("cap_effective"),
+        cred("cap_permitted"),
+    ) {
+        o.task_real_cred = task_real_cred;
+        (o.cred_uid, o.cred_euid, o.cred_suid, o.cred_fsuid) = (uid, euid, suid, fsuid);
+        (o.cred_gid, o.cred_egid, o.cred_sgid, o.cred_fsgid) = (gid, egid, sgid, fsgid);
+        (o.cred_cap_effective, o.cred_cap_permitted) = (eff, perm);
+        // The programs read the eight ids, and the permitted and effective sets, each in one
+        // go: they must lie in that order, back to back (they do in every kernel since 2.6.29).
+        let ids = [uid, gid, suid, sgid, euid, egid, fsuid, fsgid];
+        let contiguous = ids.windows(2).all(|w| w[1] == w[0] + 4) && eff == perm + 8;
+        o.cred_valid = u32::from(contiguous);
+    }
     let pt_regs = ["bp", "bx", "r10", "r9", "r8", "cx", "dx", "si", "di", "orig_ax"]
         .into_iter()
         .filter_map(|f| r.offset("pt_regs", &[f]).ok().map(|off| (f, off)))
@@ -225,6 +263,7 @@ mod tests {
         assert_eq!(o.sk_num, o.sk_dport + 2, "skc_dport and skc_num share skc_portpair");
         assert_ne!(o.sk_protocol, 0);
         assert_eq!(o.exe_valid, 1, "every member of the executed file's walk");
+        assert_eq!(o.cred_valid, 1, "every credential member");
         assert_eq!(o.path_dentry, o.path_mnt + 8, "struct path is {{ mnt, dentry }}");
         assert_eq!(o.qstr_name, 8, "qstr: hash_len, then name");
         assert!(o.task_parent_exec_id != o.task_self_exec_id && o.task_self_exec_id > 0);

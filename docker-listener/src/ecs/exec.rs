@@ -4,6 +4,7 @@
 //! `process.name` its file name; what the caller typed is kept apart
 //! (`docker_listener.exec.filename`, `.comm`), so `exec -a`, relative paths, symlinks,
 //! `/proc/self/exe` and `/dev/fd/N` cannot make the event name another program.
+use docker_listener_common::family::cred::Creds;
 use serde::{Serialize, ser::SerializeMap};
 
 use super::{ErrorOut, IdOut, JoinedArgs, Kind, Lineup, ProcRef, Shown, SyscallOut, ThreadOut};
@@ -28,6 +29,35 @@ pub struct ExecBody {
     /// The kernel's parent at the exec, when it is not `lineup.parent` (the process that
     /// started this one exited and it was reparented, or it was made with `CLONE_PARENT`).
     pub reparented_to: Option<ProcRef>,
+    /// The credentials the new image runs with (`None`: a failed exec, or not known).
+    pub creds: Option<Creds>,
+}
+
+/// `docker_listener.exec.privileged`: the exec gave the process privileges its user does not
+/// have by itself: a setuid file (the effective user is not the real one), a setgid file, or
+/// capabilities held by a user other than root (file capabilities).
+#[derive(Serialize)]
+struct PrivilegedOut {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    setuid: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    setgid: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    capabilities: bool,
+    credentials: crate::family::cred::CredsOut,
+}
+
+impl PrivilegedOut {
+    fn of(c: &Creds) -> Option<PrivilegedOut> {
+        let (setuid, setgid) = (c.euid != c.uid, c.egid != c.gid);
+        let capabilities = c.uid != 0 && c.euid != 0 && c.cap_effective != 0;
+        (setuid || setgid || capabilities).then(|| PrivilegedOut {
+            setuid,
+            setgid,
+            capabilities,
+            credentials: crate::family::cred::CredsOut::of(c),
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -169,6 +199,9 @@ impl ExecBody {
         if let Some(k) = &self.reparented_to {
             m.serialize_entry("reparented_to", k)?;
         }
+        if let Some(p) = self.creds.as_ref().and_then(PrivilegedOut::of) {
+            m.serialize_entry("privileged", &p)?;
+        }
         m.serialize_entry(
             "exec",
             &ExecOut { filename: &self.filename, comm: &self.comm, file: self.exe.as_ref().map(FileOut::of) },
@@ -226,6 +259,7 @@ mod tests {
             }),
             compat: false,
             reparented_to: None,
+            creds: None,
         }
     }
 

@@ -525,6 +525,9 @@ pub const SKELETON: &[&[&str]] = &[
     &["docker_listener", "mount", "target"],
     &["docker_listener", "mount", "fstype"],
     &["docker_listener", "chroot"],
+    &["docker_listener", "privilege", "raised"],
+    &["docker_listener", "privilege", "after"],
+    &["docker_listener", "privileged"],
 ];
 
 /// Loss report for the eBPF side.

@@ -4,6 +4,7 @@
 //! docker-listener-common; [`FAMILIES`] registers them, and the stages around them (attach,
 //! correlation, container, frame) are shared.
 pub mod bpf;
+pub mod cred;
 pub mod kmod;
 pub mod namespace;
 pub mod ptrace;
@@ -39,7 +40,7 @@ pub struct Family {
 }
 
 /// Every exit-reported family. Adding one: its files, a `Detail` variant, an entry here.
-pub const FAMILIES: &[Family] = &[kmod::FAMILY, bpf::FAMILY, ptrace::FAMILY, namespace::FAMILY];
+pub const FAMILIES: &[Family] = &[kmod::FAMILY, bpf::FAMILY, ptrace::FAMILY, namespace::FAMILY, cred::FAMILY];
 
 /// The family a record kind belongs to.
 pub fn of_kind(kind: RecordKind) -> Option<&'static Family> {
@@ -68,6 +69,7 @@ pub enum Detail {
     Bpf(bpf::BpfCall),
     Ptrace(ptrace::Ptrace),
     Namespace(namespace::NsCall),
+    Privilege(cred::CredChange),
 }
 
 /// Decodes a record of an exit-reported family.
@@ -187,9 +189,18 @@ impl CallBody {
         match &mut call.detail {
             Detail::Ptrace(p) => p.resolve(call.meta.tgid, ctx),
             Detail::Namespace(n) => n.resolve(ctx),
+            Detail::Privilege(c) => c.resolve(call.meta.tgid, ctx),
             Detail::KernelModule(_) | Detail::Bpf(_) => {}
         }
         CallBody { process, parent, call }
+    }
+
+    /// The credentials a successful privilege change left the process with.
+    pub fn credentials_after(&self) -> Option<docker_listener_common::family::cred::Creds> {
+        match &self.call.detail {
+            Detail::Privilege(c) if self.call.ret >= 0 => c.after,
+            _ => None,
+        }
     }
 
     pub fn kind(&self) -> Kind {
@@ -198,6 +209,7 @@ impl CallBody {
             Detail::Bpf(d) => d.kind(),
             Detail::Ptrace(d) => d.kind(),
             Detail::Namespace(d) => d.kind(),
+            Detail::Privilege(d) => d.kind(),
         }
     }
 
@@ -207,6 +219,7 @@ impl CallBody {
             Detail::Bpf(_) => "bpf",
             Detail::Ptrace(d) => d.syscall(),
             Detail::Namespace(d) => d.syscall(),
+            Detail::Privilege(d) => d.syscall(),
         }
     }
 
@@ -230,6 +243,7 @@ impl CallBody {
             Detail::Bpf(d) => d.write(m)?,
             Detail::Ptrace(d) => d.write(m)?,
             Detail::Namespace(d) => d.write(m)?,
+            Detail::Privilege(d) => d.write(m)?,
         }
         if self.call.truncated {
             m.serialize_entry("arguments_truncated", &true)?;

@@ -1,0 +1,224 @@
+//! `privilege-change` (`event.action`: `setuid`, `setgid`, `setreuid`, `setregid`,
+//! `setresuid`, `setresgid`, `capset`): a container process changed its ids or capabilities.
+//! The event says what was asked, what the process had before (as the agent last saw it: at
+//! its exec or its previous change; absent when the agent had not seen it), and what the kernel
+//! left it with; `raised` when it gained: a real, effective or saved id of root it did not have,
+//! or capabilities it did not have.
+use docker_listener_common::{
+    RecordKind,
+    family::{
+        CallHead,
+        cred::{CredRecord, Creds, op},
+        switch,
+    },
+};
+use serde::{Serialize, ser::SerializeMap};
+
+use super::{Context, Detail, Family};
+use crate::{
+    ebpf::record::{RecordError, pod},
+    ecs::Kind,
+};
+
+pub const FAMILY: Family = Family {
+    name: "privilege-change",
+    kind: RecordKind::Privilege,
+    switch: switch::PRIVILEGE,
+    enabled: |c| c.privilege,
+    decode,
+    sees: "privilege changes (setuid, setgid, setreuid, setregid, setresuid, setresgid, capset)",
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredChange {
+    pub op: u32,
+    pub requested: [u32; 3],
+    /// After the call; `None` when the kernel's credentials could not be read.
+    pub after: Option<Creds>,
+    /// Before the call, as the agent last saw the process.
+    pub before: Option<Creds>,
+}
+
+fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
+    let r: CredRecord = pod(bytes)?;
+    Ok(Detail::Privilege(CredChange {
+        op: head.op,
+        requested: r.requested,
+        after: (r.creds_unavailable == 0).then_some(r.creds),
+        before: None,
+    }))
+}
+
+/// Whether `after` holds a privilege `before` did not: a real, effective or saved user or group
+/// id that became root's, or a capability (effective or permitted) it did not have.
+pub fn raised(before: &Creds, after: &Creds) -> bool {
+    let became_root = |b: u32, a: u32| a == 0 && b != 0;
+    became_root(before.uid, after.uid)
+        || became_root(before.euid, after.euid)
+        || became_root(before.suid, after.suid)
+        || became_root(before.gid, after.gid)
+        || became_root(before.egid, after.egid)
+        || became_root(before.sgid, after.sgid)
+        || after.cap_effective & !before.cap_effective != 0
+        || after.cap_permitted & !before.cap_permitted != 0
+}
+
+/// Credentials as events show them.
+#[derive(Serialize)]
+pub(crate) struct CredsOut {
+    uid: u32,
+    euid: u32,
+    suid: u32,
+    gid: u32,
+    egid: u32,
+    sgid: u32,
+    cap_effective: String,
+    cap_permitted: String,
+}
+
+impl CredsOut {
+    pub fn of(c: &Creds) -> CredsOut {
+        CredsOut {
+            uid: c.uid,
+            euid: c.euid,
+            suid: c.suid,
+            gid: c.gid,
+            egid: c.egid,
+            sgid: c.sgid,
+            cap_effective: format!("0x{:x}", c.cap_effective),
+            cap_permitted: format!("0x{:x}", c.cap_permitted),
+        }
+    }
+}
+
+impl CredChange {
+    /// The process's credentials before this call: the table's (its exec, its last change);
+    /// then the table learns the new ones.
+    pub fn resolve(&mut self, tgid: u32, ctx: &Context<'_>) {
+        self.before = ctx.procs.creds(tgid);
+    }
+
+    pub fn syscall(&self) -> &'static str {
+        match self.op {
+            op::SETUID => "setuid",
+            op::SETGID => "setgid",
+            op::SETREUID => "setreuid",
+            op::SETREGID => "setregid",
+            op::SETRESUID => "setresuid",
+            op::SETRESGID => "setresgid",
+            _ => "capset",
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        Kind {
+            kind: "event",
+            category: "process",
+            types: &["change"],
+            action: self.syscall(),
+            dataset: "docker_listener.privilege",
+        }
+    }
+
+    pub(crate) fn write<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        #[derive(Serialize)]
+        struct Out {
+            requested: Requested,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            before: Option<CredsOut>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            after: Option<CredsOut>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            raised: bool,
+        }
+        #[derive(Serialize)]
+        struct Requested {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            real: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            effective: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            saved: Option<u32>,
+            /// capset: the sets asked for (low 32 bits) and the target pid (0: itself).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cap_effective: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cap_permitted: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pid: Option<u32>,
+        }
+        let given = |v: u32| (v != u32::MAX).then_some(v);
+        let [a, b, c] = self.requested;
+        let requested = match self.op {
+            op::CAPSET => Requested {
+                real: None,
+                effective: None,
+                saved: None,
+                cap_effective: Some(format!("0x{a:x}")),
+                cap_permitted: Some(format!("0x{b:x}")),
+                pid: Some(c),
+            },
+            // set[ug]id(id): the effective id (and all three for a privileged caller).
+            op::SETUID | op::SETGID => Requested {
+                real: None,
+                effective: given(a),
+                saved: None,
+                cap_effective: None,
+                cap_permitted: None,
+                pid: None,
+            },
+            _ => Requested {
+                real: given(a),
+                effective: given(b),
+                saved: given(c),
+                cap_effective: None,
+                cap_permitted: None,
+                pid: None,
+            },
+        };
+        let raised = matches!((&self.before, &self.after), (Some(b), Some(a)) if raised(b, a));
+        m.serialize_entry(
+            "privilege",
+            &Out {
+                requested,
+                before: self.before.as_ref().map(CredsOut::of),
+                after: self.after.as_ref().map(CredsOut::of),
+                raised,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(uid: u32, euid: u32, gid: u32, caps: u64) -> Creds {
+        Creds {
+            uid,
+            euid,
+            suid: euid,
+            fsuid: euid,
+            gid,
+            egid: gid,
+            sgid: gid,
+            fsgid: gid,
+            cap_effective: caps,
+            cap_permitted: caps,
+        }
+    }
+
+    #[test]
+    fn raised_means_a_root_id_or_a_capability_gained() {
+        // A setuid-root program making its real id root.
+        assert!(raised(&creds(1000, 0, 1000, 0x1ff), &creds(0, 0, 1000, 0x1ff)));
+        // Its setgid(0).
+        assert!(raised(&creds(1000, 0, 1000, 0x1ff), &creds(1000, 0, 0, 0x1ff)));
+        // A capability gained.
+        assert!(raised(&creds(1000, 1000, 1000, 0), &creds(1000, 1000, 1000, 1 << 21)));
+        // Lowering: root to a user, capabilities dropped.
+        assert!(!raised(&creds(0, 0, 0, 0x1ff), &creds(1000, 1000, 1000, 0)));
+        assert!(!raised(&creds(0, 0, 0, 0x1ff), &creds(0, 0, 0, 0x3)));
+        assert!(!raised(&creds(5, 5, 5, 0), &creds(5, 5, 5, 0)));
+    }
+}
