@@ -32,7 +32,7 @@ SCRIPT = ("cp /bin/busybox /tmp/apk; /tmp/apk echo add curl;\n    /bin/nope; nc 
 # are built into a temporary directory mounted at /t.
 TOOLS_SCRIPT = ("echo x > /tmp/m.ko; insmod /tmp/m.ko; /t/bpf_load; sleep 5 & /t/ptrace_poke $!;\n    "
                 "unshare -m true; mount -t tmpfs none /mnt;\n    "
-                "cp /t/setuid_root /tmp/sr; chmod 4755 /tmp/sr; setpriv --reuid=1000 --regid=1000 --clear-groups /tmp/sr")
+                "cp /t/setuid_root /tmp/sr; chmod 4755 /tmp/sr; su -s /tmp/sr nobody; true")
 CAPABLE_SCRIPT = "nsenter -t 1 -u true"
 AFTER = ["docker", "run", "--rm", "--network", "none", "--name", "web-1", "--label", "com.docker.compose.project=shop",
          "--label", "com.docker.compose.service=web", IMAGE, "sh", "-c", SCRIPT]
@@ -128,6 +128,7 @@ def main():
         build_programs(programs)
         out = os.path.join(tmp, "out.ndjson")
         subprocess.run(BEFORE, check=True, capture_output=True)
+        agent = None
         try:
             # The listener must be up before the agent looks.
             subprocess.run(["docker", "exec", "db-1", "sh", "-c",
@@ -148,6 +149,8 @@ def main():
             agent.terminate()
             agent.wait(timeout=15)
         finally:
+            if agent is not None and agent.poll() is None:
+                agent.kill()
             subprocess.run(["docker", "rm", "-f", "db-1"], capture_output=True)
         examples = pick(events(out))
     with open(DOC, encoding="utf-8") as f:
