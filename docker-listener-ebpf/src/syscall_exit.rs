@@ -186,9 +186,6 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
     if route.switch() & config!(families) != route.switch() && !matches!(route, Route::Compat) {
         return 0;
     }
-    if !traced() {
-        return 0;
-    }
     let ret: i64 = ctx.arg(1);
     let (a, fl) = if compat {
         // 32-bit arguments, zero-extended.
@@ -198,6 +195,17 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
         let r = |off| reg(regs, off);
         ([r(regs::DI), r(regs::SI), r(regs::DX), r(regs::R10), r(regs::R8), r(regs::R9)], 0)
     };
+    // Every fork of the host exits clone twice (the child with 0): only a clone that makes a
+    // namespace is the family's, which its flags say before the container filter is asked.
+    if let Route::Namespace(op) = route
+        && (op == namespace::op::CLONE || op == ns_family::CLONE3)
+        && (ret == 0 || (op == namespace::op::CLONE && a[0] & namespace::CLONE_NEW_MASK == 0))
+    {
+        return 0;
+    }
+    if !traced() {
+        return 0;
+    }
     match route {
         Route::Compat => compat::on_exit(id, &a, ret),
         Route::KernelModule(op) => kmod_family::on_exit(op, &a, ret, fl),
