@@ -59,6 +59,9 @@ pub struct Target {
     pub same_container: bool,
 }
 
+/// At most this many of the container's processes are looked at to find a target.
+const MAX_SEARCH: usize = 4096;
+
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
     let r: PtraceRecord = pod(bytes)?;
     Ok(Detail::Ptrace(Ptrace { op: head.op, request: r.request, target: r.target, addr: r.addr, resolved: None }))
@@ -77,13 +80,19 @@ impl Ptrace {
     /// container's. Among the container's processes, the one whose innermost pid that is; when
     /// they have no pid namespace of their own (`--pid=host`), that pid itself. (The container's
     /// processes, not the caller's /proc entry: the caller may be gone by now.)
+    ///
+    /// Only for the requests that take hold of a process (ATTACH, SEIZE) and for
+    /// process_vm_writev: the writes that follow an attach (POKE*, SETREGS), which an injector
+    /// makes by the thousand, name the process their ATTACH event already found, and must not
+    /// cost a /proc read per process of the container each.
     pub fn resolve(&mut self, _caller: u32, ctx: &Context<'_>) {
         let Ok(target) = u32::try_from(self.target) else { return };
-        if target == 0 {
+        let takes_hold = self.op == op::VM_WRITEV || matches!(self.request, request::ATTACH | request::SEIZE);
+        if target == 0 || !takes_hold {
             return;
         }
         let mut host_pid = None;
-        for pid in ctx.procs.pids_in(ctx.cgroups) {
+        for pid in ctx.procs.pids_in(ctx.cgroups).into_iter().take(MAX_SEARCH) {
             match ns_pids(pid).as_deref() {
                 Some([_]) => {
                     host_pid = Some(target);
