@@ -258,5 +258,26 @@ fn ebpf(cfg: &Config) -> Vec<Check> {
         ),
         None => check("cgroup v2", Status::Warn, "no cgroup2 mount: containers already running cannot be attributed"),
     });
+    let runtime = crate::family::RuntimeBinaries::find();
+    out.push(if runtime.is_empty() {
+        check(
+            "container runtime",
+            Status::Warn,
+            format!(
+                "no runc, crun, ... found in {}: the runtime's own mounts and namespace changes at every container \
+                 start will be reported as the container's",
+                crate::family::RuntimeBinaries::DIRS.join(", ")
+            ),
+        )
+    } else {
+        check(
+            "container runtime",
+            Status::Ok,
+            format!(
+                "{} runtime binaries found: their own calls while they set containers up are not reported",
+                runtime.len()
+            ),
+        )
+    });
     out
 }
