@@ -11,7 +11,7 @@
 //! emitted with an empty or wrong container; after `HOLD` it goes out with the container id the
 //! cgroup path gave, marked `container_unresolved`.
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -115,8 +115,11 @@ pub struct Correlator {
     unconfirmed: HashMap<u64, String>,
     /// The host's namespaces (a setns into one is an escape).
     host_ns: HostNamespaces,
-    /// The container runtime's binaries: their calls are the runtime's, not the container's.
+    /// The container runtime's binaries: their calls are the runtime's, not the container's...
     runtime: RuntimeBinaries,
+    /// ...unless a process of the container ran one (an exec record of it in a traced cgroup),
+    /// or descends from one that did: those processes, whose calls are reported.
+    runtime_started_here: HashSet<u32>,
     pub counters: Counters,
 }
 
@@ -137,6 +140,7 @@ impl Correlator {
             unconfirmed: HashMap::new(),
             host_ns: HostNamespaces::read(),
             runtime: RuntimeBinaries::find(),
+            runtime_started_here: HashSet::new(),
             counters: Counters::default(),
         }
     }
@@ -189,9 +193,13 @@ impl Correlator {
                 {
                     self.procs.insert(p);
                 }
+                if self.runtime_started_here.contains(&f.meta.tgid) {
+                    self.runtime_started_here.insert(f.child_tgid);
+                }
                 self.procs.on_fork(f.meta.tgid, f.parent_exec_id, f.child_tgid, f.child_start_ns, f.meta.cgroup_id)
             }
             Record::Exit(e) => {
+                self.runtime_started_here.remove(&e.meta.tgid);
                 self.procs.on_exit(e.meta.tgid);
             }
             Record::Exec(e) => {
@@ -201,6 +209,11 @@ impl Correlator {
                     all => all,
                 };
                 let meta = e.meta;
+                if e.exe.as_ref().is_some_and(|x| self.runtime.contains((x.ino, x.dev))) {
+                    // A runtime binary run from inside a container (the host's runc, reached
+                    // through a mount): its calls and its children's are the container's.
+                    self.runtime_started_here.insert(meta.tgid);
+                }
                 let body = exec_body(&mut self.procs, e, cgroups);
                 let event = Event::new(meta, self.clock, Body::Exec(body));
                 self.route(meta.cgroup_id, meta.tgid, event, now, out, req);
@@ -223,10 +236,11 @@ impl Correlator {
             }
             Record::Call(c) => {
                 let meta = c.meta;
-                if self.runtime.contains(c.exe) {
+                if self.runtime.contains(c.exe) && !self.runtime_started_here.contains(&meta.tgid) {
                     // The runtime's own process (runc making the container's mounts and
-                    // namespaces, or entering them for a `docker exec`), known by its file.
-                    // Counted, not sent: every container start makes dozens.
+                    // namespaces, or entering them for a `docker exec`), known by its file, and
+                    // not started from inside the container. Counted, not sent: every container
+                    // start makes dozens.
                     self.counters.runtime_setup += 1;
                     return;
                 }
@@ -507,6 +521,9 @@ impl Correlator {
             self.procs.remove_cgroup(cg);
             req.push(Request::Untrack(cg));
         }
+        // Exit records lost to a full ring buffer would leave pids behind.
+        let procs = &self.procs;
+        self.runtime_started_here.retain(|&pid| procs.get(pid).is_some());
     }
 
     fn emit_unresolved(&mut self, h: Held, out: &mut Vec<Emitted>) {
@@ -727,5 +744,67 @@ mod tests {
         assert!(out.is_empty());
         assert!(req.contains(&Request::Untrack(82)));
         assert_eq!(c.counters.filtered, 1);
+    }
+
+    fn mount_by(tgid: u32, exe: (u64, u32)) -> Record {
+        use crate::family::{Call, Detail, namespace::NsCall};
+        Record::Call(Call {
+            meta: Meta { cpu: 0, seq: 2, ktime_ns: 6, cgroup_id: 82, pid: tgid, tgid },
+            start_ns: 10,
+            exec_id: 1,
+            ret: 0,
+            compat: false,
+            truncated: false,
+            exe,
+            detail: Detail::Namespace(NsCall {
+                op: docker_listener_common::family::namespace::op::MOUNT,
+                flags: 0,
+                ns_ino: 0,
+                fd: -1,
+                source: "proc".into(),
+                target: "/proc".into(),
+                fstype: "proc".into(),
+                host_namespace: None,
+            }),
+        })
+    }
+
+    #[test]
+    fn the_runtime_s_calls_are_counted_unless_the_container_ran_the_runtime() {
+        let mut c = correlator();
+        c.runtime = RuntimeBinaries::of(vec![(99, 7)]);
+        let (mut out, mut req) = (Vec::new(), Vec::new());
+        let now = Instant::now();
+        c.registry.bind_cgroup(ID, 82);
+        started(&mut c, &mut out, &mut req);
+        // runc setting the container up: its file is the runtime's; not sent.
+        c.on_record(mount_by(300, (99, 7)), now, &mut out, &mut req);
+        assert!(out.is_empty());
+        assert_eq!(c.counters.runtime_setup, 1);
+        // Another program's mount is the container's.
+        c.on_record(mount_by(301, (5, 7)), now, &mut out, &mut req);
+        assert_eq!(out.len(), 1);
+        // The host's runc run from inside the container (through a mount of the host's
+        // filesystem): its exec was seen here, so its calls, and its children's, are reported.
+        let Record::Exec(mut e) = exec(82, 302) else { unreachable!() };
+        e.exe = Some(ExeFile { path: "/host/usr/sbin/runc".into(), ino: 99, dev: 7, ..ExeFile::default() });
+        c.on_record(Record::Exec(e), now, &mut out, &mut req);
+        c.on_record(
+            Record::Fork(crate::ebpf::record::Fork {
+                meta: Meta { cpu: 0, seq: 3, ktime_ns: 7, cgroup_id: 82, pid: 302, tgid: 302 },
+                child_tgid: 303,
+                child_start_ns: 20,
+                parent_start_ns: 10,
+                parent_exec_id: 1,
+            }),
+            now,
+            &mut out,
+            &mut req,
+        );
+        out.clear();
+        c.on_record(mount_by(302, (99, 7)), now, &mut out, &mut req);
+        c.on_record(mount_by(303, (99, 7)), now, &mut out, &mut req);
+        assert_eq!(out.len(), 2, "no place to hide behind the runtime's file");
+        assert_eq!(c.counters.runtime_setup, 1);
     }
 }

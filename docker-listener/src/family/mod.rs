@@ -163,6 +163,11 @@ impl RuntimeBinaries {
         RuntimeBinaries { files }
     }
 
+    /// These files (tests).
+    pub fn of(files: Vec<(u64, u32)>) -> RuntimeBinaries {
+        RuntimeBinaries { files }
+    }
+
     pub fn contains(&self, exe: (u64, u32)) -> bool {
         exe.0 != 0 && self.files.contains(&exe)
     }
