@@ -98,9 +98,6 @@ pub unsafe fn parent_exec_id(task: *const u8) -> u64 {
 /// task->files->fdt->fd[fd]->private_data, checked by the socket's back-pointer to its file.
 #[inline(always)]
 pub unsafe fn socket_of_fd(fd: i32) -> Option<*const u8> {
-    if !offsets_valid() || !(0..(1 << 20)).contains(&fd) {
-        return None;
-    }
     unsafe {
         let file = file_of_fd(fd)?;
         let sock: *const u8 = read(file, config!(offsets.file_private_data)).ok()?;

@@ -228,7 +228,7 @@ pub(crate) fn pod<T: Copy>(bytes: &[u8]) -> Result<T, RecordError> {
 }
 
 /// The bytes of a NUL-terminated (or full) C string buffer, at most `len` long.
-fn cstr(buf: &[u8], len: usize) -> String {
+pub(crate) fn cstr(buf: &[u8], len: usize) -> String {
     let buf = &buf[..len.min(buf.len())];
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()

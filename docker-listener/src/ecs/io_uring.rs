@@ -3,7 +3,7 @@
 //! the ring no system call shows, so the setup itself is the event.
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{ErrorOut, Kind, ProcRef, SyscallOut, ThreadOut};
+use super::{ErrorOut, Kind, ProcRef, ProcessRefOut, SyscallOut, ThreadOut};
 use crate::ebpf::record::IoUring;
 
 #[derive(Debug, Clone)]
@@ -14,13 +14,6 @@ pub struct IoUringBody {
     pub cq_entries: u32,
     pub setup_flags: u32,
     pub compat: bool,
-}
-
-#[derive(Serialize)]
-struct ProcessOut<'a> {
-    #[serde(flatten)]
-    process: &'a ProcRef,
-    thread: ThreadOut,
 }
 
 #[derive(Serialize)]
@@ -62,7 +55,7 @@ impl IoUringBody {
         thread: ThreadOut,
         m: &mut M,
     ) -> Result<Option<ErrorOut>, M::Error> {
-        m.serialize_entry("process", &ProcessOut { process: &self.process, thread })?;
+        m.serialize_entry("process", &ProcessRefOut { process: &self.process, thread, parent: None })?;
         Ok(None)
     }
 

@@ -147,7 +147,7 @@ pub fn errno_name(errno: i64) -> Cow<'static, str> {
 }
 
 /// A process as events refer to it (`process.parent`, `entry_leader`, ancestors): as it was.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProcRef {
     pub pid: u32,
     pub entity_id: EntityId,
@@ -305,6 +305,18 @@ struct EventMetaOut<'a> {
     /// The kernel's record number; none for what the agent read from /proc.
     #[serde(skip_serializing_if = "Option::is_none")]
     sequence: Option<u64>,
+}
+
+/// `process` of an event about a process the family does not describe further (socket,
+/// io_uring, the exit-reported calls): the process as it was, its thread, and its parent when
+/// the family gives it.
+#[derive(Serialize)]
+pub(crate) struct ProcessRefOut<'a> {
+    #[serde(flatten)]
+    pub process: &'a ProcRef,
+    pub thread: ThreadOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<&'a ProcRef>,
 }
 
 #[derive(Serialize)]

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
-use super::{ErrorOut, Kind, ProcRef, Shown, SyscallOut, ThreadOut};
+use super::{ErrorOut, Kind, ProcRef, ProcessRefOut, Shown, SyscallOut, ThreadOut};
 use crate::ebpf::record::{Endpoint, SockOp, Socket};
 
 pub const AF_UNIX: u16 = 1;
@@ -82,7 +82,7 @@ impl SocketBody {
         thread: ThreadOut,
         m: &mut M,
     ) -> Result<Option<ErrorOut>, M::Error> {
-        m.serialize_entry("process", &ProcessOut { process: &self.process, thread })?;
+        m.serialize_entry("process", &ProcessRefOut { process: &self.process, thread, parent: None })?;
         // ECS direction: source is who initiated. connect: us -> addr; accept: peer -> us;
         // bind/listen: the local address is the server's.
         let local = self.local.as_ref().filter(|l| !is_unspecified(l) || self.op != SockOp::Connect);
@@ -181,13 +181,6 @@ fn family_name(family: u16) -> Option<&'static str> {
         AF_NETLINK => Some("netlink"),
         _ => None,
     }
-}
-
-#[derive(Serialize)]
-struct ProcessOut<'a> {
-    #[serde(flatten)]
-    process: &'a ProcRef,
-    thread: ThreadOut,
 }
 
 struct EndpointOut<'a>(&'a Endpoint);

@@ -21,7 +21,7 @@ use serde::ser::SerializeMap;
 use crate::{
     config::EbpfConfig,
     ebpf::record::{Meta, RecordError, meta, pod},
-    ecs::{ErrorOut, Kind, ProcRef, SyscallOut},
+    ecs::{ErrorOut, Kind, ProcRef, ProcessRefOut, SyscallOut},
     procs::ProcessTable,
 };
 
@@ -237,7 +237,7 @@ impl CallBody {
         thread: crate::ecs::ThreadOut,
         m: &mut M,
     ) -> Result<Option<ErrorOut>, M::Error> {
-        m.serialize_entry("process", &ProcessOut { process: &self.process, thread, parent: self.parent.as_ref() })?;
+        m.serialize_entry("process", &ProcessRefOut { process: &self.process, thread, parent: self.parent.as_ref() })?;
         Ok((self.call.ret < 0).then(|| ErrorOut::of_call(self.syscall(), self.call.ret)))
     }
 
@@ -257,20 +257,9 @@ impl CallBody {
     }
 }
 
-#[derive(serde::Serialize)]
-struct ProcessOut<'a> {
-    #[serde(flatten)]
-    process: &'a ProcRef,
-    thread: crate::ecs::ThreadOut,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent: Option<&'a ProcRef>,
-}
-
 /// The bytes of a record's string field, `len` of them at most, as text.
 pub(crate) fn text(buf: &[u8], len: u32) -> String {
-    let buf = &buf[..(len as usize).min(buf.len())];
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    crate::ebpf::record::cstr(buf, len as usize)
 }
 
 /// Names of the bits set in `value` (`names`: bit, name), and what is left as hex.

@@ -2,7 +2,7 @@
 //! of another process or writes into its memory (PTRACE_ATTACH, SEIZE, POKE*, SETREGS,
 //! SETREGSET; process_vm_writev), refused attempts included. The target is named by the pid the
 //! caller used (its pid namespace's) and, found from that, as the host and the agent know it.
-use std::{borrow::Cow, sync::Arc};
+use std::borrow::Cow;
 
 use docker_listener_common::{
     RecordKind,
@@ -41,20 +41,12 @@ pub struct Ptrace {
     pub resolved: Option<Target>,
 }
 
-/// A ptrace target as the agent knows it: entity id, executable, name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetProcess {
-    pub entity_id: EntityId,
-    pub executable: Option<Arc<str>>,
-    pub name: Option<Arc<str>>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Its pid on the host.
     pub host_pid: u32,
     /// The process, when the agent knows it or /proc still has it.
-    pub process: Option<TargetProcess>,
+    pub process: Option<ProcRef>,
     /// Whether it runs in the caller's container.
     pub same_container: bool,
 }
@@ -110,7 +102,6 @@ impl Ptrace {
             Some(p) => (Some(ProcRef::of(&p.lineage)), ctx.cgroups.contains(&p.cgroup_id)),
             None => (ctx.procs.read_proc(host_pid, 0, None).map(|p| ProcRef::of(&p.lineage)), false),
         };
-        let process = process.map(|p| TargetProcess { entity_id: p.entity_id, executable: p.executable, name: p.name });
         self.resolved = Some(Target { host_pid, process, same_container });
     }
 
