@@ -9,18 +9,28 @@
 //!
 //! - `getppid()`: a number the programs reject at once;
 //! - `munmap(1, 4096)` (EINVAL): x86-64's number 11, ia32's `execve`, for which the programs also
-//!   read the task's `TS_COMPAT`: the worst case for native code.
+//!   read the task's `TS_COMPAT`: the worst case for native code;
+//! - `openat(AT_FDCWD, "/", O_RDONLY|O_DIRECTORY|O_CLOEXEC)` + `close(fd)`: one open per
+//!   iteration, of a file no rule names. The file-access family inspects every open by a
+//!   container process at the open's exit (the fd's file → its inode → the set of sensitive
+//!   files), within 100 ns more per such open; this loop is what measures it, in the container
+//!   scenario (on the host, where the family looks at nothing, it shows what the exit program
+//!   costs an open that is not a container's). An open + close costs 10-20 getppid (more in a
+//!   container, whose `/` is an overlay), so the loop makes a tenth of `count` iterations
+//!   ([`Syscall::iterations`]) and lasts one to two times as long as the others.
 //!
 //! Each run starts an `xtask bench-worker syscalls` (on the host, or joined to a `--network none`
 //! container like the storms' workers), then the daemon of the variant (none, the baseline, the
-//! current one; `variants`), and sends it the two loops of `count` calls. Those are timed with
+//! current one; `variants`), and sends it the three loops. Those are timed with
 //! `kernel.bpf_stats_enabled` = 0: the accounting adds two clock reads per program run, about as
 //! much as a program that rejects a call. Then, when the daemon has such a program,
 //! the same loops run again with the accounting on, and their `run_time_ns`/`run_cnt` give the
-//! programs' own time per call. The ratio to the no-agent run of the same round is the cost a
-//! process sees; it includes the kernel's slow path for system calls that any attached syscall
-//! tracepoint switches on for every task (both builds attach `syscalls:sys_enter_connect` and
-//! others), which the baseline already pays.
+//! programs' own time per call (per open + close for the open loop, where every program of the
+//! agent is counted too: the file-access family's may be one of its own, not the exit program).
+//! The ratio to the no-agent run of the same round is the cost a process sees; it includes the
+//! kernel's slow path for system calls that any attached syscall tracepoint switches on for every
+//! task (both builds attach `syscalls:sys_enter_connect` and others), which the baseline already
+//! pays.
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -47,14 +57,20 @@ pub const SECTION: SectionInfo = SectionInfo {
             or inside a `--network none` container (its cgroups and namespaces, joined like the storms' worker): \
             `getppid()`, a number the programs reject at once, and `munmap(1, 4096)` (EINVAL at once), x86-64's \
             number 11, which is ia32's `execve`, so the programs also read `TS_COMPAT`: the worst case for \
-            native code. Each round runs the loops without an agent and with each daemon (with \
-            `DL_BENCH_BASELINE`, the previous build too), the order reversed every other round; each run with a \
-            daemon starts a fresh agent with the default configuration and waits for its \"container inventory \
-            loaded\" line. ns per call = the loop's wall time / its calls, timed with `kernel.bpf_stats_enabled` \
-            = 0; the programs' own time comes from a second pass of the same loops with it on. Any attached \
-            syscall tracepoint (both builds attach `syscalls:sys_enter_connect` and others) puts every system \
-            call of every task on the kernel's tracepoint path: the baseline's ratio is that, the current \
-            daemon's adds its compat programs.",
+            native code; and `openat(AT_FDCWD, \"/\", O_RDONLY|O_DIRECTORY|O_CLOEXEC)` + `close(fd)`, one open \
+            of a file no rule names per iteration: the file-access family inspects every open by a container \
+            process at the open's exit (the fd's file, its inode, the set of sensitive files) within 100 ns more \
+            per such open, and the container's loop is how that is measured (an open + close costs 10-20 \
+            getppid, so that loop makes a tenth of the calls and lasts one to two times as long). Each round \
+            runs the loops without an agent and with each daemon (with `DL_BENCH_BASELINE`, the previous build \
+            too), the order reversed every other round; each run with a daemon starts a fresh agent with the \
+            default configuration and waits for its \"container inventory loaded\" line. ns per call (per \
+            open+close) = the loop's wall time / its iterations, timed with `kernel.bpf_stats_enabled` = 0; \
+            the programs' own time comes from a second pass of the same loops with it on (for the open loop, \
+            every program of the agent's too, not only those on every system call). Any attached syscall \
+            tracepoint (both builds attach `syscalls:sys_enter_connect` and others) puts every system call of \
+            every task on the kernel's tracepoint path: the baseline's ratio is that, the current daemon's adds \
+            its compat programs.",
 };
 
 pub struct SyscallLoop {
@@ -62,27 +78,35 @@ pub struct SyscallLoop {
     pub label: &'static str,
     /// In a container (the worker joins it), or a plain host process.
     pub in_container: bool,
-    /// Calls per loop.
+    /// Calls per loop (the open loop makes fewer iterations: [`Syscall::iterations`]).
     pub count: u64,
     pub rounds: usize,
     pub mode: Mode,
 }
 
-/// The compat programs' accounting over one loop.
+/// The compat programs' accounting over one loop, per iteration (a call; an open + close).
 #[derive(Debug, Clone, Copy)]
 struct Compat {
-    /// Their time per system call (all of them): programs × Δrun_time_ns / Δrun_cnt.
+    /// Their time per iteration: programs × Δrun_time_ns / Δrun_cnt (their time per system
+    /// call, averaged over all of the host's) × the iteration's system calls.
     ns_per_call: f64,
-    /// Δrun_cnt / the loop's calls: 2 when nothing else made system calls meanwhile.
+    /// Δrun_cnt / the loop's iterations: programs × system calls per iteration when nothing
+    /// else made system calls meanwhile.
     runs_per_call: f64,
-    /// The loop's own ns per call during this pass: above the timed one by what the
+    /// The loop's own ns per iteration during this pass: above the timed one by what the
     /// accounting itself costs (its clock reads), part of which `run_time_ns` also counts.
     loop_ns_per_call: f64,
+    /// Every program of the agent: Δrun_time_ns / the loop's iterations. For the open loop, where
+    /// a family's own program at the open's exit (file-access) may run besides the compat ones;
+    /// it also counts what other processes' events ran meanwhile (`all_runs_per_call` shows it).
+    all_ns_per_call: f64,
+    /// Every program of the agent: Δrun_cnt / the loop's iterations.
+    all_runs_per_call: f64,
 }
 
 /// One run of the loops with one variant.
 struct Run {
-    /// ns per call, in the order of [`Syscall::ALL`].
+    /// ns per iteration, in the order of [`Syscall::ALL`].
     ns: Vec<f64>,
     /// The compat programs' accounting per loop, when the daemon has them.
     compat: Option<Vec<Compat>>,
@@ -134,7 +158,7 @@ impl SyscallLoop {
         let worker_before = system::cpu_time(worker.pid())?;
         let mut ns = Vec::new();
         for call in Syscall::ALL {
-            ns.push(self.pass(&mut worker, call)?.as_nanos() as f64 / self.count as f64);
+            ns.push(self.pass(&mut worker, call)?.as_nanos() as f64 / self.iterations(call) as f64);
         }
         let worker_cpu = system::cpu_time(worker.pid())?.saturating_sub(worker_before);
         let other_load = Load::sample(agent)?.others_since(&before, worker_cpu);
@@ -149,17 +173,23 @@ impl SyscallLoop {
         Ok(Run { ns, compat, other_load })
     }
 
+    /// Iterations of the loop of `call`.
+    fn iterations(&self, call: Syscall) -> u64 {
+        call.iterations(self.count)
+    }
+
     /// One loop of `call`; its wall time as the worker measured it.
     fn pass(&self, worker: &mut Worker, call: Syscall) -> Result<Duration> {
-        let r = worker.pass(&format!("{} {}", call.name(), self.count))?;
+        let n = self.iterations(call);
+        let r = worker.pass(&format!("{} {n}", call.name()))?;
         let failed = r.get("failed").copied().context("the worker's answer has no `failed`")?;
         if failed > 0 {
-            bail!("{failed} of {} {} calls did not fail with EINVAL as they must", self.count, call.call());
+            bail!("{failed} of {n} {} did not {} as they must", call.call(), call.expected());
         }
         Ok(Duration::from_nanos(r.get("elapsed_ns").copied().context("the worker's answer has no `elapsed_ns`")?))
     }
 
-    /// The loops again, with the kernel's accounting on: the compat programs' time per call.
+    /// The loops again, with the kernel's accounting on: the programs' time per iteration.
     fn accounted(&self, worker: &mut Worker, agent: u32) -> Result<Vec<Compat>> {
         let _stats = BpfStats::set(true)?;
         let mut out = Vec::new();
@@ -168,25 +198,35 @@ impl SyscallLoop {
             let elapsed = self.pass(worker, call)?;
             let d = ProbeTime::read(agent)?.since(&before);
             let (ns, runs) = (d.compat_ns as f64, d.compat_runs as f64);
+            let n = self.iterations(call) as f64;
             out.push(Compat {
-                ns_per_call: if runs > 0.0 { d.compat_programs as f64 * ns / runs } else { f64::NAN },
-                runs_per_call: runs / self.count as f64,
-                loop_ns_per_call: elapsed.as_nanos() as f64 / self.count as f64,
+                ns_per_call: if runs > 0.0 {
+                    d.compat_programs as f64 * ns / runs * call.calls() as f64
+                } else {
+                    f64::NAN
+                },
+                runs_per_call: runs / n,
+                loop_ns_per_call: elapsed.as_nanos() as f64 / n,
+                all_ns_per_call: d.ns as f64 / n,
+                all_runs_per_call: d.runs as f64 / n,
             });
         }
         Ok(out)
     }
 
-    /// "getppid() 210.3 ns without, 251.0 with the baseline (×1.194), ...; other load ...".
+    /// "getppid() 210.3 ns per call without, 251.0 with the baseline (×1.194), ...; other load ...".
     fn describe(&self, variants: &Variants, set: &[Run]) -> String {
         let mut parts = Vec::new();
         for (k, call) in Syscall::ALL.iter().enumerate() {
-            let mut p = format!("{} {:.1} ns without", call.call(), set[0].ns[k]);
+            let mut p = format!("{} {:.1} ns per {} without", call.call(), set[0].ns[k], call.per());
             for (j, v) in variants.daemons() {
                 let r = &set[j];
                 p.push_str(&format!(", {:.1} with the {} (×{:.3})", r.ns[k], v.label, r.ns[k] / set[0].ns[k]));
                 if let Some(c) = r.compat.as_ref().and_then(|c| c.get(k)) {
-                    p.push_str(&format!(" of which compat {:.1} ns ({:.2} runs/call)", c.ns_per_call, c.runs_per_call));
+                    p.push_str(&format!(" of which compat {:.1} ns ({:.2} runs)", c.ns_per_call, c.runs_per_call));
+                    if *call == Syscall::Open {
+                        p.push_str(&format!(", all programs {:.1} ns", c.all_ns_per_call));
+                    }
                 }
             }
             parts.push(p);
@@ -202,12 +242,12 @@ impl SyscallLoop {
         let mut metrics = Vec::new();
         let mut ratio_notes = Vec::new();
         for (k, call) in Syscall::ALL.iter().enumerate() {
-            let c = call.call();
-            let mut m = Metric::new(&format!("{c}: ns per call, no agent"), "ns", 1, None);
+            let (c, per) = (call.call(), call.per());
+            let mut m = Metric::new(&format!("{c}: ns per {per}, no agent"), "ns", 1, None);
             m.samples = rounds.iter().map(|s| s[0].ns[k]).collect();
             metrics.push(m);
             for &(j, v) in &daemons {
-                let mut m = Metric::new(&format!("{c}: ns per call, {}", who(v)), "ns", 1, None);
+                let mut m = Metric::new(&format!("{c}: ns per {per}, {}", who(v)), "ns", 1, None);
                 m.samples = rounds.iter().map(|s| s[j].ns[k]).collect();
                 metrics.push(m);
             }
@@ -235,18 +275,31 @@ impl SyscallLoop {
                     continue;
                 }
                 let mut time =
-                    Metric::new(&format!("{c}: compat programs in the kernel per call, {}", who(v)), "ns", 1, None);
+                    Metric::new(&format!("{c}: compat programs in the kernel per {per}, {}", who(v)), "ns", 1, None);
                 time.samples = compat.iter().map(|x| x.ns_per_call).collect();
-                let mut runs = Metric::new(&format!("{c}: compat program runs per call, {}", who(v)), "runs", 2, None);
+                let mut runs = Metric::new(&format!("{c}: compat program runs per {per}, {}", who(v)), "runs", 2, None);
                 runs.samples = compat.iter().map(|x| x.runs_per_call).collect();
-                let mut on = Metric::new(&format!("{c}: ns per call with bpf_stats on, {}", who(v)), "ns", 1, None);
+                let mut on = Metric::new(&format!("{c}: ns per {per} with bpf_stats on, {}", who(v)), "ns", 1, None);
                 on.samples = compat.iter().map(|x| x.loop_ns_per_call).collect();
                 metrics.extend([time, runs, on]);
+                if *call == Syscall::Open {
+                    let mut all =
+                        Metric::new(&format!("{c}: all programs in the kernel per {per}, {}", who(v)), "ns", 1, None);
+                    all.samples = compat.iter().map(|x| x.all_ns_per_call).collect();
+                    let mut runs =
+                        Metric::new(&format!("{c}: all program runs per {per}, {}", who(v)), "runs", 2, None);
+                    runs.samples = compat.iter().map(|x| x.all_runs_per_call).collect();
+                    metrics.extend([all, runs]);
+                }
             }
         }
         let mut notes = vec![format!(
-            "{} calls per loop; {} round{}, each {}{}; ratio to no agent of each round, in order: {}",
+            "{} calls per loop, except {}: {} iterations, one open of `/` each (`openat(AT_FDCWD, \"/\", \
+             O_RDONLY|O_DIRECTORY|O_CLOEXEC)` then `close(fd)`), a tenth as many since one costs 10-20 getppid(); \
+             {} round{}, each {}{}; ratio to no agent of each round, in order: {}",
             group_thousands(&self.count.to_string()),
+            Syscall::Open.call(),
+            group_thousands(&self.iterations(Syscall::Open).to_string()),
             rounds.len(),
             if rounds.len() == 1 { "" } else { "s" },
             variants.describe_order(),
@@ -276,7 +329,10 @@ impl SyscallLoop {
              `kernel.bpf_stats_enabled` = 1, programs × Δ`run_time_ns` / Δ`run_cnt` of the `compat_sys_*` programs \
              (/proc/<agent>/fdinfo; names from the kernel): their time per system call, averaged over every system \
              call of the host during the pass; runs per call = Δ`run_cnt` / the loop's calls, above the number of \
-             programs by the system calls other processes made meanwhile. `run_time_ns` spans the \
+             programs by the system calls other processes made meanwhile. For the open loop, per open+close: that \
+             time × its 2 system calls, and the runs of both; \"all programs\" = Δ`run_time_ns` (Δ`run_cnt`) of \
+             every program of the agent / the iterations, which counts a family's own program at the open's exit \
+             (file-access) and also what other processes' events ran meanwhile. `run_time_ns` spans the \
              program between two clock reads and so counts about one of them per run; \"ns per call with bpf_stats \
              on\" is that pass's loop, slower than the timed one by the accounting's two clock reads per run. The \
              cost a process sees is the timed loop's (ns per call, and current − baseline)"

@@ -30,7 +30,9 @@
 //!   the end of stdin ends the worker. Several loops in one process let the benchmark change
 //!   what the kernel accounts between them (`kernel.bpf_stats_enabled`) without a new worker
 //!   or a new agent. For the programs that see every system call of the host (the 32-bit ABI's,
-//!   `compat.rs`), whose cost is per call and tiny, so only a loop of millions shows it.
+//!   `compat.rs`), whose cost is per call and tiny, so only a loop of millions shows it; and for
+//!   those that look at every open (the file-access family, at the open's exit), whose cost is
+//!   per open: `open` loops on open + close of `/`, a file no rule names.
 //!
 //! Without `--join` the storm runs where the worker is: a plain host process.
 use std::{
@@ -78,7 +80,7 @@ enum Storm {
         #[arg(long)]
         rate: Option<u64>,
     },
-    /// System call loops, one per line `<call> <count>` on stdin (`getppid`, `munmap`).
+    /// System call loops, one per line `<call> <count>` on stdin (`getppid`, `munmap`, `open`).
     Syscalls {
         #[arg(long)]
         join: Option<u32>,
@@ -96,15 +98,24 @@ pub enum Syscall {
     /// filters ia32 calls by number goes one step further for it (reads the task's TS_COMPAT):
     /// the worst case for native code.
     Munmap,
+    /// `openat(AT_FDCWD, "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)` then `close(fd)`: one open
+    /// per iteration, of a file no rule names. The file-access family inspects every open by a
+    /// container process at the open's exit (the fd's file, its inode, the set of sensitive
+    /// files), within 100 ns per open that is not of a sensitive file: this loop measures that.
+    /// `/` is there in every mount namespace (the container's too), is always cached and needs
+    /// no permission; the close keeps the fd table from growing.
+    Open,
 }
 
 impl Syscall {
-    pub const ALL: [Syscall; 2] = [Syscall::Getppid, Syscall::Munmap];
+    pub const ALL: [Syscall; 3] = [Syscall::Getppid, Syscall::Munmap, Syscall::Open];
 
+    /// The loop's word on the worker's stdin.
     pub fn name(self) -> &'static str {
         match self {
             Syscall::Getppid => "getppid",
             Syscall::Munmap => "munmap",
+            Syscall::Open => "open",
         }
     }
 
@@ -113,14 +124,51 @@ impl Syscall {
         match self {
             Syscall::Getppid => "getppid()",
             Syscall::Munmap => "munmap(1, 4096)",
+            Syscall::Open => "openat(\"/\") + close()",
+        }
+    }
+
+    /// What one iteration of the loop is, as the tables' rows count it ("ns per ...").
+    pub fn per(self) -> &'static str {
+        match self {
+            Syscall::Getppid | Syscall::Munmap => "call",
+            Syscall::Open => "open+close (one open)",
+        }
+    }
+
+    /// System calls per iteration.
+    pub fn calls(self) -> u64 {
+        match self {
+            Syscall::Getppid | Syscall::Munmap => 1,
+            Syscall::Open => 2,
+        }
+    }
+
+    /// Iterations of a loop given `count` calls per loop: an open + close costs 10-20 getppid
+    /// (a path walk, a `struct file` allocated and freed; more in a container, whose `/` is an
+    /// overlay), so a tenth of them makes a loop one to two times as long as the others' instead
+    /// of ten to twenty, still with enough opens for a steady figure.
+    pub fn iterations(self, count: u64) -> u64 {
+        match self {
+            Syscall::Getppid | Syscall::Munmap => count,
+            Syscall::Open => (count / 10).max(1),
+        }
+    }
+
+    /// What each iteration must do; the worker counts those that did not.
+    pub fn expected(self) -> &'static str {
+        match self {
+            Syscall::Getppid => "return",
+            Syscall::Munmap => "fail with EINVAL",
+            Syscall::Open => "open and close `/`",
         }
     }
 
     fn parse(name: &str) -> Result<Syscall> {
-        Syscall::ALL
-            .into_iter()
-            .find(|c| c.name() == name)
-            .with_context(|| format!("unknown system call {name:?}: one of getppid, munmap"))
+        Syscall::ALL.into_iter().find(|c| c.name() == name).with_context(|| {
+            let names: Vec<&str> = Syscall::ALL.iter().map(|c| c.name()).collect();
+            format!("unknown system call {name:?}: one of {}", names.join(", "))
+        })
     }
 }
 
@@ -183,7 +231,7 @@ fn serve_syscall_loops() -> Result<()> {
     Ok(())
 }
 
-/// `count` calls of `call`, back to back; how many did not end as expected, and the time.
+/// `count` iterations of `call`, back to back; how many did not end as expected, and the time.
 fn syscall_loop(call: Syscall, count: u64) -> (u64, Duration) {
     let mut failed = 0;
     let started = Instant::now();
@@ -200,6 +248,16 @@ fn syscall_loop(call: Syscall, count: u64) -> (u64, Duration) {
             for _ in 0..count {
                 // SAFETY: an unaligned address is refused before anything is looked up.
                 if unsafe { libc::munmap(addr, 4096) } != -1 {
+                    failed += 1;
+                }
+            }
+        }
+        Syscall::Open => {
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            for _ in 0..count {
+                // SAFETY: a NUL-terminated path; the fd is ours and closed at once.
+                let fd = unsafe { libc::openat(libc::AT_FDCWD, c"/".as_ptr(), flags) };
+                if fd < 0 || unsafe { libc::close(fd) } != 0 {
                     failed += 1;
                 }
             }

@@ -118,7 +118,8 @@ pub trait Scenario {
 /// The scenarios, in the order they run. Budget for a full run: about 3 minutes for the
 /// Docker path, about 9 for the eBPF scenarios (2 of them for density's 500 containers, 3 for
 /// the system call loops: each of their runs with a daemon starts a fresh agent, ~2.5 s of BTF
-/// parsing, and times 2 × 2M calls twice); `--quick`: about a minute for all of them.
+/// parsing, and times 2 × 2M calls and 200k open + close twice); `--quick`: about a minute for
+/// all of them.
 fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
     let size = |full: u64| if quick { 20_000 } else { full };
     let runs = |full: usize| if quick { 1 } else { full };
