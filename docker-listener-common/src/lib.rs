@@ -57,6 +57,7 @@ pub enum RecordKind {
     Ptrace = 420,
     Namespace = 430,
     Privilege = 440,
+    FileAccess = 450,
 }
 
 impl TryFrom<u32> for RecordKind {
@@ -74,6 +75,7 @@ impl TryFrom<u32> for RecordKind {
             420 => RecordKind::Ptrace,
             430 => RecordKind::Namespace,
             440 => RecordKind::Privilege,
+            450 => RecordKind::FileAccess,
             other => return Err(other),
         })
     }
@@ -381,6 +383,7 @@ pub struct KernelOffsets {
     pub path_mnt: u32,
     pub path_dentry: u32,
     pub dentry_d_parent: u32,
+    pub dentry_d_inode: u32,
     pub dentry_d_name: u32,
     pub qstr_len: u32,
     pub qstr_name: u32,
@@ -475,6 +478,7 @@ mod user {
     unsafe impl aya::Pod for super::family::ptrace::PtraceRecord {}
     unsafe impl aya::Pod for super::family::namespace::NamespaceRecord {}
     unsafe impl aya::Pod for super::family::cred::CredRecord {}
+    unsafe impl aya::Pod for super::family::file::FileRecord {}
 }
 
 #[cfg(test)]
@@ -517,6 +521,10 @@ mod tests {
             size_of::<namespace::NamespaceRecord>(),
             size_of::<CallHead>() + 8 * 2 + 4 * 4 + 2 * ARG_PATH_CAP + namespace::FSTYPE_CAP
         );
+        assert_eq!(
+            size_of::<file::FileRecord>(),
+            size_of::<CallHead>() + 4 * 6 + 8 + size_of::<ExeFile>() + ARG_PATH_CAP + EXE_PATH_CAP
+        );
     }
 
     #[test]
@@ -533,6 +541,7 @@ mod tests {
             RecordKind::Ptrace,
             RecordKind::Namespace,
             RecordKind::Privilege,
+            RecordKind::FileAccess,
         ] {
             assert_eq!(RecordKind::try_from(k as u32), Ok(k));
         }

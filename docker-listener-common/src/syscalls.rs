@@ -3,6 +3,11 @@
 
 /// x86-64 (arch/x86/entry/syscalls/syscall_64.tbl).
 pub mod x64 {
+    pub const OPEN: i64 = 2;
+    pub const CREAT: i64 = 85;
+    pub const OPENAT: i64 = 257;
+    pub const OPEN_BY_HANDLE_AT: i64 = 304;
+    pub const OPENAT2: i64 = 437;
     pub const CLONE: i64 = 56;
     pub const PTRACE: i64 = 101;
     pub const PIVOT_ROOT: i64 = 155;
@@ -28,6 +33,11 @@ pub mod x64 {
 
 /// ia32 (arch/x86/entry/syscalls/syscall_32.tbl).
 pub mod ia32 {
+    pub const OPEN: i64 = 5;
+    pub const CREAT: i64 = 8;
+    pub const OPENAT: i64 = 295;
+    pub const OPEN_BY_HANDLE_AT: i64 = 342;
+    pub const OPENAT2: i64 = 437;
     pub const EXECVE: i64 = 11;
     pub const MOUNT: i64 = 21;
     pub const UMOUNT: i64 = 22;
@@ -94,6 +104,11 @@ pub const FAMILY_NRS: &[(u32, &[i64], &[i64])] = &[
         ],
     ),
     (switch::PRIVILEGE, PRIVILEGE_X64, PRIVILEGE_IA32),
+    (
+        switch::FILE,
+        &[x64::OPEN, x64::CREAT, x64::OPENAT, x64::OPENAT2, x64::OPEN_BY_HANDLE_AT],
+        &[ia32::OPEN, ia32::CREAT, ia32::OPENAT, ia32::OPENAT2, ia32::OPEN_BY_HANDLE_AT],
+    ),
 ];
 
 /// The privilege-change family's numbers.

@@ -9,6 +9,7 @@ mod cgroup;
 mod compat;
 mod cred;
 mod exec;
+mod file;
 mod iouring;
 mod kernel;
 mod kmod;

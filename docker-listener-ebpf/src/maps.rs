@@ -25,6 +25,12 @@ pub static WAKEUP: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 pub static CONTAINERS: HashMap<u64, u32> = HashMap::with_max_entries(65536, 0);
 
+/// The sensitive files and directories of the traced containers, by inode number (the
+/// `file-access` family, `file.rs`): `family::file::access` bits. Written by the daemon, which
+/// resolves the configured paths inside each container's filesystem.
+#[map]
+pub static SENSITIVE: HashMap<u64, u32> = HashMap::with_max_entries(16384, 0);
+
 /// Per-CPU sequence number of the next record.
 #[map]
 pub static SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

@@ -64,6 +64,15 @@ pub unsafe fn exe_of(task: *const u8, exe: *mut ExeFile, path: *mut u8) {
             bump_loss(docker_listener_common::loss::EXE_READ);
             return;
         }
+        file_of(task, file, exe, path);
+    }
+}
+
+/// Fills `out` and `path` (`EXE_PATH_CAP` bytes) with what the kernel has of `file`, an open
+/// file of `task`: its inode, and its path walked up to the root of the task's mount namespace.
+#[inline(always)]
+pub unsafe fn file_of(task: *const u8, file: *const u8, exe: *mut ExeFile, path: *mut u8) {
+    unsafe {
         let inode: *const u8 = read0(file, config!(offsets.file_f_inode));
         (*exe).ino = read0(inode, config!(offsets.inode_i_ino));
         (*exe).nlink = read0(inode, config!(offsets.inode_i_nlink));

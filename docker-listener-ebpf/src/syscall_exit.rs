@@ -6,7 +6,7 @@
 //! - the 32-bit ABI's execs and socket calls (`compat.rs`);
 //! - the families reported at the exit, whatever the ABI: kernel modules (`kmod.rs`), BPF
 //!   (`bpf.rs`), ptrace (`ptrace.rs`), namespaces and mounts (`namespace.rs`), privilege
-//!   changes (`cred.rs`).
+//!   changes (`cred.rs`), opens of sensitive files (`file.rs`).
 //!
 //! Its first instructions reject every other call: the call's number (`regs->orig_ax`, a direct
 //! load through the BTF-typed pointer) is looked up in a bitmap of the numbers that matter with
@@ -22,13 +22,13 @@ use aya_ebpf::{
 };
 use docker_listener_common::{
     EXIT_NR_WORDS, RecordHeader,
-    family::{CallHead, cred, kmod, namespace, ptrace, switch},
+    family::{CallHead, cred, file, kmod, namespace, ptrace, switch},
     flags,
     syscalls::{ia32, x64},
 };
 
 use crate::{
-    bpf, compat, cred as cred_family,
+    bpf, compat, cred as cred_family, file as file_family,
     kernel::{TS_COMPAT, current_task, exe_identity, exec_id, process_start},
     kmod as kmod_family,
     maps::{config, traced},
@@ -59,6 +59,7 @@ enum Route {
     Ptrace(u32),
     Namespace(u32),
     Privilege(u32),
+    File(u32),
 }
 
 impl Route {
@@ -71,6 +72,7 @@ impl Route {
             Route::Ptrace(_) => switch::PTRACE,
             Route::Namespace(_) => switch::NAMESPACE,
             Route::Privilege(_) => switch::PRIVILEGE,
+            Route::File(_) => switch::FILE,
         }
     }
 }
@@ -101,6 +103,11 @@ fn route_x64(id: i64) -> Option<Route> {
         x64::SETRESUID => Route::Privilege(c::SETRESUID),
         x64::SETRESGID => Route::Privilege(c::SETRESGID),
         x64::CAPSET => Route::Privilege(c::CAPSET),
+        x64::OPEN => Route::File(file::op::OPEN),
+        x64::CREAT => Route::File(file::op::CREAT),
+        x64::OPENAT => Route::File(file::op::OPENAT),
+        x64::OPENAT2 => Route::File(file::op::OPENAT2),
+        x64::OPEN_BY_HANDLE_AT => Route::File(file::op::OPEN_BY_HANDLE_AT),
         _ => return None,
     })
 }
@@ -142,6 +149,11 @@ fn route_ia32(id: i64) -> Option<Route> {
         ia32::SETRESUID16 => Route::Privilege(c::SETRESUID | c::ID16),
         ia32::SETRESGID16 => Route::Privilege(c::SETRESGID | c::ID16),
         ia32::CAPSET => Route::Privilege(c::CAPSET),
+        ia32::OPEN => Route::File(file::op::OPEN),
+        ia32::CREAT => Route::File(file::op::CREAT),
+        ia32::OPENAT => Route::File(file::op::OPENAT),
+        ia32::OPENAT2 => Route::File(file::op::OPENAT2),
+        ia32::OPEN_BY_HANDLE_AT => Route::File(file::op::OPEN_BY_HANDLE_AT),
         _ => return None,
     })
 }
@@ -215,6 +227,7 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
         Route::Ptrace(op) => ptrace_family::on_exit(op, &a, ret, fl),
         Route::Namespace(op) => ns_family::on_exit(op, &a, ret, fl),
         Route::Privilege(op) => cred_family::on_exit(op, &a, ret, fl),
+        Route::File(op) => file_family::on_exit(op, &a, ret, fl),
     }
     0
 }

@@ -113,6 +113,12 @@ pub struct EbpfConfig {
     pub namespace: bool,
     /// `privilege-change` events: the setuid/setgid family and capset.
     pub privilege: bool,
+    /// `file-access` events: opens of the sensitive files below.
+    pub file_access: bool,
+    /// The sensitive files and directories, as a container sees them: "/etc/shadow", a
+    /// directory's entries ("/root/.ssh/"), "*" within a component ("/home/*/.ssh/"); prefix
+    /// "write:" (or "read:") to report only opens that may change (or read) the file.
+    pub sensitive_files: Vec<String>,
     /// Bytes of argv captured per exec (the rest is cut and the event marked).
     pub argv_max_bytes: u32,
     /// Arguments kept per exec.
@@ -160,6 +166,8 @@ impl Default for EbpfConfig {
             ptrace: true,
             namespace: true,
             privilege: true,
+            file_access: true,
+            sensitive_files: crate::sensitive::DEFAULT.iter().map(|s| (*s).to_owned()).collect(),
             argv_max_bytes: 1024,
             argv_max_args: 64,
             trace_host: false,
@@ -363,6 +371,18 @@ impl Config {
                 "accepted: a power of two from 4096 to 1073741824".into(),
             ));
         }
+        for (i, f) in e.sensitive_files.iter().enumerate() {
+            if let Err(why) = f.parse::<crate::sensitive::Pattern>() {
+                return Err(err(&format!("ebpf.sensitive_files[{i}]"), format!("{f:?}"), why));
+            }
+        }
+        if e.sensitive_files.len() > 256 {
+            return Err(err(
+                "ebpf.sensitive_files",
+                format!("{} entries", e.sensitive_files.len()),
+                "accepted: at most 256 entries".into(),
+            ));
+        }
         let cap = docker_listener_common::PREFIX_CAP;
         if e.cgroup_prefixes.len() > docker_listener_common::PREFIXES {
             return Err(err(
@@ -560,6 +580,12 @@ mod tests {
                 "0 to 4",
             ),
             (r#"{"docker-listener": {"ebpf": {"labels_max": 5000}}}"#, "ebpf.labels_max", "0 to 1024"),
+            (
+                r#"{"docker-listener": {"ebpf": {"sensitive_files": ["/etc/shadow", "etc/x"]}}}"#,
+                "ebpf.sensitive_files[1]",
+                "absolute path",
+            ),
+            (r#"{"docker-listener": {"ebpf": {"sensitive_files": ["/etc/../x"]}}}"#, "ebpf.sensitive_files[0]", ".."),
             (r#"{"docker-listener": {"ebpf": {"labels_max_bytes": 100000}}}"#, "ebpf.labels_max_bytes", "32768"),
             (
                 r#"{"docker-listener": {"ebpf": {"cgroup_prefixes": ["docker"]}}}"#,

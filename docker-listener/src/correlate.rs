@@ -22,11 +22,12 @@ use crate::{
     config::EbpfConfig,
     ebpf::record::{Exec, Meta, Record},
     ecs::{Body, Clock, Event, ExecBody, Inventory, IoUringBody, Lineup, ProcRef, SocketBody, socket},
-    family::{CallBody, Context as CallContext, HostNamespaces, RuntimeBinaries},
+    family::{CallBody, Context as CallContext, Detail, HostNamespaces, RuntimeBinaries, file::Verdict},
     inventory,
     labels::LabelBudget,
     procs::{Image, Lineage, ProcessTable},
     registry::{Container, ContainerRegistry, GRACE, Lookup, container_of_path},
+    sensitive::{Entry, MapChange, SensitiveSet},
 };
 
 /// A finished event: its `event.action` (for the counters) and its JSON.
@@ -75,6 +76,11 @@ pub enum Request {
     Track(u64),
     /// Remove this cgroup id from the kernel filter.
     Untrack(u64),
+    /// Resolve the sensitive files inside this container's filesystem (`crate::sensitive`),
+    /// from its init process when known, else from a process of its cgroup.
+    ResolveFiles { id: String, pid: Option<u32> },
+    /// Write these changes to the kernel's sensitive-file map.
+    SensitiveMap(Vec<MapChange>),
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +96,9 @@ pub struct Counters {
     /// Exit-reported calls made by the runtime (its binary, by inode) setting a container up:
     /// not sent.
     pub runtime_setup: u64,
+    /// Opens the kernel matched that are no sensitive file (an inode number that is another
+    /// file's elsewhere, a file created where a sensitive one may be): not sent.
+    pub file_unmatched: u64,
 }
 
 struct Held {
@@ -120,11 +129,16 @@ pub struct Correlator {
     /// ...unless a process of the container ran one (an exec record of it in a traced cgroup),
     /// or descends from one that did: those processes, whose calls are reported.
     runtime_started_here: HashSet<u32>,
+    /// The sensitive files of every traced container (`file-access`).
+    pub sensitive: SensitiveSet,
+    /// When the sensitive sets were last made again.
+    sensitive_refreshed: Option<Instant>,
     pub counters: Counters,
 }
 
 impl Correlator {
     pub fn new(procs: ProcessTable, cfg: EbpfConfig, clock: Clock) -> Correlator {
+        let patterns = cfg.sensitive_files.iter().filter_map(|f| f.parse().ok()).collect();
         Correlator {
             registry: ContainerRegistry::new(LabelBudget {
                 max_count: cfg.labels_max,
@@ -141,6 +155,8 @@ impl Correlator {
             host_ns: HostNamespaces::read(),
             runtime: RuntimeBinaries::find(),
             runtime_started_here: HashSet::new(),
+            sensitive: SensitiveSet::new(patterns),
+            sensitive_refreshed: None,
             counters: Counters::default(),
         }
     }
@@ -234,7 +250,7 @@ impl Correlator {
                 let event = Event::new(u.meta, self.clock, Body::IoUring(IoUringBody::new(&u, process)));
                 self.route(u.meta.cgroup_id, u.meta.tgid, event, now, out, req);
             }
-            Record::Call(c) => {
+            Record::Call(mut c) => {
                 let meta = c.meta;
                 if self.runtime.contains(c.exe) && !self.runtime_started_here.contains(&meta.tgid) {
                     // The runtime's own process (runc making the container's mounts and
@@ -243,6 +259,17 @@ impl Correlator {
                     // start makes dozens.
                     self.counters.runtime_setup += 1;
                     return;
+                }
+                if let Detail::File(f) = &mut c.detail {
+                    let id = self.registry.container_id_of(meta.cgroup_id).unwrap_or("").to_owned();
+                    match f.resolve(&id, &self.sensitive) {
+                        Verdict::Keep => {}
+                        Verdict::KeepAndAdd(e) => req.push(Request::SensitiveMap(self.sensitive.add(&id, e))),
+                        Verdict::Drop => {
+                            self.counters.file_unmatched += 1;
+                            return;
+                        }
+                    }
                 }
                 let process = self.process_of(&meta, c.start_ns, c.exec_id);
                 // (Host tracing: a process outside any known container is not remembered.)
@@ -441,9 +468,29 @@ impl Correlator {
         for cg in self.registry.cgroups_of(&id) {
             self.unconfirmed.remove(cg);
         }
+        let pid = c.pid;
+        let ignored = c.is_ignored(&self.cfg);
         self.registry.upsert(c);
         for cg in self.registry.cgroups_of(&id).to_vec() {
             self.release(cg, out, req);
+        }
+        if self.cfg.file_access && !ignored && !self.sensitive.patterns.is_empty() {
+            req.push(Request::ResolveFiles { id, pid });
+        } else if ignored {
+            req.push(Request::SensitiveMap(self.sensitive.forget(&id)));
+        }
+    }
+
+    /// A container's sensitive files were resolved (`None`: they could not be, it has no
+    /// process any more).
+    pub fn sensitive_resolved(&mut self, id: &str, entries: Option<Vec<Entry>>, req: &mut Vec<Request>) {
+        let known = self.registry.get(id).is_some_and(|c| !c.is_ignored(&self.cfg));
+        let changes = match entries {
+            Some(e) if known => self.sensitive.update(id, e),
+            _ => self.sensitive.forget(id),
+        };
+        if !changes.is_empty() {
+            req.push(Request::SensitiveMap(changes));
         }
     }
 
@@ -520,6 +567,24 @@ impl Correlator {
         for cg in self.registry.expire(now) {
             self.procs.remove_cgroup(cg);
             req.push(Request::Untrack(cg));
+        }
+        // The sensitive sets: those of containers forgotten go, the others are made again
+        // (a file replaced by a rename is another inode).
+        let gone: Vec<String> =
+            self.sensitive.containers().filter(|id| self.registry.get(id).is_none()).map(str::to_owned).collect();
+        for id in gone {
+            req.push(Request::SensitiveMap(self.sensitive.forget(&id)));
+        }
+        if self.sensitive_refreshed.is_none_or(|t| now.duration_since(t) >= crate::sensitive::REFRESH) {
+            if self.sensitive_refreshed.is_some() {
+                for id in self.sensitive.containers() {
+                    req.push(Request::ResolveFiles {
+                        id: id.to_owned(),
+                        pid: self.registry.get(id).and_then(|c| c.pid),
+                    });
+                }
+            }
+            self.sensitive_refreshed = Some(now);
         }
         // Exit records lost to a full ring buffer would leave pids behind.
         let procs = &self.procs;

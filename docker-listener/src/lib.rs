@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod procs;
 pub mod registry;
+pub mod sensitive;
 pub mod shrink;
 pub mod sink;
 pub mod state;

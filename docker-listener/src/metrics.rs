@@ -169,6 +169,20 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
     );
     metric(
         &mut out,
+        "ebpf_file_unmatched_total",
+        "counter",
+        "Opens the kernel matched that are no sensitive file (an inode number of another filesystem, a file created beside a sensitive one): not sent.",
+        &[("", g(&stats.ebpf_file_unmatched))],
+    );
+    metric(
+        &mut out,
+        "ebpf_sensitive_map_full_total",
+        "counter",
+        "Sensitive files the kernel's map had no room for: opens of them are not reported (each time logged).",
+        &[("", g(&stats.ebpf_sensitive_map_full))],
+    );
+    metric(
+        &mut out,
         "containers_untraced_total",
         "counter",
         "Running containers whose cgroup could not be found: their processes are not traced (each is logged).",

@@ -73,6 +73,9 @@ enum Info {
     Listeners(Vec<Listener>),
     Container(Container, Option<u64>),
     InspectFailed(String),
+    /// A container's sensitive files, resolved in its filesystem (`None`: no process of it
+    /// could be found).
+    Sensitive(String, Option<Vec<crate::sensitive::Entry>>),
     /// Docker has no such container (inspect: 404); the cgroup that named it, if not bound yet.
     NotDocker {
         id: String,
@@ -140,6 +143,7 @@ impl Monitor {
         let (info_tx, mut info_rx) = mpsc::unbounded_channel::<Info>();
         let inspect_slots = Arc::new(tokio::sync::Semaphore::new(INSPECT_CONCURRENCY));
         let mut inspecting: HashSet<String> = HashSet::new();
+        let mut resolving: HashSet<String> = HashSet::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep = Instant::now();
@@ -161,89 +165,91 @@ impl Monitor {
 
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break,
-                guard = self.probes.ring.readable_mut(), if !polling => {
-                    let mut guard = guard?;
-                    let n = drain(guard.get_inner_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
-                    if n == 0 {
-                        // Empty: sleep until the kernel wakes us.
-                        guard.clear_ready();
-                    } else {
-                        // A flow starts: poll while it lasts. The cached readiness stays set on
-                        // purpose: going back to sleeping first drains whatever was committed
-                        // during the switch.
-                        drop(guard);
-                        polling = self.start_polling(poll_timer.as_mut(), n);
-                    }
-                }
-                () = &mut poll_timer, if polling => {
-                    let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
-                    if settling {
-                        // One period after the programs were told to wake us again, every
-                        // program that still read "polling" has long committed: what it left
-                        // was drained just now, and the next record wakes us.
-                        settling = false;
-                        idle_polls = 0;
+                    _ = shutdown.cancelled() => break,
+                    guard = self.probes.ring.readable_mut(), if !polling => {
+                        let mut guard = guard?;
+                        let n = drain(guard.get_inner_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
                         if n == 0 {
-                            polling = false;
+                            // Empty: sleep until the kernel wakes us.
+                            guard.clear_ready();
                         } else {
+                            // A flow starts: poll while it lasts. The cached readiness stays set on
+                            // purpose: going back to sleeping first drains whatever was committed
+                            // during the switch.
+                            drop(guard);
                             polling = self.start_polling(poll_timer.as_mut(), n);
                         }
-                    } else {
-                        idle_polls = if n == 0 { idle_polls.saturating_add(1) } else { 0 };
-                        // Exactly at the threshold: if the map write fails, polling goes on
-                        // (logged once) until records flow and stop again.
-                        if idle_polls == IDLE_POLLS && !self.set_polling(false) {
-                            settling = true;
-                        }
-                        poll_timer.as_mut().reset(next_poll(n));
                     }
-                }
-                Some(ev) = self.docker_events.recv(), if docker_open => {
-                    let attributes = attributes_of(&ev);
-                    self.correlator.on_docker_event(ev.kind(), ev.action(), ev.actor_id(), ev.time_nano, &attributes, Instant::now(), &mut out, &mut req);
-                }
-                changed = self.client.changed() => {
-                    if changed.is_err() {
-                        // The Docker source is gone (shutdown): keep draining the kernel side.
-                        docker_open = false;
-                        continue;
-                    }
-                    let client = self.client.borrow_and_update().clone();
-                    if let Some(client) = client {
-                        let listeners = !self.listeners_asked;
-                        self.listeners_asked = true;
-                        spawn_inventory(client, mount.clone(), self.cfg.cgroup_prefixes.clone(), listeners, info_tx.clone());
-                    }
-                }
-                Some(info) = info_rx.recv() => {
-                    self.apply(info, mount.as_deref(), &mut inspecting, &mut out, &mut req);
-                }
-                _ = tick.tick() => {
-                    if !polling {
-                        // A program that read "polling" just before the switch back may have
-                        // committed after the last drain without waking us; nothing else would
-                        // wake us while that record waits.
+                    () = &mut poll_timer, if polling => {
                         let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
-                        if n > 0 {
-                            polling = self.start_polling(poll_timer.as_mut(), n);
+                        if settling {
+                            // One period after the programs were told to wake us again, every
+                            // program that still read "polling" has long committed: what it left
+                            // was drained just now, and the next record wakes us.
+                            settling = false;
+                            idle_polls = 0;
+                            if n == 0 {
+                                polling = false;
+                            } else {
+                                polling = self.start_polling(poll_timer.as_mut(), n);
+                            }
+                        } else {
+                            idle_polls = if n == 0 { idle_polls.saturating_add(1) } else { 0 };
+                            // Exactly at the threshold: if the map write fails, polling goes on
+                            // (logged once) until records flow and stop again.
+                            if idle_polls == IDLE_POLLS && !self.set_polling(false) {
+                                settling = true;
+                            }
+                            poll_timer.as_mut().reset(next_poll(n));
                         }
                     }
-                    let now = Instant::now();
-                    self.correlator.resync_clock();
-                    Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
-                    Stats::set(&self.stats.ebpf_runtime_setup, self.correlator.counters.runtime_setup);
-                    self.correlator.tick(now, &mut out, &mut req);
-                    lost_reported = self.report_losses(drain_ctx.received, lost_reported);
-                    if now.duration_since(last_sweep) >= SWEEP_EVERY {
-                        last_sweep = now;
-                        let gone = self.correlator.procs.sweep();
-                        if gone > 0 {
-                            tracing::debug!(gone, "swept processes whose exit record was lost");
+                    Some(ev) = self.docker_events.recv(), if docker_open => {
+                        let attributes = attributes_of(&ev);
+                        self.correlator.on_docker_event(ev.kind(), ev.action(), ev.actor_id(), ev.time_nano, &attributes, Instant::now(), &mut out, &mut req);
+                    }
+                    changed = self.client.changed() => {
+                        if changed.is_err() {
+                            // The Docker source is gone (shutdown): keep draining the kernel side.
+                            docker_open = false;
+                            continue;
+                        }
+                        let client = self.client.borrow_and_update().clone();
+                        if let Some(client) = client {
+                            let listeners = !self.listeners_asked;
+                            self.listeners_asked = true;
+                            spawn_inventory(client, mount.clone(), self.cfg.cgroup_prefixes.clone(), listeners, info_tx.clone());
+                        }
+                    }
+                    Some(info) = info_rx.recv() => {
+                        self.apply(info, mount.as_deref(), (&mut inspecting, &mut resolving), &mut out, &mut req);
+                    }
+                    _ = tick.tick() => {
+                        if !polling {
+                            // A program that read "polling" just before the switch back may have
+                            // committed after the last drain without waking us; nothing else would
+                            // wake us while that record waits.
+                            let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
+                            if n > 0 {
+                                polling = self.start_polling(poll_timer.as_mut(), n);
+                            }
+                        }
+                        let now = Instant::now();
+                        self.correlator.resync_clock();
+                        Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
+                        Stats::set(&self.stats.ebpf_runtime_setup, self.correlator.counters.runtime_setup);
+            Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
+                        Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
+                        self.correlator.tick(now, &mut out, &mut req);
+                        lost_reported = self.report_losses(drain_ctx.received, lost_reported);
+                        if now.duration_since(last_sweep) >= SWEEP_EVERY {
+                            last_sweep = now;
+                            let gone = self.correlator.procs.sweep();
+                            if gone > 0 {
+                                tracing::debug!(gone, "swept processes whose exit record was lost");
+                            }
                         }
                     }
                 }
-            }
             self.flush(&mut out);
             for r in req.drain(..) {
                 match r {
@@ -261,6 +267,30 @@ impl Monitor {
                                 None,
                                 inspect_slots.clone(),
                                 info_tx.clone(),
+                            );
+                        }
+                    }
+                    Request::ResolveFiles { id, pid } => {
+                        if resolving.insert(id.clone()) {
+                            spawn_resolve_files(
+                                id,
+                                pid,
+                                mount.clone(),
+                                self.cfg.cgroup_prefixes.clone(),
+                                self.correlator.sensitive.patterns.clone(),
+                                info_tx.clone(),
+                            );
+                        }
+                    }
+                    Request::SensitiveMap(changes) => {
+                        let failed = self.probes.apply_sensitive(&changes);
+                        if failed > 0 {
+                            Stats::add(&self.stats.ebpf_sensitive_map_full, failed as u64);
+                            tracing::error!(
+                                failed,
+                                max = crate::sensitive::MAP_MAX,
+                                "the kernel's map of sensitive files is full: opens of these files are not reported; \
+                                 list fewer sensitive files (ebpf.sensitive_files) or trace fewer containers"
                             );
                         }
                     }
@@ -289,6 +319,7 @@ impl Monitor {
         Stats::set(&self.stats.ebpf_pending_sock, socks);
         Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
         Stats::set(&self.stats.ebpf_runtime_setup, self.correlator.counters.runtime_setup);
+        Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
         Ok(())
     }
 
@@ -327,7 +358,7 @@ impl Monitor {
         &mut self,
         info: Info,
         mount: Option<&std::path::Path>,
-        inspecting: &mut HashSet<String>,
+        (inspecting, resolving): (&mut HashSet<String>, &mut HashSet<String>),
         out: &mut Vec<Emitted>,
         req: &mut Vec<Request>,
     ) {
@@ -388,6 +419,10 @@ impl Monitor {
             }
             Info::InspectFailed(id) => {
                 inspecting.remove(&id);
+            }
+            Info::Sensitive(id, entries) => {
+                resolving.remove(&id);
+                self.correlator.sensitive_resolved(&id, entries, req);
             }
             Info::NotDocker { id, cgroup } => {
                 inspecting.remove(&id);
@@ -676,6 +711,33 @@ fn spawn_inspect(
 /// Docker's answer "no such container".
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// Resolves a container's sensitive files in its filesystem, seen through one of its processes
+/// (`/proc/<pid>/root`): its init process when known, else one found in its cgroup.
+fn spawn_resolve_files(
+    id: String,
+    pid: Option<u32>,
+    mount: Option<PathBuf>,
+    prefixes: Vec<String>,
+    patterns: Vec<crate::sensitive::Pattern>,
+    tx: mpsc::UnboundedSender<Info>,
+) {
+    tokio::task::spawn_blocking(move || {
+        let from_cgroup = || {
+            let m = mount.as_deref()?;
+            let dir = registry::find_cgroup_dir(m, &prefixes, &id)?;
+            registry::cgroup_pids(&dir).into_iter().next()
+        };
+        let mut pids: Vec<u32> = pid.into_iter().collect();
+        pids.extend(from_cgroup());
+        let entries = pids.into_iter().find_map(|p| {
+            crate::sensitive::resolve(std::path::Path::new(&format!("/proc/{p}/root")), &patterns)
+                .map_err(|e| tracing::debug!(container = %id, pid = p, error = %e, "sensitive files not resolved"))
+                .ok()
+        });
+        let _ = tx.send(Info::Sensitive(id, entries));
+    });
 }
 
 /// Places a cgroup id no record introduced (its creation record was lost, or it predates the

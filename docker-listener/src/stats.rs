@@ -89,6 +89,11 @@ counters! {
     /// container up or entering it: processes that never ran a program in the container. Not
     /// sent.
     ebpf_runtime_setup,
+    /// Opens the kernel matched by an inode number that is another file's here, or files
+    /// created where a sensitive one may be that are none: not sent.
+    ebpf_file_unmatched,
+    /// Sensitive files' inodes the kernel's map had no room for: opens of them are not reported.
+    ebpf_sensitive_map_full,
     /// Running containers whose cgroup could not be found: their processes are not traced.
     containers_untraced,
     /// Containers whose cgroup was found only after they started (not recognised at creation):

@@ -1,8 +1,9 @@
 //! Records of the system-call families reported at the call's exit (`raw_syscalls:sys_exit`):
-//! kernel modules, BPF, ptrace, namespaces and mounts. Each family has its own record, which
+//! kernel modules, BPF, ptrace, namespaces and mounts, privilege changes, sensitive files. Each family has its own record, which
 //! starts with a [`CallHead`]; its operations are `op` values of its own.
 pub mod bpf;
 pub mod cred;
+pub mod file;
 pub mod kmod;
 pub mod namespace;
 pub mod ptrace;
@@ -39,6 +40,7 @@ pub mod switch {
     pub const PTRACE: u32 = 4;
     pub const NAMESPACE: u32 = 8;
     pub const PRIVILEGE: u32 = 16;
+    pub const FILE: u32 = 32;
 }
 
 /// Bytes of a path or name argument kept (a path longer than this is cut, and flagged).

@@ -86,6 +86,8 @@ pub struct EbpfProbes {
     /// The enter/exit pairing maps (values as bytes: only their entries are counted).
     pending_exec: HashMap<MapData, u64, [u8; 24]>,
     pending_sock: HashMap<MapData, u64, [u8; 32]>,
+    /// The sensitive files' inodes (`crate::sensitive`).
+    sensitive: HashMap<MapData, u64, u32>,
     /// Programs attached, for the log.
     pub attached: Vec<&'static str>,
     /// The ways activity reaches the agent here, and which are open (`attach`).
@@ -179,6 +181,7 @@ impl EbpfProbes {
             HashMap::try_from(take(&mut ebpf, "PENDING_EXEC")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let pending_sock =
             HashMap::try_from(take(&mut ebpf, "PENDING_SOCK")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let sensitive = HashMap::try_from(take(&mut ebpf, "SENSITIVE")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         // SAFETY: the RingBuf owns its map fd and keeps it open, unreplaced, for as long as the
         // AsyncFd (which owns the RingBuf) lives.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -192,6 +195,7 @@ impl EbpfProbes {
             loss,
             pending_exec,
             pending_sock,
+            sensitive,
             attached,
             doors,
             degraded,
@@ -209,6 +213,21 @@ impl EbpfProbes {
     /// Stops tracing a cgroup (ignored container, container gone).
     pub fn untrack(&mut self, cgroup: u64) {
         let _ = self.containers.remove(&cgroup);
+    }
+
+    /// Writes changes to the sensitive-file map; returns how many could not be written (the map
+    /// is full: those files are not matched).
+    pub fn apply_sensitive(&mut self, changes: &[crate::sensitive::MapChange]) -> usize {
+        let mut failed = 0;
+        for &(ino, bits) in changes {
+            match bits {
+                Some(b) => failed += usize::from(self.sensitive.insert(ino, b, 0).is_err()),
+                None => {
+                    let _ = self.sensitive.remove(&ino);
+                }
+            }
+        }
+        failed
     }
 
     /// Polling on (the monitor drains the ring on a timer: the programs commit without waking

@@ -219,6 +219,8 @@ fn exe_walk(r: &Resolver, o: &mut KernelOffsets) -> Result<(), OffsetsError> {
     o.path_mnt = r.offset("path", &["mnt"])?;
     o.path_dentry = r.offset("path", &["dentry"])?;
     o.dentry_d_parent = r.offset("dentry", &["d_parent"])?;
+    // (Not the executable's walk: the file-access family's parent directory.)
+    o.dentry_d_inode = r.offset("dentry", &["d_inode"])?;
     o.dentry_d_name = r.offset("dentry", &["d_name"])?;
     o.qstr_len = r.offset("qstr", &["len"])?;
     o.qstr_name = r.offset("qstr", &["name"])?;

@@ -299,17 +299,25 @@ fn exe_path(buf: &[u8], flags: u32) -> String {
 }
 
 fn exe_file(r: &ExecRecord) -> Option<ExeFile> {
-    let f = r.exe.flags;
-    if r.ret != 0 || f & exe_flags::UNAVAILABLE != 0 {
+    if r.ret != 0 {
         return None;
     }
-    let len = (r.exe.path_len as usize).min(common::EXE_PATH_CAP);
+    file_of(&r.exe, &r.exe_path)
+}
+
+/// A file as the kernel described it (`ExeFile` and its walked path), `None` when it could not.
+pub(crate) fn file_of(file: &common::ExeFile, path: &[u8]) -> Option<ExeFile> {
+    let f = file.flags;
+    if f & exe_flags::UNAVAILABLE != 0 {
+        return None;
+    }
+    let len = (file.path_len as usize).min(common::EXE_PATH_CAP).min(path.len());
     Some(ExeFile {
-        path: exe_path(&r.exe_path[..len], f),
-        ino: r.exe.ino,
-        dev: r.exe.dev,
-        magic: r.exe.magic,
-        unlinked: r.exe.nlink == 0,
+        path: exe_path(&path[..len], f),
+        ino: file.ino,
+        dev: file.dev,
+        magic: file.magic,
+        unlinked: file.nlink == 0,
         detached: f & exe_flags::DETACHED != 0,
         outside_root: f & exe_flags::OUTSIDE_ROOT != 0,
         path_truncated: f & (exe_flags::TRUNCATED | exe_flags::GAP) != 0,

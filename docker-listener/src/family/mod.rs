@@ -1,10 +1,11 @@
 //! Event families reported at a system call's exit (the kernel's `syscall_exit.rs`): kernel
-//! modules, BPF, ptrace, namespaces and mounts. Each lives in one file here (its decoder, what
+//! modules, BPF, ptrace, namespaces and mounts, privilege changes, sensitive files. Each lives in one file here (its decoder, what
 //! the correlator adds to it, its ECS writer) and one in the kernel crate and in
 //! docker-listener-common; [`FAMILIES`] registers them, and the stages around them (attach,
 //! correlation, container, frame) are shared.
 pub mod bpf;
 pub mod cred;
+pub mod file;
 pub mod kmod;
 pub mod namespace;
 pub mod ptrace;
@@ -40,7 +41,8 @@ pub struct Family {
 }
 
 /// Every exit-reported family. Adding one: its files, a `Detail` variant, an entry here.
-pub const FAMILIES: &[Family] = &[kmod::FAMILY, bpf::FAMILY, ptrace::FAMILY, namespace::FAMILY, cred::FAMILY];
+pub const FAMILIES: &[Family] =
+    &[kmod::FAMILY, bpf::FAMILY, ptrace::FAMILY, namespace::FAMILY, cred::FAMILY, file::FAMILY];
 
 /// The family a record kind belongs to.
 pub fn of_kind(kind: RecordKind) -> Option<&'static Family> {
@@ -70,6 +72,7 @@ pub enum Detail {
     Ptrace(ptrace::Ptrace),
     Namespace(namespace::NsCall),
     Privilege(cred::CredChange),
+    File(file::FileAccess),
 }
 
 /// Decodes a record of an exit-reported family.
@@ -195,7 +198,8 @@ impl CallBody {
             Detail::Ptrace(p) => p.resolve(call.meta.tgid, ctx),
             Detail::Namespace(n) => n.resolve(ctx),
             Detail::Privilege(c) => c.resolve(call.meta.tgid, ctx),
-            Detail::KernelModule(_) | Detail::Bpf(_) => {}
+            // (Resolved before: the correlator drops what is not an event.)
+            Detail::KernelModule(_) | Detail::Bpf(_) | Detail::File(_) => {}
         }
         CallBody { process, parent, call }
     }
@@ -215,6 +219,7 @@ impl CallBody {
             Detail::Ptrace(d) => d.kind(),
             Detail::Namespace(d) => d.kind(),
             Detail::Privilege(d) => d.kind(),
+            Detail::File(d) => d.kind(),
         }
     }
 
@@ -225,6 +230,7 @@ impl CallBody {
             Detail::Ptrace(d) => d.syscall(),
             Detail::Namespace(d) => d.syscall(),
             Detail::Privilege(d) => d.syscall(),
+            Detail::File(d) => d.syscall(),
         }
     }
 
@@ -238,6 +244,9 @@ impl CallBody {
         m: &mut M,
     ) -> Result<Option<ErrorOut>, M::Error> {
         m.serialize_entry("process", &ProcessRefOut { process: &self.process, thread, parent: self.parent.as_ref() })?;
+        if let Detail::File(f) = &self.call.detail {
+            f.write_file(m)?;
+        }
         Ok((self.call.ret < 0).then(|| ErrorOut::of_call(self.syscall(), self.call.ret)))
     }
 
@@ -249,6 +258,7 @@ impl CallBody {
             Detail::Ptrace(d) => d.write(m)?,
             Detail::Namespace(d) => d.write(m)?,
             Detail::Privilege(d) => d.write(m)?,
+            Detail::File(d) => d.write(m)?,
         }
         if self.call.truncated {
             m.serialize_entry("arguments_truncated", &true)?;

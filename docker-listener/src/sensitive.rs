@@ -1,0 +1,461 @@
+//! The sensitive files of the `file-access` family: the configured paths (`ebpf.sensitive_files`)
+//! resolved inside each container's filesystem into the inodes the kernel compares every open
+//! against (`SENSITIVE`, docker-listener-ebpf's `file.rs`), and the way back from an inode the
+//! kernel matched to the configured entry an event names.
+//!
+//! A path is resolved from the container's root (`/proc/<pid>/root`) with `openat2`'s
+//! `RESOLVE_IN_ROOT`, as the container's own processes resolve it: its symlinks (`/var/run` →
+//! `/run`) stay inside it. What goes to the kernel, per entry:
+//!
+//! - a file: its inode, with the accesses reported (read, write);
+//! - a directory (an entry ending in `/`, or one that names a directory): its inode and those of
+//!   the directories below it (depth `SUBDIR_DEPTH`), marked as directories whose entries are
+//!   sensitive, so a file created there later is matched by its parent;
+//! - the parent directory of every entry, marked as a place where a sensitive file may be
+//!   created: an open with O_CREAT there (or one level below, for a directory entry that does
+//!   not exist yet, `/root/.ssh/` made by the attacker) is sent up, and kept when the path the
+//!   kernel walked matches an entry (the new file's inode then joins the set).
+//!
+//! The sets are made again every `REFRESH` (a file replaced by a rename is another inode).
+use std::{
+    collections::HashMap,
+    ffi::CString,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::fs::MetadataExt,
+    },
+    path::Path,
+    time::Duration,
+};
+
+use docker_listener_common::family::file::access;
+
+/// Directory levels below a sensitive directory whose files are matched (`/var/run/secrets/`
+/// holds `kubernetes.io/serviceaccount/token`).
+pub const SUBDIR_DEPTH: usize = 3;
+/// Directories taken below one sensitive directory, at most.
+pub const SUBDIR_MAX: usize = 64;
+/// How often each container's set is made again.
+pub const REFRESH: Duration = Duration::from_secs(60);
+/// Inodes the kernel's map holds (its `max_entries`).
+pub const MAP_MAX: usize = 16384;
+
+/// The default entries. `write:` reports only opens that may change the file.
+pub const DEFAULT: [&str; 13] = [
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/sudoers.d/",
+    "write:/etc/passwd",
+    "write:/etc/group",
+    "/root/.ssh/",
+    "/home/*/.ssh/",
+    "/etc/ld.so.preload",
+    "write:/etc/cron*",
+    "write:/var/spool/cron/",
+    "/var/run/secrets/",
+    "/run/secrets/",
+];
+
+/// The pseudo-files the kernel matches by name (docker-listener-common's `family::file::pseudo`),
+/// as events name the entry.
+pub const PSEUDO: [(&str, &str); 5] = [
+    ("mem", "/proc/*/mem"),
+    ("core_pattern", "/proc/sys/kernel/core_pattern"),
+    ("sysrq-trigger", "/proc/sysrq-trigger"),
+    ("release_agent", "/sys/fs/cgroup/*/release_agent"),
+    ("notify_on_release", "/sys/fs/cgroup/*/notify_on_release"),
+];
+
+/// One configured entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    /// As configured, without its access prefix ("/home/*/.ssh/").
+    pub text: String,
+    /// `access` bits reported.
+    pub access: u32,
+    /// Ends in `/`: a directory whose entries are sensitive.
+    pub dir: bool,
+    components: Vec<String>,
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Pattern, String> {
+        let (acc, path) = match s.split_once(':') {
+            Some(("read", p)) => (access::READ, p),
+            Some(("write", p)) => (access::WRITE, p),
+            Some(("any", p)) => (access::READ | access::WRITE, p),
+            Some((other, _)) => {
+                return Err(format!("unknown access {other:?} in {s:?}: accepted \"read:\", \"write:\" or none"));
+            }
+            None => (access::READ | access::WRITE, s),
+        };
+        if !path.starts_with('/') {
+            return Err(format!("{s:?} is not an absolute path (as the container sees it, e.g. \"/etc/shadow\")"));
+        }
+        let components: Vec<String> = path.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect();
+        if components.is_empty() {
+            return Err(format!("{s:?} names the root directory: every open would match"));
+        }
+        if components.iter().any(|c| c == "." || c == "..") {
+            return Err(format!("{s:?} has a \".\" or \"..\" component: write the path it means"));
+        }
+        if components.iter().any(|c| c.contains(['?', '[', '{'])) {
+            return Err(format!("{s:?}: only \"*\" is accepted as a wildcard (within one component)"));
+        }
+        Ok(Pattern { text: path.to_owned(), access: acc, dir: path.ends_with('/'), components })
+    }
+}
+
+impl Pattern {
+    /// Whether a path (as the kernel walked it, from the container's root) is this entry or, for
+    /// a directory, below it.
+    pub fn matches(&self, path: &str) -> bool {
+        let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        if parts.len() < self.components.len() {
+            return false;
+        }
+        let head = self.components.iter().zip(&parts).all(|(p, c)| glob(p, c));
+        head && (parts.len() == self.components.len() || self.dir || self.is_dir_like(parts.len()))
+    }
+
+    /// A file entry with a wildcard (`/etc/cron*`) also names directories (`/etc/cron.d`):
+    /// their files match.
+    fn is_dir_like(&self, depth: usize) -> bool {
+        depth <= self.components.len() + SUBDIR_DEPTH && self.components.last().is_some_and(|c| c.contains('*'))
+    }
+}
+
+/// `*` matches any run of characters (none included) within one component; a leading `*` does
+/// not match a leading dot, as in a shell.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    if pattern.starts_with('*') && name.starts_with('.') {
+        return false;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// One inode of a container's set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub ino: u64,
+    /// The kernel's dev_t (major << 20 | minor).
+    pub dev: u32,
+    /// `access` bits, with `access::DIR` and `access::PARENT` for directories.
+    pub bits: u32,
+    /// Index of the configured entry.
+    pub pattern: usize,
+    /// The path in the container.
+    pub path: String,
+}
+
+/// The kernel's dev_t of a userspace st_dev.
+pub fn kernel_dev(dev: u64) -> u32 {
+    ((libc::major(dev) << 20) | libc::minor(dev)) as u32
+}
+
+/// Resolves the entries inside the filesystem whose root is `root` (`/proc/<pid>/root`).
+pub fn resolve(root: &Path, patterns: &[Pattern]) -> std::io::Result<Vec<Entry>> {
+    let root = open_path(None, root.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY)?;
+    let mut out = Vec::new();
+    for (i, p) in patterns.iter().enumerate() {
+        let mut found = Vec::new();
+        expand(&root, String::new(), &p.components, &mut found);
+        for path in found {
+            let Ok(fd) = open_path(Some(&root), path.as_bytes(), 0) else { continue };
+            let Ok(meta) = stat(&fd) else { continue };
+            let parent_path = path.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+            if let Ok(pfd) = open_path(Some(&root), parent_path.as_bytes(), libc::O_DIRECTORY)
+                && let Ok(pm) = stat(&pfd)
+            {
+                out.push(entry(&pm, access::PARENT | p.access, i, parent_path));
+            }
+            if meta.is_dir() {
+                let mut dirs = vec![(path.clone(), 0usize)];
+                let mut taken = 0;
+                while let Some((d, depth)) = dirs.pop() {
+                    let Ok(dfd) = open_path(Some(&root), d.as_bytes(), libc::O_DIRECTORY) else { continue };
+                    let Ok(dm) = stat(&dfd) else { continue };
+                    out.push(entry(&dm, access::DIR | p.access, i, &d));
+                    taken += 1;
+                    if depth < SUBDIR_DEPTH && taken < SUBDIR_MAX {
+                        for name in list_dir(&dfd) {
+                            let child = format!("{d}/{name}");
+                            if let Ok(cfd) =
+                                open_path(Some(&root), child.as_bytes(), libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                                && stat(&cfd).is_ok_and(|m| m.is_dir())
+                            {
+                                dirs.push((child, depth + 1));
+                            }
+                        }
+                    }
+                }
+            } else {
+                out.push(entry(&meta, p.access, i, &path));
+            }
+        }
+        // An entry naming a directory that does not exist yet (`/root/.ssh/`): its parent is
+        // where it may be made.
+        if p.dir && !p.components.iter().any(|c| c.contains('*')) {
+            let parent: String = p.components[..p.components.len() - 1].iter().map(|c| format!("/{c}")).collect();
+            let parent = if parent.is_empty() { "/".to_owned() } else { parent };
+            if let Ok(pfd) = open_path(Some(&root), parent.as_bytes(), libc::O_DIRECTORY)
+                && let Ok(pm) = stat(&pfd)
+            {
+                out.push(entry(&pm, access::PARENT | p.access, i, &parent));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn entry(m: &std::fs::Metadata, bits: u32, pattern: usize, path: &str) -> Entry {
+    Entry { ino: m.ino(), dev: kernel_dev(m.dev()), bits, pattern, path: path.to_owned() }
+}
+
+/// The paths (from the root, "/a/b") the components name, wildcards expanded.
+fn expand(root: &OwnedFd, prefix: String, rest: &[String], out: &mut Vec<String>) {
+    let Some((first, rest)) = rest.split_first() else {
+        out.push(prefix);
+        return;
+    };
+    if !first.contains('*') {
+        expand(root, format!("{prefix}/{first}"), rest, out);
+        return;
+    }
+    let dir = if prefix.is_empty() { "/".to_owned() } else { prefix.clone() };
+    let Ok(dfd) = open_path(Some(root), dir.as_bytes(), libc::O_DIRECTORY) else { return };
+    let mut names: Vec<String> = list_dir(&dfd).into_iter().filter(|n| glob(first, n)).collect();
+    names.sort();
+    for n in names.into_iter().take(SUBDIR_MAX) {
+        expand(root, format!("{prefix}/{n}"), rest, out);
+    }
+}
+
+/// Opens `path` (inside `root` when given, resolved as if `root` were `/`) for reading its
+/// metadata or listing it.
+fn open_path(root: Option<&OwnedFd>, path: &[u8], flags: i32) -> std::io::Result<OwnedFd> {
+    let c = CString::new(path).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let mode = if flags & libc::O_DIRECTORY != 0 { libc::O_RDONLY } else { libc::O_PATH };
+    // struct open_how { u64 flags; u64 mode; u64 resolve; } (libc's is non-exhaustive).
+    let how: [u64; 3] = [
+        (mode | flags | libc::O_CLOEXEC) as u64,
+        0,
+        if root.is_some() { libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS } else { 0 },
+    ];
+    let dirfd = root.map_or(libc::AT_FDCWD, |r| r.as_raw_fd());
+    // SAFETY: `c` and `how` outlive the call; the kernel returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_openat2, dirfd, c.as_ptr(), how.as_ptr(), size_of::<[u64; 3]>()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor the kernel just gave us, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn stat(fd: &OwnedFd) -> std::io::Result<std::fs::Metadata> {
+    std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+fn list_dir(fd: &OwnedFd) -> Vec<String> {
+    match std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
+        Ok(rd) => rd.flatten().filter_map(|e| e.file_name().into_string().ok()).take(4096).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Every container's set, and what the kernel's map holds.
+#[derive(Debug, Default)]
+pub struct SensitiveSet {
+    pub patterns: Vec<Pattern>,
+    by_container: HashMap<String, Vec<Entry>>,
+    /// The map's content: inode → bits (the union over containers).
+    kernel: HashMap<u64, u32>,
+}
+
+/// A change to make to the kernel's map: the inode's new bits, or `None` to remove it.
+pub type MapChange = (u64, Option<u32>);
+
+impl SensitiveSet {
+    pub fn new(patterns: Vec<Pattern>) -> SensitiveSet {
+        SensitiveSet { patterns, ..SensitiveSet::default() }
+    }
+
+    /// Replaces a container's set; the map changes that makes.
+    pub fn update(&mut self, id: &str, entries: Vec<Entry>) -> Vec<MapChange> {
+        let old = self.by_container.insert(id.to_owned(), entries).unwrap_or_default();
+        let mut touched: Vec<u64> = old.iter().map(|e| e.ino).collect();
+        touched.extend(self.by_container[id].iter().map(|e| e.ino));
+        self.recompute(touched)
+    }
+
+    /// Adds one inode to a container's set (a sensitive file created since it was made).
+    pub fn add(&mut self, id: &str, e: Entry) -> Vec<MapChange> {
+        let ino = e.ino;
+        let list = self.by_container.entry(id.to_owned()).or_default();
+        if list.contains(&e) {
+            return Vec::new();
+        }
+        list.push(e);
+        self.recompute(vec![ino])
+    }
+
+    /// Forgets a container (gone or ignored).
+    pub fn forget(&mut self, id: &str) -> Vec<MapChange> {
+        let old = self.by_container.remove(id).unwrap_or_default();
+        self.recompute(old.iter().map(|e| e.ino).collect())
+    }
+
+    pub fn containers(&self) -> impl Iterator<Item = &str> {
+        self.by_container.keys().map(String::as_str)
+    }
+
+    /// Inodes in the kernel's map.
+    pub fn len(&self) -> usize {
+        self.kernel.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kernel.is_empty()
+    }
+
+    fn recompute(&mut self, mut inos: Vec<u64>) -> Vec<MapChange> {
+        inos.sort_unstable();
+        inos.dedup();
+        let mut changes = Vec::new();
+        for ino in inos {
+            let bits = self.by_container.values().flatten().filter(|e| e.ino == ino).fold(0, |b, e| b | e.bits);
+            let now = (bits != 0).then_some(bits);
+            if self.kernel.get(&ino).copied() != now {
+                match now {
+                    Some(b) => self.kernel.insert(ino, b),
+                    None => self.kernel.remove(&ino),
+                };
+                changes.push((ino, now));
+            }
+        }
+        changes
+    }
+
+    /// The entry an inode the kernel matched belongs to: the container's own (same device),
+    /// else one of another container on an overlay of the same image (a file of a shared layer
+    /// has the same inode number there) when `overlay`; `ok` says which entries qualify.
+    pub fn find(&self, id: &str, ino: u64, dev: u32, overlay: bool, ok: impl Fn(&Entry) -> bool) -> Option<&Entry> {
+        let ok = |e: &&Entry| e.ino == ino && ok(e);
+        let own = self.by_container.get(id).and_then(|l| l.iter().filter(ok).find(|e| e.dev == dev));
+        own.or_else(|| if overlay { self.by_container.values().flatten().find(ok) } else { None })
+    }
+
+    /// The configured entry a path (as the kernel walked it) is, or is below.
+    pub fn pattern_of(&self, path: &str, want: u32) -> Option<usize> {
+        self.patterns.iter().position(|p| p.access & want != 0 && p.matches(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Pattern {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn entries_parse_with_their_access_and_bad_ones_say_why() {
+        let w = p("write:/etc/passwd");
+        assert_eq!((w.access, w.dir, w.text.as_str()), (access::WRITE, false, "/etc/passwd"));
+        assert!(p("/root/.ssh/").dir);
+        assert_eq!(p("/etc/shadow").access, access::READ | access::WRITE);
+        for bad in ["etc/shadow", "/", "/etc/../shadow", "/etc/[ab]", "rw:/etc/x"] {
+            let e = bad.parse::<Pattern>().unwrap_err();
+            assert!(e.contains(bad) || e.contains("rw"), "{bad}: {e}");
+        }
+        for d in DEFAULT {
+            d.parse::<Pattern>().unwrap();
+        }
+    }
+
+    #[test]
+    fn globs_and_paths_match_as_a_shell_would() {
+        assert!(glob("cron*", "cron.d") && glob("cron*", "crontab") && glob("*", "alice"));
+        assert!(!glob("*", ".hidden") && !glob("cron*", "anacron") && glob("a*b*c", "aXbYc"));
+        assert!(p("/home/*/.ssh/").matches("/home/alice/.ssh/authorized_keys"));
+        assert!(!p("/home/*/.ssh/").matches("/home/alice/notes"));
+        assert!(p("/etc/shadow").matches("/etc/shadow") && !p("/etc/shadow").matches("/etc/shadow-"));
+        assert!(!p("/etc/shadow").matches("/etc/shadow/x"), "a file entry has nothing below it");
+        assert!(p("write:/etc/cron*").matches("/etc/cron.d/evil") && p("write:/etc/cron*").matches("/etc/crontab"));
+    }
+
+    fn e(ino: u64, dev: u32, bits: u32) -> Entry {
+        Entry { ino, dev, bits, pattern: 0, path: "/etc/shadow".into() }
+    }
+
+    #[test]
+    fn the_kernel_map_holds_the_union_and_forgets_what_no_container_has() {
+        let mut s = SensitiveSet::new(vec![p("/etc/shadow")]);
+        assert_eq!(s.update("a", vec![e(10, 40, access::READ)]), vec![(10, Some(access::READ))]);
+        assert_eq!(s.update("b", vec![e(10, 41, access::WRITE)]), vec![(10, Some(access::READ | access::WRITE))]);
+        assert_eq!(s.forget("a"), vec![(10, Some(access::WRITE))]);
+        assert!(s.update("b", vec![e(10, 41, access::WRITE)]).is_empty(), "no change, nothing to write");
+        assert_eq!(s.forget("b"), vec![(10, None)]);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_match_is_the_containers_own_or_a_shared_layers() {
+        let mut s = SensitiveSet::new(vec![p("/etc/shadow")]);
+        s.update("a", vec![e(10, 40, access::READ | access::WRITE)]);
+        let read = |e: &Entry| e.bits & access::READ != 0;
+        assert!(s.find("a", 10, 40, true, read).is_some());
+        // Container b of the same image: another overlay, the same inode number.
+        assert!(s.find("b", 10, 41, true, read).is_some());
+        // Not on an overlay: the same number on another filesystem is another file.
+        assert!(s.find("b", 10, 41, false, read).is_none());
+        assert!(s.find("a", 10, 40, true, |e| e.bits & access::DIR != 0).is_none(), "a file entry is no directory");
+    }
+
+    #[test]
+    fn resolves_inside_a_root_without_leaving_it() {
+        let dir = std::env::temp_dir().join(format!("dl-sensitive-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc/sudoers.d/deep")).unwrap();
+        std::fs::create_dir_all(dir.join("home/alice/.ssh")).unwrap();
+        std::fs::create_dir_all(dir.join("run/secrets")).unwrap();
+        std::fs::create_dir_all(dir.join("var")).unwrap();
+        std::fs::write(dir.join("etc/shadow"), "root:*:1::::::\n").unwrap();
+        // A symlink that leaves the root resolves inside it: /var/run -> /run, not the host's.
+        std::os::unix::fs::symlink("/run", dir.join("var/run")).unwrap();
+        let pats: Vec<Pattern> =
+            ["/etc/shadow", "/etc/sudoers.d/", "/home/*/.ssh/", "/var/run/secrets/", "/root/.ssh/"]
+                .iter()
+                .map(|s| p(s))
+                .collect();
+        let got = resolve(&dir, &pats).unwrap();
+        let ino = |rel: &str| std::fs::metadata(dir.join(rel)).unwrap().ino();
+        let has = |rel: &str, bits: u32| got.iter().any(|e| e.ino == ino(rel) && e.bits & bits == bits);
+        assert!(has("etc/shadow", access::READ | access::WRITE));
+        assert!(has("etc", access::PARENT));
+        assert!(has("etc/sudoers.d", access::DIR) && has("etc/sudoers.d/deep", access::DIR));
+        assert!(has("home/alice/.ssh", access::DIR));
+        assert!(has("run/secrets", access::DIR), "{got:?}");
+        // /root/.ssh/ does not exist: / is where it may be made. (No /root either: nothing.)
+        assert!(!got.iter().any(|e| e.path.starts_with("/root")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
