@@ -34,6 +34,10 @@ TOOLS_SCRIPT = ("echo x > /tmp/m.ko; insmod /tmp/m.ko; /t/bpf_load; sleep 5 & /t
                 "unshare -m true; mount -t tmpfs none /mnt;\n    "
                 "cp /t/setuid_root /tmp/sr; chmod 4755 /tmp/sr; su -s /tmp/sr nobody; true")
 CAPABLE_SCRIPT = "nsenter -t 1 -u true"
+# file-access: the container writes its /etc/shadow at start, waits for the agent to resolve its
+# sensitive files, reads it through a relative path, and plants an SSH key.
+FILES_SCRIPT = ("echo 'root:*:19000::::::' > /etc/shadow; sleep 1;\n    "
+                "cd /etc && cat ../etc//shadow; mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAA' > /root/.ssh/authorized_keys")
 AFTER = ["docker", "run", "--rm", "--network", "none", "--name", "web-1", "--label", "com.docker.compose.project=shop",
          "--label", "com.docker.compose.service=web", IMAGE, "sh", "-c", SCRIPT]
 
@@ -44,6 +48,7 @@ def tools(programs):
          "-c", TOOLS_SCRIPT],
         ["docker", "run", "--rm", "--network", "none", "--name", "tools-2", "--cap-add", "SYS_ADMIN",
          "--security-opt", "seccomp=unconfined", "--uts=host", IMAGE, "sh", "-c", CAPABLE_SCRIPT],
+        ["docker", "run", "--rm", "--network", "none", "--name", "files-1", IMAGE, "sh", "-c", FILES_SCRIPT],
     ]
 
 
@@ -66,7 +71,7 @@ def events(path):
 def pick(evs):
     """The example each marker names."""
     mine = lambda name: [e for e in evs if e.get("container", {}).get("name") == name]
-    web, db, t1, t2 = mine("web-1"), mine("db-1"), mine("tools-1"), mine("tools-2")
+    web, db, t1, t2, f1 = mine("web-1"), mine("db-1"), mine("tools-1"), mine("tools-2"), mine("files-1")
     act = lambda es, a: [e for e in es if e.get("event", {}).get("action") == a]
     args_of = lambda e: e.get("process", {}).get("args", [])
     first = lambda es, what: es[0] if es else sys.exit(f"no example for {what}")
@@ -99,6 +104,9 @@ def pick(evs):
         "exec-setuid": first([e for e in act(t1, "exec") if e.get("process", {}).get("executable") == "/tmp/sr"],
                              "exec-setuid"),
         "setuid": first([e for e in act(t1, "setuid") if e["docker_listener"]["privilege"].get("raised")], "setuid"),
+        "file-read": first([e for e in act(f1, "file-read") if e.get("file", {}).get("path") == "/etc/shadow"],
+                           "file-read"),
+        "file-create": first(act(f1, "file-create"), "file-create"),
     }
 
 
@@ -121,7 +129,7 @@ def rewrite(doc, examples):
 def main():
     if os.geteuid() != 0:
         sys.exit("run as root (the daemon loads eBPF programs)")
-    subprocess.run(["docker", "rm", "-f", "db-1", "web-1", "tools-1", "tools-2"], capture_output=True)
+    subprocess.run(["docker", "rm", "-f", "db-1", "web-1", "tools-1", "tools-2", "files-1"], capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
         programs = os.path.join(tmp, "t")
         os.mkdir(programs)

@@ -239,6 +239,7 @@ fn doctor_reports_each_check_and_fails_on_a_missing_queue() {
         "kernel-module",
         "namespace-change",
         "privilege-change",
+        "file-access",
         "container runtime",
     ] {
         let line = t.lines().find(|l| l.contains(check)).unwrap_or_else(|| panic!("no {check} line: {t}"));

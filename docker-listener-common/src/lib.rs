@@ -413,7 +413,21 @@ pub struct KernelOffsets {
     pub cred_cap_permitted: u32,
     /// 1 when every credential offset was resolved.
     pub cred_valid: u32,
+    // The file-access family's loads through BTF-typed pointers (no helper calls): the current
+    // task's cgroup id (task->cgroups->dfl_cgrp->kn->id) and the descriptor table's embedded
+    // array (`files_struct.fd_array`, the first 64 descriptors until the table grows).
+    pub task_cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    pub files_fd_array: u32,
+    /// 1 when every offset above was resolved.
+    pub direct_valid: u32,
 }
+
+/// Words of the kernel's bit sets (`CONTAINER_BITS`, `SENSITIVE_BITS`): 65536 bits, a value's
+/// bit being `value % 65536`.
+pub const BITS_WORDS: u32 = 1024;
 
 /// Words of `ProbeConfig::exit_nrs` (512 system call numbers).
 pub const EXIT_NR_WORDS: usize = 8;

@@ -16,7 +16,7 @@ use aya_ebpf::{
 };
 use docker_listener_common::{CGROUP_PATH_CAP, CgroupRecord, PREFIX_CAP, PREFIXES, RecordKind, cgroup_op, loss};
 
-use crate::maps::{CONTAINERS, bump_loss, config, reserve, submit};
+use crate::maps::{CONTAINER_BITS, CONTAINERS, bump_loss, config, reserve, set_bit, submit};
 
 /// cgroup_mkdir / cgroup_rmdir: int root at 8, int level at 12, u64 id at 16, __data_loc path
 /// at 24. Only the v2 (default) hierarchy, whose id is 0, names what bpf_get_current_cgroup_id
@@ -138,6 +138,7 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     if CONTAINERS.insert(&id, &1, 0).is_err() {
         bump_loss(loss::CGROUP_MAP_FULL);
     }
+    set_bit(&CONTAINER_BITS, id);
     emit(cgroup_op::MKDIR, id, &path, (n - 1) as u32);
     0
 }

@@ -7,8 +7,18 @@
 //! after the set was made), then, on procfs and cgroup v1 only, its dentry's name (pseudo-files
 //! whose inodes come and go: `/proc/<pid>/mem`, `core_pattern`, `release_agent`). No string the
 //! caller passed is compared, so `..`, `//`, symlinks, relative paths, a directory descriptor,
-//! `/proc/self/root/...` or a hard link (same inode) cannot evade it. A non-sensitive open costs
-//! the descriptor table walk and two hash lookups.
+//! `/proc/self/root/...` or a hard link (same inode) cannot evade it.
+//!
+//! Opens are the most frequent calls this program sees, on the host as in containers, and on
+//! kernels whose calls are expensive (return-stack mitigations) every helper call costs tens of
+//! nanoseconds. So the first checks are loads alone, through the BTF-typed task pointer and the
+//! typed pointers read from it (the JIT makes them plain loads with a fault handler): the
+//! task's cgroup id against a bit set of the traced cgroups (`CONTAINER_BITS`), the descriptor's
+//! file from the table's embedded array (descriptors below 64, until the table grows), its
+//! inode number and its directory's against a bit set of the sensitive ones (`SENSITIVE_BITS`),
+//! its filesystem's magic. Only a hit goes on to the hash lookups (`SENSITIVE`, then the exact
+//! container filter `CONTAINERS`) and the record. A descriptor the embedded array does not hold
+//! takes the same checks through `bpf_probe_read_kernel`.
 use aya_ebpf::helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user};
 use docker_listener_common::{
     RecordKind,
@@ -19,11 +29,35 @@ use docker_listener_common::{
 };
 
 use crate::{
-    kernel::{current_task, file_of_fd, read0},
-    maps::{SENSITIVE, config, reserve, submit},
+    kernel::{file_of_fd, read0},
+    maps::{CONTAINER_BITS, CONTAINERS, SENSITIVE, SENSITIVE_BITS, bit_set, config},
+    maps::{reserve, submit},
     path,
     syscall_exit::{call_head, user_str},
 };
+
+/// How the checks read kernel memory: plain loads through BTF-typed pointers, or the helper.
+trait Mem {
+    unsafe fn get<T: Copy>(base: *const u8, off: u32) -> T;
+}
+
+/// Loads through a BTF-typed pointer (a faulting address reads as zero).
+struct Direct;
+impl Mem for Direct {
+    #[inline(always)]
+    unsafe fn get<T: Copy>(base: *const u8, off: u32) -> T {
+        unsafe { core::ptr::read_volatile(base.wrapping_add(off as usize) as *const T) }
+    }
+}
+
+/// `bpf_probe_read_kernel` (zero when it cannot).
+struct Probe;
+impl Mem for Probe {
+    #[inline(always)]
+    unsafe fn get<T: Copy>(base: *const u8, off: u32) -> T {
+        unsafe { read0(base, off) }
+    }
+}
 
 /// (flags, mode, path argument) of an open, from its arguments.
 #[inline(always)]
@@ -43,10 +77,57 @@ fn arguments(op: u32, a: &[u64; 6]) -> (u32, u32, u64) {
     }
 }
 
-/// The value `SENSITIVE` has for an inode, 0 when none.
+/// The value `SENSITIVE` has for an inode, 0 when none: the bit set first (loads), the hash
+/// map on a hit.
 #[inline(always)]
 fn sensitive(ino: u64) -> u32 {
+    if !bit_set(&SENSITIVE_BITS, ino) {
+        return 0;
+    }
     unsafe { SENSITIVE.get(&ino) }.copied().unwrap_or(0)
+}
+
+/// The current task's cgroup id if it may be traced, by loads through the typed task pointer:
+/// not the agent, and its cgroup (task->cgroups->dfl_cgrp->kn->id) in the containers' bit set
+/// (exact only after `CONTAINERS` says so: see `on_exit`). 0 when it is not.
+#[inline(always)]
+unsafe fn maybe_traced(task: *const u8) -> u64 {
+    unsafe {
+        if Direct::get::<u32>(task, config!(offsets.task_tgid)) == config!(agent_tgid) {
+            return 0;
+        }
+        let css: *const u8 = Direct::get(task, config!(offsets.task_cgroups));
+        let cgrp: *const u8 = Direct::get(css, config!(offsets.css_set_dfl_cgrp));
+        let kn: *const u8 = Direct::get(cgrp, config!(offsets.cgroup_kn));
+        let id: u64 = Direct::get(kn, config!(offsets.kernfs_node_id));
+        if config!(trace_host) != 0 || bit_set(&CONTAINER_BITS, id) { id.max(1) } else { 0 }
+    }
+}
+
+/// The file of descriptor `fd` from the table's embedded array, as a typed pointer; null when
+/// the table has grown past it (its `fd` no longer points there) or `fd` is not below 64.
+#[inline(always)]
+unsafe fn embedded_file(task: *const u8, fd: u32) -> *const u8 {
+    unsafe {
+        let files: *const u8 = Direct::get(task, config!(offsets.task_files));
+        let fdt: *const u8 = Direct::get(files, config!(offsets.files_fdt));
+        let array = config!(offsets.files_fd_array);
+        let fds: *const u8 = Direct::get(fdt, config!(offsets.fdtable_fd));
+        if fds != files.wrapping_add(array as usize) {
+            return core::ptr::null();
+        }
+        // A constant offset in each arm: the verifier allows only those through typed pointers.
+        macro_rules! arms {
+            ($($n:literal)*) => {
+                match fd {
+                    $($n => Direct::get(files, array + $n * 8),)*
+                    _ => core::ptr::null(),
+                }
+            };
+        }
+        arms!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+              32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63)
+    }
 }
 
 /// Whether the dentry's name is one of the pseudo-files of its filesystem that `want` asks for.
@@ -70,52 +151,63 @@ unsafe fn pseudo_match(dentry: *const u8, magic: u32, want: u32) -> bool {
     false
 }
 
-/// Whether an O_CREAT open's directory (`v`, its `SENSITIVE` value; `dir`, its dentry) or the
-/// one above it is where a sensitive file may be created (`access::PARENT`).
+/// How `file` matches (`matched` bits, 0: not sensitive), read with `M`.
 #[inline(always)]
-unsafe fn created_below_parent(v: u32, dir: *const u8) -> bool {
-    if v & access::PARENT != 0 {
-        return true;
-    }
+unsafe fn classify<M: Mem>(file: *const u8, open_flags: u32, want: u32) -> u32 {
     unsafe {
-        let up: *const u8 = read0(dir, config!(offsets.dentry_d_parent));
-        let inode: *const u8 = read0(up, config!(offsets.dentry_d_inode));
-        sensitive(read0(inode, config!(offsets.inode_i_ino))) & access::PARENT != 0
+        let inode: *const u8 = M::get(file, config!(offsets.file_f_inode));
+        let v = sensitive(M::get(inode, config!(offsets.inode_i_ino)));
+        if v & (access::DIR | access::PARENT) == 0 && v & want != 0 {
+            return matched::FILE;
+        }
+        let dentry: *const u8 = M::get(file, config!(offsets.file_f_path) + config!(offsets.path_dentry));
+        let parent: *const u8 = M::get(dentry, config!(offsets.dentry_d_parent));
+        let pinode: *const u8 = M::get(parent, config!(offsets.dentry_d_inode));
+        let v = sensitive(M::get(pinode, config!(offsets.inode_i_ino)));
+        if v & access::DIR != 0 && v & want != 0 {
+            return matched::DIR;
+        }
+        if open_flags & oflag::CREAT != 0 {
+            if v & access::PARENT != 0 {
+                return matched::CREATED;
+            }
+            // One level below: a directory just made where a sensitive one belongs.
+            let up: *const u8 = M::get(parent, config!(offsets.dentry_d_parent));
+            let uinode: *const u8 = M::get(up, config!(offsets.dentry_d_inode));
+            if sensitive(M::get(uinode, config!(offsets.inode_i_ino))) & access::PARENT != 0 {
+                return matched::CREATED;
+            }
+        }
+        let sb: *const u8 = M::get(inode, config!(offsets.inode_i_sb));
+        let magic: u32 = M::get(sb, config!(offsets.sb_s_magic));
+        if pseudo_match(dentry, magic, want) { matched::PSEUDO } else { 0 }
     }
 }
 
-/// open, creat, openat, openat2, open_by_handle_at: `ret` is the new descriptor.
+/// open, creat, openat, openat2, open_by_handle_at: `ret` is the new descriptor. `task` is the
+/// BTF-typed current task.
 #[inline(always)]
-pub fn on_exit(op: u32, a: &[u64; 6], ret: i64, flags: u32) {
+pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
     // A failed open opened nothing: there is no file to match (see docs/EVENTS.md).
-    if ret < 0 || config!(offsets.exe_valid) == 0 {
+    if ret < 0 || config!(offsets.exe_valid) == 0 || config!(offsets.direct_valid) == 0 {
         return;
     }
-    let Some(file) = (unsafe { file_of_fd(ret as i32) }) else { return };
+    let cgroup = unsafe { maybe_traced(task) };
+    if cgroup == 0 {
+        return;
+    }
     let (open_flags, mode, requested) = arguments(op, a);
     let want = access_of(open_flags);
-    let how = unsafe {
-        let inode: *const u8 = read0(file, config!(offsets.file_f_inode));
-        let ino: u64 = read0(inode, config!(offsets.inode_i_ino));
-        let v = sensitive(ino);
-        if v & access::DIR == 0 && v & want != 0 {
-            matched::FILE
-        } else {
-            let dentry: *const u8 = read0(file, config!(offsets.file_f_path) + config!(offsets.path_dentry));
-            let parent: *const u8 = read0(dentry, config!(offsets.dentry_d_parent));
-            let pinode: *const u8 = read0(parent, config!(offsets.dentry_d_inode));
-            let v = sensitive(read0(pinode, config!(offsets.inode_i_ino)));
-            if v & access::DIR != 0 && v & want != 0 {
-                matched::DIR
-            } else if open_flags & oflag::CREAT != 0 && created_below_parent(v, parent) {
-                matched::CREATED
-            } else {
-                let sb: *const u8 = read0(inode, config!(offsets.inode_i_sb));
-                if pseudo_match(dentry, read0(sb, config!(offsets.sb_s_magic)), want) { matched::PSEUDO } else { 0 }
-            }
-        }
+    let typed = unsafe { embedded_file(task, ret as u32) };
+    let (file, how) = if !typed.is_null() {
+        (typed, unsafe { classify::<Direct>(typed, open_flags, want) })
+    } else {
+        let Some(file) = (unsafe { file_of_fd(ret as i32) }) else { return };
+        (file, unsafe { classify::<Probe>(file, open_flags, want) })
     };
-    if how == 0 {
+    // The exact filter, now that the open is one to report: the bit may have been another
+    // cgroup's.
+    if how == 0 || (config!(trace_host) == 0 && unsafe { CONTAINERS.get(&cgroup) }.is_none()) {
         return;
     }
     let Some((mut entry, header)) = reserve::<FileRecord>(RecordKind::FileAccess) else { return };
@@ -136,7 +228,7 @@ pub fn on_exit(op: u32, a: &[u64; 6], ret: i64, flags: u32) {
         if cut {
             (*r).call.flags |= STRING_TRUNCATED;
         }
-        path::file_of(current_task(), file, &mut (*r).file, (*r).path.as_mut_ptr());
+        path::file_of(crate::kernel::current_task(), file, &mut (*r).file, (*r).path.as_mut_ptr());
     }
     submit(entry);
 }

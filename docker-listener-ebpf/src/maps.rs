@@ -31,6 +31,37 @@ pub static CONTAINERS: HashMap<u64, u32> = HashMap::with_max_entries(65536, 0);
 #[map]
 pub static SENSITIVE: HashMap<u64, u32> = HashMap::with_max_entries(16384, 0);
 
+/// The same cgroups as `CONTAINERS`, as bits (cgroup id modulo 65536): a test made with loads
+/// alone, before the hash lookup (a call), for the calls every process makes (opens). A bit
+/// may be set for a cgroup that is not traced (another with the same low bits, a cgroup
+/// removed): the lookup then says no.
+#[map]
+pub static CONTAINER_BITS: Array<u64> = Array::with_max_entries(BITS_WORDS, 0);
+
+/// The inode numbers of `SENSITIVE`, as bits (number modulo 65536), for the same reason.
+#[map]
+pub static SENSITIVE_BITS: Array<u64> = Array::with_max_entries(BITS_WORDS, 0);
+
+pub const BITS_WORDS: u32 = docker_listener_common::BITS_WORDS;
+
+/// Whether `v`'s bit is set in `bits`.
+#[inline(always)]
+pub fn bit_set(bits: &Array<u64>, v: u64) -> bool {
+    let slot = (v as u32 >> 6) & (BITS_WORDS - 1);
+    bits.get(slot).is_some_and(|w| (volatile(w) >> (v & 63)) & 1 != 0)
+}
+
+/// Sets `v`'s bit in `bits` (the cgroup_mkdir program, for a new container's cgroup). Not an
+/// atomic operation: a bit another CPU set in the same word at the same instant can be lost,
+/// which the daemon repairs (it sets the bits of every cgroup record it reads).
+#[inline(always)]
+pub fn set_bit(bits: &Array<u64>, v: u64) {
+    let slot = (v as u32 >> 6) & (BITS_WORDS - 1);
+    if let Some(p) = bits.get_ptr_mut(slot) {
+        unsafe { *p |= 1 << (v & 63) };
+    }
+}
+
 /// Per-CPU sequence number of the next record.
 #[map]
 pub static SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

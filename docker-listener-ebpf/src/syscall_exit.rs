@@ -173,8 +173,7 @@ fn wanted(id: i64) -> bool {
 /// Whether the current task is in a 32-bit system call: `thread_info.status & TS_COMPAT`, read
 /// directly through the BTF-typed task pointer (a load, no helper call).
 #[inline(always)]
-fn in_compat() -> bool {
-    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+fn in_compat(task: *const u8) -> bool {
     let off = config!(offsets.task_ti_status) as usize;
     off != 0 && unsafe { core::ptr::read_volatile(task.wrapping_add(off) as *const u32) } & TS_COMPAT != 0
 }
@@ -193,7 +192,9 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
     if !wanted(id) {
         return 0;
     }
-    let compat = in_compat();
+    // The BTF-typed task: loads through it (and the pointers read from it) are plain loads.
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let compat = in_compat(task);
     let Some(route) = (if compat { route_ia32(id) } else { route_x64(id) }) else { return 0 };
     // (The 32-bit exec and socket calls have no family switch: their numbers are in the
     // bitmap only when their settings are on.)
@@ -209,6 +210,12 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
         let r = |off| reg(regs, off);
         ([r(regs::DI), r(regs::SI), r(regs::DX), r(regs::R10), r(regs::R8), r(regs::R9)], 0)
     };
+    // Opens: the most frequent calls routed here. Their family filters the task and the file
+    // with loads alone (no helper call) before anything else.
+    if let Route::File(op) = route {
+        file_family::on_exit(task, op, &a, ret, fl);
+        return 0;
+    }
     // Every fork of the host exits clone twice (the child with 0): only a clone that makes a
     // namespace is the family's, which its flags say before the container filter is asked.
     if let Route::Namespace(op) = route
@@ -227,7 +234,7 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
         Route::Ptrace(op) => ptrace_family::on_exit(op, &a, ret, fl),
         Route::Namespace(op) => ns_family::on_exit(op, &a, ret, fl),
         Route::Privilege(op) => cred_family::on_exit(op, &a, ret, fl),
-        Route::File(op) => file_family::on_exit(op, &a, ret, fl),
+        Route::File(_) => {}
     }
     0
 }

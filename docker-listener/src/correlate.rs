@@ -183,6 +183,9 @@ impl Correlator {
                 let id = id.to_owned();
                 let id = id.as_str();
                 if c.created {
+                    // The kernel put it in its filter; the bit set beside the filter is the
+                    // daemon's to keep exact (`EbpfProbes::track`).
+                    req.push(Request::Track(c.id));
                     self.registry.bind_cgroup(id, c.id);
                     self.rejected.remove(&c.id);
                     if self.registry.get(id).is_none() {
@@ -264,7 +267,11 @@ impl Correlator {
                     let id = self.registry.container_id_of(meta.cgroup_id).unwrap_or("").to_owned();
                     match f.resolve(&id, &self.sensitive) {
                         Verdict::Keep => {}
-                        Verdict::KeepAndAdd(e) => req.push(Request::SensitiveMap(self.sensitive.add(&id, e))),
+                        Verdict::KeepAndAdd(new) => {
+                            for e in new {
+                                req.push(Request::SensitiveMap(self.sensitive.add(&id, e)));
+                            }
+                        }
                         Verdict::Drop => {
                             self.counters.file_unmatched += 1;
                             return;
@@ -744,7 +751,7 @@ mod tests {
             &mut out,
             &mut req,
         );
-        assert_eq!(req, vec![Request::Inspect(ID.into())]);
+        assert_eq!(req, vec![Request::Track(82), Request::Inspect(ID.into())]);
         c.on_record(exec(82, 100), now, &mut out, &mut req);
         assert!(out.is_empty(), "held, not emitted without its container");
         started(&mut c, &mut out, &mut req);

@@ -5,7 +5,7 @@ pub mod attach;
 pub mod offsets;
 pub mod record;
 
-use std::{io, path::Path};
+use std::{collections::HashSet, io, path::Path};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
@@ -79,6 +79,9 @@ pub struct EbpfProbes {
     _ebpf: Ebpf,
     pub ring: AsyncFd<RingBuf<MapData>>,
     containers: HashMap<MapData, u64, u32>,
+    /// The same cgroups as bits (`CONTAINER_BITS`), and the cgroups this daemon tracks.
+    container_bits: Array<MapData, u64>,
+    tracked: HashSet<u64>,
     /// Entry 0 tells the programs whether to wake the monitor on commit (see `set_polling`).
     wakeup: Array<MapData, u32>,
     seq: PerCpuArray<MapData, u64>,
@@ -86,14 +89,27 @@ pub struct EbpfProbes {
     /// The enter/exit pairing maps (values as bytes: only their entries are counted).
     pending_exec: HashMap<MapData, u64, [u8; 24]>,
     pending_sock: HashMap<MapData, u64, [u8; 32]>,
-    /// The sensitive files' inodes (`crate::sensitive`).
+    /// The sensitive files' inodes (`crate::sensitive`), and as bits (`SENSITIVE_BITS`).
     sensitive: HashMap<MapData, u64, u32>,
+    sensitive_bits: Array<MapData, u64>,
+    sensitive_inos: HashSet<u64>,
     /// Programs attached, for the log.
     pub attached: Vec<&'static str>,
     /// The ways activity reaches the agent here, and which are open (`attach`).
     pub doors: Vec<attach::Door>,
     /// Why parts are degraded (no BTF: no ppid/argv/socket details/fork records).
     pub degraded: Option<String>,
+}
+
+/// Rewrites the word of a bit set (`CONTAINER_BITS`, `SENSITIVE_BITS`) that holds `value`'s
+/// bit, from the values the set now holds: a value's bit is `value % 65536`.
+fn write_bits(map: &mut Array<MapData, u64>, set: &HashSet<u64>, value: u64) {
+    let words = u64::from(docker_listener_common::BITS_WORDS);
+    let slot = (value >> 6) % words;
+    let word = set.iter().filter(|v| (*v >> 6) % words == slot).fold(0u64, |w, v| w | 1 << (v & 63));
+    if let Err(e) = map.set(slot as u32, word, 0) {
+        tracing::error!(error = %e, "a kernel bit set cannot be written: some opens are not checked");
+    }
 }
 
 /// Gives the heap pages freed after loading back to the kernel. Parsing the kernel's BTF
@@ -182,6 +198,10 @@ impl EbpfProbes {
         let pending_sock =
             HashMap::try_from(take(&mut ebpf, "PENDING_SOCK")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let sensitive = HashMap::try_from(take(&mut ebpf, "SENSITIVE")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let container_bits =
+            Array::try_from(take(&mut ebpf, "CONTAINER_BITS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let sensitive_bits =
+            Array::try_from(take(&mut ebpf, "SENSITIVE_BITS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         // SAFETY: the RingBuf owns its map fd and keeps it open, unreplaced, for as long as the
         // AsyncFd (which owns the RingBuf) lives.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -190,12 +210,16 @@ impl EbpfProbes {
             _ebpf: ebpf,
             ring,
             containers,
+            container_bits,
+            tracked: HashSet::new(),
             wakeup,
             seq,
             loss,
             pending_exec,
             pending_sock,
             sensitive,
+            sensitive_bits,
+            sensitive_inos: HashSet::new(),
             attached,
             doors,
             degraded,
@@ -207,12 +231,17 @@ impl EbpfProbes {
 
     /// Starts tracing a container cgroup.
     pub fn track(&mut self, cgroup: u64) -> Result<(), EbpfError> {
-        self.containers.insert(cgroup, 1, 0).map_err(|e| EbpfError::Map { cgroup, detail: e.to_string() })
+        self.containers.insert(cgroup, 1, 0).map_err(|e| EbpfError::Map { cgroup, detail: e.to_string() })?;
+        self.tracked.insert(cgroup);
+        write_bits(&mut self.container_bits, &self.tracked, cgroup);
+        Ok(())
     }
 
     /// Stops tracing a cgroup (ignored container, container gone).
     pub fn untrack(&mut self, cgroup: u64) {
         let _ = self.containers.remove(&cgroup);
+        self.tracked.remove(&cgroup);
+        write_bits(&mut self.container_bits, &self.tracked, cgroup);
     }
 
     /// Writes changes to the sensitive-file map; returns how many could not be written (the map
@@ -221,11 +250,16 @@ impl EbpfProbes {
         let mut failed = 0;
         for &(ino, bits) in changes {
             match bits {
-                Some(b) => failed += usize::from(self.sensitive.insert(ino, b, 0).is_err()),
+                Some(b) if self.sensitive.insert(ino, b, 0).is_ok() => {
+                    self.sensitive_inos.insert(ino);
+                }
+                Some(_) => failed += 1,
                 None => {
                     let _ = self.sensitive.remove(&ino);
+                    self.sensitive_inos.remove(&ino);
                 }
             }
+            write_bits(&mut self.sensitive_bits, &self.sensitive_inos, ino);
         }
         failed
     }

@@ -163,6 +163,18 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         }
         Err(e) => Some(e.to_string()),
     };
+    // The direct loads of the file-access family's first checks: optional as a whole (without
+    // them, every open takes the helper-call path).
+    if let (Ok(cg), Ok(dfl), Ok(kn), Ok(id), Ok(arr)) = (
+        r.offset("task_struct", &["cgroups"]),
+        r.offset("css_set", &["dfl_cgrp"]),
+        r.offset("cgroup", &["kn"]),
+        r.offset("kernfs_node", &["id"]),
+        r.offset("files_struct", &["fd_array"]),
+    ) {
+        (o.task_cgroups, o.css_set_dfl_cgrp, o.cgroup_kn, o.kernfs_node_id, o.files_fd_array) = (cg, dfl, kn, id, arr);
+        o.direct_valid = 1;
+    }
     // Credentials: optional as a whole (without them, privilege-change events carry no ids and
     // exec events no setuid/capability marks).
     let cred = |f: &str| r.offset("cred", &[f]);

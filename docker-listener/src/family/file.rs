@@ -73,8 +73,9 @@ fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
 pub enum Verdict {
     /// An event.
     Keep,
-    /// An event, and the new file joins the container's set.
-    KeepAndAdd(Entry),
+    /// An event, and the new file (and the new sensitive directory it is in) join the
+    /// container's set.
+    KeepAndAdd(Vec<Entry>),
     /// Not an event: the kernel's inode number is another file's (a number is unique per
     /// filesystem only), or a file created where a sensitive one may be is not one.
     Drop,
@@ -96,8 +97,9 @@ impl FileAccess {
             return Verdict::Keep;
         }
         if self.matched & matched::FILE != 0
-            && let Some(e) =
-                set.find(id, file.ino, file.dev, overlay, |e| e.bits & access::DIR == 0 && e.bits & want != 0)
+            && let Some(e) = set.find(id, file.ino, file.dev, overlay, |e| {
+                e.bits & (access::DIR | access::PARENT) == 0 && e.bits & want != 0
+            })
         {
             self.entry = name(e);
             return Verdict::Keep;
@@ -114,8 +116,20 @@ impl FileAccess {
         {
             let p = &set.patterns[i];
             self.entry = Some(p.text.clone());
-            let e = Entry { ino: file.ino, dev: file.dev, bits: p.access, pattern: i, path: file.path.clone() };
-            return Verdict::KeepAndAdd(e);
+            let mut add =
+                vec![Entry { ino: file.ino, dev: file.dev, bits: p.access, pattern: i, path: file.path.clone() }];
+            // A sensitive directory made since the set was (`/root/.ssh/`): its other files too.
+            let dir = file.path.rsplit_once('/').map_or("", |(d, _)| d);
+            if p.dir && p.matches(dir) && !dir.is_empty() {
+                add.push(Entry {
+                    ino: self.parent_ino,
+                    dev: file.dev,
+                    bits: access::DIR | p.access,
+                    pattern: i,
+                    path: dir.to_owned(),
+                });
+            }
+            return Verdict::KeepAndAdd(add);
         }
         Verdict::Drop
     }
@@ -302,7 +316,10 @@ mod tests {
         let s = set();
         let mut f = open(matched::CREATED, access::WRITE, "/root/.ssh/authorized_keys", 78, OVERLAYFS_SUPER_MAGIC);
         match f.resolve("c1", &s) {
-            Verdict::KeepAndAdd(e) => assert_eq!((e.ino, e.pattern), (78, 1)),
+            Verdict::KeepAndAdd(e) => {
+                assert_eq!((e[0].ino, e[0].pattern), (78, 1));
+                assert_eq!((e[1].ino, e[1].bits & access::DIR, e[1].path.as_str()), (50, access::DIR, "/root/.ssh"));
+            }
             v => panic!("{v:?}"),
         }
         let mut f = open(matched::CREATED, access::WRITE, "/root/notes.txt", 79, OVERLAYFS_SUPER_MAGIC);

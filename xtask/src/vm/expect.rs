@@ -60,7 +60,8 @@ pub const URING_PORT: u16 = 7401;
 /// The doors the agent's start-up log must say are open (`seen: <door>: active`), by the names
 /// docker-listener/src/ebpf/attach.rs gives them: those the programs above go through, the
 /// executed files' walk, which every exec event's `process.executable` comes from, and the
-/// exit-reported families the workload's unshare, mount, chroot and rmmod go through.
+/// exit-reported families the workload's unshare, mount, chroot, rmmod and its read of its own
+/// memory go through.
 pub const DOORS: &[&str] = &[
     "32-bit system calls",
     "TCP connects without connect(2)",
@@ -68,6 +69,7 @@ pub const DOORS: &[&str] = &[
     "executed files",
     "kernel-module",
     "namespace-change",
+    "file-access",
 ];
 
 /// The shell script the container's first process runs (`sh -c <script>`); it runs the C
@@ -90,6 +92,7 @@ wait
 unshare -m sh -c 'mkdir -p {mnt}; mount -t tmpfs none {mnt}; umount {mnt}'
 chroot / true
 rmmod {MODULE}
+dd if=/proc/self/mem of=/dev/null bs=1 count=1
 ",
         missing_32(marker),
         mnt = mount_point(marker),
@@ -521,6 +524,22 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
             vec![
                 ("event.outcome", Is(json!("success"))),
                 ("docker_listener.chroot.path", Is(json!("/"))),
+                by_busybox(),
+            ],
+        ),
+        // file-access: a pseudo-file (no set to resolve), named by the kernel's dentry and
+        // walked up to the container's root.
+        call(
+            "read of its own memory",
+            "file-read",
+            vec![("docker_listener.file_access.match", json!("pseudo-file"))],
+            vec![
+                ("event.outcome", Is(json!("success"))),
+                ("file.name", Is(json!("mem"))),
+                ("file.directory", Want::NonEmptyString),
+                ("docker_listener.file_access.sensitive", Is(json!("/proc/*/mem"))),
+                ("docker_listener.file_access.requested", Is(json!("/proc/self/mem"))),
+                ("docker_listener.syscall.name", Want::NonEmptyString),
                 by_busybox(),
             ],
         ),

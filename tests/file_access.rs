@@ -1,0 +1,221 @@
+//! The `file-access` family (issue 11) against the real dockerd and kernel: a container opens
+//! its sensitive files every way a path can name them (relative, `..` and `//`, a symlink, a
+//! hard link, `/proc/self/root`, a directory descriptor, openat2, the 32-bit ABI); each open is
+//! reported once, named by the file the kernel opened and by the configured entry it matched,
+//! and its rule fires. Files created where a sensitive one belongs (`/etc/ld.so.preload`,
+//! `/root/.ssh/authorized_keys` in a directory made for it) are reported as created. A host
+//! process reading the host's /etc/shadow, and a container's ordinary opens, make no event; a
+//! configured entry replaces the defaults.
+mod support;
+
+use std::{process::Command, time::Duration};
+
+use serde_json::{Value, json};
+use support::{agent::*, rules::*, *};
+
+fn mine<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["container"]["name"] == name).collect()
+}
+
+fn file_events<'a>(events: &[&'a Value]) -> Vec<&'a Value> {
+    events.iter().copied().filter(|e| e["event"]["action"].as_str().is_some_and(|a| a.starts_with("file-"))).collect()
+}
+
+/// The file events whose file is `path`.
+fn of_path<'a>(events: &[&'a Value], path: &str) -> Vec<&'a Value> {
+    events.iter().copied().filter(|e| e["file"]["path"] == path).collect()
+}
+
+/// Waits until the container's loop of reads of /etc/shadow is seen (its set is resolved),
+/// then lets its script go on.
+fn release_when_matched(agent: &Agent, name: &str) {
+    wait_events(agent, "a read of /etc/shadow in the container's start loop", Duration::from_secs(30), |e| {
+        file_events(&mine(e, name)).iter().any(|x| x["file"]["path"] == "/etc/shadow")
+    });
+    docker(&["exec", name, "touch", "/tmp/go"]);
+}
+
+#[test]
+fn sensitive_files_are_matched_by_what_was_opened() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("file-access", json!({}));
+    let name = unique("files");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_detached(
+        &name,
+        &["-v", &programs_volume()],
+        &format!(
+            "echo 'root:*:19000::::::' > /etc/shadow; \
+             until [ -e /tmp/go ]; do cat /etc/shadow >/dev/null; sleep 0.2; done; \
+             cd /etc && /bin/cat ../etc//shadow >/dev/null; cd /; \
+             ln -s /etc /tmp/e && /bin/cat /tmp/e/shadow >/dev/null; \
+             ln /etc/shadow /tmp/hard && /bin/cat /tmp/hard >/dev/null; \
+             /bin/cat /proc/self/root/etc/shadow >/dev/null; \
+             /t/open_calls /etc shadow; /t/open_calls_32 /etc shadow; \
+             echo 'evil:x:0:0::/:/bin/sh' >> /etc/passwd; /bin/cat /etc/passwd /etc/hostname >/dev/null; \
+             echo /tmp/evil.so > /etc/ld.so.preload; \
+             mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAA' > /root/.ssh/authorized_keys; \
+             sleep 0.5; /bin/cat /root/.ssh/authorized_keys >/dev/null; \
+             mkdir -p /etc/cron.d && echo '* * * * * root sh' > /etc/cron.d/evil; \
+             /bin/dd if=/proc/self/mem of=/dev/null bs=1 count=1 2>/dev/null; \
+             /bin/echo {done}; sleep 60"
+        ),
+    );
+    release_when_matched(&agent, &name);
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    let m = mine(&events, &name);
+    let files = file_events(&m);
+
+    // Each way of naming /etc/shadow: one event, the file the kernel opened, the string passed.
+    // (The start loop's reads name it "/etc/shadow".)
+    let reads: Vec<&Value> = files
+        .iter()
+        .copied()
+        .filter(|e| e["docker_listener"]["file_access"]["sensitive"] == "/etc/shadow")
+        .filter(|e| e["process"]["executable"] == "/bin/busybox" && e["process"]["applet"] == "cat")
+        .filter(|e| e["docker_listener"]["file_access"]["requested"] != "/etc/shadow")
+        .collect();
+    let requested: Vec<&str> =
+        reads.iter().map(|e| e["docker_listener"]["file_access"]["requested"].as_str().unwrap()).collect();
+    assert_eq!(
+        requested,
+        ["../etc//shadow", "/tmp/e/shadow", "/tmp/hard", "/proc/self/root/etc/shadow"],
+        "one event per open, in order: {reads:#?}"
+    );
+    for e in &reads {
+        assert_eq!(e["event"]["action"], "file-read", "{e}");
+        assert_eq!(e["event"]["category"], json!(["file"]), "{e}");
+        // The path the kernel opened it by: the hard link's own name for the hard link.
+        let via_link = e["docker_listener"]["file_access"]["requested"] == "/tmp/hard";
+        assert_eq!(e["file"]["path"], if via_link { "/tmp/hard" } else { "/etc/shadow" }, "{e}");
+        let fa = &e["docker_listener"]["file_access"];
+        assert_eq!((fa["sensitive"].as_str(), fa["match"].as_str()), (Some("/etc/shadow"), Some("file")), "{e}");
+        assert_eq!(fa["access"], json!(["read"]), "{e}");
+        assert_eq!(fa["filesystem"], "overlay", "{e}");
+        assert!(e["file"]["inode"].as_str().is_some_and(|i| i.parse::<u64>().is_ok()), "{e}");
+        assert_eq!(e["container"]["image"]["name"], image().as_str(), "{e}");
+        assert!(e["process"]["parent"]["pid"].as_u64().is_some(), "{e}");
+        assert_eq!(evaluate(&rules, e), Some(100_051), "{e}");
+    }
+    // The hard link is the same file: the same inode, matched as /etc/shadow.
+    assert_eq!(reads[2]["file"]["inode"], reads[0]["file"]["inode"]);
+
+    // A descriptor of /etc, openat2, open: each system call, either ABI.
+    let calls: Vec<(String, bool, String)> = of_path(&files, "/etc/shadow")
+        .into_iter()
+        .filter(|e| e["process"]["executable"].as_str().is_some_and(|x| x.starts_with("/t/open_calls")))
+        .map(|e| {
+            let s = &e["docker_listener"]["syscall"];
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["abi"] == "ia32",
+                e["docker_listener"]["file_access"]["requested"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, bool, String)> = [false, true]
+        .iter()
+        .flat_map(|&compat| {
+            [("openat", "shadow"), ("openat2", "/etc/shadow"), ("open", "/etc/shadow")]
+                .map(|(c, r)| (c.to_owned(), compat, r.to_owned()))
+        })
+        .collect();
+    assert_eq!(calls, want);
+
+    // /etc/passwd is reported when written (appended: O_APPEND), not when read.
+    let passwd = of_path(&files, "/etc/passwd");
+    assert_eq!(passwd.len(), 1, "{passwd:#?}");
+    assert_eq!(passwd[0]["event"]["action"], "file-write");
+    let flags = &passwd[0]["docker_listener"]["file_access"]["flags"];
+    assert!(flags.as_array().unwrap().contains(&json!("O_APPEND")), "{flags}");
+    assert_eq!(evaluate(&rules, passwd[0]), Some(100_044));
+    assert!(of_path(&files, "/etc/hostname").is_empty());
+    // /etc itself (open_calls opens it for its descriptor) is where sensitive files are, not one.
+    assert!(of_path(&files, "/etc").is_empty(), "{:#?}", of_path(&files, "/etc"));
+
+    // Created where a sensitive file belongs: /etc/ld.so.preload, and authorized_keys in the
+    // /root/.ssh made for it (then read: the file and its new directory joined the set when the
+    // agent saw the creation, the half second the script waits), a cron job in a new
+    // /etc/cron.d.
+    let preload = of_path(&files, "/etc/ld.so.preload");
+    assert_eq!(preload.len(), 1, "{preload:#?}");
+    assert_eq!(preload[0]["event"]["action"], "file-create");
+    assert_eq!(preload[0]["docker_listener"]["file_access"]["match"], "created");
+    assert_eq!(preload[0]["docker_listener"]["file_access"]["mode"], "0666", "{}", preload[0]);
+    assert_eq!(evaluate(&rules, preload[0]), Some(100_047));
+    let keys = of_path(&files, "/root/.ssh/authorized_keys");
+    let actions: Vec<&str> = keys.iter().map(|e| e["event"]["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["file-create", "file-read"], "{keys:#?}");
+    assert_eq!(keys[0]["docker_listener"]["file_access"]["sensitive"], "/root/.ssh/");
+    assert_eq!(evaluate(&rules, keys[0]), Some(100_046));
+    assert_eq!(evaluate(&rules, keys[1]), Some(100_052));
+    let cron = of_path(&files, "/etc/cron.d/evil");
+    assert_eq!(cron.len(), 1, "{cron:#?}");
+    assert_eq!(cron[0]["docker_listener"]["file_access"]["sensitive"], "/etc/cron*");
+    assert_eq!(evaluate(&rules, cron[0]), Some(100_048));
+
+    // Another process's memory, by the kernel's name of the file.
+    let mem: Vec<&Value> = files.iter().copied().filter(|e| e["process"]["applet"] == "dd").collect();
+    assert_eq!(mem.len(), 1, "{mem:#?}");
+    assert!(mem[0]["file"]["path"].as_str().is_some_and(|p| p.starts_with("/proc/") && p.ends_with("/mem")));
+    assert_eq!(mem[0]["docker_listener"]["file_access"]["match"], "pseudo-file");
+    assert_eq!(evaluate(&rules, mem[0]), Some(100_050));
+
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
+#[test]
+fn host_opens_and_ordinary_ones_make_no_event_and_configured_entries_replace_the_defaults() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent =
+        start_agent("file-access-config", json!({"sensitive_files": ["/srv/keys/", "write:/srv/app.conf"]}));
+    // The host's own /etc/shadow, read by a host process: not traced.
+    let host = Command::new("cat").arg("/etc/shadow").output().unwrap();
+    assert!(host.status.success());
+    let name = unique("files-config");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_detached(
+        &name,
+        &[],
+        &format!(
+            "mkdir -p /srv/keys; echo s > /srv/keys/a.key; echo x > /srv/app.conf; \
+             until [ -e /tmp/go ]; do cat /srv/keys/a.key >/dev/null; sleep 0.2; done; \
+             echo 'root:*:1::::::' > /etc/shadow; /bin/cat /etc/shadow /etc/hosts /srv/app.conf >/dev/null; \
+             ls -l /etc /srv >/dev/null; echo y >> /srv/app.conf; /bin/echo {done}; sleep 60"
+        ),
+    );
+    wait_events(&agent, "a read of /srv/keys/a.key", Duration::from_secs(30), |e| {
+        file_events(&mine(e, &name)).iter().any(|x| x["file"]["path"] == "/srv/keys/a.key")
+    });
+    docker(&["exec", &name, "touch", "/tmp/go"]);
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    assert!(
+        file_events(&events.iter().collect::<Vec<_>>()).iter().all(|e| e.get("container").is_some()),
+        "no host event"
+    );
+    let files = file_events(&mine(&events, &name));
+    let key = of_path(&files, "/srv/keys/a.key");
+    assert!(!key.is_empty());
+    assert_eq!(key[0]["docker_listener"]["file_access"]["sensitive"], "/srv/keys/");
+    assert_eq!(key[0]["docker_listener"]["file_access"]["match"], "directory");
+    assert_eq!(evaluate(&rules, key[0]), Some(100_053));
+    // The defaults are replaced: /etc/shadow is no entry now. app.conf: its write, not its read.
+    assert!(of_path(&files, "/etc/shadow").is_empty(), "{files:#?}");
+    let conf = of_path(&files, "/srv/app.conf");
+    let actions: Vec<&str> = conf.iter().map(|e| e["event"]["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["file-write"], "{conf:#?}");
+    let others: Vec<&&Value> = files
+        .iter()
+        .filter(|e| !["/srv/keys/a.key", "/srv/app.conf"].contains(&e["file"]["path"].as_str().unwrap_or("")))
+        .collect();
+    assert!(others.is_empty(), "only the configured files: {others:#?}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
