@@ -29,7 +29,7 @@ use docker_listener_common::{
 };
 
 use crate::{
-    kernel::{file_of_fd, read0},
+    kernel::read0,
     maps::{CONTAINER_BITS, CONTAINERS, SENSITIVE, SENSITIVE_BITS, bit_set, config},
     maps::{reserve, submit},
     path,
@@ -39,6 +39,8 @@ use crate::{
 /// How the checks read kernel memory: plain loads through BTF-typed pointers, or the helper.
 trait Mem {
     unsafe fn get<T: Copy>(base: *const u8, off: u32) -> T;
+    /// Two pointer-sized members of one object.
+    unsafe fn pair(base: *const u8, a: u32, b: u32) -> (u64, u64);
 }
 
 /// Loads through a BTF-typed pointer (a faulting address reads as zero).
@@ -48,14 +50,40 @@ impl Mem for Direct {
     unsafe fn get<T: Copy>(base: *const u8, off: u32) -> T {
         unsafe { core::ptr::read_volatile(base.wrapping_add(off as usize) as *const T) }
     }
+    #[inline(always)]
+    unsafe fn pair(base: *const u8, a: u32, b: u32) -> (u64, u64) {
+        unsafe { (Self::get(base, a), Self::get(base, b)) }
+    }
 }
 
-/// `bpf_probe_read_kernel` (zero when it cannot).
+/// Bytes one helper call reads for a pair of members (`Probe::pair`).
+const SPAN: u32 = 64;
+
+/// `bpf_probe_read_kernel` (zero when it cannot): each call costs tens of nanoseconds where
+/// returns are mitigated, so two members close together are read in one.
 struct Probe;
 impl Mem for Probe {
     #[inline(always)]
     unsafe fn get<T: Copy>(base: *const u8, off: u32) -> T {
         unsafe { read0(base, off) }
+    }
+    #[inline(always)]
+    unsafe fn pair(base: *const u8, a: u32, b: u32) -> (u64, u64) {
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        if hi + 8 - lo > SPAN {
+            return unsafe { (read0(base, a), read0(base, b)) };
+        }
+        // (The offsets are load-time constants: the verifier knows every value below.)
+        let mut buf = [0u64; (SPAN / 8) as usize];
+        unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                buf.as_mut_ptr().cast(),
+                hi + 8 - lo,
+                base.wrapping_add(lo as usize).cast(),
+            );
+        }
+        let at = |off: u32| buf[((off - lo) / 8) as usize & ((SPAN / 8) as usize - 1)];
+        (at(a), at(b))
     }
 }
 
@@ -130,6 +158,22 @@ unsafe fn embedded_file(task: *const u8, fd: u32) -> *const u8 {
     }
 }
 
+/// The file of descriptor `fd` in a table that has grown past the embedded array: the table is
+/// reached through typed pointers, its slot (an array of pointers, which the verifier gives no
+/// type) with the helper.
+#[inline(always)]
+unsafe fn grown_table_file(task: *const u8, fd: u32) -> *const u8 {
+    if fd >= 1 << 20 {
+        return core::ptr::null();
+    }
+    unsafe {
+        let files: *const u8 = Direct::get(task, config!(offsets.task_files));
+        let fdt: *const u8 = Direct::get(files, config!(offsets.files_fdt));
+        let fds: u64 = Direct::get(fdt, config!(offsets.fdtable_fd));
+        read0(fds as *const u8, fd * 8)
+    }
+}
+
 /// Whether the dentry's name is one of the pseudo-files of its filesystem that `want` asks for.
 #[inline(always)]
 unsafe fn pseudo_match(dentry: *const u8, magic: u32, want: u32) -> bool {
@@ -155,12 +199,14 @@ unsafe fn pseudo_match(dentry: *const u8, magic: u32, want: u32) -> bool {
 #[inline(always)]
 unsafe fn classify<M: Mem>(file: *const u8, open_flags: u32, want: u32) -> u32 {
     unsafe {
-        let inode: *const u8 = M::get(file, config!(offsets.file_f_inode));
-        let v = sensitive(M::get(inode, config!(offsets.inode_i_ino)));
+        let (inode, dentry) =
+            M::pair(file, config!(offsets.file_f_inode), config!(offsets.file_f_path) + config!(offsets.path_dentry));
+        let (inode, dentry) = (inode as *const u8, dentry as *const u8);
+        let (ino, sb) = M::pair(inode, config!(offsets.inode_i_ino), config!(offsets.inode_i_sb));
+        let v = sensitive(ino);
         if v & (access::DIR | access::PARENT) == 0 && v & want != 0 {
             return matched::FILE;
         }
-        let dentry: *const u8 = M::get(file, config!(offsets.file_f_path) + config!(offsets.path_dentry));
         let parent: *const u8 = M::get(dentry, config!(offsets.dentry_d_parent));
         let pinode: *const u8 = M::get(parent, config!(offsets.dentry_d_inode));
         let v = sensitive(M::get(pinode, config!(offsets.inode_i_ino)));
@@ -178,8 +224,7 @@ unsafe fn classify<M: Mem>(file: *const u8, open_flags: u32, want: u32) -> u32 {
                 return matched::CREATED;
             }
         }
-        let sb: *const u8 = M::get(inode, config!(offsets.inode_i_sb));
-        let magic: u32 = M::get(sb, config!(offsets.sb_s_magic));
+        let magic: u32 = M::get(sb as *const u8, config!(offsets.sb_s_magic));
         if pseudo_match(dentry, magic, want) { matched::PSEUDO } else { 0 }
     }
 }
@@ -202,7 +247,10 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
     let (file, how) = if !typed.is_null() {
         (typed, unsafe { classify::<Direct>(typed, open_flags, want) })
     } else {
-        let Some(file) = (unsafe { file_of_fd(ret as i32) }) else { return };
+        let file = unsafe { grown_table_file(task, ret as u32) };
+        if file.is_null() {
+            return;
+        }
         (file, unsafe { classify::<Probe>(file, open_flags, want) })
     };
     // The exact filter, now that the open is one to report: the bit may have been another

@@ -224,7 +224,7 @@ impl SyscallLoop {
                 p.push_str(&format!(", {:.1} with the {} (×{:.3})", r.ns[k], v.label, r.ns[k] / set[0].ns[k]));
                 if let Some(c) = r.compat.as_ref().and_then(|c| c.get(k)) {
                     p.push_str(&format!(" of which compat {:.1} ns ({:.2} runs)", c.ns_per_call, c.runs_per_call));
-                    if *call == Syscall::Open {
+                    if matches!(call, Syscall::Open | Syscall::OpenGrown) {
                         p.push_str(&format!(", all programs {:.1} ns", c.all_ns_per_call));
                     }
                 }
@@ -282,7 +282,7 @@ impl SyscallLoop {
                 let mut on = Metric::new(&format!("{c}: ns per {per} with bpf_stats on, {}", who(v)), "ns", 1, None);
                 on.samples = compat.iter().map(|x| x.loop_ns_per_call).collect();
                 metrics.extend([time, runs, on]);
-                if *call == Syscall::Open {
+                if matches!(call, Syscall::Open | Syscall::OpenGrown) {
                     let mut all =
                         Metric::new(&format!("{c}: all programs in the kernel per {per}, {}", who(v)), "ns", 1, None);
                     all.samples = compat.iter().map(|x| x.all_ns_per_call).collect();
@@ -294,8 +294,11 @@ impl SyscallLoop {
             }
         }
         let mut notes = vec![format!(
-            "{} calls per loop, except {}: {} iterations, one open of `/` each (`openat(AT_FDCWD, \"/\", \
+            "{} calls per loop, except {} (and the same with a grown descriptor table): {} iterations, one open of `/` each (`openat(AT_FDCWD, \"/\", \
              O_RDONLY|O_DIRECTORY|O_CLOEXEC)` then `close(fd)`), a tenth as many since one costs 10-20 getppid(); \
+             the first in a child the worker forks, whose descriptor table is the default (64 slots), as in a process \
+             runc starts; the second in the worker, whose table has grown (256 slots, inherited), as in a server \
+             that has had more than 64 descriptors open; \
              {} round{}, each {}{}; ratio to no agent of each round, in order: {}",
             group_thousands(&self.count.to_string()),
             Syscall::Open.call(),
