@@ -169,6 +169,91 @@ fn sensitive_files_are_matched_by_what_was_opened() {
 }
 
 #[test]
+fn changes_by_name_are_resolved_in_the_container() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("file-changes", json!({}));
+    let name = unique("file-changes");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_detached(
+        &name,
+        &["-v", &programs_volume()],
+        &format!(
+            "echo 'root:*:19000::::::' > /etc/shadow; \
+             until [ -e /tmp/go ]; do cat /etc/shadow >/dev/null; sleep 0.2; done; \
+             chmod 666 /etc/shadow; ln -s /etc /tmp/e; chown 1:1 /tmp/e/shadow; \
+             su -s /bin/sh nobody -c 'rm -f /etc/shadow'; \
+             mkdir -p /etc/cron.d; echo job > /tmp/x; mv /tmp/x /etc/cron.d/job; \
+             echo p > /etc/ld.so.preload; sleep 0.5; rm /etc/ld.so.preload; \
+             cd /etc && rm passwd; cd /; \
+             ln /etc/group /tmp/g; sleep 0.5; chmod 600 /tmp/g; \
+             /t/path_calls_32 /etc/shadow; \
+             touch /tmp/ordinary; chmod 600 /tmp/ordinary; mv /tmp/ordinary /tmp/o2; rm /tmp/o2; \
+             /bin/echo {done}; sleep 60"
+        ),
+    );
+    release_when_matched(&agent, &name);
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    let files = file_events(&mine(&events, &name));
+    let changes: Vec<&Value> = files.iter().copied().filter(|e| e["event"]["action"] != "file-read").collect();
+    let got: Vec<(String, String, String, String, bool)> = changes
+        .iter()
+        .filter(|e| !["file-create", "file-write"].contains(&e["event"]["action"].as_str().unwrap_or("")))
+        .map(|e| {
+            let fa = &e["docker_listener"]["file_access"];
+            (
+                e["event"]["action"].as_str().unwrap().to_owned(),
+                e["file"]["path"].as_str().unwrap_or("").to_owned(),
+                fa["sensitive"].as_str().unwrap_or("").to_owned(),
+                fa["match"].as_str().unwrap_or("").to_owned(),
+                e["docker_listener"]["syscall"]["abi"] == "ia32",
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, String, String, bool)> = [
+        ("file-chmod", "/etc/shadow", "/etc/shadow", "file", false),
+        // Through a symlinked directory: the same file.
+        ("file-chown", "/etc/shadow", "/etc/shadow", "file", false),
+        // Refused (nobody may not unlink in /etc): the file is still there.
+        ("file-delete", "/etc/shadow", "/etc/shadow", "file", false),
+        // A file moved to where a sensitive one belongs: by its new name.
+        ("file-rename", "/etc/cron.d/job", "/etc/cron*", "name", false),
+        ("file-delete", "/etc/ld.so.preload", "/etc/ld.so.preload", "name", false),
+        // A relative name, from the working directory the kernel walked.
+        ("file-delete", "/etc/passwd", "/etc/passwd", "name", false),
+        ("file-link", "/etc/group", "/etc/group", "file", false),
+        // A hard link is the file.
+        ("file-chmod", "/tmp/g", "/etc/group", "file", false),
+        ("file-chmod", "/etc/shadow", "/etc/shadow", "file", true),
+        ("file-chown", "/etc/shadow", "/etc/shadow", "file", true),
+    ]
+    .iter()
+    .map(|(a, p, s, m, c)| ((*a).to_owned(), (*p).to_owned(), (*s).to_owned(), (*m).to_owned(), *c))
+    .collect();
+    assert_eq!(got, want, "{:#?}", changes.iter().map(|e| (&e["event"]["action"], &e["file"]["path"], &e["docker_listener"]["file_access"])).collect::<Vec<_>>());
+    let refused = changes.iter().find(|e| e["event"]["outcome"] == "failure").expect("the refused unlink");
+    assert_eq!(refused["event"]["action"], "file-delete");
+    assert_eq!(refused["error"]["code"], "EACCES", "{refused}");
+    let chmod = changes[0];
+    assert_eq!(chmod["docker_listener"]["file_access"]["mode"], "0666");
+    assert_eq!(evaluate(&rules, chmod), Some(100_044));
+    let cron = changes.iter().find(|e| e["file"]["path"] == "/etc/cron.d/job").unwrap();
+    assert_eq!(cron["docker_listener"]["file_access"]["new_name_sensitive"], true);
+    assert_eq!(evaluate(&rules, cron), Some(100_048));
+    let preload =
+        changes.iter().find(|e| e["event"]["action"] == "file-delete" && e["file"]["path"] == "/etc/ld.so.preload");
+    assert_eq!(evaluate(&rules, preload.unwrap()), Some(100_047));
+    assert_eq!(agent.daemon.stop(), 0);
+    assert!(
+        agent.daemon.final_stat("ebpf_file_unmatched") >= 3,
+        "the ordinary file's changes were resolved and dropped"
+    );
+}
+
+#[test]
 fn host_opens_and_ordinary_ones_make_no_event_and_configured_entries_replace_the_defaults() {
     e2e();
     let _docker = docker_lock();

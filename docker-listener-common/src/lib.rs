@@ -378,6 +378,8 @@ pub struct KernelOffsets {
     // The executed file and the walk of its path (the kernel's d_path, done by hand).
     pub mm_exe_file: u32,
     pub fs_root: u32,
+    /// `fs_struct.pwd` (the file-access family's base directory of a relative path).
+    pub fs_pwd: u32,
     pub file_f_path: u32,
     pub file_f_inode: u32,
     pub path_mnt: u32,
@@ -493,6 +495,7 @@ mod user {
     unsafe impl aya::Pod for super::family::namespace::NamespaceRecord {}
     unsafe impl aya::Pod for super::family::cred::CredRecord {}
     unsafe impl aya::Pod for super::family::file::FileRecord {}
+    unsafe impl aya::Pod for super::family::file::PathRecord {}
 }
 
 #[cfg(test)]
@@ -538,6 +541,10 @@ mod tests {
         assert_eq!(
             size_of::<file::FileRecord>(),
             size_of::<CallHead>() + 4 * 6 + 8 + size_of::<ExeFile>() + ARG_PATH_CAP + EXE_PATH_CAP
+        );
+        assert_eq!(
+            size_of::<file::PathRecord>(),
+            size_of::<CallHead>() + 4 * 10 + size_of::<ExeFile>() + 2 * ARG_PATH_CAP + EXE_PATH_CAP
         );
     }
 

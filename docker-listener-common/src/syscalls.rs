@@ -3,6 +3,22 @@
 
 /// x86-64 (arch/x86/entry/syscalls/syscall_64.tbl).
 pub mod x64 {
+    pub const TRUNCATE: i64 = 76;
+    pub const RENAME: i64 = 82;
+    pub const LINK: i64 = 86;
+    pub const UNLINK: i64 = 87;
+    pub const CHMOD: i64 = 90;
+    pub const FCHMOD: i64 = 91;
+    pub const CHOWN: i64 = 92;
+    pub const FCHOWN: i64 = 93;
+    pub const LCHOWN: i64 = 94;
+    pub const FCHOWNAT: i64 = 260;
+    pub const UNLINKAT: i64 = 263;
+    pub const RENAMEAT: i64 = 264;
+    pub const LINKAT: i64 = 265;
+    pub const FCHMODAT: i64 = 268;
+    pub const RENAMEAT2: i64 = 316;
+    pub const FCHMODAT2: i64 = 452;
     pub const OPEN: i64 = 2;
     pub const CREAT: i64 = 85;
     pub const OPENAT: i64 = 257;
@@ -33,6 +49,26 @@ pub mod x64 {
 
 /// ia32 (arch/x86/entry/syscalls/syscall_32.tbl).
 pub mod ia32 {
+    pub const LINK: i64 = 9;
+    pub const UNLINK: i64 = 10;
+    pub const CHMOD: i64 = 15;
+    pub const LCHOWN16: i64 = 16;
+    pub const RENAME: i64 = 38;
+    pub const TRUNCATE: i64 = 92;
+    pub const FCHMOD: i64 = 94;
+    pub const FCHOWN16: i64 = 95;
+    pub const CHOWN16: i64 = 182;
+    pub const TRUNCATE64: i64 = 193;
+    pub const LCHOWN: i64 = 198;
+    pub const FCHOWN: i64 = 207;
+    pub const CHOWN: i64 = 212;
+    pub const FCHOWNAT: i64 = 298;
+    pub const UNLINKAT: i64 = 301;
+    pub const RENAMEAT: i64 = 302;
+    pub const LINKAT: i64 = 303;
+    pub const FCHMODAT: i64 = 306;
+    pub const RENAMEAT2: i64 = 353;
+    pub const FCHMODAT2: i64 = 452;
     pub const OPEN: i64 = 5;
     pub const CREAT: i64 = 8;
     pub const OPENAT: i64 = 295;
@@ -104,11 +140,60 @@ pub const FAMILY_NRS: &[(u32, &[i64], &[i64])] = &[
         ],
     ),
     (switch::PRIVILEGE, PRIVILEGE_X64, PRIVILEGE_IA32),
-    (
-        switch::FILE,
-        &[x64::OPEN, x64::CREAT, x64::OPENAT, x64::OPENAT2, x64::OPEN_BY_HANDLE_AT],
-        &[ia32::OPEN, ia32::CREAT, ia32::OPENAT, ia32::OPENAT2, ia32::OPEN_BY_HANDLE_AT],
-    ),
+    (switch::FILE, FILE_X64, FILE_IA32),
+];
+
+/// The file-access family's numbers: opens, then the calls that change a file by its name or
+/// descriptor.
+pub const FILE_X64: &[i64] = &[
+    x64::OPEN,
+    x64::CREAT,
+    x64::OPENAT,
+    x64::OPENAT2,
+    x64::OPEN_BY_HANDLE_AT,
+    x64::UNLINK,
+    x64::UNLINKAT,
+    x64::RENAME,
+    x64::RENAMEAT,
+    x64::RENAMEAT2,
+    x64::CHMOD,
+    x64::FCHMODAT,
+    x64::FCHMODAT2,
+    x64::CHOWN,
+    x64::LCHOWN,
+    x64::FCHOWNAT,
+    x64::LINK,
+    x64::LINKAT,
+    x64::TRUNCATE,
+    x64::FCHMOD,
+    x64::FCHOWN,
+];
+pub const FILE_IA32: &[i64] = &[
+    ia32::OPEN,
+    ia32::CREAT,
+    ia32::OPENAT,
+    ia32::OPENAT2,
+    ia32::OPEN_BY_HANDLE_AT,
+    ia32::UNLINK,
+    ia32::UNLINKAT,
+    ia32::RENAME,
+    ia32::RENAMEAT,
+    ia32::RENAMEAT2,
+    ia32::CHMOD,
+    ia32::FCHMODAT,
+    ia32::FCHMODAT2,
+    ia32::CHOWN,
+    ia32::LCHOWN,
+    ia32::CHOWN16,
+    ia32::LCHOWN16,
+    ia32::FCHOWNAT,
+    ia32::LINK,
+    ia32::LINKAT,
+    ia32::TRUNCATE,
+    ia32::TRUNCATE64,
+    ia32::FCHMOD,
+    ia32::FCHOWN,
+    ia32::FCHOWN16,
 ];
 
 /// The privilege-change family's numbers.

@@ -73,19 +73,46 @@ pub unsafe fn exe_of(task: *const u8, exe: *mut ExeFile, path: *mut u8) {
 #[inline(always)]
 pub unsafe fn file_of(task: *const u8, file: *const u8, exe: *mut ExeFile, path: *mut u8) {
     unsafe {
+        let f_path = config!(offsets.file_f_path);
+        let dentry: *const u8 = read0(file, f_path + config!(offsets.path_dentry));
+        let vfsmnt: *const u8 = read0(file, f_path + config!(offsets.path_mnt));
         let inode: *const u8 = read0(file, config!(offsets.file_f_inode));
+        walk(task, vfsmnt, dentry, inode, exe, path);
+    }
+}
+
+/// The same for a `struct path` (a task's working directory): its dentry's inode.
+#[inline(always)]
+pub unsafe fn path_of(task: *const u8, p: *const u8, exe: *mut ExeFile, path: *mut u8) {
+    unsafe {
+        let dentry: *const u8 = read0(p, config!(offsets.path_dentry));
+        let vfsmnt: *const u8 = read0(p, config!(offsets.path_mnt));
+        let inode: *const u8 = read0(dentry, config!(offsets.dentry_d_inode));
+        walk(task, vfsmnt, dentry, inode, exe, path);
+    }
+}
+
+#[inline(always)]
+unsafe fn walk(
+    task: *const u8,
+    vfsmnt: *const u8,
+    dentry: *const u8,
+    inode: *const u8,
+    exe: *mut ExeFile,
+    path: *mut u8,
+) {
+    unsafe {
+        let mut dentry = dentry;
+        let mut vfsmnt = vfsmnt;
         (*exe).ino = read0(inode, config!(offsets.inode_i_ino));
         (*exe).nlink = read0(inode, config!(offsets.inode_i_nlink));
         let sb: *const u8 = read0(inode, config!(offsets.inode_i_sb));
         (*exe).dev = read0(sb, config!(offsets.sb_s_dev));
         (*exe).magic = read0(sb, config!(offsets.sb_s_magic));
 
-        let f_path = config!(offsets.file_f_path);
         let p_mnt = config!(offsets.path_mnt);
         let p_dentry = config!(offsets.path_dentry);
         let mount_mnt = config!(offsets.mount_mnt) as usize;
-        let mut dentry: *const u8 = read0(file, f_path + p_dentry);
-        let mut vfsmnt: *const u8 = read0(file, f_path + p_mnt);
         let mut mnt = vfsmnt.wrapping_sub(mount_mnt);
 
         // The top of the walk is the root of the process's mount namespace (in a container, its

@@ -108,6 +108,22 @@ fn route_x64(id: i64) -> Option<Route> {
         x64::OPENAT => Route::File(file::op::OPENAT),
         x64::OPENAT2 => Route::File(file::op::OPENAT2),
         x64::OPEN_BY_HANDLE_AT => Route::File(file::op::OPEN_BY_HANDLE_AT),
+        x64::UNLINK => Route::File(file::op::UNLINK),
+        x64::UNLINKAT => Route::File(file::op::UNLINKAT),
+        x64::RENAME => Route::File(file::op::RENAME),
+        x64::RENAMEAT => Route::File(file::op::RENAMEAT),
+        x64::RENAMEAT2 => Route::File(file::op::RENAMEAT2),
+        x64::CHMOD => Route::File(file::op::CHMOD),
+        x64::FCHMODAT => Route::File(file::op::FCHMODAT),
+        x64::FCHMODAT2 => Route::File(file::op::FCHMODAT2),
+        x64::CHOWN => Route::File(file::op::CHOWN),
+        x64::LCHOWN => Route::File(file::op::LCHOWN),
+        x64::FCHOWNAT => Route::File(file::op::FCHOWNAT),
+        x64::LINK => Route::File(file::op::LINK),
+        x64::LINKAT => Route::File(file::op::LINKAT),
+        x64::TRUNCATE => Route::File(file::op::TRUNCATE),
+        x64::FCHMOD => Route::File(file::op::FCHMOD),
+        x64::FCHOWN => Route::File(file::op::FCHOWN),
         _ => return None,
     })
 }
@@ -154,6 +170,26 @@ fn route_ia32(id: i64) -> Option<Route> {
         ia32::OPENAT => Route::File(file::op::OPENAT),
         ia32::OPENAT2 => Route::File(file::op::OPENAT2),
         ia32::OPEN_BY_HANDLE_AT => Route::File(file::op::OPEN_BY_HANDLE_AT),
+        ia32::UNLINK => Route::File(file::op::UNLINK),
+        ia32::UNLINKAT => Route::File(file::op::UNLINKAT),
+        ia32::RENAME => Route::File(file::op::RENAME),
+        ia32::RENAMEAT => Route::File(file::op::RENAMEAT),
+        ia32::RENAMEAT2 => Route::File(file::op::RENAMEAT2),
+        ia32::CHMOD => Route::File(file::op::CHMOD),
+        ia32::FCHMODAT => Route::File(file::op::FCHMODAT),
+        ia32::FCHMODAT2 => Route::File(file::op::FCHMODAT2),
+        ia32::CHOWN => Route::File(file::op::CHOWN),
+        ia32::LCHOWN => Route::File(file::op::LCHOWN),
+        ia32::CHOWN16 => Route::File(file::op::CHOWN16),
+        ia32::LCHOWN16 => Route::File(file::op::LCHOWN16),
+        ia32::FCHOWNAT => Route::File(file::op::FCHOWNAT),
+        ia32::LINK => Route::File(file::op::LINK),
+        ia32::LINKAT => Route::File(file::op::LINKAT),
+        // (Both truncates: the length's high half, truncate64's third argument, is not kept.)
+        ia32::TRUNCATE | ia32::TRUNCATE64 => Route::File(file::op::TRUNCATE),
+        ia32::FCHMOD => Route::File(file::op::FCHMOD),
+        ia32::FCHOWN => Route::File(file::op::FCHOWN),
+        ia32::FCHOWN16 => Route::File(file::op::FCHOWN16),
         _ => return None,
     })
 }
@@ -213,7 +249,11 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
     // Opens: the most frequent calls routed here. Their family filters the task and the file
     // with loads alone (no helper call) before anything else.
     if let Route::File(op) = route {
-        file_family::on_exit(task, op, &a, ret, fl);
+        if op < file::op::FIRST_PATH_OP {
+            file_family::on_exit(task, op, &a, ret, fl);
+        } else {
+            file_family::on_path_exit(op, &a, ret, fl);
+        }
         return 0;
     }
     // Every fork of the host exits clone twice (the child with 0): only a clone that makes a

@@ -263,19 +263,19 @@ impl Correlator {
                     self.counters.runtime_setup += 1;
                     return;
                 }
-                if let Detail::File(f) = &mut c.detail {
+                if matches!(c.detail, Detail::File(_) | Detail::FileChange(_)) {
                     let id = self.registry.container_id_of(meta.cgroup_id).unwrap_or("").to_owned();
-                    match f.resolve(&id, &self.sensitive) {
-                        Verdict::Keep => {}
-                        Verdict::KeepAndAdd(new) => {
-                            for e in new {
-                                req.push(Request::SensitiveMap(self.sensitive.add(&id, e)));
-                            }
-                        }
-                        Verdict::Drop => {
-                            self.counters.file_unmatched += 1;
-                            return;
-                        }
+                    // Names are resolved in the caller's filesystem while it lives, else its
+                    // container's (its init's): a short-lived `rm` is often gone already.
+                    let init = self.registry.get(&id).and_then(|c| c.pid);
+                    let root = [Some(meta.pid), Some(meta.tgid), init]
+                        .into_iter()
+                        .flatten()
+                        .map(|p| std::path::PathBuf::from(format!("/proc/{p}/root")))
+                        .find(|p| p.exists());
+                    if !self.file_verdict(&mut c.detail, &id, root.as_deref(), req) {
+                        self.counters.file_unmatched += 1;
+                        return;
                     }
                 }
                 let process = self.process_of(&meta, c.start_ns, c.exec_id);
@@ -485,6 +485,42 @@ impl Correlator {
             req.push(Request::ResolveFiles { id, pid });
         } else if ignored {
             req.push(Request::SensitiveMap(self.sensitive.forget(&id)));
+        }
+    }
+
+    /// Whether a file-access record is an event (`resolve` of its family), with what it adds
+    /// to the container's set: a sensitive file created joins it; after a sensitive file was
+    /// deleted, renamed or linked, the set is made again (its inode number is free for another
+    /// file).
+    fn file_verdict(
+        &mut self,
+        detail: &mut Detail,
+        id: &str,
+        root: Option<&std::path::Path>,
+        req: &mut Vec<Request>,
+    ) -> bool {
+        match detail {
+            Detail::File(f) => match f.resolve(id, root, &self.sensitive) {
+                Verdict::Keep => true,
+                Verdict::KeepAndAdd(new) => {
+                    for e in new {
+                        req.push(Request::SensitiveMap(self.sensitive.add(id, e)));
+                    }
+                    true
+                }
+                Verdict::Drop => false,
+            },
+            Detail::FileChange(f) => {
+                if !f.resolve(id, root, &self.sensitive) {
+                    return false;
+                }
+                if f.changes_names() && !id.is_empty() {
+                    let pid = self.registry.get(id).and_then(|c| c.pid);
+                    req.push(Request::ResolveFiles { id: id.to_owned(), pid });
+                }
+                true
+            }
+            _ => true,
         }
     }
 

@@ -269,8 +269,92 @@ fn open_path(root: Option<&OwnedFd>, path: &[u8], flags: i32) -> std::io::Result
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// (inode, st_dev, is a directory) of an open file (fstat works on O_PATH descriptors, and
+/// describes a symlink opened with O_NOFOLLOW, not its target).
+fn fstat(fd: &OwnedFd) -> std::io::Result<(u64, u64, bool)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: a valid descriptor and a buffer of the right type.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fstat filled it.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_ino, st.st_dev, st.st_mode & libc::S_IFMT == libc::S_IFDIR))
+}
+
 fn stat(fd: &OwnedFd) -> std::io::Result<std::fs::Metadata> {
     std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Whether an entry's path still leads to its inode in the filesystem whose root is `root`: an
+/// inode number freed by a deleted file is given to the next file made, which is not the entry.
+pub fn still(root: &Path, e: &Entry) -> bool {
+    let Ok(rootfd) = open_path(None, root.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY) else { return false };
+    open_path(Some(&rootfd), e.path.as_bytes(), 0).and_then(|f| fstat(&f)).is_ok_and(|(ino, _, _)| ino == e.ino)
+}
+
+/// Where a name a call passed is, in the container, and which entry it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The file's path in the container, its directory resolved (symlinks, `..`).
+    pub path: String,
+    /// The configured entry.
+    pub entry: Option<String>,
+    /// `file` (its inode is an entry's), `directory` (its directory's is), `name` (its path is an
+    /// entry's: a file that was or will be one).
+    pub how: &'static str,
+    /// The call's second name (rename's and link's new name).
+    pub second: bool,
+}
+
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// Resolves `name` (relative names from `base`, a directory's path in the container) in the
+/// filesystem whose root is `root`, as the container's processes would, and says which sensitive
+/// entry of container `id` it is, if any. `follow`: the call follows a final symlink (chmod,
+/// chown, truncate).
+pub fn locate(
+    root: &Path,
+    id: &str,
+    base: Option<&str>,
+    name: &str,
+    follow: bool,
+    set: &SensitiveSet,
+) -> Option<Located> {
+    if name.is_empty() {
+        return None;
+    }
+    let full = if name.starts_with('/') { name.to_owned() } else { format!("{}/{name}", base?.trim_end_matches('/')) };
+    let trimmed = full.trim_end_matches('/');
+    let (dir, leaf) = trimmed.rsplit_once('/')?;
+    let dir = if dir.is_empty() { "/" } else { dir };
+    let rootfd = open_path(None, root.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY).ok()?;
+    let dfd = open_path(Some(&rootfd), dir.as_bytes(), libc::O_DIRECTORY).ok()?;
+    let (dino, ddev, _) = fstat(&dfd).ok()?;
+    // The directory's path in the container (the kernel's, from the descriptor).
+    let canon_dir = std::fs::read_link(format!("/proc/self/fd/{}", dfd.as_raw_fd())).ok()?;
+    let canon_dir = canon_dir.to_string_lossy();
+    let path = if canon_dir == "/" { format!("/{leaf}") } else { format!("{canon_dir}/{leaf}") };
+    let mut sfs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: a valid descriptor and a buffer of the right type.
+    let overlay = unsafe { libc::fstatfs(dfd.as_raw_fd(), sfs.as_mut_ptr()) } == 0
+        // SAFETY: fstatfs filled it.
+        && unsafe { sfs.assume_init() }.f_type == OVERLAYFS_SUPER_MAGIC;
+    let text = |i: usize| set.patterns.get(i).map(|p| p.text.clone());
+    let not_dir = |e: &Entry| e.bits & (access::DIR | access::PARENT) == 0 && still(root, e);
+    // The file itself, where it is still there (chmod, chown, truncate, a link's old name, a
+    // refused unlink): by its inode, so a hard link or a symlinked directory is the file.
+    let flags = if follow { 0 } else { libc::O_NOFOLLOW };
+    if let Ok(f) = open_path(Some(&rootfd), trimmed.as_bytes(), flags)
+        && let Ok((ino, dev, _)) = fstat(&f)
+        && let Some(e) = set.find(id, ino, kernel_dev(dev), overlay, not_dir)
+    {
+        return Some(Located { path, entry: text(e.pattern), how: "file", second: false });
+    }
+    if let Some(e) = set.find(id, dino, kernel_dev(ddev), overlay, |e| e.bits & access::DIR != 0) {
+        return Some(Located { path, entry: text(e.pattern), how: "directory", second: false });
+    }
+    set.pattern_of(&path, access::WRITE).map(|i| Located { path, entry: text(i), how: "name", second: false })
 }
 
 fn list_dir(fd: &OwnedFd) -> Vec<String> {

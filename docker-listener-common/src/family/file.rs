@@ -10,6 +10,67 @@ pub mod op {
     pub const OPENAT: u32 = 3;
     pub const OPENAT2: u32 = 4;
     pub const OPEN_BY_HANDLE_AT: u32 = 5;
+    // Calls that change a file by its name (a `PathRecord`), from here on.
+    pub const FIRST_PATH_OP: u32 = 16;
+    pub const UNLINK: u32 = 16;
+    pub const UNLINKAT: u32 = 17;
+    pub const RENAME: u32 = 18;
+    pub const RENAMEAT: u32 = 19;
+    pub const RENAMEAT2: u32 = 20;
+    pub const CHMOD: u32 = 21;
+    pub const FCHMODAT: u32 = 22;
+    pub const FCHMODAT2: u32 = 23;
+    pub const CHOWN: u32 = 24;
+    pub const LCHOWN: u32 = 25;
+    pub const FCHOWNAT: u32 = 26;
+    pub const LINK: u32 = 27;
+    pub const LINKAT: u32 = 28;
+    pub const TRUNCATE: u32 = 29;
+    /// ia32's 16-bit-id chown and lchown.
+    pub const CHOWN16: u32 = 30;
+    pub const LCHOWN16: u32 = 31;
+    // ...and by a descriptor (matched in the kernel, as opens are).
+    pub const FCHMOD: u32 = 32;
+    pub const FCHOWN: u32 = 33;
+    pub const FCHOWN16: u32 = 34;
+}
+
+/// `AT_FDCWD`: a path relative to the working directory.
+pub const AT_FDCWD: i32 = -100;
+
+/// A call that changes a file by its name or its descriptor: unlink, rename, chmod, chown,
+/// link, truncate (and fchmod, fchown). The kernel cannot resolve a name without the kernel's
+/// path lookup (which no tracepoint exposes), so these are reported for every traced process
+/// with the names as passed and the directory a relative name starts from, walked by the
+/// kernel; the daemon resolves them inside the container and keeps those that are a sensitive
+/// file's. A descriptor's file is matched in the kernel, as opens are.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PathRecord {
+    pub call: CallHead,
+    /// The directory descriptors of the first and second names (`AT_FDCWD` when none); fchmod,
+    /// fchown: the descriptor.
+    pub dirfd: i32,
+    pub dirfd2: i32,
+    /// chmod: the mode; chown: the user and group (-1: unchanged); truncate: the length (low
+    /// 32 bits); *at: the flags.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub at_flags: u32,
+    /// Bytes of `name`, `name2` used.
+    pub name_len: u32,
+    pub name2_len: u32,
+    /// fchmod, fchown: how the descriptor's file matched (`matched` bits).
+    pub matched: u32,
+    pub _pad: u32,
+    /// The directory the first name starts from when it is relative (the working directory or
+    /// `dirfd`'s), or the descriptor's file: as the kernel walked it.
+    pub base: ExeFile,
+    /// The names as the caller passed them: the file (rename, link: the old name), the new name.
+    pub name: [u8; ARG_PATH_CAP],
+    pub name2: [u8; ARG_PATH_CAP],
+    pub base_path: [u8; EXE_PATH_CAP],
 }
 
 /// Bits of a `SENSITIVE` map value (which accesses are reported), and of `FileRecord::access`

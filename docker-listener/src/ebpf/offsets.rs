@@ -226,6 +226,7 @@ fn exe_walk(r: &Resolver, o: &mut KernelOffsets) -> Result<(), OffsetsError> {
     o.task_fs = r.offset("task_struct", &["fs"])?;
     o.mm_exe_file = r.offset("mm_struct", &["exe_file"])?;
     o.fs_root = r.offset("fs_struct", &["root"])?;
+    o.fs_pwd = r.offset("fs_struct", &["pwd"])?;
     o.file_f_path = r.offset("file", &["f_path"])?;
     o.file_f_inode = r.offset("file", &["f_inode"])?;
     o.path_mnt = r.offset("path", &["mnt"])?;

@@ -28,7 +28,8 @@ pub const FAMILY: Family = Family {
     switch: switch::FILE,
     enabled: |c| c.file_access,
     decode,
-    sees: "opens of sensitive files (open, creat, openat, openat2, open_by_handle_at)",
+    sees: "opens and changes of sensitive files (open, creat, openat, openat2, open_by_handle_at; unlink, rename, \
+           link, chmod, chown, truncate and their *at forms; fchmod, fchown)",
 };
 
 const OVERLAYFS_SUPER_MAGIC: u32 = 0x794c_7630;
@@ -53,6 +54,9 @@ pub struct FileAccess {
 }
 
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
+    if head.op >= op::FIRST_PATH_OP {
+        return super::file_change::decode(head, bytes);
+    }
     let r: FileRecord = pod(bytes)?;
     Ok(Detail::File(FileAccess {
         op: head.op,
@@ -83,7 +87,7 @@ pub enum Verdict {
 
 impl FileAccess {
     /// Names the configured entry the open is, with the container's set (`id`: its container).
-    pub fn resolve(&mut self, id: &str, set: &SensitiveSet) -> Verdict {
+    pub fn resolve(&mut self, id: &str, root: Option<&std::path::Path>, set: &SensitiveSet) -> Verdict {
         let Some(file) = &self.file else {
             // The kernel matched it but could not walk its path: keep it, unnamed.
             return Verdict::Keep;
@@ -98,7 +102,11 @@ impl FileAccess {
         }
         if self.matched & matched::FILE != 0
             && let Some(e) = set.find(id, file.ino, file.dev, overlay, |e| {
-                e.bits & (access::DIR | access::PARENT) == 0 && e.bits & want != 0
+                // Another path to the inode (a hard link) is the file while the entry's path
+                // still leads to it; else the number is a new file's (the entry was deleted).
+                e.bits & (access::DIR | access::PARENT) == 0
+                    && e.bits & want != 0
+                    && (e.path == file.path || root.is_none_or(|r| crate::sensitive::still(r, e)))
             })
         {
             self.entry = name(e);
@@ -301,13 +309,13 @@ mod tests {
     fn matches_are_named_by_their_entry_and_stray_inodes_dropped() {
         let s = set();
         let mut f = open(matched::FILE, access::READ, "/etc/shadow", 10, OVERLAYFS_SUPER_MAGIC);
-        assert_eq!(f.resolve("c1", &s), Verdict::Keep);
+        assert_eq!(f.resolve("c1", None, &s), Verdict::Keep);
         assert_eq!(f.entry.as_deref(), Some("/etc/shadow"));
         // The same number on another filesystem (tmpfs): another file.
         let mut f = open(matched::FILE, access::READ, "/dev/shm/x", 10, 0x0102_1994);
-        assert_eq!(f.resolve("c9", &s), Verdict::Drop);
+        assert_eq!(f.resolve("c9", None, &s), Verdict::Drop);
         let mut f = open(matched::DIR, access::WRITE, "/root/.ssh/authorized_keys", 77, OVERLAYFS_SUPER_MAGIC);
-        assert_eq!(f.resolve("c1", &s), Verdict::Keep);
+        assert_eq!(f.resolve("c1", None, &s), Verdict::Keep);
         assert_eq!(f.entry.as_deref(), Some("/root/.ssh/"));
     }
 
@@ -315,7 +323,7 @@ mod tests {
     fn a_created_file_is_kept_only_when_its_walked_path_is_an_entry() {
         let s = set();
         let mut f = open(matched::CREATED, access::WRITE, "/root/.ssh/authorized_keys", 78, OVERLAYFS_SUPER_MAGIC);
-        match f.resolve("c1", &s) {
+        match f.resolve("c1", None, &s) {
             Verdict::KeepAndAdd(e) => {
                 assert_eq!((e[0].ino, e[0].pattern), (78, 1));
                 assert_eq!((e[1].ino, e[1].bits & access::DIR, e[1].path.as_str()), (50, access::DIR, "/root/.ssh"));
@@ -323,7 +331,7 @@ mod tests {
             v => panic!("{v:?}"),
         }
         let mut f = open(matched::CREATED, access::WRITE, "/root/notes.txt", 79, OVERLAYFS_SUPER_MAGIC);
-        assert_eq!(f.resolve("c1", &s), Verdict::Drop);
+        assert_eq!(f.resolve("c1", None, &s), Verdict::Drop);
         assert_eq!(f.kind().action, "file-create");
     }
 

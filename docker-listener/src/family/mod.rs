@@ -6,6 +6,7 @@
 pub mod bpf;
 pub mod cred;
 pub mod file;
+pub mod file_change;
 pub mod kmod;
 pub mod namespace;
 pub mod ptrace;
@@ -73,6 +74,7 @@ pub enum Detail {
     Namespace(namespace::NsCall),
     Privilege(cred::CredChange),
     File(file::FileAccess),
+    FileChange(file_change::FileChange),
 }
 
 /// Decodes a record of an exit-reported family.
@@ -199,7 +201,7 @@ impl CallBody {
             Detail::Namespace(n) => n.resolve(ctx),
             Detail::Privilege(c) => c.resolve(call.meta.tgid, ctx),
             // (Resolved before: the correlator drops what is not an event.)
-            Detail::KernelModule(_) | Detail::Bpf(_) | Detail::File(_) => {}
+            Detail::KernelModule(_) | Detail::Bpf(_) | Detail::File(_) | Detail::FileChange(_) => {}
         }
         CallBody { process, parent, call }
     }
@@ -220,6 +222,7 @@ impl CallBody {
             Detail::Namespace(d) => d.kind(),
             Detail::Privilege(d) => d.kind(),
             Detail::File(d) => d.kind(),
+            Detail::FileChange(d) => d.kind(),
         }
     }
 
@@ -231,6 +234,7 @@ impl CallBody {
             Detail::Namespace(d) => d.syscall(),
             Detail::Privilege(d) => d.syscall(),
             Detail::File(d) => d.syscall(),
+            Detail::FileChange(d) => d.syscall(),
         }
     }
 
@@ -244,8 +248,10 @@ impl CallBody {
         m: &mut M,
     ) -> Result<Option<ErrorOut>, M::Error> {
         m.serialize_entry("process", &ProcessRefOut { process: &self.process, thread, parent: self.parent.as_ref() })?;
-        if let Detail::File(f) = &self.call.detail {
-            f.write_file(m)?;
+        match &self.call.detail {
+            Detail::File(f) => f.write_file(m)?,
+            Detail::FileChange(f) => f.write_file(m)?,
+            _ => {}
         }
         Ok((self.call.ret < 0).then(|| ErrorOut::of_call(self.syscall(), self.call.ret)))
     }
@@ -259,6 +265,7 @@ impl CallBody {
             Detail::Namespace(d) => d.write(m)?,
             Detail::Privilege(d) => d.write(m)?,
             Detail::File(d) => d.write(m)?,
+            Detail::FileChange(d) => d.write(m)?,
         }
         if self.call.truncated {
             m.serialize_entry("arguments_truncated", &true)?;

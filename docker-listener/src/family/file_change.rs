@@ -1,0 +1,214 @@
+//! `file-access`'s changes by name (`event.action`: `file-delete`, `file-rename`,
+//! `file-link`, `file-chmod`, `file-chown`, `file-truncate`): unlink, rename, link, chmod,
+//! chown and truncate of a sensitive file by a container process, refused ones included; and
+//! fchmod, fchown of one by its descriptor.
+//!
+//! The kernel sends every such call of a traced process with the names as passed and the
+//! directory a relative name starts from (walked by the kernel): no tracepoint resolves a name.
+//! The daemon resolves each name in the container's filesystem (`sensitive::locate`): the file
+//! by its inode (a hard link, a symlinked directory, `..` lead to the same inode), its
+//! directory by its inode (a file of a sensitive directory), or the directory's path and the
+//! name against the entries (a file that will be, or was, one: `rename x /etc/cron.d/job`,
+//! `unlink /etc/ld.so.preload`). What is none of those is dropped, counted. A descriptor's
+//! file was matched in the kernel.
+use docker_listener_common::family::{
+    CallHead,
+    file::{AT_FDCWD, PathRecord, matched, op},
+};
+use serde::{Serialize, ser::SerializeMap};
+
+use super::{Detail, text};
+use crate::{
+    ebpf::record::{ExeFile, RecordError, file_of, pod},
+    ecs::Kind,
+    sensitive::{Located, SensitiveSet},
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    pub op: u32,
+    pub dirfd: i32,
+    pub dirfd2: i32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub at_flags: u32,
+    /// How the kernel matched the descriptor's file (fchmod, fchown).
+    pub matched: u32,
+    pub name: String,
+    pub name2: String,
+    /// The directory a relative name starts from, or the descriptor's file, as the kernel
+    /// walked it.
+    pub base: Option<ExeFile>,
+    /// Set by `resolve`: the file (the first name, or for rename and link whichever of the two
+    /// is sensitive) and the configured entry.
+    pub located: Option<Located>,
+}
+
+pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
+    let r: PathRecord = pod(bytes)?;
+    Ok(Detail::FileChange(FileChange {
+        op: head.op,
+        dirfd: r.dirfd,
+        dirfd2: r.dirfd2,
+        mode: r.mode,
+        uid: r.uid,
+        gid: r.gid,
+        at_flags: r.at_flags,
+        matched: r.matched,
+        name: text(&r.name, r.name_len),
+        name2: text(&r.name2, r.name2_len),
+        base: file_of(&r.base, &r.base_path),
+        located: None,
+    }))
+}
+
+impl FileChange {
+    /// A delete, a rename or a link: which file a name (and an inode number) is changes.
+    pub fn changes_names(&self) -> bool {
+        matches!(self.action(), "file-delete" | "file-rename" | "file-link")
+    }
+
+    fn by_fd(&self) -> bool {
+        matches!(self.op, op::FCHMOD | op::FCHOWN | op::FCHOWN16)
+    }
+
+    /// Finds the sensitive file the call names, in the filesystem whose root is `root` (the
+    /// calling process's, else its container's); false when it names none (not an event).
+    pub fn resolve(&mut self, id: &str, root: Option<&std::path::Path>, set: &SensitiveSet) -> bool {
+        if self.by_fd() {
+            // Matched in the kernel: the descriptor's file, as the kernel walked it.
+            let path = self.base.as_ref().map(|f| f.path.clone()).unwrap_or_default();
+            let entry = if self.matched & matched::PSEUDO != 0 {
+                let leaf = path.rsplit('/').next().unwrap_or("");
+                crate::sensitive::PSEUDO.iter().find(|(n, _)| *n == leaf).map(|(_, e)| (*e).to_owned())
+            } else {
+                set.pattern_of(&path, docker_listener_common::family::file::access::WRITE)
+                    .map(|i| set.patterns[i].text.clone())
+            };
+            self.located = Some(Located { path, entry, how: "file", second: false });
+            return true;
+        }
+        let Some(root) = root else { return false };
+        let base = self.base.as_ref().map(|f| f.path.as_str());
+        // rename and link: the old name (a sensitive file moved or linked away) or the new one
+        // (a file put in a sensitive one's place).
+        let follow = matches!(
+            self.op,
+            op::CHMOD | op::FCHMODAT | op::FCHMODAT2 | op::CHOWN | op::CHOWN16 | op::FCHOWNAT | op::TRUNCATE
+        );
+        let first = crate::sensitive::locate(root, id, base, &self.name, follow, set);
+        let second = if self.name2.is_empty() {
+            None
+        } else {
+            // The second name's base is the first's when both start from the same directory.
+            let base2 = (self.dirfd2 == self.dirfd || self.dirfd2 == AT_FDCWD && self.dirfd == AT_FDCWD)
+                .then_some(base)
+                .flatten();
+            crate::sensitive::locate(root, id, base2, &self.name2, false, set).map(|l| Located { second: true, ..l })
+        };
+        self.located = first.or(second);
+        self.located.is_some()
+    }
+
+    pub fn syscall(&self) -> &'static str {
+        match self.op {
+            op::UNLINK => "unlink",
+            op::UNLINKAT => "unlinkat",
+            op::RENAME => "rename",
+            op::RENAMEAT => "renameat",
+            op::RENAMEAT2 => "renameat2",
+            op::CHMOD => "chmod",
+            op::FCHMODAT => "fchmodat",
+            op::FCHMODAT2 => "fchmodat2",
+            op::CHOWN | op::CHOWN16 => "chown",
+            op::LCHOWN | op::LCHOWN16 => "lchown",
+            op::FCHOWNAT => "fchownat",
+            op::LINK => "link",
+            op::LINKAT => "linkat",
+            op::TRUNCATE => "truncate",
+            op::FCHMOD => "fchmod",
+            _ => "fchown",
+        }
+    }
+
+    fn action(&self) -> &'static str {
+        match self.op {
+            op::UNLINK | op::UNLINKAT => "file-delete",
+            op::RENAME | op::RENAMEAT | op::RENAMEAT2 => "file-rename",
+            op::LINK | op::LINKAT => "file-link",
+            op::CHMOD | op::FCHMODAT | op::FCHMODAT2 | op::FCHMOD => "file-chmod",
+            op::TRUNCATE => "file-truncate",
+            _ => "file-chown",
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        let types: &'static [&'static str] = match self.action() {
+            "file-delete" => &["deletion"],
+            "file-link" => &["creation"],
+            _ => &["change"],
+        };
+        Kind { kind: "event", category: "file", types, action: self.action(), dataset: "docker_listener.file" }
+    }
+
+    /// ECS `file`: the sensitive file, by its path in the container.
+    pub(crate) fn write_file<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            path: &'a str,
+            name: &'a str,
+            directory: &'a str,
+        }
+        let Some(l) = &self.located else { return Ok(()) };
+        let (directory, name) = l.path.rsplit_once('/').map_or(("", l.path.as_str()), |(d, n)| (d, n));
+        let directory = if directory.is_empty() { "/" } else { directory };
+        m.serialize_entry("file", &Out { path: &l.path, name, directory })
+    }
+
+    pub(crate) fn write<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            sensitive: Option<&'a str>,
+            #[serde(rename = "match")]
+            how: &'static str,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            requested: &'a str,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            new_name: &'a str,
+            /// Which name is the sensitive file's: rename and link's second (where it goes).
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            new_name_sensitive: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            mode: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            uid: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            gid: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fd: Option<i32>,
+        }
+        let l = self.located.as_ref();
+        let id = |v: u32| {
+            let unchanged =
+                v == u32::MAX || (matches!(self.op, op::CHOWN16 | op::LCHOWN16 | op::FCHOWN16) && v == 0xffff);
+            (!unchanged).then_some(v)
+        };
+        let chown = self.action() == "file-chown";
+        m.serialize_entry(
+            "file_access",
+            &Out {
+                sensitive: l.and_then(|l| l.entry.as_deref()),
+                how: l.map_or("file", |l| l.how),
+                requested: &self.name,
+                new_name: &self.name2,
+                new_name_sensitive: l.is_some_and(|l| l.second),
+                mode: (self.action() == "file-chmod").then(|| format!("{:04o}", self.mode & 0o7777)),
+                uid: if chown { id(self.uid) } else { None },
+                gid: if chown { id(self.gid) } else { None },
+                fd: self.by_fd().then_some(self.dirfd),
+            },
+        )
+    }
+}
