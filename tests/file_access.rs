@@ -233,7 +233,15 @@ fn changes_by_name_are_resolved_in_the_container() {
     .iter()
     .map(|(a, p, s, m, c)| ((*a).to_owned(), (*p).to_owned(), (*s).to_owned(), (*m).to_owned(), *c))
     .collect();
-    assert_eq!(got, want, "{:#?}", changes.iter().map(|e| (&e["event"]["action"], &e["file"]["path"], &e["docker_listener"]["file_access"])).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        want,
+        "{:#?}",
+        changes
+            .iter()
+            .map(|e| (&e["event"]["action"], &e["file"]["path"], &e["docker_listener"]["file_access"]))
+            .collect::<Vec<_>>()
+    );
     let refused = changes.iter().find(|e| e["event"]["outcome"] == "failure").expect("the refused unlink");
     assert_eq!(refused["event"]["action"], "file-delete");
     assert_eq!(refused["error"]["code"], "EACCES", "{refused}");

@@ -544,7 +544,7 @@ mod tests {
         );
         assert_eq!(
             size_of::<file::PathRecord>(),
-            size_of::<CallHead>() + 4 * 10 + size_of::<ExeFile>() + 2 * ARG_PATH_CAP + EXE_PATH_CAP
+            size_of::<CallHead>() + 8 * 6 + 4 * 4 + size_of::<ExeFile>() + 2 * ARG_PATH_CAP + EXE_PATH_CAP
         );
     }
 

@@ -24,7 +24,7 @@ use docker_listener_common::{
     ExeFile, RecordKind, exe_flags,
     family::{
         ARG_PATH_CAP, STRING_TRUNCATED,
-        file::{AT_FDCWD, FileRecord, PathRecord, access, access_of, matched, oflag, op, pseudo},
+        file::{AT_FDCWD, FileRecord, PathRecord, access, access_of, matched, name_args, oflag, op, pseudo},
     },
 };
 
@@ -276,16 +276,24 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
         if cut {
             (*r).call.flags |= STRING_TRUNCATED;
         }
+        // An opaque copy: the typed and the helper-read pointer reach the walk as one state,
+        // so the verifier walks it once, not once per way here.
+        let file = path::opaque(file as usize) as *const u8;
         path::file_of(crate::kernel::current_task(), file, &mut (*r).file, (*r).path.as_mut_ptr());
     }
     submit(entry);
 }
 
 /// The calls that change a file by its name (unlink, rename, chmod, chown, link, truncate) or by
-/// its descriptor (fchmod, fchown), failed ones included: `route` is a `PathRecord` operation.
+/// its descriptor (fchmod, fchown), failed ones included: `op_` is a `PathRecord` operation.
 /// A name is sent with the directory it starts from (walked by the kernel) for the daemon to
 /// resolve in the container; a descriptor's file is matched here, as an open's is. Rare calls:
 /// the exact container filter first.
+///
+/// Which arguments are names and descriptors depends on the call (`name_args`); past that
+/// choice, everything is the same for every call, and the positions are made opaque, so that
+/// the verifier goes through the rest (two strings, a descriptor, the walk) once, not once per
+/// call.
 #[inline(always)]
 pub fn on_path_exit(op_: u32, a: &[u64; 6], ret: i64, flags: u32) {
     if config!(offsets.exe_valid) == 0 || !crate::maps::traced() {
@@ -293,73 +301,52 @@ pub fn on_path_exit(op_: u32, a: &[u64; 6], ret: i64, flags: u32) {
     }
     let by_fd = matches!(op_, op::FCHMOD | op::FCHOWN | op::FCHOWN16);
     let mut how = 0;
-    let mut file: *const u8 = core::ptr::null();
     if by_fd {
         let Some(f) = (unsafe { crate::kernel::file_of_fd(a[0] as i32) }) else { return };
         how = unsafe { classify::<Probe>(f, 0, access::WRITE) };
         if how == 0 {
             return;
         }
-        file = f;
     }
-    // (dirfd, name, dirfd2, name2, mode, uid, gid, flags) by call; -1 ids are "unchanged".
-    let fd = |i: usize| a[i] as i32;
-    let none = u64::MAX;
-    let (dirfd, name, dirfd2, name2, mode, uid, gid, at) = match op_ {
-        op::UNLINK => (AT_FDCWD, a[0], AT_FDCWD, 0, 0, none, none, 0),
-        op::UNLINKAT => (fd(0), a[1], AT_FDCWD, 0, 0, none, none, a[2]),
-        op::RENAME | op::LINK => (AT_FDCWD, a[0], AT_FDCWD, a[1], 0, none, none, 0),
-        op::RENAMEAT => (fd(0), a[1], fd(2), a[3], 0, none, none, 0),
-        op::RENAMEAT2 | op::LINKAT => (fd(0), a[1], fd(2), a[3], 0, none, none, a[4]),
-        op::CHMOD => (AT_FDCWD, a[0], AT_FDCWD, 0, a[1], none, none, 0),
-        op::FCHMODAT => (fd(0), a[1], AT_FDCWD, 0, a[2], none, none, 0),
-        op::FCHMODAT2 => (fd(0), a[1], AT_FDCWD, 0, a[2], none, none, a[3]),
-        op::CHOWN | op::LCHOWN | op::CHOWN16 | op::LCHOWN16 => (AT_FDCWD, a[0], AT_FDCWD, 0, 0, a[1], a[2], 0),
-        op::FCHOWNAT => (fd(0), a[1], AT_FDCWD, 0, 0, a[2], a[3], a[4]),
-        op::TRUNCATE => (AT_FDCWD, a[0], AT_FDCWD, 0, a[1], none, none, 0),
-        op::FCHMOD => (fd(0), 0, AT_FDCWD, 0, a[1], none, none, 0),
-        _ => (fd(0), 0, AT_FDCWD, 0, 0, a[1], a[2], 0),
-    };
+    let (ni, di, n2i, _) = name_args(op_);
+    let (ni, di, n2i) = (path::opaque(ni), path::opaque(di), path::opaque(n2i));
+    let arg = |i: usize| a.get(i).copied().unwrap_or(0);
     let Some((mut entry, header)) = reserve::<PathRecord>(RecordKind::FileAccess) else { return };
     let r = entry.as_mut_ptr();
     unsafe {
         (*r).call = call_head(header, op_, ret, flags);
-        (*r).dirfd = dirfd;
-        (*r).dirfd2 = dirfd2;
-        (*r).mode = mode as u32;
-        (*r).uid = uid as u32;
-        (*r).gid = gid as u32;
-        (*r).at_flags = at as u32;
+        (*r).args = *a;
         (*r).matched = how;
-        (*r)._pad = 0;
+        (*r).dirfd = if di < 6 { arg(di) as i32 } else { AT_FDCWD };
         let cap = ARG_PATH_CAP as u32;
-        let (n, cut) = user_str(name, (*r).name.as_mut_ptr(), cap);
+        let (n, cut) = user_str(arg(ni), (*r).name.as_mut_ptr(), cap);
         (*r).name_len = n;
-        let (n2, cut2) = user_str(name2, (*r).name2.as_mut_ptr(), cap);
+        let (n2, cut2) = user_str(arg(n2i), (*r).name2.as_mut_ptr(), cap);
         (*r).name2_len = n2;
         if cut || cut2 {
             (*r).call.flags |= STRING_TRUNCATED;
         }
         // The base: the descriptor's file; the directory a relative first name starts from.
         let task = crate::kernel::current_task();
-        let relative = n > 0 && (*r).name[0] != b'/';
-        if !file.is_null() {
-            path::file_of(task, file, &mut (*r).base, (*r).base_path.as_mut_ptr());
-        } else if relative && dirfd != AT_FDCWD {
+        let dirfd = core::ptr::read_volatile(&(*r).dirfd);
+        let by_fd = core::ptr::read_volatile(&(*r).matched) != 0;
+        let relative = core::ptr::read_volatile(&(*r).name_len) > 0 && core::ptr::read_volatile(&(*r).name[0]) != b'/';
+        let null = core::ptr::null();
+        let (mnt, dentry, inode) = if by_fd || (relative && dirfd != AT_FDCWD) {
             match crate::kernel::file_of_fd(dirfd) {
-                Some(d) => path::file_of(task, d, &mut (*r).base, (*r).base_path.as_mut_ptr()),
-                None => (*r).base = ExeFile { flags: exe_flags::UNAVAILABLE, ..ExeFile::default() },
+                Some(d) => path::file_parts(d),
+                None => (null, null, null),
             }
         } else if relative {
             let fs: *const u8 = read0(task, config!(offsets.task_fs));
-            path::path_of(
-                task,
-                fs.wrapping_add(config!(offsets.fs_pwd) as usize),
-                &mut (*r).base,
-                (*r).base_path.as_mut_ptr(),
-            );
+            path::path_parts(fs.wrapping_add(config!(offsets.fs_pwd) as usize))
         } else {
+            (null, null, null)
+        };
+        if dentry.is_null() {
             (*r).base = ExeFile { flags: exe_flags::UNAVAILABLE, ..ExeFile::default() };
+        } else {
+            path::walk(task, mnt, dentry, inode, &mut (*r).base, (*r).base_path.as_mut_ptr());
         }
     }
     submit(entry);

@@ -26,7 +26,7 @@ use crate::{
 /// past the verifier's budget. Bounded again at each step, an opaque offset lets the states of
 /// all paths merge at the top of the loop.
 #[inline(always)]
-fn opaque(v: usize) -> usize {
+pub fn opaque(v: usize) -> usize {
     let copy = v;
     unsafe { read0(&copy as *const usize as *const u8, 0) }
 }
@@ -81,19 +81,32 @@ pub unsafe fn file_of(task: *const u8, file: *const u8, exe: *mut ExeFile, path:
     }
 }
 
-/// The same for a `struct path` (a task's working directory): its dentry's inode.
+/// (vfsmount, dentry, inode) of an open file.
 #[inline(always)]
-pub unsafe fn path_of(task: *const u8, p: *const u8, exe: *mut ExeFile, path: *mut u8) {
+pub unsafe fn file_parts(file: *const u8) -> (*const u8, *const u8, *const u8) {
     unsafe {
-        let dentry: *const u8 = read0(p, config!(offsets.path_dentry));
-        let vfsmnt: *const u8 = read0(p, config!(offsets.path_mnt));
-        let inode: *const u8 = read0(dentry, config!(offsets.dentry_d_inode));
-        walk(task, vfsmnt, dentry, inode, exe, path);
+        let f_path = config!(offsets.file_f_path);
+        (
+            read0(file, f_path + config!(offsets.path_mnt)),
+            read0(file, f_path + config!(offsets.path_dentry)),
+            read0(file, config!(offsets.file_f_inode)),
+        )
     }
 }
 
+/// (vfsmount, dentry, inode) of a `struct path` (a task's working directory).
 #[inline(always)]
-unsafe fn walk(
+pub unsafe fn path_parts(p: *const u8) -> (*const u8, *const u8, *const u8) {
+    unsafe {
+        let dentry: *const u8 = read0(p, config!(offsets.path_dentry));
+        (read0(p, config!(offsets.path_mnt)), dentry, read0(dentry, config!(offsets.dentry_d_inode)))
+    }
+}
+
+/// The walk of `file_of`, from a (vfsmount, dentry, inode) triple. Each call site is verified
+/// on its own (64 steps): callers choose their triple first and call it once.
+#[inline(always)]
+pub unsafe fn walk(
     task: *const u8,
     vfsmnt: *const u8,
     dentry: *const u8,

@@ -35,6 +35,24 @@ pub mod op {
     pub const FCHOWN16: u32 = 34;
 }
 
+/// Where a `PathRecord` call's names and directory descriptors are among its arguments:
+/// (name, directory descriptor of the name, second name, its directory descriptor); `NONE`
+/// when the call has none (the descriptor is then `AT_FDCWD`). fchmod and fchown: the
+/// descriptor as the first name's "directory".
+pub const NONE: usize = 6;
+pub const fn name_args(op: u32) -> (usize, usize, usize, usize) {
+    match op {
+        op::UNLINK | op::CHMOD | op::CHOWN | op::LCHOWN | op::CHOWN16 | op::LCHOWN16 | op::TRUNCATE => {
+            (0, NONE, NONE, NONE)
+        }
+        op::UNLINKAT | op::FCHMODAT | op::FCHMODAT2 | op::FCHOWNAT => (1, 0, NONE, NONE),
+        op::RENAME | op::LINK => (0, NONE, 1, NONE),
+        op::RENAMEAT | op::RENAMEAT2 | op::LINKAT => (1, 0, 3, 2),
+        // fchmod, fchown.
+        _ => (NONE, 0, NONE, NONE),
+    }
+}
+
 /// `AT_FDCWD`: a path relative to the working directory.
 pub const AT_FDCWD: i32 = -100;
 
@@ -48,22 +66,17 @@ pub const AT_FDCWD: i32 = -100;
 #[derive(Clone, Copy, Debug)]
 pub struct PathRecord {
     pub call: CallHead,
-    /// The directory descriptors of the first and second names (`AT_FDCWD` when none); fchmod,
-    /// fchown: the descriptor.
-    pub dirfd: i32,
-    pub dirfd2: i32,
-    /// chmod: the mode; chown: the user and group (-1: unchanged); truncate: the length (low
-    /// 32 bits); *at: the flags.
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub at_flags: u32,
+    /// The call's arguments as passed (the daemon reads the directory descriptors, mode, ids
+    /// and flags from them by call: `name_args`).
+    pub args: [u64; 6],
     /// Bytes of `name`, `name2` used.
     pub name_len: u32,
     pub name2_len: u32,
     /// fchmod, fchown: how the descriptor's file matched (`matched` bits).
     pub matched: u32,
-    pub _pad: u32,
+    /// The directory descriptor the first name starts from (`AT_FDCWD` when none), or fchmod's
+    /// and fchown's descriptor, as the kernel side used it.
+    pub dirfd: i32,
     /// The directory the first name starts from when it is relative (the working directory or
     /// `dirfd`'s), or the descriptor's file: as the kernel walked it.
     pub base: ExeFile,

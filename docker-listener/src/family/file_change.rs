@@ -13,7 +13,7 @@
 //! file was matched in the kernel.
 use docker_listener_common::family::{
     CallHead,
-    file::{AT_FDCWD, PathRecord, matched, op},
+    file::{AT_FDCWD, PathRecord, matched, name_args, op},
 };
 use serde::{Serialize, ser::SerializeMap};
 
@@ -47,14 +47,32 @@ pub struct FileChange {
 
 pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
     let r: PathRecord = pod(bytes)?;
+    let a = r.args;
+    let fd = |i: usize| if i < 6 { a[i] as i32 } else { AT_FDCWD };
+    let (_, _, _, d2) = name_args(head.op);
+    // (mode, uid, gid, flags) by call; u32::MAX ids are "unchanged".
+    let none = u32::MAX;
+    let (mode, uid, gid, at_flags) = match head.op {
+        op::UNLINKAT => (0, none, none, a[2] as u32),
+        op::RENAMEAT2 | op::LINKAT => (0, none, none, a[4] as u32),
+        op::CHMOD | op::FCHMOD => (a[1] as u32, none, none, 0),
+        op::FCHMODAT => (a[2] as u32, none, none, 0),
+        op::FCHMODAT2 => (a[2] as u32, none, none, a[3] as u32),
+        op::CHOWN | op::LCHOWN | op::CHOWN16 | op::LCHOWN16 | op::FCHOWN | op::FCHOWN16 => {
+            (0, a[1] as u32, a[2] as u32, 0)
+        }
+        op::FCHOWNAT => (0, a[2] as u32, a[3] as u32, a[4] as u32),
+        op::TRUNCATE => (a[1] as u32, none, none, 0),
+        _ => (0, none, none, 0),
+    };
     Ok(Detail::FileChange(FileChange {
         op: head.op,
         dirfd: r.dirfd,
-        dirfd2: r.dirfd2,
-        mode: r.mode,
-        uid: r.uid,
-        gid: r.gid,
-        at_flags: r.at_flags,
+        dirfd2: fd(d2),
+        mode,
+        uid,
+        gid,
+        at_flags,
         matched: r.matched,
         name: text(&r.name, r.name_len),
         name2: text(&r.name2, r.name2_len),
