@@ -37,7 +37,8 @@ CAPABLE_SCRIPT = "nsenter -t 1 -u true"
 # file-access: the container writes its /etc/shadow at start, waits for the agent to resolve its
 # sensitive files, reads it through a relative path, and plants an SSH key.
 FILES_SCRIPT = ("echo 'root:*:19000::::::' > /etc/shadow; sleep 1;\n    "
-                "cd /etc && cat ../etc//shadow; mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAA' > /root/.ssh/authorized_keys")
+                "cd /etc && cat ../etc//shadow; mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAA' > /root/.ssh/authorized_keys;\n    "
+                "chmod 644 shadow; sleep 1")
 AFTER = ["docker", "run", "--rm", "--network", "none", "--name", "web-1", "--label", "com.docker.compose.project=shop",
          "--label", "com.docker.compose.service=web", IMAGE, "sh", "-c", SCRIPT]
 
@@ -107,6 +108,7 @@ def pick(evs):
         "file-read": first([e for e in act(f1, "file-read") if e.get("file", {}).get("path") == "/etc/shadow"],
                            "file-read"),
         "file-create": first(act(f1, "file-create"), "file-create"),
+        "file-chmod": first(act(f1, "file-chmod"), "file-chmod"),
     }
 
 

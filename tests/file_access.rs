@@ -60,6 +60,7 @@ fn sensitive_files_are_matched_by_what_was_opened() {
              mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAA' > /root/.ssh/authorized_keys; \
              sleep 0.5; /bin/cat /root/.ssh/authorized_keys >/dev/null; \
              mkdir -p /etc/cron.d && echo '* * * * * root sh' > /etc/cron.d/evil; \
+             mkdir -p /etc/sudoers.d && echo 'x ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/x; \
              /bin/dd if=/proc/self/mem of=/dev/null bs=1 count=1 2>/dev/null; \
              /bin/echo {done}; sleep 60"
         ),
@@ -157,6 +158,11 @@ fn sensitive_files_are_matched_by_what_was_opened() {
     assert_eq!(cron.len(), 1, "{cron:#?}");
     assert_eq!(cron[0]["docker_listener"]["file_access"]["sensitive"], "/etc/cron*");
     assert_eq!(evaluate(&rules, cron[0]), Some(100_048));
+
+    let sudo = of_path(&files, "/etc/sudoers.d/x");
+    assert_eq!(sudo.len(), 1, "{sudo:#?}");
+    assert_eq!(sudo[0]["docker_listener"]["file_access"]["sensitive"], "/etc/sudoers.d/");
+    assert_eq!(evaluate(&rules, sudo[0]), Some(100_045));
 
     // Another process's memory, by the kernel's name of the file.
     let mem: Vec<&Value> = files.iter().copied().filter(|e| e["process"]["applet"] == "dd").collect();
@@ -259,6 +265,37 @@ fn changes_by_name_are_resolved_in_the_container() {
         agent.daemon.final_stat("ebpf_file_unmatched") >= 3,
         "the ordinary file's changes were resolved and dropped"
     );
+}
+
+#[test]
+fn a_host_wide_kernel_setting_written_from_a_container_fires_the_escape_rule() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("file-escape", json!({}));
+    let name = unique("file-escape");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    // /proc/sys is writable only without Docker's read-only system paths. `: >>` opens the
+    // host's core dump handler for writing and writes nothing: the open is the event.
+    run_detached(
+        &name,
+        &["--security-opt", "systempaths=unconfined"],
+        &format!(": >> /proc/sys/kernel/core_pattern; /bin/echo {done}; sleep 60"),
+    );
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    let files = file_events(&mine(&events, &name));
+    let core = of_path(&files, "/proc/sys/kernel/core_pattern");
+    assert_eq!(core.len(), 1, "{files:#?}");
+    let fa = &core[0]["docker_listener"]["file_access"];
+    assert_eq!(
+        (fa["match"].as_str(), fa["sensitive"].as_str()),
+        (Some("pseudo-file"), Some("/proc/sys/kernel/core_pattern"))
+    );
+    assert_eq!(core[0]["event"]["action"], "file-write");
+    assert_eq!(evaluate(&rules, core[0]), Some(100_049));
+    assert_eq!(agent.daemon.stop(), 0);
 }
 
 #[test]

@@ -309,6 +309,26 @@ pub struct Located {
 
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 
+/// A name as written, relative names from `base`, with `.`, `..` and repeated slashes applied
+/// (symlinks are not: nothing is resolved).
+pub fn lexical(base: Option<&str>, name: &str) -> Option<String> {
+    if name.is_empty() {
+        return None;
+    }
+    let full = if name.starts_with('/') { name.to_owned() } else { format!("{}/{name}", base?) };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in full.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
 /// Resolves `name` (relative names from `base`, a directory's path in the container) in the
 /// filesystem whose root is `root`, as the container's processes would, and says which sensitive
 /// entry of container `id` it is, if any. `follow`: the call follows a final symlink (chmod,
@@ -473,6 +493,14 @@ mod tests {
         for d in DEFAULT {
             d.parse::<Pattern>().unwrap();
         }
+    }
+
+    #[test]
+    fn lexical_paths_apply_dots_and_slashes_only() {
+        assert_eq!(lexical(Some("/etc"), "../etc//shadow").as_deref(), Some("/etc/shadow"));
+        assert_eq!(lexical(None, "/a/./b/../c").as_deref(), Some("/a/c"));
+        assert_eq!(lexical(None, "rel"), None, "a relative name needs its base");
+        assert_eq!(lexical(Some("/"), "../../x").as_deref(), Some("/x"));
     }
 
     #[test]

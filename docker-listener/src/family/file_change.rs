@@ -107,8 +107,22 @@ impl FileChange {
             self.located = Some(Located { path, entry, how: "file", second: false });
             return true;
         }
-        let Some(root) = root else { return false };
         let base = self.base.as_ref().map(|f| f.path.as_str());
+        let Some(root) = root else {
+            // No process of the container is left to resolve in (a one-shot container gone
+            // before the record was read): the names as written, `.` and `..` applied, against
+            // the entries' paths, marked as such.
+            for (second, name) in [(false, &self.name), (true, &self.name2)] {
+                if let Some(path) = crate::sensitive::lexical(base, name)
+                    && let Some(i) = set.pattern_of(&path, docker_listener_common::family::file::access::WRITE)
+                {
+                    let entry = Some(set.patterns[i].text.clone());
+                    self.located = Some(Located { path, entry, how: "name-unresolved", second });
+                    return true;
+                }
+            }
+            return false;
+        };
         // rename and link: the old name (a sensitive file moved or linked away) or the new one
         // (a file put in a sensitive one's place).
         let follow = matches!(
