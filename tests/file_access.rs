@@ -26,6 +26,20 @@ fn of_path<'a>(events: &[&'a Value], path: &str) -> Vec<&'a Value> {
     events.iter().copied().filter(|e| e["file"]["path"] == path).collect()
 }
 
+/// Starts a container that writes its /etc/shadow, reads it in a loop until the test lets it
+/// go on (`release_when_matched`), then runs `rest` and prints `done`.
+fn run_after_release(name: &str, extra: &[&str], rest: &str, done: &str) {
+    run_detached(
+        name,
+        extra,
+        &format!(
+            "echo 'root:*:19000::::::' > /etc/shadow; \
+             until [ -e /tmp/go ]; do cat /etc/shadow >/dev/null; sleep 0.2; done; \
+             {rest}; /bin/echo {done}; sleep 60"
+        ),
+    );
+}
+
 /// Waits until the container's loop of reads of /etc/shadow is seen (its set is resolved),
 /// then lets its script go on.
 fn release_when_matched(agent: &Agent, name: &str) {
@@ -44,13 +58,10 @@ fn sensitive_files_are_matched_by_what_was_opened() {
     let name = unique("files");
     let _c = Containers(vec![name.clone()]);
     let done = format!("done-{name}");
-    run_detached(
+    run_after_release(
         &name,
         &["-v", &programs_volume()],
-        &format!(
-            "echo 'root:*:19000::::::' > /etc/shadow; \
-             until [ -e /tmp/go ]; do cat /etc/shadow >/dev/null; sleep 0.2; done; \
-             cd /etc && /bin/cat ../etc//shadow >/dev/null; cd /; \
+        "cd /etc && /bin/cat ../etc//shadow >/dev/null; cd /; \
              ln -s /etc /tmp/e && /bin/cat /tmp/e/shadow >/dev/null; \
              ln /etc/shadow /tmp/hard && /bin/cat /tmp/hard >/dev/null; \
              /bin/cat /proc/self/root/etc/shadow >/dev/null; \
@@ -61,9 +72,8 @@ fn sensitive_files_are_matched_by_what_was_opened() {
              sleep 0.5; /bin/cat /root/.ssh/authorized_keys >/dev/null; \
              mkdir -p /etc/cron.d && echo '* * * * * root sh' > /etc/cron.d/evil; \
              mkdir -p /etc/sudoers.d && echo 'x ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/x; \
-             /bin/dd if=/proc/self/mem of=/dev/null bs=1 count=1 2>/dev/null; \
-             /bin/echo {done}; sleep 60"
-        ),
+             /bin/dd if=/proc/self/mem of=/dev/null bs=1 count=1 2>/dev/null",
+        &done,
     );
     release_when_matched(&agent, &name);
     let events =
@@ -183,22 +193,18 @@ fn changes_by_name_are_resolved_in_the_container() {
     let name = unique("file-changes");
     let _c = Containers(vec![name.clone()]);
     let done = format!("done-{name}");
-    run_detached(
+    run_after_release(
         &name,
         &["-v", &programs_volume()],
-        &format!(
-            "echo 'root:*:19000::::::' > /etc/shadow; \
-             until [ -e /tmp/go ]; do cat /etc/shadow >/dev/null; sleep 0.2; done; \
-             chmod 666 /etc/shadow; ln -s /etc /tmp/e; chown 1:1 /tmp/e/shadow; \
+        "chmod 666 /etc/shadow; ln -s /etc /tmp/e; chown 1:1 /tmp/e/shadow; \
              su -s /bin/sh nobody -c 'rm -f /etc/shadow'; \
              mkdir -p /etc/cron.d; echo job > /tmp/x; mv /tmp/x /etc/cron.d/job; \
              echo p > /etc/ld.so.preload; sleep 0.5; rm /etc/ld.so.preload; \
              cd /etc && rm passwd; cd /; \
              ln /etc/group /tmp/g; sleep 0.5; chmod 600 /tmp/g; \
              /t/path_calls_32 /etc/shadow; \
-             touch /tmp/ordinary; chmod 600 /tmp/ordinary; mv /tmp/ordinary /tmp/o2; rm /tmp/o2; \
-             /bin/echo {done}; sleep 60"
-        ),
+             touch /tmp/ordinary; chmod 600 /tmp/ordinary; mv /tmp/ordinary /tmp/o2; rm /tmp/o2",
+        &done,
     );
     release_when_matched(&agent, &name);
     let events =

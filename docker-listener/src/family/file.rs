@@ -169,27 +169,15 @@ impl FileAccess {
 
     /// ECS `file`: the opened file.
     pub(crate) fn write_file<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            path: &'a str,
-            name: &'a str,
-            directory: &'a str,
-            inode: String,
-            device: String,
-        }
         let Some(f) = &self.file else { return Ok(()) };
-        let (directory, name) = f.path.rsplit_once('/').map_or(("", f.path.as_str()), |(d, n)| (d, n));
-        let directory = if directory.is_empty() && f.path.starts_with('/') { "/" } else { directory };
-        m.serialize_entry("file", &Out { path: &f.path, name, directory, inode: f.ino.to_string(), device: f.device() })
+        m.serialize_entry("file", &super::FileOut::new(&f.path, Some((f.ino, f.device()))))
     }
 
     pub(crate) fn write<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
         #[derive(Serialize)]
         struct Out<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            sensitive: Option<&'a str>,
-            #[serde(rename = "match")]
-            how: &'static str,
+            #[serde(flatten)]
+            matched: MatchOut<'a>,
             access: Vec<&'static str>,
             flags: Vec<std::borrow::Cow<'static, str>>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,8 +206,7 @@ impl FileAccess {
         m.serialize_entry(
             "file_access",
             &Out {
-                sensitive: self.entry.as_deref(),
-                how,
+                matched: MatchOut { sensitive: self.entry.as_deref(), how },
                 access: acc,
                 flags: open_flag_names(self.flags),
                 mode: (self.flags & 0o100 != 0 || self.op == op::CREAT).then(|| format!("{:04o}", self.mode & 0o7777)),
@@ -230,6 +217,15 @@ impl FileAccess {
             },
         )
     }
+}
+
+/// What every file-access event says of its match: the configured entry, and how.
+#[derive(Serialize)]
+pub(super) struct MatchOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitive: Option<&'a str>,
+    #[serde(rename = "match")]
+    pub how: &'static str,
 }
 
 /// The open flags by name (x86, either ABI): the access mode first.

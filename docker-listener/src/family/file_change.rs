@@ -17,7 +17,7 @@ use docker_listener_common::family::{
 };
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{Detail, text};
+use super::{Detail, file::MatchOut, text};
 use crate::{
     ebpf::record::{ExeFile, RecordError, file_of, pod},
     ecs::Kind,
@@ -186,25 +186,15 @@ impl FileChange {
 
     /// ECS `file`: the sensitive file, by its path in the container.
     pub(crate) fn write_file<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            path: &'a str,
-            name: &'a str,
-            directory: &'a str,
-        }
         let Some(l) = &self.located else { return Ok(()) };
-        let (directory, name) = l.path.rsplit_once('/').map_or(("", l.path.as_str()), |(d, n)| (d, n));
-        let directory = if directory.is_empty() { "/" } else { directory };
-        m.serialize_entry("file", &Out { path: &l.path, name, directory })
+        m.serialize_entry("file", &super::FileOut::new(&l.path, None))
     }
 
     pub(crate) fn write<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
         #[derive(Serialize)]
         struct Out<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            sensitive: Option<&'a str>,
-            #[serde(rename = "match")]
-            how: &'static str,
+            #[serde(flatten)]
+            matched: MatchOut<'a>,
             #[serde(skip_serializing_if = "str::is_empty")]
             requested: &'a str,
             #[serde(skip_serializing_if = "str::is_empty")]
@@ -231,8 +221,7 @@ impl FileChange {
         m.serialize_entry(
             "file_access",
             &Out {
-                sensitive: l.and_then(|l| l.entry.as_deref()),
-                how: l.map_or("file", |l| l.how),
+                matched: MatchOut { sensitive: l.and_then(|l| l.entry.as_deref()), how: l.map_or("file", |l| l.how) },
                 requested: &self.name,
                 new_name: &self.name2,
                 new_name_sensitive: l.is_some_and(|l| l.second),

@@ -274,6 +274,32 @@ impl CallBody {
     }
 }
 
+/// ECS `file` of a file-access event: the path, its directory and name ("/" for a file at the
+/// root; no directory for a name without one, such as `memfd:x`), and the inode and device
+/// when the kernel named them.
+#[derive(serde::Serialize)]
+pub(crate) struct FileOut<'a> {
+    path: &'a str,
+    name: &'a str,
+    directory: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
+}
+
+impl<'a> FileOut<'a> {
+    pub(crate) fn new(path: &'a str, ino_dev: Option<(u64, String)>) -> FileOut<'a> {
+        let (directory, name) = match path.rsplit_once('/') {
+            Some(("", name)) => ("/", name),
+            Some((dir, name)) => (dir, name),
+            None => ("", path),
+        };
+        let (inode, device) = ino_dev.map_or((None, None), |(i, d)| (Some(i.to_string()), Some(d)));
+        FileOut { path, name, directory, inode, device }
+    }
+}
+
 /// The bytes of a record's string field, `len` of them at most, as text.
 pub(crate) fn text(buf: &[u8], len: u32) -> String {
     crate::ebpf::record::cstr(buf, len as usize)
