@@ -619,12 +619,11 @@ impl Correlator {
             req.push(Request::SensitiveMap(self.sensitive.forget(&id)));
         }
         if self.sensitive_refreshed.is_none_or(|t| now.duration_since(t) >= crate::sensitive::REFRESH) {
-            if self.sensitive_refreshed.is_some() {
-                for id in self.sensitive.containers() {
-                    req.push(Request::ResolveFiles {
-                        id: id.to_owned(),
-                        pid: self.registry.get(id).and_then(|c| c.pid),
-                    });
+            if self.sensitive_refreshed.is_some() && self.cfg.file_access && !self.sensitive.patterns.is_empty() {
+                // Every known container, not only those with a set: one whose set could not be
+                // made (no process found at the time) gets another chance.
+                for c in self.registry.containers().filter(|c| !c.is_ignored(&self.cfg)) {
+                    req.push(Request::ResolveFiles { id: c.id.clone(), pid: c.pid });
                 }
             }
             self.sensitive_refreshed = Some(now);
@@ -768,6 +767,26 @@ mod tests {
         let attrs: BTreeMap<String, String> =
             [("name".to_owned(), "web".to_owned()), ("image".to_owned(), "busybox".to_owned())].into();
         c.on_docker_event("container", "start", ID, 77, &attrs, Instant::now(), out, req);
+    }
+
+    #[test]
+    fn each_known_container_s_sensitive_files_are_resolved_then_again_every_period() {
+        let mut c = correlator();
+        let (mut out, mut req) = (Vec::new(), Vec::new());
+        started(&mut c, &mut out, &mut req);
+        let resolves = |req: &[Request]| {
+            req.iter().filter(|r| matches!(r, Request::ResolveFiles { id, .. } if id == ID)).count()
+        };
+        assert!(resolves(&req) >= 1, "{req:?}");
+        req.clear();
+        let now = Instant::now();
+        c.tick(now, &mut out, &mut req);
+        c.tick(now + Duration::from_secs(1), &mut out, &mut req);
+        assert_eq!(resolves(&req), 0, "not before the period");
+        // Its set could not be made (no process found): it is tried again all the same.
+        c.sensitive_resolved(ID, None, &mut req);
+        c.tick(now + crate::sensitive::REFRESH, &mut out, &mut req);
+        assert_eq!(resolves(&req), 1, "{req:?}");
     }
 
     #[test]

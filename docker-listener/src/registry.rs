@@ -193,6 +193,11 @@ impl ContainerRegistry {
         self.by_id.len()
     }
 
+    /// The containers whose details are known (not those only named by a cgroup so far).
+    pub fn containers(&self) -> impl Iterator<Item = &Container> {
+        self.by_id.values().filter_map(|e| e.container.as_ref())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
