@@ -96,8 +96,9 @@ pub struct Counters {
     /// Exit-reported calls made by the runtime (its binary, by inode) setting a container up:
     /// not sent.
     pub runtime_setup: u64,
-    /// Opens the kernel matched that are no sensitive file (an inode number that is another
-    /// file's elsewhere, a file created where a sensitive one may be): not sent.
+    /// File-access records that are no sensitive file (an inode number that is another file's
+    /// elsewhere, a file created where a sensitive one may be, a change by name of another
+    /// file): not sent.
     pub file_unmatched: u64,
 }
 
@@ -774,9 +775,8 @@ mod tests {
         let mut c = correlator();
         let (mut out, mut req) = (Vec::new(), Vec::new());
         started(&mut c, &mut out, &mut req);
-        let resolves = |req: &[Request]| {
-            req.iter().filter(|r| matches!(r, Request::ResolveFiles { id, .. } if id == ID)).count()
-        };
+        let resolves =
+            |req: &[Request]| req.iter().filter(|r| matches!(r, Request::ResolveFiles { id, .. } if id == ID)).count();
         assert!(resolves(&req) >= 1, "{req:?}");
         req.clear();
         let now = Instant::now();

@@ -171,7 +171,7 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
         &mut out,
         "ebpf_file_unmatched_total",
         "counter",
-        "Opens the kernel matched that are no sensitive file (an inode number of another filesystem, a file created beside a sensitive one): not sent.",
+        "File-access records that are no sensitive file (an inode number of another filesystem, a file created beside a sensitive one, a change by name of another file): not sent.",
         &[("", g(&stats.ebpf_file_unmatched))],
     );
     metric(

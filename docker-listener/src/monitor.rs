@@ -165,91 +165,90 @@ impl Monitor {
 
         loop {
             tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    guard = self.probes.ring.readable_mut(), if !polling => {
-                        let mut guard = guard?;
-                        let n = drain(guard.get_inner_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
+                _ = shutdown.cancelled() => break,
+                guard = self.probes.ring.readable_mut(), if !polling => {
+                    let mut guard = guard?;
+                    let n = drain(guard.get_inner_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
+                    if n == 0 {
+                        // Empty: sleep until the kernel wakes us.
+                        guard.clear_ready();
+                    } else {
+                        // A flow starts: poll while it lasts. The cached readiness stays set on
+                        // purpose: going back to sleeping first drains whatever was committed
+                        // during the switch.
+                        drop(guard);
+                        polling = self.start_polling(poll_timer.as_mut(), n);
+                    }
+                }
+                () = &mut poll_timer, if polling => {
+                    let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
+                    if settling {
+                        // One period after the programs were told to wake us again, every
+                        // program that still read "polling" has long committed: what it left
+                        // was drained just now, and the next record wakes us.
+                        settling = false;
+                        idle_polls = 0;
                         if n == 0 {
-                            // Empty: sleep until the kernel wakes us.
-                            guard.clear_ready();
+                            polling = false;
                         } else {
-                            // A flow starts: poll while it lasts. The cached readiness stays set on
-                            // purpose: going back to sleeping first drains whatever was committed
-                            // during the switch.
-                            drop(guard);
+                            polling = self.start_polling(poll_timer.as_mut(), n);
+                        }
+                    } else {
+                        idle_polls = if n == 0 { idle_polls.saturating_add(1) } else { 0 };
+                        // Exactly at the threshold: if the map write fails, polling goes on
+                        // (logged once) until records flow and stop again.
+                        if idle_polls == IDLE_POLLS && !self.set_polling(false) {
+                            settling = true;
+                        }
+                        poll_timer.as_mut().reset(next_poll(n));
+                    }
+                }
+                Some(ev) = self.docker_events.recv(), if docker_open => {
+                    let attributes = attributes_of(&ev);
+                    self.correlator.on_docker_event(ev.kind(), ev.action(), ev.actor_id(), ev.time_nano, &attributes, Instant::now(), &mut out, &mut req);
+                }
+                changed = self.client.changed() => {
+                    if changed.is_err() {
+                        // The Docker source is gone (shutdown): keep draining the kernel side.
+                        docker_open = false;
+                        continue;
+                    }
+                    let client = self.client.borrow_and_update().clone();
+                    if let Some(client) = client {
+                        let listeners = !self.listeners_asked;
+                        self.listeners_asked = true;
+                        spawn_inventory(client, mount.clone(), self.cfg.cgroup_prefixes.clone(), listeners, info_tx.clone());
+                    }
+                }
+                Some(info) = info_rx.recv() => {
+                    self.apply(info, mount.as_deref(), (&mut inspecting, &mut resolving), &mut out, &mut req);
+                }
+                _ = tick.tick() => {
+                    if !polling {
+                        // A program that read "polling" just before the switch back may have
+                        // committed after the last drain without waking us; nothing else would
+                        // wake us while that record waits.
+                        let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
+                        if n > 0 {
                             polling = self.start_polling(poll_timer.as_mut(), n);
                         }
                     }
-                    () = &mut poll_timer, if polling => {
-                        let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
-                        if settling {
-                            // One period after the programs were told to wake us again, every
-                            // program that still read "polling" has long committed: what it left
-                            // was drained just now, and the next record wakes us.
-                            settling = false;
-                            idle_polls = 0;
-                            if n == 0 {
-                                polling = false;
-                            } else {
-                                polling = self.start_polling(poll_timer.as_mut(), n);
-                            }
-                        } else {
-                            idle_polls = if n == 0 { idle_polls.saturating_add(1) } else { 0 };
-                            // Exactly at the threshold: if the map write fails, polling goes on
-                            // (logged once) until records flow and stop again.
-                            if idle_polls == IDLE_POLLS && !self.set_polling(false) {
-                                settling = true;
-                            }
-                            poll_timer.as_mut().reset(next_poll(n));
-                        }
-                    }
-                    Some(ev) = self.docker_events.recv(), if docker_open => {
-                        let attributes = attributes_of(&ev);
-                        self.correlator.on_docker_event(ev.kind(), ev.action(), ev.actor_id(), ev.time_nano, &attributes, Instant::now(), &mut out, &mut req);
-                    }
-                    changed = self.client.changed() => {
-                        if changed.is_err() {
-                            // The Docker source is gone (shutdown): keep draining the kernel side.
-                            docker_open = false;
-                            continue;
-                        }
-                        let client = self.client.borrow_and_update().clone();
-                        if let Some(client) = client {
-                            let listeners = !self.listeners_asked;
-                            self.listeners_asked = true;
-                            spawn_inventory(client, mount.clone(), self.cfg.cgroup_prefixes.clone(), listeners, info_tx.clone());
-                        }
-                    }
-                    Some(info) = info_rx.recv() => {
-                        self.apply(info, mount.as_deref(), (&mut inspecting, &mut resolving), &mut out, &mut req);
-                    }
-                    _ = tick.tick() => {
-                        if !polling {
-                            // A program that read "polling" just before the switch back may have
-                            // committed after the last drain without waking us; nothing else would
-                            // wake us while that record waits.
-                            let n = drain(self.probes.ring.get_mut(), &mut drain_ctx, &mut self.correlator, &mut out, &mut req);
-                            if n > 0 {
-                                polling = self.start_polling(poll_timer.as_mut(), n);
-                            }
-                        }
-                        let now = Instant::now();
-                        self.correlator.resync_clock();
-                        Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
-                        Stats::set(&self.stats.ebpf_runtime_setup, self.correlator.counters.runtime_setup);
-            Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
-                        Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
-                        self.correlator.tick(now, &mut out, &mut req);
-                        lost_reported = self.report_losses(drain_ctx.received, lost_reported);
-                        if now.duration_since(last_sweep) >= SWEEP_EVERY {
-                            last_sweep = now;
-                            let gone = self.correlator.procs.sweep();
-                            if gone > 0 {
-                                tracing::debug!(gone, "swept processes whose exit record was lost");
-                            }
+                    let now = Instant::now();
+                    self.correlator.resync_clock();
+                    Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
+                    Stats::set(&self.stats.ebpf_runtime_setup, self.correlator.counters.runtime_setup);
+                    Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
+                    self.correlator.tick(now, &mut out, &mut req);
+                    lost_reported = self.report_losses(drain_ctx.received, lost_reported);
+                    if now.duration_since(last_sweep) >= SWEEP_EVERY {
+                        last_sweep = now;
+                        let gone = self.correlator.procs.sweep();
+                        if gone > 0 {
+                            tracing::debug!(gone, "swept processes whose exit record was lost");
                         }
                     }
                 }
+            }
             self.flush(&mut out);
             for r in req.drain(..) {
                 match r {

@@ -89,8 +89,9 @@ counters! {
     /// container up or entering it: processes that never ran a program in the container. Not
     /// sent.
     ebpf_runtime_setup,
-    /// Opens the kernel matched by an inode number that is another file's here, or files
-    /// created where a sensitive one may be that are none: not sent.
+    /// File-access records that are no sensitive file: an open the kernel matched by an inode
+    /// number that is another file's here, a file created where a sensitive one may be that is
+    /// none, a change by name (unlink, rename, chmod...) of another file. Not sent.
     ebpf_file_unmatched,
     /// Sensitive files' inodes the kernel's map had no room for: opens of them are not reported.
     ebpf_sensitive_map_full,
