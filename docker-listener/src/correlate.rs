@@ -269,12 +269,13 @@ impl Correlator {
                     // Names are resolved in the caller's filesystem while it lives, else its
                     // container's (its init's): a short-lived `rm` is often gone already.
                     let init = self.registry.get(&id).and_then(|c| c.pid);
-                    let root = [Some(meta.pid), Some(meta.tgid), init]
-                        .into_iter()
-                        .flatten()
-                        .map(|p| std::path::PathBuf::from(format!("/proc/{p}/root")))
-                        .find(|p| p.exists());
-                    if !self.file_verdict(&mut c.detail, &id, root.as_deref(), req) {
+                    let root = crate::sensitive::Root::open(
+                        [Some(meta.pid), Some(meta.tgid), init]
+                            .into_iter()
+                            .flatten()
+                            .map(|p| std::path::PathBuf::from(format!("/proc/{p}/root"))),
+                    );
+                    if !self.file_verdict(&mut c.detail, &id, root.as_ref(), req) {
                         self.counters.file_unmatched += 1;
                         return;
                     }
@@ -497,7 +498,7 @@ impl Correlator {
         &mut self,
         detail: &mut Detail,
         id: &str,
-        root: Option<&std::path::Path>,
+        root: Option<&crate::sensitive::Root>,
         req: &mut Vec<Request>,
     ) -> bool {
         match detail {

@@ -288,9 +288,24 @@ fn stat(fd: &OwnedFd) -> std::io::Result<std::fs::Metadata> {
 
 /// Whether an entry's path still leads to its inode in the filesystem whose root is `root`: an
 /// inode number freed by a deleted file is given to the next file made, which is not the entry.
-pub fn still(root: &Path, e: &Entry) -> bool {
-    let Ok(rootfd) = open_path(None, root.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY) else { return false };
-    open_path(Some(&rootfd), e.path.as_bytes(), 0).and_then(|f| fstat(&f)).is_ok_and(|(ino, _, _)| ino == e.ino)
+pub fn still(root: &Root, e: &Entry) -> bool {
+    open_path(Some(&root.0), e.path.as_bytes(), 0).and_then(|f| fstat(&f)).is_ok_and(|(ino, _, _)| ino == e.ino)
+}
+
+/// A container's root directory, open: it stays usable when the process it was reached through
+/// exits (a short-lived `rm` is often exiting while its call is read).
+#[derive(Debug)]
+pub struct Root(OwnedFd);
+
+impl Root {
+    /// The first of `candidates` (`/proc/<pid>/root` of the caller, then of its container's
+    /// init) that can be opened.
+    pub fn open(candidates: impl IntoIterator<Item = std::path::PathBuf>) -> Option<Root> {
+        candidates
+            .into_iter()
+            .find_map(|p| open_path(None, p.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY).ok())
+            .map(Root)
+    }
 }
 
 /// Where a name a call passed is, in the container, and which entry it is.
@@ -334,7 +349,7 @@ pub fn lexical(base: Option<&str>, name: &str) -> Option<String> {
 /// entry of container `id` it is, if any. `follow`: the call follows a final symlink (chmod,
 /// chown, truncate).
 pub fn locate(
-    root: &Path,
+    root: &Root,
     id: &str,
     base: Option<&str>,
     name: &str,
@@ -348,8 +363,8 @@ pub fn locate(
     let trimmed = full.trim_end_matches('/');
     let (dir, leaf) = trimmed.rsplit_once('/')?;
     let dir = if dir.is_empty() { "/" } else { dir };
-    let rootfd = open_path(None, root.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY).ok()?;
-    let dfd = open_path(Some(&rootfd), dir.as_bytes(), libc::O_DIRECTORY).ok()?;
+    let rootfd = &root.0;
+    let dfd = open_path(Some(rootfd), dir.as_bytes(), libc::O_DIRECTORY).ok()?;
     let (dino, ddev, _) = fstat(&dfd).ok()?;
     // The directory's path in the container (the kernel's, from the descriptor).
     let canon_dir = std::fs::read_link(format!("/proc/self/fd/{}", dfd.as_raw_fd())).ok()?;
@@ -365,7 +380,7 @@ pub fn locate(
     // The file itself, where it is still there (chmod, chown, truncate, a link's old name, a
     // refused unlink): by its inode, so a hard link or a symlinked directory is the file.
     let flags = if follow { 0 } else { libc::O_NOFOLLOW };
-    if let Ok(f) = open_path(Some(&rootfd), trimmed.as_bytes(), flags)
+    if let Ok(f) = open_path(Some(rootfd), trimmed.as_bytes(), flags)
         && let Ok((ino, dev, _)) = fstat(&f)
         && let Some(e) = set.find(id, ino, kernel_dev(dev), overlay, not_dir)
     {

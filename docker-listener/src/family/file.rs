@@ -87,7 +87,7 @@ pub enum Verdict {
 
 impl FileAccess {
     /// Names the configured entry the open is, with the container's set (`id`: its container).
-    pub fn resolve(&mut self, id: &str, root: Option<&std::path::Path>, set: &SensitiveSet) -> Verdict {
+    pub fn resolve(&mut self, id: &str, root: Option<&crate::sensitive::Root>, set: &SensitiveSet) -> Verdict {
         let Some(file) = &self.file else {
             // The kernel matched it but could not walk its path: keep it, unnamed.
             return Verdict::Keep;

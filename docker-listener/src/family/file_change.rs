@@ -93,7 +93,7 @@ impl FileChange {
 
     /// Finds the sensitive file the call names, in the filesystem whose root is `root` (the
     /// calling process's, else its container's); false when it names none (not an event).
-    pub fn resolve(&mut self, id: &str, root: Option<&std::path::Path>, set: &SensitiveSet) -> bool {
+    pub fn resolve(&mut self, id: &str, root: Option<&crate::sensitive::Root>, set: &SensitiveSet) -> bool {
         if self.by_fd() {
             // Matched in the kernel: the descriptor's file, as the kernel walked it.
             let path = self.base.as_ref().map(|f| f.path.clone()).unwrap_or_default();
