@@ -20,10 +20,7 @@
 use std::{
     collections::HashMap,
     ffi::CString,
-    os::{
-        fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::fs::MetadataExt,
-    },
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::Path,
     time::Duration,
 };
@@ -179,27 +176,27 @@ pub fn resolve(root: &Path, patterns: &[Pattern]) -> std::io::Result<Vec<Entry>>
         expand(&root, String::new(), &p.components, &mut found);
         for path in found {
             let Ok(fd) = open_path(Some(&root), path.as_bytes(), 0) else { continue };
-            let Ok(meta) = stat(&fd) else { continue };
+            let Ok(meta) = fstat(&fd) else { continue };
             let parent_path = path.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
             if let Ok(pfd) = open_path(Some(&root), parent_path.as_bytes(), libc::O_DIRECTORY)
-                && let Ok(pm) = stat(&pfd)
+                && let Ok(pm) = fstat(&pfd)
             {
-                out.push(entry(&pm, access::PARENT | p.access, i, parent_path));
+                out.push(entry(pm, access::PARENT | p.access, i, parent_path));
             }
-            if meta.is_dir() {
+            if meta.2 {
                 let mut dirs = vec![(path.clone(), 0usize)];
                 let mut taken = 0;
                 while let Some((d, depth)) = dirs.pop() {
                     let Ok(dfd) = open_path(Some(&root), d.as_bytes(), libc::O_DIRECTORY) else { continue };
-                    let Ok(dm) = stat(&dfd) else { continue };
-                    out.push(entry(&dm, access::DIR | p.access, i, &d));
+                    let Ok(dm) = fstat(&dfd) else { continue };
+                    out.push(entry(dm, access::DIR | p.access, i, &d));
                     taken += 1;
                     if depth < SUBDIR_DEPTH && taken < SUBDIR_MAX {
                         for name in list_dir(&dfd) {
                             let child = format!("{d}/{name}");
                             if let Ok(cfd) =
                                 open_path(Some(&root), child.as_bytes(), libc::O_DIRECTORY | libc::O_NOFOLLOW)
-                                && stat(&cfd).is_ok_and(|m| m.is_dir())
+                                && fstat(&cfd).is_ok_and(|(_, _, dir)| dir)
                             {
                                 dirs.push((child, depth + 1));
                             }
@@ -207,7 +204,7 @@ pub fn resolve(root: &Path, patterns: &[Pattern]) -> std::io::Result<Vec<Entry>>
                     }
                 }
             } else {
-                out.push(entry(&meta, p.access, i, &path));
+                out.push(entry(meta, p.access, i, &path));
             }
         }
         // An entry naming a directory that does not exist yet (`/root/.ssh/`): its parent is
@@ -216,17 +213,18 @@ pub fn resolve(root: &Path, patterns: &[Pattern]) -> std::io::Result<Vec<Entry>>
             let parent: String = p.components[..p.components.len() - 1].iter().map(|c| format!("/{c}")).collect();
             let parent = if parent.is_empty() { "/".to_owned() } else { parent };
             if let Ok(pfd) = open_path(Some(&root), parent.as_bytes(), libc::O_DIRECTORY)
-                && let Ok(pm) = stat(&pfd)
+                && let Ok(pm) = fstat(&pfd)
             {
-                out.push(entry(&pm, access::PARENT | p.access, i, &parent));
+                out.push(entry(pm, access::PARENT | p.access, i, &parent));
             }
         }
     }
     Ok(out)
 }
 
-fn entry(m: &std::fs::Metadata, bits: u32, pattern: usize, path: &str) -> Entry {
-    Entry { ino: m.ino(), dev: kernel_dev(m.dev()), bits, pattern, path: path.to_owned() }
+/// An entry of the file `fstat` described.
+fn entry((ino, dev, _): (u64, u64, bool), bits: u32, pattern: usize, path: &str) -> Entry {
+    Entry { ino, dev: kernel_dev(dev), bits, pattern, path: path.to_owned() }
 }
 
 /// The paths (from the root, "/a/b") the components name, wildcards expanded.
@@ -280,10 +278,6 @@ fn fstat(fd: &OwnedFd) -> std::io::Result<(u64, u64, bool)> {
     // SAFETY: fstat filled it.
     let st = unsafe { st.assume_init() };
     Ok((st.st_ino, st.st_dev, st.st_mode & libc::S_IFMT == libc::S_IFDIR))
-}
-
-fn stat(fd: &OwnedFd) -> std::io::Result<std::fs::Metadata> {
-    std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 /// Whether an entry's path still leads to its inode in the filesystem whose root is `root`: an
@@ -489,6 +483,8 @@ impl SensitiveSet {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     fn p(s: &str) -> Pattern {

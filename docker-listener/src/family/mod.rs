@@ -149,9 +149,7 @@ impl RuntimeBinaries {
         for dir in Self::DIRS {
             for name in Self::NAMES {
                 if let Ok(m) = std::fs::metadata(format!("{dir}/{name}")) {
-                    let dev = m.dev();
-                    // The kernel's dev_t: major << 20 | minor.
-                    let kdev = (libc::major(dev) << 20) | libc::minor(dev);
+                    let kdev = crate::sensitive::kernel_dev(m.dev());
                     if !files.contains(&(m.ino(), kdev)) {
                         files.push((m.ino(), kdev));
                     }
