@@ -32,7 +32,8 @@ SCRIPT = ("cp /bin/busybox /tmp/apk; /tmp/apk echo add curl;\n    /bin/nope; nc 
 # are built into a temporary directory mounted at /t.
 TOOLS_SCRIPT = ("echo x > /tmp/m.ko; insmod /tmp/m.ko; /t/bpf_load; sleep 5 & /t/ptrace_poke $!;\n    "
                 "unshare -m true; mount -t tmpfs none /mnt;\n    "
-                "cp /t/setuid_root /tmp/sr; chmod 4755 /tmp/sr; su -s /tmp/sr nobody; true")
+                "cp /t/setuid_root /tmp/sr; chmod 4755 /tmp/sr; su -s /tmp/sr nobody;\n    "
+                "/t/memfd_exec payload /bin/busybox busybox echo fileless; true")
 CAPABLE_SCRIPT = "nsenter -t 1 -u true"
 # file-access: the container writes its /etc/shadow at start, waits for the agent to resolve its
 # sensitive files, reads it through a relative path, and plants an SSH key.
@@ -54,7 +55,7 @@ def tools(programs):
 
 
 def build_programs(out):
-    for name in ["bpf_load", "ptrace_poke", "setuid_root"]:
+    for name in ["bpf_load", "ptrace_poke", "setuid_root", "memfd_exec"]:
         subprocess.run(["gcc", "-O2", "-static", "-o", os.path.join(out, name), f"tests/programs/{name}.c"],
                        check=True)
 
@@ -102,6 +103,8 @@ def pick(evs):
         "unshare": first(act(t1, "unshare"), "unshare"),
         "mount": first(act(t1, "mount"), "mount"),
         "setns": first(act(t2, "setns"), "setns"),
+        "exec-fileless": first([e for e in act(t1, "exec") if e.get("process", {}).get("executable") == "memfd:payload"],
+                               "exec-fileless"),
         "exec-setuid": first([e for e in act(t1, "exec") if e.get("process", {}).get("executable") == "/tmp/sr"],
                              "exec-setuid"),
         "setuid": first([e for e in act(t1, "setuid") if e["docker_listener"]["privilege"].get("raised")], "setuid"),

@@ -21,13 +21,19 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
     daemon.wait_for_log("container inventory loaded", Duration::from_secs(30));
     let name = unique("rules");
     let script = format!(
-        "cp /bin/busybox /tmp/apk; cp /bin/busybox /tmp/tool; /tmp/apk echo add-{name}; /tmp/tool echo tmp-{name}; \
+        "cp /bin/busybox /var/tmp/apk; cp /bin/busybox /var/tmp/tool; /var/tmp/apk echo add-{name}; \
+         /var/tmp/tool echo tmp-{name}; cp /bin/busybox /tmp/dropped; /tmp/dropped echo drift-{name}; \
+         cp /bin/busybox /dev/shm/shm; /dev/shm/shm echo shm-{name}; \
          /bin/echo benign-{name}; /bin/nope-{name}; nc -l -p 8080 >/dev/null & {}; \
          echo hi | nc 127.0.0.1 8080; nc 169.254.169.254 80; /bin/bash -c 'true bash-{name}'; \
          /t/memfd_exec payload /bin/busybox echo memfd-{name}; /t/memfd_exec - /bin/busybox echo fd-{name}; \
          /t/raw_sockets; busybox dpkg --version dpkg-{name} >/dev/null 2>&1; true",
         until_listening(8080)
     );
+    // A volume at /var/tmp: what runs from it is not drift (not the container's writable
+    // layer), and the path rules still see it.
+    let var_tmp = dir.path("var-tmp");
+    std::fs::create_dir_all(&var_tmp).unwrap();
     docker(&[
         "run",
         "--rm",
@@ -35,6 +41,11 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
         "none",
         "-v",
         &programs_volume(),
+        "-v",
+        &format!("{}:/var/tmp", var_tmp.display()),
+        // Docker's own /dev/shm is noexec; one that allows exec, as an operator may give.
+        "--tmpfs",
+        "/dev/shm:exec",
         "--name",
         &name,
         &image(),
@@ -68,8 +79,10 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
         ("bash", first("exec", &|e| e["process"]["executable"] == "/bin/bash"), 100_002),
         ("package manager", with_arg(&format!("add-{name}")), 100_003),
         ("busybox package manager", with_arg(&format!("dpkg-{name}")), 100_011),
-        ("run from /tmp", with_arg(&format!("tmp-{name}")), 100_004),
-        ("run from a memfd", first("exec", &|e| e["process"]["executable"] == "memfd:payload"), 100_004),
+        ("run from a volume at /var/tmp", with_arg(&format!("tmp-{name}")), 100_004),
+        ("a binary dropped into the container (drift)", with_arg(&format!("drift-{name}")), 100_043),
+        ("run from /dev/shm (fileless)", with_arg(&format!("shm-{name}")), 100_042),
+        ("run from a memfd (fileless)", first("exec", &|e| e["process"]["executable"] == "memfd:payload"), 100_042),
         (
             "run through a descriptor",
             first("exec", &|e| {

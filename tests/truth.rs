@@ -43,12 +43,18 @@ fn exec_events_name_the_file_the_kernel_ran_whatever_the_caller_typed() {
         // The plain cases the rules are written for.
         format!("/bin/bash -c 'true {}'", m("plainbash")),
         format!("cp /bin/busybox /tmp/tool && /tmp/tool echo {}", m("plaintmp")),
+        // Fileless: a program on a memory filesystem (Docker's /dev is a tmpfs that allows exec).
+        format!("cp /bin/busybox /dev/busybox && /dev/busybox echo {}", m("devtmpfs")),
+        // Drift under an image path: the image's own bash, written to (copied up to the
+        // writable layer), then run by its usual name; last, as every later bash would drift.
+        format!("printf '' >> /bin/bash && /bin/bash -c 'true {}'", m("modified")),
         "sleep 30".to_owned(),
     ]
     .join("; ");
     run_detached(&name, &["-v", &programs_volume()], &script);
     let events = wait_events(&agent, "the memfd exec", Duration::from_secs(30), |e| {
-        !execs_with_arg(e, &format!("true {}", m("memfd"))).is_empty() && !execs_with_arg(e, &m("plaintmp")).is_empty()
+        !execs_with_arg(e, &format!("true {}", m("memfd"))).is_empty()
+            && !execs_with_arg(e, &format!("true {}", m("modified"))).is_empty()
     });
 
     let disguised = execs_with_arg(&events, &format!("true {}", m("disguised")))
@@ -72,8 +78,13 @@ fn exec_events_name_the_file_the_kernel_ran_whatever_the_caller_typed() {
     assert_eq!(relative["docker_listener"]["exec"]["filename"], "./x");
     let plain_tmp = exec_with(&events, &m("plaintmp"));
     assert_eq!(plain_tmp["process"]["executable"], "/tmp/tool");
-    assert_eq!(evaluate(&rules, plain_tmp), Some(100_004));
-    assert_eq!(evaluate(&rules, relative), Some(100_004), "the /tmp rule, as for /tmp/tool");
+    // Both were copied into the container after it started: drift, whatever the path.
+    for e in [relative, plain_tmp] {
+        let file = &e["docker_listener"]["exec"]["file"];
+        assert_eq!(file["drift"], true, "{e}");
+        assert!(file.get("fileless").is_none(), "{e}");
+        assert_eq!(evaluate(&rules, e), Some(100_043), "the drift rule: {e}");
+    }
 
     let symlink = exec_with(&events, &format!("true {}", m("symlink")));
     assert_eq!(symlink["process"]["executable"], "/bin/bash", "{symlink}");
@@ -96,14 +107,55 @@ fn exec_events_name_the_file_the_kernel_ran_whatever_the_caller_typed() {
     assert_eq!(file["memfd"], true, "{memfd}");
     assert_eq!(file["unlinked"], true);
     assert_eq!(file["filesystem"], "tmpfs");
+    assert_eq!(file["fileless"], true);
+    assert_eq!(file["fileless_reason"], "memfd");
+    assert!(file.get("drift").is_none(), "a memfd is on no overlay: {memfd}");
     assert!(memfd["docker_listener"]["exec"]["filename"].as_str().unwrap().starts_with("/dev/fd/"), "{memfd}");
-    assert_eq!(evaluate(&rules, memfd), Some(100_004), "the memory-location rule");
+    assert_eq!(evaluate(&rules, memfd), Some(100_042), "the fileless rule");
+
+    let dev = exec_with(&events, &m("devtmpfs"));
+    assert_eq!(dev["process"]["executable"], "/dev/busybox", "{dev}");
+    let file = &dev["docker_listener"]["exec"]["file"];
+    assert_eq!(
+        (&file["fileless"], &file["fileless_reason"], &file["filesystem"]),
+        (&json!(true), &json!("tmpfs"), &json!("tmpfs")),
+        "{dev}"
+    );
+    assert_eq!(evaluate(&rules, dev), Some(100_042));
+
+    let modified = execs_with_arg(&events, &format!("true {}", m("modified")))
+        .into_iter()
+        .find(|e| e["process"]["executable"] == "/bin/bash")
+        .expect("the modified bash's exec");
+    assert_eq!(modified["docker_listener"]["exec"]["file"]["drift"], true, "{modified}");
+    assert_eq!(evaluate(&rules, modified), Some(100_043), "drift before the shell rule");
+
+    // The program that made the memfd runs from a bind mount: not drift (a volume is not the
+    // container's writable layer), not fileless.
+    let launcher = events
+        .iter()
+        .find(|e| e["event"]["action"] == "exec" && e["process"]["executable"] == "/t/memfd_exec")
+        .expect("the exec of /t/memfd_exec");
+    let file = &launcher["docker_listener"]["exec"]["file"];
+    assert!(file.get("drift").is_none() && file.get("fileless").is_none(), "{launcher}");
 
     let plain = exec_with(&events, &format!("true {}", m("plainbash")));
     assert_eq!(plain["process"]["executable"], "/bin/bash");
     assert_eq!(evaluate(&rules, plain), Some(100_002));
     // Every exec of the image's own files is on the container's root filesystem.
     assert_eq!(plain["docker_listener"]["exec"]["file"]["filesystem"], "overlay", "{plain}");
+    // ... and as the image has it: neither drift nor fileless.
+    let file = &plain["docker_listener"]["exec"]["file"];
+    assert!(file.get("drift").is_none() && file.get("fileless").is_none(), "{plain}");
+    for e in mine(&events, &name) {
+        // The image's programs started by the script (sh, cp, sleep) carry no mark either.
+        if e["event"]["action"] == "exec"
+            && ["/bin/busybox", "/bin/sh"].contains(&e["process"]["executable"].as_str().unwrap_or(""))
+        {
+            let file = &e["docker_listener"]["exec"]["file"];
+            assert!(file.get("drift").is_none() && file.get("fileless").is_none(), "{e}");
+        }
+    }
     assert!(plain["docker_listener"]["exec"]["file"]["inode"].as_u64().is_some_and(|i| i > 0));
     assert_eq!(agent.daemon.stop(), 0);
 }

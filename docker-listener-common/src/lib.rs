@@ -145,6 +145,20 @@ pub mod exe_flags {
     /// The process runs chrooted: its root is not its mount namespace's. The path is the
     /// namespace's (what the container sees from its real root), not the process's.
     pub const CHROOT: u32 = 32;
+    /// The file is on an overlay filesystem and has a copy in its upper (writable) layer: it
+    /// was created, or copied up to be modified, after the overlay was mounted (for a
+    /// container's root: after it started). Only set when `KernelOffsets::ovl_valid`.
+    pub const UPPER: u32 = 64;
+}
+
+/// Filesystem magic numbers (`super_block->s_magic`, `statfs.f_type`), low 32 bits.
+pub mod magic {
+    pub const OVERLAYFS: u32 = 0x794c_7630;
+    pub const TMPFS: u32 = 0x0102_1994;
+    pub const RAMFS: u32 = 0x8584_58f6;
+    pub const HUGETLBFS: u32 = 0x9584_58f6;
+    pub const PROC: u32 = 0x9fa0;
+    pub const CGROUP: u32 = 0x0027_e0eb;
 }
 
 /// Socket operations of a `SocketRecord`.
@@ -425,6 +439,13 @@ pub struct KernelOffsets {
     pub files_fd_array: u32,
     /// 1 when every offset above was resolved.
     pub direct_valid: u32,
+    /// `struct ovl_inode` (overlayfs, from vmlinux's BTF or the overlay module's): where its
+    /// `vfs_inode` and its `__upperdentry` are, so an overlay inode's upper copy can be found.
+    pub ovl_inode_vfs_inode: u32,
+    pub ovl_inode_upperdentry: u32,
+    /// 1 when both were resolved.
+    pub ovl_valid: u32,
+    pub _pad_ovl: u32,
 }
 
 /// Words of the kernel's bit sets (`CONTAINER_BITS`, `SENSITIVE_BITS`): 65536 bits, a value's

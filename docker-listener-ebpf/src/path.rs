@@ -9,7 +9,7 @@
 //! root, so the path is the one the container sees), and says how it ended otherwise
 //! (`exe_flags`).
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
-use docker_listener_common::{EXE_NAME_MAX, EXE_PATH_MASK, EXE_WALK_STEPS, ExeFile, exe_flags};
+use docker_listener_common::{EXE_NAME_MAX, EXE_PATH_MASK, EXE_WALK_STEPS, ExeFile, exe_flags, magic};
 
 /// Names are written while the offset is at most this: room is left for the gap and the
 /// top-most name of a path too long to keep whole.
@@ -65,6 +65,17 @@ pub unsafe fn exe_of(task: *const u8, exe: *mut ExeFile, path: *mut u8) {
             return;
         }
         file_of(task, file, exe, path);
+        if (*exe).magic == magic::OVERLAYFS && config!(offsets.ovl_valid) != 0 {
+            // An overlay inode is the `vfs_inode` of an `ovl_inode`, whose `__upperdentry` is
+            // set once the file has a copy in the upper layer (created there, or copied up to
+            // be written): for a container's root, a file that was not in its image as it is.
+            let inode: *const u8 = read0(file, config!(offsets.file_f_inode));
+            let ovl = inode.wrapping_sub(config!(offsets.ovl_inode_vfs_inode) as usize);
+            let upper: *const u8 = read0(ovl, config!(offsets.ovl_inode_upperdentry));
+            if !upper.is_null() {
+                (*exe).flags |= exe_flags::UPPER;
+            }
+        }
     }
 }
 

@@ -81,6 +81,7 @@ pub fn exe_file(pid: u32) -> Option<ExeFile> {
         path_truncated: false,
         // /proc/<pid>/root reads "/" unless the process is chrooted inside its namespace.
         chroot: std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r != std::path::Path::new("/")),
+        upper: false,
     })
 }
 

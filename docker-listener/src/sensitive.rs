@@ -316,8 +316,6 @@ pub struct Located {
     pub second: bool,
 }
 
-const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
-
 /// A name as written, relative names from `base`, with `.`, `..` and repeated slashes applied
 /// (symlinks are not: nothing is resolved).
 pub fn lexical(base: Option<&str>, name: &str) -> Option<String> {
@@ -368,7 +366,7 @@ pub fn locate(
     // SAFETY: a valid descriptor and a buffer of the right type.
     let overlay = unsafe { libc::fstatfs(dfd.as_raw_fd(), sfs.as_mut_ptr()) } == 0
         // SAFETY: fstatfs filled it.
-        && unsafe { sfs.assume_init() }.f_type == OVERLAYFS_SUPER_MAGIC;
+        && unsafe { sfs.assume_init() }.f_type as u32 == docker_listener_common::magic::OVERLAYFS;
     let text = |i: usize| set.patterns.get(i).map(|p| p.text.clone());
     let not_dir = |e: &Entry| e.bits & (access::DIR | access::PARENT) == 0 && still(root, e);
     // The file itself, where it is still there (chmod, chown, truncate, a link's old name, a

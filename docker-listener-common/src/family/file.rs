@@ -118,8 +118,7 @@ pub mod matched {
 /// caller passed): (filesystem magic, name, accesses reported).
 pub mod pseudo {
     use super::access::{READ, WRITE};
-    pub const PROC_SUPER_MAGIC: u32 = 0x9fa0;
-    pub const CGROUP_SUPER_MAGIC: u32 = 0x0027_e0eb;
+    pub use crate::magic::{CGROUP as CGROUP_SUPER_MAGIC, PROC as PROC_SUPER_MAGIC};
     /// Longest name below (with its NUL).
     pub const NAME_CAP: usize = 24;
     pub const FILES: [(u32, &[u8], u32); 5] = [

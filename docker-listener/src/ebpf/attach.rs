@@ -159,6 +159,8 @@ pub struct Kernel<'a> {
     pub offsets: bool,
     /// The executed file's walk resolved; else why not.
     pub exe_walk: Result<(), String>,
+    /// overlayfs's `ovl_inode` resolved (the drift mark); else why not.
+    pub drift: Result<(), String>,
     /// `thread_info.status` resolved (the 32-bit ABI check).
     pub compat_status: bool,
     /// The `struct pt_regs` members the 32-bit programs read, as this kernel lays them out.
@@ -200,6 +202,16 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
             (Err(why), true) => DoorState::Unavailable(why.clone()),
         },
         blind: "the file an exec ran: events name the path given to execve, which the caller chooses",
+    });
+    doors.push(Door {
+        name: "drifted executables",
+        hook: "overlayfs ovl_inode->__upperdentry of the executed file",
+        state: match (&k.exe_walk, &k.drift, cfg.exec) {
+            (_, _, false) => DoorState::Off,
+            (Err(why), _, true) | (Ok(()), Err(why), true) => DoorState::Unavailable(why.clone()),
+            (Ok(()), Ok(()), true) => DoorState::Active,
+        },
+        blind: "programs written into a container after it started (exec events carry no `drift` mark)",
     });
 
     // Fork records need the BTF-typed tracepoint (the child's tgid) and the offsets.

@@ -177,6 +177,7 @@ impl EbpfProbes {
             btf: btf.as_ref(),
             offsets: degraded.is_none(),
             exe_walk: info.exe_walk.clone().map_or(Ok(()), Err),
+            drift: info.drift.clone().map_or(Ok(()), Err),
             compat_status: pc.offsets.task_ti_status != 0,
             pt_regs: &info.pt_regs,
             x32: info.x32,

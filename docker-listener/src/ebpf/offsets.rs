@@ -109,6 +109,9 @@ pub struct KernelInfo {
     pub offsets: KernelOffsets,
     /// Why exec events cannot name the executed file (a member of the walk missing), if so.
     pub exe_walk: Option<String>,
+    /// Why exec events cannot say whether the executed file is on a container's writable layer
+    /// (`drift`), if so: overlayfs's `struct ovl_inode` is not in the kernel's BTF.
+    pub drift: Option<String>,
     /// The `struct pt_regs` members the exit program reads, with their offsets.
     pub pt_regs: Vec<(&'static str, u32)>,
     /// The kernel was built with the x32 ABI (`CONFIG_X86_X32_ABI`: 64-bit programs with 32-bit
@@ -213,12 +216,42 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         let contiguous = ids.windows(2).all(|w| w[1] == w[0] + 4) && eff == perm + 8;
         o.cred_valid = u32::from(contiguous);
     }
+    let drift = match overlay(&r) {
+        Ok((vfs_inode, upper)) => {
+            (o.ovl_inode_vfs_inode, o.ovl_inode_upperdentry, o.ovl_valid) = (vfs_inode, upper, 1);
+            None
+        }
+        Err(e) => Some(e),
+    };
     let pt_regs = ["bp", "bx", "r10", "r9", "r8", "cx", "dx", "si", "di", "orig_ax"]
         .into_iter()
         .filter_map(|f| r.offset("pt_regs", &[f]).ok().map(|off| (f, off)))
         .collect();
     let x32 = r.btf.resolve_types_by_name("x32_sys_call").is_ok_and(|t| !t.is_empty());
-    Ok(KernelInfo { offsets: o, exe_walk, pt_regs, x32 })
+    Ok(KernelInfo { offsets: o, exe_walk, drift, pt_regs, x32 })
+}
+
+/// Where overlayfs's module BTF is when overlay is a module (it is loaded with the first
+/// overlay mount: Docker's first container).
+pub const OVERLAY_BTF: &str = "/sys/kernel/btf/overlay";
+
+/// `struct ovl_inode`'s `vfs_inode` and `__upperdentry`: from vmlinux's BTF when overlayfs is
+/// built in, else from the overlay module's (split) BTF. The reason when neither has them.
+fn overlay(r: &Resolver) -> Result<(u32, u32), String> {
+    let members = |r: &Resolver| -> Result<(u32, u32), OffsetsError> {
+        Ok((r.offset("ovl_inode", &["vfs_inode"])?, r.offset("ovl_inode", &["__upperdentry"])?))
+    };
+    if let Ok(found) = members(r) {
+        return Ok(found);
+    }
+    if !Path::new(OVERLAY_BTF).exists() {
+        return Err(format!(
+            "overlayfs is not built into this kernel and its module is not loaded ({OVERLAY_BTF} is missing): \
+             start dockerd (or `modprobe overlay`) before the agent"
+        ));
+    }
+    let module = Btf::from_split_file(OVERLAY_BTF, &r.btf).map_err(|e| format!("cannot read {OVERLAY_BTF}: {e}"))?;
+    members(&Resolver { btf: module }).map_err(|e| format!("{e} (in {OVERLAY_BTF})"))
 }
 
 /// The members the walk from `mm->exe_file` up to the task's root reads.
@@ -283,5 +316,9 @@ mod tests {
         assert_eq!(o.qstr_name, 8, "qstr: hash_len, then name");
         assert!(o.task_parent_exec_id != o.task_self_exec_id && o.task_self_exec_id > 0);
         assert!(o.task_ti_status > 0 && o.task_ti_status < 64, "thread_info comes first in task_struct");
+        // overlayfs is built in here (or its module is loaded: Docker runs on this kind).
+        assert_eq!(info.drift, None);
+        assert_eq!(o.ovl_valid, 1);
+        assert!(o.ovl_inode_upperdentry > o.ovl_inode_vfs_inode, "__upperdentry follows vfs_inode");
     }
 }

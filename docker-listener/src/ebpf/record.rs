@@ -40,12 +40,39 @@ pub struct ExeFile {
     pub path_truncated: bool,
     /// The process runs chrooted: the path is its mount namespace's, not its chroot's.
     pub chroot: bool,
+    /// On an overlay filesystem, with a copy in its upper (writable) layer: for a container's
+    /// root, a file created or modified after the container started (`exe_flags::UPPER`).
+    pub upper: bool,
 }
 
 impl ExeFile {
     /// A memfd (`memfd_create`) or another file of the kernel's internal shared-memory mount.
     pub fn is_memfd(&self) -> bool {
         self.detached && self.path.starts_with("memfd:")
+    }
+
+    /// Why the file is fileless, if it is: it runs from memory, not from a file that outlives
+    /// the process or the container's memory. A memfd; a file of a memory filesystem (tmpfs,
+    /// which holds /dev/shm and /dev in containers, ramfs, hugetlbfs); a file no name links to
+    /// any more (deleted before or just after it ran).
+    pub fn fileless(&self) -> Option<&'static str> {
+        if self.is_memfd() {
+            return Some("memfd");
+        }
+        match self.magic {
+            common::magic::TMPFS => Some("tmpfs"),
+            common::magic::RAMFS => Some("ramfs"),
+            common::magic::HUGETLBFS => Some("hugetlbfs"),
+            _ if self.unlinked => Some("unlinked"),
+            _ => None,
+        }
+    }
+
+    /// The file drifted from its image: it is on the container's writable layer (created,
+    /// copied in, or modified after the container started). Volumes and bind mounts are not
+    /// overlay mounts: a file there never drifts.
+    pub fn drift(&self) -> bool {
+        self.upper && self.magic == common::magic::OVERLAYFS
     }
 
     /// "major:minor".
@@ -322,6 +349,7 @@ pub(crate) fn file_of(file: &common::ExeFile, path: &[u8]) -> Option<ExeFile> {
         outside_root: f & exe_flags::OUTSIDE_ROOT != 0,
         path_truncated: f & (exe_flags::TRUNCATED | exe_flags::GAP) != 0,
         chroot: f & exe_flags::CHROOT != 0,
+        upper: f & exe_flags::UPPER != 0,
     })
 }
 

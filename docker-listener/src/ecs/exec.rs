@@ -106,6 +106,14 @@ pub(crate) struct FileOut {
     pub path_truncated: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub chroot: bool,
+    /// Run from memory (`ExeFile::fileless`), and why.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fileless: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fileless_reason: Option<&'static str>,
+    /// On the container's writable layer, not as its image has it (`ExeFile::drift`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
 }
 
 impl FileOut {
@@ -119,21 +127,26 @@ impl FileOut {
             outside_root: f.outside_root,
             path_truncated: f.path_truncated,
             chroot: f.chroot,
+            fileless: f.fileless().is_some(),
+            fileless_reason: f.fileless(),
+            drift: f.drift(),
         }
     }
 }
 
 /// The filesystem a magic number (`statfs.f_type`, `super_block.s_magic`) names.
-pub fn filesystem(magic: u32) -> std::borrow::Cow<'static, str> {
-    let name = match magic {
-        0x0102_1994 => "tmpfs",
-        0x794c_7630 => "overlay",
+pub fn filesystem(fs_magic: u32) -> std::borrow::Cow<'static, str> {
+    use docker_listener_common::magic;
+    let name = match fs_magic {
+        magic::TMPFS => "tmpfs",
+        magic::OVERLAYFS => "overlay",
         0xef53 => "ext4",
         0x5846_5342 => "xfs",
         0x9123_683e => "btrfs",
-        0x9584_58f6 => "hugetlbfs",
-        0x8584_58f6 => "ramfs",
-        0x9fa0 => "proc",
+        magic::HUGETLBFS => "hugetlbfs",
+        magic::RAMFS => "ramfs",
+        magic::PROC => "proc",
+        magic::CGROUP => "cgroup",
         0x6265_6572 => "sysfs",
         0x6969 => "nfs",
         0x7371_7368 => "squashfs",

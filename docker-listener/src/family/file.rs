@@ -32,7 +32,7 @@ pub const FAMILY: Family = Family {
            link, chmod, chown, truncate and their *at forms; fchmod, fchown)",
 };
 
-const OVERLAYFS_SUPER_MAGIC: u32 = 0x794c_7630;
+use docker_listener_common::magic::OVERLAYFS as OVERLAYFS_SUPER_MAGIC;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileAccess {
