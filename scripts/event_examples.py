@@ -33,7 +33,8 @@ SCRIPT = ("cp /bin/busybox /tmp/apk; /tmp/apk echo add curl;\n    /bin/nope; nc 
 TOOLS_SCRIPT = ("echo x > /tmp/m.ko; insmod /tmp/m.ko; /t/bpf_load; sleep 5 & /t/ptrace_poke $!;\n    "
                 "unshare -m true; mount -t tmpfs none /mnt;\n    "
                 "cp /t/setuid_root /tmp/sr; chmod 4755 /tmp/sr; su -s /tmp/sr nobody;\n    "
-                "/t/memfd_exec payload /bin/busybox busybox echo fileless; true")
+                "/t/memfd_exec payload /bin/busybox busybox echo fileless;\n    "
+                "/t/net_send respond & sleep 0.3; nslookup pool.minexmr.com 127.0.0.1; /t/net_send flow 7001 1; true")
 CAPABLE_SCRIPT = "nsenter -t 1 -u true"
 # file-access: the container writes its /etc/shadow at start, waits for the agent to resolve its
 # sensitive files, reads it through a relative path, and plants an SSH key.
@@ -55,7 +56,7 @@ def tools(programs):
 
 
 def build_programs(out):
-    for name in ["bpf_load", "ptrace_poke", "setuid_root", "memfd_exec"]:
+    for name in ["bpf_load", "ptrace_poke", "setuid_root", "memfd_exec", "net_send"]:
         subprocess.run(["gcc", "-O2", "-static", "-o", os.path.join(out, name), f"tests/programs/{name}.c"],
                        check=True)
 
@@ -103,6 +104,9 @@ def pick(evs):
         "unshare": first(act(t1, "unshare"), "unshare"),
         "mount": first(act(t1, "mount"), "mount"),
         "setns": first(act(t2, "setns"), "setns"),
+        "dns-query": first([e for e in act(t1, "dns-query") if e["dns"]["question"].get("type") == "A"], "dns-query"),
+        "network-flow": first([e for e in act(t1, "network-flow")
+                               if e.get("destination", {}).get("port") == 7001], "network-flow"),
         "exec-fileless": first([e for e in act(t1, "exec") if e.get("process", {}).get("executable") == "memfd:payload"],
                                "exec-fileless"),
         "exec-setuid": first([e for e in act(t1, "exec") if e.get("process", {}).get("executable") == "/tmp/sr"],

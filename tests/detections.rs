@@ -379,3 +379,131 @@ fn a_setuid_program_and_the_ids_it_raises_are_reported() {
     assert!(plain["docker_listener"].get("privileged").is_none(), "{plain}");
     assert_eq!(agent.daemon.stop(), 0);
 }
+
+/// A DNS query's event for `name` among `events`.
+fn dns_query<'a>(events: &[&'a Value], name: &str, qtype: &str) -> &'a Value {
+    find(events, &format!("dns-query {name} {qtype}"), |e| {
+        e["event"]["action"] == "dns-query"
+            && e["dns"]["question"]["name"] == name
+            && e["dns"]["question"]["type"] == qtype
+    })
+}
+
+#[test]
+fn dns_queries_and_udp_flows_are_reported_however_they_are_sent_and_host_ones_are_not() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("network", json!({}));
+    let name = unique("network");
+    let _c = Containers(vec![name.clone()]);
+    let tag = |t: &str| format!("{t}-{}.example.com", name.replace('_', "-"));
+    // A responder on the container's loopback, busybox's nslookup (connect + write), the test
+    // program's sendto, sendmmsg (A and AAAA, as glibc) and TCP writev (length first), its
+    // 32-bit build (socketcall or the direct ia32 calls), a tunnel-like name, and UDP flows.
+    let tunnel = "aGVsbG8gd29ybGQgdGhpcyBpcyBleGZpbHRyYXRlZCBkYXRh.t.example.com";
+    let script = format!(
+        "/t/net_send respond & sleep 0.3; nslookup {} 127.0.0.1 >/dev/null 2>&1; \
+         /t/net_send dns-sendto {}; /t/net_send dns-sendmmsg {}; /t/net_send dns-tcp {}; \
+         /t/net_send_32 dns-sendmmsg {}; /t/net_send_32 dns-tcp {}; /t/net_send dns-sendto {tunnel}; \
+         /t/net_send dns-sendto pool.minexmr.com; /t/net_send dns-sendto x.evil-c2.example; \
+         /t/net_send flow 7001 5; /t/net_send_32 flow 7101 5; echo done-{name}; sleep 30",
+        tag("nslookup"),
+        tag("sendto"),
+        tag("mmsg"),
+        tag("tcp"),
+        tag("mmsg32"),
+        tag("tcp32"),
+    );
+    run_detached(&name, &["-v", &programs_volume()], &script);
+    // The same sends by a host process: nothing.
+    let host = Command::new(programs().join("net_send")).args(["flow", "7201", "3"]).status().unwrap();
+    assert!(host.success());
+    let _ = Command::new(programs().join("net_send")).args(["dns-sendto", &tag("host")]).status();
+    wait_events(&agent, "the last flow", Duration::from_secs(30), |e| {
+        e.iter().any(|x| x["event"]["action"] == "network-flow" && x["destination"]["port"] == 7102)
+    });
+    // (The host's sends, made before, have had a second to come through, were they reported.)
+    std::thread::sleep(Duration::from_secs(1));
+    let events = agent_events(&agent.queue.frames());
+    let all: Vec<&Value> = events.iter().collect();
+    let ours = mine(&events, &name);
+
+    // busybox's nslookup: connect, then write.
+    let q = dns_query(&ours, &tag("nslookup"), "A");
+    check_common(q, &name, "/bin/busybox", "success", None);
+    assert_eq!(q["destination"], json!({"ip": "127.0.0.1", "port": 53}), "{q}");
+    assert_eq!(q["network"]["transport"], "udp");
+    assert_eq!(q["network"]["protocol"], "dns");
+    assert_eq!(q["dns"]["type"], "query");
+    assert_eq!(q["dns"]["question"]["class"], "IN");
+    assert_eq!(q["docker_listener"]["syscall"]["name"], "write");
+    assert_eq!(q["docker_listener"]["dns"]["connected"], true);
+    assert_eq!(q["docker_listener"]["dns"]["domain"], "example.com");
+    assert!(q["docker_listener"]["dns"].get("suspicious").is_none(), "{q}");
+    assert_eq!(evaluate(&rules, q), Some(100_054), "{q}");
+
+    let q = dns_query(&ours, &tag("sendto"), "A");
+    check_common(q, &name, "/t/net_send", "success", None);
+    assert_eq!(q["docker_listener"]["syscall"]["name"], "sendto");
+    assert_eq!(q["docker_listener"]["dns"]["connected"], false);
+    // sendmmsg: both messages, each its own event.
+    for (n, abi) in [(tag("mmsg"), None), (tag("mmsg32"), Some("ia32"))] {
+        for t in ["A", "AAAA"] {
+            let q = dns_query(&ours, &n, t);
+            assert_eq!(q["docker_listener"]["syscall"]["name"], "sendmmsg", "{q}");
+            assert_eq!(q["docker_listener"]["syscall"].get("abi").and_then(Value::as_str), abi, "{q}");
+        }
+    }
+    // TCP: the length prefix sent as a buffer of its own is not the message.
+    for (n, exe) in [(tag("tcp"), "/t/net_send"), (tag("tcp32"), "/t/net_send_32")] {
+        let q = dns_query(&ours, &n, "A");
+        assert_eq!(q["network"]["transport"], "tcp", "{q}");
+        assert_eq!(q["process"]["executable"], exe);
+        assert_eq!(q["docker_listener"]["syscall"]["name"], "writev", "{q}");
+    }
+    // The heuristic, and the shipped deny list (by name, and by domain).
+    let q = dns_query(&ours, tunnel, "A");
+    assert_eq!(q["docker_listener"]["dns"]["suspicious"], true, "{q}");
+    assert_eq!(q["docker_listener"]["dns"]["suspicion"], json!(["long-label", "high-entropy"]));
+    assert_eq!(evaluate(&rules, q), Some(100_057), "{q}");
+    assert_eq!(evaluate(&rules, dns_query(&ours, "pool.minexmr.com", "A")), Some(100_055));
+    assert_eq!(evaluate(&rules, dns_query(&ours, "x.evil-c2.example", "A")), Some(100_056));
+
+    // UDP flows: the first unconnected send to each destination, by either ABI; the repeats
+    // and the connected socket's send make none.
+    for (base, exe) in [(7001u16, "/t/net_send"), (7101, "/t/net_send_32")] {
+        // (The responder's answers, to each client's port, are flows too.)
+        let flows: Vec<&&Value> = ours
+            .iter()
+            .filter(|e| {
+                e["event"]["action"] == "network-flow"
+                    && e["process"]["executable"] == exe
+                    && e["destination"]["port"].as_u64().is_some_and(|p| (base..base + 3).contains(&(p as u16)))
+            })
+            .collect();
+        let ports: Vec<u64> = flows.iter().filter_map(|e| e["destination"]["port"].as_u64()).collect();
+        assert_eq!(ports, vec![u64::from(base), u64::from(base) + 1], "{flows:#?}");
+        let f = flows[0];
+        if base == 7001 {
+            check_common(f, &name, exe, "success", None);
+        } else {
+            assert_eq!(f["docker_listener"]["syscall"]["abi"], "ia32", "{f}");
+        }
+        assert_eq!(f["source"].get("ip"), None, "an unbound socket's address is no source address: {f}");
+        assert_eq!(f["destination"]["ip"], "127.0.0.1");
+        assert_eq!(f["network"]["transport"], "udp");
+        assert_eq!(f["network"]["bytes"], 4);
+        assert_eq!(f["docker_listener"]["flow"]["first_send"], true);
+        assert_eq!(f["docker_listener"]["syscall"]["name"], "sendto", "{f}");
+        assert_eq!(flows[1]["docker_listener"]["syscall"]["name"], "sendmsg");
+        assert_eq!(evaluate(&rules, f), Some(100_058), "{f}");
+    }
+    // Nothing of the host's.
+    for e in &all {
+        if matches!(e["event"]["action"].as_str(), Some("dns-query" | "network-flow")) {
+            assert_eq!(e["container"]["name"], name.as_str(), "a host process's send was reported: {e}");
+        }
+    }
+    assert_eq!(agent.daemon.stop(), 0);
+}

@@ -58,6 +58,7 @@ pub enum RecordKind {
     Namespace = 430,
     Privilege = 440,
     FileAccess = 450,
+    Network = 460,
 }
 
 impl TryFrom<u32> for RecordKind {
@@ -76,6 +77,7 @@ impl TryFrom<u32> for RecordKind {
             430 => RecordKind::Namespace,
             440 => RecordKind::Privilege,
             450 => RecordKind::FileAccess,
+            460 => RecordKind::Network,
             other => return Err(other),
         })
     }

@@ -45,6 +45,11 @@ pub mod x64 {
     pub const SETRESUID: i64 = 117;
     pub const SETRESGID: i64 = 119;
     pub const CAPSET: i64 = 126;
+    pub const WRITE: i64 = 1;
+    pub const WRITEV: i64 = 20;
+    pub const SENDTO: i64 = 44;
+    pub const SENDMSG: i64 = 46;
+    pub const SENDMMSG: i64 = 307;
 }
 
 /// ia32 (arch/x86/entry/syscalls/syscall_32.tbl).
@@ -111,6 +116,11 @@ pub mod ia32 {
     pub const SETRESGID: i64 = 210;
     pub const SETUID: i64 = 213;
     pub const SETGID: i64 = 214;
+    pub const WRITE: i64 = 4;
+    pub const WRITEV: i64 = 146;
+    pub const SENDMMSG: i64 = 345;
+    pub const SENDTO: i64 = 369;
+    pub const SENDMSG: i64 = 370;
 }
 
 use crate::family::switch;
@@ -141,6 +151,12 @@ pub const FAMILY_NRS: &[(u32, &[i64], &[i64])] = &[
     ),
     (switch::PRIVILEGE, PRIVILEGE_X64, PRIVILEGE_IA32),
     (switch::FILE, FILE_X64, FILE_IA32),
+    (
+        switch::NETWORK,
+        &[x64::WRITE, x64::WRITEV, x64::SENDTO, x64::SENDMSG, x64::SENDMMSG],
+        // (socketcall's sends too: the 32-bit socket code hands them over.)
+        &[ia32::WRITE, ia32::WRITEV, ia32::SENDTO, ia32::SENDMSG, ia32::SENDMMSG, ia32::SOCKETCALL],
+    ),
 ];
 
 /// The file-access family's numbers: opens, then the calls that change a file by its name or

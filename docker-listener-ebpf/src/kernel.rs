@@ -173,6 +173,8 @@ pub unsafe fn file_name(file: *const u8, dst: *mut u8, cap: u32) -> u32 {
 }
 
 /// What the kernel knows of a socket: (type, protocol, family, local address, remote address).
+#[repr(C)]
+#[derive(Clone, Copy)]
 pub struct SocketState {
     pub sock_type: u16,
     pub protocol: u16,

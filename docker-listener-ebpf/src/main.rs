@@ -15,6 +15,7 @@ mod kernel;
 mod kmod;
 mod maps;
 mod namespace;
+mod net;
 mod path;
 mod process;
 mod ptrace;

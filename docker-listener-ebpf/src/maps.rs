@@ -3,7 +3,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf, ring_buf::RingBufEntry},
 };
 use docker_listener_common::{ProbeConfig, RecordHeader, RecordKind, loss};
 
@@ -43,6 +43,41 @@ pub static CONTAINER_BITS: Array<u64> = Array::with_max_entries(BITS_WORDS, 0);
 pub static SENSITIVE_BITS: Array<u64> = Array::with_max_entries(BITS_WORDS, 0);
 
 pub const BITS_WORDS: u32 = docker_listener_common::BITS_WORDS;
+
+/// Processes (tgid modulo 65536) that connected a socket to port 53: their writes may be DNS
+/// queries (`net.rs`). Never cleared: a bit left by a process that is gone costs the next one
+/// with those low bits a descriptor check per write, and reports nothing that is not a query.
+#[map]
+pub static DNS_WRITERS: Array<u64> = Array::with_max_entries(BITS_WORDS, 0);
+
+/// A UDP socket's destinations already reported as flows (`net.rs`): least recently used
+/// entries make room.
+#[map]
+pub static FLOWS: LruHashMap<FlowKey, u8> = LruHashMap::with_max_entries(16384, 0);
+
+/// The network family's program (`net.rs`), which the exit program tail-calls for sends: slot
+/// 0, filled by the daemon when the family is on.
+#[map]
+pub static NET_PROGRAM: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// The network family's work area (`net.rs`).
+#[map]
+pub static NET_SCRATCH: PerCpuArray<crate::net::NetScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// The key of a `FLOWS` lookup, built here rather than on the stack.
+#[map]
+pub static FLOW_KEY: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FlowKey {
+    /// The `struct socket`'s address.
+    pub sock: u64,
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub family: u16,
+    pub _pad: u32,
+}
 
 /// Whether `v`'s bit is set in `bits`.
 #[inline(always)]

@@ -11,7 +11,9 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use docker_listener_common::{RecordKind, SockAddr, SocketRecord, UNIX_PATH_CAP, flags, loss, sock_op};
+use docker_listener_common::{
+    RecordKind, SockAddr, SocketRecord, UNIX_PATH_CAP, family::net::DNS_PORT, flags, loss, sock_op,
+};
 
 use crate::{
     kernel::{AF_INET, AF_INET6, AF_UNIX, current_task, exec_id, process_start, socket_of_fd, socket_state},
@@ -112,6 +114,10 @@ pub fn report_call(p: &PendingSock, ret: i64) {
         let fd = if p.op == sock_op::ACCEPT { ret as i32 } else { p.fd };
         match socket_of_fd(fd).and_then(|s| socket_state(s)) {
             Some(state) => {
+                if p.op == sock_op::CONNECT && state.remote.port == DNS_PORT {
+                    // Its writes may be DNS queries (the network family's, `net.rs`).
+                    crate::net::mark_dns_writer((bpf_get_current_pid_tgid() >> 32) as u32);
+                }
                 (*r).sock_type = state.sock_type;
                 (*r).protocol = state.protocol;
                 (*r).local = state.local;

@@ -6,7 +6,8 @@
 //! - the 32-bit ABI's execs and socket calls (`compat.rs`);
 //! - the families reported at the exit, whatever the ABI: kernel modules (`kmod.rs`), BPF
 //!   (`bpf.rs`), ptrace (`ptrace.rs`), namespaces and mounts (`namespace.rs`), privilege
-//!   changes (`cred.rs`), opens of sensitive files (`file.rs`).
+//!   changes (`cred.rs`), opens of sensitive files (`file.rs`), sends (DNS queries, UDP flows:
+//!   `net.rs`).
 //!
 //! Its first instructions reject every other call: the call's number (`regs->orig_ax`, a direct
 //! load through the BTF-typed pointer) is looked up in a bitmap of the numbers that matter with
@@ -31,8 +32,9 @@ use crate::{
     bpf, compat, cred as cred_family, file as file_family,
     kernel::{TS_COMPAT, current_task, exe_identity, exec_id, process_start},
     kmod as kmod_family,
+    maps::NET_PROGRAM,
     maps::{config, traced},
-    namespace as ns_family, ptrace as ptrace_family,
+    namespace as ns_family, net as net_family, ptrace as ptrace_family,
 };
 
 /// Offsets in x86-64's `struct pt_regs`. The layout is the ptrace ABI's (`user_regs_struct`)
@@ -50,12 +52,17 @@ pub mod regs {
     pub const ORIG_AX: usize = 120;
 }
 
-/// Where a call goes: a family and its operation, or the 32-bit exec/socket code.
+/// Where a call goes: a family and its operation, or the 32-bit exec/socket code. Every
+/// variant carries an operation (0 where there is none): a variant without one leaves its
+/// register undefined, which the compiler may still spill, and the verifier rejects reading an
+/// uninitialised register ("R4 !read_ok").
 #[derive(Clone, Copy)]
 enum Route {
-    Compat,
+    #[allow(dead_code)]
+    Compat(u32),
     KernelModule(u32),
-    Bpf,
+    #[allow(dead_code)]
+    Bpf(u32),
     Ptrace(u32),
     Namespace(u32),
     Privilege(u32),
@@ -66,9 +73,9 @@ impl Route {
     #[inline(always)]
     fn switch(self) -> u32 {
         match self {
-            Route::Compat => 0,
+            Route::Compat(_) => 0,
             Route::KernelModule(_) => switch::KERNEL_MODULE,
-            Route::Bpf => switch::BPF,
+            Route::Bpf(_) => switch::BPF,
             Route::Ptrace(_) => switch::PTRACE,
             Route::Namespace(_) => switch::NAMESPACE,
             Route::Privilege(_) => switch::PRIVILEGE,
@@ -85,7 +92,7 @@ fn route_x64(id: i64) -> Option<Route> {
         x64::INIT_MODULE => Route::KernelModule(kmod::op::INIT_MODULE),
         x64::FINIT_MODULE => Route::KernelModule(kmod::op::FINIT_MODULE),
         x64::DELETE_MODULE => Route::KernelModule(kmod::op::DELETE_MODULE),
-        x64::BPF => Route::Bpf,
+        x64::BPF => Route::Bpf(0),
         x64::PTRACE => Route::Ptrace(ptrace::op::PTRACE),
         x64::PROCESS_VM_WRITEV => Route::Ptrace(ptrace::op::VM_WRITEV),
         x64::UNSHARE => Route::Namespace(n::UNSHARE),
@@ -133,13 +140,13 @@ fn route_ia32(id: i64) -> Option<Route> {
     use cred::op as c;
     use namespace::op as n;
     if compat::handles(id) {
-        return Some(Route::Compat);
+        return Some(Route::Compat(0));
     }
     Some(match id {
         ia32::INIT_MODULE => Route::KernelModule(kmod::op::INIT_MODULE),
         ia32::FINIT_MODULE => Route::KernelModule(kmod::op::FINIT_MODULE),
         ia32::DELETE_MODULE => Route::KernelModule(kmod::op::DELETE_MODULE),
-        ia32::BPF => Route::Bpf,
+        ia32::BPF => Route::Bpf(0),
         ia32::PTRACE => Route::Ptrace(ptrace::op::PTRACE),
         ia32::PROCESS_VM_WRITEV => Route::Ptrace(ptrace::op::VM_WRITEV),
         ia32::UNSHARE => Route::Namespace(n::UNSHARE),
@@ -209,13 +216,13 @@ fn wanted(id: i64) -> bool {
 /// Whether the current task is in a 32-bit system call: `thread_info.status & TS_COMPAT`, read
 /// directly through the BTF-typed task pointer (a load, no helper call).
 #[inline(always)]
-fn in_compat(task: *const u8) -> bool {
+pub fn in_compat(task: *const u8) -> bool {
     let off = config!(offsets.task_ti_status) as usize;
     off != 0 && unsafe { core::ptr::read_volatile(task.wrapping_add(off) as *const u32) } & TS_COMPAT != 0
 }
 
 #[inline(always)]
-fn reg(regs: *const u8, off: usize) -> u64 {
+pub fn reg(regs: *const u8, off: usize) -> u64 {
     // A direct load: the argument is a BTF-typed pointer the verifier lets tracing programs read.
     unsafe { core::ptr::read_volatile(regs.wrapping_add(off) as *const u64) }
 }
@@ -227,6 +234,17 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
     let id = reg(regs, regs::ORIG_AX) as i64;
     if !wanted(id) {
         return 0;
+    }
+    // Sends (DNS queries, UDP flows) are the network family's own program (`net.rs`), reached
+    // by a tail call from here, the program's first frame (a tail call from a function whose
+    // callers' stack is 256 bytes or more is refused): verified on its own, it does not add to
+    // this program's verification, which slow and old kernels' verifiers already take seconds
+    // over. An empty slot (the family off, or its program refused) falls through.
+    if net_family::carries_send(id, regs) {
+        unsafe { NET_PROGRAM.tail_call(&ctx, 0) };
+        if id != ia32::SOCKETCALL {
+            return 0;
+        }
     }
     routed(&ctx, regs, id)
 }
@@ -276,9 +294,9 @@ fn routed(ctx: &BtfTracePointContext, regs: *const u8, id: i64) -> u32 {
         return 0;
     }
     match route {
-        Route::Compat => compat::on_exit(id, &a, ret),
+        Route::Compat(_) => compat::on_exit(id, &a, ret),
         Route::KernelModule(op) => kmod_family::on_exit(op, &a, ret, fl),
-        Route::Bpf => bpf::on_exit(&a, ret, fl),
+        Route::Bpf(_) => bpf::on_exit(&a, ret, fl),
         Route::Ptrace(op) => ptrace_family::on_exit(op, &a, ret, fl),
         Route::Namespace(op) => ns_family::on_exit(op, &a, ret, fl),
         Route::Privilege(op) => cred_family::on_exit(op, &a, ret, fl),

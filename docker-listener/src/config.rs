@@ -115,6 +115,11 @@ pub struct EbpfConfig {
     pub privilege: bool,
     /// `file-access` events: opens of the sensitive files below.
     pub file_access: bool,
+    /// `dns-query` events: messages sent to port 53 (UDP or TCP), with their question.
+    pub dns: bool,
+    /// `network-flow` events: the first UDP send from a socket to each destination it names
+    /// (sendto, sendmsg: no connect made it visible).
+    pub udp_flows: bool,
     /// The sensitive files and directories, as a container sees them: "/etc/shadow", a
     /// directory's entries ("/root/.ssh/"), "*" within a component ("/home/*/.ssh/"); prefix
     /// "write:" (or "read:") to report only opens that may change (or read) the file.
@@ -167,6 +172,8 @@ impl Default for EbpfConfig {
             namespace: true,
             privilege: true,
             file_access: true,
+            dns: true,
+            udp_flows: true,
             sensitive_files: crate::sensitive::DEFAULT.iter().map(|s| (*s).to_owned()).collect(),
             argv_max_bytes: 1024,
             argv_max_args: 64,

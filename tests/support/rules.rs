@@ -8,6 +8,22 @@ pub struct Rule {
     id: u32,
     parent: u32,
     fields: Vec<(String, Regex)>,
+    /// `<list field=".." lookup="match_key">etc/lists/NAME</list>`: the field's value is a key
+    /// of the CDB list, read from its source shipped as rules/lists/NAME.
+    lists: Vec<(String, std::collections::HashSet<String>)>,
+}
+
+/// A CDB list's keys, from its source ("key:value" lines; a quoted key may hold ':').
+fn cdb_keys(name: &str) -> std::collections::HashSet<String> {
+    let path = format!("{}/../rules/lists/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| match l.strip_prefix('"') {
+            Some(rest) => rest.split_once('"').expect("a closing quote").0.to_owned(),
+            None => l.split_once(':').map_or(l, |(k, _)| k).to_owned(),
+        })
+        .collect()
 }
 
 pub fn load_rules() -> Vec<Rule> {
@@ -16,6 +32,7 @@ pub fn load_rules() -> Vec<Rule> {
     let rule_re = Regex::new(r#"(?s)<rule id="(\d+)" level="(\d+)">(.*?)</rule>"#).unwrap();
     let sid_re = Regex::new(r"<if_sid>(\d+)</if_sid>").unwrap();
     let field_re = Regex::new(r#"<field name="([^"]+)"(?: type="(pcre2|osregex)")?>([^<]*)</field>"#).unwrap();
+    let list_re = Regex::new(r#"<list field="([^"]+)" lookup="match_key">etc/lists/([^<]+)</list>"#).unwrap();
     let rules: Vec<Rule> = rule_re
         .captures_iter(&xml)
         .map(|c| {
@@ -37,6 +54,7 @@ pub fn load_rules() -> Vec<Rule> {
                         (f[1].to_owned(), Regex::new(pattern).unwrap())
                     })
                     .collect(),
+                lists: list_re.captures_iter(body).map(|l| (l[1].to_owned(), cdb_keys(&l[2]))).collect(),
             }
         })
         .collect();
@@ -47,6 +65,8 @@ pub fn load_rules() -> Vec<Rule> {
         let (id, body) = (&c[1], &c[3]);
         let parsed = rules.iter().find(|r| r.id.to_string() == id).map_or(0, |r| r.fields.len());
         assert_eq!(body.matches("<field").count(), parsed, "rule {id}: a <field> the loader did not parse");
+        let lists = rules.iter().find(|r| r.id.to_string() == id).map_or(0, |r| r.lists.len());
+        assert_eq!(body.matches("<list").count(), lists, "rule {id}: a <list> the loader did not parse");
         for tag in ["<match", "<regex", "<if_group", "<if_matched", "<same_", "<different_", "negate="] {
             assert!(!body.contains(tag), "rule {id} uses {tag}, which this evaluator does not model");
         }
@@ -83,10 +103,11 @@ pub fn evaluate(rules: &[Rule], event: &Value) -> Option<u32> {
         })
     };
     let mut current = 87_900;
-    while let Some(child) = rules
-        .iter()
-        .find(|r| r.parent == current && r.fields.iter().all(|(name, re)| text(name).is_some_and(|t| re.is_match(&t))))
-    {
+    while let Some(child) = rules.iter().find(|r| {
+        r.parent == current
+            && r.fields.iter().all(|(name, re)| text(name).is_some_and(|t| re.is_match(&t)))
+            && r.lists.iter().all(|(name, keys)| text(name).is_some_and(|t| keys.contains(&t)))
+    }) {
         current = child.id;
     }
     Some(current)

@@ -1,11 +1,13 @@
 //! Records of the system-call families reported at the call's exit (`raw_syscalls:sys_exit`):
-//! kernel modules, BPF, ptrace, namespaces and mounts, privilege changes, sensitive files. Each family has its own record, which
+//! kernel modules, BPF, ptrace, namespaces and mounts, privilege changes, sensitive files, sends
+//! (DNS queries, UDP flows). Each family has its own record, which
 //! starts with a [`CallHead`]; its operations are `op` values of its own.
 pub mod bpf;
 pub mod cred;
 pub mod file;
 pub mod kmod;
 pub mod namespace;
+pub mod net;
 pub mod ptrace;
 
 use crate::RecordHeader;
@@ -41,6 +43,11 @@ pub mod switch {
     pub const NAMESPACE: u32 = 8;
     pub const PRIVILEGE: u32 = 16;
     pub const FILE: u32 = 32;
+    /// The network family's two halves: DNS queries, and UDP flows (a record of either turns
+    /// the family's calls on).
+    pub const DNS: u32 = 64;
+    pub const UDP_FLOW: u32 = 128;
+    pub const NETWORK: u32 = DNS | UDP_FLOW;
 }
 
 /// Bytes of a path or name argument kept (a path longer than this is cut, and flagged).

@@ -100,6 +100,8 @@ const STATE_TRACEPOINTS: &[(&str, &str, &str, Fields)] = &[
 
 /// The program at every system call's exit (the 32-bit ABI, the exit-reported families).
 pub const EXIT_PROGRAM: &str = "raw_sys_exit";
+/// The network family's program, which the exit program tail-calls (slot 0 of `NET_PROGRAM`).
+pub const NET_PROGRAM: &str = "raw_sys_exit_net";
 
 /// The offsets in `struct pt_regs` the exit program reads (syscall_exit.rs).
 const PT_REGS: &[(&str, u32)] = &[
@@ -258,11 +260,27 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         }
         (state, true) => state.clone(),
     };
+    // The network family's own program, tail-called by the exit program for sends.
+    let net = match (&exit, cfg.dns || cfg.udp_flows, k.btf) {
+        (DoorState::Active, true, Some(btf)) => match net_program(ebpf, btf) {
+            Ok(()) => {
+                attached.push(NET_PROGRAM);
+                DoorState::Active
+            }
+            Err(why) => DoorState::Unavailable(why),
+        },
+        (state, _, _) => state.clone(),
+    };
     for f in FAMILIES {
+        let own = f.kind == docker_listener_common::RecordKind::Network;
         doors.push(Door {
             name: f.name,
-            hook: "tp_btf/sys_exit (raw_syscalls)",
-            state: if (f.enabled)(cfg) { exit.clone() } else { DoorState::Off },
+            hook: if own { "tp_btf/sys_exit (raw_syscalls), tail call" } else { "tp_btf/sys_exit (raw_syscalls)" },
+            state: match ((f.enabled)(cfg), own) {
+                (false, _) => DoorState::Off,
+                (true, true) => net.clone(),
+                (true, false) => exit.clone(),
+            },
             blind: f.sees,
         });
     }
@@ -361,6 +379,17 @@ fn tracepoint(ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str) -
         }
     })?;
     Ok(())
+}
+
+/// Loads the network family's program (for `sys_exit`, attached to nothing) and puts it where
+/// the exit program tail-calls it.
+fn net_program(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
+    let program: &mut BtfTracePoint = program(ebpf, NET_PROGRAM).map_err(|e| e.to_string())?;
+    program.load("sys_exit", btf).map_err(|e| EbpfError::from_load(e).to_string())?;
+    let fd = program.fd().map_err(|e| e.to_string())?.try_clone().map_err(|e| e.to_string())?;
+    let map = ebpf.map_mut("NET_PROGRAM").ok_or("the object has no NET_PROGRAM map")?;
+    let mut slots = aya::maps::ProgramArray::try_from(map).map_err(|e| e.to_string())?;
+    slots.set(0, &fd, 0).map_err(|e| format!("cannot put {NET_PROGRAM} in NET_PROGRAM: {e}"))
 }
 
 fn btf_tracepoint(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, event: &str) -> Result<(), EbpfError> {

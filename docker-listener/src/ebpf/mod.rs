@@ -297,7 +297,10 @@ impl EbpfProbes {
 /// at: those of the families on (both ABIs; the 32-bit ones only with `ebpf.compat`), and the
 /// 32-bit execs and socket calls whose settings are on.
 fn set_exit_numbers(pc: &mut ProbeConfig, cfg: &EbpfConfig) {
-    use docker_listener_common::syscalls::{COMPAT_NRS, FAMILY_NRS};
+    use docker_listener_common::{
+        family::switch,
+        syscalls::{COMPAT_NRS, FAMILY_NRS},
+    };
     let mut set = |nr: i64| {
         if let Ok(nr) = usize::try_from(nr)
             && nr < docker_listener_common::EXIT_NR_WORDS * 64
@@ -307,6 +310,13 @@ fn set_exit_numbers(pc: &mut ProbeConfig, cfg: &EbpfConfig) {
     };
     for f in crate::family::FAMILIES.iter().filter(|f| (f.enabled)(cfg)) {
         pc.families |= f.switch;
+        // The network family's halves have a setting each.
+        if !cfg.dns {
+            pc.families &= !switch::DNS;
+        }
+        if !cfg.udp_flows {
+            pc.families &= !switch::UDP_FLOW;
+        }
         for &(switch, x64, ia32) in FAMILY_NRS.iter().filter(|(s, ..)| *s == f.switch) {
             debug_assert_eq!(switch, f.switch);
             x64.iter().for_each(|&n| set(n));

@@ -353,7 +353,7 @@ pub(crate) fn file_of(file: &common::ExeFile, path: &[u8]) -> Option<ExeFile> {
     })
 }
 
-fn endpoint(a: &SockAddr) -> Option<Endpoint> {
+pub(crate) fn endpoint(a: &SockAddr) -> Option<Endpoint> {
     match a.family {
         2 => {
             let ip = Ipv4Addr::new(a.addr[0], a.addr[1], a.addr[2], a.addr[3]);

@@ -540,6 +540,9 @@ pub const SKELETON: &[&[&str]] = &[
     &["docker_listener", "privilege", "raised"],
     &["docker_listener", "privilege", "after"],
     &["docker_listener", "privileged"],
+    &["dns", "question"],
+    &["docker_listener", "dns", "domain"],
+    &["docker_listener", "dns", "suspicious"],
 ];
 
 /// Loss report for the eBPF side.

@@ -158,7 +158,7 @@ impl SocketBody {
 }
 
 /// `network.transport`: from the protocol, else the socket type.
-fn transport(sock_type: u16, protocol: u16, family: u16) -> Option<&'static str> {
+pub(crate) fn transport(sock_type: u16, protocol: u16, family: u16) -> Option<&'static str> {
     match (sock_type, protocol) {
         (_, 6) => Some("tcp"),
         (_, 17) => Some("udp"),
@@ -172,7 +172,7 @@ fn transport(sock_type: u16, protocol: u16, family: u16) -> Option<&'static str>
 }
 
 /// `network.type`.
-fn family_name(family: u16) -> Option<&'static str> {
+pub(crate) fn family_name(family: u16) -> Option<&'static str> {
     match family {
         AF_INET => Some("ipv4"),
         AF_INET6 => Some("ipv6"),
@@ -183,7 +183,7 @@ fn family_name(family: u16) -> Option<&'static str> {
     }
 }
 
-struct EndpointOut<'a>(&'a Endpoint);
+pub(crate) struct EndpointOut<'a>(pub(crate) &'a Endpoint);
 
 impl Serialize for EndpointOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

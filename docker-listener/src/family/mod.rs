@@ -1,5 +1,6 @@
 //! Event families reported at a system call's exit (the kernel's `syscall_exit.rs`): kernel
-//! modules, BPF, ptrace, namespaces and mounts, privilege changes, sensitive files. Each lives in one file here (its decoder, what
+//! modules, BPF, ptrace, namespaces and mounts, privilege changes, sensitive files, DNS queries
+//! and UDP flows. Each lives in one file here (its decoder, what
 //! the correlator adds to it, its ECS writer) and one in the kernel crate and in
 //! docker-listener-common; [`FAMILIES`] registers them, and the stages around them (attach,
 //! correlation, container, frame) are shared.
@@ -9,6 +10,7 @@ pub mod file;
 pub mod file_change;
 pub mod kmod;
 pub mod namespace;
+pub mod net;
 pub mod ptrace;
 
 use std::borrow::Cow;
@@ -43,7 +45,7 @@ pub struct Family {
 
 /// Every exit-reported family. Adding one: its files, a `Detail` variant, an entry here.
 pub const FAMILIES: &[Family] =
-    &[kmod::FAMILY, bpf::FAMILY, ptrace::FAMILY, namespace::FAMILY, cred::FAMILY, file::FAMILY];
+    &[kmod::FAMILY, bpf::FAMILY, ptrace::FAMILY, namespace::FAMILY, cred::FAMILY, file::FAMILY, net::FAMILY];
 
 /// The family a record kind belongs to.
 pub fn of_kind(kind: RecordKind) -> Option<&'static Family> {
@@ -75,6 +77,7 @@ pub enum Detail {
     Privilege(cred::CredChange),
     File(file::FileAccess),
     FileChange(file_change::FileChange),
+    Net(net::Send),
 }
 
 /// Decodes a record of an exit-reported family.
@@ -199,7 +202,7 @@ impl CallBody {
             Detail::Namespace(n) => n.resolve(ctx),
             Detail::Privilege(c) => c.resolve(call.meta.tgid, ctx),
             // (Resolved before: the correlator drops what is not an event.)
-            Detail::KernelModule(_) | Detail::Bpf(_) | Detail::File(_) | Detail::FileChange(_) => {}
+            Detail::KernelModule(_) | Detail::Bpf(_) | Detail::File(_) | Detail::FileChange(_) | Detail::Net(_) => {}
         }
         CallBody { process, parent, call }
     }
@@ -221,6 +224,7 @@ impl CallBody {
             Detail::Privilege(d) => d.kind(),
             Detail::File(d) => d.kind(),
             Detail::FileChange(d) => d.kind(),
+            Detail::Net(d) => d.kind(),
         }
     }
 
@@ -233,6 +237,7 @@ impl CallBody {
             Detail::Privilege(d) => d.syscall(),
             Detail::File(d) => d.syscall(),
             Detail::FileChange(d) => d.syscall(),
+            Detail::Net(d) => d.syscall(),
         }
     }
 
@@ -249,6 +254,7 @@ impl CallBody {
         match &self.call.detail {
             Detail::File(f) => f.write_file(m)?,
             Detail::FileChange(f) => f.write_file(m)?,
+            Detail::Net(n) => n.write_top(m)?,
             _ => {}
         }
         Ok((self.call.ret < 0).then(|| ErrorOut::of_call(self.syscall(), self.call.ret)))
@@ -264,6 +270,7 @@ impl CallBody {
             Detail::Privilege(d) => d.write(m)?,
             Detail::File(d) => d.write(m)?,
             Detail::FileChange(d) => d.write(m)?,
+            Detail::Net(d) => d.write(m)?,
         }
         if self.call.truncated {
             m.serialize_entry("arguments_truncated", &true)?;

@@ -113,10 +113,22 @@ pub enum Syscall {
     /// it), as in a server that has had more than 64 descriptors open: the family then reads
     /// the descriptor's file with `bpf_probe_read_kernel`.
     OpenGrown,
+    /// `write(fd, buf, 1)` to `/dev/null`: the most frequent system call of all. The network
+    /// family looks at writes to find DNS queries on connected sockets, only those of processes
+    /// that connected a socket to port 53 beyond a bit test: this loop measures what every
+    /// other write pays.
+    Write,
+    /// `sendto(fd, 32 bytes, 127.0.0.1:PORT)` on an unconnected UDP socket, to one destination,
+    /// received by a socket the worker bound there and never reads (the datagrams the full
+    /// buffer refuses are dropped silently, as on a busy network): a UDP send storm. The network
+    /// family inspects each (the socket, the destination, the flow map, which says it has been
+    /// reported already).
+    UdpSend,
 }
 
 impl Syscall {
-    pub const ALL: [Syscall; 4] = [Syscall::Getppid, Syscall::Munmap, Syscall::Open, Syscall::OpenGrown];
+    pub const ALL: [Syscall; 6] =
+        [Syscall::Getppid, Syscall::Munmap, Syscall::Open, Syscall::OpenGrown, Syscall::Write, Syscall::UdpSend];
 
     /// The loop's word on the worker's stdin.
     pub fn name(self) -> &'static str {
@@ -125,6 +137,8 @@ impl Syscall {
             Syscall::Munmap => "munmap",
             Syscall::Open => "open",
             Syscall::OpenGrown => "open-grown",
+            Syscall::Write => "write",
+            Syscall::UdpSend => "udp-send",
         }
     }
 
@@ -135,13 +149,15 @@ impl Syscall {
             Syscall::Munmap => "munmap(1, 4096)",
             Syscall::Open => "openat(\"/\") + close()",
             Syscall::OpenGrown => "openat(\"/\") + close(), grown fd table",
+            Syscall::Write => "write(/dev/null, 1 byte)",
+            Syscall::UdpSend => "sendto(UDP, 32 bytes, 127.0.0.1)",
         }
     }
 
     /// What one iteration of the loop is, as the tables' rows count it ("ns per ...").
     pub fn per(self) -> &'static str {
         match self {
-            Syscall::Getppid | Syscall::Munmap => "call",
+            Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UdpSend => "call",
             Syscall::Open | Syscall::OpenGrown => "open+close (one open)",
         }
     }
@@ -149,7 +165,7 @@ impl Syscall {
     /// System calls per iteration.
     pub fn calls(self) -> u64 {
         match self {
-            Syscall::Getppid | Syscall::Munmap => 1,
+            Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UdpSend => 1,
             Syscall::Open | Syscall::OpenGrown => 2,
         }
     }
@@ -160,8 +176,9 @@ impl Syscall {
     /// of ten to twenty, still with enough opens for a steady figure.
     pub fn iterations(self, count: u64) -> u64 {
         match self {
-            Syscall::Getppid | Syscall::Munmap => count,
-            Syscall::Open | Syscall::OpenGrown => (count / 10).max(1),
+            Syscall::Getppid | Syscall::Munmap | Syscall::Write => count,
+            // A loopback send is a whole trip through the network stack: ~10 getppid.
+            Syscall::Open | Syscall::OpenGrown | Syscall::UdpSend => (count / 10).max(1),
         }
     }
 
@@ -171,6 +188,8 @@ impl Syscall {
             Syscall::Getppid => "return",
             Syscall::Munmap => "fail with EINVAL",
             Syscall::Open | Syscall::OpenGrown => "open and close `/`",
+            Syscall::Write => "write one byte",
+            Syscall::UdpSend => "send 32 bytes",
         }
     }
 
@@ -263,6 +282,8 @@ fn syscall_loop(call: Syscall, count: u64) -> (u64, Duration) {
             }
         }
         Syscall::OpenGrown => failed = open_loop(count),
+        Syscall::Write => failed = write_loop(count),
+        Syscall::UdpSend => failed = udp_loop(count),
         Syscall::Open => {
             // A child with the default descriptor table (see `Syscall::Open`); its exit status
             // says whether every iteration went as expected (the fork and the wait are ~0.1 ms
@@ -302,6 +323,35 @@ fn open_loop(count: u64) -> u64 {
         // SAFETY: a NUL-terminated path; the fd is ours and closed at once.
         let fd = unsafe { libc::openat(libc::AT_FDCWD, c"/".as_ptr(), flags) };
         if fd < 0 || unsafe { libc::close(fd) } != 0 {
+            failed += 1;
+        }
+    }
+    failed
+}
+
+/// `count` one-byte writes to /dev/null; how many did not write it (all, if it cannot be opened).
+fn write_loop(count: u64) -> u64 {
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else { return count };
+    let fd = null.as_raw_fd();
+    let mut failed = 0;
+    for _ in 0..count {
+        // SAFETY: one byte from a valid buffer to our own descriptor.
+        if unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) } != 1 {
+            failed += 1;
+        }
+    }
+    failed
+}
+
+/// `count` 32-byte sendto from one unconnected UDP socket to a receiver bound on 127.0.0.1
+/// that never reads; how many were refused (all, if the sockets cannot be made).
+fn udp_loop(count: u64) -> u64 {
+    use std::net::UdpSocket;
+    let (Ok(rx), Ok(tx)) = (UdpSocket::bind("127.0.0.1:0"), UdpSocket::bind("0.0.0.0:0")) else { return count };
+    let Ok(to) = rx.local_addr() else { return count };
+    let mut failed = 0;
+    for _ in 0..count {
+        if tx.send_to(&[0u8; 32], to).is_err() {
             failed += 1;
         }
     }

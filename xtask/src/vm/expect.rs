@@ -61,7 +61,8 @@ pub const URING_PORT: u16 = 7401;
 /// docker-listener/src/ebpf/attach.rs gives them: those the programs above go through, the
 /// executed files' walk, which every exec event's `process.executable` comes from, and the
 /// exit-reported families the workload's unshare, mount, chroot, rmmod and its read of its own
-/// memory go through.
+/// memory go through, and the network family (its program verified by every kernel: the exit
+/// program is one, and refused as a whole).
 pub const DOORS: &[&str] = &[
     "32-bit system calls",
     "TCP connects without connect(2)",
@@ -70,6 +71,7 @@ pub const DOORS: &[&str] = &[
     "kernel-module",
     "namespace-change",
     "file-access",
+    "network",
 ];
 
 /// The shell script the container's first process runs (`sh -c <script>`); it runs the C
