@@ -80,7 +80,7 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
         &["-v", &programs_volume(), "-v", "/var/run/docker.sock:/var/run/docker.sock"],
         &format!(
             "echo x > /tmp/m.ko; insmod /tmp/m.ko; rmmod evil_mod; /t/bpf_load; sleep 61 & /t/ptrace_poke $!; \
-             unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; chroot / true; \
+             unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; chroot / true; /t/new_mount /tmp/x; \
              /t/compat_calls_32 /tmp/x evil32; \
              /t/unix_connect /var/run/docker.sock; cp /t/spawn /tmp/nginx; /tmp/nginx /bin/sh -c 'true {done}'; \
              sleep 60"
@@ -148,6 +148,37 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
         (Some("none"), Some("/tmp/x"), Some("tmpfs"))
     );
     assert_eq!(evaluate(&rules, mount), Some(100_030));
+    // The mount API that needs no mount(2), step by step: each step is a `mount` event the
+    // mount rules see (a cgroup filesystem, a device as the source).
+    let fsopen = action(&native, "mount", "fsopen");
+    check_common(fsopen, &name, "/t/new_mount", "failure", Some("EPERM"));
+    assert_eq!(fsopen["docker_listener"]["mount"], json!({"fstype": "cgroup"}), "{fsopen}");
+    assert_eq!(evaluate(&rules, fsopen), Some(100_029));
+    let fsconfig = |cmd: &str| {
+        find(&native, &format!("fsconfig {cmd}"), |e| {
+            e["docker_listener"]["syscall"]["name"] == "fsconfig" && e["docker_listener"]["mount"]["command"] == cmd
+        })
+    };
+    let source = fsconfig("FSCONFIG_SET_STRING");
+    assert_eq!(
+        source["docker_listener"]["mount"],
+        json!({"source": "/dev/sda1", "command": "FSCONFIG_SET_STRING", "key": "source", "fd": -1}),
+        "{source}"
+    );
+    assert_eq!(evaluate(&rules, source), Some(100_028), "a device as the source");
+    assert_eq!(evaluate(&rules, fsconfig("FSCONFIG_CMD_CREATE")), Some(100_030));
+    for (syscall, want) in [
+        ("fsmount", json!({"flags": ["MOUNT_ATTR_NOEXEC"], "fd": -1})),
+        ("move_mount", json!({"target": "/tmp/x", "flags": ["0x4"], "fd": -1})),
+        ("open_tree", json!({"source": "/", "flags": ["OPEN_TREE_CLONE", "AT_RECURSIVE"], "fd": -100})),
+        ("fspick", json!({"target": "/", "fd": -100})),
+        ("mount_setattr", json!({"target": "/", "flags_cleared": ["MOUNT_ATTR_RDONLY"], "fd": -100})),
+    ] {
+        let e = action(&native, "mount", syscall);
+        check_common(e, &name, "/t/new_mount", "failure", Some("EPERM"));
+        assert_eq!(e["docker_listener"]["mount"], want, "{e}");
+        assert_eq!(evaluate(&rules, e), Some(100_030), "{e}");
+    }
     let chroot = action(&native, "chroot", "chroot");
     check_common(chroot, &name, "/bin/busybox", "success", None);
     assert_eq!(chroot["docker_listener"]["chroot"]["path"], "/");
@@ -196,7 +227,7 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
     // sent, and busybox's own forks make no namespace.
     let family_events: Vec<&&Value> =
         m.iter().filter(|e| FAMILY_ACTIONS.contains(&e["event"]["action"].as_str().unwrap_or(""))).collect();
-    assert_eq!(family_events.len(), 10 + compat.len(), "{family_events:#?}");
+    assert_eq!(family_events.len(), 10 + 8 + compat.len(), "{family_events:#?}");
     assert_eq!(compat.len(), 6, "{compat:#?}");
     assert_eq!(agent.daemon.stop(), 0);
     let runtime = agent.daemon.final_stat("ebpf_runtime_setup");

@@ -47,6 +47,13 @@ pub mod x64 {
     pub const CAPSET: i64 = 126;
     pub const WRITE: i64 = 1;
     pub const WRITEV: i64 = 20;
+    pub const OPEN_TREE: i64 = 428;
+    pub const MOVE_MOUNT: i64 = 429;
+    pub const FSOPEN: i64 = 430;
+    pub const FSCONFIG: i64 = 431;
+    pub const FSMOUNT: i64 = 432;
+    pub const FSPICK: i64 = 433;
+    pub const MOUNT_SETATTR: i64 = 442;
     pub const SENDTO: i64 = 44;
     pub const SENDMSG: i64 = 46;
     pub const SENDMMSG: i64 = 307;
@@ -121,6 +128,8 @@ pub mod ia32 {
     pub const SENDMMSG: i64 = 345;
     pub const SENDTO: i64 = 369;
     pub const SENDMSG: i64 = 370;
+    // The system calls added since 4.18 have one number in every ABI.
+    pub use super::x64::{FSCONFIG, FSMOUNT, FSOPEN, FSPICK, MOUNT_SETATTR, MOVE_MOUNT, OPEN_TREE};
 }
 
 use crate::family::switch;
@@ -136,7 +145,23 @@ pub const FAMILY_NRS: &[(u32, &[i64], &[i64])] = &[
     (switch::PTRACE, &[x64::PTRACE, x64::PROCESS_VM_WRITEV], &[ia32::PTRACE, ia32::PROCESS_VM_WRITEV]),
     (
         switch::NAMESPACE,
-        &[x64::UNSHARE, x64::SETNS, x64::CLONE, x64::CLONE3, x64::MOUNT, x64::UMOUNT2, x64::PIVOT_ROOT, x64::CHROOT],
+        &[
+            x64::UNSHARE,
+            x64::SETNS,
+            x64::CLONE,
+            x64::CLONE3,
+            x64::MOUNT,
+            x64::UMOUNT2,
+            x64::PIVOT_ROOT,
+            x64::CHROOT,
+            x64::FSOPEN,
+            x64::FSCONFIG,
+            x64::FSMOUNT,
+            x64::MOVE_MOUNT,
+            x64::OPEN_TREE,
+            x64::FSPICK,
+            x64::MOUNT_SETATTR,
+        ],
         &[
             ia32::UNSHARE,
             ia32::SETNS,
@@ -147,6 +172,13 @@ pub const FAMILY_NRS: &[(u32, &[i64], &[i64])] = &[
             ia32::UMOUNT2,
             ia32::PIVOT_ROOT,
             ia32::CHROOT,
+            ia32::FSOPEN,
+            ia32::FSCONFIG,
+            ia32::FSMOUNT,
+            ia32::MOVE_MOUNT,
+            ia32::OPEN_TREE,
+            ia32::FSPICK,
+            ia32::MOUNT_SETATTR,
         ],
     ),
     (switch::PRIVILEGE, PRIVILEGE_X64, PRIVILEGE_IA32),

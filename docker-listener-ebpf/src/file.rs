@@ -119,7 +119,7 @@ fn sensitive(ino: u64) -> u32 {
 /// not the agent, and its cgroup (task->cgroups->dfl_cgrp->kn->id) in the containers' bit set
 /// (exact only after `CONTAINERS` says so: see `on_exit`). 0 when it is not.
 #[inline(always)]
-unsafe fn maybe_traced(task: *const u8) -> u64 {
+pub(crate) unsafe fn maybe_traced(task: *const u8) -> u64 {
     unsafe {
         if Direct::get::<u32>(task, config!(offsets.task_tgid)) == config!(agent_tgid) {
             return 0;
@@ -135,7 +135,7 @@ unsafe fn maybe_traced(task: *const u8) -> u64 {
 /// The file of descriptor `fd` from the table's embedded array, as a typed pointer; null when
 /// the table has grown past it (its `fd` no longer points there) or `fd` is not below 64.
 #[inline(always)]
-unsafe fn embedded_file(task: *const u8, fd: u32) -> *const u8 {
+pub(crate) unsafe fn embedded_file(task: *const u8, fd: u32) -> *const u8 {
     unsafe {
         let files: *const u8 = Direct::get(task, config!(offsets.task_files));
         let fdt: *const u8 = Direct::get(files, config!(offsets.files_fdt));
@@ -162,7 +162,7 @@ unsafe fn embedded_file(task: *const u8, fd: u32) -> *const u8 {
 /// reached through typed pointers, its slot (an array of pointers, which the verifier gives no
 /// type) with the helper.
 #[inline(always)]
-unsafe fn grown_table_file(task: *const u8, fd: u32) -> *const u8 {
+pub(crate) unsafe fn grown_table_file(task: *const u8, fd: u32) -> *const u8 {
     if fd >= 1 << 20 {
         return core::ptr::null();
     }

@@ -1,5 +1,6 @@
 //! `namespace-change`: unshare, setns, clone and clone3 with new namespaces, mount, umount,
-//! pivot_root and chroot by a traced process, reported at their exit by the raw exit program
+//! pivot_root and chroot, and the mount API that needs no mount(2) (fsopen, fsconfig, fsmount,
+//! move_mount, open_tree, fspick, mount_setattr), by a traced process, reported at their exit by the raw exit program
 //! (`syscall_exit.rs`): those Docker's seccomp profile refuses are reported as the failures
 //! they are. Paths are the strings the caller passed; setns names the namespace by its inode
 //! (the kernel's, from the descriptor).
@@ -8,7 +9,7 @@ use docker_listener_common::{
     RecordKind,
     family::{
         ARG_PATH_CAP, STRING_TRUNCATED,
-        namespace::{CLONE_NEW_MASK, FSTYPE_CAP, NamespaceRecord, op},
+        namespace::{CLONE_NEW_MASK, FSCONFIG_STRING_CMDS, FSTYPE_CAP, NamespaceRecord, op},
     },
 };
 
@@ -34,6 +35,21 @@ pub fn on_exit(route: u32, a: &[u64; 6], ret: i64, flags: u32) {
         }
         UMOUNT_NO_FLAGS => (op::UMOUNT, 0),
         op::MOUNT => (op::MOUNT, a[3]),
+        // fsopen(fsname, flags); fsmount(fs_fd, flags, attr_flags); open_tree(dfd, path, flags);
+        // fspick(dfd, path, flags); move_mount(from_dfd, from, to_dfd, to, flags);
+        // fsconfig(fd, cmd, key, value, aux).
+        op::FSOPEN => (op::FSOPEN, a[1]),
+        op::FSMOUNT => (op::FSMOUNT, a[2] << 32 | (a[1] & 0xffff_ffff)),
+        op::OPEN_TREE | op::FSPICK => (route, a[2]),
+        op::MOVE_MOUNT => (op::MOVE_MOUNT, a[4]),
+        op::FSCONFIG => (op::FSCONFIG, a[1]),
+        op::MOUNT_SETATTR => {
+            // mount_setattr(dfd, path, flags, struct mount_attr *attr, size): attr_set, then
+            // attr_clr.
+            let mut attr = [0u64; 2];
+            unsafe { bpf_probe_read_user(attr.as_mut_ptr().cast(), 16, a[3] as *const _) };
+            (op::MOUNT_SETATTR, (attr[0] & 0xffff_ffff) | attr[1] << 32)
+        }
         op::UMOUNT => (op::UMOUNT, a[1]),
         op::SETNS => (op::SETNS, a[1]),
         op::PIVOT_ROOT | op::CHROOT => (route, 0),
@@ -59,13 +75,26 @@ pub fn on_exit(route: u32, a: &[u64; 6], ret: i64, flags: u32) {
             op::MOUNT => (a[0], a[1], a[2]),
             op::UMOUNT | op::CHROOT => (0, a[0], 0),
             op::PIVOT_ROOT => (a[1], a[0], 0),
+            op::FSOPEN => (0, 0, a[0]),
+            op::MOVE_MOUNT => (a[1], a[3], 0),
+            op::OPEN_TREE => (a[1], 0, 0),
+            op::FSPICK | op::MOUNT_SETATTR => (0, a[1], 0),
+            // The value, for the commands whose value is a string; the key.
+            op::FSCONFIG if FSCONFIG_STRING_CMDS.contains(&a[1]) => (a[3], a[2], 0),
+            op::FSCONFIG => (0, a[2], 0),
             _ => (0, 0, 0),
         };
-        if op == op::SETNS {
-            (*r).fd = a[0] as i32;
-            if let Some(file) = file_of_fd(a[0] as i32) {
-                (*r).ns_ino = file_ino(file);
+        match op {
+            op::SETNS => {
+                (*r).fd = a[0] as i32;
+                if let Some(file) = file_of_fd(a[0] as i32) {
+                    (*r).ns_ino = file_ino(file);
+                }
             }
+            op::FSCONFIG | op::FSMOUNT | op::MOVE_MOUNT | op::OPEN_TREE | op::FSPICK | op::MOUNT_SETATTR => {
+                (*r).fd = a[0] as i32;
+            }
+            _ => {}
         }
         let (n, cut_s) = user_str(source, (*r).source.as_mut_ptr(), cap);
         (*r).source_len = n;

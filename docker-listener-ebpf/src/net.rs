@@ -7,10 +7,13 @@
 //!   made it visible), the first time a socket sends to that destination (`FLOWS`).
 //!
 //! This is a program of its own (`raw_sys_exit_net`), which the exit program tail-calls for the
-//! send calls, so that its verification does not add to the exit program's. write and writev
-//! are what every process does most: only those of processes that connected a socket to port
-//! 53 (`DNS_WRITERS`, set by the connect exit in `socket.rs`) go further than a bit test. Every candidate's descriptor is checked to be a socket, and its destination is
-//! the kernel's (the connected peer) or the call's own argument.
+//! send calls, so that its verification does not add to the exit program's. Sends are among the
+//! most frequent calls, so the checks go from cheap to dear: a send to the connected peer (write,
+//! writev, send, a sendmsg without a name) can only be a DNS query from a process that connected
+//! a socket to port 53 (`DNS_WRITERS`, set by the connect exit in `socket.rs`: a bit test); the
+//! container filter is loads and a bit test (`file.rs`'s); a send to an address of its own that
+//! this socket has reported as a flow ends at the flow map (`FLOWS`, keyed by the `struct file`)
+//! before the socket is read; only what will be reported pays for the socket's state.
 use aya_ebpf::{
     helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_user},
     macros::btf_tracepoint,
@@ -27,8 +30,12 @@ use docker_listener_common::{
 };
 
 use crate::{
-    kernel::{AF_INET, AF_INET6, SocketState, socket_of_fd, socket_state},
-    maps::{DNS_WRITERS, FLOW_KEY, FLOWS, FlowKey, NET_SCRATCH, bit_set, config, reserve, set_bit, submit, traced},
+    file::{embedded_file, grown_table_file, maybe_traced},
+    kernel::{AF_INET, AF_INET6, SocketState, file_of_fd, read0, socket_state},
+    maps::{
+        CONTAINERS, DNS_WRITERS, FLOW_KEY, FLOWS, FlowKey, NET_SCRATCH, bit_set, config, reserve, set_bit, submit,
+        traced,
+    },
     syscall_exit::{
         call_head, in_compat, reg,
         regs::{BP, BX, CX, DI, DX, ORIG_AX, R8, R9, R10, SI},
@@ -36,19 +43,6 @@ use crate::{
 };
 
 const IPPROTO_UDP: u16 = 17;
-
-/// A send being looked at (`NET_SCRATCH`): the call, its socket, its messages.
-#[repr(C)]
-pub struct NetScratch {
-    pub op: u32,
-    pub fd: i32,
-    pub sock: u64,
-    pub ret: i64,
-    pub fl: u32,
-    pub _pad: u32,
-    pub st: SocketState,
-    pub msgs: [Message; MMSG_MAX as usize],
-}
 
 /// Marks process `tgid` as one whose writes may be DNS queries (it connected a socket to port 53).
 #[inline(always)]
@@ -58,14 +52,25 @@ pub fn mark_dns_writer(tgid: u32) {
     }
 }
 
-/// One message: its first buffer, the length asked, and the name given with it (0: none).
+/// One message: where its data is (a buffer, or an iovec array whose first buffer is read when
+/// the message is reported), and the name given with it (0: none).
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct Message {
     buf: u64,
     len: u64,
+    iov: u64,
+    iov_count: u64,
     name: u64,
     name_len: u64,
+}
+
+impl Message {
+    /// The message's first buffer and its length.
+    #[inline(always)]
+    unsafe fn buffer(&self, compat: bool) -> (u64, u64) {
+        if self.iov == 0 { (self.buf, self.len) } else { unsafe { first_iov(self.iov, self.iov_count, compat) } }
+    }
 }
 
 /// A user pointer-sized word of the caller's ABI at `at`.
@@ -102,16 +107,20 @@ unsafe fn first_iov(iov: u64, count: u64, compat: bool) -> (u64, u64) {
     }
 }
 
-/// A `struct msghdr` (`compat_msghdr`): name, name length, iov, iov count.
+/// A `struct msghdr` (`compat_msghdr`): name, name length, iov, iov count, in one read.
 #[inline(always)]
 unsafe fn msghdr(at: u64, compat: bool) -> Message {
-    let w = if compat { 4 } else { 8 };
     unsafe {
-        let name = word(at, compat);
-        let mut name_len = 0u32;
-        bpf_probe_read_user((&mut name_len as *mut u32).cast(), 4, (at + w) as *const _);
-        let (buf, len) = first_iov(word(at + 2 * w, compat), word(at + 3 * w, compat), compat);
-        Message { buf, len, name, name_len: u64::from(name_len) }
+        if compat {
+            let mut h = [0u32; 4];
+            bpf_probe_read_user(h.as_mut_ptr().cast(), 16, at as *const _);
+            let [name, name_len, iov, count] = h.map(u64::from);
+            Message { name, name_len, iov, iov_count: count, ..Message::default() }
+        } else {
+            let mut h = [0u64; 4];
+            bpf_probe_read_user(h.as_mut_ptr().cast(), 32, at as *const _);
+            Message { name: h[0], name_len: h[1] & 0xffff_ffff, iov: h[2], iov_count: h[3], ..Message::default() }
+        }
     }
 }
 
@@ -125,12 +134,11 @@ unsafe fn messages(op: u32, a: &[u64; 6], compat: bool, m: *mut [Message; MMSG_M
                 1
             }
             op::WRITEV => {
-                let (buf, len) = first_iov(a[1], a[2], compat);
-                (*m)[0] = Message { buf, len, ..Message::default() };
+                (*m)[0] = Message { iov: a[1], iov_count: a[2], ..Message::default() };
                 1
             }
             op::SENDTO => {
-                (*m)[0] = Message { buf: a[1], len: a[2], name: a[4], name_len: a[5] };
+                (*m)[0] = Message { buf: a[1], len: a[2], name: a[4], name_len: a[5], ..Message::default() };
                 1
             }
             op::SENDMSG => {
@@ -152,22 +160,22 @@ unsafe fn messages(op: u32, a: &[u64; 6], compat: bool, m: *mut [Message; MMSG_M
     }
 }
 
-/// A `sockaddr_in` or `sockaddr_in6` from the caller's memory (any other family: none).
+/// A `sockaddr_in` or `sockaddr_in6` from the caller's memory (any other family: none): its
+/// first 8 bytes (family, port, an IPv4 address) in one read.
 #[inline(always)]
 unsafe fn user_sockaddr(at: u64, len: u64) -> Option<SockAddr> {
     if at == 0 || len < 8 {
         return None;
     }
-    let mut family = 0u16;
+    let mut head = [0u8; 8];
     unsafe {
-        if bpf_probe_read_user((&mut family as *mut u16).cast(), 2, at as *const _) != 0 {
+        if bpf_probe_read_user(head.as_mut_ptr().cast(), 8, at as *const _) != 0 {
             return None;
         }
-        let mut port = 0u16;
-        bpf_probe_read_user((&mut port as *mut u16).cast(), 2, (at + 2) as *const _);
-        let mut out = SockAddr { family, port: u16::from_be(port), ..SockAddr::default() };
+        let family = u16::from_ne_bytes([head[0], head[1]]);
+        let mut out = SockAddr { family, port: u16::from_be_bytes([head[2], head[3]]), ..SockAddr::default() };
         if family == AF_INET {
-            bpf_probe_read_user(out.addr.as_mut_ptr().cast(), 4, (at + 4) as *const _);
+            out.addr[..4].copy_from_slice(&head[4..]);
         } else if family == AF_INET6 && len >= 24 {
             bpf_probe_read_user(out.addr.as_mut_ptr().cast(), 16, (at + 8) as *const _);
         } else {
@@ -227,15 +235,24 @@ pub fn raw_sys_exit_net(ctx: BtfTracePointContext) -> u32 {
             _ => return 0,
         }
     };
-    if op == op::WRITE || op == op::WRITEV {
-        // A load or two for every write of the host: the process's bit first.
-        let tgid: u32 =
-            unsafe { core::ptr::read_volatile(task.wrapping_add(config!(offsets.task_tgid) as usize).cast()) };
-        if !bit_set(&DNS_WRITERS, u64::from(tgid)) {
-            return 0;
-        }
+    let tgid: u32 = unsafe { core::ptr::read_volatile(task.wrapping_add(config!(offsets.task_tgid) as usize).cast()) };
+    // A send without a destination of its own goes to the connected peer: only a process that
+    // connected a socket to port 53 may be sending a DNS query that way (a load and a test for
+    // every write, send and sendmsg of the host's other processes).
+    let dns_writer = bit_set(&DNS_WRITERS, u64::from(tgid));
+    if (op == op::WRITE || op == op::WRITEV) && !dns_writer {
+        return 0;
     }
-    if !traced() {
+    // The container filter, by loads (the exact one when there is something to report).
+    // (Without the direct loads' offsets, the helper's filter, exact: `u64::MAX` says so.)
+    let cgroup = if config!(offsets.direct_valid) != 0 {
+        unsafe { maybe_traced(task) }
+    } else if traced() {
+        u64::MAX
+    } else {
+        0
+    };
+    if cgroup == 0 {
         return 0;
     }
     let ret: i64 = ctx.arg(1);
@@ -265,72 +282,130 @@ pub fn raw_sys_exit_net(ctx: BtfTracePointContext) -> u32 {
         // send(fd, buf, len, flags) is sendto without a name (words 4 and 5 stay 0).
         (op, w.map(u64::from))
     };
-    on_send(op, &a, ret, if compat { flags::COMPAT } else { 0 });
-    0
-}
-
-/// A traced process's send: reported when it is a DNS query or a new UDP flow. Its state is in
-/// a per-CPU scratch map (`NET_SCRATCH`): a program's frames share 512 bytes of stack.
-#[inline(always)]
-fn on_send(op: u32, a: &[u64; 6], ret: i64, fl: u32) {
-    let Some(c) = NET_SCRATCH.get_ptr_mut(0) else { return };
-    let fd = a[0] as i32;
-    let Some(sock) = (unsafe { socket_of_fd(fd) }) else { return };
+    let fl = if compat { flags::COMPAT } else { 0 };
+    let Some(c) = NET_SCRATCH.get_ptr_mut(0) else { return 0 };
     unsafe {
-        if !socket_into(sock, &mut (*c).st) {
-            return;
-        }
-        if (*c).st.local.family != AF_INET && (*c).st.local.family != AF_INET6 {
-            return;
+        let fd = a[0] as i32;
+        let file = fd_file(task, fd);
+        if file.is_null() {
+            return 0;
         }
         (*c).op = op;
         (*c).fd = fd;
-        (*c).sock = sock as u64;
+        (*c).file = file as u64;
+        (*c).cgroup = cgroup;
         (*c).ret = ret;
         (*c).fl = fl;
-        let n = messages(op, a, fl & flags::COMPAT != 0, &mut (*c).msgs);
-        one(&*c, 0);
+        (*c).dns_writer = u32::from(dns_writer);
+        (*c).state = 0;
+        let n = messages(op, &a, compat, &mut (*c).msgs);
+        one(&mut *c, 0);
         if n > 1 {
-            one(&*c, 1);
+            one(&mut *c, 1);
         }
+    }
+    0
+}
+
+/// The `struct file` of descriptor `fd` of the current task (`task`, BTF-typed).
+#[inline(always)]
+unsafe fn fd_file(task: *const u8, fd: i32) -> *const u8 {
+    if fd < 0 {
+        return core::ptr::null();
+    }
+    unsafe {
+        if config!(offsets.direct_valid) == 0 {
+            return file_of_fd(fd).unwrap_or(core::ptr::null());
+        }
+        let typed = embedded_file(task, fd as u32);
+        if typed.is_null() { grown_table_file(task, fd as u32) } else { typed }
     }
 }
 
-/// `socket_state` written in place.
+/// A send being looked at (`NET_SCRATCH`): the call, its file, its messages, and the socket
+/// once it was read (`state`: 0 not yet, 1 read, 2 not an IP socket).
+#[repr(C)]
+pub struct NetScratch {
+    pub op: u32,
+    pub fd: i32,
+    pub file: u64,
+    pub cgroup: u64,
+    pub ret: i64,
+    pub fl: u32,
+    pub dns_writer: u32,
+    pub state: u32,
+    pub _pad: u32,
+    pub st: SocketState,
+    pub msgs: [Message; MMSG_MAX as usize],
+}
+
+/// The socket behind the call's file, read once for the call's messages: whether it is an IP
+/// socket.
 #[inline(always)]
-unsafe fn socket_into(sock: *const u8, out: &mut SocketState) -> bool {
-    match unsafe { socket_state(sock) } {
-        Some(st) => {
-            *out = st;
-            true
+unsafe fn ip_socket(c: &mut NetScratch) -> bool {
+    unsafe {
+        if c.state == 0 {
+            c.state = 2;
+            let file = c.file as *const u8;
+            let sock: *const u8 = read0(file, config!(offsets.file_private_data));
+            let back: *const u8 = read0(sock, config!(offsets.socket_file));
+            if back == file
+                && let Some(st) = socket_state(sock)
+                && (st.local.family == AF_INET || st.local.family == AF_INET6)
+            {
+                c.st = st;
+                c.state = 1;
+            }
         }
-        None => false,
+        c.state == 1
     }
 }
 
 /// Message `index` of a send.
 #[inline(always)]
-fn one(c: &NetScratch, index: u32) {
-    let m = &c.msgs[(index & 1) as usize];
+fn one(c: &mut NetScratch, index: u32) {
+    let m = c.msgs[(index & 1) as usize];
     let given = unsafe { user_sockaddr(m.name, m.name_len) };
+    let on = config!(families);
+    match given {
+        // To the connected peer: a DNS query only from a process that connected to port 53.
+        None if c.dns_writer == 0 || on & switch::DNS == 0 => return,
+        // To an address of its own: a flow this socket has reported makes nothing more, which
+        // the flow map says before the socket is read.
+        Some(d) if d.port != DNS_PORT => {
+            if on & switch::UDP_FLOW == 0 {
+                return;
+            }
+            let Some(key) = FLOW_KEY.get_ptr_mut(0) else { return };
+            unsafe {
+                *key = FlowKey { sock: c.file, addr: d.addr, port: d.port, family: d.family, _pad: 0 };
+                if FLOWS.get(&*key).is_some() {
+                    return;
+                }
+            }
+        }
+        _ => {}
+    }
+    // Something to report, if the process is in a container (exactly) and this is an IP socket.
+    if config!(trace_host) == 0 && c.cgroup != u64::MAX && unsafe { CONTAINERS.get(&c.cgroup) }.is_none() {
+        return;
+    }
+    if !unsafe { ip_socket(c) } {
+        return;
+    }
     let explicit = given.is_some();
     let dst = given.unwrap_or(c.st.remote);
-    let on = config!(families);
     let what = if dst.port == DNS_PORT && on & switch::DNS != 0 {
         what::DNS
     } else if explicit && c.st.protocol == IPPROTO_UDP && on & switch::UDP_FLOW != 0 {
-        let Some(key) = FLOW_KEY.get_ptr_mut(0) else { return };
-        unsafe {
-            *key = FlowKey { sock: c.sock, addr: dst.addr, port: dst.port, family: dst.family, _pad: 0 };
-            if FLOWS.get(&*key).is_some() {
-                return;
-            }
-            let _ = FLOWS.insert(&*key, &1, 0);
+        if let Some(key) = FLOW_KEY.get_ptr_mut(0) {
+            let _ = FLOWS.insert(unsafe { &*key }, &1, 0);
         }
         what::FLOW
     } else {
         return;
     };
+    let (buf, len) = unsafe { m.buffer(c.fl & flags::COMPAT != 0) };
     let Some((mut entry, header)) = reserve::<NetRecord>(RecordKind::Network) else { return };
     let r = entry.as_mut_ptr();
     unsafe {
@@ -340,19 +415,19 @@ fn one(c: &NetScratch, index: u32) {
         (*r).sock_type = c.st.sock_type;
         (*r).protocol = c.st.protocol;
         (*r).index = index;
-        (*r).len = m.len;
+        (*r).len = len;
         (*r).explicit = u32::from(explicit);
         (*r).dst = dst;
         (*r).src = c.st.local;
         (*r).payload_len = 0;
-        if what == what::DNS && m.buf != 0 {
+        if what == what::DNS && buf != 0 {
             let cap = (PAYLOAD_CAP - 1) as u64;
-            let len = (if m.len < cap { m.len } else { cap }) as u32;
+            let n = (if len < cap { len } else { cap }) as u32;
             // black_box: the mask must be applied to the register the call takes (6.1's
             // verifier forgets a bound checked before the value was spilled to the stack).
-            let len = core::hint::black_box(len) & (PAYLOAD_CAP as u32 - 1);
-            if len > 0 && bpf_probe_read_user((*r).payload.as_mut_ptr().cast(), len, m.buf as *const _) == 0 {
-                (*r).payload_len = len;
+            let n = core::hint::black_box(n) & (PAYLOAD_CAP as u32 - 1);
+            if n > 0 && bpf_probe_read_user((*r).payload.as_mut_ptr().cast(), n, buf as *const _) == 0 {
+                (*r).payload_len = n;
             }
         }
     }

@@ -70,19 +70,53 @@ pub fn exe_file(pid: u32) -> Option<ExeFile> {
     let dev = meta.dev();
     // The kernel's dev_t: major << 20 | minor (userspace encodes it differently).
     let kdev = ((libc::major(dev) as u32) << 20) | (libc::minor(dev) as u32 & 0xf_ffff);
+    let magic = fs_magic(&link_path).unwrap_or(0);
+    // Drift, as the exec event's kernel check would have found it: the same file (its inode) in
+    // the upper layer of the overlay the process's root is.
+    let upper = magic == docker_listener_common::magic::OVERLAYFS
+        && !unlinked
+        && root_upperdir(pid).is_some_and(|upper| same_file_in(&upper, &path, meta.ino()));
     Some(ExeFile {
         detached: path.starts_with("memfd:"),
         path,
         ino: meta.ino(),
         dev: kdev,
-        magic: fs_magic(&link_path).unwrap_or(0),
+        magic,
         unlinked,
         outside_root: false,
         path_truncated: false,
         // /proc/<pid>/root reads "/" unless the process is chrooted inside its namespace.
         chroot: std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r != std::path::Path::new("/")),
-        upper: false,
+        upper,
     })
+}
+
+/// The `upperdir` of the overlay mounted at the root of `pid`'s mount namespace, from its
+/// mountinfo ("... / / ... - overlay overlay rw,lowerdir=...,upperdir=/var/lib/docker/...,...").
+fn root_upperdir(pid: u32) -> Option<std::path::PathBuf> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    upperdir_of_root(&info)
+}
+
+fn upperdir_of_root(mountinfo: &str) -> Option<std::path::PathBuf> {
+    // The last mount on "/" is the one the processes see.
+    let line = mountinfo.lines().rfind(|l| l.split(' ').nth(4) == Some("/"))?;
+    let (_, after) = line.split_once(" - ")?;
+    let mut fields = after.split(' ');
+    if fields.next()? != "overlay" {
+        return None;
+    }
+    let options = fields.nth(1)?;
+    options.split(',').find_map(|o| o.strip_prefix("upperdir=")).map(std::path::PathBuf::from)
+}
+
+/// Whether `path` (as the container sees it) in `upper` is the file with inode `ino` (overlay
+/// on one filesystem reports the layer's inode).
+fn same_file_in(upper: &std::path::Path, path: &str, ino: u64) -> bool {
+    let rel = path.trim_start_matches('/');
+    !rel.is_empty()
+        && !rel.split('/').any(|c| c == "..")
+        && std::fs::symlink_metadata(upper.join(rel)).is_ok_and(|m| m.is_file() && m.ino() == ino)
 }
 
 fn fs_magic(path: &str) -> Option<u32> {
@@ -205,5 +239,26 @@ mod tests {
         );
         let exe = exe_file(std::process::id()).unwrap();
         assert!(exe.path.starts_with('/') && exe.ino > 0 && !exe.unlinked);
+        assert!(!exe.upper, "the test binary is on no container's writable layer");
+    }
+
+    #[test]
+    fn the_upper_layer_of_the_root_overlay_is_read_from_mountinfo() {
+        let info = "22 1 0:21 / / rw,relatime - ext4 /dev/sda1 rw\n\
+                    600 550 0:52 / / rw,relatime master:1 - overlay overlay \
+                    rw,lowerdir=/var/lib/docker/overlay2/l/A:/var/lib/docker/overlay2/l/B,\
+                    upperdir=/var/lib/docker/overlay2/abc/diff,workdir=/var/lib/docker/overlay2/abc/work\n\
+                    601 600 0:53 / /proc rw - proc proc rw\n";
+        assert_eq!(upperdir_of_root(info), Some(std::path::PathBuf::from("/var/lib/docker/overlay2/abc/diff")));
+        assert_eq!(upperdir_of_root("22 1 0:21 / / rw - ext4 /dev/sda1 rw\n"), None, "not an overlay");
+        // A file there is the process's only if it is the same inode, by a path without `..`.
+        let dir = std::env::temp_dir().join(format!("dl-upper-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        std::fs::write(dir.join("tmp/x"), b"x").unwrap();
+        let ino = std::fs::metadata(dir.join("tmp/x")).unwrap().ino();
+        assert!(same_file_in(&dir, "/tmp/x", ino));
+        assert!(!same_file_in(&dir, "/tmp/x", ino + 1));
+        assert!(!same_file_in(&dir, "/tmp/../tmp/x", ino));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -27,7 +27,8 @@ pub const FAMILY: Family = Family {
     switch: switch::NAMESPACE,
     enabled: |c| c.namespace,
     decode,
-    sees: "namespace changes and mounts (unshare, setns, clone with new namespaces, mount, umount, pivot_root, chroot)",
+    sees: "namespace changes and mounts (unshare, setns, clone with new namespaces, mount, umount, pivot_root, chroot; \
+           fsopen, fsconfig, fsmount, move_mount, open_tree, fspick, mount_setattr)",
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,38 @@ const MOUNT_FLAGS: &[(u64, &str)] = &[
     (1 << 15, "MS_SILENT"),
 ];
 
+/// `MOUNT_ATTR_*` (fsmount's attr_flags, mount_setattr's attr_set and attr_clr).
+const MOUNT_ATTRS: &[(u64, &str)] = &[
+    (1, "MOUNT_ATTR_RDONLY"),
+    (2, "MOUNT_ATTR_NOSUID"),
+    (4, "MOUNT_ATTR_NODEV"),
+    (8, "MOUNT_ATTR_NOEXEC"),
+    (0x10, "MOUNT_ATTR_RELATIME"),
+    (0x20, "MOUNT_ATTR_NOATIME"),
+    (0x80, "MOUNT_ATTR_NODIRATIME"),
+    (0x0010_0000, "MOUNT_ATTR_IDMAP"),
+    (0x0020_0000, "MOUNT_ATTR_NOSYMFOLLOW"),
+];
+
+/// open_tree's flags: a clone of the tree (a bind mount to be), recursively.
+const OPEN_TREE_FLAGS: &[(u64, &str)] = &[(1, "OPEN_TREE_CLONE"), (0x8000, "AT_RECURSIVE")];
+
+/// fsconfig's commands.
+fn fsconfig_cmd(cmd: u64) -> Cow<'static, str> {
+    Cow::Borrowed(match cmd {
+        0 => "FSCONFIG_SET_FLAG",
+        1 => "FSCONFIG_SET_STRING",
+        2 => "FSCONFIG_SET_BINARY",
+        3 => "FSCONFIG_SET_PATH",
+        4 => "FSCONFIG_SET_PATH_EMPTY",
+        5 => "FSCONFIG_SET_FD",
+        6 => "FSCONFIG_CMD_CREATE",
+        7 => "FSCONFIG_CMD_RECONFIGURE",
+        8 => "FSCONFIG_CMD_CREATE_EXCL",
+        other => return Cow::Owned(other.to_string()),
+    })
+}
+
 /// umount2(2)'s flags.
 const UMOUNT_FLAGS: &[(u64, &str)] = &[(1, "MNT_FORCE"), (2, "MNT_DETACH"), (4, "MNT_EXPIRE"), (8, "UMOUNT_NOFOLLOW")];
 
@@ -104,6 +137,13 @@ impl NsCall {
             op::MOUNT => "mount",
             op::UMOUNT => "umount2",
             op::PIVOT_ROOT => "pivot_root",
+            op::FSOPEN => "fsopen",
+            op::FSCONFIG => "fsconfig",
+            op::FSMOUNT => "fsmount",
+            op::MOVE_MOUNT => "move_mount",
+            op::OPEN_TREE => "open_tree",
+            op::FSPICK => "fspick",
+            op::MOUNT_SETATTR => "mount_setattr",
             _ => "chroot",
         }
     }
@@ -111,12 +151,20 @@ impl NsCall {
     pub fn kind(&self) -> Kind {
         let action = match self.op {
             op::UMOUNT => "umount",
+            // The mount API's steps are each a part of a mount: the mount rules see them.
+            op::FSOPEN
+            | op::FSCONFIG
+            | op::FSMOUNT
+            | op::MOVE_MOUNT
+            | op::OPEN_TREE
+            | op::FSPICK
+            | op::MOUNT_SETATTR => "mount",
             _ => self.syscall(),
         };
         Kind { kind: "event", category: "process", types: &["change"], action, dataset: "docker_listener.namespace" }
     }
 
-    pub(crate) fn write<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+    pub(crate) fn write<'a, M: SerializeMap>(&'a self, m: &mut M) -> Result<(), M::Error> {
         #[derive(Serialize)]
         struct NamespaceOut {
             /// The namespaces the call makes or enters.
@@ -130,18 +178,33 @@ impl NsCall {
             #[serde(skip_serializing_if = "Option::is_none")]
             host: Option<&'static str>,
         }
-        #[derive(Serialize)]
+        #[derive(Serialize, Default)]
         struct MountOut<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
             source: Option<&'a str>,
-            target: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            target: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             fstype: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             put_old: Option<&'a str>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             flags: Vec<Cow<'static, str>>,
+            /// mount_setattr: the attributes cleared.
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            flags_cleared: Vec<Cow<'static, str>>,
+            /// fsconfig: the command, the key, and a value that is not the source.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            command: Option<Cow<'static, str>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            key: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            value: Option<&'a str>,
+            /// The descriptor the call works on (a filesystem context, a mount, a directory).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fd: Option<i32>,
         }
+        let some = |s: &'a str| (!s.is_empty()).then_some(s);
         match self.op {
             op::UNSHARE | op::CLONE | op::SETNS => {
                 let setns = self.op == op::SETNS;
@@ -166,34 +229,79 @@ impl NsCall {
                 "mount",
                 &MountOut {
                     source: Some(self.source.as_str()),
-                    target: &self.target,
-                    fstype: (!self.fstype.is_empty()).then_some(self.fstype.as_str()),
-                    put_old: None,
+                    target: Some(&self.target),
+                    fstype: some(&self.fstype),
                     // Old callers put MS_MGC_VAL (0xC0ED) in the high half: not a flag.
                     flags: bit_names(
                         if self.flags >> 16 == 0xc0ed { self.flags & 0xffff } else { self.flags },
                         MOUNT_FLAGS,
                     ),
+                    ..MountOut::default()
                 },
             ),
             op::UMOUNT => m.serialize_entry(
                 "mount",
                 &MountOut {
-                    source: None,
-                    target: &self.target,
-                    fstype: None,
-                    put_old: None,
+                    target: Some(&self.target),
                     flags: bit_names(self.flags, UMOUNT_FLAGS),
+                    ..MountOut::default()
                 },
             ),
             op::PIVOT_ROOT => m.serialize_entry(
                 "mount",
+                &MountOut { target: Some(&self.target), put_old: Some(self.source.as_str()), ..MountOut::default() },
+            ),
+            op::FSOPEN => m.serialize_entry("mount", &MountOut { fstype: some(&self.fstype), ..MountOut::default() }),
+            op::FSCONFIG => {
+                // The "source" key's value is the mount's source (a device, for a host disk).
+                let source = (self.target == "source").then(|| some(&self.source)).flatten();
+                m.serialize_entry(
+                    "mount",
+                    &MountOut {
+                        source,
+                        command: Some(fsconfig_cmd(self.flags)),
+                        key: some(&self.target),
+                        value: if source.is_some() { None } else { some(&self.source) },
+                        fd: Some(self.fd),
+                        ..MountOut::default()
+                    },
+                )
+            }
+            op::FSMOUNT => m.serialize_entry(
+                "mount",
+                &MountOut { flags: bit_names(self.flags >> 32, MOUNT_ATTRS), fd: Some(self.fd), ..MountOut::default() },
+            ),
+            op::MOVE_MOUNT => m.serialize_entry(
+                "mount",
                 &MountOut {
-                    source: None,
-                    target: &self.target,
-                    fstype: None,
-                    put_old: Some(self.source.as_str()),
-                    flags: Vec::new(),
+                    source: some(&self.source),
+                    target: some(&self.target),
+                    flags: vec![Cow::Owned(format!("0x{:x}", self.flags))],
+                    fd: Some(self.fd),
+                    ..MountOut::default()
+                },
+            ),
+            op::OPEN_TREE => m.serialize_entry(
+                "mount",
+                &MountOut {
+                    source: some(&self.source),
+                    flags: bit_names(self.flags, OPEN_TREE_FLAGS),
+                    fd: Some(self.fd),
+                    ..MountOut::default()
+                },
+            ),
+            op::FSPICK => m.serialize_entry(
+                "mount",
+                &MountOut { target: some(&self.target), fd: Some(self.fd), ..MountOut::default() },
+            ),
+            op::MOUNT_SETATTR => m.serialize_entry(
+                "mount",
+                &MountOut {
+                    target: some(&self.target),
+                    flags: bit_names(self.flags & 0xffff_ffff, MOUNT_ATTRS),
+                    flags_cleared: bit_names(self.flags >> 32, MOUNT_ATTRS),
+                    fd: Some(self.fd),
+                    ..MountOut::default()
                 },
             ),
             _ => m.serialize_entry("chroot", &serde_json::json!({ "path": self.target })),

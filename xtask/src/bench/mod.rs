@@ -28,6 +28,8 @@
 //!   eBPF ones are `exec-storm-container`, `exec-storm-host`, `connect-storm`,
 //!   `syscall-loop-host`, `syscall-loop-container`, `latency`, `loss-small-ring`,
 //!   `loss-default-ring`, `density`;
+//! - `DL_BENCH_ROUNDS=<n>`: n rounds for every scenario that repeats, instead of 3 to 7 (a
+//!   scenario measured by hand in less time; its tables say how many rounds they hold);
 //! - `DL_BENCH_PERF=<prefix>`, `DL_BENCH_PERF_ARGS`: record one extra run per scenario with
 //!   `perf record` (see `docker_path`; the eBPF storms do the same, see `ebpf_storm`).
 //!
@@ -122,7 +124,10 @@ pub trait Scenario {
 /// all of them.
 fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
     let size = |full: u64| if quick { 20_000 } else { full };
-    let runs = |full: usize| if quick { 1 } else { full };
+    // `DL_BENCH_ROUNDS`: fewer (or more) rounds than a full run's, for one scenario measured
+    // by hand (the figures say how many rounds they are the median of).
+    let rounds = std::env::var(ROUNDS).ok().and_then(|r| r.parse::<usize>().ok()).filter(|&r| r > 0);
+    let runs = |full: usize| if quick { 1 } else { rounds.unwrap_or(full) };
     let mode = if quick { Mode::Quick } else { Mode::Full };
     let sized = Chunking::Sized { min: 16 << 10, max: 64 << 10 };
     // Offered load for the sustained scenarios: 5% above the 200k events/s target, so that
@@ -260,6 +265,8 @@ pub fn worker(args: ebpf_worker::WorkerArgs) -> Result<()> {
 const OPTIMISED: &str = "DL_BENCH_OPTIMISED";
 /// Run only the scenario with this id (for profiling or development).
 const ONLY: &str = "DL_BENCH_ONLY";
+/// The rounds of every scenario that repeats (instead of a full run's 3 to 7).
+const ROUNDS: &str = "DL_BENCH_ROUNDS";
 /// Benchmark this daemon binary instead of building `target/release/docker-listener` (to
 /// compare builds, or to measure a clean checkout while the working tree does not build).
 const DAEMON: &str = "DL_BENCH_DAEMON";
