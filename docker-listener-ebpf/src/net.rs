@@ -15,7 +15,10 @@
 //! this socket has reported as a flow ends at the flow map (`FLOWS`, keyed by the `struct file`)
 //! before the socket is read; only what will be reported pays for the socket's state.
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_current_task_btf, bpf_probe_read_user},
+    },
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
@@ -198,13 +201,42 @@ mod call {
 #[inline(always)]
 pub fn carries_send(id: i64, regs: *const u8) -> bool {
     match id {
-        x64::WRITE | x64::WRITEV | x64::SENDTO | x64::SENDMSG | x64::SENDMMSG => true,
-        ia32::WRITE | ia32::WRITEV | ia32::SENDTO | ia32::SENDMSG | ia32::SENDMMSG => true,
+        // Writes, the most frequent calls of all: only a process that connected a socket to
+        // port 53 may be writing a DNS query (the number's other ABI's calls, exit, getpid,
+        // stat and sched_get_priority_max, are nothing here either).
+        x64::WRITE | x64::WRITEV | ia32::WRITE | ia32::WRITEV => {
+            bit_set(&DNS_WRITERS, bpf_get_current_pid_tgid() >> 32)
+        }
+        // sendmsg's number is the 32-bit setgid16's (the privilege family's): which ABI.
+        x64::SENDMSG => !in_compat(unsafe { bpf_get_current_task_btf() } as *const u8),
+        x64::SENDTO | x64::SENDMMSG => true,
+        ia32::SENDTO | ia32::SENDMSG | ia32::SENDMMSG => true,
         ia32::SOCKETCALL => {
             matches!(reg(regs, BX) as u32, call::SEND | call::SENDTO | call::SENDMSG | call::SENDMMSG)
         }
         _ => false,
     }
+}
+
+/// Whether `id` is in the exit program's bitmap for this family alone: not socketcall (also the
+/// 32-bit socket code's), nor sendmsg's number (also the 32-bit setgid16's), whose other calls
+/// go on to the other families. No other number of these is another family's in the other ABI
+/// (x64 1, 20, 44, 307 are ia32 exit, getpid, prof, faccessat; ia32 4, 146, 345, 369, 370 are
+/// x64 stat, sched_get_priority_max and unassigned).
+#[inline(always)]
+pub fn only_sends(id: i64) -> bool {
+    matches!(
+        id,
+        x64::WRITE
+            | x64::WRITEV
+            | x64::SENDTO
+            | x64::SENDMMSG
+            | ia32::WRITE
+            | ia32::WRITEV
+            | ia32::SENDTO
+            | ia32::SENDMSG
+            | ia32::SENDMMSG
+    )
 }
 
 /// The network family's program: `sys_exit` like the exit program, which tail-calls it for the

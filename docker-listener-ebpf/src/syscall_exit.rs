@@ -256,9 +256,9 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
     // over. An empty slot (the family off, or its program refused) falls through.
     if net_family::carries_send(id, regs) {
         unsafe { NET_PROGRAM.tail_call(&ctx, 0) };
-        if id != ia32::SOCKETCALL {
-            return 0;
-        }
+    }
+    if net_family::only_sends(id) {
+        return 0;
     }
     routed(&ctx, regs, id)
 }

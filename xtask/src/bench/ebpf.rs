@@ -722,9 +722,11 @@ pub fn connect_args(join: u32, count: u64, rate: Option<u64>) -> Vec<String> {
 /// keeps 15 bytes of a name.
 pub const COMPAT_PREFIXES: [&str; 2] = ["compat_sys_", "raw_sys_exit"];
 
-/// Whether a program runs at every system call of the host.
+/// Whether a program runs at every system call of the host. Not the network family's
+/// (`raw_sys_exit_net`, "raw_sys_exit_ne" in the kernel): the exit program tail-calls it, and a
+/// tail call is not a run of its own: its time is in the exit program's run.
 pub fn on_every_syscall(name: &str) -> bool {
-    COMPAT_PREFIXES.iter().any(|p| name.starts_with(p))
+    COMPAT_PREFIXES.iter().any(|p| name.starts_with(p)) && !name.starts_with("raw_sys_exit_n")
 }
 
 /// The kernel's accounting of an agent's BPF programs (`kernel.bpf_stats_enabled` must be on):
