@@ -32,7 +32,11 @@ const FAMILY_ACTIONS: &[&str] = &[
     "setregid",
     "setresuid",
     "setresgid",
+    "setfsuid",
+    "setfsgid",
+    "setgroups",
     "capset",
+    "prctl",
 ];
 
 fn mine<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
@@ -80,7 +84,7 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
         &["-v", &programs_volume(), "-v", "/var/run/docker.sock:/var/run/docker.sock"],
         &format!(
             "echo x > /tmp/m.ko; insmod /tmp/m.ko; rmmod evil_mod; /t/bpf_load; sleep 61 & /t/ptrace_poke $!; \
-             unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; chroot / true; /t/new_mount /tmp/x; \
+             unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; chroot / true; /t/new_mount /tmp/x; /t/priv_calls; \
              /t/compat_calls_32 /tmp/x evil32; \
              /t/unix_connect /var/run/docker.sock; cp /t/spawn /tmp/nginx; /tmp/nginx /bin/sh -c 'true {done}'; \
              sleep 60"
@@ -179,6 +183,30 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
         assert_eq!(e["docker_listener"]["mount"], want, "{e}");
         assert_eq!(evaluate(&rules, e), Some(100_030), "{e}");
     }
+    // Privilege changes beyond the set*id calls: the filesystem uid, the groups, the bounding
+    // set dropped, an ambient capability refused; a thread name is none.
+    let fsuid = action(&native, "setfsuid", "setfsuid");
+    check_common(fsuid, &name, "/t/priv_calls", "success", None);
+    assert_eq!(fsuid["docker_listener"]["privilege"]["requested"], json!({"filesystem": 0}), "{fsuid}");
+    assert_eq!(fsuid["docker_listener"]["privilege"]["after"]["fsuid"], 0);
+    assert_eq!(evaluate(&rules, fsuid), Some(100_041));
+    let groups = action(&native, "setgroups", "setgroups");
+    check_common(groups, &name, "/t/priv_calls", "success", None);
+    assert_eq!(groups["docker_listener"]["privilege"]["requested"], json!({"groups_count": 2, "first_group": 0}));
+    let drop = find(&native, "PR_CAPBSET_DROP", |e| {
+        e["docker_listener"]["privilege"]["requested"]["option"] == "PR_CAPBSET_DROP"
+    });
+    check_common(drop, &name, "/t/priv_calls", "success", None);
+    assert_eq!(drop["event"]["action"], "prctl");
+    assert_eq!(drop["docker_listener"]["privilege"]["requested"]["capability"], 18);
+    let ambient = find(&native, "PR_CAP_AMBIENT", |e| {
+        e["docker_listener"]["privilege"]["requested"]["option"] == "PR_CAP_AMBIENT"
+    });
+    check_common(ambient, &name, "/t/priv_calls", "failure", Some("EPERM"));
+    assert_eq!(ambient["docker_listener"]["privilege"]["requested"]["operation"], "PR_CAP_AMBIENT_RAISE");
+    assert_eq!(evaluate(&rules, ambient), Some(100_040), "a refused privilege change");
+    let prctls = native.iter().filter(|e| e["event"]["action"] == "prctl").count();
+    assert_eq!(prctls, 2, "PR_SET_NAME is no privilege change");
     let chroot = action(&native, "chroot", "chroot");
     check_common(chroot, &name, "/bin/busybox", "success", None);
     assert_eq!(chroot["docker_listener"]["chroot"]["path"], "/");
@@ -227,7 +255,7 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
     // sent, and busybox's own forks make no namespace.
     let family_events: Vec<&&Value> =
         m.iter().filter(|e| FAMILY_ACTIONS.contains(&e["event"]["action"].as_str().unwrap_or(""))).collect();
-    assert_eq!(family_events.len(), 10 + 8 + compat.len(), "{family_events:#?}");
+    assert_eq!(family_events.len(), 10 + 8 + 4 + compat.len(), "{family_events:#?}");
     assert_eq!(compat.len(), 6, "{compat:#?}");
     assert_eq!(agent.daemon.stop(), 0);
     let runtime = agent.daemon.final_stat("ebpf_runtime_setup");

@@ -45,6 +45,10 @@ pub mod x64 {
     pub const SETRESUID: i64 = 117;
     pub const SETRESGID: i64 = 119;
     pub const CAPSET: i64 = 126;
+    pub const SETGROUPS: i64 = 116;
+    pub const SETFSUID: i64 = 122;
+    pub const SETFSGID: i64 = 123;
+    pub const PRCTL: i64 = 157;
     pub const WRITE: i64 = 1;
     pub const WRITEV: i64 = 20;
     pub const OPEN_TREE: i64 = 428;
@@ -128,6 +132,13 @@ pub mod ia32 {
     pub const SENDMMSG: i64 = 345;
     pub const SENDTO: i64 = 369;
     pub const SENDMSG: i64 = 370;
+    pub const SETGROUPS16: i64 = 81;
+    pub const SETFSUID16: i64 = 138;
+    pub const SETFSGID16: i64 = 139;
+    pub const PRCTL: i64 = 172;
+    pub const SETGROUPS: i64 = 206;
+    pub const SETFSUID: i64 = 215;
+    pub const SETFSGID: i64 = 216;
     // The system calls added since 4.18 have one number in every ABI.
     pub use super::x64::{FSCONFIG, FSMOUNT, FSOPEN, FSPICK, MOUNT_SETATTR, MOVE_MOUNT, OPEN_TREE};
 }
@@ -245,9 +256,27 @@ pub const FILE_IA32: &[i64] = &[
 ];
 
 /// The privilege-change family's numbers.
-pub const PRIVILEGE_X64: &[i64] =
-    &[x64::SETUID, x64::SETGID, x64::SETREUID, x64::SETREGID, x64::SETRESUID, x64::SETRESGID, x64::CAPSET];
+pub const PRIVILEGE_X64: &[i64] = &[
+    x64::SETUID,
+    x64::SETGID,
+    x64::SETREUID,
+    x64::SETREGID,
+    x64::SETRESUID,
+    x64::SETRESGID,
+    x64::CAPSET,
+    x64::SETFSUID,
+    x64::SETFSGID,
+    x64::SETGROUPS,
+    x64::PRCTL,
+];
 pub const PRIVILEGE_IA32: &[i64] = &[
+    ia32::SETFSUID16,
+    ia32::SETFSGID16,
+    ia32::SETGROUPS16,
+    ia32::SETFSUID,
+    ia32::SETFSGID,
+    ia32::SETGROUPS,
+    ia32::PRCTL,
     ia32::SETUID16,
     ia32::SETGID16,
     ia32::SETREUID16,

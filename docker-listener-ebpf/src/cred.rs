@@ -1,5 +1,6 @@
-//! `privilege-change`: setuid, setgid, setreuid, setregid, setresuid, setresgid (and the ia32
-//! 16-bit forms) and capset by a traced process, reported at their exit by the raw exit program
+//! `privilege-change`: setuid, setgid, setreuid, setregid, setresuid, setresgid, setfsuid,
+//! setfsgid, setgroups (and the ia32 16-bit forms), capset and the prctl options that change
+//! capabilities by a traced process, reported at their exit by the raw exit program
 //! (`syscall_exit.rs`) with what the caller asked for and the credentials it has after the call,
 //! read from the kernel (`task->real_cred`). What it had before is what the agent last saw of
 //! the process (its exec, its previous changes).
@@ -33,6 +34,16 @@ pub fn on_exit(route: u32, a: &[u64; 6], ret: i64, flags: u32) {
             op::SETUID | op::SETGID => [id(a[0], id16), u32::MAX, u32::MAX],
             op::SETREUID | op::SETREGID => [id(a[0], id16), id(a[1], id16), u32::MAX],
             op::SETRESUID | op::SETRESGID => [id(a[0], id16), id(a[1], id16), id(a[2], id16)],
+            op::SETFSUID | op::SETFSGID => [id(a[0], id16), u32::MAX, u32::MAX],
+            op::SETGROUPS => {
+                // setgroups(size, list): the count and the first group (gid_t, or u16).
+                let mut first = [0u8; 4];
+                if a[0] > 0 {
+                    bpf_probe_read_user(first.as_mut_ptr().cast(), if id16 { 2 } else { 4 }, a[1] as *const _);
+                }
+                [a[0] as u32, u32::from_le_bytes(first), u32::MAX]
+            }
+            op::PRCTL => [a[0] as u32, a[1] as u32, a[2] as u32],
             _ => {
                 // capset(header, data): data[0] is {effective, permitted, inheritable}; the
                 // header's pid (0: the caller) after its version.

@@ -117,6 +117,10 @@ fn route_x64(id: i64) -> Option<Route> {
         x64::SETRESUID => Route::Privilege(c::SETRESUID),
         x64::SETRESGID => Route::Privilege(c::SETRESGID),
         x64::CAPSET => Route::Privilege(c::CAPSET),
+        x64::SETFSUID => Route::Privilege(c::SETFSUID),
+        x64::SETFSGID => Route::Privilege(c::SETFSGID),
+        x64::SETGROUPS => Route::Privilege(c::SETGROUPS),
+        x64::PRCTL => Route::Privilege(c::PRCTL),
         x64::OPEN => Route::File(file::op::OPEN),
         x64::CREAT => Route::File(file::op::CREAT),
         x64::OPENAT => Route::File(file::op::OPENAT),
@@ -186,6 +190,13 @@ fn route_ia32(id: i64) -> Option<Route> {
         ia32::SETRESUID16 => Route::Privilege(c::SETRESUID | c::ID16),
         ia32::SETRESGID16 => Route::Privilege(c::SETRESGID | c::ID16),
         ia32::CAPSET => Route::Privilege(c::CAPSET),
+        ia32::SETFSUID16 => Route::Privilege(c::SETFSUID | c::ID16),
+        ia32::SETFSGID16 => Route::Privilege(c::SETFSGID | c::ID16),
+        ia32::SETGROUPS16 => Route::Privilege(c::SETGROUPS | c::ID16),
+        ia32::SETFSUID => Route::Privilege(c::SETFSUID),
+        ia32::SETFSGID => Route::Privilege(c::SETFSGID),
+        ia32::SETGROUPS => Route::Privilege(c::SETGROUPS),
+        ia32::PRCTL => Route::Privilege(c::PRCTL),
         ia32::OPEN => Route::File(file::op::OPEN),
         ia32::CREAT => Route::File(file::op::CREAT),
         ia32::OPENAT => Route::File(file::op::OPENAT),
@@ -301,6 +312,13 @@ fn routed(ctx: &BtfTracePointContext, regs: *const u8, id: i64) -> u32 {
     if let Route::Namespace(op) = route
         && (op == namespace::op::CLONE || op == ns_family::CLONE3)
         && (ret == 0 || (op == namespace::op::CLONE && a[0] & namespace::CLONE_NEW_MASK == 0))
+    {
+        return 0;
+    }
+    // prctl is frequent (thread names): only the options that change privileges go on.
+    if let Route::Privilege(op) = route
+        && op == cred::op::PRCTL
+        && !cred::prctl_option::reported(a[0] & 0xffff_ffff, a[1])
     {
         return 0;
     }

@@ -10,9 +10,36 @@ pub mod op {
     pub const SETRESUID: u32 = 5;
     pub const SETRESGID: u32 = 6;
     pub const CAPSET: u32 = 7;
+    pub const SETFSUID: u32 = 8;
+    pub const SETFSGID: u32 = 9;
+    pub const SETGROUPS: u32 = 10;
+    /// prctl with an option that changes privileges (`prctl_option`).
+    pub const PRCTL: u32 = 11;
     /// Route flag of the raw exit program: the 16-bit uid/gid calls of the ia32 ABI (their -1 is
     /// 0xffff).
     pub const ID16: u32 = 1 << 8;
+}
+
+/// The prctl options reported (include/uapi/linux/prctl.h): those that keep, drop or raise
+/// capabilities or change how they are kept. Every other option (thread names, the dumpable
+/// flag...) is not a privilege change, and prctl is frequent: the kernel program drops them.
+pub mod prctl_option {
+    pub const SET_KEEPCAPS: u64 = 8;
+    pub const CAPBSET_DROP: u64 = 24;
+    pub const SET_SECUREBITS: u64 = 28;
+    pub const CAP_AMBIENT: u64 = 47;
+    /// `PR_CAP_AMBIENT`'s operations that change the set (raise, lower, clear all), not
+    /// `IS_SET`.
+    pub const AMBIENT_CHANGES: [u64; 3] = [2, 3, 4];
+
+    /// Whether prctl(option, arg2, ...) is one the family reports.
+    pub fn reported(option: u64, arg2: u64) -> bool {
+        match option {
+            SET_KEEPCAPS | CAPBSET_DROP | SET_SECUREBITS => true,
+            CAP_AMBIENT => AMBIENT_CHANGES.contains(&arg2),
+            _ => false,
+        }
+    }
 }
 
 /// A process's credentials (`struct cred`): ids and capability sets.
@@ -36,8 +63,9 @@ pub struct Creds {
 pub struct CredRecord {
     pub call: CallHead,
     /// The ids the caller asked for (setres*: real, effective, saved; setre*: real, effective;
-    /// set*: the id), `u32::MAX` for "unchanged". capset: the effective and permitted sets asked
-    /// for (low 32 bits of each), and the target pid.
+    /// set*, setfs*: the id), `u32::MAX` for "unchanged". capset: the effective and permitted
+    /// sets asked for (low 32 bits of each), and the target pid. setgroups: the count and the
+    /// first group. prctl: the option and its next two arguments (low 32 bits).
     pub requested: [u32; 3],
     /// 1 when the credentials could not be read.
     pub creds_unavailable: u32,

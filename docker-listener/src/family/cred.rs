@@ -26,7 +26,8 @@ pub const FAMILY: Family = Family {
     switch: switch::PRIVILEGE,
     enabled: |c| c.privilege,
     decode,
-    sees: "privilege changes (setuid, setgid, setreuid, setregid, setresuid, setresgid, capset)",
+    sees: "privilege changes (setuid, setgid, setreuid, setregid, setresuid, setresgid, setfsuid, setfsgid, \
+           setgroups, capset, prctl's capability options)",
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,8 @@ pub fn raised(before: &Creds, after: &Creds) -> bool {
         || became_root(before.gid, after.gid)
         || became_root(before.egid, after.egid)
         || became_root(before.sgid, after.sgid)
+        || became_root(before.fsuid, after.fsuid)
+        || became_root(before.fsgid, after.fsgid)
         || after.cap_effective & !before.cap_effective != 0
         || after.cap_permitted & !before.cap_permitted != 0
 }
@@ -69,9 +72,11 @@ pub(crate) struct CredsOut {
     uid: u32,
     euid: u32,
     suid: u32,
+    fsuid: u32,
     gid: u32,
     egid: u32,
     sgid: u32,
+    fsgid: u32,
     cap_effective: String,
     cap_permitted: String,
 }
@@ -82,9 +87,11 @@ impl CredsOut {
             uid: c.uid,
             euid: c.euid,
             suid: c.suid,
+            fsuid: c.fsuid,
             gid: c.gid,
             egid: c.egid,
             sgid: c.sgid,
+            fsgid: c.fsgid,
             cap_effective: format!("0x{:x}", c.cap_effective),
             cap_permitted: format!("0x{:x}", c.cap_permitted),
         }
@@ -106,6 +113,10 @@ impl CredChange {
             op::SETREGID => "setregid",
             op::SETRESUID => "setresuid",
             op::SETRESGID => "setresgid",
+            op::SETFSUID => "setfsuid",
+            op::SETFSGID => "setfsgid",
+            op::SETGROUPS => "setgroups",
+            op::PRCTL => "prctl",
             _ => "capset",
         }
     }
@@ -131,7 +142,7 @@ impl CredChange {
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             raised: bool,
         }
-        #[derive(Serialize)]
+        #[derive(Serialize, Default)]
         struct Requested {
             #[serde(skip_serializing_if = "Option::is_none")]
             real: Option<u32>,
@@ -146,35 +157,64 @@ impl CredChange {
             cap_permitted: Option<String>,
             #[serde(skip_serializing_if = "Option::is_none")]
             pid: Option<u32>,
+            /// setfsuid, setfsgid: the filesystem id.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            filesystem: Option<u32>,
+            /// setgroups: how many groups, and the first.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            groups_count: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            first_group: Option<u32>,
+            /// prctl: the option, and what it names.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            option: Option<&'static str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            operation: Option<&'static str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            capability: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            value: Option<String>,
         }
         let given = |v: u32| (v != u32::MAX).then_some(v);
         let [a, b, c] = self.requested;
+        use docker_listener_common::family::cred::prctl_option as pr;
         let requested = match self.op {
             op::CAPSET => Requested {
-                real: None,
-                effective: None,
-                saved: None,
                 cap_effective: Some(format!("0x{a:x}")),
                 cap_permitted: Some(format!("0x{b:x}")),
                 pid: Some(c),
+                ..Requested::default()
             },
             // set[ug]id(id): the effective id (and all three for a privileged caller).
-            op::SETUID | op::SETGID => Requested {
-                real: None,
-                effective: given(a),
-                saved: None,
-                cap_effective: None,
-                cap_permitted: None,
-                pid: None,
+            op::SETUID | op::SETGID => Requested { effective: given(a), ..Requested::default() },
+            op::SETFSUID | op::SETFSGID => Requested { filesystem: given(a), ..Requested::default() },
+            op::SETGROUPS => {
+                Requested { groups_count: Some(a), first_group: (a > 0).then_some(b), ..Requested::default() }
+            }
+            op::PRCTL => match u64::from(a) {
+                pr::CAPBSET_DROP => {
+                    Requested { option: Some("PR_CAPBSET_DROP"), capability: Some(b), ..Requested::default() }
+                }
+                pr::CAP_AMBIENT => Requested {
+                    option: Some("PR_CAP_AMBIENT"),
+                    operation: Some(match b {
+                        2 => "PR_CAP_AMBIENT_RAISE",
+                        3 => "PR_CAP_AMBIENT_LOWER",
+                        _ => "PR_CAP_AMBIENT_CLEAR_ALL",
+                    }),
+                    capability: (b != 4).then_some(c),
+                    ..Requested::default()
+                },
+                pr::SET_KEEPCAPS => {
+                    Requested { option: Some("PR_SET_KEEPCAPS"), value: Some(b.to_string()), ..Requested::default() }
+                }
+                _ => Requested {
+                    option: Some("PR_SET_SECUREBITS"),
+                    value: Some(format!("0x{b:x}")),
+                    ..Requested::default()
+                },
             },
-            _ => Requested {
-                real: given(a),
-                effective: given(b),
-                saved: given(c),
-                cap_effective: None,
-                cap_permitted: None,
-                pid: None,
-            },
+            _ => Requested { real: given(a), effective: given(b), saved: given(c), ..Requested::default() },
         };
         let raised = matches!((&self.before, &self.after), (Some(b), Some(a)) if raised(b, a));
         m.serialize_entry(
