@@ -71,7 +71,8 @@ pub static FLOW_KEY: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FlowKey {
-    /// The `struct socket`'s address.
+    /// The socket's `struct file` address (a closed socket's may be reused by a new one: its first
+    /// send to the same destination is then not reported again, until the entry is evicted).
     pub sock: u64,
     pub addr: [u8; 16],
     pub port: u16,
