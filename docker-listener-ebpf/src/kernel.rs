@@ -98,8 +98,14 @@ pub unsafe fn parent_exec_id(task: *const u8) -> u64 {
 /// task->files->fdt->fd[fd]->private_data, checked by the socket's back-pointer to its file.
 #[inline(always)]
 pub unsafe fn socket_of_fd(fd: i32) -> Option<*const u8> {
+    unsafe { socket_of_file(file_of_fd(fd)?) }
+}
+
+/// The `struct socket *` of an open file, if it is a socket: its private_data, checked by the
+/// socket's back-pointer to the file.
+#[inline(always)]
+pub unsafe fn socket_of_file(file: *const u8) -> Option<*const u8> {
     unsafe {
-        let file = file_of_fd(fd)?;
         let sock: *const u8 = read(file, config!(offsets.file_private_data)).ok()?;
         let back: *const u8 = read(sock, config!(offsets.socket_file)).ok()?;
         (back == file).then_some(sock)

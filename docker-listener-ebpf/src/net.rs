@@ -34,7 +34,7 @@ use docker_listener_common::{
 
 use crate::{
     file::{embedded_file, grown_table_file, maybe_traced},
-    kernel::{AF_INET, AF_INET6, SocketState, file_of_fd, read0, socket_state},
+    kernel::{AF_INET, AF_INET6, SocketState, file_of_fd, socket_of_file, socket_state},
     maps::{
         CONTAINERS, DNS_WRITERS, FLOW_KEY, FLOWS, FlowKey, NET_SCRATCH, bit_set, config, reserve, set_bit, submit,
         traced,
@@ -378,10 +378,7 @@ unsafe fn ip_socket(c: &mut NetScratch) -> bool {
     unsafe {
         if c.state == 0 {
             c.state = 2;
-            let file = c.file as *const u8;
-            let sock: *const u8 = read0(file, config!(offsets.file_private_data));
-            let back: *const u8 = read0(sock, config!(offsets.socket_file));
-            if back == file
+            if let Some(sock) = socket_of_file(c.file as *const u8)
                 && let Some(st) = socket_state(sock)
                 && (st.local.family == AF_INET || st.local.family == AF_INET6)
             {
