@@ -480,6 +480,11 @@ pub struct ProbeConfig {
     pub compat_ops: u32,
     /// Which exit-reported families are on (`family::switch`).
     pub families: u32,
+    /// Per-container budget of the high-volume records (exec, socket, network), records per
+    /// second; 0: no budget. What is over it is held back and counted per cgroup (`HELD`).
+    pub budget_rate: u32,
+    /// The budget's burst: records a quiet container may send at once.
+    pub budget_burst: u32,
     pub _pad: u32,
     /// System call numbers (below 512) the raw exit program looks at, either ABI: a bitmap the
     /// daemon fills from the families that are on. Every other call leaves after one load.

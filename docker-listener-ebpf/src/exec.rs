@@ -91,6 +91,10 @@ fn on_exec(ctx: &TracePointContext, abi: u32) {
     // sched_process_exec: __data_loc char[] filename at 8, pid_t pid at 12, pid_t old_pid at 16.
     // (The leader's enter-time entry is deleted by its execve exit, which sees success.)
 
+    // Over its container's budget (and not the first exec of this file there): held back.
+    if !crate::budget::admit_exec(current_task()) {
+        return;
+    }
     let Some((mut entry, header)) = reserve::<ExecRecord>(RecordKind::Exec) else { return };
     let r = entry.as_mut_ptr();
     unsafe {

@@ -58,6 +58,9 @@ fn on_state_change<const COMPAT: bool>(ctx: &TracePointContext) -> u32 {
     if protocol != IPPROTO_TCP {
         return 0;
     }
+    if !crate::budget::admit() {
+        return 0;
+    }
     let Some((mut entry, header)) = reserve::<SocketRecord>(RecordKind::Socket) else { return 0 };
     let r = entry.as_mut_ptr();
     let task = current_task();

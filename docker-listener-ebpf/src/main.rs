@@ -5,6 +5,7 @@
 #![no_main]
 
 mod bpf;
+mod budget;
 mod cgroup;
 mod compat;
 mod cred;

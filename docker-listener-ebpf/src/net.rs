@@ -434,6 +434,9 @@ fn one(c: &mut NetScratch, index: u32) {
     } else {
         return;
     };
+    if !crate::budget::admit() {
+        return;
+    }
     let (buf, len) = unsafe { m.buffer(c.fl & flags::COMPAT != 0) };
     let Some((mut entry, header)) = reserve::<NetRecord>(RecordKind::Network) else { return };
     let r = entry.as_mut_ptr();

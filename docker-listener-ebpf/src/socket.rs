@@ -69,6 +69,17 @@ fn report(ret: i64) {
 /// arguments point to and the socket are read now).
 #[inline(always)]
 pub fn report_call(p: &PendingSock, ret: i64) {
+    // A call that succeeded, over its container's budget: held back (failed calls never are).
+    // A connect to port 53 still marks its process, whose writes may be DNS queries.
+    let succeeded = ret >= 0 || (p.op == sock_op::CONNECT && ret == -115);
+    if succeeded && !crate::budget::admit() {
+        if p.op == sock_op::CONNECT
+            && unsafe { socket_of_fd(p.fd).and_then(|s| socket_state(s)) }.is_some_and(|st| st.remote.port == DNS_PORT)
+        {
+            crate::net::mark_dns_writer((bpf_get_current_pid_tgid() >> 32) as u32);
+        }
+        return;
+    }
     let Some((mut entry, header)) = reserve::<SocketRecord>(RecordKind::Socket) else { return };
     let r = entry.as_mut_ptr();
     unsafe {

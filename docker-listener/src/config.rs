@@ -131,6 +131,13 @@ pub struct EbpfConfig {
     /// Also trace processes outside containers (off: host processes cost one map lookup and
     /// produce nothing).
     pub trace_host: bool,
+    /// Per-container budget of exec, socket and network records, in records per second (0: no
+    /// budget). What a container sends beyond it is held back in the kernel, counted, and
+    /// reported as an `events-held-back` event naming the container; it never holds back a
+    /// failed call, the first exec of a file in the container, or another family's record.
+    pub budget_per_second: u32,
+    /// Records a container may send at once before its budget applies.
+    pub budget_burst: u32,
     /// Size of the kernel ring buffer (a power of two, at least one page).
     pub ring_buffer_bytes: u32,
     /// Extra cgroup v2 path prefixes of container cgroups. A container's cgroup is recognised
@@ -178,6 +185,8 @@ impl Default for EbpfConfig {
             argv_max_bytes: 1024,
             argv_max_args: 64,
             trace_host: false,
+            budget_per_second: 500,
+            budget_burst: 2000,
             ring_buffer_bytes: 4 << 20,
             cgroup_prefixes: vec!["/docker/".into(), "/system.slice/docker-".into()],
             labels_max: 64,
@@ -224,6 +233,16 @@ pub struct Config {
     /// Docker events whose `Action` starts with one of these are not forwarded (counted as
     /// filtered), e.g. `"exec_"` for healthcheck noise.
     pub ignore_actions: Vec<String>,
+    /// What to do with a container's healthcheck runs (`crate::health`): `forward` every event,
+    /// as Wazuh's listener does; `summarize` passing checks into one event per container per
+    /// `healthcheck_period` (failures and `health_status` changes are sent at once); `drop`
+    /// passing checks (counted in the statistics only).
+    pub healthchecks: crate::health::Mode,
+    /// Seconds covered by one healthcheck summary.
+    pub healthcheck_period: f64,
+    /// Seconds within which identical process and socket events of a container are sent once
+    /// and then counted (`crate::repeats`); 0: every event is sent.
+    pub repeat_window: f64,
     pub ebpf: EbpfConfig,
     pub log_format: LogFormat,
     /// Also serve the metrics (Prometheus text) here: "127.0.0.1:PORT" or "unix:/path". Off by
@@ -250,6 +269,9 @@ impl Default for Config {
             legacy_fields: false,
             buffer_bytes: 16 << 20,
             ignore_actions: Vec::new(),
+            healthchecks: crate::health::Mode::Summarize,
+            healthcheck_period: 60.0,
+            repeat_window: 60.0,
             ebpf: EbpfConfig::default(),
             log_format: LogFormat::Text,
             metrics: None,
@@ -264,6 +286,11 @@ pub const BUFFER_BYTES_MAX: usize = 4 << 30;
 pub const WAIT_TIME_MIN: f64 = 0.1;
 pub const WAIT_TIME_MAX: f64 = 3600.0;
 pub const LABELS_MAX: usize = 1024;
+pub const BUDGET_MAX: u32 = 1_000_000;
+pub const REPEAT_WINDOW_MIN: f64 = 1.0;
+pub const REPEAT_WINDOW_MAX: f64 = 3600.0;
+pub const HEALTHCHECK_PERIOD_MIN: f64 = 1.0;
+pub const HEALTHCHECK_PERIOD_MAX: f64 = 86_400.0;
 pub const LABELS_MAX_BYTES: usize = 32 << 10;
 
 #[derive(Debug, thiserror::Error)]
@@ -356,6 +383,20 @@ impl Config {
                 format!("must hold at least one event: >= max_event_size ({})", self.max_event_size),
             ));
         }
+        if !(HEALTHCHECK_PERIOD_MIN..=HEALTHCHECK_PERIOD_MAX).contains(&self.healthcheck_period) {
+            return Err(err(
+                "healthcheck_period",
+                self.healthcheck_period.to_string(),
+                format!("accepted: seconds from {HEALTHCHECK_PERIOD_MIN} to {HEALTHCHECK_PERIOD_MAX}"),
+            ));
+        }
+        if self.repeat_window != 0.0 && !(REPEAT_WINDOW_MIN..=REPEAT_WINDOW_MAX).contains(&self.repeat_window) {
+            return Err(err(
+                "repeat_window",
+                self.repeat_window.to_string(),
+                format!("accepted: 0 (off) or seconds from {REPEAT_WINDOW_MIN} to {REPEAT_WINDOW_MAX}"),
+            ));
+        }
         if let Some(host) = &self.docker_host {
             parse_docker_host(host).map_err(|m| err("docker_host", format!("{host:?}"), m))?;
         }
@@ -366,6 +407,20 @@ impl Config {
                 "ebpf.argv_max_bytes",
                 e.argv_max_bytes.to_string(),
                 format!("accepted: 1 to {argv_cap} bytes"),
+            ));
+        }
+        if e.budget_per_second > BUDGET_MAX {
+            return Err(err(
+                "ebpf.budget_per_second",
+                e.budget_per_second.to_string(),
+                format!("accepted: 0 (no budget) to {BUDGET_MAX} records per second"),
+            ));
+        }
+        if e.budget_per_second > 0 && !(1..=BUDGET_MAX).contains(&e.budget_burst) {
+            return Err(err(
+                "ebpf.budget_burst",
+                e.budget_burst.to_string(),
+                format!("accepted: 1 to {BUDGET_MAX} records"),
             ));
         }
         if !(1..=1024).contains(&e.argv_max_args) {
@@ -473,6 +528,15 @@ impl Config {
             value: format!("{host:?}"),
             accepted,
         })
+    }
+
+    /// `None` when repeat folding is off.
+    pub fn repeat_window(&self) -> Option<Duration> {
+        (self.repeat_window > 0.0).then(|| Duration::from_secs_f64(self.repeat_window))
+    }
+
+    pub fn healthcheck_period(&self) -> Duration {
+        Duration::from_secs_f64(self.healthcheck_period)
     }
 
     pub fn wait_time(&self) -> Duration {

@@ -35,11 +35,37 @@ use crate::{
 pub struct Emitted {
     pub action: &'static str,
     pub json: Bytes,
+    /// Set for the events a healthcheck summary may fold (`crate::health`).
+    pub fold: Option<Fold>,
+}
+
+/// What the healthcheck stage needs to know of a process or socket event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fold {
+    pub container_id: String,
+    /// The process's entry leader: the first process of its exec session.
+    pub leader: u32,
+    /// What makes the event new in its container (`ecs::Event::routine`).
+    pub first_key: String,
+    /// Identical events (`crate::repeats`) have the same: container, `first_key`, and for an
+    /// exec its arguments and user.
+    pub repeat_key: u64,
 }
 
 impl Emitted {
     fn new(event: &Event, container: Option<&Container>, container_id: &str) -> Emitted {
-        Emitted::of(event, &event.with_container(container, container_id))
+        let mut e = Emitted::of(event, &event.with_container(container, container_id));
+        if container.is_some() {
+            e.fold = event.routine().map(|(leader, first_key)| {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::hash::DefaultHasher::new();
+                container_id.hash(&mut h);
+                first_key.hash(&mut h);
+                event.repeat_detail(&mut h);
+                Fold { container_id: container_id.to_owned(), leader, first_key, repeat_key: h.finish() }
+            });
+        }
+        e
     }
 
     /// An event of a traced cgroup that no container was found for.
@@ -51,7 +77,7 @@ impl Emitted {
         let mut json = Vec::with_capacity(1024);
         // Serialising into memory cannot fail (every map key is a string).
         let _ = serde_json::to_writer(&mut json, with);
-        Emitted { action: event.action(), json: Bytes::from(json) }
+        Emitted { action: event.action(), json: Bytes::from(json), fold: None }
     }
 
     /// The JSON as a value (tests).
@@ -246,7 +272,8 @@ impl Correlator {
                     return;
                 }
                 let process = self.process_of(&s.meta, s.start_ns, s.exec_id);
-                let event = Event::new(s.meta, self.clock, Body::Socket(SocketBody::new(&s, process)));
+                let mut event = Event::new(s.meta, self.clock, Body::Socket(SocketBody::new(&s, process)));
+                event.leader = self.leader_of(s.meta.tgid, s.start_ns, s.meta.cgroup_id);
                 self.route(s.meta.cgroup_id, s.meta.tgid, event, now, out, req);
             }
             Record::IoUring(u) => {
@@ -300,6 +327,17 @@ impl Correlator {
                 self.route(meta.cgroup_id, meta.tgid, event, now, out, req);
             }
         }
+    }
+
+    /// The entry leader of a known process (`crate::procs::Lineage::entry_leader`); 0 if the
+    /// process is not in the table.
+    fn leader_of(&self, tgid: u32, start_ns: u64, cgroup_id: u64) -> u32 {
+        let own = [cgroup_id];
+        let cgroups = match self.registry.container_cgroups(cgroup_id) {
+            [] => &own[..],
+            all => all,
+        };
+        self.procs.instance(tgid, start_ns).map_or(0, |p| p.lineage.entry_leader(cgroups))
     }
 
     /// The process a record came from (`meta`, started at `start_ns`), running the image it ran

@@ -131,6 +131,23 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         tracing::info!("eBPF disabled (--no-ebpf or ebpf.enabled = false): Docker events only");
     }
     let has_monitor = monitor.is_some();
+    // Healthchecks: recognised and summarised unless `healthchecks: forward`.
+    let health = (cfg.healthchecks != crate::health::Mode::Forward).then(|| {
+        crate::health::Health::new(
+            cfg.healthchecks,
+            cfg.healthcheck_period(),
+            spool.clone(),
+            encoder.clone(),
+            stats.clone(),
+        )
+    });
+    let health_client = client_tx.subscribe();
+    if let (Some(m), Some((h, _))) = (monitor.as_mut(), health.as_ref()) {
+        m.health = Some(h.clone());
+    }
+    if let Some(m) = monitor.as_mut() {
+        m.repeats = cfg.repeat_window().map(crate::repeats::Repeats::new);
+    }
     // From here on, SIGINT/SIGTERM mean an orderly shutdown.
     let mut signals = Signals::install()?;
 
@@ -176,10 +193,16 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         ignore_actions: cfg.ignore_actions.clone(),
         cursor,
         events_tx: has_monitor.then_some(events_tx),
-        client_tx: has_monitor.then_some(client_tx),
+        client_tx: (has_monitor || health.is_some()).then_some(client_tx),
+        health: health.as_ref().map(|(h, _)| h.clone()),
     };
     let token = shutdown.clone();
     sources.spawn(async move { docker.run(token).await.map_err(DaemonError::from) });
+    let health = health.map(|(h, work)| {
+        let token = shutdown.clone();
+        tokio::spawn(h.clone().run(work, health_client, token));
+        h
+    });
     if let Some(monitor) = monitor {
         let token = shutdown.clone();
         let required = cfg.ebpf.required;
@@ -205,6 +228,9 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let result = wait_for_shutdown(&mut signals, &shutdown, &mut sources, &mut sink_task, &mut cursor_task).await;
     shutdown.cancel();
     while sources.join_next().await.is_some() {}
+    if let Some(h) = &health {
+        h.flush();
+    }
     spool.close();
     let grace = tokio::spawn({
         let abort = abort_sink.clone();

@@ -204,6 +204,56 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
     );
     metric(
         &mut out,
+        "held_back_total",
+        "counter",
+        "Exec, socket and network records held back in the kernel by a container's budget \
+         (ebpf.budget_per_second): each container's are reported in an events-held-back event.",
+        &[("", g(&stats.ebpf_held_back))],
+    );
+    metric(
+        &mut out,
+        "repeats_folded_total",
+        "counter",
+        "Process and socket events not sent because an identical one was sent within repeat_window \
+         (each window's count goes out in an events-repeated event).",
+        &[("", g(&stats.repeats_folded))],
+    );
+    metric(
+        &mut out,
+        "repeat_summaries_total",
+        "counter",
+        "events-repeated summaries sent.",
+        &[("", g(&stats.repeat_summaries))],
+    );
+    metric(
+        &mut out,
+        "healthchecks_total",
+        "counter",
+        "Healthcheck runs by what became of them (`healthchecks`): folded into a summary (or dropped), \
+         failed (forwarded), unrecognised (the check's command, not recorded by dockerd as a check: \
+         forwarded).",
+        &[
+            ("result=\"folded\"", g(&stats.health_checks_folded)),
+            ("result=\"failed\"", g(&stats.health_checks_failed)),
+            ("result=\"unrecognised\"", g(&stats.health_sessions_unrecognised)),
+        ],
+    );
+    metric(
+        &mut out,
+        "healthcheck_frames_folded_total",
+        "counter",
+        "Events of recognised passing healthchecks not sent one by one (Docker's and their processes').",
+        &[("", g(&stats.health_frames_folded))],
+    );
+    metric(
+        &mut out,
+        "healthcheck_summaries_total",
+        "counter",
+        "Healthcheck summaries sent.",
+        &[("", g(&stats.health_summaries))],
+    );
+    metric(
+        &mut out,
         "duplicates_dropped_total",
         "counter",
         "Replayed Docker events dropped at a resume boundary.",

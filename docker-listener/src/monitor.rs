@@ -23,7 +23,7 @@ use crate::{
     docker::{DockerClient, DockerEvent},
     ebpf::{EbpfError, EbpfProbes, record},
     ecs::{self, Clock, Inventory, ProcRef},
-    encode::Encoder,
+    encode::{Encoder, Frame},
     inventory::{self, Listener},
     procs::ProcessTable,
     registry::{self, Container},
@@ -95,6 +95,10 @@ pub struct Monitor {
     pub docker_events: mpsc::UnboundedReceiver<DockerEvent>,
     /// The Docker client, published by the Docker source at each (re)connection.
     pub client: watch::Receiver<Option<DockerClient>>,
+    /// The healthcheck stage, which may hold or fold the events of healthcheck sessions.
+    pub health: Option<Arc<crate::health::Health>>,
+    /// Repeat folding (`repeat_window`); `None` when off.
+    pub repeats: Option<crate::repeats::Repeats>,
     /// The first inventory reported the listening sockets (later ones, after a reconnection to
     /// Docker, would repeat them).
     /// The start-up listeners were asked for (once: a Docker reconnection's inventory does not
@@ -113,7 +117,19 @@ impl Monitor {
         client: watch::Receiver<Option<DockerClient>>,
     ) -> Monitor {
         let correlator = Correlator::new(ProcessTable::for_this_host(), cfg.clone(), Clock::now());
-        Monitor { probes, correlator, encoder, spool, stats, cfg, docker_events, client, listeners_asked: false }
+        Monitor {
+            probes,
+            correlator,
+            encoder,
+            spool,
+            stats,
+            cfg,
+            docker_events,
+            client,
+            health: None,
+            repeats: None,
+            listeners_asked: false,
+        }
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), EbpfError> {
@@ -148,6 +164,7 @@ impl Monitor {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep = Instant::now();
         let mut lost_reported: u64 = 0;
+        let mut held_reported: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
         let mut drain_ctx = Drain { received: 0, max_args: self.cfg.argv_max_args as usize, stats: self.stats.clone() };
         // Polling: the programs commit without waking us and the timer drains the ring.
         // Settling: they wake us again; one more timed drain before sleeping on the ring.
@@ -240,6 +257,8 @@ impl Monitor {
                     Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
                     self.correlator.tick(now, &mut out, &mut req);
                     lost_reported = self.report_losses(drain_ctx.received, lost_reported);
+                    self.report_held_back(&mut held_reported, None);
+                    self.close_repeats(now, false);
                     if now.duration_since(last_sweep) >= SWEEP_EVERY {
                         last_sweep = now;
                         let gone = self.correlator.procs.sweep();
@@ -257,7 +276,10 @@ impl Monitor {
                             tracing::error!(error = %e, "a container cannot be traced");
                         }
                     }
-                    Request::Untrack(cg) => self.probes.untrack(cg),
+                    Request::Untrack(cg) => {
+                        self.report_held_back(&mut held_reported, Some(cg));
+                        self.probes.untrack(cg);
+                    }
                     Request::Inspect(id) => {
                         if inspecting.insert(id.clone()) {
                             spawn_inspect(
@@ -311,6 +333,8 @@ impl Monitor {
         }
         self.flush(&mut out);
         self.report_losses(drain_ctx.received, lost_reported);
+        self.report_held_back(&mut held_reported, None);
+        self.close_repeats(Instant::now(), true);
         let generated = self.probes.generated();
         Stats::add(&self.stats.ebpf_seq_gaps, generated.saturating_sub(drain_ctx.received));
         let (execs, socks) = self.probes.pending();
@@ -346,11 +370,32 @@ impl Monitor {
             return;
         }
         Stats::add(&self.stats.ebpf_events, out.len() as u64);
-        let (stats, encoder) = (&self.stats, &self.encoder);
-        self.spool.push_all(out.drain(..).filter_map(|e| {
-            stats.count_ebpf_action(e.action);
-            encoder.agent_json(e.json)
-        }));
+        let (stats, encoder, health, repeats) = (&self.stats, &self.encoder, &self.health, &mut self.repeats);
+        let (now, wall) = (Instant::now(), wall_ns());
+        let mut summaries = Vec::new();
+        let mut frames: Vec<Frame> = out
+            .drain(..)
+            .filter_map(|e| {
+                stats.count_ebpf_action(e.action);
+                let Some(fold) = &e.fold else { return encoder.agent_json(e.json) };
+                // A healthcheck's events first (they may wait for, or fold into, its summary),
+                // then repeats.
+                let mut frame = encoder.agent_json(e.json)?;
+                if let Some(h) = health {
+                    frame = h.agent(fold, frame)?;
+                }
+                if let Some(r) = repeats.as_mut()
+                    && !r.admit(fold.repeat_key, &frame.parts[1], now, wall, &mut summaries)
+                {
+                    Stats::inc(&stats.repeats_folded);
+                    return None;
+                }
+                Some(frame)
+            })
+            .collect();
+        frames.extend(summaries.iter().filter_map(|v| encoder.agent(v)));
+        Stats::add(&self.stats.repeat_summaries, summaries.len() as u64);
+        self.spool.push_all(frames);
     }
 
     fn apply(
@@ -497,6 +542,56 @@ impl Monitor {
             let (process, cg) = (ProcRef::of(&p.lineage), p.cgroup_id);
             let body = Inventory::Listening { process, transport: l.transport, server: l.endpoint.clone() };
             self.correlator.inventory_event(cg, l.pid, body, now, out, req);
+        }
+    }
+
+    /// Sends the summaries of the repeat windows that are over (`all`: every window).
+    fn close_repeats(&mut self, now: Instant, all: bool) {
+        let Some(r) = self.repeats.as_mut() else { return };
+        let mut summaries = Vec::new();
+        if all {
+            r.flush(&mut summaries);
+        } else {
+            r.tick(now, &mut summaries);
+        }
+        if summaries.is_empty() {
+            return;
+        }
+        Stats::add(&self.stats.repeat_summaries, summaries.len() as u64);
+        let encoder = &self.encoder;
+        self.spool.push_all(summaries.iter().filter_map(|v| encoder.agent(v)));
+    }
+
+    /// Emits one `events-held-back` event per container whose budget held records back since
+    /// the last report (`only`: that cgroup's, which is then forgotten: it is being untracked).
+    fn report_held_back(&mut self, reported: &mut std::collections::HashMap<u64, u64>, only: Option<u64>) {
+        let held = self.probes.held_back();
+        for (cg, total) in held {
+            if only.is_some_and(|o| o != cg) {
+                continue;
+            }
+            let before = reported.get(&cg).copied().unwrap_or(0);
+            if total > before {
+                let delta = total - before;
+                Stats::add(&self.stats.ebpf_held_back, delta);
+                let container = match self.correlator.registry.lookup(cg) {
+                    crate::registry::Lookup::Known(c) => Some(c),
+                    _ => None,
+                };
+                tracing::info!(
+                    container = container.map(|c| c.name.as_str()),
+                    cgroup = cg,
+                    records = delta,
+                    "a container went over its budget (ebpf.budget_per_second): records held back"
+                );
+                let event = ecs::held_back_event(container, cg, delta, total, &self.cfg);
+                self.spool.push_report(self.encoder.report(&event));
+                reported.insert(cg, total);
+            }
+            if only.is_some() {
+                reported.remove(&cg);
+                self.probes.forget_held(cg);
+            }
         }
     }
 
@@ -774,4 +869,8 @@ fn spawn_find_cgroup(
         };
         let _ = tx.send(info);
     });
+}
+
+fn wall_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }

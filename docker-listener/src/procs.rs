@@ -186,6 +186,13 @@ impl Lineage {
         })
     }
 
+    /// The pid at the top of this chain inside the container (`cgroups`): the ancestor
+    /// `ecs::Lineup` calls the entry leader (the container's init, or the first process of a
+    /// `docker exec` session), without building the chain.
+    pub fn entry_leader(&self, cgroups: &[u64]) -> u32 {
+        self.ancestors_within(cgroups).filter(|a| a.image.is_known()).last().map_or(self.pid, |a| a.pid)
+    }
+
     /// The ancestors, nearest first, as long as they are in one of `cgroups` (a container's
     /// own cgroup and those below it).
     pub fn ancestors_within<'a>(&'a self, cgroups: &'a [u64]) -> impl Iterator<Item = &'a Lineage> + 'a {

@@ -460,13 +460,27 @@ pub fn find_cgroup_by_id(mount: &Path, prefixes: &[String], cgroup_id: u64) -> O
     None
 }
 
-/// Nanoseconds since the epoch of an RFC 3339 UTC time as Docker writes it
-/// ("2026-11-27T15:14:35.123456789Z"). Docker's zero time ("0001-01-01T00:00:00Z") gives None.
+/// Nanoseconds since the epoch of an RFC 3339 time as Docker writes it
+/// ("2026-11-27T15:14:35.123456789Z", or with an offset, "...789+01:00", as healthcheck results
+/// carry dockerd's local time). Docker's zero time ("0001-01-01T00:00:00Z") gives None.
 pub fn rfc3339_ns(s: &str) -> Option<i64> {
     let (date, time) = s.split_once('T')?;
     let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let time = time.strip_suffix('Z')?;
+    let (time, offset_s) = match time.strip_suffix('Z') {
+        Some(t) => (t, 0),
+        None => {
+            let at = time.rfind(['+', '-'])?;
+            let (t, off) = time.split_at(at);
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = off[1..].split_once(':')?;
+            let (oh, om) = (oh.parse::<i64>().ok()?, om.parse::<i64>().ok()?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            (t, sign * (oh * 3600 + om * 60))
+        }
+    };
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.splitn(3, ':').map(|x| x.parse::<i64>().ok());
     let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
@@ -486,7 +500,7 @@ pub fn rfc3339_ns(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let nanos = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse::<i64>().ok()? };
-    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000_000) + nanos)
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss - offset_s) * 1_000_000_000) + nanos)
 }
 
 #[cfg(test)]
@@ -494,6 +508,15 @@ mod tests {
     use super::*;
 
     const ID: &str = "570fefe78429d3600b750fb59149623a7a7d6c644403383ad4a30df5b8e18384";
+
+    #[test]
+    fn rfc3339_with_an_offset_is_the_same_instant() {
+        let z = rfc3339_ns("2026-11-27T15:14:35.123456789Z").unwrap();
+        assert_eq!(rfc3339_ns("2026-11-27T16:14:35.123456789+01:00"), Some(z));
+        assert_eq!(rfc3339_ns("2026-11-27T10:44:35.123456789-04:30"), Some(z));
+        assert_eq!(rfc3339_ns("2026-11-27T15:14:35.123456789+25:00"), None);
+        assert_eq!(rfc3339_ns("2026-11-27T15:14:35.123456789"), None);
+    }
 
     #[test]
     fn container_ids_are_found_in_both_driver_layouts() {

@@ -51,6 +51,23 @@ counters! {
     docker_connects,
     /// Events shrunk to fit `max_event_size` and marked `"truncated": true`.
     events_truncated,
+    /// Exec, socket and network records a container's budget held back in the kernel.
+    ebpf_held_back,
+    /// Our events not sent because an identical one was sent within `repeat_window`.
+    repeats_folded,
+    /// `events-repeated` summaries sent.
+    repeat_summaries,
+    /// Passing healthchecks recognised and counted into a summary (or dropped: `healthchecks`).
+    health_checks_folded,
+    /// Of their events (Docker's and the session's processes'), those not sent.
+    health_frames_folded,
+    /// Failing healthchecks: forwarded at once.
+    health_checks_failed,
+    /// Sessions that ran a healthcheck's command but that dockerd did not record as a check (a
+    /// `docker exec` of the same command) or that nothing decided in time: forwarded.
+    health_sessions_unrecognised,
+    /// Healthcheck summaries sent.
+    health_summaries,
     /// Datagrams/lines written to the output.
     frames_out,
     /// Of those, Docker events.

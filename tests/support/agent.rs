@@ -32,10 +32,19 @@ pub fn start_agent(name: &str, ebpf: Value) -> Agent {
 }
 
 /// The agent with `config` (members under "docker-listener") and `ebpf` as its "ebpf" member.
+/// Repeat folding and the per-container budget are off unless the test sets them: most tests
+/// count identical events one by one (tests/repeats.rs and tests/fairness.rs test those two).
 pub fn start_agent_with(name: &str, config: Value, ebpf: Value) -> Agent {
     let dir = TempDir::new(name);
     let queue = QueueReceiver::bind(&dir.path("queue"));
     let mut members = config;
+    if members.get("repeat_window").is_none() {
+        members["repeat_window"] = 0.into();
+    }
+    let mut ebpf = ebpf;
+    if ebpf.get("budget_per_second").is_none() {
+        ebpf["budget_per_second"] = 0.into();
+    }
     members["ebpf"] = ebpf;
     let config = write_config(&dir, members);
     let daemon = Daemon::start(&[

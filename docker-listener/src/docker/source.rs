@@ -55,6 +55,8 @@ pub struct DockerSource {
     pub events_tx: Option<mpsc::UnboundedSender<DockerEvent>>,
     /// Told the negotiated client after each (re)connection, for the registry.
     pub client_tx: Option<tokio::sync::watch::Sender<Option<DockerClient>>>,
+    /// The healthcheck stage (`healthchecks` other than `forward`).
+    pub health: Option<Arc<crate::health::Health>>,
 }
 
 enum StreamEnd {
@@ -301,7 +303,11 @@ impl DockerSource {
             Stats::inc(&self.stats.docker_events_filtered);
             return;
         }
-        frames.push(self.encoder.docker(&ev));
+        let frame = self.encoder.docker(&ev);
+        match &self.health {
+            Some(h) => h.docker(&ev, frame, frames),
+            None => frames.push(frame),
+        }
     }
 
     /// Counts the events Docker replays from its buffer (those older than the subscription):

@@ -9,7 +9,7 @@ use std::{collections::HashSet, io, path::Path};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use docker_listener_common::{PREFIX_CAP, PREFIXES, ProbeConfig, loss};
 use tokio::io::unix::AsyncFd;
@@ -86,6 +86,8 @@ pub struct EbpfProbes {
     wakeup: Array<MapData, u32>,
     seq: PerCpuArray<MapData, u64>,
     loss: PerCpuArray<MapData, u64>,
+    /// Records held back by the per-container budget, per cgroup (`budget.rs`).
+    held: PerCpuHashMap<MapData, u64, u64>,
     /// The enter/exit pairing maps (values as bytes: only their entries are counted).
     pending_exec: HashMap<MapData, u64, [u8; 24]>,
     pending_sock: HashMap<MapData, u64, [u8; 32]>,
@@ -135,6 +137,8 @@ impl EbpfProbes {
         pc.agent_tgid = std::process::id();
         pc.trace_host = u32::from(cfg.trace_host);
         pc.args_max = cfg.argv_max_bytes;
+        pc.budget_rate = cfg.budget_per_second;
+        pc.budget_burst = cfg.budget_burst;
         for (i, p) in cfg.cgroup_prefixes.iter().take(PREFIXES).enumerate() {
             let n = p.len().min(PREFIX_CAP);
             pc.prefixes[i][..n].copy_from_slice(&p.as_bytes()[..n]);
@@ -194,6 +198,7 @@ impl EbpfProbes {
         let wakeup = Array::try_from(take(&mut ebpf, "WAKEUP")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let seq = PerCpuArray::try_from(take(&mut ebpf, "SEQ")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let loss = PerCpuArray::try_from(take(&mut ebpf, "LOSS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let held = PerCpuHashMap::try_from(take(&mut ebpf, "HELD")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let pending_exec =
             HashMap::try_from(take(&mut ebpf, "PENDING_EXEC")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let pending_sock =
@@ -216,6 +221,7 @@ impl EbpfProbes {
             wakeup,
             seq,
             loss,
+            held,
             pending_exec,
             pending_sock,
             sensitive,
@@ -273,6 +279,16 @@ impl EbpfProbes {
     }
 
     /// Records the programs tried to emit (sum of the per-CPU sequence numbers).
+    /// Records held back by the per-container budget since start, by cgroup id.
+    pub fn held_back(&self) -> Vec<(u64, u64)> {
+        self.held.iter().filter_map(Result::ok).map(|(cgroup, per_cpu)| (cgroup, per_cpu.iter().sum())).collect()
+    }
+
+    /// Forgets a removed container's held-back count (after it was reported).
+    pub fn forget_held(&mut self, cgroup: u64) {
+        let _ = self.held.remove(&cgroup);
+    }
+
     pub fn generated(&self) -> u64 {
         self.seq.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }

@@ -177,6 +177,22 @@ impl ExecBody {
         if self.ret >= 0 { "success" } else { "failure" }
     }
 
+    /// For an exec that nothing marks (it succeeded, through the native ABI, of a file that is
+    /// in the image, not fileless, gaining no privilege): what makes it new in its container,
+    /// its program (file and, for a multi-call binary, applet). Only such execs may be folded
+    /// into a healthcheck summary (`crate::health`); the first of each program is still sent.
+    pub fn routine(&self) -> Option<String> {
+        let x = self.exe.as_ref()?;
+        let plain = self.ret == 0
+            && !self.compat
+            && !x.upper
+            && x.fileless().is_none()
+            && !x.outside_root
+            && self.creds.as_ref().is_none_or(|c| PrivilegedOut::of(c).is_none());
+        let p = &self.lineup.process;
+        plain.then(|| format!("exec {} {}", x.path, p.applet.as_deref().unwrap_or("")))
+    }
+
     /// `process` (and the error of a failed exec, which the caller writes after it).
     pub(crate) fn write_top<M: SerializeMap>(
         &self,

@@ -258,11 +258,37 @@ pub struct Event {
     /// Wall-clock time of the kernel's record.
     pub time: Rfc3339,
     pub body: Body,
+    /// The process's entry leader (the top of its chain inside the container: the container's
+    /// init, or the first process of a `docker exec` session), for the events that do not carry
+    /// their lineup; 0 when not known.
+    pub leader: u32,
 }
 
 impl Event {
     pub fn new(meta: Meta, clock: Clock, body: Body) -> Event {
-        Event { meta, time: Rfc3339(clock.wall_ns(meta.ktime_ns)), body }
+        Event { meta, time: Rfc3339(clock.wall_ns(meta.ktime_ns)), body, leader: 0 }
+    }
+
+    /// For an event a healthcheck summary may fold (`crate::health`): the process's entry
+    /// leader (which exec session it belongs to, 0 if not known) and what makes the event new
+    /// in its container.
+    pub fn routine(&self) -> Option<(u32, String)> {
+        match &self.body {
+            Body::Exec(b) => Some((b.lineup.entry_leader.pid, b.routine()?)),
+            Body::Socket(b) => Some((self.leader, b.routine()?)),
+            _ => None,
+        }
+    }
+
+    /// What makes a routine event the same as another for repeat folding (`crate::repeats`),
+    /// besides its container and `routine()`'s key: an exec's arguments and user.
+    pub fn repeat_detail(&self, h: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        if let Body::Exec(b) = &self.body {
+            b.args.args.hash(h);
+            b.args.truncated.hash(h);
+            b.uid.hash(h);
+        }
     }
 
     /// `event.action`.
@@ -544,6 +570,32 @@ pub const SKELETON: &[&[&str]] = &[
     &["docker_listener", "dns", "domain"],
     &["docker_listener", "dns", "suspicious"],
 ];
+
+/// A container's records held back by its budget in the kernel (`ebpf.budget_per_second`):
+/// not lost to a full buffer, left out on purpose so that its storm cannot cost the others
+/// theirs, and counted apart from losses.
+pub fn held_back_event(
+    container: Option<&Container>,
+    cgroup_id: u64,
+    delta: u64,
+    total: u64,
+    cfg: &crate::config::EbpfConfig,
+) -> Value {
+    let mut v = json!({
+        "integration": "docker",
+        "event": {"kind": "metric", "module": MODULE, "action": "events-held-back", "dataset": "docker_listener.loss"},
+        "docker_listener": {"held_back": {
+            "records": delta,
+            "records_total": total,
+            "cgroup_id": cgroup_id,
+            "budget": {"per_second": cfg.budget_per_second, "burst": cfg.budget_burst},
+        }},
+    });
+    if let Some(c) = container {
+        v["container"] = json!({"id": c.id, "name": c.name, "image": {"name": c.image}});
+    }
+    v
+}
 
 /// Loss report for the eBPF side.
 pub fn ebpf_loss_event(

@@ -69,6 +69,20 @@ impl SocketBody {
     }
 
     /// A connect seen by its TCP state change has started; how it ends is not seen.
+    /// For a socket call that succeeded through the native ABI: what makes it new in its
+    /// container (call, program, address). Only such events may be folded into a healthcheck
+    /// summary (`crate::health`); the first of each is still sent.
+    pub fn routine(&self) -> Option<String> {
+        (self.succeeded() && !self.compat && !self.tcp_state).then(|| {
+            format!(
+                "{} {} {:?}",
+                self.op.name(),
+                self.process.executable.as_deref().unwrap_or(""),
+                self.addr.as_ref().or(self.local.as_ref())
+            )
+        })
+    }
+
     pub fn outcome(&self) -> &'static str {
         match (self.tcp_state, self.succeeded()) {
             (true, _) => "unknown",

@@ -12,7 +12,7 @@
 use std::{
     collections::BTreeMap,
     io::Read as _,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
         Mutex,
@@ -101,6 +101,29 @@ pub struct Agent {
     pub started_ns: i64,
 }
 
+/// Whether `daemon` knows `ebpf.budget_per_second` and `repeat_window` (a previous build
+/// measured side by side may not): asked once per binary with `check-config`.
+fn has_budget(daemon: &Path, dir: &ScratchDir) -> Result<bool> {
+    static KNOWN: std::sync::Mutex<Vec<(PathBuf, bool)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = KNOWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, b)) = known.iter().find(|(p, _)| p == daemon) {
+        return Ok(*b);
+    }
+    let probe = dir.join("budget-probe.json");
+    std::fs::write(&probe, r#"{"docker-listener": {"repeat_window": 0, "ebpf": {"budget_per_second": 0}}}"#)?;
+    let ok = Command::new(daemon)
+        .arg("check-config")
+        .arg("--config")
+        .arg(&probe)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?
+        .success();
+    let _ = std::fs::remove_file(&probe);
+    known.push((daemon.to_owned(), ok));
+    Ok(ok)
+}
+
 impl Agent {
     /// Starts the agent writing to the queue socket `queue`, its state in `dir`, with `config`
     /// (the inside of `{"docker-listener": ...}`) when given.
@@ -111,9 +134,19 @@ impl Agent {
         if let Some(host) = docker_host() {
             cmd.arg("--docker-host").arg(host);
         }
-        if let Some(c) = config {
+        // The storms measure the pipeline for every record, as builds before the per-container
+        // budget and repeat folding delivered them: both are off where the binary has them.
+        let mut members: serde_json::Value = match config {
+            Some(c) => serde_json::from_str(c)?,
+            None => serde_json::json!({}),
+        };
+        if has_budget(&ctx.daemon, dir)? {
+            members["ebpf"]["budget_per_second"] = 0.into();
+            members["repeat_window"] = 0.into();
+        }
+        if members.as_object().is_some_and(|m| !m.is_empty()) {
             let path = dir.join("config.json");
-            std::fs::write(&path, format!("{{\"docker-listener\": {c}}}\n"))?;
+            std::fs::write(&path, format!("{{\"docker-listener\": {members}}}\n"))?;
             cmd.arg("--config").arg(path);
         }
         let started_ns = super::ebpf_sink::realtime_ns();

@@ -1,0 +1,120 @@
+//! The per-container budget of the high-volume records (exec, socket, network): a token bucket
+//! per cgroup (`budget_rate` records per second, `budget_burst` at once), so that a storm in one
+//! container cannot fill the shared ring buffer and cost the others their records. What is
+//! over the budget is not reserved (it takes no sequence number: it is no kernel loss) and is
+//! counted per cgroup in `HELD`, which the daemon reports by container.
+//!
+//! Never held: the first exec of each file in a container (`EXE_SEEN`, checked only once the
+//! budget is spent), failed calls (the callers ask only for successes), and every other family.
+use aya_ebpf::{
+    helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
+    macros::map,
+    maps::{LruHashMap, PerCpuHashMap},
+};
+
+use crate::{kernel::read0, maps::config};
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Bucket {
+    /// Thousandths of a record.
+    milli: u64,
+    last_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExeSeen {
+    cgroup: u64,
+    /// The executed file's `struct inode` (unique while the file is in use).
+    inode: u64,
+}
+
+/// Each traced cgroup's bucket; the least recently used make room.
+#[map]
+pub static BUDGET: LruHashMap<u64, Bucket> = LruHashMap::with_max_entries(16384, 0);
+
+/// Records held back, per cgroup, per CPU (no atomic add needed; never reset: the daemon
+/// reports the increase of the sum).
+#[map]
+pub static HELD: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+
+/// Files already executed in a container while its budget was spent.
+#[map]
+pub static EXE_SEEN: LruHashMap<ExeSeen, u8> = LruHashMap::with_max_entries(16384, 0);
+
+/// Whether the current cgroup may send one more record now; counts it as held back if not.
+#[inline(always)]
+pub fn admit() -> bool {
+    let rate = config!(budget_rate) as u64;
+    if rate == 0 {
+        return true;
+    }
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    if take(cgroup, rate) {
+        return true;
+    }
+    hold(cgroup);
+    false
+}
+
+/// `admit` for an exec: the first exec of a file in the container goes even over the budget.
+#[inline(always)]
+pub fn admit_exec(task: *const u8) -> bool {
+    let rate = config!(budget_rate) as u64;
+    if rate == 0 {
+        return true;
+    }
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    if take(cgroup, rate) {
+        return true;
+    }
+    if config!(offsets.exe_valid) != 0 {
+        let mm: *const u8 = unsafe { read0(task, config!(offsets.task_mm)) };
+        let file: *const u8 = unsafe { read0(mm, config!(offsets.mm_exe_file)) };
+        let inode: *const u8 = unsafe { read0(file, config!(offsets.file_f_inode)) };
+        let key = ExeSeen { cgroup, inode: inode as u64 };
+        if !inode.is_null() && unsafe { EXE_SEEN.get(&key) }.is_none() {
+            let _ = EXE_SEEN.insert(&key, &1, 0);
+            return true;
+        }
+    }
+    hold(cgroup);
+    false
+}
+
+#[inline(always)]
+fn take(cgroup: u64, rate: u64) -> bool {
+    let burst = (config!(budget_burst) as u64).max(1) * 1000;
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    match BUDGET.get_ptr_mut(&cgroup) {
+        None => {
+            let _ = BUDGET.insert(&cgroup, &Bucket { milli: burst - 1000, last_ns: now }, 0);
+            true
+        }
+        Some(b) => unsafe {
+            // Refill: rate records per second, in thousandths; at most 60 s counted (no
+            // overflow), then capped at the burst.
+            let elapsed = now.saturating_sub((*b).last_ns).min(60_000_000_000);
+            let milli = ((*b).milli + elapsed * rate / 1_000_000).min(burst);
+            (*b).last_ns = now;
+            if milli >= 1000 {
+                (*b).milli = milli - 1000;
+                true
+            } else {
+                (*b).milli = milli;
+                false
+            }
+        },
+    }
+}
+
+#[inline(always)]
+fn hold(cgroup: u64) {
+    match HELD.get_ptr_mut(&cgroup) {
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            let _ = HELD.insert(&cgroup, &1, 0);
+        }
+    }
+}

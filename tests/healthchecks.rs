@@ -1,0 +1,130 @@
+//! Healthchecks (`healthchecks`, `crate::health`): against the real dockerd and eBPF, one
+//! container with a 1 s healthcheck watched by two agents at once, one with the default
+//! (`summarize`) and one with `forward`.
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::*;
+
+fn of_container<'a>(events: &'a [Value], id: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["Actor"]["ID"] == id || e["container"]["id"] == id).collect()
+}
+
+fn actions(docker_events: &[&Value], action: &str) -> usize {
+    docker_events.iter().filter(|e| e["Action"] == action).count()
+}
+
+fn failed_dies(docker_events: &[&Value]) -> usize {
+    docker_events.iter().filter(|e| e["Action"] == "exec_die" && e["Actor"]["Attributes"]["exitCode"] != "0").count()
+}
+
+/// The exec events of the check's shell, by user ("0" for the checks, the test's user for the
+/// `docker exec`).
+fn check_execs(events: &[&Value], check: &str, uid: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| {
+            e["event"]["action"] == "exec"
+                && e["process"]["args"].as_array().is_some_and(|a| a.iter().any(|x| x == check))
+                && e["process"]["user"]["id"].to_string().trim_matches('"') == uid
+        })
+        .count()
+}
+
+#[test]
+fn passing_checks_are_summarised_failures_and_a_docker_exec_of_the_same_command_are_sent() {
+    e2e();
+    let _lock = docker_lock();
+    let summarize = start_agent_with("hc-sum", json!({"healthcheck_period": 10}), json!({}));
+    let forward = start_agent_with("hc-fwd", json!({"healthchecks": "forward"}), json!({}));
+    let name = unique("hc");
+    let _c = Containers(vec![name.clone()]);
+    let check = "test ! -e /tmp/fail";
+    let t0 = Instant::now();
+    let id =
+        run_detached(&name, &["--health-cmd", check, "--health-interval", "1s", "--health-retries", "1"], "sleep 600")
+            .trim()
+            .to_owned();
+    let command = format!("exec_create: /bin/sh -c {check}");
+    let until = |secs: u64| {
+        if let Some(left) = Duration::from_secs(secs).checked_sub(t0.elapsed()) {
+            std::thread::sleep(left);
+        }
+    };
+    // Passing checks; then a `docker exec` of the check's exact command line, as another user.
+    until(10);
+    let before = now_ns();
+    docker(&["exec", "-u", "4321", &name, "/bin/sh", "-c", check]);
+    let after = now_ns();
+    // Failing checks for a few seconds, then passing again.
+    until(15);
+    docker(&["exec", &name, "touch", "/tmp/fail"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    docker(&["exec", &name, "rm", "/tmp/fail"]);
+    until(30);
+    docker(&["rm", "-f", &name]);
+    for agent in [&summarize, &forward] {
+        agent.queue.wait_until(Duration::from_secs(20), "the container's destroy event", |f| {
+            docker_events(f).iter().any(|e| e["Actor"]["ID"] == id.as_str() && e["Action"] == "destroy")
+        });
+    }
+    let (s_frames, f_frames) = (summarize.queue.frames(), forward.queue.frames());
+    let (s_docker, f_docker) = (docker_events(&s_frames), docker_events(&f_frames));
+    let (s_docker, f_docker) = (of_container(&s_docker, &id), of_container(&f_docker, &id));
+    let (s_ours, f_ours) = (agent_events(&s_frames), agent_events(&f_frames));
+    let (s_ours, f_ours) = (of_container(&s_ours, &id), of_container(&f_ours, &id));
+
+    // `forward`: every check, as Wazuh's listener sends them.
+    let all_checks = actions(&f_docker, &command);
+    assert!(all_checks >= 24, "forward: {all_checks} checks' exec_create in 30 s of a 1 s healthcheck");
+    let failures = failed_dies(&f_docker);
+    assert!(failures >= 1, "the checks failed while /tmp/fail existed");
+    assert!(check_execs(&f_ours, check, "0") >= 20, "forward: the checks' processes");
+
+    // `summarize`: the failures and every health_status change, as they happen...
+    assert_eq!(failed_dies(&s_docker), failures, "every failing check is forwarded");
+    let status = |d: &[&Value]| {
+        d.iter().filter(|e| e["Action"].as_str().is_some_and(|a| a.starts_with("health_status"))).count()
+    };
+    assert!(status(&f_docker) >= 2, "healthy, unhealthy, healthy");
+    assert_eq!(status(&s_docker), status(&f_docker), "every health_status event is forwarded");
+    // ...the `docker exec` of the same command (Docker's event and its process)...
+    assert!(
+        s_docker.iter().any(|e| e["Action"] == command.as_str() && (before..=after).contains(&time_nano(e))),
+        "the docker exec of the check's command line is sent"
+    );
+    assert_eq!(check_execs(&s_ours, check, "4321"), 1, "the docker exec's process is sent");
+    // ...and the passing checks only as summaries.
+    let forwarded = actions(&s_docker, &command);
+    assert!(
+        forwarded <= failures + 1 + 3,
+        "summarize: {forwarded} checks sent one by one ({failures} failing, 1 docker exec, at most 3 before the \
+         agent learned the container's healthcheck) of {all_checks}"
+    );
+    let summaries: Vec<&&Value> = s_ours.iter().filter(|e| e["event"]["action"] == "healthcheck-summary").collect();
+    assert!(!summaries.is_empty(), "summaries arrive");
+    let passed: u64 =
+        summaries.iter().map(|s| s["docker_listener"]["healthcheck"]["passed"].as_u64().unwrap_or(0)).sum();
+    assert!(
+        passed + forwarded as u64 >= all_checks as u64,
+        "each check is either summarised ({passed}) or sent ({forwarded}); forward saw {all_checks}"
+    );
+    let rules = support::rules::load_rules();
+    for s in &summaries {
+        assert_eq!(support::rules::evaluate(&rules, s), Some(100_059), "the summary's rule: {s}");
+        assert_eq!(s["container"]["name"], name.as_str());
+        assert_eq!(s["docker_listener"]["healthcheck"]["command"], format!("/bin/sh -c {check}"));
+    }
+    let (s_all, f_all) = (s_docker.len() + s_ours.len(), f_docker.len() + f_ours.len());
+    let shells = check_execs(&s_ours, check, "0");
+    eprintln!(
+        "forward: {all_checks} checks, {failures} failing, {} check processes, {f_all} frames; summarize: {forwarded} \
+         checks sent, {passed} summarised in {} summaries, {shells} check processes, {s_all} frames",
+        check_execs(&f_ours, check, "0"),
+        summaries.len()
+    );
+    assert!(shells <= failures + 4, "summarize: {shells} check processes sent (the first, the failures)");
+    assert!(s_all * 2 < f_all, "summarize: {s_all} frames about the container, forward: {f_all}");
+}

@@ -1,0 +1,57 @@
+//! Repeat folding (`repeat_window`, `crate::repeats`) against the real dockerd and eBPF.
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+fn repeated<'a>(events: &'a [Value], arg: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| {
+            e["event"]["action"] == "events-repeated"
+                && e["process"]["args"].as_array().is_some_and(|a| a.iter().any(|x| x == arg))
+        })
+        .collect()
+}
+
+#[test]
+fn an_exec_repeated_a_thousand_times_arrives_once_with_its_count() {
+    e2e();
+    let _lock = docker_lock();
+    let mut agent = start_agent_with("rep", json!({"repeat_window": 60}), json!({}));
+    let name = unique("rep");
+    let _c = Containers(vec![name.clone()]);
+    let (marker, between, done) = (unique("same"), unique("between"), unique("done"));
+    run_detached(
+        &name,
+        &[],
+        &format!(
+            "for i in $(seq 1000); do /bin/true {marker}; if [ $i = 500 ]; then /bin/echo {between}; fi; done; \
+             /bin/echo {done}; sleep 600"
+        ),
+    );
+    let events =
+        wait_events(&agent, "the loop's end", Duration::from_secs(60), |e| !execs_with_arg(e, &done).is_empty());
+    // The first, and a different exec in between, were sent as they happened; the repeats wait
+    // for their window to close.
+    assert_eq!(execs_with_arg(&events, &marker).len(), 1, "one event for the first of the thousand");
+    assert_eq!(execs_with_arg(&events, &between).len(), 1, "the exec in between is sent at once");
+    assert!(repeated(&events, &marker).is_empty(), "the window is still open");
+    let first = execs_with_arg(&events, &marker)[0].clone();
+    // Stopping closes every window: its count goes out before the agent exits.
+    assert_eq!(agent.daemon.stop(), 0);
+    let events = agent_events(&agent.queue.frames());
+    let summaries = repeated(&events, &marker);
+    assert_eq!(summaries.len(), 1, "one summary");
+    let s = summaries[0];
+    assert_eq!(s["docker_listener"]["repeat"]["count"], 999, "{s}");
+    assert_eq!(s["docker_listener"]["repeat"]["action"], "exec");
+    assert_eq!(s["container"]["name"], name.as_str());
+    assert_eq!(s["process"]["executable"], first["process"]["executable"]);
+    assert_eq!(s["process"]["args"], first["process"]["args"]);
+    let rules = support::rules::load_rules();
+    assert_eq!(support::rules::evaluate(&rules, s), Some(100_061), "the summary's rule");
+    assert_eq!(agent.daemon.final_stat("repeats_folded"), 999);
+}
