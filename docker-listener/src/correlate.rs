@@ -37,6 +37,8 @@ pub struct Emitted {
     pub json: Bytes,
     /// Set for the events a healthcheck summary may fold (`crate::health`).
     pub fold: Option<Fold>,
+    /// `encode::owner_of` its container (0: none).
+    pub owner: u64,
 }
 
 /// What the healthcheck stage needs to know of a process or socket event.
@@ -55,6 +57,7 @@ pub struct Fold {
 impl Emitted {
     fn new(event: &Event, container: Option<&Container>, container_id: &str) -> Emitted {
         let mut e = Emitted::of(event, &event.with_container(container, container_id));
+        e.owner = crate::encode::owner_of(container_id);
         if container.is_some() {
             e.fold = event.routine().map(|(leader, first_key)| {
                 use std::hash::{Hash, Hasher};
@@ -77,7 +80,7 @@ impl Emitted {
         let mut json = Vec::with_capacity(1024);
         // Serialising into memory cannot fail (every map key is a string).
         let _ = serde_json::to_writer(&mut json, with);
-        Emitted { action: event.action(), json: Bytes::from(json), fold: None }
+        Emitted { action: event.action(), json: Bytes::from(json), fold: None, owner: 0 }
     }
 
     /// The JSON as a value (tests).

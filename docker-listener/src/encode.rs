@@ -34,6 +34,14 @@ pub enum Origin {
 pub struct Frame {
     pub parts: [Bytes; 3],
     pub origin: Origin,
+    /// The container it is about (`owner_of` its id; 0: none), so that a full output buffer
+    /// drops the noisiest container's frames first (`sink::Spool`).
+    pub owner: u64,
+}
+
+/// A container's key for `Frame::owner`: never 0 for a non-empty id.
+pub fn owner_of(container_id: &str) -> u64 {
+    if container_id.is_empty() { 0 } else { event_hash(container_id.as_bytes()) | 1 }
 }
 
 impl Frame {
@@ -61,7 +69,7 @@ impl Frame {
 
     /// A frame for one of our own JSON objects (`body` starts with `{`): the header in front.
     pub fn agent(body: Bytes) -> Frame {
-        Frame { parts: [Bytes::from_static(FRAME_HEADER), body, Bytes::new()], origin: Origin::Agent }
+        Frame { parts: [Bytes::from_static(FRAME_HEADER), body, Bytes::new()], origin: Origin::Agent, owner: 0 }
     }
 }
 
@@ -105,6 +113,7 @@ impl Encoder {
     /// `max_event_size`.
     pub fn docker(&self, ev: &DockerEvent) -> Frame {
         let origin = Origin::Docker { time_nano: ev.time_nano, hash: ev.hash };
+        let owner = if ev.kind() == "container" { owner_of(ev.actor_id()) } else { 0 };
         let body = match self.legacy_fields.then(|| ev.legacy_members()).flatten() {
             Some(members) => with_leading_members(&ev.raw, &members),
             None => ev.raw.clone(),
@@ -114,6 +123,7 @@ impl Encoder {
             return Frame {
                 parts: [Bytes::from_static(DOCKER_EVENT_PREFIX), body, Bytes::from_static(DOCKER_EVENT_SUFFIX)],
                 origin,
+                owner,
             };
         }
         let budget = self.max_event_size - DOCKER_EVENT_PREFIX.len() - TRUNCATED_SUFFIX.len();
@@ -127,6 +137,7 @@ impl Encoder {
         Frame {
             parts: [Bytes::from_static(DOCKER_EVENT_PREFIX), Bytes::from(shrunk), Bytes::from_static(TRUNCATED_SUFFIX)],
             origin,
+            owner,
         }
     }
 

@@ -377,10 +377,11 @@ impl Monitor {
             .drain(..)
             .filter_map(|e| {
                 stats.count_ebpf_action(e.action);
-                let Some(fold) = &e.fold else { return encoder.agent_json(e.json) };
+                let mut frame = encoder.agent_json(e.json)?;
+                frame.owner = e.owner;
+                let Some(fold) = &e.fold else { return Some(frame) };
                 // A healthcheck's events first (they may wait for, or fold into, its summary),
                 // then repeats.
-                let mut frame = encoder.agent_json(e.json)?;
                 if let Some(h) = health {
                     frame = h.agent(fold, frame)?;
                 }

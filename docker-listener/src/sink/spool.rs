@@ -6,7 +6,7 @@
 //! events are usually the ones an analyst needs). The sink pops from the front and, when the
 //! output cannot take a frame right now, puts it back at the front.
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, PoisonError},
 };
 
@@ -36,9 +36,41 @@ struct Inner {
     reports: VecDeque<Frame>,
     frames: VecDeque<Frame>,
     bytes: usize,
+    /// Bytes of `frames` by `Frame::owner` (the container each is about): when the buffer is
+    /// full, the owner with the most goes first, so a storm in one container costs its own
+    /// oldest frames, not the others'.
+    owners: HashMap<u64, usize>,
     /// Frames dropped since the last report, and the total.
     dropped_unreported: u64,
     closed: bool,
+}
+
+impl Inner {
+    fn add(&mut self, f: &Frame) {
+        self.bytes += f.len();
+        *self.owners.entry(f.owner).or_default() += f.len();
+    }
+
+    fn sub(&mut self, f: &Frame) {
+        self.bytes -= f.len();
+        if let Some(b) = self.owners.get_mut(&f.owner) {
+            *b = b.saturating_sub(f.len());
+            if *b == 0 {
+                self.owners.remove(&f.owner);
+            }
+        }
+    }
+
+    /// Removes the oldest frame of the owner holding the most bytes.
+    fn drop_noisiest(&mut self) -> bool {
+        let Some((&owner, _)) = self.owners.iter().max_by_key(|(_, b)| **b) else {
+            return false;
+        };
+        let at = self.frames.iter().position(|f| f.owner == owner).unwrap_or(0);
+        let Some(f) = self.frames.remove(at) else { return false };
+        self.sub(&f);
+        true
+    }
 }
 
 impl Spool {
@@ -56,7 +88,7 @@ impl Spool {
     pub fn push_all(&self, frames: impl IntoIterator<Item = Frame>) {
         let mut inner = self.lock();
         for f in frames {
-            inner.bytes += f.len();
+            inner.add(&f);
             inner.frames.push_back(f);
         }
         self.evict(inner);
@@ -91,7 +123,7 @@ impl Spool {
             if f.origin == Origin::Report {
                 inner.reports.push_front(f);
             } else {
-                inner.bytes += f.len();
+                inner.add(&f);
                 inner.frames.push_front(f);
             }
         }
@@ -99,12 +131,14 @@ impl Spool {
         self.evict(inner);
     }
 
-    /// Drops the oldest frames while over capacity, counts them, releases the lock.
+    /// Drops frames while over capacity, the oldest of the container with the most bytes
+    /// buffered first; counts them, releases the lock.
     fn evict(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
         let mut dropped = 0u64;
         while inner.bytes > self.capacity {
-            let Some(old) = inner.frames.pop_front() else { break };
-            inner.bytes -= old.len();
+            if !inner.drop_noisiest() {
+                break;
+            }
             dropped += 1;
         }
         inner.dropped_unreported += dropped;
@@ -120,7 +154,7 @@ impl Spool {
             return Some(r);
         }
         let f = inner.frames.pop_front()?;
-        inner.bytes -= f.len();
+        inner.sub(&f);
         Some(f)
     }
 
@@ -143,9 +177,11 @@ impl Spool {
                 }
                 if !inner.frames.is_empty() {
                     let n = max.min(inner.frames.len());
-                    let mut bytes = 0;
-                    out.extend(inner.frames.drain(..n).inspect(|f| bytes += f.len()));
-                    inner.bytes -= bytes;
+                    let start = out.len();
+                    out.extend(inner.frames.drain(..n));
+                    for f in &out[start..] {
+                        inner.sub(f);
+                    }
                     return true;
                 }
                 if inner.closed {
@@ -190,6 +226,23 @@ mod tests {
 
     fn frame(n: usize, tag: u8) -> Frame {
         Frame::agent(Bytes::from(vec![tag; n]))
+    }
+
+    #[test]
+    fn a_full_buffer_drops_the_noisiest_container_s_frames_first() {
+        let stats = Arc::new(Stats::default());
+        let hdr = crate::wazuh::FRAME_HEADER.len();
+        let s = Spool::new(6 * (hdr + 10), stats.clone());
+        let of = |owner: u64, tag: u8| Frame { owner, ..frame(10, tag) };
+        // A quiet container's frame first, then a storm from another.
+        s.push(of(1, 100));
+        for tag in 0..8 {
+            s.push(of(2, tag));
+        }
+        let got: Vec<(u64, u8)> = std::iter::from_fn(|| s.try_pop()).map(|f| (f.owner, f.parts[1][0])).collect();
+        assert_eq!(got, [(1, 100), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7)], "the storm lost its oldest, the quiet frame stayed");
+        assert_eq!(stats.dropped_buffer_full.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert_eq!(s.len(), (0, 0));
     }
 
     #[test]
