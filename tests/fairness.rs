@@ -26,13 +26,14 @@ fn two_storming_containers_cannot_cost_a_quiet_one_its_execs() {
     let _c = Containers(vec![stormers[0].clone(), stormers[1].clone(), quiet.clone()]);
     let marker = unique("m");
     for s in &stormers {
-        // A storm of execs; two seconds in, a failed exec and the first exec of a new file.
+        // A storm of execs; two seconds in, a failed exec and three execs of a new file (the
+        // first exec of a file, and a drifted program: never held back).
         run_detached(
             s,
             &[],
             &format!(
                 "(while :; do /bin/true; done) & sleep 2; /nonexistent-{marker} 2>/dev/null; \
-                 cp /bin/busybox /tmp/new-{marker}; /tmp/new-{marker} true; sleep 600"
+                 cp /bin/busybox /tmp/new-{marker}; for i in 1 2 3; do /tmp/new-{marker} true; done; sleep 600"
             ),
         );
     }
@@ -40,9 +41,12 @@ fn two_storming_containers_cannot_cost_a_quiet_one_its_execs() {
     run_detached(&quiet, &[], &format!("for i in $(seq 1 30); do /bin/echo {marker}-$i; sleep 0.2; done; sleep 600"));
     let quiet_execs =
         |events: &[Value]| (1..=30).filter(|i| !execs_with_arg(events, &format!("{marker}-{i}")).is_empty()).count();
+    let new_file = format!("/tmp/new-{marker}");
     let events =
         wait_events(&agent, "the quiet container's 30 execs and both storms' reports", Duration::from_secs(40), |e| {
-            quiet_execs(e) == 30 && stormers.iter().all(|s| !held_back(e, s).is_empty())
+            quiet_execs(e) == 30
+                && stormers.iter().all(|s| !held_back(e, s).is_empty())
+                && e.iter().filter(|x| x["process"]["executable"] == new_file.as_str()).count() >= 6
         });
     assert_eq!(quiet_execs(&events), 30, "every exec of the quiet container arrives");
     assert!(held_back(&events, &quiet).is_empty(), "the quiet container stayed within its budget");
@@ -66,10 +70,12 @@ fn two_storming_containers_cannot_cost_a_quiet_one_its_execs() {
                 && e["docker_listener"]["exec"]["filename"] == format!("/nonexistent-{marker}").as_str()
         });
         assert!(failed, "{s}: the failed exec is never held back");
-        let new_file = format!("/tmp/new-{marker}");
-        let first =
-            mine.iter().any(|e| e["event"]["action"] == "exec" && e["process"]["executable"] == new_file.as_str());
-        assert!(first, "{s}: the first exec of a new file is never held back");
+        let drifted: Vec<&Value> = mine
+            .iter()
+            .filter(|e| e["event"]["action"] == "exec" && e["process"]["executable"] == new_file.as_str())
+            .collect();
+        assert_eq!(drifted.len(), 3, "{s}: a drifted program's execs are never held back");
+        assert!(drifted.iter().all(|e| e["docker_listener"]["exec"]["file"]["drift"] == true));
     }
     // Counted apart from losses, and every record held back is in a report.
     assert_eq!(agent.daemon.stop(), 0);

@@ -5,12 +5,15 @@
 //! counted per cgroup in `HELD`, which the daemon reports by container.
 //!
 //! Never held: the first exec of each file in a container (`EXE_SEEN`, checked only once the
-//! budget is spent), failed calls (the callers ask only for successes), and every other family.
+//! budget is spent), an exec the event marks (fileless, drifted, gaining privileges), failed
+//! calls (the callers ask only for successes), and every other family.
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
     macros::map,
     maps::{LruHashMap, PerCpuHashMap},
 };
+
+use docker_listener_common::magic;
 
 use crate::{kernel::read0, maps::config};
 
@@ -73,14 +76,44 @@ pub fn admit_exec(task: *const u8) -> bool {
         let mm: *const u8 = unsafe { read0(task, config!(offsets.task_mm)) };
         let file: *const u8 = unsafe { read0(mm, config!(offsets.mm_exe_file)) };
         let inode: *const u8 = unsafe { read0(file, config!(offsets.file_f_inode)) };
+        if !inode.is_null() && unsafe { marked(inode) } {
+            return true;
+        }
         let key = ExeSeen { cgroup, inode: inode as u64 };
         if !inode.is_null() && unsafe { EXE_SEEN.get(&key) }.is_none() {
             let _ = EXE_SEEN.insert(&key, &1, 0);
             return true;
         }
     }
+    // An exec that changes privileges (a setuid or setgid file, file capabilities) is sent.
+    if let Some(c) = unsafe { crate::cred::creds_of(task) }
+        && (c.euid != c.uid || c.egid != c.gid || (c.uid != 0 && c.euid != 0 && c.cap_effective != 0))
+    {
+        return true;
+    }
     hold(cgroup);
     false
+}
+
+/// Whether the executed file is one the exec event marks (never held back): fileless (a memory
+/// filesystem: memfd, tmpfs, ramfs, hugetlbfs; or linked nowhere) or drifted (an overlay file
+/// with a copy in the container's writable layer), as `path::exe_of` decides it.
+#[inline(always)]
+unsafe fn marked(inode: *const u8) -> bool {
+    unsafe {
+        let nlink: u32 = read0(inode, config!(offsets.inode_i_nlink));
+        let sb: *const u8 = read0(inode, config!(offsets.inode_i_sb));
+        let m: u32 = read0(sb, config!(offsets.sb_s_magic));
+        if nlink == 0 || m == magic::TMPFS || m == magic::RAMFS || m == magic::HUGETLBFS {
+            return true;
+        }
+        if m == magic::OVERLAYFS && config!(offsets.ovl_valid) != 0 {
+            let ovl = inode.wrapping_sub(config!(offsets.ovl_inode_vfs_inode) as usize);
+            let upper: *const u8 = read0(ovl, config!(offsets.ovl_inode_upperdentry));
+            return !upper.is_null();
+        }
+        false
+    }
 }
 
 #[inline(always)]

@@ -240,7 +240,11 @@ mod tests {
             s.push(of(2, tag));
         }
         let got: Vec<(u64, u8)> = std::iter::from_fn(|| s.try_pop()).map(|f| (f.owner, f.parts[1][0])).collect();
-        assert_eq!(got, [(1, 100), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7)], "the storm lost its oldest, the quiet frame stayed");
+        assert_eq!(
+            got,
+            [(1, 100), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7)],
+            "the storm lost its oldest, the quiet frame stayed"
+        );
         assert_eq!(stats.dropped_buffer_full.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert_eq!(s.len(), (0, 0));
     }
