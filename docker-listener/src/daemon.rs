@@ -124,7 +124,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             Err(e) => tracing::warn!(
                 error = %e,
                 "eBPF is unavailable: running with Docker events only (no process or socket \
-                 events). Fix the cause above, or pass --no-ebpf to silence this warning"
+                 events). Fix the cause given in `error`, or pass --no-ebpf to silence this warning"
             ),
         }
     } else {
