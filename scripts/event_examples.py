@@ -41,6 +41,10 @@ CAPABLE_SCRIPT = "nsenter -t 1 -u true"
 FILES_SCRIPT = ("echo 'root:*:19000::::::' > /etc/shadow; sleep 1;\n    "
                 "cd /etc && cat ../etc//shadow; mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAA' > /root/.ssh/authorized_keys;\n    "
                 "chmod 644 shadow; sleep 1")
+STORM_SCRIPT = "for i in $(seq 8000); do /bin/true; done"
+# A container with a healthcheck every second: its passing checks are summarised when it stops.
+HEALTHY = ["docker", "run", "-d", "--network", "none", "--name", "api-1", "--health-cmd", "test -e /tmp/ready",
+           "--health-interval", "1s", IMAGE, "sh", "-c", "touch /tmp/ready; exec sleep 600"]
 AFTER = ["docker", "run", "--rm", "--network", "none", "--name", "web-1", "--label", "com.docker.compose.project=shop",
          "--label", "com.docker.compose.service=web", IMAGE, "sh", "-c", SCRIPT]
 
@@ -52,6 +56,9 @@ def tools(programs):
         ["docker", "run", "--rm", "--network", "none", "--name", "tools-2", "--cap-add", "SYS_ADMIN",
          "--security-opt", "seccomp=unconfined", "--uts=host", IMAGE, "sh", "-c", CAPABLE_SCRIPT],
         ["docker", "run", "--rm", "--network", "none", "--name", "files-1", IMAGE, "sh", "-c", FILES_SCRIPT],
+        # A storm of one identical exec: held back over the container's budget, and folded as
+        # repeats (events-held-back, events-repeated).
+        ["docker", "run", "--rm", "--network", "none", "--name", "ci-1", IMAGE, "sh", "-c", STORM_SCRIPT],
     ]
 
 
@@ -75,6 +82,7 @@ def pick(evs):
     """The example each marker names."""
     mine = lambda name: [e for e in evs if e.get("container", {}).get("name") == name]
     web, db, t1, t2, f1 = mine("web-1"), mine("db-1"), mine("tools-1"), mine("tools-2"), mine("files-1")
+    api, ci = mine("api-1"), mine("ci-1")
     act = lambda es, a: [e for e in es if e.get("event", {}).get("action") == a]
     args_of = lambda e: e.get("process", {}).get("args", [])
     first = lambda es, what: es[0] if es else sys.exit(f"no example for {what}")
@@ -116,6 +124,10 @@ def pick(evs):
                            "file-read"),
         "file-create": first(act(f1, "file-create"), "file-create"),
         "file-chmod": first(act(f1, "file-chmod"), "file-chmod"),
+        "healthcheck-summary": first(act(api, "healthcheck-summary"), "healthcheck-summary"),
+        "events-held-back": first(act(ci, "events-held-back"), "events-held-back"),
+        "events-repeated": first([e for e in act(ci, "events-repeated") if args_of(e)[:1] == ["/bin/true"]],
+                                 "events-repeated"),
     }
 
 
@@ -138,7 +150,8 @@ def rewrite(doc, examples):
 def main():
     if os.geteuid() != 0:
         sys.exit("run as root (the daemon loads eBPF programs)")
-    subprocess.run(["docker", "rm", "-f", "db-1", "web-1", "tools-1", "tools-2", "files-1"], capture_output=True)
+    subprocess.run(["docker", "rm", "-f", "db-1", "web-1", "tools-1", "tools-2", "files-1", "ci-1", "api-1"],
+                   capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
         programs = os.path.join(tmp, "t")
         os.mkdir(programs)
@@ -159,10 +172,13 @@ def main():
                 if time.time() > deadline or agent.poll() is not None:
                     sys.exit("the agent did not start: " + open(os.path.join(tmp, "log")).read())
                 time.sleep(0.1)
+            subprocess.run(HEALTHY, check=True, capture_output=True)
             subprocess.run(AFTER, check=True, capture_output=True)
             for cmd in tools(programs):
                 subprocess.run(cmd, check=True, capture_output=True)
             time.sleep(2)
+            subprocess.run(["docker", "rm", "-f", "api-1"], check=True, capture_output=True)
+            time.sleep(1)
             agent.terminate()
             agent.wait(timeout=15)
         finally:
