@@ -3,8 +3,9 @@
 //! One module per pipeline stage (see docs/ARCHITECTURE.md):
 //! [`docker`] (source) → [`encode`] (Wazuh frames) → [`sink`] (spool + output); the eBPF side
 //! is [`ebpf`] (kernel records) → [`monitor`] → [`correlate`] (with [`registry`], [`labels`] and
-//! [`procs`]) → [`ecs`] events → the same spool. [`state`] keeps the cursor and lock, [`config`]/[`cli`]
-//! the settings, [`doctor`] the diagnostics.
+//! [`procs`]) → [`ecs`] events → [`health`] and [`repeats`] (healthcheck summaries, repeat
+//! folding) → the same spool; Docker's events pass through [`health`] too. [`state`] keeps the
+//! cursor and lock, [`config`]/[`cli`] the settings, [`doctor`] the diagnostics.
 pub mod cli;
 pub mod config;
 pub mod correlate;
