@@ -14,26 +14,9 @@ use support::{
     *,
 };
 
-/// Runs the binary to its exit; a run that does not exit within 30 s is killed and fails the
-/// test (a daemon that should have refused to start and did not, say) instead of hanging it.
+/// Runs the binary to its exit (`support::run_to_exit`).
 fn run(args: &[&str]) -> Output {
-    let child = Command::new(daemon_bin())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid]).status();
-            panic!("docker-listener {args:?} did not exit within 30 s (killed)")
-        }
-    }
+    run_to_exit(Command::new(daemon_bin()).args(args))
 }
 
 fn text(out: &Output) -> String {

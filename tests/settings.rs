@@ -9,7 +9,7 @@ mod support;
 use std::{
     io::{Read, Write},
     os::unix::{fs::PermissionsExt, net::UnixStream},
-    process::{Command, Output, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -355,20 +355,6 @@ fn argv_is_cut_to_argv_max_bytes_head_and_tail_and_to_argv_max_args() {
 const WITHOUT_BPF_CAPS: &[&str] =
     &["setpriv", "--inh-caps=-bpf,-perfmon,-sys_admin", "--bounding-set=-bpf,-perfmon,-sys_admin", "--"];
 
-/// Runs to its exit (killed and failed after 30 s).
-fn run_to_exit(cmd: &mut Command) -> Output {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let pid = child.id().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid]).status();
-            panic!("the daemon did not exit within 30 s (killed)")
-        }
-    }
-}
 
 #[test]
 fn ebpf_required_exits_3_naming_the_cause_and_otherwise_falls_back_to_docker_events() {

@@ -49,50 +49,54 @@ pub static EXE_SEEN: LruHashMap<ExeSeen, u8> = LruHashMap::with_max_entries(1638
 /// Whether the current cgroup may send one more record now; counts it as held back if not.
 #[inline(always)]
 pub fn admit() -> bool {
+    admit_unless(|_| false)
+}
+
+/// `admit` for an exec: over the budget, the exec still goes when it is one an analyst must
+/// see (`always_sent`).
+#[inline(always)]
+pub fn admit_exec(task: *const u8) -> bool {
+    admit_unless(|cgroup| unsafe { always_sent(task, cgroup) })
+}
+
+/// Takes a token of the current cgroup's budget; without one, the record still goes if
+/// `always(cgroup)` says so, else it is counted as held back.
+#[inline(always)]
+fn admit_unless(always: impl FnOnce(u64) -> bool) -> bool {
     let rate = config!(budget_rate) as u64;
     if rate == 0 {
         return true;
     }
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    if take(cgroup, rate) {
+    if take(cgroup, rate) || always(cgroup) {
         return true;
     }
     hold(cgroup);
     false
 }
 
-/// `admit` for an exec: the first exec of a file in the container goes even over the budget.
+/// An exec never held back: of a file the event marks (fileless, drifted), of a file not yet
+/// executed in this container while its budget was spent (`EXE_SEEN`), or that changes
+/// privileges (a setuid or setgid file, file capabilities).
 #[inline(always)]
-pub fn admit_exec(task: *const u8) -> bool {
-    let rate = config!(budget_rate) as u64;
-    if rate == 0 {
-        return true;
-    }
-    let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    if take(cgroup, rate) {
-        return true;
-    }
-    if config!(offsets.exe_valid) != 0 {
-        let mm: *const u8 = unsafe { read0(task, config!(offsets.task_mm)) };
-        let file: *const u8 = unsafe { read0(mm, config!(offsets.mm_exe_file)) };
-        let inode: *const u8 = unsafe { read0(file, config!(offsets.file_f_inode)) };
-        if !inode.is_null() && unsafe { marked(inode) } {
-            return true;
+unsafe fn always_sent(task: *const u8, cgroup: u64) -> bool {
+    unsafe {
+        if config!(offsets.exe_valid) != 0 {
+            let mm: *const u8 = read0(task, config!(offsets.task_mm));
+            let file: *const u8 = read0(mm, config!(offsets.mm_exe_file));
+            let inode: *const u8 = read0(file, config!(offsets.file_f_inode));
+            if !inode.is_null() && marked(inode) {
+                return true;
+            }
+            let key = ExeSeen { cgroup, inode: inode as u64 };
+            if !inode.is_null() && EXE_SEEN.get(&key).is_none() {
+                let _ = EXE_SEEN.insert(&key, &1, 0);
+                return true;
+            }
         }
-        let key = ExeSeen { cgroup, inode: inode as u64 };
-        if !inode.is_null() && unsafe { EXE_SEEN.get(&key) }.is_none() {
-            let _ = EXE_SEEN.insert(&key, &1, 0);
-            return true;
-        }
+        crate::cred::creds_of(task)
+            .is_some_and(|c| c.euid != c.uid || c.egid != c.gid || (c.uid != 0 && c.euid != 0 && c.cap_effective != 0))
     }
-    // An exec that changes privileges (a setuid or setgid file, file capabilities) is sent.
-    if let Some(c) = unsafe { crate::cred::creds_of(task) }
-        && (c.euid != c.uid || c.egid != c.gid || (c.uid != 0 && c.euid != 0 && c.cap_effective != 0))
-    {
-        return true;
-    }
-    hold(cgroup);
-    false
 }
 
 /// Whether the executed file is one the exec event marks (never held back): fileless (a memory

@@ -423,3 +423,20 @@ pub fn programs() -> &'static Path {
 pub fn programs_volume() -> String {
     format!("{}:/t:ro", programs().display())
 }
+
+/// Runs `cmd` to its exit with its output captured; a run that does not exit within 30 s is
+/// killed and fails the test (a daemon that should have refused to start and did not, say)
+/// instead of hanging it.
+pub fn run_to_exit(cmd: &mut Command) -> std::process::Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+            panic!("{cmd:?} did not exit within 30 s (killed)")
+        }
+    }
+}
