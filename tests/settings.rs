@@ -355,7 +355,6 @@ fn argv_is_cut_to_argv_max_bytes_head_and_tail_and_to_argv_max_args() {
 const WITHOUT_BPF_CAPS: &[&str] =
     &["setpriv", "--inh-caps=-bpf,-perfmon,-sys_admin", "--bounding-set=-bpf,-perfmon,-sys_admin", "--"];
 
-
 #[test]
 fn ebpf_required_exits_3_naming_the_cause_and_otherwise_falls_back_to_docker_events() {
     e2e();

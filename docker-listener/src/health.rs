@@ -79,6 +79,11 @@ const HELD_MAX: usize = 4096;
 const FIRST_KEYS_MAX: usize = 4096;
 /// Log entries remembered per container as already accounting for a session.
 const CLAIMED_MAX: usize = 16;
+/// Containers asked about per second, at most (and at once): one inspect costs the agent about
+/// as much as 30 Docker events. On a real host healthchecked containers start a few a minute;
+/// under heavier churn the others' checks are forwarded one by one until there is budget.
+const ASK_RATE: f64 = 20.0;
+const ASK_BURST: f64 = 50.0;
 
 /// A container's healthcheck, as dockerd runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +96,9 @@ struct Check {
 
 #[derive(Debug)]
 enum Known {
+    /// Not asked yet: the budget of questions to dockerd was spent (`ASK_RATE`); asked at its
+    /// next check.
+    Later,
     Asking,
     None,
     Some(Check),
@@ -174,6 +182,41 @@ struct State {
     containers: HashMap<String, Ctr>,
     sessions: HashMap<String, Session>,
     last_summary: Option<Instant>,
+    /// Questions to dockerd left (`ASK_RATE`), and when it was counted.
+    ask_tokens: f64,
+    ask_counted: Option<Instant>,
+}
+
+impl State {
+    /// Whether one more container may be asked about now.
+    fn may_ask(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = self.ask_counted.map_or(ASK_BURST, |t| now.duration_since(t).as_secs_f64() * ASK_RATE);
+        self.ask_tokens = (self.ask_tokens + refill).min(ASK_BURST);
+        self.ask_counted = Some(now);
+        if self.ask_tokens >= 1.0 {
+            self.ask_tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Asks about container `id` if the budget allows, else leaves it for its next check.
+    fn ask(&mut self, id: &str, work: &mpsc::UnboundedSender<Work>) {
+        let known = if self.may_ask() {
+            let _ = work.send(Work::Inspect(id.to_owned()));
+            Known::Asking
+        } else {
+            Known::Later
+        };
+        match self.containers.get_mut(id) {
+            Some(c) => c.known = known,
+            None => {
+                self.containers.insert(id.to_owned(), Ctr::new(known));
+            }
+        }
+    }
 }
 
 /// What the stage's task must ask dockerd.
@@ -264,6 +307,10 @@ impl Health {
         if let Some(command) = action.strip_prefix("exec_create: ") {
             let timeout = match st.containers.get(id).map(|c| &c.known) {
                 Some(Known::Some(check)) if check.command == command => check.timeout,
+                Some(Known::Later) => {
+                    st.ask(id, &self.work);
+                    return out.push(frame);
+                }
                 _ => return out.push(frame),
             };
             let Some(exec_id) = exec_attributes(ev).and_then(|a| a.exec_id) else { return out.push(frame) };
@@ -313,8 +360,7 @@ impl Health {
         }
         if action.starts_with("health_status") {
             if !st.containers.contains_key(id) {
-                st.containers.insert(id.to_owned(), Ctr::new(Known::Asking));
-                let _ = self.work.send(Work::Inspect(id.to_owned()));
+                st.ask(id, &self.work);
             }
             return out.push(frame);
         }
@@ -450,8 +496,7 @@ impl Health {
         let mut st = self.lock();
         for id in ids {
             if !st.containers.contains_key(&id) {
-                st.containers.insert(id.clone(), Ctr::new(Known::Asking));
-                let _ = self.work.send(Work::Inspect(id));
+                st.ask(&id, &self.work);
             }
         }
     }
@@ -856,6 +901,29 @@ mod tests {
         assert!(h.agent(&fold(700, "exec /bin/sh"), Frame::agent(Bytes::from_static(b"sh"))).is_none());
         h.flush();
         assert_eq!(drain(&spool).len(), 4);
+    }
+
+    #[test]
+    fn dockerd_is_asked_about_at_most_a_burst_of_containers_at_once_the_rest_at_their_next_check() {
+        let (h, mut work, _spool) = stage(Mode::Summarize);
+        let status = |id: &str| {
+            let raw =
+                json!({"Type": "container", "Action": "health_status: healthy", "Actor": {"ID": id}, "timeNano": 1});
+            DockerEvent::parse(Bytes::from(raw.to_string())).unwrap()
+        };
+        for i in 0..(ASK_BURST as usize + 10) {
+            let e = status(&format!("c{i}"));
+            assert_eq!(feed(&h, e).len(), 1, "health_status events pass");
+        }
+        let asked = std::iter::from_fn(|| work.try_recv().ok()).count();
+        assert_eq!(asked, ASK_BURST as usize, "a burst, then the budget");
+        // A later container's next check asks again once the budget refilled.
+        std::thread::sleep(Duration::from_millis(120));
+        let late = format!("c{}", ASK_BURST as usize + 5);
+        let raw = json!({"Type": "container", "Action": format!("exec_create: {CMD}"), "Actor": {"ID": late, "Attributes": {"execID": "x"}}, "timeNano": 2});
+        let e = DockerEvent::parse(Bytes::from(raw.to_string())).unwrap();
+        assert_eq!(feed(&h, e).len(), 1, "not known yet: forwarded");
+        assert!(matches!(work.try_recv(), Ok(Work::Inspect(id)) if id == late));
     }
 
     #[test]

@@ -238,7 +238,7 @@ impl DockerPath {
         let mut notes = vec![
             format!(
                 "{} events per run ({offered}), {:.0} bytes on average (largest {}; {:.0}% under 512 B, {:.0}% 512-1023 B, {:.0}% ≥ 1 KiB), {}; \
-                 daemon config `{{\"buffer_bytes\": {}}}`, net.unix.max_dgram_qlen = {qlen}{}",
+                 daemon config `{{\"buffer_bytes\": {}{}}}`, net.unix.max_dgram_qlen = {qlen}{}",
                 group_thousands(&stream.events.to_string()),
                 avg_event,
                 stream.max_event,
@@ -247,6 +247,7 @@ impl DockerPath {
                 share(stream.size_classes[2]),
                 self.chunking,
                 self.buffer_bytes,
+                std::env::var("DL_BENCH_EXTRA_CONFIG").unwrap_or_default(),
                 if qlen == previous_qlen {
                     String::new()
                 } else {
@@ -306,7 +307,11 @@ impl DockerPath {
         let state = dir.join("state");
         let config = dir.join("config.json");
         let log = dir.join("daemon.log");
-        std::fs::write(&config, format!("{{\"docker-listener\": {{\"buffer_bytes\": {}}}}}\n", self.buffer_bytes))?;
+        let extra = std::env::var("DL_BENCH_EXTRA_CONFIG").unwrap_or_default();
+        std::fs::write(
+            &config,
+            format!("{{\"docker-listener\": {{\"buffer_bytes\": {}{extra}}}}}\n", self.buffer_bytes),
+        )?;
 
         let pace = self.offered.map(|rate| rate as f64 * body.len() as f64 / stream.events as f64);
         let (fake, starting) = FakeDockerApi::start(&docker_sock, body.clone(), pace)?;

@@ -30,6 +30,9 @@
 //!   `loss-default-ring`, `density`;
 //! - `DL_BENCH_ROUNDS=<n>`: n rounds for every scenario that repeats, instead of 3 to 7 (a
 //!   scenario measured by hand in less time; its tables say how many rounds they hold);
+//! - `DL_BENCH_EXTRA_CONFIG=', "key": value'`: more members for the Docker-path scenarios'
+//!   daemon config (e.g. `, "healthchecks": "forward"` to measure a stage's cost by its absence;
+//!   the tables print the config used);
 //! - `DL_BENCH_PERF=<prefix>`, `DL_BENCH_PERF_ARGS`: record one extra run per scenario with
 //!   `perf record` (see `docker_path`; the eBPF storms do the same, see `ebpf_storm`).
 //!
