@@ -198,6 +198,22 @@ impl Default for EbpfConfig {
     }
 }
 
+/// Secrets in command lines (`crate::redact`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactConfig {
+    /// Replace the built-in patterns' secrets (and `patterns`') with `[REDACTED]`.
+    pub enabled: bool,
+    /// More regular expressions; the first capture group of each is the secret.
+    pub patterns: Vec<String>,
+}
+
+impl Default for RedactConfig {
+    fn default() -> Self {
+        RedactConfig { enabled: true, patterns: Vec::new() }
+    }
+}
+
 /// The effective configuration. Every field has a default; the file overrides the defaults and
 /// the command line overrides the file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,6 +260,7 @@ pub struct Config {
     /// and then counted (`crate::repeats`); 0: every event is sent.
     pub repeat_window: f64,
     pub ebpf: EbpfConfig,
+    pub redact: RedactConfig,
     pub log_format: LogFormat,
     /// Also serve the metrics (Prometheus text) here: "127.0.0.1:PORT" or "unix:/path". Off by
     /// default; `docker-listener stats` works either way (through `<state_dir>/stats.sock`).
@@ -273,6 +290,7 @@ impl Default for Config {
             healthcheck_period: 60.0,
             repeat_window: 60.0,
             ebpf: EbpfConfig::default(),
+            redact: RedactConfig::default(),
             log_format: LogFormat::Text,
             metrics: None,
         }
@@ -382,6 +400,11 @@ impl Config {
                 self.buffer_bytes.to_string(),
                 format!("must hold at least one event: >= max_event_size ({})", self.max_event_size),
             ));
+        }
+        for (i, p) in self.redact.patterns.iter().enumerate() {
+            if let Err(e) = crate::redact::check(p) {
+                return Err(err(&format!("redact.patterns[{i}]"), format!("{p:?}"), e.to_string()));
+            }
         }
         if !(HEALTHCHECK_PERIOD_MIN..=HEALTHCHECK_PERIOD_MAX).contains(&self.healthcheck_period) {
             return Err(err(
@@ -641,6 +664,8 @@ mod tests {
             (r#"{"docker-listener": {"docker_host": "tcp://1.2.3.4:2375"}}"#, "docker_host", "unix:///"),
             (r#"{"docker-listener": {"ignore_actions": [""]}}"#, "ignore_actions[0]", "empty"),
             (r#"{"docker-listener": {"healthcheck_period": 0.5}}"#, "healthcheck_period", "seconds from 1"),
+            (r#"{"docker-listener": {"redact": {"patterns": ["--key=\\S+"]}}}"#, "redact.patterns[0]", "capture group"),
+            (r#"{"docker-listener": {"redact": {"patterns": ["(["]}}}"#, "redact.patterns[0]", "regular expression"),
             (r#"{"docker-listener": {"repeat_window": 0.2}}"#, "repeat_window", "0 (off)"),
             (
                 r#"{"docker-listener": {"ebpf": {"budget_per_second": 2000000}}}"#,

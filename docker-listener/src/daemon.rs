@@ -74,6 +74,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         tracing::info!("docker-listener is disabled in the configuration (\"enabled\": false): exiting");
         return Ok(());
     }
+    // Before any event: the secrets to take out of command lines.
+    crate::redact::install(
+        cfg.redact.enabled.then(|| crate::redact::Redactor::new(&cfg.redact.patterns).ok()).flatten(),
+    );
     let docker_socket = cfg.docker_socket()?;
     let output_kind = cfg.output.clone().unwrap_or(OutputKind::Queue);
     let queue = cfg.queue_path();

@@ -666,7 +666,13 @@ fn check_of(r: &bollard::models::ContainerInspectResponse) -> Option<Check> {
         Some(ns) if ns > 0 => Duration::from_nanos(ns as u64),
         _ => DEFAULT_TIMEOUT,
     };
-    Some(Check { command: format!("{first} {}", rest.join(" ")), timeout })
+    // dockerd's event names the command as it is; the Docker source redacts secrets in it.
+    let command = format!("{first} {}", rest.join(" "));
+    let command = match crate::redact::current() {
+        Some(r) => r.text(&command).into_owned(),
+        None => command,
+    };
+    Some(Check { command, timeout })
 }
 
 /// `State.Health.Log`: the last checks dockerd recorded.

@@ -23,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod procs;
+pub mod redact;
 pub mod registry;
 pub mod repeats;
 pub mod sensitive;

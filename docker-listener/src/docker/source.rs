@@ -303,6 +303,7 @@ impl DockerSource {
             Stats::inc(&self.stats.docker_events_filtered);
             return;
         }
+        let ev = if ev.kind() == "container" && ev.action().starts_with("exec_") { redacted(ev) } else { ev };
         let frame = self.encoder.docker(&ev);
         match &self.health {
             Some(h) => h.docker(&ev, frame, frames),
@@ -331,6 +332,32 @@ impl DockerSource {
     }
 }
 
+/// An `exec_*` event whose command holds a secret (`crate::redact`): a copy with it replaced in
+/// `Action` and the legacy `status`, keeping the original's time and hash (the cursor's identity
+/// of the event). Every other event is returned as it is, Docker's bytes untouched.
+fn redacted(ev: DockerEvent) -> DockerEvent {
+    let Some(r) = crate::redact::current() else { return ev };
+    let std::borrow::Cow::Owned(action) = r.text(ev.action()) else { return ev };
+    if action == ev.action() {
+        return ev;
+    }
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&ev.raw) else { return ev };
+    let old = ev.action().to_owned();
+    v["Action"] = action.clone().into();
+    if v.get("status").and_then(|s| s.as_str()) == Some(old.as_str()) {
+        v["status"] = action.into();
+    }
+    let Ok(raw) = serde_json::to_vec(&v) else { return ev };
+    match DockerEvent::parse(bytes::Bytes::from(raw)) {
+        Ok(mut copy) => {
+            copy.hash = ev.hash;
+            copy.time_nano = ev.time_nano;
+            copy
+        }
+        Err(_) => ev,
+    }
+}
+
 /// Clears the "connected" gauge when the stream ends, however it ends.
 struct ResetOnDrop(Arc<Stats>);
 
@@ -355,4 +382,39 @@ async fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
 
 fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str) -> DockerEvent {
+        let raw = serde_json::json!({"status": action, "id": "c1", "Type": "container", "Action": action,
+            "Actor": {"ID": "c1", "Attributes": {"execID": "e1", "name": "db"}}, "scope": "local", "time": 1, "timeNano": 1_000_000_001i64});
+        DockerEvent::parse(bytes::Bytes::from(raw.to_string())).unwrap()
+    }
+
+    #[test]
+    fn an_exec_event_with_a_secret_is_a_redacted_copy_with_the_original_identity() {
+        let ev = event("exec_create: mysql -uroot -phunter2 shop");
+        let (hash, raw) = (ev.hash, ev.raw.clone());
+        let copy = redacted(ev);
+        assert_eq!(copy.action(), "exec_create: mysql -uroot -p[REDACTED] shop");
+        assert_eq!((copy.hash, copy.time_nano), (hash, 1_000_000_001));
+        let v: serde_json::Value = serde_json::from_slice(&copy.raw).unwrap();
+        assert_eq!(v["status"], "exec_create: mysql -uroot -p[REDACTED] shop");
+        assert_eq!(v["Actor"]["Attributes"]["execID"], "e1");
+        assert!(!String::from_utf8_lossy(&copy.raw).contains("hunter2"));
+        assert_ne!(copy.raw, raw);
+        // Keys in Docker's order.
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["status", "id", "Type", "Action", "Actor", "scope", "time", "timeNano"]);
+    }
+
+    #[test]
+    fn an_exec_event_without_a_secret_keeps_docker_s_bytes() {
+        let ev = event("exec_start: sh -c echo hi");
+        let raw = ev.raw.clone();
+        assert_eq!(redacted(ev).raw, raw);
+    }
 }

@@ -91,6 +91,8 @@ pub struct Args {
     /// Bytes of argv not in `args` (0 when unknown).
     pub omitted_bytes: u64,
     pub unavailable: bool,
+    /// A secret was replaced (`crate::redact`).
+    pub redacted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,7 +304,8 @@ pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: us
         truncated = true;
     }
     let omitted_bytes = total.saturating_sub((head.len() + tail.len()) as u64);
-    Args { args, truncated, omitted_bytes: if cut { omitted_bytes } else { 0 }, unavailable: false }
+    let redacted = crate::redact::current().is_some_and(|r| r.args(&mut args));
+    Args { args, truncated, omitted_bytes: if cut { omitted_bytes } else { 0 }, unavailable: false, redacted }
 }
 
 /// The executed file's path from its components, leaf first and NUL-terminated; an empty

@@ -250,6 +250,9 @@ pub(crate) fn write_args_flags<M: SerializeMap>(args: &Args, m: &mut M) -> Resul
     if args.unavailable {
         m.serialize_entry("args_unavailable", &true)?;
     }
+    if args.redacted {
+        m.serialize_entry("args_redacted", &true)?;
+    }
     Ok(())
 }
 
