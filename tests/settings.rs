@@ -404,7 +404,16 @@ fn ebpf_required_exits_3_naming_the_cause_and_otherwise_falls_back_to_docker_eve
     for want in ["create", "start", "die"] {
         assert!(forwarded.iter().any(|a| a == want), "no Docker {want} event: {forwarded:?}");
     }
-    assert!(agent_events(&frames).is_empty(), "no eBPF, no process events: {:#?}", agent_events(&frames));
+    let ours = agent_events(&frames);
+    // The fallback reaches Wazuh as one health event, with its rule.
+    let health: Vec<&Value> = ours.iter().filter(|e| e["event"]["action"] == "agent-health").collect();
+    assert_eq!(health.len(), 1, "{health:#?}");
+    let h = &health[0]["docker_listener"]["agent"];
+    assert_eq!((h["component"].as_str(), h["status"].as_str()), (Some("ebpf"), Some("unavailable")));
+    assert!(h["reason"].as_str().is_some_and(|r| r.contains("not permitted to load eBPF programs")), "{h}");
+    let rules = support::rules::load_rules();
+    assert_eq!(support::rules::evaluate(&rules, health[0]), Some(100_063));
+    assert!(ours.iter().all(|e| e["event"]["action"] == "agent-health"), "no eBPF, no process events: {ours:#?}");
     assert_eq!(daemon.stop(), 0);
 }
 

@@ -125,11 +125,20 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                 ));
             }
             Err(e) if cfg.ebpf.required => return Err(e.into()),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "eBPF is unavailable: running with Docker events only (no process or socket \
-                 events). Fix the cause given in `error`, or pass --no-ebpf to silence this warning"
-            ),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "eBPF is unavailable: running with Docker events only (no process or socket \
+                     events). Fix the cause given in `error`, or pass --no-ebpf to silence this warning"
+                );
+                spool.push_report(encoder.report(&crate::ecs::agent_health_event(
+                    "ebpf",
+                    "unavailable",
+                    &e.to_string(),
+                    "Docker events only: no process, socket, file or other in-container events until the cause \
+                     is fixed and docker-listener restarted",
+                )));
+            }
         }
     } else {
         tracing::info!("eBPF disabled (--no-ebpf or ebpf.enabled = false): Docker events only");
@@ -210,6 +219,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     if let Some(monitor) = monitor {
         let token = shutdown.clone();
         let required = cfg.ebpf.required;
+        let (health_spool, health_encoder) = (spool.clone(), encoder.clone());
         sources.spawn(async move {
             match monitor.run(token.clone()).await {
                 Ok(()) => Ok(()),
@@ -220,6 +230,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                         "the eBPF monitor stopped: no more process or socket events until \
                          docker-listener is restarted; Docker events go on"
                     );
+                    health_spool.push_report(health_encoder.report(&crate::ecs::agent_health_event(
+                        "ebpf",
+                        "stopped",
+                        &e.to_string(),
+                        "no more process, socket, file or other in-container events until docker-listener is \
+                         restarted; Docker events go on",
+                    )));
                     token.cancelled().await;
                     Ok(())
                 }

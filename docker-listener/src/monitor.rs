@@ -142,11 +142,27 @@ impl Monitor {
         );
         if let Some(why) = &self.probes.degraded {
             tracing::warn!(reason = %why, "eBPF runs degraded: no parent pids, argv, socket details or fork records");
+            self.spool.push_report(self.encoder.report(&ecs::agent_health_event(
+                "ebpf",
+                "degraded",
+                why,
+                "no parent pids, argv, socket details or fork records",
+            )));
         }
         for door in &self.probes.doors {
             match door.state {
                 crate::ebpf::attach::DoorState::Active => tracing::info!("seen: {door}"),
-                _ => tracing::warn!("not seen: {door}"),
+                // Off by the operator's choice: said in the log, no alert.
+                crate::ebpf::attach::DoorState::Off => tracing::warn!("not seen: {door}"),
+                crate::ebpf::attach::DoorState::Unavailable(_) => {
+                    tracing::warn!("not seen: {door}");
+                    self.spool.push_report(self.encoder.report(&ecs::agent_health_event(
+                        door.name,
+                        "blind",
+                        &door.to_string(),
+                        door.blind,
+                    )));
+                }
             }
         }
         tracing::info!("not seen on any kernel: {}", crate::ebpf::attach::ALWAYS_BLIND);

@@ -571,6 +571,30 @@ pub const SKELETON: &[&[&str]] = &[
     &["docker_listener", "dns", "suspicious"],
 ];
 
+/// The agent's own health, for Wazuh (not only the log): a part that does not work, why, what
+/// goes unseen meanwhile, and the fix. `status`: `unavailable` (eBPF could not be loaded: Docker
+/// events only), `degraded` (loaded without the kernel's BTF), `blind` (one way activity reaches
+/// the agent is closed on this kernel), `stopped` (the eBPF monitor failed at run time).
+pub fn agent_health_event(component: &str, status: &str, reason: &str, effect: &str) -> Value {
+    json!({
+        "integration": "docker",
+        "@timestamp": rfc3339(now_wall_ns()),
+        "event": {"kind": "state", "module": MODULE, "action": "agent-health", "dataset": "docker_listener.agent",
+            "outcome": "failure"},
+        "docker_listener": {"agent": {
+            "component": component,
+            "status": status,
+            "reason": reason,
+            "effect": effect,
+            "version": env!("CARGO_PKG_VERSION"),
+        }},
+    })
+}
+
+fn now_wall_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
 /// A container's records held back by its budget in the kernel (`ebpf.budget_per_second`):
 /// not lost to a full buffer, left out on purpose so that its storm cannot cost the others
 /// theirs, and counted apart from losses.
