@@ -186,7 +186,7 @@ fn missing_privileges_are_named_with_the_fix_exit_3() {
     std::fs::set_permissions(&fake.path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let state = dir.path("state");
     std::fs::create_dir(&state).unwrap();
-    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
     let out = run_as_nobody(&[
         "--docker-host",
         &fake.host(),
@@ -199,6 +199,60 @@ fn missing_privileges_are_named_with_the_fix_exit_3() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("permission denied on the Docker socket"), "{}", text(&out));
     assert!(text(&out).contains("run docker-listener as root"), "{}", text(&out));
+}
+
+#[test]
+fn state_and_output_paths_another_user_could_redirect_are_refused_exit_3() {
+    e2e();
+    let dir = TempDir::new("unsafe");
+    let refused = |args: &[&str], what: &str| {
+        let mut all = vec!["--no-ebpf", "--docker-host", "unix:///nonexistent/docker.sock"];
+        all.extend_from_slice(args);
+        let out = run(&all);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(3), "{what}: {t}");
+        t
+    };
+    let real = dir.path("real");
+    std::fs::create_dir(&real).unwrap();
+    // A symlinked state directory.
+    let link = dir.path("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let t = refused(&["--state-dir", link.to_str().unwrap(), "--output", "stdout"], "symlinked state dir");
+    assert!(t.contains("symbolic link") && t.contains("--state-dir"), "{t}");
+    // A state directory others may write to.
+    let open = dir.path("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let t = refused(&["--state-dir", open.to_str().unwrap(), "--output", "stdout"], "world-writable state dir");
+    assert!(t.contains("others may write") && t.contains("chmod go-w"), "{t}");
+    // A symlinked cursor.
+    std::os::unix::fs::symlink("/etc/hostname", real.join("cursor.json")).unwrap();
+    let t = refused(&["--state-dir", real.to_str().unwrap(), "--output", "stdout"], "symlinked cursor");
+    assert!(t.contains("cursor.json") && t.contains("symbolic link"), "{t}");
+    std::fs::remove_file(real.join("cursor.json")).unwrap();
+    // A symlinked output file.
+    let target = dir.path("elsewhere");
+    std::fs::write(&target, "").unwrap();
+    let out_link = dir.path("out-link");
+    std::os::unix::fs::symlink(&target, &out_link).unwrap();
+    let output = format!("file:{}", out_link.display());
+    let fresh = dir.path("fresh/state");
+    let t = refused(&["--state-dir", fresh.to_str().unwrap(), "--output", &output], "symlinked output");
+    assert!(t.contains("symbolic link"), "{t}");
+    // An output file in a sticky directory everyone may write to, belonging to another user.
+    let shared = dir.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let theirs = shared.join("out.ndjson");
+    std::fs::write(&theirs, "").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let output = format!("file:{}", theirs.display());
+    let t = refused(&["--state-dir", real.to_str().unwrap(), "--output", &output], "someone else's output file");
+    assert!(t.contains("uid 65534"), "{t}");
+    // What docker-listener creates itself is owner-only.
+    assert_eq!(std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o7777, 0o700);
+    assert_eq!(std::fs::metadata(fresh.join("docker-listener.lock")).unwrap().permissions().mode() & 0o777, 0o600);
 }
 
 #[test]

@@ -59,7 +59,7 @@ impl DaemonError {
         match self {
             DaemonError::Config(_) => 2,
             DaemonError::State(StateError::Locked { .. }) => 4,
-            DaemonError::State(StateError::PermissionDenied { .. }) => 3,
+            DaemonError::State(StateError::PermissionDenied { .. } | StateError::Unsafe { .. }) => 3,
             DaemonError::Docker(e) if e.is_permission() => 3,
             DaemonError::Ebpf(EbpfError::NotPermitted(_)) => 3,
             DaemonError::Output { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => 3,
@@ -83,6 +83,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let queue = cfg.queue_path();
 
     let state = StateDir::new(&cfg.state_dir);
+    state.prepare()?;
     let lock = InstanceLock::acquire(&state.lock_path())?;
     let _queue_lock = match output_kind {
         OutputKind::Queue => queue_lock(&queue)?,

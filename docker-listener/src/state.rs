@@ -7,7 +7,9 @@
 use std::{
     fs::{self, File, OpenOptions, TryLockError},
     io::{self, Write},
+    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 use serde::{Deserialize, Serialize};
@@ -29,10 +31,20 @@ pub enum StateError {
          directory: choose one on a writable, local file system with --state-dir"
     )]
     Io { path: PathBuf, source: io::Error },
+    /// A path another user could redirect or tamper with: refused (the agent runs as root).
+    #[error("refusing {path}: {why}. {fix}")]
+    Unsafe { path: PathBuf, why: String, fix: String },
 }
 
 impl StateError {
     fn io(path: &Path, source: io::Error) -> StateError {
+        if source.raw_os_error() == Some(libc::ELOOP) {
+            return StateError::Unsafe {
+                path: path.to_owned(),
+                why: "it is a symbolic link (files in the state directory are never followed)".into(),
+                fix: "Remove the link; docker-listener creates the file itself".into(),
+            };
+        }
         if source.kind() == io::ErrorKind::PermissionDenied {
             StateError::PermissionDenied { path: path.to_owned() }
         } else {
@@ -52,13 +64,15 @@ impl InstanceLock {
     /// Takes the lock or says who holds it.
     pub fn acquire(path: &Path) -> Result<InstanceLock, StateError> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| StateError::io(dir, e))?;
+            private_dir(dir)?;
         }
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| StateError::io(path, e))?;
         match file.try_lock() {
@@ -147,11 +161,24 @@ impl StateDir {
         self.dir.join("cursor.json")
     }
 
+    /// Creates the directory owner-only (0700), or checks an existing one: a symbolic link, a
+    /// directory another user owns, or one others may write to is refused (its files could be
+    /// replaced under the agent, which runs as root).
+    pub fn prepare(&self) -> Result<(), StateError> {
+        private_dir(&self.dir)
+    }
+
     /// Reads the cursor. A missing file is `Ok(None)` (first start); an unreadable one is moved
     /// aside as `cursor.json.corrupt` and reported, and the agent starts from "now".
     pub fn load_cursor(&self) -> Result<Option<Cursor>, StateError> {
         let path = self.cursor_path();
-        let text = match fs::read_to_string(&path) {
+        let read = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&path).and_then(
+            |mut f| {
+                let mut t = String::new();
+                io::Read::read_to_string(&mut f, &mut t).map(|_| t)
+            },
+        );
+        let text = match read {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StateError::io(&path, e)),
@@ -183,14 +210,67 @@ impl StateDir {
     /// the new one, never empty.
     pub fn save_cursor(&self, cursor: &Cursor) -> Result<(), StateError> {
         let path = self.cursor_path();
-        let tmp = self.dir.join(".cursor.json.tmp");
+        // A name no one else can have chosen first, created exclusively, never followed.
+        static N: AtomicU64 = AtomicU64::new(0);
+        let tmp =
+            self.dir.join(format!(".cursor.json.{}.{}.tmp", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         let text = serde_json::to_vec(&CursorFile { version: 1, cursor: cursor.clone() })
             .map_err(|e| StateError::io(&tmp, io::Error::other(e)))?;
-        let mut file = fs::File::create(&tmp).map_err(|e| StateError::io(&tmp, e))?;
-        file.write_all(&text).and_then(|()| file.sync_data()).map_err(|e| StateError::io(&tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| StateError::io(&path, e))?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(|e| StateError::io(&tmp, e))?;
+        let written = file.write_all(&text).and_then(|()| file.sync_data());
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp, &path)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(StateError::io(&path, e));
+        }
         fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| StateError::io(&self.dir, e))
     }
+}
+
+/// `dir`, created owner-only with its parents if missing; refused if it is a symbolic link,
+/// not a directory, owned by another user, or writable by others.
+fn private_dir(dir: &Path) -> Result<(), StateError> {
+    let unsafe_dir = |why: String, fix: String| StateError::Unsafe { path: dir.to_owned(), why, fix };
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                fs::create_dir_all(parent).map_err(|e| StateError::io(parent, e))?;
+            }
+            match fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return private_dir(dir),
+                Err(e) => return Err(StateError::io(dir, e)),
+            }
+            Ok(())
+        }
+        Err(e) => Err(StateError::io(dir, e)),
+        Ok(m) if m.file_type().is_symlink() => Err(unsafe_dir(
+            "it is a symbolic link".into(),
+            "Give the real directory with --state-dir (a link could be pointed elsewhere by whoever owns it)".into(),
+        )),
+        Ok(m) if !m.is_dir() => {
+            Err(unsafe_dir("it is not a directory".into(), "Choose a directory with --state-dir".into()))
+        }
+        Ok(m) if m.uid() != euid() => Err(unsafe_dir(
+            format!("it is owned by uid {}, not by this process (uid {})", m.uid(), euid()),
+            format!("Run `chown {} {}`, or choose another --state-dir", euid(), dir.display()),
+        )),
+        Ok(m) if m.permissions().mode() & 0o022 != 0 => Err(unsafe_dir(
+            format!("others may write to it (mode {:o})", m.permissions().mode() & 0o7777),
+            format!("Run `chmod go-w {}` (0700 is what docker-listener creates)", dir.display()),
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 #[cfg(test)]
@@ -233,6 +313,39 @@ mod tests {
         assert_eq!(c.delivered_at_time, vec![8]);
         c.advance(0, 9);
         assert_eq!(c.time_nano, 11);
+    }
+
+    #[test]
+    fn unsafe_state_directories_and_files_are_refused() {
+        let dir = tempdir();
+        let fresh = dir.join("new/state");
+        StateDir::new(&fresh).prepare().unwrap();
+        assert_eq!(fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o700);
+        // A link to a directory.
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&fresh, &link).unwrap();
+        let e = StateDir::new(&link).prepare().unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        // Writable by others.
+        let open = dir.join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = StateDir::new(&open).prepare().unwrap_err().to_string();
+        assert!(e.contains("others may write") && e.contains("chmod go-w"), "{e}");
+        // A symlinked cursor: never followed.
+        let s = StateDir::new(&fresh);
+        std::os::unix::fs::symlink("/etc/hostname", s.cursor_path()).unwrap();
+        let e = s.load_cursor().unwrap_err();
+        assert!(matches!(e, StateError::Unsafe { .. }), "{e}");
+        fs::remove_file(s.cursor_path()).unwrap();
+        // Files created owner-only; no temporary file left.
+        s.save_cursor(&Cursor::default()).unwrap();
+        assert_eq!(fs::metadata(s.cursor_path()).unwrap().permissions().mode() & 0o777, 0o600);
+        let lock = InstanceLock::acquire(&s.lock_path()).unwrap();
+        assert_eq!(fs::metadata(lock.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        let names: Vec<String> =
+            fs::read_dir(&fresh).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
     }
 
     #[test]

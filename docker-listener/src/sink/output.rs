@@ -59,6 +59,55 @@ fn describe(kind: Unavailable, path: &Path) -> String {
     }
 }
 
+/// `--output file:PATH`, opened for appending, owner-only (0600) when created, never through a
+/// symbolic link. In a sticky directory others may write to (`/tmp`), a file that already
+/// exists must be this process's own user's (someone else's could be read by them, or be a
+/// trap laid before the agent started): refused otherwise.
+fn open_output_file(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let refuse =
+        |why: String| io::Error::new(io::ErrorKind::PermissionDenied, format!("refusing {}: {why}", path.display()));
+    let shared_dir = path
+        .parent()
+        .and_then(|d| std::fs::metadata(if d.as_os_str().is_empty() { Path::new(".") } else { d }).ok())
+        .is_some_and(|m| m.permissions().mode() & 0o1002 == 0o1002);
+    let open = |create_new: bool| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(!create_new)
+            .create_new(create_new)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+    };
+    let opened = if shared_dir {
+        match open(true) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => open(false),
+            other => other,
+        }
+    } else {
+        open(false)
+    };
+    let file = opened.map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            refuse("it is a symbolic link (an output file is never followed): give the real path".into())
+        } else {
+            e
+        }
+    })?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let meta = file.metadata()?;
+    if shared_dir && meta.uid() != me {
+        return Err(refuse(format!(
+            "it is in a directory everyone may write to and belongs to uid {}, not to this process (uid {me}): \
+             remove it or write elsewhere",
+            meta.uid()
+        )));
+    }
+    Ok(file)
+}
+
 /// Where frames go.
 pub enum Output {
     Queue(QueueSocket),
@@ -71,8 +120,8 @@ impl Output {
             config::Output::Queue => Output::Queue(QueueSocket::new(queue)),
             config::Output::Stdout => Output::Lines(LineWriter::new(Box::new(tokio::io::stdout()), "stdout".into())),
             config::Output::File(path) => {
-                let f = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
-                Output::Lines(LineWriter::new(Box::new(f), path.clone()))
+                let f = open_output_file(path)?;
+                Output::Lines(LineWriter::new(Box::new(tokio::fs::File::from_std(f)), path.clone()))
             }
         })
     }
