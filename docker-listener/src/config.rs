@@ -261,6 +261,9 @@ pub struct Config {
     pub repeat_window: f64,
     pub ebpf: EbpfConfig,
     pub redact: RedactConfig,
+    /// Once started, keep only the capabilities the running agent needs and set no_new_privs
+    /// (`crate::privilege`).
+    pub drop_privileges: bool,
     pub log_format: LogFormat,
     /// Also serve the metrics (Prometheus text) here: "127.0.0.1:PORT" or "unix:/path". Off by
     /// default; `docker-listener stats` works either way (through `<state_dir>/stats.sock`).
@@ -291,6 +294,7 @@ impl Default for Config {
             repeat_window: 60.0,
             ebpf: EbpfConfig::default(),
             redact: RedactConfig::default(),
+            drop_privileges: true,
             log_format: LogFormat::Text,
             metrics: None,
         }

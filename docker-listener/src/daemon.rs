@@ -196,6 +196,20 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         }
     }
 
+    // Everything that needs privileges is open or attached: keep only what the running work
+    // needs (the eBPF maps, /proc of container processes, the queue socket).
+    if cfg.drop_privileges {
+        match crate::privilege::drop_to_needed(has_monitor) {
+            Ok(kept) => tracing::info!(
+                kept = %kept.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+                "dropped every capability the running agent does not need; no_new_privs set"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "kept the capabilities it started with (set \"drop_privileges\": false to silence this)"
+            ),
+        }
+    }
     let mut sources: JoinSet<Result<(), DaemonError>> = JoinSet::new();
     let docker = DockerSource {
         socket: docker_socket,

@@ -22,6 +22,7 @@ pub mod labels;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;
+pub mod privilege;
 pub mod procs;
 pub mod redact;
 pub mod registry;

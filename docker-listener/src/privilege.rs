@@ -1,0 +1,89 @@
+//! Least privilege: once the eBPF programs are attached and the outputs open, the daemon keeps
+//! only the capabilities its running work needs, drops every other one from its effective,
+//! permitted, inheritable, ambient and bounding sets, and sets `no_new_privs`.
+//!
+//! Kept (README, "Least privilege"), each for a reason:
+//! - `CAP_BPF` (`CAP_SYS_ADMIN` on kernels before 5.8): every `bpf()` call on the maps — the
+//!   containers traced, the sensitive files, the wake-up mode, the loss counters — needs it
+//!   while `kernel.unprivileged_bpf_disabled` is set, as it is on every distribution;
+//! - `CAP_SYS_PTRACE`: `/proc/<pid>/{exe,root,cmdline,mountinfo,net}` of container processes
+//!   (lineage of processes that started before the agent, the start-up inventory, the
+//!   sensitive files and drift resolved inside each container's filesystem);
+//! - `CAP_DAC_READ_SEARCH`: directories and files inside containers' filesystems that belong to
+//!   other users (the sensitive files' inodes);
+//! - `CAP_DAC_OVERRIDE`: sending to Wazuh's queue socket, which belongs to `wazuh:wazuh` (0660).
+//!
+//! Without eBPF only `CAP_DAC_OVERRIDE` is kept.
+use caps::{CapSet, Capability, CapsHashSet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    #[error("cannot change the capability sets ({step}): {source}")]
+    Caps { step: &'static str, source: caps::errors::CapsError },
+    #[error("cannot set no_new_privs: {0}")]
+    NoNewPrivs(std::io::Error),
+}
+
+/// The capabilities kept, with why (for the log and `doctor`).
+pub fn needed(ebpf: bool) -> Vec<(Capability, &'static str)> {
+    let mut kept = vec![(Capability::CAP_DAC_OVERRIDE, "send to the Wazuh queue socket (wazuh:wazuh, 0660)")];
+    if ebpf {
+        let bpf = if has_cap_bpf() { Capability::CAP_BPF } else { Capability::CAP_SYS_ADMIN };
+        kept.push((bpf, "update and read the eBPF maps (containers traced, sensitive files, wake-up, losses)"));
+        kept.push((
+            Capability::CAP_SYS_PTRACE,
+            "read /proc/<pid>/{exe,root,cmdline,mountinfo,net} of container processes",
+        ));
+        kept.push((Capability::CAP_DAC_READ_SEARCH, "read other users' files and directories inside containers"));
+    }
+    kept
+}
+
+/// Whether the kernel knows `CAP_BPF` (5.8+).
+fn has_cap_bpf() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok())
+        .is_some_and(|last| last >= Capability::CAP_BPF.index())
+}
+
+/// Keeps only `needed(ebpf)` (those of them this process holds) and sets `no_new_privs`.
+/// Returns the capabilities kept.
+pub fn drop_to_needed(ebpf: bool) -> Result<Vec<Capability>, PrivilegeError> {
+    let err = |step| move |source| PrivilegeError::Caps { step, source };
+    let permitted = caps::read(None, CapSet::Permitted).map_err(err("read"))?;
+    let keep: CapsHashSet = needed(ebpf).into_iter().map(|(c, _)| c).filter(|c| permitted.contains(c)).collect();
+    // The bounding set first: dropping from it needs CAP_SETPCAP, which goes below (a process
+    // without it, not root, has nothing to drop there that it could use).
+    let setpcap = caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).unwrap_or(false);
+    for cap in caps::all().into_iter().filter(|_| setpcap) {
+        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(err("bounding set"))?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(err("ambient set"))?;
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).map_err(err("inheritable set"))?;
+    caps::set(None, CapSet::Effective, &keep).map_err(err("effective set"))?;
+    caps::set(None, CapSet::Permitted, &keep).map_err(err("permitted set"))?;
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) takes no pointers.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(PrivilegeError::NoNewPrivs(std::io::Error::last_os_error()));
+    }
+    let mut kept: Vec<Capability> = keep.into_iter().collect();
+    kept.sort_by_key(|c| c.index());
+    Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_ebpf_only_the_queue_s_capability_is_needed() {
+        let caps: Vec<Capability> = needed(false).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(caps, [Capability::CAP_DAC_OVERRIDE]);
+        let with: Vec<Capability> = needed(true).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(with.len(), 4);
+        assert!(with.contains(&Capability::CAP_SYS_PTRACE));
+    }
+}
