@@ -1,6 +1,6 @@
-//! The per-container budget of the high-volume records (exec, socket, network): a token bucket
-//! per cgroup (`budget_rate` records per second, `budget_burst` at once), so that a storm in one
-//! container cannot fill the shared ring buffer and cost the others their records. What is
+//! The per-container budget of the high-volume records (exec, fork, exit, socket, network): a
+//! token bucket per cgroup (`budget_rate` records per second, `budget_burst` at once), so that
+//! a storm in one container cannot fill the shared ring buffer and cost the others their records. What is
 //! over the budget is not reserved (it takes no sequence number: it is no kernel loss) and is
 //! counted per cgroup in `HELD`, which the daemon reports by container.
 //!

@@ -27,6 +27,10 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
         // A new thread, not a process.
         return 0;
     }
+    // A storm of processes is a storm of forks and exits too: the container's budget applies.
+    if !crate::budget::admit() {
+        return 0;
+    }
     let Some((mut entry, header)) = reserve::<ForkRecord>(RecordKind::Fork) else { return 0 };
     let r = entry.as_mut_ptr();
     unsafe {
@@ -54,6 +58,9 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         pid_tgid as u32 == (pid_tgid >> 32) as u32
     };
     if !group_exit || !traced() {
+        return 0;
+    }
+    if !crate::budget::admit() {
         return 0;
     }
     let Some((mut entry, header)) = reserve::<ExitRecord>(RecordKind::Exit) else { return 0 };

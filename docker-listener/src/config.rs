@@ -131,7 +131,7 @@ pub struct EbpfConfig {
     /// Also trace processes outside containers (off: host processes cost one map lookup and
     /// produce nothing).
     pub trace_host: bool,
-    /// Per-container budget of exec, socket and network records, in records per second (0: no
+    /// Per-container budget of exec, fork, exit, socket and network records, in records per second (0: no
     /// budget). What a container sends beyond it is held back in the kernel, counted, and
     /// reported as an `events-held-back` event naming the container; it never holds back a
     /// failed call, the first exec of a file in the container, or another family's record.

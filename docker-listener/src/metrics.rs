@@ -206,7 +206,7 @@ pub fn render(stats: &Stats, spool: &Spool) -> String {
         &mut out,
         "held_back_total",
         "counter",
-        "Exec, socket and network records held back in the kernel by a container's budget \
+        "Exec, fork, exit, socket and network records held back in the kernel by a container's budget \
          (ebpf.budget_per_second): each container's are reported in an events-held-back event.",
         &[("", g(&stats.ebpf_held_back))],
     );

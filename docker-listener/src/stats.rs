@@ -51,7 +51,7 @@ counters! {
     docker_connects,
     /// Events shrunk to fit `max_event_size` and marked `"truncated": true`.
     events_truncated,
-    /// Exec, socket and network records a container's budget held back in the kernel.
+    /// Exec, fork, exit, socket and network records a container's budget held back in the kernel.
     ebpf_held_back,
     /// Our events not sent because an identical one was sent within `repeat_window`.
     repeats_folded,
