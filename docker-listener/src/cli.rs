@@ -39,6 +39,19 @@ pub enum Command {
     Doctor(RunArgs),
     /// Print the counters of the running agent (the same numbers as the metrics endpoint).
     Stats(RunArgs),
+    /// Install this binary: `--wodle` puts it in place of Wazuh's docker-listener wodle.
+    Install(InstallArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InstallArgs {
+    /// As `<wazuh home>/wodles/docker/DockerListener`, which wazuh-modulesd runs; prints the
+    /// ossec.conf block to add.
+    #[arg(long, required = true)]
+    pub wodle: bool,
+    /// Wazuh's installation directory.
+    #[arg(long, value_name = "DIR", default_value = "/var/ossec")]
+    pub wazuh_home: PathBuf,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -46,6 +59,10 @@ pub struct RunArgs {
     /// JSON config file: {"docker-listener": {...}}. Without it, defaults are used.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Wazuh's installation directory [default: /var/ossec]: the queue, and the wodle `doctor`
+    /// checks.
+    #[arg(long, value_name = "DIR")]
+    pub wazuh_home: Option<PathBuf>,
     /// Wazuh queue socket [default: <wazuh_home>/queue/sockets/queue, wazuh_home=/var/ossec].
     #[arg(long, value_name = "PATH")]
     pub queue: Option<PathBuf>,
@@ -76,6 +93,9 @@ impl RunArgs {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
+        if let Some(h) = &self.wazuh_home {
+            cfg.wazuh_home = absolute(h);
+        }
         if let Some(q) = &self.queue {
             cfg.queue = Some(absolute(q));
         }

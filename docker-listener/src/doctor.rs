@@ -55,6 +55,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
     out.extend(docker(cfg).await);
     out.push(queue(cfg));
     out.push(state_dir(cfg));
+    out.push(wodle(cfg));
     if cfg.ebpf.enabled {
         out.extend(ebpf(cfg));
     } else {
@@ -166,6 +167,38 @@ fn queue(cfg: &Config) -> Check {
             format!("{}: permission denied: run as root or in the wazuh group", path.display()),
         ),
         Err(e) => check("wazuh queue", Status::Fail, format!("{}: {e}", path.display())),
+    }
+}
+
+/// Whether Wazuh's docker-listener wodle at `wazuh_home` is this binary (`crate::wodle`).
+fn wodle(cfg: &Config) -> Check {
+    let path = cfg.wazuh_home.join(crate::wodle::RELATIVE);
+    match crate::wodle::installed_here(&cfg.wazuh_home) {
+        Ok(true) => check(
+            "wodle",
+            Status::Ok,
+            format!(
+                "{} is this docker-listener: wazuh-modulesd runs it with {}'s queue, etc/docker-listener.json, \
+                 var/docker-listener and logs/docker-listener.log",
+                path.display(),
+                cfg.wazuh_home.display()
+            ),
+        ),
+        Ok(false) => check(
+            "wodle",
+            Status::Warn,
+            format!(
+                "{} is not this docker-listener (Wazuh's Python listener, or another build): `docker-listener \
+                 install --wodle --wazuh-home {}` replaces it",
+                path.display(),
+                cfg.wazuh_home.display()
+            ),
+        ),
+        Err(_) => check(
+            "wodle",
+            Status::Ok,
+            format!("not installed as Wazuh's wodle ({} absent): running as a service", path.display()),
+        ),
     }
 }
 

@@ -33,3 +33,4 @@ pub mod sink;
 pub mod state;
 pub mod stats;
 pub mod wazuh;
+pub mod wodle;

@@ -14,6 +14,10 @@ const EXIT_FATAL: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // Started by wazuh-modulesd as its docker-listener wodle: everything from the Wazuh home.
+    if let Some(layout) = docker_listener::wodle::Layout::detect() {
+        return wodle(layout);
+    }
     let cli = Cli::parse();
     match cli.command {
         None => run(cli.run),
@@ -21,6 +25,56 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig(args)) => check_config(args),
         Some(Command::Doctor(args)) => doctor(args),
         Some(Command::Stats(args)) => stats(args),
+        Some(Command::Install(args)) => install(args),
+    }
+}
+
+/// As the wodle (`docker_listener::wodle`): errors only on stderr, one line each.
+fn wodle(layout: docker_listener::wodle::Layout) -> ExitCode {
+    let cfg = match layout.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("docker-listener: invalid configuration: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match layout.open_log() {
+        Ok(file) => logging::init_wodle(cfg.log_format, u8::from(cfg.debug), file),
+        Err(e) => {
+            eprintln!(
+                "docker-listener: cannot write its log {}: {e}; logging errors here only",
+                layout.log_file().display()
+            );
+            logging::init(cfg.log_format, 0);
+        }
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(daemon::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("docker-listener: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn install(args: docker_listener::cli::InstallArgs) -> ExitCode {
+    match docker_listener::wodle::install(&args.wazuh_home) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "docker-listener: cannot install the wodle in {}: {e}. Run it as root, with --wazuh-home \
+                 naming Wazuh's installation directory",
+                args.wazuh_home.display()
+            );
+            ExitCode::from(if e.kind() == std::io::ErrorKind::PermissionDenied { 3 } else { EXIT_FATAL })
+        }
     }
 }
 
