@@ -256,6 +256,42 @@ fn state_and_output_paths_another_user_could_redirect_are_refused_exit_3() {
 }
 
 #[test]
+fn the_systemd_unit_verifies_and_keeps_its_hardening() {
+    e2e();
+    // systemd is not PID 1 on these machines: the unit is verified and scored, not started.
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/docker-listener.service")).unwrap();
+    for line in [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "SystemCallArchitectures=native",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "the unit lost {line}");
+    }
+    let dir = TempDir::new("unit");
+    let copy = dir.path("docker-listener.service");
+    // `verify` checks that ExecStart's program exists: this build's.
+    std::fs::write(&copy, unit.replace("ExecStart=/usr/bin/docker-listener", &format!("ExecStart={}", daemon_bin())))
+        .unwrap();
+    let out = run_to_exit(Command::new("systemd-analyze").args(["verify", copy.to_str().unwrap()]));
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", text(&out));
+    let out = run_to_exit(Command::new("systemd-analyze").args(["security", "--offline=true", copy.to_str().unwrap()]));
+    let t = text(&out);
+    let score: f64 = t
+        .lines()
+        .find_map(|l| l.split("docker-listener.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level: {t}"));
+    assert!(score <= 3.5, "exposure level {score} (README says 3.1): {t}");
+}
+
+#[test]
 fn doctor_reports_each_check_and_fails_on_a_missing_queue() {
     e2e();
     let dir = TempDir::new("doctor");

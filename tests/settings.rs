@@ -49,15 +49,7 @@ fn start_daemon(dir: &TempDir, config: Value, extra: &[&str], wrapper: &[&str]) 
         }
         None => Command::new(daemon_bin()),
     };
-    cmd.args([
-        "--config",
-        config.to_str().unwrap(),
-        "--queue",
-        queue.path.to_str().unwrap(),
-        "--state-dir",
-        dir.path("state").to_str().unwrap(),
-    ])
-    .args(extra);
+    cmd.args(agent_args(&config, &queue, dir)).args(extra);
     let daemon = Daemon::start_with(&mut cmd);
     (queue, daemon)
 }
@@ -363,14 +355,12 @@ fn ebpf_required_exits_3_naming_the_cause_and_otherwise_falls_back_to_docker_eve
     let dir = TempDir::new("required");
     let queue = QueueReceiver::bind(&dir.path("queue"));
     let config = write_config(&dir, json!({"ebpf": {"required": true}}));
-    let out = run_to_exit(Command::new(WITHOUT_BPF_CAPS[0]).args(&WITHOUT_BPF_CAPS[1..]).arg(daemon_bin()).args([
-        "--config",
-        config.to_str().unwrap(),
-        "--queue",
-        queue.path.to_str().unwrap(),
-        "--state-dir",
-        dir.path("state").to_str().unwrap(),
-    ]));
+    let out = run_to_exit(
+        Command::new(WITHOUT_BPF_CAPS[0])
+            .args(&WITHOUT_BPF_CAPS[1..])
+            .arg(daemon_bin())
+            .args(agent_args(&config, &queue, &dir)),
+    );
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{text}");
     let line = text.lines().find(|l| l.contains("ERROR")).unwrap_or_else(|| panic!("no error line: {text}"));

@@ -48,17 +48,7 @@ fn wodle(layout: docker_listener::wodle::Layout) -> ExitCode {
             logging::init(cfg.log_format, 0);
         }
     }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match rt.block_on(daemon::run(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("docker-listener: {e}");
-            ExitCode::from(e.exit_code())
-        }
-    }
+    serve(cfg)
 }
 
 fn install(args: docker_listener::cli::InstallArgs) -> ExitCode {
@@ -119,6 +109,11 @@ fn run(args: RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     logging::init(cfg.log_format, args.verbose.max(u8::from(cfg.debug)));
+    serve(cfg)
+}
+
+/// Runs the daemon to its end; its error, logged, becomes the documented exit code.
+fn serve(cfg: Config) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -126,7 +121,7 @@ fn run(args: RunArgs) -> ExitCode {
     match rt.block_on(daemon::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            tracing::error!("docker-listener: {e}");
             ExitCode::from(e.exit_code())
         }
     }

@@ -338,10 +338,14 @@ fn self_usage() -> (u64, u64) {
     (rss, ticks * 1000 / tck)
 }
 
+/// Requests answered at once, at most: more connections are closed at once (a scraper that
+/// opens hundreds cannot make the agent hold hundreds).
+const CONCURRENT: usize = 8;
+
 async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     mut conn: S,
-    stats: &Stats,
-    spool: &Spool,
+    stats: Arc<Stats>,
+    spool: Arc<Spool>,
 ) -> io::Result<()> {
     // Read the request head (any GET gets the metrics), bounded in size and time.
     let mut buf = vec![0u8; 4096];
@@ -362,7 +366,8 @@ async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     tokio::time::timeout(Duration::from_secs(2), read)
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-    let body = render(stats, spool);
+    // Rendered off the pipeline's thread (the daemon runs on one): /proc reads and formatting.
+    let body = tokio::task::spawn_blocking(move || render(&stats, &spool)).await.map_err(io::Error::other)?;
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -392,6 +397,7 @@ pub enum Listener {
 
 /// Serves the metrics until `shutdown`; removes a Unix socket file afterwards.
 pub async fn serve(listener: Listener, stats: Arc<Stats>, spool: Arc<Spool>, shutdown: CancellationToken) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -404,11 +410,16 @@ pub async fn serve(listener: Listener, stats: Arc<Stats>, spool: Arc<Spool>, shu
         };
         match accepted {
             Ok(conn) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!("metrics endpoint: {CONCURRENT} requests already in progress, connection closed");
+                    continue;
+                };
                 let (stats, spool) = (stats.clone(), spool.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let r = match conn {
-                        Conn::Tcp(s) => answer(s, &stats, &spool).await,
-                        Conn::Unix(s) => answer(s, &stats, &spool).await,
+                        Conn::Tcp(s) => answer(s, stats, spool).await,
+                        Conn::Unix(s) => answer(s, stats, spool).await,
                     };
                     if let Err(e) = r {
                         tracing::debug!(error = %e, "metrics request failed");

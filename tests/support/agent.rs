@@ -47,16 +47,16 @@ pub fn start_agent_with(name: &str, config: Value, ebpf: Value) -> Agent {
     }
     members["ebpf"] = ebpf;
     let config = write_config(&dir, members);
-    let daemon = Daemon::start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--queue",
-        queue.path.to_str().unwrap(),
-        "--state-dir",
-        dir.path("state").to_str().unwrap(),
-    ]);
+    let args = agent_args(&config, &queue, &dir);
+    let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     daemon.wait_for_log("container inventory loaded", Duration::from_secs(30));
     Agent { _dir: dir, queue, daemon }
+}
+
+/// `--config CONFIG --queue QUEUE --state-dir DIR/state`.
+pub fn agent_args(config: &Path, queue: &QueueReceiver, dir: &TempDir) -> Vec<String> {
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    vec!["--config".into(), s(config), "--queue".into(), s(&queue.path), "--state-dir".into(), s(&dir.path("state"))]
 }
 
 pub fn inspect(name: &str, field: &str) -> String {
