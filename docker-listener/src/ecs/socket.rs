@@ -74,11 +74,20 @@ impl SocketBody {
     /// summary (`crate::health`); the first of each is still sent.
     pub fn routine(&self) -> Option<String> {
         (self.succeeded() && !self.compat && !self.tcp_state).then(|| {
+            // Where: the destination (connect) or peer (accept), the address served (bind,
+            // listen); a connect's ephemeral local port is no difference.
+            let place = match self.op {
+                SockOp::Bind | SockOp::Listen => &self.local,
+                _ => &self.addr,
+            };
             format!(
-                "{} {} {:?}",
+                "{} {} {}/{}/{} {:?}",
                 self.op.name(),
                 self.process.executable.as_deref().unwrap_or(""),
-                self.addr.as_ref().or(self.local.as_ref())
+                self.family,
+                self.sock_type,
+                self.protocol,
+                place
             )
         })
     }

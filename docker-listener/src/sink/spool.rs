@@ -37,8 +37,8 @@ struct Inner {
     frames: VecDeque<Frame>,
     bytes: usize,
     /// Bytes of `frames` by `Frame::owner` (the container each is about): when the buffer is
-    /// full, the owner with the most goes first, so a storm in one container costs its own
-    /// oldest frames, not the others'.
+    /// full, a container holding at least twice as many bytes as any other loses its own oldest
+    /// frames first, so a storm in one container costs its own frames, not the others'.
     owners: HashMap<u64, usize>,
     /// Frames dropped since the last report, and the total.
     dropped_unreported: u64,
@@ -61,12 +61,23 @@ impl Inner {
         }
     }
 
-    /// Removes the oldest frame of the owner holding the most bytes.
+    /// Removes the oldest frame of the owner holding at least twice as many bytes as any other
+    /// (a container storming); when none stands out that way, the oldest frame of all.
     fn drop_noisiest(&mut self) -> bool {
-        let Some((&owner, _)) = self.owners.iter().max_by_key(|(_, b)| **b) else {
-            return false;
+        let (mut top, mut second) = ((0u64, 0usize), 0usize);
+        for (&owner, &bytes) in &self.owners {
+            if bytes > top.1 {
+                second = top.1;
+                top = (owner, bytes);
+            } else if bytes > second {
+                second = bytes;
+            }
+        }
+        let at = if top.1 > 0 && top.1 >= 2 * second {
+            self.frames.iter().position(|f| f.owner == top.0).unwrap_or(0)
+        } else {
+            0
         };
-        let at = self.frames.iter().position(|f| f.owner == owner).unwrap_or(0);
         let Some(f) = self.frames.remove(at) else { return false };
         self.sub(&f);
         true
@@ -131,8 +142,8 @@ impl Spool {
         self.evict(inner);
     }
 
-    /// Drops frames while over capacity, the oldest of the container with the most bytes
-    /// buffered first; counts them, releases the lock.
+    /// Drops frames while over capacity (`Inner::drop_noisiest`); counts them, releases the
+    /// lock.
     fn evict(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
         let mut dropped = 0u64;
         while inner.bytes > self.capacity {
@@ -247,6 +258,19 @@ mod tests {
         );
         assert_eq!(stats.dropped_buffer_full.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert_eq!(s.len(), (0, 0));
+    }
+
+    #[test]
+    fn when_no_container_stands_out_the_oldest_frames_go_first() {
+        let stats = Arc::new(Stats::default());
+        let hdr = crate::wazuh::FRAME_HEADER.len();
+        let s = Spool::new(4 * (hdr + 10), stats.clone());
+        let of = |owner: u64, tag: u8| Frame { owner, ..frame(10, tag) };
+        for tag in 0..6u8 {
+            s.push(of(u64::from(tag % 3) + 1, tag));
+        }
+        let got: Vec<u8> = std::iter::from_fn(|| s.try_pop()).map(|f| f.parts[1][0]).collect();
+        assert_eq!(got, [2, 3, 4, 5]);
     }
 
     #[test]
