@@ -55,3 +55,26 @@ fn the_running_agent_holds_only_the_documented_capabilities_and_still_sees_every
         "Docker events flow"
     );
 }
+
+#[test]
+fn configured_with_a_user_it_runs_as_that_user_and_still_sees_everything() {
+    e2e();
+    let _lock = docker_lock();
+    let agent = start_agent_with("asuser", json!({"user": "nobody", "groups": ["nogroup"]}), json!({}));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.daemon.pid())).unwrap();
+    let ids = |key: &str| -> Vec<String> {
+        status.lines().find(|l| l.starts_with(key)).unwrap().split_whitespace().skip(1).map(str::to_owned).collect()
+    };
+    assert_eq!(ids("Uid:"), ["65534"; 4], "{status}");
+    assert_eq!(ids("Gid:"), ["65534"; 4], "{status}");
+    assert_eq!(ids("Groups:"), ["65534"], "{status}");
+    assert_eq!(cap_set(&status, "CapEff:"), (1 << 1) | (1 << 2) | (1 << 19) | (1 << 39), "{status}");
+    let name = unique("asuser");
+    let _c = Containers(vec![name.clone()]);
+    let marker = unique("u");
+    run_detached(&name, &[], &format!("/bin/echo {marker}; sleep 600"));
+    let events = wait_events(&agent, "an exec as another user", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, &marker).is_empty()
+    });
+    assert_eq!(execs_with_arg(&events, &marker)[0]["container"]["name"], name.as_str());
+}

@@ -264,6 +264,12 @@ pub struct Config {
     /// Once started, keep only the capabilities the running agent needs and set no_new_privs
     /// (`crate::privilege`).
     pub drop_privileges: bool,
+    /// Run as this local user (name or uid) once started, keeping only the capabilities the
+    /// running agent needs (started as root).
+    pub user: Option<String>,
+    /// Supplementary groups for `user` (names or gids), e.g. the Wazuh group owning the queue and
+    /// the docker group owning its socket.
+    pub groups: Vec<String>,
     pub log_format: LogFormat,
     /// Also serve the metrics (Prometheus text) here: "127.0.0.1:PORT" or "unix:/path". Off by
     /// default; `docker-listener stats` works either way (through `<state_dir>/stats.sock`).
@@ -295,6 +301,8 @@ impl Default for Config {
             ebpf: EbpfConfig::default(),
             redact: RedactConfig::default(),
             drop_privileges: true,
+            user: None,
+            groups: Vec::new(),
             log_format: LogFormat::Text,
             metrics: None,
         }
@@ -404,6 +412,11 @@ impl Config {
                 self.buffer_bytes.to_string(),
                 format!("must hold at least one event: >= max_event_size ({})", self.max_event_size),
             ));
+        }
+        if let Some(u) = &self.user {
+            crate::privilege::resolve(u, &self.groups).map_err(|why| err("user", format!("{u:?}"), why))?;
+        } else if !self.groups.is_empty() {
+            return Err(err("groups", format!("{:?}", self.groups), "accepted only with `user`".into()));
         }
         for (i, p) in self.redact.patterns.iter().enumerate() {
             if let Err(e) = crate::redact::check(p) {

@@ -51,6 +51,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("internal error: a pipeline task panicked ({0}); please report it")]
     Panic(String),
+    #[error(transparent)]
+    Privilege(crate::privilege::PrivilegeError),
 }
 
 impl DaemonError {
@@ -60,6 +62,7 @@ impl DaemonError {
             DaemonError::Config(_) => 2,
             DaemonError::State(StateError::Locked { .. }) => 4,
             DaemonError::State(StateError::PermissionDenied { .. } | StateError::Unsafe { .. }) => 3,
+            DaemonError::Privilege(_) => 3,
             DaemonError::Docker(e) if e.is_permission() => 3,
             DaemonError::Ebpf(EbpfError::NotPermitted(_)) => 3,
             DaemonError::Output { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => 3,
@@ -198,7 +201,19 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
 
     // Everything that needs privileges is open or attached: keep only what the running work
     // needs (the eBPF maps, /proc of container processes, the queue socket).
-    if cfg.drop_privileges {
+    if let Some(user) = &cfg.user {
+        // Validated with the configuration; only the switch itself can fail here.
+        let to = crate::privilege::resolve(user, &cfg.groups).map_err(|why| {
+            DaemonError::Privilege(crate::privilege::PrivilegeError::Switch {
+                user: user.clone(),
+                step: "resolve",
+                source: std::io::Error::other(why),
+            })
+        })?;
+        crate::privilege::switch_user(&to).map_err(DaemonError::Privilege)?;
+        tracing::info!(user = %to.name, uid = to.uid, gid = to.gid, groups = ?to.groups, "running as user");
+    }
+    if cfg.drop_privileges || cfg.user.is_some() {
         match crate::privilege::drop_to_needed(has_monitor) {
             Ok(kept) => tracing::info!(
                 kept = %kept.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),

@@ -121,7 +121,7 @@ fn serve(cfg: Config) -> ExitCode {
     match rt.block_on(daemon::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("docker-listener: {e}");
+            tracing::error!("{e}");
             ExitCode::from(e.exit_code())
         }
     }

@@ -22,6 +22,71 @@ pub enum PrivilegeError {
     Caps { step: &'static str, source: caps::errors::CapsError },
     #[error("cannot set no_new_privs: {0}")]
     NoNewPrivs(std::io::Error),
+    #[error("cannot run as user {user} ({step}): {source}. Start docker-listener as root to let it switch")]
+    Switch { user: String, step: &'static str, source: std::io::Error },
+}
+
+/// A user and groups to run as (`user`, `groups`), from the local `/etc/passwd` and
+/// `/etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// Resolves `user` (name or number) and `groups` (names or numbers); the message of an error
+/// says which one is unknown.
+pub fn resolve(user: &str, groups: &[String]) -> Result<RunAs, String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let (uid, gid) = passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4).then(|| (f[0], f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok()))
+        })
+        .find(|(n, uid, _)| *n == user || user.parse::<u32>().ok() == *uid)
+        .and_then(|(_, uid, gid)| Some((uid?, gid?)))
+        .ok_or_else(|| format!("unknown user {user:?} (not in /etc/passwd): create it, or name an existing one"))?;
+    let mut ids = Vec::new();
+    for g in groups {
+        let id = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() >= 3 && f[0] == g.as_str()).then(|| f[2].parse::<u32>().ok()).flatten()
+                })
+                .ok_or_else(|| format!("unknown group {g:?} (not in /etc/group)"))?,
+        };
+        ids.push(id);
+    }
+    Ok(RunAs { name: user.to_owned(), uid, gid, groups: ids })
+}
+
+/// Becomes `to` (groups, gid, uid) keeping the permitted capabilities across the change
+/// (`PR_SET_KEEPCAPS`), then raises them again as effective for `drop_to_needed`.
+pub fn switch_user(to: &RunAs) -> Result<(), PrivilegeError> {
+    let fail = |step| {
+        let user = to.name.clone();
+        move |source| PrivilegeError::Switch { user, step, source }
+    };
+    let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
+    // SAFETY: plain system calls; setgroups reads `len` gids from a live Vec.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0)).map_err(fail("keep capabilities"))?;
+        check(libc::setgroups(to.groups.len(), to.groups.as_ptr())).map_err(fail("setgroups"))?;
+        check(libc::setresgid(to.gid, to.gid, to.gid)).map_err(fail("setresgid"))?;
+        check(libc::setresuid(to.uid, to.uid, to.uid)).map_err(fail("setresuid"))?;
+    }
+    let permitted = caps::read(None, CapSet::Permitted)
+        .map_err(|e| PrivilegeError::Caps { step: "read after the user switch", source: e })?;
+    caps::set(None, CapSet::Effective, &permitted)
+        .map_err(|e| PrivilegeError::Caps { step: "effective after the user switch", source: e })?;
+    Ok(())
 }
 
 /// The capabilities kept, with why (for the log and `doctor`).
@@ -52,7 +117,13 @@ fn has_cap_bpf() -> bool {
 pub fn drop_to_needed(ebpf: bool) -> Result<Vec<Capability>, PrivilegeError> {
     let err = |step| move |source| PrivilegeError::Caps { step, source };
     let permitted = caps::read(None, CapSet::Permitted).map_err(err("read"))?;
-    let keep: CapsHashSet = needed(ebpf).into_iter().map(|(c, _)| c).filter(|c| permitted.contains(c)).collect();
+    // Given CAP_SYS_ADMIN and not CAP_BPF (a container runtime that does not know CAP_BPF), the
+    // maps need CAP_SYS_ADMIN.
+    let keep: CapsHashSet = needed(ebpf)
+        .into_iter()
+        .map(|(c, _)| if c == Capability::CAP_BPF && !permitted.contains(&c) { Capability::CAP_SYS_ADMIN } else { c })
+        .filter(|c| permitted.contains(c))
+        .collect();
     // The bounding set first: dropping from it needs CAP_SETPCAP, which goes below (a process
     // without it, not root, has nothing to drop there that it could use).
     let setpcap = caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).unwrap_or(false);

@@ -4,6 +4,7 @@
 //! machine goes from clone to running agent (or to a full test run) with one command.
 mod bench;
 mod docker;
+mod package;
 mod setup;
 mod util;
 mod vm;
@@ -49,6 +50,10 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Build what administrators install (target/package/): the static binary (musl), the .deb
+    /// (cargo-deb: binary, hardened systemd unit, config, rules, docs) and the container image
+    /// `docker-listener:<version>` with compose and Kubernetes DaemonSet files.
+    Package,
     /// Internal: the load generator of the eBPF benchmarks (joins a container, runs a storm).
     #[command(hide = true)]
     BenchWorker(bench::ebpf_worker::WorkerArgs),
@@ -72,6 +77,7 @@ fn main() -> Result<()> {
             build()
         }
         Cmd::Run { args } => run(args),
+        Cmd::Package => package::run(),
         Cmd::Test { args } => test(args),
         Cmd::Bench { quick } => bench::run(quick),
         Cmd::BenchWorker(args) => bench::worker(args),
@@ -134,6 +140,11 @@ fn test(args: Vec<String>) -> Result<()> {
     setup::run()?;
     docker::ensure_daemon()?;
     docker::ensure_image()?;
+    // What administrators install, which tests/package.rs installs and checks (the whole
+    // suite, or a run that names it).
+    if args.is_empty() || args.iter().any(|a| a.contains("package")) {
+        package::run()?;
+    }
     let mut cmd = vec!["test", "--workspace", "--exclude", "docker-listener-ebpf"];
     cmd.extend(args.iter().map(String::as_str));
     util::cargo_env(&cmd, &[("DL_TEST_IMAGE", docker::IMAGE), ("DL_E2E", "1")])?;

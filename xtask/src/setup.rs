@@ -12,7 +12,9 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// (`xtask kernel-matrix`). On these machines, Debian 12's qemu-system-x86 (7.2) replaces the
 /// image's qemu-utils (10.0, from backports, which `Breaks` qemu-system-common < 8): nothing here
 /// uses qemu-utils. gcc-multilib builds the tests' i386 programs (the 32-bit system call ABI).
-const PACKAGES: &[&str] = &["docker.io", "busybox-static", "bash-static", "qemu-system-x86", "gcc-multilib"];
+/// docker-compose (Debian's, 1.29) runs the packaged image with its compose file in the tests.
+const PACKAGES: &[&str] =
+    &["docker.io", "busybox-static", "bash-static", "qemu-system-x86", "gcc-multilib", "docker-compose"];
 
 /// Runs every step and prints what it did. Idempotent.
 pub fn run() -> Result<()> {
@@ -42,11 +44,15 @@ fn packages(report: &mut Vec<String>) -> Result<()> {
             // The tests' i386 programs (gcc -m32 -static): the 32-bit libc and its headers.
             "gcc-multilib" => !Path::new("/usr/lib32/libc.a").exists(),
             "qemu-system-x86" => !have("qemu-system-x86_64"),
+            "docker-compose" => !have("docker-compose"),
             _ => false,
         })
         .collect();
     if missing.is_empty() {
-        report.push("Debian packages present (dockerd, busybox, bash-static, qemu-system-x86_64, gcc-multilib)".into());
+        report.push(
+            "Debian packages present (dockerd, busybox, bash-static, qemu-system-x86_64, gcc-multilib, docker-compose)"
+                .into(),
+        );
         return Ok(());
     }
     if !is_root() || !have("apt-get") {

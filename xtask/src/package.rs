@@ -1,0 +1,81 @@
+//! `cargo xtask package`: what a Wazuh administrator installs, built here from this tree.
+//!
+//! - `target/package/docker-listener-<version>-x86_64-linux-musl`: the static binary (eBPF
+//!   object embedded), for any x86-64 Linux;
+//! - `target/package/docker-listener_<version>-1_amd64.deb` (cargo-deb): that binary, the
+//!   hardened systemd unit (enabled and started where systemd runs), the default config, the
+//!   Wazuh rules and the docs;
+//! - the image `docker-listener:<version>` (and `:latest`), `FROM scratch` with the static
+//!   binary (nothing to pull), with `packaging/compose.yaml` and `packaging/daemonset.yaml`.
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{docker, util, workspace_root};
+
+pub const TARGET: &str = "x86_64-unknown-linux-musl";
+
+pub fn run() -> Result<()> {
+    let root = workspace_root()?;
+    let version = env!("CARGO_PKG_VERSION");
+    let out = root.join("target/package");
+    std::fs::create_dir_all(&out)?;
+
+    // The static binary.
+    util::run(Command::new("rustup").args(["target", "add", TARGET]))?;
+    util::cargo(&["build", "--release", "--package", "docker-listener", "--target", TARGET])?;
+    let built = root.join(format!("target/{TARGET}/release/docker-listener"));
+    let interp = util::output(Command::new("readelf").args(["-l"]).arg(&built))?;
+    if interp.contains("INTERP") {
+        bail!("{} is not static (it asks for a program interpreter)", built.display());
+    }
+    let static_bin = out.join(format!("docker-listener-{version}-x86_64-linux-musl"));
+    std::fs::copy(&built, &static_bin)?;
+    // Without its debug information: a tenth of the size.
+    util::run(Command::new("strip").arg(&static_bin))?;
+    println!("xtask package: {}", static_bin.display());
+
+    // The .deb, from that binary.
+    if Command::new("cargo").args(["deb", "--version"]).output().map(|o| !o.status.success()).unwrap_or(true) {
+        println!("xtask package: installing cargo-deb (once)");
+        util::cargo(&["install", "cargo-deb", "--locked"])?;
+    }
+    util::cargo(&[
+        "deb",
+        "--package",
+        "docker-listener",
+        "--no-build",
+        "--target",
+        TARGET,
+        "--output",
+        out.to_str().context("a non-UTF-8 path")?,
+    ])?;
+    println!("xtask package: {}", out.join(format!("docker-listener_{version}-1_amd64.deb")).display());
+
+    // The image: the static binary alone.
+    docker::ensure_daemon()?;
+    let ctx = out.join("image");
+    let _ = std::fs::remove_dir_all(&ctx);
+    std::fs::create_dir_all(&ctx)?;
+    std::fs::copy(&static_bin, ctx.join("docker-listener"))?;
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY docker-listener /usr/bin/docker-listener\nENTRYPOINT [\"/usr/bin/docker-listener\"]\nCMD [\"run\"]\n",
+    )?;
+    util::run(
+        Command::new("docker")
+            .args(["build", "--quiet", "--network", "none", "-t"])
+            .arg(format!("docker-listener:{version}"))
+            .args(["-t", "docker-listener:latest"])
+            .arg(&ctx),
+    )?;
+    for f in ["compose.yaml", "daemonset.yaml"] {
+        std::fs::copy(root.join("packaging").join(f), out.join(f))?;
+    }
+    println!(
+        "xtask package: image docker-listener:{version}, {}, {}",
+        out.join("compose.yaml").display(),
+        out.join("daemonset.yaml").display()
+    );
+    Ok(())
+}
