@@ -150,7 +150,7 @@ impl Ctr {
             leaders: VecDeque::new(),
             claimed: VecDeque::new(),
             first: HashSet::new(),
-            summary: Summary { since_ns: now_ns(), ..Summary::default() },
+            summary: Summary { since_ns: crate::ecs::now_wall_ns(), ..Summary::default() },
         }
     }
 
@@ -556,7 +556,8 @@ impl Health {
 
     /// The container's summary of the period now ending, when it counted anything.
     fn summarize(&self, id: &str, c: &mut Ctr, out: &mut Vec<Frame>) {
-        let sum = std::mem::replace(&mut c.summary, Summary { since_ns: now_ns(), ..Summary::default() });
+        let sum =
+            std::mem::replace(&mut c.summary, Summary { since_ns: crate::ecs::now_wall_ns(), ..Summary::default() });
         if sum.checks == 0 || self.mode != Mode::Summarize {
             return;
         }
@@ -564,7 +565,7 @@ impl Health {
             Known::Some(check) => check.command.trim_end().to_owned(),
             _ => String::new(),
         };
-        let value = summary_event(id, &c.name, &c.image, &command, &sum, now_ns());
+        let value = summary_event(id, &c.name, &c.image, &command, &sum, crate::ecs::now_wall_ns());
         if let Some(f) = self.encoder.agent(&value) {
             Stats::inc(&self.stats.health_summaries);
             out.push(f);
@@ -717,10 +718,6 @@ fn summary_event(id: &str, name: &str, image: &str, command: &str, s: &Summary, 
             "first_of_kind_sent": s.first_sent,
         }},
     })
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
 #[cfg(test)]

@@ -387,7 +387,7 @@ impl Monitor {
         }
         Stats::add(&self.stats.ebpf_events, out.len() as u64);
         let (stats, encoder, health, repeats) = (&self.stats, &self.encoder, &self.health, &mut self.repeats);
-        let (now, wall) = (Instant::now(), wall_ns());
+        let (now, wall) = (Instant::now(), ecs::now_wall_ns());
         let mut summaries = Vec::new();
         let mut frames: Vec<Frame> = out
             .drain(..)
@@ -886,8 +886,4 @@ fn spawn_find_cgroup(
         };
         let _ = tx.send(info);
     });
-}
-
-fn wall_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }

@@ -40,7 +40,6 @@ pub struct RunAs {
 /// says which one is unknown.
 pub fn resolve(user: &str, groups: &[String]) -> Result<RunAs, String> {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let (uid, gid) = passwd
         .lines()
         .filter_map(|l| {
@@ -54,17 +53,20 @@ pub fn resolve(user: &str, groups: &[String]) -> Result<RunAs, String> {
     for g in groups {
         let id = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => group
-                .lines()
-                .find_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 3 && f[0] == g.as_str()).then(|| f[2].parse::<u32>().ok()).flatten()
-                })
-                .ok_or_else(|| format!("unknown group {g:?} (not in /etc/group)"))?,
+            Err(_) => group_id(g).ok_or_else(|| format!("unknown group {g:?} (not in /etc/group)"))?,
         };
         ids.push(id);
     }
     Ok(RunAs { name: user.to_owned(), uid, gid, groups: ids })
+}
+
+/// The gid of local group `name` (`/etc/group`).
+pub fn group_id(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == name).then(|| f[2].parse().ok()).flatten()
+    })
 }
 
 /// Becomes `to` (groups, gid, uid) keeping the permitted capabilities across the change

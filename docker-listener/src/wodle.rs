@@ -126,7 +126,7 @@ pub fn install(home: &Path) -> io::Result<String> {
     let tmp = dir.join(format!(".{PROGRAM}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, &me)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o750))?;
-    if let Some(gid) = group_id("wazuh") {
+    if let Some(gid) = crate::privilege::group_id("wazuh") {
         std::os::unix::fs::chown(&tmp, Some(0), Some(gid))?;
     }
     std::fs::rename(&tmp, &target)?;
@@ -151,14 +151,6 @@ pub fn installed_here(home: &Path) -> Result<bool, io::Error> {
         return Ok(false);
     }
     Ok(std::fs::read(&target)? == std::fs::read("/proc/self/exe")?)
-}
-
-fn group_id(name: &str) -> Option<u32> {
-    let line = std::fs::read_to_string("/etc/group").ok()?;
-    line.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == name).then(|| f.nth(1)?.parse().ok()).flatten()
-    })
 }
 
 #[cfg(test)]

@@ -7,11 +7,7 @@
 //!   the previous run stopped), and drops the replayed events already handled.
 //! - Skips malformed or oversized data from the API with a logged, counted error, and keeps the
 //!   stream.
-use std::{
-    path::PathBuf,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -151,7 +147,7 @@ impl DockerSource {
             c = DockerClient::connect(&self.socket) => c?,
         };
         let since = self.cursor.is_set().then_some(self.cursor.time_nano);
-        let subscribed_at = now_ns();
+        let subscribed_at = crate::ecs::now_wall_ns();
         let mut stream = tokio::select! {
             _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
             s = client.events(since) => s?,
@@ -378,10 +374,6 @@ async fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
         })
     })
     .await
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -591,7 +591,8 @@ pub fn agent_health_event(component: &str, status: &str, reason: &str, effect: &
     })
 }
 
-fn now_wall_ns() -> i64 {
+/// Nanoseconds since the epoch, now (0 if the clock is before it).
+pub fn now_wall_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
