@@ -389,6 +389,39 @@ fn stats_and_the_metrics_endpoint_show_the_running_agent_s_counters() {
     assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
     assert!(reply.contains("docker_listener_frames_out_total 2"), "{reply}");
     assert!(reply.contains("docker_listener_resident_memory_bytes "), "{reply}");
+    assert!(reply.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{reply}");
+    // Only reads are served.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
+    // Eight silent connections take every slot: a ninth is closed at once, and the eight are
+    // closed once their request head is 2 s late; then scrapes are answered again.
+    let silent: Vec<_> = (0..8).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut ninth = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    ninth.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let _ = ninth.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = Vec::new();
+    match ninth.read_to_end(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a ninth connection is held or answered: {other:?} {buf:?}"),
+    }
+    let started = std::time::Instant::now();
+    for mut c in silent {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+    }
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "silent connections held for {waited:?}");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.contains("docker_listener_frames_out_total 2"), "{reply}");
     assert_eq!(daemon.stop(), 0);
     assert!(!state.join("stats.sock").exists(), "the socket is removed on shutdown");
     let out = run(&["stats", "--state-dir", state.to_str().unwrap()]);

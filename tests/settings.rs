@@ -497,8 +497,10 @@ fn get_metrics(path: &std::path::Path) -> String {
     s.read_to_string(&mut reply).unwrap();
     let (head, body) = reply.split_once("\r\n\r\n").unwrap_or_else(|| panic!("not HTTP: {reply}"));
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(head.contains("Content-Type: text/plain"), "{head}");
-    assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())), "{head} / {} bytes", body.len());
+    // Header names are case-insensitive (hyper writes them in lower case).
+    let head_lc = head.to_ascii_lowercase();
+    assert!(head_lc.contains("content-type: text/plain"), "{head}");
+    assert!(head_lc.contains(&format!("content-length: {}\r\n", body.len())), "{head} / {} bytes", body.len());
     body.to_owned()
 }
 
