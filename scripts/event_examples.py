@@ -37,10 +37,11 @@ TOOLS_SCRIPT = ("echo x > /tmp/m.ko; insmod /tmp/m.ko; /t/bpf_load; sleep 5 & /t
                 "/t/net_send respond & sleep 0.3; nslookup pool.minexmr.com 127.0.0.1; /t/net_send flow 7001 1; true")
 CAPABLE_SCRIPT = "nsenter -t 1 -u true"
 # file-access: the container writes its /etc/shadow at start, waits for the agent to resolve its
-# sensitive files, reads it through a relative path, and plants an SSH key.
+# sensitive files, reads it through a relative path, plants an SSH key, and tries to read it as
+# nobody (refused).
 FILES_SCRIPT = ("echo 'root:*:19000::::::' > /etc/shadow; sleep 1;\n    "
                 "cd /etc && cat ../etc//shadow; mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAA' > /root/.ssh/authorized_keys;\n    "
-                "chmod 644 shadow; sleep 1")
+                "chmod 644 shadow; chmod 600 shadow; su -s /bin/sh nobody -c 'cat /etc/shadow' 2>/dev/null; sleep 1")
 STORM_SCRIPT = "for i in $(seq 8000); do /bin/true; done"
 # A container with a healthcheck every second: its passing checks are summarised when it stops.
 HEALTHY = ["docker", "run", "-d", "--network", "none", "--name", "api-1", "--health-cmd", "test -e /tmp/ready",
@@ -120,8 +121,11 @@ def pick(evs):
         "exec-setuid": first([e for e in act(t1, "exec") if e.get("process", {}).get("executable") == "/tmp/sr"],
                              "exec-setuid"),
         "setuid": first([e for e in act(t1, "setuid") if e["docker_listener"]["privilege"].get("raised")], "setuid"),
-        "file-read": first([e for e in act(f1, "file-read") if e.get("file", {}).get("path") == "/etc/shadow"],
+        "file-read": first([e for e in act(f1, "file-read") if e.get("file", {}).get("path") == "/etc/shadow"
+                            and e["event"]["outcome"] == "success"],
                            "file-read"),
+        "file-read-refused": first([e for e in act(f1, "file-read") if e["event"]["outcome"] == "failure"],
+                                   "file-read-refused"),
         "file-create": first(act(f1, "file-create"), "file-create"),
         "file-chmod": first(act(f1, "file-chmod"), "file-chmod"),
         "healthcheck-summary": first(act(api, "healthcheck-summary"), "healthcheck-summary"),

@@ -360,3 +360,96 @@ fn host_opens_and_ordinary_ones_make_no_event_and_configured_entries_replace_the
     assert!(others.is_empty(), "only the configured files: {others:#?}");
     assert_eq!(agent.daemon.stop(), 0);
 }
+
+/// Opens the kernel refused (nothing was opened: no inode for the kernel to match) are reported
+/// as failures, resolved by name in the container the way its process would have reached the
+/// file: an unprivileged user after /etc/shadow (directly and through `..` and `//`) and a root
+/// SSH key, and after writing /etc/passwd; a root process writing /etc/passwd in a read-only
+/// container. Failures that are not a refusal (a missing file) and refused opens of ordinary
+/// files make no event.
+#[test]
+fn refused_opens_of_sensitive_files_are_reported_as_failures() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("file-refused", json!({}));
+    let name = unique("file-refused");
+    let ro = format!("{name}-ro");
+    let _c = Containers(vec![name.clone(), ro.clone()]);
+    let done = format!("done-{name}");
+    run_after_release(
+        &name,
+        &[],
+        "chmod 600 /etc/shadow; mkdir -p /root/.ssh; echo k > /root/.ssh/id_ed25519; chmod 700 /root; \
+         echo s > /tmp/private; chmod 600 /tmp/private; \
+         su -s /bin/sh nobody -c 'cat /etc/shadow; cd /tmp && cat ../etc//shadow; cat /root/.ssh/id_ed25519; \
+           echo x >> /etc/passwd; cat /etc/no-such-file; cat /tmp/private; true' 2>/dev/null",
+        &done,
+    );
+    release_when_matched(&agent, &name);
+    let ro_done = format!("done-{ro}");
+    run_detached(
+        &ro,
+        &["--read-only"],
+        &format!("sleep 1; echo x >> /etc/passwd 2>/dev/null; /bin/echo {ro_done}; sleep 60"),
+    );
+    let events = wait_events(&agent, "both containers' last execs", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, &done).is_empty() && !execs_with_arg(e, &ro_done).is_empty()
+    });
+    let refused: Vec<&Value> = file_events(&mine(&events, &name))
+        .into_iter()
+        .filter(|e| e["event"]["outcome"] == "failure" && e["docker_listener"]["syscall"]["name"] != "unlinkat")
+        .collect();
+    let got: Vec<(&str, &str, &str, &str, &str)> = refused
+        .iter()
+        .map(|e| {
+            let fa = &e["docker_listener"]["file_access"];
+            (
+                e["event"]["action"].as_str().unwrap_or(""),
+                e["file"]["path"].as_str().unwrap_or(""),
+                fa["requested"].as_str().unwrap_or(""),
+                // The key: by its inode once the container's set holds it (made again after a
+                // change), by its directory's before: both are right.
+                match fa["match"].as_str().unwrap_or("") {
+                    "directory" => "file",
+                    m => m,
+                },
+                e["error"]["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("file-read", "/etc/shadow", "/etc/shadow", "file", "EACCES"),
+            ("file-read", "/etc/shadow", "../etc//shadow", "file", "EACCES"),
+            ("file-read", "/root/.ssh/id_ed25519", "/root/.ssh/id_ed25519", "file", "EACCES"),
+            ("file-write", "/etc/passwd", "/etc/passwd", "file", "EACCES"),
+        ],
+        "{refused:#?}"
+    );
+    for e in &refused {
+        assert_eq!(e["process"]["user"]["id"], "65534", "{e}");
+    }
+    let shadow = refused[0];
+    assert_eq!(shadow["docker_listener"]["file_access"]["access"], json!(["read"]));
+    assert_eq!(shadow["docker_listener"]["file_access"]["sensitive"], "/etc/shadow");
+    assert_eq!(evaluate(&rules, shadow), Some(100_064));
+    assert_eq!(evaluate(&rules, refused[2]), Some(100_064));
+    let passwd = refused[3];
+    assert!(
+        passwd["docker_listener"]["file_access"]["flags"].as_array().unwrap().iter().any(|f| f == "O_APPEND"),
+        "{passwd}"
+    );
+    assert_eq!(evaluate(&rules, passwd), Some(100_065));
+    // The read-only container: root, refused by the filesystem.
+    let ro_files = file_events(&mine(&events, &ro));
+    let ro_passwd: Vec<&&Value> = ro_files.iter().filter(|e| e["event"]["outcome"] == "failure").collect();
+    assert_eq!(ro_passwd.len(), 1, "{ro_files:#?}");
+    assert_eq!(
+        (ro_passwd[0]["event"]["action"].as_str(), ro_passwd[0]["error"]["code"].as_str()),
+        (Some("file-write"), Some("EROFS"))
+    );
+    assert_eq!(evaluate(&rules, ro_passwd[0]), Some(100_065));
+    assert_eq!(agent.daemon.stop(), 0);
+}

@@ -105,6 +105,20 @@ fn arguments(op: u32, a: &[u64; 6]) -> (u32, u32, u64) {
     }
 }
 
+/// An open the kernel refused (`refused_open`: EPERM, EACCES, EROFS), as a `PathRecord` call:
+/// its operation and its arguments as openat's (dirfd, name, flags, mode). `None`: not
+/// reported (most failures: a missing file).
+#[inline(always)]
+pub fn refused(op: u32, a: &[u64; 6], ret: i64) -> Option<(u32, [u64; 6])> {
+    let r = docker_listener_common::family::file::refused_open(op, ret);
+    if r == 0 {
+        return None;
+    }
+    let (flags, mode, name) = arguments(op, a);
+    let dirfd = if op == op::OPENAT || op == op::OPENAT2 { a[0] } else { AT_FDCWD as i64 as u64 };
+    Some((r, [dirfd, name, flags as u64, mode as u64, 0, 0]))
+}
+
 /// The value `SENSITIVE` has for an inode, 0 when none: the bit set first (loads), the hash
 /// map on a hit.
 #[inline(always)]
@@ -233,7 +247,8 @@ unsafe fn classify<M: Mem>(file: *const u8, open_flags: u32, want: u32) -> u32 {
 /// BTF-typed current task.
 #[inline(always)]
 pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
-    // A failed open opened nothing: there is no file to match (see docs/EVENTS.md).
+    // A failed open opened nothing: there is no file to match here (a refused one goes to
+    // `on_path_exit` by `refused`).
     if ret < 0 || config!(offsets.exe_valid) == 0 || config!(offsets.direct_valid) == 0 {
         return;
     }

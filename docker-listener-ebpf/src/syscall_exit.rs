@@ -300,11 +300,19 @@ fn routed(ctx: &BtfTracePointContext, regs: *const u8, id: i64) -> u32 {
     // Opens: the most frequent calls routed here. Their family filters the task and the file
     // with loads alone (no helper call) before anything else.
     if let Route::File(op) = route {
-        if op < file::op::FIRST_PATH_OP {
+        // A refused open (nothing opened) is sent as a change by name is: one place for both.
+        let (op, args) = if op >= file::op::FIRST_PATH_OP {
+            (op, a)
+        } else if ret >= 0 {
             file_family::on_exit(task, op, &a, ret, fl);
+            return 0;
         } else {
-            file_family::on_path_exit(op, &a, ret, fl);
-        }
+            match file_family::refused(op, &a, ret) {
+                Some(r) => r,
+                None => return 0,
+            }
+        };
+        file_family::on_path_exit(op, &args, ret, fl);
         return 0;
     }
     // Every fork of the host exits clone twice (the child with 0): only a clone that makes a
@@ -342,6 +350,8 @@ fn routed(ctx: &BtfTracePointContext, regs: *const u8, id: i64) -> u32 {
 pub fn call_head(header: RecordHeader, op: u32, ret: i64, flags: u32) -> CallHead {
     let task = current_task();
     let (exe_ino, exe_dev) = unsafe { exe_identity(task) };
+    // SAFETY: no arguments; the current task's ids.
+    let ids = unsafe { aya_ebpf::helpers::generated::bpf_get_current_uid_gid() };
     CallHead {
         header,
         start_ns: unsafe { process_start(task) },
@@ -351,6 +361,8 @@ pub fn call_head(header: RecordHeader, op: u32, ret: i64, flags: u32) -> CallHea
         flags,
         exe_ino,
         exe_dev,
+        uid: ids as u32,
+        gid: (ids >> 32) as u32,
         _pad: 0,
     }
 }

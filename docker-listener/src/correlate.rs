@@ -925,6 +925,8 @@ mod tests {
             compat: false,
             truncated: false,
             exe,
+            uid: 0,
+            gid: 0,
             detail: Detail::Namespace(NsCall {
                 op: docker_listener_common::family::namespace::op::MOUNT,
                 flags: 0,

@@ -339,13 +339,15 @@ pub fn lexical(base: Option<&str>, name: &str) -> Option<String> {
 /// Resolves `name` (relative names from `base`, a directory's path in the container) in the
 /// filesystem whose root is `root`, as the container's processes would, and says which sensitive
 /// entry of container `id` it is, if any. `follow`: the call follows a final symlink (chmod,
-/// chown, truncate).
+/// chown, truncate, an open without `O_NOFOLLOW`). `want`: the `access` bits the call is (a
+/// change: `WRITE`; a refused open: what it asked for); an entry for other accesses is not it.
 pub fn locate(
     root: &Root,
     id: &str,
     base: Option<&str>,
     name: &str,
     follow: bool,
+    want: u32,
     set: &SensitiveSet,
 ) -> Option<Located> {
     if name.is_empty() {
@@ -368,7 +370,7 @@ pub fn locate(
         // SAFETY: fstatfs filled it.
         && unsafe { sfs.assume_init() }.f_type as u32 == docker_listener_common::magic::OVERLAYFS;
     let text = |i: usize| set.patterns.get(i).map(|p| p.text.clone());
-    let not_dir = |e: &Entry| e.bits & (access::DIR | access::PARENT) == 0 && still(root, e);
+    let not_dir = |e: &Entry| e.bits & (access::DIR | access::PARENT) == 0 && e.bits & want != 0 && still(root, e);
     // The file itself, where it is still there (chmod, chown, truncate, a link's old name, a
     // refused unlink): by its inode, so a hard link or a symlinked directory is the file.
     let flags = if follow { 0 } else { libc::O_NOFOLLOW };
@@ -378,10 +380,11 @@ pub fn locate(
     {
         return Some(Located { path, entry: text(e.pattern), how: "file", second: false });
     }
-    if let Some(e) = set.find(id, dino, kernel_dev(ddev), overlay, |e| e.bits & access::DIR != 0) {
+    if let Some(e) = set.find(id, dino, kernel_dev(ddev), overlay, |e| e.bits & access::DIR != 0 && e.bits & want != 0)
+    {
         return Some(Located { path, entry: text(e.pattern), how: "directory", second: false });
     }
-    set.pattern_of(&path, access::WRITE).map(|i| Located { path, entry: text(i), how: "name", second: false })
+    set.pattern_of(&path, want).map(|i| Located { path, entry: text(i), how: "name", second: false })
 }
 
 fn list_dir(fd: &OwnedFd) -> Vec<String> {

@@ -33,6 +33,39 @@ pub mod op {
     pub const FCHMOD: u32 = 32;
     pub const FCHOWN: u32 = 33;
     pub const FCHOWN16: u32 = 34;
+    // Opens the kernel refused (`refused_open`): nothing was opened, so they are sent as the
+    // changes by name are, with the name and the directory it starts from, for the daemon to
+    // resolve in the container. Arguments as openat's: (dirfd, name, flags, mode).
+    pub const REFUSED_OPEN: u32 = 35;
+    pub const REFUSED_CREAT: u32 = 36;
+    pub const REFUSED_OPENAT: u32 = 37;
+    pub const REFUSED_OPENAT2: u32 = 38;
+}
+
+/// The errors that make a failed open an attempt worth reporting: the caller was refused the
+/// file (EPERM, EACCES) or writing to it (EROFS). A missing file (ENOENT, by far the most
+/// frequent failure: library and `$PATH` searches) and every other error are not.
+pub const REFUSED_ERRNOS: [i64; 3] = [1, 13, 30];
+
+/// The `PathRecord` operation of an open (`OPEN`..=`OPENAT2`) that failed with `ret`, 0 when
+/// it is not reported.
+#[inline(always)]
+pub const fn refused_open(op: u32, ret: i64) -> u32 {
+    if ret != -REFUSED_ERRNOS[0] && ret != -REFUSED_ERRNOS[1] && ret != -REFUSED_ERRNOS[2] {
+        return 0;
+    }
+    match op {
+        op::OPEN => op::REFUSED_OPEN,
+        op::CREAT => op::REFUSED_CREAT,
+        op::OPENAT => op::REFUSED_OPENAT,
+        op::OPENAT2 => op::REFUSED_OPENAT2,
+        _ => 0,
+    }
+}
+
+/// Whether a `PathRecord` operation is a refused open.
+pub const fn is_refused_open(op: u32) -> bool {
+    op >= op::REFUSED_OPEN && op <= op::REFUSED_OPENAT2
 }
 
 /// Where a `PathRecord` call's names and directory descriptors are among its arguments:
@@ -46,6 +79,7 @@ pub const fn name_args(op: u32) -> (usize, usize, usize, usize) {
             (0, NONE, NONE, NONE)
         }
         op::UNLINKAT | op::FCHMODAT | op::FCHMODAT2 | op::FCHOWNAT => (1, 0, NONE, NONE),
+        op::REFUSED_OPEN | op::REFUSED_CREAT | op::REFUSED_OPENAT | op::REFUSED_OPENAT2 => (1, 0, NONE, NONE),
         op::RENAME | op::LINK => (0, NONE, 1, NONE),
         op::RENAMEAT | op::RENAMEAT2 | op::LINKAT => (1, 0, 3, 2),
         // fchmod, fchown.
@@ -141,6 +175,7 @@ pub mod oflag {
     pub const CREAT: u32 = 0o100;
     pub const TRUNC: u32 = 0o1000;
     pub const APPEND: u32 = 0o2000;
+    pub const NOFOLLOW: u32 = 0o400000;
 }
 
 /// The accesses an open asks for: writing when it may change the file (write mode, O_TRUNC,

@@ -32,6 +32,10 @@ pub struct CallHead {
     /// setting a container up) from the container's, by the file, not by a name.
     pub exe_ino: u64,
     pub exe_dev: u32,
+    /// The caller's real user and group ids (ECS `process.user.id`, `process.group.id`, as an
+    /// exec event's).
+    pub uid: u32,
+    pub gid: u32,
     pub _pad: u32,
 }
 

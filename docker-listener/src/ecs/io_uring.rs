@@ -55,7 +55,10 @@ impl IoUringBody {
         thread: ThreadOut,
         m: &mut M,
     ) -> Result<Option<ErrorOut>, M::Error> {
-        m.serialize_entry("process", &ProcessRefOut { process: &self.process, thread, parent: None })?;
+        m.serialize_entry(
+            "process",
+            &ProcessRefOut { process: &self.process, thread, user: None, group: None, parent: None },
+        )?;
         Ok(None)
     }
 

@@ -102,7 +102,7 @@ impl fmt::Display for Rfc3339 {
     }
 }
 
-/// Names of the errno values a failed exec or socket call commonly returns.
+/// Names of the errno values the reported calls commonly return (others: `E<number>`).
 pub fn errno_name(errno: i64) -> Cow<'static, str> {
     let name = match errno {
         1 => "EPERM",
@@ -110,6 +110,8 @@ pub fn errno_name(errno: i64) -> Cow<'static, str> {
         3 => "ESRCH",
         4 => "EINTR",
         5 => "EIO",
+        6 => "ENXIO",
+        7 => "E2BIG",
         8 => "ENOEXEC",
         9 => "EBADF",
         11 => "EAGAIN",
@@ -118,17 +120,26 @@ pub fn errno_name(errno: i64) -> Cow<'static, str> {
         14 => "EFAULT",
         16 => "EBUSY",
         17 => "EEXIST",
+        18 => "EXDEV",
         19 => "ENODEV",
         20 => "ENOTDIR",
+        21 => "EISDIR",
         22 => "EINVAL",
+        23 => "ENFILE",
         24 => "EMFILE",
         26 => "ETXTBSY",
+        27 => "EFBIG",
+        28 => "ENOSPC",
+        30 => "EROFS",
+        31 => "EMLINK",
         36 => "ENAMETOOLONG",
         38 => "ENOSYS",
+        39 => "ENOTEMPTY",
         40 => "ELOOP",
         88 => "ENOTSOCK",
         93 => "EPROTONOSUPPORT",
         94 => "ESOCKTNOSUPPORT",
+        95 => "EOPNOTSUPP",
         97 => "EAFNOSUPPORT",
         98 => "EADDRINUSE",
         99 => "EADDRNOTAVAIL",
@@ -341,6 +352,11 @@ pub(crate) struct ProcessRefOut<'a> {
     #[serde(flatten)]
     pub process: &'a ProcRef,
     pub thread: ThreadOut,
+    /// The caller's ids where its record has them (the exit-reported families).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<IdOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<IdOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<&'a ProcRef>,
 }

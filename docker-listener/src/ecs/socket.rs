@@ -105,7 +105,10 @@ impl SocketBody {
         thread: ThreadOut,
         m: &mut M,
     ) -> Result<Option<ErrorOut>, M::Error> {
-        m.serialize_entry("process", &ProcessRefOut { process: &self.process, thread, parent: None })?;
+        m.serialize_entry(
+            "process",
+            &ProcessRefOut { process: &self.process, thread, user: None, group: None, parent: None },
+        )?;
         // ECS direction: source is who initiated. connect: us -> addr; accept: peer -> us;
         // bind/listen: the local address is the server's.
         let local = self.local.as_ref().filter(|l| !is_unspecified(l) || self.op != SockOp::Connect);

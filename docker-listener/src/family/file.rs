@@ -28,7 +28,8 @@ pub const FAMILY: Family = Family {
     switch: switch::FILE,
     enabled: |c| c.file_access,
     decode,
-    sees: "opens and changes of sensitive files (open, creat, openat, openat2, open_by_handle_at; unlink, rename, \
+    sees: "opens and changes of sensitive files (open, creat, openat, openat2, open_by_handle_at, and the refused \
+           opens of the first four; unlink, rename, \
            link, chmod, chown, truncate and their *at forms; fchmod, fchown)",
 };
 

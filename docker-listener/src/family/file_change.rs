@@ -1,7 +1,9 @@
 //! `file-access`'s changes by name (`event.action`: `file-delete`, `file-rename`,
 //! `file-link`, `file-chmod`, `file-chown`, `file-truncate`): unlink, rename, link, chmod,
 //! chown and truncate of a sensitive file by a container process, refused ones included; and
-//! fchmod, fchown of one by its descriptor.
+//! fchmod, fchown of one by its descriptor. Also the opens the kernel refused (EPERM, EACCES,
+//! EROFS: `file-read`, `file-write`, `file-create` with `event.outcome: failure`): nothing was
+//! opened, so there is no inode for the kernel to match, and they are resolved here as a name.
 //!
 //! The kernel sends every such call of a traced process with the names as passed and the
 //! directory a relative name starts from (walked by the kernel): no tracepoint resolves a name.
@@ -13,7 +15,7 @@
 //! file was matched in the kernel.
 use docker_listener_common::family::{
     CallHead,
-    file::{AT_FDCWD, PathRecord, matched, name_args, op},
+    file::{AT_FDCWD, PathRecord, access, access_of, is_refused_open, matched, name_args, oflag, op},
 };
 use serde::{Serialize, ser::SerializeMap};
 
@@ -33,6 +35,8 @@ pub struct FileChange {
     pub uid: u32,
     pub gid: u32,
     pub at_flags: u32,
+    /// A refused open's flags (`O_*`).
+    pub open_flags: u32,
     /// How the kernel matched the descriptor's file (fchmod, fchown).
     pub matched: u32,
     pub name: String,
@@ -63,8 +67,11 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         }
         op::FCHOWNAT => (0, a[2] as u32, a[3] as u32, a[4] as u32),
         op::TRUNCATE => (a[1] as u32, none, none, 0),
+        // A refused open: arguments as openat's (dirfd, name, flags, mode).
+        o if is_refused_open(o) => (a[3] as u32, none, none, 0),
         _ => (0, none, none, 0),
     };
+    let open_flags = if is_refused_open(head.op) { a[2] as u32 } else { 0 };
     Ok(Detail::FileChange(FileChange {
         op: head.op,
         dirfd: r.dirfd,
@@ -73,6 +80,7 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         uid,
         gid,
         at_flags,
+        open_flags,
         matched: r.matched,
         name: text(&r.name, r.name_len),
         name2: text(&r.name2, r.name2_len),
@@ -85,6 +93,16 @@ impl FileChange {
     /// A delete, a rename or a link: which file a name (and an inode number) is changes.
     pub fn changes_names(&self) -> bool {
         matches!(self.action(), "file-delete" | "file-rename" | "file-link")
+    }
+
+    /// A refused open.
+    pub fn is_open(&self) -> bool {
+        is_refused_open(self.op)
+    }
+
+    /// The `access` bits the call is: a refused open's, as it asked; a change is a write.
+    fn wants(&self) -> u32 {
+        if self.is_open() { access_of(self.open_flags) } else { access::WRITE }
     }
 
     fn by_fd(&self) -> bool {
@@ -114,7 +132,7 @@ impl FileChange {
             // the entries' paths, marked as such.
             for (second, name) in [(false, &self.name), (true, &self.name2)] {
                 if let Some(path) = crate::sensitive::lexical(base, name)
-                    && let Some(i) = set.pattern_of(&path, docker_listener_common::family::file::access::WRITE)
+                    && let Some(i) = set.pattern_of(&path, self.wants())
                 {
                     let entry = Some(set.patterns[i].text.clone());
                     self.located = Some(Located { path, entry, how: "name-unresolved", second });
@@ -128,8 +146,8 @@ impl FileChange {
         let follow = matches!(
             self.op,
             op::CHMOD | op::FCHMODAT | op::FCHMODAT2 | op::CHOWN | op::CHOWN16 | op::FCHOWNAT | op::TRUNCATE
-        );
-        let first = crate::sensitive::locate(root, id, base, &self.name, follow, set);
+        ) || (self.is_open() && self.open_flags & oflag::NOFOLLOW == 0);
+        let first = crate::sensitive::locate(root, id, base, &self.name, follow, self.wants(), set);
         let second = if self.name2.is_empty() {
             None
         } else {
@@ -137,7 +155,8 @@ impl FileChange {
             let base2 = (self.dirfd2 == self.dirfd || self.dirfd2 == AT_FDCWD && self.dirfd == AT_FDCWD)
                 .then_some(base)
                 .flatten();
-            crate::sensitive::locate(root, id, base2, &self.name2, false, set).map(|l| Located { second: true, ..l })
+            crate::sensitive::locate(root, id, base2, &self.name2, false, access::WRITE, set)
+                .map(|l| Located { second: true, ..l })
         };
         self.located = first.or(second);
         self.located.is_some()
@@ -145,6 +164,10 @@ impl FileChange {
 
     pub fn syscall(&self) -> &'static str {
         match self.op {
+            op::REFUSED_OPEN => "open",
+            op::REFUSED_CREAT => "creat",
+            op::REFUSED_OPENAT => "openat",
+            op::REFUSED_OPENAT2 => "openat2",
             op::UNLINK => "unlink",
             op::UNLINKAT => "unlinkat",
             op::RENAME => "rename",
@@ -165,6 +188,17 @@ impl FileChange {
     }
 
     fn action(&self) -> &'static str {
+        if self.is_open() {
+            // A file that is not there (matched by its name) would have been made.
+            let absent = self.located.as_ref().is_some_and(|l| l.how == "name");
+            return if absent && self.open_flags & oflag::CREAT != 0 {
+                "file-create"
+            } else if self.wants() & access::WRITE != 0 {
+                "file-write"
+            } else {
+                "file-read"
+            };
+        }
         match self.op {
             op::UNLINK | op::UNLINKAT => "file-delete",
             op::RENAME | op::RENAMEAT | op::RENAMEAT2 => "file-rename",
@@ -178,7 +212,8 @@ impl FileChange {
     pub fn kind(&self) -> Kind {
         let types: &'static [&'static str] = match self.action() {
             "file-delete" => &["deletion"],
-            "file-link" => &["creation"],
+            "file-link" | "file-create" => &["creation"],
+            "file-read" => &["access"],
             _ => &["change"],
         };
         Kind { kind: "event", category: "file", types, action: self.action(), dataset: "docker_listener.file" }
@@ -203,6 +238,10 @@ impl FileChange {
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             new_name_sensitive: bool,
             #[serde(skip_serializing_if = "Option::is_none")]
+            access: Option<Vec<&'static str>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            flags: Option<Vec<std::borrow::Cow<'static, str>>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
             mode: Option<String>,
             #[serde(skip_serializing_if = "Option::is_none")]
             uid: Option<u32>,
@@ -225,7 +264,18 @@ impl FileChange {
                 requested: &self.name,
                 new_name: &self.name2,
                 new_name_sensitive: l.is_some_and(|l| l.second),
-                mode: (self.action() == "file-chmod").then(|| format!("{:04o}", self.mode & 0o7777)),
+                access: self.is_open().then(|| {
+                    let w = self.wants();
+                    [(access::READ, "read"), (access::WRITE, "write")]
+                        .iter()
+                        .filter(|(b, _)| w & b != 0)
+                        .map(|(_, n)| *n)
+                        .collect()
+                }),
+                flags: self.is_open().then(|| super::file::open_flag_names(self.open_flags)),
+                mode: (self.action() == "file-chmod"
+                    || (self.is_open() && (self.open_flags & oflag::CREAT != 0 || self.op == op::REFUSED_CREAT)))
+                    .then(|| format!("{:04o}", self.mode & 0o7777)),
                 uid: if chown { id(self.uid) } else { None },
                 gid: if chown { id(self.gid) } else { None },
                 fd: self.by_fd().then_some(self.dirfd),

@@ -25,7 +25,7 @@ use serde::ser::SerializeMap;
 use crate::{
     config::EbpfConfig,
     ebpf::record::{Meta, RecordError, meta, pod},
-    ecs::{ErrorOut, Kind, ProcRef, ProcessRefOut, SyscallOut},
+    ecs::{ErrorOut, IdOut, Kind, ProcRef, ProcessRefOut, Shown, SyscallOut},
     procs::ProcessTable,
 };
 
@@ -64,6 +64,9 @@ pub struct Call {
     pub truncated: bool,
     /// The caller's executable: (inode, the kernel's dev_t), zeros when unknown.
     pub exe: (u64, u32),
+    /// The caller's real user and group ids.
+    pub uid: u32,
+    pub gid: u32,
     pub detail: Detail,
 }
 
@@ -91,6 +94,8 @@ pub fn decode(family: &Family, bytes: &[u8]) -> Result<Call, RecordError> {
         compat: head.flags & flags::COMPAT != 0,
         truncated: head.flags & STRING_TRUNCATED != 0,
         exe: (head.exe_ino, head.exe_dev),
+        uid: head.uid,
+        gid: head.gid,
         detail: (family.decode)(&head, bytes)?,
     })
 }
@@ -250,7 +255,16 @@ impl CallBody {
         thread: crate::ecs::ThreadOut,
         m: &mut M,
     ) -> Result<Option<ErrorOut>, M::Error> {
-        m.serialize_entry("process", &ProcessRefOut { process: &self.process, thread, parent: self.parent.as_ref() })?;
+        m.serialize_entry(
+            "process",
+            &ProcessRefOut {
+                process: &self.process,
+                thread,
+                user: Some(IdOut { id: Shown(self.call.uid) }),
+                group: Some(IdOut { id: Shown(self.call.gid) }),
+                parent: self.parent.as_ref(),
+            },
+        )?;
         match &self.call.detail {
             Detail::File(f) => f.write_file(m)?,
             Detail::FileChange(f) => f.write_file(m)?,
@@ -356,6 +370,8 @@ mod tests {
             flags,
             exe_ino: 123,
             exe_dev: 5 << 20 | 1,
+            uid: 1000,
+            gid: 1000,
             _pad: 0,
         }
     }
@@ -400,7 +416,9 @@ mod tests {
         let call = decoded(&bytes_of(&r));
         assert!(call.compat && call.truncated);
         assert_eq!(call.exe, (123, 5 << 20 | 1));
+        assert_eq!((call.uid, call.gid), (1000, 1000));
         let v = event(call, &HostNamespaces::default());
+        assert_eq!((&v["process"]["user"]["id"], &v["process"]["group"]["id"]), (&json!("1000"), &json!("1000")));
         assert_eq!(v["event"]["action"], "mount");
         assert_eq!(v["event"]["outcome"], "failure");
         assert_eq!(v["error"]["code"], "EPERM");

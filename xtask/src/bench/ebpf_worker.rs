@@ -113,6 +113,11 @@ pub enum Syscall {
     /// it), as in a server that has had more than 64 descriptors open: the family then reads
     /// the descriptor's file with `bpf_probe_read_kernel`.
     OpenGrown,
+    /// `openat(AT_FDCWD, "/nonexistent-...", O_RDONLY | O_CLOEXEC)`, failing with ENOENT: the
+    /// most frequent failed open (the dynamic loader's and a shell's searches). A failed open
+    /// opened nothing, so the file-access family compares the error with the refusals it
+    /// reports (EPERM, EACCES, EROFS) and stops: this loop measures what that costs.
+    OpenMissing,
     /// `write(fd, buf, 1)` to `/dev/null`: the most frequent system call of all. The network
     /// family looks at writes to find DNS queries on connected sockets, only those of processes
     /// that connected a socket to port 53 beyond a bit test: this loop measures what every
@@ -127,8 +132,15 @@ pub enum Syscall {
 }
 
 impl Syscall {
-    pub const ALL: [Syscall; 6] =
-        [Syscall::Getppid, Syscall::Munmap, Syscall::Open, Syscall::OpenGrown, Syscall::Write, Syscall::UdpSend];
+    pub const ALL: [Syscall; 7] = [
+        Syscall::Getppid,
+        Syscall::Munmap,
+        Syscall::Open,
+        Syscall::OpenGrown,
+        Syscall::OpenMissing,
+        Syscall::Write,
+        Syscall::UdpSend,
+    ];
 
     /// The loop's word on the worker's stdin.
     pub fn name(self) -> &'static str {
@@ -137,6 +149,7 @@ impl Syscall {
             Syscall::Munmap => "munmap",
             Syscall::Open => "open",
             Syscall::OpenGrown => "open-grown",
+            Syscall::OpenMissing => "open-missing",
             Syscall::Write => "write",
             Syscall::UdpSend => "udp-send",
         }
@@ -149,6 +162,7 @@ impl Syscall {
             Syscall::Munmap => "munmap(1, 4096)",
             Syscall::Open => "openat(\"/\") + close()",
             Syscall::OpenGrown => "openat(\"/\") + close(), grown fd table",
+            Syscall::OpenMissing => "openat(a missing file): ENOENT",
             Syscall::Write => "write(/dev/null, 1 byte)",
             Syscall::UdpSend => "sendto(UDP, 32 bytes, 127.0.0.1)",
         }
@@ -157,7 +171,7 @@ impl Syscall {
     /// What one iteration of the loop is, as the tables' rows count it ("ns per ...").
     pub fn per(self) -> &'static str {
         match self {
-            Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UdpSend => "call",
+            Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UdpSend | Syscall::OpenMissing => "call",
             Syscall::Open | Syscall::OpenGrown => "open+close (one open)",
         }
     }
@@ -165,7 +179,7 @@ impl Syscall {
     /// System calls per iteration.
     pub fn calls(self) -> u64 {
         match self {
-            Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UdpSend => 1,
+            Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UdpSend | Syscall::OpenMissing => 1,
             Syscall::Open | Syscall::OpenGrown => 2,
         }
     }
@@ -179,6 +193,8 @@ impl Syscall {
             Syscall::Getppid | Syscall::Munmap | Syscall::Write => count,
             // A loopback send is a whole trip through the network stack: ~10 getppid.
             Syscall::Open | Syscall::OpenGrown | Syscall::UdpSend => (count / 10).max(1),
+            // A path walk that fails at its last component: ~5 getppid.
+            Syscall::OpenMissing => (count / 5).max(1),
         }
     }
 
@@ -188,6 +204,7 @@ impl Syscall {
             Syscall::Getppid => "return",
             Syscall::Munmap => "fail with EINVAL",
             Syscall::Open | Syscall::OpenGrown => "open and close `/`",
+            Syscall::OpenMissing => "fail with ENOENT",
             Syscall::Write => "write one byte",
             Syscall::UdpSend => "send 32 bytes",
         }
@@ -282,6 +299,17 @@ fn syscall_loop(call: Syscall, count: u64) -> (u64, Duration) {
             }
         }
         Syscall::OpenGrown => failed = open_loop(count),
+        Syscall::OpenMissing => {
+            for _ in 0..count {
+                // SAFETY: a NUL-terminated path; nothing is opened.
+                let fd = unsafe {
+                    libc::openat(libc::AT_FDCWD, c"/nonexistent-dl-bench".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC)
+                };
+                if fd != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT) {
+                    failed += 1;
+                }
+            }
+        }
         Syscall::Write => failed = write_loop(count),
         Syscall::UdpSend => failed = udp_loop(count),
         Syscall::Open => {
