@@ -45,6 +45,9 @@ const POLL_EVERY: Duration = Duration::from_millis(2);
 const IDLE_POLLS: u32 = 2;
 /// How often processes whose exit record was lost are swept from the table.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Entries of the process table checked against /proc per tick of the monitor (one a second):
+/// ~5 µs each, so at most a few milliseconds at a time; a table of 20,000 in 40 s.
+const SWEEP_SLICE: usize = 512;
 
 /// A running container of the start-up inventory, with its cgroup (id and directory) and the
 /// cgroups below it (systemd or Docker inside the container), whose processes are its too.
@@ -275,13 +278,21 @@ impl Monitor {
                     lost_reported = self.report_losses(drain_ctx.received, lost_reported);
                     self.report_held_back(&mut held_reported, None);
                     self.close_repeats(now, false);
-                    if now.duration_since(last_sweep) >= SWEEP_EVERY {
+                    // The process table's entries whose exit record was lost: a slice per tick,
+                    // so that a container of 20,000 processes never holds the pipeline.
+                    // (A sweep starts once the previous one is through.)
+                    if now.duration_since(last_sweep) >= SWEEP_EVERY && !self.correlator.procs.sweeping() {
                         last_sweep = now;
-                        let gone = self.correlator.procs.sweep();
-                        if gone > 0 {
-                            tracing::debug!(gone, "swept processes whose exit record was lost");
-                        }
+                        self.correlator.procs.start_sweep();
                     }
+                    let (gone, _left) = self.correlator.procs.sweep_step(SWEEP_SLICE);
+                    if gone > 0 {
+                        tracing::debug!(gone, "swept processes whose exit record was lost");
+                        Stats::add(&self.stats.procs_swept, gone as u64);
+                    }
+                    let tracked = self.correlator.procs.len() as u64;
+                    Stats::set(&self.stats.procs_tracked, tracked);
+                    self.stats.procs_tracked_peak.fetch_max(tracked, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             self.flush(&mut out);

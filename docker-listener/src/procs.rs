@@ -249,6 +249,9 @@ pub struct ProcessTable {
     creds: HashMap<u32, Creds>,
     boot_id: String,
     ns_per_tick: u64,
+    /// The processes a sweep still has to check (pid, start time in ticks), checked a slice at
+    /// a time ([`ProcessTable::sweep_step`]).
+    to_check: Vec<(u32, u64)>,
 }
 
 impl ProcessTable {
@@ -258,6 +261,7 @@ impl ProcessTable {
             creds: HashMap::new(),
             boot_id,
             ns_per_tick: 1_000_000_000 / clock_ticks_per_sec.max(1),
+            to_check: Vec::new(),
         }
     }
 
@@ -488,12 +492,48 @@ impl ProcessTable {
         }
     }
 
-    /// Drops entries whose process is gone (an exit record lost to a full ring buffer).
+    /// Drops entries whose process is gone (an exit record lost to a full ring buffer), all at
+    /// once: one /proc read per entry (tests; the monitor sweeps a slice at a time).
     pub fn sweep(&mut self) -> usize {
-        let before = self.procs.len();
-        self.procs.retain(|pid, p| proc_stat(*pid).is_some_and(|s| s.start_ticks == p.start_ticks));
-        self.creds.retain(|pid, _| self.procs.contains_key(pid));
-        before - self.procs.len()
+        self.start_sweep();
+        let mut gone = 0;
+        while !self.to_check.is_empty() {
+            gone += self.sweep_step(usize::MAX).0;
+        }
+        gone
+    }
+
+    /// Whether a sweep has entries left to check.
+    pub fn sweeping(&self) -> bool {
+        !self.to_check.is_empty()
+    }
+
+    /// Starts a sweep: every entry of now is to be checked. Returns how many.
+    pub fn start_sweep(&mut self) -> usize {
+        self.to_check = self.procs.values().map(|p| (p.tgid, p.start_ticks)).collect();
+        self.to_check.len()
+    }
+
+    /// Checks up to `max` of the entries the sweep has left against /proc, drops those whose
+    /// process is gone (one /proc read each: a table of 20,000 processes checked at once would
+    /// hold the pipeline for a few hundred milliseconds). Returns (dropped, still to check).
+    pub fn sweep_step(&mut self, max: usize) -> (usize, usize) {
+        let mut gone = 0;
+        for _ in 0..max {
+            let Some((pid, ticks)) = self.to_check.pop() else { break };
+            // The entry checked is the one listed (its pid may have been reused since).
+            if self.procs.get(&pid).is_some_and(|p| p.start_ticks == ticks)
+                && proc_stat(pid).is_none_or(|s| s.start_ticks != ticks)
+            {
+                self.procs.remove(&pid);
+                self.creds.remove(&pid);
+                gone += 1;
+            }
+        }
+        if self.to_check.is_empty() {
+            self.to_check = Vec::new();
+        }
+        (gone, self.to_check.len())
     }
 }
 
@@ -567,6 +607,39 @@ mod tests {
 
     fn table() -> ProcessTable {
         ProcessTable::new("boot".into(), 100)
+    }
+
+    #[test]
+    fn a_sweep_drops_the_gone_a_slice_at_a_time() {
+        let mut t = ProcessTable::for_this_host();
+        let me = std::process::id();
+        let ticks = proc_stat(me).expect("our own /proc/PID/stat").start_ticks;
+        let per_tick = t.ns_per_tick;
+        let start_ns = |ticks: u64| ticks * per_tick;
+        let alive = t.placeholder(me, start_ns(ticks), 1);
+        // The same pid started at another time (its pid reused), and pids no process has.
+        let reused = t.placeholder(me, start_ns(ticks + 7), 1);
+        t.insert(alive);
+        let gone: Vec<Proc> = (0..5).map(|i| t.placeholder(4_000_000 + i, start_ns(1), 1)).collect();
+        for p in gone {
+            t.insert(p);
+        }
+        assert_eq!(t.start_sweep(), 6);
+        assert!(t.sweeping());
+        let (g1, left) = t.sweep_step(2);
+        assert_eq!(left, 4);
+        let mut dropped = g1;
+        while t.sweeping() {
+            dropped += t.sweep_step(2).0;
+        }
+        assert_eq!((dropped, t.len()), (5, 1), "only the live process stays");
+        assert!(t.get(me).is_some());
+        // A listed entry replaced meanwhile by another instance is not the one checked.
+        t.insert(reused);
+        t.start_sweep();
+        let late = t.placeholder(4_000_100, start_ns(1), 1);
+        t.insert(late);
+        assert_eq!(t.sweep(), 2, "the reused pid's entry (another start time) and the new gone one");
     }
 
     #[test]

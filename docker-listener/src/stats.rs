@@ -120,6 +120,12 @@ counters! {
     /// Our events dropped because even shrunk they could not keep what says what happened
     /// (see `shrink`); never sent as an empty object.
     events_lost_oversized,
+    /// Processes in the process table now (traced containers' live processes, and those whose
+    /// exit record was lost until a sweep finds them gone), and the most it has held.
+    procs_tracked,
+    procs_tracked_peak,
+    /// Process-table entries a sweep dropped: their exit record was lost.
+    procs_swept,
 }
 
 impl Stats {

@@ -137,6 +137,15 @@ fn run(args: Vec<String>) -> Result<()> {
 
 fn test(args: Vec<String>) -> Result<()> {
     util::require_root("run the end-to-end tests (they load eBPF programs and drive dockerd)")?;
+    // What the suite runs is what its arguments say, never what the environment does: the
+    // benchmark settings (one scenario, another daemon, fewer rounds...) are for `bench`.
+    for var in bench::SETTINGS {
+        if let Some(v) = std::env::var_os(var) {
+            println!("xtask test: ignoring {var}={} (a setting of `cargo xtask bench`)", v.to_string_lossy());
+            // SAFETY: single-threaded here: nothing else reads the environment meanwhile.
+            unsafe { std::env::remove_var(var) };
+        }
+    }
     setup::run()?;
     docker::ensure_daemon()?;
     docker::ensure_image()?;
@@ -151,6 +160,9 @@ fn test(args: Vec<String>) -> Result<()> {
     // The whole suite (no filter given) also checks that every benchmark scenario runs; a
     // filtered run (`cargo xtask test -- <name>`, `--test <file>`) is for one thing only.
     if args.is_empty() {
+        // The criterion and allocation benches compile (they are run by hand: BENCHMARKS.md).
+        println!("xtask test: the criterion and allocation benches build");
+        util::cargo_env(&["bench", "--workspace", "--exclude", "docker-listener-ebpf", "--no-run"], &[])?;
         println!("xtask test: benchmark scenarios, quick mode (they must run; timings are not checked)");
         bench::run(true)?;
         // After the benchmarks, which built the release daemon and the release xtask (vm-guest

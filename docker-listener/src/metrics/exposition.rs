@@ -236,6 +236,19 @@ impl Collector for Agent {
             "Failed sends to the output (queue missing, not bound, full).",
             g(&s.send_errors),
         )?;
+        gauge(
+            e,
+            "processes_tracked",
+            "Processes in the process table (traced containers' processes; those whose exit record was lost \
+             until a sweep finds them gone).",
+            g(&s.procs_tracked),
+        )?;
+        counter(
+            e,
+            "processes_swept",
+            "Process-table entries dropped by a sweep: their exit record was lost.",
+            g(&s.procs_swept),
+        )?;
         let (frames, bytes) = self.spool.len();
         gauge(e, "buffer_frames", "Frames waiting for the output.", frames as u64)?;
         gauge(e, "buffer_bytes", "Bytes waiting for the output.", bytes as u64)?;
@@ -322,8 +335,9 @@ mod tests {
              ebpf_runtime_setup ebpf_file_unmatched ebpf_sensitive_map_full containers_untraced \
              containers_traced_late filtered held_back repeats_folded repeat_summaries healthchecks \
              healthcheck_frames_folded healthcheck_summaries duplicates_dropped truncated docker_partial_events \
-             docker_reconnects queue_send_errors cpu_seconds";
-        let gauges = "docker_connected buffer_frames buffer_bytes buffer_capacity_bytes resident_memory_bytes";
+             docker_reconnects queue_send_errors cpu_seconds processes_swept";
+        let gauges =
+            "docker_connected buffer_frames buffer_bytes buffer_capacity_bytes resident_memory_bytes processes_tracked";
         for (names, kind, suffix) in [(counters, "counter", "_total"), (gauges, "gauge", "")] {
             for name in names.split_whitespace() {
                 let full = format!("docker_listener_{name}{suffix}");

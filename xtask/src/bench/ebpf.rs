@@ -536,7 +536,7 @@ const DOCKER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs a docker command; its stdout, or an error with its stderr (also after
 /// [`DOCKER_TIMEOUT`], when the command is killed).
-fn docker_output(cmd: &mut Command) -> Result<String> {
+pub(super) fn docker_output(cmd: &mut Command) -> Result<String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -61,6 +61,8 @@ mod daemon;
 mod docker_path;
 mod ebpf;
 mod ebpf_density;
+mod ebpf_forks;
+mod ebpf_idle;
 mod ebpf_latency;
 mod ebpf_loss;
 mod ebpf_sink;
@@ -83,6 +85,8 @@ use self::{
     docker_path::DockerPath,
     ebpf::Mode,
     ebpf_density::Density,
+    ebpf_forks::ForkStorm,
+    ebpf_idle::Idle,
     ebpf_latency::Latency,
     ebpf_loss::LossStorm,
     ebpf_storm::{Kind, Storm},
@@ -248,6 +252,25 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             connects: mode.pick(5_000, 50_000),
             mode,
         }),
+        Box::new(ForkStorm {
+            id: "fork-storm",
+            label: "fork storm: 100,000 short-lived processes in one container, 20,000 held in another",
+            forks: mode.pick(2_000, 100_000),
+            live: mode.pick(300, 20_000),
+            execs: mode.pick(20, 200),
+            mode,
+        }),
+        Box::new(Idle {
+            id: "idle",
+            label: "idle: 100 containers doing nothing",
+            containers: mode.pick(5, 100),
+            parallel: 12,
+            // Past Tokio's 10 s keep-alive of the start-up's blocking threads.
+            settle: mode.pick(Duration::from_secs(1), Duration::from_secs(12)),
+            window: mode.pick(Duration::from_secs(3), Duration::from_secs(30)),
+            rounds: runs(3),
+            mode,
+        }),
         Box::new(Density {
             id: "density",
             label: "density: the agent starting among running containers",
@@ -265,6 +288,11 @@ pub fn worker(args: ebpf_worker::WorkerArgs) -> Result<()> {
 }
 
 /// Set in the optimised re-run of xtask (see [`run`]).
+/// Every variable that changes what `cargo xtask bench` measures or how: `cargo xtask test`
+/// clears them, so that none can narrow the suite's quick run of every scenario.
+pub const SETTINGS: [&str; 8] =
+    [ONLY, ROUNDS, DAEMON, BASELINE, OPTIMISED, "DL_BENCH_EXTRA_CONFIG", "DL_BENCH_PERF", "DL_BENCH_PERF_ARGS"];
+
 const OPTIMISED: &str = "DL_BENCH_OPTIMISED";
 /// Run only the scenario with this id (for profiling or development).
 const ONLY: &str = "DL_BENCH_ONLY";
