@@ -136,11 +136,7 @@ impl Scenario for Density {
 
         let full = self.mode == Mode::Full;
         let goal = |g| full.then_some(g);
-        let one = |name: &str, unit: &'static str, decimals, g: Option<Goal>, v: f64| {
-            let mut m = Metric::new(name, unit, decimals, g);
-            m.samples.push(v);
-            m
-        };
+        let one = Metric::single;
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         let metrics = vec![
             one("agent start → \"container inventory loaded\"", "s", 3, goal(Goal::AtMost(2.0)), startup.as_secs_f64()),

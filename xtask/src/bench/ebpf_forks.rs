@@ -158,11 +158,7 @@ impl Scenario for ForkStorm {
 
         let full = self.mode == Mode::Full;
         let goal = |g| full.then_some(g);
-        let one = |name: &str, unit: &'static str, decimals, g: Option<Goal>, v: f64| {
-            let mut m = Metric::new(name, unit, decimals, g);
-            m.samples.push(v);
-            m
-        };
+        let one = Metric::single;
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         // The table holds the traced containers' live processes; more would be entries whose
         // exit record was lost, which the sweep removes (a slice a second).
@@ -170,7 +166,13 @@ impl Scenario for ForkStorm {
         let metrics = vec![
             one("storm: forks per second", "forks/s", 0, None, self.forks as f64 / storm_secs),
             one("process table at its largest", "processes", 0, goal(Goal::AtMost(bound)), peak as f64),
-            one("agent CPU per process of the storm (fork + exit)", "µs", 1, None, agent_cpu * 1e6 / self.forks as f64),
+            one(
+                "agent CPU per process started (the storm's fork + exit, the holder's fork + exec)",
+                "µs",
+                1,
+                None,
+                agent_cpu * 1e6 / (self.forks + self.live) as f64,
+            ),
             one("agent peak RSS (VmHWM)", "MiB", 1, None, mib(memory.hwm)),
             one("agent RSS at the end, holding the processes", "MiB", 1, None, mib(memory.rss)),
             one(
@@ -187,11 +189,12 @@ impl Scenario for ForkStorm {
         let notes = vec![
             format!(
                 "holder: `sh -c 'i=0; while [ $i -lt {live} ]; do sleep 3600 & i=$((i+1)); done; wait'`; stormer: {} \
-                 subshells `( : )` one after the other; bystander: {} `/bin/echo by-<n>` 50 ms apart; all \
+                 subshells `( : )` one after the other; bystander: {} `/bin/echo by-<n>` 50 ms apart (over a minute \
+                 in a full run: the agent's first sweep of the process table, at 60 s, runs while it does); all \
                  `--network none`, started together once the agent was ready; the agent's budget off",
                 group_thousands(&self.forks.to_string()),
-                self.execs,
-                live = group_thousands(&self.live.to_string()),
+                group_thousands(&self.execs.to_string()),
+                live = self.live,
             ),
             format!(
                 "the process table's bound: the traced containers' live processes ({} here: the holder's {} and its \

@@ -257,7 +257,8 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             label: "fork storm: 100,000 short-lived processes in one container, 20,000 held in another",
             forks: mode.pick(2_000, 100_000),
             live: mode.pick(300, 20_000),
-            execs: mode.pick(20, 200),
+            // 50 ms apart: past the agent's first process-table sweep (60 s after its start).
+            execs: mode.pick(20, 1_600),
             mode,
         }),
         Box::new(Idle {

@@ -40,6 +40,11 @@ impl Metric {
         Metric { name: name.into(), unit, samples: Vec::new(), goal, decimals }
     }
 
+    /// A metric measured once (a scenario that runs once).
+    pub fn single(name: &str, unit: &'static str, decimals: usize, goal: Option<Goal>, v: f64) -> Metric {
+        Metric { name: name.into(), unit, samples: vec![v], goal, decimals }
+    }
+
     pub fn median(&self) -> f64 {
         median(&self.samples)
     }
