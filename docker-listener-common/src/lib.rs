@@ -556,7 +556,7 @@ mod tests {
         assert_eq!(size_of::<IoUringRecord>(), 40 + 8 + 8 + 4 * 6);
         assert!(ARGS_CAP.is_power_of_two());
         use family::*;
-        assert_eq!(size_of::<CallHead>(), 40 + 8 * 3 + 4 * 2 + 8 + 4 * 2);
+        assert_eq!(size_of::<CallHead>(), 40 + 8 * 3 + 4 * 2 + 8 + 4 * 4);
         assert_eq!(size_of::<kmod::KernelModuleRecord>(), size_of::<CallHead>() + 4 * 6 + 2 * ARG_PATH_CAP);
         assert_eq!(size_of::<bpf::BpfRecord>(), size_of::<CallHead>() + 4 * 4 + bpf::PROG_NAME_CAP);
         assert_eq!(size_of::<ptrace::PtraceRecord>(), size_of::<CallHead>() + 8 + 4 + 4 + 8);
