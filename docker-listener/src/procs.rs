@@ -494,6 +494,7 @@ impl ProcessTable {
 
     /// Drops entries whose process is gone (an exit record lost to a full ring buffer), all at
     /// once: one /proc read per entry (tests; the monitor sweeps a slice at a time).
+    #[cfg(test)]
     pub fn sweep(&mut self) -> usize {
         self.start_sweep();
         let mut gone = 0;

@@ -197,18 +197,11 @@ impl FileAccess {
             m if m & matched::PSEUDO != 0 => "pseudo-file",
             _ => "created",
         };
-        let mut acc = Vec::new();
-        if self.access & access::READ != 0 {
-            acc.push("read");
-        }
-        if self.access & access::WRITE != 0 {
-            acc.push("write");
-        }
         m.serialize_entry(
             "file_access",
             &Out {
                 matched: MatchOut { sensitive: self.entry.as_deref(), how },
-                access: acc,
+                access: access_names(self.access),
                 flags: open_flag_names(self.flags),
                 mode: (self.flags & 0o100 != 0 || self.op == op::CREAT).then(|| format!("{:04o}", self.mode & 0o7777)),
                 fd: self.fd,
@@ -227,6 +220,15 @@ pub(super) struct MatchOut<'a> {
     pub sensitive: Option<&'a str>,
     #[serde(rename = "match")]
     pub how: &'static str,
+}
+
+/// `access` bits by name: `read`, `write`.
+pub fn access_names(bits: u32) -> Vec<&'static str> {
+    [(access::READ, "read"), (access::WRITE, "write")]
+        .into_iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| n)
+        .collect()
 }
 
 /// The open flags by name (x86, either ABI): the access mode first.

@@ -264,14 +264,7 @@ impl FileChange {
                 requested: &self.name,
                 new_name: &self.name2,
                 new_name_sensitive: l.is_some_and(|l| l.second),
-                access: self.is_open().then(|| {
-                    let w = self.wants();
-                    [(access::READ, "read"), (access::WRITE, "write")]
-                        .iter()
-                        .filter(|(b, _)| w & b != 0)
-                        .map(|(_, n)| *n)
-                        .collect()
-                }),
+                access: self.is_open().then(|| super::file::access_names(self.wants())),
                 flags: self.is_open().then(|| super::file::open_flag_names(self.open_flags)),
                 mode: (self.action() == "file-chmod"
                     || (self.is_open() && (self.open_flags & oflag::CREAT != 0 || self.op == op::REFUSED_CREAT)))

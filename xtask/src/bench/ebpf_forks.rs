@@ -45,14 +45,8 @@ fn processes_in(id: &str) -> Result<u64> {
     let pid = pid.trim();
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).context("the container's cgroup")?;
     let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).context("no cgroup v2 line")?;
-    // Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host.
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let root = mountinfo
-        .lines()
-        .find(|l| l.contains(" - cgroup2 "))
-        .and_then(|l| l.split_whitespace().nth(4))
-        .context("cgroup v2 is not mounted")?;
-    let file = format!("{root}{path}/cgroup.procs");
+    let root = crate::vm::guest::cgroup2_mount().context("cgroup v2 is not mounted")?;
+    let file = format!("{}{path}/cgroup.procs", root.display());
     let procs = std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?;
     Ok(procs.lines().count() as u64)
 }
