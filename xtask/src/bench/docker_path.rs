@@ -35,7 +35,7 @@ use super::{
     Context, Scenario, SectionInfo,
     daemon::{DaemonProcess, Perf},
     events::{Chunking, EncodedStream},
-    fake_api::FakeDockerApi,
+    fake_api::{FakeDockerApi, Pace},
     report::{Goal, Metric, Table, group_thousands},
     sink::{DOCKER_FRAME_PREFIX, DatagramSink, SinkReport},
     system::{self, DgramQlen, Memory, ScratchDir},
@@ -73,6 +73,22 @@ pub struct DockerPath {
     pub buffer_bytes: u64,
     /// Events per second the fake dockerd offers; `None`: as fast as the daemon reads.
     pub offered: Option<u64>,
+    /// With `offered`: each chunk written on its own at its due time, as dockerd does (else
+    /// about a hundred events per write); the delivery latency is then measured too.
+    pub per_chunk_writes: bool,
+    /// The target CPU per event delivered (µs), at a sustained load.
+    pub cpu_goal: f64,
+    /// With `DL_BENCH_BASELINE`: run the baseline daemon too, alternating with the current one
+    /// in every run (baseline first in even runs).
+    pub compare: bool,
+}
+
+/// Delivery latency: from the fake's write of an event's chunk to its datagram at the sink.
+#[derive(Debug, Clone, Copy)]
+struct Latency {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
 }
 
 /// What one run measured.
@@ -88,6 +104,7 @@ struct Run {
     /// CPUs' worth of work by other processes (neither the daemon nor this benchmark) during
     /// the run: a busy machine makes the numbers unreliable.
     other_load: f64,
+    latency: Option<Latency>,
 }
 
 /// Busy time of the machine, the daemon and this process at one moment.
@@ -159,26 +176,72 @@ impl Scenario for DockerPath {
             println!("  profiling one extra run with perf (not counted) into {out}");
             self.run_once(ctx, &stream, &body, Some(Path::new(&out)))?;
         }
-        let mut runs = Vec::new();
+        let baseline = ctx.baseline.as_ref().filter(|_| self.compare);
+        let daemons: Vec<(&str, Context)> = match baseline {
+            Some(b) => vec![
+                ("baseline", Context { daemon: b.clone(), baseline: None }),
+                ("current", Context { daemon: ctx.daemon.clone(), baseline: None }),
+            ],
+            None => vec![("agent", Context { daemon: ctx.daemon.clone(), baseline: None })],
+        };
+        let mut runs: Vec<Vec<Run>> = daemons.iter().map(|_| Vec::new()).collect();
         for i in 0..self.runs {
-            let r =
-                self.run_once(ctx, &stream, &body, None).with_context(|| format!("run {} of {}", i + 1, self.runs))?;
-            println!(
-                "  run {}: {:.0} events/s, {:.3} µs CPU/event, RSS {:.1} MiB (peak {:.1}), {} of {} delivered, other load {:.2} CPUs",
-                i + 1,
-                rate(&r),
-                cpu_per_event(&r),
-                mib(r.memory.rss),
-                mib(r.memory.hwm),
-                r.delivered,
-                stream.events,
-                r.other_load
-            );
-            runs.push(r);
+            let mut order: Vec<usize> = (0..daemons.len()).collect();
+            if i % 2 == 1 {
+                order.reverse();
+            }
+            for j in order {
+                let (who, daemon) = &daemons[j];
+                let r = self
+                    .run_once(daemon, &stream, &body, None)
+                    .with_context(|| format!("run {} of {} ({who})", i + 1, self.runs))?;
+                println!(
+                    "  run {} {who}: {:.0} events/s, {:.3} µs CPU/event, RSS {:.1} MiB (peak {:.1}), {} of {} delivered{}, other load {:.2} CPUs",
+                    i + 1,
+                    rate(&r),
+                    cpu_per_event(&r),
+                    mib(r.memory.rss),
+                    mib(r.memory.hwm),
+                    r.delivered,
+                    stream.events,
+                    r.latency.map_or(String::new(), |l| format!(
+                        ", latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+                        ms(l.p50),
+                        ms(l.p99),
+                        ms(l.max)
+                    )),
+                    r.other_load
+                );
+                runs[j].push(r);
+            }
         }
         drop(qlen_guard);
-        Ok(self.table(&stream, &runs, qlen, previous_qlen))
+        let mut tables = daemons
+            .iter()
+            .zip(&runs)
+            .enumerate()
+            .map(|(j, ((who, _), runs))| {
+                let who = (daemons.len() > 1).then_some(*who);
+                self.table(&stream, runs, qlen, previous_qlen, who, j + 1 == daemons.len())
+            })
+            .collect::<Vec<_>>();
+        let mut table = tables.pop().context("no daemon ran")?;
+        if let Some(base) = tables.pop() {
+            let mut metrics = base.metrics;
+            metrics.append(&mut table.metrics);
+            table.metrics = metrics;
+            table.notes.push(format!(
+                "baseline: `{}`; current: `{}`; in each run both, the baseline first in odd runs, the current one in even runs",
+                daemons[0].1.daemon.display(),
+                daemons[1].1.daemon.display()
+            ));
+        }
+        Ok(table)
     }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 fn rate(r: &Run) -> f64 {
@@ -200,21 +263,48 @@ fn mib(bytes: u64) -> f64 {
 }
 
 impl DockerPath {
-    fn table(&self, stream: &EncodedStream, runs: &[Run], qlen: u32, previous_qlen: u32) -> Table {
+    /// The table of one daemon's runs; `who` names it in every metric when two are compared,
+    /// `goals`: whether the targets apply to it (the current build's).
+    fn table(
+        &self,
+        stream: &EncodedStream,
+        runs: &[Run],
+        qlen: u32,
+        previous_qlen: u32,
+        who: Option<&str>,
+        goals: bool,
+    ) -> Table {
         // The targets apply to a full run. Throughput is a target everywhere (at saturation it is
         // the daemon's capacity); CPU, memory and loss only at a sustained, paced load: at
         // saturation the spool is full by construction (RSS includes buffer_bytes of frames) and
         // the CPU spent on dropped events inflates the cost per event delivered.
         let full = runs.len() >= 3;
         let sustained = self.offered.is_some();
-        let goal = |g, applies: bool| (full && applies).then_some(g);
-        let mut throughput = Metric::new("throughput", "events/s", 0, goal(Goal::AtLeast(200_000.0), true));
-        let mut cpu = Metric::new("daemon CPU per event delivered", "µs", 3, goal(Goal::AtMost(2.0), sustained));
-        let mut cpu_read = Metric::new("daemon CPU per event read", "µs", 3, None);
-        let mut rss = Metric::new("RSS at end (VmRSS)", "MiB", 1, goal(Goal::AtMost(10.0), sustained));
-        let mut hwm = Metric::new("peak RSS (VmHWM)", "MiB", 1, None);
-        let mut delivered = Metric::new("delivered", "% of events", 2, goal(Goal::AtLeast(100.0), sustained));
+        let goal = |g, applies: bool| (full && goals && applies).then_some(g);
+        let name = |n: &str| match who {
+            Some(w) => format!("{n}, {w}"),
+            None => n.to_owned(),
+        };
+        // Throughput is the daemon's capacity only when the load is not paced far below it.
+        let capacity = self.offered.is_none_or(|r| r >= 200_000);
+        let mut throughput =
+            Metric::new(&name("throughput"), "events/s", 0, goal(Goal::AtLeast(200_000.0), capacity));
+        let mut cpu =
+            Metric::new(&name("daemon CPU per event delivered"), "µs", 3, goal(Goal::AtMost(self.cpu_goal), sustained));
+        let mut cpu_read = Metric::new(&name("daemon CPU per event read"), "µs", 3, None);
+        let mut rss = Metric::new(&name("RSS at end (VmRSS)"), "MiB", 1, goal(Goal::AtMost(10.0), sustained));
+        let mut hwm = Metric::new(&name("peak RSS (VmHWM)"), "MiB", 1, None);
+        let mut delivered =
+            Metric::new(&name("delivered"), "% of events", 2, goal(Goal::AtLeast(100.0), sustained));
+        let mut p50 = Metric::new(&name("delivery latency p50"), "ms", 2, None);
+        let mut p99 = Metric::new(&name("delivery latency p99"), "ms", 2, goal(Goal::AtMost(5.0), true));
+        let mut max = Metric::new(&name("delivery latency max"), "ms", 2, None);
         for r in runs {
+            if let Some(l) = r.latency {
+                p50.samples.push(ms(l.p50));
+                p99.samples.push(ms(l.p99));
+                max.samples.push(ms(l.max));
+            }
             throughput.samples.push(rate(r));
             cpu.samples.push(cpu_per_event(r));
             let read = r.daemon_stats.get("docker_events_in").copied().unwrap_or(r.delivered).max(1);
@@ -228,10 +318,18 @@ impl DockerPath {
         if dropped_any {
             metrics.push(cpu_read);
         }
+        if !p99.samples.is_empty() {
+            metrics.extend([p50, p99, max]);
+        }
         metrics.extend([rss, hwm, delivered]);
         let avg_event = stream.event_bytes as f64 / stream.events as f64;
         let share = |n: u64| 100.0 * n as f64 / stream.events.max(1) as f64;
         let offered = match self.offered {
+            Some(r) if self.per_chunk_writes => format!(
+                "offered at {} events/s, each event's chunk written on its own when due, as dockerd flushes every event; \
+                 latency: from just before that write to the datagram's arrival at the sink",
+                group_thousands(&r.to_string())
+            ),
             Some(r) => format!("offered at {} events/s", group_thousands(&r.to_string())),
             None => "offered as fast as the daemon reads".into(),
         };
@@ -313,9 +411,15 @@ impl DockerPath {
             format!("{{\"docker-listener\": {{\"buffer_bytes\": {}{extra}}}}}\n", self.buffer_bytes),
         )?;
 
-        let pace = self.offered.map(|rate| rate as f64 * body.len() as f64 / stream.events as f64);
+        let pace = self.offered.map(|rate| match self.per_chunk_writes {
+            true => Pace::Chunks(rate as f64 * stream.chunks as f64 / stream.events as f64),
+            false => Pace::Bytes(rate as f64 * body.len() as f64 / stream.events as f64),
+        });
         let (fake, starting) = FakeDockerApi::start(&docker_sock, body.clone(), pace)?;
-        let (sink, done) = DatagramSink::bind(&queue, stream.events)?;
+        let (sink, done) = match self.per_chunk_writes {
+            true => DatagramSink::bind_timed(&queue, stream.events)?,
+            false => DatagramSink::bind(&queue, stream.events)?,
+        };
         let mut daemon = Daemon::start(ctx, &docker_sock, &queue, &state, &config, &log)?;
         let pid = daemon.pid();
 
@@ -334,6 +438,7 @@ impl DockerPath {
         let daemon_stats = daemon.stop()?;
         let event_requests = fake.event_requests();
         let requests = fake.requests();
+        let written = fake.chunk_times();
         drop(fake);
         let report = sink.finish()?;
 
@@ -345,7 +450,9 @@ impl DockerPath {
         }
         check_frames(&report, stream, &daemon_stats, complete).map_err(|e| e.context(daemon.log_tail()))?;
         let (Some(first), Some(last)) = (report.first_at, report.last_at) else { bail!("no datagram arrived") };
+        let latency = self.per_chunk_writes.then(|| latency(&written, &report.arrivals)).transpose()?;
         Ok(Run {
+            latency,
             delivered: report.docker_frames,
             bytes: report.bytes,
             wall: last.duration_since(first),
@@ -356,6 +463,18 @@ impl DockerPath {
             other_load: load_before.others_until(&load_after),
         })
     }
+}
+
+/// The delivery latency of each event: its frame's arrival (in order, one per event) less its
+/// chunk's write (one chunk per event).
+fn latency(written: &[Instant], arrived: &[Instant]) -> Result<Latency> {
+    if written.len() != arrived.len() || written.is_empty() {
+        bail!("{} chunks written, {} frames timed at the sink: cannot pair them", written.len(), arrived.len());
+    }
+    let mut l: Vec<Duration> = written.iter().zip(arrived).map(|(w, a)| a.saturating_duration_since(*w)).collect();
+    l.sort_unstable();
+    let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
+    Ok(Latency { p50: at(0.5), p99: at(0.99), max: at(1.0) })
 }
 
 /// Waits for the sink to have `expected` datagrams. Returns false when delivery stopped short

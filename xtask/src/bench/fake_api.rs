@@ -21,7 +21,7 @@ use std::{
         mpsc,
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
@@ -37,6 +37,17 @@ const VERSION_JSON: &str = r#"{"Platform":{"Name":"Docker Engine - Community"},"
 const WRITE_SLICE: usize = 1 << 20;
 const PACED_SLICE: usize = 48 << 10;
 
+/// How the fake offers the body when it does not stream it as fast as the daemon reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// This many bytes per second, written in slices of about a hundred events.
+    Bytes(f64),
+    /// This many HTTP chunks per second, each written on its own at its due time (chunk `i` at
+    /// `i / rate` s): dockerd's way, which flushes after every event. The fake notes when it
+    /// wrote each chunk ([`FakeDockerApi::chunk_times`]), for the delivery latency.
+    Chunks(f64),
+}
+
 /// Sent by the fake when an `/events` request arrived and the stream is about to start; the
 /// stream starts when the receiver answers on `go`.
 pub struct StreamStarting {
@@ -50,18 +61,19 @@ pub struct FakeDockerApi {
     requests: Arc<Mutex<Vec<String>>>,
     accept_thread: Option<JoinHandle<()>>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// With [`Pace::Chunks`]: when each chunk of the first stream was handed to the socket.
+    chunk_times: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl FakeDockerApi {
     /// Listens on `path` and serves `body` (HTTP chunked, see `events::EncodedStream`) to the
     /// first `/events` request; later `/events` requests get an empty, open stream. The
     /// returned receiver yields once, when the first stream is about to start.
-    /// `pace`: offer the body at this many bytes per second instead of as fast as the daemon
-    /// reads it.
+    /// `pace`: offer the body at this rate instead of as fast as the daemon reads it.
     pub fn start(
         path: &Path,
         body: Arc<Vec<u8>>,
-        pace: Option<f64>,
+        pace: Option<Pace>,
     ) -> Result<(FakeDockerApi, mpsc::Receiver<StreamStarting>)> {
         let listener = UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
         listener.set_nonblocking(true)?;
@@ -69,12 +81,14 @@ impl FakeDockerApi {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(Mutex::new(Vec::new()));
         let (starting_tx, starting_rx) = mpsc::sync_channel(1);
+        let chunk_times = Arc::new(Mutex::new(Vec::new()));
         let shared = Shared {
             stop: stop.clone(),
             requests: requests.clone(),
             body,
             pace,
             starting: Mutex::new(Some(starting_tx)),
+            chunk_times: chunk_times.clone(),
         };
         let shared = Arc::new(shared);
         let conns = connections.clone();
@@ -94,8 +108,14 @@ impl FakeDockerApi {
                 }
             }
         })?;
-        let fake =
-            FakeDockerApi { path: path.to_owned(), stop, requests, accept_thread: Some(accept_thread), connections };
+        let fake = FakeDockerApi {
+            path: path.to_owned(),
+            stop,
+            requests,
+            accept_thread: Some(accept_thread),
+            connections,
+            chunk_times,
+        };
         Ok((fake, starting_rx))
     }
 
@@ -106,6 +126,11 @@ impl FakeDockerApi {
 
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// With [`Pace::Chunks`]: when each chunk written so far went out (just before its `write`).
+    pub fn chunk_times(&self) -> Vec<Instant> {
+        self.chunk_times.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 
@@ -127,10 +152,10 @@ struct Shared {
     stop: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<String>>>,
     body: Arc<Vec<u8>>,
-    /// Bytes per second, when paced.
-    pace: Option<f64>,
+    pace: Option<Pace>,
     /// Taken by the first `/events` request.
     starting: Mutex<Option<mpsc::SyncSender<StreamStarting>>>,
+    chunk_times: Arc<Mutex<Vec<Instant>>>,
 }
 
 /// Serves one connection until the client closes it or the fake stops.
@@ -219,12 +244,15 @@ fn stream_events(w: &mut UnixStream, shared: &Shared) {
     // A write timeout lets a blocked write notice `stop` (a daemon that stopped reading).
     let _ = w.set_write_timeout(Some(Duration::from_millis(100)));
     let body = &shared.body[..];
-    let started = std::time::Instant::now();
+    if let Some(Pace::Chunks(per_sec)) = shared.pace {
+        write_chunks(w, body, per_sec, shared);
+        return;
+    }
+    let started = Instant::now();
     let mut offset = 0;
     while offset < body.len() {
         let end = match shared.pace {
-            None => (offset + WRITE_SLICE).min(body.len()),
-            Some(bytes_per_sec) => {
+            Some(Pace::Bytes(bytes_per_sec)) => {
                 // Sleep until the schedule allows the next slice.
                 let due = Duration::from_secs_f64(offset as f64 / bytes_per_sec);
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -232,23 +260,67 @@ fn stream_events(w: &mut UnixStream, shared: &Shared) {
                 }
                 (offset + PACED_SLICE).min(body.len())
             }
+            _ => (offset + WRITE_SLICE).min(body.len()),
         };
-        match w.write(&body[offset..end]) {
-            Ok(0) => return,
-            Ok(n) => offset += n,
+        if !write_all(w, &body[offset..end], &shared.stop) {
+            return;
+        }
+        offset = end;
+    }
+}
+
+/// [`Pace::Chunks`]: each HTTP chunk of `body` written on its own when it is due, its time
+/// noted. A chunk that is late (the fake was not scheduled in time) goes out at once: the
+/// latency measured from its due time would blame the daemon for the fake's delay.
+fn write_chunks(w: &mut UnixStream, body: &[u8], per_sec: f64, shared: &Shared) {
+    let started = Instant::now();
+    let mut times = Vec::with_capacity(body.len() / 512);
+    let mut offset = 0;
+    let mut i = 0u64;
+    while let Some(end) = chunk_end(body, offset) {
+        let due = Duration::from_secs_f64(i as f64 / per_sec);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        times.push(Instant::now());
+        if !write_all(w, &body[offset..end], &shared.stop) {
+            break;
+        }
+        offset = end;
+        i += 1;
+    }
+    *shared.chunk_times.lock().unwrap_or_else(PoisonError::into_inner) = times;
+}
+
+/// Where the HTTP chunk starting at `offset` ends (`<hex>\r\n<data>\r\n`), if one does.
+fn chunk_end(body: &[u8], offset: usize) -> Option<usize> {
+    let rest = body.get(offset..)?;
+    let line = rest.iter().position(|&b| b == b'\r')?;
+    let size = usize::from_str_radix(std::str::from_utf8(&rest[..line]).ok()?, 16).ok()?;
+    let end = offset + line + 2 + size + 2;
+    (end <= body.len()).then_some(end)
+}
+
+/// Writes all of `data`, retrying timeouts until `stop`; false when the connection is gone.
+fn write_all(w: &mut UnixStream, mut data: &[u8], stop: &AtomicBool) -> bool {
+    while !data.is_empty() {
+        match w.write(data) {
+            Ok(0) => return false,
+            Ok(n) => data = &data[n..],
             Err(e)
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
                 ) =>
             {
-                if shared.stop.load(Ordering::Relaxed) {
-                    return;
+                if stop.load(Ordering::Relaxed) {
+                    return false;
                 }
             }
-            Err(_) => return,
+            Err(_) => return false,
         }
     }
+    true
 }
 
 /// Keeps an answered connection open until the client closes it or the fake stops.

@@ -141,6 +141,20 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
     // keeping up shows as a measured rate above the target.
     let sustained = Some(210_000);
     vec![
+        // The realistic load first: the headline (issue 15).
+        Box::new(DockerPath {
+            id: "paced-10k",
+            label: "realistic: 10k events/s, one write and one HTTP chunk per event as dockerd sends them, sink queue 1024",
+            events: if quick { 10_000 } else { 200_000 },
+            runs: runs(5),
+            chunking: Chunking::PerEvent,
+            qlen: 1024,
+            buffer_bytes: 16 << 20,
+            offered: Some(10_000),
+            per_chunk_writes: true,
+            cpu_goal: 3.0,
+            compare: true,
+        }),
         Box::new(DockerPath {
             id: "saturation",
             label: "saturation: as fast as the daemon reads, 16-64 KiB chunks, sink queue 1024",
@@ -150,6 +164,9 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             qlen: 1024,
             buffer_bytes: 16 << 20,
             offered: None,
+            per_chunk_writes: false,
+            cpu_goal: 2.0,
+            compare: false,
         }),
         Box::new(DockerPath {
             id: "sustained",
@@ -160,6 +177,9 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             qlen: 1024,
             buffer_bytes: 16 << 20,
             offered: sustained,
+            per_chunk_writes: false,
+            cpu_goal: 2.0,
+            compare: false,
         }),
         Box::new(DockerPath {
             id: "sustained-per-event-chunks",
@@ -170,6 +190,9 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             qlen: 1024,
             buffer_bytes: 16 << 20,
             offered: sustained,
+            per_chunk_writes: false,
+            cpu_goal: 2.0,
+            compare: false,
         }),
         Box::new(DockerPath {
             id: "sustained-qlen10",
@@ -180,6 +203,9 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             qlen: 10,
             buffer_bytes: 16 << 20,
             offered: sustained,
+            per_chunk_writes: false,
+            cpu_goal: 2.0,
+            compare: false,
         }),
         Box::new(Storm {
             id: "exec-storm-container",

@@ -72,6 +72,8 @@ pub struct SinkReport {
     pub last_frames: Vec<Vec<u8>>,
     /// CPU time of the receiving thread (to show the sink is not what limits the daemon).
     pub cpu: Option<Duration>,
+    /// When each Docker frame arrived, in order (only when asked for: [`DatagramSink::bind_timed`]).
+    pub arrivals: Vec<Instant>,
 }
 
 pub struct DatagramSink {
@@ -86,6 +88,16 @@ impl DatagramSink {
     /// Binds `path` and starts draining it. The receiver yields once the `expected`-th
     /// datagram has arrived.
     pub fn bind(path: &Path, expected: u64) -> Result<(DatagramSink, mpsc::Receiver<()>)> {
+        Self::bind_with(path, expected, false)
+    }
+
+    /// As [`bind`](Self::bind), also noting when each Docker frame arrived
+    /// ([`SinkReport::arrivals`]).
+    pub fn bind_timed(path: &Path, expected: u64) -> Result<(DatagramSink, mpsc::Receiver<()>)> {
+        Self::bind_with(path, expected, true)
+    }
+
+    fn bind_with(path: &Path, expected: u64, timed: bool) -> Result<(DatagramSink, mpsc::Receiver<()>)> {
         let sock =
             UnixDatagram::bind(path).with_context(|| format!("cannot bind the sink socket {}", path.display()))?;
         raise_rcvbuf(&sock);
@@ -98,7 +110,7 @@ impl DatagramSink {
         let (s, p) = (stop.clone(), progress.clone());
         let thread = std::thread::Builder::new()
             .name("bench-sink".into())
-            .spawn(move || receive(&sock, epoch, expected, &s, &p, &done_tx))?;
+            .spawn(move || receive(&sock, epoch, expected, timed, &s, &p, &done_tx))?;
         Ok((DatagramSink { path: path.to_owned(), epoch, stop, progress, thread: Some(thread) }, done_rx))
     }
 
@@ -193,11 +205,15 @@ fn receive(
     sock: &UnixDatagram,
     epoch: Instant,
     expected: u64,
+    timed: bool,
     stop: &AtomicBool,
     progress: &Progress,
     done: &mpsc::SyncSender<()>,
 ) -> SinkReport {
     let mut report = SinkReport::default();
+    if timed {
+        report.arrivals.reserve(expected as usize);
+    }
     let mut last_time_nano = i64::MIN;
     let mut batch = RecvBatch::new();
     while !stop.load(Ordering::Relaxed) {
@@ -215,7 +231,11 @@ fn receive(
             if truncated {
                 report.truncated += 1;
             }
+            let docker_before = report.docker_frames;
             check(frame, &mut report, &mut last_time_nano);
+            if timed && report.docker_frames > docker_before {
+                report.arrivals.push(now);
+            }
             if report.first_frames.len() < KEEP {
                 report.first_frames.push(frame.to_vec());
             }
