@@ -1,7 +1,7 @@
 //! The connection to dockerd: bollard for ping, version negotiation, list and inspect; a plain
-//! HTTP/1.1 request over the same Unix socket for `/events`, because bollard's typed
-//! `EventMessage` drops fields Docker sends (`status`, `id`, `from`) and we forward Docker's
-//! bytes unchanged.
+//! HTTP/1.1 request over the same Unix socket for `/events` (`super::stream`), because bollard's
+//! typed `EventMessage` drops fields Docker sends (`status`, `id`, `from`), we forward Docker's
+//! bytes unchanged, and the stream is read a tick at a time while events come close together.
 use std::{
     io,
     path::{Path, PathBuf},
@@ -10,10 +10,9 @@ use std::{
 
 use bollard::Docker;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::{Request, StatusCode, body::Incoming};
-use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
+
+use super::stream::{ResponseBody, StreamError};
 
 /// Seconds bollard waits for a reply to ping/version/list/inspect.
 const API_TIMEOUT_SECS: u64 = 30;
@@ -43,9 +42,9 @@ pub enum DockerError {
         "Docker answered {status} to GET {uri}: {message}. Is --docker-host a Docker Engine socket? \
          `docker-listener doctor` checks it"
     )]
-    Status { status: StatusCode, uri: String, message: String },
-    #[error("HTTP error on the Docker socket: {0} (dockerd stopping or restarting?)")]
-    Http(#[from] hyper::Error),
+    Status { status: u16, uri: String, message: String },
+    #[error("reading Docker's event stream failed: {0} (dockerd stopping or restarting?)")]
+    Stream(#[from] StreamError),
 }
 
 impl DockerError {
@@ -115,70 +114,36 @@ impl DockerClient {
             uri.push_str(&format!("?since={}.{:09}", ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000)));
         }
         let stream = raw_connect(&self.socket).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        let conn = tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "Docker events connection closed");
-            }
-        });
-        let req = Request::get(&uri)
-            .header(hyper::header::HOST, "docker")
-            .header(hyper::header::ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| DockerError::Status {
-                status: StatusCode::BAD_REQUEST,
-                uri: uri.clone(),
-                message: e.to_string(),
-            })?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
+        let (head, mut body) = ResponseBody::get(stream, &uri).await?;
+        if !(200..300).contains(&head.status) {
+            let message = tokio::time::timeout(Duration::from_secs(5), body.collect(64 << 10))
                 .await
                 .ok()
                 .and_then(Result::ok)
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            return Err(DockerError::Status { status, uri, message: String::from_utf8_lossy(&body).trim().to_owned() });
+                .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .unwrap_or(head.reason);
+            return Err(DockerError::Status { status: head.status, uri, message });
         }
-        let content_type =
-            resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        Ok(EventStream { body: resp.into_body(), content_type, _conn: AbortOnDrop(conn) })
+        Ok(EventStream { body, content_type: head.content_type })
     }
 }
 
 /// The body of a `/events` response.
 pub struct EventStream {
-    body: Incoming,
+    body: ResponseBody,
     content_type: String,
-    _conn: AbortOnDrop,
 }
 
 impl EventStream {
-    /// The next chunk of the body; `None` at the end of the stream.
-    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, hyper::Error>> {
-        loop {
-            match self.body.frame().await? {
-                Ok(frame) => match frame.into_data() {
-                    Ok(data) if data.is_empty() => continue,
-                    Ok(data) => return Some(Ok(data)),
-                    Err(_trailers) => continue,
-                },
-                Err(e) => return Some(Err(e)),
-            }
-        }
+    /// Waits for data, then appends all that is available to `out`; `Ok(false)` at the end of
+    /// the stream. Cancel-safe.
+    pub async fn next_data(&mut self, out: &mut Vec<Bytes>) -> Result<bool, StreamError> {
+        self.body.next_data(out).await
     }
 
     pub fn content_type(&self) -> &str {
         &self.content_type
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -4,7 +4,9 @@ mod client;
 mod event;
 mod source;
 pub mod split;
+mod stream;
 
 pub use client::{DockerClient, DockerError, EventStream};
 pub use event::{DockerEvent, EventError};
 pub use source::{DockerSource, MAX_RAW_EVENT};
+pub use stream::StreamError;

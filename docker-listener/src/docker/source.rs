@@ -58,7 +58,7 @@ pub struct DockerSource {
 enum StreamEnd {
     Shutdown,
     /// The stream ended after it had been open: cleanly, or cut (dockerd stopping).
-    Ended(Option<hyper::Error>),
+    Ended(Option<super::StreamError>),
 }
 
 /// Tracks the replay Docker sends first after a `since` subscription, to detect that its
@@ -193,46 +193,39 @@ impl DockerSource {
         };
         let mut splitter = LineSplitter::new(MAX_RAW_EVENT);
         let mut frames: Vec<Frame> = Vec::new();
+        let mut data: Vec<bytes::Bytes> = Vec::new();
         loop {
-            let mut chunk = tokio::select! {
+            // All the data that arrived since the last wake-up (dockerd sends one chunk per
+            // event; while they come close together the stream is read a tick at a time), then
+            // one hand-over to the spool: a push (lock, wake-up) per event would cost more than
+            // the event itself.
+            let read = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
-                c = stream.next_chunk() => c,
+                r = stream.next_data(&mut data) => r,
             };
-            // Take every chunk already received before handing the frames over: dockerd sends
-            // one chunk per event, and one spool push (lock, wake-up) per event would cost more
-            // than the event itself.
-            let ended = loop {
-                match chunk {
-                    Some(Ok(bytes)) => {
-                        splitter.push(bytes, |piece| self.handle(piece, &mut replay, &mut frames));
-                        if frames.len() >= PUSH_BATCH {
-                            break None;
-                        }
-                        match poll_once(stream.next_chunk()).await {
-                            Some(next) => chunk = next,
-                            None => break None,
-                        }
-                    }
-                    end => break Some(end),
+            for bytes in data.drain(..) {
+                splitter.push(bytes, |piece| self.handle(piece, &mut replay, &mut frames));
+                if frames.len() >= PUSH_BATCH {
+                    self.spool.push_all(frames.drain(..));
                 }
-            };
+            }
             if !frames.is_empty() {
                 self.spool.push_all(frames.drain(..));
             }
-            match ended {
-                None => {}
-                Some(end) => {
-                    if splitter.pending() > 0 {
-                        Stats::inc(&self.stats.docker_partial_at_eof);
-                        tracing::warn!(
-                            bytes = splitter.pending(),
-                            "the Docker stream ended in the middle of an event: discarded the \
-                             partial event; it is replayed in full after reconnecting"
-                        );
-                    }
-                    return Ok(StreamEnd::Ended(end.and_then(Result::err)));
-                }
+            let end = match read {
+                Ok(true) => continue,
+                Ok(false) => None,
+                Err(e) => Some(e),
+            };
+            if splitter.pending() > 0 {
+                Stats::inc(&self.stats.docker_partial_at_eof);
+                tracing::warn!(
+                    bytes = splitter.pending(),
+                    "the Docker stream ended in the middle of an event: discarded the \
+                     partial event; it is replayed in full after reconnecting"
+                );
             }
+            return Ok(StreamEnd::Ended(end));
         }
     }
 
@@ -361,19 +354,6 @@ impl Drop for ResetOnDrop {
     fn drop(&mut self) {
         Stats::set(&self.0.docker_connected, 0);
     }
-}
-
-/// Polls a future once: its output if it is ready now, else `None` (the future is dropped; the
-/// body stream's `next_chunk` loses nothing by that).
-async fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(match fut.as_mut().poll(cx) {
-            std::task::Poll::Ready(v) => Some(v),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await
 }
 
 #[cfg(test)]

@@ -1,0 +1,498 @@
+//! The `/events` response, read straight off the Unix socket.
+//!
+//! dockerd flushes every event on its own: one HTTP chunk, one socket write, one wake-up of the
+//! reader per event. At 10k events/s those wake-ups (the scheduler, `epoll_wait`, hyper's
+//! connection task and the body channel's wakers between it and ours) cost about 20 µs per
+//! event, ten times the event's own work (issue 15). So this reader has two modes:
+//!
+//! - **watched** while events are sparse: the socket is in Tokio's epoll set, and an event wakes
+//!   us as soon as it arrives;
+//! - **polled** while they come close together (two reads less than [`BUSY`] apart): the socket
+//!   leaves the epoll set (so dockerd's writes wake no one) and is read every [`TICK`], all that
+//!   arrived meanwhile at once. The first tick that finds nothing puts it back in the set; the
+//!   kernel then reports data that came in between at once, so nothing waits longer than a tick.
+//!
+//! The HTTP/1.1 answer is parsed with `httparse` (the parser hyper itself uses): the head, then a
+//! body that is chunked (Docker's), `Content-Length` long, or runs until the connection closes.
+//! The body's data goes out as `Bytes` cut from the read buffer, without copying.
+use std::{
+    io,
+    time::{Duration, Instant},
+};
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use tokio::io::AsyncWriteExt as _;
+
+/// How often a polled socket is read.
+pub const TICK: Duration = Duration::from_millis(1);
+/// Reads closer together than this switch to polling.
+const BUSY: Duration = Duration::from_millis(2);
+/// Room made in the read buffer before each read.
+const READ_SIZE: usize = 32 << 10;
+/// At most this much is read at one wake-up before the data is handed on.
+const READ_LIMIT: usize = 1 << 20;
+/// The response head may not be larger.
+const MAX_HEAD: usize = 64 << 10;
+/// A chunk-size line (hex digits and extensions) or trailer line may not be longer.
+const MAX_LINE: usize = 4 << 10;
+const MAX_HEADERS: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("reading the Docker socket failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("Docker's answer is not valid HTTP/1.1 ({0}): is --docker-host a Docker Engine socket?")]
+    Malformed(String),
+    #[error("the connection closed in the middle of {0}")]
+    Cut(&'static str),
+}
+
+/// The socket, in the epoll set or out of it.
+enum Socket {
+    Watched(tokio::net::UnixStream),
+    Polled(std::os::unix::net::UnixStream),
+    /// Only while switching.
+    Switching,
+}
+
+/// How the body is delimited, and where the decoder is in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// Expecting a chunk-size line.
+    ChunkSize,
+    /// Inside a chunk: this many bytes to go.
+    ChunkData(u64),
+    /// After a chunk's data: its CRLF.
+    ChunkEnd,
+    /// After the last (empty) chunk: trailer lines until an empty one.
+    Trailers,
+    /// `Content-Length`: this many bytes to go.
+    Length(u64),
+    /// Until the connection closes.
+    UntilClose,
+    Done,
+}
+
+/// An HTTP answer's head.
+#[derive(Debug)]
+pub struct Head {
+    pub status: u16,
+    pub reason: String,
+    pub content_type: String,
+}
+
+/// A response being read: its head is parsed, its body comes through [`ResponseBody::next_data`].
+pub struct ResponseBody {
+    socket: Socket,
+    buf: BytesMut,
+    body: Body,
+    eof: bool,
+    last_read: Option<Instant>,
+}
+
+impl ResponseBody {
+    /// Sends `GET <uri>` on `stream` and reads the answer's head.
+    pub async fn get(mut stream: tokio::net::UnixStream, uri: &str) -> Result<(Head, ResponseBody), StreamError> {
+        let request = format!("GET {uri} HTTP/1.1\r\nHost: docker\r\nAccept: application/json\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = BytesMut::with_capacity(READ_SIZE);
+        loop {
+            stream.readable().await?;
+            let eof = match stream.try_read_buf(&mut buf) {
+                Ok(n) => n == 0,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if let Some((used, head, body)) = parse_head(&buf)? {
+                buf.advance(used);
+                let reader = ResponseBody { socket: Socket::Watched(stream), buf, body, eof, last_read: None };
+                return Ok((head, reader));
+            }
+            if eof {
+                return Err(StreamError::Cut("the answer's head"));
+            }
+            if buf.len() > MAX_HEAD {
+                return Err(StreamError::Malformed(format!("a head larger than {} KiB", MAX_HEAD >> 10)));
+            }
+            buf.reserve(READ_SIZE);
+        }
+    }
+
+    /// Waits for body data, then appends to `out` all that is available now. `Ok(false)`: the
+    /// body ended cleanly (nothing more will come), possibly after data appended by this call;
+    /// `Ok(true)` with `out` still empty does not happen. Cancel-safe: data read is kept for
+    /// the next call.
+    pub async fn next_data(&mut self, out: &mut Vec<Bytes>) -> Result<bool, StreamError> {
+        loop {
+            self.decode(out)?;
+            if self.body == Body::Done {
+                return Ok(false);
+            }
+            if self.eof {
+                return match self.body {
+                    Body::UntilClose => Ok(false),
+                    Body::ChunkData(_) | Body::ChunkEnd => Err(StreamError::Cut("a chunk")),
+                    Body::Length(_) => Err(StreamError::Cut("a body of known length")),
+                    // Docker's stream never ends with its last chunk: a close between chunks is
+                    // dockerd stopping, the way it always ends.
+                    _ => Ok(false),
+                };
+            }
+            if !out.is_empty() {
+                return Ok(true);
+            }
+            self.wait().await?;
+            let read = self.read_available()?;
+            self.switch_mode(read)?;
+        }
+    }
+
+    /// Waits until the socket may have data: its readiness when watched, the next tick when
+    /// polled.
+    async fn wait(&mut self) -> io::Result<()> {
+        match &self.socket {
+            Socket::Watched(s) => s.readable().await,
+            Socket::Polled(_) => {
+                tokio::time::sleep(TICK).await;
+                Ok(())
+            }
+            Socket::Switching => Err(io::Error::other("the Docker socket was lost while switching modes")),
+        }
+    }
+
+    /// Reads what the socket holds (up to [`READ_LIMIT`]); the bytes read.
+    fn read_available(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        while total < READ_LIMIT {
+            self.buf.reserve(READ_SIZE);
+            let n = match &mut self.socket {
+                Socket::Watched(s) => match s.try_read_buf(&mut self.buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                },
+                Socket::Polled(s) => match read_into(s, &mut self.buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                },
+                Socket::Switching => return Err(io::Error::other("the Docker socket was lost while switching modes")),
+            };
+            if n == 0 {
+                self.eof = true;
+                break;
+            }
+            total += n;
+        }
+        Ok(total)
+    }
+
+    /// Polls a busy socket, watches a quiet one.
+    fn switch_mode(&mut self, read: usize) -> io::Result<()> {
+        let now = Instant::now();
+        let busy = read > 0 && self.last_read.is_some_and(|t| now.duration_since(t) < BUSY);
+        if read > 0 {
+            self.last_read = Some(now);
+        }
+        self.socket = match std::mem::replace(&mut self.socket, Socket::Switching) {
+            Socket::Watched(s) if busy => Socket::Polled(s.into_std()?),
+            Socket::Polled(s) if read == 0 && !self.eof => Socket::Watched(tokio::net::UnixStream::from_std(s)?),
+            other => other,
+        };
+        Ok(())
+    }
+
+    /// Whether the socket is out of the epoll set now (for tests).
+    #[cfg(test)]
+    fn polled(&self) -> bool {
+        matches!(self.socket, Socket::Polled(_))
+    }
+
+    /// Takes the body's data out of the buffer, as far as it goes.
+    fn decode(&mut self, out: &mut Vec<Bytes>) -> Result<(), StreamError> {
+        decode(&mut self.buf, &mut self.body, out)
+    }
+
+    /// Reads the rest of a short body (an error's message), at most `limit` bytes.
+    pub async fn collect(&mut self, limit: usize) -> Result<Bytes, StreamError> {
+        let mut out = Vec::new();
+        let mut all = BytesMut::new();
+        while self.next_data(&mut out).await? {
+            for b in out.drain(..) {
+                all.extend_from_slice(&b);
+            }
+            if all.len() >= limit {
+                break;
+            }
+        }
+        for b in out.drain(..) {
+            all.extend_from_slice(&b);
+        }
+        all.truncate(limit);
+        Ok(all.freeze())
+    }
+}
+
+/// One `read(2)` of a non-blocking socket into `buf`'s spare capacity (without zeroing it first,
+/// as a `&mut [u8]` would need: 32 KiB of memset per read was 3% of the daemon's time).
+fn read_into(s: &std::os::unix::net::UnixStream, buf: &mut BytesMut) -> io::Result<usize> {
+    use std::os::fd::AsRawFd as _;
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: the fd is open (owned by `s`); the kernel writes at most `spare.len()` bytes into
+    // memory `buf` owns and does not otherwise touch; `set_len` covers exactly the bytes it wrote.
+    let n = unsafe { libc::read(s.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: the first `n` spare bytes were just initialised by `read`.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// The head, if `buf` holds all of it: its length, what it says, how the body is delimited.
+fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head, Body)>, StreamError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let used = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(StreamError::Malformed(format!("bad response head: {e}"))),
+    };
+    let status = resp.code.unwrap_or(0);
+    let headers: &[httparse::Header<'_>] = resp.headers;
+    let header = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+    };
+    let chunked = header("transfer-encoding")
+        .flat_map(|v| v.split(','))
+        .last()
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        Body::ChunkSize
+    } else if let Some(len) = header("content-length").next() {
+        let len = len.trim().parse::<u64>().map_err(|_| StreamError::Malformed(format!("Content-Length {len:?}")))?;
+        if len == 0 { Body::Done } else { Body::Length(len) }
+    } else if status == 204 || status == 304 || (100..200).contains(&status) {
+        Body::Done
+    } else {
+        Body::UntilClose
+    };
+    let head = Head {
+        status,
+        reason: resp.reason.unwrap_or("").to_owned(),
+        content_type: header("content-type").next().unwrap_or("").to_owned(),
+    };
+    Ok(Some((used, head, body)))
+}
+
+/// Moves the body's data from `buf` to `out` (slices of `buf`'s memory), as far as `buf` goes.
+fn decode(buf: &mut BytesMut, body: &mut Body, out: &mut Vec<Bytes>) -> Result<(), StreamError> {
+    loop {
+        match *body {
+            Body::Done => return Ok(()),
+            Body::UntilClose => {
+                if !buf.is_empty() {
+                    out.push(buf.split().freeze());
+                }
+                return Ok(());
+            }
+            Body::Length(left) | Body::ChunkData(left) => {
+                if buf.is_empty() {
+                    return Ok(());
+                }
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                out.push(buf.split_to(n).freeze());
+                let left = left - n as u64;
+                *body = match (*body, left) {
+                    (Body::Length(_), 0) => Body::Done,
+                    (Body::Length(_), _) => Body::Length(left),
+                    (_, 0) => Body::ChunkEnd,
+                    _ => Body::ChunkData(left),
+                };
+            }
+            Body::ChunkEnd => {
+                if buf.len() < 2 {
+                    return Ok(());
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(StreamError::Malformed("a chunk longer than its size".into()));
+                }
+                buf.advance(2);
+                *body = Body::ChunkSize;
+            }
+            Body::ChunkSize => match httparse::parse_chunk_size(buf) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    buf.advance(used);
+                    *body = if size == 0 { Body::Trailers } else { Body::ChunkData(size) };
+                }
+                Ok(httparse::Status::Partial) if buf.len() > MAX_LINE => {
+                    return Err(StreamError::Malformed("a chunk-size line too long".into()));
+                }
+                Ok(httparse::Status::Partial) => return Ok(()),
+                Err(_) => {
+                    let line = &buf[..buf.len().min(40)];
+                    return Err(StreamError::Malformed(format!(
+                        "a bad chunk size {:?}",
+                        String::from_utf8_lossy(line)
+                    )));
+                }
+            },
+            Body::Trailers => match memchr::memmem::find(buf, b"\r\n") {
+                Some(0) => {
+                    buf.advance(2);
+                    *body = Body::Done;
+                }
+                Some(i) => buf.advance(i + 2),
+                None if buf.len() > MAX_LINE => {
+                    return Err(StreamError::Malformed("a trailer line too long".into()));
+                }
+                None => return Ok(()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn chunked(parts: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in parts {
+            out.extend_from_slice(format!("{:x}\r\n", p.len()).as_bytes());
+            out.extend_from_slice(p);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// Feeds `wire` in pieces cut at `cuts`; the data decoded, and the decoder's last state.
+    fn feed(wire: &[u8], cuts: &[usize], mut body: Body) -> Result<(Vec<u8>, Body), StreamError> {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &c in cuts.iter().chain([&wire.len()]) {
+            let c = c.clamp(at, wire.len());
+            buf.extend_from_slice(&wire[at..c]);
+            at = c;
+            decode(&mut buf, &mut body, &mut out)?;
+        }
+        Ok((out.concat(), body))
+    }
+
+    #[test]
+    fn docker_s_head_is_read_and_the_body_is_chunked() {
+        let head = b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nServer: Docker/20.10.24 (linux)\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\n";
+        let (used, h, body) = parse_head(head).unwrap().unwrap();
+        assert_eq!((h.status, h.content_type.as_str(), body), (200, "application/json", Body::ChunkSize));
+        assert_eq!(&head[used..], b"1a\r\n");
+        assert!(parse_head(&head[..30]).unwrap().is_none());
+        let (_, h, body) = parse_head(b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\n").unwrap().unwrap();
+        assert_eq!((h.status, h.reason.as_str(), body), (404, "Not Found", Body::Length(5)));
+        let (_, _, body) = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
+        assert_eq!(body, Body::UntilClose);
+        assert!(matches!(parse_head(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"), Err(StreamError::Malformed(_))));
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n"),
+            Err(StreamError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn bad_chunk_framing_is_an_error() {
+        for wire in [&b"zz\r\nabc"[..], b"3\r\nabcd\r\n", b"3;ext=1\r\nabcXY"] {
+            assert!(matches!(feed(wire, &[], Body::ChunkSize), Err(StreamError::Malformed(_))), "{wire:?}");
+        }
+        let long = vec![b'1'; MAX_LINE + 10];
+        assert!(matches!(feed(&long, &[], Body::ChunkSize), Err(StreamError::Malformed(_))));
+        // Extensions and a last chunk with trailers are HTTP/1.1.
+        let (data, state) = feed(b"3;name=v\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n", &[], Body::ChunkSize).unwrap();
+        assert_eq!((data.as_slice(), state), (&b"abc"[..], Body::Done));
+    }
+
+    #[test]
+    fn a_known_length_ends_the_body() {
+        let (data, state) = feed(b"hello, and more", &[2, 4], Body::Length(5)).unwrap();
+        assert_eq!((data.as_slice(), state), (&b"hello"[..], Body::Done));
+    }
+
+    proptest! {
+        /// However the wire is cut into reads, the data comes out whole and in order.
+        #[test]
+        fn any_cut_of_the_wire_gives_the_same_data(
+            parts in prop::collection::vec(prop::collection::vec(any::<u8>(), 1..300), 0..20),
+            mut cuts in prop::collection::vec(0usize..8000, 0..30),
+        ) {
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            let wire = chunked(&parts);
+            cuts.sort_unstable();
+            let (data, state) = feed(&wire, &cuts, Body::ChunkSize).unwrap();
+            prop_assert_eq!(data, parts.concat());
+            prop_assert_eq!(state, Body::ChunkSize);
+        }
+    }
+
+    /// A fake dockerd on a socket pair: the head, then events as `writes` say, each a chunk.
+    async fn answer(lines: usize, gap: Duration) -> (String, bool, usize) {
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let writer = tokio::spawn(async move {
+            let mut theirs = theirs;
+            let mut req = [0u8; 512];
+            theirs.readable().await.unwrap();
+            let _ = theirs.try_read(&mut req);
+            theirs
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            for i in 0..lines {
+                let line = format!("{{\"n\":{i}}}\n");
+                theirs.write_all(&chunked(&[line.as_bytes()])).await.unwrap();
+                tokio::time::sleep(gap).await;
+            }
+        });
+        let (head, mut body) = ResponseBody::get(ours, "/v1.41/events").await.unwrap();
+        assert_eq!(head.status, 200);
+        let mut data = Vec::new();
+        let mut out = Vec::new();
+        let mut was_polled = false;
+        let mut calls = 0;
+        loop {
+            let open = body.next_data(&mut out).await.unwrap();
+            // The data read with the end comes with `false`.
+            data.extend(out.drain(..).flat_map(|b| b.to_vec()));
+            if !open {
+                break;
+            }
+            calls += 1;
+            was_polled |= body.polled();
+        }
+        writer.await.unwrap();
+        (String::from_utf8(data).unwrap(), was_polled, calls)
+    }
+
+    fn expected(lines: usize) -> String {
+        (0..lines).map(|i| format!("{{\"n\":{i}}}\n")).collect()
+    }
+
+    #[tokio::test]
+    async fn close_events_are_polled_and_sparse_ones_watched_and_every_byte_arrives() {
+        // 300 events 100 µs apart: polled, several per read.
+        let (data, polled, calls) = answer(300, Duration::from_micros(100)).await;
+        assert_eq!(data, expected(300));
+        assert!(polled, "a busy stream is polled");
+        assert!(calls < 300, "{calls} reads for 300 events");
+        // 5 events 20 ms apart: never polled, one read each (the last may come with the close,
+        // which ends the stream between chunks).
+        let (data, polled, calls) = answer(5, Duration::from_millis(20)).await;
+        assert_eq!(data, expected(5));
+        assert!(!polled, "a quiet stream is watched");
+        assert!((4..=5).contains(&calls), "{calls} reads");
+    }
+}
