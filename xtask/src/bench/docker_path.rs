@@ -36,6 +36,7 @@ use super::{
     daemon::{DaemonProcess, Perf},
     events::{Chunking, EncodedStream},
     fake_api::{FakeDockerApi, Pace},
+    floor::Floor,
     report::{Goal, Metric, Table, group_thousands},
     sink::{DOCKER_FRAME_PREFIX, DatagramSink, SinkReport},
     system::{self, DgramQlen, Memory, ScratchDir},
@@ -48,8 +49,11 @@ pub const SECTION: SectionInfo = SectionInfo {
             streams a fixed, realistic event log (container lifecycles with healthcheck execs, \
             network, volume and image events: mostly 200-700 bytes, about 9% of them 1-1.8 KB \
             with Compose and image labels) to `target/release/docker-listener --no-ebpf`, \
-            either as fast as the daemon reads (saturation) or paced at a fixed rate \
-            (sustained); a Rust datagram sink bound in place of Wazuh's queue socket drains the \
+            either as fast as the daemon reads (saturation), paced at a fixed rate in large \
+            writes (sustained), or, the realistic load and the headline, paced at 10k events/s \
+            with one write per event as dockerd flushes them, where the delivery latency of each \
+            event is measured too and a minimal forwarder (the floor: reads and datagrams only) \
+            runs in the same runs; a Rust datagram sink bound in place of Wazuh's queue socket drains the \
             frames with `recvmmsg` and checks each (framing, `timeNano` order, the first and \
             last byte for byte). Events/s: frames received / time from the first to the last \
             datagram. CPU: the daemon's utime+stime from /proc/<pid>/stat, sampled right before \
@@ -177,13 +181,17 @@ impl Scenario for DockerPath {
             self.run_once(ctx, &stream, &body, Some(Path::new(&out)))?;
         }
         let baseline = ctx.baseline.as_ref().filter(|_| self.compare);
-        let daemons: Vec<(&str, Context)> = match baseline {
+        // `None`: the floor (a minimal forwarder in a thread of ours, `floor.rs`).
+        let mut daemons: Vec<(&str, Option<Context>)> = match baseline {
             Some(b) => vec![
-                ("baseline", Context { daemon: b.clone(), baseline: None }),
-                ("current", Context { daemon: ctx.daemon.clone(), baseline: None }),
+                ("baseline", Some(Context { daemon: b.clone(), baseline: None })),
+                ("current", Some(Context { daemon: ctx.daemon.clone(), baseline: None })),
             ],
-            None => vec![("agent", Context { daemon: ctx.daemon.clone(), baseline: None })],
+            None => vec![("agent", Some(Context { daemon: ctx.daemon.clone(), baseline: None }))],
         };
+        if self.compare {
+            daemons.push(("floor", None));
+        }
         let mut runs: Vec<Vec<Run>> = daemons.iter().map(|_| Vec::new()).collect();
         for i in 0..self.runs {
             let mut order: Vec<usize> = (0..daemons.len()).collect();
@@ -192,9 +200,11 @@ impl Scenario for DockerPath {
             }
             for j in order {
                 let (who, daemon) = &daemons[j];
-                let r = self
-                    .run_once(daemon, &stream, &body, None)
-                    .with_context(|| format!("run {} of {} ({who})", i + 1, self.runs))?;
+                let r = match daemon {
+                    Some(d) => self.run_once(d, &stream, &body, None),
+                    None => self.run_floor(&stream, &body),
+                }
+                .with_context(|| format!("run {} of {} ({who})", i + 1, self.runs))?;
                 println!(
                     "  run {} {who}: {:.0} events/s, {:.3} µs CPU/event, RSS {:.1} MiB (peak {:.1}), {} of {} delivered{}, other load {:.2} CPUs",
                     i + 1,
@@ -216,25 +226,50 @@ impl Scenario for DockerPath {
             }
         }
         drop(qlen_guard);
-        let mut tables = daemons
-            .iter()
-            .zip(&runs)
-            .enumerate()
-            .map(|(j, ((who, _), runs))| {
-                let who = (daemons.len() > 1).then_some(*who);
-                self.table(&stream, runs, qlen, previous_qlen, who, j + 1 == daemons.len())
-            })
-            .collect::<Vec<_>>();
-        let mut table = tables.pop().context("no daemon ran")?;
-        if let Some(base) = tables.pop() {
-            let mut metrics = base.metrics;
-            metrics.append(&mut table.metrics);
-            table.metrics = metrics;
+        let named = daemons.len() > 1;
+        let mut table: Option<Table> = None;
+        let mut binaries = Vec::new();
+        for (j, ((who, daemon), runs)) in daemons.iter().zip(&runs).enumerate() {
+            let is_current = daemon.is_some() && daemons[j + 1..].iter().all(|(_, d)| d.is_none());
+            let mut t = self.table(&stream, runs, qlen, previous_qlen, named.then_some(*who), is_current);
+            match daemon {
+                Some(d) => binaries.push(format!("{who}: `{}`", d.daemon.display())),
+                None => {
+                    t.metrics.retain(|m| m.name.contains("CPU per event delivered") || m.name.contains("latency"));
+                    for m in &mut t.metrics {
+                        m.goal = None;
+                        m.name = m.name.replace("daemon CPU", "CPU");
+                    }
+                }
+            }
+            table = Some(match table {
+                None => t,
+                Some(mut first) => {
+                    first.metrics.append(&mut t.metrics);
+                    // The notes are the current daemon's (the same load for all).
+                    if is_current {
+                        first.notes = t.notes;
+                    }
+                    first
+                }
+            });
+        }
+        let mut table = table.context("nothing ran")?;
+        if named {
             table.notes.push(format!(
-                "baseline: `{}`; current: `{}`; in each run both, the baseline first in odd runs, the current one in even runs",
-                daemons[0].1.daemon.display(),
-                daemons[1].1.daemon.display()
+                "{}; in each run every one of them, in this order in odd runs and the reverse in even runs",
+                binaries.join("; ")
             ));
+        }
+        if daemons.iter().any(|(_, d)| d.is_none()) {
+            table.notes.push(
+                "floor: a minimal forwarder in a thread of the benchmark (`xtask/src/bench/floor.rs`): every 1 ms it \
+                 reads all the socket holds and sends each event as one Wazuh datagram (`sendmmsg`, 64 at a time), \
+                 nothing else (no JSON, cursor, counters, healthcheck or secret handling); its CPU from the thread's \
+                 schedstat (ns). What any forwarder of dockerd's one-write-per-event stream into Wazuh's \
+                 one-datagram-per-event queue pays on this machine; the daemon's CPU above it is its own work"
+                    .into(),
+            );
         }
         Ok(table)
     }
@@ -287,15 +322,13 @@ impl DockerPath {
         };
         // Throughput is the daemon's capacity only when the load is not paced far below it.
         let capacity = self.offered.is_none_or(|r| r >= 200_000);
-        let mut throughput =
-            Metric::new(&name("throughput"), "events/s", 0, goal(Goal::AtLeast(200_000.0), capacity));
+        let mut throughput = Metric::new(&name("throughput"), "events/s", 0, goal(Goal::AtLeast(200_000.0), capacity));
         let mut cpu =
             Metric::new(&name("daemon CPU per event delivered"), "µs", 3, goal(Goal::AtMost(self.cpu_goal), sustained));
         let mut cpu_read = Metric::new(&name("daemon CPU per event read"), "µs", 3, None);
         let mut rss = Metric::new(&name("RSS at end (VmRSS)"), "MiB", 1, goal(Goal::AtMost(10.0), sustained));
         let mut hwm = Metric::new(&name("peak RSS (VmHWM)"), "MiB", 1, None);
-        let mut delivered =
-            Metric::new(&name("delivered"), "% of events", 2, goal(Goal::AtLeast(100.0), sustained));
+        let mut delivered = Metric::new(&name("delivered"), "% of events", 2, goal(Goal::AtLeast(100.0), sustained));
         let mut p50 = Metric::new(&name("delivery latency p50"), "ms", 2, None);
         let mut p99 = Metric::new(&name("delivery latency p99"), "ms", 2, goal(Goal::AtMost(5.0), true));
         let mut max = Metric::new(&name("delivery latency max"), "ms", 2, None);
@@ -390,6 +423,43 @@ impl DockerPath {
             ));
         }
         Table { caption: self.label.to_owned(), runs: runs.len(), metrics, notes }
+    }
+
+    /// One run of the floor forwarder (`floor.rs`) against the same fake dockerd and sink.
+    fn run_floor(&self, stream: &EncodedStream, body: &Arc<Vec<u8>>) -> Result<Run> {
+        let dir = ScratchDir::new("floor")?;
+        let docker_sock = dir.join("docker.sock");
+        let queue = dir.join("queue");
+        let pace = self.offered.map(|rate| match self.per_chunk_writes {
+            true => Pace::Chunks(rate as f64 * stream.chunks as f64 / stream.events as f64),
+            false => Pace::Bytes(rate as f64 * body.len() as f64 / stream.events as f64),
+        });
+        let (fake, starting) = FakeDockerApi::start(&docker_sock, body.clone(), pace)?;
+        let (sink, done) = DatagramSink::bind_timed(&queue, stream.events)?;
+        let floor = Floor::start(&docker_sock, &queue, stream.events)?;
+        let start =
+            starting.recv_timeout(Duration::from_secs(30)).context("the floor's /events request never arrived")?;
+        let before = Load::sample(std::process::id())?;
+        start.go.send(()).context("the fake dockerd is gone")?;
+        let cpu = floor.finish()?;
+        done.recv_timeout(Duration::from_secs(30)).context("the sink did not receive every frame of the floor")?;
+        let after = Load::sample(std::process::id())?;
+        let written = fake.chunk_times();
+        drop(fake);
+        let report = sink.finish()?;
+        let (Some(first), Some(last)) = (report.first_at, report.last_at) else { bail!("no datagram arrived") };
+        let latency = self.per_chunk_writes.then(|| latency(&written, &report.arrivals)).transpose()?;
+        Ok(Run {
+            latency,
+            delivered: report.docker_frames,
+            bytes: report.bytes,
+            wall: last.duration_since(first),
+            cpu,
+            memory: Memory::default(),
+            daemon_stats: BTreeMap::new(),
+            sink_cpu: report.cpu,
+            other_load: before.others_until(&after),
+        })
     }
 
     fn run_once(

@@ -72,6 +72,7 @@ mod ebpf_syscalls;
 pub mod ebpf_worker;
 mod events;
 mod fake_api;
+mod floor;
 mod report;
 mod sink;
 mod system;
@@ -429,6 +430,30 @@ fn measure(quick: bool) -> Result<()> {
         );
     } else {
         let path = root.join("BENCHMARKS.md");
+        let compared = match &ctx.baseline {
+            Some(b) => format!(
+                " Where a scenario runs a baseline (`{BASELINE}`), its figure is beside the current build's: `{}`.",
+                b.display()
+            ),
+            None => String::new(),
+        };
+        sections.insert(
+            0,
+            Section {
+                id: "summary",
+                title: "Summary against the targets",
+                intro: vec![
+                    format!(
+                        "Every target of the run below, by the median of its runs, with their spread (min–max) and, \
+                         where the target lies inside that spread, the words \"inside the noise\". Written by \
+                         `{command}` at commit `{}` on {} CPUs ({}), kernel {}.{compared}",
+                        machine.commit, machine.cpus, machine.cpu_model, machine.kernel
+                    ),
+                    report::summary(&tables),
+                ],
+                tables: Vec::new(),
+            },
+        );
         report::write_sections(&path, &sections)?;
         println!("xtask bench: results written to {}", path.display());
     }

@@ -74,12 +74,22 @@ impl Metric {
         }
     }
 
+    /// "met" or "MISSED" by the median; "…, inside the noise" when the target lies within the
+    /// runs' spread (some runs on either side of it).
     fn verdict(&self) -> &'static str {
-        match self.goal {
-            None => "",
-            Some(_) if self.samples.is_empty() => "",
-            Some(g) if g.met_by(self.median()) => "met",
-            Some(_) => "MISSED",
+        let Some(g) = self.goal else { return "" };
+        if self.samples.is_empty() {
+            return "";
+        }
+        let t = match g {
+            Goal::AtMost(t) | Goal::AtLeast(t) => t,
+        };
+        let noisy = self.samples.len() > 1 && self.min() < t && t < self.max();
+        match (g.met_by(self.median()), noisy) {
+            (true, false) => "met",
+            (true, true) => "met, inside the noise",
+            (false, false) => "MISSED",
+            (false, true) => "MISSED, inside the noise",
         }
     }
 
@@ -213,6 +223,38 @@ impl Section {
     }
 }
 
+/// The summary of a full run: every metric with a target, from every table, with the
+/// baseline's figure beside it where one ran (a metric named "…, current" has its
+/// "…, baseline" twin in the same table). Markdown.
+pub fn summary(tables: &[Table]) -> String {
+    let mut out = String::from(
+        "| scenario | metric | median | min–max | baseline: median (min–max) | target | |\n|---|---|---:|---|---|---|---|\n",
+    );
+    for t in tables {
+        for m in t.metrics.iter().filter(|m| m.goal.is_some() && !m.samples.is_empty()) {
+            let base = m
+                .name
+                .strip_suffix(", current")
+                .and_then(|n| t.metrics.iter().find(|b| b.name == format!("{n}, baseline")))
+                .map(|b| format!("{} ({}–{})", b.num(b.median()), b.num(b.min()), b.num(b.max())))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} | {} ({}) | {} | {}–{} | {base} | {} | {} |",
+                t.caption,
+                m.name,
+                m.unit,
+                m.num(m.median()),
+                m.num(m.min()),
+                m.num(m.max()),
+                m.target(),
+                m.verdict()
+            );
+        }
+    }
+    out
+}
+
 /// Replaces each section's marked region of `path` (appending the sections not there yet);
 /// creates the file with a title when it does not exist.
 pub fn write_sections(path: &Path, sections: &[Section]) -> Result<()> {
@@ -274,8 +316,43 @@ mod tests {
     fn verdicts() {
         let mut m = Metric::new("rate", "events/s", 0, Some(Goal::AtLeast(10.0)));
         m.samples = vec![9.0, 12.0, 11.0];
+        assert_eq!(m.verdict(), "met, inside the noise");
+        m.goal = Some(Goal::AtLeast(8.5));
         assert_eq!(m.verdict(), "met");
         m.goal = Some(Goal::AtMost(10.0));
+        assert_eq!(m.verdict(), "MISSED, inside the noise");
+        m.goal = Some(Goal::AtMost(8.0));
         assert_eq!(m.verdict(), "MISSED");
+        m.goal = Some(Goal::AtMost(11.5));
+        assert_eq!(m.verdict(), "met, inside the noise");
+        m.goal = Some(Goal::AtMost(12.0));
+        assert_eq!(m.verdict(), "met");
+    }
+
+    #[test]
+    fn the_summary_lists_each_target_with_its_baseline() {
+        let metric = |name: &str, goal: Option<Goal>, samples: Vec<f64>| Metric {
+            name: name.into(),
+            unit: "µs",
+            samples,
+            goal,
+            decimals: 1,
+        };
+        let t = Table {
+            caption: "storm".into(),
+            runs: 3,
+            metrics: vec![
+                metric("cpu, baseline", None, vec![20.0, 22.0, 24.0]),
+                metric("cpu, current", Some(Goal::AtMost(8.0)), vec![9.0, 10.0, 11.0]),
+                metric("other", None, vec![1.0]),
+            ],
+            notes: Vec::new(),
+        };
+        let s = summary(&[t]);
+        assert!(
+            s.contains("| storm | cpu, current (µs) | 10.0 | 9.0–11.0 | 22.0 (20.0–24.0) | ≤ 8.0 µs | MISSED |"),
+            "{s}"
+        );
+        assert!(!s.contains("other"));
     }
 }

@@ -1,0 +1,166 @@
+//! The floor of the Docker path: the least a forwarder must do per event on this machine, at
+//! the same load, measured in the same run as the daemons.
+//!
+//! A thread of the benchmark asks the fake dockerd for `/events` like the daemon, then every
+//! millisecond (the daemon's tick while events come close together) reads all the socket holds
+//! with `read(2)`, finds the HTTP chunks (one per event) and sends each event to the sink as
+//! one Wazuh datagram (`1:Wazuh-Docker:{"integration":"docker","docker":<event>}`, by
+//! `sendmmsg`, 64 at a time, the frame's three parts as an iovec: no copy). No JSON parsing,
+//! no cursor, no counters, no checks: the system calls every forwarder of Docker's one-write
+//! -per-event stream into Wazuh's one-datagram-per-event queue pays, and the wake-ups of a 1 ms
+//! tick. Its CPU time (the thread's own, from /proc/thread-self/schedstat, in ns) from the
+//! first byte of events to the last datagram, per event, is what the daemon's CPU per event is
+//! compared with: the rest is the daemon's own work.
+use std::{
+    io::{Read as _, Write as _},
+    os::{
+        fd::AsRawFd as _,
+        unix::net::{UnixDatagram, UnixStream},
+    },
+    path::Path,
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::sink::DOCKER_FRAME_PREFIX;
+
+/// Datagrams per `sendmmsg`.
+const BATCH: usize = 64;
+const TICK: Duration = Duration::from_millis(1);
+/// Gives up after this long without a byte (the fake stopped).
+const SILENCE: Duration = Duration::from_secs(10);
+
+/// A running floor forwarder.
+pub struct Floor(JoinHandle<Result<Duration>>);
+
+impl Floor {
+    /// Connects to `docker_sock`, asks for `/events`, reads the head, and forwards `events`
+    /// events to `queue`.
+    pub fn start(docker_sock: &Path, queue: &Path, events: u64) -> Result<Floor> {
+        let mut stream = UnixStream::connect(docker_sock)
+            .with_context(|| format!("the floor cannot connect to {}", docker_sock.display()))?;
+        let out = UnixDatagram::unbound()?;
+        out.connect(queue).with_context(|| format!("the floor cannot connect to {}", queue.display()))?;
+        stream.write_all(b"GET /v1.41/events HTTP/1.1\r\nHost: docker\r\n\r\n")?;
+        let thread =
+            std::thread::Builder::new().name("bench-floor".into()).spawn(move || forward(stream, &out, events))?;
+        Ok(Floor(thread))
+    }
+
+    /// Waits for the forwarder to finish; its CPU time from the first byte of events on.
+    pub fn finish(self) -> Result<Duration> {
+        self.0.join().map_err(|_| anyhow::anyhow!("the floor thread panicked"))?
+    }
+}
+
+fn forward(mut stream: UnixStream, out: &UnixDatagram, events: u64) -> Result<Duration> {
+    // The head (the fake sends it before it waits for the benchmark's go).
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0;
+    let body_start = loop {
+        let n = stream.read(&mut buf[len..])?;
+        if n == 0 {
+            bail!("the fake dockerd closed before its head");
+        }
+        len += n;
+        if let Some(i) = buf[..len].windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    buf.copy_within(body_start..len, 0);
+    len -= body_start;
+    stream.set_nonblocking(true)?;
+    let start_cpu = thread_cpu()?;
+    let mut sent = 0u64;
+    let mut events_in_buf: Vec<(usize, usize)> = Vec::with_capacity(1024);
+    let mut silent = Duration::ZERO;
+    while sent < events {
+        std::thread::sleep(TICK);
+        let mut got = 0;
+        loop {
+            if len == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            match stream.read(&mut buf[len..]) {
+                Ok(0) => bail!("the fake dockerd closed the stream after {sent} events"),
+                Ok(n) => {
+                    len += n;
+                    got += n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        silent = if got == 0 { silent + TICK } else { Duration::ZERO };
+        if silent > SILENCE {
+            bail!("no data for {} s after {sent} events", SILENCE.as_secs());
+        }
+        // Whole chunks: `<hex>\r\n<event>\n\r\n`.
+        events_in_buf.clear();
+        let mut at = 0;
+        while let Some(line) = buf[at..len].iter().position(|&b| b == b'\r') {
+            let size = std::str::from_utf8(&buf[at..at + line])
+                .ok()
+                .and_then(|h| usize::from_str_radix(h, 16).ok())
+                .context("a bad chunk size from the fake dockerd")?;
+            let data = at + line + 2;
+            if data + size + 2 > len {
+                break;
+            }
+            // The event without its newline.
+            events_in_buf.push((data, data + size.saturating_sub(1)));
+            at = data + size + 2;
+        }
+        for batch in events_in_buf.chunks(BATCH) {
+            send(out, &buf, batch)?;
+            sent += batch.len() as u64;
+        }
+        buf.copy_within(at..len, 0);
+        len -= at;
+    }
+    Ok(thread_cpu()?.saturating_sub(start_cpu))
+}
+
+/// One `sendmmsg` of these events as Wazuh frames (blocking while the sink's queue is full).
+fn send(out: &UnixDatagram, buf: &[u8], events: &[(usize, usize)]) -> Result<()> {
+    let mut iovecs: Vec<[libc::iovec; 3]> = events
+        .iter()
+        .map(|&(s, e)| {
+            let part = |b: &[u8]| libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() };
+            [part(DOCKER_FRAME_PREFIX), part(&buf[s..e]), part(b"}")]
+        })
+        .collect();
+    // SAFETY: an all-zero mmsghdr is valid (no address, no control data).
+    let mut msgs: Vec<libc::mmsghdr> = (0..events.len()).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for (m, iov) in msgs.iter_mut().zip(iovecs.iter_mut()) {
+        m.msg_hdr.msg_iov = iov.as_mut_ptr();
+        m.msg_hdr.msg_iovlen = 3;
+    }
+    let mut done = 0;
+    while done < msgs.len() {
+        // SAFETY: the headers point at iovecs and buffers that outlive the call.
+        let n = unsafe {
+            libc::sendmmsg(out.as_raw_fd(), msgs[done..].as_mut_ptr(), (msgs.len() - done) as libc::c_uint, 0)
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e).context("the floor's sendmmsg failed");
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
+/// This thread's CPU time, to the nanosecond (the scheduler's own accounting).
+fn thread_cpu() -> Result<Duration> {
+    let s =
+        std::fs::read_to_string("/proc/thread-self/schedstat").context("cannot read /proc/thread-self/schedstat")?;
+    let ns = s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).context("bad schedstat")?;
+    Ok(Duration::from_nanos(ns))
+}
