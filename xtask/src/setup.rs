@@ -14,7 +14,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// uses qemu-utils. gcc-multilib builds the tests' i386 programs (the 32-bit system call ABI).
 /// docker-compose (Debian's, 1.29) runs the packaged image with its compose file in the tests.
 const PACKAGES: &[&str] =
-    &["docker.io", "busybox-static", "bash-static", "qemu-system-x86", "gcc-multilib", "docker-compose"];
+    &["docker.io", "busybox-static", "bash-static", "qemu-system-x86", "gcc-multilib", "docker-compose", "bpftrace"];
 
 /// Runs every step and prints what it did. Idempotent.
 pub fn run() -> Result<()> {
@@ -45,12 +45,14 @@ fn packages(report: &mut Vec<String>) -> Result<()> {
             "gcc-multilib" => !Path::new("/usr/lib32/libc.a").exists(),
             "qemu-system-x86" => !have("qemu-system-x86_64"),
             "docker-compose" => !have("docker-compose"),
+            // The peer the exec storm is measured beside (`cargo xtask bench`).
+            "bpftrace" => !have("bpftrace"),
             _ => false,
         })
         .collect();
     if missing.is_empty() {
         report.push(
-            "Debian packages present (dockerd, busybox, bash-static, qemu-system-x86_64, gcc-multilib, docker-compose)"
+            "Debian packages present (dockerd, busybox, bash-static, qemu-system-x86_64, gcc-multilib, docker-compose, bpftrace)"
                 .into(),
         );
         return Ok(());

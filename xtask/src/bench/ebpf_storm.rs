@@ -174,7 +174,7 @@ impl Storm {
     }
 
     /// One storm: with `daemon` running, or without an agent.
-    fn round(
+    pub(super) fn round(
         &self,
         daemon: Option<&Context>,
         container: Option<&StormContainer>,

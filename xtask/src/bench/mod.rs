@@ -65,6 +65,7 @@ mod ebpf_forks;
 mod ebpf_idle;
 mod ebpf_latency;
 mod ebpf_loss;
+mod ebpf_peer;
 mod ebpf_sink;
 mod ebpf_storm;
 mod ebpf_storm_table;
@@ -90,6 +91,7 @@ use self::{
     ebpf_idle::Idle,
     ebpf_latency::Latency,
     ebpf_loss::LossStorm,
+    ebpf_peer::ExecPeer,
     ebpf_storm::{Kind, Storm},
     ebpf_syscalls::SyscallLoop,
     events::Chunking,
@@ -215,6 +217,13 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             count: mode.pick(500, 5_000),
             pairs: runs(7),
             max_ratio: 1.03,
+            mode,
+        }),
+        Box::new(ExecPeer {
+            id: "exec-peer-bpftrace",
+            label: "exec storm in a container, the agent beside bpftrace printing one line per exec",
+            count: mode.pick(500, 5_000),
+            rounds: runs(5),
             mode,
         }),
         Box::new(Storm {
