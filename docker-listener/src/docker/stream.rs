@@ -9,8 +9,10 @@
 //!   us as soon as it arrives;
 //! - **polled** while they come close together (two reads less than [`BUSY`] apart): the socket
 //!   leaves the epoll set (so dockerd's writes wake no one) and is read every [`TICK`], all that
-//!   arrived meanwhile at once. The first tick that finds nothing puts it back in the set; the
-//!   kernel then reports data that came in between at once, so nothing waits longer than a tick.
+//!   arrived meanwhile at once, or at once again after a read of [`HEAVY`] bytes or more (a
+//!   flood: then every read finds plenty, and waiting would let dockerd's side fill up). The
+//!   first tick that finds nothing puts it back in the set; the kernel then reports data that
+//!   came in between at once, so nothing waits longer than a tick.
 //!
 //! The HTTP/1.1 answer is parsed with `httparse` (the parser hyper itself uses): the head, then a
 //! body that is chunked (Docker's), `Content-Length` long, or runs until the connection closes.
@@ -29,8 +31,13 @@ pub const TICK: Duration = Duration::from_millis(1);
 const BUSY: Duration = Duration::from_millis(2);
 /// Room made in the read buffer before each read.
 const READ_SIZE: usize = 32 << 10;
+/// A polled socket that gave at least this much at one wake-up is read again at once (after
+/// the other tasks had their turn) instead of a tick later: at such a rate (60k one-chunk
+/// events/s and up) every read finds plenty, and a sender writing one event at a time would
+/// fill its socket buffer (~170 events) within a few ticks.
+const HEAVY: usize = 32 << 10;
 /// At most this much is read at one wake-up before the data is handed on.
-const READ_LIMIT: usize = 1 << 20;
+const READ_LIMIT: usize = 128 << 10;
 /// The response head may not be larger.
 const MAX_HEAD: usize = 64 << 10;
 /// A chunk-size line (hex digits and extensions) or trailer line may not be longer.
@@ -88,6 +95,8 @@ pub struct ResponseBody {
     body: Body,
     eof: bool,
     last_read: Option<Instant>,
+    /// The bytes the last wake-up read.
+    last_bytes: usize,
 }
 
 impl ResponseBody {
@@ -105,7 +114,8 @@ impl ResponseBody {
             };
             if let Some((used, head, body)) = parse_head(&buf)? {
                 buf.advance(used);
-                let reader = ResponseBody { socket: Socket::Watched(stream), buf, body, eof, last_read: None };
+                let reader =
+                    ResponseBody { socket: Socket::Watched(stream), buf, body, eof, last_read: None, last_bytes: 0 };
                 return Ok((head, reader));
             }
             if eof {
@@ -133,6 +143,9 @@ impl ResponseBody {
                     Body::UntilClose => Ok(false),
                     Body::ChunkData(_) | Body::ChunkEnd => Err(StreamError::Cut("a chunk")),
                     Body::Length(_) => Err(StreamError::Cut("a body of known length")),
+                    Body::ChunkSize | Body::Trailers if !self.buf.is_empty() => {
+                        Err(StreamError::Cut("a chunk's size line"))
+                    }
                     // Docker's stream never ends with its last chunk: a close between chunks is
                     // dockerd stopping, the way it always ends.
                     _ => Ok(false),
@@ -152,6 +165,10 @@ impl ResponseBody {
     async fn wait(&mut self) -> io::Result<()> {
         match &self.socket {
             Socket::Watched(s) => s.readable().await,
+            Socket::Polled(_) if self.last_bytes >= HEAVY => {
+                tokio::task::yield_now().await;
+                Ok(())
+            }
             Socket::Polled(_) => {
                 tokio::time::sleep(TICK).await;
                 Ok(())
@@ -190,6 +207,7 @@ impl ResponseBody {
 
     /// Polls a busy socket, watches a quiet one.
     fn switch_mode(&mut self, read: usize) -> io::Result<()> {
+        self.last_bytes = read;
         let now = Instant::now();
         let busy = read > 0 && self.last_read.is_some_and(|t| now.duration_since(t) < BUSY);
         if read > 0 {
@@ -479,6 +497,31 @@ mod tests {
 
     fn expected(lines: usize) -> String {
         (0..lines).map(|i| format!("{{\"n\":{i}}}\n")).collect()
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_inside_a_chunk_or_its_size_line_is_an_error_and_between_chunks_an_end() {
+        for (tail, cut) in [(&b"1a\r\n{\"n\""[..], true), (b"1", true), (b"3\r\nab\n\r\n", false)] {
+            let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+            let writer = tokio::spawn(async move {
+                let mut req = [0u8; 512];
+                theirs.readable().await.unwrap();
+                let _ = theirs.try_read(&mut req);
+                theirs.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await.unwrap();
+                theirs.write_all(tail).await.unwrap();
+            });
+            let (_, mut body) = ResponseBody::get(ours, "/events").await.unwrap();
+            writer.await.unwrap();
+            let mut out = Vec::new();
+            let end = loop {
+                match body.next_data(&mut out).await {
+                    Ok(true) => out.clear(),
+                    other => break other,
+                }
+            };
+            assert_eq!(matches!(end, Err(StreamError::Cut(_))), cut, "{tail:?}: {end:?}");
+            assert_eq!(!cut, matches!(end, Ok(false)), "{tail:?}: {end:?}");
+        }
     }
 
     #[tokio::test]
