@@ -379,11 +379,12 @@ fn refused_opens_of_sensitive_files_are_reported_as_failures() {
     let done = format!("done-{name}");
     run_after_release(
         &name,
-        &[],
+        &["-v", &programs_volume()],
         "chmod 600 /etc/shadow; mkdir -p /root/.ssh; echo k > /root/.ssh/id_ed25519; chmod 700 /root; \
          echo s > /tmp/private; chmod 600 /tmp/private; \
          su -s /bin/sh nobody -c 'cat /etc/shadow; cd /tmp && cat ../etc//shadow; cat /root/.ssh/id_ed25519; \
-           echo x >> /etc/passwd; cat /etc/no-such-file; cat /tmp/private; true' 2>/dev/null",
+           echo x >> /etc/passwd; cat /etc/no-such-file; cat /tmp/private; \
+           /t/open_calls /etc shadow; /t/open_calls_32 /etc shadow; true' >/dev/null 2>&1",
         &done,
     );
     release_when_matched(&agent, &name);
@@ -396,10 +397,40 @@ fn refused_opens_of_sensitive_files_are_reported_as_failures() {
     let events = wait_events(&agent, "both containers' last execs", Duration::from_secs(30), |e| {
         !execs_with_arg(e, &done).is_empty() && !execs_with_arg(e, &ro_done).is_empty()
     });
-    let refused: Vec<&Value> = file_events(&mine(&events, &name))
+    let all_refused: Vec<&Value> = file_events(&mine(&events, &name))
         .into_iter()
         .filter(|e| e["event"]["outcome"] == "failure" && e["docker_listener"]["syscall"]["name"] != "unlinkat")
         .collect();
+    let by_open_calls =
+        |e: &&Value| e["process"]["executable"].as_str().is_some_and(|x| x.starts_with("/t/open_calls"));
+    let (calls, refused): (Vec<&Value>, Vec<&Value>) = all_refused.into_iter().partition(by_open_calls);
+    // Each open system call, refused, through either ABI: openat by a descriptor of /etc,
+    // openat2 and open by the whole path.
+    let got_calls: Vec<(&str, bool, &str, &str, &str)> = calls
+        .iter()
+        .map(|e| {
+            let s = &e["docker_listener"]["syscall"];
+            (
+                s["name"].as_str().unwrap_or(""),
+                s["abi"] == "ia32",
+                e["file"]["path"].as_str().unwrap_or(""),
+                e["docker_listener"]["file_access"]["requested"].as_str().unwrap_or(""),
+                e["error"]["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let want_calls: Vec<(&str, bool, &str, &str, &str)> = [false, true]
+        .iter()
+        .flat_map(|&ia32| {
+            [("openat", "shadow"), ("openat2", "/etc/shadow"), ("open", "/etc/shadow")]
+                .map(|(c, r)| (c, ia32, "/etc/shadow", r, "EACCES"))
+        })
+        .collect();
+    assert_eq!(got_calls, want_calls, "{calls:#?}");
+    for e in &calls {
+        assert_eq!(e["event"]["action"], "file-read", "{e}");
+        assert_eq!(evaluate(&rules, e), Some(100_064), "{e}");
+    }
     let got: Vec<(&str, &str, &str, &str, &str)> = refused
         .iter()
         .map(|e| {
