@@ -29,7 +29,8 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-fn have(program: &str) -> bool {
+/// Whether `program` is on the PATH.
+pub fn have(program: &str) -> bool {
     std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
 }
 

@@ -425,15 +425,45 @@ impl DockerPath {
         Table { caption: self.label.to_owned(), runs: runs.len(), metrics, notes }
     }
 
+    /// How the fake dockerd offers the body: as fast as it is read, or paced.
+    fn pace(&self, stream: &EncodedStream, body: &[u8]) -> Option<Pace> {
+        self.offered.map(|rate| match self.per_chunk_writes {
+            true => Pace::Chunks(rate as f64 * stream.chunks as f64 / stream.events as f64),
+            false => Pace::Bytes(rate as f64 * body.len() as f64 / stream.events as f64),
+        })
+    }
+
+    /// A run's figures from what the sink saw and the forwarder's measures.
+    fn measured(
+        &self,
+        report: &SinkReport,
+        written: &[Instant],
+        cpu: Duration,
+        memory: Memory,
+        daemon_stats: BTreeMap<String, u64>,
+        other_load: f64,
+    ) -> Result<Run> {
+        let (Some(first), Some(last)) = (report.first_at, report.last_at) else { bail!("no datagram arrived") };
+        let latency = self.per_chunk_writes.then(|| latency(written, &report.arrivals)).transpose()?;
+        Ok(Run {
+            latency,
+            delivered: report.docker_frames,
+            bytes: report.bytes,
+            wall: last.duration_since(first),
+            cpu,
+            memory,
+            daemon_stats,
+            sink_cpu: report.cpu,
+            other_load,
+        })
+    }
+
     /// One run of the floor forwarder (`floor.rs`) against the same fake dockerd and sink.
     fn run_floor(&self, stream: &EncodedStream, body: &Arc<Vec<u8>>) -> Result<Run> {
         let dir = ScratchDir::new("floor")?;
         let docker_sock = dir.join("docker.sock");
         let queue = dir.join("queue");
-        let pace = self.offered.map(|rate| match self.per_chunk_writes {
-            true => Pace::Chunks(rate as f64 * stream.chunks as f64 / stream.events as f64),
-            false => Pace::Bytes(rate as f64 * body.len() as f64 / stream.events as f64),
-        });
+        let pace = self.pace(stream, body);
         let (fake, starting) = FakeDockerApi::start(&docker_sock, body.clone(), pace)?;
         let (sink, done) = DatagramSink::bind_timed(&queue, stream.events)?;
         let floor = Floor::start(&docker_sock, &queue, stream.events)?;
@@ -447,19 +477,7 @@ impl DockerPath {
         let written = fake.chunk_times();
         drop(fake);
         let report = sink.finish()?;
-        let (Some(first), Some(last)) = (report.first_at, report.last_at) else { bail!("no datagram arrived") };
-        let latency = self.per_chunk_writes.then(|| latency(&written, &report.arrivals)).transpose()?;
-        Ok(Run {
-            latency,
-            delivered: report.docker_frames,
-            bytes: report.bytes,
-            wall: last.duration_since(first),
-            cpu,
-            memory: Memory::default(),
-            daemon_stats: BTreeMap::new(),
-            sink_cpu: report.cpu,
-            other_load: before.others_until(&after),
-        })
+        self.measured(&report, &written, cpu, Memory::default(), BTreeMap::new(), before.others_until(&after))
     }
 
     fn run_once(
@@ -481,10 +499,7 @@ impl DockerPath {
             format!("{{\"docker-listener\": {{\"buffer_bytes\": {}{extra}}}}}\n", self.buffer_bytes),
         )?;
 
-        let pace = self.offered.map(|rate| match self.per_chunk_writes {
-            true => Pace::Chunks(rate as f64 * stream.chunks as f64 / stream.events as f64),
-            false => Pace::Bytes(rate as f64 * body.len() as f64 / stream.events as f64),
-        });
+        let pace = self.pace(stream, body);
         let (fake, starting) = FakeDockerApi::start(&docker_sock, body.clone(), pace)?;
         let (sink, done) = match self.per_chunk_writes {
             true => DatagramSink::bind_timed(&queue, stream.events)?,
@@ -519,19 +534,8 @@ impl DockerPath {
             );
         }
         check_frames(&report, stream, &daemon_stats, complete).map_err(|e| e.context(daemon.log_tail()))?;
-        let (Some(first), Some(last)) = (report.first_at, report.last_at) else { bail!("no datagram arrived") };
-        let latency = self.per_chunk_writes.then(|| latency(&written, &report.arrivals)).transpose()?;
-        Ok(Run {
-            latency,
-            delivered: report.docker_frames,
-            bytes: report.bytes,
-            wall: last.duration_since(first),
-            cpu: load_after.daemon.saturating_sub(load_before.daemon),
-            memory,
-            daemon_stats,
-            sink_cpu: report.cpu,
-            other_load: load_before.others_until(&load_after),
-        })
+        let cpu = load_after.daemon.saturating_sub(load_before.daemon);
+        self.measured(&report, &written, cpu, memory, daemon_stats, load_before.others_until(&load_after))
     }
 }
 

@@ -64,7 +64,7 @@ impl Scenario for ExecPeer {
     }
 
     fn run(&self, ctx: &Context) -> Result<Table> {
-        if which("bpftrace").is_none() {
+        if !crate::setup::have("bpftrace") {
             bail!("bpftrace is not installed: `cargo xtask setup` installs it (apt-get install bpftrace)");
         }
         let _qlen = ebpf::raise_qlen();
@@ -275,8 +275,4 @@ fn wait_idle(path: &Path, quiet: Duration, limit: Duration) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     bail!("bpftrace's output kept growing for {} s", limit.as_secs())
-}
-
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(program)).find(|p| p.is_file())
 }
