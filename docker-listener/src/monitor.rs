@@ -835,14 +835,15 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 
-/// Resolves a container's sensitive files in its filesystem, seen through one of its processes
-/// (`/proc/<pid>/root`): its init process when known, else one found in its cgroup.
 /// Containers whose sensitive files are resolved at once, at most: at start every running
 /// container asks, and one blocking thread each made a thread per container (100 threads for
 /// 100 containers, 500 on a dense host), each left idle for 10 s. The others wait their turn.
 const RESOLVING_AT_ONCE: usize = 4;
 static RESOLVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(RESOLVING_AT_ONCE);
 
+/// Resolves a container's sensitive files in its filesystem, seen through one of its processes
+/// (`/proc/<pid>/root`): its init process when known, else one found in its cgroup; at most
+/// [`RESOLVING_AT_ONCE`] containers at a time.
 fn spawn_resolve_files(
     id: String,
     pid: Option<u32>,

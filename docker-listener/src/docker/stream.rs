@@ -173,7 +173,7 @@ impl ResponseBody {
                 tokio::time::sleep(TICK).await;
                 Ok(())
             }
-            Socket::Switching => Err(io::Error::other("the Docker socket was lost while switching modes")),
+            Socket::Switching => Err(lost_switching()),
         }
     }
 
@@ -194,7 +194,7 @@ impl ResponseBody {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 },
-                Socket::Switching => return Err(io::Error::other("the Docker socket was lost while switching modes")),
+                Socket::Switching => return Err(lost_switching()),
             };
             if n == 0 {
                 self.eof = true;
@@ -236,20 +236,24 @@ impl ResponseBody {
     pub async fn collect(&mut self, limit: usize) -> Result<Bytes, StreamError> {
         let mut out = Vec::new();
         let mut all = BytesMut::new();
-        while self.next_data(&mut out).await? {
+        loop {
+            let open = self.next_data(&mut out).await?;
             for b in out.drain(..) {
                 all.extend_from_slice(&b);
             }
-            if all.len() >= limit {
+            if !open || all.len() >= limit {
                 break;
             }
-        }
-        for b in out.drain(..) {
-            all.extend_from_slice(&b);
         }
         all.truncate(limit);
         Ok(all.freeze())
     }
+}
+
+/// A failed switch between modes left no socket (`into_std`/`from_std` failed): the stream ends
+/// and the source reconnects.
+fn lost_switching() -> io::Error {
+    io::Error::other("the Docker socket was lost while switching between epoll and polling")
 }
 
 /// One `read(2)` of a non-blocking socket into `buf`'s spare capacity (without zeroing it first,

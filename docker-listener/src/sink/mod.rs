@@ -7,6 +7,12 @@
 //! retries with a short back-off; state changes (down, back up) are logged once each. After a
 //! period in which frames were dropped, the first successful delivery is followed by a loss
 //! event that says how many.
+//!
+//! The sink sends what it finds as soon as it finds it: the sources hand frames over in batches
+//! (the Docker source once per 1 ms tick under load, the monitor once per 2 ms ring-buffer poll),
+//! so one wake-up of the sink is already one `sendmmsg` of a batch. (It used to linger 1 ms
+//! after a partial batch, from when sources pushed every event on its own; that only added a
+//! timer wake-up per batch.)
 pub mod output;
 pub mod spool;
 
@@ -29,11 +35,6 @@ use crate::{
     stats::Stats,
 };
 
-// The sink sends what it finds as soon as it finds it: the sources hand frames over in batches
-// (the Docker source once per 1 ms tick under load, the monitor once per 2 ms ring-buffer poll),
-// so one wake-up of the sink is already one `sendmmsg` of a batch. (It used to linger 1 ms after
-// a partial batch, from when sources pushed every event on its own; that only added a timer
-// wake-up per batch.)
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
