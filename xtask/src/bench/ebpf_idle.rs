@@ -64,12 +64,11 @@ fn threads(pid: u32) -> Result<BTreeMap<u32, (u64, u64)>> {
         let Some(tid) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        let (Ok(stat), Ok(status)) =
-            (std::fs::read_to_string(path.join("schedstat")), std::fs::read_to_string(path.join("status")))
+        let (Ok(ns), Ok(status)) =
+            (system::schedstat_ns(&path.join("schedstat")), std::fs::read_to_string(path.join("status")))
         else {
             continue;
         };
-        let ns = stat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         let switches: u64 = status
             .lines()
             .filter_map(|l| {

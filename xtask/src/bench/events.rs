@@ -152,6 +152,20 @@ impl EncodedStream {
     }
 }
 
+/// The HTTP chunk at `offset` of an encoded body (`<hex>\r\n<data>\r\n`): its data's range and
+/// where the next chunk starts; `Ok(None)` when `body` ends before the chunk does.
+pub fn chunk_at(body: &[u8], offset: usize) -> anyhow::Result<Option<(std::ops::Range<usize>, usize)>> {
+    let rest = body.get(offset..).unwrap_or_default();
+    let Some(line) = rest.iter().position(|&b| b == b'\r') else { return Ok(None) };
+    let size = std::str::from_utf8(&rest[..line])
+        .ok()
+        .and_then(|h| usize::from_str_radix(h, 16).ok())
+        .ok_or_else(|| anyhow::anyhow!("a bad chunk size at byte {offset}"))?;
+    let data = offset + line + 2;
+    let end = data + size + 2;
+    Ok((end <= body.len()).then_some((data..data + size, end)))
+}
+
 /// SplitMix64: small, fast, good enough to vary IDs and sizes; deterministic.
 #[derive(Debug, Clone)]
 pub struct Rng(pub u64);
@@ -556,6 +570,15 @@ fn go_string(s: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_are_found_whole_or_not_at_all() {
+        let body = b"3\r\nab\n\r\n1a\r\nshort";
+        assert_eq!(chunk_at(body, 0).unwrap(), Some((3..6, 8)));
+        assert_eq!(chunk_at(body, 8).unwrap(), None);
+        assert_eq!(chunk_at(body, body.len()).unwrap(), None);
+        assert!(chunk_at(b"zz\r\nab\r\n", 0).is_err());
+    }
 
     fn lines(n: u64) -> Vec<String> {
         let mut log = EventLog::new(SEED);

@@ -26,6 +26,8 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
+use super::events::chunk_at;
+
 /// Headers dockerd 20.10.24 sends on every answer.
 const SERVER_HEADERS: &str =
     "Api-Version: 1.41\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Docker/20.10.24 (linux)\r\n";
@@ -277,7 +279,7 @@ fn write_chunks(w: &mut UnixStream, body: &[u8], per_sec: f64, shared: &Shared) 
     let mut times = Vec::with_capacity(body.len() / 512);
     let mut offset = 0;
     let mut i = 0u64;
-    while let Some(end) = chunk_end(body, offset) {
+    while let Some((_, end)) = chunk_at(body, offset).ok().flatten() {
         let due = Duration::from_secs_f64(i as f64 / per_sec);
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
@@ -290,15 +292,6 @@ fn write_chunks(w: &mut UnixStream, body: &[u8], per_sec: f64, shared: &Shared) 
         i += 1;
     }
     *shared.chunk_times.lock().unwrap_or_else(PoisonError::into_inner) = times;
-}
-
-/// Where the HTTP chunk starting at `offset` ends (`<hex>\r\n<data>\r\n`), if one does.
-fn chunk_end(body: &[u8], offset: usize) -> Option<usize> {
-    let rest = body.get(offset..)?;
-    let line = rest.iter().position(|&b| b == b'\r')?;
-    let size = usize::from_str_radix(std::str::from_utf8(&rest[..line]).ok()?, 16).ok()?;
-    let end = offset + line + 2 + size + 2;
-    (end <= body.len()).then_some(end)
 }
 
 /// Writes all of `data`, retrying timeouts until `stop`; false when the connection is gone.

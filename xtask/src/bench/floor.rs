@@ -24,7 +24,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::sink::DOCKER_FRAME_PREFIX;
+use super::{events::chunk_at, sink::DOCKER_FRAME_PREFIX};
 
 /// Datagrams per `sendmmsg`.
 const BATCH: usize = 64;
@@ -101,18 +101,10 @@ fn forward(mut stream: UnixStream, out: &UnixDatagram, events: u64) -> Result<Du
         // Whole chunks: `<hex>\r\n<event>\n\r\n`.
         events_in_buf.clear();
         let mut at = 0;
-        while let Some(line) = buf[at..len].iter().position(|&b| b == b'\r') {
-            let size = std::str::from_utf8(&buf[at..at + line])
-                .ok()
-                .and_then(|h| usize::from_str_radix(h, 16).ok())
-                .context("a bad chunk size from the fake dockerd")?;
-            let data = at + line + 2;
-            if data + size + 2 > len {
-                break;
-            }
+        while let Some((data, end)) = chunk_at(&buf[..len], at).context("from the fake dockerd")? {
             // The event without its newline.
-            events_in_buf.push((data, data + size.saturating_sub(1)));
-            at = data + size + 2;
+            events_in_buf.push((data.start, data.end.saturating_sub(1).max(data.start)));
+            at = end;
         }
         for batch in events_in_buf.chunks(BATCH) {
             send(out, &buf, batch)?;
@@ -159,8 +151,5 @@ fn send(out: &UnixDatagram, buf: &[u8], events: &[(usize, usize)]) -> Result<()>
 
 /// This thread's CPU time, to the nanosecond (the scheduler's own accounting).
 fn thread_cpu() -> Result<Duration> {
-    let s =
-        std::fs::read_to_string("/proc/thread-self/schedstat").context("cannot read /proc/thread-self/schedstat")?;
-    let ns = s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).context("bad schedstat")?;
-    Ok(Duration::from_nanos(ns))
+    Ok(Duration::from_nanos(super::system::schedstat_ns(Path::new("/proc/thread-self/schedstat"))?))
 }

@@ -33,6 +33,16 @@ fn stat_cpu_time(path: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64))
 }
 
+/// The run time in ns a `/proc/.../schedstat` file gives (its first field: the scheduler's own
+/// accounting, to the nanosecond, where /proc/PID/stat counts 10 ms ticks).
+pub fn schedstat_ns(path: &std::path::Path) -> Result<u64> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no run time in {}", path.display()))
+}
+
 /// CPU time the whole machine has spent busy (all CPUs; user, nice, system, irq, softirq and
 /// steal from the `cpu` line of /proc/stat), to tell how much else ran during a measurement.
 pub fn machine_busy() -> Result<Duration> {
