@@ -100,6 +100,8 @@ const STATE_TRACEPOINTS: &[(&str, &str, &str, Fields)] = &[
 
 /// The program at every system call's exit (the 32-bit ABI, the exit-reported families).
 pub const EXIT_PROGRAM: &str = "raw_sys_exit";
+/// The events of the BTF tracepoints (`tp_btf/<event>`) the programs attach to.
+pub const BTF_TRACEPOINTS: [&str; 2] = ["sched_process_fork", "sys_exit"];
 /// The network family's program, which the exit program tail-calls (slot 0 of `NET_PROGRAM`).
 pub const NET_PROGRAM: &str = "raw_sys_exit_net";
 

@@ -2,13 +2,14 @@
 //! probes, argv limits, ring size, container cgroup prefixes, kernel struct offsets from BTF),
 //! attaches them, and gives the monitor the ring buffer and the maps.
 pub mod attach;
+pub mod btf;
 pub mod offsets;
 pub mod record;
 
 use std::{collections::HashSet, io, path::Path};
 
 use aya::{
-    Btf, Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use docker_listener_common::{PREFIX_CAP, PREFIXES, ProbeConfig, loss};
@@ -114,10 +115,10 @@ fn write_bits(map: &mut Array<MapData, u64>, set: &HashSet<u64>, value: u64) {
     }
 }
 
-/// Gives the heap pages freed after loading back to the kernel. Parsing the kernel's BTF
-/// (twice: our offsets, aya's relocations) peaks at ~45 MiB of small allocations that are all
-/// freed by now but would otherwise stay in the process's RSS (measured: 24 MiB steady without
-/// this, see BENCHMARKS.md, density).
+/// Gives the heap pages freed after loading back to the kernel: aya's parse of the kernel's BTF
+/// in `EbpfLoader::new()` makes ~18 MiB of small allocations that are all freed by now but would
+/// otherwise stay in the process's RSS (measured before the other parses were removed: 24 MiB
+/// steady without this, see BENCHMARKS.md, density).
 fn release_freed_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap memory to the kernel; no pointer is involved.
@@ -129,6 +130,15 @@ fn release_freed_heap() {
 impl EbpfProbes {
     /// Loads the object with this run's settings and attaches the enabled probes.
     pub fn load(cfg: &EbpfConfig) -> Result<EbpfProbes, EbpfError> {
+        // aya's `EbpfLoader::new()` parses all of the kernel's BTF into its own types (~18 MiB
+        // for a moment), whatever it is told next; made first, before anything else of the
+        // start-up is alive, that moment is the agent's memory peak, and the rest of the start
+        // fits under it (measured: VmHWM 26 MiB, from 48 MiB with it made last; BENCHMARKS.md).
+        // The loader is given no BTF: it would use it for CO-RE relocations, which the programs
+        // have none of (the members they read are at the offsets `offsets::inspect` finds; a
+        // unit test checks the object).
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
         if OBJECT.is_empty() {
             return Err(EbpfError::NoObject);
         }
@@ -170,9 +180,20 @@ impl EbpfProbes {
             }
         };
         pc.offsets = info.offsets;
-        let btf = Btf::from_sys_fs().ok();
-        let mut ebpf = EbpfLoader::new()
-            .btf(btf.as_ref())
+        // The BTF tracepoints' loads need a BTF of aya's own: the kernel's, cut after the types
+        // they attach by (a few MiB, where all of it would be another ~18).
+        let btf = match info.attach_btf.0.as_deref().map(|b| Btf::parse(b, Endianness::default())) {
+            Some(Ok(btf)) => Some(btf),
+            Some(Err(e)) => {
+                // Not expected (offsets::inspect read the same bytes): the doors that need it
+                // say they are closed, as on a kernel without BTF.
+                tracing::warn!(error = %e, "aya cannot parse the kernel's BTF");
+                None
+            }
+            None => None,
+        };
+        drop(info.attach_btf);
+        let mut ebpf = loader
             .override_global("CONFIG", &pc, true)
             .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
             .load(OBJECT)
@@ -384,5 +405,32 @@ mod tests {
         if let Some(off) = exit_group_dead_offset() {
             assert!(off >= 32, "after comm, pid and prio: {off}");
         }
+    }
+
+    /// The loader is given no kernel BTF (see `EbpfProbes::load`): that holds only while the
+    /// programs have no CO-RE relocations (`.BTF.ext`'s `core_relo_len` is 0).
+    #[test]
+    fn the_programs_have_no_core_relocations() {
+        if OBJECT.is_empty() {
+            assert!(std::env::var("DL_E2E").as_deref() != Ok("1"), "the test build has no eBPF object");
+            eprintln!("built without the eBPF object (AYA_BUILD_SKIP); skipping");
+            return;
+        }
+        let u16_at = |at: usize| u16::from_le_bytes([OBJECT[at], OBJECT[at + 1]]) as usize;
+        let u32_at = |at: usize| u32::from_le_bytes(OBJECT[at..at + 4].try_into().unwrap()) as usize;
+        let u64_at = |at: usize| u64::from_le_bytes(OBJECT[at..at + 8].try_into().unwrap()) as usize;
+        let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+        let section = |i: usize| shoff + i * shentsize;
+        let names = u64_at(section(shstrndx) + 24);
+        let ext = (0..shnum)
+            .map(section)
+            .find(|&sh| OBJECT[names + u32_at(sh)..].starts_with(b".BTF.ext\0"))
+            .map(|sh| u64_at(sh + 24))
+            .expect("the object has a .BTF.ext section");
+        // btf_ext_header: magic, version, flags, hdr_len, func_info off/len, line_info off/len,
+        // core_relo off/len (when hdr_len covers them).
+        assert_eq!(u16_at(ext), 0xeb9f);
+        let core_relo_len = if u32_at(ext + 4) >= 32 { u32_at(ext + 28) } else { 0 };
+        assert_eq!(core_relo_len, 0, "the programs have CO-RE relocations: give the loader the kernel's BTF");
     }
 }

@@ -3,7 +3,7 @@
 //! does what libbpf's CO-RE would: look each member up by name, here, once at start.
 use std::path::Path;
 
-use btf_rs::{Btf, Type};
+use super::btf::{Btf, kind};
 use docker_listener_common::KernelOffsets;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -16,54 +16,38 @@ pub enum OffsetsError {
     Missing(String),
 }
 
-struct Resolver {
-    btf: Btf,
+struct Resolver<'b> {
+    btf: Btf<'b>,
 }
 
-impl Resolver {
-    fn struct_type(&self, name: &str) -> Result<btf_rs::Struct, OffsetsError> {
-        let types = self.btf.resolve_types_by_name(name).map_err(|e| OffsetsError::Missing(format!("{name}: {e}")))?;
-        types
-            .into_iter()
-            .find_map(|t| match t {
-                Type::Struct(s) if !s.members.is_empty() => Some(s),
-                _ => None,
-            })
+impl Resolver<'_> {
+    /// The struct named `name` that has members (a forward declaration has none).
+    fn struct_type(&self, name: &str) -> Result<u32, OffsetsError> {
+        self.btf
+            .ids_by_name(name, Some(kind::STRUCT))
+            .find(|&id| !self.btf.members(id).is_empty())
             .ok_or_else(|| OffsetsError::Missing(format!("struct {name}")))
     }
 
-    /// Follows typedefs and qualifiers to the underlying struct/union, if any.
-    fn composite(&self, mut t: Type) -> Option<btf_rs::Struct> {
-        for _ in 0..16 {
-            match t {
-                Type::Struct(s) | Type::Union(s) => return Some(s),
-                Type::Typedef(_) | Type::Const(_) | Type::Volatile(_) | Type::Restrict(_) | Type::TypeTag(_) => {
-                    t = self.btf.resolve_chained_type(t.as_btf_type()?).ok()?;
-                }
-                _ => return None,
-            }
-        }
-        None
-    }
-
-    /// Byte offset of `name` in `s`, looking through anonymous struct/union members.
-    fn find(&self, s: &btf_rs::Struct, name: &str, depth: u32) -> Option<u32> {
+    /// Byte offset of `name` in composite `id`, looking through anonymous struct/union members;
+    /// with the member's type.
+    fn find(&self, id: u32, name: &str, depth: u32) -> Option<(u32, u32)> {
         if depth > 8 {
             return None;
         }
-        for m in &s.members {
-            let mname = self.btf.resolve_name(m).unwrap_or_default();
+        for m in self.btf.members(id) {
+            let mname = self.btf.name(m.name_off);
             if mname == name {
-                if m.bitfield_size().unwrap_or(0) != 0 || m.bit_offset() % 8 != 0 {
+                if m.bitfield_size != 0 || m.bit_offset % 8 != 0 {
                     return None; // a bitfield cannot be read as a whole field
                 }
-                return Some(m.bit_offset() / 8);
+                return Some((m.bit_offset / 8, m.type_id));
             }
             if mname.is_empty()
-                && let Some(inner) = self.btf.resolve_chained_type(m).ok().and_then(|t| self.composite(t))
-                && let Some(off) = self.find(&inner, name, depth + 1)
+                && let Some(inner) = self.btf.composite(m.type_id)
+                && let Some((off, ty)) = self.find(inner, name, depth + 1)
             {
-                return Some(m.bit_offset() / 8 + off);
+                return Some((m.bit_offset / 8 + off, ty));
             }
         }
         None
@@ -75,30 +59,13 @@ impl Resolver {
         let mut s = self.struct_type(strukt)?;
         let mut total = 0;
         for (i, name) in path.iter().enumerate() {
-            let off = self.find(&s, name, 0).ok_or_else(missing)?;
+            let (off, ty) = self.find(s, name, 0).ok_or_else(missing)?;
             total += off;
             if i + 1 < path.len() {
-                let member = self.member(&s, name).ok_or_else(missing)?;
-                s = self.btf.resolve_chained_type(&member).ok().and_then(|t| self.composite(t)).ok_or_else(missing)?;
+                s = self.btf.composite(ty).ok_or_else(missing)?;
             }
         }
         Ok(total)
-    }
-
-    fn member(&self, s: &btf_rs::Struct, name: &str) -> Option<btf_rs::Member> {
-        for m in &s.members {
-            let mname = self.btf.resolve_name(m).unwrap_or_default();
-            if mname == name {
-                return Some(m.clone());
-            }
-            if mname.is_empty()
-                && let Some(inner) = self.btf.resolve_chained_type(m).ok().and_then(|t| self.composite(t))
-                && let Some(found) = self.member(&inner, name)
-            {
-                return Some(found);
-            }
-        }
-        None
     }
 }
 
@@ -118,12 +85,25 @@ pub struct KernelInfo {
     /// pointers, system call numbers | 0x40000000), whose calls neither the native tracepoints
     /// nor the 32-bit programs see: its dispatcher is in the BTF when it is built in.
     pub x32: bool,
+    /// The kernel's BTF up to the typedefs the BTF tracepoints attach by (see [`Btf::prefix`]).
+    pub attach_btf: AttachBtf,
+}
+
+/// BTF bytes for aya (its `Debug` gives their size, not 3 MiB of numbers).
+#[derive(Clone, Default)]
+pub struct AttachBtf(pub Option<Vec<u8>>);
+
+impl std::fmt::Debug for AttachBtf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AttachBtf({:?} bytes)", self.0.as_ref().map(Vec::len))
+    }
 }
 
 /// Reads the kernel's BTF once. Socket details are optional (their absence only blanks those
 /// fields): an IPv6-less kernel has no `skc_v6_daddr`.
 pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
-    let btf = Btf::from_file(path).map_err(|e| OffsetsError::Btf(e.to_string()))?;
+    let path = path.to_string_lossy();
+    let btf = Btf::read(&path).map_err(|e| OffsetsError::Btf(e.to_string()))?;
     let r = Resolver { btf };
     let sk = |field: &str| r.offset("sock", &["__sk_common", field]);
     let mut o = KernelOffsets {
@@ -227,8 +207,16 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         .into_iter()
         .filter_map(|f| r.offset("pt_regs", &[f]).ok().map(|off| (f, off)))
         .collect();
-    let x32 = r.btf.resolve_types_by_name("x32_sys_call").is_ok_and(|t| !t.is_empty());
-    Ok(KernelInfo { offsets: o, exe_walk, drift, pt_regs, x32 })
+    let x32 = r.btf.ids_by_name("x32_sys_call", None).next().is_some();
+    // The typedefs `btf_trace_<event>` the BTF tracepoint programs attach by: aya looks them up
+    // in a BTF of its own, given the kernel's cut after the last of them.
+    let last = super::attach::BTF_TRACEPOINTS
+        .iter()
+        .filter_map(|event| r.btf.ids_by_name(&format!("btf_trace_{event}"), Some(kind::TYPEDEF)).next())
+        .max()
+        .unwrap_or(1);
+    let attach_btf = AttachBtf(r.btf.prefix(last));
+    Ok(KernelInfo { offsets: o, exe_walk, drift, pt_regs, x32, attach_btf })
 }
 
 /// Where overlayfs's module BTF is when overlay is a module (it is loaded with the first
@@ -250,7 +238,7 @@ fn overlay(r: &Resolver) -> Result<(u32, u32), String> {
              start dockerd (or `modprobe overlay`) before the agent"
         ));
     }
-    let module = Btf::from_split_file(OVERLAY_BTF, &r.btf).map_err(|e| format!("cannot read {OVERLAY_BTF}: {e}"))?;
+    let module = Btf::split(OVERLAY_BTF, &r.btf).map_err(|e| format!("cannot read {OVERLAY_BTF}: {e}"))?;
     members(&Resolver { btf: module }).map_err(|e| format!("{e} (in {OVERLAY_BTF})"))
 }
 
