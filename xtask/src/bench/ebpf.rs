@@ -291,6 +291,8 @@ pub struct Event {
 #[derive(Debug, Default, Deserialize)]
 pub struct EventMeta {
     pub action: Option<String>,
+    /// The kernel's per-CPU sequence number of the record (with `docker_listener.cpu`).
+    pub sequence: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -315,6 +317,7 @@ pub struct Endpoint {
 #[derive(Debug, Default, Deserialize)]
 pub struct AgentFields {
     pub loss: Option<Loss>,
+    pub cpu: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -341,6 +344,11 @@ impl Event {
     /// The kernel's timestamp of the event, ns since the epoch.
     pub fn time_ns(&self) -> Option<i64> {
         self.timestamp.as_deref().and_then(rfc3339_ns)
+    }
+
+    /// (CPU, sequence number) of an event made from a kernel record.
+    pub fn record_id(&self) -> Option<(u32, u64)> {
+        Some((self.docker_listener.cpu?, self.event.sequence?))
     }
 
     /// `docker_listener.loss.events` of a kernel-side loss report.

@@ -20,8 +20,19 @@
 //!   `events-lost`, reason `ebpf`) sum to `L`: every loss was reported to Wazuh. The one
 //!   exception is not an error of the benchmark but a finding it reports (a MISSED row): a
 //!   kernel loss report is an ordinary frame in the output buffer, and an overflow of that
-//!   buffer can drop it.
-use std::{collections::BTreeMap, time::Duration};
+//!   buffer can drop it;
+//! - and from the records' own sequence numbers (`event.sequence`, per CPU `docker_listener.cpu`,
+//!   numbered from 0 by each CPU at load): no record is delivered twice (each (CPU, sequence)
+//!   once), and the numbers the events carry never go beyond what the agent says the kernel
+//!   numbered: on each CPU the highest seen + 1, summed over the CPUs, ≤ R + L. An agent that
+//!   under-counted its losses (or the kernel's records) would deliver numbers past that. The
+//!   numbers missing among those seen are shown (lost records, and records that are not events
+//!   of their own: forks, exits, threads); they cannot be checked against L one by one, since
+//!   the records that are not events leave the same holes.
+use std::{
+    collections::{BTreeMap, HashSet},
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -141,6 +152,32 @@ impl Scenario for LossStorm {
                 problems.push(format!("storm {i} made {ok}, {got} delivered: duplicates"));
             }
         }
+        // The records' own sequence numbers.
+        let mut seen = HashSet::new();
+        let mut highest: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut duplicates = 0u64;
+        for id in received.events.iter().filter_map(|(e, _)| e.record_id()) {
+            if !seen.insert(id) {
+                duplicates += 1;
+            }
+            let top = highest.entry(id.0).or_default();
+            *top = (*top).max(id.1 + 1);
+        }
+        let spanned: u64 = highest.values().sum();
+        let missing = spanned - seen.len() as u64;
+        if duplicates > 0 {
+            problems.push(format!("{duplicates} records delivered twice (the same CPU and sequence number)"));
+        }
+        if spanned > records + lost {
+            problems.push(format!(
+                "the events carry sequence numbers up to {spanned} records (summed over {} CPUs), but the agent \
+                 counted {records} received + {lost} lost",
+                highest.len()
+            ));
+        }
+        if seen.is_empty() {
+            problems.push("no event carries a sequence number (event.sequence, docker_listener.cpu)".to_owned());
+        }
         if lost != gaps {
             problems.push(format!(
                 "ebpf_lost={lost} but ebpf_seq_gaps={gaps}: the loss counters and the sequence numbers disagree"
@@ -202,6 +239,9 @@ impl Scenario for LossStorm {
             one("records received (R)", "records", 0, records as f64),
             one("records counted lost (L)", "records", 0, lost as f64),
             one("sequence gaps (G)", "records", 0, gaps as f64),
+            one("distinct sequence numbers in the events", "records", 0, seen.len() as f64),
+            one("highest sequence number + 1, summed over CPUs (≤ R + L)", "records", 0, spanned as f64),
+            one("sequence numbers missing below it (lost, or not events: forks, exits)", "records", 0, missing as f64),
             one("lost, as the loss events report", "records", 0, reported as f64),
             {
                 let mut m =
@@ -228,8 +268,12 @@ impl Scenario for LossStorm {
                  storm's events delivered + L + output-buffer drops ≥ what it made; the output-buffer drops \
                  ({dropped}) are all reported ({output_reports} loss events); the sink got {emitted_received} process \
                  and socket events of the {events} events the agent counted as emitted; the {loss_events} kernel loss \
-                 events report {reported} of the L = {lost} records lost",
-                records + gaps
+                 events report {reported} of the L = {lost} records lost; from the records' own sequence numbers: \
+                 {} events, each (CPU, sequence) once, numbered up to {spanned} ≤ R + L = {} on {} CPUs",
+                records + gaps,
+                seen.len(),
+                records + lost,
+                highest.len()
             ),
         ];
         let mut notes = notes;
