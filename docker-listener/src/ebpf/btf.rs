@@ -189,7 +189,7 @@ impl<'b> Btf<'b> {
             return None;
         }
         let end = self.starts.get((last - self.first_id + 1) as usize).map_or(self.types_end, |&s| s as usize);
-        let types = self.starts[0] as usize..end;
+        let types = *self.starts.first()? as usize..end;
         let mut out = Vec::with_capacity(HEADER_LEN + types.len() + self.strings.len());
         out.extend_from_slice(&self.data[..8]);
         out[4..8].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
