@@ -178,51 +178,12 @@ pub struct Kernel<'a> {
 pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'static str>, Vec<Door>), EbpfError> {
     let mut attached = Vec::new();
     let mut doors = Vec::new();
-    // One program at every system call's exit serves the 32-bit ABI and the exit-reported
-    // families (docker-listener-ebpf's syscall_exit.rs). Its verification is most of the
-    // start-up (1.2 s of the 1.8 s all programs take here): it runs on a thread of its own while
-    // the tracepoints' programs load and attach.
-    let families = || FAMILIES.iter().filter(|f| (f.enabled)(cfg));
-    let exit_wanted = if !cfg.compat && families().next().is_none() {
-        None
-    } else if !cfg!(target_arch = "x86_64") {
-        Some(Err("not an x86-64 host".to_owned()))
-    } else if !k.offsets {
-        Some(Err("the kernel has no BTF".to_owned()))
-    } else {
-        Some(k.btf.ok_or_else(|| "the kernel has no BTF".to_owned()).and_then(|btf| {
-            pt_regs_matches(k.pt_regs)?;
-            Ok(btf)
-        }))
-    };
-    type Loaded = Option<Result<(), String>>;
-    let (exit_loaded, net_loaded) = std::thread::scope(|s| -> Result<(Loaded, Loaded), EbpfError> {
-        let mut programs: std::collections::HashMap<&str, &mut aya::programs::Program> = ebpf.programs_mut().collect();
-        let verifying = match exit_wanted {
-            Some(Ok(btf)) => {
-                let program = programs.remove(EXIT_PROGRAM).ok_or(EbpfError::Missing(EXIT_PROGRAM))?;
-                let program: &mut BtfTracePoint =
-                    program.try_into().map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
-                Some(s.spawn(move || program.load("sys_exit", btf).map_err(|e| EbpfError::from_load(e).to_string())))
-            }
-            _ => None,
-        };
-        for &(prog, category, name, probe) in TRACEPOINTS {
-            if enabled(probe, cfg) {
-                let program = programs.get_mut(prog).ok_or(EbpfError::Missing(prog))?;
-                attach_tracepoint(program, prog, category, name)?;
-                attached.push(prog);
-            }
+    for &(prog, category, name, probe) in TRACEPOINTS {
+        if enabled(probe, cfg) {
+            tracepoint(ebpf, prog, category, name)?;
+            attached.push(prog);
         }
-        // The network family's own program, tail-called by the exit program for sends: loaded
-        // here too, put in place below once the exit program is attached.
-        let net = match exit_wanted {
-            Some(Ok(btf)) if cfg.dns || cfg.udp_flows => Some(load_net_program(&mut programs, btf)),
-            _ => None,
-        };
-        let exit = verifying.map(|h| h.join().unwrap_or_else(|_| Err("the exit program's load panicked".to_owned())));
-        Ok((exit, net))
-    })?;
+    }
     let any_syscall = cfg.exec || cfg.connect || cfg.bind || cfg.listen || cfg.accept || cfg.raw_sockets;
     doors.push(Door {
         name: "native system calls",
@@ -273,19 +234,25 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         blind: "parents of processes that do not exec, and lineage as it was at each fork",
     });
 
-    // The exit program, verified above, attached.
-    let exit = match (exit_wanted, exit_loaded) {
-        (None, _) => DoorState::Off,
-        (Some(Err(why)), _) | (_, Some(Err(why))) => DoorState::Unavailable(why),
-        (Some(Ok(_)), _) => {
-            let program: &mut BtfTracePoint = program(ebpf, EXIT_PROGRAM)?;
-            match program.attach() {
-                Ok(_) => {
-                    attached.push(EXIT_PROGRAM);
-                    DoorState::Active
-                }
-                Err(e) => DoorState::Unavailable(format!("{EXIT_PROGRAM} does not attach: {e}")),
+    // One program at every system call's exit serves the 32-bit ABI and the exit-reported
+    // families (docker-listener-ebpf's syscall_exit.rs).
+    let families = || FAMILIES.iter().filter(|f| (f.enabled)(cfg));
+    let exit = if !cfg.compat && families().next().is_none() {
+        DoorState::Off
+    } else if !cfg!(target_arch = "x86_64") {
+        DoorState::Unavailable("not an x86-64 host".into())
+    } else if !k.offsets {
+        DoorState::Unavailable("the kernel has no BTF".into())
+    } else {
+        match k.btf.ok_or_else(|| "the kernel has no BTF".to_owned()).and_then(|btf| {
+            pt_regs_matches(k.pt_regs)?;
+            btf_tracepoint(ebpf, btf, EXIT_PROGRAM, "sys_exit").map_err(|e| e.to_string())
+        }) {
+            Ok(()) => {
+                attached.push(EXIT_PROGRAM);
+                DoorState::Active
             }
+            Err(why) => DoorState::Unavailable(why),
         }
     };
     let compat = match (&exit, cfg.compat) {
@@ -295,15 +262,16 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         }
         (state, true) => state.clone(),
     };
-    let net = match (&exit, net_loaded) {
-        (DoorState::Active, Some(loaded)) => match loaded.and_then(|()| install_net_program(ebpf)) {
+    // The network family's own program, tail-called by the exit program for sends.
+    let net = match (&exit, cfg.dns || cfg.udp_flows, k.btf) {
+        (DoorState::Active, true, Some(btf)) => match net_program(ebpf, btf) {
             Ok(()) => {
                 attached.push(NET_PROGRAM);
                 DoorState::Active
             }
             Err(why) => DoorState::Unavailable(why),
         },
-        (state, _) => state.clone(),
+        (state, _, _) => state.clone(),
     };
     for f in FAMILIES {
         let own = f.kind == docker_listener_common::RecordKind::Network;
@@ -402,17 +370,7 @@ where
 }
 
 fn tracepoint(ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str) -> Result<(), EbpfError> {
-    attach_tracepoint(ebpf.program_mut(prog).ok_or(EbpfError::Missing(prog))?, prog, category, name)
-}
-
-fn attach_tracepoint(
-    program: &mut aya::programs::Program,
-    prog: &'static str,
-    category: &str,
-    name: &str,
-) -> Result<(), EbpfError> {
-    let program: &mut TracePoint =
-        program.try_into().map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))?;
+    let program: &mut TracePoint = program(ebpf, prog)?;
     program.load().map_err(EbpfError::from_load)?;
     program.attach(category, name).map_err(|e| {
         if !Path::new("/sys/kernel/tracing/events").exists() && !Path::new("/sys/kernel/debug/tracing/events").exists()
@@ -425,20 +383,11 @@ fn attach_tracepoint(
     Ok(())
 }
 
-/// Loads the network family's program (for `sys_exit`, attached to nothing).
-fn load_net_program(
-    programs: &mut std::collections::HashMap<&str, &mut aya::programs::Program>,
-    btf: &Btf,
-) -> Result<(), String> {
-    let program = programs.get_mut(NET_PROGRAM).ok_or(EbpfError::Missing(NET_PROGRAM).to_string())?;
-    let program: &mut BtfTracePoint =
-        (&mut **program).try_into().map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    program.load("sys_exit", btf).map_err(|e| EbpfError::from_load(e).to_string())
-}
-
-/// Puts the loaded network program where the exit program tail-calls it.
-fn install_net_program(ebpf: &mut Ebpf) -> Result<(), String> {
+/// Loads the network family's program (for `sys_exit`, attached to nothing) and puts it where
+/// the exit program tail-calls it.
+fn net_program(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
     let program: &mut BtfTracePoint = program(ebpf, NET_PROGRAM).map_err(|e| e.to_string())?;
+    program.load("sys_exit", btf).map_err(|e| EbpfError::from_load(e).to_string())?;
     let fd = program.fd().map_err(|e| e.to_string())?.try_clone().map_err(|e| e.to_string())?;
     let map = ebpf.map_mut("NET_PROGRAM").ok_or("the object has no NET_PROGRAM map")?;
     let mut slots = aya::maps::ProgramArray::try_from(map).map_err(|e| e.to_string())?;
