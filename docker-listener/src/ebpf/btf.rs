@@ -286,6 +286,20 @@ mod tests {
     }
 
     #[test]
+    fn no_types_no_prefix() {
+        let mut data = Vec::new();
+        data.extend_from_slice(&MAGIC.to_le_bytes());
+        data.extend_from_slice(&[1, 0]);
+        for v in [HEADER_LEN, 0, 0, 0, 1] {
+            data.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        data.push(0);
+        let btf = Btf::parse("empty", data, None).unwrap();
+        assert_eq!(btf.ids_by_name("x", None).count(), 0);
+        assert!(btf.prefix(1).is_none() && btf.prefix(7).is_none());
+    }
+
+    #[test]
     fn garbage_is_an_error() {
         assert!(Btf::parse("x", vec![0; 10], None).is_err());
         let mut data = sample();
