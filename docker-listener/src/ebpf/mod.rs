@@ -130,6 +130,9 @@ fn release_freed_heap() {
 impl EbpfProbes {
     /// Loads the object with this run's settings and attaches the enabled probes.
     pub fn load(cfg: &EbpfConfig) -> Result<EbpfProbes, EbpfError> {
+        if OBJECT.is_empty() {
+            return Err(EbpfError::NoObject);
+        }
         // aya's `EbpfLoader::new()` parses all of the kernel's BTF into its own types (~18 MiB
         // for a moment), whatever it is told next; made first, before anything else of the
         // start-up is alive, that moment is the agent's memory peak, and the rest of the start
@@ -139,9 +142,6 @@ impl EbpfProbes {
         // unit test checks the object).
         let mut loader = EbpfLoader::new();
         loader.btf(None);
-        if OBJECT.is_empty() {
-            return Err(EbpfError::NoObject);
-        }
         raise_memlock_limit();
         let mut pc = ProbeConfig::zeroed();
         pc.agent_tgid = std::process::id();
