@@ -5,8 +5,8 @@
 //! is asked about. Format: the kernel's `Documentation/bpf/btf.rst`.
 //!
 //! A module's BTF (overlayfs's, when it is a module) is *split*: its type ids and string offsets
-//! continue those of vmlinux, which it refers to; [`Btf::split`] reads it on top of its base.
-use std::ops::Range;
+//! continue those of vmlinux, which it refers to; [`Btf::read`] reads it on top of its base.
+use std::{ops::Range, path::Path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
@@ -59,19 +59,13 @@ fn u32_at(data: &[u8], at: usize) -> u32 {
     data.get(at..at + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-impl Btf<'static> {
-    /// Reads a complete (base) BTF file such as `/sys/kernel/btf/vmlinux`.
-    pub fn read(path: &str) -> Result<Btf<'static>, BtfError> {
-        let data = std::fs::read(path).map_err(|source| BtfError::Read { path: path.to_owned(), source })?;
-        Btf::parse(path, data, None)
-    }
-}
-
 impl<'b> Btf<'b> {
-    /// Reads a module's split BTF on top of `base` (its vmlinux).
-    pub fn split(path: &str, base: &'b Btf<'b>) -> Result<Btf<'b>, BtfError> {
-        let data = std::fs::read(path).map_err(|source| BtfError::Read { path: path.to_owned(), source })?;
-        Btf::parse(path, data, Some(base))
+    /// Reads a BTF file: a complete one such as `/sys/kernel/btf/vmlinux` (`base` `None`), or a
+    /// module's split BTF on top of its vmlinux.
+    pub fn read(path: &Path, base: Option<&'b Btf<'b>>) -> Result<Btf<'b>, BtfError> {
+        let name = path.display().to_string();
+        let data = std::fs::read(path).map_err(|source| BtfError::Read { path: name.clone(), source })?;
+        Btf::parse(&name, data, base)
     }
 
     /// Parses `data` (named `what` in errors). Little-endian only: the agent runs on x86-64.

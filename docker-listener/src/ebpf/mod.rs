@@ -187,7 +187,11 @@ impl EbpfProbes {
             Some(Err(e)) => {
                 // Not expected (offsets::inspect read the same bytes): the doors that need it
                 // say they are closed, as on a kernel without BTF.
-                tracing::warn!(error = %e, "aya cannot parse the kernel's BTF");
+                tracing::warn!(
+                    error = %e,
+                    "aya cannot parse the kernel's BTF: the process tree (fork) and the system-call exit programs \
+                     stay off (`docker-listener doctor` lists them); please report this with `uname -r`"
+                );
                 None
             }
             None => None,

@@ -102,8 +102,7 @@ impl std::fmt::Debug for AttachBtf {
 /// Reads the kernel's BTF once. Socket details are optional (their absence only blanks those
 /// fields): an IPv6-less kernel has no `skc_v6_daddr`.
 pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
-    let path = path.to_string_lossy();
-    let btf = Btf::read(&path).map_err(|e| OffsetsError::Btf(e.to_string()))?;
+    let btf = Btf::read(path, None).map_err(|e| OffsetsError::Btf(e.to_string()))?;
     let r = Resolver { btf };
     let sk = |field: &str| r.offset("sock", &["__sk_common", field]);
     let mut o = KernelOffsets {
@@ -238,7 +237,7 @@ fn overlay(r: &Resolver) -> Result<(u32, u32), String> {
              start dockerd (or `modprobe overlay`) before the agent"
         ));
     }
-    let module = Btf::split(OVERLAY_BTF, &r.btf).map_err(|e| format!("cannot read {OVERLAY_BTF}: {e}"))?;
+    let module = Btf::read(Path::new(OVERLAY_BTF), Some(&r.btf)).map_err(|e| e.to_string())?;
     members(&Resolver { btf: module }).map_err(|e| format!("{e} (in {OVERLAY_BTF})"))
 }
 
