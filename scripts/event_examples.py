@@ -42,6 +42,10 @@ CAPABLE_SCRIPT = "nsenter -t 1 -u true"
 FILES_SCRIPT = ("echo 'root:*:19000::::::' > /etc/shadow; sleep 1;\n    "
                 "cd /etc && cat ../etc//shadow; mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAA' > /root/.ssh/authorized_keys;\n    "
                 "chmod 644 shadow; chmod 600 shadow; su -s /bin/sh nobody -c 'cat /etc/shadow' 2>/dev/null; sleep 1")
+# open_by_handle_at ("shocker"): a container given CAP_DAC_READ_SEARCH opens the host's
+# /etc/shadow by the handle the host's name_to_handle_at gives, through its /etc/hostname (a file
+# the host bind-mounts into every container). The program prints nothing of the file here.
+HANDLE_SCRIPT = "/t/by_handle open /etc/hostname {handle} >/dev/null"
 STORM_SCRIPT = "for i in $(seq 8000); do /bin/true; done"
 # A container with a healthcheck every second: its passing checks are summarised when it stops.
 HEALTHY = ["docker", "run", "-d", "--network", "none", "--name", "api-1", "--health-cmd", "test -e /tmp/ready",
@@ -50,13 +54,15 @@ AFTER = ["docker", "run", "--rm", "--network", "none", "--name", "web-1", "--lab
          "--label", "com.docker.compose.service=web", IMAGE, "sh", "-c", SCRIPT]
 
 
-def tools(programs):
+def tools(programs, handle):
     return [
         ["docker", "run", "--rm", "--network", "none", "--name", "tools-1", "-v", f"{programs}:/t:ro", IMAGE, "sh",
          "-c", TOOLS_SCRIPT],
         ["docker", "run", "--rm", "--network", "none", "--name", "tools-2", "--cap-add", "SYS_ADMIN",
          "--security-opt", "seccomp=unconfined", "--uts=host", IMAGE, "sh", "-c", CAPABLE_SCRIPT],
         ["docker", "run", "--rm", "--network", "none", "--name", "files-1", IMAGE, "sh", "-c", FILES_SCRIPT],
+        ["docker", "run", "--rm", "--network", "none", "--name", "files-2", "--cap-add", "DAC_READ_SEARCH", "-v",
+         f"{programs}:/t:ro", IMAGE, "sh", "-c", HANDLE_SCRIPT.format(handle=handle)],
         # A storm of one identical exec: held back over the container's budget, and folded as
         # repeats (events-held-back, events-repeated).
         ["docker", "run", "--rm", "--network", "none", "--name", "ci-1", IMAGE, "sh", "-c", STORM_SCRIPT],
@@ -64,7 +70,7 @@ def tools(programs):
 
 
 def build_programs(out):
-    for name in ["bpf_load", "ptrace_poke", "setuid_root", "memfd_exec", "net_send"]:
+    for name in ["bpf_load", "ptrace_poke", "setuid_root", "memfd_exec", "net_send", "by_handle"]:
         subprocess.run(["gcc", "-O2", "-static", "-o", os.path.join(out, name), f"tests/programs/{name}.c"],
                        check=True)
 
@@ -83,6 +89,7 @@ def pick(evs):
     """The example each marker names."""
     mine = lambda name: [e for e in evs if e.get("container", {}).get("name") == name]
     web, db, t1, t2, f1 = mine("web-1"), mine("db-1"), mine("tools-1"), mine("tools-2"), mine("files-1")
+    f2 = mine("files-2")
     api, ci = mine("api-1"), mine("ci-1")
     act = lambda es, a: [e for e in es if e.get("event", {}).get("action") == a]
     args_of = lambda e: e.get("process", {}).get("args", [])
@@ -128,6 +135,7 @@ def pick(evs):
                                    "file-read-refused"),
         "file-create": first(act(f1, "file-create"), "file-create"),
         "file-chmod": first(act(f1, "file-chmod"), "file-chmod"),
+        "file-open-by-handle": first(act(f2, "file-open-by-handle"), "file-open-by-handle"),
         "healthcheck-summary": first(act(api, "healthcheck-summary"), "healthcheck-summary"),
         "events-held-back": first(act(ci, "events-held-back"), "events-held-back"),
         "events-repeated": first([e for e in act(ci, "events-repeated") if args_of(e)[:1] == ["/bin/true"]],
@@ -154,12 +162,15 @@ def rewrite(doc, examples):
 def main():
     if os.geteuid() != 0:
         sys.exit("run as root (the daemon loads eBPF programs)")
-    subprocess.run(["docker", "rm", "-f", "db-1", "web-1", "tools-1", "tools-2", "files-1", "ci-1", "api-1"],
+    subprocess.run(["docker", "rm", "-f", "db-1", "web-1", "tools-1", "tools-2", "files-1", "files-2", "ci-1",
+                    "api-1"],
                    capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
         programs = os.path.join(tmp, "t")
         os.mkdir(programs)
         build_programs(programs)
+        handle = subprocess.run([os.path.join(programs, "by_handle"), "name", "/etc/shadow"], check=True,
+                                capture_output=True, text=True).stdout.strip()
         out = os.path.join(tmp, "out.ndjson")
         subprocess.run(BEFORE, check=True, capture_output=True)
         agent = None
@@ -178,7 +189,7 @@ def main():
                 time.sleep(0.1)
             subprocess.run(HEALTHY, check=True, capture_output=True)
             subprocess.run(AFTER, check=True, capture_output=True)
-            for cmd in tools(programs):
+            for cmd in tools(programs, handle):
                 subprocess.run(cmd, check=True, capture_output=True)
             time.sleep(2)
             subprocess.run(["docker", "rm", "-f", "api-1"], check=True, capture_output=True)

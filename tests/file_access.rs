@@ -5,7 +5,8 @@
 //! and its rule fires. Files created where a sensitive one belongs (`/etc/ld.so.preload`,
 //! `/root/.ssh/authorized_keys` in a directory made for it) are reported as created. A host
 //! process reading the host's /etc/shadow, and a container's ordinary opens, make no event; a
-//! configured entry replaces the defaults.
+//! configured entry replaces the defaults. Every `open_by_handle_at` of a container (the
+//! "shocker" escape) is reported, refused or not, and a host file opened by handle is named.
 mod support;
 
 use std::{process::Command, time::Duration};
@@ -482,5 +483,103 @@ fn refused_opens_of_sensitive_files_are_reported_as_failures() {
         (Some("file-write"), Some("EROFS"))
     );
     assert_eq!(evaluate(&rules, ro_passwd[0]), Some(100_065));
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
+/// open_by_handle_at, the "shocker" escape's call: a handle names a file by its inode, with no
+/// path, so a container allowed the call (`CAP_DAC_READ_SEARCH`) opens a host file through the
+/// host file bind-mounted at its /etc/hostname. A default container is refused (Docker's
+/// seccomp profile): reported as a failure, with the handle and the mount's file, rule 100066.
+/// One with the capability reads the host's file, through both ABIs: reported with the file the
+/// kernel opened (its inode, its path from its filesystem's root, beyond the mount), rule
+/// 100067. The host doing the same makes no event.
+#[test]
+fn opens_by_handle_are_reported_refused_or_not_and_a_host_file_is_named() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    // The host file, on the filesystem of the containers' /etc/hostname (Docker's data root).
+    let root = docker(&["info", "--format", "{{.DockerRootDir}}"]).trim().to_owned();
+    let dir = TempDir(std::path::PathBuf::from(&root).join(unique("handle")));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let secret = dir.path("secret");
+    std::fs::write(&secret, "host-secret\n").unwrap();
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&secret).unwrap());
+    let by_handle = programs().join("by_handle");
+    let out = run_to_exit(Command::new(&by_handle).arg("name").arg(&secret));
+    assert!(out.status.success(), "name_to_handle_at on the host: {out:?}");
+    let out = String::from_utf8(out.stdout).unwrap();
+    let (kind, hex) = out.trim().split_once(' ').expect("TYPE HEX");
+    let (kind, hex) = (kind.to_owned(), hex.to_owned());
+
+    let mut agent = start_agent("file-handle", json!({}));
+    // The host: the same call, allowed and successful, and not an event.
+    let host = run_to_exit(Command::new(&by_handle).arg("open").arg(&secret).args([&kind, &hex]));
+    assert!(String::from_utf8_lossy(&host.stdout).contains("read: host-secret"), "{host:?}");
+    let name = unique("handle");
+    let allowed = format!("{name}-cap");
+    let _c = Containers(vec![name.clone(), allowed.clone()]);
+    let call = format!("open /etc/hostname {kind} {hex}");
+    let done = format!("done-{name}");
+    run_detached(&name, &["-v", &programs_volume()], &format!("/t/by_handle {call}; /bin/echo {done}; sleep 60"));
+    let allowed_done = format!("done-{allowed}");
+    run_detached(
+        &allowed,
+        &["-v", &programs_volume(), "--cap-add", "DAC_READ_SEARCH"],
+        &format!("/t/by_handle {call}; /t/by_handle_32 {call}; /bin/echo {allowed_done}; sleep 60"),
+    );
+    let events = wait_events(&agent, "both containers' last execs", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, &done).is_empty() && !execs_with_arg(e, &allowed_done).is_empty()
+    });
+    // The premise: the container with the capability really read the host's file.
+    let logs = docker(&["logs", &allowed]);
+    assert_eq!(logs.matches("read: host-secret").count(), 2, "{logs}");
+    let by_handle_events = |n: &str| -> Vec<&Value> {
+        mine(&events, n).into_iter().filter(|e| e["event"]["action"] == "file-open-by-handle").collect()
+    };
+
+    let refused = by_handle_events(&name);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    let e = refused[0];
+    let fa = &e["docker_listener"]["file_access"];
+    assert_eq!(
+        (e["event"]["outcome"].as_str(), e["error"]["code"].as_str(), fa["mount_file"].as_str()),
+        (Some("failure"), Some("EPERM"), Some("/etc/hostname")),
+        "{e}"
+    );
+    assert_eq!(
+        (fa["handle"]["type"].to_string(), fa["handle"]["bytes"].as_str()),
+        (kind.clone(), Some(hex.as_str())),
+        "{e}"
+    );
+    assert!(e.get("file").is_none(), "a refused call opened no file: {e}");
+    assert_eq!(evaluate(&rules, e), Some(100_066), "{e}");
+
+    let opened = by_handle_events(&allowed);
+    let abis: Vec<&str> =
+        opened.iter().map(|e| e["docker_listener"]["syscall"]["abi"].as_str().unwrap_or("x64")).collect();
+    assert_eq!(abis, ["x64", "ia32"], "{opened:#?}");
+    for e in &opened {
+        let fa = &e["docker_listener"]["file_access"];
+        assert_eq!(e["event"]["outcome"], "success", "{e}");
+        assert_eq!(e["file"]["inode"], ino.to_string(), "the file the kernel opened: {e}");
+        // From its filesystem's root: the host path, or its end when Docker's data root is a
+        // filesystem of its own.
+        let path = e["file"]["path"].as_str().unwrap_or("");
+        assert!(secret.to_str().unwrap().ends_with(path) && path.ends_with("/secret"), "{e}");
+        assert_eq!(fa["outside_mount"], true, "{e}");
+        assert_eq!(fa["handle"]["bytes"].as_str(), Some(hex.as_str()), "{e}");
+        assert_eq!(evaluate(&rules, e), Some(100_067), "{e}");
+    }
+    // The host's call: no event (every event is a container's).
+    let others: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["event"]["action"] == "file-open-by-handle"
+                && e["container"]["name"] != name.as_str()
+                && e["container"]["name"] != allowed.as_str()
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:#?}");
     assert_eq!(agent.daemon.stop(), 0);
 }

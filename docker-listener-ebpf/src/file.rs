@@ -24,7 +24,9 @@ use docker_listener_common::{
     ExeFile, RecordKind, exe_flags,
     family::{
         ARG_PATH_CAP, STRING_TRUNCATED,
-        file::{AT_FDCWD, FileRecord, PathRecord, access, access_of, matched, name_args, oflag, op, pseudo},
+        file::{
+            AT_FDCWD, FileRecord, HANDLE_CAP, PathRecord, access, access_of, matched, name_args, oflag, op, pseudo,
+        },
     },
 };
 
@@ -100,8 +102,8 @@ fn arguments(op: u32, a: &[u64; 6]) -> (u32, u32, u64) {
             unsafe { bpf_probe_read_user(how.as_mut_ptr().cast(), 16, a[2] as *const _) };
             (how[0] as u32, how[1] as u32, a[1])
         }
-        // open_by_handle_at(mount_fd, handle, flags): no path.
-        _ => (a[2] as u32, 0, 0),
+        // (open_by_handle_at is a `PathRecord` call: `by_handle`.)
+        _ => (0, 0, 0),
     }
 }
 
@@ -243,7 +245,7 @@ unsafe fn classify<M: Mem>(file: *const u8, open_flags: u32, want: u32) -> u32 {
     }
 }
 
-/// open, creat, openat, openat2, open_by_handle_at: `ret` is the new descriptor. `task` is the
+/// open, creat, openat, openat2: `ret` is the new descriptor. `task` is the
 /// BTF-typed current task.
 #[inline(always)]
 pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
@@ -323,6 +325,9 @@ pub fn on_path_exit(op_: u32, a: &[u64; 6], ret: i64, flags: u32) {
             return;
         }
     }
+    if op_ == op::BY_HANDLE {
+        how = matched::HANDLE;
+    }
     let (ni, di, n2i, _) = name_args(op_);
     let (ni, di, n2i) = (path::opaque(ni), path::opaque(di), path::opaque(n2i));
     let arg = |i: usize| a.get(i).copied().unwrap_or(0);
@@ -338,6 +343,19 @@ pub fn on_path_exit(op_: u32, a: &[u64; 6], ret: i64, flags: u32) {
         (*r).name_len = n;
         let (n2, cut2) = user_str(arg(n2i), (*r).name2.as_mut_ptr(), cap);
         (*r).name2_len = n2;
+        if op_ == op::BY_HANDLE {
+            // The handle (binary, not a string): its head and bytes, or its head alone when the
+            // whole would cross into unmapped memory.
+            let h = arg(1) as *const core::ffi::c_void;
+            let dst = (*r).name2.as_mut_ptr().cast();
+            (*r).name2_len = if bpf_probe_read_user(dst, HANDLE_CAP as u32, h) == 0 {
+                HANDLE_CAP as u32
+            } else if bpf_probe_read_user(dst, 8, h) == 0 {
+                8
+            } else {
+                0
+            };
+        }
         if cut || cut2 {
             (*r).call.flags |= STRING_TRUNCATED;
         }

@@ -303,6 +303,9 @@ fn routed(ctx: &BtfTracePointContext, regs: *const u8, id: i64) -> u32 {
         // A refused open (nothing opened) is sent as a change by name is: one place for both.
         let (op, args) = if op >= file::op::FIRST_PATH_OP {
             (op, a)
+        } else if op == file::op::OPEN_BY_HANDLE_AT {
+            // Every one, whatever it opened or was refused: a handle is no path in the container.
+            file::by_handle(&a, ret)
         } else if ret >= 0 {
             file_family::on_exit(task, op, &a, ret, fl);
             return 0;

@@ -40,6 +40,24 @@ pub mod op {
     pub const REFUSED_CREAT: u32 = 36;
     pub const REFUSED_OPENAT: u32 = 37;
     pub const REFUSED_OPENAT2: u32 = 38;
+    /// open_by_handle_at, every call whatever its result (`by_handle`): a handle names a file
+    /// of the filesystem behind `mount_fd` with no path, so nothing bounds it to the container's
+    /// files ("shocker": a container allowed it reads the host's). Arguments: (mount_fd, handle,
+    /// flags, the descriptor walked for `base`: the opened file, or `mount_fd` when the call
+    /// failed).
+    pub const BY_HANDLE: u32 = 40;
+}
+
+/// Bytes of a `struct file_handle` a `BY_HANDLE` record keeps (in `name2`): its 8-byte head
+/// (`handle_bytes`, `handle_type`) and up to 40 bytes of the handle (the kernel's largest,
+/// `MAX_HANDLE_SZ`, is 128; the filesystems a container sits on use 8 to 40).
+pub const HANDLE_CAP: usize = 48;
+
+/// The `PathRecord` call of an open_by_handle_at that returned `ret`: (operation, arguments).
+#[inline(always)]
+pub const fn by_handle(a: &[u64; 6], ret: i64) -> (u32, [u64; 6]) {
+    let base = if ret >= 0 { ret as u64 } else { a[0] };
+    (op::BY_HANDLE, [a[0], a[1], a[2], base, 0, 0])
 }
 
 /// The errors that make a failed open an attempt worth reporting: the caller was refused the
@@ -82,6 +100,8 @@ pub const fn name_args(op: u32) -> (usize, usize, usize, usize) {
         op::REFUSED_OPEN | op::REFUSED_CREAT | op::REFUSED_OPENAT | op::REFUSED_OPENAT2 => (1, 0, NONE, NONE),
         op::RENAME | op::LINK => (0, NONE, 1, NONE),
         op::RENAMEAT | op::RENAMEAT2 | op::LINKAT => (1, 0, 3, 2),
+        // No name; the base is the file the call opened, or the mount's it named.
+        op::BY_HANDLE => (NONE, 3, NONE, NONE),
         // fchmod, fchown.
         _ => (NONE, 0, NONE, NONE),
     }
@@ -146,6 +166,9 @@ pub mod matched {
     /// An O_CREAT open in (or one level below) a directory marked `access::PARENT`: the daemon
     /// decides by the walked path.
     pub const CREATED: u32 = 8;
+    /// open_by_handle_at: every one is reported, the base is the file it opened (or the
+    /// mount's, refused).
+    pub const HANDLE: u32 = 16;
 }
 
 /// The pseudo-files matched by name on their filesystem (the kernel's dentry, not a string the

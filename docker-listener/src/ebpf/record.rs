@@ -320,7 +320,12 @@ fn exe_path(buf: &[u8], flags: u32) -> String {
     }
     let joined = parts.join("/");
     if flags & exe_flags::DETACHED != 0 {
-        joined
+        // A walk that ended at a filesystem's root (a file opened by handle beyond its mount):
+        // that root's name is "/", the path is from it.
+        match joined.strip_prefix('/') {
+            Some(rest) if rest.starts_with('/') => rest.to_owned(),
+            _ => joined,
+        }
     } else if flags & exe_flags::TRUNCATED != 0 {
         format!("{CUT}/{joined}")
     } else {
@@ -568,6 +573,7 @@ mod tests {
         assert_eq!(exe_path(b"x\0lib\0", exe_flags::TRUNCATED), "…/lib/x");
         assert_eq!(exe_path(b"", 0), "/");
         assert_eq!(exe_path(b"memfd:a b\0", exe_flags::DETACHED), "memfd:a b");
+        assert_eq!(exe_path(b"shadow\0etc\0/\0", exe_flags::DETACHED), "/etc/shadow");
         // Too long: the leaf end, the gap, the top-most component.
         assert_eq!(exe_path(b"x\0a\0\0tmp\0", exe_flags::GAP), "/tmp/…/a/x");
     }

@@ -28,9 +28,8 @@ pub const FAMILY: Family = Family {
     switch: switch::FILE,
     enabled: |c| c.file_access,
     decode,
-    sees: "opens and changes of sensitive files (open, creat, openat, openat2, open_by_handle_at, and the refused \
-           opens of the first four; unlink, rename, \
-           link, chmod, chown, truncate and their *at forms; fchmod, fchown)",
+    sees: "opens and changes of sensitive files (open, creat, openat, openat2, and their refused opens; unlink, \
+           rename, link, chmod, chown, truncate and their *at forms; fchmod, fchown) and every open_by_handle_at",
 };
 
 use docker_listener_common::magic::OVERLAYFS as OVERLAYFS_SUPER_MAGIC;
@@ -55,6 +54,9 @@ pub struct FileAccess {
 }
 
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
+    if head.op == op::BY_HANDLE {
+        return super::file_handle::decode(head, bytes);
+    }
     if head.op >= op::FIRST_PATH_OP {
         return super::file_change::decode(head, bytes);
     }
@@ -148,8 +150,7 @@ impl FileAccess {
             op::OPEN => "open",
             op::CREAT => "creat",
             op::OPENAT => "openat",
-            op::OPENAT2 => "openat2",
-            _ => "open_by_handle_at",
+            _ => "openat2",
         }
     }
 

@@ -8,6 +8,7 @@ pub mod bpf;
 pub mod cred;
 pub mod file;
 pub mod file_change;
+pub mod file_handle;
 pub mod kmod;
 pub mod namespace;
 pub mod net;
@@ -80,6 +81,7 @@ pub enum Detail {
     Privilege(cred::CredChange),
     File(file::FileAccess),
     FileChange(file_change::FileChange),
+    FileHandle(file_handle::OpenByHandle),
     Net(net::Send),
 }
 
@@ -207,7 +209,12 @@ impl CallBody {
             Detail::Namespace(n) => n.resolve(ctx),
             Detail::Privilege(c) => c.resolve(call.meta.tgid, ctx),
             // (Resolved before: the correlator drops what is not an event.)
-            Detail::KernelModule(_) | Detail::Bpf(_) | Detail::File(_) | Detail::FileChange(_) | Detail::Net(_) => {}
+            Detail::KernelModule(_)
+            | Detail::Bpf(_)
+            | Detail::File(_)
+            | Detail::FileChange(_)
+            | Detail::FileHandle(_)
+            | Detail::Net(_) => {}
         }
         CallBody { process, parent, call }
     }
@@ -229,6 +236,7 @@ impl CallBody {
             Detail::Privilege(d) => d.kind(),
             Detail::File(d) => d.kind(),
             Detail::FileChange(d) => d.kind(),
+            Detail::FileHandle(d) => d.kind(),
             Detail::Net(d) => d.kind(),
         }
     }
@@ -242,6 +250,7 @@ impl CallBody {
             Detail::Privilege(d) => d.syscall(),
             Detail::File(d) => d.syscall(),
             Detail::FileChange(d) => d.syscall(),
+            Detail::FileHandle(d) => d.syscall(),
             Detail::Net(d) => d.syscall(),
         }
     }
@@ -268,6 +277,7 @@ impl CallBody {
         match &self.call.detail {
             Detail::File(f) => f.write_file(m)?,
             Detail::FileChange(f) => f.write_file(m)?,
+            Detail::FileHandle(f) => f.write_file(m)?,
             Detail::Net(n) => n.write_top(m)?,
             _ => {}
         }
@@ -284,6 +294,7 @@ impl CallBody {
             Detail::Privilege(d) => d.write(m)?,
             Detail::File(d) => d.write(m)?,
             Detail::FileChange(d) => d.write(m)?,
+            Detail::FileHandle(d) => d.write(m)?,
             Detail::Net(d) => d.write(m)?,
         }
         if self.call.truncated {
