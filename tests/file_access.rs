@@ -583,3 +583,53 @@ fn opens_by_handle_are_reported_refused_or_not_and_a_host_file_is_named() {
     assert!(others.is_empty(), "{others:#?}");
     assert_eq!(agent.daemon.stop(), 0);
 }
+
+/// Opens run by io_uring have no system call: `IORING_OP_OPENAT` and `IORING_OP_OPENAT2` of
+/// /etc/shadow are matched at their completion as an open(2)'s are (the file, by its inode),
+/// and fire the same rule; an ordinary file opened the same way makes no event. Docker's
+/// seccomp profile refuses io_uring, so the container runs without it, as operators' do.
+#[test]
+fn sensitive_files_opened_through_io_uring_are_matched() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("file-uring", json!({}));
+    let name = unique("file-uring");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_after_release(
+        &name,
+        &["-v", &programs_volume(), "--security-opt", "seccomp=unconfined"],
+        "/t/uring_open /etc/shadow > /tmp/out; /t/uring_open /etc/hostname >> /tmp/out",
+        &done,
+    );
+    release_when_matched(&agent, &name);
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    let out = docker(&["exec", &name, "cat", "/tmp/out"]);
+    assert_eq!(out.matches("(ok)").count(), 4, "the premise: each open through the ring succeeded: {out}");
+    let uring: Vec<&Value> = file_events(&mine(&events, &name))
+        .into_iter()
+        .filter(|e| e["process"]["executable"] == "/t/uring_open")
+        .collect();
+    let got: Vec<(&str, &str, &str)> = uring
+        .iter()
+        .map(|e| {
+            (
+                e["docker_listener"]["syscall"]["name"].as_str().unwrap_or(""),
+                e["event"]["action"].as_str().unwrap_or(""),
+                e["file"]["path"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("IORING_OP_OPENAT", "file-read", "/etc/shadow"), ("IORING_OP_OPENAT2", "file-read", "/etc/shadow")],
+        "{uring:#?}"
+    );
+    for e in &uring {
+        assert_eq!(e["docker_listener"]["file_access"]["sensitive"], "/etc/shadow", "{e}");
+        assert_eq!(evaluate(&rules, e), Some(100_051), "{e}");
+    }
+    assert_eq!(agent.daemon.stop(), 0);
+}

@@ -447,7 +447,14 @@ pub struct KernelOffsets {
     pub ovl_inode_upperdentry: u32,
     /// 1 when both were resolved.
     pub ovl_valid: u32,
-    pub _pad_ovl: u32,
+    /// `io_kiocb.opcode` (io_uring's request: which operation completed); 0 when unresolved
+    /// (the member is never first: the request's file is).
+    pub io_kiocb_opcode: u32,
+    /// `file.f_flags` and `file.f_mode` (an io_uring open's flags and access, read from the
+    /// file it made); 0 when unresolved.
+    pub file_f_flags: u32,
+    pub file_f_mode: u32,
+    pub _pad_uring: u32,
 }
 
 /// Words of the kernel's bit sets (`CONTAINER_BITS`, `SENSITIVE_BITS`): 65536 bits, a value's

@@ -19,15 +19,23 @@
 //! its filesystem's magic. Only a hit goes on to the hash lookups (`SENSITIVE`, then the exact
 //! container filter `CONTAINERS`) and the record. A descriptor the embedded array does not hold
 //! takes the same checks through `bpf_probe_read_kernel`.
-use aya_ebpf::helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user};
+use aya_ebpf::{
+    helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_kernel_str, bpf_probe_read_user},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
 use docker_listener_common::{
     ExeFile, RecordKind, exe_flags,
     family::{
         ARG_PATH_CAP, STRING_TRUNCATED,
         file::{
-            AT_FDCWD, FileRecord, HANDLE_CAP, PathRecord, access, access_of, matched, name_args, oflag, op, pseudo,
+            AT_FDCWD, FileRecord, HANDLE_CAP, PathRecord, access, access_of, by_handle, matched, name_args, oflag, op,
+            pseudo,
         },
+        switch,
     },
+    flags,
+    syscalls::{ia32, x64},
 };
 
 use crate::{
@@ -35,7 +43,7 @@ use crate::{
     maps::{CONTAINER_BITS, CONTAINERS, SENSITIVE, SENSITIVE_BITS, bit_set, config},
     maps::{reserve, submit},
     path,
-    syscall_exit::{call_head, user_str},
+    syscall_exit::{call_head, in_compat, reg, regs, user_str},
 };
 
 /// How the checks read kernel memory: plain loads through BTF-typed pointers, or the helper.
@@ -275,15 +283,62 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
     if how == 0 || (config!(trace_host) == 0 && unsafe { CONTAINERS.get(&cgroup) }.is_none()) {
         return;
     }
+    report(file, Open { op, ret, flags, open_flags, mode, how, want, requested });
+}
+
+/// A file opened by io_uring (`IORING_OP_OPENAT`, `_OPENAT2`: `op` is `URING_OPENAT*`), at the
+/// request's completion, `fd` the descriptor it made. Run by the process's thread that
+/// submitted it or by one of its io_uring workers: threads of the process, in its cgroup, with
+/// its descriptor table. The request's arguments are gone by then (its path is freed): the
+/// flags and the access are the file's own (`f_flags`, `f_mode`), and there is no requested
+/// path. Rare: the exact container filter first, helper reads.
+#[inline(always)]
+pub fn on_uring_open(op: u32, fd: i32) {
+    if config!(offsets.exe_valid) == 0 || config!(offsets.file_f_mode) == 0 || !crate::maps::traced() {
+        return;
+    }
+    let Some(file) = (unsafe { crate::kernel::file_of_fd(fd) }) else { return };
+    let open_flags: u32 = unsafe { read0(file, config!(offsets.file_f_flags)) };
+    let fmode: u32 = unsafe { read0(file, config!(offsets.file_f_mode)) };
+    let want =
+        fmode & (docker_listener_common::family::file::FMODE_READ | docker_listener_common::family::file::FMODE_WRITE);
+    // (The kernel clears O_CREAT from a file's flags once it is open: a file created in a
+    // sensitive directory is matched by its directory, not as created.)
+    let how = unsafe { classify::<Probe>(file, 0, want) };
+    if how == 0 {
+        return;
+    }
+    // Opaque: each way of matching would otherwise reach the walk as a state of its own.
+    let (how, want) = (path::opaque(how as usize) as u32, path::opaque(want as usize) as u32);
+    report(file, Open { op, ret: fd as i64, flags: 0, open_flags, mode: 0, how, want, requested: 0 });
+}
+
+/// What a `FileRecord` says of an open, beside the file.
+struct Open {
+    op: u32,
+    ret: i64,
+    flags: u32,
+    open_flags: u32,
+    mode: u32,
+    how: u32,
+    want: u32,
+    /// The caller's path argument (0: none).
+    requested: u64,
+}
+
+/// Sends the record of an open that matched.
+#[inline(always)]
+fn report(file: *const u8, o: Open) {
     let Some((mut entry, header)) = reserve::<FileRecord>(RecordKind::FileAccess) else { return };
     let r = entry.as_mut_ptr();
+    let (ret, requested) = (o.ret, o.requested);
     unsafe {
-        (*r).call = call_head(header, op, ret, flags);
+        (*r).call = call_head(header, o.op, ret, o.flags);
         (*r).fd = ret as i32;
-        (*r).open_flags = open_flags;
-        (*r).mode = mode;
-        (*r).matched = how;
-        (*r).access = want;
+        (*r).open_flags = o.open_flags;
+        (*r).mode = o.mode;
+        (*r).matched = o.how;
+        (*r).access = o.want;
         let dentry: *const u8 = read0(file, config!(offsets.file_f_path) + config!(offsets.path_dentry));
         let parent: *const u8 = read0(dentry, config!(offsets.dentry_d_parent));
         let pinode: *const u8 = read0(parent, config!(offsets.dentry_d_inode));
@@ -312,11 +367,12 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
 /// the verifier goes through the rest (two strings, a descriptor, the walk) once, not once per
 /// call.
 #[inline(always)]
-pub fn on_path_exit(op_: u32, a: &[u64; 6], ret: i64, flags: u32) {
+pub fn on_path_exit<const HANDLE: bool>(op_: u32, a: &[u64; 6], ret: i64, flags: u32) {
     if config!(offsets.exe_valid) == 0 || !crate::maps::traced() {
         return;
     }
-    let by_fd = matches!(op_, op::FCHMOD | op::FCHOWN | op::FCHOWN16);
+    let by_fd = !HANDLE && matches!(op_, op::FCHMOD | op::FCHOWN | op::FCHOWN16);
+    let handle = HANDLE;
     let mut how = 0;
     if by_fd {
         let Some(f) = (unsafe { crate::kernel::file_of_fd(a[0] as i32) }) else { return };
@@ -325,7 +381,7 @@ pub fn on_path_exit(op_: u32, a: &[u64; 6], ret: i64, flags: u32) {
             return;
         }
     }
-    if op_ == op::BY_HANDLE {
+    if handle {
         how = matched::HANDLE;
     }
     let (ni, di, n2i, _) = name_args(op_);
@@ -343,7 +399,7 @@ pub fn on_path_exit(op_: u32, a: &[u64; 6], ret: i64, flags: u32) {
         (*r).name_len = n;
         let (n2, cut2) = user_str(arg(n2i), (*r).name2.as_mut_ptr(), cap);
         (*r).name2_len = n2;
-        if op_ == op::BY_HANDLE {
+        if handle {
             // The handle (binary, not a string): its head and bytes, or its head alone when the
             // whole would cross into unmapped memory.
             let h = arg(1) as *const core::ffi::c_void;
@@ -383,4 +439,33 @@ pub fn on_path_exit(op_: u32, a: &[u64; 6], ret: i64, flags: u32) {
         }
     }
     submit(entry);
+}
+
+/// The file-access family's program for open_by_handle_at: `sys_exit` like the exit program,
+/// which tail-calls it for that call's numbers (it is attached to nothing itself). Every call
+/// of a traced process is reported, whatever its result, as a `PathRecord` (`op::BY_HANDLE`):
+/// the handle as passed, and the file the call opened (refused: `mount_fd`'s), walked. Verified
+/// on its own: on older kernels (6.1) the exit program is within a quarter of the verifier's
+/// limit, and one more walk there would pass it.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn raw_sys_exit_handle(ctx: BtfTracePointContext) -> u32 {
+    let regs: *const u8 = ctx.arg(0);
+    let id = reg(regs, regs::ORIG_AX) as i64;
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let compat = in_compat(task);
+    let ours = if compat { id == ia32::OPEN_BY_HANDLE_AT } else { id == x64::OPEN_BY_HANDLE_AT };
+    if !ours || config!(families) & switch::FILE == 0 {
+        return 0;
+    }
+    let ret: i64 = ctx.arg(1);
+    let (a, fl) = if compat {
+        let r = |off| reg(regs, off) & 0xffff_ffff;
+        ([r(regs::BX), r(regs::CX), r(regs::DX), 0, 0, 0], flags::COMPAT)
+    } else {
+        let r = |off| reg(regs, off);
+        ([r(regs::DI), r(regs::SI), r(regs::DX), 0, 0, 0], 0)
+    };
+    let (op_, args) = by_handle(&a, ret);
+    on_path_exit::<true>(op_, &args, ret, fl);
+    0
 }

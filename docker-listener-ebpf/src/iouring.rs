@@ -10,8 +10,15 @@
 //! - `io_uring:io_uring_create`: a traced process set up a ring. What else it does through the
 //!   ring (accept, send, file access) no system call shows: the event makes the blind spot
 //!   visible.
+//! - `io_uring:io_uring_complete`: a request completed. An open (`IORING_OP_OPENAT`,
+//!   `IORING_OP_OPENAT2`) that made a descriptor goes to the file-access family, which matches
+//!   the file as it matches an open(2)'s (`file::on_uring_open`).
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext};
-use docker_listener_common::{IoUringRecord, RecordKind, SockAddr, SocketRecord, flags, sock_op};
+use docker_listener_common::{
+    IoUringRecord, RecordKind, SockAddr, SocketRecord,
+    family::file::{op as file_op, uring_op},
+    flags, sock_op,
+};
 
 use crate::{
     compat::in_reported_connect,
@@ -115,5 +122,26 @@ pub fn io_uring_create(ctx: TracePointContext) -> u32 {
         (*r)._pad = 0;
     }
     submit(entry);
+    0
+}
+
+/// io_uring_complete: req at 16, res at 32 (checked against tracefs by the daemon). Every
+/// completion of every ring of the host comes here: the result and the operation code (one
+/// helper read) reject all but successful opens before anything else.
+#[tracepoint]
+pub fn io_uring_complete(ctx: TracePointContext) -> u32 {
+    let res: i32 = unsafe { ctx.read_at(32) }.unwrap_or(-1);
+    let off = crate::maps::config!(offsets.io_kiocb_opcode);
+    if res < 0 || off == 0 {
+        return 0;
+    }
+    let req: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let opcode: u8 = unsafe { crate::kernel::read0(req as *const u8, off) };
+    let op = match opcode {
+        uring_op::OPENAT => file_op::URING_OPENAT,
+        uring_op::OPENAT2 => file_op::URING_OPENAT2,
+        _ => return 0,
+    };
+    crate::file::on_uring_open(op, res);
     0
 }

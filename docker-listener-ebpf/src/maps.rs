@@ -60,6 +60,11 @@ pub static FLOWS: LruHashMap<FlowKey, u8> = LruHashMap::with_max_entries(16384, 
 #[map]
 pub static NET_PROGRAM: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
+/// The file-access family's program for open_by_handle_at (`file.rs`), which the exit program
+/// tail-calls for that call's numbers: slot 0, filled by the daemon when the family is on.
+#[map]
+pub static HANDLE_PROGRAM: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
 /// The network family's work area (`net.rs`).
 #[map]
 pub static NET_SCRATCH: PerCpuArray<crate::net::NetScratch> = PerCpuArray::with_max_entries(1, 0);

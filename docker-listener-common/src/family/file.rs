@@ -10,6 +10,10 @@ pub mod op {
     pub const OPENAT: u32 = 3;
     pub const OPENAT2: u32 = 4;
     pub const OPEN_BY_HANDLE_AT: u32 = 5;
+    /// Opens run by io_uring (`IORING_OP_OPENAT`, `IORING_OP_OPENAT2`), no system call of
+    /// their own: seen at their completion (`io_uring:io_uring_complete`).
+    pub const URING_OPENAT: u32 = 6;
+    pub const URING_OPENAT2: u32 = 7;
     // Calls that change a file by its name (a `PathRecord`), from here on.
     pub const FIRST_PATH_OP: u32 = 16;
     pub const UNLINK: u32 = 16;
@@ -189,6 +193,16 @@ pub mod pseudo {
         (CGROUP_SUPER_MAGIC, b"notify_on_release\0", WRITE),
     ];
 }
+
+/// io_uring's operation codes (`IORING_OP_*`, the kernel's ABI) of the opens.
+pub mod uring_op {
+    pub const OPENAT: u8 = 18;
+    pub const OPENAT2: u8 = 28;
+}
+
+/// `file.f_mode` bits: the file was opened for reading, for writing (as `access`'s).
+pub const FMODE_READ: u32 = 1;
+pub const FMODE_WRITE: u32 = 2;
 
 /// Open flags (x86, either ABI) the kernel side needs.
 pub mod oflag {

@@ -96,6 +96,7 @@ const STATE_TRACEPOINTS: &[(&str, &str, &str, Fields)] = &[
         "io_uring_create",
         &[("fd", 8), ("sq_entries", 24), ("cq_entries", 28), ("flags", 32)],
     ),
+    ("io_uring_complete", "io_uring", "io_uring_complete", &[("req", 16), ("res", 32)]),
 ];
 
 /// The program at every system call's exit (the 32-bit ABI, the exit-reported families).
@@ -104,6 +105,9 @@ pub const EXIT_PROGRAM: &str = "raw_sys_exit";
 pub const BTF_TRACEPOINTS: [&str; 2] = ["sched_process_fork", "sys_exit"];
 /// The network family's program, which the exit program tail-calls (slot 0 of `NET_PROGRAM`).
 pub const NET_PROGRAM: &str = "raw_sys_exit_net";
+/// The file-access family's program for open_by_handle_at, tail-called by the exit program
+/// (slot 0 of `HANDLE_PROGRAM`).
+pub const HANDLE_PROGRAM: &str = "raw_sys_exit_handle";
 
 /// The offsets in `struct pt_regs` the exit program reads (syscall_exit.rs).
 const PT_REGS: &[(&str, u32)] = &[
@@ -153,8 +157,9 @@ impl fmt::Display for Door {
 }
 
 /// What no hook here can show: always said, so the operator knows.
-pub const ALWAYS_BLIND: &str = "io_uring operations other than TCP connects (accept, send, receive, file access) are \
-                                not seen; each io_uring setup by a container process is reported instead";
+pub const ALWAYS_BLIND: &str = "io_uring operations other than TCP connects and opens (accept, send, receive, \
+                                and file changes: rename, unlink...) are not seen; each io_uring setup by a \
+                                container process is reported instead";
 
 /// What is known of the kernel before attaching.
 pub struct Kernel<'a> {
@@ -171,6 +176,9 @@ pub struct Kernel<'a> {
     pub pt_regs: &'a [(&'static str, u32)],
     /// The kernel has the x32 ABI built in.
     pub x32: bool,
+    /// What io_uring's opens need resolved (the request's operation, the file's flags and
+    /// mode, and the walk); else why not.
+    pub uring_opens: Result<(), String>,
 }
 
 /// Attaches every enabled program this kernel allows; returns the programs attached and the
@@ -264,7 +272,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     };
     // The network family's own program, tail-called by the exit program for sends.
     let net = match (&exit, cfg.dns || cfg.udp_flows, k.btf) {
-        (DoorState::Active, true, Some(btf)) => match net_program(ebpf, btf) {
+        (DoorState::Active, true, Some(btf)) => match tail_program(ebpf, btf, NET_PROGRAM, "NET_PROGRAM") {
             Ok(()) => {
                 attached.push(NET_PROGRAM);
                 DoorState::Active
@@ -286,6 +294,25 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
             blind: f.sees,
         });
     }
+    // The file-access family's own program for open_by_handle_at, tail-called by the exit
+    // program. Without it, such a call is matched as an open is (a sensitive file by its inode).
+    let handle = match (&exit, cfg.file_access, k.btf) {
+        (_, false, _) => DoorState::Off,
+        (DoorState::Active, true, Some(btf)) => match tail_program(ebpf, btf, HANDLE_PROGRAM, "HANDLE_PROGRAM") {
+            Ok(()) => {
+                attached.push(HANDLE_PROGRAM);
+                DoorState::Active
+            }
+            Err(why) => DoorState::Unavailable(why),
+        },
+        (state, true, _) => state.clone(),
+    };
+    doors.push(Door {
+        name: "opens by handle",
+        hook: "tp_btf/sys_exit (raw_syscalls), tail call",
+        state: handle,
+        blind: "open_by_handle_at calls (the shocker escape) other than opens of sensitive files",
+    });
     let compat_connects = compat == DoorState::Active && cfg.connect;
     doors.push(Door {
         name: "32-bit system calls",
@@ -303,10 +330,20 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     }
 
     for (i, &(prog, category, name, fields)) in STATE_TRACEPOINTS.iter().enumerate() {
-        // The TCP-state connect is a connect: `ebpf.connect` turns it off too.
-        let wanted = cfg.io_uring && (i != 0 || cfg.connect);
+        // The TCP-state connect is a connect: `ebpf.connect` turns it off too; io_uring's opens
+        // are the file-access family's.
+        let wanted = cfg.io_uring
+            && match i {
+                0 => cfg.connect,
+                1 => true,
+                _ => cfg.file_access,
+            };
         let state = if !wanted {
             DoorState::Off
+        } else if i == 2
+            && let Err(why) = &k.uring_opens
+        {
+            DoorState::Unavailable(why.clone())
         } else {
             match format_matches(category, name, fields)
                 .and_then(|()| state_tracepoint(ebpf, prog, category, name, i == 0 && compat_connects))
@@ -325,11 +362,17 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
                 state,
                 blind: "TCP connections opened through io_uring",
             },
-            _ => Door {
+            1 => Door {
                 name: "io_uring setups",
                 hook: "io_uring:io_uring_create",
                 state,
                 blind: "processes that set up io_uring (whose other operations no system call shows)",
+            },
+            _ => Door {
+                name: "io_uring opens",
+                hook: "io_uring:io_uring_complete",
+                state,
+                blind: "sensitive files opened through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2)",
             },
         });
     }
@@ -370,8 +413,11 @@ where
 }
 
 fn tracepoint(ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str) -> Result<(), EbpfError> {
+    let started = std::time::Instant::now();
+    let p: &mut TracePoint = program(ebpf, prog)?;
+    p.load().map_err(EbpfError::from_load)?;
+    loaded(ebpf, prog, started);
     let program: &mut TracePoint = program(ebpf, prog)?;
-    program.load().map_err(EbpfError::from_load)?;
     program.attach(category, name).map_err(|e| {
         if !Path::new("/sys/kernel/tracing/events").exists() && !Path::new("/sys/kernel/debug/tracing/events").exists()
         {
@@ -383,20 +429,44 @@ fn tracepoint(ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str) -
     Ok(())
 }
 
-/// Loads the network family's program (for `sys_exit`, attached to nothing) and puts it where
-/// the exit program tail-calls it.
-fn net_program(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
-    let program: &mut BtfTracePoint = program(ebpf, NET_PROGRAM).map_err(|e| e.to_string())?;
-    program.load("sys_exit", btf).map_err(|e| EbpfError::from_load(e).to_string())?;
+/// Loads a program the exit program tail-calls (for `sys_exit`, attached to nothing: the
+/// network family's, the file-access family's for open_by_handle_at) and puts it in slot 0 of
+/// `map`, where the exit program looks.
+fn tail_program(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, map: &str) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let p: &mut BtfTracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
+    p.load("sys_exit", btf).map_err(|e| EbpfError::from_load(e).to_string())?;
+    loaded(ebpf, prog, started);
+    let program: &mut BtfTracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
     let fd = program.fd().map_err(|e| e.to_string())?.try_clone().map_err(|e| e.to_string())?;
-    let map = ebpf.map_mut("NET_PROGRAM").ok_or("the object has no NET_PROGRAM map")?;
-    let mut slots = aya::maps::ProgramArray::try_from(map).map_err(|e| e.to_string())?;
-    slots.set(0, &fd, 0).map_err(|e| format!("cannot put {NET_PROGRAM} in NET_PROGRAM: {e}"))
+    let slots = ebpf.map_mut(map).ok_or_else(|| format!("the object has no {map} map"))?;
+    let mut slots = aya::maps::ProgramArray::try_from(slots).map_err(|e| e.to_string())?;
+    slots.set(0, &fd, 0).map_err(|e| format!("cannot put {prog} in {map}: {e}"))
+}
+
+/// Logs what loading a program cost when it was noticeable (the kernel's verifier): where
+/// start-up time goes, and how close a program is to the verifier's limit of a million
+/// instructions on older kernels.
+fn loaded(ebpf: &Ebpf, prog: &str, started: std::time::Instant) {
+    let took = started.elapsed();
+    if took < std::time::Duration::from_millis(100) {
+        return;
+    }
+    let verified = ebpf.program(prog).and_then(|p| p.info().ok()).and_then(|i| i.verified_instruction_count());
+    tracing::info!(
+        program = prog,
+        took_ms = took.as_millis() as u64,
+        verified_instructions = verified,
+        "eBPF program loaded (verified by the kernel)"
+    );
 }
 
 fn btf_tracepoint(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, event: &str) -> Result<(), EbpfError> {
+    let started = std::time::Instant::now();
+    let p: &mut BtfTracePoint = program(ebpf, prog)?;
+    p.load(event, btf).map_err(EbpfError::from_load)?;
+    loaded(ebpf, prog, started);
     let program: &mut BtfTracePoint = program(ebpf, prog)?;
-    program.load(event, btf).map_err(EbpfError::from_load)?;
     program.attach().map_err(|e| EbpfError::Attach { program: prog, detail: format!("{e}: {e:?}") })?;
     Ok(())
 }

@@ -210,6 +210,11 @@ impl EbpfProbes {
             compat_status: pc.offsets.task_ti_status != 0,
             pt_regs: &info.pt_regs,
             x32: info.x32,
+            uring_opens: if pc.offsets.io_kiocb_opcode == 0 || pc.offsets.file_f_mode == 0 {
+                Err("the kernel's BTF has no io_kiocb.opcode (io_uring not built in) or file.f_mode".into())
+            } else {
+                info.exe_walk.clone().map_or(Ok(()), Err)
+            },
         };
         let (attached, doors) = attach::attach(&mut ebpf, cfg, &kernel)?;
         if btf.is_none() {

@@ -195,6 +195,12 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         let contiguous = ids.windows(2).all(|w| w[1] == w[0] + 4) && eff == perm + 8;
         o.cred_valid = u32::from(contiguous);
     }
+    // io_uring's opens (the file-access family, at their completion): optional as a whole.
+    if let (Ok(op), Ok(flags), Ok(mode)) =
+        (r.offset("io_kiocb", &["opcode"]), r.offset("file", &["f_flags"]), r.offset("file", &["f_mode"]))
+    {
+        (o.io_kiocb_opcode, o.file_f_flags, o.file_f_mode) = (op, flags, mode);
+    }
     let drift = match overlay(&r) {
         Ok((vfs_inode, upper)) => {
             (o.ovl_inode_vfs_inode, o.ovl_inode_upperdentry, o.ovl_valid) = (vfs_inode, upper, 1);

@@ -150,6 +150,9 @@ impl FileAccess {
             op::OPEN => "open",
             op::CREAT => "creat",
             op::OPENAT => "openat",
+            // No system call: io_uring's operations, by their name in its ABI.
+            op::URING_OPENAT => "IORING_OP_OPENAT",
+            op::URING_OPENAT2 => "IORING_OP_OPENAT2",
             _ => "openat2",
         }
     }

@@ -763,11 +763,14 @@ pub fn connect_args(join: u32, count: u64, rate: Option<u64>) -> Vec<String> {
 /// keeps 15 bytes of a name.
 pub const COMPAT_PREFIXES: [&str; 2] = ["compat_sys_", "raw_sys_exit"];
 
-/// Whether a program runs at every system call of the host. Not the network family's
-/// (`raw_sys_exit_net`, "raw_sys_exit_ne" in the kernel): the exit program tail-calls it, and a
-/// tail call is not a run of its own: its time is in the exit program's run.
+/// Whether a program runs at every system call of the host. Not those the exit program
+/// tail-calls, the network family's (`raw_sys_exit_net`, "raw_sys_exit_ne" in the kernel) and
+/// the file-access family's (`raw_sys_exit_handle`, "raw_sys_exit_ha"): a tail call is not a run
+/// of its own: its time is in the exit program's run.
 pub fn on_every_syscall(name: &str) -> bool {
-    COMPAT_PREFIXES.iter().any(|p| name.starts_with(p)) && !name.starts_with("raw_sys_exit_n")
+    COMPAT_PREFIXES.iter().any(|p| name.starts_with(p))
+        && !name.starts_with("raw_sys_exit_n")
+        && !name.starts_with("raw_sys_exit_h")
 }
 
 /// The kernel's accounting of an agent's BPF programs (`kernel.bpf_stats_enabled` must be on):

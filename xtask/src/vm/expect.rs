@@ -61,16 +61,18 @@ pub const URING_PORT: u16 = 7401;
 /// docker-listener/src/ebpf/attach.rs gives them: those the programs above go through, the
 /// executed files' walk, which every exec event's `process.executable` comes from, and the
 /// exit-reported families the workload's unshare, mount, chroot, rmmod and its read of its own
-/// memory go through, and the network family (its program verified by every kernel: the exit
-/// program is one, and refused as a whole).
+/// memory go through, and the programs the exit program tail-calls and io_uring's opens (each
+/// verified by every kernel: a program is refused as a whole).
 pub const DOORS: &[&str] = &[
     "32-bit system calls",
     "TCP connects without connect(2)",
     "io_uring setups",
+    "io_uring opens",
     "executed files",
     "kernel-module",
     "namespace-change",
     "file-access",
+    "opens by handle",
     "network",
 ];
 
