@@ -454,7 +454,8 @@ pub struct KernelOffsets {
     /// file it made); 0 when unresolved.
     pub file_f_flags: u32,
     pub file_f_mode: u32,
-    pub _pad_uring: u32,
+    /// `io_kiocb.cqe.res`: the request's result (an open's descriptor).
+    pub io_kiocb_res: u32,
 }
 
 /// Words of the kernel's bit sets (`CONTAINER_BITS`, `SENSITIVE_BITS`): 65536 bits, a value's

@@ -13,7 +13,11 @@
 //! - `io_uring:io_uring_complete`: a request completed. An open (`IORING_OP_OPENAT`,
 //!   `IORING_OP_OPENAT2`) that made a descriptor goes to the file-access family, which matches
 //!   the file as it matches an open(2)'s (`file::on_uring_open`).
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
 use docker_listener_common::{
     IoUringRecord, RecordKind, SockAddr, SocketRecord,
     family::file::{op as file_op, uring_op},
@@ -125,23 +129,28 @@ pub fn io_uring_create(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// io_uring_complete: req at 16, res at 32 (checked against tracefs by the daemon). Every
-/// completion of every ring of the host comes here: the result and the operation code (one
-/// helper read) reject all but successful opens before anything else.
-#[tracepoint]
-pub fn io_uring_complete(ctx: TracePointContext) -> u32 {
-    let res: i32 = unsafe { ctx.read_at(32) }.unwrap_or(-1);
+/// io_uring_complete, as a raw tracepoint: the kernel builds no trace record for it (a classic
+/// tracepoint's record doubled the cost of a completion that does nothing, a NOP's), and the
+/// program reads only the request, the one argument every kernel passes at the same place
+/// (`TP_PROTO(ctx, req, ...)`: 6.1 passes the result next, 6.18 a `struct io_uring_cqe *`).
+/// Every completion of every ring of the host comes here: the operation code (one helper read)
+/// rejects all but opens, then the result all but successful ones.
+#[raw_tracepoint(tracepoint = "io_uring_complete")]
+pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
     let off = crate::maps::config!(offsets.io_kiocb_opcode);
-    if res < 0 || off == 0 {
+    if off == 0 {
         return 0;
     }
-    let req: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let req: u64 = ctx.arg(1);
     let opcode: u8 = unsafe { crate::kernel::read0(req as *const u8, off) };
     let op = match opcode {
         uring_op::OPENAT => file_op::URING_OPENAT,
         uring_op::OPENAT2 => file_op::URING_OPENAT2,
         _ => return 0,
     };
-    crate::file::on_uring_open(op, res);
+    let res: i32 = unsafe { crate::kernel::read0(req as *const u8, crate::maps::config!(offsets.io_kiocb_res)) };
+    if res >= 0 {
+        crate::file::on_uring_open(op, res);
+    }
     0
 }

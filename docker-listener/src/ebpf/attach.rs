@@ -10,7 +10,7 @@ use std::{fmt, path::Path};
 
 use aya::{
     Btf, Ebpf,
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 
 use super::EbpfError;
@@ -96,7 +96,6 @@ const STATE_TRACEPOINTS: &[(&str, &str, &str, Fields)] = &[
         "io_uring_create",
         &[("fd", 8), ("sq_entries", 24), ("cq_entries", 28), ("flags", 32)],
     ),
-    ("io_uring_complete", "io_uring", "io_uring_complete", &[("req", 16), ("res", 32)]),
 ];
 
 /// The program at every system call's exit (the 32-bit ABI, the exit-reported families).
@@ -108,6 +107,8 @@ pub const NET_PROGRAM: &str = "raw_sys_exit_net";
 /// The file-access family's program for open_by_handle_at, tail-called by the exit program
 /// (slot 0 of `HANDLE_PROGRAM`).
 pub const HANDLE_PROGRAM: &str = "raw_sys_exit_handle";
+/// The file-access family's program for io_uring's opens (`raw_tp/io_uring_complete`).
+pub const URING_OPEN_PROGRAM: &str = "io_uring_complete";
 
 /// The offsets in `struct pt_regs` the exit program reads (syscall_exit.rs).
 const PT_REGS: &[(&str, u32)] = &[
@@ -330,20 +331,10 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     }
 
     for (i, &(prog, category, name, fields)) in STATE_TRACEPOINTS.iter().enumerate() {
-        // The TCP-state connect is a connect: `ebpf.connect` turns it off too; io_uring's opens
-        // are the file-access family's.
-        let wanted = cfg.io_uring
-            && match i {
-                0 => cfg.connect,
-                1 => true,
-                _ => cfg.file_access,
-            };
+        // The TCP-state connect is a connect: `ebpf.connect` turns it off too.
+        let wanted = cfg.io_uring && (i != 0 || cfg.connect);
         let state = if !wanted {
             DoorState::Off
-        } else if i == 2
-            && let Err(why) = &k.uring_opens
-        {
-            DoorState::Unavailable(why.clone())
         } else {
             match format_matches(category, name, fields)
                 .and_then(|()| state_tracepoint(ebpf, prog, category, name, i == 0 && compat_connects))
@@ -362,20 +353,33 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
                 state,
                 blind: "TCP connections opened through io_uring",
             },
-            1 => Door {
+            _ => Door {
                 name: "io_uring setups",
                 hook: "io_uring:io_uring_create",
                 state,
                 blind: "processes that set up io_uring (whose other operations no system call shows)",
             },
-            _ => Door {
-                name: "io_uring opens",
-                hook: "io_uring:io_uring_complete",
-                state,
-                blind: "sensitive files opened through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2)",
-            },
         });
     }
+    // io_uring's opens, the file-access family's, at each request's completion (a raw
+    // tracepoint: the program reads the request, not a trace record).
+    let uring_opens = match (cfg.io_uring && cfg.file_access, &k.uring_opens) {
+        (false, _) => DoorState::Off,
+        (true, Err(why)) => DoorState::Unavailable(why.clone()),
+        (true, Ok(())) => match raw_tracepoint(ebpf, URING_OPEN_PROGRAM, "io_uring_complete") {
+            Ok(()) => {
+                attached.push(URING_OPEN_PROGRAM);
+                DoorState::Active
+            }
+            Err(e) => DoorState::Unavailable(e.to_string()),
+        },
+    };
+    doors.push(Door {
+        name: "io_uring opens",
+        hook: "raw_tp/io_uring_complete",
+        state: uring_opens,
+        blind: "sensitive files opened through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2)",
+    });
     Ok((attached, doors))
 }
 
@@ -410,6 +414,16 @@ where
         .ok_or(EbpfError::Missing(prog))?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))
+}
+
+fn raw_tracepoint(ebpf: &mut Ebpf, prog: &'static str, name: &str) -> Result<(), EbpfError> {
+    let started = std::time::Instant::now();
+    let p: &mut RawTracePoint = program(ebpf, prog)?;
+    p.load().map_err(EbpfError::from_load)?;
+    loaded(ebpf, prog, started);
+    let program: &mut RawTracePoint = program(ebpf, prog)?;
+    program.attach(name).map_err(|e| EbpfError::Attach { program: prog, detail: format!("{e}: {e:?}") })?;
+    Ok(())
 }
 
 fn tracepoint(ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str) -> Result<(), EbpfError> {

@@ -196,10 +196,13 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         o.cred_valid = u32::from(contiguous);
     }
     // io_uring's opens (the file-access family, at their completion): optional as a whole.
-    if let (Ok(op), Ok(flags), Ok(mode)) =
-        (r.offset("io_kiocb", &["opcode"]), r.offset("file", &["f_flags"]), r.offset("file", &["f_mode"]))
-    {
-        (o.io_kiocb_opcode, o.file_f_flags, o.file_f_mode) = (op, flags, mode);
+    if let (Ok(op), Ok(res), Ok(flags), Ok(mode)) = (
+        r.offset("io_kiocb", &["opcode"]),
+        r.offset("io_kiocb", &["cqe", "res"]),
+        r.offset("file", &["f_flags"]),
+        r.offset("file", &["f_mode"]),
+    ) {
+        (o.io_kiocb_opcode, o.io_kiocb_res, o.file_f_flags, o.file_f_mode) = (op, res, flags, mode);
     }
     let drift = match overlay(&r) {
         Ok((vfs_inode, upper)) => {
