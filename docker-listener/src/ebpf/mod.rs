@@ -211,7 +211,9 @@ impl EbpfProbes {
             pt_regs: &info.pt_regs,
             x32: info.x32,
             uring_opens: if pc.offsets.io_kiocb_opcode == 0 || pc.offsets.file_f_mode == 0 {
-                Err("the kernel's BTF has no io_kiocb.opcode (io_uring not built in) or file.f_mode".into())
+                Err("the kernel's BTF lacks io_kiocb.opcode, io_kiocb.cqe.res, file.f_flags or file.f_mode (no io_kiocb: \
+                     io_uring is not built in)"
+                    .into())
             } else {
                 info.exe_walk.clone().map_or(Ok(()), Err)
             },
