@@ -490,6 +490,75 @@ mod tests {
     }
 
     #[test]
+    fn an_open_by_handle_is_written_with_its_handle_and_where_its_file_is() {
+        use docker_listener_common::family::file::{HANDLE_CAP, PathRecord, op};
+        let mut r: PathRecord = unsafe { std::mem::zeroed() };
+        r.call = head(RecordKind::FileAccess, op::BY_HANDLE, 4, 0);
+        // open_by_handle_at(3, handle, O_RDONLY) opened fd 4: the walk reached the filesystem's
+        // root ("/", then DETACHED), beyond the mount of fd 3.
+        r.args = [3, 0x7000, 0, 4, 0, 0];
+        r.matched = docker_listener_common::family::file::matched::HANDLE;
+        r.base.ino = 817;
+        r.base.dev = 254 << 20;
+        r.base.magic = 0xef53; // ext2/3/4
+        r.base.flags = docker_listener_common::exe_flags::DETACHED;
+        let walked = b"shadow\0etc\0/\0";
+        r.base_path[..walked.len()].copy_from_slice(walked);
+        r.base.path_len = walked.len() as u32;
+        let handle = [8u8, 0, 0, 0, 1, 0, 0, 0, 0x31, 3, 0, 0, 0, 0, 0, 0];
+        r.name2[..handle.len()].copy_from_slice(&handle);
+        r.name2_len = HANDLE_CAP as u32;
+        let v = event(decoded(&bytes_of(&r)), &HostNamespaces::default());
+        assert_eq!(
+            (v["event"]["action"].as_str(), v["event"]["outcome"].as_str()),
+            (Some("file-open-by-handle"), Some("success"))
+        );
+        assert_eq!(v["file"]["path"], "/etc/shadow", "{v}");
+        assert_eq!(v["file"]["inode"], "817");
+        assert_eq!(v["docker_listener"]["syscall"]["name"], "open_by_handle_at");
+        assert_eq!(
+            v["docker_listener"]["file_access"],
+            json!({
+                "match": "handle",
+                "handle": {"type": 1, "size": 8, "bytes": "3103000000000000", "inode": 817},
+                "flags": ["O_RDONLY"],
+                "mount_fd": 3,
+                "outside_mount": true,
+                "filesystem": "ext4"
+            })
+        );
+        // Refused: the file walked is the mount's, not one opened.
+        r.call = head(RecordKind::FileAccess, op::BY_HANDLE, -1, flags::COMPAT);
+        r.base.flags = 0;
+        let walked = b"hostname\0etc\0";
+        r.base_path = [0; docker_listener_common::EXE_PATH_CAP];
+        r.base_path[..walked.len()].copy_from_slice(walked);
+        r.base.path_len = walked.len() as u32;
+        let v = event(decoded(&bytes_of(&r)), &HostNamespaces::default());
+        assert!(v.get("file").is_none(), "{v}");
+        assert_eq!(v["error"]["code"], "EPERM");
+        assert_eq!(v["docker_listener"]["syscall"]["abi"], "ia32");
+        let fa = &v["docker_listener"]["file_access"];
+        assert_eq!((fa["mount_file"].as_str(), fa.get("outside_mount")), (Some("/etc/hostname"), None), "{v}");
+    }
+
+    #[test]
+    fn opens_run_by_io_uring_are_named_by_their_operation() {
+        use docker_listener_common::family::file::{FileRecord, access, matched, op};
+        let mut r: FileRecord = unsafe { std::mem::zeroed() };
+        r.call = head(RecordKind::FileAccess, op::URING_OPENAT2, 5, 0);
+        r.fd = 5;
+        r.open_flags = 0o100000;
+        r.matched = matched::FILE;
+        r.access = access::READ;
+        let Detail::File(f) = decoded(&bytes_of(&r)).detail else { panic!("an open") };
+        assert_eq!((f.syscall(), f.kind().action), ("IORING_OP_OPENAT2", "file-read"));
+        r.call.op = op::URING_OPENAT;
+        let Detail::File(f) = decoded(&bytes_of(&r)).detail else { panic!("an open") };
+        assert_eq!(f.syscall(), "IORING_OP_OPENAT");
+    }
+
+    #[test]
     fn every_family_is_registered_once_with_its_numbers() {
         use docker_listener_common::syscalls::FAMILY_NRS;
         for f in FAMILIES {
