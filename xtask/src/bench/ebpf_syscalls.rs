@@ -224,7 +224,7 @@ impl SyscallLoop {
                 p.push_str(&format!(", {:.1} with the {} (×{:.3})", r.ns[k], v.label, r.ns[k] / set[0].ns[k]));
                 if let Some(c) = r.compat.as_ref().and_then(|c| c.get(k)) {
                     p.push_str(&format!(" of which compat {:.1} ns ({:.2} runs)", c.ns_per_call, c.runs_per_call));
-                    if matches!(call, Syscall::Open | Syscall::OpenGrown | Syscall::OpenMissing) {
+                    if matches!(call, Syscall::Open | Syscall::OpenGrown | Syscall::OpenMissing | Syscall::UringNop) {
                         p.push_str(&format!(", all programs {:.1} ns", c.all_ns_per_call));
                     }
                 }
@@ -282,7 +282,7 @@ impl SyscallLoop {
                 let mut on = Metric::new(&format!("{c}: ns per {per} with bpf_stats on, {}", who(v)), "ns", 1, None);
                 on.samples = compat.iter().map(|x| x.loop_ns_per_call).collect();
                 metrics.extend([time, runs, on]);
-                if matches!(call, Syscall::Open | Syscall::OpenGrown | Syscall::OpenMissing) {
+                if matches!(call, Syscall::Open | Syscall::OpenGrown | Syscall::OpenMissing | Syscall::UringNop) {
                     let mut all =
                         Metric::new(&format!("{c}: all programs in the kernel per {per}, {}", who(v)), "ns", 1, None);
                     all.samples = compat.iter().map(|x| x.all_ns_per_call).collect();

@@ -129,10 +129,18 @@ pub enum Syscall {
     /// family inspects each (the socket, the destination, the flow map, which says it has been
     /// reported already).
     UdpSend,
+    /// io_uring NOPs, 32 per `io_uring_enter`: a completion does nothing else. The file-access
+    /// family's program for io_uring opens runs at every completion of every ring of the host
+    /// (it reads the request's operation and stops for all but opens): this loop measures what
+    /// every other completion pays.
+    UringNop,
 }
 
+/// NOPs per `io_uring_enter` in the `UringNop` loop.
+pub const URING_BATCH: u32 = 32;
+
 impl Syscall {
-    pub const ALL: [Syscall; 7] = [
+    pub const ALL: [Syscall; 8] = [
         Syscall::Getppid,
         Syscall::Munmap,
         Syscall::Open,
@@ -140,6 +148,7 @@ impl Syscall {
         Syscall::OpenMissing,
         Syscall::Write,
         Syscall::UdpSend,
+        Syscall::UringNop,
     ];
 
     /// The loop's word on the worker's stdin.
@@ -152,6 +161,7 @@ impl Syscall {
             Syscall::OpenMissing => "open-missing",
             Syscall::Write => "write",
             Syscall::UdpSend => "udp-send",
+            Syscall::UringNop => "uring-nop",
         }
     }
 
@@ -165,6 +175,7 @@ impl Syscall {
             Syscall::OpenMissing => "openat(a missing file): ENOENT",
             Syscall::Write => "write(/dev/null, 1 byte)",
             Syscall::UdpSend => "sendto(UDP, 32 bytes, 127.0.0.1)",
+            Syscall::UringNop => "io_uring NOP (32 per io_uring_enter)",
         }
     }
 
@@ -173,14 +184,16 @@ impl Syscall {
         match self {
             Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UdpSend | Syscall::OpenMissing => "call",
             Syscall::Open | Syscall::OpenGrown => "open+close (one open)",
+            Syscall::UringNop => "completion",
         }
     }
 
-    /// System calls per iteration.
+    /// System calls per iteration (an io_uring NOP: a 32nd of one, counted as none).
     pub fn calls(self) -> u64 {
         match self {
             Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UdpSend | Syscall::OpenMissing => 1,
             Syscall::Open | Syscall::OpenGrown => 2,
+            Syscall::UringNop => 0,
         }
     }
 
@@ -190,7 +203,7 @@ impl Syscall {
     /// of ten to twenty, still with enough opens for a steady figure.
     pub fn iterations(self, count: u64) -> u64 {
         match self {
-            Syscall::Getppid | Syscall::Munmap | Syscall::Write => count,
+            Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UringNop => count,
             // A loopback send is a whole trip through the network stack: ~10 getppid.
             Syscall::Open | Syscall::OpenGrown | Syscall::UdpSend => (count / 10).max(1),
             // A path walk that fails at its last component: ~5 getppid.
@@ -207,6 +220,7 @@ impl Syscall {
             Syscall::OpenMissing => "fail with ENOENT",
             Syscall::Write => "write one byte",
             Syscall::UdpSend => "send 32 bytes",
+            Syscall::UringNop => "complete",
         }
     }
 
@@ -311,6 +325,7 @@ fn syscall_loop(call: Syscall, count: u64) -> (u64, Duration) {
             }
         }
         Syscall::Write => failed = write_loop(count),
+        Syscall::UringNop => failed = uring_nop_loop(count),
         Syscall::UdpSend => failed = udp_loop(count),
         Syscall::Open => {
             // A child with the default descriptor table (see `Syscall::Open`); its exit status
@@ -353,6 +368,31 @@ fn open_loop(count: u64) -> u64 {
         if fd < 0 || unsafe { libc::close(fd) } != 0 {
             failed += 1;
         }
+    }
+    failed
+}
+
+/// `count` io_uring NOPs, `URING_BATCH` per submission; how many did not complete with 0 (all,
+/// if no ring can be made: io_uring refused).
+fn uring_nop_loop(count: u64) -> u64 {
+    use io_uring::{IoUring, opcode};
+    let Ok(mut ring) = IoUring::new(URING_BATCH * 2) else { return count };
+    let mut failed = 0;
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(u64::from(URING_BATCH)) as usize;
+        for _ in 0..n {
+            let nop = opcode::Nop::new().build();
+            // SAFETY: a NOP refers to no buffer; the queue has room for a batch.
+            if unsafe { ring.submission().push(&nop) }.is_err() {
+                failed += 1;
+            }
+        }
+        if ring.submit_and_wait(n).is_err() {
+            return count;
+        }
+        failed += ring.completion().filter(|c| c.result() != 0).count() as u64;
+        left -= n as u64;
     }
     failed
 }
