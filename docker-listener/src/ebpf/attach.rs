@@ -272,16 +272,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         (state, true) => state.clone(),
     };
     // The network family's own program, tail-called by the exit program for sends.
-    let net = match (&exit, cfg.dns || cfg.udp_flows, k.btf) {
-        (DoorState::Active, true, Some(btf)) => match tail_program(ebpf, btf, NET_PROGRAM, "NET_PROGRAM") {
-            Ok(()) => {
-                attached.push(NET_PROGRAM);
-                DoorState::Active
-            }
-            Err(why) => DoorState::Unavailable(why),
-        },
-        (state, _, _) => state.clone(),
-    };
+    let net = tail_door(ebpf, &exit, cfg.dns || cfg.udp_flows, k.btf, (NET_PROGRAM, "NET_PROGRAM"), &mut attached);
     for f in FAMILIES {
         let own = f.kind == docker_listener_common::RecordKind::Network;
         doors.push(Door {
@@ -297,17 +288,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     }
     // The file-access family's own program for open_by_handle_at, tail-called by the exit
     // program. Without it, such a call is matched as an open is (a sensitive file by its inode).
-    let handle = match (&exit, cfg.file_access, k.btf) {
-        (_, false, _) => DoorState::Off,
-        (DoorState::Active, true, Some(btf)) => match tail_program(ebpf, btf, HANDLE_PROGRAM, "HANDLE_PROGRAM") {
-            Ok(()) => {
-                attached.push(HANDLE_PROGRAM);
-                DoorState::Active
-            }
-            Err(why) => DoorState::Unavailable(why),
-        },
-        (state, true, _) => state.clone(),
-    };
+    let handle = tail_door(ebpf, &exit, cfg.file_access, k.btf, (HANDLE_PROGRAM, "HANDLE_PROGRAM"), &mut attached);
     doors.push(Door {
         name: "opens by handle",
         hook: "tp_btf/sys_exit (raw_syscalls), tail call",
@@ -441,6 +422,30 @@ fn tracepoint(ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str) -
         }
     })?;
     Ok(())
+}
+
+/// The door of a program the exit program tail-calls (`prog`, in slot 0 of the program array
+/// `map`): off unless `wanted`; loaded and in its slot when the exit program is active; else
+/// closed as the exit program's door is.
+fn tail_door(
+    ebpf: &mut Ebpf,
+    exit: &DoorState,
+    wanted: bool,
+    btf: Option<&Btf>,
+    (prog, map): (&'static str, &str),
+    attached: &mut Vec<&'static str>,
+) -> DoorState {
+    match (exit, wanted, btf) {
+        (_, false, _) => DoorState::Off,
+        (DoorState::Active, true, Some(btf)) => match tail_program(ebpf, btf, prog, map) {
+            Ok(()) => {
+                attached.push(prog);
+                DoorState::Active
+            }
+            Err(why) => DoorState::Unavailable(why),
+        },
+        (state, true, _) => state.clone(),
+    }
 }
 
 /// Loads a program the exit program tail-calls (for `sys_exit`, attached to nothing: the
