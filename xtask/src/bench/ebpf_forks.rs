@@ -102,8 +102,21 @@ impl Scenario for ForkStorm {
         if held <= self.live {
             bail!("the holder has {held} processes after 5 minutes, {} wanted", self.live + 1);
         }
-        let by_deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < by_deadline && processes_in(&b.id)? > 2 {
+        // The bystander's last echo printed (it then sleeps: its process count cannot tell).
+        let last = format!("by-{}", self.execs.saturating_sub(1));
+        let by_deadline = Instant::now() + Duration::from_secs(60 + self.execs / 5);
+        loop {
+            let tail = docker_output(Command::new("docker").args(["logs", "--tail", "1", &b.id]))?;
+            if tail.lines().any(|l| l.trim() == last) {
+                break;
+            }
+            if Instant::now() >= by_deadline {
+                bail!(
+                    "the bystander has not printed {last} after {} s: `docker logs {}` says what it did",
+                    60 + self.execs / 5,
+                    b.id
+                );
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
         std::thread::sleep(Duration::from_secs(2));
