@@ -9,6 +9,7 @@ use docker_listener_common::{
 };
 
 use crate::{
+    budget::{admit_call, class, failed},
     maps::{reserve, submit},
     syscall_exit::call_head,
 };
@@ -21,6 +22,9 @@ const ATTR_READ: u32 = 72;
 pub fn on_exit(a: &[u64; 6], ret: i64, flags: u32) {
     let command = a[0] as u32;
     if !matches!(command, cmd::PROG_LOAD | cmd::PROG_ATTACH | cmd::RAW_TRACEPOINT_OPEN | cmd::LINK_CREATE) {
+        return;
+    }
+    if !admit_call(class::BPF, u64::from(command) << 1 | failed(ret)) {
         return;
     }
     let Some((mut entry, header)) = reserve::<BpfRecord>(RecordKind::Bpf) else { return };

@@ -1,12 +1,19 @@
-//! The per-container budget of the high-volume records (exec, fork, exit, socket, network): a
-//! token bucket per cgroup (`budget_rate` records per second, `budget_burst` at once), so that
-//! a storm in one container cannot fill the shared ring buffer and cost the others their records. What is
-//! over the budget is not reserved (it takes no sequence number: it is no kernel loss) and is
-//! counted per cgroup in `HELD`, which the daemon reports by container.
+//! The per-container budget: a token bucket per cgroup and class of records
+//! (`budget_rate` records per second, `budget_burst` at once), so that a storm in one container
+//! cannot fill the shared ring buffer and cost the others their records. What is over the budget
+//! is not reserved (it takes no sequence number: it is no kernel loss) and is counted per cgroup
+//! in `HELD`, which the daemon reports by container.
+//!
+//! Classes: the high-volume records (exec, fork, exit, socket, network) share one bucket; each
+//! exit-reported family has its own (`class`), so that a storm of one kind (an `rm -rf` is a
+//! storm of unlinks) holds back nothing of another (a ptrace, a module load).
 //!
 //! Never held: the first exec of each file in a container (`EXE_SEEN`, checked only once the
 //! budget is spent), an exec the event marks (fileless, drifted, gaining privileges), failed
-//! calls (the callers ask only for successes), and every other family.
+//! exec and socket calls (the callers ask only for successes), and, of the exit-reported
+//! families, the first call of each kind once the budget is spent (`CALL_SEEN`: the kind is the
+//! family's `what`, a value the caller cannot vary without bound, so that cycling through kinds
+//! cannot empty the map: e.g. the call, its outcome, and for an open the file's inode).
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
     macros::map,
@@ -33,7 +40,8 @@ pub struct ExeSeen {
     inode: u64,
 }
 
-/// Each traced cgroup's bucket; the least recently used make room.
+/// Each traced cgroup's buckets (one per class it sent records of); the least recently used
+/// make room.
 #[map]
 pub static BUDGET: LruHashMap<u64, Bucket> = LruHashMap::with_max_entries(16384, 0);
 
@@ -45,6 +53,53 @@ pub static HELD: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(16384
 /// Files already executed in a container while its budget was spent.
 #[map]
 pub static EXE_SEEN: LruHashMap<ExeSeen, u8> = LruHashMap::with_max_entries(16384, 0);
+
+/// Kinds of calls of the exit-reported families already sent while their budget was spent
+/// (`ExeSeen`'s layout: the cgroup, and the class in the top byte of `what`).
+#[map]
+pub static CALL_SEEN: LruHashMap<ExeSeen, u8> = LruHashMap::with_max_entries(8192, 0);
+
+/// The buckets of the exit-reported families (0: the high-volume records' shared bucket).
+pub mod class {
+    pub const FILE_OPEN: u64 = 1;
+    pub const FILE_CHANGE: u64 = 2;
+    pub const FILE_HANDLE: u64 = 3;
+    pub const PRIVILEGE: u64 = 4;
+    pub const NAMESPACE: u64 = 5;
+    pub const PTRACE: u64 = 6;
+    pub const KERNEL_MODULE: u64 = 7;
+    pub const BPF: u64 = 8;
+}
+
+/// A call's outcome as a kind: 0 for a success, 1 for a failure (any error).
+#[inline(always)]
+pub fn failed(ret: i64) -> u64 {
+    (ret < 0) as u64
+}
+
+/// `admit` for a record of an exit-reported family (`class`), of the kind `what` (below 2^56):
+/// over the class's budget, the first record of each kind still goes.
+#[inline(always)]
+pub fn admit_call(class: u64, what: u64) -> bool {
+    let rate = config!(budget_rate) as u64;
+    if rate == 0 {
+        return true;
+    }
+    // Changes by name are every unlink, rename, chmod... of a container, matched in the
+    // daemon: eight times the budget, so that a package install or an `rm -rf` fits in it.
+    let scale = if class == class::FILE_CHANGE { 8 } else { 1 };
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    if take(cgroup ^ (class << 56), rate * scale, scale) {
+        return true;
+    }
+    let key = ExeSeen { cgroup, inode: (class << 56) | (what & ((1 << 56) - 1)) };
+    if unsafe { CALL_SEEN.get(&key) }.is_none() {
+        let _ = CALL_SEEN.insert(&key, &1, 0);
+        return true;
+    }
+    hold(cgroup);
+    false
+}
 
 /// Whether the current cgroup may send one more record now; counts it as held back if not.
 #[inline(always)]
@@ -68,7 +123,7 @@ fn admit_unless(always: impl FnOnce(u64) -> bool) -> bool {
         return true;
     }
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    if take(cgroup, rate) || always(cgroup) {
+    if take(cgroup, rate, 1) || always(cgroup) {
         return true;
     }
     hold(cgroup);
@@ -121,12 +176,14 @@ unsafe fn marked(inode: *const u8) -> bool {
 }
 
 #[inline(always)]
-fn take(cgroup: u64, rate: u64) -> bool {
-    let burst = (config!(budget_burst) as u64).max(1) * 1000;
+/// `bucket`: the cgroup's id, its class in the top byte (container cgroup ids, kernfs inode
+/// numbers, are far below 2^56).
+fn take(bucket: u64, rate: u64, scale: u64) -> bool {
+    let burst = (config!(budget_burst) as u64).max(1) * 1000 * scale;
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    match BUDGET.get_ptr_mut(&cgroup) {
+    match BUDGET.get_ptr_mut(&bucket) {
         None => {
-            let _ = BUDGET.insert(&cgroup, &Bucket { milli: burst - 1000, last_ns: now }, 0);
+            let _ = BUDGET.insert(&bucket, &Bucket { milli: burst - 1000, last_ns: now }, 0);
             true
         }
         Some(b) => unsafe {

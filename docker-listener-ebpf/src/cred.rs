@@ -11,6 +11,7 @@ use docker_listener_common::{
 };
 
 use crate::{
+    budget::{admit_call, class, failed},
     kernel::{current_task, read},
     maps::{config, reserve, submit},
     syscall_exit::call_head,
@@ -26,6 +27,21 @@ fn id(v: u64, id16: bool) -> u32 {
 pub fn on_exit(route: u32, a: &[u64; 6], ret: i64, flags: u32) {
     let id16 = route & op::ID16 != 0;
     let op = route & !op::ID16;
+    // The kind: the call, its outcome, and for the id calls whether the first id asked is root.
+    let to_root = matches!(
+        op,
+        op::SETUID
+            | op::SETGID
+            | op::SETREUID
+            | op::SETREGID
+            | op::SETRESUID
+            | op::SETRESGID
+            | op::SETFSUID
+            | op::SETFSGID
+    ) && id(a[0], id16) == 0;
+    if !admit_call(class::PRIVILEGE, u64::from(op) << 2 | failed(ret) << 1 | to_root as u64) {
+        return;
+    }
     let Some((mut entry, header)) = reserve::<CredRecord>(RecordKind::Privilege) else { return };
     let r = entry.as_mut_ptr();
     unsafe {

@@ -10,6 +10,7 @@ use docker_listener_common::{
 };
 
 use crate::{
+    budget::{admit_call, class, failed},
     kernel::{file_name, file_of_fd},
     maps::{reserve, submit},
     syscall_exit::{call_head, user_str},
@@ -18,6 +19,9 @@ use crate::{
 /// init_module(image, len, params); finit_module(fd, params, flags); delete_module(name, flags).
 #[inline(always)]
 pub fn on_exit(op: u32, a: &[u64; 6], ret: i64, flags: u32) {
+    if !admit_call(class::KERNEL_MODULE, u64::from(op) << 1 | failed(ret)) {
+        return;
+    }
     let Some((mut entry, header)) = reserve::<KernelModuleRecord>(RecordKind::KernelModule) else { return };
     let r = entry.as_mut_ptr();
     unsafe {

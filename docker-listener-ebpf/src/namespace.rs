@@ -9,11 +9,14 @@ use docker_listener_common::{
     RecordKind,
     family::{
         ARG_PATH_CAP, STRING_TRUNCATED,
-        namespace::{CLONE_NEW_MASK, FSCONFIG_STRING_CMDS, FSTYPE_CAP, NamespaceRecord, op},
+        namespace::{
+            CLONE_NEW_MASK, CLONE_NEWNS, CLONE_NEWUSER, FSCONFIG_STRING_CMDS, FSTYPE_CAP, NamespaceRecord, op,
+        },
     },
 };
 
 use crate::{
+    budget::{admit_call, class, failed},
     kernel::{file_ino, file_of_fd},
     maps::{reserve, submit},
     syscall_exit::{call_head, user_str},
@@ -58,6 +61,16 @@ pub fn on_exit(route: u32, a: &[u64; 6], ret: i64, flags: u32) {
     // A clone without new namespaces is a fork; the child's own exit from clone (0) is not the
     // call.
     if op == op::CLONE && (ns_flags & CLONE_NEW_MASK == 0 || ret == 0) {
+        return;
+    }
+    // The kind: the call, its outcome, and for unshare, clone and setns whether it asks for a
+    // user or a mount namespace.
+    let ns = if matches!(op, op::UNSHARE | op::CLONE | op::SETNS) {
+        (ns_flags & CLONE_NEWUSER != 0) as u64 | ((ns_flags & CLONE_NEWNS != 0) as u64) << 1
+    } else {
+        0
+    };
+    if !admit_call(class::NAMESPACE, u64::from(op) << 3 | ns << 1 | failed(ret)) {
         return;
     }
     let Some((mut entry, header)) = reserve::<NamespaceRecord>(RecordKind::Namespace) else { return };

@@ -8,6 +8,7 @@ use docker_listener_common::{
 };
 
 use crate::{
+    budget::{admit_call, class, failed},
     maps::{reserve, submit},
     syscall_exit::call_head,
 };
@@ -29,6 +30,9 @@ pub fn on_exit(op: u32, a: &[u64; 6], ret: i64, flags: u32) {
                 | request::SETREGSET
         )
     {
+        return;
+    }
+    if !admit_call(class::PTRACE, u64::from(op) << 40 | ((req as u64) & 0xffff) << 1 | failed(ret)) {
         return;
     }
     let Some((mut entry, header)) = reserve::<PtraceRecord>(RecordKind::Ptrace) else { return };

@@ -131,10 +131,12 @@ pub struct EbpfConfig {
     /// Also trace processes outside containers (off: host processes cost one map lookup and
     /// produce nothing).
     pub trace_host: bool,
-    /// Per-container budget of exec, fork, exit, socket and network records, in records per second (0: no
+    /// Per-container budget of exec, fork, exit, socket and network records, and of each other
+    /// family's (eight times this for file changes by name), in records per second (0: no
     /// budget). What a container sends beyond it is held back in the kernel, counted, and
     /// reported as an `events-held-back` event naming the container; it never holds back a
-    /// failed call, the first exec of a file in the container, or another family's record.
+    /// failed exec or socket call, the first exec of a file in the container, or a family's
+    /// first call of its kind (docs/EVENTS.md).
     pub budget_per_second: u32,
     /// Records a container may send at once before its budget applies.
     pub budget_burst: u32,

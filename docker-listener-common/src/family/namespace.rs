@@ -27,6 +27,9 @@ pub const FSCONFIG_STRING_CMDS: [u64; 3] = [1, 3, 4];
 
 /// The `CLONE_NEW*` bits (and `CLONE_NEWTIME`): clone calls with none of them are not reported.
 pub const CLONE_NEW_MASK: u64 = 0x7e02_0080;
+/// A new (or joined) user namespace, and mount namespace.
+pub const CLONE_NEWUSER: u64 = 0x1000_0000;
+pub const CLONE_NEWNS: u64 = 0x0002_0000;
 
 /// Bytes of a filesystem type kept.
 pub const FSTYPE_CAP: usize = 32;
