@@ -12,8 +12,9 @@
 //! budget is spent), an exec the event marks (fileless, drifted, gaining privileges), failed
 //! exec and socket calls (the callers ask only for successes), and, of the exit-reported
 //! families, the first call of each kind once the budget is spent (`CALL_SEEN`: the kind is the
-//! family's `what`, a value the caller cannot vary without bound, so that cycling through kinds
-//! cannot empty the map: e.g. the call, its outcome, and for an open the file's inode).
+//! family's `what`, e.g. the call and its outcome, and for an open the file's inode), within a
+//! second budget of the same size, since some kinds can be made without bound (a file created in
+//! a sensitive directory is a new inode).
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
     macros::map,
@@ -29,6 +30,8 @@ use crate::{kernel::read0, maps::config};
 pub struct Bucket {
     /// Thousandths of a record.
     milli: u64,
+    /// The same, for records sent over the budget as the first of their kind.
+    firsts_milli: u64,
     last_ns: u64,
 }
 
@@ -89,12 +92,18 @@ pub fn admit_call(class: u64, what: u64) -> bool {
     // daemon: eight times the budget, so that a package install or an `rm -rf` fits in it.
     let scale = if class == class::FILE_CHANGE { 8 } else { 1 };
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    if take(cgroup ^ (class << 56), rate * scale, scale) {
-        return true;
-    }
-    let key = ExeSeen { cgroup, inode: (class << 56) | (what & ((1 << 56) - 1)) };
-    if unsafe { CALL_SEEN.get(&key) }.is_none() {
+    // A first of its kind goes on a second budget of the same size (in the same bucket): kinds
+    // a caller can make without bound (files created in a sensitive directory) cannot flood
+    // past the first.
+    let first = || {
+        let key = ExeSeen { cgroup, inode: (class << 56) | (what & ((1 << 56) - 1)) };
+        if unsafe { CALL_SEEN.get(&key) }.is_some() {
+            return false;
+        }
         let _ = CALL_SEEN.insert(&key, &1, 0);
+        true
+    };
+    if take(cgroup ^ (class << 56), rate * scale, scale, first) {
         return true;
     }
     hold(cgroup);
@@ -123,7 +132,7 @@ fn admit_unless(always: impl FnOnce(u64) -> bool) -> bool {
         return true;
     }
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    if take(cgroup, rate, 1) || always(cgroup) {
+    if take(cgroup, rate, 1, || false) || always(cgroup) {
         return true;
     }
     hold(cgroup);
@@ -175,30 +184,38 @@ unsafe fn marked(inode: *const u8) -> bool {
     }
 }
 
+/// Takes a token of `bucket` (the cgroup's id, its class in the top byte: container cgroup
+/// ids, kernfs inode numbers, are far below 2^56); without one, a token of its firsts' budget
+/// if `first()` says the record is one.
 #[inline(always)]
-/// `bucket`: the cgroup's id, its class in the top byte (container cgroup ids, kernfs inode
-/// numbers, are far below 2^56).
-fn take(bucket: u64, rate: u64, scale: u64) -> bool {
+fn take(bucket: u64, rate: u64, scale: u64, first: impl FnOnce() -> bool) -> bool {
     let burst = (config!(budget_burst) as u64).max(1) * 1000 * scale;
     let now = unsafe { bpf_ktime_get_boot_ns() };
     match BUDGET.get_ptr_mut(&bucket) {
         None => {
-            let _ = BUDGET.insert(&bucket, &Bucket { milli: burst - 1000, last_ns: now }, 0);
+            let full = Bucket { milli: burst - 1000, firsts_milli: burst, last_ns: now };
+            let _ = BUDGET.insert(&bucket, &full, 0);
             true
         }
         Some(b) => unsafe {
             // Refill: rate records per second, in thousandths; at most 60 s counted (no
             // overflow), then capped at the burst.
             let elapsed = now.saturating_sub((*b).last_ns).min(60_000_000_000);
-            let milli = ((*b).milli + elapsed * rate / 1_000_000).min(burst);
+            let refill = elapsed * rate / 1_000_000;
+            let milli = ((*b).milli + refill).min(burst);
+            let firsts = ((*b).firsts_milli + refill).min(burst);
             (*b).last_ns = now;
+            (*b).firsts_milli = firsts;
             if milli >= 1000 {
                 (*b).milli = milli - 1000;
-                true
-            } else {
-                (*b).milli = milli;
-                false
+                return true;
             }
+            (*b).milli = milli;
+            if firsts >= 1000 && first() {
+                (*b).firsts_milli = firsts - 1000;
+                return true;
+            }
+            false
         },
     }
 }
