@@ -59,6 +59,8 @@ fn two_storming_containers_cannot_cost_a_quiet_one_its_execs() {
         assert_eq!(support::rules::evaluate(&rules, reports[0]), Some(100_060), "the report's rule");
         reported += held;
         assert_eq!(reports[0]["docker_listener"]["held_back"]["budget"]["per_second"], 50);
+        let by_class = &reports[0]["docker_listener"]["held_back"]["by_class"];
+        assert_eq!(by_class, &json!({"process": reports[0]["docker_listener"]["held_back"]["records"]}), "exec storms");
         let id = inspect(s, "{{.Id}}");
         assert_eq!(reports[0]["container"]["id"], id.as_str());
         let mine: Vec<&Value> = events.iter().filter(|e| e["container"]["name"] == s.as_str()).collect();
@@ -175,6 +177,10 @@ fn a_flood_of_one_kind_of_call_is_held_back_and_buries_no_other_call() {
     let reports: Vec<&Value> =
         held_back(&events, &stormer).iter().map(|r| &r["docker_listener"]["held_back"]).collect();
     assert_eq!(accounted(&events), 2 * N + 2, "{reports:#?}");
+    // And by class: what each family held back is its calls less its events.
+    let by_class = |class: &str| -> u64 { reports.iter().map(|r| r["by_class"][class].as_u64().unwrap_or(0)).sum() };
+    assert_eq!(by_class("namespace-change"), N + 1 - (mnt.len() + user.len()) as u64, "{reports:#?}");
+    assert_eq!(by_class("file-open"), N + 1 - (shadow.len() + gshadow.len()) as u64, "{reports:#?}");
     let report = held_back(&events, &stormer)[0];
     assert_eq!(evaluate(&rules, report), Some(100_060));
     // The quiet container lost nothing, nor did anyone: no record lost in the kernel.

@@ -107,6 +107,37 @@ pub mod loss {
 }
 
 /// Bits of the `flags` fields.
+/// The per-container budget's classes of records (the kernel's `budget.rs`): each has a bucket
+/// of its own, and what each holds back is counted apart (`HELD`'s key: the cgroup's id, the
+/// class in its top byte).
+pub mod budget {
+    /// Exec, fork, exit, socket and network records: one bucket.
+    pub const PROCESS: u64 = 0;
+    pub const FILE_OPEN: u64 = 1;
+    pub const FILE_CHANGE: u64 = 2;
+    pub const FILE_HANDLE: u64 = 3;
+    pub const PRIVILEGE: u64 = 4;
+    pub const NAMESPACE: u64 = 5;
+    pub const PTRACE: u64 = 6;
+    pub const KERNEL_MODULE: u64 = 7;
+    pub const BPF: u64 = 8;
+    /// Names, by class, as the daemon reports them.
+    pub const NAMES: [&str; 9] = [
+        "process",
+        "file-open",
+        "file-change",
+        "file-open-by-handle",
+        "privilege-change",
+        "namespace-change",
+        "ptrace",
+        "kernel-module",
+        "bpf",
+    ];
+    /// The class's place in a bucket's or a `HELD` key (a cgroup id, kernfs' inode number, is
+    /// far below it).
+    pub const SHIFT: u32 = 56;
+}
+
 pub mod flags {
     /// argv was longer than the configured limit and was cut.
     pub const ARGS_TRUNCATED: u32 = 1;

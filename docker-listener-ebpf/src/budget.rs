@@ -48,8 +48,9 @@ pub struct ExeSeen {
 #[map]
 pub static BUDGET: LruHashMap<u64, Bucket> = LruHashMap::with_max_entries(16384, 0);
 
-/// Records held back, per cgroup, per CPU (no atomic add needed; never reset: the daemon
-/// reports the increase of the sum).
+/// Records held back, per cgroup and class (the class in the key's top byte, 0 for the
+/// process records), per CPU (no atomic add needed; never reset: the daemon reports the
+/// increase of the sum).
 #[map]
 pub static HELD: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(16384, 0);
 
@@ -62,17 +63,9 @@ pub static EXE_SEEN: LruHashMap<ExeSeen, u8> = LruHashMap::with_max_entries(1638
 #[map]
 pub static CALL_SEEN: LruHashMap<ExeSeen, u8> = LruHashMap::with_max_entries(8192, 0);
 
-/// The buckets of the exit-reported families (0: the high-volume records' shared bucket).
-pub mod class {
-    pub const FILE_OPEN: u64 = 1;
-    pub const FILE_CHANGE: u64 = 2;
-    pub const FILE_HANDLE: u64 = 3;
-    pub const PRIVILEGE: u64 = 4;
-    pub const NAMESPACE: u64 = 5;
-    pub const PTRACE: u64 = 6;
-    pub const KERNEL_MODULE: u64 = 7;
-    pub const BPF: u64 = 8;
-}
+/// The buckets of the exit-reported families (`PROCESS`: the high-volume records' shared one).
+pub use docker_listener_common::budget as class;
+use docker_listener_common::budget::SHIFT;
 
 /// A call's outcome as a kind: 0 for a success, 1 for a failure (any error).
 #[inline(always)]
@@ -96,17 +89,17 @@ pub fn admit_call(class: u64, what: u64) -> bool {
     // a caller can make without bound (files created in a sensitive directory) cannot flood
     // past the first.
     let first = || {
-        let key = ExeSeen { cgroup, inode: (class << 56) | (what & ((1 << 56) - 1)) };
+        let key = ExeSeen { cgroup, inode: (class << SHIFT) | (what & ((1 << SHIFT) - 1)) };
         if unsafe { CALL_SEEN.get(&key) }.is_some() {
             return false;
         }
         let _ = CALL_SEEN.insert(&key, &1, 0);
         true
     };
-    if take(cgroup ^ (class << 56), rate * scale, scale, first) {
+    if take(cgroup ^ (class << SHIFT), rate * scale, scale, first) {
         return true;
     }
-    hold(cgroup);
+    hold(cgroup ^ (class << SHIFT));
     false
 }
 
@@ -220,12 +213,13 @@ fn take(bucket: u64, rate: u64, scale: u64, first: impl FnOnce() -> bool) -> boo
     }
 }
 
+/// Counts a record held back: `key` is the cgroup's id, the class in its top byte.
 #[inline(always)]
-fn hold(cgroup: u64) {
-    match HELD.get_ptr_mut(&cgroup) {
+fn hold(key: u64) {
+    match HELD.get_ptr_mut(&key) {
         Some(n) => unsafe { *n += 1 },
         None => {
-            let _ = HELD.insert(&cgroup, &1, 0);
+            let _ = HELD.insert(&key, &1, 0);
         }
     }
 }

@@ -5,7 +5,7 @@
 //! answers to the correlator, runs the start-up inventory whenever the Docker connection is
 //! (re)established, and every second reports losses and releases events held too long.
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -183,7 +183,7 @@ impl Monitor {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep = Instant::now();
         let mut lost_reported: u64 = 0;
-        let mut held_reported: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+        let mut held_reported: HashMap<(u64, usize), u64> = HashMap::new();
         let mut drain_ctx = Drain { received: 0, max_args: self.cfg.argv_max_args as usize, stats: self.stats.clone() };
         // Polling: the programs commit without waking us and the timer drains the ring.
         // Settling: they wake us again; one more timed drain before sleeping on the ring.
@@ -592,16 +592,26 @@ impl Monitor {
 
     /// Emits one `events-held-back` event per container whose budget held records back since
     /// the last report (`only`: that cgroup's, which is then forgotten: it is being untracked).
-    fn report_held_back(&mut self, reported: &mut std::collections::HashMap<u64, u64>, only: Option<u64>) {
-        let held = self.probes.held_back();
-        for (cg, total) in held {
-            if only.is_some_and(|o| o != cg) {
+    /// `reported`: what was reported of each (cgroup, class).
+    fn report_held_back(&mut self, reported: &mut HashMap<(u64, usize), u64>, only: Option<u64>) {
+        // Per cgroup: what each class held back since the last report, and the totals.
+        let mut moved: BTreeMap<u64, ecs::HeldBackReport> = BTreeMap::new();
+        for h in self.probes.held_back() {
+            if only.is_some_and(|o| o != h.cgroup) {
                 continue;
             }
-            let before = reported.get(&cg).copied().unwrap_or(0);
-            if total > before {
-                let delta = total - before;
-                Stats::add(&self.stats.ebpf_held_back, delta);
+            let r = moved.entry(h.cgroup).or_default();
+            r.total += h.total;
+            let before = reported.insert((h.cgroup, h.class), h.total).unwrap_or(0);
+            if h.total > before {
+                r.delta += h.total - before;
+                let name = docker_listener_common::budget::NAMES.get(h.class).copied().unwrap_or("other");
+                *r.by_class.entry(name).or_default() += h.total - before;
+            }
+        }
+        for (cg, r) in moved {
+            if r.delta > 0 {
+                Stats::add(&self.stats.ebpf_held_back, r.delta);
                 let container = match self.correlator.registry.lookup(cg) {
                     crate::registry::Lookup::Known(c) => Some(c),
                     _ => None,
@@ -609,15 +619,15 @@ impl Monitor {
                 tracing::info!(
                     container = container.map(|c| c.name.as_str()),
                     cgroup = cg,
-                    records = delta,
+                    records = r.delta,
+                    by_class = ?r.by_class,
                     "a container went over its budget (ebpf.budget_per_second): records held back"
                 );
-                let event = ecs::held_back_event(container, cg, delta, total, &self.cfg);
+                let event = ecs::held_back_event(container, cg, &r, &self.cfg);
                 self.spool.push_report(self.encoder.report(&event));
-                reported.insert(cg, total);
             }
             if only.is_some() {
-                reported.remove(&cg);
+                reported.retain(|(c, _), _| *c != cg);
                 self.probes.forget_held(cg);
             }
         }

@@ -12,7 +12,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use docker_listener_common::{PREFIX_CAP, PREFIXES, ProbeConfig, loss};
+use docker_listener_common::{PREFIX_CAP, PREFIXES, ProbeConfig, budget, loss};
 use tokio::io::unix::AsyncFd;
 
 use crate::config::EbpfConfig;
@@ -72,6 +72,16 @@ impl EbpfError {
             EbpfError::Load(format!("{e}: {e:?}"))
         }
     }
+}
+
+/// A count of records one container's budget held back (`EbpfProbes::held_back`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldBack {
+    pub cgroup: u64,
+    /// The budget's class (`docker_listener_common::budget`).
+    pub class: usize,
+    /// Since the agent started.
+    pub total: u64,
 }
 
 /// Loaded and attached programs, ready to be drained.
@@ -311,14 +321,25 @@ impl EbpfProbes {
     }
 
     /// Records the programs tried to emit (sum of the per-CPU sequence numbers).
-    /// Records held back by the per-container budget since start, by cgroup id.
-    pub fn held_back(&self) -> Vec<(u64, u64)> {
-        self.held.iter().filter_map(Result::ok).map(|(cgroup, per_cpu)| (cgroup, per_cpu.iter().sum())).collect()
+    /// Records held back by the per-container budget since start, by cgroup id and class
+    /// (`docker_listener_common::budget`).
+    pub fn held_back(&self) -> Vec<HeldBack> {
+        self.held
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, per_cpu)| HeldBack {
+                cgroup: key & ((1 << budget::SHIFT) - 1),
+                class: (key >> budget::SHIFT) as usize,
+                total: per_cpu.iter().sum(),
+            })
+            .collect()
     }
 
-    /// Forgets a removed container's held-back count (after it was reported).
+    /// Forgets a removed container's held-back counts (after they were reported).
     pub fn forget_held(&mut self, cgroup: u64) {
-        let _ = self.held.remove(&cgroup);
+        for class in 0..budget::NAMES.len() as u64 {
+            let _ = self.held.remove(&(cgroup | class << budget::SHIFT));
+        }
     }
 
     pub fn generated(&self) -> u64 {

@@ -612,22 +612,31 @@ pub fn now_wall_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
+/// What one container's budget held back: since the last report (`delta`, and by the budget's
+/// class), and since the agent started (`total`).
+#[derive(Debug, Default)]
+pub struct HeldBackReport {
+    pub delta: u64,
+    pub total: u64,
+    pub by_class: std::collections::BTreeMap<&'static str, u64>,
+}
+
 /// A container's records held back by its budget in the kernel (`ebpf.budget_per_second`):
 /// not lost to a full buffer, left out on purpose so that its storm cannot cost the others
 /// theirs, and counted apart from losses.
 pub fn held_back_event(
     container: Option<&Container>,
     cgroup_id: u64,
-    delta: u64,
-    total: u64,
+    r: &HeldBackReport,
     cfg: &crate::config::EbpfConfig,
 ) -> Value {
     let mut v = json!({
         "integration": "docker",
         "event": {"kind": "metric", "module": MODULE, "action": "events-held-back", "dataset": "docker_listener.loss"},
         "docker_listener": {"held_back": {
-            "records": delta,
-            "records_total": total,
+            "records": r.delta,
+            "records_total": r.total,
+            "by_class": r.by_class,
             "cgroup_id": cgroup_id,
             "budget": {"per_second": cfg.budget_per_second, "burst": cfg.budget_burst},
         }},
