@@ -99,7 +99,9 @@ pub fn admit_call(class: u64, what: u64) -> bool {
     if take(cgroup ^ (class << SHIFT), rate * scale, scale, first) {
         return true;
     }
-    hold(cgroup ^ (class << SHIFT));
+    // The key opaque to the verifier: on 6.1 the exit program verifies 879,517 instructions so,
+    // 902,458 without (measured; the classes' constants kept states apart).
+    hold(opaque(cgroup ^ (class << SHIFT)));
     false
 }
 
@@ -211,6 +213,12 @@ fn take(bucket: u64, rate: u64, scale: u64, first: impl FnOnce() -> bool) -> boo
             false
         },
     }
+}
+
+/// A value the verifier cannot see through (`path::opaque`).
+#[inline(always)]
+fn opaque(v: u64) -> u64 {
+    crate::path::opaque(v as usize) as u64
 }
 
 /// Counts a record held back: `key` is the cgroup's id, the class in its top byte.
