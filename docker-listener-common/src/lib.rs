@@ -106,7 +106,6 @@ pub mod loss {
         ["ringbuf_full", "pending_map_full", "cgroup_map_full", "args_read", "filename_read", "addr_read", "exe_read"];
 }
 
-/// Bits of the `flags` fields.
 /// The per-container budget's classes of records (the kernel's `budget.rs`): each has a bucket
 /// of its own, and what each holds back is counted apart (`HELD`'s key: the cgroup's id, the
 /// class in its top byte).
@@ -138,6 +137,7 @@ pub mod budget {
     pub const SHIFT: u32 = 56;
 }
 
+/// Bits of the `flags` fields.
 pub mod flags {
     /// argv was longer than the configured limit and was cut.
     pub const ARGS_TRUNCATED: u32 = 1;

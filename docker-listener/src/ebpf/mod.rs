@@ -320,7 +320,6 @@ impl EbpfProbes {
         self.wakeup.set(0, u32::from(on), 0).map_err(|e| EbpfError::Wakeup(e.to_string()))
     }
 
-    /// Records the programs tried to emit (sum of the per-CPU sequence numbers).
     /// Records held back by the per-container budget since start, by cgroup id and class
     /// (`docker_listener_common::budget`).
     pub fn held_back(&self) -> Vec<HeldBack> {
@@ -342,6 +341,7 @@ impl EbpfProbes {
         }
     }
 
+    /// Records the programs tried to emit (sum of the per-CPU sequence numbers).
     pub fn generated(&self) -> u64 {
         self.seq.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
