@@ -35,12 +35,14 @@ pub struct Bucket {
     last_ns: u64,
 }
 
+/// A kind of record a container already sent over its budget (`EXE_SEEN`, `CALL_SEEN`).
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct ExeSeen {
+pub struct Seen {
     cgroup: u64,
-    /// The executed file's `struct inode` (unique while the file is in use).
-    inode: u64,
+    /// `EXE_SEEN`: the executed file's `struct inode` (unique while the file is in use);
+    /// `CALL_SEEN`: the class in the top byte, the family's kind below.
+    what: u64,
 }
 
 /// Each traced cgroup's buckets (one per class it sent records of); the least recently used
@@ -56,12 +58,11 @@ pub static HELD: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(16384
 
 /// Files already executed in a container while its budget was spent.
 #[map]
-pub static EXE_SEEN: LruHashMap<ExeSeen, u8> = LruHashMap::with_max_entries(16384, 0);
+pub static EXE_SEEN: LruHashMap<Seen, u8> = LruHashMap::with_max_entries(16384, 0);
 
-/// Kinds of calls of the exit-reported families already sent while their budget was spent
-/// (`ExeSeen`'s layout: the cgroup, and the class in the top byte of `what`).
+/// Kinds of calls of the exit-reported families already sent while their budget was spent.
 #[map]
-pub static CALL_SEEN: LruHashMap<ExeSeen, u8> = LruHashMap::with_max_entries(8192, 0);
+pub static CALL_SEEN: LruHashMap<Seen, u8> = LruHashMap::with_max_entries(8192, 0);
 
 /// The buckets of the exit-reported families (`PROCESS`: the high-volume records' shared one).
 pub use docker_listener_common::budget as class;
@@ -89,7 +90,7 @@ pub fn admit_call(class: u64, what: u64) -> bool {
     // a caller can make without bound (files created in a sensitive directory) cannot flood
     // past the first.
     let first = || {
-        let key = ExeSeen { cgroup, inode: (class << SHIFT) | (what & ((1 << SHIFT) - 1)) };
+        let key = Seen { cgroup, what: (class << SHIFT) | (what & ((1 << SHIFT) - 1)) };
         if unsafe { CALL_SEEN.get(&key) }.is_some() {
             return false;
         }
@@ -147,7 +148,7 @@ unsafe fn always_sent(task: *const u8, cgroup: u64) -> bool {
             if !inode.is_null() && marked(inode) {
                 return true;
             }
-            let key = ExeSeen { cgroup, inode: inode as u64 };
+            let key = Seen { cgroup, what: inode as u64 };
             if !inode.is_null() && EXE_SEEN.get(&key).is_none() {
                 let _ = EXE_SEEN.insert(&key, &1, 0);
                 return true;
