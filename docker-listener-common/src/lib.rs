@@ -194,17 +194,6 @@ pub mod magic {
     pub const CGROUP: u32 = 0x0027_e0eb;
 }
 
-/// Socket operations of a `SocketRecord`.
-pub mod sock_op {
-    pub const CONNECT: u32 = 1;
-    pub const BIND: u32 = 2;
-    pub const LISTEN: u32 = 3;
-    pub const ACCEPT: u32 = 4;
-    /// socket(2) creating a raw (SOCK_RAW) or packet (AF_PACKET) socket: `addr.family` is the
-    /// domain, `sock_type` and `protocol` the arguments, `ret` the new descriptor.
-    pub const SOCKET: u32 = 5;
-}
-
 /// Header at the start of every ring-buffer record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -245,46 +234,6 @@ pub struct ExeFile {
     pub _pad: u32,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct ExecRecord {
-    pub header: RecordHeader,
-    /// `real_parent->tgid`.
-    pub ppid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    /// 0 for a successful exec, else the negative errno execve returned.
-    pub ret: i32,
-    /// `task->start_boottime` of the process and of its parent (ns since boot): with the pid,
-    /// they identify a process instance (`process.entity_id`).
-    pub start_ns: u64,
-    pub parent_start_ns: u64,
-    /// `task->self_exec_id`: the image generation of this process (exec increments it; a child
-    /// starts with its parent's). After a successful exec, the new image's.
-    pub exec_id: u64,
-    /// `task->parent_exec_id`: the parent's `self_exec_id` when it forked this process, i.e.
-    /// which of the parent's images started it.
-    pub parent_exec_id: u64,
-    pub flags: u32,
-    /// Bytes of `args` used (NUL-separated arguments); the first `args_head_len` come from the
-    /// start of argv, the rest from its end (when argv was longer than the limit).
-    pub args_len: u32,
-    pub args_head_len: u32,
-    /// The whole argv's length in bytes (`arg_end - arg_start`), 0 when unknown.
-    pub args_total: u32,
-    pub filename_len: u32,
-    pub _pad: u32,
-    pub exe: ExeFile,
-    /// The credentials after a successful exec (`flags::CREDS`).
-    pub creds: family::cred::Creds,
-    pub comm: [u8; COMM_LEN],
-    /// The path given to execve (`bprm->filename`), as the caller spelled it.
-    pub filename: [u8; FILENAME_CAP],
-    pub args: [u8; ARGS_CAP],
-    /// The executed file's path components, leaf first, each NUL-terminated (see `ExeFile`).
-    pub exe_path: [u8; EXE_PATH_CAP],
-}
-
 /// A new process. The header describes the forking task (the parent).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -318,54 +267,6 @@ pub struct SockAddr {
     pub port: u16,
     pub _pad: u32,
     pub addr: [u8; 16],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct SocketRecord {
-    pub header: RecordHeader,
-    /// A `sock_op` value.
-    pub op: u32,
-    /// The socket's file descriptor (for accept: the listening one).
-    pub fd: i32,
-    /// The syscall's return value (accept, socket: the new fd; others: 0 or -errno).
-    pub ret: i64,
-    pub start_ns: u64,
-    /// The caller's `self_exec_id`: which image of the process made the call.
-    pub exec_id: u64,
-    /// `socket->type` (SOCK_STREAM...), `sk->sk_protocol` (IPPROTO_TCP...), 0 when unknown.
-    pub sock_type: u16,
-    pub protocol: u16,
-    pub flags: u32,
-    /// listen's backlog.
-    pub backlog: i32,
-    pub unix_path_len: u32,
-    /// The address the syscall named (connect: the destination, bind: the address bound,
-    /// accept: the peer), or for listen the bound address.
-    pub addr: SockAddr,
-    /// The socket's own address from the kernel after the call (connect: the source).
-    pub local: SockAddr,
-    /// AF_UNIX: the path (abstract names start with a NUL).
-    pub unix_path: [u8; UNIX_PATH_CAP],
-    pub _pad2: u32,
-}
-
-/// An io_uring instance made by a traced process: what it may do through the ring (beyond TCP
-/// connects) no system call shows.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct IoUringRecord {
-    pub header: RecordHeader,
-    pub start_ns: u64,
-    pub exec_id: u64,
-    pub fd: i32,
-    pub sq_entries: u32,
-    pub cq_entries: u32,
-    /// `IORING_SETUP_*` flags.
-    pub setup_flags: u32,
-    /// `flags` bits (COMPAT).
-    pub flags: u32,
-    pub _pad: u32,
 }
 
 pub mod cgroup_op {
@@ -547,13 +448,13 @@ mod user {
     // SAFETY: every type is #[repr(C)], made only of integers and byte arrays, with explicit
     // padding fields, so every bit pattern is valid.
     unsafe impl aya::Pod for super::RecordHeader {}
-    unsafe impl aya::Pod for super::ExecRecord {}
+    unsafe impl aya::Pod for super::family::exec::ExecRecord {}
     unsafe impl aya::Pod for super::ExeFile {}
     unsafe impl aya::Pod for super::ForkRecord {}
     unsafe impl aya::Pod for super::ExitRecord {}
-    unsafe impl aya::Pod for super::SocketRecord {}
+    unsafe impl aya::Pod for super::family::socket::SocketRecord {}
     unsafe impl aya::Pod for super::CgroupRecord {}
-    unsafe impl aya::Pod for super::IoUringRecord {}
+    unsafe impl aya::Pod for super::family::io_uring::IoUringRecord {}
     unsafe impl aya::Pod for super::ProbeConfig {}
     unsafe impl aya::Pod for super::family::CallHead {}
     unsafe impl aya::Pod for super::family::kmod::KernelModuleRecord {}
@@ -568,7 +469,10 @@ mod user {
 #[cfg(test)]
 mod tests {
     extern crate std;
-    use super::*;
+    use super::{
+        family::{exec::ExecRecord, io_uring::IoUringRecord, socket::SocketRecord},
+        *,
+    };
 
     #[test]
     fn layouts_have_no_implicit_padding() {

@@ -296,9 +296,9 @@ pub const PRIVILEGE_IA32: &[i64] = &[
 /// bit, numbers).
 pub const COMPAT_NRS: &[(u32, &[i64])] = &[
     (crate::COMPAT_EXEC, &[ia32::EXECVE, ia32::EXECVEAT]),
-    (1 << crate::sock_op::SOCKET, &[ia32::SOCKET, ia32::SOCKETCALL]),
-    (1 << crate::sock_op::BIND, &[ia32::BIND, ia32::SOCKETCALL]),
-    (1 << crate::sock_op::CONNECT, &[ia32::CONNECT, ia32::SOCKETCALL]),
-    (1 << crate::sock_op::LISTEN, &[ia32::LISTEN, ia32::SOCKETCALL]),
-    (1 << crate::sock_op::ACCEPT, &[ia32::ACCEPT4, ia32::SOCKETCALL]),
+    (1 << crate::family::socket::sock_op::SOCKET, &[ia32::SOCKET, ia32::SOCKETCALL]),
+    (1 << crate::family::socket::sock_op::BIND, &[ia32::BIND, ia32::SOCKETCALL]),
+    (1 << crate::family::socket::sock_op::CONNECT, &[ia32::CONNECT, ia32::SOCKETCALL]),
+    (1 << crate::family::socket::sock_op::LISTEN, &[ia32::LISTEN, ia32::SOCKETCALL]),
+    (1 << crate::family::socket::sock_op::ACCEPT, &[ia32::ACCEPT4, ia32::SOCKETCALL]),
 ];

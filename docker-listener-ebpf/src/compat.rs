@@ -10,7 +10,7 @@
 //! call does not change them, and the memory they point to is read at the exit as the native
 //! programs read theirs.
 use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_user, bpf_task_pt_regs};
-use docker_listener_common::{COMPAT_EXEC, flags, sock_op};
+use docker_listener_common::{COMPAT_EXEC, family::socket::sock_op, flags};
 
 use crate::{
     exec::report_failed,

@@ -19,7 +19,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use docker_listener_common::{
-    ARGS_CAP, ExeFile, ExecRecord, FILENAME_CAP, RecordHeader, RecordKind, exe_flags, flags, loss,
+    ARGS_CAP, ExeFile, FILENAME_CAP, RecordHeader, RecordKind, exe_flags, family::exec::ExecRecord, flags, loss,
 };
 
 use crate::{

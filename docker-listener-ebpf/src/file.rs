@@ -1,6 +1,6 @@
 //! `file-access`: a traced process's successful opens of sensitive files, reported at the
 //! open's exit by the raw exit program (`syscall_exit.rs`), whatever the ABI, and at an io_uring
-//! open's completion (`on_uring_open`, from `iouring.rs`); its changes by name and refused opens
+//! open's completion (`on_uring_open`, from `io_uring.rs`); its changes by name and refused opens
 //! (`on_path_exit`); every open_by_handle_at (`raw_sys_exit_handle`, a program of its own).
 //!
 //! What was opened is the descriptor's file, as the kernel has it: its inode number is looked up

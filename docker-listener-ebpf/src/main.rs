@@ -1,6 +1,12 @@
 //! docker-listener's kernel side. Each program is small and boring: filter (container cgroups
 //! only, a map lookup), read what the tracepoint and the task give, reserve in the ring buffer,
 //! submit. Every path that fails to deliver bumps a per-CPU loss counter instead of vanishing.
+//!
+//! One file per event family (`exec`, `socket`, `io_uring`, `kmod`, `bpf`, `ptrace`,
+//! `namespace`, `cred`, `file`, `net`; their records in docker-listener-common's `family`), and
+//! what they share: container cgroups (`cgroup`), the process tree (`process`), the program at
+//! every system call's exit and its 32-bit ABI (`syscall_exit`, `compat`), the budget (`budget`),
+//! maps, kernel reads and the path walk (`maps`, `kernel`, `path`).
 #![no_std]
 #![no_main]
 
@@ -11,7 +17,7 @@ mod compat;
 mod cred;
 mod exec;
 mod file;
-mod iouring;
+mod io_uring;
 mod kernel;
 mod kmod;
 mod maps;

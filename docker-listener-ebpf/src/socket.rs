@@ -12,7 +12,12 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use docker_listener_common::{
-    RecordKind, SockAddr, SocketRecord, UNIX_PATH_CAP, family::net::DNS_PORT, flags, loss, sock_op,
+    RecordKind, SockAddr, UNIX_PATH_CAP,
+    family::{
+        net::DNS_PORT,
+        socket::{SocketRecord, sock_op},
+    },
+    flags, loss,
 };
 
 use crate::{

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use crate::{
     config::EbpfConfig,
     ebpf::record::{Exec, Meta, Record},
-    ecs::{Body, Clock, Event, ExecBody, Inventory, IoUringBody, Lineup, ProcRef, SocketBody, socket},
+    ecs::{Body, Clock, Event, ExecBody, Inventory, IoUringBody, Lineup, ProcRef, SocketBody, parts},
     family::{CallBody, Context as CallContext, Detail, HostNamespaces, RuntimeBinaries, file::Verdict},
     inventory,
     labels::LabelBudget,
@@ -270,7 +270,7 @@ impl Correlator {
             Record::Socket(s) => {
                 // Netlink sockets are plumbing (`ip`, libc's interface lookups); what carries
                 // traffic or sniffs it is reported: IP, Unix, packet, and every raw socket made.
-                if !matches!(s.family, socket::AF_UNIX | socket::AF_INET | socket::AF_INET6 | socket::AF_PACKET) {
+                if !matches!(s.family, parts::AF_UNIX | parts::AF_INET | parts::AF_INET6 | parts::AF_PACKET) {
                     self.counters.filtered += 1;
                     return;
                 }

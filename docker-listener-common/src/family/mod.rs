@@ -1,14 +1,18 @@
-//! Records of the system-call families reported at the call's exit (`raw_syscalls:sys_exit`):
-//! kernel modules, BPF, ptrace, namespaces and mounts, privilege changes, sensitive files, sends
-//! (DNS queries, UDP flows). Each family has its own record, which
-//! starts with a [`CallHead`]; its operations are `op` values of its own.
+//! Each event family's record, one module per family. Exec, sockets and io_uring setups have
+//! programs of their own; the families reported at the system call's exit
+//! (`raw_syscalls:sys_exit`: kernel modules, BPF, ptrace, namespaces and mounts, privilege
+//! changes, sensitive files, sends for DNS queries and UDP flows) share one, and their records
+//! start with a [`CallHead`]; their operations are `op` values of their own.
 pub mod bpf;
 pub mod cred;
+pub mod exec;
 pub mod file;
+pub mod io_uring;
 pub mod kmod;
 pub mod namespace;
 pub mod net;
 pub mod ptrace;
+pub mod socket;
 
 use crate::RecordHeader;
 

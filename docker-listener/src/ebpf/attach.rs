@@ -14,7 +14,7 @@ use aya::{
 };
 
 use super::EbpfError;
-use crate::{config::EbpfConfig, family::FAMILIES};
+use crate::{config::EbpfConfig, family};
 
 /// Which setting a program belongs to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -193,7 +193,8 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
             attached.push(prog);
         }
     }
-    let any_syscall = cfg.exec || cfg.connect || cfg.bind || cfg.listen || cfg.accept || cfg.raw_sockets;
+    // The exec and socket families' system call tracepoints.
+    let any_syscall = (family::exec::FAMILY.enabled)(cfg) || (family::socket::FAMILY.enabled)(cfg);
     doors.push(Door {
         name: "native system calls",
         hook: "syscalls:sys_enter_*/sys_exit_* tracepoints",
@@ -245,7 +246,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
 
     // One program at every system call's exit serves the 32-bit ABI and the exit-reported
     // families (docker-listener-ebpf's syscall_exit.rs).
-    let families = || FAMILIES.iter().filter(|f| (f.enabled)(cfg));
+    let families = || family::at_exit().filter(|(f, _)| (f.enabled)(cfg));
     let exit = if !cfg.compat && families().next().is_none() {
         DoorState::Off
     } else if !cfg!(target_arch = "x86_64") {
@@ -273,7 +274,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     };
     // The network family's own program, tail-called by the exit program for sends.
     let net = tail_door(ebpf, &exit, cfg.dns || cfg.udp_flows, k.btf, (NET_PROGRAM, "NET_PROGRAM"), &mut attached);
-    for f in FAMILIES {
+    for (f, at_exit) in family::at_exit() {
         let own = f.kind == docker_listener_common::RecordKind::Network;
         doors.push(Door {
             name: f.name,
@@ -283,7 +284,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
                 (true, true) => net.clone(),
                 (true, false) => exit.clone(),
             },
-            blind: f.sees,
+            blind: at_exit.sees,
         });
     }
     // The file-access family's own program for open_by_handle_at, tail-called by the exit

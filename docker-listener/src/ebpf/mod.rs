@@ -166,7 +166,7 @@ impl EbpfProbes {
             pc.prefix_count = i as u32 + 1;
         }
         pc.exit_group_dead = exit_group_dead_offset().unwrap_or(0);
-        use docker_listener_common::sock_op;
+        use docker_listener_common::family::socket::sock_op;
         for (on, bit) in [
             (cfg.exec, docker_listener_common::COMPAT_EXEC),
             (cfg.connect, 1 << sock_op::CONNECT),
@@ -377,7 +377,7 @@ fn set_exit_numbers(pc: &mut ProbeConfig, cfg: &EbpfConfig) {
             pc.exit_nrs[nr / 64] |= 1 << (nr % 64);
         }
     };
-    for f in crate::family::FAMILIES.iter().filter(|f| (f.enabled)(cfg)) {
+    for (_, f) in crate::family::at_exit().filter(|(f, _)| (f.enabled)(cfg)) {
         pc.families |= f.switch;
         // The network family's halves have a setting each.
         if !cfg.dns {

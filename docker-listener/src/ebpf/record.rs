@@ -1,11 +1,13 @@
-//! Ring-buffer records, decoded from the kernel's `#[repr(C)]` layouts into owned values.
+//! Ring-buffer records, decoded from the kernel's `#[repr(C)]` layouts into owned values: the
+//! dispatch to each family's decoder (`crate::family`), the records every family stands on (the
+//! process tree's forks and exits, container cgroups), and what several families' records hold
+//! (a file the kernel walked, argv, an address).
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use docker_listener_common as common;
-use docker_listener_common::{
-    CgroupRecord, ExecRecord, ExitRecord, ForkRecord, IoUringRecord, RecordHeader, RecordKind, SockAddr, SocketRecord,
-    exe_flags, flags,
-};
+use docker_listener_common::{CgroupRecord, ExitRecord, ForkRecord, RecordHeader, RecordKind, SockAddr, exe_flags};
+
+pub use crate::family::{exec::Exec, io_uring::IoUring, socket::Socket};
 
 /// What every record says about where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,32 +98,6 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exec {
-    pub meta: Meta,
-    pub ppid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    /// 0, or the negative errno of a failed execve.
-    pub ret: i32,
-    pub start_ns: u64,
-    pub parent_start_ns: u64,
-    /// The image generation after this exec (failed: the caller's), and the parent's when it
-    /// forked this process (see `ExecRecord`).
-    pub exec_id: u64,
-    pub parent_exec_id: u64,
-    pub comm: String,
-    /// The path given to execve, as the caller spelled it.
-    pub filename: String,
-    /// The file that runs now; `None` for a failed exec, or when the kernel could not say.
-    pub exe: Option<ExeFile>,
-    pub args: Args,
-    /// Made through the 32-bit (ia32) system call ABI.
-    pub compat: bool,
-    /// The credentials the new image runs with (a successful exec, when the kernel said).
-    pub creds: Option<common::family::cred::Creds>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fork {
     pub meta: Meta,
     pub child_tgid: u32,
@@ -138,71 +114,11 @@ pub struct Exit {
     pub start_ns: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SockOp {
-    Connect,
-    Bind,
-    Listen,
-    Accept,
-    /// A raw or packet socket was created.
-    Socket,
-}
-
-impl SockOp {
-    pub fn name(self) -> &'static str {
-        match self {
-            SockOp::Connect => "connect",
-            SockOp::Bind => "bind",
-            SockOp::Listen => "listen",
-            SockOp::Accept => "accept",
-            SockOp::Socket => "socket",
-        }
-    }
-}
-
 /// An endpoint: an IP address and port, or a Unix socket path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Ip(IpAddr, u16),
     Unix(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Socket {
-    pub meta: Meta,
-    pub op: SockOp,
-    pub fd: i32,
-    pub ret: i64,
-    pub start_ns: u64,
-    /// Which image of the process made the call.
-    pub exec_id: u64,
-    /// AF_INET / AF_INET6 / AF_UNIX / AF_PACKET... from the address or the socket, 0 if unknown.
-    pub family: u16,
-    pub sock_type: u16,
-    pub protocol: u16,
-    pub backlog: i32,
-    /// The address the call named (connect: destination; bind/listen: bound; accept: peer).
-    pub addr: Option<Endpoint>,
-    /// The socket's own address after the call (connect: the source; accept: the server side).
-    pub local: Option<Endpoint>,
-    pub socket_unavailable: bool,
-    /// Made through the 32-bit (ia32) system call ABI.
-    pub compat: bool,
-    /// No system call: a TCP connect seen by its state change (io_uring...).
-    pub tcp_state: bool,
-}
-
-/// An io_uring instance set up by a traced process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IoUring {
-    pub meta: Meta,
-    pub start_ns: u64,
-    pub exec_id: u64,
-    pub fd: i32,
-    pub sq_entries: u32,
-    pub cq_entries: u32,
-    pub setup_flags: u32,
-    pub compat: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,14 +131,16 @@ pub struct Cgroup {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
+    /// The families with records of their own (`crate::family`).
     Exec(Exec),
-    Fork(Fork),
-    Exit(Exit),
     Socket(Socket),
     IoUring(IoUring),
-    Cgroup(Cgroup),
     /// A call of a family reported at the system call's exit (`crate::family`).
     Call(crate::family::Call),
+    /// The process tree and the container cgroups, which every family stands on.
+    Fork(Fork),
+    Exit(Exit),
+    Cgroup(Cgroup),
 }
 
 impl Record {
@@ -333,13 +251,6 @@ fn exe_path(buf: &[u8], flags: u32) -> String {
     }
 }
 
-fn exe_file(r: &ExecRecord) -> Option<ExeFile> {
-    if r.ret != 0 {
-        return None;
-    }
-    file_of(&r.exe, &r.exe_path)
-}
-
 /// A file as the kernel described it (`ExeFile` and its walked path), `None` when it could not.
 pub(crate) fn file_of(file: &common::ExeFile, path: &[u8]) -> Option<ExeFile> {
     let f = file.flags;
@@ -381,39 +292,9 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
     let header: RecordHeader = pod(bytes)?;
     let kind = RecordKind::try_from(header.kind).map_err(RecordError::UnknownKind)?;
     if let Some(family) = crate::family::of_kind(kind) {
-        return crate::family::decode(family, bytes).map(Record::Call);
+        return crate::family::decode_record(family, bytes, max_args);
     }
     Ok(match kind {
-        RecordKind::Exec => {
-            let r: ExecRecord = pod(bytes)?;
-            let args_len = (r.args_len as usize).min(common::ARGS_CAP);
-            let head_len = (r.args_head_len as usize).min(args_len);
-            let mut args = decode_args(
-                &r.args[..head_len],
-                &r.args[head_len..args_len],
-                u64::from(r.args_total),
-                r.flags & flags::ARGS_TRUNCATED != 0,
-                max_args,
-            );
-            args.unavailable = r.flags & flags::ARGS_UNAVAILABLE != 0;
-            Record::Exec(Exec {
-                meta: meta(&r.header),
-                ppid: r.ppid,
-                uid: r.uid,
-                gid: r.gid,
-                ret: r.ret,
-                start_ns: r.start_ns,
-                parent_start_ns: r.parent_start_ns,
-                exec_id: r.exec_id,
-                parent_exec_id: r.parent_exec_id,
-                comm: cstr(&r.comm, common::COMM_LEN),
-                filename: cstr(&r.filename, r.filename_len as usize),
-                exe: exe_file(&r),
-                args,
-                compat: r.flags & flags::COMPAT != 0,
-                creds: (r.ret == 0 && r.flags & flags::CREDS != 0).then_some(r.creds),
-            })
-        }
         RecordKind::Fork => {
             let r: ForkRecord = pod(bytes)?;
             Record::Fork(Fork {
@@ -428,58 +309,6 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
             let r: ExitRecord = pod(bytes)?;
             Record::Exit(Exit { meta: meta(&r.header), exit_code: r.exit_code, start_ns: r.start_ns })
         }
-        RecordKind::Socket => {
-            let r: SocketRecord = pod(bytes)?;
-            let op = match r.op {
-                common::sock_op::CONNECT => SockOp::Connect,
-                common::sock_op::BIND => SockOp::Bind,
-                common::sock_op::LISTEN => SockOp::Listen,
-                common::sock_op::SOCKET => SockOp::Socket,
-                _ => SockOp::Accept,
-            };
-            let family = if r.addr.family != 0 { r.addr.family } else { r.local.family };
-            let addr = if r.addr.family == 1 {
-                let len = (r.unix_path_len as usize).min(common::UNIX_PATH_CAP);
-                let raw = &r.unix_path[..len];
-                Some(Endpoint::Unix(match raw.first() {
-                    // Abstract names: shown with a leading '@', like ss(8).
-                    Some(0) => format!("@{}", String::from_utf8_lossy(&raw[1..]).trim_end_matches('\0')),
-                    _ => cstr(raw, len),
-                }))
-            } else {
-                endpoint(&r.addr)
-            };
-            Record::Socket(Socket {
-                meta: meta(&r.header),
-                op,
-                fd: r.fd,
-                ret: r.ret,
-                start_ns: r.start_ns,
-                exec_id: r.exec_id,
-                family,
-                sock_type: r.sock_type,
-                protocol: r.protocol,
-                backlog: r.backlog,
-                addr,
-                local: endpoint(&r.local),
-                socket_unavailable: r.flags & flags::SOCKET_UNAVAILABLE != 0,
-                compat: r.flags & flags::COMPAT != 0,
-                tcp_state: r.flags & flags::TCP_STATE != 0,
-            })
-        }
-        RecordKind::IoUring => {
-            let r: IoUringRecord = pod(bytes)?;
-            Record::IoUring(IoUring {
-                meta: meta(&r.header),
-                start_ns: r.start_ns,
-                exec_id: r.exec_id,
-                fd: r.fd,
-                sq_entries: r.sq_entries,
-                cq_entries: r.cq_entries,
-                setup_flags: r.setup_flags,
-                compat: r.flags & flags::COMPAT != 0,
-            })
-        }
         RecordKind::Cgroup => {
             let r: CgroupRecord = pod(bytes)?;
             Record::Cgroup(Cgroup {
@@ -489,64 +318,23 @@ pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
                 path: cstr(&r.path, r.path_len as usize),
             })
         }
-        // The exit-reported families are decoded above (`family::FAMILIES`): a kind of theirs
-        // here is one no family registered.
+        // The families' records are decoded above (`family::FAMILIES`): a kind of theirs here
+        // is one no family registered.
         _ => return Err(RecordError::UnknownKind(header.kind)),
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn bytes_of<T>(v: &T) -> Vec<u8> {
+    pub(crate) fn bytes_of<T>(v: &T) -> Vec<u8> {
         // SAFETY: reading the bytes of a plain-old-data value.
         unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
-    fn header(kind: RecordKind) -> RecordHeader {
+    pub(crate) fn header(kind: RecordKind) -> RecordHeader {
         RecordHeader { kind: kind as u32, cpu: 1, seq: 7, ktime_ns: 9, cgroup_id: 82, pid: 100, tgid: 100 }
-    }
-
-    #[test]
-    fn exec_records_decode_args_and_paths() {
-        let mut r: ExecRecord = unsafe { std::mem::zeroed() };
-        r.header = header(RecordKind::Exec);
-        r.ppid = 50;
-        let args = b"sh\0-c\0echo hi\0";
-        r.args[..args.len()].copy_from_slice(args);
-        r.args_len = args.len() as u32;
-        r.filename[..7].copy_from_slice(b"/bin/sh");
-        r.filename_len = 7;
-        r.comm[..2].copy_from_slice(b"sh");
-        r.args_head_len = args.len() as u32;
-        let path = b"busybox\0bin\0";
-        r.exe_path[..path.len()].copy_from_slice(path);
-        r.exe.path_len = path.len() as u32;
-        r.exe.nlink = 1;
-        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
-        assert_eq!(e.args.args, ["sh", "-c", "echo hi"]);
-        assert_eq!(e.filename, "/bin/sh");
-        assert_eq!(e.exe.as_ref().unwrap().path, "/bin/busybox");
-        assert!(!e.exe.as_ref().unwrap().unlinked);
-        assert_eq!(e.comm, "sh");
-        assert_eq!(e.meta.cgroup_id, 82);
-        assert!(!e.args.truncated);
-        let Record::Exec(e) = parse(&bytes_of(&r), 2).unwrap() else { panic!() };
-        assert_eq!(e.args.args, ["sh", "echo hi"], "the first half and the last half");
-        assert!(e.args.truncated);
-        // A memfd: one detached component, unlinked.
-        r.exe_path[..14].copy_from_slice(b"memfd:payload\0");
-        r.exe.path_len = 14;
-        r.exe.flags = exe_flags::DETACHED;
-        r.exe.nlink = 0;
-        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
-        let exe = e.exe.unwrap();
-        assert_eq!(exe.path, "memfd:payload");
-        assert!(exe.is_memfd() && exe.unlinked);
-        r.exe.flags = exe_flags::UNAVAILABLE;
-        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
-        assert!(e.exe.is_none());
     }
 
     #[test]
@@ -576,26 +364,6 @@ mod tests {
         assert_eq!(exe_path(b"shadow\0etc\0/\0", exe_flags::DETACHED), "/etc/shadow");
         // Too long: the leaf end, the gap, the top-most component.
         assert_eq!(exe_path(b"x\0a\0\0tmp\0", exe_flags::GAP), "/tmp/…/a/x");
-    }
-
-    #[test]
-    fn socket_records_decode_addresses() {
-        let mut r: SocketRecord = unsafe { std::mem::zeroed() };
-        r.header = header(RecordKind::Socket);
-        r.op = common::sock_op::CONNECT;
-        r.addr = SockAddr { family: 2, port: 8080, _pad: 0, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
-        r.local =
-            SockAddr { family: 2, port: 40000, _pad: 0, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
-        r.ret = -111;
-        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
-        assert_eq!(s.op, SockOp::Connect);
-        assert_eq!(s.addr, Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 8080)));
-        assert_eq!(s.local, Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 40000)));
-        r.addr.family = 1;
-        r.unix_path[..9].copy_from_slice(b"\0abstract");
-        r.unix_path_len = 9;
-        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
-        assert_eq!(s.addr, Some(Endpoint::Unix("@abstract".into())));
     }
 
     #[test]

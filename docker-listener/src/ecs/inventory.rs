@@ -6,7 +6,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{
     ErrorOut, IdOut, JoinedArgs, Kind, Lineup, ProcRef, Shown, ThreadOut,
-    exec::{FileOut, write_args_flags},
+    parts::{FileOut, write_args_flags},
 };
 use crate::ebpf::record::{Args, Endpoint, ExeFile};
 

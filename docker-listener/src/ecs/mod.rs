@@ -8,11 +8,10 @@
 //!
 //! Layout: this module writes what every event has (`integration`, `@timestamp`, `event`,
 //! `error`, `container`, the common part of `docker_listener`); each family of events writes its
-//! own members in its own module ([`exec`], [`socket`], [`inventory`]), through [`Body`].
-pub mod exec;
+//! own members in its own module (`crate::family`'s, and [`inventory`] for the start-up
+//! inventory), through [`Body`]; [`parts`] holds what several of them write.
 pub mod inventory;
-pub mod io_uring;
-pub mod socket;
+pub mod parts;
 
 use std::{borrow::Cow, fmt, sync::Arc};
 
@@ -26,7 +25,8 @@ use crate::{
     registry::Container,
 };
 
-pub use self::{exec::ExecBody, inventory::Inventory, io_uring::IoUringBody, socket::SocketBody};
+pub use self::inventory::Inventory;
+pub use crate::family::{exec::ExecBody, io_uring::IoUringBody, socket::SocketBody};
 
 /// `event.module` of every event this agent makes itself.
 pub const MODULE: &str = "docker-listener";

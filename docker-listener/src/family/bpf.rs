@@ -12,7 +12,7 @@ use docker_listener_common::{
 };
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{Detail, Family, text};
+use super::{AtExit, Detail, Family, Reported, text};
 use crate::{
     ebpf::record::{RecordError, pod},
     ecs::Kind,
@@ -21,10 +21,12 @@ use crate::{
 pub const FAMILY: Family = Family {
     name: "bpf",
     kind: RecordKind::Bpf,
-    switch: switch::BPF,
     enabled: |c| c.bpf,
-    decode,
-    sees: "BPF program loads and attachments (bpf PROG_LOAD, PROG_ATTACH, RAW_TRACEPOINT_OPEN, LINK_CREATE)",
+    reported: Reported::AtExit(AtExit {
+        switch: switch::BPF,
+        decode,
+        sees: "BPF program loads and attachments (bpf PROG_LOAD, PROG_ATTACH, RAW_TRACEPOINT_OPEN, LINK_CREATE)",
+    }),
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use docker_listener_common::{
 };
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{Context, Detail, Family};
+use super::{AtExit, Context, Detail, Family, Reported};
 use crate::{
     ebpf::record::{RecordError, pod},
     ecs::Kind,
@@ -23,11 +23,13 @@ use crate::{
 pub const FAMILY: Family = Family {
     name: "privilege-change",
     kind: RecordKind::Privilege,
-    switch: switch::PRIVILEGE,
     enabled: |c| c.privilege,
-    decode,
-    sees: "privilege changes (setuid, setgid, setreuid, setregid, setresuid, setresgid, setfsuid, setfsgid, \
+    reported: Reported::AtExit(AtExit {
+        switch: switch::PRIVILEGE,
+        decode,
+        sees: "privilege changes (setuid, setgid, setreuid, setregid, setresuid, setresgid, setfsuid, setfsgid, \
            setgroups, capset, prctl's capability options)",
+    }),
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,21 +15,23 @@ use docker_listener_common::{
 };
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{Detail, Family, bit_names, text};
+use super::{AtExit, Detail, Family, Reported, bit_names, text};
 use crate::{
     ebpf::record::{ExeFile, RecordError, file_of, pod},
-    ecs::{Kind, exec::filesystem},
+    ecs::{Kind, parts::filesystem},
     sensitive::{Entry, PSEUDO, SensitiveSet},
 };
 
 pub const FAMILY: Family = Family {
     name: "file-access",
     kind: RecordKind::FileAccess,
-    switch: switch::FILE,
     enabled: |c| c.file_access,
-    decode,
-    sees: "opens and changes of sensitive files (open, creat, openat, openat2, and their refused opens; unlink, \
+    reported: Reported::AtExit(AtExit {
+        switch: switch::FILE,
+        decode,
+        sees: "opens and changes of sensitive files (open, creat, openat, openat2, and their refused opens; unlink, \
            rename, link, chmod, chown, truncate and their *at forms; fchmod, fchown) and every open_by_handle_at",
+    }),
 };
 
 use docker_listener_common::magic::OVERLAYFS as OVERLAYFS_SUPER_MAGIC;

@@ -22,7 +22,7 @@ use serde::{Serialize, ser::SerializeMap};
 use super::{Detail, FileOut, file::open_flag_names};
 use crate::{
     ebpf::record::{ExeFile, RecordError, file_of, pod},
-    ecs::{Kind, exec::filesystem},
+    ecs::{Kind, parts::filesystem},
 };
 
 /// `struct file_handle` as the caller passed it.

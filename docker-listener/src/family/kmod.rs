@@ -10,7 +10,7 @@ use docker_listener_common::{
 };
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{Detail, Family, text};
+use super::{AtExit, Detail, Family, Reported, text};
 use crate::{
     ebpf::record::{RecordError, pod},
     ecs::Kind,
@@ -19,10 +19,12 @@ use crate::{
 pub const FAMILY: Family = Family {
     name: "kernel-module",
     kind: RecordKind::KernelModule,
-    switch: switch::KERNEL_MODULE,
     enabled: |c| c.kernel_module,
-    decode,
-    sees: "kernel module loads and unloads (init_module, finit_module, delete_module)",
+    reported: Reported::AtExit(AtExit {
+        switch: switch::KERNEL_MODULE,
+        decode,
+        sees: "kernel module loads and unloads (init_module, finit_module, delete_module)",
+    }),
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

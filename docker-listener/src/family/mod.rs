@@ -1,18 +1,26 @@
-//! Event families reported at a system call's exit (the kernel's `syscall_exit.rs`): kernel
+//! Every event family, one file each: its decoder, what the correlator adds to it, its ECS
+//! writer; [`FAMILIES`] registers them, with the setting that turns each on. The records are in
+//! docker-listener-common's `family` (one module each), the programs in docker-listener-ebpf
+//! (one file each). The stages around a family (attach, correlation, container, noise, frame)
+//! are shared.
+//!
+//! Two ways a family's records reach the agent ([`Reported`]): exec, sockets and io_uring
+//! setups by programs of their own (`ebpf::attach` attaches them by setting); the others (kernel
 //! modules, BPF, ptrace, namespaces and mounts, privilege changes, sensitive files, DNS queries
-//! and UDP flows. Each lives in one file here (its decoder, what
-//! the correlator adds to it, its ECS writer) and one in the kernel crate and in
-//! docker-listener-common; [`FAMILIES`] registers them, and the stages around them (attach,
-//! correlation, container, frame) are shared.
+//! and UDP flows) at a system call's exit, by the one program there (the kernel's
+//! `syscall_exit.rs`), as a [`Call`] whose `detail` the family decodes.
 pub mod bpf;
 pub mod cred;
+pub mod exec;
 pub mod file;
 pub mod file_change;
 pub mod file_handle;
+pub mod io_uring;
 pub mod kmod;
 pub mod namespace;
 pub mod net;
 pub mod ptrace;
+pub mod socket;
 
 use std::borrow::Cow;
 
@@ -25,32 +33,74 @@ use serde::ser::SerializeMap;
 
 use crate::{
     config::EbpfConfig,
-    ebpf::record::{Meta, RecordError, meta, pod},
+    ebpf::record::{Meta, Record, RecordError, meta, pod},
     ecs::{ErrorOut, IdOut, Kind, ProcRef, ProcessRefOut, Shown, SyscallOut},
     procs::ProcessTable,
 };
 
-/// A family: how it is switched on, which records are its own, how they are decoded.
+/// A family: its record kind, its setting, how its records are decoded.
 pub struct Family {
     /// The name docs/EVENTS.md and the start-up log use.
     pub name: &'static str,
     pub kind: RecordKind,
-    /// Its bit in the kernel's `ProbeConfig::families`.
-    pub switch: u32,
-    /// Its setting (`ebpf.<key>`).
+    /// Its setting (`ebpf.<key>`; sockets have one per call).
     pub enabled: fn(&EbpfConfig) -> bool,
+    pub reported: Reported,
+}
+
+/// How a family's records reach the agent, and how they are decoded.
+pub enum Reported {
+    /// By programs of its own: its record decoded whole (`max_args`: the arguments an argv
+    /// keeps).
+    Own(fn(bytes: &[u8], max_args: usize) -> Result<Record, RecordError>),
+    /// By the program at every system call's exit: a [`Call`].
+    AtExit(AtExit),
+}
+
+/// An exit-reported family's part of the exit program.
+pub struct AtExit {
+    /// Its bit in the kernel's `ProbeConfig::families` (its system calls: `FAMILY_NRS`).
+    pub switch: u32,
+    /// Its record after the [`CallHead`].
     pub decode: fn(&CallHead, &[u8]) -> Result<Detail, RecordError>,
     /// What it lets the agent see (the door's name, and what goes unseen when it is off).
     pub sees: &'static str,
 }
 
-/// Every exit-reported family. Adding one: its files, a `Detail` variant, an entry here.
-pub const FAMILIES: &[Family] =
-    &[kmod::FAMILY, bpf::FAMILY, ptrace::FAMILY, namespace::FAMILY, cred::FAMILY, file::FAMILY, net::FAMILY];
+/// Every family. Adding one: its files (here, in docker-listener-common's `family` and in
+/// docker-listener-ebpf), for an exit-reported one a `Detail` variant, an entry here.
+pub const FAMILIES: &[Family] = &[
+    exec::FAMILY,
+    socket::FAMILY,
+    io_uring::FAMILY,
+    kmod::FAMILY,
+    bpf::FAMILY,
+    ptrace::FAMILY,
+    namespace::FAMILY,
+    cred::FAMILY,
+    file::FAMILY,
+    net::FAMILY,
+];
 
 /// The family a record kind belongs to.
 pub fn of_kind(kind: RecordKind) -> Option<&'static Family> {
     FAMILIES.iter().find(|f| f.kind == kind)
+}
+
+/// The exit-reported families, with their part of the exit program.
+pub fn at_exit() -> impl Iterator<Item = (&'static Family, &'static AtExit)> {
+    FAMILIES.iter().filter_map(|f| match &f.reported {
+        Reported::AtExit(a) => Some((f, a)),
+        Reported::Own(_) => None,
+    })
+}
+
+/// Decodes a record of a family.
+pub fn decode_record(family: &Family, bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
+    match &family.reported {
+        Reported::Own(decode) => decode(bytes, max_args),
+        Reported::AtExit(a) => decode(a, bytes).map(Record::Call),
+    }
 }
 
 /// A decoded call of an exit-reported family.
@@ -86,7 +136,7 @@ pub enum Detail {
 }
 
 /// Decodes a record of an exit-reported family.
-pub fn decode(family: &Family, bytes: &[u8]) -> Result<Call, RecordError> {
+fn decode(family: &AtExit, bytes: &[u8]) -> Result<Call, RecordError> {
     let head: CallHead = pod(bytes)?;
     Ok(Call {
         meta: meta(&head.header),
@@ -562,13 +612,24 @@ mod tests {
     fn every_family_is_registered_once_with_its_numbers() {
         use docker_listener_common::syscalls::FAMILY_NRS;
         for f in FAMILIES {
-            assert_eq!(FAMILIES.iter().filter(|g| g.kind == f.kind || g.switch == f.switch).count(), 1, "{}", f.name);
-            assert_eq!(FAMILY_NRS.iter().filter(|(s, ..)| *s == f.switch).count(), 1, "{}: its numbers", f.name);
+            assert_eq!(FAMILIES.iter().filter(|g| g.kind == f.kind || g.name == f.name).count(), 1, "{}", f.name);
         }
-        assert_eq!(FAMILY_NRS.len(), FAMILIES.len());
+        for (f, a) in at_exit() {
+            assert_eq!(at_exit().filter(|(_, b)| b.switch == a.switch).count(), 1, "{}", f.name);
+            assert_eq!(FAMILY_NRS.iter().filter(|(s, ..)| *s == a.switch).count(), 1, "{}: its numbers", f.name);
+        }
+        assert_eq!(FAMILY_NRS.len(), at_exit().count());
         // Every number fits the kernel's bitmap.
         for (_, x64, ia32) in FAMILY_NRS {
             assert!(x64.iter().chain(ia32.iter()).all(|&n| (0..512).contains(&n)));
+        }
+        // Every record kind is a family's, but the process tree's and the cgroups' (which
+        // every family stands on).
+        let kinds: Vec<RecordKind> = (0..1000).filter_map(|k| RecordKind::try_from(k).ok()).collect();
+        assert!(kinds.len() >= FAMILIES.len() + 3, "{kinds:?}");
+        for kind in kinds {
+            let core = matches!(kind, RecordKind::Fork | RecordKind::Exit | RecordKind::Cgroup);
+            assert_eq!(of_kind(kind).is_none(), core, "{kind:?}");
         }
     }
 

@@ -15,7 +15,7 @@ use docker_listener_common::{
 };
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{Context, Detail, Family, bit_names, text};
+use super::{AtExit, Context, Detail, Family, Reported, bit_names, text};
 use crate::{
     ebpf::record::{RecordError, pod},
     ecs::Kind,
@@ -24,11 +24,13 @@ use crate::{
 pub const FAMILY: Family = Family {
     name: "namespace-change",
     kind: RecordKind::Namespace,
-    switch: switch::NAMESPACE,
     enabled: |c| c.namespace,
-    decode,
-    sees: "namespace changes and mounts (unshare, setns, clone with new namespaces, mount, umount, pivot_root, chroot; \
+    reported: Reported::AtExit(AtExit {
+        switch: switch::NAMESPACE,
+        decode,
+        sees: "namespace changes and mounts (unshare, setns, clone with new namespaces, mount, umount, pivot_root, chroot; \
            fsopen, fsconfig, fsmount, move_mount, open_tree, fspick, mount_setattr)",
+    }),
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

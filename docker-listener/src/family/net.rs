@@ -15,23 +15,25 @@ use docker_listener_common::{
 };
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{Detail, Family};
+use super::{AtExit, Detail, Family, Reported};
 use crate::{
     ebpf::record::{Endpoint, RecordError, endpoint, pod},
     ecs::{
         Kind,
-        socket::{EndpointOut, family_name, transport},
+        parts::{EndpointOut, family_name, transport},
     },
 };
 
 pub const FAMILY: Family = Family {
     name: "network",
     kind: RecordKind::Network,
-    switch: switch::NETWORK,
     enabled: |c| c.dns || c.udp_flows,
-    decode,
-    sees: "DNS queries (sends to port 53: write, writev, sendto, sendmsg, sendmmsg) and UDP flows (sends that name \
+    reported: Reported::AtExit(AtExit {
+        switch: switch::NETWORK,
+        decode,
+        sees: "DNS queries (sends to port 53: write, writev, sendto, sendmsg, sendmmsg) and UDP flows (sends that name \
            their destination)",
+    }),
 };
 
 /// A send the kernel reported.

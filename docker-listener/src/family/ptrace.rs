@@ -14,7 +14,7 @@ use docker_listener_common::{
 };
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{Context, Detail, Family};
+use super::{AtExit, Context, Detail, Family, Reported};
 use crate::{
     ebpf::record::{RecordError, pod},
     ecs::{Kind, ProcRef},
@@ -24,10 +24,12 @@ use crate::{
 pub const FAMILY: Family = Family {
     name: "ptrace",
     kind: RecordKind::Ptrace,
-    switch: switch::PTRACE,
     enabled: |c| c.ptrace,
-    decode,
-    sees: "ptrace attaches and writes into other processes, process_vm_writev",
+    reported: Reported::AtExit(AtExit {
+        switch: switch::PTRACE,
+        decode,
+        sees: "ptrace attaches and writes into other processes, process_vm_writev",
+    }),
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

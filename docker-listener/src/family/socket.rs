@@ -2,18 +2,115 @@
 //! creation of a raw or packet socket), with the addresses in ECS directions.
 use std::borrow::Cow;
 
+use docker_listener_common::{
+    RecordKind, UNIX_PATH_CAP,
+    family::socket::{SocketRecord, sock_op},
+    flags,
+};
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
-use super::{ErrorOut, Kind, ProcRef, ProcessRefOut, Shown, SyscallOut, ThreadOut};
-use crate::ebpf::record::{Endpoint, SockOp, Socket};
+use super::{Family, Reported};
+use crate::{
+    ebpf::record::{Endpoint, Meta, Record, RecordError, cstr, endpoint, meta, pod},
+    ecs::{
+        ErrorOut, Kind, ProcRef, ProcessRefOut, Shown, SyscallOut, ThreadOut,
+        parts::{EndpointOut, SOCK_PACKET, family_name, transport},
+    },
+};
 
-pub const AF_UNIX: u16 = 1;
-pub const AF_INET: u16 = 2;
-pub const AF_INET6: u16 = 10;
-pub const AF_NETLINK: u16 = 16;
-pub const AF_PACKET: u16 = 17;
-const SOCK_RAW: u16 = 3;
-const SOCK_PACKET: u16 = 10;
+pub const FAMILY: Family = Family {
+    name: "socket",
+    kind: RecordKind::Socket,
+    enabled: |c| c.connect || c.bind || c.listen || c.accept || c.raw_sockets,
+    reported: Reported::Own(decode),
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SockOp {
+    Connect,
+    Bind,
+    Listen,
+    Accept,
+    /// A raw or packet socket was created.
+    Socket,
+}
+
+impl SockOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            SockOp::Connect => "connect",
+            SockOp::Bind => "bind",
+            SockOp::Listen => "listen",
+            SockOp::Accept => "accept",
+            SockOp::Socket => "socket",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    pub meta: Meta,
+    pub op: SockOp,
+    pub fd: i32,
+    pub ret: i64,
+    pub start_ns: u64,
+    /// Which image of the process made the call.
+    pub exec_id: u64,
+    /// AF_INET / AF_INET6 / AF_UNIX / AF_PACKET... from the address or the socket, 0 if unknown.
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub backlog: i32,
+    /// The address the call named (connect: destination; bind/listen: bound; accept: peer).
+    pub addr: Option<Endpoint>,
+    /// The socket's own address after the call (connect: the source; accept: the server side).
+    pub local: Option<Endpoint>,
+    pub socket_unavailable: bool,
+    /// Made through the 32-bit (ia32) system call ABI.
+    pub compat: bool,
+    /// No system call: a TCP connect seen by its state change (io_uring...).
+    pub tcp_state: bool,
+}
+
+fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
+    let r: SocketRecord = pod(bytes)?;
+    let op = match r.op {
+        sock_op::CONNECT => SockOp::Connect,
+        sock_op::BIND => SockOp::Bind,
+        sock_op::LISTEN => SockOp::Listen,
+        sock_op::SOCKET => SockOp::Socket,
+        _ => SockOp::Accept,
+    };
+    let family = if r.addr.family != 0 { r.addr.family } else { r.local.family };
+    let addr = if r.addr.family == 1 {
+        let len = (r.unix_path_len as usize).min(UNIX_PATH_CAP);
+        let raw = &r.unix_path[..len];
+        Some(Endpoint::Unix(match raw.first() {
+            // Abstract names: shown with a leading '@', like ss(8).
+            Some(0) => format!("@{}", String::from_utf8_lossy(&raw[1..]).trim_end_matches('\0')),
+            _ => cstr(raw, len),
+        }))
+    } else {
+        endpoint(&r.addr)
+    };
+    Ok(Record::Socket(Socket {
+        meta: meta(&r.header),
+        op,
+        fd: r.fd,
+        ret: r.ret,
+        start_ns: r.start_ns,
+        exec_id: r.exec_id,
+        family,
+        sock_type: r.sock_type,
+        protocol: r.protocol,
+        backlog: r.backlog,
+        addr,
+        local: endpoint(&r.local),
+        socket_unavailable: r.flags & flags::SOCKET_UNAVAILABLE != 0,
+        compat: r.flags & flags::COMPAT != 0,
+        tcp_state: r.flags & flags::TCP_STATE != 0,
+    }))
+}
 
 #[derive(Debug, Clone)]
 pub struct SocketBody {
@@ -183,48 +280,6 @@ impl SocketBody {
     }
 }
 
-/// `network.transport`: from the protocol, else the socket type.
-pub(crate) fn transport(sock_type: u16, protocol: u16, family: u16) -> Option<&'static str> {
-    match (sock_type, protocol) {
-        (_, 6) => Some("tcp"),
-        (_, 17) => Some("udp"),
-        (_, 1) | (_, 58) if family != AF_PACKET => Some("icmp"),
-        (_, 132) => Some("sctp"),
-        (SOCK_RAW, _) => Some("raw"),
-        (1, 0) => Some("stream"),
-        (2, 0) => Some("dgram"),
-        _ => None,
-    }
-}
-
-/// `network.type`.
-pub(crate) fn family_name(family: u16) -> Option<&'static str> {
-    match family {
-        AF_INET => Some("ipv4"),
-        AF_INET6 => Some("ipv6"),
-        AF_UNIX => Some("unix"),
-        AF_PACKET => Some("packet"),
-        AF_NETLINK => Some("netlink"),
-        _ => None,
-    }
-}
-
-pub(crate) struct EndpointOut<'a>(pub(crate) &'a Endpoint);
-
-impl Serialize for EndpointOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
-        match self.0 {
-            Endpoint::Ip(ip, port) => {
-                m.serialize_entry("ip", &Shown(ip))?;
-                m.serialize_entry("port", port)?;
-            }
-            Endpoint::Unix(path) => m.serialize_entry("address", path)?,
-        }
-        m.end()
-    }
-}
-
 /// A connect's own side: like `EndpointOut`, without a port the kernel has not picked yet.
 struct SourceOut<'a>(&'a Endpoint);
 
@@ -273,11 +328,22 @@ fn is_unspecified(ep: &Endpoint) -> bool {
 mod tests {
     use serde_json::json;
 
-    use super::{super::tests::*, *};
+    use super::*;
+    use crate::{
+        ebpf::record::{
+            parse,
+            tests::{bytes_of, header},
+        },
+        ecs::{
+            parts::{AF_INET, AF_PACKET, SOCK_RAW},
+            tests::{json, meta as a_meta},
+        },
+    };
     use crate::{
         ecs::{Body, Clock, Event},
         procs::EntityId,
     };
+    use docker_listener_common::SockAddr;
 
     fn process() -> ProcRef {
         ProcRef {
@@ -296,7 +362,7 @@ mod tests {
 
     fn connect() -> Socket {
         Socket {
-            meta: meta(),
+            meta: a_meta(),
             op: SockOp::Connect,
             fd: 3,
             ret: -111,
@@ -393,5 +459,25 @@ mod tests {
         assert!(v["docker_listener"].get("syscall").is_none());
         assert_eq!(v["docker_listener"]["seen_by"], "tcp_state");
         assert!(v["docker_listener"]["socket"].get("fd").is_none());
+    }
+
+    #[test]
+    fn socket_records_decode_addresses() {
+        let mut r: SocketRecord = unsafe { std::mem::zeroed() };
+        r.header = header(RecordKind::Socket);
+        r.op = sock_op::CONNECT;
+        r.addr = SockAddr { family: 2, port: 8080, _pad: 0, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
+        r.local =
+            SockAddr { family: 2, port: 40000, _pad: 0, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
+        r.ret = -111;
+        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert_eq!(s.op, SockOp::Connect);
+        assert_eq!(s.addr, Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 8080)));
+        assert_eq!(s.local, Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 40000)));
+        r.addr.family = 1;
+        r.unix_path[..9].copy_from_slice(b"\0abstract");
+        r.unix_path_len = 9;
+        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert_eq!(s.addr, Some(Endpoint::Unix("@abstract".into())));
     }
 }

@@ -19,9 +19,13 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use docker_listener_common::{
-    IoUringRecord, RecordKind, SockAddr, SocketRecord,
-    family::file::{op as file_op, uring_op},
-    flags, sock_op,
+    RecordKind, SockAddr,
+    family::{
+        file::{op as file_op, uring_op},
+        io_uring::IoUringRecord,
+        socket::{SocketRecord, sock_op},
+    },
+    flags,
 };
 
 use crate::{

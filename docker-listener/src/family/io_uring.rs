@@ -1,10 +1,44 @@
 //! io_uring setups (`event.action: io_uring_setup`): a container process created an io_uring
 //! instance. Its TCP connects are reported (by their state change); what else it does through
 //! the ring no system call shows, so the setup itself is the event.
+use docker_listener_common::{RecordKind, family::io_uring::IoUringRecord, flags};
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{ErrorOut, Kind, ProcRef, ProcessRefOut, SyscallOut, ThreadOut};
-use crate::ebpf::record::IoUring;
+use super::{Family, Reported};
+use crate::{
+    ebpf::record::{Meta, Record, RecordError, meta, pod},
+    ecs::{ErrorOut, Kind, ProcRef, ProcessRefOut, SyscallOut, ThreadOut},
+};
+
+pub const FAMILY: Family =
+    Family { name: "io_uring", kind: RecordKind::IoUring, enabled: |c| c.io_uring, reported: Reported::Own(decode) };
+
+/// An io_uring instance set up by a traced process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoUring {
+    pub meta: Meta,
+    pub start_ns: u64,
+    pub exec_id: u64,
+    pub fd: i32,
+    pub sq_entries: u32,
+    pub cq_entries: u32,
+    pub setup_flags: u32,
+    pub compat: bool,
+}
+
+fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
+    let r: IoUringRecord = pod(bytes)?;
+    Ok(Record::IoUring(IoUring {
+        meta: meta(&r.header),
+        start_ns: r.start_ns,
+        exec_id: r.exec_id,
+        fd: r.fd,
+        sq_entries: r.sq_entries,
+        cq_entries: r.cq_entries,
+        setup_flags: r.setup_flags,
+        compat: r.flags & flags::COMPAT != 0,
+    }))
+}
 
 #[derive(Debug, Clone)]
 pub struct IoUringBody {

@@ -4,11 +4,89 @@
 //! `process.name` its file name; what the caller typed is kept apart
 //! (`docker_listener.exec.filename`, `.comm`), so `exec -a`, relative paths, symlinks,
 //! `/proc/self/exe` and `/dev/fd/N` cannot make the event name another program.
-use docker_listener_common::family::cred::Creds;
+use docker_listener_common::{
+    self as common, RecordKind,
+    family::{cred::Creds, exec::ExecRecord},
+    flags,
+};
 use serde::{Serialize, ser::SerializeMap};
 
-use super::{ErrorOut, IdOut, JoinedArgs, Kind, Lineup, ProcRef, Shown, SyscallOut, ThreadOut};
-use crate::ebpf::record::{Args, ExeFile};
+use super::{Family, Reported};
+use crate::{
+    ebpf::record::{Args, ExeFile, Meta, Record, RecordError, cstr, decode_args, file_of, meta, pod},
+    ecs::{
+        ErrorOut, IdOut, JoinedArgs, Kind, Lineup, ProcRef, Shown, SyscallOut, ThreadOut, parts::FileOut,
+        parts::write_args_flags,
+    },
+};
+
+pub const FAMILY: Family =
+    Family { name: "exec", kind: RecordKind::Exec, enabled: |c| c.exec, reported: Reported::Own(decode) };
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    pub meta: Meta,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// 0, or the negative errno of a failed execve.
+    pub ret: i32,
+    pub start_ns: u64,
+    pub parent_start_ns: u64,
+    /// The image generation after this exec (failed: the caller's), and the parent's when it
+    /// forked this process (see `ExecRecord`).
+    pub exec_id: u64,
+    pub parent_exec_id: u64,
+    pub comm: String,
+    /// The path given to execve, as the caller spelled it.
+    pub filename: String,
+    /// The file that runs now; `None` for a failed exec, or when the kernel could not say.
+    pub exe: Option<ExeFile>,
+    pub args: Args,
+    /// Made through the 32-bit (ia32) system call ABI.
+    pub compat: bool,
+    /// The credentials the new image runs with (a successful exec, when the kernel said).
+    pub creds: Option<common::family::cred::Creds>,
+}
+
+/// Decodes an exec record; argv keeps at most `max_args` arguments.
+fn decode(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
+    let r: ExecRecord = pod(bytes)?;
+    let args_len = (r.args_len as usize).min(common::ARGS_CAP);
+    let head_len = (r.args_head_len as usize).min(args_len);
+    let mut args = decode_args(
+        &r.args[..head_len],
+        &r.args[head_len..args_len],
+        u64::from(r.args_total),
+        r.flags & flags::ARGS_TRUNCATED != 0,
+        max_args,
+    );
+    args.unavailable = r.flags & flags::ARGS_UNAVAILABLE != 0;
+    Ok(Record::Exec(Exec {
+        meta: meta(&r.header),
+        ppid: r.ppid,
+        uid: r.uid,
+        gid: r.gid,
+        ret: r.ret,
+        start_ns: r.start_ns,
+        parent_start_ns: r.parent_start_ns,
+        exec_id: r.exec_id,
+        parent_exec_id: r.parent_exec_id,
+        comm: cstr(&r.comm, common::COMM_LEN),
+        filename: cstr(&r.filename, r.filename_len as usize),
+        exe: exe_file(&r),
+        args,
+        compat: r.flags & flags::COMPAT != 0,
+        creds: (r.ret == 0 && r.flags & flags::CREDS != 0).then_some(r.creds),
+    }))
+}
+
+fn exe_file(r: &ExecRecord) -> Option<ExeFile> {
+    if r.ret != 0 {
+        return None;
+    }
+    file_of(&r.exe, &r.exe_path)
+}
 
 #[derive(Debug, Clone)]
 pub struct ExecBody {
@@ -90,78 +168,6 @@ struct ExecOut<'a> {
     file: Option<FileOut>,
 }
 
-/// `docker_listener.exec.file`: the executed file as the kernel has it.
-#[derive(Serialize)]
-pub(crate) struct FileOut {
-    pub inode: u64,
-    pub device: String,
-    pub filesystem: std::borrow::Cow<'static, str>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub unlinked: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub memfd: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub outside_root: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub path_truncated: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub chroot: bool,
-    /// Run from memory (`ExeFile::fileless`), and why.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub fileless: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fileless_reason: Option<&'static str>,
-    /// On the container's writable layer, not as its image has it (`ExeFile::drift`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub drift: bool,
-}
-
-impl FileOut {
-    pub fn of(f: &ExeFile) -> FileOut {
-        FileOut {
-            inode: f.ino,
-            device: f.device(),
-            filesystem: filesystem(f.magic),
-            unlinked: f.unlinked,
-            memfd: f.is_memfd(),
-            outside_root: f.outside_root,
-            path_truncated: f.path_truncated,
-            chroot: f.chroot,
-            fileless: f.fileless().is_some(),
-            fileless_reason: f.fileless(),
-            drift: f.drift(),
-        }
-    }
-}
-
-/// The filesystem a magic number (`statfs.f_type`, `super_block.s_magic`) names.
-pub fn filesystem(fs_magic: u32) -> std::borrow::Cow<'static, str> {
-    use docker_listener_common::magic;
-    let name = match fs_magic {
-        magic::TMPFS => "tmpfs",
-        magic::OVERLAYFS => "overlay",
-        0xef53 => "ext4",
-        0x5846_5342 => "xfs",
-        0x9123_683e => "btrfs",
-        magic::HUGETLBFS => "hugetlbfs",
-        magic::RAMFS => "ramfs",
-        magic::PROC => "proc",
-        magic::CGROUP => "cgroup",
-        0x6265_6572 => "sysfs",
-        0x6969 => "nfs",
-        0x7371_7368 => "squashfs",
-        0x6573_5546 => "fuse",
-        0x2fc1_2fc1 => "zfs",
-        0x1373 => "devfs",
-        0x0102_1997 => "9p",
-        0xf2f5_2010 => "f2fs",
-        0x4d44 => "vfat",
-        0 => "unknown",
-        other => return std::borrow::Cow::Owned(format!("0x{other:x}")),
-    };
-    std::borrow::Cow::Borrowed(name)
-}
-
 impl ExecBody {
     pub fn kind(&self) -> Kind {
         Kind {
@@ -239,30 +245,20 @@ impl ExecBody {
     }
 }
 
-/// `docker_listener.args_truncated`, `.args_omitted_bytes`, `.args_unavailable`, when they apply.
-pub(crate) fn write_args_flags<M: SerializeMap>(args: &Args, m: &mut M) -> Result<(), M::Error> {
-    if args.truncated {
-        m.serialize_entry("args_truncated", &true)?;
-        if args.omitted_bytes > 0 {
-            m.serialize_entry("args_omitted_bytes", &args.omitted_bytes)?;
-        }
-    }
-    if args.unavailable {
-        m.serialize_entry("args_unavailable", &true)?;
-    }
-    if args.redacted {
-        m.serialize_entry("args_redacted", &true)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use serde_json::json;
 
-    use super::{super::tests::*, *};
+    use super::*;
+    use crate::{
+        ebpf::record::{
+            parse,
+            tests::{bytes_of, header},
+        },
+        ecs::tests::{json, meta as a_meta},
+    };
     use crate::{
         ecs::{Body, Clock, Event},
         procs::{Image, ProcessTable},
@@ -303,7 +299,7 @@ mod tests {
     fn exec_events_name_the_real_file_the_parent_and_the_failures() {
         let mut t = ProcessTable::new("b".into(), 100);
         let b = body(&mut t, 0);
-        let v = json(&Event::new(meta(), Clock::fixed(0), Body::Exec(b)), None, "");
+        let v = json(&Event::new(a_meta(), Clock::fixed(0), Body::Exec(b)), None, "");
         assert_eq!(v["process"]["executable"], "/bin/busybox");
         assert_eq!(v["process"]["name"], "busybox");
         assert_eq!(v["process"]["applet"], "echo");
@@ -321,15 +317,50 @@ mod tests {
         assert!(v["docker_listener"].get("args_truncated").is_none());
         let mut failed = body(&mut t, -2);
         failed.exe = None;
-        let v = json(&Event::new(meta(), Clock::fixed(0), Body::Exec(failed)), None, "");
+        let v = json(&Event::new(a_meta(), Clock::fixed(0), Body::Exec(failed)), None, "");
         assert_eq!(v["event"]["outcome"], "failure");
         assert_eq!(v["error"]["code"], "ENOENT");
         assert!(v["docker_listener"]["exec"].get("file").is_none());
     }
 
     #[test]
-    fn filesystems_by_magic() {
-        assert_eq!(filesystem(0x0102_1994), "tmpfs");
-        assert_eq!(filesystem(0x1234), "0x1234");
+    fn exec_records_decode_args_and_paths() {
+        let mut r: ExecRecord = unsafe { std::mem::zeroed() };
+        r.header = header(RecordKind::Exec);
+        r.ppid = 50;
+        let args = b"sh\0-c\0echo hi\0";
+        r.args[..args.len()].copy_from_slice(args);
+        r.args_len = args.len() as u32;
+        r.filename[..7].copy_from_slice(b"/bin/sh");
+        r.filename_len = 7;
+        r.comm[..2].copy_from_slice(b"sh");
+        r.args_head_len = args.len() as u32;
+        let path = b"busybox\0bin\0";
+        r.exe_path[..path.len()].copy_from_slice(path);
+        r.exe.path_len = path.len() as u32;
+        r.exe.nlink = 1;
+        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert_eq!(e.args.args, ["sh", "-c", "echo hi"]);
+        assert_eq!(e.filename, "/bin/sh");
+        assert_eq!(e.exe.as_ref().unwrap().path, "/bin/busybox");
+        assert!(!e.exe.as_ref().unwrap().unlinked);
+        assert_eq!(e.comm, "sh");
+        assert_eq!(e.meta.cgroup_id, 82);
+        assert!(!e.args.truncated);
+        let Record::Exec(e) = parse(&bytes_of(&r), 2).unwrap() else { panic!() };
+        assert_eq!(e.args.args, ["sh", "echo hi"], "the first half and the last half");
+        assert!(e.args.truncated);
+        // A memfd: one detached component, unlinked.
+        r.exe_path[..14].copy_from_slice(b"memfd:payload\0");
+        r.exe.path_len = 14;
+        r.exe.flags = common::exe_flags::DETACHED;
+        r.exe.nlink = 0;
+        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        let exe = e.exe.unwrap();
+        assert_eq!(exe.path, "memfd:payload");
+        assert!(exe.is_memfd() && exe.unlinked);
+        r.exe.flags = common::exe_flags::UNAVAILABLE;
+        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert!(e.exe.is_none());
     }
 }
