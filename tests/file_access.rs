@@ -586,8 +586,10 @@ fn opens_by_handle_are_reported_refused_or_not_and_a_host_file_is_named() {
 
 /// Opens run by io_uring have no system call: `IORING_OP_OPENAT` and `IORING_OP_OPENAT2` of
 /// /etc/shadow are matched at their completion as an open(2)'s are (the file, by its inode),
-/// and fire the same rule; an ordinary file opened the same way makes no event. Docker's
-/// seccomp profile refuses io_uring, so the container runs without it, as operators' do.
+/// and fire the same rule; so are both opened into the ring's own file table (a fixed file: a
+/// slot, no descriptor; read through the ring, never seen by a system call), with their slot;
+/// an ordinary file opened the same ways makes no event. Docker's seccomp profile refuses
+/// io_uring, so the container runs without it, as operators' do.
 #[test]
 fn sensitive_files_opened_through_io_uring_are_matched() {
     e2e();
@@ -607,24 +609,34 @@ fn sensitive_files_opened_through_io_uring_are_matched() {
     let events =
         wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
     let out = docker(&["exec", &name, "cat", "/tmp/out"]);
-    assert_eq!(out.matches("(ok)").count(), 4, "the premise: each open through the ring succeeded: {out}");
+    assert_eq!(out.matches("(ok)").count(), 8, "the premise: each open through the ring succeeded: {out}");
+    assert!(
+        out.matches(" slot ").count() == 4 && !out.contains("read -") && !out.contains("read 0 "),
+        "the premise: each file opened into a slot was read through the ring: {out}"
+    );
     let uring: Vec<&Value> = file_events(&mine(&events, &name))
         .into_iter()
         .filter(|e| e["process"]["executable"] == "/t/uring_open")
         .collect();
-    let got: Vec<(&str, &str, &str)> = uring
+    let got: Vec<(&str, &str, &str, &Value)> = uring
         .iter()
         .map(|e| {
             (
                 e["docker_listener"]["syscall"]["name"].as_str().unwrap_or(""),
                 e["event"]["action"].as_str().unwrap_or(""),
                 e["file"]["path"].as_str().unwrap_or(""),
+                &e["docker_listener"]["file_access"]["fixed_file"],
             )
         })
         .collect();
     assert_eq!(
         got,
-        [("IORING_OP_OPENAT", "file-read", "/etc/shadow"), ("IORING_OP_OPENAT2", "file-read", "/etc/shadow")],
+        [
+            ("IORING_OP_OPENAT", "file-read", "/etc/shadow", &Value::Null),
+            ("IORING_OP_OPENAT2", "file-read", "/etc/shadow", &Value::Null),
+            ("IORING_OP_OPENAT", "file-read", "/etc/shadow", &json!(0)),
+            ("IORING_OP_OPENAT2", "file-read", "/etc/shadow", &json!(1)),
+        ],
         "{uring:#?}"
     );
     for e in &uring {

@@ -388,6 +388,20 @@ pub struct KernelOffsets {
     pub file_f_mode: u32,
     /// `io_kiocb.cqe.res`: the request's result (an open's descriptor).
     pub io_kiocb_res: u32,
+    /// An open into the ring's file table (a fixed file: a slot, no descriptor): the request's
+    /// `io_open.file_slot` (in `io_kiocb.cmd`; the slot + 1, 0 for an open that makes a
+    /// descriptor), its ring (`io_kiocb.ctx`), and in the ring the slots' array
+    /// (`io_ring_ctx.file_table`: `.data.nodes`, of `struct io_rsrc_node *`, since 6.13;
+    /// `.files`, of `struct io_fixed_file`, before), the file pointer in an entry
+    /// (`io_rsrc_node.file_ptr`, `io_fixed_file.file_ptr`; its low bits are flags), and whether
+    /// the array holds pointers to the entries (1) or the entries (0). `io_fixed_valid`: 1 when
+    /// all were resolved.
+    pub io_open_file_slot: u32,
+    pub io_kiocb_ctx: u32,
+    pub io_ctx_fixed_files: u32,
+    pub io_fixed_file_ptr: u32,
+    pub io_fixed_indirect: u32,
+    pub io_fixed_valid: u32,
 }
 
 /// Words of the kernel's bit sets (`CONTAINER_BITS`, `SENSITIVE_BITS`): 65536 bits, a value's

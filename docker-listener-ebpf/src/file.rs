@@ -290,17 +290,14 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
 }
 
 /// A file opened by io_uring (`IORING_OP_OPENAT`, `_OPENAT2`: `op` is `URING_OPENAT*`), at the
-/// request's completion, `fd` the descriptor it made. Run by the process's thread that
-/// submitted it or by one of its io_uring workers: threads of the process, in its cgroup, with
-/// its descriptor table. The request's arguments are gone by then (its path is freed): the
-/// flags and the access are the file's own (`f_flags`, `f_mode`), and there is no requested
-/// path. Rare: the exact container filter first, helper reads.
+/// request's completion: `file`, and `fd` the descriptor it made, or with `flags`
+/// `FIXED_FILE`, its slot in the ring's file table. Run by the process's thread that submitted
+/// it or by one of its io_uring workers: threads of the process, in its cgroup, with its
+/// descriptor table (`uring_opens_wanted` checked it). The request's arguments are gone by then
+/// (its path is freed): the flags and the access are the file's own (`f_flags`, `f_mode`), and
+/// there is no requested path. Rare: the exact container filter first, helper reads.
 #[inline(always)]
-pub fn on_uring_open(op: u32, fd: i32) {
-    if config!(offsets.exe_valid) == 0 || config!(offsets.file_f_mode) == 0 || !crate::maps::traced() {
-        return;
-    }
-    let Some(file) = (unsafe { crate::kernel::file_of_fd(fd) }) else { return };
+pub fn on_uring_open(op: u32, fd: i32, file: *const u8, flags: u32) {
     let open_flags: u32 = unsafe { read0(file, config!(offsets.file_f_flags)) };
     let fmode: u32 = unsafe { read0(file, config!(offsets.file_f_mode)) };
     let want = fmode & (FMODE_READ | FMODE_WRITE);
@@ -310,7 +307,14 @@ pub fn on_uring_open(op: u32, fd: i32) {
     if how == 0 {
         return;
     }
-    report(file, Open { op, ret: fd as i64, flags: 0, open_flags, mode: 0, how, want, requested: 0 });
+    report(file, Open { op, ret: fd as i64, flags, open_flags, mode: 0, how, want, requested: 0 });
+}
+
+/// Whether io_uring's opens are matched here, and this one is a traced process's: asked before
+/// the open's file is looked for.
+#[inline(always)]
+pub fn uring_opens_wanted() -> bool {
+    config!(offsets.exe_valid) != 0 && config!(offsets.file_f_mode) != 0 && crate::maps::traced()
 }
 
 /// What a `FileRecord` says of an open, beside the file.

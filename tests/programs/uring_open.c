@@ -1,5 +1,7 @@
 /* Opens PATH through io_uring (IORING_OP_OPENAT, then IORING_OP_OPENAT2), which no open system
- * call carries, and reads from each descriptor. No liburing (ring.h). Prints each result.
+ * call carries, and reads from each descriptor; then opens it twice more into the ring's own
+ * file table (fixed files: a slot, no descriptor; one slot named, one the kernel picks) and
+ * reads each through the ring. No liburing (ring.h). Prints each result.
  * Usage: uring_open PATH */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -13,6 +15,22 @@ static void report(const char *what, int fd) {
         char buf[64];
         printf(" read %zd bytes", read(fd, buf, sizeof buf));
         close(fd);
+    }
+    printf("\n");
+}
+
+/* An open into the ring's file table: its result, then a read through the ring from `slot`. */
+static void report_fixed(struct ring *r, const char *what, int res, int slot) {
+    printf("%s=%d (%s)", what, res, res < 0 ? strerror(-res) : "ok");
+    if (res >= 0) {
+        char buf[64];
+        struct io_uring_sqe *sqe = ring_sqe(r);
+        sqe->opcode = IORING_OP_READ;
+        sqe->fd = slot;
+        sqe->flags = IOSQE_FIXED_FILE;
+        sqe->addr = (unsigned long)buf;
+        sqe->len = sizeof buf;
+        printf(" slot %d read %d bytes", slot, ring_run(r));
     }
     printf("\n");
 }
@@ -38,5 +56,28 @@ int main(int argc, char **argv) {
     sqe->addr2 = (unsigned long)&how;
     sqe->len = sizeof how;
     report("IORING_OP_OPENAT2", ring_run(&r));
+
+    /* Two empty slots in the ring's file table. */
+    int slots[2] = {-1, -1};
+    if (syscall(__NR_io_uring_register, r.fd, IORING_REGISTER_FILES, slots, 2) < 0) {
+        perror("io_uring_register");
+        return 1;
+    }
+    sqe = ring_sqe(&r);
+    sqe->opcode = IORING_OP_OPENAT;
+    sqe->fd = AT_FDCWD;
+    sqe->addr = (unsigned long)argv[1];
+    sqe->open_flags = O_RDONLY;
+    sqe->file_index = 1; /* slot 0 */
+    report_fixed(&r, "IORING_OP_OPENAT fixed", ring_run(&r), 0);
+    sqe = ring_sqe(&r);
+    sqe->opcode = IORING_OP_OPENAT2;
+    sqe->fd = AT_FDCWD;
+    sqe->addr = (unsigned long)argv[1];
+    sqe->addr2 = (unsigned long)&how;
+    sqe->len = sizeof how;
+    sqe->file_index = IORING_FILE_INDEX_ALLOC;
+    int res = ring_run(&r);
+    report_fixed(&r, "IORING_OP_OPENAT2 fixed", res, res);
     return 0;
 }

@@ -52,6 +52,10 @@ pub mod op {
     pub const BY_HANDLE: u32 = 40;
 }
 
+/// `CallHead` flag of an io_uring open (`URING_OPENAT`, `URING_OPENAT2`) into the ring's own
+/// file table: `FileRecord::fd` is the file's slot there (a fixed file has no descriptor).
+pub const FIXED_FILE: u32 = 1 << 17;
+
 /// Bytes of a `struct file_handle` a `BY_HANDLE` record keeps (in `name2`): its 8-byte head
 /// (`handle_bytes`, `handle_type`) and up to 40 bytes of the handle (the kernel's largest,
 /// `MAX_HANDLE_SZ`, is 128; the filesystems a container sits on use 8 to 40).

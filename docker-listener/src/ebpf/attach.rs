@@ -180,6 +180,9 @@ pub struct Kernel<'a> {
     /// What io_uring's opens need resolved (the request's operation, the file's flags and
     /// mode, and the walk); else why not.
     pub uring_opens: Result<(), String>,
+    /// What io_uring's opens into the ring's file table need resolved (where the table keeps
+    /// the files); else why not.
+    pub uring_fixed_opens: Result<(), String>,
 }
 
 /// Attaches every enabled program this kernel allows; returns the programs attached and the
@@ -356,11 +359,23 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
             Err(e) => DoorState::Unavailable(e.to_string()),
         },
     };
+    // Opens into the ring's own file table: the same program, if it finds the table.
+    let fixed = match (&uring_opens, &k.uring_fixed_opens) {
+        (DoorState::Active, Err(why)) => DoorState::Unavailable(why.clone()),
+        (state, _) => state.clone(),
+    };
     doors.push(Door {
         name: "io_uring opens",
         hook: "raw_tp/io_uring_complete",
         state: uring_opens,
         blind: "sensitive files opened through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2)",
+    });
+    doors.push(Door {
+        name: "io_uring opens into fixed files",
+        hook: "raw_tp/io_uring_complete, the ring's file table",
+        state: fixed,
+        blind: "sensitive files opened through io_uring into the ring's file table (sqe->file_index: a slot, no \
+                descriptor), which only the ring's own requests read",
     });
     Ok((attached, doors))
 }

@@ -227,6 +227,13 @@ impl EbpfProbes {
             } else {
                 info.exe_walk.clone().map_or(Ok(()), Err)
             },
+            uring_fixed_opens: if pc.offsets.io_fixed_valid == 0 {
+                Err("the kernel's BTF lacks where a ring's file table keeps its files (io_kiocb.ctx, io_open.file_slot, \
+                     io_ring_ctx.file_table's nodes or files)"
+                    .into())
+            } else {
+                Ok(())
+            },
         };
         let (attached, doors) = attach::attach(&mut ebpf, cfg, &kernel)?;
         if btf.is_none() {

@@ -203,6 +203,11 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         r.offset("file", &["f_mode"]),
     ) {
         (o.io_kiocb_opcode, o.io_kiocb_res, o.file_f_flags, o.file_f_mode) = (op, res, flags, mode);
+        // Opens into the ring's file table: without these, such an open is not seen.
+        if let Ok(fixed) = fixed_files(&r) {
+            (o.io_open_file_slot, o.io_kiocb_ctx, o.io_ctx_fixed_files) = (fixed.slot, fixed.ctx, fixed.files);
+            (o.io_fixed_file_ptr, o.io_fixed_indirect, o.io_fixed_valid) = (fixed.file_ptr, fixed.indirect, 1);
+        }
     }
     let drift = match overlay(&r) {
         Ok((vfs_inode, upper)) => {
@@ -225,6 +230,26 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         .unwrap_or(1);
     let attach_btf = AttachBtf(r.btf.prefix(last));
     Ok(KernelInfo { offsets: o, exe_walk, drift, pt_regs, x32, attach_btf })
+}
+
+/// Where an io_uring open into the ring's file table put its file (see `KernelOffsets`).
+struct FixedFiles {
+    slot: u32,
+    ctx: u32,
+    files: u32,
+    file_ptr: u32,
+    indirect: u32,
+}
+
+fn fixed_files(r: &Resolver) -> Result<FixedFiles, OffsetsError> {
+    let slot = r.offset("io_kiocb", &["cmd"])? + r.offset("io_open", &["file_slot"])?;
+    let ctx = r.offset("io_kiocb", &["ctx"])?;
+    // Since 6.13: an array of pointers to `io_rsrc_node`s; before, of `io_fixed_file`s.
+    let (files, file_ptr, indirect) = match r.offset("io_ring_ctx", &["file_table", "data", "nodes"]) {
+        Ok(nodes) => (nodes, r.offset("io_rsrc_node", &["file_ptr"])?, 1),
+        Err(_) => (r.offset("io_ring_ctx", &["file_table", "files"])?, r.offset("io_fixed_file", &["file_ptr"])?, 0),
+    };
+    Ok(FixedFiles { slot, ctx, files, file_ptr, indirect })
 }
 
 /// Where overlayfs's module BTF is when overlay is a module (it is loaded with the first

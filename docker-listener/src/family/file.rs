@@ -9,7 +9,7 @@ use docker_listener_common::{
     RecordKind,
     family::{
         CallHead,
-        file::{FileRecord, access, matched, op},
+        file::{FIXED_FILE, FileRecord, access, matched, op},
         switch,
     },
 };
@@ -39,7 +39,10 @@ use docker_listener_common::magic::OVERLAYFS as OVERLAYFS_SUPER_MAGIC;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileAccess {
     pub op: u32,
+    /// The descriptor the open made, or for an io_uring open into the ring's file table
+    /// (`fixed`), the file's slot there.
     pub fd: i32,
+    pub fixed: bool,
     pub flags: u32,
     pub mode: u32,
     /// `matched` bits: how the kernel matched it.
@@ -66,6 +69,7 @@ fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
     Ok(Detail::File(FileAccess {
         op: head.op,
         fd: r.fd,
+        fixed: head.flags & FIXED_FILE != 0,
         flags: r.open_flags,
         mode: r.mode,
         matched: r.matched,
@@ -189,7 +193,11 @@ impl FileAccess {
             flags: Vec<std::borrow::Cow<'static, str>>,
             #[serde(skip_serializing_if = "Option::is_none")]
             mode: Option<String>,
-            fd: i32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fd: Option<i32>,
+            /// An io_uring open into the ring's file table: the slot (no descriptor).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fixed_file: Option<i32>,
             #[serde(skip_serializing_if = "str::is_empty")]
             requested: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -210,7 +218,8 @@ impl FileAccess {
                 access: access_names(self.access),
                 flags: open_flag_names(self.flags),
                 mode: (self.flags & 0o100 != 0 || self.op == op::CREAT).then(|| format!("{:04o}", self.mode & 0o7777)),
-                fd: self.fd,
+                fd: (!self.fixed).then_some(self.fd),
+                fixed_file: self.fixed.then_some(self.fd),
                 requested: &self.requested,
                 filesystem: self.file.as_ref().map(|f| filesystem(f.magic)),
                 path_truncated: self.file.as_ref().is_some_and(|f| f.path_truncated),
@@ -284,6 +293,7 @@ mod tests {
         FileAccess {
             op: op::OPENAT,
             fd: 3,
+            fixed: false,
             flags: 0o2000000,
             mode: 0,
             matched,

@@ -606,6 +606,15 @@ mod tests {
         r.call.op = op::URING_OPENAT;
         let Detail::File(f) = decoded(&bytes_of(&r)).detail else { panic!("an open") };
         assert_eq!(f.syscall(), "IORING_OP_OPENAT");
+        let v = event(decoded(&bytes_of(&r)), &HostNamespaces::default());
+        let fa = &v["docker_listener"]["file_access"];
+        assert_eq!((&fa["fd"], fa.get("fixed_file")), (&json!(5), None), "{v}");
+        // Into the ring's file table: a slot, no descriptor.
+        r.call.flags |= docker_listener_common::family::file::FIXED_FILE;
+        r.fd = 0;
+        let v = event(decoded(&bytes_of(&r)), &HostNamespaces::default());
+        let fa = &v["docker_listener"]["file_access"];
+        assert_eq!((fa.get("fd"), &fa["fixed_file"]), (None, &json!(0)), "{v}");
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub const URING_PROGRAM: &str = "uring_connect";
 pub const SOCKETCALL_PORT: u16 = 7301;
 /// Its port when it makes the direct ia32 socket system calls (359-364).
 pub const DIRECT_PORT: u16 = 7302;
+/// The io_uring opens program (tests/programs/uring_open.c, static): opens PATH through a ring
+/// into a descriptor (`IORING_OP_OPENAT`, `IORING_OP_OPENAT2`), then into the ring's file
+/// table, slot 0 and a slot the kernel picks (1). The workload opens `/proc/self/mem` (a
+/// sensitive pseudo-file, matched without a file set to resolve).
+pub const URING_OPEN_PROGRAM: &str = "uring_open";
 /// The io_uring program's port.
 pub const URING_PORT: u16 = 7401;
 
@@ -68,6 +73,7 @@ pub const DOORS: &[&str] = &[
     "TCP connects without connect(2)",
     "io_uring setups",
     "io_uring opens",
+    "io_uring opens into fixed files",
     "executed files",
     "kernel-module",
     "namespace-change",
@@ -78,8 +84,8 @@ pub const DOORS: &[&str] = &[
 
 /// The shell script the container's first process runs (`sh -c <script>`); it runs the C
 /// programs by their resolved paths, so that the path given to execve is the executable's.
-pub fn script(marker: &str, compat: &ExecFile, uring: &ExecFile) -> String {
-    let (compat, uring) = (&compat.path, &uring.path);
+pub fn script(marker: &str, compat: &ExecFile, uring: &ExecFile, uring_open: &ExecFile) -> String {
+    let (compat, uring, uring_open) = (&compat.path, &uring.path, &uring_open.path);
     format!(
         "ip link set lo up
 {MARKER_PROGRAM} {marker} one two
@@ -93,6 +99,7 @@ wait
 {compat} direct {DIRECT_PORT}
 {compat} exec {}
 {uring} {URING_PORT}
+{uring_open} /proc/self/mem
 unshare -m sh -c 'mkdir -p {mnt}; mount -t tmpfs none {mnt}; umount {mnt}'
 chroot / true
 rmmod {MODULE}
@@ -189,6 +196,8 @@ pub struct Facts<'a> {
     pub compat: &'a ExecFile,
     /// [`URING_PROGRAM`], as the workload runs it.
     pub uring: &'a ExecFile,
+    /// [`URING_OPEN_PROGRAM`], as the workload runs it.
+    pub uring_open: &'a ExecFile,
 }
 
 /// What a field must hold.
@@ -536,15 +545,45 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
         call(
             "read of its own memory",
             "file-read",
-            vec![("docker_listener.file_access.match", json!("pseudo-file"))],
+            vec![
+                ("docker_listener.file_access.match", json!("pseudo-file")),
+                // (io_uring's opens of it, below, have no requested path.)
+                ("docker_listener.file_access.requested", json!("/proc/self/mem")),
+            ],
             vec![
                 ("event.outcome", Is(json!("success"))),
                 ("file.name", Is(json!("mem"))),
                 ("file.directory", Want::NonEmptyString),
                 ("docker_listener.file_access.sensitive", Is(json!("/proc/*/mem"))),
-                ("docker_listener.file_access.requested", Is(json!("/proc/self/mem"))),
                 ("docker_listener.syscall.name", Want::NonEmptyString),
                 by_busybox(),
+            ],
+        ),
+        // io_uring's opens into the ring's file table (fixed files): a slot named, and one the
+        // kernel picked; the file found in the ring's table as this kernel lays it out.
+        call(
+            "io_uring open into a fixed file",
+            "file-read",
+            vec![("docker_listener.file_access.fixed_file", json!(0))],
+            vec![
+                ("event.outcome", Is(json!("success"))),
+                ("file.name", Is(json!("mem"))),
+                ("docker_listener.file_access.sensitive", Is(json!("/proc/*/mem"))),
+                ("docker_listener.file_access.fd", Absent),
+                ("docker_listener.syscall.name", Is(json!("IORING_OP_OPENAT"))),
+                ("process.executable", Is(json!(f.uring_open.path))),
+            ],
+        ),
+        call(
+            "io_uring open into a fixed file the kernel picked",
+            "file-read",
+            vec![("docker_listener.file_access.fixed_file", json!(1))],
+            vec![
+                ("event.outcome", Is(json!("success"))),
+                ("file.name", Is(json!("mem"))),
+                ("docker_listener.file_access.sensitive", Is(json!("/proc/*/mem"))),
+                ("docker_listener.syscall.name", Is(json!("IORING_OP_OPENAT2"))),
+                ("process.executable", Is(json!(f.uring_open.path))),
             ],
         ),
         call(

@@ -131,7 +131,8 @@ fn run(args: &Args) -> Result<Report> {
     };
     let compat = program(expect::COMPAT_PROGRAM)?;
     let uring = program(expect::URING_PROGRAM)?;
-    let script = expect::script(&marker, &compat, &uring);
+    let uring_open = program(expect::URING_OPEN_PROGRAM)?;
+    let script = expect::script(&marker, &compat, &uring, &uring_open);
     println!(
         "vm-guest: the workload runs {} ({}, inode {}, device {}, {}); {} is {}",
         busybox.given,
@@ -142,7 +143,7 @@ fn run(args: &Args) -> Result<Report> {
         marker_program.given,
         marker_program.path
     );
-    println!("vm-guest: and the programs {} and {}", compat.path, uring.path);
+    println!("vm-guest: and the programs {}, {} and {}", compat.path, uring.path, uring_open.path);
     let fake = FakeDocker::start(&scratch.0.join("docker.sock"), container.clone())?;
     let queue = Queue::bind(&scratch.0.join("queue"))?;
     let cgroup = ContainerCgroup::create(&container.id)?;
@@ -170,6 +171,7 @@ fn run(args: &Args) -> Result<Report> {
         marker_program: &marker_program,
         compat: &compat,
         uring: &uring,
+        uring_open: &uring_open,
     };
     let expected = expect::expected(&facts);
     let waited = Instant::now();

@@ -1,9 +1,10 @@
-//! The workload's two C programs, the doors past the native system call tracepoints
-//! (`tests/programs`, the same sources as the cargo tests' `tests/doors.rs`): `compat_net_32`,
-//! an i386 program whose socket calls and failed exec go through the 32-bit (ia32) system call
-//! ABI, and `uring_connect`, whose TCP connect goes through io_uring.
+//! The workload's C programs, the doors past the native system call tracepoints
+//! (`tests/programs`, the same sources as the cargo tests' `tests/doors.rs` and
+//! `tests/file_access.rs`): `compat_net_32`, an i386 program whose socket calls and failed exec
+//! go through the 32-bit (ia32) system call ABI, `uring_connect`, whose TCP connect goes through
+//! io_uring, and `uring_open`, whose opens do, into descriptors and into the ring's file table.
 //!
-//! Both are built static, so they run in the VMs without a loader or libraries of their own
+//! They are built static, so they run in the VMs without a loader or libraries of their own
 //! (there is no 32-bit loader there, nor on many hosts), and built on every run, like the
 //! initramfs: gcc takes under a second for each, and a stale copy could hide a change to them.
 use std::{
@@ -13,7 +14,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::expect::{COMPAT_PROGRAM, URING_PROGRAM};
+use super::expect::{COMPAT_PROGRAM, URING_OPEN_PROGRAM, URING_PROGRAM};
 
 /// Where the sources are, from the workspace's root (where cargo xtask runs).
 const SOURCES: &str = "tests/programs";
@@ -25,9 +26,10 @@ const SOURCES: &str = "tests/programs";
 const BUILDS: &[(&str, &[&str], &str)] = &[
     (COMPAT_PROGRAM, &["-m32", "-O2", "-static"], "the i386 C library of Debian's gcc-multilib"),
     (URING_PROGRAM, &["-O2", "-static"], "the static C library and linux/io_uring.h (libc6-dev, linux-libc-dev)"),
+    (URING_OPEN_PROGRAM, &["-O2", "-static"], "the static C library and linux/io_uring.h (libc6-dev, linux-libc-dev)"),
 ];
 
-/// Builds both programs into `out_dir` (as `<out_dir>/<name>`); returns their paths.
+/// Builds the programs into `out_dir` (as `<out_dir>/<name>`); returns their paths.
 pub fn build(out_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut built = Vec::new();
     for &(name, flags, needs) in BUILDS {
