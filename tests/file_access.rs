@@ -645,3 +645,72 @@ fn sensitive_files_opened_through_io_uring_are_matched() {
     }
     assert_eq!(agent.daemon.stop(), 0);
 }
+
+/// io_uring's renames, links and unlinks by name have no system call either: their names are
+/// read when the request is submitted (the kernel frees them when it runs), the record sent
+/// when it completes, with its result, and resolved in the container as the system calls' are.
+/// An ordinary file renamed and unlinked the same way makes no event.
+#[test]
+fn sensitive_files_renamed_linked_or_deleted_through_io_uring_are_reported() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("file-uring-changes", json!({}));
+    let name = unique("file-uring-changes");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_after_release(
+        &name,
+        &["-v", &programs_volume(), "--security-opt", "seccomp=unconfined"],
+        "mkdir -p /etc/cron.d; echo job > /tmp/x; /t/uring_change rename /tmp/x /etc/cron.d/job > /tmp/out; \
+             /t/uring_change link /etc/group /tmp/g >> /tmp/out; \
+             su -s /bin/sh nobody -c '/t/uring_change unlink /etc/passwd' >> /tmp/out; \
+             cd /etc && /t/uring_change unlink passwd >> /tmp/out; cd /; \
+             touch /tmp/o; /t/uring_change rename /tmp/o /tmp/o2 >> /tmp/out; \
+             /t/uring_change unlink /tmp/o2 >> /tmp/out",
+        &done,
+    );
+    release_when_matched(&agent, &name);
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    let out = docker(&["exec", &name, "cat", "/tmp/out"]);
+    assert_eq!(
+        (out.matches("(ok)").count(), out.matches("Permission denied").count()),
+        (5, 1),
+        "the premise: each call through the ring did what it asked, nobody's unlink refused: {out}"
+    );
+    let uring: Vec<&Value> = file_events(&mine(&events, &name))
+        .into_iter()
+        .filter(|e| e["process"]["executable"] == "/t/uring_change")
+        .collect();
+    let got: Vec<(&str, &str, &str, &str, &str)> = uring
+        .iter()
+        .map(|e| {
+            (
+                e["docker_listener"]["syscall"]["name"].as_str().unwrap_or(""),
+                e["event"]["action"].as_str().unwrap_or(""),
+                e["event"]["outcome"].as_str().unwrap_or(""),
+                e["file"]["path"].as_str().unwrap_or(""),
+                e["docker_listener"]["file_access"]["sensitive"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("IORING_OP_RENAMEAT", "file-rename", "success", "/etc/cron.d/job", "/etc/cron*"),
+            ("IORING_OP_LINKAT", "file-link", "success", "/etc/group", "/etc/group"),
+            ("IORING_OP_UNLINKAT", "file-delete", "failure", "/etc/passwd", "/etc/passwd"),
+            // A relative name, from the working directory the kernel walked at submission.
+            ("IORING_OP_UNLINKAT", "file-delete", "success", "/etc/passwd", "/etc/passwd"),
+        ],
+        "{uring:#?}"
+    );
+    assert_eq!(uring[2]["error"]["code"], "EACCES", "{}", uring[2]);
+    assert_eq!(uring[2]["process"]["user"]["id"], "65534", "the submitter's ids: {}", uring[2]);
+    assert_eq!(evaluate(&rules, uring[0]), Some(100_048), "{}", uring[0]);
+    for e in &uring {
+        assert!(e["docker_listener"]["syscall"]["ret"].is_i64(), "{e}");
+    }
+    assert_eq!(agent.daemon.stop(), 0);
+}

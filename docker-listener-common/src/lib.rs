@@ -402,6 +402,21 @@ pub struct KernelOffsets {
     pub io_fixed_file_ptr: u32,
     pub io_fixed_indirect: u32,
     pub io_fixed_valid: u32,
+    /// io_uring's changes by name, at their submission: the request's command (`io_kiocb.cmd`)
+    /// as `struct io_rename` (and `io_link`, laid out the same) and `struct io_unlink`
+    /// (their directory descriptors, `struct filename *`s and flags), and `filename.name`.
+    /// `io_changes_valid`: 1 when all were resolved.
+    pub io_kiocb_cmd: u32,
+    pub io_rename_old_dfd: u32,
+    pub io_rename_oldpath: u32,
+    pub io_rename_new_dfd: u32,
+    pub io_rename_newpath: u32,
+    pub io_rename_flags: u32,
+    pub io_unlink_dfd: u32,
+    pub io_unlink_filename: u32,
+    pub io_unlink_flags: u32,
+    pub filename_name: u32,
+    pub io_changes_valid: u32,
 }
 
 /// Words of the kernel's bit sets (`CONTAINER_BITS`, `SENSITIVE_BITS`): 65536 bits, a value's

@@ -23,11 +23,12 @@
 //! takes the same checks through `bpf_probe_read_kernel`.
 use aya_ebpf::{
     helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_kernel_str, bpf_probe_read_user},
-    macros::btf_tracepoint,
+    macros::{btf_tracepoint, map},
+    maps::{LruHashMap, PerCpuArray},
     programs::BtfTracePointContext,
 };
 use docker_listener_common::{
-    ExeFile, RecordKind, exe_flags,
+    ExeFile, RecordHeader, RecordKind, exe_flags,
     family::{
         ARG_PATH_CAP, STRING_TRUNCATED,
         file::{
@@ -46,7 +47,7 @@ use crate::{
     maps::{CONTAINER_BITS, CONTAINERS, SENSITIVE, SENSITIVE_BITS, bit_set, config},
     maps::{reserve, submit},
     path,
-    syscall_exit::{call_head, in_compat, reg, regs, user_str},
+    syscall_exit::{call_head, in_compat, kernel_str, reg, regs, user_str},
 };
 
 /// How the checks read kernel memory: plain loads through BTF-typed pointers, or the helper.
@@ -402,20 +403,44 @@ pub fn on_path_exit<const HANDLE: bool>(op_: u32, a: &[u64; 6], ret: i64, flags:
     if !admitted {
         return;
     }
-    let (ni, di, n2i, _) = name_args(op_);
-    let (ni, di, n2i) = (path::opaque(ni), path::opaque(di), path::opaque(n2i));
-    let arg = |i: usize| a.get(i).copied().unwrap_or(0);
+    let at = names_at(op_);
     let Some((mut entry, header)) = reserve::<PathRecord>(RecordKind::FileAccess) else { return };
     let r = entry.as_mut_ptr();
     unsafe {
         (*r).call = call_head(header, op_, ret, flags);
+        fill_path::<HANDLE, false>(r, at, a, how);
+    }
+    submit(entry);
+}
+
+/// Where a call's names and directory descriptor are among its arguments (`name_args`), opaque
+/// to the verifier.
+#[inline(always)]
+fn names_at(op_: u32) -> (usize, usize, usize) {
+    let (ni, di, n2i, _) = name_args(op_);
+    (path::opaque(ni), path::opaque(di), path::opaque(n2i))
+}
+
+/// Fills a `PathRecord` after its head: the arguments, the names (from the caller's memory, or
+/// with `KERNEL_NAMES` the kernel's: io_uring's copies), the base walked.
+#[inline(always)]
+unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
+    r: *mut PathRecord,
+    (ni, di, n2i): (usize, usize, usize),
+    a: &[u64; 6],
+    how: u32,
+) {
+    let arg = |i: usize| a.get(i).copied().unwrap_or(0);
+    let string = |src: u64, dst: *mut u8| unsafe {
+        if KERNEL_NAMES { kernel_str(src, dst, ARG_PATH_CAP as u32) } else { user_str(src, dst, ARG_PATH_CAP as u32) }
+    };
+    unsafe {
         (*r).args = *a;
         (*r).matched = how;
         (*r).dirfd = if di < 6 { arg(di) as i32 } else { AT_FDCWD };
-        let cap = ARG_PATH_CAP as u32;
-        let (n, cut) = user_str(arg(ni), (*r).name.as_mut_ptr(), cap);
+        let (n, cut) = string(arg(ni), (*r).name.as_mut_ptr());
         (*r).name_len = n;
-        let (n2, cut2) = user_str(arg(n2i), (*r).name2.as_mut_ptr(), cap);
+        let (n2, cut2) = string(arg(n2i), (*r).name2.as_mut_ptr());
         (*r).name2_len = n2;
         if HANDLE {
             // The handle (binary, not a string): its head and bytes, or its head alone when the
@@ -456,8 +481,66 @@ pub fn on_path_exit<const HANDLE: bool>(op_: u32, a: &[u64; 6], ret: i64, flags:
             path::walk(task, mnt, dentry, inode, &mut (*r).base, (*r).base_path.as_mut_ptr());
         }
     }
-    submit(entry);
 }
+
+/// A change by name submitted to a ring (`op_` a `URING_*` one, `a` its arguments with the
+/// names' kernel copies, `req` the request): its record is made now, while the names exist (the
+/// request frees them when it runs), and kept until the request completes (`on_uring_change`).
+#[inline(always)]
+pub fn on_uring_submit(req: u64, op_: u32, a: &[u64; 6]) {
+    if config!(offsets.exe_valid) == 0 || !crate::maps::traced() {
+        return;
+    }
+    // (Its outcome is not known yet: each call counts as its successes do.)
+    if !admit_call(class::FILE_CHANGE, u64::from(op_) << 1) {
+        return;
+    }
+    let Some(r) = URING_SCRATCH.get_ptr_mut(0) else { return };
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    let header = RecordHeader {
+        kind: RecordKind::FileAccess as u32,
+        cgroup_id: unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() },
+        pid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+        ..RecordHeader::default()
+    };
+    unsafe {
+        (*r).call = call_head(header, op_, 0, 0);
+        fill_path::<false, true>(r, names_at(op_), a, 0);
+        // The names' kernel addresses are not for the record.
+        (*r).args[1] = 0;
+        (*r).args[3] = 0;
+        let _ = URING_CHANGES.insert(&req, &*r, 0);
+    }
+}
+
+/// A ring's request completed with `res`: the record of the change by name it was, if one was
+/// kept at its submission, goes now with the result, under the submitter's thread (the request
+/// may have run in one of the process's io-wq workers).
+#[inline(always)]
+pub fn on_uring_change(req: u64, res: i32) {
+    let Some(kept) = URING_CHANGES.get_ptr(&req) else { return };
+    if let Some((mut entry, header)) = reserve::<PathRecord>(RecordKind::FileAccess) {
+        let r = entry.as_mut_ptr();
+        unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(r.cast(), size_of::<PathRecord>() as u32, kept.cast());
+            let submitter = (*r).call.header;
+            (*r).call.header = RecordHeader { pid: submitter.pid, tgid: submitter.tgid, ..header };
+            (*r).call.ret = i64::from(res);
+        }
+        submit(entry);
+    }
+    let _ = URING_CHANGES.remove(&req);
+}
+
+/// Where `on_uring_submit` builds a record (too large for the stack).
+#[map]
+static URING_SCRATCH: PerCpuArray<PathRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// The records of changes by name submitted to rings and not completed yet, by request; the
+/// least recently used make room (a request cancelled before it ran never completes).
+#[map]
+static URING_CHANGES: LruHashMap<u64, PathRecord> = LruHashMap::with_max_entries(1024, 0);
 
 /// The file-access family's program for open_by_handle_at: `sys_exit` like the exit program,
 /// which tail-calls it for that call's numbers (it is attached to nothing itself). Every call

@@ -10,7 +10,11 @@
 //! - `io_uring:io_uring_create`: a traced process set up a ring. What else it does through the
 //!   ring (accept, send, file access) no system call shows: the event makes the blind spot
 //!   visible.
-//! - `io_uring:io_uring_complete`: a request completed. An open (`IORING_OP_OPENAT`,
+//! - `io_uring:io_uring_submit_req`: a request was submitted. A rename, unlink or link by name
+//!   (`IORING_OP_RENAMEAT`, `_UNLINKAT`, `_LINKAT`) of a traced process has its record made
+//!   from the request's names, kept until it completes.
+//! - `io_uring:io_uring_complete`: a request completed. A change by name kept at its submission
+//!   is sent with its result. An open (`IORING_OP_OPENAT`,
 //!   `IORING_OP_OPENAT2`) that made a descriptor, or put its file in a slot of the ring's own
 //!   file table (a fixed file, which only the ring's requests use), goes to the file-access
 //!   family, which matches the file as it matches an open(2)'s (`file::on_uring_open`).
@@ -151,6 +155,12 @@ pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
     let op = match opcode {
         uring_op::OPENAT => file_op::URING_OPENAT,
         uring_op::OPENAT2 => file_op::URING_OPENAT2,
+        uring_op::RENAMEAT | uring_op::UNLINKAT | uring_op::LINKAT => {
+            let res: i32 =
+                unsafe { crate::kernel::read0(req as *const u8, crate::maps::config!(offsets.io_kiocb_res)) };
+            crate::file::on_uring_change(req, res);
+            return 0;
+        }
         _ => return 0,
     };
     let req = req as *const u8;
@@ -184,6 +194,56 @@ pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
         opaque(file as usize) as *const u8,
         opaque(flags as usize) as u32,
     );
+    0
+}
+
+/// io_uring_submit_req, as a raw tracepoint (`TP_PROTO(req)` on 6.1 and 6.18): a request was
+/// submitted, its arguments prepared. A rename, unlink or link by name has its names copied
+/// into the kernel now and freed when it runs, so its record is made here, from the request's
+/// command (`io_rename`, `io_link`, `io_unlink`), and sent at its completion with the result
+/// (`file::on_uring_submit`, `on_uring_change`). Every submission of every ring of the host
+/// comes here: the operation code (one helper read) rejects all but those three.
+#[raw_tracepoint(tracepoint = "io_uring_submit_req")]
+pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
+    use crate::{kernel::read0, maps::config};
+    if config!(offsets.io_changes_valid) == 0 {
+        return 0;
+    }
+    let req: u64 = ctx.arg(0);
+    let opcode: u8 = unsafe { read0(req as *const u8, config!(offsets.io_kiocb_opcode)) };
+    let cmd = (req as *const u8).wrapping_add(config!(offsets.io_kiocb_cmd) as usize);
+    let int = |off: u32| -> u64 { unsafe { read0::<i32>(cmd, off) as i64 as u64 } };
+    // A `struct filename *`'s string.
+    let name = |off: u32| -> u64 {
+        let f: *const u8 = unsafe { read0(cmd, off) };
+        unsafe { read0(f, config!(offsets.filename_name)) }
+    };
+    let (op, a) = match opcode {
+        uring_op::UNLINKAT => (
+            file_op::URING_UNLINKAT,
+            [
+                int(config!(offsets.io_unlink_dfd)),
+                name(config!(offsets.io_unlink_filename)),
+                int(config!(offsets.io_unlink_flags)),
+                0,
+                0,
+                0,
+            ],
+        ),
+        uring_op::RENAMEAT | uring_op::LINKAT => (
+            if opcode == uring_op::RENAMEAT { file_op::URING_RENAMEAT } else { file_op::URING_LINKAT },
+            [
+                int(config!(offsets.io_rename_old_dfd)),
+                name(config!(offsets.io_rename_oldpath)),
+                int(config!(offsets.io_rename_new_dfd)),
+                name(config!(offsets.io_rename_newpath)),
+                int(config!(offsets.io_rename_flags)),
+                0,
+            ],
+        ),
+        _ => return 0,
+    };
+    crate::file::on_uring_submit(req, op, &a);
     0
 }
 

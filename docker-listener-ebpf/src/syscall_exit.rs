@@ -385,3 +385,13 @@ pub unsafe fn user_str(src: u64, dst: *mut u8, cap: u32) -> (u32, bool) {
     let n = unsafe { bpf_probe_read_user_str(dst.cast(), cap, src as *const _) };
     if n <= 0 { (0, false) } else { ((n - 1) as u32, n as u32 >= cap) }
 }
+
+/// The same for a string in kernel memory (io_uring's copies of a request's names).
+#[inline(always)]
+pub unsafe fn kernel_str(src: u64, dst: *mut u8, cap: u32) -> (u32, bool) {
+    if src == 0 {
+        return (0, false);
+    }
+    let n = unsafe { aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(dst.cast(), cap, src as *const _) };
+    if n <= 0 { (0, false) } else { ((n - 1) as u32, n as u32 >= cap) }
+}

@@ -149,9 +149,15 @@ impl Encoder {
     }
 
     /// A frame for one of the agent's own reports (loss reports: a few hundred bytes, far below
-    /// the smallest `max_event_size`), never shrunk.
+    /// the smallest `max_event_size`). One that carries text from outside (an agent-health
+    /// event's reason: a kernel's error) is shrunk as events are when it does not fit; a report
+    /// is never dropped for its size.
     pub fn report<T: serde::Serialize + ?Sized>(&self, value: &T) -> Frame {
-        Frame::agent(serialise(value)).report()
+        let json = serialise(value);
+        if FRAME_HEADER.len() + json.len() <= self.max_event_size {
+            return Frame::agent(json).report();
+        }
+        self.agent_json(json.clone()).unwrap_or_else(|| Frame::agent(json)).report()
     }
 
     /// A frame for one of our own events already serialised (a JSON object); see `agent`.
@@ -283,6 +289,19 @@ mod tests {
         let empty = enc(65535, true).docker(&ev(r#"{ }"#));
         assert_eq!(empty.parts[1], Bytes::from_static(b"{ }"));
         assert_eq!(&with_leading_members(b" { } ", "\"a\":1")[..], b"{\"a\":1}");
+    }
+
+    #[test]
+    fn an_oversized_report_is_shrunk_not_dropped() {
+        let e = enc(65535, false);
+        let health = crate::ecs::agent_health_event("ebpf", "blind", &"verifier log line\n".repeat(70_000), "x");
+        let f = e.report(&health);
+        let bytes = f.to_vec();
+        assert!(bytes.len() <= 65535, "{}", bytes.len());
+        assert_eq!(f.origin, Origin::Report);
+        let v: Value = serde_json::from_slice(&bytes[FRAME_HEADER.len()..]).unwrap();
+        assert_eq!((v["truncated"].as_bool(), v["event"]["action"].as_str()), (Some(true), Some("agent-health")));
+        assert_eq!(v["docker_listener"]["agent"]["status"], "blind");
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub mod op {
     /// flags, the descriptor walked for `base`: the opened file, or `mount_fd` when the call
     /// failed).
     pub const BY_HANDLE: u32 = 40;
+    /// Changes by name run by io_uring (`IORING_OP_UNLINKAT`, `_RENAMEAT`, `_LINKAT`), no
+    /// system call of their own: their names read at the request's submission
+    /// (`io_uring:io_uring_submit_req`), the record sent at its completion with its result.
+    /// Arguments as unlinkat's (dirfd, name, flags) and renameat2's (olddirfd, old, newdirfd,
+    /// new, flags), the names' pointers cleared.
+    pub const URING_UNLINKAT: u32 = 41;
+    pub const URING_RENAMEAT: u32 = 42;
+    pub const URING_LINKAT: u32 = 43;
 }
 
 /// `CallHead` flag of an io_uring open (`URING_OPENAT`, `URING_OPENAT2`) into the ring's own
@@ -104,10 +112,10 @@ pub const fn name_args(op: u32) -> (usize, usize, usize, usize) {
         op::UNLINK | op::CHMOD | op::CHOWN | op::LCHOWN | op::CHOWN16 | op::LCHOWN16 | op::TRUNCATE => {
             (0, NONE, NONE, NONE)
         }
-        op::UNLINKAT | op::FCHMODAT | op::FCHMODAT2 | op::FCHOWNAT => (1, 0, NONE, NONE),
+        op::UNLINKAT | op::FCHMODAT | op::FCHMODAT2 | op::FCHOWNAT | op::URING_UNLINKAT => (1, 0, NONE, NONE),
         op::REFUSED_OPEN | op::REFUSED_CREAT | op::REFUSED_OPENAT | op::REFUSED_OPENAT2 => (1, 0, NONE, NONE),
         op::RENAME | op::LINK => (0, NONE, 1, NONE),
-        op::RENAMEAT | op::RENAMEAT2 | op::LINKAT => (1, 0, 3, 2),
+        op::RENAMEAT | op::RENAMEAT2 | op::LINKAT | op::URING_RENAMEAT | op::URING_LINKAT => (1, 0, 3, 2),
         // No name; the base is the file the call opened, or the mount's it named.
         op::BY_HANDLE => (NONE, 3, NONE, NONE),
         // fchmod, fchown.
@@ -202,6 +210,9 @@ pub mod pseudo {
 pub mod uring_op {
     pub const OPENAT: u8 = 18;
     pub const OPENAT2: u8 = 28;
+    pub const RENAMEAT: u8 = 35;
+    pub const UNLINKAT: u8 = 36;
+    pub const LINKAT: u8 = 39;
 }
 
 /// `file.f_mode` bits: the file was opened for reading, for writing (as `access`'s).

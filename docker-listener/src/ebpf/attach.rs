@@ -107,8 +107,15 @@ pub const NET_PROGRAM: &str = "raw_sys_exit_net";
 /// The file-access family's program for open_by_handle_at, tail-called by the exit program
 /// (slot 0 of `HANDLE_PROGRAM`).
 pub const HANDLE_PROGRAM: &str = "raw_sys_exit_handle";
-/// The file-access family's program for io_uring's opens (`raw_tp/io_uring_complete`).
+/// The file-access family's program for io_uring's opens (`raw_tp/io_uring_complete`), which
+/// also sends its changes by name.
 pub const URING_OPEN_PROGRAM: &str = "io_uring_complete";
+/// The file-access family's program for io_uring's changes by name, at their submission
+/// (`raw_tp/io_uring_submit_req`).
+pub const URING_SUBMIT_PROGRAM: &str = "io_uring_submit_req";
+/// Its event, by the names kernels gave it (`io_uring_submit_sqe` before 6.4; `TP_PROTO(req)`
+/// since 5.19 under either name).
+const URING_SUBMIT_EVENTS: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
 
 /// The offsets in `struct pt_regs` the exit program reads (syscall_exit.rs).
 const PT_REGS: &[(&str, u32)] = &[
@@ -158,9 +165,9 @@ impl fmt::Display for Door {
 }
 
 /// What no hook here can show: always said, so the operator knows.
-pub const ALWAYS_BLIND: &str = "io_uring operations other than TCP connects and opens (accept, send, receive, \
-                                and file changes: rename, unlink...) are not seen; each io_uring setup by a \
-                                container process is reported instead";
+pub const ALWAYS_BLIND: &str = "io_uring operations other than TCP connects, opens, renames, links and \
+                                unlinks (accept, send, receive, mkdir, symlink...) are not seen; each io_uring setup \
+                                by a container process is reported instead";
 
 /// What is known of the kernel before attaching.
 pub struct Kernel<'a> {
@@ -183,6 +190,8 @@ pub struct Kernel<'a> {
     /// What io_uring's opens into the ring's file table need resolved (where the table keeps
     /// the files); else why not.
     pub uring_fixed_opens: Result<(), String>,
+    /// What io_uring's changes by name need resolved (their requests' commands); else why not.
+    pub uring_changes: Result<(), String>,
 }
 
 /// Attaches every enabled program this kernel allows; returns the programs attached and the
@@ -367,7 +376,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     doors.push(Door {
         name: "io_uring opens",
         hook: "raw_tp/io_uring_complete",
-        state: uring_opens,
+        state: uring_opens.clone(),
         blind: "sensitive files opened through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2)",
     });
     doors.push(Door {
@@ -376,6 +385,26 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         state: fixed,
         blind: "sensitive files opened through io_uring into the ring's file table (sqe->file_index: a slot, no \
                 descriptor), which only the ring's own requests read",
+    });
+    // io_uring's changes by name: made at submission (the names are freed when the request
+    // runs), sent at completion by the opens' program.
+    let changes = match (&uring_opens, &k.uring_changes) {
+        (DoorState::Active, Ok(())) => match raw_tracepoint_named(ebpf, URING_SUBMIT_PROGRAM, &URING_SUBMIT_EVENTS) {
+            Ok(()) => {
+                attached.push(URING_SUBMIT_PROGRAM);
+                DoorState::Active
+            }
+            Err(e) => DoorState::Unavailable(e.to_string()),
+        },
+        (DoorState::Active, Err(why)) => DoorState::Unavailable(why.clone()),
+        (state, _) => state.clone(),
+    };
+    doors.push(Door {
+        name: "io_uring changes by name",
+        hook: "raw_tp/io_uring_submit_req, raw_tp/io_uring_complete",
+        state: changes,
+        blind: "sensitive files renamed, linked or deleted through io_uring (IORING_OP_RENAMEAT, IORING_OP_LINKAT, \
+                IORING_OP_UNLINKAT)",
     });
     Ok((attached, doors))
 }
@@ -413,14 +442,25 @@ where
         .map_err(|e: aya::programs::ProgramError| EbpfError::Load(e.to_string()))
 }
 
-fn raw_tracepoint(ebpf: &mut Ebpf, prog: &'static str, name: &str) -> Result<(), EbpfError> {
+/// Attaches a raw tracepoint program to the first of `names` this kernel has.
+fn raw_tracepoint_named(ebpf: &mut Ebpf, prog: &'static str, names: &[&str]) -> Result<(), EbpfError> {
     let started = std::time::Instant::now();
     let p: &mut RawTracePoint = program(ebpf, prog)?;
     p.load().map_err(EbpfError::from_load)?;
     loaded(ebpf, prog, started);
     let program: &mut RawTracePoint = program(ebpf, prog)?;
-    program.attach(name).map_err(|e| EbpfError::Attach { program: prog, detail: format!("{e}: {e:?}") })?;
-    Ok(())
+    let mut errors = Vec::new();
+    for name in names {
+        match program.attach(name) {
+            Ok(_) => return Ok(()),
+            Err(e) => errors.push(format!("{name}: {e}: {e:?}")),
+        }
+    }
+    Err(EbpfError::Attach { program: prog, detail: errors.join("; ") })
+}
+
+fn raw_tracepoint(ebpf: &mut Ebpf, prog: &'static str, name: &str) -> Result<(), EbpfError> {
+    raw_tracepoint_named(ebpf, prog, &[name])
 }
 
 fn tracepoint(ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str) -> Result<(), EbpfError> {

@@ -69,9 +69,39 @@ impl EbpfError {
         if text.contains("EPERM") || text.contains("Operation not permitted") || text.contains("PermissionDenied") {
             EbpfError::NotPermitted(e.to_string())
         } else {
-            EbpfError::Load(format!("{e}: {e:?}"))
+            if text.len() > LOAD_ERROR_MAX {
+                tracing::debug!(error = %text, "a program's load failed: the verifier's whole log");
+            }
+            EbpfError::Load(cut_middle(&text, LOAD_ERROR_MAX))
         }
     }
+}
+
+/// Bytes of a load error kept in the start-up log, `doctor` and the agent-health event: the
+/// verifier's log of a refused program runs to megabytes (every instruction it walked), which
+/// no datagram holds; its head says what was loaded, its end why it was refused.
+const LOAD_ERROR_MAX: usize = 4096;
+
+/// `text` with its middle left out when it is longer than `max` bytes: its first quarter and
+/// its last three quarters, and how much is missing between.
+fn cut_middle(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut head = max / 4;
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - (max - head);
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{} [… {} bytes of the verifier's log left out (RUST_LOG=debug logs them) …] {}",
+        &text[..head],
+        tail - head,
+        &text[tail..]
+    )
 }
 
 /// A count of records one container's budget held back (`EbpfProbes::held_back`).
@@ -226,6 +256,13 @@ impl EbpfProbes {
                     .into())
             } else {
                 info.exe_walk.clone().map_or(Ok(()), Err)
+            },
+            uring_changes: if pc.offsets.io_changes_valid == 0 {
+                Err("the kernel's BTF lacks io_kiocb.cmd, filename.name, or io_rename's, io_link's or io_unlink's \
+                     members"
+                    .into())
+            } else {
+                Ok(())
             },
             uring_fixed_opens: if pc.offsets.io_fixed_valid == 0 {
                 Err("the kernel's BTF lacks where a ring's file table keeps its files (io_kiocb.ctx, io_open.file_slot, \
@@ -430,6 +467,20 @@ fn raise_memlock_limit() {
 #[cfg(test)]
 mod tests {
     use super::{attach::parse_field_offset, *};
+
+    #[test]
+    fn a_load_error_keeps_the_head_and_the_end_of_the_verifiers_log() {
+        let log =
+            format!("load failed: {}processed 1000001 insns (limit 1000000)", "0: (bf) r6 = r1 ✓\n".repeat(100_000));
+        let err = EbpfError::from_load(&log);
+        let EbpfError::Load(text) = &err else { panic!("{err:?}") };
+        assert!(text.len() <= LOAD_ERROR_MAX + 100, "{}", text.len());
+        assert!(text.starts_with("load failed: 0: (bf)"), "{}", &text[..40]);
+        // ({e}: {e:?}: the Debug form, quoted, ends it.)
+        assert!(text[text.len() - 60..].contains("processed 1000001 insns (limit 1000000)"), "the reason, at the end");
+        assert!(text.contains("bytes of the verifier's log left out"));
+        assert_eq!(cut_middle("short", 10), "short");
+    }
 
     #[test]
     fn group_dead_offset_is_read_from_the_tracepoint_format() {

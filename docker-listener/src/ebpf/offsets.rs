@@ -203,6 +203,13 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         r.offset("file", &["f_mode"]),
     ) {
         (o.io_kiocb_opcode, o.io_kiocb_res, o.file_f_flags, o.file_f_mode) = (op, res, flags, mode);
+        // Changes by name through a ring: without these, they are not seen.
+        if let Ok(c) = uring_changes(&r) {
+            (o.io_kiocb_cmd, o.filename_name) = (c[0], c[1]);
+            (o.io_rename_old_dfd, o.io_rename_oldpath, o.io_rename_new_dfd, o.io_rename_newpath, o.io_rename_flags) =
+                (c[2], c[3], c[4], c[5], c[6]);
+            (o.io_unlink_dfd, o.io_unlink_filename, o.io_unlink_flags, o.io_changes_valid) = (c[7], c[8], c[9], 1);
+        }
         // Opens into the ring's file table: without these, such an open is not seen.
         if let Ok(fixed) = fixed_files(&r) {
             (o.io_open_file_slot, o.io_kiocb_ctx, o.io_ctx_fixed_files) = (fixed.slot, fixed.ctx, fixed.files);
@@ -230,6 +237,36 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         .unwrap_or(1);
     let attach_btf = AttachBtf(r.btf.prefix(last));
     Ok(KernelInfo { offsets: o, exe_walk, drift, pt_regs, x32, attach_btf })
+}
+
+/// Where an io_uring rename, link or unlink keeps its arguments until it runs (see
+/// `KernelOffsets::io_kiocb_cmd`): the command's offset, `filename.name`, `io_rename`'s five
+/// members, `io_unlink`'s three. A link's command (`io_link`, `io_hardlink` before 6.0) must be
+/// laid out as a rename's is (it is, in every kernel that has them).
+fn uring_changes(r: &Resolver) -> Result<[u32; 10], OffsetsError> {
+    let ren = |m: &str| r.offset("io_rename", &[m]);
+    let link = |m: &str| r.offset("io_link", &[m]).or_else(|_| r.offset("io_hardlink", &[m]));
+    let members = ["old_dfd", "oldpath", "new_dfd", "newpath", "flags"];
+    let mut rename = [0; 5];
+    for (i, m) in members.iter().enumerate() {
+        rename[i] = ren(m)?;
+        if link(m)? != rename[i] {
+            return Err(OffsetsError::Missing(format!("io_link.{m} where io_rename.{m} is")));
+        }
+    }
+    let unl = |m: &str| r.offset("io_unlink", &[m]);
+    Ok([
+        r.offset("io_kiocb", &["cmd"])?,
+        r.offset("filename", &["name"])?,
+        rename[0],
+        rename[1],
+        rename[2],
+        rename[3],
+        rename[4],
+        unl("dfd")?,
+        unl("filename")?,
+        unl("flags")?,
+    ])
 }
 
 /// Where an io_uring open into the ring's file table put its file (see `KernelOffsets`).

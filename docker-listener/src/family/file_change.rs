@@ -1,7 +1,8 @@
 //! `file-access`'s changes by name (`event.action`: `file-delete`, `file-rename`,
 //! `file-link`, `file-chmod`, `file-chown`, `file-truncate`): unlink, rename, link, chmod,
 //! chown and truncate of a sensitive file by a container process, refused ones included; and
-//! fchmod, fchown of one by its descriptor. Also the opens the kernel refused (EPERM, EACCES,
+//! fchmod, fchown of one by its descriptor; the same unlinks, renames and links run by io_uring
+//! (`IORING_OP_UNLINKAT`, `_RENAMEAT`, `_LINKAT`: no system call). Also the opens the kernel refused (EPERM, EACCES,
 //! EROFS: `file-read`, `file-write`, `file-create` with `event.outcome: failure`): nothing was
 //! opened, so there is no inode for the kernel to match, and they are resolved here as a name.
 //!
@@ -57,8 +58,8 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
     // (mode, uid, gid, flags) by call; u32::MAX ids are "unchanged".
     let none = u32::MAX;
     let (mode, uid, gid, at_flags) = match head.op {
-        op::UNLINKAT => (0, none, none, a[2] as u32),
-        op::RENAMEAT2 | op::LINKAT => (0, none, none, a[4] as u32),
+        op::UNLINKAT | op::URING_UNLINKAT => (0, none, none, a[2] as u32),
+        op::RENAMEAT2 | op::LINKAT | op::URING_RENAMEAT | op::URING_LINKAT => (0, none, none, a[4] as u32),
         op::CHMOD | op::FCHMOD => (a[1] as u32, none, none, 0),
         op::FCHMODAT => (a[2] as u32, none, none, 0),
         op::FCHMODAT2 => (a[2] as u32, none, none, a[3] as u32),
@@ -181,6 +182,9 @@ impl FileChange {
             op::FCHOWNAT => "fchownat",
             op::LINK => "link",
             op::LINKAT => "linkat",
+            op::URING_UNLINKAT => "IORING_OP_UNLINKAT",
+            op::URING_RENAMEAT => "IORING_OP_RENAMEAT",
+            op::URING_LINKAT => "IORING_OP_LINKAT",
             op::TRUNCATE => "truncate",
             op::FCHMOD => "fchmod",
             _ => "fchown",
@@ -200,9 +204,9 @@ impl FileChange {
             };
         }
         match self.op {
-            op::UNLINK | op::UNLINKAT => "file-delete",
-            op::RENAME | op::RENAMEAT | op::RENAMEAT2 => "file-rename",
-            op::LINK | op::LINKAT => "file-link",
+            op::UNLINK | op::UNLINKAT | op::URING_UNLINKAT => "file-delete",
+            op::RENAME | op::RENAMEAT | op::RENAMEAT2 | op::URING_RENAMEAT => "file-rename",
+            op::LINK | op::LINKAT | op::URING_LINKAT => "file-link",
             op::CHMOD | op::FCHMODAT | op::FCHMODAT2 | op::FCHMOD => "file-chmod",
             op::TRUNCATE => "file-truncate",
             _ => "file-chown",

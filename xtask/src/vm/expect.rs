@@ -59,6 +59,10 @@ pub const DIRECT_PORT: u16 = 7302;
 /// table, slot 0 and a slot the kernel picks (1). The workload opens `/proc/self/mem` (a
 /// sensitive pseudo-file, matched without a file set to resolve).
 pub const URING_OPEN_PROGRAM: &str = "uring_open";
+/// The io_uring changes program (tests/programs/uring_change.c, static): renames, links or
+/// unlinks a name through a ring. The workload moves a file into `/etc/cron.d/` (a sensitive
+/// directory) and deletes it there.
+pub const URING_CHANGE_PROGRAM: &str = "uring_change";
 /// The io_uring program's port.
 pub const URING_PORT: u16 = 7401;
 
@@ -74,6 +78,7 @@ pub const DOORS: &[&str] = &[
     "io_uring setups",
     "io_uring opens",
     "io_uring opens into fixed files",
+    "io_uring changes by name",
     "executed files",
     "kernel-module",
     "namespace-change",
@@ -84,8 +89,14 @@ pub const DOORS: &[&str] = &[
 
 /// The shell script the container's first process runs (`sh -c <script>`); it runs the C
 /// programs by their resolved paths, so that the path given to execve is the executable's.
-pub fn script(marker: &str, compat: &ExecFile, uring: &ExecFile, uring_open: &ExecFile) -> String {
-    let (compat, uring, uring_open) = (&compat.path, &uring.path, &uring_open.path);
+pub fn script(
+    marker: &str,
+    compat: &ExecFile,
+    uring: &ExecFile,
+    uring_open: &ExecFile,
+    uring_change: &ExecFile,
+) -> String {
+    let (compat, uring, uring_open, uring_change) = (&compat.path, &uring.path, &uring_open.path, &uring_change.path);
     format!(
         "ip link set lo up
 {MARKER_PROGRAM} {marker} one two
@@ -100,6 +111,9 @@ wait
 {compat} exec {}
 {uring} {URING_PORT}
 {uring_open} /proc/self/mem
+mkdir -p /etc/cron.d; echo job > /etc/{marker}
+{uring_change} rename /etc/{marker} /etc/cron.d/{marker}
+{uring_change} unlink /etc/cron.d/{marker}
 unshare -m sh -c 'mkdir -p {mnt}; mount -t tmpfs none {mnt}; umount {mnt}'
 chroot / true
 rmmod {MODULE}
@@ -198,6 +212,8 @@ pub struct Facts<'a> {
     pub uring: &'a ExecFile,
     /// [`URING_OPEN_PROGRAM`], as the workload runs it.
     pub uring_open: &'a ExecFile,
+    /// [`URING_CHANGE_PROGRAM`], as the workload runs it.
+    pub uring_change: &'a ExecFile,
 }
 
 /// What a field must hold.
@@ -584,6 +600,30 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                 ("docker_listener.file_access.sensitive", Is(json!("/proc/*/mem"))),
                 ("docker_listener.syscall.name", Is(json!("IORING_OP_OPENAT2"))),
                 ("process.executable", Is(json!(f.uring_open.path))),
+            ],
+        ),
+        // io_uring's changes by name: the names read at submission, the result at completion.
+        call(
+            "io_uring rename into a sensitive directory",
+            "file-rename",
+            vec![("docker_listener.syscall.name", json!("IORING_OP_RENAMEAT"))],
+            vec![
+                ("event.outcome", Is(json!("success"))),
+                ("file.path", Is(json!(format!("/etc/cron.d/{}", f.marker)))),
+                ("docker_listener.file_access.sensitive", Is(json!("/etc/cron*"))),
+                ("docker_listener.syscall.ret", Is(json!(0))),
+                ("process.executable", Is(json!(f.uring_change.path))),
+            ],
+        ),
+        call(
+            "io_uring unlink in a sensitive directory",
+            "file-delete",
+            vec![("docker_listener.syscall.name", json!("IORING_OP_UNLINKAT"))],
+            vec![
+                ("event.outcome", Is(json!("success"))),
+                ("file.path", Is(json!(format!("/etc/cron.d/{}", f.marker)))),
+                ("docker_listener.file_access.sensitive", Is(json!("/etc/cron*"))),
+                ("process.executable", Is(json!(f.uring_change.path))),
             ],
         ),
         call(

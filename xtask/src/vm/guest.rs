@@ -132,7 +132,8 @@ fn run(args: &Args) -> Result<Report> {
     let compat = program(expect::COMPAT_PROGRAM)?;
     let uring = program(expect::URING_PROGRAM)?;
     let uring_open = program(expect::URING_OPEN_PROGRAM)?;
-    let script = expect::script(&marker, &compat, &uring, &uring_open);
+    let uring_change = program(expect::URING_CHANGE_PROGRAM)?;
+    let script = expect::script(&marker, &compat, &uring, &uring_open, &uring_change);
     println!(
         "vm-guest: the workload runs {} ({}, inode {}, device {}, {}); {} is {}",
         busybox.given,
@@ -143,7 +144,10 @@ fn run(args: &Args) -> Result<Report> {
         marker_program.given,
         marker_program.path
     );
-    println!("vm-guest: and the programs {}, {} and {}", compat.path, uring.path, uring_open.path);
+    println!(
+        "vm-guest: and the programs {}, {}, {} and {}",
+        compat.path, uring.path, uring_open.path, uring_change.path
+    );
     let fake = FakeDocker::start(&scratch.0.join("docker.sock"), container.clone())?;
     let queue = Queue::bind(&scratch.0.join("queue"))?;
     let cgroup = ContainerCgroup::create(&container.id)?;
@@ -172,6 +176,7 @@ fn run(args: &Args) -> Result<Report> {
         compat: &compat,
         uring: &uring,
         uring_open: &uring_open,
+        uring_change: &uring_change,
     };
     let expected = expect::expected(&facts);
     let waited = Instant::now();
