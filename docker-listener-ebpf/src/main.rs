@@ -20,6 +20,7 @@ mod net;
 mod path;
 mod process;
 mod ptrace;
+mod runtime;
 mod socket;
 mod syscall_exit;
 
