@@ -18,11 +18,14 @@
 //! container).
 //!
 //! The exit program asks one lookup, by tgid, and only for a call its family reports; the
-//! file's identity is read at each exec, once (`on_exec`).
+//! file's identity is read at each exec, once (`on_exec`). Measured with the kernel's BPF
+//! statistics: a host's exec costs about 0.3 µs more, a fork or an exit 0.05 µs; thirty
+//! `docker exec`s cost the exec program 0.7 ms more (the runtime's marks) and the exit program
+//! 1.5 ms less (runc's records not made).
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid},
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray},
+    maps::{HashMap, PerCpuArray},
 };
 use docker_listener_common::FileId;
 
@@ -37,11 +40,12 @@ use crate::{
 pub static RUNTIME_FILES: HashMap<FileId, u8> = HashMap::with_max_entries(64, 0);
 
 /// The runtime's processes, by tgid: the runtime binary each runs. Entries leave at the
-/// process's exec of another file and at its exit; the least recently used make room (a
-/// process that loses its entry has its calls sent, and the daemon drops them: it knows the
-/// runtime's files too).
+/// process's exec of another file and at its exit. A process the map has no room for is not
+/// marked: its calls are sent, and the daemon drops them (it knows the runtime's files too).
+/// (A plain hash map: an LRU one's inserts cost the same here, measured, and would drop marks
+/// silently.)
 #[map]
-pub static RUNTIME_TASKS: LruHashMap<u32, FileId> = LruHashMap::with_max_entries(8192, 0);
+pub static RUNTIME_TASKS: HashMap<u32, FileId> = HashMap::with_max_entries(8192, 0);
 
 /// The runtime's calls not sent, per CPU (never reset).
 #[map]
@@ -69,25 +73,33 @@ pub fn on_exec(tgid: u32) {
     if ino != 0 && unsafe { RUNTIME_FILES.get(&file) }.is_some() {
         let outside = unsafe { CONTAINERS.get(&bpf_get_current_cgroup_id()) }.is_none();
         if outside || unsafe { RUNTIME_TASKS.get(&tgid) }.is_some_and(|f| f.ino == ino && f.dev == dev) {
-            let _ = RUNTIME_TASKS.insert(&tgid, &file, 0);
+            mark(tgid, &file);
             return;
         }
     }
-    let _ = RUNTIME_TASKS.remove(&tgid);
+    unmark(tgid);
 }
 
-/// At every fork of the host (a new process, not a thread): the child of a runtime process is
-/// the runtime's.
+/// The runtime binary the process `tgid` runs for the runtime, if it is the runtime's.
 #[inline(always)]
-pub fn on_fork(parent_tgid: u32, child_tgid: u32) {
-    if let Some(file) = unsafe { RUNTIME_TASKS.get(&parent_tgid) } {
-        let file = *file;
-        let _ = RUNTIME_TASKS.insert(&child_tgid, &file, 0);
+pub fn file_of(tgid: u32) -> Option<FileId> {
+    unsafe { RUNTIME_TASKS.get(&tgid) }.copied()
+}
+
+/// Marks the process `tgid` as the runtime's, running `file`: at its exec (`on_exec`), and at
+/// a fork of the host (a new process, not a thread) whose parent is the runtime's (`file_of`),
+/// the child.
+#[inline(always)]
+pub fn mark(tgid: u32, file: &FileId) {
+    let _ = RUNTIME_TASKS.insert(&tgid, file, 0);
+}
+
+/// Unmarks the process `tgid`: at its exit (its last thread, or its leader where the kernel
+/// does not say), and at its exec of a file that does not keep it the runtime's (`on_exec`).
+#[inline(always)]
+pub fn unmark(tgid: u32) {
+    // (A lookup first: a deletion takes the map's lock, and most processes have no entry.)
+    if unsafe { RUNTIME_TASKS.get(&tgid) }.is_some() {
+        let _ = RUNTIME_TASKS.remove(&tgid);
     }
-}
-
-/// At every process's exit (its last thread, or its leader where the kernel does not say).
-#[inline(always)]
-pub fn on_exit(tgid: u32) {
-    let _ = RUNTIME_TASKS.remove(&tgid);
 }
