@@ -234,6 +234,17 @@ pub struct ExeFile {
     pub _pad: u32,
 }
 
+/// A file as the kernel knows it: `inode->i_ino` and `super_block->s_dev` (the kernel's dev_t).
+/// The key of the container runtime's binaries (`RUNTIME_FILES`, written by the daemon) and
+/// the value of the runtime's processes (`RUNTIME_TASKS`): the file each runs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileId {
+    pub ino: u64,
+    pub dev: u32,
+    pub _pad: u32,
+}
+
 /// A new process. The header describes the forking task (the parent).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -479,6 +490,7 @@ mod user {
     unsafe impl aya::Pod for super::RecordHeader {}
     unsafe impl aya::Pod for super::family::exec::ExecRecord {}
     unsafe impl aya::Pod for super::ExeFile {}
+    unsafe impl aya::Pod for super::FileId {}
     unsafe impl aya::Pod for super::ForkRecord {}
     unsafe impl aya::Pod for super::ExitRecord {}
     unsafe impl aya::Pod for super::family::socket::SocketRecord {}

@@ -15,6 +15,10 @@
 //! family's `what`, e.g. the call and its outcome, and for an open the file's inode), within a
 //! second budget of the same size, since some kinds can be made without bound (a file created in
 //! a sensitive directory is a new inode).
+//!
+//! Never counted against a budget: the container runtime's calls of the exit-reported families
+//! (runc setting the container up, entering it for a `docker exec`), which are not sent at all
+//! (`runtime.rs`).
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
     macros::map,
@@ -75,9 +79,15 @@ pub fn failed(ret: i64) -> u64 {
 }
 
 /// `admit` for a record of an exit-reported family (`class`), of the kind `what` (below 2^56):
-/// over the class's budget, the first record of each kind still goes.
+/// over the class's budget, the first record of each kind still goes. A call of the container
+/// runtime's is not admitted, whatever the budget, and takes nothing of it (`runtime.rs`).
 #[inline(always)]
 pub fn admit_call(class: u64, what: u64) -> bool {
+    // The container runtime's calls (runc setting the container up, entering it for a `docker
+    // exec`): neither sent nor counted against the budget (`runtime.rs`).
+    if crate::runtime::own_call() {
+        return false;
+    }
     let rate = config!(budget_rate) as u64;
     if rate == 0 {
         return true;

@@ -49,6 +49,9 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let key = (pid_tgid >> 32 << 32) | u64::from(old_pid);
     let abi = if unsafe { PENDING_EXEC.get(&key) }.is_some() { 0 } else { flags::COMPAT };
     let _ = PENDING_EXEC.remove(&key);
+    // Whether the process is the container runtime's from now on, traced or not (runc is
+    // started outside the container it sets up).
+    crate::runtime::on_exec((pid_tgid >> 32) as u32);
     if traced() {
         on_exec(&ctx, abi);
     }

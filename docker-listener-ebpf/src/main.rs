@@ -5,8 +5,9 @@
 //! One file per event family (`exec`, `socket`, `io_uring`, `kmod`, `bpf`, `ptrace`,
 //! `namespace`, `cred`, `file`, `net`; their records in docker-listener-common's `family`), and
 //! what they share: container cgroups (`cgroup`), the process tree (`process`), the program at
-//! every system call's exit and its 32-bit ABI (`syscall_exit`, `compat`), the budget (`budget`),
-//! maps, kernel reads and the path walk (`maps`, `kernel`, `path`).
+//! every system call's exit and its 32-bit ABI (`syscall_exit`, `compat`), the budget
+//! (`budget`), the container runtime's own processes (`runtime`: their calls are not the
+//! container's), maps, kernel reads and the path walk (`maps`, `kernel`, `path`).
 #![no_std]
 #![no_main]
 
@@ -26,6 +27,7 @@ mod net;
 mod path;
 mod process;
 mod ptrace;
+mod runtime;
 mod socket;
 mod syscall_exit;
 

@@ -18,13 +18,24 @@ use crate::{
 /// parent, so the parent's cgroup (which the child inherits) decides.
 #[btf_tracepoint(function = "sched_process_fork")]
 pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
-    if !traced() || !offsets_valid() {
+    // The container runtime's children are the runtime's, traced or not (runc forks on the
+    // host before it moves into the container's cgroup).
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let runtime = crate::runtime::file_of(tgid);
+    let traced = traced();
+    if (runtime.is_none() && !traced) || !offsets_valid() {
         return 0;
     }
     let child: *const u8 = ctx.arg(1);
     let Ok(child_tgid) = (unsafe { read::<u32>(child, config!(offsets.task_tgid)) }) else { return 0 };
-    if u64::from(child_tgid) == bpf_get_current_pid_tgid() >> 32 {
+    if child_tgid == tgid {
         // A new thread, not a process.
+        return 0;
+    }
+    if let Some(file) = runtime {
+        crate::runtime::mark(child_tgid, &file);
+    }
+    if !traced {
         return 0;
     }
     // A storm of processes is a storm of forks and exits too: the container's budget applies.
@@ -57,7 +68,11 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         let pid_tgid = bpf_get_current_pid_tgid();
         pid_tgid as u32 == (pid_tgid >> 32) as u32
     };
-    if !group_exit || !traced() {
+    if !group_exit {
+        return 0;
+    }
+    crate::runtime::unmark((bpf_get_current_pid_tgid() >> 32) as u32);
+    if !traced() {
         return 0;
     }
     if !crate::budget::admit() {

@@ -136,7 +136,9 @@ pub struct EbpfConfig {
     /// budget). What a container sends beyond it is held back in the kernel, counted, and
     /// reported as an `events-held-back` event naming the container; it never holds back a
     /// failed exec or socket call, the first exec of a file in the container, or a family's
-    /// first call of its kind (docs/EVENTS.md).
+    /// first call of its kind (docs/EVENTS.md). The container runtime's own calls in the
+    /// container (runc's, at its start and at each `docker exec`) are not sent and take none
+    /// of it.
     pub budget_per_second: u32,
     /// Records a container may send at once before its budget applies.
     pub budget_burst: u32,

@@ -272,7 +272,7 @@ impl Monitor {
                     let now = Instant::now();
                     self.correlator.resync_clock();
                     Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
-                    Stats::set(&self.stats.ebpf_runtime_setup, self.correlator.counters.runtime_setup);
+                    Stats::set(&self.stats.ebpf_runtime_setup, self.runtime_setup());
                     Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
                     self.correlator.tick(now, &mut out, &mut req);
                     lost_reported = self.report_losses(drain_ctx.received, lost_reported);
@@ -368,9 +368,15 @@ impl Monitor {
         Stats::set(&self.stats.ebpf_pending_exec, execs);
         Stats::set(&self.stats.ebpf_pending_sock, socks);
         Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
-        Stats::set(&self.stats.ebpf_runtime_setup, self.correlator.counters.runtime_setup);
+        Stats::set(&self.stats.ebpf_runtime_setup, self.runtime_setup());
         Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
         Ok(())
+    }
+
+    /// The container runtime's calls not sent: those the kernel knew by their process (not
+    /// sent at all, `runtime.rs`) and those the correlator knew by their file.
+    fn runtime_setup(&self) -> u64 {
+        self.probes.runtime_calls() + self.correlator.counters.runtime_setup
     }
 
     /// After a drain of `n` records (> 0): poll from now on, the next drain due per `next_poll`.

@@ -104,7 +104,8 @@ counters! {
     ebpf_not_container,
     /// Namespace, mount and other exit-reported calls made by the runtime (runc) setting a
     /// container up or entering it: processes that never ran a program in the container. Not
-    /// sent.
+    /// sent: the kernel does not send those of the processes it knows as the runtime's (from
+    /// their exec of its file), and the correlator drops the rest by the caller's file.
     ebpf_runtime_setup,
     /// File-access records that are no sensitive file: an open the kernel matched by an inode
     /// number that is another file's here, a file created where a sensitive one may be that is

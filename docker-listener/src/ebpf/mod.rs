@@ -12,7 +12,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use docker_listener_common::{PREFIX_CAP, PREFIXES, ProbeConfig, budget, loss};
+use docker_listener_common::{FileId, PREFIX_CAP, PREFIXES, ProbeConfig, budget, loss};
 use tokio::io::unix::AsyncFd;
 
 use crate::config::EbpfConfig;
@@ -127,6 +127,8 @@ pub struct EbpfProbes {
     wakeup: Array<MapData, u32>,
     seq: PerCpuArray<MapData, u64>,
     loss: PerCpuArray<MapData, u64>,
+    /// The container runtime's calls the programs did not send (`runtime.rs`).
+    runtime_calls: PerCpuArray<MapData, u64>,
     /// Records held back by the per-container budget, per cgroup (`budget.rs`).
     held: PerCpuHashMap<MapData, u64, u64>,
     /// The enter/exit pairing maps (values as bytes: only their entries are counted).
@@ -272,6 +274,9 @@ impl EbpfProbes {
                 Ok(())
             },
         };
+        // The runtime's binaries, before any program runs: its processes are known from their
+        // exec on (`runtime.rs`).
+        write_runtime_files(&mut ebpf, &crate::family::RuntimeBinaries::find())?;
         let (attached, doors) = attach::attach(&mut ebpf, cfg, &kernel)?;
         if btf.is_none() {
             degraded.get_or_insert_with(|| "the kernel has no BTF".into());
@@ -285,6 +290,8 @@ impl EbpfProbes {
         let seq = PerCpuArray::try_from(take(&mut ebpf, "SEQ")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let loss = PerCpuArray::try_from(take(&mut ebpf, "LOSS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let held = PerCpuHashMap::try_from(take(&mut ebpf, "HELD")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let runtime_calls =
+            PerCpuArray::try_from(take(&mut ebpf, "RUNTIME_CALLS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let pending_exec =
             HashMap::try_from(take(&mut ebpf, "PENDING_EXEC")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let pending_sock =
@@ -308,6 +315,7 @@ impl EbpfProbes {
             seq,
             loss,
             held,
+            runtime_calls,
             pending_exec,
             pending_sock,
             sensitive,
@@ -390,6 +398,11 @@ impl EbpfProbes {
         self.seq.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 
+    /// The container runtime's calls the programs did not send (summed over CPUs, since start).
+    pub fn runtime_calls(&self) -> u64 {
+        self.runtime_calls.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
     /// Entries in the pairing maps (execve, socket calls in flight): at shutdown, once the
     /// containers are quiet, anything left would be a leak.
     pub fn pending(&self) -> (u64, u64) {
@@ -404,6 +417,27 @@ impl EbpfProbes {
         }
         out
     }
+}
+
+/// Writes the container runtime's binaries into `RUNTIME_FILES`, by (inode, the kernel's dev_t).
+fn write_runtime_files(ebpf: &mut Ebpf, runtime: &crate::family::RuntimeBinaries) -> Result<(), EbpfError> {
+    if runtime.is_empty() {
+        tracing::warn!(
+            "no container runtime binary (runc, crun...) found in {}: the runtime's own mounts and namespace \
+             changes at every container start will be reported as the container's",
+            crate::family::RuntimeBinaries::DIRS.join(", ")
+        );
+    }
+    let map = ebpf.map_mut("RUNTIME_FILES").ok_or(EbpfError::Missing("RUNTIME_FILES"))?;
+    let mut files: HashMap<_, FileId, u8> = HashMap::try_from(map).map_err(|e| EbpfError::Load(e.to_string()))?;
+    for &(ino, dev) in runtime.files() {
+        // (A full map leaves that file's calls to the daemon, which drops them: it knows the
+        // same files.)
+        if let Err(e) = files.insert(FileId { ino, dev, _pad: 0 }, 1, 0) {
+            tracing::warn!(error = %e, ino, dev, "a container runtime binary cannot be written to the kernel's map");
+        }
+    }
+    Ok(())
 }
 
 /// Which exit-reported families are on, and the system call numbers the raw exit program looks

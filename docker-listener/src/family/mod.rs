@@ -203,6 +203,7 @@ impl RuntimeBinaries {
     pub const DIRS: [&'static str; 6] =
         ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/usr/libexec/docker", "/bin"];
 
+    /// (Silent: the eBPF loader, which uses them first, says when none is found.)
     pub fn find() -> RuntimeBinaries {
         use std::os::unix::fs::MetadataExt;
         let mut files = Vec::new();
@@ -216,19 +217,17 @@ impl RuntimeBinaries {
                 }
             }
         }
-        if files.is_empty() {
-            tracing::warn!(
-                "no container runtime binary (runc, crun...) found in {}: the runtime's own mounts and namespace \
-                 changes at every container start will be reported as the container's",
-                Self::DIRS.join(", ")
-            );
-        }
         RuntimeBinaries { files }
     }
 
     /// These files (tests).
     pub fn of(files: Vec<(u64, u32)>) -> RuntimeBinaries {
         RuntimeBinaries { files }
+    }
+
+    /// The files: (inode, the kernel's dev_t).
+    pub fn files(&self) -> &[(u64, u32)] {
+        &self.files
     }
 
     pub fn contains(&self, exe: (u64, u32)) -> bool {
