@@ -588,7 +588,8 @@ fn opens_by_handle_are_reported_refused_or_not_and_a_host_file_is_named() {
 /// /etc/shadow are matched at their completion as an open(2)'s are (the file, by its inode),
 /// and fire the same rule; so are both opened into the ring's own file table (a fixed file: a
 /// slot, no descriptor; read through the ring, never seen by a system call), with their slot;
-/// an ordinary file opened the same ways makes no event. Docker's seccomp profile refuses
+/// and opens with `IOSQE_CQE_SKIP_SUCCESS`, which make no completion to see, by their name at
+/// submission; an ordinary file opened the same ways makes no event. Docker's seccomp profile refuses
 /// io_uring, so the container runs without it, as operators' do.
 #[test]
 fn sensitive_files_opened_through_io_uring_are_matched() {
@@ -609,21 +610,22 @@ fn sensitive_files_opened_through_io_uring_are_matched() {
     let events =
         wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
     let out = docker(&["exec", &name, "cat", "/tmp/out"]);
-    assert_eq!(out.matches("(ok)").count(), 8, "the premise: each open through the ring succeeded: {out}");
+    assert_eq!(out.matches("(ok)").count(), 12, "the premise: each open through the ring succeeded: {out}");
     assert!(
-        out.matches(" slot ").count() == 4 && !out.contains("read -") && !out.contains("read 0 "),
+        out.matches(" slot ").count() == 6 && !out.contains("read -") && !out.contains("read 0 "),
         "the premise: each file opened into a slot was read through the ring: {out}"
     );
     let uring: Vec<&Value> = file_events(&mine(&events, &name))
         .into_iter()
         .filter(|e| e["process"]["executable"] == "/t/uring_open")
         .collect();
-    let got: Vec<(&str, &str, &str, &Value)> = uring
+    let got: Vec<(&str, &str, &str, &str, &Value)> = uring
         .iter()
         .map(|e| {
             (
                 e["docker_listener"]["syscall"]["name"].as_str().unwrap_or(""),
                 e["event"]["action"].as_str().unwrap_or(""),
+                e["event"]["outcome"].as_str().unwrap_or(""),
                 e["file"]["path"].as_str().unwrap_or(""),
                 &e["docker_listener"]["file_access"]["fixed_file"],
             )
@@ -632,13 +634,21 @@ fn sensitive_files_opened_through_io_uring_are_matched() {
     assert_eq!(
         got,
         [
-            ("IORING_OP_OPENAT", "file-read", "/etc/shadow", &Value::Null),
-            ("IORING_OP_OPENAT2", "file-read", "/etc/shadow", &Value::Null),
-            ("IORING_OP_OPENAT", "file-read", "/etc/shadow", &json!(0)),
-            ("IORING_OP_OPENAT2", "file-read", "/etc/shadow", &json!(1)),
+            ("IORING_OP_OPENAT", "file-read", "success", "/etc/shadow", &Value::Null),
+            ("IORING_OP_OPENAT2", "file-read", "success", "/etc/shadow", &Value::Null),
+            ("IORING_OP_OPENAT", "file-read", "success", "/etc/shadow", &json!(0)),
+            ("IORING_OP_OPENAT2", "file-read", "success", "/etc/shadow", &json!(1)),
+            // With IOSQE_CQE_SKIP_SUCCESS no completion shows: sent at submission by the name
+            // (resolved in the container), the result unknown.
+            ("IORING_OP_OPENAT", "file-read", "unknown", "/etc/shadow", &Value::Null),
+            ("IORING_OP_OPENAT", "file-read", "unknown", "/etc/shadow", &Value::Null),
         ],
         "{uring:#?}"
     );
+    for e in &uring[4..] {
+        assert_eq!(e["docker_listener"]["file_access"]["requested"], "/etc/shadow", "{e}");
+        assert!(e["docker_listener"]["syscall"].get("ret").is_none(), "{e}");
+    }
     for e in &uring {
         assert_eq!(e["docker_listener"]["file_access"]["sensitive"], "/etc/shadow", "{e}");
         assert_eq!(evaluate(&rules, e), Some(100_051), "{e}");
@@ -667,7 +677,8 @@ fn sensitive_files_renamed_linked_or_deleted_through_io_uring_are_reported() {
              su -s /bin/sh nobody -c '/t/uring_change unlink /etc/passwd' >> /tmp/out; \
              cd /etc && /t/uring_change unlink passwd >> /tmp/out; cd /; \
              touch /tmp/o; /t/uring_change rename /tmp/o /tmp/o2 >> /tmp/out; \
-             /t/uring_change unlink /tmp/o2 >> /tmp/out",
+             /t/uring_change unlink /tmp/o2 >> /tmp/out; \
+             echo y > /tmp/y; /t/uring_change rename /tmp/y /etc/cron.d/job2 skip >> /tmp/out",
         &done,
     );
     release_when_matched(&agent, &name);
@@ -676,7 +687,7 @@ fn sensitive_files_renamed_linked_or_deleted_through_io_uring_are_reported() {
     let out = docker(&["exec", &name, "cat", "/tmp/out"]);
     assert_eq!(
         (out.matches("(ok)").count(), out.matches("Permission denied").count()),
-        (5, 1),
+        (6, 1),
         "the premise: each call through the ring did what it asked, nobody's unlink refused: {out}"
     );
     let uring: Vec<&Value> = file_events(&mine(&events, &name))
@@ -703,14 +714,17 @@ fn sensitive_files_renamed_linked_or_deleted_through_io_uring_are_reported() {
             ("IORING_OP_UNLINKAT", "file-delete", "failure", "/etc/passwd", "/etc/passwd"),
             // A relative name, from the working directory the kernel walked at submission.
             ("IORING_OP_UNLINKAT", "file-delete", "success", "/etc/passwd", "/etc/passwd"),
+            // IOSQE_CQE_SKIP_SUCCESS: no completion shows; sent at submission.
+            ("IORING_OP_RENAMEAT", "file-rename", "unknown", "/etc/cron.d/job2", "/etc/cron*"),
         ],
         "{uring:#?}"
     );
     assert_eq!(uring[2]["error"]["code"], "EACCES", "{}", uring[2]);
     assert_eq!(uring[2]["process"]["user"]["id"], "65534", "the submitter's ids: {}", uring[2]);
     assert_eq!(evaluate(&rules, uring[0]), Some(100_048), "{}", uring[0]);
-    for e in &uring {
+    for e in &uring[..4] {
         assert!(e["docker_listener"]["syscall"]["ret"].is_i64(), "{e}");
     }
+    assert!(uring[4]["docker_listener"]["syscall"].get("ret").is_none(), "{}", uring[4]);
     assert_eq!(agent.daemon.stop(), 0);
 }

@@ -427,6 +427,13 @@ pub struct KernelOffsets {
     pub io_unlink_filename: u32,
     pub io_unlink_flags: u32,
     pub filename_name: u32,
+    /// The request's flags (`io_kiocb.flags`), and as `struct io_open` its directory
+    /// descriptor, name and `struct open_how` (flags, then mode): an open whose completion will
+    /// not be seen is sent at its submission by its name.
+    pub io_kiocb_flags: u32,
+    pub io_open_dfd: u32,
+    pub io_open_filename: u32,
+    pub io_open_how: u32,
     pub io_changes_valid: u32,
 }
 

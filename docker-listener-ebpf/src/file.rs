@@ -30,10 +30,10 @@ use aya_ebpf::{
 use docker_listener_common::{
     ExeFile, RecordHeader, RecordKind, exe_flags,
     family::{
-        ARG_PATH_CAP, STRING_TRUNCATED,
+        ARG_PATH_CAP, RESULT_UNKNOWN, STRING_TRUNCATED,
         file::{
             AT_FDCWD, FMODE_READ, FMODE_WRITE, FileRecord, HANDLE_CAP, PathRecord, access, access_of, by_handle,
-            matched, name_args, oflag, op, pseudo,
+            is_named_open, matched, name_args, oflag, op, pseudo,
         },
         switch,
     },
@@ -487,12 +487,13 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
 /// names' kernel copies, `req` the request): its record is made now, while the names exist (the
 /// request frees them when it runs), and kept until the request completes (`on_uring_change`).
 #[inline(always)]
-pub fn on_uring_submit(req: u64, op_: u32, a: &[u64; 6]) {
+pub fn on_uring_submit(req: u64, op_: u32, a: &[u64; 6], unseen_end: bool) {
     if config!(offsets.exe_valid) == 0 || !crate::maps::traced() {
         return;
     }
     // (Its outcome is not known yet: each call counts as its successes do.)
-    if !admit_call(class::FILE_CHANGE, u64::from(op_) << 1) {
+    let class = if is_named_open(op_) { class::FILE_OPEN } else { class::FILE_CHANGE };
+    if !admit_call(class, u64::from(op_) << 1) {
         return;
     }
     let Some(r) = URING_SCRATCH.get_ptr_mut(0) else { return };
@@ -509,27 +510,40 @@ pub fn on_uring_submit(req: u64, op_: u32, a: &[u64; 6]) {
         fill_path::<false, true>(r, names_at(op_), a, 0);
         // The names' kernel addresses are not for the record.
         (*r).args[1] = 0;
-        (*r).args[3] = 0;
-        let _ = URING_CHANGES.insert(&req, &*r, 0);
+        if !is_named_open(op_) {
+            (*r).args[3] = 0;
+        }
+        if unseen_end {
+            (*r).call.flags |= RESULT_UNKNOWN;
+            send_kept(r, 0);
+        } else {
+            let _ = URING_CHANGES.insert(&req, &*r, 0);
+        }
     }
 }
 
+/// Sends a copy of a record made at a request's submission, with `res` and a fresh header
+/// under the submitter's thread (the request may have run in one of the process's io-wq
+/// workers).
+#[inline(always)]
+unsafe fn send_kept(kept: *const PathRecord, res: i32) {
+    let Some((mut entry, header)) = reserve::<PathRecord>(RecordKind::FileAccess) else { return };
+    let r = entry.as_mut_ptr();
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(r.cast(), size_of::<PathRecord>() as u32, kept.cast());
+        let submitter = (*r).call.header;
+        (*r).call.header = RecordHeader { pid: submitter.pid, tgid: submitter.tgid, ..header };
+        (*r).call.ret = i64::from(res);
+    }
+    submit(entry);
+}
+
 /// A ring's request completed with `res`: the record of the change by name it was, if one was
-/// kept at its submission, goes now with the result, under the submitter's thread (the request
-/// may have run in one of the process's io-wq workers).
+/// kept at its submission, goes now with the result.
 #[inline(always)]
 pub fn on_uring_change(req: u64, res: i32) {
     let Some(kept) = URING_CHANGES.get_ptr(&req) else { return };
-    if let Some((mut entry, header)) = reserve::<PathRecord>(RecordKind::FileAccess) {
-        let r = entry.as_mut_ptr();
-        unsafe {
-            aya_ebpf::helpers::generated::bpf_probe_read_kernel(r.cast(), size_of::<PathRecord>() as u32, kept.cast());
-            let submitter = (*r).call.header;
-            (*r).call.header = RecordHeader { pid: submitter.pid, tgid: submitter.tgid, ..header };
-            (*r).call.ret = i64::from(res);
-        }
-        submit(entry);
-    }
+    unsafe { send_kept(kept, res) };
     let _ = URING_CHANGES.remove(&req);
 }
 

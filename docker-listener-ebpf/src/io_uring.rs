@@ -26,7 +26,7 @@ use aya_ebpf::{
 use docker_listener_common::{
     RecordKind, SockAddr,
     family::{
-        file::{FIXED_FILE, op as file_op, uring_op},
+        file::{FIXED_FILE, REQ_F_CQE_SKIP, op as file_op, uring_op},
         io_uring::IoUringRecord,
         socket::{SocketRecord, sock_op},
     },
@@ -201,8 +201,11 @@ pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
 /// submitted, its arguments prepared. A rename, unlink or link by name has its names copied
 /// into the kernel now and freed when it runs, so its record is made here, from the request's
 /// command (`io_rename`, `io_link`, `io_unlink`), and sent at its completion with the result
-/// (`file::on_uring_submit`, `on_uring_change`). Every submission of every ring of the host
-/// comes here: the operation code (one helper read) rejects all but those three.
+/// (`file::on_uring_submit`, `on_uring_change`). A request with `IOSQE_CQE_SKIP_SUCCESS` has no
+/// completion to see when it succeeds: such a change is sent now, its result unknown, and such
+/// an open (else matched at its completion by its file) too, by its name. Every submission of
+/// every ring of the host comes here: the operation code (one helper read) rejects all but
+/// those five.
 #[raw_tracepoint(tracepoint = "io_uring_submit_req")]
 pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
     use crate::{kernel::read0, maps::config};
@@ -218,7 +221,26 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
         let f: *const u8 = unsafe { read0(cmd, off) };
         unsafe { read0(f, config!(offsets.filename_name)) }
     };
+    // No completion entry when it succeeds: nothing will show its end.
+    let flags: u32 = unsafe { read0(req as *const u8, config!(offsets.io_kiocb_flags)) };
+    let unseen_end = flags & REQ_F_CQE_SKIP != 0;
     let (op, a) = match opcode {
+        // An open is matched at its completion by the file it made; one whose completion will
+        // not be seen is sent now by its name (the daemon resolves it as a refused open's).
+        uring_op::OPENAT | uring_op::OPENAT2 if unseen_end => {
+            let how = config!(offsets.io_open_how);
+            (
+                if opcode == uring_op::OPENAT { file_op::URING_OPENAT_NAMED } else { file_op::URING_OPENAT2_NAMED },
+                [
+                    int(config!(offsets.io_open_dfd)),
+                    name(config!(offsets.io_open_filename)),
+                    unsafe { read0::<u64>(cmd, how) },
+                    unsafe { read0::<u64>(cmd, how + 8) },
+                    0,
+                    0,
+                ],
+            )
+        }
         uring_op::UNLINKAT => (
             file_op::URING_UNLINKAT,
             [
@@ -243,7 +265,7 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
         ),
         _ => return 0,
     };
-    crate::file::on_uring_submit(req, op, &a);
+    crate::file::on_uring_submit(req, op, &a, unseen_end);
     0
 }
 

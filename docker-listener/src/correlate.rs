@@ -924,6 +924,7 @@ mod tests {
             ret: 0,
             compat: false,
             truncated: false,
+            result_known: true,
             exe,
             uid: 0,
             gid: 0,

@@ -1,7 +1,9 @@
 /* Opens PATH through io_uring (IORING_OP_OPENAT, then IORING_OP_OPENAT2), which no open system
  * call carries, and reads from each descriptor; then opens it twice more into the ring's own
  * file table (fixed files: a slot, no descriptor; one slot named, one the kernel picks) and
- * reads each through the ring. No liburing (ring.h). Prints each result.
+ * reads each through the ring; then once more each way with IOSQE_CQE_SKIP_SUCCESS (no
+ * completion entry when it succeeds: the descriptor is the lowest free one, the slot 0) and
+ * reads them. No liburing (ring.h). Prints each result.
  * Usage: uring_open PATH */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -79,5 +81,33 @@ int main(int argc, char **argv) {
     sqe->file_index = IORING_FILE_INDEX_ALLOC;
     int res = ring_run(&r);
     report_fixed(&r, "IORING_OP_OPENAT2 fixed", res, res);
+
+    /* No completion entries: the opens' results are known only by where they must be. */
+    int lowest = dup(0);
+    close(lowest);
+    sqe = ring_sqe(&r);
+    sqe->opcode = IORING_OP_OPENAT;
+    sqe->fd = AT_FDCWD;
+    sqe->addr = (unsigned long)argv[1];
+    sqe->open_flags = O_RDONLY;
+    sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+    if (ring_submit(&r) < 0) return 1;
+    char buf[64];
+    ssize_t n = -1;
+    for (int i = 0; i < 100 && n < 0; i++) {
+        n = read(lowest, buf, sizeof buf);
+        if (n < 0) usleep(10000);
+    }
+    printf("IORING_OP_OPENAT skip=%d (%s) read %zd bytes\n", lowest, n >= 0 ? "ok" : "nothing", n);
+    sqe = ring_sqe(&r);
+    sqe->opcode = IORING_OP_OPENAT;
+    sqe->fd = AT_FDCWD;
+    sqe->addr = (unsigned long)argv[1];
+    sqe->open_flags = O_RDONLY;
+    sqe->file_index = 1; /* slot 0, again */
+    sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+    if (ring_submit(&r) < 0) return 1;
+    usleep(50000);
+    report_fixed(&r, "IORING_OP_OPENAT fixed skip", 0, 0);
     return 0;
 }

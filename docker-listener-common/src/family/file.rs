@@ -58,6 +58,13 @@ pub mod op {
     pub const URING_UNLINKAT: u32 = 41;
     pub const URING_RENAMEAT: u32 = 42;
     pub const URING_LINKAT: u32 = 43;
+    /// An io_uring open (`IORING_OP_OPENAT`, `_OPENAT2`) whose completion no tracepoint will
+    /// show (`IOSQE_CQE_SKIP_SUCCESS`: no completion entry, so no `io_uring_complete`, when it
+    /// succeeds): sent at its submission by its name, as a refused open is, for the daemon to
+    /// resolve (`is_named_open`), its result unknown (`RESULT_UNKNOWN`). Arguments as
+    /// openat's (dirfd, name, flags, mode), the name's pointer cleared.
+    pub const URING_OPENAT_NAMED: u32 = 44;
+    pub const URING_OPENAT2_NAMED: u32 = 45;
 }
 
 /// `CallHead` flag of an io_uring open (`URING_OPENAT`, `URING_OPENAT2`) into the ring's own
@@ -102,6 +109,12 @@ pub const fn is_refused_open(op: u32) -> bool {
     op >= op::REFUSED_OPEN && op <= op::REFUSED_OPENAT2
 }
 
+/// Whether a `PathRecord` operation is an open sent by its name (refused, or run by io_uring
+/// with no completion to see): arguments as openat's.
+pub const fn is_named_open(op: u32) -> bool {
+    is_refused_open(op) || op == op::URING_OPENAT_NAMED || op == op::URING_OPENAT2_NAMED
+}
+
 /// Where a `PathRecord` call's names and directory descriptors are among its arguments:
 /// (name, directory descriptor of the name, second name, its directory descriptor); `NONE`
 /// when the call has none (the descriptor is then `AT_FDCWD`). fchmod and fchown: the
@@ -113,7 +126,12 @@ pub const fn name_args(op: u32) -> (usize, usize, usize, usize) {
             (0, NONE, NONE, NONE)
         }
         op::UNLINKAT | op::FCHMODAT | op::FCHMODAT2 | op::FCHOWNAT | op::URING_UNLINKAT => (1, 0, NONE, NONE),
-        op::REFUSED_OPEN | op::REFUSED_CREAT | op::REFUSED_OPENAT | op::REFUSED_OPENAT2 => (1, 0, NONE, NONE),
+        op::REFUSED_OPEN
+        | op::REFUSED_CREAT
+        | op::REFUSED_OPENAT
+        | op::REFUSED_OPENAT2
+        | op::URING_OPENAT_NAMED
+        | op::URING_OPENAT2_NAMED => (1, 0, NONE, NONE),
         op::RENAME | op::LINK => (0, NONE, 1, NONE),
         op::RENAMEAT | op::RENAMEAT2 | op::LINKAT | op::URING_RENAMEAT | op::URING_LINKAT => (1, 0, 3, 2),
         // No name; the base is the file the call opened, or the mount's it named.
@@ -207,6 +225,10 @@ pub mod pseudo {
 }
 
 /// io_uring's operation codes (`IORING_OP_*`, the kernel's ABI) of the opens.
+/// `IOSQE_CQE_SKIP_SUCCESS`'s bit in a request's flags (`io_kiocb.flags`: the first bits are
+/// the SQE's `IOSQE_*` ones): no completion entry when it succeeds.
+pub const REQ_F_CQE_SKIP: u32 = 1 << 6;
+
 pub mod uring_op {
     pub const OPENAT: u8 = 18;
     pub const OPENAT2: u8 = 28;

@@ -62,3 +62,6 @@ pub mod switch {
 pub const ARG_PATH_CAP: usize = 256;
 /// `CallHead` flag: a string argument was longer than the record holds.
 pub const STRING_TRUNCATED: u32 = 1 << 16;
+/// `CallHead` flag: the call's result is not known (`ret` is 0): sent before it ran, and
+/// nothing will show its end (an io_uring request with `IOSQE_CQE_SKIP_SUCCESS`).
+pub const RESULT_UNKNOWN: u32 = 1 << 18;

@@ -208,7 +208,9 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
             (o.io_kiocb_cmd, o.filename_name) = (c[0], c[1]);
             (o.io_rename_old_dfd, o.io_rename_oldpath, o.io_rename_new_dfd, o.io_rename_newpath, o.io_rename_flags) =
                 (c[2], c[3], c[4], c[5], c[6]);
-            (o.io_unlink_dfd, o.io_unlink_filename, o.io_unlink_flags, o.io_changes_valid) = (c[7], c[8], c[9], 1);
+            (o.io_unlink_dfd, o.io_unlink_filename, o.io_unlink_flags) = (c[7], c[8], c[9]);
+            (o.io_kiocb_flags, o.io_open_dfd, o.io_open_filename, o.io_open_how) = (c[10], c[11], c[12], c[13]);
+            o.io_changes_valid = 1;
         }
         // Opens into the ring's file table: without these, such an open is not seen.
         if let Ok(fixed) = fixed_files(&r) {
@@ -241,9 +243,10 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
 
 /// Where an io_uring rename, link or unlink keeps its arguments until it runs (see
 /// `KernelOffsets::io_kiocb_cmd`): the command's offset, `filename.name`, `io_rename`'s five
-/// members, `io_unlink`'s three. A link's command (`io_link`, `io_hardlink` before 6.0) must be
+/// members, `io_unlink`'s three; the request's flags and `io_open`'s directory, name and
+/// `open_how` (for an open whose completion will not be seen). A link's command (`io_link`, `io_hardlink` before 6.0) must be
 /// laid out as a rename's is (it is, in every kernel that has them).
-fn uring_changes(r: &Resolver) -> Result<[u32; 10], OffsetsError> {
+fn uring_changes(r: &Resolver) -> Result<[u32; 14], OffsetsError> {
     let ren = |m: &str| r.offset("io_rename", &[m]);
     let link = |m: &str| r.offset("io_link", &[m]).or_else(|_| r.offset("io_hardlink", &[m]));
     let members = ["old_dfd", "oldpath", "new_dfd", "newpath", "flags"];
@@ -266,6 +269,10 @@ fn uring_changes(r: &Resolver) -> Result<[u32; 10], OffsetsError> {
         unl("dfd")?,
         unl("filename")?,
         unl("flags")?,
+        r.offset("io_kiocb", &["flags"])?,
+        r.offset("io_open", &["dfd"])?,
+        r.offset("io_open", &["filename"])?,
+        r.offset("io_open", &["how"])?,
     ])
 }
 

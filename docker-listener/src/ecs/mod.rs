@@ -419,7 +419,9 @@ impl ErrorOut {
 #[derive(Serialize)]
 pub(crate) struct SyscallOut {
     pub name: &'static str,
-    pub ret: i64,
+    /// `None`: not known (a request that was sent before it ran and whose end nothing shows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ret: Option<i64>,
     /// "ia32" for a call through the 32-bit ABI; absent for the native one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abi: Option<&'static str>,
@@ -427,7 +429,7 @@ pub(crate) struct SyscallOut {
 
 impl SyscallOut {
     pub fn new(name: &'static str, ret: i64, compat: bool) -> SyscallOut {
-        SyscallOut { name, ret, abi: compat.then_some("ia32") }
+        SyscallOut { name, ret: Some(ret), abi: compat.then_some("ia32") }
     }
 }
 

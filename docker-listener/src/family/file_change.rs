@@ -16,7 +16,7 @@
 //! file was matched in the kernel.
 use docker_listener_common::family::{
     CallHead,
-    file::{AT_FDCWD, PathRecord, access, access_of, is_refused_open, matched, name_args, oflag, op},
+    file::{AT_FDCWD, PathRecord, access, access_of, is_named_open, matched, name_args, oflag, op},
 };
 use serde::{Serialize, ser::SerializeMap};
 
@@ -69,10 +69,10 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         op::FCHOWNAT => (0, a[2] as u32, a[3] as u32, a[4] as u32),
         op::TRUNCATE => (a[1] as u32, none, none, 0),
         // A refused open: arguments as openat's (dirfd, name, flags, mode).
-        o if is_refused_open(o) => (a[3] as u32, none, none, 0),
+        o if is_named_open(o) => (a[3] as u32, none, none, 0),
         _ => (0, none, none, 0),
     };
-    let open_flags = if is_refused_open(head.op) { a[2] as u32 } else { 0 };
+    let open_flags = if is_named_open(head.op) { a[2] as u32 } else { 0 };
     Ok(Detail::FileChange(FileChange {
         op: head.op,
         dirfd: r.dirfd,
@@ -98,7 +98,7 @@ impl FileChange {
 
     /// A refused open.
     pub fn is_open(&self) -> bool {
-        is_refused_open(self.op)
+        is_named_open(self.op)
     }
 
     /// The `access` bits the call is: a refused open's, as it asked; a change is a write.
@@ -169,6 +169,8 @@ impl FileChange {
             op::REFUSED_CREAT => "creat",
             op::REFUSED_OPENAT => "openat",
             op::REFUSED_OPENAT2 => "openat2",
+            op::URING_OPENAT_NAMED => "IORING_OP_OPENAT",
+            op::URING_OPENAT2_NAMED => "IORING_OP_OPENAT2",
             op::UNLINK => "unlink",
             op::UNLINKAT => "unlinkat",
             op::RENAME => "rename",

@@ -26,7 +26,7 @@ use std::borrow::Cow;
 
 use docker_listener_common::{
     RecordKind,
-    family::{CallHead, STRING_TRUNCATED},
+    family::{CallHead, RESULT_UNKNOWN, STRING_TRUNCATED},
     flags,
 };
 use serde::ser::SerializeMap;
@@ -113,6 +113,9 @@ pub struct Call {
     pub compat: bool,
     /// A string argument was longer than the record holds.
     pub truncated: bool,
+    /// `ret` is the call's result (else it was sent before it ran, and nothing showed its end:
+    /// `RESULT_UNKNOWN`).
+    pub result_known: bool,
     /// The caller's executable: (inode, the kernel's dev_t), zeros when unknown.
     pub exe: (u64, u32),
     /// The caller's real user and group ids.
@@ -145,6 +148,7 @@ fn decode(family: &AtExit, bytes: &[u8]) -> Result<Call, RecordError> {
         ret: head.ret,
         compat: head.flags & flags::COMPAT != 0,
         truncated: head.flags & STRING_TRUNCATED != 0,
+        result_known: head.flags & RESULT_UNKNOWN == 0,
         exe: (head.exe_ino, head.exe_dev),
         uid: head.uid,
         gid: head.gid,
@@ -305,7 +309,11 @@ impl CallBody {
     }
 
     pub fn outcome(&self) -> &'static str {
-        if self.call.ret >= 0 { "success" } else { "failure" }
+        match (self.call.result_known, self.call.ret >= 0) {
+            (false, _) => "unknown",
+            (true, true) => "success",
+            (true, false) => "failure",
+        }
     }
 
     pub(crate) fn write_top<M: SerializeMap>(
@@ -334,7 +342,11 @@ impl CallBody {
     }
 
     pub(crate) fn write_listener<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
-        m.serialize_entry("syscall", &SyscallOut::new(self.syscall(), self.call.ret, self.call.compat))?;
+        let mut syscall = SyscallOut::new(self.syscall(), self.call.ret, self.call.compat);
+        if !self.call.result_known {
+            syscall.ret = None;
+        }
+        m.serialize_entry("syscall", &syscall)?;
         match &self.call.detail {
             Detail::KernelModule(d) => d.write(m)?,
             Detail::Bpf(d) => d.write(m)?,
