@@ -214,6 +214,12 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
     }
     let req: u64 = ctx.arg(0);
     let opcode: u8 = unsafe { read0(req as *const u8, config!(offsets.io_kiocb_opcode)) };
+    if !matches!(
+        opcode,
+        uring_op::OPENAT | uring_op::OPENAT2 | uring_op::UNLINKAT | uring_op::RENAMEAT | uring_op::LINKAT
+    ) {
+        return 0;
+    }
     let cmd = (req as *const u8).wrapping_add(config!(offsets.io_kiocb_cmd) as usize);
     let int = |off: u32| -> u64 { unsafe { read0::<i32>(cmd, off) as i64 as u64 } };
     // A `struct filename *`'s string.
