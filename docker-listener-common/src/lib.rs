@@ -318,6 +318,8 @@ pub struct KernelOffsets {
     pub task_nsproxy: u32,
     pub nsproxy_mnt_ns: u32,
     pub mnt_ns_root: u32,
+    /// `mnt_namespace.ns.inum`: a mount namespace's inode number (0 when unresolved).
+    pub mnt_ns_inum: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
     pub files_fdt: u32,
@@ -472,7 +474,9 @@ pub struct ProbeConfig {
     pub budget_rate: u32,
     /// The budget's burst: records a quiet container may send at once.
     pub budget_burst: u32,
-    pub _pad: u32,
+    /// The host's mount namespace (`/proc/1/ns/mnt`'s inode; 0: unknown): a process becomes or
+    /// stays the container runtime's only by an exec made there (`runtime.rs`).
+    pub host_mnt_ns: u32,
     /// System call numbers (below 512) the raw exit program looks at, either ABI: a bitmap the
     /// daemon fills from the families that are on. Every other call leaves after one load.
     pub exit_nrs: [u64; EXIT_NR_WORDS],

@@ -5,17 +5,16 @@
 //! here (`RUNTIME_CALLS`), which the daemon reports as `ebpf_runtime_setup`.
 //!
 //! A process is the runtime's (`RUNTIME_TASKS`, by tgid) from its exec of a runtime binary
-//! (`RUNTIME_FILES`: the executed file as the kernel has it, `mm->exe_file`'s inode and device,
-//! which nothing in a container can be: runc's "cloned binary" is a read-only bind mount of the
-//! same file) made outside every traced container (containerd's shim running runc, runc
-//! starting `runc init`), or made by a process that already ran that same file for the runtime
-//! (runc re-executing itself, also where it starts `runc init` straight into the container's
-//! cgroup); its children are, from their fork. No process is, from its exec of any other file,
-//! or once it has exited. So a container's process that runs the host's runtime binary (reached
-//! through a mount of the host's filesystem) is not the runtime's: its exec is made in the
-//! container's cgroup by a process that was not; nor is the container's first program, which
-//! runc executes (nor `docker-init`, another runtime binary, which it executes in the
-//! container).
+//! (`RUNTIME_FILES`: the executed file as the kernel has it, `mm->exe_file`'s inode and device)
+//! made outside every traced container and in the host's mount namespace (containerd's shim
+//! running runc); its children are, from their fork; it stays so across an exec made in the
+//! host's mount namespace (runc starting `runc init` from its cloned copy, or its sealed one,
+//! another file, since runc 1.2; also where it starts it straight into the container's cgroup).
+//! No process is, from an exec made in any other mount namespace, or once it has exited. So
+//! the container's first program, which `runc init` executes in the container's mount
+//! namespace, is not the runtime's, even were it runc itself (`/proc/self/exe`); nor is a
+//! container's process that runs the host's runtime binary through a mount of the host's
+//! filesystem.
 //!
 //! The exit program asks one lookup, by tgid, and only for a call its family reports; the
 //! file's identity is read at each exec, once (`on_exec`). Measured with the kernel's BPF
@@ -30,8 +29,8 @@ use aya_ebpf::{
 use docker_listener_common::FileId;
 
 use crate::{
-    kernel::{current_task, exe_identity},
-    maps::CONTAINERS,
+    kernel::{current_task, exe_identity, read0},
+    maps::{CONTAINERS, config},
 };
 
 /// The runtime's binaries (runc, crun, ... where they are installed), written by the daemon
@@ -65,19 +64,46 @@ pub fn own_call() -> bool {
 }
 
 /// At every exec of the host (`sched_process_exec`, the new image in place): whether the
-/// process `tgid` is the runtime's from now on.
+/// process `tgid` is the runtime's from now on. Only an exec made in the host's mount namespace
+/// makes or keeps a process the runtime's: of a runtime binary, outside every traced container
+/// (containerd's shim running runc); or of any file, by a process that already is (runc
+/// starting `runc init` from its cloned or sealed copy, which is another file in runc 1.2, and
+/// straight into the container's cgroup; the runtime's hooks). An exec in a container's mount
+/// namespace never does: `runc init` running the container's command (were it
+/// `/proc/self/exe`, runc itself) leaves the runtime's there.
 #[inline(always)]
 pub fn on_exec(tgid: u32) {
-    let (ino, dev) = unsafe { exe_identity(current_task()) };
-    let file = FileId { ino, dev, _pad: 0 };
-    if ino != 0 && unsafe { RUNTIME_FILES.get(&file) }.is_some() {
-        let outside = unsafe { CONTAINERS.get(&bpf_get_current_cgroup_id()) }.is_none();
-        if outside || unsafe { RUNTIME_TASKS.get(&tgid) }.is_some_and(|f| f.ino == ino && f.dev == dev) {
-            mark(tgid, &file);
-            return;
-        }
+    let task = current_task();
+    if !in_host_mount_namespace(task) {
+        unmark(tgid);
+        return;
     }
-    unmark(tgid);
+    if unsafe { RUNTIME_TASKS.get(&tgid) }.is_some() {
+        return;
+    }
+    let (ino, dev) = unsafe { exe_identity(task) };
+    let file = FileId { ino, dev, _pad: 0 };
+    if ino != 0
+        && unsafe { RUNTIME_FILES.get(&file) }.is_some()
+        && unsafe { CONTAINERS.get(&bpf_get_current_cgroup_id()) }.is_none()
+    {
+        mark(tgid, &file);
+    }
+}
+
+/// Whether the task runs in the host's mount namespace (`ProbeConfig::host_mnt_ns`); false
+/// when either is unknown.
+#[inline(always)]
+fn in_host_mount_namespace(task: *const u8) -> bool {
+    let host = config!(host_mnt_ns);
+    if host == 0 || config!(offsets.mnt_ns_inum) == 0 {
+        return false;
+    }
+    unsafe {
+        let nsproxy: *const u8 = read0(task, config!(offsets.task_nsproxy));
+        let mnt_ns: *const u8 = read0(nsproxy, config!(offsets.nsproxy_mnt_ns));
+        read0::<u32>(mnt_ns, config!(offsets.mnt_ns_inum)) == host
+    }
 }
 
 /// The runtime binary the process `tgid` runs for the runtime, if it is the runtime's.

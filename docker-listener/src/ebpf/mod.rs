@@ -191,6 +191,12 @@ impl EbpfProbes {
         pc.args_max = cfg.argv_max_bytes;
         pc.budget_rate = cfg.budget_per_second;
         pc.budget_burst = cfg.budget_burst;
+        pc.host_mnt_ns = crate::family::HostNamespaces::read()
+            .inodes
+            .iter()
+            .find(|(_, t)| *t == "mnt")
+            .and_then(|(ino, _)| u32::try_from(*ino).ok())
+            .unwrap_or(0);
         for (i, p) in cfg.cgroup_prefixes.iter().take(PREFIXES).enumerate() {
             let n = p.len().min(PREFIX_CAP);
             pc.prefixes[i][..n].copy_from_slice(&p.as_bytes()[..n]);

@@ -347,6 +347,7 @@ fn exe_walk(r: &Resolver, o: &mut KernelOffsets) -> Result<(), OffsetsError> {
     o.task_nsproxy = r.offset("task_struct", &["nsproxy"])?;
     o.nsproxy_mnt_ns = r.offset("nsproxy", &["mnt_ns"])?;
     o.mnt_ns_root = r.offset("mnt_namespace", &["root"])?;
+    o.mnt_ns_inum = r.offset("mnt_namespace", &["ns", "inum"]).unwrap_or(0);
     Ok(())
 }
 
