@@ -24,7 +24,7 @@
 use aya_ebpf::{
     helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_kernel_str, bpf_probe_read_user},
     macros::{btf_tracepoint, map},
-    maps::{LruHashMap, PerCpuArray},
+    maps::{HashMap, PerCpuArray},
     programs::BtfTracePointContext,
 };
 use docker_listener_common::{
@@ -37,7 +37,7 @@ use docker_listener_common::{
         },
         switch,
     },
-    flags,
+    flags, loss,
     syscalls::{ia32, x64},
 };
 
@@ -45,7 +45,7 @@ use crate::{
     budget::{admit_call, class, failed},
     kernel::read0,
     maps::{CONTAINER_BITS, CONTAINERS, SENSITIVE, SENSITIVE_BITS, bit_set, config},
-    maps::{reserve, submit},
+    maps::{bump_loss, reserve, submit},
     path,
     syscall_exit::{call_head, in_compat, kernel_str, reg, regs, user_str},
 };
@@ -491,9 +491,9 @@ pub fn on_uring_submit(req: u64, op_: u32, a: &[u64; 6], unseen_end: bool) {
     if config!(offsets.exe_valid) == 0 || !crate::maps::traced() {
         return;
     }
-    // (Its outcome is not known yet: each call counts as its successes do.)
-    let class = if is_named_open(op_) { class::FILE_OPEN } else { class::FILE_CHANGE };
-    if !admit_call(class, u64::from(op_) << 1) {
+    // (Its outcome is not known yet: each call counts as its successes do. An open sent by
+    // its name is matched in the daemon, as a refused open is: the changes' budget.)
+    if !admit_call(class::FILE_CHANGE, u64::from(op_) << 1) {
         return;
     }
     let Some(r) = URING_SCRATCH.get_ptr_mut(0) else { return };
@@ -516,15 +516,15 @@ pub fn on_uring_submit(req: u64, op_: u32, a: &[u64; 6], unseen_end: bool) {
         if unseen_end {
             (*r).call.flags |= RESULT_UNKNOWN;
             send_kept(r, 0);
-        } else {
-            let _ = URING_CHANGES.insert(&req, &*r, 0);
+        } else if URING_CHANGES.insert(&req, &*r, 0).is_err() {
+            bump_loss(loss::PENDING_MAP_FULL);
         }
     }
 }
 
 /// Sends a copy of a record made at a request's submission, with `res` and a fresh header
-/// under the submitter's thread (the request may have run in one of the process's io-wq
-/// workers).
+/// under the submitter's thread and cgroup (the request may have run in one of the process's
+/// io-wq workers, or a kernel worker where the process was exiting).
 #[inline(always)]
 unsafe fn send_kept(kept: *const PathRecord, res: i32) {
     let Some((mut entry, header)) = reserve::<PathRecord>(RecordKind::FileAccess) else { return };
@@ -532,7 +532,8 @@ unsafe fn send_kept(kept: *const PathRecord, res: i32) {
     unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_kernel(r.cast(), size_of::<PathRecord>() as u32, kept.cast());
         let submitter = (*r).call.header;
-        (*r).call.header = RecordHeader { pid: submitter.pid, tgid: submitter.tgid, ..header };
+        (*r).call.header =
+            RecordHeader { pid: submitter.pid, tgid: submitter.tgid, cgroup_id: submitter.cgroup_id, ..header };
         (*r).call.ret = i64::from(res);
     }
     submit(entry);
@@ -541,20 +542,35 @@ unsafe fn send_kept(kept: *const PathRecord, res: i32) {
 /// A ring's request completed with `res`: the record of the change by name it was, if one was
 /// kept at its submission, goes now with the result.
 #[inline(always)]
-pub fn on_uring_change(req: u64, res: i32) {
+pub fn on_uring_change(req: u64, op_: u32, res: i32) {
     let Some(kept) = URING_CHANGES.get_ptr(&req) else { return };
-    unsafe { send_kept(kept, res) };
+    // (`forget_uring_change` at every submission of these operations leaves no other
+    // request's record here; the operation is checked all the same.)
+    if unsafe { (*kept).call.op } == op_ {
+        unsafe { send_kept(kept, res) };
+    }
     let _ = URING_CHANGES.remove(&req);
+}
+
+/// Drops what a request at `req` left in `URING_CHANGES` (one whose completion was not seen).
+#[inline(always)]
+pub fn forget_uring_change(req: u64) {
+    if unsafe { URING_CHANGES.get(&req) }.is_some() {
+        let _ = URING_CHANGES.remove(&req);
+    }
 }
 
 /// Where `on_uring_submit` builds a record (too large for the stack).
 #[map]
 static URING_SCRATCH: PerCpuArray<PathRecord> = PerCpuArray::with_max_entries(1, 0);
 
-/// The records of changes by name submitted to rings and not completed yet, by request; the
-/// least recently used make room (a request cancelled before it ran never completes).
+/// The records of changes by name submitted to rings and not completed yet, by request (a
+/// cancelled request completes too, with -ECANCELED). A plain hash map: a full one refuses the
+/// record, counted as a loss (`PENDING_MAP_FULL`), where an LRU one would evict another
+/// request's silently. An entry whose completion is not seen (the completion ring overflowed)
+/// goes at the next submission of a change by name at its address.
 #[map]
-static URING_CHANGES: LruHashMap<u64, PathRecord> = LruHashMap::with_max_entries(1024, 0);
+static URING_CHANGES: HashMap<u64, PathRecord> = HashMap::with_max_entries(1024, 0);
 
 /// The file-access family's program for open_by_handle_at: `sys_exit` like the exit program,
 /// which tail-calls it for that call's numbers (it is attached to nothing itself). Every call

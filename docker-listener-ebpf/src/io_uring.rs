@@ -158,7 +158,7 @@ pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
         uring_op::RENAMEAT | uring_op::UNLINKAT | uring_op::LINKAT => {
             let res: i32 =
                 unsafe { crate::kernel::read0(req as *const u8, crate::maps::config!(offsets.io_kiocb_res)) };
-            crate::file::on_uring_change(req, res);
+            crate::file::on_uring_change(req, change_op(opcode), res);
             return 0;
         }
         _ => return 0,
@@ -168,13 +168,14 @@ pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
     if res < 0 {
         return 0;
     }
-    // An open into the ring's file table (`sqe->file_index`): no descriptor, a slot.
-    let file_slot: u32 = if crate::maps::config!(offsets.io_fixed_valid) != 0 {
+    // An open into the ring's file table (`sqe->file_index`): no descriptor, a slot. (Where
+    // the table cannot be read, such an open is left alone: its result is no descriptor.)
+    let file_slot: u32 = if crate::maps::config!(offsets.io_open_file_slot) != 0 {
         unsafe { crate::kernel::read0(req, crate::maps::config!(offsets.io_open_file_slot)) }
     } else {
         0
     };
-    if !crate::file::uring_opens_wanted() {
+    if (file_slot != 0 && crate::maps::config!(offsets.io_fixed_valid) == 0) || !crate::file::uring_opens_wanted() {
         return 0;
     }
     let (fd, file, flags) = if file_slot == 0 {
@@ -220,6 +221,11 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
     ) {
         return 0;
     }
+    if matches!(opcode, uring_op::UNLINKAT | uring_op::RENAMEAT | uring_op::LINKAT) {
+        // Whatever an earlier request at this address left (one whose completion was not seen)
+        // is not this one's.
+        crate::file::forget_uring_change(req);
+    }
     let cmd = (req as *const u8).wrapping_add(config!(offsets.io_kiocb_cmd) as usize);
     let int = |off: u32| -> u64 { unsafe { read0::<i32>(cmd, off) as i64 as u64 } };
     // A `struct filename *`'s string.
@@ -248,7 +254,7 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
             )
         }
         uring_op::UNLINKAT => (
-            file_op::URING_UNLINKAT,
+            change_op(opcode),
             [
                 int(config!(offsets.io_unlink_dfd)),
                 name(config!(offsets.io_unlink_filename)),
@@ -259,7 +265,7 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
             ],
         ),
         uring_op::RENAMEAT | uring_op::LINKAT => (
-            if opcode == uring_op::RENAMEAT { file_op::URING_RENAMEAT } else { file_op::URING_LINKAT },
+            change_op(opcode),
             [
                 int(config!(offsets.io_rename_old_dfd)),
                 name(config!(offsets.io_rename_oldpath)),
@@ -271,8 +277,21 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
         ),
         _ => return 0,
     };
-    crate::file::on_uring_submit(req, op, &a, unseen_end);
+    // Opaque copies: every way here reaches the record's walk as one state (the verifier
+    // walks it once, not once per operation).
+    let opaque = |v: usize| crate::path::opaque(v);
+    crate::file::on_uring_submit(req, opaque(op as usize) as u32, &a, opaque(unseen_end as usize) != 0);
     0
+}
+
+/// The `PathRecord` operation of a ring's change by name.
+#[inline(always)]
+fn change_op(opcode: u8) -> u32 {
+    match opcode {
+        uring_op::RENAMEAT => file_op::URING_RENAMEAT,
+        uring_op::LINKAT => file_op::URING_LINKAT,
+        _ => file_op::URING_UNLINKAT,
+    }
 }
 
 /// `sqe->file_index` asking the kernel to pick a free slot.

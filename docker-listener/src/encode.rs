@@ -150,8 +150,9 @@ impl Encoder {
 
     /// A frame for one of the agent's own reports (loss reports: a few hundred bytes, far below
     /// the smallest `max_event_size`). One that carries text from outside (an agent-health
-    /// event's reason: a kernel's error) is shrunk as events are when it does not fit; a report
-    /// is never dropped for its size.
+    /// event's reason: a kernel's error) is shrunk as events are when it does not fit; if not
+    /// even its skeleton fits (counted as `events_lost_oversized`), it goes whole, for the
+    /// output to refuse and count.
     pub fn report<T: serde::Serialize + ?Sized>(&self, value: &T) -> Frame {
         let json = serialise(value);
         if FRAME_HEADER.len() + json.len() <= self.max_event_size {

@@ -212,7 +212,11 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
             (o.io_kiocb_flags, o.io_open_dfd, o.io_open_filename, o.io_open_how) = (c[10], c[11], c[12], c[13]);
             o.io_changes_valid = 1;
         }
-        // Opens into the ring's file table: without these, such an open is not seen.
+        // Opens into the ring's file table: without these, such an open is not seen. Where an
+        // open says its slot is known, an open into a slot is never taken for a descriptor's.
+        if let (Ok(cmd), Ok(slot)) = (r.offset("io_kiocb", &["cmd"]), r.offset("io_open", &["file_slot"])) {
+            o.io_open_file_slot = cmd + slot;
+        }
         if let Ok(fixed) = fixed_files(&r) {
             (o.io_open_file_slot, o.io_kiocb_ctx, o.io_ctx_fixed_files) = (fixed.slot, fixed.ctx, fixed.files);
             (o.io_fixed_file_ptr, o.io_fixed_indirect, o.io_fixed_valid) = (fixed.file_ptr, fixed.indirect, 1);
