@@ -156,6 +156,9 @@ pub mod flags {
     pub const TCP_STATE: u32 = 64;
     /// `ExecRecord::creds` holds the new image's credentials.
     pub const CREDS: u32 = 128;
+    /// `IoUringRecord`: not a setup but a ring's first completion that found its completion
+    /// ring full (`io_uring_cqe_overflow`): from then on its completions are not all seen.
+    pub const CQ_OVERFLOW: u32 = 256;
 }
 
 /// Bits of `ExeFile::flags`: how the walk from the executed file to the task's root ended.

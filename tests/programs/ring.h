@@ -16,7 +16,7 @@ struct ring {
 };
 
 /* 0, or -1 after printing why. */
-static int ring_setup(struct ring *r, unsigned entries) {
+static inline int ring_setup(struct ring *r, unsigned entries) {
     memset(r, 0, sizeof *r);
     r->fd = syscall(__NR_io_uring_setup, entries, &r->p);
     if (r->fd < 0) {
@@ -42,7 +42,7 @@ static int ring_setup(struct ring *r, unsigned entries) {
 }
 
 /* The next SQE, zeroed, for the caller to fill before ring_run. */
-static struct io_uring_sqe *ring_sqe(struct ring *r) {
+static inline struct io_uring_sqe *ring_sqe(struct ring *r) {
     unsigned tail = *(unsigned *)(r->sq + r->p.sq_off.tail);
     struct io_uring_sqe *sqe = &r->sqes[tail & *(unsigned *)(r->sq + r->p.sq_off.ring_mask)];
     memset(sqe, 0, sizeof *sqe);
@@ -51,7 +51,7 @@ static struct io_uring_sqe *ring_sqe(struct ring *r) {
 
 /* Submits the SQE of ring_sqe without waiting: for a request with IOSQE_CQE_SKIP_SUCCESS, which
  * makes no completion entry when it succeeds. 0, or -1000000 when io_uring_enter failed. */
-static int ring_submit(struct ring *r) {
+static inline int ring_submit(struct ring *r) {
     unsigned tail = *(unsigned *)(r->sq + r->p.sq_off.tail);
     unsigned index = tail & *(unsigned *)(r->sq + r->p.sq_off.ring_mask);
     ((unsigned *)(r->sq + r->p.sq_off.array))[index] = index;
@@ -65,7 +65,7 @@ static int ring_submit(struct ring *r) {
 
 /* Submits the SQE of ring_sqe and waits for its completion: its result (a negative errno on
  * failure), or -1000000 when io_uring_enter itself failed. */
-static int ring_run(struct ring *r) {
+static inline int ring_run(struct ring *r) {
     unsigned tail = *(unsigned *)(r->sq + r->p.sq_off.tail);
     unsigned index = tail & *(unsigned *)(r->sq + r->p.sq_off.ring_mask);
     ((unsigned *)(r->sq + r->p.sq_off.array))[index] = index;

@@ -113,6 +113,8 @@ pub const URING_OPEN_PROGRAM: &str = "io_uring_complete";
 /// The file-access family's program for io_uring's changes by name, at their submission
 /// (`raw_tp/io_uring_submit_req`).
 pub const URING_SUBMIT_PROGRAM: &str = "io_uring_submit_req";
+/// The io_uring family's program for a ring's first completion-queue overflow.
+pub const URING_OVERFLOW_PROGRAM: &str = "io_uring_cqe_overflow";
 /// Its event, by the names kernels gave it (`io_uring_submit_sqe` before 6.4; `TP_PROTO(req)`
 /// since 5.19 under either name).
 const URING_SUBMIT_EVENTS: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
@@ -399,6 +401,25 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         (DoorState::Active, Err(why)) => DoorState::Unavailable(why.clone()),
         (state, _) => state.clone(),
     };
+    // The first completion-queue overflow of each ring: where overflowing completions are not
+    // traced (6.18), what they were is not seen; the event says so.
+    let overflows = match &uring_opens {
+        DoorState::Active => match raw_tracepoint(ebpf, URING_OVERFLOW_PROGRAM, "io_uring_cqe_overflow") {
+            Ok(()) => {
+                attached.push(URING_OVERFLOW_PROGRAM);
+                DoorState::Active
+            }
+            Err(e) => DoorState::Unavailable(e.to_string()),
+        },
+        state => state.clone(),
+    };
+    doors.push(Door {
+        name: "io_uring completion overflows",
+        hook: "raw_tp/io_uring_cqe_overflow",
+        state: overflows,
+        blind: "that a ring's completions overflowed, which hides its opens and changes on kernels that trace only \
+                the completions that fit (6.18)",
+    });
     doors.push(Door {
         name: "io_uring changes by name",
         hook: "raw_tp/io_uring_submit_req, raw_tp/io_uring_complete",

@@ -79,6 +79,7 @@ pub const DOORS: &[&str] = &[
     "io_uring opens",
     "io_uring opens into fixed files",
     "io_uring changes by name",
+    "io_uring completion overflows",
     "executed files",
     "kernel-module",
     "namespace-change",
