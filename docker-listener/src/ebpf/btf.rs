@@ -18,6 +18,7 @@ pub enum BtfError {
 
 /// Kinds (`BTF_KIND_*`) the reader looks at.
 pub mod kind {
+    pub const PTR: u8 = 2;
     pub const STRUCT: u8 = 4;
     pub const UNION: u8 = 5;
     pub const TYPEDEF: u8 = 8;
@@ -160,6 +161,20 @@ impl<'b> Btf<'b> {
                 Member { name_off: u32_at(&btf.data, m), type_id: u32_at(&btf.data, m + 4), bit_offset, bitfield_size }
             })
             .collect()
+    }
+
+    /// Whether type `id`, under typedefs and qualifiers, is a pointer.
+    pub fn is_pointer(&self, mut id: u32) -> bool {
+        for _ in 0..16 {
+            match self.header(id) {
+                Some((kind::PTR, ..)) => return true,
+                Some((kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG, _, _, next)) => {
+                    id = next
+                }
+                _ => return false,
+            }
+        }
+        false
     }
 
     /// Follows typedefs and qualifiers from `id` to the struct or union under them, if any.

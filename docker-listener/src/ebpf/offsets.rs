@@ -53,6 +53,17 @@ impl Resolver<'_> {
         None
     }
 
+    /// Offset of a member that must be a pointer (the programs read it as one): a kernel that
+    /// made it something else (an embedded struct) is not read.
+    fn pointer(&self, strukt: &str, member: &str) -> Result<u32, OffsetsError> {
+        let s = self.struct_type(strukt)?;
+        match self.find(s, member, 0) {
+            Some((off, ty)) if self.btf.is_pointer(ty) => Ok(off),
+            Some(_) => Err(OffsetsError::Missing(format!("{strukt}.{member} as a pointer"))),
+            None => Err(OffsetsError::Missing(format!("{strukt}.{member}"))),
+        }
+    }
+
     /// Offset of a member path such as `sock.__sk_common.skc_family`.
     fn offset(&self, strukt: &str, path: &[&str]) -> Result<u32, OffsetsError> {
         let missing = || OffsetsError::Missing(format!("{strukt}.{}", path.join(".")));
@@ -251,8 +262,11 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
 /// `open_how` (for an open whose completion will not be seen). A link's command (`io_link`, `io_hardlink` before 6.0) must be
 /// laid out as a rename's is (it is, in every kernel that has them).
 fn uring_changes(r: &Resolver) -> Result<[u32; 14], OffsetsError> {
-    let ren = |m: &str| r.offset("io_rename", &[m]);
-    let link = |m: &str| r.offset("io_link", &[m]).or_else(|_| r.offset("io_hardlink", &[m]));
+    // (The names are `struct filename *`s: pointers, checked, as later kernels may change them.)
+    let member =
+        |s: &str, m: &str| if m.ends_with("path") || m == "filename" { r.pointer(s, m) } else { r.offset(s, &[m]) };
+    let ren = |m: &str| member("io_rename", m);
+    let link = |m: &str| member("io_link", m).or_else(|_| member("io_hardlink", m));
     let members = ["old_dfd", "oldpath", "new_dfd", "newpath", "flags"];
     let mut rename = [0; 5];
     for (i, m) in members.iter().enumerate() {
@@ -261,7 +275,7 @@ fn uring_changes(r: &Resolver) -> Result<[u32; 14], OffsetsError> {
             return Err(OffsetsError::Missing(format!("io_link.{m} where io_rename.{m} is")));
         }
     }
-    let unl = |m: &str| r.offset("io_unlink", &[m]);
+    let unl = |m: &str| member("io_unlink", m);
     Ok([
         r.offset("io_kiocb", &["cmd"])?,
         r.offset("filename", &["name"])?,
@@ -275,7 +289,7 @@ fn uring_changes(r: &Resolver) -> Result<[u32; 14], OffsetsError> {
         unl("flags")?,
         r.offset("io_kiocb", &["flags"])?,
         r.offset("io_open", &["dfd"])?,
-        r.offset("io_open", &["filename"])?,
+        r.pointer("io_open", "filename")?,
         r.offset("io_open", &["how"])?,
     ])
 }
@@ -390,5 +404,11 @@ mod tests {
         assert_eq!(info.drift, None);
         assert_eq!(o.ovl_valid, 1);
         assert!(o.ovl_inode_upperdentry > o.ovl_inode_vfs_inode, "__upperdentry follows vfs_inode");
+        // io_uring's doors: the ring's file table (6.13+: nodes by pointer), the requests'
+        // commands (their names are pointers), the mount namespace's number.
+        assert_eq!((o.io_fixed_valid, o.io_fixed_indirect, o.io_changes_valid), (1, 1, 1));
+        assert_eq!(o.io_open_file_slot, 12, "io_open: file, dfd, file_slot (the command at 0)");
+        assert!(o.io_rename_newpath == o.io_rename_oldpath + 8 && o.filename_name == 0, "{o:?}");
+        assert_ne!(o.mnt_ns_inum, 0);
     }
 }
