@@ -298,7 +298,7 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
 /// (its path is freed): the flags and the access are the file's own (`f_flags`, `f_mode`), and
 /// there is no requested path. Rare: the exact container filter first, helper reads.
 #[inline(always)]
-pub fn on_uring_open(op: u32, fd: i32, file: *const u8, flags: u32) {
+pub fn on_uring_open(op: u32, fd: i32, file: *const u8, flags: u32) -> bool {
     let open_flags: u32 = unsafe { read0(file, config!(offsets.file_f_flags)) };
     let fmode: u32 = unsafe { read0(file, config!(offsets.file_f_mode)) };
     let want = fmode & (FMODE_READ | FMODE_WRITE);
@@ -306,9 +306,10 @@ pub fn on_uring_open(op: u32, fd: i32, file: *const u8, flags: u32) {
     // sensitive directory is matched by its directory, not as created.)
     let how = unsafe { classify::<Probe>(file, 0, want) };
     if how == 0 {
-        return;
+        return false;
     }
     report(file, Open { op, ret: fd as i64, flags, open_flags, mode: 0, how, want, requested: 0 });
+    true
 }
 
 /// Whether io_uring's opens are matched here, and this one is a traced process's: asked before

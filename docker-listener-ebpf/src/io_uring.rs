@@ -209,9 +209,17 @@ pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
         }
         _ => return 0,
     };
+    let named = if opcode == uring_op::OPENAT { file_op::URING_OPENAT_NAMED } else { file_op::URING_OPENAT2_NAMED };
+    let key = req;
     let req = req as *const u8;
     let res: i32 = unsafe { crate::kernel::read0(req, crate::maps::config!(offsets.io_kiocb_res)) };
     if res < 0 {
+        // Refused (as open(2)'s refused opens are reported); any other failure is no event.
+        if res == -1 || res == -13 || res == -30 {
+            crate::file::on_uring_change(key, named, res);
+        } else {
+            crate::file::forget_uring_change(key);
+        }
         return 0;
     }
     // An open into the ring's file table (`sqe->file_index`): no descriptor, a slot. (Where
@@ -221,7 +229,13 @@ pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
     } else {
         0
     };
-    if (file_slot != 0 && crate::maps::config!(offsets.io_fixed_valid) == 0) || !crate::file::uring_opens_wanted() {
+    if !crate::file::uring_opens_wanted() {
+        crate::file::forget_uring_change(key);
+        return 0;
+    }
+    if file_slot != 0 && crate::maps::config!(offsets.io_fixed_valid) == 0 {
+        // The ring's table cannot be read here: the open's name goes to the daemon.
+        crate::file::on_uring_change(key, named, res);
         return 0;
     }
     let (fd, file, flags) = if file_slot == 0 {
@@ -231,16 +245,24 @@ pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
         let slot = if file_slot == IORING_FILE_INDEX_ALLOC { res as u32 } else { file_slot - 1 };
         (slot as i32, unsafe { fixed_file(req, slot) }, FIXED_FILE)
     };
-    let Some(file) = file else { return 0 };
     // Opaque copies: both ways reach the match as one state (the verifier walks it once; with
     // the two ways' constants it walked it twice, 136,671 instructions on 6.1 against 59,019).
     let opaque = |v: usize| crate::path::opaque(v);
-    crate::file::on_uring_open(
-        op,
-        opaque(fd as usize) as i32,
-        opaque(file as usize) as *const u8,
-        opaque(flags as usize) as u32,
-    );
+    let matched = match file {
+        Some(file) => crate::file::on_uring_open(
+            op,
+            opaque(fd as usize) as i32,
+            opaque(file as usize) as *const u8,
+            opaque(flags as usize) as u32,
+        ),
+        None => false,
+    };
+    if matched {
+        crate::file::forget_uring_change(key);
+    } else {
+        // Not a sensitive file there now: the open's name goes to the daemon.
+        crate::file::on_uring_change(key, named, res);
+    }
     0
 }
 
@@ -267,11 +289,9 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
     ) {
         return 0;
     }
-    if matches!(opcode, uring_op::UNLINKAT | uring_op::RENAMEAT | uring_op::LINKAT) {
-        // Whatever an earlier request at this address left (one whose completion was not seen)
-        // is not this one's.
-        crate::file::forget_uring_change(req);
-    }
+    // Whatever an earlier request at this address left (one whose completion was not seen) is
+    // not this one's.
+    crate::file::forget_uring_change(req);
     let cmd = (req as *const u8).wrapping_add(config!(offsets.io_kiocb_cmd) as usize);
     let int = |off: u32| -> u64 { unsafe { read0::<i32>(cmd, off) as i64 as u64 } };
     // A `struct filename *`'s string.
@@ -283,9 +303,12 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
     let flags: u32 = unsafe { read0(req as *const u8, config!(offsets.io_kiocb_flags)) };
     let unseen_end = flags & REQ_F_CQE_SKIP != 0;
     let (op, a) = match opcode {
-        // An open is matched at its completion by the file it made; one whose completion will
-        // not be seen is sent now by its name (the daemon resolves it as a refused open's).
-        uring_op::OPENAT | uring_op::OPENAT2 if unseen_end => {
+        // An open is matched at its completion by the file it made. Its record by name is made
+        // now too: sent at once when its completion will not be seen, else kept and sent at the
+        // completion if the file there is no sensitive one (the descriptor or slot may hold
+        // another file by then: completions are posted after the whole submitted batch ran).
+        // The daemon resolves it as a refused open's.
+        uring_op::OPENAT | uring_op::OPENAT2 => {
             let how = config!(offsets.io_open_how);
             (
                 if opcode == uring_op::OPENAT { file_op::URING_OPENAT_NAMED } else { file_op::URING_OPENAT2_NAMED },

@@ -3,7 +3,9 @@
  * file table (fixed files: a slot, no descriptor; one slot named, one the kernel picks) and
  * reads each through the ring; then once more each way with IOSQE_CQE_SKIP_SUCCESS (no
  * completion entry when it succeeds: the descriptor is the lowest free one, the slot 0) and
- * reads them. No liburing (ring.h). Prints each result.
+ * reads them; last, in one submitted batch, opens PATH into slot 1 and then /etc/hostname into
+ * the same slot, so that when the batch's completions are posted the slot holds the other file.
+ * No liburing (ring.h). Prints each result.
  * Usage: uring_open PATH */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -109,5 +111,38 @@ int main(int argc, char **argv) {
     if (ring_submit(&r) < 0) return 1;
     usleep(50000);
     report_fixed(&r, "IORING_OP_OPENAT fixed skip", 0, 0);
+
+    /* One batch, two opens into slot 1: PATH, then another file over it. */
+    struct ring b;
+    if (ring_setup(&b, 2) < 0) return 1;
+    if (syscall(__NR_io_uring_register, b.fd, IORING_REGISTER_FILES, slots, 2) < 0) {
+        perror("io_uring_register");
+        return 1;
+    }
+    unsigned tail = *(unsigned *)(b.sq + b.p.sq_off.tail);
+    unsigned mask = *(unsigned *)(b.sq + b.p.sq_off.ring_mask);
+    const char *paths[2] = {argv[1], "/etc/hostname"};
+    for (unsigned i = 0; i < 2; i++) {
+        struct io_uring_sqe *s = &b.sqes[(tail + i) & mask];
+        memset(s, 0, sizeof *s);
+        s->opcode = IORING_OP_OPENAT;
+        s->fd = AT_FDCWD;
+        s->addr = (unsigned long)paths[i];
+        s->open_flags = O_RDONLY;
+        s->file_index = 2; /* slot 1 */
+        ((unsigned *)(b.sq + b.p.sq_off.array))[(tail + i) & mask] = (tail + i) & mask;
+    }
+    __atomic_store_n((unsigned *)(b.sq + b.p.sq_off.tail), tail + 2, __ATOMIC_RELEASE);
+    if (syscall(__NR_io_uring_enter, b.fd, 2, 2, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
+        perror("io_uring_enter");
+        return 1;
+    }
+    unsigned head = __atomic_load_n((unsigned *)(b.cq + b.p.cq_off.head), __ATOMIC_ACQUIRE);
+    struct io_uring_cqe *cqes = (struct io_uring_cqe *)(b.cq + b.p.cq_off.cqes);
+    unsigned cmask = *(unsigned *)(b.cq + b.p.cq_off.ring_mask);
+    printf("batch into one slot: %d (%s), %d (%s)\n", cqes[head & cmask].res,
+           cqes[head & cmask].res < 0 ? "failed" : "ok", cqes[(head + 1) & cmask].res,
+           cqes[(head + 1) & cmask].res < 0 ? "failed" : "ok");
+    __atomic_store_n((unsigned *)(b.cq + b.p.cq_off.head), head + 2, __ATOMIC_RELEASE);
     return 0;
 }
