@@ -484,9 +484,13 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
     }
 }
 
-/// A change by name submitted to a ring (`op_` a `URING_*` one, `a` its arguments with the
-/// names' kernel copies, `req` the request): its record is made now, while the names exist (the
-/// request frees them when it runs), and kept until the request completes (`on_uring_change`).
+/// A change by name or an open submitted to a ring (`op_` a `URING_*` one, an open's
+/// `URING_OPENAT*_NAMED`; `a` its arguments with the names' kernel copies, `req` the request):
+/// its record is made now, while the names exist (the request frees them when it runs), and
+/// kept until the request completes (`on_uring_change`); with `unseen_end` (no completion will
+/// show), sent now. Every io_uring open of a traced process takes a token of its container's
+/// changes budget here, sensitive or not: a container that opens thousands of files a second
+/// through a ring has the excess held back and reported, as a storm of unlinks would.
 #[inline(always)]
 pub fn on_uring_submit(req: u64, op_: u32, a: &[u64; 6], unseen_end: bool) {
     if config!(offsets.exe_valid) == 0 || !crate::maps::traced() {

@@ -189,7 +189,10 @@ static OVERFLOWED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);
 /// program reads only the request, the one argument every kernel passes at the same place
 /// (`TP_PROTO(ctx, req, ...)`: 6.1 passes the result next, 6.18 a `struct io_uring_cqe *`).
 /// Every completion of every ring of the host comes here: the operation code (one helper read)
-/// rejects all but opens, then the result all but successful ones.
+/// rejects all but opens and changes by name. A change's record kept at its submission goes
+/// with its result. An open's file is matched as an open(2)'s is; when no sensitive file is
+/// there (the slot or descriptor may hold another file by now), or the open was refused, its
+/// record by name kept at submission goes instead, for the daemon to resolve.
 #[raw_tracepoint(tracepoint = "io_uring_complete")]
 pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
     let off = crate::maps::config!(offsets.io_kiocb_opcode);
@@ -222,8 +225,7 @@ pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
         }
         return 0;
     }
-    // An open into the ring's file table (`sqe->file_index`): no descriptor, a slot. (Where
-    // the table cannot be read, such an open is left alone: its result is no descriptor.)
+    // An open into the ring's file table (`sqe->file_index`): no descriptor, a slot.
     let file_slot: u32 = if crate::maps::config!(offsets.io_open_file_slot) != 0 {
         unsafe { crate::kernel::read0(req, crate::maps::config!(offsets.io_open_file_slot)) }
     } else {
