@@ -38,8 +38,9 @@ use crate::{
 #[map]
 pub static RUNTIME_FILES: HashMap<FileId, u8> = HashMap::with_max_entries(64, 0);
 
-/// The runtime's processes, by tgid: the runtime binary each runs. Entries leave at the
-/// process's exec of another file and at its exit. A process the map has no room for is not
+/// The runtime's processes, by tgid: the runtime binary that made each the runtime's (the
+/// shim's exec of it). Entries leave at the process's exec in another mount namespace than the
+/// host's and at its exit. A process the map has no room for is not
 /// marked: its calls are sent, and the daemon drops them (it knows the runtime's files too).
 /// (A plain hash map: an LRU one's inserts cost the same here, measured, and would drop marks
 /// silently.)
