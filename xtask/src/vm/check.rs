@@ -25,6 +25,37 @@ pub fn container_events(frames: &[Vec<u8>], id: &str) -> Vec<Value> {
         .collect()
 }
 
+/// An event in one short line: its action and outcome, pid, executable, the head of its
+/// arguments and the markers that explain a missing field (`args_unavailable`, ...).
+pub fn summary(e: &Value) -> String {
+    let s = |path: &str| match field(e, path) {
+        Value::Null => "-".to_owned(),
+        Value::String(v) => v.clone(),
+        v => v.to_string(),
+    };
+    let args: Vec<String> = match field(e, "process.args") {
+        Value::Array(a) => a.iter().take(3).map(|v| v.as_str().unwrap_or("?").chars().take(24).collect()).collect(),
+        _ => Vec::new(),
+    };
+    let mut markers = Vec::new();
+    for flag in ["args_unavailable", "args_truncated", "container_unresolved"] {
+        if field(e, &format!("docker_listener.{flag}")) != &Value::Null {
+            markers.push(flag);
+        }
+    }
+    format!(
+        "seq {} {} {} pid {} parent {} exe {} args {:?}{}",
+        s("event.sequence"),
+        s("event.action"),
+        s("event.outcome"),
+        s("process.pid"),
+        s("process.parent.pid"),
+        s("process.executable"),
+        args,
+        if markers.is_empty() { String::new() } else { format!(" [{}]", markers.join(", ")) }
+    )
+}
+
 /// A dotted path ("process.parent.pid", "docker_listener.ancestors.0.pid": a number indexes an
 /// array) in an event; `Null` when absent.
 fn field<'a>(event: &'a Value, path: &str) -> &'a Value {
@@ -176,6 +207,17 @@ mod tests {
         let r = evaluate(&expected, &two);
         assert!(!r[0].ok);
         assert!(r[0].line.ends_with("(found 2)"), "{}", r[0].line);
+    }
+
+    #[test]
+    fn sums_an_event_up_in_one_line_with_what_explains_a_missing_field() {
+        let e = json!({
+            "event": {"action": "exec", "outcome": "success", "sequence": 7},
+            "process": {"pid": 9, "parent": {"pid": 1}, "executable": "/bin/busybox", "args": []},
+            "docker_listener": {"args_unavailable": true}
+        });
+        assert_eq!(summary(&e), "seq 7 exec success pid 9 parent 1 exe /bin/busybox args [] [args_unavailable]");
+        assert_eq!(summary(&json!({})), "seq - - - pid - parent - exe - args []");
     }
 
     #[test]

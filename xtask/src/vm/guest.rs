@@ -207,10 +207,16 @@ fn run(args: &Args) -> Result<Report> {
     for line in &complaints {
         println!("vm-guest:   {line}");
     }
+    // The events in full, the workload's output, then what a CI excerpt (the output's last
+    // lines) must show: the agent's counters that are not zero (losses, records held back,
+    // events without their container...) and one short line per event.
     let mut diagnostics = vec![format!("the container's events as received ({}):", events.len())];
     diagnostics.extend(events.iter().map(|e| format!("  {e}")));
     diagnostics.push("the workload's output:".into());
     diagnostics.extend(output.lines().map(|l| format!("  {l}")));
+    diagnostics.push(format!("the agent's counters at exit, those not zero: {}", nonzero_stats(&agent.log())));
+    diagnostics.push(format!("the same {} events in short:", events.len()));
+    diagnostics.extend(events.iter().map(|e| format!("  {}", check::summary(e))));
     Ok(Report { results, diagnostics })
 }
 
@@ -541,6 +547,19 @@ impl Drop for Agent {
     }
 }
 
+/// The counters of the agent's \"docker-listener stopped\" line that are not zero.
+fn nonzero_stats(log: &[String]) -> String {
+    let Some(line) = log.iter().rev().find(|l| l.contains("docker-listener stopped")) else {
+        return "(the agent did not log its counters at exit)".into();
+    };
+    let counters: Vec<&str> = line
+        .split_whitespace()
+        .map(|w| w.strip_prefix("stats=").unwrap_or(w))
+        .filter(|w| w.split_once('=').is_some_and(|(k, v)| !k.is_empty() && v != "0"))
+        .collect();
+    counters.join(" ")
+}
+
 /// What the agent logs when it falls back to Docker events only.
 const EBPF_UNAVAILABLE: &str = "eBPF is unavailable";
 
@@ -665,6 +684,15 @@ fn join_and_isolate(procs: &CStr) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keeps_the_counters_that_are_not_zero() {
+        let log = vec![
+            "agent| 2026-12-03T07:26:33.170176Z  INFO docker-listener stopped stats=docker_events_in=0 frames_out=58 ebpf_loss_args_read=1 x=0".to_owned(),
+        ];
+        assert_eq!(nonzero_stats(&log), "frames_out=58 ebpf_loss_args_read=1");
+        assert!(nonzero_stats(&[]).contains("did not log"));
+    }
 
     #[test]
     fn digests_the_log_to_its_warnings_and_the_verifier_s_reason() {

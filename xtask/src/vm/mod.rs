@@ -188,7 +188,7 @@ fn run_kernel(k: &kernel::Kernel, initramfs: &Path, work: &Path) -> Outcome {
                     k.name,
                     fetched.release,
                     log.display(),
-                    out.excerpt(guest::FAIL, 40),
+                    out.excerpt(guest::FAIL, 80),
                     k.name
                 )
             }
@@ -218,7 +218,7 @@ fn run_host(agent: &Path, guest: &Path, work: &Path) -> Outcome {
                  last lines of its output (all of it: {}):\n{}",
                 out.find_last(guest::FAIL).map_or("no verdict", |l| l.text.as_str()),
                 log.display(),
-                out.excerpt(guest::FAIL, 40)
+                out.excerpt(guest::FAIL, 80)
             ),
         }
     })();
