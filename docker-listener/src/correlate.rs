@@ -274,13 +274,13 @@ impl Correlator {
                     self.counters.filtered += 1;
                     return;
                 }
-                let process = self.process_of(&s.meta, s.start_ns, s.exec_id);
+                let process = self.process_of(&s.meta, s.start_ns, s.exec_id, None);
                 let mut event = Event::new(s.meta, self.clock, Body::Socket(SocketBody::new(&s, process)));
                 event.leader = self.leader_of(s.meta.tgid, s.start_ns, s.meta.cgroup_id);
                 self.route(s.meta.cgroup_id, s.meta.tgid, event, now, out, req);
             }
             Record::IoUring(u) => {
-                let process = self.process_of(&u.meta, u.start_ns, u.exec_id);
+                let process = self.process_of(&u.meta, u.start_ns, u.exec_id, None);
                 let event = Event::new(u.meta, self.clock, Body::IoUring(IoUringBody::new(&u, process)));
                 self.route(u.meta.cgroup_id, u.meta.tgid, event, now, out, req);
             }
@@ -310,7 +310,7 @@ impl Correlator {
                         return;
                     }
                 }
-                let process = self.process_of(&meta, c.start_ns, c.exec_id);
+                let process = self.process_of(&meta, c.start_ns, c.exec_id, Some(c.exe));
                 // (Host tracing: a process outside any known container is not remembered.)
                 let parent = self
                     .procs
@@ -345,7 +345,12 @@ impl Correlator {
 
     /// The process a record came from (`meta`, started at `start_ns`), running the image it ran
     /// at `exec_id`: from the table, else from /proc when the pid still names it (and remembered).
-    fn process_of(&mut self, meta: &Meta, start_ns: u64, exec_id: u64) -> ProcRef {
+    ///
+    /// `exe`, the caller's executable as the record names it (a call's): when /proc shows
+    /// another file, the process executed it since the call (a process the table did not know,
+    /// such as one that joined the container from outside, calls `unshare` and then executes a
+    /// shell): the call is not the shell's, and its image is left unknown.
+    fn process_of(&mut self, meta: &Meta, start_ns: u64, exec_id: u64, exe: Option<(u64, u32)>) -> ProcRef {
         if let Some(p) = self.procs.instance(meta.tgid, start_ns) {
             return match p.image_at(exec_id) {
                 Some(i) if !Arc::ptr_eq(i, p.image()) => ProcRef::of(&p.lineage.with_image(i.clone())),
@@ -353,7 +358,10 @@ impl Correlator {
             };
         }
         let p = match self.procs.read_proc(meta.tgid, meta.cgroup_id, Some(start_ns)) {
-            Some(p) => p,
+            Some(p) => match (exe, crate::procs::exe_identity(meta.tgid)) {
+                (Some(said), Some(now)) if said.0 != 0 && said != now => p.image_unknown(),
+                _ => p,
+            },
             None => self.procs.placeholder(meta.tgid, start_ns, meta.cgroup_id),
         };
         let r = ProcRef::of(&p.lineage);
@@ -939,6 +947,30 @@ mod tests {
                 host_namespace: None,
             }),
         })
+    }
+
+    #[test]
+    fn a_call_the_table_did_not_know_the_caller_of_names_its_file_only_if_it_still_runs_it() {
+        // This test's own process stands for the caller: /proc has it, and its file.
+        let me = std::process::id();
+        let now_runs = crate::procs::exe_identity(me).expect("/proc/self/exe");
+        let start_ns = crate::procs::proc_stat(me).expect("/proc/self/stat").start_ticks * 10_000_000;
+        let executable = |record_exe: (u64, u32)| {
+            let mut c = correlator();
+            let (mut out, mut req) = (Vec::new(), Vec::new());
+            c.registry.bind_cgroup(ID, 82);
+            started(&mut c, &mut out, &mut req);
+            out.clear();
+            let Record::Call(mut call) = mount_by(me, record_exe) else { unreachable!() };
+            call.start_ns = start_ns;
+            c.on_record(Record::Call(call), Instant::now(), &mut out, &mut req);
+            assert_eq!(out.len(), 1);
+            out[0].value()["process"]["executable"].clone()
+        };
+        let mine = std::fs::read_link("/proc/self/exe").expect("/proc/self/exe");
+        assert_eq!(executable(now_runs), serde_json::json!(mine.to_string_lossy()));
+        // The call was made by another file: the caller executed this one since.
+        assert_eq!(executable((now_runs.0 + 1, now_runs.1)), serde_json::Value::Null);
     }
 
     #[test]

@@ -224,6 +224,13 @@ impl Proc {
         &self.lineage.image
     }
 
+    /// The same process, its image unknown: what /proc shows is not the image a record was
+    /// made by (the process executed another file since). Its next exec record names it.
+    pub fn image_unknown(self) -> Proc {
+        let image = Arc::new(Image::unknown());
+        Proc { lineage: Arc::new(self.lineage.with_image(image.clone())), images: vec![(0, image)], ..self }
+    }
+
     pub fn ppid(&self) -> u32 {
         self.lineage.parent.as_ref().map_or(0, |p| p.pid)
     }
@@ -569,6 +576,14 @@ pub fn proc_image(pid: u32) -> Image {
             Image { name: Arc::from(comm.trim_end()), ..Image::unknown() }
         }
     }
+}
+
+/// The file process `pid` runs now (`/proc/<pid>/exe`), as the kernel's records name a
+/// caller's: (inode, the kernel's dev_t); None when /proc no longer has the process.
+pub fn exe_identity(pid: u32) -> Option<(u64, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((m.ino(), crate::sensitive::kernel_dev(m.dev())))
 }
 
 /// `/proc/<pid>/exe`'s link text as an executable path and whether the file was deleted: the

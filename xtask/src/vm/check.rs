@@ -117,6 +117,10 @@ pub fn evaluate(expected: &[Expected], events: &[Value]) -> Vec<CheckResult> {
                             let ok = got.is_null();
                             (ok, format!("{}: {path} absent{}", e.name, got_if(got, ok)))
                         }
+                        Want::Not(v) => {
+                            let ok = got != v;
+                            (ok, format!("{}: {path} is not {v}{}", e.name, got_if(got, ok)))
+                        }
                         Want::SameAs(other, other_path) => match found(other) {
                             Some(o) => {
                                 let v = field(o, other_path);

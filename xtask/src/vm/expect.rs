@@ -230,6 +230,8 @@ pub enum Want {
     NonEmptyString,
     /// Not in the event.
     Absent,
+    /// Absent, or any value but this one.
+    Not(Value),
     /// The field has this value, and no other event of the container is selected by the same
     /// fields (the event is reported once, not also by a second program).
     Once(Value),
@@ -247,7 +249,7 @@ pub struct Expected {
 
 /// The expected events, in the order the workload makes them.
 pub fn expected(f: &Facts) -> Vec<Expected> {
-    use Want::{Absent, Is, Once, SameAs};
+    use Want::{Absent, Is, Not, Once, SameAs};
     let c = f.container;
     let exec = |args: Value| vec![("event.action", json!("exec")), ("process.args", args)];
     let in_the_container = || vec![("container.id", Is(json!(c.id))), ("container.name", Is(json!(c.name)))];
@@ -517,8 +519,17 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
         };
     let mnt = mount_point(f.marker);
     all.extend([
-        // (The checker's own unshare of a network namespace, made in the cgroup before the
-        // shell starts, is an event too; this is the workload's.)
+        // The checker's own unshare of a network namespace, made in the cgroup by its child
+        // before that child executes the shell: the agent does not know the child (it came from
+        // outside the container) and reads it from /proc, where the shell may already run; the
+        // call is not the shell's.
+        call(
+            "the checker's unshare before its exec of the shell",
+            "unshare",
+            vec![("docker_listener.namespace.types", json!(["net"])), ("process.pid", json!(f.sh_pid))],
+            vec![("event.outcome", Is(json!("success"))), ("process.executable", Not(json!(f.busybox.path)))],
+        ),
+        // The workload's.
         call(
             "unshare",
             "unshare",
