@@ -120,8 +120,12 @@ pub mod budget {
     pub const PTRACE: u64 = 6;
     pub const KERNEL_MODULE: u64 = 7;
     pub const BPF: u64 = 8;
+    /// Opens through io_uring, each sent by its name unless its file is matched at its
+    /// completion: a budget of their own, so that a container's ordinary io_uring traffic (a
+    /// file server's) does not spend its changes' budget.
+    pub const URING_OPEN: u64 = 9;
     /// Names, by class, as the daemon reports them.
-    pub const NAMES: [&str; 9] = [
+    pub const NAMES: [&str; 10] = [
         "process",
         "file-open",
         "file-change",
@@ -131,6 +135,7 @@ pub mod budget {
         "ptrace",
         "kernel-module",
         "bpf",
+        "io_uring-open",
     ];
     /// The class's place in a bucket's or a `HELD` key (a cgroup id, kernfs' inode number, is
     /// far below it).

@@ -489,16 +489,19 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
 /// its record is made now, while the names exist (the request frees them when it runs), and
 /// kept until the request completes (`on_uring_change`); with `unseen_end` (no completion will
 /// show), sent now. Every io_uring open of a traced process takes a token of its container's
-/// changes budget here, sensitive or not: a container that opens thousands of files a second
-/// through a ring has the excess held back and reported, as a storm of unlinks would.
+/// io_uring opens' budget here, sensitive or not (a budget of its own: a file server's ordinary
+/// io_uring opens spend nothing of the container's changes' budget, whose renames into
+/// /etc/cron.d are then held back no more than without them); a change, of its changes'
+/// budget. A container that opens thousands of files a second through a ring has the excess
+/// held back and reported, as a storm of unlinks would.
 #[inline(always)]
 pub fn on_uring_submit(req: u64, op_: u32, a: &[u64; 6], unseen_end: bool) {
     if config!(offsets.exe_valid) == 0 || !crate::maps::traced() {
         return;
     }
-    // (Its outcome is not known yet: each call counts as its successes do. An open sent by
-    // its name is matched in the daemon, as a refused open is: the changes' budget.)
-    if !admit_call(class::FILE_CHANGE, u64::from(op_) << 1) {
+    // (Its outcome is not known yet: each call counts as its successes do.)
+    let class = if is_named_open(op_) { class::URING_OPEN } else { class::FILE_CHANGE };
+    if !admit_call(class, u64::from(op_) << 1) {
         return;
     }
     let Some(r) = URING_SCRATCH.get_ptr_mut(0) else { return };
