@@ -224,7 +224,14 @@ impl SyscallLoop {
                 p.push_str(&format!(", {:.1} with the {} (×{:.3})", r.ns[k], v.label, r.ns[k] / set[0].ns[k]));
                 if let Some(c) = r.compat.as_ref().and_then(|c| c.get(k)) {
                     p.push_str(&format!(" of which compat {:.1} ns ({:.2} runs)", c.ns_per_call, c.runs_per_call));
-                    if matches!(call, Syscall::Open | Syscall::OpenGrown | Syscall::OpenMissing | Syscall::UringNop) {
+                    if matches!(
+                        call,
+                        Syscall::Open
+                            | Syscall::OpenGrown
+                            | Syscall::OpenMissing
+                            | Syscall::UringNop
+                            | Syscall::UringOpen
+                    ) {
                         p.push_str(&format!(", all programs {:.1} ns", c.all_ns_per_call));
                     }
                 }
@@ -282,7 +289,10 @@ impl SyscallLoop {
                 let mut on = Metric::new(&format!("{c}: ns per {per} with bpf_stats on, {}", who(v)), "ns", 1, None);
                 on.samples = compat.iter().map(|x| x.loop_ns_per_call).collect();
                 metrics.extend([time, runs, on]);
-                if matches!(call, Syscall::Open | Syscall::OpenGrown | Syscall::OpenMissing | Syscall::UringNop) {
+                if matches!(
+                    call,
+                    Syscall::Open | Syscall::OpenGrown | Syscall::OpenMissing | Syscall::UringNop | Syscall::UringOpen
+                ) {
                     let mut all =
                         Metric::new(&format!("{c}: all programs in the kernel per {per}, {}", who(v)), "ns", 1, None);
                     all.samples = compat.iter().map(|x| x.all_ns_per_call).collect();
@@ -298,11 +308,13 @@ impl SyscallLoop {
              O_RDONLY|O_DIRECTORY|O_CLOEXEC)` then `close(fd)`), a tenth as many since one costs 10-20 getppid(); \
              the first in a child the worker forks, whose descriptor table is the default (64 slots), as in a process \
              runc starts; the second in the worker, whose table has grown (256 slots, inherited), as in a server \
-             that has had more than 64 descriptors open; \
+             that has had more than 64 descriptors open; {} as many again, each an `IORING_OP_OPENAT` of `/` \
+             with the same flags, one request per `io_uring_enter`, then `close(fd)`, in the worker; \
              {} round{}, each {}{}; ratio to no agent of each round, in order: {}",
             group_thousands(&self.count.to_string()),
             Syscall::Open.call(),
             group_thousands(&self.iterations(Syscall::Open).to_string()),
+            Syscall::UringOpen.call(),
             rounds.len(),
             if rounds.len() == 1 { "" } else { "s" },
             variants.describe_order(),

@@ -134,13 +134,19 @@ pub enum Syscall {
     /// (it reads the request's operation and stops for all but opens): this loop measures what
     /// every other completion pays.
     UringNop,
+    /// `IORING_OP_OPENAT` of `/` (as `Open`), one request per `io_uring_enter`, then
+    /// `close(fd)`: an io_uring open of a file no rule names. The file-access family makes each
+    /// io_uring open's record by name at its submission (its directory's path walked, as for a
+    /// refused open), keeps it until the completion, and there looks at the file the request
+    /// opened: this loop measures what that costs an ordinary open.
+    UringOpen,
 }
 
 /// NOPs per `io_uring_enter` in the `UringNop` loop.
 pub const URING_BATCH: u32 = 32;
 
 impl Syscall {
-    pub const ALL: [Syscall; 8] = [
+    pub const ALL: [Syscall; 9] = [
         Syscall::Getppid,
         Syscall::Munmap,
         Syscall::Open,
@@ -149,6 +155,7 @@ impl Syscall {
         Syscall::Write,
         Syscall::UdpSend,
         Syscall::UringNop,
+        Syscall::UringOpen,
     ];
 
     /// The loop's word on the worker's stdin.
@@ -162,6 +169,7 @@ impl Syscall {
             Syscall::Write => "write",
             Syscall::UdpSend => "udp-send",
             Syscall::UringNop => "uring-nop",
+            Syscall::UringOpen => "uring-open",
         }
     }
 
@@ -176,6 +184,7 @@ impl Syscall {
             Syscall::Write => "write(/dev/null, 1 byte)",
             Syscall::UdpSend => "sendto(UDP, 32 bytes, 127.0.0.1)",
             Syscall::UringNop => "io_uring NOP (32 per io_uring_enter)",
+            Syscall::UringOpen => "io_uring OPENAT(\"/\") + close()",
         }
     }
 
@@ -183,7 +192,7 @@ impl Syscall {
     pub fn per(self) -> &'static str {
         match self {
             Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UdpSend | Syscall::OpenMissing => "call",
-            Syscall::Open | Syscall::OpenGrown => "open+close (one open)",
+            Syscall::Open | Syscall::OpenGrown | Syscall::UringOpen => "open+close (one open)",
             Syscall::UringNop => "completion",
         }
     }
@@ -192,7 +201,7 @@ impl Syscall {
     pub fn calls(self) -> u64 {
         match self {
             Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UdpSend | Syscall::OpenMissing => 1,
-            Syscall::Open | Syscall::OpenGrown => 2,
+            Syscall::Open | Syscall::OpenGrown | Syscall::UringOpen => 2,
             Syscall::UringNop => 0,
         }
     }
@@ -205,7 +214,7 @@ impl Syscall {
         match self {
             Syscall::Getppid | Syscall::Munmap | Syscall::Write | Syscall::UringNop => count,
             // A loopback send is a whole trip through the network stack: ~10 getppid.
-            Syscall::Open | Syscall::OpenGrown | Syscall::UdpSend => (count / 10).max(1),
+            Syscall::Open | Syscall::OpenGrown | Syscall::UringOpen | Syscall::UdpSend => (count / 10).max(1),
             // A path walk that fails at its last component: ~5 getppid.
             Syscall::OpenMissing => (count / 5).max(1),
         }
@@ -221,6 +230,7 @@ impl Syscall {
             Syscall::Write => "write one byte",
             Syscall::UdpSend => "send 32 bytes",
             Syscall::UringNop => "complete",
+            Syscall::UringOpen => "open `/` through the ring and close it",
         }
     }
 
@@ -326,6 +336,7 @@ fn syscall_loop(call: Syscall, count: u64) -> (u64, Duration) {
         }
         Syscall::Write => failed = write_loop(count),
         Syscall::UringNop => failed = uring_nop_loop(count),
+        Syscall::UringOpen => failed = uring_open_loop(count),
         Syscall::UdpSend => failed = udp_loop(count),
         Syscall::Open => {
             // A child with the default descriptor table (see `Syscall::Open`); its exit status
@@ -393,6 +404,31 @@ fn uring_nop_loop(count: u64) -> u64 {
         }
         failed += ring.completion().filter(|c| c.result() != 0).count() as u64;
         left -= n as u64;
+    }
+    failed
+}
+
+/// `count` opens of `/` through an io_uring (`IORING_OP_OPENAT`, one per submission), each
+/// descriptor closed; how many did not open (all, if no ring can be made: io_uring refused).
+fn uring_open_loop(count: u64) -> u64 {
+    use io_uring::{IoUring, opcode, types};
+    let Ok(mut ring) = IoUring::new(4) else { return count };
+    let mut failed = 0;
+    for _ in 0..count {
+        let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), c"/".as_ptr())
+            .flags(libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .build();
+        // SAFETY: the path is a static NUL-terminated string; the queue has room for one.
+        if unsafe { ring.submission().push(&open) }.is_err() || ring.submit_and_wait(1).is_err() {
+            return count;
+        }
+        match ring.completion().next().map(|c| c.result()) {
+            // SAFETY: closing the descriptor the ring just opened for this process.
+            Some(fd) if fd >= 0 => unsafe {
+                libc::close(fd);
+            },
+            _ => failed += 1,
+        }
     }
     failed
 }
