@@ -215,6 +215,11 @@ fn run(args: &Args) -> Result<Report> {
     diagnostics.push("the workload's output:".into());
     diagnostics.extend(output.lines().map(|l| format!("  {l}")));
     diagnostics.push(format!("the agent's counters at exit, those not zero: {}", nonzero_stats(&agent.log())));
+    diagnostics.push(match complaints.len() {
+        0 => "the agent's WARN and ERROR lines: none".to_owned(),
+        n => format!("the agent's WARN and ERROR lines: {n} (all printed above), the first 5:"),
+    });
+    diagnostics.extend(complaints.iter().take(5).map(|l| format!("  {l}")));
     diagnostics.push(format!("the same {} events in short:", events.len()));
     diagnostics.extend(events.iter().map(|e| format!("  {}", check::summary(e))));
     Ok(Report { results, diagnostics })
