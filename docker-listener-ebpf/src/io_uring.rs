@@ -123,22 +123,38 @@ pub fn io_uring_create(ctx: TracePointContext) -> u32 {
     if !traced() {
         return 0;
     }
-    let Some((mut entry, header)) = reserve::<IoUringRecord>(RecordKind::IoUring) else { return 0 };
+    let compat = if unsafe { in_compat_syscall(current_task()) } { flags::COMPAT } else { 0 };
+    let (fd, sq, cq, setup) = unsafe {
+        (
+            ctx.read_at(8).unwrap_or(-1),
+            ctx.read_at(24).unwrap_or(0),
+            ctx.read_at(28).unwrap_or(0),
+            ctx.read_at(32).unwrap_or(0),
+        )
+    };
+    send_ring_record(fd, (sq, cq, setup), compat);
+    0
+}
+
+/// Sends an `IoUringRecord` of the current process: the ring's descriptor, its (submission
+/// entries, completion entries, setup flags) and the record's flags.
+#[inline(always)]
+fn send_ring_record(fd: i32, (sq_entries, cq_entries, setup_flags): (u32, u32, u32), flags: u32) {
+    let Some((mut entry, header)) = reserve::<IoUringRecord>(RecordKind::IoUring) else { return };
     let r = entry.as_mut_ptr();
     let task = current_task();
     unsafe {
         (*r).header = header;
         (*r).start_ns = process_start(task);
         (*r).exec_id = exec_id(task);
-        (*r).fd = ctx.read_at(8).unwrap_or(-1);
-        (*r).sq_entries = ctx.read_at(24).unwrap_or(0);
-        (*r).cq_entries = ctx.read_at(28).unwrap_or(0);
-        (*r).setup_flags = ctx.read_at(32).unwrap_or(0);
-        (*r).flags = if in_compat_syscall(task) { flags::COMPAT } else { 0 };
+        (*r).fd = fd;
+        (*r).sq_entries = sq_entries;
+        (*r).cq_entries = cq_entries;
+        (*r).setup_flags = setup_flags;
+        (*r).flags = flags;
         (*r)._pad = 0;
     }
     submit(entry);
-    0
 }
 
 /// io_uring_cqe_overflow, as a raw tracepoint (`TP_PROTO(ctx, user_data, res, cflags, ocqe)`
@@ -161,21 +177,7 @@ pub fn io_uring_cqe_overflow(ctx: RawTracePointContext) -> u32 {
     if !crate::budget::admit() {
         return 0;
     }
-    let Some((mut entry, header)) = reserve::<IoUringRecord>(RecordKind::IoUring) else { return 0 };
-    let r = entry.as_mut_ptr();
-    let task = current_task();
-    unsafe {
-        (*r).header = header;
-        (*r).start_ns = process_start(task);
-        (*r).exec_id = exec_id(task);
-        (*r).fd = -1;
-        (*r).sq_entries = 0;
-        (*r).cq_entries = 0;
-        (*r).setup_flags = 0;
-        (*r).flags = flags::CQ_OVERFLOW;
-        (*r)._pad = 0;
-    }
-    submit(entry);
+    send_ring_record(-1, (0, 0, 0), flags::CQ_OVERFLOW);
     0
 }
 
