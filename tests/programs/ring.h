@@ -1,6 +1,7 @@
 /* An io_uring without liburing, for the test programs: the raw io_uring_setup and
  * io_uring_enter calls and the rings mapped by hand. ring_setup, then ring_run with an SQE
  * filled by the caller: it submits it, waits for its completion and returns its result. */
+#include <fcntl.h>
 #include <linux/io_uring.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,13 +50,41 @@ static inline struct io_uring_sqe *ring_sqe(struct ring *r) {
     return sqe;
 }
 
-/* Submits the SQE of ring_sqe without waiting: for a request with IOSQE_CQE_SKIP_SUCCESS, which
- * makes no completion entry when it succeeds. 0, or -1000000 when io_uring_enter failed. */
-static inline int ring_submit(struct ring *r) {
+/* An IORING_OP_OPENAT of `path` (from the working directory, read-only) in the next SQE, for
+ * the caller to add to (a slot, flags) before ring_run or ring_submit. */
+static inline struct io_uring_sqe *ring_openat(struct ring *r, const char *path) {
+    struct io_uring_sqe *sqe = ring_sqe(r);
+    sqe->opcode = IORING_OP_OPENAT;
+    sqe->fd = AT_FDCWD;
+    sqe->addr = (unsigned long)path;
+    sqe->open_flags = O_RDONLY;
+    return sqe;
+}
+
+/* Reads from `fd` once something is open there (an open no completion entry tells of), trying
+ * for a second: the bytes read, or -1. */
+static inline ssize_t read_when_open(int fd) {
+    char buf[64];
+    ssize_t n = -1;
+    for (int i = 0; i < 100 && n < 0; i++) {
+        n = read(fd, buf, sizeof buf);
+        if (n < 0) usleep(10000);
+    }
+    return n;
+}
+
+/* Makes the SQE of ring_sqe visible to the kernel (not yet submitted). */
+static inline void ring_publish(struct ring *r) {
     unsigned tail = *(unsigned *)(r->sq + r->p.sq_off.tail);
     unsigned index = tail & *(unsigned *)(r->sq + r->p.sq_off.ring_mask);
     ((unsigned *)(r->sq + r->p.sq_off.array))[index] = index;
     __atomic_store_n((unsigned *)(r->sq + r->p.sq_off.tail), tail + 1, __ATOMIC_RELEASE);
+}
+
+/* Submits the SQE of ring_sqe without waiting: for a request with IOSQE_CQE_SKIP_SUCCESS, which
+ * makes no completion entry when it succeeds. 0, or -1000000 when io_uring_enter failed. */
+static inline int ring_submit(struct ring *r) {
+    ring_publish(r);
     if (syscall(__NR_io_uring_enter, r->fd, 1, 0, 0, NULL, 0) < 0) {
         perror("io_uring_enter");
         return -1000000;
@@ -66,10 +95,7 @@ static inline int ring_submit(struct ring *r) {
 /* Submits the SQE of ring_sqe and waits for its completion: its result (a negative errno on
  * failure), or -1000000 when io_uring_enter itself failed. */
 static inline int ring_run(struct ring *r) {
-    unsigned tail = *(unsigned *)(r->sq + r->p.sq_off.tail);
-    unsigned index = tail & *(unsigned *)(r->sq + r->p.sq_off.ring_mask);
-    ((unsigned *)(r->sq + r->p.sq_off.array))[index] = index;
-    __atomic_store_n((unsigned *)(r->sq + r->p.sq_off.tail), tail + 1, __ATOMIC_RELEASE);
+    ring_publish(r);
     if (syscall(__NR_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
         perror("io_uring_enter");
         return -1000000;

@@ -19,11 +19,7 @@ int main(int argc, char **argv) {
     if (ring_setup(&r, 4) < 0) return 1;
     long opened = 0;
     for (long i = 0; i < n; i++) {
-        struct io_uring_sqe *sqe = ring_sqe(&r);
-        sqe->opcode = IORING_OP_OPENAT;
-        sqe->fd = AT_FDCWD;
-        sqe->addr = (unsigned long)argv[2];
-        sqe->open_flags = O_RDONLY | O_CLOEXEC;
+        ring_openat(&r, argv[2])->open_flags |= O_CLOEXEC;
         int fd = ring_run(&r);
         if (fd >= 0) {
             opened++;

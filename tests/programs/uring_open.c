@@ -46,11 +46,7 @@ int main(int argc, char **argv) {
     }
     struct ring r;
     if (ring_setup(&r, 4) < 0) return 1;
-    struct io_uring_sqe *sqe = ring_sqe(&r);
-    sqe->opcode = IORING_OP_OPENAT;
-    sqe->fd = AT_FDCWD;
-    sqe->addr = (unsigned long)argv[1];
-    sqe->open_flags = O_RDONLY;
+    struct io_uring_sqe *sqe = ring_openat(&r, argv[1]);
     report("IORING_OP_OPENAT", ring_run(&r));
     struct open_how how = {.flags = O_RDONLY};
     sqe = ring_sqe(&r);
@@ -67,11 +63,7 @@ int main(int argc, char **argv) {
         perror("io_uring_register");
         return 1;
     }
-    sqe = ring_sqe(&r);
-    sqe->opcode = IORING_OP_OPENAT;
-    sqe->fd = AT_FDCWD;
-    sqe->addr = (unsigned long)argv[1];
-    sqe->open_flags = O_RDONLY;
+    sqe = ring_openat(&r, argv[1]);
     sqe->file_index = 1; /* slot 0 */
     report_fixed(&r, "IORING_OP_OPENAT fixed", ring_run(&r), 0);
     sqe = ring_sqe(&r);
@@ -87,25 +79,12 @@ int main(int argc, char **argv) {
     /* No completion entries: the opens' results are known only by where they must be. */
     int lowest = dup(0);
     close(lowest);
-    sqe = ring_sqe(&r);
-    sqe->opcode = IORING_OP_OPENAT;
-    sqe->fd = AT_FDCWD;
-    sqe->addr = (unsigned long)argv[1];
-    sqe->open_flags = O_RDONLY;
+    sqe = ring_openat(&r, argv[1]);
     sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
     if (ring_submit(&r) < 0) return 1;
-    char buf[64];
-    ssize_t n = -1;
-    for (int i = 0; i < 100 && n < 0; i++) {
-        n = read(lowest, buf, sizeof buf);
-        if (n < 0) usleep(10000);
-    }
+    ssize_t n = read_when_open(lowest);
     printf("IORING_OP_OPENAT skip=%d (%s) read %zd bytes\n", lowest, n >= 0 ? "ok" : "nothing", n);
-    sqe = ring_sqe(&r);
-    sqe->opcode = IORING_OP_OPENAT;
-    sqe->fd = AT_FDCWD;
-    sqe->addr = (unsigned long)argv[1];
-    sqe->open_flags = O_RDONLY;
+    sqe = ring_openat(&r, argv[1]);
     sqe->file_index = 1; /* slot 0, again */
     sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
     if (ring_submit(&r) < 0) return 1;

@@ -22,18 +22,9 @@ int main(int argc, char **argv) {
     }
     int lowest = dup(0);
     close(lowest);
-    struct io_uring_sqe *sqe = ring_sqe(&r);
-    sqe->opcode = IORING_OP_OPENAT;
-    sqe->fd = AT_FDCWD;
-    sqe->addr = (unsigned long)argv[1];
-    sqe->open_flags = O_RDONLY;
+    ring_openat(&r, argv[1]);
     if (ring_submit(&r) < 0) return 1;
-    char buf[64];
-    ssize_t n = -1;
-    for (int i = 0; i < 100 && n < 0; i++) {
-        n = read(lowest, buf, sizeof buf);
-        if (n < 0) usleep(10000);
-    }
+    ssize_t n = read_when_open(lowest);
     printf("cq_entries=%u overflowed open=%d (%s) read %zd bytes\n", r.p.cq_entries, lowest, n >= 0 ? "ok" : "nothing", n);
     return 0;
 }
