@@ -581,9 +581,7 @@ pub fn proc_image(pid: u32) -> Image {
 /// The file process `pid` runs now (`/proc/<pid>/exe`), as the kernel's records name a
 /// caller's: (inode, the kernel's dev_t); None when /proc no longer has the process.
 pub fn exe_identity(pid: u32) -> Option<(u64, u32)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
-    Some((m.ino(), crate::sensitive::kernel_dev(m.dev())))
+    crate::sensitive::file_id(format!("/proc/{pid}/exe"))
 }
 
 /// `/proc/<pid>/exe`'s link text as an executable path and whether the file was deleted: the

@@ -167,6 +167,14 @@ pub fn kernel_dev(dev: u64) -> u32 {
     ((libc::major(dev) << 20) | libc::minor(dev)) as u32
 }
 
+/// The file at `path` (a link followed) as the kernel's records name one: (inode, the kernel's
+/// dev_t); None when it cannot be looked at.
+pub fn file_id(path: impl AsRef<Path>) -> Option<(u64, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), kernel_dev(m.dev())))
+}
+
 /// Resolves the entries inside the filesystem whose root is `root` (`/proc/<pid>/root`).
 pub fn resolve(root: &Path, patterns: &[Pattern]) -> std::io::Result<Vec<Entry>> {
     let root = open_path(None, root.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY)?;

@@ -209,15 +209,13 @@ impl RuntimeBinaries {
 
     /// (Silent: the eBPF loader, which uses them first, says when none is found.)
     pub fn find() -> RuntimeBinaries {
-        use std::os::unix::fs::MetadataExt;
         let mut files = Vec::new();
         for dir in Self::DIRS {
             for name in Self::NAMES {
-                if let Ok(m) = std::fs::metadata(format!("{dir}/{name}")) {
-                    let kdev = crate::sensitive::kernel_dev(m.dev());
-                    if !files.contains(&(m.ino(), kdev)) {
-                        files.push((m.ino(), kdev));
-                    }
+                if let Some(file) = crate::sensitive::file_id(format!("{dir}/{name}"))
+                    && !files.contains(&file)
+                {
+                    files.push(file);
                 }
             }
         }
