@@ -88,16 +88,11 @@ pub const DOORS: &[&str] = &[
     "network",
 ];
 
-/// The shell script the container's first process runs (`sh -c <script>`); it runs the C
-/// programs by their resolved paths, so that the path given to execve is the executable's.
-pub fn script(
-    marker: &str,
-    compat: &ExecFile,
-    uring: &ExecFile,
-    uring_open: &ExecFile,
-    uring_change: &ExecFile,
-) -> String {
-    let (compat, uring, uring_open, uring_change) = (&compat.path, &uring.path, &uring_open.path, &uring_change.path);
+/// The shell script the container's first process runs (`sh -c <script>`). It runs the C
+/// programs through the variables of [`program_env`], which hold their resolved paths: the
+/// path given to execve is the executable's, and the script's length (the shell's argv, which
+/// the agent keeps up to `ebpf.argv_max_bytes`) does not depend on where the checkout is.
+pub fn script(marker: &str) -> String {
     format!(
         "ip link set lo up
 {MARKER_PROGRAM} {marker} one two
@@ -107,14 +102,14 @@ for i in $(seq 200); do netstat -ltn | grep -q ':{LISTEN_PORT} ' && break; sleep
 echo hi | nc 127.0.0.1 {LISTEN_PORT}
 nc 127.0.0.1 {CLOSED_PORT}
 wait
-{compat} socketcall {SOCKETCALL_PORT}
-{compat} direct {DIRECT_PORT}
-{compat} exec {}
-{uring} {URING_PORT}
-{uring_open} /proc/self/mem
+$C socketcall {SOCKETCALL_PORT}
+$C direct {DIRECT_PORT}
+$C exec {}
+$U {URING_PORT}
+$O /proc/self/mem
 mkdir -p /etc/cron.d; echo job > /etc/{marker}
-{uring_change} rename /etc/{marker} /etc/cron.d/{marker}
-{uring_change} unlink /etc/cron.d/{marker}
+$X rename /etc/{marker} /etc/cron.d/{marker}
+$X unlink /etc/cron.d/{marker}
 unshare -m sh -c 'mkdir -p {mnt}; mount -t tmpfs none {mnt}; umount {mnt}'
 chroot / true
 rmmod {MODULE}
@@ -124,6 +119,27 @@ dd if=/proc/self/mem of=/dev/null bs=1 count=1
         mnt = mount_point(marker),
     )
 }
+
+/// The environment that names [`script`]'s programs: `C` the 32-bit one, `U` the io_uring
+/// connect, `O` the io_uring opens, `X` the io_uring changes.
+pub fn program_env(
+    compat: &ExecFile,
+    uring: &ExecFile,
+    uring_open: &ExecFile,
+    uring_change: &ExecFile,
+) -> [(&'static str, String); 4] {
+    [
+        ("C", compat.path.clone()),
+        ("U", uring.path.clone()),
+        ("O", uring_open.path.clone()),
+        ("X", uring_change.path.clone()),
+    ]
+}
+
+/// The agent's default `ebpf.argv_max_bytes`, which the kernel matrix runs with: the shell's
+/// argv (`sh`, `-c`, the script, each NUL-terminated) must fit, or its exec event is cut
+/// (`args_truncated`) and the check of its arguments fails.
+pub const AGENT_ARGV_MAX: usize = 1024;
 
 /// Where the workload mounts a tmpfs, in a mount namespace of its own (`unshare -m`).
 fn mount_point(marker: &str) -> String {
@@ -752,4 +768,18 @@ fn comm(given: &str) -> String {
         end -= 1;
     }
     name[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The script's argv fits in what the agent keeps by default, with room for a few more
+    /// lines: the CI's checkout path once made it too long (the shell's exec event came cut).
+    #[test]
+    fn the_workload_fits_in_the_agents_argv() {
+        let marker = format!("kmx-{}", "0123456789ab");
+        let argv = 3 + 3 + script(&marker).len() + 1;
+        assert!(argv + 128 <= AGENT_ARGV_MAX, "the shell's argv is {argv} bytes, over {AGENT_ARGV_MAX} - 128");
+    }
 }

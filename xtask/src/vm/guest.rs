@@ -133,7 +133,8 @@ fn run(args: &Args) -> Result<Report> {
     let uring = program(expect::URING_PROGRAM)?;
     let uring_open = program(expect::URING_OPEN_PROGRAM)?;
     let uring_change = program(expect::URING_CHANGE_PROGRAM)?;
-    let script = expect::script(&marker, &compat, &uring, &uring_open, &uring_change);
+    let script = expect::script(&marker);
+    let env = expect::program_env(&compat, &uring, &uring_open, &uring_change);
     println!(
         "vm-guest: the workload runs {} ({}, inode {}, device {}, {}); {} is {}",
         busybox.given,
@@ -163,7 +164,7 @@ fn run(args: &Args) -> Result<Report> {
     println!("vm-guest: agent ready after {:.1} s: {ready}", started.elapsed().as_secs_f64());
 
     let workload_started = Instant::now();
-    let (sh_pid, status, output) = run_workload(&args.busybox, &cgroup, &scratch.0, &script, &fake)?;
+    let (sh_pid, status, output) = run_workload(&args.busybox, &cgroup, &scratch.0, &script, &env, &fake)?;
     println!("vm-guest: workload (pid {sh_pid}) ran in {:.1} s, {status}", workload_started.elapsed().as_secs_f64());
     let facts = Facts {
         container: &container,
@@ -615,7 +616,7 @@ fn is_record_start(line: &str) -> bool {
     b.len() > 20 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[10] == b'T'
 }
 
-/// Starts `busybox sh -c <script>` as the container's first process and waits for it: between
+/// Starts `busybox sh -c <script>` (with `env`: the programs' paths) as the container's first process and waits for it: between
 /// fork and exec the child moves itself into the container's cgroup (so even its exec is
 /// traced) and into a new network namespace (only `lo`, which the script brings up: its
 /// sockets reach nothing but itself, in a VM or on the host). Returns its pid, exit status and
@@ -625,6 +626,7 @@ fn run_workload(
     cgroup: &ContainerCgroup,
     scratch: &Path,
     script: &str,
+    env: &[(&str, String)],
     fake: &FakeDocker,
 ) -> Result<(u32, ExitStatus, String)> {
     let procs = CString::new(cgroup.dir.join("cgroup.procs").as_os_str().as_bytes())
@@ -637,6 +639,7 @@ fn run_workload(
         .arg(script)
         .env_clear()
         .env("PATH", "/bin:/usr/bin")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(scratch)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
