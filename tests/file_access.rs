@@ -663,6 +663,82 @@ fn sensitive_files_opened_through_io_uring_are_matched() {
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+/// openat2's `RESOLVE_IN_ROOT` resolves a name with its directory as the root: `/shadow` or
+/// `../../shadow` from `/etc` opens `/etc/shadow`. A successful open is matched by the file it
+/// made, whatever its name; an open reported by its name (refused, or through io_uring with
+/// `IOSQE_CQE_SKIP_SUCCESS`) is resolved below that directory, as the kernel resolved it. Before
+/// the name's `resolve` was kept, those three named opens made no event (the daemon looked for
+/// `/shadow` at the container's root).
+#[test]
+fn names_resolved_in_their_directory_as_root_are_found_there() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("file-in-root", json!({}));
+    let name = unique("file-in-root");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_after_release(
+        &name,
+        &["-v", &programs_volume(), "--security-opt", "seccomp=unconfined"],
+        "chmod 600 /etc/shadow; /t/open_in_root /etc /shadow > /tmp/out; \
+             su -s /bin/sh nobody -c '/t/open_in_root /etc ../../shadow' >> /tmp/out; \
+             /t/open_in_root /etc /hostname >> /tmp/out",
+        &done,
+    );
+    release_when_matched(&agent, &name);
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    let out = docker(&["exec", &name, "cat", "/tmp/out"]);
+    assert_eq!(
+        (out.matches("(ok)").count(), out.matches("Permission denied").count()),
+        (6, 3),
+        "the premise: root's opens succeeded, nobody's were refused: {out}"
+    );
+    let opens: Vec<&Value> = file_events(&mine(&events, &name))
+        .into_iter()
+        .filter(|e| e["process"]["executable"] == "/t/open_in_root")
+        .collect();
+    let got: Vec<(&str, &str, &str, &str)> = opens
+        .iter()
+        .map(|e| {
+            (
+                e["docker_listener"]["syscall"]["name"].as_str().unwrap_or(""),
+                e["event"]["outcome"].as_str().unwrap_or(""),
+                e["file"]["path"].as_str().unwrap_or(""),
+                e["docker_listener"]["file_access"]["sensitive"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            // Matched by the file opened, whatever its name.
+            ("openat2", "success", "/etc/shadow", "/etc/shadow"),
+            // By its name, below /etc.
+            ("IORING_OP_OPENAT2", "unknown", "/etc/shadow", "/etc/shadow"),
+            ("IORING_OP_OPENAT2", "success", "/etc/shadow", "/etc/shadow"),
+            ("openat2", "failure", "/etc/shadow", "/etc/shadow"),
+            // (Sent at submission: with IOSQE_CQE_SKIP_SUCCESS its end may never show.)
+            ("IORING_OP_OPENAT2", "unknown", "/etc/shadow", "/etc/shadow"),
+            ("IORING_OP_OPENAT2", "failure", "/etc/shadow", "/etc/shadow"),
+        ],
+        "{opens:#?}"
+    );
+    for (e, requested) in [(opens[1], "/shadow"), (opens[3], "../../shadow"), (opens[4], "../../shadow")] {
+        let f = &e["docker_listener"]["file_access"];
+        assert_eq!((&f["requested"], &f["resolve"]), (&json!(requested), &json!(["in_root"])), "{e}");
+        assert_eq!(f["match"], "file", "resolved in the container, to the file: {e}");
+    }
+    for e in &opens {
+        assert_eq!(e["event"]["action"], "file-read", "{e}");
+        // A refused read, by the system call or through a ring: "refused reading" (100064).
+        let rule = if e["event"]["outcome"] == "failure" { 100_064 } else { 100_051 };
+        assert_eq!(evaluate(&rules, e), Some(rule), "{e}");
+    }
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 /// io_uring's renames, links and unlinks by name have no system call either: their names are
 /// read when the request is submitted (the kernel frees them when it runs), the record sent
 /// when it completes, with its result, and resolved in the container as the system calls' are.

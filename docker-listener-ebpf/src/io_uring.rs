@@ -321,7 +321,8 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> u32 {
                     name(config!(offsets.io_open_filename)),
                     unsafe { read0::<u64>(cmd, how) },
                     unsafe { read0::<u64>(cmd, how + 8) },
-                    0,
+                    // `open_how.resolve` (0 for IORING_OP_OPENAT).
+                    unsafe { read0::<u64>(cmd, how + 16) },
                     0,
                 ],
             )

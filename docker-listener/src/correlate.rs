@@ -305,6 +305,9 @@ impl Correlator {
                             .flatten()
                             .map(|p| std::path::PathBuf::from(format!("/proc/{p}/root"))),
                     );
+                    if let Detail::FileChange(f) = &mut c.detail {
+                        f.base_from_proc(meta.pid, meta.tgid);
+                    }
                     if !self.file_verdict(&mut c.detail, &id, root.as_ref(), req) {
                         self.counters.file_unmatched += 1;
                         return;

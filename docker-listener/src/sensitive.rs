@@ -362,10 +362,45 @@ pub fn locate(
         return None;
     }
     let full = if name.starts_with('/') { name.to_owned() } else { format!("{}/{name}", base?.trim_end_matches('/')) };
+    locate_from(root, &root.0, id, &full, follow, want, set)
+}
+
+/// `locate` for a name resolved with its directory as the root (openat2's `RESOLVE_IN_ROOT`):
+/// `name`, absolute or not, its `..` and its absolute symlinks stay below `base` (the
+/// directory's path in the container), as the kernel resolved them: `/shadow` from `/etc` is
+/// `/etc/shadow`.
+pub fn locate_in_root(
+    root: &Root,
+    id: &str,
+    base: Option<&str>,
+    name: &str,
+    follow: bool,
+    want: u32,
+    set: &SensitiveSet,
+) -> Option<Located> {
+    if name.is_empty() {
+        return None;
+    }
+    let start = open_path(Some(&root.0), base?.as_bytes(), libc::O_DIRECTORY).ok()?;
+    let full = format!("/{}", name.trim_start_matches('/'));
+    locate_from(root, &start, id, &full, follow, want, set)
+}
+
+/// `locate`'s resolution of `full` (absolute) below `start` (the container's root, or the
+/// directory a `RESOLVE_IN_ROOT` name starts from); `root` is the container's.
+fn locate_from(
+    root: &Root,
+    start: &OwnedFd,
+    id: &str,
+    full: &str,
+    follow: bool,
+    want: u32,
+    set: &SensitiveSet,
+) -> Option<Located> {
     let trimmed = full.trim_end_matches('/');
     let (dir, leaf) = trimmed.rsplit_once('/')?;
     let dir = if dir.is_empty() { "/" } else { dir };
-    let rootfd = &root.0;
+    let rootfd = start;
     let dfd = open_path(Some(rootfd), dir.as_bytes(), libc::O_DIRECTORY).ok()?;
     let (dino, ddev, _) = fstat(&dfd).ok()?;
     // The directory's path in the container (the kernel's, from the descriptor).
@@ -560,6 +595,33 @@ mod tests {
         // Not on an overlay: the same number on another filesystem is another file.
         assert!(s.find("b", 10, 41, false, read).is_none());
         assert!(s.find("a", 10, 40, true, |e| e.bits & access::DIR != 0).is_none(), "a file entry is no directory");
+    }
+
+    /// openat2's `RESOLVE_IN_ROOT`: the name starts from its directory as from a root, so
+    /// `/shadow` and `../../shadow` from `/etc` are `/etc/shadow`, and so is an absolute
+    /// symlink's target; read from the container's root they name nothing.
+    #[test]
+    fn a_name_resolved_in_its_directory_as_root_is_found_there() {
+        let dir = std::env::temp_dir().join(format!("dl-in-root-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(dir.join("etc/shadow"), "root:*:1::::::\n").unwrap();
+        std::os::unix::fs::symlink("/shadow", dir.join("etc/link")).unwrap();
+        let pats = vec![p("/etc/shadow")];
+        let mut set = SensitiveSet::new(pats.clone());
+        set.update("c", resolve(&dir, &pats).unwrap());
+        let root = Root::open([dir.clone()]).unwrap();
+        for name in ["/shadow", "../../shadow", "shadow", "/link"] {
+            let l = locate_in_root(&root, "c", Some("/etc"), name, true, access::READ, &set)
+                .unwrap_or_else(|| panic!("{name} from /etc as root"));
+            assert_eq!((l.how, l.entry.as_deref()), ("file", Some("/etc/shadow")), "{name}");
+            // The path is the name's (the entry says which file it leads to).
+            let leaf = name.rsplit('/').next().unwrap_or(name);
+            assert!(l.path.ends_with(&format!("/etc/{leaf}")), "{name}: {l:?}");
+        }
+        assert_eq!(locate(&root, "c", Some("/etc"), "/shadow", true, access::READ, &set), None);
+        assert_eq!(locate_in_root(&root, "c", None, "/shadow", true, access::READ, &set), None, "no directory");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub mod op {
     pub const FCHOWN16: u32 = 34;
     // Opens the kernel refused (`refused_open`): nothing was opened, so they are sent as the
     // changes by name are, with the name and the directory it starts from, for the daemon to
-    // resolve in the container. Arguments as openat's: (dirfd, name, flags, mode).
+    // resolve in the container. Arguments as openat's: (dirfd, name, flags, mode), then
+    // openat2's `open_how.resolve` (`in_root`).
     pub const REFUSED_OPEN: u32 = 35;
     pub const REFUSED_CREAT: u32 = 36;
     pub const REFUSED_OPENAT: u32 = 37;
@@ -62,7 +63,7 @@ pub mod op {
     /// show (`IOSQE_CQE_SKIP_SUCCESS`: no completion entry, so no `io_uring_complete`, when it
     /// succeeds): sent at its submission by its name, as a refused open is, for the daemon to
     /// resolve (`is_named_open`), its result unknown (`RESULT_UNKNOWN`). Arguments as
-    /// openat's (dirfd, name, flags, mode), the name's pointer cleared.
+    /// openat's (dirfd, name, flags, mode), the name's pointer cleared, then `open_how.resolve`.
     pub const URING_OPENAT_NAMED: u32 = 44;
     pub const URING_OPENAT2_NAMED: u32 = 45;
 }
@@ -114,6 +115,13 @@ pub const fn is_refused_open(op: u32) -> bool {
 pub const fn is_named_open(op: u32) -> bool {
     is_refused_open(op) || op == op::URING_OPENAT_NAMED || op == op::URING_OPENAT2_NAMED
 }
+
+/// `open_how.resolve`'s `RESOLVE_IN_ROOT`, a named open's `args[4]` (openat2,
+/// `IORING_OP_OPENAT2`): the name is resolved with its directory descriptor (or the working
+/// directory) as the root: an absolute name, `..` and absolute symlinks stay below it (`/shadow`
+/// from `/etc` is `/etc/shadow`). The kernel side then walks that directory even for an
+/// absolute name, and the daemon resolves the name below it.
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// Where a `PathRecord` call's names and directory descriptors are among its arguments:
 /// (name, directory descriptor of the name, second name, its directory descriptor); `NONE`

@@ -16,7 +16,7 @@
 //! file was matched in the kernel.
 use docker_listener_common::family::{
     CallHead,
-    file::{AT_FDCWD, PathRecord, access, access_of, is_named_open, matched, name_args, oflag, op},
+    file::{AT_FDCWD, PathRecord, RESOLVE_IN_ROOT, access, access_of, is_named_open, matched, name_args, oflag, op},
 };
 use serde::{Serialize, ser::SerializeMap};
 
@@ -38,6 +38,8 @@ pub struct FileChange {
     pub at_flags: u32,
     /// A refused open's flags (`O_*`).
     pub open_flags: u32,
+    /// A named open's `open_how.resolve` (openat2, `IORING_OP_OPENAT2`): `RESOLVE_*` bits.
+    pub resolve: u64,
     /// How the kernel matched the descriptor's file (fchmod, fchown).
     pub matched: u32,
     pub name: String,
@@ -73,6 +75,8 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         _ => (0, none, none, 0),
     };
     let open_flags = if is_named_open(head.op) { a[2] as u32 } else { 0 };
+    // (Only openat2's is one: the kernel side reads it for every refused open.)
+    let resolve = if matches!(head.op, op::REFUSED_OPENAT2 | op::URING_OPENAT2_NAMED) { a[4] } else { 0 };
     Ok(Detail::FileChange(FileChange {
         op: head.op,
         dirfd: r.dirfd,
@@ -82,6 +86,7 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         gid,
         at_flags,
         open_flags,
+        resolve,
         matched: r.matched,
         name: text(&r.name, r.name_len),
         name2: text(&r.name2, r.name2_len),
@@ -104,6 +109,31 @@ impl FileChange {
     /// The `access` bits the call is: a refused open's, as it asked; a change is a write.
     fn wants(&self) -> u32 {
         if self.is_open() { access_of(self.open_flags) } else { access::WRITE }
+    }
+
+    /// The name starts from its directory as from a root (`RESOLVE_IN_ROOT`).
+    fn in_root(&self) -> bool {
+        self.is_open() && self.resolve & RESOLVE_IN_ROOT != 0
+    }
+
+    /// A `RESOLVE_IN_ROOT` open of an absolute name whose directory the kernel did not walk
+    /// (a refused openat2's; io_uring's are walked at submission): the directory as the caller
+    /// has it now, from /proc (`fd/<dirfd>`, or `cwd`), of the thread `pid`, else its process
+    /// `tgid`. A descriptor closed since leaves it unknown, and the name unresolved.
+    pub fn base_from_proc(&mut self, pid: u32, tgid: u32) {
+        if !self.in_root() || self.base.is_some() {
+            return;
+        }
+        let link = |p: u32| match self.dirfd {
+            AT_FDCWD => format!("/proc/{p}/cwd"),
+            fd => format!("/proc/{p}/fd/{fd}"),
+        };
+        let dir = std::fs::read_link(link(pid)).or_else(|_| std::fs::read_link(link(tgid)));
+        if let Ok(dir) = dir
+            && dir.is_absolute()
+        {
+            self.base = Some(ExeFile { path: dir.to_string_lossy().into_owned(), ..ExeFile::default() });
+        }
     }
 
     fn by_fd(&self) -> bool {
@@ -132,7 +162,13 @@ impl FileChange {
             // before the record was read): the names as written, `.` and `..` applied, against
             // the entries' paths, marked as such.
             for (second, name) in [(false, &self.name), (true, &self.name2)] {
-                if let Some(path) = crate::sensitive::lexical(base, name)
+                // Below the directory as below a root: its `..` stop there.
+                let below = |n: &str| {
+                    let inner = crate::sensitive::lexical(None, &format!("/{n}"))?;
+                    Some(format!("{}{inner}", base?.trim_end_matches('/')))
+                };
+                let path = if self.in_root() && !second { below(name) } else { crate::sensitive::lexical(base, name) };
+                if let Some(path) = path
                     && let Some(i) = set.pattern_of(&path, self.wants())
                 {
                     let entry = Some(set.patterns[i].text.clone());
@@ -148,7 +184,11 @@ impl FileChange {
             self.op,
             op::CHMOD | op::FCHMODAT | op::FCHMODAT2 | op::CHOWN | op::CHOWN16 | op::FCHOWNAT | op::TRUNCATE
         ) || (self.is_open() && self.open_flags & oflag::NOFOLLOW == 0);
-        let first = crate::sensitive::locate(root, id, base, &self.name, follow, self.wants(), set);
+        let first = if self.in_root() {
+            crate::sensitive::locate_in_root(root, id, base, &self.name, follow, self.wants(), set)
+        } else {
+            crate::sensitive::locate(root, id, base, &self.name, follow, self.wants(), set)
+        };
         let second = if self.name2.is_empty() {
             None
         } else {
@@ -248,6 +288,8 @@ impl FileChange {
             #[serde(skip_serializing_if = "Option::is_none")]
             flags: Option<Vec<std::borrow::Cow<'static, str>>>,
             #[serde(skip_serializing_if = "Option::is_none")]
+            resolve: Option<Vec<std::borrow::Cow<'static, str>>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
             mode: Option<String>,
             #[serde(skip_serializing_if = "Option::is_none")]
             uid: Option<u32>,
@@ -272,6 +314,7 @@ impl FileChange {
                 new_name_sensitive: l.is_some_and(|l| l.second),
                 access: self.is_open().then(|| super::file::access_names(self.wants())),
                 flags: self.is_open().then(|| super::file::open_flag_names(self.open_flags)),
+                resolve: (self.resolve != 0).then(|| resolve_names(self.resolve)),
                 mode: (self.action() == "file-chmod"
                     || (self.is_open() && (self.open_flags & oflag::CREAT != 0 || self.op == op::REFUSED_CREAT)))
                     .then(|| format!("{:04o}", self.mode & 0o7777)),
@@ -280,5 +323,93 @@ impl FileChange {
                 fd: self.by_fd().then_some(self.dirfd),
             },
         )
+    }
+}
+
+/// openat2's `RESOLVE_*` bits by name (`docker_listener.file_access.resolve`); an unknown bit
+/// as its hexadecimal value.
+fn resolve_names(resolve: u64) -> Vec<std::borrow::Cow<'static, str>> {
+    const NAMES: [(u64, &str); 6] = [
+        (0x01, "no_xdev"),
+        (0x02, "no_magiclinks"),
+        (0x04, "no_symlinks"),
+        (0x08, "beneath"),
+        (RESOLVE_IN_ROOT, "in_root"),
+        (0x20, "cached"),
+    ];
+    let mut out: Vec<std::borrow::Cow<'static, str>> =
+        NAMES.iter().filter(|(b, _)| resolve & b != 0).map(|(_, n)| (*n).into()).collect();
+    let rest = resolve & !NAMES.iter().fold(0, |acc, (b, _)| acc | b);
+    if rest != 0 {
+        out.push(format!("{rest:#x}").into());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_bits_are_named_and_unknown_ones_kept() {
+        assert_eq!(resolve_names(RESOLVE_IN_ROOT), ["in_root"]);
+        assert_eq!(resolve_names(0x08 | 0x04 | 0x100), ["no_symlinks", "beneath", "0x100"]);
+    }
+
+    fn open_in_root(name: &str) -> FileChange {
+        FileChange {
+            op: op::REFUSED_OPENAT2,
+            dirfd: 3,
+            dirfd2: AT_FDCWD,
+            mode: 0,
+            uid: u32::MAX,
+            gid: u32::MAX,
+            at_flags: 0,
+            open_flags: 0,
+            resolve: RESOLVE_IN_ROOT,
+            matched: 0,
+            name: name.into(),
+            name2: String::new(),
+            base: Some(ExeFile { path: "/etc".into(), ..ExeFile::default() }),
+            located: None,
+        }
+    }
+
+    /// A refused openat2's directory the kernel did not walk (an absolute name) is read from
+    /// /proc: the caller's descriptor, or its working directory.
+    #[test]
+    fn a_directory_not_walked_is_read_from_proc() {
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::File::open("/proc/self").unwrap();
+        let me = std::process::id();
+        let mut f = open_in_root("/shadow");
+        f.base = None;
+        f.dirfd = dir.as_raw_fd();
+        f.base_from_proc(me, me);
+        assert_eq!(f.base.as_ref().map(|b| b.path.clone()), Some(format!("/proc/{me}")));
+        f.base = None;
+        f.dirfd = AT_FDCWD;
+        f.base_from_proc(me, me);
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(f.base.map(|b| b.path), Some(cwd.to_string_lossy().into_owned()));
+        let mut walked = open_in_root("/shadow");
+        walked.base_from_proc(me, me);
+        assert_eq!(walked.base.map(|b| b.path).as_deref(), Some("/etc"), "the kernel's walk is kept");
+    }
+
+    /// With no process left to resolve in, the name is read lexically below its directory:
+    /// its `..` stop there, as the kernel's did.
+    #[test]
+    fn a_name_in_its_directory_as_root_is_read_below_it_when_unresolved() {
+        let set = SensitiveSet::new(vec!["/etc/shadow".parse().unwrap()]);
+        for name in ["/shadow", "../../shadow", "shadow"] {
+            let mut f = open_in_root(name);
+            assert!(f.resolve("c", None, &set), "{name}");
+            let l = f.located.unwrap();
+            assert_eq!((l.path.as_str(), l.how), ("/etc/shadow", "name-unresolved"), "{name}");
+        }
+        let mut plain = open_in_root("/shadow");
+        plain.resolve = 0;
+        assert!(!plain.resolve("c", None, &set), "without RESOLVE_IN_ROOT, /shadow is /shadow");
     }
 }
