@@ -553,10 +553,13 @@ mod tests {
         );
         assert_eq!(size_of::<ForkRecord>(), 40 + 4 + 4 + 8 * 3);
         assert_eq!(size_of::<SockAddr>(), 24);
-        assert_eq!(size_of::<SocketRecord>(), 40 + 4 + 4 + 8 + 8 + 8 + 2 + 2 + 4 + 4 + 4 + 24 + 24 + UNIX_PATH_CAP + 4);
+        assert_eq!(
+            size_of::<SocketRecord>(),
+            40 + 4 + 4 + 8 + 8 + 8 + 2 + 2 + 4 + 4 + 4 + 24 + 24 + UNIX_PATH_CAP + 4 + 8
+        );
         assert!(EXE_PATH_MASK + 1 + EXE_NAME_MAX <= EXE_PATH_CAP && (EXE_PATH_MASK + 1).is_power_of_two());
         assert_eq!(size_of::<CgroupRecord>(), 40 + 4 + 4 + 8 + CGROUP_PATH_CAP);
-        assert_eq!(size_of::<IoUringRecord>(), 40 + 8 + 8 + 4 * 6);
+        assert_eq!(size_of::<IoUringRecord>(), 40 + 8 + 8 + 4 * 6 + 8);
         assert!(ARGS_CAP.is_power_of_two());
         use family::*;
         assert_eq!(size_of::<CallHead>(), 40 + 8 * 3 + 4 * 2 + 8 + 4 * 4);

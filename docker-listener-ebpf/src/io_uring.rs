@@ -38,7 +38,7 @@ use docker_listener_common::{
 
 use crate::{
     compat::in_reported_connect,
-    kernel::{AF_INET, AF_INET6, current_task, exec_id, in_compat_syscall, process_start},
+    kernel::{AF_INET, AF_INET6, current_task, exe_identity, exec_id, in_compat_syscall, process_start},
     maps::{PENDING_SOCK, reserve, submit, traced},
 };
 
@@ -94,12 +94,12 @@ fn on_state_change<const COMPAT: bool>(ctx: &TracePointContext) -> u32 {
         (*r).ret = 0;
         (*r).start_ns = process_start(task);
         (*r).exec_id = exec_id(task);
+        ((*r).exe_ino, (*r).exe_dev) = exe_identity(task);
         (*r).sock_type = SOCK_STREAM;
         (*r).protocol = IPPROTO_TCP;
         (*r).flags = flags::TCP_STATE;
         (*r).backlog = 0;
         (*r).unix_path_len = 0;
-        (*r)._pad2 = 0;
         let mut local = SockAddr { family, port: ctx.read_at(24).unwrap_or(0), ..SockAddr::default() };
         let mut remote = SockAddr { family, port: ctx.read_at(26).unwrap_or(0), ..SockAddr::default() };
         if family == AF_INET {
@@ -152,7 +152,7 @@ fn send_ring_record(fd: i32, (sq_entries, cq_entries, setup_flags): (u32, u32, u
         (*r).cq_entries = cq_entries;
         (*r).setup_flags = setup_flags;
         (*r).flags = flags;
-        (*r)._pad = 0;
+        ((*r).exe_ino, (*r).exe_dev) = exe_identity(task);
     }
     submit(entry);
 }

@@ -21,7 +21,9 @@ use docker_listener_common::{
 };
 
 use crate::{
-    kernel::{AF_INET, AF_INET6, AF_UNIX, current_task, exec_id, process_start, socket_of_fd, socket_state},
+    kernel::{
+        AF_INET, AF_INET6, AF_UNIX, current_task, exe_identity, exec_id, process_start, socket_of_fd, socket_state,
+    },
     maps::{PENDING_SOCK, PendingSock, bump_loss, reserve, submit, traced},
 };
 
@@ -94,12 +96,12 @@ pub fn report_call(p: &PendingSock, ret: i64) {
         (*r).ret = ret;
         (*r).start_ns = process_start(current_task());
         (*r).exec_id = exec_id(current_task());
+        ((*r).exe_ino, (*r).exe_dev) = exe_identity(current_task());
         (*r).sock_type = 0;
         (*r).protocol = 0;
         (*r).flags = p.flags;
         (*r).backlog = if p.op == sock_op::LISTEN { p.len as i32 } else { 0 };
         (*r).unix_path_len = 0;
-        (*r)._pad2 = 0;
         (*r).addr = SockAddr::default();
         (*r).local = SockAddr::default();
         if p.op == sock_op::SOCKET {

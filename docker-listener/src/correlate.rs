@@ -274,13 +274,13 @@ impl Correlator {
                     self.counters.filtered += 1;
                     return;
                 }
-                let process = self.process_of(&s.meta, s.start_ns, s.exec_id, None);
+                let process = self.process_of(&s.meta, s.start_ns, s.exec_id, s.exe);
                 let mut event = Event::new(s.meta, self.clock, Body::Socket(SocketBody::new(&s, process)));
                 event.leader = self.leader_of(s.meta.tgid, s.start_ns, s.meta.cgroup_id);
                 self.route(s.meta.cgroup_id, s.meta.tgid, event, now, out, req);
             }
             Record::IoUring(u) => {
-                let process = self.process_of(&u.meta, u.start_ns, u.exec_id, None);
+                let process = self.process_of(&u.meta, u.start_ns, u.exec_id, u.exe);
                 let event = Event::new(u.meta, self.clock, Body::IoUring(IoUringBody::new(&u, process)));
                 self.route(u.meta.cgroup_id, u.meta.tgid, event, now, out, req);
             }
@@ -313,7 +313,7 @@ impl Correlator {
                         return;
                     }
                 }
-                let process = self.process_of(&meta, c.start_ns, c.exec_id, Some(c.exe));
+                let process = self.process_of(&meta, c.start_ns, c.exec_id, c.exe);
                 // (Host tracing: a process outside any known container is not remembered.)
                 let parent = self
                     .procs
@@ -349,11 +349,12 @@ impl Correlator {
     /// The process a record came from (`meta`, started at `start_ns`), running the image it ran
     /// at `exec_id`: from the table, else from /proc when the pid still names it (and remembered).
     ///
-    /// `exe`, the caller's executable as the record names it (a call's): when /proc shows
+    /// `exe`, the caller's executable as the record names it (inode, device; zeros when the
+    /// kernel could not read it; every call, socket and io_uring record has it): when /proc shows
     /// another file, the process executed it since the call (a process the table did not know,
     /// such as one that joined the container from outside, calls `unshare` and then executes a
     /// shell): the call is not the shell's, and its image is left unknown.
-    fn process_of(&mut self, meta: &Meta, start_ns: u64, exec_id: u64, exe: Option<(u64, u32)>) -> ProcRef {
+    fn process_of(&mut self, meta: &Meta, start_ns: u64, exec_id: u64, exe: (u64, u32)) -> ProcRef {
         if let Some(p) = self.procs.instance(meta.tgid, start_ns) {
             return match p.image_at(exec_id) {
                 Some(i) if !Arc::ptr_eq(i, p.image()) => ProcRef::of(&p.lineage.with_image(i.clone())),
@@ -362,7 +363,7 @@ impl Correlator {
         }
         let p = match self.procs.read_proc(meta.tgid, meta.cgroup_id, Some(start_ns)) {
             Some(p) => match (exe, crate::procs::exe_identity(meta.tgid)) {
-                (Some(said), Some(now)) if said.0 != 0 && said != now => p.image_unknown(),
+                (said, Some(now)) if said.0 != 0 && said != now => p.image_unknown(),
                 _ => p,
             },
             None => self.procs.placeholder(meta.tgid, start_ns, meta.cgroup_id),

@@ -17,5 +17,9 @@ pub struct IoUringRecord {
     pub setup_flags: u32,
     /// `flags` bits (COMPAT).
     pub flags: u32,
-    pub _pad: u32,
+    /// The caller's executable as the kernel has it (`mm->exe_file`): device (the kernel's
+    /// dev_t) and inode, 0 when unknown; tells the image that made the call when the agent
+    /// meets the process only later, from /proc (as `CallHead::exe_ino`).
+    pub exe_dev: u32,
+    pub exe_ino: u64,
 }

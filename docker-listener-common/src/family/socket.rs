@@ -41,5 +41,9 @@ pub struct SocketRecord {
     pub local: SockAddr,
     /// AF_UNIX: the path (abstract names start with a NUL).
     pub unix_path: [u8; UNIX_PATH_CAP],
-    pub _pad2: u32,
+    /// The caller's executable as the kernel has it (`mm->exe_file`): device (the kernel's
+    /// dev_t) and inode, 0 when unknown; tells the image that made the call when the agent
+    /// meets the process only later, from /proc (as `CallHead::exe_ino`).
+    pub exe_dev: u32,
+    pub exe_ino: u64,
 }

@@ -21,6 +21,8 @@ pub struct IoUring {
     pub meta: Meta,
     pub start_ns: u64,
     pub exec_id: u64,
+    /// The caller's executable (inode, device), zeros when unknown.
+    pub exe: (u64, u32),
     pub fd: i32,
     pub sq_entries: u32,
     pub cq_entries: u32,
@@ -36,6 +38,7 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
         meta: meta(&r.header),
         start_ns: r.start_ns,
         exec_id: r.exec_id,
+        exe: (r.exe_ino, r.exe_dev),
         fd: r.fd,
         sq_entries: r.sq_entries,
         cq_entries: r.cq_entries,

@@ -56,6 +56,8 @@ pub struct Socket {
     pub start_ns: u64,
     /// Which image of the process made the call.
     pub exec_id: u64,
+    /// The caller's executable (inode, device), zeros when unknown.
+    pub exe: (u64, u32),
     /// AF_INET / AF_INET6 / AF_UNIX / AF_PACKET... from the address or the socket, 0 if unknown.
     pub family: u16,
     pub sock_type: u16,
@@ -100,6 +102,7 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
         ret: r.ret,
         start_ns: r.start_ns,
         exec_id: r.exec_id,
+        exe: (r.exe_ino, r.exe_dev),
         family,
         sock_type: r.sock_type,
         protocol: r.protocol,
@@ -368,6 +371,7 @@ mod tests {
             ret: -111,
             start_ns: 1,
             exec_id: 1,
+            exe: (0, 0),
             family: 2,
             sock_type: 1,
             protocol: 6,

@@ -136,6 +136,9 @@ pub fn program_env(
     ]
 }
 
+/// The abstract Unix name the checker's child binds before it executes the workload's shell.
+pub const CHECKER_SOCKET: &str = "dl-kmx-checker";
+
 /// The agent's default `ebpf.argv_max_bytes`, which the kernel matrix runs with: the shell's
 /// argv (`sh`, `-c`, the script, each NUL-terminated) must fit, or its exec event is cut
 /// (`args_truncated`) and the check of its arguments fails.
@@ -545,6 +548,17 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
             vec![("docker_listener.namespace.types", json!(["net"])), ("process.pid", json!(f.sh_pid))],
             vec![("event.outcome", Is(json!("success"))), ("process.executable", Not(json!(f.busybox.path)))],
         ),
+        // And its bind, before the unshare (the first record of the child the agent meets, so
+        // the socket's record is the one read from /proc): not the shell's either.
+        Expected {
+            name: "the checker's bind before its exec of the shell",
+            select: vec![("event.action", json!("bind")), ("server.address", json!(format!("@{CHECKER_SOCKET}")))],
+            fields: vec![
+                ("event.outcome", Is(json!("success"))),
+                ("process.pid", Is(json!(f.sh_pid))),
+                ("process.executable", Not(json!(f.busybox.path))),
+            ],
+        },
         // The workload's.
         call(
             "unshare",

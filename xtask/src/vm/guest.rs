@@ -667,10 +667,10 @@ fn run_workload(
     Ok((pid, status, std::fs::read_to_string(&out_path).unwrap_or_default()))
 }
 
-/// In the child, before exec: join the cgroup (writing "0" to `cgroup.procs` moves the writer)
-/// and leave the host's network namespace.
+/// In the child, before exec: join the cgroup (writing "0" to `cgroup.procs` moves the writer),
+/// bind a Unix socket to `expect::CHECKER_SOCKET` and leave the host's network namespace.
 fn join_and_isolate(procs: &CStr) -> std::io::Result<()> {
-    // SAFETY: open/write/close/unshare on valid arguments; no allocation.
+    // SAFETY: open/write/close/socket/bind/unshare on valid arguments; no allocation.
     unsafe {
         let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
         if fd < 0 {
@@ -680,6 +680,26 @@ fn join_and_isolate(procs: &CStr) -> std::io::Result<()> {
         let err = std::io::Error::last_os_error();
         libc::close(fd);
         if n != 1 {
+            return Err(err);
+        }
+        // A socket call before the exec, the first of the child's records the agent meets: a
+        // Unix socket bound to an abstract name (no file), which is not the shell's either.
+        let s = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let name = expect::CHECKER_SOCKET.as_bytes();
+        for (i, b) in name.iter().enumerate() {
+            // sun_path[0] stays 0: an abstract name.
+            addr.sun_path[1 + i] = *b as libc::c_char;
+        }
+        let len = (size_of::<libc::sa_family_t>() + 1 + name.len()) as libc::socklen_t;
+        let r = libc::bind(s, (&raw const addr).cast(), len);
+        let err = std::io::Error::last_os_error();
+        libc::close(s);
+        if r != 0 {
             return Err(err);
         }
         if libc::unshare(libc::CLONE_NEWNET) != 0 {
