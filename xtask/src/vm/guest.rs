@@ -134,6 +134,16 @@ fn run(args: &Args) -> Result<Report> {
     let uring_open = program(expect::URING_OPEN_PROGRAM)?;
     let uring_change = program(expect::URING_CHANGE_PROGRAM)?;
     let script = expect::script(&marker);
+    // The shell's argv (sh, -c, the script, each NUL-terminated) must fit in what the agent
+    // keeps, or its exec event comes cut and its check fails for a reason of the checker's.
+    let argv = 3 + 3 + script.len() + 1;
+    if argv > expect::AGENT_ARGV_MAX {
+        bail!(
+            "the workload's script makes the shell's argv {argv} bytes, over the agent's {} (its default \
+             ebpf.argv_max_bytes): shorten expect::script",
+            expect::AGENT_ARGV_MAX
+        );
+    }
     let env = expect::program_env(&compat, &uring, &uring_open, &uring_change);
     println!(
         "vm-guest: the workload runs {} ({}, inode {}, device {}, {}); {} is {}",
