@@ -664,11 +664,15 @@ fn sensitive_files_opened_through_io_uring_are_matched() {
 }
 
 /// openat2's `RESOLVE_IN_ROOT` resolves a name with its directory as the root: `/shadow` or
-/// `../../shadow` from `/etc` opens `/etc/shadow`. A successful open is matched by the file it
-/// made, whatever its name; an open reported by its name (refused, or through io_uring with
-/// `IOSQE_CQE_SKIP_SUCCESS`) is resolved below that directory, as the kernel resolved it. Before
-/// the name's `resolve` was kept, those three named opens made no event (the daemon looked for
-/// `/shadow` at the container's root).
+/// `../../shadow` from `/etc` opens `/etc/shadow`, and `/etc/shadow` from `/tmp/r` opens
+/// `/tmp/r/etc/shadow`. A successful open is matched by the file it made, whatever its name; an
+/// open reported by its name (refused, or through io_uring with `IOSQE_CQE_SKIP_SUCCESS`) is
+/// resolved below that directory, as the kernel resolved it: walked by the kernel at an
+/// io_uring submission or for a relative name, read from /proc for a refused openat2 of an
+/// absolute name (its caller lingers here, so that /proc still shows it). Before the name's
+/// `resolve` was kept, the named opens of /etc/shadow made no event (the daemon looked for
+/// `/shadow` at the container's root) and the one of `/tmp/r/etc/shadow` was taken for
+/// `/etc/shadow`.
 #[test]
 fn names_resolved_in_their_directory_as_root_are_found_there() {
     e2e();
@@ -681,9 +685,11 @@ fn names_resolved_in_their_directory_as_root_are_found_there() {
     run_after_release(
         &name,
         &["-v", &programs_volume(), "--security-opt", "seccomp=unconfined"],
-        "chmod 600 /etc/shadow; /t/open_in_root /etc /shadow > /tmp/out; \
+        "chmod 600 /etc/shadow; mkdir -p /tmp/r/etc; echo x > /tmp/r/etc/shadow; \
+             /t/open_in_root /etc /shadow > /tmp/out; \
              su -s /bin/sh nobody -c '/t/open_in_root /etc ../../shadow' >> /tmp/out; \
-             /t/open_in_root /etc /hostname >> /tmp/out",
+             su -s /bin/sh nobody -c '/t/open_in_root /etc /shadow 2' >> /tmp/out; \
+             /t/open_in_root /tmp/r /etc/shadow >> /tmp/out",
         &done,
     );
     release_when_matched(&agent, &name);
@@ -692,7 +698,7 @@ fn names_resolved_in_their_directory_as_root_are_found_there() {
     let out = docker(&["exec", &name, "cat", "/tmp/out"]);
     assert_eq!(
         (out.matches("(ok)").count(), out.matches("Permission denied").count()),
-        (6, 3),
+        (6, 6),
         "the premise: root's opens succeeded, nobody's were refused: {out}"
     );
     let opens: Vec<&Value> = file_events(&mine(&events, &name))
@@ -722,10 +728,17 @@ fn names_resolved_in_their_directory_as_root_are_found_there() {
             // (Sent at submission: with IOSQE_CQE_SKIP_SUCCESS its end may never show.)
             ("IORING_OP_OPENAT2", "unknown", "/etc/shadow", "/etc/shadow"),
             ("IORING_OP_OPENAT2", "failure", "/etc/shadow", "/etc/shadow"),
+            // The absolute name: the refused system call's directory from /proc.
+            ("openat2", "failure", "/etc/shadow", "/etc/shadow"),
+            ("IORING_OP_OPENAT2", "unknown", "/etc/shadow", "/etc/shadow"),
+            ("IORING_OP_OPENAT2", "failure", "/etc/shadow", "/etc/shadow"),
+            // Nothing for /tmp/r/etc/shadow.
         ],
         "{opens:#?}"
     );
-    for (e, requested) in [(opens[1], "/shadow"), (opens[3], "../../shadow"), (opens[4], "../../shadow")] {
+    let named = [(1, "/shadow"), (3, "../../shadow"), (4, "../../shadow"), (5, "../../shadow"), (6, "/shadow")];
+    for (i, requested) in named.into_iter().chain([(7, "/shadow"), (8, "/shadow")]) {
+        let e = opens[i];
         let f = &e["docker_listener"]["file_access"];
         assert_eq!((&f["requested"], &f["resolve"]), (&json!(requested), &json!(["in_root"])), "{e}");
         assert_eq!(f["match"], "file", "resolved in the container, to the file: {e}");

@@ -344,6 +344,13 @@ pub fn lexical(base: Option<&str>, name: &str) -> Option<String> {
     Some(format!("/{}", parts.join("/")))
 }
 
+/// A name resolved with `base` as its root (`RESOLVE_IN_ROOT`), as written: an absolute name
+/// and its `..` stay below `base` (symlinks are not resolved).
+pub fn lexical_in_root(base: Option<&str>, name: &str) -> Option<String> {
+    let inner = lexical(None, &format!("/{name}"))?;
+    Some(format!("{}{inner}", base?.trim_end_matches('/')))
+}
+
 /// Resolves `name` (relative names from `base`, a directory's path in the container) in the
 /// filesystem whose root is `root`, as the container's processes would, and says which sensitive
 /// entry of container `id` it is, if any. `follow`: the call follows a final symlink (chmod,
@@ -556,6 +563,9 @@ mod tests {
         assert_eq!(lexical(None, "/a/./b/../c").as_deref(), Some("/a/c"));
         assert_eq!(lexical(None, "rel"), None, "a relative name needs its base");
         assert_eq!(lexical(Some("/"), "../../x").as_deref(), Some("/x"));
+        assert_eq!(lexical_in_root(Some("/etc"), "../../shadow").as_deref(), Some("/etc/shadow"));
+        assert_eq!(lexical_in_root(Some("/etc/"), "/a/../shadow").as_deref(), Some("/etc/shadow"));
+        assert_eq!(lexical_in_root(None, "/shadow"), None, "no directory");
     }
 
     #[test]

@@ -3,24 +3,15 @@
  * `open_in_root /etc /shadow` opens /etc/shadow. First by the openat2 system call, then by
  * io_uring's IORING_OP_OPENAT2 with IOSQE_CQE_SKIP_SUCCESS (no completion when it succeeds:
  * reported by its name), then the same again waiting for its completion. Prints each result.
- * Usage: open_in_root DIR NAME */
+ * With SECONDS, waits that long before it exits (its descriptor of DIR still open).
+ * Usage: open_in_root DIR NAME [SECONDS] */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdlib.h>
 
 #include "ring.h"
-
-/* The result of a completion already posted, or -1000000 when there is none. */
-static int ring_reap(struct ring *r) {
-    unsigned head = __atomic_load_n((unsigned *)(r->cq + r->p.cq_off.head), __ATOMIC_ACQUIRE);
-    unsigned tail = __atomic_load_n((unsigned *)(r->cq + r->p.cq_off.tail), __ATOMIC_ACQUIRE);
-    if (head == tail) return -1000000;
-    int res = ((struct io_uring_cqe *)(r->cq + r->p.cq_off.cqes))[head & *(unsigned *)(r->cq + r->p.cq_off.ring_mask)]
-                  .res;
-    __atomic_store_n((unsigned *)(r->cq + r->p.cq_off.head), head + 1, __ATOMIC_RELEASE);
-    return res;
-}
 
 static void report(const char *what, int fd) {
     printf("%s=%d (%s)\n", what, fd, fd < 0 ? strerror(-fd) : "ok");
@@ -28,8 +19,8 @@ static void report(const char *what, int fd) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s DIR NAME\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s DIR NAME [SECONDS]\n", argv[0]);
         return 2;
     }
     int dir = open(argv[1], O_RDONLY | O_DIRECTORY);
@@ -67,5 +58,6 @@ int main(int argc, char **argv) {
             report("IORING_OP_OPENAT2", ring_run(&r));
         }
     }
+    if (argc == 4) sleep(atoi(argv[3]));
     return 0;
 }

@@ -92,6 +92,17 @@ static inline int ring_submit(struct ring *r) {
     return 0;
 }
 
+/* Takes the next completion already posted: its result, or -1000000 when there is none. */
+static inline int ring_reap(struct ring *r) {
+    unsigned head = __atomic_load_n((unsigned *)(r->cq + r->p.cq_off.head), __ATOMIC_ACQUIRE);
+    unsigned tail = __atomic_load_n((unsigned *)(r->cq + r->p.cq_off.tail), __ATOMIC_ACQUIRE);
+    if (head == tail) return -1000000;
+    int res = ((struct io_uring_cqe *)(r->cq + r->p.cq_off.cqes))[head & *(unsigned *)(r->cq + r->p.cq_off.ring_mask)]
+                  .res;
+    __atomic_store_n((unsigned *)(r->cq + r->p.cq_off.head), head + 1, __ATOMIC_RELEASE);
+    return res;
+}
+
 /* Submits the SQE of ring_sqe and waits for its completion: its result (a negative errno on
  * failure), or -1000000 when io_uring_enter itself failed. */
 static inline int ring_run(struct ring *r) {
@@ -100,9 +111,5 @@ static inline int ring_run(struct ring *r) {
         perror("io_uring_enter");
         return -1000000;
     }
-    unsigned head = __atomic_load_n((unsigned *)(r->cq + r->p.cq_off.head), __ATOMIC_ACQUIRE);
-    int res = ((struct io_uring_cqe *)(r->cq + r->p.cq_off.cqes))[head & *(unsigned *)(r->cq + r->p.cq_off.ring_mask)]
-                  .res;
-    __atomic_store_n((unsigned *)(r->cq + r->p.cq_off.head), head + 1, __ATOMIC_RELEASE);
-    return res;
+    return ring_reap(r);
 }

@@ -47,6 +47,8 @@ pub struct FileChange {
     /// The directory a relative name starts from, or the descriptor's file, as the kernel
     /// walked it.
     pub base: Option<ExeFile>,
+    /// `base` was read from /proc after the call (`base_from_proc`), not walked by the kernel.
+    pub base_from_proc: bool,
     /// Set by `resolve`: the file (the first name, or for rename and link whichever of the two
     /// is sensitive) and the configured entry.
     pub located: Option<Located>,
@@ -91,6 +93,7 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         name: text(&r.name, r.name_len),
         name2: text(&r.name2, r.name2_len),
         base: file_of(&r.base, &r.base_path),
+        base_from_proc: false,
         located: None,
     }))
 }
@@ -116,10 +119,19 @@ impl FileChange {
         self.is_open() && self.resolve & RESOLVE_IN_ROOT != 0
     }
 
+    /// The readings of the name: below its directory as a root (`RESOLVE_IN_ROOT`, when the
+    /// directory is known), and as written (a plain open's; and an in-root one's whose directory
+    /// the kernel did not walk: read from /proc after the call, or unknown, so the name is also
+    /// read from the container's root, as before `resolve` was kept, rather than missed).
+    fn readings(&self) -> (bool, bool) {
+        let below = self.in_root() && self.base.is_some();
+        (below, !below || self.base_from_proc)
+    }
+
     /// A `RESOLVE_IN_ROOT` open of an absolute name whose directory the kernel did not walk
     /// (a refused openat2's; io_uring's are walked at submission): the directory as the caller
     /// has it now, from /proc (`fd/<dirfd>`, or `cwd`), of the thread `pid`, else its process
-    /// `tgid`. A descriptor closed since leaves it unknown, and the name unresolved.
+    /// `tgid` (it may have changed or gone since: `readings`).
     pub fn base_from_proc(&mut self, pid: u32, tgid: u32) {
         if !self.in_root() || self.base.is_some() {
             return;
@@ -133,6 +145,7 @@ impl FileChange {
             && dir.is_absolute()
         {
             self.base = Some(ExeFile { path: dir.to_string_lossy().into_owned(), ..ExeFile::default() });
+            self.base_from_proc = true;
         }
     }
 
@@ -161,18 +174,18 @@ impl FileChange {
             // No process of the container is left to resolve in (a one-shot container gone
             // before the record was read): the names as written, `.` and `..` applied, against
             // the entries' paths, marked as such.
-            for (second, name) in [(false, &self.name), (true, &self.name2)] {
-                // Below the directory as below a root: its `..` stop there.
-                let below = |n: &str| {
-                    let inner = crate::sensitive::lexical(None, &format!("/{n}"))?;
-                    Some(format!("{}{inner}", base?.trim_end_matches('/')))
-                };
-                let path = if self.in_root() && !second { below(name) } else { crate::sensitive::lexical(base, name) };
+            let (below, as_written) = self.readings();
+            let paths = [
+                below.then(|| crate::sensitive::lexical_in_root(base, &self.name)).flatten(),
+                as_written.then(|| crate::sensitive::lexical(base, &self.name)).flatten(),
+                crate::sensitive::lexical(base, &self.name2),
+            ];
+            for (i, path) in paths.into_iter().enumerate() {
                 if let Some(path) = path
-                    && let Some(i) = set.pattern_of(&path, self.wants())
+                    && let Some(p) = set.pattern_of(&path, self.wants())
                 {
-                    let entry = Some(set.patterns[i].text.clone());
-                    self.located = Some(Located { path, entry, how: "name-unresolved", second });
+                    let entry = Some(set.patterns[p].text.clone());
+                    self.located = Some(Located { path, entry, how: "name-unresolved", second: i == 2 });
                     return true;
                 }
             }
@@ -184,11 +197,15 @@ impl FileChange {
             self.op,
             op::CHMOD | op::FCHMODAT | op::FCHMODAT2 | op::CHOWN | op::CHOWN16 | op::FCHOWNAT | op::TRUNCATE
         ) || (self.is_open() && self.open_flags & oflag::NOFOLLOW == 0);
-        let first = if self.in_root() {
-            crate::sensitive::locate_in_root(root, id, base, &self.name, follow, self.wants(), set)
-        } else {
-            crate::sensitive::locate(root, id, base, &self.name, follow, self.wants(), set)
-        };
+        let (below, as_written) = self.readings();
+        let first = below
+            .then(|| crate::sensitive::locate_in_root(root, id, base, &self.name, follow, self.wants(), set))
+            .flatten()
+            .or_else(|| {
+                as_written
+                    .then(|| crate::sensitive::locate(root, id, base, &self.name, follow, self.wants(), set))
+                    .flatten()
+            });
         let second = if self.name2.is_empty() {
             None
         } else {
@@ -330,12 +347,12 @@ impl FileChange {
 /// as its hexadecimal value.
 fn resolve_names(resolve: u64) -> Vec<std::borrow::Cow<'static, str>> {
     const NAMES: [(u64, &str); 6] = [
-        (0x01, "no_xdev"),
-        (0x02, "no_magiclinks"),
-        (0x04, "no_symlinks"),
-        (0x08, "beneath"),
-        (RESOLVE_IN_ROOT, "in_root"),
-        (0x20, "cached"),
+        (libc::RESOLVE_NO_XDEV, "no_xdev"),
+        (libc::RESOLVE_NO_MAGICLINKS, "no_magiclinks"),
+        (libc::RESOLVE_NO_SYMLINKS, "no_symlinks"),
+        (libc::RESOLVE_BENEATH, "beneath"),
+        (libc::RESOLVE_IN_ROOT, "in_root"),
+        (libc::RESOLVE_CACHED, "cached"),
     ];
     let mut out: Vec<std::borrow::Cow<'static, str>> =
         NAMES.iter().filter(|(b, _)| resolve & b != 0).map(|(_, n)| (*n).into()).collect();
@@ -371,6 +388,7 @@ mod tests {
             name: name.into(),
             name2: String::new(),
             base: Some(ExeFile { path: "/etc".into(), ..ExeFile::default() }),
+            base_from_proc: false,
             located: None,
         }
     }
@@ -387,6 +405,7 @@ mod tests {
         f.dirfd = dir.as_raw_fd();
         f.base_from_proc(me, me);
         assert_eq!(f.base.as_ref().map(|b| b.path.clone()), Some(format!("/proc/{me}")));
+        assert!(f.base_from_proc);
         f.base = None;
         f.dirfd = AT_FDCWD;
         f.base_from_proc(me, me);
@@ -394,6 +413,7 @@ mod tests {
         assert_eq!(f.base.map(|b| b.path), Some(cwd.to_string_lossy().into_owned()));
         let mut walked = open_in_root("/shadow");
         walked.base_from_proc(me, me);
+        assert!(!walked.base_from_proc);
         assert_eq!(walked.base.map(|b| b.path).as_deref(), Some("/etc"), "the kernel's walk is kept");
     }
 
@@ -411,5 +431,19 @@ mod tests {
         let mut plain = open_in_root("/shadow");
         plain.resolve = 0;
         assert!(!plain.resolve("c", None, &set), "without RESOLVE_IN_ROOT, /shadow is /shadow");
+        // Below a directory the kernel walked, /etc/shadow from /tmp/r is /tmp/r/etc/shadow.
+        let mut other_root = open_in_root("/etc/shadow");
+        other_root.base = Some(ExeFile { path: "/tmp/r".into(), ..ExeFile::default() });
+        assert!(!other_root.resolve("c", None, &set));
+        // A directory read from /proc after the call may not be the one the kernel used, and an
+        // unknown one is no directory: the name is also read as written.
+        let mut guessed = open_in_root("/etc/shadow");
+        guessed.base = Some(ExeFile { path: "/tmp/r".into(), ..ExeFile::default() });
+        guessed.base_from_proc = true;
+        assert!(guessed.resolve("c", None, &set));
+        let mut unknown = open_in_root("/etc/shadow");
+        unknown.base = None;
+        assert!(unknown.resolve("c", None, &set));
+        assert_eq!(unknown.located.map(|l| l.path).as_deref(), Some("/etc/shadow"));
     }
 }

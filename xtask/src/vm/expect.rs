@@ -136,6 +136,12 @@ pub fn program_env(
     ]
 }
 
+/// Bytes of the shell's argv for `script` (`sh`, `-c`, the script, each NUL-terminated), as
+/// the agent counts them against `ebpf.argv_max_bytes`.
+pub fn shell_argv_bytes(script: &str) -> usize {
+    3 + 3 + script.len() + 1
+}
+
 /// The abstract Unix name the checker's child binds before it executes the workload's shell.
 pub const CHECKER_SOCKET: &str = "dl-kmx-checker";
 
@@ -793,7 +799,7 @@ mod tests {
     #[test]
     fn the_workload_fits_in_the_agents_argv() {
         let marker = format!("kmx-{}", "0123456789ab");
-        let argv = 3 + 3 + script(&marker).len() + 1;
+        let argv = shell_argv_bytes(&script(&marker));
         assert!(argv + 128 <= AGENT_ARGV_MAX, "the shell's argv is {argv} bytes, over {AGENT_ARGV_MAX} - 128");
     }
 }

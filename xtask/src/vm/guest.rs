@@ -136,7 +136,7 @@ fn run(args: &Args) -> Result<Report> {
     let script = expect::script(&marker);
     // The shell's argv (sh, -c, the script, each NUL-terminated) must fit in what the agent
     // keeps, or its exec event comes cut and its check fails for a reason of the checker's.
-    let argv = 3 + 3 + script.len() + 1;
+    let argv = expect::shell_argv_bytes(&script);
     if argv > expect::AGENT_ARGV_MAX {
         bail!(
             "the workload's script makes the shell's argv {argv} bytes, over the agent's {} (its default \
