@@ -184,10 +184,10 @@ impl Scenario for DockerPath {
         // `None`: the floor (a minimal forwarder in a thread of ours, `floor.rs`).
         let mut daemons: Vec<(&str, Option<Context>)> = match baseline {
             Some(b) => vec![
-                ("baseline", Some(Context { daemon: b.clone(), baseline: None })),
-                ("current", Some(Context { daemon: ctx.daemon.clone(), baseline: None })),
+                ("baseline", Some(Context { daemon: b.clone(), ..Context::default() })),
+                ("current", Some(Context { daemon: ctx.daemon.clone(), ..Context::default() })),
             ],
-            None => vec![("agent", Some(Context { daemon: ctx.daemon.clone(), baseline: None }))],
+            None => vec![("agent", Some(Context { daemon: ctx.daemon.clone(), ..Context::default() }))],
         };
         if self.compare {
             daemons.push(("floor", None));

@@ -101,6 +101,18 @@ pub struct Agent {
     pub started_ns: i64,
 }
 
+/// `over`'s members into `base`, objects member by member, anything else replaced.
+fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
 /// Whether `daemon` knows `ebpf.budget_per_second` and `repeat_window` (a previous build
 /// measured side by side may not): asked once per binary with `check-config`.
 fn has_budget(daemon: &Path, dir: &ScratchDir) -> Result<bool> {
@@ -140,6 +152,9 @@ impl Agent {
             Some(c) => serde_json::from_str(c)?,
             None => serde_json::json!({}),
         };
+        if let Some(s) = &ctx.settings {
+            merge(&mut members, s);
+        }
         if has_budget(&ctx.daemon, dir)? {
             members["ebpf"]["budget_per_second"] = 0.into();
             members["repeat_window"] = 0.into();
@@ -868,6 +883,16 @@ pub fn raise_qlen() -> Option<system::DgramQlen> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_merge_member_by_member() {
+        let mut base = serde_json::json!({"ebpf": {"budget_per_second": 0}, "repeat_window": 0});
+        merge(&mut base, &serde_json::json!({"ebpf": {"file_access": false}, "repeat_window": 5}));
+        assert_eq!(
+            base,
+            serde_json::json!({"ebpf": {"budget_per_second": 0, "file_access": false}, "repeat_window": 5})
+        );
+    }
 
     #[test]
     fn parses_timestamps() {

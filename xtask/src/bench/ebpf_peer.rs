@@ -79,7 +79,7 @@ impl Scenario for ExecPeer {
             max_ratio: 1.03,
             mode: self.mode,
         };
-        let agent = Context { daemon: ctx.daemon.clone(), baseline: None };
+        let agent = Context { daemon: ctx.daemon.clone(), settings: ctx.settings.clone(), ..Context::default() };
         let mut n = 0;
         let mut next = || {
             n += 1;

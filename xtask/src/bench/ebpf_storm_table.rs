@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn one_daemon_keeps_the_rows_it_always_had() {
-        let v = Variants::new(&Context { daemon: PathBuf::from("/new"), baseline: None });
+        let v = Variants::new(&Context { daemon: PathBuf::from("/new"), ..Context::default() });
         let rounds = vec![vec![round(100, 0), round(103, 0)], vec![round(100, 0), round(101, 0)]];
         let t = table(&storm(), &v, &rounds);
         assert_eq!(
@@ -350,7 +350,8 @@ mod tests {
 
     #[test]
     fn two_daemons_side_by_side() {
-        let ctx = Context { daemon: PathBuf::from("/new"), baseline: Some(PathBuf::from("/old")) };
+        let ctx =
+            Context { daemon: PathBuf::from("/new"), baseline: Some(PathBuf::from("/old")), ..Context::default() };
         let v = Variants::new(&ctx);
         let rounds = vec![vec![round(100, 0), round(102, 0), round(104, 50)]];
         let t = table(&storm(), &v, &rounds);

@@ -24,6 +24,9 @@
 //!   `variants`), and report each daemon against the no-agent run of the same round. Two builds
 //!   measured an hour apart on this VM differ by 10-20% for no reason of theirs; in one run,
 //!   interleaved, the drift hits both alike. The other scenarios ignore it;
+//! - `DL_BENCH_BASELINE_CONFIG=<JSON>`: settings the baseline's agents run with in the eBPF
+//!   scenarios (the inside of `{"docker-listener": ...}`); with `DL_BENCH_BASELINE` the same
+//!   binary as the current one, `{"ebpf": {"file_access": false}}` measures that family alone;
 //! - `DL_BENCH_ONLY=<scenario id>`: run one scenario (BENCHMARKS.md is then left alone); the
 //!   eBPF ones are `exec-storm-container`, `exec-storm-host`, `connect-storm`,
 //!   `syscall-loop-host`, `syscall-loop-container`, `latency`, `loss-small-ring`,
@@ -100,12 +103,18 @@ use self::{
 };
 
 /// What every scenario gets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Context {
     /// The release daemon binary.
     pub daemon: PathBuf,
     /// Another daemon to measure side by side with it (`DL_BENCH_BASELINE`).
     pub baseline: Option<PathBuf>,
+    /// Settings (the inside of `{"docker-listener": ...}`) every eBPF scenario's agent of
+    /// `daemon` runs with, over the scenario's own.
+    pub settings: Option<serde_json::Value>,
+    /// The baseline's (`DL_BENCH_BASELINE_CONFIG`): the same binary with a family off measures
+    /// that family alone.
+    pub baseline_settings: Option<serde_json::Value>,
 }
 
 /// A BENCHMARKS.md section scenarios write into.
@@ -340,6 +349,10 @@ const ROUNDS: &str = "DL_BENCH_ROUNDS";
 const DAEMON: &str = "DL_BENCH_DAEMON";
 /// A second daemon binary the storms and system call loops measure in the same rounds.
 const BASELINE: &str = "DL_BENCH_BASELINE";
+/// Settings the baseline's agents run with in the eBPF scenarios (JSON, the inside of
+/// `{"docker-listener": ...}`), e.g. `{"ebpf": {"file_access": false}}` with `DL_BENCH_BASELINE`
+/// the same binary as the current one: what one family costs.
+const BASELINE_CONFIG: &str = "DL_BENCH_BASELINE_CONFIG";
 
 /// `cargo xtask bench`: set up, build the release daemon, run every scenario, report.
 ///
@@ -390,7 +403,29 @@ fn measure(quick: bool) -> Result<()> {
             daemon.display()
         );
     }
-    let ctx = Context { daemon, baseline };
+    let baseline_settings = match std::env::var(BASELINE_CONFIG) {
+        Ok(text) if !text.trim().is_empty() => {
+            if baseline.is_none() {
+                anyhow::bail!("{BASELINE_CONFIG} is set but {BASELINE} is not: name the baseline's binary too");
+            }
+            let v: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{BASELINE_CONFIG}={text}: not JSON; give settings as in a config file's \"docker-listener\" object"
+                )
+            })?;
+            if !v.is_object() {
+                anyhow::bail!(
+                    "{BASELINE_CONFIG}={text}: give a JSON object, e.g. {{\"ebpf\": {{\"file_access\": false}}}}"
+                );
+            }
+            println!(
+                "xtask bench: {BASELINE_CONFIG}={v}: the baseline's agents run with it in the eBPF scenarios (the Docker path's ignore it)"
+            );
+            Some(v)
+        }
+        _ => None,
+    };
+    let ctx = Context { daemon, baseline, settings: None, baseline_settings };
     let machine = Machine::describe();
     let command = if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
     println!(

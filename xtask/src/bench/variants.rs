@@ -27,14 +27,16 @@ pub struct Variants {
 
 impl Variants {
     pub fn new(ctx: &Context) -> Variants {
-        let run = |path: &std::path::Path| Some(Context { daemon: path.to_owned(), baseline: None });
+        let run = |path: &std::path::Path, settings: &Option<serde_json::Value>| {
+            Some(Context { daemon: path.to_owned(), settings: settings.clone(), ..Context::default() })
+        };
         let mut list = vec![Variant { label: "no agent", daemon: None }];
         match &ctx.baseline {
             Some(b) => {
-                list.push(Variant { label: "baseline", daemon: run(b) });
-                list.push(Variant { label: "current", daemon: run(&ctx.daemon) });
+                list.push(Variant { label: "baseline", daemon: run(b, &ctx.baseline_settings) });
+                list.push(Variant { label: "current", daemon: run(&ctx.daemon, &ctx.settings) });
             }
-            None => list.push(Variant { label: "agent", daemon: run(&ctx.daemon) }),
+            None => list.push(Variant { label: "agent", daemon: run(&ctx.daemon, &ctx.settings) }),
         }
         Variants { list }
     }
@@ -52,7 +54,12 @@ impl Variants {
     /// The daemons' binaries, for the tables' notes: "baseline: `path`; current: `path`".
     pub fn binaries(&self) -> String {
         self.daemons()
-            .filter_map(|(_, v)| v.daemon.as_ref().map(|c| format!("{}: `{}`", v.label, c.daemon.display())))
+            .filter_map(|(_, v)| {
+                v.daemon.as_ref().map(|c| match &c.settings {
+                    Some(s) => format!("{}: `{}` with `{s}`", v.label, c.daemon.display()),
+                    None => format!("{}: `{}`", v.label, c.daemon.display()),
+                })
+            })
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -92,7 +99,8 @@ mod tests {
 
     #[test]
     fn alternates_and_indexes() -> Result<()> {
-        let ctx = Context { daemon: PathBuf::from("/new"), baseline: Some(PathBuf::from("/old")) };
+        let ctx =
+            Context { daemon: PathBuf::from("/new"), baseline: Some(PathBuf::from("/old")), ..Context::default() };
         let v = Variants::new(&ctx);
         assert!(v.compared());
         assert_eq!(v.order(0), [0, 1, 2]);
@@ -105,8 +113,20 @@ mod tests {
         assert_eq!(seen, ["current", "baseline", "no agent"]);
         assert_eq!(r, ["no agent", "baseline", "current"]);
         assert_eq!(v.binaries(), "baseline: `/old`; current: `/new`");
+        let off = serde_json::json!({"ebpf": {"file_access": false}});
+        let family = Variants::new(&Context {
+            daemon: PathBuf::from("/new"),
+            baseline: Some(PathBuf::from("/new")),
+            baseline_settings: Some(off.clone()),
+            ..Context::default()
+        });
+        assert_eq!(
+            family.daemons().map(|(_, d)| d.daemon.as_ref().and_then(|c| c.settings.clone())).collect::<Vec<_>>(),
+            [Some(off), None]
+        );
+        assert_eq!(family.binaries(), "baseline: `/new` with `{\"ebpf\":{\"file_access\":false}}`; current: `/new`");
 
-        let single = Variants::new(&Context { daemon: PathBuf::from("/new"), baseline: None });
+        let single = Variants::new(&Context { daemon: PathBuf::from("/new"), ..Context::default() });
         assert!(!single.compared());
         assert_eq!(single.daemons().map(|(i, d)| (i, d.label)).collect::<Vec<_>>(), [(1, "agent")]);
         Ok(())
