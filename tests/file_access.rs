@@ -50,6 +50,44 @@ fn release_when_matched(agent: &Agent, name: &str) {
     docker(&["exec", name, "touch", "/tmp/go"]);
 }
 
+/// A script run in a container with the test programs at /t and no seccomp profile (Docker's
+/// refuses io_uring), once the container's set is matched, under an agent of its own.
+struct ProgramsRun {
+    agent: Agent,
+    name: String,
+    _containers: Containers,
+    /// Every event up to the script's end.
+    events: Vec<Value>,
+    /// What the script wrote to /tmp/out.
+    out: String,
+}
+
+fn run_programs(tag: &str, script: &str) -> ProgramsRun {
+    let agent = start_agent(tag, json!({}));
+    let name = unique(tag);
+    let containers = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_after_release(&name, &["-v", &programs_volume(), "--security-opt", "seccomp=unconfined"], script, &done);
+    release_when_matched(&agent, &name);
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    let out = docker(&["exec", &name, "cat", "/tmp/out"]);
+    ProgramsRun { agent, name, _containers: containers, events, out }
+}
+
+impl ProgramsRun {
+    /// The container's events.
+    fn mine(&self) -> Vec<&Value> {
+        mine(&self.events, &self.name)
+    }
+
+    /// The container's file events made by `/t/<program>`.
+    fn file_events_of(&self, program: &str) -> Vec<&Value> {
+        let exe = format!("/t/{program}");
+        file_events(&self.mine()).into_iter().filter(|e| e["process"]["executable"] == exe.as_str()).collect()
+    }
+}
+
 #[test]
 fn sensitive_files_are_matched_by_what_was_opened() {
     e2e();
@@ -597,29 +635,15 @@ fn sensitive_files_opened_through_io_uring_are_matched() {
     e2e();
     let _docker = docker_lock();
     let rules = load_rules();
-    let mut agent = start_agent("file-uring", json!({}));
-    let name = unique("file-uring");
-    let _c = Containers(vec![name.clone()]);
-    let done = format!("done-{name}");
-    run_after_release(
-        &name,
-        &["-v", &programs_volume(), "--security-opt", "seccomp=unconfined"],
-        "/t/uring_open /etc/shadow > /tmp/out; /t/uring_open /etc/hostname >> /tmp/out",
-        &done,
-    );
-    release_when_matched(&agent, &name);
-    let events =
-        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
-    let out = docker(&["exec", &name, "cat", "/tmp/out"]);
+    let mut run =
+        run_programs("file-uring", "/t/uring_open /etc/shadow > /tmp/out; /t/uring_open /etc/hostname >> /tmp/out");
+    let out = &run.out;
     assert_eq!(out.matches("(ok)").count(), 16, "the premise: each open through the ring succeeded: {out}");
     assert!(
         out.matches(" slot ").count() == 6 && !out.contains("read -") && !out.contains("read 0 "),
         "the premise: each file opened into a slot was read through the ring: {out}"
     );
-    let uring: Vec<&Value> = file_events(&mine(&events, &name))
-        .into_iter()
-        .filter(|e| e["process"]["executable"] == "/t/uring_open")
-        .collect();
+    let uring: Vec<&Value> = run.file_events_of("uring_open");
     let got: Vec<(&str, &str, &str, &str, &Value)> = uring
         .iter()
         .map(|e| {
@@ -660,7 +684,7 @@ fn sensitive_files_opened_through_io_uring_are_matched() {
         assert_eq!(e["docker_listener"]["file_access"]["sensitive"], "/etc/shadow", "{e}");
         assert_eq!(evaluate(&rules, e), Some(100_051), "{e}");
     }
-    assert_eq!(agent.daemon.stop(), 0);
+    assert_eq!(run.agent.daemon.stop(), 0);
 }
 
 /// openat2's `RESOLVE_IN_ROOT` resolves a name with its directory as the root: `/shadow` or
@@ -678,33 +702,21 @@ fn names_resolved_in_their_directory_as_root_are_found_there() {
     e2e();
     let _docker = docker_lock();
     let rules = load_rules();
-    let mut agent = start_agent("file-in-root", json!({}));
-    let name = unique("file-in-root");
-    let _c = Containers(vec![name.clone()]);
-    let done = format!("done-{name}");
-    run_after_release(
-        &name,
-        &["-v", &programs_volume(), "--security-opt", "seccomp=unconfined"],
+    let mut run = run_programs(
+        "file-in-root",
         "chmod 600 /etc/shadow; mkdir -p /tmp/r/etc; echo x > /tmp/r/etc/shadow; \
              /t/open_in_root /etc /shadow > /tmp/out; \
              su -s /bin/sh nobody -c '/t/open_in_root /etc ../../shadow' >> /tmp/out; \
              su -s /bin/sh nobody -c '/t/open_in_root /etc /shadow 2' >> /tmp/out; \
              /t/open_in_root /tmp/r /etc/shadow >> /tmp/out",
-        &done,
     );
-    release_when_matched(&agent, &name);
-    let events =
-        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
-    let out = docker(&["exec", &name, "cat", "/tmp/out"]);
+    let out = &run.out;
     assert_eq!(
         (out.matches("(ok)").count(), out.matches("Permission denied").count()),
         (6, 6),
         "the premise: root's opens succeeded, nobody's were refused: {out}"
     );
-    let opens: Vec<&Value> = file_events(&mine(&events, &name))
-        .into_iter()
-        .filter(|e| e["process"]["executable"] == "/t/open_in_root")
-        .collect();
+    let opens: Vec<&Value> = run.file_events_of("open_in_root");
     let got: Vec<(&str, &str, &str, &str)> = opens
         .iter()
         .map(|e| {
@@ -749,7 +761,7 @@ fn names_resolved_in_their_directory_as_root_are_found_there() {
         let rule = if e["event"]["outcome"] == "failure" { 100_064 } else { 100_051 };
         assert_eq!(evaluate(&rules, e), Some(rule), "{e}");
     }
-    assert_eq!(agent.daemon.stop(), 0);
+    assert_eq!(run.agent.daemon.stop(), 0);
 }
 
 /// io_uring's renames, links and unlinks by name have no system call either: their names are
@@ -761,13 +773,8 @@ fn sensitive_files_renamed_linked_or_deleted_through_io_uring_are_reported() {
     e2e();
     let _docker = docker_lock();
     let rules = load_rules();
-    let mut agent = start_agent("file-uring-changes", json!({}));
-    let name = unique("file-uring-changes");
-    let _c = Containers(vec![name.clone()]);
-    let done = format!("done-{name}");
-    run_after_release(
-        &name,
-        &["-v", &programs_volume(), "--security-opt", "seccomp=unconfined"],
+    let mut run = run_programs(
+        "file-uring-changes",
         "mkdir -p /etc/cron.d; echo job > /tmp/x; /t/uring_change rename /tmp/x /etc/cron.d/job > /tmp/out; \
              /t/uring_change link /etc/group /tmp/g >> /tmp/out; \
              su -s /bin/sh nobody -c '/t/uring_change unlink /etc/passwd' >> /tmp/out; \
@@ -775,21 +782,14 @@ fn sensitive_files_renamed_linked_or_deleted_through_io_uring_are_reported() {
              touch /tmp/o; /t/uring_change rename /tmp/o /tmp/o2 >> /tmp/out; \
              /t/uring_change unlink /tmp/o2 >> /tmp/out; \
              echo y > /tmp/y; /t/uring_change rename /tmp/y /etc/cron.d/job2 skip >> /tmp/out",
-        &done,
     );
-    release_when_matched(&agent, &name);
-    let events =
-        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
-    let out = docker(&["exec", &name, "cat", "/tmp/out"]);
+    let out = &run.out;
     assert_eq!(
         (out.matches("(ok)").count(), out.matches("Permission denied").count()),
         (6, 1),
         "the premise: each call through the ring did what it asked, nobody's unlink refused: {out}"
     );
-    let uring: Vec<&Value> = file_events(&mine(&events, &name))
-        .into_iter()
-        .filter(|e| e["process"]["executable"] == "/t/uring_change")
-        .collect();
+    let uring: Vec<&Value> = run.file_events_of("uring_change");
     let got: Vec<(&str, &str, &str, &str, &str)> = uring
         .iter()
         .map(|e| {
@@ -822,7 +822,7 @@ fn sensitive_files_renamed_linked_or_deleted_through_io_uring_are_reported() {
         assert!(e["docker_listener"]["syscall"]["ret"].is_i64(), "{e}");
     }
     assert!(uring[4]["docker_listener"]["syscall"].get("ret").is_none(), "{}", uring[4]);
-    assert_eq!(agent.daemon.stop(), 0);
+    assert_eq!(run.agent.daemon.stop(), 0);
 }
 
 /// A ring whose completion queue its process leaves full: on kernels that trace only the
@@ -835,28 +835,16 @@ fn a_ring_whose_completions_overflow_is_reported() {
     e2e();
     let _docker = docker_lock();
     let rules = load_rules();
-    let mut agent = start_agent("file-uring-overflow", json!({}));
-    let name = unique("file-uring-overflow");
-    let _c = Containers(vec![name.clone()]);
-    let done = format!("done-{name}");
-    run_after_release(
-        &name,
-        &["-v", &programs_volume(), "--security-opt", "seccomp=unconfined"],
-        "/t/uring_overflow /etc/shadow > /tmp/out",
-        &done,
-    );
-    release_when_matched(&agent, &name);
-    let events =
-        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
-    let out = docker(&["exec", &name, "cat", "/tmp/out"]);
+    let mut run = run_programs("file-uring-overflow", "/t/uring_overflow /etc/shadow > /tmp/out");
+    let out = &run.out;
     assert!(out.contains("cq_entries=2 overflowed open") && out.contains("(ok)"), "the premise: {out}");
     let overflows: Vec<&Value> =
-        mine(&events, &name).into_iter().filter(|e| e["event"]["action"] == "io_uring_overflow").collect();
+        run.mine().into_iter().filter(|e| e["event"]["action"] == "io_uring_overflow").collect();
     assert_eq!(overflows.len(), 1, "one event for the ring's first overflow: {overflows:#?}");
     let e = overflows[0];
     assert_eq!(e["process"]["executable"], "/t/uring_overflow", "{e}");
     assert_eq!(e["docker_listener"]["io_uring"]["completions_overflowed"], true, "{e}");
     assert!(e["docker_listener"].get("syscall").is_none(), "{e}");
     assert_eq!(evaluate(&rules, e), Some(100_068), "{e}");
-    assert_eq!(agent.daemon.stop(), 0);
+    assert_eq!(run.agent.daemon.stop(), 0);
 }
