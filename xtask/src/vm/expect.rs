@@ -63,6 +63,11 @@ pub const URING_OPEN_PROGRAM: &str = "uring_open";
 /// unlinks a name through a ring. The workload moves a file into `/etc/cron.d/` (a sensitive
 /// directory) and deletes it there.
 pub const URING_CHANGE_PROGRAM: &str = "uring_change";
+/// The in-root opens program (tests/programs/open_in_root.c, static): opens NAME with DIR as
+/// its root (openat2's `RESOLVE_IN_ROOT`) by the system call, then through a ring with no
+/// completion to see (reported by its name), then with one. The workload opens `/shadow` from
+/// `/etc` (the host's own /etc/shadow, read-only, on the host; the initramfs's in a VM).
+pub const OPEN_IN_ROOT_PROGRAM: &str = "open_in_root";
 /// The io_uring program's port.
 pub const URING_PORT: u16 = 7401;
 
@@ -110,6 +115,7 @@ $O /proc/self/mem
 mkdir -p /etc/cron.d; echo job > /etc/{marker}
 $X rename /etc/{marker} /etc/cron.d/{marker}
 $X unlink /etc/cron.d/{marker}
+$R /etc /shadow
 unshare -m sh -c 'mkdir -p {mnt}; mount -t tmpfs none {mnt}; umount {mnt}'
 chroot / true
 rmmod {MODULE}
@@ -121,18 +127,16 @@ dd if=/proc/self/mem of=/dev/null bs=1 count=1
 }
 
 /// The environment that names [`script`]'s programs: `C` the 32-bit one, `U` the io_uring
-/// connect, `O` the io_uring opens, `X` the io_uring changes.
-pub fn program_env(
-    compat: &ExecFile,
-    uring: &ExecFile,
-    uring_open: &ExecFile,
-    uring_change: &ExecFile,
-) -> [(&'static str, String); 4] {
+/// connect, `O` the io_uring opens, `X` the io_uring changes, `R` the in-root opens (in that
+/// order in `programs`).
+pub fn program_env(programs: [&ExecFile; 5]) -> [(&'static str, String); 5] {
+    let [compat, uring, uring_open, uring_change, open_in_root] = programs;
     [
         ("C", compat.path.clone()),
         ("U", uring.path.clone()),
         ("O", uring_open.path.clone()),
         ("X", uring_change.path.clone()),
+        ("R", open_in_root.path.clone()),
     ]
 }
 
@@ -240,6 +244,8 @@ pub struct Facts<'a> {
     pub uring_open: &'a ExecFile,
     /// [`URING_CHANGE_PROGRAM`], as the workload runs it.
     pub uring_change: &'a ExecFile,
+    /// [`OPEN_IN_ROOT_PROGRAM`], as the workload runs it.
+    pub open_in_root: &'a ExecFile,
 }
 
 /// What a field must hold.
@@ -672,6 +678,22 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                 ("file.path", Is(json!(format!("/etc/cron.d/{}", f.marker)))),
                 ("docker_listener.file_access.sensitive", Is(json!("/etc/cron*"))),
                 ("process.executable", Is(json!(f.uring_change.path))),
+            ],
+        ),
+        // openat2's RESOLVE_IN_ROOT through a ring, with no completion to see: sent by its
+        // name at submission with the directory walked there, and resolved below it: "/shadow"
+        // from /etc is /etc/shadow (not /shadow at the root).
+        call(
+            "io_uring in-root open by its name",
+            "file-read",
+            vec![("docker_listener.file_access.requested", json!("/shadow")), ("event.outcome", json!("unknown"))],
+            vec![
+                ("file.path", Is(json!("/etc/shadow"))),
+                ("docker_listener.file_access.sensitive", Is(json!("/etc/shadow"))),
+                ("docker_listener.file_access.resolve", Is(json!(["in_root"]))),
+                ("docker_listener.file_access.match", Want::NonEmptyString),
+                ("docker_listener.syscall.name", Is(json!("IORING_OP_OPENAT2"))),
+                ("process.executable", Is(json!(f.open_in_root.path))),
             ],
         ),
         call(

@@ -133,6 +133,8 @@ fn run(args: &Args) -> Result<Report> {
     let uring = program(expect::URING_PROGRAM)?;
     let uring_open = program(expect::URING_OPEN_PROGRAM)?;
     let uring_change = program(expect::URING_CHANGE_PROGRAM)?;
+    let open_in_root = program(expect::OPEN_IN_ROOT_PROGRAM)?;
+    let env = expect::program_env([&compat, &uring, &uring_open, &uring_change, &open_in_root]);
     let script = expect::script(&marker);
     // The shell's argv (sh, -c, the script, each NUL-terminated) must fit in what the agent
     // keeps, or its exec event comes cut and its check fails for a reason of the checker's.
@@ -144,7 +146,6 @@ fn run(args: &Args) -> Result<Report> {
             expect::AGENT_ARGV_MAX
         );
     }
-    let env = expect::program_env(&compat, &uring, &uring_open, &uring_change);
     println!(
         "vm-guest: the workload runs {} ({}, inode {}, device {}, {}); {} is {}",
         busybox.given,
@@ -156,8 +157,8 @@ fn run(args: &Args) -> Result<Report> {
         marker_program.path
     );
     println!(
-        "vm-guest: and the programs {}, {}, {} and {}",
-        compat.path, uring.path, uring_open.path, uring_change.path
+        "vm-guest: and the programs {}, {}, {}, {} and {}",
+        compat.path, uring.path, uring_open.path, uring_change.path, open_in_root.path
     );
     let fake = FakeDocker::start(&scratch.0.join("docker.sock"), container.clone())?;
     let queue = Queue::bind(&scratch.0.join("queue"))?;
@@ -188,6 +189,7 @@ fn run(args: &Args) -> Result<Report> {
         uring: &uring,
         uring_open: &uring_open,
         uring_change: &uring_change,
+        open_in_root: &open_in_root,
     };
     let expected = expect::expected(&facts);
     let waited = Instant::now();

@@ -2,8 +2,9 @@
 //! (`tests/programs`, the same sources as the cargo tests' `tests/doors.rs` and
 //! `tests/file_access.rs`): `compat_net_32`, an i386 program whose socket calls and failed exec
 //! go through the 32-bit (ia32) system call ABI, `uring_connect`, whose TCP connect goes through
-//! io_uring, `uring_open`, whose opens do, into descriptors and into the ring's file table, and
-//! `uring_change`, whose renames and unlinks do.
+//! io_uring, `uring_open`, whose opens do, into descriptors and into the ring's file table,
+//! `uring_change`, whose renames and unlinks do, and `open_in_root`, whose opens resolve below
+//! a directory (openat2's `RESOLVE_IN_ROOT`).
 //!
 //! They are built static, so they run in the VMs without a loader or libraries of their own
 //! (there is no 32-bit loader there, nor on many hosts), and built on every run, like the
@@ -15,7 +16,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::expect::{COMPAT_PROGRAM, URING_CHANGE_PROGRAM, URING_OPEN_PROGRAM, URING_PROGRAM};
+use super::expect::{COMPAT_PROGRAM, OPEN_IN_ROOT_PROGRAM, URING_CHANGE_PROGRAM, URING_OPEN_PROGRAM, URING_PROGRAM};
 
 /// Where the sources are, from the workspace's root (where cargo xtask runs).
 const SOURCES: &str = "tests/programs";
@@ -30,6 +31,11 @@ const BUILDS: &[(&str, &[&str], &str)] = &[
     (URING_OPEN_PROGRAM, &["-O2", "-static"], "the static C library and linux/io_uring.h (libc6-dev, linux-libc-dev)"),
     (
         URING_CHANGE_PROGRAM,
+        &["-O2", "-static"],
+        "the static C library and linux/io_uring.h (libc6-dev, linux-libc-dev)",
+    ),
+    (
+        OPEN_IN_ROOT_PROGRAM,
         &["-O2", "-static"],
         "the static C library and linux/io_uring.h (libc6-dev, linux-libc-dev)",
     ),
