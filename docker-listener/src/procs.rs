@@ -409,9 +409,14 @@ impl ProcessTable {
             });
         }
         // Outside the container (the runtime's shim, runc) or not traced: as /proc has it, if
-        // the pid still names that process.
-        let p = self.read_proc(ppid, 0, Some(parent_start_ns).filter(|&s| s != 0))?;
-        Some(p.lineage)
+        // the pid still names that process; gone already (the `runc exec` of a `docker exec`
+        // that ran a short command), by its pid and instance only (the kernel gave both), its
+        // image unknown, rather than no parent at all.
+        let start = Some(parent_start_ns).filter(|&s| s != 0);
+        match self.read_proc(ppid, 0, start) {
+            Some(p) => Some(p.lineage),
+            None => start.map(|s| self.placeholder(ppid, s, 0).lineage),
+        }
     }
 
     /// The processes of the given cgroups (a container's).
@@ -715,6 +720,23 @@ mod tests {
         // A parent pid that now names another process (start time differs): not attributed.
         let child = t.on_exec(33, 3_300_000_000, 4, 20, 1_000_000_000, 5, image("/bin/ls"), 82);
         assert!(child.parent.as_ref().is_none_or(|p| p.entity_id != t.get(20).unwrap().entity_id));
+    }
+
+    /// A parent outside the table that /proc no longer has (the `runc exec` of a `docker exec`
+    /// that ran a short command, gone before its child's exec record is read): named by the
+    /// pid and instance the kernel gave, its program unknown, rather than no parent.
+    #[test]
+    fn a_parent_gone_from_proc_is_still_named_by_its_instance() {
+        let mut t = table();
+        let child = t.on_exec(50, 5_000_000_000, 2, 424_242, 1_500_000_000, 1, image("/bin/true"), 82);
+        let parent = child.parent.as_ref().expect("a parent");
+        assert_eq!(parent.pid, 424_242);
+        assert!(!parent.image.is_known());
+        assert_eq!(parent.entity_id, t.placeholder(424_242, 1_500_000_000, 0).entity_id);
+        assert_eq!(child.entry_leader(&[82]), 50, "not in the container: the chain stops there");
+        // With no start time, the instance is not known: no parent rather than a guess.
+        let orphan = t.on_exec(51, 5_100_000_000, 2, 424_242, 0, 1, image("/bin/true"), 82);
+        assert!(orphan.parent.is_none());
     }
 
     #[test]
