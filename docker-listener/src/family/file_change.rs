@@ -354,13 +354,7 @@ fn resolve_names(resolve: u64) -> Vec<std::borrow::Cow<'static, str>> {
         (libc::RESOLVE_IN_ROOT, "in_root"),
         (libc::RESOLVE_CACHED, "cached"),
     ];
-    let mut out: Vec<std::borrow::Cow<'static, str>> =
-        NAMES.iter().filter(|(b, _)| resolve & b != 0).map(|(_, n)| (*n).into()).collect();
-    let rest = resolve & !NAMES.iter().fold(0, |acc, (b, _)| acc | b);
-    if rest != 0 {
-        out.push(format!("{rest:#x}").into());
-    }
-    out
+    super::bit_names(resolve, &NAMES)
 }
 
 #[cfg(test)]

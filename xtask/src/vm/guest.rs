@@ -628,11 +628,11 @@ fn is_record_start(line: &str) -> bool {
     b.len() > 20 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[10] == b'T'
 }
 
-/// Starts `busybox sh -c <script>` (with `env`: the programs' paths) as the container's first process and waits for it: between
-/// fork and exec the child moves itself into the container's cgroup (so even its exec is
-/// traced) and into a new network namespace (only `lo`, which the script brings up: its
-/// sockets reach nothing but itself, in a VM or on the host). Returns its pid, exit status and
-/// output.
+/// Starts `busybox sh -c <script>` (with `env`: the programs' paths) as the container's first
+/// process and waits for it: between fork and exec the child moves itself into the container's
+/// cgroup (so even its exec is traced) and into a new network namespace (only `lo`, which the
+/// script brings up: its sockets reach nothing but itself, in a VM or on the host). Returns its
+/// pid, exit status and output.
 fn run_workload(
     busybox: &Path,
     cgroup: &ContainerCgroup,
