@@ -223,6 +223,72 @@ fn sensitive_files_are_matched_by_what_was_opened() {
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+/// A process that has had more than 64 descriptors open has a grown descriptor table: its
+/// files are no longer in the table's embedded array, and the kernel side reaches them another
+/// way (a typed cast where the kernel has `bpf_rdonly_cast`, helper reads where not). Each kind
+/// of match is made through such a table: a sensitive file, a file of a sensitive directory, a
+/// file created where a sensitive one belongs, a pseudo-file; an ordinary file still makes none.
+#[test]
+fn a_process_with_a_grown_descriptor_table_is_matched_the_same() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("grown-table", json!({}));
+    let name = unique("grown");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    // A sensitive directory with a file the container did not make (a file it makes there joins
+    // the set as a file): the file is matched by its directory.
+    let dir = std::env::temp_dir().join(format!("dltest-grown-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pre"), "x ALL=(ALL) ALL\n").unwrap();
+    let volume = format!("{}:/etc/sudoers.d:ro", dir.display());
+    run_after_release(
+        &name,
+        &["-v", &volume],
+        "sh -c 'exec 99</dev/null; grep FDSize /proc/self/status > /tmp/fdsize; \
+                /bin/cat /etc/./shadow /etc/sudoers.d/./pre /etc/./hostname >/dev/null; \
+                : > /etc/./gshadow; /bin/dd if=/proc/self//mem of=/dev/null bs=1 count=1 2>/dev/null'",
+        &done,
+    );
+    release_when_matched(&agent, &name);
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    // The table the opens were made through had grown past the embedded array (64).
+    let fdsize = docker(&["exec", &name, "cat", "/tmp/fdsize"]);
+    assert_eq!(fdsize.split_whitespace().nth(1), Some("128"), "{fdsize}");
+    let m = mine(&events, &name);
+    let files = file_events(&m);
+    let of_requested = |r: &str| -> Vec<&Value> {
+        files.iter().copied().filter(|e| e["docker_listener"]["file_access"]["requested"] == r).collect()
+    };
+    for (requested, action, path, sensitive, how, rule) in [
+        ("/etc/./shadow", "file-read", "/etc/shadow", "/etc/shadow", "file", 100_051),
+        ("/etc/sudoers.d/./pre", "file-read", "/etc/sudoers.d/pre", "/etc/sudoers.d/", "directory", 100_051),
+        ("/etc/./gshadow", "file-create", "/etc/gshadow", "/etc/gshadow", "created", 100_044),
+    ] {
+        let got = of_requested(requested);
+        assert_eq!(got.len(), 1, "one event for {requested}: {files:#?}");
+        let e = got[0];
+        assert_eq!(e["event"]["action"], action, "{e}");
+        assert_eq!(e["file"]["path"], path, "{e}");
+        let fa = &e["docker_listener"]["file_access"];
+        assert_eq!((fa["sensitive"].as_str(), fa["match"].as_str()), (Some(sensitive), Some(how)), "{e}");
+        assert!(e["file"]["inode"].as_str().is_some_and(|i| i.parse::<u64>().is_ok()), "{e}");
+        assert_eq!(evaluate(&rules, e), Some(rule), "{e}");
+    }
+    let mem = of_requested("/proc/self//mem");
+    assert_eq!(mem.len(), 1, "{files:#?}");
+    assert_eq!(mem[0]["docker_listener"]["file_access"]["match"], "pseudo-file");
+    assert!(mem[0]["file"]["path"].as_str().is_some_and(|p| p.starts_with("/proc/") && p.ends_with("/mem")));
+    // True negative: the ordinary file read through the same table.
+    assert!(of_requested("/etc/./hostname").is_empty() && of_path(&files, "/etc/hostname").is_empty(), "{files:#?}");
+
+    assert_eq!(agent.daemon.stop(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn changes_by_name_are_resolved_in_the_container() {
     e2e();

@@ -120,6 +120,7 @@ unshare -m sh -c 'mkdir -p {mnt}; mount -t tmpfs none {mnt}; umount {mnt}'
 chroot / true
 rmmod {MODULE}
 dd if=/proc/self/mem of=/dev/null bs=1 count=1
+sh -c 'exec 99</dev/null;cat /etc//shadow;dd if=/proc/self//mem bs=1 count=1' >/dev/null
 ",
         missing_32(marker),
         mnt = mount_point(marker),
@@ -626,6 +627,32 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                 ("file.directory", Want::NonEmptyString),
                 ("docker_listener.file_access.sensitive", Is(json!("/proc/*/mem"))),
                 ("docker_listener.syscall.name", Want::NonEmptyString),
+                by_busybox(),
+            ],
+        ),
+        // The same opens by a process whose descriptor table grew past its embedded 64 (a
+        // descriptor 99 open): the file reached another way (a typed cast where the kernel has
+        // bpf_rdonly_cast, helper reads where not).
+        call(
+            "read of a sensitive file through a grown descriptor table",
+            "file-read",
+            vec![("docker_listener.file_access.requested", json!("/etc//shadow"))],
+            vec![
+                ("event.outcome", Is(json!("success"))),
+                ("file.path", Is(json!("/etc/shadow"))),
+                ("docker_listener.file_access.sensitive", Is(json!("/etc/shadow"))),
+                ("docker_listener.file_access.match", Is(json!("file"))),
+                by_busybox(),
+            ],
+        ),
+        call(
+            "read of its own memory through a grown descriptor table",
+            "file-read",
+            vec![("docker_listener.file_access.requested", json!("/proc/self//mem"))],
+            vec![
+                ("event.outcome", Is(json!("success"))),
+                ("file.name", Is(json!("mem"))),
+                ("docker_listener.file_access.match", Is(json!("pseudo-file"))),
                 by_busybox(),
             ],
         ),
