@@ -445,7 +445,17 @@ pub struct KernelOffsets {
     pub io_open_filename: u32,
     pub io_open_how: u32,
     pub io_changes_valid: u32,
+    /// The BTF type id of `struct file` in the kernel's BTF, when the programs' calls to
+    /// `bpf_rdonly_cast` were made real ([`RDONLY_CAST_CALL`]); 0 when not (they return null).
+    pub file_type_id: u32,
 }
+
+/// The helper number the programs' calls to the kfunc `bpf_rdonly_cast` (6.2+: an untyped
+/// kernel pointer made a BTF-typed one, read by plain loads) are compiled as. aya 0.14
+/// relocates no kfunc calls, so the daemon rewrites each `call RDONLY_CAST_CALL` of the object
+/// before loading it: into the kfunc's call where the kernel has it, into `r0 = 0` where not
+/// (the programs then take their helper reads). No helper has this number.
+pub const RDONLY_CAST_CALL: u32 = 0x6b66_6331;
 
 /// Words of the kernel's bit sets (`CONTAINER_BITS`, `SENSITIVE_BITS`): 65536 bits, a value's
 /// bit being `value % 65536`.

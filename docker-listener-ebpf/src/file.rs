@@ -20,7 +20,8 @@
 //! inode number and its directory's against a bit set of the sensitive ones (`SENSITIVE_BITS`),
 //! its filesystem's magic. Only a hit goes on to the hash lookups (`SENSITIVE`, then the exact
 //! container filter `CONTAINERS`) and the record. A descriptor the embedded array does not hold
-//! takes the same checks through `bpf_probe_read_kernel`.
+//! takes the same checks through a pointer the kfunc `bpf_rdonly_cast` typed (6.2+), or where
+//! the kernel has none, through `bpf_probe_read_kernel`.
 use aya_ebpf::{
     helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_kernel_str, bpf_probe_read_user},
     macros::{btf_tracepoint, map},
@@ -287,7 +288,14 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
         if file.is_null() {
             return;
         }
-        (file, unsafe { classify::<Probe>(file, open_flags, want) })
+        // Typed by the kfunc where the kernel has it (6.2+): plain loads, as above.
+        let typed = unsafe { crate::kernel::rdonly_cast(file, config!(offsets.file_type_id)) };
+        let how = if !typed.is_null() {
+            unsafe { classify::<Direct>(typed, open_flags, want) }
+        } else {
+            unsafe { classify::<Probe>(file, open_flags, want) }
+        };
+        (file, how)
     };
     // The exact filter, now that the open is one to report: the bit may have been another
     // cgroup's.

@@ -40,6 +40,19 @@ pub unsafe fn read0<T: Copy>(base: *const u8, off: u32) -> T {
     }
 }
 
+/// `ptr` as a BTF-typed (untrusted, read-only) pointer to the kernel type `type_id`, read by
+/// plain loads where a helper call costs tens of nanoseconds: the kfunc `bpf_rdonly_cast`.
+/// Null where the daemon found no such kfunc (it made the call `r0 = 0`: see
+/// `docker_listener_common::RDONLY_CAST_CALL`), and the verifier then knows it is null.
+#[inline(always)]
+pub unsafe fn rdonly_cast(ptr: *const u8, type_id: u32) -> *const u8 {
+    unsafe {
+        let f: unsafe extern "C" fn(*const u8, u32) -> *const u8 =
+            core::mem::transmute(docker_listener_common::RDONLY_CAST_CALL as usize);
+        f(ptr, type_id)
+    }
+}
+
 #[inline(always)]
 pub fn current_task() -> *const u8 {
     unsafe { bpf_get_current_task() as *const u8 }

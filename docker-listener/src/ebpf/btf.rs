@@ -22,6 +22,7 @@ pub mod kind {
     pub const STRUCT: u8 = 4;
     pub const UNION: u8 = 5;
     pub const TYPEDEF: u8 = 8;
+    pub const FUNC: u8 = 12;
     pub const VOLATILE: u8 = 9;
     pub const CONST: u8 = 10;
     pub const RESTRICT: u8 = 11;

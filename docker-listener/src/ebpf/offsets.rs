@@ -3,7 +3,10 @@
 //! does what libbpf's CO-RE would: look each member up by name, here, once at start.
 use std::path::Path;
 
-use super::btf::{Btf, kind};
+use super::{
+    btf::{Btf, kind},
+    kfunc::RdonlyCast,
+};
 use docker_listener_common::KernelOffsets;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -98,6 +101,8 @@ pub struct KernelInfo {
     pub x32: bool,
     /// The kernel's BTF up to the typedefs the BTF tracepoints attach by (see [`Btf::prefix`]).
     pub attach_btf: AttachBtf,
+    /// The kfunc `bpf_rdonly_cast` (6.2+) and the ids it is called with, when the BTF has them.
+    pub rdonly_cast: Option<RdonlyCast>,
 }
 
 /// BTF bytes for aya (its `Debug` gives their size, not 3 MiB of numbers).
@@ -253,7 +258,15 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         .max()
         .unwrap_or(1);
     let attach_btf = AttachBtf(r.btf.prefix(last));
-    Ok(KernelInfo { offsets: o, exe_walk, drift, pt_regs, x32, attach_btf })
+    let rdonly_cast = match (
+        r.btf.ids_by_name("bpf_rdonly_cast", Some(kind::FUNC)).next(),
+        r.struct_type("file"),
+        r.btf.ids_by_name("btf_trace_sys_exit", Some(kind::TYPEDEF)).next(),
+    ) {
+        (Some(func), Ok(file), Some(attach)) => Some(RdonlyCast { func, file, attach }),
+        _ => None,
+    };
+    Ok(KernelInfo { offsets: o, exe_walk, drift, pt_regs, x32, attach_btf, rdonly_cast })
 }
 
 /// Where an io_uring rename, link or unlink keeps its arguments until it runs (see

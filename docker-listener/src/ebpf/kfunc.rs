@@ -1,0 +1,239 @@
+//! The object's kfunc calls. The programs call the kfunc `bpf_rdonly_cast` (an untyped kernel
+//! pointer made a BTF-typed one, read by plain loads instead of a helper call each: kernels 6.2
+//! and later), but aya 0.14 relocates no kfunc calls. So the programs call it as a helper
+//! numbered [`RDONLY_CAST_CALL`], and before the object is parsed the daemon rewrites each such
+//! call instruction: into the kfunc's call (its BTF id in the kernel's BTF) where a probe
+//! program calling it loaded, into `r0 = 0` where not. The programs test the result for null
+//! and take their helper reads then; the verifier, which knows the constant, never walks the
+//! typed branch on those kernels.
+use docker_listener_common::RDONLY_CAST_CALL;
+
+/// What the kernel's BTF says of the cast: the kfunc's id, `struct file`'s, and the typedef
+/// the exit program attaches by (the probe program loads as that program does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RdonlyCast {
+    pub func: u32,
+    pub file: u32,
+    pub attach: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KfuncError {
+    #[error("the eBPF object is not a 64-bit ELF file whose section headers are inside it")]
+    NotElf,
+    #[error("the eBPF object has no call to rewrite (bpf_rdonly_cast): the build is not this daemon's own")]
+    NoCall,
+}
+
+/// An object's bytes, 8-byte aligned as the ELF parser wants them.
+pub struct Object {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Object {
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `words` holds at least `len` initialized bytes; u8 has no alignment needs.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`, borrowed mutably through `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+const BPF_CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
+const BPF_MOV64_IMM: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
+const BPF_EXIT: u8 = 0x95;
+const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
+const SHF_EXECINSTR: u64 = 0x4;
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The byte ranges of the object's executable sections (its programs' instructions).
+fn code_sections(elf: &[u8]) -> Result<Vec<std::ops::Range<usize>>, KfuncError> {
+    if elf.get(..5) != Some(b"\x7fELF\x02") {
+        return Err(KfuncError::NotElf);
+    }
+    let shoff = u64_at(elf, 0x28).ok_or(KfuncError::NotElf)? as usize;
+    let entsize = u16_at(elf, 0x3a).ok_or(KfuncError::NotElf)? as usize;
+    let count = u16_at(elf, 0x3c).ok_or(KfuncError::NotElf)? as usize;
+    if entsize < 0x28 {
+        return Err(KfuncError::NotElf);
+    }
+    let mut code = Vec::new();
+    for i in 0..count {
+        let at = shoff + i * entsize;
+        let flags = u64_at(elf, at + 8).ok_or(KfuncError::NotElf)?;
+        let (off, size) =
+            (u64_at(elf, at + 24).ok_or(KfuncError::NotElf)?, u64_at(elf, at + 32).ok_or(KfuncError::NotElf)?);
+        if flags & SHF_EXECINSTR == 0 {
+            continue;
+        }
+        let range = off as usize..(off as usize).saturating_add(size as usize);
+        if range.end > elf.len() {
+            return Err(KfuncError::NotElf);
+        }
+        code.push(range);
+    }
+    Ok(code)
+}
+
+/// A copy of `elf` with each `call RDONLY_CAST_CALL` rewritten: into a call of the kfunc whose
+/// BTF id is `kfunc`, or into `r0 = 0` when `None`. With how many calls were rewritten.
+pub fn rewrite(elf: &[u8], kfunc: Option<u32>) -> Result<(Object, usize), KfuncError> {
+    let mut object = Object { words: vec![0u64; elf.len().div_ceil(8)], len: elf.len() };
+    object.bytes_mut().copy_from_slice(elf);
+    let sections = code_sections(elf)?;
+    let bytes = object.bytes_mut();
+    let mut sites = 0;
+    for range in sections {
+        for insn in bytes[range].chunks_exact_mut(8) {
+            let imm = u32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
+            if insn[0] != BPF_CALL || insn[1] != 0 || insn[2..4] != [0, 0] || imm != RDONLY_CAST_CALL {
+                continue;
+            }
+            let new = match kfunc {
+                Some(id) => insn_bytes(BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, id),
+                None => insn_bytes(BPF_MOV64_IMM, 0, 0, 0),
+            };
+            insn.copy_from_slice(&new);
+            sites += 1;
+        }
+    }
+    if sites == 0 {
+        return Err(KfuncError::NoCall);
+    }
+    Ok((object, sites))
+}
+
+fn insn_bytes(code: u8, dst: u8, src: u8, imm: u32) -> [u8; 8] {
+    let i = imm.to_le_bytes();
+    [code, (src << 4) | (dst & 0xf), 0, 0, i[0], i[1], i[2], i[3]]
+}
+
+/// Whether a program calling the kfunc as the object's programs do loads on this kernel: a
+/// BTF tracepoint program (`attach`: its typedef) of five instructions,
+/// `r1 = 0; r2 = <struct file>; call bpf_rdonly_cast; r0 = 0; exit`. The error is the
+/// kernel's, with the verifier's log when it gave one.
+pub fn probe(cast: &RdonlyCast) -> Result<(), String> {
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_PROG_TYPE_TRACING: u32 = 26;
+    const BPF_TRACE_RAW_TP: u32 = 23;
+    let insns: Vec<u8> = [
+        insn_bytes(BPF_MOV64_IMM, 1, 0, 0),
+        insn_bytes(BPF_MOV64_IMM, 2, 0, cast.file),
+        insn_bytes(BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, cast.func),
+        insn_bytes(BPF_MOV64_IMM, 0, 0, 0),
+        insn_bytes(BPF_EXIT, 0, 0, 0),
+    ]
+    .concat();
+    let license = c"GPL";
+    let mut log = vec![0u8; 4096];
+    // `union bpf_attr` for BPF_PROG_LOAD, up to `attach_btf_id` (the kernel zeroes the rest).
+    let mut attr = [0u8; 112];
+    let put32 = |a: &mut [u8; 112], at: usize, v: u32| a[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let put64 = |a: &mut [u8; 112], at: usize, v: u64| a[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    put32(&mut attr, 0, BPF_PROG_TYPE_TRACING);
+    put32(&mut attr, 4, (insns.len() / 8) as u32);
+    put64(&mut attr, 8, insns.as_ptr() as u64);
+    put64(&mut attr, 16, license.as_ptr() as u64);
+    put32(&mut attr, 24, 1); // log_level
+    put32(&mut attr, 28, log.len() as u32);
+    put64(&mut attr, 32, log.as_mut_ptr() as u64);
+    put32(&mut attr, 68, BPF_TRACE_RAW_TP); // expected_attach_type
+    put32(&mut attr, 108, cast.attach); // attach_btf_id
+    // SAFETY: `attr` is a valid `bpf_attr` prefix of the size given; the pointers in it
+    // (instructions, license, log buffer) outlive the call.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, attr.as_ptr(), attr.len() as libc::c_uint) };
+    if fd >= 0 {
+        // SAFETY: the descriptor is the one the kernel just returned, closed once.
+        unsafe { libc::close(fd as libc::c_int) };
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    let end = log.iter().position(|&c| c == 0).unwrap_or(log.len());
+    let log = String::from_utf8_lossy(&log[..end]);
+    let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    Err(if last.is_empty() { err.to_string() } else { format!("{err}: {last}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 with one executable section holding `code` (and one that is not).
+    fn elf(code: &[[u8; 8]], data: &[[u8; 8]]) -> Vec<u8> {
+        let text: Vec<u8> = code.concat();
+        let other: Vec<u8> = data.concat();
+        let shoff = 64 + text.len() + other.len();
+        let mut f = vec![0u8; 64];
+        f[..5].copy_from_slice(b"\x7fELF\x02");
+        f[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
+        f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        f.extend_from_slice(&text);
+        f.extend_from_slice(&other);
+        let header = |flags: u64, off: usize, size: usize| {
+            let mut h = vec![0u8; 64];
+            h[8..16].copy_from_slice(&flags.to_le_bytes());
+            h[24..32].copy_from_slice(&(off as u64).to_le_bytes());
+            h[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+            h
+        };
+        f.extend(header(0, 0, 0));
+        f.extend(header(SHF_EXECINSTR | 2, 64, text.len()));
+        f.extend(header(2, 64 + text.len(), other.len()));
+        f
+    }
+
+    #[test]
+    fn calls_of_the_cast_are_rewritten_in_code_only() {
+        let cast = insn_bytes(BPF_CALL, 0, 0, RDONLY_CAST_CALL);
+        let helper = insn_bytes(BPF_CALL, 0, 0, 4); // bpf_probe_read_kernel... any other helper
+        let f = elf(&[helper, cast, insn_bytes(BPF_EXIT, 0, 0, 0), cast], &[cast]);
+        let text = 64..64 + 32;
+        let data = 64 + 32..64 + 40;
+
+        let (o, n) = rewrite(&f, Some(0x1234)).unwrap();
+        assert_eq!(n, 2);
+        let b = o.bytes();
+        assert_eq!(b.as_ptr() as usize % 8, 0, "aligned for the ELF parser");
+        assert_eq!(&b[text.start..text.start + 8], helper.as_slice(), "other calls stay");
+        assert_eq!(&b[text.start + 8..text.start + 16], insn_bytes(BPF_CALL, 0, 2, 0x1234).as_slice());
+        assert_eq!(&b[text.start + 24..text.end], insn_bytes(BPF_CALL, 0, 2, 0x1234).as_slice());
+        assert_eq!(&b[data.clone()], cast.as_slice(), "data is not code");
+
+        let (o, n) = rewrite(&f, None).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(&o.bytes()[text.start + 8..text.start + 16], [0xb7, 0, 0, 0, 0, 0, 0, 0].as_slice(), "r0 = 0");
+        assert_eq!(o.bytes().len(), f.len());
+    }
+
+    #[test]
+    fn an_object_without_the_call_or_not_elf_is_refused() {
+        let f = elf(&[insn_bytes(BPF_EXIT, 0, 0, 0)], &[]);
+        assert!(matches!(rewrite(&f, None), Err(KfuncError::NoCall)));
+        assert!(matches!(rewrite(b"not an elf", None), Err(KfuncError::NotElf)));
+        let mut cut = elf(&[insn_bytes(BPF_EXIT, 0, 0, 0)], &[]);
+        cut.truncate(100);
+        assert!(matches!(rewrite(&cut, None), Err(KfuncError::NotElf)));
+    }
+
+    /// The object this daemon embeds has the call (when it was built with eBPF).
+    #[test]
+    fn the_embedded_object_calls_the_cast() {
+        if super::super::OBJECT.is_empty() {
+            return;
+        }
+        let (_, n) = rewrite(super::super::OBJECT, None).unwrap();
+        assert!(n >= 1, "{n}");
+    }
+}
