@@ -277,16 +277,16 @@ fn euid() -> u32 {
 mod tests {
     use super::*;
 
-    fn tempdir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("dl-state-{}-{:?}", std::process::id(), std::thread::current().id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    /// A scratch directory, removed with the guard.
+    fn tempdir() -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::Builder::new().prefix("dl-state-").tempdir().unwrap();
+        let d = t.path().to_path_buf();
+        (t, d)
     }
 
     #[test]
     fn cursor_round_trips_and_survives_corruption() {
-        let dir = tempdir();
+        let (_guard, dir) = tempdir();
         let s = StateDir::new(&dir);
         assert_eq!(s.load_cursor().unwrap(), None);
         let mut c = Cursor::default();
@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn unsafe_state_directories_and_files_are_refused() {
-        let dir = tempdir();
+        let (_guard, dir) = tempdir();
         let fresh = dir.join("new/state");
         StateDir::new(&fresh).prepare().unwrap();
         assert_eq!(fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o700);
@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn second_lock_names_the_holder() {
-        let dir = tempdir();
+        let (_guard, dir) = tempdir();
         let path = dir.join("lock");
         let _held = InstanceLock::acquire(&path).unwrap();
         let e = InstanceLock::acquire(&path).unwrap_err().to_string();
