@@ -562,7 +562,20 @@ fn refused_opens_of_sensitive_files_are_reported_as_failures() {
             ("file-read", "/root/.ssh/id_ed25519", "/root/.ssh/id_ed25519", "file", "EACCES"),
             ("file-write", "/etc/passwd", "/etc/passwd", "file", "EACCES"),
         ],
-        "{refused:#?}"
+        "{refused:#?}\nthe container's events naming shadow: {:#?}\nthe agent's health events: {:#?}",
+        mine(&events, &name)
+            .into_iter()
+            .filter(|e| e.to_string().contains("shadow"))
+            .map(|e| json!([
+                e["event"]["action"],
+                e["event"]["outcome"],
+                e["process"]["pid"],
+                e["process"]["args"],
+                e["file"]["path"],
+                e["docker_listener"]["file_access"]
+            ]))
+            .collect::<Vec<_>>(),
+        events.iter().filter(|e| e["container"].is_null()).collect::<Vec<_>>(),
     );
     for e in &refused {
         assert_eq!(e["process"]["user"]["id"], "65534", "{e}");

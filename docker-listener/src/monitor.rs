@@ -178,7 +178,8 @@ impl Monitor {
         let (info_tx, mut info_rx) = mpsc::unbounded_channel::<Info>();
         let inspect_slots = Arc::new(tokio::sync::Semaphore::new(INSPECT_CONCURRENCY));
         let mut inspecting: HashSet<String> = HashSet::new();
-        let mut resolving: HashSet<String> = HashSet::new();
+        // Containers whose files are being resolved, and whether they were asked again meanwhile.
+        let mut resolving: HashMap<String, bool> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep = Instant::now();
@@ -319,7 +320,13 @@ impl Monitor {
                         }
                     }
                     Request::ResolveFiles { id, pid } => {
-                        if resolving.insert(id.clone()) {
+                        if let Some(again) = resolving.get_mut(&id) {
+                            // The one in flight may have read the files before the change that
+                            // asks: another follows it.
+                            *again = true;
+                        } else {
+                            resolving.insert(id.clone(), false);
+                            self.correlator.sensitive.begin(&id);
                             spawn_resolve_files(
                                 id,
                                 pid,
@@ -436,7 +443,7 @@ impl Monitor {
         &mut self,
         info: Info,
         mount: Option<&std::path::Path>,
-        (inspecting, resolving): (&mut HashSet<String>, &mut HashSet<String>),
+        (inspecting, resolving): (&mut HashSet<String>, &mut HashMap<String, bool>),
         out: &mut Vec<Emitted>,
         req: &mut Vec<Request>,
     ) {
@@ -499,8 +506,12 @@ impl Monitor {
                 inspecting.remove(&id);
             }
             Info::Sensitive(id, entries) => {
-                resolving.remove(&id);
+                let again = resolving.remove(&id).unwrap_or(false);
                 self.correlator.sensitive_resolved(&id, entries, req);
+                if again {
+                    let pid = self.correlator.registry.get(&id).and_then(|c| c.pid);
+                    req.push(Request::ResolveFiles { id, pid });
+                }
             }
             Info::NotDocker { id, cgroup } => {
                 inspecting.remove(&id);

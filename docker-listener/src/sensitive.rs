@@ -451,6 +451,9 @@ pub struct SensitiveSet {
     by_container: HashMap<String, Vec<Entry>>,
     /// The map's content: inode → bits (the union over containers).
     kernel: HashMap<u64, u32>,
+    /// Entries `add`ed while a resolution of the container was in flight (`begin`): that
+    /// resolution may have read the filesystem before them, so its `update` keeps them.
+    added_during: HashMap<String, Vec<Entry>>,
 }
 
 /// A change to make to the kernel's map: the inode's new bits, or `None` to remove it.
@@ -461,8 +464,20 @@ impl SensitiveSet {
         SensitiveSet { patterns, ..SensitiveSet::default() }
     }
 
-    /// Replaces a container's set; the map changes that makes.
-    pub fn update(&mut self, id: &str, entries: Vec<Entry>) -> Vec<MapChange> {
+    /// A resolution of a container's files starts (its `update` comes later).
+    pub fn begin(&mut self, id: &str) {
+        self.added_during.insert(id.to_owned(), Vec::new());
+    }
+
+    /// Replaces a container's set with a resolution's entries and what was added while it ran
+    /// (a file created at the container's start, while its first resolution read the disk,
+    /// is not lost); the map changes that makes.
+    pub fn update(&mut self, id: &str, mut entries: Vec<Entry>) -> Vec<MapChange> {
+        for e in self.added_during.remove(id).unwrap_or_default() {
+            if !entries.contains(&e) {
+                entries.push(e);
+            }
+        }
         let old = self.by_container.insert(id.to_owned(), entries).unwrap_or_default();
         let mut touched: Vec<u64> = old.iter().map(|e| e.ino).collect();
         touched.extend(self.by_container[id].iter().map(|e| e.ino));
@@ -476,12 +491,16 @@ impl SensitiveSet {
         if list.contains(&e) {
             return Vec::new();
         }
+        if let Some(during) = self.added_during.get_mut(id) {
+            during.push(e.clone());
+        }
         list.push(e);
         self.recompute(vec![ino])
     }
 
     /// Forgets a container (gone or ignored).
     pub fn forget(&mut self, id: &str) -> Vec<MapChange> {
+        self.added_during.remove(id);
         let old = self.by_container.remove(id).unwrap_or_default();
         self.recompute(old.iter().map(|e| e.ino).collect())
     }
@@ -592,6 +611,27 @@ mod tests {
         assert!(s.update("b", vec![e(10, 41, access::WRITE)]).is_empty(), "no change, nothing to write");
         assert_eq!(s.forget("b"), vec![(10, None)]);
         assert!(s.is_empty());
+    }
+
+    /// A file created while the container's resolution read the disk (its start: an image's
+    /// entrypoint writing /etc/ld.so.preload) joins the set by `add`; the resolution's older
+    /// entries do not take it out again.
+    #[test]
+    fn what_is_added_while_a_resolution_runs_survives_its_update() {
+        let mut s = SensitiveSet::new(vec![p("/etc/shadow")]);
+        s.update("a", vec![e(10, 40, access::READ)]);
+        s.begin("a");
+        assert_eq!(s.add("a", e(11, 40, access::READ)), vec![(11, Some(access::READ))]);
+        // The resolution read the disk before 11 was made.
+        let changes = s.update("a", vec![e(10, 40, access::READ)]);
+        assert!(changes.is_empty(), "11 stays in the map: {changes:?}");
+        assert!(s.find("a", 11, 40, true, |_| true).is_some());
+        // Without a resolution in flight, an update is the whole truth (a file since removed
+        // leaves the set), and one that added nothing keeps nothing extra.
+        assert_eq!(s.update("a", vec![e(10, 40, access::READ)]), vec![(11, None)]);
+        s.begin("a");
+        assert!(s.update("a", vec![e(10, 40, access::READ)]).is_empty());
+        assert!(s.find("a", 11, 40, true, |_| true).is_none());
     }
 
     #[test]
