@@ -288,10 +288,11 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
         if file.is_null() {
             return;
         }
-        // Typed by the kfunc where the kernel has it (6.2+): plain loads, as above.
-        let typed = unsafe { crate::kernel::rdonly_cast(file, config!(offsets.file_type_id)) };
-        let how = if !typed.is_null() {
-            unsafe { classify::<Direct>(typed, open_flags, want) }
+        // Typed by the kfunc where the kernel has it (6.2+): plain loads, as above. The test is
+        // of a load-time constant, so each kernel's verifier walks one of the two ways.
+        let type_id = config!(offsets.file_type_id);
+        let how = if type_id != 0 {
+            unsafe { classify::<Direct>(crate::kernel::rdonly_cast(file, type_id), open_flags, want) }
         } else {
             unsafe { classify::<Probe>(file, open_flags, want) }
         };

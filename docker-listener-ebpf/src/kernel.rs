@@ -42,8 +42,9 @@ pub unsafe fn read0<T: Copy>(base: *const u8, off: u32) -> T {
 
 /// `ptr` as a BTF-typed (untrusted, read-only) pointer to the kernel type `type_id`, read by
 /// plain loads where a helper call costs tens of nanoseconds: the kfunc `bpf_rdonly_cast`.
-/// Null where the daemon found no such kfunc (it made the call `r0 = 0`: see
-/// `docker_listener_common::RDONLY_CAST_CALL`), and the verifier then knows it is null.
+/// Only where `offsets.file_type_id` says the daemon made the calls real; elsewhere it made
+/// them `r0 = 0` (`docker_listener_common::RDONLY_CAST_CALL`), and a caller tests that
+/// constant first, so the verifier never walks a use of the null.
 #[inline(always)]
 pub unsafe fn rdonly_cast(ptr: *const u8, type_id: u32) -> *const u8 {
     unsafe {

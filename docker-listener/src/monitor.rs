@@ -508,8 +508,9 @@ impl Monitor {
             Info::Sensitive(id, entries) => {
                 let again = resolving.remove(&id).unwrap_or(false);
                 self.correlator.sensitive_resolved(&id, entries, req);
-                if again {
-                    let pid = self.correlator.registry.get(&id).and_then(|c| c.pid);
+                // (Not for a container just forgotten: gone, or ignored.)
+                if again && let Some(c) = self.correlator.registry.get(&id).filter(|c| !c.is_ignored(&self.cfg)) {
+                    let pid = c.pid;
                     req.push(Request::ResolveFiles { id, pid });
                 }
             }

@@ -19,9 +19,15 @@ pub struct RdonlyCast {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KfuncError {
-    #[error("the eBPF object is not a 64-bit ELF file whose section headers are inside it")]
+    #[error(
+        "the embedded eBPF object is not a little-endian 64-bit BPF ELF file whose sections lie inside it: \
+         rebuild docker-listener (`cargo xtask build`: its eBPF object and daemon come from one build)"
+    )]
     NotElf,
-    #[error("the eBPF object has no call to rewrite (bpf_rdonly_cast): the build is not this daemon's own")]
+    #[error(
+        "the embedded eBPF object has no call of bpf_rdonly_cast to rewrite: it is not this daemon's own build; \
+         rebuild docker-listener (`cargo xtask build`)"
+    )]
     NoCall,
 }
 
@@ -30,6 +36,7 @@ const BPF_MOV64_IMM: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
 const BPF_EXIT: u8 = 0x95;
 const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
 const SHF_EXECINSTR: u64 = 0x4;
+const EM_BPF: u16 = 247;
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
@@ -41,37 +48,40 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 
 /// The byte ranges of the object's executable sections (its programs' instructions).
 fn code_sections(elf: &[u8]) -> Result<Vec<std::ops::Range<usize>>, KfuncError> {
-    if elf.get(..5) != Some(b"\x7fELF\x02") {
+    // ELFCLASS64, ELFDATA2LSB, EM_BPF.
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01") || u16_at(elf, 0x12) != Some(EM_BPF) {
         return Err(KfuncError::NotElf);
     }
-    let shoff = u64_at(elf, 0x28).ok_or(KfuncError::NotElf)? as usize;
-    let entsize = u16_at(elf, 0x3a).ok_or(KfuncError::NotElf)? as usize;
-    let count = u16_at(elf, 0x3c).ok_or(KfuncError::NotElf)? as usize;
+    let shoff = u64_at(elf, 0x28).ok_or(KfuncError::NotElf)?;
+    let entsize = u64::from(u16_at(elf, 0x3a).ok_or(KfuncError::NotElf)?);
+    let count = u64::from(u16_at(elf, 0x3c).ok_or(KfuncError::NotElf)?);
     if entsize < 0x28 {
         return Err(KfuncError::NotElf);
     }
     let mut code = Vec::new();
     for i in 0..count {
-        let at = shoff + i * entsize;
-        let flags = u64_at(elf, at + 8).ok_or(KfuncError::NotElf)?;
-        let (off, size) =
-            (u64_at(elf, at + 24).ok_or(KfuncError::NotElf)?, u64_at(elf, at + 32).ok_or(KfuncError::NotElf)?);
+        let at = entsize.checked_mul(i).and_then(|o| o.checked_add(shoff)).ok_or(KfuncError::NotElf)?;
+        let field = |o: u64| -> Result<u64, KfuncError> {
+            let at = at.checked_add(o).and_then(|a| usize::try_from(a).ok()).ok_or(KfuncError::NotElf)?;
+            u64_at(elf, at).ok_or(KfuncError::NotElf)
+        };
+        let (flags, off, size) = (field(8)?, field(24)?, field(32)?);
         if flags & SHF_EXECINSTR == 0 {
             continue;
         }
-        let range = off as usize..(off as usize).saturating_add(size as usize);
-        if range.end > elf.len() {
+        let end = off.checked_add(size).ok_or(KfuncError::NotElf)?;
+        if end > elf.len() as u64 {
             return Err(KfuncError::NotElf);
         }
-        code.push(range);
+        code.push(off as usize..end as usize);
     }
     Ok(code)
 }
 
 /// Rewrites each `call RDONLY_CAST_CALL` of `elf`'s code in place: into a call of the kfunc
-/// whose BTF id is `kfunc`, or into `r0 = 0` when `None`. Returns where they were, for
-/// [`restore`].
-pub fn rewrite(elf: &mut [u8], kfunc: Option<u32>) -> Result<Vec<usize>, KfuncError> {
+/// whose BTF id is `kfunc`, or into `r0 = 0` when `None`. The calls are put back as they were
+/// built when the result is dropped (after the load, or if it panics).
+pub fn rewrite(elf: &mut [u8], kfunc: Option<u32>) -> Result<Rewritten<'_>, KfuncError> {
     let mut sites = Vec::new();
     for range in code_sections(elf)? {
         for (i, insn) in elf[range.clone()].chunks_exact_mut(8).enumerate() {
@@ -88,14 +98,32 @@ pub fn rewrite(elf: &mut [u8], kfunc: Option<u32>) -> Result<Vec<usize>, KfuncEr
     if sites.is_empty() {
         return Err(KfuncError::NoCall);
     }
-    Ok(sites)
+    Ok(Rewritten { elf, sites })
 }
 
-/// Puts the calls [`rewrite`] rewrote back as they were built.
-pub fn restore(elf: &mut [u8], sites: &[usize]) {
-    for &at in sites {
-        if let Some(insn) = elf.get_mut(at..at + 8) {
-            insn.copy_from_slice(&CAST_CALL);
+/// An object whose calls [`rewrite`] rewrote, until dropped.
+pub struct Rewritten<'a> {
+    elf: &'a mut [u8],
+    sites: Vec<usize>,
+}
+
+impl Rewritten<'_> {
+    pub fn bytes(&self) -> &[u8] {
+        self.elf
+    }
+
+    /// How many calls were rewritten.
+    pub fn calls(&self) -> usize {
+        self.sites.len()
+    }
+}
+
+impl Drop for Rewritten<'_> {
+    fn drop(&mut self) {
+        for &at in &self.sites {
+            if let Some(insn) = self.elf.get_mut(at..at + 8) {
+                insn.copy_from_slice(&CAST_CALL);
+            }
         }
     }
 }
@@ -126,22 +154,22 @@ pub fn probe(cast: &RdonlyCast) -> Result<(), String> {
     .concat();
     let license = c"GPL";
     let mut log = vec![0u8; 4096];
-    // `union bpf_attr` for BPF_PROG_LOAD, up to `attach_btf_id` (the kernel zeroes the rest).
-    let mut attr = [0u8; 112];
-    let put32 = |a: &mut [u8; 112], at: usize, v: u32| a[at..at + 4].copy_from_slice(&v.to_le_bytes());
-    let put64 = |a: &mut [u8; 112], at: usize, v: u64| a[at..at + 8].copy_from_slice(&v.to_le_bytes());
-    put32(&mut attr, 0, BPF_PROG_TYPE_TRACING);
-    put32(&mut attr, 4, (insns.len() / 8) as u32);
-    put64(&mut attr, 8, insns.as_ptr() as u64);
-    put64(&mut attr, 16, license.as_ptr() as u64);
-    put32(&mut attr, 24, 1); // log_level
-    put32(&mut attr, 28, log.len() as u32);
-    put64(&mut attr, 32, log.as_mut_ptr() as u64);
-    put32(&mut attr, 68, BPF_TRACE_RAW_TP); // expected_attach_type
-    put32(&mut attr, 108, cast.attach); // attach_btf_id
-    // SAFETY: `attr` is a valid `bpf_attr` prefix of the size given; the pointers in it
-    // (instructions, license, log buffer) outlive the call.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, attr.as_ptr(), attr.len() as libc::c_uint) };
+    let attr = ProgLoad {
+        prog_type: BPF_PROG_TYPE_TRACING,
+        insn_cnt: (insns.len() / 8) as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 1,
+        log_size: log.len() as u32,
+        log_buf: log.as_mut_ptr() as u64,
+        expected_attach_type: BPF_TRACE_RAW_TP,
+        attach_btf_id: cast.attach,
+        ..ProgLoad::default()
+    };
+    // SAFETY: `attr` is a `bpf_attr` prefix of the size given; the pointers in it (instructions,
+    // license, log buffer) outlive the call.
+    let fd =
+        unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &raw const attr, size_of::<ProgLoad>() as libc::c_uint) };
     if fd >= 0 {
         // SAFETY: the descriptor is the one the kernel just returned, closed once.
         unsafe { libc::close(fd as libc::c_int) };
@@ -149,9 +177,43 @@ pub fn probe(cast: &RdonlyCast) -> Result<(), String> {
     }
     let err = std::io::Error::last_os_error();
     let end = log.iter().position(|&c| c == 0).unwrap_or(log.len());
-    let log = String::from_utf8_lossy(&log[..end]);
-    let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    Err(if last.is_empty() { err.to_string() } else { format!("{err}: {last}") })
+    Err(match verifier_reason(&String::from_utf8_lossy(&log[..end])) {
+        Some(why) => format!("{err}: {why}"),
+        None => err.to_string(),
+    })
+}
+
+/// The verifier's reason in its log: the last line that is not its closing statistics
+/// (`processed N insns ...`, written after any failure).
+fn verifier_reason(log: &str) -> Option<&str> {
+    log.lines().map(str::trim).rev().find(|l| !l.is_empty() && !l.starts_with("processed "))
+}
+
+/// `union bpf_attr` for `BPF_PROG_LOAD`, up to `attach_btf_id` (the kernel zeroes what it has
+/// beyond the size given).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
 }
 
 #[cfg(test)]
@@ -164,7 +226,8 @@ mod tests {
         let other: Vec<u8> = data.concat();
         let shoff = 64 + text.len() + other.len();
         let mut f = vec![0u8; 64];
-        f[..5].copy_from_slice(b"\x7fELF\x02");
+        f[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        f[0x12..0x14].copy_from_slice(&EM_BPF.to_le_bytes());
         f[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
         f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
         f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
@@ -192,19 +255,20 @@ mod tests {
         let data = 64 + 32..64 + 40;
 
         let mut b = f.clone();
-        let sites = rewrite(&mut b, Some(0x1234)).unwrap();
-        assert_eq!(sites, [text.start + 8, text.start + 24]);
-        assert_eq!(&b[text.start..text.start + 8], helper.as_slice(), "other calls stay");
-        assert_eq!(&b[text.start + 8..text.start + 16], insn_bytes(BPF_CALL, 0, 2, 0x1234).as_slice());
-        assert_eq!(&b[text.start + 24..text.end], insn_bytes(BPF_CALL, 0, 2, 0x1234).as_slice());
-        assert_eq!(&b[data.clone()], cast.as_slice(), "data is not code");
-        restore(&mut b, &sites);
+        let r = rewrite(&mut b, Some(0x1234)).unwrap();
+        assert_eq!(r.sites, [text.start + 8, text.start + 24]);
+        let got = r.bytes();
+        assert_eq!(&got[text.start..text.start + 8], helper.as_slice(), "other calls stay");
+        assert_eq!(&got[text.start + 8..text.start + 16], insn_bytes(BPF_CALL, 0, 2, 0x1234).as_slice());
+        assert_eq!(&got[text.start + 24..text.end], insn_bytes(BPF_CALL, 0, 2, 0x1234).as_slice());
+        assert_eq!(&got[data.clone()], cast.as_slice(), "data is not code");
+        drop(r);
         assert_eq!(b, f, "restored");
 
-        let sites = rewrite(&mut b, None).unwrap();
-        assert_eq!(sites.len(), 2);
-        assert_eq!(&b[text.start + 8..text.start + 16], [0xb7, 0, 0, 0, 0, 0, 0, 0].as_slice(), "r0 = 0");
-        restore(&mut b, &sites);
+        let r = rewrite(&mut b, None).unwrap();
+        assert_eq!(r.calls(), 2);
+        assert_eq!(&r.bytes()[text.start + 8..text.start + 16], [0xb7, 0, 0, 0, 0, 0, 0, 0].as_slice(), "r0 = 0");
+        drop(r);
         assert_eq!(b, f, "restored");
     }
 
@@ -218,6 +282,47 @@ mod tests {
         assert!(matches!(rewrite(&mut cut, None), Err(KfuncError::NotElf)));
     }
 
+    /// The attribute's members where the kernel's uapi `union bpf_attr` has them.
+    #[test]
+    fn the_load_attribute_is_laid_out_as_the_kernels() {
+        use std::mem::offset_of;
+        assert_eq!(
+            [
+                offset_of!(ProgLoad, insn_cnt),
+                offset_of!(ProgLoad, insns),
+                offset_of!(ProgLoad, license),
+                offset_of!(ProgLoad, log_level),
+                offset_of!(ProgLoad, log_buf),
+                offset_of!(ProgLoad, prog_name),
+                offset_of!(ProgLoad, expected_attach_type),
+                offset_of!(ProgLoad, attach_btf_id),
+            ],
+            [4, 8, 16, 24, 32, 48, 68, 108]
+        );
+        assert_eq!(size_of::<ProgLoad>(), 112);
+    }
+
+    #[test]
+    fn the_verifiers_reason_is_not_its_statistics() {
+        let log = "0: R1=ctx() R10=fp0\ncalling kernel function bpf_rdonly_cast is not allowed\n\
+                   processed 0 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0\n";
+        assert_eq!(verifier_reason(log), Some("calling kernel function bpf_rdonly_cast is not allowed"));
+        assert_eq!(verifier_reason(""), None);
+    }
+
+    #[test]
+    fn another_machines_object_is_refused() {
+        let mut f = elf(&[CAST_CALL], &[]);
+        f[0x12] = 62; // EM_X86_64
+        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf)));
+        let mut f = elf(&[CAST_CALL], &[]);
+        f[5] = 2; // big-endian
+        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf)));
+        let mut f = elf(&[CAST_CALL], &[]);
+        f[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes()); // section headers nowhere
+        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf)));
+    }
+
     /// The object this daemon embeds has the call, and is left as built.
     #[test]
     fn the_embedded_object_calls_the_cast() {
@@ -228,9 +333,7 @@ mod tests {
             return;
         }
         let before = object.bytes.to_vec();
-        let sites = rewrite(&mut object.bytes, None).unwrap();
-        assert!(!sites.is_empty());
-        restore(&mut object.bytes, &sites);
-        assert!(object.bytes == before[..]);
+        assert!(rewrite(&mut object.bytes, None).unwrap().calls() >= 1);
+        assert!(object.bytes == before[..], "put back");
     }
 }

@@ -279,19 +279,20 @@ impl EbpfProbes {
         };
         drop(info.attach_btf);
         let mut object = OBJECT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sites =
+        let rewritten =
             kfunc::rewrite(&mut object.bytes, cast.map(|c| c.func)).map_err(|e| EbpfError::Load(e.to_string()))?;
         if cast.is_some() {
             tracing::debug!(
-                calls = sites.len(),
+                calls = rewritten.calls(),
                 "files of grown descriptor tables are read through typed pointers (bpf_rdonly_cast)"
             );
         }
         let loaded = loader
             .override_global("CONFIG", &pc, true)
             .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
-            .load(&object.bytes);
-        kfunc::restore(&mut object.bytes, &sites);
+            .load(rewritten.bytes());
+        // (aya has copied the instructions: the object's calls are put back.)
+        drop(rewritten);
         drop(object);
         let mut ebpf = loaded.map_err(EbpfError::from_load)?;
         let kernel = attach::Kernel {
