@@ -30,8 +30,14 @@ pub struct Kernel {
 }
 
 /// The matrix. Adding a kernel is one more line; it must be in the machine's apt sources.
-pub const KERNELS: &[Kernel] =
-    &[Kernel { name: "debian12-6.1", metapackage: "linux-image-cloud-amd64", release_prefix: "6.1." }];
+/// 6.1: Debian 12's own (and the oldest LTS here: `io_uring_submit_sqe`, no `bpf_rdonly_cast`);
+/// 6.12: the LTS of Debian 13 and RHEL 10, which bookworm also carries (`io_uring_submit_req`,
+/// the fixed files' table as it was before 6.13, `bpf_rdonly_cast` on a kernel other than this
+/// machine's).
+pub const KERNELS: &[Kernel] = &[
+    Kernel { name: "debian12-6.1", metapackage: "linux-image-cloud-amd64", release_prefix: "6.1." },
+    Kernel { name: "debian12-6.12", metapackage: "linux-image-6.12-cloud-amd64", release_prefix: "6.12." },
+];
 
 /// A kernel ready to boot.
 pub struct Fetched {
