@@ -178,8 +178,7 @@ impl Monitor {
         let (info_tx, mut info_rx) = mpsc::unbounded_channel::<Info>();
         let inspect_slots = Arc::new(tokio::sync::Semaphore::new(INSPECT_CONCURRENCY));
         let mut inspecting: HashSet<String> = HashSet::new();
-        // Containers whose files are being resolved, and whether they were asked again meanwhile.
-        let mut resolving: HashMap<String, bool> = HashMap::new();
+        let mut resolving = Resolutions::default();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep = Instant::now();
@@ -320,12 +319,7 @@ impl Monitor {
                         }
                     }
                     Request::ResolveFiles { id, pid } => {
-                        if let Some(again) = resolving.get_mut(&id) {
-                            // The one in flight may have read the files before the change that
-                            // asks: another follows it.
-                            *again = true;
-                        } else {
-                            resolving.insert(id.clone(), false);
+                        if resolving.ask(&id) {
                             self.correlator.sensitive.begin(&id);
                             spawn_resolve_files(
                                 id,
@@ -443,7 +437,7 @@ impl Monitor {
         &mut self,
         info: Info,
         mount: Option<&std::path::Path>,
-        (inspecting, resolving): (&mut HashSet<String>, &mut HashMap<String, bool>),
+        (inspecting, resolving): (&mut HashSet<String>, &mut Resolutions),
         out: &mut Vec<Emitted>,
         req: &mut Vec<Request>,
     ) {
@@ -506,7 +500,7 @@ impl Monitor {
                 inspecting.remove(&id);
             }
             Info::Sensitive(id, entries) => {
-                let again = resolving.remove(&id).unwrap_or(false);
+                let again = resolving.done(&id);
                 self.correlator.sensitive_resolved(&id, entries, req);
                 // (Not for a container just forgotten: gone, or ignored.)
                 if again && let Some(c) = self.correlator.registry.get(&id).filter(|c| !c.is_ignored(&self.cfg)) {
@@ -887,6 +881,33 @@ fn spawn_resolve_files(
     });
 }
 
+/// Containers whose sensitive files are being resolved, and whether a change asked for another
+/// resolution meanwhile: the one in flight may have read the files before that change, so
+/// another follows it (once, however many asked).
+#[derive(Default)]
+struct Resolutions(HashMap<String, bool>);
+
+impl Resolutions {
+    /// Whether a resolution of `id` starts now; if one is in flight, another will follow it.
+    fn ask(&mut self, id: &str) -> bool {
+        match self.0.get_mut(id) {
+            Some(again) => {
+                *again = true;
+                false
+            }
+            None => {
+                self.0.insert(id.to_owned(), false);
+                true
+            }
+        }
+    }
+
+    /// The resolution of `id` ended: whether another was asked for meanwhile.
+    fn done(&mut self, id: &str) -> bool {
+        self.0.remove(id).unwrap_or(false)
+    }
+}
+
 /// One container's sensitive files, resolved in its filesystem (a blocking thread).
 fn resolve_files(
     id: String,
@@ -946,4 +967,22 @@ fn spawn_find_cgroup(
         };
         let _ = tx.send(info);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resolution_asked_for_while_one_runs_follows_it_once() {
+        let mut r = Resolutions::default();
+        assert!(r.ask("a"), "none in flight: it starts");
+        assert!(!r.ask("a") && !r.ask("a"), "in flight: asked again, twice");
+        assert!(r.ask("b"), "another container's is its own");
+        assert!(r.done("a"), "one follows");
+        assert!(r.ask("a"));
+        assert!(!r.done("a"), "none asked meanwhile: none follows");
+        assert!(!r.done("gone"), "an unknown one");
+        assert!(!r.done("b") && r.ask("b"));
+    }
 }
