@@ -3,9 +3,9 @@
 //! and later), but aya 0.14 relocates no kfunc calls. So the programs call it as a helper
 //! numbered [`RDONLY_CAST_CALL`], and before the object is parsed the daemon rewrites each such
 //! call instruction: into the kfunc's call (its BTF id in the kernel's BTF) where a probe
-//! program calling it loaded, into `r0 = 0` where not. The programs test the result for null
-//! and take their helper reads then; the verifier, which knows the constant, never walks the
-//! typed branch on those kernels.
+//! program calling it loaded, into `r0 = 0` where not. The programs test a load-time constant
+//! (`file_type_id`, 0 where the calls are `r0 = 0`) before they use the cast, so each kernel's
+//! verifier walks either the typed loads or the helper reads, never a use of the null.
 use docker_listener_common::RDONLY_CAST_CALL;
 
 /// What the kernel's BTF says of the cast: the kfunc's id, `struct file`'s, and the typedef
