@@ -252,20 +252,20 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
     let x32 = r.btf.ids_by_name("x32_sys_call", None).next().is_some();
     // The typedefs `btf_trace_<event>` the BTF tracepoint programs attach by: aya looks them up
     // in a BTF of its own, given the kernel's cut after the last of them.
-    let last = super::attach::BTF_TRACEPOINTS
+    // (Each lookup reads every type: each typedef is looked up once.)
+    let typedefs: Vec<(&str, Option<u32>)> = super::attach::BTF_TRACEPOINTS
         .iter()
-        .filter_map(|event| r.btf.ids_by_name(&format!("btf_trace_{event}"), Some(kind::TYPEDEF)).next())
-        .max()
-        .unwrap_or(1);
+        .map(|&event| (event, r.btf.ids_by_name(&format!("btf_trace_{event}"), Some(kind::TYPEDEF)).next()))
+        .collect();
+    let last = typedefs.iter().filter_map(|&(_, id)| id).max().unwrap_or(1);
     let attach_btf = AttachBtf(r.btf.prefix(last));
-    let rdonly_cast = match (
-        r.btf.ids_by_name("bpf_rdonly_cast", Some(kind::FUNC)).next(),
-        r.struct_type("file"),
-        r.btf.ids_by_name("btf_trace_sys_exit", Some(kind::TYPEDEF)).next(),
-    ) {
-        (Some(func), Ok(file), Some(attach)) => Some(RdonlyCast { func, file, attach }),
-        _ => None,
-    };
+    // The probe program of the cast loads as the exit program does, by `sys_exit`'s typedef.
+    let sys_exit = typedefs.iter().find(|&&(event, _)| event == "sys_exit").and_then(|&(_, id)| id);
+    let rdonly_cast =
+        match (r.btf.ids_by_name("bpf_rdonly_cast", Some(kind::FUNC)).next(), r.struct_type("file"), sys_exit) {
+            (Some(func), Ok(file), Some(attach)) => Some(RdonlyCast { func, file, attach }),
+            _ => None,
+        };
     Ok(KernelInfo { offsets: o, exe_walk, drift, pt_regs, x32, attach_btf, rdonly_cast })
 }
 
