@@ -579,12 +579,17 @@ impl Correlator {
         }
     }
 
-    /// A container's sensitive files were resolved (`None`: they could not be, it has no
-    /// process any more).
+    /// A container's sensitive files were resolved (`None`: they could not be, no process of
+    /// it had a readable root at that moment; its last set stays until the next resolution).
     pub fn sensitive_resolved(&mut self, id: &str, entries: Option<Vec<Entry>>, req: &mut Vec<Request>) {
         let known = self.registry.get(id).is_some_and(|c| !c.is_ignored(&self.cfg));
         let changes = match entries {
             Some(e) if known => self.sensitive.update(id, e),
+            // A failed resolution keeps the last set (the next one comes with the period).
+            None if known => {
+                self.sensitive.unresolved(id);
+                return;
+            }
             _ => self.sensitive.forget(id),
         };
         if !changes.is_empty() {
@@ -841,6 +846,30 @@ mod tests {
         c.sensitive_resolved(ID, None, &mut req);
         c.tick(now + crate::sensitive::REFRESH, &mut out, &mut req);
         assert_eq!(resolves(&req), 1, "{req:?}");
+    }
+
+    #[test]
+    fn a_failed_resolution_keeps_the_container_s_files_watched() {
+        let mut c = correlator();
+        let (mut out, mut req) = (Vec::new(), Vec::new());
+        started(&mut c, &mut out, &mut req);
+        let shadow = Entry { ino: 41, dev: 5, bits: 1, pattern: 0, path: "/etc/shadow".into() };
+        req.clear();
+        c.sensitive_resolved(ID, Some(vec![shadow.clone()]), &mut req);
+        assert!(matches!(&req[..], [Request::SensitiveMap(ch)] if ch == &[(41, Some(1))]), "{req:?}");
+        // The next resolution finds no readable root for a moment: the inode stays in the map.
+        req.clear();
+        c.sensitive.begin(ID);
+        c.sensitive_resolved(ID, None, &mut req);
+        assert!(req.is_empty(), "{req:?}");
+        assert_eq!(c.sensitive.len(), 1);
+        assert!(c.sensitive.find(ID, 41, 5, false, |_| true).is_some());
+        // A container forgotten (gone) takes its inodes out.
+        c.sensitive_resolved("gone", None, &mut req);
+        assert!(req.is_empty(), "an unknown container had nothing to take out: {req:?}");
+        c.registry.forget(ID);
+        c.sensitive_resolved(ID, None, &mut req);
+        assert!(matches!(&req[..], [Request::SensitiveMap(ch)] if ch == &[(41, None)]), "{req:?}");
     }
 
     #[test]

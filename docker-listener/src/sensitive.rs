@@ -498,6 +498,13 @@ impl SensitiveSet {
         self.recompute(vec![ino])
     }
 
+    /// A resolution of a container's files ended without a result (its processes' roots could
+    /// not be read for a moment): its last set stays, with what was added meanwhile, until the
+    /// next resolution; forgetting it would leave its files unwatched until then.
+    pub fn unresolved(&mut self, id: &str) {
+        self.added_during.remove(id);
+    }
+
     /// Forgets a container (gone or ignored).
     pub fn forget(&mut self, id: &str) -> Vec<MapChange> {
         self.added_during.remove(id);
