@@ -161,7 +161,7 @@ fn run_kernel(k: &kernel::Kernel, initramfs: &Path, work: &Path) -> Outcome {
         );
         println!("\nkernel-matrix: {} ({}, {}): booting under qemu (TCG)", k.name, fetched.package, fetched.release);
         let log = work.join(format!("{}.log", k.name));
-        let out = qemu::boot(k.name, &fetched.vmlinuz, initramfs, &log)?;
+        let out = qemu::boot(k.name, k.cpus, &fetched.vmlinuz, initramfs, &log)?;
         let boot = out.find("init: kernel").map(|l| l.at);
         let pass = out.find(guest::PASS);
         timings.push_str(&format!(
