@@ -8,6 +8,8 @@
 //! verifier walks either the typed loads or the helper reads, never a use of the null.
 use docker_listener_common::RDONLY_CAST_CALL;
 
+use super::elf::{self, NotElf};
+
 /// What the kernel's BTF says of the cast: the kfunc's id, `struct file`'s, and the typedef
 /// the exit program attaches by (the probe program loads as that program does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,11 +21,8 @@ pub struct RdonlyCast {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KfuncError {
-    #[error(
-        "the embedded eBPF object is not a little-endian 64-bit BPF ELF file whose sections lie inside it: \
-         rebuild docker-listener (`cargo xtask build`: its eBPF object and daemon come from one build)"
-    )]
-    NotElf,
+    #[error(transparent)]
+    NotElf(#[from] NotElf),
     #[error(
         "the embedded eBPF object has no call of bpf_rdonly_cast to rewrite: it is not this daemon's own build; \
          rebuild docker-listener (`cargo xtask build`)"
@@ -35,47 +34,10 @@ const BPF_CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
 const BPF_MOV64_IMM: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
 const BPF_EXIT: u8 = 0x95;
 const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
-const SHF_EXECINSTR: u64 = 0x4;
-const EM_BPF: u16 = 247;
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
 
 /// The byte ranges of the object's executable sections (its programs' instructions).
-fn code_sections(elf: &[u8]) -> Result<Vec<std::ops::Range<usize>>, KfuncError> {
-    // ELFCLASS64, ELFDATA2LSB, EM_BPF.
-    if elf.get(..6) != Some(b"\x7fELF\x02\x01") || u16_at(elf, 0x12) != Some(EM_BPF) {
-        return Err(KfuncError::NotElf);
-    }
-    let shoff = u64_at(elf, 0x28).ok_or(KfuncError::NotElf)?;
-    let entsize = u64::from(u16_at(elf, 0x3a).ok_or(KfuncError::NotElf)?);
-    let count = u64::from(u16_at(elf, 0x3c).ok_or(KfuncError::NotElf)?);
-    if entsize < 0x28 {
-        return Err(KfuncError::NotElf);
-    }
-    let mut code = Vec::new();
-    for i in 0..count {
-        let at = entsize.checked_mul(i).and_then(|o| o.checked_add(shoff)).ok_or(KfuncError::NotElf)?;
-        let field = |o: u64| -> Result<u64, KfuncError> {
-            let at = at.checked_add(o).and_then(|a| usize::try_from(a).ok()).ok_or(KfuncError::NotElf)?;
-            u64_at(elf, at).ok_or(KfuncError::NotElf)
-        };
-        let (flags, off, size) = (field(8)?, field(24)?, field(32)?);
-        if flags & SHF_EXECINSTR == 0 {
-            continue;
-        }
-        let end = off.checked_add(size).ok_or(KfuncError::NotElf)?;
-        if end > elf.len() as u64 {
-            return Err(KfuncError::NotElf);
-        }
-        code.push(off as usize..end as usize);
-    }
-    Ok(code)
+fn code_sections(elf: &[u8]) -> Result<Vec<std::ops::Range<usize>>, NotElf> {
+    elf::sections(elf)?.iter().filter(|s| s.flags & elf::SHF_EXECINSTR != 0).map(|s| s.range(elf)).collect()
 }
 
 /// Rewrites each `call RDONLY_CAST_CALL` of `elf`'s code in place: into a call of the kfunc
@@ -227,7 +189,7 @@ mod tests {
         let shoff = 64 + text.len() + other.len();
         let mut f = vec![0u8; 64];
         f[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        f[0x12..0x14].copy_from_slice(&EM_BPF.to_le_bytes());
+        f[0x12..0x14].copy_from_slice(&elf::EM_BPF.to_le_bytes());
         f[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
         f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
         f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
@@ -241,7 +203,7 @@ mod tests {
             h
         };
         f.extend(header(0, 0, 0));
-        f.extend(header(SHF_EXECINSTR | 2, 64, text.len()));
+        f.extend(header(elf::SHF_EXECINSTR | 2, 64, text.len()));
         f.extend(header(2, 64 + text.len(), other.len()));
         f
     }
@@ -276,10 +238,10 @@ mod tests {
     fn an_object_without_the_call_or_not_elf_is_refused() {
         let mut f = elf(&[insn_bytes(BPF_EXIT, 0, 0, 0)], &[]);
         assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NoCall)));
-        assert!(matches!(rewrite(&mut b"not an elf".to_vec(), None), Err(KfuncError::NotElf)));
+        assert!(matches!(rewrite(&mut b"not an elf".to_vec(), None), Err(KfuncError::NotElf(_))));
         let mut cut = elf(&[insn_bytes(BPF_EXIT, 0, 0, 0)], &[]);
         cut.truncate(100);
-        assert!(matches!(rewrite(&mut cut, None), Err(KfuncError::NotElf)));
+        assert!(matches!(rewrite(&mut cut, None), Err(KfuncError::NotElf(_))));
     }
 
     /// The attribute's members where the kernel's uapi `union bpf_attr` has them.
@@ -314,13 +276,13 @@ mod tests {
     fn another_machines_object_is_refused() {
         let mut f = elf(&[CAST_CALL], &[]);
         f[0x12] = 62; // EM_X86_64
-        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf)));
+        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf(_))));
         let mut f = elf(&[CAST_CALL], &[]);
         f[5] = 2; // big-endian
-        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf)));
+        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf(_))));
         let mut f = elf(&[CAST_CALL], &[]);
         f[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes()); // section headers nowhere
-        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf)));
+        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf(_))));
     }
 
     /// The object this daemon embeds has the call, and is left as built.

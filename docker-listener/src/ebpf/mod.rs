@@ -3,6 +3,7 @@
 //! attaches them, and gives the monitor the ring buffer and the maps.
 pub mod attach;
 pub mod btf;
+pub mod elf;
 pub mod kfunc;
 pub mod offsets;
 pub mod record;
@@ -593,21 +594,14 @@ mod tests {
             eprintln!("built without the eBPF object (AYA_BUILD_SKIP); skipping");
             return;
         }
-        let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
-        let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) as usize;
-        let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
-        let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
-        let section = |i: usize| shoff + i * shentsize;
-        let names = u64_at(section(shstrndx) + 24);
-        let ext = (0..shnum)
-            .map(section)
-            .find(|&sh| elf[names + u32_at(sh)..].starts_with(b".BTF.ext\0"))
-            .map(|sh| u64_at(sh + 24))
-            .expect("the object has a .BTF.ext section");
+        let ext =
+            elf::section_named(elf, ".BTF.ext").expect("the object's section headers").expect("a .BTF.ext section");
+        let u16_at = |at: usize| u16::from_le_bytes([ext[at], ext[at + 1]]);
+        let u32_at = |at: usize| u32::from_le_bytes(ext[at..at + 4].try_into().unwrap());
         // btf_ext_header: magic, version, flags, hdr_len, func_info off/len, line_info off/len,
         // core_relo off/len (when hdr_len covers them).
-        assert_eq!(u16_at(ext), 0xeb9f);
-        let core_relo_len = if u32_at(ext + 4) >= 32 { u32_at(ext + 28) } else { 0 };
+        assert_eq!(u16_at(0), 0xeb9f);
+        let core_relo_len = if u32_at(4) >= 32 { u32_at(28) } else { 0 };
         assert_eq!(core_relo_len, 0, "the programs have CO-RE relocations: give the loader the kernel's BTF");
     }
 }
