@@ -457,7 +457,17 @@ pub struct KernelOffsets {
 /// (the programs then take their helper reads). No helper has this number.
 pub const RDONLY_CAST_CALL: u32 = 0x6b66_6331;
 
-/// Words of the kernel's bit sets (`CONTAINER_BITS`, `SENSITIVE_BITS`): 65536 bits, a value's
+/// `CONTAINERS` values: what the kernel knows of a traced cgroup.
+pub mod container_state {
+    /// Traced (every entry has it).
+    pub const TRACED: u32 = 1;
+    /// Made since the agent started (the cgroup_mkdir program sets it, with the cgroup's bit
+    /// in `PENDING_BITS`) and its container's sensitive files not resolved yet: its opens are
+    /// all sent (`family::file::matched::PENDING`) until the daemon clears it.
+    pub const SET_PENDING: u32 = 2;
+}
+
+/// Words of the kernel's bit sets (`CONTAINER_BITS`, `SENSITIVE_BITS`, `PENDING_BITS`): 65536 bits, a value's
 /// bit being `value % 65536`.
 pub const BITS_WORDS: u32 = 1024;
 

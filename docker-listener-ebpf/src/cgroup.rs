@@ -14,9 +14,11 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use docker_listener_common::{CGROUP_PATH_CAP, CgroupRecord, PREFIX_CAP, PREFIXES, RecordKind, cgroup_op, loss};
+use docker_listener_common::{
+    CGROUP_PATH_CAP, CgroupRecord, PREFIX_CAP, PREFIXES, RecordKind, cgroup_op, container_state, family::switch, loss,
+};
 
-use crate::maps::{CONTAINER_BITS, CONTAINERS, bump_loss, config, reserve, set_bit, submit};
+use crate::maps::{CONTAINER_BITS, CONTAINERS, PENDING_BITS, bump_loss, config, reserve, set_bit, submit};
 
 /// cgroup_mkdir / cgroup_rmdir: int root at 8, int level at 12, u64 id at 16, __data_loc path
 /// at 24. Only the v2 (default) hierarchy, whose id is 0, names what bpf_get_current_cgroup_id
@@ -135,10 +137,16 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     if !by_container && !looks_like_container(&path, len) && !matches_prefix(&path) {
         return 0;
     }
-    if CONTAINERS.insert(&id, &1, 0).is_err() {
+    // Its container's sensitive files are not resolved yet: its opens are sent until they are.
+    let pending = config!(families) & switch::FILE != 0;
+    let state = if pending { container_state::TRACED | container_state::SET_PENDING } else { container_state::TRACED };
+    if CONTAINERS.insert(&id, &state, 0).is_err() {
         bump_loss(loss::CGROUP_MAP_FULL);
     }
     set_bit(&CONTAINER_BITS, id);
+    if pending {
+        set_bit(&PENDING_BITS, id);
+    }
     emit(cgroup_op::MKDIR, id, &path, (n - 1) as u32);
     0
 }

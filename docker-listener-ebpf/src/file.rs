@@ -22,6 +22,11 @@
 //! container filter `CONTAINERS`) and the record. A descriptor the embedded array does not hold
 //! takes the same checks through a pointer the kfunc `bpf_rdonly_cast` typed (6.2+), or where
 //! the kernel has none, through `bpf_probe_read_kernel`.
+//!
+//! A container's first moments come before the daemon can have resolved its files (runc starts
+//! its command before Docker reports the start): while its cgroup is marked `SET_PENDING` (a
+//! bit of `PENDING_BITS` first, loads again), an open that matched nothing is sent all the same
+//! (`matched::PENDING`) and the daemon decides by the path the kernel walked.
 use aya_ebpf::{
     helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_kernel_str, bpf_probe_read_user},
     macros::{btf_tracepoint, map},
@@ -29,7 +34,7 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use docker_listener_common::{
-    ExeFile, RecordHeader, RecordKind, exe_flags,
+    ExeFile, RecordHeader, RecordKind, container_state, exe_flags,
     family::{
         ARG_PATH_CAP, RESULT_UNKNOWN, STRING_TRUNCATED,
         file::{
@@ -45,7 +50,7 @@ use docker_listener_common::{
 use crate::{
     budget::{admit_call, class, failed},
     kernel::read0,
-    maps::{CONTAINER_BITS, CONTAINERS, SENSITIVE, SENSITIVE_BITS, bit_set, config},
+    maps::{CONTAINER_BITS, CONTAINERS, PENDING_BITS, SENSITIVE, SENSITIVE_BITS, bit_set, config},
     maps::{bump_loss, reserve, submit},
     path,
     syscall_exit::{call_head, in_compat, kernel_str, reg, regs, user_str},
@@ -298,9 +303,22 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
         };
         (file, how)
     };
+    // Nothing matched: sent all the same in a container's first moments, before the daemon
+    // has resolved its sensitive files (a bit, then the exact state below).
+    let how = if how == 0 {
+        if !bit_set(&PENDING_BITS, cgroup) {
+            return;
+        }
+        matched::PENDING
+    } else {
+        how
+    };
     // The exact filter, now that the open is one to report: the bit may have been another
     // cgroup's.
-    if how == 0 || (config!(trace_host) == 0 && unsafe { CONTAINERS.get(&cgroup) }.is_none()) {
+    let state = unsafe { CONTAINERS.get(&cgroup) }.copied().unwrap_or(0);
+    if (config!(trace_host) == 0 && state == 0)
+        || (how == matched::PENDING && state & container_state::SET_PENDING == 0)
+    {
         return;
     }
     report(file, Open { op, ret, flags, open_flags, mode, how, want, requested });

@@ -19,9 +19,10 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 #[map]
 pub static WAKEUP: Array<u32> = Array::with_max_entries(1, 0);
 
-/// cgroup ids (v2 inode numbers) of the containers to trace. Written by the daemon (start-up
-/// inventory, ignore lists) and by the cgroup_mkdir program (new containers, before their first
-/// process runs).
+/// cgroup ids (v2 inode numbers) of the containers to trace, each with its
+/// `container_state` bits. Written by the daemon (start-up inventory, ignore lists; the end of
+/// a container's first moments) and by the cgroup_mkdir program (new containers, before their
+/// first process runs).
 #[map]
 pub static CONTAINERS: HashMap<u64, u32> = HashMap::with_max_entries(65536, 0);
 
@@ -41,6 +42,11 @@ pub static CONTAINER_BITS: Array<u64> = Array::with_max_entries(BITS_WORDS, 0);
 /// The inode numbers of `SENSITIVE`, as bits (number modulo 65536), for the same reason.
 #[map]
 pub static SENSITIVE_BITS: Array<u64> = Array::with_max_entries(BITS_WORDS, 0);
+
+/// The cgroups whose `CONTAINERS` value has `container_state::SET_PENDING`, as bits, for the
+/// same reason: set by the cgroup_mkdir program, cleared by the daemon.
+#[map]
+pub static PENDING_BITS: Array<u64> = Array::with_max_entries(BITS_WORDS, 0);
 
 pub const BITS_WORDS: u32 = docker_listener_common::BITS_WORDS;
 

@@ -298,18 +298,27 @@ impl Correlator {
                     let id = self.registry.container_id_of(meta.cgroup_id).unwrap_or("").to_owned();
                     // Names are resolved in the caller's filesystem while it lives, else its
                     // container's (its init's): a short-lived `rm` is often gone already.
+                    // (An open of a container's first moments is decided by its walked path alone,
+                    // and most are not sensitive: no root to open, no mismatch to count.)
+                    let pending = matches!(&c.detail, Detail::File(f) if f.is_pending());
                     let init = self.registry.get(&id).and_then(|c| c.pid);
-                    let root = crate::sensitive::Root::open(
-                        [Some(meta.pid), Some(meta.tgid), init]
-                            .into_iter()
-                            .flatten()
-                            .map(|p| std::path::PathBuf::from(format!("/proc/{p}/root"))),
-                    );
+                    let root = (!pending)
+                        .then(|| {
+                            crate::sensitive::Root::open(
+                                [Some(meta.pid), Some(meta.tgid), init]
+                                    .into_iter()
+                                    .flatten()
+                                    .map(|p| std::path::PathBuf::from(format!("/proc/{p}/root"))),
+                            )
+                        })
+                        .flatten();
                     if let Detail::FileChange(f) = &mut c.detail {
                         f.base_from_proc(meta.pid, meta.tgid);
                     }
                     if !self.file_verdict(&mut c.detail, &id, root.as_ref(), req) {
-                        self.counters.file_unmatched += 1;
+                        if !pending {
+                            self.counters.file_unmatched += 1;
+                        }
                         return;
                     }
                 }

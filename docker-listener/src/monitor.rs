@@ -43,6 +43,10 @@ const DRAIN_MAX: usize = 1024;
 const POLL_EVERY: Duration = Duration::from_millis(2);
 /// Empty polls in a row after which the monitor goes back to sleeping until the kernel wakes it.
 const IDLE_POLLS: u32 = 2;
+/// How long a new cgroup's opens are all sent (`family::file::matched::PENDING`) when its
+/// container's sensitive files are not resolved sooner (Docker slow to answer, a cgroup made
+/// inside a container, a lookalike Docker does not know).
+const PENDING_MAX: Duration = Duration::from_secs(10);
 /// How often processes whose exit record was lost are swept from the table.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Entries of the process table checked against /proc per tick of the monitor (one a second):
@@ -285,6 +289,10 @@ impl Monitor {
                         last_sweep = now;
                         self.correlator.procs.start_sweep();
                     }
+                    let settled = self.probes.settle_older(now, PENDING_MAX);
+                    if settled > 0 {
+                        tracing::debug!(settled, "cgroups whose container's files were not resolved in time: their opens are no longer all sent");
+                    }
                     let (gone, _left) = self.correlator.procs.sweep_step(SWEEP_SLICE);
                     if gone > 0 {
                         tracing::debug!(gone, "swept processes whose exit record was lost");
@@ -301,6 +309,15 @@ impl Monitor {
                     Request::Track(cg) => {
                         if let Err(e) = self.probes.track(cg) {
                             tracing::error!(error = %e, "a container cannot be traced");
+                        }
+                        if self.cfg.file_access {
+                            // Its opens are all sent until its container's files are resolved;
+                            // at once if they already are (a cgroup made inside the container).
+                            self.probes.note_pending(cg, Instant::now());
+                            let id = self.correlator.registry.container_id_of(cg);
+                            if id.is_some_and(|id| self.correlator.sensitive.has(id)) {
+                                self.probes.settle(cg);
+                            }
                         }
                     }
                     Request::Untrack(cg) => {
@@ -501,6 +518,10 @@ impl Monitor {
             }
             Info::Sensitive(id, entries) => {
                 let again = resolving.done(&id);
+                // Its first moments are over: its opens are matched by inode from now on.
+                for cg in self.correlator.registry.cgroups_of(&id).to_vec() {
+                    self.probes.settle(cg);
+                }
                 self.correlator.sensitive_resolved(&id, entries, req);
                 // (Not for a container just forgotten: gone, or ignored.)
                 if again && let Some(c) = self.correlator.registry.get(&id).filter(|c| !c.is_ignored(&self.cfg)) {

@@ -512,6 +512,11 @@ impl SensitiveSet {
         self.recompute(old.iter().map(|e| e.ino).collect())
     }
 
+    /// Whether the container has a set (its files were resolved, or one was created since).
+    pub fn has(&self, id: &str) -> bool {
+        self.by_container.contains_key(id)
+    }
+
     pub fn containers(&self) -> impl Iterator<Item = &str> {
         self.by_container.keys().map(String::as_str)
     }

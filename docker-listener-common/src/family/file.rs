@@ -211,6 +211,10 @@ pub mod matched {
     /// open_by_handle_at: every one is reported, the base is the file it opened (or the
     /// mount's, refused).
     pub const HANDLE: u32 = 16;
+    /// None of the above, in a container whose sensitive files the daemon has not resolved
+    /// yet (its first moments: `container_state::SET_PENDING`): every successful open is sent,
+    /// and the daemon decides by the path the kernel walked.
+    pub const PENDING: u32 = 32;
 }
 
 /// The pseudo-files matched by name on their filesystem (the kernel's dentry, not a string the

@@ -14,7 +14,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use docker_listener_common::{FileId, PREFIX_CAP, PREFIXES, ProbeConfig, budget, loss};
+use docker_listener_common::{FileId, PREFIX_CAP, PREFIXES, ProbeConfig, budget, container_state, loss};
 use tokio::io::unix::AsyncFd;
 
 use crate::config::EbpfConfig;
@@ -140,6 +140,11 @@ pub struct EbpfProbes {
     /// The same cgroups as bits (`CONTAINER_BITS`), and the cgroups this daemon tracks.
     container_bits: Array<MapData, u64>,
     tracked: HashSet<u64>,
+    /// Cgroups the kernel may have marked `SET_PENDING` (made since the start: their opens are
+    /// all sent until their container's sensitive files are resolved), since when, and the same
+    /// as bits (`PENDING_BITS`).
+    pending: std::collections::HashMap<u64, std::time::Instant>,
+    pending_bits: Array<MapData, u64>,
     /// Entry 0 tells the programs whether to wake the monitor on commit (see `set_polling`).
     wakeup: Array<MapData, u32>,
     seq: PerCpuArray<MapData, u64>,
@@ -163,14 +168,40 @@ pub struct EbpfProbes {
     pub degraded: Option<String>,
 }
 
-/// Rewrites the word of a bit set (`CONTAINER_BITS`, `SENSITIVE_BITS`) that holds `value`'s
-/// bit, from the values the set now holds: a value's bit is `value % 65536`.
-fn write_bits(map: &mut Array<MapData, u64>, set: &HashSet<u64>, value: u64) {
+/// `bpf_map_update_elem` flags: only a new entry, only an existing one.
+const BPF_NOEXIST: u64 = 1;
+const BPF_EXIST: u64 = 2;
+
+/// Rewrites the word of a bit set (`CONTAINER_BITS`, `SENSITIVE_BITS`) that
+/// holds `value`'s bit, from the values the set now holds: a value's bit is `value % 65536`.
+fn write_bits<'a>(map: &mut Array<MapData, u64>, set: impl IntoIterator<Item = &'a u64>, value: u64) {
     let words = u64::from(docker_listener_common::BITS_WORDS);
     let slot = (value >> 6) % words;
-    let word = set.iter().filter(|v| (*v >> 6) % words == slot).fold(0u64, |w, v| w | 1 << (v & 63));
+    let word = set.into_iter().filter(|v| (*v >> 6) % words == slot).fold(0u64, |w, v| w | 1 << (v & 63));
     if let Err(e) = map.set(slot as u32, word, 0) {
         tracing::error!(error = %e, "a kernel bit set cannot be written: some opens are not checked");
+    }
+}
+
+/// Clears `value`'s bit in `PENDING_BITS` unless a value of `set` has it too, keeping the
+/// word's other bits as the map has them: the cgroup_mkdir program sets bits of cgroups the
+/// daemon has not heard of yet, which a word rewritten from the daemon's set would clear.
+fn clear_bit<'a>(map: &mut Array<MapData, u64>, set: impl IntoIterator<Item = &'a u64>, value: u64) {
+    let words = u64::from(docker_listener_common::BITS_WORDS);
+    let slot = ((value >> 6) % words) as u32;
+    let mask = 1u64 << (value & 63);
+    if set.into_iter().any(|v| ((v >> 6) % words) as u32 == slot && 1u64 << (v & 63) == mask) {
+        return;
+    }
+    let word = match map.get(&slot, 0) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "a kernel bit set cannot be read: a container's opens stay sent to the agent");
+            return;
+        }
+    };
+    if let Err(e) = map.set(slot, word & !mask, 0) {
+        tracing::error!(error = %e, "a kernel bit set cannot be written: a container's opens stay sent to the agent");
     }
 }
 
@@ -353,6 +384,8 @@ impl EbpfProbes {
             Array::try_from(take(&mut ebpf, "CONTAINER_BITS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let sensitive_bits =
             Array::try_from(take(&mut ebpf, "SENSITIVE_BITS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let pending_bits =
+            Array::try_from(take(&mut ebpf, "PENDING_BITS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         // SAFETY: the RingBuf owns its map fd and keeps it open, unreplaced, for as long as the
         // AsyncFd (which owns the RingBuf) lives.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -363,6 +396,8 @@ impl EbpfProbes {
             containers,
             container_bits,
             tracked: HashSet::new(),
+            pending: std::collections::HashMap::new(),
+            pending_bits,
             wakeup,
             seq,
             loss,
@@ -383,8 +418,13 @@ impl EbpfProbes {
     }
 
     /// Starts tracing a container cgroup.
+    /// (An entry the cgroup_mkdir program made is left as it is: its `SET_PENDING` state is
+    /// cleared by `settle`.)
     pub fn track(&mut self, cgroup: u64) -> Result<(), EbpfError> {
-        self.containers.insert(cgroup, 1, 0).map_err(|e| EbpfError::Map { cgroup, detail: e.to_string() })?;
+        match self.containers.insert(cgroup, container_state::TRACED, BPF_NOEXIST) {
+            Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+            r => r.map_err(|e| EbpfError::Map { cgroup, detail: e.to_string() })?,
+        }
         self.tracked.insert(cgroup);
         write_bits(&mut self.container_bits, &self.tracked, cgroup);
         Ok(())
@@ -395,6 +435,41 @@ impl EbpfProbes {
         let _ = self.containers.remove(&cgroup);
         self.tracked.remove(&cgroup);
         write_bits(&mut self.container_bits, &self.tracked, cgroup);
+        if self.pending.remove(&cgroup).is_some() {
+            clear_bit(&mut self.pending_bits, self.pending.keys(), cgroup);
+        }
+    }
+
+    /// A cgroup the cgroup_mkdir program made (its record): the kernel marked it `SET_PENDING`
+    /// when the file-access family is on.
+    pub fn note_pending(&mut self, cgroup: u64, now: std::time::Instant) {
+        self.pending.entry(cgroup).or_insert(now);
+    }
+
+    /// The cgroup's container has had its sensitive files resolved (or could not have them:
+    /// gone): its opens are matched by inode from now on, no longer all sent.
+    pub fn settle(&mut self, cgroup: u64) {
+        if self.pending.remove(&cgroup).is_none() {
+            return;
+        }
+        // Only an entry still there (not one removed with its cgroup meanwhile).
+        if let Err(e) = self.containers.insert(cgroup, container_state::TRACED, BPF_EXIST)
+            && !matches!(&e, aya::maps::MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::ENOENT))
+        {
+            tracing::warn!(cgroup, error = %e, "a container's first moments cannot be ended in the kernel: its opens stay sent to the agent, which keeps only sensitive ones");
+        }
+        clear_bit(&mut self.pending_bits, self.pending.keys(), cgroup);
+    }
+
+    /// Settles the cgroups pending for longer than `max` (a cgroup made inside a container
+    /// whose files were resolved before it, a container Docker never reported); returns how many.
+    pub fn settle_older(&mut self, now: std::time::Instant, max: std::time::Duration) -> usize {
+        let old: Vec<u64> =
+            self.pending.iter().filter(|(_, since)| now.duration_since(**since) >= max).map(|(cg, _)| *cg).collect();
+        for &cg in &old {
+            self.settle(cg);
+        }
+        old.len()
     }
 
     /// Writes changes to the sensitive-file map; returns how many could not be written (the map

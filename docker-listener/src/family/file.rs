@@ -104,6 +104,18 @@ impl FileAccess {
         let overlay = file.magic == OVERLAYFS_SUPER_MAGIC;
         let name = |e: &Entry| set.patterns.get(e.pattern).map(|p| p.text.clone());
         let want = self.access;
+        if self.matched & matched::PENDING != 0 {
+            // Opened before the container's files were resolved (its first moments): the
+            // kernel sent it unmatched, and the path it walked decides (the file as the
+            // container sees it, not a name the caller passed).
+            return match set.pattern_of(&file.path, want) {
+                Some(i) => {
+                    self.entry = set.patterns.get(i).map(|p| p.text.clone());
+                    Verdict::Keep
+                }
+                None => Verdict::Drop,
+            };
+        }
         if self.matched & matched::PSEUDO != 0 {
             let leaf = file.path.rsplit('/').next().unwrap_or("");
             self.entry = PSEUDO.iter().find(|(n, _)| *n == leaf).map(|(_, e)| (*e).to_owned());
@@ -163,6 +175,11 @@ impl FileAccess {
         }
     }
 
+    /// Sent unmatched, in its container's first moments (`matched::PENDING`).
+    pub fn is_pending(&self) -> bool {
+        self.matched & matched::PENDING != 0
+    }
+
     fn created(&self) -> bool {
         self.matched & matched::CREATED != 0
     }
@@ -209,6 +226,7 @@ impl FileAccess {
             m if m & matched::FILE != 0 => "file",
             m if m & matched::DIR != 0 => "directory",
             m if m & matched::PSEUDO != 0 => "pseudo-file",
+            m if m & matched::PENDING != 0 => "path",
             _ => "created",
         };
         m.serialize_entry(
@@ -348,6 +366,40 @@ mod tests {
         let mut f = open(matched::CREATED, access::WRITE, "/root/notes.txt", 79, OVERLAYFS_SUPER_MAGIC);
         assert_eq!(f.resolve("c1", None, &s), Verdict::Drop);
         assert_eq!(f.kind().action, "file-create");
+    }
+
+    #[test]
+    fn an_open_of_a_container_s_first_moments_is_decided_by_its_walked_path() {
+        // A new container: no set yet ("c2"), its opens sent unmatched.
+        let s = set();
+        let mut f = open(matched::PENDING, access::READ, "/etc/shadow", 901, OVERLAYFS_SUPER_MAGIC);
+        assert!(f.is_pending());
+        assert_eq!(f.resolve("c2", None, &s), Verdict::Keep);
+        assert_eq!(f.entry.as_deref(), Some("/etc/shadow"));
+        let mut f = open(matched::PENDING, access::WRITE, "/root/.ssh/authorized_keys", 902, OVERLAYFS_SUPER_MAGIC);
+        assert_eq!(f.resolve("c2", None, &s), Verdict::Keep);
+        assert_eq!(f.entry.as_deref(), Some("/root/.ssh/"));
+        // /etc/passwd is sensitive for writing only; /etc/hostname not at all; a name the
+        // caller passed (`requested`: ../../etc//shadow here) decides nothing.
+        let mut f = open(matched::PENDING, access::READ, "/etc/passwd", 903, OVERLAYFS_SUPER_MAGIC);
+        assert_eq!(f.resolve("c2", None, &s), Verdict::Drop);
+        let mut f = open(matched::PENDING, access::WRITE, "/etc/passwd", 903, OVERLAYFS_SUPER_MAGIC);
+        assert_eq!(f.resolve("c2", None, &s), Verdict::Keep);
+        let mut f = open(matched::PENDING, access::READ, "/etc/hostname", 904, OVERLAYFS_SUPER_MAGIC);
+        assert_eq!(f.resolve("c2", None, &s), Verdict::Drop);
+        // Shown as matched by its path.
+        let mut f = open(matched::PENDING, access::READ, "/etc/shadow", 901, OVERLAYFS_SUPER_MAGIC);
+        assert_eq!(f.resolve("c2", None, &s), Verdict::Keep);
+        struct W<'a>(&'a FileAccess);
+        impl Serialize for W<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(None)?;
+                self.0.write(&mut m)?;
+                m.end()
+            }
+        }
+        let v = serde_json::to_string(&W(&f)).unwrap();
+        assert!(v.contains(r#""match":"path""#), "{v}");
     }
 
     #[test]
