@@ -518,9 +518,12 @@ impl Monitor {
             }
             Info::Sensitive(id, entries) => {
                 let again = resolving.done(&id);
-                // Its first moments are over: its opens are matched by inode from now on.
-                for cg in self.correlator.registry.cgroups_of(&id).to_vec() {
-                    self.probes.settle(cg);
+                // Its first moments are over: its opens are matched by inode from now on. (Not
+                // when the resolution failed: they stay sent until the next or `PENDING_MAX`.)
+                if entries.is_some() {
+                    for cg in self.correlator.registry.cgroups_of(&id).to_vec() {
+                        self.probes.settle(cg);
+                    }
                 }
                 self.correlator.sensitive_resolved(&id, entries, req);
                 // (Not for a container just forgotten: gone, or ignored.)
