@@ -326,6 +326,7 @@ fn a_container_s_very_first_act_is_seen_before_its_files_are_resolved() {
     let events = wait_events(&agent, "each container's read of /etc/shadow", Duration::from_secs(30), |e| {
         names.iter().all(|n| !of_path(&file_events(&mine(e, n)), "/etc/shadow").is_empty())
     });
+    let mut matched_by_path = 0;
     for name in &names {
         let m = mine(&events, name);
         let files = file_events(&m);
@@ -338,10 +339,60 @@ fn a_container_s_very_first_act_is_seen_before_its_files_are_resolved() {
         assert_eq!(fa["sensitive"], "/etc/shadow", "{e}");
         // By its walked path (first moments) or, had the agent resolved the set first, by inode.
         assert!(fa["match"] == "path" || fa["match"] == "file", "{e}");
+        matched_by_path += usize::from(fa["match"] == "path");
         assert_eq!(evaluate(&rules, e), Some(100_051), "{e}");
         // True negative: the ordinary file the same process read first.
         assert!(of_path(&files, "/etc/hostname").is_empty(), "{files:#?}");
     }
+    // The reads are the containers' very first acts: the agent cannot have made a set before
+    // all three of them (were it so, this test would not test the first moments).
+    assert!(matched_by_path >= 1, "no read was a first moment's: {events:#?}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
+/// Once a container's set is made, its opens are matched by inode again: the first moments'
+/// mark is cleared, and 500 opens of an ordinary file send the agent no record each.
+#[test]
+fn a_container_s_first_moments_end_once_its_files_are_resolved() {
+    e2e();
+    let _docker = docker_lock();
+    let mut agent = start_agent("first-moments-end", json!({}));
+    let name = unique("first-end");
+    let _c = Containers(vec![name.clone()]);
+    run_after_release(&name, &[], "true", &format!("done-{name}"));
+    wait_events(&agent, "a read of /etc/shadow matched by its inode", Duration::from_secs(30), |e| {
+        of_path(&file_events(&mine(e, &name)), "/etc/shadow")
+            .iter()
+            .any(|x| x["docker_listener"]["file_access"]["match"] == "file")
+    });
+    let records = || -> u64 {
+        let out = Command::new(daemon_bin())
+            .args(["stats", "--state-dir", agent._dir.path("state").to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let prefix = "docker_listener_events_in_total{source=\"ebpf\",type=\"record\"}";
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+    };
+    // The loop of reads ends.
+    let done = format!("done-{name}");
+    docker(&["exec", &name, "touch", "/tmp/go"]);
+    wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    std::thread::sleep(Duration::from_secs(1));
+    let before = records();
+    docker(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "set --; i=0; while [ $i -lt 500 ]; do set -- \"$@\" /etc/hostname; i=$((i+1)); done; cat \"$@\" >/dev/null",
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = records() - before;
+    // The two execs (sh, cat) with their forks and exits: far below one per open.
+    assert!(sent < 100, "{sent} records for 500 ordinary opens: the container's first moments never ended");
     assert_eq!(agent.daemon.stop(), 0);
 }
 

@@ -124,8 +124,12 @@ pub mod budget {
     /// completion: a budget of their own, so that a container's ordinary io_uring traffic (a
     /// file server's) does not spend its changes' budget.
     pub const URING_OPEN: u64 = 9;
+    /// Opens of a container's first moments, sent unmatched (`family::file::matched::PENDING`):
+    /// a budget of their own, so that a large start (thousands of files opened) does not spend
+    /// the budget its sensitive opens are matched on afterwards.
+    pub const FIRST_MOMENTS: u64 = 10;
     /// Names, by class, as the daemon reports them.
-    pub const NAMES: [&str; 10] = [
+    pub const NAMES: [&str; 11] = [
         "process",
         "file-open",
         "file-change",
@@ -136,6 +140,7 @@ pub mod budget {
         "kernel-module",
         "bpf",
         "io_uring-open",
+        "file-open-first-moments",
     ];
     /// The class's place in a bucket's or a `HELD` key (a cgroup id, kernfs' inode number, is
     /// far below it).

@@ -95,7 +95,8 @@ pub fn admit_call(class: u64, what: u64) -> bool {
     // Changes by name are every unlink, rename, chmod... of a container, matched in the
     // daemon: eight times the budget, so that a package install or an `rm -rf` fits in it; and
     // so are its opens through io_uring (each one's name, unless its file is matched).
-    let scale = if class == class::FILE_CHANGE || class == class::URING_OPEN { 8 } else { 1 };
+    let scale =
+        if class == class::FILE_CHANGE || class == class::URING_OPEN || class == class::FIRST_MOMENTS { 8 } else { 1 };
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
     // A first of its kind goes on a second budget of the same size (in the same bucket): kinds
     // a caller can make without bound (files created in a sensitive directory) cannot flood

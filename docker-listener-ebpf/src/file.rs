@@ -372,7 +372,8 @@ fn report(file: *const u8, o: Open) {
     // The kind: the file (its inode, unique while in use: a sensitive one, or one made in a
     // sensitive directory), the access, the outcome.
     let inode: u64 = unsafe { read0(file, config!(offsets.file_f_inode)) };
-    if !admit_call(class::FILE_OPEN, (inode & 0xffff_ffff_ffff) << 3 | u64::from(o.want & 3) << 1 | failed(o.ret)) {
+    let class = if o.how == matched::PENDING { class::FIRST_MOMENTS } else { class::FILE_OPEN };
+    if !admit_call(class, (inode & 0xffff_ffff_ffff) << 3 | u64::from(o.want & 3) << 1 | failed(o.ret)) {
         return;
     }
     let Some((mut entry, header)) = reserve::<FileRecord>(RecordKind::FileAccess) else { return };

@@ -27,7 +27,7 @@ use crate::{
     labels::LabelBudget,
     procs::{Image, Lineage, ProcessTable},
     registry::{Container, ContainerRegistry, GRACE, Lookup, container_of_path},
-    sensitive::{Entry, MapChange, SensitiveSet},
+    sensitive::{MapChange, Resolved, SensitiveSet},
 };
 
 /// A finished event: its `event.action` (for the counters) and its JSON.
@@ -110,6 +110,9 @@ pub enum Request {
     ResolveFiles { id: String, pid: Option<u32> },
     /// Write these changes to the kernel's sensitive-file map.
     SensitiveMap(Vec<MapChange>),
+    /// End this cgroup's first moments (its opens no longer all sent): after the map changes
+    /// that made its container's set, when they are requested together.
+    Settle(u64),
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -206,8 +209,12 @@ impl Correlator {
                 // container the path names (runc making a container's cgroup).
                 let creator = self.registry.container_id_of(c.meta.cgroup_id).map(str::to_owned);
                 let Some(id) = creator.as_deref().or_else(|| container_of_path(&c.path)) else {
-                    // Matched a prefix but names no container: nothing to join it with.
+                    // Matched a prefix but names no container: nothing to join it with, and no
+                    // set will be resolved for it.
                     tracing::debug!(path = %c.path, "a traced cgroup names no container");
+                    if c.created {
+                        req.push(Request::Settle(c.id));
+                    }
                     return;
                 };
                 let id = id.to_owned();
@@ -588,17 +595,17 @@ impl Correlator {
         }
     }
 
-    /// A container's sensitive files were resolved (`None`: they could not be, no process of
-    /// it had a readable root at that moment; its last set stays until the next resolution).
-    pub fn sensitive_resolved(&mut self, id: &str, entries: Option<Vec<Entry>>, req: &mut Vec<Request>) {
+    /// A container's sensitive files were resolved, or could not be (`Resolved`).
+    pub fn sensitive_resolved(&mut self, id: &str, resolved: Resolved, req: &mut Vec<Request>) {
         let known = self.registry.get(id).is_some_and(|c| !c.is_ignored(&self.cfg));
-        let changes = match entries {
-            Some(e) if known => self.sensitive.update(id, e),
+        let changes = match resolved {
+            Resolved::Files(e) if known => self.sensitive.update(id, e),
             // A failed resolution keeps the last set (the next one comes with the period).
-            None if known => {
+            Resolved::Failed if known => {
                 self.sensitive.unresolved(id);
                 return;
             }
+            // Stopped (no process), gone or ignored: its inodes leave the kernel's map.
             _ => self.sensitive.forget(id),
         };
         if !changes.is_empty() {
@@ -852,7 +859,7 @@ mod tests {
         c.tick(now + Duration::from_secs(1), &mut out, &mut req);
         assert_eq!(resolves(&req), 0, "not before the period");
         // Its set could not be made (no process found): it is tried again all the same.
-        c.sensitive_resolved(ID, None, &mut req);
+        c.sensitive_resolved(ID, Resolved::NoProcess, &mut req);
         c.tick(now + crate::sensitive::REFRESH, &mut out, &mut req);
         assert_eq!(resolves(&req), 1, "{req:?}");
     }
@@ -862,23 +869,31 @@ mod tests {
         let mut c = correlator();
         let (mut out, mut req) = (Vec::new(), Vec::new());
         started(&mut c, &mut out, &mut req);
-        let shadow = Entry { ino: 41, dev: 5, bits: 1, pattern: 0, path: "/etc/shadow".into() };
+        let shadow = crate::sensitive::Entry { ino: 41, dev: 5, bits: 1, pattern: 0, path: "/etc/shadow".into() };
         req.clear();
-        c.sensitive_resolved(ID, Some(vec![shadow.clone()]), &mut req);
+        c.sensitive_resolved(ID, Resolved::Files(vec![shadow.clone()]), &mut req);
         assert!(matches!(&req[..], [Request::SensitiveMap(ch)] if ch == &[(41, Some(1))]), "{req:?}");
         // The next resolution finds no readable root for a moment: the inode stays in the map.
         req.clear();
         c.sensitive.begin(ID);
-        c.sensitive_resolved(ID, None, &mut req);
+        c.sensitive_resolved(ID, Resolved::Failed, &mut req);
         assert!(req.is_empty(), "{req:?}");
         assert_eq!(c.sensitive.len(), 1);
         assert!(c.sensitive.find(ID, 41, 5, false, |_| true).is_some());
         // A container forgotten (gone) takes its inodes out.
-        c.sensitive_resolved("gone", None, &mut req);
+        c.sensitive_resolved("gone", Resolved::Failed, &mut req);
         assert!(req.is_empty(), "an unknown container had nothing to take out: {req:?}");
         c.registry.forget(ID);
-        c.sensitive_resolved(ID, None, &mut req);
+        c.sensitive_resolved(ID, Resolved::Failed, &mut req);
         assert!(matches!(&req[..], [Request::SensitiveMap(ch)] if ch == &[(41, None)]), "{req:?}");
+        // A stopped container (no process left) takes them out too, known or not.
+        req.clear();
+        started(&mut c, &mut out, &mut req);
+        c.sensitive_resolved(ID, Resolved::Files(vec![shadow.clone()]), &mut req);
+        req.clear();
+        c.sensitive_resolved(ID, Resolved::NoProcess, &mut req);
+        assert!(matches!(&req[..], [Request::SensitiveMap(ch)] if ch == &[(41, None)]), "{req:?}");
+        assert!(!c.sensitive.is_resolved(ID));
     }
 
     #[test]

@@ -80,9 +80,8 @@ enum Info {
     Listeners(Vec<Listener>),
     Container(Container, Option<u64>),
     InspectFailed(String),
-    /// A container's sensitive files, resolved in its filesystem (`None`: no process of it
-    /// could be found).
-    Sensitive(String, Option<Vec<crate::sensitive::Entry>>),
+    /// A container's sensitive files, resolved in its filesystem (or why not).
+    Sensitive(String, crate::sensitive::Resolved),
     /// Docker has no such container (inspect: 404); the cgroup that named it, if not bound yet.
     NotDocker {
         id: String,
@@ -186,6 +185,7 @@ impl Monitor {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep = Instant::now();
+        let mut last_adopt = Instant::now();
         let mut lost_reported: u64 = 0;
         let mut held_reported: HashMap<(u64, usize), u64> = HashMap::new();
         let mut drain_ctx = Drain { received: 0, max_args: self.cfg.argv_max_args as usize, stats: self.stats.clone() };
@@ -289,6 +289,10 @@ impl Monitor {
                         last_sweep = now;
                         self.correlator.procs.start_sweep();
                     }
+                    if now.duration_since(last_adopt) >= PENDING_MAX {
+                        last_adopt = now;
+                        self.probes.adopt_pending(now);
+                    }
                     let settled = self.probes.settle_older(now, PENDING_MAX);
                     if settled > 0 {
                         tracing::debug!(settled, "cgroups whose container's files were not resolved in time: their opens are no longer all sent");
@@ -312,14 +316,18 @@ impl Monitor {
                         }
                         if self.cfg.file_access {
                             // Its opens are all sent until its container's files are resolved;
-                            // at once if they already are (a cgroup made inside the container).
+                            // at once if they already are (a cgroup made inside the container),
+                            // or if no file is configured (no set will ever be made).
                             self.probes.note_pending(cg, Instant::now());
                             let id = self.correlator.registry.container_id_of(cg);
-                            if id.is_some_and(|id| self.correlator.sensitive.has(id)) {
+                            if self.correlator.sensitive.patterns.is_empty()
+                                || id.is_some_and(|id| self.correlator.sensitive.is_resolved(id))
+                            {
                                 self.probes.settle(cg);
                             }
                         }
                     }
+                    Request::Settle(cg) => self.probes.settle(cg),
                     Request::Untrack(cg) => {
                         self.report_held_back(&mut held_reported, Some(cg));
                         self.probes.untrack(cg);
@@ -516,16 +524,17 @@ impl Monitor {
             Info::InspectFailed(id) => {
                 inspecting.remove(&id);
             }
-            Info::Sensitive(id, entries) => {
+            Info::Sensitive(id, resolved) => {
                 let again = resolving.done(&id);
-                // Its first moments are over: its opens are matched by inode from now on. (Not
+                let files = matches!(resolved, crate::sensitive::Resolved::Files(_));
+                self.correlator.sensitive_resolved(&id, resolved, req);
+                // Its first moments are over once its inodes are in the kernel's map (the
+                // requests run in order): its opens are matched by inode from then on. (Not
                 // when the resolution failed: they stay sent until the next or `PENDING_MAX`.)
-                if entries.is_some() {
-                    for cg in self.correlator.registry.cgroups_of(&id).to_vec() {
-                        self.probes.settle(cg);
-                    }
+                if files {
+                    let cgroups = self.correlator.registry.cgroups_of(&id);
+                    req.extend(cgroups.iter().filter(|&&cg| self.probes.is_pending(cg)).map(|&cg| Request::Settle(cg)));
                 }
-                self.correlator.sensitive_resolved(&id, entries, req);
                 // (Not for a container just forgotten: gone, or ignored.)
                 if again && let Some(c) = self.correlator.registry.get(&id).filter(|c| !c.is_ignored(&self.cfg)) {
                     let pid = c.pid;
@@ -948,12 +957,25 @@ fn resolve_files(
     };
     let mut pids: Vec<u32> = pid.into_iter().collect();
     pids.extend(from_cgroup());
-    let entries = pids.into_iter().find_map(|p| {
-        crate::sensitive::resolve(std::path::Path::new(&format!("/proc/{p}/root")), &patterns)
-            .map_err(|e| tracing::debug!(container = %id, pid = p, error = %e, "sensitive files not resolved"))
-            .ok()
-    });
-    let _ = tx.send(Info::Sensitive(id, entries));
+    // The processes still there (a stopped container has none).
+    let roots: Vec<(u32, std::path::PathBuf)> = pids
+        .into_iter()
+        .map(|p| (p, std::path::PathBuf::from(format!("/proc/{p}/root"))))
+        .filter(|(_, root)| crate::sensitive::file_id(root).is_some())
+        .collect();
+    let resolved = if roots.is_empty() {
+        crate::sensitive::Resolved::NoProcess
+    } else {
+        roots
+            .iter()
+            .find_map(|(p, root)| {
+                crate::sensitive::resolve(root, &patterns)
+                    .map_err(|e| tracing::debug!(container = %id, pid = p, error = %e, "sensitive files not resolved"))
+                    .ok()
+            })
+            .map_or(crate::sensitive::Resolved::Failed, crate::sensitive::Resolved::Files)
+    };
+    let _ = tx.send(Info::Sensitive(id, resolved));
 }
 
 /// Places a cgroup id no record introduced (its creation record was lost, or it predates the

@@ -444,6 +444,17 @@ fn list_dir(fd: &OwnedFd) -> Vec<String> {
     }
 }
 
+/// What a resolution of a container's files found.
+#[derive(Debug)]
+pub enum Resolved {
+    /// Its set.
+    Files(Vec<Entry>),
+    /// No process of the container to resolve them in: it has stopped (or is gone).
+    NoProcess,
+    /// A process's root could not be read for a moment.
+    Failed,
+}
+
 /// Every container's set, and what the kernel's map holds.
 #[derive(Debug, Default)]
 pub struct SensitiveSet {
@@ -454,6 +465,8 @@ pub struct SensitiveSet {
     /// Entries `add`ed while a resolution of the container was in flight (`begin`): that
     /// resolution may have read the filesystem before them, so its `update` keeps them.
     added_during: HashMap<String, Vec<Entry>>,
+    /// Containers resolved at least once since they were last forgotten.
+    resolved: std::collections::HashSet<String>,
 }
 
 /// A change to make to the kernel's map: the inode's new bits, or `None` to remove it.
@@ -478,6 +491,7 @@ impl SensitiveSet {
                 entries.push(e);
             }
         }
+        self.resolved.insert(id.to_owned());
         let old = self.by_container.insert(id.to_owned(), entries).unwrap_or_default();
         let mut touched: Vec<u64> = old.iter().map(|e| e.ino).collect();
         touched.extend(self.by_container[id].iter().map(|e| e.ino));
@@ -508,13 +522,14 @@ impl SensitiveSet {
     /// Forgets a container (gone or ignored).
     pub fn forget(&mut self, id: &str) -> Vec<MapChange> {
         self.added_during.remove(id);
+        self.resolved.remove(id);
         let old = self.by_container.remove(id).unwrap_or_default();
         self.recompute(old.iter().map(|e| e.ino).collect())
     }
 
-    /// Whether the container has a set (its files were resolved, or one was created since).
-    pub fn has(&self, id: &str) -> bool {
-        self.by_container.contains_key(id)
+    /// Whether the container's files have been resolved (and it was not forgotten since).
+    pub fn is_resolved(&self, id: &str) -> bool {
+        self.resolved.contains(id)
     }
 
     pub fn containers(&self) -> impl Iterator<Item = &str> {

@@ -262,6 +262,7 @@ pub mod oflag {
     pub const TRUNC: u32 = 0o1000;
     pub const APPEND: u32 = 0o2000;
     pub const NOFOLLOW: u32 = 0o400000;
+    pub const DIRECTORY: u32 = 0o200000;
 }
 
 /// The accesses an open asks for: writing when it may change the file (write mode, O_TRUNC,

@@ -183,25 +183,20 @@ fn write_bits<'a>(map: &mut Array<MapData, u64>, set: impl IntoIterator<Item = &
     }
 }
 
-/// Clears `value`'s bit in `PENDING_BITS` unless a value of `set` has it too, keeping the
-/// word's other bits as the map has them: the cgroup_mkdir program sets bits of cgroups the
-/// daemon has not heard of yet, which a word rewritten from the daemon's set would clear.
-fn clear_bit<'a>(map: &mut Array<MapData, u64>, set: impl IntoIterator<Item = &'a u64>, value: u64) {
+/// Sets or clears `value`'s bit in `PENDING_BITS`, keeping the word's other bits as the map
+/// has them: the cgroup_mkdir program sets bits of cgroups the daemon has not heard of yet,
+/// which a word rewritten from the daemon's own set would clear.
+fn update_bit(map: &mut Array<MapData, u64>, value: u64, on: bool) {
     let words = u64::from(docker_listener_common::BITS_WORDS);
     let slot = ((value >> 6) % words) as u32;
     let mask = 1u64 << (value & 63);
-    if set.into_iter().any(|v| ((v >> 6) % words) as u32 == slot && 1u64 << (v & 63) == mask) {
-        return;
-    }
-    let word = match map.get(&slot, 0) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(error = %e, "a kernel bit set cannot be read: a container's opens stay sent to the agent");
-            return;
-        }
-    };
-    if let Err(e) = map.set(slot, word & !mask, 0) {
-        tracing::error!(error = %e, "a kernel bit set cannot be written: a container's opens stay sent to the agent");
+    let written = map.get(&slot, 0).and_then(|w| map.set(slot, if on { w | mask } else { w & !mask }, 0));
+    if let Err(e) = written {
+        tracing::error!(
+            error = %e,
+            "the kernel's PENDING_BITS cannot be read or written: a new container's first opens may go unchecked \
+             (on) or its opens stay sent to the agent (off); restart docker-listener if this repeats"
+        );
     }
 }
 
@@ -436,33 +431,66 @@ impl EbpfProbes {
         self.tracked.remove(&cgroup);
         write_bits(&mut self.container_bits, &self.tracked, cgroup);
         if self.pending.remove(&cgroup).is_some() {
-            clear_bit(&mut self.pending_bits, self.pending.keys(), cgroup);
+            self.clear_pending_bit(cgroup);
         }
     }
 
     /// A cgroup the cgroup_mkdir program made (its record): the kernel marked it `SET_PENDING`
-    /// when the file-access family is on.
+    /// when the file-access family is on. Its bit is set again here: the kernel's `|=` and
+    /// the daemon's clearing of another cgroup's bit in the same word may each have lost it
+    /// before the daemon read this record (a few milliseconds in all).
     pub fn note_pending(&mut self, cgroup: u64, now: std::time::Instant) {
-        self.pending.entry(cgroup).or_insert(now);
-    }
-
-    /// The cgroup's container has had its sensitive files resolved (or could not have them:
-    /// gone): its opens are matched by inode from now on, no longer all sent.
-    pub fn settle(&mut self, cgroup: u64) {
-        if self.pending.remove(&cgroup).is_none() {
+        let marked = self.containers.get(&cgroup, 0).is_ok_and(|v| v & container_state::SET_PENDING != 0);
+        if !marked {
             return;
         }
+        self.pending.entry(cgroup).or_insert(now);
+        update_bit(&mut self.pending_bits, cgroup, true);
+    }
+
+    /// Ends a cgroup's first moments: its container's sensitive files are in the kernel's map,
+    /// or none will be (no container, an empty list, `PENDING_MAX` passed). Its opens are
+    /// matched by inode from now on, no longer all sent. A write that fails is tried again at
+    /// the next tick.
+    pub fn settle(&mut self, cgroup: u64) {
         // Only an entry still there (not one removed with its cgroup meanwhile).
-        if let Err(e) = self.containers.insert(cgroup, container_state::TRACED, BPF_EXIST)
-            && !matches!(&e, aya::maps::MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::ENOENT))
-        {
-            tracing::warn!(cgroup, error = %e, "a container's first moments cannot be ended in the kernel: its opens stay sent to the agent, which keeps only sensitive ones");
+        match self.containers.insert(cgroup, container_state::TRACED, BPF_EXIST) {
+            Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => {
+                tracing::warn!(
+                    cgroup,
+                    error = %e,
+                    "a cgroup's first moments cannot be ended in the kernel (its CONTAINERS entry cannot be written): \
+                     its opens stay sent to the agent, which keeps only sensitive ones; tried again each second, \
+                     restart docker-listener if this repeats"
+                );
+                self.pending.entry(cgroup).or_insert_with(std::time::Instant::now);
+                return;
+            }
+            Ok(()) => {}
         }
-        clear_bit(&mut self.pending_bits, self.pending.keys(), cgroup);
+        self.pending.remove(&cgroup);
+        self.clear_pending_bit(cgroup);
+    }
+
+    /// Clears a cgroup's bit in `PENDING_BITS`, unless another pending cgroup it knows has the
+    /// same bit.
+    fn clear_pending_bit(&mut self, cgroup: u64) {
+        let words = u64::from(docker_listener_common::BITS_WORDS);
+        let shared = self.pending.keys().any(|v| (v >> 6) % words == (cgroup >> 6) % words && v & 63 == cgroup & 63);
+        if !shared {
+            update_bit(&mut self.pending_bits, cgroup, false);
+        }
+    }
+
+    /// Whether the cgroup's first moments are known not to be over.
+    pub fn is_pending(&self, cgroup: u64) -> bool {
+        self.pending.contains_key(&cgroup)
     }
 
     /// Settles the cgroups pending for longer than `max` (a cgroup made inside a container
-    /// whose files were resolved before it, a container Docker never reported); returns how many.
+    /// whose files were resolved before it, a container Docker never reported, a resolution
+    /// that keeps failing); returns how many.
     pub fn settle_older(&mut self, now: std::time::Instant, max: std::time::Duration) -> usize {
         let old: Vec<u64> =
             self.pending.iter().filter(|(_, since)| now.duration_since(**since) >= max).map(|(cg, _)| *cg).collect();
@@ -470,6 +498,21 @@ impl EbpfProbes {
             self.settle(cg);
         }
         old.len()
+    }
+
+    /// Takes in the cgroups the kernel marked whose record the daemon never read (lost to a
+    /// full ring buffer), so that `settle_older` ends their first moments too.
+    pub fn adopt_pending(&mut self, now: std::time::Instant) {
+        let marked: Vec<u64> = self
+            .containers
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, v)| v & container_state::SET_PENDING != 0)
+            .map(|(cg, _)| cg)
+            .collect();
+        for cg in marked {
+            self.pending.entry(cg).or_insert(now);
+        }
     }
 
     /// Writes changes to the sensitive-file map; returns how many could not be written (the map

@@ -9,7 +9,7 @@ use docker_listener_common::{
     RecordKind,
     family::{
         CallHead,
-        file::{FIXED_FILE, FileRecord, access, matched, op},
+        file::{FIXED_FILE, FileRecord, access, matched, oflag, op},
         switch,
     },
 };
@@ -97,6 +97,9 @@ pub enum Verdict {
 impl FileAccess {
     /// Names the configured entry the open is, with the container's set (`id`: its container).
     pub fn resolve(&mut self, id: &str, root: Option<&crate::sensitive::Root>, set: &SensitiveSet) -> Verdict {
+        if self.is_pending() {
+            return self.resolve_pending(set);
+        }
         let Some(file) = &self.file else {
             // The kernel matched it but could not walk its path: keep it, unnamed.
             return Verdict::Keep;
@@ -104,18 +107,6 @@ impl FileAccess {
         let overlay = file.magic == OVERLAYFS_SUPER_MAGIC;
         let name = |e: &Entry| set.patterns.get(e.pattern).map(|p| p.text.clone());
         let want = self.access;
-        if self.matched & matched::PENDING != 0 {
-            // Opened before the container's files were resolved (its first moments): the
-            // kernel sent it unmatched, and the path it walked decides (the file as the
-            // container sees it, not a name the caller passed).
-            return match set.pattern_of(&file.path, want) {
-                Some(i) => {
-                    self.entry = set.patterns.get(i).map(|p| p.text.clone());
-                    Verdict::Keep
-                }
-                None => Verdict::Drop,
-            };
-        }
         if self.matched & matched::PSEUDO != 0 {
             let leaf = file.path.rsplit('/').next().unwrap_or("");
             self.entry = PSEUDO.iter().find(|(n, _)| *n == leaf).map(|(_, e)| (*e).to_owned());
@@ -173,6 +164,32 @@ impl FileAccess {
             op::URING_OPENAT2 => "IORING_OP_OPENAT2",
             _ => "openat2",
         }
+    }
+
+    /// An open of a container's first moments, sent unmatched (`matched::PENDING`): the path
+    /// the kernel walked decides (the file as the container sees it, not a name the caller
+    /// passed). Not a directory opened as one (`ls /root/.ssh`: no file of it is read, and
+    /// such opens are not reported later either), nor one whose path could not be walked.
+    fn resolve_pending(&mut self, set: &SensitiveSet) -> Verdict {
+        let Some(file) = &self.file else { return Verdict::Drop };
+        if self.flags & oflag::DIRECTORY != 0 || file.detached || file.outside_root {
+            return Verdict::Drop;
+        }
+        let Some(i) = set.pattern_of(&file.path, self.access) else { return Verdict::Drop };
+        let p = &set.patterns[i];
+        self.entry = Some(p.text.clone());
+        if self.flags & oflag::CREAT == 0 {
+            return Verdict::Keep;
+        }
+        // Maybe made just now: it joins the set, which a resolution in flight may have made
+        // from the disk before it.
+        Verdict::KeepAndAdd(vec![Entry {
+            ino: file.ino,
+            dev: file.dev,
+            bits: p.access,
+            pattern: i,
+            path: file.path.clone(),
+        }])
     }
 
     /// Sent unmatched, in its container's first moments (`matched::PENDING`).
@@ -386,6 +403,22 @@ mod tests {
         let mut f = open(matched::PENDING, access::WRITE, "/etc/passwd", 903, OVERLAYFS_SUPER_MAGIC);
         assert_eq!(f.resolve("c2", None, &s), Verdict::Keep);
         let mut f = open(matched::PENDING, access::READ, "/etc/hostname", 904, OVERLAYFS_SUPER_MAGIC);
+        assert_eq!(f.resolve("c2", None, &s), Verdict::Drop);
+        // One made (O_CREAT) joins the set.
+        let mut f = open(matched::PENDING, access::WRITE, "/root/.ssh/id_rsa", 906, OVERLAYFS_SUPER_MAGIC);
+        f.flags |= oflag::CREAT;
+        match f.resolve("c2", None, &s) {
+            Verdict::KeepAndAdd(e) => {
+                assert_eq!((e[0].ino, e[0].pattern, e[0].path.as_str()), (906, 1, "/root/.ssh/id_rsa"))
+            }
+            v => panic!("{v:?}"),
+        }
+        // Not a directory opened as one, nor a path that could not be walked.
+        let mut f = open(matched::PENDING, access::READ, "/root/.ssh", 905, OVERLAYFS_SUPER_MAGIC);
+        f.flags |= oflag::DIRECTORY;
+        assert_eq!(f.resolve("c2", None, &s), Verdict::Drop);
+        let mut f = open(matched::PENDING, access::READ, "/etc/shadow", 901, OVERLAYFS_SUPER_MAGIC);
+        f.file = None;
         assert_eq!(f.resolve("c2", None, &s), Verdict::Drop);
         // Shown as matched by its path.
         let mut f = open(matched::PENDING, access::READ, "/etc/shadow", 901, OVERLAYFS_SUPER_MAGIC);

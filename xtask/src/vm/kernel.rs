@@ -27,7 +27,8 @@ pub struct Kernel {
     /// What the kernel release must start with: a guard against a machine whose apt sources
     /// make the metapackage name another kernel than the one this entry is about.
     pub release_prefix: &'static str,
-    /// The VM's CPUs: two, so the per-CPU ring-buffer and sequence paths run as on a real host.
+    /// The VM's CPUs: two where the kernel allows, so that the per-CPU ring-buffer and sequence
+    /// paths run as on a real host (6.12: one, see `KERNELS`).
     pub cpus: u8,
 }
 
