@@ -450,8 +450,8 @@ impl EbpfProbes {
 
     /// Ends a cgroup's first moments: its container's sensitive files are in the kernel's map,
     /// or none will be (no container, an empty list, `PENDING_MAX` passed). Its opens are
-    /// matched by inode from now on, no longer all sent. A write that fails is tried again at
-    /// the next tick.
+    /// matched by inode from now on, no longer all sent. A write that fails is tried again by
+    /// `settle_older` (within `PENDING_MAX`).
     pub fn settle(&mut self, cgroup: u64) {
         // Only an entry still there (not one removed with its cgroup meanwhile).
         match self.containers.insert(cgroup, container_state::TRACED, BPF_EXIST) {
@@ -461,7 +461,7 @@ impl EbpfProbes {
                     cgroup,
                     error = %e,
                     "a cgroup's first moments cannot be ended in the kernel (its CONTAINERS entry cannot be written): \
-                     its opens stay sent to the agent, which keeps only sensitive ones; tried again each second, \
+                     its opens stay sent to the agent, which keeps only sensitive ones; tried again within 10 s, \
                      restart docker-listener if this repeats"
                 );
                 self.pending.entry(cgroup).or_insert_with(std::time::Instant::now);
