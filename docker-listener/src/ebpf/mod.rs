@@ -172,13 +172,18 @@ pub struct EbpfProbes {
 const BPF_NOEXIST: u64 = 1;
 const BPF_EXIST: u64 = 2;
 
-/// Rewrites the word of a bit set (`CONTAINER_BITS`, `SENSITIVE_BITS`) that
-/// holds `value`'s bit, from the values the set now holds: a value's bit is `value % 65536`.
-fn write_bits<'a>(map: &mut Array<MapData, u64>, set: impl IntoIterator<Item = &'a u64>, value: u64) {
-    let words = u64::from(docker_listener_common::BITS_WORDS);
-    let slot = (value >> 6) % words;
-    let word = set.into_iter().filter(|v| (*v >> 6) % words == slot).fold(0u64, |w, v| w | 1 << (v & 63));
-    if let Err(e) = map.set(slot as u32, word, 0) {
+/// The word of a kernel bit set that holds `value`'s bit, and the bit in it: a value's bit is
+/// `value % 65536` (`maps::bit_set` in the programs).
+fn bit_of(value: u64) -> (u32, u64) {
+    ((value as u32 >> 6) % docker_listener_common::BITS_WORDS, 1 << (value & 63))
+}
+
+/// Rewrites the word of a bit set (`CONTAINER_BITS`, `SENSITIVE_BITS`) that holds `value`'s
+/// bit, from the values the set now holds.
+fn write_bits(map: &mut Array<MapData, u64>, set: &HashSet<u64>, value: u64) {
+    let slot = bit_of(value).0;
+    let word = set.iter().map(|&v| bit_of(v)).filter(|(s, _)| *s == slot).fold(0u64, |w, (_, bit)| w | bit);
+    if let Err(e) = map.set(slot, word, 0) {
         tracing::error!(error = %e, "a kernel bit set cannot be written: some opens are not checked");
     }
 }
@@ -187,9 +192,7 @@ fn write_bits<'a>(map: &mut Array<MapData, u64>, set: impl IntoIterator<Item = &
 /// has them: the cgroup_mkdir program sets bits of cgroups the daemon has not heard of yet,
 /// which a word rewritten from the daemon's own set would clear.
 fn update_bit(map: &mut Array<MapData, u64>, value: u64, on: bool) {
-    let words = u64::from(docker_listener_common::BITS_WORDS);
-    let slot = ((value >> 6) % words) as u32;
-    let mask = 1u64 << (value & 63);
+    let (slot, mask) = bit_of(value);
     let written = map.get(&slot, 0).and_then(|w| map.set(slot, if on { w | mask } else { w & !mask }, 0));
     if let Err(e) = written {
         tracing::error!(
@@ -476,9 +479,8 @@ impl EbpfProbes {
     /// Clears a cgroup's bit in `PENDING_BITS`, unless another pending cgroup it knows has the
     /// same bit.
     fn clear_pending_bit(&mut self, cgroup: u64) {
-        let words = u64::from(docker_listener_common::BITS_WORDS);
-        let shared = self.pending.keys().any(|v| (v >> 6) % words == (cgroup >> 6) % words && v & 63 == cgroup & 63);
-        if !shared {
+        let bit = bit_of(cgroup);
+        if !self.pending.keys().any(|&v| bit_of(v) == bit) {
             update_bit(&mut self.pending_bits, cgroup, false);
         }
     }

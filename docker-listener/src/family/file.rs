@@ -81,6 +81,12 @@ fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
     }))
 }
 
+/// The entry an opened file makes as it joins a container's set: of the configured entry
+/// `pattern`, with its `access` bits.
+fn joining(file: &ExeFile, access: u32, pattern: usize) -> Entry {
+    Entry { ino: file.ino, dev: file.dev, bits: access, pattern, path: file.path.clone() }
+}
+
 /// What to do with an open the kernel matched.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -136,8 +142,7 @@ impl FileAccess {
         {
             let p = &set.patterns[i];
             self.entry = Some(p.text.clone());
-            let mut add =
-                vec![Entry { ino: file.ino, dev: file.dev, bits: p.access, pattern: i, path: file.path.clone() }];
+            let mut add = vec![joining(file, p.access, i)];
             // A sensitive directory made since the set was (`/root/.ssh/`): its other files too.
             let dir = file.path.rsplit_once('/').map_or("", |(d, _)| d);
             if p.dir && p.matches(dir) && !dir.is_empty() {
@@ -183,13 +188,7 @@ impl FileAccess {
         }
         // Maybe made just now: it joins the set, which a resolution in flight may have made
         // from the disk before it.
-        Verdict::KeepAndAdd(vec![Entry {
-            ino: file.ino,
-            dev: file.dev,
-            bits: p.access,
-            pattern: i,
-            path: file.path.clone(),
-        }])
+        Verdict::KeepAndAdd(vec![joining(file, p.access, i)])
     }
 
     /// Sent unmatched, in its container's first moments (`matched::PENDING`).
