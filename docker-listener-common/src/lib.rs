@@ -510,6 +510,11 @@ pub struct ProbeConfig {
     /// The host's mount namespace (`/proc/1/ns/mnt`'s inode; 0: unknown): a process becomes or
     /// stays the container runtime's only by an exec made there (`runtime.rs`).
     pub host_mnt_ns: u32,
+    /// 1 where the kernel has `bpf_get_current_task_btf` (Linux 5.11) and the programs read the
+    /// task it returns by plain loads; 0 where the daemon made its calls `bpf_get_current_task`
+    /// (an untyped pointer, read by probe reads).
+    pub task_btf: u32,
+    pub _pad: u32,
     /// System call numbers (below 512) the raw exit program looks at, either ABI: a bitmap the
     /// daemon fills from the families that are on. Every other call leaves after one load.
     pub exit_nrs: [u64; EXIT_NR_WORDS],

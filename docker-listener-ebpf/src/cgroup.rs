@@ -18,7 +18,7 @@ use docker_listener_common::{
     CGROUP_PATH_CAP, CgroupRecord, PREFIX_CAP, PREFIXES, RecordKind, cgroup_op, container_state, family::switch, loss,
 };
 
-use crate::maps::{CONTAINER_BITS, CONTAINERS, PENDING_BITS, bump_loss, config, reserve, set_bit, submit};
+use crate::maps::{CGROUP_PATH, CONTAINER_BITS, CONTAINERS, PENDING_BITS, bump_loss, config, reserve, set_bit, submit};
 
 /// cgroup_mkdir / cgroup_rmdir: int root at 8, int level at 12, u64 id at 16, __data_loc path
 /// at 24. Only the v2 (default) hierarchy, whose id is 0, names what bpf_get_current_cgroup_id
@@ -67,10 +67,18 @@ const SCOPE_SUFFIX: &[u8; 6] = b".scope";
 const ID_LEN: usize = 64;
 const MASK: usize = CGROUP_PATH_CAP - 1;
 
+/// `path[i]`, masked into the buffer where the verifier sees it. black_box: without it the
+/// compiler folds `(len - 65) & MASK` into `path + len - 65` once it knows `len > 64`, a
+/// pointer below the map value for a verifier that does not carry that bound.
+#[inline(always)]
+fn at(path: &[u8; CGROUP_PATH_CAP], i: usize) -> u8 {
+    path[core::hint::black_box(i) & MASK]
+}
+
 #[inline(always)]
 fn is_lower_hex(path: &[u8; CGROUP_PATH_CAP], start: usize) -> bool {
     for j in 0..ID_LEN {
-        let c = path[(start + j) & MASK];
+        let c = at(path, start + j);
         if !(c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
             return false;
         }
@@ -86,21 +94,21 @@ fn looks_like_container(path: &[u8; CGROUP_PATH_CAP], len: usize) -> bool {
     if len > CGROUP_PATH_CAP - 1 {
         return false;
     }
-    if len > ID_LEN && path[(len - ID_LEN - 1) & MASK] == b'/' && is_lower_hex(path, len - ID_LEN) {
+    if len > ID_LEN && at(path, len - ID_LEN - 1) == b'/' && is_lower_hex(path, len - ID_LEN) {
         return true;
     }
     let scope = SCOPE_PREFIX.len() + ID_LEN + SCOPE_SUFFIX.len();
-    if len <= scope || path[(len - scope - 1) & MASK] != b'/' {
+    if len <= scope || at(path, len - scope - 1) != b'/' {
         return false;
     }
     let start = len - scope;
     for (j, &c) in SCOPE_PREFIX.iter().enumerate() {
-        if path[(start + j) & MASK] != c {
+        if at(path, start + j) != c {
             return false;
         }
     }
     for (j, &c) in SCOPE_SUFFIX.iter().enumerate() {
-        if path[(len - SCOPE_SUFFIX.len() + j) & MASK] != c {
+        if at(path, len - SCOPE_SUFFIX.len() + j) != c {
             return false;
         }
     }
@@ -124,7 +132,9 @@ fn emit(op: u32, id: u64, path: &[u8; CGROUP_PATH_CAP], len: u32) {
 #[tracepoint]
 pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     let Some((id, src)) = fields(&ctx) else { return 0 };
-    let mut path = [0u8; CGROUP_PATH_CAP];
+    let Some(path) = CGROUP_PATH.get_ptr_mut(0) else { return 0 };
+    // SAFETY: this CPU's own slot, used by nothing else while this program runs.
+    let path = unsafe { &mut *path };
     let n = unsafe { bpf_probe_read_kernel_str(path.as_mut_ptr().cast(), CGROUP_PATH_CAP as u32, src.cast()) };
     if n <= 0 {
         return 0;
@@ -134,7 +144,7 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     // into a cgroup of its own making (a privileged container can write the host's cgroup tree)
     // must not take a process out of sight.
     let by_container = unsafe { CONTAINERS.get(&bpf_get_current_cgroup_id()) }.is_some();
-    if !by_container && !looks_like_container(&path, len) && !matches_prefix(&path) {
+    if !by_container && !looks_like_container(path, len) && !matches_prefix(path) {
         return 0;
     }
     // Its container's sensitive files are not resolved yet: its opens are sent until they are.
@@ -147,7 +157,7 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     if pending {
         set_bit(&PENDING_BITS, id);
     }
-    emit(cgroup_op::MKDIR, id, &path, (n - 1) as u32);
+    emit(cgroup_op::MKDIR, id, path, (n - 1) as u32);
     0
 }
 

@@ -63,15 +63,23 @@ trait Mem {
     unsafe fn pair(base: *const u8, a: u32, b: u32) -> (u64, u64);
 }
 
-/// Loads through a BTF-typed pointer (a faulting address reads as zero).
+/// Loads through a BTF-typed pointer (a faulting address reads as zero). Before Linux 5.11 the
+/// task is no typed pointer (`task_btf` 0, a load-time constant): the helper reads instead,
+/// and each kernel's verifier walks one of the two.
 struct Direct;
 impl Mem for Direct {
     #[inline(always)]
     unsafe fn get<T: Copy>(base: *const u8, off: u32) -> T {
+        if config!(task_btf) == 0 {
+            return unsafe { Probe::get(base, off) };
+        }
         unsafe { core::ptr::read_volatile(base.wrapping_add(off as usize) as *const T) }
     }
     #[inline(always)]
     unsafe fn pair(base: *const u8, a: u32, b: u32) -> (u64, u64) {
+        if config!(task_btf) == 0 {
+            return unsafe { Probe::pair(base, a, b) };
+        }
         unsafe { (Self::get(base, a), Self::get(base, b)) }
     }
 }
@@ -171,6 +179,12 @@ pub(crate) unsafe fn maybe_traced(task: *const u8) -> u64 {
         let id: u64 = Direct::get(kn, config!(offsets.kernfs_node_id));
         if config!(trace_host) != 0 || bit_set(&CONTAINER_BITS, id) { id.max(1) } else { 0 }
     }
+}
+
+/// The task's tgid, by a load where the task is typed (the helper before Linux 5.11).
+#[inline(always)]
+pub(crate) unsafe fn task_tgid(task: *const u8) -> u32 {
+    unsafe { Direct::get(task, config!(offsets.task_tgid)) }
 }
 
 /// The file of descriptor `fd` from the table's embedded array, as a typed pointer; null when

@@ -75,6 +75,13 @@ pub static HANDLE_PROGRAM: ProgramArray = ProgramArray::with_max_entries(1, 0);
 #[map]
 pub static NET_SCRATCH: PerCpuArray<crate::net::NetScratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// A cgroup's path as `cgroup_mkdir` reads it (`cgroup.rs`): in a map value, where the shape
+/// tests' computed offsets are allowed on every kernel (Linux before 5.12 refuses a read from
+/// the stack at an offset it cannot bound to a constant).
+#[map]
+pub static CGROUP_PATH: PerCpuArray<[u8; docker_listener_common::CGROUP_PATH_CAP]> =
+    PerCpuArray::with_max_entries(1, 0);
+
 /// The key of a `FLOWS` lookup, built here rather than on the stack.
 #[map]
 pub static FLOW_KEY: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);

@@ -267,7 +267,7 @@ pub fn raw_sys_exit_net(ctx: BtfTracePointContext) -> u32 {
             _ => return 0,
         }
     };
-    let tgid: u32 = unsafe { core::ptr::read_volatile(task.wrapping_add(config!(offsets.task_tgid) as usize).cast()) };
+    let tgid: u32 = unsafe { crate::file::task_tgid(task) };
     // A send without a destination of its own goes to the connected peer: only a process that
     // connected a socket to port 53 may be sending a DNS query that way (a load and a test for
     // every write, send and sendmsg of the host's other processes).

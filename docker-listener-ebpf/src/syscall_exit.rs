@@ -243,7 +243,17 @@ fn wanted(id: i64) -> bool {
 #[inline(always)]
 pub fn in_compat(task: *const u8) -> bool {
     let off = config!(offsets.task_ti_status) as usize;
-    off != 0 && unsafe { core::ptr::read_volatile(task.wrapping_add(off) as *const u32) } & TS_COMPAT != 0
+    if off == 0 {
+        return false;
+    }
+    // A typed pointer is read by a plain load; before Linux 5.11 the task is untyped (`task_btf`,
+    // a load-time constant: each kernel's verifier walks one of the two).
+    let status = if config!(task_btf) != 0 {
+        unsafe { core::ptr::read_volatile(task.wrapping_add(off) as *const u32) }
+    } else {
+        unsafe { crate::kernel::read::<u32>(task, off as u32) }.unwrap_or(0)
+    };
+    status & TS_COMPAT != 0
 }
 
 #[inline(always)]

@@ -467,7 +467,7 @@ where
 fn raw_tracepoint_named(ebpf: &mut Ebpf, prog: &'static str, names: &[&str]) -> Result<(), EbpfError> {
     let started = std::time::Instant::now();
     let p: &mut RawTracePoint = program(ebpf, prog)?;
-    p.load().map_err(EbpfError::from_load)?;
+    p.load().map_err(|e| super::program_load_error(prog, e))?;
     loaded(ebpf, prog, started);
     let program: &mut RawTracePoint = program(ebpf, prog)?;
     let mut errors = Vec::new();
@@ -487,7 +487,7 @@ fn raw_tracepoint(ebpf: &mut Ebpf, prog: &'static str, name: &str) -> Result<(),
 fn tracepoint(ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str) -> Result<(), EbpfError> {
     let started = std::time::Instant::now();
     let p: &mut TracePoint = program(ebpf, prog)?;
-    p.load().map_err(EbpfError::from_load)?;
+    p.load().map_err(|e| super::program_load_error(prog, e))?;
     loaded(ebpf, prog, started);
     let program: &mut TracePoint = program(ebpf, prog)?;
     program.attach(category, name).map_err(|e| {
@@ -531,7 +531,7 @@ fn tail_door(
 fn tail_program(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, map: &str) -> Result<(), String> {
     let started = std::time::Instant::now();
     let p: &mut BtfTracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
-    p.load("sys_exit", btf).map_err(|e| EbpfError::from_load(e).to_string())?;
+    p.load("sys_exit", btf).map_err(|e| super::program_load_error(prog, e).to_string())?;
     loaded(ebpf, prog, started);
     let program: &mut BtfTracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
     let fd = program.fd().map_err(|e| e.to_string())?.try_clone().map_err(|e| e.to_string())?;
@@ -560,7 +560,7 @@ fn loaded(ebpf: &Ebpf, prog: &str, started: std::time::Instant) {
 fn btf_tracepoint(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, event: &str) -> Result<(), EbpfError> {
     let started = std::time::Instant::now();
     let p: &mut BtfTracePoint = program(ebpf, prog)?;
-    p.load(event, btf).map_err(EbpfError::from_load)?;
+    p.load(event, btf).map_err(|e| super::program_load_error(prog, e))?;
     loaded(ebpf, prog, started);
     let program: &mut BtfTracePoint = program(ebpf, prog)?;
     program.attach().map_err(|e| EbpfError::Attach { program: prog, detail: format!("{e}: {e:?}") })?;

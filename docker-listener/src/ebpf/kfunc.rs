@@ -6,6 +6,10 @@
 //! program calling it loaded, into `r0 = 0` where not. The programs test a load-time constant
 //! (`file_type_id`, 0 where the calls are `r0 = 0`) before they use the cast, so each kernel's
 //! verifier walks either the typed loads or the helper reads, never a use of the null.
+//!
+//! The same pass stands in for a helper the kernel lacks where an older one does its work:
+//! `bpf_get_current_task_btf` (Linux 5.11) becomes `bpf_get_current_task` on 5.10, where the
+//! programs that call it only hand the task to probe reads.
 use docker_listener_common::RDONLY_CAST_CALL;
 
 use super::elf::{self, NotElf};
@@ -34,6 +38,9 @@ const BPF_CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
 const BPF_MOV64_IMM: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
 const BPF_EXIT: u8 = 0x95;
 const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
+/// Helper ids (uapi `enum bpf_func_id`).
+const BPF_FUNC_GET_CURRENT_TASK: u32 = 35;
+const BPF_FUNC_GET_CURRENT_TASK_BTF: u32 = 158;
 
 /// The byte ranges of the object's executable sections (its programs' instructions).
 fn code_sections(elf: &[u8]) -> Result<Vec<std::ops::Range<usize>>, NotElf> {
@@ -41,32 +48,47 @@ fn code_sections(elf: &[u8]) -> Result<Vec<std::ops::Range<usize>>, NotElf> {
 }
 
 /// Rewrites each `call RDONLY_CAST_CALL` of `elf`'s code in place: into a call of the kfunc
-/// whose BTF id is `kfunc`, or into `r0 = 0` when `None`. The calls are put back as they were
-/// built when the result is dropped (after the load, or if it panics).
-pub fn rewrite(elf: &mut [u8], kfunc: Option<u32>) -> Result<Rewritten<'_>, KfuncError> {
+/// whose BTF id is `kfunc`, or into `r0 = 0` when `None`; and, unless `task_btf` (the kernel has
+/// `bpf_get_current_task_btf`), each call of that helper into `bpf_get_current_task`. The
+/// instructions are put back as they were built when the result is dropped (after the load, or
+/// if it panics).
+pub fn rewrite(elf: &mut [u8], kfunc: Option<u32>, task_btf: bool) -> Result<Rewritten<'_>, KfuncError> {
+    let task_btf_call = insn_bytes(BPF_CALL, 0, 0, BPF_FUNC_GET_CURRENT_TASK_BTF);
     let mut sites = Vec::new();
+    let mut casts = 0;
     for range in code_sections(elf)? {
         for (i, insn) in elf[range.clone()].chunks_exact_mut(8).enumerate() {
-            if *insn != CAST_CALL {
+            let new = if *insn == CAST_CALL {
+                casts += 1;
+                match kfunc {
+                    Some(id) => insn_bytes(BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, id),
+                    None => insn_bytes(BPF_MOV64_IMM, 0, 0, 0),
+                }
+            } else if !task_btf && *insn == task_btf_call {
+                insn_bytes(BPF_CALL, 0, 0, BPF_FUNC_GET_CURRENT_TASK)
+            } else {
                 continue;
-            }
-            insn.copy_from_slice(&match kfunc {
-                Some(id) => insn_bytes(BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, id),
-                None => insn_bytes(BPF_MOV64_IMM, 0, 0, 0),
-            });
-            sites.push(range.start + i * 8);
+            };
+            let mut was = [0u8; 8];
+            was.copy_from_slice(insn);
+            insn.copy_from_slice(&new);
+            sites.push((range.start + i * 8, was));
         }
     }
-    if sites.is_empty() {
+    if casts == 0 {
+        // (Put back what was rewritten before saying so.)
+        drop(Rewritten { elf, sites, casts });
         return Err(KfuncError::NoCall);
     }
-    Ok(Rewritten { elf, sites })
+    Ok(Rewritten { elf, sites, casts })
 }
 
 /// An object whose calls [`rewrite`] rewrote, until dropped.
 pub struct Rewritten<'a> {
     elf: &'a mut [u8],
-    sites: Vec<usize>,
+    /// Where an instruction was rewritten, and what it was.
+    sites: Vec<(usize, [u8; 8])>,
+    casts: usize,
 }
 
 impl Rewritten<'_> {
@@ -74,17 +96,22 @@ impl Rewritten<'_> {
         self.elf
     }
 
-    /// How many calls were rewritten.
+    /// How many calls of the cast were rewritten.
     pub fn calls(&self) -> usize {
-        self.sites.len()
+        self.casts
+    }
+
+    /// How many calls of `bpf_get_current_task_btf` were made calls of `bpf_get_current_task`.
+    pub fn task_calls(&self) -> usize {
+        self.sites.len() - self.casts
     }
 }
 
 impl Drop for Rewritten<'_> {
     fn drop(&mut self) {
-        for &at in &self.sites {
-            if let Some(insn) = self.elf.get_mut(at..at + 8) {
-                insn.copy_from_slice(&CAST_CALL);
+        for (at, was) in &self.sites {
+            if let Some(insn) = self.elf.get_mut(*at..*at + 8) {
+                insn.copy_from_slice(was);
             }
         }
     }
@@ -217,8 +244,8 @@ mod tests {
         let data = 64 + 32..64 + 40;
 
         let mut b = f.clone();
-        let r = rewrite(&mut b, Some(0x1234)).unwrap();
-        assert_eq!(r.sites, [text.start + 8, text.start + 24]);
+        let r = rewrite(&mut b, Some(0x1234), true).unwrap();
+        assert_eq!(r.sites.iter().map(|s| s.0).collect::<Vec<_>>(), [text.start + 8, text.start + 24]);
         let got = r.bytes();
         assert_eq!(&got[text.start..text.start + 8], helper.as_slice(), "other calls stay");
         assert_eq!(&got[text.start + 8..text.start + 16], insn_bytes(BPF_CALL, 0, 2, 0x1234).as_slice());
@@ -227,7 +254,7 @@ mod tests {
         drop(r);
         assert_eq!(b, f, "restored");
 
-        let r = rewrite(&mut b, None).unwrap();
+        let r = rewrite(&mut b, None, true).unwrap();
         assert_eq!(r.calls(), 2);
         assert_eq!(&r.bytes()[text.start + 8..text.start + 16], [0xb7, 0, 0, 0, 0, 0, 0, 0].as_slice(), "r0 = 0");
         drop(r);
@@ -235,13 +262,37 @@ mod tests {
     }
 
     #[test]
+    fn where_the_kernel_lacks_the_btf_task_helper_the_plain_one_is_called() {
+        let task_btf = insn_bytes(BPF_CALL, 0, 0, BPF_FUNC_GET_CURRENT_TASK_BTF);
+        let task = insn_bytes(BPF_CALL, 0, 0, BPF_FUNC_GET_CURRENT_TASK);
+        let f = elf(&[task_btf, CAST_CALL, task_btf], &[task_btf]);
+        let text = 64..64 + 24;
+        let mut b = f.clone();
+        let r = rewrite(&mut b, None, false).unwrap();
+        assert_eq!((r.calls(), r.task_calls()), (1, 2));
+        assert_eq!(&r.bytes()[text.start..text.start + 8], task.as_slice());
+        assert_eq!(&r.bytes()[text.start + 16..text.end], task.as_slice());
+        assert_eq!(&r.bytes()[text.end..text.end + 8], task_btf.as_slice(), "data is not code");
+        drop(r);
+        assert_eq!(b, f, "restored");
+        let r = rewrite(&mut b, None, true).unwrap();
+        assert_eq!(r.task_calls(), 0, "a kernel that has it keeps it");
+        drop(r);
+        // Refused for want of the cast: nothing is left rewritten.
+        let f = elf(&[task_btf], &[]);
+        let mut b = f.clone();
+        assert!(matches!(rewrite(&mut b, None, false), Err(KfuncError::NoCall)));
+        assert_eq!(b, f);
+    }
+
+    #[test]
     fn an_object_without_the_call_or_not_elf_is_refused() {
         let mut f = elf(&[insn_bytes(BPF_EXIT, 0, 0, 0)], &[]);
-        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NoCall)));
-        assert!(matches!(rewrite(&mut b"not an elf".to_vec(), None), Err(KfuncError::NotElf(_))));
+        assert!(matches!(rewrite(&mut f, None, true), Err(KfuncError::NoCall)));
+        assert!(matches!(rewrite(&mut b"not an elf".to_vec(), None, true), Err(KfuncError::NotElf(_))));
         let mut cut = elf(&[insn_bytes(BPF_EXIT, 0, 0, 0)], &[]);
         cut.truncate(100);
-        assert!(matches!(rewrite(&mut cut, None), Err(KfuncError::NotElf(_))));
+        assert!(matches!(rewrite(&mut cut, None, true), Err(KfuncError::NotElf(_))));
     }
 
     /// The attribute's members where the kernel's uapi `union bpf_attr` has them.
@@ -276,13 +327,13 @@ mod tests {
     fn another_machines_object_is_refused() {
         let mut f = elf(&[CAST_CALL], &[]);
         f[0x12] = 62; // EM_X86_64
-        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf(_))));
+        assert!(matches!(rewrite(&mut f, None, true), Err(KfuncError::NotElf(_))));
         let mut f = elf(&[CAST_CALL], &[]);
         f[5] = 2; // big-endian
-        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf(_))));
+        assert!(matches!(rewrite(&mut f, None, true), Err(KfuncError::NotElf(_))));
         let mut f = elf(&[CAST_CALL], &[]);
         f[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes()); // section headers nowhere
-        assert!(matches!(rewrite(&mut f, None), Err(KfuncError::NotElf(_))));
+        assert!(matches!(rewrite(&mut f, None, true), Err(KfuncError::NotElf(_))));
     }
 
     /// The object this daemon embeds has the call, and is left as built.
@@ -295,7 +346,7 @@ mod tests {
             return;
         }
         let before = object.bytes.to_vec();
-        assert!(rewrite(&mut object.bytes, None).unwrap().calls() >= 1);
+        assert!(rewrite(&mut object.bytes, None, true).unwrap().calls() >= 1);
         assert!(object.bytes == before[..], "put back");
     }
 }

@@ -59,6 +59,12 @@ pub enum EbpfError {
          and tracefs; --no-ebpf runs with Docker events only"
     )]
     Load(String),
+    #[error(
+        "the kernel ({kernel}) refused the eBPF program {program}: its verifier said: {log}. The agent is \
+         tested on Linux 6.1, 6.12 and 6.18 (docs/KERNELS.md); on another kernel, report this with the \
+         verifier's last lines, or run with --no-ebpf for Docker events only"
+    )]
+    Refused { program: &'static str, kernel: String, log: String },
     #[error("the eBPF object has no {0}: the object and the daemon were built from different sources")]
     Missing(&'static str),
     #[error(
@@ -83,8 +89,10 @@ pub enum EbpfError {
 impl EbpfError {
     fn from_load(e: impl std::fmt::Display + std::fmt::Debug) -> EbpfError {
         let text = format!("{e}: {e:?}");
-        if text.contains("EPERM") || text.contains("Operation not permitted") || text.contains("PermissionDenied") {
-            EbpfError::NotPermitted(e.to_string())
+        // EPERM is the missing capability. EACCES (also `PermissionDenied` to Rust) is the
+        // verifier refusing a program, or an LSM refusing the call: not a matter of privileges.
+        if text.contains("EPERM") || text.contains("Operation not permitted") {
+            EbpfError::NotPermitted(cut_middle(&e.to_string(), LOAD_ERROR_MAX))
         } else {
             if text.len() > LOAD_ERROR_MAX {
                 tracing::debug!(error = %text, "a program's load failed: the verifier's whole log");
@@ -92,6 +100,32 @@ impl EbpfError {
             EbpfError::Load(cut_middle(&text, LOAD_ERROR_MAX))
         }
     }
+}
+
+/// A program's load error: the verifier's refusal names the program and the kernel; the rest
+/// as [`EbpfError::from_load`] says.
+fn program_load_error(program: &'static str, e: aya::programs::ProgramError) -> EbpfError {
+    if let aya::programs::ProgramError::LoadError { io_error, verifier_log } = &e
+        && let Some(refused) = refused(program, io_error, &verifier_log.to_string(), kernel_release)
+    {
+        return refused;
+    }
+    EbpfError::from_load(e)
+}
+
+/// A failed `BPF_PROG_LOAD` that is the verifier's refusal: any error but EPERM (no
+/// capability) that came with a verifier log (an LSM's EACCES comes without one).
+fn refused(program: &'static str, error: &io::Error, log: &str, kernel: fn() -> String) -> Option<EbpfError> {
+    (error.raw_os_error() != Some(libc::EPERM) && !log.trim().is_empty()).then(|| EbpfError::Refused {
+        program,
+        kernel: kernel(),
+        log: cut_middle(&format!("{error}: {}", log.trim_end()), LOAD_ERROR_MAX),
+    })
+}
+
+/// `uname -r`, or what stands in for it.
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "release unknown".into(), |r| r.trim().into())
 }
 
 /// Bytes of a load error kept in the start-up log, `doctor` and the agent-health event: the
@@ -237,6 +271,13 @@ impl EbpfProbes {
         pc.args_max = cfg.argv_max_bytes;
         pc.budget_rate = cfg.budget_per_second;
         pc.budget_burst = cfg.budget_burst;
+        // Linux 5.11's helper; before it, the plain one, whose task the programs probe-read.
+        let task_btf = aya::sys::is_helper_supported(
+            aya::programs::ProgramType::TracePoint,
+            aya::sys::BpfHelper::BPF_FUNC_get_current_task_btf,
+        )
+        .unwrap_or(true);
+        pc.task_btf = u32::from(task_btf);
         pc.host_mnt_ns = crate::family::HostNamespaces::read()
             .inodes
             .iter()
@@ -309,8 +350,14 @@ impl EbpfProbes {
         };
         drop(info.attach_btf);
         let mut object = OBJECT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let rewritten =
-            kfunc::rewrite(&mut object.bytes, cast.map(|c| c.func)).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let rewritten = kfunc::rewrite(&mut object.bytes, cast.map(|c| c.func), task_btf)
+            .map_err(|e| EbpfError::Load(e.to_string()))?;
+        if !task_btf {
+            tracing::info!(
+                calls = rewritten.task_calls(),
+                "this kernel has no bpf_get_current_task_btf (Linux 5.11): its calls are bpf_get_current_task's"
+            );
+        }
         if cast.is_some() {
             tracing::debug!(
                 calls = rewritten.calls(),
@@ -686,6 +733,30 @@ mod tests {
         assert!(text[text.len() - 60..].contains("processed 1000001 insns (limit 1000000)"), "the reason, at the end");
         assert!(text.contains("bytes of the verifier's log left out"));
         assert_eq!(cut_middle("short", 10), "short");
+    }
+
+    #[test]
+    fn a_program_the_verifier_refuses_is_named_not_blamed_on_privileges() {
+        let log = format!(
+            "{}invalid variable-offset read from stack R1\nprocessed 3950 insns",
+            "0: (bf) r6 = r1\n".repeat(50_000)
+        );
+        let kernel = || "5.10.0-46-cloud-amd64".to_owned();
+        let eacces = io::Error::from_raw_os_error(libc::EACCES);
+        let err = refused("cgroup_mkdir", &eacces, &log, kernel).expect("the verifier's refusal");
+        let text = err.to_string();
+        assert!(text.contains("refused the eBPF program cgroup_mkdir"), "{text}");
+        assert!(text.contains("5.10.0-46-cloud-amd64"), "{text}");
+        assert!(text.contains("invalid variable-offset read from stack"), "the reason: {text}");
+        assert!(!text.contains("run docker-listener as root"), "{text}");
+        assert!(text.len() < LOAD_ERROR_MAX + 600, "{}", text.len());
+        // No capability: EPERM, whatever the log; an LSM's EACCES has no verifier log.
+        assert!(refused("cgroup_mkdir", &io::Error::from_raw_os_error(libc::EPERM), &log, kernel).is_none());
+        assert!(refused("cgroup_mkdir", &eacces, " \n", kernel).is_none());
+        let not_permitted = EbpfError::from_load(io::Error::from_raw_os_error(libc::EPERM));
+        assert!(matches!(not_permitted, EbpfError::NotPermitted(_)), "{not_permitted:?}");
+        let lsm = EbpfError::from_load(eacces);
+        assert!(matches!(lsm, EbpfError::Load(_)), "EACCES is no missing capability: {lsm:?}");
     }
 
     #[test]
