@@ -328,6 +328,11 @@ pub struct KernelOffsets {
     pub task_parent_exec_id: u32,
     /// `task_struct.thread_info.status` (x86: `TS_COMPAT` is set while a 32-bit syscall runs).
     pub task_ti_status: u32,
+    /// `task_struct.stack` and the end of `struct pt_regs` (its size, `ss` the last member):
+    /// where a task's saved registers are before Linux 5.15's `bpf_task_pt_regs`, at the top
+    /// of its kernel stack (x86-64's `task_pt_regs`). 0 when unknown.
+    pub task_stack: u32,
+    pub pt_regs_size: u32,
     pub task_nsproxy: u32,
     pub nsproxy_mnt_ns: u32,
     pub mnt_ns_root: u32,
@@ -514,7 +519,9 @@ pub struct ProbeConfig {
     /// task it returns by plain loads; 0 where the daemon made its calls `bpf_get_current_task`
     /// (an untyped pointer, read by probe reads).
     pub task_btf: u32,
-    pub _pad: u32,
+    /// 1 where the kernel has `bpf_task_pt_regs` (Linux 5.15); 0: the programs find the saved
+    /// registers at the top of the task's kernel stack (`offsets.task_stack`).
+    pub task_pt_regs: u32,
     /// System call numbers (below 512) the raw exit program looks at, either ABI: a bitmap the
     /// daemon fills from the families that are on. Every other call leaves after one load.
     pub exit_nrs: [u64; EXIT_NR_WORDS],

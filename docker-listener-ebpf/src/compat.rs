@@ -112,6 +112,9 @@ pub fn handles(id: i64) -> bool {
     )
 }
 
+/// x86-64's kernel stack (`THREAD_SIZE` without KASAN).
+const THREAD_SIZE: u32 = 16 * 1024;
+
 /// Whether the current task is in a 32-bit connect (direct or through socketcall) that this
 /// program reports at its exit: `sock:inet_sock_set_state` skips the one it sees (it would
 /// say the same connect again, without its result). For any program type: the task's saved
@@ -121,7 +124,20 @@ pub fn in_reported_connect() -> bool {
     if !on(1 << sock_op::CONNECT) || !unsafe { in_compat_syscall(current_task()) } {
         return false;
     }
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    let regs = if config!(task_pt_regs) != 0 {
+        unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as *const u8 }
+    } else {
+        // Before Linux 5.15 (a load-time constant: the other way is never verified there): x86-64's
+        // `task_pt_regs`, the registers saved at the top of the task's kernel stack, whose size
+        // is THREAD_SIZE (16 KiB; 32 KiB with KASAN, where this reads another word and the
+        // connect is reported twice, as without this test).
+        let size = config!(offsets.pt_regs_size);
+        let stack: *const u8 = unsafe { crate::kernel::read0(current_task(), config!(offsets.task_stack)) };
+        if size == 0 || stack.is_null() {
+            return false;
+        }
+        stack.wrapping_add((THREAD_SIZE - size) as usize)
+    };
     let id = unsafe { read::<u64>(regs, ORIG_AX as u32) }.unwrap_or(0) as i64;
     id == nr::CONNECT || (id == nr::SOCKETCALL && unsafe { read::<u32>(regs, BX as u32) }.unwrap_or(0) == call::CONNECT)
 }

@@ -55,8 +55,9 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     on_state_change::<false>(&ctx)
 }
 
-/// The same, for when the 32-bit connects are reported by `compat.rs` (it needs
-/// `bpf_task_pt_regs`, Linux 5.15, which the plain one does without).
+/// The same, for when the 32-bit connects are reported by `compat.rs`: it reads the task's
+/// saved registers (`bpf_task_pt_regs`, Linux 5.15; before it, at the top of the task's stack),
+/// which the plain one does without.
 #[tracepoint]
 pub fn inet_sock_set_state_compat(ctx: TracePointContext) -> u32 {
     on_state_change::<true>(&ctx)

@@ -431,8 +431,8 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
 }
 
 /// Attaches a state tracepoint's program. The TCP-state connect has a variant that skips the
-/// 32-bit connects the compat program reports (`skip_compat`); where it does not load (it needs
-/// Linux 5.15's `bpf_task_pt_regs`), the plain one does, and those connects are reported twice.
+/// 32-bit connects the compat program reports (`skip_compat`); where it does not load (it reads
+/// the task's saved registers), the plain one does, and those connects are reported twice.
 fn state_tracepoint(
     ebpf: &mut Ebpf,
     prog: &'static str,

@@ -61,7 +61,7 @@ pub enum EbpfError {
     Load(String),
     #[error(
         "the kernel ({kernel}) refused the eBPF program {program}: its verifier said: {log}. The agent is \
-         tested on Linux 6.1, 6.12 and 6.18 (docs/KERNELS.md); on another kernel, report this with the \
+         tested on Linux 5.10, 6.1, 6.12 and 6.18 (docs/KERNELS.md); on another kernel, report this with the \
          verifier's last lines, or run with --no-ebpf for Docker events only"
     )]
     Refused { program: &'static str, kernel: String, log: String },
@@ -278,6 +278,14 @@ impl EbpfProbes {
         )
         .unwrap_or(true);
         pc.task_btf = u32::from(task_btf);
+        // Linux 5.15's; before it, the registers are found on the task's stack.
+        pc.task_pt_regs = u32::from(
+            aya::sys::is_helper_supported(
+                aya::programs::ProgramType::TracePoint,
+                aya::sys::BpfHelper::BPF_FUNC_task_pt_regs,
+            )
+            .unwrap_or(true),
+        );
         pc.host_mnt_ns = crate::family::HostNamespaces::read()
             .inodes
             .iter()

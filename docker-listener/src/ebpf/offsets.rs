@@ -149,6 +149,8 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         task_self_exec_id: r.offset("task_struct", &["self_exec_id"])?,
         // x86's thread_info, embedded in task_struct: only the 32-bit programs read it.
         task_ti_status: r.offset("task_struct", &["thread_info", "status"]).unwrap_or(0),
+        task_stack: r.offset("task_struct", &["stack"]).unwrap_or(0),
+        pt_regs_size: r.offset("pt_regs", &["ss"]).map_or(0, |ss| ss + 8),
         task_parent_exec_id: r.offset("task_struct", &["parent_exec_id"])?,
         ..KernelOffsets::default()
     };

@@ -184,6 +184,24 @@ pub fn door_checks(log: &[String], doors: &[&str]) -> Vec<CheckResult> {
         .collect()
 }
 
+/// That the start-up log says each of `doors` is closed on this kernel, once (with its reason).
+pub fn closed_door_checks(log: &[String], doors: &[&str]) -> Vec<CheckResult> {
+    doors
+        .iter()
+        .map(|door| {
+            let closed = format!("not seen: {door}: unavailable");
+            let line = format!("doors: the start-up log says \"{closed}\" once (closed on this kernel)");
+            let said = log.iter().filter(|l| l.contains(&closed)).count();
+            let open = log.iter().any(|l| l.contains(&format!("seen: {door}: active")) && !l.contains("not seen:"));
+            match (said, open) {
+                (1, false) => CheckResult { ok: true, line },
+                (_, true) => CheckResult { ok: false, line: format!("{line}: it says the door is open") },
+                (n, false) => CheckResult { ok: false, line: format!("{line}: it says so {n} times") },
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -269,6 +287,28 @@ mod tests {
         assert_eq!(ok, [true, false, false]);
         assert!(r[1].line.contains("no such tracepoint"), "{}", r[1].line);
         assert!(r[2].line.ends_with("it never names this door"), "{}", r[2].line);
+    }
+
+    #[test]
+    fn a_door_closed_on_this_kernel_must_be_said_closed() {
+        let log: Vec<String> = [
+            "2026-12-03T21:12:09.594871Z  INFO seen: kernel-module: active (tp_btf/sys_exit (raw_syscalls))",
+            "2026-12-03T21:14:56.916390Z  WARN not seen: io_uring opens: unavailable (raw_tp/io_uring_complete: the \
+             kernel's BTF lacks io_kiocb.opcode)",
+        ]
+        .map(String::from)
+        .to_vec();
+        let r = closed_door_checks(&log, &["io_uring opens", "kernel-module", "io_uring changes by name"]);
+        let ok: Vec<bool> = r.iter().map(|r| r.ok).collect();
+        assert_eq!(ok, [true, false, false]);
+        assert!(r[1].line.ends_with("it says the door is open"), "{}", r[1].line);
+        assert!(r[2].line.ends_with("it says so 0 times"), "{}", r[2].line);
+        // Which kernels have closed doors, and that each closed door is one the matrix knows.
+        assert!(super::super::expect::closed_doors("6.1.0-57-cloud-amd64").is_empty());
+        let old = super::super::expect::closed_doors("5.10.0-46-cloud-amd64");
+        assert_eq!(old.len(), 4);
+        assert!(old.iter().all(|d| super::super::expect::DOORS.contains(d)));
+        assert!(super::super::expect::NEEDS.iter().all(|(_, d)| super::super::expect::DOORS.contains(d)));
     }
 
     #[test]

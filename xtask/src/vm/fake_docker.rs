@@ -95,8 +95,11 @@ pub struct FakeDocker {
 
 struct Shared {
     container: Container,
-    /// `State.Pid`: 0 until the checker starts the container's first process (the agent only
-    /// uses it to find the cgroup of a container its cgroup prefixes do not describe).
+    /// `State.Pid`: the checker's own until it starts the container's first process. A real
+    /// container has its init there from the start; the agent resolves the container's
+    /// sensitive files in that process's root at its first inspect, and the checker's root is
+    /// the synthetic container's (the VM's). (With 0 the set waited for another trigger: on
+    /// 6.1 the workload's io_uring rename, which a kernel without that door never sends.)
     pid: AtomicU32,
     stop: AtomicBool,
     /// Request lines received, e.g. "GET /v1.41/containers/json?all=false HTTP/1.1".
@@ -110,7 +113,7 @@ impl FakeDocker {
         listener.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             container,
-            pid: AtomicU32::new(0),
+            pid: AtomicU32::new(std::process::id()),
             stop: AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
         });
