@@ -17,7 +17,7 @@ use crate::{
     kernel::{current_task, in_compat_syscall, read},
     maps::{PendingExec, PendingSock, config},
     socket::{call, report_call, socket_call},
-    syscall_exit::regs::{BX, ORIG_AX},
+    syscall_exit::regs::{BX, CS, ORIG_AX},
 };
 
 use docker_listener_common::syscalls::ia32 as nr;
@@ -115,10 +115,14 @@ pub fn handles(id: i64) -> bool {
 /// x86-64's kernel stack (`THREAD_SIZE` without KASAN).
 const THREAD_SIZE: u32 = 16 * 1024;
 
+/// x86-64's 32-bit user code segment (`__USER32_CS`): the `cs` a 32-bit task's saved registers hold.
+const USER32_CS: u64 = 0x23;
+
 /// Whether the current task is in a 32-bit connect (direct or through socketcall) that this
 /// program reports at its exit: `sock:inet_sock_set_state` skips the one it sees (it would
 /// say the same connect again, without its result). For any program type: the task's saved
-/// registers through `bpf_task_pt_regs` (Linux 5.15) and probe reads.
+/// registers through `bpf_task_pt_regs` (Linux 5.15), or before it at the top of the task's
+/// kernel stack, and probe reads.
 #[inline(always)]
 pub fn in_reported_connect() -> bool {
     if !on(1 << sock_op::CONNECT) || !unsafe { in_compat_syscall(current_task()) } {
@@ -129,14 +133,22 @@ pub fn in_reported_connect() -> bool {
     } else {
         // Before Linux 5.15 (a load-time constant: the other way is never verified there): x86-64's
         // `task_pt_regs`, the registers saved at the top of the task's kernel stack, whose size
-        // is THREAD_SIZE (16 KiB; 32 KiB with KASAN, where this reads another word and the
-        // connect is reported twice, as without this test).
-        let size = config!(offsets.pt_regs_size);
-        let stack: *const u8 = unsafe { crate::kernel::read0(current_task(), config!(offsets.task_stack)) };
-        if size == 0 || stack.is_null() {
+        // is THREAD_SIZE (16 KiB; 32 KiB with KASAN). The saved `cs` must be the 32-bit user
+        // segment: where the stack is not where this looks, the words read are no saved
+        // registers, and the connect is reported twice rather than skipped on a stale word.
+        let (size, at) = (config!(offsets.pt_regs_size), config!(offsets.task_stack));
+        if size == 0 || at == 0 {
             return false;
         }
-        stack.wrapping_add((THREAD_SIZE - size) as usize)
+        let stack: *const u8 = unsafe { crate::kernel::read0(current_task(), at) };
+        if stack.is_null() {
+            return false;
+        }
+        let regs = stack.wrapping_add((THREAD_SIZE - size) as usize);
+        if unsafe { read::<u64>(regs, CS as u32) }.unwrap_or(0) != USER32_CS {
+            return false;
+        }
+        regs
     };
     let id = unsafe { read::<u64>(regs, ORIG_AX as u32) }.unwrap_or(0) as i64;
     id == nr::CONNECT || (id == nr::SOCKETCALL && unsafe { read::<u32>(regs, BX as u32) }.unwrap_or(0) == call::CONNECT)

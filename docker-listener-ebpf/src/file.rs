@@ -14,7 +14,8 @@
 //! Opens are the most frequent calls this program sees, on the host as in containers, and on
 //! kernels whose calls are expensive (return-stack mitigations) every helper call costs tens of
 //! nanoseconds. So the first checks are loads alone, through the BTF-typed task pointer and the
-//! typed pointers read from it (the JIT makes them plain loads with a fault handler): the
+//! typed pointers read from it (the JIT makes them plain loads with a fault handler; before
+//! Linux 5.11, which has no typed task, the same reads by the helper): the
 //! task's cgroup id against a bit set of the traced cgroups (`CONTAINER_BITS`), the descriptor's
 //! file from the table's embedded array (descriptors below 64, until the table grows), its
 //! inode number and its directory's against a bit set of the sensitive ones (`SENSITIVE_BITS`),
@@ -284,8 +285,8 @@ unsafe fn classify<M: Mem>(file: *const u8, open_flags: u32, want: u32) -> u32 {
     }
 }
 
-/// open, creat, openat, openat2: `ret` is the new descriptor. `task` is the
-/// BTF-typed current task.
+/// open, creat, openat, openat2: `ret` is the new descriptor. `task` is the current task,
+/// BTF-typed from Linux 5.11 (before it, `Direct` reads it with the helper).
 #[inline(always)]
 pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
     // A failed open opened nothing: there is no file to match here (a refused one goes to

@@ -50,6 +50,7 @@ pub mod regs {
     pub const SI: usize = 104;
     pub const DI: usize = 112;
     pub const ORIG_AX: usize = 120;
+    pub const CS: usize = 136;
 }
 
 /// Where a call goes: a family and its operation, or the 32-bit exec/socket code. Every
@@ -239,7 +240,8 @@ fn wanted(id: i64) -> bool {
 }
 
 /// Whether the current task is in a 32-bit system call: `thread_info.status & TS_COMPAT`, read
-/// directly through the BTF-typed task pointer (a load, no helper call).
+/// directly through the BTF-typed task pointer (a load, no helper call; before Linux 5.11,
+/// whose task is untyped, a probe read).
 #[inline(always)]
 pub fn in_compat(task: *const u8) -> bool {
     let off = config!(offsets.task_ti_status) as usize;

@@ -74,7 +74,7 @@ fn privileges() -> Check {
             "privileges",
             Status::Warn,
             format!(
-                "running as uid {euid}: eBPF needs root (or CAP_BPF+CAP_PERFMON); the Docker socket \
+                "running as uid {euid}: eBPF needs root (or CAP_BPF+CAP_PERFMON, and CAP_SYS_RESOURCE before Linux 5.11); the Docker socket \
                  and the Wazuh queue need root or membership of their groups. Run with sudo"
             ),
         )

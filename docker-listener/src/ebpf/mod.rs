@@ -116,11 +116,27 @@ fn program_load_error(program: &'static str, e: aya::programs::ProgramError) -> 
 /// A failed `BPF_PROG_LOAD` that is the verifier's refusal: any error but EPERM (no
 /// capability) that came with a verifier log (an LSM's EACCES comes without one).
 fn refused(program: &'static str, error: &io::Error, log: &str, kernel: fn() -> String) -> Option<EbpfError> {
-    (error.raw_os_error() != Some(libc::EPERM) && !log.trim().is_empty()).then(|| EbpfError::Refused {
-        program,
-        kernel: kernel(),
-        log: cut_middle(&format!("{error}: {}", log.trim_end()), LOAD_ERROR_MAX),
-    })
+    if error.raw_os_error() == Some(libc::EPERM) || log.trim().is_empty() {
+        return None;
+    }
+    let text = format!("{error}: {}", log.trim_end());
+    if text.len() > LOAD_ERROR_MAX {
+        tracing::debug!(program, log = %text, "the verifier's whole log of the refused program");
+    }
+    Some(EbpfError::Refused { program, kernel: kernel(), log: cut_middle(&text, LOAD_ERROR_MAX) })
+}
+
+/// Whether a tracepoint program may call `helper` here (a two-instruction program loaded to
+/// see). A probe that cannot tell is taken for yes, and said: the programs then call it, and a
+/// kernel without it refuses them by name.
+fn has_helper(helper: aya::sys::BpfHelper, name: &str) -> bool {
+    match aya::sys::is_helper_supported(aya::programs::ProgramType::TracePoint, helper) {
+        Ok(has) => has,
+        Err(e) => {
+            tracing::warn!(helper = name, error = %e, "cannot tell whether this kernel has an eBPF helper: assuming it has");
+            true
+        }
+    }
 }
 
 /// `uname -r`, or what stands in for it.
@@ -272,20 +288,10 @@ impl EbpfProbes {
         pc.budget_rate = cfg.budget_per_second;
         pc.budget_burst = cfg.budget_burst;
         // Linux 5.11's helper; before it, the plain one, whose task the programs probe-read.
-        let task_btf = aya::sys::is_helper_supported(
-            aya::programs::ProgramType::TracePoint,
-            aya::sys::BpfHelper::BPF_FUNC_get_current_task_btf,
-        )
-        .unwrap_or(true);
+        let task_btf = has_helper(aya::sys::BpfHelper::BPF_FUNC_get_current_task_btf, "bpf_get_current_task_btf");
         pc.task_btf = u32::from(task_btf);
         // Linux 5.15's; before it, the registers are found on the task's stack.
-        pc.task_pt_regs = u32::from(
-            aya::sys::is_helper_supported(
-                aya::programs::ProgramType::TracePoint,
-                aya::sys::BpfHelper::BPF_FUNC_task_pt_regs,
-            )
-            .unwrap_or(true),
-        );
+        pc.task_pt_regs = u32::from(has_helper(aya::sys::BpfHelper::BPF_FUNC_task_pt_regs, "bpf_task_pt_regs"));
         pc.host_mnt_ns = crate::family::HostNamespaces::read()
             .inodes
             .iter()
@@ -388,12 +394,9 @@ impl EbpfProbes {
             compat_status: pc.offsets.task_ti_status != 0,
             pt_regs: &info.pt_regs,
             x32: info.x32,
-            uring_opens: if pc.offsets.io_kiocb_opcode == 0 || pc.offsets.file_f_mode == 0 {
-                Err("the kernel's BTF lacks io_kiocb.opcode, io_kiocb.cqe.res, file.f_flags or file.f_mode (no io_kiocb: \
-                     io_uring is not built in)"
-                    .into())
-            } else {
-                info.exe_walk.clone().map_or(Ok(()), Err)
+            uring_opens: match &info.uring_opens {
+                Some(why) => Err(why.clone()),
+                None => info.exe_walk.clone().map_or(Ok(()), Err),
             },
             uring_changes: if pc.offsets.io_changes_valid == 0 {
                 Err("the kernel's BTF lacks io_kiocb.cmd, filename.name, or io_rename's, io_link's or io_unlink's \

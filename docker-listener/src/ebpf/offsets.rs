@@ -95,6 +95,9 @@ pub struct KernelInfo {
     pub drift: Option<String>,
     /// The `struct pt_regs` members the exit program reads, with their offsets.
     pub pt_regs: Vec<(&'static str, u32)>,
+    /// Why io_uring's opens cannot be read at their completion, if so: the members missing from
+    /// the kernel's BTF (5.10's `io_kiocb` has no `cqe`).
+    pub uring_opens: Option<String>,
     /// The kernel was built with the x32 ABI (`CONFIG_X86_X32_ABI`: 64-bit programs with 32-bit
     /// pointers, system call numbers | 0x40000000), whose calls neither the native tracepoints
     /// nor the 32-bit programs see: its dispatcher is in the BTF when it is built in.
@@ -214,12 +217,28 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         o.cred_valid = u32::from(contiguous);
     }
     // io_uring's opens (the file-access family, at their completion): optional as a whole.
-    if let (Ok(op), Ok(res), Ok(flags), Ok(mode)) = (
+    let uring = (
         r.offset("io_kiocb", &["opcode"]),
         r.offset("io_kiocb", &["cqe", "res"]),
         r.offset("file", &["f_flags"]),
         r.offset("file", &["f_mode"]),
-    ) {
+    );
+    let uring_opens = {
+        let missing: Vec<String> = [&uring.0, &uring.1, &uring.2, &uring.3]
+            .into_iter()
+            .filter_map(|r| {
+                r.as_ref().err().map(|e| match e {
+                    OffsetsError::Missing(member) => member.clone(),
+                    e => e.to_string(),
+                })
+            })
+            .collect();
+        (!missing.is_empty()).then(|| {
+            let why = if r.struct_type("io_kiocb").is_err() { " (no io_kiocb: io_uring is not built in)" } else { "" };
+            format!("the kernel's BTF lacks {}{why}", missing.join(", "))
+        })
+    };
+    if let (Ok(op), Ok(res), Ok(flags), Ok(mode)) = uring {
         (o.io_kiocb_opcode, o.io_kiocb_res, o.file_f_flags, o.file_f_mode) = (op, res, flags, mode);
         // Changes by name through a ring: without these, they are not seen.
         if let Ok(c) = uring_changes(&r) {
@@ -268,7 +287,7 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
             (Some(func), Ok(file), Some(attach)) => Some(RdonlyCast { func, file, attach }),
             _ => None,
         };
-    Ok(KernelInfo { offsets: o, exe_walk, drift, pt_regs, x32, attach_btf, rdonly_cast })
+    Ok(KernelInfo { offsets: o, exe_walk, drift, pt_regs, uring_opens, x32, attach_btf, rdonly_cast })
 }
 
 /// Where an io_uring rename, link or unlink keeps its arguments until it runs (see

@@ -96,7 +96,7 @@ pub const DOORS: &[&str] = &[
 /// The doors a kernel of the matrix does not have, by its release: the start-up log must say
 /// each is unavailable (`not seen: <door>: unavailable`), and the events that go through it
 /// ([`NEEDS`]) are not expected there. Linux 5.10: its io_uring requests (`io_kiocb`) have no
-/// `opcode` and `cqe.res` in its BTF, so the agent cannot read them at their completion.
+/// `cqe` (its result) in its BTF, so the agent cannot read them at their completion.
 pub fn closed_doors(release: &str) -> &'static [&'static str] {
     if release.starts_with("5.10.") {
         &[

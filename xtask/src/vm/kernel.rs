@@ -45,7 +45,8 @@ pub struct Archive {
     pub suite: &'static str,
 }
 
-/// The matrix. Adding a kernel is one more line; it must be in the machine's apt sources.
+/// The matrix. Adding a kernel is one more line; it must be in the machine's apt sources, or in
+/// a Debian suite its `archive` names.
 /// 6.1: Debian 12's own (and the oldest LTS here: `io_uring_submit_sqe`, no `bpf_rdonly_cast`);
 /// 6.12: the LTS of Debian 13 and RHEL 10, which bookworm also carries (`io_uring_submit_req`,
 /// the fixed files' table as it was before 6.13, `bpf_rdonly_cast` on a kernel other than this
@@ -190,6 +191,10 @@ impl Apt {
                 archive.url, archive.suite
             ),
         )?;
+        // No installed packages: the machine's (a 6.1 `linux-image-cloud-amd64`, say) would
+        // be newer than the suite's and stay apt's candidate.
+        let status = dir.join("status");
+        std::fs::write(&status, "")?;
         let opt = |k: &str, v: &Path| format!("{k}={}", v.display());
         let apt = Apt {
             options: vec![
@@ -197,6 +202,7 @@ impl Apt {
                 opt("Dir::Etc::SourceParts", &dir.join("sources.list.d")),
                 opt("Dir::State::Lists", &dir.join("lists")),
                 opt("Dir::Cache", &dir.join("cache")),
+                opt("Dir::State::status", &status),
             ],
         };
         // Its lists, fresh each run (half a second): a new kernel of the suite is picked up as
@@ -231,15 +237,25 @@ fn resolve(apt: &Apt, metapackage: &str) -> Result<String> {
         None if is_root() => {
             // A fresh machine may have no package lists yet.
             println!("kernel-matrix: apt-cache does not know {metapackage}: running apt-get update");
-            util::run(apt.command("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+            let mut update = apt.command("apt-get");
+            if !apt.options.is_empty() {
+                // (The suite's lists are in root's cache, which apt's `_apt` user cannot write.)
+                update.args(["-o", "APT::Sandbox::User=root"]);
+            }
+            util::run(update.args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
             depends(metapackage)
         }
         None => None,
     };
     out.as_deref().and_then(kernel_dependency).with_context(|| {
         format!(
-            "cannot resolve {metapackage} to a kernel package with `apt-cache depends {metapackage}`: is \
-             Debian's archive in the apt sources (run apt-get update as root)?"
+            "cannot resolve {metapackage} to a kernel package with `apt-cache depends {metapackage}`{}: is \
+             Debian's archive in the apt sources (run apt-get update as root), and reachable?",
+            if apt.options.is_empty() {
+                ""
+            } else {
+                " (with the entry's own suite: its lists are under the cache's apt/)"
+            }
         )
     })
 }
