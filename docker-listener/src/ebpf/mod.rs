@@ -133,7 +133,13 @@ fn has_helper(helper: aya::sys::BpfHelper, name: &str) -> bool {
     match aya::sys::is_helper_supported(aya::programs::ProgramType::TracePoint, helper) {
         Ok(has) => has,
         Err(e) => {
-            tracing::warn!(helper = name, error = %e, "cannot tell whether this kernel has an eBPF helper: assuming it has");
+            // (Without the capabilities, the load that follows fails and says so.)
+            let eperm = matches!(&e, aya::programs::ProgramError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::EPERM));
+            if eperm {
+                tracing::debug!(helper = name, error = %e, "cannot probe an eBPF helper without the capabilities");
+            } else {
+                tracing::warn!(helper = name, error = %e, "cannot tell whether this kernel has an eBPF helper: assuming it has");
+            }
             true
         }
     }
