@@ -6,10 +6,9 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    io::{AsyncWrite, AsyncWriteExt},
-    net::UnixDatagram,
-};
+use std::os::unix::net::UnixDatagram;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt, Interest, unix::AsyncFd};
 
 use crate::{config, encode::Frame};
 
@@ -163,6 +162,11 @@ impl Output {
 
 /// The Wazuh queue: an AF_UNIX SOCK_DGRAM socket connected to `path`, one datagram per frame,
 /// sent with one `sendmsg` whose iovec points at the frame's pieces (no concatenation copy).
+///
+/// The socket is in the runtime's epoll set only while the reader's queue is full. Registered
+/// for good (as `tokio::net::UnixDatagram` is), it woke the agent each time the reader freed
+/// the datagrams of a batch (`unix_write_space`): a wake-up and a context switch for nothing,
+/// about one per batch (docs/ARCHITECTURE.md, "Batching").
 pub struct QueueSocket {
     path: PathBuf,
     sock: Option<UnixDatagram>,
@@ -189,6 +193,7 @@ impl QueueSocket {
         if self.sock.is_none() {
             let sock = UnixDatagram::unbound().map_err(|e| self.unavailable(e))?;
             sock.connect(&self.path).map_err(|e| self.unavailable(e))?;
+            sock.set_nonblocking(true).map_err(|e| self.unavailable(e))?;
             self.sock = Some(sock);
         }
         // Just set above when it was None.
@@ -203,11 +208,11 @@ impl QueueSocket {
         while done < frames.len() {
             let chunk = &frames[done..frames.len().min(done + BATCH)];
             let sock = self.connect().map_err(|e| (done, e))?;
-            match sock.try_io(tokio::io::Interest::WRITABLE, || sendmmsg(sock.as_raw_fd(), chunk)) {
+            match sendmmsg(sock.as_raw_fd(), chunk) {
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The reader's queue is full (net.unix.max_dgram_qlen): wait until it drains.
-                    if let Err(e) = sock.writable().await {
+                    if let Err(e) = self.writable().await {
                         self.sock = None;
                         return Err((done, self.unavailable(e)));
                     }
@@ -228,6 +233,19 @@ impl QueueSocket {
             }
         }
         Ok(done)
+    }
+
+    /// Waits until the connected socket may send again, registered with the runtime for that
+    /// wait only. Registering polls the socket at once (`ep_insert`), so a queue that drained
+    /// between the refused send and now is seen: no wake-up can be missed.
+    async fn writable(&mut self) -> io::Result<()> {
+        let sock = self.sock.take().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        // SAFETY: the socket owns its descriptor, which stays open and the same until
+        // `into_inner` below gives the socket back.
+        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::WRITABLE) }.map_err(io::Error::from)?;
+        let ready = fd.writable().await.map(|mut guard| guard.clear_ready());
+        self.sock = Some(fd.into_inner());
+        ready
     }
 }
 
@@ -306,5 +324,73 @@ impl LineWriter {
     pub async fn flush(&mut self) -> Result<(), OutputError> {
         self.write_out().await?;
         self.w.flush().await.map_err(|e| self.error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(i: usize) -> Frame {
+        Frame::agent(Bytes::from(format!("{{\"n\":{i}}}")))
+    }
+
+    /// A reader that starts late and then reads slowly fills the queue: the sender waits on the
+    /// socket's writability (registered for that wait only) and loses and reorders nothing.
+    #[tokio::test]
+    async fn a_full_queue_is_waited_out_and_nothing_is_lost_or_reordered() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("queue");
+        let reader = UnixDatagram::bind(&path).expect("bind the reader");
+        const N: usize = 3_000;
+        let read = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let mut got = Vec::with_capacity(N);
+            let mut buf = [0u8; 256];
+            while got.len() < N {
+                let n = reader.recv(&mut buf).expect("recv");
+                got.push(buf[..n].to_vec());
+                if got.len() % 100 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            got
+        });
+        let frames: Vec<Frame> = (0..N).map(frame).collect();
+        let mut q = QueueSocket::new(&path);
+        let sent = tokio::time::timeout(Duration::from_secs(10), q.send_batch(&frames))
+            .await
+            .expect("a wake-up when the queue drains (no hang)")
+            .map_err(|(n, e)| format!("{n} sent, then {e}"))
+            .expect("send all");
+        assert_eq!(sent, N);
+        let got = read.join().expect("reader thread");
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(g, &frames[i].to_vec(), "datagram {i}");
+        }
+        // The socket came back from its wait and still sends.
+        assert!(q.sock.is_some());
+    }
+
+    /// A reader gone while the sender waits for room: the wait ends with an error, not a hang,
+    /// and the next send reconnects.
+    #[tokio::test]
+    async fn a_reader_gone_during_the_wait_is_an_error_and_the_socket_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("queue");
+        let reader = UnixDatagram::bind(&path).expect("bind the reader");
+        let frames: Vec<Frame> = (0..5_000).map(frame).collect();
+        let mut q = QueueSocket::new(&path);
+        let close = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(reader);
+        });
+        let r = tokio::time::timeout(Duration::from_secs(10), q.send_batch(&frames)).await.expect("no hang");
+        close.join().expect("closer thread");
+        let (n, e) = r.expect_err("the reader went away");
+        assert!(n < frames.len());
+        assert!(matches!(e, OutputError::Unavailable { .. }), "{e}");
+        assert!(q.sock.is_none());
     }
 }

@@ -58,7 +58,8 @@ pub const SECTION: SectionInfo = SectionInfo {
             last byte for byte). Events/s: frames received / time from the first to the last \
             datagram. CPU: the daemon's utime+stime from /proc/<pid>/stat, sampled right before \
             the first event is served and right after the last datagram arrived, per frame \
-            delivered. RSS: VmRSS/VmHWM from /proc/<pid>/status at the end of the run, \
+            delivered; its context switches (voluntary and involuntary, all threads) over the same \
+            span. RSS: VmRSS/VmHWM from /proc/<pid>/status at the end of the run, \
             everything delivered. Reference, not measured here: Wazuh's Python listener does \
             about 16-18k events/s at 56-64 µs CPU/event and 30 MiB RSS.",
 };
@@ -101,6 +102,8 @@ struct Run {
     bytes: u64,
     wall: Duration,
     cpu: Duration,
+    /// The forwarder's context switches (its wake-ups and preemptions) during the run.
+    switches: u64,
     memory: Memory,
     daemon_stats: BTreeMap<String, u64>,
     /// CPU time of the sink's receiving thread.
@@ -116,6 +119,8 @@ struct Load {
     at: Instant,
     machine: Duration,
     daemon: Duration,
+    /// The daemon's context switches, summed over its threads.
+    daemon_switches: u64,
     own: Duration,
 }
 
@@ -125,6 +130,7 @@ impl Load {
             at: Instant::now(),
             machine: system::machine_busy()?,
             daemon: system::cpu_time(daemon_pid)?,
+            daemon_switches: system::threads(daemon_pid)?.values().map(|(_, switches)| switches).sum(),
             own: system::cpu_time(std::process::id())?,
         })
     }
@@ -235,10 +241,14 @@ impl Scenario for DockerPath {
             match daemon {
                 Some(d) => binaries.push(format!("{who}: `{}`", d.daemon.display())),
                 None => {
-                    t.metrics.retain(|m| m.name.contains("CPU per event delivered") || m.name.contains("latency"));
+                    t.metrics.retain(|m| {
+                        m.name.contains("CPU per event delivered")
+                            || m.name.contains("context switches")
+                            || m.name.contains("latency")
+                    });
                     for m in &mut t.metrics {
                         m.goal = None;
-                        m.name = m.name.replace("daemon CPU", "CPU");
+                        m.name = m.name.replace("daemon CPU", "CPU").replace("daemon context", "context");
                     }
                 }
             }
@@ -266,7 +276,7 @@ impl Scenario for DockerPath {
                 "floor: a minimal forwarder in a thread of the benchmark (`xtask/src/bench/floor.rs`): every 1 ms it \
                  reads all the socket holds and sends each event as one Wazuh datagram (`sendmmsg`, 64 at a time), \
                  nothing else (no JSON, cursor, counters, healthcheck or secret handling); its CPU from the thread's \
-                 schedstat (ns). What any forwarder of dockerd's one-write-per-event stream into Wazuh's \
+                 schedstat (ns), its context switches from the thread's status. What any forwarder of dockerd's one-write-per-event stream into Wazuh's \
                  one-datagram-per-event queue pays on this machine; the daemon's CPU above it is its own work"
                     .into(),
             );
@@ -326,6 +336,7 @@ impl DockerPath {
         let mut cpu =
             Metric::new(&name("daemon CPU per event delivered"), "µs", 3, goal(Goal::AtMost(self.cpu_goal), sustained));
         let mut cpu_read = Metric::new(&name("daemon CPU per event read"), "µs", 3, None);
+        let mut switches = Metric::new(&name("daemon context switches per event"), "switches", 3, None);
         let mut rss = Metric::new(&name("RSS at end (VmRSS)"), "MiB", 1, goal(Goal::AtMost(10.0), sustained));
         let mut hwm = Metric::new(&name("peak RSS (VmHWM)"), "MiB", 1, None);
         let mut delivered = Metric::new(&name("delivered"), "% of events", 2, goal(Goal::AtLeast(100.0), sustained));
@@ -340,6 +351,7 @@ impl DockerPath {
             }
             throughput.samples.push(rate(r));
             cpu.samples.push(cpu_per_event(r));
+            switches.samples.push(r.switches as f64 / r.delivered.max(1) as f64);
             let read = r.daemon_stats.get("docker_events_in").copied().unwrap_or(r.delivered).max(1);
             cpu_read.samples.push(r.cpu.as_secs_f64() * 1e6 / read as f64);
             rss.samples.push(mib(r.memory.rss));
@@ -351,6 +363,7 @@ impl DockerPath {
         if dropped_any {
             metrics.push(cpu_read);
         }
+        metrics.push(switches);
         if !p99.samples.is_empty() {
             metrics.extend([p50, p99, max]);
         }
@@ -438,7 +451,7 @@ impl DockerPath {
         &self,
         report: &SinkReport,
         written: &[Instant],
-        cpu: Duration,
+        (cpu, switches): (Duration, u64),
         memory: Memory,
         daemon_stats: BTreeMap<String, u64>,
         other_load: f64,
@@ -451,6 +464,7 @@ impl DockerPath {
             bytes: report.bytes,
             wall: last.duration_since(first),
             cpu,
+            switches,
             memory,
             daemon_stats,
             sink_cpu: report.cpu,
@@ -471,13 +485,13 @@ impl DockerPath {
             starting.recv_timeout(Duration::from_secs(30)).context("the floor's /events request never arrived")?;
         let before = Load::sample(std::process::id())?;
         start.go.send(()).context("the fake dockerd is gone")?;
-        let cpu = floor.finish()?;
+        let floor_measure = floor.finish()?;
         done.recv_timeout(Duration::from_secs(30)).context("the sink did not receive every frame of the floor")?;
         let after = Load::sample(std::process::id())?;
         let written = fake.chunk_times();
         drop(fake);
         let report = sink.finish()?;
-        self.measured(&report, &written, cpu, Memory::default(), BTreeMap::new(), before.others_until(&after))
+        self.measured(&report, &written, floor_measure, Memory::default(), BTreeMap::new(), before.others_until(&after))
     }
 
     fn run_once(
@@ -535,7 +549,8 @@ impl DockerPath {
         }
         check_frames(&report, stream, &daemon_stats, complete).map_err(|e| e.context(daemon.log_tail()))?;
         let cpu = load_after.daemon.saturating_sub(load_before.daemon);
-        self.measured(&report, &written, cpu, memory, daemon_stats, load_before.others_until(&load_after))
+        let switches = load_after.daemon_switches.saturating_sub(load_before.daemon_switches);
+        self.measured(&report, &written, (cpu, switches), memory, daemon_stats, load_before.others_until(&load_after))
     }
 }
 

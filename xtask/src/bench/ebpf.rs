@@ -59,7 +59,10 @@ pub const SECTION: SectionInfo = SectionInfo {
             daemon and with the current one (the order reversed every other round, one warm-up round per daemon), \
             and each daemon's rows are given against the no-agent run of the same round. \
             Agent CPU: its utime+stime (/proc/<pid>/stat) from the storm's start until the sink has \
-            been idle for 300 ms, per exec or connect. net.unix.max_dgram_qlen is 1024 during these \
+            been idle for 300 ms, per exec or connect; over the same span its context switches \
+            (voluntary and involuntary, summed over its threads from /proc/<pid>/task/*/status): \
+            its wake-ups and preemptions, each of which costs these VMs tens of microseconds. \
+            net.unix.max_dgram_qlen is 1024 during these \
             scenarios (restored afterwards), as for the Docker path.",
 };
 
@@ -839,6 +842,9 @@ pub struct Load {
     at: Instant,
     machine: Duration,
     agent: Duration,
+    /// The agent's context switches, voluntary and involuntary, summed over its threads: its
+    /// wake-ups, which on these VMs cost far more than the work they wake it for.
+    agent_switches: u64,
     own: Duration,
 }
 
@@ -848,8 +854,18 @@ impl Load {
             at: Instant::now(),
             machine: system::machine_busy()?,
             agent: agent.map(system::cpu_time).transpose()?.unwrap_or_default(),
+            agent_switches: match agent {
+                Some(pid) => system::threads(pid)?.values().map(|(_, switches)| switches).sum(),
+                None => 0,
+            },
             own: system::cpu_time(std::process::id())?,
         })
+    }
+
+    /// The agent's context switches since `earlier` (a thread that ended meanwhile takes its
+    /// own with it: the figure is a lower bound, exact for the one-thread runtime's storms).
+    pub fn agent_switches_since(&self, earlier: &Load) -> u64 {
+        self.agent_switches.saturating_sub(earlier.agent_switches)
     }
 
     /// CPU the agent used since `earlier`.

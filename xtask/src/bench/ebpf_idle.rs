@@ -15,12 +15,9 @@
 //!   the DaemonSet's limit is set against it), and VmRSS at the end.
 //!
 //! The containers are removed at the end, also on error.
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::{
     Context, Scenario, SectionInfo,
@@ -53,44 +50,6 @@ struct Sample {
     others: f64,
 }
 
-/// Per thread of `pid` (by tid): (CPU time in ns from `/proc/PID/task/TID/schedstat`, the
-/// scheduler's own accounting to the nanosecond where /proc/PID/stat counts 10 ms ticks;
-/// context switches, voluntary and involuntary, from its `status`).
-fn threads(pid: u32) -> Result<BTreeMap<u32, (u64, u64)>> {
-    let dir = format!("/proc/{pid}/task");
-    let mut out = BTreeMap::new();
-    for task in std::fs::read_dir(&dir).with_context(|| format!("cannot list {dir}"))? {
-        let path = task?.path();
-        let Some(tid) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let (Ok(ns), Ok(status)) =
-            (system::schedstat_ns(&path.join("schedstat")), std::fs::read_to_string(path.join("status")))
-        else {
-            continue;
-        };
-        let switches: u64 = status
-            .lines()
-            .filter_map(|l| {
-                l.strip_prefix("voluntary_ctxt_switches:").or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
-            })
-            .filter_map(|v| v.trim().parse::<u64>().ok())
-            .sum();
-        out.insert(tid, (ns, switches));
-    }
-    Ok(out)
-}
-
-/// (CPU ns, context switches) between two readings: each thread's own difference, a thread born
-/// meanwhile from zero. A thread that ended meanwhile is not counted (the settle time lets the
-/// start-up's blocking threads end first: Tokio keeps an idle one 10 s).
-fn delta(before: &BTreeMap<u32, (u64, u64)>, after: &BTreeMap<u32, (u64, u64)>) -> (u64, u64) {
-    after.iter().fold((0, 0), |(ns, sw), (tid, (a_ns, a_sw))| {
-        let (b_ns, b_sw) = before.get(tid).copied().unwrap_or((0, 0));
-        (ns + a_ns.saturating_sub(b_ns), sw + a_sw.saturating_sub(b_sw))
-    })
-}
-
 impl Idle {
     fn measure(&self, ctx: &Context) -> Result<Sample> {
         let dir = ScratchDir::new("idle")?;
@@ -100,11 +59,11 @@ impl Idle {
         agent.wait_ready()?;
         std::thread::sleep(self.settle);
         let pid = agent.pid();
-        let (l0, t0, th0) = (Load::sample(Some(pid))?, Instant::now(), threads(pid)?);
+        let (l0, t0, th0) = (Load::sample(Some(pid))?, Instant::now(), system::threads(pid)?);
         std::thread::sleep(self.window);
-        let (th1, l1) = (threads(pid)?, Load::sample(Some(pid))?);
+        let (th1, l1) = (system::threads(pid)?, Load::sample(Some(pid))?);
         let secs = t0.elapsed().as_secs_f64();
-        let (cpu, switches) = delta(&th0, &th1);
+        let (cpu, switches) = system::threads_delta(&th0, &th1);
         let memory = system::memory(pid)?;
         agent.stop()?;
         sink.finish()?;

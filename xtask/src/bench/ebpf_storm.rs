@@ -69,6 +69,8 @@ pub struct Storm {
 /// What the agent did in one with-agent round.
 pub struct AgentSide {
     pub cpu: Duration,
+    /// The agent's context switches during the storm (`Load::agent_switches_since`).
+    pub switches: u64,
     /// Time the kernel spent in the agent's BPF programs during the storm, and their runs
     /// (`kernel.bpf_stats_enabled`); the compat programs' share of it.
     pub probes: ProbeTime,
@@ -290,10 +292,11 @@ impl Storm {
             _ => f64::NAN,
         };
         let cpu = after.agent_since(&before);
+        let switches = after.agent_switches_since(&before);
         Ok(Round {
             wall,
             other_load,
-            agent: Some(AgentSide { cpu, probes, delivered, accepts, accepts_port0, rate, lost, dropped }),
+            agent: Some(AgentSide { cpu, switches, probes, delivered, accepts, accepts_port0, rate, lost, dropped }),
         })
     }
 }

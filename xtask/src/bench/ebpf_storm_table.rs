@@ -22,6 +22,7 @@ struct PerDaemon {
     with: Metric,
     ratio: Metric,
     cpu: Metric,
+    switches: Metric,
     probe: Metric,
     runs: Metric,
     /// The compat programs' part of `probe` (empty for a build without them).
@@ -51,6 +52,7 @@ impl PerDaemon {
                 goal(Goal::AtMost(storm.max_ratio)).filter(|_| current),
             ),
             cpu: Metric::new(&name(&format!("agent CPU per {op}")), "µs", 1, None),
+            switches: Metric::new(&name(&format!("agent context switches per {op}")), "switches", 2, None),
             probe: Metric::new(&name(&format!("in-kernel probe time per {op}")), "ns", 0, None),
             runs: Metric::new(&name(&format!("probe runs per {op}")), "runs", 1, None),
             compat: Metric::new(
@@ -81,6 +83,7 @@ impl PerDaemon {
         self.ratio.samples.push(with.wall.as_secs_f64() / without.wall.as_secs_f64());
         let Some(a) = &with.agent else { return };
         self.cpu.samples.push(per_op_us(a.cpu, storm.count));
+        self.switches.samples.push(a.switches as f64 / count);
         let probe_per_op = a.probes.ns as f64 / count;
         self.probe.samples.push(probe_per_op);
         self.runs.samples.push(a.probes.runs as f64 / count);
@@ -130,6 +133,7 @@ pub fn table(storm: &Storm, variants: &Variants, rounds: &[Vec<Round>]) -> Table
         metrics.push(versus);
     }
     metrics.extend(rows(|p| &p.cpu));
+    metrics.extend(rows(|p| &p.switches));
     metrics.extend(rows(|p| &p.probe));
     metrics.extend(per.iter().filter(|p| !p.compat.samples.is_empty()).map(|p| p.compat.clone()));
     metrics.extend(rows(|p| &p.runs));
@@ -304,6 +308,7 @@ mod tests {
             other_load: 0.0,
             agent: (ms != 100).then_some(AgentSide {
                 cpu: Duration::from_millis(1),
+                switches: 50,
                 probes: ProbeTime {
                     ns: 500_000,
                     runs: 500,
@@ -337,6 +342,7 @@ mod tests {
                 "storm wall time with the agent",
                 "with / without",
                 "agent CPU per exec",
+                "agent context switches per exec",
                 "in-kernel probe time per exec",
                 "probe runs per exec",
                 "probe time, % of an exec without the agent",
@@ -346,6 +352,8 @@ mod tests {
             ]
         );
         assert!(t.notes[0].contains("2 pairs of rounds (+1 warm-up); ratio of each pair, in order: 1.030, 1.010"));
+        let switches = t.metrics.iter().find(|m| m.name == "agent context switches per exec").expect("switches row");
+        assert_eq!(switches.samples, [0.5, 0.5]);
     }
 
     #[test]

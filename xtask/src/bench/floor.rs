@@ -33,7 +33,7 @@ const TICK: Duration = Duration::from_millis(1);
 const SILENCE: Duration = Duration::from_secs(10);
 
 /// A running floor forwarder.
-pub struct Floor(JoinHandle<Result<Duration>>);
+pub struct Floor(JoinHandle<Result<(Duration, u64)>>);
 
 impl Floor {
     /// Connects to `docker_sock`, asks for `/events`, reads the head, and forwards `events`
@@ -49,13 +49,14 @@ impl Floor {
         Ok(Floor(thread))
     }
 
-    /// Waits for the forwarder to finish; its CPU time from the first byte of events on.
-    pub fn finish(self) -> Result<Duration> {
+    /// Waits for the forwarder to finish; its CPU time and context switches from the first
+    /// byte of events on.
+    pub fn finish(self) -> Result<(Duration, u64)> {
         self.0.join().map_err(|_| anyhow::anyhow!("the floor thread panicked"))?
     }
 }
 
-fn forward(mut stream: UnixStream, out: &UnixDatagram, events: u64) -> Result<Duration> {
+fn forward(mut stream: UnixStream, out: &UnixDatagram, events: u64) -> Result<(Duration, u64)> {
     // The head (the fake sends it before it waits for the benchmark's go).
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0;
@@ -72,7 +73,7 @@ fn forward(mut stream: UnixStream, out: &UnixDatagram, events: u64) -> Result<Du
     buf.copy_within(body_start..len, 0);
     len -= body_start;
     stream.set_nonblocking(true)?;
-    let start_cpu = thread_cpu()?;
+    let (start_cpu, start_switches) = (thread_cpu()?, thread_switches()?);
     let mut sent = 0u64;
     let mut events_in_buf: Vec<(usize, usize)> = Vec::with_capacity(1024);
     let mut silent = Duration::ZERO;
@@ -113,7 +114,7 @@ fn forward(mut stream: UnixStream, out: &UnixDatagram, events: u64) -> Result<Du
         buf.copy_within(at..len, 0);
         len -= at;
     }
-    Ok(thread_cpu()?.saturating_sub(start_cpu))
+    Ok((thread_cpu()?.saturating_sub(start_cpu), thread_switches()?.saturating_sub(start_switches)))
 }
 
 /// One `sendmmsg` of these events as Wazuh frames (blocking while the sink's queue is full).
@@ -147,6 +148,12 @@ fn send(out: &UnixDatagram, buf: &[u8], events: &[(usize, usize)]) -> Result<()>
         done += n as usize;
     }
     Ok(())
+}
+
+/// This thread's context switches so far.
+fn thread_switches() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/thread-self/status").context("cannot read /proc/thread-self/status")?;
+    Ok(super::system::status_switches(&status))
 }
 
 /// This thread's CPU time, to the nanosecond (the scheduler's own accounting).

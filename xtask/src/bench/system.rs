@@ -2,6 +2,7 @@
 //! /proc, the `net.unix.max_dgram_qlen` sysctl (raised for a run, restored afterwards), the
 //! machine's description for the results, and scratch directories.
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
@@ -41,6 +42,49 @@ pub fn schedstat_ns(path: &std::path::Path) -> Result<u64> {
         .next()
         .and_then(|v| v.parse().ok())
         .with_context(|| format!("no run time in {}", path.display()))
+}
+
+/// Per thread of `pid` (by tid): (CPU time in ns from `/proc/PID/task/TID/schedstat`, the
+/// scheduler's own accounting to the nanosecond where /proc/PID/stat counts 10 ms ticks;
+/// context switches, voluntary and involuntary, from its `status`).
+pub fn threads(pid: u32) -> Result<BTreeMap<u32, (u64, u64)>> {
+    let dir = format!("/proc/{pid}/task");
+    let mut out = BTreeMap::new();
+    for task in std::fs::read_dir(&dir).with_context(|| format!("cannot list {dir}"))? {
+        let path = task?.path();
+        let Some(tid) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let (Ok(ns), Ok(status)) =
+            (schedstat_ns(&path.join("schedstat")), std::fs::read_to_string(path.join("status")))
+        else {
+            continue;
+        };
+        let switches = status_switches(&status);
+        out.insert(tid, (ns, switches));
+    }
+    Ok(out)
+}
+
+/// Context switches, voluntary and involuntary, a `/proc/.../status` text counts.
+pub fn status_switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("voluntary_ctxt_switches:").or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+        })
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// (CPU ns, context switches) between two readings: each thread's own difference, a thread born
+/// meanwhile from zero. A thread that ended meanwhile is not counted (the settle time lets the
+/// start-up's blocking threads end first: Tokio keeps an idle one 10 s).
+pub fn threads_delta(before: &BTreeMap<u32, (u64, u64)>, after: &BTreeMap<u32, (u64, u64)>) -> (u64, u64) {
+    after.iter().fold((0, 0), |(ns, sw), (tid, (a_ns, a_sw))| {
+        let (b_ns, b_sw) = before.get(tid).copied().unwrap_or((0, 0));
+        (ns + a_ns.saturating_sub(b_ns), sw + a_sw.saturating_sub(b_sw))
+    })
 }
 
 /// CPU time the whole machine has spent busy (all CPUs; user, nice, system, irq, softirq and
