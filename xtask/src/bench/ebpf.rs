@@ -58,10 +58,12 @@ pub const SECTION: SectionInfo = SectionInfo {
             `DL_BENCH_BASELINE` each round of a storm runs three times, without the agent, with the baseline \
             daemon and with the current one (the order reversed every other round, one warm-up round per daemon), \
             and each daemon's rows are given against the no-agent run of the same round. \
-            Agent CPU: its utime+stime (/proc/<pid>/stat) from the storm's start until the sink has \
-            been idle for 300 ms, per exec or connect; over the same span its context switches \
-            (voluntary and involuntary, summed over its threads from /proc/<pid>/task/*/status): \
-            its wake-ups and preemptions, each of which costs these VMs tens of microseconds. \
+            Agent CPU: the run time of its threads (/proc/<pid>/task/*/schedstat, to the nanosecond) \
+            from the storm's start until the sink has been idle for 300 ms, per exec or connect; over \
+            the same span its context switches (voluntary and involuntary, summed over its threads from \
+            /proc/<pid>/task/*/status): its wake-ups and preemptions, each of which costs these VMs tens \
+            of microseconds (the machine's price of one is in the line above, and the tables give the \
+            switches at that price as \"sleeping and waking\"). \
             net.unix.max_dgram_qlen is 1024 during these \
             scenarios (restored afterwards), as for the Docker path.",
 };
@@ -841,10 +843,13 @@ impl ProbeTime {
 pub struct Load {
     at: Instant,
     machine: Duration,
-    agent: Duration,
-    /// The agent's context switches, voluntary and involuntary, summed over its threads: its
-    /// wake-ups, which on these VMs cost far more than the work they wake it for.
-    agent_switches: u64,
+    /// The agent's threads: (CPU ns from their schedstat, context switches). Its CPU is the
+    /// scheduler's own count to the nanosecond, not /proc/PID/stat's 10 ms ticks (over a 5,000-exec
+    /// storm a tick is 2 µs per exec); its context switches are its wake-ups, which on these VMs
+    /// cost far more than the work they wake it for.
+    agent_threads: BTreeMap<u32, (u64, u64)>,
+    /// The agent's utime + stime in ticks, which keeps the time of threads that ended: a check.
+    agent_ticks: Duration,
     own: Duration,
 }
 
@@ -853,24 +858,38 @@ impl Load {
         Ok(Load {
             at: Instant::now(),
             machine: system::machine_busy()?,
-            agent: agent.map(system::cpu_time).transpose()?.unwrap_or_default(),
-            agent_switches: match agent {
-                Some(pid) => system::threads(pid)?.values().map(|(_, switches)| switches).sum(),
-                None => 0,
-            },
+            agent_threads: agent.map(system::threads).transpose()?.unwrap_or_default(),
+            agent_ticks: agent.map(system::cpu_time).transpose()?.unwrap_or_default(),
             own: system::cpu_time(std::process::id())?,
         })
     }
 
-    /// The agent's context switches since `earlier` (a thread that ended meanwhile takes its
-    /// own with it: the figure is a lower bound, exact for the one-thread runtime's storms).
+    /// The agent's context switches since `earlier` (a thread born meanwhile from zero; one that
+    /// ended meanwhile takes its own with it: a lower bound, exact for the one-thread runtime's
+    /// storms).
     pub fn agent_switches_since(&self, earlier: &Load) -> u64 {
-        self.agent_switches.saturating_sub(earlier.agent_switches)
+        system::threads_delta(&earlier.agent_threads, &self.agent_threads).1
     }
 
-    /// CPU the agent used since `earlier`.
+    /// CPU the agent used since `earlier`, to the nanosecond. Should a thread that worked
+    /// meanwhile have ended (its schedstat gone with it, the ticks keeping its time), the ticks'
+    /// figure, said on stdout.
     pub fn agent_since(&self, earlier: &Load) -> Duration {
-        self.agent.saturating_sub(earlier.agent)
+        let exact = Duration::from_nanos(system::threads_delta(&earlier.agent_threads, &self.agent_threads).0);
+        let ticks = self.agent_ticks.saturating_sub(earlier.agent_ticks);
+        let tick = Duration::from_secs_f64(1.0 / system::clock_ticks_per_second() as f64);
+        // Ticks sample: each reading may be a tick off either way, and a busy stretch shorter
+        // than a tick can be charged a whole one.
+        if ticks > exact + 3 * tick + exact / 10 {
+            println!(
+                "  note: the agent's threads account for {:.1} ms of CPU, its ticks for {:.0} ms: a thread that worked \
+                 ended meanwhile; the ticks' figure is used",
+                exact.as_secs_f64() * 1e3,
+                ticks.as_secs_f64() * 1e3
+            );
+            return ticks;
+        }
+        exact
     }
 
     /// CPUs' worth of work by everything else (not the agent, not us, not `workers` CPU) since

@@ -12,9 +12,10 @@
 //! bpftrace does less than the agent (no container filter or identity, no parent, no
 //! executable's path, no JSON, no datagram, and the argument vector as the caller passed it
 //! rather than as the kernel used it), so it is the lower bound of a tracer that says
-//! something per exec. Each tracer's CPU is its process's utime + stime from just before the
-//! storm until its output has been idle for 300 ms, per exec; bpftrace's lines carrying the
-//! round's marker are counted like the agent's events.
+//! something per exec. Each tracer's CPU is the run time of its process's threads (schedstat, to
+//! the nanosecond) from just before the storm until its output has been idle for 300 ms, per
+//! exec, with its context switches over the same span; bpftrace's lines carrying the round's
+//! marker are counted like the agent's events.
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
@@ -46,6 +47,8 @@ pub struct ExecPeer {
 struct PeerRound {
     wall: Duration,
     cpu: Duration,
+    /// bpftrace's context switches over the same span.
+    switches: u64,
     delivered: u64,
     other_load: f64,
 }
@@ -130,6 +133,13 @@ impl ExecPeer {
         let mut agent_cpu = Metric::new("agent CPU per exec", "µs", 1, goal(Goal::AtMost(8.0)));
         let mut peer_cpu = Metric::new("bpftrace CPU per exec", "µs", 1, None);
         let mut ratio = Metric::new("agent CPU / bpftrace CPU, per round", "×", 2, goal(Goal::AtMost(1.0)));
+        let mut agent_switches = Metric::new("agent context switches per exec", "switches", 2, None);
+        let mut peer_switches = Metric::new("bpftrace context switches per exec", "switches", 2, None);
+        let costs = system::costs();
+        let waking = |who: &str| {
+            Metric::new(&format!("{who} sleeping and waking per exec, switches × a wake-up's cost"), "µs", 1, None)
+        };
+        let (mut agent_waking, mut peer_waking) = (waking("agent"), waking("bpftrace"));
         let mut agent_wall = Metric::new("storm wall time with the agent / without", "×", 3, None);
         let mut peer_wall = Metric::new("storm wall time with bpftrace / without", "×", 3, None);
         let mut agent_delivered = Metric::new("execs delivered by the agent", "% of storm", 2, None);
@@ -141,6 +151,13 @@ impl ExecPeer {
             agent_cpu.samples.push(ac);
             peer_cpu.samples.push(pc);
             ratio.samples.push(ac / pc);
+            let (asw, psw) = (a.switches as f64 / count, peer.switches as f64 / count);
+            agent_switches.samples.push(asw);
+            peer_switches.samples.push(psw);
+            if let Some(c) = costs {
+                agent_waking.samples.push(c.waking_us(asw));
+                peer_waking.samples.push(c.waking_us(psw));
+            }
             agent_wall.samples.push(with.wall.as_secs_f64() / none.wall.as_secs_f64());
             peer_wall.samples.push(peer.wall.as_secs_f64() / none.wall.as_secs_f64());
             agent_delivered.samples.push(100.0 * a.delivered as f64 / count);
@@ -156,14 +173,19 @@ impl ExecPeer {
             "bpftrace does less per exec than the agent: no container filter, identity or labels, no parent or \
              executable's path, no JSON and no datagram; it prints the argv as the caller passed it"
                 .into(),
-            "CPU: the tracer process's utime + stime from just before the storm until its output has been idle \
-             for 300 ms, per exec (the programs' time in the kernel is the exec's, not the tracer's, for both)"
+            "CPU: the run time of the tracer process's threads (/proc/<pid>/task/*/schedstat, to the nanosecond) \
+             from just before the storm until its output has been idle for 300 ms, per exec (the programs' time \
+             in the kernel is the exec's, not the tracer's, for both); context switches over the same span"
                 .into(),
         ];
         Table {
             caption: self.label.to_owned(),
             runs: rounds.len(),
-            metrics: vec![agent_cpu, peer_cpu, ratio, agent_wall, peer_wall, agent_delivered, peer_delivered],
+            metrics: [agent_cpu, peer_cpu, ratio, agent_switches, peer_switches, agent_waking, peer_waking]
+                .into_iter()
+                .filter(|m| !m.samples.is_empty() || !m.name.contains("sleeping and waking"))
+                .chain([agent_wall, peer_wall, agent_delivered, peer_delivered])
+                .collect(),
             notes: ebpf::with_docker_note(notes),
         }
     }
@@ -191,6 +213,7 @@ impl ExecPeer {
         Ok(PeerRound {
             wall: worker.elapsed()?,
             cpu: after.agent_since(&before),
+            switches: after.agent_switches_since(&before),
             delivered,
             other_load: after.others_since(&before, worker.cpu),
         })

@@ -10,6 +10,7 @@ use super::{
     ebpf::{self, Mode},
     ebpf_storm::{Kind, Round, Storm, ms, per_op_us},
     report::{Goal, Metric, Table, group_thousands, median},
+    system,
     variants::{Variant, Variants},
 };
 
@@ -23,6 +24,8 @@ struct PerDaemon {
     ratio: Metric,
     cpu: Metric,
     switches: Metric,
+    /// `switches` at the machine's price of a wake-up (`system::Costs`).
+    waking: Metric,
     probe: Metric,
     runs: Metric,
     /// The compat programs' part of `probe` (empty for a build without them).
@@ -53,6 +56,12 @@ impl PerDaemon {
             ),
             cpu: Metric::new(&name(&format!("agent CPU per {op}")), "µs", 1, None),
             switches: Metric::new(&name(&format!("agent context switches per {op}")), "switches", 2, None),
+            waking: Metric::new(
+                &name(&format!("agent sleeping and waking per {op}, switches × a wake-up's cost")),
+                "µs",
+                1,
+                None,
+            ),
             probe: Metric::new(&name(&format!("in-kernel probe time per {op}")), "ns", 0, None),
             runs: Metric::new(&name(&format!("probe runs per {op}")), "runs", 1, None),
             compat: Metric::new(
@@ -84,6 +93,9 @@ impl PerDaemon {
         let Some(a) = &with.agent else { return };
         self.cpu.samples.push(per_op_us(a.cpu, storm.count));
         self.switches.samples.push(a.switches as f64 / count);
+        if let Some(c) = system::costs() {
+            self.waking.samples.push(c.waking_us(a.switches as f64 / count));
+        }
         let probe_per_op = a.probes.ns as f64 / count;
         self.probe.samples.push(probe_per_op);
         self.runs.samples.push(a.probes.runs as f64 / count);
@@ -134,6 +146,7 @@ pub fn table(storm: &Storm, variants: &Variants, rounds: &[Vec<Round>]) -> Table
     }
     metrics.extend(rows(|p| &p.cpu));
     metrics.extend(rows(|p| &p.switches));
+    metrics.extend(per.iter().filter(|p| !p.waking.samples.is_empty()).map(|p| p.waking.clone()));
     metrics.extend(rows(|p| &p.probe));
     metrics.extend(per.iter().filter(|p| !p.compat.samples.is_empty()).map(|p| p.compat.clone()));
     metrics.extend(rows(|p| &p.runs));
@@ -335,8 +348,18 @@ mod tests {
         let v = Variants::new(&Context { daemon: PathBuf::from("/new"), ..Context::default() });
         let rounds = vec![vec![round(100, 0), round(103, 0)], vec![round(100, 0), round(101, 0)]];
         let t = table(&storm(), &v, &rounds);
+        // The wake-ups at this machine's price, when it could be measured.
+        let waking = "agent sleeping and waking per exec, switches × a wake-up's cost";
+        match system::costs() {
+            Some(c) => {
+                let row = t.metrics.iter().find(|m| m.name == waking).expect("waking row");
+                let us = c.wake_up.as_secs_f64() * 1e6;
+                assert_eq!(row.samples, [0.5 * us, 0.5 * us]);
+            }
+            None => assert!(t.metrics.iter().all(|m| m.name != waking)),
+        }
         assert_eq!(
-            names(&t),
+            names(&t).into_iter().filter(|n| *n != waking).collect::<Vec<_>>(),
             [
                 "storm wall time without the agent",
                 "storm wall time with the agent",

@@ -429,8 +429,14 @@ fn measure(quick: bool) -> Result<()> {
     let machine = Machine::describe();
     let command = if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
     println!(
-        "xtask bench: {} CPUs ({}), kernel {}, {} RAM, {}, commit {}",
-        machine.cpus, machine.cpu_model, machine.kernel, machine.memory, machine.rustc, machine.commit
+        "xtask bench: {} CPUs ({}), kernel {}, {} RAM, {}, commit {}; {}",
+        machine.cpus,
+        machine.cpu_model,
+        machine.kernel,
+        machine.memory,
+        machine.rustc,
+        machine.commit,
+        machine.costs_text()
     );
     if !crate::util::is_root() {
         println!(
@@ -490,8 +496,15 @@ fn measure(quick: bool) -> Result<()> {
                     format!(
                         "Every target of the run below, by the median of its runs, with their spread (min–max) and, \
                          where the target lies inside that spread, the words \"inside the noise\". Written by \
-                         `{command}` at commit `{}` on {} CPUs ({}), kernel {}.{compared}",
-                        machine.commit, machine.cpus, machine.cpu_model, machine.kernel
+                         `{command}` at commit `{}` on {} CPUs ({}), kernel {}.{compared} On this machine {} \
+                         ({}): a forwarder's CPU per event is at least its context switches per event times the \
+                         first, which the tables give as \"sleeping and waking\".",
+                        machine.commit,
+                        machine.cpus,
+                        machine.cpu_model,
+                        machine.kernel,
+                        machine.costs_text(),
+                        system::Costs::METHOD
                     ),
                     report::summary(&tables),
                 ],
@@ -513,8 +526,15 @@ fn intro(info: &SectionInfo, machine: &Machine, command: &str, daemon: Option<&s
         info.about.to_owned(),
         format!(
             "Produced by `{command}` (as root, which lets it set `net.unix.max_dgram_qlen`) at commit `{}`.{binary} \
-             Machine: {} CPUs, {} (from /proc/cpuinfo), {} RAM, kernel {} (`uname -r`); {}.",
-            machine.commit, machine.cpus, machine.cpu_model, machine.memory, machine.kernel, machine.rustc
+             Machine: {} CPUs, {} (from /proc/cpuinfo), {} RAM, kernel {} (`uname -r`); {}; {} (measured at the \
+             start of the run).",
+            machine.commit,
+            machine.cpus,
+            machine.cpu_model,
+            machine.memory,
+            machine.kernel,
+            machine.rustc,
+            machine.costs_text()
         ),
     ]
 }

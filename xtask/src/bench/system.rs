@@ -1,6 +1,7 @@
 //! What the benchmarks read from and set on the machine: a process's CPU time and memory from
 //! /proc, the `net.unix.max_dgram_qlen` sysctl (raised for a run, restored afterwards), the
-//! machine's description for the results, and scratch directories.
+//! machine's description for the results (with what a wake-up and a system call cost on it), and
+//! scratch directories.
 use std::{
     collections::BTreeMap,
     path::PathBuf,
@@ -42,6 +43,81 @@ pub fn schedstat_ns(path: &std::path::Path) -> Result<u64> {
         .next()
         .and_then(|v| v.parse().ok())
         .with_context(|| format!("no run time in {}", path.display()))
+}
+
+/// What this machine charges a thread in CPU for one sleep and wake-up, and for one system call:
+/// the floor under any forwarder's CPU per event is its context switches per event times the
+/// first. On a VM whose guest pages through the hypervisor (`nested_pvm`), a wake-up costs as
+/// much as a hundred system calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Costs {
+    /// Per `epoll_wait` on an empty set that sleeps 1 ms and wakes on its timeout.
+    pub wake_up: Duration,
+    /// Per `getppid()`.
+    pub syscall: Duration,
+}
+
+impl Costs {
+    /// How the figures are measured, for the notes.
+    pub const METHOD: &'static str = "a thread of the benchmark at the start of the run, on the otherwise idle \
+        machine: CPU (its schedstat, ns) per `epoll_wait` on an empty set with a 1 ms timeout, 3 × 200, and per \
+        `getppid()`, 3 × 100,000; the median of the three";
+
+    /// `wake_up` × `switches` in µs: the part of a forwarder's CPU its sleeps and wake-ups
+    /// account for, at this machine's price.
+    pub fn waking_us(&self, switches: f64) -> f64 {
+        switches * self.wake_up.as_secs_f64() * 1e6
+    }
+}
+
+/// This machine's [`Costs`], measured once (the first call takes about a second); `None` if they
+/// could not be (said once on stderr).
+pub fn costs() -> Option<Costs> {
+    static COSTS: std::sync::OnceLock<Option<Costs>> = std::sync::OnceLock::new();
+    *COSTS.get_or_init(|| match std::thread::spawn(measure_costs).join() {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            eprintln!("xtask bench: the cost of a wake-up could not be measured: {e:#}");
+            None
+        }
+        Err(_) => {
+            eprintln!("xtask bench: the cost of a wake-up could not be measured: the thread panicked");
+            None
+        }
+    })
+}
+
+fn measure_costs() -> Result<Costs> {
+    let own = std::path::Path::new("/proc/thread-self/schedstat");
+    // SAFETY: epoll_create1 takes no pointers; the descriptor is closed below.
+    let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epfd < 0 {
+        bail!("epoll_create1: {}", std::io::Error::last_os_error());
+    }
+    let per = |n: u32, f: &mut dyn FnMut()| -> Result<Duration> {
+        let mut each = Vec::new();
+        for _ in 0..3 {
+            let start = schedstat_ns(own)?;
+            for _ in 0..n {
+                f();
+            }
+            each.push((schedstat_ns(own)? - start) / u64::from(n));
+        }
+        each.sort_unstable();
+        Ok(Duration::from_nanos(each[1]))
+    };
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: a valid descriptor and one event's room; nothing is registered, so it times out.
+    let wake_up = per(200, &mut || unsafe {
+        libc::epoll_wait(epfd, &mut ev, 1, 1);
+    });
+    // SAFETY: no arguments.
+    let syscall = per(100_000, &mut || unsafe {
+        libc::getppid();
+    });
+    // SAFETY: the descriptor made above, closed once.
+    unsafe { libc::close(epfd) };
+    Ok(Costs { wake_up: wake_up?, syscall: syscall? })
 }
 
 /// Per thread of `pid` (by tid): (CPU time in ns from `/proc/PID/task/TID/schedstat`, the
@@ -317,6 +393,8 @@ pub struct Machine {
     pub memory: String,
     pub rustc: String,
     pub commit: String,
+    /// What a sleep and wake-up and a system call cost a thread here.
+    pub costs: Option<Costs>,
 }
 
 impl Machine {
@@ -352,6 +430,20 @@ impl Machine {
             memory,
             rustc: run("rustc", &["--version"]),
             commit: run("git", &["describe", "--always", "--dirty", "--abbrev=12"]),
+            costs: costs(),
+        }
+    }
+
+    /// "a sleep and wake-up costs a thread 31.2 µs of CPU here, a system call 0.24 µs", for the
+    /// results.
+    pub fn costs_text(&self) -> String {
+        match self.costs {
+            Some(c) => format!(
+                "a sleep and wake-up costs a thread {:.1} µs of CPU here, a system call {:.2} µs",
+                c.wake_up.as_secs_f64() * 1e6,
+                c.syscall.as_secs_f64() * 1e6
+            ),
+            None => "the cost of a wake-up could not be measured".into(),
         }
     }
 }
