@@ -526,7 +526,7 @@ fn intro(info: &SectionInfo, machine: &Machine, command: &str, daemon: Option<&s
         info.about.to_owned(),
         format!(
             "Produced by `{command}` (as root, which lets it set `net.unix.max_dgram_qlen`) at commit `{}`.{binary} \
-             Machine: {} CPUs, {} (from /proc/cpuinfo), {} RAM, kernel {} (`uname -r`); {}; {} (measured at the \
+             Machine: {} CPUs, {} (from /proc/cpuinfo), {} RAM, kernel {} (`uname -r`); {}; on it {} (measured at the \
              start of the run).",
             machine.commit,
             machine.cpus,

@@ -434,12 +434,12 @@ impl Machine {
         }
     }
 
-    /// "a sleep and wake-up costs a thread 31.2 µs of CPU here, a system call 0.24 µs", for the
+    /// "a sleep and wake-up costs a thread 31.2 µs of CPU, a system call 0.24 µs", for the
     /// results.
     pub fn costs_text(&self) -> String {
         match self.costs {
             Some(c) => format!(
-                "a sleep and wake-up costs a thread {:.1} µs of CPU here, a system call {:.2} µs",
+                "a sleep and wake-up costs a thread {:.1} µs of CPU, a system call {:.2} µs",
                 c.wake_up.as_secs_f64() * 1e6,
                 c.syscall.as_secs_f64() * 1e6
             ),
