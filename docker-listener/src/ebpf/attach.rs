@@ -13,7 +13,7 @@ use aya::{
     programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 
-use super::EbpfError;
+use super::{EbpfError, preload::Ahead};
 use crate::{config::EbpfConfig, family};
 
 /// Which setting a program belongs to.
@@ -199,6 +199,7 @@ pub struct Kernel<'a> {
 /// Attaches every enabled program this kernel allows; returns the programs attached and the
 /// doors. Fails only when something every supported kernel has cannot be attached.
 pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'static str>, Vec<Door>), EbpfError> {
+    super::preload::load(ebpf, k.btf, &ahead(cfg, k));
     let mut attached = Vec::new();
     let mut doors = Vec::new();
     for &(prog, category, name, probe) in TRACEPOINTS {
@@ -430,6 +431,38 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     Ok((attached, doors))
 }
 
+/// The programs slowest to verify that `attach` below loads with this configuration on this
+/// kernel, for `preload` to load ahead. The conditions follow `attach`'s: one listed here that
+/// `attach` then leaves out is merely loaded for nothing, one left out is loaded in order.
+/// Weights: their load times on 6.18 (BENCHMARKS.md, the density scenario's start-up).
+fn ahead(cfg: &EbpfConfig, k: &Kernel) -> Vec<Ahead> {
+    let mut ahead = Vec::new();
+    if cfg.exec {
+        ahead.push(Ahead { name: "sched_process_exec", btf_event: None, weight: 200 });
+    }
+    let exit = (cfg.compat || family::at_exit().any(|(f, _)| (f.enabled)(cfg)))
+        && cfg!(target_arch = "x86_64")
+        && k.offsets
+        && k.btf.is_some()
+        && pt_regs_matches(k.pt_regs).is_ok();
+    if exit {
+        ahead.push(Ahead { name: EXIT_PROGRAM, btf_event: Some("sys_exit"), weight: 760 });
+        if cfg.dns || cfg.udp_flows {
+            ahead.push(Ahead { name: NET_PROGRAM, btf_event: Some("sys_exit"), weight: 170 });
+        }
+        if cfg.file_access {
+            ahead.push(Ahead { name: HANDLE_PROGRAM, btf_event: Some("sys_exit"), weight: 220 });
+        }
+    }
+    if cfg.io_uring && cfg.file_access && k.uring_opens.is_ok() {
+        ahead.push(Ahead { name: URING_OPEN_PROGRAM, btf_event: None, weight: 260 });
+        if k.uring_changes.is_ok() {
+            ahead.push(Ahead { name: URING_SUBMIT_PROGRAM, btf_event: None, weight: 260 });
+        }
+    }
+    ahead
+}
+
 /// Attaches a state tracepoint's program. The TCP-state connect has a variant that skips the
 /// 32-bit connects the compat program reports (`skip_compat`); where it does not load (it reads
 /// the task's saved registers), the plain one does, and those connects are reported twice.
@@ -467,8 +500,11 @@ where
 fn raw_tracepoint_named(ebpf: &mut Ebpf, prog: &'static str, names: &[&str]) -> Result<(), EbpfError> {
     let started = std::time::Instant::now();
     let p: &mut RawTracePoint = program(ebpf, prog)?;
-    p.load().map_err(|e| super::program_load_error(prog, e))?;
-    loaded(ebpf, prog, started);
+    // (Unless `preload` has loaded it.)
+    if p.fd().is_err() {
+        p.load().map_err(|e| super::program_load_error(prog, e))?;
+        loaded(ebpf, prog, started);
+    }
     let program: &mut RawTracePoint = program(ebpf, prog)?;
     let mut errors = Vec::new();
     for name in names {
@@ -487,8 +523,10 @@ fn raw_tracepoint(ebpf: &mut Ebpf, prog: &'static str, name: &str) -> Result<(),
 fn tracepoint(ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str) -> Result<(), EbpfError> {
     let started = std::time::Instant::now();
     let p: &mut TracePoint = program(ebpf, prog)?;
-    p.load().map_err(|e| super::program_load_error(prog, e))?;
-    loaded(ebpf, prog, started);
+    if p.fd().is_err() {
+        p.load().map_err(|e| super::program_load_error(prog, e))?;
+        loaded(ebpf, prog, started);
+    }
     let program: &mut TracePoint = program(ebpf, prog)?;
     program.attach(category, name).map_err(|e| {
         if !Path::new("/sys/kernel/tracing/events").exists() && !Path::new("/sys/kernel/debug/tracing/events").exists()
@@ -531,8 +569,10 @@ fn tail_door(
 fn tail_program(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, map: &str) -> Result<(), String> {
     let started = std::time::Instant::now();
     let p: &mut BtfTracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
-    p.load("sys_exit", btf).map_err(|e| super::program_load_error(prog, e).to_string())?;
-    loaded(ebpf, prog, started);
+    if p.fd().is_err() {
+        p.load("sys_exit", btf).map_err(|e| super::program_load_error(prog, e).to_string())?;
+        loaded(ebpf, prog, started);
+    }
     let program: &mut BtfTracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
     let fd = program.fd().map_err(|e| e.to_string())?.try_clone().map_err(|e| e.to_string())?;
     let slots = ebpf.map_mut(map).ok_or_else(|| format!("the object has no {map} map"))?;
@@ -545,10 +585,21 @@ fn tail_program(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, map: &str) -> Re
 /// instructions on older kernels.
 fn loaded(ebpf: &Ebpf, prog: &str, started: std::time::Instant) {
     let took = started.elapsed();
-    if took < std::time::Duration::from_millis(100) {
+    if took < LOG_LOAD_FROM {
         return;
     }
     let verified = ebpf.program(prog).and_then(|p| p.info().ok()).and_then(|i| i.verified_instruction_count());
+    log_load(prog, took, verified);
+}
+
+/// Loads that took less are not logged.
+const LOG_LOAD_FROM: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The start-up log line of a program that took `took` to load (from 100 ms on).
+pub(super) fn log_load(prog: &str, took: std::time::Duration, verified: Option<u32>) {
+    if took < LOG_LOAD_FROM {
+        return;
+    }
     tracing::info!(
         program = prog,
         took_ms = took.as_millis() as u64,
@@ -560,8 +611,10 @@ fn loaded(ebpf: &Ebpf, prog: &str, started: std::time::Instant) {
 fn btf_tracepoint(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, event: &str) -> Result<(), EbpfError> {
     let started = std::time::Instant::now();
     let p: &mut BtfTracePoint = program(ebpf, prog)?;
-    p.load(event, btf).map_err(|e| super::program_load_error(prog, e))?;
-    loaded(ebpf, prog, started);
+    if p.fd().is_err() {
+        p.load(event, btf).map_err(|e| super::program_load_error(prog, e))?;
+        loaded(ebpf, prog, started);
+    }
     let program: &mut BtfTracePoint = program(ebpf, prog)?;
     program.attach().map_err(|e| EbpfError::Attach { program: prog, detail: format!("{e}: {e:?}") })?;
     Ok(())

@@ -6,6 +6,7 @@ pub mod btf;
 pub mod elf;
 pub mod kfunc;
 pub mod offsets;
+pub mod preload;
 pub mod record;
 
 use std::{collections::HashSet, io, path::Path};
