@@ -342,9 +342,6 @@ impl DockerPath {
             Metric::new(&name("daemon CPU per event delivered"), "µs", 3, goal(Goal::AtMost(self.cpu_goal), sustained));
         let mut cpu_read = Metric::new(&name("daemon CPU per event read"), "µs", 3, None);
         let mut switches = Metric::new(&name("daemon context switches per event"), "switches", 3, None);
-        let costs = system::costs();
-        let mut waking =
-            Metric::new(&name("daemon sleeping and waking per event, switches × a wake-up's cost"), "µs", 2, None);
         let mut rss = Metric::new(&name("RSS at end (VmRSS)"), "MiB", 1, goal(Goal::AtMost(10.0), sustained));
         let mut hwm = Metric::new(&name("peak RSS (VmHWM)"), "MiB", 1, None);
         let mut delivered = Metric::new(&name("delivered"), "% of events", 2, goal(Goal::AtLeast(100.0), sustained));
@@ -359,11 +356,7 @@ impl DockerPath {
             }
             throughput.samples.push(rate(r));
             cpu.samples.push(cpu_per_event(r));
-            let per_event = r.switches as f64 / r.delivered.max(1) as f64;
-            switches.samples.push(per_event);
-            if let Some(c) = costs {
-                waking.samples.push(c.waking_us(per_event));
-            }
+            switches.samples.push(r.switches as f64 / r.delivered.max(1) as f64);
             let read = r.daemon_stats.get("docker_events_in").copied().unwrap_or(r.delivered).max(1);
             cpu_read.samples.push(r.cpu.as_secs_f64() * 1e6 / read as f64);
             rss.samples.push(mib(r.memory.rss));
@@ -375,10 +368,9 @@ impl DockerPath {
         if dropped_any {
             metrics.push(cpu_read);
         }
+        let waking = system::waking(&switches, 2);
         metrics.push(switches);
-        if !waking.samples.is_empty() {
-            metrics.push(waking);
-        }
+        metrics.extend(waking);
         if !p99.samples.is_empty() {
             metrics.extend([p50, p99, max]);
         }

@@ -135,11 +135,6 @@ impl ExecPeer {
         let mut ratio = Metric::new("agent CPU / bpftrace CPU, per round", "×", 2, goal(Goal::AtMost(1.0)));
         let mut agent_switches = Metric::new("agent context switches per exec", "switches", 2, None);
         let mut peer_switches = Metric::new("bpftrace context switches per exec", "switches", 2, None);
-        let costs = system::costs();
-        let waking = |who: &str| {
-            Metric::new(&format!("{who} sleeping and waking per exec, switches × a wake-up's cost"), "µs", 1, None)
-        };
-        let (mut agent_waking, mut peer_waking) = (waking("agent"), waking("bpftrace"));
         let mut agent_wall = Metric::new("storm wall time with the agent / without", "×", 3, None);
         let mut peer_wall = Metric::new("storm wall time with bpftrace / without", "×", 3, None);
         let mut agent_delivered = Metric::new("execs delivered by the agent", "% of storm", 2, None);
@@ -151,13 +146,8 @@ impl ExecPeer {
             agent_cpu.samples.push(ac);
             peer_cpu.samples.push(pc);
             ratio.samples.push(ac / pc);
-            let (asw, psw) = (a.switches as f64 / count, peer.switches as f64 / count);
-            agent_switches.samples.push(asw);
-            peer_switches.samples.push(psw);
-            if let Some(c) = costs {
-                agent_waking.samples.push(c.waking_us(asw));
-                peer_waking.samples.push(c.waking_us(psw));
-            }
+            agent_switches.samples.push(a.switches as f64 / count);
+            peer_switches.samples.push(peer.switches as f64 / count);
             agent_wall.samples.push(with.wall.as_secs_f64() / none.wall.as_secs_f64());
             peer_wall.samples.push(peer.wall.as_secs_f64() / none.wall.as_secs_f64());
             agent_delivered.samples.push(100.0 * a.delivered as f64 / count);
@@ -178,16 +168,12 @@ impl ExecPeer {
              in the kernel is the exec's, not the tracer's, for both); context switches over the same span"
                 .into(),
         ];
-        Table {
-            caption: self.label.to_owned(),
-            runs: rounds.len(),
-            metrics: [agent_cpu, peer_cpu, ratio, agent_switches, peer_switches, agent_waking, peer_waking]
-                .into_iter()
-                .filter(|m| !m.samples.is_empty() || !m.name.contains("sleeping and waking"))
-                .chain([agent_wall, peer_wall, agent_delivered, peer_delivered])
-                .collect(),
-            notes: ebpf::with_docker_note(notes),
-        }
+        // The switches at the machine's price of a wake-up.
+        let waking = [system::waking(&agent_switches, 1), system::waking(&peer_switches, 1)];
+        let mut metrics = vec![agent_cpu, peer_cpu, ratio, agent_switches, peer_switches];
+        metrics.extend(waking.into_iter().flatten());
+        metrics.extend([agent_wall, peer_wall, agent_delivered, peer_delivered]);
+        Table { caption: self.label.to_owned(), runs: rounds.len(), metrics, notes: ebpf::with_docker_note(notes) }
     }
 
     /// One storm with bpftrace tracing it.

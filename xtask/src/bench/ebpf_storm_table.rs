@@ -24,8 +24,6 @@ struct PerDaemon {
     ratio: Metric,
     cpu: Metric,
     switches: Metric,
-    /// `switches` at the machine's price of a wake-up (`system::Costs`).
-    waking: Metric,
     probe: Metric,
     runs: Metric,
     /// The compat programs' part of `probe` (empty for a build without them).
@@ -56,12 +54,6 @@ impl PerDaemon {
             ),
             cpu: Metric::new(&name(&format!("agent CPU per {op}")), "µs", 1, None),
             switches: Metric::new(&name(&format!("agent context switches per {op}")), "switches", 2, None),
-            waking: Metric::new(
-                &name(&format!("agent sleeping and waking per {op}, switches × a wake-up's cost")),
-                "µs",
-                1,
-                None,
-            ),
             probe: Metric::new(&name(&format!("in-kernel probe time per {op}")), "ns", 0, None),
             runs: Metric::new(&name(&format!("probe runs per {op}")), "runs", 1, None),
             compat: Metric::new(
@@ -93,9 +85,6 @@ impl PerDaemon {
         let Some(a) = &with.agent else { return };
         self.cpu.samples.push(per_op_us(a.cpu, storm.count));
         self.switches.samples.push(a.switches as f64 / count);
-        if let Some(c) = system::costs() {
-            self.waking.samples.push(c.waking_us(a.switches as f64 / count));
-        }
         let probe_per_op = a.probes.ns as f64 / count;
         self.probe.samples.push(probe_per_op);
         self.runs.samples.push(a.probes.runs as f64 / count);
@@ -146,7 +135,8 @@ pub fn table(storm: &Storm, variants: &Variants, rounds: &[Vec<Round>]) -> Table
     }
     metrics.extend(rows(|p| &p.cpu));
     metrics.extend(rows(|p| &p.switches));
-    metrics.extend(per.iter().filter(|p| !p.waking.samples.is_empty()).map(|p| p.waking.clone()));
+    // The switches at the machine's price of a wake-up.
+    metrics.extend(per.iter().filter_map(|p| system::waking(&p.switches, 1)));
     metrics.extend(rows(|p| &p.probe));
     metrics.extend(per.iter().filter(|p| !p.compat.samples.is_empty()).map(|p| p.compat.clone()));
     metrics.extend(rows(|p| &p.runs));
@@ -401,6 +391,13 @@ mod tests {
         // The compat share only for the build that has the programs.
         assert!(n.contains(&"of which compat programs (on every system call of the host) per exec, current"));
         assert!(!n.iter().any(|x| x.starts_with("of which") && x.ends_with("baseline")));
+        // Each daemon's switches at the machine's price, named like its other rows.
+        if system::costs().is_some() {
+            for who in ["baseline", "current"] {
+                let row = format!("agent sleeping and waking per exec, switches × a wake-up's cost, {who}");
+                assert!(n.contains(&row.as_str()), "no row {row}");
+            }
+        }
         // The ratio target is the current daemon's only.
         let goal = |name: &str| t.metrics.iter().find(|m| m.name == name).and_then(|m| m.goal);
         assert!(goal("with / without, baseline").is_none());

@@ -70,6 +70,27 @@ impl Costs {
     }
 }
 
+/// The row that gives `switches` (a "… context switches per <op>…" row) at this machine's price
+/// of a wake-up: "… sleeping and waking per <op>, switches × a wake-up's cost…", in µs, each
+/// sample from the switches' sample of the same run. `None` when the price could not be
+/// measured (or the row is not one of switches per operation).
+pub fn waking(switches: &super::report::Metric, decimals: usize) -> Option<super::report::Metric> {
+    let c = costs()?;
+    let (who, rest) = switches.name.split_once("context switches per ")?;
+    let (op, label) = match rest.split_once(',') {
+        Some((op, label)) => (op, format!(",{label}")),
+        None => (rest, String::new()),
+    };
+    let mut row = super::report::Metric::new(
+        &format!("{who}sleeping and waking per {op}, switches × a wake-up's cost{label}"),
+        "µs",
+        decimals,
+        None,
+    );
+    row.samples = switches.samples.iter().map(|&s| c.waking_us(s)).collect();
+    Some(row)
+}
+
 /// This machine's [`Costs`], measured once (the first call takes about a second); `None` if they
 /// could not be (said once on stderr).
 pub fn costs() -> Option<Costs> {
