@@ -60,12 +60,8 @@ impl Emitted {
         e.owner = crate::encode::owner_of(container_id);
         if container.is_some() {
             e.fold = event.routine().map(|(leader, first_key)| {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::hash::DefaultHasher::new();
-                container_id.hash(&mut h);
-                first_key.hash(&mut h);
-                event.repeat_detail(&mut h);
-                Fold { container_id: container_id.to_owned(), leader, first_key, repeat_key: h.finish() }
+                let repeat_key = repeat_key(container_id, &first_key, event);
+                Fold { container_id: container_id.to_owned(), leader, first_key, repeat_key }
             });
         }
         e
@@ -87,6 +83,22 @@ impl Emitted {
     pub fn value(&self) -> serde_json::Value {
         serde_json::from_slice(&self.json).unwrap_or_default()
     }
+}
+
+/// Identifies identical events for repeat folding (`crate::repeats`), which sends the first and
+/// counts the others: a SipHash keyed at random once per process. With a known key (std's
+/// `DefaultHasher::new()`, whose key is zero), two argvs with the same 64-bit key can be found
+/// offline in about 2^32 tries; an attacker in a container could then run the harmless one and,
+/// within the window, the other, which would be counted as a repeat of the first and never
+/// shown. A secret key leaves nothing to search offline, and the keys never leave the agent.
+fn repeat_key(container_id: &str, first_key: &str, event: &Event) -> u64 {
+    use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+    static KEY: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(std::hash::RandomState::new);
+    let mut h = KEY.build_hasher();
+    container_id.hash(&mut h);
+    first_key.hash(&mut h);
+    event.repeat_detail(&mut h);
+    h.finish()
 }
 
 /// How long an event waits for its container's details.
@@ -922,6 +934,40 @@ mod tests {
         assert_eq!(v["container"]["name"], "web");
         assert_eq!(v["container"]["id"], ID);
         assert_eq!(v["docker_listener"]["container_started_time_nano"], 77);
+    }
+
+    /// Repeat folding's key is not std's zero-keyed SipHash (whose collisions an attacker can
+    /// search for offline), and it still tells apart what it must.
+    #[test]
+    fn the_repeat_key_is_secret_keyed_and_tells_argvs_apart() {
+        let mut c = correlator();
+        let (mut out, mut req) = (Vec::new(), Vec::new());
+        c.registry.bind_cgroup(ID, 82);
+        started(&mut c, &mut out, &mut req);
+        out.clear();
+        let with_args = |c: &mut Correlator, tgid: u32, args: &[&str]| {
+            let Record::Exec(mut e) = exec(82, tgid) else { unreachable!() };
+            e.args.args = args.iter().map(|a| (*a).to_owned()).collect();
+            let mut out = Vec::new();
+            c.on_record(Record::Exec(e), Instant::now(), &mut out, &mut Vec::new());
+            out.pop().and_then(|e| e.fold).expect("a routine exec in a known container")
+        };
+        let a = with_args(&mut c, 100, &["sh", "-c", "true"]);
+        let again = with_args(&mut c, 101, &["sh", "-c", "true"]);
+        let other = with_args(&mut c, 102, &["sh", "-c", "false"]);
+        assert_eq!(a.repeat_key, again.repeat_key, "the same exec again");
+        assert_ne!(a.repeat_key, other.repeat_key, "another argv");
+        let zero_keyed = {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut h = std::hash::DefaultHasher::new();
+            ID.hash(&mut h);
+            a.first_key.hash(&mut h);
+            ["sh", "-c", "true"].map(str::to_owned).to_vec().hash(&mut h);
+            false.hash(&mut h);
+            0u32.hash(&mut h);
+            h.finish()
+        };
+        assert_ne!(a.repeat_key, zero_keyed, "keyed like std's DefaultHasher::new()");
     }
 
     #[test]
