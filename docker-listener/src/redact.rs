@@ -78,6 +78,16 @@ pub enum PatternError {
 pub struct Redactor {
     set: RegexSet,
     patterns: Vec<Regex>,
+    /// Whether there are user patterns, which `may_hold_builtin` knows nothing of.
+    user: bool,
+}
+
+/// Whether `text` may hold a secret of the built-in patterns: each needs one of `-` (`-p`,
+/// `--`), `=` or `:` (a header, a URL's `://`). Most arguments have none of them (`/bin/true`,
+/// a path, a word), and skipping the patterns for them saves a regular-expression scan per
+/// argument of every exec.
+fn may_hold_builtin(text: &str) -> bool {
+    memchr::memchr3(b'-', b'=', b':', text.as_bytes()).is_some()
 }
 
 impl Redactor {
@@ -94,11 +104,14 @@ impl Redactor {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| (0, PatternError::Syntax(e.to_string())))?;
         let set = RegexSet::new(&all).map_err(|e| (0, PatternError::Syntax(e.to_string())))?;
-        Ok(Redactor { set, patterns })
+        Ok(Redactor { set, patterns, user: !user.is_empty() })
     }
 
     /// `text` with every secret the patterns find replaced; borrowed when there is none.
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if !self.user && !may_hold_builtin(text) {
+            return Cow::Borrowed(text);
+        }
         let hits = self.set.matches(text);
         if !hits.matched_any() {
             return Cow::Borrowed(text);
@@ -183,6 +196,8 @@ pub fn current() -> Option<&'static Redactor> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy as _;
+
     use super::*;
 
     fn argv(a: &[&str]) -> (Vec<String>, bool) {
@@ -243,6 +258,38 @@ mod tests {
             let (got, changed) = argv(plain);
             assert!(!changed, "{plain:?} -> {got:?}");
         }
+    }
+
+    proptest::proptest! {
+        /// `may_hold_builtin` is sound: a text without `-`, `=` or `:` matches no built-in
+        /// pattern, however it mixes the patterns' words, quotes, spaces and `@`.
+        #[test]
+        fn text_without_the_needed_characters_matches_no_built_in_pattern(
+            words in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "mysql", "MySQL", "password", "PASSWORD", "DB_PASSWORD", "secret", "_TOKEN", "token",
+                        "authorization", "Bearer", "basic", "https", "user", "@", "//", " ", "\t", "\n", "'", "\"",
+                        "p", "P", "x", "hunter2",
+                    ]).prop_map(str::to_owned),
+                    "[^-=:]{0,8}",
+                ],
+                0..12,
+            )
+        ) {
+            let text: String = words.concat();
+            proptest::prop_assume!(!may_hold_builtin(&text));
+            let set = RegexSet::new(builtin()).unwrap();
+            proptest::prop_assert!(!set.is_match(&text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_shortcut_needs_no_user_pattern() {
+        // A user pattern may need none of the built-in patterns' characters.
+        let r = Redactor::new(&["key (\\w+)".into()]).unwrap();
+        assert_eq!(r.text("key abc"), "key [REDACTED]");
+        assert_eq!(Redactor::new(&[]).unwrap().text("key abc"), Cow::Borrowed("key abc"));
     }
 
     #[test]
