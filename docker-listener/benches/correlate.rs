@@ -33,6 +33,7 @@ fn container(i: u64) -> Container {
         pid: Some(1000 + i as u32),
         started_time_nano: Some(1_795_792_475_014_659_607),
         shown_labels: Default::default(),
+        object: Default::default(),
     }
 }
 
@@ -43,8 +44,10 @@ fn exec(cgroup_id: u64, tgid: u32, ppid: u32) -> Exec {
         uid: 0,
         gid: 0,
         ret: 0,
-        start_ns: 4_000_000_000,
-        parent_start_ns: 3_000_000_000,
+        // Each process's start time is its own, and the parent's the one its record gave, so
+        // that the parent is found in the table (a mismatch would read /proc in every round).
+        start_ns: 4_000_000_000 + u64::from(tgid),
+        parent_start_ns: 4_000_000_000 + u64::from(ppid),
         exec_id: 2,
         parent_exec_id: 1,
         comm: "curl".into(),

@@ -72,11 +72,26 @@ impl Emitted {
         Emitted::of(event, &event.without_known_container())
     }
 
+    /// Serialised into a buffer kept between events, then copied out at its exact size: an
+    /// exec event (1-2 KB) no longer grows a fresh buffer once or twice on the way, and the
+    /// events waiting for the output hold no spare capacity.
     fn of(event: &Event, with: &crate::ecs::WithContainer<'_>) -> Emitted {
-        let mut json = Vec::with_capacity(1024);
-        // Serialising into memory cannot fail (every map key is a string).
-        let _ = serde_json::to_writer(&mut json, with);
-        Emitted { action: event.action(), json: Bytes::from(json), fold: None, owner: 0 }
+        /// Beyond this (a rare huge event), the buffer is not kept.
+        const KEEP: usize = 64 << 10;
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(4096));
+        }
+        let json = SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            // Serialising into memory cannot fail (every map key is a string).
+            let _ = serde_json::to_writer(&mut *buf, with);
+            let json = Bytes::copy_from_slice(buf);
+            if buf.capacity() > KEEP {
+                *buf = Vec::with_capacity(4096);
+            }
+            json
+        });
+        Emitted { action: event.action(), json, fold: None, owner: 0 }
     }
 
     /// The JSON as a value (tests).
@@ -936,6 +951,48 @@ mod tests {
         assert_eq!(v["docker_listener"]["container_started_time_nano"], 77);
     }
 
+    /// A container's `container` object is serialised once and then copied (`ObjectCache`):
+    /// every change Docker reports must still reach the next event, whole and valid, hostile
+    /// label text included.
+    #[test]
+    fn the_container_object_follows_a_rename_and_new_details() {
+        let mut c = correlator();
+        let (mut out, mut req) = (Vec::new(), Vec::new());
+        let now = Instant::now();
+        c.registry.bind_cgroup(ID, 82);
+        started(&mut c, &mut out, &mut req);
+        out.clear();
+        let exec_in_82 = |c: &mut Correlator, tgid: u32| {
+            let mut out = Vec::new();
+            c.on_record(exec(82, tgid), now, &mut out, &mut Vec::new());
+            assert_eq!(out.len(), 1);
+            out[0].value()["container"].clone()
+        };
+        let first = exec_in_82(&mut c, 100);
+        assert_eq!(first["name"], "web");
+        assert_eq!(exec_in_82(&mut c, 101), first, "the copy");
+        let attrs: BTreeMap<String, String> = [("name".to_owned(), "/web2".to_owned())].into();
+        c.on_docker_event("container", "rename", ID, 78, &attrs, now, &mut out, &mut req);
+        assert_eq!(exec_in_82(&mut c, 102)["name"], "web2");
+        // Inspect's answer: the image id and labels, one of them hostile.
+        let hostile = "a\"b\\c\u{1}\u{2028}é</script>";
+        let mut inspected = c.registry.get(ID).cloned().expect("known");
+        inspected.image_id = Some("sha256:abc".into());
+        inspected.labels = [("team".to_owned(), hostile.to_owned())].into();
+        c.on_container(inspected, Some(82), &mut out, &mut req);
+        assert_eq!(
+            exec_in_82(&mut c, 103),
+            serde_json::json!({
+                "id": ID,
+                "name": "web2",
+                "image": {"name": "busybox", "id": "sha256:abc"},
+                "labels": {"team": hostile},
+                "runtime": "docker",
+            })
+        );
+        assert!(c.registry.get(ID).is_some_and(|k| k.object.get().is_some()), "kept after its first event");
+    }
+
     /// Repeat folding's key is not std's zero-keyed SipHash (whose collisions an attacker can
     /// search for offline), and it still tells apart what it must.
     #[test]
@@ -1004,6 +1061,7 @@ mod tests {
                 pid: None,
                 started_time_nano: None,
                 shown_labels: Default::default(),
+                object: Default::default(),
             },
             Some(99),
             &mut out,

@@ -37,15 +37,26 @@ pub const MULTI_CALL: &[&str] = &["busybox", "toybox"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EntityId(pub u64);
 
+impl EntityId {
+    /// The 16 hex digits, written without `fmt` (an exec event carries three or more).
+    fn hex(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[(self.0 >> (60 - 4 * i) & 0xf) as usize];
+        }
+        out
+    }
+}
+
 impl fmt::Display for EntityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(std::str::from_utf8(&self.hex()).unwrap_or_default())
     }
 }
 
 impl serde::Serialize for EntityId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(std::str::from_utf8(&self.hex()).unwrap_or_default())
     }
 }
 
@@ -619,6 +630,15 @@ pub fn basename(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn an_entity_id_is_its_16_hex_digits(v in proptest::num::u64::ANY) {
+            let want = format!("{v:016x}");
+            proptest::prop_assert_eq!(EntityId(v).to_string(), want.clone());
+            proptest::prop_assert_eq!(serde_json::to_string(&EntityId(v)).unwrap(), format!("\"{want}\""));
+        }
+    }
 
     fn image(path: &str) -> Arc<Image> {
         Arc::new(Image::new(path, &[]))

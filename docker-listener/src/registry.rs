@@ -39,7 +39,37 @@ pub struct Container {
     pub started_time_nano: Option<i64>,
     /// The labels our events show (within the label budget); set by the registry.
     pub shown_labels: ShownLabels,
+    /// The `container` object of our events, once serialised (`crate::ecs`); emptied by the
+    /// registry whenever what it shows changes.
+    pub object: ObjectCache,
 }
+
+/// The `container` object of a container's events (its id, name, image and shown labels),
+/// serialised at its first event and then copied as is into the others: the same few hundred
+/// bytes, a quarter of an exec event, were escaped and written again for every event. A cache
+/// of the other fields, so two containers are equal whatever their caches hold. Whoever
+/// changes one of those fields empties it (`ContainerRegistry::upsert`, `rename`).
+#[derive(Debug, Clone, Default)]
+pub struct ObjectCache(std::sync::OnceLock<Box<serde_json::value::RawValue>>);
+
+impl ObjectCache {
+    pub fn get(&self) -> Option<&serde_json::value::RawValue> {
+        self.0.get().map(|b| &**b)
+    }
+
+    /// Keeps `json` (the first one given is kept); returns the one kept.
+    pub fn fill(&self, json: Box<serde_json::value::RawValue>) -> &serde_json::value::RawValue {
+        self.0.get_or_init(|| json)
+    }
+}
+
+impl PartialEq for ObjectCache {
+    fn eq(&self, _: &ObjectCache) -> bool {
+        true
+    }
+}
+
+impl Eq for ObjectCache {}
 
 impl Container {
     /// Built from `GET /containers/{id}/json`.
@@ -56,6 +86,7 @@ impl Container {
             started_time_nano: state.and_then(|s| s.started_at.as_deref()).and_then(rfc3339_ns),
             id,
             shown_labels: ShownLabels::default(),
+            object: ObjectCache::default(),
         })
     }
 
@@ -75,6 +106,7 @@ impl Container {
             pid: None,
             started_time_nano: None,
             shown_labels: ShownLabels::default(),
+            object: ObjectCache::default(),
         })
     }
 
@@ -93,6 +125,7 @@ impl Container {
             pid: None,
             started_time_nano: Some(time_nano),
             shown_labels: ShownLabels::default(),
+            object: ObjectCache::default(),
         }
     }
 
@@ -251,10 +284,12 @@ impl ContainerRegistry {
                 labels: if c.labels.is_empty() { old.labels } else { c.labels },
                 id: c.id,
                 shown_labels: old.shown_labels,
+                object: ObjectCache::default(),
             },
             None => c,
         };
         merged.shown_labels = self.budget.apply(&merged.labels);
+        merged.object = ObjectCache::default();
         e.container = Some(merged);
     }
 
@@ -268,6 +303,7 @@ impl ContainerRegistry {
     pub fn rename(&mut self, id: &str, name: &str) {
         if let Some(c) = self.by_id.get_mut(id).and_then(|e| e.container.as_mut()) {
             c.name = name.trim_start_matches('/').to_owned();
+            c.object = ObjectCache::default();
         }
     }
 
@@ -605,6 +641,7 @@ mod tests {
             pid: None,
             started_time_nano: None,
             shown_labels: Default::default(),
+            object: Default::default(),
         };
         let cfg = |f: fn(&mut EbpfConfig)| {
             let mut c = EbpfConfig::default();

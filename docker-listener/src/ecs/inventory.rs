@@ -5,7 +5,7 @@
 use serde::{Serialize, ser::SerializeMap};
 
 use super::{
-    ErrorOut, IdOut, JoinedArgs, Kind, Lineup, ProcRef, Shown, ThreadOut,
+    Decimal, ErrorOut, IdOut, JoinedArgs, Kind, Lineup, ProcRef, Shown, ThreadOut,
     parts::{FileOut, write_args_flags},
 };
 use crate::ebpf::record::{Args, Endpoint, ExeFile};
@@ -104,8 +104,8 @@ impl Inventory {
                         args: &args.args,
                         args_count: args.args.len(),
                         command_line: JoinedArgs(&args.args),
-                        user: IdOut { id: Shown(*uid) },
-                        group: IdOut { id: Shown(*gid) },
+                        user: IdOut { id: Decimal(*uid) },
+                        group: IdOut { id: Decimal(*gid) },
                         parent: lineup.parent.as_ref(),
                         entry_leader: &lineup.entry_leader,
                     },

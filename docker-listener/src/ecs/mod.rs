@@ -75,14 +75,9 @@ pub fn rfc3339(ns: i64) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct Rfc3339(pub i64);
 
-impl Serialize for Rfc3339 {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl fmt::Display for Rfc3339 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Rfc3339 {
+    /// The civil time: year, month, day, second of the day, nanoseconds.
+    fn civil(self) -> (i64, i64, i64, i64, i64) {
         let ns = self.0;
         let secs = ns.div_euclid(1_000_000_000);
         let nanos = ns.rem_euclid(1_000_000_000);
@@ -98,6 +93,50 @@ impl fmt::Display for Rfc3339 {
         let d = doy - (153 * mp + 2) / 5 + 1;
         let m = if mp < 10 { mp + 3 } else { mp - 9 };
         let y = yoe + era * 400 + i64::from(m <= 2);
+        (y, m, d, sod, nanos)
+    }
+
+    /// "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" into `buf`, written digit by digit (the `fmt` machinery
+    /// cost every event more than the rest of its timestamp); false for a year that is not
+    /// four digits, which `Display` writes.
+    fn write_to(self, buf: &mut [u8; 30]) -> bool {
+        let (y, m, d, sod, nanos) = self.civil();
+        if !(0..=9999).contains(&y) {
+            return false;
+        }
+        *buf = *b"0000-00-00T00:00:00.000000000Z";
+        digits(&mut buf[0..4], y);
+        digits(&mut buf[5..7], m);
+        digits(&mut buf[8..10], d);
+        digits(&mut buf[11..13], sod / 3600);
+        digits(&mut buf[14..16], sod % 3600 / 60);
+        digits(&mut buf[17..19], sod % 60);
+        digits(&mut buf[20..29], nanos);
+        true
+    }
+}
+
+/// `v` (at least 0, and short enough) in decimal, zero-padded to fill `out`.
+fn digits(out: &mut [u8], mut v: i64) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 30];
+        match self.write_to(&mut buf).then(|| std::str::from_utf8(&buf).ok()).flatten() {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
+        }
+    }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (y, m, d, sod, nanos) = self.civil();
         write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", sod / 3600, sod % 3600 / 60, sod % 60)
     }
 }
@@ -369,7 +408,19 @@ pub struct ThreadOut {
 /// A uid or gid, as a string (ECS `user.id`).
 #[derive(Serialize)]
 pub(crate) struct IdOut {
-    pub id: Shown<u32>,
+    pub id: Decimal,
+}
+
+/// A number shown as the string of its decimal digits (`user.id`), written without `fmt`.
+pub(crate) struct Decimal(pub u32);
+
+impl Serialize for Decimal {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 10];
+        let width = self.0.checked_ilog10().map_or(1, |l| l as usize + 1);
+        digits(&mut buf[..width], i64::from(self.0));
+        s.serialize_str(std::str::from_utf8(&buf[..width]).unwrap_or_default())
+    }
 }
 
 /// Any `Display` value serialised as a string, without allocating.
@@ -443,6 +494,28 @@ struct ContainerOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     labels: Option<&'a ShownLabels>,
     runtime: &'static str,
+}
+
+impl<'a> ContainerOut<'a> {
+    fn of(c: &'a Container) -> ContainerOut<'a> {
+        ContainerOut {
+            id: &c.id,
+            name: Some(&c.name),
+            image: Some(ImageOut { name: &c.image, id: c.image_id.as_deref() }),
+            labels: Some(&c.shown_labels),
+            runtime: "docker",
+        }
+    }
+}
+
+/// A known container's `container` object, serialised at its first event and kept with it
+/// (`registry::ObjectCache`); `None` if it could not be (then it is written field by field).
+fn container_object(c: &Container) -> Option<&serde_json::value::RawValue> {
+    if let Some(raw) = c.object.get() {
+        return Some(raw);
+    }
+    let raw = serde_json::value::to_raw_value(&ContainerOut::of(c)).ok()?;
+    Some(c.object.fill(raw))
 }
 
 #[derive(Serialize)]
@@ -522,16 +595,10 @@ impl Serialize for WithContainer<'_> {
             m.serialize_entry("error", e)?;
         }
         match self.container {
-            Some(c) => m.serialize_entry(
-                "container",
-                &ContainerOut {
-                    id: &c.id,
-                    name: Some(&c.name),
-                    image: Some(ImageOut { name: &c.image, id: c.image_id.as_deref() }),
-                    labels: Some(&c.shown_labels),
-                    runtime: "docker",
-                },
-            )?,
+            Some(c) => match container_object(c) {
+                Some(raw) => m.serialize_entry("container", raw)?,
+                None => m.serialize_entry("container", &ContainerOut::of(c))?,
+            },
             None if !self.container_id.is_empty() => m.serialize_entry(
                 "container",
                 &ContainerOut { id: self.container_id, name: None, image: None, labels: None, runtime: "docker" },
@@ -680,6 +747,26 @@ pub(crate) mod tests {
 
     pub fn json(e: &Event, c: Option<&Container>, id: &str) -> Value {
         serde_json::to_value(e.with_container(c, id)).unwrap()
+    }
+
+    proptest::proptest! {
+        /// The digit-by-digit timestamp and user id are what `fmt` writes, for every time a
+        /// kernel can give (and the years `fmt` alone writes, before 0 and after 9999).
+        #[test]
+        fn timestamps_and_ids_are_written_as_fmt_writes_them(ns in proptest::num::i64::ANY, id in proptest::num::u32::ANY) {
+            proptest::prop_assert_eq!(serde_json::to_string(&Rfc3339(ns)).unwrap(), format!("\"{}\"", Rfc3339(ns)));
+            proptest::prop_assert_eq!(serde_json::to_string(&Decimal(id)).unwrap(), format!("\"{id}\""));
+        }
+    }
+
+    #[test]
+    fn timestamps_at_the_edges_of_the_fast_path() {
+        for ns in [0, 1, 999_999_999, 1_795_792_475_014_659_607, -1, i64::MIN, i64::MAX] {
+            assert_eq!(serde_json::to_string(&Rfc3339(ns)).unwrap(), format!("\"{}\"", Rfc3339(ns)), "{ns}");
+        }
+        for id in [0, 9, 10, 99, 100, 65_534, u32::MAX] {
+            assert_eq!(serde_json::to_string(&Decimal(id)).unwrap(), format!("\"{id}\""));
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{Family, Reported};
 use crate::{
     ebpf::record::{Args, ExeFile, Meta, Record, RecordError, cstr, decode_args, file_of, meta, pod},
     ecs::{
-        ErrorOut, IdOut, JoinedArgs, Kind, Lineup, ProcRef, Shown, SyscallOut, ThreadOut, parts::FileOut,
+        Decimal, ErrorOut, IdOut, JoinedArgs, Kind, Lineup, ProcRef, SyscallOut, ThreadOut, parts::FileOut,
         parts::write_args_flags,
     },
 };
@@ -219,8 +219,8 @@ impl ExecBody {
                 args: &self.args.args,
                 args_count: self.args.args.len(),
                 command_line: JoinedArgs(&self.args.args),
-                user: IdOut { id: Shown(self.uid) },
-                group: IdOut { id: Shown(self.gid) },
+                user: IdOut { id: Decimal(self.uid) },
+                group: IdOut { id: Decimal(self.gid) },
                 parent: self.lineup.parent.as_ref(),
                 entry_leader: &self.lineup.entry_leader,
             },

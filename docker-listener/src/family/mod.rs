@@ -34,7 +34,7 @@ use serde::ser::SerializeMap;
 use crate::{
     config::EbpfConfig,
     ebpf::record::{Meta, Record, RecordError, meta, pod},
-    ecs::{ErrorOut, IdOut, Kind, ProcRef, ProcessRefOut, Shown, SyscallOut},
+    ecs::{Decimal, ErrorOut, IdOut, Kind, ProcRef, ProcessRefOut, SyscallOut},
     procs::ProcessTable,
 };
 
@@ -324,8 +324,8 @@ impl CallBody {
             &ProcessRefOut {
                 process: &self.process,
                 thread,
-                user: Some(IdOut { id: Shown(self.call.uid) }),
-                group: Some(IdOut { id: Shown(self.call.gid) }),
+                user: Some(IdOut { id: Decimal(self.call.uid) }),
+                group: Some(IdOut { id: Decimal(self.call.gid) }),
                 parent: self.parent.as_ref(),
             },
         )?;
