@@ -866,6 +866,14 @@ mod tests {
         Correlator::new(ProcessTable::new("b".into(), 100), EbpfConfig::default(), Clock::fixed(0))
     }
 
+    /// A correlator that knows container "web" (`ID`) on cgroup 82, its start handled.
+    fn web_started_on_82() -> Correlator {
+        let mut c = correlator();
+        c.registry.bind_cgroup(ID, 82);
+        started(&mut c, &mut Vec::new(), &mut Vec::new());
+        c
+    }
+
     fn started(c: &mut Correlator, out: &mut Vec<Emitted>, req: &mut Vec<Request>) {
         let attrs: BTreeMap<String, String> =
             [("name".to_owned(), "web".to_owned()), ("image".to_owned(), "busybox".to_owned())].into();
@@ -956,12 +964,9 @@ mod tests {
     /// label text included.
     #[test]
     fn the_container_object_follows_a_rename_and_new_details() {
-        let mut c = correlator();
+        let mut c = web_started_on_82();
         let (mut out, mut req) = (Vec::new(), Vec::new());
         let now = Instant::now();
-        c.registry.bind_cgroup(ID, 82);
-        started(&mut c, &mut out, &mut req);
-        out.clear();
         let exec_in_82 = |c: &mut Correlator, tgid: u32| {
             let mut out = Vec::new();
             c.on_record(exec(82, tgid), now, &mut out, &mut Vec::new());
@@ -997,11 +1002,7 @@ mod tests {
     /// search for offline), and it still tells apart what it must.
     #[test]
     fn the_repeat_key_is_secret_keyed_and_tells_argvs_apart() {
-        let mut c = correlator();
-        let (mut out, mut req) = (Vec::new(), Vec::new());
-        c.registry.bind_cgroup(ID, 82);
-        started(&mut c, &mut out, &mut req);
-        out.clear();
+        let mut c = web_started_on_82();
         let with_args = |c: &mut Correlator, tgid: u32, args: &[&str]| {
             let Record::Exec(mut e) = exec(82, tgid) else { unreachable!() };
             e.args.args = args.iter().map(|a| (*a).to_owned()).collect();
