@@ -1015,6 +1015,17 @@ mod tests {
         let other = with_args(&mut c, 102, &["sh", "-c", "false"]);
         assert_eq!(a.repeat_key, again.repeat_key, "the same exec again");
         assert_ne!(a.repeat_key, other.repeat_key, "another argv");
+        // The same command line run by another program: pid 300, known as an xargs.
+        let Record::Exec(mut xargs) = exec(82, 300) else { unreachable!() };
+        xargs.args.args = vec!["xargs".into()];
+        c.on_record(Record::Exec(xargs), Instant::now(), &mut Vec::new(), &mut Vec::new());
+        let Record::Exec(mut child) = exec(82, 301) else { unreachable!() };
+        child.args.args = ["sh", "-c", "true"].map(str::to_owned).to_vec();
+        (child.ppid, child.parent_start_ns, child.parent_exec_id) = (300, 10, 1);
+        let mut out = Vec::new();
+        c.on_record(Record::Exec(child), Instant::now(), &mut out, &mut Vec::new());
+        let from_xargs = out.pop().and_then(|e| e.fold).expect("a routine exec");
+        assert_ne!(a.repeat_key, from_xargs.repeat_key, "the same argv from another program");
         let zero_keyed = {
             use std::hash::{Hash as _, Hasher as _};
             let mut h = std::hash::DefaultHasher::new();

@@ -142,6 +142,14 @@ fn summary(w: &Window, window: Duration) -> Option<Value> {
         "command_line": p["command_line"],
         "user": p["user"],
     });
+    // An exec's repeats share their parent's program too (`ecs::Event::repeat_detail`).
+    if first["event"]["action"] == "exec" && p["parent"].is_object() {
+        let parent = &p["parent"];
+        v["process"]["parent"] = json!({"executable": parent["executable"], "name": parent["name"]});
+        if !parent["applet"].is_null() {
+            v["process"]["parent"]["applet"] = parent["applet"].clone();
+        }
+    }
     Some(v)
 }
 
@@ -152,7 +160,8 @@ mod tests {
     fn exec(args: &str) -> Bytes {
         Bytes::from(
             json!({"event": {"action": "exec", "outcome": "success"}, "container": {"id": "c1", "name": "web"},
-                "process": {"executable": "/bin/true", "name": "true", "args": [args]}})
+                "process": {"executable": "/bin/true", "name": "true", "args": [args],
+                    "parent": {"pid": 7, "executable": "/bin/busybox", "name": "busybox", "applet": "crond"}}})
             .to_string(),
         )
     }
@@ -177,6 +186,11 @@ mod tests {
         assert_eq!(s["docker_listener"]["repeat"]["count"], 999);
         assert_eq!(s["docker_listener"]["repeat"]["action"], "exec");
         assert_eq!(s["process"]["args"][0], "a");
+        assert_eq!(
+            s["process"]["parent"],
+            json!({"executable": "/bin/busybox", "name": "busybox", "applet": "crond"}),
+            "the program every repeat came from, not one parent's pid"
+        );
         assert_eq!(s["container"]["name"], "web");
         // A new window: the next one is sent again.
         assert!(r.admit(1, &exec("a"), t0 + Duration::from_secs(11), 400, &mut out));

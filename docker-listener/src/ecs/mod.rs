@@ -338,6 +338,9 @@ impl Event {
             b.args.args.hash(h);
             b.args.truncated.hash(h);
             b.uid.hash(h);
+            // The program that ran it: the same command line from another program (a web
+            // server's `sh -c id` beside a cron job's) is not a repeat.
+            b.lineup.parent.as_ref().map(|p| (p.executable.as_deref(), p.applet.as_deref())).hash(h);
         }
     }
 
