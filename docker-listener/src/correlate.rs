@@ -107,9 +107,13 @@ impl Emitted {
 /// within the window, the other, which would be counted as a repeat of the first and never
 /// shown. A secret key leaves nothing to search offline, and the keys never leave the agent.
 fn repeat_key(container_id: &str, first_key: &str, event: &Event) -> u64 {
-    use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+    use std::hash::BuildHasher as _;
     static KEY: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(std::hash::RandomState::new);
-    let mut h = KEY.build_hasher();
+    repeat_key_by(KEY.build_hasher(), container_id, first_key, event)
+}
+
+fn repeat_key_by(mut h: impl std::hash::Hasher, container_id: &str, first_key: &str, event: &Event) -> u64 {
+    use std::hash::Hash as _;
     container_id.hash(&mut h);
     first_key.hash(&mut h);
     event.repeat_detail(&mut h);
@@ -1026,17 +1030,32 @@ mod tests {
         c.on_record(Record::Exec(child), Instant::now(), &mut out, &mut Vec::new());
         let from_xargs = out.pop().and_then(|e| e.fold).expect("a routine exec");
         assert_ne!(a.repeat_key, from_xargs.repeat_key, "the same argv from another program");
-        let zero_keyed = {
-            use std::hash::{Hash as _, Hasher as _};
-            let mut h = std::hash::DefaultHasher::new();
-            ID.hash(&mut h);
-            a.first_key.hash(&mut h);
-            ["sh", "-c", "true"].map(str::to_owned).to_vec().hash(&mut h);
-            false.hash(&mut h);
-            0u32.hash(&mut h);
-            h.finish()
-        };
-        assert_ne!(a.repeat_key, zero_keyed, "keyed like std's DefaultHasher::new()");
+        // The same path and argv, another file (replaced on a volume), or another group.
+        let Record::Exec(mut replaced) = exec(82, 302) else { unreachable!() };
+        replaced.args.args = ["sh", "-c", "true"].map(str::to_owned).to_vec();
+        replaced.exe.as_mut().expect("the fixture's file").ino += 1;
+        let Record::Exec(mut grouped) = exec(82, 303) else { unreachable!() };
+        grouped.args.args = ["sh", "-c", "true"].map(str::to_owned).to_vec();
+        grouped.gid = 50;
+        for (other, what) in [(replaced, "another file at the same path"), (grouped, "another group")] {
+            let mut out = Vec::new();
+            c.on_record(Record::Exec(other), Instant::now(), &mut out, &mut Vec::new());
+            let key = out.pop().and_then(|e| e.fold).expect("a routine exec").repeat_key;
+            assert_ne!(a.repeat_key, key, "{what}");
+        }
+        // The same event, keyed like std's `DefaultHasher::new()`: another key.
+        let Record::Exec(e) = exec(82, 400) else { unreachable!() };
+        let event = Event::new(
+            e.meta,
+            Clock::fixed(0),
+            Body::Exec(exec_body(&mut ProcessTable::new("b".into(), 100), e, &[82])),
+        );
+        assert_eq!(repeat_key(ID, "k", &event), repeat_key(ID, "k", &event));
+        assert_ne!(
+            repeat_key(ID, "k", &event),
+            repeat_key_by(std::hash::DefaultHasher::new(), ID, "k", &event),
+            "keyed like std's DefaultHasher::new()"
+        );
     }
 
     #[test]

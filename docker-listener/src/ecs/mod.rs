@@ -337,7 +337,10 @@ impl Event {
         if let Body::Exec(b) = &self.body {
             b.args.args.hash(h);
             b.args.truncated.hash(h);
-            b.uid.hash(h);
+            (b.uid, b.gid).hash(h);
+            // The file itself, not only its path: a program replaced on a volume (no overlay
+            // upper layer, so not marked as drifted) is another file.
+            b.exe.as_ref().map(|x| (x.ino, x.dev)).hash(h);
             // The program that ran it: the same command line from another program (a web
             // server's `sh -c id` beside a cron job's) is not a repeat.
             b.lineup.parent.as_ref().map(|p| (p.executable.as_deref(), p.applet.as_deref())).hash(h);
