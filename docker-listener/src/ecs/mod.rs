@@ -331,16 +331,14 @@ impl Event {
     }
 
     /// What makes a routine event the same as another for repeat folding (`crate::repeats`),
-    /// besides its container and `routine()`'s key: an exec's arguments and user.
+    /// besides its container and `routine()`'s key: an exec's arguments, user and group, and
+    /// the program that ran it.
     pub fn repeat_detail(&self, h: &mut impl std::hash::Hasher) {
         use std::hash::Hash;
         if let Body::Exec(b) = &self.body {
             b.args.args.hash(h);
             b.args.truncated.hash(h);
             (b.uid, b.gid).hash(h);
-            // The file itself, not only its path: a program replaced on a volume (no overlay
-            // upper layer, so not marked as drifted) is another file.
-            b.exe.as_ref().map(|x| (x.ino, x.dev)).hash(h);
             // The program that ran it: the same command line from another program (a web
             // server's `sh -c id` beside a cron job's) is not a repeat.
             b.lineup.parent.as_ref().map(|p| (p.executable.as_deref(), p.applet.as_deref())).hash(h);

@@ -187,6 +187,8 @@ impl ExecBody {
     /// in the image, not fileless, gaining no privilege): what makes it new in its container,
     /// its program (file and, for a multi-call binary, applet). Only such execs may be folded
     /// into a healthcheck summary (`crate::health`); the first of each program is still sent.
+    /// The file is its path and its identity (inode, device): a program replaced at the same
+    /// path on a volume (no overlay upper layer, so not marked as drifted) is a new program.
     pub fn routine(&self) -> Option<String> {
         let x = self.exe.as_ref()?;
         let plain = self.ret == 0
@@ -196,7 +198,7 @@ impl ExecBody {
             && !x.outside_root
             && self.creds.as_ref().is_none_or(|c| PrivilegedOut::of(c).is_none());
         let p = &self.lineup.process;
-        plain.then(|| format!("exec {} {}", x.path, p.applet.as_deref().unwrap_or("")))
+        plain.then(|| format!("exec {} {} {}:{}", x.path, p.applet.as_deref().unwrap_or(""), x.dev, x.ino))
     }
 
     /// `process` (and the error of a failed exec, which the caller writes after it).
@@ -293,6 +295,20 @@ mod tests {
 
     fn t_exec(t: &mut ProcessTable, pid: u32, path: &str, args: &[String]) {
         t.on_exec(pid, 2_000_000_000, 1, 10, 0, 0, Arc::new(Image::new(path, args)), 82);
+    }
+
+    /// A program is new in its container by its file, not its path alone: one replaced at the
+    /// same path (on a volume) is not folded into a healthcheck summary as a program seen before.
+    #[test]
+    fn a_program_is_its_path_applet_and_file() {
+        let mut t = ProcessTable::new("b".into(), 100);
+        let b = body(&mut t, 0);
+        let first = b.routine().expect("a plain exec");
+        assert!(first.starts_with("exec /bin/busybox echo "), "{first}");
+        let mut replaced = body(&mut t, 0);
+        replaced.exe.as_mut().expect("the fixture's file").ino += 1;
+        assert_ne!(replaced.routine(), Some(first.clone()), "another file at the same path");
+        assert_eq!(body(&mut t, 0).routine(), Some(first), "the same file again");
     }
 
     #[test]
