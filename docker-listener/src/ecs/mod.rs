@@ -98,7 +98,7 @@ impl Rfc3339 {
 
     /// "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" into `buf`, written digit by digit (the `fmt` machinery
     /// cost every event more than the rest of its timestamp); false for a year that is not
-    /// four digits, which `Display` writes.
+    /// four digits (none that an i64 of nanoseconds reaches), left to `Display`.
     fn write_to(self, buf: &mut [u8; 30]) -> bool {
         let (y, m, d, sod, nanos) = self.civil();
         if !(0..=9999).contains(&y) {
@@ -754,8 +754,8 @@ pub(crate) mod tests {
     }
 
     proptest::proptest! {
-        /// The digit-by-digit timestamp and user id are what `fmt` writes, for every time a
-        /// kernel can give (and the years `fmt` alone writes, before 0 and after 9999).
+        /// The digit-by-digit timestamp and user id are what `fmt` writes, for every time an
+        /// i64 of nanoseconds holds (the years 1677 to 2262) and every id.
         #[test]
         fn timestamps_and_ids_are_written_as_fmt_writes_them(ns in proptest::num::i64::ANY, id in proptest::num::u32::ANY) {
             proptest::prop_assert_eq!(serde_json::to_string(&Rfc3339(ns)).unwrap(), format!("\"{}\"", Rfc3339(ns)));
