@@ -133,6 +133,8 @@ pub struct SocketBody {
     pub compat: bool,
     /// No system call: a TCP connect seen by its state change (io_uring...).
     pub tcp_state: bool,
+    /// The caller's executable file (inode, device), zeros when unknown.
+    pub exe: (u64, u32),
 }
 
 impl SocketBody {
@@ -151,6 +153,7 @@ impl SocketBody {
             socket_unavailable: s.socket_unavailable,
             compat: s.compat,
             tcp_state: s.tcp_state,
+            exe: s.exe,
         }
     }
 
@@ -171,7 +174,8 @@ impl SocketBody {
     /// A connect seen by its TCP state change has started; how it ends is not seen.
     /// For a socket call that succeeded through the native ABI: what makes it new in its
     /// container (call, program, address). Only such events may be folded into a healthcheck
-    /// summary (`crate::health`); the first of each is still sent.
+    /// summary (`crate::health`); the first of each is still sent. The program is the caller's
+    /// executable, applet and file (inode, device), as for an exec (`ExecBody::routine`).
     pub fn routine(&self) -> Option<String> {
         (self.succeeded() && !self.compat && !self.tcp_state).then(|| {
             // Where: the destination (connect) or peer (accept), the address served (bind,
@@ -181,9 +185,12 @@ impl SocketBody {
                 _ => &self.addr,
             };
             format!(
-                "{} {} {}/{}/{} {:?}",
+                "{} {} {} {}:{} {}/{}/{} {:?}",
                 self.op.name(),
                 self.process.executable.as_deref().unwrap_or(""),
+                self.process.applet.as_deref().unwrap_or(""),
+                self.exe.1,
+                self.exe.0,
                 self.family,
                 self.sock_type,
                 self.protocol,
@@ -382,6 +389,22 @@ mod tests {
             compat: false,
             tcp_state: false,
         }
+    }
+
+    /// A socket call's program, for healthcheck summaries and repeats, is its executable,
+    /// applet and file: busybox's `wget` is not its `nc`, and a program replaced at the same
+    /// path is another.
+    #[test]
+    fn a_socket_call_s_program_is_its_path_applet_and_file() {
+        let ok = Socket { ret: 0, exe: (77, 5), ..connect() };
+        let key = |s: &Socket, applet: &str| {
+            let process = ProcRef { applet: Some(applet.into()), ..process() };
+            SocketBody::new(s, process).routine().expect("a plain connect")
+        };
+        let first = key(&ok, "nc");
+        assert_eq!(key(&ok, "nc"), first);
+        assert_ne!(key(&ok, "wget"), first, "another applet of the same file");
+        assert_ne!(key(&Socket { exe: (78, 5), ..ok.clone() }, "nc"), first, "another file at the same path");
     }
 
     #[test]
