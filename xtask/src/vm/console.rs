@@ -22,6 +22,8 @@ pub struct Captured {
     /// `None` when it was killed at the deadline.
     pub status: Option<ExitStatus>,
     pub elapsed: Duration,
+    /// The first line that contained one of `stream`'s `fatal` needles.
+    pub fatal: Option<usize>,
 }
 
 impl Captured {
@@ -49,9 +51,27 @@ impl Captured {
     }
 }
 
+/// After a line containing one of `stream`'s `fatal` needles, how long the child may still run:
+/// time to print the rest of the report (a kernel's backtrace) and, should it recover after all,
+/// to finish.
+pub const FATAL_GRACE: Duration = Duration::from_secs(60);
+
 /// Runs `cmd` to its end or to `timeout` (then kills it), printing each line of its stdout and
-/// stderr as `  [label] line` and appending it to `log`.
-pub fn stream(cmd: &mut Command, label: &str, timeout: Duration, log: &Path) -> Result<Captured> {
+/// stderr as `  [label] line` and appending it to `log`. The first line containing one of
+/// `fatal` brings the deadline forward to `FATAL_GRACE` after it: a guest kernel that reported a
+/// lockup or an Oops is not left to the whole timeout.
+pub fn stream(cmd: &mut Command, label: &str, timeout: Duration, fatal: &[&str], log: &Path) -> Result<Captured> {
+    stream_with_grace(cmd, label, timeout, fatal, FATAL_GRACE, log)
+}
+
+fn stream_with_grace(
+    cmd: &mut Command,
+    label: &str,
+    timeout: Duration,
+    fatal: &[&str],
+    grace: Duration,
+    log: &Path,
+) -> Result<Captured> {
     let mut log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let started = Instant::now();
     let mut child = cmd
@@ -83,8 +103,9 @@ pub fn stream(cmd: &mut Command, label: &str, timeout: Duration, log: &Path) -> 
         });
     }
     drop(tx);
-    let deadline = started + timeout;
+    let mut deadline = started + timeout;
     let mut lines = Vec::new();
+    let mut fatal_line = None;
     let mut timed_out = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -92,6 +113,10 @@ pub fn stream(cmd: &mut Command, label: &str, timeout: Duration, log: &Path) -> 
             Ok((at, text)) => {
                 println!("  [{label}] {text}");
                 let _ = writeln!(log_file, "{text}");
+                if fatal_line.is_none() && fatal.iter().any(|f| text.contains(f)) {
+                    fatal_line = Some(lines.len());
+                    deadline = deadline.min(at + grace);
+                }
                 lines.push(Line { at: at.duration_since(started), text });
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -113,7 +138,7 @@ pub fn stream(cmd: &mut Command, label: &str, timeout: Duration, log: &Path) -> 
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Ok(Captured { lines, status, elapsed: started.elapsed() })
+    Ok(Captured { lines, status, elapsed: started.elapsed(), fatal: fatal_line })
 }
 
 /// A console line without its line ending and terminal escapes (SeaBIOS and the kernel clear the
@@ -154,9 +179,37 @@ mod tests {
     #[test]
     fn excerpts_keep_the_marked_lines_and_the_tail() {
         let text = ["a FAIL 1", "b", "c FAIL 2", "d", "e"].map(|t| Line { at: Duration::ZERO, text: t.into() });
-        let out = Captured { lines: text.into(), status: None, elapsed: Duration::ZERO };
+        let out = Captured { lines: text.into(), status: None, elapsed: Duration::ZERO, fatal: None };
         assert_eq!(out.excerpt("FAIL", 2), "a FAIL 1\nc FAIL 2\nd\ne");
         let long = Captured { lines: vec![Line { at: Duration::ZERO, text: "x".repeat(400) }], ..out };
         assert_eq!(long.excerpt("FAIL", 1).chars().count(), 301);
+    }
+
+    #[test]
+    fn a_fatal_line_brings_the_deadline_forward() {
+        let dir = std::env::temp_dir().join(format!("xtask-console-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        // Stands for a kernel that locks up: the report, then silence until killed.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo booted; echo '[ 60.6] watchdog: BUG: soft lockup - CPU#1 stuck for 22s!'; sleep 30"]);
+        let started = Instant::now();
+        let needles = ["soft lockup"];
+        let out =
+            stream_with_grace(&mut cmd, "t", Duration::from_secs(120), &needles, Duration::from_millis(500), &log)
+                .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "killed at the grace, not the timeout");
+        assert!(out.status.is_none(), "killed");
+        assert_eq!(out.fatal, Some(1));
+        assert!(out.lines[1].text.contains("soft lockup"));
+        // Without the needle, the same child runs to its end.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo '[ 1.0] all well'; sleep 1"]);
+        let out =
+            stream_with_grace(&mut cmd, "t", Duration::from_secs(120), &needles, Duration::from_millis(100), &log)
+                .unwrap();
+        assert!(out.status.is_some_and(|s| s.success()));
+        assert_eq!(out.fatal, None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -176,10 +176,18 @@ fn run_kernel(k: &kernel::Kernel, initramfs: &Path, work: &Path) -> Outcome {
         match pass {
             Some(line) => Ok(verdict(&line.text)),
             None => {
-                let why = match (out.find_last(guest::FAIL), out.status) {
-                    (Some(fail), _) => fail.text.clone(),
-                    (None, None) => format!("no verdict within {:?}: qemu was killed", qemu::TIMEOUT),
-                    (None, Some(s)) => format!("the VM ended ({s}) without a verdict"),
+                let fatal = out.fatal.map(|i| out.lines[i].text.as_str());
+                let why = match (out.find_last(guest::FAIL), out.status, fatal) {
+                    (Some(fail), _, _) => fail.text.clone(),
+                    (None, _, Some(fatal)) => format!(
+                        "the guest kernel printed \"{fatal}\" and no verdict followed (qemu is stopped {:?} after such a line; \
+                         under qemu's TCG with two vCPUs this has been a stale int3 left by the kernel's \
+                         patching of a tracepoint as the agent attached or detached; docs/KERNELS.md says which \
+                         kernels run on one vCPU for it)",
+                        console::FATAL_GRACE
+                    ),
+                    (None, None, None) => format!("no verdict within {:?}: qemu was killed", qemu::TIMEOUT),
+                    (None, Some(s), None) => format!("the VM ended ({s}) without a verdict"),
                 };
                 bail!(
                     "the checker did not pass on {} ({}): {why}\nthe failed checks and the last lines of the \
@@ -209,7 +217,7 @@ fn run_host(agent: &Path, guest: &Path, work: &Path) -> Outcome {
         let programs = std::fs::canonicalize(work).with_context(|| format!("cannot resolve {}", work.display()))?;
         let mut cmd = Command::new(guest);
         cmd.arg("--agent").arg(agent).arg("--busybox").arg(initramfs::busybox()?).arg("--programs").arg(programs);
-        let out = console::stream(&mut cmd, "host", HOST_TIMEOUT, &log)?;
+        let out = console::stream(&mut cmd, "host", HOST_TIMEOUT, &[], &log)?;
         timings = format!("checks {:.1} s", out.elapsed.as_secs_f64());
         match out.find(guest::PASS) {
             Some(line) => Ok(verdict(&line.text)),
