@@ -179,12 +179,15 @@ fn run_kernel(k: &kernel::Kernel, initramfs: &Path, work: &Path) -> Outcome {
                 let fatal = out.fatal.map(|i| out.lines[i].text.as_str());
                 let why = match (out.find_last(guest::FAIL), out.status, fatal) {
                     (Some(fail), _, _) => fail.text.clone(),
-                    (None, _, Some(fatal)) => format!(
-                        "the guest kernel printed \"{fatal}\" and no verdict followed (qemu is stopped {:?} after such a line; \
-                         under qemu's TCG with two vCPUs this has been a stale int3 left by the kernel's \
-                         patching of a tracepoint as the agent attached or detached; docs/KERNELS.md says which \
+                    (None, status, Some(fatal)) => format!(
+                        "the guest kernel printed \"{fatal}\" and no verdict followed ({}; soft lockups and \
+                         Oopses under qemu's TCG with two vCPUs have been a stale int3 left by the kernel's \
+                         patching of a tracepoint as the agent attached or detached: docs/KERNELS.md says which \
                          kernels run on one vCPU for it)",
-                        console::FATAL_GRACE
+                        match status {
+                            Some(s) => format!("the VM ended: {s}"),
+                            None => format!("qemu was stopped {:?} after that line", console::FATAL_GRACE),
+                        }
                     ),
                     (None, None, None) => format!("no verdict within {:?}: qemu was killed", qemu::TIMEOUT),
                     (None, Some(s), None) => format!("the VM ended ({s}) without a verdict"),
