@@ -57,6 +57,10 @@ fn an_exec_repeated_a_thousand_times_arrives_once_with_its_count() {
     assert_eq!(s["container"]["name"], name.as_str());
     assert_eq!(s["process"]["executable"], first["process"]["executable"]);
     assert_eq!(s["process"]["args"], first["process"]["args"]);
+    for k in ["applet", "user", "group"] {
+        assert!(!first["process"][k].is_null(), "busybox's sh runs as an applet, with a user and group: {first}");
+        assert_eq!(s["process"][k], first["process"][k], "{k}: what the repeat key held is shown: {s}");
+    }
     assert_eq!(s["process"]["parent"]["applet"], "sh", "the program the repeats came from: {s}");
     let rules = support::rules::load_rules();
     assert_eq!(support::rules::evaluate(&rules, s), Some(100_061), "the summary's rule");

@@ -49,8 +49,9 @@ pub struct Fold {
     pub leader: u32,
     /// What makes the event new in its container (`ecs::Event::routine`).
     pub first_key: String,
-    /// Identical events (`crate::repeats`) have the same: container, `first_key`, and for an
-    /// exec its arguments and user.
+    /// Identical events (`crate::repeats`) have the same: container, `first_key` (which holds
+    /// the program: executable, applet, the file's device and inode), and for an exec its
+    /// arguments, user, group and parent program (`ecs::Event::repeat_detail`).
     pub repeat_key: u64,
 }
 

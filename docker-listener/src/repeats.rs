@@ -1,9 +1,10 @@
 //! Repeat folding (`repeat_window`): identical routine events of a container within a window are
 //! sent once; the window's repeats follow as one `events-repeated` event with their count.
 //!
-//! Identical means (`correlate::Fold::repeat_key`): the same container, action, executable (and
-//! applet), outcome, and for an exec the same arguments and user, for a socket call the same
-//! address. Only routine events fold (`ecs::Event::routine`): a failed call, a marked exec
+//! Identical means (`correlate::Fold::repeat_key`): the same container, action, program (its
+//! executable, applet, and the file's device and inode: a binary replaced at the same path is
+//! another program), outcome, and for an exec the same arguments, user, group and parent
+//! program, for a socket call the same address. Only routine events fold (`ecs::Event::routine`): a failed call, a marked exec
 //! (fileless, drift, privileges, the 32-bit ABI) and every event of the other families are
 //! always sent, so the first occurrence of anything, and everything that matters on its own,
 //! is never folded.
@@ -135,13 +136,14 @@ fn summary(w: &Window, window: Duration) -> Option<Value> {
         }
     }
     let p = &first["process"];
-    v["process"] = json!({
-        "executable": p["executable"],
-        "name": p["name"],
-        "args": p["args"],
-        "command_line": p["command_line"],
-        "user": p["user"],
-    });
+    // The program and, for an exec, the command and its user and group: what the key held.
+    let mut process = serde_json::Map::new();
+    for k in ["executable", "name", "applet", "args", "command_line", "user", "group"] {
+        if !p[k].is_null() {
+            process.insert(k.to_owned(), p[k].clone());
+        }
+    }
+    v["process"] = Value::Object(process);
     // An exec's repeats share their parent's program too (`ecs::Event::repeat_detail`).
     if first["event"]["action"] == "exec" && p["parent"].is_object() {
         let parent = &p["parent"];
@@ -160,7 +162,7 @@ mod tests {
     fn exec(args: &str) -> Bytes {
         Bytes::from(
             json!({"event": {"action": "exec", "outcome": "success"}, "container": {"id": "c1", "name": "web"},
-                "process": {"executable": "/bin/true", "name": "true", "args": [args],
+                "process": {"executable": "/bin/true", "name": "true", "args": [args], "group": {"id": "101"},
                     "parent": {"pid": 7, "executable": "/bin/busybox", "name": "busybox", "applet": "crond"}}})
             .to_string(),
         )
@@ -191,6 +193,8 @@ mod tests {
             json!({"executable": "/bin/busybox", "name": "busybox", "applet": "crond"}),
             "the program every repeat came from, not one parent's pid"
         );
+        assert_eq!(s["process"]["group"], json!({"id": "101"}), "the group is in the key: shown");
+        assert!(s["process"].get("applet").is_none(), "no applet in the first event: none shown");
         assert_eq!(s["container"]["name"], "web");
         // A new window: the next one is sent again.
         assert!(r.admit(1, &exec("a"), t0 + Duration::from_secs(11), 400, &mut out));
