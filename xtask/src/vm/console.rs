@@ -53,9 +53,8 @@ impl Captured {
 
 /// After a line containing one of `stream`'s `fatal` needles, how long the child may still run:
 /// time to print the rest of the report (a kernel's backtrace) and, should it recover after all,
-/// to finish.
-/// Generous beside a whole run (under a minute): a soft lockup can be a warning the guest
-/// recovers from on a loaded host.
+/// to finish. Generous beside a whole run (under a minute): a soft lockup can be a warning that
+/// a guest on a loaded host recovers from.
 pub const FATAL_GRACE: Duration = Duration::from_secs(90);
 
 /// Runs `cmd` to its end or to `timeout` (then kills it), printing each line of its stdout and
