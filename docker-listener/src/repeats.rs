@@ -137,22 +137,17 @@ fn summary(w: &Window, window: Duration) -> Option<Value> {
     }
     let p = &first["process"];
     // The program and, for an exec, the command and its user and group: what the key held.
-    let mut process = serde_json::Map::new();
-    for k in ["executable", "name", "applet", "args", "command_line", "user", "group"] {
-        if !p[k].is_null() {
-            process.insert(k.to_owned(), p[k].clone());
-        }
-    }
-    v["process"] = Value::Object(process);
+    v["process"] = fields_of(p, &["executable", "name", "applet", "args", "command_line", "user", "group"]);
     // An exec's repeats share their parent's program too (`ecs::Event::repeat_detail`).
     if first["event"]["action"] == "exec" && p["parent"].is_object() {
-        let parent = &p["parent"];
-        v["process"]["parent"] = json!({"executable": parent["executable"], "name": parent["name"]});
-        if !parent["applet"].is_null() {
-            v["process"]["parent"]["applet"] = parent["applet"].clone();
-        }
+        v["process"]["parent"] = fields_of(&p["parent"], &["executable", "name", "applet"]);
     }
     Some(v)
+}
+
+/// The fields of `from` named by `keys` that it has, in that order.
+fn fields_of(from: &Value, keys: &[&str]) -> Value {
+    Value::Object(keys.iter().filter(|k| !from[**k].is_null()).map(|k| ((*k).to_owned(), from[*k].clone())).collect())
 }
 
 #[cfg(test)]
