@@ -54,7 +54,7 @@ use crate::{
     maps::{CONTAINER_BITS, CONTAINERS, PENDING_BITS, SENSITIVE, SENSITIVE_BITS, bit_set, config},
     maps::{bump_loss, reserve, submit},
     path,
-    syscall_exit::{call_head, in_compat, kernel_str, reg, regs, user_str},
+    syscall_exit::{Route, call_arguments, call_head, in_compat, kernel_str, reg, regs, route, user_str},
 };
 
 /// How the checks read kernel memory: plain loads through BTF-typed pointers, or the helper.
@@ -182,6 +182,14 @@ pub(crate) unsafe fn maybe_traced(task: *const u8) -> u64 {
     }
 }
 
+/// Whether nothing the current task (`task`) does to a file can be reported: the family has
+/// no offsets, or the task is not one `maybe_traced` lets through (the exact filters of
+/// `on_exit` and `on_path_exit` would refuse it). Loads alone, for every open of the host.
+#[inline(always)]
+pub(crate) fn untraced(task: *const u8) -> bool {
+    config!(offsets.exe_valid) == 0 || (config!(offsets.direct_valid) != 0 && unsafe { maybe_traced(task) } == 0)
+}
+
 /// The task's tgid, by a load where the task is typed (the helper before Linux 5.11).
 #[inline(always)]
 pub(crate) unsafe fn task_tgid(task: *const u8) -> u32 {
@@ -285,20 +293,24 @@ unsafe fn classify<M: Mem>(file: *const u8, open_flags: u32, want: u32) -> u32 {
     }
 }
 
-/// open, creat, openat, openat2: `ret` is the new descriptor. `task` is the current task,
-/// BTF-typed from Linux 5.11 (before it, `Direct` reads it with the helper).
+/// What an open that returned a descriptor (`ret`) opened and how it matched (`matched`), with
+/// the task's cgroup, by loads alone (the helper's reads where the kernel's types say so):
+/// `None` for the opens no event is made of, which are most. Not the exact filter yet (the
+/// bits may be another cgroup's). `task` is the current task, BTF-typed from Linux 5.11
+/// (before it, `Direct` reads it with the helper). The exit program asks this before it
+/// tail-calls the family's program, which asks it again (`on_exit`).
 #[inline(always)]
-pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
+pub(crate) fn opened(task: *const u8, op: u32, a: &[u64; 6], ret: i64) -> Option<(*const u8, u32, u64)> {
     // A failed open opened nothing: there is no file to match here (a refused one goes to
     // `on_path_exit` by `refused`).
     if ret < 0 || config!(offsets.exe_valid) == 0 || config!(offsets.direct_valid) == 0 {
-        return;
+        return None;
     }
     let cgroup = unsafe { maybe_traced(task) };
     if cgroup == 0 {
-        return;
+        return None;
     }
-    let (open_flags, mode, requested) = arguments(op, a);
+    let (open_flags, _, _) = arguments(op, a);
     let want = access_of(open_flags);
     let typed = unsafe { embedded_file(task, ret as u32) };
     let (file, how) = if !typed.is_null() {
@@ -306,7 +318,7 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
     } else {
         let file = unsafe { grown_table_file(task, ret as u32) };
         if file.is_null() {
-            return;
+            return None;
         }
         // Typed by the kfunc where the kernel has it (6.2+): plain loads, as above. The test is
         // of a load-time constant, so each kernel's verifier walks one of the two ways.
@@ -319,15 +331,38 @@ pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
         (file, how)
     };
     // Nothing matched: sent all the same in a container's first moments, before the daemon
-    // has resolved its sensitive files (a bit, then the exact state below).
-    let how = if how == 0 {
-        if !bit_set(&PENDING_BITS, cgroup) {
-            return;
-        }
-        matched::PENDING
+    // has resolved its sensitive files (a bit, then the exact state in `on_exit`).
+    if how != 0 {
+        Some((file, how, cgroup))
+    } else if bit_set(&PENDING_BITS, cgroup) {
+        Some((file, matched::PENDING, cgroup))
     } else {
-        how
-    };
+        None
+    }
+}
+
+/// Whether the exit of file call `op` (`Route::File`) by the current task may make an event:
+/// what the family's program would look at first, by loads, so that the exit program
+/// tail-calls it only then. A process the family cannot report on (the host's), an open that
+/// matched nothing, a failure that is not a refusal (a missing file) end there.
+#[inline(always)]
+pub(crate) fn may_report(task: *const u8, op: u32, a: &[u64; 6], ret: i64) -> bool {
+    // The cheapest test first; `opened` makes `untraced`'s own.
+    if op >= op::FIRST_PATH_OP {
+        !untraced(task)
+    } else if ret < 0 {
+        docker_listener_common::family::file::refused_open(op, ret) != 0 && !untraced(task)
+    } else {
+        opened(task, op, a, ret).is_some()
+    }
+}
+
+/// open, creat, openat, openat2: `ret` is the new descriptor.
+#[inline(always)]
+pub fn on_exit(task: *const u8, op: u32, a: &[u64; 6], ret: i64, flags: u32) {
+    let Some((file, how, cgroup)) = opened(task, op, a, ret) else { return };
+    let (open_flags, mode, requested) = arguments(op, a);
+    let want = access_of(open_flags);
     // The exact filter, now that the open is one to report: the bit may have been another
     // cgroup's.
     let state = unsafe { CONTAINERS.get(&cgroup) }.copied().unwrap_or(0);
@@ -635,6 +670,42 @@ static URING_SCRATCH: PerCpuArray<PathRecord> = PerCpuArray::with_max_entries(1,
 /// goes at the next submission of a change by name at its address.
 #[map]
 static URING_CHANGES: HashMap<u64, PathRecord> = HashMap::with_max_entries(1024, 0);
+
+/// The file-access family's program for the opens and the changes by name or descriptor:
+/// `sys_exit` like the exit program, which tail-calls it for those calls (it is attached to
+/// nothing itself). Verified on its own, as the program for open_by_handle_at below is: the
+/// exit program is the one the verifier takes longest over, near its limit of a million
+/// instructions on Debian 12's 6.1, and the file walks were most of it.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn raw_sys_exit_file(ctx: BtfTracePointContext) -> u32 {
+    let regs: *const u8 = ctx.arg(0);
+    let id = reg(regs, regs::ORIG_AX) as i64;
+    // The BTF-typed task: loads through it (and the pointers read from it) are plain loads.
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let compat = in_compat(task);
+    let Some(Route::File(op)) = route(id, compat) else { return 0 };
+    if config!(families) & switch::FILE == 0 {
+        return 0;
+    }
+    let ret: i64 = ctx.arg(1);
+    let (a, fl) = call_arguments(regs, compat);
+    // Opens, the most frequent calls here, filter the task and the file with loads alone (no
+    // helper call) before anything else. A refused open (nothing opened) is sent as a change
+    // by name is: one place for both.
+    let (op, args) = if op >= op::FIRST_PATH_OP {
+        (op, a)
+    } else if ret >= 0 {
+        on_exit(task, op, &a, ret, fl);
+        return 0;
+    } else {
+        match refused(op, &a, ret) {
+            Some(r) => r,
+            None => return 0,
+        }
+    };
+    on_path_exit::<false>(op, &args, ret, fl);
+    0
+}
 
 /// The file-access family's program for open_by_handle_at: `sys_exit` like the exit program,
 /// which tail-calls it for that call's numbers (it is attached to nothing itself). Every call

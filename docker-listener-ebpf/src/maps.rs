@@ -71,6 +71,12 @@ pub static NET_PROGRAM: ProgramArray = ProgramArray::with_max_entries(1, 0);
 #[map]
 pub static HANDLE_PROGRAM: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
+/// The file-access family's program for the other opens and changes of files (`file.rs`),
+/// which the exit program tail-calls for their numbers: slot 0, filled by the daemon when the
+/// family is on.
+#[map]
+pub static FILE_PROGRAM: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
 /// The network family's work area (`net.rs`).
 #[map]
 pub static NET_SCRATCH: PerCpuArray<crate::net::NetScratch> = PerCpuArray::with_max_entries(1, 0);

@@ -6,8 +6,9 @@
 //! - the 32-bit ABI's execs and socket calls (`compat.rs`);
 //! - the families reported at the exit, whatever the ABI: kernel modules (`kmod.rs`), BPF
 //!   (`bpf.rs`), ptrace (`ptrace.rs`), namespaces and mounts (`namespace.rs`), privilege
-//!   changes (`cred.rs`), opens of sensitive files (`file.rs`), sends (DNS queries, UDP flows:
-//!   `net.rs`).
+//!   changes (`cred.rs`), opens and changes of sensitive files (`file.rs`), sends (DNS
+//!   queries, UDP flows: `net.rs`). The last two are programs of their own, which this one
+//!   tail-calls: each is verified alone, and one the kernel refuses costs its family alone.
 //!
 //! Its first instructions reject every other call: the call's number (`regs->orig_ax`, a direct
 //! load through the BTF-typed pointer) is looked up in a bitmap of the numbers that matter with
@@ -32,7 +33,7 @@ use crate::{
     bpf, compat, cred as cred_family, file as file_family,
     kernel::{TS_COMPAT, current_task, exe_identity, exec_id, process_start},
     kmod as kmod_family,
-    maps::{HANDLE_PROGRAM, NET_PROGRAM},
+    maps::{FILE_PROGRAM, HANDLE_PROGRAM, NET_PROGRAM},
     maps::{config, traced},
     namespace as ns_family, net as net_family, ptrace as ptrace_family,
 };
@@ -58,7 +59,7 @@ pub mod regs {
 /// register undefined, which the compiler may still spill, and the verifier rejects reading an
 /// uninitialised register ("R4 !read_ok").
 #[derive(Clone, Copy)]
-enum Route {
+pub(crate) enum Route {
     #[allow(dead_code)]
     Compat(u32),
     KernelModule(u32),
@@ -83,6 +84,12 @@ impl Route {
             Route::File(_) => switch::FILE,
         }
     }
+}
+
+/// The route of call `id` in the task's ABI.
+#[inline(always)]
+pub(crate) fn route(id: i64, compat: bool) -> Option<Route> {
+    if compat { route_ia32(id) } else { route_x64(id) }
 }
 
 #[inline(always)]
@@ -290,50 +297,39 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> u32 {
     if id == x64::OPEN_BY_HANDLE_AT || id == ia32::OPEN_BY_HANDLE_AT {
         unsafe { HANDLE_PROGRAM.tail_call(&ctx, 0) };
     }
-    routed(&ctx, regs, id)
+    dispatch(&ctx, regs, id)
 }
 
-/// A call whose number is in the bitmap. A function of its own, not inlined: the test above,
-/// which every system call of the host runs, stays in the program's entry, with no call (and
-/// no return, which return-stack mitigations make costly) before it.
+/// A call whose number is in the bitmap, past the sends and open_by_handle_at. A function of
+/// its own, not inlined: the test above, which every system call of the host runs, stays in
+/// the program's entry, with no call (and no return, which return-stack mitigations make
+/// costly) and no more stack before it. (It may tail-call: the frame above it is small.)
 #[inline(never)]
-fn routed(ctx: &BtfTracePointContext, regs: *const u8, id: i64) -> u32 {
-    // The BTF-typed task: loads through it (and the pointers read from it) are plain loads.
+fn dispatch(ctx: &BtfTracePointContext, regs: *const u8, id: i64) -> u32 {
+    // The other opens and changes of files: the file-access family's program for them
+    // (`file::raw_sys_exit_file`), verified on its own too. The ABI decides: a number may be a
+    // file call in one and another family's call in the other. What the family's program would
+    // look at first is asked here, by loads (`file::may_report`): the host's opens, the opens
+    // of files that match nothing and the missing files end here, without the tail call, at
+    // what they cost before the family had a program of its own. An empty slot (the family
+    // off, or its program refused) means no file call is reported.
     let task = unsafe { bpf_get_current_task_btf() } as *const u8;
     let compat = in_compat(task);
-    let Some(route) = (if compat { route_ia32(id) } else { route_x64(id) }) else { return 0 };
+    let Some(route) = route(id, compat) else { return 0 };
+    if let Route::File(op) = route {
+        let (a, _) = call_arguments(regs, compat);
+        if config!(families) & switch::FILE != 0 && file_family::may_report(task, op, &a, ctx.arg(1)) {
+            unsafe { FILE_PROGRAM.tail_call(ctx, 0) };
+        }
+        return 0;
+    }
     // (The 32-bit exec and socket calls have no family switch: their numbers are in the
     // bitmap only when their settings are on.)
     if route.switch() & config!(families) != route.switch() {
         return 0;
     }
     let ret: i64 = ctx.arg(1);
-    let (a, fl) = if compat {
-        // 32-bit arguments, zero-extended.
-        let r = |off| reg(regs, off) & 0xffff_ffff;
-        ([r(regs::BX), r(regs::CX), r(regs::DX), r(regs::SI), r(regs::DI), r(regs::BP)], flags::COMPAT)
-    } else {
-        let r = |off| reg(regs, off);
-        ([r(regs::DI), r(regs::SI), r(regs::DX), r(regs::R10), r(regs::R8), r(regs::R9)], 0)
-    };
-    // Opens: the most frequent calls routed here. Their family filters the task and the file
-    // with loads alone (no helper call) before anything else.
-    if let Route::File(op) = route {
-        // A refused open (nothing opened) is sent as a change by name is: one place for both.
-        let (op, args) = if op >= file::op::FIRST_PATH_OP {
-            (op, a)
-        } else if ret >= 0 {
-            file_family::on_exit(task, op, &a, ret, fl);
-            return 0;
-        } else {
-            match file_family::refused(op, &a, ret) {
-                Some(r) => r,
-                None => return 0,
-            }
-        };
-        file_family::on_path_exit::<false>(op, &args, ret, fl);
-        return 0;
-    }
+    let (a, fl) = call_arguments(regs, compat);
     // Every fork of the host exits clone twice (the child with 0): only a clone that makes a
     // namespace is the family's, which its flags say before the container filter is asked.
     if let Route::Namespace(op) = route
@@ -359,9 +355,23 @@ fn routed(ctx: &BtfTracePointContext, regs: *const u8, id: i64) -> u32 {
         Route::Ptrace(op) => ptrace_family::on_exit(op, &a, ret, fl),
         Route::Namespace(op) => ns_family::on_exit(op, &a, ret, fl),
         Route::Privilege(op) => cred_family::on_exit(op, &a, ret, fl),
+        // (The file-access family's program, above.)
         Route::File(_) => {}
     }
     0
+}
+
+/// The call's six arguments from the saved registers (zero-extended for a 32-bit call), and
+/// the record flag of its ABI.
+#[inline(always)]
+pub fn call_arguments(regs: *const u8, compat: bool) -> ([u64; 6], u32) {
+    if compat {
+        let r = |off| reg(regs, off) & 0xffff_ffff;
+        ([r(regs::BX), r(regs::CX), r(regs::DX), r(regs::SI), r(regs::DI), r(regs::BP)], flags::COMPAT)
+    } else {
+        let r = |off| reg(regs, off);
+        ([r(regs::DI), r(regs::SI), r(regs::DX), r(regs::R10), r(regs::R8), r(regs::R9)], 0)
+    }
 }
 
 /// The head of an exit-reported family's record.

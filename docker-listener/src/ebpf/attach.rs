@@ -104,6 +104,9 @@ pub const EXIT_PROGRAM: &str = "raw_sys_exit";
 pub const BTF_TRACEPOINTS: [&str; 2] = ["sched_process_fork", "sys_exit"];
 /// The network family's program, which the exit program tail-calls (slot 0 of `NET_PROGRAM`).
 pub const NET_PROGRAM: &str = "raw_sys_exit_net";
+/// The file-access family's program for opens and changes of files, tail-called by the exit
+/// program (slot 0 of `FILE_PROGRAM`).
+pub const FILE_PROGRAM: &str = "raw_sys_exit_file";
 /// The file-access family's program for open_by_handle_at, tail-called by the exit program
 /// (slot 0 of `HANDLE_PROGRAM`).
 pub const HANDLE_PROGRAM: &str = "raw_sys_exit_handle";
@@ -287,17 +290,27 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         }
         (state, true) => state.clone(),
     };
-    // The network family's own program, tail-called by the exit program for sends.
+    // The network family's own program, tail-called by the exit program for sends, and the
+    // file-access family's for opens and changes of files.
     let net = tail_door(ebpf, &exit, cfg.dns || cfg.udp_flows, k.btf, (NET_PROGRAM, "NET_PROGRAM"), &mut attached);
+    let file = tail_door(ebpf, &exit, cfg.file_access, k.btf, (FILE_PROGRAM, "FILE_PROGRAM"), &mut attached);
     for (f, at_exit) in family::at_exit() {
-        let own = f.kind == docker_listener_common::RecordKind::Network;
+        let own = match f.kind {
+            docker_listener_common::RecordKind::Network => Some(&net),
+            docker_listener_common::RecordKind::FileAccess => Some(&file),
+            _ => None,
+        };
         doors.push(Door {
             name: f.name,
-            hook: if own { "tp_btf/sys_exit (raw_syscalls), tail call" } else { "tp_btf/sys_exit (raw_syscalls)" },
+            hook: if own.is_some() {
+                "tp_btf/sys_exit (raw_syscalls), tail call"
+            } else {
+                "tp_btf/sys_exit (raw_syscalls)"
+            },
             state: match ((f.enabled)(cfg), own) {
                 (false, _) => DoorState::Off,
-                (true, true) => net.clone(),
-                (true, false) => exit.clone(),
+                (true, Some(state)) => state.clone(),
+                (true, None) => exit.clone(),
             },
             blind: at_exit.sees,
         });
@@ -446,11 +459,12 @@ fn ahead(cfg: &EbpfConfig, k: &Kernel) -> Vec<Ahead> {
         && k.btf.is_some()
         && pt_regs_matches(k.pt_regs).is_ok();
     if exit {
-        ahead.push(Ahead { name: EXIT_PROGRAM, btf_event: Some("sys_exit"), weight: 760 });
+        ahead.push(Ahead { name: EXIT_PROGRAM, btf_event: Some("sys_exit"), weight: 230 });
         if cfg.dns || cfg.udp_flows {
             ahead.push(Ahead { name: NET_PROGRAM, btf_event: Some("sys_exit"), weight: 170 });
         }
         if cfg.file_access {
+            ahead.push(Ahead { name: FILE_PROGRAM, btf_event: Some("sys_exit"), weight: 900 });
             ahead.push(Ahead { name: HANDLE_PROGRAM, btf_event: Some("sys_exit"), weight: 220 });
         }
     }
@@ -564,7 +578,7 @@ fn tail_door(
 }
 
 /// Loads a program the exit program tail-calls (for `sys_exit`, attached to nothing: the
-/// network family's, the file-access family's for open_by_handle_at) and puts it in slot 0 of
+/// network family's, the file-access family's two) and puts it in slot 0 of
 /// `map`, where the exit program looks.
 fn tail_program(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, map: &str) -> Result<(), String> {
     let started = std::time::Instant::now();

@@ -785,13 +785,15 @@ pub const COMPAT_PREFIXES: [&str; 2] = ["compat_sys_", "raw_sys_exit"];
 
 /// Whether a program runs at every system call of the host. Not those the exit program
 /// tail-calls, the network family's (`raw_sys_exit_net`, "raw_sys_exit_ne" in the kernel) and
-/// the file-access family's (`raw_sys_exit_handle`, "raw_sys_exit_ha"): a tail call is not a run
-/// of its own: its time is in the exit program's run.
+/// the file-access family's two (`raw_sys_exit_file`, "raw_sys_exit_fi", and
+/// `raw_sys_exit_handle`, "raw_sys_exit_ha"): a tail call is not a run of its own: its time is
+/// in the exit program's run.
 pub fn on_every_syscall(name: &str) -> bool {
-    COMPAT_PREFIXES.iter().any(|p| name.starts_with(p))
-        && !name.starts_with("raw_sys_exit_n")
-        && !name.starts_with("raw_sys_exit_h")
+    COMPAT_PREFIXES.iter().any(|p| name.starts_with(p)) && !TAIL_CALLED.iter().any(|p| name.starts_with(p))
 }
+
+/// The kernel's names (15 bytes) of the programs the exit program tail-calls.
+const TAIL_CALLED: [&str; 3] = ["raw_sys_exit_ne", "raw_sys_exit_fi", "raw_sys_exit_ha"];
 
 /// The kernel's accounting of an agent's BPF programs (`kernel.bpf_stats_enabled` must be on):
 /// all of them, and the compat programs among them.
@@ -927,6 +929,17 @@ mod tests {
             base,
             serde_json::json!({"ebpf": {"budget_per_second": 0, "file_access": false}, "repeat_window": 5})
         );
+    }
+
+    #[test]
+    fn only_the_attached_exit_programs_run_at_every_system_call() {
+        // The kernel's 15-byte names.
+        for name in ["raw_sys_exit", "compat_sys_exit"] {
+            assert!(on_every_syscall(name), "{name}");
+        }
+        for name in ["raw_sys_exit_ne", "raw_sys_exit_fi", "raw_sys_exit_ha", "sys_exit_connect", "io_uring_compl"] {
+            assert!(!on_every_syscall(name), "{name}");
+        }
     }
 
     #[test]
