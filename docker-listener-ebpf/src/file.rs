@@ -184,7 +184,8 @@ pub(crate) unsafe fn maybe_traced(task: *const u8) -> u64 {
 
 /// Whether nothing the current task (`task`) does to a file can be reported: the family has
 /// no offsets, or the task is not one `maybe_traced` lets through (the exact filters of
-/// `on_exit` and `on_path_exit` would refuse it). Loads alone, for every open of the host.
+/// `on_exit` and `on_path_exit` would refuse it). Loads alone: `may_report` asks it for the
+/// changes and the refusals (an open's `opened` makes the same test first).
 #[inline(always)]
 pub(crate) fn untraced(task: *const u8) -> bool {
     config!(offsets.exe_valid) == 0 || (config!(offsets.direct_valid) != 0 && unsafe { maybe_traced(task) } == 0)
