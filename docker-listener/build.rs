@@ -1,5 +1,5 @@
-//! Builds the eBPF object (`docker-listener-ebpf`, target bpfel-unknown-none) into OUT_DIR, where
-//! `src/ebpf` embeds it, so a plain `cargo build` always carries an object matching the sources.
+//! Builds the eBPF objects (`docker-listener-ebpf`, target bpfel-unknown-none; once more with
+//! its `bpf-loop` feature) into OUT_DIR, where `src/ebpf` embeds them, so a plain `cargo build` always carries an object matching the sources.
 //!
 //! Needs `bpf-linker` and the `rust-src` component, both installed by `cargo xtask setup`. The
 //! eBPF crate is built on the stable toolchain with RUSTC_BOOTSTRAP=1 and `-Z build-std=core`
@@ -15,6 +15,8 @@ use std::{
 };
 
 const EBPF_CRATE: &str = "docker-listener-ebpf";
+/// The object built with the eBPF crate's `bpf-loop` feature.
+const LOOP_OBJECT: &str = "docker-listener-ebpf-loop";
 
 fn bpf_linker_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
@@ -38,14 +40,16 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DOCKER_LISTENER_CACHE");
     println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_else(|| fail("OUT_DIR not set")));
-    let object = out_dir.join(EBPF_CRATE);
 
     if env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) {
         // For `cargo check`/`clippy` without the BPF toolchain: an empty object, which the daemon
         // recognises and reports ("built without its eBPF object") before falling back to Docker
         // events only.
-        if let Err(e) = std::fs::write(&object, []) {
-            fail(&format!("cannot write {}: {e}", object.display()));
+        for name in [EBPF_CRATE, LOOP_OBJECT] {
+            let object = out_dir.join(name);
+            if let Err(e) = std::fs::write(&object, []) {
+                fail(&format!("cannot write {}: {e}", object.display()));
+            }
         }
         return;
     }
@@ -79,33 +83,42 @@ fn main() {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let rustflags =
         [format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2".into(), "-Clink-arg=--btf".into()].join("\x1f");
-    let result = Command::new(cargo)
-        .current_dir(&ebpf_dir)
-        .args(["build", "--package", EBPF_CRATE, "--bin", EBPF_CRATE, "--release"])
-        .args(["--target", target, "-Z", "build-std=core"])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env("PATH", path)
-        // Lets the stable toolchain build `core` for the BPF target.
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
-        .env_remove("RUSTC")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("RUSTFLAGS")
-        .output();
-    let output = match result {
-        Ok(o) => o,
-        Err(e) => fail(&format!("cannot run cargo to build the eBPF object: {e}")),
-    };
-    if !output.status.success() {
-        fail(&format!(
-            "building the eBPF object ({EBPF_CRATE}) failed:\n{}\nIf rust-src or bpf-linker is \
-             missing, run `cargo xtask setup`.",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let built: &Path = &target_dir.join(target).join("release").join(EBPF_CRATE);
-    if let Err(e) = std::fs::copy(built, &object) {
-        fail(&format!("cannot copy {} to {}: {e}", built.display(), object.display()));
+    // Two objects from the same sources: the path walk unrolled (every kernel), and as a
+    // `bpf_loop` callback (5.17+, far less for the verifier to walk; docker-listener-ebpf's
+    // path.rs). The second build reuses the first's `core` and dependencies.
+    for (features, name) in [(None, EBPF_CRATE), (Some("bpf-loop"), LOOP_OBJECT)] {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&ebpf_dir)
+            .args(["build", "--package", EBPF_CRATE, "--bin", EBPF_CRATE, "--release"])
+            .args(["--target", target, "-Z", "build-std=core"])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env("PATH", &path)
+            // Lets the stable toolchain build `core` for the BPF target.
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_ENCODED_RUSTFLAGS", &rustflags)
+            .env_remove("RUSTC")
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove("RUSTFLAGS");
+        if let Some(features) = features {
+            cmd.args(["--features", features]);
+        }
+        let output = match cmd.output() {
+            Ok(o) => o,
+            Err(e) => fail(&format!("cannot run cargo to build the eBPF object: {e}")),
+        };
+        if !output.status.success() {
+            fail(&format!(
+                "building the eBPF object ({EBPF_CRATE}{}) failed:\n{}\nIf rust-src or bpf-linker is \
+                 missing, run `cargo xtask setup`.",
+                features.map_or(String::new(), |f| format!(", feature {f}")),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let built: &Path = &target_dir.join(target).join("release").join(EBPF_CRATE);
+        let copy = out_dir.join(name);
+        if let Err(e) = std::fs::copy(built, &copy) {
+            fail(&format!("cannot copy {} to {}: {e}", built.display(), copy.display()));
+        }
     }
 }

@@ -115,7 +115,8 @@ pub unsafe fn path_parts(p: *const u8) -> (*const u8, *const u8, *const u8) {
 }
 
 /// The walk of `file_of`, from a (vfsmount, dentry, inode) triple. Each call site is verified
-/// on its own (64 steps): callers choose their triple first and call it once.
+/// on its own (64 unrolled steps, or the `bpf_loop` callback: `steps`): callers choose their
+/// triple first and call it once.
 #[inline(always)]
 pub unsafe fn walk(
     task: *const u8,
@@ -126,8 +127,6 @@ pub unsafe fn walk(
     path: *mut u8,
 ) {
     unsafe {
-        let mut dentry = dentry;
-        let mut vfsmnt = vfsmnt;
         (*exe).ino = read0(inode, config!(offsets.inode_i_ino));
         (*exe).nlink = read0(inode, config!(offsets.inode_i_nlink));
         let sb: *const u8 = read0(inode, config!(offsets.inode_i_sb));
@@ -136,8 +135,7 @@ pub unsafe fn walk(
 
         let p_mnt = config!(offsets.path_mnt);
         let p_dentry = config!(offsets.path_dentry);
-        let mount_mnt = config!(offsets.mount_mnt) as usize;
-        let mut mnt = vfsmnt.wrapping_sub(mount_mnt);
+        let mnt = vfsmnt.wrapping_sub(config!(offsets.mount_mnt) as usize);
 
         // The top of the walk is the root of the process's mount namespace (in a container, its
         // root filesystem), not the process's own root: a chroot would let it choose the path.
@@ -152,53 +150,24 @@ pub unsafe fn walk(
         // states of every path through a step merge at the top of the next one. Past
         // APPEND_LIMIT, names are no longer written, but the walk goes on: `top` is the last
         // dentry walked, written after the loop (after an empty component, the gap).
-        let mut off: usize = 0;
-        let mut top: *const u8 = dentry;
-        // Where the walk passed the process's own root (`fs->root`): the components written after
-        // it are the path of that root in the namespace, none unless the process is chrooted.
-        let mut root_off: usize = opaque(usize::MAX);
-        let mut end = exe_flags::TRUNCATED;
-        for _ in 0..EXE_WALK_STEPS {
-            if dentry.is_null() {
-                end = exe_flags::UNAVAILABLE;
-                break;
-            }
-            if dentry == root_dentry && vfsmnt == root_mnt {
-                root_off = off;
-            }
-            let mnt_root: *const u8 = read0(vfsmnt, config!(offsets.vfsmount_mnt_root));
-            if dentry == mnt_root {
-                // The root of a mount: go on from where it is mounted, in the parent mount.
-                let parent: *const u8 = read0(mnt, config!(offsets.mount_mnt_parent));
-                if parent.is_null() || parent == mnt {
-                    // The top of a mount tree: the namespace's root, or a detached tree.
-                    end = if mnt == ns_root { 0 } else { exe_flags::OUTSIDE_ROOT };
-                    break;
-                }
-                dentry = read0(mnt, config!(offsets.mount_mnt_mountpoint));
-                mnt = parent;
-                vfsmnt = mnt.wrapping_add(mount_mnt);
-                continue;
-            }
-            let parent: *const u8 = read0(dentry, config!(offsets.dentry_d_parent));
-            if off <= APPEND_LIMIT {
-                let n = append_name(path, off, dentry);
-                if n <= 0 {
-                    end = exe_flags::UNAVAILABLE;
-                    break;
-                }
-                off = opaque(off + n as usize);
-            } else {
-                top = dentry;
-            }
-            if parent == dentry || parent.is_null() {
-                // Its own parent, yet not a mount's root: an internal filesystem's file
-                // (memfd, anonymous shared memory) or a disconnected dentry.
-                end = exe_flags::DETACHED;
-                break;
-            }
-            dentry = parent;
-        }
+        let mut w = Walk {
+            dentry,
+            vfsmnt,
+            mnt,
+            top: dentry,
+            off: 0,
+            // Where the walk passed the process's own root (`fs->root`): the components written
+            // after it are the path of that root in the namespace, none unless the process is
+            // chrooted.
+            root_off: opaque(usize::MAX),
+            end: exe_flags::TRUNCATED,
+            path,
+            root_dentry,
+            root_mnt,
+            ns_root,
+        };
+        steps(&mut w);
+        let Walk { dentry, top, mut off, root_off, end, .. } = w;
         let mut flags = end;
         if off == 0 && end & exe_flags::OUTSIDE_ROOT != 0 {
             // The file is itself the root of a mount no one else's tree reaches (a file
@@ -228,5 +197,123 @@ pub unsafe fn walk(
         (*exe).flags = flags;
         (*exe).path_len =
             if off > EXE_PATH_MASK + EXE_NAME_MAX { (EXE_PATH_MASK + EXE_NAME_MAX) as u32 } else { off as u32 };
+    }
+}
+
+/// What one step of the walk reads and what it carries to the next (the fields before `path`).
+#[repr(C)]
+struct Walk {
+    dentry: *const u8,
+    vfsmnt: *const u8,
+    /// The `struct mount` of `vfsmnt`.
+    mnt: *const u8,
+    /// The last dentry walked once the names no longer fit.
+    top: *const u8,
+    /// Bytes of names written (opaque to the verifier).
+    off: usize,
+    /// `off` where the walk passed the task's own root, else opaque `usize::MAX`.
+    root_off: usize,
+    /// How the walk ended (`exe_flags`); `TRUNCATED` while it goes on.
+    end: u32,
+    path: *mut u8,
+    root_dentry: *const u8,
+    root_mnt: *const u8,
+    ns_root: *const u8,
+}
+
+/// Up to `EXE_WALK_STEPS` steps. Kernels with `bpf_loop` (5.17+) get the object built with the
+/// `bpf-loop` feature: the step is a function the kernel calls, which the verifier walks for as
+/// many states as reach its entry (a few), not for each of the 64 unrolled steps; the daemon
+/// loads that object where the helper exists. Older kernels may refuse a program that takes a
+/// function's address at all (5.10 knows no such instruction: 5.13 added it), even in code
+/// that never runs, so their object unrolls the loop.
+#[inline(always)]
+unsafe fn steps(w: &mut Walk) {
+    #[cfg(feature = "bpf-loop")]
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            EXE_WALK_STEPS as u32,
+            walk_step as *const () as *mut core::ffi::c_void,
+            (w as *mut Walk).cast(),
+            0,
+        );
+    }
+    #[cfg(not(feature = "bpf-loop"))]
+    for _ in 0..EXE_WALK_STEPS {
+        if unsafe { step(w) } {
+            break;
+        }
+    }
+}
+
+/// `bpf_loop`'s callback: 1 stops the loop.
+///
+/// The kernel does not know that 1 stops it: since Linux 6.7 it verifies the callback as if
+/// called again after every return, until the state at its entry is one it has seen, compared
+/// exactly (before, it verified one call). Each of the
+/// step's paths leaves the carried values another way (a constant `end`, a pointer known not
+/// null, an offset known past the limit), and their combinations never repeat within the
+/// verifier's budget. So the step's carried values are copied onto themselves by a helper at
+/// its end, which leaves them unknown to the verifier: from the second entry on, every entry is
+/// the same state, and the callback is verified twice per state reaching the call.
+#[cfg(feature = "bpf-loop")]
+#[inline(never)]
+unsafe extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    unsafe {
+        let w = ctx.cast::<Walk>();
+        let stop = step(&mut *w);
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            w.cast(),
+            core::mem::offset_of!(Walk, path) as u32,
+            w.cast_const().cast(),
+        );
+        i64::from(stop)
+    }
+}
+
+/// One step up: a component, or a mount crossed. True when the walk ends (`w.end` says how).
+#[inline(always)]
+unsafe fn step(w: &mut Walk) -> bool {
+    unsafe {
+        if w.dentry.is_null() {
+            w.end = exe_flags::UNAVAILABLE;
+            return true;
+        }
+        if w.dentry == w.root_dentry && w.vfsmnt == w.root_mnt {
+            w.root_off = w.off;
+        }
+        let mnt_root: *const u8 = read0(w.vfsmnt, config!(offsets.vfsmount_mnt_root));
+        if w.dentry == mnt_root {
+            // The root of a mount: go on from where it is mounted, in the parent mount.
+            let parent: *const u8 = read0(w.mnt, config!(offsets.mount_mnt_parent));
+            if parent.is_null() || parent == w.mnt {
+                // The top of a mount tree: the namespace's root, or a detached tree.
+                w.end = if w.mnt == w.ns_root { 0 } else { exe_flags::OUTSIDE_ROOT };
+                return true;
+            }
+            w.dentry = read0(w.mnt, config!(offsets.mount_mnt_mountpoint));
+            w.mnt = parent;
+            w.vfsmnt = parent.wrapping_add(config!(offsets.mount_mnt) as usize);
+            return false;
+        }
+        let parent: *const u8 = read0(w.dentry, config!(offsets.dentry_d_parent));
+        if w.off <= APPEND_LIMIT {
+            let n = append_name(w.path, w.off, w.dentry);
+            if n <= 0 {
+                w.end = exe_flags::UNAVAILABLE;
+                return true;
+            }
+            w.off = opaque(w.off + n as usize);
+        } else {
+            w.top = w.dentry;
+        }
+        if parent == w.dentry || parent.is_null() {
+            // Its own parent, yet not a mount's root: an internal filesystem's file
+            // (memfd, anonymous shared memory) or a disconnected dentry.
+            w.end = exe_flags::DETACHED;
+            return true;
+        }
+        w.dentry = parent;
+        false
     }
 }

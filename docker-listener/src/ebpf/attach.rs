@@ -197,6 +197,8 @@ pub struct Kernel<'a> {
     pub uring_fixed_opens: Result<(), String>,
     /// What io_uring's changes by name need resolved (their requests' commands); else why not.
     pub uring_changes: Result<(), String>,
+    /// The object loaded walks paths with `bpf_loop` (else unrolled, and slower to verify).
+    pub walk_loop: bool,
 }
 
 /// Attaches every enabled program this kernel allows; returns the programs attached and the
@@ -447,11 +449,13 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
 /// The programs slowest to verify that `attach` below loads with this configuration on this
 /// kernel, for `preload` to load ahead. The conditions follow `attach`'s: one listed here that
 /// `attach` then leaves out is merely loaded for nothing, one left out is loaded in order.
-/// Weights: their load times on 6.18 (BENCHMARKS.md, the density scenario's start-up).
+/// Weights: their load times on 6.18, one at a time, with the object this kernel gets (the
+/// path walks as a `bpf_loop` callback, or unrolled: BENCHMARKS.md, 2026-12-04, late).
 fn ahead(cfg: &EbpfConfig, k: &Kernel) -> Vec<Ahead> {
+    let weight = |looped: u32, unrolled: u32| if k.walk_loop { looped } else { unrolled };
     let mut ahead = Vec::new();
     if cfg.exec {
-        ahead.push(Ahead { name: "sched_process_exec", btf_event: None, weight: 200 });
+        ahead.push(Ahead { name: "sched_process_exec", btf_event: None, weight: weight(4, 180) });
     }
     let exit = (cfg.compat || family::at_exit().any(|(f, _)| (f.enabled)(cfg)))
         && cfg!(target_arch = "x86_64")
@@ -459,19 +463,19 @@ fn ahead(cfg: &EbpfConfig, k: &Kernel) -> Vec<Ahead> {
         && k.btf.is_some()
         && pt_regs_matches(k.pt_regs).is_ok();
     if exit {
-        ahead.push(Ahead { name: EXIT_PROGRAM, btf_event: Some("sys_exit"), weight: 230 });
+        ahead.push(Ahead { name: EXIT_PROGRAM, btf_event: Some("sys_exit"), weight: weight(176, 173) });
         if cfg.dns || cfg.udp_flows {
-            ahead.push(Ahead { name: NET_PROGRAM, btf_event: Some("sys_exit"), weight: 170 });
+            ahead.push(Ahead { name: NET_PROGRAM, btf_event: Some("sys_exit"), weight: weight(154, 150) });
         }
         if cfg.file_access {
-            ahead.push(Ahead { name: FILE_PROGRAM, btf_event: Some("sys_exit"), weight: 900 });
-            ahead.push(Ahead { name: HANDLE_PROGRAM, btf_event: Some("sys_exit"), weight: 220 });
+            ahead.push(Ahead { name: FILE_PROGRAM, btf_event: Some("sys_exit"), weight: weight(188, 488) });
+            ahead.push(Ahead { name: HANDLE_PROGRAM, btf_event: Some("sys_exit"), weight: weight(3, 124) });
         }
     }
     if cfg.io_uring && cfg.file_access && k.uring_opens.is_ok() {
-        ahead.push(Ahead { name: URING_OPEN_PROGRAM, btf_event: None, weight: 260 });
+        ahead.push(Ahead { name: URING_OPEN_PROGRAM, btf_event: None, weight: weight(5, 143) });
         if k.uring_changes.is_ok() {
-            ahead.push(Ahead { name: URING_SUBMIT_PROGRAM, btf_event: None, weight: 260 });
+            ahead.push(Ahead { name: URING_SUBMIT_PROGRAM, btf_event: None, weight: weight(3, 128) });
         }
     }
     ahead

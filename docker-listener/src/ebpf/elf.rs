@@ -92,8 +92,8 @@ mod tests {
 
     #[test]
     fn sections_are_found_by_their_whole_name_in_the_daemon_s_own_object() {
-        let object = crate::ebpf::OBJECT.lock().unwrap();
-        let elf = &object.bytes[..];
+        let mut object = crate::ebpf::Locked::take(false);
+        let elf = &object.bytes()[..];
         if elf.is_empty() {
             eprintln!("built without the eBPF object (AYA_BUILD_SKIP); skipping");
             return;

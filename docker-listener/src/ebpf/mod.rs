@@ -20,22 +20,57 @@ use tokio::io::unix::AsyncFd;
 
 use crate::config::EbpfConfig;
 
-/// The eBPF object built by build.rs from docker-listener-ebpf.
-static OBJECT: std::sync::Mutex<Object> = std::sync::Mutex::new(Object {
+/// The eBPF object built by build.rs from docker-listener-ebpf, its path walks unrolled: for
+/// kernels without `bpf_loop` (before 5.17).
+static OBJECT: std::sync::Mutex<Object<OBJECT_LEN>> = std::sync::Mutex::new(Object {
     _align: [],
     bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/docker-listener-ebpf")),
 });
 const OBJECT_LEN: usize = include_bytes!(concat!(env!("OUT_DIR"), "/docker-listener-ebpf")).len();
 
-/// The eBPF object's bytes, aligned as the ELF parser wants them, in writable memory (`OBJECT`
-/// has interior mutability, so it lives in `.data`): its kfunc calls are rewritten in place
-/// before it is loaded and put back after (`kfunc`), which dirties the few pages they are on
-/// where a copy would add its 3.5 MB to the start-up's memory peak (measured: VmHWM 28.6 ->
-/// 32.5 MiB with a copy).
+/// The same sources built with the `bpf-loop` feature: each path walk is a `bpf_loop`
+/// callback, which the verifier walks once per state reaching it, not for each of 64 unrolled
+/// steps (start-up: BENCHMARKS.md). For kernels with the helper.
+static LOOP_OBJECT: std::sync::Mutex<Object<LOOP_OBJECT_LEN>> = std::sync::Mutex::new(Object {
+    _align: [],
+    bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/docker-listener-ebpf-loop")),
+});
+const LOOP_OBJECT_LEN: usize = include_bytes!(concat!(env!("OUT_DIR"), "/docker-listener-ebpf-loop")).len();
+
+/// An eBPF object's bytes, aligned as the ELF parser wants them, in writable memory (the
+/// statics have interior mutability, so they live in `.data`): its kfunc calls are rewritten in
+/// place before it is loaded and put back after (`kfunc`), which dirties the few pages they are
+/// on where a copy would add its 3.5 MB to the start-up's memory peak (measured: VmHWM 28.6 ->
+/// 32.5 MiB with a copy). Only the object loaded is read, so only its pages are in memory.
 #[repr(C)]
-struct Object {
+struct Object<const N: usize> {
     _align: [u64; 0],
-    bytes: [u8; OBJECT_LEN],
+    bytes: [u8; N],
+}
+
+/// One of the two objects, locked for as long as it is read or rewritten.
+enum Locked {
+    Unrolled(std::sync::MutexGuard<'static, Object<OBJECT_LEN>>),
+    Loop(std::sync::MutexGuard<'static, Object<LOOP_OBJECT_LEN>>),
+}
+
+impl Locked {
+    /// The object with the path walk as a `bpf_loop` callback when `looped`, else the other.
+    fn take(looped: bool) -> Locked {
+        use std::sync::PoisonError;
+        if looped {
+            Locked::Loop(LOOP_OBJECT.lock().unwrap_or_else(PoisonError::into_inner))
+        } else {
+            Locked::Unrolled(OBJECT.lock().unwrap_or_else(PoisonError::into_inner))
+        }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        match self {
+            Locked::Unrolled(o) => &mut o.bytes,
+            Locked::Loop(o) => &mut o.bytes,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -275,7 +310,7 @@ fn release_freed_heap() {
 impl EbpfProbes {
     /// Loads the object with this run's settings and attaches the enabled probes.
     pub fn load(cfg: &EbpfConfig) -> Result<EbpfProbes, EbpfError> {
-        if OBJECT_LEN == 0 {
+        if OBJECT_LEN == 0 || LOOP_OBJECT_LEN == 0 {
             return Err(EbpfError::NoObject);
         }
         // aya's `EbpfLoader::new()` parses all of the kernel's BTF into its own types (~18 MiB
@@ -370,8 +405,16 @@ impl EbpfProbes {
             None => None,
         };
         drop(info.attach_btf);
-        let mut object = OBJECT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let rewritten = kfunc::rewrite(&mut object.bytes, cast.map(|c| c.func), task_btf)
+        // Linux 5.17's: the path walks as its callback (far less for the verifier to walk).
+        let looped = has_helper(aya::sys::BpfHelper::BPF_FUNC_loop, "bpf_loop");
+        if !looped {
+            tracing::info!(
+                "this kernel has no bpf_loop (Linux 5.17): the path walks are unrolled, which the verifier takes \
+                 longer to check at start-up"
+            );
+        }
+        let mut object = Locked::take(looped);
+        let rewritten = kfunc::rewrite(object.bytes(), cast.map(|c| c.func), task_btf)
             .map_err(|e| EbpfError::Load(e.to_string()))?;
         if !task_btf {
             tracing::info!(
@@ -412,6 +455,7 @@ impl EbpfProbes {
             } else {
                 Ok(())
             },
+            walk_loop: looped,
             uring_fixed_opens: if pc.offsets.io_fixed_valid == 0 {
                 Err("the kernel's BTF lacks where a ring's file table keeps its files (io_kiocb.ctx, io_open.file_slot, \
                      io_ring_ctx.file_table's nodes or files)"
@@ -796,21 +840,55 @@ mod tests {
     /// programs have no CO-RE relocations (`.BTF.ext`'s `core_relo_len` is 0).
     #[test]
     fn the_programs_have_no_core_relocations() {
-        let object = OBJECT.lock().unwrap();
-        let elf = &object.bytes[..];
-        if elf.is_empty() {
-            assert!(std::env::var("DL_E2E").as_deref() != Ok("1"), "the test build has no eBPF object");
-            eprintln!("built without the eBPF object (AYA_BUILD_SKIP); skipping");
-            return;
+        for looped in [false, true] {
+            let mut object = Locked::take(looped);
+            let elf = &object.bytes()[..];
+            if elf.is_empty() {
+                assert!(std::env::var("DL_E2E").as_deref() != Ok("1"), "the test build has no eBPF object");
+                eprintln!("built without the eBPF object (AYA_BUILD_SKIP); skipping");
+                return;
+            }
+            let ext =
+                elf::section_named(elf, ".BTF.ext").expect("the object's section headers").expect("a .BTF.ext section");
+            let u16_at = |at: usize| u16::from_le_bytes([ext[at], ext[at + 1]]);
+            let u32_at = |at: usize| u32::from_le_bytes(ext[at..at + 4].try_into().unwrap());
+            // btf_ext_header: magic, version, flags, hdr_len, func_info off/len, line_info
+            // off/len, core_relo off/len (when hdr_len covers them).
+            assert_eq!(u16_at(0), 0xeb9f);
+            let core_relo_len = if u32_at(4) >= 32 { u32_at(28) } else { 0 };
+            assert_eq!(core_relo_len, 0, "the programs have CO-RE relocations: give the loader the kernel's BTF");
         }
-        let ext =
-            elf::section_named(elf, ".BTF.ext").expect("the object's section headers").expect("a .BTF.ext section");
-        let u16_at = |at: usize| u16::from_le_bytes([ext[at], ext[at + 1]]);
-        let u32_at = |at: usize| u32::from_le_bytes(ext[at..at + 4].try_into().unwrap());
-        // btf_ext_header: magic, version, flags, hdr_len, func_info off/len, line_info off/len,
-        // core_relo off/len (when hdr_len covers them).
-        assert_eq!(u16_at(0), 0xeb9f);
-        let core_relo_len = if u32_at(4) >= 32 { u32_at(28) } else { 0 };
-        assert_eq!(core_relo_len, 0, "the programs have CO-RE relocations: give the loader the kernel's BTF");
+    }
+
+    /// The two objects are the same programs but for the path walk: the loop object calls
+    /// `bpf_loop` (helper 181), the other never does (5.10 would refuse it).
+    #[test]
+    fn only_the_loop_object_calls_bpf_loop() {
+        for looped in [false, true] {
+            let mut object = Locked::take(looped);
+            let elf = &object.bytes()[..];
+            if elf.is_empty() {
+                assert!(std::env::var("DL_E2E").as_deref() != Ok("1"), "the test build has no eBPF object");
+                return;
+            }
+            let mut loop_calls = 0;
+            for s in elf::sections(elf).expect("the object's section headers") {
+                if s.flags & elf::SHF_EXECINSTR == 0 {
+                    continue;
+                }
+                let code = &elf[s.range(elf).expect("a section inside the object")];
+                // A helper call: opcode 0x85 (BPF_JMP | BPF_CALL), source register 0, imm 181.
+                loop_calls += code
+                    .chunks_exact(8)
+                    .filter(|i| i[0] == 0x85 && i[1] >> 4 == 0 && i[4..8] == 181i32.to_le_bytes())
+                    .count();
+            }
+            assert_eq!(
+                loop_calls > 0,
+                looped,
+                "bpf_loop calls in the {} object: {loop_calls}",
+                if looped { "loop" } else { "unrolled" }
+            );
+        }
     }
 }
