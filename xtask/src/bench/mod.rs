@@ -323,6 +323,7 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             containers: mode.pick(5, 500),
             parallel: 12,
             window: Duration::from_secs(7),
+            rounds: runs(3),
             mode,
         }),
     ]
