@@ -1,5 +1,6 @@
 //! Builds the eBPF objects (`docker-listener-ebpf`, target bpfel-unknown-none; once more with
-//! its `bpf-loop` feature) into OUT_DIR, where `src/ebpf` embeds them, so a plain `cargo build` always carries an object matching the sources.
+//! its `bpf-loop` feature) into OUT_DIR, where `src/ebpf` embeds them, so a plain `cargo build`
+//! always carries objects matching the sources.
 //!
 //! Needs `bpf-linker` and the `rust-src` component, both installed by `cargo xtask setup`. The
 //! eBPF crate is built on the stable toolchain with RUSTC_BOOTSTRAP=1 and `-Z build-std=core`

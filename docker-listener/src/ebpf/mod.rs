@@ -29,8 +29,8 @@ static OBJECT: std::sync::Mutex<Object<OBJECT_LEN>> = std::sync::Mutex::new(Obje
 const OBJECT_LEN: usize = include_bytes!(concat!(env!("OUT_DIR"), "/docker-listener-ebpf")).len();
 
 /// The same sources built with the `bpf-loop` feature: each path walk is a `bpf_loop`
-/// callback, which the verifier walks once per state reaching it, not for each of 64 unrolled
-/// steps (start-up: BENCHMARKS.md). For kernels with the helper.
+/// callback, which the verifier walks for the states reaching the call, not for each of 64
+/// unrolled steps (start-up: BENCHMARKS.md). For kernels with the helper (5.17+).
 static LOOP_OBJECT: std::sync::Mutex<Object<LOOP_OBJECT_LEN>> = std::sync::Mutex::new(Object {
     _align: [],
     bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/docker-listener-ebpf-loop")),
