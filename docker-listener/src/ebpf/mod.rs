@@ -54,6 +54,21 @@ enum Locked {
     Loop(std::sync::MutexGuard<'static, Object<LOOP_OBJECT_LEN>>),
 }
 
+/// Runs `test` on each embedded object (`looped`, its bytes), or skips it when the build has no
+/// objects (`AYA_BUILD_SKIP`), which the end-to-end build (`DL_E2E=1`) must not be.
+#[cfg(test)]
+fn each_object(mut test: impl FnMut(bool, &mut [u8])) {
+    for looped in [false, true] {
+        let mut object = Locked::take(looped);
+        if object.bytes().is_empty() {
+            assert!(std::env::var("DL_E2E").as_deref() != Ok("1"), "the test build has no eBPF object");
+            eprintln!("built without the eBPF object (AYA_BUILD_SKIP); skipping");
+            return;
+        }
+        test(looped, object.bytes());
+    }
+}
+
 impl Locked {
     /// The object with the path walk as a `bpf_loop` callback when `looped`, else the other.
     fn take(looped: bool) -> Locked {
@@ -840,14 +855,7 @@ mod tests {
     /// programs have no CO-RE relocations (`.BTF.ext`'s `core_relo_len` is 0).
     #[test]
     fn the_programs_have_no_core_relocations() {
-        for looped in [false, true] {
-            let mut object = Locked::take(looped);
-            let elf = &object.bytes()[..];
-            if elf.is_empty() {
-                assert!(std::env::var("DL_E2E").as_deref() != Ok("1"), "the test build has no eBPF object");
-                eprintln!("built without the eBPF object (AYA_BUILD_SKIP); skipping");
-                return;
-            }
+        each_object(|_, elf| {
             let ext =
                 elf::section_named(elf, ".BTF.ext").expect("the object's section headers").expect("a .BTF.ext section");
             let u16_at = |at: usize| u16::from_le_bytes([ext[at], ext[at + 1]]);
@@ -857,20 +865,14 @@ mod tests {
             assert_eq!(u16_at(0), 0xeb9f);
             let core_relo_len = if u32_at(4) >= 32 { u32_at(28) } else { 0 };
             assert_eq!(core_relo_len, 0, "the programs have CO-RE relocations: give the loader the kernel's BTF");
-        }
+        });
     }
 
     /// The two objects are the same programs but for the path walk: the loop object calls
     /// `bpf_loop` (helper 181), the other never does (5.10 would refuse it).
     #[test]
     fn only_the_loop_object_calls_bpf_loop() {
-        for looped in [false, true] {
-            let mut object = Locked::take(looped);
-            let elf = &object.bytes()[..];
-            if elf.is_empty() {
-                assert!(std::env::var("DL_E2E").as_deref() != Ok("1"), "the test build has no eBPF object");
-                return;
-            }
+        each_object(|looped, elf| {
             let mut loop_calls = 0;
             for s in elf::sections(elf).expect("the object's section headers") {
                 if s.flags & elf::SHF_EXECINSTR == 0 {
@@ -889,6 +891,6 @@ mod tests {
                 "bpf_loop calls in the {} object: {loop_calls}",
                 if looped { "loop" } else { "unrolled" }
             );
-        }
+        });
     }
 }
