@@ -85,7 +85,7 @@ impl Emitted {
         let json = SCRATCH.with_borrow_mut(|buf| {
             buf.clear();
             // Serialising into memory cannot fail (every map key is a string).
-            let _ = serde_json::to_writer(&mut *buf, with);
+            let _ = crate::json::write(buf, with);
             let json = Bytes::copy_from_slice(buf);
             if buf.capacity() > KEEP {
                 *buf = Vec::with_capacity(4096);

@@ -210,10 +210,10 @@ impl Encoder {
 }
 
 fn serialise<T: serde::Serialize + ?Sized>(value: &T) -> Bytes {
-    let mut buf = BytesMut::with_capacity(1024);
+    let mut buf = Vec::with_capacity(1024);
     // Serialising into memory fails only for maps with non-string keys, which we never build.
-    let _ = serde_json::to_writer((&mut buf).writer(), value);
-    buf.freeze()
+    let _ = crate::json::write(&mut buf, value);
+    Bytes::from(buf)
 }
 
 /// `{` + members + `,` + the rest of the object (or `}` if it was empty).

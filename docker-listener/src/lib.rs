@@ -18,6 +18,7 @@ pub mod encode;
 pub mod family;
 pub mod health;
 pub mod inventory;
+pub mod json;
 pub mod labels;
 pub mod logging;
 pub mod metrics;
