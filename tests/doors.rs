@@ -176,3 +176,46 @@ fn the_start_up_log_says_which_doors_are_open() {
     assert!(mine(&events, &name).iter().all(|e| e["server"]["port"] != 7501), "a 32-bit bind with compat off");
     assert_eq!(agent.daemon.stop(), 0);
 }
+
+/// A kernel that has `bpf_loop` but whose verifier refuses the path walk as its callback (none
+/// of those tested does) gets the unrolled walk, and the same events. The refusal is real, the
+/// cause injected: the test build's `DL_TEST_REFUSE_BPF_LOOP` makes the loop object's `bpf_loop`
+/// calls call a helper no kernel has, and this kernel's verifier refuses the programs that walk.
+#[test]
+fn a_kernel_refusing_the_bpf_loop_walk_gets_the_unrolled_one() {
+    e2e();
+    let _docker = docker_lock();
+    let mut agent = start_agent_with_env("refusedloop", json!({}), json!({}), &[("DL_TEST_REFUSE_BPF_LOOP", "1")]);
+    let log = agent.daemon.log_text();
+    let fell_back: Vec<&str> =
+        log.lines().filter(|l| l.contains("this kernel refused the path walk as a bpf_loop callback")).collect();
+    assert_eq!(fell_back.len(), 1, "{log}");
+    // The first walking program loaded is the exec program's: its refusal is what was seen.
+    assert!(fell_back[0].contains("sched_process_exec"), "{log}");
+    assert_eq!(agent.daemon.count_log("fared no better"), 0, "{log}");
+    for door in ["executed files", "file-access", "opens by handle", "io_uring opens"] {
+        assert_eq!(agent.daemon.count_log(&format!("seen: {door}: active")), 1, "{door}:\n{log}");
+    }
+    let name = unique("refusedloop");
+    let _c = Containers(vec![name.clone()]);
+    run_detached(
+        &name,
+        &[],
+        "echo 'root:*:19000::::::' > /etc/shadow; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do cat /etc/shadow >/dev/null; sleep 0.3; done; \
+         /bin/echo done-refusedloop; sleep 30",
+    );
+    let events = wait_events(&agent, "the echo after the reads", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, "done-refusedloop").is_empty()
+    });
+    // The executable as the kernel ran it (the walk of its path), not the name execve was given.
+    let echo = execs_with_arg(&events, "done-refusedloop")[0];
+    assert_eq!(echo["process"]["executable"], "/bin/busybox", "{echo}");
+    // The file program walked the path of what was opened.
+    let reads: Vec<&Value> = mine(&events, &name)
+        .into_iter()
+        .filter(|e| e["event"]["action"] != "exec" && e["file"]["path"] == "/etc/shadow")
+        .collect();
+    assert!(!reads.is_empty(), "no read of /etc/shadow among {:#?}", mine(&events, &name));
+    assert_eq!(agent.daemon.stop(), 0);
+}

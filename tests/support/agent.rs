@@ -35,6 +35,12 @@ pub fn start_agent(name: &str, ebpf: Value) -> Agent {
 /// Repeat folding and the per-container budget are off unless the test sets them: most tests
 /// count identical events one by one (tests/repeats.rs and tests/fairness.rs test those two).
 pub fn start_agent_with(name: &str, config: Value, ebpf: Value) -> Agent {
+    start_agent_with_env(name, config, ebpf, &[])
+}
+
+/// `start_agent_with`, the daemon's environment given `env` too (the test build's fault
+/// injections).
+pub fn start_agent_with_env(name: &str, config: Value, ebpf: Value, env: &[(&str, &str)]) -> Agent {
     let dir = TempDir::new(name);
     let queue = QueueReceiver::bind(&dir.path("queue"));
     let mut members = config;
@@ -48,7 +54,7 @@ pub fn start_agent_with(name: &str, config: Value, ebpf: Value) -> Agent {
     members["ebpf"] = ebpf;
     let config = write_config(&dir, members);
     let args = agent_args(&config, &queue, &dir);
-    let daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let daemon = Daemon::start_with(Command::new(daemon_bin()).args(&args).envs(env.iter().copied()));
     daemon.wait_for_log("container inventory loaded", Duration::from_secs(30));
     Agent { _dir: dir, queue, daemon }
 }

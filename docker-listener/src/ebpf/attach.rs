@@ -118,6 +118,11 @@ pub const URING_OPEN_PROGRAM: &str = "io_uring_complete";
 pub const URING_SUBMIT_PROGRAM: &str = "io_uring_submit_req";
 /// The io_uring family's program for a ring's first completion-queue overflow.
 pub const URING_OVERFLOW_PROGRAM: &str = "io_uring_cqe_overflow";
+/// The programs that walk a file's path to its root: what the two objects differ in (the walk
+/// unrolled, or as a `bpf_loop` callback). A refusal of one of them by a kernel that has
+/// `bpf_loop` is what makes `EbpfProbes::load` try the unrolled object.
+pub const WALKING: [&str; 5] =
+    ["sched_process_exec", FILE_PROGRAM, HANDLE_PROGRAM, URING_OPEN_PROGRAM, URING_SUBMIT_PROGRAM];
 /// Its event, by the names kernels gave it (`io_uring_submit_sqe` before 6.4; `TP_PROTO(req)`
 /// since 5.19 under either name).
 const URING_SUBMIT_EVENTS: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
@@ -201,12 +206,31 @@ pub struct Kernel<'a> {
     pub walk_loop: bool,
 }
 
+/// What `attach` attached and left closed.
+#[derive(Debug, Default)]
+pub struct Attached {
+    pub programs: Vec<&'static str>,
+    pub doors: Vec<Door>,
+    /// The programs of [`WALKING`] whose door closed because the kernel's verifier refused them.
+    pub refused: Vec<&'static str>,
+}
+
+/// A door closed by `e`; a walking program the verifier refused is noted in `refused`.
+fn closed(prog: &'static str, e: EbpfError, refused: &mut Vec<&'static str>) -> DoorState {
+    if matches!(e, EbpfError::Refused { .. }) && WALKING.contains(&prog) {
+        refused.push(prog);
+    }
+    DoorState::Unavailable(e.to_string())
+}
+
 /// Attaches every enabled program this kernel allows; returns the programs attached and the
-/// doors. Fails only when something every supported kernel has cannot be attached.
-pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'static str>, Vec<Door>), EbpfError> {
+/// doors. Fails only when something every supported kernel has cannot be attached (or the
+/// verifier refuses the exec program: `EbpfError::Refused`).
+pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<Attached, EbpfError> {
     super::preload::load(ebpf, k.btf, &ahead(cfg, k));
     let mut attached = Vec::new();
     let mut doors = Vec::new();
+    let mut refused = Vec::new();
     for &(prog, category, name, probe) in TRACEPOINTS {
         if enabled(probe, cfg) {
             tracepoint(ebpf, prog, category, name)?;
@@ -294,8 +318,12 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     };
     // The network family's own program, tail-called by the exit program for sends, and the
     // file-access family's for opens and changes of files.
-    let net = tail_door(ebpf, &exit, cfg.dns || cfg.udp_flows, k.btf, (NET_PROGRAM, "NET_PROGRAM"), &mut attached);
-    let file = tail_door(ebpf, &exit, cfg.file_access, k.btf, (FILE_PROGRAM, "FILE_PROGRAM"), &mut attached);
+    let mut tail = |ebpf: &mut Ebpf, wanted: bool, slot: (&'static str, &'static str)| {
+        tail_door(ebpf, &exit, wanted, k.btf, slot, &mut attached, &mut refused)
+    };
+    let net = tail(ebpf, cfg.dns || cfg.udp_flows, (NET_PROGRAM, "NET_PROGRAM"));
+    let file = tail(ebpf, cfg.file_access, (FILE_PROGRAM, "FILE_PROGRAM"));
+    let handle = tail(ebpf, cfg.file_access, (HANDLE_PROGRAM, "HANDLE_PROGRAM"));
     for (f, at_exit) in family::at_exit() {
         let own = match f.kind {
             docker_listener_common::RecordKind::Network => Some(&net),
@@ -319,7 +347,6 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
     }
     // The file-access family's own program for open_by_handle_at, tail-called by the exit
     // program. Without it, such a call is matched as an open is (a sensitive file by its inode).
-    let handle = tail_door(ebpf, &exit, cfg.file_access, k.btf, (HANDLE_PROGRAM, "HANDLE_PROGRAM"), &mut attached);
     doors.push(Door {
         name: "opens by handle",
         hook: "tp_btf/sys_exit (raw_syscalls), tail call",
@@ -383,7 +410,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
                 attached.push(URING_OPEN_PROGRAM);
                 DoorState::Active
             }
-            Err(e) => DoorState::Unavailable(e.to_string()),
+            Err(e) => closed(URING_OPEN_PROGRAM, e, &mut refused),
         },
     };
     // Opens into the ring's own file table: the same program, if it finds the table.
@@ -412,7 +439,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
                 attached.push(URING_SUBMIT_PROGRAM);
                 DoorState::Active
             }
-            Err(e) => DoorState::Unavailable(e.to_string()),
+            Err(e) => closed(URING_SUBMIT_PROGRAM, e, &mut refused),
         },
         (DoorState::Active, Err(why)) => DoorState::Unavailable(why.clone()),
         (state, _) => state.clone(),
@@ -443,7 +470,7 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<(Vec<&'st
         blind: "sensitive files renamed, linked or deleted through io_uring (IORING_OP_RENAMEAT, IORING_OP_LINKAT, \
                 IORING_OP_UNLINKAT)",
     });
-    Ok((attached, doors))
+    Ok(Attached { programs: attached, doors, refused })
 }
 
 /// The programs slowest to verify that `attach` below loads with this configuration on this
@@ -565,8 +592,9 @@ fn tail_door(
     exit: &DoorState,
     wanted: bool,
     btf: Option<&Btf>,
-    (prog, map): (&'static str, &str),
+    (prog, map): (&'static str, &'static str),
     attached: &mut Vec<&'static str>,
+    refused: &mut Vec<&'static str>,
 ) -> DoorState {
     match (exit, wanted, btf) {
         (_, false, _) => DoorState::Off,
@@ -575,27 +603,37 @@ fn tail_door(
                 attached.push(prog);
                 DoorState::Active
             }
-            Err(why) => DoorState::Unavailable(why),
+            Err(TailError::Load(e)) => closed(prog, e, refused),
+            Err(TailError::Slot(why)) => DoorState::Unavailable(why),
         },
         (state, true, _) => state.clone(),
     }
 }
 
+/// Why a tail-called program is not in its slot.
+enum TailError {
+    /// Not loaded (the verifier's refusal among others).
+    Load(EbpfError),
+    /// Loaded, but not put in its slot.
+    Slot(String),
+}
+
 /// Loads a program the exit program tail-calls (for `sys_exit`, attached to nothing: the
 /// network family's, the file-access family's two) and puts it in slot 0 of
 /// `map`, where the exit program looks.
-fn tail_program(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, map: &str) -> Result<(), String> {
+fn tail_program(ebpf: &mut Ebpf, btf: &Btf, prog: &'static str, map: &str) -> Result<(), TailError> {
     let started = std::time::Instant::now();
-    let p: &mut BtfTracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
+    let p: &mut BtfTracePoint = program(ebpf, prog).map_err(TailError::Load)?;
     if p.fd().is_err() {
-        p.load("sys_exit", btf).map_err(|e| super::program_load_error(prog, e).to_string())?;
+        p.load("sys_exit", btf).map_err(|e| TailError::Load(super::program_load_error(prog, e)))?;
         loaded(ebpf, prog, started);
     }
-    let program: &mut BtfTracePoint = program(ebpf, prog).map_err(|e| e.to_string())?;
-    let fd = program.fd().map_err(|e| e.to_string())?.try_clone().map_err(|e| e.to_string())?;
-    let slots = ebpf.map_mut(map).ok_or_else(|| format!("the object has no {map} map"))?;
-    let mut slots = aya::maps::ProgramArray::try_from(slots).map_err(|e| e.to_string())?;
-    slots.set(0, &fd, 0).map_err(|e| format!("cannot put {prog} in {map}: {e}"))
+    let slot = |e: &dyn std::fmt::Display| TailError::Slot(e.to_string());
+    let program: &mut BtfTracePoint = program(ebpf, prog).map_err(|e| slot(&e))?;
+    let fd = program.fd().map_err(|e| slot(&e))?.try_clone().map_err(|e| slot(&e))?;
+    let slots = ebpf.map_mut(map).ok_or_else(|| TailError::Slot(format!("the object has no {map} map")))?;
+    let mut slots = aya::maps::ProgramArray::try_from(slots).map_err(|e| slot(&e))?;
+    slots.set(0, &fd, 0).map_err(|e| TailError::Slot(format!("cannot put {prog} in {map}: {e}")))
 }
 
 /// Logs what loading a program cost when it was noticeable (the kernel's verifier): where

@@ -120,6 +120,22 @@ impl Drop for Rewritten<'_> {
 /// `call RDONLY_CAST_CALL`, as the compiler emits it.
 const CAST_CALL: [u8; 8] = insn_bytes(BPF_CALL, 0, 0, RDONLY_CAST_CALL);
 
+/// A copy of `elf` whose `bpf_loop` calls call a helper no kernel has, so that the verifier
+/// refuses every program that walks a path with it (and only those). For the end-to-end test
+/// of the fallback to the unrolled object on a kernel that has `bpf_loop`
+/// (`EbpfProbes::load`); `elf` is returned as it is if it is not an ELF object.
+pub fn refuse_loops(elf: &[u8]) -> Vec<u8> {
+    const BPF_FUNC_LOOP: u32 = 181;
+    let mut copy = elf.to_vec();
+    let calls = insn_bytes(BPF_CALL, 0, 0, BPF_FUNC_LOOP);
+    for range in code_sections(elf).unwrap_or_default() {
+        for insn in copy[range].chunks_exact_mut(8).filter(|i| **i == calls) {
+            insn.copy_from_slice(&insn_bytes(BPF_CALL, 0, 0, u32::MAX >> 1));
+        }
+    }
+    copy
+}
+
 const fn insn_bytes(code: u8, dst: u8, src: u8, imm: u32) -> [u8; 8] {
     let i = imm.to_le_bytes();
     [code, (src << 4) | (dst & 0xf), 0, 0, i[0], i[1], i[2], i[3]]

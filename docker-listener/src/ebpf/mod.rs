@@ -177,6 +177,14 @@ fn refused(program: &'static str, error: &io::Error, log: &str, kernel: fn() -> 
     Some(EbpfError::Refused { program, kernel: kernel(), log: cut_middle(&text, LOAD_ERROR_MAX) })
 }
 
+/// Fault injection for the end-to-end tests, in test builds only (`debug_assertions`; the
+/// release build and the packages never read it): with `DL_TEST_REFUSE_BPF_LOOP` set, the loop
+/// object's `bpf_loop` calls are made calls of a helper no kernel has, and the verifier refuses
+/// its walking programs as a kernel would that took `bpf_loop` but not these callbacks.
+fn refuse_loops_for_tests() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("DL_TEST_REFUSE_BPF_LOOP").is_some()
+}
+
 /// Whether a tracepoint program may call `helper` here (a two-instruction program loaded to
 /// see). A probe that cannot tell is taken for yes, and said: the programs then call it, and a
 /// kernel without it refuses them by name.
@@ -428,30 +436,7 @@ impl EbpfProbes {
                  longer to check at start-up"
             );
         }
-        let mut object = Locked::take(looped);
-        let rewritten = kfunc::rewrite(object.bytes(), cast.map(|c| c.func), task_btf)
-            .map_err(|e| EbpfError::Load(e.to_string()))?;
-        if !task_btf {
-            tracing::info!(
-                calls = rewritten.task_calls(),
-                "this kernel has no bpf_get_current_task_btf (Linux 5.11): its calls are bpf_get_current_task's"
-            );
-        }
-        if cast.is_some() {
-            tracing::debug!(
-                calls = rewritten.calls(),
-                "files of grown descriptor tables are read through typed pointers (bpf_rdonly_cast)"
-            );
-        }
-        let loaded = loader
-            .override_global("CONFIG", &pc, true)
-            .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
-            .load(rewritten.bytes());
-        // (aya has copied the instructions: the object's calls are put back.)
-        drop(rewritten);
-        drop(object);
-        let mut ebpf = loaded.map_err(EbpfError::from_load)?;
-        let kernel = attach::Kernel {
+        let mut kernel = attach::Kernel {
             btf: btf.as_ref(),
             offsets: degraded.is_none(),
             exe_walk: info.exe_walk.clone().map_or(Ok(()), Err),
@@ -479,10 +464,72 @@ impl EbpfProbes {
                 Ok(())
             },
         };
-        // The runtime's binaries, before any program runs: its processes are known from their
-        // exec on (`runtime.rs`).
-        write_runtime_files(&mut ebpf, &crate::family::RuntimeBinaries::find())?;
-        let (attached, doors) = attach::attach(&mut ebpf, cfg, &kernel)?;
+        let runtime = crate::family::RuntimeBinaries::find();
+        // One object loaded and its programs attached.
+        let mut attempt = |kernel: &attach::Kernel| -> Result<(Ebpf, attach::Attached), EbpfError> {
+            let mut object = Locked::take(kernel.walk_loop);
+            let rewritten = kfunc::rewrite(object.bytes(), cast.map(|c| c.func), task_btf)
+                .map_err(|e| EbpfError::Load(e.to_string()))?;
+            if !task_btf {
+                tracing::info!(
+                    calls = rewritten.task_calls(),
+                    "this kernel has no bpf_get_current_task_btf (Linux 5.11): its calls are bpf_get_current_task's"
+                );
+            }
+            if cast.is_some() {
+                tracing::debug!(
+                    calls = rewritten.calls(),
+                    "files of grown descriptor tables are read through typed pointers (bpf_rdonly_cast)"
+                );
+            }
+            let faulty = (kernel.walk_loop && refuse_loops_for_tests()).then(|| kfunc::refuse_loops(rewritten.bytes()));
+            let loaded = loader
+                .override_global("CONFIG", &pc, true)
+                .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
+                .load(faulty.as_deref().unwrap_or(rewritten.bytes()));
+            // (aya has copied the instructions: the object's calls are put back.)
+            drop(rewritten);
+            drop(object);
+            let mut ebpf = loaded.map_err(EbpfError::from_load)?;
+            // The runtime's binaries, before any program runs: its processes are known from
+            // their exec on (`runtime.rs`).
+            write_runtime_files(&mut ebpf, &runtime)?;
+            let attached = attach::attach(&mut ebpf, cfg, kernel)?;
+            Ok((ebpf, attached))
+        };
+        let mut outcome = attempt(&kernel);
+        if looped {
+            // A kernel with bpf_loop whose verifier refuses a walk as its callback (none of those
+            // tested does: docs/KERNELS.md) still has the unrolled walk, which every verifier
+            // since 5.10 takes.
+            let refused: Vec<&str> = match &outcome {
+                Ok((_, a)) => a.refused.clone(),
+                Err(EbpfError::Refused { program, .. }) if attach::WALKING.contains(program) => vec![program],
+                Err(_) => Vec::new(),
+            };
+            if !refused.is_empty() {
+                tracing::warn!(
+                    programs = refused.join(", "),
+                    "this kernel refused the path walk as a bpf_loop callback: loading the unrolled walk instead \
+                     (the same events; start-up takes longer). Please report this with `uname -r`"
+                );
+                let first_ok = outcome.is_ok();
+                // The first object's programs are detached and unloaded before the second is
+                // loaded: one set of maps and one ring buffer at a time.
+                drop(outcome);
+                kernel.walk_loop = false;
+                outcome = match attempt(&kernel) {
+                    Ok((ebpf, a)) if !first_ok || a.refused.len() < refused.len() => Ok((ebpf, a)),
+                    second if !first_ok => second,
+                    _ => {
+                        tracing::warn!("the unrolled walk fared no better: loading the bpf_loop walk again");
+                        kernel.walk_loop = true;
+                        attempt(&kernel)
+                    }
+                };
+            }
+        }
+        let (mut ebpf, attach::Attached { programs: attached, doors, .. }) = outcome?;
         if btf.is_none() {
             degraded.get_or_insert_with(|| "the kernel has no BTF".into());
         }
