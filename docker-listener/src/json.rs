@@ -109,6 +109,54 @@ fn number(out: &mut Vec<u8>, write: impl FnOnce(&mut CompactFormatter, &mut Vec<
     let _ = write(&mut CompactFormatter, out);
 }
 
+/// The integer methods of a `Serializer` whose `number` writes what serde_json's formatter
+/// writes (a value; a key, in quotes).
+macro_rules! integers {
+    () => {
+        integers!(
+            serialize_i8(i8) write_i8, serialize_i16(i16) write_i16, serialize_i32(i32) write_i32,
+            serialize_i64(i64) write_i64, serialize_i128(i128) write_i128, serialize_u8(u8) write_u8,
+            serialize_u16(u16) write_u16, serialize_u32(u32) write_u32, serialize_u64(u64) write_u64,
+            serialize_u128(u128) write_u128
+        );
+    };
+    ($($method:ident($t:ty) $write:ident),*) => {
+        $(fn $method(self, v: $t) -> Result<(), Error> {
+            self.number(|f, w| f.$write(w, v))
+        })*
+    };
+}
+
+impl Writer<'_> {
+    fn number(
+        &mut self,
+        write: impl FnOnce(&mut CompactFormatter, &mut Vec<u8>) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        number(self.out, write);
+        Ok(())
+    }
+
+    /// An enum variant's wrapper object opened, up to its value: `{"Variant":`.
+    fn open_variant(&mut self, variant: &str) {
+        self.out.push(b'{');
+        string(self.out, variant);
+        self.out.push(b':');
+    }
+
+    /// As serde_json: a NaN or an infinity is `null`.
+    fn float(
+        &mut self,
+        finite: bool,
+        write: impl FnOnce(&mut CompactFormatter, &mut Vec<u8>) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        if finite {
+            return self.number(write);
+        }
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+}
+
 /// `collect_str`'s text, escaped as it is formatted (no intermediate `String`).
 struct Escaping<'a>(&'a mut Vec<u8>);
 
@@ -172,56 +220,12 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         self.out.extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.serialize_i64(i64::from(v))
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.serialize_i64(i64::from(v))
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.serialize_i64(i64::from(v))
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        number(self.out, |f, w| f.write_i64(w, v));
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        number(self.out, |f, w| f.write_i128(w, v));
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.serialize_u64(u64::from(v))
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.serialize_u64(u64::from(v))
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.serialize_u64(u64::from(v))
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        number(self.out, |f, w| f.write_u64(w, v));
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        number(self.out, |f, w| f.write_u128(w, v));
-        Ok(())
-    }
+    integers!();
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
-        // As serde_json: a NaN or an infinity is `null`.
-        if v.is_finite() {
-            number(self.out, |f, w| f.write_f32(w, v))
-        } else {
-            self.out.extend_from_slice(b"null")
-        }
-        Ok(())
+        self.float(v.is_finite(), |f, w| f.write_f32(w, v))
     }
     fn serialize_f64(self, v: f64) -> Result<(), Error> {
-        if v.is_finite() {
-            number(self.out, |f, w| f.write_f64(w, v))
-        } else {
-            self.out.extend_from_slice(b"null")
-        }
-        Ok(())
+        self.float(v.is_finite(), |f, w| f.write_f64(w, v))
     }
     fn serialize_char(self, v: char) -> Result<(), Error> {
         self.serialize_str(v.encode_utf8(&mut [0u8; 4]))
@@ -265,9 +269,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), Error> {
-        self.out.push(b'{');
-        string(self.out, variant);
-        self.out.push(b':');
+        self.open_variant(variant);
         value.serialize(&mut *self)?;
         self.out.push(b'}');
         Ok(())
@@ -288,9 +290,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound<'w, 'a>, Error> {
-        self.out.push(b'{');
-        string(self.out, variant);
-        self.out.push(b':');
+        self.open_variant(variant);
         Ok(Compound::new(self, b'['))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Compound<'w, 'a>, Error> {
@@ -309,9 +309,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound<'w, 'a>, Error> {
-        self.out.push(b'{');
-        string(self.out, variant);
-        self.out.push(b':');
+        self.open_variant(variant);
         Ok(Compound::new(self, b'{'))
     }
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), Error> {
@@ -323,50 +321,29 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.w.out.push(b']');
-        Ok(())
-    }
+/// The array-like compounds: each element after a comma, then the closing bytes.
+macro_rules! sequence {
+    ($($trait:ident::$method:ident closed by $close:literal;)*) => {
+        $(impl ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), Error> {
+                self.w.out.extend_from_slice($close);
+                Ok(())
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        ser::SerializeSeq::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        ser::SerializeSeq::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.w.out.extend_from_slice(b"]}");
-        Ok(())
-    }
+sequence! {
+    SerializeSeq::serialize_element closed by b"]";
+    SerializeTuple::serialize_element closed by b"]";
+    SerializeTupleStruct::serialize_field closed by b"]";
+    // `{"Variant":[...]}`
+    SerializeTupleVariant::serialize_field closed by b"]}";
 }
 
 impl ser::SerializeMap for Compound<'_, '_> {
@@ -417,13 +394,29 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
     }
 }
 
+/// The types of a `Serializer` that takes no array, map or struct (a key, a raw value's text).
+macro_rules! scalar_only {
+    () => {
+        type Ok = ();
+        type Error = Error;
+        type SerializeSeq = ser::Impossible<(), Error>;
+        type SerializeTuple = ser::Impossible<(), Error>;
+        type SerializeTupleStruct = ser::Impossible<(), Error>;
+        type SerializeTupleVariant = ser::Impossible<(), Error>;
+        type SerializeMap = ser::Impossible<(), Error>;
+        type SerializeStruct = ser::Impossible<(), Error>;
+        type SerializeStructVariant = ser::Impossible<(), Error>;
+    };
+}
+
 /// A map's key, as serde_json writes keys: strings, and integers, bools and chars quoted.
 struct KeyWriter<'a> {
     out: &'a mut Vec<u8>,
 }
 
 impl KeyWriter<'_> {
-    fn quoted(
+    /// A number as a key: in quotes.
+    fn number(
         self,
         write: impl FnOnce(&mut CompactFormatter, &mut Vec<u8>) -> std::io::Result<()>,
     ) -> Result<(), Error> {
@@ -444,15 +437,7 @@ macro_rules! refuse_key {
 }
 
 impl ser::Serializer for KeyWriter<'_> {
-    type Ok = ();
-    type Error = Error;
-    type SerializeSeq = ser::Impossible<(), Error>;
-    type SerializeTuple = ser::Impossible<(), Error>;
-    type SerializeTupleStruct = ser::Impossible<(), Error>;
-    type SerializeTupleVariant = ser::Impossible<(), Error>;
-    type SerializeMap = ser::Impossible<(), Error>;
-    type SerializeStruct = ser::Impossible<(), Error>;
-    type SerializeStructVariant = ser::Impossible<(), Error>;
+    scalar_only!();
 
     fn serialize_str(self, v: &str) -> Result<(), Error> {
         string(self.out, v);
@@ -464,47 +449,18 @@ impl ser::Serializer for KeyWriter<'_> {
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
         self.serialize_str(if v { "true" } else { "false" })
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.quoted(|f, w| f.write_i8(w, v))
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.quoted(|f, w| f.write_i16(w, v))
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.quoted(|f, w| f.write_i32(w, v))
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.quoted(|f, w| f.write_i64(w, v))
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.quoted(|f, w| f.write_i128(w, v))
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.quoted(|f, w| f.write_u8(w, v))
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.quoted(|f, w| f.write_u16(w, v))
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.quoted(|f, w| f.write_u32(w, v))
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.quoted(|f, w| f.write_u64(w, v))
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.quoted(|f, w| f.write_u128(w, v))
-    }
+    integers!();
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         if !v.is_finite() {
             return Err(Error::FloatKeyMustBeFinite);
         }
-        self.quoted(|f, w| f.write_f32(w, v))
+        self.number(|f, w| f.write_f32(w, v))
     }
     fn serialize_f64(self, v: f64) -> Result<(), Error> {
         if !v.is_finite() {
             return Err(Error::FloatKeyMustBeFinite);
         }
-        self.quoted(|f, w| f.write_f64(w, v))
+        self.number(|f, w| f.write_f64(w, v))
     }
     fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), Error> {
         self.serialize_str(variant)
@@ -564,15 +520,7 @@ struct RawWriter<'a> {
 }
 
 impl ser::Serializer for RawWriter<'_> {
-    type Ok = ();
-    type Error = Error;
-    type SerializeSeq = ser::Impossible<(), Error>;
-    type SerializeTuple = ser::Impossible<(), Error>;
-    type SerializeTupleStruct = ser::Impossible<(), Error>;
-    type SerializeTupleVariant = ser::Impossible<(), Error>;
-    type SerializeMap = ser::Impossible<(), Error>;
-    type SerializeStruct = ser::Impossible<(), Error>;
-    type SerializeStructVariant = ser::Impossible<(), Error>;
+    scalar_only!();
 
     fn serialize_str(self, v: &str) -> Result<(), Error> {
         self.out.extend_from_slice(v.as_bytes());
