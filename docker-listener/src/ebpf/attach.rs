@@ -211,16 +211,18 @@ pub struct Kernel<'a> {
 pub struct Attached {
     pub programs: Vec<&'static str>,
     pub doors: Vec<Door>,
-    /// The programs of [`WALKING`] whose door closed because the kernel's verifier refused them.
-    pub refused: Vec<&'static str>,
+    /// The programs of [`WALKING`] whose door closed because the kernel's verifier refused
+    /// them, with the refusal.
+    pub refused: Vec<(&'static str, String)>,
 }
 
 /// A door closed by `e`; a walking program the verifier refused is noted in `refused`.
-fn closed(prog: &'static str, e: EbpfError, refused: &mut Vec<&'static str>) -> DoorState {
+fn closed(prog: &'static str, e: EbpfError, refused: &mut Vec<(&'static str, String)>) -> DoorState {
+    let why = e.to_string();
     if matches!(e, EbpfError::Refused { .. }) && WALKING.contains(&prog) {
-        refused.push(prog);
+        refused.push((prog, why.clone()));
     }
-    DoorState::Unavailable(e.to_string())
+    DoorState::Unavailable(why)
 }
 
 /// Attaches every enabled program this kernel allows; returns the programs attached and the
@@ -594,7 +596,7 @@ fn tail_door(
     btf: Option<&Btf>,
     (prog, map): (&'static str, &'static str),
     attached: &mut Vec<&'static str>,
-    refused: &mut Vec<&'static str>,
+    refused: &mut Vec<(&'static str, String)>,
 ) -> DoorState {
     match (exit, wanted, btf) {
         (_, false, _) => DoorState::Off,

@@ -502,16 +502,19 @@ impl EbpfProbes {
             // A kernel with bpf_loop whose verifier refuses a walk as its callback (none of those
             // tested does: docs/KERNELS.md) still has the unrolled walk, which every verifier
             // since 5.10 takes.
-            let refused: Vec<&str> = match &outcome {
+            let refused: Vec<(&str, String)> = match &outcome {
                 Ok((_, a)) => a.refused.clone(),
-                Err(EbpfError::Refused { program, .. }) if attach::WALKING.contains(program) => vec![program],
+                Err(e @ EbpfError::Refused { program, .. }) if attach::WALKING.contains(program) => {
+                    vec![(program, e.to_string())]
+                }
                 Err(_) => Vec::new(),
             };
-            if !refused.is_empty() {
+            if let Some((_, first)) = refused.first() {
                 tracing::warn!(
-                    programs = refused.join(", "),
+                    programs = refused.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "),
+                    first = %first,
                     "this kernel refused the path walk as a bpf_loop callback: loading the unrolled walk instead \
-                     (the same events; start-up takes longer). Please report this with `uname -r`"
+                     (the same events; start-up takes longer). Please report this with `uname -r` and the refusal"
                 );
                 let first_ok = outcome.is_ok();
                 // The first object's programs are detached and unloaded before the second is
