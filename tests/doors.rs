@@ -184,11 +184,12 @@ fn the_start_up_log_says_which_doors_are_open() {
 #[test]
 fn a_kernel_refusing_the_bpf_loop_walk_gets_the_unrolled_one() {
     e2e();
-    assert!(
-        cfg!(debug_assertions),
-        "this test injects its fault through the test build of the daemon (debug_assertions on), which a \
-         release build ignores: run it with `cargo xtask test`"
-    );
+    if !cfg!(debug_assertions) {
+        panic!(
+            "this test injects its fault through the test build of the daemon (debug_assertions on), which a \
+             release build ignores: run it with `cargo xtask test`"
+        );
+    }
     let _docker = docker_lock();
     let mut agent = start_agent_with_env("refusedloop", json!({}), json!({}), &[("DL_TEST_REFUSE_BPF_LOOP", "1")]);
     let log = agent.daemon.log_text();

@@ -22,7 +22,7 @@
 //! /proc/<pid>/stat gives (`starttime`), so a process learned from /proc after a restart of the
 //! agent keeps the id it had.
 use docker_listener_common::family::cred::Creds;
-use std::{collections::HashMap, fmt, path::Path, sync::Arc};
+use std::{fmt, path::Path, sync::Arc};
 
 /// How far up a parent chain is kept.
 pub const MAX_DEPTH: usize = 32;
@@ -261,10 +261,11 @@ impl Proc {
 
 #[derive(Debug)]
 pub struct ProcessTable {
-    procs: HashMap<u32, Proc>,
+    /// By pid (kernel-assigned keys: `foldhash`, see Cargo.toml).
+    procs: foldhash::HashMap<u32, Proc>,
     /// Each process's credentials as the agent last saw them (its exec, its privilege
     /// changes): what a privilege-change event had before.
-    creds: HashMap<u32, Creds>,
+    creds: foldhash::HashMap<u32, Creds>,
     boot_id: String,
     ns_per_tick: u64,
     /// The processes a sweep still has to check (pid, start time in ticks), checked a slice at
@@ -275,8 +276,8 @@ pub struct ProcessTable {
 impl ProcessTable {
     pub fn new(boot_id: String, clock_ticks_per_sec: u64) -> ProcessTable {
         ProcessTable {
-            procs: HashMap::new(),
-            creds: HashMap::new(),
+            procs: foldhash::HashMap::default(),
+            creds: foldhash::HashMap::default(),
             boot_id,
             ns_per_tick: 1_000_000_000 / clock_ticks_per_sec.max(1),
             to_check: Vec::new(),

@@ -10,7 +10,7 @@
 //! `/system.slice/docker-<id>.scope` for systemd), else from the container's init process
 //! (`/proc/<pid>/cgroup`).
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -176,8 +176,9 @@ pub enum Lookup<'a> {
 
 #[derive(Debug)]
 pub struct ContainerRegistry {
-    by_id: HashMap<String, Entry>,
-    by_cgroup: HashMap<u64, String>,
+    /// Keyed by what Docker and the kernel assign: `foldhash` (see Cargo.toml).
+    by_id: foldhash::HashMap<String, Entry>,
+    by_cgroup: foldhash::HashMap<u64, String>,
     budget: LabelBudget,
 }
 
@@ -190,7 +191,7 @@ impl Default for ContainerRegistry {
 
 impl ContainerRegistry {
     pub fn new(budget: LabelBudget) -> ContainerRegistry {
-        ContainerRegistry { by_id: HashMap::new(), by_cgroup: HashMap::new(), budget }
+        ContainerRegistry { by_id: foldhash::HashMap::default(), by_cgroup: foldhash::HashMap::default(), budget }
     }
 
     pub fn lookup(&self, cgroup_id: u64) -> Lookup<'_> {

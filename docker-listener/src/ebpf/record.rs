@@ -78,8 +78,39 @@ impl ExeFile {
     }
 
     /// "major:minor".
-    pub fn device(&self) -> String {
-        format!("{}:{}", self.dev >> 20, self.dev & 0xf_ffff)
+    pub fn device(&self) -> Device {
+        Device(self.dev)
+    }
+}
+
+/// A kernel `dev_t` (major << 20 | minor), shown and serialised as "major:minor" without
+/// allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Device(pub u32);
+
+impl Device {
+    /// "major:minor", written into `buf` (the longest, "4095:1048575", takes 12 bytes).
+    pub fn text(self, buf: &mut [u8; 12]) -> &str {
+        let (mut major, mut minor) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (major, minor) = (major.format(self.0 >> 20).as_bytes(), minor.format(self.0 & 0xf_ffff).as_bytes());
+        let n = major.len() + 1 + minor.len();
+        buf[..major.len()].copy_from_slice(major);
+        buf[major.len()] = b':';
+        buf[major.len() + 1..n].copy_from_slice(minor);
+        // Digits and a colon: ASCII.
+        std::str::from_utf8(&buf[..n]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text(&mut [0; 12]))
+    }
+}
+
+impl serde::Serialize for Device {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.text(&mut [0; 12]))
     }
 }
 

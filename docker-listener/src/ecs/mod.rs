@@ -415,15 +415,13 @@ pub(crate) struct IdOut {
     pub id: Decimal,
 }
 
-/// A number shown as the string of its decimal digits (`user.id`), written without `fmt`.
-pub(crate) struct Decimal(pub u32);
+/// A number shown as the string of its decimal digits (`user.id`, `file.inode`), written
+/// without `fmt`.
+pub(crate) struct Decimal<T = u32>(pub T);
 
-impl Serialize for Decimal {
+impl<T: itoa::Integer + Copy> Serialize for Decimal<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut buf = [0u8; 10];
-        let width = self.0.checked_ilog10().map_or(1, |l| l as usize + 1);
-        digits(&mut buf[..width], i64::from(self.0));
-        s.serialize_str(std::str::from_utf8(&buf[..width]).unwrap_or_default())
+        s.serialize_str(itoa::Buffer::new().format(self.0))
     }
 }
 

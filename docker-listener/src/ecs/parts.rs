@@ -20,7 +20,7 @@ pub(crate) const SOCK_PACKET: u16 = 10;
 #[derive(Serialize)]
 pub(crate) struct FileOut {
     pub inode: u64,
-    pub device: String,
+    pub device: crate::ebpf::record::Device,
     pub filesystem: Cow<'static, str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unlinked: bool,

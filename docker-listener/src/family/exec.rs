@@ -198,7 +198,18 @@ impl ExecBody {
             && !x.outside_root
             && self.creds.as_ref().is_none_or(|c| PrivilegedOut::of(c).is_none());
         let p = &self.lineup.process;
-        plain.then(|| format!("exec {} {} {}:{}", x.path, p.applet.as_deref().unwrap_or(""), x.dev, x.ino))
+        // "exec PATH APPLET DEV:INO", built without the formatting machinery (every plain exec
+        // makes one).
+        plain.then(|| {
+            let applet = p.applet.as_deref().unwrap_or("");
+            let (mut dev, mut ino) = (itoa::Buffer::new(), itoa::Buffer::new());
+            let (dev, ino) = (dev.format(x.dev), ino.format(x.ino));
+            let mut key = String::with_capacity(8 + x.path.len() + applet.len() + dev.len() + ino.len());
+            for part in ["exec ", &x.path, " ", applet, " ", dev, ":", ino] {
+                key.push_str(part);
+            }
+            key
+        })
     }
 
     /// `process` (and the error of a failed exec, which the caller writes after it).

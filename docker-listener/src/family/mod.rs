@@ -372,19 +372,19 @@ pub(crate) struct FileOut<'a> {
     name: &'a str,
     directory: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    inode: Option<String>,
+    inode: Option<crate::ecs::Decimal<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    device: Option<String>,
+    device: Option<crate::ebpf::record::Device>,
 }
 
 impl<'a> FileOut<'a> {
-    pub(crate) fn new(path: &'a str, ino_dev: Option<(u64, String)>) -> FileOut<'a> {
+    pub(crate) fn new(path: &'a str, ino_dev: Option<(u64, crate::ebpf::record::Device)>) -> FileOut<'a> {
         let (directory, name) = match path.rsplit_once('/') {
             Some(("", name)) => ("/", name),
             Some((dir, name)) => (dir, name),
             None => ("", path),
         };
-        let (inode, device) = ino_dev.map_or((None, None), |(i, d)| (Some(i.to_string()), Some(d)));
+        let (inode, device) = ino_dev.map_or((None, None), |(i, d)| (Some(crate::ecs::Decimal(i)), Some(d)));
         FileOut { path, name, directory, inode, device }
     }
 }
