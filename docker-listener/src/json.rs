@@ -104,6 +104,15 @@ fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// A `Display` value as a JSON string (`collect_str`, of a value or a key: `what`).
+fn displayed<T: fmt::Display + ?Sized>(out: &mut Vec<u8>, value: &T, what: &str) -> Result<(), Error> {
+    use fmt::Write;
+    out.push(b'"');
+    write!(Escaping(out), "{value}").map_err(|_| Error::Custom(format!("a {what}'s Display failed")))?;
+    out.push(b'"');
+    Ok(())
+}
+
 /// Writing into a `Vec<u8>` cannot fail; serde_json's formatter speaks `io::Result`.
 fn number(out: &mut Vec<u8>, write: impl FnOnce(&mut CompactFormatter, &mut Vec<u8>) -> std::io::Result<()>) {
     let _ = write(&mut CompactFormatter, out);
@@ -313,11 +322,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         Ok(Compound::new(self, b'{'))
     }
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), Error> {
-        use fmt::Write;
-        self.out.push(b'"');
-        write!(Escaping(self.out), "{value}").map_err(|_| Error::Custom(String::from("a value's Display failed")))?;
-        self.out.push(b'"');
-        Ok(())
+        displayed(self.out, value, "value")
     }
 }
 
@@ -469,11 +474,7 @@ impl ser::Serializer for KeyWriter<'_> {
         value.serialize(self)
     }
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), Error> {
-        use fmt::Write;
-        self.out.push(b'"');
-        write!(Escaping(self.out), "{value}").map_err(|_| Error::Custom(String::from("a key's Display failed")))?;
-        self.out.push(b'"');
-        Ok(())
+        displayed(self.out, value, "key")
     }
 
     refuse_key! {
