@@ -225,3 +225,44 @@ fn a_kernel_refusing_the_bpf_loop_walk_gets_the_unrolled_one() {
     assert!(!reads.is_empty(), "no read of /etc/shadow among {:#?}", mine(&events, &name));
     assert_eq!(agent.daemon.stop(), 0);
 }
+
+/// What the refused first load recorded before it was replaced is never read: it is reported as
+/// lost (`loss.by_reason.unread_at_fallback`), not dropped without a word. The test build holds
+/// the refused load a second (`DL_TEST_REFUSE_BPF_LOOP=hold`) while host processes come and go
+/// (`trace_host`): its exit program, attached before the exec program was refused, records them.
+#[test]
+fn the_records_of_a_replaced_first_load_are_reported_lost() {
+    e2e();
+    if !cfg!(debug_assertions) {
+        panic!(
+            "this test injects its fault through the test build of the daemon (debug_assertions on), which a \
+             release build ignores: run it with `cargo xtask test`"
+        );
+    }
+    let _docker = docker_lock();
+    let mut busy = std::process::Command::new("sh")
+        .args(["-c", "while :; do /bin/true; done"])
+        .spawn()
+        .expect("sh for a busy host");
+    let mut agent = start_agent_with_env(
+        "unreadfallback",
+        json!({}),
+        json!({"trace_host": true}),
+        &[("DL_TEST_REFUSE_BPF_LOOP", "hold")],
+    );
+    let _ = busy.kill();
+    let _ = busy.wait();
+    let log = agent.daemon.log_text();
+    assert_eq!(agent.daemon.count_log("this kernel refused the path walk as a bpf_loop callback"), 1, "{log}");
+    assert_eq!(agent.daemon.count_log("replaced at start were not read: reported as lost"), 1, "{log}");
+    let lost = |e: &Value| e["event"]["action"] == "events-lost" && e["docker_listener"]["loss"]["reason"] == "ebpf";
+    let events = wait_events(&agent, "the loss report", Duration::from_secs(30), |e| e.iter().any(&lost));
+    let report = &events.iter().find(|x| lost(x)).expect("a loss report")["docker_listener"]["loss"];
+    let unread = report["by_reason"]["unread_at_fallback"].as_u64().unwrap_or(0);
+    // A second of `/bin/true` in a loop: hundreds of exits.
+    assert!(unread > 10, "{report}");
+    assert!(report["events_total"].as_u64().unwrap_or(0) >= unread, "{report}");
+    let logged = log.lines().find(|l| l.contains("replaced at start were not read")).unwrap_or("");
+    assert!(logged.contains(&format!("records={unread}")), "the log and the report disagree: {logged} / {report}");
+    assert_eq!(agent.daemon.stop(), 0);
+}

@@ -100,10 +100,22 @@ pub mod loss {
     /// The executed file could not be read (no `mm->exe_file`): the record is delivered with
     /// only the path given to execve.
     pub const EXE_READ: u32 = 6;
+    /// Counted by the daemon, never by a program: records the first load of the object made
+    /// before the daemon replaced it with the unrolled walk (a kernel refusing `bpf_loop`'s
+    /// walk), which nothing read.
+    pub const UNREAD_AT_FALLBACK: u32 = 7;
     pub const COUNT: u32 = 8;
     /// Names, by index, as the daemon reports them.
-    pub const NAMES: [&str; 7] =
-        ["ringbuf_full", "pending_map_full", "cgroup_map_full", "args_read", "filename_read", "addr_read", "exe_read"];
+    pub const NAMES: [&str; 8] = [
+        "ringbuf_full",
+        "pending_map_full",
+        "cgroup_map_full",
+        "args_read",
+        "filename_read",
+        "addr_read",
+        "exe_read",
+        "unread_at_fallback",
+    ];
 }
 
 /// The per-container budget's classes of records (the kernel's `budget.rs`): each has a bucket

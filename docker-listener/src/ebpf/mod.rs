@@ -185,6 +185,13 @@ fn refuse_loops_for_tests() -> bool {
     cfg!(debug_assertions) && std::env::var_os("DL_TEST_REFUSE_BPF_LOOP").is_some()
 }
 
+/// With `DL_TEST_REFUSE_BPF_LOOP=hold` (test builds only), the refused first load runs a second
+/// longer before it is replaced, so that a test sees its records counted as lost.
+fn hold_replaced_for_tests() -> Option<std::time::Duration> {
+    (cfg!(debug_assertions) && std::env::var_os("DL_TEST_REFUSE_BPF_LOOP").is_some_and(|v| v == "hold"))
+        .then_some(std::time::Duration::from_secs(1))
+}
+
 /// Whether a tracepoint program may call `helper` here (a two-instruction program loaded to
 /// see). A probe that cannot tell is taken for yes, and said: the programs then call it, and a
 /// kernel without it refuses them by name.
@@ -281,6 +288,8 @@ pub struct EbpfProbes {
     pub doors: Vec<attach::Door>,
     /// Why parts are degraded (no BTF: no ppid/argv/socket details/fork records).
     pub degraded: Option<String>,
+    /// Records of a first load replaced before anything read them (`loss::UNREAD_AT_FALLBACK`).
+    unread_at_fallback: u64,
 }
 
 /// `bpf_map_update_elem` flags: only a new entry, only an existing one.
@@ -465,6 +474,8 @@ impl EbpfProbes {
             },
         };
         let runtime = crate::family::RuntimeBinaries::find();
+        // Records of loads replaced before anything read them (`loss::UNREAD_AT_FALLBACK`).
+        let unread = std::cell::Cell::new(0u64);
         // One object loaded and its programs attached.
         let mut attempt = |kernel: &attach::Kernel| -> Result<(Ebpf, attach::Attached), EbpfError> {
             let mut object = Locked::take(kernel.walk_loop);
@@ -494,8 +505,19 @@ impl EbpfProbes {
             // The runtime's binaries, before any program runs: its processes are known from
             // their exec on (`runtime.rs`).
             write_runtime_files(&mut ebpf, &runtime)?;
-            let attached = attach::attach(&mut ebpf, cfg, kernel)?;
-            Ok((ebpf, attached))
+            match attach::attach(&mut ebpf, cfg, kernel) {
+                Ok(attached) => Ok((ebpf, attached)),
+                Err(e) => {
+                    // The programs attached before the refusal ran meanwhile.
+                    unread.set(unread.get() + unread_records(ebpf));
+                    Err(e)
+                }
+            }
+        };
+        let discard = |outcome: Result<(Ebpf, attach::Attached), EbpfError>| {
+            if let Ok((replaced, _)) = outcome {
+                unread.set(unread.get() + unread_records(replaced));
+            }
         };
         let mut outcome = attempt(&kernel);
         if looped {
@@ -518,14 +540,17 @@ impl EbpfProbes {
                 );
                 let first_ok = outcome.is_ok();
                 // The first object's programs are detached and unloaded before the second is
-                // loaded: one set of maps and one ring buffer at a time.
-                drop(outcome);
+                // loaded: one set of maps and one ring buffer at a time. What they recorded
+                // meanwhile (a container started then has its cgroup traced by the kernel) is
+                // counted as lost.
+                discard(outcome);
                 kernel.walk_loop = false;
                 outcome = match attempt(&kernel) {
                     Ok((ebpf, a)) if !first_ok || a.refused.len() < refused.len() => Ok((ebpf, a)),
                     second if !first_ok => second,
-                    _ => {
+                    second => {
                         tracing::warn!("the unrolled walk fared no better: loading the bpf_loop walk again");
+                        discard(second);
                         kernel.walk_loop = true;
                         attempt(&kernel)
                     }
@@ -533,6 +558,14 @@ impl EbpfProbes {
             }
         }
         let (mut ebpf, attach::Attached { programs: attached, doors, .. }) = outcome?;
+        let unread_at_fallback = unread.get();
+        if unread_at_fallback > 0 {
+            tracing::warn!(
+                records = unread_at_fallback,
+                "the records of the eBPF object replaced at start were not read: reported as lost \
+                 (`unread_at_fallback`)"
+            );
+        }
         if btf.is_none() {
             degraded.get_or_insert_with(|| "the kernel has no BTF".into());
         }
@@ -583,6 +616,7 @@ impl EbpfProbes {
             attached,
             doors,
             degraded,
+            unread_at_fallback,
         };
         drop(btf);
         release_freed_heap();
@@ -761,8 +795,25 @@ impl EbpfProbes {
         for (i, slot) in out.iter_mut().enumerate() {
             *slot = self.loss.get(&(i as u32), 0).map(|v| v.iter().sum()).unwrap_or(0);
         }
+        out[loss::UNREAD_AT_FALLBACK as usize] = self.unread_at_fallback;
         out
     }
+}
+
+/// Detaches and unloads a loaded object's programs, then counts the records they left in its
+/// ring buffer, which nothing will read.
+fn unread_records(mut ebpf: Ebpf) -> u64 {
+    if let Some(hold) = hold_replaced_for_tests() {
+        std::thread::sleep(hold);
+    }
+    let ring = ebpf.take_map("EVENTS");
+    drop(ebpf);
+    let Some(mut ring) = ring.and_then(|m| RingBuf::try_from(m).ok()) else { return 0 };
+    let mut n = 0;
+    while ring.next().is_some() {
+        n += 1;
+    }
+    n
 }
 
 /// Writes the container runtime's binaries into `RUNTIME_FILES`, by (inode, the kernel's dev_t).
