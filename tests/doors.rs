@@ -177,6 +177,17 @@ fn the_start_up_log_says_which_doors_are_open() {
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+/// The fault injections below are read by the test build of the daemon only (debug_assertions
+/// on): a release build would ignore them, and these tests would fail without saying why.
+fn needs_the_test_build() {
+    if !cfg!(debug_assertions) {
+        panic!(
+            "this test injects its fault through the test build of the daemon (debug_assertions on), which a \
+             release build ignores: run it with `cargo xtask test`"
+        );
+    }
+}
+
 /// A kernel that has `bpf_loop` but whose verifier refuses the path walk as its callback (none
 /// of those tested does) gets the unrolled walk, and the same events. The refusal is real, the
 /// cause injected: the test build's `DL_TEST_REFUSE_BPF_LOOP` makes the loop object's `bpf_loop`
@@ -184,12 +195,7 @@ fn the_start_up_log_says_which_doors_are_open() {
 #[test]
 fn a_kernel_refusing_the_bpf_loop_walk_gets_the_unrolled_one() {
     e2e();
-    if !cfg!(debug_assertions) {
-        panic!(
-            "this test injects its fault through the test build of the daemon (debug_assertions on), which a \
-             release build ignores: run it with `cargo xtask test`"
-        );
-    }
+    needs_the_test_build();
     let _docker = docker_lock();
     let mut agent = start_agent_with_env("refusedloop", json!({}), json!({}), &[("DL_TEST_REFUSE_BPF_LOOP", "1")]);
     let log = agent.daemon.log_text();
@@ -233,12 +239,7 @@ fn a_kernel_refusing_the_bpf_loop_walk_gets_the_unrolled_one() {
 #[test]
 fn the_records_of_a_replaced_first_load_are_reported_lost() {
     e2e();
-    if !cfg!(debug_assertions) {
-        panic!(
-            "this test injects its fault through the test build of the daemon (debug_assertions on), which a \
-             release build ignores: run it with `cargo xtask test`"
-        );
-    }
+    needs_the_test_build();
     let _docker = docker_lock();
     let mut busy = std::process::Command::new("sh")
         .args(["-c", "while :; do /bin/true; done"])
