@@ -368,6 +368,17 @@ pub(crate) mod tests {
         RecordHeader { kind: kind as u32, cpu: 1, seq: 7, ktime_ns: 9, cgroup_id: 82, pid: 100, tgid: 100 }
     }
 
+    proptest::proptest! {
+        /// A device is shown as it was formatted before `Device` (`"{major}:{minor}"`), as text
+        /// and as JSON, for every dev_t.
+        #[test]
+        fn a_device_reads_major_colon_minor(dev in proptest::num::u32::ANY) {
+            let expected = format!("{}:{}", dev >> 20, dev & 0xf_ffff);
+            proptest::prop_assert_eq!(Device(dev).to_string(), expected.clone());
+            proptest::prop_assert_eq!(serde_json::to_string(&Device(dev)).unwrap(), format!("\"{expected}\""));
+        }
+    }
+
     #[test]
     fn cut_argv_keeps_its_head_and_its_tail() {
         // argv = ["sh", "-c", "<padding> evil"], cut to 8 head bytes and 6 tail bytes.
