@@ -241,18 +241,27 @@ fn the_records_of_a_replaced_first_load_are_reported_lost() {
     e2e();
     needs_the_test_build();
     let _docker = docker_lock();
-    let mut busy = std::process::Command::new("sh")
-        .args(["-c", "while :; do /bin/true; done"])
-        .spawn()
-        .expect("sh for a busy host");
+    /// The busy loop, stopped however the test ends.
+    struct Busy(std::process::Child);
+    impl Drop for Busy {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let busy = Busy(
+        std::process::Command::new("sh")
+            .args(["-c", "while :; do /bin/true; done"])
+            .spawn()
+            .expect("sh for a busy host"),
+    );
     let mut agent = start_agent_with_env(
         "unreadfallback",
         json!({}),
         json!({"trace_host": true}),
         &[("DL_TEST_REFUSE_BPF_LOOP", "hold")],
     );
-    let _ = busy.kill();
-    let _ = busy.wait();
+    drop(busy);
     let log = agent.daemon.log_text();
     assert_eq!(agent.daemon.count_log("this kernel refused the path walk as a bpf_loop callback"), 1, "{log}");
     assert_eq!(agent.daemon.count_log("replaced at start were not read: reported as lost"), 1, "{log}");
