@@ -232,6 +232,35 @@ fn a_kernel_refusing_the_bpf_loop_walk_gets_the_unrolled_one() {
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+/// On such a kernel, `ebpf.path_walk: "unrolled"` loads the unrolled walk first: one load, no
+/// refusal, nothing recorded by a load that is then replaced. The same injected refusal as
+/// above would make the agent fall back (and log it) if the setting were not heeded.
+#[test]
+fn the_unrolled_walk_chosen_in_the_configuration_loads_once() {
+    e2e();
+    needs_the_test_build();
+    let _docker = docker_lock();
+    let mut agent = start_agent_with_env(
+        "unrolledset",
+        json!({}),
+        json!({"path_walk": "unrolled"}),
+        &[("DL_TEST_REFUSE_BPF_LOOP", "1")],
+    );
+    let log = agent.daemon.log_text();
+    assert_eq!(agent.daemon.count_log("ebpf.path_walk is \"unrolled\": the path walks are unrolled"), 1, "{log}");
+    assert_eq!(agent.daemon.count_log("refused the path walk"), 0, "{log}");
+    assert_eq!(agent.daemon.count_log("replaced at start were not read"), 0, "{log}");
+    assert_eq!(agent.daemon.count_log("seen: executed files: active"), 1, "{log}");
+    let name = unique("unrolledset");
+    let _c = Containers(vec![name.clone()]);
+    run_detached(&name, &[], "/bin/echo done-unrolledset; sleep 30");
+    let events =
+        wait_events(&agent, "the echo", Duration::from_secs(30), |e| !execs_with_arg(e, "done-unrolledset").is_empty());
+    let echo = execs_with_arg(&events, "done-unrolledset")[0];
+    assert_eq!(echo["process"]["executable"], "/bin/busybox", "{echo}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 /// What the refused first load recorded before it was replaced is never read: it is reported as
 /// lost (`loss.by_reason.unread_at_fallback`), not dropped without a word. The test build holds
 /// the refused load a second (`DL_TEST_REFUSE_BPF_LOOP=hold`) while host processes come and go

@@ -76,6 +76,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the eBPF programs walk a path (an executable's, an opened file's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathWalk {
+    /// As a `bpf_loop` callback where the kernel has the helper (Linux 5.17+), unrolled
+    /// elsewhere, and unrolled again after a load whose walk the verifier refused.
+    #[default]
+    Auto,
+    /// Unrolled on every kernel: for a kernel that refuses the walk as a callback, which then
+    /// loads once instead of twice, and loses no records at start.
+    Unrolled,
+}
+
 /// The eBPF probes: which to load and how they filter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -144,6 +157,8 @@ pub struct EbpfConfig {
     pub budget_burst: u32,
     /// Size of the kernel ring buffer (a power of two, at least one page).
     pub ring_buffer_bytes: u32,
+    /// How the programs walk a path: "auto" or "unrolled".
+    pub path_walk: PathWalk,
     /// Extra cgroup v2 path prefixes of container cgroups. A container's cgroup is recognised
     /// by its shape wherever it is (a last component `<64 hex>` or `docker-<64 hex>.scope`, as
     /// Docker's cgroupfs and systemd drivers name it, `--cgroup-parent` included); a prefix adds
@@ -192,6 +207,7 @@ impl Default for EbpfConfig {
             budget_per_second: 500,
             budget_burst: 2000,
             ring_buffer_bytes: 4 << 20,
+            path_walk: PathWalk::Auto,
             cgroup_prefixes: vec!["/docker/".into(), "/system.slice/docker-".into()],
             labels_max: 64,
             labels_max_bytes: 4096,
@@ -667,6 +683,7 @@ mod tests {
             (r#"{"docker-listener": {"ignore_actions": "exec_"}}"#, "docker-listener.ignore_actions", "sequence"),
             (r#"{"docker-listener": {"legacy_fields": null}}"#, "docker-listener.legacy_fields", "boolean"),
             (r#"{"docker-listener": {"ebpf": {"enabled": 0}}}"#, "docker-listener.ebpf.enabled", "boolean"),
+            (r#"{"docker-listener": {"ebpf": {"path_walk": "loop"}}}"#, "docker-listener.ebpf.path_walk", "unrolled"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");

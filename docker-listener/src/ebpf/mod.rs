@@ -18,7 +18,7 @@ use aya::{
 use docker_listener_common::{FileId, PREFIX_CAP, PREFIXES, ProbeConfig, budget, container_state, loss};
 use tokio::io::unix::AsyncFd;
 
-use crate::config::EbpfConfig;
+use crate::config::{EbpfConfig, PathWalk};
 
 /// The eBPF object built by build.rs from docker-listener-ebpf, its path walks unrolled: for
 /// kernels without `bpf_loop` (before 5.17).
@@ -438,13 +438,25 @@ impl EbpfProbes {
         };
         drop(info.attach_btf);
         // Linux 5.17's: the path walks as its callback (far less for the verifier to walk).
-        let looped = has_helper(aya::sys::BpfHelper::BPF_FUNC_loop, "bpf_loop");
-        if !looped {
-            tracing::info!(
-                "this kernel has no bpf_loop (Linux 5.17): the path walks are unrolled, which the verifier takes \
-                 longer to check at start-up"
-            );
-        }
+        let looped = match cfg.path_walk {
+            PathWalk::Unrolled => {
+                tracing::info!(
+                    "ebpf.path_walk is \"unrolled\": the path walks are unrolled, which the verifier takes longer \
+                     to check at start-up"
+                );
+                false
+            }
+            PathWalk::Auto => {
+                let looped = has_helper(aya::sys::BpfHelper::BPF_FUNC_loop, "bpf_loop");
+                if !looped {
+                    tracing::info!(
+                        "this kernel has no bpf_loop (Linux 5.17): the path walks are unrolled, which the verifier \
+                         takes longer to check at start-up"
+                    );
+                }
+                looped
+            }
+        };
         let mut kernel = attach::Kernel {
             btf: btf.as_ref(),
             offsets: degraded.is_none(),
@@ -536,7 +548,8 @@ impl EbpfProbes {
                     programs = refused.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "),
                     first = %first,
                     "this kernel refused the path walk as a bpf_loop callback: loading the unrolled walk instead \
-                     (the same events; start-up takes longer). Please report this with `uname -r` and the refusal"
+                     (the same events; start-up takes longer). Set ebpf.path_walk to \"unrolled\" to load it \
+                     first, and please report this with `uname -r` and the refusal"
                 );
                 let first_ok = outcome.is_ok();
                 // The first object's programs are detached and unloaded before the second is
@@ -563,7 +576,7 @@ impl EbpfProbes {
             tracing::warn!(
                 records = unread_at_fallback,
                 "the records of the eBPF object replaced at start were not read: reported as lost \
-                 (`unread_at_fallback`)"
+                 (`unread_at_fallback`). Setting ebpf.path_walk to \"unrolled\" avoids the replacement"
             );
         }
         if btf.is_none() {
