@@ -39,8 +39,9 @@ const DRAIN_MAX: usize = 1024;
 /// without waking it (see `EbpfProbes::set_polling`): one timer wake-up per period instead of a
 /// kernel wake-up (irq_work and IPI on the traced task's CPU) plus a context switch each time
 /// the ring was emptied. It bounds the latency added under a flow (docs/ARCHITECTURE.md,
-/// "Batching").
-const POLL_EVERY: Duration = Duration::from_millis(2);
+/// "Batching"); 3 ms rather than 2 costs a millisecond of latency (p99 4.3 ms at 10k events/s)
+/// for a fifth of the CPU per exec (BENCHMARKS.md, "the drain period").
+const POLL_EVERY: Duration = Duration::from_millis(3);
 /// Empty polls in a row after which the monitor goes back to sleeping until the kernel wakes it.
 const IDLE_POLLS: u32 = 2;
 /// How long a new cgroup's opens are all sent (`family::file::matched::PENDING`) when its

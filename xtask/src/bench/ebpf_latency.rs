@@ -8,7 +8,7 @@
 //! batch) − the event's `@timestamp` (the kernel's `bpf_ktime_get_boot_ns()` when the record
 //! was made, converted by the agent to wall-clock time with the offset between CLOCK_REALTIME
 //! and CLOCK_BOOTTIME it read at start). Both clocks are the same machine's, so no skew; the
-//! latency includes the agent's 1 ms ring-buffer coalescing and its sink batching.
+//! latency includes the agent's 3 ms ring-buffer poll and its sink batching.
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
