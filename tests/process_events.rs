@@ -35,7 +35,7 @@ fn after_a_burst_the_agent_goes_back_to_sleep_and_the_kernel_still_wakes_it() {
         &format!("for i in $(seq 100); do /bin/true burst; done; sleep 6; /bin/echo {marker}; sleep 30"),
     );
     wait_events(&agent, "the burst", Duration::from_secs(20), |e| execs_with_arg(e, "burst").len() == 100);
-    // Quiet: no more polling every 2 ms (that would be ~500 wake-ups a second), only the
+    // Quiet: no more polling every 3 ms (that would be ~330 wake-ups a second), only the
     // once-a-second housekeeping.
     std::thread::sleep(Duration::from_secs(1));
     let before = context_switches(agent.daemon.pid());
