@@ -198,6 +198,9 @@ pub struct Correlator {
     pub sensitive: SensitiveSet,
     /// When the sensitive sets were last made again.
     sensitive_refreshed: Option<Instant>,
+    /// `(registry.removals(), sensitive.arrivals())` when the sets were last checked against
+    /// the registry: a set can only have lost its container since if one of them changed.
+    sensitive_checked: (u64, u64),
     pub counters: Counters,
 }
 
@@ -222,6 +225,7 @@ impl Correlator {
             runtime_started_here: HashSet::new(),
             sensitive: SensitiveSet::new(patterns),
             sensitive_refreshed: None,
+            sensitive_checked: (0, 0),
             counters: Counters::default(),
         }
     }
@@ -720,11 +724,17 @@ impl Correlator {
             req.push(Request::Untrack(cg));
         }
         // The sensitive sets: those of containers forgotten go, the others are made again
-        // (a file replaced by a rename is another inode).
-        let gone: Vec<String> =
-            self.sensitive.containers().filter(|id| self.registry.get(id).is_none()).map(str::to_owned).collect();
-        for id in gone {
-            req.push(Request::SensitiveMap(self.sensitive.forget(&id)));
+        // (a file replaced by a rename is another inode). Checked only after a container was
+        // forgotten or got a set: looking every container up each second costs an idle host
+        // more than the rest of the tick (a cold cache line or two per container).
+        let mark = (self.registry.removals(), self.sensitive.arrivals());
+        if mark != self.sensitive_checked {
+            self.sensitive_checked = mark;
+            let gone: Vec<String> =
+                self.sensitive.containers().filter(|id| self.registry.get(id).is_none()).map(str::to_owned).collect();
+            for id in gone {
+                req.push(Request::SensitiveMap(self.sensitive.forget(&id)));
+            }
         }
         if self.sensitive_refreshed.is_none_or(|t| now.duration_since(t) >= crate::sensitive::REFRESH) {
             if self.sensitive_refreshed.is_some() && self.cfg.file_access && !self.sensitive.patterns.is_empty() {
@@ -902,6 +912,36 @@ mod tests {
         c.sensitive_resolved(ID, Resolved::NoProcess, &mut req);
         c.tick(now + crate::sensitive::REFRESH, &mut out, &mut req);
         assert_eq!(resolves(&req), 1, "{req:?}");
+    }
+
+    /// The tick checks the sets against the registry only after a container was forgotten or
+    /// got a set: each of the two still takes the set of a container the registry no longer
+    /// knows out of the kernel's map at the next tick.
+    #[test]
+    fn the_set_of_a_container_no_longer_known_leaves_the_map_at_the_next_tick() {
+        let mut c = correlator();
+        let (mut out, mut req) = (Vec::new(), Vec::new());
+        started(&mut c, &mut out, &mut req);
+        let shadow = crate::sensitive::Entry { ino: 41, dev: 5, bits: 1, pattern: 0, path: "/etc/shadow".into() };
+        c.sensitive_resolved(ID, Resolved::Files(vec![shadow.clone()]), &mut req);
+        let now = Instant::now();
+        let maps = |req: &mut Vec<Request>| -> Vec<Vec<MapChange>> {
+            req.drain(..).filter_map(|r| if let Request::SensitiveMap(ch) = r { Some(ch) } else { None }).collect()
+        };
+        req.clear();
+        c.tick(now, &mut out, &mut req);
+        c.tick(now + Duration::from_secs(1), &mut out, &mut req);
+        assert!(maps(&mut req).is_empty(), "a known container keeps its set");
+        // Forgotten by the registry (Docker has no such container).
+        c.registry.forget(ID);
+        c.tick(now + Duration::from_secs(2), &mut out, &mut req);
+        assert_eq!(maps(&mut req), vec![vec![(41, None)]]);
+        // A set made for an id the registry does not know (a file created in a cgroup whose
+        // container is still being inspected, then found to be no container).
+        assert_eq!(c.sensitive.add("not-a-container", shadow.clone()), vec![(41, Some(1))]);
+        c.tick(now + Duration::from_secs(3), &mut out, &mut req);
+        assert_eq!(maps(&mut req), vec![vec![(41, None)]]);
+        assert!(c.sensitive.is_empty());
     }
 
     #[test]

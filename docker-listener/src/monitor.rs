@@ -48,6 +48,10 @@ const IDLE_POLLS: u32 = 2;
 /// container's sensitive files are not resolved sooner (Docker slow to answer, a cgroup made
 /// inside a container, a lookalike Docker does not know).
 const PENDING_MAX: Duration = Duration::from_secs(10);
+/// How often the kernel's map of traced cgroups is read for ones marked pending whose record
+/// the daemon did not read, when no record was reported lost (a safety net: a lost record is
+/// the known way to miss one, and after a loss the map is read every `PENDING_MAX`).
+const ADOPT_EVERY: Duration = Duration::from_secs(60);
 /// How often processes whose exit record was lost are swept from the table.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Entries of the process table checked against /proc per tick of the monitor (one a second):
@@ -188,6 +192,7 @@ impl Monitor {
         let mut last_sweep = Instant::now();
         let mut last_adopt = Instant::now();
         let mut lost_reported: u64 = 0;
+        let mut lost_at_adopt: u64 = 0;
         let mut held_reported: HashMap<(u64, usize), u64> = HashMap::new();
         let mut drain_ctx = Drain { received: 0, max_args: self.cfg.argv_max_args as usize, stats: self.stats.clone() };
         // Polling: the programs commit without waking us and the timer drains the ring.
@@ -290,8 +295,13 @@ impl Monitor {
                         last_sweep = now;
                         self.correlator.procs.start_sweep();
                     }
-                    if now.duration_since(last_adopt) >= PENDING_MAX {
+                    // Every `PENDING_MAX` after a record was lost (a cgroup_mkdir record among
+                    // them leaves a marked cgroup the daemon never noted), else every
+                    // `ADOPT_EVERY`: the walk reads the whole map, which an idle host feels.
+                    let since = now.duration_since(last_adopt);
+                    if since >= ADOPT_EVERY || (since >= PENDING_MAX && lost_reported != lost_at_adopt) {
                         last_adopt = now;
+                        lost_at_adopt = lost_reported;
                         self.probes.adopt_pending(now);
                     }
                     let settled = self.probes.settle_older(now, PENDING_MAX);

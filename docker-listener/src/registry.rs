@@ -180,6 +180,8 @@ pub struct ContainerRegistry {
     by_id: foldhash::HashMap<String, Entry>,
     by_cgroup: foldhash::HashMap<u64, String>,
     budget: LabelBudget,
+    /// Containers forgotten so far (`removals`).
+    removals: u64,
 }
 
 impl Default for ContainerRegistry {
@@ -191,7 +193,12 @@ impl Default for ContainerRegistry {
 
 impl ContainerRegistry {
     pub fn new(budget: LabelBudget) -> ContainerRegistry {
-        ContainerRegistry { by_id: foldhash::HashMap::default(), by_cgroup: foldhash::HashMap::default(), budget }
+        ContainerRegistry {
+            by_id: foldhash::HashMap::default(),
+            by_cgroup: foldhash::HashMap::default(),
+            budget,
+            removals: 0,
+        }
     }
 
     pub fn lookup(&self, cgroup_id: u64) -> Lookup<'_> {
@@ -236,6 +243,12 @@ impl ContainerRegistry {
         self.by_id.is_empty()
     }
 
+    /// How many containers were forgotten since the start (`forget`, `expire`): what was
+    /// known stays known until this changes.
+    pub fn removals(&self) -> u64 {
+        self.removals
+    }
+
     /// Records that `cgroup_id` belongs to container `id` (details may come later).
     pub fn bind_cgroup(&mut self, id: &str, cgroup_id: u64) {
         if self.by_cgroup.get(&cgroup_id).is_some_and(|owner| owner != id) {
@@ -253,6 +266,7 @@ impl ContainerRegistry {
     /// Forgets a container and its cgroups (Docker says it has no such container); returns them.
     pub fn forget(&mut self, id: &str) -> Vec<u64> {
         let Some(e) = self.by_id.remove(id) else { return Vec::new() };
+        self.removals += 1;
         for cg in &e.cgroup_ids {
             self.by_cgroup.remove(cg);
         }
@@ -342,6 +356,7 @@ impl ContainerRegistry {
         let mut cgroups = Vec::new();
         for id in gone {
             if let Some(e) = self.by_id.remove(&id) {
+                self.removals += 1;
                 for cg in e.cgroup_ids {
                     self.by_cgroup.remove(&cg);
                     cgroups.push(cg);

@@ -462,15 +462,43 @@ pub struct SensitiveSet {
     by_container: HashMap<String, Vec<Entry>>,
     /// The map's content: inode → bits (the union over containers).
     kernel: HashMap<u64, u32>,
+    /// Per inode, the bits of every entry naming it, whichever container's: an inode's bits
+    /// are made again from its own entries, not from every set (the containers of one image
+    /// share their lower layers' inodes; each refresh would otherwise read every set once per
+    /// inode of every container).
+    holders: HashMap<u64, Vec<u32>>,
     /// Entries `add`ed while a resolution of the container was in flight (`begin`): that
     /// resolution may have read the filesystem before them, so its `update` keeps them.
     added_during: HashMap<String, Vec<Entry>>,
     /// Containers resolved at least once since they were last forgotten.
     resolved: std::collections::HashSet<String>,
+    /// Containers that got a set so far (`arrivals`).
+    arrivals: u64,
 }
 
 /// A change to make to the kernel's map: the inode's new bits, or `None` to remove it.
 pub type MapChange = (u64, Option<u32>);
+
+/// Counts `entries` among their inodes' holders.
+fn hold(holders: &mut HashMap<u64, Vec<u32>>, entries: &[Entry]) {
+    for e in entries {
+        holders.entry(e.ino).or_default().push(e.bits);
+    }
+}
+
+/// Takes `entries` (counted by `hold` before) out of their inodes' holders.
+fn release(holders: &mut HashMap<u64, Vec<u32>>, entries: &[Entry]) {
+    for e in entries {
+        if let Some(held) = holders.get_mut(&e.ino) {
+            if let Some(i) = held.iter().position(|&b| b == e.bits) {
+                held.swap_remove(i);
+            }
+            if held.is_empty() {
+                holders.remove(&e.ino);
+            }
+        }
+    }
+}
 
 impl SensitiveSet {
     pub fn new(patterns: Vec<Pattern>) -> SensitiveSet {
@@ -492,7 +520,13 @@ impl SensitiveSet {
             }
         }
         self.resolved.insert(id.to_owned());
-        let old = self.by_container.insert(id.to_owned(), entries).unwrap_or_default();
+        let old = self.by_container.insert(id.to_owned(), entries);
+        if old.is_none() {
+            self.arrivals += 1;
+        }
+        let old = old.unwrap_or_default();
+        release(&mut self.holders, &old);
+        hold(&mut self.holders, &self.by_container[id]);
         let mut touched: Vec<u64> = old.iter().map(|e| e.ino).collect();
         touched.extend(self.by_container[id].iter().map(|e| e.ino));
         self.recompute(touched)
@@ -501,13 +535,20 @@ impl SensitiveSet {
     /// Adds one inode to a container's set (a sensitive file created since it was made).
     pub fn add(&mut self, id: &str, e: Entry) -> Vec<MapChange> {
         let ino = e.ino;
-        let list = self.by_container.entry(id.to_owned()).or_default();
+        let list = match self.by_container.entry(id.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                self.arrivals += 1;
+                v.insert(Vec::new())
+            }
+        };
         if list.contains(&e) {
             return Vec::new();
         }
         if let Some(during) = self.added_during.get_mut(id) {
             during.push(e.clone());
         }
+        hold(&mut self.holders, std::slice::from_ref(&e));
         list.push(e);
         self.recompute(vec![ino])
     }
@@ -524,6 +565,7 @@ impl SensitiveSet {
         self.added_during.remove(id);
         self.resolved.remove(id);
         let old = self.by_container.remove(id).unwrap_or_default();
+        release(&mut self.holders, &old);
         self.recompute(old.iter().map(|e| e.ino).collect())
     }
 
@@ -534,6 +576,12 @@ impl SensitiveSet {
 
     pub fn containers(&self) -> impl Iterator<Item = &str> {
         self.by_container.keys().map(String::as_str)
+    }
+
+    /// How many times a container got a set (none before, or forgotten since) since the start:
+    /// the containers with a set are the same until this changes or one is `forget`ten.
+    pub fn arrivals(&self) -> u64 {
+        self.arrivals
     }
 
     /// Inodes in the kernel's map.
@@ -550,7 +598,7 @@ impl SensitiveSet {
         inos.dedup();
         let mut changes = Vec::new();
         for ino in inos {
-            let bits = self.by_container.values().flatten().filter(|e| e.ino == ino).fold(0, |b, e| b | e.bits);
+            let bits = self.holders.get(&ino).map_or(0, |held| held.iter().fold(0, |b, x| b | x));
             let now = (bits != 0).then_some(bits);
             if self.kernel.get(&ino).copied() != now {
                 match now {
@@ -638,6 +686,46 @@ mod tests {
         assert!(s.update("b", vec![e(10, 41, access::WRITE)]).is_empty(), "no change, nothing to write");
         assert_eq!(s.forget("b"), vec![(10, None)]);
         assert!(s.is_empty());
+    }
+
+    /// The changes each call returns, applied in turn to a map, leave it holding what the
+    /// naive union over every container's set says, whatever the order of updates, additions,
+    /// resolutions in flight and forgotten containers (containers sharing inodes, entries
+    /// repeated in one set).
+    #[test]
+    fn the_changes_keep_the_kernel_map_the_union_of_the_sets() {
+        use proptest::prelude::*;
+        let bits = prop::sample::select(vec![access::READ, access::WRITE, access::READ | access::WRITE, access::DIR]);
+        let entry = (0u64..6, bits).prop_map(|(ino, b)| e(ino, 40, b));
+        // (what, container, entries): 0 update, 1 add, 2 begin, 3 forget, 4 unresolved.
+        let op = (0u8..5, 0usize..3, prop::collection::vec(entry, 0..5));
+        proptest!(ProptestConfig::with_cases(2048), |(ops in prop::collection::vec(op, 1..40))| {
+            let mut s = SensitiveSet::new(vec![p("/etc/shadow")]);
+            let mut map: HashMap<u64, u32> = HashMap::new();
+            for (what, c, entries) in ops {
+                let id = ["a", "b", "c"][c];
+                let changes = match what {
+                    0 => s.update(id, entries),
+                    1 => entries.into_iter().flat_map(|x| s.add(id, x)).collect(),
+                    2 => { s.begin(id); Vec::new() }
+                    3 => s.forget(id),
+                    _ => { s.unresolved(id); Vec::new() }
+                };
+                for (ino, b) in changes {
+                    match b {
+                        Some(b) => map.insert(ino, b),
+                        None => map.remove(&ino),
+                    };
+                }
+                let mut union: HashMap<u64, u32> = HashMap::new();
+                for x in s.by_container.values().flatten() {
+                    *union.entry(x.ino).or_default() |= x.bits;
+                }
+                union.retain(|_, b| *b != 0);
+                prop_assert_eq!(&map, &union);
+                prop_assert_eq!(&s.kernel, &union);
+            }
+        });
     }
 
     /// A file created while the container's resolution read the disk (its start: an image's
