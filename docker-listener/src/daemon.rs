@@ -241,9 +241,11 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     };
     let token = shutdown.clone();
     sources.spawn(async move { docker.run(token).await.map_err(DaemonError::from) });
+    // The one-second tick of the stages that keep time in seconds: one wake-up for all.
+    let ticks = crate::seconds::start(shutdown.clone());
     let health = health.map(|(h, work)| {
         let token = shutdown.clone();
-        tokio::spawn(h.clone().run(work, health_client, token));
+        tokio::spawn(h.clone().run(work, health_client, token, ticks.clone()));
         h
     });
     if let Some(monitor) = monitor {
@@ -251,7 +253,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         let required = cfg.ebpf.required;
         let (health_spool, health_encoder) = (spool.clone(), encoder.clone());
         sources.spawn(async move {
-            match monitor.run(token.clone()).await {
+            match monitor.run(token.clone(), ticks).await {
                 Ok(()) => Ok(()),
                 Err(e) if required => Err(DaemonError::EbpfRuntime(e)),
                 Err(e) => {

@@ -578,14 +578,13 @@ impl Health {
         mut work: mpsc::UnboundedReceiver<Work>,
         mut client_rx: watch::Receiver<Option<DockerClient>>,
         shutdown: CancellationToken,
+        mut ticks: crate::seconds::Ticks,
     ) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut listed = false;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => self.tick(Instant::now()),
+                Ok(()) = ticks.changed() => self.tick(Instant::now()),
                 changed = client_rx.changed() => {
                     if changed.is_err() {
                         // The Docker source is gone: only shutdown is left.

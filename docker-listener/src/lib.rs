@@ -28,6 +28,7 @@ pub mod procs;
 pub mod redact;
 pub mod registry;
 pub mod repeats;
+pub mod seconds;
 pub mod sensitive;
 pub mod shrink;
 pub mod sink;

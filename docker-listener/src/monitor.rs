@@ -143,7 +143,7 @@ impl Monitor {
         }
     }
 
-    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), EbpfError> {
+    pub async fn run(mut self, shutdown: CancellationToken, mut ticks: crate::seconds::Ticks) -> Result<(), EbpfError> {
         tracing::info!(
             programs = self.probes.attached.len(),
             ring_buffer_bytes = self.cfg.ring_buffer_bytes,
@@ -187,8 +187,6 @@ impl Monitor {
         let inspect_slots = Arc::new(tokio::sync::Semaphore::new(INSPECT_CONCURRENCY));
         let mut inspecting: HashSet<String> = HashSet::new();
         let mut resolving = Resolutions::default();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep = Instant::now();
         let mut last_adopt = Instant::now();
         let mut lost_reported: u64 = 0;
@@ -269,7 +267,7 @@ impl Monitor {
                 Some(info) = info_rx.recv() => {
                     self.apply(info, mount.as_deref(), (&mut inspecting, &mut resolving), &mut out, &mut req);
                 }
-                _ = tick.tick() => {
+                Ok(()) = ticks.changed() => {
                     if !polling {
                         // A program that read "polling" just before the switch back may have
                         // committed after the last drain without waking us; nothing else would
