@@ -313,7 +313,8 @@ fn scenarios(quick: bool) -> Vec<Box<dyn Scenario>> {
             parallel: 12,
             // Past Tokio's 10 s keep-alive of the start-up's blocking threads.
             settle: mode.pick(Duration::from_secs(1), Duration::from_secs(12)),
-            window: mode.pick(Duration::from_secs(3), Duration::from_secs(30)),
+            // A minute: one round of each of the agent's once-a-minute tasks.
+            window: mode.pick(Duration::from_secs(3), Duration::from_secs(60)),
             rounds: runs(3),
             mode,
         }),

@@ -405,6 +405,54 @@ impl Drop for ScratchDir {
     }
 }
 
+/// A cgroup (v2) of the benchmark's own, holding one process: the CPU time of all its threads,
+/// those that ended too (`threads` loses a thread's time when it ends: the agent's blocking
+/// threads live 10 s after their last task). Removed when dropped, its processes moved back up.
+pub struct CpuCgroup(PathBuf);
+
+impl CpuCgroup {
+    pub fn new(label: &str) -> Result<CpuCgroup> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let mount = crate::vm::guest::cgroup2_mount().context(
+            "no cgroup2 mount in /proc/self/mountinfo: the idle scenario measures the agent's CPU in a cgroup v2",
+        )?;
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = mount.join(format!("dl-bench-{}-{label}-{n}", std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("cannot create the cgroup {}", dir.display()))?;
+        Ok(CpuCgroup(dir))
+    }
+
+    /// Moves `pid` (all its threads) into the cgroup.
+    pub fn adopt(&self, pid: u32) -> Result<()> {
+        let procs = self.0.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string())
+            .with_context(|| format!("cannot move pid {pid} into {}", procs.display()))
+    }
+
+    /// The CPU time its processes used since they were moved in (`cpu.stat`'s `usage_usec`).
+    pub fn cpu(&self) -> Result<Duration> {
+        let path = self.0.join("cpu.stat");
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let usec = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .with_context(|| format!("no usage_usec in {}", path.display()))?;
+        Ok(Duration::from_micros(usec))
+    }
+}
+
+impl Drop for CpuCgroup {
+    fn drop(&mut self) {
+        if let (Ok(procs), Some(parent)) = (std::fs::read_to_string(self.0.join("cgroup.procs")), self.0.parent()) {
+            for pid in procs.lines() {
+                let _ = std::fs::write(parent.join("cgroup.procs"), pid);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 /// The machine the numbers come from, for the results.
 #[derive(Debug, Clone)]
 pub struct Machine {
