@@ -648,6 +648,10 @@ impl Monitor {
     /// the last report (`only`: that cgroup's, which is then forgotten: it is being untracked).
     /// `reported`: what was reported of each (cgroup, class).
     fn report_held_back(&mut self, reported: &mut HashMap<(u64, usize), u64>, only: Option<u64>) {
+        // Each tick: only when the kernel counted a record held back since the last walk.
+        if only.is_none() && !self.probes.held_back_moved() {
+            return;
+        }
         // Per cgroup: what each class held back since the last report, and the totals.
         let mut moved: BTreeMap<u64, ecs::HeldBackReport> = BTreeMap::new();
         for h in self.probes.held_back() {

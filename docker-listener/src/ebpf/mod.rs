@@ -275,6 +275,9 @@ pub struct EbpfProbes {
     runtime_calls: PerCpuArray<MapData, u64>,
     /// Records held back by the per-container budget, per cgroup (`budget.rs`).
     held: PerCpuHashMap<MapData, u64, u64>,
+    /// Records held back in all (`HELD_COUNT`), and its value at the last walk of `held`.
+    held_count: PerCpuArray<MapData, u64>,
+    held_walked: u64,
     /// The enter/exit pairing maps (values as bytes: only their entries are counted).
     pending_exec: HashMap<MapData, u64, [u8; 24]>,
     pending_sock: HashMap<MapData, u64, [u8; 32]>,
@@ -591,6 +594,8 @@ impl EbpfProbes {
         let seq = PerCpuArray::try_from(take(&mut ebpf, "SEQ")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let loss = PerCpuArray::try_from(take(&mut ebpf, "LOSS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let held = PerCpuHashMap::try_from(take(&mut ebpf, "HELD")?).map_err(|e| EbpfError::Load(e.to_string()))?;
+        let held_count =
+            PerCpuArray::try_from(take(&mut ebpf, "HELD_COUNT")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let runtime_calls =
             PerCpuArray::try_from(take(&mut ebpf, "RUNTIME_CALLS")?).map_err(|e| EbpfError::Load(e.to_string()))?;
         let pending_exec =
@@ -620,6 +625,8 @@ impl EbpfProbes {
             seq,
             loss,
             held,
+            held_count,
+            held_walked: 0,
             runtime_calls,
             pending_exec,
             pending_sock,
@@ -763,6 +770,16 @@ impl EbpfProbes {
     /// map cannot be written, in which case the mode is unchanged.
     pub fn set_polling(&mut self, on: bool) -> Result<(), EbpfError> {
         self.wakeup.set(0, u32::from(on), 0).map_err(|e| EbpfError::Wakeup(e.to_string()))
+    }
+
+    /// Whether records were held back since the last call (the kernel's count moved): if not,
+    /// `held_back` has nothing new, and its walk (every bucket of a 16,384-entry map) is
+    /// skipped. A count that cannot be read says yes.
+    pub fn held_back_moved(&mut self) -> bool {
+        let Ok(count) = self.held_count.get(&0, 0).map(|v| v.iter().sum::<u64>()) else { return true };
+        let moved = count != self.held_walked;
+        self.held_walked = count;
+        moved
     }
 
     /// Records held back by the per-container budget since start, by cgroup id and class
