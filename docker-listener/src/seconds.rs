@@ -29,46 +29,51 @@ pub type Ticks = watch::Receiver<u64>;
 /// Starts the tick (a task on the current runtime, ended by `shutdown`); its receivers.
 pub fn start(shutdown: CancellationToken) -> Ticks {
     let (tx, rx) = watch::channel(0u64);
-    let timer = match TimerFd::every(PERIOD) {
-        Ok(t) => Some(t),
+    let mut timer = match TimerFd::every(PERIOD) {
+        Ok(t) => Timer::Fd(t),
         Err(e) => {
             tracing::debug!(error = %e, "no timerfd: the one-second tick uses a Tokio interval");
-            None
+            Timer::interval()
         }
     };
     tokio::spawn(async move {
-        match timer {
-            Some(t) => tick_on_timerfd(t, &tx, &shutdown).await,
-            None => tick_on_interval(&tx, &shutdown).await,
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = timer.next() => match r {
+                    Ok(()) => tx.send_modify(|n| *n += 1),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the one-second timer failed: a Tokio interval takes over");
+                        timer = Timer::interval();
+                    }
+                },
+            }
         }
     });
     rx
 }
 
-async fn tick_on_timerfd(timer: TimerFd, tx: &watch::Sender<u64>, shutdown: &CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = timer.wait() => match r {
-                Ok(()) => {
-                    tx.send_modify(|n| *n += 1);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the one-second timer failed: a Tokio interval takes over");
-                    return tick_on_interval(tx, shutdown).await;
-                }
-            },
-        }
-    }
+/// What wakes the tick: the timerfd, or a Tokio interval where there is none.
+enum Timer {
+    Fd(TimerFd),
+    Tokio(tokio::time::Interval),
 }
 
-async fn tick_on_interval(tx: &watch::Sender<u64>, shutdown: &CancellationToken) {
-    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + PERIOD, PERIOD);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => tx.send_modify(|n| *n += 1),
+impl Timer {
+    fn interval() -> Timer {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + PERIOD, PERIOD);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Timer::Tokio(interval)
+    }
+
+    /// Waits for the next tick.
+    async fn next(&mut self) -> io::Result<()> {
+        match self {
+            Timer::Fd(t) => t.wait().await,
+            Timer::Tokio(i) => {
+                i.tick().await;
+                Ok(())
+            }
         }
     }
 }
@@ -136,6 +141,13 @@ mod tests {
         shutdown.cancel();
         // The task ends with the shutdown: the sender goes, and so does every change.
         tokio::time::timeout(Duration::from_secs(5), async { while a.changed().await.is_ok() {} }).await.unwrap();
+    }
+
+    /// The stand-in where no timerfd can be made ticks too.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_tokio_interval_ticks() {
+        let mut t = Timer::interval();
+        tokio::time::timeout(Duration::from_secs(5), t.next()).await.unwrap().unwrap();
     }
 
     #[test]
