@@ -1,4 +1,5 @@
-//! Heap allocations per event on the Docker path, counted by a wrapping global allocator.
+//! Heap allocations per event on the Docker path, and per exec on the eBPF path (`exec_path`
+//! below), counted by a wrapping global allocator.
 //!
 //! Runs the steady-state pipeline pieces the daemon runs per event — split → parse → hash →
 //! cursor → encode → spool push → spool pop (batches of 64, as the sink) → delivered cursor —
@@ -305,6 +306,7 @@ fn main() {
         "({escaped} of {} events have an escape in their Action, which DockerEvent::parse unescapes into an owned copy)",
         EVENTS.lines().count()
     );
+    exec_path::measure(trace_first);
 }
 
 /// Whether the `Action` string of an event line contains a backslash escape.
@@ -324,4 +326,152 @@ fn action_escaped(line: &str) -> bool {
             None
         })
         .unwrap_or(false)
+}
+
+mod exec_path {
+    //! Allocations per exec on the eBPF path, as an exec storm in a container makes them:
+    //! per process a fork record, its exec record and its exit record through the correlator,
+    //! and the exec event's frame (`Encoder::agent_json`). The records are made before
+    //! counting: in the daemon `record::parse` makes them (its own allocations, the record's
+    //! strings, are counted on their own line).
+    use std::{collections::BTreeMap, hint::black_box, time::Instant};
+
+    use docker_listener::{
+        config::EbpfConfig,
+        correlate::{Correlator, Emitted, Request},
+        ebpf::record::{Args, ExeFile, Exec, Exit, Fork, Meta, Record},
+        ecs::Clock,
+        encode::Encoder,
+        procs::ProcessTable,
+        registry::Container,
+    };
+
+    const CGROUP: u64 = 10_042;
+    const INIT: u32 = 500;
+
+    fn container() -> Container {
+        Container {
+            id: format!("{:064x}", 42),
+            name: "service-42".into(),
+            image: "registry.example/team/app:1.2.3".into(),
+            image_id: Some(format!("sha256:{:064x}", 42)),
+            labels: BTreeMap::from([
+                ("com.docker.compose.project".to_owned(), "shop".to_owned()),
+                ("com.docker.compose.service".to_owned(), "svc42".to_owned()),
+            ]),
+            pid: Some(1042),
+            started_time_nano: Some(1_795_792_475_014_659_607),
+            shown_labels: Default::default(),
+            object: Default::default(),
+        }
+    }
+
+    fn meta(tgid: u32) -> Meta {
+        Meta { cpu: 0, seq: 1, ktime_ns: 5_000_000_000, cgroup_id: CGROUP, pid: tgid, tgid }
+    }
+
+    fn start(tgid: u32) -> u64 {
+        4_000_000_000 + u64::from(tgid)
+    }
+
+    fn exec(tgid: u32, ppid: u32, exec_id: u64) -> Exec {
+        Exec {
+            meta: meta(tgid),
+            ppid,
+            uid: 0,
+            gid: 0,
+            ret: 0,
+            start_ns: start(tgid),
+            parent_start_ns: start(ppid),
+            exec_id,
+            parent_exec_id: 1,
+            comm: "true".into(),
+            filename: "/bin/true".into(),
+            exe: Some(ExeFile {
+                path: "/bin/true".into(),
+                ino: 4242,
+                dev: 51,
+                magic: 0x794c_7630,
+                ..ExeFile::default()
+            }),
+            args: Args { args: vec!["/bin/true".into(), format!("mark-7-{tgid}")], ..Args::default() },
+            compat: false,
+            creds: None,
+        }
+    }
+
+    /// The three records of one short-lived process `tgid`, forked by the container's init.
+    fn records(tgid: u32) -> [Record; 3] {
+        [
+            Record::Fork(Fork {
+                meta: meta(INIT),
+                child_tgid: tgid,
+                child_start_ns: start(tgid),
+                parent_start_ns: start(INIT),
+                parent_exec_id: 1,
+            }),
+            Record::Exec(exec(tgid, INIT, 2)),
+            Record::Exit(Exit { meta: meta(tgid), exit_code: 0, start_ns: start(tgid) }),
+        ]
+    }
+
+    pub fn measure(trace_first: u32) {
+        let mut correlator =
+            Correlator::new(ProcessTable::new("boot".into(), 100), EbpfConfig::default(), Clock::fixed(0));
+        let (mut out, mut req) = (Vec::<Emitted>::new(), Vec::<Request>::new());
+        correlator.on_container(container(), Some(CGROUP), &mut out, &mut req);
+        let now = Instant::now();
+        correlator.on_record(
+            Record::Exec(Exec { comm: "sh".into(), filename: "/bin/sh".into(), ..exec(INIT, 1, 1) }),
+            now,
+            &mut out,
+            &mut req,
+        );
+        let encoder = Encoder::new(65535, false, Default::default());
+        let mut run = |from: u32, n: u32, counted: bool| {
+            let (mut allocs, mut reallocs, mut bytes) = (0, 0, 0);
+            for tgid in from..from + n {
+                let recs = records(tgid);
+                out.clear();
+                req.clear();
+                if counted {
+                    super::TRACE.with(|t| t.set(trace_first.saturating_sub((allocs + reallocs) as u32)));
+                }
+                let before = super::count();
+                for r in recs {
+                    correlator.on_record(r, now, &mut out, &mut req);
+                }
+                for e in out.drain(..) {
+                    black_box(encoder.agent_json(e.json));
+                }
+                let after = super::count();
+                super::TRACE.with(|t| t.set(0));
+                allocs += after.allocs - before.allocs;
+                reallocs += after.reallocs - before.reallocs;
+                bytes += after.bytes - before.bytes;
+            }
+            (allocs, reallocs, bytes)
+        };
+        run(1000, 1000, false);
+        const N: u32 = 20_000;
+        let (allocs, reallocs, bytes) = run(10_000, N, true);
+        let per = |x: u64| x as f64 / f64::from(N);
+        println!(
+            "{:<44} {N:>8} execs   {:>7.3} allocs/exec   {:>7.3} reallocs/exec   {:>8.1} bytes/exec",
+            "exec: fork+exec+exit records → frame",
+            per(allocs),
+            per(reallocs),
+            per(bytes)
+        );
+        let before = super::count();
+        for tgid in 0..N {
+            black_box(records(tgid));
+        }
+        let after = super::count();
+        println!(
+            "{:<44} {N:>8} execs   {:>7.3} allocs/exec   (the strings `record::parse` makes)",
+            "  the records themselves",
+            per(after.allocs - before.allocs)
+        );
+    }
 }
