@@ -16,9 +16,17 @@
 //! the nanosecond) from just before the storm until its output has been idle for 300 ms, per
 //! exec, with its context switches over the same span; bpftrace's lines carrying the round's
 //! marker are counted like the agent's events.
+//!
+//! A fourth way is the floor under the agent (`docker-listener/examples/exec_floor.rs`): the
+//! agent's own eBPF programs, ring buffer and sender with none of its work between them (it
+//! drains the ring on the agent's 3 ms timer and sends one datagram of an exec event's size per
+//! exec record). What any consumer of these records pays per exec to deliver each one to
+//! Wazuh's queue within the agent's latency budget on this machine; the agent's CPU above it is
+//! its own work (decoding, the process table, the container, the JSON, the stages).
 use std::{
+    io::{BufRead as _, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, ChildStdout, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -27,6 +35,7 @@ use anyhow::{Context as _, Result, bail};
 use super::{
     Context, Scenario, SectionInfo,
     ebpf::{self, Load, Mode, StormContainer, Worker},
+    ebpf_sink::FrameSink,
     ebpf_storm::{Kind, Round, Storm, ms, per_op_us},
     report::{Goal, Metric, Table},
     system::{self, ScratchDir},
@@ -43,7 +52,11 @@ pub struct ExecPeer {
     pub mode: Mode,
 }
 
-/// One round of bpftrace: the storm's wall time, bpftrace's CPU, the lines of the storm.
+/// Where `cargo xtask bench` builds the floor (`docker-listener/examples/exec_floor.rs`).
+pub const FLOOR: &str = "target/release/examples/exec_floor";
+
+/// One round of bpftrace or the floor: the storm's wall time, its CPU, the storm's lines or
+/// datagrams.
 struct PeerRound {
     wall: Duration,
     cpu: Duration,
@@ -70,6 +83,15 @@ impl Scenario for ExecPeer {
         if !crate::setup::have("bpftrace") {
             bail!("bpftrace is not installed: `cargo xtask setup` installs it (apt-get install bpftrace)");
         }
+        let floor = std::env::current_dir()?.join(FLOOR);
+        if !floor.is_file() {
+            bail!(
+                "no floor at {}: `cargo xtask bench` builds it; with {} set, build it first with `cargo build \
+                 --release -p docker-listener --example exec_floor`",
+                floor.display(),
+                super::DAEMON
+            );
+        }
         let _qlen = ebpf::raise_qlen();
         let _stats = system::BpfStats::enable()?;
         let container = StormContainer::start(self.id)?;
@@ -90,23 +112,33 @@ impl Scenario for ExecPeer {
         };
         let warm = storm.round(Some(&agent), Some(&container), next(), None).context("warm-up round (agent)")?;
         let peer = self.bpftrace_round(&container, next()).context("warm-up round (bpftrace)")?;
-        println!("  warm-up rounds: {:.0} ms with the agent, {:.0} ms with bpftrace", ms(warm.wall), ms(peer.wall));
-        let mut rounds: Vec<(Round, Round, PeerRound)> = Vec::new();
+        let base = self.floor_round(&floor, &container, next()).context("warm-up round (the floor)")?;
+        println!(
+            "  warm-up rounds: {:.0} ms with the agent, {:.0} ms with bpftrace, {:.0} ms with the floor",
+            ms(warm.wall),
+            ms(peer.wall),
+            ms(base.wall)
+        );
+        let mut rounds: Vec<PeerRounds> = Vec::new();
         for i in 0..self.rounds {
-            let (mut none, mut with, mut peer) = (None, None, None);
-            let order: [u8; 3] = if i % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+            let (mut none, mut with, mut peer, mut base) = (None, None, None, None);
+            let order: [u8; 4] = if i % 2 == 0 { [0, 1, 2, 3] } else { [3, 2, 1, 0] };
             for which in order {
                 match which {
                     0 => none = Some(storm.round(None, Some(&container), next(), None)?),
                     1 => with = Some(storm.round(Some(&agent), Some(&container), next(), None)?),
-                    _ => peer = Some(self.bpftrace_round(&container, next())?),
+                    2 => peer = Some(self.bpftrace_round(&container, next())?),
+                    _ => base = Some(self.floor_round(&floor, &container, next())?),
                 }
             }
-            let (Some(none), Some(with), Some(peer)) = (none, with, peer) else { bail!("a round did not run") };
+            let (Some(none), Some(with), Some(peer), Some(floor)) = (none, with, peer, base) else {
+                bail!("a round did not run")
+            };
             let a = with.agent.as_ref().context("the agent's round has no agent results")?;
             println!(
                 "  round {}: {:.0} ms without; agent ×{:.3}, {:.1} µs CPU per exec, {} delivered; bpftrace ×{:.3}, \
-                 {:.1} µs CPU per exec, {} lines; other load {:.2}/{:.2}/{:.2} CPUs",
+                 {:.1} µs CPU per exec, {} lines; floor {:.1} µs CPU per exec, {} datagrams; other load \
+                 {:.2}/{:.2}/{:.2}/{:.2} CPUs",
                 i + 1,
                 ms(none.wall),
                 with.wall.as_secs_f64() / none.wall.as_secs_f64(),
@@ -115,19 +147,30 @@ impl Scenario for ExecPeer {
                 peer.wall.as_secs_f64() / none.wall.as_secs_f64(),
                 per_op_us(peer.cpu, self.count),
                 peer.delivered,
+                per_op_us(floor.cpu, self.count),
+                floor.delivered,
                 none.other_load,
                 with.other_load,
-                peer.other_load
+                peer.other_load,
+                floor.other_load
             );
-            rounds.push((none, with, peer));
+            rounds.push(PeerRounds { none, with, peer, floor });
         }
         drop(container);
         Ok(self.table(&rounds))
     }
 }
 
+/// One round of each: no tracer, the agent, bpftrace, the floor.
+struct PeerRounds {
+    none: Round,
+    with: Round,
+    peer: PeerRound,
+    floor: PeerRound,
+}
+
 impl ExecPeer {
-    fn table(&self, rounds: &[(Round, Round, PeerRound)]) -> Table {
+    fn table(&self, rounds: &[PeerRounds]) -> Table {
         let full = self.mode == Mode::Full;
         let goal = |g| full.then_some(g);
         let mut agent_cpu = Metric::new("agent CPU per exec", "µs", 1, goal(Goal::AtMost(8.0)));
@@ -139,13 +182,22 @@ impl ExecPeer {
         let mut peer_wall = Metric::new("storm wall time with bpftrace / without", "×", 3, None);
         let mut agent_delivered = Metric::new("execs delivered by the agent", "% of storm", 2, None);
         let mut peer_delivered = Metric::new("execs printed by bpftrace", "% of storm", 2, None);
+        let mut floor_cpu = Metric::new("floor CPU per exec", "µs", 1, None);
+        let mut above = Metric::new("agent CPU above the floor per exec, per round", "µs", 1, None);
+        let mut floor_switches = Metric::new("floor context switches per exec", "switches", 2, None);
+        let mut floor_delivered = Metric::new("execs sent by the floor", "% of storm", 2, None);
         let count = self.count as f64;
-        for (none, with, peer) in rounds {
+        for PeerRounds { none, with, peer, floor } in rounds {
             let Some(a) = with.agent.as_ref() else { continue };
-            let (ac, pc) = (per_op_us(a.cpu, self.count), per_op_us(peer.cpu, self.count));
+            let (ac, pc, fc) =
+                (per_op_us(a.cpu, self.count), per_op_us(peer.cpu, self.count), per_op_us(floor.cpu, self.count));
             agent_cpu.samples.push(ac);
             peer_cpu.samples.push(pc);
             ratio.samples.push(ac / pc);
+            floor_cpu.samples.push(fc);
+            above.samples.push(ac - fc);
+            floor_switches.samples.push(floor.switches as f64 / count);
+            floor_delivered.samples.push(100.0 * floor.delivered as f64 / count);
             agent_switches.samples.push(a.switches as f64 / count);
             peer_switches.samples.push(peer.switches as f64 / count);
             agent_wall.samples.push(with.wall.as_secs_f64() / none.wall.as_secs_f64());
@@ -156,9 +208,20 @@ impl ExecPeer {
         let notes = vec![
             format!(
                 "{} execs per round (fork + exec of the container's `/bin/true <marker>`, one at a time), {} rounds, \
-                 each without a tracer, with the agent (this build, default configuration) and with `bpftrace -e '{}'` \
-                 writing to a file; the order reversed every other round, after one warm-up round of each tracer",
+                 each without a tracer, with the agent (this build, default configuration), with `bpftrace -e '{}'` \
+                 writing to a file and with the floor; the order reversed every other round, after one warm-up round \
+                 of each tracer",
                 self.count, self.rounds, PROGRAM
+            ),
+            format!(
+                "the floor (`docker-listener/examples/exec_floor.rs`, `{FLOOR}`): the agent's own eBPF programs (no \
+                 budget, as the agent here), ring buffer and sender, traced to the storm's container, with none of \
+                 the agent's work between them: on the agent's 3 ms timer (back to sleeping on the ring after two \
+                 empty drains, as the agent) it reads every record and sends one datagram of {} bytes (an exec \
+                 event's size) per exec record with the agent's `sendmmsg`. What any consumer of these records pays \
+                 per exec to deliver each to Wazuh's queue within the agent's latency budget, here; the agent's CPU \
+                 above it is its own work (decoding, process table, container, JSON, stages)",
+                EVENT_BYTES
             ),
             "bpftrace does less per exec than the agent: no container filter, identity or labels, no parent or \
              executable's path, no JSON and no datagram; it prints the argv as the caller passed it"
@@ -169,10 +232,12 @@ impl ExecPeer {
                 .into(),
         ];
         // The switches at the machine's price of a wake-up.
-        let waking = [system::waking(&agent_switches, 1), system::waking(&peer_switches, 1)];
-        let mut metrics = vec![agent_cpu, peer_cpu, ratio, agent_switches, peer_switches];
+        let waking =
+            [system::waking(&agent_switches, 1), system::waking(&peer_switches, 1), system::waking(&floor_switches, 1)];
+        let mut metrics =
+            vec![agent_cpu, peer_cpu, ratio, floor_cpu, above, agent_switches, peer_switches, floor_switches];
         metrics.extend(waking.into_iter().flatten());
-        metrics.extend([agent_wall, peer_wall, agent_delivered, peer_delivered]);
+        metrics.extend([agent_wall, peer_wall, agent_delivered, peer_delivered, floor_delivered]);
         Table { caption: self.label.to_owned(), runs: rounds.len(), metrics, notes: ebpf::with_docker_note(notes) }
     }
 
@@ -203,6 +268,104 @@ impl ExecPeer {
             delivered,
             other_load: after.others_since(&before, worker.cpu),
         })
+    }
+}
+
+impl ExecPeer {
+    /// One storm with the floor draining the agent's programs' records (see the module's doc).
+    fn floor_round(&self, floor: &Path, container: &StormContainer, n: usize) -> Result<PeerRound> {
+        let marker = format!("floor-{}-{n}", std::process::id());
+        let mut worker = Worker::start(&ebpf::exec_args(Some(container.pid), self.count, &marker))?;
+        let dir = ScratchDir::new("floor")?;
+        let queue = dir.join("queue");
+        let sink = FrameSink::bind(&queue)?;
+        let mut proc = Floor::start(floor, &queue, cgroup_id(container.pid)?, &dir.join("stderr"))?;
+        let before = Load::sample(Some(proc.pid()))?;
+        worker.go()?;
+        let worker = worker.wait()?;
+        let delivered = sink.wait_idle(Duration::from_millis(300), Duration::from_secs(60));
+        let after = Load::sample(Some(proc.pid()))?;
+        proc.stop()?;
+        sink.finish()?;
+        let failed = worker.get("failed")?;
+        if failed > 0 {
+            bail!("{failed} of the storm's {} execs failed", self.count);
+        }
+        // Exactly one datagram per exec of the storm: the floor sees nothing else (the container
+        // runs only `sleep` and the storm), and a floor that lost records would flatter itself.
+        if delivered != self.count {
+            bail!("the floor sent {delivered} datagrams for the storm's {} execs", self.count);
+        }
+        Ok(PeerRound {
+            wall: worker.elapsed()?,
+            cpu: after.agent_since(&before),
+            switches: after.agent_switches_since(&before),
+            delivered,
+            other_load: after.others_since(&before, worker.cpu),
+        })
+    }
+}
+
+/// The exec event's size the floor sends per exec (`exec_floor.rs`'s `EVENT_BYTES`).
+const EVENT_BYTES: usize = 1335;
+
+/// The cgroup v2 id (its directory's inode) `pid` runs in.
+fn cgroup_id(pid: u32) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .with_context(|| format!("pid {pid} is in no cgroup v2 (/proc/{pid}/cgroup)"))?;
+    let mount = crate::vm::guest::cgroup2_mount().context("no cgroup2 mount in /proc/self/mountinfo")?;
+    let dir = mount.join(path.trim_start_matches('/'));
+    Ok(std::fs::metadata(&dir).with_context(|| format!("cannot stat {}", dir.display()))?.ino())
+}
+
+/// A running floor; killed if dropped before `stop`.
+struct Floor(Child);
+
+impl Floor {
+    /// Starts it and waits until its programs are attached and the cgroup traced (`ready`).
+    fn start(binary: &Path, queue: &Path, cgroup: u64, stderr: &Path) -> Result<Floor> {
+        let err = std::fs::File::create(stderr)?;
+        let mut child = Command::new(binary)
+            .arg(queue)
+            .arg(cgroup.to_string())
+            .arg("3600")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start the floor {}", binary.display()))?;
+        let out: ChildStdout = child.stdout.take().context("the floor's stdout")?;
+        let floor = Floor(child);
+        let mut line = String::new();
+        BufReader::new(out).read_line(&mut line).context("reading the floor's stdout")?;
+        if line.trim() != "ready" {
+            let why = std::fs::read_to_string(stderr).unwrap_or_default();
+            bail!("the floor did not start: {}", why.trim());
+        }
+        Ok(floor)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        system::kill(self.0.id(), libc::SIGTERM)?;
+        self.0.wait().context("waiting for the floor")?;
+        Ok(())
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 

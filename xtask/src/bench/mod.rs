@@ -366,6 +366,8 @@ pub fn run(quick: bool) -> Result<()> {
         if std::env::var_os(DAEMON).is_none() {
             crate::setup::run()?;
             crate::build()?;
+            // The floor under the agent's CPU per exec (`ebpf_peer`), built as the daemon is.
+            crate::util::cargo(&["build", "--release", "--package", "docker-listener", "--example", "exec_floor"])?;
         }
         // The eBPF and density scenarios run real containers: like `xtask test`, start a
         // dockerd if none answers and make the local image (both no-ops when already there).
