@@ -443,13 +443,27 @@ impl CpuCgroup {
 }
 
 impl Drop for CpuCgroup {
+    /// Moves what still runs in it up, then removes it. A process killed but not yet reaped
+    /// (an error path of the scenario) keeps the cgroup busy for a moment after it is gone
+    /// from `cgroup.procs`: the removal is retried for up to a second, then left to say so.
     fn drop(&mut self) {
-        if let (Ok(procs), Some(parent)) = (std::fs::read_to_string(self.0.join("cgroup.procs")), self.0.parent()) {
-            for pid in procs.lines() {
-                let _ = std::fs::write(parent.join("cgroup.procs"), pid);
+        for _ in 0..50 {
+            if let (Ok(procs), Some(parent)) = (std::fs::read_to_string(self.0.join("cgroup.procs")), self.0.parent()) {
+                for pid in procs.lines() {
+                    let _ = std::fs::write(parent.join("cgroup.procs"), pid);
+                }
+            }
+            match std::fs::remove_dir(&self.0) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
-        let _ = std::fs::remove_dir(&self.0);
+        eprintln!(
+            "xtask bench: the cgroup {} is still busy and stays behind; remove it with `rmdir {}`",
+            self.0.display(),
+            self.0.display()
+        );
     }
 }
 
