@@ -9,7 +9,8 @@
 //! the agent's own sender (`QueueSocket::send_batch`, `sendmmsg`). No decoding beyond the record's
 //! kind, no process table, no container, no JSON, no healthcheck or repeat stage.
 //!
-//! Not part of the agent; a measuring instrument (BENCHMARKS.md, "the exec floor"). As root:
+//! Not part of the agent: a measuring instrument, run in every round of `cargo xtask bench`'s
+//! `exec-peer-bpftrace` (BENCHMARKS.md, "the floor under the exec target"). By hand, as root:
 //!
 //! ```text
 //! cargo build --release --example exec_floor
@@ -17,8 +18,8 @@
 //! ```
 //!
 //! `<cgroup id>` is the inode of the container's cgroup v2 directory (`stat -c %i <dir>`). It
-//! runs for `<seconds>` (default 60) and prints the execs it sent; its CPU is read from outside
-//! (`/proc/<pid>/task/*/schedstat`).
+//! says `ready` once its programs are attached, runs for `<seconds>` (default 60) and then prints
+//! the datagrams it sent; its CPU is read from outside (`/proc/<pid>/task/*/schedstat`).
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};

@@ -269,9 +269,7 @@ impl ExecPeer {
             other_load: after.others_since(&before, worker.cpu),
         })
     }
-}
 
-impl ExecPeer {
     /// One storm with the floor draining the agent's programs' records (see the module's doc).
     fn floor_round(&self, floor: &Path, container: &StormContainer, n: usize) -> Result<PeerRound> {
         let marker = format!("floor-{}-{n}", std::process::id());
