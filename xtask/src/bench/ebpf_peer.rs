@@ -34,7 +34,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{
     Context, Scenario, SectionInfo,
-    ebpf::{self, Load, Mode, StormContainer, Worker},
+    ebpf::{self, Load, Mode, StormContainer, Worker, WorkerRun},
     ebpf_sink::FrameSink,
     ebpf_storm::{Kind, Round, Storm, ms, per_op_us},
     report::{Goal, Metric, Table},
@@ -255,19 +255,9 @@ impl ExecPeer {
         wait_idle(&out, Duration::from_millis(300), Duration::from_secs(60))?;
         let after = Load::sample(Some(bpftrace.pid()))?;
         bpftrace.stop()?;
-        let failed = worker.get("failed")?;
-        if failed > 0 {
-            bail!("{failed} of the storm's {} execs failed", self.count);
-        }
         let text = std::fs::read_to_string(&out).with_context(|| format!("cannot read {}", out.display()))?;
         let delivered = text.lines().filter(|l| l.contains(&marker)).count() as u64;
-        Ok(PeerRound {
-            wall: worker.elapsed()?,
-            cpu: after.agent_since(&before),
-            switches: after.agent_switches_since(&before),
-            delivered,
-            other_load: after.others_since(&before, worker.cpu),
-        })
+        self.peer_round(&worker, &before, &after, delivered)
     }
 
     /// One storm with the floor draining the agent's programs' records (see the module's doc).
@@ -285,21 +275,28 @@ impl ExecPeer {
         let after = Load::sample(Some(proc.pid()))?;
         proc.stop()?;
         sink.finish()?;
-        let failed = worker.get("failed")?;
-        if failed > 0 {
-            bail!("{failed} of the storm's {} execs failed", self.count);
-        }
+        let round = self.peer_round(&worker, &before, &after, delivered)?;
         // Exactly one datagram per exec of the storm: the floor sees nothing else (the container
         // runs only `sleep` and the storm), and a floor that lost records would flatter itself.
         if delivered != self.count {
             bail!("the floor sent {delivered} datagrams for the storm's {} execs", self.count);
         }
+        Ok(round)
+    }
+
+    /// A round of a tracer other than the agent, from its process's load before and after the
+    /// storm: fails if any of the storm's execs failed.
+    fn peer_round(&self, worker: &WorkerRun, before: &Load, after: &Load, delivered: u64) -> Result<PeerRound> {
+        let failed = worker.get("failed")?;
+        if failed > 0 {
+            bail!("{failed} of the storm's {} execs failed", self.count);
+        }
         Ok(PeerRound {
             wall: worker.elapsed()?,
-            cpu: after.agent_since(&before),
-            switches: after.agent_switches_since(&before),
+            cpu: after.agent_since(before),
+            switches: after.agent_switches_since(before),
             delivered,
-            other_load: after.others_since(&before, worker.cpu),
+            other_load: after.others_since(before, worker.cpu),
         })
     }
 }
@@ -320,8 +317,26 @@ fn cgroup_id(pid: u32) -> Result<u64> {
     Ok(std::fs::metadata(&dir).with_context(|| format!("cannot stat {}", dir.display()))?.ino())
 }
 
+/// A child process, killed and reaped if dropped while it runs (a round that failed midway).
+struct Running(Child);
+
+impl Running {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A running floor; killed if dropped before `stop`.
-struct Floor(Child);
+struct Floor(Running);
 
 impl Floor {
     /// Starts it and waits until its programs are attached and the cgroup traced (`ready`).
@@ -337,7 +352,7 @@ impl Floor {
             .spawn()
             .with_context(|| format!("cannot start the floor {}", binary.display()))?;
         let out: ChildStdout = child.stdout.take().context("the floor's stdout")?;
-        let floor = Floor(child);
+        let floor = Floor(Running(child));
         let mut line = String::new();
         BufReader::new(out).read_line(&mut line).context("reading the floor's stdout")?;
         if line.trim() != "ready" {
@@ -348,27 +363,18 @@ impl Floor {
     }
 
     fn pid(&self) -> u32 {
-        self.0.id()
+        self.0.pid()
     }
 
     fn stop(&mut self) -> Result<()> {
-        system::kill(self.0.id(), libc::SIGTERM)?;
-        self.0.wait().context("waiting for the floor")?;
+        system::kill(self.0.pid(), libc::SIGTERM)?;
+        self.0.0.wait().context("waiting for the floor")?;
         Ok(())
     }
 }
 
-impl Drop for Floor {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// A running bpftrace; killed if dropped before `stop`.
-struct Bpftrace(Child);
+struct Bpftrace(Running);
 
 impl Bpftrace {
     fn start(out: &Path, stderr: &Path) -> Result<Bpftrace> {
@@ -382,11 +388,11 @@ impl Bpftrace {
             .stderr(err)
             .spawn()
             .context("cannot start bpftrace")?;
-        Ok(Bpftrace(child))
+        Ok(Bpftrace(Running(child)))
     }
 
     fn pid(&self) -> u32 {
-        self.0.id()
+        self.0.pid()
     }
 
     /// Until bpftrace says its probe is attached (its first output line).
@@ -398,7 +404,7 @@ impl Bpftrace {
                 std::thread::sleep(Duration::from_millis(500));
                 return Ok(());
             }
-            if let Some(status) = self.0.try_wait()? {
+            if let Some(status) = self.0.0.try_wait()? {
                 bail!("bpftrace exited ({status}) before attaching");
             }
             if Instant::now() > deadline {
@@ -409,25 +415,16 @@ impl Bpftrace {
     }
 
     fn stop(&mut self) -> Result<()> {
-        system::kill(self.0.id(), libc::SIGINT)?;
+        system::kill(self.0.pid(), libc::SIGINT)?;
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.0.try_wait()?.is_none() {
+        while self.0.0.try_wait()?.is_none() {
             if Instant::now() > deadline {
-                let _ = self.0.kill();
+                let _ = self.0.0.kill();
                 bail!("bpftrace did not stop within 20 s of SIGINT");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(())
-    }
-}
-
-impl Drop for Bpftrace {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
     }
 }
 
