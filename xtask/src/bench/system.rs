@@ -443,9 +443,9 @@ impl CpuCgroup {
 }
 
 impl Drop for CpuCgroup {
-    /// Moves what still runs in it up, then removes it. A process killed but not yet reaped
-    /// (an error path of the scenario) keeps the cgroup busy for a moment after it is gone
-    /// from `cgroup.procs`: the removal is retried for up to a second, then left to say so.
+    /// Moves what still runs in it up, then removes it. A process killed a moment before (an
+    /// error path of the scenario) may still be exiting and keep the cgroup busy: the move and
+    /// the removal are retried for up to a second, and a cgroup still busy then is named.
     fn drop(&mut self) {
         for _ in 0..50 {
             if let (Ok(procs), Some(parent)) = (std::fs::read_to_string(self.0.join("cgroup.procs")), self.0.parent()) {
