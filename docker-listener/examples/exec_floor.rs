@@ -2,7 +2,7 @@
 //! deliver each exec of a container to Wazuh's queue within the agent's latency budget.
 //!
 //! It loads the agent's own eBPF programs (the same kernel side, the same ring buffer, the same
-//! records), traces one container's cgroup, and then does what the monitor and the sink do, minus
+//! records), traces the cgroup of one container's process, and then does what the monitor and the sink do, minus
 //! the agent's own work: every `POLL_EVERY` (3 ms, on the same Tokio timer, the programs told not
 //! to wake it) it reads every record the ring holds, and for each exec record sends one datagram
 //! of the size of the agent's exec event (1,335 bytes: the record's bytes, then padding) through
@@ -14,10 +14,11 @@
 //!
 //! ```text
 //! cargo build --release --example exec_floor
-//! target/release/examples/exec_floor <queue socket> <cgroup id> [<seconds>]
+//! target/release/examples/exec_floor <queue socket> <pid> [<seconds>]
 //! ```
 //!
-//! `<cgroup id>` is the inode of the container's cgroup v2 directory (`stat -c %i <dir>`). It
+//! `<pid>` is a process of the container (its main one: `docker inspect -f '{{.State.Pid}}'`),
+//! whose cgroup v2 is traced, found as the agent finds it (`registry::cgroup_dir_of_pid`). It
 //! says `ready` once its programs are attached, runs for `<seconds>` (default 60) and then prints
 //! the datagrams it sent; its CPU is read from outside (`/proc/<pid>/task/*/schedstat`).
 use std::{path::PathBuf, time::Duration};
@@ -27,11 +28,12 @@ use aya::maps::{MapData, RingBuf};
 use bytes::Bytes;
 use docker_listener::{
     config::EbpfConfig,
-    ebpf::EbpfProbes,
+    ebpf::{EbpfProbes, record},
     encode::{Encoder, Frame},
+    registry,
     sink::output::QueueSocket,
 };
-use docker_listener_common::{RecordHeader, RecordKind};
+use docker_listener_common::RecordKind;
 
 /// The agent's drain period while records flow (`monitor::POLL_EVERY`).
 const POLL_EVERY: Duration = Duration::from_millis(3);
@@ -40,11 +42,14 @@ const EVENT_BYTES: usize = 1335;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let (Some(queue), Some(cgroup)) = (args.next(), args.next()) else {
-        bail!("usage: exec_floor <queue socket> <cgroup id> [<seconds>]");
+    let (Some(queue), Some(pid)) = (args.next(), args.next()) else {
+        bail!("usage: exec_floor <queue socket> <pid of a process in the container> [<seconds>]");
     };
     let queue = PathBuf::from(queue);
-    let cgroup: u64 = cgroup.parse().context("the cgroup id is the inode number of its directory")?;
+    let pid: u32 = pid.parse().context("the pid of a process in the container: a number")?;
+    let mount = registry::cgroup2_mount().context("no cgroup v2 mount in /proc/self/mountinfo")?;
+    let dir = registry::cgroup_dir_of_pid(&mount, pid).with_context(|| format!("no cgroup v2 for pid {pid}"))?;
+    let cgroup = registry::cgroup_id(&dir).with_context(|| format!("cannot stat {}", dir.display()))?;
     let seconds: u64 = args.next().map(|s| s.parse()).transpose().context("seconds: a number")?.unwrap_or(60);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(run(queue, cgroup, Duration::from_secs(seconds)))
@@ -114,12 +119,7 @@ fn drain(ring: &mut RingBuf<MapData>, encoder: &Encoder, frames: &mut Vec<Frame>
     let mut n = 0;
     while let Some(item) = ring.next() {
         n += 1;
-        if item.len() < size_of::<RecordHeader>() {
-            continue;
-        }
-        // SAFETY: the length was checked; the header is plain old data.
-        let header: RecordHeader = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-        if header.kind != RecordKind::Exec as u32 {
+        if !record::header(&item).is_ok_and(|h| h.kind == RecordKind::Exec as u32) {
             continue;
         }
         let mut json = Vec::with_capacity(EVENT_BYTES);

@@ -318,9 +318,14 @@ pub(crate) fn endpoint(a: &SockAddr) -> Option<Endpoint> {
     }
 }
 
+/// The header every ring-buffer record starts with.
+pub fn header(bytes: &[u8]) -> Result<RecordHeader, RecordError> {
+    pod(bytes)
+}
+
 /// Decodes one ring-buffer record.
 pub fn parse(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
-    let header: RecordHeader = pod(bytes)?;
+    let header = header(bytes)?;
     let kind = RecordKind::try_from(header.kind).map_err(RecordError::UnknownKind)?;
     if let Some(family) = crate::family::of_kind(kind) {
         return crate::family::decode_record(family, bytes, max_args);

@@ -267,7 +267,7 @@ impl ExecPeer {
         let dir = ScratchDir::new("floor")?;
         let queue = dir.join("queue");
         let sink = FrameSink::bind(&queue)?;
-        let mut proc = Floor::start(floor, &queue, cgroup_id(container.pid)?, &dir.join("stderr"))?;
+        let mut proc = Floor::start(floor, &queue, container.pid, &dir.join("stderr"))?;
         let before = Load::sample(Some(proc.pid()))?;
         worker.go()?;
         let worker = worker.wait()?;
@@ -304,19 +304,6 @@ impl ExecPeer {
 /// The exec event's size the floor sends per exec (`exec_floor.rs`'s `EVENT_BYTES`).
 const EVENT_BYTES: usize = 1335;
 
-/// The cgroup v2 id (its directory's inode) `pid` runs in.
-fn cgroup_id(pid: u32) -> Result<u64> {
-    use std::os::unix::fs::MetadataExt as _;
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    let path = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .with_context(|| format!("pid {pid} is in no cgroup v2 (/proc/{pid}/cgroup)"))?;
-    let mount = crate::vm::guest::cgroup2_mount().context("no cgroup2 mount in /proc/self/mountinfo")?;
-    let dir = mount.join(path.trim_start_matches('/'));
-    Ok(std::fs::metadata(&dir).with_context(|| format!("cannot stat {}", dir.display()))?.ino())
-}
-
 /// A child process, killed and reaped if dropped while it runs (a round that failed midway).
 struct Running(Child);
 
@@ -339,12 +326,13 @@ impl Drop for Running {
 struct Floor(Running);
 
 impl Floor {
-    /// Starts it and waits until its programs are attached and the cgroup traced (`ready`).
-    fn start(binary: &Path, queue: &Path, cgroup: u64, stderr: &Path) -> Result<Floor> {
+    /// Starts it on the cgroup of `pid` and waits until its programs are attached and the
+    /// cgroup traced (`ready`).
+    fn start(binary: &Path, queue: &Path, pid: u32, stderr: &Path) -> Result<Floor> {
         let err = std::fs::File::create(stderr)?;
         let mut child = Command::new(binary)
             .arg(queue)
-            .arg(cgroup.to_string())
+            .arg(pid.to_string())
             .arg("3600")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
