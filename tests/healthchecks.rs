@@ -77,11 +77,13 @@ fn passing_checks_are_summarised_failures_and_a_docker_exec_of_the_same_command_
     let (s_ours, f_ours) = (of_container(&s_ours, &id), of_container(&f_ours, &id));
 
     // `forward`: every check, as Wazuh's listener sends them.
+    // dockerd waits its interval after each check ends: 30 s of a 1 s check is 30 checks at
+    // best, fewer when a check takes long on a loaded machine.
     let all_checks = actions(&f_docker, &command);
-    assert!(all_checks >= 24, "forward: {all_checks} checks' exec_create in 30 s of a 1 s healthcheck");
+    assert!(all_checks >= 15, "forward: {all_checks} checks' exec_create in 30 s of a 1 s healthcheck");
     let failures = failed_dies(&f_docker);
     assert!(failures >= 1, "the checks failed while /tmp/fail existed");
-    assert!(check_execs(&f_ours, check, "0") >= 20, "forward: the checks' processes");
+    assert!(check_execs(&f_ours, check, "0") >= 15, "forward: the checks' processes");
 
     // `summarize`: the failures and every health_status change, as they happen...
     assert_eq!(failed_dies(&s_docker), failures, "every failing check is forwarded");

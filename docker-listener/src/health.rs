@@ -14,8 +14,10 @@
 //! 2. it exited 0 (`exec_die`'s `exitCode`); a failing check is forwarded at once, whole;
 //! 3. dockerd recorded that check: an entry of `State.Health.Log` (from inspect, after the exec
 //!    ended) that started before the session was created, ended after it died, exited 0, and
-//!    accounts for no other session. A `docker exec` of the same command at the same moment is
-//!    a second session no entry accounts for: forwarded.
+//!    accounts for no other session: of the sessions created within one entry, the first
+//!    (dockerd notes the check's start, then creates its session). A `docker exec` of the same
+//!    command at the same moment is a second session no entry accounts for: forwarded, even
+//!    when it ends first.
 //!
 //! The session's processes are known by their entry leader (the session's first process, whose
 //! host pid is the exec's `Pid` from `GET /exec/{id}/json`). While a candidate session of a
@@ -416,8 +418,16 @@ impl Health {
         let mut out = Vec::new();
         let mut st = self.lock();
         let Some(s) = st.sessions.get(exec_id) else { return true };
+        // dockerd notes a check's start, then creates its session: of the sessions inside one
+        // entry, the check is the first created. A `docker exec` of the same command that
+        // started after it (and may end first, so be asked about first) is not the entry's.
         let entry = log.and_then(|log| {
             log.iter().find(|e| e.exit_code == 0 && e.start_ns <= s.create_ns && e.end_ns >= s.die_ns).copied()
+        });
+        let entry = entry.filter(|e| {
+            !st.sessions.iter().any(|(id, o)| {
+                id != exec_id && o.container == s.container && (e.start_ns..s.create_ns).contains(&o.create_ns)
+            })
         });
         let claimed_before =
             entry.is_some_and(|e| st.containers.get(&s.container).is_some_and(|c| c.claimed.contains(&e.start_ns)));
@@ -876,6 +886,25 @@ mod tests {
         assert!(h.verdict("manual", Some(701), Some(&log), true));
         let got = drain(&spool);
         assert_eq!(got.len(), 3, "the second session is forwarded whole: {got:?}");
+    }
+
+    #[test]
+    fn a_docker_exec_inside_a_check_that_ends_first_is_not_taken_for_the_check() {
+        let (h, _work, spool) = stage(Mode::Summarize);
+        learn(&h);
+        // dockerd's check is created first; a `docker exec` of its command starts during it and
+        // ends first, so its verdict is asked first.
+        session(&h, "check", 1_000, "0");
+        session(&h, "manual", 1_010, "0");
+        assert!(h.agent(&fold(800, "exec /bin/sh"), Frame::agent(Bytes::from_static(b"manual-sh"))).is_none());
+        let log = [LogEntry { start_ns: 900, end_ns: 1_100, exit_code: 0 }];
+        assert!(!h.verdict("manual", Some(800), Some(&log), false), "not the check's: asked again");
+        assert!(h.verdict("check", Some(700), Some(&log), false), "the check claims its entry");
+        assert!(drain(&spool).is_empty(), "the check is folded");
+        assert!(h.verdict("manual", Some(800), Some(&log), false));
+        let got = drain(&spool);
+        assert_eq!(got.len(), 4, "the docker exec is forwarded whole, its process too: {got:?}");
+        assert_eq!(got[3], "manual-sh");
     }
 
     #[test]
