@@ -129,6 +129,7 @@ fn an_io_uring_connect_and_the_ring_s_setup_are_reported() {
         m.iter().any(|x| x["event"]["action"] == "io_uring_setup")
             && m.iter().any(|x| x["event"]["action"] == "connect" && x["destination"]["port"] == 7401)
             && m.iter().any(|x| x["event"]["action"] == "accept" && x["destination"]["port"] == 7402)
+            && m.iter().any(|x| x["event"]["action"] == "connect" && x["destination"]["port"] == 7402)
     });
     let m = mine(&events, &name);
     let setup = m.iter().find(|e| e["event"]["action"] == "io_uring_setup").unwrap();
