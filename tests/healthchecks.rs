@@ -130,3 +130,48 @@ fn passing_checks_are_summarised_failures_and_a_docker_exec_of_the_same_command_
     assert!(shells <= failures + 4, "summarize: {shells} check processes sent (the first, the failures)");
     assert!(s_all * 2 < f_all, "summarize: {s_all} frames about the container, forward: {f_all}");
 }
+
+/// A check's script changed inside the container (by whoever got in) runs the same programs
+/// with other arguments: those are sent at once, not counted into the summary with the rest.
+#[test]
+fn a_check_that_starts_running_another_command_line_is_not_folded() {
+    e2e();
+    let _lock = docker_lock();
+    let agent = start_agent_with("hc-args", json!({"healthcheck_period": 60}), json!({}));
+    let name = unique("hc-args");
+    let _c = Containers(vec![name.clone()]);
+    let (ok, changed) = (format!("ok-{name}"), format!("changed-{name}"));
+    let t0 = Instant::now();
+    let id = run_detached(
+        &name,
+        &["--health-cmd", "sh /hc.sh", "--health-interval", "1s", "--health-retries", "1"],
+        &format!("echo '/bin/echo {ok}' > /hc.sh; sleep 600"),
+    )
+    .trim()
+    .to_owned();
+    // Passing checks for a while: the agent learns the healthcheck and folds them.
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(t0.elapsed()));
+    docker(&["exec", &name, "sh", "-c", &format!("echo '/bin/echo {changed}' > /hc.sh")]);
+    wait_events(&agent, "the changed check's exec", Duration::from_secs(20), |e| {
+        !execs_with_arg(e, &changed).is_empty()
+    });
+    docker(&["rm", "-f", &name]);
+    let summaries = |e: &[Value]| -> Vec<u64> {
+        e.iter()
+            .filter(|x| x["event"]["action"] == "healthcheck-summary" && x["container"]["id"] == id.as_str())
+            .map(|s| s["docker_listener"]["healthcheck"]["passed"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let events = wait_events(&agent, "the container's summary", Duration::from_secs(20), |e| !summaries(e).is_empty());
+    let passed: u64 = summaries(&events).iter().sum();
+    let (oks, changes) = (execs_with_arg(&events, &ok), execs_with_arg(&events, &changed));
+    eprintln!(
+        "{passed} checks summarised; execs sent: {} of the first command line, {} of the changed one",
+        oks.len(),
+        changes.len()
+    );
+    assert!(passed >= 3, "the checks were folded ({passed} summarised)");
+    assert!(oks.len() <= 4, "the first command line is folded after its first ({} sent)", oks.len());
+    assert_eq!(changes[0]["process"]["parent"]["applet"], "sh", "run by the check's shell: {}", changes[0]);
+    assert_eq!(changes[0]["process"]["user"]["id"], "0", "{}", changes[0]);
+}

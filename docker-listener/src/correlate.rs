@@ -47,11 +47,14 @@ pub struct Fold {
     pub container_id: String,
     /// The process's entry leader: the first process of its exec session.
     pub leader: u32,
-    /// What makes the event new in its container (`ecs::Event::routine`).
-    pub first_key: String,
-    /// Identical events (`crate::repeats`) have the same: container, `first_key` (which holds
-    /// the program: executable, applet, the file's device and inode), and for an exec its
-    /// arguments, user, group and parent program (`ecs::Event::repeat_detail`).
+    /// Events of the same command (`crate::health` sends the first of each) have the same:
+    /// container, `ecs::Event::routine`'s key (the program: executable, applet, the file's
+    /// device and inode; for a socket call also the address), and for an exec its arguments,
+    /// user and group (`ecs::Event::command_detail`). Not the parent: a `docker exec`
+    /// session's first process is run by runc, or by the shim once runc has exited.
+    pub command_key: u64,
+    /// Identical events (`crate::repeats`) have the same: `command_key`'s parts and an exec's
+    /// parent program (`ecs::Event::repeat_detail`).
     pub repeat_key: u64,
 }
 
@@ -61,8 +64,8 @@ impl Emitted {
         e.owner = crate::encode::owner_of(container_id);
         if container.is_some() {
             e.fold = event.routine().map(|(leader, first_key)| {
-                let repeat_key = repeat_key(container_id, &first_key, event);
-                Fold { container_id: container_id.to_owned(), leader, first_key, repeat_key }
+                let (command_key, repeat_key) = fold_keys(container_id, &first_key, event);
+                Fold { container_id: container_id.to_owned(), leader, command_key, repeat_key }
             });
         }
         e
@@ -107,18 +110,27 @@ impl Emitted {
 /// offline in about 2^32 tries; an attacker in a container could then run the harmless one and,
 /// within the window, the other, which would be counted as a repeat of the first and never
 /// shown. A secret key leaves nothing to search offline, and the keys never leave the agent.
-fn repeat_key(container_id: &str, first_key: &str, event: &Event) -> u64 {
+/// (The same holds for `Fold::command_key`, a healthcheck's first of each command.)
+fn fold_keys(container_id: &str, first_key: &str, event: &Event) -> (u64, u64) {
     use std::hash::BuildHasher as _;
     static KEY: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(std::hash::RandomState::new);
-    repeat_key_by(KEY.build_hasher(), container_id, first_key, event)
+    fold_keys_by(KEY.build_hasher(), container_id, first_key, event)
 }
 
-fn repeat_key_by(mut h: impl std::hash::Hasher, container_id: &str, first_key: &str, event: &Event) -> u64 {
+/// `(command_key, repeat_key)`: the second goes on hashing from where the first stopped.
+fn fold_keys_by(
+    mut h: impl std::hash::Hasher + Clone,
+    container_id: &str,
+    first_key: &str,
+    event: &Event,
+) -> (u64, u64) {
     use std::hash::Hash as _;
     container_id.hash(&mut h);
     first_key.hash(&mut h);
+    event.command_detail(&mut h);
+    let command = h.clone().finish();
     event.repeat_detail(&mut h);
-    h.finish()
+    (command, h.finish())
 }
 
 /// How long an event waits for its container's details.
@@ -1071,6 +1083,8 @@ mod tests {
         c.on_record(Record::Exec(child), Instant::now(), &mut out, &mut Vec::new());
         let from_xargs = out.pop().and_then(|e| e.fold).expect("a routine exec");
         assert_ne!(a.repeat_key, from_xargs.repeat_key, "the same argv from another program");
+        assert_eq!(a.command_key, from_xargs.command_key, "the same command, for a healthcheck's first of each");
+        assert_ne!(a.command_key, other.command_key, "another argv, another command");
         // The same path and argv, another file (replaced on a volume), or another group.
         let Record::Exec(mut replaced) = exec(82, 302) else { unreachable!() };
         replaced.args.args = ["sh", "-c", "true"].map(str::to_owned).to_vec();
@@ -1081,8 +1095,9 @@ mod tests {
         for (other, what) in [(replaced, "another file at the same path"), (grouped, "another group")] {
             let mut out = Vec::new();
             c.on_record(Record::Exec(other), Instant::now(), &mut out, &mut Vec::new());
-            let key = out.pop().and_then(|e| e.fold).expect("a routine exec").repeat_key;
-            assert_ne!(a.repeat_key, key, "{what}");
+            let fold = out.pop().and_then(|e| e.fold).expect("a routine exec");
+            assert_ne!(a.repeat_key, fold.repeat_key, "{what}");
+            assert_ne!(a.command_key, fold.command_key, "{what}");
         }
         // The same event, keyed like std's `DefaultHasher::new()`: another key.
         let Record::Exec(e) = exec(82, 400) else { unreachable!() };
@@ -1091,12 +1106,10 @@ mod tests {
             Clock::fixed(0),
             Body::Exec(exec_body(&mut ProcessTable::new("b".into(), 100), e, &[82])),
         );
-        assert_eq!(repeat_key(ID, "k", &event), repeat_key(ID, "k", &event));
-        assert_ne!(
-            repeat_key(ID, "k", &event),
-            repeat_key_by(std::hash::DefaultHasher::new(), ID, "k", &event),
-            "keyed like std's DefaultHasher::new()"
-        );
+        assert_eq!(fold_keys(ID, "k", &event), fold_keys(ID, "k", &event));
+        let (command, repeat) = fold_keys(ID, "k", &event);
+        let (std_command, std_repeat) = fold_keys_by(std::hash::DefaultHasher::new(), ID, "k", &event);
+        assert!(command != std_command && repeat != std_repeat, "keyed like std's DefaultHasher::new()");
     }
 
     #[test]

@@ -24,8 +24,9 @@
 //! container is undecided, that container's exec-session process and socket events wait here;
 //! when it is decided, those of a recognised session are folded and the others forwarded.
 //!
-//! Never folded: the first event of each program (and of each socket call, program and address)
-//! in a container, failed calls, and every event that is marked (fileless, drift, privileges,
+//! Never folded: the first event of each command in a container (`Fold::command_key`: an
+//! exec's program, arguments, user and group; a socket call's program and address),
+//! failed calls, and every event that is marked (fileless, drift, privileges,
 //! the 32-bit ABI: `ecs::Event::routine`) or of another family. A session nothing decides within
 //! its timeout is forwarded. At shutdown, everything held is forwarded and the summaries sent.
 //!
@@ -122,7 +123,8 @@ struct Summary {
 
 struct HeldEvent {
     leader: u32,
-    first_key: String,
+    /// `Fold::command_key`.
+    key: u64,
     frame: Frame,
 }
 
@@ -137,7 +139,8 @@ struct Ctr {
     leaders: VecDeque<(u32, Instant)>,
     /// `State.Health.Log` entries (their start) that already account for a session.
     claimed: VecDeque<i64>,
-    first: HashSet<String>,
+    /// The commands of checks already sent once (`Fold::command_key`).
+    first: HashSet<u64>,
     summary: Summary,
 }
 
@@ -156,13 +159,15 @@ impl Ctr {
         }
     }
 
-    /// A routine event of a recognised session: sent when it is the first of its kind here.
-    fn fold(&mut self, first_key: String, frame: Frame, out: &mut Vec<Frame>) {
-        if self.first.contains(&first_key) {
+    /// A routine event of a recognised session: sent when it is the first of its command here
+    /// (the same program with other arguments, user or group is another command: a check's
+    /// script changed inside the container shows what it now runs).
+    fn fold(&mut self, key: u64, frame: Frame, out: &mut Vec<Frame>) {
+        if self.first.contains(&key) {
             self.summary.process_events += 1;
         } else {
             if self.first.len() < FIRST_KEYS_MAX {
-                self.first.insert(first_key);
+                self.first.insert(key);
             }
             self.summary.first_sent += 1;
             out.push(frame);
@@ -392,12 +397,12 @@ impl Health {
         let mut st = self.lock();
         let Some(c) = st.containers.get_mut(&fold.container_id) else { return Some(frame) };
         if c.open > 0 && c.held.len() < HELD_MAX {
-            c.held.push(HeldEvent { leader: fold.leader, first_key: fold.first_key.clone(), frame });
+            c.held.push(HeldEvent { leader: fold.leader, key: fold.command_key, frame });
             return None;
         }
         if c.leaders.iter().any(|(l, at)| *l == fold.leader && at.elapsed() < LEADER_MEMORY) {
             let mut out = Vec::new();
-            c.fold(fold.first_key.clone(), frame, &mut out);
+            c.fold(fold.command_key, frame, &mut out);
             return out.pop();
         }
         Some(frame)
@@ -462,7 +467,7 @@ impl Health {
                     for h in held {
                         if h.leader == pid {
                             let before = out.len();
-                            c.fold(h.first_key, h.frame, &mut out);
+                            c.fold(h.key, h.frame, &mut out);
                             if out.len() == before {
                                 Stats::inc(&self.stats.health_frames_folded);
                             }
@@ -789,7 +794,9 @@ mod tests {
     }
 
     fn fold(leader: u32, key: &str) -> Fold {
-        Fold { container_id: C.into(), leader, first_key: key.into(), repeat_key: 0 }
+        use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+        let command_key = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        Fold { container_id: C.into(), leader, command_key, repeat_key: 0 }
     }
 
     #[test]

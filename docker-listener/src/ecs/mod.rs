@@ -330,17 +330,24 @@ impl Event {
         }
     }
 
-    /// What makes a routine event the same as another for repeat folding (`crate::repeats`),
-    /// besides its container and `routine()`'s key: an exec's arguments, user and group, and
-    /// the program that ran it.
-    pub fn repeat_detail(&self, h: &mut impl std::hash::Hasher) {
+    /// What makes a routine event the same command as another (`crate::health` sends the
+    /// first of each), besides its container and `routine()`'s key: an exec's arguments, user
+    /// and group.
+    pub fn command_detail(&self, h: &mut impl std::hash::Hasher) {
         use std::hash::Hash;
         if let Body::Exec(b) = &self.body {
             b.args.args.hash(h);
             b.args.truncated.hash(h);
             (b.uid, b.gid).hash(h);
-            // The program that ran it: the same command line from another program (a web
-            // server's `sh -c id` beside a cron job's) is not a repeat.
+        }
+    }
+
+    /// What a repeat (`crate::repeats`) shares beyond the command (`command_detail`): the
+    /// program that ran an exec. The same command line from another program (a web server's
+    /// `sh -c id` beside a cron job's) is not a repeat.
+    pub fn repeat_detail(&self, h: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        if let Body::Exec(b) = &self.body {
             b.lineup.parent.as_ref().map(|p| (p.executable.as_deref(), p.applet.as_deref())).hash(h);
         }
     }
