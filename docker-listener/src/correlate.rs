@@ -63,8 +63,8 @@ impl Emitted {
         let mut e = Emitted::of(event, &event.with_container(container, container_id));
         e.owner = crate::encode::owner_of(container_id);
         if container.is_some() {
-            e.fold = event.routine().map(|(leader, first_key)| {
-                let (command_key, repeat_key) = fold_keys(container_id, &first_key, event);
+            e.fold = event.routine().map(|(leader, program)| {
+                let (command_key, repeat_key) = fold_keys(container_id, &program, event);
                 Fold { container_id: container_id.to_owned(), leader, command_key, repeat_key }
             });
         }
@@ -111,22 +111,17 @@ impl Emitted {
 /// within the window, the other, which would be counted as a repeat of the first and never
 /// shown. A secret key leaves nothing to search offline, and the keys never leave the agent.
 /// (The same holds for `Fold::command_key`, a healthcheck's first of each command.)
-fn fold_keys(container_id: &str, first_key: &str, event: &Event) -> (u64, u64) {
+fn fold_keys(container_id: &str, program: &str, event: &Event) -> (u64, u64) {
     use std::hash::BuildHasher as _;
     static KEY: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(std::hash::RandomState::new);
-    fold_keys_by(KEY.build_hasher(), container_id, first_key, event)
+    fold_keys_by(KEY.build_hasher(), container_id, program, event)
 }
 
 /// `(command_key, repeat_key)`: the second goes on hashing from where the first stopped.
-fn fold_keys_by(
-    mut h: impl std::hash::Hasher + Clone,
-    container_id: &str,
-    first_key: &str,
-    event: &Event,
-) -> (u64, u64) {
+fn fold_keys_by(mut h: impl std::hash::Hasher + Clone, container_id: &str, program: &str, event: &Event) -> (u64, u64) {
     use std::hash::Hash as _;
     container_id.hash(&mut h);
-    first_key.hash(&mut h);
+    program.hash(&mut h);
     event.command_detail(&mut h);
     let command = h.clone().finish();
     event.repeat_detail(&mut h);
@@ -1092,7 +1087,13 @@ mod tests {
         let Record::Exec(mut grouped) = exec(82, 303) else { unreachable!() };
         grouped.args.args = ["sh", "-c", "true"].map(str::to_owned).to_vec();
         grouped.gid = 50;
-        for (other, what) in [(replaced, "another file at the same path"), (grouped, "another group")] {
+        // The same argv as shown, another as read (a redacted secret, an argument left out).
+        let Record::Exec(mut hidden) = exec(82, 304) else { unreachable!() };
+        hidden.args.args = ["sh", "-c", "true"].map(str::to_owned).to_vec();
+        hidden.args.digest ^= 1;
+        for (other, what) in
+            [(replaced, "another file at the same path"), (grouped, "another group"), (hidden, "another argv as read")]
+        {
             let mut out = Vec::new();
             c.on_record(Record::Exec(other), Instant::now(), &mut out, &mut Vec::new());
             let fold = out.pop().and_then(|e| e.fold).expect("a routine exec");

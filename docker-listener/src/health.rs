@@ -160,8 +160,8 @@ impl Ctr {
     }
 
     /// A routine event of a recognised session: sent when it is the first of its command here
-    /// (the same program with other arguments, user or group is another command: a check's
-    /// script changed inside the container shows what it now runs).
+    /// (the same program with other arguments, user or group is another command: a check that
+    /// starts running other command lines shows each new one at once).
     fn fold(&mut self, key: u64, frame: Frame, out: &mut Vec<Frame>) {
         if self.first.contains(&key) {
             self.summary.process_events += 1;
@@ -831,7 +831,7 @@ mod tests {
         assert!(h.agent(&other, Frame::agent(Bytes::from_static(b"x"))).is_some());
         let log = [LogEntry { start_ns: 900, end_ns: 1_100, exit_code: 0 }];
         assert!(h.verdict("e1", Some(700), Some(&log), false));
-        // First of each program in the container: sent; the unrelated session's: sent.
+        // First of each command in the container: sent; the unrelated session's: sent.
         assert_eq!(drain(&spool), ["sh", "curl", "ls-other"]);
         // The second check: nothing but the summary.
         session(&h, "e2", 2_000, "0");

@@ -126,6 +126,10 @@ pub struct Args {
     pub unavailable: bool,
     /// A secret was replaced (`crate::redact`).
     pub redacted: bool,
+    /// argv as read (before arguments were dropped for `max_args` or secrets replaced), hashed
+    /// with a key secret to this process: argvs that differ only in what is not shown still
+    /// differ where events are folded (`ecs::Event::command_detail`).
+    pub digest: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +236,9 @@ fn split_nul(buf: &[u8]) -> Vec<String> {
 /// was cut. The argument cut at the end of the head ends with `…`, the one the tail starts in
 /// begins with `…`. At most `max_args` are kept: the first half and the last half.
 pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: usize) -> Args {
+    use std::hash::BuildHasher as _;
+    static KEY: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(std::hash::RandomState::new);
+    let digest = KEY.hash_one((head, tail, total, cut));
     let mut args = split_nul(head);
     if cut {
         if head.last().is_some_and(|&b| b != 0)
@@ -254,7 +261,7 @@ pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: us
     }
     let omitted_bytes = total.saturating_sub((head.len() + tail.len()) as u64);
     let redacted = crate::redact::current().is_some_and(|r| r.args(&mut args));
-    Args { args, truncated, omitted_bytes: if cut { omitted_bytes } else { 0 }, unavailable: false, redacted }
+    Args { args, truncated, omitted_bytes: if cut { omitted_bytes } else { 0 }, unavailable: false, redacted, digest }
 }
 
 /// The executed file's path from its components, leaf first and NUL-terminated; an empty
@@ -400,6 +407,11 @@ pub(crate) mod tests {
         let a = decode_args(b"a\0b\0c\0d\0e\0", b"", 10, false, 3);
         assert_eq!(a.args, ["a", "b", "e"]);
         assert!(a.truncated);
+        // What was left out still tells two argvs apart (`Args::digest`), and only that.
+        let b = decode_args(b"a\0b\0X\0d\0e\0", b"", 10, false, 3);
+        assert_eq!((&a.args, a.truncated), (&b.args, b.truncated));
+        assert_ne!(a.digest, b.digest, "another argument left out");
+        assert_eq!(a.digest, decode_args(b"a\0b\0c\0d\0e\0", b"", 10, false, 3).digest);
     }
 
     #[test]

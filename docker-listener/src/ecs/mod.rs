@@ -331,13 +331,15 @@ impl Event {
     }
 
     /// What makes a routine event the same command as another (`crate::health` sends the
-    /// first of each), besides its container and `routine()`'s key: an exec's arguments, user
+    /// first of each), besides its container and `routine()`'s key: an exec's arguments (as
+    /// shown, and as read: `Args::digest`, so that argvs differing only in a redacted secret or
+    /// in arguments left out still differ; with how many bytes the kernel did not copy), user
     /// and group.
     pub fn command_detail(&self, h: &mut impl std::hash::Hasher) {
         use std::hash::Hash;
         if let Body::Exec(b) = &self.body {
             b.args.args.hash(h);
-            b.args.truncated.hash(h);
+            (b.args.digest, b.args.truncated, b.args.omitted_bytes, b.args.unavailable).hash(h);
             (b.uid, b.gid).hash(h);
         }
     }

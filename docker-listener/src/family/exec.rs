@@ -186,7 +186,8 @@ impl ExecBody {
     /// For an exec that nothing marks (it succeeded, through the native ABI, of a file that is
     /// in the image, not fileless, gaining no privilege): what makes it new in its container,
     /// its program (file and, for a multi-call binary, applet). Only such execs may be folded
-    /// into a healthcheck summary (`crate::health`); the first of each program is still sent.
+    /// into a healthcheck summary (`crate::health`); the first of each command (this key and
+    /// the arguments, user and group: `ecs::Event::command_detail`) is still sent.
     /// The file is its path and its identity (inode, device): a program replaced at the same
     /// path on a volume (no overlay upper layer, so not marked as drifted) is a new program.
     pub fn routine(&self) -> Option<String> {
