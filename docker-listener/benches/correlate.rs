@@ -1,17 +1,17 @@
 //! Criterion micro-benchmarks of the process-event path: the correlator's container lookup
 //! (cgroup id -> container, among 500 containers) and the whole per-record work for an exec in a
 //! known container (process table update, parent chain, the ECS event serialised into a Wazuh
-//! frame).
+//! frame), and the argv's decoding from the record.
 //!
 //! Run: `cargo bench -p docker-listener --bench correlate` (add `-- --quick` for a short run).
-use std::{collections::BTreeMap, hint::black_box, time::Instant};
+use std::{collections::BTreeMap, hash::BuildHasher as _, hint::black_box, time::Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use docker_listener::{
     config::EbpfConfig,
     correlate::exec_body,
     correlate::{Correlator, Emitted, Request},
-    ebpf::record::{Args, ExeFile, Exec, Meta, Record},
+    ebpf::record::{Args, ExeFile, Exec, Meta, Record, decode_args},
     ecs::{Body, Clock, Event},
     encode::Encoder,
     procs::ProcessTable,
@@ -37,6 +37,12 @@ fn container(i: u64) -> Container {
     }
 }
 
+/// An exec's argv as its record gives it (with the digest of the argv as read).
+static ARGV: std::sync::LazyLock<Args> = std::sync::LazyLock::new(|| {
+    let raw = b"curl\0-s\0http://127.0.0.1:8080/health\0";
+    decode_args(raw, b"", raw.len() as u64, false, 64)
+});
+
 fn exec(cgroup_id: u64, tgid: u32, ppid: u32) -> Exec {
     Exec {
         meta: Meta { cpu: 0, seq: 1, ktime_ns: 5_000_000_000, cgroup_id, pid: tgid, tgid },
@@ -59,7 +65,7 @@ fn exec(cgroup_id: u64, tgid: u32, ppid: u32) -> Exec {
             magic: 0x794c_7630,
             ..ExeFile::default()
         }),
-        args: Args { args: vec!["curl".into(), "-s".into(), "http://127.0.0.1:8080/health".into()], ..Args::default() },
+        args: ARGV.clone(),
         compat: false,
         creds: None,
     }
@@ -120,6 +126,16 @@ fn benches(c: &mut Criterion) {
     let event = Event::new(e.meta, Clock::fixed(0), Body::Exec(exec_body(&mut table, e, &[10_042])));
     g.bench_function("exec-event-serialise", |b| {
         b.iter(|| black_box(encoder.agent(&event.with_container(Some(&c42), &c42.id))))
+    });
+    // The argv from the record's bytes (this exec's), and the part of it that is the keyed
+    // hash of the argv as read (`Args::digest`), side by side.
+    let argv = b"curl\0-s\0http://127.0.0.1:8080/health\0";
+    g.bench_function("exec-argv-decode", |b| {
+        b.iter(|| black_box(decode_args(black_box(argv), b"", argv.len() as u64, false, 64)))
+    });
+    let key = std::hash::RandomState::new();
+    g.bench_function("exec-argv-digest", |b| {
+        b.iter(|| black_box(key.hash_one((black_box(&argv[..]), &b""[..], argv.len() as u64, false))))
     });
     g.finish();
 }

@@ -1055,9 +1055,14 @@ mod tests {
     #[test]
     fn the_repeat_key_is_secret_keyed_and_tells_argvs_apart() {
         let mut c = web_started_on_82();
+        // argv as the exec record gives it (`record::decode_args`, with its digest).
+        let argv = |args: &[&str]| {
+            let raw: Vec<u8> = args.iter().flat_map(|a| a.bytes().chain([0])).collect();
+            crate::ebpf::record::decode_args(&raw, b"", raw.len() as u64, false, 64)
+        };
         let with_args = |c: &mut Correlator, tgid: u32, args: &[&str]| {
             let Record::Exec(mut e) = exec(82, tgid) else { unreachable!() };
-            e.args.args = args.iter().map(|a| (*a).to_owned()).collect();
+            e.args = argv(args);
             let mut out = Vec::new();
             c.on_record(Record::Exec(e), Instant::now(), &mut out, &mut Vec::new());
             out.pop().and_then(|e| e.fold).expect("a routine exec in a known container")
@@ -1069,10 +1074,10 @@ mod tests {
         assert_ne!(a.repeat_key, other.repeat_key, "another argv");
         // The same command line run by another program: pid 300, known as an xargs.
         let Record::Exec(mut xargs) = exec(82, 300) else { unreachable!() };
-        xargs.args.args = vec!["xargs".into()];
+        xargs.args = argv(&["xargs"]);
         c.on_record(Record::Exec(xargs), Instant::now(), &mut Vec::new(), &mut Vec::new());
         let Record::Exec(mut child) = exec(82, 301) else { unreachable!() };
-        child.args.args = ["sh", "-c", "true"].map(str::to_owned).to_vec();
+        child.args = argv(&["sh", "-c", "true"]);
         (child.ppid, child.parent_start_ns, child.parent_exec_id) = (300, 10, 1);
         let mut out = Vec::new();
         c.on_record(Record::Exec(child), Instant::now(), &mut out, &mut Vec::new());
@@ -1082,14 +1087,15 @@ mod tests {
         assert_ne!(a.command_key, other.command_key, "another argv, another command");
         // The same path and argv, another file (replaced on a volume), or another group.
         let Record::Exec(mut replaced) = exec(82, 302) else { unreachable!() };
-        replaced.args.args = ["sh", "-c", "true"].map(str::to_owned).to_vec();
+        replaced.args = argv(&["sh", "-c", "true"]);
         replaced.exe.as_mut().expect("the fixture's file").ino += 1;
         let Record::Exec(mut grouped) = exec(82, 303) else { unreachable!() };
-        grouped.args.args = ["sh", "-c", "true"].map(str::to_owned).to_vec();
+        grouped.args = argv(&["sh", "-c", "true"]);
         grouped.gid = 50;
-        // The same argv as shown, another as read (a redacted secret, an argument left out).
+        // The same argv as shown, another as read (a redacted secret, an argument left out:
+        // `decode_args`' own test shows the digests differ).
         let Record::Exec(mut hidden) = exec(82, 304) else { unreachable!() };
-        hidden.args.args = ["sh", "-c", "true"].map(str::to_owned).to_vec();
+        hidden.args = argv(&["sh", "-c", "true"]);
         hidden.args.digest ^= 1;
         for (other, what) in
             [(replaced, "another file at the same path"), (grouped, "another group"), (hidden, "another argv as read")]

@@ -126,9 +126,10 @@ pub struct Args {
     pub unavailable: bool,
     /// A secret was replaced (`crate::redact`).
     pub redacted: bool,
-    /// argv as read (before arguments were dropped for `max_args` or secrets replaced), hashed
-    /// with a key secret to this process: argvs that differ only in what is not shown still
-    /// differ where events are folded (`ecs::Event::command_detail`).
+    /// argv as read (its bytes and length, before arguments were dropped for `max_args` or
+    /// secrets replaced), hashed with a key secret to this process: argvs that differ only in
+    /// what is not shown still differ where events are folded (`ecs::Event::command_detail`).
+    /// 0: none (an argv not from `decode_args`).
     pub digest: u64,
 }
 

@@ -331,16 +331,19 @@ impl Event {
     }
 
     /// What makes a routine event the same command as another (`crate::health` sends the
-    /// first of each), besides its container and `routine()`'s key: an exec's arguments (as
-    /// shown, and as read: `Args::digest`, so that argvs differing only in a redacted secret or
-    /// in arguments left out still differ; with how many bytes the kernel did not copy), user
-    /// and group.
+    /// first of each), besides its container and `routine()`'s key: an exec's arguments as read
+    /// (`Args::digest`, which covers what is shown and what is not: a redacted secret,
+    /// arguments left out, how many bytes the kernel did not copy; the arguments as shown when
+    /// there is no digest), user and group.
     pub fn command_detail(&self, h: &mut impl std::hash::Hasher) {
         use std::hash::Hash;
         if let Body::Exec(b) = &self.body {
-            b.args.args.hash(h);
-            (b.args.digest, b.args.truncated, b.args.omitted_bytes, b.args.unavailable).hash(h);
-            (b.uid, b.gid).hash(h);
+            let a = &b.args;
+            match a.digest {
+                0 => (&a.args, a.truncated, a.omitted_bytes).hash(h),
+                digest => digest.hash(h),
+            }
+            (a.unavailable, b.uid, b.gid).hash(h);
         }
     }
 
