@@ -237,9 +237,7 @@ fn split_nul(buf: &[u8]) -> Vec<String> {
 /// was cut. The argument cut at the end of the head ends with `…`, the one the tail starts in
 /// begins with `…`. At most `max_args` are kept: the first half and the last half.
 pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: usize) -> Args {
-    use std::hash::BuildHasher as _;
-    static KEY: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(std::hash::RandomState::new);
-    let digest = KEY.hash_one((head, tail, total, cut));
+    let digest = argv_digest(head, tail, total, cut);
     let mut args = split_nul(head);
     if cut {
         if head.last().is_some_and(|&b| b != 0)
@@ -263,6 +261,13 @@ pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: us
     let omitted_bytes = total.saturating_sub((head.len() + tail.len()) as u64);
     let redacted = crate::redact::current().is_some_and(|r| r.args(&mut args));
     Args { args, truncated, omitted_bytes: if cut { omitted_bytes } else { 0 }, unavailable: false, redacted, digest }
+}
+
+/// `Args::digest` of the argv the record carries (`decode_args`' arguments).
+pub fn argv_digest(head: &[u8], tail: &[u8], total: u64, cut: bool) -> u64 {
+    use std::hash::BuildHasher as _;
+    static KEY: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(std::hash::RandomState::new);
+    KEY.hash_one((head, tail, total, cut))
 }
 
 /// The executed file's path from its components, leaf first and NUL-terminated; an empty
