@@ -9,7 +9,7 @@
 //! event that says how many.
 //!
 //! The sink sends what it finds as soon as it finds it: the sources hand frames over in batches
-//! (the Docker source once per 1 ms tick under load, the monitor once per 3 ms ring-buffer poll),
+//! (the Docker source once per 2 ms tick under load, the monitor once per 3 ms ring-buffer poll),
 //! so one wake-up of the sink is already one `sendmmsg` of a batch. (It used to linger 1 ms
 //! after a partial batch, from when sources pushed every event on its own; that only added a
 //! timer wake-up per batch.)

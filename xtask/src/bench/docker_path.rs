@@ -36,7 +36,7 @@ use super::{
     daemon::{DaemonProcess, Perf},
     events::{Chunking, EncodedStream},
     fake_api::{FakeDockerApi, Pace},
-    floor::Floor,
+    floor::{self, Floor},
     report::{Goal, Metric, Table, group_thousands},
     sink::{DOCKER_FRAME_PREFIX, DatagramSink, SinkReport},
     system::{self, DgramQlen, Memory, ScratchDir},
@@ -277,14 +277,14 @@ impl Scenario for DockerPath {
             ));
         }
         if daemons.iter().any(|(_, d)| d.is_none()) {
-            table.notes.push(
-                "floor: a minimal forwarder in a thread of the benchmark (`xtask/src/bench/floor.rs`): every 1 ms it \
-                 reads all the socket holds and sends each event as one Wazuh datagram (`sendmmsg`, 64 at a time), \
+            table.notes.push(format!(
+                "floor: a minimal forwarder in a thread of the benchmark (`xtask/src/bench/floor.rs`): every {} ms (the \
+                 daemon's tick) it reads all the socket holds and sends each event as one Wazuh datagram (`sendmmsg`, 64 at a time), \
                  nothing else (no JSON, cursor, counters, healthcheck or secret handling); its CPU from the thread's \
                  schedstat (ns), its context switches from the thread's status. What any forwarder of dockerd's one-write-per-event stream into Wazuh's \
-                 one-datagram-per-event queue pays on this machine; the daemon's CPU above it is its own work"
-                    .into(),
-            );
+                 one-datagram-per-event queue pays on this machine; the daemon's CPU above it is its own work",
+                floor::TICK.as_millis()
+            ));
         }
         Ok(table)
     }

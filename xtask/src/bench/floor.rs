@@ -2,13 +2,14 @@
 //! the same load, measured in the same run as the daemons.
 //!
 //! A thread of the benchmark asks the fake dockerd for `/events` like the daemon, then every
-//! millisecond (the daemon's tick while events come close together) reads all the socket holds
+//! [`TICK`] (the daemon's tick while events come close together) reads all the socket holds
 //! with `read(2)`, finds the HTTP chunks (one per event) and sends each event to the sink as
 //! one Wazuh datagram (`1:Wazuh-Docker:{"integration":"docker","docker":<event>}`, by
 //! `sendmmsg`, 64 at a time, the frame's three parts as an iovec: no copy). No JSON parsing,
 //! no cursor, no counters, no checks: the system calls every forwarder of Docker's one-write
-//! -per-event stream into Wazuh's one-datagram-per-event queue pays, and the wake-ups of a 1 ms
-//! tick. Its CPU time (the thread's own, from /proc/thread-self/schedstat, in ns) from the
+//! -per-event stream into Wazuh's one-datagram-per-event queue pays, and the wake-ups of the
+//! daemon's tick (a thread's sleep of exactly [`TICK`]: a little more often than the daemon's
+//! Tokio timer, which rounds up to its next millisecond, so never a flattering floor). Its CPU time (the thread's own, from /proc/thread-self/schedstat, in ns) from the
 //! first byte of events to the last datagram, per event, is what the daemon's CPU per event is
 //! compared with: the rest is the daemon's own work.
 use std::{
@@ -28,7 +29,8 @@ use super::{events::chunk_at, sink::DOCKER_FRAME_PREFIX};
 
 /// Datagrams per `sendmmsg`.
 const BATCH: usize = 64;
-const TICK: Duration = Duration::from_millis(1);
+/// The daemon's `docker::stream::TICK` (a unit test keeps the two equal).
+pub const TICK: Duration = Duration::from_millis(2);
 /// Gives up after this long without a byte (the fake stopped).
 const SILENCE: Duration = Duration::from_secs(10);
 
@@ -159,4 +161,26 @@ fn thread_switches() -> Result<u64> {
 /// This thread's CPU time, to the nanosecond (the scheduler's own accounting).
 fn thread_cpu() -> Result<Duration> {
     Ok(Duration::from_nanos(super::system::schedstat_ns(Path::new("/proc/thread-self/schedstat"))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TICK;
+
+    /// The floor is measured at the daemon's tick: a floor that woke more or less often than the
+    /// daemon would not be the daemon's floor.
+    #[test]
+    fn the_floor_ticks_as_the_daemon_does() {
+        let source = include_str!("../../../docker-listener/src/docker/stream.rs");
+        let line = source
+            .lines()
+            .find(|l| l.starts_with("pub const TICK: Duration = Duration::from_millis("))
+            .expect("docker::stream::TICK is a `Duration::from_millis` constant");
+        let ms: u64 = line
+            .trim_start_matches("pub const TICK: Duration = Duration::from_millis(")
+            .trim_end_matches(");")
+            .parse()
+            .expect("TICK's milliseconds");
+        assert_eq!(TICK, std::time::Duration::from_millis(ms), "floor.rs's TICK differs from the daemon's: {line}");
+    }
 }
