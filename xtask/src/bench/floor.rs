@@ -8,10 +8,11 @@
 //! `sendmmsg`, 64 at a time, the frame's three parts as an iovec: no copy). No JSON parsing,
 //! no cursor, no counters, no checks: the system calls every forwarder of Docker's one-write
 //! -per-event stream into Wazuh's one-datagram-per-event queue pays, and the wake-ups of the
-//! daemon's tick (a thread's sleep of exactly [`TICK`]: a little more often than the daemon's
-//! Tokio timer, which rounds up to its next millisecond, so never a flattering floor). Its CPU time (the thread's own, from /proc/thread-self/schedstat, in ns) from the
-//! first byte of events to the last datagram, per event, is what the daemon's CPU per event is
-//! compared with: the rest is the daemon's own work.
+//! daemon's tick (a thread's sleep of exactly [`TICK`]; the daemon's Tokio timer rounds up to
+//! its next millisecond, so the floor wakes, if anything, a little more often than the daemon).
+//! Its CPU time (the thread's own, from /proc/thread-self/schedstat, in ns) from the first byte
+//! of events to the last datagram, per event, is what the daemon's CPU per event is compared
+//! with: the rest is the daemon's own work.
 use std::{
     io::{Read as _, Write as _},
     os::{
