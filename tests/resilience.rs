@@ -102,11 +102,13 @@ fn kill_9_then_restart_resumes_from_the_cursor_without_loss() {
     docker(&["volume", "create", &format!("{name}-a")]);
     docker(&["volume", "rm", &format!("{name}-a")]);
     queue.wait_until(Duration::from_secs(10), "the first events", |f| docker_events(f).len() >= 2);
-    // Let the cursor reach the disk, then kill without warning.
-    let cursor_path = dir.path("state/cursor.json");
+    // Let the cursor reach the disk (one of its two copies, written in turn), then kill without
+    // warning.
+    let copies = [dir.path("state/cursor.json"), dir.path("state/cursor.b.json")];
     let last = time_nano(docker_events(&queue.frames()).last().unwrap());
     let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(&cursor_path).map(|t| !t.contains(&last.to_string())).unwrap_or(true) {
+    let saved = |t: String| t.contains(&format!("\"time_nano\":{last},"));
+    while !copies.iter().any(|p| std::fs::read_to_string(p).is_ok_and(saved)) {
         assert!(Instant::now() < deadline, "the cursor was not saved");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -24,7 +24,7 @@ use crate::{
     metrics,
     monitor::Monitor,
     sink::{Output, Sink, Spool},
-    state::{Cursor, InstanceLock, StateDir, StateError},
+    state::{Cursor, CursorWriter, InstanceLock, StateDir, StateError},
     stats::Stats,
 };
 
@@ -378,19 +378,32 @@ async fn wait_for_shutdown(
 /// more when the sink has finished.
 async fn persist_cursor(state: StateDir, mut rx: watch::Receiver<Cursor>) {
     let mut failing = false;
+    // Opened at the first save, kept open; dropped after an error and opened again at the next.
+    let mut writer: Option<CursorWriter> = None;
     loop {
         let done = rx.changed().await.is_err();
         let cursor = rx.borrow_and_update().clone();
-        // The write ends with fsyncs, which may take milliseconds on a busy disk: off the
+        // The write ends with an fdatasync, which may take milliseconds on a busy disk: off the
         // pipeline's thread.
         let saved = {
             let state = state.clone();
-            tokio::task::spawn_blocking(move || state.save_cursor(&cursor)).await
+            let open = writer.take();
+            tokio::task::spawn_blocking(move || {
+                let mut w = match open {
+                    Some(w) => w,
+                    None => state.cursor_writer()?,
+                };
+                w.save(&cursor).map(|()| w)
+            })
+            .await
         };
         match saved
             .unwrap_or_else(|e| Err(StateError::Io { path: state.cursor_path(), source: std::io::Error::other(e) }))
         {
-            Ok(()) => failing = false,
+            Ok(w) => {
+                writer = Some(w);
+                failing = false;
+            }
             Err(e) if !failing => {
                 tracing::error!(error = %e, "cannot save the resume cursor; after a restart, events may be replayed or missed");
                 failing = true;
