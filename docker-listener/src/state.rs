@@ -323,8 +323,8 @@ impl StateDir {
 pub struct CursorWriter {
     files: [File; 2],
     paths: [PathBuf; 2],
-    /// Each copy's length: a shorter cursor is padded to it, so that a write never changes the
-    /// file's size (and `fdatasync` has no metadata to flush).
+    /// Each copy's length: a shorter cursor is padded to it, so a write changes the file's size
+    /// only for a cursor longer than any before; otherwise `fdatasync` has no metadata to flush.
     lens: [u64; 2],
     /// The copy the next save overwrites: never the one holding the newest good cursor.
     next: usize,
