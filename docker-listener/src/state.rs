@@ -73,15 +73,7 @@ impl InstanceLock {
         if let Some(dir) = path.parent() {
             private_dir(dir)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| StateError::io(path, e))?;
+        let mut file = open_state_file(path, true).map_err(|e| StateError::io(path, e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -176,8 +168,8 @@ enum Copy {
     Corrupt(String),
 }
 
-/// Opens a state file for reading and writing, creating it owner-only if missing; a symbolic
-/// link is refused (ELOOP).
+/// Opens a state file for reading, and with `create` for writing too, created owner-only if
+/// missing; a symbolic link is refused (ELOOP).
 fn open_state_file(path: &Path, create: bool) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
@@ -207,6 +199,22 @@ fn read_copy(path: &Path) -> Result<Copy, StateError> {
         Ok(f) => Copy::Valid { seq: f.seq, cursor: f.cursor },
         Err(e) => Copy::Corrupt(e.to_string()),
     })
+}
+
+fn read_copies(paths: &[PathBuf; 2]) -> Result<[Copy; 2], StateError> {
+    Ok([read_copy(&paths[0])?, read_copy(&paths[1])?])
+}
+
+/// The newest good copy: its index, sequence and cursor.
+fn newest(copies: &[Copy; 2]) -> Option<(usize, u64, &Cursor)> {
+    copies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c {
+            Copy::Valid { seq, cursor } => Some((i, *seq, cursor)),
+            _ => None,
+        })
+        .max_by_key(|&(_, seq, _)| seq)
 }
 
 /// The state directory's files.
@@ -247,14 +255,8 @@ impl StateDir {
     /// `<name>.corrupt`, the error is reported, and the agent starts from "now".
     pub fn load_cursor(&self) -> Result<Option<Cursor>, StateError> {
         let paths = self.cursor_paths();
-        let copies = [read_copy(&paths[0])?, read_copy(&paths[1])?];
-        let newest = copies
-            .iter()
-            .filter_map(|c| match c {
-                Copy::Valid { seq, cursor } => Some((*seq, cursor)),
-                _ => None,
-            })
-            .max_by_key(|(seq, _)| *seq);
+        let copies = read_copies(&paths)?;
+        let newest = newest(&copies);
         for (path, copy) in paths.iter().zip(&copies) {
             let Copy::Corrupt(why) = copy else { continue };
             if newest.is_some() {
@@ -276,21 +278,14 @@ impl StateDir {
                  while docker-listener was stopped are not replayed this time"
             );
         }
-        Ok(newest.map(|(_, c)| c.clone()))
+        Ok(newest.map(|(_, _, c)| c.clone()))
     }
 
     /// Opens the cursor's two copies for [`CursorWriter::save`], creating missing ones (and
     /// syncing the directory, once, so that they survive a power cut).
     pub fn cursor_writer(&self) -> Result<CursorWriter, StateError> {
         let paths = self.cursor_paths();
-        let mut newest: Option<(usize, u64)> = None;
-        for (i, path) in paths.iter().enumerate() {
-            if let Copy::Valid { seq, .. } = read_copy(path)?
-                && newest.is_none_or(|(_, s)| seq > s)
-            {
-                newest = Some((i, seq));
-            }
-        }
+        let newest = newest(&read_copies(&paths)?).map(|(i, seq, _)| (i, seq));
         let existed = paths.iter().all(|p| p.exists());
         let open = |p: &PathBuf| open_state_file(p, true).map_err(|e| StateError::io(p, e));
         let files = [open(&paths[0])?, open(&paths[1])?];
