@@ -60,10 +60,11 @@ pub const SECTION: SectionInfo = SectionInfo {
             and each daemon's rows are given against the no-agent run of the same round. \
             Agent CPU: the run time of its threads (/proc/<pid>/task/*/schedstat, to the nanosecond) \
             from the storm's start until the sink has been idle for 300 ms, per exec or connect; over \
-            the same span its context switches (voluntary and involuntary, summed over its threads from \
-            /proc/<pid>/task/*/status): its wake-ups and preemptions, each of which costs these VMs tens \
-            of microseconds (the machine's price of one is in the line above, and the tables give the \
-            switches at that price as \"sleeping and waking\"). \
+            the same span its context switches (summed over its threads from /proc/<pid>/task/*/status) \
+            as sleeps (voluntary: each ends with a wake-up, which costs these VMs tens of microseconds; the \
+            machine's price of one is in the line above, and the tables give the sleeps at that price as \
+            \"sleeping and waking\") and preemptions (involuntary: a switch to another runnable thread, \
+            about a microsecond here, not priced). \
             net.unix.max_dgram_qlen is 1024 during these \
             scenarios (restored afterwards), as for the Docker path.",
 };
@@ -849,7 +850,7 @@ pub struct Load {
     /// scheduler's own count to the nanosecond, not /proc/PID/stat's 10 ms ticks (over a 5,000-exec
     /// storm a tick is 2 µs per exec); its context switches are its wake-ups, which on these VMs
     /// cost far more than the work they wake it for.
-    agent_threads: BTreeMap<u32, (u64, u64)>,
+    agent_threads: BTreeMap<u32, (u64, system::Switches)>,
     /// The agent's utime + stime in ticks, which keeps the time of threads that ended: a check.
     agent_ticks: Duration,
     own: Duration,
@@ -869,7 +870,7 @@ impl Load {
     /// The agent's context switches since `earlier` (a thread born meanwhile from zero; one that
     /// ended meanwhile takes its own with it: a lower bound, exact for the one-thread runtime's
     /// storms).
-    pub fn agent_switches_since(&self, earlier: &Load) -> u64 {
+    pub fn agent_switches_since(&self, earlier: &Load) -> system::Switches {
         system::threads_delta(&earlier.agent_threads, &self.agent_threads).1
     }
 

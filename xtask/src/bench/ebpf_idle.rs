@@ -77,7 +77,7 @@ impl Idle {
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         Ok(Sample {
             cpu_percent: 100.0 * cpu as f64 / 1e9 / secs,
-            wakeups_per_s: switches as f64 / secs,
+            wakeups_per_s: switches.total() as f64 / secs,
             hwm_mib: mib(memory.hwm),
             rss_mib: mib(memory.rss),
             others: l1.others_since(&l0, Duration::ZERO),

@@ -61,7 +61,7 @@ struct PeerRound {
     wall: Duration,
     cpu: Duration,
     /// bpftrace's context switches over the same span.
-    switches: u64,
+    switches: system::Switches,
     delivered: u64,
     other_load: f64,
 }
@@ -176,15 +176,15 @@ impl ExecPeer {
         let mut agent_cpu = Metric::new("agent CPU per exec", "µs", 1, goal(Goal::AtMost(8.0)));
         let mut peer_cpu = Metric::new("bpftrace CPU per exec", "µs", 1, None);
         let mut ratio = Metric::new("agent CPU / bpftrace CPU, per round", "×", 2, goal(Goal::AtMost(1.0)));
-        let mut agent_switches = Metric::new("agent context switches per exec", "switches", 2, None);
-        let mut peer_switches = Metric::new("bpftrace context switches per exec", "switches", 2, None);
+        let mut agent_switches = system::switch_rows("agent ", "exec", "", 2);
+        let mut peer_switches = system::switch_rows("bpftrace ", "exec", "", 2);
         let mut agent_wall = Metric::new("storm wall time with the agent / without", "×", 3, None);
         let mut peer_wall = Metric::new("storm wall time with bpftrace / without", "×", 3, None);
         let mut agent_delivered = Metric::new("execs delivered by the agent", "% of storm", 2, None);
         let mut peer_delivered = Metric::new("execs printed by bpftrace", "% of storm", 2, None);
         let mut floor_cpu = Metric::new("floor CPU per exec", "µs", 1, None);
         let mut above = Metric::new("agent CPU above the floor per exec, per round", "µs", 1, None);
-        let mut floor_switches = Metric::new("floor context switches per exec", "switches", 2, None);
+        let mut floor_switches = system::switch_rows("floor ", "exec", "", 2);
         let mut floor_delivered = Metric::new("execs sent by the floor", "% of storm", 2, None);
         let count = self.count as f64;
         for PeerRounds { none, with, peer, floor } in rounds {
@@ -196,10 +196,10 @@ impl ExecPeer {
             ratio.samples.push(ac / pc);
             floor_cpu.samples.push(fc);
             above.samples.push(ac - fc);
-            floor_switches.samples.push(floor.switches as f64 / count);
+            system::push_switches(&mut floor_switches, floor.switches, count);
             floor_delivered.samples.push(100.0 * floor.delivered as f64 / count);
-            agent_switches.samples.push(a.switches as f64 / count);
-            peer_switches.samples.push(peer.switches as f64 / count);
+            system::push_switches(&mut agent_switches, a.switches, count);
+            system::push_switches(&mut peer_switches, peer.switches, count);
             agent_wall.samples.push(with.wall.as_secs_f64() / none.wall.as_secs_f64());
             peer_wall.samples.push(peer.wall.as_secs_f64() / none.wall.as_secs_f64());
             agent_delivered.samples.push(100.0 * a.delivered as f64 / count);
@@ -228,14 +228,19 @@ impl ExecPeer {
                 .into(),
             "CPU: the run time of the tracer process's threads (/proc/<pid>/task/*/schedstat, to the nanosecond) \
              from just before the storm until its output has been idle for 300 ms, per exec (the programs' time \
-             in the kernel is the exec's, not the tracer's, for both); context switches over the same span"
+             in the kernel is the exec's, not the tracer's, for both); context switches over the same span, as \
+             sleeps (each ended by a wake-up, priced at the machine's cost of one as \"sleeping and waking\") and \
+             preemptions"
                 .into(),
         ];
-        // The switches at the machine's price of a wake-up.
-        let waking =
-            [system::waking(&agent_switches, 1), system::waking(&peer_switches, 1), system::waking(&floor_switches, 1)];
-        let mut metrics =
-            vec![agent_cpu, peer_cpu, ratio, floor_cpu, above, agent_switches, peer_switches, floor_switches];
+        // The sleeps at the machine's price of a wake-up.
+        let waking = [
+            system::waking(&agent_switches[0], 1),
+            system::waking(&peer_switches[0], 1),
+            system::waking(&floor_switches[0], 1),
+        ];
+        let mut metrics = vec![agent_cpu, peer_cpu, ratio, floor_cpu, above];
+        metrics.extend(agent_switches.into_iter().chain(peer_switches).chain(floor_switches));
         metrics.extend(waking.into_iter().flatten());
         metrics.extend([agent_wall, peer_wall, agent_delivered, peer_delivered, floor_delivered]);
         Table { caption: self.label.to_owned(), runs: rounds.len(), metrics, notes: ebpf::with_docker_note(notes) }

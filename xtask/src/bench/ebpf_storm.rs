@@ -70,7 +70,7 @@ pub struct Storm {
 pub struct AgentSide {
     pub cpu: Duration,
     /// The agent's context switches during the storm (`Load::agent_switches_since`).
-    pub switches: u64,
+    pub switches: super::system::Switches,
     /// Time the kernel spent in the agent's BPF programs during the storm, and their runs
     /// (`kernel.bpf_stats_enabled`); the compat programs' share of it.
     pub probes: ProbeTime,

@@ -23,7 +23,8 @@ struct PerDaemon {
     with: Metric,
     ratio: Metric,
     cpu: Metric,
-    switches: Metric,
+    /// Sleeps and preemptions per operation (`system::switch_rows`).
+    switches: [Metric; 2],
     probe: Metric,
     runs: Metric,
     /// The compat programs' part of `probe` (empty for a build without them).
@@ -42,7 +43,8 @@ impl PerDaemon {
     fn new(storm: &Storm, v: &Variant, compared: bool, current: bool) -> PerDaemon {
         let goal = |g| (storm.mode == Mode::Full).then_some(g);
         let op = storm.op();
-        let name = |base: &str| if compared { format!("{base}, {}", v.label) } else { base.to_owned() };
+        let label = if compared { format!(", {}", v.label) } else { String::new() };
+        let name = |base: &str| format!("{base}{label}");
         PerDaemon {
             label: v.label,
             with: Metric::new(&name("storm wall time with the agent"), "ms", 0, None),
@@ -53,7 +55,7 @@ impl PerDaemon {
                 goal(Goal::AtMost(storm.max_ratio)).filter(|_| current),
             ),
             cpu: Metric::new(&name(&format!("agent CPU per {op}")), "µs", 1, None),
-            switches: Metric::new(&name(&format!("agent context switches per {op}")), "switches", 2, None),
+            switches: system::switch_rows("agent ", op, &label, 2),
             probe: Metric::new(&name(&format!("in-kernel probe time per {op}")), "ns", 0, None),
             runs: Metric::new(&name(&format!("probe runs per {op}")), "runs", 1, None),
             compat: Metric::new(
@@ -84,7 +86,7 @@ impl PerDaemon {
         self.ratio.samples.push(with.wall.as_secs_f64() / without.wall.as_secs_f64());
         let Some(a) = &with.agent else { return };
         self.cpu.samples.push(per_op_us(a.cpu, storm.count));
-        self.switches.samples.push(a.switches as f64 / count);
+        system::push_switches(&mut self.switches, a.switches, count);
         let probe_per_op = a.probes.ns as f64 / count;
         self.probe.samples.push(probe_per_op);
         self.runs.samples.push(a.probes.runs as f64 / count);
@@ -134,9 +136,10 @@ pub fn table(storm: &Storm, variants: &Variants, rounds: &[Vec<Round>]) -> Table
         metrics.push(versus);
     }
     metrics.extend(rows(|p| &p.cpu));
-    metrics.extend(rows(|p| &p.switches));
-    // The switches at the machine's price of a wake-up.
-    metrics.extend(per.iter().filter_map(|p| system::waking(&p.switches, 1)));
+    metrics.extend(rows(|p| &p.switches[0]));
+    metrics.extend(rows(|p| &p.switches[1]));
+    // The sleeps at the machine's price of a wake-up.
+    metrics.extend(per.iter().filter_map(|p| system::waking(&p.switches[0], 1)));
     metrics.extend(rows(|p| &p.probe));
     metrics.extend(per.iter().filter(|p| !p.compat.samples.is_empty()).map(|p| p.compat.clone()));
     metrics.extend(rows(|p| &p.runs));
@@ -311,7 +314,7 @@ mod tests {
             other_load: 0.0,
             agent: (ms != 100).then_some(AgentSide {
                 cpu: Duration::from_millis(1),
-                switches: 50,
+                switches: system::Switches { slept: 40, preempted: 10 },
                 probes: ProbeTime {
                     ns: 500_000,
                     runs: 500,
@@ -339,12 +342,12 @@ mod tests {
         let rounds = vec![vec![round(100, 0), round(103, 0)], vec![round(100, 0), round(101, 0)]];
         let t = table(&storm(), &v, &rounds);
         // The wake-ups at this machine's price, when it could be measured.
-        let waking = "agent sleeping and waking per exec, switches × a wake-up's cost";
+        let waking = "agent sleeping and waking per exec, sleeps × a wake-up's cost";
         match system::costs() {
             Some(c) => {
                 let row = t.metrics.iter().find(|m| m.name == waking).expect("waking row");
                 let us = c.wake_up.as_secs_f64() * 1e6;
-                assert_eq!(row.samples, [0.5 * us, 0.5 * us]);
+                assert!(row.samples.len() == 2 && row.samples.iter().all(|s| (s - 0.4 * us).abs() < 1e-9), "{row:?}");
             }
             None => assert!(t.metrics.iter().all(|m| m.name != waking)),
         }
@@ -355,7 +358,8 @@ mod tests {
                 "storm wall time with the agent",
                 "with / without",
                 "agent CPU per exec",
-                "agent context switches per exec",
+                "agent sleeps per exec",
+                "agent preemptions per exec",
                 "in-kernel probe time per exec",
                 "probe runs per exec",
                 "probe time, % of an exec without the agent",
@@ -365,8 +369,9 @@ mod tests {
             ]
         );
         assert!(t.notes[0].contains("2 pairs of rounds (+1 warm-up); ratio of each pair, in order: 1.030, 1.010"));
-        let switches = t.metrics.iter().find(|m| m.name == "agent context switches per exec").expect("switches row");
-        assert_eq!(switches.samples, [0.5, 0.5]);
+        let row = |name: &str| t.metrics.iter().find(|m| m.name == name).map(|m| m.samples.clone());
+        assert_eq!(row("agent sleeps per exec"), Some(vec![0.4, 0.4]));
+        assert_eq!(row("agent preemptions per exec"), Some(vec![0.1, 0.1]));
     }
 
     #[test]
@@ -391,10 +396,10 @@ mod tests {
         // The compat share only for the build that has the programs.
         assert!(n.contains(&"of which compat programs (on every system call of the host) per exec, current"));
         assert!(!n.iter().any(|x| x.starts_with("of which") && x.ends_with("baseline")));
-        // Each daemon's switches at the machine's price, named like its other rows.
+        // Each daemon's sleeps at the machine's price, named like its other rows.
         if system::costs().is_some() {
             for who in ["baseline", "current"] {
-                let row = format!("agent sleeping and waking per exec, switches × a wake-up's cost, {who}");
+                let row = format!("agent sleeping and waking per exec, sleeps × a wake-up's cost, {who}");
                 assert!(n.contains(&row.as_str()), "no row {row}");
             }
         }

@@ -26,7 +26,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{events::chunk_at, sink::DOCKER_FRAME_PREFIX};
+use super::{events::chunk_at, sink::DOCKER_FRAME_PREFIX, system::Switches};
 
 /// Datagrams per `sendmmsg`.
 const BATCH: usize = 64;
@@ -36,7 +36,7 @@ pub const TICK: Duration = Duration::from_millis(2);
 const SILENCE: Duration = Duration::from_secs(10);
 
 /// A running floor forwarder.
-pub struct Floor(JoinHandle<Result<(Duration, u64)>>);
+pub struct Floor(JoinHandle<Result<(Duration, Switches)>>);
 
 impl Floor {
     /// Connects to `docker_sock`, asks for `/events`, reads the head, and forwards `events`
@@ -54,12 +54,12 @@ impl Floor {
 
     /// Waits for the forwarder to finish; its CPU time and context switches from the first
     /// byte of events on.
-    pub fn finish(self) -> Result<(Duration, u64)> {
+    pub fn finish(self) -> Result<(Duration, Switches)> {
         self.0.join().map_err(|_| anyhow::anyhow!("the floor thread panicked"))?
     }
 }
 
-fn forward(mut stream: UnixStream, out: &UnixDatagram, events: u64) -> Result<(Duration, u64)> {
+fn forward(mut stream: UnixStream, out: &UnixDatagram, events: u64) -> Result<(Duration, Switches)> {
     // The head (the fake sends it before it waits for the benchmark's go).
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0;
@@ -117,7 +117,7 @@ fn forward(mut stream: UnixStream, out: &UnixDatagram, events: u64) -> Result<(D
         buf.copy_within(at..len, 0);
         len -= at;
     }
-    Ok((thread_cpu()?.saturating_sub(start_cpu), thread_switches()?.saturating_sub(start_switches)))
+    Ok((thread_cpu()?.saturating_sub(start_cpu), thread_switches()?.since(start_switches)))
 }
 
 /// One `sendmmsg` of these events as Wazuh frames (blocking while the sink's queue is full).
@@ -154,7 +154,7 @@ fn send(out: &UnixDatagram, buf: &[u8], events: &[(usize, usize)]) -> Result<()>
 }
 
 /// This thread's context switches so far.
-fn thread_switches() -> Result<u64> {
+fn thread_switches() -> Result<Switches> {
     let status = std::fs::read_to_string("/proc/thread-self/status").context("cannot read /proc/thread-self/status")?;
     Ok(super::system::status_switches(&status))
 }

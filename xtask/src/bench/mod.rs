@@ -501,8 +501,9 @@ fn measure(quick: bool) -> Result<()> {
                         "Every target of the run below, by the median of its runs, with their spread (min–max) and, \
                          where the target lies inside that spread, the words \"inside the noise\". Written by \
                          `{command}` at commit `{}` on {} CPUs ({}), kernel {}.{compared} On this machine {} \
-                         ({}): a forwarder's CPU per event is at least its context switches per event times the \
-                         first, which the tables give as \"sleeping and waking\".",
+                         ({}): a forwarder's CPU per event is at least its sleeps per event (voluntary context \
+                         switches; a preemption costs about a microsecond) times the first, which the tables give \
+                         as \"sleeping and waking\".",
                         machine.commit,
                         machine.cpus,
                         machine.cpu_model,

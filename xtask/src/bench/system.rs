@@ -46,8 +46,9 @@ pub fn schedstat_ns(path: &std::path::Path) -> Result<u64> {
 }
 
 /// What this machine charges a thread in CPU for one sleep and wake-up, and for one system call:
-/// the floor under any forwarder's CPU per event is its context switches per event times the
-/// first. On a VM whose guest pages through the hypervisor (`nested_pvm`), a wake-up costs as
+/// the floor under any forwarder's CPU per event is its sleeps per event times the first (a
+/// preemption, a switch between two running threads, costs about a microsecond: BENCHMARKS.md,
+/// "what the Docker path's excess over the floor is"). On a VM whose guest pages through the hypervisor (`nested_pvm`), a wake-up costs as
 /// much as a hundred system calls.
 #[derive(Debug, Clone, Copy)]
 pub struct Costs {
@@ -70,25 +71,76 @@ impl Costs {
     }
 }
 
-/// The row that gives `switches` (a "… context switches per <op>…" row) at this machine's price
-/// of a wake-up: "… sleeping and waking per <op>, switches × a wake-up's cost…", in µs, each
-/// sample from the switches' sample of the same run. `None` when the price could not be
-/// measured (or the row is not one of switches per operation).
-pub fn waking(switches: &super::report::Metric, decimals: usize) -> Option<super::report::Metric> {
+/// The row that gives `sleeps` (a "… sleeps per <op>…" row) at this machine's price of a
+/// wake-up: "… sleeping and waking per <op>, sleeps × a wake-up's cost…", in µs, each sample from
+/// the sleeps' sample of the same run. `None` when the price could not be measured (or the row
+/// is not one of sleeps per operation).
+pub fn waking(sleeps: &super::report::Metric, decimals: usize) -> Option<super::report::Metric> {
     let c = costs()?;
-    let (who, rest) = switches.name.split_once("context switches per ")?;
+    let (who, rest) = sleeps.name.split_once("sleeps per ")?;
     let (op, label) = match rest.split_once(',') {
         Some((op, label)) => (op, format!(",{label}")),
         None => (rest, String::new()),
     };
     let mut row = super::report::Metric::new(
-        &format!("{who}sleeping and waking per {op}, switches × a wake-up's cost{label}"),
+        &format!("{who}sleeping and waking per {op}, sleeps × a wake-up's cost{label}"),
         "µs",
         decimals,
         None,
     );
-    row.samples = switches.samples.iter().map(|&s| c.waking_us(s)).collect();
+    row.samples = sleeps.samples.iter().map(|&s| c.waking_us(s)).collect();
     Some(row)
+}
+
+/// A thread's context switches, as its `/proc/.../status` counts them: the times it slept
+/// (voluntary: it waited for something, and a wake-up brought it back) and the times it was
+/// preempted (involuntary: it could have run on, another thread got the CPU).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Switches {
+    pub slept: u64,
+    pub preempted: u64,
+}
+
+impl Switches {
+    pub fn total(self) -> u64 {
+        self.slept + self.preempted
+    }
+
+    /// Those since `earlier` (a counter that went back, from zero).
+    pub fn since(self, earlier: Switches) -> Switches {
+        Switches {
+            slept: self.slept.saturating_sub(earlier.slept),
+            preempted: self.preempted.saturating_sub(earlier.preempted),
+        }
+    }
+}
+
+impl std::ops::Add for Switches {
+    type Output = Switches;
+    fn add(self, o: Switches) -> Switches {
+        Switches { slept: self.slept + o.slept, preempted: self.preempted + o.preempted }
+    }
+}
+
+impl std::iter::Sum for Switches {
+    fn sum<I: Iterator<Item = Switches>>(iter: I) -> Switches {
+        iter.fold(Switches::default(), |a, b| a + b)
+    }
+}
+
+/// The two rows of a run's [`Switches`] per operation: "<who>sleeps per <op><label>" and
+/// "<who>preemptions per <op><label>" (the first is what [`waking`] prices).
+pub fn switch_rows(who: &str, op: &str, label: &str, decimals: usize) -> [super::report::Metric; 2] {
+    [
+        super::report::Metric::new(&format!("{who}sleeps per {op}{label}"), "sleeps", decimals, None),
+        super::report::Metric::new(&format!("{who}preemptions per {op}{label}"), "preemptions", decimals, None),
+    ]
+}
+
+/// Adds one run's `switches` over `ops` operations to the two [`switch_rows`].
+pub fn push_switches(rows: &mut [super::report::Metric; 2], switches: Switches, ops: f64) {
+    rows[0].samples.push(switches.slept as f64 / ops);
+    rows[1].samples.push(switches.preempted as f64 / ops);
 }
 
 /// This machine's [`Costs`], measured once (the first call takes about a second); `None` if they
@@ -143,8 +195,8 @@ fn measure_costs() -> Result<Costs> {
 
 /// Per thread of `pid` (by tid): (CPU time in ns from `/proc/PID/task/TID/schedstat`, the
 /// scheduler's own accounting to the nanosecond where /proc/PID/stat counts 10 ms ticks;
-/// context switches, voluntary and involuntary, from its `status`).
-pub fn threads(pid: u32) -> Result<BTreeMap<u32, (u64, u64)>> {
+/// context switches from its `status`).
+pub fn threads(pid: u32) -> Result<BTreeMap<u32, (u64, Switches)>> {
     let dir = format!("/proc/{pid}/task");
     let mut out = BTreeMap::new();
     for task in std::fs::read_dir(&dir).with_context(|| format!("cannot list {dir}"))? {
@@ -163,24 +215,24 @@ pub fn threads(pid: u32) -> Result<BTreeMap<u32, (u64, u64)>> {
     Ok(out)
 }
 
-/// Context switches, voluntary and involuntary, a `/proc/.../status` text counts.
-pub fn status_switches(status: &str) -> u64 {
-    status
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("voluntary_ctxt_switches:").or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
-        })
-        .filter_map(|v| v.trim().parse::<u64>().ok())
-        .sum()
+/// The context switches a `/proc/.../status` text counts.
+pub fn status_switches(status: &str) -> Switches {
+    let count = |key: &str| {
+        status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
+    };
+    Switches { slept: count("voluntary_ctxt_switches:"), preempted: count("nonvoluntary_ctxt_switches:") }
 }
 
 /// (CPU ns, context switches) between two readings: each thread's own difference, a thread born
 /// meanwhile from zero. A thread that ended meanwhile is not counted (the settle time lets the
 /// start-up's blocking threads end first: Tokio keeps an idle one 10 s).
-pub fn threads_delta(before: &BTreeMap<u32, (u64, u64)>, after: &BTreeMap<u32, (u64, u64)>) -> (u64, u64) {
-    after.iter().fold((0, 0), |(ns, sw), (tid, (a_ns, a_sw))| {
-        let (b_ns, b_sw) = before.get(tid).copied().unwrap_or((0, 0));
-        (ns + a_ns.saturating_sub(b_ns), sw + a_sw.saturating_sub(b_sw))
+pub fn threads_delta(
+    before: &BTreeMap<u32, (u64, Switches)>,
+    after: &BTreeMap<u32, (u64, Switches)>,
+) -> (u64, Switches) {
+    after.iter().fold((0, Switches::default()), |(ns, sw), (tid, (a_ns, a_sw))| {
+        let (b_ns, b_sw) = before.get(tid).copied().unwrap_or_default();
+        (ns + a_ns.saturating_sub(b_ns), sw + a_sw.since(b_sw))
     })
 }
 
@@ -528,5 +580,36 @@ impl Machine {
             ),
             None => "the cost of a wake-up could not be measured".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_gives_sleeps_and_preemptions_apart() {
+        let status = "Name:\tdl\nvoluntary_ctxt_switches:\t7460\nnonvoluntary_ctxt_switches:\t13078\n";
+        let s = status_switches(status);
+        assert_eq!(s, Switches { slept: 7460, preempted: 13078 });
+        assert_eq!(s.total(), 20538);
+        let earlier = Switches { slept: 460, preempted: 13100 };
+        // A counter that went back (a thread that is not the same) counts from zero.
+        assert_eq!(s.since(earlier), Switches { slept: 7000, preempted: 0 });
+        assert_eq!(status_switches("Name:\tdl\n"), Switches::default());
+    }
+
+    #[test]
+    fn only_sleeps_are_priced() {
+        let Some(c) = costs() else { return };
+        let mut rows = switch_rows("daemon ", "event", ", current", 3);
+        push_switches(&mut rows, Switches { slept: 10, preempted: 30 }, 100.0);
+        let [sleeps, preemptions] = rows;
+        assert_eq!(sleeps.name, "daemon sleeps per event, current");
+        assert_eq!(preemptions.samples, [0.3]);
+        let row = waking(&sleeps, 2).expect("a row of sleeps");
+        assert_eq!(row.name, "daemon sleeping and waking per event, sleeps × a wake-up's cost, current");
+        assert!((row.samples[0] - 0.1 * c.wake_up.as_secs_f64() * 1e6).abs() < 1e-9);
+        assert!(waking(&preemptions, 2).is_none());
     }
 }
