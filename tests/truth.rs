@@ -188,6 +188,31 @@ fn a_child_names_its_parent_as_it_was_when_it_was_started() {
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+#[test]
+fn an_exec_by_a_second_thread_after_the_main_one_ended_names_the_parent_as_it_was() {
+    e2e();
+    let _docker = docker_lock();
+    let mut agent = start_agent("threadexec", json!({}));
+    let name = unique("threadexec");
+    let _c = Containers(vec![name.clone()]);
+    let marker = format!("thread-{name}");
+    // /t/thread_exec forks and exits; its child's main thread ends, and a second thread execs
+    // echo. The shell, the container's init, inherits the child: it is not its parent.
+    run_detached(&name, &["-v", &programs_volume()], &format!("/t/thread_exec /bin/echo {marker}; sleep 30"));
+    let events = wait_events(&agent, "the thread's exec", Duration::from_secs(20), |e| {
+        execs_with_arg(e, &marker).iter().any(|x| x["process"]["executable"] != "/t/thread_exec")
+    });
+    let execs = execs_with_arg(&events, &marker);
+    let starter = execs.iter().find(|e| e["process"]["executable"] == "/t/thread_exec").expect("thread_exec's exec");
+    let echo = execs.iter().find(|e| e["process"]["executable"] != "/t/thread_exec").expect("the echo");
+    let parent = &echo["process"]["parent"];
+    assert_eq!(parent["pid"], starter["process"]["pid"], "the process that forked it, not init: {echo}");
+    assert_eq!(parent["executable"], "/t/thread_exec", "{echo}");
+    assert_eq!(parent["entity_id"], starter["process"]["entity_id"], "{echo}");
+    assert_ne!(echo["process"]["pid"], starter["process"]["pid"]);
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 /// A 64-hex id no container has.
 fn fake_id() -> String {
     let seed = format!("{:x}{:x}", std::process::id(), now_ns());

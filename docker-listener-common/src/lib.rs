@@ -338,6 +338,11 @@ pub struct KernelOffsets {
     pub task_fs: u32,
     pub task_self_exec_id: u32,
     pub task_parent_exec_id: u32,
+    /// `task_struct.signal` and `signal_struct.live` (an `atomic_t`: the thread group's threads
+    /// not yet exiting; `do_exit` counts itself out before `sched_process_exit`, so 0 there means
+    /// the whole group ended). 0 when unknown.
+    pub task_signal: u32,
+    pub signal_live: u32,
     /// `task_struct.thread_info.status` (x86: `TS_COMPAT` is set while a 32-bit syscall runs).
     pub task_ti_status: u32,
     /// `task_struct.stack` and the end of `struct pt_regs` (its size, `ss` the last member):

@@ -78,6 +78,18 @@ pub unsafe fn process_start(task: *const u8) -> u64 {
     unsafe { read::<u64>(leader, config!(offsets.task_start_boottime)) }.unwrap_or(0)
 }
 
+/// `task->signal->live`: the threads of the task's group not yet exiting (`do_exit` takes its
+/// own out before `sched_process_exit`); `None` when the offsets are unknown or unreadable.
+#[inline(always)]
+pub unsafe fn live_threads(task: *const u8) -> Option<i32> {
+    let (signal_off, live_off) = (config!(offsets.task_signal), config!(offsets.signal_live));
+    if !offsets_valid() || signal_off == 0 || live_off == 0 {
+        return None;
+    }
+    let signal: *const u8 = unsafe { read(task, signal_off) }.ok()?;
+    unsafe { read::<i32>(signal, live_off) }.ok()
+}
+
 /// `task->self_exec_id`: which image of its process the task runs (exec increments it, fork
 /// copies it). Read as its low 32 bits, which is the whole field before 5.7 (u32) and what
 /// matters of the u64 after.

@@ -9,7 +9,7 @@ use aya_ebpf::{
 use docker_listener_common::{ExitRecord, ForkRecord, RecordKind};
 
 use crate::{
-    kernel::{current_task, exec_id, offsets_valid, process_start, read},
+    kernel::{current_task, exec_id, live_threads, offsets_valid, process_start, read},
     maps::{config, reserve, submit, traced},
 };
 
@@ -58,15 +58,26 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
 
 /// `sched_process_exit`: comm at 8, pid at 24, prio at 28, and from kernel 6.16 `bool
 /// group_dead` (its offset, read from tracefs by the daemon, is in CONFIG). Reports the exit of
-/// the whole thread group: `group_dead` where the kernel has it, else the leader's exit.
+/// the whole thread group: `group_dead` where the kernel has it, else its source, the group's
+/// count of live threads (`signal->live`, 0 once the last one exits), else the leader's exit.
+///
+/// The leader's exit is not the group's when other threads live on: a thread that calls
+/// `execve` has the leader killed first (`de_thread`), and a leader may `pthread_exit`. Taking
+/// it for the group's would drop the process from the agent's table before its exec, and the
+/// exec would then name whoever the kernel reparented it to: a way to hide a parent.
 #[tracepoint]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let off = config!(exit_group_dead);
     let group_exit = if off != 0 {
         unsafe { ctx.read_at::<u8>(off as usize) }.unwrap_or(0) != 0
     } else {
-        let pid_tgid = bpf_get_current_pid_tgid();
-        pid_tgid as u32 == (pid_tgid >> 32) as u32
+        match unsafe { live_threads(current_task()) } {
+            Some(live) => live == 0,
+            None => {
+                let pid_tgid = bpf_get_current_pid_tgid();
+                pid_tgid as u32 == (pid_tgid >> 32) as u32
+            }
+        }
     };
     if !group_exit {
         return 0;

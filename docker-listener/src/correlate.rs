@@ -298,8 +298,11 @@ impl Correlator {
                 self.procs.on_fork(f.meta.tgid, f.parent_exec_id, f.child_tgid, f.child_start_ns, f.meta.cgroup_id)
             }
             Record::Exit(e) => {
-                self.runtime_started_here.remove(&e.meta.tgid);
-                self.procs.on_exit(e.meta.tgid);
+                if self.procs.on_exit(e.meta.tgid, e.start_ns).is_some()
+                    || self.procs.instance(e.meta.tgid, 0).is_none()
+                {
+                    self.runtime_started_here.remove(&e.meta.tgid);
+                }
             }
             Record::Exec(e) => {
                 let own = [e.meta.cgroup_id];

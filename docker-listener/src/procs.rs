@@ -109,10 +109,12 @@ pub enum Applet<'a> {
 }
 
 /// The program a multi-call binary named `name` runs when started with `args`: `argv[0]`'s file
-/// name, or, when that is the binary's own name (`busybox sh`), `argv[1]`'s.
+/// name, or, when that is the binary's own name (`busybox sh`), `argv[1]`'s. BusyBox takes any
+/// `argv[0]` that starts with "busybox" for its own (`is_prefixed_with` in its appletlib.c):
+/// `exec -a busybox.x busybox nc` runs `nc`.
 pub fn applet<'a>(name: &str, args: &'a [String]) -> Applet<'a> {
-    let multi = |n: &str| MULTI_CALL.contains(&n);
-    if !multi(name) {
+    let multi = |n: &str| MULTI_CALL.contains(&n) || n.starts_with("busybox");
+    if !MULTI_CALL.contains(&name) {
         return Applet::NotMultiCall;
     }
     let cut = |a: &str| a.ends_with(crate::ebpf::record::CUT) || a.starts_with(crate::ebpf::record::CUT);
@@ -436,7 +438,11 @@ impl ProcessTable {
         self.procs.values().filter(|p| cgroups.contains(&p.cgroup_id)).map(|p| p.tgid).collect()
     }
 
-    pub fn on_exit(&mut self, tgid: u32) -> Option<Proc> {
+    /// The process `tgid` started at `start_ns` ended (0: whichever it is). An exit record of an
+    /// older instance (its pid since reused by a process the table learned first) leaves the
+    /// new one alone.
+    pub fn on_exit(&mut self, tgid: u32, start_ns: u64) -> Option<Proc> {
+        self.instance(tgid, start_ns)?;
         self.creds.remove(&tgid);
         self.procs.remove(&tgid)
     }
@@ -707,8 +713,19 @@ mod tests {
         let chain: Vec<u32> = cron.ancestors_within(&[82, 83]).map(|p| p.pid).collect();
         assert_eq!(chain, vec![20]);
         assert_eq!(&*t.get(30).unwrap().image().name, "echo");
-        t.on_exit(30);
+        t.on_exit(30, 0);
         assert!(t.get(30).is_none());
+    }
+
+    #[test]
+    fn an_exit_record_of_an_older_instance_leaves_the_process_that_reused_its_pid() {
+        let mut t = table();
+        t.on_exec(20, 2_000_000_000, 1, 0, 0, 0, image("/bin/sh"), 82);
+        // pid 20's earlier process (started at 1 s) exited; its record comes late.
+        assert!(t.on_exit(20, 1_000_000_000).is_none());
+        assert_eq!(&*t.get(20).unwrap().image().executable, "/bin/sh");
+        assert!(t.on_exit(20, 2_000_000_000).is_some());
+        assert!(t.get(20).is_none());
     }
 
     #[test]
@@ -724,7 +741,7 @@ mod tests {
         assert_eq!(&*parent.image.executable, "/bin/sh", "not the cat it became");
         assert_eq!(&*t.get(20).unwrap().image().executable, "/bin/cat");
         // The parent exits: the child's description of it does not change.
-        t.on_exit(20);
+        t.on_exit(20, 0);
         assert_eq!(&*child.parent.as_ref().unwrap().image.executable, "/bin/sh");
         // Without a fork record (forked before the agent saw it), the kernel's parent_exec_id
         // picks the parent's image from its history.
@@ -767,7 +784,7 @@ mod tests {
         // sh forks 30, which forks 40 and exits: 40 is reparented to the init (1).
         t.on_fork(20, 1, 30, 3_000_000_000, 82);
         t.on_fork(30, 1, 40, 4_000_000_000, 82);
-        t.on_exit(30);
+        t.on_exit(30, 0);
         let miner = t.on_exec(40, 4_000_000_000, 2, 1, 1_000_000_000, 7, image("/tmp/miner"), 82);
         let parent = miner.parent.as_ref().unwrap();
         assert_eq!(parent.pid, 30, "the process that forked it, though the kernel says 1 now");
@@ -782,7 +799,7 @@ mod tests {
         let mut parent = 2;
         for pid in 3..200u32 {
             t.on_fork(parent, 1, pid, u64::from(pid) * 1_000_000_000, 82);
-            t.on_exit(parent);
+            t.on_exit(parent, 0);
             parent = pid;
         }
         let last = t.get(parent).unwrap();
@@ -797,6 +814,10 @@ mod tests {
         assert_eq!(applet("busybox", &args(&["sh", "-c", "x"])), Applet::Named("sh"));
         assert_eq!(applet("busybox", &args(&["/bin/ls", "/"])), Applet::Named("ls"));
         assert_eq!(applet("busybox", &args(&["busybox", "nc", "-l"])), Applet::Named("nc"));
+        // BusyBox runs argv[1] for any argv[0] that starts with its name.
+        assert_eq!(applet("busybox", &args(&["busybox.x", "nc", "-e", "sh"])), Applet::Named("nc"));
+        assert_eq!(applet("busybox", &args(&["/tmp/busyboxy", "nc"])), Applet::Named("nc"));
+        assert_eq!(applet("busybox", &args(&["busybox.x"])), Applet::Hidden);
         assert_eq!(applet("busybox", &args(&["-sh"])), Applet::Named("sh"), "a login shell");
         assert_eq!(applet("bash", &args(&["nginx"])), Applet::NotMultiCall, "argv[0] of other programs means nothing");
         assert_eq!(applet("toybox", &args(&["toybox"])), Applet::Hidden);

@@ -155,6 +155,10 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         task_stack: r.offset("task_struct", &["stack"]).unwrap_or(0),
         pt_regs_size: r.offset("pt_regs", &["ss"]).map_or(0, |ss| ss + 8),
         task_parent_exec_id: r.offset("task_struct", &["parent_exec_id"])?,
+        // Whether an exit ends its thread group, before 6.16's `group_dead` (optional: without
+        // them, the leader's exit is taken for the group's).
+        task_signal: r.offset("task_struct", &["signal"]).unwrap_or(0),
+        signal_live: r.offset("signal_struct", &["live"]).unwrap_or(0),
         ..KernelOffsets::default()
     };
     // The executed file's walk: optional as a whole (without it, exec events name only the path
