@@ -16,7 +16,11 @@
 //!
 //! The HTTP/1.1 answer is parsed with `httparse` (the parser hyper itself uses): the head, then a
 //! body that is chunked (Docker's), `Content-Length` long, or runs until the connection closes.
-//! The body's data goes out as `Bytes` cut from the read buffer, without copying.
+//! The body's data goes out as `Bytes` cut from the read buffer, without copying, when a read
+//! filled a good part of it. A slice keeps its whole buffer alive (at least [`READ_SIZE`]), so
+//! the few events of a sparse read are copied out instead ([`SMALL_READ`]): otherwise a
+//! 600-byte event waiting in the spool while Wazuh is down would hold 32 KiB, and a full spool
+//! (`buffer_bytes`, which counts the events' own bytes) fifty times its size.
 use std::{
     io,
     time::{Duration, Instant},
@@ -41,6 +45,11 @@ const READ_SIZE: usize = 32 << 10;
 /// events/s and up) every read finds plenty, and a sender writing one event at a time would
 /// fill its socket buffer (~170 events) within a few ticks.
 const HEAVY: usize = 32 << 10;
+/// Data decoded from a read that filled less than this share of its buffer's room (1/4) is
+/// copied out to a buffer of its own size: the slices of a zero-copy hand-over keep their whole
+/// read buffer alive, so this bounds the memory held per byte of events to 4 (the read buffer
+/// stays free for the next read, which then allocates nothing).
+const SMALL_READ: usize = 4;
 /// At most this much is read at one wake-up before the data is handed on.
 const READ_LIMIT: usize = 128 << 10;
 /// The response head may not be larger.
@@ -102,6 +111,9 @@ pub struct ResponseBody {
     last_read: Option<Instant>,
     /// The bytes the last wake-up read.
     last_bytes: usize,
+    /// The room of the read buffer at the last read (its capacity from the data on): what the
+    /// data decoded from it would keep alive if handed over as slices.
+    room: usize,
 }
 
 impl ResponseBody {
@@ -119,8 +131,15 @@ impl ResponseBody {
             };
             if let Some((used, head, body)) = parse_head(&buf)? {
                 buf.advance(used);
-                let reader =
-                    ResponseBody { socket: Socket::Watched(stream), buf, body, eof, last_read: None, last_bytes: 0 };
+                let reader = ResponseBody {
+                    socket: Socket::Watched(stream),
+                    buf,
+                    body,
+                    eof,
+                    last_read: None,
+                    last_bytes: 0,
+                    room: 0,
+                };
                 return Ok((head, reader));
             }
             if eof {
@@ -184,6 +203,8 @@ impl ResponseBody {
 
     /// Reads what the socket holds (up to [`READ_LIMIT`]); the bytes read.
     fn read_available(&mut self) -> io::Result<usize> {
+        self.buf.reserve(READ_SIZE);
+        self.room = self.buf.capacity();
         let mut total = 0;
         while total < READ_LIMIT {
             self.buf.reserve(READ_SIZE);
@@ -232,9 +253,16 @@ impl ResponseBody {
         matches!(self.socket, Socket::Polled(_))
     }
 
-    /// Takes the body's data out of the buffer, as far as it goes.
+    /// Takes the body's data out of the buffer, as far as it goes: as slices of it, or copied
+    /// when they are a small part of its room ([`SMALL_READ`]).
     fn decode(&mut self, out: &mut Vec<Bytes>) -> Result<(), StreamError> {
-        decode(&mut self.buf, &mut self.body, out)
+        let from = out.len();
+        let result = decode(&mut self.buf, &mut self.body, out);
+        let got: usize = out[from..].iter().map(Bytes::len).sum();
+        if got > 0 && got.saturating_mul(SMALL_READ) < self.room {
+            copy_out(&mut out[from..], got);
+        }
+        result
     }
 
     /// Reads the rest of a short body (an error's message), at most `limit` bytes.
@@ -252,6 +280,18 @@ impl ResponseBody {
         }
         all.truncate(limit);
         Ok(all.freeze())
+    }
+}
+
+/// Replaces slices of the read buffer (`got` bytes in all) by slices of one buffer of that size.
+fn copy_out(pieces: &mut [Bytes], got: usize) {
+    let mut all = BytesMut::with_capacity(got);
+    for p in pieces.iter() {
+        all.extend_from_slice(p);
+    }
+    let mut all = all.freeze();
+    for p in pieces.iter_mut() {
+        *p = all.split_to(p.len());
     }
 }
 
@@ -351,6 +391,14 @@ fn decode(buf: &mut BytesMut, body: &mut Body, out: &mut Vec<Bytes>) -> Result<(
                 }
                 buf.advance(2);
                 *body = Body::ChunkSize;
+            }
+            // httparse takes a line with no digit for size 0, the last chunk: it is not one.
+            Body::ChunkSize if buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) => {
+                let line = &buf[..buf.len().min(40)];
+                return Err(StreamError::Malformed(format!(
+                    "a chunk-size line without a size {:?}",
+                    String::from_utf8_lossy(line)
+                )));
             }
             Body::ChunkSize => match httparse::parse_chunk_size(buf) {
                 Ok(httparse::Status::Complete((used, size))) => {
@@ -531,6 +579,55 @@ mod tests {
             assert_eq!(matches!(end, Err(StreamError::Cut(_))), cut, "{tail:?}: {end:?}");
             assert_eq!(!cut, matches!(end, Ok(false)), "{tail:?}: {end:?}");
         }
+    }
+
+    #[test]
+    fn a_chunk_size_line_without_a_size_is_malformed_not_the_last_chunk() {
+        // httparse reads "\r\n" as size 0: the data after it would be skipped as trailers.
+        let wire = b"3\r\nabc\r\n\r\n5\r\nhello\r\n";
+        assert!(matches!(feed(wire, &[], Body::ChunkSize), Err(StreamError::Malformed(_))));
+        assert!(matches!(feed(b" 5\r\nhello\r\n", &[], Body::ChunkSize), Err(StreamError::Malformed(_))));
+        // Cut anywhere, a good stream still decodes.
+        for cut in 0..wire.len() {
+            let (data, _) = feed(b"3\r\nabc\r\n5\r\nhello\r\n0\r\n\r\n", &[cut], Body::ChunkSize).unwrap();
+            assert_eq!(data, b"abchello");
+        }
+    }
+
+    /// A small event read alone is copied out of the read buffer (a slice would keep all of it
+    /// alive while the event waits in the spool); a read that fills a good part of the buffer
+    /// is handed over as slices of it, without a copy.
+    #[tokio::test]
+    async fn a_sparse_event_does_not_keep_its_read_buffer_alive() {
+        let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+        let mut req = [0u8; 512];
+        let writer = tokio::spawn(async move {
+            theirs.readable().await.unwrap();
+            let _ = theirs.try_read(&mut req);
+            theirs.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await.unwrap();
+            theirs
+        });
+        let (_, mut body) = ResponseBody::get(ours, "/events").await.unwrap();
+        let mut theirs = writer.await.unwrap();
+        let mut out = Vec::new();
+        let mut kept = Vec::new();
+        for i in 0..3 {
+            theirs.write_all(&chunked(&[format!("{{\"n\":{i}}}\n").as_bytes()])).await.unwrap();
+            assert!(body.next_data(&mut out).await.unwrap());
+            assert_eq!(out.len(), 1);
+            assert!(out[0].is_unique(), "a small read's event is a buffer of its own");
+            kept.append(&mut out);
+        }
+        let big = vec![b'x'; READ_SIZE - 1024];
+        theirs.write_all(&chunked(&[&big])).await.unwrap();
+        let mut got = 0;
+        while got < big.len() {
+            assert!(body.next_data(&mut out).await.unwrap());
+            got += out.iter().map(Bytes::len).sum::<usize>();
+            assert!(out.iter().all(|b| !b.is_unique()), "a big read is handed over as slices of the read buffer");
+            kept.append(&mut out);
+        }
+        assert_eq!(kept.concat(), [&b"{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n"[..], &big].concat());
     }
 
     #[tokio::test]
