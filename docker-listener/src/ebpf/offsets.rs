@@ -437,6 +437,9 @@ mod tests {
         assert_eq!(o.path_dentry, o.path_mnt + 8, "struct path is {{ mnt, dentry }}");
         assert_eq!(o.qstr_name, 8, "qstr: hash_len, then name");
         assert!(o.task_parent_exec_id != o.task_self_exec_id && o.task_self_exec_id > 0);
+        // Whether an exit ends its thread group (kernels before 6.16 read it there).
+        assert!(o.task_signal > 0, "task_struct.signal");
+        assert!(o.signal_live > 0 && o.signal_live < 64, "signal_struct.live, after its refcount: {}", o.signal_live);
         assert!(o.task_ti_status > 0 && o.task_ti_status < 64, "thread_info comes first in task_struct");
         // overlayfs is built in here (or its module is loaded: Docker runs on this kind).
         assert_eq!(info.drift, None);
