@@ -295,7 +295,13 @@ impl Correlator {
                 if self.runtime_started_here.contains(&f.meta.tgid) {
                     self.runtime_started_here.insert(f.child_tgid);
                 }
-                self.procs.on_fork(f.meta.tgid, f.parent_exec_id, f.child_tgid, f.child_start_ns, f.meta.cgroup_id)
+                self.procs.on_fork(
+                    (f.meta.tgid, f.parent_start_ns),
+                    f.parent_exec_id,
+                    f.child_tgid,
+                    f.child_start_ns,
+                    f.meta.cgroup_id,
+                )
             }
             Record::Exit(e) => {
                 if self.procs.on_exit(e.meta.tgid, e.start_ns).is_some()

@@ -33,6 +33,9 @@ const HISTORY: usize = 4;
 /// these, `argv[0]`'s file name says which program runs (docs/EVENTS.md, "Multi-call binaries").
 pub const MULTI_CALL: &[&str] = &["busybox", "toybox"];
 
+/// A process as a record names it: its pid and its start time in ns (0 when not known).
+pub type Instance = (u32, u64);
+
 /// A process instance's identity, shown as 16 hex digits (`process.entity_id`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EntityId(pub u64);
@@ -338,8 +341,11 @@ impl ProcessTable {
 
     /// A new process (from a fork record): it runs the image its parent ran at `parent_exec_id`,
     /// and its ancestors are its parent's lineage of that moment.
-    pub fn on_fork(&mut self, parent: u32, parent_exec_id: u64, child: u32, child_start_ns: u64, cgroup_id: u64) {
-        let (image, parent_lineage) = match self.procs.get(&parent) {
+    /// A fork by `parent` started at `parent_start_ns` (0: whichever it is): a table entry for
+    /// its pid with another start time is an older process whose exit record was lost, not the
+    /// parent (the child then starts with no lineage rather than a wrong one).
+    pub fn on_fork(&mut self, parent: Instance, parent_exec_id: u64, child: u32, child_start_ns: u64, cgroup_id: u64) {
+        let (image, parent_lineage) = match self.instance(parent.0, parent.1) {
             Some(p) => {
                 let image = p.image_at(parent_exec_id).unwrap_or(p.image()).clone();
                 // The parent's lineage, with the image it had when it forked.
@@ -695,7 +701,7 @@ mod tests {
         let shim = t.placeholder(10, 1_000_000_000, 1);
         t.insert(shim);
         t.on_exec(20, 2_000_000_000, 1, 10, 1_000_000_000, 0, image("/bin/sh"), 82);
-        t.on_fork(20, 1, 30, 3_000_000_000, 82);
+        t.on_fork((20, 0), 1, 30, 3_000_000_000, 82);
         assert_eq!(&*t.get(30).unwrap().image().executable, "/bin/sh", "a fork runs its parent's image");
         let echo = t.on_exec(30, 3_000_000_000, 2, 20, 2_000_000_000, 1, image("/bin/echo"), 82);
         let chain: Vec<u32> = echo.ancestors_within(&[82]).map(|p| p.pid).collect();
@@ -707,7 +713,7 @@ mod tests {
         );
         // A service in a cgroup below the container's (83, systemd in the container): its chain
         // goes on to the init in 82, given both as the container's cgroups.
-        t.on_fork(20, 1, 40, 4_000_000_000, 83);
+        t.on_fork((20, 0), 1, 40, 4_000_000_000, 83);
         let cron = t.on_exec(40, 4_000_000_000, 2, 20, 2_000_000_000, 1, image("/usr/sbin/cron"), 83);
         assert_eq!(cron.ancestors_within(&[83]).count(), 0, "83 alone stops at the boundary");
         let chain: Vec<u32> = cron.ancestors_within(&[82, 83]).map(|p| p.pid).collect();
@@ -715,6 +721,21 @@ mod tests {
         assert_eq!(&*t.get(30).unwrap().image().name, "echo");
         t.on_exit(30, 0);
         assert!(t.get(30).is_none());
+    }
+
+    #[test]
+    fn a_fork_by_a_pid_the_table_knows_as_an_older_process_does_not_inherit_its_lineage() {
+        let mut t = table();
+        // pid 20 was /bin/sh (started at 2 s); its exit record was lost, and the pid now names a
+        // process started at 5 s that forks before the table learns it.
+        t.on_exec(20, 2_000_000_000, 1, 0, 0, 0, image("/bin/sh"), 82);
+        t.on_fork((20, 5_000_000_000), 1, 30, 6_000_000_000, 82);
+        let child = t.get(30).unwrap();
+        assert!(child.lineage.parent.is_none(), "no parent rather than the wrong one");
+        assert!(!child.image().is_known());
+        // The same fork by the process it knows does inherit.
+        t.on_fork((20, 2_000_000_000), 1, 31, 6_000_000_000, 82);
+        assert_eq!(t.get(31).unwrap().lineage.parent.as_ref().map(|p| p.pid), Some(20));
     }
 
     #[test]
@@ -733,7 +754,7 @@ mod tests {
         let mut t = table();
         t.on_exec(20, 2_000_000_000, 1, 0, 0, 0, image("/bin/sh"), 82);
         // sh forks a child, then execs its last command (cat) before the child's exec arrives.
-        t.on_fork(20, 1, 30, 3_000_000_000, 82);
+        t.on_fork((20, 0), 1, 30, 3_000_000_000, 82);
         t.on_exec(20, 2_000_000_000, 2, 0, 0, 0, image("/bin/cat"), 82);
         let child = t.on_exec(30, 3_000_000_000, 2, 20, 2_000_000_000, 1, image("/bin/ls"), 82);
         let parent = child.parent.as_ref().unwrap();
@@ -782,8 +803,8 @@ mod tests {
         let mut t = table();
         t.on_exec(20, 2_000_000_000, 1, 1, 0, 0, image("/bin/sh"), 82);
         // sh forks 30, which forks 40 and exits: 40 is reparented to the init (1).
-        t.on_fork(20, 1, 30, 3_000_000_000, 82);
-        t.on_fork(30, 1, 40, 4_000_000_000, 82);
+        t.on_fork((20, 0), 1, 30, 3_000_000_000, 82);
+        t.on_fork((30, 0), 1, 40, 4_000_000_000, 82);
         t.on_exit(30, 0);
         let miner = t.on_exec(40, 4_000_000_000, 2, 1, 1_000_000_000, 7, image("/tmp/miner"), 82);
         let parent = miner.parent.as_ref().unwrap();
@@ -798,7 +819,7 @@ mod tests {
         t.on_exec(2, 1_000_000_000, 1, 0, 0, 0, image("/bin/sh"), 82);
         let mut parent = 2;
         for pid in 3..200u32 {
-            t.on_fork(parent, 1, pid, u64::from(pid) * 1_000_000_000, 82);
+            t.on_fork((parent, 0), 1, pid, u64::from(pid) * 1_000_000_000, 82);
             t.on_exit(parent, 0);
             parent = pid;
         }

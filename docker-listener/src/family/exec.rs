@@ -280,7 +280,7 @@ mod tests {
 
     fn body(table: &mut ProcessTable, ret: i32) -> ExecBody {
         t_exec(table, 20, "/bin/sh", &[]);
-        table.on_fork(20, 1, 30, 3_000_000_000, 82);
+        table.on_fork((20, 0), 1, 30, 3_000_000_000, 82);
         let args = vec!["echo".to_owned(), "hi".to_owned()];
         let image = Arc::new(Image::new("/bin/busybox", &args));
         let lineage = table.on_exec(30, 3_000_000_000, 2, 20, 2_000_000_000, 1, image.clone(), 82);
