@@ -92,12 +92,22 @@ impl DockerSource {
                         attempt = 0;
                         Duration::ZERO
                     };
-                    tracing::warn!(
-                        cut = cut.map(|e| e.to_string()),
-                        retry_in_secs = delay.as_secs_f64(),
-                        "Docker closed the event stream (dockerd stopping or restarting?): \
-                         reconnecting; the events in between are replayed from the cursor"
-                    );
+                    match &cut {
+                        Some(e) => tracing::warn!(
+                            error = %e,
+                            retry_in_secs = delay.as_secs_f64(),
+                            "the Docker event stream broke off: reconnecting; the events in between \
+                             are asked for again from the cursor (dockerd replays those it still \
+                             holds: its last 256, none after dockerd itself restarted)"
+                        ),
+                        None => tracing::warn!(
+                            retry_in_secs = delay.as_secs_f64(),
+                            "Docker closed the event stream (dockerd stopping or restarting?): \
+                             reconnecting; the events in between are asked for again from the \
+                             cursor (dockerd replays those it still holds: its last 256, none \
+                             after dockerd itself restarted)"
+                        ),
+                    }
                     last_failure = None;
                     if !delay.is_zero() {
                         tokio::select! {
@@ -222,7 +232,8 @@ impl DockerSource {
                 tracing::warn!(
                     bytes = splitter.pending(),
                     "the Docker stream ended in the middle of an event: discarded the \
-                     partial event; it is replayed in full after reconnecting"
+                     partial event; it is asked for again after reconnecting (dockerd replays \
+                     it if it still holds it: not after dockerd itself restarted)"
                 );
             }
             return Ok(StreamEnd::Ended(end));
