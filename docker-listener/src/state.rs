@@ -85,8 +85,11 @@ impl InstanceLock {
             }
             Err(TryLockError::Error(e)) => return Err(StateError::io(path, e)),
         }
-        file.set_len(0).map_err(|e| StateError::io(path, e))?;
-        writeln!(file, "{}", std::process::id()).map_err(|e| StateError::io(path, e))?;
+        // The pid only names the holder in a second instance's error: a full disk must not stop
+        // this one (the cursor's saves say so themselves when they fail).
+        if let Err(e) = file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())) {
+            tracing::warn!(path = %path.display(), error = %e, "could not write this process's pid into the instance lock (a full disk?); the lock holds");
+        }
         Ok(InstanceLock { _file: file, path: path.to_owned() })
     }
 
