@@ -17,12 +17,30 @@
 //!   kernel walked matches an entry (the new file's inode then joins the set).
 //!
 //! The sets are made again every `REFRESH` (a file replaced by a rename is another inode).
+//!
+//! The map is shared by every container, and a container's root can make files and directories
+//! where sensitive ones are: what one container puts in it is bounded, so that it cannot fill
+//! the map and blind the others.
+//!
+//! - Below one sensitive directory, `SUBDIR_MAX` directories at most (itself included),
+//!   shallowest first; a wildcard component takes `SUBDIR_MAX` names at most. What a resolution
+//!   left out (`Cut`) is logged, at most once per container root per `REFRESH`.
+//! - A container holds `CONTAINER_MAX` entries at most. Its resolved set is kept in this order:
+//!   the entries of the fixed files (`/etc/shadow`, `/etc/sudoers`: no `*`, no `/` at the end)
+//!   and their parent directories first, then every other configured entry in turn, each
+//!   taking its next entry, shallowest first (so a tree made under `/home/*/.ssh/` does not
+//!   push `/run/secrets/` out), files created meanwhile last. A file created later (`add`) is
+//!   taken while there is room, the last `FIXED_RESERVE` places being kept for the fixed
+//!   files; nothing already in a set is displaced, the container's nor another's. What is left
+//!   out is counted (`left_out`) and logged once per container per refresh: those files are
+//!   not watched by inode until a refresh takes them.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet, VecDeque},
     ffi::CString,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::Path,
-    time::Duration,
+    sync::Mutex,
+    time::{Duration, Instant},
 };
 
 use docker_listener_common::family::file::access;
@@ -30,12 +48,27 @@ use docker_listener_common::family::file::access;
 /// Directory levels below a sensitive directory whose files are matched (`/var/run/secrets/`
 /// holds `kubernetes.io/serviceaccount/token`).
 pub const SUBDIR_DEPTH: usize = 3;
-/// Directories taken below one sensitive directory, at most.
+/// Directories taken from one sensitive directory (itself included), at most; also the names
+/// a wildcard component takes (`/home/*`).
 pub const SUBDIR_MAX: usize = 64;
+/// Names read from one directory listing, at most.
+const LIST_MAX: usize = 4096;
 /// How often each container's set is made again.
 pub const REFRESH: Duration = Duration::from_secs(60);
 /// Inodes the kernel's map holds (its `max_entries`).
 pub const MAP_MAX: usize = 16384;
+/// Entries one container's set holds, at most: a sixteenth of the map. The default entries
+/// make some tens of entries in a usual container (its fixed files and their directories, the
+/// sensitive directories and the few below them), a few hundred with many home directories; a
+/// thousand leaves room for those and for files created since the last refresh, while a
+/// container that creates files where sensitive ones belong (`touch /etc/cron{1..20000}`) or
+/// makes directory trees below sensitive ones takes a sixteenth of the map at most: sixteen
+/// such containers would be needed to fill it.
+pub const CONTAINER_MAX: usize = 1024;
+/// Of a container's `CONTAINER_MAX` places, those only the fixed files' entries (and their
+/// directories') may take: a fixed file created after its set was made (`/etc/ld.so.preload`)
+/// still joins a set that created files filled.
+pub const FIXED_RESERVE: usize = 64;
 
 /// The default entries. `write:` reports only opens that may change the file.
 pub const DEFAULT: [&str; 13] = [
@@ -106,6 +139,11 @@ impl std::str::FromStr for Pattern {
 }
 
 impl Pattern {
+    /// A fixed file: no wildcard, not a directory (`/etc/shadow`, `/etc/sudoers`).
+    pub fn is_fixed(&self) -> bool {
+        !self.dir && !self.components.iter().any(|c| c.contains('*'))
+    }
+
     /// Whether a path (as the kernel walked it, from the container's root) is this entry or, for
     /// a directory, below it.
     pub fn matches(&self, path: &str) -> bool {
@@ -149,7 +187,7 @@ pub fn glob(pattern: &str, name: &str) -> bool {
 }
 
 /// One inode of a container's set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Entry {
     pub ino: u64,
     /// The kernel's dev_t (major << 20 | minor).
@@ -175,13 +213,59 @@ pub fn file_id(path: impl AsRef<Path>) -> Option<(u64, u32)> {
     Some((m.ino(), kernel_dev(m.dev())))
 }
 
-/// Resolves the entries inside the filesystem whose root is `root` (`/proc/<pid>/root`).
+/// What a resolution left out, its bounds reached.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Directories below a sensitive directory not taken (`SUBDIR_MAX` reached), at least.
+    pub dirs: usize,
+    /// Directories taken whose own directories were not all looked at (`SUBDIR_MAX` reached,
+    /// or a listing stopped at `LIST_MAX` names).
+    pub unlisted: usize,
+    /// Names a wildcard component matched beyond the `SUBDIR_MAX` taken (`/etc/cron*`).
+    pub matches: usize,
+}
+
+impl Cut {
+    pub fn is_empty(&self) -> bool {
+        *self == Cut::default()
+    }
+}
+
+/// Resolves the entries inside the filesystem whose root is `root` (`/proc/<pid>/root`); what
+/// its bounds left out is logged (`resolve_with_cut`).
 pub fn resolve(root: &Path, patterns: &[Pattern]) -> std::io::Result<Vec<Entry>> {
+    let (out, cut, id) = resolve_inner(root, patterns)?;
+    if !cut.is_empty() && first_cut_in_refresh(id) {
+        tracing::warn!(
+            root = %root.display(),
+            dirs_left_out = cut.dirs,
+            dirs_not_listed = cut.unlisted,
+            matches_left_out = cut.matches,
+            max = SUBDIR_MAX,
+            "a container has more directories below its sensitive directories (or more names matching \
+             a wildcard entry) than are taken: those left out are not watched (a file opened or created \
+             in one is not reported; a change by name, rename, unlink or chmod, still is by its path); \
+             many directories where sensitive files are is itself suspicious (logged once per {}s)",
+            REFRESH.as_secs()
+        );
+    }
+    Ok(out)
+}
+
+/// `resolve`, with what its bounds left out, unlogged.
+pub fn resolve_with_cut(root: &Path, patterns: &[Pattern]) -> std::io::Result<(Vec<Entry>, Cut)> {
+    resolve_inner(root, patterns).map(|(out, cut, _)| (out, cut))
+}
+
+/// `resolve_with_cut`, with the root directory's (inode, st_dev).
+fn resolve_inner(root: &Path, patterns: &[Pattern]) -> std::io::Result<(Vec<Entry>, Cut, (u64, u64))> {
     let root = open_path(None, root.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY)?;
+    let root_id = fstat(&root).map_or((0, 0), |(ino, dev, _)| (ino, dev));
     let mut out = Vec::new();
+    let mut cut = Cut::default();
     for (i, p) in patterns.iter().enumerate() {
         let mut found = Vec::new();
-        expand(&root, String::new(), &p.components, &mut found);
+        expand(&root, String::new(), &p.components, &mut found, &mut cut);
         for path in found {
             let Ok(fd) = open_path(Some(&root), path.as_bytes(), 0) else { continue };
             let Ok(meta) = fstat(&fd) else { continue };
@@ -192,25 +276,7 @@ pub fn resolve(root: &Path, patterns: &[Pattern]) -> std::io::Result<Vec<Entry>>
                 out.push(entry(pm, access::PARENT | p.access, i, parent_path));
             }
             if meta.2 {
-                let mut dirs = vec![(path.clone(), 0usize)];
-                let mut taken = 0;
-                while let Some((d, depth)) = dirs.pop() {
-                    let Ok(dfd) = open_path(Some(&root), d.as_bytes(), libc::O_DIRECTORY) else { continue };
-                    let Ok(dm) = fstat(&dfd) else { continue };
-                    out.push(entry(dm, access::DIR | p.access, i, &d));
-                    taken += 1;
-                    if depth < SUBDIR_DEPTH && taken < SUBDIR_MAX {
-                        for name in list_dir(&dfd) {
-                            let child = format!("{d}/{name}");
-                            if let Ok(cfd) =
-                                open_path(Some(&root), child.as_bytes(), libc::O_DIRECTORY | libc::O_NOFOLLOW)
-                                && fstat(&cfd).is_ok_and(|(_, _, dir)| dir)
-                            {
-                                dirs.push((child, depth + 1));
-                            }
-                        }
-                    }
-                }
+                walk(&root, &path, i, p.access, &mut out, &mut cut);
             } else {
                 out.push(entry(meta, p.access, i, &path));
             }
@@ -227,7 +293,46 @@ pub fn resolve(root: &Path, patterns: &[Pattern]) -> std::io::Result<Vec<Entry>>
             }
         }
     }
-    Ok(out)
+    Ok((out, cut, root_id))
+}
+
+/// The sensitive directory `top` (pattern `i`) and the directories below it, to `SUBDIR_DEPTH`
+/// levels, `SUBDIR_MAX` in all, shallowest first: each is an entry. A directory is listed only
+/// while the bound is not reached, and only the names the listing says are directories are
+/// opened (to check they are, without following a symlink): a tree of any size costs
+/// `SUBDIR_MAX` listings and about as many opens.
+fn walk(root: &OwnedFd, top: &str, i: usize, acc: u32, out: &mut Vec<Entry>, cut: &mut Cut) {
+    let mut dirs = VecDeque::from([(top.to_owned(), 0usize)]);
+    let mut queued = 1;
+    while let Some((d, depth)) = dirs.pop_front() {
+        let Ok(dfd) = open_path(Some(root), d.as_bytes(), libc::O_DIRECTORY) else { continue };
+        let Ok(dm) = fstat(&dfd) else { continue };
+        out.push(entry(dm, access::DIR | acc, i, &d));
+        if depth >= SUBDIR_DEPTH {
+            continue;
+        }
+        if queued >= SUBDIR_MAX {
+            cut.unlisted += 1;
+            continue;
+        }
+        let (names, whole) = subdirs(&dfd);
+        if !whole {
+            cut.unlisted += 1;
+        }
+        for name in names {
+            if queued >= SUBDIR_MAX {
+                cut.dirs += 1;
+                continue;
+            }
+            let child = format!("{d}/{name}");
+            if let Ok(cfd) = open_path(Some(root), child.as_bytes(), libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                && fstat(&cfd).is_ok_and(|(_, _, dir)| dir)
+            {
+                dirs.push_back((child, depth + 1));
+                queued += 1;
+            }
+        }
+    }
 }
 
 /// An entry of the file `fstat` described.
@@ -236,21 +341,23 @@ fn entry((ino, dev, _): (u64, u64, bool), bits: u32, pattern: usize, path: &str)
 }
 
 /// The paths (from the root, "/a/b") the components name, wildcards expanded.
-fn expand(root: &OwnedFd, prefix: String, rest: &[String], out: &mut Vec<String>) {
+/// A wildcard component takes `SUBDIR_MAX` names at most (by name), the others are counted.
+fn expand(root: &OwnedFd, prefix: String, rest: &[String], out: &mut Vec<String>, cut: &mut Cut) {
     let Some((first, rest)) = rest.split_first() else {
         out.push(prefix);
         return;
     };
     if !first.contains('*') {
-        expand(root, format!("{prefix}/{first}"), rest, out);
+        expand(root, format!("{prefix}/{first}"), rest, out, cut);
         return;
     }
     let dir = if prefix.is_empty() { "/".to_owned() } else { prefix.clone() };
     let Ok(dfd) = open_path(Some(root), dir.as_bytes(), libc::O_DIRECTORY) else { return };
     let mut names: Vec<String> = list_dir(&dfd).into_iter().filter(|n| glob(first, n)).collect();
     names.sort();
+    cut.matches += names.len().saturating_sub(SUBDIR_MAX);
     for n in names.into_iter().take(SUBDIR_MAX) {
-        expand(root, format!("{prefix}/{n}"), rest, out);
+        expand(root, format!("{prefix}/{n}"), rest, out, cut);
     }
 }
 
@@ -439,9 +546,41 @@ fn locate_from(
 
 fn list_dir(fd: &OwnedFd) -> Vec<String> {
     match std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
-        Ok(rd) => rd.flatten().filter_map(|e| e.file_name().into_string().ok()).take(4096).collect(),
+        Ok(rd) => rd.flatten().filter_map(|e| e.file_name().into_string().ok()).take(LIST_MAX).collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// The names of a directory's entries that may be directories (by the type its listing gives;
+/// one it does not give is kept), in name order, of its first `LIST_MAX` entries; and whether
+/// those were all of them.
+fn subdirs(fd: &OwnedFd) -> (Vec<String>, bool) {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())) else { return (Vec::new(), true) };
+    let mut rd = rd.flatten();
+    let mut names: Vec<String> = rd
+        .by_ref()
+        .take(LIST_MAX)
+        .filter(|e| !matches!(e.file_type(), Ok(t) if !t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    let whole = rd.next().is_none();
+    names.sort();
+    (names, whole)
+}
+
+/// Whether a resolution of the container whose root directory is `id` (inode, st_dev) that
+/// left something out is the first in `REFRESH` to: its log says so once per refresh, however
+/// many resolutions changes by name ask for.
+fn first_cut_in_refresh(id: (u64, u64)) -> bool {
+    static SAID: Mutex<Vec<((u64, u64), Instant)>> = Mutex::new(Vec::new());
+    let now = Instant::now();
+    let mut said = SAID.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    said.retain(|(_, at)| now.duration_since(*at) < REFRESH);
+    if said.iter().any(|(r, _)| *r == id) {
+        return false;
+    }
+    said.push((id, now));
+    true
 }
 
 /// What a resolution of a container's files found.
@@ -455,11 +594,43 @@ pub enum Resolved {
     Failed,
 }
 
+/// The entries a set may hold when it takes one of `class` (`SensitiveSet::class`).
+fn room(class: u8) -> usize {
+    if class == 0 { CONTAINER_MAX } else { CONTAINER_MAX - FIXED_RESERVE }
+}
+
+/// One container's set.
+#[derive(Debug, Default)]
+struct Held {
+    /// `CONTAINER_MAX` at most, each once.
+    entries: Vec<Entry>,
+    /// The same, to find one at once.
+    index: HashSet<Entry>,
+    /// That some were left out (`CONTAINER_MAX`) since the last refresh was logged.
+    said: bool,
+}
+
+impl Held {
+    /// Takes `e` if it is not there and there is room for it (`class`: `SensitiveSet::class`);
+    /// whether it was taken, and if not, whether for want of room.
+    fn take(&mut self, e: Entry, class: u8) -> Result<(), bool> {
+        if self.index.contains(&e) {
+            return Err(false);
+        }
+        if self.entries.len() >= room(class) {
+            return Err(true);
+        }
+        self.index.insert(e.clone());
+        self.entries.push(e);
+        Ok(())
+    }
+}
+
 /// Every container's set, and what the kernel's map holds.
 #[derive(Debug, Default)]
 pub struct SensitiveSet {
     pub patterns: Vec<Pattern>,
-    by_container: HashMap<String, Vec<Entry>>,
+    by_container: HashMap<String, Held>,
     /// The map's content: inode → bits (the union over containers).
     kernel: HashMap<u64, u32>,
     /// Per inode, the bits of every entry naming it, whichever container's: an inode's bits
@@ -474,6 +645,9 @@ pub struct SensitiveSet {
     resolved: std::collections::HashSet<String>,
     /// Containers that got a set so far (`arrivals`).
     arrivals: u64,
+    /// Entries left out of their container's set for want of room (`CONTAINER_MAX`), since the
+    /// start.
+    left_out: u64,
 }
 
 /// A change to make to the kernel's map: the inode's new bits, or `None` to remove it.
@@ -512,44 +686,136 @@ impl SensitiveSet {
 
     /// Replaces a container's set with a resolution's entries and what was added while it ran
     /// (a file created at the container's start, while its first resolution read the disk,
-    /// is not lost); the map changes that makes.
-    pub fn update(&mut self, id: &str, mut entries: Vec<Entry>) -> Vec<MapChange> {
-        for e in self.added_during.remove(id).unwrap_or_default() {
-            if !entries.contains(&e) {
-                entries.push(e);
-            }
+    /// is not lost); the map changes that makes. `CONTAINER_MAX` of them at most, in the order
+    /// the module says (`rank`); those left out are counted and logged.
+    pub fn update(&mut self, id: &str, entries: Vec<Entry>) -> Vec<MapChange> {
+        let added = self.added_during.remove(id).unwrap_or_default();
+        let (held, left_out) = self.rank(entries, added);
+        if left_out > 0 {
+            self.left_out += left_out as u64;
+            tracing::warn!(
+                container = %id,
+                left_out,
+                max = CONTAINER_MAX,
+                "a container's sensitive files and directories are more than a container's share of the \
+                 kernel's map: those left out (the deepest directories, the files created last) are not \
+                 watched by inode until a refresh takes them (an open of one is reported only if its \
+                 directory is watched; creations where sensitive files belong and changes by name still \
+                 are by their path); its fixed files and the other containers' are kept; many files or \
+                 directories where sensitive ones belong is itself suspicious (logged once per refresh)"
+            );
         }
         self.resolved.insert(id.to_owned());
-        let old = self.by_container.insert(id.to_owned(), entries);
+        let old = self.by_container.insert(id.to_owned(), held);
         if old.is_none() {
             self.arrivals += 1;
         }
-        let old = old.unwrap_or_default();
+        let old = old.map(|h| h.entries).unwrap_or_default();
         release(&mut self.holders, &old);
-        hold(&mut self.holders, &self.by_container[id]);
+        let new = &self.by_container[id].entries;
+        hold(&mut self.holders, new);
         let mut touched: Vec<u64> = old.iter().map(|e| e.ino).collect();
-        touched.extend(self.by_container[id].iter().map(|e| e.ino));
+        touched.extend(new.iter().map(|e| e.ino));
         self.recompute(touched)
     }
 
-    /// Adds one inode to a container's set (a sensitive file created since it was made).
+    /// 0 for the entries of a fixed file (`Pattern::is_fixed`: the file and its directory),
+    /// which the last `FIXED_RESERVE` places of a set are kept for; 1 for the others.
+    fn class(&self, e: &Entry) -> u8 {
+        u8::from(!self.patterns.get(e.pattern).is_some_and(Pattern::is_fixed))
+    }
+
+    /// A container's set of `resolved` and `added` (entries once each), `CONTAINER_MAX` at
+    /// most, and how many were left out. Those resolved first, then those added (however many
+    /// files were created meanwhile, the resolution's entries stay); in each, the fixed files'
+    /// entries first, then each configured entry's in turn (its first, then every entry's
+    /// second...), each entry's shallowest first.
+    fn rank(&self, resolved: Vec<Entry>, added: Vec<Entry>) -> (Held, usize) {
+        let mut seen = HashSet::new();
+        let all: Vec<(Entry, bool)> = resolved
+            .into_iter()
+            .map(|e| (e, false))
+            .chain(added.into_iter().map(|e| (e, true)))
+            .filter(|(e, _)| seen.insert(e.clone()))
+            .collect();
+        // Depth below the configured entry's own (its parent directories: 0).
+        let depth = |e: &Entry| {
+            let own = self.patterns.get(e.pattern).map_or(0, |p| p.components.len());
+            e.path.split('/').filter(|c| !c.is_empty()).count().saturating_sub(own)
+        };
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by_key(|&k| (all[k].0.pattern, all[k].1, depth(&all[k].0), k));
+        // Each entry's place among its configured entry's.
+        let mut turn = vec![0usize; all.len()];
+        let mut last = None;
+        let mut n = 0;
+        for &k in &order {
+            if last != Some(all[k].0.pattern) {
+                (last, n) = (Some(all[k].0.pattern), 0);
+            }
+            turn[k] = n;
+            n += 1;
+        }
+        order.sort_by_key(|&k| (all[k].1, self.class(&all[k].0), turn[k], all[k].0.pattern, k));
+        // Taken in that order; kept in the resolution's (the first configured entry naming an
+        // inode is the one `find` gives, as before).
+        let mut keep = vec![false; all.len()];
+        let mut taken = 0;
+        for k in order {
+            if taken < room(self.class(&all[k].0)) {
+                keep[k] = true;
+                taken += 1;
+            }
+        }
+        let left_out = all.len() - taken;
+        let mut held = Held::default();
+        for ((e, _), _) in all.into_iter().zip(keep).filter(|(_, keep)| *keep) {
+            held.index.insert(e.clone());
+            held.entries.push(e);
+        }
+        held.said = left_out > 0;
+        (held, left_out)
+    }
+
+    /// Adds one inode to a container's set (a sensitive file created since it was made), if
+    /// there is room (`CONTAINER_MAX`, `FIXED_RESERVE`): nothing in the set is displaced. One
+    /// left out is counted, and logged once per container until its next refresh.
     pub fn add(&mut self, id: &str, e: Entry) -> Vec<MapChange> {
         let ino = e.ino;
-        let list = match self.by_container.entry(id.to_owned()) {
+        let class = self.class(&e);
+        let held = match self.by_container.entry(id.to_owned()) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 self.arrivals += 1;
-                v.insert(Vec::new())
+                v.insert(Held::default())
             }
         };
-        if list.contains(&e) {
-            return Vec::new();
+        match held.take(e.clone(), class) {
+            Ok(()) => {}
+            Err(false) => return Vec::new(),
+            Err(true) => {
+                self.left_out += 1;
+                if !held.said {
+                    held.said = true;
+                    tracing::warn!(
+                        container = %id,
+                        path = %e.path,
+                        max = CONTAINER_MAX,
+                        "a container has created more sensitive files than its share of the kernel's map \
+                         holds: this one and those created after it are not watched by inode until the \
+                         next refresh (an open of one is reported only if its directory is watched; \
+                         creations where sensitive files belong and changes by name still are by their \
+                         path); its fixed files and the other containers' are kept; so many files created \
+                         where sensitive ones belong is itself suspicious (logged once per refresh)"
+                    );
+                }
+                return Vec::new();
+            }
         }
         if let Some(during) = self.added_during.get_mut(id) {
             during.push(e.clone());
         }
         hold(&mut self.holders, std::slice::from_ref(&e));
-        list.push(e);
         self.recompute(vec![ino])
     }
 
@@ -564,7 +830,7 @@ impl SensitiveSet {
     pub fn forget(&mut self, id: &str) -> Vec<MapChange> {
         self.added_during.remove(id);
         self.resolved.remove(id);
-        let old = self.by_container.remove(id).unwrap_or_default();
+        let old = self.by_container.remove(id).map(|h| h.entries).unwrap_or_default();
         release(&mut self.holders, &old);
         self.recompute(old.iter().map(|e| e.ino).collect())
     }
@@ -582,6 +848,12 @@ impl SensitiveSet {
     /// the containers with a set are the same until this changes or one is `forget`ten.
     pub fn arrivals(&self) -> u64 {
         self.arrivals
+    }
+
+    /// Entries left out of their container's set for want of room (`CONTAINER_MAX`) since the
+    /// start (a refresh that leaves out the same ones again counts them again).
+    pub fn left_out(&self) -> u64 {
+        self.left_out
     }
 
     /// Inodes in the kernel's map.
@@ -616,8 +888,8 @@ impl SensitiveSet {
     /// has the same inode number there) when `overlay`; `ok` says which entries qualify.
     pub fn find(&self, id: &str, ino: u64, dev: u32, overlay: bool, ok: impl Fn(&Entry) -> bool) -> Option<&Entry> {
         let ok = |e: &&Entry| e.ino == ino && ok(e);
-        let own = self.by_container.get(id).and_then(|l| l.iter().filter(ok).find(|e| e.dev == dev));
-        own.or_else(|| if overlay { self.by_container.values().flatten().find(ok) } else { None })
+        let own = self.by_container.get(id).and_then(|h| h.entries.iter().filter(ok).find(|e| e.dev == dev));
+        own.or_else(|| if overlay { self.by_container.values().flat_map(|h| &h.entries).find(ok) } else { None })
     }
 
     /// The configured entry a path (as the kernel walked it) is, or is below.
@@ -718,7 +990,7 @@ mod tests {
                     };
                 }
                 let mut union: HashMap<u64, u32> = HashMap::new();
-                for x in s.by_container.values().flatten() {
+                for x in s.by_container.values().flat_map(|h| &h.entries) {
                     *union.entry(x.ino).or_default() |= x.bits;
                 }
                 union.retain(|_, b| *b != 0);
@@ -787,6 +1059,179 @@ mod tests {
         assert_eq!(locate(&root, "c", Some("/etc"), "/shadow", true, access::READ, &set), None);
         assert_eq!(locate_in_root(&root, "c", None, "/shadow", true, access::READ, &set), None, "no directory");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `mkdir -p /root/.ssh/{1..100}/{1..100}`: the sensitive directory and `SUBDIR_MAX - 1`
+    /// below it (the shallowest first) are entries, what is left out is counted, and the
+    /// container's other entries are still resolved.
+    #[test]
+    fn a_tree_below_a_sensitive_directory_takes_at_most_its_bound() {
+        let dir = std::env::temp_dir().join(format!("dl-sensitive-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for a in 0..100 {
+            for b in 0..100 {
+                std::fs::create_dir_all(dir.join(format!("root/.ssh/{a}/{b}"))).unwrap();
+            }
+            // Files are not directories: not opened, not counted.
+            std::fs::write(dir.join(format!("root/.ssh/key{a}")), "").unwrap();
+        }
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(dir.join("etc/shadow"), "root:*:1::::::\n").unwrap();
+        let pats = vec![p("/root/.ssh/"), p("/etc/shadow")];
+        let (got, cut) = resolve_with_cut(&dir, &pats).unwrap();
+        let dirs: Vec<&Entry> = got.iter().filter(|e| e.bits & access::DIR != 0).collect();
+        assert_eq!(dirs.len(), SUBDIR_MAX, "{cut:?}");
+        assert!(dirs.iter().all(|e| e.pattern == 0 && e.path.starts_with("/root/.ssh")));
+        assert!(dirs.iter().any(|e| e.path == "/root/.ssh"), "the sensitive directory itself");
+        // Shallowest first: the first level fills the bound, nothing deeper is taken.
+        assert!(dirs.iter().all(|e| e.path.matches('/').count() <= 3), "{dirs:?}");
+        assert_eq!(cut.dirs, 100 - (SUBDIR_MAX - 1), "{cut:?}");
+        assert_eq!(cut.unlisted, SUBDIR_MAX - 1, "the taken ones are not listed: {cut:?}");
+        let shadow = std::fs::metadata(dir.join("etc/shadow")).unwrap().ino();
+        assert!(got.iter().any(|e| e.ino == shadow && e.pattern == 1));
+        assert!(got.len() <= SUBDIR_MAX + 4, "{}", got.len());
+        // The same through the set: bounded, and the map too.
+        let mut set = SensitiveSet::new(pats.clone());
+        set.update("c", resolve(&dir, &pats).unwrap());
+        assert!(set.len() <= SUBDIR_MAX + 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A wildcard takes `SUBDIR_MAX` names, counted beyond.
+    #[test]
+    fn a_wildcard_takes_at_most_its_bound_of_names() {
+        let dir = std::env::temp_dir().join(format!("dl-sensitive-glob-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        for n in 0..200 {
+            std::fs::write(dir.join(format!("etc/cron{n}")), "").unwrap();
+        }
+        let (got, cut) = resolve_with_cut(&dir, &[p("write:/etc/cron*")]).unwrap();
+        assert_eq!(got.iter().filter(|e| e.bits & access::PARENT == 0).count(), SUBDIR_MAX);
+        assert_eq!(cut, Cut { matches: 200 - SUBDIR_MAX, ..Cut::default() });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn at(ino: u64, pattern: usize, bits: u32, path: &str) -> Entry {
+        Entry { ino, dev: 40, bits, pattern, path: path.into() }
+    }
+
+    /// The default entries' patterns, and a container's usual set of them.
+    fn defaults() -> (Vec<Pattern>, Vec<Entry>) {
+        let pats: Vec<Pattern> = DEFAULT.iter().map(|s| p(s)).collect();
+        let idx = |t: &str| pats.iter().position(|p| p.text == t).unwrap();
+        let set = vec![
+            at(1, idx("/etc/shadow"), access::READ | access::WRITE, "/etc/shadow"),
+            at(2, idx("/etc/shadow"), access::PARENT | access::READ | access::WRITE, "/etc"),
+            at(3, idx("/etc/sudoers"), access::READ | access::WRITE, "/etc/sudoers"),
+            at(4, idx("/root/.ssh/"), access::DIR | access::READ | access::WRITE, "/root/.ssh"),
+            at(5, idx("/root/.ssh/"), access::PARENT | access::READ | access::WRITE, "/root"),
+            at(6, idx("/run/secrets/"), access::DIR | access::READ | access::WRITE, "/run/secrets"),
+        ];
+        (pats, set)
+    }
+
+    /// `touch /etc/cron{1..20000}` in one container: its set stops growing at its bound, its
+    /// fixed files and directories stay, another container's set is untouched, what was left
+    /// out is counted; a fixed file created then still joins (its reserve).
+    #[test]
+    fn a_container_creating_many_sensitive_files_takes_its_share_only() {
+        let (pats, set) = defaults();
+        let cron = pats.iter().position(|p| p.text == "/etc/cron*").unwrap();
+        let preload = pats.iter().position(|p| p.text == "/etc/ld.so.preload").unwrap();
+        let mut s = SensitiveSet::new(pats);
+        s.update("a", set.clone());
+        let other: Vec<Entry> = set.iter().map(|e| Entry { ino: e.ino + 1_000_000, dev: 41, ..e.clone() }).collect();
+        s.update("b", other.clone());
+        let before = s.len();
+        let mut changes = 0;
+        for n in 0..20_000u64 {
+            changes += s.add("a", at(100 + n, cron, access::WRITE, &format!("/etc/cron{n}"))).len();
+        }
+        let held = &s.by_container["a"].entries;
+        assert_eq!(held.len(), CONTAINER_MAX - FIXED_RESERVE);
+        assert_eq!(changes, CONTAINER_MAX - FIXED_RESERVE - set.len());
+        assert_eq!(s.len(), before + changes, "the map holds what the sets hold");
+        assert_eq!(s.left_out(), (20_000 - changes) as u64);
+        for e in &set {
+            assert!(s.find("a", e.ino, 40, false, |x| x == e).is_some(), "{e:?} kept");
+        }
+        assert_eq!(s.by_container["b"].entries, other, "another container's set is untouched");
+        for e in &other {
+            assert!(s.find("b", e.ino, 41, false, |x| x == e).is_some());
+        }
+        // The reserve: /etc/ld.so.preload created now still joins, up to the bound.
+        let made = at(50_000, preload, access::READ | access::WRITE, "/etc/ld.so.preload");
+        assert_eq!(s.add("a", made.clone()), vec![(50_000, Some(access::READ | access::WRITE))]);
+        for n in 0..100u64 {
+            s.add("a", at(60_000 + n, preload, access::READ, "/etc/ld.so.preload"));
+        }
+        assert_eq!(s.by_container["a"].entries.len(), CONTAINER_MAX);
+        assert!(s.find("a", 50_000, 40, false, |x| *x == made).is_some());
+        // An entry already there is no new one, and a second container still gets its own.
+        assert!(s.add("a", set[0].clone()).is_empty());
+        assert_eq!(s.add("c", at(7, cron, access::WRITE, "/etc/crontab")), vec![(7, Some(access::WRITE))]);
+    }
+
+    /// Files created while the container's first resolution ran (`add` before `update`), as
+    /// many as it allows, do not push the resolved set out: the resolution's entries are
+    /// taken first, the created ones in the room left.
+    #[test]
+    fn the_resolved_set_comes_before_files_created_meanwhile() {
+        let (pats, set) = defaults();
+        let cron = pats.iter().position(|p| p.text == "/etc/cron*").unwrap();
+        let preload = pats.iter().position(|p| p.text == "/etc/ld.so.preload").unwrap();
+        let mut s = SensitiveSet::new(pats);
+        s.begin("a");
+        for n in 0..5_000u64 {
+            s.add("a", at(100 + n, cron, access::WRITE, &format!("/etc/cron{n}")));
+        }
+        // A fixed file made again and again: the reserve fills, no more.
+        for n in 0..500u64 {
+            s.add("a", at(20_000 + n, preload, access::READ, "/etc/ld.so.preload"));
+        }
+        assert_eq!(s.by_container["a"].entries.len(), CONTAINER_MAX);
+        s.update("a", set.clone());
+        let held = &s.by_container["a"].entries;
+        // The fixed files' places taken first, the others have the rest of theirs.
+        assert_eq!(held.len(), CONTAINER_MAX - FIXED_RESERVE);
+        for e in &set {
+            assert!(held.contains(e), "{e:?} kept");
+        }
+        assert_eq!(held.iter().filter(|e| e.pattern == preload).count(), FIXED_RESERVE);
+        assert_eq!(s.len(), held.len());
+        assert_eq!(s.left_out(), (5_000 + 500 - (CONTAINER_MAX - FIXED_RESERVE) + set.len()) as u64);
+    }
+
+    /// A resolution making more entries than a container may have (a tree below each of 64
+    /// home directories): the fixed files first, then every configured entry has its turn, so
+    /// `/run/secrets/`'s directories below are not pushed out by the homes'.
+    #[test]
+    fn a_resolved_set_beyond_the_bound_keeps_every_entry_s_share() {
+        let (pats, mut set) = defaults();
+        let home = pats.iter().position(|p| p.text == "/home/*/.ssh/").unwrap();
+        let secrets = pats.iter().position(|p| p.text == "/run/secrets/").unwrap();
+        let mut homes = Vec::new();
+        for h in 0..64u64 {
+            for d in 0..64u64 {
+                let path = if d == 0 { format!("/home/u{h}/.ssh") } else { format!("/home/u{h}/.ssh/d{d}") };
+                homes.push(at(10_000 + h * 64 + d, home, access::DIR | access::READ, &path));
+            }
+        }
+        let deep = at(9_999, secrets, access::DIR | access::READ, "/run/secrets/kubernetes.io/serviceaccount");
+        // The fixed files last, as if their entries came after: the order does not matter.
+        let fixed: Vec<Entry> = set.drain(..3).collect();
+        let all: Vec<Entry> = set.iter().cloned().chain(homes).chain([deep.clone()]).chain(fixed.clone()).collect();
+        let mut s = SensitiveSet::new(pats);
+        s.update("a", all);
+        let held = &s.by_container["a"].entries;
+        assert_eq!(held.len(), CONTAINER_MAX - FIXED_RESERVE);
+        for e in fixed.iter().chain(&set).chain([&deep]) {
+            assert!(held.contains(e), "{e:?} kept");
+        }
+        // Every home's .ssh before any directory below one.
+        assert!(held.iter().filter(|e| e.pattern == home && !e.path.contains("/d")).count() == 64);
+        assert_eq!(s.left_out() as usize, 64 * 64 + 1 + 6 - (CONTAINER_MAX - FIXED_RESERVE));
     }
 
     #[test]
