@@ -108,6 +108,9 @@ fn on_exec(ctx: &TracePointContext, abi: u32) {
         let n = bpf_probe_read_kernel_str((*r).filename.as_mut_ptr().cast(), FILENAME_CAP as u32, src.cast());
         if n > 0 {
             (*r).filename_len = (n - 1) as u32;
+            if n as usize >= FILENAME_CAP {
+                (*r).flags |= flags::FILENAME_TRUNCATED;
+            }
         } else {
             bump_loss(loss::FILENAME_READ);
         }
@@ -256,6 +259,9 @@ pub fn report_failed(pending: &PendingExec, ret: i64) {
         );
         if n > 0 {
             (*r).filename_len = (n - 1) as u32;
+            if n as usize >= FILENAME_CAP {
+                (*r).flags |= flags::FILENAME_TRUNCATED;
+            }
         } else {
             bump_loss(loss::FILENAME_READ);
         }
@@ -299,16 +305,21 @@ unsafe fn read_args_from_argv<P: UserPtr>(r: *mut ExecRecord, argv: u64) {
             limit = HALF - 1;
         }
         let mut off: usize = 0;
+        // Whether the loop stopped before argv's end (its NULL) or a failed read: more than
+        // MAX_ARGV_ENTRIES arguments, the rest not read.
+        let mut more = true;
         for i in 0..MAX_ARGV_ENTRIES {
             let mut ptr = P::default();
             if bpf_probe_read_user((&mut ptr as *mut P).cast(), size_of::<P>() as u32, argv.wrapping_add(i).cast()) != 0
             {
                 (*r).flags |= flags::ARGS_UNAVAILABLE;
                 bump_loss(loss::ARGS_READ);
+                more = false;
                 break;
             }
             let p = ptr.addr();
             if p == 0 {
+                more = false;
                 break;
             }
             if off >= limit {
@@ -318,9 +329,18 @@ unsafe fn read_args_from_argv<P: UserPtr>(r: *mut ExecRecord, argv: u64) {
             let dst = (*r).args.as_mut_ptr().wrapping_add(off & (HALF - 1));
             let n = bpf_probe_read_user_str(dst.cast(), HALF as u32, p as *const _);
             if n <= 0 {
+                more = false;
                 break;
             }
             off += n as usize;
+        }
+        if more {
+            // All MAX_ARGV_ENTRIES read: cut if argv goes on.
+            let mut ptr = P::default();
+            let next = argv.wrapping_add(MAX_ARGV_ENTRIES).cast();
+            if bpf_probe_read_user((&mut ptr as *mut P).cast(), size_of::<P>() as u32, next) != 0 || ptr.addr() != 0 {
+                (*r).flags |= flags::ARGS_TRUNCATED;
+            }
         }
         if off > limit {
             off = limit;

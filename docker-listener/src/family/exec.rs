@@ -73,12 +73,22 @@ fn decode(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
         exec_id: r.exec_id,
         parent_exec_id: r.parent_exec_id,
         comm: cstr(&r.comm, common::COMM_LEN),
-        filename: cstr(&r.filename, r.filename_len as usize),
+        filename: filename(&r),
         exe: exe_file(&r),
         args,
         compat: r.flags & flags::COMPAT != 0,
         creds: (r.ret == 0 && r.flags & flags::CREDS != 0).then_some(r.creds),
     }))
+}
+
+/// The path given to execve, marked where the record cut it (a path longer than the record's
+/// room: the kernel ran the whole of it, this is its start).
+fn filename(r: &ExecRecord) -> String {
+    let mut name = cstr(&r.filename, r.filename_len as usize);
+    if r.flags & flags::FILENAME_TRUNCATED != 0 {
+        name.push_str(crate::ebpf::record::CUT);
+    }
+    name
 }
 
 fn exe_file(r: &ExecRecord) -> Option<ExeFile> {
@@ -375,6 +385,11 @@ mod tests {
         assert_eq!(e.comm, "sh");
         assert_eq!(e.meta.cgroup_id, 82);
         assert!(!e.args.truncated);
+        // A path longer than the record's room: its start, marked cut.
+        r.flags = flags::FILENAME_TRUNCATED;
+        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert_eq!(e.filename, "/bin/sh…");
+        r.flags = 0;
         let Record::Exec(e) = parse(&bytes_of(&r), 2).unwrap() else { panic!() };
         assert_eq!(e.args.args, ["sh", "echo hi"], "the first half and the last half");
         assert!(e.args.truncated);
