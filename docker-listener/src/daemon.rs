@@ -77,10 +77,27 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         tracing::info!("docker-listener is disabled in the configuration (\"enabled\": false): exiting");
         return Ok(());
     }
-    // Before any event: the secrets to take out of command lines.
-    crate::redact::install(
-        cfg.redact.enabled.then(|| crate::redact::Redactor::new(&cfg.redact.patterns).ok()).flatten(),
-    );
+    // Before any event: the secrets to take out of command lines. Patterns that cannot be used
+    // leave the built-in ones, never no redaction at all.
+    let redactor = match cfg.redact.enabled.then(|| crate::redact::Redactor::new(&cfg.redact.patterns)) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            tracing::error!(
+                error = %e,
+                "cannot use the secret patterns: only the built-in ones are applied, not redact.patterns. \
+                 Fix or remove the pattern named in `error` and restart"
+            );
+            let builtin = crate::redact::Redactor::new(&[]).map_err(|e| ConfigError::Value {
+                origin: "docker-listener".into(),
+                key: "redact.enabled".into(),
+                value: "true".into(),
+                accepted: format!("{e}; to start without redaction, set redact.enabled to false"),
+            })?;
+            Some(builtin)
+        }
+    };
+    crate::redact::install(redactor);
     let docker_socket = cfg.docker_socket()?;
     let output_kind = cfg.output.clone().unwrap_or(OutputKind::Queue);
     let queue = cfg.queue_path();

@@ -236,20 +236,55 @@ fn split_nul(buf: &[u8]) -> Vec<String> {
 /// argv from the record: `head` bytes from its start, then `tail` bytes from its end when it
 /// was cut. The argument cut at the end of the head ends with `…`, the one the tail starts in
 /// begins with `…`. At most `max_args` are kept: the first half and the last half.
+///
+/// Secrets (`crate::redact`) are replaced in every argument read, before any is left out for
+/// `max_args`: a secret option and its value are still side by side then (`--password X`, with
+/// `--password` dropped and `X` kept). The first argument of the tail (`…X`) is replaced when
+/// the head's last one, cut, ends in a secret that may go on in it (`--password=hun…`), or is an
+/// option whose name was cut (`--passw…`, `-u…`) and `X` may be its value
+/// (`redact::may_be_value`: one word). When the option is among the bytes left out, nothing
+/// read says that `X` is its value: it stays.
 pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: usize) -> Args {
     let digest = argv_digest(head, tail, total, cut);
     let mut args = split_nul(head);
+    let head_cut = cut && head.last().is_some_and(|&b| b != 0) && !args.is_empty();
+    if head_cut && let Some(last) = args.last_mut() {
+        last.push_str(CUT);
+    }
+    let mut tail_start = None;
     if cut {
-        if head.last().is_some_and(|&b| b != 0)
-            && let Some(last) = args.last_mut()
-        {
-            last.push_str(CUT);
-        }
         let mut rest = split_nul(tail);
         if let Some(first) = rest.first_mut() {
             first.insert_str(0, CUT);
+            tail_start = Some(args.len());
         }
         args.append(&mut rest);
+    }
+    let omitted_bytes = total.saturating_sub((head.len() + tail.len()) as u64);
+    let mut redacted = false;
+    if let Some(r) = crate::redact::current() {
+        // The head's last argument, cut, as read.
+        let head_last = tail_start.and_then(|t| t.checked_sub(1)).filter(|_| head_cut);
+        let before = head_last.map(|i| args[i].clone());
+        redacted = r.args(&mut args);
+        if let (Some(t), Some(i), Some(before)) = (tail_start, head_last, before) {
+            // It ran into the cut with a secret (replaced up to its end, `…` and all) that may go
+            // on in the tail's first argument.
+            let goes_on = args[i] != before && args[i].ends_with(crate::redact::MARK);
+            // Or it is an option whose name was cut, and bytes were left out after it: the tail's
+            // first argument may be its value (with none left out, it is the name's end).
+            let option = omitted_bytes > 0 && before.starts_with('-') && !before.contains('=');
+            let first = &mut args[t];
+            let rest = first.strip_prefix(CUT).unwrap_or(first);
+            if first != crate::redact::MARK
+                && rest != crate::redact::MARK
+                && !rest.is_empty()
+                && (goes_on || (option && crate::redact::may_be_value(rest)))
+            {
+                *first = format!("{CUT}{}", crate::redact::MARK);
+                redacted = true;
+            }
+        }
     }
     let mut truncated = cut;
     if args.len() > max_args {
@@ -258,8 +293,6 @@ pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: us
         args.drain(cut_from..args.len() - keep_tail);
         truncated = true;
     }
-    let omitted_bytes = total.saturating_sub((head.len() + tail.len()) as u64);
-    let redacted = crate::redact::current().is_some_and(|r| r.args(&mut args));
     Args { args, truncated, omitted_bytes: if cut { omitted_bytes } else { 0 }, unavailable: false, redacted, digest }
 }
 
@@ -418,6 +451,75 @@ pub(crate) mod tests {
         assert_eq!((&a.args, a.truncated), (&b.args, b.truncated));
         assert_ne!(a.digest, b.digest, "another argument left out");
         assert_eq!(a.digest, decode_args(b"a\0b\0c\0d\0e\0", b"", 10, false, 3).digest);
+    }
+
+    /// argv's bytes, NUL-terminated.
+    fn nul(args: &[&str]) -> Vec<u8> {
+        args.iter().flat_map(|a| a.bytes().chain([0])).collect()
+    }
+
+    #[test]
+    fn secrets_are_replaced_before_arguments_are_left_out() {
+        // 70 arguments, 64 kept: `--password` is among those left out, its value is kept.
+        let mut argv: Vec<String> = (0..70).map(|i| format!("a{i}")).collect();
+        argv[37] = "--password".into();
+        argv[38] = "hunter2".into();
+        argv[1] = "mysql".into();
+        argv[60] = "-ps3cret".into();
+        let raw = nul(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+        let a = decode_args(&raw, b"", raw.len() as u64, false, 64);
+        assert_eq!(a.args.len(), 64);
+        assert!(a.truncated && a.redacted);
+        let shown = a.args.concat();
+        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{:?}", a.args);
+        assert_eq!(a.args[32], "[REDACTED]", "argument 38, the first of the last half");
+        assert_eq!(a.args[54], "-p[REDACTED]");
+        assert_eq!(a.args[33], "a39", "what follows stays");
+    }
+
+    #[test]
+    fn a_cut_argument_shows_no_secret_whose_option_was_cut_off() {
+        // Each row: head, tail (bytes left out between them), the argv shown, the secret.
+        type Case<'a> = (&'a [u8], &'a [u8], &'a [&'a str], &'a str);
+        let cases: &[Case] = &[
+            // The option ends the head: its value (or its end) starts the tail.
+            (
+                b"app\0--password\0",
+                b"nter2\0--host\0db\0",
+                &["app", "--password", "[REDACTED]", "--host", "db"],
+                "nter2",
+            ),
+            // The option's name was cut: the tail starts with a word that may be its value.
+            (b"app\0--pass", b"ter2\0run\0", &["app", "--pass…", "…[REDACTED]", "run"], "ter2"),
+            (b"curl\0-u", b"ob:hunter2\0https://x\0", &["curl", "-u…", "…[REDACTED]", "https://x"], "hunter2"),
+            // The head ends in a secret that may go on in the tail, spaces and all.
+            (b"app\0--password=a b", b" c d\0run\0", &["app", "--password=[REDACTED]", "…[REDACTED]", "run"], "c d"),
+            (b"sh\0-c\0DB_PASSWORD='a b", b"c d' run\0", &["sh", "-c", "DB_PASSWORD=[REDACTED]", "…[REDACTED]"], "c d"),
+        ];
+        for (head, tail, want, secret) in cases {
+            let a = decode_args(head, tail, 4000, true, 64);
+            assert_eq!(a.args, *want, "{:?}", String::from_utf8_lossy(head));
+            assert!(a.redacted && a.truncated);
+            assert!(!a.args.concat().contains(secret), "{:?}", a.args);
+        }
+        // The head and the tail side by side (nothing left out): the tail goes on the head's
+        // last argument, a secret only when that one ends in a secret.
+        let a = decode_args(b"app\0--password=hun", b"ter2\0x\0", 19, true, 64);
+        assert_eq!(a.args, ["app", "--password=[REDACTED]", "…[REDACTED]", "x"]);
+        let a = decode_args(b"app\0-v\0--na", b"me\0x\0", 16, true, 64);
+        assert_eq!(a.args, ["app", "-v", "--na…", "…me", "x"]);
+        assert!(!a.redacted);
+        // The option among the bytes left out: nothing read says `…er2` is its value, it stays
+        // (a limit: `redact::may_be_value` would say it may be, and so would it of any word).
+        let a = decode_args(b"app\0-v\0", b"er2\0run\0", 4000, true, 64);
+        assert_eq!(a.args, ["app", "-v", "…er2", "run"]);
+        // A script's tail after padding stays: it is what the tail is kept for. So does it after
+        // a secret that ends before the cut.
+        let a = decode_args(b"sh\0-c\0TOKEN=x; echo lo", b"ng; curl x|sh\0", 4000, true, 64);
+        assert_eq!(a.args, ["sh", "-c", "TOKEN=[REDACTED]; echo lo…", "…ng; curl x|sh"]);
+        let a = decode_args(b"sh\0-c\0  ", b"; curl x|sh\0", 4000, true, 64);
+        assert_eq!(a.args, ["sh", "-c", "  …", "…; curl x|sh"]);
+        assert!(!a.redacted);
     }
 
     #[test]
