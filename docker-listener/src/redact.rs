@@ -172,7 +172,10 @@ fn may_hold_builtin(text: &str) -> bool {
         return false;
     }
     let has = |needle: &[u8]| memchr::memmem::find(b, needle).is_some();
-    if has(b"-p") || has(b"--") || memchr::memchr(b'=', b).is_some() || (has(b"://") && memchr::memchr(b'@', b).is_some())
+    if has(b"-p")
+        || has(b"--")
+        || memchr::memchr(b'=', b).is_some()
+        || (has(b"://") && memchr::memchr(b'@', b).is_some())
     {
         return true;
     }
