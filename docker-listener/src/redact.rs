@@ -958,6 +958,36 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 4096, ..Default::default() })]
+        /// Any text, any argv (quotes, escapes, multi-byte characters, the patterns' words cut
+        /// anywhere): redaction never panics, and what it writes is the input or has a mark.
+        #[test]
+        fn any_text_or_argv_is_redacted_without_a_panic(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "--password", "=", "-p", "mysql", "curl", "-u", "bob:", "://", ":", "@", "'", "\"", "$'", "\\",
+                        "`", "$(", ")", " ", ";", "|", "DB_PASSWORD=", "Authorization: Bearer ", "-token", "é", "ſ", "…",
+                        "[REDACTED]",
+                    ]).prop_map(str::to_owned),
+                    ".{0,6}",
+                ],
+                0..16,
+            )
+        ) {
+            static R: std::sync::LazyLock<Redactor> = std::sync::LazyLock::new(|| Redactor::new(&[]).unwrap());
+            let r = &*R;
+            let text: String = parts.concat();
+            let out = r.text(&text);
+            proptest::prop_assert!(out == text || out.contains(MARK), "{text:?} -> {out:?}");
+            let mut argv = parts.clone();
+            if r.args(&mut argv) {
+                proptest::prop_assert!(argv.iter().any(|a| a.contains(MARK)), "{parts:?} -> {argv:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 4096, max_global_rejects: 1 << 16, ..Default::default() })]
         /// `may_hold_builtin` is sound: a text it passes over matches no built-in pattern,
         /// however it mixes the patterns' words and characters, quotes, spaces and `@`.
