@@ -51,7 +51,7 @@ pub const SUBDIR_DEPTH: usize = 3;
 /// Directories taken from one sensitive directory (itself included), at most; also the names
 /// a wildcard component takes (`/home/*`).
 pub const SUBDIR_MAX: usize = 64;
-/// Names read from one directory listing, at most.
+/// Entries read from one directory listing, at most (whatever their type or name).
 const LIST_MAX: usize = 4096;
 /// How often each container's set is made again.
 pub const REFRESH: Duration = Duration::from_secs(60);
@@ -219,7 +219,7 @@ pub struct Cut {
     /// Directories below a sensitive directory not taken (`SUBDIR_MAX` reached), at least.
     pub dirs: usize,
     /// Directories taken whose own directories were not all looked at (`SUBDIR_MAX` reached,
-    /// or a listing stopped at `LIST_MAX` names).
+    /// or a listing stopped at `LIST_MAX` entries).
     pub unlisted: usize,
     /// Names a wildcard component matched beyond the `SUBDIR_MAX` taken (`/etc/cron*`).
     pub matches: usize,
@@ -315,7 +315,7 @@ fn walk(root: &OwnedFd, top: &str, i: usize, acc: u32, out: &mut Vec<Entry>, cut
             cut.unlisted += 1;
             continue;
         }
-        let (names, whole) = subdirs(&dfd);
+        let (names, whole) = listing(&dfd, maybe_dir);
         if !whole {
             cut.unlisted += 1;
         }
@@ -353,8 +353,8 @@ fn expand(root: &OwnedFd, prefix: String, rest: &[String], out: &mut Vec<String>
     }
     let dir = if prefix.is_empty() { "/".to_owned() } else { prefix.clone() };
     let Ok(dfd) = open_path(Some(root), dir.as_bytes(), libc::O_DIRECTORY) else { return };
-    let mut names: Vec<String> = list_dir(&dfd).into_iter().filter(|n| glob(first, n)).collect();
-    names.sort();
+    let (names, _) = listing(&dfd, |_| true);
+    let names: Vec<String> = names.into_iter().filter(|n| glob(first, n)).collect();
     cut.matches += names.len().saturating_sub(SUBDIR_MAX);
     for n in names.into_iter().take(SUBDIR_MAX) {
         expand(root, format!("{prefix}/{n}"), rest, out, cut);
@@ -544,28 +544,26 @@ fn locate_from(
     set.pattern_of(&path, want).map(|i| Located { path, entry: text(i), how: "name", second: false })
 }
 
-fn list_dir(fd: &OwnedFd) -> Vec<String> {
-    match std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
-        Ok(rd) => rd.flatten().filter_map(|e| e.file_name().into_string().ok()).take(LIST_MAX).collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// The names of a directory's entries that may be directories (by the type its listing gives;
-/// one it does not give is kept), in name order, of its first `LIST_MAX` entries; and whether
-/// those were all of them.
-fn subdirs(fd: &OwnedFd) -> (Vec<String>, bool) {
+/// A directory's listing, read through its descriptor (`/proc/self/fd/N`): the names of those
+/// of its first `LIST_MAX` entries that `keep` keeps, in name order; and whether those were all
+/// of them. The bound counts every entry read, whatever `keep` says of it and whatever its name
+/// (a name that is not UTF-8 is counted and left out), so that a directory of any size costs
+/// `LIST_MAX` entries at most. A listing that fails part-way ends there (std's `ReadDir` gives
+/// nothing after an error); a directory that cannot be listed has no names (and is whole).
+fn listing(fd: &OwnedFd, keep: impl Fn(&std::fs::DirEntry) -> bool) -> (Vec<String>, bool) {
     let Ok(rd) = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())) else { return (Vec::new(), true) };
     let mut rd = rd.flatten();
-    let mut names: Vec<String> = rd
-        .by_ref()
-        .take(LIST_MAX)
-        .filter(|e| !matches!(e.file_type(), Ok(t) if !t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
+    let mut names: Vec<String> =
+        rd.by_ref().take(LIST_MAX).filter(&keep).filter_map(|e| e.file_name().into_string().ok()).collect();
     let whole = rd.next().is_none();
     names.sort();
     (names, whole)
+}
+
+/// Whether an entry of a listing may be a directory (`listing`): by the type the listing gives
+/// (a symlink is not; one whose type it does not give is kept).
+fn maybe_dir(e: &std::fs::DirEntry) -> bool {
+    !matches!(e.file_type(), Ok(t) if !t.is_dir())
 }
 
 /// Whether a resolution of the container whose root directory is `id` (inode, st_dev) that
@@ -1109,6 +1107,46 @@ mod tests {
         let (got, cut) = resolve_with_cut(&dir, &[p("write:/etc/cron*")]).unwrap();
         assert_eq!(got.iter().filter(|e| e.bits & access::PARENT == 0).count(), SUBDIR_MAX);
         assert_eq!(cut, Cut { matches: 200 - SUBDIR_MAX, ..Cut::default() });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A listing keeps what its filter keeps (a symlink to a directory is no directory), leaves
+    /// out names that are not UTF-8, and reads `LIST_MAX` entries at most, those names counted.
+    #[test]
+    fn a_listing_reads_at_most_its_bound_whatever_its_entries() {
+        use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+        let dir = std::env::temp_dir().join(format!("dl-sensitive-listing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("small/d")).unwrap();
+        std::fs::create_dir_all(dir.join("small/e")).unwrap();
+        std::fs::create_dir_all(dir.join("small").join(OsStr::from_bytes(b"x\xff"))).unwrap();
+        std::fs::write(dir.join("small/f"), "").unwrap();
+        std::os::unix::fs::symlink("d", dir.join("small/l")).unwrap();
+        let open = |rel: &str| open_path(None, dir.join(rel).as_os_str().as_bytes(), libc::O_DIRECTORY).unwrap();
+        let small = open("small");
+        assert_eq!(listing(&small, |_| true), (vec!["d".into(), "e".into(), "f".into(), "l".into()], true));
+        assert_eq!(listing(&small, maybe_dir), (vec!["d".into(), "e".into()], true));
+        // Not a directory: nothing to list, nothing left unread.
+        let file = open_path(None, dir.join("small/f").as_os_str().as_bytes(), 0).unwrap();
+        assert_eq!(listing(&file, |_| true), (Vec::new(), true));
+        // `LIST_MAX` entries, 20 of them not UTF-8: all read, those 20 left out.
+        std::fs::create_dir_all(dir.join("big")).unwrap();
+        for n in 0..20u8 {
+            std::fs::write(dir.join("big").join(OsStr::from_bytes(&[b'y', 0xff, b'a' + n])), "").unwrap();
+        }
+        for n in 0..LIST_MAX - 20 {
+            std::fs::write(dir.join(format!("big/{n}")), "").unwrap();
+        }
+        let (names, whole) = listing(&open("big"), |_| true);
+        assert_eq!((names.len(), whole), (LIST_MAX - 20, true));
+        assert!(names.is_sorted());
+        // One more: the listing stops at `LIST_MAX` entries, the one left unread any of them
+        // (so 19 or 20 of those read are not UTF-8).
+        std::fs::write(dir.join("big/last"), "").unwrap();
+        let (names, whole) = listing(&open("big"), |_| true);
+        assert!(!whole);
+        assert!((LIST_MAX - 20..=LIST_MAX - 19).contains(&names.len()), "{}", names.len());
+        assert_eq!(listing(&open("big"), maybe_dir), (Vec::new(), false), "files only");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
