@@ -282,6 +282,7 @@ impl Monitor {
                     Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
                     Stats::set(&self.stats.ebpf_runtime_setup, self.runtime_setup());
                     Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
+                    Stats::set(&self.stats.ebpf_sensitive_left_out, self.correlator.sensitive.left_out());
                     self.correlator.tick(now, &mut out, &mut req);
                     lost_reported = self.report_losses(drain_ctx.received, lost_reported);
                     self.report_held_back(&mut held_reported, None);
@@ -405,6 +406,7 @@ impl Monitor {
         Stats::set(&self.stats.ebpf_not_container, self.correlator.counters.not_container);
         Stats::set(&self.stats.ebpf_runtime_setup, self.runtime_setup());
         Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
+        Stats::set(&self.stats.ebpf_sensitive_left_out, self.correlator.sensitive.left_out());
         Ok(())
     }
 

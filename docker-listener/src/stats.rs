@@ -113,6 +113,10 @@ counters! {
     ebpf_file_unmatched,
     /// Sensitive files' inodes the kernel's map had no room for: opens of them are not reported.
     ebpf_sensitive_map_full,
+    /// Sensitive files' and directories' entries left out of their container's set for want of
+    /// room (`sensitive::CONTAINER_MAX`): not watched by inode until a refresh takes them;
+    /// counted again at each refresh that leaves them out.
+    ebpf_sensitive_left_out,
     /// Running containers whose cgroup could not be found: their processes are not traced.
     containers_untraced,
     /// Containers whose cgroup was found only after they started (not recognised at creation):

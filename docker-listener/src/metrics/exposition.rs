@@ -164,6 +164,14 @@ impl Collector for Agent {
         )?;
         counter(
             e,
+            "ebpf_sensitive_left_out",
+            "Sensitive files and directories left out of a container's set for want of room (its share of the \
+             kernel's map): not watched by inode until a refresh takes them (logged; counted again at each \
+             refresh that leaves them out).",
+            g(&s.ebpf_sensitive_left_out),
+        )?;
+        counter(
+            e,
             "containers_untraced",
             "Running containers whose cgroup could not be found: their processes are not traced (each is logged).",
             g(&s.containers_untraced),
@@ -299,6 +307,7 @@ mod tests {
         stats.count_docker_type("weird");
         stats.count_ebpf_action("exec");
         Stats::add(&stats.dropped_buffer_full, 3);
+        Stats::set(&stats.ebpf_sensitive_left_out, 7);
         let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
         let text = Exposition::new(stats, spool).render();
         assert!(text.contains("docker_listener_events_in_total{source=\"docker\",type=\"network\"} 1\n"), "{text}");
@@ -306,6 +315,7 @@ mod tests {
         assert!(text.contains("docker_listener_events_out_total{source=\"ebpf\",type=\"exec\"} 1\n"));
         assert!(text.contains("docker_listener_dropped_total{reason=\"output_buffer_full\"} 3\n"));
         assert!(text.contains("\ndocker_listener_frames_out_total 0\n"));
+        assert!(text.contains("\ndocker_listener_ebpf_sensitive_left_out_total 7\n"));
         assert!(text.contains("# TYPE docker_listener_buffer_capacity_bytes gauge\n"));
         assert!(text.contains("\ndocker_listener_buffer_capacity_bytes 1048576\n"));
         assert!(text.contains("# TYPE docker_listener_cpu_seconds_total counter\n"));
@@ -332,10 +342,10 @@ mod tests {
         let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
         let text = Exposition::new(stats, spool).render();
         let counters = "events_in events_out frames_out bytes_out dropped ebpf_cgroups_rejected ebpf_not_container \
-             ebpf_runtime_setup ebpf_file_unmatched ebpf_sensitive_map_full containers_untraced \
-             containers_traced_late filtered held_back repeats_folded repeat_summaries healthchecks \
-             healthcheck_frames_folded healthcheck_summaries duplicates_dropped truncated docker_partial_events \
-             docker_reconnects queue_send_errors cpu_seconds processes_swept";
+             ebpf_runtime_setup ebpf_file_unmatched ebpf_sensitive_map_full ebpf_sensitive_left_out \
+             containers_untraced containers_traced_late filtered held_back repeats_folded repeat_summaries \
+             healthchecks healthcheck_frames_folded healthcheck_summaries duplicates_dropped truncated \
+             docker_partial_events docker_reconnects queue_send_errors cpu_seconds processes_swept";
         let gauges =
             "docker_connected buffer_frames buffer_bytes buffer_capacity_bytes resident_memory_bytes processes_tracked";
         for (names, kind, suffix) in [(counters, "counter", "_total"), (gauges, "gauge", "")] {
