@@ -132,15 +132,39 @@ impl Output {
     }
 
     /// Writes frames in order. `Err((n, e))`: the first `n` were written, then `e` stopped it.
-    pub async fn send_batch(&mut self, frames: &[Frame]) -> Result<usize, (usize, OutputError)> {
+    ///
+    /// The future may be dropped before it ends (the sink's abort at shutdown) after some frames
+    /// went out: [`Output::taken`] then says how many. It is set to 0 by this call itself, not
+    /// by the future's first poll, so a future dropped unpolled leaves it at 0 too.
+    pub fn send_batch<'a>(
+        &'a mut self,
+        frames: &'a [Frame],
+    ) -> impl Future<Output = Result<usize, (usize, OutputError)>> + 'a {
         match self {
-            Output::Queue(q) => q.send_batch(frames).await,
-            Output::Lines(l) => {
-                for (i, f) in frames.iter().enumerate() {
-                    l.send(f).await.map_err(|e| (i, e))?;
+            Output::Queue(q) => q.taken = 0,
+            Output::Lines(l) => l.taken = 0,
+        }
+        async move {
+            match self {
+                Output::Queue(q) => q.send_batch(frames).await,
+                Output::Lines(l) => {
+                    for f in frames {
+                        l.send(f).await.map_err(|e| (l.taken, e))?;
+                        l.taken += 1;
+                    }
+                    Ok(l.taken)
                 }
-                Ok(frames.len())
             }
+        }
+    }
+
+    /// How many frames of the last [`Output::send_batch`] the output took, the first ones: sent
+    /// (the queue socket's kernel has them) or in a line output's buffer (`flush` writes them).
+    /// Right whether that call's future ended or was dropped part-way.
+    pub fn taken(&self) -> usize {
+        match self {
+            Output::Queue(q) => q.taken,
+            Output::Lines(l) => l.taken,
         }
     }
 
@@ -170,11 +194,14 @@ impl Output {
 pub struct QueueSocket {
     path: PathBuf,
     sock: Option<UnixDatagram>,
+    /// Frames of the current `send_batch` sent so far: a field, not a local, so that it
+    /// outlives a `send_batch` future dropped while it waits for room ([`Output::taken`]).
+    taken: usize,
 }
 
 impl QueueSocket {
     pub fn new(path: &Path) -> QueueSocket {
-        QueueSocket { path: path.to_owned(), sock: None }
+        QueueSocket { path: path.to_owned(), sock: None, taken: 0 }
     }
 
     fn unavailable(&self, source: io::Error) -> OutputError {
@@ -201,15 +228,17 @@ impl QueueSocket {
     }
 
     /// Sends frames as datagrams, up to `BATCH` per `sendmmsg` call, each datagram's pieces
-    /// gathered by its iovec (no copy into a contiguous buffer).
+    /// gathered by its iovec (no copy into a contiguous buffer). A call may send some, then wait
+    /// for room (a partial `sendmmsg`, a full queue): `self.taken` counts what went out.
     pub async fn send_batch(&mut self, frames: &[Frame]) -> Result<usize, (usize, OutputError)> {
-        let mut done = 0;
+        self.taken = 0;
         let mut nobufs_retries = 0;
-        while done < frames.len() {
+        while self.taken < frames.len() {
+            let done = self.taken;
             let chunk = &frames[done..frames.len().min(done + BATCH)];
             let sock = self.connect().map_err(|e| (done, e))?;
             match sendmmsg(sock.as_raw_fd(), chunk) {
-                Ok(n) => done += n,
+                Ok(n) => self.taken += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The reader's queue is full (net.unix.max_dgram_qlen): wait until it drains.
                     if let Err(e) = self.writable().await {
@@ -232,7 +261,7 @@ impl QueueSocket {
                 }
             }
         }
-        Ok(done)
+        Ok(self.taken)
     }
 
     /// Waits until the connected socket may send again, registered with the runtime for that
@@ -246,6 +275,32 @@ impl QueueSocket {
         let ready = fd.writable().await.map(|mut guard| guard.clear_ready());
         self.sock = Some(fd.into_inner());
         ready
+    }
+}
+
+#[cfg(test)]
+impl QueueSocket {
+    /// Connected at once, with a send buffer of `bytes` (the kernel doubles it, to at least
+    /// ~4.5 KiB): a reader that does not read then holds only a few datagrams of ~1 KiB before
+    /// the sender must wait for room, whatever the machine's `wmem_default`.
+    pub(crate) fn with_send_buffer(path: &Path, bytes: libc::c_int) -> io::Result<QueueSocket> {
+        let sock = UnixDatagram::unbound()?;
+        // SAFETY: the option's value is a c_int that outlives the call, and its size is given.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&raw const bytes).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        sock.connect(path)?;
+        sock.set_nonblocking(true)?;
+        Ok(QueueSocket { path: path.to_owned(), sock: Some(sock), taken: 0 })
     }
 }
 
@@ -279,13 +334,15 @@ pub struct LineWriter {
     w: Box<dyn AsyncWrite + Unpin + Send>,
     buf: Vec<u8>,
     name: PathBuf,
+    /// Frames of the current `Output::send_batch` in `buf` ([`Output::taken`]).
+    taken: usize,
 }
 
 const LINE_BUFFER: usize = 64 << 10;
 
 impl LineWriter {
     pub fn new(w: Box<dyn AsyncWrite + Unpin + Send>, name: PathBuf) -> LineWriter {
-        LineWriter { w, buf: Vec::with_capacity(LINE_BUFFER), name }
+        LineWriter { w, buf: Vec::with_capacity(LINE_BUFFER), name, taken: 0 }
     }
 
     fn error(&self, source: io::Error) -> OutputError {
