@@ -329,10 +329,14 @@ fn sendmmsg(fd: std::os::fd::RawFd, frames: &[Frame]) -> io::Result<usize> {
 /// One frame per line, for `--output stdout` and `--output file:PATH`. A frame is either in
 /// the buffer whole or not at all: a write error while making room leaves the frame to the
 /// sink's retry, and what was already written is never written again (no half or doubled
-/// lines after, say, a full disk).
+/// lines after, say, a full disk, or a write cut short by the sink's abort).
 pub struct LineWriter {
     w: Box<dyn AsyncWrite + Unpin + Send>,
     buf: Vec<u8>,
+    /// Bytes at the front of `buf` already written by a `write_out` that has not finished: a
+    /// field, not a local, so that a `write_out` dropped part-way (the sink's abort) leaves
+    /// the next one to go on after them.
+    written: usize,
     name: PathBuf,
     /// Frames of the current `Output::send_batch` in `buf` ([`Output::taken`]).
     taken: usize,
@@ -342,7 +346,7 @@ const LINE_BUFFER: usize = 64 << 10;
 
 impl LineWriter {
     pub fn new(w: Box<dyn AsyncWrite + Unpin + Send>, name: PathBuf) -> LineWriter {
-        LineWriter { w, buf: Vec::with_capacity(LINE_BUFFER), name, taken: 0 }
+        LineWriter { w, buf: Vec::with_capacity(LINE_BUFFER), written: 0, name, taken: 0 }
     }
 
     fn error(&self, source: io::Error) -> OutputError {
@@ -360,21 +364,21 @@ impl LineWriter {
         Ok(())
     }
 
-    /// Writes the buffer out; on an error, keeps what was not written (and only that).
+    /// Writes the buffer out; on an error, keeps what was not written (and only that). Dropped
+    /// part-way, it leaves what it wrote counted in `written`, and the next call starts there.
     async fn write_out(&mut self) -> Result<(), OutputError> {
-        let mut done = 0;
         let result = loop {
-            if done == self.buf.len() {
+            if self.written == self.buf.len() {
                 break Ok(());
             }
-            match self.w.write(&self.buf[done..]).await {
+            match self.w.write(&self.buf[self.written..]).await {
                 Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => done += n,
+                Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e),
             }
         };
-        self.buf.drain(..done);
+        self.buf.drain(..std::mem::take(&mut self.written));
         result.map_err(|e| self.error(e))
     }
 
@@ -428,6 +432,79 @@ mod tests {
         }
         // The socket came back from its wait and still sends.
         assert!(q.sock.is_some());
+    }
+
+    /// A writer that takes at most `step` bytes per write, every other write pending (and
+    /// waking itself at once): the line output's writes are cut into many awaits.
+    struct Trickle {
+        out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        step: usize,
+        pending: bool,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.pending = !self.pending;
+            if self.pending {
+                cx.waker().wake_by_ref();
+                return std::task::Poll::Pending;
+            }
+            let n = buf.len().min(self.step);
+            self.out.lock().expect("not poisoned").extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A line output's batch dropped while it writes its full buffer out (the sink's abort):
+    /// `taken` counts the frames in the buffer, and the final flush writes each of them once
+    /// (the bytes written before the drop are not written again).
+    #[tokio::test]
+    async fn a_line_batch_dropped_mid_write_takes_whole_frames_and_writes_each_once() {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let w = Trickle { out: out.clone(), step: 100, pending: false };
+        let mut output = Output::Lines(LineWriter::new(Box::new(w), "test".into()));
+        // ~1 KiB each: the 64 KiB buffer fills at about the 64th.
+        let frames: Vec<Frame> = (0..200)
+            .map(|i| Frame::agent(Bytes::from(format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(1000)))))
+            .collect();
+        {
+            let mut send = std::pin::pin!(output.send_batch(&frames));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            // Until the buffer is full and part of it written.
+            while out.lock().expect("not poisoned").is_empty() {
+                assert!(send.as_mut().poll(&mut cx).is_pending(), "the batch cannot end before the first write");
+            }
+        }
+        let taken = output.taken();
+        assert!(0 < taken && taken < frames.len(), "{taken} taken");
+        output.flush().await.expect("flush");
+        let lines: Vec<u8> = frames[..taken]
+            .iter()
+            .flat_map(|f| {
+                let mut l = f.to_vec();
+                l.push(b'\n');
+                l
+            })
+            .collect();
+        assert!(*out.lock().expect("not poisoned") == lines, "the frames taken, each written once, whole");
     }
 
     /// A reader gone while the sender waits for room: the wait ends with an error, not a hang,
