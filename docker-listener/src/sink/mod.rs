@@ -8,6 +8,11 @@
 //! period in which frames were dropped, the first successful delivery is followed by a loss
 //! event that says how many.
 //!
+//! At shutdown, once the grace period is over, `abort` cuts a send short: the frames of the batch
+//! the output had already taken ([`Output::taken`]: a partial `sendmmsg`, then a wait for room)
+//! count as delivered (cursor, counters), and only the others go back to the spool, so the next
+//! start neither replays nor reports as undelivered what Wazuh already has.
+//!
 //! The sink sends what it finds as soon as it finds it: the sources hand frames over in batches
 //! (the Docker source once per 2 ms tick under load, the monitor once per 3 ms ring-buffer poll),
 //! so one wake-up of the sink is already one `sendmmsg` of a batch. (It used to linger 1 ms
@@ -73,7 +78,13 @@ impl Sink {
             let result = tokio::select! {
                 biased;
                 _ = abort.cancelled() => {
-                    if !is_report { self.spool.unpop_all(batch.drain(..)); }
+                    // The send was cut short, maybe after some frames went out (then it waited
+                    // for room): those are delivered, only the others go back.
+                    let sent = self.output.taken().min(batch.len());
+                    if sent > 0 {
+                        self.delivered(&batch[..sent], is_report, unreported);
+                    }
+                    if !is_report { self.spool.unpop_all(batch.drain(sent..)); }
                     break
                 }
                 r = self.output.send_batch(&batch) => r,
@@ -185,4 +196,78 @@ pub fn loss_frame(encoder: &Encoder, reason: &str, events: u64, total: u64) -> F
         "event": {"kind": "metric", "module": "docker-listener", "action": "events-lost"},
         "docker_listener": {"loss": {"reason": reason, "events": events, "events_total": total}},
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixDatagram;
+
+    use bytes::Bytes;
+
+    use super::{output::QueueSocket, *};
+    use crate::wazuh::FRAME_HEADER;
+
+    /// Docker event `i` (its `timeNano` is `i + 1`), about 1 KiB.
+    fn docker_frame(i: usize) -> Frame {
+        let body = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(1000));
+        Frame {
+            parts: [Bytes::from_static(FRAME_HEADER), Bytes::from(body), Bytes::new()],
+            origin: Origin::Docker { time_nano: i as i64 + 1, hash: i as u64 },
+            owner: 0,
+        }
+    }
+
+    /// Shutdown's abort while a batch waits for room after part of it went out: the part that
+    /// went out is delivered (cursor, counters) and not put back; only the rest is.
+    #[tokio::test]
+    async fn an_abort_during_a_send_puts_back_only_the_frames_not_sent() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("queue");
+        // Bound, never read until the end: its queue fills after a few datagrams.
+        let reader = UnixDatagram::bind(&path).expect("bind the reader");
+        const N: usize = 40; // one batch (below output::BATCH)
+        let frames: Vec<Frame> = (0..N).map(docker_frame).collect();
+        let stats = Arc::new(Stats::default());
+        let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
+        spool.push_all(frames.iter().cloned());
+        let (delivered, cursor) = watch::channel(Cursor::default());
+        let sink = Sink {
+            spool: spool.clone(),
+            output: Output::Queue(QueueSocket::with_send_buffer(&path, 4096).expect("the sender")),
+            encoder: Encoder::new(64 << 10, false, stats.clone()),
+            delivered,
+            stats: stats.clone(),
+        };
+        let abort = CancellationToken::new();
+        let (left, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+            // The sink sends what fits, then waits for room; the grace period runs out.
+            tokio::join!(sink.run(abort.clone()), async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                abort.cancel();
+            })
+        })
+        .await
+        .expect("the abort ends the run");
+
+        reader.set_nonblocking(true).expect("non-blocking reader");
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = reader.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+        let sent = got.len();
+        assert!(0 < sent && sent < N, "{sent} of {N} sent: the batch should have been cut part-way");
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(g, &frames[i].to_vec(), "datagram {i}");
+        }
+        assert_eq!(left, N - sent, "undelivered: the frames not sent, only those");
+        let back: Vec<Vec<u8>> = std::iter::from_fn(|| spool.try_pop()).map(|f| f.to_vec()).collect();
+        let unsent: Vec<Vec<u8>> = frames[sent..].iter().map(Frame::to_vec).collect();
+        assert!(back == unsent, "the spool holds exactly the unsent frames, in order");
+        assert_eq!(Stats::get(&stats.frames_out), sent as u64);
+        assert_eq!(Stats::get(&stats.frames_out_docker), sent as u64);
+        let c = cursor.borrow().clone();
+        assert_eq!(c.time_nano, sent as i64, "the cursor is at the last frame sent");
+        assert_eq!(c.delivered_at_time, [sent as u64 - 1]);
+    }
 }

@@ -132,15 +132,39 @@ impl Output {
     }
 
     /// Writes frames in order. `Err((n, e))`: the first `n` were written, then `e` stopped it.
-    pub async fn send_batch(&mut self, frames: &[Frame]) -> Result<usize, (usize, OutputError)> {
+    ///
+    /// The future may be dropped before it ends (the sink's abort at shutdown) after some frames
+    /// went out: [`Output::taken`] then says how many. It is set to 0 by this call itself, not
+    /// by the future's first poll, so a future dropped unpolled leaves it at 0 too.
+    pub fn send_batch<'a>(
+        &'a mut self,
+        frames: &'a [Frame],
+    ) -> impl Future<Output = Result<usize, (usize, OutputError)>> + 'a {
         match self {
-            Output::Queue(q) => q.send_batch(frames).await,
-            Output::Lines(l) => {
-                for (i, f) in frames.iter().enumerate() {
-                    l.send(f).await.map_err(|e| (i, e))?;
+            Output::Queue(q) => q.taken = 0,
+            Output::Lines(l) => l.taken = 0,
+        }
+        async move {
+            match self {
+                Output::Queue(q) => q.send_batch(frames).await,
+                Output::Lines(l) => {
+                    for f in frames {
+                        l.send(f).await.map_err(|e| (l.taken, e))?;
+                        l.taken += 1;
+                    }
+                    Ok(l.taken)
                 }
-                Ok(frames.len())
             }
+        }
+    }
+
+    /// How many frames of the last [`Output::send_batch`] the output took, the first ones: sent
+    /// (the queue socket's kernel has them) or in a line output's buffer (`flush` writes them).
+    /// Right whether that call's future ended or was dropped part-way.
+    pub fn taken(&self) -> usize {
+        match self {
+            Output::Queue(q) => q.taken,
+            Output::Lines(l) => l.taken,
         }
     }
 
@@ -170,11 +194,14 @@ impl Output {
 pub struct QueueSocket {
     path: PathBuf,
     sock: Option<UnixDatagram>,
+    /// Frames of the current `send_batch` sent so far: a field, not a local, so that it
+    /// outlives a `send_batch` future dropped while it waits for room ([`Output::taken`]).
+    taken: usize,
 }
 
 impl QueueSocket {
     pub fn new(path: &Path) -> QueueSocket {
-        QueueSocket { path: path.to_owned(), sock: None }
+        QueueSocket { path: path.to_owned(), sock: None, taken: 0 }
     }
 
     fn unavailable(&self, source: io::Error) -> OutputError {
@@ -201,15 +228,17 @@ impl QueueSocket {
     }
 
     /// Sends frames as datagrams, up to `BATCH` per `sendmmsg` call, each datagram's pieces
-    /// gathered by its iovec (no copy into a contiguous buffer).
+    /// gathered by its iovec (no copy into a contiguous buffer). A call may send some, then wait
+    /// for room (a partial `sendmmsg`, a full queue): `self.taken` counts what went out.
     pub async fn send_batch(&mut self, frames: &[Frame]) -> Result<usize, (usize, OutputError)> {
-        let mut done = 0;
+        self.taken = 0;
         let mut nobufs_retries = 0;
-        while done < frames.len() {
+        while self.taken < frames.len() {
+            let done = self.taken;
             let chunk = &frames[done..frames.len().min(done + BATCH)];
             let sock = self.connect().map_err(|e| (done, e))?;
             match sendmmsg(sock.as_raw_fd(), chunk) {
-                Ok(n) => done += n,
+                Ok(n) => self.taken += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The reader's queue is full (net.unix.max_dgram_qlen): wait until it drains.
                     if let Err(e) = self.writable().await {
@@ -232,7 +261,7 @@ impl QueueSocket {
                 }
             }
         }
-        Ok(done)
+        Ok(self.taken)
     }
 
     /// Waits until the connected socket may send again, registered with the runtime for that
@@ -246,6 +275,32 @@ impl QueueSocket {
         let ready = fd.writable().await.map(|mut guard| guard.clear_ready());
         self.sock = Some(fd.into_inner());
         ready
+    }
+}
+
+#[cfg(test)]
+impl QueueSocket {
+    /// Connected at once, with a send buffer of `bytes` (the kernel doubles it, to at least
+    /// ~4.5 KiB): a reader that does not read then holds only a few datagrams of ~1 KiB before
+    /// the sender must wait for room, whatever the machine's `wmem_default`.
+    pub(crate) fn with_send_buffer(path: &Path, bytes: libc::c_int) -> io::Result<QueueSocket> {
+        let sock = UnixDatagram::unbound()?;
+        // SAFETY: the option's value is a c_int that outlives the call, and its size is given.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&raw const bytes).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        sock.connect(path)?;
+        sock.set_nonblocking(true)?;
+        Ok(QueueSocket { path: path.to_owned(), sock: Some(sock), taken: 0 })
     }
 }
 
@@ -274,18 +329,24 @@ fn sendmmsg(fd: std::os::fd::RawFd, frames: &[Frame]) -> io::Result<usize> {
 /// One frame per line, for `--output stdout` and `--output file:PATH`. A frame is either in
 /// the buffer whole or not at all: a write error while making room leaves the frame to the
 /// sink's retry, and what was already written is never written again (no half or doubled
-/// lines after, say, a full disk).
+/// lines after, say, a full disk, or a write cut short by the sink's abort).
 pub struct LineWriter {
     w: Box<dyn AsyncWrite + Unpin + Send>,
     buf: Vec<u8>,
+    /// Bytes at the front of `buf` already written by a `write_out` that has not finished: a
+    /// field, not a local, so that a `write_out` dropped part-way (the sink's abort) leaves
+    /// the next one to go on after them.
+    written: usize,
     name: PathBuf,
+    /// Frames of the current `Output::send_batch` in `buf` ([`Output::taken`]).
+    taken: usize,
 }
 
 const LINE_BUFFER: usize = 64 << 10;
 
 impl LineWriter {
     pub fn new(w: Box<dyn AsyncWrite + Unpin + Send>, name: PathBuf) -> LineWriter {
-        LineWriter { w, buf: Vec::with_capacity(LINE_BUFFER), name }
+        LineWriter { w, buf: Vec::with_capacity(LINE_BUFFER), written: 0, name, taken: 0 }
     }
 
     fn error(&self, source: io::Error) -> OutputError {
@@ -303,21 +364,21 @@ impl LineWriter {
         Ok(())
     }
 
-    /// Writes the buffer out; on an error, keeps what was not written (and only that).
+    /// Writes the buffer out; on an error, keeps what was not written (and only that). Dropped
+    /// part-way, it leaves what it wrote counted in `written`, and the next call starts there.
     async fn write_out(&mut self) -> Result<(), OutputError> {
-        let mut done = 0;
         let result = loop {
-            if done == self.buf.len() {
+            if self.written == self.buf.len() {
                 break Ok(());
             }
-            match self.w.write(&self.buf[done..]).await {
+            match self.w.write(&self.buf[self.written..]).await {
                 Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => done += n,
+                Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e),
             }
         };
-        self.buf.drain(..done);
+        self.buf.drain(..std::mem::take(&mut self.written));
         result.map_err(|e| self.error(e))
     }
 
@@ -371,6 +432,79 @@ mod tests {
         }
         // The socket came back from its wait and still sends.
         assert!(q.sock.is_some());
+    }
+
+    /// A writer that takes at most `step` bytes per write, every other write pending (and
+    /// waking itself at once): the line output's writes are cut into many awaits.
+    struct Trickle {
+        out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        step: usize,
+        pending: bool,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.pending = !self.pending;
+            if self.pending {
+                cx.waker().wake_by_ref();
+                return std::task::Poll::Pending;
+            }
+            let n = buf.len().min(self.step);
+            self.out.lock().expect("not poisoned").extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A line output's batch dropped while it writes its full buffer out (the sink's abort):
+    /// `taken` counts the frames in the buffer, and the final flush writes each of them once
+    /// (the bytes written before the drop are not written again).
+    #[tokio::test]
+    async fn a_line_batch_dropped_mid_write_takes_whole_frames_and_writes_each_once() {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let w = Trickle { out: out.clone(), step: 100, pending: false };
+        let mut output = Output::Lines(LineWriter::new(Box::new(w), "test".into()));
+        // ~1 KiB each: the 64 KiB buffer fills at about the 64th.
+        let frames: Vec<Frame> = (0..200)
+            .map(|i| Frame::agent(Bytes::from(format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(1000)))))
+            .collect();
+        {
+            let mut send = std::pin::pin!(output.send_batch(&frames));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            // Until the buffer is full and part of it written.
+            while out.lock().expect("not poisoned").is_empty() {
+                assert!(send.as_mut().poll(&mut cx).is_pending(), "the batch cannot end before the first write");
+            }
+        }
+        let taken = output.taken();
+        assert!(0 < taken && taken < frames.len(), "{taken} taken");
+        output.flush().await.expect("flush");
+        let lines: Vec<u8> = frames[..taken]
+            .iter()
+            .flat_map(|f| {
+                let mut l = f.to_vec();
+                l.push(b'\n');
+                l
+            })
+            .collect();
+        assert!(*out.lock().expect("not poisoned") == lines, "the frames taken, each written once, whole");
     }
 
     /// A reader gone while the sender waits for room: the wait ends with an error, not a hang,

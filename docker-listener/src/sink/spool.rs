@@ -20,6 +20,10 @@ use crate::{
 /// Loss reports kept while they cannot be sent (see `Inner::reports`).
 const REPORTS_MAX: usize = 64;
 
+/// `Inner::head` at the start: room for 2^63 frames put back at the front and as many pushed
+/// at the back, so sequence numbers never wrap.
+const HEAD_START: u64 = 1 << 63;
+
 #[derive(Debug)]
 pub struct Spool {
     inner: Mutex<Inner>,
@@ -28,59 +32,165 @@ pub struct Spool {
     stats: Arc<Stats>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     /// Loss reports: sent before anything else, never evicted to make room for frames. At most
     /// [`REPORTS_MAX`] wait (one per second while Wazuh is away); beyond that the oldest goes:
     /// every report carries the running total (`loss.events_total`), so the next one covers it.
     reports: VecDeque<Frame>,
-    frames: VecDeque<Frame>,
+    /// The buffered frames, oldest first. `None` is a hole: a frame evicted from the middle
+    /// (`drop_noisiest`), left in place so that the others keep their positions; pops skip
+    /// holes, and `compact` removes them once they are more than an eighth of the frames.
+    frames: VecDeque<Option<Frame>>,
+    /// Holes in `frames`.
+    holes: usize,
+    /// The sequence number of `frames[0]`; `frames[i]`'s is `head + i`. Counts down when frames
+    /// are put back at the front, up when they are popped.
+    head: u64,
     bytes: usize,
     /// Bytes of `frames` by `Frame::owner` (the container each is about): when the buffer is
     /// full, a container holding at least twice as many bytes as any other loses its own oldest
     /// frames first, so a storm in one container costs its own frames, not the others'.
-    owners: HashMap<u64, usize>,
+    owners: HashMap<u64, Owner>,
     /// Frames dropped since the last report, and the total.
     dropped_unreported: u64,
     closed: bool,
+    /// Slots looked at by `take_oldest_of` (tests bound the eviction's work with it).
+    #[cfg(test)]
+    scanned: usize,
+}
+
+#[derive(Debug)]
+struct Owner {
+    bytes: usize,
+    /// No frame of this owner has a sequence number below this one: the search for its oldest
+    /// frame starts there, not at the front, where the other containers' frames pile up while
+    /// a storm in this one is being evicted (a scan from the front was O(frames) per eviction).
+    from: u64,
+}
+
+impl Default for Inner {
+    fn default() -> Inner {
+        Inner {
+            reports: VecDeque::new(),
+            frames: VecDeque::new(),
+            holes: 0,
+            head: HEAD_START,
+            bytes: 0,
+            owners: HashMap::new(),
+            dropped_unreported: 0,
+            closed: false,
+            #[cfg(test)]
+            scanned: 0,
+        }
+    }
 }
 
 impl Inner {
-    fn add(&mut self, f: &Frame) {
+    /// Frames buffered (holes not counted).
+    fn live(&self) -> usize {
+        self.frames.len() - self.holes
+    }
+
+    fn push_back(&mut self, f: Frame) {
+        let seq = self.head + self.frames.len() as u64;
+        self.add(&f, seq);
+        self.frames.push_back(Some(f));
+    }
+
+    fn push_front(&mut self, f: Frame) {
+        self.head -= 1;
+        self.add(&f, self.head);
+        self.frames.push_front(Some(f));
+    }
+
+    fn add(&mut self, f: &Frame, seq: u64) {
         self.bytes += f.len();
-        *self.owners.entry(f.owner).or_default() += f.len();
+        let o = self.owners.entry(f.owner).or_insert(Owner { bytes: 0, from: seq });
+        o.bytes += f.len();
+        o.from = o.from.min(seq);
     }
 
     fn sub(&mut self, f: &Frame) {
         self.bytes -= f.len();
-        if let Some(b) = self.owners.get_mut(&f.owner) {
-            *b = b.saturating_sub(f.len());
-            if *b == 0 {
+        if let Some(o) = self.owners.get_mut(&f.owner) {
+            o.bytes = o.bytes.saturating_sub(f.len());
+            if o.bytes == 0 {
                 self.owners.remove(&f.owner);
             }
         }
     }
 
-    /// Removes the oldest frame of the owner holding at least twice as many bytes as any other
-    /// (a container storming); when none stands out that way, the oldest frame of all.
-    fn drop_noisiest(&mut self) -> bool {
-        let (mut top, mut second) = ((0u64, 0usize), 0usize);
-        for (&owner, &bytes) in &self.owners {
-            if bytes > top.1 {
-                second = top.1;
-                top = (owner, bytes);
-            } else if bytes > second {
-                second = bytes;
+    /// Takes the oldest frame (holes before it go).
+    fn pop_front(&mut self) -> Option<Frame> {
+        loop {
+            let slot = self.frames.pop_front()?;
+            self.head += 1;
+            match slot {
+                Some(f) => {
+                    self.sub(&f);
+                    return Some(f);
+                }
+                None => self.holes -= 1,
             }
         }
-        let at = if top.1 > 0 && top.1 >= 2 * second {
-            self.frames.iter().position(|f| f.owner == top.0).unwrap_or(0)
-        } else {
-            0
-        };
-        let Some(f) = self.frames.remove(at) else { return false };
-        self.sub(&f);
-        true
+    }
+
+    /// Removes the oldest frame of the owner holding at least twice as many bytes as any other
+    /// (a container storming), leaving a hole; when none stands out that way, the oldest frame
+    /// of all.
+    fn drop_noisiest(&mut self) -> bool {
+        let (mut top, mut second) = ((0u64, 0usize), 0usize);
+        for (&owner, o) in &self.owners {
+            if o.bytes > top.1 {
+                second = top.1;
+                top = (owner, o.bytes);
+            } else if o.bytes > second {
+                second = o.bytes;
+            }
+        }
+        if top.1 > 0
+            && top.1 >= 2 * second
+            && let Some(f) = self.take_oldest_of(top.0)
+        {
+            self.sub(&f);
+            self.compact();
+            return true;
+        }
+        self.pop_front().is_some()
+    }
+
+    /// Takes `owner`'s oldest frame out of `frames`, leaving a hole; searches from its `from`.
+    fn take_oldest_of(&mut self, owner: u64) -> Option<Frame> {
+        let from = self.owners.get(&owner)?.from.max(self.head);
+        let start = usize::try_from(from - self.head).ok()?.min(self.frames.len());
+        let at = start + self.frames.range(start..).position(|s| s.as_ref().is_some_and(|f| f.owner == owner))?;
+        #[cfg(test)]
+        {
+            self.scanned += at - start + 1;
+        }
+        let f = self.frames.get_mut(at)?.take()?;
+        self.holes += 1;
+        if let Some(o) = self.owners.get_mut(&owner) {
+            o.from = self.head + at as u64 + 1;
+        }
+        Some(f)
+    }
+
+    /// Removes the holes once they are more than 64 and more than an eighth of the frames:
+    /// each slot moved (and each slot searched again after it) is paid for by the evictions
+    /// that made the holes, about 8 per eviction, and while a storm is evicted the holes take
+    /// at most an eighth more room than the frames. Positions change, so every owner's search
+    /// starts at the front again.
+    fn compact(&mut self) {
+        if self.holes <= 64 || self.holes <= self.live() / 8 {
+            return;
+        }
+        self.frames.retain(Option::is_some);
+        self.holes = 0;
+        for o in self.owners.values_mut() {
+            o.from = self.head;
+        }
     }
 }
 
@@ -99,8 +209,7 @@ impl Spool {
     pub fn push_all(&self, frames: impl IntoIterator<Item = Frame>) {
         let mut inner = self.lock();
         for f in frames {
-            inner.add(&f);
-            inner.frames.push_back(f);
+            inner.push_back(f);
         }
         self.evict(inner);
         self.notify.notify_one();
@@ -134,8 +243,7 @@ impl Spool {
             if f.origin == Origin::Report {
                 inner.reports.push_front(f);
             } else {
-                inner.add(&f);
-                inner.frames.push_front(f);
+                inner.push_front(f);
             }
         }
         // Over capacity: the frames just put back are the oldest, so they go first.
@@ -164,9 +272,7 @@ impl Spool {
         if let Some(r) = inner.reports.pop_front() {
             return Some(r);
         }
-        let f = inner.frames.pop_front()?;
-        inner.sub(&f);
-        Some(f)
+        inner.pop_front()
     }
 
     /// Waits for a frame; `None` once the spool is closed and empty.
@@ -186,13 +292,9 @@ impl Spool {
                     out.push(report);
                     return true;
                 }
-                if !inner.frames.is_empty() {
-                    let n = max.min(inner.frames.len());
-                    let start = out.len();
-                    out.extend(inner.frames.drain(..n));
-                    for f in &out[start..] {
-                        inner.sub(f);
-                    }
+                if inner.live() > 0 {
+                    let n = max.min(inner.live());
+                    out.extend(std::iter::from_fn(|| inner.pop_front()).take(n));
                     return true;
                 }
                 if inner.closed {
@@ -217,12 +319,12 @@ impl Spool {
 
     pub fn len(&self) -> (usize, usize) {
         let inner = self.lock();
-        (inner.frames.len() + inner.reports.len(), inner.bytes)
+        (inner.live() + inner.reports.len(), inner.bytes)
     }
 
     pub fn is_empty(&self) -> bool {
         let inner = self.lock();
-        inner.frames.is_empty() && inner.reports.is_empty()
+        inner.live() == 0 && inner.reports.is_empty()
     }
 
     pub fn capacity(&self) -> usize {
@@ -258,6 +360,151 @@ mod tests {
         );
         assert_eq!(stats.dropped_buffer_full.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert_eq!(s.len(), (0, 0));
+    }
+
+    /// A storm evicted behind many quiet frames: each eviction looks at a few slots, not at
+    /// every quiet frame in front of the storm's oldest; the holes stay a small part of the
+    /// buffer; what is kept and its order are drop-oldest's.
+    #[test]
+    fn evicting_a_storm_behind_quiet_frames_is_not_a_scan_from_the_front() {
+        let stats = Arc::new(Stats::default());
+        let hdr = crate::wazuh::FRAME_HEADER.len();
+        const QUIET: usize = 900; // 300 containers, 3 frames each
+        const STORM: usize = 20_000;
+        let s = Spool::new(1_000 * (hdr + 10), stats.clone());
+        let of = |owner: u64, tag: u8| Frame { owner, ..frame(10, tag) };
+        for i in 0..QUIET {
+            s.push(of(1 + (i % 300) as u64, 1));
+        }
+        for i in 0..STORM {
+            s.push(of(1_000, (i % 200) as u8 + 2));
+            let inner = s.lock();
+            assert!(inner.holes <= 64.max(inner.live() / 8), "{} holes for {} frames", inner.holes, inner.live());
+        }
+        let evicted = STORM - 100;
+        assert_eq!(Stats::get(&stats.dropped_buffer_full), evicted as u64);
+        let scanned = s.lock().scanned;
+        // A scan from the front: ~QUIET slots per eviction (19 million in all); here about 8.
+        assert!(scanned < 10 * evicted, "{scanned} slots looked at for {evicted} evictions");
+        let got: Vec<(u64, u8)> = std::iter::from_fn(|| s.try_pop()).map(|f| (f.owner, f.parts[1][0])).collect();
+        let want: Vec<(u64, u8)> = (0..QUIET)
+            .map(|i| (1 + (i % 300) as u64, 1))
+            .chain((STORM - 100..STORM).map(|i| (1_000, (i % 200) as u8 + 2)))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(s.len(), (0, 0));
+    }
+
+    /// The spool's eviction as it was before holes and `Owner::from` (drop_noisiest scanned
+    /// from the front and removed from the middle): the reference the spool must match.
+    struct Model {
+        frames: VecDeque<Frame>,
+        capacity: usize,
+        dropped: u64,
+    }
+
+    impl Model {
+        fn bytes(&self) -> usize {
+            self.frames.iter().map(Frame::len).sum()
+        }
+
+        fn evict(&mut self) {
+            while self.bytes() > self.capacity {
+                let mut owners: HashMap<u64, usize> = HashMap::new();
+                for f in &self.frames {
+                    *owners.entry(f.owner).or_default() += f.len();
+                }
+                let (mut top, mut second) = ((0u64, 0usize), 0usize);
+                for (&owner, &bytes) in &owners {
+                    if bytes > top.1 {
+                        second = top.1;
+                        top = (owner, bytes);
+                    } else if bytes > second {
+                        second = bytes;
+                    }
+                }
+                let at = if top.1 > 0 && top.1 >= 2 * second {
+                    self.frames.iter().position(|f| f.owner == top.0).unwrap_or(0)
+                } else {
+                    0
+                };
+                self.frames.remove(at);
+                self.dropped += 1;
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Frames pushed together: (owner, padding).
+        Push(Vec<(u64, usize)>),
+        /// A batch popped, then its last `n` put back (an output that took only the first ones).
+        Pop { max: usize, back: usize },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => prop::collection::vec((0u64..4, 0usize..40), 1..8).prop_map(Op::Push),
+            1 => (1usize..10, 0usize..10).prop_map(|(max, back)| Op::Pop { max, back }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any pushes, batches popped and frames put back: the same frames come out, in the
+        /// same order, and the same ones are dropped, as with the scan from the front.
+        #[test]
+        fn eviction_with_holes_matches_the_scan_from_the_front(
+            capacity in 100usize..800,
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let stats = Arc::new(Stats::default());
+            let s = Spool::new(capacity, stats.clone());
+            let mut model = Model { frames: VecDeque::new(), capacity, dropped: 0 };
+            let mut id = 0u32;
+            for op in ops {
+                match op {
+                    Op::Push(frames) => {
+                        let frames: Vec<Frame> = frames
+                            .into_iter()
+                            .map(|(owner, pad)| {
+                                id += 1;
+                                let mut body = id.to_le_bytes().to_vec();
+                                body.resize(4 + pad, 0);
+                                Frame { owner, ..Frame::agent(Bytes::from(body)) }
+                            })
+                            .collect();
+                        model.frames.extend(frames.iter().cloned());
+                        model.evict();
+                        s.push_all(frames);
+                    }
+                    Op::Pop { max, back } => {
+                        let mut batch = Vec::new();
+                        if model.frames.is_empty() {
+                            proptest::prop_assert!(s.is_empty());
+                            continue;
+                        }
+                        proptest::prop_assert!(rt.block_on(s.pop_batch(&mut batch, max)));
+                        let want: Vec<Frame> = model.frames.drain(..max.min(model.frames.len())).collect();
+                        proptest::prop_assert_eq!(
+                            batch.iter().map(Frame::to_vec).collect::<Vec<_>>(),
+                            want.iter().map(Frame::to_vec).collect::<Vec<_>>()
+                        );
+                        let keep = batch.len().saturating_sub(back);
+                        for f in want[keep..].iter().rev() {
+                            model.frames.push_front(f.clone());
+                        }
+                        model.evict();
+                        s.unpop_all(batch.drain(keep..));
+                    }
+                }
+                proptest::prop_assert_eq!(s.len(), (model.frames.len(), model.bytes()));
+                proptest::prop_assert_eq!(Stats::get(&stats.dropped_buffer_full), model.dropped);
+            }
+            let rest: Vec<Vec<u8>> = std::iter::from_fn(|| s.try_pop()).map(|f| f.to_vec()).collect();
+            proptest::prop_assert_eq!(rest, model.frames.iter().map(Frame::to_vec).collect::<Vec<_>>());
+        }
     }
 
     #[test]
