@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::{
     docker::DockerEvent,
-    shrink::{DOCKER_SKELETON, shrink_to_fit},
+    shrink::{DOCKER_SKELETON, DOCKER_WHOLE, shrink_to_fit},
     stats::Stats,
     wazuh::{DOCKER_EVENT_PREFIX, DOCKER_EVENT_SUFFIX, FRAME_HEADER},
 };
@@ -131,7 +131,7 @@ impl Encoder {
         // shrink), and Docker's bytes were validated as a JSON object when they were read.
         let shrunk = serde_json::from_slice(&body)
             .ok()
-            .and_then(|value| shrink_to_fit(value, budget, DOCKER_SKELETON))
+            .and_then(|value| shrink_to_fit(value, budget, DOCKER_SKELETON, DOCKER_WHOLE))
             .unwrap_or_else(|| b"{}".to_vec());
         self.count_truncated(ev.raw.len());
         Frame {
@@ -173,7 +173,7 @@ impl Encoder {
         }
         let mut skeleton: Vec<&[&str]> = crate::ecs::SKELETON.to_vec();
         skeleton.push(&["truncated"]);
-        match shrink_to_fit(value, self.max_event_size - FRAME_HEADER.len(), &skeleton) {
+        match shrink_to_fit(value, self.max_event_size - FRAME_HEADER.len(), &skeleton, crate::ecs::WHOLE) {
             Some(shrunk) => {
                 self.count_truncated(original);
                 Some(Frame::agent(Bytes::from(shrunk)))
@@ -203,7 +203,7 @@ impl Encoder {
                 max_event_size = self.max_event_size,
                 truncated_total = n + 1,
                 "an event was larger than max_event_size: sent shrunk and marked \"truncated\": true \
-                 (longest values cut). Raise max_event_size (up to 65535) if this is frequent."
+                 (labels, argv and other long values cut first; ids kept). Raise max_event_size (up to 65535) if this is frequent."
             );
         }
     }
@@ -329,6 +329,102 @@ mod tests {
         assert!(bytes.starts_with(FRAME_HEADER));
         let v: Value = serde_json::from_slice(&bytes[FRAME_HEADER.len()..]).unwrap();
         assert_eq!(v["truncated"], true);
+    }
+
+    const CONTAINER_ID: &str = "51aa4df537fa610da0dd65276a9b13114acec85ad824caad8b699caaf7bf5a32";
+
+    /// A container whose labels (the image's author's to choose) are far over the limit: a
+    /// thousand of them, 2,000 bytes each.
+    fn labelled_start(name: &str) -> (String, Value) {
+        let mut attrs: serde_json::Map<String, Value> =
+            (0..1000).map(|i| (format!("l{i:04}"), Value::String("v".repeat(2000)))).collect();
+        attrs.insert("image".into(), "registry.example.com/shop/web:1.2.3".into());
+        attrs.insert("name".into(), name.into());
+        let event = json!({"status": "start", "id": CONTAINER_ID, "from": "registry.example.com/shop/web:1.2.3",
+            "Type": "container", "Action": "start", "Actor": {"ID": CONTAINER_ID, "Attributes": attrs},
+            "scope": "local", "time": 1796277374, "timeNano": 1796277374713068557_i64});
+        (event.to_string(), event)
+    }
+
+    /// The Docker event inside a shrunk frame, checked for the framing and the size.
+    fn shrunk_docker(f: &Frame, max: usize) -> Value {
+        let bytes = f.to_vec();
+        assert!(bytes.len() <= max, "{} > {max}", bytes.len());
+        assert!(bytes.starts_with(DOCKER_EVENT_PREFIX) && bytes.ends_with(TRUNCATED_SUFFIX));
+        let v: Value = serde_json::from_slice(&bytes[FRAME_HEADER.len()..]).expect("valid JSON");
+        assert_eq!((&v["integration"], &v["truncated"]), (&json!("docker"), &json!(true)));
+        v["docker"].clone()
+    }
+
+    #[test]
+    fn labels_cannot_push_a_container_s_identity_out_of_a_shrunk_event() {
+        let (raw, event) = labelled_start("web-1");
+        for max in [65535, 16384, 4096, 1024] {
+            let docker = shrunk_docker(&enc(max, false).docker(&ev(&raw)), max);
+            for key in ["status", "id", "from", "Type", "Action", "scope", "time", "timeNano"] {
+                assert_eq!(docker[key], event[key], "{key} at {max}");
+            }
+            assert_eq!(docker["Actor"]["ID"], CONTAINER_ID, "at {max}");
+            assert_eq!(docker["Actor"]["Attributes"]["name"], "web-1", "at {max}");
+            assert_eq!(docker["Actor"]["Attributes"]["image"], "registry.example.com/shop/web:1.2.3", "at {max}");
+            // The labels kept are cut and marked; those left out leave the skeleton.
+            let attrs = docker["Actor"]["Attributes"].as_object().expect("attributes");
+            for (k, v) in attrs.iter().filter(|(k, _)| !["name", "image"].contains(&k.as_str())) {
+                assert!(v.as_str().is_some_and(|s| s.ends_with('…') && s.len() < 2000), "{k} at {max}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hostile_container_name_is_cut_but_not_the_container_s_id() {
+        let (raw, event) = labelled_start(&"\u{1}".repeat(100_000));
+        for max in [65535, 4096, 1024] {
+            let docker = shrunk_docker(&enc(max, false).docker(&ev(&raw)), max);
+            assert_eq!(docker["Actor"]["ID"], CONTAINER_ID, "at {max}");
+            assert_eq!(docker["id"], CONTAINER_ID, "at {max}");
+            for key in ["Type", "Action", "scope", "time", "timeNano"] {
+                assert_eq!(docker[key], event[key], "{key} at {max}");
+            }
+            let name = docker["Actor"]["Attributes"]["name"].as_str().expect("the name, cut");
+            assert!(name.starts_with('\u{1}') && name.ends_with('…'), "at {max}");
+        }
+    }
+
+    #[test]
+    fn args_and_labels_cannot_push_a_process_s_container_out_of_a_shrunk_event() {
+        let labels: serde_json::Map<String, Value> =
+            (0..64).map(|i| (format!("label{i}"), Value::String("v".repeat(60)))).collect();
+        for container_name in ["web-1".to_owned(), "n".repeat(100_000)] {
+            let event = json!({"integration": "docker", "@timestamp": "2026-12-01T17:53:01.289385331Z",
+                "event": {"kind": "event", "category": ["process"], "type": ["start"], "action": "exec",
+                          "outcome": "success", "module": "docker-listener", "dataset": "docker_listener.process"},
+                "process": {"pid": 4242, "entity_id": "0123456789abcdef", "executable": "/bin/sh", "name": "sh",
+                            "args": vec!["\u{1}".repeat(2000); 100]},
+                "container": {"id": CONTAINER_ID, "name": container_name,
+                              "image": {"name": "registry.example.com/shop/web:1.2.3"}, "labels": labels},
+                "docker_listener": {"syscall": {"name": "execve", "ret": 0}}});
+            for max in [65535, 4096, 1024] {
+                let f = enc(max, false).agent(&event).expect("the skeleton fits");
+                let bytes = f.to_vec();
+                assert!(bytes.len() <= max && bytes.starts_with(FRAME_HEADER), "{} > {max}", bytes.len());
+                let v: Value = serde_json::from_slice(&bytes[FRAME_HEADER.len()..]).expect("valid JSON");
+                assert_eq!(v["truncated"], true);
+                assert_eq!(v["container"]["id"], CONTAINER_ID, "at {max}");
+                assert_eq!(v["process"]["pid"], 4242);
+                assert_eq!(v["event"], event["event"], "at {max}");
+                assert_eq!(v["@timestamp"], event["@timestamp"]);
+                assert_eq!(v["container"]["image"]["name"], "registry.example.com/shop/web:1.2.3", "at {max}");
+                let name = v["container"]["name"].as_str().expect("the name");
+                if container_name.len() < 100 {
+                    assert_eq!(name, container_name, "at {max}");
+                } else {
+                    assert!(name.starts_with("nnn") && name.ends_with('…'), "at {max}");
+                }
+                for a in v["process"]["args"].as_array().into_iter().flatten() {
+                    assert!(a.as_str().is_some_and(|s| s.ends_with('…')), "at {max}");
+                }
+            }
+        }
     }
 
     proptest! {

@@ -1,19 +1,32 @@
 //! Shrinks a JSON object so its serialisation fits a byte budget, keeping it valid JSON with the
 //! same keys in the same order. Used for the rare event larger than Wazuh's datagram limit.
 //!
+//! Each kind of event names its skeleton: the fields that say what happened, to what, where
+//! (Docker's `DOCKER_SKELETON`, ours `ecs::SKELETON`), and among them those kept whole, what
+//! Docker, the kernel or the agent wrote and no container chooses (`DOCKER_WHOLE`,
+//! `ecs::WHOLE`: a container's id, a pid, what happened). So what a container chooses (its
+//! labels, argv, even its name) never pushes out what the event is about, however much of it
+//! there is.
+//!
 //! Strategy, cheapest information loss first:
-//! 1. cut the longest string values down to a common cap ("water-filling": one pass finds the
-//!    largest cap that frees enough bytes), each cut marked with a trailing `…`;
-//! 2. if the keys and short values alone are still too big, keep only a skeleton: the fields
-//!    that say what happened, to what, where (each kind of event names its own: Docker's
-//!    `DOCKER_SKELETON`, ours `ecs::SKELETON`), with their strings capped the same way;
-//! 3. failing that, nothing: the caller counts the event as lost. An empty object is never a
+//! 1. cut the longest strings outside the skeleton down to a common cap ("water-filling": one
+//!    pass finds the largest cap that frees enough bytes), each cut marked with a trailing `…`;
+//! 2. cut the skeleton's own long strings (a hostile container name), not below `SKELETON_KEEP`,
+//!    those kept whole untouched, every key still kept;
+//! 3. if that is still too big, keep only the skeleton, its strings cut the same way, those kept
+//!    whole last: one too long for the budget by itself (a volume's id is its name, which its
+//!    creator chose) is cut too rather than the event lost;
+//! 4. failing that, nothing: the caller counts the event as lost. An empty object is never a
 //!    valid event.
 use serde_json::{Map, Value};
 
-/// Strings are not cut shorter than this (plus the marker)...
+/// Strings outside the skeleton are not cut shorter than this (plus the marker)...
 const MIN_KEEP: usize = 32;
-/// ...unless the skeleton needs it (strings of control characters, six bytes each in JSON).
+/// ...nor the skeleton's while anything else is kept (no name, image or path meant to be read
+/// is longer)...
+const SKELETON_KEEP: usize = 256;
+/// ...and only the skeleton's are cut shorter than `MIN_KEEP`, when it needs it (strings of
+/// control characters, six bytes each in JSON).
 const LAST_KEEP: usize = 4;
 const MARK: &str = "…";
 
@@ -33,27 +46,65 @@ pub const DOCKER_SKELETON: &[&[&str]] = &[
     &["timeNano"],
 ];
 
+/// What of a Docker event is cut only when its skeleton cannot fit otherwise: what dockerd
+/// writes itself (a container's id, the kind of object, the time), not what its client chose
+/// (a name, an image, labels, an exec's command line in `Action` and `status`).
+pub const DOCKER_WHOLE: &[&[&str]] = &[&["id"], &["Type"], &["Actor", "ID"], &["scope"], &["time"], &["timeNano"]];
+
 /// Returns the serialisation of `value` shrunk to at most `budget` bytes, or `None` when not
-/// even its `skeleton` fits. The result is a JSON object when `value` is one.
-pub fn shrink_to_fit(mut value: Value, budget: usize, skeleton: &[&[&str]]) -> Option<Vec<u8>> {
-    if let Some(out) = cap_until_fits(&mut value, budget) {
+/// even its `skeleton` fits. The strings at `whole` (and below it) are cut last, after every
+/// other string of the skeleton; `whole` is part of the skeleton. The result is a JSON object
+/// when `value` is one.
+pub fn shrink_to_fit(mut value: Value, budget: usize, skeleton: &[&[&str]], whole: &[&[&str]]) -> Option<Vec<u8>> {
+    let paths = Paths { skeleton, whole };
+    if let Some(out) = cap_until_fits(&mut value, budget, &paths, Tier::Rest, MIN_KEEP) {
         return Some(out);
     }
-    let mut skeleton = skeleton_of(&value, skeleton);
-    cap_until_fits(&mut skeleton, budget).or_else(|| cap_until_fits_keeping(&mut skeleton, budget, LAST_KEEP))
+    if let Some(out) = cap_until_fits(&mut value, budget, &paths, Tier::Skeleton, SKELETON_KEEP) {
+        return Some(out);
+    }
+    let mut skeleton = skeleton_of(&value, &paths);
+    [(Tier::Skeleton, MIN_KEEP), (Tier::Skeleton, LAST_KEEP), (Tier::Whole, MIN_KEEP), (Tier::Whole, LAST_KEEP)]
+        .into_iter()
+        .find_map(|(upto, keep)| cap_until_fits(&mut skeleton, budget, &paths, upto, keep))
 }
 
-fn cap_until_fits(value: &mut Value, budget: usize) -> Option<Vec<u8>> {
-    cap_until_fits_keeping(value, budget, MIN_KEEP)
+/// How long a string is kept, by where it is: the higher, the later it is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Tier {
+    Rest,
+    Skeleton,
+    Whole,
 }
 
-fn cap_until_fits_keeping(value: &mut Value, budget: usize, keep: usize) -> Option<Vec<u8>> {
+struct Paths<'p> {
+    skeleton: &'p [&'p [&'p str]],
+    whole: &'p [&'p [&'p str]],
+}
+
+impl Paths<'_> {
+    /// The tier of what is at `path` (object keys from the top; an array's items are at their
+    /// array's path): a path's tier holds for everything below it.
+    fn tier(&self, path: &[&str]) -> Tier {
+        if self.whole.iter().any(|p| path.starts_with(p)) {
+            Tier::Whole
+        } else if self.skeleton.iter().any(|p| path.starts_with(p)) {
+            Tier::Skeleton
+        } else {
+            Tier::Rest
+        }
+    }
+}
+
+/// Cuts the strings of tier `upto` or lower, not below `keep` bytes (plus the marker), until
+/// the serialisation fits `budget`; `None` if it cannot.
+fn cap_until_fits(value: &mut Value, budget: usize, paths: &Paths, upto: Tier, keep: usize) -> Option<Vec<u8>> {
     for _ in 0..4 {
         let out = to_vec(value);
         if out.len() <= budget {
             return Some(out);
         }
-        if !cap_longest_strings(value, out.len() - budget, keep) {
+        if !cap_longest_strings(value, out.len() - budget, paths, upto, keep) {
             break;
         }
     }
@@ -66,12 +117,12 @@ fn to_vec(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec())
 }
 
-/// Cuts the longest strings to a common cap so that at least `excess` bytes are freed (cutting
-/// n raw bytes frees at least n serialised bytes, escapes only make it more). Returns false if
-/// nothing could be cut.
-fn cap_longest_strings(value: &mut Value, excess: usize, keep: usize) -> bool {
+/// Cuts the longest strings of tier `upto` or lower to a common cap so that at least `excess`
+/// bytes are freed (cutting n raw bytes frees at least n serialised bytes, escapes only make it
+/// more). Returns false if nothing could be cut.
+fn cap_longest_strings(value: &mut Value, excess: usize, paths: &Paths, upto: Tier, keep: usize) -> bool {
     let mut lens = Vec::new();
-    collect_string_lens(value, &mut lens);
+    collect_string_lens(value, &mut Vec::new(), paths, upto, &mut lens);
     lens.retain(|&l| l > keep + MARK.len());
     if lens.is_empty() {
         return false;
@@ -90,22 +141,28 @@ fn cap_longest_strings(value: &mut Value, excess: usize, keep: usize) -> bool {
             break;
         }
     }
-    cap_strings(value, cap);
+    cap_strings(value, &mut Vec::new(), paths, upto, cap);
     true
 }
 
-fn collect_string_lens(v: &Value, out: &mut Vec<usize>) {
+fn collect_string_lens<'v>(v: &'v Value, path: &mut Vec<&'v str>, paths: &Paths, upto: Tier, out: &mut Vec<usize>) {
     match v {
-        Value::String(s) => out.push(s.len()),
-        Value::Array(a) => a.iter().for_each(|x| collect_string_lens(x, out)),
-        Value::Object(m) => m.values().for_each(|x| collect_string_lens(x, out)),
+        Value::String(s) if paths.tier(path) <= upto => out.push(s.len()),
+        Value::Array(a) => a.iter().for_each(|x| collect_string_lens(x, path, paths, upto, out)),
+        Value::Object(m) => {
+            for (k, x) in m {
+                path.push(k);
+                collect_string_lens(x, path, paths, upto, out);
+                path.pop();
+            }
+        }
         _ => {}
     }
 }
 
-fn cap_strings(v: &mut Value, cap: usize) {
+fn cap_strings<'v>(v: &'v mut Value, path: &mut Vec<&'v str>, paths: &Paths, upto: Tier, cap: usize) {
     match v {
-        Value::String(s) if s.len() > cap => {
+        Value::String(s) if s.len() > cap && paths.tier(path) <= upto => {
             let mut keep = cap.saturating_sub(MARK.len());
             while !s.is_char_boundary(keep) {
                 keep -= 1;
@@ -113,15 +170,22 @@ fn cap_strings(v: &mut Value, cap: usize) {
             s.truncate(keep);
             s.push_str(MARK);
         }
-        Value::Array(a) => a.iter_mut().for_each(|x| cap_strings(x, cap)),
-        Value::Object(m) => m.values_mut().for_each(|x| cap_strings(x, cap)),
+        Value::Array(a) => a.iter_mut().for_each(|x| cap_strings(x, path, paths, upto, cap)),
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                path.push(k);
+                cap_strings(x, path, paths, upto, cap);
+                path.pop();
+            }
+        }
         _ => {}
     }
 }
 
-fn skeleton_of(v: &Value, skeleton: &[&[&str]]) -> Value {
+/// The skeleton's paths (and those kept whole) of `v`, in the skeleton's order.
+fn skeleton_of(v: &Value, paths: &Paths) -> Value {
     let mut out = Map::new();
-    for path in skeleton {
+    for path in paths.skeleton.iter().chain(paths.whole) {
         if let Some(found) = path.iter().try_fold(v, |cur, k| cur.get(k)) {
             insert_path(&mut out, path, found.clone());
         }
@@ -153,13 +217,13 @@ mod tests {
     #[test]
     fn small_values_are_untouched() {
         let v = json!({"b": 1, "a": "x"});
-        assert_eq!(shrink_to_fit(v, 100, DOCKER_SKELETON).unwrap(), br#"{"b":1,"a":"x"}"#.to_vec());
+        assert_eq!(shrink_to_fit(v, 100, DOCKER_SKELETON, DOCKER_WHOLE).unwrap(), br#"{"b":1,"a":"x"}"#.to_vec());
     }
 
     #[test]
     fn the_longest_value_is_cut_first_and_order_is_kept() {
         let v = json!({"Type": "container", "Action": "start", "Actor": {"ID": "abc", "Attributes": {"big": "y".repeat(10_000), "name": "n"}}});
-        let out = shrink_to_fit(v, 1000, DOCKER_SKELETON).unwrap();
+        let out = shrink_to_fit(v, 1000, DOCKER_SKELETON, DOCKER_WHOLE).unwrap();
         assert!(out.len() <= 1000, "{}", out.len());
         let back: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(back["Actor"]["Attributes"]["name"], "n");
@@ -173,7 +237,7 @@ mod tests {
     fn many_medium_strings_are_capped_together() {
         let attrs: Map<String, Value> = (0..500).map(|i| (format!("l{i}"), Value::String("z".repeat(2000)))).collect();
         let v = json!({"Type": "container", "Actor": {"Attributes": attrs}});
-        let out = shrink_to_fit(v, 60_000, DOCKER_SKELETON).unwrap();
+        let out = shrink_to_fit(v, 60_000, DOCKER_SKELETON, DOCKER_WHOLE).unwrap();
         assert!(out.len() <= 60_000 && out.len() > 50_000, "{}", out.len());
     }
 
@@ -181,7 +245,7 @@ mod tests {
     fn too_many_keys_falls_back_to_the_skeleton() {
         let attrs: Map<String, Value> = (0..5000).map(|i| (format!("label{i}"), Value::from(i))).collect();
         let v = json!({"Type": "container", "Action": "create", "Actor": {"ID": "abc", "Attributes": attrs}, "timeNano": 5});
-        let out = shrink_to_fit(v, 2000, DOCKER_SKELETON).unwrap();
+        let out = shrink_to_fit(v, 2000, DOCKER_SKELETON, DOCKER_WHOLE).unwrap();
         let back: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, json!({"Type": "container", "Action": "create", "Actor": {"ID": "abc"}, "timeNano": 5}));
     }
@@ -197,7 +261,7 @@ mod tests {
             let budget = crate::config::MAX_EVENT_SIZE_MIN
                 - crate::wazuh::DOCKER_EVENT_PREFIX.len()
                 - crate::encode::TRUNCATED_SUFFIX.len();
-            let out = shrink_to_fit(v, budget, DOCKER_SKELETON).expect("always fits");
+            let out = shrink_to_fit(v, budget, DOCKER_SKELETON, DOCKER_WHOLE).expect("always fits");
             assert!(out.len() <= budget);
         }
     }
@@ -209,13 +273,13 @@ mod tests {
             "process": {"pid": 7, "executable": "/bin/sh", "name": "sh", "args": vec!["a"; 100]},
             "container": {"id": "abc", "name": "web", "labels": labels},
             "docker_listener": {"cpu": 1, "syscall": {"name": "execve", "ret": 0}}});
-        let out = shrink_to_fit(v.clone(), 2000, crate::ecs::SKELETON).unwrap();
+        let out = shrink_to_fit(v.clone(), 2000, crate::ecs::SKELETON, crate::ecs::WHOLE).unwrap();
         let back: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(back["process"]["executable"], "/bin/sh");
         assert_eq!(back["container"]["name"], "web");
         assert_eq!(back["event"]["action"], "exec");
         assert!(back["container"].get("labels").is_none());
-        assert_eq!(shrink_to_fit(v, 20, crate::ecs::SKELETON), None, "nothing rather than {{}}");
+        assert_eq!(shrink_to_fit(v, 20, crate::ecs::SKELETON, crate::ecs::WHOLE), None, "nothing rather than {{}}");
         // Hostile strings in everything a process in a container chooses (its file names and
         // argv: executable, name, applet, the path given to execve, its parent's executable),
         // long ones elsewhere: the skeleton still fits the smallest budget.
@@ -230,14 +294,89 @@ mod tests {
             "container": {"id": long, "name": long, "image": {"name": long}},
             "docker_listener": {"syscall": {"name": "execve", "ret": 0, "abi": "ia32"}, "exec": {"filename": h}}});
         let budget = crate::config::MAX_EVENT_SIZE_MIN - crate::wazuh::FRAME_HEADER.len();
-        let out = shrink_to_fit(v, budget, crate::ecs::SKELETON).expect("the skeleton fits");
+        let out = shrink_to_fit(v, budget, crate::ecs::SKELETON, crate::ecs::WHOLE).expect("the skeleton fits");
         assert!(out.len() <= budget);
+    }
+
+    const ID: &str = "51aa4df537fa610da0dd65276a9b13114acec85ad824caad8b699caaf7bf5a32";
+
+    /// A container event with everything its creator chooses hostile: `n` labels of `len`
+    /// bytes, and a name, an image and an exec's command line of `hostile`.
+    fn hostile_docker_event(n: usize, len: usize, hostile: &str) -> Value {
+        let mut attrs: Map<String, Value> = (0..n).map(|i| (format!("l{i}"), Value::String("v".repeat(len)))).collect();
+        attrs.insert("name".into(), hostile.into());
+        attrs.insert("image".into(), hostile.into());
+        json!({"status": format!("exec_start: {hostile}"), "id": ID, "from": hostile, "Type": "container",
+            "Action": format!("exec_start: {hostile}"), "Actor": {"ID": ID, "Attributes": attrs},
+            "scope": "local", "time": 1796277374, "timeNano": 1796277374713068557_i64})
+    }
+
+    fn docker_budget(max_event_size: usize) -> usize {
+        max_event_size - crate::wazuh::DOCKER_EVENT_PREFIX.len() - crate::encode::TRUNCATED_SUFFIX.len()
+    }
+
+    #[test]
+    fn what_dockerd_writes_outlasts_everything_a_container_chooses() {
+        for hostile in ["é".repeat(100_000), "\u{1}".repeat(100_000), "web".into()] {
+            for (n, len) in [(1000, 2000), (5000, 1), (3, 10)] {
+                let v = hostile_docker_event(n, len, &hostile);
+                for max in [crate::config::MAX_EVENT_SIZE_MIN, 4096, 65535] {
+                    let budget = docker_budget(max);
+                    let Some(out) = shrink_to_fit(v.clone(), budget, DOCKER_SKELETON, DOCKER_WHOLE) else {
+                        assert!(serde_json::to_vec(&v).unwrap().len() <= budget, "lost at {max}");
+                        continue;
+                    };
+                    assert!(out.len() <= budget);
+                    let back: Value = serde_json::from_slice(&out).unwrap();
+                    for key in ["id", "Type", "scope", "time", "timeNano"] {
+                        assert_eq!(back[key], v[key], "{key} at {max}, {n} labels");
+                    }
+                    assert_eq!(back["Actor"]["ID"], ID, "at {max}, {n} labels");
+                    let name = back["Actor"]["Attributes"]["name"].as_str().unwrap();
+                    if hostile.len() > 100 {
+                        assert!(name.ends_with('…') && hostile.starts_with(name.trim_end_matches('…')));
+                    } else {
+                        assert_eq!(name, hostile, "at {max}, {n} labels");
+                        assert_eq!(back["Action"], v["Action"], "at {max}, {n} labels");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_skeleton_s_own_long_strings_are_cut_before_the_rest_is_left_out() {
+        // A hostile name and a few short labels: the name is cut (to no less than
+        // SKELETON_KEEP), the labels stay whole.
+        let v = hostile_docker_event(3, 10, &"x".repeat(100_000));
+        let out = shrink_to_fit(v, 4000, DOCKER_SKELETON, DOCKER_WHOLE).unwrap();
+        let back: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back["Actor"]["Attributes"]["l0"], "v".repeat(10));
+        let name = back["Actor"]["Attributes"]["name"].as_str().unwrap();
+        assert!(name.len() >= SKELETON_KEEP && name.ends_with('…'), "{}", name.len());
+        assert_eq!(back["Actor"]["ID"], ID);
+        // Labels whose keys alone are over the budget are left out first, and a name no
+        // longer than SKELETON_KEEP is kept whole.
+        let v = hostile_docker_event(5000, 1, &"x".repeat(200));
+        let out = shrink_to_fit(v, 4000, DOCKER_SKELETON, DOCKER_WHOLE).unwrap();
+        let back: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back["Actor"]["Attributes"]["name"], "x".repeat(200));
+        assert!(back["Actor"]["Attributes"].get("l0").is_none());
+    }
+
+    #[test]
+    fn the_paths_kept_whole_are_in_the_skeleton() {
+        for (skeleton, whole) in [(DOCKER_SKELETON, DOCKER_WHOLE), (crate::ecs::SKELETON, crate::ecs::WHOLE)] {
+            for w in whole {
+                assert!(skeleton.iter().any(|p| w.starts_with(p)), "{w:?}");
+            }
+        }
     }
 
     #[test]
     fn multibyte_characters_are_not_split() {
         let v = json!({"a": "é".repeat(1000)});
-        let out = shrink_to_fit(v, 300, DOCKER_SKELETON).unwrap();
+        let out = shrink_to_fit(v, 300, DOCKER_SKELETON, DOCKER_WHOLE).unwrap();
         assert!(out.len() <= 300);
         assert!(std::str::from_utf8(&out).is_ok());
     }
@@ -259,13 +398,41 @@ mod tests {
     }
 
     proptest! {
+        // Each case shrinks events of up to ~1 MB several times: fewer cases.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever a container's creator chooses (labels, name, image, an exec's command line),
+        /// what dockerd writes is kept whole at any max_event_size.
+        #[test]
+        fn a_container_s_identity_is_never_cut(
+            attrs in prop::collection::btree_map(".{1,40}", (".{0,40}", 1usize..100), 0..60),
+            hostile in "(.|[\u{0}-\u{1f}]){0,200}",
+            repeat in 1usize..500,
+            max in crate::config::MAX_EVENT_SIZE_MIN..=65535,
+        ) {
+            let hostile = hostile.repeat(repeat);
+            let mut v = hostile_docker_event(0, 0, &hostile);
+            for (k, (x, n)) in attrs {
+                v["Actor"]["Attributes"][k] = Value::String(x.repeat(n));
+            }
+            let budget = docker_budget(max);
+            let out = shrink_to_fit(v.clone(), budget, DOCKER_SKELETON, DOCKER_WHOLE).expect("the skeleton fits");
+            prop_assert!(out.len() <= budget);
+            let back: Value = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(&back["Actor"]["ID"], ID);
+            for key in ["id", "Type", "scope", "time", "timeNano"] {
+                prop_assert_eq!(&back[key], &v[key]);
+            }
+        }
+    }
+
+    proptest! {
         #[test]
         fn always_fits_and_stays_a_valid_object(
             members in prop::collection::vec((".{0,20}", arb_json()), 0..20),
             budget in 2usize..5000,
         ) {
             let v = Value::Object(members.into_iter().collect());
-            let Some(out) = shrink_to_fit(v.clone(), budget, DOCKER_SKELETON) else {
+            let Some(out) = shrink_to_fit(v.clone(), budget, DOCKER_SKELETON, DOCKER_WHOLE) else {
                 // Only when not even the skeleton of what it has fits.
                 prop_assert!(budget < 1024);
                 return Ok(());

@@ -670,6 +670,21 @@ pub const SKELETON: &[&[&str]] = &[
     &["docker_listener", "dns", "suspicious"],
 ];
 
+/// What of `SKELETON` is cut only when the skeleton cannot fit otherwise: what the agent or the
+/// kernel wrote (what happened, when, the pids, the container's id), never a string a process
+/// or a container's creator chose (a name, a path, labels, argv), so those cannot push it out.
+pub const WHOLE: &[&[&str]] = &[
+    &["integration"],
+    &["@timestamp"],
+    &["event"],
+    &["error", "code"],
+    &["process", "pid"],
+    &["process", "entity_id"],
+    &["process", "parent", "pid"],
+    &["container", "id"],
+    &["docker_listener", "syscall"],
+];
+
 /// The agent's own health, for Wazuh (not only the log): a part that does not work, why, what
 /// goes unseen meanwhile, and the fix. `status`: `unavailable` (eBPF could not be loaded: Docker
 /// events only), `degraded` (loaded without the kernel's BTF), `blind` (one way activity reaches

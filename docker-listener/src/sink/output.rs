@@ -59,52 +59,151 @@ fn describe(kind: Unavailable, path: &Path) -> String {
 }
 
 /// `--output file:PATH`, opened for appending, owner-only (0600) when created, never through a
-/// symbolic link. In a sticky directory others may write to (`/tmp`), a file that already
-/// exists must be this process's own user's (someone else's could be read by them, or be a
-/// trap laid before the agent started): refused otherwise.
-fn open_output_file(path: &Path) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-    let refuse =
-        |why: String| io::Error::new(io::ErrorKind::PermissionDenied, format!("refusing {}: {why}", path.display()));
-    let shared_dir = path
-        .parent()
-        .and_then(|d| std::fs::metadata(if d.as_os_str().is_empty() { Path::new(".") } else { d }).ok())
-        .is_some_and(|m| m.permissions().mode() & 0o1002 == 0o1002);
-    let open = |create_new: bool| {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(!create_new)
-            .create_new(create_new)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
+/// symbolic link. Events carry command lines, labels and secrets that escaped redaction, and a
+/// file Wazuh reads is believed: who else may read, change or replace it matters.
+///
+/// - In a directory everyone may write to: without the sticky bit, refused (anyone could remove
+///   or replace the file); with it (`/tmp`), the file is created exclusively, and one that
+///   already exists must be this process's user's, with no other name (a hard link to a file the
+///   agent must not append to), or it is refused (a trap laid before the agent started).
+/// - A named pipe nobody reads, or a socket, is refused rather than waited on.
+/// - What is allowed but lets others read or change the events is returned as warnings for the
+///   caller to log, each with its fix: an existing file others may read or anyone but its owner
+///   and group may change (mode 0600 or 0640 is what is asked for), one another user owns, a
+///   directory its group may change or another user owns.
+fn open_output_file(path: &Path) -> io::Result<(std::fs::File, Vec<String>)> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let p = path.display();
+    let refuse = |why: String| io::Error::new(io::ErrorKind::PermissionDenied, format!("refusing {p}: {why}"));
+    let me = euid();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     };
-    let opened = if shared_dir {
-        match open(true) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => open(false),
-            other => other,
-        }
-    } else {
-        open(false)
-    };
-    let file = opened.map_err(|e| {
-        if e.raw_os_error() == Some(libc::ELOOP) {
-            refuse("it is a symbolic link (an output file is never followed): give the real path".into())
-        } else {
-            e
-        }
-    })?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let meta = file.metadata()?;
-    if shared_dir && meta.uid() != me {
+    let d = dir.display();
+    // Unreadable: the open below says why.
+    let dir_meta = std::fs::metadata(dir).ok();
+    let dir_mode = dir_meta.as_ref().map_or(0, |m| m.mode() & 0o7777);
+    let shared_dir = dir_mode & 0o002 != 0;
+    if shared_dir && dir_mode & 0o1000 == 0 {
         return Err(refuse(format!(
-            "it is in a directory everyone may write to and belongs to uid {}, not to this process (uid {me}): \
-             remove it or write elsewhere",
-            meta.uid()
+            "its directory {d} is writable by everyone without the sticky bit (mode {dir_mode:04o}): anyone could \
+             remove or replace the file. Run `chmod o-w {d}` (or `chmod +t {d}`), or write elsewhere"
         )));
     }
-    Ok(file)
+    let open = |create: bool| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(create)
+            .mode(0o600)
+            // O_NONBLOCK: a named pipe with no reader is an error (ENXIO), not a wait forever.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+    };
+    let opened = (|| {
+        // Created here, or there already (opened without O_CREAT: the kernel's protection of
+        // others' files in sticky directories does not apply, the checks below say what is
+        // wrong); gone in between (removed by whoever may), tried again.
+        for _ in 0..3 {
+            match open(true) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                other => return other.map(|f| (f, true)),
+            }
+            match open(false) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => return other.map(|f| (f, false)),
+            }
+        }
+        Err(io::Error::other(format!(
+            "{p} kept appearing and disappearing while it was opened: is something removing it?"
+        )))
+    })();
+    let (file, created) = opened.map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => {
+            refuse("it is a symbolic link (an output file is never followed): give the real path".into())
+        }
+        Some(libc::ENXIO) => {
+            refuse("it is a named pipe nobody reads, or a socket, not a file: give the path of a regular file".into())
+        }
+        _ => e,
+    })?;
+    // Writes wait for room again (a pipe's reader), as for any file.
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor `file` owns and keeps open; F_GETFL and F_SETFL read or
+    // write no memory of ours.
+    let blocking = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) >= 0
+    };
+    if !blocking {
+        return Err(io::Error::last_os_error());
+    }
+    let meta = file.metadata()?;
+    let mut warnings = Vec::new();
+    if !created {
+        if shared_dir && meta.uid() != me {
+            return Err(refuse(format!(
+                "it is in a directory everyone may write to and belongs to uid {}, not to this process (uid {me}): \
+                 remove it or write elsewhere",
+                meta.uid()
+            )));
+        }
+        if shared_dir && meta.nlink() > 1 {
+            return Err(refuse(format!(
+                "it is in a directory everyone may write to and has {} names (hard links): another name could be a \
+                 file the agent must not append to. Remove it or write elsewhere",
+                meta.nlink()
+            )));
+        }
+        if meta.is_file() && meta.uid() != me {
+            warnings.push(format!(
+                "{p} belongs to uid {}, not to this process (uid {me}): that user can read every event written to it \
+                 (command lines, labels, secrets that escaped redaction) and change or remove them. Run `chown {me} \
+                 {p}`, or write elsewhere",
+                meta.uid()
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        if meta.is_file() && mode & 0o026 != 0 {
+            let who = [
+                (0o004, "every user may read it"),
+                (0o002, "every user may change it"),
+                (0o020, "its group may change it"),
+            ]
+            .into_iter()
+            .filter(|&(bit, _)| mode & bit != 0)
+            .map(|(_, who)| who)
+            .collect::<Vec<_>>()
+            .join(", ");
+            warnings.push(format!(
+                "{p} is not private (mode {mode:04o}: {who}): events carry command lines, labels and secrets that \
+                 escaped redaction, and lines written by others would pass for events. Run `chmod 600 {p}` (or 640 for a log \
+                 reader's group)"
+            ));
+        }
+    }
+    if let Some(m) = dir_meta.filter(|_| !shared_dir) {
+        if m.mode() & 0o020 != 0 && m.mode() & 0o1000 == 0 {
+            warnings.push(format!(
+                "its directory {d} may be changed by its group (gid {}, mode {dir_mode:04o}): its members can remove \
+                 or replace {p}. Run `chmod g-w {d}`, or write elsewhere",
+                m.gid()
+            ));
+        }
+        if m.uid() != me && m.uid() != 0 {
+            warnings.push(format!(
+                "its directory {d} belongs to uid {}, not to this process (uid {me}) or root: that user can remove or \
+                 replace {p}. Write to a directory root or uid {me} owns",
+                m.uid()
+            ));
+        }
+    }
+    Ok((file, warnings))
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Where frames go.
@@ -119,7 +218,10 @@ impl Output {
             config::Output::Queue => Output::Queue(QueueSocket::new(queue)),
             config::Output::Stdout => Output::Lines(LineWriter::new(Box::new(tokio::io::stdout()), "stdout".into())),
             config::Output::File(path) => {
-                let f = open_output_file(path)?;
+                let (f, warnings) = open_output_file(path)?;
+                for w in warnings {
+                    tracing::warn!(output = %path.display(), "{w}");
+                }
                 Output::Lines(LineWriter::new(Box::new(tokio::fs::File::from_std(f)), path.clone()))
             }
         })
@@ -395,6 +497,153 @@ mod tests {
 
     fn frame(i: usize) -> Frame {
         Frame::agent(Bytes::from(format!("{{\"n\":{i}}}")))
+    }
+
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    fn refused(path: &Path) -> String {
+        let e = open_output_file(path).expect_err("refused");
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        e.to_string()
+    }
+
+    fn warnings(path: &Path) -> Vec<String> {
+        open_output_file(path).expect("opened").1
+    }
+
+    fn is_root() -> bool {
+        euid() == 0
+    }
+
+    #[test]
+    fn a_new_output_file_is_owner_only_and_appended_to() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.ndjson");
+        let (mut f, w) = open_output_file(&path).expect("created");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(std::fs::metadata(&path).expect("metadata").mode() & 0o777, 0o600);
+        std::io::Write::write_all(&mut f, b"one\n").expect("write");
+        let (mut f, w) = open_output_file(&path).expect("opened again");
+        assert!(w.is_empty(), "{w:?}");
+        std::io::Write::write_all(&mut f, b"two\n").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"one\ntwo\n");
+        // Group-readable is what a log reader's group may be given: no warning.
+        chmod(&path, 0o640);
+        assert!(warnings(&path).is_empty());
+    }
+
+    #[test]
+    fn a_symbolic_link_is_never_followed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("target");
+        std::fs::write(&target, "").expect("write");
+        let link = dir.path().join("events.ndjson");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        assert!(refused(&link).contains("symbolic link"));
+        // Nor one that points nowhere yet (it would create its target).
+        let nowhere = dir.path().join("nowhere");
+        let dangling = dir.path().join("dangling.ndjson");
+        std::os::unix::fs::symlink(&nowhere, &dangling).expect("symlink");
+        assert!(refused(&dangling).contains("symbolic link"));
+        assert!(!nowhere.exists());
+        assert_eq!(std::fs::metadata(&target).expect("metadata").len(), 0);
+    }
+
+    #[test]
+    fn an_existing_file_others_may_read_or_change_is_reported_with_its_fix() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.ndjson");
+        std::fs::write(&path, "").expect("write");
+        for (mode, says) in [
+            (0o644, "every user may read it"),
+            (0o660, "its group may change it"),
+            (0o666, "every user may read it, every user may change it, its group may change it"),
+        ] {
+            chmod(&path, mode);
+            let w = warnings(&path);
+            assert_eq!(w.len(), 1, "{w:?}");
+            assert!(w[0].contains(&format!("mode {mode:04o}: {says})")), "{}", w[0]);
+            assert!(w[0].contains(&format!("chmod 600 {}", path.display())), "{}", w[0]);
+        }
+        // The agent leaves the mode as it found it: the fix is the operator's.
+        assert_eq!(std::fs::metadata(&path).expect("metadata").mode() & 0o777, 0o666);
+    }
+
+    #[test]
+    fn a_world_writable_directory_without_the_sticky_bit_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        chmod(dir.path(), 0o777);
+        let path = dir.path().join("events.ndjson");
+        let e = refused(&path);
+        assert!(e.contains("without the sticky bit") && e.contains("chmod o-w"), "{e}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn in_a_sticky_shared_directory_only_an_own_file_with_one_name_is_taken() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        chmod(dir.path(), 0o1777);
+        let path = dir.path().join("events.ndjson");
+        assert!(warnings(&path).is_empty(), "created exclusively");
+        assert!(warnings(&path).is_empty(), "ours: opened again");
+        // A second name (planted by whoever may write there) could be a file to protect.
+        let other = dir.path().join("other-name");
+        std::fs::hard_link(&path, &other).expect("hard link");
+        assert!(refused(&path).contains("hard links"));
+        std::fs::remove_file(&other).expect("remove");
+        if is_root() {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).expect("chown");
+            let e = refused(&path);
+            assert!(e.contains("uid 65534") && e.contains("remove it or write elsewhere"), "{e}");
+        }
+    }
+
+    #[test]
+    fn another_user_s_file_or_directory_is_reported_with_its_fix() {
+        if !is_root() {
+            return; // Giving a file away takes root.
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.ndjson");
+        std::fs::write(&path, "").expect("write");
+        chmod(&path, 0o600);
+        std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
+        let w = warnings(&path);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("belongs to uid 65534") && w[0].contains("chown 0"), "{}", w[0]);
+        let sub = dir.path().join("theirs");
+        std::fs::create_dir(&sub).expect("mkdir");
+        std::os::unix::fs::chown(&sub, Some(65534), None).expect("chown");
+        let w = warnings(&sub.join("events.ndjson"));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("directory") && w[0].contains("belongs to uid 65534"), "{}", w[0]);
+    }
+
+    #[test]
+    fn a_directory_its_group_may_change_is_reported_with_its_fix() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        chmod(dir.path(), 0o770);
+        let w = warnings(&dir.path().join("events.ndjson"));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("changed by its group") && w[0].contains("chmod g-w"), "{}", w[0]);
+    }
+
+    #[test]
+    fn a_named_pipe_nobody_reads_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.ndjson");
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("a path without NUL");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || tx.send(open_output_file(&p).map(|_| ()).map_err(|e| e.to_string())));
+        let r = rx.recv_timeout(Duration::from_secs(10)).expect("no wait for a reader");
+        assert!(r.expect_err("refused").contains("named pipe"));
     }
 
     /// A reader that starts late and then reads slowly fills the queue: the sender waits on the
