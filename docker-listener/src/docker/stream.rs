@@ -203,11 +203,13 @@ impl ResponseBody {
 
     /// Reads what the socket holds (up to [`READ_LIMIT`]); the bytes read.
     fn read_available(&mut self) -> io::Result<usize> {
-        self.buf.reserve(READ_SIZE);
-        self.room = self.buf.capacity();
         let mut total = 0;
         while total < READ_LIMIT {
             self.buf.reserve(READ_SIZE);
+            if total == 0 {
+                // The room this wake-up's reads start from (`decode` measures a read by it).
+                self.room = self.buf.capacity();
+            }
             let n = match &mut self.socket {
                 Socket::Watched(s) => match s.try_read_buf(&mut self.buf) {
                     Ok(n) => n,
