@@ -106,6 +106,10 @@ fn builtin() -> Vec<(String, Kind)> {
             Kind::Word,
         ),
         (r"\b(?i:curl)\b[^;&|\n]*?\s(?:-[uU]\s*|--(?:proxy-)?user(?:=|\s+))(?P<v>\S)".to_owned(), Kind::Credentials),
+        // sshpass's `-p X` and `-pX`; OpenSSL's `-passin pass:X` (`-passout`, `-pass`; its other
+        // sources, `env:`, `file:`, `fd:`, name where the secret is, not the secret).
+        (r"\b(?i:sshpass)\b[^;&|\n]*?\s-p\s*(?P<v>\S)".to_owned(), Kind::Word),
+        (r"(?:^|\s)-pass(?:in|out)?\s+pass:(?P<v>\S)".to_owned(), Kind::Word),
         (r#"(?i)\bauthorization:\s*(?:bearer|basic|token)\s+([^\s'";]+)"#.to_owned(), Kind::Group),
         (r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:]*:([^/\s]+)@".to_owned(), Kind::Group),
     ]
@@ -470,6 +474,8 @@ enum Next {
     Secret,
     /// curl's `USER:SECRET` (`-u X`).
     Credentials,
+    /// OpenSSL's pass phrase argument (`-passin X`): `pass:SECRET`, or where the secret is.
+    OpensslPass,
 }
 
 /// `arg` with what follows its first colon from `at` replaced (`USER:SECRET`); `None` when it has
@@ -539,24 +545,42 @@ impl Redactor {
     /// Redacts an argv in place; whether anything was replaced. Besides the text patterns
     /// (within each argument): the value of a secret option, as the rest of its argument
     /// (`--password=a b`) or as the next argument (`--password X`, `--db-password X`,
-    /// `-token X`); `-pX` after an argument naming a MySQL client (`sudo mysql -pX`); curl's
+    /// `-token X`); `-pX` after an argument naming a MySQL client (`sudo mysql -pX`) or sshpass
+    /// (and sshpass's `-p X`); OpenSSL's `-passin pass:X` (`-passout`, `-pass`) and `-k X`; curl's
     /// `-u USER:X`, `-uUSER:X`, `--user USER:X`, `--user=USER:X` (and `-U`, `--proxy-user`)
     /// after an argument naming curl.
     pub fn args(&self, args: &mut [String]) -> bool {
         let mut changed = false;
-        let (mut mysql, mut curl) = (false, false);
+        let (mut mysql, mut curl, mut sshpass, mut openssl) = (false, false, false, false);
         let mut next = Next::Plain;
         for a in args.iter_mut() {
             let new = match std::mem::replace(&mut next, Next::Plain) {
                 Next::Secret => (a.as_str() != MARK).then(|| MARK.to_owned()),
                 Next::Credentials => credentials(a, 0),
+                Next::OpensslPass => match a.strip_prefix("pass:") {
+                    Some(v) if !v.is_empty() && v != MARK => Some(format!("pass:{MARK}")),
+                    _ => None,
+                },
                 Next::Plain => {
                     let base = crate::procs::basename(a);
                     mysql |= MYSQL_CLIENTS.contains(&base);
                     curl |= base == "curl";
-                    if mysql && a.starts_with("-p") && !a.starts_with("--") {
-                        // `-pX`: a password (`-p` alone asks for one).
+                    sshpass |= base == "sshpass";
+                    openssl |= base == "openssl";
+                    if (mysql || sshpass) && a.starts_with("-p") && !a.starts_with("--") {
+                        // `-pX`: a password (MySQL's `-p` alone asks for one; sshpass's takes
+                        // the next argument).
+                        if sshpass && a == "-p" {
+                            next = Next::Secret;
+                        }
                         (a.len() > 2 && &a[2..] != MARK).then(|| format!("-p{MARK}"))
+                    } else if openssl && matches!(a.as_str(), "-passin" | "-passout" | "-pass") {
+                        next = Next::OpensslPass;
+                        None
+                    } else if openssl && a == "-k" {
+                        // `openssl enc -k X`: the pass phrase itself.
+                        next = Next::Secret;
+                        None
                     } else {
                         if secret_option(a) {
                             next = Next::Secret;
@@ -601,6 +625,45 @@ impl Redactor {
             Cow::Owned(r) => Some(r),
             Cow::Borrowed(_) => None,
         }
+    }
+}
+
+/// Where an argv read in two parts (its first bytes and its last, `ebpf::record::decode_args`)
+/// has its gap: the head's last argument, cut (it ends with `cut`), and the tail's first (it
+/// starts with `cut`), right after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Gap {
+    pub head_last: usize,
+    pub tail_first: usize,
+    /// Whether bytes were left out between them (else the tail's first argument is the rest of
+    /// the head's last).
+    pub left_out: bool,
+    /// The mark at the cut ends.
+    pub cut: &'static str,
+}
+
+impl Redactor {
+    /// [`Redactor::args`] of an argv read around a gap, and the tail's first argument (`…X`)
+    /// replaced when the head's last one ends in a secret that may go on in it
+    /// (`--password=hun…`), or is an option whose name was cut (`--passw…`, `-u…`) with bytes
+    /// left out after it and `X` may be its value ([`may_be_value`]: one word). When the option
+    /// is among the bytes left out, nothing read says that `X` is its value: it stays.
+    pub fn args_across(&self, args: &mut [String], gap: Option<Gap>) -> bool {
+        let before = gap.and_then(|g| args.get(g.head_last).cloned());
+        let mut redacted = self.args(args);
+        let (Some(g), Some(before)) = (gap, before) else { return redacted };
+        let Some(last) = args.get(g.head_last) else { return redacted };
+        // It ran into the cut with a secret (replaced up to its end, the cut mark and all).
+        let goes_on = *last != before && last.ends_with(MARK);
+        // Or it is an option whose name was cut, with bytes left out after it.
+        let option = g.left_out && before.starts_with('-') && !before.contains('=');
+        let Some(first) = args.get_mut(g.tail_first) else { return redacted };
+        let rest = first.strip_prefix(g.cut).unwrap_or(first);
+        if first != MARK && rest != MARK && !rest.is_empty() && (goes_on || (option && may_be_value(rest))) {
+            *first = format!("{}{MARK}", g.cut);
+            redacted = true;
+        }
+        redacted
     }
 }
 
@@ -825,8 +888,40 @@ mod tests {
     }
 
     #[test]
+    fn sshpass_and_openssl_pass_phrases_are_replaced_and_where_they_are_kept() {
+        assert_texts(&[
+            ("exec_create: sshpass -p hunter2 ssh h", "exec_create: sshpass -p [REDACTED] ssh h", "hunter2"),
+            ("sh -c 'sshpass -phunter2 scp a h:b'", "sh -c 'sshpass -p[REDACTED] scp a h:b'", "hunter2"),
+            (
+                "openssl pkcs12 -in a.p12 -passin pass:hunter2 -passout pass:s3cret",
+                "openssl pkcs12 -in a.p12 -passin pass:[REDACTED] -passout pass:[REDACTED]",
+                "hunter2",
+            ),
+        ]);
+        // Where the secret is, not the secret: left as it is.
+        assert_plain(&[
+            &["openssl", "rsa", "-in", "k.pem", "-passin", "env:KEY_PASS"],
+            &["openssl", "rsa", "-in", "k.pem", "-passin", "file:/run/secrets/k"],
+            &["sshpass", "-f", "/run/secrets/p", "ssh", "h"],
+            &["ssh", "-p", "2222", "h"],
+        ]);
+    }
+
+    #[test]
     fn common_spellings_of_secrets_are_replaced() {
         assert_argvs(&[
+            (&["sshpass", "-p", "hunter2", "ssh", "h"], &["sshpass", "-p", "[REDACTED]", "ssh", "h"], "hunter2"),
+            (&["sshpass", "-phunter2", "ssh", "h"], &["sshpass", "-p[REDACTED]", "ssh", "h"], "hunter2"),
+            (
+                &["openssl", "rsa", "-in", "k.pem", "-passin", "pass:hunter2"],
+                &["openssl", "rsa", "-in", "k.pem", "-passin", "pass:[REDACTED]"],
+                "hunter2",
+            ),
+            (
+                &["openssl", "enc", "-aes256", "-pass", "pass:hunter2", "-k", "s3cret"],
+                &["openssl", "enc", "-aes256", "-pass", "pass:[REDACTED]", "-k", "[REDACTED]"],
+                "hunter2",
+            ),
             (&["env", "MYSQL_PWD=hunter2", "mysql"], &["env", "MYSQL_PWD=[REDACTED]", "mysql"], "hunter2"),
             (
                 &["env", "RABBITMQ_DEFAULT_PASS=hunter2", "DB_PASS=x2", "run"],

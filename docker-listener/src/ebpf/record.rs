@@ -239,11 +239,9 @@ fn split_nul(buf: &[u8]) -> Vec<String> {
 ///
 /// Secrets (`crate::redact`) are replaced in every argument read, before any is left out for
 /// `max_args`: a secret option and its value are still side by side then (`--password X`, with
-/// `--password` dropped and `X` kept). The first argument of the tail (`…X`) is replaced when
-/// the head's last one, cut, ends in a secret that may go on in it (`--password=hun…`), or is an
-/// option whose name was cut (`--passw…`, `-u…`) and `X` may be its value
-/// (`redact::may_be_value`: one word). When the option is among the bytes left out, nothing
-/// read says that `X` is its value: it stays.
+/// `--password` dropped and `X` kept). Where the head and the tail meet is told to the redactor
+/// (`redact::Gap`), which decides whether the tail's first argument goes on from a secret cut
+/// at the head's end.
 pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: usize) -> Args {
     let digest = argv_digest(head, tail, total, cut);
     let mut args = split_nul(head);
@@ -261,31 +259,20 @@ pub fn decode_args(head: &[u8], tail: &[u8], total: u64, cut: bool, max_args: us
         args.append(&mut rest);
     }
     let omitted_bytes = total.saturating_sub((head.len() + tail.len()) as u64);
-    let mut redacted = false;
-    if let Some(r) = crate::redact::current() {
-        // The head's last argument, cut, as read.
-        let head_last = tail_start.and_then(|t| t.checked_sub(1)).filter(|_| head_cut);
-        let before = head_last.map(|i| args[i].clone());
-        redacted = r.args(&mut args);
-        if let (Some(t), Some(i), Some(before)) = (tail_start, head_last, before) {
-            // It ran into the cut with a secret (replaced up to its end, `…` and all) that may go
-            // on in the tail's first argument.
-            let goes_on = args[i] != before && args[i].ends_with(crate::redact::MARK);
-            // Or it is an option whose name was cut, and bytes were left out after it: the tail's
-            // first argument may be its value (with none left out, it is the name's end).
-            let option = omitted_bytes > 0 && before.starts_with('-') && !before.contains('=');
-            let first = &mut args[t];
-            let rest = first.strip_prefix(CUT).unwrap_or(first);
-            if first != crate::redact::MARK
-                && rest != crate::redact::MARK
-                && !rest.is_empty()
-                && (goes_on || (option && crate::redact::may_be_value(rest)))
-            {
-                *first = format!("{CUT}{}", crate::redact::MARK);
-                redacted = true;
-            }
+    let redacted = match crate::redact::current() {
+        Some(r) => {
+            let gap = tail_start.filter(|_| head_cut).and_then(|t| {
+                Some(crate::redact::Gap {
+                    head_last: t.checked_sub(1)?,
+                    tail_first: t,
+                    left_out: omitted_bytes > 0,
+                    cut: CUT,
+                })
+            });
+            r.args_across(&mut args, gap)
         }
-    }
+        None => false,
+    };
     let mut truncated = cut;
     if args.len() > max_args {
         let keep_tail = max_args / 2;
