@@ -174,6 +174,13 @@ impl Inner {
         if let Some(o) = self.owners.get_mut(&owner) {
             o.from = self.head + at as u64 + 1;
         }
+        // Holes at the front go at once: with one owner storming alone, every frame taken is
+        // the oldest, and none piles up for `compact` to move.
+        while let Some(None) = self.frames.front() {
+            self.frames.pop_front();
+            self.head += 1;
+            self.holes -= 1;
+        }
         Some(f)
     }
 
@@ -360,6 +367,22 @@ mod tests {
         );
         assert_eq!(stats.dropped_buffer_full.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert_eq!(s.len(), (0, 0));
+    }
+
+    /// One container storming alone: each frame evicted is the oldest of all, taken from the
+    /// front; no hole is left for a compaction to move under the lock.
+    #[test]
+    fn a_storm_alone_is_evicted_from_the_front_without_holes() {
+        let stats = Arc::new(Stats::default());
+        let hdr = crate::wazuh::FRAME_HEADER.len();
+        let s = Spool::new(100 * (hdr + 10), stats.clone());
+        for i in 0..10_000 {
+            s.push(Frame { owner: 7, ..frame(10, (i % 250) as u8) });
+            assert_eq!(s.lock().holes, 0);
+        }
+        assert_eq!(Stats::get(&stats.dropped_buffer_full), 9_900);
+        let got: Vec<u8> = std::iter::from_fn(|| s.try_pop()).map(|f| f.parts[1][0]).collect();
+        assert_eq!(got, (9_900..10_000).map(|i| (i % 250) as u8).collect::<Vec<_>>());
     }
 
     /// A storm evicted behind many quiet frames: each eviction looks at a few slots, not at
