@@ -42,6 +42,8 @@ use crate::{
 
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
+/// How long shutdown waits for the output to write out what it took, after the grace period.
+const FINAL_FLUSH: Duration = Duration::from_secs(1);
 
 pub struct Sink {
     pub spool: Arc<Spool>,
@@ -112,10 +114,15 @@ impl Sink {
             }
             match error {
                 None => {
-                    if self.spool.is_empty()
-                        && let Err(e) = self.output.flush().await
-                    {
-                        tracing::warn!(error = %e, "flush failed");
+                    if self.spool.is_empty() {
+                        let flushed = tokio::select! {
+                            biased;
+                            _ = abort.cancelled() => break,
+                            r = self.output.flush() => r,
+                        };
+                        if let Err(e) = flushed {
+                            tracing::warn!(error = %e, "flush failed");
+                        }
                     }
                 }
                 Some(OutputError::Rejected { len, source }) => {
@@ -150,11 +157,17 @@ impl Sink {
                 }
             }
         }
-        if let Err(e) = self.output.flush().await {
-            tracing::error!(
+        match tokio::time::timeout(FINAL_FLUSH, self.output.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(
                 error = %e,
                 "the last frames taken by the output could not be written out at shutdown: they are lost"
-            );
+            ),
+            Err(_) => tracing::error!(
+                secs = FINAL_FLUSH.as_secs(),
+                "the last frames taken by the output were not written out in time at shutdown (a reader of \
+                 the output that stopped reading?): they are lost"
+            ),
         }
         self.spool.len().0
     }
