@@ -219,7 +219,9 @@ pub struct Cut {
     /// Directories below a sensitive directory not taken (`SUBDIR_MAX` reached), at least.
     pub dirs: usize,
     /// Directories taken whose own directories were not all looked at (`SUBDIR_MAX` reached,
-    /// or a listing stopped at `LIST_MAX` entries).
+    /// or a listing stopped at `LIST_MAX` entries), and directories a wildcard's names were
+    /// looked for in that were not all listed (`/etc` with more than `LIST_MAX` entries: a
+    /// `cron.d` past them is not in the set).
     pub unlisted: usize,
     /// Names a wildcard component matched beyond the `SUBDIR_MAX` taken (`/etc/cron*`).
     pub matches: usize,
@@ -353,7 +355,11 @@ fn expand(root: &OwnedFd, prefix: String, rest: &[String], out: &mut Vec<String>
     }
     let dir = if prefix.is_empty() { "/".to_owned() } else { prefix.clone() };
     let Ok(dfd) = open_path(Some(root), dir.as_bytes(), libc::O_DIRECTORY) else { return };
-    let (names, _) = listing(&dfd, |_| true);
+    let (names, whole) = listing(&dfd, |_| true);
+    if !whole {
+        // Names past the bound may match: said, as a directory not all looked at.
+        cut.unlisted += 1;
+    }
     let names: Vec<String> = names.into_iter().filter(|n| glob(first, n)).collect();
     cut.matches += names.len().saturating_sub(SUBDIR_MAX);
     for n in names.into_iter().take(SUBDIR_MAX) {
@@ -548,14 +554,28 @@ fn locate_from(
 /// of its first `LIST_MAX` entries that `keep` keeps, in name order; and whether those were all
 /// of them. The bound counts every entry read, whatever `keep` says of it and whatever its name
 /// (a name that is not UTF-8 is counted and left out), so that a directory of any size costs
-/// `LIST_MAX` entries at most. A listing that fails part-way ends there (std's `ReadDir` gives
-/// nothing after an error); a directory that cannot be listed has no names (and is whole).
+/// `LIST_MAX` entries at most. A listing that fails part-way ends there, not whole; a directory
+/// that cannot be listed at all has no names (and is whole: nothing of it is there to miss).
 fn listing(fd: &OwnedFd, keep: impl Fn(&std::fs::DirEntry) -> bool) -> (Vec<String>, bool) {
     let Ok(rd) = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())) else { return (Vec::new(), true) };
-    let mut rd = rd.flatten();
-    let mut names: Vec<String> =
-        rd.by_ref().take(LIST_MAX).filter(&keep).filter_map(|e| e.file_name().into_string().ok()).collect();
-    let whole = rd.next().is_none();
+    let mut names = Vec::new();
+    let mut whole = true;
+    for (i, e) in rd.enumerate() {
+        // An entry past the bound, or an error reading on: not all of it was looked at.
+        let Ok(e) = e else {
+            whole = false;
+            break;
+        };
+        if i == LIST_MAX {
+            whole = false;
+            break;
+        }
+        if keep(&e)
+            && let Ok(n) = e.file_name().into_string()
+        {
+            names.push(n);
+        }
+    }
     names.sort();
     (names, whole)
 }
