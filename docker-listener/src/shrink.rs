@@ -60,10 +60,12 @@ pub fn shrink_to_fit(mut value: Value, budget: usize, skeleton: &[&[&str]], whol
     if let Some(out) = cap_until_fits(&mut value, budget, &paths, Tier::Rest, MIN_KEEP) {
         return Some(out);
     }
+    // Taken before the skeleton's strings are cut to `SKELETON_KEEP` (next): if the rest of the
+    // event still does not fit then, the skeleton alone keeps them as they were.
+    let mut skeleton = skeleton_of(&value, &paths);
     if let Some(out) = cap_until_fits(&mut value, budget, &paths, Tier::Skeleton, SKELETON_KEEP) {
         return Some(out);
     }
-    let mut skeleton = skeleton_of(&value, &paths);
     [(Tier::Skeleton, MIN_KEEP), (Tier::Skeleton, LAST_KEEP), (Tier::Whole, MIN_KEEP), (Tier::Whole, LAST_KEEP)]
         .into_iter()
         .find_map(|(upto, keep)| cap_until_fits(&mut skeleton, budget, &paths, upto, keep))
@@ -361,6 +363,14 @@ mod tests {
         let out = shrink_to_fit(v, 4000, DOCKER_SKELETON, DOCKER_WHOLE).unwrap();
         let back: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(back["Actor"]["Attributes"]["name"], "x".repeat(200));
+        assert!(back["Actor"]["Attributes"].get("l0").is_none());
+        // A name (and image, from, action) longer than SKELETON_KEEP among labels left out:
+        // the skeleton alone has room for them whole, and keeps them so.
+        let v = hostile_docker_event(5000, 1, &"x".repeat(600));
+        let out = shrink_to_fit(v, 4000, DOCKER_SKELETON, DOCKER_WHOLE).unwrap();
+        let back: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back["Actor"]["Attributes"]["name"], "x".repeat(600));
+        assert_eq!(back["from"], "x".repeat(600));
         assert!(back["Actor"]["Attributes"].get("l0").is_none());
     }
 
