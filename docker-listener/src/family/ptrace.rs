@@ -69,36 +69,78 @@ fn ns_pids(pid: u32) -> Option<Vec<u32>> {
     Some(line.split_whitespace().filter_map(|p| p.parse().ok()).collect())
 }
 
+/// The pid namespace a process is in (the inode of /proc/<pid>/ns/pid).
+fn pid_ns(pid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok().map(|m| m.ino())
+}
+
+/// Where a caller's pids are: how many pid namespaces are above its own, and its own.
+struct Level {
+    depth: usize,
+    ns: Option<u64>,
+}
+
+/// The host pid of the process a caller at `level` names `target`, among `candidates` (host
+/// pids, with `ns_pids` and `pid_ns` to read them). A candidate matches when its pid at the
+/// caller's depth is `target`; one at exactly that depth must be in the caller's own namespace
+/// (a sibling namespace, another `unshare -p` in the container, has its own pid `target`).
+/// Without a level (the caller is gone), a candidate's innermost pid is compared, and one with
+/// no pid namespace of its own means the target is that pid on the host.
+fn find_target(
+    target: u32,
+    level: Option<&Level>,
+    candidates: impl IntoIterator<Item = u32>,
+    ns_pids: impl Fn(u32) -> Option<Vec<u32>>,
+    pid_ns: impl Fn(u32) -> Option<u64>,
+) -> Option<u32> {
+    if let Some(Level { depth: 0, .. }) = level {
+        return Some(target);
+    }
+    for pid in candidates {
+        let Some(v) = ns_pids(pid) else { continue };
+        match level {
+            Some(l) => {
+                if v.get(l.depth) != Some(&target) {
+                    continue;
+                }
+                if v.len() == l.depth + 1 && l.ns.is_some() && pid_ns(pid) != l.ns {
+                    continue;
+                }
+                return Some(pid);
+            }
+            None => match v.as_slice() {
+                [_] => return Some(target),
+                [.., inner] if *inner == target => return Some(pid),
+                _ => {}
+            },
+        }
+    }
+    None
+}
+
 impl Ptrace {
-    /// Finds the target on the host: the caller named it in its own pid namespace, its
-    /// container's. Among the container's processes, the one whose innermost pid that is; when
-    /// they have no pid namespace of their own (`--pid=host`), that pid itself. (The container's
-    /// processes, not the caller's /proc entry: the caller may be gone by now.)
+    /// Finds the target on the host: the caller named it in its own pid namespace. Among the
+    /// container's processes, the one whose pid at the caller's level of pid namespaces (`NSpid:`)
+    /// is that, in the caller's namespace or one below it; when the caller has no pid namespace
+    /// of its own (`--pid=host`), that pid itself. (The container's processes, not the
+    /// caller's /proc entry: the caller may be gone by now; then its level is taken to be the
+    /// innermost of each process, as a container's own processes have it.)
     ///
     /// Only for the requests that take hold of a process (ATTACH, SEIZE) and for
     /// process_vm_writev: the writes that follow an attach (POKE*, SETREGS), which an injector
     /// makes by the thousand, name the process their ATTACH event already found, and must not
     /// cost a /proc read per process of the container each.
-    pub fn resolve(&mut self, _caller: u32, ctx: &Context<'_>) {
+    pub fn resolve(&mut self, caller: u32, ctx: &Context<'_>) {
         let Ok(target) = u32::try_from(self.target) else { return };
         let takes_hold = self.op == op::VM_WRITEV || matches!(self.request, request::ATTACH | request::SEIZE);
         if target == 0 || !takes_hold {
             return;
         }
-        let mut host_pid = None;
-        for pid in ctx.procs.pids_in(ctx.cgroups).into_iter().take(MAX_SEARCH) {
-            match ns_pids(pid).as_deref() {
-                Some([_]) => {
-                    host_pid = Some(target);
-                    break;
-                }
-                Some([.., inner]) if *inner == target => {
-                    host_pid = Some(pid);
-                    break;
-                }
-                _ => {}
-            }
-        }
+        let level =
+            ns_pids(caller).and_then(|v| v.len().checked_sub(1)).map(|depth| Level { depth, ns: pid_ns(caller) });
+        let candidates = ctx.procs.pids_in(ctx.cgroups).into_iter().take(MAX_SEARCH);
+        let host_pid = find_target(target, level.as_ref(), candidates, ns_pids, pid_ns);
         let Some(host_pid) = host_pid else { return };
         let (process, same_container) = match ctx.procs.get(host_pid) {
             Some(p) => (Some(ProcRef::of(&p.lineage)), ctx.cgroups.contains(&p.cgroup_id)),
@@ -174,5 +216,45 @@ impl Ptrace {
                 },
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Host pid, NSpid, pid namespace: a container (ns 10) with its init, a process, and two
+    /// sibling pid namespaces made inside it (ns 20 and 30), each with a pid 2.
+    const PROCS: &[(u32, &[u32], u64)] = &[
+        (100, &[100, 1], 10),
+        (101, &[101, 2], 10),
+        (200, &[200, 7, 1], 20),
+        (201, &[201, 8, 2], 20),
+        (300, &[300, 9, 1], 30),
+        (301, &[301, 10, 2], 30),
+    ];
+
+    fn find(target: u32, level: Option<Level>) -> Option<u32> {
+        let ns_pids = |pid: u32| PROCS.iter().find(|p| p.0 == pid).map(|p| p.1.to_vec());
+        let pid_ns = |pid: u32| PROCS.iter().find(|p| p.0 == pid).map(|p| p.2);
+        find_target(target, level.as_ref(), PROCS.iter().map(|p| p.0), ns_pids, pid_ns)
+    }
+
+    #[test]
+    fn the_target_is_found_at_the_caller_s_level_of_pid_namespaces() {
+        // A caller in the container's namespace: pid 2 is the container's, 8 the nested one's
+        // (it sees the nested namespace's processes by their pids in its own).
+        assert_eq!(find(2, Some(Level { depth: 1, ns: Some(10) })), Some(101));
+        assert_eq!(find(8, Some(Level { depth: 1, ns: Some(10) })), Some(201));
+        // A caller in the second nested namespace: its pid 2 is 301, not the first's 201 nor
+        // the container's 101.
+        assert_eq!(find(2, Some(Level { depth: 2, ns: Some(30) })), Some(301));
+        assert_eq!(find(2, Some(Level { depth: 2, ns: Some(20) })), Some(201));
+        // A pid its namespace does not have.
+        assert_eq!(find(5, Some(Level { depth: 2, ns: Some(30) })), None);
+        // A caller in the host's namespace (`--pid=host`): the pid is the host's.
+        assert_eq!(find(4242, Some(Level { depth: 0, ns: Some(1) })), Some(4242));
+        // The caller gone: innermost pids, as before (the first match).
+        assert_eq!(find(1, None), Some(100));
     }
 }
