@@ -70,7 +70,12 @@ struct Replay {
     first: Option<i64>,
     /// Still dropping events the cursor covers.
     at_boundary: bool,
+    /// The last `RECENT` events handled (time, hash): what a subscription's race sends twice.
+    recent: std::collections::VecDeque<(i64, u64)>,
 }
+
+/// How many of the last events handled an event older than the cursor is compared with.
+const RECENT: usize = 16;
 
 impl DockerSource {
     /// Runs until `shutdown`. Returns an error only for problems retrying cannot fix
@@ -200,6 +205,7 @@ impl DockerSource {
             count: 0,
             first: None,
             at_boundary: since.is_some(),
+            recent: std::collections::VecDeque::with_capacity(RECENT + 1),
         };
         let mut splitter = LineSplitter::new(MAX_RAW_EVENT);
         let mut frames: Vec<Frame> = Vec::new();
@@ -285,14 +291,21 @@ impl DockerSource {
             if ev.time_nano > self.cursor.time_nano {
                 replay.at_boundary = false;
             }
-        } else if self.cursor.holds(ev.time_nano, hash) {
-            // The same event twice in a row: dockerd publishes an event to its subscribers
-            // after it stored it for replay, so one that lands while we subscribe comes both
-            // replayed and live.
+        } else if self.cursor.holds(ev.time_nano, hash)
+            || (ev.time_nano < self.cursor.time_nano && replay.recent.contains(&(ev.time_nano, hash)))
+        {
+            // The same event again: dockerd publishes an event to its subscribers after it
+            // stored it for replay (and let go of its lock), so those that land while we
+            // subscribe come both replayed and live, the live copies after all the replayed
+            // ones (`e1 e2 e1 e2`): the last one handled, or one of the few before it.
             Stats::inc(&self.stats.docker_events_duplicate);
             return;
         }
         self.cursor.advance(ev.time_nano, hash);
+        if replay.recent.len() == RECENT {
+            replay.recent.pop_front();
+        }
+        replay.recent.push_back((ev.time_nano, hash));
         if let Some(tx) = &self.events_tx
             && ev.kind() == "container"
             && matches!(ev.action(), "start" | "rename" | "destroy")
