@@ -70,6 +70,46 @@ fn check_common(e: &Value, name: &str, executable: &str, outcome: &str, errno: O
     assert!(e["docker_listener"]["syscall"].get("abi").is_none(), "a native call: {e}");
 }
 
+/// Two pid namespaces made inside a container (`unshare -p`), each with a pid 2: the pid a
+/// ptrace caller names is its own namespace's, and the target is found there, not in the
+/// sibling. (Each namespace's first process stays, and so does the caller: a namespace whose
+/// first process ends is killed whole, and a process gone before the agent reads /proc is
+/// named by its pid only; with the caller gone, each process's innermost pid is compared, and
+/// the sibling's may be taken.)
+#[test]
+fn a_ptrace_target_in_a_pid_namespace_made_inside_the_container_is_found_at_the_caller_s_level() {
+    e2e();
+    let _docker = docker_lock();
+    let mut agent = start_agent("nested-pidns", json!({}));
+    let name = unique("nested-pidns");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_detached(
+        &name,
+        &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "-v", &programs_volume()],
+        &format!(
+            "sleep 1; unshare -p -f sh -c 'sleep 63 & sleep 64' & sleep 1; \
+             unshare -p -f sh -c 'sleep 61 & /t/ptrace_poke $! 5 & sleep 1; /bin/sh -c \"true {done}\"; sleep 60'"
+        ),
+    );
+    let events = wait_events(&agent, "the last shell", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, &format!("true {done}")).is_empty()
+    });
+    let m = mine(&events, &name);
+    let sibling = find(&m, "the sibling namespace's sleep", |e| {
+        e["event"]["action"] == "exec" && e["process"]["args"] == json!(["sleep", "63"])
+    });
+    let inner = find(&m, "the caller's namespace's sleep", |e| {
+        e["event"]["action"] == "exec" && e["process"]["args"] == json!(["sleep", "61"])
+    });
+    let attach = find(&m, "PTRACE_ATTACH", |e| e["docker_listener"]["ptrace"]["request"] == "PTRACE_ATTACH");
+    let target = &attach["docker_listener"]["ptrace"]["target"];
+    assert_eq!(target["pid"], 2, "{attach}");
+    assert_eq!(target["host_pid"], inner["process"]["pid"], "{attach}\nthe sibling's: {sibling}");
+    assert_eq!(target["entity_id"], inner["process"]["entity_id"], "{attach}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 #[test]
 fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
     e2e();

@@ -2,7 +2,8 @@
 /* Takes hold of another process the way an injector does: PTRACE_ATTACH, a PTRACE_POKEDATA
  * (at an address that is not mapped: it fails, the request is what matters), PTRACE_DETACH,
  * then a process_vm_writev into it (to an unmapped address: EFAULT). Prints each result.
- * Usage: ptrace_poke PID */
+ * Usage: ptrace_poke PID [SECONDS]: then stays SECONDS (the caller still there when the agent
+ * reads /proc). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +11,11 @@
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: ptrace_poke PID\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: ptrace_poke PID [SECONDS]\n");
         return 2;
     }
     pid_t pid = (pid_t)atoi(argv[1]);
@@ -29,5 +31,8 @@ int main(int argc, char **argv) {
     struct iovec local = {buf, sizeof buf}, remote = {(void *)8, sizeof buf};
     ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
     printf("vm_writev=%zd (%s)\n", n, n < 0 ? strerror(errno) : "ok");
+    fflush(stdout);
+    if (argc == 3)
+        sleep((unsigned)atoi(argv[2]));
     return 0;
 }
