@@ -98,13 +98,31 @@ fn passing_checks_are_summarised_failures_and_a_docker_exec_of_the_same_command_
         "the docker exec of the check's command line is sent"
     );
     assert_eq!(check_execs(&s_ours, check, "4321"), 1, "the docker exec's process is sent");
+    // No Docker event is delivered twice.
+    let mut delivered: Vec<String> = s_docker.iter().map(|e| e.to_string()).collect();
+    delivered.sort();
+    let all = delivered.len();
+    delivered.dedup();
+    assert_eq!(delivered.len(), all, "summarize: a Docker event delivered twice");
     // ...and the passing checks only as summaries.
     let forwarded = actions(&s_docker, &command);
-    assert!(
-        forwarded <= failures + 1 + 3,
-        "summarize: {forwarded} checks sent one by one ({failures} failing, 1 docker exec, at most 3 before the \
-         agent learned the container's healthcheck) of {all_checks}"
-    );
+    if forwarded > failures + 1 + 3 {
+        // Which were sent, and what the agent said of the sessions it could not place.
+        let sent: Vec<(i64, String)> = s_docker
+            .iter()
+            .filter(|e| e["Action"] == command.as_str() || e["Action"] == "exec_die")
+            .map(|e| (time_nano(e), e["Actor"]["Attributes"]["exitCode"].to_string()))
+            .collect();
+        let mut summarize = summarize;
+        summarize.daemon.stop();
+        panic!(
+            "summarize: {forwarded} checks sent one by one ({failures} failing, 1 docker exec, at most 3 before \
+             the agent learned the container's healthcheck) of {all_checks}; exec_create and exec_die sent (time, \
+             exit code): {sent:?}; health_sessions_unrecognised {}, health_checks_folded {}",
+            summarize.daemon.final_stat("health_sessions_unrecognised"),
+            summarize.daemon.final_stat("health_checks_folded"),
+        );
+    }
     let summaries: Vec<&&Value> = s_ours.iter().filter(|e| e["event"]["action"] == "healthcheck-summary").collect();
     assert!(!summaries.is_empty(), "summaries arrive");
     let passed: u64 =
