@@ -84,7 +84,9 @@ struct Level {
 /// The host pid of the process a caller at `level` names `target`, among `candidates` (host
 /// pids, with `ns_pids` and `pid_ns` to read them). A candidate matches when its pid at the
 /// caller's depth is `target`; one at exactly that depth must be in the caller's own namespace
-/// (a sibling namespace, another `unshare -p` in the container, has its own pid `target`).
+/// (a sibling namespace, another `unshare -p` in the container, has its own pid `target`), and
+/// one deeper (whose namespace at that depth is not checked) is taken only when none at that
+/// depth matches.
 /// Without a level (the caller is gone), a candidate's innermost pid is compared, and one with
 /// no pid namespace of its own means the target is that pid on the host.
 fn find_target(
@@ -97,6 +99,9 @@ fn find_target(
     if let Some(Level { depth: 0, .. }) = level {
         return Some(target);
     }
+    // A process below the caller's level whose pid there is `target`: taken only when none at
+    // the caller's own level is (one below a sibling namespace has such a pid too).
+    let mut below = None;
     for pid in candidates {
         let Some(v) = ns_pids(pid) else { continue };
         match level {
@@ -104,7 +109,11 @@ fn find_target(
                 if v.get(l.depth) != Some(&target) {
                     continue;
                 }
-                if v.len() == l.depth + 1 && l.ns.is_some() && pid_ns(pid) != l.ns {
+                if v.len() > l.depth + 1 {
+                    below = below.or(Some(pid));
+                    continue;
+                }
+                if l.ns.is_some() && pid_ns(pid) != l.ns {
                     continue;
                 }
                 return Some(pid);
@@ -116,7 +125,7 @@ fn find_target(
             },
         }
     }
-    None
+    below
 }
 
 impl Ptrace {
@@ -226,6 +235,8 @@ mod tests {
     /// Host pid, NSpid, pid namespace: a container (ns 10) with its init, a process, and two
     /// sibling pid namespaces made inside it (ns 20 and 30), each with a pid 2.
     const PROCS: &[(u32, &[u32], u64)] = &[
+        // Below the first nested namespace (looked at first): its pid there is 2, 5 in its own.
+        (250, &[250, 16, 2, 5], 25),
         (100, &[100, 1], 10),
         (101, &[101, 2], 10),
         (200, &[200, 7, 1], 20),
@@ -250,6 +261,11 @@ mod tests {
         // the container's 101.
         assert_eq!(find(2, Some(Level { depth: 2, ns: Some(30) })), Some(301));
         assert_eq!(find(2, Some(Level { depth: 2, ns: Some(20) })), Some(201));
+        // (250, looked at first, has a pid 2 at depth 2 as well: the process at the caller's
+        // own level wins, above.) A process below the caller's level is found when none at it
+        // matches, and at its own level it is found there.
+        assert_eq!(find(16, Some(Level { depth: 1, ns: Some(10) })), Some(250));
+        assert_eq!(find(5, Some(Level { depth: 3, ns: Some(25) })), Some(250));
         // A pid its namespace does not have.
         assert_eq!(find(5, Some(Level { depth: 2, ns: Some(30) })), None);
         // A caller in the host's namespace (`--pid=host`): the pid is the host's.
