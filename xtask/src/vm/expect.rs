@@ -70,6 +70,17 @@ pub const URING_CHANGE_PROGRAM: &str = "uring_change";
 pub const OPEN_IN_ROOT_PROGRAM: &str = "open_in_root";
 /// The io_uring program's port.
 pub const URING_PORT: u16 = 7401;
+/// The thread program (tests/programs/thread_exec.c, static): forks and returns; in the child
+/// the main thread ends (`pthread_exit`) and a second thread, 300 ms later, executes PROGRAM.
+/// Before Linux 6.16 the exit tracepoint does not say whether an exit ends the process (no
+/// `group_dead`), so the agent reads `task->signal->live` there: these kernels (5.10, 6.1,
+/// 6.12) are where that read is checked, with the exec's parent.
+pub const THREAD_EXEC_PROGRAM: &str = "thread_exec";
+/// The fileless program (tests/programs/memfd_exec.c, static): copies busybox into a memfd
+/// named `payload` and executes it from there (`fexecve`): no file of it on any filesystem.
+/// What says so (the executed file's mapping, its link count, its filesystem) is read from
+/// kernel structures whose layout moves between the kernels of the matrix.
+pub const MEMFD_PROGRAM: &str = "memfd_exec";
 
 /// The doors the agent's start-up log must say are open (`seen: <door>: active`), by the names
 /// docker-listener/src/ebpf/attach.rs gives them: those the programs above go through, the
@@ -127,6 +138,8 @@ pub fn script(marker: &str) -> String {
     format!(
         "ip link set lo up
 {MARKER_PROGRAM} {marker} one two
+$T {MARKER_PROGRAM} thread-{marker}
+$M payload $B echo memfd-{marker}
 /bin/nope-{marker}
 nc -l -p {LISTEN_PORT} >/dev/null &
 for i in $(seq 200); do netstat -ltn | grep -q ':{LISTEN_PORT} ' && break; sleep 0.05; done
@@ -154,16 +167,20 @@ sh -c 'exec 99</dev/null;cat /etc//shadow;dd if=/proc/self//mem bs=1 count=1' >/
 }
 
 /// The environment that names [`script`]'s programs: `C` the 32-bit one, `U` the io_uring
-/// connect, `O` the io_uring opens, `X` the io_uring changes, `R` the in-root opens (in that
-/// order in `programs`).
-pub fn program_env(programs: [&ExecFile; 5]) -> [(&'static str, String); 5] {
-    let [compat, uring, uring_open, uring_change, open_in_root] = programs;
+/// connect, `O` the io_uring opens, `X` the io_uring changes, `R` the in-root opens, `T` the
+/// thread that executes after its process's main thread ended, `M` the fileless one (in that
+/// order in `programs`), and `B` busybox, which `M` copies.
+pub fn program_env(programs: [&ExecFile; 7], busybox: &ExecFile) -> [(&'static str, String); 8] {
+    let [compat, uring, uring_open, uring_change, open_in_root, thread_exec, memfd] = programs;
     [
         ("C", compat.path.clone()),
         ("U", uring.path.clone()),
         ("O", uring_open.path.clone()),
         ("X", uring_change.path.clone()),
         ("R", open_in_root.path.clone()),
+        ("T", thread_exec.path.clone()),
+        ("M", memfd.path.clone()),
+        ("B", busybox.path.clone()),
     ]
 }
 
@@ -273,6 +290,10 @@ pub struct Facts<'a> {
     pub uring_change: &'a ExecFile,
     /// [`OPEN_IN_ROOT_PROGRAM`], as the workload runs it.
     pub open_in_root: &'a ExecFile,
+    /// [`THREAD_EXEC_PROGRAM`], as the workload runs it.
+    pub thread_exec: &'a ExecFile,
+    /// [`MEMFD_PROGRAM`], as the workload runs it.
+    pub memfd: &'a ExecFile,
 }
 
 /// What a field must hold.
@@ -307,7 +328,7 @@ pub struct Expected {
 
 /// The expected events, in the order the workload makes them.
 pub fn expected(f: &Facts) -> Vec<Expected> {
-    use Want::{Absent, Is, Not, Once, SameAs};
+    use Want::{Absent, Is, NonEmptyString, Not, Once, SameAs};
     let c = f.container;
     let exec = |args: Value| vec![("event.action", json!("exec")), ("process.args", args)];
     let in_the_container = || vec![("container.id", Is(json!(c.id))), ("container.name", Is(json!(c.name)))];
@@ -406,6 +427,58 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                     vec![("docker_listener.ancestors.1", Absent)],
                 ]
                 .concat(),
+            ),
+        },
+        Expected {
+            name: "exec of the thread program",
+            select: exec(json!([f.thread_exec.path, MARKER_PROGRAM, format!("thread-{}", f.marker)])),
+            fields: from_the_shell(f.thread_exec, &f.thread_exec.path, THREAD_EXEC_PROGRAM),
+        },
+        // Its child's main thread ended before the second thread executed: the process lived
+        // on, and its exec names it as the parent (the agent that took the leader's exit for
+        // the process's named the init it was handed to), below the container's shell.
+        Expected {
+            name: "exec by a second thread after the main one ended",
+            select: exec(json!([MARKER_PROGRAM, format!("thread-{}", f.marker)])),
+            fields: with(
+                in_the_container(),
+                [
+                    vec![("event.outcome", Is(json!("success")))],
+                    ran(f.marker_program, MARKER_PROGRAM, "echo"),
+                    vec![
+                        ("process.parent.executable", Is(json!(f.thread_exec.path))),
+                        ("process.parent.name", Is(json!(f.thread_exec.name))),
+                    ],
+                    the_shell!("process.entry_leader"),
+                ]
+                .concat(),
+            ),
+        },
+        Expected {
+            name: "exec of the fileless program",
+            select: exec(json!([f.memfd.path, "payload", f.busybox.path, "echo", format!("memfd-{}", f.marker)])),
+            fields: from_the_shell(f.memfd, &f.memfd.path, MEMFD_PROGRAM),
+        },
+        // busybox run from a memfd: fileless, whatever the kernel.
+        Expected {
+            name: "exec from a memfd",
+            select: exec(json!(["echo", format!("memfd-{}", f.marker)])),
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("event.outcome", Is(json!("success"))),
+                    ("process.executable", Is(json!("memfd:payload"))),
+                    // memfd_exec became busybox: the process is the one the shell started.
+                    ("process.pid", SameAs("exec of the fileless program", "process.pid")),
+                    ("process.parent.pid", Is(json!(f.sh_pid))),
+                    ("docker_listener.exec.filename", NonEmptyString),
+                    ("docker_listener.exec.file.memfd", Is(json!(true))),
+                    ("docker_listener.exec.file.unlinked", Is(json!(true))),
+                    ("docker_listener.exec.file.fileless", Is(json!(true))),
+                    ("docker_listener.exec.file.fileless_reason", Is(json!("memfd"))),
+                    ("docker_listener.exec.file.filesystem", Is(json!("tmpfs"))),
+                    ("docker_listener.exec.file.drift", Absent),
+                ],
             ),
         },
         Expected {

@@ -134,7 +134,12 @@ fn run(args: &Args) -> Result<Report> {
     let uring_open = program(expect::URING_OPEN_PROGRAM)?;
     let uring_change = program(expect::URING_CHANGE_PROGRAM)?;
     let open_in_root = program(expect::OPEN_IN_ROOT_PROGRAM)?;
-    let env = expect::program_env([&compat, &uring, &uring_open, &uring_change, &open_in_root]);
+    let thread_exec = program(expect::THREAD_EXEC_PROGRAM)?;
+    let memfd = program(expect::MEMFD_PROGRAM)?;
+    let env = expect::program_env(
+        [&compat, &uring, &uring_open, &uring_change, &open_in_root, &thread_exec, &memfd],
+        &busybox,
+    );
     let script = expect::script(&marker);
     // The shell's argv (sh, -c, the script, each NUL-terminated) must fit in what the agent
     // keeps, or its exec event comes cut and its check fails for a reason of the checker's.
@@ -157,8 +162,8 @@ fn run(args: &Args) -> Result<Report> {
         marker_program.path
     );
     println!(
-        "vm-guest: and the programs {}, {}, {}, {} and {}",
-        compat.path, uring.path, uring_open.path, uring_change.path, open_in_root.path
+        "vm-guest: and the programs {}, {}, {}, {}, {}, {} and {}",
+        compat.path, uring.path, uring_open.path, uring_change.path, open_in_root.path, thread_exec.path, memfd.path
     );
     let fake = FakeDocker::start(&scratch.0.join("docker.sock"), container.clone())?;
     let queue = Queue::bind(&scratch.0.join("queue"))?;
@@ -190,6 +195,8 @@ fn run(args: &Args) -> Result<Report> {
         uring_open: &uring_open,
         uring_change: &uring_change,
         open_in_root: &open_in_root,
+        thread_exec: &thread_exec,
+        memfd: &memfd,
     };
     // The events of the doors this kernel does not have are not expected (the log must say
     // the doors are closed, below).
