@@ -69,10 +69,24 @@ fn ns_pids(pid: u32) -> Option<Vec<u32>> {
     Some(line.split_whitespace().filter_map(|p| p.parse().ok()).collect())
 }
 
-/// The pid namespace a process is in (the inode of /proc/<pid>/ns/pid).
-fn pid_ns(pid: u32) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok().map(|m| m.ino())
+/// The pid namespace `up` levels above the one a process is in (0: its own), by its inode:
+/// /proc/<pid>/ns/pid, then `NS_GET_PARENT` `up` times. `None` when the process is gone (or
+/// the namespace is not below the agent's own).
+fn ns_above(pid: u32, up: usize) -> Option<u64> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    let mut ns = OwnedFd::from(std::fs::File::open(format!("/proc/{pid}/ns/pid")).ok()?);
+    for _ in 0..up {
+        // SAFETY: NS_GET_PARENT reads no memory of ours; it returns a new descriptor (owned
+        // below) or -1.
+        let parent = unsafe { libc::ioctl(ns.as_raw_fd(), libc::NS_GET_PARENT) };
+        if parent < 0 {
+            return None;
+        }
+        // SAFETY: `parent` is a descriptor the ioctl just opened, owned by nothing else.
+        ns = unsafe { OwnedFd::from_raw_fd(parent) };
+    }
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::File::from(ns).metadata().ok().map(|m| m.ino())
 }
 
 /// Where a caller's pids are: how many pid namespaces are above its own, and its own.
@@ -82,50 +96,59 @@ struct Level {
 }
 
 /// The host pid of the process a caller at `level` names `target`, among `candidates` (host
-/// pids, with `ns_pids` and `pid_ns` to read them). A candidate matches when its pid at the
-/// caller's depth is `target`; one at exactly that depth must be in the caller's own namespace
-/// (a sibling namespace, another `unshare -p` in the container, has its own pid `target`), and
-/// one deeper (whose namespace at that depth is not checked) is taken only when none at that
-/// depth matches.
-/// Without a level (the caller is gone), a candidate's innermost pid is compared, and one with
-/// no pid namespace of its own means the target is that pid on the host.
+/// pids, with `ns_pids` and `ns_above` to read them).
+///
+/// A candidate matches when its pid at the caller's depth is `target` and its pid namespace at
+/// that depth is the caller's own (checked whether the candidate is at that depth or in a
+/// namespace below it: a sibling namespace, another `unshare -p` in the container, has its own
+/// pid `target`, and so may one below it). Pids are unique in a namespace: the first match is
+/// the one.
+///
+/// Without the caller's namespace (the caller is gone, or went between two reads), nothing can
+/// be checked: a candidate's pid at the caller's depth (its innermost one without a level; one
+/// with no pid namespace of its own means the target is that pid on the host) is compared, and
+/// the target is named only when one process matches. An attacker who makes sibling pid
+/// namespaces and lets the caller end at once gets an unresolved target, never a decoy.
 fn find_target(
     target: u32,
     level: Option<&Level>,
     candidates: impl IntoIterator<Item = u32>,
     ns_pids: impl Fn(u32) -> Option<Vec<u32>>,
-    pid_ns: impl Fn(u32) -> Option<u64>,
+    ns_above: impl Fn(u32, usize) -> Option<u64>,
 ) -> Option<u32> {
     if let Some(Level { depth: 0, .. }) = level {
         return Some(target);
     }
-    // A process below the caller's level whose pid there is `target`: taken only when none at
-    // the caller's own level is (one below a sibling namespace has such a pid too).
-    let mut below = None;
+    let mut found = None;
     for pid in candidates {
         let Some(v) = ns_pids(pid) else { continue };
-        match level {
+        let answer = match level {
             Some(l) => {
                 if v.get(l.depth) != Some(&target) {
                     continue;
                 }
-                if v.len() > l.depth + 1 {
-                    below = below.or(Some(pid));
+                if let Some(ns) = l.ns {
+                    if ns_above(pid, v.len() - 1 - l.depth) == Some(ns) {
+                        return Some(pid);
+                    }
                     continue;
                 }
-                if l.ns.is_some() && pid_ns(pid) != l.ns {
-                    continue;
-                }
-                return Some(pid);
+                pid
             }
             None => match v.as_slice() {
-                [_] => return Some(target),
-                [.., inner] if *inner == target => return Some(pid),
-                _ => {}
+                [_] => target,
+                [.., inner] if *inner == target => pid,
+                _ => continue,
             },
+        };
+        match found {
+            None => found = Some(answer),
+            Some(f) if f == answer => {}
+            // Two processes match: which one the caller meant cannot be told.
+            Some(_) => return None,
         }
     }
-    below
+    found
 }
 
 impl Ptrace {
@@ -147,9 +170,9 @@ impl Ptrace {
             return;
         }
         let level =
-            ns_pids(caller).and_then(|v| v.len().checked_sub(1)).map(|depth| Level { depth, ns: pid_ns(caller) });
+            ns_pids(caller).and_then(|v| v.len().checked_sub(1)).map(|depth| Level { depth, ns: ns_above(caller, 0) });
         let candidates = ctx.procs.pids_in(ctx.cgroups).into_iter().take(MAX_SEARCH);
-        let host_pid = find_target(target, level.as_ref(), candidates, ns_pids, pid_ns);
+        let host_pid = find_target(target, level.as_ref(), candidates, ns_pids, ns_above);
         let Some(host_pid) = host_pid else { return };
         let (process, same_container) = match ctx.procs.get(host_pid) {
             Some(p) => (Some(ProcRef::of(&p.lineage)), ctx.cgroups.contains(&p.cgroup_id)),
@@ -232,23 +255,28 @@ impl Ptrace {
 mod tests {
     use super::*;
 
-    /// Host pid, NSpid, pid namespace: a container (ns 10) with its init, a process, and two
-    /// sibling pid namespaces made inside it (ns 20 and 30), each with a pid 2.
-    const PROCS: &[(u32, &[u32], u64)] = &[
-        // Below the first nested namespace (looked at first): its pid there is 2, 5 in its own.
-        (250, &[250, 16, 2, 5], 25),
-        (100, &[100, 1], 10),
-        (101, &[101, 2], 10),
-        (200, &[200, 7, 1], 20),
-        (201, &[201, 8, 2], 20),
-        (300, &[300, 9, 1], 30),
-        (301, &[301, 10, 2], 30),
+    /// Host pid, NSpid, and the pid namespaces it is in, outermost first: a container (ns 10)
+    /// with its init, a process, and sibling pid namespaces made inside it (20, 22, 30), each
+    /// with a pid 2, and namespaces below two of them (26 below 20, 35 below 30), each with a
+    /// pid 3 at depth 2. The decoys come first.
+    const PROCS: &[(u32, &[u32], &[u64])] = &[
+        (250, &[250, 16, 2, 5], &[1, 10, 22, 25]),
+        (260, &[260, 17, 3, 1], &[1, 10, 20, 26]),
+        (100, &[100, 1], &[1, 10]),
+        (101, &[101, 2], &[1, 10]),
+        (200, &[200, 7, 1], &[1, 10, 20]),
+        (201, &[201, 8, 2], &[1, 10, 20]),
+        (300, &[300, 9, 1], &[1, 10, 30]),
+        (301, &[301, 10, 2], &[1, 10, 30]),
+        (350, &[350, 11, 3, 1], &[1, 10, 30, 35]),
     ];
 
     fn find(target: u32, level: Option<Level>) -> Option<u32> {
         let ns_pids = |pid: u32| PROCS.iter().find(|p| p.0 == pid).map(|p| p.1.to_vec());
-        let pid_ns = |pid: u32| PROCS.iter().find(|p| p.0 == pid).map(|p| p.2);
-        find_target(target, level.as_ref(), PROCS.iter().map(|p| p.0), ns_pids, pid_ns)
+        let ns_above = |pid: u32, up: usize| {
+            PROCS.iter().find(|p| p.0 == pid).and_then(|p| p.2.len().checked_sub(up + 1).map(|i| p.2[i]))
+        };
+        find_target(target, level.as_ref(), PROCS.iter().map(|p| p.0), ns_pids, ns_above)
     }
 
     #[test]
@@ -257,20 +285,34 @@ mod tests {
         // (it sees the nested namespace's processes by their pids in its own).
         assert_eq!(find(2, Some(Level { depth: 1, ns: Some(10) })), Some(101));
         assert_eq!(find(8, Some(Level { depth: 1, ns: Some(10) })), Some(201));
-        // A caller in the second nested namespace: its pid 2 is 301, not the first's 201 nor
-        // the container's 101.
+        // A caller in the second nested namespace: its pid 2 is 301, not the first's 201, nor
+        // 250's (below a sibling, looked at first), nor the container's 101.
         assert_eq!(find(2, Some(Level { depth: 2, ns: Some(30) })), Some(301));
         assert_eq!(find(2, Some(Level { depth: 2, ns: Some(20) })), Some(201));
-        // (250, looked at first, has a pid 2 at depth 2 as well: the process at the caller's
-        // own level wins, above.) A process below the caller's level is found when none at it
-        // matches, and at its own level it is found there.
+        // A process below the caller's level, found by its pid at that level, in the caller's
+        // namespace: 350 is pid 3 in ns 30; 260, looked at first, is pid 3 in the sibling 20.
+        assert_eq!(find(3, Some(Level { depth: 2, ns: Some(30) })), Some(350));
+        assert_eq!(find(3, Some(Level { depth: 2, ns: Some(20) })), Some(260));
+        assert_eq!(find(2, Some(Level { depth: 2, ns: Some(22) })), Some(250));
         assert_eq!(find(16, Some(Level { depth: 1, ns: Some(10) })), Some(250));
         assert_eq!(find(5, Some(Level { depth: 3, ns: Some(25) })), Some(250));
         // A pid its namespace does not have.
         assert_eq!(find(5, Some(Level { depth: 2, ns: Some(30) })), None);
+        assert_eq!(find(3, Some(Level { depth: 2, ns: Some(22) })), None);
         // A caller in the host's namespace (`--pid=host`): the pid is the host's.
         assert_eq!(find(4242, Some(Level { depth: 0, ns: Some(1) })), Some(4242));
-        // The caller gone: innermost pids, as before (the first match).
-        assert_eq!(find(1, None), Some(100));
+    }
+
+    #[test]
+    fn without_the_caller_s_namespace_only_a_target_no_other_process_could_be_is_named() {
+        // The caller gone: innermost pids. Pid 2 is 101's, 201's and 301's: which one the
+        // caller meant cannot be told (the first match named the decoy 201 for a caller in 30).
+        assert_eq!(find(2, None), None);
+        assert_eq!(find(1, None), None);
+        // Only 250 has an innermost pid 5.
+        assert_eq!(find(5, None), Some(250));
+        // The caller's depth known, its namespace not (it went between the two reads).
+        assert_eq!(find(2, Some(Level { depth: 2, ns: None })), None);
+        assert_eq!(find(7, Some(Level { depth: 1, ns: None })), Some(200));
     }
 }
