@@ -241,38 +241,45 @@ fn docker_unreachable_at_start_is_retried_and_logged_once() {
 
 /// dockerd stores an event for replay, then publishes it (after letting go of its lock): one
 /// that lands while we subscribe arrives both ways. `order` is the events as Docker sends them
-/// (indices of e1, e2, e3); each is forwarded once, the copies counted as duplicates.
-fn sent_twice_at_a_subscription_forwarded_once(tag: &str, order: &[usize], duplicates: u64) {
+/// (indices of `n` events e0, e1, ...); each is forwarded once, the copies counted as
+/// duplicates.
+fn sent_twice_at_a_subscription_forwarded_once(tag: &str, n: usize, order: &[usize], duplicates: u64) {
     let dir = TempDir::new(tag);
     let base = now_ns();
-    let events = [
-        event("container", "create", "c1", "one", base + 1),
-        event("container", "start", "c1", "one", base + 2),
-        event("container", "die", "c1", "one", base + 3),
-    ];
+    let actions = ["create", "start", "die"];
+    let events: Vec<_> = (0..n).map(|i| event("container", actions[i % 3], "c1", "one", base + 1 + i as i64)).collect();
     let chunk = order.iter().map(|&i| line(&events[i])).collect::<Vec<_>>().concat();
     let script = Script::json(vec![Step::Chunk(chunk), Step::Hold]);
     let fake = FakeDocker::start(&dir.path("docker.sock"), "1.52", vec![script]);
     let queue = QueueReceiver::bind(&dir.path("queue"));
     let mut daemon = start_against_fake(&dir, &fake, &queue, json!({}));
-    queue.wait_until(Duration::from_secs(20), "the die event", |f| {
-        docker_events(f).iter().any(|e| time_nano(e) == base + 3)
+    let last = base + n as i64;
+    queue.wait_until(Duration::from_secs(20), "the last event", |f| {
+        docker_events(f).iter().any(|e| time_nano(e) == last)
     });
     assert_eq!(daemon.stop(), 0);
     let times: Vec<i64> = docker_events(&queue.frames()).iter().map(time_nano).collect();
-    assert_eq!(times, vec![base + 1, base + 2, base + 3]);
+    assert_eq!(times, (1..=n as i64).map(|i| base + i).collect::<Vec<_>>());
     assert_eq!(daemon.final_stat("docker_events_duplicate"), duplicates);
 }
 
 #[test]
 fn an_event_docker_sends_twice_at_a_subscription_is_forwarded_once() {
     // Back to back.
-    sent_twice_at_a_subscription_forwarded_once("twice", &[0, 1, 1, 2], 1);
+    sent_twice_at_a_subscription_forwarded_once("twice", 3, &[0, 1, 1, 2], 1);
 }
 
 #[test]
 fn events_docker_sends_twice_at_a_subscription_are_forwarded_once_when_their_copies_interleave() {
     // Two stored before the subscription took its copy, published after it: both replayed,
     // then both live; the live e1 is older than the last event handled.
-    sent_twice_at_a_subscription_forwarded_once("twice-two", &[0, 1, 0, 1, 2], 2);
+    sent_twice_at_a_subscription_forwarded_once("twice-two", 3, &[0, 1, 0, 1, 2], 2);
+}
+
+#[test]
+fn a_burst_docker_sends_twice_at_a_subscription_is_forwarded_once() {
+    // A `compose up` in the race: 100 events replayed, then their 100 live copies (each live
+    // copy 100 events after its replayed one; dockerd replays up to 256).
+    let order: Vec<usize> = (0..100).chain(0..100).collect();
+    sent_twice_at_a_subscription_forwarded_once("twice-burst", 100, &order, 100);
 }

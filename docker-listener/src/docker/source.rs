@@ -74,8 +74,11 @@ struct Replay {
     recent: std::collections::VecDeque<(i64, u64)>,
 }
 
-/// How many of the last events handled an event older than the cursor is compared with.
-const RECENT: usize = 16;
+/// How many of the last events handled an event older than the cursor is compared with: as
+/// many as dockerd replays, so that a burst in a subscription's race (a `compose up`) has
+/// every live copy met by its replayed one. Compared only for an event older than the cursor
+/// (a race's copy, or a clock set back), never on the way of events in order.
+const RECENT: usize = DOCKER_EVENTS_LIMIT;
 
 impl DockerSource {
     /// Runs until `shutdown`. Returns an error only for problems retrying cannot fix
@@ -297,7 +300,7 @@ impl DockerSource {
             // The same event again: dockerd publishes an event to its subscribers after it
             // stored it for replay (and let go of its lock), so those that land while we
             // subscribe come both replayed and live, the live copies after all the replayed
-            // ones (`e1 e2 e1 e2`): the last one handled, or one of the few before it.
+            // ones (`e1 e2 e1 e2`): one of the last `RECENT` handled.
             Stats::inc(&self.stats.docker_events_duplicate);
             return;
         }
