@@ -79,6 +79,11 @@ counters! {
     /// Frames the output refused for good (e.g. larger than the socket's send buffer): dropped,
     /// logged one by one.
     dropped_rejected,
+    /// Frames the line output had taken (in its buffer, or written but not flushed) and could
+    /// not write out by the end of shutdown: lost, not counted in `frames_out`; their Docker
+    /// events are replayed at the next start (the cursor did not move past them) if dockerd
+    /// still holds them.
+    dropped_unwritten_at_shutdown,
     /// Send attempts that failed with a transient error (queue missing, not bound, full).
     send_errors,
     /// eBPF records read from the ring buffer.

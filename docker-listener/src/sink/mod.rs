@@ -13,6 +13,12 @@
 //! count as delivered (cursor, counters), and only the others go back to the spool, so the next
 //! start neither replays nor reports as undelivered what Wazuh already has.
 //!
+//! A line output's frames count as delivered (counters, cursor) once written out and flushed,
+//! not when its buffer takes them ([`Output::unwritten`]): those it could not write out by the
+//! end of shutdown's last flush (a full disk, a reader of stdout that stopped reading) are
+//! counted lost (`dropped_unwritten_at_shutdown`), and the Docker events among them are replayed
+//! from the cursor at the next start, as are those a crash leaves in the buffer.
+//!
 //! The sink sends what it finds as soon as it finds it: the sources hand frames over in batches
 //! (the Docker source once per 2 ms tick under load, the monitor once per 3 ms ring-buffer poll),
 //! so one wake-up of the sink is already one `sendmmsg` of a batch. (It used to linger 1 ms
@@ -22,6 +28,7 @@ pub mod output;
 pub mod spool;
 
 use std::{
+    collections::VecDeque,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -63,6 +70,8 @@ impl Sink {
         // it is rebuilt from this count and sent before anything else until it gets through.
         let mut unreported = 0u64;
         let mut batch: Vec<Frame> = Vec::with_capacity(output::BATCH);
+        // Frames the output took but has not written out yet, oldest first: a line output's.
+        let mut unwritten: VecDeque<Taken> = VecDeque::new();
         loop {
             unreported += self.spool.take_unreported_drops();
             let is_report = unreported > 0;
@@ -84,7 +93,7 @@ impl Sink {
                     // for room): those are delivered, only the others go back.
                     let sent = self.output.taken().min(batch.len());
                     if sent > 0 {
-                        self.delivered(&batch[..sent], is_report, unreported);
+                        self.took(&batch[..sent], is_report, unreported, &mut unwritten);
                     }
                     if !is_report { self.spool.unpop_all(batch.drain(sent..)); }
                     break
@@ -96,7 +105,7 @@ impl Sink {
                 Err((n, e)) => (n, Some(e)),
             };
             if sent > 0 {
-                self.delivered(&batch[..sent], is_report, unreported);
+                self.took(&batch[..sent], is_report, unreported, &mut unwritten);
                 if is_report {
                     unreported = 0;
                 }
@@ -120,6 +129,7 @@ impl Sink {
                             _ = abort.cancelled() => break,
                             r = self.output.flush() => r,
                         };
+                        self.written_out(&mut unwritten);
                         if let Err(e) = flushed {
                             tracing::warn!(error = %e, "flush failed");
                         }
@@ -157,25 +167,33 @@ impl Sink {
                 }
             }
         }
-        match tokio::time::timeout(FINAL_FLUSH, self.output.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(
-                error = %e,
-                "the last frames taken by the output could not be written out at shutdown: they are lost"
-            ),
-            Err(_) => tracing::error!(
-                secs = FINAL_FLUSH.as_secs(),
-                "the last frames taken by the output were not written out in time at shutdown (a reader of \
-                 the output that stopped reading?): they are lost"
-            ),
+        let error = match tokio::time::timeout(FINAL_FLUSH, self.output.flush()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!(
+                "not written out within {}s (a reader of the output that stopped reading?)",
+                FINAL_FLUSH.as_secs()
+            )),
+        };
+        self.written_out(&mut unwritten);
+        if let Some(error) = error.filter(|_| !unwritten.is_empty()) {
+            Stats::add(&self.stats.dropped_unwritten_at_shutdown, unwritten.len() as u64);
+            tracing::error!(
+                error = %error,
+                frames = unwritten.len(),
+                docker_events = unwritten.iter().filter(|t| matches!(t.origin, Origin::Docker { .. })).count(),
+                dropped_total = Stats::get(&self.stats.dropped_unwritten_at_shutdown),
+                "the last frames taken by the output could not be written out at shutdown (counted in \
+                 dropped_unwritten_at_shutdown): they are lost; the Docker events among them were not counted \
+                 delivered and are replayed from the saved cursor at the next start (if dockerd still holds them)"
+            );
         }
         self.spool.len().0
     }
 
-    /// Accounts for frames the output took: counters, the delivered-events cursor, the report.
-    fn delivered(&mut self, frames: &[Frame], is_report: bool, reported: u64) {
-        Stats::add(&self.stats.frames_out, frames.len() as u64);
-        Stats::add(&self.stats.bytes_out, frames.iter().map(|f| f.len() as u64).sum());
+    /// Frames the output took: the report's log line now; counters and the cursor once the
+    /// output has written them out (at once for the queue socket).
+    fn took(&mut self, frames: &[Frame], is_report: bool, reported: u64, unwritten: &mut VecDeque<Taken>) {
         if is_report {
             tracing::warn!(
                 dropped = reported,
@@ -185,21 +203,40 @@ impl Sink {
                  events were dropped (reported in a loss event). Raise buffer_bytes to ride out \
                  longer Wazuh outages"
             );
+        }
+        unwritten.extend(frames.iter().map(|f| Taken { len: f.len(), origin: f.origin }));
+        self.written_out(unwritten);
+    }
+
+    /// Accounts for the frames of `unwritten` the output has written out since (the first ones):
+    /// counters, the delivered-events cursor.
+    fn written_out(&mut self, unwritten: &mut VecDeque<Taken>) {
+        let n = unwritten.len().saturating_sub(self.output.unwritten());
+        if n == 0 {
             return;
         }
-        let mut docker = 0;
+        let (mut bytes, mut docker) = (0, 0);
         self.delivered.send_if_modified(|c| {
             let before = (c.time_nano, c.delivered_at_time.len());
-            for f in frames {
-                if let Origin::Docker { time_nano, hash } = f.origin {
+            for t in unwritten.drain(..n) {
+                bytes += t.len as u64;
+                if let Origin::Docker { time_nano, hash } = t.origin {
                     docker += 1;
                     c.advance(time_nano, hash);
                 }
             }
             before != (c.time_nano, c.delivered_at_time.len())
         });
+        Stats::add(&self.stats.frames_out, n as u64);
+        Stats::add(&self.stats.bytes_out, bytes);
         Stats::add(&self.stats.frames_out_docker, docker);
     }
+}
+
+/// What the sink keeps of a frame the output took until it is written out.
+struct Taken {
+    len: usize,
+    origin: Origin,
 }
 
 /// Our own loss report, in the Wazuh frame, under its own top-level key (never `docker`).
@@ -282,5 +319,150 @@ mod tests {
         let c = cursor.borrow().clone();
         assert_eq!(c.time_nano, sent as i64, "the cursor is at the last frame sent");
         assert_eq!(c.delivered_at_time, [sent as u64 - 1]);
+    }
+
+    /// A line output's writer that writes and flushes until it has flushed `flushes` times, then
+    /// hangs for good: at the next write (a disk that stopped answering), or, with
+    /// `takes_writes`, only at the flush (tokio's stdout whose reader stopped reading: a write is
+    /// handed to a blocking thread at once, and the flush waits for that thread).
+    struct Stalling {
+        /// What was written and then flushed.
+        out: Arc<std::sync::Mutex<Vec<u8>>>,
+        unflushed: Vec<u8>,
+        flushes: usize,
+        takes_writes: bool,
+    }
+
+    impl tokio::io::AsyncWrite for Stalling {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            if self.flushes == 0 && !self.takes_writes {
+                return std::task::Poll::Pending; // never woken
+            }
+            self.unflushed.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.flushes == 0 {
+                return std::task::Poll::Pending; // never woken
+            }
+            self.flushes -= 1;
+            let written = std::mem::take(&mut self.unflushed);
+            self.out.lock().expect("not poisoned").extend_from_slice(&written);
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Runs a sink into a line output on a [`Stalling`] writer, on Docker frames pushed in
+    /// `phases` (the sink is left 20 ms for each), until shutdown's abort and last flush are
+    /// over; its counters, its cursor, and how many of the frames the writer wrote and flushed.
+    async fn shut_down_on(phases: &[usize], flushes: usize, takes_writes: bool) -> (Arc<Stats>, Cursor, usize) {
+        let out = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = Stalling { out: out.clone(), unflushed: Vec::new(), flushes, takes_writes };
+        let stats = Arc::new(Stats::default());
+        let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
+        let (delivered, cursor) = watch::channel(Cursor::default());
+        let sink = Sink {
+            spool: spool.clone(),
+            output: Output::Lines(output::LineWriter::new(Box::new(writer), "test".into())),
+            encoder: Encoder::new(64 << 10, false, stats.clone()),
+            delivered,
+            stats: stats.clone(),
+        };
+        let abort = CancellationToken::new();
+        let (left, ()) = tokio::time::timeout(FINAL_FLUSH + Duration::from_secs(10), async {
+            tokio::join!(sink.run(abort.clone()), async {
+                let mut next = 0;
+                for &n in phases {
+                    spool.push_all((next..next + n).map(docker_frame));
+                    next += n;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                spool.close();
+                abort.cancel();
+            })
+        })
+        .await
+        .expect("the abort and the last flush's time limit end the run");
+        assert_eq!(left, 0, "the output took every frame");
+        let c = cursor.borrow().clone();
+        let out = out.lock().expect("not poisoned").clone();
+        let written = out.iter().filter(|&&b| b == b'\n').count();
+        let lines: Vec<u8> = (0..written)
+            .flat_map(|i| {
+                let mut l = docker_frame(i).to_vec();
+                l.push(b'\n');
+                l
+            })
+            .collect();
+        assert!(out == lines, "whole lines, in order, each once");
+        (stats, c, written)
+    }
+
+    /// What the line output took (all of it fits its buffer) and never wrote: counted lost, not
+    /// out, and the cursor stays where it was, so that the next start replays those events.
+    #[tokio::test]
+    async fn frames_a_line_output_never_wrote_are_counted_lost_and_not_delivered() {
+        let (stats, cursor, written) = shut_down_on(&[10], 0, false).await;
+        assert_eq!(written, 0);
+        assert_eq!(Stats::get(&stats.dropped_unwritten_at_shutdown), 10);
+        assert_eq!(Stats::get(&stats.frames_out), 0);
+        assert_eq!(Stats::get(&stats.bytes_out), 0);
+        assert_eq!(Stats::get(&stats.frames_out_docker), 0);
+        assert_eq!(cursor, Cursor::default(), "the cursor did not move");
+    }
+
+    /// Stdout with a reader that stopped reading: the writes are taken, the flush never ends.
+    /// Taken is not written: the frames are lost, counted, and not delivered.
+    #[tokio::test]
+    async fn frames_written_to_a_writer_whose_flush_hangs_are_counted_lost_and_not_delivered() {
+        let (stats, cursor, written) = shut_down_on(&[10], 0, true).await;
+        assert_eq!(written, 0);
+        assert_eq!(Stats::get(&stats.dropped_unwritten_at_shutdown), 10);
+        assert_eq!(Stats::get(&stats.frames_out), 0);
+        assert_eq!(Stats::get(&stats.frames_out_docker), 0);
+        assert_eq!(cursor, Cursor::default(), "the cursor did not move");
+    }
+
+    /// The writer writes out the first frames (the spool emptied: flushed), then hangs: those
+    /// are delivered (counters, cursor), the next ones lost and counted.
+    #[tokio::test]
+    async fn the_cursor_moves_only_past_the_frames_a_line_output_wrote_out() {
+        let (stats, cursor, written) = shut_down_on(&[10, 10], 1, false).await;
+        assert_eq!(written, 10);
+        assert_eq!(Stats::get(&stats.frames_out), 10);
+        assert_eq!(Stats::get(&stats.frames_out_docker), 10);
+        assert_eq!(Stats::get(&stats.dropped_unwritten_at_shutdown), 10);
+        assert_eq!(cursor.time_nano, 10, "the cursor is at the last frame written out");
+        assert_eq!(cursor.delivered_at_time, [9]);
+    }
+
+    /// A full line buffer written out while the spool still holds frames is flushed and
+    /// delivered then, not at the next empty spool (which a steady load may never leave): the
+    /// cursor keeps moving under load. The writer hangs after that one buffer.
+    #[tokio::test]
+    async fn a_full_line_buffer_written_out_is_delivered_without_waiting_for_an_empty_spool() {
+        const N: usize = 100; // ~1 KiB each: more than the line output's 64 KiB buffer
+        let (stats, cursor, written) = shut_down_on(&[N], 1, false).await;
+        assert!(0 < written && written < N, "{written} of {N} written: one buffer's worth");
+        assert_eq!(Stats::get(&stats.frames_out), written as u64);
+        assert_eq!(Stats::get(&stats.frames_out_docker), written as u64);
+        assert_eq!(Stats::get(&stats.dropped_unwritten_at_shutdown), (N - written) as u64);
+        assert_eq!(cursor.time_nano, written as i64, "the cursor is at the last frame written out");
+        assert_eq!(cursor.delivered_at_time, [written as u64 - 1]);
     }
 }

@@ -270,6 +270,17 @@ impl Output {
         }
     }
 
+    /// How many of the frames the output took are not known to be written out yet, the last
+    /// ones: a line output's since its last flush that left nothing behind (in its buffer, or
+    /// written to a writer that has not flushed them); none for the queue socket, whose kernel
+    /// has a datagram once it is sent.
+    pub fn unwritten(&self) -> usize {
+        match self {
+            Output::Queue(_) => 0,
+            Output::Lines(l) => l.unwritten,
+        }
+    }
+
     /// Pushes out anything buffered (line outputs); called when the spool is empty.
     pub async fn flush(&mut self) -> Result<(), OutputError> {
         match self {
@@ -442,13 +453,16 @@ pub struct LineWriter {
     name: PathBuf,
     /// Frames of the current `Output::send_batch` in `buf` ([`Output::taken`]).
     taken: usize,
+    /// Frames taken since the last flush that left nothing behind: in `buf`, or handed to `w`
+    /// but not flushed ([`Output::unwritten`]).
+    unwritten: usize,
 }
 
 const LINE_BUFFER: usize = 64 << 10;
 
 impl LineWriter {
     pub fn new(w: Box<dyn AsyncWrite + Unpin + Send>, name: PathBuf) -> LineWriter {
-        LineWriter { w, buf: Vec::with_capacity(LINE_BUFFER), written: 0, name, taken: 0 }
+        LineWriter { w, buf: Vec::with_capacity(LINE_BUFFER), written: 0, name, taken: 0, unwritten: 0 }
     }
 
     fn error(&self, source: io::Error) -> OutputError {
@@ -463,11 +477,17 @@ impl LineWriter {
             self.buf.extend_from_slice(p);
         }
         self.buf.push(b'\n');
+        self.unwritten += 1;
         Ok(())
     }
 
-    /// Writes the buffer out; on an error, keeps what was not written (and only that). Dropped
-    /// part-way, it leaves what it wrote counted in `written`, and the next call starts there.
+    /// Writes the buffer out and flushes the writer; on an error, keeps what was not written
+    /// (and only that). Dropped part-way, it leaves what it wrote counted in `written`, and the
+    /// next call starts there.
+    ///
+    /// The flush is what says the bytes are out: tokio's stdout and files take a write at once
+    /// and make it on a blocking thread, which may hang (a reader of stdout that stopped
+    /// reading) or fail after the write returned; their flush waits for it and reports its error.
     async fn write_out(&mut self) -> Result<(), OutputError> {
         let result = loop {
             if self.written == self.buf.len() {
@@ -481,12 +501,14 @@ impl LineWriter {
             }
         };
         self.buf.drain(..std::mem::take(&mut self.written));
-        result.map_err(|e| self.error(e))
+        result.map_err(|e| self.error(e))?;
+        self.w.flush().await.map_err(|e| self.error(e))?;
+        self.unwritten = 0;
+        Ok(())
     }
 
     pub async fn flush(&mut self) -> Result<(), OutputError> {
-        self.write_out().await?;
-        self.w.flush().await.map_err(|e| self.error(e))
+        self.write_out().await
     }
 }
 
