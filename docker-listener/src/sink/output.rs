@@ -74,7 +74,8 @@ fn describe(kind: Unavailable, path: &Path) -> String {
 /// - What is allowed but lets others read or change the events is returned as warnings for the
 ///   caller to log, each with its fix: an existing file others may read or anyone but its owner
 ///   and group may change (mode 0600 or 0640 is what is asked for), one another user owns, a
-///   directory its group may change or another user owns.
+///   directory its group may change (unless it is a system group of a directory root or this
+///   process's user owns, see `trusted_group`) or another user owns.
 fn open_output_file(path: &Path) -> io::Result<(std::fs::File, Vec<String>)> {
     open_output_file_with(path, || {})
 }
@@ -195,7 +196,7 @@ fn open_output_file_with(path: &Path, between: impl FnOnce()) -> io::Result<(std
     }
     if !shared_dir {
         let m = &dir_meta;
-        if m.mode() & 0o020 != 0 && m.mode() & 0o1000 == 0 {
+        if m.mode() & 0o020 != 0 && m.mode() & 0o1000 == 0 && !trusted_group(m.uid(), m.gid(), me) {
             warnings.push(format!(
                 "its directory {d} may be changed by its group (gid {}, mode {dir_mode:04o}): its members can remove \
                  or replace {p}. Run `chmod g-w {d}`, or write elsewhere",
@@ -258,6 +259,20 @@ fn open_in(dir: &std::fs::File, name: &std::ffi::OsStr, create: bool) -> io::Res
     }
     // SAFETY: a descriptor the kernel just gave us, owned by nothing else.
     Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// The first group id of ordinary users (`GID_MIN` in login.defs on Debian, Fedora, SUSE, Arch).
+const FIRST_USER_GID: u32 = 1000;
+/// `users`: a system-range group that holds ordinary users (all of them on some distributions).
+const USERS_GID: u32 = 100;
+
+/// Whether a directory owned by `uid` may be left writable by its group `gid` without a warning.
+/// A system group (below `FIRST_USER_GID`: syslog, adm, wazuh) is the distribution's or a
+/// package's own, and its members are trusted daemons: Debian's /var/log is root:syslog 0775,
+/// warned about on every start before. Only when root or this process's user owns the
+/// directory: another owner is warned about anyway, and its choice of group is not vouched for.
+fn trusted_group(uid: u32, gid: u32, me: u32) -> bool {
+    (uid == 0 || uid == me) && gid < FIRST_USER_GID && gid != USERS_GID
 }
 
 fn euid() -> u32 {
@@ -686,9 +701,37 @@ mod tests {
     fn a_directory_its_group_may_change_is_reported_with_its_fix() {
         let dir = tempfile::tempdir().expect("temp dir");
         chmod(dir.path(), 0o770);
-        let w = warnings(&dir.path().join("events.ndjson"));
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("changed by its group") && w[0].contains("chmod g-w"), "{}", w[0]);
+        let path = dir.path().join("events.ndjson");
+        if !is_root() {
+            // Our own directory, our own group: a warning only for a group of ordinary users.
+            let gid = std::fs::metadata(dir.path()).expect("metadata").gid();
+            assert_eq!(warnings(&path).len(), usize::from(gid >= FIRST_USER_GID || gid == USERS_GID));
+            return;
+        }
+        // A group of ordinary users (and `users`, which holds them) may be anyone.
+        for gid in [1000, 4242, USERS_GID] {
+            std::os::unix::fs::chown(dir.path(), None, Some(gid)).expect("chown");
+            let w = warnings(&path);
+            assert_eq!(w.len(), 1, "gid {gid}: {w:?}");
+            assert!(
+                w[0].contains(&format!("changed by its group (gid {gid}")) && w[0].contains("chmod g-w"),
+                "{}",
+                w[0]
+            );
+        }
+        // A system group of a directory root owns (Debian's /var/log is root:syslog 0775, adm is
+        // 4): the distribution's or a package's daemons, no warning.
+        for gid in [0, 4, 999] {
+            std::os::unix::fs::chown(dir.path(), None, Some(gid)).expect("chown");
+            assert!(warnings(&path).is_empty(), "gid {gid}");
+        }
+        chmod(dir.path(), 0o775);
+        assert!(warnings(&path).is_empty());
+        // Another user's directory: its group is not vouched for, and its owner is named.
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(4)).expect("chown");
+        let w = warnings(&path);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("changed by its group (gid 4") && w[1].contains("belongs to uid 65534"), "{w:?}");
     }
 
     #[test]
