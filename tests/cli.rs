@@ -36,6 +36,7 @@ fn every_invalid_key_is_named_with_what_is_accepted_and_exit_2() {
         (json!({"wazuh_home": "var/ossec"}), "docker-listener.wazuh_home", "absolute"),
         (json!({"queue": 5}), "docker-listener.queue", "string"),
         (json!({"output": "syslog"}), "docker-listener.output", "file:/path"),
+        (json!({"output": "file:/var/log/"}), "docker-listener.output", "e.g. file:/var/log/docker-listener.ndjson"),
         (json!({"docker_host": "tcp://127.0.0.1:2375"}), "docker-listener.docker_host", "unix:///"),
         (json!({"state_dir": ""}), "docker-listener.state_dir", "absolute"),
         (json!({"legacy_fields": 1}), "docker-listener.legacy_fields", "boolean"),

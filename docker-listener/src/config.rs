@@ -39,7 +39,9 @@ impl std::str::FromStr for Output {
             "queue" => Ok(Output::Queue),
             "stdout" => Ok(Output::Stdout),
             _ => match s.strip_prefix("file:") {
-                Some(p) if !p.is_empty() => Ok(Output::File(PathBuf::from(p))),
+                Some(p) if !p.is_empty() => crate::sink::output::split_file_path(Path::new(p))
+                    .map(|_| Output::File(PathBuf::from(p)))
+                    .map_err(|e| e.to_string()),
                 _ => Err(format!("unknown output {s:?}: accepted \"queue\", \"stdout\" or \"file:/path/to/file\"")),
             },
         }
@@ -766,6 +768,10 @@ mod tests {
         assert_eq!("stdout".parse::<Output>().unwrap(), Output::Stdout);
         assert_eq!("file:/tmp/x".parse::<Output>().unwrap(), Output::File("/tmp/x".into()));
         assert!("file:".parse::<Output>().is_err());
+        for dir in ["file:/var/log/", "file:/var/log/.", "file:/var/log/..", "file:/"] {
+            let e = dir.parse::<Output>().expect_err(dir);
+            assert!(e.contains("names a directory, not a file") && e.contains("docker-listener.ndjson"), "{e}");
+        }
         assert!("syslog".parse::<Output>().is_err());
     }
 }

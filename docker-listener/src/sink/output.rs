@@ -62,6 +62,10 @@ fn describe(kind: Unavailable, path: &Path) -> String {
 /// symbolic link. Events carry command lines, labels and secrets that escaped redaction, and a
 /// file Wazuh reads is believed: who else may read, change or replace it matters.
 ///
+/// The directory is opened once; its checks are on that descriptor and the file is opened
+/// through it (`openat`), so a directory swapped after the checks (it, or a component of its
+/// path, replaced by a symbolic link) cannot take the file elsewhere.
+///
 /// - In a directory everyone may write to: without the sticky bit, refused (anyone could remove
 ///   or replace the file); with it (`/tmp`), the file is created exclusively, and one that
 ///   already exists must be this process's user's, with no other name (a hard link to a file the
@@ -70,20 +74,36 @@ fn describe(kind: Unavailable, path: &Path) -> String {
 /// - What is allowed but lets others read or change the events is returned as warnings for the
 ///   caller to log, each with its fix: an existing file others may read or anyone but its owner
 ///   and group may change (mode 0600 or 0640 is what is asked for), one another user owns, a
-///   directory its group may change or another user owns.
+///   directory its group may change (unless it is a system group of a directory root or this
+///   process's user owns, see `trusted_group`) or another user owns.
 fn open_output_file(path: &Path) -> io::Result<(std::fs::File, Vec<String>)> {
+    open_output_file_with(path, || {})
+}
+
+/// `open_output_file`, calling `between` after the directory's checks and before the file is
+/// opened: where tests swap the directory.
+fn open_output_file_with(path: &Path, between: impl FnOnce()) -> io::Result<(std::fs::File, Vec<String>)> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let p = path.display();
     let refuse = |why: String| io::Error::new(io::ErrorKind::PermissionDenied, format!("refusing {p}: {why}"));
     let me = euid();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let (dir, name) = split_file_path(path)?;
     let d = dir.display();
-    // Unreadable: the open below says why.
-    let dir_meta = std::fs::metadata(dir).ok();
-    let dir_mode = dir_meta.as_ref().map_or(0, |m| m.mode() & 0o7777);
+    let no_dir = |e: io::Error| match e.kind() {
+        io::ErrorKind::NotFound => io::Error::new(
+            e.kind(),
+            format!("its directory {d} does not exist: create it (`mkdir -p {d}`) or write elsewhere"),
+        ),
+        _ => e,
+    };
+    // O_PATH: only searching the directory is needed, as for opening the file by its path.
+    let dir_fd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)
+        .map_err(no_dir)?;
+    let dir_meta = dir_fd.metadata()?;
+    let dir_mode = dir_meta.mode() & 0o7777;
     let shared_dir = dir_mode & 0o002 != 0;
     if shared_dir && dir_mode & 0o1000 == 0 {
         return Err(refuse(format!(
@@ -91,25 +111,17 @@ fn open_output_file(path: &Path) -> io::Result<(std::fs::File, Vec<String>)> {
              remove or replace the file. Run `chmod o-w {d}` (or `chmod +t {d}`), or write elsewhere"
         )));
     }
-    let open = |create: bool| {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create_new(create)
-            .mode(0o600)
-            // O_NONBLOCK: a named pipe with no reader is an error (ENXIO), not a wait forever.
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(path)
-    };
+    between();
     let opened = (|| {
         // Created here, or there already (opened without O_CREAT: the kernel's protection of
         // others' files in sticky directories does not apply, the checks below say what is
         // wrong); gone in between (removed by whoever may), tried again.
         for _ in 0..3 {
-            match open(true) {
+            match open_in(&dir_fd, name, true) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 other => return other.map(|f| (f, true)),
             }
-            match open(false) {
+            match open_in(&dir_fd, name, false) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 other => return other.map(|f| (f, false)),
             }
@@ -182,8 +194,9 @@ fn open_output_file(path: &Path) -> io::Result<(std::fs::File, Vec<String>)> {
             ));
         }
     }
-    if let Some(m) = dir_meta.filter(|_| !shared_dir) {
-        if m.mode() & 0o020 != 0 && m.mode() & 0o1000 == 0 {
+    if !shared_dir {
+        let m = &dir_meta;
+        if m.mode() & 0o020 != 0 && m.mode() & 0o1000 == 0 && !trusted_group(m.uid(), m.gid(), me) {
             warnings.push(format!(
                 "its directory {d} may be changed by its group (gid {}, mode {dir_mode:04o}): its members can remove \
                  or replace {p}. Run `chmod g-w {d}`, or write elsewhere",
@@ -199,6 +212,67 @@ fn open_output_file(path: &Path) -> io::Result<(std::fs::File, Vec<String>)> {
         }
     }
     Ok((file, warnings))
+}
+
+/// The directory and the name of the file `path` names; an error naming the fix when its last
+/// component is no file's name (`file:/var/log/`, `.`, `..`). The configuration is checked with
+/// it too, so that such a path is an invalid configuration (exit 2) before anything starts.
+pub(crate) fn split_file_path(path: &Path) -> io::Result<(&Path, &std::ffi::OsStr)> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let (dir, name): (&[u8], &[u8]) = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => (b"/", &bytes[1..]),
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (b".", bytes),
+    };
+    if matches!(name, b"" | b"." | b"..") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} names a directory, not a file: give the path of the file to append to, e.g. file:{}",
+                path.display(),
+                path.join("docker-listener.ndjson").display()
+            ),
+        ));
+    }
+    Ok((Path::new(std::ffi::OsStr::from_bytes(dir)), std::ffi::OsStr::from_bytes(name)))
+}
+
+/// The file `name` in the directory `dir` (no `/` in it), for appending; created (exclusively,
+/// 0600) when `create`. Never through a symbolic link; a named pipe with no reader is an error
+/// (ENXIO, O_NONBLOCK), not a wait forever.
+fn open_in(dir: &std::fs::File, name: &std::ffi::OsStr, create: bool) -> io::Result<std::fs::File> {
+    use std::os::{fd::FromRawFd, unix::ffi::OsStrExt};
+    let c = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a file name with a NUL byte"))?;
+    let flags = libc::O_WRONLY
+        | libc::O_APPEND
+        | libc::O_NOFOLLOW
+        | libc::O_CLOEXEC
+        | libc::O_NONBLOCK
+        | if create { libc::O_CREAT | libc::O_EXCL } else { 0 };
+    // SAFETY: `dir` is an open directory descriptor and `c` a NUL-terminated name, both alive
+    // for the call; the kernel returns a new descriptor or -1.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags, 0o600 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor the kernel just gave us, owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// The first group id of ordinary users (`GID_MIN` in login.defs on Debian, Fedora, SUSE, Arch).
+const FIRST_USER_GID: u32 = 1000;
+/// `users`: a system-range group that holds ordinary users (all of them on some distributions).
+const USERS_GID: u32 = 100;
+
+/// Whether a directory owned by `uid` may be left writable by its group `gid` without a warning.
+/// A system group (below `FIRST_USER_GID`: syslog, adm, wazuh) is the distribution's or a
+/// package's own, and its members are trusted daemons: Debian's /var/log is root:syslog 0775,
+/// warned about on every start before. Only when root or this process's user owns the
+/// directory: another owner is warned about anyway, and its choice of group is not vouched for.
+fn trusted_group(uid: u32, gid: u32, me: u32) -> bool {
+    (uid == 0 || uid == me) && gid < FIRST_USER_GID && gid != USERS_GID
 }
 
 fn euid() -> u32 {
@@ -649,9 +723,106 @@ mod tests {
     fn a_directory_its_group_may_change_is_reported_with_its_fix() {
         let dir = tempfile::tempdir().expect("temp dir");
         chmod(dir.path(), 0o770);
-        let w = warnings(&dir.path().join("events.ndjson"));
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("changed by its group") && w[0].contains("chmod g-w"), "{}", w[0]);
+        let path = dir.path().join("events.ndjson");
+        if !is_root() {
+            // Our own directory, our own group: a warning only for a group of ordinary users.
+            let gid = std::fs::metadata(dir.path()).expect("metadata").gid();
+            assert_eq!(warnings(&path).len(), usize::from(gid >= FIRST_USER_GID || gid == USERS_GID));
+            return;
+        }
+        // A group of ordinary users (and `users`, which holds them) may be anyone.
+        for gid in [1000, 4242, USERS_GID] {
+            std::os::unix::fs::chown(dir.path(), None, Some(gid)).expect("chown");
+            let w = warnings(&path);
+            assert_eq!(w.len(), 1, "gid {gid}: {w:?}");
+            assert!(
+                w[0].contains(&format!("changed by its group (gid {gid}")) && w[0].contains("chmod g-w"),
+                "{}",
+                w[0]
+            );
+        }
+        // A system group of a directory root owns (Debian's /var/log is root:syslog 0775, adm is
+        // 4): the distribution's or a package's daemons, no warning.
+        for gid in [0, 4, 999] {
+            std::os::unix::fs::chown(dir.path(), None, Some(gid)).expect("chown");
+            assert!(warnings(&path).is_empty(), "gid {gid}");
+        }
+        chmod(dir.path(), 0o775);
+        assert!(warnings(&path).is_empty());
+        // Another user's directory: its group is not vouched for, and its owner is named.
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(4)).expect("chown");
+        let w = warnings(&path);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("changed by its group (gid 4") && w[1].contains("belongs to uid 65534"), "{w:?}");
+    }
+
+    #[test]
+    fn a_path_that_names_no_file_is_an_error_that_says_what_to_give() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path().display();
+        for (given, example) in [
+            (format!("{d}/"), format!("{d}/docker-listener.ndjson")),
+            (format!("{d}/."), format!("{d}/./docker-listener.ndjson")),
+            (format!("{d}/.."), format!("{d}/../docker-listener.ndjson")),
+            ("/".to_owned(), "/docker-listener.ndjson".to_owned()),
+        ] {
+            let e = open_output_file(Path::new(&given)).expect_err("no file named");
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{given}: {e}");
+            let e = e.to_string();
+            assert!(e.contains("names a directory, not a file") && e.contains(&format!("e.g. file:{example}")), "{e}");
+        }
+        // Nothing was created anywhere.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+        // A directory that does not exist is named with its fix.
+        let e = open_output_file(&dir.path().join("missing/events.ndjson")).expect_err("no directory");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("mkdir -p"), "{e}");
+        // A relative path is in the current directory, and a file's name is taken as it is.
+        assert_eq!(split_file_path(Path::new("events.ndjson")).expect("split").0, Path::new("."));
+        assert_eq!(split_file_path(Path::new("/events")).expect("split").0, Path::new("/"));
+        assert_eq!(split_file_path(Path::new("a//.b")).expect("split"), (Path::new("a/"), ".b".as_ref()));
+    }
+
+    /// Swaps the checked directory for a symbolic link to a directory everyone may write to,
+    /// between its checks and the file's open: the file is still opened in the directory checked.
+    #[test]
+    fn the_file_is_opened_in_the_directory_that_was_checked() {
+        let top = tempfile::tempdir().expect("temp dir");
+        let checked = top.path().join("logs");
+        std::fs::create_dir(&checked).expect("mkdir");
+        chmod(&checked, 0o700);
+        let open = top.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        chmod(&open, 0o777);
+        let moved = top.path().join("logs.checked");
+        let path = checked.join("events.ndjson");
+        let (mut f, w) = open_output_file_with(&path, || {
+            std::fs::rename(&checked, &moved).expect("rename");
+            std::os::unix::fs::symlink(&open, &checked).expect("symlink");
+        })
+        .expect("opened");
+        assert!(w.is_empty(), "{w:?}");
+        std::io::Write::write_all(&mut f, b"one\n").expect("write");
+        assert_eq!(std::fs::read(moved.join("events.ndjson")).expect("in the checked directory"), b"one\n");
+        assert_eq!(std::fs::read_dir(&open).expect("list").count(), 0, "nothing in the swapped-in directory");
+        // Opened by its path now, the directory is the world-writable one: refused on what the
+        // descriptor shows.
+        let e = refused(&path);
+        assert!(e.contains("without the sticky bit") && e.contains("mode 0777"), "{e}");
+        // Same when a component above the directory is swapped.
+        let deep = top.path().join("a/b");
+        std::fs::create_dir_all(&deep).expect("mkdir");
+        let open_b = open.join("b");
+        std::fs::create_dir(&open_b).expect("mkdir");
+        chmod(&open_b, 0o777);
+        let (_, w) = open_output_file_with(&deep.join("events.ndjson"), || {
+            std::fs::rename(top.path().join("a"), top.path().join("a.checked")).expect("rename");
+            std::os::unix::fs::symlink(&open, top.path().join("a")).expect("symlink");
+        })
+        .expect("opened");
+        assert!(w.is_empty(), "{w:?}");
+        assert!(top.path().join("a.checked/b/events.ndjson").exists());
+        assert_eq!(std::fs::read_dir(&open_b).expect("list").count(), 0);
     }
 
     #[test]
