@@ -134,6 +134,50 @@ fn kill_9_then_restart_resumes_from_the_cursor_without_loss() {
     assert_eq!(daemon.stop(), 0);
 }
 
+/// Shutdown with Wazuh away: the grace period runs out with events still in the buffer. Our own
+/// (eBPF) events there are lost, counted and logged with their number; the Docker events did not
+/// move the cursor and are replayed at the next start, from it.
+#[test]
+fn shutdown_with_wazuh_away_counts_the_ebpf_events_left_and_replays_the_docker_ones() {
+    e2e();
+    let _docker = docker_lock();
+    let Agent { _dir: dir, queue, mut daemon } = start_agent("leftover", json!({}));
+    let name = unique("left");
+    let _c = Containers(vec![name.clone()]);
+    // One event delivered first: the cursor the next start resumes from.
+    docker(&["volume", "create", &name]);
+    docker(&["volume", "rm", &name]);
+    queue.wait_until(Duration::from_secs(10), "the volume's events", |f| docker_events(f).len() >= 2);
+    let queue_path = queue.path.clone();
+    queue.close();
+    let t0 = now_ns();
+    docker(&["run", "--rm", "--network", "none", "--name", &name, &image(), "/bin/echo", &format!("m-{name}")]);
+    let t1 = now_ns();
+    let expected = docker_log_window(None, t0, t1);
+    assert!(expected.len() >= 4, "create, attach, start, die...: {expected:?}");
+    daemon.wait_for_log("does not exist", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(daemon.stop(), 0);
+    let lost = daemon.final_stat("dropped_left_at_shutdown");
+    assert!(lost >= 1, "at least the echo's exec is counted lost");
+    let log = daemon.log_text();
+    assert!(log.contains(&format!("ebpf_events_lost={lost} docker_events_lost=0 ")), "the log gives the numbers");
+    assert_eq!(daemon.final_stat("frames_out_docker"), 2, "only the volume's events were delivered");
+
+    // Wazuh is back: the Docker events left in the buffer come again, from the saved cursor.
+    let queue = QueueReceiver::bind(&queue_path);
+    let mut args = agent_args(&dir.path("config.json"), &queue, &dir);
+    args.push("--no-ebpf".into());
+    let mut daemon = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let in_window = |f: &[Vec<u8>]| -> Vec<Value> {
+        docker_events(f).into_iter().filter(|e| (t0..=t1).contains(&time_nano(e))).collect()
+    };
+    queue.wait_until(Duration::from_secs(20), "the Docker events replayed", |f| in_window(f).len() >= expected.len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_same_events(&in_window(&queue.frames()), &expected);
+    assert_eq!(daemon.stop(), 0);
+}
+
 /// A private dockerd (own socket, data root and containerd) that the test may stop and start.
 struct PrivateDockerd {
     dir: TempDir,

@@ -23,7 +23,7 @@ use crate::{
     encode::{Encoder, event_hash},
     metrics,
     monitor::Monitor,
-    sink::{Output, Sink, Spool},
+    sink::{self, Left, Output, Sink, Spool},
     state::{Cursor, CursorWriter, InstanceLock, StateDir, StateError},
     stats::Stats,
 };
@@ -192,6 +192,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let sink =
         Sink { spool: spool.clone(), output, encoder: encoder.clone(), delivered: delivered_tx, stats: stats.clone() };
     let sink_task = tokio::spawn(sink.run(abort_sink.clone()));
+    let last_delivered = delivered_rx.clone();
     let cursor_task = tokio::spawn(persist_cursor(state.clone(), delivered_rx));
 
     // Monitoring: always on the state directory's stats socket, and where `metrics` says.
@@ -309,23 +310,17 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             abort.cancel();
         }
     });
-    let undelivered = match sink_task {
+    // A sink that failed (or ended before shutdown) left the spool as it was: counted the same.
+    let account = || sink::account_left(&spool, &last_delivered.borrow().clone(), &stats);
+    let left = match sink_task {
         Some(task) => task.await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "the output stage failed while delivering the last frames");
-            0
+            account()
         }),
-        None => 0,
+        None => account(),
     };
     grace.abort();
-    if undelivered > 0 {
-        tracing::warn!(
-            frames = undelivered,
-            "shutting down with frames the output did not take within {}s: the Docker events \
-             among them are replayed from the saved cursor at the next start (if dockerd still \
-             holds them)",
-            SHUTDOWN_GRACE.as_secs()
-        );
-    }
+    log_left_at_shutdown(left, &stats);
     if let Some(Err(e)) = match cursor_task {
         Some(task) => Some(task.await),
         None => None,
@@ -340,6 +335,42 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     tracing::info!(stats = %summary.join(" "), "docker-listener stopped");
     drop(lock);
     result
+}
+
+/// What the output did not take within the grace period: the events the next start cannot
+/// replay are lost (counted by `sink::account_left`), the other Docker events are replayed.
+fn log_left_at_shutdown(left: Left, stats: &Stats) {
+    const WHY: &str = "The output did not take them within the shutdown grace period (Wazuh's queue missing, \
+                       full or slow, or a line output stuck): keep Wazuh's agent running until \
+                       docker-listener has stopped (the packaged unit is ordered after wazuh-agent.service, \
+                       so systemd stops docker-listener first), and after an outage stop it once its backlog \
+                       is delivered (buffer_frames near 0 in `docker-listener stats`)";
+    if left.lost() > 0 {
+        tracing::error!(
+            ebpf_events_lost = left.agent,
+            docker_events_lost = left.docker_lost,
+            docker_events_replayed = left.docker_replayed,
+            reports_lost = left.reports,
+            grace_secs = SHUTDOWN_GRACE.as_secs(),
+            dropped_total = Stats::get(&stats.dropped_left_at_shutdown),
+            "shutting down with events still in the output buffer: {} of our own (eBPF: processes, sockets, \
+             files...) and {} Docker events the next start cannot replay (no cursor saved yet, or behind it) \
+             are lost (counted in dropped_left_at_shutdown); the other {} Docker events are replayed from \
+             the saved cursor at the next start (if dockerd still holds them). {WHY}",
+            left.agent,
+            left.docker_lost,
+            left.docker_replayed,
+        );
+    } else if left.total() > 0 {
+        tracing::warn!(
+            docker_events_replayed = left.docker_replayed,
+            reports_lost = left.reports,
+            grace_secs = SHUTDOWN_GRACE.as_secs(),
+            "shutting down with {} Docker events still in the output buffer: they are replayed from the \
+             saved cursor at the next start (if dockerd still holds them). {WHY}",
+            left.docker_replayed,
+        );
+    }
 }
 
 struct Signals {
@@ -363,7 +394,7 @@ async fn wait_for_shutdown(
     signals: &mut Signals,
     shutdown: &CancellationToken,
     sources: &mut JoinSet<Result<(), DaemonError>>,
-    sink: &mut Option<tokio::task::JoinHandle<usize>>,
+    sink: &mut Option<tokio::task::JoinHandle<Left>>,
     cursor: &mut Option<tokio::task::JoinHandle<()>>,
 ) -> Result<(), DaemonError> {
     let ended = |what: &str, res: Result<(), tokio::task::JoinError>| {

@@ -84,6 +84,11 @@ counters! {
     /// events are replayed at the next start (the cursor did not move past them) if dockerd
     /// still holds them.
     dropped_unwritten_at_shutdown,
+    /// Events still in the output buffer when the shutdown grace period ran out (Wazuh away or
+    /// too slow) that the next start cannot replay: our own (eBPF, summaries), and Docker events
+    /// behind the cursor or with none saved. The Docker events at or after the cursor are not
+    /// counted: they are replayed at the next start.
+    dropped_left_at_shutdown,
     /// Send attempts that failed with a transient error (queue missing, not bound, full).
     send_errors,
     /// eBPF records read from the ring buffer.

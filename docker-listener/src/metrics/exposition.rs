@@ -124,6 +124,7 @@ impl Collector for Agent {
                 (&[("reason", "output_buffer_full")], g(&s.dropped_buffer_full)),
                 (&[("reason", "output_rejected")], g(&s.dropped_rejected)),
                 (&[("reason", "output_unwritten_at_shutdown")], g(&s.dropped_unwritten_at_shutdown)),
+                (&[("reason", "left_in_buffer_at_shutdown")], g(&s.dropped_left_at_shutdown)),
                 (&[("reason", "ebpf_kernel")], g(&s.ebpf_lost)),
                 (&[("reason", "ebpf_undecodable")], g(&s.ebpf_undecodable)),
                 (&[("reason", "docker_malformed")], g(&s.docker_malformed)),
@@ -309,6 +310,7 @@ mod tests {
         stats.count_ebpf_action("exec");
         Stats::add(&stats.dropped_buffer_full, 3);
         Stats::add(&stats.dropped_unwritten_at_shutdown, 2);
+        Stats::add(&stats.dropped_left_at_shutdown, 4);
         Stats::set(&stats.ebpf_sensitive_left_out, 7);
         let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
         let text = Exposition::new(stats, spool).render();
@@ -317,6 +319,7 @@ mod tests {
         assert!(text.contains("docker_listener_events_out_total{source=\"ebpf\",type=\"exec\"} 1\n"));
         assert!(text.contains("docker_listener_dropped_total{reason=\"output_buffer_full\"} 3\n"));
         assert!(text.contains("docker_listener_dropped_total{reason=\"output_unwritten_at_shutdown\"} 2\n"));
+        assert!(text.contains("docker_listener_dropped_total{reason=\"left_in_buffer_at_shutdown\"} 4\n"));
         assert!(text.contains("\ndocker_listener_frames_out_total 0\n"));
         assert!(text.contains("\ndocker_listener_ebpf_sensitive_left_out_total 7\n"));
         assert!(text.contains("# TYPE docker_listener_buffer_capacity_bytes gauge\n"));

@@ -13,6 +13,10 @@
 //! count as delivered (cursor, counters), and only the others go back to the spool, so the next
 //! start neither replays nor reports as undelivered what Wazuh already has.
 //!
+//! Shutdown's abort leaves in the spool what the output did not take in time (Wazuh away or
+//! slow): the Docker events there at or after the cursor are replayed at the next start; the
+//! others, and our own events, are counted lost (`dropped_left_at_shutdown`, [`account_left`]).
+//!
 //! A line output's frames count as delivered (counters, cursor) once written out and flushed,
 //! not when its buffer takes them ([`Output::unwritten`]): those it could not write out by the
 //! end of shutdown's last flush (a full disk, a reader of stdout that stopped reading) are
@@ -62,8 +66,8 @@ pub struct Sink {
 
 impl Sink {
     /// Runs until the spool is closed and empty, or until `abort` fires (shutdown grace period
-    /// over); returns the number of frames left undelivered.
-    pub async fn run(mut self, abort: CancellationToken) -> usize {
+    /// over); returns the frames left in the spool, counted ([`account_left`]).
+    pub async fn run(mut self, abort: CancellationToken) -> Left {
         let mut down: Option<(Instant, Unavailable)> = None;
         let mut retry = RETRY_MIN;
         // Drops not yet reported. The report is not a spool frame (it could itself be dropped):
@@ -188,7 +192,8 @@ impl Sink {
                  delivered and are replayed from the saved cursor at the next start (if dockerd still holds them)"
             );
         }
-        self.spool.len().0
+        let cursor = self.delivered.borrow().clone();
+        account_left(&self.spool, &cursor, &self.stats)
     }
 
     /// Frames the output took: the report's log line now; counters and the cursor once the
@@ -231,6 +236,50 @@ impl Sink {
         Stats::add(&self.stats.bytes_out, bytes);
         Stats::add(&self.stats.frames_out_docker, docker);
     }
+}
+
+/// What shutdown left in the spool, by what becomes of it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Left {
+    /// Our own events (eBPF: processes, sockets, files...; summaries): lost.
+    pub agent: usize,
+    /// Docker events at or after the cursor: the next start replays them (`since` the cursor),
+    /// if dockerd still holds them.
+    pub docker_replayed: usize,
+    /// Docker events the next start does not replay: no cursor was ever saved (nothing
+    /// delivered yet: the next start begins at its own time), or the cursor passed them (an
+    /// event a healthcheck held back while later ones went out). Lost.
+    pub docker_lost: usize,
+    /// Loss and health reports: not events (the losses they report are counted already).
+    pub reports: usize,
+}
+
+impl Left {
+    /// Events lost for good.
+    pub fn lost(&self) -> usize {
+        self.agent + self.docker_lost
+    }
+
+    pub fn total(&self) -> usize {
+        self.agent + self.docker_replayed + self.docker_lost + self.reports
+    }
+}
+
+/// Counts what shutdown leaves in the spool once the sink is done, against `cursor`, the last
+/// delivered event's: the events the next start cannot replay are lost
+/// (`dropped_left_at_shutdown`).
+pub fn account_left(spool: &Spool, cursor: &Cursor, stats: &Stats) -> Left {
+    let mut left = Left::default();
+    spool.for_each_origin(|o| match o {
+        Origin::Docker { time_nano, .. } if cursor.is_set() && time_nano >= cursor.time_nano => {
+            left.docker_replayed += 1
+        }
+        Origin::Docker { .. } => left.docker_lost += 1,
+        Origin::Agent => left.agent += 1,
+        Origin::Report => left.reports += 1,
+    });
+    Stats::add(&stats.dropped_left_at_shutdown, left.lost() as u64);
+    left
 }
 
 /// What the sink keeps of a frame the output took until it is written out.
@@ -310,7 +359,11 @@ mod tests {
         for (i, g) in got.iter().enumerate() {
             assert_eq!(g, &frames[i].to_vec(), "datagram {i}");
         }
-        assert_eq!(left, N - sent, "undelivered: the frames not sent, only those");
+        assert_eq!(
+            left,
+            Left { docker_replayed: N - sent, ..Left::default() },
+            "undelivered: the frames not sent, only those"
+        );
         let back: Vec<Vec<u8>> = std::iter::from_fn(|| spool.try_pop()).map(|f| f.to_vec()).collect();
         let unsent: Vec<Vec<u8>> = frames[sent..].iter().map(Frame::to_vec).collect();
         assert!(back == unsent, "the spool holds exactly the unsent frames, in order");
@@ -319,6 +372,108 @@ mod tests {
         let c = cursor.borrow().clone();
         assert_eq!(c.time_nano, sent as i64, "the cursor is at the last frame sent");
         assert_eq!(c.delivered_at_time, [sent as u64 - 1]);
+    }
+
+    /// Our event `i`.
+    fn agent_frame(i: usize) -> Frame {
+        Frame::agent(Bytes::from(format!("{{\"exec\":{i}}}")))
+    }
+
+    /// Runs a sink on `frames` and a report with Wazuh's queue missing, from `cursor` (the one a
+    /// previous run saved), until shutdown's abort; what it left, its counters, its cursor then.
+    async fn left_with_wazuh_away(frames: Vec<Frame>, cursor: Cursor) -> (Left, Arc<Stats>, Cursor) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stats = Arc::new(Stats::default());
+        let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
+        let n = frames.len();
+        spool.push_all(frames);
+        spool.push_report(agent_frame(0));
+        let (delivered, cursor) = watch::channel(cursor);
+        let sink = Sink {
+            spool: spool.clone(),
+            // Nothing bound there: Wazuh's queue is missing.
+            output: Output::Queue(QueueSocket::new(&dir.path().join("queue"))),
+            encoder: Encoder::new(64 << 10, false, stats.clone()),
+            delivered,
+            stats: stats.clone(),
+        };
+        let abort = CancellationToken::new();
+        let (left, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(sink.run(abort.clone()), async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                spool.close();
+                abort.cancel();
+            })
+        })
+        .await
+        .expect("the abort ends the run");
+        assert_eq!(spool.len().0, n + 1, "nothing taken out of the spool");
+        assert_eq!(Stats::get(&stats.frames_out), 0);
+        assert_eq!(Stats::get(&stats.frames_out_docker), 0);
+        let c = cursor.borrow().clone();
+        (left, stats, c)
+    }
+
+    /// Shutdown's grace period runs out with Wazuh away: of the frames left in the spool, our
+    /// own events are counted lost; the Docker events after the cursor are not (nor the
+    /// report), and the cursor stays where it was, so that the next start replays them.
+    #[tokio::test]
+    async fn our_events_left_in_the_spool_at_shutdown_are_counted_lost_docker_events_are_not() {
+        const EBPF: usize = 7;
+        const DOCKER: usize = 5;
+        let frames = (0..EBPF.max(DOCKER))
+            .flat_map(|i| [(i < EBPF).then(|| agent_frame(i)), (i < DOCKER).then(|| docker_frame(i + 10))])
+            .flatten()
+            .collect();
+        let before = Cursor { time_nano: 10, delivered_at_time: vec![42] };
+        let (left, stats, cursor) = left_with_wazuh_away(frames, before.clone()).await;
+        assert_eq!(left, Left { agent: EBPF, docker_replayed: DOCKER, docker_lost: 0, reports: 1 });
+        assert_eq!(Stats::get(&stats.dropped_left_at_shutdown), EBPF as u64);
+        assert_eq!(cursor, before, "the cursor did not move");
+    }
+
+    /// Docker events the next start cannot replay are lost too: with no cursor saved yet (it
+    /// starts at its own time), or behind the cursor (a healthcheck's, held back while later
+    /// events went out).
+    #[tokio::test]
+    async fn docker_events_left_that_the_next_start_cannot_replay_are_counted_lost() {
+        let (left, stats, cursor) = left_with_wazuh_away((0..4).map(docker_frame).collect(), Cursor::default()).await;
+        assert_eq!(left, Left { agent: 0, docker_replayed: 0, docker_lost: 4, reports: 1 });
+        assert_eq!(Stats::get(&stats.dropped_left_at_shutdown), 4);
+        assert_eq!(cursor, Cursor::default());
+
+        // Times 1 to 6; the cursor at 3: 1 and 2 are behind it, 3 (not among its hashes) on.
+        let before = Cursor { time_nano: 3, delivered_at_time: vec![42] };
+        let (left, stats, _) = left_with_wazuh_away((0..6).map(docker_frame).collect(), before).await;
+        assert_eq!(left, Left { agent: 0, docker_replayed: 4, docker_lost: 2, reports: 1 });
+        assert_eq!(Stats::get(&stats.dropped_left_at_shutdown), 2);
+    }
+
+    /// The spool emptied before the grace period ran out: nothing is counted lost.
+    #[tokio::test]
+    async fn nothing_is_counted_lost_when_the_spool_is_emptied_in_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("queue");
+        let _reader = UnixDatagram::bind(&path).expect("bind the reader");
+        let stats = Arc::new(Stats::default());
+        let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
+        spool.push_all((0..3).map(agent_frame));
+        spool.push_all((0..3).map(docker_frame));
+        spool.close();
+        let (delivered, _cursor) = watch::channel(Cursor::default());
+        let sink = Sink {
+            spool: spool.clone(),
+            output: Output::Queue(QueueSocket::new(&path)),
+            encoder: Encoder::new(64 << 10, false, stats.clone()),
+            delivered,
+            stats: stats.clone(),
+        };
+        let left = tokio::time::timeout(Duration::from_secs(10), sink.run(CancellationToken::new()))
+            .await
+            .expect("a closed spool, emptied, ends the run");
+        assert_eq!(left, Left::default());
+        assert_eq!(Stats::get(&stats.dropped_left_at_shutdown), 0);
+        assert_eq!(Stats::get(&stats.frames_out), 6);
     }
 
     /// A line output's writer that writes and flushes until it has flushed `flushes` times, then
@@ -398,7 +553,7 @@ mod tests {
         })
         .await
         .expect("the abort and the last flush's time limit end the run");
-        assert_eq!(left, 0, "the output took every frame");
+        assert_eq!(left, Left::default(), "the output took every frame");
         let c = cursor.borrow().clone();
         let out = out.lock().expect("not poisoned").clone();
         let written = out.iter().filter(|&&b| b == b'\n').count();

@@ -329,6 +329,14 @@ impl Spool {
         (inner.live() + inner.reports.len(), inner.bytes)
     }
 
+    /// Calls `f` with the origin of every frame buffered (the reports, then the frames oldest
+    /// first): a walk over the whole buffer under its lock, for shutdown's accounting
+    /// (`sink::account_left`), not for the hot path.
+    pub fn for_each_origin(&self, mut f: impl FnMut(Origin)) {
+        let inner = self.lock();
+        inner.reports.iter().chain(inner.frames.iter().flatten()).for_each(|fr| f(fr.origin));
+    }
+
     pub fn is_empty(&self) -> bool {
         let inner = self.lock();
         inner.live() == 0 && inner.reports.is_empty()
@@ -367,6 +375,28 @@ mod tests {
         );
         assert_eq!(stats.dropped_buffer_full.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert_eq!(s.len(), (0, 0));
+    }
+
+    /// Frames evicted from the middle (holes) are left out; reports are in.
+    #[test]
+    fn every_frame_buffered_is_walked_holes_left_out() {
+        let stats = Arc::new(Stats::default());
+        let hdr = crate::wazuh::FRAME_HEADER.len();
+        let s = Spool::new(6 * (hdr + 10), stats.clone());
+        let docker = Origin::Docker { time_nano: 1, hash: 1 };
+        s.push(Frame { origin: docker, owner: 1, ..frame(10, 0) });
+        for tag in 0..8 {
+            s.push(Frame { owner: 2, ..frame(10, tag) });
+        }
+        s.push_report(frame(10, 9));
+        assert!(s.lock().holes > 0, "the storm's oldest went from behind the quiet frame");
+        let mut origins = Vec::new();
+        s.for_each_origin(|o| origins.push(o));
+        assert_eq!(
+            origins,
+            [Origin::Report, docker, Origin::Agent, Origin::Agent, Origin::Agent, Origin::Agent, Origin::Agent]
+        );
+        assert_eq!(origins.len(), s.len().0);
     }
 
     /// One container storming alone: each frame evicted is the oldest of all, taken from the
