@@ -189,7 +189,7 @@ impl Sink {
                 dropped_total = Stats::get(&self.stats.dropped_unwritten_at_shutdown),
                 "the last frames taken by the output could not be written out at shutdown (counted in \
                  dropped_unwritten_at_shutdown): they are lost; the Docker events among them were not counted \
-                 delivered and are replayed from the saved cursor at the next start (if dockerd still holds them)"
+                 delivered and are replayed from the saved cursor at the next start (if a cursor was saved before, and dockerd still holds them)"
             );
         }
         let cursor = self.delivered.borrow().clone();
