@@ -182,6 +182,11 @@ struct Session {
     die_ns: i64,
     opened: Instant,
     timeout: Duration,
+    /// While dockerd is asked about the container's healthcheck: the session's command, compared
+    /// with the check when the answer comes.
+    unplaced: Option<String>,
+    /// `exec_die`'s exit code, for an unplaced session that ended before the answer.
+    exit: Option<Option<i64>>,
 }
 
 #[derive(Default)]
@@ -312,12 +317,15 @@ impl Health {
         let id = ev.actor_id();
         let mut st = self.lock();
         if let Some(command) = action.strip_prefix("exec_create: ") {
-            let timeout = match st.containers.get(id).map(|c| &c.known) {
-                Some(Known::Some(check)) if check.command == command => check.timeout,
-                Some(Known::Later) => {
-                    st.ask(id, &self.work);
-                    return out.push(frame);
-                }
+            if matches!(st.containers.get(id).map(|c| &c.known), Some(Known::Later)) {
+                st.ask(id, &self.work);
+            }
+            // While dockerd is asked about the container, its sessions wait for the answer: the
+            // checks it runs in the meantime are placed like the later ones, however late the
+            // answer (not sent one by one for having come before it).
+            let (timeout, unplaced) = match st.containers.get(id).map(|c| &c.known) {
+                Some(Known::Some(check)) if check.command == command => (check.timeout, None),
+                Some(Known::Asking) => (DEFAULT_TIMEOUT, Some(command.to_owned())),
                 _ => return out.push(frame),
             };
             let Some(exec_id) = exec_attributes(ev).and_then(|a| a.exec_id) else { return out.push(frame) };
@@ -333,6 +341,8 @@ impl Health {
                     die_ns: 0,
                     opened: Instant::now(),
                     timeout,
+                    unplaced,
+                    exit: None,
                 },
             );
             return;
@@ -348,19 +358,10 @@ impl Health {
             if action == "exec_die" {
                 session.die_ns = ev.time_nano;
                 let code = attrs.exit_code.as_deref().and_then(|c| c.parse::<i64>().ok());
-                if code == Some(0) {
-                    let container = session.container.clone();
-                    let _ = self.work.send(Work::Verdict { exec_id, container, retry: false });
+                if session.unplaced.is_some() {
+                    session.exit = Some(code);
                 } else {
-                    // A failing check: forwarded at once, whole.
-                    let Some(s) = st.sessions.remove(&exec_id) else { return };
-                    out.extend(s.frames);
-                    if let Some(c) = st.containers.get_mut(&s.container) {
-                        c.summary.failures += 1;
-                        c.summary.last_exit_code = code;
-                        Self::close_session(c, out);
-                    }
-                    Stats::inc(&self.stats.health_checks_failed);
+                    self.ended(&mut st, exec_id, code, out);
                 }
             }
             return;
@@ -385,6 +386,8 @@ impl Health {
                 st.sessions.iter().filter(|(_, s)| s.container == id).map(|(k, _)| k.clone()).collect();
             for k in gone {
                 if let Some(s) = st.sessions.remove(&k) {
+                    // dockerd's record of the container's checks went with it.
+                    Stats::inc(&self.stats.health_sessions_undecided);
                     out.extend(s.frames);
                 }
             }
@@ -406,6 +409,60 @@ impl Health {
             return out.pop();
         }
         Some(frame)
+    }
+
+    /// A candidate session's `exec_die`: a passing check waits for dockerd's record of it; a
+    /// failing one is forwarded at once, whole.
+    fn ended(&self, st: &mut State, exec_id: String, code: Option<i64>, out: &mut Vec<Frame>) {
+        if code == Some(0) {
+            let Some(s) = st.sessions.get(&exec_id) else { return };
+            let container = s.container.clone();
+            let _ = self.work.send(Work::Verdict { exec_id, container, retry: false });
+            return;
+        }
+        let Some(s) = st.sessions.remove(&exec_id) else { return };
+        out.extend(s.frames);
+        if let Some(c) = st.containers.get_mut(&s.container) {
+            c.summary.failures += 1;
+            c.summary.last_exit_code = code;
+            Self::close_session(c, out);
+        }
+        Stats::inc(&self.stats.health_checks_failed);
+    }
+
+    /// The sessions of container `id` that waited for dockerd's answer about it: those that run
+    /// its check become candidates (a finished one decided at once), the others are forwarded.
+    fn place(&self, st: &mut State, id: &str, out: &mut Vec<Frame>) {
+        let check = match st.containers.get(id).map(|c| &c.known) {
+            Some(Known::Some(check)) => Some(check.clone()),
+            _ => None,
+        };
+        let mut waiting: Vec<(i64, String)> = st
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.container == id && s.unplaced.is_some())
+            .map(|(k, s)| (s.create_ns, k.clone()))
+            .collect();
+        waiting.sort();
+        for (_, exec_id) in waiting {
+            let Some(s) = st.sessions.get_mut(&exec_id) else { continue };
+            let command = s.unplaced.take();
+            match &check {
+                Some(check) if command.as_deref() == Some(check.command.as_str()) => {
+                    s.timeout = check.timeout;
+                    if let Some(code) = s.exit {
+                        self.ended(st, exec_id, code, out);
+                    }
+                }
+                _ => {
+                    let Some(s) = st.sessions.remove(&exec_id) else { continue };
+                    out.extend(s.frames);
+                    if let Some(c) = st.containers.get_mut(id) {
+                        Self::close_session(c, out);
+                    }
+                }
+            }
+        }
     }
 
     /// A candidate session of `c` was decided: when none is left, what waited is sent.
@@ -436,7 +493,7 @@ impl Health {
         });
         let claimed_before =
             entry.is_some_and(|e| st.containers.get(&s.container).is_some_and(|c| c.claimed.contains(&e.start_ns)));
-        if entry.is_none() && log.is_some() && !last_look {
+        if entry.is_none() && !last_look {
             return false;
         }
         let Some(s) = st.sessions.remove(exec_id) else { return true };
@@ -492,8 +549,10 @@ impl Health {
         true
     }
 
-    /// The container's healthcheck (from inspect), or that it has none.
+    /// The container's healthcheck (from inspect), or that it has none (`None`: no such
+    /// container).
     pub fn learned(&self, id: &str, inspected: Option<&bollard::models::ContainerInspectResponse>) {
+        let mut out = Vec::new();
         let mut st = self.lock();
         let c = st.containers.entry(id.to_owned()).or_insert_with(|| Ctr::new(Known::Asking));
         c.known = match inspected.and_then(check_of) {
@@ -503,6 +562,25 @@ impl Health {
         if let Some(r) = inspected {
             c.name = r.name.as_deref().unwrap_or("").trim_start_matches('/').to_owned();
             c.image = r.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default();
+        }
+        self.place(&mut st, id, &mut out);
+        drop(st);
+        if !out.is_empty() {
+            self.spool.push_all(out);
+        }
+    }
+
+    /// dockerd did not answer about container `id` (down, overloaded): asked again at its next
+    /// check rather than taken for a container without a healthcheck for the rest of its life.
+    pub fn unanswered(&self, id: &str) {
+        let mut out = Vec::new();
+        let mut st = self.lock();
+        let Some(c) = st.containers.get_mut(id) else { return };
+        c.known = Known::Later;
+        self.place(&mut st, id, &mut out);
+        drop(st);
+        if !out.is_empty() {
+            self.spool.push_all(out);
         }
     }
 
@@ -624,11 +702,15 @@ impl Health {
     async fn ask(self: Arc<Self>, w: Work, client: Option<DockerClient>) {
         match w {
             Work::Inspect(id) => {
-                let r = match &client {
-                    Some(c) => c.api().inspect_container(&id, None).await.ok(),
-                    None => None,
-                };
-                self.learned(&id, r.as_ref());
+                let Some(client) = client else { return self.unanswered(&id) };
+                match client.api().inspect_container(&id, None).await {
+                    Ok(r) => self.learned(&id, Some(&r)),
+                    Err(e) if crate::docker::is_not_found(&e) => self.learned(&id, None),
+                    Err(e) => {
+                        tracing::debug!(container = %id, error = %e, "inspect for the healthcheck failed");
+                        self.unanswered(&id);
+                    }
+                }
             }
             Work::Verdict { exec_id, container, retry } => {
                 tokio::time::sleep(if retry { VERDICT_RETRY } else { VERDICT_DELAY }).await;
@@ -960,8 +1042,82 @@ mod tests {
         let late = format!("c{}", ASK_BURST as usize + 5);
         let raw = json!({"Type": "container", "Action": format!("exec_create: {CMD}"), "Actor": {"ID": late, "Attributes": {"execID": "x"}}, "timeNano": 2});
         let e = DockerEvent::parse(Bytes::from(raw.to_string())).unwrap();
-        assert_eq!(feed(&h, e).len(), 1, "not known yet: forwarded");
+        assert!(feed(&h, e).is_empty(), "asked now: the session waits for the answer");
         assert!(matches!(work.try_recv(), Ok(Work::Inspect(id)) if id == late));
+    }
+
+    fn status(h: &Health) -> Vec<String> {
+        feed(h, ev("health_status: healthy", 500, json!({})))
+    }
+
+    #[test]
+    fn sessions_created_while_dockerd_is_asked_about_the_container_wait_for_the_answer() {
+        let (h, mut work, spool) = stage(Mode::Summarize);
+        // The first check comes before the first health_status: not known, sent.
+        assert_eq!(session(&h, "first", 100, "0").len(), 3);
+        assert_eq!(status(&h).len(), 1);
+        assert!(matches!(work.try_recv(), Ok(Work::Inspect(id)) if id == C));
+        // The answer is late: a passing check, a failing one and a docker exec of another command
+        // meanwhile, and a process of the container.
+        assert!(session(&h, "passing", 1_000, "0").is_empty());
+        assert!(session(&h, "failing", 2_000, "1").is_empty());
+        let other = feed(&h, ev("exec_create: /bin/ls", 2_500, json!({"execID": "ls"})));
+        assert!(other.is_empty());
+        assert!(h.agent(&fold(700, "exec /bin/sh"), Frame::agent(Bytes::from_static(b"sh"))).is_none());
+        assert!(work.try_recv().is_err(), "no verdict asked before the container is known");
+        learn(&h);
+        // The passing check is a candidate like any other; the rest is sent.
+        assert!(matches!(work.try_recv(), Ok(Work::Verdict { exec_id, .. }) if exec_id == "passing"));
+        let got = drain(&spool);
+        assert_eq!(got.len(), 4, "the failing check (create, start, die) and the docker exec: {got:?}");
+        assert!(got[2].contains("\"exitCode\":\"1\""));
+        assert!(got[3].contains("/bin/ls"));
+        let log = [LogEntry { start_ns: 900, end_ns: 1_100, exit_code: 0 }];
+        assert!(h.verdict("passing", Some(700), Some(&log), false));
+        assert_eq!(drain(&spool), ["sh"], "first of its command");
+        let out = feed(&h, ev("die", 3_000, json!({})));
+        let summary: serde_json::Value = serde_json::from_str(&out[0]).unwrap();
+        let hc = &summary["docker_listener"]["healthcheck"];
+        assert_eq!((hc["passed"].as_u64(), hc["failed"].as_u64()), (Some(1), Some(1)));
+    }
+
+    #[test]
+    fn a_container_dockerd_did_not_answer_about_is_asked_again_at_its_next_check() {
+        let (h, mut work, spool) = stage(Mode::Summarize);
+        status(&h);
+        assert!(matches!(work.try_recv(), Ok(Work::Inspect(_))));
+        assert!(session(&h, "e1", 1_000, "0").is_empty());
+        h.unanswered(C);
+        assert_eq!(drain(&spool).len(), 3, "what waited is sent");
+        // Not taken for a container without a healthcheck: its next check asks again.
+        assert!(session(&h, "e2", 2_000, "0").is_empty());
+        assert!(matches!(work.try_recv(), Ok(Work::Inspect(id)) if id == C));
+        learn(&h);
+        assert!(matches!(work.try_recv(), Ok(Work::Verdict { exec_id, .. }) if exec_id == "e2"));
+    }
+
+    #[test]
+    fn a_check_without_an_answer_from_dockerd_is_asked_again_before_it_is_sent() {
+        let (h, _work, spool) = stage(Mode::Summarize);
+        learn(&h);
+        session(&h, "e1", 1_000, "0");
+        assert!(!h.verdict("e1", Some(700), None, false), "inspect failed: asked again");
+        assert!(h.verdict("e1", Some(700), Some(&[LogEntry { start_ns: 900, end_ns: 1_100, exit_code: 0 }]), true));
+        assert!(drain(&spool).is_empty(), "folded");
+    }
+
+    #[test]
+    fn a_check_undecided_when_its_container_is_removed_is_sent_and_counted() {
+        let stats = Arc::new(Stats::default());
+        let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
+        let encoder = Encoder::new(65_000, false, stats.clone());
+        let (h, _work) = Health::new(Mode::Summarize, Duration::from_secs(60), spool, encoder, stats.clone());
+        learn(&h);
+        assert!(session(&h, "e1", 1_000, "0").is_empty());
+        let out = feed(&h, ev("destroy", 3_000, json!({})));
+        assert_eq!(out.len(), 4, "the session, then destroy: {out:?}");
+        assert_eq!(Stats::get(&stats.health_sessions_undecided), 1);
+        assert!(h.verdict("e1", Some(700), None, true), "decided already");
     }
 
     #[test]

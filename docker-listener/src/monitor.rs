@@ -889,7 +889,7 @@ fn spawn_inspect(
                     Some(c) => Info::Container(c, cgroup),
                     None => Info::InspectFailed(id),
                 },
-                Err(e) if is_not_found(&e) => Info::NotDocker { id, cgroup },
+                Err(e) if crate::docker::is_not_found(&e) => Info::NotDocker { id, cgroup },
                 Err(e) => {
                     tracing::debug!(container = %id, error = %e, "inspect failed");
                     Info::InspectFailed(id)
@@ -899,11 +899,6 @@ fn spawn_inspect(
         };
         let _ = tx.send(info);
     });
-}
-
-/// Docker's answer "no such container".
-fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 
 /// Containers whose sensitive files are resolved at once, at most: at start every running
@@ -1022,7 +1017,7 @@ fn spawn_find_cgroup(
                     Some(c) => Info::Container(c, Some(cgroup)),
                     None => Info::CgroupNotFound(cgroup),
                 },
-                Err(e) if is_not_found(&e) => Info::NotDocker { id, cgroup: Some(cgroup) },
+                Err(e) if crate::docker::is_not_found(&e) => Info::NotDocker { id, cgroup: Some(cgroup) },
                 Err(_) => Info::CgroupNotFound(cgroup),
             },
             _ => Info::CgroupNotFound(cgroup),

@@ -66,6 +66,9 @@ counters! {
     /// Sessions that ran a healthcheck's command but that dockerd did not record as a check (a
     /// `docker exec` of the same command) or that nothing decided in time: forwarded.
     health_sessions_unrecognised,
+    /// Candidate sessions still undecided when their container was removed (dockerd's record of
+    /// its checks went with it): forwarded.
+    health_sessions_undecided,
     /// Healthcheck summaries sent.
     health_summaries,
     /// Datagrams/lines written to the output.

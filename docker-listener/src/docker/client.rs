@@ -155,3 +155,8 @@ async fn raw_connect(socket: &Path) -> Result<UnixStream, DockerError> {
         _ => DockerError::Connect { path: socket.to_owned(), source: e },
     })
 }
+
+/// Docker's answer "no such container" (or exec).
+pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}

@@ -6,7 +6,7 @@ mod source;
 pub mod split;
 mod stream;
 
-pub use client::{DockerClient, DockerError, EventStream};
+pub use client::{DockerClient, DockerError, EventStream, is_not_found};
 pub use event::{DockerEvent, EventError};
 pub use source::{DockerSource, MAX_RAW_EVENT};
 pub use stream::StreamError;

@@ -206,11 +206,12 @@ impl Collector for Agent {
             MetricType::Counter,
             "Healthcheck runs by what became of them (`healthchecks`): folded into a summary (or dropped), \
              failed (forwarded), unrecognised (the check's command, not recorded by dockerd as a check: \
-             forwarded).",
+             forwarded), undecided (its container removed before dockerd's record was read: forwarded).",
             &[
                 (&[("result", "folded")], g(&s.health_checks_folded)),
                 (&[("result", "failed")], g(&s.health_checks_failed)),
                 (&[("result", "unrecognised")], g(&s.health_sessions_unrecognised)),
+                (&[("result", "undecided")], g(&s.health_sessions_undecided)),
             ],
         )?;
         counter(
