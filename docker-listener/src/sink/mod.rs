@@ -306,6 +306,18 @@ mod tests {
     use super::{output::QueueSocket, *};
     use crate::wazuh::FRAME_HEADER;
 
+    /// A sink from `spool` into `output`, its delivered-events cursor starting at `cursor`.
+    fn sink_into(
+        spool: &Arc<Spool>,
+        output: Output,
+        cursor: Cursor,
+        stats: &Arc<Stats>,
+    ) -> (Sink, watch::Receiver<Cursor>) {
+        let (delivered, cursor) = watch::channel(cursor);
+        let encoder = Encoder::new(64 << 10, false, stats.clone());
+        (Sink { spool: spool.clone(), output, encoder, delivered, stats: stats.clone() }, cursor)
+    }
+
     /// Docker event `i` (its `timeNano` is `i + 1`), about 1 KiB.
     fn docker_frame(i: usize) -> Frame {
         let body = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(1000));
@@ -329,14 +341,12 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
         spool.push_all(frames.iter().cloned());
-        let (delivered, cursor) = watch::channel(Cursor::default());
-        let sink = Sink {
-            spool: spool.clone(),
-            output: Output::Queue(QueueSocket::with_send_buffer(&path, 4096).expect("the sender")),
-            encoder: Encoder::new(64 << 10, false, stats.clone()),
-            delivered,
-            stats: stats.clone(),
-        };
+        let (sink, cursor) = sink_into(
+            &spool,
+            Output::Queue(QueueSocket::with_send_buffer(&path, 4096).expect("the sender")),
+            Cursor::default(),
+            &stats,
+        );
         let abort = CancellationToken::new();
         let (left, ()) = tokio::time::timeout(Duration::from_secs(10), async {
             // The sink sends what fits, then waits for room; the grace period runs out.
@@ -388,15 +398,9 @@ mod tests {
         let n = frames.len();
         spool.push_all(frames);
         spool.push_report(agent_frame(0));
-        let (delivered, cursor) = watch::channel(cursor);
-        let sink = Sink {
-            spool: spool.clone(),
-            // Nothing bound there: Wazuh's queue is missing.
-            output: Output::Queue(QueueSocket::new(&dir.path().join("queue"))),
-            encoder: Encoder::new(64 << 10, false, stats.clone()),
-            delivered,
-            stats: stats.clone(),
-        };
+        // Nothing bound there: Wazuh's queue is missing.
+        let (sink, cursor) =
+            sink_into(&spool, Output::Queue(QueueSocket::new(&dir.path().join("queue"))), cursor, &stats);
         let abort = CancellationToken::new();
         let (left, ()) = tokio::time::timeout(Duration::from_secs(10), async {
             tokio::join!(sink.run(abort.clone()), async {
@@ -460,14 +464,7 @@ mod tests {
         spool.push_all((0..3).map(agent_frame));
         spool.push_all((0..3).map(docker_frame));
         spool.close();
-        let (delivered, _cursor) = watch::channel(Cursor::default());
-        let sink = Sink {
-            spool: spool.clone(),
-            output: Output::Queue(QueueSocket::new(&path)),
-            encoder: Encoder::new(64 << 10, false, stats.clone()),
-            delivered,
-            stats: stats.clone(),
-        };
+        let (sink, _cursor) = sink_into(&spool, Output::Queue(QueueSocket::new(&path)), Cursor::default(), &stats);
         let left = tokio::time::timeout(Duration::from_secs(10), sink.run(CancellationToken::new()))
             .await
             .expect("a closed spool, emptied, ends the run");
@@ -530,14 +527,12 @@ mod tests {
         let writer = Stalling { out: out.clone(), unflushed: Vec::new(), flushes, takes_writes };
         let stats = Arc::new(Stats::default());
         let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
-        let (delivered, cursor) = watch::channel(Cursor::default());
-        let sink = Sink {
-            spool: spool.clone(),
-            output: Output::Lines(output::LineWriter::new(Box::new(writer), "test".into())),
-            encoder: Encoder::new(64 << 10, false, stats.clone()),
-            delivered,
-            stats: stats.clone(),
-        };
+        let (sink, cursor) = sink_into(
+            &spool,
+            Output::Lines(output::LineWriter::new(Box::new(writer), "test".into())),
+            Cursor::default(),
+            &stats,
+        );
         let abort = CancellationToken::new();
         let (left, ()) = tokio::time::timeout(FINAL_FLUSH + Duration::from_secs(10), async {
             tokio::join!(sink.run(abort.clone()), async {
@@ -568,29 +563,21 @@ mod tests {
         (stats, c, written)
     }
 
-    /// What the line output took (all of it fits its buffer) and never wrote: counted lost, not
-    /// out, and the cursor stays where it was, so that the next start replays those events.
+    /// What the line output took (all of it fits its buffer) and never wrote (`takes_writes`
+    /// false), or handed to a writer whose flush never ends (stdout with a reader that stopped
+    /// reading: taken is not written): counted lost, not out, and the cursor stays where it
+    /// was, so that the next start replays those events.
     #[tokio::test]
-    async fn frames_a_line_output_never_wrote_are_counted_lost_and_not_delivered() {
-        let (stats, cursor, written) = shut_down_on(&[10], 0, false).await;
-        assert_eq!(written, 0);
-        assert_eq!(Stats::get(&stats.dropped_unwritten_at_shutdown), 10);
-        assert_eq!(Stats::get(&stats.frames_out), 0);
-        assert_eq!(Stats::get(&stats.bytes_out), 0);
-        assert_eq!(Stats::get(&stats.frames_out_docker), 0);
-        assert_eq!(cursor, Cursor::default(), "the cursor did not move");
-    }
-
-    /// Stdout with a reader that stopped reading: the writes are taken, the flush never ends.
-    /// Taken is not written: the frames are lost, counted, and not delivered.
-    #[tokio::test]
-    async fn frames_written_to_a_writer_whose_flush_hangs_are_counted_lost_and_not_delivered() {
-        let (stats, cursor, written) = shut_down_on(&[10], 0, true).await;
-        assert_eq!(written, 0);
-        assert_eq!(Stats::get(&stats.dropped_unwritten_at_shutdown), 10);
-        assert_eq!(Stats::get(&stats.frames_out), 0);
-        assert_eq!(Stats::get(&stats.frames_out_docker), 0);
-        assert_eq!(cursor, Cursor::default(), "the cursor did not move");
+    async fn frames_a_line_output_never_wrote_out_are_counted_lost_and_not_delivered() {
+        for takes_writes in [false, true] {
+            let (stats, cursor, written) = shut_down_on(&[10], 0, takes_writes).await;
+            assert_eq!(written, 0);
+            assert_eq!(Stats::get(&stats.dropped_unwritten_at_shutdown), 10, "takes writes: {takes_writes}");
+            assert_eq!(Stats::get(&stats.frames_out), 0);
+            assert_eq!(Stats::get(&stats.bytes_out), 0);
+            assert_eq!(Stats::get(&stats.frames_out_docker), 0);
+            assert_eq!(cursor, Cursor::default(), "the cursor did not move");
+        }
     }
 
     /// The writer writes out the first frames (the spool emptied: flushed), then hangs: those
