@@ -386,8 +386,12 @@ impl Health {
                 st.sessions.iter().filter(|(_, s)| s.container == id).map(|(k, _)| k.clone()).collect();
             for k in gone {
                 if let Some(s) = st.sessions.remove(&k) {
-                    // dockerd's record of the container's checks went with it.
-                    Stats::inc(&self.stats.health_sessions_undecided);
+                    // dockerd's record of the container's checks went with it. (A session still
+                    // waiting for the answer about the container is not known to be a check:
+                    // not counted as one.)
+                    if s.unplaced.is_none() {
+                        Stats::inc(&self.stats.health_sessions_undecided);
+                    }
                     out.extend(s.frames);
                 }
             }
@@ -449,7 +453,9 @@ impl Health {
             let command = s.unplaced.take();
             match &check {
                 Some(check) if command.as_deref() == Some(check.command.as_str()) => {
+                    // Its time runs from now: a late answer does not make it late too.
                     s.timeout = check.timeout;
+                    s.opened = Instant::now();
                     if let Some(code) = s.exit {
                         self.ended(st, exec_id, code, out);
                     }
@@ -554,6 +560,11 @@ impl Health {
     pub fn learned(&self, id: &str, inspected: Option<&bollard::models::ContainerInspectResponse>) {
         let mut out = Vec::new();
         let mut st = self.lock();
+        if inspected.is_none() && !st.containers.contains_key(id) {
+            // Destroyed while dockerd was asked about it: nothing to keep (an entry made now
+            // would never be removed).
+            return;
+        }
         let c = st.containers.entry(id.to_owned()).or_insert_with(|| Ctr::new(Known::Asking));
         c.known = match inspected.and_then(check_of) {
             Some(check) => Known::Some(check),
@@ -1118,6 +1129,37 @@ mod tests {
         assert_eq!(out.len(), 4, "the session, then destroy: {out:?}");
         assert_eq!(Stats::get(&stats.health_sessions_undecided), 1);
         assert!(h.verdict("e1", Some(700), None, true), "decided already");
+    }
+
+    #[test]
+    fn a_session_placed_after_a_late_answer_has_its_whole_timeout_from_then() {
+        let (h, _work, spool) = stage(Mode::Summarize);
+        status(&h);
+        assert!(session(&h, "p", 1_000, "0").is_empty());
+        std::thread::sleep(Duration::from_millis(50));
+        learn(&h);
+        let placed = Instant::now();
+        // The check's 3 s and the slack, less a little, from the answer (50 ms after the
+        // session was opened): not late.
+        h.tick(placed + Duration::from_secs(3) + SESSION_SLACK - Duration::from_millis(10));
+        assert!(drain(&spool).is_empty(), "sent as unrecognised: its time ran from before the answer");
+    }
+
+    #[test]
+    fn a_session_waiting_for_the_answer_at_destroy_is_not_counted_as_a_check() {
+        let stats = Arc::new(Stats::default());
+        let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
+        let encoder = Encoder::new(65_000, false, stats.clone());
+        let (h, _work) = Health::new(Mode::Summarize, Duration::from_secs(60), spool, encoder, stats.clone());
+        status(&h);
+        // A `docker exec c ls` while dockerd is asked: not known to be a check.
+        assert!(feed(&h, ev("exec_create: /bin/ls", 1_000, json!({"execID": "ls"}))).is_empty());
+        let out = feed(&h, ev("destroy", 3_000, json!({})));
+        assert_eq!(out.len(), 2, "the exec, then destroy: {out:?}");
+        assert_eq!(Stats::get(&stats.health_sessions_undecided), 0);
+        // dockerd's answer for the destroyed container: nothing kept of it.
+        h.learned(C, None);
+        assert!(!h.lock().containers.contains_key(C));
     }
 
     #[test]
