@@ -74,7 +74,7 @@ fn describe(kind: Unavailable, path: &Path) -> String {
 /// - What is allowed but lets others read or change the events is returned as warnings for the
 ///   caller to log, each with its fix: an existing file others may read or anyone but its owner
 ///   and group may change (mode 0600 or 0640 is what is asked for), one another user owns, a
-///   directory its group may change (unless it is a system group of a directory root or this
+///   directory its group may change (unless a daemon's log group of a directory root or this
 ///   process's user owns, see `trusted_group`) or another user owns.
 fn open_output_file(path: &Path) -> io::Result<(std::fs::File, Vec<String>)> {
     open_output_file_with(path, || {})
@@ -261,18 +261,34 @@ fn open_in(dir: &std::fs::File, name: &std::ffi::OsStr, create: bool) -> io::Res
     Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
-/// The first group id of ordinary users (`GID_MIN` in login.defs on Debian, Fedora, SUSE, Arch).
-const FIRST_USER_GID: u32 = 1000;
-/// `users`: a system-range group that holds ordinary users (all of them on some distributions).
-const USERS_GID: u32 = 100;
+/// The groups a directory root or this process's user owns may leave writable without a
+/// warning: those of the daemons that write logs there (Debian's /var/log is root:syslog 0775;
+/// Wazuh's own directories are its group's). Other system groups hold people (`adm`, `staff`,
+/// `sudo`, `wheel`, `docker`, `users`: `/var/local` is root:staff 2775), so "below 1000" would
+/// not do.
+const TRUSTED_GROUPS: &[&str] = &["root", "syslog", "wazuh", "ossec"];
 
-/// Whether a directory owned by `uid` may be left writable by its group `gid` without a warning.
-/// A system group (below `FIRST_USER_GID`: syslog, adm, wazuh) is the distribution's or a
-/// package's own, and its members are trusted daemons: Debian's /var/log is root:syslog 0775,
-/// warned about on every start before. Only when root or this process's user owns the
-/// directory: another owner is warned about anyway, and its choice of group is not vouched for.
+/// Whether a directory owned by `uid` may be left writable by its group `gid` without a warning:
+/// one of `TRUSTED_GROUPS`, in a directory root or this process's user owns (another owner is
+/// warned about anyway, and its choice of group is not vouched for).
 fn trusted_group(uid: u32, gid: u32, me: u32) -> bool {
-    (uid == 0 || uid == me) && gid < FIRST_USER_GID && gid != USERS_GID
+    (uid == 0 || uid == me) && (gid == 0 || group_name(gid).is_some_and(|n| TRUSTED_GROUPS.contains(&n.as_str())))
+}
+
+/// The name of group `gid` (the system's group database), if it has one.
+fn group_name(gid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 16 << 10];
+    // SAFETY: an all-zero `group` is valid; getgrgid_r fills it with pointers into `buf`, which
+    // outlives their use below, and sets `found` to it or to null.
+    unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut found);
+        if rc != 0 || found.is_null() || grp.gr_name.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr(grp.gr_name).to_str().ok().map(str::to_owned)
+    }
 }
 
 fn euid() -> u32 {
@@ -725,13 +741,17 @@ mod tests {
         chmod(dir.path(), 0o770);
         let path = dir.path().join("events.ndjson");
         if !is_root() {
-            // Our own directory, our own group: a warning only for a group of ordinary users.
+            // Our own directory, our own group: a warning unless it is a daemon's log group.
             let gid = std::fs::metadata(dir.path()).expect("metadata").gid();
-            assert_eq!(warnings(&path).len(), usize::from(gid >= FIRST_USER_GID || gid == USERS_GID));
+            assert_eq!(warnings(&path).len(), usize::from(!trusted_group(euid(), gid, euid())));
             return;
         }
-        // A group of ordinary users (and `users`, which holds them) may be anyone.
-        for gid in [1000, 4242, USERS_GID] {
+        // Any group but a daemon's: ordinary users, and the system groups that hold people
+        // (adm 4, staff 50, users 100, docker...).
+        for gid in [1000, 4242, 100, 4, 50, 999] {
+            if group_name(gid).is_some_and(|n| TRUSTED_GROUPS.contains(&n.as_str())) {
+                continue;
+            }
             std::os::unix::fs::chown(dir.path(), None, Some(gid)).expect("chown");
             let w = warnings(&path);
             assert_eq!(w.len(), 1, "gid {gid}: {w:?}");
@@ -741,12 +761,12 @@ mod tests {
                 w[0]
             );
         }
-        // A system group of a directory root owns (Debian's /var/log is root:syslog 0775, adm is
-        // 4): the distribution's or a package's daemons, no warning.
-        for gid in [0, 4, 999] {
-            std::os::unix::fs::chown(dir.path(), None, Some(gid)).expect("chown");
-            assert!(warnings(&path).is_empty(), "gid {gid}");
-        }
+        // root's group, and a daemon's log group by its name (Debian's /var/log is
+        // root:syslog 0775): no warning.
+        std::os::unix::fs::chown(dir.path(), None, Some(0)).expect("chown");
+        assert!(warnings(&path).is_empty(), "gid 0");
+        assert_eq!(group_name(0).as_deref(), Some("root"));
+        assert!(TRUSTED_GROUPS.contains(&"syslog") && TRUSTED_GROUPS.contains(&"wazuh"));
         chmod(dir.path(), 0o775);
         assert!(warnings(&path).is_empty());
         // Another user's directory: its group is not vouched for, and its owner is named.
