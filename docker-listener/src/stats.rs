@@ -82,6 +82,12 @@ counters! {
     /// Frames the output refused for good (e.g. larger than the socket's send buffer): dropped,
     /// logged one by one.
     dropped_rejected,
+    /// Frames a line output (`stdout`, `file:`) had handed to its writer when a write or flush
+    /// failed (ENOSPC, EIO, EPIPE): tokio's file and stdout write on a blocking thread and drop
+    /// what failed, so they are lost, not counted in `frames_out`. The cursor does not move
+    /// past their Docker events, but it is a high-water mark: the next event delivered passes
+    /// them, so they are replayed at the next start only if none is.
+    dropped_output_write_failed,
     /// Frames the line output had taken (in its buffer, or written but not flushed) and could
     /// not write out by the end of shutdown: lost, not counted in `frames_out`; their Docker
     /// events are replayed at the next start (the cursor did not move past them) if dockerd

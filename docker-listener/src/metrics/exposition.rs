@@ -123,6 +123,7 @@ impl Collector for Agent {
             &[
                 (&[("reason", "output_buffer_full")], g(&s.dropped_buffer_full)),
                 (&[("reason", "output_rejected")], g(&s.dropped_rejected)),
+                (&[("reason", "output_write_failed")], g(&s.dropped_output_write_failed)),
                 (&[("reason", "output_unwritten_at_shutdown")], g(&s.dropped_unwritten_at_shutdown)),
                 (&[("reason", "left_in_buffer_at_shutdown")], g(&s.dropped_left_at_shutdown)),
                 (&[("reason", "ebpf_kernel")], g(&s.ebpf_lost)),
@@ -310,6 +311,7 @@ mod tests {
         stats.count_docker_type("weird");
         stats.count_ebpf_action("exec");
         Stats::add(&stats.dropped_buffer_full, 3);
+        Stats::add(&stats.dropped_output_write_failed, 5);
         Stats::add(&stats.dropped_unwritten_at_shutdown, 2);
         Stats::add(&stats.dropped_left_at_shutdown, 4);
         Stats::set(&stats.ebpf_sensitive_left_out, 7);
@@ -319,6 +321,7 @@ mod tests {
         assert!(text.contains("docker_listener_events_in_total{source=\"docker\",type=\"other\"} 1\n"));
         assert!(text.contains("docker_listener_events_out_total{source=\"ebpf\",type=\"exec\"} 1\n"));
         assert!(text.contains("docker_listener_dropped_total{reason=\"output_buffer_full\"} 3\n"));
+        assert!(text.contains("docker_listener_dropped_total{reason=\"output_write_failed\"} 5\n"));
         assert!(text.contains("docker_listener_dropped_total{reason=\"output_unwritten_at_shutdown\"} 2\n"));
         assert!(text.contains("docker_listener_dropped_total{reason=\"left_in_buffer_at_shutdown\"} 4\n"));
         assert!(text.contains("\ndocker_listener_frames_out_total 0\n"));

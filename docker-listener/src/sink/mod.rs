@@ -21,7 +21,11 @@
 //! not when its buffer takes them ([`Output::unwritten`]): those it could not write out by the
 //! end of shutdown's last flush (a full disk, a reader of stdout that stopped reading) are
 //! counted lost (`dropped_unwritten_at_shutdown`), and the Docker events among them are replayed
-//! from the cursor at the next start, as are those a crash leaves in the buffer.
+//! from the cursor at the next start, as are those a crash leaves in the buffer. Those it had
+//! handed to its writer when a write or flush failed (tokio's file and stdout write on a blocking
+//! thread and drop what failed) are lost at once ([`Output::take_failed`]): counted
+//! (`dropped_output_write_failed`), never delivered, the cursor not moved past them (but the next
+//! event delivered moves it on).
 //!
 //! The sink sends what it finds as soon as it finds it: the sources hand frames over in batches
 //! (the Docker source once per 2 ms tick under load, the monitor once per 3 ms ring-buffer poll),
@@ -133,10 +137,10 @@ impl Sink {
                             _ = abort.cancelled() => break,
                             r = self.output.flush() => r,
                         };
-                        self.written_out(&mut unwritten);
-                        if let Err(e) = flushed {
+                        if let Err(e) = &flushed {
                             tracing::warn!(error = %e, "flush failed");
                         }
+                        self.written_out(&mut unwritten);
                     }
                 }
                 Some(OutputError::Rejected { len, source }) => {
@@ -156,6 +160,8 @@ impl Sink {
                 }
                 Some(e @ OutputError::Unavailable { kind, .. }) => {
                     Stats::inc(&self.stats.send_errors);
+                    // Frames a line output lost to the error, when it took none of this batch.
+                    self.written_out(&mut unwritten);
                     if down.map(|(_, k)| k) != Some(kind) {
                         tracing::warn!(error = %e, buffer_limit_bytes = self.spool.capacity(), "output unavailable");
                         down = Some((down.map_or_else(Instant::now, |(t, _)| t), kind));
@@ -214,9 +220,33 @@ impl Sink {
     }
 
     /// Accounts for the frames of `unwritten` the output has written out since (the first ones):
-    /// counters, the delivered-events cursor.
+    /// counters, the delivered-events cursor; then for those it lost to a failed write or flush
+    /// (the next ones, [`Output::take_failed`]): counted lost, the cursor not moved past them.
     fn written_out(&mut self, unwritten: &mut VecDeque<Taken>) {
-        let n = unwritten.len().saturating_sub(self.output.unwritten());
+        let failed = self.output.take_failed().min(unwritten.len());
+        let n = unwritten.len().saturating_sub(self.output.unwritten() + failed);
+        self.delivered_first(n, unwritten);
+        if failed == 0 {
+            return;
+        }
+        let docker = unwritten.drain(..failed).filter(|t| matches!(t.origin, Origin::Docker { .. })).count();
+        Stats::add(&self.stats.dropped_output_write_failed, failed as u64);
+        tracing::error!(
+            output = %self.output.describe(),
+            frames = failed,
+            docker_events = docker,
+            dropped_total = Stats::get(&self.stats.dropped_output_write_failed),
+            "the output failed to write frames it had taken (counted in dropped_output_write_failed): they are \
+             lost. The cursor was not moved past the Docker events among them, but the next event delivered moves \
+             it on: they are replayed at the next start only if none is. Free space on the output's filesystem, \
+             or check the output (an I/O error, a reader of stdout that went away); the next frames are written \
+             when it takes writes again"
+        );
+    }
+
+    /// Counts the first `n` frames of `unwritten` written out, takes them off it and moves the
+    /// delivered-events cursor past their Docker events.
+    fn delivered_first(&mut self, n: usize, unwritten: &mut VecDeque<Taken>) {
         if n == 0 {
             return;
         }
@@ -606,5 +636,107 @@ mod tests {
         assert_eq!(Stats::get(&stats.dropped_unwritten_at_shutdown), (N - written) as u64);
         assert_eq!(cursor.time_nano, written as i64, "the cursor is at the last frame written out");
         assert_eq!(cursor.delivered_at_time, [written as u64 - 1]);
+    }
+
+    /// A line output's writer that takes every write at once and fails its first flush with
+    /// ENOSPC, dropping what it had taken (tokio's file and stdout: the write made on a blocking
+    /// thread failed, its buffer is gone, the error is reported once), then flushes normally.
+    struct FailsFirstFlush {
+        /// What was written and then flushed.
+        out: Arc<std::sync::Mutex<Vec<u8>>>,
+        unflushed: Vec<u8>,
+        /// Flushes asked for so far.
+        flushes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl tokio::io::AsyncWrite for FailsFirstFlush {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.unflushed.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let written = std::mem::take(&mut self.unflushed);
+            if self.flushes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                return std::task::Poll::Ready(Err(std::io::Error::from_raw_os_error(libc::ENOSPC)));
+            }
+            self.out.lock().expect("not poisoned").extend_from_slice(&written);
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The frames a line output had handed to its writer when its flush failed (a full disk)
+    /// are lost: counted in dropped_output_write_failed, not in frames_out, and the cursor does
+    /// not move past them; the later frames, flushed once there is room again, are delivered
+    /// normally. (Before, the next successful flush counted the lost frames delivered too.)
+    #[tokio::test]
+    async fn frames_a_line_output_lost_to_a_failed_flush_are_counted_lost_not_delivered() {
+        let out = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let flushes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer = FailsFirstFlush { out: out.clone(), unflushed: Vec::new(), flushes: flushes.clone() };
+        let stats = Arc::new(Stats::default());
+        let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
+        let (sink, cursor) = sink_into(
+            &spool,
+            Output::Lines(output::LineWriter::new(Box::new(writer), "test".into())),
+            Cursor::default(),
+            &stats,
+        );
+        // The sink has flushed `n` times (it accounts for a flush in the same poll).
+        let flushed = |n: usize| {
+            let flushes = flushes.clone();
+            async move {
+                while flushes.load(std::sync::atomic::Ordering::SeqCst) < n {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        };
+        let abort = CancellationToken::new();
+        let (left, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(sink.run(abort.clone()), async {
+                spool.push_all((0..5).map(docker_frame));
+                flushed(1).await; // failed: ENOSPC
+                assert_eq!(Stats::get(&stats.dropped_output_write_failed), 5);
+                assert_eq!(Stats::get(&stats.frames_out), 0);
+                assert_eq!(*cursor.borrow(), Cursor::default(), "the cursor did not move past the lost frames");
+                spool.push_all((5..10).map(docker_frame));
+                flushed(2).await; // room again
+                spool.close();
+                abort.cancel();
+            })
+        })
+        .await
+        .expect("the run ends");
+        assert_eq!(left, Left::default());
+        assert_eq!(Stats::get(&stats.dropped_output_write_failed), 5);
+        assert_eq!(Stats::get(&stats.frames_out), 5, "only the frames written out are delivered");
+        assert_eq!(Stats::get(&stats.frames_out_docker), 5);
+        assert_eq!(Stats::get(&stats.bytes_out), (5..10).map(|i| docker_frame(i).len() as u64).sum::<u64>());
+        assert_eq!(Stats::get(&stats.dropped_unwritten_at_shutdown), 0);
+        let c = cursor.borrow().clone();
+        assert_eq!(c.time_nano, 10, "the cursor is at the last frame written out");
+        assert_eq!(c.delivered_at_time, [9]);
+        let lines: Vec<u8> = (5..10)
+            .flat_map(|i| {
+                let mut l = docker_frame(i).to_vec();
+                l.push(b'\n');
+                l
+            })
+            .collect();
+        assert!(*out.lock().expect("not poisoned") == lines, "the later frames, each once");
     }
 }

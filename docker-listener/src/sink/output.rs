@@ -371,6 +371,18 @@ impl Output {
         }
     }
 
+    /// How many of the frames the output took were lost to a failed write or flush since the
+    /// last call, and resets the count: a line output's frames handed to its writer when it
+    /// failed ([`LineWriter`]); none for the queue socket. A failure ends the call that met it
+    /// (`send_batch`, `flush`), so among the frames taken since the caller last asked, those
+    /// written out come first, then these, then the [`Output::unwritten`] ones.
+    pub fn take_failed(&mut self) -> usize {
+        match self {
+            Output::Queue(_) => 0,
+            Output::Lines(l) => std::mem::take(&mut l.failed),
+        }
+    }
+
     /// Pushes out anything buffered (line outputs); called when the spool is empty.
     pub async fn flush(&mut self) -> Result<(), OutputError> {
         match self {
@@ -546,13 +558,27 @@ pub struct LineWriter {
     /// Frames taken since the last flush that left nothing behind: in `buf`, or handed to `w`
     /// but not flushed ([`Output::unwritten`]).
     unwritten: usize,
+    /// Frames handed to `w` (whole or in part) when a write or flush failed: lost
+    /// ([`Output::take_failed`]).
+    failed: usize,
+    /// Whether `buf` starts at a line's start (not with the rest of a line partly written).
+    at_line_start: bool,
 }
 
 const LINE_BUFFER: usize = 64 << 10;
 
 impl LineWriter {
     pub fn new(w: Box<dyn AsyncWrite + Unpin + Send>, name: PathBuf) -> LineWriter {
-        LineWriter { w, buf: Vec::with_capacity(LINE_BUFFER), written: 0, name, taken: 0, unwritten: 0 }
+        LineWriter {
+            w,
+            buf: Vec::with_capacity(LINE_BUFFER),
+            written: 0,
+            name,
+            taken: 0,
+            unwritten: 0,
+            failed: 0,
+            at_line_start: true,
+        }
     }
 
     fn error(&self, source: io::Error) -> OutputError {
@@ -578,6 +604,13 @@ impl LineWriter {
     /// The flush is what says the bytes are out: tokio's stdout and files take a write at once
     /// and make it on a blocking thread, which may hang (a reader of stdout that stopped
     /// reading) or fail after the write returned; their flush waits for it and reports its error.
+    ///
+    /// Such a failed write is not made again: tokio drops its buffer and reports the error once,
+    /// at the next write or flush, after which the writer takes writes again. So on an error,
+    /// every frame handed to the writer (whole or in part) since the last successful flush is
+    /// lost: moved from `unwritten` to `failed`, never counted written out by a later flush.
+    /// Only the frames still whole in `buf`, not begun, stay unwritten (the next call writes
+    /// them).
     async fn write_out(&mut self) -> Result<(), OutputError> {
         let result = loop {
             if self.written == self.buf.len() {
@@ -590,9 +623,23 @@ impl LineWriter {
                 Err(e) => break Err(e),
             }
         };
-        self.buf.drain(..std::mem::take(&mut self.written));
-        result.map_err(|e| self.error(e))?;
-        self.w.flush().await.map_err(|e| self.error(e))?;
+        let written = std::mem::take(&mut self.written);
+        if written > 0 {
+            self.at_line_start = self.buf[written - 1] == b'\n';
+        }
+        self.buf.drain(..written);
+        let result = match result {
+            Ok(()) => self.w.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            let lines = self.buf.iter().filter(|&&b| b == b'\n').count();
+            let not_begun = lines - usize::from(!self.at_line_start && lines > 0);
+            let not_begun = not_begun.min(self.unwritten);
+            self.failed += self.unwritten - not_begun;
+            self.unwritten = not_begun;
+            return Err(self.error(e));
+        }
         self.unwritten = 0;
         Ok(())
     }
@@ -988,5 +1035,99 @@ mod tests {
         assert!(n < frames.len());
         assert!(matches!(e, OutputError::Unavailable { .. }), "{e}");
         assert!(q.sock.is_none());
+    }
+
+    /// A writer that takes `step` bytes of its first write, fails its second with EIO, then
+    /// takes everything.
+    struct FailsSecondWrite {
+        out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        step: usize,
+        writes: usize,
+    }
+
+    impl AsyncWrite for FailsSecondWrite {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.writes += 1;
+            let n = match self.writes {
+                1 => buf.len().min(self.step),
+                2 => return std::task::Poll::Ready(Err(io::Error::from_raw_os_error(libc::EIO))),
+                _ => buf.len(),
+            };
+            self.out.lock().expect("not poisoned").extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A write error after part of the buffer went out: the frame begun is lost (`failed`),
+    /// the frames not begun stay unwritten and are written by the next flush; nothing is counted
+    /// twice.
+    #[tokio::test]
+    async fn a_write_error_fails_the_frames_handed_over_and_keeps_those_not_begun() {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let w = FailsSecondWrite { out: out.clone(), step: 3, writes: 0 };
+        let mut output = Output::Lines(LineWriter::new(Box::new(w), "test".into()));
+        let frames: Vec<Frame> = (0..3).map(frame).collect();
+        assert_eq!(output.send_batch(&frames).await.map_err(|(_, e)| e.to_string()), Ok(3));
+        assert_eq!((output.unwritten(), output.take_failed()), (3, 0));
+        output.flush().await.expect_err("EIO");
+        assert_eq!((output.unwritten(), output.take_failed()), (2, 1), "frame 0 begun, 1 and 2 not");
+        assert_eq!(output.take_failed(), 0, "taken once");
+        output.flush().await.expect("flush");
+        assert_eq!((output.unwritten(), output.take_failed()), (0, 0));
+        // What was taken is not written again.
+        let all: Vec<u8> = frames.iter().flat_map(|f| [f.to_vec(), b"\n".to_vec()].concat()).collect();
+        assert!(*out.lock().expect("not poisoned") == all);
+        // A flush error loses every frame handed over.
+        output.send_batch(&frames).await.map_err(|(_, e)| e.to_string()).expect("taken");
+        if let Output::Lines(l) = &mut output {
+            l.w = Box::new(FailsFlush);
+        }
+        output.flush().await.expect_err("ENOSPC");
+        assert_eq!((output.unwritten(), output.take_failed()), (0, 3));
+    }
+
+    /// A writer that takes every write and fails every flush with ENOSPC.
+    struct FailsFlush;
+
+    impl AsyncWrite for FailsFlush {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Err(io::Error::from_raw_os_error(libc::ENOSPC)))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
     }
 }
