@@ -182,11 +182,6 @@ struct Session {
     die_ns: i64,
     opened: Instant,
     timeout: Duration,
-    /// While dockerd is asked about the container's healthcheck: the session's command, compared
-    /// with the check when the answer comes.
-    unplaced: Option<String>,
-    /// `exec_die`'s exit code, for an unplaced session that ended before the answer.
-    exit: Option<Option<i64>>,
 }
 
 #[derive(Default)]
@@ -320,12 +315,16 @@ impl Health {
             if matches!(st.containers.get(id).map(|c| &c.known), Some(Known::Later)) {
                 st.ask(id, &self.work);
             }
-            // While dockerd is asked about the container, its sessions wait for the answer: the
-            // checks it runs in the meantime are placed like the later ones, however late the
-            // answer (not sent one by one for having come before it).
-            let (timeout, unplaced) = match st.containers.get(id).map(|c| &c.known) {
-                Some(Known::Some(check)) if check.command == command => (check.timeout, None),
-                Some(Known::Asking) => (DEFAULT_TIMEOUT, Some(command.to_owned())),
+            // While dockerd is asked about the container, its sessions are sent whole at once,
+            // and counted: holding them for the answer (up to the API's timeout) would send them
+            // behind later events, which a crash meanwhile would lose past the cursor, and any
+            // `docker exec` among them with them.
+            let timeout = match st.containers.get(id).map(|c| &c.known) {
+                Some(Known::Some(check)) if check.command == command => check.timeout,
+                Some(Known::Asking) => {
+                    Stats::inc(&self.stats.health_sessions_before_known);
+                    return out.push(frame);
+                }
                 _ => return out.push(frame),
             };
             let Some(exec_id) = exec_attributes(ev).and_then(|a| a.exec_id) else { return out.push(frame) };
@@ -341,8 +340,6 @@ impl Health {
                     die_ns: 0,
                     opened: Instant::now(),
                     timeout,
-                    unplaced,
-                    exit: None,
                 },
             );
             return;
@@ -358,11 +355,7 @@ impl Health {
             if action == "exec_die" {
                 session.die_ns = ev.time_nano;
                 let code = attrs.exit_code.as_deref().and_then(|c| c.parse::<i64>().ok());
-                if session.unplaced.is_some() {
-                    session.exit = Some(code);
-                } else {
-                    self.ended(&mut st, exec_id, code, out);
-                }
+                self.ended(&mut st, exec_id, code, out);
             }
             return;
         }
@@ -386,12 +379,8 @@ impl Health {
                 st.sessions.iter().filter(|(_, s)| s.container == id).map(|(k, _)| k.clone()).collect();
             for k in gone {
                 if let Some(s) = st.sessions.remove(&k) {
-                    // dockerd's record of the container's checks went with it. (A session still
-                    // waiting for the answer about the container is not known to be a check:
-                    // not counted as one.)
-                    if s.unplaced.is_none() {
-                        Stats::inc(&self.stats.health_sessions_undecided);
-                    }
+                    // dockerd's record of the container's checks went with it.
+                    Stats::inc(&self.stats.health_sessions_undecided);
                     out.extend(s.frames);
                 }
             }
@@ -432,43 +421,6 @@ impl Health {
             Self::close_session(c, out);
         }
         Stats::inc(&self.stats.health_checks_failed);
-    }
-
-    /// The sessions of container `id` that waited for dockerd's answer about it: those that run
-    /// its check become candidates (a finished one decided at once), the others are forwarded.
-    fn place(&self, st: &mut State, id: &str, out: &mut Vec<Frame>) {
-        let check = match st.containers.get(id).map(|c| &c.known) {
-            Some(Known::Some(check)) => Some(check.clone()),
-            _ => None,
-        };
-        let mut waiting: Vec<(i64, String)> = st
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.container == id && s.unplaced.is_some())
-            .map(|(k, s)| (s.create_ns, k.clone()))
-            .collect();
-        waiting.sort();
-        for (_, exec_id) in waiting {
-            let Some(s) = st.sessions.get_mut(&exec_id) else { continue };
-            let command = s.unplaced.take();
-            match &check {
-                Some(check) if command.as_deref() == Some(check.command.as_str()) => {
-                    // Its time runs from now: a late answer does not make it late too.
-                    s.timeout = check.timeout;
-                    s.opened = Instant::now();
-                    if let Some(code) = s.exit {
-                        self.ended(st, exec_id, code, out);
-                    }
-                }
-                _ => {
-                    let Some(s) = st.sessions.remove(&exec_id) else { continue };
-                    out.extend(s.frames);
-                    if let Some(c) = st.containers.get_mut(id) {
-                        Self::close_session(c, out);
-                    }
-                }
-            }
-        }
     }
 
     /// A candidate session of `c` was decided: when none is left, what waited is sent.
@@ -558,7 +510,6 @@ impl Health {
     /// The container's healthcheck (from inspect), or that it has none (`None`: no such
     /// container).
     pub fn learned(&self, id: &str, inspected: Option<&bollard::models::ContainerInspectResponse>) {
-        let mut out = Vec::new();
         let mut st = self.lock();
         if inspected.is_none() && !st.containers.contains_key(id) {
             // Destroyed while dockerd was asked about it: nothing to keep (an entry made now
@@ -574,25 +525,14 @@ impl Health {
             c.name = r.name.as_deref().unwrap_or("").trim_start_matches('/').to_owned();
             c.image = r.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default();
         }
-        self.place(&mut st, id, &mut out);
-        drop(st);
-        if !out.is_empty() {
-            self.spool.push_all(out);
-        }
     }
 
     /// dockerd did not answer about container `id` (down, overloaded): asked again at its next
     /// check rather than taken for a container without a healthcheck for the rest of its life.
     pub fn unanswered(&self, id: &str) {
-        let mut out = Vec::new();
         let mut st = self.lock();
         let Some(c) = st.containers.get_mut(id) else { return };
         c.known = Known::Later;
-        self.place(&mut st, id, &mut out);
-        drop(st);
-        if !out.is_empty() {
-            self.spool.push_all(out);
-        }
     }
 
     /// Containers the start-up listing says have a healthcheck: asked about.
@@ -1053,7 +993,7 @@ mod tests {
         let late = format!("c{}", ASK_BURST as usize + 5);
         let raw = json!({"Type": "container", "Action": format!("exec_create: {CMD}"), "Actor": {"ID": late, "Attributes": {"execID": "x"}}, "timeNano": 2});
         let e = DockerEvent::parse(Bytes::from(raw.to_string())).unwrap();
-        assert!(feed(&h, e).is_empty(), "asked now: the session waits for the answer");
+        assert_eq!(feed(&h, e).len(), 1, "not known yet: forwarded");
         assert!(matches!(work.try_recv(), Ok(Work::Inspect(id)) if id == late));
     }
 
@@ -1062,49 +1002,38 @@ mod tests {
     }
 
     #[test]
-    fn sessions_created_while_dockerd_is_asked_about_the_container_wait_for_the_answer() {
-        let (h, mut work, spool) = stage(Mode::Summarize);
+    fn sessions_created_while_dockerd_is_asked_about_the_container_are_sent_at_once_and_counted() {
+        let stats = Arc::new(Stats::default());
+        let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
+        let encoder = Encoder::new(65_000, false, stats.clone());
+        let (h, mut work) = Health::new(Mode::Summarize, Duration::from_secs(60), spool, encoder, stats.clone());
         // The first check comes before the first health_status: not known, sent.
         assert_eq!(session(&h, "first", 100, "0").len(), 3);
         assert_eq!(status(&h).len(), 1);
         assert!(matches!(work.try_recv(), Ok(Work::Inspect(id)) if id == C));
-        // The answer is late: a passing check, a failing one and a docker exec of another command
-        // meanwhile, and a process of the container.
-        assert!(session(&h, "passing", 1_000, "0").is_empty());
-        assert!(session(&h, "failing", 2_000, "1").is_empty());
-        let other = feed(&h, ev("exec_create: /bin/ls", 2_500, json!({"execID": "ls"})));
-        assert!(other.is_empty());
-        assert!(h.agent(&fold(700, "exec /bin/sh"), Frame::agent(Bytes::from_static(b"sh"))).is_none());
-        assert!(work.try_recv().is_err(), "no verdict asked before the container is known");
+        // The answer is late: a check and a docker exec of another command meanwhile are sent
+        // whole, in their place among the other events (held, they would go out behind later
+        // events, and a crash meanwhile would lose them past the cursor), and counted.
+        assert_eq!(session(&h, "passing", 1_000, "0").len(), 3);
+        assert_eq!(feed(&h, ev("exec_create: /bin/ls", 2_500, json!({"execID": "ls"}))).len(), 1);
+        assert_eq!(Stats::get(&stats.health_sessions_before_known), 2);
         learn(&h);
-        // The passing check is a candidate like any other; the rest is sent.
-        assert!(matches!(work.try_recv(), Ok(Work::Verdict { exec_id, .. }) if exec_id == "passing"));
-        let got = drain(&spool);
-        assert_eq!(got.len(), 4, "the failing check (create, start, die) and the docker exec: {got:?}");
-        assert!(got[2].contains("\"exitCode\":\"1\""));
-        assert!(got[3].contains("/bin/ls"));
-        let log = [LogEntry { start_ns: 900, end_ns: 1_100, exit_code: 0 }];
-        assert!(h.verdict("passing", Some(700), Some(&log), false));
-        assert_eq!(drain(&spool), ["sh"], "first of its command");
-        let out = feed(&h, ev("die", 3_000, json!({})));
-        let summary: serde_json::Value = serde_json::from_str(&out[0]).unwrap();
-        let hc = &summary["docker_listener"]["healthcheck"];
-        assert_eq!((hc["passed"].as_u64(), hc["failed"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(session(&h, "later", 3_000, "0").len(), 0, "known now: a candidate");
+        assert_eq!(Stats::get(&stats.health_sessions_before_known), 2);
     }
 
     #[test]
     fn a_container_dockerd_did_not_answer_about_is_asked_again_at_its_next_check() {
-        let (h, mut work, spool) = stage(Mode::Summarize);
+        let (h, mut work, _spool) = stage(Mode::Summarize);
         status(&h);
         assert!(matches!(work.try_recv(), Ok(Work::Inspect(_))));
-        assert!(session(&h, "e1", 1_000, "0").is_empty());
         h.unanswered(C);
-        assert_eq!(drain(&spool).len(), 3, "what waited is sent");
         // Not taken for a container without a healthcheck: its next check asks again.
-        assert!(session(&h, "e2", 2_000, "0").is_empty());
+        assert_eq!(session(&h, "e2", 2_000, "0").len(), 3);
         assert!(matches!(work.try_recv(), Ok(Work::Inspect(id)) if id == C));
         learn(&h);
-        assert!(matches!(work.try_recv(), Ok(Work::Verdict { exec_id, .. }) if exec_id == "e2"));
+        assert!(session(&h, "e3", 3_000, "0").is_empty());
+        assert!(matches!(work.try_recv(), Ok(Work::Verdict { exec_id, .. }) if exec_id == "e3"));
     }
 
     #[test]
@@ -1132,32 +1061,10 @@ mod tests {
     }
 
     #[test]
-    fn a_session_placed_after_a_late_answer_has_its_whole_timeout_from_then() {
-        let (h, _work, spool) = stage(Mode::Summarize);
+    fn dockerd_s_answer_about_a_container_destroyed_meanwhile_leaves_nothing_behind() {
+        let (h, _work, _spool) = stage(Mode::Summarize);
         status(&h);
-        assert!(session(&h, "p", 1_000, "0").is_empty());
-        std::thread::sleep(Duration::from_millis(50));
-        learn(&h);
-        let placed = Instant::now();
-        // The check's 3 s and the slack, less a little, from the answer (50 ms after the
-        // session was opened): not late.
-        h.tick(placed + Duration::from_secs(3) + SESSION_SLACK - Duration::from_millis(10));
-        assert!(drain(&spool).is_empty(), "sent as unrecognised: its time ran from before the answer");
-    }
-
-    #[test]
-    fn a_session_waiting_for_the_answer_at_destroy_is_not_counted_as_a_check() {
-        let stats = Arc::new(Stats::default());
-        let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
-        let encoder = Encoder::new(65_000, false, stats.clone());
-        let (h, _work) = Health::new(Mode::Summarize, Duration::from_secs(60), spool, encoder, stats.clone());
-        status(&h);
-        // A `docker exec c ls` while dockerd is asked: not known to be a check.
-        assert!(feed(&h, ev("exec_create: /bin/ls", 1_000, json!({"execID": "ls"}))).is_empty());
-        let out = feed(&h, ev("destroy", 3_000, json!({})));
-        assert_eq!(out.len(), 2, "the exec, then destroy: {out:?}");
-        assert_eq!(Stats::get(&stats.health_sessions_undecided), 0);
-        // dockerd's answer for the destroyed container: nothing kept of it.
+        feed(&h, ev("destroy", 3_000, json!({})));
         h.learned(C, None);
         assert!(!h.lock().containers.contains_key(C));
     }

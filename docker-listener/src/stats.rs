@@ -66,6 +66,9 @@ counters! {
     /// Sessions that ran a healthcheck's command but that dockerd did not record as a check (a
     /// `docker exec` of the same command) or that nothing decided in time: forwarded.
     health_sessions_unrecognised,
+    /// Sessions created while dockerd was being asked about their container's healthcheck
+    /// (after its first `health_status`): forwarded whole, whether they ran the check or not.
+    health_sessions_before_known,
     /// Candidate sessions still undecided when their container was removed (dockerd's record of
     /// its checks went with it): forwarded.
     health_sessions_undecided,

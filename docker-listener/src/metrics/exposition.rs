@@ -207,12 +207,15 @@ impl Collector for Agent {
             MetricType::Counter,
             "Healthcheck runs by what became of them (`healthchecks`): folded into a summary (or dropped), \
              failed (forwarded), unrecognised (the check's command, not recorded by dockerd as a check: \
-             forwarded), undecided (its container removed before dockerd's record was read: forwarded).",
+             forwarded), undecided (its container removed before dockerd's record was read: forwarded), \
+             before_known (a session while dockerd was being asked about the container's healthcheck: \
+             forwarded, check or not).",
             &[
                 (&[("result", "folded")], g(&s.health_checks_folded)),
                 (&[("result", "failed")], g(&s.health_checks_failed)),
                 (&[("result", "unrecognised")], g(&s.health_sessions_unrecognised)),
                 (&[("result", "undecided")], g(&s.health_sessions_undecided)),
+                (&[("result", "before_known")], g(&s.health_sessions_before_known)),
             ],
         )?;
         counter(
