@@ -142,23 +142,6 @@ const WRAPPERS: &[Wrapper] = &[
     Wrapper { name: "su-exec", short: b"", long: &[], operands: 1 },
     Wrapper { name: "tini", short: b"ep", long: &[], operands: 0 },
     Wrapper { name: "dumb-init", short: b"r", long: &["rewrite"], operands: 0 },
-    // `find ... | xargs openssl enc -k X`: what xargs runs is a command too.
-    Wrapper {
-        name: "xargs",
-        short: b"adEILnPs",
-        long: &[
-            "arg-file",
-            "delimiter",
-            "eof",
-            "max-args",
-            "max-chars",
-            "max-lines",
-            "max-procs",
-            "process-slot-var",
-            "replace",
-        ],
-        operands: 0,
-    },
 ];
 
 impl Wrapper {
@@ -1268,12 +1251,6 @@ mod tests {
             (
                 &["sshpass", "-e", "sudo", "openssl", "enc", "-k", "hunter2"],
                 &["sshpass", "-e", "sudo", "openssl", "enc", "-k", "[REDACTED]"],
-                "hunter2",
-            ),
-            // And what xargs runs, after its options and their values.
-            (
-                &["xargs", "-n", "1", "-I", "{}", "openssl", "enc", "-in", "{}", "-k", "hunter2"],
-                &["xargs", "-n", "1", "-I", "{}", "openssl", "enc", "-in", "{}", "-k", "[REDACTED]"],
                 "hunter2",
             ),
         ]);
