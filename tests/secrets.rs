@@ -20,7 +20,8 @@ fn no_secret_of_a_command_line_reaches_wazuh_and_the_rest_of_each_event_is_intac
     let script = format!(
         "/bin/echo start-{m}; /usr/bin/mysql -uroot -p{} shop; /bin/echo --password={}; /bin/echo --token {}; \
          /bin/echo DB_PASSWORD={}; /bin/echo 'Authorization: Bearer {}'; \
-         /bin/echo https://bob:{}@example.invalid/x; /bin/echo --port=5432 plain-{m}; sleep 600",
+         /bin/echo https://bob:{}@example.invalid/x; /bin/echo -o /tmp/openssl -k https://decoy-{m}.invalid/x; \
+         /bin/echo --port=5432 plain-{m}; sleep 600",
         secrets[0], secrets[1], secrets[2], secrets[3], secrets[4], secrets[5]
     );
     run_detached(&name, &[], &script);
@@ -81,6 +82,16 @@ fn no_secret_of_a_command_line_reaches_wazuh_and_the_rest_of_each_event_is_intac
     // Docker's: redacted, not dropped.
     let init = args_of(&format!("start-{m}"));
     assert!(init.iter().any(|e| e["process"]["args"][0] == "sh"), "the init's exec event is sent");
+    // An argument named like a tool (`/tmp/openssl`) hides nothing after it: not in the
+    // command's own event, not in the script that ran it.
+    let decoy = format!("https://decoy-{m}.invalid/x");
+    let decoys = args_of(&decoy);
+    assert!(
+        decoys.iter().any(|e| e["process"]["args"] == json!(["/bin/echo", "-o", "/tmp/openssl", "-k", decoy])
+            && e["docker_listener"]["args_redacted"].is_null()),
+        "the decoy's exec event with its URL: {decoys:#?}"
+    );
+    assert!(decoys.iter().any(|e| e["process"]["args"][0] == "sh"), "the script with the decoy's URL: {decoys:#?}");
     let docker = docker_events(&frames);
     let exec_create = docker
         .iter()

@@ -451,7 +451,7 @@ pub(crate) mod tests {
         let mut argv: Vec<String> = (0..70).map(|i| format!("a{i}")).collect();
         argv[37] = "--password".into();
         argv[38] = "hunter2".into();
-        argv[1] = "mysql".into();
+        argv[0] = "mysql".into();
         argv[60] = "-ps3cret".into();
         let raw = nul(&argv.iter().map(String::as_str).collect::<Vec<_>>());
         let a = decode_args(&raw, b"", raw.len() as u64, false, 64);

