@@ -55,6 +55,16 @@ pub(super) fn tool(name: &str) -> Option<Tool> {
     }
 }
 
+/// The tool a word of a text names: its path's last part, or a variable named like a tool
+/// (`$MYSQL -pX`, `"${MYSQL}" -pX`: what it holds is not known here, its name says what it is
+/// meant to be).
+fn word_tool(word: &str) -> Option<Tool> {
+    match word.strip_prefix('$') {
+        Some(var) => tool(var.trim_start_matches('{').trim_end_matches('}')),
+        None => tool(basename(word)),
+    }
+}
+
 /// Commands that run a command named in their arguments, the shell's words a command follows,
 /// and the start of Docker's `exec_create`/`exec_start` `Action` (`exec_create: mysql -pX`).
 const LAUNCHERS: &[&str] = &[
@@ -299,7 +309,7 @@ impl Reader {
         let i = i.min(n).max(from + 1);
         let word = String::from_utf8_lossy(&word);
         let named = !std::mem::take(&mut self.redirect) && self.commands.word(&word);
-        (self.i, self.last) = (i, Some((from, i, named, tool(basename(&word)))));
+        (self.i, self.last) = (i, Some((from, i, named, word_tool(&word))));
     }
 
     /// Whether the script in quotes that ends with `k` closes at the reader's position.
@@ -377,7 +387,7 @@ mod tests {
 
     /// Whether a word from the text's first `name` to its `-p` names it as a command.
     fn command(text: &str, name: &str) -> bool {
-        let at = text.find(name).unwrap();
+        let at = text.to_ascii_lowercase().find(name).unwrap();
         let to = text.rfind("-p").unwrap_or(text.len());
         Reader::default().names(text.as_bytes(), at, to, tool(name).unwrap())
     }
@@ -400,6 +410,8 @@ mod tests {
             "x=$(mysql -px)",
             "'/usr/bin/mysql' -px",
             "echo mysql $(mysql -px)",
+            "$MYSQL -px",
+            r#"cd /; "${MYSQL}" -px"#,
             "</dev/null mysql -px",
             "< /dev/null mysql -px",
             "cat > /tmp/x; mysql -px",

@@ -1013,6 +1013,7 @@ mod tests {
                 "hunter2",
             ),
             ("exec_create: sh -c mysql -phunter2", "exec_create: sh -c mysql -p[REDACTED]", "hunter2"),
+            ("$MYSQL -uroot -phunter2 shop", "$MYSQL -uroot -p[REDACTED] shop", "hunter2"),
         ]);
     }
 
