@@ -110,6 +110,45 @@ fn a_ptrace_target_in_a_pid_namespace_made_inside_the_container_is_found_at_the_
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+/// The kernel names who an attach took hold of, at the call's exit: the target and the caller
+/// both gone before the agent reads /proc, in a pid namespace made inside the container beside
+/// a sibling whose pid 2 is alive (a decoy for a search by pid), the target is still the one
+/// attached to.
+#[test]
+fn an_attach_names_its_target_as_the_kernel_saw_it_when_target_and_caller_are_gone() {
+    e2e();
+    let _docker = docker_lock();
+    let mut agent = start_agent("attach-gone", json!({}));
+    let name = unique("attach-gone");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_detached(
+        &name,
+        &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "-v", &programs_volume()],
+        &format!(
+            "sleep 1; unshare -p -f sh -c 'sleep 63 & sleep 64' & sleep 1; \
+             unshare -p -f sh -c 'sleep 61 & /t/ptrace_poke $! kill; true'; /bin/sh -c \"true {done}\"; sleep 60"
+        ),
+    );
+    let events = wait_events(&agent, "the last shell", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, &format!("true {done}")).is_empty()
+    });
+    let m = mine(&events, &name);
+    let sibling = find(&m, "the sibling namespace's sleep", |e| {
+        e["event"]["action"] == "exec" && e["process"]["args"] == json!(["sleep", "63"])
+    });
+    let inner = find(&m, "the target's exec", |e| {
+        e["event"]["action"] == "exec" && e["process"]["args"] == json!(["sleep", "61"])
+    });
+    let attach = find(&m, "PTRACE_ATTACH", |e| e["docker_listener"]["ptrace"]["request"] == "PTRACE_ATTACH");
+    assert_eq!(attach["event"]["outcome"], "success", "{attach}");
+    let target = &attach["docker_listener"]["ptrace"]["target"];
+    assert_eq!(target["pid"], 2, "{attach}");
+    assert_eq!(target["host_pid"], inner["process"]["pid"], "{attach}\nthe sibling's: {sibling}");
+    assert_eq!(target["entity_id"], inner["process"]["entity_id"], "{attach}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 #[test]
 fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
     e2e();

@@ -475,6 +475,19 @@ pub struct KernelOffsets {
     /// The BTF type id of `struct file` in the kernel's BTF, when the programs' calls to
     /// `bpf_rdonly_cast` were made real ([`RDONLY_CAST_CALL`]); 0 when not (they return null).
     pub file_type_id: u32,
+    /// Who a successful PTRACE_ATTACH/SEIZE took hold of: a tracer's tracees
+    /// (`task_struct.ptraced`, a list of their `task_struct.ptrace_entry`) and a task's pid in
+    /// each pid namespace (`task_struct.thread_pid`, `pid.level`, `pid.numbers[]`: `struct upid`s
+    /// `upid_size` bytes apart, each `nr` at 0 and `ns` at `upid_ns`). `tracee_valid`: 1 when all
+    /// were resolved.
+    pub task_ptraced: u32,
+    pub task_ptrace_entry: u32,
+    pub task_thread_pid: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_ns: u32,
+    pub upid_size: u32,
+    pub tracee_valid: u32,
 }
 
 /// The helper number the programs' calls to the kfunc `bpf_rdonly_cast` (6.2+: an untyped
@@ -619,7 +632,7 @@ mod tests {
         assert_eq!(size_of::<CallHead>(), 40 + 8 * 3 + 4 * 2 + 8 + 4 * 4);
         assert_eq!(size_of::<kmod::KernelModuleRecord>(), size_of::<CallHead>() + 4 * 6 + 2 * ARG_PATH_CAP);
         assert_eq!(size_of::<bpf::BpfRecord>(), size_of::<CallHead>() + 4 * 4 + bpf::PROG_NAME_CAP);
-        assert_eq!(size_of::<ptrace::PtraceRecord>(), size_of::<CallHead>() + 8 + 4 + 4 + 8);
+        assert_eq!(size_of::<ptrace::PtraceRecord>(), size_of::<CallHead>() + 8 + 4 + 4 + 8 + 8);
         assert_eq!(size_of::<cred::Creds>(), 4 * 8 + 8 * 2);
         assert_eq!(size_of::<cred::CredRecord>(), size_of::<CallHead>() + 4 * 4 + size_of::<cred::Creds>());
         assert_eq!(

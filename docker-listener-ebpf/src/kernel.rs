@@ -90,6 +90,47 @@ pub unsafe fn live_threads(task: *const u8) -> Option<i32> {
     unsafe { read::<i32>(signal, live_off) }.ok()
 }
 
+/// Pid namespaces nest at most this deep (the kernel's `MAX_PID_NS_LEVEL`).
+const MAX_PID_NS_LEVEL: u32 = 32;
+
+/// The process a successful PTRACE_ATTACH/SEIZE of `target` (a pid in the caller's pid
+/// namespace) took hold of, at the call's exit: the newest of the current task's tracees
+/// (`__ptrace_link` adds it first to `ptraced`), taken only if its pid in the caller's pid
+/// namespace is `target` (a tracee unlinked meanwhile leaves an older one first: never named in
+/// its place). Its thread group id and start; `None` when the offsets are unknown or it is not
+/// there.
+#[inline(always)]
+pub unsafe fn tracee(target: i32) -> Option<(u32, u64)> {
+    if !offsets_valid() || config!(offsets.tracee_valid) == 0 {
+        return None;
+    }
+    let (ptraced, entry) = (config!(offsets.task_ptraced), config!(offsets.task_ptrace_entry));
+    let (thread_pid, level_off) = (config!(offsets.task_thread_pid), config!(offsets.pid_level));
+    let (numbers, ns_off, size) = (config!(offsets.pid_numbers), config!(offsets.upid_ns), config!(offsets.upid_size));
+    let task = current_task();
+    let first: *const u8 = unsafe { read(task, ptraced) }.ok()?;
+    if first.is_null() || first == task.wrapping_add(ptraced as usize) {
+        return None;
+    }
+    let tracee = first.wrapping_sub(entry as usize);
+    let mine: *const u8 = unsafe { read(task, thread_pid) }.ok()?;
+    let level = unsafe { read::<u32>(mine, level_off) }.ok()?;
+    if level > MAX_PID_NS_LEVEL {
+        return None;
+    }
+    let at = numbers + level * size;
+    let ns = unsafe { read::<u64>(mine, at + ns_off) }.ok()?;
+    let theirs: *const u8 = unsafe { read(tracee, thread_pid) }.ok()?;
+    if unsafe { read::<u32>(theirs, level_off) }.ok()? < level
+        || unsafe { read::<i32>(theirs, at) }.ok()? != target
+        || unsafe { read::<u64>(theirs, at + ns_off) }.ok()? != ns
+    {
+        return None;
+    }
+    let tgid = unsafe { read::<u32>(tracee, config!(offsets.task_tgid)) }.ok()?;
+    Some((tgid, unsafe { process_start(tracee) }))
+}
+
 /// `task->self_exec_id`: which image of its process the task runs (exec increments it, fork
 /// copies it). Read as its low 32 bits, which is the whole field before 5.7 (u32) and what
 /// matters of the u64 after.

@@ -9,6 +9,7 @@ use docker_listener_common::{
 
 use crate::{
     budget::{admit_call, class, failed},
+    kernel::tracee,
     maps::{reserve, submit},
     syscall_exit::call_head,
 };
@@ -44,8 +45,15 @@ pub fn on_exit(op: u32, a: &[u64; 6], ret: i64, flags: u32) {
         if op == op::VM_WRITEV {
             (*r).target = a[0] as i32;
         }
-        (*r)._pad = 0;
         (*r).addr = addr;
+        // Who an attach took hold of, read before anyone can end it or reuse its pid.
+        let (tgid, start) = if ret == 0 && matches!(req, request::ATTACH | request::SEIZE) {
+            tracee(a[1] as i32).unwrap_or((0, 0))
+        } else {
+            (0, 0)
+        };
+        (*r).tracee_tgid = tgid;
+        (*r).tracee_start_ns = start;
     }
     submit(entry);
 }

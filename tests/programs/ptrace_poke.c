@@ -3,8 +3,10 @@
  * (at an address that is not mapped: it fails, the request is what matters), PTRACE_DETACH,
  * then a process_vm_writev into it (to an unmapped address: EFAULT). Prints each result.
  * Usage: ptrace_poke PID [SECONDS]: then stays SECONDS (the caller still there when the agent
- * reads /proc). */
+ * reads /proc). ptrace_poke PID kill: attaches, kills the target and ends at once (neither is
+ * there when the agent reads /proc). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,11 @@ int main(int argc, char **argv) {
     pid_t pid = (pid_t)atoi(argv[1]);
     long r = ptrace(PTRACE_ATTACH, pid, 0, 0);
     printf("attach=%ld (%s)\n", r, r < 0 ? strerror(errno) : "ok");
+    if (argc == 3 && strcmp(argv[2], "kill") == 0) {
+        kill(pid, SIGKILL);
+        fflush(stdout);
+        return r == 0 ? 0 : 1;
+    }
     if (r == 0) {
         waitpid(pid, NULL, 0);
         r = ptrace(PTRACE_POKEDATA, pid, (void *)8, (void *)0x90909090);

@@ -26,7 +26,11 @@ pub struct PtraceRecord {
     pub request: i64,
     /// The target's pid as the caller named it (in the caller's pid namespace).
     pub target: i32,
-    pub _pad: u32,
+    /// A successful ATTACH or SEIZE: the process the kernel made the caller's tracee, as the host
+    /// knows it (its thread group id), 0 when not known; and its start (`start_boottime` of its
+    /// group leader).
+    pub tracee_tgid: u32,
     /// POKE*: the address written; process_vm_writev: the number of remote iovecs.
     pub addr: u64,
+    pub tracee_start_ns: u64,
 }

@@ -546,6 +546,19 @@ mod tests {
             json!({"request": "PTRACE_POKETEXT", "address": "0x4000", "target": {"pid": 12}}),
             "a target not found among the container's processes is named by its pid only"
         );
+
+        // A successful ATTACH: the kernel named its tracee at the call's exit; the process is gone
+        // by now (no /proc entry started then), and is still named, as the host knew it.
+        p.call = head(RecordKind::Ptrace, docker_listener_common::family::ptrace::op::PTRACE, 0, 0);
+        p.request = docker_listener_common::family::ptrace::request::ATTACH;
+        p.target = 2;
+        (p.tracee_tgid, p.tracee_start_ns) = (4242, 987_654_321_000);
+        let v = event(decoded(&bytes_of(&p)), &HostNamespaces::default());
+        let entity_id = ProcessTable::new("b".into(), 100).entity_id(4242, 987_654_321_000);
+        assert_eq!(
+            v["docker_listener"]["ptrace"],
+            json!({"request": "PTRACE_ATTACH", "target": {"pid": 2, "host_pid": 4242, "entity_id": entity_id}}),
+        );
     }
 
     #[test]

