@@ -178,6 +178,44 @@ fn shutdown_with_wazuh_away_counts_the_ebpf_events_left_and_replays_the_docker_o
     assert_eq!(daemon.stop(), 0);
 }
 
+/// A first run (no cursor saved before) with Wazuh away from its start: it delivers none of its
+/// Docker events. They are not lost: the next start replays them from where the first one
+/// started (before, with no cursor saved, it streamed live again and they were gone).
+#[test]
+fn a_first_run_that_delivers_nothing_leaves_its_docker_events_to_the_next_start() {
+    e2e();
+    let _docker = docker_lock();
+    let dir = TempDir::new("first-run");
+    let queue_path = dir.path("queue");
+    let state = dir.path("state");
+    let args = ["--queue", queue_path.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--no-ebpf"];
+    let mut daemon = Daemon::start(&args);
+    daemon.wait_for_log("connected to Docker", Duration::from_secs(20));
+    let name = unique("first");
+    let t0 = now_ns();
+    docker(&["volume", "create", &name]);
+    docker(&["volume", "rm", &name]);
+    let t1 = now_ns();
+    let expected = docker_log_window(None, t0, t1);
+    assert_eq!(expected.len(), 2, "{expected:?}");
+    daemon.wait_for_log("does not exist", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(daemon.final_stat("frames_out_docker"), 0, "Wazuh was away");
+    assert_eq!(daemon.final_stat("dropped_left_at_shutdown"), 0, "replayable, so not lost");
+    assert!(daemon.log_text().contains("docker_events_replayed=2"), "the log says they come again");
+
+    let queue = QueueReceiver::bind(&queue_path);
+    let mut daemon = Daemon::start(&args);
+    let in_window = |f: &[Vec<u8>]| -> Vec<Value> {
+        docker_events(f).into_iter().filter(|e| (t0..=t1).contains(&time_nano(e))).collect()
+    };
+    queue.wait_until(Duration::from_secs(20), "the first run's events", |f| in_window(f).len() >= expected.len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_same_events(&in_window(&queue.frames()), &expected);
+    assert_eq!(daemon.stop(), 0);
+}
+
 /// A private dockerd (own socket, data root and containerd) that the test may stop and start.
 struct PrivateDockerd {
     dir: TempDir,

@@ -109,7 +109,18 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         OutputKind::Queue => queue_lock(&queue)?,
         _ => None,
     };
-    let cursor = state.load_cursor()?.unwrap_or_default();
+    let saved = state.load_cursor()?;
+    // A first start streams live (no `since`: no history is forwarded), and saves a cursor at
+    // its start, the point the next start replays from: a first run that delivers none of its
+    // Docker events (Wazuh away) leaves them to the next start, instead of a next start that
+    // streams live again and loses them.
+    let first_start = saved.is_none().then(|| Cursor { time_nano: crate::ecs::now_wall_ns(), ..Cursor::default() });
+    if let Some(c) = &first_start
+        && let Err(e) = state.save_cursor(c)
+    {
+        tracing::warn!(error = %e, "cannot save a first resume cursor: Docker events this run does not deliver are not replayed by the next start");
+    }
+    let cursor = saved.unwrap_or_default();
 
     let stats = Arc::new(Stats::default());
     let encoder = Encoder::new(cfg.max_event_size, cfg.legacy_fields, stats.clone());
@@ -187,7 +198,8 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let shutdown = CancellationToken::new();
     let abort_sink = CancellationToken::new();
-    let (delivered_tx, delivered_rx) = watch::channel(cursor.clone());
+    // The delivered cursor starts where the next start would replay from.
+    let (delivered_tx, delivered_rx) = watch::channel(first_start.unwrap_or_else(|| cursor.clone()));
 
     let sink =
         Sink { spool: spool.clone(), output, encoder: encoder.clone(), delivered: delivered_tx, stats: stats.clone() };
