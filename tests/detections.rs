@@ -124,10 +124,22 @@ fn an_attach_names_its_target_as_the_kernel_saw_it_when_target_and_caller_are_go
     let done = format!("done-{name}");
     run_detached(
         &name,
-        &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "-v", &programs_volume()],
+        &[
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-add",
+            "SYS_PTRACE",
+            "--security-opt",
+            "seccomp=unconfined",
+            "-v",
+            &programs_volume(),
+        ],
+        // (The attach waits for the sleep to have executed: a child attached before its exec
+        // would be killed before it is a sleep.)
         &format!(
             "sleep 1; unshare -p -f sh -c 'sleep 63 & sleep 64' & sleep 1; \
-             unshare -p -f sh -c 'sleep 61 & /t/ptrace_poke $! kill; true'; /bin/sh -c \"true {done}\"; sleep 60"
+             unshare -p -f sh -c 'sleep 61 & sleep 0.3; /t/ptrace_poke $! kill; true'; /bin/sh -c \"true {done}\"; \
+             sleep 60"
         ),
     );
     let events = wait_events(&agent, "the last shell", Duration::from_secs(30), |e| {

@@ -203,7 +203,7 @@ fn a_first_run_that_delivers_nothing_leaves_its_docker_events_to_the_next_start(
     assert_eq!(daemon.stop(), 0);
     assert_eq!(daemon.final_stat("frames_out_docker"), 0, "Wazuh was away");
     assert_eq!(daemon.final_stat("dropped_left_at_shutdown"), 0, "replayable, so not lost");
-    assert!(daemon.log_text().contains("docker_events_replayed=2"), "the log says they come again");
+    assert!(daemon.log_text().contains("docker_events_replayed=2 "), "the log says they come again");
 
     let queue = QueueReceiver::bind(&queue_path);
     let mut daemon = Daemon::start(&args);

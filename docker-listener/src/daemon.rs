@@ -109,17 +109,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         OutputKind::Queue => queue_lock(&queue)?,
         _ => None,
     };
-    let saved = state.load_cursor()?;
+    // (An older version saved an empty cursor when nothing was delivered: none either.)
+    let saved = state.load_cursor()?.filter(Cursor::is_set);
     // A first start streams live (no `since`: no history is forwarded), and saves a cursor at
-    // its start, the point the next start replays from: a first run that delivers none of its
-    // Docker events (Wazuh away) leaves them to the next start, instead of a next start that
-    // streams live again and loses them.
-    let first_start = saved.is_none().then(|| Cursor { time_nano: crate::ecs::now_wall_ns(), ..Cursor::default() });
-    if let Some(c) = &first_start
-        && let Err(e) = state.save_cursor(c)
-    {
-        tracing::warn!(error = %e, "cannot save a first resume cursor: Docker events this run does not deliver are not replayed by the next start");
-    }
+    // its start (below, once the output and the probes are up), the point the next start replays
+    // from: a first run that delivers none of its Docker events (Wazuh away) leaves them to the
+    // next start, instead of a next start that streams live again and loses them.
+    let first_start = saved.is_none().then(|| Cursor::at_start(crate::ecs::now_wall_ns()));
     let cursor = saved.unwrap_or_default();
 
     let stats = Arc::new(Stats::default());
@@ -198,7 +194,19 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let shutdown = CancellationToken::new();
     let abort_sink = CancellationToken::new();
-    // The delivered cursor starts where the next start would replay from.
+    // The delivered cursor starts where the next start would replay from: a first start's own,
+    // once saved.
+    let first_start = first_start.filter(|c| match state.save_cursor(c) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "cannot save a first resume cursor: the Docker events this run does not deliver are not replayed \
+                 by the next start (counted lost at shutdown). Check the state directory"
+            );
+            false
+        }
+    });
     let (delivered_tx, delivered_rx) = watch::channel(first_start.unwrap_or_else(|| cursor.clone()));
 
     let sink =

@@ -122,9 +122,19 @@ impl Cursor {
         }
     }
 
-    /// Whether an event replayed by `since` was already delivered.
+    /// Whether an event replayed by `since` was already delivered. A cursor with no event's hash
+    /// is a first start's (`at_start`), on this host's clock: it covers nothing, since dockerd
+    /// replays nothing older than `since`, and a live event older than it is a clock's skew
+    /// (a remote dockerd's), not a duplicate.
     pub fn covers(&self, time_nano: i64, hash: u64) -> bool {
-        time_nano != 0 && (time_nano < self.time_nano || self.holds(time_nano, hash))
+        time_nano != 0
+            && !self.delivered_at_time.is_empty()
+            && (time_nano < self.time_nano || self.holds(time_nano, hash))
+    }
+
+    /// A first start's cursor: what Docker sends from `time_nano` on is to be delivered.
+    pub fn at_start(time_nano: i64) -> Cursor {
+        Cursor { time_nano, delivered_at_time: Vec::new() }
     }
 
     /// Whether this very event (its time and hash) is the cursor's, or one beside it.
@@ -402,6 +412,17 @@ mod tests {
         let t = tempfile::Builder::new().prefix("dl-state-").tempdir().unwrap();
         let d = t.path().to_path_buf();
         (t, d)
+    }
+
+    #[test]
+    fn a_first_start_s_cursor_covers_no_event_and_a_delivered_one_moves_it() {
+        // On this host's clock: a remote dockerd's live events stamped before it are not taken
+        // for replayed duplicates.
+        let mut c = Cursor::at_start(1_000);
+        assert!(c.is_set());
+        assert!(!c.covers(999, 7) && !c.covers(1_000, 7));
+        c.advance(1_500, 7);
+        assert!(c.covers(1_500, 7) && c.covers(1_200, 8) && !c.covers(1_500, 8));
     }
 
     #[test]

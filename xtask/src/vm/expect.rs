@@ -81,10 +81,13 @@ pub const THREAD_EXEC_PROGRAM: &str = "thread_exec";
 /// What says so (the executed file's mapping, its link count, its filesystem) is read from
 /// kernel structures whose layout moves between the kernels of the matrix.
 pub const MEMFD_PROGRAM: &str = "memfd_exec";
-/// The ptrace program (tests/programs/ptrace_poke.c, static), as `ptrace_poke PID kill`:
-/// attaches to the workload's `sleep`, kills it and ends at once. Who the attach took hold of is
-/// read by the agent in the kernel at the call's exit (the caller's tracees, the tracee's pid in
-/// the caller's pid namespace): kernel structures whose offsets are checked here on each kernel.
+/// The ptrace program (tests/programs/ptrace_poke.c, static), as `ptrace_poke PID kill`, in a
+/// pid namespace of its own with its target: attaches to a `sleep` (pid 2 there), kills it and
+/// ends at once. Who the attach took hold of is read by the agent in the kernel at the call's
+/// exit (the caller's tracees, the tracee's pid in the caller's pid namespace): kernel
+/// structures whose offsets are checked here on each kernel. Without them the agent looks in
+/// /proc, where neither is any more (and pid 2 of the caller's namespace is nowhere to be
+/// found): the target would be named by its pid only.
 pub const PTRACE_PROGRAM: &str = "ptrace_poke";
 
 /// The doors the agent's start-up log must say are open (`seen: <door>: active`), by the names
@@ -145,7 +148,7 @@ pub fn script(marker: &str) -> String {
 {MARKER_PROGRAM} {marker} one two
 $T {MARKER_PROGRAM} thread-{marker}
 $M payload $B echo memfd-{marker}
-sleep 29 & $P $! kill
+unshare -pf sh -c 'sleep 29&sleep .3;$P $! kill'
 /bin/nope-{marker}
 nc -l -p {LISTEN_PORT} >/dev/null &
 for i in $(seq 200); do netstat -ltn | grep -q ':{LISTEN_PORT} ' && break; sleep 0.05; done
