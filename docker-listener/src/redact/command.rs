@@ -5,11 +5,13 @@
 //! https://evil/x` would hide the URL it fetches: a place to hide for whoever picks the names.
 //!
 //! Where a command is named ([`Commands`]): the first word of a command that is not an assignment
-//! (`A=1 mysql`); after a launcher (`sudo`, `env`, `timeout`, find's `-exec`, ...), any word up to
-//! the first tool, since a launcher's options and their values are not told apart from its
-//! command here (`sudo -u bob mysql`, `timeout -s 9 5 mysql`). So a launcher's own event may
-//! still take an argument named like a tool for the command (`sudo wget -O /tmp/openssl -k X`),
-//! but the command it runs has its own event, where the tool is what it is.
+//! or a shell word (`A=1 mysql`, `if mysql`); after a launcher (`sudo`, `env`, `timeout`,
+//! `docker exec`, find's `-exec`, ... [`LAUNCHERS`]), the first word after its options, their
+//! values and its positionals (`sudo -u bob mysql`, `timeout -s 9 5 mysql`); after a shell or a
+//! shell script, any word up to a tool (`docker-entrypoint.sh mysqld mysql -pX`). A launcher
+//! option this table does not know to take a value has its value taken for the command (a
+//! secret left in that launcher's own event; the command it runs has its own, where the tool is
+//! what it is), and a script's own event may take an argument named like a tool for the command.
 use crate::procs::basename;
 
 /// A command whose options hold secrets that other commands' options of the same spelling do not.
@@ -74,9 +76,8 @@ struct Launcher {
     positionals: u8,
     /// Its options whose value is the next argument (`sudo -u bob`); others are flags.
     valued: &'static [&'static str],
-    /// Any of its arguments may be the command, up to a tool: shells and scripts
-    /// (`docker-entrypoint.sh mysql -pX`, `sh -c 'exec "$@"' sh mysql -pX`), launchers whose
-    /// arguments are a command line of their own (`eval`), and the shell's words.
+    /// Any of its arguments may be the command, up to a tool: shells and shell scripts
+    /// (`docker-entrypoint.sh mysql -pX`, `sh -c 'exec "$@"' sh mysql -pX`).
     generous: bool,
 }
 
@@ -87,6 +88,67 @@ const fn strict(name: &'static str, positionals: u8, valued: &'static [&'static 
 const fn generous(name: &'static str, valued: &'static [&'static str]) -> Launcher {
     Launcher { name, positionals: 0, valued, generous: true }
 }
+
+/// `docker exec`'s and `docker run`'s options that take a value (and the client's own).
+const DOCKER_VALUED: &[&str] = &[
+    "-e",
+    "--env",
+    "-u",
+    "--user",
+    "-w",
+    "--workdir",
+    "--env-file",
+    "--detach-keys",
+    "-H",
+    "--host",
+    "--context",
+    "--name",
+    "-v",
+    "--volume",
+    "--mount",
+    "--network",
+    "--net",
+    "-p",
+    "--publish",
+    "--link",
+    "--entrypoint",
+    "-h",
+    "--hostname",
+    "-l",
+    "--label",
+    "-m",
+    "--memory",
+    "--cpus",
+    "--restart",
+    "--add-host",
+    "--cap-add",
+    "--cap-drop",
+    "--device",
+    "--dns",
+    "--ulimit",
+    "--pid",
+    "--ipc",
+    "--platform",
+    "--security-opt",
+    "--tmpfs",
+    "--pod",
+    "--log-driver",
+    "--log-opt",
+    "--pull",
+    "--runtime",
+    "--shm-size",
+    "--stop-signal",
+    "--volumes-from",
+    "-c",
+    "--cpu-shares",
+    "--group-add",
+    "--init-path",
+    "--label-file",
+    "--mac-address",
+    "--ip",
+    "--userns",
+    "--uts",
+];
 
 const SHELL_VALUED: &[&str] = &["-o", "+o", "-O", "+O", "--rcfile", "--init-file"];
 
@@ -133,13 +195,17 @@ const LAUNCHERS: &[Launcher] = &[
     strict("strace", 0, &["-o", "-e", "-p", "-s", "-u", "-E", "-a", "-b", "-I", "-O", "-P", "-S", "-X"]),
     strict("ltrace", 0, &["-o", "-e", "-p", "-s", "-u", "-E", "-a", "-n"]),
     strict("busybox", 0, &[]),
-    strict("tini", 0, &["-s", "-e", "-p"]),
+    strict("tini", 0, &["-e", "-p"]),
     strict("dumb-init", 0, &["-r", "--rewrite"]),
     strict("catatonit", 0, &[]),
     strict("rlwrap", 0, &["-a", "-f", "-H", "-l", "-p", "-S"]),
     strict("dockerize", 0, &["-wait", "-timeout", "-template", "-stdout", "-stderr"]),
     strict("wait-for-it", 1, &["-h", "-p", "-t", "--host", "--port", "--timeout"]),
     strict("wait-for-it.sh", 1, &["-h", "-p", "-t", "--host", "--port", "--timeout"]),
+    strict("wait-for", 1, &["-t", "--timeout"]),
+    strict("function", 1, &[]),
+    // `su [options] [USER] [-c COMMAND]`: its `-c` is a script, like a shell's.
+    strict("su", 1, &["-s", "-g", "-G", "--shell", "--group", "--supp-group", "-w", "--whitelist-environment"]),
     strict(
         "ssh",
         1,
@@ -150,26 +216,9 @@ const LAUNCHERS: &[Launcher] = &[
     ),
     // `docker exec [options] CONTAINER COMMAND` (and `run IMAGE`, `compose exec SERVICE`...):
     // the subcommand and what it runs in.
-    strict(
-        "docker",
-        2,
-        &[
-            "-e",
-            "--env",
-            "-u",
-            "--user",
-            "-w",
-            "--workdir",
-            "--env-file",
-            "--detach-keys",
-            "-H",
-            "--host",
-            "--context",
-            "--name",
-        ],
-    ),
-    strict("podman", 2, &["-e", "--env", "-u", "--user", "-w", "--workdir", "--env-file", "--detach-keys", "--name"]),
-    strict("nerdctl", 2, &["-e", "--env", "-u", "--user", "-w", "--workdir", "--env-file", "--name"]),
+    strict("docker", 2, DOCKER_VALUED),
+    strict("podman", 2, DOCKER_VALUED),
+    strict("nerdctl", 2, DOCKER_VALUED),
     strict(
         "docker-compose",
         2,
@@ -189,16 +238,6 @@ const LAUNCHERS: &[Launcher] = &[
     strict("coproc", 0, &[]),
     strict("exec_create:", 0, &[]),
     strict("exec_start:", 0, &[]),
-    generous("eval", &[]),
-    generous("then", &[]),
-    generous("do", &[]),
-    generous("else", &[]),
-    generous("if", &[]),
-    generous("elif", &[]),
-    generous("while", &[]),
-    generous("until", &[]),
-    generous("!", &[]),
-    generous("{", &[]),
     generous("sh", SHELL_VALUED),
     generous("bash", SHELL_VALUED),
     generous("dash", SHELL_VALUED),
@@ -244,6 +283,12 @@ struct Launch {
     script: bool,
 }
 
+impl Launch {
+    fn of(of: Launcher) -> Launch {
+        Launch { of, positionals: of.positionals, value_next: false, dashdash: false, args: false, script: false }
+    }
+}
+
 /// Reads the words of one command, in order, telling which are where a command is named.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Commands {
@@ -257,6 +302,8 @@ pub(super) struct Commands {
     /// The words are an argv's (a shell's `-c` is followed by one argument, its script), not a
     /// text's (in Docker's `Action`, the words after `-c` are the script's).
     argv: bool,
+    /// A shell's `-c` was just read in a text ([`Commands::take_script`]).
+    script: bool,
 }
 
 impl Commands {
@@ -290,17 +337,11 @@ impl Commands {
         let in_find_exec = self.in_find_exec;
         let name = basename(w);
         let Some(l) = self.launch.as_mut() else {
-            // The first word of the command (assignments before it skipped).
-            if assignment(w) {
+            // The first word of the command (assignments and the shell's words before it
+            // skipped: `if mysql ...`, `! wget ...`, `{ mysql ...; }`).
+            if assignment(w) || KEYWORDS.contains(&w) {
             } else if let Some(of) = launcher(name) {
-                self.launch = Some(Launch {
-                    of,
-                    positionals: of.positionals,
-                    value_next: false,
-                    dashdash: false,
-                    args: false,
-                    script: false,
-                });
+                self.launch = Some(Launch::of(of));
             } else if name == "find" {
                 *self = Commands { named: true, find: true, ..self.fresh() };
             } else {
@@ -320,22 +361,35 @@ impl Commands {
         if !l.dashdash && w.len() > 1 && w.starts_with('-') {
             if w == "--" {
                 (l.dashdash, l.positionals) = (true, 0);
-            } else if SHELLS.contains(&l.of.name) && w.ends_with('c') && !w.starts_with("--") {
-                // `sh -c`, `bash -lc`: the script.
+            } else if (SHELLS.contains(&l.of.name) && w.ends_with('c') && !w.starts_with("--"))
+                || (l.of.name == "su" && matches!(w, "-c" | "--command"))
+            {
+                // `sh -c`, `bash -lc`, `su -c`: the script.
                 if self.argv {
                     (l.value_next, l.script) = (true, true);
                 } else {
                     // In a text (Docker's `Action` joins argv with spaces), the words after it
                     // are the script's: a command line.
-                    *self = Commands { in_find_exec, ..self.fresh() };
+                    *self = Commands { in_find_exec, script: true, ..self.fresh() };
                 }
             } else {
-                l.value_next = !w.contains('=') && l.of.valued.contains(&w);
+                l.value_next = !w.contains('=') && takes_value(w, l.of.valued);
             }
             return false;
         }
         l.args = true;
-        if assignment(w) && l.of.name == "env" {
+        // `env A=1`, `sudo A=1`; `{`, `!` after `exec_create:`.
+        if assignment(w) || KEYWORDS.contains(&w) {
+            return true;
+        }
+        // Positionals first: `docker exec mysql mysql -pX` (a container named mysql), `su
+        // mysql -c ...` (a user).
+        if l.positionals > 0 && !l.dashdash {
+            l.positionals -= 1;
+            if matches!(l.of.name, "docker" | "podman" | "nerdctl") && matches!(w, "compose" | "container") {
+                // `docker compose exec SERVICE`, `docker container exec CONTAINER`.
+                l.positionals += 1;
+            }
             return false;
         }
         if tool(name).is_some() && name != "sshpass" {
@@ -343,22 +397,8 @@ impl Commands {
             return true;
         }
         if let Some(of) = launcher(name) {
-            let nested = Launch {
-                of,
-                positionals: of.positionals,
-                value_next: false,
-                dashdash: false,
-                args: false,
-                script: false,
-            };
-            if l.positionals == 0 || l.dashdash || l.of.generous {
-                self.launch = Some(nested);
-                return true;
-            }
-        }
-        if l.positionals > 0 && !l.dashdash {
-            l.positionals -= 1;
-            return false;
+            self.launch = Some(Launch::of(of));
+            return true;
         }
         if l.of.generous {
             return true;
@@ -366,6 +406,30 @@ impl Commands {
         *self = Commands { named: true, in_find_exec, ..self.fresh() };
         true
     }
+
+    /// Whether a shell's `-c` was read in a text since the last call: what follows is a command
+    /// line (in Docker's `Action`, where the words before it are an argv's).
+    pub(super) fn take_script(&mut self) -> bool {
+        std::mem::take(&mut self.script)
+    }
+}
+
+/// Shell words a command follows, as an assignment does.
+const KEYWORDS: &[&str] = &["if", "then", "do", "else", "elif", "while", "until", "!", "{", "eval", "time"];
+
+/// Whether the option `w` of a launcher whose value-taking options are `valued` takes the next
+/// argument: one of them, or flags run together whose last one is (`sudo -Eu bob`), not one
+/// with its value attached (`sudo -ubob`).
+fn takes_value(w: &str, valued: &[&str]) -> bool {
+    if valued.contains(&w) {
+        return true;
+    }
+    let b = w.as_bytes();
+    if w.starts_with("--") || b.len() < 3 {
+        return false;
+    }
+    let short = |c: u8| valued.iter().any(|v| v.len() == 2 && v.as_bytes()[1] == c);
+    !short(b[1]) && short(b[b.len() - 1])
 }
 
 /// How a script the reader is in ends: quotes (`sh -c "..."`, `sh -c '...'`, and `\"...\"` in
@@ -377,6 +441,7 @@ enum Close {
     /// `\"`.
     Escaped,
     Paren,
+    Tick,
 }
 
 impl Close {
@@ -402,8 +467,10 @@ fn ends_word(c: u8) -> bool {
 /// `(...)`: its words are a command line of their own, and the outer one goes on after it as the
 /// same command (`curl -H "X: $(openssl rand)" -k URL`: openssl is named in another command than
 /// the one whose `-k` it is). Other quotes and backslash escapes are part of their word
-/// (`'/tmp/openssl'`). Heredocs' bodies are read as commands (a `'` in one may hide a later
-/// tool's name: a secret left, never a value hidden).
+/// (`'/tmp/openssl'`); a closing backtick or `)` returns to the command around. Heredocs' bodies
+/// are read as commands, and their quotes as quotes (a `'` in one shifts what is quoted after
+/// it). A Docker exec's `Action` is an argv joined with spaces: quotes and operators are its
+/// arguments' characters there, up to a shell's `-c`.
 #[derive(Debug, Default)]
 pub(super) struct Reader {
     i: usize,
@@ -418,8 +485,12 @@ pub(super) struct Reader {
     last: Option<(usize, usize, bool, Option<Tool>, u32)>,
     /// A redirection was read (`<`, `>`): the next word is its file, not a command's word.
     redirect: bool,
+    /// The text is a Docker exec's `Action` (`exec_create: ...`): Docker joined its argv with
+    /// spaces, so quotes and shell operators in it are an argument's characters, up to a shell's
+    /// `-c` (after it, the words are a command line).
+    action: bool,
     /// The commands in which the tool asked for was named, between the positions asked.
-    hits: Vec<u32>,
+    hits: std::collections::HashSet<u32>,
 }
 
 impl Reader {
@@ -436,7 +507,7 @@ impl Reader {
                 && found == tool
                 && !self.hits.contains(&cmd)
             {
-                self.hits.push(cmd);
+                self.hits.insert(cmd);
             }
             if self.i >= to || self.i >= t.len() {
                 break;
@@ -444,6 +515,28 @@ impl Reader {
             self.next_word(t);
         }
         self.hits.contains(&self.cmd) && (tool != Tool::Sshpass || self.commands.sshpass_options())
+    }
+
+    /// A reader of `t`, which may be a Docker exec's `Action`.
+    pub(super) fn of(t: &[u8]) -> Reader {
+        Reader { action: t.starts_with(b"exec_create: ") || t.starts_with(b"exec_start: "), ..Reader::default() }
+    }
+
+    /// The next word of a Docker exec's `Action`: up to a space, whatever it holds.
+    fn action_word(&mut self, t: &[u8]) {
+        let from = self.i;
+        if t[from].is_ascii_whitespace() {
+            self.i += 1;
+            return;
+        }
+        let to = t[from..].iter().position(u8::is_ascii_whitespace).map_or(t.len(), |k| from + k);
+        let word = String::from_utf8_lossy(&t[from..to]);
+        let named = self.commands.word(&word);
+        (self.i, self.last) = (to, Some((from, to, named, word_tool(&word), self.cmd)));
+        if self.commands.take_script() {
+            // `sh -c mysql -pX`: a command line from here.
+            self.action = false;
+        }
     }
 
     /// A new command starts.
@@ -458,15 +551,22 @@ impl Reader {
         let n = t.len();
         let c = t[self.i];
         let close = self.scripts.last().map(|s| s.0);
-        // The end of the script the reader is in.
-        if let Some(k) = close
-            && closes_at(t, self.i, k)
-        {
-            self.i += k.len();
-            if let Some((_, outer, cmd)) = self.scripts.pop() {
-                (self.commands, self.cmd) = (outer, cmd);
-            }
+        // The end of the script the reader is in, or of quotes around it that a `(` in them
+        // left open (`echo "not up :( yet"`).
+        let closing = self
+            .scripts
+            .iter()
+            .rposition(|s| closes_at(t, self.i, s.0))
+            .filter(|&at| self.scripts[at + 1..].iter().all(|s| s.0 == Close::Paren));
+        if let Some(at) = closing {
+            self.i += self.scripts[at].0.len();
+            let (_, outer, cmd) = self.scripts[at];
+            self.scripts.truncate(at);
+            (self.commands, self.cmd) = (outer, cmd);
             return;
+        }
+        if self.action {
+            return self.action_word(t);
         }
         if c == b'\\' && t.get(self.i + 1) == Some(&b'\n') {
             self.i += 2;
@@ -479,7 +579,23 @@ impl Reader {
             }
             return;
         }
-        if c == b'(' && self.scripts.len() < DEPTH {
+        if c == b'`' && self.scripts.len() < DEPTH {
+            let mut outer = self.commands;
+            outer.word("");
+            self.scripts.push((Close::Tick, outer, self.cmd));
+            self.restart();
+            self.i += 1;
+            return;
+        }
+        if c == b'(' && t.get(self.i + 1) == Some(&b')') {
+            // `name() { ...; }`: a function's body is a command line.
+            self.restart();
+            self.i += 2;
+            return;
+        }
+        let quoted = self.scripts.iter().any(|s| s.0 != Close::Paren && s.0 != Close::Tick);
+        let word_start = self.i == 0 || ends_word(t[self.i - 1]) || matches!(t[self.i - 1], b'$' | b'\'' | b'"');
+        if c == b'(' && self.scripts.len() < DEPTH && (!quoted || word_start) {
             let mut outer = self.commands;
             outer.word("");
             self.scripts.push((Close::Paren, outer, self.cmd));
@@ -506,8 +622,11 @@ impl Reader {
             && t[self.i + open..end].iter().any(u8::is_ascii_whitespace)
         {
             let mut outer = self.commands;
-            // The script is a word of the command line around it (`sh -c "..."`).
-            outer.word("");
+            // The script is a word of the command line around it (`sh -c "..."`), or the end of
+            // one already read (`CMD="mysqldump -pX"`, `alias m='mysql -pX'`).
+            if self.i == 0 || ends_word(t[self.i - 1]) {
+                outer.word("");
+            }
             self.scripts.push((k, outer, self.cmd));
             self.restart();
             self.i += open;
@@ -533,15 +652,19 @@ impl Reader {
                     word.extend_from_slice(&t[(i + 2).min(to)..to]);
                     i = to + 2;
                 }
-                b'\\' => {
+                b'\\' if close != Some(Close::Single) => {
                     if let Some(&e) = t.get(i + 1) {
                         word.push(e);
                     }
                     i += 2;
                 }
-                b'\'' | b'"' if matches!(close, None | Some(Close::Escaped | Close::Paren)) => {
-                    // A quoted part of the word, to its close.
+                b'\'' | b'"' if matches!(close, None | Some(Close::Escaped | Close::Paren | Close::Tick)) => {
+                    // A quoted part of the word, to its close; one with a space in it is a script
+                    // (`alias m='mysql -pX'`, `CMD="mysqldump -pX"`): the word ends before it.
                     let to = memchr::memchr(c, &t[i + 1..]).map_or(n, |k| i + 1 + k);
+                    if self.scripts.len() < DEPTH && t[i + 1..to].iter().any(u8::is_ascii_whitespace) {
+                        break;
+                    }
                     word.extend_from_slice(&t[i + 1..to]);
                     i = to + 1;
                 }
@@ -558,6 +681,7 @@ impl Reader {
             !word.is_empty() && word.iter().all(u8::is_ascii_digit) && matches!(t.get(i), Some(b'<' | b'>'));
         let word = String::from_utf8_lossy(&word);
         let named = !descriptor && !std::mem::take(&mut self.redirect) && self.commands.word(&word);
+        self.commands.take_script();
         (self.i, self.last) = (i, Some((from, i, named, word_tool(&word), self.cmd)));
     }
 
@@ -572,6 +696,8 @@ impl Reader {
             (Some(Close::Double), b'\\') if t.get(self.i + 1) == Some(&b'"') => Some((Close::Escaped, 2)),
             (Some(Close::Double | Close::Escaped), b'\'') => Some((Close::Single, 1)),
             (Some(Close::Single), b'"') => Some((Close::Double, 1)),
+            (Some(Close::Paren | Close::Tick), b'\'') => Some((Close::Single, 1)),
+            (Some(Close::Paren | Close::Tick), b'"') => Some((Close::Double, 1)),
             _ => None,
         }
     }
@@ -581,7 +707,7 @@ impl Reader {
         match k {
             Close::Single => memchr::memchr(b'\'', &t[from..]).map(|j| from + j),
             Close::Escaped => memchr::memmem::find(&t[from..], b"\\\"").map(|j| from + j),
-            Close::Paren => None,
+            Close::Paren | Close::Tick => None,
             Close::Double => {
                 let mut i = from;
                 while i < t.len() {
@@ -604,6 +730,7 @@ fn closes_at(t: &[u8], i: usize, k: Close) -> bool {
         Close::Double => t[i] == b'"',
         Close::Escaped => t[i] == b'\\' && t.get(i + 1) == Some(&b'"'),
         Close::Paren => t[i] == b')',
+        Close::Tick => t[i] == b'`',
     }
 }
 
@@ -627,7 +754,7 @@ mod tests {
             (&["timeout", "-s", "9", "5", "curl", "-o", "/tmp/mysql"], &["timeout", "curl"]),
             (
                 &["/usr/bin/env", "-i", "X=1", "/usr/bin/sshpass", "-p", "x", "ssh", "h", "curl", "-u"],
-                &["/usr/bin/env", "/usr/bin/sshpass", "ssh", "curl"],
+                &["/usr/bin/env", "X=1", "/usr/bin/sshpass", "ssh", "curl"],
             ),
             (&["kubectl", "exec", "-it", "pod", "--", "mysql", "-px"], &["kubectl", "mysql"]),
             (&["ip", "netns", "exec", "ns", "curl", "-u", "a:b"], &["ip", "curl"]),

