@@ -501,9 +501,14 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
         Expected {
             name: "exec of the ptrace program",
             select: vec![("event.action", json!("exec")), ("process.executable", json!(f.ptrace.path))],
+            // (Below unshare, not the shell: its own pid namespace.)
             fields: with(
-                from_the_shell(f.ptrace, &f.ptrace.path, PTRACE_PROGRAM),
-                vec![("process.args.2", Is(json!("kill")))],
+                in_the_container(),
+                [
+                    vec![("event.outcome", Is(json!("success"))), ("process.args.2", Is(json!("kill")))],
+                    ran(f.ptrace, &f.ptrace.path, PTRACE_PROGRAM),
+                ]
+                .concat(),
             ),
         },
         // The attach names its target as the kernel made it the caller's tracee: the sleep,
