@@ -70,88 +70,34 @@ fn check_common(e: &Value, name: &str, executable: &str, outcome: &str, errno: O
     assert!(e["docker_listener"]["syscall"].get("abi").is_none(), "a native call: {e}");
 }
 
-/// Two pid namespaces made inside a container (`unshare -p`), each with a pid 2: the pid a
-/// ptrace caller names is its own namespace's, and the target is found there, not in the
-/// sibling. (Each namespace's first process stays, and so does the caller: a namespace whose
-/// first process ends is killed whole, and a process gone before the agent reads /proc is
-/// named by its pid only; with the caller gone, each process's innermost pid is compared, and
-/// the sibling's may be taken.)
-#[test]
-fn a_ptrace_target_in_a_pid_namespace_made_inside_the_container_is_found_at_the_caller_s_level() {
+/// A container with two pid namespaces made inside it (`unshare -p`), each with a pid 2: a
+/// sibling's `sleep 63`, and in the caller's, `sleep 61` and the ptrace caller, run as `caller`
+/// says (`$!` is the sleep). The attach must name the caller's namespace's pid 2, not the
+/// sibling's.
+fn attach_beside_a_sibling_namespace(tag: &str, caller: &str) {
     e2e();
     let _docker = docker_lock();
-    let mut agent = start_agent("nested-pidns", json!({}));
-    let name = unique("nested-pidns");
+    let mut agent = start_agent(tag, json!({}));
+    let name = unique(tag);
     let _c = Containers(vec![name.clone()]);
     let done = format!("done-{name}");
+    let caps = ["--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE", "--security-opt", "seccomp=unconfined"];
+    let programs = programs_volume();
     run_detached(
         &name,
-        &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "-v", &programs_volume()],
+        &[&caps[..], &["-v", &programs]].concat(),
         &format!(
             "sleep 1; unshare -p -f sh -c 'sleep 63 & sleep 64' & sleep 1; \
-             unshare -p -f sh -c 'sleep 61 & /t/ptrace_poke $! 5 & sleep 1; /bin/sh -c \"true {done}\"; sleep 60'"
+             unshare -p -f sh -c 'sleep 61 & {caller}'; /bin/sh -c \"true {done}\"; sleep 60"
         ),
     );
     let events = wait_events(&agent, "the last shell", Duration::from_secs(30), |e| {
         !execs_with_arg(e, &format!("true {done}")).is_empty()
     });
     let m = mine(&events, &name);
-    let sibling = find(&m, "the sibling namespace's sleep", |e| {
-        e["event"]["action"] == "exec" && e["process"]["args"] == json!(["sleep", "63"])
-    });
-    let inner = find(&m, "the caller's namespace's sleep", |e| {
-        e["event"]["action"] == "exec" && e["process"]["args"] == json!(["sleep", "61"])
-    });
-    let attach = find(&m, "PTRACE_ATTACH", |e| e["docker_listener"]["ptrace"]["request"] == "PTRACE_ATTACH");
-    let target = &attach["docker_listener"]["ptrace"]["target"];
-    assert_eq!(target["pid"], 2, "{attach}");
-    assert_eq!(target["host_pid"], inner["process"]["pid"], "{attach}\nthe sibling's: {sibling}");
-    assert_eq!(target["entity_id"], inner["process"]["entity_id"], "{attach}");
-    assert_eq!(agent.daemon.stop(), 0);
-}
-
-/// The kernel names who an attach took hold of, at the call's exit: the target and the caller
-/// both gone before the agent reads /proc, in a pid namespace made inside the container beside
-/// a sibling whose pid 2 is alive (a decoy for a search by pid), the target is still the one
-/// attached to.
-#[test]
-fn an_attach_names_its_target_as_the_kernel_saw_it_when_target_and_caller_are_gone() {
-    e2e();
-    let _docker = docker_lock();
-    let mut agent = start_agent("attach-gone", json!({}));
-    let name = unique("attach-gone");
-    let _c = Containers(vec![name.clone()]);
-    let done = format!("done-{name}");
-    run_detached(
-        &name,
-        &[
-            "--cap-add",
-            "SYS_ADMIN",
-            "--cap-add",
-            "SYS_PTRACE",
-            "--security-opt",
-            "seccomp=unconfined",
-            "-v",
-            &programs_volume(),
-        ],
-        // (The attach waits for the sleep to have executed: a child attached before its exec
-        // would be killed before it is a sleep.)
-        &format!(
-            "sleep 1; unshare -p -f sh -c 'sleep 63 & sleep 64' & sleep 1; \
-             unshare -p -f sh -c 'sleep 61 & sleep 0.3; /t/ptrace_poke $! kill; true'; /bin/sh -c \"true {done}\"; \
-             sleep 60"
-        ),
-    );
-    let events = wait_events(&agent, "the last shell", Duration::from_secs(30), |e| {
-        !execs_with_arg(e, &format!("true {done}")).is_empty()
-    });
-    let m = mine(&events, &name);
-    let sibling = find(&m, "the sibling namespace's sleep", |e| {
-        e["event"]["action"] == "exec" && e["process"]["args"] == json!(["sleep", "63"])
-    });
-    let inner = find(&m, "the target's exec", |e| {
-        e["event"]["action"] == "exec" && e["process"]["args"] == json!(["sleep", "61"])
-    });
+    let exec_of = |args: Value| move |e: &Value| e["event"]["action"] == "exec" && e["process"]["args"] == args;
+    let sibling = find(&m, "the sibling namespace's sleep", exec_of(json!(["sleep", "63"])));
+    let inner = find(&m, "the caller's namespace's sleep", exec_of(json!(["sleep", "61"])));
     let attach = find(&m, "PTRACE_ATTACH", |e| e["docker_listener"]["ptrace"]["request"] == "PTRACE_ATTACH");
     assert_eq!(attach["event"]["outcome"], "success", "{attach}");
     let target = &attach["docker_listener"]["ptrace"]["target"];
@@ -159,6 +105,22 @@ fn an_attach_names_its_target_as_the_kernel_saw_it_when_target_and_caller_are_go
     assert_eq!(target["host_pid"], inner["process"]["pid"], "{attach}\nthe sibling's: {sibling}");
     assert_eq!(target["entity_id"], inner["process"]["entity_id"], "{attach}");
     assert_eq!(agent.daemon.stop(), 0);
+}
+
+/// The caller and the target stay while the agent reads /proc: the pid the caller named is its
+/// own namespace's, found there and not in the sibling.
+#[test]
+fn a_ptrace_target_in_a_pid_namespace_made_inside_the_container_is_found_at_the_caller_s_level() {
+    attach_beside_a_sibling_namespace("nested-pidns", "/t/ptrace_poke $! 5 & sleep 1");
+}
+
+/// The kernel names who an attach took hold of, at the call's exit: the caller kills the target
+/// and ends at once, both gone before the agent reads /proc (where the sibling's pid 2, alive,
+/// would be a decoy), and the target is still the one attached to. (The attach waits for the
+/// sleep to have executed: a child attached before its exec would be killed before it is one.)
+#[test]
+fn an_attach_names_its_target_as_the_kernel_saw_it_when_target_and_caller_are_gone() {
+    attach_beside_a_sibling_namespace("attach-gone", "sleep 0.3; /t/ptrace_poke $! kill; true");
 }
 
 #[test]
