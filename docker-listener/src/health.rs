@@ -311,7 +311,7 @@ impl Health {
         }
         let id = ev.actor_id();
         let mut st = self.lock();
-        if let Some(command) = action.strip_prefix("exec_create: ") {
+        if let Some(command) = action.strip_prefix(EXEC_CREATE) {
             if matches!(st.containers.get(id).map(|c| &c.known), Some(Known::Later)) {
                 st.ask(id, &self.work);
             }
@@ -714,14 +714,23 @@ fn check_of(r: &bollard::models::ContainerInspectResponse) -> Option<Check> {
         Some(ns) if ns > 0 => Duration::from_nanos(ns as u64),
         _ => DEFAULT_TIMEOUT,
     };
-    // dockerd's event names the command as it is; the Docker source redacts secrets in it.
+    // dockerd's event names the command as it is (`exec_create: ` and the argv joined with
+    // spaces); the Docker source redacts secrets in that Action: the same here, read the same way
+    // (as an argv's words, not a shell's), or a command with a `;` in an argument would differ.
     let command = format!("{first} {}", rest.join(" "));
     let command = match crate::redact::current() {
-        Some(r) => r.text(&command).into_owned(),
+        Some(r) => {
+            let action = format!("{EXEC_CREATE}{command}");
+            let redacted = r.text(&action);
+            redacted.strip_prefix(EXEC_CREATE).map_or(command, str::to_owned)
+        }
         None => command,
     };
     Some(Check { command, timeout })
 }
+
+/// How dockerd's `exec_create` event's `Action` starts, before the command.
+const EXEC_CREATE: &str = "exec_create: ";
 
 /// `State.Health.Log`: the last checks dockerd recorded.
 fn health_log(r: &bollard::models::ContainerInspectResponse) -> Vec<LogEntry> {
@@ -847,6 +856,16 @@ mod tests {
             "Config": {"Healthcheck": {"Test": ["NONE"]}}}))
         .unwrap();
         assert!(check_of(&r).is_none());
+        // Redacted as the Docker source redacts the Action (an argv's words: the `(` is an
+        // argument's character, and `-p` is mysqladmin's; read as a shell's, it would open a
+        // command of its own and the secret would stay).
+        let r: bollard::models::ContainerInspectResponse = serde_json::from_value(json!({
+            "Config": {"Healthcheck": {"Test": ["CMD", "mysqladmin", "ping", "-h", "db(x", "-phunter2"]}}}))
+        .unwrap();
+        let action = "exec_create: mysqladmin ping -h db(x -phunter2";
+        let redacted = crate::redact::current().unwrap().text(action);
+        assert_eq!(format!("exec_create: {}", check_of(&r).unwrap().command), redacted);
+        assert_eq!(check_of(&r).unwrap().command, "mysqladmin ping -h db(x -p[REDACTED]");
     }
 
     #[test]

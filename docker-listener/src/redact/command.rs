@@ -358,7 +358,7 @@ impl Commands {
             }
             return false;
         }
-        if !l.dashdash && w.len() > 1 && w.starts_with('-') {
+        if !l.dashdash && (w.len() > 1 || (w == "-" && l.of.name == "su")) && w.starts_with('-') {
             if w == "--" {
                 (l.dashdash, l.positionals) = (true, 0);
             } else if (SHELLS.contains(&l.of.name) && w.ends_with('c') && !w.starts_with("--"))
@@ -415,7 +415,7 @@ impl Commands {
 }
 
 /// Shell words a command follows, as an assignment does.
-const KEYWORDS: &[&str] = &["if", "then", "do", "else", "elif", "while", "until", "!", "{", "eval", "time"];
+const KEYWORDS: &[&str] = &["if", "then", "do", "else", "elif", "while", "until", "!", "{", "eval"];
 
 /// Whether the option `w` of a launcher whose value-taking options are `valued` takes the next
 /// argument: one of them, or flags run together whose last one is (`sudo -Eu bob`), not one
@@ -764,6 +764,8 @@ mod tests {
             (&["sh", "-c", "exec \"$@\"", "sh", "mysql", "-px"], &["sh", "sh", "mysql"]),
             (&["find", ".", "-exec", "true", ";", "-exec", "mysql", "-px", ";"], &["find", "true", "mysql"]),
             (&["grep", "-exec", "mysql"], &["grep"]),
+            (&["time", "-p", "mysql", "-px"], &["time", "mysql"]),
+            (&["su", "-", "bob", "-c", "x"], &["su"]),
         ];
         for (argv, want) in cases {
             assert_eq!(named(argv), *want, "{argv:?}");
