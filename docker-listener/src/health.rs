@@ -311,7 +311,7 @@ impl Health {
         }
         let id = ev.actor_id();
         let mut st = self.lock();
-        if let Some(command) = action.strip_prefix(EXEC_CREATE) {
+        if let Some(command) = action.strip_prefix(crate::redact::EXEC_CREATE) {
             if matches!(st.containers.get(id).map(|c| &c.known), Some(Known::Later)) {
                 st.ask(id, &self.work);
             }
@@ -719,18 +719,11 @@ fn check_of(r: &bollard::models::ContainerInspectResponse) -> Option<Check> {
     // (as an argv's words, not a shell's), or a command with a `;` in an argument would differ.
     let command = format!("{first} {}", rest.join(" "));
     let command = match crate::redact::current() {
-        Some(r) => {
-            let action = format!("{EXEC_CREATE}{command}");
-            let redacted = r.text(&action);
-            redacted.strip_prefix(EXEC_CREATE).map_or(command, str::to_owned)
-        }
+        Some(r) => r.action(&command),
         None => command,
     };
     Some(Check { command, timeout })
 }
-
-/// How dockerd's `exec_create` event's `Action` starts, before the command.
-const EXEC_CREATE: &str = "exec_create: ";
 
 /// `State.Health.Log`: the last checks dockerd recorded.
 fn health_log(r: &bollard::models::ContainerInspectResponse) -> Vec<LogEntry> {

@@ -519,10 +519,12 @@ impl Reader {
 
     /// A reader of `t`, which may be a Docker exec's `Action`.
     pub(super) fn of(t: &[u8]) -> Reader {
-        Reader { action: t.starts_with(b"exec_create: ") || t.starts_with(b"exec_start: "), ..Reader::default() }
+        let action = t.starts_with(super::EXEC_CREATE.as_bytes()) || t.starts_with(b"exec_start: ");
+        Reader { action, ..Reader::default() }
     }
 
     /// The next word of a Docker exec's `Action`: up to a space, whatever it holds.
+    /// The text is read as a command line after it (`action` false) when it is a shell's `-c`.
     fn action_word(&mut self, t: &[u8]) {
         let from = self.i;
         if t[from].is_ascii_whitespace() {
@@ -537,6 +539,20 @@ impl Reader {
             // `sh -c mysql -pX`: a command line from here.
             self.action = false;
         }
+    }
+
+    /// A script opens at the reader's position with `len` bytes, ending with `close`: its words
+    /// are a command line of their own; the command around it goes on after it, with the script
+    /// as one of its words when `word` (`sh -c "..."`, `$(...)`), else as the end of the word
+    /// already read (`CMD="..."`).
+    fn enter(&mut self, close: Close, len: usize, word: bool) {
+        let mut outer = self.commands;
+        if word {
+            outer.word("");
+        }
+        self.scripts.push((close, outer, self.cmd));
+        self.restart();
+        self.i += len;
     }
 
     /// A new command starts.
@@ -580,12 +596,7 @@ impl Reader {
             return;
         }
         if c == b'`' && self.scripts.len() < DEPTH {
-            let mut outer = self.commands;
-            outer.word("");
-            self.scripts.push((Close::Tick, outer, self.cmd));
-            self.restart();
-            self.i += 1;
-            return;
+            return self.enter(Close::Tick, 1, true);
         }
         if c == b'(' && t.get(self.i + 1) == Some(&b')') {
             // `name() { ...; }`: a function's body is a command line.
@@ -596,17 +607,13 @@ impl Reader {
         let quoted = self.scripts.iter().any(|s| s.0 != Close::Paren && s.0 != Close::Tick);
         let word_start = self.i == 0 || ends_word(t[self.i - 1]) || matches!(t[self.i - 1], b'$' | b'\'' | b'"');
         if c == b'(' && self.scripts.len() < DEPTH && (!quoted || word_start) {
-            let mut outer = self.commands;
-            outer.word("");
-            self.scripts.push((Close::Paren, outer, self.cmd));
-            self.restart();
-            self.i += 1;
-            return;
+            return self.enter(Close::Paren, 1, true);
         }
         if ends_word(c) {
             let duplicated = c == b'&' && self.i > 0 && matches!(t[self.i - 1], b'<' | b'>');
-            // A `)` with no `(` read: a `case` pattern's end.
-            if (c == b'\n' || matches!(c, b';' | b'&' | b'|' | b'(' | b')' | b'`')) && !duplicated {
+            // A `)` with no `(` read: a `case` pattern's end. A `(` not opened above (in
+            // quotes, within a word: `:(`) only ends the word.
+            if (c == b'\n' || matches!(c, b';' | b'&' | b'|' | b')' | b'`')) && !duplicated {
                 self.restart();
             }
             // `> file`, `2>&1`: the file (or descriptor) is the next word.
@@ -621,16 +628,9 @@ impl Reader {
             && let Some(end) = self.find_close(t, self.i + open, k)
             && t[self.i + open..end].iter().any(u8::is_ascii_whitespace)
         {
-            let mut outer = self.commands;
             // The script is a word of the command line around it (`sh -c "..."`), or the end of
             // one already read (`CMD="mysqldump -pX"`, `alias m='mysql -pX'`).
-            if self.i == 0 || ends_word(t[self.i - 1]) {
-                outer.word("");
-            }
-            self.scripts.push((k, outer, self.cmd));
-            self.restart();
-            self.i += open;
-            return;
+            return self.enter(k, open, self.i == 0 || ends_word(t[self.i - 1]));
         }
         let from = self.i;
         let mut i = self.i;
@@ -721,6 +721,20 @@ impl Reader {
             }
         }
     }
+}
+
+/// Where a Docker exec's `Action` (`exec_create: ...`) stops being an argv's words joined with
+/// spaces: after a shell's `-c` (what follows is a command line), or at its end. `None` when `t`
+/// is no `Action`.
+pub(super) fn action_words(t: &[u8]) -> Option<usize> {
+    let mut r = Reader::of(t);
+    if !r.action {
+        return None;
+    }
+    while r.action && r.i < t.len() {
+        r.action_word(t);
+    }
+    Some(r.i)
 }
 
 /// Whether a script that ends with `k` closes at `i`.

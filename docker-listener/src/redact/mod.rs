@@ -134,7 +134,8 @@ pub struct Redactor {
     /// Which patterns match a text, in one scan; `None` when all of them together are more than
     /// the regex crate compiles into one (then each is tried in turn).
     set: Option<RegexSet>,
-    patterns: Vec<(Regex, Kind)>,
+    /// Each pattern, its kind, and whether it is a tool's options (a `tool` group).
+    patterns: Vec<(Regex, Kind, bool)>,
     /// Whether there are user patterns, which `may_hold_builtin` knows nothing of.
     user: bool,
 }
@@ -416,19 +417,25 @@ fn word_secret(caps: &Captures, kind: Kind, text: &str, lex: &mut Lexer) -> Opti
 /// `captures_iter`). A `Word` one left alone goes on from the character before its value (the
 /// `=` or space an option's match may start with), so that it hides no other
 /// (`--no-password --token=x`); one already replaced, after its value.
-fn replace(re: &Regex, kind: Kind, text: &str) -> Option<String> {
+///
+/// The matches are searched in `text`, or in `masked`, its copy with the same bytes but for
+/// operators that separate no commands; `text` is read for its commands and replaced.
+fn replace(re: &Regex, kind: Kind, text: &str, masked: Option<&Masked>) -> Option<String> {
+    let (hay, words) = masked.map_or((text, 0), |m| (m.text.as_str(), m.words));
+    debug_assert_eq!(hay.len(), text.len());
     let mut out = String::new();
     let (mut last, mut pos, mut replaced) = (0, 0, false);
     let mut lex = Lexer::default();
     let mut reader = Reader::of(text.as_bytes());
-    while pos <= text.len() {
-        let Some(caps) = re.captures_at(text, pos) else { break };
+    while pos <= hay.len() {
+        let Some(caps) = re.captures_at(hay, pos) else { break };
         let Some(m) = caps.get(0) else { break };
         let secret = match kind {
             Kind::Group => caps.get(1).map(|g| g.range()),
             Kind::Word | Kind::Credentials => {
                 if tool_named(&caps, text, &mut reader) {
-                    word_secret(&caps, kind, text, &mut lex)
+                    let in_words = caps.name("v").is_some_and(|v| v.start() < words);
+                    word_secret(&caps, kind, if in_words { hay } else { text }, &mut lex)
                 } else {
                     None
                 }
@@ -439,19 +446,19 @@ fn replace(re: &Regex, kind: Kind, text: &str) -> Option<String> {
                 out.push_str(&text[last..r.start]);
                 out.push_str(MARK);
                 (last, replaced) = (r.end, true);
-                if m.is_empty() { after(text, m.end()) } else { r.end.max(m.end()) }
+                if m.is_empty() { after(hay, m.end()) } else { r.end.max(m.end()) }
             }
             _ if kind == Kind::Group => {
                 if m.is_empty() {
-                    after(text, m.end())
+                    after(hay, m.end())
                 } else {
                     m.end()
                 }
             }
-            Some(r) if !r.is_empty() => r.end.max(after(text, m.start())),
+            Some(r) if !r.is_empty() => r.end.max(after(hay, m.start())),
             _ => {
-                let v = caps.name("v").map_or(m.start(), |v| before(text, v.start()));
-                v.max(after(text, m.start()))
+                let v = caps.name("v").map_or(m.start(), |v| before(hay, v.start()));
+                v.max(after(hay, m.start()))
             }
         };
     }
@@ -460,6 +467,47 @@ fn replace(re: &Regex, kind: Kind, text: &str) -> Option<String> {
     }
     out.push_str(&text[last..]);
     Some(out)
+}
+
+/// How dockerd's `exec_create` event's `Action` starts, before the command.
+pub const EXEC_CREATE: &str = "exec_create: ";
+
+/// `text` with the shell operators that separate no commands (`;`, `&`, `|` in quotes, and in a
+/// Docker exec's `Action` before a shell's `-c`, where Docker joined an argv with spaces and they
+/// are an argument's characters) made `_`, for the tools' patterns, which end at an operator:
+/// `mysql -e "select 1; select 2" -pX`, `exec_create: mysql -e select 1; select 2 -pX`. Whether
+/// the tool is the command is for `Reader`, which reads `text` itself (`exec_create: wget -O
+/// /tmp/x;openssl -k URL` names no openssl). `None` when there is none.
+fn operators_masked(text: &str) -> Option<Masked> {
+    let b = text.as_bytes();
+    memchr::memchr3(b';', b'&', b'|', b)?;
+    let operator = |c: u8| matches!(c, b';' | b'&' | b'|');
+    let words = command::action_words(b).unwrap_or(0);
+    let mut out = b.to_vec();
+    let mut masked = false;
+    for c in &mut out[..words] {
+        if operator(*c) {
+            (*c, masked) = (b'_', true);
+        }
+    }
+    let mut lex = Lexer { i: words, ..Lexer::default() };
+    for i in memchr::memchr3_iter(b';', b'&', b'|', &b[words..]).map(|k| words + k) {
+        if lex.at(b, i) != Quote::None {
+            (out[i], masked) = (b'_', true);
+        }
+    }
+    if !masked {
+        return None;
+    }
+    Some(Masked { text: String::from_utf8(out).ok()?, words })
+}
+
+/// A text's copy from [`operators_masked`].
+struct Masked {
+    text: String,
+    /// Where the words of a Docker exec's `Action` end (0 for other texts): a value before is a
+    /// word up to a space (`-phun;ter2`), after it a shell's (`-phunter2; do`).
+    words: usize,
 }
 
 /// Whether the match of a tool's option (group `tool`) follows the tool named as a command
@@ -550,7 +598,8 @@ impl Redactor {
                 Some(u) => BuildError::Pattern(u, PatternError::Syntax(e.to_string())),
                 None => BuildError::Builtin(e.to_string()),
             })?;
-            patterns.push((re, *kind));
+            let tool = i < n && re.capture_names().any(|g| g == Some("tool"));
+            patterns.push((re, *kind, tool));
         }
         // Each pattern compiles alone; all of them together may be over the regex crate's size
         // limit: then each is tried in turn (slower), none is dropped.
@@ -575,18 +624,38 @@ impl Redactor {
         if !self.user && !may_hold_builtin(text) {
             return Cow::Borrowed(text);
         }
-        let hits: Vec<usize> = match &self.set {
+        let mut hits: Vec<usize> = match &self.set {
             Some(set) => set.matches(text).into_iter().collect(),
             None => (0..self.patterns.len()).filter(|&i| self.patterns[i].0.is_match(text)).collect(),
         };
+        // A tool's options after a `;` that separates no commands (`operators_masked`).
+        if let Some(masked) = operators_masked(text) {
+            for (i, (re, _, tool)) in self.patterns.iter().enumerate() {
+                if *tool && !hits.contains(&i) && re.is_match(&masked.text) {
+                    hits.push(i);
+                }
+            }
+            hits.sort_unstable();
+        }
         let mut out = Cow::Borrowed(text);
         for i in hits {
-            let (re, kind) = &self.patterns[i];
-            if let Some(r) = replace(re, *kind, &out) {
+            let (re, kind, tool) = &self.patterns[i];
+            let masked = if *tool { operators_masked(&out) } else { None };
+            if let Some(r) = replace(re, *kind, &out, masked.as_ref()) {
                 out = Cow::Owned(r);
             }
         }
         out
+    }
+
+    /// A Docker exec's command as its `exec_create` event's `Action` names it (`command`: the
+    /// argv joined with spaces), redacted as the Docker source redacts that `Action`: as an
+    /// argv's words, not a shell line (a `(` or `;` in an argument is its character).
+    pub fn action(&self, command: &str) -> String {
+        match self.text(&format!("{EXEC_CREATE}{command}")) {
+            Cow::Owned(r) => r.strip_prefix(EXEC_CREATE).map_or(r.clone(), str::to_owned),
+            Cow::Borrowed(_) => command.to_owned(),
+        }
     }
 
     /// Redacts an argv in place; whether anything was replaced. Besides the text patterns
@@ -1144,6 +1213,65 @@ mod tests {
                 "hunter2",
             ),
         ]);
+    }
+
+    #[test]
+    fn operators_that_separate_no_commands_do_not_end_a_tools_options() {
+        assert_texts(&[
+            // In a Docker exec's `Action`, an argument's characters.
+            (
+                "exec_create: mysql -e select 1; select 2 -uroot -phunter2",
+                "exec_create: mysql -e select 1; select 2 -uroot -p[REDACTED]",
+                "hunter2",
+            ),
+            ("exec_start: mysql -e a|b -phunter2", "exec_start: mysql -e a|b -p[REDACTED]", "hunter2"),
+            (
+                "exec_create: curl -H a;b -u bob:hunter2 https://x",
+                "exec_create: curl -H a;b -u bob:[REDACTED] https://x",
+                "hunter2",
+            ),
+            (
+                "exec_create: openssl enc -in a&b -k hunter2",
+                "exec_create: openssl enc -in a&b -k [REDACTED]",
+                "hunter2",
+            ),
+            ("exec_create: sshpass -p hun;ter2 ssh h", "exec_create: sshpass -p [REDACTED] ssh h", "ter2"),
+            ("exec_create: mysql -phun;ter2 db", "exec_create: mysql -p[REDACTED] db", "ter2"),
+            // In quotes, a text's.
+            (
+                r#"sh -c 'mysql -e "select 1; select 2" -uroot -phunter2'"#,
+                r#"sh -c 'mysql -e "select 1; select 2" -uroot -p[REDACTED]'"#,
+                "hunter2",
+            ),
+            (
+                "mysql -e 'CREATE DATABASE x; GRANT ALL ON x.* TO y' -uroot -phunter2",
+                "mysql -e 'CREATE DATABASE x; GRANT ALL ON x.* TO y' -uroot -p[REDACTED]",
+                "hunter2",
+            ),
+            (
+                r#"curl -H "X: a;b" -u bob:hunter2 https://x"#,
+                r#"curl -H "X: a;b" -u bob:[REDACTED] https://x"#,
+                "hunter2",
+            ),
+            // After a shell's `-c` in an `Action`, a command line again.
+            (
+                "exec_create: sh -c mysql -e 'select 1; select 2' -phunter2",
+                "exec_create: sh -c mysql -e 'select 1; select 2' -p[REDACTED]",
+                "hunter2",
+            ),
+        ]);
+        // Whether the tool is the command is read as before: an argument in an `Action`, another
+        // command in a text, a quoted word.
+        let r = Redactor::new(&[]).unwrap();
+        for text in [
+            "exec_create: echo a; openssl -k https://evil/x",
+            "exec_create: echo mysql; curl -pX https://evil/x",
+            "sh -c 'echo mysql; wget -pX https://evil/x'",
+            r#"echo "mysql; x" -pX https://evil/x"#,
+            "exec_create: sh -c echo a; wget -O /tmp/openssl -k https://evil/x",
+        ] {
+            assert_eq!(r.text(text), text);
+        }
     }
 
     #[test]
