@@ -629,7 +629,8 @@ impl Redactor {
             None => (0..self.patterns.len()).filter(|&i| self.patterns[i].0.is_match(text)).collect(),
         };
         // A tool's options after a `;` that separates no commands (`operators_masked`).
-        if let Some(masked) = operators_masked(text) {
+        let masked = operators_masked(text);
+        if let Some(masked) = &masked {
             for (i, (re, _, tool)) in self.patterns.iter().enumerate() {
                 if *tool && !hits.contains(&i) && re.is_match(&masked.text) {
                     hits.push(i);
@@ -640,8 +641,18 @@ impl Redactor {
         let mut out = Cow::Borrowed(text);
         for i in hits {
             let (re, kind, tool) = &self.patterns[i];
-            let masked = if *tool { operators_masked(&out) } else { None };
-            if let Some(r) = replace(re, *kind, &out, masked.as_ref()) {
+            // The text's own copy while nothing was replaced, else the new text's (a value
+            // replaced may have held the operators).
+            let fresh;
+            let m = match &out {
+                _ if !*tool || masked.is_none() => None,
+                Cow::Borrowed(_) => masked.as_ref(),
+                Cow::Owned(o) => {
+                    fresh = operators_masked(o);
+                    fresh.as_ref()
+                }
+            };
+            if let Some(r) = replace(re, *kind, &out, m) {
                 out = Cow::Owned(r);
             }
         }
@@ -1237,6 +1248,11 @@ mod tests {
             ),
             ("exec_create: sshpass -p hun;ter2 ssh h", "exec_create: sshpass -p [REDACTED] ssh h", "ter2"),
             ("exec_create: mysql -phun;ter2 db", "exec_create: mysql -p[REDACTED] db", "ter2"),
+            (
+                "exec_create: sshpass -p hun;ter2 mysql -pfoo;bar db",
+                "exec_create: sshpass -p [REDACTED] mysql -p[REDACTED] db",
+                "bar",
+            ),
             // In quotes, a text's.
             (
                 r#"sh -c 'mysql -e "select 1; select 2" -uroot -phunter2'"#,
