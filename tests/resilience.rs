@@ -216,6 +216,51 @@ fn a_first_run_that_delivers_nothing_leaves_its_docker_events_to_the_next_start(
     assert_eq!(daemon.stop(), 0);
 }
 
+/// A first start while dockerd is down: what dockerd logs once up, before the agent's back-off
+/// lets it connect, is asked for from the agent's start (before, a first start streamed live
+/// and those events were never read).
+#[test]
+fn a_first_start_reads_what_dockerd_logged_before_it_was_reached() {
+    e2e();
+    let mut dockerd = PrivateDockerd::start();
+    let host = dockerd.host();
+    dockerd.stop();
+    let dir = TempDir::new("first-down");
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    // A 15 s back-off: dockerd comes up and logs its events between two attempts.
+    let config = write_config(&dir, json!({"wait_time": 15, "max_wait_time": 15}));
+    let mut daemon = Daemon::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--docker-host",
+        &host,
+        "--queue",
+        queue.path.to_str().unwrap(),
+        "--state-dir",
+        dir.path("state").to_str().unwrap(),
+        "--no-ebpf",
+    ]);
+    daemon.wait_for_log("Docker is unreachable", Duration::from_secs(20));
+    dockerd.launch();
+    let name = unique("early");
+    let t0 = now_ns();
+    docker_at(Some(&host), &["volume", "create", &name]);
+    docker_at(Some(&host), &["volume", "rm", &name]);
+    let t1 = now_ns();
+    assert_eq!(daemon.count_log("connected to Docker"), 0, "the events must come before the agent connects");
+    let expected = docker_log_window(Some(&host), t0, t1);
+    assert_eq!(expected.len(), 2, "{expected:?}");
+    let in_window = |f: &[Vec<u8>]| -> Vec<Value> {
+        docker_events(f).into_iter().filter(|e| (t0..=t1).contains(&time_nano(e))).collect()
+    };
+    queue.wait_until(Duration::from_secs(30), "the events dockerd logged before the agent connected", |f| {
+        in_window(f).len() >= expected.len()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_same_events(&in_window(&queue.frames()), &expected);
+    assert_eq!(daemon.stop(), 0);
+}
+
 /// A private dockerd (own socket, data root and containerd) that the test may stop and start.
 struct PrivateDockerd {
     dir: TempDir,

@@ -111,12 +111,14 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     };
     // (An older version saved an empty cursor when nothing was delivered: none either.)
     let saved = state.load_cursor()?.filter(Cursor::is_set);
-    // A first start streams live (no `since`: no history is forwarded), and saves a cursor at
-    // its start (below, once the output and the probes are up), the point the next start replays
-    // from: a first run that delivers none of its Docker events (Wazuh away) leaves them to the
-    // next start, instead of a next start that streams live again and loses them.
+    // A first start reads from its start (`since` its start time: no history before it is
+    // forwarded, and what dockerd logged while it was not reached yet, down or restarting, is),
+    // and saves a cursor there (below, once the output and the probes are up), the point the
+    // next start replays from: a first run that delivers none of its Docker events (Wazuh away)
+    // leaves them to the next start, instead of a next start that streams live again and loses
+    // them. (A cursor with no event's hash: it covers none, whatever dockerd's clock says.)
     let first_start = saved.is_none().then(|| Cursor::at_start(crate::ecs::now_wall_ns()));
-    let cursor = saved.unwrap_or_default();
+    let cursor = saved.clone().or_else(|| first_start.clone()).unwrap_or_default();
 
     let stats = Arc::new(Stats::default());
     let encoder = Encoder::new(cfg.max_event_size, cfg.legacy_fields, stats.clone());
@@ -207,7 +209,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             false
         }
     });
-    let (delivered_tx, delivered_rx) = watch::channel(first_start.unwrap_or_else(|| cursor.clone()));
+    let (delivered_tx, delivered_rx) = watch::channel(first_start.or(saved).unwrap_or_default());
 
     let sink =
         Sink { spool: spool.clone(), output, encoder: encoder.clone(), delivered: delivered_tx, stats: stats.clone() };
