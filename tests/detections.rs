@@ -73,8 +73,9 @@ fn check_common(e: &Value, name: &str, executable: &str, outcome: &str, errno: O
 /// A container with two pid namespaces made inside it (`unshare -p`), each with a pid 2: a
 /// sibling's `sleep 63`, and in the caller's, `sleep 61` and the ptrace caller, run as `caller`
 /// says (`$!` is the sleep). The attach must name the caller's namespace's pid 2, not the
-/// sibling's.
-fn attach_beside_a_sibling_namespace(tag: &str, caller: &str) {
+/// sibling's; so must the `process_vm_writev` that follows, when `vm` (the caller detached
+/// first: the kernel has no tracee to name, and the target is found in /proc).
+fn attach_beside_a_sibling_namespace(tag: &str, caller: &str, vm: bool) {
     e2e();
     let _docker = docker_lock();
     let mut agent = start_agent(tag, json!({}));
@@ -104,6 +105,13 @@ fn attach_beside_a_sibling_namespace(tag: &str, caller: &str) {
     assert_eq!(target["pid"], 2, "{attach}");
     assert_eq!(target["host_pid"], inner["process"]["pid"], "{attach}\nthe sibling's: {sibling}");
     assert_eq!(target["entity_id"], inner["process"]["entity_id"], "{attach}");
+    if vm {
+        let vm = find(&m, "process_vm_writev", |e| e["event"]["action"] == "process-vm-write");
+        let target = &vm["docker_listener"]["ptrace"]["target"];
+        assert_eq!(target["pid"], 2, "{vm}");
+        assert_eq!(target["host_pid"], inner["process"]["pid"], "{vm}\nthe sibling's: {sibling}");
+        assert_eq!(target["same_container"], true, "{vm}");
+    }
     assert_eq!(agent.daemon.stop(), 0);
 }
 
@@ -111,7 +119,15 @@ fn attach_beside_a_sibling_namespace(tag: &str, caller: &str) {
 /// own namespace's, found there and not in the sibling.
 #[test]
 fn a_ptrace_target_in_a_pid_namespace_made_inside_the_container_is_found_at_the_caller_s_level() {
-    attach_beside_a_sibling_namespace("nested-pidns", "/t/ptrace_poke $! 5 & sleep 1");
+    attach_beside_a_sibling_namespace("nested-pidns", "/t/ptrace_poke $! 5 & sleep 1", true);
+}
+
+/// The caller ends right after its `process_vm_writev` (before the agent reads /proc): where
+/// its pids are is the kernel's word at the call, so its target is still found in its own
+/// namespace, not guessed among the processes with an innermost pid 2 (the sibling's sleep).
+#[test]
+fn a_write_s_target_is_found_in_the_caller_s_namespace_after_the_caller_is_gone() {
+    attach_beside_a_sibling_namespace("vm-gone", "/t/ptrace_poke $!; sleep 1", true);
 }
 
 /// The kernel names who an attach took hold of, at the call's exit: the caller kills the target
@@ -120,7 +136,48 @@ fn a_ptrace_target_in_a_pid_namespace_made_inside_the_container_is_found_at_the_
 /// sleep to have executed: a child attached before its exec would be killed before it is one.)
 #[test]
 fn an_attach_names_its_target_as_the_kernel_saw_it_when_target_and_caller_are_gone() {
-    attach_beside_a_sibling_namespace("attach-gone", "sleep 0.3; /t/ptrace_poke $! kill; true");
+    attach_beside_a_sibling_namespace("attach-gone", "sleep 0.3; /t/ptrace_poke $! kill; true", false);
+}
+
+/// A container sharing another's pid namespace (`--pid=container:A`) takes hold of A's first
+/// process and writes into it: the target is named as A's (outside the caller's container,
+/// found among the other containers' processes for `process_vm_writev`), and the rules for a
+/// reach across the container's boundary fire.
+#[test]
+fn a_ptrace_into_another_container_names_it_and_fires_the_boundary_rules() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("cross-ptrace", json!({}));
+    let (victim, injector) = (unique("victim"), unique("injector"));
+    let _c = Containers(vec![injector.clone(), victim.clone()]);
+    let done = format!("done-{injector}");
+    run_detached(&victim, &[], "sleep 120");
+    run_detached(
+        &injector,
+        &["--pid", &format!("container:{victim}"), "--cap-add", "SYS_PTRACE", "-v", &programs_volume()],
+        &format!("sleep 1; /t/ptrace_poke 1; /bin/sh -c \"true {done}\"; sleep 60"),
+    );
+    let events = wait_events(&agent, "the last shell", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, &format!("true {done}")).is_empty()
+    });
+    let first = find(&mine(&events, &victim), "the victim's first process", |e| {
+        e["event"]["action"] == "exec" && e["process"]["args"] == json!(["sleep", "120"])
+    });
+    let m = mine(&events, &injector);
+    let attach = find(&m, "PTRACE_ATTACH", |e| e["docker_listener"]["ptrace"]["request"] == "PTRACE_ATTACH");
+    check_common(attach, &injector, "/t/ptrace_poke", "success", None);
+    let target = &attach["docker_listener"]["ptrace"]["target"];
+    assert_eq!(target["pid"], 1, "{attach}");
+    assert_eq!(target["host_pid"], first["process"]["pid"], "{attach}");
+    assert_eq!(target["same_container"], false, "{attach}");
+    assert_eq!(evaluate(&rules, attach), Some(100_069));
+    let vm = action(&m, "process-vm-write", "process_vm_writev");
+    let target = &vm["docker_listener"]["ptrace"]["target"];
+    assert_eq!(target["host_pid"], first["process"]["pid"], "{vm}");
+    assert_eq!(target["same_container"], false, "{vm}");
+    assert_eq!(evaluate(&rules, vm), Some(100_070));
+    assert_eq!(agent.daemon.stop(), 0);
 }
 
 #[test]
@@ -188,6 +245,9 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
     let poke = find(&m, "PTRACE_POKEDATA", |e| e["docker_listener"]["ptrace"]["request"] == "PTRACE_POKEDATA");
     check_common(poke, &name, "/t/ptrace_poke", "failure", Some("EIO"));
     assert_eq!(poke["docker_listener"]["ptrace"]["address"], "0x8");
+    // The write's target is the caller's tracee: named by the kernel, as the attach's.
+    assert_eq!(poke["docker_listener"]["ptrace"]["target"]["host_pid"], sleep["process"]["pid"], "{poke}");
+    assert_eq!(poke["docker_listener"]["ptrace"]["target"]["entity_id"], sleep["process"]["entity_id"], "{poke}");
     let vm = action(&m, "process-vm-write", "process_vm_writev");
     assert_eq!(vm["docker_listener"]["ptrace"]["target"]["host_pid"], sleep["process"]["pid"]);
     assert_eq!(evaluate(&rules, vm), Some(100_024));
@@ -417,7 +477,10 @@ fn host_processes_and_ordinary_containers_make_none_of_these_events() {
     assert!(families.is_empty(), "no host process and no ordinary container makes these events: {families:#?}");
     for e in mine(&events, &name) {
         let rule = evaluate(&rules, e);
-        assert!(!matches!(rule, Some(100_020..=100_039)), "rule {rule:?} on ordinary activity: {e}");
+        assert!(
+            !matches!(rule, Some(100_020..=100_039 | 100_069..=100_070)),
+            "rule {rule:?} on ordinary activity: {e}"
+        );
     }
     assert_eq!(agent.daemon.stop(), 0);
     assert!(agent.daemon.final_stat("ebpf_runtime_setup") > 0, "the container's start made runtime calls");

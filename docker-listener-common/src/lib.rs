@@ -478,8 +478,8 @@ pub struct KernelOffsets {
     /// Who a successful PTRACE_ATTACH/SEIZE took hold of: a tracer's tracees
     /// (`task_struct.ptraced`, a list of their `task_struct.ptrace_entry`) and a task's pid in
     /// each pid namespace (`task_struct.thread_pid`, `pid.level`, `pid.numbers[]`: `struct upid`s
-    /// `upid_size` bytes apart, each `nr` at 0 and `ns` at `upid_ns`). `tracee_valid`: 1 when all
-    /// were resolved.
+    /// `upid_size` bytes apart, each `nr` at 0 and `ns` at `upid_ns`), and a pid namespace's inode
+    /// number. `tracee_valid`: 1 when all were resolved.
     pub task_ptraced: u32,
     pub task_ptrace_entry: u32,
     pub task_thread_pid: u32,
@@ -487,6 +487,8 @@ pub struct KernelOffsets {
     pub pid_numbers: u32,
     pub upid_ns: u32,
     pub upid_size: u32,
+    /// `pid_namespace.ns.inum`: a pid namespace's inode number.
+    pub pidns_inum: u32,
     pub tracee_valid: u32,
 }
 
@@ -632,7 +634,7 @@ mod tests {
         assert_eq!(size_of::<CallHead>(), 40 + 8 * 3 + 4 * 2 + 8 + 4 * 4);
         assert_eq!(size_of::<kmod::KernelModuleRecord>(), size_of::<CallHead>() + 4 * 6 + 2 * ARG_PATH_CAP);
         assert_eq!(size_of::<bpf::BpfRecord>(), size_of::<CallHead>() + 4 * 4 + bpf::PROG_NAME_CAP);
-        assert_eq!(size_of::<ptrace::PtraceRecord>(), size_of::<CallHead>() + 8 + 4 + 4 + 8 + 8);
+        assert_eq!(size_of::<ptrace::PtraceRecord>(), size_of::<CallHead>() + 8 + 4 + 4 + 8 + 8 + 4 + 4);
         assert_eq!(size_of::<cred::Creds>(), 4 * 8 + 8 * 2);
         assert_eq!(size_of::<cred::CredRecord>(), size_of::<CallHead>() + 4 * 4 + size_of::<cred::Creds>());
         assert_eq!(

@@ -93,42 +93,67 @@ pub unsafe fn live_threads(task: *const u8) -> Option<i32> {
 /// Pid namespaces nest at most this deep (the kernel's `MAX_PID_NS_LEVEL`).
 const MAX_PID_NS_LEVEL: u32 = 32;
 
-/// The process a successful PTRACE_ATTACH/SEIZE of `target` (a pid in the caller's pid
-/// namespace) took hold of, at the call's exit: the newest of the current task's tracees
-/// (`__ptrace_link` adds it first to `ptraced`), taken only if its pid in the caller's pid
-/// namespace is `target` (a tracee unlinked meanwhile leaves an older one first: never named in
-/// its place). Its thread group id and start; `None` when the offsets are unknown or it is not
-/// there.
+/// Tracees looked at for a ptrace request's target, newest first.
+const MAX_TRACEES: usize = 16;
+
+/// The pid namespace `task` sees pids in (its own: `thread_pid->numbers[level].ns`), and its
+/// level; `None` when the offsets are unknown.
 #[inline(always)]
-pub unsafe fn tracee(target: i32) -> Option<(u32, u64)> {
+unsafe fn pid_ns(task: *const u8) -> Option<(u32, u64)> {
     if !offsets_valid() || config!(offsets.tracee_valid) == 0 {
         return None;
     }
-    let (ptraced, entry) = (config!(offsets.task_ptraced), config!(offsets.task_ptrace_entry));
-    let (thread_pid, level_off) = (config!(offsets.task_thread_pid), config!(offsets.pid_level));
-    let (numbers, ns_off, size) = (config!(offsets.pid_numbers), config!(offsets.upid_ns), config!(offsets.upid_size));
-    let task = current_task();
-    let first: *const u8 = unsafe { read(task, ptraced) }.ok()?;
-    if first.is_null() || first == task.wrapping_add(ptraced as usize) {
-        return None;
-    }
-    let tracee = first.wrapping_sub(entry as usize);
-    let mine: *const u8 = unsafe { read(task, thread_pid) }.ok()?;
-    let level = unsafe { read::<u32>(mine, level_off) }.ok()?;
+    let mine: *const u8 = unsafe { read(task, config!(offsets.task_thread_pid)) }.ok()?;
+    let level = unsafe { read::<u32>(mine, config!(offsets.pid_level)) }.ok()?;
     if level > MAX_PID_NS_LEVEL {
         return None;
     }
-    let at = numbers + level * size;
-    let ns = unsafe { read::<u64>(mine, at + ns_off) }.ok()?;
-    let theirs: *const u8 = unsafe { read(tracee, thread_pid) }.ok()?;
-    if unsafe { read::<u32>(theirs, level_off) }.ok()? < level
-        || unsafe { read::<i32>(theirs, at) }.ok()? != target
-        || unsafe { read::<u64>(theirs, at + ns_off) }.ok()? != ns
-    {
-        return None;
+    let at = config!(offsets.pid_numbers) + level * config!(offsets.upid_size);
+    let ns = unsafe { read::<u64>(mine, at + config!(offsets.upid_ns)) }.ok()?;
+    Some((level, ns))
+}
+
+/// The current task's pid namespace, as a caller's pid names a process in it: its level (0:
+/// the host's) and its inode number (`/proc/<pid>/ns/pid`); `None` when unknown.
+#[inline(always)]
+pub unsafe fn caller_pid_ns() -> Option<(u32, u32)> {
+    let (level, ns) = unsafe { pid_ns(current_task()) }?;
+    let inum = unsafe { read::<u32>(ns as *const u8, config!(offsets.pidns_inum)) }.ok()?;
+    Some((level, inum))
+}
+
+/// The tracee of the current task whose pid in the caller's pid namespace is `target`: the
+/// process a successful PTRACE_ATTACH/SEIZE took hold of (`__ptrace_link` adds it first to
+/// `ptraced`), or the one a POKE*/SETREGS wrote into, at the call's exit. A thread's id names
+/// its thread (each is traced alone); its process is what is returned. Among the newest
+/// `MAX_TRACEES`; a tracee unlinked meanwhile is not there, and no other is named in its place.
+/// Its thread group id and start; `None` when the offsets are unknown or it is not there.
+#[inline(always)]
+pub unsafe fn tracee(target: i32) -> Option<(u32, u64)> {
+    let task = current_task();
+    let (level, ns) = unsafe { pid_ns(task) }?;
+    let (thread_pid, level_off) = (config!(offsets.task_thread_pid), config!(offsets.pid_level));
+    let at = config!(offsets.pid_numbers) + level * config!(offsets.upid_size);
+    let ns_off = at + config!(offsets.upid_ns);
+    let head = task.wrapping_add(config!(offsets.task_ptraced) as usize);
+    let mut node: *const u8 = unsafe { read(task, config!(offsets.task_ptraced)) }.ok()?;
+    for _ in 0..MAX_TRACEES {
+        if node.is_null() || node == head {
+            return None;
+        }
+        let tracee = node.wrapping_sub(config!(offsets.task_ptrace_entry) as usize);
+        let theirs: *const u8 = unsafe { read(tracee, thread_pid) }.ok()?;
+        if unsafe { read::<u32>(theirs, level_off) }.ok()? >= level
+            && unsafe { read::<i32>(theirs, at) }.ok()? == target
+            && unsafe { read::<u64>(theirs, ns_off) }.ok()? == ns
+        {
+            let tgid = unsafe { read::<u32>(tracee, config!(offsets.task_tgid)) }.ok()?;
+            return Some((tgid, unsafe { process_start(tracee) }));
+        }
+        // `list_head.next`, first.
+        node = unsafe { read(node, 0) }.ok()?;
     }
-    let tgid = unsafe { read::<u32>(tracee, config!(offsets.task_tgid)) }.ok()?;
-    Some((tgid, unsafe { process_start(tracee) }))
+    None
 }
 
 /// `task->self_exec_id`: which image of its process the task runs (exec increments it, fork

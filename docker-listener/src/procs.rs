@@ -444,6 +444,11 @@ impl ProcessTable {
         self.procs.values().filter(|p| cgroups.contains(&p.cgroup_id)).map(|p| p.tgid).collect()
     }
 
+    /// The processes outside `cgroups`.
+    pub fn pids_not_in(&self, cgroups: &[u64]) -> Vec<u32> {
+        self.procs.values().filter(|p| !cgroups.contains(&p.cgroup_id)).map(|p| p.tgid).collect()
+    }
+
     /// The process `tgid` started at `start_ns` ended (0: whichever it is). An exit record of an
     /// older instance (its pid since reused by a process the table learned first) leaves the
     /// new one alone.

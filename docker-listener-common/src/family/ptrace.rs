@@ -13,9 +13,19 @@ pub mod request {
     pub const POKEDATA: i64 = 5;
     pub const POKEUSER: i64 = 6;
     pub const SETREGS: i64 = 13;
+    pub const SETFPREGS: i64 = 15;
     pub const ATTACH: i64 = 16;
+    /// i386's (its FPU and SSE registers).
+    pub const SETFPXREGS: i64 = 19;
+    /// i386's (a TLS descriptor of the tracee).
+    pub const SET_THREAD_AREA: i64 = 26;
+    /// x86-64's (the tracee's FS or GS base).
+    pub const ARCH_PRCTL: i64 = 30;
+    pub const SETSIGINFO: i64 = 0x4203;
     pub const SETREGSET: i64 = 0x4205;
     pub const SEIZE: i64 = 0x4206;
+    /// Linux 6.16: a stopped tracee's system call, its number and arguments.
+    pub const SET_SYSCALL_INFO: i64 = 0x4212;
 }
 
 #[repr(C)]
@@ -33,4 +43,8 @@ pub struct PtraceRecord {
     /// POKE*: the address written; process_vm_writev: the number of remote iovecs.
     pub addr: u64,
     pub tracee_start_ns: u64,
+    /// The caller's pid namespace, in which `target` is a pid: its level (0: the host's) and
+    /// inode number (`/proc/<pid>/ns/pid`); the inode 0 when not known.
+    pub caller_pid_level: u32,
+    pub caller_pid_ns: u32,
 }

@@ -367,7 +367,9 @@ pub fn attach(ebpf: &mut Ebpf, cfg: &EbpfConfig, k: &Kernel) -> Result<Attached,
             name: "x32 system calls",
             hook: "none",
             state: DoorState::Unavailable("this kernel is built with the x32 ABI, which no program here sees".into()),
-            blind: "socket calls and failed execs of x32 programs (boot with syscall.x32=n to refuse them)",
+            blind: "socket calls, failed execs, ptrace and process_vm_writev, and the calls of every \
+                    exit-reported family (modules, bpf, namespaces, mounts, privileges, file access) made by x32 \
+                    programs (boot with syscall.x32=n to refuse them)",
         });
     }
 

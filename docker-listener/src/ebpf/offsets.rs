@@ -182,10 +182,11 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         (o.task_cgroups, o.css_set_dfl_cgrp, o.cgroup_kn, o.kernfs_node_id, o.files_fd_array) = (cg, dfl, kn, id, arr);
         o.direct_valid = 1;
     }
-    // Who a successful ptrace attach took hold of: optional as a whole (without it, the target
-    // is looked for in /proc, and one gone by then is named by its pid only). `struct upid` is
+    // Who a ptrace request took hold of or wrote into, and where the caller's pids are:
+    // optional as a whole (without it, the target is looked for in /proc from the caller's own
+    // entry, and is not named once the caller is gone). `struct upid` is
     // `{ int nr; struct pid_namespace *ns; }`: `nr` first, `ns` last, a pointer.
-    if let (Ok(ptraced), Ok(entry), Ok(thread_pid), Ok(level), Ok(numbers), Ok(0), Ok(ns)) = (
+    if let (Ok(ptraced), Ok(entry), Ok(thread_pid), Ok(level), Ok(numbers), Ok(0), Ok(ns), Ok(inum)) = (
         r.offset("task_struct", &["ptraced"]),
         r.offset("task_struct", &["ptrace_entry"]),
         r.pointer("task_struct", "thread_pid"),
@@ -193,9 +194,11 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         r.offset("pid", &["numbers"]),
         r.offset("upid", &["nr"]),
         r.pointer("upid", "ns"),
+        r.offset("pid_namespace", &["ns", "inum"]),
     ) {
         (o.task_ptraced, o.task_ptrace_entry, o.task_thread_pid) = (ptraced, entry, thread_pid);
         (o.pid_level, o.pid_numbers, o.upid_ns, o.upid_size) = (level, numbers, ns, ns + 8);
+        o.pidns_inum = inum;
         o.tracee_valid = 1;
     }
     // Credentials: optional as a whole (without them, privilege-change events carry no ids and
@@ -458,6 +461,7 @@ mod tests {
         assert!(o.signal_live > 0 && o.signal_live < 64, "signal_struct.live, after its refcount: {}", o.signal_live);
         assert_eq!(o.tracee_valid, 1, "ptrace's tracee: task_struct.ptraced, thread_pid, struct pid, struct upid");
         assert_eq!((o.upid_ns, o.upid_size), (8, 16), "struct upid on x86-64");
+        assert!(o.pidns_inum > 0, "pid_namespace.ns.inum, past the namespace's idr");
         assert!(o.task_ti_status > 0 && o.task_ti_status < 64, "thread_info comes first in task_struct");
         // overlayfs is built in here (or its module is loaded: Docker runs on this kind).
         assert_eq!(info.drift, None);

@@ -559,6 +559,14 @@ mod tests {
             v["docker_listener"]["ptrace"],
             json!({"request": "PTRACE_ATTACH", "target": {"pid": 2, "host_pid": 4242, "entity_id": entity_id}}),
         );
+        // A write into a tracee: the kernel named it too (a thread's id names its process).
+        p.request = docker_listener_common::family::ptrace::request::POKEDATA;
+        p.target = 7;
+        let v = event(decoded(&bytes_of(&p)), &HostNamespaces::default());
+        assert_eq!(
+            v["docker_listener"]["ptrace"],
+            json!({"request": "PTRACE_POKEDATA", "address": "0x4000", "target": {"pid": 7, "host_pid": 4242, "entity_id": entity_id}}),
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `ptrace` (`event.action`: `ptrace`, `process-vm-write`): a container process takes control
-//! of another process or writes into its memory (PTRACE_ATTACH, SEIZE, POKE*, SETREGS,
-//! SETREGSET; process_vm_writev), refused attempts included. The target is named by the pid the
+//! of another process or writes into its memory or registers (PTRACE_ATTACH, SEIZE, POKE*,
+//! SETREGS, SETFPREGS, SETREGSET, SETSIGINFO, SET_SYSCALL_INFO...; process_vm_writev), refused
+//! attempts included. The target is named by the pid the
 //! caller used (its pid namespace's) and, found from that, as the host and the agent know it.
 use std::borrow::Cow;
 
@@ -39,9 +40,14 @@ pub struct Ptrace {
     /// The target's pid as the caller named it.
     pub target: i32,
     pub addr: u64,
-    /// A successful ATTACH or SEIZE: the process the kernel made the caller's tracee (thread
-    /// group id and start), read at the call's exit.
+    /// The process the kernel made the caller's tracee (a successful ATTACH or SEIZE) or the
+    /// one it wrote into (POKE*, SETREGS...): its thread group id and start, read at the call's
+    /// exit.
     pub tracee: Option<(u32, u64)>,
+    /// Where the caller's pids are, as the kernel had it at the call.
+    pub caller: Option<Level>,
+    /// The kernel found no process with that pid in the caller's pid namespace (`ESRCH`).
+    pub no_such_process: bool,
     /// The target as the host knows it, when it could be found.
     pub resolved: Option<Target>,
 }
@@ -59,18 +65,57 @@ pub struct Target {
     pub same_container: Option<bool>,
 }
 
-/// At most this many of the container's processes are looked at to find a target.
+/// At most this many processes are looked at to find a target.
 const MAX_SEARCH: usize = 4096;
+/// /proc entries read to find targets, at most, per second and at once: a container looping on
+/// refused attaches must not keep the agent reading /proc (a read costs ~20 µs) while the ring
+/// buffer fills. Beyond it a target is named by its pid only.
+const SEARCH_RATE: f64 = 4096.0;
+const SEARCH_BURST: f64 = 8192.0;
+
+/// What is left of the search budget (`SEARCH_RATE`), and when it was last filled.
+static SEARCH: std::sync::Mutex<Option<(f64, std::time::Instant)>> = std::sync::Mutex::new(None);
+
+/// Takes up to `want` reads of the search budget; how many were granted.
+fn search_budget(want: usize) -> usize {
+    let mut b = SEARCH.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = std::time::Instant::now();
+    let (left, at) = b.get_or_insert((SEARCH_BURST, now));
+    *left = (*left + now.duration_since(*at).as_secs_f64() * SEARCH_RATE).min(SEARCH_BURST);
+    *at = now;
+    let granted = (*left as usize).min(want);
+    *left -= granted as f64;
+    granted
+}
+
+/// Returns reads not spent to the search budget.
+fn search_refund(unspent: usize) {
+    let mut b = SEARCH.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((left, _)) = b.as_mut() {
+        *left = (*left + unspent as f64).min(SEARCH_BURST);
+    }
+}
+
+/// The cgroup v2 id of a process /proc still has.
+fn cgroup_of(pid: u32) -> Option<u64> {
+    static MOUNT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let mount = MOUNT.get_or_init(crate::registry::cgroup2_mount).as_deref()?;
+    crate::registry::cgroup_id(&crate::registry::cgroup_dir_of_pid(mount, pid)?).ok()
+}
 
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
     let r: PtraceRecord = pod(bytes)?;
     let tracee = (r.tracee_tgid != 0).then_some((r.tracee_tgid, r.tracee_start_ns));
+    let caller = (r.caller_pid_ns != 0)
+        .then(|| Level { depth: r.caller_pid_level as usize, ns: Some(u64::from(r.caller_pid_ns)) });
     Ok(Detail::Ptrace(Ptrace {
         op: head.op,
         request: r.request,
         target: r.target,
         addr: r.addr,
         tracee,
+        caller,
+        no_such_process: head.ret == -i64::from(libc::ESRCH),
         resolved: None,
     }))
 }
@@ -103,8 +148,10 @@ fn ns_above(pid: u32, up: usize) -> Option<u64> {
     std::fs::File::from(ns).metadata().ok().map(|m| m.ino())
 }
 
-/// Where a caller's pids are: how many pid namespaces are above its own, and its own.
-struct Level {
+/// Where a caller's pids are: how many pid namespaces are above its own, and its own (its
+/// inode number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Level {
     depth: usize,
     ns: Option<u64>,
 }
@@ -116,48 +163,34 @@ struct Level {
 /// that depth is the caller's own (checked whether the candidate is at that depth or in a
 /// namespace below it: a sibling namespace, another `unshare -p` in the container, has its own
 /// pid `target`, and so may one below it). Pids are unique in a namespace: the first match is
-/// the one.
-///
-/// Without the caller's namespace (the caller is gone, or went between two reads), nothing can
-/// be checked: a candidate's pid at the caller's depth (its innermost one without a level; one
-/// with no pid namespace of its own means the target is that pid on the host) is compared, and
-/// the target is named only when one process matches. An attacker who makes sibling pid
-/// namespaces and lets the caller end at once gets an unresolved target, never a decoy.
+/// the one. Without the caller's namespace (it went between two reads of /proc), the target is
+/// named only when one process matches at the caller's depth. Where the caller's pids are is
+/// never guessed: a caller gone before its level was read names nothing (a process whose
+/// innermost pid is `target` may be a decoy in a namespace beside the caller's).
 fn find_target(
     target: u32,
-    level: Option<&Level>,
+    level: &Level,
     candidates: impl IntoIterator<Item = u32>,
     ns_pids: impl Fn(u32) -> Option<Vec<u32>>,
     ns_above: impl Fn(u32, usize) -> Option<u64>,
 ) -> Option<u32> {
-    if let Some(Level { depth: 0, .. }) = level {
+    if level.depth == 0 {
         return Some(target);
     }
     let mut found = None;
     for pid in candidates {
         let Some(v) = ns_pids(pid) else { continue };
-        let answer = match level {
-            Some(l) => {
-                if v.get(l.depth) != Some(&target) {
-                    continue;
-                }
-                if let Some(ns) = l.ns {
-                    if ns_above(pid, v.len() - 1 - l.depth) == Some(ns) {
-                        return Some(pid);
-                    }
-                    continue;
-                }
-                pid
+        if v.get(level.depth) != Some(&target) {
+            continue;
+        }
+        if let Some(ns) = level.ns {
+            if ns_above(pid, v.len() - 1 - level.depth) == Some(ns) {
+                return Some(pid);
             }
-            None => match v.as_slice() {
-                [_] => target,
-                [.., inner] if *inner == target => pid,
-                _ => continue,
-            },
-        };
+            continue;
+        }
         match found {
-            None => found = Some(answer),
-            Some(f) if f == answer => {}
+            None => found = Some(pid),
             // Two processes match: which one the caller meant cannot be told.
             Some(_) => return None,
         }
@@ -166,25 +199,25 @@ fn find_target(
 }
 
 impl Ptrace {
-    /// Finds the target on the host. A successful ATTACH or SEIZE: the tracee the kernel named at
-    /// the call's exit, even if it is gone now. Otherwise the caller named it in its own pid
-    /// namespace: among the
-    /// container's processes, the one whose pid at the caller's level of pid namespaces (`NSpid:`)
-    /// is that, in the caller's namespace or one below it; when the caller has no pid namespace
-    /// of its own (`--pid=host`), that pid itself. (The container's processes, not the
-    /// caller's /proc entry: the caller may be gone by now; then its level is taken to be the
-    /// innermost of each process, as a container's own processes have it.)
+    /// Finds the target on the host. The tracee the kernel named at the call's exit (a
+    /// successful ATTACH or SEIZE, a write into a tracee), even if it is gone now. Otherwise
+    /// (a refused attach, process_vm_writev) the caller named it in its own pid namespace: the
+    /// process whose pid at the caller's level of pid namespaces (`NSpid:`) is that, in the
+    /// caller's namespace or one below it, the container's processes first, then the others
+    /// the agent knows (`--pid=container:X`); when the caller has no pid namespace of its own
+    /// (`--pid=host`), that pid itself. Where the caller's pids are is the kernel's word at the
+    /// call, else /proc's while the caller is there (after, nothing is named).
     ///
-    /// Only for the requests that take hold of a process (ATTACH, SEIZE) and for
-    /// process_vm_writev: the writes that follow an attach (POKE*, SETREGS), which an injector
-    /// makes by the thousand, name the process their ATTACH event already found, and must not
-    /// cost a /proc read per process of the container each.
+    /// Not searched: a target the kernel said does not exist (`ESRCH`), the writes that follow
+    /// an attach when the kernel did not name their tracee (an injector makes them by the
+    /// thousand; its attach's event names the target), and beyond the search budget
+    /// (`SEARCH_RATE`).
     pub fn resolve(&mut self, caller: u32, ctx: &Context<'_>) {
         if let Some((tgid, start_ns)) = self.tracee {
             let (process, same_container) = match ctx.procs.instance(tgid, start_ns) {
                 Some(p) => (Some(ProcRef::of(&p.lineage)), Some(ctx.cgroups.contains(&p.cgroup_id))),
                 None => match ctx.procs.read_proc(tgid, 0, (start_ns != 0).then_some(start_ns)) {
-                    Some(p) => (Some(ProcRef::of(&p.lineage)), Some(false)),
+                    Some(p) => (Some(ProcRef::of(&p.lineage)), cgroup_of(tgid).map(|id| ctx.cgroups.contains(&id))),
                     None => (None, None),
                 },
             };
@@ -194,17 +227,39 @@ impl Ptrace {
         }
         let Ok(target) = u32::try_from(self.target) else { return };
         let takes_hold = self.op == op::VM_WRITEV || matches!(self.request, request::ATTACH | request::SEIZE);
-        if target == 0 || !takes_hold {
+        if target == 0 || !takes_hold || self.no_such_process {
             return;
         }
-        let level =
-            ns_pids(caller).and_then(|v| v.len().checked_sub(1)).map(|depth| Level { depth, ns: ns_above(caller, 0) });
-        let candidates = ctx.procs.pids_in(ctx.cgroups).into_iter().take(MAX_SEARCH);
-        let host_pid = find_target(target, level.as_ref(), candidates, ns_pids, ns_above);
+        let level = self.caller.clone().or_else(|| {
+            let depth = ns_pids(caller)?.len().checked_sub(1)?;
+            Some(Level { depth, ns: ns_above(caller, 0) })
+        });
+        let Some(level) = level else { return };
+        let host_pid = if level.depth == 0 {
+            Some(target)
+        } else {
+            // The container's processes first; the others only when the namespace is checked.
+            let mut candidates = ctx.procs.pids_in(ctx.cgroups);
+            if level.ns.is_some() {
+                candidates.extend(ctx.procs.pids_not_in(ctx.cgroups));
+            }
+            let granted = search_budget(candidates.len().min(MAX_SEARCH));
+            let read = std::cell::Cell::new(0);
+            let ns_pids = |pid| {
+                read.set(read.get() + 1);
+                ns_pids(pid)
+            };
+            let found = find_target(target, &level, candidates.into_iter().take(granted), ns_pids, ns_above);
+            search_refund(granted - read.get());
+            found
+        };
         let Some(host_pid) = host_pid else { return };
         let (process, same_container) = match ctx.procs.get(host_pid) {
             Some(p) => (Some(ProcRef::of(&p.lineage)), Some(ctx.cgroups.contains(&p.cgroup_id))),
-            None => (ctx.procs.read_proc(host_pid, 0, None).map(|p| ProcRef::of(&p.lineage)), Some(false)),
+            None => match ctx.procs.read_proc(host_pid, 0, None) {
+                Some(p) => (Some(ProcRef::of(&p.lineage)), cgroup_of(host_pid).map(|id| ctx.cgroups.contains(&id))),
+                None => (None, None),
+            },
         };
         self.resolved = Some(Target { host_pid, process, entity_id: None, same_container });
     }
@@ -226,7 +281,13 @@ impl Ptrace {
             request::POKEDATA => "PTRACE_POKEDATA",
             request::POKEUSER => "PTRACE_POKEUSER",
             request::SETREGS => "PTRACE_SETREGS",
+            request::SETFPREGS => "PTRACE_SETFPREGS",
+            request::SETFPXREGS => "PTRACE_SETFPXREGS",
+            request::SET_THREAD_AREA => "PTRACE_SET_THREAD_AREA",
+            request::ARCH_PRCTL => "PTRACE_ARCH_PRCTL",
             request::SETREGSET => "PTRACE_SETREGSET",
+            request::SETSIGINFO => "PTRACE_SETSIGINFO",
+            request::SET_SYSCALL_INFO => "PTRACE_SET_SYSCALL_INFO",
             other => return Cow::Owned(other.to_string()),
         })
     }
@@ -299,48 +360,42 @@ mod tests {
         (350, &[350, 11, 3, 1], &[1, 10, 30, 35]),
     ];
 
-    fn find(target: u32, level: Option<Level>) -> Option<u32> {
+    fn find(target: u32, level: Level) -> Option<u32> {
         let ns_pids = |pid: u32| PROCS.iter().find(|p| p.0 == pid).map(|p| p.1.to_vec());
         let ns_above = |pid: u32, up: usize| {
             PROCS.iter().find(|p| p.0 == pid).and_then(|p| p.2.len().checked_sub(up + 1).map(|i| p.2[i]))
         };
-        find_target(target, level.as_ref(), PROCS.iter().map(|p| p.0), ns_pids, ns_above)
+        find_target(target, &level, PROCS.iter().map(|p| p.0), ns_pids, ns_above)
     }
 
     #[test]
     fn the_target_is_found_at_the_caller_s_level_of_pid_namespaces() {
         // A caller in the container's namespace: pid 2 is the container's, 8 the nested one's
         // (it sees the nested namespace's processes by their pids in its own).
-        assert_eq!(find(2, Some(Level { depth: 1, ns: Some(10) })), Some(101));
-        assert_eq!(find(8, Some(Level { depth: 1, ns: Some(10) })), Some(201));
+        assert_eq!(find(2, Level { depth: 1, ns: Some(10) }), Some(101));
+        assert_eq!(find(8, Level { depth: 1, ns: Some(10) }), Some(201));
         // A caller in the second nested namespace: its pid 2 is 301, not the first's 201, nor
         // 250's (below a sibling, looked at first), nor the container's 101.
-        assert_eq!(find(2, Some(Level { depth: 2, ns: Some(30) })), Some(301));
-        assert_eq!(find(2, Some(Level { depth: 2, ns: Some(20) })), Some(201));
+        assert_eq!(find(2, Level { depth: 2, ns: Some(30) }), Some(301));
+        assert_eq!(find(2, Level { depth: 2, ns: Some(20) }), Some(201));
         // A process below the caller's level, found by its pid at that level, in the caller's
         // namespace: 350 is pid 3 in ns 30; 260, looked at first, is pid 3 in the sibling 20.
-        assert_eq!(find(3, Some(Level { depth: 2, ns: Some(30) })), Some(350));
-        assert_eq!(find(3, Some(Level { depth: 2, ns: Some(20) })), Some(260));
-        assert_eq!(find(2, Some(Level { depth: 2, ns: Some(22) })), Some(250));
-        assert_eq!(find(16, Some(Level { depth: 1, ns: Some(10) })), Some(250));
-        assert_eq!(find(5, Some(Level { depth: 3, ns: Some(25) })), Some(250));
+        assert_eq!(find(3, Level { depth: 2, ns: Some(30) }), Some(350));
+        assert_eq!(find(3, Level { depth: 2, ns: Some(20) }), Some(260));
+        assert_eq!(find(2, Level { depth: 2, ns: Some(22) }), Some(250));
+        assert_eq!(find(16, Level { depth: 1, ns: Some(10) }), Some(250));
+        assert_eq!(find(5, Level { depth: 3, ns: Some(25) }), Some(250));
         // A pid its namespace does not have.
-        assert_eq!(find(5, Some(Level { depth: 2, ns: Some(30) })), None);
-        assert_eq!(find(3, Some(Level { depth: 2, ns: Some(22) })), None);
+        assert_eq!(find(5, Level { depth: 2, ns: Some(30) }), None);
+        assert_eq!(find(3, Level { depth: 2, ns: Some(22) }), None);
         // A caller in the host's namespace (`--pid=host`): the pid is the host's.
-        assert_eq!(find(4242, Some(Level { depth: 0, ns: Some(1) })), Some(4242));
+        assert_eq!(find(4242, Level { depth: 0, ns: Some(1) }), Some(4242));
     }
 
     #[test]
-    fn without_the_caller_s_namespace_only_a_target_no_other_process_could_be_is_named() {
-        // The caller gone: innermost pids. Pid 2 is 101's, 201's and 301's: which one the
-        // caller meant cannot be told (the first match named the decoy 201 for a caller in 30).
-        assert_eq!(find(2, None), None);
-        assert_eq!(find(1, None), None);
-        // Only 250 has an innermost pid 5.
-        assert_eq!(find(5, None), Some(250));
+    fn without_the_caller_s_namespace_a_target_is_named_only_when_one_process_matches() {
         // The caller's depth known, its namespace not (it went between the two reads).
-        assert_eq!(find(2, Some(Level { depth: 2, ns: None })), None);
-        assert_eq!(find(7, Some(Level { depth: 1, ns: None })), Some(200));
+        assert_eq!(find(2, Level { depth: 2, ns: None }), None);
+        assert_eq!(find(7, Level { depth: 1, ns: None }), Some(200));
     }
 }

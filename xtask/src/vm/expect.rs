@@ -81,13 +81,15 @@ pub const THREAD_EXEC_PROGRAM: &str = "thread_exec";
 /// What says so (the executed file's mapping, its link count, its filesystem) is read from
 /// kernel structures whose layout moves between the kernels of the matrix.
 pub const MEMFD_PROGRAM: &str = "memfd_exec";
-/// The ptrace program (tests/programs/ptrace_poke.c, static), as `ptrace_poke PID kill`, in a
-/// pid namespace of its own with its target: attaches to a `sleep` (pid 2 there), kills it and
-/// ends at once. Who the attach took hold of is read by the agent in the kernel at the call's
-/// exit (the caller's tracees, the tracee's pid in the caller's pid namespace): kernel
-/// structures whose offsets are checked here on each kernel. Without them the agent looks in
-/// /proc, where neither is any more (and pid 2 of the caller's namespace is nowhere to be
-/// found): the target would be named by its pid only.
+/// The ptrace program (tests/programs/ptrace_poke.c, static), as `ptrace_poke PID`, in a pid
+/// namespace of its own with its target: attaches to a `sleep` (pid 2 there), writes into it
+/// (`PTRACE_POKEDATA`), detaches, writes into it again (`process_vm_writev`) and ends at once.
+/// Who the attach took hold of and the write went into is read by the agent in the kernel at
+/// the call's exit (the caller's tracees, the tracee's pid in the caller's pid namespace), and
+/// where the caller's pids are (its pid namespace's level and inode), by which the agent finds
+/// `process_vm_writev`'s target in /proc once the caller is gone: kernel structures whose
+/// offsets are checked here on each kernel. Without them the target would be named by its pid
+/// only.
 pub const PTRACE_PROGRAM: &str = "ptrace_poke";
 
 /// The doors the agent's start-up log must say are open (`seen: <door>: active`), by the names
@@ -148,7 +150,7 @@ pub fn script(marker: &str) -> String {
 {MARKER_PROGRAM} {marker} one two
 $T {MARKER_PROGRAM} thread-{marker}
 $M payload $B echo memfd-{marker}
-unshare -pf sh -c 'sleep 29&sleep .3;$P $! kill'
+unshare -pf sh -c 'sleep 29&sleep .3;$P $!;sleep 1'
 /bin/nope-{marker}
 nc -l -p {LISTEN_PORT} >/dev/null &
 for i in $(seq 200); do netstat -ltn | grep -q ':{LISTEN_PORT} ' && break; sleep 0.05; done
@@ -505,14 +507,14 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
             fields: with(
                 in_the_container(),
                 [
-                    vec![("event.outcome", Is(json!("success"))), ("process.args.2", Is(json!("kill")))],
+                    vec![("event.outcome", Is(json!("success"))), ("process.args.1", Is(json!("2")))],
                     ran(f.ptrace, &f.ptrace.path, PTRACE_PROGRAM),
                 ]
                 .concat(),
             ),
         },
-        // The attach names its target as the kernel made it the caller's tracee: the sleep,
-        // though it and the caller are gone before the agent could read /proc.
+        // The attach and the write into the tracee name their target as the kernel has it:
+        // the caller's tracee, the sleep (the caller is gone before the agent reads /proc).
         Expected {
             name: "ptrace attach",
             select: vec![("event.action", json!("ptrace")), ("docker_listener.ptrace.request", json!("PTRACE_ATTACH"))],
@@ -523,6 +525,38 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                     ("process.pid", SameAs("exec of the ptrace program", "process.pid")),
                     ("docker_listener.ptrace.target.host_pid", SameAs("exec of the tracee", "process.pid")),
                     ("docker_listener.ptrace.target.entity_id", SameAs("exec of the tracee", "process.entity_id")),
+                ],
+            ),
+        },
+        Expected {
+            name: "ptrace write",
+            select: vec![
+                ("event.action", json!("ptrace")),
+                ("docker_listener.ptrace.request", json!("PTRACE_POKEDATA")),
+            ],
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("error.code", Is(json!("EIO"))),
+                    ("process.pid", SameAs("exec of the ptrace program", "process.pid")),
+                    ("docker_listener.ptrace.target.host_pid", SameAs("exec of the tracee", "process.pid")),
+                    ("docker_listener.ptrace.target.entity_id", SameAs("exec of the tracee", "process.entity_id")),
+                ],
+            ),
+        },
+        // After the detach: the target found in /proc at the caller's level of pid namespaces,
+        // which the kernel gave (the caller is gone).
+        Expected {
+            name: "process_vm_writev",
+            select: vec![("event.action", json!("process-vm-write"))],
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("error.code", Is(json!("EFAULT"))),
+                    ("process.pid", SameAs("exec of the ptrace program", "process.pid")),
+                    ("docker_listener.ptrace.target.pid", Is(json!(2))),
+                    ("docker_listener.ptrace.target.host_pid", SameAs("exec of the tracee", "process.pid")),
+                    ("docker_listener.ptrace.target.same_container", Is(json!(true))),
                 ],
             ),
         },
