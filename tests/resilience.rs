@@ -261,6 +261,53 @@ fn a_first_start_reads_what_dockerd_logged_before_it_was_reached() {
     assert_eq!(daemon.stop(), 0);
 }
 
+/// Docker events handled without being sent (`ignore_actions` here; passing healthchecks folded
+/// into their summary the same way) move the resume cursor too, in their turn: the next start
+/// resumes after them, not from the last event sent (before, a quiet hour of healthchecks was
+/// read again at a restart: their sessions forwarded one by one, and beyond dockerd's 256 events
+/// a gap upstream reported that was none).
+#[test]
+fn events_handled_without_being_sent_move_the_resume_cursor() {
+    e2e();
+    let _docker = docker_lock();
+    let dir = TempDir::new("skipped");
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let config = write_config(&dir, json!({"ignore_actions": ["create", "destroy"]}));
+    let state = dir.path("state");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--queue",
+        queue.path.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--no-ebpf",
+    ];
+    let mut daemon = Daemon::start(&args);
+    daemon.wait_for_log("connected to Docker", Duration::from_secs(20));
+    let t0 = now_ns();
+    let name = unique("skipped");
+    docker(&["volume", "create", &name]);
+    docker(&["volume", "rm", &name]);
+    let t1 = now_ns();
+    let expected = docker_log_window(None, t0, t1);
+    assert_eq!(expected.len(), 2, "{expected:?}");
+    let last = time_nano(expected.last().unwrap());
+    // Read by now (within milliseconds); the cursor is saved at the stop.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(daemon.final_stat("docker_events_filtered"), 2);
+    assert_eq!(daemon.final_stat("frames_out_docker"), 0, "both filtered");
+    let mut daemon = Daemon::start(&args);
+    daemon.wait_for_log("connected to Docker", Duration::from_secs(20));
+    assert!(
+        daemon.log_text().contains(&format!("resume_from_time_nano={last}")),
+        "resumes after the last event handled ({last}): {}",
+        daemon.log_text().lines().find(|l| l.contains("docker-listener starting")).unwrap_or_default()
+    );
+    assert_eq!(daemon.stop(), 0);
+}
+
 /// A private dockerd (own socket, data root and containerd) that the test may stop and start.
 struct PrivateDockerd {
     dir: TempDir,

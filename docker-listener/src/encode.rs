@@ -27,6 +27,11 @@ pub enum Origin {
     Agent,
     /// A loss report: never dropped to make room in the output buffer.
     Report,
+    /// A Docker event handled without a frame (an `ignore_actions` one, a passing healthcheck's
+    /// folded into its summary): nothing is sent; the resume cursor moves past it once every
+    /// frame before it is delivered (`Spool::push_all`), so that a restart does not read it
+    /// again.
+    Skipped { time_nano: i64, hash: u64 },
 }
 
 /// One datagram: the concatenation of `parts`.
@@ -65,6 +70,20 @@ impl Frame {
     /// The same frame, marked as a loss report.
     pub fn report(self) -> Frame {
         Frame { origin: Origin::Report, ..self }
+    }
+
+    /// The mark of a Docker event handled without sending it (`Origin::Skipped`); `None` for a
+    /// frame of no Docker event.
+    pub fn skipped(self) -> Option<Frame> {
+        match self.origin {
+            Origin::Docker { time_nano, hash } => Some(Frame::skip(time_nano, hash)),
+            _ => None,
+        }
+    }
+
+    /// The mark of the Docker event `(time_nano, hash)` handled without sending it.
+    pub fn skip(time_nano: i64, hash: u64) -> Frame {
+        Frame { parts: Default::default(), origin: Origin::Skipped { time_nano, hash }, owner: 0 }
     }
 
     /// A frame for one of our own JSON objects (`body` starts with `{`): the header in front.

@@ -475,6 +475,8 @@ impl Health {
                 sum.docker_events += s.frames.len() as u64;
                 Stats::inc(&self.stats.health_checks_folded);
                 Stats::add(&self.stats.health_frames_folded, s.frames.len() as u64);
+                // Not sent, yet handled: the resume cursor moves past them in their turn.
+                out.extend(s.frames.into_iter().filter_map(Frame::skipped));
                 if let Some(pid) = pid {
                     c.leaders.retain(|(_, at)| at.elapsed() < LEADER_MEMORY);
                     c.leaders.push_back((pid, Instant::now()));

@@ -317,6 +317,8 @@ impl DockerSource {
         }
         if self.ignore_actions.iter().any(|p| ev.action().starts_with(p.as_str())) {
             Stats::inc(&self.stats.docker_events_filtered);
+            // Not sent, yet handled: the cursor moves past it in its turn.
+            frames.push(Frame::skip(ev.time_nano, hash));
             return;
         }
         let ev = if ev.kind() == "container" && ev.action().starts_with("exec_") { redacted(ev) } else { ev };

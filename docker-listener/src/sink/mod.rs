@@ -93,6 +93,23 @@ impl Sink {
                     _ = abort.cancelled() => break,
                     more = self.spool.pop_batch(&mut batch, output::BATCH) => if !more { break },
                 }
+                if batch.is_empty() {
+                    // Only Docker events handled without a frame wait, every frame before them
+                    // taken: the cursor moves past them once those are written out.
+                    if !unwritten.is_empty() {
+                        let flushed = tokio::select! {
+                            biased;
+                            _ = abort.cancelled() => break,
+                            r = self.output.flush() => r,
+                        };
+                        if let Err(e) = &flushed {
+                            tracing::warn!(error = %e, "flush failed");
+                        }
+                        self.written_out(&mut unwritten);
+                    }
+                    self.skipped();
+                    continue;
+                }
             }
             let result = tokio::select! {
                 biased;
@@ -141,6 +158,9 @@ impl Sink {
                             tracing::warn!(error = %e, "flush failed");
                         }
                         self.written_out(&mut unwritten);
+                    }
+                    if unwritten.is_empty() {
+                        self.skipped();
                     }
                 }
                 Some(OutputError::Rejected { len, source }) => {
@@ -198,8 +218,30 @@ impl Sink {
                  delivered and are replayed from the saved cursor at the next start (if a cursor was saved before, and dockerd still holds them)"
             );
         }
+        if unwritten.is_empty() {
+            self.skipped();
+        }
         let cursor = self.delivered.borrow().clone();
         account_left(&self.spool, &cursor, &self.stats)
+    }
+
+    /// Moves the delivered-events cursor past the Docker events handled without a frame that
+    /// no frame waits before any more (`Spool::take_passed_skips`): filtered ones, passing
+    /// healthchecks folded into a summary. Without it, a restart after a quiet hour of
+    /// healthchecks read them all again: forwarded one by one as if unrecognised, and, beyond
+    /// dockerd's 256, reported as a gap upstream.
+    fn skipped(&mut self) {
+        let skips = self.spool.take_passed_skips();
+        if skips.is_empty() {
+            return;
+        }
+        self.delivered.send_if_modified(|c| {
+            let before = (c.time_nano, c.delivered_at_time.len());
+            for (time_nano, hash) in skips {
+                c.advance(time_nano, hash);
+            }
+            before != (c.time_nano, c.delivered_at_time.len())
+        });
     }
 
     /// Frames the output took: the report's log line now; counters and the cursor once the
@@ -307,6 +349,8 @@ pub fn account_left(spool: &Spool, cursor: &Cursor, stats: &Stats) -> Left {
         Origin::Docker { .. } => left.docker_lost += 1,
         Origin::Agent => left.agent += 1,
         Origin::Report => left.reports += 1,
+        // Never buffered (`Spool::push_all` keeps them apart).
+        Origin::Skipped { .. } => {}
     });
     Stats::add(&stats.dropped_left_at_shutdown, left.lost() as u64);
     left
@@ -412,6 +456,45 @@ mod tests {
         let c = cursor.borrow().clone();
         assert_eq!(c.time_nano, sent as i64, "the cursor is at the last frame sent");
         assert_eq!(c.delivered_at_time, [sent as u64 - 1]);
+    }
+
+    /// A Docker event handled without a frame (filtered, folded) moves the cursor once the
+    /// frames before it are delivered, never before: with Wazuh away, it stays behind them.
+    #[tokio::test]
+    async fn the_cursor_moves_past_a_skipped_event_only_after_the_frames_before_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("queue");
+        let run = |bound: bool| {
+            let path = path.clone();
+            async move {
+                let reader = bound.then(|| UnixDatagram::bind(&path).expect("bind the reader"));
+                let stats = Arc::new(Stats::default());
+                let spool = Arc::new(Spool::new(1 << 20, stats.clone()));
+                spool.push_all([docker_frame(0), Frame::skip(10, 99), Frame::skip(11, 98)]);
+                assert_eq!(spool.len().0, 1, "a skipped event is no frame");
+                let (sink, cursor) =
+                    sink_into(&spool, Output::Queue(QueueSocket::new(&path)), Cursor::default(), &stats);
+                let abort = CancellationToken::new();
+                let (left, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+                    tokio::join!(sink.run(abort.clone()), async {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        spool.close();
+                        abort.cancel();
+                    })
+                })
+                .await
+                .expect("the run ends");
+                drop(reader);
+                let _ = std::fs::remove_file(&path);
+                (left, Stats::get(&stats.frames_out), cursor.borrow().clone())
+            }
+        };
+        let (left, out, c) = run(false).await;
+        assert_eq!((left.docker_replayed, out), (0, 0), "{left:?}: no cursor, so not replayable");
+        assert_eq!(c.time_nano, 0, "not past the frame before it, undelivered");
+        let (left, out, c) = run(true).await;
+        assert_eq!((left, out), (Left::default(), 1));
+        assert_eq!((c.time_nano, c.delivered_at_time), (11, vec![98]), "past the skipped events, in order");
     }
 
     /// Our event `i`.

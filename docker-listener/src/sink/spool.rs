@@ -52,6 +52,11 @@ struct Inner {
     /// full, a container holding at least twice as many bytes as any other loses its own oldest
     /// frames first, so a storm in one container costs its own frames, not the others'.
     owners: HashMap<u64, Owner>,
+    /// Docker events handled without a frame (`Origin::Skipped`), in the order read: each
+    /// with the sequence number the next frame pushed after it got, its time and hash. Passed
+    /// once every frame before it is popped (`head` reached it): the sink then moves the cursor
+    /// past it. A run of them with no frame between is kept as its last.
+    skips: VecDeque<(u64, i64, u64)>,
     /// Frames dropped since the last report, and the total.
     dropped_unreported: u64,
     closed: bool,
@@ -78,6 +83,7 @@ impl Default for Inner {
             head: HEAD_START,
             bytes: 0,
             owners: HashMap::new(),
+            skips: VecDeque::new(),
             dropped_unreported: 0,
             closed: false,
             #[cfg(test)]
@@ -94,8 +100,20 @@ impl Inner {
 
     fn push_back(&mut self, f: Frame) {
         let seq = self.head + self.frames.len() as u64;
+        if let Origin::Skipped { time_nano, hash } = f.origin {
+            match self.skips.back_mut() {
+                Some(last) if last.0 == seq => *last = (seq, time_nano, hash),
+                _ => self.skips.push_back((seq, time_nano, hash)),
+            }
+            return;
+        }
         self.add(&f, seq);
         self.frames.push_back(Some(f));
+    }
+
+    /// Whether a skipped event has no frame left before it.
+    fn skip_passed(&self) -> bool {
+        self.skips.front().is_some_and(|s| s.0 <= self.head)
     }
 
     fn push_front(&mut self, f: Frame) {
@@ -288,8 +306,22 @@ impl Spool {
         self.pop_batch(&mut one, 1).await.then(|| one.pop()).flatten()
     }
 
+    /// The Docker events handled without a frame that no frame is left before (popped: the
+    /// caller has delivered them, or put them back, which this is not asked after), in order.
+    pub fn take_passed_skips(&self) -> Vec<(i64, u64)> {
+        let mut inner = self.lock();
+        let mut passed = Vec::new();
+        while inner.skip_passed() {
+            if let Some((_, t, h)) = inner.skips.pop_front() {
+                passed.push((t, h));
+            }
+        }
+        passed
+    }
+
     /// Waits for frames and moves up to `max` of them, oldest first, into `out` (one lock for
-    /// the batch). False once the spool is closed and empty.
+    /// the batch); returns with none when only skipped events wait, all passed
+    /// (`take_passed_skips`). False once the spool is closed and empty.
     pub async fn pop_batch(&self, out: &mut Vec<Frame>, max: usize) -> bool {
         loop {
             let notified = self.notify.notified();
@@ -302,6 +334,9 @@ impl Spool {
                 if inner.live() > 0 {
                     let n = max.min(inner.live());
                     out.extend(std::iter::from_fn(|| inner.pop_front()).take(n));
+                    return true;
+                }
+                if inner.skip_passed() {
                     return true;
                 }
                 if inner.closed {
@@ -418,6 +453,22 @@ mod tests {
     /// A storm evicted behind many quiet frames: each eviction looks at a few slots, not at
     /// every quiet frame in front of the storm's oldest; the holes stay a small part of the
     /// buffer; what is kept and its order are drop-oldest's.
+    #[test]
+    fn a_skipped_event_is_passed_once_every_frame_before_it_is_popped_and_stays_so_only_if_not_put_back() {
+        let spool = Spool::new(1 << 20, Arc::new(Stats::default()));
+        let agent = || Frame::agent(bytes::Bytes::from_static(b"{}"));
+        spool.push_all([agent(), Frame::skip(5, 1), Frame::skip(6, 2), agent(), Frame::skip(7, 3)]);
+        assert!(spool.take_passed_skips().is_empty(), "frames before them");
+        let first = spool.try_pop().expect("a frame");
+        assert_eq!(spool.take_passed_skips(), [(6, 2)], "a run of them kept as its last");
+        spool.unpop(first);
+        let second = (spool.try_pop(), spool.try_pop());
+        spool.unpop_all([second.0.expect("a frame"), second.1.expect("a frame")].into_iter());
+        assert!(spool.take_passed_skips().is_empty(), "the frames were put back");
+        assert!(spool.try_pop().is_some() && spool.try_pop().is_some());
+        assert_eq!(spool.take_passed_skips(), [(7, 3)]);
+    }
+
     #[test]
     fn evicting_a_storm_behind_quiet_frames_is_not_a_scan_from_the_front() {
         let stats = Arc::new(Stats::default());
