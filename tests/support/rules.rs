@@ -29,6 +29,10 @@ fn cdb_keys(name: &str) -> std::collections::HashSet<String> {
 pub fn load_rules() -> Vec<Rule> {
     let xml =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/docker_listener_rules.xml")).unwrap();
+    // Well-formed for XML tools too (Wazuh's own parser is lenient): no `--` inside a comment.
+    for c in Regex::new(r"(?s)<!--(.*?)-->").unwrap().captures_iter(&xml) {
+        assert!(!c[1].contains("--"), "'--' inside an XML comment of the rules: {}", &c[1]);
+    }
     let rule_re = Regex::new(r#"(?s)<rule id="(\d+)" level="(\d+)">(.*?)</rule>"#).unwrap();
     let sid_re = Regex::new(r"<if_sid>(\d+)</if_sid>").unwrap();
     let field_re = Regex::new(r#"<field name="([^"]+)"(?: type="(pcre2|osregex)")?>([^<]*)</field>"#).unwrap();

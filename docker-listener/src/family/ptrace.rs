@@ -67,20 +67,34 @@ pub struct Target {
 
 /// At most this many processes are looked at to find a target.
 const MAX_SEARCH: usize = 4096;
-/// /proc entries read to find targets, at most, per second and at once: a container looping on
-/// refused attaches must not keep the agent reading /proc (a read costs ~20 µs) while the ring
-/// buffer fills. Beyond it a target is named by its pid only.
+/// /proc entries read to find targets, at most, per second and at once, by each container: a
+/// container looping on refused attaches (or on its own threads' ids, which name no process)
+/// must neither keep the agent reading /proc (a read costs ~20 µs) while the ring buffer fills,
+/// nor spend what the others' targets are found with. Beyond it a target is named by its pid
+/// (and, the caller's tracee, by the kernel's host pid and start) only.
 const SEARCH_RATE: f64 = 4096.0;
 const SEARCH_BURST: f64 = 8192.0;
+/// What naming a process /proc has costs of the budget: its stat, executable, command line and
+/// cgroup.
+const PROC_READS: usize = 4;
 
-/// What is left of the search budget (`SEARCH_RATE`), and when it was last filled.
-static SEARCH: std::sync::Mutex<Option<(f64, std::time::Instant)>> = std::sync::Mutex::new(None);
+/// What is left of each container's search budget (`SEARCH_RATE`), and when it was last filled,
+/// by the container's key (its first cgroup).
+type Budgets = std::collections::HashMap<u64, (f64, std::time::Instant)>;
+static SEARCH: std::sync::Mutex<Option<Budgets>> = std::sync::Mutex::new(None);
 
-/// Takes up to `want` reads of the search budget; how many were granted.
-fn search_budget(want: usize) -> usize {
+/// Takes up to `want` reads of `container`'s search budget; how many were granted.
+fn search_budget(container: u64, want: usize) -> usize {
     let mut b = SEARCH.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let budgets = b.get_or_insert_with(Budgets::new);
     let now = std::time::Instant::now();
-    let (left, at) = b.get_or_insert((SEARCH_BURST, now));
+    let full =
+        |left: f64, at: std::time::Instant| left + now.duration_since(at).as_secs_f64() * SEARCH_RATE >= SEARCH_BURST;
+    if budgets.len() >= 1024 {
+        // Those full again are as good as new.
+        budgets.retain(|_, (left, at)| !full(*left, *at));
+    }
+    let (left, at) = budgets.entry(container).or_insert((SEARCH_BURST, now));
     *left = (*left + now.duration_since(*at).as_secs_f64() * SEARCH_RATE).min(SEARCH_BURST);
     *at = now;
     let granted = (*left as usize).min(want);
@@ -88,11 +102,23 @@ fn search_budget(want: usize) -> usize {
     granted
 }
 
-/// Returns reads not spent to the search budget.
-fn search_refund(unspent: usize) {
+/// Returns reads not spent to `container`'s search budget.
+fn search_refund(container: u64, unspent: usize) {
     let mut b = SEARCH.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((left, _)) = b.as_mut() {
+    if let Some((left, _)) = b.as_mut().and_then(|b| b.get_mut(&container)) {
         *left = (*left + unspent as f64).min(SEARCH_BURST);
+    }
+}
+
+/// The process with host pid `pid` as /proc has it (started at `start_ns` when given), and
+/// whether it is in the caller's container; within `container`'s search budget.
+fn from_proc(ctx: &Context<'_>, container: u64, pid: u32, start_ns: Option<u64>) -> (Option<ProcRef>, Option<bool>) {
+    if search_budget(container, PROC_READS) < PROC_READS {
+        return (None, None);
+    }
+    match ctx.procs.read_proc(pid, 0, start_ns) {
+        Some(p) => (Some(ProcRef::of(&p.lineage)), cgroup_of(pid).map(|id| ctx.cgroups.contains(&id))),
+        None => (None, None),
     }
 }
 
@@ -209,17 +235,16 @@ impl Ptrace {
     /// call, else /proc's while the caller is there (after, nothing is named).
     ///
     /// Not searched: a target the kernel said does not exist (`ESRCH`), the writes that follow
-    /// an attach when the kernel did not name their tracee (an injector makes them by the
-    /// thousand; its attach's event names the target), and beyond the search budget
-    /// (`SEARCH_RATE`).
+    /// an attach when the kernel did not name their tracee (among the caller's 16 newest; an
+    /// injector makes them by the thousand; its attach's event names the target), and beyond the
+    /// container's search budget (`SEARCH_RATE`), which a tracee /proc is read for also takes
+    /// from.
     pub fn resolve(&mut self, caller: u32, ctx: &Context<'_>) {
+        let container = ctx.cgroups.first().copied().unwrap_or(0);
         if let Some((tgid, start_ns)) = self.tracee {
             let (process, same_container) = match ctx.procs.instance(tgid, start_ns) {
                 Some(p) => (Some(ProcRef::of(&p.lineage)), Some(ctx.cgroups.contains(&p.cgroup_id))),
-                None => match ctx.procs.read_proc(tgid, 0, (start_ns != 0).then_some(start_ns)) {
-                    Some(p) => (Some(ProcRef::of(&p.lineage)), cgroup_of(tgid).map(|id| ctx.cgroups.contains(&id))),
-                    None => (None, None),
-                },
+                None => from_proc(ctx, container, tgid, (start_ns != 0).then_some(start_ns)),
             };
             let entity_id = (start_ns != 0).then(|| ctx.procs.entity_id(tgid, start_ns));
             self.resolved = Some(Target { host_pid: tgid, process, entity_id, same_container });
@@ -243,23 +268,20 @@ impl Ptrace {
             if level.ns.is_some() {
                 candidates.extend(ctx.procs.pids_not_in(ctx.cgroups));
             }
-            let granted = search_budget(candidates.len().min(MAX_SEARCH));
+            let granted = search_budget(container, candidates.len().min(MAX_SEARCH));
             let read = std::cell::Cell::new(0);
             let ns_pids = |pid| {
                 read.set(read.get() + 1);
                 ns_pids(pid)
             };
             let found = find_target(target, &level, candidates.into_iter().take(granted), ns_pids, ns_above);
-            search_refund(granted - read.get());
+            search_refund(container, granted - read.get());
             found
         };
         let Some(host_pid) = host_pid else { return };
         let (process, same_container) = match ctx.procs.get(host_pid) {
             Some(p) => (Some(ProcRef::of(&p.lineage)), Some(ctx.cgroups.contains(&p.cgroup_id))),
-            None => match ctx.procs.read_proc(host_pid, 0, None) {
-                Some(p) => (Some(ProcRef::of(&p.lineage)), cgroup_of(host_pid).map(|id| ctx.cgroups.contains(&id))),
-                None => (None, None),
-            },
+            None => from_proc(ctx, container, host_pid, None),
         };
         self.resolved = Some(Target { host_pid, process, entity_id: None, same_container });
     }
@@ -390,6 +412,16 @@ mod tests {
         assert_eq!(find(3, Level { depth: 2, ns: Some(22) }), None);
         // A caller in the host's namespace (`--pid=host`): the pid is the host's.
         assert_eq!(find(4242, Level { depth: 0, ns: Some(1) }), Some(4242));
+    }
+
+    #[test]
+    fn one_container_spending_its_search_budget_leaves_the_others_theirs() {
+        let (a, b) = (u64::MAX - 1, u64::MAX - 2);
+        assert_eq!(search_budget(a, 5000), 5000);
+        assert!(search_budget(a, 5000) < 3300, "the burst is 8,192 reads");
+        assert_eq!(search_budget(b, 4096), 4096, "another container's budget is its own");
+        search_refund(b, 4096);
+        assert_eq!(search_budget(b, 8192), 8192, "reads not spent come back");
     }
 
     #[test]

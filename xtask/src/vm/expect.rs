@@ -84,12 +84,12 @@ pub const MEMFD_PROGRAM: &str = "memfd_exec";
 /// The ptrace program (tests/programs/ptrace_poke.c, static), as `ptrace_poke PID`, in a pid
 /// namespace of its own with its target: attaches to a `sleep` (pid 2 there), writes into it
 /// (`PTRACE_POKEDATA`), detaches, writes into it again (`process_vm_writev`) and ends at once.
-/// Who the attach took hold of and the write went into is read by the agent in the kernel at
-/// the call's exit (the caller's tracees, the tracee's pid in the caller's pid namespace), and
-/// where the caller's pids are (its pid namespace's level and inode), by which the agent finds
-/// `process_vm_writev`'s target in /proc once the caller is gone: kernel structures whose
-/// offsets are checked here on each kernel. Without them the target would be named by its pid
-/// only.
+/// Who the write went into is read by the agent in the kernel at the call's exit (the caller's
+/// tracees, the tracee's pid in the caller's pid namespace; a write's target is never searched
+/// in /proc), and where the caller's pids are (its pid namespace's level and inode), by which
+/// the agent finds `process_vm_writev`'s target in /proc once the caller is gone: kernel
+/// structures whose offsets are checked here on each kernel. Without them the write's target
+/// would be named by its pid only.
 pub const PTRACE_PROGRAM: &str = "ptrace_poke";
 
 /// The doors the agent's start-up log must say are open (`seen: <door>: active`), by the names
