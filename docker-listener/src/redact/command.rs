@@ -611,9 +611,12 @@ impl Reader {
         }
         if ends_word(c) {
             let duplicated = c == b'&' && self.i > 0 && matches!(t[self.i - 1], b'<' | b'>');
-            // A `)` with no `(` read: a `case` pattern's end. A `(` not opened above (in
-            // quotes, within a word: `:(`) only ends the word.
-            if (c == b'\n' || matches!(c, b';' | b'&' | b'|' | b')' | b'`')) && !duplicated {
+            // A `)` with no `(` read: a `case` pattern's end. A `(` not opened above: beyond
+            // `DEPTH`, a command's start still; in quotes within a word (`:(`), only the word's
+            // end.
+            let starts =
+                matches!(c, b'\n' | b';' | b'&' | b'|' | b')' | b'`') || (c == b'(' && (!quoted || word_start));
+            if starts && !duplicated {
                 self.restart();
             }
             // `> file`, `2>&1`: the file (or descriptor) is the next word.

