@@ -376,7 +376,8 @@ fn log_left_at_shutdown(left: Left, stats: &Stats) {
             grace_secs = SHUTDOWN_GRACE.as_secs(),
             dropped_total = Stats::get(&stats.dropped_left_at_shutdown),
             "shutting down with events still in the output buffer: {} of our own (eBPF: processes, sockets, \
-             files...) and {} Docker events the next start cannot replay (no cursor saved yet, or behind it) \
+             files...) and {} Docker events the next start cannot replay (no cursor saved yet, behind it, or \
+             older than the last 256 that dockerd keeps) \
              are lost (counted in dropped_left_at_shutdown); the other {} Docker events are replayed from \
              the saved cursor at the next start (if dockerd still holds them). {WHY}",
             left.agent,

@@ -8,5 +8,5 @@ mod stream;
 
 pub use client::{DockerClient, DockerError, EventStream, is_not_found};
 pub use event::{DockerEvent, EventError};
-pub use source::{DockerSource, MAX_RAW_EVENT};
+pub use source::{DOCKER_EVENTS_LIMIT, DockerSource, MAX_RAW_EVENT};
 pub use stream::StreamError;

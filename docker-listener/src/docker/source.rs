@@ -32,7 +32,7 @@ const PUSH_BATCH: usize = 256;
 
 /// How many events dockerd keeps for `since` replays (moby daemon/events/events.go,
 /// `eventsLimit`).
-const DOCKER_EVENTS_LIMIT: usize = 256;
+pub const DOCKER_EVENTS_LIMIT: usize = 256;
 /// A stream that ends sooner than this after connecting is retried with back-off.
 const SHORT_STREAM: Duration = Duration::from_secs(1);
 

@@ -319,8 +319,9 @@ pub struct Left {
     /// if dockerd still holds them.
     pub docker_replayed: usize,
     /// Docker events the next start does not replay: no cursor was ever saved (nothing
-    /// delivered yet: the next start begins at its own time), or the cursor passed them (an
-    /// event a healthcheck held back while later ones went out). Lost.
+    /// delivered yet: the next start begins at its own time), the cursor passed them (an
+    /// event a healthcheck held back while later ones went out), or more of them are left than
+    /// dockerd keeps for a replay (its last 256 events: the oldest beyond those). Lost.
     pub docker_lost: usize,
     /// Loss and health reports: not events (the losses they report are counted already).
     pub reports: usize,
@@ -352,6 +353,9 @@ pub fn account_left(spool: &Spool, cursor: &Cursor, stats: &Stats) -> Left {
         // Never buffered (`Spool::push_all` keeps them apart).
         Origin::Skipped { .. } => {}
     });
+    // dockerd replays at most its last events: the oldest beyond them are not there any more.
+    let beyond = left.docker_replayed.saturating_sub(crate::docker::DOCKER_EVENTS_LIMIT);
+    (left.docker_replayed, left.docker_lost) = (left.docker_replayed - beyond, left.docker_lost + beyond);
     Stats::add(&stats.dropped_left_at_shutdown, left.lost() as u64);
     left
 }
@@ -564,6 +568,17 @@ mod tests {
         let (left, stats, _) = left_with_wazuh_away((0..6).map(docker_frame).collect(), before).await;
         assert_eq!(left, Left { agent: 0, docker_replayed: 4, docker_lost: 2, reports: 1 });
         assert_eq!(Stats::get(&stats.dropped_left_at_shutdown), 2);
+
+        // More left than dockerd keeps for a replay (its last 256): the oldest beyond are lost.
+        let (left, stats, _) = left_with_wazuh_away((0..300).map(docker_frame).collect(), Cursor::default()).await;
+        assert_eq!(left.docker_lost, 300, "no cursor: none replayable");
+        let before = Cursor { time_nano: 1, delivered_at_time: vec![42] };
+        let (left, stats2, _) = left_with_wazuh_away((0..300).map(docker_frame).collect(), before).await;
+        assert_eq!((left.docker_replayed, left.docker_lost), (256, 44));
+        assert_eq!(
+            (Stats::get(&stats.dropped_left_at_shutdown), Stats::get(&stats2.dropped_left_at_shutdown)),
+            (300, 44)
+        );
     }
 
     /// The spool emptied before the grace period ran out: nothing is counted lost.
