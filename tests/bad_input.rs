@@ -135,6 +135,29 @@ fn a_cursor_ahead_of_the_clock_does_not_swallow_live_events() {
     assert_eq!(daemon.count_log("newer than this host's clock"), 1, "{}", daemon.log_text());
 }
 
+/// A cursor that names its event (its hash), and dockerd's replay begins after it: dockerd no
+/// longer holds it (evicted, or restarted), so what it logged between may be lost, however few
+/// events it replays.
+#[test]
+fn a_replay_that_starts_after_the_cursor_s_own_event_is_reported_as_a_possible_gap() {
+    let dir = TempDir::new("afternamed");
+    let base = now_ns() - 60_000_000_000;
+    write_cursor(&dir, base, &[7]);
+    let replayed: Vec<u8> =
+        (1..=3).flat_map(|i| line(&event("container", "exec_start: true", "c1", "one", base + 1_000 * i))).collect();
+    let fake = FakeDocker::start(
+        &dir.path("docker.sock"),
+        "1.52",
+        vec![Script::json(vec![Step::Chunk(replayed), Step::Hold])],
+    );
+    let queue = QueueReceiver::bind(&dir.path("queue"));
+    let mut daemon = start_against_fake(&dir, &fake, &queue, json!({}));
+    queue.wait_until(Duration::from_secs(20), "the 3 replayed events", |f| docker_events(f).len() == 3);
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(daemon.final_stat("docker_upstream_gaps"), 1, "{}", daemon.log_text());
+    assert_eq!(daemon.count_log("dockerd no longer holds the last Docker event"), 1, "{}", daemon.log_text());
+}
+
 #[test]
 fn a_replay_that_no_longer_reaches_the_cursor_is_reported_as_an_upstream_gap() {
     // dockerd keeps its last 256 events: a full replay that starts after our cursor means the

@@ -132,6 +132,7 @@ fn kill_9_then_restart_resumes_from_the_cursor_without_loss() {
     assert_same_events(&docker_events(&queue.frames()), &expected);
     assert!(daemon.log_text().contains(&format!("resume_from_time_nano={last}")), "resumed from the saved cursor");
     assert_eq!(daemon.stop(), 0);
+    assert_eq!(daemon.final_stat("docker_upstream_gaps"), 0, "dockerd still held the cursor's event: no gap");
 }
 
 /// Shutdown with Wazuh away: the grace period runs out with events still in the buffer. Our own

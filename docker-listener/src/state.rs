@@ -108,12 +108,15 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// Records that an event was delivered (or, for the reader, enqueued).
+    /// Records that an event was delivered (or, for the reader, enqueued). A first start's
+    /// cursor (`at_start`: no event's hash, this host's time) gives way to the first event,
+    /// even one older than it (a remote dockerd's clock behind ours): from then on it names
+    /// the events it is at.
     pub fn advance(&mut self, time_nano: i64, hash: u64) {
         if time_nano == 0 {
             return; // an event without a time cannot move the cursor
         }
-        if time_nano > self.time_nano {
+        if time_nano > self.time_nano || self.delivered_at_time.is_empty() {
             self.time_nano = time_nano;
             self.delivered_at_time.clear();
             self.delivered_at_time.push(hash);

@@ -65,6 +65,11 @@ enum StreamEnd {
 /// 256-event buffer had already dropped events we never saw.
 struct Replay {
     cursor_time: i64,
+    /// The cursor names the events at its time (their hashes): dockerd, if it still holds the
+    /// last of them, sends it first (`since` is inclusive).
+    cursor_named: bool,
+    /// The first event of the subscription was looked at.
+    judged: bool,
     subscribed_at: i64,
     count: usize,
     first: Option<i64>,
@@ -204,10 +209,13 @@ impl DockerSource {
         }
         let mut replay = Replay {
             cursor_time: self.cursor.time_nano,
+            cursor_named: !self.cursor.delivered_at_time.is_empty(),
+            judged: false,
             subscribed_at,
             count: 0,
             first: None,
-            at_boundary: since.is_some(),
+            // (A first start's cursor names no event: nothing at its time to drop.)
+            at_boundary: since.is_some() && !self.cursor.delivered_at_time.is_empty(),
             recent: std::collections::VecDeque::with_capacity(RECENT + 1),
         };
         let mut splitter = LineSplitter::new(MAX_RAW_EVENT);
@@ -331,7 +339,24 @@ impl DockerSource {
 
     /// Counts the events Docker replays from its buffer (those older than the subscription):
     /// a full buffer that starts after the cursor means events were evicted before we saw them.
+    ///
+    /// And, for a cursor that names its events: the first event after the subscription newer
+    /// than the cursor means dockerd no longer holds the last event we read (evicted by 256
+    /// later ones, or dockerd restarted since): what it logged in between may be lost, whatever
+    /// the number replayed (a full buffer is not needed to say so).
     fn check_replay(&self, replay: &mut Replay, time_nano: i64) {
+        if !std::mem::replace(&mut replay.judged, true) && replay.cursor_named && time_nano > replay.cursor_time {
+            // (The rule below would count the same gap again.)
+            let cursor_time = std::mem::take(&mut replay.cursor_time);
+            Stats::inc(&self.stats.docker_upstream_gaps);
+            tracing::error!(
+                cursor_time_nano = cursor_time,
+                first_time_nano = time_nano,
+                "dockerd no longer holds the last Docker event docker-listener read (more than \
+                 {DOCKER_EVENTS_LIMIT} events since, or dockerd restarted): the events it logged between \
+                 these times while docker-listener was disconnected or stopped may be lost upstream"
+            );
+        }
         if replay.cursor_time == 0 || time_nano > replay.subscribed_at {
             return;
         }
