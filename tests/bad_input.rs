@@ -135,16 +135,14 @@ fn a_cursor_ahead_of_the_clock_does_not_swallow_live_events() {
     assert_eq!(daemon.count_log("newer than this host's clock"), 1, "{}", daemon.log_text());
 }
 
-/// A cursor that names its event (its hash), and dockerd's replay begins after it: dockerd no
-/// longer holds it (evicted, or restarted), so what it logged between may be lost, however few
-/// events it replays.
-#[test]
-fn a_replay_that_starts_after_the_cursor_s_own_event_is_reported_as_a_possible_gap() {
-    let dir = TempDir::new("afternamed");
+/// The agent resuming from a cursor at `base` naming `hashes`, against a fake dockerd that
+/// replays `n` events after it: the stopped agent, the fake, and `base`.
+fn replay_after_the_cursor(tag: &str, hashes: &[u64], n: i64) -> (Daemon, FakeDocker, i64) {
+    let dir = TempDir::new(tag);
     let base = now_ns() - 60_000_000_000;
-    write_cursor(&dir, base, &[7]);
+    write_cursor(&dir, base, hashes);
     let replayed: Vec<u8> =
-        (1..=3).flat_map(|i| line(&event("container", "exec_start: true", "c1", "one", base + 1_000 * i))).collect();
+        (1..=n).flat_map(|i| line(&event("container", "exec_start: true", "c1", "one", base + 1_000 * i))).collect();
     let fake = FakeDocker::start(
         &dir.path("docker.sock"),
         "1.52",
@@ -152,8 +150,17 @@ fn a_replay_that_starts_after_the_cursor_s_own_event_is_reported_as_a_possible_g
     );
     let queue = QueueReceiver::bind(&dir.path("queue"));
     let mut daemon = start_against_fake(&dir, &fake, &queue, json!({}));
-    queue.wait_until(Duration::from_secs(20), "the 3 replayed events", |f| docker_events(f).len() == 3);
+    queue.wait_until(Duration::from_secs(20), "the replayed events", |f| docker_events(f).len() == n as usize);
     assert_eq!(daemon.stop(), 0);
+    (daemon, fake, base)
+}
+
+/// A cursor that names its event (its hash), and dockerd's replay begins after it: dockerd no
+/// longer holds it (evicted, or restarted), so what it logged between may be lost, however few
+/// events it replays.
+#[test]
+fn a_replay_that_starts_after_the_cursor_s_own_event_is_reported_as_a_possible_gap() {
+    let (daemon, _fake, _) = replay_after_the_cursor("afternamed", &[7], 3);
     assert_eq!(daemon.final_stat("docker_upstream_gaps"), 1, "{}", daemon.log_text());
     assert_eq!(daemon.count_log("dockerd no longer holds the last Docker event"), 1, "{}", daemon.log_text());
 }
@@ -162,20 +169,7 @@ fn a_replay_that_starts_after_the_cursor_s_own_event_is_reported_as_a_possible_g
 fn a_replay_that_no_longer_reaches_the_cursor_is_reported_as_an_upstream_gap() {
     // dockerd keeps its last 256 events: a full replay that starts after our cursor means the
     // events in between were evicted before we could read them.
-    let dir = TempDir::new("upstreamgap");
-    let base = now_ns() - 60_000_000_000;
-    write_cursor(&dir, base, &[]);
-    let replayed: Vec<u8> =
-        (1..=256).flat_map(|i| line(&event("container", "exec_start: true", "c1", "one", base + 1_000 * i))).collect();
-    let fake = FakeDocker::start(
-        &dir.path("docker.sock"),
-        "1.52",
-        vec![Script::json(vec![Step::Chunk(replayed), Step::Hold])],
-    );
-    let queue = QueueReceiver::bind(&dir.path("queue"));
-    let mut daemon = start_against_fake(&dir, &fake, &queue, json!({}));
-    queue.wait_until(Duration::from_secs(20), "the 256 replayed events", |f| docker_events(f).len() == 256);
-    assert_eq!(daemon.stop(), 0);
+    let (daemon, fake, base) = replay_after_the_cursor("upstreamgap", &[], 256);
     assert_eq!(daemon.final_stat("docker_upstream_gaps"), 1, "{}", daemon.log_text());
     assert_eq!(daemon.count_log("no longer reaches back to the last event we delivered"), 1);
     assert!(fake.event_requests()[0].contains(&format!("since={}", docker_time(base))), "{:?}", fake.event_requests());

@@ -229,18 +229,7 @@ fn a_first_start_reads_what_dockerd_logged_before_it_was_reached() {
     let dir = TempDir::new("first-down");
     let queue = QueueReceiver::bind(&dir.path("queue"));
     // A 15 s back-off: dockerd comes up and logs its events between two attempts.
-    let config = write_config(&dir, json!({"wait_time": 15, "max_wait_time": 15}));
-    let mut daemon = Daemon::start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--docker-host",
-        &host,
-        "--queue",
-        queue.path.to_str().unwrap(),
-        "--state-dir",
-        dir.path("state").to_str().unwrap(),
-        "--no-ebpf",
-    ]);
+    let mut daemon = start_against_dockerd(&dir, &queue, &host, json!({"wait_time": 15, "max_wait_time": 15}));
     daemon.wait_for_log("Docker is unreachable", Duration::from_secs(20));
     dockerd.launch();
     let name = unique("early");
@@ -307,6 +296,23 @@ fn events_handled_without_being_sent_move_the_resume_cursor() {
         daemon.log_text().lines().find(|l| l.contains("docker-listener starting")).unwrap_or_default()
     );
     assert_eq!(daemon.stop(), 0);
+}
+
+/// The agent (no eBPF) against the dockerd at `host`, into `queue`, with `config`; its state in
+/// `dir`.
+fn start_against_dockerd(dir: &TempDir, queue: &QueueReceiver, host: &str, config: Value) -> Daemon {
+    let config = write_config(dir, config);
+    Daemon::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--docker-host",
+        host,
+        "--queue",
+        queue.path.to_str().unwrap(),
+        "--state-dir",
+        dir.path("state").to_str().unwrap(),
+        "--no-ebpf",
+    ])
 }
 
 /// A private dockerd (own socket, data root and containerd) that the test may stop and start.
@@ -423,18 +429,7 @@ fn docker_restart_mid_stream_loses_and_duplicates_nothing() {
     let queue = QueueReceiver::bind(&dir.path("queue"));
     // A 2 s back-off: the restarted dockerd logs events before the agent is back, so they can
     // only arrive through the `since` replay.
-    let config = write_config(&dir, json!({"wait_time": 2, "max_wait_time": 4}));
-    let mut daemon = Daemon::start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--docker-host",
-        &host,
-        "--queue",
-        queue.path.to_str().unwrap(),
-        "--state-dir",
-        dir.path("state").to_str().unwrap(),
-        "--no-ebpf",
-    ]);
+    let mut daemon = start_against_dockerd(&dir, &queue, &host, json!({"wait_time": 2, "max_wait_time": 4}));
     daemon.wait_for_log("connected to Docker", Duration::from_secs(20));
     let (mut reference, before) = reference_subscriber(&host);
     std::thread::sleep(Duration::from_millis(300));
