@@ -450,9 +450,6 @@ mod tests {
         assert_eq!(got, (9_900..10_000).map(|i| (i % 250) as u8).collect::<Vec<_>>());
     }
 
-    /// A storm evicted behind many quiet frames: each eviction looks at a few slots, not at
-    /// every quiet frame in front of the storm's oldest; the holes stay a small part of the
-    /// buffer; what is kept and its order are drop-oldest's.
     #[test]
     fn a_skipped_event_is_passed_once_every_frame_before_it_is_popped_and_stays_so_only_if_not_put_back() {
         let spool = Spool::new(1 << 20, Arc::new(Stats::default()));
@@ -469,6 +466,9 @@ mod tests {
         assert_eq!(spool.take_passed_skips(), [(7, 3)]);
     }
 
+    /// A storm evicted behind many quiet frames: each eviction looks at a few slots, not at
+    /// every quiet frame in front of the storm's oldest; the holes stay a small part of the
+    /// buffer; what is kept and its order are drop-oldest's.
     #[test]
     fn evicting_a_storm_behind_quiet_frames_is_not_a_scan_from_the_front() {
         let stats = Arc::new(Stats::default());
