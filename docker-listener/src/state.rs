@@ -125,6 +125,13 @@ impl Cursor {
         }
     }
 
+    /// Adds what `other` records (its time and the hashes at it), as `advance` would each.
+    pub fn merge(&mut self, other: &Cursor) {
+        for &h in &other.delivered_at_time {
+            self.advance(other.time_nano, h);
+        }
+    }
+
     /// Whether an event replayed by `since` was already delivered. A cursor with no event's hash
     /// is a first start's (`at_start`), on this host's clock: it covers nothing, since dockerd
     /// replays nothing older than `since`, and a live event older than it is a clock's skew

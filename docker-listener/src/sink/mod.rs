@@ -80,6 +80,9 @@ impl Sink {
         let mut batch: Vec<Frame> = Vec::with_capacity(output::BATCH);
         // Frames the output took but has not written out yet, oldest first: a line output's.
         let mut unwritten: VecDeque<Taken> = VecDeque::new();
+        // Docker events handled without a frame, passed (every frame before them taken), not
+        // yet counted delivered: they are once the frames taken before them are written out.
+        let mut skipped: Option<Cursor> = None;
         loop {
             unreported += self.spool.take_unreported_drops();
             let is_report = unreported > 0;
@@ -107,7 +110,7 @@ impl Sink {
                         }
                         self.written_out(&mut unwritten);
                     }
-                    self.skipped();
+                    self.skipped(&mut skipped, &unwritten);
                     continue;
                 }
             }
@@ -159,9 +162,7 @@ impl Sink {
                         }
                         self.written_out(&mut unwritten);
                     }
-                    if unwritten.is_empty() {
-                        self.skipped();
-                    }
+                    self.skipped(&mut skipped, &unwritten);
                 }
                 Some(OutputError::Rejected { len, source }) => {
                     Stats::inc(&self.stats.send_errors);
@@ -218,9 +219,7 @@ impl Sink {
                  delivered and are replayed from the saved cursor at the next start (if a cursor was saved before, and dockerd still holds them)"
             );
         }
-        if unwritten.is_empty() {
-            self.skipped();
-        }
+        self.skipped(&mut skipped, &unwritten);
         let cursor = self.delivered.borrow().clone();
         account_left(&self.spool, &cursor, &self.stats)
     }
@@ -230,16 +229,24 @@ impl Sink {
     /// healthchecks folded into a summary. Without it, a restart after a quiet hour of
     /// healthchecks read them all again: forwarded one by one as if unrecognised, and, beyond
     /// dockerd's 256, reported as a gap upstream.
-    fn skipped(&mut self) {
-        let skips = self.spool.take_passed_skips();
-        if skips.is_empty() {
+    ///
+    /// Those passed are taken from the spool into `pending` at once (so that the spool does not
+    /// wake the sink for them again); they move the cursor only once `unwritten` is empty: a
+    /// line output's frames taken before them written out.
+    fn skipped(&mut self, pending: &mut Option<Cursor>, unwritten: &VecDeque<Taken>) {
+        if let Some(passed) = self.spool.take_passed_skips() {
+            match pending {
+                Some(p) => p.merge(&passed),
+                None => *pending = Some(passed),
+            }
+        }
+        if !unwritten.is_empty() {
             return;
         }
+        let Some(p) = pending.take() else { return };
         self.delivered.send_if_modified(|c| {
             let before = (c.time_nano, c.delivered_at_time.len());
-            for (time_nano, hash) in skips {
-                c.advance(time_nano, hash);
-            }
+            c.merge(&p);
             before != (c.time_nano, c.delivered_at_time.len())
         });
     }

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::{
     encode::{Frame, Origin},
+    state::Cursor,
     stats::Stats,
 };
 
@@ -52,11 +53,12 @@ struct Inner {
     /// full, a container holding at least twice as many bytes as any other loses its own oldest
     /// frames first, so a storm in one container costs its own frames, not the others'.
     owners: HashMap<u64, Owner>,
-    /// Docker events handled without a frame (`Origin::Skipped`), in the order read: each
-    /// with the sequence number the next frame pushed after it got, its time and hash. Passed
-    /// once every frame before it is popped (`head` reached it): the sink then moves the cursor
-    /// past it. A run of them with no frame between is kept as its last.
-    skips: VecDeque<(u64, i64, u64)>,
+    /// Docker events handled without a frame (`Origin::Skipped`), in the order read: by the
+    /// sequence number the next frame pushed after them got, as a cursor (each added to it:
+    /// the latest time, the hashes at it). Passed once every frame before them is popped
+    /// (`head` reached it): the sink then moves its cursor past them. At most one entry per
+    /// slot of `frames` and one more (those passed are merged into the first).
+    skips: VecDeque<(u64, Cursor)>,
     /// Frames dropped since the last report, and the total.
     dropped_unreported: u64,
     closed: bool,
@@ -101,9 +103,20 @@ impl Inner {
     fn push_back(&mut self, f: Frame) {
         let seq = self.head + self.frames.len() as u64;
         if let Origin::Skipped { time_nano, hash } = f.origin {
+            // Those already passed are one: while the sink cannot take them (Wazuh away), they
+            // take no more room than that.
+            while self.skips.len() >= 2 && self.skips[1].0 <= self.head {
+                if let Some((_, second)) = self.skips.remove(1) {
+                    self.skips[0].1.merge(&second);
+                }
+            }
             match self.skips.back_mut() {
-                Some(last) if last.0 == seq => *last = (seq, time_nano, hash),
-                _ => self.skips.push_back((seq, time_nano, hash)),
+                Some((last, c)) if *last == seq => c.advance(time_nano, hash),
+                _ => {
+                    let mut c = Cursor::default();
+                    c.advance(time_nano, hash);
+                    self.skips.push_back((seq, c));
+                }
             }
             return;
         }
@@ -211,6 +224,17 @@ impl Inner {
         if self.holes <= 64 || self.holes <= self.live() / 8 {
             return;
         }
+        // The skipped events keep their place among the frames: their sequence numbers lose
+        // the holes before them, as the frames after those holes do.
+        let (mut holes, mut at) = (0u64, 0usize);
+        for (seq, _) in self.skips.iter_mut() {
+            let upto = usize::try_from(seq.saturating_sub(self.head)).unwrap_or(usize::MAX).min(self.frames.len());
+            if upto > at {
+                holes += self.frames.range(at..upto).filter(|f| f.is_none()).count() as u64;
+                at = upto;
+            }
+            *seq -= holes.min(seq.saturating_sub(self.head));
+        }
         self.frames.retain(Option::is_some);
         self.holes = 0;
         for o in self.owners.values_mut() {
@@ -306,14 +330,18 @@ impl Spool {
         self.pop_batch(&mut one, 1).await.then(|| one.pop()).flatten()
     }
 
-    /// The Docker events handled without a frame that no frame is left before (popped: the
-    /// caller has delivered them, or put them back, which this is not asked after), in order.
-    pub fn take_passed_skips(&self) -> Vec<(i64, u64)> {
+    /// The Docker events handled without a frame that no frame is left before (every frame
+    /// before them popped: taken by the caller, which puts back those it could not send before
+    /// it asks), as one cursor; `None` when there is none.
+    pub fn take_passed_skips(&self) -> Option<Cursor> {
         let mut inner = self.lock();
-        let mut passed = Vec::new();
+        let mut passed: Option<Cursor> = None;
         while inner.skip_passed() {
-            if let Some((_, t, h)) = inner.skips.pop_front() {
-                passed.push((t, h));
+            if let Some((_, c)) = inner.skips.pop_front() {
+                match &mut passed {
+                    Some(p) => p.merge(&c),
+                    None => passed = Some(c),
+                }
             }
         }
         passed
@@ -454,16 +482,45 @@ mod tests {
     fn a_skipped_event_is_passed_once_every_frame_before_it_is_popped_and_stays_so_only_if_not_put_back() {
         let spool = Spool::new(1 << 20, Arc::new(Stats::default()));
         let agent = || Frame::agent(bytes::Bytes::from_static(b"{}"));
-        spool.push_all([agent(), Frame::skip(5, 1), Frame::skip(6, 2), agent(), Frame::skip(7, 3)]);
-        assert!(spool.take_passed_skips().is_empty(), "frames before them");
+        let at = |t: i64, h: &[u64]| Some(Cursor { time_nano: t, delivered_at_time: h.to_vec() });
+        spool.push_all([agent(), Frame::skip(6, 1), Frame::skip(5, 2), Frame::skip(6, 3), agent(), Frame::skip(7, 4)]);
+        assert_eq!(spool.take_passed_skips(), None, "frames before them");
         let first = spool.try_pop().expect("a frame");
-        assert_eq!(spool.take_passed_skips(), [(6, 2)], "a run of them kept as its last");
+        assert_eq!(
+            spool.take_passed_skips(),
+            at(6, &[1, 3]),
+            "a run of them as a cursor: the latest, every hash at it"
+        );
         spool.unpop(first);
         let second = (spool.try_pop(), spool.try_pop());
         spool.unpop_all([second.0.expect("a frame"), second.1.expect("a frame")].into_iter());
-        assert!(spool.take_passed_skips().is_empty(), "the frames were put back");
+        assert_eq!(spool.take_passed_skips(), None, "the frames were put back");
         assert!(spool.try_pop().is_some() && spool.try_pop().is_some());
-        assert_eq!(spool.take_passed_skips(), [(7, 3)]);
+        assert_eq!(spool.take_passed_skips(), at(7, &[4]));
+    }
+
+    /// Skipped events the sink does not take (Wazuh away) take one entry once passed, however
+    /// many; and they keep their place among the frames when holes are removed.
+    #[test]
+    fn skipped_events_take_bounded_room_and_keep_their_place_through_a_compaction() {
+        let spool = Spool::new(20_000, Arc::new(Stats::default()));
+        let frame = |owner: u64, n: usize| Frame { owner, ..Frame::agent(bytes::Bytes::from(vec![b'x'; n])) };
+        for i in 0..10_000 {
+            spool.push_all([frame(0, 10), Frame::skip(i + 1, i as u64)]);
+            let _ = spool.try_pop();
+        }
+        assert!(spool.lock().skips.len() <= 2, "{} entries", spool.lock().skips.len());
+        assert_eq!(spool.take_passed_skips().map(|c| c.time_nano), Some(10_000));
+        // A quiet frame, a storm behind it, a skipped event, then one big frame: the storm is
+        // evicted into holes, compacted away; the skipped event passes once the frames before
+        // it are popped.
+        spool.push_all(std::iter::once(frame(1, 10)).chain((0..400).map(|_| frame(2, 40))));
+        spool.push_all([Frame::skip(20_000, 9), frame(3, 3_000)]);
+        assert!(spool.lock().holes < 64, "compacted");
+        while spool.take_passed_skips().is_none() {
+            assert!(spool.try_pop().is_some(), "the skipped event never passed");
+        }
+        assert!(spool.try_pop().is_some_and(|f| f.owner == 3), "passed just before the frame after it");
     }
 
     /// A storm evicted behind many quiet frames: each eviction looks at a few slots, not at
