@@ -517,10 +517,24 @@ impl Reader {
         self.hits.contains(&self.cmd) && (tool != Tool::Sshpass || self.commands.sshpass_options())
     }
 
+    /// The command being read (after [`Reader::names`] said true: the one the tool named).
+    pub(super) fn command(&self) -> u32 {
+        self.cmd
+    }
+
+    /// Whether the reader, read on to `to`, is still in command `cmd`, where `tool` was named
+    /// ([`Reader::names`]), and for sshpass, still in its options: an option at `to` is the
+    /// tool's (`mysql -pA -pB`, `curl -U p:x -u u:y`).
+    pub(super) fn still_in(&mut self, t: &[u8], to: usize, cmd: u32, tool: Tool) -> bool {
+        while self.i < to && self.i < t.len() {
+            self.next_word(t);
+        }
+        self.cmd == cmd && (tool != Tool::Sshpass || self.commands.sshpass_options())
+    }
+
     /// A reader of `t`, which may be a Docker exec's `Action`.
     pub(super) fn of(t: &[u8]) -> Reader {
-        let action = t.starts_with(super::EXEC_CREATE.as_bytes()) || t.starts_with(b"exec_start: ");
-        Reader { action, ..Reader::default() }
+        Reader { action: super::is_action(t), ..Reader::default() }
     }
 
     /// The next word of a Docker exec's `Action`: up to a space, whatever it holds.

@@ -82,33 +82,39 @@ enum Kind {
     Credentials,
 }
 
-/// The built-in text patterns.
-fn builtin() -> Vec<(String, Kind)> {
+/// A tool's pattern: its option's value (group `v`) after its name (group `tool`, `names` in
+/// any case) in the same command; the option alone (`option`) finds its next ones there.
+fn tool_pattern(names: &str, option: &str, kind: Kind) -> (String, Kind, Option<String>) {
+    (format!(r"\b(?P<tool>(?i:{names}))\b[^;&|\n]*?{option}"), kind, Some(option.to_owned()))
+}
+
+/// The built-in text patterns: each one's text, kind and, for a tool's, its option alone
+/// ([`tool_pattern`]).
+fn builtin() -> Vec<(String, Kind, Option<String>)> {
     vec![
         // A tool's options (group `tool`): only after it is named as a command (`command`).
-        (format!(r"\b(?P<tool>(?i:{}))\b[^;&|\n]*?\s-p(?P<v>\S)", MYSQL_CLIENTS.join("|")), Kind::Word),
+        tool_pattern(&MYSQL_CLIENTS.join("|"), r#"\s["']?-p(?P<v>\S)"#, Kind::Word),
         (
             r#"(?i)(?:^|[\s'"=])(?P<opt>-{1,2}[\w-]*?(?:password|passwd|token|secret|api[-_]?key|pass))(?:=|\s+)(?P<v>\S)"#
                 .to_owned(),
             Kind::Word,
+            None,
         ),
         (
             r"(?i)\b(?P<env>[A-Z0-9_]*PASS(?:WORD|WD)[A-Z0-9_]*|[A-Z0-9_]*_(?:SECRET|TOKEN)[A-Z0-9_]*|(?:SECRET|TOKEN)(?:_[A-Z0-9_]*)?|[A-Z0-9_]*_PASS|MYSQL_PWD|SSHPASS|[A-Z0-9_]*API_?KEY|[A-Z0-9_]*PRIVATE_KEY)=(?P<v>\S)"
                 .to_owned(),
             Kind::Word,
+            None,
         ),
-        (
-            r"\b(?P<tool>(?i:curl))\b[^;&|\n]*?\s(?:-[uU]\s*|--(?:proxy-)?user(?:=|\s+))(?P<v>\S)".to_owned(),
-            Kind::Credentials,
-        ),
+        tool_pattern("curl", r"\s(?:-[uU]\s*|--(?:proxy-)?user(?:=|\s+))(?P<v>\S)", Kind::Credentials),
         // sshpass's `-p X` and `-pX`; OpenSSL's `-k X` (`-k=X`, `--k X`) and `-passin pass:X`
         // (`-passout`, `-pass`, `=` or `--` too; its other sources, `env:`, `file:`, `fd:`, name
         // where the secret is, not the secret).
-        (r"\b(?P<tool>(?i:sshpass))\b[^;&|\n]*?\s-p\s*(?P<v>\S)".to_owned(), Kind::Word),
-        (r"\b(?P<tool>(?i:openssl))\b[^;&|\n]*?\s--?k(?:=|\s+)(?P<v>\S)".to_owned(), Kind::Word),
-        (r"(?:^|\s)--?pass(?:in|out)?(?:=|\s+)pass:(?P<v>\S)".to_owned(), Kind::Word),
-        (r#"(?i)\bauthorization:\s*(?:bearer|basic|token)\s+([^\s'";]+)"#.to_owned(), Kind::Group),
-        (r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:]*:([^/\s]+)@".to_owned(), Kind::Group),
+        tool_pattern("sshpass", r"\s-p\s*(?P<v>\S)", Kind::Word),
+        tool_pattern("openssl", r"\s--?k(?:=|\s+)(?P<v>\S)", Kind::Word),
+        (r"(?:^|\s)--?pass(?:in|out)?(?:=|\s+)pass:(?P<v>\S)".to_owned(), Kind::Word, None),
+        (r#"(?i)\bauthorization:\s*(?:bearer|basic|token)\s+([^\s'";]+)"#.to_owned(), Kind::Group, None),
+        (r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:]*:([^/\s]+)@".to_owned(), Kind::Group, None),
     ]
 }
 
@@ -129,13 +135,21 @@ pub enum BuildError {
     Builtin(String),
 }
 
+/// A built-in or user pattern, compiled.
+#[derive(Debug)]
+struct Pattern {
+    re: Regex,
+    kind: Kind,
+    /// A tool's option alone, for a tool's pattern ([`tool_pattern`]).
+    option: Option<Regex>,
+}
+
 #[derive(Debug)]
 pub struct Redactor {
     /// Which patterns match a text, in one scan; `None` when all of them together are more than
     /// the regex crate compiles into one (then each is tried in turn).
     set: Option<RegexSet>,
-    /// Each pattern, its kind, and whether it is a tool's options (a `tool` group).
-    patterns: Vec<(Regex, Kind, bool)>,
+    patterns: Vec<Pattern>,
     /// Whether there are user patterns, which `may_hold_builtin` knows nothing of.
     user: bool,
 }
@@ -432,8 +446,10 @@ fn word_secret(caps: &Captures, kind: Kind, text: &str, lex: &mut Lexer, words: 
 /// (`--no-password --token=x`); one already replaced, after its value.
 ///
 /// The matches are searched in `text`, or in `masked`, its copy with the same bytes but for
-/// operators that separate no commands; `text` is read for its commands and replaced.
-fn replace(re: &Regex, kind: Kind, text: &str, masked: Option<&Masked>) -> Option<String> {
+/// operators that separate no commands; `text` is read for its commands and replaced. After a
+/// tool's option, its next ones in the same command are its too (`mysql -pA -e x -pB`).
+fn replace(p: &Pattern, text: &str, masked: Option<&Masked>) -> Option<String> {
+    let (re, kind) = (&p.re, p.kind);
     let (hay, words) = match masked {
         Some(m) => (m.text.as_str(), m.words),
         None => (text, command::action_words(text.as_bytes()).unwrap_or(0)),
@@ -444,13 +460,40 @@ fn replace(re: &Regex, kind: Kind, text: &str, masked: Option<&Masked>) -> Optio
     // A Docker exec's `Action`'s words are no shell's: its quoting is read from after them.
     let mut lex = Lexer { i: words, ..Lexer::default() };
     let mut reader = Reader::of(text.as_bytes());
+    // The tool last named as a command, and that command (`Reader::names`).
+    let mut named: Option<(Tool, u32)> = None;
     while pos <= hay.len() {
-        let Some(caps) = re.captures_at(hay, pos) else { break };
+        let full = re.captures_at(hay, pos);
+        // The tool's next option, before the tool is named again.
+        let option = match (named, &p.option) {
+            (Some(_), Some(o)) => o.captures_at(hay, pos).filter(|c| {
+                full.as_ref()
+                    .and_then(|f| f.name("tool"))
+                    .is_none_or(|t| c.get(0).is_some_and(|m| m.start() < t.start()))
+            }),
+            _ => None,
+        };
+        let (caps, same) = match (option, named) {
+            (Some(c), Some((tool, cmd))) => {
+                let at = c.name("v").map_or(pos, |v| v.start());
+                if !reader.still_in(text.as_bytes(), at, cmd, tool) {
+                    // Another command's (`mysql -pA $(echo -pB) -pC`): not the tool's; a tool
+                    // named after it is the full pattern's to find.
+                    pos = c.get(0).map_or(hay.len() + 1, |m| after(hay, m.start()));
+                    continue;
+                }
+                (c, true)
+            }
+            _ => match full {
+                Some(c) => (c, false),
+                None => break,
+            },
+        };
         let Some(m) = caps.get(0) else { break };
         let secret = match kind {
             Kind::Group => caps.get(1).map(|g| g.range()),
             Kind::Word | Kind::Credentials => {
-                if tool_named(&caps, text, &mut reader) {
+                if same || tool_named(&caps, text, &mut reader, &mut named) {
                     let in_words = caps.name("v").is_some_and(|v| v.start() < words);
                     word_secret(&caps, kind, text, &mut lex, in_words)
                 } else {
@@ -488,6 +531,14 @@ fn replace(re: &Regex, kind: Kind, text: &str, masked: Option<&Masked>) -> Optio
 
 /// How dockerd's `exec_create` event's `Action` starts, before the command.
 pub const EXEC_CREATE: &str = "exec_create: ";
+/// How dockerd's `exec_start` event's `Action` starts, before the command.
+pub const EXEC_START: &str = "exec_start: ";
+
+/// Whether `text` is a Docker exec's `Action` (`exec_create: CMD`, `exec_start: CMD`): an argv
+/// joined with spaces, not a shell line, up to a shell's `-c`.
+pub fn is_action(text: &[u8]) -> bool {
+    text.starts_with(EXEC_CREATE.as_bytes()) || text.starts_with(EXEC_START.as_bytes())
+}
 
 /// `text` with the shell operators that separate no commands (`;`, `&`, `|`, a line's end, in
 /// quotes, and in a Docker exec's `Action` before a shell's `-c`, where Docker joined an argv
@@ -524,6 +575,22 @@ fn operators_masked(text: &str) -> Option<Masked> {
     Some(Masked { text: String::from_utf8(out).ok()?, words })
 }
 
+/// Whether `t` has a tool's option after a space (`\s-p`, `\s-u`, `\s-U`, `\s-k`, `\s--k`,
+/// `\s--user`, `\s--proxy-user`; a quote may open before it: `\s"-p`): the tools' patterns
+/// need one, in `t` as in its [`operators_masked`] copy (which makes no space but of a line's
+/// end, itself a space to them). Without one, the copy is not made.
+fn may_hold_tool_option(t: &[u8]) -> bool {
+    memchr::memchr_iter(b'-', t).any(|i| {
+        let space = |k: usize| k > 0 && t[k - 1].is_ascii_whitespace();
+        (space(i) || (i > 0 && matches!(t[i - 1], b'"' | b'\'') && space(i - 1)))
+            && match t.get(i + 1) {
+                Some(b'p' | b'u' | b'U' | b'k') => true,
+                Some(b'-') => matches!(t.get(i + 2), Some(b'k' | b'u' | b'p')),
+                _ => false,
+            }
+    })
+}
+
 /// What [`operators_masked`] puts in an operator's place: no word character (the tools'
 /// patterns start at a word boundary: `cd /x&&mysql -pX`), no space, no operator.
 const MASK: u8 = b',';
@@ -537,11 +604,14 @@ struct Masked {
 }
 
 /// Whether the match of a tool's option (group `tool`) follows the tool named as a command
-/// (`mysql -pX`, `sudo mysql -pX`), not an argument with its name (`curl -o /tmp/mysql -pX`);
-/// true for the patterns of no tool.
-fn tool_named(caps: &Captures, text: &str, reader: &mut Reader) -> bool {
+/// (`mysql -pX`, `sudo mysql -pX`), not an argument with its name (`curl -o /tmp/mysql -pX`),
+/// and then that tool and its command in `named`; true for the patterns of no tool.
+fn tool_named(caps: &Captures, text: &str, reader: &mut Reader, named: &mut Option<(Tool, u32)>) -> bool {
     let (Some(t), Some(v)) = (caps.name("tool"), caps.name("v")) else { return true };
-    command::tool(t.as_str()).is_some_and(|tool| reader.names(text.as_bytes(), t.start(), v.start(), tool))
+    let Some(tool) = command::tool(t.as_str()) else { return false };
+    let yes = reader.names(text.as_bytes(), t.start(), v.start(), tool);
+    *named = yes.then(|| (tool, reader.command()));
+    yes
 }
 
 /// The next character's start after `i` (past the end: `text.len() + 1`).
@@ -615,21 +685,24 @@ impl Redactor {
         }
         let builtin = builtin();
         let n = builtin.len();
-        let all: Vec<(String, Kind)> =
-            builtin.into_iter().chain(user.iter().map(|p| (p.clone(), Kind::Group))).collect();
+        let all: Vec<(String, Kind, Option<String>)> =
+            builtin.into_iter().chain(user.iter().map(|p| (p.clone(), Kind::Group, None))).collect();
         let mut patterns = Vec::with_capacity(all.len());
-        for (i, (p, kind)) in all.iter().enumerate() {
+        for (i, (p, kind, option)) in all.iter().enumerate() {
             // The built-in ones are tested; a user one was checked above.
             let re = Regex::new(p).map_err(|e| match i.checked_sub(n) {
                 Some(u) => BuildError::Pattern(u, PatternError::Syntax(e.to_string())),
                 None => BuildError::Builtin(e.to_string()),
             })?;
-            let tool = i < n && re.capture_names().any(|g| g == Some("tool"));
-            patterns.push((re, *kind, tool));
+            let option = match option {
+                Some(o) => Some(Regex::new(o).map_err(|e| BuildError::Builtin(e.to_string()))?),
+                None => None,
+            };
+            patterns.push(Pattern { re, kind: *kind, option });
         }
         // Each pattern compiles alone; all of them together may be over the regex crate's size
         // limit: then each is tried in turn (slower), none is dropped.
-        let set = match RegexSet::new(all.iter().map(|(p, _)| p)) {
+        let set = match RegexSet::new(all.iter().map(|(p, ..)| p)) {
             Ok(set) => Some(set),
             Err(e) if user.is_empty() => return Err(BuildError::Builtin(e.to_string())),
             Err(e) => {
@@ -652,13 +725,13 @@ impl Redactor {
         }
         let mut hits: Vec<usize> = match &self.set {
             Some(set) => set.matches(text).into_iter().collect(),
-            None => (0..self.patterns.len()).filter(|&i| self.patterns[i].0.is_match(text)).collect(),
+            None => (0..self.patterns.len()).filter(|&i| self.patterns[i].re.is_match(text)).collect(),
         };
         // A tool's options after a `;` that separates no commands (`operators_masked`).
-        let masked = operators_masked(text);
+        let masked = if may_hold_tool_option(text.as_bytes()) { operators_masked(text) } else { None };
         if let Some(masked) = &masked {
-            for (i, (re, _, tool)) in self.patterns.iter().enumerate() {
-                if *tool && !hits.contains(&i) && re.is_match(&masked.text) {
+            for (i, p) in self.patterns.iter().enumerate() {
+                if p.option.is_some() && !hits.contains(&i) && p.re.is_match(&masked.text) {
                     hits.push(i);
                 }
             }
@@ -666,19 +739,19 @@ impl Redactor {
         }
         let mut out = Cow::Borrowed(text);
         for i in hits {
-            let (re, kind, tool) = &self.patterns[i];
+            let p = &self.patterns[i];
             // The text's own copy while nothing was replaced, else the new text's (a value
             // replaced may have held the operators).
             let fresh;
             let m = match &out {
-                _ if !*tool || masked.is_none() => None,
+                _ if p.option.is_none() || masked.is_none() => None,
                 Cow::Borrowed(_) => masked.as_ref(),
                 Cow::Owned(o) => {
                     fresh = operators_masked(o);
                     fresh.as_ref()
                 }
             };
-            if let Some(r) = replace(re, *kind, &out, m) {
+            if let Some(r) = replace(p, &out, m) {
                 out = Cow::Owned(r);
             }
         }
@@ -1391,6 +1464,35 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_s_every_secret_in_its_command_is_replaced() {
+        // The second of a tool's options in one command was left (the pattern needs the tool's
+        // name before each), and a quoted one was not seen.
+        assert_texts(&[
+            ("curl -U p:x -u u:hunter2 http://h", "curl -U p:[REDACTED] -u u:[REDACTED] http://h", "hunter2"),
+            ("mysql -pA -phunter2", "mysql -p[REDACTED] -p[REDACTED]", "hunter2"),
+            ("mysql -pA -e 'x; y' -phunter2", "mysql -p[REDACTED] -e 'x; y' -p[REDACTED]", "hunter2"),
+            ("exec_start: mysql -pA -phunter2", "exec_start: mysql -p[REDACTED] -p[REDACTED]", "hunter2"),
+            ("mysql -pA -phunter2mysql", "mysql -p[REDACTED] -p[REDACTED]", "hunter2"),
+            ("mysql -pA $(echo -pB) -phunter2", "mysql -p[REDACTED] $(echo -pB) -p[REDACTED]", "hunter2"),
+            ("mysql -pA | mysql -pB -phunter2", "mysql -p[REDACTED] | mysql -p[REDACTED] -p[REDACTED]", "hunter2"),
+            ("openssl enc -k A -k hunter2", "openssl enc -k [REDACTED] -k [REDACTED]", "hunter2"),
+            ("sshpass -p A sshpass -p hunter2", "sshpass -p [REDACTED] sshpass -p [REDACTED]", "hunter2"),
+            ("mysql -uroot \"-phunter2\" -e x", "mysql -uroot \"-p[REDACTED]\" -e x", "hunter2"),
+            ("mysql -uroot '-phunter2'", "mysql -uroot '-p[REDACTED]'", "hunter2"),
+            ("mysql -e 'x; y' \"-phunter2\"", "mysql -e 'x; y' \"-p[REDACTED]\"", "hunter2"),
+        ]);
+        // Another command's options stay: `echo`'s, ssh's port after sshpass's options.
+        let r = Redactor::new(&[]).unwrap();
+        for (text, want) in [
+            ("mysql -pA; echo -pB", "mysql -p[REDACTED]; echo -pB"),
+            ("sshpass -p A ssh -p 22 h", "sshpass -p [REDACTED] ssh -p 22 h"),
+            ("curl -o /tmp/mysql -pX -pY", "curl -o /tmp/mysql -pX -pY"),
+        ] {
+            assert_eq!(r.text(text), want);
+        }
+    }
+
+    #[test]
     fn a_backtick_inside_an_argument_s_secret_is_the_secret_s() {
         assert_argvs(&[
             (
@@ -1541,7 +1643,7 @@ mod tests {
         for p in &big {
             check(p).unwrap();
         }
-        assert!(RegexSet::new(big.iter().chain(builtin().iter().map(|(p, _)| p))).is_err(), "not too big");
+        assert!(RegexSet::new(big.iter().chain(builtin().iter().map(|(p, ..)| p))).is_err(), "not too big");
         let r = Redactor::new(&big).unwrap();
         assert!(r.set.is_none());
         let secret = "a".repeat(40);
@@ -1638,7 +1740,7 @@ mod tests {
             let text: String = words.concat();
             proptest::prop_assume!(!may_hold_builtin(&text));
             static SET: std::sync::LazyLock<RegexSet> =
-                std::sync::LazyLock::new(|| RegexSet::new(builtin().into_iter().map(|(p, _)| p)).unwrap());
+                std::sync::LazyLock::new(|| RegexSet::new(builtin().into_iter().map(|(p, ..)| p)).unwrap());
             proptest::prop_assert!(!SET.is_match(&text), "{text:?}");
         }
     }
