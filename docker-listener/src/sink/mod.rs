@@ -69,6 +69,21 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// Flushes the output and accounts what it wrote out of `unwritten`; false when `abort` came
+    /// first.
+    async fn flush(&mut self, abort: &CancellationToken, unwritten: &mut VecDeque<Taken>) -> bool {
+        let flushed = tokio::select! {
+            biased;
+            _ = abort.cancelled() => return false,
+            r = self.output.flush() => r,
+        };
+        if let Err(e) = &flushed {
+            tracing::warn!(error = %e, "flush failed");
+        }
+        self.written_out(unwritten);
+        true
+    }
+
     /// Runs until the spool is closed and empty, or until `abort` fires (shutdown grace period
     /// over); returns the frames left in the spool, counted ([`account_left`]).
     pub async fn run(mut self, abort: CancellationToken) -> Left {
@@ -99,16 +114,8 @@ impl Sink {
                 if batch.is_empty() {
                     // Only Docker events handled without a frame wait, every frame before them
                     // taken: the cursor moves past them once those are written out.
-                    if !unwritten.is_empty() {
-                        let flushed = tokio::select! {
-                            biased;
-                            _ = abort.cancelled() => break,
-                            r = self.output.flush() => r,
-                        };
-                        if let Err(e) = &flushed {
-                            tracing::warn!(error = %e, "flush failed");
-                        }
-                        self.written_out(&mut unwritten);
+                    if !unwritten.is_empty() && !self.flush(&abort, &mut unwritten).await {
+                        break;
                     }
                     self.skipped(&mut skipped, &unwritten);
                     continue;
@@ -151,16 +158,8 @@ impl Sink {
             }
             match error {
                 None => {
-                    if self.spool.is_empty() {
-                        let flushed = tokio::select! {
-                            biased;
-                            _ = abort.cancelled() => break,
-                            r = self.output.flush() => r,
-                        };
-                        if let Err(e) = &flushed {
-                            tracing::warn!(error = %e, "flush failed");
-                        }
-                        self.written_out(&mut unwritten);
+                    if self.spool.is_empty() && !self.flush(&abort, &mut unwritten).await {
+                        break;
                     }
                     self.skipped(&mut skipped, &unwritten);
                 }
