@@ -139,6 +139,45 @@ fn an_attach_names_its_target_as_the_kernel_saw_it_when_target_and_caller_are_go
     attach_beside_a_sibling_namespace("attach-gone", "sleep 0.3; /t/ptrace_poke $! kill; true", false);
 }
 
+/// A thread's id names its process to process_vm_writev (and ptrace) as the process's own pid
+/// does: an injector naming a worker thread of its target has the target found among the
+/// threads of the container's processes, not left unnamed.
+#[test]
+fn a_write_by_a_thread_s_id_names_the_thread_s_process() {
+    e2e();
+    let _docker = docker_lock();
+    let mut agent = start_agent("vm-thread", json!({}));
+    let name = unique("vm-thread");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_detached(
+        &name,
+        &["-v", &programs_volume()],
+        &format!("/t/ptrace_poke thread; /bin/sh -c \"true {done}\"; sleep 60"),
+    );
+    let events = wait_events(&agent, "the last shell", Duration::from_secs(30), |e| {
+        !execs_with_arg(e, &format!("true {done}")).is_empty()
+    });
+    let m = mine(&events, &name);
+    let vm = action(&m, "process-vm-write", "process_vm_writev");
+    // Docker's default seccomp profile refuses process_vm_writev without CAP_SYS_PTRACE.
+    check_common(vm, &name, "/t/ptrace_poke", "failure", Some("EPERM"));
+    let logs = docker(&["logs", &name]);
+    let word = |key: &str| -> u64 {
+        let w = logs.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap_or_else(|| panic!("{key} in {logs}"));
+        w.parse().unwrap()
+    };
+    let (child, thread) = (word("child="), word("thread="));
+    assert_ne!(child, thread, "{logs}");
+    let target = &vm["docker_listener"]["ptrace"]["target"];
+    assert_eq!(target["pid"], thread, "{vm}");
+    let host_pid = target["host_pid"].as_u64().unwrap_or_else(|| panic!("the thread's process found: {vm}"));
+    assert_ne!(vm["process"]["pid"], host_pid, "the target is the child, not the caller: {vm}");
+    assert_eq!(target["executable"], "/t/ptrace_poke", "{vm}");
+    assert_eq!(target["same_container"], true, "{vm}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 /// A container sharing another's pid namespace (`--pid=container:A`) takes hold of A's first
 /// process and writes into it: the target is named as A's (outside the caller's container,
 /// found among the other containers' processes for `process_vm_writev`), and the rules for a

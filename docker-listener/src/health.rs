@@ -344,7 +344,7 @@ impl Health {
             );
             return;
         }
-        if action.starts_with("exec_start: ") || action == "exec_die" {
+        if action.starts_with(crate::redact::EXEC_START) || action == "exec_die" {
             if st.sessions.is_empty() {
                 return out.push(frame);
             }

@@ -146,12 +146,41 @@ fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
     }))
 }
 
-/// The pids a process has in each pid namespace it is in, outermost first (`NSpid:` in
-/// /proc/<pid>/status).
-fn ns_pids(pid: u32) -> Option<Vec<u32>> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-    Some(line.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+/// The pids a process (or thread: `/proc/<pid>/task/<tid>`) has in each pid namespace it is
+/// in, outermost first (`NSpid:` in its status), and how many threads its process has.
+fn ns_pids_at(dir: &str) -> Option<(Vec<u32>, u32)> {
+    let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name));
+    let pids = field("NSpid:")?.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    Some((pids, field("Threads:").and_then(|t| t.trim().parse().ok()).unwrap_or(1)))
+}
+
+/// [`ns_pids_at`] of a process by its host pid.
+fn ns_pids(pid: u32) -> Option<(Vec<u32>, u32)> {
+    ns_pids_at(&format!("/proc/{pid}"))
+}
+
+/// The `NSpid:` of each thread of process `pid` but its leader's, up to `budget` reads (the
+/// listing one of them); the reads made.
+fn threads_ns_pids(pid: u32, budget: usize) -> (Vec<Vec<u32>>, usize) {
+    if budget == 0 {
+        return (Vec::new(), 0);
+    }
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return (Vec::new(), 1) };
+    let tids = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&tid| tid != pid)
+        .take(budget.saturating_sub(1));
+    let found: Vec<Vec<u32>> =
+        tids.filter_map(|tid| ns_pids_at(&format!("/proc/{pid}/task/{tid}")).map(|(v, _)| v)).collect();
+    let reads = 1 + found.len();
+    (found, reads)
+}
+
+/// The process of host thread id `tid` (its thread group id, `Tgid:`), when /proc has it.
+fn tgid_of(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Tgid:"))?.trim().parse().ok()
 }
 
 /// The pid namespace `up` levels above the one a process is in (0: its own), by its inode:
@@ -183,7 +212,10 @@ pub struct Level {
 }
 
 /// The host pid of the process a caller at `level` names `target`, among `candidates` (host
-/// pids, with `ns_pids` and `ns_above` to read them).
+/// pids, with `ns_pids`, `threads` and `ns_above` to read them).
+///
+/// `target` may be a thread's id, which names its process to ptrace and process_vm_writev
+/// alike: when no process has it, the threads of those with more than one are looked at.
 ///
 /// A candidate matches when its pid at the caller's depth is `target` and its pid namespace at
 /// that depth is the caller's own (checked whether the candidate is at that depth or in a
@@ -197,28 +229,45 @@ fn find_target(
     target: u32,
     level: &Level,
     candidates: impl IntoIterator<Item = u32>,
-    ns_pids: impl Fn(u32) -> Option<Vec<u32>>,
+    mut ns_pids: impl FnMut(u32) -> Option<(Vec<u32>, u32)>,
+    mut threads: impl FnMut(u32) -> Vec<Vec<u32>>,
     ns_above: impl Fn(u32, usize) -> Option<u64>,
 ) -> Option<u32> {
     if level.depth == 0 {
         return Some(target);
     }
+    // Whether `pid`, with `v` as its (or its thread's) pids, is the one; `Err` when it cannot be
+    // told (two match, the caller's namespace unknown).
     let mut found = None;
-    for pid in candidates {
-        let Some(v) = ns_pids(pid) else { continue };
+    let mut is = |pid: u32, v: &[u32]| -> Result<bool, ()> {
         if v.get(level.depth) != Some(&target) {
-            continue;
+            return Ok(false);
         }
         if let Some(ns) = level.ns {
-            if ns_above(pid, v.len() - 1 - level.depth) == Some(ns) {
-                return Some(pid);
-            }
-            continue;
+            return Ok(ns_above(pid, v.len() - 1 - level.depth) == Some(ns));
         }
-        match found {
-            None => found = Some(pid),
-            // Two processes match: which one the caller meant cannot be told.
-            Some(_) => return None,
+        match found.replace(pid) {
+            None => Ok(false),
+            Some(_) => Err(()),
+        }
+    };
+    let mut threaded = Vec::new();
+    for pid in candidates {
+        let Some((v, n)) = ns_pids(pid) else { continue };
+        match is(pid, &v) {
+            Ok(true) => return Some(pid),
+            Ok(false) if n > 1 => threaded.push(pid),
+            Ok(false) => {}
+            Err(()) => return None,
+        }
+    }
+    for pid in threaded {
+        for v in threads(pid) {
+            match is(pid, &v) {
+                Ok(true) => return Some(pid),
+                Ok(false) => {}
+                Err(()) => return None,
+            }
         }
     }
     found
@@ -229,7 +278,8 @@ impl Ptrace {
     /// successful ATTACH or SEIZE, a write into a tracee), even if it is gone now. Otherwise
     /// (a refused attach, process_vm_writev) the caller named it in its own pid namespace: the
     /// process whose pid at the caller's level of pid namespaces (`NSpid:`) is that, in the
-    /// caller's namespace or one below it, the container's processes first, then the others
+    /// caller's namespace or one below it (or a thread's id, among their threads), the
+    /// container's processes first, then the others
     /// the agent knows (`--pid=container:X`); when the caller has no pid namespace of its own
     /// (`--pid=host`), that pid itself. Where the caller's pids are is the kernel's word at the
     /// call, else /proc's while the caller is there (after, nothing is named).
@@ -256,12 +306,13 @@ impl Ptrace {
             return;
         }
         let level = self.caller.clone().or_else(|| {
-            let depth = ns_pids(caller)?.len().checked_sub(1)?;
+            let depth = ns_pids(caller)?.0.len().checked_sub(1)?;
             Some(Level { depth, ns: ns_above(caller, 0) })
         });
         let Some(level) = level else { return };
         let host_pid = if level.depth == 0 {
-            Some(target)
+            // The host's pid, maybe a thread's: its process is the target.
+            Some(if ctx.procs.get(target).is_some() { target } else { tgid_of(target).unwrap_or(target) })
         } else {
             // The container's processes first; the others only when the namespace is checked.
             let mut candidates = ctx.procs.pids_in(ctx.cgroups);
@@ -274,8 +325,15 @@ impl Ptrace {
                 read.set(read.get() + 1);
                 ns_pids(pid)
             };
-            let found = find_target(target, &level, candidates.into_iter().take(granted), ns_pids, ns_above);
-            search_refund(container, granted - read.get());
+            // A process's threads, from what is left of the budget.
+            let threads = |pid| {
+                let g = search_budget(container, MAX_SEARCH);
+                let (found, reads) = threads_ns_pids(pid, g);
+                search_refund(container, g.saturating_sub(reads));
+                found
+            };
+            let found = find_target(target, &level, candidates.into_iter().take(granted), ns_pids, threads, ns_above);
+            search_refund(container, granted.saturating_sub(read.get()));
             found
         };
         let Some(host_pid) = host_pid else { return };
@@ -381,13 +439,18 @@ mod tests {
         (301, &[301, 10, 2], &[1, 10, 30]),
         (350, &[350, 11, 3, 1], &[1, 10, 30, 35]),
     ];
+    /// Threads but the leader, by their process's host pid: 301's thread is pid 4 in ns 30;
+    /// 260's (a decoy, in the sibling 20 below 26) is pid 4 at depth 2 too.
+    const THREADS: &[(u32, &[u32])] = &[(260, &[262, 18, 4, 2]), (301, &[302, 12, 4])];
 
     fn find(target: u32, level: Level) -> Option<u32> {
-        let ns_pids = |pid: u32| PROCS.iter().find(|p| p.0 == pid).map(|p| p.1.to_vec());
+        let threads_of = |pid: u32| THREADS.iter().filter(|t| t.0 == pid).map(|t| t.1.to_vec()).collect::<Vec<_>>();
+        let ns_pids =
+            |pid: u32| PROCS.iter().find(|p| p.0 == pid).map(|p| (p.1.to_vec(), 1 + threads_of(pid).len() as u32));
         let ns_above = |pid: u32, up: usize| {
             PROCS.iter().find(|p| p.0 == pid).and_then(|p| p.2.len().checked_sub(up + 1).map(|i| p.2[i]))
         };
-        find_target(target, &level, PROCS.iter().map(|p| p.0), ns_pids, ns_above)
+        find_target(target, &level, PROCS.iter().map(|p| p.0), ns_pids, threads_of, ns_above)
     }
 
     #[test]
@@ -412,6 +475,17 @@ mod tests {
         assert_eq!(find(3, Level { depth: 2, ns: Some(22) }), None);
         // A caller in the host's namespace (`--pid=host`): the pid is the host's.
         assert_eq!(find(4242, Level { depth: 0, ns: Some(1) }), Some(4242));
+    }
+
+    #[test]
+    fn a_thread_s_id_names_its_process() {
+        // 301's thread: pid 4 in ns 30, pid 12 in the container's; not 260's in the sibling 20.
+        assert_eq!(find(4, Level { depth: 2, ns: Some(30) }), Some(301));
+        assert_eq!(find(12, Level { depth: 1, ns: Some(10) }), Some(301));
+        assert_eq!(find(4, Level { depth: 2, ns: Some(20) }), Some(260));
+        // The namespace unknown: two threads have pid 4 at depth 2, which is meant cannot be told.
+        assert_eq!(find(4, Level { depth: 2, ns: None }), None);
+        assert_eq!(find(12, Level { depth: 1, ns: None }), Some(301));
     }
 
     #[test]
