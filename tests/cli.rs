@@ -200,6 +200,28 @@ fn missing_privileges_are_named_with_the_fix_exit_3() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("permission denied on the Docker socket"), "{}", text(&out));
     assert!(text(&out).contains("run docker-listener as root"), "{}", text(&out));
+
+    // Root whose bounding set lacks CAP_SETUID and CAP_SETGID (a unit's CapabilityBoundingSet=,
+    // a container's cap_drop) cannot become the configured user: the message says what it
+    // lacks, not to start it as root.
+    let cfg = dir.path("as-nobody.json");
+    std::fs::write(&cfg, json!({"docker-listener": {"user": "nobody", "groups": ["nogroup"]}}).to_string()).unwrap();
+    let out = run_to_exit(
+        Command::new("setpriv").args(["--bounding-set", "-setuid,-setgid", "--"]).arg(daemon_bin()).args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--state-dir",
+            dir.path("state-as-nobody").to_str().unwrap(),
+            "--docker-host",
+            "unix:///nonexistent/docker.sock",
+            "--no-ebpf",
+            "--output",
+            "stdout",
+        ]),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("without CAP_SETUID and CAP_SETGID"), "{}", text(&out));
+    assert!(!text(&out).contains("Start docker-listener as root"), "{}", text(&out));
 }
 
 #[test]
@@ -273,6 +295,13 @@ fn the_systemd_unit_verifies_and_keeps_its_hardening() {
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
     ] {
         assert!(unit.lines().any(|l| l == line), "the unit lost {line}");
+    }
+    // The per-queue lock's directory outlives a stop (a second instance refused stops the unit);
+    // the bounding set lets it become the configured `user`.
+    assert!(unit.lines().any(|l| l == "RuntimeDirectoryPreserve=yes"), "{unit}");
+    let bounding = unit.lines().find_map(|l| l.strip_prefix("CapabilityBoundingSet=")).unwrap();
+    for cap in ["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE"] {
+        assert!(bounding.split_whitespace().any(|c| c == cap), "{cap} not in {bounding}");
     }
     let dir = TempDir::new("unit");
     let copy = dir.path("docker-listener.service");

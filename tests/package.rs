@@ -52,12 +52,24 @@ fn the_deb_installs_its_files_verifies_and_is_removed_cleanly() {
     let (ok, out) = sh(Command::new("systemd-analyze").args(["verify", unit]));
     assert!(ok && !out.contains("docker-listener.service:"), "systemd-analyze verify: {out}");
 
+    // Enabled on its first install, also where systemd does not run (an image being built);
+    // disabled by the administrator, it stays so through an upgrade (here: the same package
+    // again); a purge forgets it.
+    let wants = std::path::Path::new("/etc/systemd/system/multi-user.target.wants/docker-listener.service");
+    assert!(wants.is_symlink(), "enabled on its first install: {} missing", wants.display());
+    std::fs::remove_file(wants).unwrap();
+    let (ok, out) = sh(Command::new("dpkg").arg("-i").arg(&deb));
+    assert!(ok, "dpkg -i again: {out}");
+    assert!(!wants.is_symlink(), "an upgrade enabled the service the administrator had disabled");
+
     let (ok, out) = sh(Command::new("dpkg").args(["-r", "docker-listener"]));
     assert!(ok, "dpkg -r: {out}");
     assert!(!bin.exists() && !std::path::Path::new(unit).exists(), "removed");
     let (ok, out) = sh(Command::new("dpkg").args(["-P", "docker-listener"]));
     assert!(ok, "dpkg -P: {out}");
     assert!(!std::path::Path::new("/etc/docker-listener/config.json").exists(), "purged");
+    let state = std::path::Path::new("/var/lib/systemd/deb-systemd-helper-enabled/docker-listener.service.dsh-also");
+    assert!(!state.exists() && !wants.is_symlink(), "a purge forgets whether it was enabled");
 }
 
 #[test]
@@ -76,7 +88,9 @@ fn the_image_runs_the_static_binary_and_the_manifests_carry_what_it_needs() {
     let compose = std::fs::read_to_string(package_dir().join("compose.yaml")).unwrap();
     let daemonset = std::fs::read_to_string(package_dir().join("daemonset.yaml")).unwrap();
     assert!(daemonset.contains("\"BPF\"") && daemonset.contains("\"PERFMON\""), "the DaemonSet's eBPF capabilities");
-    assert!(compose.contains("SYS_ADMIN"), "compose: SYS_ADMIN stands for BPF and PERFMON on Docker before 23");
+    assert!(compose.contains("SYS_ADMIN"), "compose: SYS_ADMIN to attach");
+    // Given CAP_BPF, the running agent keeps it and drops SYS_ADMIN; without it, SYS_ADMIN stays.
+    assert!(compose.contains("cap_add: [BPF, PERFMON,"), "compose: the capabilities the running agent keeps");
     for needed in [
         "SYS_PTRACE",
         "DAC_READ_SEARCH",

@@ -557,9 +557,14 @@ impl Config {
                 "an empty prefix would drop every event; remove it".into(),
             ));
         }
+        // A relative path would be the working directory's: `/` under systemd, read-only there.
+        let output_file = match &self.output {
+            Some(Output::File(p)) => Some(p),
+            _ => None,
+        };
         for (key, path) in [("wazuh_home", Some(&self.wazuh_home)), ("state_dir", Some(&self.state_dir))]
             .into_iter()
-            .chain([("queue", self.queue.as_ref())])
+            .chain([("queue", self.queue.as_ref()), ("output", output_file)])
         {
             if let Some(p) = path
                 && !p.is_absolute()
@@ -715,6 +720,7 @@ mod tests {
             (r#"{"docker-listener": {"ebpf": {"budget_burst": 0}}}"#, "ebpf.budget_burst", "1 to"),
             (r#"{"docker-listener": {"state_dir": "relative"}}"#, "state_dir", "absolute"),
             (r#"{"docker-listener": {"queue": "q"}}"#, "queue", "absolute"),
+            (r#"{"docker-listener": {"output": "file:events.ndjson"}}"#, "output", "absolute"),
             (r#"{"docker-listener": {"ebpf": {"argv_max_bytes": 4096}}}"#, "ebpf.argv_max_bytes", "2047"),
             (r#"{"docker-listener": {"ebpf": {"argv_max_args": 0}}}"#, "ebpf.argv_max_args", "1024"),
             (r#"{"docker-listener": {"ebpf": {"ring_buffer_bytes": 5000}}}"#, "ebpf.ring_buffer_bytes", "power of two"),

@@ -425,8 +425,10 @@ impl Correlator {
     fn process_of(&mut self, meta: &Meta, start_ns: u64, exec_id: u64, exe: (u64, u32)) -> ProcRef {
         if let Some(p) = self.procs.instance(meta.tgid, start_ns) {
             return match p.image_at(exec_id) {
-                Some(i) if !Arc::ptr_eq(i, p.image()) => ProcRef::of(&p.lineage.with_image(i.clone())),
-                _ => ProcRef::of(&p.lineage),
+                Some(i) if Arc::ptr_eq(i, p.image()) => ProcRef::of(&p.lineage),
+                Some(i) => ProcRef::of(&p.lineage.with_image(i.clone())),
+                // An exec not seen since (`image_at`): the process, not a program it left.
+                None => ProcRef::of(&p.lineage.with_image(Arc::new(Image::unknown()))),
             };
         }
         let p = match self.procs.read_proc(meta.tgid, meta.cgroup_id, Some(start_ns)) {

@@ -234,7 +234,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                 )));
             }
             Err(e) => {
-                tracing::error!(endpoint = %endpoint, error = %e, "cannot serve metrics there (is the port taken?)")
+                tracing::error!(endpoint = %endpoint, error = %e, "cannot serve metrics there (a port taken, a path taken by a file): the agent runs without its metrics endpoint")
             }
         }
     }
@@ -248,13 +248,14 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                 user: user.clone(),
                 step: "resolve",
                 source: std::io::Error::other(why),
+                hint: crate::privilege::switch_hint(),
             })
         })?;
         crate::privilege::switch_user(&to).map_err(DaemonError::Privilege)?;
         tracing::info!(user = %to.name, uid = to.uid, gid = to.gid, groups = ?to.groups, "running as user");
     }
     if cfg.drop_privileges || cfg.user.is_some() {
-        match crate::privilege::drop_to_needed(has_monitor) {
+        match crate::privilege::drop_to_needed(has_monitor, output_kind == OutputKind::Queue || cfg.user.is_some()) {
             Ok(kept) => tracing::info!(
                 kept = %kept.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
                 "dropped every capability the running agent does not need; no_new_privs set"

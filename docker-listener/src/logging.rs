@@ -33,6 +33,19 @@ pub fn init_wodle(format: LogFormat, verbosity: u8, file: std::fs::File) {
     let _ = tracing_subscriber::registry().with(to_file.with_filter(filter(verbosity))).with(errors).try_init();
 }
 
+/// The wodle's logging when its log file cannot be opened: errors only, on stderr, which
+/// wazuh-modulesd copies into ossec.log as errors (anything else would flood it).
+pub fn init_wodle_errors_only() {
+    let errors = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false)
+        .without_time()
+        .with_level(false)
+        .with_filter(LevelFilter::ERROR);
+    let _ = tracing_subscriber::registry().with(errors).try_init();
+}
+
 /// `verbosity`: 0 info, 1 debug, 2+ trace. `RUST_LOG` wins when set.
 pub fn init(format: LogFormat, verbosity: u8) {
     let filter = filter(verbosity);

@@ -45,7 +45,7 @@ fn wodle(layout: docker_listener::wodle::Layout) -> ExitCode {
                 "docker-listener: cannot write its log {}: {e}; logging errors here only",
                 layout.log_file().display()
             );
-            logging::init(cfg.log_format, 0);
+            logging::init_wodle_errors_only();
         }
     }
     serve(cfg)

@@ -11,9 +11,11 @@
 //!   sensitive files and drift resolved inside each container's filesystem);
 //! - `CAP_DAC_READ_SEARCH`: directories and files inside containers' filesystems that belong to
 //!   other users (the sensitive files' inodes);
-//! - `CAP_DAC_OVERRIDE`: sending to Wazuh's queue socket, which belongs to `wazuh:wazuh` (0660).
+//! - `CAP_DAC_OVERRIDE`: sending to Wazuh's queue socket, which belongs to `wazuh:wazuh` (0660),
+//!   and, run as another user, reaching the Docker socket (`root:docker`, 0660) again after a
+//!   reconnect; not with a line output run as root (root owns what it needs then).
 //!
-//! Without eBPF only `CAP_DAC_OVERRIDE` is kept.
+//! Without eBPF only `CAP_DAC_OVERRIDE` is kept, and with a line output nothing.
 use caps::{CapSet, Capability, CapsHashSet};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +24,8 @@ pub enum PrivilegeError {
     Caps { step: &'static str, source: caps::errors::CapsError },
     #[error("cannot set no_new_privs: {0}")]
     NoNewPrivs(std::io::Error),
-    #[error("cannot run as user {user} ({step}): {source}. Start docker-listener as root to let it switch")]
-    Switch { user: String, step: &'static str, source: std::io::Error },
+    #[error("cannot run as user {user} ({step}): {source}. {hint}")]
+    Switch { user: String, step: &'static str, source: std::io::Error, hint: &'static str },
 }
 
 /// A user and groups to run as (`user`, `groups`), from the local `/etc/passwd` and
@@ -40,14 +42,7 @@ pub struct RunAs {
 /// says which one is unknown.
 pub fn resolve(user: &str, groups: &[String]) -> Result<RunAs, String> {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let (uid, gid) = passwd
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 4).then(|| (f[0], f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok()))
-        })
-        .find(|(n, uid, _)| *n == user || user.parse::<u32>().ok() == *uid)
-        .and_then(|(_, uid, gid)| Some((uid?, gid?)))
+    let (uid, gid) = passwd_ids(&passwd, user)
         .ok_or_else(|| format!("unknown user {user:?} (not in /etc/passwd): create it, or name an existing one"))?;
     let mut ids = Vec::new();
     for g in groups {
@@ -58,6 +53,17 @@ pub fn resolve(user: &str, groups: &[String]) -> Result<RunAs, String> {
         ids.push(id);
     }
     Ok(RunAs { name: user.to_owned(), uid, gid, groups: ids })
+}
+
+/// The uid and gid of `user` (a name, or a number) in a passwd file's text. Lines without
+/// numbers (NIS's `+@group::::::`) name nobody.
+fn passwd_ids(passwd: &str, user: &str) -> Option<(u32, u32)> {
+    let number = user.parse::<u32>().ok();
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        let (uid, gid) = (f.get(2)?.parse::<u32>().ok()?, f.get(3)?.parse::<u32>().ok()?);
+        (f[0] == user || number == Some(uid)).then_some((uid, gid))
+    })
 }
 
 /// The gid of local group `name` (`/etc/group`).
@@ -74,7 +80,7 @@ pub fn group_id(name: &str) -> Option<u32> {
 pub fn switch_user(to: &RunAs) -> Result<(), PrivilegeError> {
     let fail = |step| {
         let user = to.name.clone();
-        move |source| PrivilegeError::Switch { user, step, source }
+        move |source| PrivilegeError::Switch { user, step, source, hint: switch_hint() }
     };
     let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
     // SAFETY: plain system calls; setgroups reads `len` gids from a live Vec.
@@ -91,9 +97,29 @@ pub fn switch_user(to: &RunAs) -> Result<(), PrivilegeError> {
     Ok(())
 }
 
-/// The capabilities kept, with why (for the log and `doctor`).
-pub fn needed(ebpf: bool) -> Vec<(Capability, &'static str)> {
-    let mut kept = vec![(Capability::CAP_DAC_OVERRIDE, "send to the Wazuh queue socket (wazuh:wazuh, 0660)")];
+/// What to do when a switch of user fails: root whose bounding set lacks `CAP_SETUID` or
+/// `CAP_SETGID` cannot switch either.
+pub fn switch_hint() -> &'static str {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        "It runs as root, but without CAP_SETUID and CAP_SETGID (a systemd unit's \
+         CapabilityBoundingSet=, a container's cap_drop): give it both, or remove \"user\" and \
+         \"groups\" from the configuration"
+    } else {
+        "Start docker-listener as root to let it switch"
+    }
+}
+
+/// The capabilities kept, with why (for the log and `doctor`): `queue`, the output is Wazuh's
+/// queue socket or the agent runs as another user.
+pub fn needed(ebpf: bool, queue: bool) -> Vec<(Capability, &'static str)> {
+    let mut kept = Vec::new();
+    if queue {
+        kept.push((
+            Capability::CAP_DAC_OVERRIDE,
+            "send to the Wazuh queue socket (wazuh:wazuh, 0660); as another user, the Docker socket",
+        ));
+    }
     if ebpf {
         let bpf = if has_cap_bpf() { Capability::CAP_BPF } else { Capability::CAP_SYS_ADMIN };
         kept.push((bpf, "update and read the eBPF maps (containers traced, sensitive files, wake-up, losses)"));
@@ -114,14 +140,14 @@ fn has_cap_bpf() -> bool {
         .is_some_and(|last| last >= Capability::CAP_BPF.index())
 }
 
-/// Keeps only `needed(ebpf)` (those of them this process holds) and sets `no_new_privs`.
-/// Returns the capabilities kept.
-pub fn drop_to_needed(ebpf: bool) -> Result<Vec<Capability>, PrivilegeError> {
+/// Keeps only `needed(ebpf, queue)` (those of them this process holds) and sets
+/// `no_new_privs`. Returns the capabilities kept.
+pub fn drop_to_needed(ebpf: bool, queue: bool) -> Result<Vec<Capability>, PrivilegeError> {
     let err = |step| move |source| PrivilegeError::Caps { step, source };
     let permitted = caps::read(None, CapSet::Permitted).map_err(err("read"))?;
     // Given CAP_SYS_ADMIN and not CAP_BPF (a container runtime that does not know CAP_BPF), the
     // maps need CAP_SYS_ADMIN.
-    let keep: CapsHashSet = needed(ebpf)
+    let keep: CapsHashSet = needed(ebpf, queue)
         .into_iter()
         .map(|(c, _)| if c == Capability::CAP_BPF && !permitted.contains(&c) { Capability::CAP_SYS_ADMIN } else { c })
         .filter(|c| permitted.contains(c))
@@ -152,11 +178,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_passwd_line_without_numbers_names_nobody() {
+        let passwd = "+@netadmins::::::\nroot:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n";
+        assert_eq!(passwd_ids(passwd, "nobody"), Some((65534, 65534)));
+        assert_eq!(passwd_ids(passwd, "65534"), Some((65534, 65534)));
+        assert_eq!(passwd_ids(passwd, "0"), Some((0, 0)));
+        assert_eq!(passwd_ids(passwd, "+@netadmins"), None);
+        assert_eq!(passwd_ids(passwd, "bob"), None);
+    }
+
+    #[test]
     fn without_ebpf_only_the_queue_s_capability_is_needed() {
-        let caps: Vec<Capability> = needed(false).into_iter().map(|(c, _)| c).collect();
-        assert_eq!(caps, [Capability::CAP_DAC_OVERRIDE]);
-        let with: Vec<Capability> = needed(true).into_iter().map(|(c, _)| c).collect();
+        let caps = |ebpf, queue| needed(ebpf, queue).into_iter().map(|(c, _)| c).collect::<Vec<_>>();
+        assert_eq!(caps(false, true), [Capability::CAP_DAC_OVERRIDE]);
+        assert_eq!(caps(false, false), [], "a line output needs no capability");
+        let with = caps(true, true);
         assert_eq!(with.len(), 4);
         assert!(with.contains(&Capability::CAP_SYS_PTRACE));
+        assert!(!caps(true, false).contains(&Capability::CAP_DAC_OVERRIDE), "nor the queue's with eBPF");
     }
 }

@@ -78,9 +78,10 @@ pub struct Image {
 }
 
 impl Image {
-    /// The image of `executable` started with `args`.
+    /// The image of `executable` started with `args`. A memfd's name is all of it: its name is
+    /// the caller's to choose, `/` included (`memfd:x/sshd` is not `sshd`).
     pub fn new(executable: &str, args: &[String]) -> Image {
-        let name = basename(executable);
+        let name = if executable.starts_with("memfd:") { executable } else { basename(executable) };
         let (applet, applet_hidden) = match applet(name, args) {
             Applet::Named(a) => (Some(Arc::from(a)), false),
             Applet::Hidden => (None, true),
@@ -112,24 +113,28 @@ pub enum Applet<'a> {
 }
 
 /// The program a multi-call binary named `name` runs when started with `args`: `argv[0]`'s file
-/// name, or, when that is the binary's own name (`busybox sh`), `argv[1]`'s. BusyBox takes any
-/// `argv[0]` that starts with "busybox" for its own (`is_prefixed_with` in its appletlib.c):
-/// `exec -a busybox.x busybox nc` runs `nc`.
+/// name, or, when that is the binary's own name (`busybox sh`), the next argument's, as many
+/// times as the binary's name is given (`busybox busybox sh` runs a shell: BusyBox's
+/// `busybox_main` runs its `argv[1]` as it would an `argv[0]`). BusyBox takes any argument that
+/// starts with "busybox" for its own (`is_prefixed_with` in its appletlib.c): `exec -a
+/// busybox.x busybox nc` runs `nc`.
 pub fn applet<'a>(name: &str, args: &'a [String]) -> Applet<'a> {
     let multi = |n: &str| MULTI_CALL.contains(&n) || n.starts_with("busybox");
     if !MULTI_CALL.contains(&name) {
         return Applet::NotMultiCall;
     }
     let cut = |a: &str| a.ends_with(crate::ebpf::record::CUT) || a.starts_with(crate::ebpf::record::CUT);
-    let Some(first) = args.first() else { return Applet::Hidden };
-    let chosen = if multi(basename(first).trim_start_matches('-')) && !cut(first) {
-        match args.get(1) {
-            Some(a) => a,
+    let mut chosen = match args.first() {
+        Some(first) => first,
+        None => return Applet::Hidden,
+    };
+    let mut next = 1;
+    while multi(basename(chosen).trim_start_matches('-')) && !cut(chosen) {
+        match args.get(next) {
+            Some(a) => (chosen, next) = (a, next + 1),
             None => return Applet::Hidden,
         }
-    } else {
-        first
-    };
+    }
     let program = basename(chosen).trim_start_matches('-');
     if cut(chosen) || program.is_empty() { Applet::Hidden } else { Applet::Named(program) }
 }
@@ -251,9 +256,15 @@ impl Proc {
         self.lineage.parent.as_ref().map_or(0, |p| p.pid)
     }
 
-    /// The image the process ran at exec generation `exec_id`, if the table knows it.
+    /// The image the process ran at exec generation `exec_id`, if the table knows it: not when
+    /// `exec_id` is newer than the newest image's (an exec the table did not see came between:
+    /// its record held back by a budget, or lost), unless that image is /proc's (generation 0:
+    /// whatever the process runs now).
     pub fn image_at(&self, exec_id: u64) -> Option<&Arc<Image>> {
-        self.images.iter().rev().find(|(id, _)| *id <= exec_id).map(|(_, i)| i)
+        match self.images.last() {
+            Some((newest, _)) if *newest != 0 && *newest < exec_id => None,
+            _ => self.images.iter().rev().find(|(id, _)| *id <= exec_id).map(|(_, i)| i),
+        }
     }
 
     fn push_image(&mut self, exec_id: u64, image: Arc<Image>) {
@@ -347,7 +358,8 @@ impl ProcessTable {
     pub fn on_fork(&mut self, parent: Instance, parent_exec_id: u64, child: u32, child_start_ns: u64, cgroup_id: u64) {
         let (image, parent_lineage) = match self.instance(parent.0, parent.1) {
             Some(p) => {
-                let image = p.image_at(parent_exec_id).unwrap_or(p.image()).clone();
+                // An image not known at that generation is not guessed (`image_at`).
+                let image = p.image_at(parent_exec_id).cloned().unwrap_or_else(|| Arc::new(Image::unknown()));
                 // The parent's lineage, with the image it had when it forked.
                 let lineage = if Arc::ptr_eq(&image, p.image()) {
                     p.lineage.clone()
@@ -803,6 +815,25 @@ mod tests {
         assert!(orphan.parent.is_none());
     }
 
+    /// An exec the table did not see (its record held back by the container's budget): the
+    /// process's later records and its children do not name the program it ran before.
+    #[test]
+    fn after_an_exec_not_seen_the_image_is_unknown_not_the_previous_one() {
+        let mut t = table();
+        t.on_exec(20, 2_000_000_000, 1, 0, 0, 0, image("/bin/sh"), 82);
+        let p = t.get(20).unwrap();
+        assert_eq!(&*p.image_at(1).unwrap().executable, "/bin/sh");
+        assert!(p.image_at(2).is_none(), "generation 2's exec was not seen");
+        t.on_fork((20, 0), 2, 30, 3_000_000_000, 82);
+        let child = t.get(30).unwrap();
+        assert!(!child.image().is_known(), "the forker's image at generation 2 is not /bin/sh");
+        assert_eq!(child.lineage.parent.as_ref().unwrap().pid, 20);
+        // A process known from /proc (generation 0) runs what /proc showed, whatever the record's.
+        let t = table();
+        let p = t.read_proc(std::process::id(), 0, None).expect("this process");
+        assert!(p.image_at(7).is_some_and(|i| i.is_known()));
+    }
+
     #[test]
     fn a_double_fork_or_clone_parent_cannot_hide_who_started_a_process() {
         let mut t = table();
@@ -844,6 +875,10 @@ mod tests {
         assert_eq!(applet("busybox", &args(&["busybox.x", "nc", "-e", "sh"])), Applet::Named("nc"));
         assert_eq!(applet("busybox", &args(&["/tmp/busyboxy", "nc"])), Applet::Named("nc"));
         assert_eq!(applet("busybox", &args(&["busybox.x"])), Applet::Hidden);
+        // As many times as it is named: `busybox busybox sh` runs a shell.
+        assert_eq!(applet("busybox", &args(&["busybox", "busybox", "sh"])), Applet::Named("sh"));
+        assert_eq!(applet("busybox", &args(&["busybox", "/bin/busybox", "busybox.x", "nc"])), Applet::Named("nc"));
+        assert_eq!(applet("busybox", &args(&["busybox", "busybox"])), Applet::Hidden);
         assert_eq!(applet("busybox", &args(&["-sh"])), Applet::Named("sh"), "a login shell");
         assert_eq!(applet("bash", &args(&["nginx"])), Applet::NotMultiCall, "argv[0] of other programs means nothing");
         assert_eq!(applet("toybox", &args(&["toybox"])), Applet::Hidden);
@@ -852,6 +887,9 @@ mod tests {
         assert_eq!(applet("busybox", &args(&[])), Applet::Hidden);
         assert!(Image::new("/bin/busybox", &args(&["//////…", "…x"])).applet_hidden);
         assert_eq!(&*Image::new("/bin/busybox", &args(&["nginx"])).name, "busybox");
+        // A memfd's name is the caller's, `/` included: not a program's name, nor a multi-call's.
+        let m = Image::new("memfd:x/busybox", &args(&["ls"]));
+        assert_eq!((&*m.name, m.applet.as_deref()), ("memfd:x/busybox", None));
     }
 
     #[test]

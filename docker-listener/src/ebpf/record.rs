@@ -47,6 +47,11 @@ pub struct ExeFile {
     pub upper: bool,
 }
 
+/// The files a container runtime writes for each container and bind-mounts into it, writable
+/// there: Docker's (`/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`) and Kubernetes'
+/// (`/dev/termination-log`). Neither the image's nor an operator's volume.
+const RUNTIME_FILES: &[&str] = &["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev/termination-log"];
+
 impl ExeFile {
     /// A memfd (`memfd_create`) or another file of the kernel's internal shared-memory mount.
     pub fn is_memfd(&self) -> bool {
@@ -71,10 +76,16 @@ impl ExeFile {
     }
 
     /// The file drifted from its image: it is on the container's writable layer (created,
-    /// copied in, or modified after the container started). Volumes and bind mounts are not
-    /// overlay mounts: a file there never drifts.
+    /// copied in, or modified after the container started), or it is one of the files the
+    /// runtime writes for the container and mounts into it writable (`RUNTIME_FILES`: a
+    /// program written into `/etc/hostname` is the container's, not its image's). Volumes and
+    /// other bind mounts are not overlay mounts: a file there never drifts.
     pub fn drift(&self) -> bool {
-        self.upper && self.magic == common::magic::OVERLAYFS
+        if self.magic == common::magic::OVERLAYFS {
+            self.upper
+        } else {
+            !self.outside_root && !self.chroot && RUNTIME_FILES.contains(&self.path.as_str())
+        }
     }
 
     /// "major:minor".
@@ -507,6 +518,29 @@ pub(crate) mod tests {
         let a = decode_args(b"sh\0-c\0  ", b"; curl x|sh\0", 4000, true, 64);
         assert_eq!(a.args, ["sh", "-c", "  …", "…; curl x|sh"]);
         assert!(!a.redacted);
+    }
+
+    #[test]
+    fn a_program_in_a_file_the_runtime_mounts_writable_is_drift() {
+        let file = |path: &str, magic: u32, upper: bool| ExeFile {
+            path: path.into(),
+            ino: 1,
+            dev: 1,
+            magic,
+            unlinked: false,
+            detached: false,
+            outside_root: false,
+            path_truncated: false,
+            chroot: false,
+            upper,
+        };
+        const EXT4: u32 = 0xef53;
+        assert!(file("/etc/hostname", EXT4, false).drift(), "Docker's bind mount, on the host's disk");
+        assert!(file("/etc/resolv.conf", 0x5846_5342, false).drift(), "on xfs");
+        assert!(!file("/data/tool", EXT4, false).drift(), "a volume: the operator's");
+        assert!(file("/tmp/x", common::magic::OVERLAYFS, true).drift());
+        assert!(!file("/etc/hostname", common::magic::OVERLAYFS, false).drift(), "the image's, untouched");
+        assert!(!file("/bin/sh", common::magic::OVERLAYFS, false).drift());
     }
 
     #[test]

@@ -205,6 +205,7 @@ impl ExecBody {
         let plain = self.ret == 0
             && !self.compat
             && !x.upper
+            && !x.drift()
             && x.fileless().is_none()
             && !x.outside_root
             && self.creds.as_ref().is_none_or(|c| PrivilegedOut::of(c).is_none());

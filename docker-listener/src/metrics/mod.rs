@@ -120,12 +120,29 @@ where
         .await
 }
 
-/// Binds the endpoint; the socket file of a Unix endpoint is replaced and made owner-only.
+/// Whether `p` is a Unix socket (not following a symbolic link).
+fn is_socket(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket())
+}
+
+/// Binds the endpoint; a Unix endpoint's stale socket file is replaced (nothing else at its
+/// path is: the agent runs as root) and the new one made owner-only.
 pub async fn bind(endpoint: &Endpoint) -> io::Result<Listener> {
     Ok(match endpoint {
         Endpoint::Tcp(a) => Listener::Tcp(TcpListener::bind(a).await?),
         Endpoint::Unix(p) => {
-            let _ = std::fs::remove_file(p);
+            if is_socket(p) {
+                std::fs::remove_file(p)?;
+            } else if std::fs::symlink_metadata(p).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} exists and is no socket: it is left alone; name a path where nothing is for \"metrics\"",
+                        p.display()
+                    ),
+                ));
+            }
             let l = UnixListener::bind(p)?;
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))?;
             Listener::Unix(l, p.clone())
@@ -178,7 +195,9 @@ pub async fn serve(listener: Listener, stats: Arc<Stats>, spool: Arc<Spool>, shu
             }
         }
     }
-    if let Listener::Unix(_, p) = listener {
+    if let Listener::Unix(_, p) = listener
+        && is_socket(&p)
+    {
         let _ = std::fs::remove_file(p);
     }
 }
@@ -212,6 +231,26 @@ pub fn fetch(state_dir: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_unix_endpoint_replaces_a_stale_socket_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("dl-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("important.txt");
+        std::fs::write(&file, "precious").unwrap();
+        let e = bind(&Endpoint::Unix(file.clone())).await.err().expect("a file is no socket");
+        assert!(e.to_string().contains("is no socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious", "left alone");
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(bind(&Endpoint::Unix(link.clone())).await.is_err(), "nor a link");
+        let sock = dir.join("stale.sock");
+        let _ = std::fs::remove_file(&sock);
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        assert!(bind(&Endpoint::Unix(sock.clone())).await.is_ok(), "a stale socket is replaced");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn endpoints_are_loopback_or_unix() {
