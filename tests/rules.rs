@@ -24,6 +24,7 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
         "cp /bin/busybox /var/tmp/apk; cp /bin/busybox /var/tmp/tool; /var/tmp/apk echo add-{name}; \
          /var/tmp/tool echo tmp-{name}; cp /bin/busybox /tmp/dropped; /tmp/dropped echo drift-{name}; \
          cp /bin/busybox /dev/shm/shm; /dev/shm/shm echo shm-{name}; \
+         cat /bin/busybox > /etc/hostname; chmod +x /etc/hostname; /etc/hostname etc-{name} 2>/dev/null; \
          /bin/echo benign-{name}; /bin/echo again-{name}; /bin/echo again-{name}; /bin/nope-{name}; nc -l -p 8080 >/dev/null & {}; \
          echo hi | nc 127.0.0.1 8080; nc 169.254.169.254 80; /bin/bash -c 'true bash-{name}'; \
          /t/memfd_exec payload /bin/busybox echo memfd-{name}; /t/memfd_exec - /bin/busybox echo fd-{name}; \
@@ -82,6 +83,8 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
         ("run from a volume at /var/tmp", with_arg(&format!("tmp-{name}")), 100_004),
         ("a binary dropped into the container (drift)", with_arg(&format!("drift-{name}")), 100_043),
         ("run from /dev/shm (fileless)", with_arg(&format!("shm-{name}")), 100_042),
+        // Docker's bind mount of the container's own file, writable, on the host's disk.
+        ("a binary written into /etc/hostname (drift)", with_arg(&format!("etc-{name}")), 100_043),
         ("run from a memfd (fileless)", first("exec", &|e| e["process"]["executable"] == "memfd:payload"), 100_042),
         (
             "run through a descriptor",
