@@ -78,7 +78,11 @@ const IPPROTO_TCP: u16 = 6;
 pub struct Query {
     pub id: Option<u16>,
     pub flags: u16,
+    /// The name, its ASCII letters lowercased (DNS names are case-insensitive: a deny list's
+    /// `pool.minexmr.com` is `Pool.MineXMR.com` too).
     pub name: Option<String>,
+    /// The name as sent, when its case differs from `name`'s.
+    pub name_as_sent: Option<String>,
     pub qtype: Option<u16>,
     pub qclass: Option<u16>,
     /// Questions in the message (a query has one).
@@ -102,10 +106,19 @@ pub const HEX_LABEL: usize = 32;
 
 impl Query {
     /// Reads `msg` (the head of what was sent; `total` bytes were asked to be sent). Over TCP
-    /// a message starts with its length, unless the resolver sent that on its own first.
+    /// a message starts with its length, unless the resolver sent that on its own first; more
+    /// may follow it in the same send (pipelined queries, padding): the first one is read.
     pub fn parse(msg: &[u8], tcp: bool, total: u64) -> Query {
+        let questions = |m: &[u8]| m.get(4..6).map(|c| u16::from_be_bytes([c[0], c[1]]));
         let msg = match msg {
-            [hi, lo, rest @ ..] if tcp && u64::from(u16::from_be_bytes([*hi, *lo])) + 2 == total => rest,
+            [hi, lo, rest @ ..] if tcp => {
+                let len = u64::from(u16::from_be_bytes([*hi, *lo]));
+                // A message alone after its length; or one with more after it, when read so it
+                // has the one question a query has and read as is it does not.
+                let prefixed = len + 2 == total
+                    || (len >= 12 && len + 2 < total && questions(rest) == Some(1) && questions(msg) != Some(1));
+                if prefixed { &rest[..rest.len().min(len as usize)] } else { msg }
+            }
             _ => msg,
         };
         let mut q = Query::default();
@@ -126,7 +139,12 @@ impl Query {
         match read_name(msg, 12) {
             Ok((name, end)) => {
                 q.suspicion = suspicion(&name);
-                q.name = Some(name);
+                if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                    q.name = Some(name.to_ascii_lowercase());
+                    q.name_as_sent = Some(name);
+                } else {
+                    q.name = Some(name);
+                }
                 if let Some(t) = msg.get(end..end + 4) {
                     q.qtype = Some(u16::from_be_bytes([t[0], t[1]]));
                     q.qclass = Some(u16::from_be_bytes([t[2], t[3]]));
@@ -368,6 +386,7 @@ impl Send {
                 "dns",
                 &ListenerDnsOut {
                     domain: q.domain(),
+                    name_as_sent: q.name_as_sent.as_deref(),
                     suspicious: !q.suspicion.is_empty(),
                     suspicion: &q.suspicion,
                     questions: (q.questions > 1).then_some(q.questions),
@@ -420,6 +439,8 @@ struct QuestionOut<'a> {
 struct ListenerDnsOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     domain: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_as_sent: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     suspicious: bool,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -476,6 +497,32 @@ mod tests {
         assert_eq!(q.domain(), Some("example.com"));
         assert_eq!(q.header_flags(), vec!["RD"]);
         assert_eq!(type_name(28), "AAAA");
+    }
+
+    #[test]
+    fn a_name_is_matched_in_any_case_and_kept_as_sent() {
+        let q = Query::parse(&query("Pool.MineXMR.com", 1), false, 34);
+        assert_eq!(q.name.as_deref(), Some("pool.minexmr.com"));
+        assert_eq!(q.domain(), Some("minexmr.com"));
+        assert_eq!(q.name_as_sent.as_deref(), Some("Pool.MineXMR.com"));
+        assert_eq!(Query::parse(&query("a.example.com", 1), false, 31).name_as_sent, None);
+    }
+
+    #[test]
+    fn over_tcp_a_query_followed_by_more_is_read() {
+        let m = query("evil.example.com", 1);
+        let framed = |tail: &[u8]| {
+            let mut f = (m.len() as u16).to_be_bytes().to_vec();
+            f.extend_from_slice(&m);
+            f.extend_from_slice(tail);
+            f
+        };
+        // A byte more, and two pipelined queries in one send.
+        for f in [framed(b"x"), framed(&framed(&[]))] {
+            let q = Query::parse(&f, true, f.len() as u64);
+            assert_eq!(q.name.as_deref(), Some("evil.example.com"), "{f:?}");
+            assert_eq!(q.malformed, None);
+        }
     }
 
     #[test]
