@@ -149,3 +149,31 @@ fn each_rule_fires_on_what_it_is_about_and_nothing_else() {
         json!({"integration": "docker", "docker": {"status": "start", "Type": "container", "Action": "start"}});
     assert_eq!(evaluate(&rules, &docker_event), Some(87_900));
 }
+
+/// A device named as a mount's source however the path is spelled (`//dev/sda1`, `/./dev/sda1`,
+/// `dev/sda1` from `/`, through `/proc/self/root`) is a device: rule 100028, not the plain mount's.
+#[test]
+fn a_mount_s_device_source_is_seen_however_it_is_spelled() {
+    let rules = load_rules();
+    let mount = |source: &str| {
+        serde_json::json!({
+            "integration": "docker",
+            "event": {"module": "docker-listener", "action": "mount", "outcome": "failure"},
+            "docker_listener": {"mount": {"source": source, "target": "/mnt", "fstype": "ext4"}},
+        })
+    };
+    for source in [
+        "/dev/sda1",
+        "//dev/sda1",
+        "/./dev/sda1",
+        "dev/sda1",
+        "./dev/sda1",
+        "/proc/self/root/dev/sda1",
+        "/proc/1/root//dev/vda",
+    ] {
+        assert_eq!(evaluate(&rules, &mount(source)), Some(100_028), "{source}");
+    }
+    for source in ["none", "overlay", "/data/dev/x", "/srv/devices"] {
+        assert_eq!(evaluate(&rules, &mount(source)), Some(100_030), "{source}");
+    }
+}
