@@ -415,6 +415,7 @@ fn changes_by_name_are_resolved_in_the_container() {
              cd /etc && rm passwd; cd /; \
              ln /etc/group /tmp/g; sleep 0.5; chmod 600 /tmp/g; \
              /t/path_calls_32 /etc/shadow; \
+             ln -s /tmp/evil.so /etc/ld.so.preload; echo j2 > /tmp/y; cd /etc/cron.d && mv /tmp/y job2; cd /; \
              touch /tmp/ordinary; chmod 600 /tmp/ordinary; mv /tmp/ordinary /tmp/o2; rm /tmp/o2",
         &done,
     );
@@ -435,7 +436,7 @@ fn changes_by_name_are_resolved_in_the_container() {
                 e["file"]["path"].as_str().unwrap_or("").to_owned(),
                 fa["sensitive"].as_str().unwrap_or("").to_owned(),
                 match (fa["match"].as_str().unwrap_or(""), e["file"]["path"].as_str()) {
-                    ("directory", Some("/etc/cron.d/job")) => "name".to_owned(),
+                    ("directory", Some(p)) if p.starts_with("/etc/cron.d/") => "name".to_owned(),
                     (m, _) => m.to_owned(),
                 },
                 e["docker_listener"]["syscall"]["abi"] == "ia32",
@@ -458,6 +459,10 @@ fn changes_by_name_are_resolved_in_the_container() {
         ("file-chmod", "/tmp/g", "/etc/group", "file", false),
         ("file-chmod", "/etc/shadow", "/etc/shadow", "file", true),
         ("file-chown", "/etc/shadow", "/etc/shadow", "file", true),
+        // A symlink made where a sensitive file belongs: by the link's name.
+        ("file-link", "/etc/ld.so.preload", "/etc/ld.so.preload", "name", false),
+        // A relative new name, its directory (the working one) not walked by the kernel.
+        ("file-rename", "/etc/cron.d/job2", "/etc/cron*", "name", false),
     ]
     .iter()
     .map(|(a, p, s, m, c)| ((*a).to_owned(), (*p).to_owned(), (*s).to_owned(), (*m).to_owned(), *c))
@@ -483,6 +488,12 @@ fn changes_by_name_are_resolved_in_the_container() {
     let preload =
         changes.iter().find(|e| e["event"]["action"] == "file-delete" && e["file"]["path"] == "/etc/ld.so.preload");
     assert_eq!(evaluate(&rules, preload.unwrap()), Some(100_047));
+    let symlink = changes.iter().find(|e| e["docker_listener"]["syscall"]["name"] == "symlink").expect("the symlink");
+    assert_eq!(symlink["docker_listener"]["file_access"]["symlink_target"], "/tmp/evil.so", "{symlink}");
+    assert_eq!(evaluate(&rules, symlink), Some(100_047));
+    let relative = changes.iter().find(|e| e["file"]["path"] == "/etc/cron.d/job2").unwrap();
+    assert_eq!(relative["docker_listener"]["file_access"]["new_name"], "job2", "{relative}");
+    assert_eq!(evaluate(&rules, relative), Some(100_048));
     assert_eq!(agent.daemon.stop(), 0);
     assert!(
         agent.daemon.final_stat("ebpf_file_unmatched") >= 3,

@@ -16,6 +16,8 @@ pub mod x64 {
     pub const UNLINKAT: i64 = 263;
     pub const RENAMEAT: i64 = 264;
     pub const LINKAT: i64 = 265;
+    pub const SYMLINK: i64 = 88;
+    pub const SYMLINKAT: i64 = 266;
     pub const FCHMODAT: i64 = 268;
     pub const RENAMEAT2: i64 = 316;
     pub const FCHMODAT2: i64 = 452;
@@ -82,6 +84,8 @@ pub mod ia32 {
     pub const UNLINKAT: i64 = 301;
     pub const RENAMEAT: i64 = 302;
     pub const LINKAT: i64 = 303;
+    pub const SYMLINK: i64 = 83;
+    pub const SYMLINKAT: i64 = 304;
     pub const FCHMODAT: i64 = 306;
     pub const RENAMEAT2: i64 = 353;
     pub const FCHMODAT2: i64 = 452;
@@ -223,6 +227,8 @@ pub const FILE_X64: &[i64] = &[
     x64::FCHOWNAT,
     x64::LINK,
     x64::LINKAT,
+    x64::SYMLINK,
+    x64::SYMLINKAT,
     x64::TRUNCATE,
     x64::FCHMOD,
     x64::FCHOWN,
@@ -248,6 +254,8 @@ pub const FILE_IA32: &[i64] = &[
     ia32::FCHOWNAT,
     ia32::LINK,
     ia32::LINKAT,
+    ia32::SYMLINK,
+    ia32::SYMLINKAT,
     ia32::TRUNCATE,
     ia32::TRUNCATE64,
     ia32::FCHMOD,

@@ -147,6 +147,8 @@ fn route_x64(id: i64) -> Option<Route> {
         x64::FCHOWNAT => Route::File(file::op::FCHOWNAT),
         x64::LINK => Route::File(file::op::LINK),
         x64::LINKAT => Route::File(file::op::LINKAT),
+        x64::SYMLINK => Route::File(file::op::SYMLINK),
+        x64::SYMLINKAT => Route::File(file::op::SYMLINKAT),
         x64::TRUNCATE => Route::File(file::op::TRUNCATE),
         x64::FCHMOD => Route::File(file::op::FCHMOD),
         x64::FCHOWN => Route::File(file::op::FCHOWN),
@@ -225,6 +227,8 @@ fn route_ia32(id: i64) -> Option<Route> {
         ia32::FCHOWNAT => Route::File(file::op::FCHOWNAT),
         ia32::LINK => Route::File(file::op::LINK),
         ia32::LINKAT => Route::File(file::op::LINKAT),
+        ia32::SYMLINK => Route::File(file::op::SYMLINK),
+        ia32::SYMLINKAT => Route::File(file::op::SYMLINKAT),
         // (Both truncates: the length's high half, truncate64's third argument, is not kept.)
         ia32::TRUNCATE | ia32::TRUNCATE64 => Route::File(file::op::TRUNCATE),
         ia32::FCHMOD => Route::File(file::op::FCHMOD),

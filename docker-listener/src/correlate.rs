@@ -373,6 +373,7 @@ impl Correlator {
                         .flatten();
                     if let Detail::FileChange(f) = &mut c.detail {
                         f.base_from_proc(meta.pid, meta.tgid);
+                        f.base2_from_proc(meta.pid, meta.tgid);
                     }
                     if !self.file_verdict(&mut c.detail, &id, root.as_ref(), req) {
                         if !pending {

@@ -66,11 +66,19 @@ pub mod op {
     /// openat's (dirfd, name, flags, mode), the name's pointer cleared, then `open_how.resolve`.
     pub const URING_OPENAT_NAMED: u32 = 44;
     pub const URING_OPENAT2_NAMED: u32 = 45;
+    /// symlink(target, linkpath), symlinkat(target, newdirfd, linkpath): the link made is the
+    /// first name (walked from its directory), the target, a string kept as given, the second.
+    pub const SYMLINK: u32 = 46;
+    pub const SYMLINKAT: u32 = 47;
 }
 
 /// `CallHead` flag of an io_uring open (`URING_OPENAT`, `URING_OPENAT2`) into the ring's own
 /// file table: `FileRecord::fd` is the file's slot there (a fixed file has no descriptor).
 pub const FIXED_FILE: u32 = 1 << 17;
+
+/// `CallHead` flag of a `PathRecord`: its base is the directory the second name starts from
+/// (the first name is absolute, the second relative: `mv /tmp/x ld.so.preload` in /etc).
+pub const BASE_OF_NAME2: u32 = 1 << 19;
 
 /// Bytes of a `struct file_handle` a `BY_HANDLE` record keeps (in `name2`): its 8-byte head
 /// (`handle_bytes`, `handle_type`) and up to 40 bytes of the handle (the kernel's largest,
@@ -129,6 +137,7 @@ pub const RESOLVE_IN_ROOT: u64 = 0x10;
 /// descriptor as the first name's "directory".
 pub const NONE: usize = 6;
 pub const fn name_args(op: u32) -> (usize, usize, usize, usize) {
+    // (Read by the kernel program too: `names_at`.)
     match op {
         op::UNLINK | op::CHMOD | op::CHOWN | op::LCHOWN | op::CHOWN16 | op::LCHOWN16 | op::TRUNCATE => {
             (0, NONE, NONE, NONE)
@@ -141,6 +150,8 @@ pub const fn name_args(op: u32) -> (usize, usize, usize, usize) {
         | op::URING_OPENAT_NAMED
         | op::URING_OPENAT2_NAMED => (1, 0, NONE, NONE),
         op::RENAME | op::LINK => (0, NONE, 1, NONE),
+        op::SYMLINK => (1, NONE, 0, NONE),
+        op::SYMLINKAT => (2, 1, 0, NONE),
         op::RENAMEAT | op::RENAMEAT2 | op::LINKAT | op::URING_RENAMEAT | op::URING_LINKAT => (1, 0, 3, 2),
         // No name; the base is the file the call opened, or the mount's it named.
         op::BY_HANDLE => (NONE, 3, NONE, NONE),

@@ -16,7 +16,10 @@
 //! file was matched in the kernel.
 use docker_listener_common::family::{
     CallHead,
-    file::{AT_FDCWD, PathRecord, RESOLVE_IN_ROOT, access, access_of, is_named_open, matched, name_args, oflag, op},
+    file::{
+        AT_FDCWD, BASE_OF_NAME2, PathRecord, RESOLVE_IN_ROOT, access, access_of, is_named_open, matched, name_args,
+        oflag, op,
+    },
 };
 use serde::{Serialize, ser::SerializeMap};
 
@@ -49,6 +52,10 @@ pub struct FileChange {
     pub base: Option<ExeFile>,
     /// `base` was read from /proc after the call (`base_from_proc`), not walked by the kernel.
     pub base_from_proc: bool,
+    /// The directory a relative second name starts from when the first's is not it: walked by
+    /// the kernel (`BASE_OF_NAME2`: the first name absolute), else read from /proc
+    /// (`base2_from_proc`).
+    pub base2: Option<String>,
     /// Set by `resolve`: the file (the first name, or for rename and link whichever of the two
     /// is sensitive) and the configured entry.
     pub located: Option<Located>,
@@ -79,6 +86,9 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
     let open_flags = if is_named_open(head.op) { a[2] as u32 } else { 0 };
     // (Only openat2's is one: the kernel side reads it for every refused open.)
     let resolve = if matches!(head.op, op::REFUSED_OPENAT2 | op::URING_OPENAT2_NAMED) { a[4] } else { 0 };
+    // The directory walked is the second name's when the kernel says so.
+    let walked = file_of(&r.base, &r.base_path);
+    let (base, base2) = if head.flags & BASE_OF_NAME2 != 0 { (None, walked.map(|b| b.path)) } else { (walked, None) };
     Ok(Detail::FileChange(FileChange {
         op: head.op,
         dirfd: r.dirfd,
@@ -92,7 +102,8 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         matched: r.matched,
         name: text(&r.name, r.name_len),
         name2: text(&r.name2, r.name2_len),
-        base: file_of(&r.base, &r.base_path),
+        base,
+        base2,
         base_from_proc: false,
         located: None,
     }))
@@ -153,6 +164,39 @@ impl FileChange {
         matches!(self.op, op::FCHMOD | op::FCHOWN | op::FCHOWN16)
     }
 
+    /// The directory the second name starts from: the first's when both start from the same
+    /// directory and the kernel walked it, else what /proc said (`base2_from_proc`: `mv
+    /// /tmp/x ld.so.preload` in /etc, the first name absolute and nothing walked).
+    fn second_base(&self) -> Option<&str> {
+        let walked = self.base.as_ref().filter(|_| self.dirfd2 == self.dirfd).map(|f| f.path.as_str());
+        walked.or(self.base2.as_deref())
+    }
+
+    fn is_symlink(&self) -> bool {
+        matches!(self.op, op::SYMLINK | op::SYMLINKAT)
+    }
+
+    /// A relative second name whose directory the kernel did not walk (it walks the first
+    /// name's only): that directory as the caller has it now, from /proc (`fd/<dirfd2>`, or
+    /// `cwd`), of the thread `pid`, else its process `tgid` (it may have changed since, as
+    /// `base_from_proc`'s may).
+    pub fn base2_from_proc(&mut self, pid: u32, tgid: u32) {
+        let walked = self.base2.is_some() || self.base.is_some() && (self.dirfd2 == self.dirfd);
+        if self.name2.is_empty() || self.name2.starts_with('/') || self.is_symlink() || walked {
+            return;
+        }
+        let link = |p: u32| match self.dirfd2 {
+            AT_FDCWD => format!("/proc/{p}/cwd"),
+            fd => format!("/proc/{p}/fd/{fd}"),
+        };
+        let dir = std::fs::read_link(link(pid)).or_else(|_| std::fs::read_link(link(tgid)));
+        if let Ok(dir) = dir
+            && dir.is_absolute()
+        {
+            self.base2 = Some(dir.to_string_lossy().into_owned());
+        }
+    }
+
     /// Finds the sensitive file the call names, in the filesystem whose root is `root` (the
     /// calling process's, else its container's); false when it names none (not an event).
     pub fn resolve(&mut self, id: &str, root: Option<&crate::sensitive::Root>, set: &SensitiveSet) -> bool {
@@ -178,7 +222,7 @@ impl FileChange {
             let paths = [
                 below.then(|| crate::sensitive::lexical_in_root(base, &self.name)).flatten(),
                 as_written.then(|| crate::sensitive::lexical(base, &self.name)).flatten(),
-                crate::sensitive::lexical(base, &self.name2),
+                (!self.is_symlink()).then(|| crate::sensitive::lexical(self.second_base(), &self.name2)).flatten(),
             ];
             for (i, path) in paths.into_iter().enumerate() {
                 if let Some(path) = path
@@ -206,14 +250,11 @@ impl FileChange {
                     .then(|| crate::sensitive::locate(root, id, base, &self.name, follow, self.wants(), set))
                     .flatten()
             });
-        let second = if self.name2.is_empty() {
+        // A symlink's target is a string kept as given, no name it changes.
+        let second = if self.name2.is_empty() || self.is_symlink() {
             None
         } else {
-            // The second name's base is the first's when both start from the same directory.
-            let base2 = (self.dirfd2 == self.dirfd || self.dirfd2 == AT_FDCWD && self.dirfd == AT_FDCWD)
-                .then_some(base)
-                .flatten();
-            crate::sensitive::locate(root, id, base2, &self.name2, false, access::WRITE, set)
+            crate::sensitive::locate(root, id, self.second_base(), &self.name2, false, access::WRITE, set)
                 .map(|l| Located { second: true, ..l })
         };
         self.located = first.or(second);
@@ -241,6 +282,8 @@ impl FileChange {
             op::FCHOWNAT => "fchownat",
             op::LINK => "link",
             op::LINKAT => "linkat",
+            op::SYMLINK => "symlink",
+            op::SYMLINKAT => "symlinkat",
             op::URING_UNLINKAT => "IORING_OP_UNLINKAT",
             op::URING_RENAMEAT => "IORING_OP_RENAMEAT",
             op::URING_LINKAT => "IORING_OP_LINKAT",
@@ -265,7 +308,7 @@ impl FileChange {
         match self.op {
             op::UNLINK | op::UNLINKAT | op::URING_UNLINKAT => "file-delete",
             op::RENAME | op::RENAMEAT | op::RENAMEAT2 | op::URING_RENAMEAT => "file-rename",
-            op::LINK | op::LINKAT | op::URING_LINKAT => "file-link",
+            op::LINK | op::LINKAT | op::URING_LINKAT | op::SYMLINK | op::SYMLINKAT => "file-link",
             op::CHMOD | op::FCHMODAT | op::FCHMODAT2 | op::FCHMOD => "file-chmod",
             op::TRUNCATE => "file-truncate",
             _ => "file-chown",
@@ -297,6 +340,9 @@ impl FileChange {
             requested: &'a str,
             #[serde(skip_serializing_if = "str::is_empty")]
             new_name: &'a str,
+            /// A symlink's target, as given.
+            #[serde(skip_serializing_if = "str::is_empty")]
+            symlink_target: &'a str,
             /// Which name is the sensitive file's: rename and link's second (where it goes).
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             new_name_sensitive: bool,
@@ -327,7 +373,8 @@ impl FileChange {
             &Out {
                 matched: MatchOut { sensitive: l.and_then(|l| l.entry.as_deref()), how: l.map_or("file", |l| l.how) },
                 requested: &self.name,
-                new_name: &self.name2,
+                new_name: if self.is_symlink() { "" } else { &self.name2 },
+                symlink_target: if self.is_symlink() { &self.name2 } else { "" },
                 new_name_sensitive: l.is_some_and(|l| l.second),
                 access: self.is_open().then(|| super::file::access_names(self.wants())),
                 flags: self.is_open().then(|| super::file::open_flag_names(self.open_flags)),
@@ -383,8 +430,43 @@ mod tests {
             name2: String::new(),
             base: Some(ExeFile { path: "/etc".into(), ..ExeFile::default() }),
             base_from_proc: false,
+            base2: None,
             located: None,
         }
+    }
+
+    /// `mv /tmp/x ld.so.preload` in /etc, `ln -s /tmp/p /etc/ld.so.preload`: the second name's
+    /// directory from /proc when the kernel walked none; a symlink's link is its first name,
+    /// its target no name.
+    #[test]
+    fn a_relative_new_name_and_a_symlink_s_link_are_located() {
+        let set = SensitiveSet::new(vec!["/etc/ld.so.preload".parse().unwrap(), "/etc/shadow".parse().unwrap()]);
+        let change = |op_: u32, name: &str, name2: &str| FileChange {
+            op: op_,
+            resolve: 0,
+            name: name.into(),
+            name2: name2.into(),
+            base: None,
+            dirfd: AT_FDCWD,
+            ..open_in_root("")
+        };
+        let mut mv = change(op::RENAME, "/tmp/payload", "ld.so.preload");
+        assert!(!mv.clone().resolve("c", None, &set), "no directory for the new name: unresolved");
+        let me = std::process::id();
+        let cwd = std::env::current_dir().unwrap().to_string_lossy().into_owned();
+        mv.base2_from_proc(me, me);
+        assert_eq!(mv.base2.as_deref(), Some(cwd.as_str()), "the caller's working directory");
+        mv.base2 = Some("/etc".into());
+        assert!(mv.resolve("c", None, &set));
+        let l = mv.located.unwrap();
+        assert_eq!((l.path.as_str(), l.second), ("/etc/ld.so.preload", true));
+        let mut ln = change(op::SYMLINK, "/etc/ld.so.preload", "/tmp/evil.so");
+        assert!(ln.resolve("c", None, &set));
+        assert_eq!(ln.located.as_ref().map(|l| (l.path.as_str(), l.second)), Some(("/etc/ld.so.preload", false)));
+        assert_eq!(ln.kind().action, "file-link");
+        // A link to a sensitive file is no change of it.
+        let mut to = change(op::SYMLINK, "/tmp/s", "/etc/shadow");
+        assert!(!to.resolve("c", None, &set));
     }
 
     /// A refused openat2's directory the kernel did not walk (an absolute name) is read from
