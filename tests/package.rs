@@ -99,6 +99,7 @@ fn the_image_runs_the_static_binary_and_the_manifests_carry_what_it_needs() {
         "/sys/kernel/tracing",
         "/sys/fs/cgroup",
         "/var/ossec/queue/sockets",
+        "/run/docker-listener",
     ] {
         assert!(compose.contains(needed), "compose.yaml lacks {needed}");
         assert!(daemonset.contains(needed), "daemonset.yaml lacks {needed}");

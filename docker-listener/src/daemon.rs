@@ -490,7 +490,8 @@ async fn persist_cursor(state: StateDir, mut rx: watch::Receiver<Cursor>) {
 }
 
 /// One instance per queue socket, whatever its state directory: a lock under /run named after
-/// the queue path. Skipped (with a debug line) where /run is not writable.
+/// the queue path. Skipped, with a warning, where /run/docker-listener cannot be written (a
+/// read-only container without it mounted from the host).
 fn queue_lock(queue: &std::path::Path) -> Result<Option<InstanceLock>, StateError> {
     let dir = PathBuf::from("/run/docker-listener");
     let name = format!("queue-{:016x}.lock", event_hash(queue.as_os_str().as_encoded_bytes()));
@@ -498,7 +499,13 @@ fn queue_lock(queue: &std::path::Path) -> Result<Option<InstanceLock>, StateErro
         Ok(l) => Ok(Some(l)),
         Err(StateError::Locked { pid, .. }) => Err(StateError::Locked { pid, path: queue.to_owned() }),
         Err(e) => {
-            tracing::debug!(error = %e, "no per-queue instance lock");
+            tracing::warn!(
+                error = %e,
+                queue = %queue.display(),
+                "no per-queue instance lock: another docker-listener (the wodle, the service, a \
+                 container) could send the same events to this queue. Make /run/docker-listener \
+                 writable (in a container: mount it from the host)"
+            );
             Ok(None)
         }
     }
