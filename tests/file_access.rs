@@ -416,6 +416,7 @@ fn changes_by_name_are_resolved_in_the_container() {
              ln /etc/group /tmp/g; sleep 0.5; chmod 600 /tmp/g; \
              /t/path_calls_32 /etc/shadow; \
              ln -s /tmp/evil.so /etc/ld.so.preload; echo j2 > /tmp/y; cd /etc/cron.d && mv /tmp/y job2; cd /; \
+             chmod 640 /proc/self/root/etc/shadow; \
              touch /tmp/ordinary; chmod 600 /tmp/ordinary; mv /tmp/ordinary /tmp/o2; rm /tmp/o2",
         &done,
     );
@@ -463,6 +464,8 @@ fn changes_by_name_are_resolved_in_the_container() {
         ("file-link", "/etc/ld.so.preload", "/etc/ld.so.preload", "name", false),
         // A relative new name, its directory (the working one) not walked by the kernel.
         ("file-rename", "/etc/cron.d/job2", "/etc/cron*", "name", false),
+        // Through the process's root in the container's procfs.
+        ("file-chmod", "/etc/shadow", "/etc/shadow", "file", false),
     ]
     .iter()
     .map(|(a, p, s, m, c)| ((*a).to_owned(), (*p).to_owned(), (*s).to_owned(), (*m).to_owned(), *c))

@@ -437,13 +437,41 @@ pub struct Located {
     pub second: bool,
 }
 
+/// A path through a process's root in the container's procfs (`/proc/self/root/etc/passwd`,
+/// `/proc/1/root/...`, `/proc/thread-self/root`, `/proc/<pid>/task/<tid>/root`, as often as
+/// it is repeated): the path below that root, the container's (the caller's own, or another
+/// of its processes'), which the daemon could not reach through those magic links in the
+/// container's procfs (`RESOLVE_NO_MAGICLINKS`). Other paths as they are.
+pub fn below_proc_root(path: &str) -> std::borrow::Cow<'_, str> {
+    let mut parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let mut changed = false;
+    loop {
+        let pid = |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit());
+        let skip = match parts.as_slice() {
+            ["proc", "self" | "thread-self", "root", ..] => 3,
+            ["proc", p, "root", ..] if pid(p) => 3,
+            ["proc", p, "task", t, "root", ..] if pid(p) && pid(t) => 5,
+            _ => break,
+        };
+        parts.drain(..skip);
+        changed = true;
+    }
+    if changed && path.starts_with('/') {
+        std::borrow::Cow::Owned(format!("/{}", parts.join("/")))
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    }
+}
+
 /// A name as written, relative names from `base`, with `.`, `..` and repeated slashes applied
-/// (symlinks are not: nothing is resolved).
+/// (symlinks are not: nothing is resolved), through a process's root in procfs too
+/// (`below_proc_root`).
 pub fn lexical(base: Option<&str>, name: &str) -> Option<String> {
     if name.is_empty() {
         return None;
     }
     let full = if name.starts_with('/') { name.to_owned() } else { format!("{}/{name}", base?) };
+    let full = below_proc_root(&full);
     let mut parts: Vec<&str> = Vec::new();
     for c in full.split('/') {
         match c {
@@ -482,7 +510,8 @@ pub fn locate(
         return None;
     }
     let full = if name.starts_with('/') { name.to_owned() } else { format!("{}/{name}", base?.trim_end_matches('/')) };
-    locate_from(root, &root.0, id, &full, follow, want, set)
+    // Through a process's root in procfs: the container's root (`below_proc_root`).
+    locate_from(root, &root.0, id, &below_proc_root(&full), follow, want, set)
 }
 
 /// `locate` for a name resolved with its directory as the root (openat2's `RESOLVE_IN_ROOT`):
@@ -918,6 +947,26 @@ impl SensitiveSet {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_path_through_a_process_s_root_in_procfs_is_the_path_below_it() {
+        for (path, want) in [
+            ("/proc/self/root/etc/passwd", "/etc/passwd"),
+            ("/proc/1/root/etc/ld.so.preload", "/etc/ld.so.preload"),
+            ("/proc/thread-self/root//etc/./shadow", "/etc/shadow"),
+            ("/proc/7/task/9/root/etc/cron.d/x", "/etc/cron.d/x"),
+            ("/proc/self/root/proc/1/root/etc/shadow", "/etc/shadow"),
+            ("//proc/self/root/etc/passwd", "/etc/passwd"),
+            ("/proc/self/root", "/"),
+            ("/proc/self/cwd/etc/passwd", "/proc/self/cwd/etc/passwd"),
+            ("/proc/sys/kernel/core_pattern", "/proc/sys/kernel/core_pattern"),
+            ("/etc/passwd", "/etc/passwd"),
+            ("proc/self/root/etc/passwd", "proc/self/root/etc/passwd"),
+        ] {
+            assert_eq!(super::below_proc_root(path), want, "{path}");
+        }
+        assert_eq!(super::lexical(None, "/proc/self/root/etc/../etc/shadow").as_deref(), Some("/etc/shadow"));
+        assert_eq!(super::lexical(Some("/"), "proc/1/root/etc/shadow").as_deref(), Some("/etc/shadow"));
+    }
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
