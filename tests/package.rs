@@ -88,9 +88,7 @@ fn the_image_runs_the_static_binary_and_the_manifests_carry_what_it_needs() {
     let compose = std::fs::read_to_string(package_dir().join("compose.yaml")).unwrap();
     let daemonset = std::fs::read_to_string(package_dir().join("daemonset.yaml")).unwrap();
     assert!(daemonset.contains("\"BPF\"") && daemonset.contains("\"PERFMON\""), "the DaemonSet's eBPF capabilities");
-    assert!(compose.contains("SYS_ADMIN"), "compose: SYS_ADMIN to attach");
-    // Given CAP_BPF, the running agent keeps it and drops SYS_ADMIN; without it, SYS_ADMIN stays.
-    assert!(compose.contains("cap_add: [BPF, PERFMON,"), "compose: the capabilities the running agent keeps");
+    assert!(compose.contains("SYS_ADMIN"), "compose: SYS_ADMIN stands for BPF and PERFMON on Docker before 23");
     for needed in [
         "SYS_PTRACE",
         "DAC_READ_SEARCH",
