@@ -23,27 +23,25 @@ pub fn init_wodle(format: LogFormat, verbosity: u8, file: std::fs::File) {
         LogFormat::Text => to_file.boxed(),
         LogFormat::Json => to_file.json().flatten_event(true).boxed(),
     };
-    let errors = fmt::layer()
+    let _ = tracing_subscriber::registry().with(to_file.with_filter(filter(verbosity))).with(errors_only()).try_init();
+}
+
+/// On stderr, errors only, one line each, without time, level or colour (the wodle's).
+fn errors_only<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>>()
+-> impl tracing_subscriber::Layer<S> {
+    fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(false)
         .without_time()
         .with_level(false)
-        .with_filter(LevelFilter::ERROR);
-    let _ = tracing_subscriber::registry().with(to_file.with_filter(filter(verbosity))).with(errors).try_init();
+        .with_filter(LevelFilter::ERROR)
 }
 
 /// The wodle's logging when its log file cannot be opened: errors only, on stderr, which
 /// wazuh-modulesd copies into ossec.log as errors (anything else would flood it).
 pub fn init_wodle_errors_only() {
-    let errors = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(false)
-        .without_time()
-        .with_level(false)
-        .with_filter(LevelFilter::ERROR);
-    let _ = tracing_subscriber::registry().with(errors).try_init();
+    let _ = tracing_subscriber::registry().with(errors_only()).try_init();
 }
 
 /// `verbosity`: 0 info, 1 debug, 2+ trace. `RUST_LOG` wins when set.

@@ -61,6 +61,17 @@ pub struct FileChange {
     pub located: Option<Located>,
 }
 
+/// The directory `dirfd` names (`AT_FDCWD`: the working directory) for thread `pid`, else its
+/// process `tgid`, as /proc has it now.
+fn dir_from_proc(dirfd: i32, pid: u32, tgid: u32) -> Option<String> {
+    let link = |p: u32| match dirfd {
+        AT_FDCWD => format!("/proc/{p}/cwd"),
+        fd => format!("/proc/{p}/fd/{fd}"),
+    };
+    let dir = std::fs::read_link(link(pid)).or_else(|_| std::fs::read_link(link(tgid))).ok()?;
+    dir.is_absolute().then(|| dir.to_string_lossy().into_owned())
+}
+
 pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
     let r: PathRecord = pod(bytes)?;
     let a = r.args;
@@ -147,15 +158,8 @@ impl FileChange {
         if !self.in_root() || self.base.is_some() {
             return;
         }
-        let link = |p: u32| match self.dirfd {
-            AT_FDCWD => format!("/proc/{p}/cwd"),
-            fd => format!("/proc/{p}/fd/{fd}"),
-        };
-        let dir = std::fs::read_link(link(pid)).or_else(|_| std::fs::read_link(link(tgid)));
-        if let Ok(dir) = dir
-            && dir.is_absolute()
-        {
-            self.base = Some(ExeFile { path: dir.to_string_lossy().into_owned(), ..ExeFile::default() });
+        if let Some(dir) = dir_from_proc(self.dirfd, pid, tgid) {
+            self.base = Some(ExeFile { path: dir, ..ExeFile::default() });
             self.base_from_proc = true;
         }
     }
@@ -185,16 +189,7 @@ impl FileChange {
         if self.name2.is_empty() || self.name2.starts_with('/') || self.is_symlink() || walked {
             return;
         }
-        let link = |p: u32| match self.dirfd2 {
-            AT_FDCWD => format!("/proc/{p}/cwd"),
-            fd => format!("/proc/{p}/fd/{fd}"),
-        };
-        let dir = std::fs::read_link(link(pid)).or_else(|_| std::fs::read_link(link(tgid)));
-        if let Ok(dir) = dir
-            && dir.is_absolute()
-        {
-            self.base2 = Some(dir.to_string_lossy().into_owned());
-        }
+        self.base2 = dir_from_proc(self.dirfd2, pid, tgid);
     }
 
     /// Finds the sensitive file the call names, in the filesystem whose root is `root` (the
