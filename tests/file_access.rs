@@ -532,6 +532,30 @@ fn a_host_wide_kernel_setting_written_from_a_container_fires_the_escape_rule() {
     );
     assert_eq!(core[0]["event"]["action"], "file-write");
     assert_eq!(evaluate(&rules, core[0]), Some(100_049));
+
+    // binfmt_misc's registration (an interpreter the kernel runs for matching files), opened
+    // for writing by a privileged container that mounted it: nothing written.
+    let privileged = unique("file-escape-p");
+    let _p = Containers(vec![privileged.clone()]);
+    let done = format!("done-{privileged}");
+    run_detached(
+        &privileged,
+        &["--privileged"],
+        &format!(
+            "mkdir -p /tmp/b && mount -t binfmt_misc none /tmp/b && : >> /tmp/b/register; /bin/echo {done}; sleep 60"
+        ),
+    );
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    let files = file_events(&mine(&events, &privileged));
+    let register = of_path(&files, "/tmp/b/register");
+    assert_eq!(register.len(), 1, "{files:#?}");
+    let fa = &register[0]["docker_listener"]["file_access"];
+    assert_eq!(
+        (fa["match"].as_str(), fa["sensitive"].as_str()),
+        (Some("pseudo-file"), Some("/proc/sys/fs/binfmt_misc/register"))
+    );
+    assert_eq!(evaluate(&rules, register[0]), Some(100_049));
     assert_eq!(agent.daemon.stop(), 0);
 }
 

@@ -242,7 +242,11 @@ pub(crate) unsafe fn grown_table_file(task: *const u8, fd: u32) -> *const u8 {
 /// Whether the dentry's name is one of the pseudo-files of its filesystem that `want` asks for.
 #[inline(always)]
 unsafe fn pseudo_match(dentry: *const u8, magic: u32, want: u32) -> bool {
-    if magic != pseudo::PROC_SUPER_MAGIC && magic != pseudo::CGROUP_SUPER_MAGIC {
+    if magic != pseudo::PROC_SUPER_MAGIC
+        && magic != pseudo::CGROUP_SUPER_MAGIC
+        && magic != pseudo::SYSFS_MAGIC
+        && magic != pseudo::BINFMTFS_MAGIC
+    {
         return false;
     }
     let mut name = [0u8; pseudo::NAME_CAP];

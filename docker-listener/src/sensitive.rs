@@ -89,12 +89,15 @@ pub const DEFAULT: [&str; 13] = [
 
 /// The pseudo-files the kernel matches by name (docker-listener-common's `family::file::pseudo`),
 /// as events name the entry.
-pub const PSEUDO: [(&str, &str); 5] = [
+pub const PSEUDO: [(&str, &str); 8] = [
     ("mem", "/proc/*/mem"),
     ("core_pattern", "/proc/sys/kernel/core_pattern"),
     ("sysrq-trigger", "/proc/sysrq-trigger"),
     ("release_agent", "/sys/fs/cgroup/*/release_agent"),
     ("notify_on_release", "/sys/fs/cgroup/*/notify_on_release"),
+    ("modprobe", "/proc/sys/kernel/modprobe"),
+    ("uevent_helper", "/sys/kernel/uevent_helper"),
+    ("register", "/proc/sys/fs/binfmt_misc/register"),
 ];
 
 /// One configured entry.
@@ -947,6 +950,16 @@ impl SensitiveSet {
 
 #[cfg(test)]
 mod tests {
+    /// Every pseudo-file the kernel matches by name has the entry events name it by.
+    #[test]
+    fn every_pseudo_file_of_the_kernel_has_its_entry() {
+        use docker_listener_common::family::file::pseudo::FILES;
+        assert_eq!(FILES.len(), super::PSEUDO.len());
+        for (_, name, _) in FILES {
+            let name = std::str::from_utf8(&name[..name.len() - 1]).unwrap();
+            assert!(super::PSEUDO.iter().any(|(n, _)| *n == name), "{name}");
+        }
+    }
     #[test]
     fn a_path_through_a_process_s_root_in_procfs_is_the_path_below_it() {
         for (path, want) in [

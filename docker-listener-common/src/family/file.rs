@@ -232,10 +232,12 @@ pub mod matched {
 /// caller passed): (filesystem magic, name, accesses reported).
 pub mod pseudo {
     use super::access::{READ, WRITE};
-    pub use crate::magic::{CGROUP as CGROUP_SUPER_MAGIC, PROC as PROC_SUPER_MAGIC};
+    pub use crate::magic::{
+        BINFMTFS as BINFMTFS_MAGIC, CGROUP as CGROUP_SUPER_MAGIC, PROC as PROC_SUPER_MAGIC, SYSFS as SYSFS_MAGIC,
+    };
     /// Longest name below (with its NUL).
     pub const NAME_CAP: usize = 24;
-    pub const FILES: [(u32, &[u8], u32); 5] = [
+    pub const FILES: [(u32, &[u8], u32); 8] = [
         // Another process's memory: read (secrets) or written (code injection).
         (PROC_SUPER_MAGIC, b"mem\0", READ | WRITE),
         // The host's core dump handler: a container that writes it runs a program on the host.
@@ -244,6 +246,13 @@ pub mod pseudo {
         // cgroup v1's release agent: the classic privileged-container escape.
         (CGROUP_SUPER_MAGIC, b"release_agent\0", WRITE),
         (CGROUP_SUPER_MAGIC, b"notify_on_release\0", WRITE),
+        // The program the kernel runs to load a module, and the one it runs for every device
+        // event: a container that writes either runs a program on the host.
+        (PROC_SUPER_MAGIC, b"modprobe\0", WRITE),
+        (SYSFS_MAGIC, b"uevent_helper\0", WRITE),
+        // binfmt_misc's registration: an interpreter the kernel runs for matching files, for
+        // every process of the namespace (the host's, before Linux 6.7).
+        (BINFMTFS_MAGIC, b"register\0", WRITE),
     ];
 }
 
