@@ -621,6 +621,7 @@ fn dns_queries_and_udp_flows_are_reported_however_they_are_sent_and_host_ones_ar
          /t/net_send dns-sendto {}; /t/net_send dns-sendmmsg {}; /t/net_send dns-tcp {}; \
          /t/net_send_32 dns-sendmmsg {}; /t/net_send_32 dns-tcp {}; /t/net_send dns-sendto {tunnel}; \
          /t/net_send dns-sendto pool.minexmr.com; /t/net_send dns-sendto x.evil-c2.example; \
+         /t/net_send dns-sendto Pool.MineXMR.com; /t/net_send dns-sendto X.Evil-C2.Example; \
          /t/net_send flow 7001 5; /t/net_send_32 flow 7101 5; echo done-{name}; sleep 30",
         tag("nslookup"),
         tag("sendto"),
@@ -683,6 +684,11 @@ fn dns_queries_and_udp_flows_are_reported_however_they_are_sent_and_host_ones_ar
     assert_eq!(evaluate(&rules, q), Some(100_057), "{q}");
     assert_eq!(evaluate(&rules, dns_query(&ours, "pool.minexmr.com", "A")), Some(100_055));
     assert_eq!(evaluate(&rules, dns_query(&ours, "x.evil-c2.example", "A")), Some(100_056));
+    // DNS names in any case: the lists' lowercase keys still match; the name as sent is kept.
+    let mixed = dns_query(&ours, "Pool.MineXMR.com", "A");
+    assert_eq!(mixed["docker_listener"]["dns"]["name"], "pool.minexmr.com", "{mixed}");
+    assert_eq!(evaluate(&rules, mixed), Some(100_055));
+    assert_eq!(evaluate(&rules, dns_query(&ours, "X.Evil-C2.Example", "A")), Some(100_056));
 
     // UDP flows: the first unconnected send to each destination, by either ABI; the repeats
     // and the connected socket's send make none.

@@ -78,11 +78,11 @@ const IPPROTO_TCP: u16 = 6;
 pub struct Query {
     pub id: Option<u16>,
     pub flags: u16,
-    /// The name, its ASCII letters lowercased (DNS names are case-insensitive: a deny list's
-    /// `pool.minexmr.com` is `Pool.MineXMR.com` too).
+    /// The name as sent.
     pub name: Option<String>,
-    /// The name as sent, when its case differs from `name`'s.
-    pub name_as_sent: Option<String>,
+    /// The name with its ASCII letters lowercased, when that differs from `name` (DNS names are
+    /// case-insensitive: a deny list's `pool.minexmr.com` is `Pool.MineXMR.com` too).
+    pub name_lower: Option<String>,
     pub qtype: Option<u16>,
     pub qclass: Option<u16>,
     /// Questions in the message (a query has one).
@@ -140,11 +140,9 @@ impl Query {
             Ok((name, end)) => {
                 q.suspicion = suspicion(&name);
                 if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                    q.name = Some(name.to_ascii_lowercase());
-                    q.name_as_sent = Some(name);
-                } else {
-                    q.name = Some(name);
+                    q.name_lower = Some(name.to_ascii_lowercase());
                 }
+                q.name = Some(name);
                 if let Some(t) = msg.get(end..end + 4) {
                     q.qtype = Some(u16::from_be_bytes([t[0], t[1]]));
                     q.qclass = Some(u16::from_be_bytes([t[2], t[3]]));
@@ -178,10 +176,16 @@ impl Query {
             .collect()
     }
 
-    /// The name's last two labels ("example.com" of "a.b.example.com"): not a public-suffix
-    /// registered domain (for "x.co.uk" it is "co.uk"), a key a deny list can be written for.
+    /// The name lowercased (`name_lower`), the key the deny lists' are compared with.
+    pub fn lower(&self) -> Option<&str> {
+        self.name_lower.as_deref().or(self.name.as_deref())
+    }
+
+    /// The name's last two labels ("example.com" of "a.b.example.com"), lowercased: not a
+    /// public-suffix registered domain (for "x.co.uk" it is "co.uk"), a key a deny list can be
+    /// written for.
     pub fn domain(&self) -> Option<&str> {
-        let name = self.name.as_deref()?;
+        let name = self.lower()?;
         let mut dots = name.rmatch_indices('.');
         match (dots.next(), dots.next()) {
             (Some(_), Some((i, _))) => Some(&name[i + 1..]),
@@ -386,7 +390,7 @@ impl Send {
                 "dns",
                 &ListenerDnsOut {
                     domain: q.domain(),
-                    name_as_sent: q.name_as_sent.as_deref(),
+                    name: q.lower(),
                     suspicious: !q.suspicion.is_empty(),
                     suspicion: &q.suspicion,
                     questions: (q.questions > 1).then_some(q.questions),
@@ -440,7 +444,7 @@ struct ListenerDnsOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     domain: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    name_as_sent: Option<&'a str>,
+    name: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     suspicious: bool,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -502,10 +506,10 @@ mod tests {
     #[test]
     fn a_name_is_matched_in_any_case_and_kept_as_sent() {
         let q = Query::parse(&query("Pool.MineXMR.com", 1), false, 34);
-        assert_eq!(q.name.as_deref(), Some("pool.minexmr.com"));
+        assert_eq!(q.name.as_deref(), Some("Pool.MineXMR.com"), "as sent");
+        assert_eq!(q.lower(), Some("pool.minexmr.com"));
         assert_eq!(q.domain(), Some("minexmr.com"));
-        assert_eq!(q.name_as_sent.as_deref(), Some("Pool.MineXMR.com"));
-        assert_eq!(Query::parse(&query("a.example.com", 1), false, 31).name_as_sent, None);
+        assert_eq!(Query::parse(&query("a.example.com", 1), false, 31).lower(), Some("a.example.com"));
     }
 
     #[test]
