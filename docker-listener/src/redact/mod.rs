@@ -462,8 +462,21 @@ fn replace(p: &Pattern, text: &str, masked: Option<&Masked>) -> Option<String> {
     let mut reader = Reader::of(text.as_bytes());
     // The tool last named as a command, and that command (`Reader::names`).
     let mut named: Option<(Tool, u32)> = None;
+    // The last search of the whole pattern: from where, and what it found. A match found from
+    // before `pos` that starts at or after it is the one a search from `pos` finds (none found
+    // then, none now): a tool's options read one by one do not search the text's rest again.
+    let mut searched: Option<(usize, Option<usize>)> = None;
     while pos <= hay.len() {
-        let full = re.captures_at(hay, pos);
+        let full = match searched {
+            Some((from, None)) if from <= pos => None,
+            // (Read again from its start: the search is what was long.)
+            Some((from, Some(start))) if from <= pos && start >= pos => re.captures_at(hay, start),
+            _ => {
+                let found = re.captures_at(hay, pos);
+                searched = Some((pos, found.as_ref().and_then(|c| c.get(0)).map(|m| m.start())));
+                found
+            }
+        };
         // The tool's next option, before the tool is named again.
         let option = match (named, &p.option) {
             (Some(_), Some(o)) => o.captures_at(hay, pos).filter(|c| {
@@ -1679,6 +1692,11 @@ mod tests {
             "x /openssl -k $(".repeat(n / 16),
             format!("mysql {} -px", "`mysql`".repeat(n / 7)),
             format!("mysql {} -px", "(mysql)".repeat(n / 7)),
+            // A tool's every option in its command: each found after the last, none searched
+            // for again from the text's start or past its end once more.
+            format!("mysql{}", " -px".repeat(n / 4)),
+            format!("mysql -pa{}", " $(echo -px)".repeat(n / 12)),
+            format!("curl{}", " -u a:b".repeat(n / 7)),
         ];
         let start = std::time::Instant::now();
         for t in &texts {
