@@ -149,13 +149,12 @@ pub unsafe fn walk(
         // Loop-carried: only pointers (unknown to the verifier) and the opaque offset, so the
         // states of every path through a step merge at the top of the next one. Past
         // APPEND_LIMIT, names are no longer written, but the walk goes on: `top` is the last
-        // dentry walked, written after the loop (after an empty component, the gap); none
-        // when no name was left out (the last one written took the path past the limit).
+        // dentry walked, written after the loop (after an empty component, the gap).
         let mut w = Walk {
             dentry,
             vfsmnt,
             mnt,
-            top: core::ptr::null(),
+            top: dentry,
             off: 0,
             // Where the walk passed the process's own root (`fs->root`): the components written
             // after it are the path of that root in the namespace, none unless the process is
@@ -186,7 +185,7 @@ pub unsafe fn walk(
         {
             flags |= exe_flags::CHROOT;
         }
-        if off > APPEND_LIMIT && !top.is_null() {
+        if off > APPEND_LIMIT {
             flags |= exe_flags::GAP;
             if end & exe_flags::TRUNCATED == 0 && off <= APPEND_LIMIT + EXE_NAME_MAX {
                 // The gap (an empty component), then the top-most name.
@@ -208,7 +207,7 @@ struct Walk {
     vfsmnt: *const u8,
     /// The `struct mount` of `vfsmnt`.
     mnt: *const u8,
-    /// The last dentry walked once the names no longer fit (null while they do).
+    /// The last dentry walked once the names no longer fit.
     top: *const u8,
     /// Bytes of names written (opaque to the verifier).
     off: usize,
