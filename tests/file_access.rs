@@ -415,7 +415,7 @@ fn changes_by_name_are_resolved_in_the_container() {
              cd /etc && rm passwd; cd /; \
              ln /etc/group /tmp/g; sleep 0.5; chmod 600 /tmp/g; \
              /t/path_calls_32 /etc/shadow; \
-             ln -s /tmp/evil.so /etc/ld.so.preload; \
+             ln -s /tmp/evil.so /etc/ld.so.preload; echo j2 > /tmp/y; cd /etc/cron.d && mv /tmp/y job2; cd /; \
              chmod 640 /proc/self/root/etc/shadow; \
              touch /tmp/ordinary; chmod 600 /tmp/ordinary; mv /tmp/ordinary /tmp/o2; rm /tmp/o2",
         &done,
@@ -462,6 +462,8 @@ fn changes_by_name_are_resolved_in_the_container() {
         ("file-chown", "/etc/shadow", "/etc/shadow", "file", true),
         // A symlink made where a sensitive file belongs: by the link's name.
         ("file-link", "/etc/ld.so.preload", "/etc/ld.so.preload", "name", false),
+        // A relative new name, its directory (the working one) not walked by the kernel.
+        ("file-rename", "/etc/cron.d/job2", "/etc/cron*", "name", false),
         // Through the process's root in the container's procfs.
         ("file-chmod", "/etc/shadow", "/etc/shadow", "file", false),
     ]
@@ -492,6 +494,9 @@ fn changes_by_name_are_resolved_in_the_container() {
     let symlink = changes.iter().find(|e| e["docker_listener"]["syscall"]["name"] == "symlink").expect("the symlink");
     assert_eq!(symlink["docker_listener"]["file_access"]["symlink_target"], "/tmp/evil.so", "{symlink}");
     assert_eq!(evaluate(&rules, symlink), Some(100_047));
+    let relative = changes.iter().find(|e| e["file"]["path"] == "/etc/cron.d/job2").unwrap();
+    assert_eq!(relative["docker_listener"]["file_access"]["new_name"], "job2", "{relative}");
+    assert_eq!(evaluate(&rules, relative), Some(100_048));
     assert_eq!(agent.daemon.stop(), 0);
     assert!(
         agent.daemon.final_stat("ebpf_file_unmatched") >= 3,
@@ -528,6 +533,30 @@ fn a_host_wide_kernel_setting_written_from_a_container_fires_the_escape_rule() {
     assert_eq!(core[0]["event"]["action"], "file-write");
     assert_eq!(evaluate(&rules, core[0]), Some(100_049));
 
+    // binfmt_misc's registration (an interpreter the kernel runs for matching files), opened
+    // for writing by a container given SYS_ADMIN that mounted it: nothing written. (These
+    // machines refuse `--privileged`'s capabilities.)
+    let privileged = unique("file-escape-p");
+    let _p = Containers(vec![privileged.clone()]);
+    let done = format!("done-{privileged}");
+    run_detached(
+        &privileged,
+        &["--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined"],
+        &format!(
+            "mkdir -p /tmp/b && mount -t binfmt_misc none /tmp/b && : >> /tmp/b/register; /bin/echo {done}; sleep 60"
+        ),
+    );
+    let events =
+        wait_events(&agent, "the last exec", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    let files = file_events(&mine(&events, &privileged));
+    let register = of_path(&files, "/tmp/b/register");
+    assert_eq!(register.len(), 1, "{files:#?}");
+    let fa = &register[0]["docker_listener"]["file_access"];
+    assert_eq!(
+        (fa["match"].as_str(), fa["sensitive"].as_str()),
+        (Some("pseudo-file"), Some("/proc/sys/fs/binfmt_misc/register"))
+    );
+    assert_eq!(evaluate(&rules, register[0]), Some(100_049));
     assert_eq!(agent.daemon.stop(), 0);
 }
 

@@ -217,6 +217,8 @@ pub mod magic {
     pub const HUGETLBFS: u32 = 0x9584_58f6;
     pub const PROC: u32 = 0x9fa0;
     pub const CGROUP: u32 = 0x0027_e0eb;
+    pub const SYSFS: u32 = 0x6265_6572;
+    pub const BINFMTFS: u32 = 0x4249_4e4d;
 }
 
 /// Header at the start of every ring-buffer record.

@@ -39,8 +39,8 @@ use docker_listener_common::{
     family::{
         ARG_PATH_CAP, RESULT_UNKNOWN, STRING_TRUNCATED,
         file::{
-            AT_FDCWD, FMODE_READ, FMODE_WRITE, FileRecord, HANDLE_CAP, PathRecord, RESOLVE_IN_ROOT, access, access_of,
-            by_handle, is_named_open, matched, name_args, oflag, op, pseudo,
+            AT_FDCWD, BASE_OF_NAME2, FMODE_READ, FMODE_WRITE, FileRecord, HANDLE_CAP, PathRecord, RESOLVE_IN_ROOT,
+            access, access_of, by_handle, is_named_open, matched, name_args, oflag, op, pseudo,
         },
         switch,
     },
@@ -242,7 +242,11 @@ pub(crate) unsafe fn grown_table_file(task: *const u8, fd: u32) -> *const u8 {
 /// Whether the dentry's name is one of the pseudo-files of its filesystem that `want` asks for.
 #[inline(always)]
 unsafe fn pseudo_match(dentry: *const u8, magic: u32, want: u32) -> bool {
-    if magic != pseudo::PROC_SUPER_MAGIC && magic != pseudo::CGROUP_SUPER_MAGIC {
+    if magic != pseudo::PROC_SUPER_MAGIC
+        && magic != pseudo::CGROUP_SUPER_MAGIC
+        && magic != pseudo::SYSFS_MAGIC
+        && magic != pseudo::BINFMTFS_MAGIC
+    {
         return false;
     }
     let mut name = [0u8; pseudo::NAME_CAP];
@@ -500,12 +504,12 @@ pub fn on_path_exit<const HANDLE: bool>(op_: u32, a: &[u64; 6], ret: i64, flags:
     submit(entry);
 }
 
-/// Where a call's names and directory descriptor are among its arguments (`name_args`), opaque
-/// to the verifier.
+/// Where a call's names and directory descriptors are among its arguments (`name_args`),
+/// opaque to the verifier.
 #[inline(always)]
-fn names_at(op_: u32) -> (usize, usize, usize) {
-    let (ni, di, n2i, _) = name_args(op_);
-    (path::opaque(ni), path::opaque(di), path::opaque(n2i))
+fn names_at(op_: u32) -> (usize, usize, usize, usize) {
+    let (ni, di, n2i, d2i) = name_args(op_);
+    (path::opaque(ni), path::opaque(di), path::opaque(n2i), path::opaque(d2i))
 }
 
 /// Fills a `PathRecord` after its head: the arguments, the names (from the caller's memory, or
@@ -513,7 +517,7 @@ fn names_at(op_: u32) -> (usize, usize, usize) {
 #[inline(always)]
 unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
     r: *mut PathRecord,
-    (ni, di, n2i): (usize, usize, usize),
+    (ni, di, n2i, d2i): (usize, usize, usize, usize),
     a: &[u64; 6],
     how: u32,
 ) {
@@ -554,8 +558,21 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
         // refused openat2's is read by the daemon from /proc: the test here would cost the exit
         // program's verification some 30,000 instructions on 6.1.)
         let in_root = KERNEL_NAMES && is_named_open((*r).call.op) && a[4] & RESOLVE_IN_ROOT != 0;
-        let relative = core::ptr::read_volatile(&(*r).name_len) > 0
+        let mut relative = core::ptr::read_volatile(&(*r).name_len) > 0
             && (in_root || core::ptr::read_volatile(&(*r).name[0]) != b'/');
+        // The first name absolute and the second relative (`mv /tmp/x ld.so.preload` in
+        // /etc): the second's directory is the one walked.
+        let mut dirfd = dirfd;
+        if !relative
+            && !by_fd
+            && n2i < 6
+            && core::ptr::read_volatile(&(*r).name2_len) > 0
+            && core::ptr::read_volatile(&(*r).name2[0]) != b'/'
+        {
+            relative = true;
+            dirfd = if d2i < 6 { arg(d2i) as i32 } else { AT_FDCWD };
+            (*r).call.flags |= BASE_OF_NAME2;
+        }
         let null = core::ptr::null();
         let (mnt, dentry, inode) = if by_fd || (relative && dirfd != AT_FDCWD) {
             match crate::kernel::file_of_fd(dirfd) {

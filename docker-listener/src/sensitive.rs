@@ -89,12 +89,15 @@ pub const DEFAULT: [&str; 13] = [
 
 /// The pseudo-files the kernel matches by name (docker-listener-common's `family::file::pseudo`),
 /// as events name the entry.
-pub const PSEUDO: [(&str, &str); 5] = [
+pub const PSEUDO: [(&str, &str); 8] = [
     ("mem", "/proc/*/mem"),
     ("core_pattern", "/proc/sys/kernel/core_pattern"),
     ("sysrq-trigger", "/proc/sysrq-trigger"),
     ("release_agent", "/sys/fs/cgroup/*/release_agent"),
     ("notify_on_release", "/sys/fs/cgroup/*/notify_on_release"),
+    ("modprobe", "/proc/sys/kernel/modprobe"),
+    ("uevent_helper", "/sys/kernel/uevent_helper"),
+    ("register", "/proc/sys/fs/binfmt_misc/register"),
 ];
 
 /// One configured entry.

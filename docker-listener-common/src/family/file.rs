@@ -76,6 +76,10 @@ pub mod op {
 /// file table: `FileRecord::fd` is the file's slot there (a fixed file has no descriptor).
 pub const FIXED_FILE: u32 = 1 << 17;
 
+/// `CallHead` flag of a `PathRecord`: its base is the directory the second name starts from
+/// (the first name is absolute, the second relative: `mv /tmp/x ld.so.preload` in /etc).
+pub const BASE_OF_NAME2: u32 = 1 << 19;
+
 /// Bytes of a `struct file_handle` a `BY_HANDLE` record keeps (in `name2`): its 8-byte head
 /// (`handle_bytes`, `handle_type`) and up to 40 bytes of the handle (the kernel's largest,
 /// `MAX_HANDLE_SZ`, is 128; the filesystems a container sits on use 8 to 40).
@@ -133,6 +137,7 @@ pub const RESOLVE_IN_ROOT: u64 = 0x10;
 /// descriptor as the first name's "directory".
 pub const NONE: usize = 6;
 pub const fn name_args(op: u32) -> (usize, usize, usize, usize) {
+    // (Read by the kernel program too: `names_at`.)
     match op {
         op::UNLINK | op::CHMOD | op::CHOWN | op::LCHOWN | op::CHOWN16 | op::LCHOWN16 | op::TRUNCATE => {
             (0, NONE, NONE, NONE)
@@ -227,10 +232,12 @@ pub mod matched {
 /// caller passed): (filesystem magic, name, accesses reported).
 pub mod pseudo {
     use super::access::{READ, WRITE};
-    pub use crate::magic::{CGROUP as CGROUP_SUPER_MAGIC, PROC as PROC_SUPER_MAGIC};
+    pub use crate::magic::{
+        BINFMTFS as BINFMTFS_MAGIC, CGROUP as CGROUP_SUPER_MAGIC, PROC as PROC_SUPER_MAGIC, SYSFS as SYSFS_MAGIC,
+    };
     /// Longest name below (with its NUL).
     pub const NAME_CAP: usize = 24;
-    pub const FILES: [(u32, &[u8], u32); 5] = [
+    pub const FILES: [(u32, &[u8], u32); 8] = [
         // Another process's memory: read (secrets) or written (code injection).
         (PROC_SUPER_MAGIC, b"mem\0", READ | WRITE),
         // The host's core dump handler: a container that writes it runs a program on the host.
@@ -239,6 +246,13 @@ pub mod pseudo {
         // cgroup v1's release agent: the classic privileged-container escape.
         (CGROUP_SUPER_MAGIC, b"release_agent\0", WRITE),
         (CGROUP_SUPER_MAGIC, b"notify_on_release\0", WRITE),
+        // The program the kernel runs to load a module, and the one it runs for every device
+        // event: a container that writes either runs a program on the host.
+        (PROC_SUPER_MAGIC, b"modprobe\0", WRITE),
+        (SYSFS_MAGIC, b"uevent_helper\0", WRITE),
+        // binfmt_misc's registration: an interpreter the kernel runs for matching files, for
+        // every process of the namespace (the host's, before Linux 6.7).
+        (BINFMTFS_MAGIC, b"register\0", WRITE),
     ];
 }
 

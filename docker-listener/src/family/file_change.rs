@@ -16,7 +16,10 @@
 //! file was matched in the kernel.
 use docker_listener_common::family::{
     CallHead,
-    file::{AT_FDCWD, PathRecord, RESOLVE_IN_ROOT, access, access_of, is_named_open, matched, name_args, oflag, op},
+    file::{
+        AT_FDCWD, BASE_OF_NAME2, PathRecord, RESOLVE_IN_ROOT, access, access_of, is_named_open, matched, name_args,
+        oflag, op,
+    },
 };
 use serde::{Serialize, ser::SerializeMap};
 
@@ -49,8 +52,9 @@ pub struct FileChange {
     pub base: Option<ExeFile>,
     /// `base` was read from /proc after the call (`base_from_proc`), not walked by the kernel.
     pub base_from_proc: bool,
-    /// The directory a relative second name starts from when the first's is not it (the kernel
-    /// walks the first's only), read from /proc (`base2_from_proc`).
+    /// The directory a relative second name starts from when the first's is not it: walked by
+    /// the kernel (`BASE_OF_NAME2`: the first name absolute), else read from /proc
+    /// (`base2_from_proc`).
     pub base2: Option<String>,
     /// Set by `resolve`: the file (the first name, or for rename and link whichever of the two
     /// is sensitive) and the configured entry.
@@ -93,6 +97,9 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
     let open_flags = if is_named_open(head.op) { a[2] as u32 } else { 0 };
     // (Only openat2's is one: the kernel side reads it for every refused open.)
     let resolve = if matches!(head.op, op::REFUSED_OPENAT2 | op::URING_OPENAT2_NAMED) { a[4] } else { 0 };
+    // The directory walked is the second name's when the kernel says so.
+    let walked = file_of(&r.base, &r.base_path);
+    let (base, base2) = if head.flags & BASE_OF_NAME2 != 0 { (None, walked.map(|b| b.path)) } else { (walked, None) };
     Ok(Detail::FileChange(FileChange {
         op: head.op,
         dirfd: r.dirfd,
@@ -106,8 +113,8 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         matched: r.matched,
         name: text(&r.name, r.name_len),
         name2: text(&r.name2, r.name2_len),
-        base: file_of(&r.base, &r.base_path),
-        base2: None,
+        base,
+        base2,
         base_from_proc: false,
         located: None,
     }))
