@@ -230,12 +230,20 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
     let done = format!("done-{name}");
     run_detached(
         &name,
-        &["-v", &programs_volume(), "-v", "/var/run/docker.sock:/var/run/docker.sock"],
+        &[
+            "-v",
+            &programs_volume(),
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            "-v",
+            "/var/run/docker.sock:/run/api",
+        ],
         &format!(
             "echo x > /tmp/m.ko; insmod /tmp/m.ko; rmmod evil_mod; /t/bpf_load; sleep 61 & /t/ptrace_poke $!; \
              unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; chroot / true; /t/new_mount /tmp/x; /t/priv_calls; \
              /t/compat_calls_32 /tmp/x evil32; \
-             /t/unix_connect /var/run/docker.sock; cp /t/spawn /tmp/nginx; /tmp/nginx /bin/sh -c 'true {done}'; \
+             /t/unix_connect /var/run/docker.sock; ln -s /var/run/docker.sock /tmp/api; /t/unix_connect /tmp/api; \
+             /t/unix_connect /proc/self/root/run/api; cp /t/spawn /tmp/nginx; /tmp/nginx /bin/sh -c 'true {done}'; \
              sleep 60"
         ),
     );
@@ -396,6 +404,13 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
         e["event"]["action"] == "connect" && e["destination"]["address"] == "/var/run/docker.sock"
     });
     assert_eq!(evaluate(&rules, docker_sock), Some(100_033));
+    // The same socket by a symlink, and mounted at another name: the listener reached says it.
+    for named in ["/tmp/api", "/proc/self/root/run/api"] {
+        let by_name = find(&m, named, |e| e["event"]["action"] == "connect" && e["destination"]["address"] == named);
+        let peer = by_name["docker_listener"]["socket"]["peer_address"].as_str().unwrap_or_default();
+        assert!(peer.ends_with("/docker.sock"), "the Docker daemon's own name for its socket: {by_name}");
+        assert_eq!(evaluate(&rules, by_name), Some(100_071), "{by_name}");
+    }
     // A shell started by a web server.
     let sh = find(&m, "the server's shell", |e| {
         e["event"]["action"] == "exec" && e["process"]["args"] == json!(["/bin/sh", "-c", format!("true {done}")])
@@ -425,15 +440,16 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     // --privileged is refused on these machines (runc cannot apply every capability here);
     // CAP_SYS_ADMIN without the seccomp profile is what these calls need. `--uts=host` makes
     // the container's UTS namespace the host's: entering it by a descriptor is a setns into a
-    // host namespace.
+    // host namespace, and so is entering it by a pidfd of a process in it (its pid 1 here),
+    // which names no namespace.
     run_detached(
         &name,
-        &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--uts=host"],
+        &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--uts=host", "-v", &programs_volume()],
         "unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; umount /tmp/x; nsenter -t 1 -u true; \
-         echo ok; sleep 60",
+         /t/pidfd_setns 1 4000000; echo ok; sleep 60",
     );
     let events = wait_events(&agent, "the setns", Duration::from_secs(30), |e| {
-        mine(e, &name).iter().any(|x| x["event"]["action"] == "setns")
+        mine(e, &name).iter().filter(|x| x["event"]["action"] == "setns").count() == 2
     });
     let m = mine(&events, &name);
     let unshare = action(&m, "unshare", "unshare");
@@ -450,13 +466,24 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     check_common(umount, &name, "/bin/busybox", "success", None);
     assert_eq!(umount["docker_listener"]["mount"]["target"], "/tmp/x");
     assert_eq!(evaluate(&rules, umount), Some(100_031));
-    let setns = action(&m, "setns", "setns");
+    let setns = find(&m, "busybox's setns", |e| {
+        e["event"]["action"] == "setns" && e["process"]["executable"] == "/bin/busybox"
+    });
     check_common(setns, &name, "/bin/busybox", "success", None);
     let ns = &setns["docker_listener"]["namespace"];
     assert_eq!(ns["types"], json!(["uts"]), "{setns}");
     assert_eq!(ns["host"], "uts", "the host's UTS namespace, by its inode: {setns}");
     assert!(ns["inode"].as_u64().is_some_and(|i| i > 0));
     assert_eq!(evaluate(&rules, setns), Some(100_025));
+    let by_pidfd = find(&m, "the setns by a pidfd", |e| {
+        e["event"]["action"] == "setns" && e["process"]["executable"] == "/t/pidfd_setns"
+    });
+    check_common(by_pidfd, &name, "/t/pidfd_setns", "success", None);
+    let ns = &by_pidfd["docker_listener"]["namespace"];
+    assert_eq!(ns["types"], json!(["uts"]), "{by_pidfd}");
+    assert!(ns.get("inode").is_none(), "a pidfd's inode is no namespace's: {by_pidfd}");
+    assert_eq!(ns["host"], "uts", "where the call took its caller: {by_pidfd}");
+    assert_eq!(evaluate(&rules, by_pidfd), Some(100_025));
     // None of them is the runtime's: runc's own calls (it has SYS_ADMIN too) are not sent.
     assert!(m.iter().all(|e| !e["process"]["executable"].as_str().is_some_and(|x| x.ends_with("runc"))), "{m:#?}");
     assert_eq!(agent.daemon.stop(), 0);
@@ -517,7 +544,7 @@ fn host_processes_and_ordinary_containers_make_none_of_these_events() {
     for e in mine(&events, &name) {
         let rule = evaluate(&rules, e);
         assert!(
-            !matches!(rule, Some(100_020..=100_039 | 100_069..=100_070)),
+            !matches!(rule, Some(100_020..=100_039 | 100_069..=100_071)),
             "rule {rule:?} on ordinary activity: {e}"
         );
     }

@@ -492,6 +492,20 @@ pub struct KernelOffsets {
     /// `pid_namespace.ns.inum`: a pid namespace's inode number.
     pub pidns_inum: u32,
     pub tracee_valid: u32,
+    /// A Unix socket's peer and the address that peer was bound to (`unix_sock.peer`,
+    /// `unix_sock.addr`; `unix_address.len`, `unix_address.name`, a `sockaddr_un`): the socket a
+    /// connect reached, whatever name the caller gave (a symlink, another mount of it).
+    /// `unix_peer_valid`: 1 when all were resolved.
+    pub unix_sock_peer: u32,
+    pub unix_sock_addr: u32,
+    pub unix_address_len: u32,
+    pub unix_address_name: u32,
+    pub unix_peer_valid: u32,
+    /// A task's namespaces (`nsproxy`'s members, `family::namespace::JOINED`'s order) and the
+    /// offset of each one's `ns.inum`; `joined_valid`: 1 when all were resolved.
+    pub nsproxy_ns: [u32; 6],
+    pub ns_inum: [u32; 6],
+    pub joined_valid: u32,
 }
 
 /// The helper number the programs' calls to the kfunc `bpf_rdonly_cast` (6.2+: an untyped
@@ -626,7 +640,7 @@ mod tests {
         assert_eq!(size_of::<SockAddr>(), 24);
         assert_eq!(
             size_of::<SocketRecord>(),
-            40 + 4 + 4 + 8 + 8 + 8 + 2 + 2 + 4 + 4 + 4 + 24 + 24 + UNIX_PATH_CAP + 4 + 8
+            40 + 4 + 4 + 8 + 8 + 8 + 2 + 2 + 4 + 4 + 4 + 24 + 24 + UNIX_PATH_CAP + 4 + UNIX_PATH_CAP + 4 + 8
         );
         assert!(EXE_PATH_MASK + 1 + EXE_NAME_MAX <= EXE_PATH_CAP && (EXE_PATH_MASK + 1).is_power_of_two());
         assert_eq!(size_of::<CgroupRecord>(), 40 + 4 + 4 + 8 + CGROUP_PATH_CAP);
@@ -641,7 +655,12 @@ mod tests {
         assert_eq!(size_of::<cred::CredRecord>(), size_of::<CallHead>() + 4 * 4 + size_of::<cred::Creds>());
         assert_eq!(
             size_of::<namespace::NamespaceRecord>(),
-            size_of::<CallHead>() + 8 * 2 + 4 * 4 + 2 * ARG_PATH_CAP + namespace::FSTYPE_CAP
+            size_of::<CallHead>()
+                + 8 * 2
+                + 4 * 4
+                + 4 * namespace::JOINED.len()
+                + 2 * ARG_PATH_CAP
+                + namespace::FSTYPE_CAP
         );
         assert_eq!(
             size_of::<file::FileRecord>(),

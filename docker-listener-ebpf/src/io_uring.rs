@@ -101,6 +101,7 @@ fn on_state_change<const COMPAT: bool>(ctx: &TracePointContext) -> u32 {
         (*r).flags = flags::TCP_STATE;
         (*r).backlog = 0;
         (*r).unix_path_len = 0;
+        (*r).peer_path_len = 0;
         let mut local = SockAddr { family, port: ctx.read_at(24).unwrap_or(0), ..SockAddr::default() };
         let mut remote = SockAddr { family, port: ctx.read_at(26).unwrap_or(0), ..SockAddr::default() };
         if family == AF_INET {

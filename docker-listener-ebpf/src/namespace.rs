@@ -10,15 +10,15 @@ use docker_listener_common::{
     family::{
         ARG_PATH_CAP, STRING_TRUNCATED,
         namespace::{
-            CLONE_NEW_MASK, CLONE_NEWNS, CLONE_NEWUSER, FSCONFIG_STRING_CMDS, FSTYPE_CAP, NamespaceRecord, op,
+            CLONE_NEW_MASK, CLONE_NEWNS, CLONE_NEWUSER, FSCONFIG_STRING_CMDS, FSTYPE_CAP, JOINED, NamespaceRecord, op,
         },
     },
 };
 
 use crate::{
     budget::{admit_call, class, failed},
-    kernel::{file_ino, file_of_fd},
-    maps::{reserve, submit},
+    kernel::{current_task, file_ino, file_of_fd, read0},
+    maps::{config, reserve, submit},
     syscall_exit::{call_head, user_str},
 };
 
@@ -83,6 +83,7 @@ pub fn on_exit(route: u32, a: &[u64; 6], ret: i64, flags: u32) {
         (*r).source_len = 0;
         (*r).target_len = 0;
         (*r).fstype_len = 0;
+        (*r).joined = [0; JOINED.len()];
         let cap = ARG_PATH_CAP as u32;
         let (source, target, fstype) = match op {
             op::MOUNT => (a[0], a[1], a[2]),
@@ -100,9 +101,13 @@ pub fn on_exit(route: u32, a: &[u64; 6], ret: i64, flags: u32) {
         match op {
             op::SETNS => {
                 (*r).fd = a[0] as i32;
-                if let Some(file) = file_of_fd(a[0] as i32) {
+                // A namespace's file (nsfs) names it by its inode; another (a pidfd) does not.
+                if let Some(file) = file_of_fd(a[0] as i32)
+                    && is_nsfs(file)
+                {
                     (*r).ns_ino = file_ino(file);
                 }
+                joined(r, ret);
             }
             op::FSCONFIG | op::FSMOUNT | op::MOVE_MOUNT | op::OPEN_TREE | op::FSPICK | op::MOUNT_SETATTR => {
                 (*r).fd = a[0] as i32;
@@ -120,4 +125,31 @@ pub fn on_exit(route: u32, a: &[u64; 6], ret: i64, flags: u32) {
         }
     }
     submit(entry);
+}
+
+/// After a setns that succeeded: the caller's namespaces, by their inode numbers (a pidfd names
+/// a process, not a namespace: these say where the call took the caller).
+#[inline(always)]
+unsafe fn joined(r: *mut NamespaceRecord, ret: i64) {
+    if ret != 0 || config!(offsets.joined_valid) == 0 {
+        return;
+    }
+    unsafe {
+        let nsproxy: *const u8 = read0(current_task(), config!(offsets.task_nsproxy));
+        for i in 0..JOINED.len() {
+            let ns: *const u8 = read0(nsproxy, config!(offsets.nsproxy_ns[i]));
+            (*r).joined[i] = if ns.is_null() { 0 } else { read0(ns, config!(offsets.ns_inum[i])) };
+        }
+    }
+}
+
+/// Whether an open file is on nsfs (one of `/proc/<pid>/ns/*`).
+#[inline(always)]
+unsafe fn is_nsfs(file: *const u8) -> bool {
+    const NSFS_MAGIC: u32 = 0x6e73_6673;
+    unsafe {
+        let inode: *const u8 = read0(file, config!(offsets.file_f_inode));
+        let sb: *const u8 = read0(inode, config!(offsets.inode_i_sb));
+        read0::<u32>(sb, config!(offsets.sb_s_magic)) == NSFS_MAGIC
+    }
 }

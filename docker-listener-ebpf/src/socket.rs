@@ -7,7 +7,10 @@
 //! The `syscalls:sys_*` tracepoints here see the native (x86-64) system calls; `compat.rs` hands
 //! the 32-bit ones, whose arguments it reads at their exit, to the same `report_call`.
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_probe_read_kernel, bpf_probe_read_user},
+    },
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -22,9 +25,10 @@ use docker_listener_common::{
 
 use crate::{
     kernel::{
-        AF_INET, AF_INET6, AF_UNIX, current_task, exe_identity, exec_id, process_start, socket_of_fd, socket_state,
+        AF_INET, AF_INET6, AF_UNIX, current_task, exe_identity, exec_id, process_start, read0, socket_of_fd,
+        socket_state,
     },
-    maps::{PENDING_SOCK, PendingSock, bump_loss, reserve, submit, traced},
+    maps::{PENDING_SOCK, PendingSock, bump_loss, config, reserve, submit, traced},
 };
 
 /// Enter: `fd` at 16, then the op's arguments at 24 and 32 (sockaddr pointer and its length;
@@ -102,6 +106,7 @@ pub fn report_call(p: &PendingSock, ret: i64) {
         (*r).flags = p.flags;
         (*r).backlog = if p.op == sock_op::LISTEN { p.len as i32 } else { 0 };
         (*r).unix_path_len = 0;
+        (*r).peer_path_len = 0;
         (*r).addr = SockAddr::default();
         (*r).local = SockAddr::default();
         if p.op == sock_op::SOCKET {
@@ -130,7 +135,14 @@ pub fn report_call(p: &PendingSock, ret: i64) {
         }
         // The socket as the kernel has it now: accept's new socket, else the fd's.
         let fd = if p.op == sock_op::ACCEPT { ret as i32 } else { p.fd };
-        match socket_of_fd(fd).and_then(|s| socket_state(s)) {
+        let sock = socket_of_fd(fd);
+        if p.op == sock_op::CONNECT && ret == 0 && (*r).addr.family == AF_UNIX {
+            // Where a symlink, another mount or a procfs name of it led: the listener's own name.
+            if let Some(s) = sock {
+                unix_peer_path(r, s);
+            }
+        }
+        match sock.and_then(|s| socket_state(s)) {
             Some(state) => {
                 if p.op == sock_op::CONNECT && state.remote.port == DNS_PORT {
                     // Its writes may be DNS queries (the network family's, `net.rs`).
@@ -159,6 +171,37 @@ pub fn report_call(p: &PendingSock, ret: i64) {
         }
     }
     submit(entry);
+}
+
+/// A connected Unix socket's peer's bound address (`unix_sock.peer->addr->name.sun_path`) into
+/// `peer_path`: nothing when the kernel's layout is unknown or the peer has no name.
+#[inline(always)]
+unsafe fn unix_peer_path(r: *mut SocketRecord, sock: *const u8) {
+    if config!(offsets.unix_peer_valid) == 0 {
+        return;
+    }
+    unsafe {
+        let sk: *const u8 = read0(sock, config!(offsets.socket_sk));
+        let peer: *const u8 = read0(sk, config!(offsets.unix_sock_peer));
+        let addr: *const u8 = read0(peer, config!(offsets.unix_sock_addr));
+        if addr.is_null() {
+            return;
+        }
+        // `len` counts `sun_family` (2 bytes) and the path (an abstract name's leading NUL
+        // included, a filesystem name's trailing NUL sometimes).
+        let len: i32 = read0(addr, config!(offsets.unix_address_len));
+        if len <= 2 {
+            return;
+        }
+        let plen = (len - 2) as u32;
+        let plen = if plen > UNIX_PATH_CAP as u32 { UNIX_PATH_CAP as u32 } else { plen };
+        let plen = plen & 127;
+        let plen = if plen > UNIX_PATH_CAP as u32 { UNIX_PATH_CAP as u32 } else { plen };
+        let name = addr.wrapping_add(config!(offsets.unix_address_name) as usize + 2);
+        if plen > 0 && bpf_probe_read_kernel((*r).peer_path.as_mut_ptr().cast(), plen, name.cast()) == 0 {
+            (*r).peer_path_len = plen;
+        }
+    }
 }
 
 /// Parses a user sockaddr into the record: AF_INET/AF_INET6 address and port, AF_UNIX path.

@@ -1209,6 +1209,7 @@ mod tests {
                 source: "proc".into(),
                 target: "/proc".into(),
                 fstype: "proc".into(),
+                joined: [0; 6],
                 host_namespace: None,
             }),
         })

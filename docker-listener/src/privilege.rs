@@ -110,11 +110,12 @@ pub fn switch_hint() -> &'static str {
     }
 }
 
-/// The capabilities kept, with why (for the log and `doctor`): `queue`, the output is Wazuh's
-/// queue socket or the agent runs as another user.
-pub fn needed(ebpf: bool, queue: bool) -> Vec<(Capability, &'static str)> {
+/// The capabilities kept, with why (for the log): `dac_override`, the output is Wazuh's queue
+/// socket (wazuh:wazuh, 0660) or the agent runs as another user (who may not own the Docker
+/// socket).
+pub fn needed(ebpf: bool, dac_override: bool) -> Vec<(Capability, &'static str)> {
     let mut kept = Vec::new();
-    if queue {
+    if dac_override {
         kept.push((
             Capability::CAP_DAC_OVERRIDE,
             "send to the Wazuh queue socket (wazuh:wazuh, 0660); as another user, the Docker socket",
@@ -140,14 +141,14 @@ fn has_cap_bpf() -> bool {
         .is_some_and(|last| last >= Capability::CAP_BPF.index())
 }
 
-/// Keeps only `needed(ebpf, queue)` (those of them this process holds) and sets
+/// Keeps only `needed(ebpf, dac_override)` (those of them this process holds) and sets
 /// `no_new_privs`. Returns the capabilities kept.
-pub fn drop_to_needed(ebpf: bool, queue: bool) -> Result<Vec<Capability>, PrivilegeError> {
+pub fn drop_to_needed(ebpf: bool, dac_override: bool) -> Result<Vec<Capability>, PrivilegeError> {
     let err = |step| move |source| PrivilegeError::Caps { step, source };
     let permitted = caps::read(None, CapSet::Permitted).map_err(err("read"))?;
     // Given CAP_SYS_ADMIN and not CAP_BPF (a container runtime that does not know CAP_BPF), the
     // maps need CAP_SYS_ADMIN.
-    let keep: CapsHashSet = needed(ebpf, queue)
+    let keep: CapsHashSet = needed(ebpf, dac_override)
         .into_iter()
         .map(|(c, _)| if c == Capability::CAP_BPF && !permitted.contains(&c) { Capability::CAP_SYS_ADMIN } else { c })
         .filter(|c| permitted.contains(c))

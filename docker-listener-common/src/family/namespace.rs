@@ -31,6 +31,17 @@ pub const CLONE_NEW_MASK: u64 = 0x7e02_0080;
 pub const CLONE_NEWUSER: u64 = 0x1000_0000;
 pub const CLONE_NEWNS: u64 = 0x0002_0000;
 
+/// The namespaces a setns can join (`nsproxy`'s, `pid` being the one its children get), with
+/// their `CLONE_NEW*` flag and their name in `/proc/<pid>/ns`: `NamespaceRecord::joined`'s order.
+pub const JOINED: [(u64, &str); 6] = [
+    (CLONE_NEWNS, "mnt"),
+    (0x2000_0000, "pid"),
+    (0x4000_0000, "net"),
+    (0x0400_0000, "uts"),
+    (0x0800_0000, "ipc"),
+    (0x0200_0000, "cgroup"),
+];
+
 /// Bytes of a filesystem type kept.
 pub const FSTYPE_CAP: usize = 32;
 
@@ -52,6 +63,10 @@ pub struct NamespaceRecord {
     pub source_len: u32,
     pub target_len: u32,
     pub fstype_len: u32,
+    /// A setns that succeeded: the caller's namespaces after it, in [`JOINED`]'s order (their
+    /// inode numbers, 0 when unknown): where a descriptor that names no namespace (a pidfd) took
+    /// it.
+    pub joined: [u32; JOINED.len()],
     /// mount: the source; pivot_root: put_old; move_mount: the path moved from; open_tree:
     /// the path; fsconfig: the value (a string command's).
     pub source: [u8; ARG_PATH_CAP],

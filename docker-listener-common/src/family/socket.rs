@@ -41,6 +41,11 @@ pub struct SocketRecord {
     pub local: SockAddr,
     /// AF_UNIX: the path (abstract names start with a NUL).
     pub unix_path: [u8; UNIX_PATH_CAP],
+    /// AF_UNIX connect that succeeded: the address the socket reached was bound to (its
+    /// listener's `bind` name, as `unix_path`), whatever name the caller gave; 0 bytes when
+    /// unknown or unnamed.
+    pub peer_path_len: u32,
+    pub peer_path: [u8; UNIX_PATH_CAP],
     /// The caller's executable as the kernel has it (`mm->exe_file`): device (the kernel's
     /// dev_t) and inode, 0 when unknown; tells the image that made the call when the agent
     /// meets the process only later, from /proc (as `CallHead::exe_ino`).

@@ -201,6 +201,37 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         o.pidns_inum = inum;
         o.tracee_valid = 1;
     }
+    // Where a setns took its caller (the namespaces after it): optional as a whole (without
+    // it, a setns by a pidfd is not known to have entered a host namespace). `mnt_namespace`,
+    // `pid_namespace`, `net`, `uts_namespace`, `ipc_namespace`, `cgroup_namespace` each embed a
+    // `struct ns_common ns`.
+    let joined = [
+        ("mnt_ns", "mnt_namespace"),
+        ("pid_ns_for_children", "pid_namespace"),
+        ("net_ns", "net"),
+        ("uts_ns", "uts_namespace"),
+        ("ipc_ns", "ipc_namespace"),
+        ("cgroup_ns", "cgroup_namespace"),
+    ]
+    .map(|(member, strukt)| Ok::<_, OffsetsError>((r.pointer("nsproxy", member)?, r.offset(strukt, &["ns", "inum"])?)));
+    if joined.iter().all(Result::is_ok) {
+        for (i, found) in joined.into_iter().enumerate() {
+            (o.nsproxy_ns[i], o.ns_inum[i]) = found?;
+        }
+        o.joined_valid = 1;
+    }
+    // The listener a Unix connect reached, by its bound name: optional as a whole (without it,
+    // a connect names only the path the caller gave). `struct unix_sock` begins with its
+    // `struct sock`, so its members are at these offsets from the socket's `sk`.
+    if let (Ok(peer), Ok(addr), Ok(len), Ok(name)) = (
+        r.pointer("unix_sock", "peer"),
+        r.pointer("unix_sock", "addr"),
+        r.offset("unix_address", &["len"]),
+        r.offset("unix_address", &["name"]),
+    ) {
+        (o.unix_sock_peer, o.unix_sock_addr, o.unix_address_len, o.unix_address_name) = (peer, addr, len, name);
+        o.unix_peer_valid = 1;
+    }
     // Credentials: optional as a whole (without them, privilege-change events carry no ids and
     // exec events no setuid/capability marks).
     let cred = |f: &str| r.offset("cred", &[f]);
@@ -462,6 +493,13 @@ mod tests {
         assert_eq!(o.tracee_valid, 1, "ptrace's tracee: task_struct.ptraced, thread_pid, struct pid, struct upid");
         assert_eq!((o.upid_ns, o.upid_size), (8, 16), "struct upid on x86-64");
         assert!(o.pidns_inum > 0, "pid_namespace.ns.inum, past the namespace's idr");
+        assert_eq!(o.unix_peer_valid, 1, "a Unix socket's peer and its bound name");
+        assert_eq!(o.joined_valid, 1, "nsproxy's namespaces and their inode numbers");
+        assert_eq!(o.nsproxy_ns[0], o.nsproxy_mnt_ns, "the mount namespace first");
+        assert_eq!(o.ns_inum[0], o.mnt_ns_inum);
+        assert_eq!(o.ns_inum[1], o.pidns_inum);
+        assert!(o.unix_sock_addr > 0 && o.unix_sock_peer > o.unix_sock_addr, "unix_sock: its sock first, then addr");
+        assert!(o.unix_address_len == 4 && o.unix_address_name > o.unix_address_len, "unix_address: refcnt, len, name");
         assert!(o.task_ti_status > 0 && o.task_ti_status < 64, "thread_info comes first in task_struct");
         // overlayfs is built in here (or its module is loaded: Docker runs on this kind).
         assert_eq!(info.drift, None);

@@ -520,6 +520,17 @@ mod tests {
         let v = event(decoded(&bytes_of(&r)), &host);
         assert!(v["docker_listener"]["namespace"].get("host").is_none(), "{v}");
         assert_eq!(host.which(0), None, "an unknown inode is no host namespace");
+        // By a pidfd (the descriptor names no namespace): where the call took the caller, among
+        // the namespaces it asked for.
+        r.ns_ino = 0;
+        r.ns_flags = 0x0402_0000; // CLONE_NEWUTS | CLONE_NEWNS
+        r.joined = [4_026_531_840, 0, 0, 4_026_531_838, 0, 0];
+        let v = event(decoded(&bytes_of(&r)), &host);
+        assert_eq!(v["docker_listener"]["namespace"]["host"], "mnt", "{v}");
+        assert!(v["docker_listener"]["namespace"].get("inode").is_none(), "{v}");
+        r.ns_flags = 0x4000_0000; // CLONE_NEWNET: the caller was already in the host's mnt and uts
+        let v = event(decoded(&bytes_of(&r)), &host);
+        assert!(v["docker_listener"]["namespace"].get("host").is_none(), "{v}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use docker_listener_common::{
     RecordKind,
     family::{
         CallHead,
-        namespace::{NamespaceRecord, op},
+        namespace::{JOINED, NamespaceRecord, op},
         switch,
     },
 };
@@ -42,7 +42,10 @@ pub struct NsCall {
     pub source: String,
     pub target: String,
     pub fstype: String,
-    /// setns: the host namespace the descriptor names, if it is one.
+    /// setns that succeeded: the caller's namespaces after it (`JOINED`'s order, 0 unknown).
+    pub joined: [u32; JOINED.len()],
+    /// setns: the host namespace the descriptor names, or one a descriptor that names none (a
+    /// pidfd) took the caller into, among those the call asked for.
     pub host_namespace: Option<&'static str>,
 }
 
@@ -56,6 +59,7 @@ fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
         source: text(&r.source, r.source_len),
         target: text(&r.target, r.target_len),
         fstype: text(&r.fstype, r.fstype_len),
+        joined: r.joined,
         host_namespace: None,
     }))
 }
@@ -127,7 +131,12 @@ const UMOUNT_FLAGS: &[(u64, &str)] = &[(1, "MNT_FORCE"), (2, "MNT_DETACH"), (4, 
 impl NsCall {
     pub fn resolve(&mut self, ctx: &Context<'_>) {
         if self.op == op::SETNS {
-            self.host_namespace = ctx.host_ns.which(self.ns_ino);
+            self.host_namespace = ctx.host_ns.which(self.ns_ino).or_else(|| {
+                // By a pidfd: the namespaces asked for that the caller is in now.
+                JOINED.iter().zip(self.joined).find_map(|(&(flag, name), ino)| {
+                    (self.flags & flag != 0 && ctx.host_ns.which(u64::from(ino)) == Some(name)).then_some(name)
+                })
+            });
         }
     }
 

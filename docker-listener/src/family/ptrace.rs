@@ -149,10 +149,19 @@ fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
 /// The pids a process (or thread: `/proc/<pid>/task/<tid>`) has in each pid namespace it is
 /// in, outermost first (`NSpid:` in its status), and how many threads its process has.
 fn ns_pids_at(dir: &str) -> Option<(Vec<u32>, u32)> {
-    let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
-    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name));
-    let pids = field("NSpid:")?.split_whitespace().filter_map(|p| p.parse().ok()).collect();
-    Some((pids, field("Threads:").and_then(|t| t.trim().parse().ok()).unwrap_or(1)))
+    let status = status_at(dir)?;
+    let pids = status_field(&status, "NSpid:")?.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    Some((pids, status_field(&status, "Threads:").and_then(|t| t.trim().parse().ok()).unwrap_or(1)))
+}
+
+/// The text of `<dir>/status` (a process's or a thread's /proc directory).
+fn status_at(dir: &str) -> Option<String> {
+    std::fs::read_to_string(format!("{dir}/status")).ok()
+}
+
+/// A status file's field (`name` with its colon), after the name.
+fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| l.strip_prefix(name))
 }
 
 /// [`ns_pids_at`] of a process by its host pid.
@@ -167,20 +176,19 @@ fn threads_ns_pids(pid: u32, budget: usize) -> (Vec<Vec<u32>>, usize) {
         return (Vec::new(), 0);
     }
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return (Vec::new(), 1) };
-    let tids = dir
+    let tids: Vec<u32> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&tid| tid != pid)
-        .take(budget.saturating_sub(1));
-    let found: Vec<Vec<u32>> =
-        tids.filter_map(|tid| ns_pids_at(&format!("/proc/{pid}/task/{tid}")).map(|(v, _)| v)).collect();
-    let reads = 1 + found.len();
-    (found, reads)
+        .take(budget.saturating_sub(1))
+        .collect();
+    // Every read tried is charged, those of threads gone meanwhile too.
+    let found = tids.iter().filter_map(|tid| ns_pids_at(&format!("/proc/{pid}/task/{tid}")).map(|(v, _)| v)).collect();
+    (found, 1 + tids.len())
 }
 
 /// The process of host thread id `tid` (its thread group id, `Tgid:`), when /proc has it.
 fn tgid_of(tid: u32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("Tgid:"))?.trim().parse().ok()
+    status_field(&status_at(&format!("/proc/{tid}"))?, "Tgid:")?.trim().parse().ok()
 }
 
 /// The pid namespace `up` levels above the one a process is in (0: its own), by its inode:

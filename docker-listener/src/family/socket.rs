@@ -67,6 +67,9 @@ pub struct Socket {
     pub addr: Option<Endpoint>,
     /// The socket's own address after the call (connect: the source; accept: the server side).
     pub local: Option<Endpoint>,
+    /// A Unix connect that succeeded: the name its listener was bound by (the socket reached,
+    /// whatever name the caller gave: a symlink, another mount of it).
+    pub peer: Option<String>,
     pub socket_unavailable: bool,
     /// Made through the 32-bit (ia32) system call ABI.
     pub compat: bool,
@@ -85,16 +88,11 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
     };
     let family = if r.addr.family != 0 { r.addr.family } else { r.local.family };
     let addr = if r.addr.family == 1 {
-        let len = (r.unix_path_len as usize).min(UNIX_PATH_CAP);
-        let raw = &r.unix_path[..len];
-        Some(Endpoint::Unix(match raw.first() {
-            // Abstract names: shown with a leading '@', like ss(8).
-            Some(0) => format!("@{}", String::from_utf8_lossy(&raw[1..]).trim_end_matches('\0')),
-            _ => cstr(raw, len),
-        }))
+        Some(Endpoint::Unix(unix_name(&r.unix_path, r.unix_path_len)))
     } else {
         endpoint(&r.addr)
     };
+    let peer = (r.peer_path_len > 0).then(|| unix_name(&r.peer_path, r.peer_path_len));
     Ok(Record::Socket(Socket {
         meta: meta(&r.header),
         op,
@@ -109,10 +107,22 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
         backlog: r.backlog,
         addr,
         local: endpoint(&r.local),
+        peer,
         socket_unavailable: r.flags & flags::SOCKET_UNAVAILABLE != 0,
         compat: r.flags & flags::COMPAT != 0,
         tcp_state: r.flags & flags::TCP_STATE != 0,
     }))
+}
+
+/// A Unix socket's name from its first `len` bytes: abstract ones with a leading '@', like
+/// ss(8).
+fn unix_name(path: &[u8; UNIX_PATH_CAP], len: u32) -> String {
+    let len = (len as usize).min(UNIX_PATH_CAP);
+    let raw = &path[..len];
+    match raw.first() {
+        Some(0) => format!("@{}", String::from_utf8_lossy(&raw[1..]).trim_end_matches('\0')),
+        _ => cstr(raw, len),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +137,8 @@ pub struct SocketBody {
     pub backlog: i32,
     pub addr: Option<Endpoint>,
     pub local: Option<Endpoint>,
+    /// A Unix connect: the name its listener was bound by, when it is not the name given.
+    pub peer: Option<String>,
     /// The kernel could not read the socket behind the fd (type, protocol, local address).
     pub socket_unavailable: bool,
     /// Through the 32-bit system call ABI.
@@ -150,6 +162,8 @@ impl SocketBody {
             backlog: s.backlog,
             addr: s.addr.clone(),
             local: s.local.clone(),
+            // Shown only when it says something the destination does not.
+            peer: s.peer.clone().filter(|p| !matches!(&s.addr, Some(Endpoint::Unix(a)) if a == p)),
             socket_unavailable: s.socket_unavailable,
             compat: s.compat,
             tcp_state: s.tcp_state,
@@ -179,13 +193,15 @@ impl SocketBody {
     pub fn routine(&self) -> Option<String> {
         (self.succeeded() && !self.compat && !self.tcp_state).then(|| {
             // Where: the destination (connect) or peer (accept), the address served (bind,
-            // listen); a connect's ephemeral local port is no difference.
+            // listen); a connect's ephemeral local port is no difference. A Unix connect's
+            // listener too: a name the healthcheck uses, made a symlink to the runtime's socket,
+            // is another place.
             let place = match self.op {
                 SockOp::Bind | SockOp::Listen => &self.local,
                 _ => &self.addr,
             };
             format!(
-                "{} {} {} {}:{} {}/{}/{} {:?}",
+                "{} {} {} {}:{} {}/{}/{} {:?} {:?}",
                 self.op.name(),
                 self.process.executable.as_deref().unwrap_or(""),
                 self.process.applet.as_deref().unwrap_or(""),
@@ -194,7 +210,8 @@ impl SocketBody {
                 self.family,
                 self.sock_type,
                 self.protocol,
-                place
+                place,
+                self.peer
             )
         })
     }
@@ -281,6 +298,7 @@ impl SocketBody {
                     .then(|| family_name(self.family).map_or(Cow::Owned(self.family.to_string()), Cow::Borrowed)),
                 backlog: (self.op == SockOp::Listen).then_some(self.backlog),
                 accepted_fd: (self.op == SockOp::Accept && self.ret >= 0).then_some(self.ret),
+                peer_address: self.peer.as_deref(),
             },
         )?;
         if self.socket_unavailable {
@@ -315,7 +333,7 @@ struct NetworkOut {
 }
 
 #[derive(Serialize)]
-struct SocketOut {
+struct SocketOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     fd: Option<i32>,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
@@ -328,6 +346,9 @@ struct SocketOut {
     backlog: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     accepted_fd: Option<i64>,
+    /// A Unix connect's listener, by the name it was bound with, when the caller gave another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_address: Option<&'a str>,
 }
 
 fn is_unspecified(ep: &Endpoint) -> bool {
@@ -385,10 +406,38 @@ mod tests {
             backlog: 0,
             addr: Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 9)),
             local: Some(Endpoint::Ip("0.0.0.0".parse().unwrap(), 0)),
+            peer: None,
             socket_unavailable: false,
             compat: false,
             tcp_state: false,
         }
+    }
+
+    /// A Unix connect names the listener it reached by the name that listener was bound with
+    /// when the caller gave another (a symlink to the runtime's socket), and a healthcheck's
+    /// connect whose name comes to lead elsewhere is no longer routine.
+    #[test]
+    fn a_unix_connect_names_the_listener_it_reached() {
+        let unix = |peer: Option<&str>| Socket {
+            ret: 0,
+            family: 1,
+            protocol: 0,
+            addr: Some(Endpoint::Unix("/tmp/d".into())),
+            local: None,
+            peer: peer.map(Into::into),
+            ..connect()
+        };
+        let v = json(&event(&unix(Some("/var/run/docker.sock"))), None, "");
+        assert_eq!(v["destination"]["address"], "/tmp/d");
+        assert_eq!(v["docker_listener"]["socket"]["peer_address"], "/var/run/docker.sock");
+        let same =
+            Socket { addr: Some(Endpoint::Unix("/var/run/docker.sock".into())), ..unix(Some("/var/run/docker.sock")) };
+        let v = json(&event(&same), None, "");
+        assert!(v["docker_listener"]["socket"].get("peer_address").is_none(), "said once: {v}");
+        let v = json(&event(&unix(None)), None, "");
+        assert!(v["docker_listener"]["socket"].get("peer_address").is_none());
+        let key = |s: &Socket| SocketBody::new(s, process()).routine();
+        assert_ne!(key(&unix(Some("/run/health.sock"))), key(&unix(Some("/var/run/docker.sock"))));
     }
 
     /// A socket call's program, for healthcheck summaries and repeats, is its executable,
@@ -506,5 +555,10 @@ mod tests {
         r.unix_path_len = 9;
         let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
         assert_eq!(s.addr, Some(Endpoint::Unix("@abstract".into())));
+        assert_eq!(s.peer, None);
+        r.peer_path[..21].copy_from_slice(b"/var/run/docker.sock\0");
+        r.peer_path_len = 21;
+        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert_eq!(s.peer.as_deref(), Some("/var/run/docker.sock"));
     }
 }
