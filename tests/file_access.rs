@@ -416,7 +416,7 @@ fn changes_by_name_are_resolved_in_the_container() {
              ln /etc/group /tmp/g; sleep 0.5; chmod 600 /tmp/g; \
              /t/path_calls_32 /etc/shadow; \
              ln -s /tmp/evil.so /etc/ld.so.preload; echo j2 > /tmp/y; cd /etc/cron.d && mv /tmp/y job2; cd /; \
-             chmod 640 /proc/self/root/etc/shadow; \
+             chmod 640 /proc/self/root/etc/shadow; /t/empty_path /tmp/g; \
              touch /tmp/ordinary; chmod 600 /tmp/ordinary; mv /tmp/ordinary /tmp/o2; rm /tmp/o2",
         &done,
     );
@@ -462,10 +462,13 @@ fn changes_by_name_are_resolved_in_the_container() {
         ("file-chown", "/etc/shadow", "/etc/shadow", "file", true),
         // A symlink made where a sensitive file belongs: by the link's name.
         ("file-link", "/etc/ld.so.preload", "/etc/ld.so.preload", "name", false),
-        // A relative new name, its directory (the working one) not walked by the kernel.
+        // A relative new name after an absolute old one: its directory (the working one)
+        // walked by the kernel.
         ("file-rename", "/etc/cron.d/job2", "/etc/cron*", "name", false),
         // Through the process's root in the container's procfs.
         ("file-chmod", "/etc/shadow", "/etc/shadow", "file", false),
+        // On a descriptor's file (AT_EMPTY_PATH), a hard link of the file.
+        ("file-chown", "/tmp/g", "/etc/group", "file", false),
     ]
     .iter()
     .map(|(a, p, s, m, c)| ((*a).to_owned(), (*p).to_owned(), (*s).to_owned(), (*m).to_owned(), *c))
@@ -497,6 +500,12 @@ fn changes_by_name_are_resolved_in_the_container() {
     let relative = changes.iter().find(|e| e["file"]["path"] == "/etc/cron.d/job2").unwrap();
     assert_eq!(relative["docker_listener"]["file_access"]["new_name"], "job2", "{relative}");
     assert_eq!(evaluate(&rules, relative), Some(100_048));
+    let empty = changes
+        .iter()
+        .find(|e| e["docker_listener"]["syscall"]["name"] == "fchownat" && e["file"]["path"] == "/tmp/g")
+        .expect("fchownat on a descriptor");
+    assert!(empty["docker_listener"]["file_access"].get("requested").is_none(), "the empty name: {empty}");
+    assert!(empty["docker_listener"]["file_access"]["fd"].as_i64().is_some_and(|fd| fd >= 0), "{empty}");
     assert_eq!(agent.daemon.stop(), 0);
     assert!(
         agent.daemon.final_stat("ebpf_file_unmatched") >= 3,

@@ -558,8 +558,10 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
         // refused openat2's is read by the daemon from /proc: the test here would cost the exit
         // program's verification some 30,000 instructions on 6.1.)
         let in_root = KERNEL_NAMES && is_named_open((*r).call.op) && a[4] & RESOLVE_IN_ROOT != 0;
-        let mut relative = core::ptr::read_volatile(&(*r).name_len) > 0
-            && (in_root || core::ptr::read_volatile(&(*r).name[0]) != b'/');
+        // An empty name starts from its directory too: with AT_EMPTY_PATH (`fchownat(fd, "",
+        // ..)`) the call is on the descriptor's file itself, walked here.
+        let mut relative =
+            core::ptr::read_volatile(&(*r).name_len) == 0 || in_root || core::ptr::read_volatile(&(*r).name[0]) != b'/';
         // The first name absolute and the second relative (`mv /tmp/x ld.so.preload` in
         // /etc): the second's directory is the one walked.
         let mut dirfd = dirfd;

@@ -162,6 +162,8 @@ pub const fn name_args(op: u32) -> (usize, usize, usize, usize) {
 
 /// `AT_FDCWD`: a path relative to the working directory.
 pub const AT_FDCWD: i32 = -100;
+/// `AT_EMPTY_PATH`: with an empty name, the call is on the descriptor's file.
+pub const AT_EMPTY_PATH: u32 = 0x1000;
 
 /// A call that changes a file by its name or its descriptor: unlink, rename, chmod, chown,
 /// link, truncate (and fchmod, fchown). The kernel cannot resolve a name without the kernel's

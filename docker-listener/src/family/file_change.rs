@@ -17,8 +17,8 @@
 use docker_listener_common::family::{
     CallHead,
     file::{
-        AT_FDCWD, BASE_OF_NAME2, PathRecord, RESOLVE_IN_ROOT, access, access_of, is_named_open, matched, name_args,
-        oflag, op,
+        AT_EMPTY_PATH, AT_FDCWD, BASE_OF_NAME2, PathRecord, RESOLVE_IN_ROOT, access, access_of, is_named_open, matched,
+        name_args, oflag, op,
     },
 };
 use serde::{Serialize, ser::SerializeMap};
@@ -47,6 +47,9 @@ pub struct FileChange {
     pub matched: u32,
     pub name: String,
     pub name2: String,
+    /// A call on its descriptor's file (`AT_EMPTY_PATH` and an empty name: `fchownat(fd, "",
+    /// .., AT_EMPTY_PATH)`): the file is `base`, the descriptor's as the kernel walked it.
+    pub empty_path: bool,
     /// The directory a relative name starts from, or the descriptor's file, as the kernel
     /// walked it.
     pub base: Option<ExeFile>,
@@ -113,6 +116,9 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         matched: r.matched,
         name: text(&r.name, r.name_len),
         name2: text(&r.name2, r.name2_len),
+        empty_path: matches!(head.op, op::FCHOWNAT | op::FCHMODAT2 | op::LINKAT)
+            && r.name_len == 0
+            && at_flags & AT_EMPTY_PATH != 0,
         base,
         base2,
         base_from_proc: false,
@@ -195,6 +201,17 @@ impl FileChange {
     /// Finds the sensitive file the call names, in the filesystem whose root is `root` (the
     /// calling process's, else its container's); false when it names none (not an event).
     pub fn resolve(&mut self, id: &str, root: Option<&crate::sensitive::Root>, set: &SensitiveSet) -> bool {
+        if self.empty_path
+            && let Some(file) = self.base.take()
+        {
+            // The descriptor's file, by the path the kernel walked: resolved as that name is (a
+            // hard link of a sensitive file is that file).
+            self.name = file.path;
+        }
+        if self.name.is_empty() && !self.by_fd() && !self.is_open() {
+            // An empty name without AT_EMPTY_PATH names no file (ENOENT).
+            return false;
+        }
         if self.by_fd() {
             // Matched in the kernel: the descriptor's file, as the kernel walked it.
             let path = self.base.as_ref().map(|f| f.path.clone()).unwrap_or_default();
@@ -367,7 +384,7 @@ impl FileChange {
             "file_access",
             &Out {
                 matched: MatchOut { sensitive: l.and_then(|l| l.entry.as_deref()), how: l.map_or("file", |l| l.how) },
-                requested: &self.name,
+                requested: if self.empty_path { "" } else { &self.name },
                 new_name: if self.is_symlink() { "" } else { &self.name2 },
                 symlink_target: if self.is_symlink() { &self.name2 } else { "" },
                 new_name_sensitive: l.is_some_and(|l| l.second),
@@ -379,7 +396,7 @@ impl FileChange {
                     .then(|| format!("{:04o}", self.mode & 0o7777)),
                 uid: if chown { id(self.uid) } else { None },
                 gid: if chown { id(self.gid) } else { None },
-                fd: self.by_fd().then_some(self.dirfd),
+                fd: (self.by_fd() || self.empty_path).then_some(self.dirfd),
             },
         )
     }
@@ -423,6 +440,7 @@ mod tests {
             matched: 0,
             name: name.into(),
             name2: String::new(),
+            empty_path: false,
             base: Some(ExeFile { path: "/etc".into(), ..ExeFile::default() }),
             base_from_proc: false,
             base2: None,
@@ -462,6 +480,23 @@ mod tests {
         // A link to a sensitive file is no change of it.
         let mut to = change(op::SYMLINK, "/tmp/s", "/etc/shadow");
         assert!(!to.resolve("c", None, &set));
+        // fchownat(fd, "", .., AT_EMPTY_PATH): the descriptor's file, as the kernel walked it.
+        let on_fd = FileChange {
+            empty_path: true,
+            base: Some(ExeFile { path: "/etc/shadow".into(), ..ExeFile::default() }),
+            dirfd: 3,
+            ..change(op::FCHOWNAT, "", "")
+        };
+        let mut f = on_fd.clone();
+        assert!(f.resolve("c", None, &set));
+        assert_eq!(f.located.as_ref().map(|l| l.path.as_str()), Some("/etc/shadow"));
+        // Without AT_EMPTY_PATH an empty name names nothing (the working directory is walked).
+        let mut f = FileChange {
+            empty_path: false,
+            base: Some(ExeFile { path: "/etc".into(), ..ExeFile::default() }),
+            ..on_fd
+        };
+        assert!(!f.resolve("c", None, &SensitiveSet::new(vec!["/etc".parse().unwrap()])));
     }
 
     /// A refused openat2's directory the kernel did not walk (an absolute name) is read from
