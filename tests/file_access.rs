@@ -417,6 +417,7 @@ fn changes_by_name_are_resolved_in_the_container() {
              /t/path_calls_32 /etc/shadow; \
              ln -s /tmp/evil.so /etc/ld.so.preload; echo j2 > /tmp/y; cd /etc/cron.d && mv /tmp/y job2; cd /; \
              chmod 640 /proc/self/root/etc/shadow; /t/empty_path /tmp/g; \
+             exec 3</etc/group; chmod 644 /proc/self/fd/3; exec 3<&-; \
              touch /tmp/ordinary; chmod 600 /tmp/ordinary; mv /tmp/ordinary /tmp/o2; rm /tmp/o2",
         &done,
     );
@@ -469,6 +470,8 @@ fn changes_by_name_are_resolved_in_the_container() {
         ("file-chmod", "/etc/shadow", "/etc/shadow", "file", false),
         // On a descriptor's file (AT_EMPTY_PATH), a hard link of the file.
         ("file-chown", "/tmp/g", "/etc/group", "file", false),
+        // Through the caller's own descriptor in its procfs.
+        ("file-chmod", "/etc/group", "/etc/group", "file", false),
     ]
     .iter()
     .map(|(a, p, s, m, c)| ((*a).to_owned(), (*p).to_owned(), (*s).to_owned(), (*m).to_owned(), *c))
@@ -506,6 +509,11 @@ fn changes_by_name_are_resolved_in_the_container() {
         .expect("fchownat on a descriptor");
     assert!(empty["docker_listener"]["file_access"].get("requested").is_none(), "the empty name: {empty}");
     assert!(empty["docker_listener"]["file_access"]["fd"].as_i64().is_some_and(|fd| fd >= 0), "{empty}");
+    let through_fd = changes
+        .iter()
+        .find(|e| e["docker_listener"]["file_access"]["requested"] == "/proc/self/fd/3")
+        .expect("the chmod through /proc/self/fd/3");
+    assert_eq!(through_fd["file"]["path"], "/etc/group", "{through_fd}");
     assert_eq!(agent.daemon.stop(), 0);
     assert!(
         agent.daemon.final_stat("ebpf_file_unmatched") >= 3,

@@ -39,8 +39,9 @@ use docker_listener_common::{
     family::{
         ARG_PATH_CAP, RESULT_UNKNOWN, STRING_TRUNCATED,
         file::{
-            AT_FDCWD, BASE_OF_NAME2, FMODE_READ, FMODE_WRITE, FileRecord, HANDLE_CAP, PathRecord, RESOLVE_IN_ROOT,
-            access, access_of, by_handle, is_named_open, matched, name_args, oflag, op, pseudo,
+            AT_FDCWD, BASE_OF_NAME2, FMODE_READ, FMODE_WRITE, FileRecord, HANDLE_CAP, NAME_THROUGH_FD, PathRecord,
+            RESOLVE_IN_ROOT, SELF_FD_DIGITS, SELF_FD_PREFIX, access, access_of, by_handle, is_named_open, matched,
+            name_args, oflag, op, pseudo,
         },
         switch,
     },
@@ -521,7 +522,11 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
     a: &[u64; 6],
     how: u32,
 ) {
-    let arg = |i: usize| a.get(i).copied().unwrap_or(0);
+    // Indexed by a mask at the load itself (positions 6 and 7 are "none": 0): Linux 6.1's
+    // verifier loses a bound checked before on another copy of the index (`math between fp
+    // pointer and register with unbounded min value`).
+    let a8 = [a[0], a[1], a[2], a[3], a[4], a[5], 0, 0];
+    let arg = |i: usize| if i < 6 { a8[i & 7] } else { 0 };
     let string = |src: u64, dst: *mut u8| unsafe {
         if KERNEL_NAMES { kernel_str(src, dst, ARG_PATH_CAP as u32) } else { user_str(src, dst, ARG_PATH_CAP as u32) }
     };
@@ -562,9 +567,19 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
         // ..)`) the call is on the descriptor's file itself, walked here.
         let mut relative =
             core::ptr::read_volatile(&(*r).name_len) == 0 || in_root || core::ptr::read_volatile(&(*r).name[0]) != b'/';
+        let mut dirfd = dirfd;
+        // Through the caller's own descriptor (`chmod 666 /proc/self/fd/3`, an O_PATH one of
+        // /etc/shadow): that descriptor's file is walked.
+        if !KERNEL_NAMES && !relative && !by_fd {
+            let fd = self_fd(r);
+            if fd >= 0 {
+                relative = true;
+                dirfd = fd;
+                (*r).call.flags |= NAME_THROUGH_FD;
+            }
+        }
         // The first name absolute and the second relative (`mv /tmp/x ld.so.preload` in
         // /etc): the second's directory is the one walked.
-        let mut dirfd = dirfd;
         if !relative
             && !by_fd
             && n2i < 6
@@ -592,6 +607,34 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
         } else {
             path::walk(task, mnt, dentry, inode, &mut (*r).base, (*r).base_path.as_mut_ptr());
         }
+    }
+}
+
+/// The descriptor a first name `/proc/self/fd/N` (followed by nothing or by `/`) goes
+/// through, else -1. Reads the record's copy of the name at constant offsets.
+#[inline(always)]
+unsafe fn self_fd(r: *const PathRecord) -> i32 {
+    unsafe {
+        let name = &(*r).name;
+        for (i, &b) in SELF_FD_PREFIX.iter().enumerate() {
+            if core::ptr::read_volatile(&name[i]) != b {
+                return -1;
+            }
+        }
+        let mut fd: i32 = 0;
+        let mut digits = 0;
+        for i in 0..=SELF_FD_DIGITS {
+            let c = core::ptr::read_volatile(&name[SELF_FD_PREFIX.len() + i]);
+            if c.is_ascii_digit() && i < SELF_FD_DIGITS {
+                fd = fd * 10 + i32::from(c - b'0');
+                digits += 1;
+            } else if (c == 0 || c == b'/') && digits > 0 {
+                return fd;
+            } else {
+                return -1;
+            }
+        }
+        -1
     }
 }
 

@@ -372,6 +372,7 @@ impl Correlator {
                         })
                         .flatten();
                     if let Detail::FileChange(f) = &mut c.detail {
+                        f.names_from_proc(meta.pid, meta.tgid);
                         f.base_from_proc(meta.pid, meta.tgid);
                         f.base2_from_proc(meta.pid, meta.tgid);
                     }

@@ -17,8 +17,8 @@
 use docker_listener_common::family::{
     CallHead,
     file::{
-        AT_EMPTY_PATH, AT_FDCWD, BASE_OF_NAME2, PathRecord, RESOLVE_IN_ROOT, access, access_of, is_named_open, matched,
-        name_args, oflag, op,
+        AT_EMPTY_PATH, AT_FDCWD, BASE_OF_NAME2, NAME_THROUGH_FD, PathRecord, RESOLVE_IN_ROOT, SELF_FD_PREFIX, access,
+        access_of, is_named_open, matched, name_args, oflag, op,
     },
 };
 use serde::{Serialize, ser::SerializeMap};
@@ -50,6 +50,9 @@ pub struct FileChange {
     /// A call on its descriptor's file (`AT_EMPTY_PATH` and an empty name: `fchownat(fd, "",
     /// .., AT_EMPTY_PATH)`): the file is `base`, the descriptor's as the kernel walked it.
     pub empty_path: bool,
+    /// The names as passed, when `names_from_proc` replaced a magic link of the caller's in
+    /// them (`/proc/self/fd/3`, `/proc/self/cwd/x`) by where it led.
+    pub requested: Option<(String, String)>,
     /// The directory a relative name starts from, or the descriptor's file, as the kernel
     /// walked it.
     pub base: Option<ExeFile>,
@@ -62,6 +65,32 @@ pub struct FileChange {
     /// Set by `resolve`: the file (the first name, or for rename and link whichever of the two
     /// is sensitive) and the configured entry.
     pub located: Option<Located>,
+}
+
+/// Where a name through the caller's magic links in its procfs leads (`/proc/self/fd/N[/rest]`,
+/// `/proc/self/cwd[/rest]`, `self` or `thread-self`), read from the host's /proc for thread
+/// `pid` (else process `tgid`): `None` for other names, a link that is not a path (a socket, a
+/// pipe), or a caller gone.
+fn magic_link_target(name: &str, pid: u32, tgid: u32) -> Option<String> {
+    let parts: Vec<&str> = name.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let (link, rest) = match parts.as_slice() {
+        ["proc", "self" | "thread-self", "fd", n, rest @ ..] if n.bytes().all(|b| b.is_ascii_digit()) => {
+            (format!("fd/{n}"), rest)
+        }
+        ["proc", "self" | "thread-self", "cwd", rest @ ..] => ("cwd".to_owned(), rest),
+        _ => return None,
+    };
+    if !name.starts_with('/') {
+        return None;
+    }
+    let at = |p: u32| std::fs::read_link(format!("/proc/{p}/{link}"));
+    let target = at(pid).or_else(|_| at(tgid)).ok()?;
+    let target = target.to_str().filter(|t| t.starts_with('/'))?;
+    Some(if rest.is_empty() {
+        target.to_owned()
+    } else {
+        format!("{}/{}", target.trim_end_matches('/'), rest.join("/"))
+    })
 }
 
 /// The directory `dirfd` names (`AT_FDCWD`: the working directory) for thread `pid`, else its
@@ -103,6 +132,18 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
     // The directory walked is the second name's when the kernel says so.
     let walked = file_of(&r.base, &r.base_path);
     let (base, base2) = if head.flags & BASE_OF_NAME2 != 0 { (None, walked.map(|b| b.path)) } else { (walked, None) };
+    let (mut name, name2) = (text(&r.name, r.name_len), text(&r.name2, r.name2_len));
+    let mut requested = None;
+    let base = match base {
+        // `/proc/self/fd/N[/rest]`: the descriptor's file, walked by the kernel, then the rest.
+        Some(file) if head.flags & NAME_THROUGH_FD != 0 => {
+            let rest = name.get(SELF_FD_PREFIX.len()..).unwrap_or("").trim_start_matches(|c: char| c.is_ascii_digit());
+            let through = format!("{}{rest}", file.path);
+            requested = Some((std::mem::replace(&mut name, through), name2.clone()));
+            None
+        }
+        other => other,
+    };
     Ok(Detail::FileChange(FileChange {
         op: head.op,
         dirfd: r.dirfd,
@@ -114,11 +155,12 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         open_flags,
         resolve,
         matched: r.matched,
-        name: text(&r.name, r.name_len),
-        name2: text(&r.name2, r.name2_len),
         empty_path: matches!(head.op, op::FCHOWNAT | op::FCHMODAT2 | op::LINKAT)
             && r.name_len == 0
             && at_flags & AT_EMPTY_PATH != 0,
+        name,
+        name2,
+        requested,
         base,
         base2,
         base_from_proc: false,
@@ -190,6 +232,30 @@ impl FileChange {
     /// name's only): that directory as the caller has it now, from /proc (`fd/<dirfd2>`, or
     /// `cwd`), of the thread `pid`, else its process `tgid` (it may have changed since, as
     /// `base_from_proc`'s may).
+    /// Names through the caller's own descriptors or working directory in its procfs
+    /// (`chmod 666 /proc/self/fd/3` on an `O_PATH` descriptor of /etc/shadow, `/proc/self/cwd/x`,
+    /// `/proc/thread-self/...`): where those links lead now, read from the host's /proc for
+    /// thread `pid`, else its process `tgid` (the magic links cannot be followed from the
+    /// container's root). A caller gone by then leaves the names as they are (not matched).
+    pub fn names_from_proc(&mut self, pid: u32, tgid: u32) {
+        if self.requested.is_some() {
+            // The kernel walked the descriptor's file (`NAME_THROUGH_FD`).
+            return;
+        }
+        let (first, second) = (magic_link_target(&self.name, pid, tgid), magic_link_target(&self.name2, pid, tgid));
+        if first.is_none() && second.is_none() {
+            return;
+        }
+        let passed = (self.name.clone(), self.name2.clone());
+        if let Some(n) = first {
+            self.name = n;
+        }
+        if let Some(n) = second {
+            self.name2 = n;
+        }
+        self.requested = Some(passed);
+    }
+
     pub fn base2_from_proc(&mut self, pid: u32, tgid: u32) {
         let walked = self.base2.is_some() || self.base.is_some() && (self.dirfd2 == self.dirfd);
         if self.name2.is_empty() || self.name2.starts_with('/') || self.is_symlink() || walked {
@@ -384,8 +450,16 @@ impl FileChange {
             "file_access",
             &Out {
                 matched: MatchOut { sensitive: l.and_then(|l| l.entry.as_deref()), how: l.map_or("file", |l| l.how) },
-                requested: if self.empty_path { "" } else { &self.name },
-                new_name: if self.is_symlink() { "" } else { &self.name2 },
+                requested: match (&self.requested, self.empty_path) {
+                    (_, true) => "",
+                    (Some((n, _)), _) => n,
+                    (None, _) => &self.name,
+                },
+                new_name: match (&self.requested, self.is_symlink()) {
+                    (_, true) => "",
+                    (Some((_, n2)), _) => n2,
+                    (None, _) => &self.name2,
+                },
                 symlink_target: if self.is_symlink() { &self.name2 } else { "" },
                 new_name_sensitive: l.is_some_and(|l| l.second),
                 access: self.is_open().then(|| super::file::access_names(self.wants())),
@@ -441,6 +515,7 @@ mod tests {
             name: name.into(),
             name2: String::new(),
             empty_path: false,
+            requested: None,
             base: Some(ExeFile { path: "/etc".into(), ..ExeFile::default() }),
             base_from_proc: false,
             base2: None,
@@ -497,6 +572,33 @@ mod tests {
             ..on_fd
         };
         assert!(!f.resolve("c", None, &SensitiveSet::new(vec!["/etc".parse().unwrap()])));
+    }
+
+    /// `chmod 666 /proc/self/fd/3` (an O_PATH descriptor of the file), `/proc/self/cwd/x`: the
+    /// names where those links of the caller lead, the names as passed kept for the event.
+    #[test]
+    fn names_through_the_caller_s_magic_links_are_where_they_lead() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shadow");
+        std::fs::write(&path, "x").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let me = std::process::id();
+        let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let mut f = FileChange { op: op::CHMOD, resolve: 0, name: by_fd.clone(), base: None, ..open_in_root("") };
+        f.names_from_proc(me, me);
+        assert_eq!(f.name, path.to_string_lossy());
+        assert_eq!(f.requested, Some((by_fd.clone(), String::new())));
+        let cwd = std::env::current_dir().unwrap();
+        let mut f = FileChange { name: "/proc/thread-self/cwd/x".into(), requested: None, ..f };
+        f.names_from_proc(me, me);
+        assert_eq!(f.name, format!("{}/x", cwd.to_string_lossy().trim_end_matches('/')));
+        // Other names, and links that are no path, stay as they are.
+        for other in ["/proc/1/fd/3", "/etc/shadow", "proc/self/fd/3", "/proc/self/fd/99999"] {
+            let mut f = FileChange { name: other.into(), requested: None, ..f.clone() };
+            f.names_from_proc(me, me);
+            assert_eq!((f.name.as_str(), &f.requested), (other, &None));
+        }
     }
 
     /// A refused openat2's directory the kernel did not walk (an absolute name) is read from
