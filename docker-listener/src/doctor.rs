@@ -120,11 +120,35 @@ async fn docker(cfg: &Config) -> Vec<Check> {
                 "docker api",
                 Status::Ok,
                 format!("/_ping {ping}; Docker {} (API {} negotiated)", c.server_version(), c.api_version()),
-            ))
+            ));
+            if cfg.ebpf.enabled {
+                let driver = c.api().info().await.ok().and_then(|i| i.driver);
+                out.push(storage_driver(driver.as_deref()));
+            }
         }
         Err(e) => out.push(check("docker api", Status::Fail, e.to_string())),
     }
     out
+}
+
+/// Whether a container's root is an overlay mount, where an executable written after its
+/// start is told from the image's (drift, rule 100043).
+fn storage_driver(driver: Option<&str>) -> Check {
+    match driver {
+        Some(d @ ("overlay2" | "overlay" | "overlayfs")) => {
+            check("storage driver", Status::Ok, format!("{d}: programs written into a container are told (drift)"))
+        }
+        Some(d) => check(
+            "storage driver",
+            Status::Warn,
+            format!(
+                "{d}: a container's root is no overlay mount here, so no exec carries `drift` (a program written \
+                 into a container after its start, rule 100043). Use overlay2 (\"storage-driver\": \"overlay2\" in \
+                 /etc/docker/daemon.json; existing containers and images stay on the old driver)"
+            ),
+        ),
+        None => check("storage driver", Status::Warn, "Docker did not say (GET /info failed): drift may not be told"),
+    }
 }
 
 fn queue(cfg: &Config) -> Check {
@@ -313,4 +337,22 @@ fn ebpf(cfg: &Config) -> Vec<Check> {
         )
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drift needs an overlay root: another driver is a warning that says how to get one.
+    #[test]
+    fn a_storage_driver_without_overlay_mounts_is_a_warning_with_the_fix() {
+        for d in ["overlay2", "overlayfs"] {
+            assert_eq!(storage_driver(Some(d)).status, Status::Ok, "{d}");
+        }
+        for d in [Some("btrfs"), Some("fuse-overlayfs"), Some("vfs"), None] {
+            let c = storage_driver(d);
+            assert_eq!(c.status, Status::Warn, "{d:?}");
+        }
+        assert!(storage_driver(Some("zfs")).detail.contains("\"storage-driver\": \"overlay2\""));
+    }
 }
