@@ -1,6 +1,7 @@
 /* Joins a process's namespaces through a pidfd (pidfd_open(2), then setns(2) with the
  * CLONE_NEW* flags: no file of /proc/PID/ns opened, so the descriptor names no namespace).
- * Prints the result. Usage: pidfd_setns PID FLAGS (FLAGS in hex: 4000000 for CLONE_NEWUTS). */
+ * Prints the result. Usage: pidfd_setns PID [FLAGS] (FLAGS in hex, CLONE_NEWUTS = 4000000 unless
+ * given). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
@@ -15,8 +16,8 @@
 #endif
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: pidfd_setns PID FLAGS\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: pidfd_setns PID [FLAGS]\n");
         return 2;
     }
     int fd = (int)syscall(SYS_pidfd_open, atoi(argv[1]), 0);
@@ -24,7 +25,7 @@ int main(int argc, char **argv) {
         printf("pidfd_open=-1 (%s)\n", strerror(errno));
         return 1;
     }
-    int r = setns(fd, (int)strtol(argv[2], NULL, 16));
+    int r = setns(fd, argc == 3 ? (int)strtol(argv[2], NULL, 16) : CLONE_NEWUTS);
     printf("setns=%d (%s)\n", r, r < 0 ? strerror(errno) : "ok");
     return r != 0;
 }

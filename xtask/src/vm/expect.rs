@@ -91,6 +91,16 @@ pub const MEMFD_PROGRAM: &str = "memfd_exec";
 /// structures whose offsets are checked here on each kernel. Without them the write's target
 /// would be named by its pid only.
 pub const PTRACE_PROGRAM: &str = "ptrace_poke";
+/// The Unix connect program (tests/programs/unix_connect.c, static), as `unix_connect PATH`:
+/// the workload connects to the fake Docker API's socket through a symlink (the checker's). The
+/// listener it reached, by the name it was bound with (`docker_listener.socket.peer_address`),
+/// is read in the kernel from the connected socket's peer (`unix_sock.peer`, `.addr`; the
+/// layout of `unix_address` moved between these kernels).
+pub const UNIX_CONNECT_PROGRAM: &str = "unix_connect";
+/// The pidfd program (tests/programs/pidfd_setns.c, static), as `pidfd_setns PID`:
+/// enters pid 1's UTS namespace (the host's) through a pidfd, which names no namespace; where
+/// the call took its caller is read in the kernel at its exit (`nsproxy`'s namespaces).
+pub const PIDFD_SETNS_PROGRAM: &str = "pidfd_setns";
 
 /// The doors the agent's start-up log must say are open (`seen: <door>: active`), by the names
 /// docker-listener/src/ebpf/attach.rs gives them: those the programs above go through, the
@@ -166,6 +176,8 @@ mkdir -p /etc/cron.d; echo job > /etc/{marker}
 $X rename /etc/{marker} /etc/cron.d/{marker}
 $X unlink /etc/cron.d/{marker}
 $R /etc /shadow
+$N $D
+$S 1
 unshare -m sh -c 'mkdir -p {mnt}; mount -t tmpfs none {mnt}; umount {mnt}'
 chroot / true
 rmmod {MODULE}
@@ -180,9 +192,16 @@ sh -c 'exec 99</dev/null;cat /etc//shadow;dd if=/proc/self//mem bs=1 count=1' >/
 /// The environment that names [`script`]'s programs: `C` the 32-bit one, `U` the io_uring
 /// connect, `O` the io_uring opens, `X` the io_uring changes, `R` the in-root opens, `T` the
 /// thread that executes after its process's main thread ended, `M` the fileless one, `P` the
-/// ptrace one (in that order in `programs`), and `B` busybox, which `M` copies.
-pub fn program_env(programs: [&ExecFile; 8], busybox: &ExecFile) -> [(&'static str, String); 9] {
-    let [compat, uring, uring_open, uring_change, open_in_root, thread_exec, memfd, ptrace] = programs;
+/// ptrace one, `N` the Unix connect, `S` the pidfd one (in that order in `programs`), `B`
+/// busybox, which `M` copies, and `D` a symlink to the fake Docker API's socket, which `N`
+/// connects to.
+pub fn program_env(
+    programs: [&ExecFile; 10],
+    busybox: &ExecFile,
+    docker_symlink: &str,
+) -> [(&'static str, String); 12] {
+    let [compat, uring, uring_open, uring_change, open_in_root, thread_exec, memfd, ptrace, unix_connect, pidfd_setns] =
+        programs;
     [
         ("C", compat.path.clone()),
         ("U", uring.path.clone()),
@@ -192,7 +211,10 @@ pub fn program_env(programs: [&ExecFile; 8], busybox: &ExecFile) -> [(&'static s
         ("T", thread_exec.path.clone()),
         ("M", memfd.path.clone()),
         ("P", ptrace.path.clone()),
+        ("N", unix_connect.path.clone()),
+        ("S", pidfd_setns.path.clone()),
         ("B", busybox.path.clone()),
+        ("D", docker_symlink.to_owned()),
     ]
 }
 
@@ -308,6 +330,14 @@ pub struct Facts<'a> {
     pub memfd: &'a ExecFile,
     /// [`PTRACE_PROGRAM`], as the workload runs it.
     pub ptrace: &'a ExecFile,
+    /// [`UNIX_CONNECT_PROGRAM`], as the workload runs it.
+    pub unix_connect: &'a ExecFile,
+    /// [`PIDFD_SETNS_PROGRAM`], as the workload runs it.
+    pub pidfd_setns: &'a ExecFile,
+    /// The fake Docker API's socket, as it was bound, and the symlink to it the workload
+    /// connects through.
+    pub docker_socket: &'a str,
+    pub docker_symlink: &'a str,
 }
 
 /// What a field must hold.
@@ -955,6 +985,35 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                     ("source", Is(json!({"ip": "127.0.0.1"}))),
                     ("network", Is(json!({"transport": "tcp", "type": "ipv4"}))),
                     by_the_uring_program(),
+                ],
+            ),
+        },
+        // The fake Docker API's socket, by a symlink: the connect names the listener it reached
+        // by that listener's own name.
+        Expected {
+            name: "Unix connect through a symlink",
+            select: vec![("event.action", json!("connect")), ("destination.address", json!(f.docker_symlink))],
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("event.outcome", Is(json!("success"))),
+                    ("process.executable", Is(json!(f.unix_connect.path))),
+                    ("docker_listener.socket.peer_address", Is(json!(f.docker_socket))),
+                ],
+            ),
+        },
+        // Into pid 1's UTS namespace (the host's) by a pidfd: the descriptor names no
+        // namespace; the caller's namespaces after the call say where it went.
+        Expected {
+            name: "setns by a pidfd",
+            select: vec![("event.action", json!("setns")), ("process.executable", json!(f.pidfd_setns.path))],
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("event.outcome", Is(json!("success"))),
+                    ("docker_listener.namespace.types", Is(json!(["uts"]))),
+                    ("docker_listener.namespace.inode", Absent),
+                    ("docker_listener.namespace.host", Is(json!("uts"))),
                 ],
             ),
         },

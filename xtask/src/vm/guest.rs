@@ -137,9 +137,29 @@ fn run(args: &Args) -> Result<Report> {
     let thread_exec = program(expect::THREAD_EXEC_PROGRAM)?;
     let memfd = program(expect::MEMFD_PROGRAM)?;
     let ptrace = program(expect::PTRACE_PROGRAM)?;
+    let unix_connect = program(expect::UNIX_CONNECT_PROGRAM)?;
+    let pidfd_setns = program(expect::PIDFD_SETNS_PROGRAM)?;
+    let docker_socket = scratch.0.join("docker.sock");
+    let docker_socket_name = docker_socket.display().to_string();
+    let docker_symlink = scratch.0.join("api");
+    std::os::unix::fs::symlink(&docker_socket, &docker_symlink)
+        .with_context(|| format!("cannot make the symlink {}", docker_symlink.display()))?;
+    let docker_symlink_name = docker_symlink.display().to_string();
     let env = expect::program_env(
-        [&compat, &uring, &uring_open, &uring_change, &open_in_root, &thread_exec, &memfd, &ptrace],
+        [
+            &compat,
+            &uring,
+            &uring_open,
+            &uring_change,
+            &open_in_root,
+            &thread_exec,
+            &memfd,
+            &ptrace,
+            &unix_connect,
+            &pidfd_setns,
+        ],
         &busybox,
+        &docker_symlink_name,
     );
     let script = expect::script(&marker);
     // The shell's argv (sh, -c, the script, each NUL-terminated) must fit in what the agent
@@ -163,7 +183,7 @@ fn run(args: &Args) -> Result<Report> {
         marker_program.path
     );
     println!(
-        "vm-guest: and the programs {}, {}, {}, {}, {}, {}, {} and {}",
+        "vm-guest: and the programs {}, {}, {}, {}, {}, {}, {}, {}, {} and {}",
         compat.path,
         uring.path,
         uring_open.path,
@@ -171,9 +191,11 @@ fn run(args: &Args) -> Result<Report> {
         open_in_root.path,
         thread_exec.path,
         memfd.path,
-        ptrace.path
+        ptrace.path,
+        unix_connect.path,
+        pidfd_setns.path
     );
-    let fake = FakeDocker::start(&scratch.0.join("docker.sock"), container.clone())?;
+    let fake = FakeDocker::start(&docker_socket, container.clone())?;
     let queue = Queue::bind(&scratch.0.join("queue"))?;
     let cgroup = ContainerCgroup::create(&container.id)?;
     println!("vm-guest: container {} ({}), cgroup {}", container.name, container.id, cgroup.dir.display());
@@ -206,6 +228,10 @@ fn run(args: &Args) -> Result<Report> {
         thread_exec: &thread_exec,
         memfd: &memfd,
         ptrace: &ptrace,
+        unix_connect: &unix_connect,
+        pidfd_setns: &pidfd_setns,
+        docker_socket: &docker_socket_name,
+        docker_symlink: &docker_symlink_name,
     };
     // The events of the doors this kernel does not have are not expected (the log must say
     // the doors are closed, below).

@@ -20,8 +20,8 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use super::expect::{
-    COMPAT_PROGRAM, MEMFD_PROGRAM, OPEN_IN_ROOT_PROGRAM, PTRACE_PROGRAM, THREAD_EXEC_PROGRAM, URING_CHANGE_PROGRAM,
-    URING_OPEN_PROGRAM, URING_PROGRAM,
+    COMPAT_PROGRAM, MEMFD_PROGRAM, OPEN_IN_ROOT_PROGRAM, PIDFD_SETNS_PROGRAM, PTRACE_PROGRAM, THREAD_EXEC_PROGRAM,
+    UNIX_CONNECT_PROGRAM, URING_CHANGE_PROGRAM, URING_OPEN_PROGRAM, URING_PROGRAM,
 };
 
 /// Where the sources are, from the workspace's root (where cargo xtask runs).
@@ -48,6 +48,8 @@ const BUILDS: &[(&str, &[&str], &str)] = &[
     (THREAD_EXEC_PROGRAM, &["-O2", "-static", "-pthread"], "the static C library (libc6-dev)"),
     (MEMFD_PROGRAM, &["-O2", "-static"], "the static C library (libc6-dev)"),
     (PTRACE_PROGRAM, &["-O2", "-static"], "the static C library (libc6-dev)"),
+    (UNIX_CONNECT_PROGRAM, &["-O2", "-static"], "the static C library (libc6-dev)"),
+    (PIDFD_SETNS_PROGRAM, &["-O2", "-static"], "the static C library (libc6-dev)"),
 ];
 
 /// Builds the programs into `out_dir` (as `<out_dir>/<name>`); returns their paths.
