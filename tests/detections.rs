@@ -243,7 +243,7 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
              unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; chroot / true; /t/new_mount /tmp/x; /t/priv_calls; \
              /t/compat_calls_32 /tmp/x evil32; \
              /t/unix_connect /var/run/docker.sock; ln -s /var/run/docker.sock /tmp/api; /t/unix_connect /tmp/api; \
-             /t/unix_connect /proc/self/root/run/api; cp /t/spawn /tmp/nginx; /tmp/nginx /bin/sh -c 'true {done}'; \
+             /t/unix_connect /proc/self/root/run/api; /t/uring_connect /run/api; cp /t/spawn /tmp/nginx; /tmp/nginx /bin/sh -c 'true {done}'; \
              sleep 60"
         ),
     );
@@ -411,6 +411,14 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
         assert!(peer.ends_with("/docker.sock"), "the Docker daemon's own name for its socket: {by_name}");
         assert_eq!(evaluate(&rules, by_name), Some(100_071), "{by_name}");
     }
+    // Through io_uring (no connect(2), no TCP state change): seen at its completion.
+    let by_ring = find(&m, "the io_uring Unix connect", |e| {
+        e["event"]["action"] == "connect" && e["docker_listener"]["seen_by"] == "io_uring"
+    });
+    check_common(by_ring, &name, "/t/uring_connect", "success", None);
+    let peer = by_ring["docker_listener"]["socket"]["peer_address"].as_str().unwrap_or_default();
+    assert!(peer.ends_with("/docker.sock"), "{by_ring}");
+    assert_eq!(evaluate(&rules, by_ring), Some(100_071), "{by_ring}");
     // A shell started by a web server.
     let sh = find(&m, "the server's shell", |e| {
         e["event"]["action"] == "exec" && e["process"]["args"] == json!(["/bin/sh", "-c", format!("true {done}")])

@@ -181,6 +181,9 @@ pub mod flags {
     /// `IoUringRecord`: not a setup but a ring's first completion that found its completion
     /// ring full (`io_uring_cqe_overflow`): from then on its completions are not all seen.
     pub const CQ_OVERFLOW: u32 = 256;
+    /// A `SocketRecord` of a connect seen at its io_uring completion (`IORING_OP_CONNECT` of a
+    /// Unix socket, which no system call and no TCP state change carries).
+    pub const URING: u32 = 512;
 }
 
 /// Bits of `ExeFile::flags`: how the walk from the executed file to the task's root ended.
@@ -506,6 +509,10 @@ pub struct KernelOffsets {
     pub nsproxy_ns: [u32; 6],
     pub ns_inum: [u32; 6],
     pub joined_valid: u32,
+    /// `io_kiocb.file` (the request's file: a connect's socket); `io_connect_valid`: 1 when it
+    /// and io_uring's completions (`io_kiocb_opcode`, `io_kiocb_res`) were resolved.
+    pub io_kiocb_file: u32,
+    pub io_connect_valid: u32,
 }
 
 /// The helper number the programs' calls to the kfunc `bpf_rdonly_cast` (6.2+: an untyped

@@ -38,8 +38,10 @@ use docker_listener_common::{
 
 use crate::{
     compat::in_reported_connect,
-    kernel::{AF_INET, AF_INET6, current_task, exe_identity, exec_id, in_compat_syscall, process_start},
-    maps::{PENDING_SOCK, reserve, submit, traced},
+    kernel::{
+        AF_INET, AF_INET6, AF_UNIX, current_task, exe_identity, exec_id, in_compat_syscall, process_start, read0,
+    },
+    maps::{PENDING_SOCK, config, reserve, submit, traced},
 };
 
 const TCP_SYN_SENT: i32 = 2;
@@ -116,6 +118,47 @@ fn on_state_change<const COMPAT: bool>(ctx: &TracePointContext) -> u32 {
     }
     submit(entry);
     0
+}
+
+/// A connect's completion (`IORING_OP_CONNECT`) by a traced process: a Unix socket's (no system
+/// call carries it, and no TCP state change: the Docker socket reached through a ring) is
+/// reported with the listener it reached; others are the TCP-state program's.
+#[inline(always)]
+fn on_uring_connect(req: *const u8) {
+    if config!(offsets.io_connect_valid) == 0 || !traced() {
+        return;
+    }
+    let res: i32 = unsafe { read0(req, config!(offsets.io_kiocb_res)) };
+    let file: *const u8 = unsafe { read0(req, config!(offsets.io_kiocb_file)) };
+    let sock: *const u8 = unsafe { read0(file, config!(offsets.file_private_data)) };
+    let sk: *const u8 = unsafe { read0(sock, config!(offsets.socket_sk)) };
+    let family: u16 = unsafe { read0(sk, config!(offsets.sk_family)) };
+    // (A refused one has no listener to name: left out.)
+    if res != 0 || sk.is_null() || family != AF_UNIX || !crate::budget::admit() {
+        return;
+    }
+    let Some((mut entry, header)) = reserve::<SocketRecord>(RecordKind::Socket) else { return };
+    let r = entry.as_mut_ptr();
+    let task = current_task();
+    unsafe {
+        (*r).header = header;
+        (*r).op = sock_op::CONNECT;
+        (*r).fd = -1;
+        (*r).ret = i64::from(res);
+        (*r).start_ns = process_start(task);
+        (*r).exec_id = exec_id(task);
+        ((*r).exe_ino, (*r).exe_dev) = exe_identity(task);
+        (*r).sock_type = read0(sock, config!(offsets.socket_type));
+        (*r).protocol = 0;
+        (*r).flags = flags::URING;
+        (*r).backlog = 0;
+        (*r).unix_path_len = 0;
+        (*r).peer_path_len = 0;
+        (*r).addr = SockAddr { family: AF_UNIX, ..SockAddr::default() };
+        (*r).local = SockAddr::default();
+        crate::socket::unix_peer_path(r, sock);
+    }
+    submit(entry);
 }
 
 /// io_uring_create: fd at 8, ctx at 16, sq_entries at 24, cq_entries at 28, flags at 32
@@ -206,6 +249,10 @@ pub fn io_uring_complete(ctx: RawTracePointContext) -> u32 {
     let req: u64 = ctx.arg(1);
     let opcode: u8 = unsafe { crate::kernel::read0(req as *const u8, off) };
     let op = match opcode {
+        uring_op::CONNECT => {
+            on_uring_connect(req as *const u8);
+            return 0;
+        }
         uring_op::OPENAT => file_op::URING_OPENAT,
         uring_op::OPENAT2 => file_op::URING_OPENAT2,
         uring_op::RENAMEAT | uring_op::UNLINKAT | uring_op::LINKAT => {

@@ -176,7 +176,7 @@ pub fn report_call(p: &PendingSock, ret: i64) {
 /// A connected Unix socket's peer's bound address (`unix_sock.peer->addr->name.sun_path`) into
 /// `peer_path`: nothing when the kernel's layout is unknown or the peer has no name.
 #[inline(always)]
-unsafe fn unix_peer_path(r: *mut SocketRecord, sock: *const u8) {
+pub(crate) unsafe fn unix_peer_path(r: *mut SocketRecord, sock: *const u8) {
     if config!(offsets.unix_peer_valid) == 0 {
         return;
     }

@@ -274,6 +274,7 @@ pub mod pseudo {
 pub const REQ_F_CQE_SKIP: u32 = 1 << 6;
 
 pub mod uring_op {
+    pub const CONNECT: u8 = 16;
     pub const OPENAT: u8 = 18;
     pub const OPENAT2: u8 = 28;
     pub const RENAMEAT: u8 = 35;

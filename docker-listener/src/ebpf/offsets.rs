@@ -294,6 +294,11 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
     };
     if let (Ok(op), Ok(res), Ok(flags), Ok(mode)) = uring {
         (o.io_kiocb_opcode, o.io_kiocb_res, o.file_f_flags, o.file_f_mode) = (op, res, flags, mode);
+        // A connect's socket, at its completion (a Unix one: no other way shows it).
+        if let Ok(file) = r.pointer("io_kiocb", "file") {
+            o.io_kiocb_file = file;
+            o.io_connect_valid = 1;
+        }
         // Changes by name through a ring: without these, they are not seen.
         if let Ok(c) = uring_changes(&r) {
             (o.io_kiocb_cmd, o.filename_name) = (c[0], c[1]);
@@ -495,6 +500,7 @@ mod tests {
         assert!(o.pidns_inum > 0, "pid_namespace.ns.inum, past the namespace's idr");
         assert_eq!(o.unix_peer_valid, 1, "a Unix socket's peer and its bound name");
         assert_eq!(o.joined_valid, 1, "nsproxy's namespaces and their inode numbers");
+        assert_eq!((o.io_connect_valid, o.io_kiocb_file), (1, 0), "io_kiocb: its file first");
         assert_eq!(o.nsproxy_ns[0], o.nsproxy_mnt_ns, "the mount namespace first");
         assert_eq!(o.ns_inum[0], o.mnt_ns_inum);
         assert_eq!(o.ns_inum[1], o.pidns_inum);

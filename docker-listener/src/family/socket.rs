@@ -75,6 +75,8 @@ pub struct Socket {
     pub compat: bool,
     /// No system call: a TCP connect seen by its state change (io_uring...).
     pub tcp_state: bool,
+    /// No system call: a Unix connect seen at its io_uring completion.
+    pub uring: bool,
 }
 
 fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
@@ -87,7 +89,11 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
         _ => SockOp::Accept,
     };
     let family = if r.addr.family != 0 { r.addr.family } else { r.local.family };
-    let addr = if r.addr.family == 1 {
+    let uring = r.flags & flags::URING != 0;
+    let addr = if uring {
+        // The name the request gave is not read: only the listener reached (`peer`).
+        None
+    } else if r.addr.family == 1 {
         Some(Endpoint::Unix(unix_name(&r.unix_path, r.unix_path_len)))
     } else {
         endpoint(&r.addr)
@@ -111,6 +117,7 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
         socket_unavailable: r.flags & flags::SOCKET_UNAVAILABLE != 0,
         compat: r.flags & flags::COMPAT != 0,
         tcp_state: r.flags & flags::TCP_STATE != 0,
+        uring,
     }))
 }
 
@@ -145,6 +152,8 @@ pub struct SocketBody {
     pub compat: bool,
     /// No system call: a TCP connect seen by its state change (io_uring...).
     pub tcp_state: bool,
+    /// No system call: a Unix connect seen at its io_uring completion.
+    pub uring: bool,
     /// The caller's executable file (inode, device), zeros when unknown.
     pub exe: (u64, u32),
 }
@@ -167,6 +176,7 @@ impl SocketBody {
             socket_unavailable: s.socket_unavailable,
             compat: s.compat,
             tcp_state: s.tcp_state,
+            uring: s.uring,
             exe: s.exe,
         }
     }
@@ -191,7 +201,7 @@ impl SocketBody {
     /// summary (`crate::health`); the first of each is still sent. The program is the caller's
     /// executable, applet and file (inode, device), as for an exec (`ExecBody::routine`).
     pub fn routine(&self) -> Option<String> {
-        (self.succeeded() && !self.compat && !self.tcp_state).then(|| {
+        (self.succeeded() && !self.compat && !self.tcp_state && !self.uring).then(|| {
             // Where: the destination (connect) or peer (accept), the address served (bind,
             // listen); a connect's ephemeral local port is no difference. A Unix connect's
             // listener too: a name the healthcheck uses, made a symlink to the runtime's socket,
@@ -274,6 +284,9 @@ impl SocketBody {
         if self.tcp_state {
             // No system call made it: io_uring's, or the kernel's own.
             m.serialize_entry("seen_by", "tcp_state")?;
+        } else if self.uring {
+            // No system call: a ring's request, at its completion.
+            m.serialize_entry("seen_by", "io_uring")?;
         } else {
             m.serialize_entry("syscall", &SyscallOut::new(self.op.name(), self.ret, self.compat))?;
         }
@@ -410,6 +423,7 @@ mod tests {
             socket_unavailable: false,
             compat: false,
             tcp_state: false,
+            uring: false,
         }
     }
 
@@ -560,5 +574,17 @@ mod tests {
         r.peer_path_len = 21;
         let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
         assert_eq!(s.peer.as_deref(), Some("/var/run/docker.sock"));
+        // Seen at its io_uring completion: the name the request gave is not read, the
+        // listener reached is; no system call, never routine.
+        r.flags = flags::URING;
+        r.ret = 0;
+        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert_eq!((s.addr.as_ref(), s.peer.as_deref()), (None, Some("/var/run/docker.sock")));
+        let v = json(&event(&s), None, "");
+        assert_eq!(v["docker_listener"]["seen_by"], "io_uring", "{v}");
+        assert!(v["docker_listener"].get("syscall").is_none(), "{v}");
+        assert!(v.get("destination").is_none(), "{v}");
+        assert_eq!(v["docker_listener"]["socket"]["peer_address"], "/var/run/docker.sock");
+        assert_eq!(SocketBody::new(&s, process()).routine(), None);
     }
 }
