@@ -448,16 +448,26 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     // --privileged is refused on these machines (runc cannot apply every capability here);
     // CAP_SYS_ADMIN without the seccomp profile is what these calls need. `--uts=host` makes
     // the container's UTS namespace the host's: entering it by a descriptor is a setns into a
-    // host namespace, and so is entering it by a pidfd of a process in it (its pid 1 here),
-    // which names no namespace.
+    // host namespace. `--pid=host` gives it the host's pid 1: entering that process's network
+    // namespace by a pidfd (which names no namespace) is a way out; entering its UTS namespace,
+    // which the container shares, is none.
     run_detached(
         &name,
-        &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--uts=host", "-v", &programs_volume()],
+        &[
+            "--cap-add",
+            "SYS_ADMIN",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--uts=host",
+            "--pid=host",
+            "-v",
+            &programs_volume(),
+        ],
         "unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; umount /tmp/x; nsenter -t 1 -u true; \
-         /t/pidfd_setns 1 4000000; echo ok; sleep 60",
+         /t/pidfd_setns 1 4000000; /t/pidfd_setns 1; echo ok; sleep 60",
     );
     let events = wait_events(&agent, "the setns", Duration::from_secs(30), |e| {
-        mine(e, &name).iter().filter(|x| x["event"]["action"] == "setns").count() == 2
+        mine(e, &name).iter().filter(|x| x["event"]["action"] == "setns").count() == 3
     });
     let m = mine(&events, &name);
     let unshare = action(&m, "unshare", "unshare");
@@ -483,15 +493,22 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     assert_eq!(ns["host"], "uts", "the host's UTS namespace, by its inode: {setns}");
     assert!(ns["inode"].as_u64().is_some_and(|i| i > 0));
     assert_eq!(evaluate(&rules, setns), Some(100_025));
-    let by_pidfd = find(&m, "the setns by a pidfd", |e| {
-        e["event"]["action"] == "setns" && e["process"]["executable"] == "/t/pidfd_setns"
-    });
-    check_common(by_pidfd, &name, "/t/pidfd_setns", "success", None);
-    let ns = &by_pidfd["docker_listener"]["namespace"];
-    assert_eq!(ns["types"], json!(["uts"]), "{by_pidfd}");
-    assert!(ns.get("inode").is_none(), "a pidfd's inode is no namespace's: {by_pidfd}");
-    assert_eq!(ns["host"], "uts", "where the call took its caller: {by_pidfd}");
-    assert_eq!(evaluate(&rules, by_pidfd), Some(100_025));
+    let by_pidfd = |types: Value| {
+        find(&m, &format!("the setns by a pidfd into {types}"), |e| {
+            e["event"]["action"] == "setns"
+                && e["process"]["executable"] == "/t/pidfd_setns"
+                && e["docker_listener"]["namespace"]["types"] == types
+        })
+    };
+    let shared = by_pidfd(json!(["uts"]));
+    check_common(shared, &name, "/t/pidfd_setns", "success", None);
+    assert!(shared["docker_listener"]["namespace"].get("inode").is_none(), "a pidfd names no namespace: {shared}");
+    assert!(shared["docker_listener"]["namespace"].get("host").is_none(), "shared with the host: {shared}");
+    assert_eq!(evaluate(&rules, shared), Some(100_026));
+    let out = by_pidfd(json!(["net"]));
+    check_common(out, &name, "/t/pidfd_setns", "success", None);
+    assert_eq!(out["docker_listener"]["namespace"]["host"], "net", "where the call took its caller: {out}");
+    assert_eq!(evaluate(&rules, out), Some(100_025));
     // None of them is the runtime's: runc's own calls (it has SYS_ADMIN too) are not sent.
     assert!(m.iter().all(|e| !e["process"]["executable"].as_str().is_some_and(|x| x.ends_with("runc"))), "{m:#?}");
     assert_eq!(agent.daemon.stop(), 0);

@@ -418,6 +418,8 @@ fn changes_by_name_are_resolved_in_the_container() {
              ln -s /tmp/evil.so /etc/ld.so.preload; echo j2 > /tmp/y; cd /etc/cron.d && mv /tmp/y job2; cd /; \
              chmod 640 /proc/self/root/etc/shadow; /t/empty_path /tmp/g; \
              exec 3</etc/group; chmod 644 /proc/self/fd/3; exec 3<&-; \
+             ln /etc/shadow /tmp/h; exec 4</tmp/h; rm /tmp/h; chmod 640 /proc/self/fd/4; exec 4<&-; \
+             exec 5</etc/group; chmod 644 /proc/$$/fd/5; exec 5<&-; \
              touch /tmp/ordinary; chmod 600 /tmp/ordinary; mv /tmp/ordinary /tmp/o2; rm /tmp/o2",
         &done,
     );
@@ -472,6 +474,12 @@ fn changes_by_name_are_resolved_in_the_container() {
         ("file-chown", "/tmp/g", "/etc/group", "file", false),
         // Through the caller's own descriptor in its procfs.
         ("file-chmod", "/etc/group", "/etc/group", "file", false),
+        // The same on a hard link of /etc/shadow unlinked before: by its inode.
+        ("file-link", "/etc/shadow", "/etc/shadow", "file", false),
+        ("file-delete", "/tmp/h", "/etc/shadow", "file", false),
+        ("file-chmod", "/tmp/h", "/etc/shadow", "file", false),
+        // Through another process's descriptor (the shell's, by its pid): not followed, said.
+        ("file-chmod", "/proc/1/fd/5", "", "magic-link", false),
     ]
     .iter()
     .map(|(a, p, s, m, c)| ((*a).to_owned(), (*p).to_owned(), (*s).to_owned(), (*m).to_owned(), *c))
@@ -514,6 +522,8 @@ fn changes_by_name_are_resolved_in_the_container() {
         .find(|e| e["docker_listener"]["file_access"]["requested"] == "/proc/self/fd/3")
         .expect("the chmod through /proc/self/fd/3");
     assert_eq!(through_fd["file"]["path"], "/etc/group", "{through_fd}");
+    let magic = changes.iter().find(|e| e["docker_listener"]["file_access"]["match"] == "magic-link").unwrap();
+    assert_eq!(evaluate(&rules, magic), Some(100_072), "{magic}");
     assert_eq!(agent.daemon.stop(), 0);
     assert!(
         agent.daemon.final_stat("ebpf_file_unmatched") >= 3,

@@ -394,7 +394,13 @@ impl Correlator {
                     [] => &own[..],
                     all => all,
                 };
-                let ctx = CallContext { procs: &self.procs, cgroups, host_ns: &self.host_ns };
+                // The container's first process (its namespaces are the container's own).
+                let init = self
+                    .registry
+                    .container_id_of(meta.cgroup_id)
+                    .and_then(|id| self.registry.get(id))
+                    .and_then(|c| c.pid);
+                let ctx = CallContext { procs: &self.procs, cgroups, host_ns: &self.host_ns, init };
                 let body = CallBody::new(c, process, parent, &ctx);
                 if let Some(creds) = body.credentials_after() {
                     self.procs.set_creds(meta.tgid, creds);

@@ -1,7 +1,7 @@
 /* Joins a process's namespaces through a pidfd (pidfd_open(2), then setns(2) with the
  * CLONE_NEW* flags: no file of /proc/PID/ns opened, so the descriptor names no namespace).
- * Prints the result. Usage: pidfd_setns PID [FLAGS] (FLAGS in hex, CLONE_NEWUTS = 4000000 unless
- * given). */
+ * Prints the result. Usage: pidfd_setns PID [FLAGS] (FLAGS in hex: CLONE_NEWNET, 40000000, unless
+ * given; CLONE_NEWUTS is 4000000). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
         printf("pidfd_open=-1 (%s)\n", strerror(errno));
         return 1;
     }
-    int r = setns(fd, argc == 3 ? (int)strtol(argv[2], NULL, 16) : CLONE_NEWUTS);
+    int r = setns(fd, argc == 3 ? (int)strtol(argv[2], NULL, 16) : CLONE_NEWNET);
     printf("setns=%d (%s)\n", r, r < 0 ? strerror(errno) : "ok");
     return r != 0;
 }

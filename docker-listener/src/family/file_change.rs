@@ -50,9 +50,14 @@ pub struct FileChange {
     /// A call on its descriptor's file (`AT_EMPTY_PATH` and an empty name: `fchownat(fd, "",
     /// .., AT_EMPTY_PATH)`): the file is `base`, the descriptor's as the kernel walked it.
     pub empty_path: bool,
-    /// The names as passed, when `names_from_proc` replaced a magic link of the caller's in
-    /// them (`/proc/self/fd/3`, `/proc/self/cwd/x`) by where it led.
+    /// The names as passed, when a magic link of the caller's in them (`/proc/self/fd/3`,
+    /// `/proc/self/cwd/x`) was replaced by where it led (by the kernel's walk, or
+    /// `names_from_proc`).
     pub requested: Option<(String, String)>,
+    /// The file the call is on when it names a descriptor's file itself (`AT_EMPTY_PATH`,
+    /// `/proc/self/fd/N`), as the kernel walked it: matched by its inode first (a hard link of
+    /// a sensitive file, unlinked since, is still that file).
+    pub fd_file: Option<ExeFile>,
     /// The directory a relative name starts from, or the descriptor's file, as the kernel
     /// walked it.
     pub base: Option<ExeFile>,
@@ -80,7 +85,12 @@ fn magic_link_target(name: &str, pid: u32, tgid: u32) -> Option<String> {
         ["proc", "self" | "thread-self", "cwd", rest @ ..] => ("cwd".to_owned(), rest),
         _ => return None,
     };
-    if !name.starts_with('/') {
+    if !name.starts_with('/') || link.starts_with("fd/0") && link.len() > 4 {
+        return None;
+    }
+    // A chrooted caller's `/proc/self/...` is whatever its root holds there, not its procfs.
+    let unrooted = |p: u32| std::fs::read_link(format!("/proc/{p}/root")).is_ok_and(|r| r == std::path::Path::new("/"));
+    if !unrooted(pid) && !unrooted(tgid) {
         return None;
     }
     let at = |p: u32| std::fs::read_link(format!("/proc/{p}/{link}"));
@@ -91,6 +101,16 @@ fn magic_link_target(name: &str, pid: u32, tgid: u32) -> Option<String> {
     } else {
         format!("{}/{}", target.trim_end_matches('/'), rest.join("/"))
     })
+}
+
+/// Whether a path goes through a process's descriptor or working directory in procfs
+/// (`/proc/<pid>/fd/N`, `/proc/<pid>/cwd`, `/proc/<pid>/task/<tid>/fd/N`, `self` or
+/// `thread-self` for `<pid>`).
+fn through_magic_link(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let process =
+        |c: &str| c == "self" || c == "thread-self" || (!c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
+    parts.windows(3).any(|w| w[0] == "proc" && process(w[1]) && matches!(w[2], "fd" | "cwd" | "task"))
 }
 
 /// The directory `dirfd` names (`AT_FDCWD`: the working directory) for thread `pid`, else its
@@ -133,14 +153,29 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
     let walked = file_of(&r.base, &r.base_path);
     let (base, base2) = if head.flags & BASE_OF_NAME2 != 0 { (None, walked.map(|b| b.path)) } else { (walked, None) };
     let (mut name, name2) = (text(&r.name, r.name_len), text(&r.name2, r.name2_len));
+    let empty_path = matches!(head.op, op::FCHOWNAT | op::FCHMODAT2 | op::LINKAT | op::URING_LINKAT)
+        && r.name_len == 0
+        && at_flags & AT_EMPTY_PATH != 0;
     let mut requested = None;
+    let mut fd_file = if empty_path { base.clone() } else { None };
     let base = match base {
         // `/proc/self/fd/N[/rest]`: the descriptor's file, walked by the kernel, then the rest.
+        // Not for a chrooted caller, whose `/proc/self/fd/N` is whatever its root holds there
+        // (resolved from its root as written), nor for `N` with a leading zero, which procfs
+        // refuses.
         Some(file) if head.flags & NAME_THROUGH_FD != 0 => {
-            let rest = name.get(SELF_FD_PREFIX.len()..).unwrap_or("").trim_start_matches(|c: char| c.is_ascii_digit());
-            let through = format!("{}{rest}", file.path);
-            requested = Some((std::mem::replace(&mut name, through), name2.clone()));
-            None
+            let after = name.get(SELF_FD_PREFIX.len()..).unwrap_or("").to_owned();
+            let rest = after.trim_start_matches(|c: char| c.is_ascii_digit());
+            let digits = &after[..after.len() - rest.len()];
+            if file.chroot || (digits.len() > 1 && digits.starts_with('0')) {
+                None
+            } else {
+                let through = format!("{}{rest}", file.path);
+                requested = Some((std::mem::replace(&mut name, through), name2.clone()));
+                // The descriptor's file itself: matched by its inode, as fchmod's.
+                fd_file = rest.trim_matches('/').is_empty().then_some(file);
+                None
+            }
         }
         other => other,
     };
@@ -155,9 +190,8 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         open_flags,
         resolve,
         matched: r.matched,
-        empty_path: matches!(head.op, op::FCHOWNAT | op::FCHMODAT2 | op::LINKAT)
-            && r.name_len == 0
-            && at_flags & AT_EMPTY_PATH != 0,
+        empty_path,
+        fd_file,
         name,
         name2,
         requested,
@@ -228,25 +262,19 @@ impl FileChange {
         matches!(self.op, op::SYMLINK | op::SYMLINKAT)
     }
 
-    /// A relative second name whose directory the kernel did not walk (it walks the first
-    /// name's only): that directory as the caller has it now, from /proc (`fd/<dirfd2>`, or
-    /// `cwd`), of the thread `pid`, else its process `tgid` (it may have changed since, as
-    /// `base_from_proc`'s may).
     /// Names through the caller's own descriptors or working directory in its procfs
-    /// (`chmod 666 /proc/self/fd/3` on an `O_PATH` descriptor of /etc/shadow, `/proc/self/cwd/x`,
-    /// `/proc/thread-self/...`): where those links lead now, read from the host's /proc for
-    /// thread `pid`, else its process `tgid` (the magic links cannot be followed from the
-    /// container's root). A caller gone by then leaves the names as they are (not matched).
+    /// (`/proc/thread-self/fd/3`, `/proc/self/cwd/x`; `/proc/self/fd/N` is walked by the kernel):
+    /// where those links lead now, read from the host's /proc for thread `pid`, else its process
+    /// `tgid` (the magic links cannot be followed from the container's root); not for a chrooted
+    /// caller. A caller gone by then leaves the names as they are (`magic_link` says them).
     pub fn names_from_proc(&mut self, pid: u32, tgid: u32) {
-        if self.requested.is_some() {
-            // The kernel walked the descriptor's file (`NAME_THROUGH_FD`).
-            return;
-        }
-        let (first, second) = (magic_link_target(&self.name, pid, tgid), magic_link_target(&self.name2, pid, tgid));
+        // (A first name the kernel already walked (`NAME_THROUGH_FD`) is not read again.)
+        let first = if self.requested.is_none() { magic_link_target(&self.name, pid, tgid) } else { None };
+        let second = magic_link_target(&self.name2, pid, tgid);
         if first.is_none() && second.is_none() {
             return;
         }
-        let passed = (self.name.clone(), self.name2.clone());
+        let passed = self.requested.take().unwrap_or_else(|| (self.name.clone(), self.name2.clone()));
         if let Some(n) = first {
             self.name = n;
         }
@@ -256,6 +284,10 @@ impl FileChange {
         self.requested = Some(passed);
     }
 
+    /// A relative second name whose directory the kernel did not walk (it walks the first
+    /// name's, or the second's when the first is absolute): that directory as the caller has it
+    /// now, from /proc (`fd/<dirfd2>`, or `cwd`), of the thread `pid`, else its process `tgid`
+    /// (it may have changed since, as `base_from_proc`'s may).
     pub fn base2_from_proc(&mut self, pid: u32, tgid: u32) {
         let walked = self.base2.is_some() || self.base.is_some() && (self.dirfd2 == self.dirfd);
         if self.name2.is_empty() || self.name2.starts_with('/') || self.is_symlink() || walked {
@@ -267,16 +299,24 @@ impl FileChange {
     /// Finds the sensitive file the call names, in the filesystem whose root is `root` (the
     /// calling process's, else its container's); false when it names none (not an event).
     pub fn resolve(&mut self, id: &str, root: Option<&crate::sensitive::Root>, set: &SensitiveSet) -> bool {
+        if let Some(file) = &self.fd_file {
+            // The descriptor's file, as the kernel walked it: by its inode, as fchmod's (a hard
+            // link of a sensitive file, unlinked since, is that file).
+            let overlay = file.magic == docker_listener_common::magic::OVERLAYFS;
+            let not_dir = |e: &crate::sensitive::Entry| {
+                e.bits & (access::DIR | access::PARENT) == 0 && e.bits & access::WRITE != 0
+            };
+            if let Some(e) = set.find(id, file.ino, file.dev, overlay, not_dir) {
+                let entry = set.patterns.get(e.pattern).map(|p| p.text.clone());
+                self.located = Some(Located { path: file.path.clone(), entry, how: "file", second: false });
+                return true;
+            }
+        }
         if self.empty_path
             && let Some(file) = self.base.take()
         {
-            // The descriptor's file, by the path the kernel walked: resolved as that name is (a
-            // hard link of a sensitive file is that file).
+            // Else by the path the kernel walked, resolved as that name is.
             self.name = file.path;
-        }
-        if self.name.is_empty() && !self.by_fd() && !self.is_open() {
-            // An empty name without AT_EMPTY_PATH names no file (ENOENT).
-            return false;
         }
         if self.by_fd() {
             // Matched in the kernel: the descriptor's file, as the kernel walked it.
@@ -311,7 +351,8 @@ impl FileChange {
                     return true;
                 }
             }
-            return false;
+            self.located = self.magic_link();
+            return self.located.is_some();
         };
         // rename and link: the old name (a sensitive file moved or linked away) or the new one
         // (a file put in a sensitive one's place).
@@ -335,8 +376,20 @@ impl FileChange {
             crate::sensitive::locate(root, id, self.second_base(), &self.name2, false, access::WRITE, set)
                 .map(|l| Located { second: true, ..l })
         };
-        self.located = first.or(second);
+        self.located = first.or(second).or_else(|| self.magic_link());
         self.located.is_some()
+    }
+
+    /// A name through a process's descriptor or working directory in procfs that was not
+    /// followed (`/proc/$$/fd/3`, `//proc/self/fd/3`, `cd /proc/self/fd; chmod 666 3`, the caller
+    /// gone before its link was read): said, not dropped, whatever it led to.
+    fn magic_link(&self) -> Option<Located> {
+        let base = self.base.as_ref().map(|f| f.path.as_str());
+        let names = [(base, self.name.as_str(), false), (self.second_base(), self.name2.as_str(), true)];
+        names.into_iter().find_map(|(base, name, second)| {
+            let path = crate::sensitive::lexical(base, name).unwrap_or_else(|| name.to_owned());
+            through_magic_link(&path).then_some(Located { path, entry: None, how: "magic-link", second })
+        })
     }
 
     pub fn syscall(&self) -> &'static str {
@@ -516,6 +569,7 @@ mod tests {
             name2: String::new(),
             empty_path: false,
             requested: None,
+            fd_file: None,
             base: Some(ExeFile { path: "/etc".into(), ..ExeFile::default() }),
             base_from_proc: false,
             base2: None,
@@ -598,6 +652,33 @@ mod tests {
             let mut f = FileChange { name: other.into(), requested: None, ..f.clone() };
             f.names_from_proc(me, me);
             assert_eq!((f.name.as_str(), &f.requested), (other, &None));
+        }
+    }
+
+    /// A change by a name through a process's descriptor or directory in procfs that was not
+    /// followed is said (`match: magic-link`), whatever it led to; other unmatched names are not.
+    #[test]
+    fn a_magic_link_not_followed_is_said_not_dropped() {
+        let set = SensitiveSet::new(vec!["/etc/shadow".parse().unwrap()]);
+        for name in
+            ["/proc/1/fd/5", "//proc/self/fd/3", "/proc/./thread-self/fd/3", "/proc/7/task/7/fd/3", "/proc/self/cwd/x"]
+        {
+            let mut f = FileChange { op: op::CHMOD, resolve: 0, name: name.into(), base: None, ..open_in_root("") };
+            assert!(f.resolve("c", None, &set), "{name}");
+            assert_eq!(f.located.as_ref().map(|l| (l.how, l.entry.clone())), Some(("magic-link", None)), "{name}");
+        }
+        // Relative, from a working directory in procfs (`cd /proc/self/fd; chmod 666 3`).
+        let mut f = FileChange {
+            op: op::CHMOD,
+            resolve: 0,
+            name: "3".into(),
+            base: Some(ExeFile { path: "/proc/12/fd".into(), ..ExeFile::default() }),
+            ..open_in_root("")
+        };
+        assert!(f.resolve("c", None, &set));
+        for other in ["/tmp/x", "/proc/self/root/tmp/x", "/proc/sys/kernel/x"] {
+            let mut f = FileChange { op: op::CHMOD, resolve: 0, name: other.into(), base: None, ..open_in_root("") };
+            assert!(!f.resolve("c", None, &set), "{other}");
         }
     }
 

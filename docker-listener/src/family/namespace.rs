@@ -128,13 +128,24 @@ fn fsconfig_cmd(cmd: u64) -> Cow<'static, str> {
 /// umount2(2)'s flags.
 const UMOUNT_FLAGS: &[(u64, &str)] = &[(1, "MNT_FORCE"), (2, "MNT_DETACH"), (4, "MNT_EXPIRE"), (8, "UMOUNT_NOFOLLOW")];
 
+/// Whether process `init` (a container's first) is in the host's namespace of type `name`.
+fn shared_with_host(init: u32, name: &str, host: &super::HostNamespaces) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(format!("/proc/{init}/ns/{name}")).is_ok_and(|m| host.which(m.ino()) == Some(name))
+}
+
 impl NsCall {
     pub fn resolve(&mut self, ctx: &Context<'_>) {
         if self.op == op::SETNS {
             self.host_namespace = ctx.host_ns.which(self.ns_ino).or_else(|| {
-                // By a pidfd: the namespaces asked for that the caller is in now.
+                // By a pidfd: the namespaces asked for that the caller is in now, but those its
+                // container shares with the host (`--network=host`, `--uts=host`: entering them
+                // is no way out).
                 JOINED.iter().zip(self.joined).find_map(|(&(flag, name), ino)| {
-                    (self.flags & flag != 0 && ctx.host_ns.which(u64::from(ino)) == Some(name)).then_some(name)
+                    (self.flags & flag != 0
+                        && ctx.host_ns.which(u64::from(ino)) == Some(name)
+                        && !ctx.init.is_some_and(|init| shared_with_host(init, name, ctx.host_ns)))
+                    .then_some(name)
                 })
             });
         }
@@ -317,5 +328,19 @@ impl NsCall {
             ),
             _ => m.serialize_entry("chroot", &serde_json::json!({ "path": self.target })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A namespace the container's first process shares with the host is no way out: these
+    /// tests run in the host's namespaces, as that process would with `--uts=host`.
+    #[test]
+    fn a_namespace_shared_with_the_host_is_told() {
+        let host = super::super::HostNamespaces::read();
+        assert!(shared_with_host(std::process::id(), "uts", &host));
+        assert!(!shared_with_host(u32::MAX, "uts", &host), "no such process");
     }
 }

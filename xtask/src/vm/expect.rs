@@ -98,8 +98,9 @@ pub const PTRACE_PROGRAM: &str = "ptrace_poke";
 /// layout of `unix_address` moved between these kernels).
 pub const UNIX_CONNECT_PROGRAM: &str = "unix_connect";
 /// The pidfd program (tests/programs/pidfd_setns.c, static), as `pidfd_setns PID`:
-/// enters pid 1's UTS namespace (the host's) through a pidfd, which names no namespace; where
-/// the call took its caller is read in the kernel at its exit (`nsproxy`'s namespaces).
+/// enters pid 1's network namespace (the host's; the workload has one of its own) through a
+/// pidfd, which names no namespace; where the call took its caller is read in the kernel at its
+/// exit (`nsproxy`'s namespaces).
 pub const PIDFD_SETNS_PROGRAM: &str = "pidfd_setns";
 
 /// The doors the agent's start-up log must say are open (`seen: <door>: active`), by the names
@@ -148,6 +149,7 @@ pub const NEEDS: &[(&str, &str)] = &[
     ("io_uring rename into a sensitive directory", "io_uring changes by name"),
     ("io_uring unlink in a sensitive directory", "io_uring changes by name"),
     ("io_uring in-root open by its name", "io_uring opens"),
+    ("io_uring Unix connect", "io_uring opens"),
 ];
 
 /// The shell script the container's first process runs (`sh -c <script>`). It runs the C
@@ -177,6 +179,7 @@ $X rename /etc/{marker} /etc/cron.d/{marker}
 $X unlink /etc/cron.d/{marker}
 $R /etc /shadow
 $N $D
+$U $D
 $S 1
 unshare -m sh -c 'mkdir -p {mnt}; mount -t tmpfs none {mnt}; umount {mnt}'
 chroot / true
@@ -1002,7 +1005,22 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                 ],
             ),
         },
-        // Into pid 1's UTS namespace (the host's) by a pidfd: the descriptor names no
+        // The same through a ring: no system call, no TCP state; seen at its completion (the
+        // program the io_uring opens door attaches).
+        Expected {
+            name: "io_uring Unix connect",
+            select: vec![("event.action", json!("connect")), ("docker_listener.seen_by", json!("io_uring"))],
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("event.outcome", Is(json!("success"))),
+                    ("process.executable", Is(json!(f.uring.path))),
+                    ("destination", Absent),
+                    ("docker_listener.socket.peer_address", Is(json!(f.docker_socket))),
+                ],
+            ),
+        },
+        // Into pid 1's network namespace (the host's) by a pidfd: the descriptor names no
         // namespace; the caller's namespaces after the call say where it went.
         Expected {
             name: "setns by a pidfd",
@@ -1011,9 +1029,9 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                 in_the_container(),
                 vec![
                     ("event.outcome", Is(json!("success"))),
-                    ("docker_listener.namespace.types", Is(json!(["uts"]))),
+                    ("docker_listener.namespace.types", Is(json!(["net"]))),
                     ("docker_listener.namespace.inode", Absent),
-                    ("docker_listener.namespace.host", Is(json!("uts"))),
+                    ("docker_listener.namespace.host", Is(json!("net"))),
                 ],
             ),
         },
