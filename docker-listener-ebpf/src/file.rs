@@ -39,9 +39,8 @@ use docker_listener_common::{
     family::{
         ARG_PATH_CAP, RESULT_UNKNOWN, STRING_TRUNCATED,
         file::{
-            AT_FDCWD, BASE_OF_NAME2, FMODE_READ, FMODE_WRITE, FileRecord, HANDLE_CAP, NAME_THROUGH_FD, PathRecord,
-            RESOLVE_IN_ROOT, SELF_FD_DIGITS, SELF_FD_PREFIX, access, access_of, by_handle, is_named_open, matched,
-            name_args, oflag, op, pseudo,
+            AT_FDCWD, BASE_OF_NAME2, FMODE_READ, FMODE_WRITE, FileRecord, HANDLE_CAP, PathRecord, RESOLVE_IN_ROOT,
+            access, access_of, by_handle, is_named_open, matched, name_args, oflag, op, pseudo,
         },
         switch,
     },
@@ -522,18 +521,23 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
     a: &[u64; 6],
     how: u32,
 ) {
-    // Indexed by a mask at the load itself (positions 6 and 7 are "none": 0): Linux 6.1's
-    // verifier loses a bound checked before on another copy of the index (`math between fp
-    // pointer and register with unbounded min value`).
+    // Indexed by a mask at the load itself, with no comparison LLVM could take the mask's place
+    // with (positions 6 and 7 are `name_args::NONE`'s: 0): Linux 5.10's and 6.1's verifiers lose a
+    // bound checked on another copy of the index (`math between fp pointer and register with
+    // unbounded min value`).
     let a8 = [a[0], a[1], a[2], a[3], a[4], a[5], 0, 0];
-    let arg = |i: usize| if i < 6 { a8[i & 7] } else { 0 };
+    let arg = |i: usize| a8[i & 7];
+    // A directory descriptor's: `NONE` is the working directory.
+    let cwd = AT_FDCWD as u32 as u64;
+    let d8 = [a[0], a[1], a[2], a[3], a[4], a[5], cwd, cwd];
+    let dir_arg = |i: usize| d8[i & 7] as i32;
     let string = |src: u64, dst: *mut u8| unsafe {
         if KERNEL_NAMES { kernel_str(src, dst, ARG_PATH_CAP as u32) } else { user_str(src, dst, ARG_PATH_CAP as u32) }
     };
     unsafe {
         (*r).args = *a;
         (*r).matched = how;
-        (*r).dirfd = if di < 6 { arg(di) as i32 } else { AT_FDCWD };
+        (*r).dirfd = dir_arg(di);
         let (n, cut) = string(arg(ni), (*r).name.as_mut_ptr());
         (*r).name_len = n;
         let (n2, cut2) = string(arg(n2i), (*r).name2.as_mut_ptr());
@@ -568,16 +572,6 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
         let mut relative =
             core::ptr::read_volatile(&(*r).name_len) == 0 || in_root || core::ptr::read_volatile(&(*r).name[0]) != b'/';
         let mut dirfd = dirfd;
-        // Through the caller's own descriptor (`chmod 666 /proc/self/fd/3`, an O_PATH one of
-        // /etc/shadow): that descriptor's file is walked.
-        if !KERNEL_NAMES && !relative && !by_fd {
-            let fd = self_fd(r);
-            if fd >= 0 {
-                relative = true;
-                dirfd = fd;
-                (*r).call.flags |= NAME_THROUGH_FD;
-            }
-        }
         // The first name absolute and the second relative (`mv /tmp/x ld.so.preload` in
         // /etc): the second's directory is the one walked.
         if !relative
@@ -587,9 +581,13 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
             && core::ptr::read_volatile(&(*r).name2[0]) != b'/'
         {
             relative = true;
-            dirfd = if d2i < 6 { arg(d2i) as i32 } else { AT_FDCWD };
+            dirfd = dir_arg(d2i);
             (*r).call.flags |= BASE_OF_NAME2;
         }
+        // Opaque copies: every way above reaches the choice of the base (and the walk after it)
+        // as one state (Linux 5.10 verifies the walk unrolled, once per state reaching it).
+        let relative = path::opaque(usize::from(relative)) != 0;
+        let dirfd = path::opaque(dirfd as u32 as usize) as u32 as i32;
         let null = core::ptr::null();
         let (mnt, dentry, inode) = if by_fd || (relative && dirfd != AT_FDCWD) {
             match crate::kernel::file_of_fd(dirfd) {
@@ -607,34 +605,6 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
         } else {
             path::walk(task, mnt, dentry, inode, &mut (*r).base, (*r).base_path.as_mut_ptr());
         }
-    }
-}
-
-/// The descriptor a first name `/proc/self/fd/N` (followed by nothing or by `/`) goes
-/// through, else -1. Reads the record's copy of the name at constant offsets.
-#[inline(always)]
-unsafe fn self_fd(r: *const PathRecord) -> i32 {
-    unsafe {
-        let name = &(*r).name;
-        for (i, &b) in SELF_FD_PREFIX.iter().enumerate() {
-            if core::ptr::read_volatile(&name[i]) != b {
-                return -1;
-            }
-        }
-        let mut fd: i32 = 0;
-        let mut digits = 0;
-        for i in 0..=SELF_FD_DIGITS {
-            let c = core::ptr::read_volatile(&name[SELF_FD_PREFIX.len() + i]);
-            if c.is_ascii_digit() && i < SELF_FD_DIGITS {
-                fd = fd * 10 + i32::from(c - b'0');
-                digits += 1;
-            } else if (c == 0 || c == b'/') && digits > 0 {
-                return fd;
-            } else {
-                return -1;
-            }
-        }
-        -1
     }
 }
 

@@ -394,12 +394,12 @@ impl Correlator {
                     [] => &own[..],
                     all => all,
                 };
-                // The container's first process (its namespaces are the container's own).
+                // The container's first process (its namespaces are the container's own), with
+                // the container's id.
                 let init = self
                     .registry
                     .container_id_of(meta.cgroup_id)
-                    .and_then(|id| self.registry.get(id))
-                    .and_then(|c| c.pid);
+                    .and_then(|id| Some((self.registry.get(id)?.pid?, id)));
                 let ctx = CallContext { procs: &self.procs, cgroups, host_ns: &self.host_ns, init };
                 let body = CallBody::new(c, process, parent, &ctx);
                 if let Some(creds) = body.credentials_after() {

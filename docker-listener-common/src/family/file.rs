@@ -80,16 +80,6 @@ pub const FIXED_FILE: u32 = 1 << 17;
 /// (the first name is absolute, the second relative: `mv /tmp/x ld.so.preload` in /etc).
 pub const BASE_OF_NAME2: u32 = 1 << 19;
 
-/// `CallHead` flag of a `PathRecord`: the first name is through the caller's own descriptor in
-/// its procfs (`/proc/self/fd/N`, then nothing or `/` and a name below it), and the base is that
-/// descriptor's file, walked (the daemon cannot follow that link in the container's procfs).
-pub const NAME_THROUGH_FD: u32 = 1 << 20;
-
-/// The prefix of a name through the caller's own descriptor (`NAME_THROUGH_FD`).
-pub const SELF_FD_PREFIX: &[u8; 14] = b"/proc/self/fd/";
-/// Digits of a descriptor number read after it.
-pub const SELF_FD_DIGITS: usize = 5;
-
 /// Bytes of a `struct file_handle` a `BY_HANDLE` record keeps (in `name2`): its 8-byte head
 /// (`handle_bytes`, `handle_type`) and up to 40 bytes of the handle (the kernel's largest,
 /// `MAX_HANDLE_SZ`, is 128; the filesystems a container sits on use 8 to 40).

@@ -17,8 +17,8 @@
 use docker_listener_common::family::{
     CallHead,
     file::{
-        AT_EMPTY_PATH, AT_FDCWD, BASE_OF_NAME2, NAME_THROUGH_FD, PathRecord, RESOLVE_IN_ROOT, SELF_FD_PREFIX, access,
-        access_of, is_named_open, matched, name_args, oflag, op,
+        AT_EMPTY_PATH, AT_FDCWD, BASE_OF_NAME2, PathRecord, RESOLVE_IN_ROOT, access, access_of, is_named_open, matched,
+        name_args, oflag, op,
     },
 };
 use serde::{Serialize, ser::SerializeMap};
@@ -51,12 +51,11 @@ pub struct FileChange {
     /// .., AT_EMPTY_PATH)`): the file is `base`, the descriptor's as the kernel walked it.
     pub empty_path: bool,
     /// The names as passed, when a magic link of the caller's in them (`/proc/self/fd/3`,
-    /// `/proc/self/cwd/x`) was replaced by where it led (by the kernel's walk, or
-    /// `names_from_proc`).
+    /// `/proc/self/cwd/x`) was replaced by where it led (`names_from_proc`).
     pub requested: Option<(String, String)>,
-    /// The file the call is on when it names a descriptor's file itself (`AT_EMPTY_PATH`,
-    /// `/proc/self/fd/N`), as the kernel walked it: matched by its inode first (a hard link of
-    /// a sensitive file, unlinked since, is still that file).
+    /// The file the call is on when it names a descriptor's file itself (`AT_EMPTY_PATH`), as
+    /// the kernel walked it: matched by its inode first (a hard link of a sensitive file,
+    /// unlinked since, is still that file).
     pub fd_file: Option<ExeFile>,
     /// The directory a relative name starts from, or the descriptor's file, as the kernel
     /// walked it.
@@ -152,33 +151,11 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
     // The directory walked is the second name's when the kernel says so.
     let walked = file_of(&r.base, &r.base_path);
     let (base, base2) = if head.flags & BASE_OF_NAME2 != 0 { (None, walked.map(|b| b.path)) } else { (walked, None) };
-    let (mut name, name2) = (text(&r.name, r.name_len), text(&r.name2, r.name2_len));
+    let (name, name2) = (text(&r.name, r.name_len), text(&r.name2, r.name2_len));
     let empty_path = matches!(head.op, op::FCHOWNAT | op::FCHMODAT2 | op::LINKAT | op::URING_LINKAT)
         && r.name_len == 0
         && at_flags & AT_EMPTY_PATH != 0;
-    let mut requested = None;
-    let mut fd_file = if empty_path { base.clone() } else { None };
-    let base = match base {
-        // `/proc/self/fd/N[/rest]`: the descriptor's file, walked by the kernel, then the rest.
-        // Not for a chrooted caller, whose `/proc/self/fd/N` is whatever its root holds there
-        // (resolved from its root as written), nor for `N` with a leading zero, which procfs
-        // refuses.
-        Some(file) if head.flags & NAME_THROUGH_FD != 0 => {
-            let after = name.get(SELF_FD_PREFIX.len()..).unwrap_or("").to_owned();
-            let rest = after.trim_start_matches(|c: char| c.is_ascii_digit());
-            let digits = &after[..after.len() - rest.len()];
-            if file.chroot || (digits.len() > 1 && digits.starts_with('0')) {
-                None
-            } else {
-                let through = format!("{}{rest}", file.path);
-                requested = Some((std::mem::replace(&mut name, through), name2.clone()));
-                // The descriptor's file itself: matched by its inode, as fchmod's.
-                fd_file = rest.trim_matches('/').is_empty().then_some(file);
-                None
-            }
-        }
-        other => other,
-    };
+    let fd_file = if empty_path { base.clone() } else { None };
     Ok(Detail::FileChange(FileChange {
         op: head.op,
         dirfd: r.dirfd,
@@ -194,7 +171,7 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         fd_file,
         name,
         name2,
-        requested,
+        requested: None,
         base,
         base2,
         base_from_proc: false,
@@ -263,12 +240,11 @@ impl FileChange {
     }
 
     /// Names through the caller's own descriptors or working directory in its procfs
-    /// (`/proc/thread-self/fd/3`, `/proc/self/cwd/x`; `/proc/self/fd/N` is walked by the kernel):
+    /// (`chmod 666 /proc/self/fd/3` on an O_PATH descriptor of /etc/shadow, `/proc/self/cwd/x`):
     /// where those links lead now, read from the host's /proc for thread `pid`, else its process
     /// `tgid` (the magic links cannot be followed from the container's root); not for a chrooted
     /// caller. A caller gone by then leaves the names as they are (`magic_link` says them).
     pub fn names_from_proc(&mut self, pid: u32, tgid: u32) {
-        // (A first name the kernel already walked (`NAME_THROUGH_FD`) is not read again.)
         let first = if self.requested.is_none() { magic_link_target(&self.name, pid, tgid) } else { None };
         let second = magic_link_target(&self.name2, pid, tgid);
         if first.is_none() && second.is_none() {

@@ -162,8 +162,9 @@ pub struct Context<'a> {
     pub procs: &'a ProcessTable,
     pub cgroups: &'a [u64],
     pub host_ns: &'a HostNamespaces,
-    /// The host pid of the container's first process, when known.
-    pub init: Option<u32>,
+    /// The host pid of the container's first process as Docker gave it, and the container's
+    /// id, when known.
+    pub init: Option<(u32, &'a str)>,
 }
 
 /// The inodes of the host's namespaces (`/proc/1/ns/*`): a setns into one of them is a way out

@@ -128,10 +128,14 @@ fn fsconfig_cmd(cmd: u64) -> Cow<'static, str> {
 /// umount2(2)'s flags.
 const UMOUNT_FLAGS: &[(u64, &str)] = &[(1, "MNT_FORCE"), (2, "MNT_DETACH"), (4, "MNT_EXPIRE"), (8, "UMOUNT_NOFOLLOW")];
 
-/// Whether process `init` (a container's first) is in the host's namespace of type `name`.
-fn shared_with_host(init: u32, name: &str, host: &super::HostNamespaces) -> bool {
+/// Whether process `init`, the first of container `id` (its cgroup names the container: a pid
+/// taken over by another process, or not the container's yet, is not), is in the host's
+/// namespace of type `name`.
+fn shared_with_host(init: u32, id: &str, name: &str, host: &super::HostNamespaces) -> bool {
     use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata(format!("/proc/{init}/ns/{name}")).is_ok_and(|m| host.which(m.ino()) == Some(name))
+    let of_container = std::fs::read_to_string(format!("/proc/{init}/cgroup")).is_ok_and(|c| c.contains(id));
+    of_container
+        && std::fs::metadata(format!("/proc/{init}/ns/{name}")).is_ok_and(|m| host.which(m.ino()) == Some(name))
 }
 
 impl NsCall {
@@ -144,7 +148,7 @@ impl NsCall {
                 JOINED.iter().zip(self.joined).find_map(|(&(flag, name), ino)| {
                     (self.flags & flag != 0
                         && ctx.host_ns.which(u64::from(ino)) == Some(name)
-                        && !ctx.init.is_some_and(|init| shared_with_host(init, name, ctx.host_ns)))
+                        && !ctx.init.is_some_and(|(init, id)| shared_with_host(init, id, name, ctx.host_ns)))
                     .then_some(name)
                 })
             });
@@ -340,7 +344,12 @@ mod tests {
     #[test]
     fn a_namespace_shared_with_the_host_is_told() {
         let host = super::super::HostNamespaces::read();
-        assert!(shared_with_host(std::process::id(), "uts", &host));
-        assert!(!shared_with_host(u32::MAX, "uts", &host), "no such process");
+        let me = std::process::id();
+        // This process's cgroup, as a container's id would be in it.
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let id = cgroup.trim().rsplit('/').next().unwrap_or_default();
+        assert!(shared_with_host(me, id, "uts", &host));
+        assert!(!shared_with_host(me, "0123456789abcdef-not-its-container", "uts", &host), "not the container's");
+        assert!(!shared_with_host(u32::MAX, id, "uts", &host), "no such process");
     }
 }
