@@ -521,23 +521,14 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
     a: &[u64; 6],
     how: u32,
 ) {
-    // Indexed by a mask at the load itself, with no comparison LLVM could take the mask's place
-    // with (positions 6 and 7 are `name_args::NONE`'s: 0): Linux 5.10's and 6.1's verifiers lose a
-    // bound checked on another copy of the index (`math between fp pointer and register with
-    // unbounded min value`).
-    let a8 = [a[0], a[1], a[2], a[3], a[4], a[5], 0, 0];
-    let arg = |i: usize| a8[i & 7];
-    // A directory descriptor's: `NONE` is the working directory.
-    let cwd = AT_FDCWD as u32 as u64;
-    let d8 = [a[0], a[1], a[2], a[3], a[4], a[5], cwd, cwd];
-    let dir_arg = |i: usize| d8[i & 7] as i32;
+    let arg = |i: usize| a.get(i).copied().unwrap_or(0);
     let string = |src: u64, dst: *mut u8| unsafe {
         if KERNEL_NAMES { kernel_str(src, dst, ARG_PATH_CAP as u32) } else { user_str(src, dst, ARG_PATH_CAP as u32) }
     };
     unsafe {
         (*r).args = *a;
         (*r).matched = how;
-        (*r).dirfd = dir_arg(di);
+        (*r).dirfd = if di < 6 { arg(di) as i32 } else { AT_FDCWD };
         let (n, cut) = string(arg(ni), (*r).name.as_mut_ptr());
         (*r).name_len = n;
         let (n2, cut2) = string(arg(n2i), (*r).name2.as_mut_ptr());
@@ -567,13 +558,11 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
         // refused openat2's is read by the daemon from /proc: the test here would cost the exit
         // program's verification some 30,000 instructions on 6.1.)
         let in_root = KERNEL_NAMES && is_named_open((*r).call.op) && a[4] & RESOLVE_IN_ROOT != 0;
-        // An empty name starts from its directory too: with AT_EMPTY_PATH (`fchownat(fd, "",
-        // ..)`) the call is on the descriptor's file itself, walked here.
-        let mut relative =
-            core::ptr::read_volatile(&(*r).name_len) == 0 || in_root || core::ptr::read_volatile(&(*r).name[0]) != b'/';
-        let mut dirfd = dirfd;
+        let mut relative = core::ptr::read_volatile(&(*r).name_len) > 0
+            && (in_root || core::ptr::read_volatile(&(*r).name[0]) != b'/');
         // The first name absolute and the second relative (`mv /tmp/x ld.so.preload` in
         // /etc): the second's directory is the one walked.
+        let mut dirfd = dirfd;
         if !relative
             && !by_fd
             && n2i < 6
@@ -581,13 +570,9 @@ unsafe fn fill_path<const HANDLE: bool, const KERNEL_NAMES: bool>(
             && core::ptr::read_volatile(&(*r).name2[0]) != b'/'
         {
             relative = true;
-            dirfd = dir_arg(d2i);
+            dirfd = if d2i < 6 { arg(d2i) as i32 } else { AT_FDCWD };
             (*r).call.flags |= BASE_OF_NAME2;
         }
-        // Opaque copies: every way above reaches the choice of the base (and the walk after it)
-        // as one state (Linux 5.10 verifies the walk unrolled, once per state reaching it).
-        let relative = path::opaque(usize::from(relative)) != 0;
-        let dirfd = path::opaque(dirfd as u32 as usize) as u32 as i32;
         let null = core::ptr::null();
         let (mnt, dentry, inode) = if by_fd || (relative && dirfd != AT_FDCWD) {
             match crate::kernel::file_of_fd(dirfd) {

@@ -149,11 +149,7 @@ pub unsafe fn walk(
         // Loop-carried: only pointers (unknown to the verifier) and the opaque offset, so the
         // states of every path through a step merge at the top of the next one. Past
         // APPEND_LIMIT, names are no longer written, but the walk goes on: `top` is the last
-        // dentry walked, written after the loop (after an empty component, the gap). When the
-        // last name written took the path past the limit and none was left out, `top` is the
-        // root the walk ended at, named "/": the daemon then drops the gap (any test of that
-        // here, a branch or arithmetic, made Linux 6.1's verifier take over 75 s for the
-        // file-access program, which inlines this walk more than once).
+        // dentry walked, written after the loop (after an empty component, the gap).
         let mut w = Walk {
             dentry,
             vfsmnt,
@@ -211,7 +207,7 @@ struct Walk {
     vfsmnt: *const u8,
     /// The `struct mount` of `vfsmnt`.
     mnt: *const u8,
-    /// The last dentry walked once the names no longer fit; while they do, the next one.
+    /// The last dentry walked once the names no longer fit.
     top: *const u8,
     /// Bytes of names written (opaque to the verifier).
     off: usize,
@@ -308,9 +304,6 @@ unsafe fn step(w: &mut Walk) -> bool {
                 return true;
             }
             w.off = opaque(w.off + n as usize);
-            // Where the walk goes next: if it ends there (a root, whose name is "/"), the
-            // top-most name after the gap says that no name was left out.
-            w.top = parent;
         } else {
             w.top = w.dentry;
         }

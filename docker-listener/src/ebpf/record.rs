@@ -305,9 +305,6 @@ pub fn argv_digest(head: &[u8], tail: &[u8], total: u64, cut: bool) -> u64 {
 /// component marks where the middle of a too-long path was left out.
 fn exe_path(buf: &[u8], flags: u32) -> String {
     let mut parts = split_nul(buf);
-    if no_name_left_out(&parts, flags) {
-        parts.truncate(parts.len() - 2);
-    }
     parts.reverse();
     for p in &mut parts {
         if p.is_empty() {
@@ -329,17 +326,6 @@ fn exe_path(buf: &[u8], flags: u32) -> String {
     }
 }
 
-/// Whether a path flagged with a gap has none: the walk's last name written took it past the
-/// limit and the walk then ended at a root, whose name "/" it wrote as the top-most name
-/// (`docker-listener-ebpf/src/path.rs`). No component of a path is named "/" otherwise.
-fn no_name_left_out(parts: &[String], flags: u32) -> bool {
-    flags & exe_flags::GAP != 0
-        && flags & exe_flags::TRUNCATED == 0
-        && parts.len() >= 3
-        && parts[parts.len() - 1] == "/"
-        && parts[parts.len() - 2].is_empty()
-}
-
 /// A file as the kernel described it (`ExeFile` and its walked path), `None` when it could not.
 pub(crate) fn file_of(file: &common::ExeFile, path: &[u8]) -> Option<ExeFile> {
     let f = file.flags;
@@ -347,7 +333,6 @@ pub(crate) fn file_of(file: &common::ExeFile, path: &[u8]) -> Option<ExeFile> {
         return None;
     }
     let len = (file.path_len as usize).min(common::EXE_PATH_CAP).min(path.len());
-    let gap = f & exe_flags::GAP != 0 && !no_name_left_out(&split_nul(&path[..len]), f);
     Some(ExeFile {
         path: exe_path(&path[..len], f),
         ino: file.ino,
@@ -356,7 +341,7 @@ pub(crate) fn file_of(file: &common::ExeFile, path: &[u8]) -> Option<ExeFile> {
         unlinked: file.nlink == 0,
         detached: f & exe_flags::DETACHED != 0,
         outside_root: f & exe_flags::OUTSIDE_ROOT != 0,
-        path_truncated: f & exe_flags::TRUNCATED != 0 || gap,
+        path_truncated: f & (exe_flags::TRUNCATED | exe_flags::GAP) != 0,
         chroot: f & exe_flags::CHROOT != 0,
         upper: f & exe_flags::UPPER != 0,
     })
@@ -567,13 +552,6 @@ pub(crate) mod tests {
         assert_eq!(exe_path(b"shadow\0etc\0/\0", exe_flags::DETACHED), "/etc/shadow");
         // Too long: the leaf end, the gap, the top-most component.
         assert_eq!(exe_path(b"x\0a\0\0tmp\0", exe_flags::GAP), "/tmp/…/a/x");
-        // The last name written took it past the limit, and the walk ended at the root: no gap.
-        assert_eq!(exe_path(b"x\0d\0c\0\0/\0", exe_flags::GAP), "/c/d/x");
-        let mut f: common::ExeFile = unsafe { std::mem::zeroed() };
-        f.flags = exe_flags::GAP;
-        f.path_len = 9;
-        assert!(!file_of(&f, b"x\0d\0c\0\0/\0").unwrap().path_truncated);
-        assert!(file_of(&f, b"x\0a\0\0tmp\0").unwrap().path_truncated, "a real gap");
     }
 
     #[test]

@@ -53,10 +53,6 @@ pub struct FileChange {
     /// The names as passed, when a magic link of the caller's in them (`/proc/self/fd/3`,
     /// `/proc/self/cwd/x`) was replaced by where it led (`names_from_proc`).
     pub requested: Option<(String, String)>,
-    /// The file the call is on when it names a descriptor's file itself (`AT_EMPTY_PATH`), as
-    /// the kernel walked it: matched by its inode first (a hard link of a sensitive file,
-    /// unlinked since, is still that file).
-    pub fd_file: Option<ExeFile>,
     /// The directory a relative name starts from, or the descriptor's file, as the kernel
     /// walked it.
     pub base: Option<ExeFile>,
@@ -155,7 +151,6 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
     let empty_path = matches!(head.op, op::FCHOWNAT | op::FCHMODAT2 | op::LINKAT | op::URING_LINKAT)
         && r.name_len == 0
         && at_flags & AT_EMPTY_PATH != 0;
-    let fd_file = if empty_path { base.clone() } else { None };
     Ok(Detail::FileChange(FileChange {
         op: head.op,
         dirfd: r.dirfd,
@@ -168,7 +163,6 @@ pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordErro
         resolve,
         matched: r.matched,
         empty_path,
-        fd_file,
         name,
         name2,
         requested: None,
@@ -214,7 +208,8 @@ impl FileChange {
     /// has it now, from /proc (`fd/<dirfd>`, or `cwd`), of the thread `pid`, else its process
     /// `tgid` (it may have changed or gone since: `readings`).
     pub fn base_from_proc(&mut self, pid: u32, tgid: u32) {
-        if !self.in_root() || self.base.is_some() {
+        // (And the descriptor's file a call with AT_EMPTY_PATH and an empty name is on.)
+        if !(self.in_root() || self.empty_path) || self.base.is_some() {
             return;
         }
         if let Some(dir) = dir_from_proc(self.dirfd, pid, tgid) {
@@ -275,23 +270,11 @@ impl FileChange {
     /// Finds the sensitive file the call names, in the filesystem whose root is `root` (the
     /// calling process's, else its container's); false when it names none (not an event).
     pub fn resolve(&mut self, id: &str, root: Option<&crate::sensitive::Root>, set: &SensitiveSet) -> bool {
-        if let Some(file) = &self.fd_file {
-            // The descriptor's file, as the kernel walked it: by its inode, as fchmod's (a hard
-            // link of a sensitive file, unlinked since, is that file).
-            let overlay = file.magic == docker_listener_common::magic::OVERLAYFS;
-            let not_dir = |e: &crate::sensitive::Entry| {
-                e.bits & (access::DIR | access::PARENT) == 0 && e.bits & access::WRITE != 0
-            };
-            if let Some(e) = set.find(id, file.ino, file.dev, overlay, not_dir) {
-                let entry = set.patterns.get(e.pattern).map(|p| p.text.clone());
-                self.located = Some(Located { path: file.path.clone(), entry, how: "file", second: false });
-                return true;
-            }
-        }
         if self.empty_path
             && let Some(file) = self.base.take()
         {
-            // Else by the path the kernel walked, resolved as that name is.
+            // The descriptor's file, by the path /proc gave for it, resolved as that name is (a
+            // hard link of a sensitive file is that file).
             self.name = file.path;
         }
         if self.by_fd() {
@@ -360,6 +343,11 @@ impl FileChange {
     /// followed (`/proc/$$/fd/3`, `//proc/self/fd/3`, `cd /proc/self/fd; chmod 666 3`, the caller
     /// gone before its link was read): said, not dropped, whatever it led to.
     fn magic_link(&self) -> Option<Located> {
+        if self.empty_path && self.name.is_empty() {
+            // The descriptor's file could not be read (its caller gone).
+            let path = format!("/proc/self/fd/{}", self.dirfd);
+            return Some(Located { path, entry: None, how: "magic-link", second: false });
+        }
         let base = self.base.as_ref().map(|f| f.path.as_str());
         let names = [(base, self.name.as_str(), false), (self.second_base(), self.name2.as_str(), true)];
         names.into_iter().find_map(|(base, name, second)| {
@@ -545,7 +533,6 @@ mod tests {
             name2: String::new(),
             empty_path: false,
             requested: None,
-            fd_file: None,
             base: Some(ExeFile { path: "/etc".into(), ..ExeFile::default() }),
             base_from_proc: false,
             base2: None,
@@ -585,7 +572,7 @@ mod tests {
         // A link to a sensitive file is no change of it.
         let mut to = change(op::SYMLINK, "/tmp/s", "/etc/shadow");
         assert!(!to.resolve("c", None, &set));
-        // fchownat(fd, "", .., AT_EMPTY_PATH): the descriptor's file, as the kernel walked it.
+        // fchownat(fd, "", .., AT_EMPTY_PATH): the descriptor's file, as /proc gave it.
         let on_fd = FileChange {
             empty_path: true,
             base: Some(ExeFile { path: "/etc/shadow".into(), ..ExeFile::default() }),
@@ -595,7 +582,11 @@ mod tests {
         let mut f = on_fd.clone();
         assert!(f.resolve("c", None, &set));
         assert_eq!(f.located.as_ref().map(|l| l.path.as_str()), Some("/etc/shadow"));
-        // Without AT_EMPTY_PATH an empty name names nothing (the working directory is walked).
+        // Its caller gone before /proc was read: said, as a magic link.
+        let mut f = FileChange { base: None, ..on_fd.clone() };
+        assert!(f.resolve("c", None, &set));
+        assert_eq!(f.located.as_ref().map(|l| (l.path.as_str(), l.how)), Some(("/proc/self/fd/3", "magic-link")));
+        // Without AT_EMPTY_PATH an empty name names nothing.
         let mut f = FileChange {
             empty_path: false,
             base: Some(ExeFile { path: "/etc".into(), ..ExeFile::default() }),
