@@ -415,7 +415,9 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
     let by_ring = find(&m, "the io_uring Unix connect", |e| {
         e["event"]["action"] == "connect" && e["docker_listener"]["seen_by"] == "io_uring"
     });
-    check_common(by_ring, &name, "/t/uring_connect", "success", None);
+    assert_eq!(by_ring["process"]["executable"], "/t/uring_connect", "{by_ring}");
+    assert_eq!(by_ring["event"]["outcome"], "success", "{by_ring}");
+    assert!(by_ring.get("destination").is_none(), "the name the request gave is not read: {by_ring}");
     let peer = by_ring["docker_listener"]["socket"]["peer_address"].as_str().unwrap_or_default();
     assert!(peer.ends_with("/docker.sock"), "{by_ring}");
     assert_eq!(evaluate(&rules, by_ring), Some(100_071), "{by_ring}");
@@ -448,26 +450,18 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     // --privileged is refused on these machines (runc cannot apply every capability here);
     // CAP_SYS_ADMIN without the seccomp profile is what these calls need. `--uts=host` makes
     // the container's UTS namespace the host's: entering it by a descriptor is a setns into a
-    // host namespace. `--pid=host` gives it the host's pid 1: entering that process's network
-    // namespace by a pidfd (which names no namespace) is a way out; entering its UTS namespace,
-    // which the container shares, is none.
+    // host namespace. Entering it by a pidfd of the container's pid 1 (which names no
+    // namespace) is none: the container shares it with the host (a pidfd into a host namespace
+    // the container does not share is checked by the kernel matrix, whose workload has a
+    // network namespace of its own).
     run_detached(
         &name,
-        &[
-            "--cap-add",
-            "SYS_ADMIN",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--uts=host",
-            "--pid=host",
-            "-v",
-            &programs_volume(),
-        ],
+        &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--uts=host", "-v", &programs_volume()],
         "unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; umount /tmp/x; nsenter -t 1 -u true; \
-         /t/pidfd_setns 1 4000000; /t/pidfd_setns 1; echo ok; sleep 60",
+         /t/pidfd_setns 1 4000000; echo ok; sleep 60",
     );
     let events = wait_events(&agent, "the setns", Duration::from_secs(30), |e| {
-        mine(e, &name).iter().filter(|x| x["event"]["action"] == "setns").count() == 3
+        mine(e, &name).iter().filter(|x| x["event"]["action"] == "setns").count() == 2
     });
     let m = mine(&events, &name);
     let unshare = action(&m, "unshare", "unshare");
@@ -493,22 +487,15 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     assert_eq!(ns["host"], "uts", "the host's UTS namespace, by its inode: {setns}");
     assert!(ns["inode"].as_u64().is_some_and(|i| i > 0));
     assert_eq!(evaluate(&rules, setns), Some(100_025));
-    let by_pidfd = |types: Value| {
-        find(&m, &format!("the setns by a pidfd into {types}"), |e| {
-            e["event"]["action"] == "setns"
-                && e["process"]["executable"] == "/t/pidfd_setns"
-                && e["docker_listener"]["namespace"]["types"] == types
-        })
-    };
-    let shared = by_pidfd(json!(["uts"]));
+    let shared = find(&m, "the setns by a pidfd", |e| {
+        e["event"]["action"] == "setns" && e["process"]["executable"] == "/t/pidfd_setns"
+    });
     check_common(shared, &name, "/t/pidfd_setns", "success", None);
-    assert!(shared["docker_listener"]["namespace"].get("inode").is_none(), "a pidfd names no namespace: {shared}");
-    assert!(shared["docker_listener"]["namespace"].get("host").is_none(), "shared with the host: {shared}");
+    let ns = &shared["docker_listener"]["namespace"];
+    assert_eq!(ns["types"], json!(["uts"]), "{shared}");
+    assert!(ns.get("inode").is_none(), "a pidfd names no namespace: {shared}");
+    assert!(ns.get("host").is_none(), "shared with the host: {shared}");
     assert_eq!(evaluate(&rules, shared), Some(100_026));
-    let out = by_pidfd(json!(["net"]));
-    check_common(out, &name, "/t/pidfd_setns", "success", None);
-    assert_eq!(out["docker_listener"]["namespace"]["host"], "net", "where the call took its caller: {out}");
-    assert_eq!(evaluate(&rules, out), Some(100_025));
     // None of them is the runtime's: runc's own calls (it has SYS_ADMIN too) are not sent.
     assert!(m.iter().all(|e| !e["process"]["executable"].as_str().is_some_and(|x| x.ends_with("runc"))), "{m:#?}");
     assert_eq!(agent.daemon.stop(), 0);
