@@ -27,7 +27,7 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use docker_listener_common::{
-    RecordKind, SockAddr,
+    RecordHeader, RecordKind, SockAddr,
     family::{
         file::{FIXED_FILE, REQ_F_CQE_SKIP, op as file_op, uring_op},
         io_uring::IoUringRecord,
@@ -89,21 +89,8 @@ fn on_state_change<const COMPAT: bool>(ctx: &TracePointContext) -> u32 {
     }
     let Some((mut entry, header)) = reserve::<SocketRecord>(RecordKind::Socket) else { return 0 };
     let r = entry.as_mut_ptr();
-    let task = current_task();
     unsafe {
-        (*r).header = header;
-        (*r).op = sock_op::CONNECT;
-        (*r).fd = -1;
-        (*r).ret = 0;
-        (*r).start_ns = process_start(task);
-        (*r).exec_id = exec_id(task);
-        ((*r).exe_ino, (*r).exe_dev) = exe_identity(task);
-        (*r).sock_type = SOCK_STREAM;
-        (*r).protocol = IPPROTO_TCP;
-        (*r).flags = flags::TCP_STATE;
-        (*r).backlog = 0;
-        (*r).unix_path_len = 0;
-        (*r).peer_path_len = 0;
+        connect_head(r, header, SOCK_STREAM, IPPROTO_TCP, flags::TCP_STATE);
         let mut local = SockAddr { family, port: ctx.read_at(24).unwrap_or(0), ..SockAddr::default() };
         let mut remote = SockAddr { family, port: ctx.read_at(26).unwrap_or(0), ..SockAddr::default() };
         if family == AF_INET {
@@ -139,26 +126,35 @@ fn on_uring_connect(req: *const u8) {
     }
     let Some((mut entry, header)) = reserve::<SocketRecord>(RecordKind::Socket) else { return };
     let r = entry.as_mut_ptr();
-    let task = current_task();
     unsafe {
-        (*r).header = header;
-        (*r).op = sock_op::CONNECT;
-        (*r).fd = -1;
-        (*r).ret = i64::from(res);
-        (*r).start_ns = process_start(task);
-        (*r).exec_id = exec_id(task);
-        ((*r).exe_ino, (*r).exe_dev) = exe_identity(task);
-        (*r).sock_type = read0(sock, config!(offsets.socket_type));
-        (*r).protocol = 0;
-        (*r).flags = flags::URING;
-        (*r).backlog = 0;
-        (*r).unix_path_len = 0;
-        (*r).peer_path_len = 0;
+        connect_head(r, header, read0(sock, config!(offsets.socket_type)), 0, flags::URING);
         (*r).addr = SockAddr { family: AF_UNIX, ..SockAddr::default() };
         (*r).local = SockAddr::default();
         crate::socket::unix_peer_path(r, sock);
     }
     submit(entry);
+}
+
+/// The head of a connect seen without its system call (no descriptor, succeeded or under way),
+/// by the current task: all but the addresses.
+#[inline(always)]
+unsafe fn connect_head(r: *mut SocketRecord, header: RecordHeader, sock_type: u16, protocol: u16, how: u32) {
+    let task = current_task();
+    unsafe {
+        (*r).header = header;
+        (*r).op = sock_op::CONNECT;
+        (*r).fd = -1;
+        (*r).ret = 0;
+        (*r).start_ns = process_start(task);
+        (*r).exec_id = exec_id(task);
+        ((*r).exe_ino, (*r).exe_dev) = exe_identity(task);
+        (*r).sock_type = sock_type;
+        (*r).protocol = protocol;
+        (*r).flags = how;
+        (*r).backlog = 0;
+        (*r).unix_path_len = 0;
+        (*r).peer_path_len = 0;
+    }
 }
 
 /// io_uring_create: fd at 8, ctx at 16, sq_entries at 24, cq_entries at 28, flags at 32
