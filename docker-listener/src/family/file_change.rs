@@ -343,9 +343,11 @@ impl FileChange {
     /// followed (`/proc/$$/fd/3`, `//proc/self/fd/3`, `cd /proc/self/fd; chmod 666 3`, the caller
     /// gone before its link was read): said, not dropped, whatever it led to.
     fn magic_link(&self) -> Option<Located> {
-        if self.empty_path && self.name.is_empty() {
-            // The descriptor's file could not be read (its caller gone).
-            let path = format!("/proc/self/fd/{}", self.dirfd);
+        if self.empty_path && (self.name.is_empty() || self.name.ends_with(" (deleted)")) {
+            // The descriptor's file could not be read (its caller gone), or its name is gone
+            // (`/tmp/h (deleted)`: a hard link of /etc/shadow unlinked before the call): what it
+            // is cannot be told.
+            let path = if self.name.is_empty() { format!("/proc/self/fd/{}", self.dirfd) } else { self.name.clone() };
             return Some(Located { path, entry: None, how: "magic-link", second: false });
         }
         let base = self.base.as_ref().map(|f| f.path.as_str());
@@ -582,10 +584,18 @@ mod tests {
         let mut f = on_fd.clone();
         assert!(f.resolve("c", None, &set));
         assert_eq!(f.located.as_ref().map(|l| l.path.as_str()), Some("/etc/shadow"));
-        // Its caller gone before /proc was read: said, as a magic link.
+        // Its caller gone before /proc was read, or a path that leads to no file now: said, as a
+        // magic link.
         let mut f = FileChange { base: None, ..on_fd.clone() };
         assert!(f.resolve("c", None, &set));
         assert_eq!(f.located.as_ref().map(|l| (l.path.as_str(), l.how)), Some(("/proc/self/fd/3", "magic-link")));
+        let gone = ExeFile { path: "/tmp/h (deleted)".into(), ..ExeFile::default() };
+        let mut f = FileChange { base: Some(gone), ..on_fd.clone() };
+        assert!(f.resolve("c", None, &set));
+        assert_eq!(f.located.as_ref().map(|l| (l.path.as_str(), l.how)), Some(("/tmp/h (deleted)", "magic-link")));
+        // An ordinary file: not sensitive, no event.
+        let plain = ExeFile { path: "/tmp/ordinary".into(), ..ExeFile::default() };
+        assert!(!FileChange { base: Some(plain), ..on_fd.clone() }.resolve("c", None, &set));
         // Without AT_EMPTY_PATH an empty name names nothing.
         let mut f = FileChange {
             empty_path: false,
