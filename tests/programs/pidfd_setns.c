@@ -1,7 +1,7 @@
 /* Joins a process's namespaces through a pidfd (pidfd_open(2), then setns(2) with the
  * CLONE_NEW* flags: no file of /proc/PID/ns opened, so the descriptor names no namespace).
- * Prints the result. Usage: pidfd_setns PID [FLAGS] (FLAGS in hex: CLONE_NEWNET, 40000000, unless
- * given; CLONE_NEWUTS is 4000000). */
+ * Prints the result. Usage: pidfd_setns [PID [FLAGS]] (PID: its parent's parent unless given;
+ * FLAGS in hex: CLONE_NEWNET, 40000000, unless given; CLONE_NEWUTS is 4000000). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
@@ -16,11 +16,21 @@
 #endif
 
 int main(int argc, char **argv) {
-    if (argc != 2 && argc != 3) {
-        fprintf(stderr, "usage: pidfd_setns PID [FLAGS]\n");
+    if (argc > 3) {
+        fprintf(stderr, "usage: pidfd_setns [PID [FLAGS]]\n");
         return 2;
     }
-    int fd = (int)syscall(SYS_pidfd_open, atoi(argv[1]), 0);
+    int pid = argc > 1 ? atoi(argv[1]) : 0;
+    if (pid == 0) {
+        /* The parent's parent, from the parent's status. */
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/status", (int)getppid());
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "PPid: %d", &pid) == 1) break;
+        if (f) fclose(f);
+    }
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (fd < 0) {
         printf("pidfd_open=-1 (%s)\n", strerror(errno));
         return 1;
