@@ -440,6 +440,11 @@ pub struct Located {
     pub second: bool,
 }
 
+/// Whether a path component is a process or thread id, as procfs names its directories.
+pub fn is_pid(c: &str) -> bool {
+    !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A path through a process's root in the container's procfs (`/proc/self/root/etc/passwd`,
 /// `/proc/1/root/...`, `/proc/thread-self/root`, `/proc/<pid>/task/<tid>/root`, as often as
 /// it is repeated): the path below that root, the container's (the caller's own, or another
@@ -449,11 +454,10 @@ pub fn below_proc_root(path: &str) -> std::borrow::Cow<'_, str> {
     let mut parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
     let mut changed = false;
     loop {
-        let pid = |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit());
         let skip = match parts.as_slice() {
             ["proc", "self" | "thread-self", "root", ..] => 3,
-            ["proc", p, "root", ..] if pid(p) => 3,
-            ["proc", p, "task", t, "root", ..] if pid(p) && pid(t) => 5,
+            ["proc", p, "root", ..] if is_pid(p) => 3,
+            ["proc", p, "task", t, "root", ..] if is_pid(p) && is_pid(t) => 5,
             _ => break,
         };
         parts.drain(..skip);

@@ -13,6 +13,19 @@
 
 #include "ring.h"
 
+/* Connects a new socket of `family` to `addr` through a ring (IORING_OP_CONNECT); returns its
+ * result (-1000000 when the ring could not be set up or entered). */
+static int ring_connect(int family, const void *addr, size_t len) {
+    struct ring r;
+    if (ring_setup(&r, 4) < 0) return -1000000;
+    struct io_uring_sqe *sqe = ring_sqe(&r);
+    sqe->opcode = IORING_OP_CONNECT;
+    sqe->fd = socket(family, SOCK_STREAM, 0);
+    sqe->addr = (unsigned long)addr;
+    sqe->off = len;
+    return ring_run(&r);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s PORT\n", argv[0]);
@@ -21,16 +34,8 @@ int main(int argc, char **argv) {
     if (argv[1][0] == '/') {
         struct sockaddr_un u = {.sun_family = AF_UNIX};
         strncpy(u.sun_path, argv[1], sizeof u.sun_path - 1);
-        struct ring r;
-        if (ring_setup(&r, 4) < 0) return 1;
-        int s = socket(AF_UNIX, SOCK_STREAM, 0);
-        struct io_uring_sqe *sqe = ring_sqe(&r);
-        sqe->opcode = IORING_OP_CONNECT;
-        sqe->fd = s;
-        sqe->addr = (unsigned long)&u;
-        sqe->off = sizeof u;
-        int res = ring_run(&r);
-        printf("io_uring unix connect: %s\n", res < 0 ? strerror(-res) : "ok");
+        int res = ring_connect(AF_UNIX, &u, sizeof u);
+        printf("io_uring unix connect: %s\n", res == -1000000 ? "io_uring failed" : res < 0 ? strerror(-res) : "ok");
         return res != 0;
     }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
@@ -41,17 +46,9 @@ int main(int argc, char **argv) {
         perror("bind/listen");
         return 1;
     }
-    struct ring r;
-    if (ring_setup(&r, 4) < 0) return 1;
-    int cli = socket(AF_INET, SOCK_STREAM, 0);
-    struct io_uring_sqe *sqe = ring_sqe(&r);
-    sqe->opcode = IORING_OP_CONNECT;
-    sqe->fd = cli;
-    sqe->addr = (unsigned long)&a;
-    sqe->off = sizeof a;
-    int res = ring_run(&r);
+    int res = ring_connect(AF_INET, &a, sizeof a);
     if (res < 0) {
-        fprintf(stderr, "io_uring connect: %s\n", res == -1000000 ? "io_uring_enter failed" : strerror(-res));
+        fprintf(stderr, "io_uring connect: %s\n", res == -1000000 ? "io_uring setup or enter failed" : strerror(-res));
         return 1;
     }
     int acc = accept(srv, NULL, NULL);

@@ -214,9 +214,9 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         ("cgroup_ns", "cgroup_namespace"),
     ]
     .map(|(member, strukt)| Ok::<_, OffsetsError>((r.pointer("nsproxy", member)?, r.offset(strukt, &["ns", "inum"])?)));
-    if joined.iter().all(Result::is_ok) {
-        for (i, found) in joined.into_iter().enumerate() {
-            (o.nsproxy_ns[i], o.ns_inum[i]) = found?;
+    if let Ok(found) = joined.into_iter().collect::<Result<Vec<_>, _>>() {
+        for (i, (member, inum)) in found.into_iter().enumerate() {
+            (o.nsproxy_ns[i], o.ns_inum[i]) = (member, inum);
         }
         o.joined_valid = 1;
     }

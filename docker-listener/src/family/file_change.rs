@@ -48,7 +48,8 @@ pub struct FileChange {
     pub name: String,
     pub name2: String,
     /// A call on its descriptor's file (`AT_EMPTY_PATH` and an empty name: `fchownat(fd, "",
-    /// .., AT_EMPTY_PATH)`): the file is `base`, the descriptor's as the kernel walked it.
+    /// .., AT_EMPTY_PATH)`): the file is `base`, where /proc says the descriptor leads
+    /// (`base_from_proc`).
     pub empty_path: bool,
     /// The names as passed, when a magic link of the caller's in them (`/proc/self/fd/3`,
     /// `/proc/self/cwd/x`) was replaced by where it led (`names_from_proc`).
@@ -74,7 +75,7 @@ pub struct FileChange {
 fn magic_link_target(name: &str, pid: u32, tgid: u32) -> Option<String> {
     let parts: Vec<&str> = name.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
     let (link, rest) = match parts.as_slice() {
-        ["proc", "self" | "thread-self", "fd", n, rest @ ..] if n.bytes().all(|b| b.is_ascii_digit()) => {
+        ["proc", "self" | "thread-self", "fd", n, rest @ ..] if crate::sensitive::is_pid(n) => {
             (format!("fd/{n}"), rest)
         }
         ["proc", "self" | "thread-self", "cwd", rest @ ..] => ("cwd".to_owned(), rest),
@@ -103,8 +104,7 @@ fn magic_link_target(name: &str, pid: u32, tgid: u32) -> Option<String> {
 /// `thread-self` for `<pid>`).
 fn through_magic_link(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
-    let process =
-        |c: &str| c == "self" || c == "thread-self" || (!c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
+    let process = |c: &str| c == "self" || c == "thread-self" || crate::sensitive::is_pid(c);
     parts.windows(3).any(|w| w[0] == "proc" && process(w[1]) && matches!(w[2], "fd" | "cwd" | "task"))
 }
 
@@ -240,12 +240,12 @@ impl FileChange {
     /// `tgid` (the magic links cannot be followed from the container's root); not for a chrooted
     /// caller. A caller gone by then leaves the names as they are (`magic_link` says them).
     pub fn names_from_proc(&mut self, pid: u32, tgid: u32) {
-        let first = if self.requested.is_none() { magic_link_target(&self.name, pid, tgid) } else { None };
+        let first = magic_link_target(&self.name, pid, tgid);
         let second = magic_link_target(&self.name2, pid, tgid);
         if first.is_none() && second.is_none() {
             return;
         }
-        let passed = self.requested.take().unwrap_or_else(|| (self.name.clone(), self.name2.clone()));
+        let passed = (self.name.clone(), self.name2.clone());
         if let Some(n) = first {
             self.name = n;
         }
