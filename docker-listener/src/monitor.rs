@@ -968,25 +968,51 @@ fn resolve_files(
     };
     let mut pids: Vec<u32> = pid.into_iter().collect();
     pids.extend(from_cgroup());
-    // The processes still there (a stopped container has none).
-    let roots: Vec<(u32, std::path::PathBuf)> = pids
-        .into_iter()
-        .map(|p| (p, std::path::PathBuf::from(format!("/proc/{p}/root"))))
-        .filter(|(_, root)| crate::sensitive::file_id(root).is_some())
-        .collect();
-    let resolved = if roots.is_empty() {
-        crate::sensitive::Resolved::NoProcess
-    } else {
-        roots
-            .iter()
-            .find_map(|(p, root)| {
-                crate::sensitive::resolve(root, &patterns)
-                    .map_err(|e| tracing::debug!(container = %id, pid = p, error = %e, "sensitive files not resolved"))
-                    .ok()
-            })
-            .map_or(crate::sensitive::Resolved::Failed, crate::sensitive::Resolved::Files)
-    };
+    let resolved = resolve_in_roots(&id, &pids, &patterns);
     let _ = tx.send(Info::Sensitive(id, resolved));
+}
+
+/// A container's sensitive files, resolved in the root of the first of `pids` that is in the
+/// container's filesystem. A process still at the host's root is not: the runtime's `runc
+/// init`, put in the new cgroup before it moves to the container's root, is the one process
+/// of a container being created. Resolved there, the set would hold the host's files, the
+/// container's first moments would end on it, and its very first read of its own
+/// /etc/shadow would be matched against the host's inode and missed.
+fn resolve_in_roots(id: &str, pids: &[u32], patterns: &[crate::sensitive::Pattern]) -> crate::sensitive::Resolved {
+    use crate::sensitive::{Resolved, file_id};
+    // The host's root: the agent's own, and pid 1's where the agent may read it (an agent
+    // run in a container of its own, with the host's pids).
+    let host: Vec<_> = ["/", "/proc/1/root"].into_iter().filter_map(file_id).collect();
+    // The processes still there (a stopped container has none).
+    let mut at_host_root = false;
+    let roots: Vec<(u32, PathBuf)> = pids
+        .iter()
+        .map(|&p| (p, PathBuf::from(format!("/proc/{p}/root"))))
+        .filter(|(_, root)| match file_id(root) {
+            Some(r) if host.contains(&r) => {
+                at_host_root = true;
+                false
+            }
+            found => found.is_some(),
+        })
+        .collect();
+    if roots.is_empty() {
+        if at_host_root {
+            // Another resolution follows (the container's start, or the period); its opens
+            // are all sent until then.
+            tracing::debug!(container = %id, "sensitive files not resolved yet: the container's process is not in its root yet");
+            return Resolved::Failed;
+        }
+        return Resolved::NoProcess;
+    }
+    roots
+        .iter()
+        .find_map(|(p, root)| {
+            crate::sensitive::resolve(root, patterns)
+                .map_err(|e| tracing::debug!(container = %id, pid = p, error = %e, "sensitive files not resolved"))
+                .ok()
+        })
+        .map_or(Resolved::Failed, Resolved::Files)
 }
 
 /// Places a cgroup id no record introduced (its creation record was lost, or it predates the
@@ -1041,5 +1067,19 @@ mod tests {
         assert!(!r.done("a"), "none asked meanwhile: none follows");
         assert!(!r.done("gone"), "an unknown one");
         assert!(!r.done("b") && r.ask("b"));
+    }
+
+    /// A process at the host's root (the runtime's `runc init` before it moves into the
+    /// container's root) is not where a container's files are resolved: the set would be the
+    /// host's. This test process is at the host's root.
+    #[test]
+    fn a_process_still_at_the_host_s_root_resolves_no_container_files() {
+        use crate::sensitive::Resolved;
+        let patterns: Vec<crate::sensitive::Pattern> =
+            crate::sensitive::DEFAULT.iter().map(|s| s.parse().expect("a default entry")).collect();
+        let me = std::process::id();
+        assert!(matches!(resolve_in_roots("c", &[me], &patterns), Resolved::Failed), "not the host's set");
+        assert!(matches!(resolve_in_roots("c", &[], &patterns), Resolved::NoProcess));
+        assert!(matches!(resolve_in_roots("c", &[u32::MAX], &patterns), Resolved::NoProcess), "gone");
     }
 }

@@ -127,7 +127,12 @@ impl QueueReceiver {
             }
             if Instant::now() > deadline {
                 let last: Vec<String> = frames.iter().rev().take(5).map(|f| shown(f)).collect();
-                panic!("timed out after {timeout:?} waiting for {what}; {} frames, last ones: {last:#?}", frames.len());
+                // Every frame in a line (the last 100), for a failure seen only in a CI log.
+                let all: Vec<String> = frames.iter().rev().take(100).rev().map(|f| summary(f)).collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; {} frames, in short: {all:#?}\nlast ones: {last:#?}",
+                    frames.len()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -173,6 +178,29 @@ pub fn shown(frame: &[u8]) -> String {
     } else {
         text.into_owned()
     }
+}
+
+/// A frame in a line: what it says happened, to whom (the full frame is `shown`).
+pub fn summary(frame: &[u8]) -> String {
+    let Some(v) = frame.strip_prefix(HEADER.as_bytes()).and_then(|b| serde_json::from_slice::<Value>(b).ok()) else {
+        return shown(frame);
+    };
+    let s = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    if v["docker"].is_object() {
+        let d = &v["docker"];
+        let name = &d["Actor"]["Attributes"]["name"];
+        return format!("docker {} {} {}", s(&d["Type"]), s(&d["Action"]), s(name));
+    }
+    format!(
+        "{} container={} process={}/{} file={} sensitive={} match={}",
+        s(&v["event"]["action"]),
+        s(&v["container"]["name"]),
+        s(&v["process"]["pid"]),
+        s(&v["process"]["name"]),
+        s(&v["file"]["path"]),
+        s(&v["docker_listener"]["file_access"]["sensitive"]),
+        s(&v["docker_listener"]["file_access"]["match"]),
+    )
 }
 
 /// Every frame parsed as JSON after the header (asserting the header).
