@@ -243,7 +243,8 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
              unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; chroot / true; /t/new_mount /tmp/x; /t/priv_calls; \
              /t/compat_calls_32 /tmp/x evil32; \
              /t/unix_connect /var/run/docker.sock; ln -s /var/run/docker.sock /tmp/api; /t/unix_connect /tmp/api; \
-             /t/unix_connect /proc/self/root/run/api; /t/uring_connect /run/api; cp /t/spawn /tmp/nginx; /tmp/nginx /bin/sh -c 'true {done}'; \
+             /t/unix_connect /proc/self/root/run/api; /t/uring_connect /run/api; mkdir -p /tmp/dind; \
+             /t/unix_connect --own /tmp/dind/docker.sock; cp /t/spawn /tmp/nginx; /tmp/nginx /bin/sh -c 'true {done}'; \
              sleep 60"
         ),
     );
@@ -404,11 +405,21 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
         e["event"]["action"] == "connect" && e["destination"]["address"] == "/var/run/docker.sock"
     });
     assert_eq!(evaluate(&rules, docker_sock), Some(100_033));
+    assert!(docker_sock["docker_listener"]["socket"].get("peer_container").is_none(), "the host's: {docker_sock}");
+    // A runtime socket of the container's own (docker-in-docker's): its bind was seen, and a
+    // connect to it says whose it is, by the listener's file; the rule is lowered.
+    let own = find(&m, "the connect to its own socket", |e| {
+        e["event"]["action"] == "connect" && e["destination"]["address"] == "/tmp/dind/docker.sock"
+    });
+    assert_eq!(own["docker_listener"]["socket"]["peer_container"], name.as_str(), "{own}");
+    assert_eq!(own["docker_listener"]["socket"]["peer_same_container"], true, "{own}");
+    assert_eq!(evaluate(&rules, own), Some(100_073), "{own}");
     // The same socket by a symlink, and mounted at another name: the listener reached says it.
     for named in ["/tmp/api", "/proc/self/root/run/api"] {
         let by_name = find(&m, named, |e| e["event"]["action"] == "connect" && e["destination"]["address"] == named);
         let peer = by_name["docker_listener"]["socket"]["peer_address"].as_str().unwrap_or_default();
         assert!(peer.ends_with("/docker.sock"), "the Docker daemon's own name for its socket: {by_name}");
+        assert!(by_name["docker_listener"]["socket"].get("peer_same_container").is_none(), "{by_name}");
         assert_eq!(evaluate(&rules, by_name), Some(100_071), "{by_name}");
     }
     // Through io_uring (no connect(2), no TCP state change): seen at its completion.

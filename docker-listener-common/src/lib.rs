@@ -498,8 +498,10 @@ pub struct KernelOffsets {
     /// A Unix socket's peer and the address that peer was bound to (`unix_sock.peer`,
     /// `unix_sock.addr`; `unix_address.len`, `unix_address.name`, a `sockaddr_un`): the socket a
     /// connect reached, whatever name the caller gave (a symlink, another mount of it).
-    /// `unix_peer_valid`: 1 when all were resolved.
+    /// `unix_sock.path.dentry`: the file the peer was bound to (its inode, whatever name leads
+    /// to it). `unix_peer_valid`: 1 when all were resolved.
     pub unix_sock_peer: u32,
+    pub unix_sock_path_dentry: u32,
     pub unix_sock_addr: u32,
     pub unix_address_len: u32,
     pub unix_address_name: u32,
@@ -647,7 +649,26 @@ mod tests {
         assert_eq!(size_of::<SockAddr>(), 24);
         assert_eq!(
             size_of::<SocketRecord>(),
-            40 + 4 + 4 + 8 + 8 + 8 + 2 + 2 + 4 + 4 + 4 + 24 + 24 + UNIX_PATH_CAP + 4 + UNIX_PATH_CAP + 4 + 8
+            40 + 4
+                + 4
+                + 8
+                + 8
+                + 8
+                + 2
+                + 2
+                + 4
+                + 4
+                + 4
+                + 24
+                + 24
+                + UNIX_PATH_CAP
+                + 4
+                + UNIX_PATH_CAP
+                + 4
+                + 8
+                + 4
+                + 4
+                + 8
         );
         assert!(EXE_PATH_MASK + 1 + EXE_NAME_MAX <= EXE_PATH_CAP && (EXE_PATH_MASK + 1).is_power_of_two());
         assert_eq!(size_of::<CgroupRecord>(), 40 + 4 + 4 + 8 + CGROUP_PATH_CAP);

@@ -154,6 +154,9 @@ unsafe fn connect_head(r: *mut SocketRecord, header: RecordHeader, sock_type: u1
         (*r).backlog = 0;
         (*r).unix_path_len = 0;
         (*r).peer_path_len = 0;
+        (*r).unix_dev = 0;
+        (*r).unix_pad = 0;
+        (*r).unix_ino = 0;
     }
 }
 

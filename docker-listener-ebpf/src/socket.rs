@@ -107,6 +107,9 @@ pub fn report_call(p: &PendingSock, ret: i64) {
         (*r).backlog = if p.op == sock_op::LISTEN { p.len as i32 } else { 0 };
         (*r).unix_path_len = 0;
         (*r).peer_path_len = 0;
+        (*r).unix_dev = 0;
+        (*r).unix_pad = 0;
+        (*r).unix_ino = 0;
         (*r).addr = SockAddr::default();
         (*r).local = SockAddr::default();
         if p.op == sock_op::SOCKET {
@@ -140,6 +143,11 @@ pub fn report_call(p: &PendingSock, ret: i64) {
             // Where a symlink, another mount or a procfs name of it led: the listener's own name.
             if let Some(s) = sock {
                 unix_peer_path(r, s);
+            }
+        } else if p.op == sock_op::BIND && ret == 0 && (*r).addr.family == AF_UNIX {
+            // The file bound: a connect that reaches this listener names the same one.
+            if let Some(s) = sock {
+                unix_file(r, read0(s, config!(offsets.socket_sk)));
             }
         }
         match sock.and_then(|s| socket_state(s)) {
@@ -187,6 +195,8 @@ pub(crate) unsafe fn unix_peer_path(r: *mut SocketRecord, sock: *const u8) {
         if addr.is_null() {
             return;
         }
+        // Which socket it is, by whatever name it was reached: its file.
+        unix_file(r, peer);
         // `len` counts `sun_family` (2 bytes) and the path (an abstract name's leading NUL
         // included, a filesystem name's trailing NUL sometimes).
         let len: i32 = read0(addr, config!(offsets.unix_address_len));
@@ -201,6 +211,22 @@ pub(crate) unsafe fn unix_peer_path(r: *mut SocketRecord, sock: *const u8) {
         if plen > 0 && bpf_probe_read_kernel((*r).peer_path.as_mut_ptr().cast(), plen, name.cast()) == 0 {
             (*r).peer_path_len = plen;
         }
+    }
+}
+
+/// A Unix socket's file (`unix_sock.path.dentry`'s inode), the one its `bind` made, into
+/// `unix_ino`, `unix_dev`: zeros when it has none (abstract, unnamed) or the layout is unknown.
+#[inline(always)]
+pub(crate) unsafe fn unix_file(r: *mut SocketRecord, sk: *const u8) {
+    if config!(offsets.unix_peer_valid) == 0 {
+        return;
+    }
+    unsafe {
+        let dentry: *const u8 = read0(sk, config!(offsets.unix_sock_path_dentry));
+        let inode: *const u8 = read0(dentry, config!(offsets.dentry_d_inode));
+        let sb: *const u8 = read0(inode, config!(offsets.inode_i_sb));
+        (*r).unix_ino = read0(inode, config!(offsets.inode_i_ino));
+        (*r).unix_dev = read0(sb, config!(offsets.sb_s_dev));
     }
 }
 

@@ -20,9 +20,13 @@ use bytes::Bytes;
 
 use crate::{
     config::EbpfConfig,
-    ebpf::record::{Exec, Meta, Record},
+    ebpf::record::{Endpoint, Exec, Meta, Record},
     ecs::{Body, Clock, Event, ExecBody, Inventory, IoUringBody, Lineup, ProcRef, SocketBody, parts},
-    family::{CallBody, Context as CallContext, Detail, HostNamespaces, RuntimeBinaries, file::Verdict},
+    family::{
+        CallBody, Context as CallContext, Detail, HostNamespaces, RuntimeBinaries,
+        file::Verdict,
+        socket::{PeerBound, SockOp, UnixListeners},
+    },
     inventory,
     labels::LabelBudget,
     procs::{Image, Lineage, ProcessTable},
@@ -201,6 +205,8 @@ pub struct Correlator {
     /// ...unless a process of the container ran one (an exec record of it in a traced cgroup),
     /// or descends from one that did: those processes, whose calls are reported.
     runtime_started_here: HashSet<u32>,
+    /// The Unix listeners container processes bound, by file: whose listener a connect reached.
+    unix_listeners: UnixListeners,
     /// The sensitive files of every traced container (`file-access`).
     pub sensitive: SensitiveSet,
     /// When the sensitive sets were last made again.
@@ -230,6 +236,7 @@ impl Correlator {
             host_ns: HostNamespaces::read(),
             runtime: RuntimeBinaries::find(),
             runtime_started_here: HashSet::new(),
+            unix_listeners: UnixListeners::default(),
             sensitive: SensitiveSet::new(patterns),
             sensitive_refreshed: None,
             sensitive_checked: (0, 0),
@@ -334,7 +341,21 @@ impl Correlator {
                     return;
                 }
                 let process = self.process_of(&s.meta, s.start_ns, s.exec_id, s.exe);
-                let mut event = Event::new(s.meta, self.clock, Body::Socket(SocketBody::new(&s, process)));
+                let mut body = SocketBody::new(&s, process);
+                if let Some(file) = s.unix_file {
+                    let id = self.registry.container_id_of(s.meta.cgroup_id).unwrap_or("");
+                    match (s.op, &s.addr) {
+                        (SockOp::Bind, Some(Endpoint::Unix(name))) => self.unix_listeners.bound(file, id, name),
+                        (SockOp::Connect, _) => {
+                            body.peer_bound = self.unix_listeners.binder(file, s.peer.as_deref()).map(|binder| {
+                                let container = self.registry.get(binder).map_or(binder, |c| c.name.as_str());
+                                PeerBound { container: container.to_owned(), same: binder == id }
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                let mut event = Event::new(s.meta, self.clock, Body::Socket(body));
                 event.leader = self.leader_of(s.meta.tgid, s.start_ns, s.meta.cgroup_id);
                 self.route(s.meta.cgroup_id, s.meta.tgid, event, now, out, req);
             }
@@ -761,6 +782,8 @@ impl Correlator {
             for id in gone {
                 req.push(Request::SensitiveMap(self.sensitive.forget(&id)));
             }
+            let registry = &self.registry;
+            self.unix_listeners.retain(|id| registry.get(id).is_some());
         }
         if self.sensitive_refreshed.is_none_or(|t| now.duration_since(t) >= crate::sensitive::REFRESH) {
             if self.sensitive_refreshed.is_some() && self.cfg.file_access && !self.sensitive.patterns.is_empty() {

@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 
 pub struct Rule {
     id: u32,
-    parent: u32,
+    /// `<if_sid>`: one rule id or several, comma-separated (a child of each).
+    parents: Vec<u32>,
     fields: Vec<(String, Regex)>,
     /// `<list field=".." lookup="match_key">etc/lists/NAME</list>`: the field's value is a key
     /// of the CDB list, read from its source shipped as rules/lists/NAME.
@@ -34,7 +35,7 @@ pub fn load_rules() -> Vec<Rule> {
         assert!(!c[1].contains("--"), "'--' inside an XML comment of the rules: {}", &c[1]);
     }
     let rule_re = Regex::new(r#"(?s)<rule id="(\d+)" level="(\d+)">(.*?)</rule>"#).unwrap();
-    let sid_re = Regex::new(r"<if_sid>(\d+)</if_sid>").unwrap();
+    let sid_re = Regex::new(r"<if_sid>(\d+(?:, *\d+)*)</if_sid>").unwrap();
     let field_re = Regex::new(r#"<field name="([^"]+)"(?: type="(pcre2|osregex)")?>([^<]*)</field>"#).unwrap();
     let list_re = Regex::new(r#"<list field="([^"]+)" lookup="match_key">etc/lists/([^<]+)</list>"#).unwrap();
     let rules: Vec<Rule> = rule_re
@@ -43,7 +44,10 @@ pub fn load_rules() -> Vec<Rule> {
             let body = &c[3];
             Rule {
                 id: c[1].parse().unwrap(),
-                parent: sid_re.captures(body).expect("every rule has an if_sid")[1].parse().unwrap(),
+                parents: sid_re.captures(body).expect("every rule has an if_sid")[1]
+                    .split(',')
+                    .map(|id| id.trim().parse().unwrap())
+                    .collect(),
                 fields: field_re
                     .captures_iter(body)
                     .map(|f| {
@@ -108,7 +112,7 @@ pub fn evaluate(rules: &[Rule], event: &Value) -> Option<u32> {
     };
     let mut current = 87_900;
     while let Some(child) = rules.iter().find(|r| {
-        r.parent == current
+        r.parents.contains(&current)
             && r.fields.iter().all(|(name, re)| text(name).is_some_and(|t| re.is_match(&t)))
             && r.lists.iter().all(|(name, keys)| text(name).is_some_and(|t| keys.contains(&t)))
     }) {

@@ -51,4 +51,10 @@ pub struct SocketRecord {
     /// meets the process only later, from /proc (as `CallHead::exe_ino`).
     pub exe_dev: u32,
     pub exe_ino: u64,
+    /// AF_UNIX, a call that succeeded: the socket file (`unix_sock.path`'s inode: device, the
+    /// kernel's dev_t, and inode number) of a connect's listener, or a bind's own, which no
+    /// name given to it can change; 0 when unknown, abstract or unnamed.
+    pub unix_dev: u32,
+    pub unix_pad: u32,
+    pub unix_ino: u64,
 }

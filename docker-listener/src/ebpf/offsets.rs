@@ -223,13 +223,15 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
     // The listener a Unix connect reached, by its bound name: optional as a whole (without it,
     // a connect names only the path the caller gave). `struct unix_sock` begins with its
     // `struct sock`, so its members are at these offsets from the socket's `sk`.
-    if let (Ok(peer), Ok(addr), Ok(len), Ok(name)) = (
+    if let (Ok(peer), Ok(addr), Ok(len), Ok(name), Ok(dentry)) = (
         r.pointer("unix_sock", "peer"),
         r.pointer("unix_sock", "addr"),
         r.offset("unix_address", &["len"]),
         r.offset("unix_address", &["name"]),
+        r.offset("unix_sock", &["path", "dentry"]),
     ) {
         (o.unix_sock_peer, o.unix_sock_addr, o.unix_address_len, o.unix_address_name) = (peer, addr, len, name);
+        o.unix_sock_path_dentry = dentry;
         o.unix_peer_valid = 1;
     }
     // Credentials: optional as a whole (without them, privilege-change events carry no ids and

@@ -70,6 +70,9 @@ pub struct Socket {
     /// A Unix connect that succeeded: the name its listener was bound by (the socket reached,
     /// whatever name the caller gave: a symlink, another mount of it).
     pub peer: Option<String>,
+    /// A Unix connect or bind that succeeded: the socket file (inode, device) of the listener
+    /// reached, or of the bind; the same file whatever name led to it.
+    pub unix_file: Option<(u64, u32)>,
     pub socket_unavailable: bool,
     /// Made through the 32-bit (ia32) system call ABI.
     pub compat: bool,
@@ -114,6 +117,7 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
         addr,
         local: endpoint(&r.local),
         peer,
+        unix_file: (r.unix_ino != 0).then_some((r.unix_ino, r.unix_dev)),
         socket_unavailable: r.flags & flags::SOCKET_UNAVAILABLE != 0,
         compat: r.flags & flags::COMPAT != 0,
         tcp_state: r.flags & flags::TCP_STATE != 0,
@@ -146,6 +150,9 @@ pub struct SocketBody {
     pub local: Option<Endpoint>,
     /// A Unix connect: the name its listener was bound by, when it is not the name given.
     pub peer: Option<String>,
+    /// A Unix connect: the container whose process bound the listener reached, when the
+    /// agent saw that bind (`UnixListeners`).
+    pub peer_bound: Option<PeerBound>,
     /// The kernel could not read the socket behind the fd (type, protocol, local address).
     pub socket_unavailable: bool,
     /// Through the 32-bit system call ABI.
@@ -173,6 +180,7 @@ impl SocketBody {
             local: s.local.clone(),
             // Shown only when it says something the destination does not.
             peer: s.peer.clone().filter(|p| !matches!(&s.addr, Some(Endpoint::Unix(a)) if a == p)),
+            peer_bound: None,
             socket_unavailable: s.socket_unavailable,
             compat: s.compat,
             tcp_state: s.tcp_state,
@@ -312,6 +320,8 @@ impl SocketBody {
                 backlog: (self.op == SockOp::Listen).then_some(self.backlog),
                 accepted_fd: (self.op == SockOp::Accept && self.ret >= 0).then_some(self.ret),
                 peer_address: self.peer.as_deref(),
+                peer_container: self.peer_bound.as_ref().map(|b| b.container.as_str()),
+                peer_same_container: self.peer_bound.as_ref().is_some_and(|b| b.same),
             },
         )?;
         if self.socket_unavailable {
@@ -362,6 +372,67 @@ struct SocketOut<'a> {
     /// A Unix connect's listener, by the name it was bound with, when the caller gave another.
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_address: Option<&'a str>,
+    /// The container whose process bound that listener (its name), when the agent saw the bind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_container: Option<&'a str>,
+    /// That container is the caller's own: the listener is no host service's (a runtime of the
+    /// container's own, as docker-in-docker runs).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    peer_same_container: bool,
+}
+
+/// The container whose process bound a Unix listener a connect reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerBound {
+    /// Its name.
+    pub container: String,
+    /// It is the connecting process's own container.
+    pub same: bool,
+}
+
+/// The Unix listeners container processes bound, by their socket file: which container's a
+/// connect reached, known from the kernel's file of the listener (no name a caller gives, and
+/// no symlink or mount made in a container, can make the host's socket one of these). Bounded:
+/// a container binding more than `MAX` sockets makes the newest ones unknown (a connect to
+/// them is reported as to any listener: nothing is hidden by it), and a removed container's
+/// entries go (`retain`).
+#[derive(Debug, Default)]
+pub struct UnixListeners {
+    /// (inode, device) -> (container id, the name it was bound by).
+    bound: std::collections::HashMap<(u64, u32), (String, String)>,
+}
+
+impl UnixListeners {
+    pub const MAX: usize = 4096;
+
+    /// A bind of `name` to the socket file `file` by a process of container `id`.
+    pub fn bound(&mut self, file: (u64, u32), id: &str, name: &str) {
+        if id.is_empty() || (self.bound.len() >= Self::MAX && !self.bound.contains_key(&file)) {
+            return;
+        }
+        self.bound.insert(file, (id.to_owned(), name.to_owned()));
+    }
+
+    /// The container whose process bound the listener `file`, bound by the name `peer` (the
+    /// name the kernel has for it now: a file of the same inode number made since, on the same
+    /// device, under another name, is not taken for it).
+    pub fn binder(&self, file: (u64, u32), peer: Option<&str>) -> Option<&str> {
+        let (id, name) = self.bound.get(&file)?;
+        (peer == Some(name.as_str())).then_some(id.as_str())
+    }
+
+    /// Keeps the entries of the containers `keep` says are there.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.bound.retain(|_, (id, _)| keep(id));
+    }
+
+    pub fn len(&self) -> usize {
+        self.bound.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bound.is_empty()
+    }
 }
 
 fn is_unspecified(ep: &Endpoint) -> bool {
@@ -420,6 +491,7 @@ mod tests {
             addr: Some(Endpoint::Ip("127.0.0.1".parse().unwrap(), 9)),
             local: Some(Endpoint::Ip("0.0.0.0".parse().unwrap(), 0)),
             peer: None,
+            unix_file: None,
             socket_unavailable: false,
             compat: false,
             tcp_state: false,
@@ -586,5 +658,53 @@ mod tests {
         assert!(v.get("destination").is_none(), "{v}");
         assert_eq!(v["docker_listener"]["socket"]["peer_address"], "/var/run/docker.sock");
         assert_eq!(SocketBody::new(&s, process()).routine(), None);
+        assert_eq!(s.unix_file, None, "no file read");
+        (r.unix_ino, r.unix_dev) = (77, 0x2d);
+        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert_eq!(s.unix_file, Some((77, 0x2d)));
+    }
+
+    /// The listener a connect reached is known by its file, bound by the name the kernel still
+    /// has for it: another file of that inode number, bound by another name, is not it.
+    #[test]
+    fn a_listener_is_the_binding_container_s_by_its_file_and_name() {
+        let mut l = UnixListeners::default();
+        l.bound((5, 9), "dind", "/var/run/docker.sock");
+        l.bound((6, 9), "", "/ignored");
+        assert_eq!(l.binder((5, 9), Some("/var/run/docker.sock")), Some("dind"));
+        assert_eq!(l.binder((5, 9), Some("/run/other.sock")), None, "another name: another file since");
+        assert_eq!(l.binder((5, 9), None), None);
+        assert_eq!(l.binder((5, 10), Some("/var/run/docker.sock")), None, "the host's: another device");
+        assert_eq!(l.binder((6, 9), Some("/ignored")), None, "a bind of no container");
+        for i in 0..UnixListeners::MAX as u64 {
+            l.bound((100 + i, 9), "flood", "/x");
+        }
+        assert_eq!(l.len(), UnixListeners::MAX, "bounded");
+        assert_eq!(l.binder((5, 9), Some("/var/run/docker.sock")), Some("dind"), "the first ones kept");
+        l.retain(|id| id != "flood");
+        assert_eq!(l.len(), 1);
+    }
+
+    #[test]
+    fn a_listener_of_the_caller_s_own_container_is_said() {
+        let unix = Socket {
+            ret: 0,
+            family: 1,
+            addr: Some(Endpoint::Unix("/var/run/docker.sock".into())),
+            peer: Some("/var/run/docker.sock".into()),
+            ..connect()
+        };
+        let mut body = SocketBody::new(&unix, process());
+        let v = json(&Event::new(unix.meta, Clock::fixed(0), Body::Socket(body.clone())), None, "");
+        assert!(v["docker_listener"]["socket"].get("peer_container").is_none(), "{v}");
+        assert!(v["docker_listener"]["socket"].get("peer_same_container").is_none(), "{v}");
+        body.peer_bound = Some(PeerBound { container: "dind".into(), same: true });
+        let v = json(&Event::new(unix.meta, Clock::fixed(0), Body::Socket(body.clone())), None, "");
+        assert_eq!(v["docker_listener"]["socket"]["peer_container"], "dind", "{v}");
+        assert_eq!(v["docker_listener"]["socket"]["peer_same_container"], true, "{v}");
+        body.peer_bound = Some(PeerBound { container: "other".into(), same: false });
+        let v = json(&Event::new(unix.meta, Clock::fixed(0), Body::Socket(body)), None, "");
+        assert_eq!(v["docker_listener"]["socket"]["peer_container"], "other", "{v}");
+        assert!(v["docker_listener"]["socket"].get("peer_same_container").is_none(), "{v}");
     }
 }

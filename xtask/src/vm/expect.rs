@@ -91,7 +91,8 @@ pub const MEMFD_PROGRAM: &str = "memfd_exec";
 /// structures whose offsets are checked here on each kernel. Without them the write's target
 /// would be named by its pid only.
 pub const PTRACE_PROGRAM: &str = "ptrace_poke";
-/// The Unix connect program (tests/programs/unix_connect.c, static), as `unix_connect PATH`:
+/// The Unix connect program (tests/programs/unix_connect.c, static), as `unix_connect PATH`
+/// (and `--own PATH`, see [`OWN_SOCKET`]):
 /// the workload connects to the fake Docker API's socket through a symlink (the checker's). The
 /// listener it reached, by the name it was bound with (`docker_listener.socket.peer_address`),
 /// is read in the kernel from the connected socket's peer (`unix_sock.peer`, `.addr`; the
@@ -181,9 +182,10 @@ $X rename /etc/{marker} /etc/cron.d/{marker}
 $X unlink /etc/cron.d/{marker}
 $R /etc /shadow
 $N $D
+$N --own {OWN_SOCKET}
 $U $D
 $S
-unshare -m sh -c 'mkdir -p {mnt}; mount -t tmpfs none {mnt}; umount {mnt}'
+unshare -m sh -c 'm={mnt};mkdir -p $m;mount -t tmpfs none $m;umount $m'
 chroot / true
 rmmod {MODULE}
 dd if=/proc/self/mem of=/dev/null bs=1 count=1
@@ -236,6 +238,11 @@ pub const CHECKER_SOCKET: &str = "dl-kmx-checker";
 /// argv (`sh`, `-c`, the script, each NUL-terminated) must fit, or its exec event is cut
 /// (`args_truncated`) and the check of its arguments fails.
 pub const AGENT_ARGV_MAX: usize = 1024;
+
+/// Where the workload binds a Unix listener of its own and connects to it
+/// ([`UNIX_CONNECT_PROGRAM`] `--own`), as a runtime run inside a container (docker-in-docker's)
+/// does: the bind's socket file, read in the kernel, names the container the connect reached.
+const OWN_SOCKET: &str = "/tmp/kmx-own.sock";
 
 /// Where the workload mounts a tmpfs, in a mount namespace of its own (`unshare -m`).
 fn mount_point(marker: &str) -> String {
@@ -1004,6 +1011,21 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                     ("event.outcome", Is(json!("success"))),
                     ("process.executable", Is(json!(f.unix_connect.path))),
                     ("docker_listener.socket.peer_address", Is(json!(f.docker_socket))),
+                ],
+            ),
+        },
+        // A listener of its own: its bind was seen (its socket file), so the connect to it says
+        // whose listener it reached (`unix_sock.path` of the bound socket and of the peer).
+        Expected {
+            name: "Unix connect to a listener of its own",
+            select: vec![("event.action", json!("connect")), ("destination.address", json!(OWN_SOCKET))],
+            fields: with(
+                in_the_container(),
+                vec![
+                    ("event.outcome", Is(json!("success"))),
+                    ("process.executable", Is(json!(f.unix_connect.path))),
+                    ("docker_listener.socket.peer_container", Is(json!(c.name))),
+                    ("docker_listener.socket.peer_same_container", Is(json!(true))),
                 ],
             ),
         },
