@@ -777,3 +777,50 @@ fn dns_queries_and_udp_flows_are_reported_however_they_are_sent_and_host_ones_ar
     }
     assert_eq!(agent.daemon.stop(), 0);
 }
+
+/// A runtime of a container's own already running when the agent starts (docker-in-docker's
+/// `dockerd` across an agent restart): its bind was never seen, so its listener is found in
+/// /proc at the start (its socket file, through the container's root), and a connect to it is
+/// said to be the container's own, as when the bind was seen. The host's Docker socket, mounted
+/// in, stays the host's.
+#[test]
+fn a_listener_bound_before_the_agent_started_is_known_by_its_file() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let name = unique("own-listener");
+    let _c = Containers(vec![name.clone()]);
+    run_detached(
+        &name,
+        &["-v", &programs_volume(), "-v", "/var/run/docker.sock:/var/run/docker.sock"],
+        "mkdir -p /tmp/dind; /t/unix_connect --own /tmp/dind/docker.sock /tmp/go; /t/unix_connect /var/run/docker.sock; \
+         sleep 60",
+    );
+    let bound = (0..100).any(|_| {
+        let ok = Command::new("docker").args(["exec", &name, "test", "-S", "/tmp/dind/docker.sock"]).status();
+        ok.is_ok_and(|s| s.success()) || {
+            std::thread::sleep(Duration::from_millis(100));
+            false
+        }
+    });
+    assert!(bound, "the container's listener was never bound");
+    let mut agent = start_agent("own-listener", json!({}));
+    agent.daemon.wait_for_log("Unix listeners of running containers known", Duration::from_secs(30));
+    docker(&["exec", &name, "touch", "/tmp/go"]);
+    let connects =
+        |e: &[Value]| -> usize { mine(e, &name).iter().filter(|x| x["event"]["action"] == "connect").count() };
+    let events = wait_events(&agent, "the two connects", Duration::from_secs(30), |e| connects(e) == 2);
+    let m = mine(&events, &name);
+    let own = find(&m, "the connect to its own listener", |e| {
+        e["event"]["action"] == "connect" && e["destination"]["address"] == "/tmp/dind/docker.sock"
+    });
+    assert_eq!(own["docker_listener"]["socket"]["peer_container"], name.as_str(), "{own}");
+    assert_eq!(own["docker_listener"]["socket"]["peer_same_container"], true, "{own}");
+    assert_eq!(evaluate(&rules, own), Some(100_073), "{own}");
+    let host = find(&m, "the connect to the host's socket", |e| {
+        e["event"]["action"] == "connect" && e["destination"]["address"] == "/var/run/docker.sock"
+    });
+    assert!(host["docker_listener"]["socket"].get("peer_container").is_none(), "{host}");
+    assert_eq!(evaluate(&rules, host), Some(100_033), "{host}");
+    assert_eq!(agent.daemon.stop(), 0);
+}

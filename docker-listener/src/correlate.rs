@@ -244,6 +244,13 @@ impl Correlator {
         }
     }
 
+    /// A Unix listener a process of `cgroup` holds, bound before the agent saw it (found in
+    /// /proc): known as its bind would have made it known.
+    pub fn unix_bound(&mut self, cgroup: u64, file: (u64, u32), name: &str) {
+        let id = self.registry.container_id_of(cgroup).unwrap_or("");
+        self.unix_listeners.bound(file, id, name);
+    }
+
     /// Re-reads the wall-clock offset of the kernel's boot clock, so that `@timestamp` follows
     /// NTP steps and `settimeofday` (called every second).
     pub fn resync_clock(&mut self) {

@@ -5,7 +5,7 @@
 use std::{
     collections::{HashMap, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    os::unix::fs::MetadataExt,
+    os::unix::fs::{FileTypeExt, MetadataExt},
 };
 
 use crate::{
@@ -19,9 +19,11 @@ use crate::{
 pub struct Listener {
     pub pid: u32,
     pub inode: u64,
-    /// "tcp" or "udp".
+    /// "tcp", "udp", or "unix" (a listening Unix socket bound to a name in the filesystem).
     pub transport: &'static str,
     pub endpoint: Endpoint,
+    /// A Unix listener's socket file (inode, the kernel's dev_t), as the process's root has it.
+    pub file: Option<(u64, u32)>,
 }
 
 /// The `process-running` event body of a process the table learned from /proc.
@@ -161,13 +163,41 @@ pub fn listeners(pids: &[u32]) -> Vec<Listener> {
                 if let Some(&owner_pid) = owner.get(&inode)
                     && seen.insert(inode)
                 {
-                    found.push(Listener { pid: owner_pid, inode, transport, endpoint });
+                    found.push(Listener { pid: owner_pid, inode, transport, endpoint, file: None });
                 }
+            }
+        }
+        // Unix listeners bound to a name: their socket file, through the owner's root (a
+        // runtime of a container's own started before the agent: see `UnixListeners`).
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/unix")) else { continue };
+        for (inode, name) in text.lines().skip(1).filter_map(parse_unix_listening) {
+            let Some(&owner_pid) = owner.get(&inode) else { continue };
+            let file = std::fs::metadata(format!("/proc/{owner_pid}/root{name}"))
+                .ok()
+                .filter(|m| m.file_type().is_socket())
+                .map(|m| (m.ino(), crate::sensitive::kernel_dev(m.dev())));
+            if file.is_some() && seen.insert(inode) {
+                found.push(Listener { pid: owner_pid, inode, transport: "unix", endpoint: Endpoint::Unix(name), file });
             }
         }
     }
     found.sort_by_key(|l| (l.pid, l.inode));
     found
+}
+
+/// A line of /proc/net/unix if it is a listening socket (`__SO_ACCEPTCON` in its flags) bound
+/// to an absolute name: (inode, name).
+fn parse_unix_listening(line: &str) -> Option<(u64, String)> {
+    // "Num RefCount Protocol Flags Type St Inode Path", the path last (it may hold spaces).
+    let mut rest = line.trim_start();
+    let mut f = Vec::with_capacity(7);
+    for _ in 0..7 {
+        let end = rest.find(' ').unwrap_or(rest.len());
+        f.push(&rest[..end]);
+        rest = rest[end..].trim_start();
+    }
+    let flags = u32::from_str_radix(f[3], 16).ok()?;
+    (flags & 0x0001_0000 != 0 && rest.starts_with('/')).then(|| Some((f[6].parse().ok()?, rest.to_owned())))?
 }
 
 /// "socket:[12345]" -> 12345.
@@ -222,6 +252,15 @@ mod tests {
         assert_eq!(parse_listening(udp, false, false), Some((Endpoint::Ip("0.0.0.0".parse().unwrap(), 53), 777)));
         let tcp6 = "   1: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0000000000000000 100 0 0 10 0";
         assert_eq!(parse_listening(tcp6, true, true), Some((Endpoint::Ip("::1".parse().unwrap(), 80), 99)));
+        let unix = "0000000000000000: 00000002 00000000 00010000 0001 01 31337 /var/run/docker.sock";
+        assert_eq!(parse_unix_listening(unix), Some((31337, "/var/run/docker.sock".into())));
+        let spaced = "0000000000000000: 00000002 00000000 00010000 0001 01 31338 /tmp/a b.sock";
+        assert_eq!(parse_unix_listening(spaced), Some((31338, "/tmp/a b.sock".into())));
+        let connected = "0000000000000000: 00000003 00000000 00000000 0001 03 31339 /var/run/docker.sock";
+        assert_eq!(parse_unix_listening(connected), None, "not a listener");
+        let abstract_ = "0000000000000000: 00000002 00000000 00010000 0001 01 31340 @dl-x";
+        assert_eq!(parse_unix_listening(abstract_), None, "no file");
+        assert_eq!(parse_unix_listening("0000000000000000: 00000002 00000000 00010000 0001 01 31341"), None);
         assert_eq!(socket_inode("socket:[123]"), Some(123));
         assert_eq!(socket_inode("pipe:[123]"), None);
     }
@@ -237,6 +276,20 @@ mod tests {
                 .any(|x| x.transport == "tcp" && x.endpoint == Endpoint::Ip("127.0.0.1".parse().unwrap(), port)),
             "{found:?}"
         );
+        let dir = std::env::temp_dir().join(format!("dl-unix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("own.sock");
+        let u = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let found = listeners(&[std::process::id()]);
+        let meta = std::fs::metadata(&path).unwrap();
+        let mine = found.iter().find(|x| x.endpoint == Endpoint::Unix(path.display().to_string()));
+        assert_eq!(
+            mine.map(|x| (x.transport, x.file)),
+            Some(("unix", Some((meta.ino(), crate::sensitive::kernel_dev(meta.dev()))))),
+            "{found:?}"
+        );
+        drop(u);
+        std::fs::remove_dir_all(&dir).unwrap();
         let exe = exe_file(std::process::id()).unwrap();
         assert!(exe.path.starts_with('/') && exe.ino > 0 && !exe.unlinked);
         assert!(!exe.upper, "the test binary is on no container's writable layer");

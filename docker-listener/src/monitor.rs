@@ -621,11 +621,22 @@ impl Monitor {
         out: &mut Vec<Emitted>,
         req: &mut Vec<Request>,
     ) {
+        let mut unix = 0;
         for l in listeners {
             let Some(p) = self.correlator.procs.get(l.pid) else { continue };
             let (process, cg) = (ProcRef::of(&p.lineage), p.cgroup_id);
+            if let (Some(file), crate::ebpf::record::Endpoint::Unix(name)) = (l.file, &l.endpoint) {
+                // Not an event: whose listener a connect reaches (a runtime of the container's
+                // own, started before the agent, as its bind would have said).
+                self.correlator.unix_bound(cg, file, name);
+                unix += 1;
+                continue;
+            }
             let body = Inventory::Listening { process, transport: l.transport, server: l.endpoint.clone() };
             self.correlator.inventory_event(cg, l.pid, body, now, out, req);
+        }
+        if unix > 0 {
+            tracing::debug!(listeners = unix, "Unix listeners of running containers known by their socket files");
         }
     }
 
