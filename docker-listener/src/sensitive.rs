@@ -373,13 +373,18 @@ fn expand(root: &OwnedFd, prefix: String, rest: &[String], out: &mut Vec<String>
 /// Opens `path` (inside `root` when given, resolved as if `root` were `/`) for reading its
 /// metadata or listing it.
 fn open_path(root: Option<&OwnedFd>, path: &[u8], flags: i32) -> std::io::Result<OwnedFd> {
+    open_path_resolving(root, path, flags, 0)
+}
+
+/// `open_path`, with openat2's `resolve` flags `extra` too (inside `root` only).
+fn open_path_resolving(root: Option<&OwnedFd>, path: &[u8], flags: i32, extra: u64) -> std::io::Result<OwnedFd> {
     let c = CString::new(path).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let mode = if flags & libc::O_DIRECTORY != 0 { libc::O_RDONLY } else { libc::O_PATH };
     // struct open_how { u64 flags; u64 mode; u64 resolve; } (libc's is non-exhaustive).
     let how: [u64; 3] = [
         (mode | flags | libc::O_CLOEXEC) as u64,
         0,
-        if root.is_some() { libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS } else { 0 },
+        if root.is_some() { libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | extra } else { 0 },
     ];
     let dirfd = root.map_or(libc::AT_FDCWD, |r| r.as_raw_fd());
     // SAFETY: `c` and `how` outlive the call; the kernel returns a new descriptor or -1.
@@ -402,6 +407,24 @@ fn fstat(fd: &OwnedFd) -> std::io::Result<(u64, u64, bool)> {
     // SAFETY: fstat filled it.
     let st = unsafe { st.assume_init() };
     Ok((st.st_ino, st.st_dev, st.st_mode & libc::S_IFMT == libc::S_IFDIR))
+}
+
+/// The socket file a container's process bound by the absolute `name`, in its root (`root`:
+/// `/proc/<pid>/root`): (inode, the kernel's dev_t). Found following no symlink and crossing no
+/// mount, so that a host socket mounted in (or a symlink to one, put where the container's own
+/// socket was) is never taken for a socket the container made.
+pub fn own_socket_file(root: &Path, name: &str) -> Option<(u64, u32)> {
+    let root = open_path(None, root.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY).ok()?;
+    let strict = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV;
+    let fd = open_path_resolving(Some(&root), name.as_bytes(), libc::O_NOFOLLOW, strict).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: a valid descriptor and a buffer of the right type.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: fstat filled it.
+    let st = unsafe { st.assume_init() };
+    (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then(|| (st.st_ino, kernel_dev(st.st_dev)))
 }
 
 /// Whether an entry's path still leads to its inode in the filesystem whose root is `root`: an
@@ -987,6 +1010,27 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
+
+    /// A socket a container made is found by its name in its root; a symlink to a socket, a
+    /// file of another kind, a name leaving the root are not.
+    #[test]
+    fn a_socket_file_is_found_by_no_symlink() {
+        let dir = std::env::temp_dir().join(format!("dl-own-sock-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        let _l = std::os::unix::net::UnixListener::bind(dir.join("run/own.sock")).unwrap();
+        let meta = std::fs::metadata(dir.join("run/own.sock")).unwrap();
+        let want = Some((meta.ino(), kernel_dev(meta.dev())));
+        assert_eq!(own_socket_file(&dir, "/run/own.sock"), want);
+        assert_eq!(own_socket_file(&dir, "/run/../run/own.sock"), want, "inside the root");
+        std::os::unix::fs::symlink("/run/own.sock", dir.join("link.sock")).unwrap();
+        assert_eq!(own_socket_file(&dir, "/link.sock"), None, "a symlink, even to its own socket");
+        std::os::unix::fs::symlink("run", dir.join("dirlink")).unwrap();
+        assert_eq!(own_socket_file(&dir, "/dirlink/own.sock"), None, "through a symlink");
+        std::fs::write(dir.join("run/plain"), b"x").unwrap();
+        assert_eq!(own_socket_file(&dir, "/run/plain"), None, "not a socket");
+        assert_eq!(own_socket_file(&dir, "/nope"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn p(s: &str) -> Pattern {
         s.parse().unwrap()
