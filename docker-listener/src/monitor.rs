@@ -979,17 +979,33 @@ fn resolve_files(
     };
     let mut pids: Vec<u32> = pid.into_iter().collect();
     pids.extend(from_cgroup());
-    let resolved = resolve_in_roots(&id, &pids, &patterns);
+    // The runtime's process: its file (runc's clone of itself is a bind mount of the same
+    // file), or a copy of it in memory (`/memfd:runc_cloned...`). Looked for only for a
+    // process at the host's root.
+    let runtime = std::cell::OnceCell::new();
+    let is_runtime = |p: u32| {
+        let exe = format!("/proc/{p}/exe");
+        std::fs::read_link(&exe).is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"/memfd:"))
+            || crate::sensitive::file_id(&exe)
+                .is_some_and(|f| runtime.get_or_init(crate::family::RuntimeBinaries::find).contains(f))
+    };
+    let resolved = resolve_in_roots(&id, &pids, &patterns, is_runtime);
     let _ = tx.send(Info::Sensitive(id, resolved));
 }
 
 /// A container's sensitive files, resolved in the root of the first of `pids` that is in the
-/// container's filesystem. A process still at the host's root is not: the runtime's `runc
-/// init`, put in the new cgroup before it moves to the container's root, is the one process
-/// of a container being created. Resolved there, the set would hold the host's files, the
-/// container's first moments would end on it, and its very first read of its own
-/// /etc/shadow would be matched against the host's inode and missed.
-fn resolve_in_roots(id: &str, pids: &[u32], patterns: &[crate::sensitive::Pattern]) -> crate::sensitive::Resolved {
+/// container's filesystem. The runtime's `runc init` (`is_runtime`), put in the new cgroup
+/// while still at the host's root, is the one process of a container being created: resolved
+/// there, the set would hold the host's files, the container's first moments would end on it,
+/// and its very first read of its own /etc/shadow would be matched against the host's inode and
+/// missed. (Another process at the host's root is taken: a container that shares the host's
+/// root, as the kernel matrix's does.)
+fn resolve_in_roots(
+    id: &str,
+    pids: &[u32],
+    patterns: &[crate::sensitive::Pattern],
+    is_runtime: impl Fn(u32) -> bool,
+) -> crate::sensitive::Resolved {
     use crate::sensitive::{Resolved, file_id};
     // The host's root: the agent's own, and pid 1's where the agent may read it (an agent
     // run in a container of its own, with the host's pids).
@@ -999,8 +1015,8 @@ fn resolve_in_roots(id: &str, pids: &[u32], patterns: &[crate::sensitive::Patter
     let roots: Vec<(u32, PathBuf)> = pids
         .iter()
         .map(|&p| (p, PathBuf::from(format!("/proc/{p}/root"))))
-        .filter(|(_, root)| match file_id(root) {
-            Some(r) if host.contains(&r) => {
+        .filter(|(p, root)| match file_id(root) {
+            Some(r) if host.contains(&r) && is_runtime(*p) => {
                 at_host_root = true;
                 false
             }
@@ -1011,7 +1027,7 @@ fn resolve_in_roots(id: &str, pids: &[u32], patterns: &[crate::sensitive::Patter
         if at_host_root {
             // Another resolution follows (the container's start, or the period); its opens
             // are all sent until then.
-            tracing::debug!(container = %id, "sensitive files not resolved yet: the container's process is not in its root yet");
+            tracing::debug!(container = %id, "sensitive files not resolved yet: the runtime has not moved the container's process into its root yet");
             return Resolved::Failed;
         }
         return Resolved::NoProcess;
@@ -1080,17 +1096,19 @@ mod tests {
         assert!(!r.done("b") && r.ask("b"));
     }
 
-    /// A process at the host's root (the runtime's `runc init` before it moves into the
+    /// The runtime's process at the host's root (`runc init` before it moves into the
     /// container's root) is not where a container's files are resolved: the set would be the
-    /// host's. This test process is at the host's root.
+    /// host's. This test process is at the host's root: taken as the runtime's, no set; as
+    /// another process's (a container sharing the host's root), the set.
     #[test]
-    fn a_process_still_at_the_host_s_root_resolves_no_container_files() {
+    fn the_runtime_s_process_still_at_the_host_s_root_resolves_no_container_files() {
         use crate::sensitive::Resolved;
         let patterns: Vec<crate::sensitive::Pattern> =
             crate::sensitive::DEFAULT.iter().map(|s| s.parse().expect("a default entry")).collect();
         let me = std::process::id();
-        assert!(matches!(resolve_in_roots("c", &[me], &patterns), Resolved::Failed), "not the host's set");
-        assert!(matches!(resolve_in_roots("c", &[], &patterns), Resolved::NoProcess));
-        assert!(matches!(resolve_in_roots("c", &[u32::MAX], &patterns), Resolved::NoProcess), "gone");
+        assert!(matches!(resolve_in_roots("c", &[me], &patterns, |_| true), Resolved::Failed), "not the host's set");
+        assert!(matches!(resolve_in_roots("c", &[me], &patterns, |_| false), Resolved::Files(_)));
+        assert!(matches!(resolve_in_roots("c", &[], &patterns, |_| true), Resolved::NoProcess));
+        assert!(matches!(resolve_in_roots("c", &[u32::MAX], &patterns, |_| true), Resolved::NoProcess), "gone");
     }
 }
