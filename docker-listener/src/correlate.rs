@@ -789,8 +789,9 @@ impl Correlator {
             for id in gone {
                 req.push(Request::SensitiveMap(self.sensitive.forget(&id)));
             }
+            // (By its cgroups too: a container whose inspect has not answered yet keeps its.)
             let registry = &self.registry;
-            self.unix_listeners.retain(|id| registry.get(id).is_some());
+            self.unix_listeners.retain(|id| registry.get(id).is_some() || !registry.cgroups_of(id).is_empty());
         }
         if self.sensitive_refreshed.is_none_or(|t| now.duration_since(t) >= crate::sensitive::REFRESH) {
             if self.sensitive_refreshed.is_some() && self.cfg.file_access && !self.sensitive.patterns.is_empty() {

@@ -410,12 +410,14 @@ fn fstat(fd: &OwnedFd) -> std::io::Result<(u64, u64, bool)> {
 }
 
 /// The socket file a container's process bound by the absolute `name`, in its root (`root`:
-/// `/proc/<pid>/root`): (inode, the kernel's dev_t). Found following no symlink and crossing no
-/// mount, so that a host socket mounted in (or a symlink to one, put where the container's own
-/// socket was) is never taken for a socket the container made.
+/// `/proc/<pid>/root`): (inode, the kernel's dev_t). Found inside that root (its symlinks
+/// resolved there: `/var/run` is often one to `/run`), crossing no mount, and not through a
+/// symlink as its last component: a host socket mounted in, or a symlink to one put where the
+/// container's own socket was, is never taken for a socket the container made. (A listener on
+/// a volume or a tmpfs of the container's is not found this way.)
 pub fn own_socket_file(root: &Path, name: &str) -> Option<(u64, u32)> {
     let root = open_path(None, root.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY).ok()?;
-    let strict = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV;
+    let strict = libc::RESOLVE_NO_XDEV;
     let fd = open_path_resolving(Some(&root), name.as_bytes(), libc::O_NOFOLLOW, strict).ok()?;
     let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
     // SAFETY: a valid descriptor and a buffer of the right type.
@@ -1011,10 +1013,10 @@ mod tests {
 
     use super::*;
 
-    /// A socket a container made is found by its name in its root; a symlink to a socket, a
-    /// file of another kind, a name leaving the root are not.
+    /// A socket a container made is found by its name in its root, its directories' symlinks
+    /// resolved there; a symlink to a socket, a file of another kind are not.
     #[test]
-    fn a_socket_file_is_found_by_no_symlink() {
+    fn a_socket_file_is_found_in_its_root_and_not_as_a_symlink() {
         let dir = std::env::temp_dir().join(format!("dl-own-sock-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("run")).unwrap();
         let _l = std::os::unix::net::UnixListener::bind(dir.join("run/own.sock")).unwrap();
@@ -1024,8 +1026,10 @@ mod tests {
         assert_eq!(own_socket_file(&dir, "/run/../run/own.sock"), want, "inside the root");
         std::os::unix::fs::symlink("/run/own.sock", dir.join("link.sock")).unwrap();
         assert_eq!(own_socket_file(&dir, "/link.sock"), None, "a symlink, even to its own socket");
-        std::os::unix::fs::symlink("run", dir.join("dirlink")).unwrap();
-        assert_eq!(own_socket_file(&dir, "/dirlink/own.sock"), None, "through a symlink");
+        std::os::unix::fs::symlink("/run", dir.join("varrun")).unwrap();
+        assert_eq!(own_socket_file(&dir, "/varrun/own.sock"), want, "an absolute symlink, in the root");
+        std::os::unix::fs::symlink("/../../../../run", dir.join("up")).unwrap();
+        assert_eq!(own_socket_file(&dir, "/up/own.sock"), want, "no way out of the root");
         std::fs::write(dir.join("run/plain"), b"x").unwrap();
         assert_eq!(own_socket_file(&dir, "/run/plain"), None, "not a socket");
         assert_eq!(own_socket_file(&dir, "/nope"), None);

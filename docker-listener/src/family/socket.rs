@@ -153,6 +153,8 @@ pub struct SocketBody {
     /// A Unix connect: the container whose process bound the listener reached, when the
     /// agent saw that bind (`UnixListeners`).
     pub peer_bound: Option<PeerBound>,
+    /// A Unix connect: the listener's socket file (inode, device), when the kernel read it.
+    pub peer_file: Option<(u64, u32)>,
     /// The kernel could not read the socket behind the fd (type, protocol, local address).
     pub socket_unavailable: bool,
     /// Through the 32-bit system call ABI.
@@ -181,6 +183,7 @@ impl SocketBody {
             // Shown only when it says something the destination does not.
             peer: s.peer.clone().filter(|p| !matches!(&s.addr, Some(Endpoint::Unix(a)) if a == p)),
             peer_bound: None,
+            peer_file: s.unix_file.filter(|_| s.op == SockOp::Connect),
             socket_unavailable: s.socket_unavailable,
             compat: s.compat,
             tcp_state: s.tcp_state,
@@ -213,13 +216,16 @@ impl SocketBody {
             // Where: the destination (connect) or peer (accept), the address served (bind,
             // listen); a connect's ephemeral local port is no difference. A Unix connect's
             // listener too: a name the healthcheck uses, made a symlink to the runtime's socket,
-            // is another place.
+            // is another place; and by its file and whose it is, not only its name (a listener
+            // of the container's own bound by the runtime socket's name, then the runtime's
+            // socket by the same name from outside a chroot: the second is no repeat of the
+            // first, whose rule is lowered).
             let place = match self.op {
                 SockOp::Bind | SockOp::Listen => &self.local,
                 _ => &self.addr,
             };
             format!(
-                "{} {} {} {}:{} {}/{}/{} {:?} {:?}",
+                "{} {} {} {}:{} {}/{}/{} {:?} {:?} {:?} {:?}",
                 self.op.name(),
                 self.process.executable.as_deref().unwrap_or(""),
                 self.process.applet.as_deref().unwrap_or(""),
@@ -229,7 +235,9 @@ impl SocketBody {
                 self.sock_type,
                 self.protocol,
                 place,
-                self.peer
+                self.peer,
+                self.peer_file,
+                self.peer_bound,
             )
         })
     }
@@ -392,25 +400,41 @@ pub struct PeerBound {
 
 /// The Unix listeners container processes bound, by their socket file: which container's a
 /// connect reached, known from the kernel's file of the listener (no name a caller gives, and
-/// no symlink or mount made in a container, can make the host's socket one of these). Bounded:
-/// a container binding more than `MAX` sockets makes the newest ones unknown (a connect to
-/// them is reported as to any listener: nothing is hidden by it), and a removed container's
-/// entries go (`retain`).
+/// no symlink or mount made in a container, can make the host's socket one of these). Bounded
+/// per container (its newest `PER_CONTAINER` binds: a container binding and unlinking sockets
+/// in a loop pushes out only its own) and in all (`MAX`: then a new container's binds are not
+/// kept); a connect to a listener not kept is reported as to any listener, so nothing is
+/// hidden by it. A removed container's entries go (`retain`).
 #[derive(Debug, Default)]
 pub struct UnixListeners {
     /// (inode, device) -> (container id, the name it was bound by).
     bound: std::collections::HashMap<(u64, u32), (String, String)>,
+    /// Each container's files, oldest first.
+    order: std::collections::HashMap<String, std::collections::VecDeque<(u64, u32)>>,
 }
 
 impl UnixListeners {
-    pub const MAX: usize = 4096;
+    pub const MAX: usize = 16384;
+    pub const PER_CONTAINER: usize = 64;
 
     /// A bind of `name` to the socket file `file` by a process of container `id`.
     pub fn bound(&mut self, file: (u64, u32), id: &str, name: &str) {
-        if id.is_empty() || (self.bound.len() >= Self::MAX && !self.bound.contains_key(&file)) {
+        if id.is_empty() || (self.bound.len() >= Self::MAX && !self.order.contains_key(id)) {
             return;
         }
-        self.bound.insert(file, (id.to_owned(), name.to_owned()));
+        if let Some((old, _)) = self.bound.insert(file, (id.to_owned(), name.to_owned()))
+            && let Some(files) = self.order.get_mut(&old)
+        {
+            files.retain(|f| *f != file);
+        }
+        let files = self.order.entry(id.to_owned()).or_default();
+        files.push_back(file);
+        // (Full: a known container's new bind takes its own oldest's place.)
+        while files.len() > Self::PER_CONTAINER || (self.bound.len() > Self::MAX && files.len() > 1) {
+            if let Some(gone) = files.pop_front() {
+                self.bound.remove(&gone);
+            }
+        }
     }
 
     /// The container whose process bound the listener `file`, bound by the name `peer` (the
@@ -423,7 +447,9 @@ impl UnixListeners {
 
     /// Keeps the entries of the containers `keep` says are there.
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
-        self.bound.retain(|_, (id, _)| keep(id));
+        self.order.retain(|id, _| keep(id));
+        let order = &self.order;
+        self.bound.retain(|_, (id, _)| order.contains_key(id.as_str()));
     }
 
     pub fn len(&self) -> usize {
@@ -676,13 +702,60 @@ mod tests {
         assert_eq!(l.binder((5, 9), None), None);
         assert_eq!(l.binder((5, 10), Some("/var/run/docker.sock")), None, "the host's: another device");
         assert_eq!(l.binder((6, 9), Some("/ignored")), None, "a bind of no container");
-        for i in 0..UnixListeners::MAX as u64 {
+        // A container binding in a loop pushes out its own oldest, not another's.
+        for i in 0..10_000u64 {
             l.bound((100 + i, 9), "flood", "/x");
         }
-        assert_eq!(l.len(), UnixListeners::MAX, "bounded");
-        assert_eq!(l.binder((5, 9), Some("/var/run/docker.sock")), Some("dind"), "the first ones kept");
+        assert_eq!(l.len(), 1 + UnixListeners::PER_CONTAINER, "bounded");
+        assert_eq!(l.binder((5, 9), Some("/var/run/docker.sock")), Some("dind"), "another's kept");
+        assert_eq!(l.binder((100 + 9_999, 9), Some("/x")), Some("flood"), "its newest kept");
+        assert_eq!(l.binder((100, 9), Some("/x")), None, "its oldest gone");
+        // The same file bound again by another container (an inode number used again) is its.
+        l.bound((5, 9), "other", "/var/run/docker.sock");
+        assert_eq!(l.binder((5, 9), Some("/var/run/docker.sock")), Some("other"));
         l.retain(|id| id != "flood");
         assert_eq!(l.len(), 1);
+        l.retain(|id| id != "other");
+        assert!(l.is_empty());
+        // In all: past `MAX`, a new container's binds are not kept; known containers' still are.
+        for c in 0..=(UnixListeners::MAX / UnixListeners::PER_CONTAINER) as u64 {
+            for i in 0..UnixListeners::PER_CONTAINER as u64 {
+                l.bound((c * 1000 + i, 1), &format!("c{c}"), "/y");
+            }
+        }
+        assert_eq!(l.len(), UnixListeners::MAX);
+        l.bound((99_999_999, 1), "late", "/y");
+        assert_eq!(l.binder((99_999_999, 1), Some("/y")), None);
+        l.bound((99_999_998, 1), "c0", "/y");
+        assert_eq!(l.binder((99_999_998, 1), Some("/y")), Some("c0"), "a known container's newest");
+        assert_eq!(l.len(), UnixListeners::MAX, "in place of its oldest");
+    }
+
+    /// A connect to a listener of the container's own and one to another listener by the same
+    /// name (the runtime's socket, from outside a chroot) are not repeats of each other.
+    #[test]
+    fn connects_by_one_name_to_two_listeners_are_no_repeats() {
+        let unix = |file: u64| Socket {
+            ret: 0,
+            family: 1,
+            sock_type: 1,
+            protocol: 0,
+            addr: Some(Endpoint::Unix("/var/run/docker.sock".into())),
+            peer: Some("/var/run/docker.sock".into()),
+            unix_file: Some((file, 9)),
+            ..connect()
+        };
+        let mut own = SocketBody::new(&unix(5), process());
+        own.peer_bound = Some(PeerBound { container: "c".into(), same: true });
+        let host = SocketBody::new(&unix(6), process());
+        assert!(own.routine().is_some() && host.routine().is_some());
+        assert_ne!(own.routine(), host.routine());
+        let mut own_again = SocketBody::new(&unix(5), process());
+        own_again.peer_bound = Some(PeerBound { container: "c".into(), same: true });
+        assert_eq!(own.routine(), own_again.routine(), "a repeat");
+        let mut unknown_same_file = SocketBody::new(&unix(5), process());
+        unknown_same_file.peer_bound = None;
+        assert_ne!(own.routine(), unknown_same_file.routine(), "whose it is, too");
     }
 
     #[test]

@@ -1011,6 +1011,8 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                     ("event.outcome", Is(json!("success"))),
                     ("process.executable", Is(json!(f.unix_connect.path))),
                     ("docker_listener.socket.peer_address", Is(json!(f.docker_socket))),
+                    // The host's listener (the checker's), no container's.
+                    ("docker_listener.socket.peer_container", Absent),
                 ],
             ),
         },
@@ -1041,6 +1043,7 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
                     ("process.executable", Is(json!(f.uring.path))),
                     ("destination", Absent),
                     ("docker_listener.socket.peer_address", Is(json!(f.docker_socket))),
+                    ("docker_listener.socket.peer_container", Absent),
                 ],
             ),
         },
