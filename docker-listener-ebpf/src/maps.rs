@@ -166,6 +166,10 @@ pub struct PendingSock {
     pub addr: u64,
     /// connect/bind: the address length; accept: a user pointer to it; listen: the backlog.
     pub len: u64,
+    /// A native connect's or bind's `struct socket *` at the call's entry (0 otherwise): at its
+    /// exit, the descriptor must still hold it for the socket's listener or file to be read
+    /// (another thread's `dup2` onto the descriptor meanwhile would put another socket's there).
+    pub sock: u64,
 }
 
 /// Written by the daemon into .rodata before loading (`EbpfLoader::set_global`).

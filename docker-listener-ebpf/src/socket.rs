@@ -44,13 +44,17 @@ fn enter(ctx: &TracePointContext, op: u32) {
     } else {
         (unsafe { ctx.read_at::<u64>(24) }.unwrap_or(0), unsafe { ctx.read_at::<u64>(32) }.unwrap_or(0))
     };
-    remember(call(op, fd as i32, addr, len, 0));
+    let mut pending = call(op, fd as i32, addr, len, 0);
+    if op == sock_op::CONNECT || op == sock_op::BIND {
+        pending.sock = unsafe { socket_of_fd(fd as i32) }.map_or(0, |s| s as u64);
+    }
+    remember(pending);
 }
 
 /// A socket call's arguments (`flags` marks the ABI).
 #[inline(always)]
 pub fn call(op: u32, fd: i32, addr: u64, len: u64, flags: u32) -> PendingSock {
-    PendingSock { op, fd, flags, _pad: 0, addr, len }
+    PendingSock { op, fd, flags, _pad: 0, addr, len, sock: 0 }
 }
 
 /// Keeps a native socket call's arguments until its exit.
@@ -139,14 +143,23 @@ pub fn report_call(p: &PendingSock, ret: i64) {
         // The socket as the kernel has it now: accept's new socket, else the fd's.
         let fd = if p.op == sock_op::ACCEPT { ret as i32 } else { p.fd };
         let sock = socket_of_fd(fd);
-        if p.op == sock_op::CONNECT && ret == 0 && (*r).addr.family == AF_UNIX {
-            // Where a symlink, another mount or a procfs name of it led: the listener's own name.
-            if let Some(s) = sock {
-                unix_peer_path(r, s);
+        // A Unix socket by the kernel's family (not the caller's memory, which another thread
+        // may rewrite), the one the call was made on (a native call's: as at its entry; the
+        // 32-bit ABI's are seen at their exit only).
+        let unix = match sock {
+            Some(s) if ret == 0 && (p.flags & flags::COMPAT != 0 || s as u64 == p.sock) => {
+                let family: u16 = read0(read0::<*const u8>(s, config!(offsets.socket_sk)), config!(offsets.sk_family));
+                if family == AF_UNIX { Some(s) } else { None }
             }
-        } else if p.op == sock_op::BIND && ret == 0 && (*r).addr.family == AF_UNIX {
-            // The file bound: a connect that reaches this listener names the same one.
-            if let Some(s) = sock {
+            _ => None,
+        };
+        if let Some(s) = unix {
+            if p.op == sock_op::CONNECT {
+                // Where a symlink, another mount or a procfs name of it led: the listener's
+                // own name, and its file.
+                unix_peer_path(r, s);
+            } else if p.op == sock_op::BIND {
+                // The file bound: a connect that reaches this listener names the same one.
                 unix_file(r, read0(s, config!(offsets.socket_sk)));
             }
         }

@@ -278,9 +278,10 @@ pub struct EbpfProbes {
     /// Records held back in all (`HELD_COUNT`), and its value at the last walk of `held`.
     held_count: PerCpuArray<MapData, u64>,
     held_walked: u64,
-    /// The enter/exit pairing maps (values as bytes: only their entries are counted).
+    /// The enter/exit pairing maps (values as bytes: only their entries are counted; their
+    /// sizes are docker-listener-ebpf's `PendingExec` and `PendingSock`, checked at the load).
     pending_exec: HashMap<MapData, u64, [u8; 24]>,
-    pending_sock: HashMap<MapData, u64, [u8; 32]>,
+    pending_sock: HashMap<MapData, u64, [u8; 40]>,
     /// The sensitive files' inodes (`crate::sensitive`), and as bits (`SENSITIVE_BITS`).
     sensitive: HashMap<MapData, u64, u32>,
     sensitive_bits: Array<MapData, u64>,
