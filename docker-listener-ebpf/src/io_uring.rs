@@ -130,7 +130,8 @@ fn on_uring_connect(req: *const u8) {
         connect_head(r, header, read0(sock, config!(offsets.socket_type)), 0, flags::URING);
         (*r).addr = SockAddr { family: AF_UNIX, ..SockAddr::default() };
         (*r).local = SockAddr::default();
-        crate::socket::unix_peer_path(r, sock);
+        // (The request's own file: the socket the ring connected.)
+        crate::socket::unix_peer_path(r, sock, true);
     }
     submit(entry);
 }

@@ -144,21 +144,25 @@ pub fn report_call(p: &PendingSock, ret: i64) {
         let fd = if p.op == sock_op::ACCEPT { ret as i32 } else { p.fd };
         let sock = socket_of_fd(fd);
         // A Unix socket by the kernel's family (not the caller's memory, which another thread
-        // may rewrite), the one the call was made on (a native call's: as at its entry; the
-        // 32-bit ABI's are seen at their exit only).
+        // may rewrite).
         let unix = match sock {
-            Some(s) if ret == 0 && (p.flags & flags::COMPAT != 0 || s as u64 == p.sock) => {
+            Some(s) if ret == 0 => {
                 let family: u16 = read0(read0::<*const u8>(s, config!(offsets.socket_sk)), config!(offsets.sk_family));
                 if family == AF_UNIX { Some(s) } else { None }
             }
             _ => None,
         };
+        // The socket file (whose listener it is, to the daemon) only from the socket the call
+        // was made on: a native call's, as at its entry (another thread's dup2 onto the
+        // descriptor meanwhile would put another socket's there). A 32-bit call is seen at its
+        // exit only: its listener's name, never its file.
+        let verified = p.flags & flags::COMPAT == 0 && unix.is_some_and(|s| s as u64 == p.sock);
         if let Some(s) = unix {
             if p.op == sock_op::CONNECT {
                 // Where a symlink, another mount or a procfs name of it led: the listener's
-                // own name, and its file.
-                unix_peer_path(r, s);
-            } else if p.op == sock_op::BIND {
+                // own name.
+                unix_peer_path(r, s, verified);
+            } else if p.op == sock_op::BIND && verified {
                 // The file bound: a connect that reaches this listener names the same one.
                 unix_file(r, read0(s, config!(offsets.socket_sk)));
             }
@@ -195,9 +199,10 @@ pub fn report_call(p: &PendingSock, ret: i64) {
 }
 
 /// A connected Unix socket's peer's bound address (`unix_sock.peer->addr->name.sun_path`) into
-/// `peer_path`: nothing when the kernel's layout is unknown or the peer has no name.
+/// `peer_path`, and with `file` the peer's socket file: nothing when the kernel's layout is
+/// unknown or the peer has no name.
 #[inline(always)]
-pub(crate) unsafe fn unix_peer_path(r: *mut SocketRecord, sock: *const u8) {
+pub(crate) unsafe fn unix_peer_path(r: *mut SocketRecord, sock: *const u8, file: bool) {
     if config!(offsets.unix_peer_valid) == 0 {
         return;
     }
@@ -209,7 +214,9 @@ pub(crate) unsafe fn unix_peer_path(r: *mut SocketRecord, sock: *const u8) {
             return;
         }
         // Which socket it is, by whatever name it was reached: its file.
-        unix_file(r, peer);
+        if file {
+            unix_file(r, peer);
+        }
         // `len` counts `sun_family` (2 bytes) and the path (an abstract name's leading NUL
         // included, a filesystem name's trailing NUL sometimes).
         let len: i32 = read0(addr, config!(offsets.unix_address_len));

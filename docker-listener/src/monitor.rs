@@ -979,17 +979,9 @@ fn resolve_files(
     };
     let mut pids: Vec<u32> = pid.into_iter().collect();
     pids.extend(from_cgroup());
-    // The runtime's process: its file (runc's clone of itself is a bind mount of the same
-    // file), or a copy of it in memory (`/memfd:runc_cloned...`). Looked for only for a
-    // process at the host's root.
+    // (Looked for only for a process at the host's root.)
     let runtime = std::cell::OnceCell::new();
-    let is_runtime = |p: u32| {
-        let exe = format!("/proc/{p}/exe");
-        std::fs::read_link(&exe).is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"/memfd:"))
-            || crate::sensitive::file_id(&exe)
-                .is_some_and(|f| runtime.get_or_init(crate::family::RuntimeBinaries::find).contains(f))
-    };
-    let resolved = resolve_in_roots(&id, &pids, &patterns, is_runtime);
+    let resolved = resolve_in_roots(&id, &pids, &patterns, |p| is_runtime_process(p, &runtime));
     let _ = tx.send(Info::Sensitive(id, resolved));
 }
 
@@ -1040,6 +1032,26 @@ fn resolve_in_roots(
                 .ok()
         })
         .map_or(Resolved::Failed, Resolved::Files)
+}
+
+/// Whether process `pid` is the container runtime's (`runc init` setting a container up): by
+/// the name runc gives its stages (`runc:[0:PARENT]`, `runc:[1:CHILD]`, `runc:[2:INIT]`), by
+/// its file (`runtime`, found once; runc 1.1's clone of itself is a bind mount of the same
+/// file), by a runtime's file name (runc 1.2's sealed copy is another file), or as a copy in
+/// memory (`/memfd:runc_cloned...`). Taken for the runtime's wrongly, a process only delays
+/// its container's set.
+fn is_runtime_process(pid: u32, runtime: &std::cell::OnceCell<crate::family::RuntimeBinaries>) -> bool {
+    use crate::family::RuntimeBinaries;
+    let comm = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.starts_with(b"runc:[") {
+        return true;
+    }
+    let exe = format!("/proc/{pid}/exe");
+    let link = std::fs::read_link(&exe).unwrap_or_default();
+    let name = link.file_name().map(|n| n.to_string_lossy().trim_end_matches(" (deleted)").to_owned());
+    link.as_os_str().as_encoded_bytes().starts_with(b"/memfd:")
+        || name.is_some_and(|n| RuntimeBinaries::NAMES.contains(&n.as_str()))
+        || crate::sensitive::file_id(&exe).is_some_and(|f| runtime.get_or_init(RuntimeBinaries::find).contains(f))
 }
 
 /// Places a cgroup id no record introduced (its creation record was lost, or it predates the
@@ -1110,5 +1122,42 @@ mod tests {
         assert!(matches!(resolve_in_roots("c", &[me], &patterns, |_| false), Resolved::Files(_)));
         assert!(matches!(resolve_in_roots("c", &[], &patterns, |_| true), Resolved::NoProcess));
         assert!(matches!(resolve_in_roots("c", &[u32::MAX], &patterns, |_| true), Resolved::NoProcess), "gone");
+    }
+
+    /// runc's stages are known by the names runc gives them, and by a runtime's file name; this
+    /// test process is no runtime's.
+    #[test]
+    fn the_runtime_s_process_is_known_by_its_name() {
+        let runtime = std::cell::OnceCell::new();
+        assert!(!is_runtime_process(std::process::id(), &runtime));
+        let dir = std::env::temp_dir().join(format!("dl-runc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sleep = std::fs::canonicalize("/bin/sleep").unwrap();
+        for name in ["runc:[2:INIT]", "runc"] {
+            let copy = dir.join(name);
+            std::fs::copy(&sleep, &copy).unwrap();
+            let mut child = std::process::Command::new(&copy).arg("5").spawn().unwrap();
+            // Its name is the executed file's once the exec is done.
+            let mut seen = false;
+            for _ in 0..100 {
+                seen = is_runtime_process(child.id(), &runtime);
+                if seen {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(seen, "{name}");
+        }
+        let copy = dir.join("sleepy");
+        std::fs::copy(&sleep, &copy).unwrap();
+        let mut child = std::process::Command::new(&copy).arg("5").spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let other = is_runtime_process(child.id(), &runtime);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!other, "another program");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -756,6 +756,7 @@ mod tests {
         let mut unknown_same_file = SocketBody::new(&unix(5), process());
         unknown_same_file.peer_bound = None;
         assert_ne!(own.routine(), unknown_same_file.routine(), "whose it is, too");
+        assert_ne!(unknown_same_file.routine(), host.routine(), "the listener's file, too");
     }
 
     #[test]
