@@ -1133,10 +1133,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dl-runc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let sleep = std::fs::canonicalize("/bin/sleep").unwrap();
+        // (A file just written may be held open a moment by another test thread's fork: the
+        // exec is tried again while it is busy.)
+        let spawn = |program: &std::path::Path| {
+            for _ in 0..100 {
+                match std::process::Command::new(program).arg("5").spawn() {
+                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(10))
+                    }
+                    other => return other.unwrap(),
+                }
+            }
+            panic!("{} stayed busy", program.display())
+        };
         for name in ["runc:[2:INIT]", "runc"] {
             let copy = dir.join(name);
             std::fs::copy(&sleep, &copy).unwrap();
-            let mut child = std::process::Command::new(&copy).arg("5").spawn().unwrap();
+            let mut child = spawn(&copy);
             // Its name is the executed file's once the exec is done.
             let mut seen = false;
             for _ in 0..100 {
@@ -1152,7 +1165,7 @@ mod tests {
         }
         let copy = dir.join("sleepy");
         std::fs::copy(&sleep, &copy).unwrap();
-        let mut child = std::process::Command::new(&copy).arg("5").spawn().unwrap();
+        let mut child = spawn(&copy);
         std::thread::sleep(std::time::Duration::from_millis(200));
         let other = is_runtime_process(child.id(), &runtime);
         let _ = child.kill();
