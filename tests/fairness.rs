@@ -85,6 +85,66 @@ fn two_storming_containers_cannot_cost_a_quiet_one_its_execs() {
     assert!(total >= reported, "{total} held back in all, {reported} reported by the time the test looked");
 }
 
+/// Over its budget, a container's first connect to each Unix listener still arrives: a storm of
+/// execs cannot hide a connect to the Docker socket behind it, by a system call (rule 100033)
+/// or through io_uring (100071). Before, both were held back with the storm and only counted.
+/// (Two containers: a second connect to the same listener in one storm is held back.)
+#[test]
+fn a_storm_cannot_hide_a_connect_to_the_docker_socket() {
+    e2e();
+    let _lock = docker_lock();
+    let rules = support::rules::load_rules();
+    let mut agent = start_agent_with("storm-sock", json!({}), json!({"budget_per_second": 50, "budget_burst": 100}));
+    let (native, ring) = (unique("stormsock"), unique("stormring"));
+    let _c = Containers(vec![native.clone(), ring.clone()]);
+    let marker = unique("m");
+    let done = format!("/tmp/done-{marker}");
+    // Two seconds into the storm (thousands of records a second against 50), the connect; then
+    // a drifted program (never held back) says the script is through.
+    for (name, connect) in [(&native, "/t/unix_connect"), (&ring, "/t/uring_connect")] {
+        run_detached(
+            name,
+            &["-v", &programs_volume(), "-v", "/var/run/docker.sock:/var/run/docker.sock"],
+            &format!(
+                "(while :; do /bin/true; done) & sleep 2; {connect} /var/run/docker.sock; \
+                 cp /bin/busybox {done}; {done} true; sleep 600"
+            ),
+        );
+    }
+    let through = |e: &[Value], name: &str| {
+        e.iter().any(|x| x["container"]["name"] == name && x["process"]["executable"] == done.as_str())
+            && !held_back(e, name).is_empty()
+    };
+    let events =
+        wait_events(&agent, "both drifted programs' execs and reports of both storms", Duration::from_secs(40), |e| {
+            through(e, &native) && through(e, &ring)
+        });
+    for name in [&native, &ring] {
+        let by_storm: u64 = held_back(&events, name)
+            .iter()
+            .map(|r| r["docker_listener"]["held_back"]["by_class"]["process"].as_u64().unwrap_or(0))
+            .sum();
+        assert!(by_storm > 0, "the premise: {name}'s storm went over its budget");
+    }
+    let connects = |name: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["container"]["name"] == name && e["event"]["action"] == "connect").collect()
+    };
+    let (by_call, by_ring) = (connects(&native), connects(&ring));
+    let call = by_call
+        .iter()
+        .find(|e| e["destination"]["address"] == "/var/run/docker.sock")
+        .unwrap_or_else(|| panic!("the connect(2) to the Docker socket, over the budget: {by_call:#?}"));
+    assert_eq!(call["process"]["executable"], "/t/unix_connect", "{call}");
+    assert_eq!(evaluate(&rules, call), Some(100_033), "{call}");
+    let uring = by_ring
+        .iter()
+        .find(|e| e["docker_listener"]["seen_by"] == "io_uring")
+        .unwrap_or_else(|| panic!("the io_uring connect to the Docker socket, over the budget: {by_ring:#?}"));
+    assert_eq!(uring["process"]["executable"], "/t/uring_connect", "{uring}");
+    assert_eq!(evaluate(&rules, uring), Some(100_071), "{uring}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 /// The exit-reported families have budgets of their own: a container flooding refused
 /// `unshare(CLONE_NEWNS)` and reads of /etc/shadow (as one would to bury a call among
 /// thousands) fills neither the ring nor the analyst's queue. Its excess is held back and

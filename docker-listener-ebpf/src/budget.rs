@@ -16,6 +16,11 @@
 //! second budget of the same size, since some kinds can be made without bound (a file created in
 //! a sensitive directory is a new inode).
 //!
+//! Never held either: a container's first successful Unix connect to each listener (the
+//! listener's `unix_sock.addr`, shared by it and every connection it accepts), within the
+//! firsts' budget, and a native connect whose descriptor held another socket at its exit than at
+//! its entry (`admit_connect`): a storm of execs cannot hide a connect to the Docker socket.
+//!
 //! Never counted against a budget: the container runtime's calls of the exit-reported families
 //! (runc setting the container up, entering it for a `docker exec`), which are not sent at all
 //! (`runtime.rs`).
@@ -107,20 +112,53 @@ pub fn admit_call(class: u64, what: u64) -> bool {
     // A first of its kind goes on a second budget of the same size (in the same bucket): kinds
     // a caller can make without bound (files created in a sensitive directory) cannot flood
     // past the first.
-    let first = || {
-        let key = Seen { cgroup, what: (class << SHIFT) | (what & ((1 << SHIFT) - 1)) };
-        if unsafe { CALL_SEEN.get(&key) }.is_some() {
-            return false;
-        }
-        let _ = CALL_SEEN.insert(&key, &1, 0);
-        true
-    };
-    if take(cgroup ^ (class << SHIFT), rate * scale, scale, first) {
+    if take(cgroup ^ (class << SHIFT), rate * scale, scale, || first_of_kind(cgroup, class, what)) {
         return true;
     }
     // The key opaque to the verifier: on 6.1 the exit program verifies 879,517 instructions so,
     // 902,458 without (measured; the classes' constants kept states apart).
     hold(opaque(cgroup ^ (class << SHIFT)));
+    false
+}
+
+/// Whether `what` (below 2^56) is the first record of its kind `class` the container `cgroup`
+/// sends over its budget (`CALL_SEEN`); marks it sent.
+#[inline(always)]
+fn first_of_kind(cgroup: u64, class: u64, what: u64) -> bool {
+    let key = Seen { cgroup, what: (class << SHIFT) | (what & ((1 << SHIFT) - 1)) };
+    if unsafe { CALL_SEEN.get(&key) }.is_some() {
+        return false;
+    }
+    let _ = CALL_SEEN.insert(&key, &1, 0);
+    true
+}
+
+/// `admit_connect`'s `listener()` for a connect whose listener is unknown and which goes over
+/// the budget anyway (within the firsts' budget): another socket at its exit than at its entry.
+pub const ANY_LISTENER: u64 = u64::MAX;
+
+/// `admit` for a successful Unix connect: over the budget, the container's first connect to
+/// each listener still goes, on the firsts' budget (as `admit_call`'s firsts), so that a storm
+/// cannot hide a connect to the Docker socket behind it. `listener()`, read only then, is the
+/// listener's `unix_sock.addr` (0: not a Unix connect, or unknown; `ANY_LISTENER`: sent as a
+/// first whatever it is). Kernel addresses differ below bit 56, the class's byte
+/// (`class::PROCESS`, 0, which `admit_call` never takes) above it.
+#[inline(always)]
+pub fn admit_connect(listener: impl FnOnce() -> u64) -> bool {
+    let rate = config!(budget_rate) as u64;
+    if rate == 0 {
+        return true;
+    }
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    let first = || match listener() {
+        0 => false,
+        ANY_LISTENER => true,
+        addr => first_of_kind(cgroup, class::PROCESS, addr),
+    };
+    if take(cgroup, rate, 1, first) {
+        return true;
+    }
+    hold(cgroup);
     false
 }
 

@@ -121,7 +121,13 @@ fn on_uring_connect(req: *const u8) {
     let sk: *const u8 = unsafe { read0(sock, config!(offsets.socket_sk)) };
     let family: u16 = unsafe { read0(sk, config!(offsets.sk_family)) };
     // (A refused one has no listener to name: left out.)
-    if res != 0 || sk.is_null() || family != AF_UNIX || !crate::budget::admit() {
+    // Over its budget, a container's first connect to each listener still goes
+    // (`budget::admit_connect`).
+    if res != 0
+        || sk.is_null()
+        || family != AF_UNIX
+        || !crate::budget::admit_connect(|| unsafe { crate::socket::unix_listener(sock) })
+    {
         return;
     }
     let Some((mut entry, header)) = reserve::<SocketRecord>(RecordKind::Socket) else { return };

@@ -229,12 +229,17 @@ pub unsafe fn exe_identity(task: *const u8) -> (u64, u32) {
     unsafe {
         let mm: *const u8 = read(task, config!(offsets.task_mm)).unwrap_or(core::ptr::null());
         let file: *const u8 = read(mm, config!(offsets.mm_exe_file)).unwrap_or(core::ptr::null());
-        let inode: *const u8 = read(file, config!(offsets.file_f_inode)).unwrap_or(core::ptr::null());
-        let sb: *const u8 = read(inode, config!(offsets.inode_i_sb)).unwrap_or(core::ptr::null());
-        (
-            read::<u64>(inode, config!(offsets.inode_i_ino)).unwrap_or(0),
-            read::<u32>(sb, config!(offsets.sb_s_dev)).unwrap_or(0),
-        )
+        inode_identity(read(file, config!(offsets.file_f_inode)).unwrap_or(core::ptr::null()))
+    }
+}
+
+/// An inode's number and its filesystem's device (the kernel's dev_t): zeros when unknown (a
+/// null inode).
+#[inline(always)]
+pub unsafe fn inode_identity(inode: *const u8) -> (u64, u32) {
+    unsafe {
+        let sb: *const u8 = read0(inode, config!(offsets.inode_i_sb));
+        (read0(inode, config!(offsets.inode_i_ino)), read0(sb, config!(offsets.sb_s_dev)))
     }
 }
 

@@ -25,8 +25,8 @@ use docker_listener_common::{
 
 use crate::{
     kernel::{
-        AF_INET, AF_INET6, AF_UNIX, current_task, exe_identity, exec_id, process_start, read0, socket_of_fd,
-        socket_state,
+        AF_INET, AF_INET6, AF_UNIX, current_task, exe_identity, exec_id, inode_identity, process_start, read0,
+        socket_of_fd, socket_state,
     },
     maps::{PENDING_SOCK, PendingSock, bump_loss, config, reserve, submit, traced},
 };
@@ -80,6 +80,44 @@ fn report(ret: i64) {
     report_call(&p, ret);
 }
 
+/// Whether socket call `p`, which succeeded, may be sent: within its container's budget, or
+/// over it a Unix connect that is the container's first to its listener
+/// (`budget::admit_connect`). A native connect with another socket at its exit than at its
+/// entry (another thread's dup2 during the call) reached a listener no one can name: it goes
+/// too. A 32-bit call is seen at its exit only: its socket then.
+#[inline(always)]
+fn admitted(p: &PendingSock, ret: i64) -> bool {
+    if p.op != sock_op::CONNECT || ret != 0 {
+        return crate::budget::admit();
+    }
+    crate::budget::admit_connect(|| unsafe {
+        let sock = socket_of_fd(p.fd).map_or(0, |s| s as u64);
+        if p.flags & flags::COMPAT == 0 && sock != p.sock {
+            return crate::budget::ANY_LISTENER;
+        }
+        unix_listener(sock as *const u8)
+    })
+}
+
+/// The listener a connected Unix socket reached, as its `unix_sock.addr` (the listener's, which
+/// every connection it accepts shares; a datagram socket's peer's own): 0 for a socket of
+/// another family, an unnamed peer, or an unknown layout.
+#[inline(always)]
+pub(crate) unsafe fn unix_listener(sock: *const u8) -> u64 {
+    if config!(offsets.unix_peer_valid) == 0 {
+        return 0;
+    }
+    unsafe {
+        let sk: *const u8 = read0(sock, config!(offsets.socket_sk));
+        let family: u16 = read0(sk, config!(offsets.sk_family));
+        if sk.is_null() || family != AF_UNIX {
+            return 0;
+        }
+        let peer: *const u8 = read0(sk, config!(offsets.unix_sock_peer));
+        read0::<*const u8>(peer, config!(offsets.unix_sock_addr)) as u64
+    }
+}
+
 /// Reports socket call `p` with its result, at the call's exit (the caller's memory the
 /// arguments point to and the socket are read now).
 #[inline(always)]
@@ -87,7 +125,7 @@ pub fn report_call(p: &PendingSock, ret: i64) {
     // A call that succeeded, over its container's budget: held back (failed calls never are).
     // A connect to port 53 still marks its process, whose writes may be DNS queries.
     let succeeded = ret >= 0 || (p.op == sock_op::CONNECT && ret == -115);
-    if succeeded && !crate::budget::admit() {
+    if succeeded && !admitted(p, ret) {
         if p.op == sock_op::CONNECT
             && unsafe { socket_of_fd(p.fd).and_then(|s| socket_state(s)) }.is_some_and(|st| st.remote.port == DNS_PORT)
         {
@@ -243,10 +281,7 @@ pub(crate) unsafe fn unix_file(r: *mut SocketRecord, sk: *const u8) {
     }
     unsafe {
         let dentry: *const u8 = read0(sk, config!(offsets.unix_sock_path_dentry));
-        let inode: *const u8 = read0(dentry, config!(offsets.dentry_d_inode));
-        let sb: *const u8 = read0(inode, config!(offsets.inode_i_sb));
-        (*r).unix_ino = read0(inode, config!(offsets.inode_i_ino));
-        (*r).unix_dev = read0(sb, config!(offsets.sb_s_dev));
+        ((*r).unix_ino, (*r).unix_dev) = inode_identity(read0(dentry, config!(offsets.dentry_d_inode)));
     }
 }
 

@@ -280,7 +280,7 @@ fn resolve_inner(root: &Path, patterns: &[Pattern]) -> std::io::Result<(Vec<Entr
             {
                 out.push(entry(pm, access::PARENT | p.access, i, parent_path));
             }
-            if meta.2 {
+            if meta.2 == libc::S_IFDIR {
                 walk(&root, &path, i, p.access, &mut out, &mut cut);
             } else {
                 out.push(entry(meta, p.access, i, &path));
@@ -331,7 +331,7 @@ fn walk(root: &OwnedFd, top: &str, i: usize, acc: u32, out: &mut Vec<Entry>, cut
             }
             let child = format!("{d}/{name}");
             if let Ok(cfd) = open_path(Some(root), child.as_bytes(), libc::O_DIRECTORY | libc::O_NOFOLLOW)
-                && fstat(&cfd).is_ok_and(|(_, _, dir)| dir)
+                && fstat(&cfd).is_ok_and(|(_, _, kind)| kind == libc::S_IFDIR)
             {
                 dirs.push_back((child, depth + 1));
                 queued += 1;
@@ -341,7 +341,7 @@ fn walk(root: &OwnedFd, top: &str, i: usize, acc: u32, out: &mut Vec<Entry>, cut
 }
 
 /// An entry of the file `fstat` described.
-fn entry((ino, dev, _): (u64, u64, bool), bits: u32, pattern: usize, path: &str) -> Entry {
+fn entry((ino, dev, _): (u64, u64, u32), bits: u32, pattern: usize, path: &str) -> Entry {
     Entry { ino, dev: kernel_dev(dev), bits, pattern, path: path.to_owned() }
 }
 
@@ -396,9 +396,9 @@ fn open_path_resolving(root: Option<&OwnedFd>, path: &[u8], flags: i32, extra: u
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// (inode, st_dev, is a directory) of an open file (fstat works on O_PATH descriptors, and
-/// describes a symlink opened with O_NOFOLLOW, not its target).
-fn fstat(fd: &OwnedFd) -> std::io::Result<(u64, u64, bool)> {
+/// (inode, st_dev, file type: `st_mode & S_IFMT`) of an open file (fstat works on O_PATH
+/// descriptors, and describes a symlink opened with O_NOFOLLOW, not its target).
+fn fstat(fd: &OwnedFd) -> std::io::Result<(u64, u64, u32)> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
     // SAFETY: a valid descriptor and a buffer of the right type.
     if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
@@ -406,7 +406,7 @@ fn fstat(fd: &OwnedFd) -> std::io::Result<(u64, u64, bool)> {
     }
     // SAFETY: fstat filled it.
     let st = unsafe { st.assume_init() };
-    Ok((st.st_ino, st.st_dev, st.st_mode & libc::S_IFMT == libc::S_IFDIR))
+    Ok((st.st_ino, st.st_dev, st.st_mode & libc::S_IFMT))
 }
 
 /// The socket file a container's process bound by the absolute `name`, in its root (`root`:
@@ -419,14 +419,8 @@ pub fn own_socket_file(root: &Path, name: &str) -> Option<(u64, u32)> {
     let root = open_path(None, root.as_os_str().as_encoded_bytes(), libc::O_DIRECTORY).ok()?;
     let strict = libc::RESOLVE_NO_XDEV;
     let fd = open_path_resolving(Some(&root), name.as_bytes(), libc::O_NOFOLLOW, strict).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
-    // SAFETY: a valid descriptor and a buffer of the right type.
-    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: fstat filled it.
-    let st = unsafe { st.assume_init() };
-    (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then(|| (st.st_ino, kernel_dev(st.st_dev)))
+    let (ino, dev, kind) = fstat(&fd).ok()?;
+    (kind == libc::S_IFSOCK).then(|| (ino, kernel_dev(dev)))
 }
 
 /// Whether an entry's path still leads to its inode in the filesystem whose root is `root`: an
