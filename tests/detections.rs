@@ -847,3 +847,57 @@ fn a_listener_bound_before_the_agent_started_is_known_by_its_file() {
     assert_eq!(evaluate(&rules, host), Some(100_033), "{host}");
     assert_eq!(agent.daemon.stop(), 0);
 }
+
+/// A connect raced by another thread of its caller, held waiting on a full backlog meanwhile
+/// (tests/programs/connect_race.c): its address's family rewritten in memory to netlink's
+/// (sockets the agent does not report) before the call's exit read it is still a Unix connect,
+/// named by the listener it reached; another socket put under its descriptor during the call is
+/// said (`swapped`, nothing read from the other socket) and fires rule 100075.
+#[test]
+fn a_connect_raced_by_another_thread_is_still_seen_and_a_swap_is_said() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("connect-race", json!({}));
+    let name = unique("race");
+    let _c = Containers(vec![name.clone()]);
+    let done = format!("done-{name}");
+    run_detached(
+        &name,
+        &["-v", &programs_volume()],
+        &format!(
+            "/t/connect_race family /tmp/family.sock > /tmp/family.out; \
+             /t/connect_race swap /tmp/swap.sock > /tmp/swap.out; /bin/echo {done}; sleep 60"
+        ),
+    );
+    let events =
+        wait_events(&agent, "the two races", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    for race in ["family", "swap"] {
+        let out = docker(&["exec", &name, "cat", &format!("/tmp/{race}.out")]);
+        assert!(out.contains("connect=0 raced=1"), "the premise, {race}: {out}");
+    }
+    let m = mine(&events, &name);
+    let racer: Vec<&Value> = m
+        .iter()
+        .copied()
+        .filter(|e| e["event"]["action"] == "connect" && e["process"]["executable"] == "/t/connect_race")
+        .collect();
+    // (Each run's first connect fills the backlog, by the listener's own name.)
+    let family = find(&racer, "the connect whose address became netlink's", |e| {
+        e["docker_listener"]["socket"]["peer_address"] == "/tmp/family.sock"
+    });
+    assert_eq!(family["network"]["type"], "unix", "the kernel's family: {family}");
+    assert_eq!(family["event"]["outcome"], "success", "{family}");
+    assert!(family["docker_listener"]["socket"].get("swapped").is_none(), "{family}");
+    let swapped =
+        find(&racer, "the connect whose socket was swapped", |e| e["docker_listener"]["socket"]["swapped"] == true);
+    assert_eq!(swapped["destination"]["address"], "/tmp/swap.sock", "{swapped}");
+    assert!(
+        swapped["docker_listener"]["socket"].get("peer_address").is_none(),
+        "not read from another socket: {swapped}"
+    );
+    assert_eq!(evaluate(&rules, swapped), Some(100_075), "{swapped}");
+    let plain = racer.iter().filter(|e| e["docker_listener"]["socket"].get("swapped").is_none()).count();
+    assert_eq!(plain, 3, "the two backlogs' connects and the family race: {racer:#?}");
+    assert_eq!(agent.daemon.stop(), 0);
+}

@@ -184,6 +184,11 @@ pub mod flags {
     /// A `SocketRecord` of a connect seen at its io_uring completion (`IORING_OP_CONNECT` of a
     /// Unix socket, which no system call and no TCP state change carries).
     pub const URING: u32 = 512;
+    /// A native connect or bind whose descriptor held another socket at the call's exit than at
+    /// its entry (another thread's `dup2` or `close` during the call): the socket the call
+    /// was made on is not read (neither its state nor its listener), since the one under the
+    /// descriptor now is another.
+    pub const SOCKET_SWAPPED: u32 = 1024;
 }
 
 /// Bits of `ExeFile::flags`: how the walk from the executed file to the task's root ended.

@@ -82,9 +82,9 @@ fn report(ret: i64) {
 
 /// Whether socket call `p`, which succeeded, may be sent: within its container's budget, or
 /// over it a Unix connect that is the container's first to its listener
-/// (`budget::admit_connect`). A native connect with another socket at its exit than at its
-/// entry (another thread's dup2 during the call) reached a listener no one can name: it goes
-/// too. A 32-bit call is seen at its exit only: its socket then.
+/// (`budget::admit_connect`). A connect whose listener cannot be named goes too: a native one
+/// with another socket at its exit than at its entry (`swapped`), and a 32-bit one, seen at its
+/// exit only (the descriptor, and for socketcall its number, read then).
 #[inline(always)]
 fn admitted(p: &PendingSock, ret: i64) -> bool {
     if p.op != sock_op::CONNECT || ret != 0 {
@@ -92,29 +92,38 @@ fn admitted(p: &PendingSock, ret: i64) -> bool {
     }
     crate::budget::admit_connect(|| unsafe {
         let sock = socket_of_fd(p.fd).map_or(0, |s| s as u64);
-        if p.flags & flags::COMPAT == 0 && sock != p.sock {
+        if p.flags & flags::COMPAT != 0 || swapped(p, sock) {
             return crate::budget::ANY_LISTENER;
         }
         unix_listener(sock as *const u8)
     })
 }
 
+/// Whether a native connect's or bind's descriptor holds another socket (`sock`, 0 for none)
+/// at the call's exit than at its entry: another thread's `dup2` or `close` during the call.
+#[inline(always)]
+fn swapped(p: &PendingSock, sock: u64) -> bool {
+    p.flags & flags::COMPAT == 0 && (p.op == sock_op::CONNECT || p.op == sock_op::BIND) && sock != p.sock
+}
+
 /// The listener a connected Unix socket reached, as its `unix_sock.addr` (the listener's, which
 /// every connection it accepts shares; a datagram socket's peer's own): 0 for a socket of
-/// another family, an unnamed peer, or an unknown layout.
+/// another family; `ANY_LISTENER` for a Unix socket whose listener cannot be read (an unknown
+/// layout, or no peer: a descriptor swapped away and back during the call).
 #[inline(always)]
 pub(crate) unsafe fn unix_listener(sock: *const u8) -> u64 {
-    if config!(offsets.unix_peer_valid) == 0 {
-        return 0;
-    }
     unsafe {
         let sk: *const u8 = read0(sock, config!(offsets.socket_sk));
         let family: u16 = read0(sk, config!(offsets.sk_family));
         if sk.is_null() || family != AF_UNIX {
             return 0;
         }
+        if config!(offsets.unix_peer_valid) == 0 {
+            return crate::budget::ANY_LISTENER;
+        }
         let peer: *const u8 = read0(sk, config!(offsets.unix_sock_peer));
-        read0::<*const u8>(peer, config!(offsets.unix_sock_addr)) as u64
+        let addr: *const u8 = read0(peer, config!(offsets.unix_sock_addr));
+        if addr.is_null() { crate::budget::ANY_LISTENER } else { addr as u64 }
     }
 }
 
@@ -178,9 +187,17 @@ pub fn report_call(p: &PendingSock, ret: i64) {
                 bump_loss(loss::ADDR_READ);
             }
         }
-        // The socket as the kernel has it now: accept's new socket, else the fd's.
+        // The socket as the kernel has it now: accept's new socket, else the fd's; none when
+        // the descriptor holds another socket than the call was made on (then flagged: the
+        // socket read would be another's, its listener a name the caller chose).
         let fd = if p.op == sock_op::ACCEPT { ret as i32 } else { p.fd };
         let sock = socket_of_fd(fd);
+        let sock = if swapped(p, sock.map_or(0, |s| s as u64)) {
+            (*r).flags |= flags::SOCKET_SWAPPED;
+            None
+        } else {
+            sock
+        };
         // A Unix socket by the kernel's family (not the caller's memory, which another thread
         // may rewrite).
         let unix = match sock {
@@ -192,8 +209,8 @@ pub fn report_call(p: &PendingSock, ret: i64) {
         };
         // The socket file (whose listener it is, to the daemon) only from the socket the call
         // was made on: a native call's, as at its entry (another thread's dup2 onto the
-        // descriptor meanwhile would put another socket's there). A 32-bit call is seen at its
-        // exit only: its listener's name, never its file.
+        // descriptor meanwhile would put another socket's there: then none is read at all). A
+        // 32-bit call is seen at its exit only: its listener's name, never its file.
         let verified = p.flags & flags::COMPAT == 0 && unix.is_some_and(|s| s as u64 == p.sock);
         if let Some(s) = unix {
             if p.op == sock_op::CONNECT {

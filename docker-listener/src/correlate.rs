@@ -343,7 +343,10 @@ impl Correlator {
             Record::Socket(s) => {
                 // Netlink sockets are plumbing (`ip`, libc's interface lookups); what carries
                 // traffic or sniffs it is reported: IP, Unix, packet, and every raw socket made.
-                if !matches!(s.family, parts::AF_UNIX | parts::AF_INET | parts::AF_INET6 | parts::AF_PACKET) {
+                // (A call whose socket was swapped during it has no family the kernel read: sent.)
+                if !s.swapped
+                    && !matches!(s.family, parts::AF_UNIX | parts::AF_INET | parts::AF_INET6 | parts::AF_PACKET)
+                {
                     self.counters.filtered += 1;
                     return;
                 }

@@ -80,6 +80,9 @@ pub struct Socket {
     pub tcp_state: bool,
     /// No system call: a Unix connect seen at its io_uring completion.
     pub uring: bool,
+    /// A native connect or bind whose descriptor held another socket at its exit than at its
+    /// entry (another thread's `dup2` or `close` during the call): its socket was not read.
+    pub swapped: bool,
 }
 
 fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
@@ -91,7 +94,10 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
         sock_op::SOCKET => SockOp::Socket,
         _ => SockOp::Accept,
     };
-    let family = if r.addr.family != 0 { r.addr.family } else { r.local.family };
+    // The kernel's family of the socket where it was read; else the address's (the caller's
+    // memory, read at the exit: another thread may have rewritten it meanwhile, to pass a Unix
+    // connect off as a netlink one, say) or the domain `socket()` was asked for.
+    let family = if r.local.family != 0 { r.local.family } else { r.addr.family };
     let uring = r.flags & flags::URING != 0;
     let addr = if uring {
         // The name the request gave is not read: only the listener reached (`peer`).
@@ -122,6 +128,7 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
         compat: r.flags & flags::COMPAT != 0,
         tcp_state: r.flags & flags::TCP_STATE != 0,
         uring,
+        swapped: r.flags & flags::SOCKET_SWAPPED != 0,
     }))
 }
 
@@ -163,6 +170,8 @@ pub struct SocketBody {
     pub tcp_state: bool,
     /// No system call: a Unix connect seen at its io_uring completion.
     pub uring: bool,
+    /// Another socket under the descriptor at the call's exit than at its entry.
+    pub swapped: bool,
     /// The caller's executable file (inode, device), zeros when unknown.
     pub exe: (u64, u32),
 }
@@ -188,6 +197,7 @@ impl SocketBody {
             compat: s.compat,
             tcp_state: s.tcp_state,
             uring: s.uring,
+            swapped: s.swapped,
             exe: s.exe,
         }
     }
@@ -212,7 +222,7 @@ impl SocketBody {
     /// summary (`crate::health`); the first of each is still sent. The program is the caller's
     /// executable, applet and file (inode, device), as for an exec (`ExecBody::routine`).
     pub fn routine(&self) -> Option<String> {
-        (self.succeeded() && !self.compat && !self.tcp_state && !self.uring).then(|| {
+        (self.succeeded() && !self.compat && !self.tcp_state && !self.uring && !self.swapped).then(|| {
             // Where: the destination (connect) or peer (accept), the address served (bind,
             // listen); a connect's ephemeral local port is no difference. A Unix connect's
             // listener too: a name the healthcheck uses, made a symlink to the runtime's socket,
@@ -330,6 +340,7 @@ impl SocketBody {
                 peer_address: self.peer.as_deref(),
                 peer_container: self.peer_bound.as_ref().map(|b| b.container.as_str()),
                 peer_same_container: self.peer_bound.as_ref().is_some_and(|b| b.same),
+                swapped: self.swapped,
             },
         )?;
         if self.socket_unavailable {
@@ -387,6 +398,10 @@ struct SocketOut<'a> {
     /// container's own, as docker-in-docker runs).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     peer_same_container: bool,
+    /// Another thread put another socket (or none) under the descriptor during the call: the
+    /// socket the call was made on, and where it connected, are unknown.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    swapped: bool,
 }
 
 /// The container whose process bound a Unix listener a connect reached.
@@ -522,6 +537,7 @@ mod tests {
             compat: false,
             tcp_state: false,
             uring: false,
+            swapped: false,
         }
     }
 
@@ -688,6 +704,39 @@ mod tests {
         (r.unix_ino, r.unix_dev) = (77, 0x2d);
         let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
         assert_eq!(s.unix_file, Some((77, 0x2d)));
+    }
+
+    /// The family is the kernel's where it read the socket: a Unix connect whose address
+    /// another thread rewrote to netlink's before the exit read it is still a Unix one (the
+    /// daemon does not report netlink sockets). A connect whose socket was swapped during the
+    /// call says so, and is never routine.
+    #[test]
+    fn the_family_is_the_kernel_s_and_a_swapped_socket_is_said() {
+        let mut r: SocketRecord = unsafe { std::mem::zeroed() };
+        r.header = header(RecordKind::Socket);
+        r.op = sock_op::CONNECT;
+        r.addr.family = 16;
+        r.local.family = 1;
+        r.peer_path[..21].copy_from_slice(b"/var/run/docker.sock\0");
+        r.peer_path_len = 21;
+        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert_eq!(s.family, 1, "the kernel's");
+        assert!(!s.swapped);
+        let v = json(&event(&s), None, "");
+        assert_eq!(v["docker_listener"]["socket"]["peer_address"], "/var/run/docker.sock", "{v}");
+        assert!(SocketBody::new(&s, process()).routine().is_some());
+        // No socket read (swapped): the address's family, as the caller's memory had it.
+        r.local.family = 0;
+        r.peer_path_len = 0;
+        r.flags = flags::SOCKET_SWAPPED | flags::SOCKET_UNAVAILABLE;
+        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert_eq!(s.family, 16);
+        assert!(s.swapped);
+        let v = json(&event(&s), None, "");
+        assert_eq!(v["docker_listener"]["socket"]["swapped"], true, "{v}");
+        assert_eq!(SocketBody::new(&s, process()).routine(), None, "never folded");
+        let v = json(&event(&connect()), None, "");
+        assert!(v["docker_listener"]["socket"].get("swapped").is_none(), "{v}");
     }
 
     /// The listener a connect reached is known by its file, bound by the name the kernel still
