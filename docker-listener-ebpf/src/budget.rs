@@ -16,10 +16,11 @@
 //! second budget of the same size, since some kinds can be made without bound (a file created in
 //! a sensitive directory is a new inode).
 //!
-//! Never held either: a container's first successful Unix connect to each listener (the
-//! listener's `unix_sock.addr`, shared by it and every connection it accepts), within the
-//! firsts' budget, and a native connect whose descriptor held another socket at its exit than at
-//! its entry (`admit_connect`): a storm of execs cannot hide a connect to the Docker socket.
+//! Never held either, within the firsts' budget: a container's first successful Unix connect
+//! to each listener (the listener's `unix_sock.addr`, shared by it and every connection it
+//! accepts), and a connect whose listener cannot be named (a native one whose descriptor held
+//! another socket at its exit than at its entry, a 32-bit one onto a Unix socket)
+//! (`admit_connect`): a storm of execs cannot hide a connect to the Docker socket.
 //!
 //! Never counted against a budget: the container runtime's calls of the exit-reported families
 //! (runc setting the container up, entering it for a `docker exec`), which are not sent at all

@@ -82,9 +82,9 @@ fn report(ret: i64) {
 
 /// Whether socket call `p`, which succeeded, may be sent: within its container's budget, or
 /// over it a Unix connect that is the container's first to its listener
-/// (`budget::admit_connect`). A connect whose listener cannot be named goes too: a native one
-/// with another socket at its exit than at its entry (`swapped`), and a 32-bit one, seen at its
-/// exit only (the descriptor, and for socketcall its number, read then).
+/// (`budget::admit_connect`). A Unix connect whose listener cannot be named goes too: a native
+/// one with another socket at its exit than at its entry (`swapped`), and a 32-bit one onto a
+/// Unix socket (seen at its exit only: the descriptor, and for socketcall its number, read then).
 #[inline(always)]
 fn admitted(p: &PendingSock, ret: i64) -> bool {
     if p.op != sock_op::CONNECT || ret != 0 {
@@ -92,10 +92,11 @@ fn admitted(p: &PendingSock, ret: i64) -> bool {
     }
     crate::budget::admit_connect(|| unsafe {
         let sock = socket_of_fd(p.fd).map_or(0, |s| s as u64);
-        if p.flags & flags::COMPAT != 0 || swapped(p, sock) {
+        if swapped(p, sock) {
             return crate::budget::ANY_LISTENER;
         }
-        unix_listener(sock as *const u8)
+        let listener = unix_listener(sock as *const u8);
+        if p.flags & flags::COMPAT != 0 && listener != 0 { crate::budget::ANY_LISTENER } else { listener }
     })
 }
 
@@ -108,8 +109,8 @@ fn swapped(p: &PendingSock, sock: u64) -> bool {
 
 /// The listener a connected Unix socket reached, as its `unix_sock.addr` (the listener's, which
 /// every connection it accepts shares; a datagram socket's peer's own): 0 for a socket of
-/// another family; `ANY_LISTENER` for a Unix socket whose listener cannot be read (an unknown
-/// layout, or no peer: a descriptor swapped away and back during the call).
+/// another family or with no peer (a datagram socket's `connect(AF_UNSPEC)` disconnects it: one
+/// call, not to be a first each time); `ANY_LISTENER` when the layout is unknown.
 #[inline(always)]
 pub(crate) unsafe fn unix_listener(sock: *const u8) -> u64 {
     unsafe {
@@ -123,7 +124,7 @@ pub(crate) unsafe fn unix_listener(sock: *const u8) -> u64 {
         }
         let peer: *const u8 = read0(sk, config!(offsets.unix_sock_peer));
         let addr: *const u8 = read0(peer, config!(offsets.unix_sock_addr));
-        if addr.is_null() { crate::budget::ANY_LISTENER } else { addr as u64 }
+        addr as u64
     }
 }
 

@@ -343,8 +343,11 @@ impl Correlator {
             Record::Socket(s) => {
                 // Netlink sockets are plumbing (`ip`, libc's interface lookups); what carries
                 // traffic or sniffs it is reported: IP, Unix, packet, and every raw socket made.
-                // (A call whose socket was swapped during it has no family the kernel read: sent.)
+                // (A call whose socket was swapped during it has no family the kernel read, and a
+                // 32-bit one's socket is read at its exit only, whatever another thread put under
+                // its descriptor: sent.)
                 if !s.swapped
+                    && !s.compat
                     && !matches!(s.family, parts::AF_UNIX | parts::AF_INET | parts::AF_INET6 | parts::AF_PACKET)
                 {
                     self.counters.filtered += 1;

@@ -2,9 +2,11 @@
  * on a listener of its own whose backlog is full, and while it waits the main thread
  *   family: rewrites the family in the connect's sockaddr, in memory, to AF_NETLINK (16), or
  *   swap:   puts another socket under the connect's descriptor (dup2),
- * then accepts, which lets the connect through. Prints the connect's result and whether it was
- * still waiting when the change was made (raced=1).
+ * then accepts, which lets the connect through. The change is made once the connecting thread
+ * is seen waiting in connect (its /proc/self/task/<tid>/syscall starts with 42, connect's
+ * number). Prints the connect's result and whether it was still waiting then (raced=1).
  * Usage: connect_race family|swap PATH */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,9 +17,11 @@
 static struct sockaddr_un a = {.sun_family = AF_UNIX};
 static int fd;
 static volatile int result = -1000;
+static volatile pid_t tid;
 
 static void *connector(void *x) {
     (void)x;
+    tid = gettid();
     result = connect(fd, (struct sockaddr *)&a, sizeof a);
     return 0;
 }
@@ -43,8 +47,18 @@ int main(int argc, char **argv) {
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
     pthread_t t;
     pthread_create(&t, 0, connector, 0);
-    usleep(300000);
-    int raced = result == -1000;
+    int waiting = 0;
+    for (int i = 0; i < 1000 && !waiting; i++) {
+        char path[64], buf[8] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+        FILE *f = tid ? fopen(path, "r") : 0;
+        if (f) {
+            waiting = fread(buf, 1, 3, f) == 3 && strncmp(buf, "42 ", 3) == 0;
+            fclose(f);
+        }
+        if (!waiting) usleep(10000);
+    }
+    int raced = waiting && result == -1000;
     if (argv[1][0] == 'f') {
         a.sun_family = 16;
     } else {
