@@ -134,15 +134,16 @@ fn first_of_kind(cgroup: u64, class: u64, what: u64) -> bool {
     true
 }
 
-/// `admit_connect`'s `listener()` for a connect whose listener is unknown and which goes over
-/// the budget anyway (within the firsts' budget): another socket at its exit than at its entry.
+/// `admit_connect`'s `listener()` for a connect whose listener cannot be named and which goes
+/// over the budget anyway (within the firsts' budget): a native one with another socket at its
+/// exit than at its entry, a 32-bit one onto a Unix socket, a Unix one of an unknown layout.
 pub const ANY_LISTENER: u64 = u64::MAX;
 
 /// `admit` for a successful Unix connect: over the budget, the container's first connect to
 /// each listener still goes, on the firsts' budget (as `admit_call`'s firsts), so that a storm
 /// cannot hide a connect to the Docker socket behind it. `listener()`, read only then, is the
-/// listener's `unix_sock.addr` (0: not a Unix connect, or unknown; `ANY_LISTENER`: sent as a
-/// first whatever it is). Kernel addresses differ below bit 56, the class's byte
+/// listener's `unix_sock.addr` (0: not a Unix connect, or one with no peer; `ANY_LISTENER`:
+/// sent as a first whatever it is). Kernel addresses differ below bit 56, the class's byte
 /// (`class::PROCESS`, 0, which `admit_call` never takes) above it.
 #[inline(always)]
 pub fn admit_connect(listener: impl FnOnce() -> u64) -> bool {
