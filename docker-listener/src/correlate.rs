@@ -1039,6 +1039,53 @@ mod tests {
         assert!(!c.sensitive.is_resolved(ID));
     }
 
+    /// Netlink sockets are plumbing, filtered by the family the kernel read from the socket.
+    /// A 32-bit call's socket is read at its exit only (whatever another thread put under its
+    /// descriptor by then), and a swapped call's not at all: neither says what the call was
+    /// made on, so neither is ever filtered.
+    #[test]
+    fn only_a_native_unswapped_netlink_socket_is_filtered_as_plumbing() {
+        let mut c = web_started_on_82();
+        let mut out = Vec::new();
+        let netlink = |compat: bool, swapped: bool, seq: u64| {
+            Record::Socket(crate::family::socket::Socket {
+                meta: Meta { cpu: 0, seq, ktime_ns: 5, cgroup_id: 82, pid: 100, tgid: 100 },
+                op: SockOp::Connect,
+                fd: 3,
+                ret: 0,
+                start_ns: 10,
+                exec_id: 1,
+                exe: (5, 1),
+                family: parts::AF_NETLINK,
+                sock_type: 3,
+                protocol: 0,
+                backlog: 0,
+                addr: None,
+                local: None,
+                peer: None,
+                unix_file: None,
+                socket_unavailable: false,
+                compat,
+                tcp_state: false,
+                uring: false,
+                swapped,
+            })
+        };
+        c.on_record(netlink(false, false, 1), Instant::now(), &mut out, &mut Vec::new());
+        assert!(
+            out.is_empty(),
+            "a native netlink socket is plumbing: {:?}",
+            out.iter().map(|e| e.value()).collect::<Vec<_>>()
+        );
+        for (compat, swapped) in [(true, false), (false, true)] {
+            c.on_record(netlink(compat, swapped, 2), Instant::now(), &mut out, &mut Vec::new());
+            let sent =
+                out.pop().map(|e| e.value()).unwrap_or_else(|| panic!("compat {compat}, swapped {swapped}: filtered"));
+            assert_eq!(sent["event"]["action"], "connect", "{sent}");
+            assert_eq!(sent["container"]["name"], "web", "{sent}");
+        }
+    }
+
     #[test]
     fn an_exec_racing_the_start_event_is_held_then_attributed() {
         let mut c = correlator();
