@@ -145,6 +145,62 @@ fn a_storm_cannot_hide_a_connect_to_the_docker_socket() {
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+/// Connects to new listeners of a container's own cannot spend the budget a connect to the
+/// Docker socket is sent on over the budget: listeners outside the container's pid namespace
+/// have a firsts' budget of their own. One container spends its own by connecting once to each
+/// of 300 listeners it binds (each a first), then connects to the Docker socket (rule 100033);
+/// another does the same by 32-bit connects (each one a first: read at the exit only). Before,
+/// both Docker-socket connects were held back and only counted.
+#[test]
+fn connects_to_the_containers_own_listeners_cannot_spend_the_docker_sockets_budget() {
+    e2e();
+    let _lock = docker_lock();
+    let rules = support::rules::load_rules();
+    let mut agent = start_agent_with("drain-sock", json!({}), json!({"budget_per_second": 50, "budget_burst": 100}));
+    let (native, compat) = (unique("drain"), unique("drain32"));
+    let _c = Containers(vec![native.clone(), compat.clone()]);
+    let marker = unique("m");
+    let done = format!("/tmp/done-{marker}");
+    for (name, program) in [(&native, "/t/unix_connect"), (&compat, "/t/unix_connect_32")] {
+        run_detached(
+            name,
+            &["-v", &programs_volume(), "-v", "/var/run/docker.sock:/var/run/docker.sock"],
+            &format!(
+                "sleep 1; {program} --drain 300 /var/run/docker.sock > /tmp/out; \
+                 cp /bin/busybox {done}; {done} true; sleep 600"
+            ),
+        );
+    }
+    let through = |e: &[Value], name: &str| {
+        e.iter().any(|x| x["container"]["name"] == name && x["process"]["executable"] == done.as_str())
+            && !held_back(e, name).is_empty()
+    };
+    let events =
+        wait_events(&agent, "both drifted programs' execs and reports of both drains", Duration::from_secs(40), |e| {
+            through(e, &native) && through(e, &compat)
+        });
+    for (name, program) in [(&native, "/t/unix_connect"), (&compat, "/t/unix_connect_32")] {
+        let out = docker(&["exec", name, "cat", "/tmp/out"]);
+        assert!(out.contains("drained=300") && out.contains("connect=0 (ok)"), "the premise: {out}");
+        let connects: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["container"]["name"] == name.as_str() && e["event"]["action"] == "connect")
+            .collect();
+        let to_own = connects
+            .iter()
+            .filter(|e| e["destination"]["address"].as_str().is_some_and(|a| a.starts_with("/tmp/drain-")))
+            .count();
+        assert!(to_own < 300, "the premise: {name}'s connects to its own listeners spent its budget ({to_own} sent)");
+        let call =
+            connects.iter().find(|e| e["destination"]["address"] == "/var/run/docker.sock").unwrap_or_else(|| {
+                panic!("{name}'s connect to the Docker socket, after {to_own} of 300 own: {connects:#?}")
+            });
+        assert_eq!(call["process"]["executable"], program, "{call}");
+        assert_eq!(evaluate(&rules, call), Some(100_033), "{call}");
+    }
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 /// The exit-reported families have budgets of their own: a container flooding refused
 /// `unshare(CLONE_NEWNS)` and reads of /etc/shadow (as one would to bury a call among
 /// thousands) fills neither the ring nor the analyst's queue. Its excess is held back and

@@ -511,6 +511,11 @@ pub struct KernelOffsets {
     pub unix_address_len: u32,
     pub unix_address_name: u32,
     pub unix_peer_valid: u32,
+    /// `sock.sk_peer_pid`: on a connected Unix stream socket, the process that made its
+    /// listener listen (`SO_PEERCRED`'s, copied at the connect), so the kernel can tell a
+    /// container's own listener from one outside its pid namespace (the Docker socket); 0 when
+    /// unresolved (the member is never first).
+    pub sk_peer_pid: u32,
     /// A task's namespaces (`nsproxy`'s members, `family::namespace::JOINED`'s order) and the
     /// offset of each one's `ns.inum`; `joined_valid`: 1 when all were resolved.
     pub nsproxy_ns: [u32; 6],

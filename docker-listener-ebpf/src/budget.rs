@@ -16,11 +16,13 @@
 //! second budget of the same size, since some kinds can be made without bound (a file created in
 //! a sensitive directory is a new inode).
 //!
-//! Never held either, within the firsts' budget: a container's first successful Unix connect
+//! Never held either, within a firsts' budget: a container's first successful Unix connect
 //! to each listener (the listener's `unix_sock.addr`, shared by it and every connection it
 //! accepts), and a connect whose listener cannot be named (a native one whose descriptor held
-//! another socket at its exit than at its entry, a 32-bit one onto a Unix socket)
-//! (`admit_connect`): a storm of execs cannot hide a connect to the Docker socket.
+//! another socket at its exit than at its entry, a 32-bit one) (`admit_connect`): a storm of
+//! execs cannot hide a connect to the Docker socket. Listeners outside the container's pid
+//! namespace have a firsts' budget of their own, which the container's own listeners cannot
+//! spend.
 //!
 //! Never counted against a budget: the container runtime's calls of the exit-reported families
 //! (runc setting the container up, entering it for a `docker exec`), which are not sent at all
@@ -113,7 +115,7 @@ pub fn admit_call(class: u64, what: u64) -> bool {
     // A first of its kind goes on a second budget of the same size (in the same bucket): kinds
     // a caller can make without bound (files created in a sensitive directory) cannot flood
     // past the first.
-    if take(cgroup ^ (class << SHIFT), rate * scale, scale, || first_of_kind(cgroup, class, what)) {
+    if take(cgroup ^ (class << SHIFT), rate * scale, scale, false, || first_of_kind(cgroup, class, what)) {
         return true;
     }
     // The key opaque to the verifier: on 6.1 the exit program verifies 879,517 instructions so,
@@ -134,30 +136,51 @@ fn first_of_kind(cgroup: u64, class: u64, what: u64) -> bool {
     true
 }
 
-/// `admit_connect`'s `listener()` for a connect whose listener cannot be named and which goes
-/// over the budget anyway (within the firsts' budget): a native one with another socket at its
-/// exit than at its entry, a 32-bit one onto a Unix socket, a Unix one of an unknown layout.
-pub const ANY_LISTENER: u64 = u64::MAX;
+/// A successful Unix connect's listener, as `admit_connect` takes it over the budget.
+pub enum Listener {
+    /// None to name: not a Unix connect, or one with no peer (a datagram socket's
+    /// `connect(AF_UNSPEC)` disconnects it: one call, not to be a first each time).
+    None,
+    /// The listener's `unix_sock.addr` (shared by it and every connection it accepts);
+    /// `outside`: its process is outside the caller's pid namespace (the Docker socket's
+    /// dockerd), or not known to be inside it.
+    Named { addr: u64, outside: bool },
+    /// A listener on that side, not to be named: a 32-bit connect (its socket read at the exit
+    /// only, where another thread may have swapped it), a native one whose descriptor held
+    /// another socket at its exit than at its entry (always `outside`). A first each time.
+    Unnamed { outside: bool },
+}
+
+/// The tag, in a bucket key's top byte, of a container's firsts' budget for listeners outside
+/// it (not a class: nothing is counted under it in `HELD`).
+const OUTSIDE: u64 = 0xff;
 
 /// `admit` for a successful Unix connect: over the budget, the container's first connect to
-/// each listener still goes, on the firsts' budget (as `admit_call`'s firsts), so that a storm
-/// cannot hide a connect to the Docker socket behind it. `listener()`, read only then, is the
-/// listener's `unix_sock.addr` (0: not a Unix connect, or one with no peer; `ANY_LISTENER`:
-/// sent as a first whatever it is). Kernel addresses differ below bit 56, the class's byte
-/// (`class::PROCESS`, 0, which `admit_call` never takes) above it.
+/// each listener still goes, on a firsts' budget (as `admit_call`'s firsts), so that a storm
+/// cannot hide a connect to the Docker socket behind it. `listener()` is read only then. A
+/// listener outside the container (`Listener::Named`'s `outside`) has a firsts' budget of its
+/// own, so that connects to new listeners of the container's own (each one a first), however
+/// many, cannot spend the one a connect to the Docker socket is sent on; what spends that one
+/// is sent, and says where it went.
 #[inline(always)]
-pub fn admit_connect(listener: impl FnOnce() -> u64) -> bool {
+pub fn admit_connect(listener: impl FnOnce() -> Listener) -> bool {
     let rate = config!(budget_rate) as u64;
     if rate == 0 {
         return true;
     }
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    let first = || match listener() {
-        0 => false,
-        ANY_LISTENER => true,
-        addr => first_of_kind(cgroup, class::PROCESS, addr),
+    if take(cgroup, rate, 1, false, || false) {
+        return true;
+    }
+    let bucket = |outside: bool| if outside { cgroup ^ (OUTSIDE << SHIFT) } else { cgroup };
+    let sent = match listener() {
+        Listener::None => false,
+        Listener::Named { addr, outside } => {
+            take(bucket(outside), rate, 1, true, || first_of_kind(cgroup, class::PROCESS, addr))
+        }
+        Listener::Unnamed { outside } => take(bucket(outside), rate, 1, true, || true),
     };
-    if take(cgroup, rate, 1, first) {
+    if sent {
         return true;
     }
     hold(cgroup);
@@ -186,7 +209,7 @@ fn admit_unless(always: impl FnOnce(u64) -> bool) -> bool {
         return true;
     }
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    if take(cgroup, rate, 1, || false) || always(cgroup) {
+    if take(cgroup, rate, 1, false, || false) || always(cgroup) {
         return true;
     }
     hold(cgroup);
@@ -239,13 +262,20 @@ unsafe fn marked(inode: *const u8) -> bool {
 }
 
 /// Takes a token of `bucket` (the cgroup's id, its class in the top byte: container cgroup
-/// ids, kernfs inode numbers, are far below 2^56); without one, a token of its firsts' budget
-/// if `first()` says the record is one.
+/// ids, kernfs inode numbers, are far below 2^56); without one (or with `firsts_only`), a
+/// token of its firsts' budget if `first()` says the record is one.
 #[inline(always)]
-fn take(bucket: u64, rate: u64, scale: u64, first: impl FnOnce() -> bool) -> bool {
+fn take(bucket: u64, rate: u64, scale: u64, firsts_only: bool, first: impl FnOnce() -> bool) -> bool {
     let burst = (config!(budget_burst) as u64).max(1) * 1000 * scale;
     let now = unsafe { bpf_ktime_get_boot_ns() };
     match BUDGET.get_ptr_mut(&bucket) {
+        None if firsts_only => {
+            // A new bucket is full; the record is sent if it is a first.
+            let sent = first();
+            let full = Bucket { milli: burst, firsts_milli: burst - if sent { 1000 } else { 0 }, last_ns: now };
+            let _ = BUDGET.insert(&bucket, &full, 0);
+            sent
+        }
         None => {
             let full = Bucket { milli: burst - 1000, firsts_milli: burst, last_ns: now };
             let _ = BUDGET.insert(&bucket, &full, 0);
@@ -260,7 +290,7 @@ fn take(bucket: u64, rate: u64, scale: u64, first: impl FnOnce() -> bool) -> boo
             let firsts = ((*b).firsts_milli + refill).min(burst);
             (*b).last_ns = now;
             (*b).firsts_milli = firsts;
-            if milli >= 1000 {
+            if !firsts_only && milli >= 1000 {
                 (*b).milli = milli - 1000;
                 return true;
             }

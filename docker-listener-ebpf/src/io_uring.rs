@@ -126,7 +126,7 @@ fn on_uring_connect(req: *const u8) {
     if res != 0
         || sk.is_null()
         || family != AF_UNIX
-        || !crate::budget::admit_connect(|| unsafe { crate::socket::unix_listener(sock) })
+        || !crate::budget::admit_connect(|| unsafe { crate::socket::unix_listener(sk) })
     {
         return;
     }

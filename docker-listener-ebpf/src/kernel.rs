@@ -113,6 +113,22 @@ unsafe fn pid_ns(task: *const u8) -> Option<(u32, u64)> {
     Some((level, ns))
 }
 
+/// Whether the process of `pid` (a `struct pid`) has a pid in the current task's pid namespace:
+/// it runs in the caller's pid namespace or one nested in it (a container's own process), not
+/// outside it (the host's, another container's). `None` when unknown (no `pid`, unknown offsets).
+#[inline(always)]
+pub unsafe fn seen_from_caller(pid: *const u8) -> Option<bool> {
+    if pid.is_null() {
+        return None;
+    }
+    let (level, ns) = unsafe { pid_ns(current_task()) }?;
+    let at = config!(offsets.pid_numbers) + level * config!(offsets.upid_size);
+    Some(
+        unsafe { read::<u32>(pid, config!(offsets.pid_level)) }.ok()? >= level
+            && unsafe { read::<u64>(pid, at + config!(offsets.upid_ns)) }.ok()? == ns,
+    )
+}
+
 /// The current task's pid namespace, as a caller's pid names a process in it: its level (0:
 /// the host's) and its inode number (`/proc/<pid>/ns/pid`); `None` when unknown.
 #[inline(always)]

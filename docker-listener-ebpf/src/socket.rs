@@ -24,6 +24,7 @@ use docker_listener_common::{
 };
 
 use crate::{
+    budget::Listener,
     kernel::{
         AF_INET, AF_INET6, AF_UNIX, current_task, exe_identity, exec_id, inode_identity, process_start, read0,
         socket_of_fd, socket_state,
@@ -83,8 +84,8 @@ fn report(ret: i64) {
 /// Whether socket call `p`, which succeeded, may be sent: within its container's budget, or
 /// over it a Unix connect that is the container's first to its listener
 /// (`budget::admit_connect`). A Unix connect whose listener cannot be named goes too: a native
-/// one with another socket at its exit than at its entry (`swapped`), and a 32-bit one onto a
-/// Unix socket (seen at its exit only: the descriptor, and for socketcall its number, read then).
+/// one with another socket at its exit than at its entry (`swapped`), and a 32-bit one (seen at
+/// its exit only: the descriptor, and for socketcall its number, read then).
 #[inline(always)]
 fn admitted(p: &PendingSock, ret: i64) -> bool {
     if p.op != sock_op::CONNECT || ret != 0 {
@@ -93,10 +94,12 @@ fn admitted(p: &PendingSock, ret: i64) -> bool {
     crate::budget::admit_connect(|| unsafe {
         let sock = socket_of_fd(p.fd).map_or(0, |s| s as u64);
         if swapped(p, sock) {
-            return crate::budget::ANY_LISTENER;
+            return Listener::Unnamed { outside: true };
         }
-        let listener = unix_listener(sock as *const u8);
-        if p.flags & flags::COMPAT != 0 && listener != 0 { crate::budget::ANY_LISTENER } else { listener }
+        match unix_listener(read0(sock as *const u8, config!(offsets.socket_sk))) {
+            Listener::Named { outside, .. } if p.flags & flags::COMPAT != 0 => Listener::Unnamed { outside },
+            listener => listener,
+        }
     })
 }
 
@@ -107,24 +110,34 @@ fn swapped(p: &PendingSock, sock: u64) -> bool {
     p.flags & flags::COMPAT == 0 && (p.op == sock_op::CONNECT || p.op == sock_op::BIND) && sock != p.sock
 }
 
-/// The listener a connected Unix socket reached, as its `unix_sock.addr` (the listener's, which
-/// every connection it accepts shares; a datagram socket's peer's own): 0 for a socket of
-/// another family or with no peer (a datagram socket's `connect(AF_UNSPEC)` disconnects it: one
-/// call, not to be a first each time); `ANY_LISTENER` when the layout is unknown.
+/// The listener a connected Unix socket (`sk`) reached: its `unix_sock.addr` (the listener's,
+/// which every connection it accepts shares; a datagram socket's peer's own), and whether the
+/// process that made it listen (`sk_peer_pid`) is outside the caller's pid namespace. A
+/// datagram socket's peer has no such process: it counts as the container's own. Unknown
+/// offsets: a listener outside, named by its address when that is known.
 #[inline(always)]
-pub(crate) unsafe fn unix_listener(sock: *const u8) -> u64 {
+pub(crate) unsafe fn unix_listener(sk: *const u8) -> Listener {
     unsafe {
-        let sk: *const u8 = read0(sock, config!(offsets.socket_sk));
         let family: u16 = read0(sk, config!(offsets.sk_family));
         if sk.is_null() || family != AF_UNIX {
-            return 0;
+            return Listener::None;
         }
         if config!(offsets.unix_peer_valid) == 0 {
-            return crate::budget::ANY_LISTENER;
+            return Listener::Unnamed { outside: true };
         }
         let peer: *const u8 = read0(sk, config!(offsets.unix_sock_peer));
         let addr: *const u8 = read0(peer, config!(offsets.unix_sock_addr));
-        addr as u64
+        if addr.is_null() {
+            return Listener::None;
+        }
+        let outside = match config!(offsets.sk_peer_pid) {
+            0 => true,
+            at => {
+                let pid: *const u8 = read0(sk, at);
+                !pid.is_null() && crate::kernel::seen_from_caller(pid) != Some(true)
+            }
+        };
+        Listener::Named { addr: addr as u64, outside }
     }
 }
 

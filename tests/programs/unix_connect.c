@@ -3,18 +3,48 @@
  * Usage: unix_connect PATH
  *        unix_connect --own PATH [WAIT]: binds a listener of its own at PATH first (as a
  *        runtime run inside the container, docker-in-docker's dockerd, does), then, once the
- *        file WAIT exists if given, connects to it. */
+ *        file WAIT exists if given, connects to it.
+ *        unix_connect --drain N PATH: first binds N listeners of its own (/tmp/drain-<i>, all
+ *        kept open, so each is another listener to the kernel) and connects once to each, as
+ *        one would to spend the budget a connect to a new listener is sent on; then connects
+ *        to PATH. Prints how many of the N connects succeeded. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+/* Binds n listeners and connects once to each; returns how many connects succeeded. */
+static int drain(int n) {
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_un d = {.sun_family = AF_UNIX};
+        snprintf(d.sun_path, sizeof d.sun_path, "/tmp/drain-%d", i);
+        unlink(d.sun_path);
+        int l = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (l < 0 || bind(l, (struct sockaddr *)&d, sizeof d) != 0 || listen(l, 1) != 0) {
+            printf("drain listen %d=%s\n", i, strerror(errno));
+            return ok;
+        }
+        int c = socket(AF_UNIX, SOCK_STREAM, 0);
+        ok += connect(c, (struct sockaddr *)&d, sizeof d) == 0;
+        close(c);
+        unlink(d.sun_path);
+    }
+    return ok;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--drain") == 0) {
+        printf("drained=%d\n", drain(atoi(argv[2])));
+        argv += 2;
+        argc -= 2;
+    }
     int own = (argc == 3 || argc == 4) && strcmp(argv[1], "--own") == 0;
     if (argc != 2 && !own) {
-        fprintf(stderr, "usage: unix_connect [--own] PATH [WAIT]\n");
+        fprintf(stderr, "usage: unix_connect [--own] PATH [WAIT] | --drain N PATH\n");
         return 2;
     }
     struct sockaddr_un a = {.sun_family = AF_UNIX};

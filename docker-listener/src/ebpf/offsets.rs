@@ -234,6 +234,9 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
         o.unix_sock_path_dentry = dentry;
         o.unix_peer_valid = 1;
     }
+    // Who made a Unix listener listen, as a connected socket has it (without it, every
+    // listener over the budget is taken for one outside the container: `budget::admit_connect`).
+    o.sk_peer_pid = r.pointer("sock", "sk_peer_pid").unwrap_or(0);
     // Credentials: optional as a whole (without them, privilege-change events carry no ids and
     // exec events no setuid/capability marks).
     let cred = |f: &str| r.offset("cred", &[f]);
@@ -507,6 +510,7 @@ mod tests {
         assert_eq!(o.ns_inum[0], o.mnt_ns_inum);
         assert_eq!(o.ns_inum[1], o.pidns_inum);
         assert!(o.unix_sock_addr > 0 && o.unix_sock_peer > o.unix_sock_addr, "unix_sock: its sock first, then addr");
+        assert!(o.sk_peer_pid > 0, "sock.sk_peer_pid");
         assert!(o.unix_address_len == 4 && o.unix_address_name > o.unix_address_len, "unix_address: refcnt, len, name");
         assert!(o.task_ti_status > 0 && o.task_ti_status < 64, "thread_info comes first in task_struct");
         // overlayfs is built in here (or its module is loaded: Docker runs on this kind).
