@@ -149,24 +149,35 @@ fn a_storm_cannot_hide_a_connect_to_the_docker_socket() {
 /// Docker socket is sent on over the budget: listeners outside the container's pid namespace
 /// have a firsts' budget of their own. One container spends its own by connecting once to each
 /// of 300 listeners it binds (each a first), then connects to the Docker socket (rule 100033);
-/// another does the same by 32-bit connects (each one a first: read at the exit only). Before,
-/// both Docker-socket connects were held back and only counted.
+/// another does the same by 32-bit connects (each one a first: read at the exit only); a third
+/// from a pid namespace nested in the container's (its listeners' process one level up is
+/// still the container's own). Before, each Docker-socket connect was held back and only
+/// counted.
 #[test]
 fn connects_to_the_containers_own_listeners_cannot_spend_the_docker_sockets_budget() {
     e2e();
     let _lock = docker_lock();
     let rules = support::rules::load_rules();
     let mut agent = start_agent_with("drain-sock", json!({}), json!({"budget_per_second": 50, "budget_burst": 100}));
-    let (native, compat) = (unique("drain"), unique("drain32"));
-    let _c = Containers(vec![native.clone(), compat.clone()]);
+    let drains = [
+        (unique("drain"), "/t/unix_connect", "--drain"),
+        (unique("drain32"), "/t/unix_connect_32", "--drain"),
+        (unique("drainns"), "/t/unix_connect", "--drain-nested"),
+    ];
+    let _c = Containers(drains.iter().map(|(name, ..)| name.clone()).collect());
     let marker = unique("m");
     let done = format!("/tmp/done-{marker}");
-    for (name, program) in [(&native, "/t/unix_connect"), (&compat, "/t/unix_connect_32")] {
+    let volume = programs_volume();
+    for (name, program, how) in &drains {
+        let mut args = vec!["-v", &volume, "-v", "/var/run/docker.sock:/var/run/docker.sock"];
+        if *how == "--drain-nested" {
+            args.extend(["--cap-add", "SYS_ADMIN"]);
+        }
         run_detached(
             name,
-            &["-v", &programs_volume(), "-v", "/var/run/docker.sock:/var/run/docker.sock"],
+            &args,
             &format!(
-                "sleep 1; {program} --drain 300 /var/run/docker.sock > /tmp/out; \
+                "sleep 1; {program} {how} 300 /var/run/docker.sock > /tmp/out; \
                  cp /bin/busybox {done}; {done} true; sleep 600"
             ),
         );
@@ -176,12 +187,13 @@ fn connects_to_the_containers_own_listeners_cannot_spend_the_docker_sockets_budg
             && !held_back(e, name).is_empty()
     };
     let events =
-        wait_events(&agent, "both drifted programs' execs and reports of both drains", Duration::from_secs(40), |e| {
-            through(e, &native) && through(e, &compat)
+        wait_events(&agent, "the drifted programs' execs and reports of the drains", Duration::from_secs(40), |e| {
+            drains.iter().all(|(name, ..)| through(e, name))
         });
-    for (name, program) in [(&native, "/t/unix_connect"), (&compat, "/t/unix_connect_32")] {
+    for (name, program, how) in &drains {
         let out = docker(&["exec", name, "cat", "/tmp/out"]);
         assert!(out.contains("drained=300") && out.contains("connect=0 (ok)"), "the premise: {out}");
+        assert_eq!(out.contains("nested pid=1"), *how == "--drain-nested", "the premise: {out}");
         let connects: Vec<&Value> = events
             .iter()
             .filter(|e| e["container"]["name"] == name.as_str() && e["event"]["action"] == "connect")
@@ -195,7 +207,7 @@ fn connects_to_the_containers_own_listeners_cannot_spend_the_docker_sockets_budg
             connects.iter().find(|e| e["destination"]["address"] == "/var/run/docker.sock").unwrap_or_else(|| {
                 panic!("{name}'s connect to the Docker socket, after {to_own} of 300 own: {connects:#?}")
             });
-        assert_eq!(call["process"]["executable"], program, "{call}");
+        assert_eq!(call["process"]["executable"], *program, "{call}");
         assert_eq!(evaluate(&rules, call), Some(100_033), "{call}");
     }
     assert_eq!(agent.daemon.stop(), 0);

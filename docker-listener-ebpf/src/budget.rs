@@ -22,7 +22,7 @@
 //! another socket at its exit than at its entry, a 32-bit one) (`admit_connect`): a storm of
 //! execs cannot hide a connect to the Docker socket. Listeners outside the container's pid
 //! namespace have a firsts' budget of their own, which the container's own listeners cannot
-//! spend.
+//! spend, and so have the connects whose socket the kernel could not read (`Side`).
 //!
 //! Never counted against a budget: the container runtime's calls of the exit-reported families
 //! (runc setting the container up, entering it for a `docker exec`), which are not sent at all
@@ -136,32 +136,46 @@ fn first_of_kind(cgroup: u64, class: u64, what: u64) -> bool {
     true
 }
 
+/// Which firsts' budget a successful Unix connect over the budget is sent on.
+#[derive(Clone, Copy)]
+pub enum Side {
+    /// A listener of the container's own (its process in the container's pid namespace).
+    Own,
+    /// A listener outside the container: its process outside the container's pid namespace
+    /// (the Docker socket's dockerd), or not known to be inside it.
+    Outside,
+    /// A connect whose socket the kernel could not read as the call's own: a native one whose
+    /// descriptor held another socket at its exit than at its entry, a 32-bit one whose socket
+    /// at its exit is no connected Unix socket (another thread may have swapped its
+    /// descriptor), any Unix connect on a kernel whose layout is unknown.
+    Unknown,
+}
+
 /// A successful Unix connect's listener, as `admit_connect` takes it over the budget.
 pub enum Listener {
     /// None to name: not a Unix connect, or one with no peer (a datagram socket's
     /// `connect(AF_UNSPEC)` disconnects it: one call, not to be a first each time).
     None,
-    /// The listener's `unix_sock.addr` (shared by it and every connection it accepts);
-    /// `outside`: its process is outside the caller's pid namespace (the Docker socket's
-    /// dockerd), or not known to be inside it.
-    Named { addr: u64, outside: bool },
-    /// A listener on that side, not to be named: a 32-bit connect (its socket read at the exit
-    /// only, where another thread may have swapped it), a native one whose descriptor held
-    /// another socket at its exit than at its entry (always `outside`). A first each time.
-    Unnamed { outside: bool },
+    /// The listener's `unix_sock.addr` (shared by it and every connection it accepts).
+    Named { addr: u64, side: Side },
+    /// A listener not to be named (a 32-bit connect's socket is read at its exit only, where
+    /// another thread may have swapped it): a first each time.
+    Unnamed(Side),
 }
 
-/// The tag, in a bucket key's top byte, of a container's firsts' budget for listeners outside
-/// it (not a class: nothing is counted under it in `HELD`).
+/// Tags, in a bucket key's top byte, of a container's firsts' budgets for listeners outside it
+/// and for connects whose socket is unknown (`Side`; not classes: nothing is counted under them
+/// in `HELD`). The container's own listeners take the process bucket's firsts.
 const OUTSIDE: u64 = 0xff;
+const UNKNOWN: u64 = 0xfe;
 
 /// `admit` for a successful Unix connect: over the budget, the container's first connect to
 /// each listener still goes, on a firsts' budget (as `admit_call`'s firsts), so that a storm
-/// cannot hide a connect to the Docker socket behind it. `listener()` is read only then. A
-/// listener outside the container (`Listener::Named`'s `outside`) has a firsts' budget of its
-/// own, so that connects to new listeners of the container's own (each one a first), however
-/// many, cannot spend the one a connect to the Docker socket is sent on; what spends that one
-/// is sent, and says where it went.
+/// cannot hide a connect to the Docker socket behind it. `listener()` is read only then. Each
+/// `Side` has a firsts' budget of its own: connects to new listeners of the container's own
+/// (each one a first), however many, cannot spend the one a connect to the Docker socket is
+/// sent on, nor can connects the kernel could not read (each one a first too); what spends the
+/// outside one is sent, and names the listener outside it went to.
 #[inline(always)]
 pub fn admit_connect(listener: impl FnOnce() -> Listener) -> bool {
     let rate = config!(budget_rate) as u64;
@@ -172,13 +186,17 @@ pub fn admit_connect(listener: impl FnOnce() -> Listener) -> bool {
     if take(cgroup, rate, 1, false, || false) {
         return true;
     }
-    let bucket = |outside: bool| if outside { cgroup ^ (OUTSIDE << SHIFT) } else { cgroup };
+    let bucket = |side: Side| match side {
+        Side::Own => cgroup,
+        Side::Outside => cgroup ^ (OUTSIDE << SHIFT),
+        Side::Unknown => cgroup ^ (UNKNOWN << SHIFT),
+    };
     let sent = match listener() {
         Listener::None => false,
-        Listener::Named { addr, outside } => {
-            take(bucket(outside), rate, 1, true, || first_of_kind(cgroup, class::PROCESS, addr))
+        Listener::Named { addr, side } => {
+            take(bucket(side), rate, 1, true, || first_of_kind(cgroup, class::PROCESS, addr))
         }
-        Listener::Unnamed { outside } => take(bucket(outside), rate, 1, true, || true),
+        Listener::Unnamed(side) => take(bucket(side), rate, 1, true, || true),
     };
     if sent {
         return true;
@@ -288,7 +306,11 @@ fn take(bucket: u64, rate: u64, scale: u64, firsts_only: bool, first: impl FnOnc
             let refill = elapsed * rate / 1_000_000;
             let milli = ((*b).milli + refill).min(burst);
             let firsts = ((*b).firsts_milli + refill).min(burst);
-            (*b).last_ns = now;
+            // Time worth less than a thousandth of a record is kept for the next call: calls
+            // closer together than that (20 µs at 50 a second) would otherwise never refill.
+            if refill > 0 {
+                (*b).last_ns = now;
+            }
             (*b).firsts_milli = firsts;
             if !firsts_only && milli >= 1000 {
                 (*b).milli = milli - 1000;

@@ -113,19 +113,27 @@ unsafe fn pid_ns(task: *const u8) -> Option<(u32, u64)> {
     Some((level, ns))
 }
 
-/// Whether the process of `pid` (a `struct pid`) has a pid in the current task's pid namespace:
-/// it runs in the caller's pid namespace or one nested in it (a container's own process), not
-/// outside it (the host's, another container's). `None` when unknown (no `pid`, unknown offsets).
+/// Whether the process of `pid` (a `struct pid`) has a pid in the pid namespace of the current
+/// task's container: the namespace at the containers' level (`container_pid_level`, one below
+/// the agent's own) among the caller's, or the caller's own if it is higher (a `--pid host`
+/// container's). So a process of the container's own, nested pid namespaces included, is in;
+/// the host's (dockerd) and another container's are not. `None` when unknown (no `pid`,
+/// unknown offsets).
 #[inline(always)]
-pub unsafe fn seen_from_caller(pid: *const u8) -> Option<bool> {
-    if pid.is_null() {
+pub unsafe fn in_callers_container(pid: *const u8) -> Option<bool> {
+    if pid.is_null() || !offsets_valid() || config!(offsets.tracee_valid) == 0 {
         return None;
     }
-    let (level, ns) = unsafe { pid_ns(current_task()) }?;
-    let at = config!(offsets.pid_numbers) + level * config!(offsets.upid_size);
+    let mine: *const u8 = unsafe { read(current_task(), config!(offsets.task_thread_pid)) }.ok()?;
+    let level = unsafe { read::<u32>(mine, config!(offsets.pid_level)) }.ok()?.min(config!(container_pid_level));
+    if level > MAX_PID_NS_LEVEL {
+        return None;
+    }
+    let at = config!(offsets.pid_numbers) + level * config!(offsets.upid_size) + config!(offsets.upid_ns);
+    let ns = unsafe { read::<u64>(mine, at) }.ok()?;
     Some(
         unsafe { read::<u32>(pid, config!(offsets.pid_level)) }.ok()? >= level
-            && unsafe { read::<u64>(pid, at + config!(offsets.upid_ns)) }.ok()? == ns,
+            && unsafe { read::<u64>(pid, at) }.ok()? == ns,
     )
 }
 

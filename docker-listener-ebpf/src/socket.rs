@@ -24,7 +24,7 @@ use docker_listener_common::{
 };
 
 use crate::{
-    budget::Listener,
+    budget::{Listener, Side},
     kernel::{
         AF_INET, AF_INET6, AF_UNIX, current_task, exe_identity, exec_id, inode_identity, process_start, read0,
         socket_of_fd, socket_state,
@@ -94,11 +94,16 @@ fn admitted(p: &PendingSock, ret: i64) -> bool {
     crate::budget::admit_connect(|| unsafe {
         let sock = socket_of_fd(p.fd).map_or(0, |s| s as u64);
         if swapped(p, sock) {
-            return Listener::Unnamed { outside: true };
+            return Listener::Unnamed(Side::Unknown);
         }
-        match unix_listener(read0(sock as *const u8, config!(offsets.socket_sk))) {
-            Listener::Named { outside, .. } if p.flags & flags::COMPAT != 0 => Listener::Unnamed { outside },
-            listener => listener,
+        let listener = unix_listener(read0(sock as *const u8, config!(offsets.socket_sk)));
+        if p.flags & flags::COMPAT == 0 {
+            return listener;
+        }
+        // A 32-bit connect: its descriptor (and socketcall's arguments) read at the exit only.
+        match listener {
+            Listener::Named { side, .. } | Listener::Unnamed(side) => Listener::Unnamed(side),
+            Listener::None => Listener::Unnamed(Side::Unknown),
         }
     })
 }
@@ -112,9 +117,9 @@ fn swapped(p: &PendingSock, sock: u64) -> bool {
 
 /// The listener a connected Unix socket (`sk`) reached: its `unix_sock.addr` (the listener's,
 /// which every connection it accepts shares; a datagram socket's peer's own), and whether the
-/// process that made it listen (`sk_peer_pid`) is outside the caller's pid namespace. A
-/// datagram socket's peer has no such process: it counts as the container's own. Unknown
-/// offsets: a listener outside, named by its address when that is known.
+/// process that made it listen (`sk_peer_pid`, copied onto the connection) is the container's
+/// own or outside it. A datagram socket's peer has no such process: the container's own.
+/// Unknown offsets: outside, named by its address when that is known.
 #[inline(always)]
 pub(crate) unsafe fn unix_listener(sk: *const u8) -> Listener {
     unsafe {
@@ -123,21 +128,25 @@ pub(crate) unsafe fn unix_listener(sk: *const u8) -> Listener {
             return Listener::None;
         }
         if config!(offsets.unix_peer_valid) == 0 {
-            return Listener::Unnamed { outside: true };
+            return Listener::Unnamed(Side::Unknown);
         }
         let peer: *const u8 = read0(sk, config!(offsets.unix_sock_peer));
         let addr: *const u8 = read0(peer, config!(offsets.unix_sock_addr));
         if addr.is_null() {
             return Listener::None;
         }
-        let outside = match config!(offsets.sk_peer_pid) {
-            0 => true,
+        let side = match config!(offsets.sk_peer_pid) {
+            0 => Side::Outside,
             at => {
                 let pid: *const u8 = read0(sk, at);
-                !pid.is_null() && crate::kernel::seen_from_caller(pid) != Some(true)
+                match crate::kernel::in_callers_container(pid) {
+                    Some(true) => Side::Own,
+                    None if pid.is_null() => Side::Own,
+                    _ => Side::Outside,
+                }
             }
         };
-        Listener::Named { addr: addr as u64, outside }
+        Listener::Named { addr: addr as u64, side }
     }
 }
 

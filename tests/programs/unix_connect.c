@@ -7,38 +7,74 @@
  *        unix_connect --drain N PATH: first binds N listeners of its own (/tmp/drain-<i>, all
  *        kept open, so each is another listener to the kernel) and connects once to each, as
  *        one would to spend the budget a connect to a new listener is sent on; then connects
- *        to PATH. Prints how many of the N connects succeeded. */
+ *        to PATH. Prints how many of the N connects succeeded.
+ *        unix_connect --drain-nested N PATH: the same, but the connects are made by a child in
+ *        a pid namespace of its own (unshare(CLONE_NEWPID): CAP_SYS_ADMIN), one level below
+ *        the listeners' process. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-/* Binds n listeners and connects once to each; returns how many connects succeeded. */
-static int drain(int n) {
-    int ok = 0;
+static struct sockaddr_un drain_name(int i) {
+    struct sockaddr_un d = {.sun_family = AF_UNIX};
+    snprintf(d.sun_path, sizeof d.sun_path, "/tmp/drain-%d", i);
+    return d;
+}
+
+/* Binds n listeners, all kept open; 0 when all were made. */
+static int listeners(int n) {
     for (int i = 0; i < n; i++) {
-        struct sockaddr_un d = {.sun_family = AF_UNIX};
-        snprintf(d.sun_path, sizeof d.sun_path, "/tmp/drain-%d", i);
+        struct sockaddr_un d = drain_name(i);
         unlink(d.sun_path);
         int l = socket(AF_UNIX, SOCK_STREAM, 0);
         if (l < 0 || bind(l, (struct sockaddr *)&d, sizeof d) != 0 || listen(l, 1) != 0) {
             printf("drain listen %d=%s\n", i, strerror(errno));
-            return ok;
+            return 1;
         }
+    }
+    return 0;
+}
+
+/* Connects once to each of the n listeners; how many connects succeeded. */
+static int connects(int n) {
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_un d = drain_name(i);
         int c = socket(AF_UNIX, SOCK_STREAM, 0);
         ok += connect(c, (struct sockaddr *)&d, sizeof d) == 0;
         close(c);
-        unlink(d.sun_path);
     }
     return ok;
 }
 
 int main(int argc, char **argv) {
-    if (argc == 4 && strcmp(argv[1], "--drain") == 0) {
-        printf("drained=%d\n", drain(atoi(argv[2])));
+    int nested = argc == 4 && strcmp(argv[1], "--drain-nested") == 0;
+    if (argc == 4 && (nested || strcmp(argv[1], "--drain") == 0)) {
+        int n = atoi(argv[2]);
+        if (listeners(n) != 0)
+            return 1;
+        if (nested) {
+            if (unshare(CLONE_NEWPID) != 0) {
+                printf("unshare=%s\n", strerror(errno));
+                return 1;
+            }
+            fflush(stdout);
+            pid_t child = fork();
+            if (child != 0) {
+                int status = 1;
+                waitpid(child, &status, 0);
+                return child < 0 || !WIFEXITED(status) ? 1 : WEXITSTATUS(status);
+            }
+            printf("nested pid=%d\n", getpid());
+        }
+        printf("drained=%d\n", connects(n));
         argv += 2;
         argc -= 2;
     }

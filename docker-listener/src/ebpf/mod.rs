@@ -376,6 +376,7 @@ impl EbpfProbes {
             .find(|(_, t)| *t == "mnt")
             .and_then(|(ino, _)| u32::try_from(*ino).ok())
             .unwrap_or(0);
+        pc.container_pid_level = container_pid_level();
         for (i, p) in cfg.cgroup_prefixes.iter().take(PREFIXES).enumerate() {
             let n = p.len().min(PREFIX_CAP);
             pc.prefixes[i][..n].copy_from_slice(&p.as_bytes()[..n]);
@@ -407,6 +408,14 @@ impl EbpfProbes {
             }
         };
         pc.offsets = info.offsets;
+        if degraded.is_none() && (pc.offsets.sk_peer_pid == 0 || pc.offsets.tracee_valid == 0) {
+            tracing::warn!(
+                "this kernel's BTF lacks sock.sk_peer_pid or struct pid's namespaces: over a container's budget, its \
+                 connects to Unix listeners of its own share the firsts' budget of those outside it (the Docker \
+                 socket's), so enough of them can hold back a connect to the Docker socket (counted, rule 100060); \
+                 please report this with `uname -r`"
+            );
+        }
         // The kfunc calls, made real where a program calling the kfunc loads, else null.
         const HELPER_READS: &str = "files of grown descriptor tables (a process that had more than 64 descriptors \
                                     open) are read with helper calls: the same events, ~90 ns more per open";
@@ -916,6 +925,21 @@ fn exit_group_dead_offset() -> Option<u32> {
     attach::parse_field_offset(&attach::format_file("sched", "sched_process_exit")?, "group_dead")
 }
 
+/// The pid namespace level of a container's processes: one below the agent's own, whose level
+/// is its `NSpid` count in /proc/self/status less one (1 when it cannot be read: an agent in
+/// the host's pid namespace, as it runs).
+fn container_pid_level() -> u32 {
+    std::fs::read_to_string("/proc/self/status").ok().as_deref().map_or(1, nspid_count)
+}
+
+/// The number of pids in a /proc/<pid>/status's `NSpid:` line (at least 1).
+fn nspid_count(status: &str) -> u32 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map_or(1, |pids| (pids.split_whitespace().count() as u32).max(1))
+}
+
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so loading does not fail there.
 fn raise_memlock_limit() {
     let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
@@ -929,6 +953,16 @@ fn raise_memlock_limit() {
 #[cfg(test)]
 mod tests {
     use super::{attach::parse_field_offset, *};
+
+    /// An agent in the host's pid namespace has one pid (containers are at level 1); one in a
+    /// container of its own has two (containers are at level 2).
+    #[test]
+    fn containers_are_one_pid_namespace_below_the_agent() {
+        assert_eq!(nspid_count("Name:\tx\nNSpid:\t4242\nNSpgid:\t4242\n"), 1);
+        assert_eq!(nspid_count("NSpid:\t4242\t7\n"), 2);
+        assert_eq!(nspid_count("Name:\tx\n"), 1, "no line: the host's");
+        assert_eq!(container_pid_level(), 1, "this test runs in the host's pid namespace");
+    }
 
     #[test]
     fn a_load_error_keeps_the_head_and_the_end_of_the_verifiers_log() {
