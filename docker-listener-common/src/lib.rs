@@ -516,6 +516,10 @@ pub struct KernelOffsets {
     /// container's own listener from one outside its pid namespace (the Docker socket); 0 when
     /// unresolved (the member is never first).
     pub sk_peer_pid: u32,
+    /// That process's task, to read its cgroup: `pid.tasks[PIDTYPE_TGID]` (its thread group's
+    /// leader's `task_struct.pid_links[PIDTYPE_TGID]`); 0 when unresolved (neither is first).
+    pub pid_tasks: u32,
+    pub task_pid_links: u32,
     /// A task's namespaces (`nsproxy`'s members, `family::namespace::JOINED`'s order) and the
     /// offset of each one's `ns.inum`; `joined_valid`: 1 when all were resolved.
     pub nsproxy_ns: [u32; 6],

@@ -154,7 +154,8 @@ pub enum Side {
 /// A successful Unix connect's listener, as `admit_connect` takes it over the budget.
 pub enum Listener {
     /// None to name: not a Unix connect, or one with no peer (a datagram socket's
-    /// `connect(AF_UNSPEC)` disconnects it: one call, not to be a first each time).
+    /// `connect(AF_UNSPEC)` disconnects it: one call, not to be a first each time). Held back
+    /// (a 32-bit connect is never this: its socket may have been swapped, `Side::Unknown`).
     None,
     /// The listener's `unix_sock.addr` (shared by it and every connection it accepts).
     Named { addr: u64, side: Side },
@@ -307,9 +308,10 @@ fn take(bucket: u64, rate: u64, scale: u64, firsts_only: bool, first: impl FnOnc
             let milli = ((*b).milli + refill).min(burst);
             let firsts = ((*b).firsts_milli + refill).min(burst);
             // Time worth less than a thousandth of a record is kept for the next call: calls
-            // closer together than that (20 µs at 50 a second) would otherwise never refill.
+            // closer together than that (20 µs at 50 a second) would otherwise never refill,
+            // and calls spaced just over it would refill at half the rate.
             if refill > 0 {
-                (*b).last_ns = now;
+                (*b).last_ns = now - (elapsed * rate % 1_000_000) / rate;
             }
             (*b).firsts_milli = firsts;
             if !firsts_only && milli >= 1000 {

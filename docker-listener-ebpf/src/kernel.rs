@@ -113,9 +113,33 @@ unsafe fn pid_ns(task: *const u8) -> Option<(u32, u64)> {
     Some((level, ns))
 }
 
+/// `enum pid_type`'s `PIDTYPE_TGID`: a thread group's pid, as `SO_PEERCRED` keeps it.
+const PIDTYPE_TGID: u32 = 1;
+
+/// The cgroup (its id) of the process `pid` names (a thread group's `struct pid`): its leader's
+/// `cgroups->dfl_cgrp->kn->id`. `None` when the process is gone or the offsets are unknown.
+#[inline(always)]
+pub unsafe fn cgroup_of_process(pid: *const u8) -> Option<u64> {
+    let (tasks, links) = (config!(offsets.pid_tasks), config!(offsets.task_pid_links));
+    if pid.is_null() || tasks == 0 || links == 0 || config!(offsets.direct_valid) == 0 {
+        return None;
+    }
+    // `tasks[]` is of `struct hlist_head` (a pointer), `pid_links[]` of `struct hlist_node`
+    // (two).
+    let node: *const u8 = unsafe { read(pid, tasks + 8 * PIDTYPE_TGID) }.ok()?;
+    if node.is_null() {
+        return None;
+    }
+    let task = node.wrapping_sub((links + 16 * PIDTYPE_TGID) as usize);
+    let css: *const u8 = unsafe { read(task, config!(offsets.task_cgroups)) }.ok()?;
+    let cgrp: *const u8 = unsafe { read(css, config!(offsets.css_set_dfl_cgrp)) }.ok()?;
+    let kn: *const u8 = unsafe { read(cgrp, config!(offsets.cgroup_kn)) }.ok()?;
+    unsafe { read::<u64>(kn, config!(offsets.kernfs_node_id)) }.ok()
+}
+
 /// Whether the process of `pid` (a `struct pid`) has a pid in the pid namespace of the current
 /// task's container: the namespace at the containers' level (`container_pid_level`, one below
-/// the agent's own) among the caller's, or the caller's own if it is higher (a `--pid host`
+/// the host's) among the caller's, or the caller's own if it is higher (a `--pid host`
 /// container's). So a process of the container's own, nested pid namespaces included, is in;
 /// the host's (dockerd) and another container's are not. `None` when unknown (no `pid`,
 /// unknown offsets).

@@ -8,7 +8,7 @@
 //! the 32-bit ones, whose arguments it reads at their exit, to the same `report_call`.
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid,
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid,
         generated::{bpf_probe_read_kernel, bpf_probe_read_user},
     },
     macros::tracepoint,
@@ -137,17 +137,28 @@ pub(crate) unsafe fn unix_listener(sk: *const u8) -> Listener {
         }
         let side = match config!(offsets.sk_peer_pid) {
             0 => Side::Outside,
-            at => {
-                let pid: *const u8 = read0(sk, at);
-                match crate::kernel::in_callers_container(pid) {
-                    Some(true) => Side::Own,
-                    None if pid.is_null() => Side::Own,
-                    _ => Side::Outside,
-                }
-            }
+            at => listener_side(read0(sk, at)),
         };
         Listener::Named { addr: addr as u64, side }
     }
+}
+
+/// Whose a listener is, by the process that made it listen (`pid`, its `SO_PEERCRED` one): the
+/// container's own when that process is in the caller's cgroup (so the Docker socket of a
+/// dockerd run in the container is outside the containers that dockerd makes, and the host's
+/// is outside a `--pid host` container), or, once that process is gone (a server that listened,
+/// then forked and exited), when it was in the container's pid namespace. No process at all (a
+/// datagram socket's peer): the container's own.
+#[inline(always)]
+unsafe fn listener_side(pid: *const u8) -> Side {
+    if pid.is_null() {
+        return Side::Own;
+    }
+    let inside = match unsafe { crate::kernel::cgroup_of_process(pid) } {
+        Some(cgroup) => cgroup == unsafe { bpf_get_current_cgroup_id() },
+        None => (unsafe { crate::kernel::in_callers_container(pid) }) == Some(true),
+    };
+    if inside { Side::Own } else { Side::Outside }
 }
 
 /// Reports socket call `p` with its result, at the call's exit (the caller's memory the

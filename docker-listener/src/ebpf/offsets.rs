@@ -237,6 +237,9 @@ pub fn inspect(path: &Path) -> Result<KernelInfo, OffsetsError> {
     // Who made a Unix listener listen, as a connected socket has it (without it, every
     // listener over the budget is taken for one outside the container: `budget::admit_connect`).
     o.sk_peer_pid = r.pointer("sock", "sk_peer_pid").unwrap_or(0);
+    if let (Ok(tasks), Ok(links)) = (r.offset("pid", &["tasks"]), r.offset("task_struct", &["pid_links"])) {
+        (o.pid_tasks, o.task_pid_links) = (tasks, links);
+    }
     // Credentials: optional as a whole (without them, privilege-change events carry no ids and
     // exec events no setuid/capability marks).
     let cred = |f: &str| r.offset("cred", &[f]);
@@ -511,6 +514,8 @@ mod tests {
         assert_eq!(o.ns_inum[1], o.pidns_inum);
         assert!(o.unix_sock_addr > 0 && o.unix_sock_peer > o.unix_sock_addr, "unix_sock: its sock first, then addr");
         assert!(o.sk_peer_pid > 0, "sock.sk_peer_pid");
+        assert!(o.pid_tasks > o.pid_level && o.pid_tasks < o.pid_numbers, "struct pid: level, tasks[], numbers[] last");
+        assert!(o.task_pid_links > 0, "task_struct.pid_links");
         assert!(o.unix_address_len == 4 && o.unix_address_name > o.unix_address_len, "unix_address: refcnt, len, name");
         assert!(o.task_ti_status > 0 && o.task_ti_status < 64, "thread_info comes first in task_struct");
         // overlayfs is built in here (or its module is loaded: Docker runs on this kind).
