@@ -20,9 +20,10 @@
 //! to each listener (the listener's `unix_sock.addr`, shared by it and every connection it
 //! accepts), and a connect whose listener cannot be named (a native one whose descriptor held
 //! another socket at its exit than at its entry, a 32-bit one) (`admit_connect`): a storm of
-//! execs cannot hide a connect to the Docker socket. Listeners outside the container's pid
-//! namespace have a firsts' budget of their own, which the container's own listeners cannot
-//! spend, and so have the connects whose socket the kernel could not read (`Side`).
+//! execs cannot hide a connect to the Docker socket. Listeners outside the container (made to
+//! listen by a process of another cgroup) have a firsts' budget of their own, which the
+//! container's own listeners cannot spend, and so have the connects whose socket the kernel
+//! could not read (`Side`).
 //!
 //! Never counted against a budget: the container runtime's calls of the exit-reported families
 //! (runc setting the container up, entering it for a `docker exec`), which are not sent at all
@@ -139,10 +140,11 @@ fn first_of_kind(cgroup: u64, class: u64, what: u64) -> bool {
 /// Which firsts' budget a successful Unix connect over the budget is sent on.
 #[derive(Clone, Copy)]
 pub enum Side {
-    /// A listener of the container's own (its process in the container's pid namespace).
+    /// A listener of the container's own (`socket::listener_side`: made to listen by a process
+    /// of the caller's cgroup).
     Own,
-    /// A listener outside the container: its process outside the container's pid namespace
-    /// (the Docker socket's dockerd), or not known to be inside it.
+    /// A listener outside the container (made to listen by the Docker socket's dockerd), or not
+    /// known to be inside it.
     Outside,
     /// A connect whose socket the kernel could not read as the call's own: a native one whose
     /// descriptor held another socket at its exit than at its entry, a 32-bit one whose socket
