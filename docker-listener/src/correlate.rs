@@ -429,23 +429,11 @@ impl Correlator {
                     all => all,
                 };
                 // The container's first process (its namespaces are the container's own), with
-                // the container's id; for a setns by a pidfd before Docker named it (in the
-                // container's first milliseconds), the one its cgroup has.
-                let known = self
+                // the container's id.
+                let init = self
                     .registry
                     .container_id_of(meta.cgroup_id)
                     .and_then(|id| Some((self.registry.get(id)?.pid?, id)));
-                let from_cgroup = match &c.detail {
-                    Detail::Namespace(n) if known.is_none() && n.by_pidfd() => {
-                        crate::family::namespace::init_from_cgroup(
-                            meta.tgid,
-                            parent.as_ref().map(|p| p.pid),
-                            meta.cgroup_id,
-                        )
-                    }
-                    _ => None,
-                };
-                let init = known.or(from_cgroup.as_ref().map(|(pid, id)| (*pid, id.as_str())));
                 let ctx = CallContext { procs: &self.procs, cgroups, host_ns: &self.host_ns, init };
                 let body = CallBody::new(c, process, parent, &ctx);
                 if let Some(creds) = body.credentials_after() {

@@ -138,39 +138,7 @@ fn shared_with_host(init: u32, id: &str, name: &str, host: &super::HostNamespace
         && std::fs::metadata(format!("/proc/{init}/ns/{name}")).is_ok_and(|m| host.which(m.ino()) == Some(name))
 }
 
-/// The first process of the container whose cgroup (`cgroup_id`) process `caller` is in (or
-/// its `parent`, when the caller is gone already), as that cgroup tells it while Docker has not yet (a call
-/// in the container's first milliseconds, before its start event's inspection names its pid):
-/// the process of the cgroup, other than the caller, that started first; with the container's
-/// id, from the cgroup's path.
-pub fn init_from_cgroup(caller: u32, parent: Option<u32>, cgroup_id: u64) -> Option<(u32, String)> {
-    static MOUNT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-    let mount = MOUNT.get_or_init(crate::registry::cgroup2_mount).as_deref()?;
-    let text = std::iter::once(caller)
-        .chain(parent)
-        .find_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok())?;
-    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let id = crate::registry::container_of_path(rel)?;
-    let dir = mount.join(rel.trim_start_matches('/'));
-    if crate::registry::cgroup_id(&dir).ok()? != cgroup_id {
-        return None;
-    }
-    let pids = crate::registry::cgroup_pids(&dir);
-    let first = pids
-        .into_iter()
-        .filter(|&p| p != caller)
-        .filter_map(|p| Some((crate::procs::proc_stat(p)?.start_ticks, p)))
-        .min()?;
-    Some((first.1, id.to_owned()))
-}
-
 impl NsCall {
-    /// A setns by a descriptor that names no namespace (a pidfd): what it entered is known only
-    /// by comparing with the container's own (`Context::init`).
-    pub fn by_pidfd(&self) -> bool {
-        self.op == op::SETNS && self.ns_ino == 0
-    }
-
     pub fn resolve(&mut self, ctx: &Context<'_>) {
         if self.op == op::SETNS {
             self.host_namespace = ctx.host_ns.which(self.ns_ino).or_else(|| {
