@@ -487,13 +487,20 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     // host namespace. Entering it by a pidfd of the container's pid 1 (which names no
     // namespace) is none: the container shares it with the host (a pidfd into a host namespace
     // the container does not share is checked by the kernel matrix, whose workload has a
-    // network namespace of its own).
+    // network namespace of its own). That takes the container's first process, which Docker's
+    // inspection names: until the agent has it (the container's first milliseconds), a setns
+    // by a pidfd into a host namespace is named one (what it shares is not known yet), so the
+    // pidfd's waits until the first setns has arrived.
     run_detached(
         &name,
         &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--uts=host", "-v", &programs_volume()],
         "unshare -m true; mkdir -p /tmp/x; mount -t tmpfs none /tmp/x; umount /tmp/x; nsenter -t 1 -u true; \
-         /t/pidfd_setns 1 4000000; echo ok; sleep 60",
+         until [ -e /tmp/go ]; do sleep 0.1; done; /t/pidfd_setns 1 4000000; echo ok; sleep 60",
     );
+    wait_events(&agent, "busybox's setns", Duration::from_secs(30), |e| {
+        mine(e, &name).iter().any(|x| x["event"]["action"] == "setns")
+    });
+    docker(&["exec", &name, "touch", "/tmp/go"]);
     let events = wait_events(&agent, "the setns", Duration::from_secs(30), |e| {
         mine(e, &name).iter().filter(|x| x["event"]["action"] == "setns").count() == 2
     });

@@ -137,19 +137,25 @@ pub unsafe fn cgroup_of_process(pid: *const u8) -> Option<u64> {
     unsafe { read::<u64>(kn, config!(offsets.kernfs_node_id)) }.ok()
 }
 
-/// Whether the process of `pid` (a `struct pid`) has a pid in the pid namespace of the current
-/// task's container: the namespace at the containers' level (`container_pid_level`, one below
-/// the host's) among the caller's, or the caller's own if it is higher (a `--pid host`
-/// container's). So a process of the container's own, nested pid namespaces included, is in;
-/// the host's (dockerd) and another container's are not. `None` when unknown (no `pid`,
-/// unknown offsets).
+/// Whether the process of `pid` (a `struct pid`) has a pid in a container's pid namespace the
+/// current task is in: its own (`containers` false), or the one at the containers' level
+/// (`container_pid_level`, one below the host's) among its own (`containers` true: a process
+/// of the container's, from a pid namespace nested in it). Never the host's: from a `--pid host`
+/// container's process (level 0), `Some(false)`. `None` when unknown (no `pid`, unknown
+/// offsets).
 #[inline(always)]
-pub unsafe fn in_callers_container(pid: *const u8) -> Option<bool> {
+pub unsafe fn in_callers_pid_ns(pid: *const u8, containers: bool) -> Option<bool> {
     if pid.is_null() || !offsets_valid() || config!(offsets.tracee_valid) == 0 {
         return None;
     }
     let mine: *const u8 = unsafe { read(current_task(), config!(offsets.task_thread_pid)) }.ok()?;
-    let level = unsafe { read::<u32>(mine, config!(offsets.pid_level)) }.ok()?.min(config!(container_pid_level));
+    let mut level = unsafe { read::<u32>(mine, config!(offsets.pid_level)) }.ok()?;
+    if containers {
+        level = level.min(config!(container_pid_level));
+    }
+    if level == 0 {
+        return Some(false);
+    }
     if level > MAX_PID_NS_LEVEL {
         return None;
     }

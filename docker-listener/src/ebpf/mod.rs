@@ -410,10 +410,15 @@ impl EbpfProbes {
         pc.offsets = info.offsets;
         let o = &pc.offsets;
         if degraded.is_none()
-            && (o.unix_peer_valid == 0 || o.sk_peer_pid == 0 || o.tracee_valid == 0 || o.pid_tasks == 0)
+            && (o.unix_peer_valid == 0
+                || o.sk_peer_pid == 0
+                || o.tracee_valid == 0
+                || o.pid_tasks == 0
+                || o.direct_valid == 0)
         {
             tracing::warn!(
-                "this kernel's BTF lacks a Unix socket's peer, sock.sk_peer_pid, or struct pid's tasks or namespaces: \
+                "this kernel's BTF lacks a Unix socket's peer, sock.sk_peer_pid, struct pid's tasks or namespaces, or a \
+                 task's cgroup: \
                  over a container's budget, its connects to Unix listeners of its own share the firsts' budget of \
                  those outside it (the Docker socket's), so enough of them can hold back a connect to the Docker \
                  socket (counted, rule 100060); please report this with `uname -r`"
