@@ -490,7 +490,8 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     // network namespace of its own). That takes the container's first process, which Docker's
     // inspection names: until the agent has it (the container's first milliseconds), a setns
     // by a pidfd into a host namespace is named one (what it shares is not known yet), so the
-    // pidfd's waits until the first setns has arrived.
+    // pidfd's waits until the agent has inspected the container (its events then carry the
+    // image's id).
     run_detached(
         &name,
         &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--uts=host", "-v", &programs_volume()],
@@ -499,6 +500,10 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     );
     wait_events(&agent, "busybox's setns", Duration::from_secs(30), |e| {
         mine(e, &name).iter().any(|x| x["event"]["action"] == "setns")
+    });
+    docker(&["exec", &name, "/bin/echo", "inspected"]);
+    wait_events(&agent, "an event with the container's image id", Duration::from_secs(30), |e| {
+        mine(e, &name).iter().any(|x| x["container"]["image"]["id"].is_string())
     });
     docker(&["exec", &name, "touch", "/tmp/go"]);
     let events = wait_events(&agent, "the setns", Duration::from_secs(30), |e| {

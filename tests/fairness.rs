@@ -147,12 +147,12 @@ fn a_storm_cannot_hide_a_connect_to_the_docker_socket() {
 
 /// Connects to new listeners of a container's own cannot spend the budget a connect to the
 /// Docker socket is sent on over the budget: listeners outside the container (made to listen
-/// by a process of another cgroup) have a firsts' budget of their own. One container spends its own by connecting once to each
-/// of 300 listeners it binds (each a first), then connects to the Docker socket (rule 100033);
-/// another does the same by 32-bit connects (each one a first: read at the exit only); a third
-/// from a pid namespace nested in the container's (its listeners' process, one level up, is
-/// in its cgroup: the container's own). Before, each Docker-socket connect was held back and only
-/// counted.
+/// by a process of another cgroup) have a firsts' budget of their own. One container spends its
+/// own by connecting once to each of 300 listeners it binds (each a first), then connects to
+/// the Docker socket (rule 100033); another does the same by 32-bit connects (each one a first:
+/// read at the exit only); a third from a pid namespace nested in the container's (its
+/// listeners' process, one level up, is in its cgroup: the container's own). Before, each
+/// Docker-socket connect was held back and only counted.
 #[test]
 fn connects_to_the_containers_own_listeners_cannot_spend_the_docker_sockets_budget() {
     e2e();

@@ -586,9 +586,6 @@ pub struct ProbeConfig {
     /// The host's mount namespace (`/proc/1/ns/mnt`'s inode; 0: unknown): a process becomes or
     /// stays the container runtime's only by an exec made there (`runtime.rs`).
     pub host_mnt_ns: u32,
-    /// The pid namespace level of a container's processes: one below the agent's own (its
-    /// `NSpid` count), 1 for an agent in the host's.
-    pub container_pid_level: u32,
     /// 1 where the kernel has `bpf_get_current_task_btf` (Linux 5.11) and the programs read the
     /// task it returns by plain loads; 0 where the daemon made its calls `bpf_get_current_task`
     /// (an untyped pointer, read by probe reads).

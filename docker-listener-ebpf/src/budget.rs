@@ -141,10 +141,10 @@ fn first_of_kind(cgroup: u64, class: u64, what: u64) -> bool {
 #[derive(Clone, Copy)]
 pub enum Side {
     /// A listener of the container's own (`socket::listener_side`: made to listen by a process
-    /// of the caller's cgroup).
+    /// of the caller's cgroup, or by one that is gone).
     Own,
-    /// A listener outside the container (made to listen by the Docker socket's dockerd), or not
-    /// known to be inside it.
+    /// A listener outside the container (made to listen by a process of another cgroup: the
+    /// Docker socket's dockerd), or not known to be inside it.
     Outside,
     /// A connect whose socket the kernel could not read as the call's own: a native one whose
     /// descriptor held another socket at its exit than at its entry, a 32-bit one whose socket

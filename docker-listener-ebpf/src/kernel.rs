@@ -116,12 +116,19 @@ unsafe fn pid_ns(task: *const u8) -> Option<(u32, u64)> {
 /// `enum pid_type`'s `PIDTYPE_TGID`: a thread group's pid, as `SO_PEERCRED` keeps it.
 const PIDTYPE_TGID: u32 = 1;
 
+/// Whether `cgroup_of_process` can be asked: the offsets it reads were resolved.
+#[inline(always)]
+pub fn process_cgroups_known() -> bool {
+    config!(offsets.pid_tasks) != 0 && config!(offsets.task_pid_links) != 0 && config!(offsets.direct_valid) != 0
+}
+
 /// The cgroup (its id) of the process `pid` names (a thread group's `struct pid`): its leader's
-/// `cgroups->dfl_cgrp->kn->id`. `None` when the process is gone or the offsets are unknown.
+/// `cgroups->dfl_cgrp->kn->id`. `None` when the process is gone (or, unless
+/// `process_cgroups_known`, when the offsets are unknown).
 #[inline(always)]
 pub unsafe fn cgroup_of_process(pid: *const u8) -> Option<u64> {
     let (tasks, links) = (config!(offsets.pid_tasks), config!(offsets.task_pid_links));
-    if pid.is_null() || tasks == 0 || links == 0 || config!(offsets.direct_valid) == 0 {
+    if pid.is_null() || !process_cgroups_known() {
         return None;
     }
     // `tasks[]` is of `struct hlist_head` (a pointer), `pid_links[]` of `struct hlist_node`
@@ -135,36 +142,6 @@ pub unsafe fn cgroup_of_process(pid: *const u8) -> Option<u64> {
     let cgrp: *const u8 = unsafe { read(css, config!(offsets.css_set_dfl_cgrp)) }.ok()?;
     let kn: *const u8 = unsafe { read(cgrp, config!(offsets.cgroup_kn)) }.ok()?;
     unsafe { read::<u64>(kn, config!(offsets.kernfs_node_id)) }.ok()
-}
-
-/// Whether the process of `pid` (a `struct pid`) has a pid in a container's pid namespace the
-/// current task is in: its own (`containers` false), or the one at the containers' level
-/// (`container_pid_level`, one below the host's) among its own (`containers` true: a process
-/// of the container's, from a pid namespace nested in it). Never the host's: from a `--pid host`
-/// container's process (level 0), `Some(false)`. `None` when unknown (no `pid`, unknown
-/// offsets).
-#[inline(always)]
-pub unsafe fn in_callers_pid_ns(pid: *const u8, containers: bool) -> Option<bool> {
-    if pid.is_null() || !offsets_valid() || config!(offsets.tracee_valid) == 0 {
-        return None;
-    }
-    let mine: *const u8 = unsafe { read(current_task(), config!(offsets.task_thread_pid)) }.ok()?;
-    let mut level = unsafe { read::<u32>(mine, config!(offsets.pid_level)) }.ok()?;
-    if containers {
-        level = level.min(config!(container_pid_level));
-    }
-    if level == 0 {
-        return Some(false);
-    }
-    if level > MAX_PID_NS_LEVEL {
-        return None;
-    }
-    let at = config!(offsets.pid_numbers) + level * config!(offsets.upid_size) + config!(offsets.upid_ns);
-    let ns = unsafe { read::<u64>(mine, at) }.ok()?;
-    Some(
-        unsafe { read::<u32>(pid, config!(offsets.pid_level)) }.ok()? >= level
-            && unsafe { read::<u64>(pid, at) }.ok()? == ns,
-    )
 }
 
 /// The current task's pid namespace, as a caller's pid names a process in it: its level (0:

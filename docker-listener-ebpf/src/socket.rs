@@ -144,26 +144,24 @@ pub(crate) unsafe fn unix_listener(sk: *const u8) -> Listener {
 }
 
 /// Whose a listener is, by the process that made it listen (`pid`, its `SO_PEERCRED` one): the
-/// container's own when that process is in the caller's cgroup (a pid namespace nested in the
-/// container's included), or has a pid in the caller's own pid namespace, which is not the
-/// host's (a listener of another cgroup of the container, systemd's in it). So the Docker socket
-/// of a dockerd run in the container is outside the containers it makes (each with a cgroup and
-/// a pid namespace of its own), and the host's is outside a `--pid host` container. Once that
-/// process is gone (a server that listened, then forked and exited): when it had a pid in the
-/// container's pid namespace. No process at all (a datagram socket's peer): the container's own.
+/// container's own when that process is in the caller's cgroup (the caller in a pid namespace
+/// nested in the container's included), or is gone (a server that listened, then forked and
+/// exited: the Docker socket's dockerd, or systemd for a socket-activated one, lives), or there
+/// is none (a datagram socket's peer). Outside: a process of another cgroup (the host's
+/// dockerd, for a `--pid host` container too; docker-in-docker's inner dockerd, for the
+/// containers it makes; another container's), or offsets unknown.
 #[inline(always)]
 unsafe fn listener_side(pid: *const u8) -> Side {
     if pid.is_null() {
         return Side::Own;
     }
-    let inside = match unsafe { crate::kernel::cgroup_of_process(pid) } {
-        Some(cgroup) => {
-            cgroup == unsafe { bpf_get_current_cgroup_id() }
-                || (unsafe { crate::kernel::in_callers_pid_ns(pid, false) }) == Some(true)
-        }
-        None => (unsafe { crate::kernel::in_callers_pid_ns(pid, true) }) == Some(true),
-    };
-    if inside { Side::Own } else { Side::Outside }
+    if !crate::kernel::process_cgroups_known() {
+        return Side::Outside;
+    }
+    match unsafe { crate::kernel::cgroup_of_process(pid) } {
+        Some(cgroup) if cgroup != unsafe { bpf_get_current_cgroup_id() } => Side::Outside,
+        _ => Side::Own,
+    }
 }
 
 /// Reports socket call `p` with its result, at the call's exit (the caller's memory the

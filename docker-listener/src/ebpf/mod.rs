@@ -376,7 +376,6 @@ impl EbpfProbes {
             .find(|(_, t)| *t == "mnt")
             .and_then(|(ino, _)| u32::try_from(*ino).ok())
             .unwrap_or(0);
-        pc.container_pid_level = container_pid_level();
         for (i, p) in cfg.cgroup_prefixes.iter().take(PREFIXES).enumerate() {
             let n = p.len().min(PREFIX_CAP);
             pc.prefixes[i][..n].copy_from_slice(&p.as_bytes()[..n]);
@@ -410,18 +409,14 @@ impl EbpfProbes {
         pc.offsets = info.offsets;
         let o = &pc.offsets;
         if degraded.is_none()
-            && (o.unix_peer_valid == 0
-                || o.sk_peer_pid == 0
-                || o.tracee_valid == 0
-                || o.pid_tasks == 0
-                || o.direct_valid == 0)
+            && (o.unix_peer_valid == 0 || o.sk_peer_pid == 0 || o.pid_tasks == 0 || o.direct_valid == 0)
         {
             tracing::warn!(
-                "this kernel's BTF lacks a Unix socket's peer, sock.sk_peer_pid, struct pid's tasks or namespaces, or a \
-                 task's cgroup: \
-                 over a container's budget, its connects to Unix listeners of its own share the firsts' budget of \
-                 those outside it (the Docker socket's), so enough of them can hold back a connect to the Docker \
-                 socket (counted, rule 100060); please report this with `uname -r`"
+                "this kernel's BTF lacks a Unix socket's peer, sock.sk_peer_pid, struct pid's tasks or a task's \
+                 cgroup: over a container's budget, its connects to Unix listeners of its own are not told from \
+                 connects to listeners outside it (the Docker socket), and share their firsts' budget, so enough of \
+                 them can hold back a connect to the Docker socket (counted, rule 100060); please report this with \
+                 `uname -r`"
             );
         }
         // The kfunc calls, made real where a program calling the kfunc loads, else null.
@@ -933,21 +928,6 @@ fn exit_group_dead_offset() -> Option<u32> {
     attach::parse_field_offset(&attach::format_file("sched", "sched_process_exit")?, "group_dead")
 }
 
-/// The pid namespace level of a container's processes: one below the agent's own, whose level
-/// is its `NSpid` count in /proc/self/status less one (1 when it cannot be read: an agent in
-/// the host's pid namespace, as it runs).
-fn container_pid_level() -> u32 {
-    std::fs::read_to_string("/proc/self/status").ok().as_deref().map_or(1, nspid_count)
-}
-
-/// The number of pids in a /proc/<pid>/status's `NSpid:` line (at least 1).
-fn nspid_count(status: &str) -> u32 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))
-        .map_or(1, |pids| (pids.split_whitespace().count() as u32).max(1))
-}
-
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so loading does not fail there.
 fn raise_memlock_limit() {
     let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
@@ -961,15 +941,6 @@ fn raise_memlock_limit() {
 #[cfg(test)]
 mod tests {
     use super::{attach::parse_field_offset, *};
-
-    /// An agent in the host's pid namespace has one pid (containers are at level 1); one in a
-    /// container of its own has two (containers are at level 2).
-    #[test]
-    fn containers_are_one_pid_namespace_below_the_agent() {
-        assert_eq!(nspid_count("Name:\tx\nNSpid:\t4242\nNSpgid:\t4242\n"), 1);
-        assert_eq!(nspid_count("NSpid:\t4242\t7\n"), 2);
-        assert_eq!(nspid_count("Name:\tx\n"), 1, "no line: the host's");
-    }
 
     #[test]
     fn a_load_error_keeps_the_head_and_the_end_of_the_verifiers_log() {
