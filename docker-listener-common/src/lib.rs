@@ -513,11 +513,13 @@ pub struct KernelOffsets {
     pub unix_peer_valid: u32,
     /// `sock.sk_peer_pid`: on a connected Unix stream socket, the process that made its
     /// listener listen (`SO_PEERCRED`'s, copied at the connect), so the kernel can tell a
-    /// container's own listener from one outside its pid namespace (the Docker socket); 0 when
-    /// unresolved (the member is never first).
+    /// container's own listener from one made by a process of another cgroup (the Docker
+    /// socket); 0 when unresolved (a member at offset 0 is not this one): every listener then
+    /// counts as outside.
     pub sk_peer_pid: u32,
     /// That process's task, to read its cgroup: `pid.tasks[PIDTYPE_TGID]` (its thread group's
-    /// leader's `task_struct.pid_links[PIDTYPE_TGID]`); 0 when unresolved (neither is first).
+    /// leader's `task_struct.pid_links[PIDTYPE_TGID]`); 0 when unresolved (as above: every
+    /// listener then counts as outside).
     pub pid_tasks: u32,
     pub task_pid_links: u32,
     /// A task's namespaces (`nsproxy`'s members, `family::namespace::JOINED`'s order) and the
