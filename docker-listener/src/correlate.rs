@@ -21,7 +21,7 @@ use bytes::Bytes;
 use crate::{
     config::EbpfConfig,
     ebpf::record::{Endpoint, Exec, Meta, Record},
-    ecs::{Body, Clock, Event, ExecBody, Inventory, IoUringBody, Lineup, ProcRef, SocketBody, parts},
+    ecs::{Body, Clock, Event, ExecBody, Inventory, IoUringBody, Lineup, ProcRef, SocketBody},
     family::{
         CallBody, Context as CallContext, Detail, HostNamespaces, RuntimeBinaries,
         file::Verdict,
@@ -341,15 +341,7 @@ impl Correlator {
                 self.route(meta.cgroup_id, meta.tgid, event, now, out, req);
             }
             Record::Socket(s) => {
-                // Netlink sockets are plumbing (`ip`, libc's interface lookups); what carries
-                // traffic or sniffs it is reported: IP, Unix, packet, and every raw socket made.
-                // (A call whose socket was swapped during it has no family the kernel read, and a
-                // 32-bit one's socket is read at its exit only, whatever another thread put under
-                // its descriptor: sent.)
-                if !s.swapped
-                    && !s.compat
-                    && !matches!(s.family, parts::AF_UNIX | parts::AF_INET | parts::AF_INET6 | parts::AF_PACKET)
-                {
+                if s.plumbing() {
                     self.counters.filtered += 1;
                     return;
                 }
@@ -917,6 +909,7 @@ pub fn exec_body(procs: &mut ProcessTable, e: Exec, cgroups: &[u64]) -> ExecBody
 mod tests {
     use super::*;
     use crate::ebpf::record::{Args, Cgroup, ExeFile, Exec, Meta};
+    use crate::ecs::parts;
 
     const ID: &str = "570fefe78429d3600b750fb59149623a7a7d6c644403383ad4a30df5b8e18384";
 

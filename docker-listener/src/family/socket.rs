@@ -85,6 +85,18 @@ pub struct Socket {
     pub swapped: bool,
 }
 
+impl Socket {
+    /// Plumbing, not reported: a netlink socket (`ip`, libc's interface lookups) and the like.
+    /// What carries traffic or sniffs it is reported: IP, Unix, packet, and every raw socket
+    /// made. A call whose socket was swapped during it has no family the kernel read, and a
+    /// 32-bit one's socket is read at its exit only, whatever another thread put under its
+    /// descriptor: neither is plumbing.
+    pub fn plumbing(&self) -> bool {
+        use crate::ecs::parts::{AF_INET, AF_INET6, AF_PACKET, AF_UNIX};
+        !self.swapped && !self.compat && !matches!(self.family, AF_UNIX | AF_INET | AF_INET6 | AF_PACKET)
+    }
+}
+
 fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
     let r: SocketRecord = pod(bytes)?;
     let op = match r.op {
