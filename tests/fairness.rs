@@ -12,6 +12,13 @@ fn held_back<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"]["action"] == "events-held-back" && e["container"]["name"] == name).collect()
 }
 
+/// Whether container `name`'s script is through: its drifted program `done` (never held back)
+/// ran, and its storm was reported as held back.
+fn through(events: &[Value], name: &str, done: &str) -> bool {
+    events.iter().any(|x| x["container"]["name"] == name && x["process"]["executable"] == done)
+        && !held_back(events, name).is_empty()
+}
+
 #[test]
 fn two_storming_containers_cannot_cost_a_quiet_one_its_execs() {
     e2e();
@@ -111,13 +118,9 @@ fn a_storm_cannot_hide_a_connect_to_the_docker_socket() {
             ),
         );
     }
-    let through = |e: &[Value], name: &str| {
-        e.iter().any(|x| x["container"]["name"] == name && x["process"]["executable"] == done.as_str())
-            && !held_back(e, name).is_empty()
-    };
     let events =
         wait_events(&agent, "both drifted programs' execs and reports of both storms", Duration::from_secs(40), |e| {
-            through(e, &native) && through(e, &ring)
+            through(e, &native, &done) && through(e, &ring, &done)
         });
     for name in [&native, &ring] {
         let by_storm: u64 = held_back(&events, name)
@@ -182,13 +185,9 @@ fn connects_to_the_containers_own_listeners_cannot_spend_the_docker_sockets_budg
             ),
         );
     }
-    let through = |e: &[Value], name: &str| {
-        e.iter().any(|x| x["container"]["name"] == name && x["process"]["executable"] == done.as_str())
-            && !held_back(e, name).is_empty()
-    };
     let events =
         wait_events(&agent, "the drifted programs' execs and reports of the drains", Duration::from_secs(40), |e| {
-            drains.iter().all(|(name, ..)| through(e, name))
+            drains.iter().all(|(name, ..)| through(e, name, &done))
         });
     for (name, program, how) in &drains {
         let out = docker(&["exec", name, "cat", "/tmp/out"]);
