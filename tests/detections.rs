@@ -486,10 +486,9 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     // the container's UTS namespace the host's: entering it by a descriptor is a setns into a
     // host namespace. Entering it by a pidfd of the container's pid 1 (which names no
     // namespace) is none: the container shares it with the host (a pidfd into a host namespace
-    // the container does not share is checked by the kernel matrix, whose workload has a
-    // network namespace of its own). That takes the container's first process, which Docker's
-    // inspection names: until the agent has it (the container's first milliseconds), a setns
-    // by a pidfd into a host namespace is named one (what it shares is not known yet), so the
+    // the container does not share: the next test). What the container shares is Docker's
+    // inspection's: until the agent has it (the container's first milliseconds), a setns by a
+    // pidfd into a host namespace is named one (what it shares is not known yet), so the
     // pidfd's waits until the agent has inspected the container (its events then carry the
     // image's id).
     run_detached(
@@ -544,6 +543,64 @@ fn with_the_capabilities_the_calls_succeed_and_a_host_namespace_is_named() {
     assert_eq!(evaluate(&rules, shared), Some(100_026));
     // None of them is the runtime's: runc's own calls (it has SYS_ADMIN too) are not sent.
     assert!(m.iter().all(|e| !e["process"]["executable"].as_str().is_some_and(|x| x.ends_with("runc"))), "{m:#?}");
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
+/// A setns by a pidfd names no namespace: whether it took the caller into a host namespace is
+/// decided by where it is after the call, against what its container was made to share with the
+/// host. That is Docker's record of the container (`--uts=host`...), not its processes'
+/// namespaces, which the container can change: its first process entering the host's UTS
+/// namespace would otherwise make it look shared, and hide that entry and every later one.
+#[test]
+fn entering_a_host_namespace_by_a_pidfd_cannot_make_it_look_shared() {
+    e2e();
+    let _docker = docker_lock();
+    let rules = load_rules();
+    let mut agent = start_agent("pidfd-host", json!({}));
+    let name = unique("pidfd-host");
+    let _c = Containers(vec![name.clone()]);
+    // `--pid=host` shows the container a process in the host's namespaces: this test's (a
+    // setns by its pidfd needs SYS_PTRACE: the kernel asks whether the caller may read it). The
+    // container's first process (the shell) enters the host's UTS namespace by a pidfd and
+    // becomes a shell again, which does it once more from a child.
+    let host = std::process::id();
+    run_detached(
+        &name,
+        &[
+            "--pid=host",
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-add",
+            "SYS_PTRACE",
+            "--security-opt",
+            "seccomp=unconfined",
+            "-v",
+            &programs_volume(),
+        ],
+        &format!(
+            "until [ -e /tmp/go ]; do sleep 0.1; done; \
+             exec /t/pidfd_setns {host} 4000000 /bin/sh -c '/t/pidfd_setns {host} 4000000; echo ok; sleep 60'"
+        ),
+    );
+    docker(&["exec", &name, "/bin/echo", "inspected"]);
+    wait_events(&agent, "an event with the container's image id", Duration::from_secs(30), |e| {
+        mine(e, &name).iter().any(|x| x["container"]["image"]["id"].is_string())
+    });
+    docker(&["exec", &name, "touch", "/tmp/go"]);
+    let events = wait_events(&agent, "the two setns", Duration::from_secs(30), |e| {
+        mine(e, &name).iter().filter(|x| x["event"]["action"] == "setns").count() == 2
+    });
+    let m = mine(&events, &name);
+    let entries: Vec<_> = m.iter().filter(|e| e["event"]["action"] == "setns").collect();
+    let by_pidfd = entries.iter().filter(|e| e["process"]["executable"] == "/t/pidfd_setns").count();
+    assert_eq!(by_pidfd, 2, "{entries:#?}");
+    for setns in entries {
+        check_common(setns, &name, "/t/pidfd_setns", "success", None);
+        let ns = &setns["docker_listener"]["namespace"];
+        assert_eq!(ns["types"], json!(["uts"]), "{setns}");
+        assert_eq!(ns["host"], "uts", "the container was not made to share the host's UTS namespace: {setns}");
+        assert_eq!(evaluate(&rules, setns), Some(100_025));
+    }
     assert_eq!(agent.daemon.stop(), 0);
 }
 

@@ -360,6 +360,7 @@ mod exec_path {
                 ("com.docker.compose.service".to_owned(), "svc42".to_owned()),
             ]),
             pid: Some(1042),
+            namespaces: None,
             started_time_nano: Some(1_795_792_475_014_659_607),
             shown_labels: Default::default(),
             object: Default::default(),

@@ -420,13 +420,8 @@ impl Correlator {
                     [] => &own[..],
                     all => all,
                 };
-                // The container's first process (its namespaces are the container's own), with
-                // the container's id.
-                let init = self
-                    .registry
-                    .container_id_of(meta.cgroup_id)
-                    .and_then(|id| Some((self.registry.get(id)?.pid?, id)));
-                let ctx = CallContext { procs: &self.procs, cgroups, host_ns: &self.host_ns, init };
+                let container = self.registry.container_id_of(meta.cgroup_id).map(|id| (&self.registry, id));
+                let ctx = CallContext { procs: &self.procs, cgroups, host_ns: &self.host_ns, container };
                 let body = CallBody::new(c, process, parent, &ctx);
                 if let Some(creds) = body.credentials_after() {
                     self.procs.set_creds(meta.tgid, creds);
@@ -1247,6 +1242,7 @@ mod tests {
                 image_id: None,
                 labels: BTreeMap::new(),
                 pid: None,
+                namespaces: None,
                 started_time_nano: None,
                 shown_labels: Default::default(),
                 object: Default::default(),

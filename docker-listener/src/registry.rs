@@ -34,6 +34,9 @@ pub struct Container {
     pub labels: BTreeMap<String, String>,
     /// The init process (host pid), when known.
     pub pid: Option<u32>,
+    /// The namespaces Docker made it share (its inspection's `HostConfig`); `None` until
+    /// inspected.
+    pub namespaces: Option<Box<NamespaceModes>>,
     /// `timeNano` of Docker's `start` event for this run (or `State.StartedAt`), so process
     /// events can be joined with the container's lifecycle events.
     pub started_time_nano: Option<i64>,
@@ -83,6 +86,7 @@ impl Container {
             image_id: r.image.clone(),
             labels: config.and_then(|c| c.labels.clone()).map(|l| l.into_iter().collect()).unwrap_or_default(),
             pid: state.and_then(|s| s.pid).filter(|p| *p > 0).map(|p| p as u32),
+            namespaces: r.host_config.as_ref().map(|h| Box::new(NamespaceModes::of(h))),
             started_time_nano: state.and_then(|s| s.started_at.as_deref()).and_then(rfc3339_ns),
             id,
             shown_labels: ShownLabels::default(),
@@ -104,6 +108,7 @@ impl Container {
             image_id: s.image_id.clone(),
             labels: s.labels.clone().map(|l| l.into_iter().collect()).unwrap_or_default(),
             pid: None,
+            namespaces: None,
             started_time_nano: None,
             shown_labels: ShownLabels::default(),
             object: ObjectCache::default(),
@@ -123,6 +128,7 @@ impl Container {
             image_id: None,
             labels,
             pid: None,
+            namespaces: None,
             started_time_nano: Some(time_nano),
             shown_labels: ShownLabels::default(),
             object: ObjectCache::default(),
@@ -141,6 +147,77 @@ impl Container {
             None => self.labels.contains_key(l),
         });
         by_name || by_image || by_label
+    }
+}
+
+/// A namespace of a container as Docker made it (`HostConfig`'s `PidMode`, `NetworkMode`,
+/// `IpcMode`, `UTSMode`, `CgroupnsMode`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NamespaceMode {
+    /// Its own (`private`, `shareable`, `none`, a network's name, or empty).
+    #[default]
+    Own,
+    /// The host's (`host`).
+    Host,
+    /// Another container's (`container:<id>`).
+    Container(String),
+}
+
+impl NamespaceMode {
+    fn parse(mode: Option<&str>) -> NamespaceMode {
+        match mode {
+            Some("host") => NamespaceMode::Host,
+            Some(m) => m
+                .strip_prefix("container:")
+                .map_or(NamespaceMode::Own, |other| NamespaceMode::Container(other.to_owned())),
+            None => NamespaceMode::Own,
+        }
+    }
+}
+
+/// Which namespaces a container shares, as Docker was told to make it: a record of the
+/// container's creation, which nothing inside the container can change (its processes' own
+/// namespaces a process with CAP_SYS_ADMIN can change, by a setns). Its mount, user and time
+/// namespaces are not here: Docker gives every container a mount namespace of its own, and
+/// makes none of the other two.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NamespaceModes {
+    pub pid: NamespaceMode,
+    pub net: NamespaceMode,
+    pub ipc: NamespaceMode,
+    pub uts: NamespaceMode,
+    pub cgroup: NamespaceMode,
+}
+
+impl NamespaceModes {
+    pub fn of(h: &bollard::models::HostConfig) -> NamespaceModes {
+        NamespaceModes {
+            pid: NamespaceMode::parse(h.pid_mode.as_deref()),
+            net: NamespaceMode::parse(h.network_mode.as_deref()),
+            ipc: NamespaceMode::parse(h.ipc_mode.as_deref()),
+            uts: NamespaceMode::parse(h.uts_mode.as_deref()),
+            // (An empty mode is the daemon's default: Docker 20.10 and later write the mode it
+            // chose here; before, a cgroup v1 host's containers were in its namespace, and are
+            // taken for their own: a setns into it is then named a host namespace, never missed.)
+            cgroup: match h.cgroupns_mode {
+                Some(bollard::models::HostConfigCgroupnsModeEnum::HOST) => NamespaceMode::Host,
+                _ => NamespaceMode::Own,
+            },
+        }
+    }
+
+    /// The mode of the namespace `/proc/PID/ns/` names `name`; a mount namespace, or one of a
+    /// type Docker does not share, is the container's own.
+    pub fn get(&self, name: &str) -> &NamespaceMode {
+        const OWN: NamespaceMode = NamespaceMode::Own;
+        match name {
+            "pid" => &self.pid,
+            "net" => &self.net,
+            "ipc" => &self.ipc,
+            "uts" => &self.uts,
+            "cgroup" => &self.cgroup,
+            _ => &OWN,
+        }
     }
 }
 
@@ -234,6 +311,35 @@ impl ContainerRegistry {
         self.by_id.len()
     }
 
+    /// Whether container `id` was made to share the host's namespace `/proc/PID/ns/` names
+    /// `name`, by Docker's inspection, following `container:<id>` modes to the container whose
+    /// namespace it joined. Not when unknown (not inspected yet, or joining a container no longer
+    /// known): a setns into that namespace is then named a host namespace, never missed.
+    pub fn shares_host_namespace(&self, id: &str, name: &str) -> bool {
+        let mut id = id;
+        // (Docker refuses to join a container that joins another; the bound is for a registry
+        // that was told otherwise.)
+        for _ in 0..8 {
+            let Some(modes) = self.get(id).or_else(|| self.by_name_or_prefix(id)).and_then(|c| c.namespaces.as_ref())
+            else {
+                return false;
+            };
+            match modes.get(name) {
+                NamespaceMode::Host => return true,
+                NamespaceMode::Own => return false,
+                NamespaceMode::Container(other) => id = other,
+            }
+        }
+        false
+    }
+
+    /// A container by its name or a unique prefix of its id (12 characters or more), as a
+    /// `container:` mode may give it.
+    fn by_name_or_prefix(&self, name: &str) -> Option<&Container> {
+        let mut found = self.containers().filter(|c| c.name == name || (name.len() >= 12 && c.id.starts_with(name)));
+        found.next().filter(|_| found.next().is_none())
+    }
+
     /// The containers whose details are known (not those only named by a cgroup so far).
     pub fn containers(&self) -> impl Iterator<Item = &Container> {
         self.by_id.values().filter_map(|e| e.container.as_ref())
@@ -293,6 +399,7 @@ impl ContainerRegistry {
             Some(old) => Container {
                 image_id: c.image_id.or(old.image_id),
                 pid: c.pid.or(old.pid),
+                namespaces: c.namespaces.or(old.namespaces),
                 started_time_nano: old.started_time_nano.or(c.started_time_nano),
                 name: if c.name.is_empty() { old.name } else { c.name },
                 image: if c.image.is_empty() { old.image } else { c.image },
@@ -600,6 +707,53 @@ mod tests {
     }
 
     #[test]
+    fn what_a_container_shares_with_the_host_is_dockers_record_through_joined_containers() {
+        let inspect = |id: &str, name: &str, host: serde_json::Value| {
+            let r: bollard::models::ContainerInspectResponse =
+                serde_json::from_value(serde_json::json!({"Id": id, "Name": format!("/{name}"), "HostConfig": host}))
+                    .unwrap();
+            Container::from_inspect(&r).unwrap()
+        };
+        let [a, b, c, d, e, f] = ["a", "b", "c", "d", "e", "f"].map(|x| x.repeat(64));
+        let mut r = ContainerRegistry::default();
+        r.upsert(inspect(
+            &a,
+            "web",
+            serde_json::json!({"NetworkMode": "host", "UTSMode": "host", "PidMode": "", "IpcMode": "private",
+                "CgroupnsMode": "host"}),
+        ));
+        r.upsert(inspect(
+            &b,
+            "side",
+            serde_json::json!({"NetworkMode": format!("container:{a}"), "PidMode": "container:web",
+                "IpcMode": format!("container:{}", &a[..12]), "CgroupnsMode": "private"}),
+        ));
+        r.upsert(inspect(&c, "orphan", serde_json::json!({"NetworkMode": "container:gone", "PidMode": "host"})));
+        r.upsert(Container::from_start_event(&d, 1, &BTreeMap::new()));
+        r.upsert(inspect(&e, "e", serde_json::json!({"NetworkMode": format!("container:{f}")})));
+        r.upsert(inspect(&f, "f", serde_json::json!({"NetworkMode": format!("container:{e}")})));
+        let shares = |id: &str, ns| r.shares_host_namespace(id, ns);
+        assert!(shares(&a, "net") && shares(&a, "uts") && shares(&a, "cgroup"));
+        assert!(!shares(&a, "pid") && !shares(&a, "ipc"), "empty and private are its own");
+        assert!(!shares(&a, "mnt") && !shares(&a, "user") && !shares(&a, "time"), "never made shared by Docker");
+        // Joined containers, by id, name or id prefix.
+        assert!(
+            shares(&b, "net") && !shares(&b, "pid") && !shares(&b, "ipc"),
+            "a's net is the host's, its pid and ipc not"
+        );
+        assert!(!shares(&b, "uts") && !shares(&b, "cgroup"));
+        // Unknown: not shared (an entry is named a host namespace: never missed).
+        assert!(!shares(&c, "net"), "joins a container not known");
+        assert!(shares(&c, "pid"));
+        assert!(!shares(&d, "net"), "not inspected yet");
+        assert!(!shares(&"9".repeat(64), "net"), "no such container");
+        assert!(!shares(&e, "net"), "a loop ends");
+        // An update without HostConfig (an event) keeps what the inspection said.
+        r.upsert(Container::from_start_event(&a, 2, &BTreeMap::new()));
+        assert!(r.shares_host_namespace(&a, "net"));
+    }
+
+    #[test]
     fn registry_joins_cgroups_details_and_expiry() {
         let mut r = ContainerRegistry::default();
         r.bind_cgroup(ID, 82);
@@ -655,6 +809,7 @@ mod tests {
             image_id: None,
             labels: [("tier".to_owned(), "data".to_owned())].into(),
             pid: None,
+            namespaces: None,
             started_time_nano: None,
             shown_labels: Default::default(),
             object: Default::default(),

@@ -162,9 +162,9 @@ pub struct Context<'a> {
     pub procs: &'a ProcessTable,
     pub cgroups: &'a [u64],
     pub host_ns: &'a HostNamespaces,
-    /// The host pid of the container's first process as Docker gave it, and the container's
-    /// id, when known.
-    pub init: Option<(u32, &'a str)>,
+    /// The containers known, and the caller's container's id, when known: which namespaces it
+    /// was made to share with the host.
+    pub container: Option<(&'a crate::registry::ContainerRegistry, &'a str)>,
 }
 
 /// The inodes of the host's namespaces (`/proc/1/ns/*`): a setns into one of them is a way out
@@ -451,7 +451,7 @@ mod tests {
 
     fn event(call: Call, host_ns: &HostNamespaces) -> serde_json::Value {
         let procs = ProcessTable::new("b".into(), 100);
-        let ctx = Context { procs: &procs, cgroups: &[82], host_ns, init: None };
+        let ctx = Context { procs: &procs, cgroups: &[82], host_ns, container: None };
         let image = Arc::new(Image::new("/bin/busybox", &["unshare".into()]));
         let lineage = Lineage::new(40, procs.entity_id(40, 7), image, 82, None);
         let meta = call.meta;

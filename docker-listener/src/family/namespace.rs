@@ -128,27 +128,19 @@ fn fsconfig_cmd(cmd: u64) -> Cow<'static, str> {
 /// umount2(2)'s flags.
 const UMOUNT_FLAGS: &[(u64, &str)] = &[(1, "MNT_FORCE"), (2, "MNT_DETACH"), (4, "MNT_EXPIRE"), (8, "UMOUNT_NOFOLLOW")];
 
-/// Whether process `init`, the first of container `id` (its cgroup names the container: a pid
-/// taken over by another process, or not the container's yet, is not), is in the host's
-/// namespace of type `name`.
-fn shared_with_host(init: u32, id: &str, name: &str, host: &super::HostNamespaces) -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    let of_container = std::fs::read_to_string(format!("/proc/{init}/cgroup")).is_ok_and(|c| c.contains(id));
-    of_container
-        && std::fs::metadata(format!("/proc/{init}/ns/{name}")).is_ok_and(|m| host.which(m.ino()) == Some(name))
-}
-
 impl NsCall {
     pub fn resolve(&mut self, ctx: &Context<'_>) {
         if self.op == op::SETNS {
             self.host_namespace = ctx.host_ns.which(self.ns_ino).or_else(|| {
                 // By a pidfd: the namespaces asked for that the caller is in now, but those its
-                // container shares with the host (`--network=host`, `--uts=host`: entering them
-                // is no way out).
+                // container was made to share with the host (`--network=host`, `--uts=host`:
+                // entering them is no way out). By Docker's record of the container, not by its
+                // processes' namespaces now, which a process of the container can change (its
+                // first process entering the host's would hide every later entry).
                 JOINED.iter().zip(self.joined).find_map(|(&(flag, name), ino)| {
                     (self.flags & flag != 0
                         && ctx.host_ns.which(u64::from(ino)) == Some(name)
-                        && !ctx.init.is_some_and(|(init, id)| shared_with_host(init, id, name, ctx.host_ns)))
+                        && !ctx.container.is_some_and(|(known, id)| known.shares_host_namespace(id, name)))
                     .then_some(name)
                 })
             });
@@ -332,24 +324,5 @@ impl NsCall {
             ),
             _ => m.serialize_entry("chroot", &serde_json::json!({ "path": self.target })),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A namespace the container's first process shares with the host is no way out: these
-    /// tests run in the host's namespaces, as that process would with `--uts=host`.
-    #[test]
-    fn a_namespace_shared_with_the_host_is_told() {
-        let host = super::super::HostNamespaces::read();
-        let me = std::process::id();
-        // This process's cgroup, as a container's id would be in it.
-        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let id = cgroup.trim().rsplit('/').next().unwrap_or_default();
-        assert!(shared_with_host(me, id, "uts", &host));
-        assert!(!shared_with_host(me, "0123456789abcdef-not-its-container", "uts", &host), "not the container's");
-        assert!(!shared_with_host(u32::MAX, id, "uts", &host), "no such process");
     }
 }
