@@ -86,7 +86,10 @@ impl Container {
             image_id: r.image.clone(),
             labels: config.and_then(|c| c.labels.clone()).map(|l| l.into_iter().collect()).unwrap_or_default(),
             pid: state.and_then(|s| s.pid).filter(|p| *p > 0).map(|p| p as u32),
-            namespaces: r.host_config.as_ref().map(|h| Box::new(NamespaceModes::of(h))),
+            namespaces: r
+                .host_config
+                .as_ref()
+                .map(|h| Box::new(NamespaceModes::of(h, config.and_then(|c| c.network_disabled).unwrap_or(false)))),
             started_time_nano: state.and_then(|s| s.started_at.as_deref()).and_then(rfc3339_ns),
             id,
             shown_labels: ShownLabels::default(),
@@ -167,9 +170,10 @@ impl NamespaceMode {
     fn parse(mode: Option<&str>) -> NamespaceMode {
         match mode {
             Some("host") => NamespaceMode::Host,
-            Some(m) => m
-                .strip_prefix("container:")
-                .map_or(NamespaceMode::Own, |other| NamespaceMode::Container(other.to_owned())),
+            Some(m) => match m.strip_prefix("container:") {
+                Some(other) if !other.is_empty() => NamespaceMode::Container(other.to_owned()),
+                _ => NamespaceMode::Own,
+            },
             None => NamespaceMode::Own,
         }
     }
@@ -177,9 +181,9 @@ impl NamespaceMode {
 
 /// Which namespaces a container shares, as Docker was told to make it: a record of the
 /// container's creation, which nothing inside the container can change (its processes' own
-/// namespaces a process with CAP_SYS_ADMIN can change, by a setns). Its mount, user and time
-/// namespaces are not here: Docker gives every container a mount namespace of its own, and
-/// makes none of the other two.
+/// namespaces a process with CAP_SYS_ADMIN can change, by a setns). Its mount namespace is
+/// always its own; its user and time namespaces are not here (a setns by a pidfd is judged on
+/// `JOINED`'s namespaces, which do not include them).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NamespaceModes {
     pub pid: NamespaceMode,
@@ -190,15 +194,21 @@ pub struct NamespaceModes {
 }
 
 impl NamespaceModes {
-    pub fn of(h: &bollard::models::HostConfig) -> NamespaceModes {
+    /// From the inspection's `HostConfig`, and `Config.NetworkDisabled` (`network_disabled`:
+    /// Docker then makes the container a network namespace of its own whatever its mode).
+    pub fn of(h: &bollard::models::HostConfig, network_disabled: bool) -> NamespaceModes {
         NamespaceModes {
             pid: NamespaceMode::parse(h.pid_mode.as_deref()),
-            net: NamespaceMode::parse(h.network_mode.as_deref()),
+            net: match network_disabled {
+                true => NamespaceMode::Own,
+                false => NamespaceMode::parse(h.network_mode.as_deref()),
+            },
             ipc: NamespaceMode::parse(h.ipc_mode.as_deref()),
             uts: NamespaceMode::parse(h.uts_mode.as_deref()),
-            // (An empty mode is the daemon's default: Docker 20.10 and later write the mode it
-            // chose here; before, a cgroup v1 host's containers were in its namespace, and are
-            // taken for their own: a setns into it is then named a host namespace, never missed.)
+            // (An empty mode is the host's: Docker 20.10 and later write the mode they chose at
+            // the creation, `host` on a cgroup v1 host; before, every container was in the
+            // host's. Taken for its own: a setns into it is then named a host namespace, never
+            // missed.)
             cgroup: match h.cgroupns_mode {
                 Some(bollard::models::HostConfigCgroupnsModeEnum::HOST) => NamespaceMode::Host,
                 _ => NamespaceMode::Own,
@@ -315,13 +325,15 @@ impl ContainerRegistry {
     /// `name`, by Docker's inspection, following `container:<id>` modes to the container whose
     /// namespace it joined. Not when unknown (not inspected yet, or joining a container no longer
     /// known): a setns into that namespace is then named a host namespace, never missed.
+    ///
+    /// A joined container is found by its full id only, as Docker writes it when the container
+    /// to join exists at the creation. A name (kept when it did not: Docker looks it up again
+    /// at each start) is not looked up here: another container may have that name by now.
     pub fn shares_host_namespace(&self, id: &str, name: &str) -> bool {
         let mut id = id;
-        // (Docker refuses to join a container that joins another; the bound is for a registry
-        // that was told otherwise.)
+        // (Chains of joins end at one of Docker's own containers; the bound ends a loop.)
         for _ in 0..8 {
-            let Some(modes) = self.get(id).or_else(|| self.by_name_or_prefix(id)).and_then(|c| c.namespaces.as_ref())
-            else {
+            let Some(modes) = self.get(id).and_then(|c| c.namespaces.as_ref()) else {
                 return false;
             };
             match modes.get(name) {
@@ -331,13 +343,6 @@ impl ContainerRegistry {
             }
         }
         false
-    }
-
-    /// A container by its name or a unique prefix of its id (12 characters or more), as a
-    /// `container:` mode may give it.
-    fn by_name_or_prefix(&self, name: &str) -> Option<&Container> {
-        let mut found = self.containers().filter(|c| c.name == name || (name.len() >= 12 && c.id.starts_with(name)));
-        found.next().filter(|_| found.next().is_none())
     }
 
     /// The containers whose details are known (not those only named by a cgroup so far).
@@ -725,8 +730,8 @@ mod tests {
         r.upsert(inspect(
             &b,
             "side",
-            serde_json::json!({"NetworkMode": format!("container:{a}"), "PidMode": "container:web",
-                "IpcMode": format!("container:{}", &a[..12]), "CgroupnsMode": "private"}),
+            serde_json::json!({"NetworkMode": format!("container:{a}"), "PidMode": format!("container:{a}"),
+                "IpcMode": format!("container:{a}"), "UTSMode": "container:web", "CgroupnsMode": "private"}),
         ));
         r.upsert(inspect(&c, "orphan", serde_json::json!({"NetworkMode": "container:gone", "PidMode": "host"})));
         r.upsert(Container::from_start_event(&d, 1, &BTreeMap::new()));
@@ -748,6 +753,14 @@ mod tests {
         assert!(!shares(&d, "net"), "not inspected yet");
         assert!(!shares(&"9".repeat(64), "net"), "no such container");
         assert!(!shares(&e, "net"), "a loop ends");
+        // A container without a network: a namespace of its own, whatever its mode says.
+        let r2: bollard::models::ContainerInspectResponse = serde_json::from_value(serde_json::json!({
+            "Id": &f, "Config": {"NetworkDisabled": true}, "HostConfig": {"NetworkMode": "host", "UTSMode": "host"}
+        }))
+        .unwrap();
+        let modes = Container::from_inspect(&r2).unwrap().namespaces.unwrap();
+        assert_eq!((&modes.net, &modes.uts), (&NamespaceMode::Own, &NamespaceMode::Host));
+        assert_eq!(NamespaceMode::parse(Some("container:")), NamespaceMode::Own);
         // An update without HostConfig (an event) keeps what the inspection said.
         r.upsert(Container::from_start_event(&a, 2, &BTreeMap::new()));
         assert!(r.shares_host_namespace(&a, "net"));

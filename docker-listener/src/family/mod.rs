@@ -450,8 +450,17 @@ mod tests {
     }
 
     fn event(call: Call, host_ns: &HostNamespaces) -> serde_json::Value {
+        event_in(call, host_ns, None)
+    }
+
+    /// `call`'s event, made by a process of container `container` (its id) among `known`.
+    fn event_in(
+        call: Call,
+        host_ns: &HostNamespaces,
+        container: Option<(&crate::registry::ContainerRegistry, &str)>,
+    ) -> serde_json::Value {
         let procs = ProcessTable::new("b".into(), 100);
-        let ctx = Context { procs: &procs, cgroups: &[82], host_ns, container: None };
+        let ctx = Context { procs: &procs, cgroups: &[82], host_ns, container };
         let image = Arc::new(Image::new("/bin/busybox", &["unshare".into()]));
         let lineage = Lineage::new(40, procs.entity_id(40, 7), image, 82, None);
         let meta = call.meta;
@@ -534,6 +543,32 @@ mod tests {
         r.ns_flags = 0x4000_0000; // CLONE_NEWNET: the caller was already in the host's mnt and uts
         let v = event(decoded(&bytes_of(&r)), &host);
         assert!(v["docker_listener"]["namespace"].get("host").is_none(), "{v}");
+    }
+
+    #[test]
+    fn a_setns_by_a_pidfd_into_a_namespace_docker_made_shared_names_no_host_namespace() {
+        let id = "c".repeat(64);
+        let mut known = crate::registry::ContainerRegistry::default();
+        let inspected: bollard::models::ContainerInspectResponse = serde_json::from_value(json!({
+            "Id": &id, "Name": "/web", "HostConfig": {"UTSMode": "host", "NetworkMode": "none"}
+        }))
+        .unwrap();
+        known.upsert(crate::registry::Container::from_inspect(&inspected).unwrap());
+        let mut r: NamespaceRecord = unsafe { std::mem::zeroed() };
+        r.call = head(RecordKind::Namespace, docker_listener_common::family::namespace::op::SETNS, 0, 0);
+        let host = HostNamespaces { inodes: vec![(4_026_531_838, "uts"), (4_026_531_840, "net")] };
+        // By a pidfd, into the host's UTS and network namespaces (`JOINED`'s order: mnt, pid,
+        // net, uts, ipc, cgroup): the UTS one is shared (`--uts=host`), the network one is not.
+        r.ns_flags = 0x4400_0000; // CLONE_NEWNET | CLONE_NEWUTS
+        r.joined = [0, 0, 4_026_531_840, 4_026_531_838, 0, 0];
+        let v = event_in(decoded(&bytes_of(&r)), &host, Some((&known, &id)));
+        assert_eq!(v["docker_listener"]["namespace"]["host"], "net", "{v}");
+        r.ns_flags = 0x0400_0000; // CLONE_NEWUTS alone: shared, no way out
+        let v = event_in(decoded(&bytes_of(&r)), &host, Some((&known, &id)));
+        assert!(v["docker_listener"]["namespace"].get("host").is_none(), "{v}");
+        // A container not inspected yet: what it shares is not known, the entry is named.
+        let v = event_in(decoded(&bytes_of(&r)), &host, Some((&known, &"d".repeat(64))));
+        assert_eq!(v["docker_listener"]["namespace"]["host"], "uts", "{v}");
     }
 
     #[test]
