@@ -921,9 +921,11 @@ fn a_listener_bound_before_the_agent_started_is_known_by_its_file() {
 /// (tests/programs/connect_race.c): its address's family rewritten in memory to netlink's
 /// (sockets the agent does not report) before the call's exit read it is still a Unix connect,
 /// named by the listener it reached; another socket put under its descriptor during the call is
-/// said (`swapped`, nothing read from the other socket) and fires rule 100075.
+/// said (`swapped`, nothing read from the other socket) and fires rule 100075; a TCP connect
+/// whose destination was rewritten in memory names the kernel's destination, says it was
+/// rewritten and fires rule 100076.
 #[test]
-fn a_connect_raced_by_another_thread_is_still_seen_and_a_swap_is_said() {
+fn a_connect_raced_by_another_thread_is_still_seen_and_a_swap_or_rewrite_is_said() {
     e2e();
     let _docker = docker_lock();
     let rules = load_rules();
@@ -936,12 +938,13 @@ fn a_connect_raced_by_another_thread_is_still_seen_and_a_swap_is_said() {
         &["-v", &programs_volume()],
         &format!(
             "/t/connect_race family /tmp/family.sock > /tmp/family.out; \
-             /t/connect_race swap /tmp/swap.sock > /tmp/swap.out; /bin/echo {done}; sleep 60"
+             /t/connect_race swap /tmp/swap.sock > /tmp/swap.out; /t/connect_race inet 4567 > /tmp/inet.out; \
+             /bin/echo {done}; sleep 60"
         ),
     );
     let events =
-        wait_events(&agent, "the two races", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
-    for race in ["family", "swap"] {
+        wait_events(&agent, "the three races", Duration::from_secs(30), |e| !execs_with_arg(e, &done).is_empty());
+    for race in ["family", "swap", "inet"] {
         let out = docker(&["exec", &name, "cat", &format!("/tmp/{race}.out")]);
         assert!(out.contains("connect=0 raced=1"), "the premise, {race}: {out}");
     }
@@ -966,7 +969,25 @@ fn a_connect_raced_by_another_thread_is_still_seen_and_a_swap_is_said() {
         "not read from another socket: {swapped}"
     );
     assert_eq!(evaluate(&rules, swapped), Some(100_075), "{swapped}");
-    let plain = racer.iter().filter(|e| e["docker_listener"]["socket"].get("swapped").is_none()).count();
-    assert_eq!(plain, 3, "the two backlogs' connects and the family race: {racer:#?}");
+    let rewritten = find(&racer, "the TCP connect whose destination was rewritten", |e| {
+        e["docker_listener"]["socket"]["address_rewritten"] == true
+    });
+    assert_eq!(rewritten["network"]["transport"], "tcp", "{rewritten}");
+    assert_eq!(rewritten["destination"]["ip"], "127.0.0.1", "the kernel's destination: {rewritten}");
+    assert_eq!(rewritten["destination"]["port"], 4567, "{rewritten}");
+    assert_eq!(rewritten["event"]["outcome"], "success", "{rewritten}");
+    assert_eq!(evaluate(&rules, rewritten), Some(100_076), "{rewritten}");
+    assert!(
+        racer.iter().all(|e| e["destination"]["ip"] != "10.9.8.7"),
+        "no event names the address written over the real one: {racer:#?}"
+    );
+    let plain = racer
+        .iter()
+        .filter(|e| {
+            let s = &e["docker_listener"]["socket"];
+            s.get("swapped").is_none() && s.get("address_rewritten").is_none()
+        })
+        .count();
+    assert_eq!(plain, 4, "the three backlogs' connects and the family race: {racer:#?}");
     assert_eq!(agent.daemon.stop(), 0);
 }

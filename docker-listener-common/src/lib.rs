@@ -104,9 +104,12 @@ pub mod loss {
     /// before the daemon replaced it with the unrolled walk (a kernel refusing `bpf_loop`'s
     /// walk), which nothing read.
     pub const UNREAD_AT_FALLBACK: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// A record held back by the per-container budget whose container's count could not be
+    /// stored (the held-back map full): held, and reported by no container's count.
+    pub const HELD_MAP_FULL: u32 = 8;
+    pub const COUNT: u32 = 9;
     /// Names, by index, as the daemon reports them.
-    pub const NAMES: [&str; 8] = [
+    pub const NAMES: [&str; 9] = [
         "ringbuf_full",
         "pending_map_full",
         "cgroup_map_full",
@@ -115,6 +118,7 @@ pub mod loss {
         "addr_read",
         "exe_read",
         "unread_at_fallback",
+        "held_map_full",
     ];
 }
 
@@ -189,6 +193,10 @@ pub mod flags {
     /// was made on is not read (neither its state nor its listener), since the one under the
     /// descriptor now is another.
     pub const SOCKET_SWAPPED: u32 = 1024;
+    /// An IP connect whose destination in the caller's memory, read at the call's exit, is not
+    /// the one the kernel connected the socket to (another thread rewrote it during the call):
+    /// the record's address is the kernel's.
+    pub const REMOTE_REWRITTEN: u32 = 2048;
 }
 
 /// Bits of `ExeFile::flags`: how the walk from the executed file to the task's root ended.

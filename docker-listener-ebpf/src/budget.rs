@@ -342,7 +342,11 @@ fn hold(key: u64) {
     match HELD.get_ptr_mut(&key) {
         Some(n) => unsafe { *n += 1 },
         None => {
-            let _ = HELD.insert(&key, &1, 0);
+            if HELD.insert(&key, &1, 0).is_err() {
+                // Every entry in use (16,384 cgroups and classes over their budget): the record
+                // is held back, and no container's count says so. Counted as lost.
+                crate::maps::bump_loss(docker_listener_common::loss::HELD_MAP_FULL);
+            }
         }
     }
     if let Some(n) = HELD_COUNT.get_ptr_mut(0) {

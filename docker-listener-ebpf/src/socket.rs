@@ -26,8 +26,8 @@ use docker_listener_common::{
 use crate::{
     budget::{Listener, Side},
     kernel::{
-        AF_INET, AF_INET6, AF_UNIX, current_task, exe_identity, exec_id, inode_identity, process_start, read0,
-        socket_of_fd, socket_state,
+        AF_INET, AF_INET6, AF_UNIX, SocketState, current_task, exe_identity, exec_id, inode_identity, process_start,
+        read0, socket_of_fd, socket_state,
     },
     maps::{PENDING_SOCK, PendingSock, bump_loss, config, reserve, submit, traced},
 };
@@ -170,7 +170,7 @@ unsafe fn listener_side(pid: *const u8) -> Side {
 pub fn report_call(p: &PendingSock, ret: i64) {
     // A call that succeeded, over its container's budget: held back (failed calls never are).
     // A connect to port 53 still marks its process, whose writes may be DNS queries.
-    let succeeded = ret >= 0 || (p.op == sock_op::CONNECT && ret == -115);
+    let succeeded = ret >= 0 || (p.op == sock_op::CONNECT && ret == EINPROGRESS);
     if succeeded && !admitted(p, ret) {
         if p.op == sock_op::CONNECT
             && unsafe { socket_of_fd(p.fd).and_then(|s| socket_state(s)) }.is_some_and(|st| st.remote.port == DNS_PORT)
@@ -283,11 +283,43 @@ pub fn report_call(p: &PendingSock, ret: i64) {
                 if p.op == sock_op::LISTEN {
                     (*r).addr = state.local;
                 }
+                // (A connect that failed keeps what it asked for: a second connect of a connected
+                // socket, refused with EISCONN, asked for another destination than its own.)
+                if p.op == sock_op::CONNECT && (ret == 0 || ret == EINPROGRESS) {
+                    kernel_destination(r, &state);
+                }
             }
             None => (*r).flags |= flags::SOCKET_UNAVAILABLE,
         }
     }
     submit(entry);
+}
+
+/// `-EINPROGRESS`: a non-blocking connect under way (its destination set).
+const EINPROGRESS: i64 = -115;
+
+/// An IP connect's destination as the kernel connected the socket (its `daddr`, `dport`), not as
+/// the caller's memory says it at the exit: another thread may rewrite that memory while a
+/// blocking connect waits for its handshake, to name a harmless address. Where the memory read
+/// says another address (not the unspecified one, which the kernel replaces by a loopback one),
+/// the record says so (`REMOTE_REWRITTEN`). A socket with no destination (a failed connect the
+/// kernel undid, `AF_UNSPEC`) keeps the memory's.
+#[inline(always)]
+unsafe fn kernel_destination(r: *mut SocketRecord, state: &SocketState) {
+    let to = state.remote;
+    if (to.family != AF_INET && to.family != AF_INET6) || to.port == 0 {
+        return;
+    }
+    unsafe {
+        let said = (*r).addr;
+        let unreadable = said.family == 0;
+        let unspecified = said.addr == [0; 16];
+        if !unreadable && (said.family != to.family || said.port != to.port || (!unspecified && said.addr != to.addr)) {
+            (*r).flags |= flags::REMOTE_REWRITTEN;
+        }
+        (*r).addr = to;
+        (*r).flags &= !flags::REMOTE_UNAVAILABLE;
+    }
 }
 
 /// A connected Unix socket's peer's bound address (`unix_sock.peer->addr->name.sun_path`) into

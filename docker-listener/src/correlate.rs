@@ -1057,6 +1057,7 @@ mod tests {
                 tcp_state: false,
                 uring: false,
                 swapped,
+                rewritten: false,
             })
         };
         c.on_record(netlink(false, false, 1), Instant::now(), &mut out, &mut Vec::new());

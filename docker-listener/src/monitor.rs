@@ -711,7 +711,8 @@ impl Monitor {
         let lost = losses[loss::RINGBUF_FULL as usize]
             + losses[loss::PENDING_MAP_FULL as usize]
             + losses[loss::CGROUP_MAP_FULL as usize]
-            + losses[loss::UNREAD_AT_FALLBACK as usize];
+            + losses[loss::UNREAD_AT_FALLBACK as usize]
+            + losses[loss::HELD_MAP_FULL as usize];
         Stats::set(&self.stats.ebpf_lost, lost);
         if lost <= reported {
             return reported;

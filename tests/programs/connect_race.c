@@ -1,20 +1,31 @@
-/* Races a Unix stream connect with another thread, the same way every run: the connect blocks
- * on a listener of its own whose backlog is full, and while it waits the main thread
+/* Races a stream connect with another thread, the same way every run: the connect blocks on a
+ * listener of its own whose backlog is full, and while it waits the main thread
  *   family: rewrites the family in the connect's sockaddr, in memory, to AF_NETLINK (16), or
- *   swap:   puts another socket under the connect's descriptor (dup2),
- * then accepts, which lets the connect through. The change is made once the connecting thread
- * is seen waiting in connect (its /proc/self/task/<tid>/syscall starts with 42, connect's
- * number). Prints the connect's result and whether it was still waiting then (raced=1).
- * Usage: connect_race family|swap PATH */
+ *   swap:   puts another socket under the connect's descriptor (dup2), or
+ *   inet:   (a TCP connect to 127.0.0.1:PORT) rewrites the destination in the connect's
+ *           sockaddr, in memory, to 10.9.8.7:53 (nothing is sent there: the kernel copied the
+ *           address at the call's start),
+ * then accepts, which lets the connect through (a Unix one at once; a TCP one when its SYN,
+ * dropped while the backlog was full, is sent again, a second later). The change is made once
+ * the connecting thread is seen waiting in connect (its /proc/self/task/<tid>/syscall starts
+ * with 42, connect's number). Prints the connect's result and whether it was still waiting
+ * then (raced=1).
+ * Usage: connect_race family|swap PATH, connect_race inet PORT */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 static struct sockaddr_un a = {.sun_family = AF_UNIX};
+static struct sockaddr_in a4 = {.sin_family = AF_INET};
+static struct sockaddr *addr;
+static socklen_t addr_len;
 static int fd;
 static volatile int result = -1000;
 static volatile pid_t tid;
@@ -22,29 +33,42 @@ static volatile pid_t tid;
 static void *connector(void *x) {
     (void)x;
     tid = gettid();
-    result = connect(fd, (struct sockaddr *)&a, sizeof a);
+    result = connect(fd, addr, addr_len);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3 || (strcmp(argv[1], "family") != 0 && strcmp(argv[1], "swap") != 0)) {
-        fprintf(stderr, "usage: connect_race family|swap PATH\n");
+    int mode = argc == 3 ? argv[1][0] : 0;
+    if (argc != 3 || (strcmp(argv[1], "family") != 0 && strcmp(argv[1], "swap") != 0 && strcmp(argv[1], "inet") != 0)) {
+        fprintf(stderr, "usage: connect_race family|swap PATH, connect_race inet PORT\n");
         return 2;
     }
-    strncpy(a.sun_path, argv[2], sizeof a.sun_path - 1);
-    unlink(a.sun_path);
-    int l = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 0) != 0) {
+    int domain = mode == 'i' ? AF_INET : AF_UNIX;
+    if (mode == 'i') {
+        a4.sin_port = htons((unsigned short)atoi(argv[2]));
+        a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr = (struct sockaddr *)&a4;
+        addr_len = sizeof a4;
+    } else {
+        strncpy(a.sun_path, argv[2], sizeof a.sun_path - 1);
+        unlink(a.sun_path);
+        addr = (struct sockaddr *)&a;
+        addr_len = sizeof a;
+    }
+    int l = socket(domain, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(l, addr, addr_len) != 0 || listen(l, 0) != 0) {
         perror("listen");
         return 1;
     }
     /* The backlog, full: the next connect waits for an accept. */
-    int first = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (connect(first, (struct sockaddr *)&a, sizeof a) != 0) {
+    int first = socket(domain, SOCK_STREAM, 0);
+    if (connect(first, addr, addr_len) != 0) {
         perror("connect");
         return 1;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    fd = socket(domain, SOCK_STREAM, 0);
     pthread_t t;
     pthread_create(&t, 0, connector, 0);
     int waiting = 0;
@@ -59,8 +83,11 @@ int main(int argc, char **argv) {
         if (!waiting) usleep(10000);
     }
     int raced = waiting && result == -1000;
-    if (argv[1][0] == 'f') {
+    if (mode == 'f') {
         a.sun_family = 16;
+    } else if (mode == 'i') {
+        a4.sin_port = htons(53);
+        a4.sin_addr.s_addr = inet_addr("10.9.8.7");
     } else {
         int other = socket(AF_UNIX, SOCK_STREAM, 0);
         dup2(other, fd);
@@ -69,6 +96,6 @@ int main(int argc, char **argv) {
     pthread_join(t, 0);
     printf("connect=%d raced=%d\n", result, raced);
     close(c1);
-    unlink(a.sun_path);
+    if (mode != 'i') unlink(a.sun_path);
     return result != 0 || !raced;
 }

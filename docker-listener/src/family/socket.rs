@@ -83,6 +83,9 @@ pub struct Socket {
     /// A native connect or bind whose descriptor held another socket at its exit than at its
     /// entry (another thread's `dup2` or `close` during the call): its socket was not read.
     pub swapped: bool,
+    /// An IP connect whose destination in the caller's memory at the exit was not the one the
+    /// kernel connected to (another thread rewrote it during the call): `addr` is the kernel's.
+    pub rewritten: bool,
 }
 
 impl Socket {
@@ -141,6 +144,7 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
         tcp_state: r.flags & flags::TCP_STATE != 0,
         uring,
         swapped: r.flags & flags::SOCKET_SWAPPED != 0,
+        rewritten: r.flags & flags::REMOTE_REWRITTEN != 0,
     }))
 }
 
@@ -184,6 +188,8 @@ pub struct SocketBody {
     pub uring: bool,
     /// Another socket under the descriptor at the call's exit than at its entry.
     pub swapped: bool,
+    /// The destination in the caller's memory was rewritten during the call.
+    pub rewritten: bool,
     /// The caller's executable file (inode, device), zeros when unknown.
     pub exe: (u64, u32),
 }
@@ -210,6 +216,7 @@ impl SocketBody {
             tcp_state: s.tcp_state,
             uring: s.uring,
             swapped: s.swapped,
+            rewritten: s.rewritten,
             exe: s.exe,
         }
     }
@@ -234,34 +241,36 @@ impl SocketBody {
     /// summary (`crate::health`); the first of each is still sent. The program is the caller's
     /// executable, applet and file (inode, device), as for an exec (`ExecBody::routine`).
     pub fn routine(&self) -> Option<String> {
-        (self.succeeded() && !self.compat && !self.tcp_state && !self.uring && !self.swapped).then(|| {
-            // Where: the destination (connect) or peer (accept), the address served (bind,
-            // listen); a connect's ephemeral local port is no difference. A Unix connect's
-            // listener too: a name the healthcheck uses, made a symlink to the runtime's socket,
-            // is another place; and by its file and whose it is, not only its name (a listener
-            // of the container's own bound by the runtime socket's name, then the runtime's
-            // socket by the same name from outside a chroot: the second is no repeat of the
-            // first, whose rule is lowered).
-            let place = match self.op {
-                SockOp::Bind | SockOp::Listen => &self.local,
-                _ => &self.addr,
-            };
-            format!(
-                "{} {} {} {}:{} {}/{}/{} {:?} {:?} {:?} {:?}",
-                self.op.name(),
-                self.process.executable.as_deref().unwrap_or(""),
-                self.process.applet.as_deref().unwrap_or(""),
-                self.exe.1,
-                self.exe.0,
-                self.family,
-                self.sock_type,
-                self.protocol,
-                place,
-                self.peer,
-                self.peer_file,
-                self.peer_bound,
-            )
-        })
+        (self.succeeded() && !self.compat && !self.tcp_state && !self.uring && !self.swapped && !self.rewritten).then(
+            || {
+                // Where: the destination (connect) or peer (accept), the address served (bind,
+                // listen); a connect's ephemeral local port is no difference. A Unix connect's
+                // listener too: a name the healthcheck uses, made a symlink to the runtime's socket,
+                // is another place; and by its file and whose it is, not only its name (a listener
+                // of the container's own bound by the runtime socket's name, then the runtime's
+                // socket by the same name from outside a chroot: the second is no repeat of the
+                // first, whose rule is lowered).
+                let place = match self.op {
+                    SockOp::Bind | SockOp::Listen => &self.local,
+                    _ => &self.addr,
+                };
+                format!(
+                    "{} {} {} {}:{} {}/{}/{} {:?} {:?} {:?} {:?}",
+                    self.op.name(),
+                    self.process.executable.as_deref().unwrap_or(""),
+                    self.process.applet.as_deref().unwrap_or(""),
+                    self.exe.1,
+                    self.exe.0,
+                    self.family,
+                    self.sock_type,
+                    self.protocol,
+                    place,
+                    self.peer,
+                    self.peer_file,
+                    self.peer_bound,
+                )
+            },
+        )
     }
 
     pub fn outcome(&self) -> &'static str {
@@ -353,6 +362,7 @@ impl SocketBody {
                 peer_container: self.peer_bound.as_ref().map(|b| b.container.as_str()),
                 peer_same_container: self.peer_bound.as_ref().is_some_and(|b| b.same),
                 swapped: self.swapped,
+                address_rewritten: self.rewritten,
             },
         )?;
         if self.socket_unavailable {
@@ -414,6 +424,10 @@ struct SocketOut<'a> {
     /// socket the call was made on, and where it connected, are unknown.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     swapped: bool,
+    /// Another thread rewrote the destination in the caller's memory during the call: the
+    /// destination shown is the one the kernel connected to.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    address_rewritten: bool,
 }
 
 /// The container whose process bound a Unix listener a connect reached.
@@ -550,6 +564,7 @@ mod tests {
             tcp_state: false,
             uring: false,
             swapped: false,
+            rewritten: false,
         }
     }
 
@@ -749,6 +764,27 @@ mod tests {
         assert_eq!(SocketBody::new(&s, process()).routine(), None, "never folded");
         let v = json(&event(&connect()), None, "");
         assert!(v["docker_listener"]["socket"].get("swapped").is_none(), "{v}");
+    }
+
+    /// An IP connect's destination is the kernel's (the record's address); one that the caller's
+    /// memory said otherwise at the exit is said, and never routine.
+    #[test]
+    fn a_connect_whose_destination_was_rewritten_in_memory_says_so() {
+        let mut r: SocketRecord = unsafe { std::mem::zeroed() };
+        r.header = header(RecordKind::Socket);
+        r.op = sock_op::CONNECT;
+        (r.addr.family, r.addr.port) = (2, 4444);
+        r.addr.addr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        (r.local.family, r.sock_type, r.protocol) = (2, 1, 6);
+        r.flags = flags::REMOTE_REWRITTEN;
+        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        assert!(s.rewritten);
+        let v = json(&event(&s), None, "");
+        assert_eq!(v["docker_listener"]["socket"]["address_rewritten"], true, "{v}");
+        assert_eq!((&v["destination"]["ip"], &v["destination"]["port"]), (&json!("127.0.0.1"), &json!(4444)), "{v}");
+        assert_eq!(SocketBody::new(&s, process()).routine(), None, "never folded");
+        let v = json(&event(&connect()), None, "");
+        assert!(v["docker_listener"]["socket"].get("address_rewritten").is_none(), "{v}");
     }
 
     /// The listener a connect reached is known by its file, bound by the name the kernel still
