@@ -920,10 +920,11 @@ fn a_listener_bound_before_the_agent_started_is_known_by_its_file() {
 /// A connect raced by another thread of its caller, held waiting on a full backlog meanwhile
 /// (tests/programs/connect_race.c): its address's family rewritten in memory to netlink's
 /// (sockets the agent does not report) before the call's exit read it is still a Unix connect,
-/// named by the listener it reached; another socket put under its descriptor during the call is
-/// said (`swapped`, nothing read from the other socket) and fires rule 100075; a TCP connect
-/// whose destination was rewritten in memory names the kernel's destination, says it was
-/// rewritten and fires rule 100076.
+/// named by the listener it reached, and said to be rewritten; another socket put under its
+/// descriptor during the call is said (`swapped`, nothing read from the other socket) and fires
+/// rule 100075; a TCP connect whose destination was rewritten in memory names the kernel's
+/// destination, says it was rewritten and fires rule 100076 (100077 were it the cloud metadata
+/// service's address, which no test may connect to).
 #[test]
 fn a_connect_raced_by_another_thread_is_still_seen_and_a_swap_or_rewrite_is_said() {
     e2e();
@@ -961,6 +962,7 @@ fn a_connect_raced_by_another_thread_is_still_seen_and_a_swap_or_rewrite_is_said
     assert_eq!(family["network"]["type"], "unix", "the kernel's family: {family}");
     assert_eq!(family["event"]["outcome"], "success", "{family}");
     assert!(family["docker_listener"]["socket"].get("swapped").is_none(), "{family}");
+    assert_eq!(family["docker_listener"]["socket"]["address_rewritten"], true, "{family}");
     let swapped =
         find(&racer, "the connect whose socket was swapped", |e| e["docker_listener"]["socket"]["swapped"] == true);
     assert_eq!(swapped["destination"]["address"], "/tmp/swap.sock", "{swapped}");
@@ -970,13 +972,16 @@ fn a_connect_raced_by_another_thread_is_still_seen_and_a_swap_or_rewrite_is_said
     );
     assert_eq!(evaluate(&rules, swapped), Some(100_075), "{swapped}");
     let rewritten = find(&racer, "the TCP connect whose destination was rewritten", |e| {
-        e["docker_listener"]["socket"]["address_rewritten"] == true
+        e["docker_listener"]["socket"]["address_rewritten"] == true && e["network"]["type"] == "ipv4"
     });
     assert_eq!(rewritten["network"]["transport"], "tcp", "{rewritten}");
     assert_eq!(rewritten["destination"]["ip"], "127.0.0.1", "the kernel's destination: {rewritten}");
     assert_eq!(rewritten["destination"]["port"], 4567, "{rewritten}");
     assert_eq!(rewritten["event"]["outcome"], "success", "{rewritten}");
     assert_eq!(evaluate(&rules, rewritten), Some(100_076), "{rewritten}");
+    let mut to_metadata = (*rewritten).clone();
+    to_metadata["destination"]["ip"] = json!("169.254.169.254");
+    assert_eq!(evaluate(&rules, &to_metadata), Some(100_077), "the same to the metadata service's address");
     assert!(
         racer.iter().all(|e| e["destination"]["ip"] != "10.9.8.7"),
         "no event names the address written over the real one: {racer:#?}"
@@ -988,6 +993,6 @@ fn a_connect_raced_by_another_thread_is_still_seen_and_a_swap_or_rewrite_is_said
             s.get("swapped").is_none() && s.get("address_rewritten").is_none()
         })
         .count();
-    assert_eq!(plain, 4, "the three backlogs' connects and the family race: {racer:#?}");
+    assert_eq!(plain, 4, "the backlogs' connects (two for the TCP listener): {racer:#?}");
     assert_eq!(agent.daemon.stop(), 0);
 }

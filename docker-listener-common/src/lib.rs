@@ -122,6 +122,15 @@ pub mod loss {
     ];
 }
 
+/// Slots of the kernel's `RUNTIME_CALLS` counters (per CPU, never reset).
+pub mod runtime_count {
+    /// The container runtime's calls the programs did not send.
+    pub const CALLS: u32 = 0;
+    /// Processes of the runtime the programs had no room to mark (`RUNTIME_TASKS` full).
+    pub const UNMARKED: u32 = 1;
+    pub const COUNT: u32 = 2;
+}
+
 /// The per-container budget's classes of records (the kernel's `budget.rs`): each has a bucket
 /// of its own, and what each holds back is counted apart (`HELD`'s key: the cgroup's id, the
 /// class in its top byte).
@@ -193,9 +202,9 @@ pub mod flags {
     /// was made on is not read (neither its state nor its listener), since the one under the
     /// descriptor now is another.
     pub const SOCKET_SWAPPED: u32 = 1024;
-    /// An IP connect whose destination in the caller's memory, read at the call's exit, is not
-    /// the one the kernel connected the socket to (another thread rewrote it during the call):
-    /// the record's address is the kernel's.
+    /// A native connect or bind whose address in the caller's memory at the call's exit is not
+    /// the one it had at the entry, which the kernel copied (another thread rewrote it during
+    /// the call): the record's address is the entry's, or the kernel's destination.
     pub const REMOTE_REWRITTEN: u32 = 2048;
 }
 

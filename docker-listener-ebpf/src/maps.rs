@@ -5,7 +5,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf, ring_buf::RingBufEntry},
 };
-use docker_listener_common::{ProbeConfig, RecordHeader, RecordKind, loss};
+use docker_listener_common::{ProbeConfig, RecordHeader, RecordKind, SockAddr, loss};
 
 /// Records to userspace. The daemon sets the size at load time (`ebpf.ring_buffer_bytes`).
 #[map]
@@ -170,7 +170,14 @@ pub struct PendingSock {
     /// exit, the descriptor must still hold it for the socket's listener or file to be read
     /// (another thread's `dup2` onto the descriptor meanwhile would put another socket's there).
     pub sock: u64,
+    /// A native connect's or bind's IP address and port as the caller's memory had them at
+    /// the call's entry (family 0: none read): at the exit, memory saying otherwise was
+    /// rewritten during the call.
+    pub asked: SockAddr,
 }
+
+// The daemon counts `PENDING_SOCK`'s entries as values of this size (`ebpf::EbpfProbes`).
+const _: () = assert!(core::mem::size_of::<PendingSock>() == 64);
 
 /// Written by the daemon into .rodata before loading (`EbpfLoader::set_global`).
 #[unsafe(no_mangle)]

@@ -26,7 +26,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray},
 };
-use docker_listener_common::FileId;
+use docker_listener_common::{FileId, runtime_count};
 
 use crate::{
     kernel::{current_task, exe_identity, read0},
@@ -40,16 +40,19 @@ pub static RUNTIME_FILES: HashMap<FileId, u8> = HashMap::with_max_entries(64, 0)
 
 /// The runtime's processes, by tgid: the runtime binary that made each the runtime's (the
 /// shim's exec of it). Entries leave at the process's exec in another mount namespace than the
-/// host's and at its exit. A process the map has no room for is not
-/// marked: its calls are sent, and the daemon drops them (it knows the runtime's files too).
+/// host's and at its exit. A process the map has no room for is not marked, and counted
+/// (`runtime_count::UNMARKED`): its calls are sent, and the daemon, told so, drops them by
+/// their file (it knows the runtime's files too).
 /// (A plain hash map: an LRU one's inserts cost the same here, measured, and would drop marks
 /// silently.)
 #[map]
 pub static RUNTIME_TASKS: HashMap<u32, FileId> = HashMap::with_max_entries(8192, 0);
 
-/// The runtime's calls not sent, per CPU (never reset).
+/// Per CPU, never reset (`docker_listener_common::runtime_count`): the runtime's calls not
+/// sent, and the processes of the runtime `RUNTIME_TASKS` had no room to mark (the daemon then
+/// knows the runtime by its file too).
 #[map]
-pub static RUNTIME_CALLS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+pub static RUNTIME_CALLS: PerCpuArray<u64> = PerCpuArray::with_max_entries(runtime_count::COUNT, 0);
 
 /// Whether the current process is the runtime's; counts its call if so.
 #[inline(always)]
@@ -58,7 +61,7 @@ pub fn own_call() -> bool {
     if unsafe { RUNTIME_TASKS.get(&tgid) }.is_none() {
         return false;
     }
-    if let Some(n) = RUNTIME_CALLS.get_ptr_mut(0) {
+    if let Some(n) = RUNTIME_CALLS.get_ptr_mut(runtime_count::CALLS) {
         unsafe { *n += 1 };
     }
     true
@@ -118,7 +121,11 @@ pub fn file_of(tgid: u32) -> Option<FileId> {
 /// the child.
 #[inline(always)]
 pub fn mark(tgid: u32, file: &FileId) {
-    let _ = RUNTIME_TASKS.insert(&tgid, file, 0);
+    if RUNTIME_TASKS.insert(&tgid, file, 0).is_err()
+        && let Some(n) = RUNTIME_CALLS.get_ptr_mut(runtime_count::UNMARKED)
+    {
+        unsafe { *n += 1 };
+    }
 }
 
 /// Unmarks the process `tgid`: at its exit (its last thread, or its leader where the kernel

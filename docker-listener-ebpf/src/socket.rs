@@ -48,6 +48,7 @@ fn enter(ctx: &TracePointContext, op: u32) {
     let mut pending = call(op, fd as i32, addr, len, 0);
     if op == sock_op::CONNECT || op == sock_op::BIND {
         pending.sock = unsafe { socket_of_fd(fd as i32) }.map_or(0, |s| s as u64);
+        pending.asked = unsafe { ip_sockaddr(addr, len) }.unwrap_or_default();
     }
     remember(pending);
 }
@@ -55,7 +56,7 @@ fn enter(ctx: &TracePointContext, op: u32) {
 /// A socket call's arguments (`flags` marks the ABI).
 #[inline(always)]
 pub fn call(op: u32, fd: i32, addr: u64, len: u64, flags: u32) -> PendingSock {
-    PendingSock { op, fd, flags, _pad: 0, addr, len, sock: 0 }
+    PendingSock { op, fd, flags, _pad: 0, addr, len, sock: 0, asked: SockAddr::default() }
 }
 
 /// Keeps a native socket call's arguments until its exit.
@@ -224,6 +225,22 @@ pub fn report_call(p: &PendingSock, ret: i64) {
                 bump_loss(loss::ADDR_READ);
             }
         }
+        // A native connect or bind: the address as the caller's memory had it at the entry,
+        // which the kernel copied then. Memory saying another at the exit was rewritten during
+        // the call (another thread's write while a connect waited for its handshake, to pass
+        // it off as one to another address); the record keeps the entry's IP address (a Unix
+        // one is named by the listener the kernel reached, `peer_path`).
+        if p.asked.family != 0 {
+            let now = (*r).addr;
+            if now.family != p.asked.family || now.port != p.asked.port || now.addr != p.asked.addr {
+                (*r).flags |= flags::REMOTE_REWRITTEN;
+                if p.asked.family == AF_INET || p.asked.family == AF_INET6 {
+                    (*r).addr = p.asked;
+                    (*r).unix_path_len = 0;
+                    (*r).flags &= !flags::REMOTE_UNAVAILABLE;
+                }
+            }
+        }
         // The socket as the kernel has it now: accept's new socket, else the fd's; none when
         // the descriptor holds another socket than the call was made on (then flagged: the
         // socket read would be another's, its listener a name the caller chose).
@@ -283,9 +300,9 @@ pub fn report_call(p: &PendingSock, ret: i64) {
                 if p.op == sock_op::LISTEN {
                     (*r).addr = state.local;
                 }
-                // (A connect that failed keeps what it asked for: a second connect of a connected
+                // (A connect refused keeps what it asked for: a second connect of a connected
                 // socket, refused with EISCONN, asked for another destination than its own.)
-                if p.op == sock_op::CONNECT && (ret == 0 || ret == EINPROGRESS) {
+                if p.op == sock_op::CONNECT && matches!(ret, 0 | EINPROGRESS | EINTR | ERESTARTSYS) {
                     kernel_destination(r, &state);
                 }
             }
@@ -297,13 +314,15 @@ pub fn report_call(p: &PendingSock, ret: i64) {
 
 /// `-EINPROGRESS`: a non-blocking connect under way (its destination set).
 const EINPROGRESS: i64 = -115;
+/// `-EINTR`, `-ERESTARTSYS`: a blocking connect a signal interrupted while it waited for its
+/// handshake, which goes on (its destination set).
+const EINTR: i64 = -4;
+const ERESTARTSYS: i64 = -512;
 
-/// An IP connect's destination as the kernel connected the socket (its `daddr`, `dport`), not as
-/// the caller's memory says it at the exit: another thread may rewrite that memory while a
-/// blocking connect waits for its handshake, to name a harmless address. Where the memory read
-/// says another address (not the unspecified one, which the kernel replaces by a loopback one),
-/// the record says so (`REMOTE_REWRITTEN`). A socket with no destination (a failed connect the
-/// kernel undid, `AF_UNSPEC`) keeps the memory's.
+/// An IP connect's destination as the kernel connected the socket (its `daddr`, `dport`),
+/// whatever the caller's memory says: the address the kernel copied at the entry, as a
+/// socket-address hook (a cgroup `connect4` program's load balancing) may have changed it. A
+/// socket with no destination (a connect the kernel undid, `AF_UNSPEC`) keeps the memory's.
 #[inline(always)]
 unsafe fn kernel_destination(r: *mut SocketRecord, state: &SocketState) {
     let to = state.remote;
@@ -311,12 +330,6 @@ unsafe fn kernel_destination(r: *mut SocketRecord, state: &SocketState) {
         return;
     }
     unsafe {
-        let said = (*r).addr;
-        let unreadable = said.family == 0;
-        let unspecified = said.addr == [0; 16];
-        if !unreadable && (said.family != to.family || said.port != to.port || (!unspecified && said.addr != to.addr)) {
-            (*r).flags |= flags::REMOTE_REWRITTEN;
-        }
         (*r).addr = to;
         (*r).flags &= !flags::REMOTE_UNAVAILABLE;
     }
@@ -371,30 +384,38 @@ pub(crate) unsafe fn unix_file(r: *mut SocketRecord, sk: *const u8) {
     }
 }
 
-/// Parses a user sockaddr into the record: AF_INET/AF_INET6 address and port, AF_UNIX path.
+/// A user sockaddr's family, and its address and port for AF_INET and AF_INET6; `None` when
+/// it cannot be read.
 #[inline(always)]
-unsafe fn read_sockaddr(r: *mut SocketRecord, uaddr: u64, len: u64) -> bool {
+unsafe fn ip_sockaddr(uaddr: u64, len: u64) -> Option<SockAddr> {
     // sockaddr_in6 is the largest INET form: family(2) port(2) flowinfo(4) addr(16) scope(4).
     let mut buf = [0u8; 28];
     let n: u32 = if len < 28 { len as u32 } else { 28 };
-    if n < 2 {
-        return false;
+    if n < 2 || uaddr == 0 {
+        return None;
     }
+    if unsafe { bpf_probe_read_user(buf.as_mut_ptr().cast(), n & 31, uaddr as *const _) } != 0 {
+        return None;
+    }
+    let family = u16::from_ne_bytes([buf[0], buf[1]]);
+    let mut a = SockAddr { family, ..SockAddr::default() };
+    if family == AF_INET && n >= 8 {
+        a.port = u16::from_be_bytes([buf[2], buf[3]]);
+        a.addr[..4].copy_from_slice(&buf[4..8]);
+    } else if family == AF_INET6 && n >= 24 {
+        a.port = u16::from_be_bytes([buf[2], buf[3]]);
+        a.addr.copy_from_slice(&buf[8..24]);
+    }
+    Some(a)
+}
+
+/// Parses a user sockaddr into the record: AF_INET/AF_INET6 address and port, AF_UNIX path.
+#[inline(always)]
+unsafe fn read_sockaddr(r: *mut SocketRecord, uaddr: u64, len: u64) -> bool {
     unsafe {
-        if bpf_probe_read_user(buf.as_mut_ptr().cast(), n & 31, uaddr as *const _) != 0 {
-            return false;
-        }
-        let family = u16::from_ne_bytes([buf[0], buf[1]]);
-        let mut a = SockAddr { family, ..SockAddr::default() };
-        if family == AF_INET && n >= 8 {
-            a.port = u16::from_be_bytes([buf[2], buf[3]]);
-            a.addr[..4].copy_from_slice(&buf[4..8]);
-        } else if family == AF_INET6 && n >= 24 {
-            a.port = u16::from_be_bytes([buf[2], buf[3]]);
-            a.addr.copy_from_slice(&buf[8..24]);
-        }
+        let Some(a) = ip_sockaddr(uaddr, len) else { return false };
         (*r).addr = a;
-        if family == AF_UNIX {
+        if a.family == AF_UNIX {
             let mut plen = len.saturating_sub(2);
             if plen > UNIX_PATH_CAP as u64 {
                 plen = UNIX_PATH_CAP as u64;

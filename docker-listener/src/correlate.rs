@@ -205,6 +205,9 @@ pub struct Correlator {
     /// ...unless a process of the container ran one (an exec record of it in a traced cgroup),
     /// or descends from one that did: those processes, whose calls are reported.
     runtime_started_here: HashSet<u32>,
+    /// Which processes the kernel marks as the runtime's (their calls then never reach here):
+    /// the others' calls are not dropped by their file.
+    pub runtime_marks: RuntimeMarks,
     /// The Unix listeners container processes bound, by file: whose listener a connect reached.
     unix_listeners: UnixListeners,
     /// The sensitive files of every traced container (`file-access`).
@@ -215,6 +218,35 @@ pub struct Correlator {
     /// the registry: a set can only have lost its container since if one of them changed.
     sensitive_checked: (u64, u64),
     pub counters: Counters,
+}
+
+/// Which processes the kernel marks as the container runtime's (`runtime.rs` in the eBPF
+/// crate): each whose exec or fork it saw, in the host's mount namespace, unless its map had
+/// no room. Those calls never reach the daemon; a call from another process whose file is a
+/// runtime binary is the container's, and is sent: a process of the container can make its
+/// executable file a runtime binary (`PR_SET_MM_EXE_FILE` to a mounted `docker-init`), or run
+/// the host's runc with its exec record held back by the budget, and must not pass for the
+/// runtime by that. The daemon knows the runtime by its file only where the kernel may have
+/// missed it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RuntimeMarks {
+    /// The boot-clock time from which every process of the runtime is marked (the programs
+    /// were attached by then): a process started earlier may not be. `None`: the kernel marks
+    /// none (it cannot tell the host's mount namespace).
+    pub from: Option<u64>,
+    /// The kernel had no room to mark one (`RUNTIME_TASKS` full): from then on any may be
+    /// unmarked.
+    pub failed: bool,
+}
+
+impl RuntimeMarks {
+    /// Whether a process started at `start_ns` (0: unknown) may be the runtime's unmarked.
+    pub fn may_have_missed(&self, start_ns: u64) -> bool {
+        match self.from {
+            None => true,
+            Some(from) => self.failed || start_ns == 0 || start_ns < from,
+        }
+    }
 }
 
 impl Correlator {
@@ -236,6 +268,7 @@ impl Correlator {
             host_ns: HostNamespaces::read(),
             runtime: RuntimeBinaries::find(),
             runtime_started_here: HashSet::new(),
+            runtime_marks: RuntimeMarks::default(),
             unix_listeners: UnixListeners::default(),
             sensitive: SensitiveSet::new(patterns),
             sensitive_refreshed: None,
@@ -371,11 +404,15 @@ impl Correlator {
             }
             Record::Call(mut c) => {
                 let meta = c.meta;
-                if self.runtime.contains(c.exe) && !self.runtime_started_here.contains(&meta.tgid) {
+                if self.runtime.contains(c.exe)
+                    && !self.runtime_started_here.contains(&meta.tgid)
+                    && self.runtime_marks.may_have_missed(c.start_ns)
+                {
                     // The runtime's own process (runc making the container's mounts and
                     // namespaces, or entering them for a `docker exec`), known by its file, and
-                    // not started from inside the container. Counted, not sent: every container
-                    // start makes dozens.
+                    // not started from inside the container, which the kernel may not have
+                    // marked as the runtime's. Counted, not sent: every container start makes
+                    // dozens.
                     self.counters.runtime_setup += 1;
                     return;
                 }
@@ -1357,5 +1394,18 @@ mod tests {
         c.on_record(mount_by(303, (99, 7)), now, &mut out, &mut req);
         assert_eq!(out.len(), 2, "no place to hide behind the runtime's file");
         assert_eq!(c.counters.runtime_setup, 1);
+        // Where the kernel marks the runtime's processes, a call that reached here is not one
+        // of them, whatever its file says...
+        out.clear();
+        c.runtime_marks = RuntimeMarks { from: Some(5), failed: false };
+        c.on_record(mount_by(304, (99, 7)), now, &mut out, &mut req);
+        assert_eq!(out.len(), 1, "a process the kernel would have marked");
+        // ...unless the process started before the programs were attached, or a mark failed.
+        c.runtime_marks = RuntimeMarks { from: Some(u64::MAX), failed: false };
+        c.on_record(mount_by(305, (99, 7)), now, &mut out, &mut req);
+        c.runtime_marks = RuntimeMarks { from: Some(5), failed: true };
+        c.on_record(mount_by(306, (99, 7)), now, &mut out, &mut req);
+        assert_eq!(out.len(), 1);
+        assert_eq!(c.counters.runtime_setup, 3);
     }
 }

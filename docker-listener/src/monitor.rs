@@ -127,7 +127,8 @@ impl Monitor {
         docker_events: mpsc::UnboundedReceiver<DockerEvent>,
         client: watch::Receiver<Option<DockerClient>>,
     ) -> Monitor {
-        let correlator = Correlator::new(ProcessTable::for_this_host(), cfg.clone(), Clock::now());
+        let mut correlator = Correlator::new(ProcessTable::for_this_host(), cfg.clone(), Clock::now());
+        correlator.runtime_marks.from = probes.runtime_marked_from;
         Monitor {
             probes,
             correlator,
@@ -284,6 +285,7 @@ impl Monitor {
                     Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
                     Stats::set(&self.stats.ebpf_sensitive_left_out, self.correlator.sensitive.left_out());
                     self.correlator.tick(now, &mut out, &mut req);
+                    self.check_runtime_marks();
                     lost_reported = self.report_losses(drain_ctx.received, lost_reported);
                     self.report_held_back(&mut held_reported, None);
                     self.close_repeats(now, false);
@@ -408,6 +410,24 @@ impl Monitor {
         Stats::set(&self.stats.ebpf_file_unmatched, self.correlator.counters.file_unmatched);
         Stats::set(&self.stats.ebpf_sensitive_left_out, self.correlator.sensitive.left_out());
         Ok(())
+    }
+
+    /// Once the kernel had no room to mark a process of the runtime, the correlator knows the
+    /// runtime by its file too (`correlate::RuntimeMarks`).
+    fn check_runtime_marks(&mut self) {
+        if self.correlator.runtime_marks.failed || self.correlator.runtime_marks.from.is_none() {
+            return;
+        }
+        let unmarked = self.probes.runtime_unmarked();
+        if unmarked > 0 {
+            tracing::warn!(
+                unmarked,
+                "the kernel's map of the container runtime's processes was full: from now on a container \
+                 process whose executable file is a runtime binary is taken for the runtime, and its calls \
+                 are counted (ebpf_runtime_setup), not sent. (the map holds 8,192 processes at once)"
+            );
+            self.correlator.runtime_marks.failed = true;
+        }
     }
 
     /// The container runtime's calls not sent: those the kernel knew by their process (not
@@ -726,7 +746,10 @@ impl Monitor {
             lost = lost - reported,
             lost_total = lost,
             ring_buffer_full = losses[loss::RINGBUF_FULL as usize],
-            "eBPF records were lost in the kernel (reported in a loss event). Raise ebpf.ring_buffer_bytes if this repeats"
+            held_map_full = losses[loss::HELD_MAP_FULL as usize],
+            "eBPF records were lost in the kernel (reported in a loss event). If ring_buffer_full grows, raise \
+             ebpf.ring_buffer_bytes; if held_map_full does, thousands of cgroups are over their budget \
+             (ebpf.budget_per_second)"
         );
         self.spool.push_report(self.encoder.report(&ecs::ebpf_loss_event(
             lost - reported,

@@ -58,15 +58,20 @@ int main(int argc, char **argv) {
     int l = socket(domain, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(l, addr, addr_len) != 0 || listen(l, 0) != 0) {
+    /* A Unix listener's queue holds one more than its backlog; a TCP one's accept queue too,
+     * but with a backlog of 0 its first connect would need a SYN cookie. */
+    int backlog = mode == 'i' ? 1 : 0;
+    if (bind(l, addr, addr_len) != 0 || listen(l, backlog) != 0) {
         perror("listen");
         return 1;
     }
     /* The backlog, full: the next connect waits for an accept. */
-    int first = socket(domain, SOCK_STREAM, 0);
-    if (connect(first, addr, addr_len) != 0) {
-        perror("connect");
-        return 1;
+    for (int i = 0; i <= backlog; i++) {
+        int first = socket(domain, SOCK_STREAM, 0);
+        if (connect(first, addr, addr_len) != 0) {
+            perror("connect");
+            return 1;
+        }
     }
     fd = socket(domain, SOCK_STREAM, 0);
     pthread_t t;

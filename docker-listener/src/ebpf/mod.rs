@@ -15,7 +15,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use docker_listener_common::{FileId, PREFIX_CAP, PREFIXES, ProbeConfig, budget, container_state, loss};
+use docker_listener_common::{FileId, PREFIX_CAP, PREFIXES, ProbeConfig, budget, container_state, loss, runtime_count};
 use tokio::io::unix::AsyncFd;
 
 use crate::config::{EbpfConfig, PathWalk};
@@ -273,6 +273,9 @@ pub struct EbpfProbes {
     loss: PerCpuArray<MapData, u64>,
     /// The container runtime's calls the programs did not send (`runtime.rs`).
     runtime_calls: PerCpuArray<MapData, u64>,
+    /// The boot-clock time from which the kernel marks every process of the runtime (the
+    /// programs attached); `None` when it marks none (`correlate::RuntimeMarks`).
+    pub runtime_marked_from: Option<u64>,
     /// Records held back by the per-container budget, per cgroup (`budget.rs`).
     held: PerCpuHashMap<MapData, u64, u64>,
     /// Records held back in all (`HELD_COUNT`), and its value at the last walk of `held`.
@@ -281,7 +284,7 @@ pub struct EbpfProbes {
     /// The enter/exit pairing maps (values as bytes: only their entries are counted; their
     /// sizes are docker-listener-ebpf's `PendingExec` and `PendingSock`, checked at the load).
     pending_exec: HashMap<MapData, u64, [u8; 24]>,
-    pending_sock: HashMap<MapData, u64, [u8; 40]>,
+    pending_sock: HashMap<MapData, u64, [u8; 64]>,
     /// The sensitive files' inodes (`crate::sensitive`), and as bits (`SENSITIVE_BITS`).
     sensitive: HashMap<MapData, u64, u32>,
     sensitive_bits: Array<MapData, u64>,
@@ -587,6 +590,10 @@ impl EbpfProbes {
             }
         }
         let (mut ebpf, attach::Attached { programs: attached, doors, .. }) = outcome?;
+        // Every process of the runtime started from now on is marked by the kernel, where it
+        // can tell the host's mount namespace (`runtime.rs`).
+        let runtime_marked_from =
+            (pc.host_mnt_ns != 0 && pc.offsets.mnt_ns_inum != 0).then(crate::ecs::Clock::boot_now);
         let unread_at_fallback = unread.get();
         if unread_at_fallback > 0 {
             tracing::warn!(
@@ -641,6 +648,7 @@ impl EbpfProbes {
             held_count,
             held_walked: 0,
             runtime_calls,
+            runtime_marked_from,
             pending_exec,
             pending_sock,
             sensitive,
@@ -823,7 +831,13 @@ impl EbpfProbes {
 
     /// The container runtime's calls the programs did not send (summed over CPUs, since start).
     pub fn runtime_calls(&self) -> u64 {
-        self.runtime_calls.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
+        self.runtime_calls.get(&runtime_count::CALLS, 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
+    /// Processes of the runtime the kernel had no room to mark (summed over CPUs, since start);
+    /// a count that cannot be read says one.
+    pub fn runtime_unmarked(&self) -> u64 {
+        self.runtime_calls.get(&runtime_count::UNMARKED, 0).map_or(1, |v| v.iter().sum())
     }
 
     /// Entries in the pairing maps (execve, socket calls in flight): at shutdown, once the

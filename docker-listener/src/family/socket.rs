@@ -83,8 +83,8 @@ pub struct Socket {
     /// A native connect or bind whose descriptor held another socket at its exit than at its
     /// entry (another thread's `dup2` or `close` during the call): its socket was not read.
     pub swapped: bool,
-    /// An IP connect whose destination in the caller's memory at the exit was not the one the
-    /// kernel connected to (another thread rewrote it during the call): `addr` is the kernel's.
+    /// A native connect or bind whose address in the caller's memory at the exit was not the one
+    /// it had at the entry, which the kernel copied (another thread rewrote it during the call).
     pub rewritten: bool,
 }
 
@@ -188,7 +188,7 @@ pub struct SocketBody {
     pub uring: bool,
     /// Another socket under the descriptor at the call's exit than at its entry.
     pub swapped: bool,
-    /// The destination in the caller's memory was rewritten during the call.
+    /// The address in the caller's memory was rewritten during the call.
     pub rewritten: bool,
     /// The caller's executable file (inode, device), zeros when unknown.
     pub exe: (u64, u32),
@@ -424,8 +424,8 @@ struct SocketOut<'a> {
     /// socket the call was made on, and where it connected, are unknown.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     swapped: bool,
-    /// Another thread rewrote the destination in the caller's memory during the call: the
-    /// destination shown is the one the kernel connected to.
+    /// Another thread rewrote the address in the caller's memory during the call: the one shown
+    /// is what the kernel copied at the entry, or the destination it connected to.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     address_rewritten: bool,
 }
@@ -766,8 +766,9 @@ mod tests {
         assert!(v["docker_listener"]["socket"].get("swapped").is_none(), "{v}");
     }
 
-    /// An IP connect's destination is the kernel's (the record's address); one that the caller's
-    /// memory said otherwise at the exit is said, and never routine.
+    /// A connect whose address the caller's memory said otherwise at the exit than at the entry
+    /// says so, and is never routine; its address is the record's (the entry's or the
+    /// kernel's).
     #[test]
     fn a_connect_whose_destination_was_rewritten_in_memory_says_so() {
         let mut r: SocketRecord = unsafe { std::mem::zeroed() };
