@@ -396,6 +396,49 @@ fn a_container_s_first_moments_end_once_its_files_are_resolved() {
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+/// A container's sensitive files are made again every refresh in the root they were first
+/// found in: its first process `chroot`ing into a decoy tree with an `etc/shadow` of its own
+/// does not make the decoy's files the container's set. After the next refreshes, a read of
+/// the container's own /etc/shadow (a `docker exec`, in the container's root) is still
+/// reported, and the agent says the container's processes left its root.
+#[test]
+fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
+    e2e();
+    let _docker = docker_lock();
+    let mut agent =
+        start_agent_with_env("decoy-root", json!({}), json!({}), &[("DL_TEST_SENSITIVE_REFRESH_SECS", "1")]);
+    let name = unique("decoy");
+    let _c = Containers(vec![name.clone()]);
+    run_detached(
+        &name,
+        &[],
+        "echo 'root:*:19000::::::' > /etc/shadow; mkdir -p /tmp/decoy/etc /tmp/decoy/bin; \
+         cp /bin/busybox /tmp/decoy/bin/; echo decoy > /tmp/decoy/etc/shadow; \
+         until [ -e /tmp/go ]; do cat /etc/shadow >/dev/null; sleep 0.2; done; \
+         exec chroot /tmp/decoy /bin/busybox sleep 120",
+    );
+    let matched = |e: &[Value]| -> usize {
+        of_path(&file_events(&mine(e, &name)), "/etc/shadow")
+            .iter()
+            .filter(|x| x["docker_listener"]["file_access"]["match"] == "file")
+            .count()
+    };
+    wait_events(&agent, "a read of /etc/shadow matched by its inode", Duration::from_secs(30), |e| matched(e) > 0);
+    docker(&["exec", &name, "touch", "/tmp/go"]);
+    wait_events(&agent, "the first process's chroot", Duration::from_secs(30), |e| {
+        mine(e, &name).iter().any(|x| x["event"]["action"] == "chroot")
+    });
+    agent.daemon.wait_for_log("every process of this container is in another root", Duration::from_secs(30));
+    // Refreshed at least once more since (the period is a second here).
+    std::thread::sleep(Duration::from_secs(3));
+    let before = matched(&agent_events(&agent.queue.frames()));
+    docker(&["exec", &name, "cat", "/etc/shadow"]);
+    wait_events(&agent, "the docker exec's read of the container's /etc/shadow", Duration::from_secs(30), |e| {
+        matched(e) > before
+    });
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 #[test]
 fn changes_by_name_are_resolved_in_the_container() {
     e2e();

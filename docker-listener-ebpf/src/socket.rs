@@ -230,15 +230,18 @@ pub fn report_call(p: &PendingSock, ret: i64) {
         // the call (another thread's write while a connect waited for its handshake, to pass
         // it off as one to another address); the record keeps the entry's IP address (a Unix
         // one is named by the listener the kernel reached, `peer_path`).
+        // (An exit read that failed, a page of the caller's paged out meanwhile, is no rewrite.)
         if p.asked.family != 0 {
             let now = (*r).addr;
-            if now.family != p.asked.family || now.port != p.asked.port || now.addr != p.asked.addr {
+            let unread = (*r).flags & flags::REMOTE_UNAVAILABLE != 0;
+            let differs = now.family != p.asked.family || now.port != p.asked.port || now.addr != p.asked.addr;
+            if differs && !unread {
                 (*r).flags |= flags::REMOTE_REWRITTEN;
-                if p.asked.family == AF_INET || p.asked.family == AF_INET6 {
-                    (*r).addr = p.asked;
-                    (*r).unix_path_len = 0;
-                    (*r).flags &= !flags::REMOTE_UNAVAILABLE;
-                }
+            }
+            if (differs || unread) && (p.asked.family == AF_INET || p.asked.family == AF_INET6) {
+                (*r).addr = p.asked;
+                (*r).unix_path_len = 0;
+                (*r).flags &= !flags::REMOTE_UNAVAILABLE;
             }
         }
         // The socket as the kernel has it now: accept's new socket, else the fd's; none when
@@ -322,11 +325,12 @@ const ERESTARTSYS: i64 = -512;
 /// An IP connect's destination as the kernel connected the socket (its `daddr`, `dport`),
 /// whatever the caller's memory says: the address the kernel copied at the entry, as a
 /// socket-address hook (a cgroup `connect4` program's load balancing) may have changed it. A
-/// socket with no destination (a connect the kernel undid, `AF_UNSPEC`) keeps the memory's.
+/// socket with no destination (a connect the kernel undid, `AF_UNSPEC`) keeps the memory's; a
+/// raw or ping socket's has an address and no port.
 #[inline(always)]
 unsafe fn kernel_destination(r: *mut SocketRecord, state: &SocketState) {
     let to = state.remote;
-    if (to.family != AF_INET && to.family != AF_INET6) || to.port == 0 {
+    if (to.family != AF_INET && to.family != AF_INET6) || (to.port == 0 && to.addr == [0; 16]) {
         return;
     }
     unsafe {

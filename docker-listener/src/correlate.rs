@@ -725,6 +725,10 @@ impl Correlator {
                 self.sensitive.unresolved(id);
                 return;
             }
+            Resolved::RootMoved if known => {
+                self.sensitive.root_moved(id);
+                return;
+            }
             // Stopped (no process), gone or ignored: its inodes leave the kernel's map.
             _ => self.sensitive.forget(id),
         };
@@ -772,6 +776,7 @@ impl Correlator {
         match action {
             "start" => {
                 self.registry.restarted(id);
+                self.sensitive.started(id);
                 let c = Container::from_start_event(id, time_nano, attributes);
                 self.on_container(c, None, out, req);
                 // The image id, the init pid and exact labels.
@@ -823,7 +828,7 @@ impl Correlator {
             let registry = &self.registry;
             self.unix_listeners.retain(|id| registry.get(id).is_some() || !registry.cgroups_of(id).is_empty());
         }
-        if self.sensitive_refreshed.is_none_or(|t| now.duration_since(t) >= crate::sensitive::REFRESH) {
+        if self.sensitive_refreshed.is_none_or(|t| now.duration_since(t) >= crate::sensitive::refresh_period()) {
             if self.sensitive_refreshed.is_some() && self.cfg.file_access && !self.sensitive.patterns.is_empty() {
                 // Every known container, not only those with a set: one whose set could not be
                 // made (no process found at the time) gets another chance.

@@ -86,7 +86,8 @@ enum Info {
     Container(Container, Option<u64>),
     InspectFailed(String),
     /// A container's sensitive files, resolved in its filesystem (or why not).
-    Sensitive(String, crate::sensitive::Resolved),
+    /// (With the root the set was resolved in.)
+    Sensitive(String, crate::sensitive::Resolved, Option<(u64, u32)>),
     /// Docker has no such container (inspect: 404); the cgroup that named it, if not bound yet.
     NotDocker {
         id: String,
@@ -358,9 +359,10 @@ impl Monitor {
                     Request::ResolveFiles { id, pid } => {
                         if resolving.ask(&id) {
                             self.correlator.sensitive.begin(&id);
+                            let root = self.correlator.sensitive.root_of(&id);
                             spawn_resolve_files(
                                 id,
-                                pid,
+                                (pid, root),
                                 mount.clone(),
                                 self.cfg.cgroup_prefixes.clone(),
                                 self.correlator.sensitive.patterns.clone(),
@@ -555,10 +557,13 @@ impl Monitor {
             Info::InspectFailed(id) => {
                 inspecting.remove(&id);
             }
-            Info::Sensitive(id, resolved) => {
+            Info::Sensitive(id, resolved, root) => {
                 let again = resolving.done(&id);
                 let files = matches!(resolved, crate::sensitive::Resolved::Files(_));
                 self.correlator.sensitive_resolved(&id, resolved, req);
+                if let Some(root) = root {
+                    self.correlator.sensitive.keep_root(&id, root);
+                }
                 // Its first moments are over once its inodes are in the kernel's map (the
                 // requests run in order): its opens are matched by inode from then on. (Not
                 // when the resolution failed: they stay sent until the next or `PENDING_MAX`.)
@@ -945,9 +950,10 @@ static RESOLVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(RES
 /// Resolves a container's sensitive files in its filesystem, seen through one of its processes
 /// (`/proc/<pid>/root`): its init process when known, else one found in its cgroup; at most
 /// [`RESOLVING_AT_ONCE`] containers at a time.
+/// `at`: the container's first process, and the root its set was first resolved in.
 fn spawn_resolve_files(
     id: String,
-    pid: Option<u32>,
+    at: (Option<u32>, Option<(u64, u32)>),
     mount: Option<PathBuf>,
     prefixes: Vec<String>,
     patterns: Vec<crate::sensitive::Pattern>,
@@ -956,7 +962,7 @@ fn spawn_resolve_files(
     tokio::spawn(async move {
         // (The semaphore is never closed: a permit always comes.)
         let Ok(_slot) = RESOLVING.acquire().await else { return };
-        let _ = tokio::task::spawn_blocking(move || resolve_files(id, pid, mount, prefixes, patterns, tx)).await;
+        let _ = tokio::task::spawn_blocking(move || resolve_files(id, at, mount, prefixes, patterns, tx)).await;
     });
 }
 
@@ -990,7 +996,7 @@ impl Resolutions {
 /// One container's sensitive files, resolved in its filesystem (a blocking thread).
 fn resolve_files(
     id: String,
-    pid: Option<u32>,
+    (pid, root): (Option<u32>, Option<(u64, u32)>),
     mount: Option<PathBuf>,
     prefixes: Vec<String>,
     patterns: Vec<crate::sensitive::Pattern>,
@@ -1005,8 +1011,8 @@ fn resolve_files(
     pids.extend(from_cgroup());
     // (Looked for only for a process at the host's root.)
     let runtime = std::cell::OnceCell::new();
-    let resolved = resolve_in_roots(&id, &pids, &patterns, |p| is_runtime_process(p, &runtime));
-    let _ = tx.send(Info::Sensitive(id, resolved));
+    let (resolved, root) = resolve_in_roots(&id, &pids, root, &patterns, |p| is_runtime_process(p, &runtime));
+    let _ = tx.send(Info::Sensitive(id, resolved, root));
 }
 
 /// A container's sensitive files, resolved in the root of the first of `pids` that is in the
@@ -1015,28 +1021,36 @@ fn resolve_files(
 /// there, the set would hold the host's files, the container's first moments would end on it,
 /// and its very first read of its own /etc/shadow would be matched against the host's inode and
 /// missed. (Another process at the host's root is taken: a container that shares the host's
-/// root, as the kernel matrix's does.)
+/// root, as the kernel matrix's does.) Once the container's set was resolved in a root
+/// (`expected`), only a process still there is taken (`Resolved::RootMoved` when none is).
+/// Returns the root the set was resolved in.
 fn resolve_in_roots(
     id: &str,
     pids: &[u32],
+    expected: Option<(u64, u32)>,
     patterns: &[crate::sensitive::Pattern],
     is_runtime: impl Fn(u32) -> bool,
-) -> crate::sensitive::Resolved {
+) -> (crate::sensitive::Resolved, Option<(u64, u32)>) {
     use crate::sensitive::{Resolved, file_id};
     // The host's root: the agent's own, and pid 1's where the agent may read it (an agent
     // run in a container of its own, with the host's pids).
     let host: Vec<_> = ["/", "/proc/1/root"].into_iter().filter_map(file_id).collect();
     // The processes still there (a stopped container has none).
     let mut at_host_root = false;
-    let roots: Vec<(u32, PathBuf)> = pids
+    let mut moved = false;
+    let roots: Vec<(u32, PathBuf, (u64, u32))> = pids
         .iter()
         .map(|&p| (p, PathBuf::from(format!("/proc/{p}/root"))))
-        .filter(|(p, root)| match file_id(root) {
-            Some(r) if host.contains(&r) && is_runtime(*p) => {
+        .filter_map(|(p, root)| match file_id(&root) {
+            Some(r) if host.contains(&r) && is_runtime(p) => {
                 at_host_root = true;
-                false
+                None
             }
-            found => found.is_some(),
+            Some(r) if expected.is_some_and(|e| e != r) => {
+                moved = true;
+                None
+            }
+            found => found.map(|r| (p, root, r)),
         })
         .collect();
     if roots.is_empty() {
@@ -1044,18 +1058,22 @@ fn resolve_in_roots(
             // Another resolution follows (the container's start, or the period); its opens
             // are all sent until then.
             tracing::debug!(container = %id, "sensitive files not resolved yet: the runtime has not moved the container's process into its root yet");
-            return Resolved::Failed;
+            return (Resolved::Failed, None);
         }
-        return Resolved::NoProcess;
+        if moved {
+            return (Resolved::RootMoved, None);
+        }
+        return (Resolved::NoProcess, None);
     }
     roots
         .iter()
-        .find_map(|(p, root)| {
+        .find_map(|(p, root, id_of_root)| {
             crate::sensitive::resolve(root, patterns)
                 .map_err(|e| tracing::debug!(container = %id, pid = p, error = %e, "sensitive files not resolved"))
                 .ok()
+                .map(|files| (Resolved::Files(files), Some(*id_of_root)))
         })
-        .map_or(Resolved::Failed, Resolved::Files)
+        .unwrap_or((Resolved::Failed, None))
 }
 
 /// Whether process `pid` is the container runtime's (`runc init` setting a container up): by
@@ -1142,10 +1160,17 @@ mod tests {
         let patterns: Vec<crate::sensitive::Pattern> =
             crate::sensitive::DEFAULT.iter().map(|s| s.parse().expect("a default entry")).collect();
         let me = std::process::id();
-        assert!(matches!(resolve_in_roots("c", &[me], &patterns, |_| true), Resolved::Failed), "not the host's set");
-        assert!(matches!(resolve_in_roots("c", &[me], &patterns, |_| false), Resolved::Files(_)));
-        assert!(matches!(resolve_in_roots("c", &[], &patterns, |_| true), Resolved::NoProcess));
-        assert!(matches!(resolve_in_roots("c", &[u32::MAX], &patterns, |_| true), Resolved::NoProcess), "gone");
+        let resolve =
+            |pids: &[u32], expected, runtime: bool| resolve_in_roots("c", pids, expected, &patterns, |_| runtime).0;
+        assert!(matches!(resolve(&[me], None, true), Resolved::Failed), "not the host's set");
+        assert!(matches!(resolve(&[me], None, false), Resolved::Files(_)));
+        assert!(matches!(resolve(&[], None, true), Resolved::NoProcess));
+        assert!(matches!(resolve(&[u32::MAX], None, true), Resolved::NoProcess), "gone");
+        // Once resolved in a root, only there: a process in another root (a chroot) is not taken.
+        let root = crate::sensitive::file_id("/").expect("this process's root");
+        let (resolved, found) = resolve_in_roots("c", &[me], Some(root), &patterns, |_| false);
+        assert!(matches!(resolved, Resolved::Files(_)) && found == Some(root));
+        assert!(matches!(resolve(&[me], Some((1, 1)), false), Resolved::RootMoved), "every process elsewhere");
     }
 
     /// runc's stages are known by the names runc gives them, and by a runtime's file name; this

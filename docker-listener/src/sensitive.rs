@@ -55,6 +55,16 @@ pub const SUBDIR_MAX: usize = 64;
 const LIST_MAX: usize = 4096;
 /// How often each container's set is made again.
 pub const REFRESH: Duration = Duration::from_secs(60);
+
+/// `REFRESH`, or in test builds `DL_TEST_SENSITIVE_REFRESH_SECS` (a test sees a refresh without
+/// waiting a minute).
+pub fn refresh_period() -> Duration {
+    let for_tests = cfg!(debug_assertions)
+        .then(|| std::env::var("DL_TEST_SENSITIVE_REFRESH_SECS").ok()?.parse().ok())
+        .flatten()
+        .map(Duration::from_secs);
+    for_tests.unwrap_or(REFRESH)
+}
 /// Inodes the kernel's map holds (its `max_entries`).
 pub const MAP_MAX: usize = 16384;
 /// Entries one container's set holds, at most: a sixteenth of the map. The default entries
@@ -665,6 +675,10 @@ pub enum Resolved {
     NoProcess,
     /// A process's root could not be read for a moment.
     Failed,
+    /// Every process of the container is in another root than the one its set was first
+    /// resolved in (`SensitiveSet::root_of`): one changed its root (a `chroot` into a decoy
+    /// tree). The set is kept as it was.
+    RootMoved,
 }
 
 /// The entries a set may hold when it takes one of `class` (`SensitiveSet::class`).
@@ -721,6 +735,14 @@ pub struct SensitiveSet {
     /// Entries left out of their container's set for want of room (`CONTAINER_MAX`), since the
     /// start.
     left_out: u64,
+    /// The root each container's set was first resolved in (its directory's inode and device):
+    /// later resolutions are made in that root only, so that a process of the container that
+    /// changes its root (its first process `chroot`ing into a decoy tree, whose `etc/shadow` is
+    /// another file) cannot swap the container's set for the decoy's. Forgotten with the set,
+    /// and at the container's start (a new run mounts its root again).
+    roots: HashMap<String, (u64, u32)>,
+    /// Containers whose processes all left their root, said once (`RootMoved`).
+    moved_said: std::collections::HashSet<String>,
 }
 
 /// A change to make to the kernel's map: the inode's new bits, or `None` to remove it.
@@ -899,10 +921,44 @@ impl SensitiveSet {
         self.added_during.remove(id);
     }
 
+    /// The root the container's set was first resolved in, if it was.
+    pub fn root_of(&self, id: &str) -> Option<(u64, u32)> {
+        self.roots.get(id).copied()
+    }
+
+    /// Keeps `root` as the one a resolved container's sets are made in, unless one is kept.
+    pub fn keep_root(&mut self, id: &str, root: (u64, u32)) {
+        if self.resolved.contains(id) {
+            self.roots.entry(id.to_owned()).or_insert(root);
+        }
+    }
+
+    /// The container started (again): its next resolution is made in its new root.
+    pub fn started(&mut self, id: &str) {
+        self.roots.remove(id);
+        self.moved_said.remove(id);
+    }
+
+    /// Every process of the container left the root its set was resolved in: the set is kept;
+    /// the first time, said.
+    pub fn root_moved(&mut self, id: &str) {
+        self.added_during.remove(id);
+        if self.moved_said.insert(id.to_owned()) {
+            tracing::warn!(
+                container = %id,
+                "every process of this container is in another root than the one its sensitive files were \
+                 found in (a chroot): its set is kept as it was found, and the files of the new root are not \
+                 watched by inode. A container's process escaping the file watch that way is suspicious"
+            );
+        }
+    }
+
     /// Forgets a container (gone or ignored).
     pub fn forget(&mut self, id: &str) -> Vec<MapChange> {
         self.added_during.remove(id);
         self.resolved.remove(id);
+        self.roots.remove(id);
+        self.moved_said.remove(id);
         let old = self.by_container.remove(id).map(|h| h.entries).unwrap_or_default();
         release(&mut self.holders, &old);
         self.recompute(old.iter().map(|e| e.ino).collect())
@@ -1084,6 +1140,27 @@ mod tests {
         assert!(s.update("b", vec![e(10, 41, access::WRITE)]).is_empty(), "no change, nothing to write");
         assert_eq!(s.forget("b"), vec![(10, None)]);
         assert!(s.is_empty());
+    }
+
+    /// The root a container's set was first resolved in is kept until the container starts
+    /// again or is forgotten; a container not resolved keeps none. A resolution that found every
+    /// process elsewhere keeps the set.
+    #[test]
+    fn the_first_root_is_kept_until_the_container_starts_again() {
+        let mut s = SensitiveSet::new(vec![p("/etc/shadow")]);
+        s.keep_root("a", (2, 40));
+        assert_eq!(s.root_of("a"), None, "not resolved");
+        s.update("a", vec![e(10, 40, access::READ)]);
+        s.keep_root("a", (2, 40));
+        s.keep_root("a", (3, 41));
+        assert_eq!(s.root_of("a"), Some((2, 40)), "the first one");
+        s.root_moved("a");
+        assert_eq!(s.by_container["a"].entries, vec![e(10, 40, access::READ)], "the set kept");
+        s.started("a");
+        assert_eq!(s.root_of("a"), None, "a new run mounts its root again");
+        s.keep_root("a", (3, 41));
+        s.forget("a");
+        assert_eq!(s.root_of("a"), None);
     }
 
     /// The changes each call returns, applied in turn to a map, leave it holding what the

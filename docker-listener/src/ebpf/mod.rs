@@ -591,9 +591,16 @@ impl EbpfProbes {
         }
         let (mut ebpf, attach::Attached { programs: attached, doors, .. }) = outcome?;
         // Every process of the runtime started from now on is marked by the kernel, where it
-        // can tell the host's mount namespace (`runtime.rs`).
-        let runtime_marked_from =
-            (pc.host_mnt_ns != 0 && pc.offsets.mnt_ns_inum != 0).then(crate::ecs::Clock::boot_now);
+        // can tell the host's mount namespace and sees execs and forks (`runtime.rs`); those
+        // already running are marked now, so that their children are at their fork.
+        let marks = pc.host_mnt_ns != 0
+            && pc.offsets.mnt_ns_inum != 0
+            && attached.contains(&"sched_process_exec")
+            && attached.contains(&"sched_process_fork");
+        let runtime_marked_from = marks.then(|| {
+            mark_running_runtime(&mut ebpf, &runtime, pc.host_mnt_ns);
+            crate::ecs::Clock::boot_now()
+        });
         let unread_at_fallback = unread.get();
         if unread_at_fallback > 0 {
             tracing::warn!(
@@ -871,6 +878,30 @@ fn unread_records(mut ebpf: Ebpf) -> u64 {
         n += 1;
     }
     n
+}
+
+/// Marks the runtime's processes already running in `RUNTIME_TASKS`, as the kernel would have
+/// at their exec: a process running a runtime binary in the host's mount namespace (`host_mnt`).
+/// Their children forked from now on are the runtime's too. (A failure leaves a process to the
+/// daemon's check by file: it started before the programs were attached.)
+fn mark_running_runtime(ebpf: &mut Ebpf, runtime: &crate::family::RuntimeBinaries, host_mnt: u32) {
+    use std::os::unix::fs::MetadataExt as _;
+    if runtime.is_empty() {
+        return;
+    }
+    let Some(mut tasks) = ebpf.map_mut("RUNTIME_TASKS").and_then(|m| HashMap::<_, u32, FileId>::try_from(m).ok())
+    else {
+        return;
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else { return };
+    for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        let Some((ino, dev)) = crate::sensitive::file_id(format!("/proc/{pid}/exe")) else { continue };
+        let in_host_mnt =
+            std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == u64::from(host_mnt));
+        if runtime.contains((ino, dev)) && in_host_mnt {
+            let _ = tasks.insert(pid, FileId { ino, dev, _pad: 0 }, 0);
+        }
+    }
 }
 
 /// Writes the container runtime's binaries into `RUNTIME_FILES`, by (inode, the kernel's dev_t).
