@@ -667,6 +667,11 @@ impl Correlator {
             self.unconfirmed.remove(cg);
         }
         let pid = c.pid;
+        // Another first process than the one known: a new run (a restart whose start event was
+        // missed, or not handled yet), whose root is mounted again.
+        if pid.is_some() && self.registry.get(&id).and_then(|k| k.pid).is_some_and(|known| Some(known) != pid) {
+            self.sensitive.started(&id);
+        }
         let ignored = c.is_ignored(&self.cfg);
         self.registry.upsert(c);
         for cg in self.registry.cgroups_of(&id).to_vec() {
@@ -1035,6 +1040,33 @@ mod tests {
         c.tick(now + Duration::from_secs(3), &mut out, &mut req);
         assert_eq!(maps(&mut req), vec![vec![(41, None)]]);
         assert!(c.sensitive.is_empty());
+    }
+
+    /// A container's set is made in the root it was first found in until a new run of the
+    /// container: its start event, or an inspection naming another first process (a restart
+    /// whose start event was missed). A resolution that found every process elsewhere keeps it.
+    #[test]
+    fn a_container_s_set_stays_in_its_root_until_a_new_run() {
+        let mut c = correlator();
+        let (mut out, mut req) = (Vec::new(), Vec::new());
+        started(&mut c, &mut out, &mut req);
+        let shadow = crate::sensitive::Entry { ino: 41, dev: 5, bits: 1, pattern: 0, path: "/etc/shadow".into() };
+        let known = c.registry.get(ID).unwrap().clone();
+        let run = |pid| Container { pid: Some(pid), ..known.clone() };
+        c.on_container(run(9), None, &mut out, &mut req);
+        c.sensitive_resolved(ID, Resolved::Files(vec![shadow.clone()]), &mut req);
+        c.sensitive.keep_root(ID, (2, 40));
+        req.clear();
+        c.sensitive_resolved(ID, Resolved::RootMoved, &mut req);
+        assert!(req.is_empty(), "{req:?}");
+        assert!(c.sensitive.find(ID, 41, 5, false, |_| true).is_some(), "the set kept");
+        c.on_container(run(9), None, &mut out, &mut req);
+        assert_eq!(c.sensitive.root_of(ID), Some((2, 40)), "the same run");
+        c.on_container(run(10), None, &mut out, &mut req);
+        assert_eq!(c.sensitive.root_of(ID), None, "another first process: a new run");
+        c.sensitive.keep_root(ID, (3, 41));
+        started(&mut c, &mut out, &mut req);
+        assert_eq!(c.sensitive.root_of(ID), None, "a start event");
     }
 
     #[test]

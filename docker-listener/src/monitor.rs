@@ -1002,21 +1002,28 @@ fn resolve_files(
     patterns: Vec<crate::sensitive::Pattern>,
     tx: mpsc::UnboundedSender<Info>,
 ) {
+    // (A few of the cgroup's processes: when the first one has left the container's root, a
+    // `docker exec`'s may still be there.)
     let from_cgroup = || {
         let m = mount.as_deref()?;
         let dir = registry::find_cgroup_dir(m, &prefixes, &id)?;
-        registry::cgroup_pids(&dir).into_iter().next()
+        Some(registry::cgroup_pids(&dir).into_iter().take(ROOT_CANDIDATES))
     };
     let mut pids: Vec<u32> = pid.into_iter().collect();
-    pids.extend(from_cgroup());
+    pids.extend(from_cgroup().into_iter().flatten().filter(|p| Some(*p) != pid));
     // (Looked for only for a process at the host's root.)
     let runtime = std::cell::OnceCell::new();
     let (resolved, root) = resolve_in_roots(&id, &pids, root, &patterns, |p| is_runtime_process(p, &runtime));
     let _ = tx.send(Info::Sensitive(id, resolved, root));
 }
 
+/// The container's processes whose roots a resolution looks at, beside its first one.
+const ROOT_CANDIDATES: usize = 8;
+
 /// A container's sensitive files, resolved in the root of the first of `pids` that is in the
-/// container's filesystem. The runtime's `runc init` (`is_runtime`), put in the new cgroup
+/// container's filesystem: the root of a mount (a container's is: the runtime pivots into it),
+/// not a directory a process `chroot`ed into (a decoy tree with an `etc/shadow` of its own,
+/// made by its first process before the agent looked). The runtime's `runc init` (`is_runtime`), put in the new cgroup
 /// while still at the host's root, is the one process of a container being created: resolved
 /// there, the set would hold the host's files, the container's first moments would end on it,
 /// and its very first read of its own /etc/shadow would be matched against the host's inode and
@@ -1046,7 +1053,7 @@ fn resolve_in_roots(
                 at_host_root = true;
                 None
             }
-            Some(r) if expected.is_some_and(|e| e != r) => {
+            Some(r) if expected.is_some_and(|e| e != r) || !is_mount_root(&root) => {
                 moved = true;
                 None
             }
@@ -1074,6 +1081,23 @@ fn resolve_in_roots(
                 .map(|files| (Resolved::Files(files), Some(*id_of_root)))
         })
         .unwrap_or((Resolved::Failed, None))
+}
+
+/// Whether `path` (a process's `/proc/PID/root`) is the root directory of a mount
+/// (`STATX_ATTR_MOUNT_ROOT`, Linux 5.8); true when the kernel cannot say.
+fn is_mount_root(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return true };
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: a valid path and a buffer of the right size.
+    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_INO, stx.as_mut_ptr()) };
+    if r != 0 {
+        return true;
+    }
+    // SAFETY: filled by the successful call.
+    let stx = unsafe { stx.assume_init() };
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    stx.stx_attributes_mask & bit == 0 || stx.stx_attributes & bit != 0
 }
 
 /// Whether process `pid` is the container runtime's (`runc init` setting a container up): by
@@ -1171,6 +1195,12 @@ mod tests {
         let (resolved, found) = resolve_in_roots("c", &[me], Some(root), &patterns, |_| false);
         assert!(matches!(resolved, Resolved::Files(_)) && found == Some(root));
         assert!(matches!(resolve(&[me], Some((1, 1)), false), Resolved::RootMoved), "every process elsewhere");
+        // A container's root is a mount's root; a directory a process chrooted into is not.
+        assert!(is_mount_root(std::path::Path::new("/")));
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let sub = dir.path().join("decoy");
+        std::fs::create_dir(&sub).expect("a directory in it");
+        assert!(!is_mount_root(&sub));
     }
 
     /// runc's stages are known by the names runc gives them, and by a runtime's file name; this

@@ -946,9 +946,10 @@ impl SensitiveSet {
         if self.moved_said.insert(id.to_owned()) {
             tracing::warn!(
                 container = %id,
-                "every process of this container is in another root than the one its sensitive files were \
-                 found in (a chroot): its set is kept as it was found, and the files of the new root are not \
-                 watched by inode. A container's process escaping the file watch that way is suspicious"
+                "every process of this container is in another root than the container's own (a chroot): its \
+                 sensitive files are kept as they were found in its own root, if they were, and the files of \
+                 the new root are not watched by inode. A container's process escaping the file watch that way \
+                 is suspicious"
             );
         }
     }

@@ -597,10 +597,8 @@ impl EbpfProbes {
             && pc.offsets.mnt_ns_inum != 0
             && attached.contains(&"sched_process_exec")
             && attached.contains(&"sched_process_fork");
-        let runtime_marked_from = marks.then(|| {
-            mark_running_runtime(&mut ebpf, &runtime, pc.host_mnt_ns);
-            crate::ecs::Clock::boot_now()
-        });
+        let runtime_marked_from =
+            (marks && mark_running_runtime(&mut ebpf, &runtime, pc.host_mnt_ns)).then(crate::ecs::Clock::boot_now);
         let unread_at_fallback = unread.get();
         if unread_at_fallback > 0 {
             tracing::warn!(
@@ -881,27 +879,37 @@ fn unread_records(mut ebpf: Ebpf) -> u64 {
 }
 
 /// Marks the runtime's processes already running in `RUNTIME_TASKS`, as the kernel would have
-/// at their exec: a process running a runtime binary in the host's mount namespace (`host_mnt`).
-/// Their children forked from now on are the runtime's too. (A failure leaves a process to the
-/// daemon's check by file: it started before the programs were attached.)
-fn mark_running_runtime(ebpf: &mut Ebpf, runtime: &crate::family::RuntimeBinaries, host_mnt: u32) {
+/// at their exec: a process running a runtime binary in the host's mount namespace (`host_mnt`),
+/// in no container's cgroup. Their children forked from now on are the runtime's too. Whether
+/// every one was marked: if not, the daemon knows the runtime by its file (`RuntimeMarks`).
+fn mark_running_runtime(ebpf: &mut Ebpf, runtime: &crate::family::RuntimeBinaries, host_mnt: u32) -> bool {
     use std::os::unix::fs::MetadataExt as _;
     if runtime.is_empty() {
-        return;
+        return true;
     }
     let Some(mut tasks) = ebpf.map_mut("RUNTIME_TASKS").and_then(|m| HashMap::<_, u32, FileId>::try_from(m).ok())
     else {
-        return;
+        return false;
     };
-    let Ok(dir) = std::fs::read_dir("/proc") else { return };
+    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+    let runs = |pid: u32| crate::sensitive::file_id(format!("/proc/{pid}/exe")).filter(|f| runtime.contains(*f));
+    let mut all = true;
     for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
-        let Some((ino, dev)) = crate::sensitive::file_id(format!("/proc/{pid}/exe")) else { continue };
+        let Some((ino, dev)) = runs(pid) else { continue };
         let in_host_mnt =
             std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == u64::from(host_mnt));
-        if runtime.contains((ino, dev)) && in_host_mnt {
-            let _ = tasks.insert(pid, FileId { ino, dev, _pad: 0 }, 0);
+        let in_container = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|c| c.lines().any(|l| crate::registry::container_of_path(l).is_some()));
+        if !in_host_mnt || in_container {
+            continue;
+        }
+        all &= tasks.insert(pid, FileId { ino, dev, _pad: 0 }, 0).is_ok();
+        // Gone meanwhile (its exit, before the mark, did not clear it): the pid may be reused.
+        if runs(pid) != Some((ino, dev)) {
+            let _ = tasks.remove(&pid);
         }
     }
+    all
 }
 
 /// Writes the container runtime's binaries into `RUNTIME_FILES`, by (inode, the kernel's dev_t).
