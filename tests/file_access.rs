@@ -400,7 +400,8 @@ fn a_container_s_first_moments_end_once_its_files_are_resolved() {
 /// found in: its first process `chroot`ing into a decoy tree with an `etc/shadow` of its own
 /// does not make the decoy's files the container's set. After the next refreshes, a read of
 /// the container's own /etc/shadow (a `docker exec`, in the container's root) is still
-/// reported, and the agent says the container's processes left its root.
+/// reported, and the agent says the container's processes left its root. Nor does a decoy its
+/// first process chrooted into before the agent looked.
 #[test]
 fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
     e2e();
@@ -435,6 +436,33 @@ fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
     docker(&["exec", &name, "cat", "/etc/shadow"]);
     wait_events(&agent, "the docker exec's read of the container's /etc/shadow", Duration::from_secs(30), |e| {
         matched(e) > before
+    });
+    // A first process chrooted into its decoy before the agent looked: the decoy is no mount's
+    // root, so no set is made there; a process of the container in its own root (a `docker
+    // exec`) is where it is made, and its read of /etc/shadow is matched.
+    let early = unique("decoy-early");
+    let _e = Containers(vec![early.clone()]);
+    run_detached(
+        &early,
+        &[],
+        "echo 'root:*:19000::::::' > /etc/shadow; mkdir -p /tmp/decoy/etc /tmp/decoy/bin; \
+         cp /bin/busybox /tmp/decoy/bin/; echo decoy > /tmp/decoy/etc/shadow; \
+         exec chroot /tmp/decoy /bin/busybox sleep 120",
+    );
+    let matched_early = |e: &[Value]| -> usize {
+        of_path(&file_events(&mine(e, &early)), "/etc/shadow")
+            .iter()
+            .filter(|x| x["docker_listener"]["file_access"]["match"] == "file")
+            .count()
+    };
+    wait_events(&agent, "the early chroot", Duration::from_secs(30), |e| {
+        mine(e, &early).iter().any(|x| x["event"]["action"] == "chroot")
+    });
+    docker(&["exec", "-d", &early, "sleep", "60"]);
+    std::thread::sleep(Duration::from_secs(4));
+    docker(&["exec", &early, "cat", "/etc/shadow"]);
+    wait_events(&agent, "the docker exec's read of that container's /etc/shadow", Duration::from_secs(30), |e| {
+        matched_early(e) > 0
     });
     assert_eq!(agent.daemon.stop(), 0);
 }
