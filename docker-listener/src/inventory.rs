@@ -121,7 +121,8 @@ fn same_file_in(upper: &std::path::Path, path: &str, ino: u64) -> bool {
         && std::fs::symlink_metadata(upper.join(rel)).is_ok_and(|m| m.is_file() && m.ino() == ino)
 }
 
-fn fs_magic(path: &str) -> Option<u32> {
+/// The filesystem's magic number (`statfs`'s `f_type`) at `path`.
+pub(crate) fn fs_magic(path: &str) -> Option<u32> {
     let c = std::ffi::CString::new(path).ok()?;
     // SAFETY: a valid C string and a zeroed statfs for the kernel to fill.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };

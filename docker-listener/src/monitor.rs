@@ -86,8 +86,8 @@ enum Info {
     Container(Container, Option<u64>),
     InspectFailed(String),
     /// A container's sensitive files, resolved in its filesystem (or why not).
-    /// (With the root the set was resolved in.)
-    Sensitive(String, crate::sensitive::Resolved, Option<(u64, u32)>),
+    /// (With the root the set was resolved in, and the one it was to be resolved in.)
+    Sensitive(String, crate::sensitive::Resolved, Option<(u64, u32)>, Option<(u64, u32)>),
     /// Docker has no such container (inspect: 404); the cgroup that named it, if not bound yet.
     NotDocker {
         id: String,
@@ -557,10 +557,16 @@ impl Monitor {
             Info::InspectFailed(id) => {
                 inspecting.remove(&id);
             }
-            Info::Sensitive(id, resolved, root) => {
+            Info::Sensitive(id, resolved, root, expected) => {
                 let again = resolving.done(&id);
                 let files = matches!(resolved, crate::sensitive::Resolved::Files(_));
-                self.correlator.sensitive_resolved(&id, resolved, req);
+                // (A resolution made for a run that has ended since, the root of the new run not
+                // known yet, says nothing of it: another follows.)
+                let stale = matches!(resolved, crate::sensitive::Resolved::RootMoved)
+                    && self.correlator.sensitive.root_of(&id) != expected;
+                if !stale {
+                    self.correlator.sensitive_resolved(&id, resolved, req);
+                }
                 if let Some(root) = root {
                     self.correlator.sensitive.keep_root(&id, root);
                 }
@@ -1013,8 +1019,8 @@ fn resolve_files(
     pids.extend(from_cgroup().into_iter().flatten().filter(|p| Some(*p) != pid));
     // (Looked for only for a process at the host's root.)
     let runtime = std::cell::OnceCell::new();
-    let (resolved, root) = resolve_in_roots(&id, &pids, root, &patterns, |p| is_runtime_process(p, &runtime));
-    let _ = tx.send(Info::Sensitive(id, resolved, root));
+    let (resolved, found) = resolve_in_roots(&id, &pids, root, &patterns, |p| is_runtime_process(p, &runtime));
+    let _ = tx.send(Info::Sensitive(id, resolved, found, root));
 }
 
 /// The container's processes whose roots a resolution looks at, beside its first one.
@@ -1053,7 +1059,7 @@ fn resolve_in_roots(
                 at_host_root = true;
                 None
             }
-            Some(r) if expected.is_some_and(|e| e != r) || !is_mount_root(&root) => {
+            Some(r) if expected.is_some_and(|e| e != r) || !is_container_root(&root) => {
                 moved = true;
                 None
             }
@@ -1083,8 +1089,18 @@ fn resolve_in_roots(
         .unwrap_or((Resolved::Failed, None))
 }
 
-/// Whether `path` (a process's `/proc/PID/root`) is the root directory of a mount
-/// (`STATX_ATTR_MOUNT_ROOT`, Linux 5.8); true when the kernel cannot say.
+/// Whether `root` (a process's `/proc/PID/root`) can be a container's root: the root of a mount
+/// with the proc filesystem mounted at its `proc` (the runtime mounts it there). Not a directory
+/// a process `chroot`ed into, nor another mount of the container's own (`/dev/shm`, a volume, a
+/// `--tmpfs`) holding a decoy `etc/shadow`: mounting proc there takes CAP_SYS_ADMIN.
+fn is_container_root(root: &std::path::Path) -> bool {
+    let proc = root.join("proc");
+    let procfs = proc.to_str().and_then(crate::inventory::fs_magic) == Some(docker_listener_common::magic::PROC);
+    procfs && is_mount_root(root) && is_mount_root(&proc)
+}
+
+/// Whether `path` is the root directory of a mount (`STATX_ATTR_MOUNT_ROOT`, Linux 5.8); true
+/// when the kernel cannot say.
 fn is_mount_root(path: &std::path::Path) -> bool {
     use std::os::unix::ffi::OsStrExt as _;
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return true };
@@ -1195,12 +1211,17 @@ mod tests {
         let (resolved, found) = resolve_in_roots("c", &[me], Some(root), &patterns, |_| false);
         assert!(matches!(resolved, Resolved::Files(_)) && found == Some(root));
         assert!(matches!(resolve(&[me], Some((1, 1)), false), Resolved::RootMoved), "every process elsewhere");
-        // A container's root is a mount's root; a directory a process chrooted into is not.
+        // A container's root is a mount's root with proc at its `proc`; a directory a process
+        // chrooted into is not, nor another mount without proc (this test's /dev/shm, a tmpfs).
         assert!(is_mount_root(std::path::Path::new("/")));
+        assert!(is_container_root(std::path::Path::new("/")));
         let dir = tempfile::tempdir().expect("a temporary directory");
         let sub = dir.path().join("decoy");
         std::fs::create_dir(&sub).expect("a directory in it");
-        assert!(!is_mount_root(&sub));
+        assert!(!is_mount_root(&sub) && !is_container_root(&sub));
+        if is_mount_root(std::path::Path::new("/dev/shm")) {
+            assert!(!is_container_root(std::path::Path::new("/dev/shm")));
+        }
     }
 
     /// runc's stages are known by the names runc gives them, and by a runtime's file name; this

@@ -741,7 +741,7 @@ mod tests {
         assert!(shares(&a, "net") && shares(&a, "uts") && shares(&a, "cgroup"));
         assert!(!shares(&a, "pid") && !shares(&a, "ipc"), "empty and private are its own");
         assert!(!shares(&a, "mnt") && !shares(&a, "user") && !shares(&a, "time"), "never made shared by Docker");
-        // Joined containers, by id, name or id prefix.
+        // Joined containers, by their full id only.
         assert!(
             shares(&b, "net") && !shares(&b, "pid") && !shares(&b, "ipc"),
             "a's net is the host's, its pid and ipc not"

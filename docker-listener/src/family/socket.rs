@@ -114,8 +114,10 @@ fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
     // connect off as a netlink one, say) or the domain `socket()` was asked for.
     let family = if r.local.family != 0 { r.local.family } else { r.addr.family };
     let uring = r.flags & flags::URING != 0;
-    let addr = if uring {
-        // The name the request gave is not read: only the listener reached (`peer`).
+    let addr = if uring || (r.local.family == 1 && r.addr.family != 1) {
+        // The name the request gave is not read: only the listener reached (`peer`). Nor an
+        // address of another family than the kernel's Unix socket's: the caller's memory
+        // rewritten during the call (an IP address shown for a Unix connect would be a lie).
         None
     } else if r.addr.family == 1 {
         Some(Endpoint::Unix(unix_name(&r.unix_path, r.unix_path_len)))
@@ -786,6 +788,12 @@ mod tests {
         assert_eq!(SocketBody::new(&s, process()).routine(), None, "never folded");
         let v = json(&event(&connect()), None, "");
         assert!(v["docker_listener"]["socket"].get("address_rewritten").is_none(), "{v}");
+        // A Unix connect whose memory was rewritten to an IP address shows no IP address.
+        r.local.family = 1;
+        r.addr.addr[..4].copy_from_slice(&[169, 254, 169, 254]);
+        let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        let v = json(&event(&s), None, "");
+        assert!(v.get("destination").is_none(), "{v}");
     }
 
     /// The listener a connect reached is known by its file, bound by the name the kernel still
