@@ -226,7 +226,7 @@ pub fn report_call(p: &PendingSock, ret: i64) {
             }
         }
         // A native connect or bind: the address as the caller's memory had it at the entry,
-        // which the kernel copied then. Memory saying another at the exit was rewritten during
+        // just before the kernel copied it. Memory saying another at the exit was rewritten during
         // the call (another thread's write while a connect waited for its handshake, to pass
         // it off as one to another address); the record keeps the entry's IP address (a Unix
         // one is named by the listener the kernel reached, `peer_path`).

@@ -232,7 +232,7 @@ pub struct Correlator {
 pub struct RuntimeMarks {
     /// The boot-clock time from which every process of the runtime is marked (the programs
     /// were attached by then): a process started earlier may not be. `None`: the kernel marks
-    /// none (it cannot tell the host's mount namespace).
+    /// none (it cannot tell the host's mount namespace, or does not see execs and forks).
     pub from: Option<u64>,
     /// The kernel had no room to mark one (`RUNTIME_TASKS` full): from then on any may be
     /// unmarked.

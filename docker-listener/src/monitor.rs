@@ -426,7 +426,7 @@ impl Monitor {
                 unmarked,
                 "the kernel's map of the container runtime's processes was full: from now on a container \
                  process whose executable file is a runtime binary is taken for the runtime, and its calls \
-                 are counted (ebpf_runtime_setup), not sent. (the map holds 8,192 processes at once)"
+                 are counted (ebpf_runtime_setup), not sent (the map holds 8,192 processes at once)"
             );
             self.correlator.runtime_marks.failed = true;
         }
@@ -1027,10 +1027,10 @@ fn resolve_files(
 const ROOT_CANDIDATES: usize = 8;
 
 /// A container's sensitive files, resolved in the root of the first of `pids` that is in the
-/// container's filesystem: the root of a mount (a container's is: the runtime pivots into it),
-/// not a directory a process `chroot`ed into (a decoy tree with an `etc/shadow` of its own,
-/// made by its first process before the agent looked). The runtime's `runc init` (`is_runtime`), put in the new cgroup
-/// while still at the host's root, is the one process of a container being created: resolved
+/// container's filesystem (`is_container_root`: not a directory or another mount a process
+/// `chroot`ed into, a decoy with an `etc/shadow` of its own made by its first process before
+/// the agent looked). The runtime's `runc init` (`is_runtime`), put in the new cgroup while
+/// still at the host's root, is the one process of a container being created: resolved
 /// there, the set would hold the host's files, the container's first moments would end on it,
 /// and its very first read of its own /etc/shadow would be matched against the host's inode and
 /// missed. (Another process at the host's root is taken: a container that shares the host's

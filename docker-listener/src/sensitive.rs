@@ -675,9 +675,10 @@ pub enum Resolved {
     NoProcess,
     /// A process's root could not be read for a moment.
     Failed,
-    /// Every process of the container is in another root than the one its set was first
-    /// resolved in (`SensitiveSet::root_of`): one changed its root (a `chroot` into a decoy
-    /// tree). The set is kept as it was.
+    /// Every process of the container is in another root than the container's own (the one its
+    /// set was first resolved in, `SensitiveSet::root_of`, or none yet that can be a
+    /// container's): one changed its root (a `chroot` into a decoy tree). The set is kept as it
+    /// was.
     RootMoved,
 }
 
