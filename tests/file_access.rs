@@ -410,21 +410,27 @@ fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
         start_agent_with_env("decoy-root", json!({}), json!({}), &[("DL_TEST_SENSITIVE_REFRESH_SECS", "1")]);
     let name = unique("decoy");
     let _c = Containers(vec![name.clone()]);
+    // The container's own /etc/shadow, and a decoy tree with another.
+    let decoy = "echo 'root:*:19000::::::' > /etc/shadow; mkdir -p /tmp/decoy/etc /tmp/decoy/bin; \
+                 cp /bin/busybox /tmp/decoy/bin/; echo decoy > /tmp/decoy/etc/shadow";
     run_detached(
         &name,
         &[],
-        "echo 'root:*:19000::::::' > /etc/shadow; mkdir -p /tmp/decoy/etc /tmp/decoy/bin; \
-         cp /bin/busybox /tmp/decoy/bin/; echo decoy > /tmp/decoy/etc/shadow; \
-         until [ -e /tmp/go ]; do cat /etc/shadow >/dev/null; sleep 0.2; done; \
-         exec chroot /tmp/decoy /bin/busybox sleep 120",
+        &format!(
+            "{decoy}; until [ -e /tmp/go ]; do cat /etc/shadow >/dev/null; sleep 0.2; done; \
+             exec chroot /tmp/decoy /bin/busybox sleep 120"
+        ),
     );
-    let matched = |e: &[Value]| -> usize {
-        of_path(&file_events(&mine(e, &name)), "/etc/shadow")
+    // A container's reads of /etc/shadow matched by their inode.
+    let matched = |e: &[Value], name: &str| -> usize {
+        of_path(&file_events(&mine(e, name)), "/etc/shadow")
             .iter()
             .filter(|x| x["docker_listener"]["file_access"]["match"] == "file")
             .count()
     };
-    wait_events(&agent, "a read of /etc/shadow matched by its inode", Duration::from_secs(30), |e| matched(e) > 0);
+    wait_events(&agent, "a read of /etc/shadow matched by its inode", Duration::from_secs(30), |e| {
+        matched(e, &name) > 0
+    });
     docker(&["exec", &name, "touch", "/tmp/go"]);
     wait_events(&agent, "the first process's chroot", Duration::from_secs(30), |e| {
         mine(e, &name).iter().any(|x| x["event"]["action"] == "chroot")
@@ -432,35 +438,23 @@ fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
     agent.daemon.wait_for_log("every process of this container is in another root", Duration::from_secs(30));
     // Refreshed at least once more since (the period is a second here).
     std::thread::sleep(Duration::from_secs(3));
-    let before = matched(&agent_events(&agent.queue.frames()));
+    let before = matched(&agent_events(&agent.queue.frames()), &name);
     docker(&["exec", &name, "cat", "/etc/shadow"]);
     wait_events(&agent, "the docker exec's read of the container's /etc/shadow", Duration::from_secs(30), |e| {
-        matched(e) > before
+        matched(e, &name) > before
     });
     // A first process chrooted into its decoy before the agent looked: the decoy is no mount's
     // root, so no set is made there; a process of the container in its own root (a `docker
     // exec`) is where it is made, and its read of /etc/shadow is matched.
     let early = unique("decoy-early");
     let _e = Containers(vec![early.clone()]);
-    run_detached(
-        &early,
-        &[],
-        "echo 'root:*:19000::::::' > /etc/shadow; mkdir -p /tmp/decoy/etc /tmp/decoy/bin; \
-         cp /bin/busybox /tmp/decoy/bin/; echo decoy > /tmp/decoy/etc/shadow; \
-         exec chroot /tmp/decoy /bin/busybox sleep 120",
-    );
-    let matched_early = |e: &[Value]| -> usize {
-        of_path(&file_events(&mine(e, &early)), "/etc/shadow")
-            .iter()
-            .filter(|x| x["docker_listener"]["file_access"]["match"] == "file")
-            .count()
-    };
+    run_detached(&early, &[], &format!("{decoy}; exec chroot /tmp/decoy /bin/busybox sleep 120"));
     wait_events(&agent, "the early chroot", Duration::from_secs(30), |e| {
         mine(e, &early).iter().any(|x| x["event"]["action"] == "chroot")
     });
     docker(&["exec", "-d", &early, "sh", "-c", "while :; do cat /etc/shadow >/dev/null; sleep 0.5; done"]);
     wait_events(&agent, "the docker exec's reads of that container's /etc/shadow", Duration::from_secs(30), |e| {
-        matched_early(e) > 0
+        matched(e, &early) > 0
     });
     assert_eq!(agent.daemon.stop(), 0);
 }
