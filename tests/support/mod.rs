@@ -129,8 +129,10 @@ impl QueueReceiver {
                 let last: Vec<String> = frames.iter().rev().take(5).map(|f| shown(f)).collect();
                 // Every frame in a line (the last 100), for a failure seen only in a CI log.
                 let all: Vec<String> = frames.iter().rev().take(100).rev().map(|f| summary(f)).collect();
+                // The frames first, what was awaited last: the end of the message is what an
+                // excerpt of a CI log keeps.
                 panic!(
-                    "timed out after {timeout:?} waiting for {what}; {} frames, in short: {all:#?}\nlast ones: {last:#?}",
+                    "{} frames, in short: {all:#?}\nlast ones: {last:#?}\ntimed out after {timeout:?} waiting for {what}",
                     frames.len()
                 );
             }
