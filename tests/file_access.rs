@@ -401,7 +401,9 @@ fn a_container_s_first_moments_end_once_its_files_are_resolved() {
 /// does not make the decoy's files the container's set. After the next refreshes, a read of
 /// the container's own /etc/shadow (a `docker exec`, in the container's root) is still
 /// reported, and the agent says the container's processes left its root. Nor does a decoy its
-/// first process chrooted into before the agent looked.
+/// first process chrooted into before the agent looked, even one made to look like a container's
+/// root (a mount's root with proc mounted at its `proc`, which CAP_SYS_ADMIN allows): the
+/// container's root is the one Docker made (its `MergedDir`).
 #[test]
 fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
     e2e();
@@ -455,6 +457,25 @@ fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
     docker(&["exec", "-d", &early, "sh", "-c", "while :; do cat /etc/shadow >/dev/null; sleep 0.5; done"]);
     wait_events(&agent, "the docker exec's reads of that container's /etc/shadow", Duration::from_secs(30), |e| {
         matched(e, &early) > 0
+    });
+    // The same, the decoy a tmpfs mount's root with proc mounted at its `proc`: it looks like
+    // a container's root, and is not Docker's.
+    let mounted = unique("decoy-mounted");
+    let _m = Containers(vec![mounted.clone()]);
+    run_detached(
+        &mounted,
+        &["--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined"],
+        "echo 'root:*:19000::::::' > /etc/shadow; mkdir -p /tmp/decoy; mount -t tmpfs none /tmp/decoy; \
+         mkdir -p /tmp/decoy/etc /tmp/decoy/bin /tmp/decoy/proc; cp /bin/busybox /tmp/decoy/bin/; \
+         echo decoy > /tmp/decoy/etc/shadow; mount -t proc proc /tmp/decoy/proc && \
+         exec chroot /tmp/decoy /bin/busybox sleep 120",
+    );
+    wait_events(&agent, "the early chroot into a mounted decoy", Duration::from_secs(30), |e| {
+        mine(e, &mounted).iter().any(|x| x["event"]["action"] == "chroot" && x["event"]["outcome"] == "success")
+    });
+    docker(&["exec", "-d", &mounted, "sh", "-c", "while :; do cat /etc/shadow >/dev/null; sleep 0.5; done"]);
+    wait_events(&agent, "the docker exec's reads of the mounted decoy's container's /etc/shadow", Duration::from_secs(30), |e| {
+        matched(e, &mounted) > 0
     });
     assert_eq!(agent.daemon.stop(), 0);
 }
