@@ -1001,9 +1001,9 @@ impl Resolutions {
 }
 
 /// One container's sensitive files, resolved in its filesystem (a blocking thread): in the root
-/// the set was first resolved in (`root`), else in the root filesystem Docker made for it
-/// (`root_dir`, when the host has it as an overlay mount), else in the first of its
-/// processes' roots that can be a container's.
+/// filesystem Docker made for it (`root_dir`, where the host has it as an overlay mount), else
+/// in the root the set was first resolved in (`root`), else in the first of its processes'
+/// roots that can be a container's.
 fn resolve_files(
     id: String,
     (pid, root, root_dir): (Option<u32>, Option<(u64, u32)>, Option<Box<Path>>),
@@ -1023,7 +1023,9 @@ fn resolve_files(
     pids.extend(from_cgroup().into_iter().flatten().filter(|p| Some(*p) != pid));
     // (Looked for only for a process at the host's root.)
     let runtime = std::cell::OnceCell::new();
-    let expected = root.or_else(|| root_dir.as_deref().and_then(docker_root));
+    // (Docker's over the first one: a resolution asked before the inspection answered may have
+    // been made in a decoy that looks like a container's root.)
+    let expected = root_dir.as_deref().and_then(docker_root).or(root);
     let (resolved, found) = resolve_in_roots(&id, &pids, expected, &patterns, |p| is_runtime_process(p, &runtime));
     let _ = tx.send(Info::Sensitive(id, resolved, found, root));
 }
