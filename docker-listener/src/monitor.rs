@@ -1025,20 +1025,37 @@ fn resolve_files(
     let runtime = std::cell::OnceCell::new();
     // (Docker's over the first one: a resolution asked before the inspection answered may have
     // been made in a decoy that looks like a container's root.)
-    let expected = root_dir.as_deref().and_then(docker_root).or(root);
-    let (resolved, found) = resolve_in_roots(&id, &pids, expected, &patterns, |p| is_runtime_process(p, &runtime));
+    let docker = root_dir.as_deref().and_then(docker_root);
+    let expected = docker.as_ref().map(|(_, r)| *r).or(root);
+    let (mut resolved, mut found) =
+        resolve_in_roots(&id, &pids, expected, &patterns, |p| is_runtime_process(p, &runtime));
+    // No process of the container in Docker's root (every one chrooted elsewhere): its files
+    // there as the host sees them, rather than the decoy's or none. (Without the container's
+    // own mounts, a volume's, a secret's: those are seen only through a process in its root.)
+    if let (crate::sensitive::Resolved::RootMoved, Some((dir, r))) = (&resolved, &docker) {
+        match crate::sensitive::resolve(dir, &patterns) {
+            Ok(files) => (resolved, found) = (crate::sensitive::Resolved::Files(files), Some(*r)),
+            Err(e) => tracing::debug!(container = %id, error = %e, "sensitive files not resolved in Docker's root"),
+        }
+    }
     let _ = tx.send(Info::Sensitive(id, resolved, found, root));
 }
 
-/// The identity of the root filesystem Docker made for a container (`root_dir`, its
-/// `MergedDir`), where the host has it as it should be: the root of an overlay mount. A first
-/// process in any other root (a decoy it `chroot`ed into, even one with proc mounted at its
-/// `proc`, which CAP_SYS_ADMIN allows) is then not in the container's root. `None` where the
-/// path is not that (another storage driver's layout, an agent in a mount namespace of its
-/// own): the processes' roots are judged by their look alone (`is_container_root`).
-fn docker_root(root_dir: &Path) -> Option<(u64, u32)> {
-    let overlay = root_dir.to_str().and_then(crate::inventory::fs_magic) == Some(docker_listener_common::magic::OVERLAYFS);
-    (overlay && is_mount_root(root_dir)).then(|| crate::sensitive::file_id(root_dir)).flatten()
+/// The root filesystem Docker made for a container (`root_dir`, its `MergedDir`), where the
+/// host has it as it should be, the root of an overlay mount: the path to reach it, and its
+/// identity. Looked for in pid 1's mount namespace first (where dockerd mounts it; an agent
+/// run in a container of its own, with the host's pids, sees it there), then in the agent's. A
+/// first process in any other root (a decoy it `chroot`ed into, even one with proc mounted at
+/// its `proc`, which CAP_SYS_ADMIN allows) is then not in the container's root. `None` where
+/// neither is that (another storage driver's layout, an agent that sees no host's mounts): the
+/// processes' roots are judged by their look alone (`is_container_root`).
+fn docker_root(root_dir: &Path) -> Option<(PathBuf, (u64, u32))> {
+    let in_host = Path::new("/proc/1/root").join(root_dir.strip_prefix("/").ok()?);
+    [in_host, root_dir.to_path_buf()].into_iter().find_map(|dir| {
+        let overlay = dir.to_str().and_then(crate::inventory::fs_magic) == Some(docker_listener_common::magic::OVERLAYFS);
+        let id = (overlay && is_mount_root(&dir)).then(|| crate::sensitive::file_id(&dir)).flatten()?;
+        Some((dir, id))
+    })
 }
 
 /// The container's processes whose roots a resolution looks at, beside its first one.

@@ -3,7 +3,7 @@
  * (setgroups), the bounding set (prctl PR_CAPBSET_DROP: allowed with CAP_SETPCAP, which Docker
  * gives), an ambient capability (PR_CAP_AMBIENT_RAISE: refused, the inheritable set is empty in
  * a default container), a change of the executable file the kernel names for the process
- * (PR_SET_MM_EXE_FILE to /bin/busybox: refused, it needs CAP_SYS_RESOURCE), and a thread name
+ * (PR_SET_MM_EXE_FILE to /bin/busybox: refused, it takes CAP_SYS_RESOURCE), and a thread name
  * (PR_SET_NAME: not a privilege change, not reported).
  * Usage: priv_calls */
 #define _GNU_SOURCE

@@ -22,9 +22,11 @@ pub mod op {
 
 /// The prctl options reported (include/uapi/linux/prctl.h): those that keep, drop or raise
 /// capabilities or change how they are kept, and those that change the executable file the
-/// kernel names for the process (`PR_SET_MM`'s `EXE_FILE` and `MAP`: with CAP_SYS_RESOURCE, a
-/// process can make its `/proc/PID/exe`, and the file its later records carry, another file, a
-/// runtime binary or a harmless one). Every other option (thread names, the dumpable
+/// kernel names for the process (`PR_SET_MM`'s `EXE_FILE`, with CAP_SYS_RESOURCE, and `MAP`,
+/// whose `exe_fd` takes CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN in the caller's user namespace:
+/// a process can make its `/proc/PID/exe`, and the file its later records carry, another file,
+/// a runtime binary or a harmless one; a CRIU restore makes `MAP` calls too). Every other
+/// option (thread names, the dumpable
 /// flag...) is not a privilege change, and prctl is frequent: the kernel program drops them.
 pub mod prctl_option {
     pub const SET_KEEPCAPS: u64 = 8;
@@ -45,7 +47,8 @@ pub mod prctl_option {
         match option {
             SET_KEEPCAPS | CAPBSET_DROP | SET_SECUREBITS => true,
             CAP_AMBIENT => AMBIENT_CHANGES.contains(&arg2),
-            SET_MM => arg2 == MM_EXE_FILE || arg2 == MM_MAP,
+            // (The kernel takes PR_SET_MM's operation as an int: its upper half is ignored.)
+            SET_MM => matches!(arg2 & 0xffff_ffff, MM_EXE_FILE | MM_MAP),
             _ => false,
         }
     }

@@ -5,8 +5,9 @@
 //! left it with; `raised` when it gained: a real, effective or saved id of root it did not have,
 //! or capabilities it did not have. A prctl that changes the executable file the kernel names
 //! for the process (`PR_SET_MM`) is one too: masquerading as another program, a runtime binary
-//! whose calls would pass for the runtime's, needs CAP_SYS_RESOURCE, and is reported tried or
-//! done.
+//! whose calls would pass for the runtime's; it takes CAP_SYS_RESOURCE (`PR_SET_MM_EXE_FILE`)
+//! or CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN in the caller's user namespace (`PR_SET_MM_MAP`),
+//! and is reported tried or done.
 use docker_listener_common::{
     RecordKind,
     family::{
@@ -302,6 +303,8 @@ mod tests {
         // other layout fields (PR_SET_MM_ARG_START...), nor a thread name (PR_SET_NAME).
         assert!(reported(SET_MM, MM_EXE_FILE) && reported(SET_MM, MM_MAP));
         assert!(!reported(SET_MM, 8) && !reported(15, 0));
+        // The kernel reads the operation as an int: an upper half set changes nothing.
+        assert!(reported(SET_MM, 1 << 32 | MM_EXE_FILE));
         assert_eq!(
             requested(op::PRCTL, [35, 13, 5]),
             serde_json::json!({"option": "PR_SET_MM", "operation": "PR_SET_MM_EXE_FILE", "fd": 5})
