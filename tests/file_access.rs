@@ -459,6 +459,45 @@ fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+/// A decoy made to look like a container's root (a tmpfs mount's root with proc mounted at its
+/// `proc`, which CAP_SYS_ADMIN allows), its first process chrooted into it before the agent
+/// started: the container's root is the one Docker made (its `MergedDir`), so its set is not the
+/// decoy's, and a read of its own /etc/shadow (a `docker exec`'s) is reported. (Before the agent:
+/// nothing else, no process in the container's root, is there to make the set first.)
+#[test]
+fn a_decoy_mounted_to_look_like_a_container_s_root_does_not_take_the_file_watch() {
+    e2e();
+    let _docker = docker_lock();
+    let name = unique("decoy-mounted");
+    let _c = Containers(vec![name.clone()]);
+    run_detached(
+        &name,
+        &["--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined"],
+        "echo 'root:*:19000::::::' > /etc/shadow; mkdir -p /tmp/decoy; mount -t tmpfs none /tmp/decoy; \
+         mkdir -p /tmp/decoy/etc /tmp/decoy/bin /tmp/decoy/proc; cp /bin/busybox /tmp/decoy/bin/; \
+         echo decoy > /tmp/decoy/etc/shadow; mount -t proc proc /tmp/decoy/proc && \
+         exec chroot /tmp/decoy /bin/busybox sleep 120",
+    );
+    // Its first process in the decoy (as the container sees it), the decoy's proc mounted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let root = Command::new("docker").args(["exec", &name, "readlink", "/proc/1/root"]).output();
+        if root.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "/tmp/decoy") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the container's first process never chrooted into its decoy");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut agent = start_agent("decoy-mounted", json!({}));
+    docker(&["exec", "-d", &name, "sh", "-c", "while :; do cat /etc/shadow >/dev/null; sleep 0.5; done"]);
+    wait_events(&agent, "the docker exec's reads of the container's own /etc/shadow", Duration::from_secs(30), |e| {
+        of_path(&file_events(&mine(e, &name)), "/etc/shadow")
+            .iter()
+            .any(|x| x["docker_listener"]["file_access"]["match"] == "file")
+    });
+    assert_eq!(agent.daemon.stop(), 0);
+}
+
 #[test]
 fn changes_by_name_are_resolved_in_the_container() {
     e2e();

@@ -361,6 +361,7 @@ mod exec_path {
             ]),
             pid: Some(1042),
             namespaces: None,
+            root_dir: None,
             started_time_nano: Some(1_795_792_475_014_659_607),
             shown_labels: Default::default(),
             object: Default::default(),

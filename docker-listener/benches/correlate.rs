@@ -32,6 +32,7 @@ fn container(i: u64) -> Container {
         ]),
         pid: Some(1000 + i as u32),
         namespaces: None,
+        root_dir: None,
         started_time_nano: Some(1_795_792_475_014_659_607),
         shown_labels: Default::default(),
         object: Default::default(),

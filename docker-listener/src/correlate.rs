@@ -1318,6 +1318,7 @@ mod tests {
                 labels: BTreeMap::new(),
                 pid: None,
                 namespaces: None,
+                root_dir: None,
                 started_time_nano: None,
                 shown_labels: Default::default(),
                 object: Default::default(),

@@ -6,7 +6,7 @@
 //! (re)established, and every second reports losses and releases events held too long.
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -360,9 +360,10 @@ impl Monitor {
                         if resolving.ask(&id) {
                             self.correlator.sensitive.begin(&id);
                             let root = self.correlator.sensitive.root_of(&id);
+                            let root_dir = self.correlator.registry.get(&id).and_then(|c| c.root_dir.clone());
                             spawn_resolve_files(
                                 id,
-                                (pid, root),
+                                (pid, root, root_dir),
                                 mount.clone(),
                                 self.cfg.cgroup_prefixes.clone(),
                                 self.correlator.sensitive.patterns.clone(),
@@ -959,7 +960,7 @@ static RESOLVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(RES
 /// `at`: the container's first process, and the root its set was first resolved in.
 fn spawn_resolve_files(
     id: String,
-    at: (Option<u32>, Option<(u64, u32)>),
+    at: (Option<u32>, Option<(u64, u32)>, Option<Box<Path>>),
     mount: Option<PathBuf>,
     prefixes: Vec<String>,
     patterns: Vec<crate::sensitive::Pattern>,
@@ -999,10 +1000,13 @@ impl Resolutions {
     }
 }
 
-/// One container's sensitive files, resolved in its filesystem (a blocking thread).
+/// One container's sensitive files, resolved in its filesystem (a blocking thread): in the root
+/// filesystem Docker made for it (`root_dir`, where the host has it as an overlay mount), else
+/// in the root the set was first resolved in (`root`), else in the first of its processes'
+/// roots that can be a container's.
 fn resolve_files(
     id: String,
-    (pid, root): (Option<u32>, Option<(u64, u32)>),
+    (pid, root, root_dir): (Option<u32>, Option<(u64, u32)>, Option<Box<Path>>),
     mount: Option<PathBuf>,
     prefixes: Vec<String>,
     patterns: Vec<crate::sensitive::Pattern>,
@@ -1019,8 +1023,39 @@ fn resolve_files(
     pids.extend(from_cgroup().into_iter().flatten().filter(|p| Some(*p) != pid));
     // (Looked for only for a process at the host's root.)
     let runtime = std::cell::OnceCell::new();
-    let (resolved, found) = resolve_in_roots(&id, &pids, root, &patterns, |p| is_runtime_process(p, &runtime));
+    // (Docker's over the first one: a resolution asked before the inspection answered may have
+    // been made in a decoy that looks like a container's root.)
+    let docker = root_dir.as_deref().and_then(docker_root);
+    let expected = docker.as_ref().map(|(_, r)| *r).or(root);
+    let (mut resolved, mut found) =
+        resolve_in_roots(&id, &pids, expected, &patterns, |p| is_runtime_process(p, &runtime));
+    // No process of the container in Docker's root (every one chrooted elsewhere): its files
+    // there as the host sees them, rather than the decoy's or none. (Without the container's
+    // own mounts, a volume's, a secret's: those are seen only through a process in its root.)
+    if let (crate::sensitive::Resolved::RootMoved, Some((dir, r))) = (&resolved, &docker) {
+        match crate::sensitive::resolve(dir, &patterns) {
+            Ok(files) => (resolved, found) = (crate::sensitive::Resolved::Files(files), Some(*r)),
+            Err(e) => tracing::debug!(container = %id, error = %e, "sensitive files not resolved in Docker's root"),
+        }
+    }
     let _ = tx.send(Info::Sensitive(id, resolved, found, root));
+}
+
+/// The root filesystem Docker made for a container (`root_dir`, its `MergedDir`), where the
+/// host has it as it should be, the root of an overlay mount: the path to reach it, and its
+/// identity. Looked for in pid 1's mount namespace first (where dockerd mounts it; an agent
+/// run in a container of its own, with the host's pids, sees it there), then in the agent's. A
+/// first process in any other root (a decoy it `chroot`ed into, even one with proc mounted at
+/// its `proc`, which CAP_SYS_ADMIN allows) is then not in the container's root. `None` where
+/// neither is that (another storage driver's layout, an agent that sees no host's mounts): the
+/// processes' roots are judged by their look alone (`is_container_root`).
+fn docker_root(root_dir: &Path) -> Option<(PathBuf, (u64, u32))> {
+    let in_host = Path::new("/proc/1/root").join(root_dir.strip_prefix("/").ok()?);
+    [in_host, root_dir.to_path_buf()].into_iter().find_map(|dir| {
+        let overlay = dir.to_str().and_then(crate::inventory::fs_magic) == Some(docker_listener_common::magic::OVERLAYFS);
+        let id = (overlay && is_mount_root(&dir)).then(|| crate::sensitive::file_id(&dir)).flatten()?;
+        Some((dir, id))
+    })
 }
 
 /// The container's processes whose roots a resolution looks at, beside its first one.
@@ -1222,6 +1257,10 @@ mod tests {
         if is_mount_root(std::path::Path::new("/dev/shm")) {
             assert!(!is_container_root(std::path::Path::new("/dev/shm")));
         }
+        // Docker's root for a container counts only as an overlay mount's root: not a plain
+        // directory (a stopped container's, another driver's), nor a path that is not there.
+        assert_eq!(docker_root(&sub), None);
+        assert_eq!(docker_root(&dir.path().join("gone")), None);
     }
 
     /// runc's stages are known by the names runc gives them, and by a runtime's file name; this

@@ -37,6 +37,9 @@ pub struct Container {
     /// The namespaces Docker made it share (its inspection's `HostConfig`); `None` until
     /// inspected.
     pub namespaces: Option<Box<NamespaceModes>>,
+    /// Its root filesystem as the host sees it (the inspection's `GraphDriver.Data.MergedDir`,
+    /// overlay2's); `None` until inspected, or for a storage driver that names none.
+    pub root_dir: Option<Box<std::path::Path>>,
     /// `timeNano` of Docker's `start` event for this run (or `State.StartedAt`), so process
     /// events can be joined with the container's lifecycle events.
     pub started_time_nano: Option<i64>,
@@ -90,6 +93,12 @@ impl Container {
                 .host_config
                 .as_ref()
                 .map(|h| Box::new(NamespaceModes::of(h, config.and_then(|c| c.network_disabled).unwrap_or(false)))),
+            root_dir: r
+                .graph_driver
+                .as_ref()
+                .and_then(|g| g.data.get("MergedDir"))
+                .filter(|d| d.starts_with('/'))
+                .map(|d| std::path::Path::new(d).into()),
             started_time_nano: state.and_then(|s| s.started_at.as_deref()).and_then(rfc3339_ns),
             id,
             shown_labels: ShownLabels::default(),
@@ -112,6 +121,7 @@ impl Container {
             labels: s.labels.clone().map(|l| l.into_iter().collect()).unwrap_or_default(),
             pid: None,
             namespaces: None,
+            root_dir: None,
             started_time_nano: None,
             shown_labels: ShownLabels::default(),
             object: ObjectCache::default(),
@@ -132,6 +142,7 @@ impl Container {
             labels,
             pid: None,
             namespaces: None,
+            root_dir: None,
             started_time_nano: Some(time_nano),
             shown_labels: ShownLabels::default(),
             object: ObjectCache::default(),
@@ -405,6 +416,7 @@ impl ContainerRegistry {
                 image_id: c.image_id.or(old.image_id),
                 pid: c.pid.or(old.pid),
                 namespaces: c.namespaces.or(old.namespaces),
+                root_dir: c.root_dir.or(old.root_dir),
                 started_time_nano: old.started_time_nano.or(c.started_time_nano),
                 name: if c.name.is_empty() { old.name } else { c.name },
                 image: if c.image.is_empty() { old.image } else { c.image },
@@ -766,6 +778,28 @@ mod tests {
         assert!(r.shares_host_namespace(&a, "net"));
     }
 
+    /// The root filesystem Docker made (overlay2's `MergedDir`), kept through updates that do
+    /// not say it; none for a driver that names none, or a path that is not absolute.
+    #[test]
+    fn the_root_filesystem_is_the_inspection_s_merged_dir() {
+        let inspect = |driver: serde_json::Value| {
+            let r: bollard::models::ContainerInspectResponse =
+                serde_json::from_value(serde_json::json!({"Id": ID, "GraphDriver": driver})).unwrap();
+            Container::from_inspect(&r).unwrap().root_dir
+        };
+        let merged = "/var/lib/docker/overlay2/0123/merged";
+        let overlay2 = serde_json::json!({"Name": "overlay2", "Data": {"MergedDir": merged, "UpperDir": "/u"}});
+        assert_eq!(inspect(overlay2.clone()).as_deref(), Some(std::path::Path::new(merged)));
+        assert_eq!(inspect(serde_json::json!({"Name": "btrfs", "Data": null})), None);
+        assert_eq!(inspect(serde_json::json!({"Name": "x", "Data": {"MergedDir": "merged"}})), None);
+        let mut r = ContainerRegistry::default();
+        let r1: bollard::models::ContainerInspectResponse =
+            serde_json::from_value(serde_json::json!({"Id": ID, "GraphDriver": overlay2})).unwrap();
+        r.upsert(Container::from_inspect(&r1).unwrap());
+        r.upsert(Container::from_start_event(ID, 2, &BTreeMap::new()));
+        assert_eq!(r.get(ID).unwrap().root_dir.as_deref(), Some(std::path::Path::new(merged)));
+    }
+
     #[test]
     fn registry_joins_cgroups_details_and_expiry() {
         let mut r = ContainerRegistry::default();
@@ -823,6 +857,7 @@ mod tests {
             labels: [("tier".to_owned(), "data".to_owned())].into(),
             pid: None,
             namespaces: None,
+            root_dir: None,
             started_time_nano: None,
             shown_labels: Default::default(),
             object: Default::default(),

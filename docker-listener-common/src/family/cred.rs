@@ -21,22 +21,34 @@ pub mod op {
 }
 
 /// The prctl options reported (include/uapi/linux/prctl.h): those that keep, drop or raise
-/// capabilities or change how they are kept. Every other option (thread names, the dumpable
+/// capabilities or change how they are kept, and those that change the executable file the
+/// kernel names for the process (`PR_SET_MM`'s `EXE_FILE`, with CAP_SYS_RESOURCE, and `MAP`,
+/// whose `exe_fd` takes CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN in the caller's user namespace:
+/// a process can make its `/proc/PID/exe`, and the file its later records carry, another file,
+/// a runtime binary or a harmless one; a CRIU restore makes `MAP` calls too). Every other
+/// option (thread names, the dumpable
 /// flag...) is not a privilege change, and prctl is frequent: the kernel program drops them.
 pub mod prctl_option {
     pub const SET_KEEPCAPS: u64 = 8;
     pub const CAPBSET_DROP: u64 = 24;
     pub const SET_SECUREBITS: u64 = 28;
+    pub const SET_MM: u64 = 35;
     pub const CAP_AMBIENT: u64 = 47;
     /// `PR_CAP_AMBIENT`'s operations that change the set (raise, lower, clear all), not
     /// `IS_SET`.
     pub const AMBIENT_CHANGES: [u64; 3] = [2, 3, 4];
+    /// `PR_SET_MM_EXE_FILE`: the executable file, from a descriptor.
+    pub const MM_EXE_FILE: u64 = 13;
+    /// `PR_SET_MM_MAP`: the whole layout at once, its `exe_fd` included (CRIU's restore).
+    pub const MM_MAP: u64 = 14;
 
     /// Whether prctl(option, arg2, ...) is one the family reports.
     pub fn reported(option: u64, arg2: u64) -> bool {
         match option {
             SET_KEEPCAPS | CAPBSET_DROP | SET_SECUREBITS => true,
             CAP_AMBIENT => AMBIENT_CHANGES.contains(&arg2),
+            // (The kernel takes PR_SET_MM's operation as an int: its upper half is ignored.)
+            SET_MM => matches!(arg2 & 0xffff_ffff, MM_EXE_FILE | MM_MAP),
             _ => false,
         }
     }

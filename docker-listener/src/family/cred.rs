@@ -3,7 +3,11 @@
 //! The event says what was asked, what the process had before (as the agent last saw it: at
 //! its exec or its previous change; absent when the agent had not seen it), and what the kernel
 //! left it with; `raised` when it gained: a real, effective or saved id of root it did not have,
-//! or capabilities it did not have.
+//! or capabilities it did not have. A prctl that changes the executable file the kernel names
+//! for the process (`PR_SET_MM`) is one too: masquerading as another program, a runtime binary
+//! whose calls would pass for the runtime's; it takes CAP_SYS_RESOURCE (`PR_SET_MM_EXE_FILE`)
+//! or CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN in the caller's user namespace (`PR_SET_MM_MAP`),
+//! and is reported tried or done.
 use docker_listener_common::{
     RecordKind,
     family::{
@@ -28,7 +32,7 @@ pub const FAMILY: Family = Family {
         switch: switch::PRIVILEGE,
         decode,
         sees: "privilege changes (setuid, setgid, setreuid, setregid, setresuid, setresgid, setfsuid, setfsgid, \
-           setgroups, capset, prctl's capability options)",
+           setgroups, capset, prctl's capability options and its changes of the executable file)",
     }),
 };
 
@@ -176,6 +180,9 @@ impl CredChange {
             capability: Option<u32>,
             #[serde(skip_serializing_if = "Option::is_none")]
             value: Option<String>,
+            /// PR_SET_MM_EXE_FILE: the descriptor of the file asked for.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fd: Option<i32>,
         }
         let given = |v: u32| (v != u32::MAX).then_some(v);
         let [a, b, c] = self.requested;
@@ -209,6 +216,17 @@ impl CredChange {
                 },
                 pr::SET_KEEPCAPS => {
                     Requested { option: Some("PR_SET_KEEPCAPS"), value: Some(b.to_string()), ..Requested::default() }
+                }
+                // The executable file changed: to the file of descriptor `c` (EXE_FILE), or
+                // as a layout's `exe_fd` says (MAP: `c` is a pointer's low half, not shown).
+                pr::SET_MM => {
+                    let exe_file = u64::from(b) == pr::MM_EXE_FILE;
+                    Requested {
+                        option: Some("PR_SET_MM"),
+                        operation: Some(if exe_file { "PR_SET_MM_EXE_FILE" } else { "PR_SET_MM_MAP" }),
+                        fd: exe_file.then_some(c as i32),
+                        ..Requested::default()
+                    }
                 }
                 _ => Requested {
                     option: Some("PR_SET_SECUREBITS"),
@@ -262,5 +280,39 @@ mod tests {
         assert!(!raised(&creds(0, 0, 0, 0x1ff), &creds(1000, 1000, 1000, 0)));
         assert!(!raised(&creds(0, 0, 0, 0x1ff), &creds(0, 0, 0, 0x3)));
         assert!(!raised(&creds(5, 5, 5, 0), &creds(5, 5, 5, 0)));
+    }
+
+    /// What a privilege change's event says it asked for.
+    fn requested(op: u32, requested: [u32; 3]) -> serde_json::Value {
+        struct Event(CredChange);
+        impl Serialize for Event {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(None)?;
+                self.0.write(&mut m)?;
+                m.end()
+            }
+        }
+        let change = CredChange { op, requested, after: None, before: None };
+        serde_json::to_value(Event(change)).unwrap()["privilege"]["requested"].clone()
+    }
+
+    #[test]
+    fn a_change_of_the_executable_file_is_reported_with_its_descriptor() {
+        use docker_listener_common::family::cred::prctl_option::{MM_EXE_FILE, MM_MAP, SET_MM, reported};
+        // The kernel program's filter: the two ways to change the executable file; not the
+        // other layout fields (PR_SET_MM_ARG_START...), nor a thread name (PR_SET_NAME).
+        assert!(reported(SET_MM, MM_EXE_FILE) && reported(SET_MM, MM_MAP));
+        assert!(!reported(SET_MM, 8) && !reported(15, 0));
+        // The kernel reads the operation as an int: an upper half set changes nothing.
+        assert!(reported(SET_MM, 1 << 32 | MM_EXE_FILE));
+        assert_eq!(
+            requested(op::PRCTL, [35, 13, 5]),
+            serde_json::json!({"option": "PR_SET_MM", "operation": "PR_SET_MM_EXE_FILE", "fd": 5})
+        );
+        assert_eq!(
+            requested(op::PRCTL, [35, 14, 0xdead_b000]),
+            serde_json::json!({"option": "PR_SET_MM", "operation": "PR_SET_MM_MAP"})
+        );
+        assert_eq!(requested(op::PRCTL, [8, 1, 0]), serde_json::json!({"option": "PR_SET_KEEPCAPS", "value": "1"}));
     }
 }
