@@ -369,10 +369,14 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
     assert_eq!(evaluate(&rules, ambient), Some(100_040), "a refused privilege change");
     // A try at making the process's executable file another (a runtime binary's, a harmless
     // one): refused without CAP_SYS_RESOURCE, reported all the same, with its own rule.
-    let exe_file = find(&native, "PR_SET_MM", |e| e["docker_listener"]["privilege"]["requested"]["option"] == "PR_SET_MM");
+    let exe_file =
+        find(&native, "PR_SET_MM", |e| e["docker_listener"]["privilege"]["requested"]["option"] == "PR_SET_MM");
     check_common(exe_file, &name, "/t/priv_calls", "failure", Some("EPERM"));
     assert_eq!(exe_file["docker_listener"]["privilege"]["requested"]["operation"], "PR_SET_MM_EXE_FILE");
-    assert!(exe_file["docker_listener"]["privilege"]["requested"]["fd"].as_i64().is_some_and(|fd| fd > 2), "{exe_file}");
+    assert!(
+        exe_file["docker_listener"]["privilege"]["requested"]["fd"].as_i64().is_some_and(|fd| fd > 2),
+        "{exe_file}"
+    );
     assert_eq!(evaluate(&rules, exe_file), Some(100_078), "masquerading, tried or done");
     let prctls = native.iter().filter(|e| e["event"]["action"] == "prctl").count();
     assert_eq!(prctls, 3, "PR_SET_NAME is no privilege change");

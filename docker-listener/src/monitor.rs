@@ -363,7 +363,7 @@ impl Monitor {
                             let root_dir = self.correlator.registry.get(&id).and_then(|c| c.root_dir.clone());
                             spawn_resolve_files(
                                 id,
-                                (pid, root, root_dir),
+                                ResolveAt { pid, root, root_dir },
                                 mount.clone(),
                                 self.cfg.cgroup_prefixes.clone(),
                                 self.correlator.sensitive.patterns.clone(),
@@ -957,10 +957,9 @@ static RESOLVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(RES
 /// Resolves a container's sensitive files in its filesystem, seen through one of its processes
 /// (`/proc/<pid>/root`): its init process when known, else one found in its cgroup; at most
 /// [`RESOLVING_AT_ONCE`] containers at a time.
-/// `at`: the container's first process, and the root its set was first resolved in.
 fn spawn_resolve_files(
     id: String,
-    at: (Option<u32>, Option<(u64, u32)>, Option<Box<Path>>),
+    at: ResolveAt,
     mount: Option<PathBuf>,
     prefixes: Vec<String>,
     patterns: Vec<crate::sensitive::Pattern>,
@@ -1000,13 +999,23 @@ impl Resolutions {
     }
 }
 
+/// Where a container's sensitive files are looked for.
+struct ResolveAt {
+    /// Its first process.
+    pid: Option<u32>,
+    /// The root its set was first resolved in.
+    root: Option<(u64, u32)>,
+    /// The root filesystem Docker made for it (`Container::root_dir`).
+    root_dir: Option<Box<Path>>,
+}
+
 /// One container's sensitive files, resolved in its filesystem (a blocking thread): in the root
 /// filesystem Docker made for it (`root_dir`, where the host has it as an overlay mount), else
 /// in the root the set was first resolved in (`root`), else in the first of its processes'
 /// roots that can be a container's.
 fn resolve_files(
     id: String,
-    (pid, root, root_dir): (Option<u32>, Option<(u64, u32)>, Option<Box<Path>>),
+    ResolveAt { pid, root, root_dir }: ResolveAt,
     mount: Option<PathBuf>,
     prefixes: Vec<String>,
     patterns: Vec<crate::sensitive::Pattern>,
@@ -1052,7 +1061,8 @@ fn resolve_files(
 fn docker_root(root_dir: &Path) -> Option<(PathBuf, (u64, u32))> {
     let in_host = Path::new("/proc/1/root").join(root_dir.strip_prefix("/").ok()?);
     [in_host, root_dir.to_path_buf()].into_iter().find_map(|dir| {
-        let overlay = dir.to_str().and_then(crate::inventory::fs_magic) == Some(docker_listener_common::magic::OVERLAYFS);
+        let overlay =
+            dir.to_str().and_then(crate::inventory::fs_magic) == Some(docker_listener_common::magic::OVERLAYFS);
         let id = (overlay && is_mount_root(&dir)).then(|| crate::sensitive::file_id(&dir)).flatten()?;
         Some((dir, id))
     })
