@@ -477,7 +477,7 @@ fn a_default_container_s_attempts_are_reported_and_fire_their_rules() {
         m.iter().filter(|e| FAMILY_ACTIONS.contains(&e["event"]["action"].as_str().unwrap_or(""))).collect();
     // (The 32-bit calls of these families; the 32-bit Unix connect's socket calls are others.)
     let compat_family = compat.iter().filter(|e| family_events.contains(e)).count();
-    assert_eq!(family_events.len(), 10 + 8 + 4 + compat_family, "{family_events:#?}");
+    assert_eq!(family_events.len(), 10 + 8 + 5 + compat_family, "{family_events:#?}");
     assert_eq!(compat_family, 6, "{compat:#?}");
     assert_eq!(agent.daemon.stop(), 0);
     let runtime = agent.daemon.final_stat("ebpf_runtime_setup");
