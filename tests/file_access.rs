@@ -398,10 +398,10 @@ fn a_container_s_first_moments_end_once_its_files_are_resolved() {
 
 /// A container's sensitive files are made again every refresh in the root they were first
 /// found in: its first process `chroot`ing into a decoy tree with an `etc/shadow` of its own
-/// does not make the decoy's files the container's set. After the next refreshes (made, with no
-/// process left in the container's root, in the root filesystem Docker made for it), a read of
+/// does not make the decoy's files the container's set. After the next refreshes, a read of
 /// the container's own /etc/shadow (a `docker exec`, in the container's root) is still
-/// reported. Nor does a decoy its first process chrooted into before the agent looked.
+/// reported, and the agent says the container's processes left its root. Nor does a decoy its
+/// first process chrooted into before the agent looked.
 #[test]
 fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
     e2e();
@@ -435,7 +435,8 @@ fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
     wait_events(&agent, "the first process's chroot", Duration::from_secs(30), |e| {
         mine(e, &name).iter().any(|x| x["event"]["action"] == "chroot")
     });
-    // Refreshed at least twice since (the period is a second here).
+    agent.daemon.wait_for_log("every process of this container is in another root", Duration::from_secs(30));
+    // Refreshed at least once more since (the period is a second here).
     std::thread::sleep(Duration::from_secs(3));
     let before = matched(&agent_events(&agent.queue.frames()), &name);
     docker(&["exec", &name, "cat", "/etc/shadow"]);

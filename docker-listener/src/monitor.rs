@@ -86,8 +86,7 @@ enum Info {
     Container(Container, Option<u64>),
     InspectFailed(String),
     /// A container's sensitive files, resolved in its filesystem (or why not).
-    /// (With the root the set was resolved in, and the one it was to be resolved in.)
-    Sensitive(String, crate::sensitive::Resolved, Option<(u64, u32)>, Option<(u64, u32)>),
+    Sensitive(Resolution),
     /// Docker has no such container (inspect: 404); the cgroup that named it, if not bound yet.
     NotDocker {
         id: String,
@@ -558,7 +557,7 @@ impl Monitor {
             Info::InspectFailed(id) => {
                 inspecting.remove(&id);
             }
-            Info::Sensitive(id, resolved, root, expected) => {
+            Info::Sensitive(Resolution { id, resolved, root, expected, docker }) => {
                 let again = resolving.done(&id);
                 let files = matches!(resolved, crate::sensitive::Resolved::Files(_));
                 // (A resolution made for a run that has ended since, the root of the new run not
@@ -568,8 +567,11 @@ impl Monitor {
                 if !stale {
                     self.correlator.sensitive_resolved(&id, resolved, req);
                 }
-                if let Some(root) = root {
-                    self.correlator.sensitive.keep_root(&id, root);
+                match root {
+                    // Docker's root replaces one kept before the inspection answered (a decoy).
+                    Some(root) if docker => self.correlator.sensitive.set_root(&id, root),
+                    Some(root) => self.correlator.sensitive.keep_root(&id, root),
+                    None => {}
                 }
                 // Its first moments are over once its inodes are in the kernel's map (the
                 // requests run in order): its opens are matched by inode from then on. (Not
@@ -955,8 +957,9 @@ const RESOLVING_AT_ONCE: usize = 4;
 static RESOLVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(RESOLVING_AT_ONCE);
 
 /// Resolves a container's sensitive files in its filesystem, seen through one of its processes
-/// (`/proc/<pid>/root`): its init process when known, else one found in its cgroup; at most
-/// [`RESOLVING_AT_ONCE`] containers at a time.
+/// (`/proc/<pid>/root`): its init process when known, else one found in its cgroup (or, none
+/// being in the root filesystem Docker made for it, in that directory: `resolve_files`); at
+/// most [`RESOLVING_AT_ONCE`] containers at a time.
 fn spawn_resolve_files(
     id: String,
     at: ResolveAt,
@@ -1038,16 +1041,32 @@ fn resolve_files(
     let expected = docker.as_ref().map(|(_, r)| *r).or(root);
     let (mut resolved, mut found) =
         resolve_in_roots(&id, &pids, expected, &patterns, |p| is_runtime_process(p, &runtime));
-    // No process of the container in Docker's root (every one chrooted elsewhere): its files
-    // there as the host sees them, rather than the decoy's or none. (Without the container's
-    // own mounts, a volume's, a secret's: those are seen only through a process in its root.)
-    if let (crate::sensitive::Resolved::RootMoved, Some((dir, r))) = (&resolved, &docker) {
+    // No process of the container in Docker's root (every one chrooted elsewhere), and no set
+    // made there yet (none, or a decoy's made before the inspection answered): its files there
+    // as the host sees them. (Without the container's own mounts, a volume's, a secret's, which
+    // only a process in its root sees: a set made there already is kept instead, as it was.)
+    if let (crate::sensitive::Resolved::RootMoved, Some((dir, r))) = (&resolved, &docker)
+        && root != Some(*r)
+    {
         match crate::sensitive::resolve(dir, &patterns) {
             Ok(files) => (resolved, found) = (crate::sensitive::Resolved::Files(files), Some(*r)),
             Err(e) => tracing::debug!(container = %id, error = %e, "sensitive files not resolved in Docker's root"),
         }
     }
-    let _ = tx.send(Info::Sensitive(id, resolved, found, root));
+    let docker = found.is_some() && found == docker.map(|(_, r)| r);
+    let _ = tx.send(Info::Sensitive(Resolution { id, resolved, root: found, expected: root, docker }));
+}
+
+/// A container's sensitive files, resolved in its filesystem (or why not).
+struct Resolution {
+    id: String,
+    resolved: crate::sensitive::Resolved,
+    /// The root the set was resolved in.
+    root: Option<(u64, u32)>,
+    /// The root it was to be resolved in (`SensitiveSet::root_of` when asked).
+    expected: Option<(u64, u32)>,
+    /// Whether `root` is the root filesystem Docker made for the container.
+    docker: bool,
 }
 
 /// The root filesystem Docker made for a container (`root_dir`, its `MergedDir`), where the
@@ -1079,8 +1098,9 @@ const ROOT_CANDIDATES: usize = 8;
 /// there, the set would hold the host's files, the container's first moments would end on it,
 /// and its very first read of its own /etc/shadow would be matched against the host's inode and
 /// missed. (Another process at the host's root is taken: a container that shares the host's
-/// root, as the kernel matrix's does.) Once the container's set was resolved in a root
-/// (`expected`), only a process still there is taken (`Resolved::RootMoved` when none is).
+/// root, as the kernel matrix's does.) Given the container's root (`expected`: Docker's, or
+/// the one its set was first resolved in), only a process there is taken (`Resolved::RootMoved`
+/// when none is).
 /// Returns the root the set was resolved in.
 fn resolve_in_roots(
     id: &str,

@@ -675,10 +675,10 @@ pub enum Resolved {
     NoProcess,
     /// A process's root could not be read for a moment.
     Failed,
-    /// Every process of the container is in another root than the container's own (the one its
-    /// set was first resolved in, `SensitiveSet::root_of`, or none yet that can be a
-    /// container's): one changed its root (a `chroot` into a decoy tree). The set is kept as it
-    /// was.
+    /// Every process of the container is in another root than the container's own (the root
+    /// filesystem Docker made for it, else the one its set was first resolved in,
+    /// `SensitiveSet::root_of`, or none yet that can be a container's): one changed its root (a
+    /// `chroot` into a decoy tree). The set is kept as it was.
     RootMoved,
 }
 
@@ -931,6 +931,14 @@ impl SensitiveSet {
     pub fn keep_root(&mut self, id: &str, root: (u64, u32)) {
         if self.resolved.contains(id) {
             self.roots.entry(id.to_owned()).or_insert(root);
+        }
+    }
+
+    /// Keeps `root`, the root filesystem Docker made for the container, as the one its sets are
+    /// made in, in place of one kept before (a decoy's, resolved before the inspection answered).
+    pub fn set_root(&mut self, id: &str, root: (u64, u32)) {
+        if self.resolved.contains(id) {
+            self.roots.insert(id.to_owned(), root);
         }
     }
 

@@ -158,8 +158,10 @@ fn test(args: Vec<String>) -> Result<()> {
     cmd.extend(args.iter().map(String::as_str));
     // No backtraces: a failing test's output then ends with its panic's message and place,
     // which is what an excerpt of a CI log keeps (a backtrace of the test harness's frames
-    // pushed them out of it). For one, run that test again with RUST_BACKTRACE=1 `cargo test`.
-    util::cargo_env(&cmd, &[("DL_TEST_IMAGE", docker::IMAGE), ("DL_E2E", "1"), ("RUST_BACKTRACE", "0")])?;
+    // pushed them out of it). For one test's: `DL_TEST_BACKTRACE=1 cargo xtask test --test
+    // <file> <name>` (the daemons the tests start inherit it too).
+    let backtrace = if std::env::var_os("DL_TEST_BACKTRACE").is_some_and(|v| v == "1") { "1" } else { "0" };
+    util::cargo_env(&cmd, &[("DL_TEST_IMAGE", docker::IMAGE), ("DL_E2E", "1"), ("RUST_BACKTRACE", backtrace)])?;
     // The whole suite (no filter given) also checks that every benchmark scenario runs; a
     // filtered run (`cargo xtask test -- <name>`, `--test <file>`) is for one thing only.
     if args.is_empty() {
