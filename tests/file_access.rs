@@ -396,6 +396,14 @@ fn a_container_s_first_moments_end_once_its_files_are_resolved() {
     assert_eq!(agent.daemon.stop(), 0);
 }
 
+/// Container `name`'s reads of /etc/shadow matched by their inode (its set's file).
+fn shadow_matched(events: &[Value], name: &str) -> usize {
+    of_path(&file_events(&mine(events, name)), "/etc/shadow")
+        .iter()
+        .filter(|x| x["docker_listener"]["file_access"]["match"] == "file")
+        .count()
+}
+
 /// A container's sensitive files are made again every refresh in the root they were first
 /// found in: its first process `chroot`ing into a decoy tree with an `etc/shadow` of its own
 /// does not make the decoy's files the container's set. After the next refreshes, a read of
@@ -421,15 +429,8 @@ fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
              exec chroot /tmp/decoy /bin/busybox sleep 120"
         ),
     );
-    // A container's reads of /etc/shadow matched by their inode.
-    let matched = |e: &[Value], name: &str| -> usize {
-        of_path(&file_events(&mine(e, name)), "/etc/shadow")
-            .iter()
-            .filter(|x| x["docker_listener"]["file_access"]["match"] == "file")
-            .count()
-    };
     wait_events(&agent, "a read of /etc/shadow matched by its inode", Duration::from_secs(30), |e| {
-        matched(e, &name) > 0
+        shadow_matched(e, &name) > 0
     });
     docker(&["exec", &name, "touch", "/tmp/go"]);
     wait_events(&agent, "the first process's chroot", Duration::from_secs(30), |e| {
@@ -438,10 +439,10 @@ fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
     agent.daemon.wait_for_log("every process of this container is in another root", Duration::from_secs(30));
     // Refreshed at least once more since (the period is a second here).
     std::thread::sleep(Duration::from_secs(3));
-    let before = matched(&agent_events(&agent.queue.frames()), &name);
+    let before = shadow_matched(&agent_events(&agent.queue.frames()), &name);
     docker(&["exec", &name, "cat", "/etc/shadow"]);
     wait_events(&agent, "the docker exec's read of the container's /etc/shadow", Duration::from_secs(30), |e| {
-        matched(e, &name) > before
+        shadow_matched(e, &name) > before
     });
     // A first process chrooted into its decoy before the agent looked: the decoy is no mount's
     // root, so no set is made there; a process of the container in its own root (a `docker
@@ -454,7 +455,7 @@ fn a_first_process_chrooted_into_a_decoy_does_not_move_the_file_watch() {
     });
     docker(&["exec", "-d", &early, "sh", "-c", "while :; do cat /etc/shadow >/dev/null; sleep 0.5; done"]);
     wait_events(&agent, "the docker exec's reads of that container's /etc/shadow", Duration::from_secs(30), |e| {
-        matched(e, &early) > 0
+        shadow_matched(e, &early) > 0
     });
     assert_eq!(agent.daemon.stop(), 0);
 }
@@ -478,22 +479,14 @@ fn a_decoy_mounted_to_look_like_a_container_s_root_does_not_take_the_file_watch(
          echo decoy > /tmp/decoy/etc/shadow; mount -t proc proc /tmp/decoy/proc && \
          exec chroot /tmp/decoy /bin/busybox sleep 120",
     );
-    // Its first process in the decoy (as the container sees it), the decoy's proc mounted.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let root = Command::new("docker").args(["exec", &name, "readlink", "/proc/1/root"]).output();
-        if root.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "/tmp/decoy") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the container's first process never chrooted into its decoy");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // Its first process in the decoy (as the container sees it), the decoy's proc mounted: the
+    // exec fails (and the test with it) if that never happens.
+    let chrooted = "[ \"$(readlink /proc/1/root)\" = /tmp/decoy ]";
+    docker(&["exec", &name, "sh", "-c", &format!("{}; {chrooted}", shell_wait(chrooted))]);
     let mut agent = start_agent("decoy-mounted", json!({}));
     docker(&["exec", "-d", &name, "sh", "-c", "while :; do cat /etc/shadow >/dev/null; sleep 0.5; done"]);
     wait_events(&agent, "the docker exec's reads of the container's own /etc/shadow", Duration::from_secs(30), |e| {
-        of_path(&file_events(&mine(e, &name)), "/etc/shadow")
-            .iter()
-            .any(|x| x["docker_listener"]["file_access"]["match"] == "file")
+        shadow_matched(e, &name) > 0
     });
     assert_eq!(agent.daemon.stop(), 0);
 }
