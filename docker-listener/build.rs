@@ -78,9 +78,16 @@ fn main() {
         Ok("big") => "bpfeb-unknown-none",
         _ => "bpfel-unknown-none",
     };
-    // Keep the nested build's target dir apart from the workspace's (cargo would deadlock on
-    // its own lock) and from OUT_DIR's copy of the object.
-    let target_dir = out_dir.join("ebpf-target");
+    // The nested build's target dir: one for every build of this crate (test, release, the
+    // static release, ...), since the objects do not depend on the host's profile or target, so
+    // that a second build finds them made (each takes most of a minute on two CPUs). Inside the
+    // workspace's target dir, found as the ancestor of OUT_DIR holding cargo's CACHEDIR.TAG, but
+    // apart from its profile directories (cargo would deadlock on its own lock); OUT_DIR's own
+    // if there is none. Two builds of this crate at once take turns on the nested cargo's lock.
+    let target_dir = out_dir
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map_or_else(|| out_dir.join("ebpf-target"), |target| target.join("ebpf"));
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let rustflags =
         [format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2".into(), "-Clink-arg=--btf".into()].join("\x1f");

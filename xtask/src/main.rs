@@ -77,7 +77,7 @@ fn main() -> Result<()> {
             build()
         }
         Cmd::Run { args } => run(args),
-        Cmd::Package => package::run(),
+        Cmd::Package => package::run().map(drop),
         Cmd::Test { args } => test(args),
         Cmd::Bench { quick } => bench::run(quick),
         Cmd::BenchWorker(args) => bench::worker(args),
@@ -151,9 +151,8 @@ fn test(args: Vec<String>) -> Result<()> {
     docker::ensure_image()?;
     // What administrators install, which tests/package.rs installs and checks (the whole
     // suite, or a run that names it).
-    if args.is_empty() || args.iter().any(|a| a.contains("package")) {
-        package::run()?;
-    }
+    let whole = args.is_empty();
+    let package = if whole || args.iter().any(|a| a.contains("package")) { Some(package::run()?) } else { None };
     let mut cmd = vec!["test", "--workspace", "--exclude", "docker-listener-ebpf"];
     cmd.extend(args.iter().map(String::as_str));
     // No backtraces: a failing test's output then ends with its panic's message and place,
@@ -164,16 +163,27 @@ fn test(args: Vec<String>) -> Result<()> {
     util::cargo_env(&cmd, &[("DL_TEST_IMAGE", docker::IMAGE), ("DL_E2E", "1"), ("RUST_BACKTRACE", backtrace)])?;
     // The whole suite (no filter given) also checks that every benchmark scenario runs; a
     // filtered run (`cargo xtask test -- <name>`, `--test <file>`) is for one thing only.
-    if args.is_empty() {
+    if let (true, Some(agent)) = (whole, package) {
         // The criterion and allocation benches compile (they are run by hand: BENCHMARKS.md).
+        // With the test profile: the suite's own build, so only the bench targets themselves
+        // compile, not every dependency once more (the bench profile's build took 6-7 minutes
+        // of CI on two CPUs); `cargo bench` by hand builds them optimised.
         println!("xtask test: the criterion and allocation benches build");
-        util::cargo_env(&["bench", "--workspace", "--exclude", "docker-listener-ebpf", "--no-run"], &[])?;
+        util::cargo_env(
+            &["bench", "--workspace", "--exclude", "docker-listener-ebpf", "--no-run", "--profile", "test"],
+            &[],
+        )?;
+        // Every scenario, once, with what is built already: the package's static release
+        // binary (what administrators install) and the floor `cargo test` built with the
+        // examples. Timings are not checked, so the release build of `cargo xtask bench` (whole-
+        // program LTO once more) would buy nothing.
         println!("xtask test: benchmark scenarios, quick mode (they must run; timings are not checked)");
-        bench::run(true)?;
-        // After the benchmarks, which built the release daemon and the release xtask (vm-guest
-        // included): the matrix runs those very binaries and builds nothing more.
+        let floor = workspace_root()?.join("target/debug/examples/exec_floor");
+        bench::run_quick_with(bench::Built { daemon: &agent, floor: &floor })?;
+        // The same static agent under every kernel: the binary that is shipped, checked where it
+        // will run. The checker is the release xtask the benchmarks built.
         println!("xtask test: the kernel matrix (the eBPF checks under qemu on other kernels, and on this one)");
-        vm::run(&vm::MatrixArgs::default())?;
+        vm::run(&vm::MatrixArgs { agent: Some(agent), ..vm::MatrixArgs::default() })?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //!   Wazuh rules and the docs;
 //! - the image `docker-listener:<version>` (and `:latest`), `FROM scratch` with the static
 //!   binary (nothing to pull), with `packaging/compose.yaml` and `packaging/daemonset.yaml`.
-use std::process::Command;
+use std::{path::PathBuf, process::Command};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -15,7 +15,9 @@ use crate::{docker, util, workspace_root};
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
 
-pub fn run() -> Result<()> {
+/// Builds all of it; returns the static binary as built (not stripped), which `cargo xtask test`
+/// also runs in its benchmarks' quick run and its kernel matrix.
+pub fn run() -> Result<PathBuf> {
     let root = workspace_root()?;
     let version = env!("CARGO_PKG_VERSION");
     let out = root.join("target/package");
@@ -77,5 +79,5 @@ pub fn run() -> Result<()> {
         out.join("compose.yaml").display(),
         out.join("daemonset.yaml").display()
     );
-    Ok(())
+    Ok(built)
 }

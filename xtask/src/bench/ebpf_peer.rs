@@ -52,7 +52,8 @@ pub struct ExecPeer {
     pub mode: Mode,
 }
 
-/// Where `cargo xtask bench` builds the floor (`docker-listener/examples/exec_floor.rs`).
+/// Where `cargo xtask bench` builds the floor (`docker-listener/examples/exec_floor.rs`), run
+/// unless `DL_BENCH_FLOOR` names another build of it.
 pub const FLOOR: &str = "target/release/examples/exec_floor";
 
 /// One round of bpftrace or the floor: the storm's wall time, its CPU, the storm's lines or
@@ -83,13 +84,17 @@ impl Scenario for ExecPeer {
         if !crate::setup::have("bpftrace") {
             bail!("bpftrace is not installed: `cargo xtask setup` installs it (apt-get install bpftrace)");
         }
-        let floor = std::env::current_dir()?.join(FLOOR);
+        let floor = match std::env::var_os(super::FLOOR) {
+            Some(given) => std::path::PathBuf::from(given),
+            None => std::env::current_dir()?.join(FLOOR),
+        };
         if !floor.is_file() {
             bail!(
                 "no floor at {}: `cargo xtask bench` builds it; with {} set, build it first with `cargo build \
-                 --release -p docker-listener --example exec_floor`",
+                 --release -p docker-listener --example exec_floor` (or name a build of it in {})",
                 floor.display(),
-                super::DAEMON
+                super::DAEMON,
+                super::FLOOR
             );
         }
         let _qlen = ebpf::raise_qlen();

@@ -17,6 +17,8 @@
 //!
 //! Environment:
 //! - `DL_BENCH_DAEMON=<binary>`: measure that daemon instead of building this tree's;
+//! - `DL_BENCH_FLOOR=<binary>`: the exec storm's floor (`docker-listener/examples/exec_floor.rs`)
+//!   to run instead of `target/release/examples/exec_floor`;
 //! - `DL_BENCH_BASELINE=<binary>`: a second daemon (typically an older commit's release build)
 //!   measured in the same run, side by side, by the scenarios that compare variants: the eBPF
 //!   storms and the system call loops then run, in each round, without an agent, with the
@@ -82,7 +84,10 @@ mod sink;
 mod system;
 mod variants;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result};
 
@@ -338,8 +343,8 @@ pub fn worker(args: ebpf_worker::WorkerArgs) -> Result<()> {
 /// Set in the optimised re-run of xtask (see [`run`]).
 /// Every variable that changes what `cargo xtask bench` measures or how: `cargo xtask test`
 /// clears them, so that none can narrow the suite's quick run of every scenario.
-pub const SETTINGS: [&str; 8] =
-    [ONLY, ROUNDS, DAEMON, BASELINE, OPTIMISED, "DL_BENCH_EXTRA_CONFIG", "DL_BENCH_PERF", "DL_BENCH_PERF_ARGS"];
+pub const SETTINGS: [&str; 9] =
+    [ONLY, ROUNDS, DAEMON, FLOOR, BASELINE, OPTIMISED, "DL_BENCH_EXTRA_CONFIG", "DL_BENCH_PERF", "DL_BENCH_PERF_ARGS"];
 
 const OPTIMISED: &str = "DL_BENCH_OPTIMISED";
 /// Run only the scenario with this id (for profiling or development).
@@ -349,6 +354,8 @@ const ROUNDS: &str = "DL_BENCH_ROUNDS";
 /// Benchmark this daemon binary instead of building `target/release/docker-listener` (to
 /// compare builds, or to measure a clean checkout while the working tree does not build).
 const DAEMON: &str = "DL_BENCH_DAEMON";
+/// Run this build of the exec storm's floor instead of `ebpf_peer::FLOOR`.
+pub(crate) const FLOOR: &str = "DL_BENCH_FLOOR";
 /// A second daemon binary the storms and system call loops measure in the same rounds.
 const BASELINE: &str = "DL_BENCH_BASELINE";
 /// Settings the baseline's agents run with in the eBPF scenarios (JSON, the inside of
@@ -356,14 +363,36 @@ const BASELINE: &str = "DL_BENCH_BASELINE";
 /// the same binary as the current one: what one family costs.
 const BASELINE_CONFIG: &str = "DL_BENCH_BASELINE_CONFIG";
 
+/// Binaries already built, which the quick run of `cargo xtask test` measures instead of
+/// building the release ones (see [`run_quick_with`]).
+pub struct Built<'a> {
+    /// The daemon.
+    pub daemon: &'a Path,
+    /// The exec storm's floor (`docker-listener/examples/exec_floor.rs`).
+    pub floor: &'a Path,
+}
+
 /// `cargo xtask bench`: set up, build the release daemon, run every scenario, report.
 ///
 /// The fake dockerd and the sink share the CPUs with the daemon, so they must cost as little
-/// as possible; `cargo xtask` builds xtask without optimisation, so this builds xtask in
+/// as possible; `cargo xtask` builds xtask in debug mode, so this builds xtask in
 /// release mode and runs the scenarios from that binary.
 pub fn run(quick: bool) -> Result<()> {
+    run_with(quick, None)
+}
+
+/// `cargo xtask test`'s quick run of every scenario, with binaries the suite has built already:
+/// its timings are not meaningful, so a third build of the daemon (the release one, whole-program
+/// LTO, minutes on two CPUs) and of the floor would buy nothing. The suite gives the static
+/// release binary of the package, the very one administrators install, and the floor `cargo
+/// test` built.
+pub fn run_quick_with(built: Built<'_>) -> Result<()> {
+    run_with(true, Some(built))
+}
+
+fn run_with(quick: bool, built: Option<Built<'_>>) -> Result<()> {
     if std::env::var_os(OPTIMISED).is_none() {
-        if std::env::var_os(DAEMON).is_none() {
+        if built.is_none() && std::env::var_os(DAEMON).is_none() {
             crate::setup::run()?;
             crate::build()?;
             // The floor under the agent's CPU per exec (`ebpf_peer`), built as the daemon is.
@@ -379,7 +408,17 @@ pub fn run(quick: bool) -> Result<()> {
             crate::util::cargo(&["build", "--release", "--quiet", "--package", "xtask"])?;
             let mut cmd = std::process::Command::new("target/release/xtask");
             cmd.arg("bench").args(quick.then_some("--quick")).env(OPTIMISED, "1");
+            if let Some(b) = &built {
+                cmd.env(DAEMON, b.daemon).env(FLOOR, b.floor);
+            }
             return crate::util::run(&mut cmd);
+        }
+        if let Some(b) = &built {
+            // SAFETY: single-threaded here: nothing else reads the environment meanwhile.
+            unsafe {
+                std::env::set_var(DAEMON, b.daemon);
+                std::env::set_var(FLOOR, b.floor);
+            }
         }
     }
     measure(quick)

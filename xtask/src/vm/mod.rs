@@ -10,9 +10,10 @@
 //! here, directly, so the checks are known to pass on both.
 //!
 //! The agent and the checker are this machine's release builds (`target/release`), the ones
-//! `cargo xtask build` and the benchmarks use: `cargo xtask test` runs the matrix after the
-//! benchmarks' quick run, which has built both, so nothing of Rust is compiled for it (only the
-//! workload's two small C programs, `programs`, under a second). The initramfs
+//! `cargo xtask build` and the benchmarks use, or the agent `--agent` names: `cargo xtask test`
+//! runs the matrix after the benchmarks' quick run with the package's static agent and the
+//! release checker that run built, so nothing of Rust is compiled for it (only the workload's
+//! two small C programs, under a second). The initramfs
 //! carries the shared libraries and the dynamic loader they need, copied from this machine.
 //! The kernel packages are downloaded once per version. Results and timings: docs/KERNELS.md.
 //!
