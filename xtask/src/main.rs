@@ -77,7 +77,10 @@ fn main() -> Result<()> {
             build()
         }
         Cmd::Run { args } => run(args),
-        Cmd::Package => package::run().map(drop),
+        Cmd::Package => {
+            setup::run()?;
+            package::run().map(drop)
+        }
         Cmd::Test { args } => test(args),
         Cmd::Bench { quick } => bench::run(quick),
         Cmd::BenchWorker(args) => bench::worker(args),

@@ -13,8 +13,17 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// image's qemu-utils (10.0, from backports, which `Breaks` qemu-system-common < 8): nothing here
 /// uses qemu-utils. gcc-multilib builds the tests' i386 programs (the 32-bit system call ABI).
 /// docker-compose (Debian's, 1.29) runs the packaged image with its compose file in the tests.
-const PACKAGES: &[&str] =
-    &["docker.io", "busybox-static", "bash-static", "qemu-system-x86", "gcc-multilib", "docker-compose", "bpftrace"];
+/// musl-tools (`musl-gcc`) builds the static binary's allocator, mimalloc, from C.
+const PACKAGES: &[&str] = &[
+    "docker.io",
+    "busybox-static",
+    "bash-static",
+    "qemu-system-x86",
+    "gcc-multilib",
+    "docker-compose",
+    "bpftrace",
+    "musl-tools",
+];
 
 /// Runs every step and prints what it did. Idempotent.
 pub fn run() -> Result<()> {
@@ -48,12 +57,15 @@ fn packages(report: &mut Vec<String>) -> Result<()> {
             "docker-compose" => !have("docker-compose"),
             // The peer the exec storm is measured beside (`cargo xtask bench`).
             "bpftrace" => !have("bpftrace"),
+            // The C compiler for the static build (`cargo xtask package`).
+            "musl-tools" => !have("musl-gcc"),
             _ => false,
         })
         .collect();
     if missing.is_empty() {
         report.push(
-            "Debian packages present (dockerd, busybox, bash-static, qemu-system-x86_64, gcc-multilib, docker-compose, bpftrace)"
+            "Debian packages present (dockerd, busybox, bash-static, qemu-system-x86_64, gcc-multilib, docker-compose, bpftrace, \
+             musl-gcc)"
                 .into(),
         );
         return Ok(());
