@@ -79,15 +79,27 @@ fn main() {
         _ => "bpfel-unknown-none",
     };
     // The nested build's target dir: one for every build of this crate (test, release, the
-    // static release, ...), since the objects do not depend on the host's profile or target, so
-    // that a second build finds them made (each takes most of a minute on two CPUs). Inside the
-    // workspace's target dir, found as the ancestor of OUT_DIR holding cargo's CACHEDIR.TAG, but
-    // apart from its profile directories (cargo would deadlock on its own lock); OUT_DIR's own
-    // if there is none. Two builds of this crate at once take turns on the nested cargo's lock.
+    // static release, ...), since the objects depend on neither the host's profile nor its
+    // target, so that a second build finds them made (each takes most of a minute on two CPUs).
+    // Inside the workspace's target dir, found as the outermost ancestor of OUT_DIR holding
+    // cargo's CACHEDIR.TAG (cargo writes one in `target/` and one in `target/<triple>/`), but
+    // apart from its profile directories (cargo would deadlock on its own lock); OUT_DIR's own if
+    // there is none.
     let target_dir = out_dir
         .ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .filter(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .last()
         .map_or_else(|| out_dir.join("ebpf-target"), |target| target.join("ebpf"));
+    // Both objects are built at the same path, one after the other, and copied from there: two
+    // builds of this crate at once (a release build beside an editor's check) take turns for the
+    // whole loop, so that neither copies the object the other has just built in its place.
+    if let Err(e) = std::fs::create_dir_all(&target_dir) {
+        fail(&format!("cannot create {}: {e}", target_dir.display()));
+    }
+    let lock_path = target_dir.join("build.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .unwrap_or_else(|e| fail(&format!("cannot lock {}: {e}", lock_path.display())));
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let rustflags =
         [format!("--cfg=bpf_target_arch=\"{arch}\""), "-Cdebuginfo=2".into(), "-Clink-arg=--btf".into()].join("\x1f");
@@ -129,4 +141,5 @@ fn main() {
             fail(&format!("cannot copy {} to {}: {e}", built.display(), copy.display()));
         }
     }
+    drop(lock);
 }

@@ -17,22 +17,32 @@ mod allocator {
     static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
     /// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (mimalloc.h; libmimalloc-sys 0.1.49
-    /// names no constant for it), whose default there is 1,000 ms.
+    /// names no constant for it).
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    const PURGE_DELAY_DEFAULT: std::ffi::c_long = 1000;
 
-    /// Memory freed is given back to the kernel at once instead of a second later: the start-up's
-    /// large transient allocations (the eBPF object, BTF) then no longer add up to a peak RSS of
-    /// 54 MiB (against 28 MiB with it; BENCHMARKS.md, round 40). Left alone when the option does
-    /// not hold mimalloc 3's default, whether another mimalloc moved it or the administrator set
-    /// `MIMALLOC_PURGE_DELAY`.
+    /// Called first in `main`, before any thread of the agent exists (mimalloc's option calls
+    /// are not synchronised).
+    ///
+    /// - Memory freed goes back to the kernel at once instead of a second later: the start-up's
+    ///   large transient allocations (the eBPF object, BTF) then no longer add up to a peak RSS
+    ///   of 54 MiB (28 MiB with it; BENCHMARKS.md, round 40). As a default only: an
+    ///   administrator's `MIMALLOC_PURGE_DELAY` wins. Only with mimalloc 3, whose option list
+    ///   the index is from.
+    /// - No transparent huge pages for the process (`PR_SET_THP_DISABLE`): the `no_thp` build
+    ///   only stops mimalloc asking for them, which is all a host whose THP mode is `madvise`
+    ///   needs; where it is `always`, the kernel would still back mimalloc's aligned arenas with
+    ///   2 MiB pages (with them, the realistic load's RSS was 23.9 MiB against 8.2).
     pub fn configure() {
-        // SAFETY: mimalloc's option calls take and return integers only, and may be called at
-        // any time from any thread.
+        // SAFETY: integers in and out; no thread but this one exists yet.
         unsafe {
-            if libmimalloc_sys::mi_option_get(PURGE_DELAY) == PURGE_DELAY_DEFAULT {
-                libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+            if libmimalloc_sys::mi_version() / 10_000 == 3 {
+                libmimalloc_sys::mi_option_set_default(PURGE_DELAY, 0);
             }
+        }
+        // SAFETY: prctl with integer arguments only. Failure (a kernel without it) only leaves
+        // THP as the host has it.
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
         }
     }
 }

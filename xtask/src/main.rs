@@ -77,10 +77,7 @@ fn main() -> Result<()> {
             build()
         }
         Cmd::Run { args } => run(args),
-        Cmd::Package => {
-            setup::run()?;
-            package::run().map(drop)
-        }
+        Cmd::Package => package::run().map(drop),
         Cmd::Test { args } => test(args),
         Cmd::Bench { quick } => bench::run(quick),
         Cmd::BenchWorker(args) => bench::worker(args),

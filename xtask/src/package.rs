@@ -23,7 +23,13 @@ pub fn run() -> Result<PathBuf> {
     let out = root.join("target/package");
     std::fs::create_dir_all(&out)?;
 
-    // The static binary.
+    // The static binary. Its allocator, mimalloc, is C built with musl-gcc.
+    if !crate::setup::have("musl-gcc") {
+        bail!(
+            "musl-gcc is not installed: the static binary's allocator (mimalloc) is built with it. Install it \
+             with `apt-get install musl-tools` (as root), or run `cargo xtask setup`, which does"
+        );
+    }
     util::run(Command::new("rustup").args(["target", "add", TARGET]))?;
     util::cargo(&["build", "--release", "--package", "docker-listener", "--target", TARGET])?;
     let built = root.join(format!("target/{TARGET}/release/docker-listener"));

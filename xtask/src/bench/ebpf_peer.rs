@@ -56,6 +56,14 @@ pub struct ExecPeer {
 /// unless `DL_BENCH_FLOOR` names another build of it.
 pub const FLOOR: &str = "target/release/examples/exec_floor";
 
+/// The floor this run runs: `DL_BENCH_FLOOR`'s, else [`FLOOR`].
+fn floor_path() -> Result<std::path::PathBuf> {
+    Ok(match std::env::var_os(super::FLOOR) {
+        Some(given) => std::path::PathBuf::from(given),
+        None => std::env::current_dir()?.join(FLOOR),
+    })
+}
+
 /// One round of bpftrace or the floor: the storm's wall time, its CPU, the storm's lines or
 /// datagrams.
 struct PeerRound {
@@ -84,10 +92,7 @@ impl Scenario for ExecPeer {
         if !crate::setup::have("bpftrace") {
             bail!("bpftrace is not installed: `cargo xtask setup` installs it (apt-get install bpftrace)");
         }
-        let floor = match std::env::var_os(super::FLOOR) {
-            Some(given) => std::path::PathBuf::from(given),
-            None => std::env::current_dir()?.join(FLOOR),
-        };
+        let floor = floor_path()?;
         if !floor.is_file() {
             bail!(
                 "no floor at {}: `cargo xtask bench` builds it; with {} set, build it first with `cargo build \
@@ -219,13 +224,14 @@ impl ExecPeer {
                 self.count, self.rounds, PROGRAM
             ),
             format!(
-                "the floor (`docker-listener/examples/exec_floor.rs`, `{FLOOR}`): the agent's own eBPF programs (no \
+                "the floor (`docker-listener/examples/exec_floor.rs`, `{}`): the agent's own eBPF programs (no \
                  budget, as the agent here), ring buffer and sender, traced to the storm's container, with none of \
                  the agent's work between them: on the agent's 3 ms timer (back to sleeping on the ring after two \
                  empty drains, as the agent) it reads every record and sends one datagram of {} bytes (an exec \
                  event's size) per exec record with the agent's `sendmmsg`. What any consumer of these records pays \
                  per exec to deliver each to Wazuh's queue within the agent's latency budget, here; the agent's CPU \
                  above it is its own work (decoding, process table, container, JSON, stages)",
+                floor_path().map_or_else(|_| FLOOR.to_owned(), |p| p.display().to_string()),
                 EVENT_BYTES
             ),
             "bpftrace does less per exec than the agent: no container filter, identity or labels, no parent or \
