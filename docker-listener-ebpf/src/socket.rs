@@ -222,7 +222,6 @@ pub fn report_call(p: &PendingSock, ret: i64) {
             };
             if !read_sockaddr(r, p.addr, len) {
                 (*r).flags |= flags::REMOTE_UNAVAILABLE;
-                bump_loss(loss::ADDR_READ);
             }
         }
         // A native connect or bind: the address as the caller's memory had it at the entry,
@@ -310,6 +309,11 @@ pub fn report_call(p: &PendingSock, ret: i64) {
                 }
             }
             None => (*r).flags |= flags::SOCKET_UNAVAILABLE,
+        }
+        // Counted as lost only when no other source (the address at the entry, the kernel's
+        // socket) gave the record its address.
+        if (*r).flags & flags::REMOTE_UNAVAILABLE != 0 {
+            bump_loss(loss::ADDR_READ);
         }
     }
     submit(entry);
