@@ -40,7 +40,13 @@ const POLL_EVERY: Duration = Duration::from_millis(3);
 /// The size of the agent's exec event in the exec storm (`benches/alloc.rs`, "exec").
 const EVENT_BYTES: usize = 1335;
 
+/// As the agent's static build: the same allocator, with the same settings.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
+    docker_listener::allocator::configure();
     let mut args = std::env::args().skip(1);
     let (Some(queue), Some(pid)) = (args.next(), args.next()) else {
         bail!("usage: exec_floor <queue socket> <pid of a process in the container> [<seconds>]");

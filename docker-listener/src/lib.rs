@@ -6,6 +6,7 @@
 //! [`procs`]) → [`ecs`] events → [`health`] and [`repeats`] (healthcheck summaries, repeat
 //! folding) → the same spool; Docker's events pass through [`health`] too. [`state`] keeps the
 //! cursor and lock, [`config`]/[`cli`] the settings, [`doctor`] the diagnostics.
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod correlate;

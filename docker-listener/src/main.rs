@@ -9,51 +9,18 @@ use docker_listener::{
     daemon, doctor, logging,
 };
 
-/// The static build's allocator: mimalloc, not musl's (Cargo.toml says why). The dynamic build
-/// keeps glibc's.
+/// The static build's allocator: mimalloc, not musl's (Cargo.toml and `allocator` say why). The
+/// dynamic build keeps glibc's.
 #[cfg(target_env = "musl")]
-mod allocator {
-    #[global_allocator]
-    static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-    /// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (mimalloc.h; libmimalloc-sys 0.1.49
-    /// names no constant for it).
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-    /// Called first in `main`, before any thread of the agent exists (mimalloc's option calls
-    /// are not synchronised).
-    ///
-    /// - Memory freed goes back to the kernel at once instead of a second later: the start-up's
-    ///   large transient allocations (the eBPF object, BTF) then no longer add up to a peak RSS
-    ///   of 54 MiB (28 MiB with it; BENCHMARKS.md, round 40). As a default only: an
-    ///   administrator's `MIMALLOC_PURGE_DELAY` wins. Only with mimalloc 3, whose option list
-    ///   the index is from.
-    /// - No transparent huge pages for the process (`PR_SET_THP_DISABLE`): the `no_thp` build
-    ///   only stops mimalloc asking for them, which is all a host whose THP mode is `madvise`
-    ///   needs; where it is `always`, the kernel would still back mimalloc's aligned arenas with
-    ///   2 MiB pages (with them, the realistic load's RSS was 23.9 MiB against 8.2).
-    pub fn configure() {
-        // SAFETY: integers in and out; no thread but this one exists yet.
-        unsafe {
-            if libmimalloc_sys::mi_version() / 10_000 == 3 {
-                libmimalloc_sys::mi_option_set_default(PURGE_DELAY, 0);
-            }
-        }
-        // SAFETY: prctl with integer arguments only. Failure (a kernel without it) only leaves
-        // THP as the host has it.
-        unsafe {
-            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-        }
-    }
-}
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit codes (README, "Exit codes").
 const EXIT_FATAL: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    #[cfg(target_env = "musl")]
-    allocator::configure();
+    docker_listener::allocator::configure();
     // Started by wazuh-modulesd as its docker-listener wodle: everything from the Wazuh home.
     if let Some(layout) = docker_listener::wodle::Layout::detect() {
         return wodle(layout);

@@ -15,15 +15,9 @@ use crate::{docker, util, workspace_root};
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
 
-/// Builds all of it; returns the static binary as built (not stripped), which `cargo xtask test`
-/// also runs in its benchmarks' quick run and its kernel matrix.
-pub fn run() -> Result<PathBuf> {
-    let root = workspace_root()?;
-    let version = env!("CARGO_PKG_VERSION");
-    let out = root.join("target/package");
-    std::fs::create_dir_all(&out)?;
-
-    // The static binary. Its allocator, mimalloc, is C built with musl-gcc.
+/// The static binary as built (not stripped): what the package ships, and what `cargo xtask
+/// bench` measures. Its allocator, mimalloc, is C built with musl-gcc.
+pub fn build_static() -> Result<PathBuf> {
     if !crate::setup::have("musl-gcc") {
         bail!(
             "musl-gcc is not installed: the static binary's allocator (mimalloc) is built with it. Install it \
@@ -32,11 +26,23 @@ pub fn run() -> Result<PathBuf> {
     }
     util::run(Command::new("rustup").args(["target", "add", TARGET]))?;
     util::cargo(&["build", "--release", "--package", "docker-listener", "--target", TARGET])?;
-    let built = root.join(format!("target/{TARGET}/release/docker-listener"));
+    let built = workspace_root()?.join(format!("target/{TARGET}/release/docker-listener"));
     let interp = util::output(Command::new("readelf").args(["-l"]).arg(&built))?;
     if interp.contains("INTERP") {
         bail!("{} is not static (it asks for a program interpreter)", built.display());
     }
+    Ok(built)
+}
+
+/// Builds all of it; returns the static binary as built (not stripped), which `cargo xtask test`
+/// also runs in its benchmarks' quick run and its kernel matrix.
+pub fn run() -> Result<PathBuf> {
+    let root = workspace_root()?;
+    let version = env!("CARGO_PKG_VERSION");
+    let out = root.join("target/package");
+    std::fs::create_dir_all(&out)?;
+
+    let built = build_static()?;
     let static_bin = out.join(format!("docker-listener-{version}-x86_64-linux-musl"));
     std::fs::copy(&built, &static_bin)?;
     // Without its debug information: a tenth of the size.

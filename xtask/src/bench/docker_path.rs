@@ -48,7 +48,8 @@ pub const SECTION: SectionInfo = SectionInfo {
     about: "End to end with real processes: a fake dockerd 20.10 (API 1.41) on a Unix socket \
             streams a fixed, realistic event log (container lifecycles with healthcheck execs, \
             network, volume and image events: mostly 200-700 bytes, about 9% of them 1-1.8 KB \
-            with Compose and image labels) to `target/release/docker-listener --no-ebpf`, \
+            with Compose and image labels) to `docker-listener --no-ebpf` (the package's static \
+            build, `target/x86_64-unknown-linux-musl/release/docker-listener`, unless named), \
             either as fast as the daemon reads (saturation), paced at a fixed rate in large \
             writes (sustained), or, the realistic load and the headline, paced at 10k events/s \
             with one write per event as dockerd flushes them, where the delivery latency of each \

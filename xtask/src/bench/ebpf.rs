@@ -36,7 +36,8 @@ use super::{
 pub const SECTION: SectionInfo = SectionInfo {
     id: "ebpf",
     title: "Process and socket events (eBPF)",
-    about: "The agent is `target/release/docker-listener --queue <sink> --state-dir <tmp>` with its \
+    about: "The agent is `docker-listener --queue <sink> --state-dir <tmp>` (the package's static build, \
+            `target/x86_64-unknown-linux-musl/release/docker-listener`, unless named) with its \
             eBPF probes and the default configuration (every exec with its argv, connect, bind, \
             listen and accept, in containers only), attached to the real dockerd \
             (/var/run/docker.sock, or `$DOCKER_HOST`); a Rust sink bound in place of Wazuh's queue \

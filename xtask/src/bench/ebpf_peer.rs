@@ -54,7 +54,7 @@ pub struct ExecPeer {
 
 /// Where `cargo xtask bench` builds the floor (`docker-listener/examples/exec_floor.rs`), run
 /// unless `DL_BENCH_FLOOR` names another build of it.
-pub const FLOOR: &str = "target/release/examples/exec_floor";
+pub const FLOOR: &str = "target/x86_64-unknown-linux-musl/release/examples/exec_floor";
 
 /// The floor this run runs: `DL_BENCH_FLOOR`'s, else [`FLOOR`].
 fn floor_path() -> Result<std::path::PathBuf> {
@@ -96,7 +96,8 @@ impl Scenario for ExecPeer {
         if !floor.is_file() {
             bail!(
                 "no floor at {}: `cargo xtask bench` builds it; with {} set, build it first with `cargo build \
-                 --release -p docker-listener --example exec_floor` (or name a build of it in {})",
+                 --release -p docker-listener --target x86_64-unknown-linux-musl --example exec_floor` (or name a \
+                 build of it in {})",
                 floor.display(),
                 super::DAEMON,
                 super::FLOOR

@@ -16,9 +16,10 @@
 //! numbers mean little.
 //!
 //! Environment:
-//! - `DL_BENCH_DAEMON=<binary>`: measure that daemon instead of building this tree's;
+//! - `DL_BENCH_DAEMON=<binary>`: measure that daemon instead of building this tree's (the
+//!   package's static build, what administrators install);
 //! - `DL_BENCH_FLOOR=<binary>`: the exec storm's floor (`docker-listener/examples/exec_floor.rs`)
-//!   to run instead of `target/release/examples/exec_floor`;
+//!   to run instead of `ebpf_peer::FLOOR`, built beside the static daemon;
 //! - `DL_BENCH_BASELINE=<binary>`: a second daemon (typically an older commit's release build)
 //!   measured in the same run, side by side, by the scenarios that compare variants: the eBPF
 //!   storms and the system call loops then run, in each round, without an agent, with the
@@ -351,7 +352,9 @@ const OPTIMISED: &str = "DL_BENCH_OPTIMISED";
 const ONLY: &str = "DL_BENCH_ONLY";
 /// The rounds of every scenario that repeats (instead of a full run's 3 to 7).
 const ROUNDS: &str = "DL_BENCH_ROUNDS";
-/// Benchmark this daemon binary instead of building `target/release/docker-listener` (to
+/// The daemon measured unless [`DAEMON`] names another: the package's static build.
+pub(crate) const DEFAULT_DAEMON: &str = "target/x86_64-unknown-linux-musl/release/docker-listener";
+/// Benchmark this daemon binary instead of building [`DEFAULT_DAEMON`] (to
 /// compare builds, or to measure a clean checkout while the working tree does not build).
 const DAEMON: &str = "DL_BENCH_DAEMON";
 /// Run this build of the exec storm's floor instead of `ebpf_peer::FLOOR`.
@@ -394,9 +397,20 @@ fn run_with(quick: bool, built: Option<Built<'_>>) -> Result<()> {
     if std::env::var_os(OPTIMISED).is_none() {
         if built.is_none() && std::env::var_os(DAEMON).is_none() {
             crate::setup::run()?;
-            crate::build()?;
+            // What administrators install (the package's static build: musl, mimalloc), not the
+            // dynamic build `cargo xtask build` makes, whose allocator is glibc's.
+            crate::package::build_static()?;
             // The floor under the agent's CPU per exec (`ebpf_peer`), built as the daemon is.
-            crate::util::cargo(&["build", "--release", "--package", "docker-listener", "--example", "exec_floor"])?;
+            crate::util::cargo(&[
+                "build",
+                "--release",
+                "--package",
+                "docker-listener",
+                "--target",
+                crate::package::TARGET,
+                "--example",
+                "exec_floor",
+            ])?;
         }
         // The eBPF and density scenarios run real containers: like `xtask test`, start a
         // dockerd if none answers and make the local image (both no-ops when already there).
@@ -404,21 +418,19 @@ fn run_with(quick: bool, built: Option<Built<'_>>) -> Result<()> {
             crate::docker::ensure_daemon()?;
             crate::docker::ensure_image()?;
         }
-        if cfg!(debug_assertions) {
-            crate::util::cargo(&["build", "--release", "--quiet", "--package", "xtask"])?;
-            let mut cmd = std::process::Command::new("target/release/xtask");
-            cmd.arg("bench").args(quick.then_some("--quick")).env(OPTIMISED, "1");
-            if let Some(b) = &built {
-                cmd.env(DAEMON, b.daemon).env(FLOOR, b.floor);
-            }
-            return crate::util::run(&mut cmd);
-        }
         if let Some(b) = &built {
+            // Read by `measure`, here or in the optimised re-run, which inherits them.
             // SAFETY: single-threaded here: nothing else reads the environment meanwhile.
             unsafe {
                 std::env::set_var(DAEMON, b.daemon);
                 std::env::set_var(FLOOR, b.floor);
             }
+        }
+        if cfg!(debug_assertions) {
+            crate::util::cargo(&["build", "--release", "--quiet", "--package", "xtask"])?;
+            let mut cmd = std::process::Command::new("target/release/xtask");
+            cmd.arg("bench").args(quick.then_some("--quick")).env(OPTIMISED, "1");
+            return crate::util::run(&mut cmd);
         }
     }
     measure(quick)
@@ -427,7 +439,7 @@ fn run_with(quick: bool, built: Option<Built<'_>>) -> Result<()> {
 fn measure(quick: bool) -> Result<()> {
     let root = std::env::current_dir()?;
     let daemon_override = std::env::var_os(DAEMON).map(PathBuf::from);
-    let daemon = daemon_override.clone().unwrap_or_else(|| root.join("target/release/docker-listener"));
+    let daemon = daemon_override.clone().unwrap_or_else(|| root.join(DEFAULT_DAEMON));
     if !daemon.is_file() {
         anyhow::bail!("no daemon binary at {}", daemon.display());
     }
@@ -523,6 +535,12 @@ fn measure(quick: bool) -> Result<()> {
         );
     } else {
         let path = root.join("BENCHMARKS.md");
+        let measured = match &daemon_override {
+            Some(d) => format!(" The daemon measured: `{}` (`{DAEMON}`).", d.display()),
+            None => format!(
+                " The daemon measured: the package's static build, `{DEFAULT_DAEMON}` (what administrators install)."
+            ),
+        };
         let compared = match &ctx.baseline {
             Some(b) => format!(
                 " Where a scenario runs a baseline (`{BASELINE}`), its figure is beside the current build's: `{}`.",
@@ -539,7 +557,7 @@ fn measure(quick: bool) -> Result<()> {
                     format!(
                         "Every target of the run below, by the median of its runs, with their spread (min–max) and, \
                          where the target lies inside that spread, the words \"inside the noise\". Written by \
-                         `{command}` at commit `{}` on {} CPUs ({}), kernel {}.{compared} On this machine {} \
+                         `{command}` at commit `{}` on {} CPUs ({}), kernel {}.{measured}{compared} On this machine {} \
                          ({}): a forwarder's CPU per event is at least its sleeps per event (voluntary context \
                          switches; a preemption costs about a microsecond) times the first, which the tables give \
                          as \"sleeping and waking\".",
