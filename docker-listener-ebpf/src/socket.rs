@@ -295,9 +295,13 @@ pub fn report_call(p: &PendingSock, ret: i64) {
                     }
                 }
                 if (*r).addr.family == 0 && p.op == sock_op::ACCEPT {
-                    // accept(fd, NULL, NULL): the peer from the new socket.
+                    // accept(fd, NULL, NULL), or a peer address the caller's memory did not
+                    // give: the peer from the new socket (an address read from it only: a Unix
+                    // peer's name, an IPv6 one with its offsets unknown, stay unavailable).
                     (*r).addr = state.remote;
-                    (*r).flags &= !flags::REMOTE_UNAVAILABLE;
+                    if ip_known(&state.remote) {
+                        (*r).flags &= !flags::REMOTE_UNAVAILABLE;
+                    }
                 }
                 if p.op == sock_op::LISTEN {
                     (*r).addr = state.local;
@@ -310,13 +314,21 @@ pub fn report_call(p: &PendingSock, ret: i64) {
             }
             None => (*r).flags |= flags::SOCKET_UNAVAILABLE,
         }
-        // Counted as lost only when no other source (the address at the entry, the kernel's
-        // socket) gave the record its address.
+        // Counted as lost only when neither the address at the entry nor the kernel's socket
+        // gave the record an IP address. (A Unix connect's name as the caller gave it is lost
+        // even when the kernel names the listener reached, `peer_path`.)
         if (*r).flags & flags::REMOTE_UNAVAILABLE != 0 {
             bump_loss(loss::ADDR_READ);
         }
     }
     submit(entry);
+}
+
+/// An IP address read from the kernel's socket: of its family, and not all zeros (which is what
+/// a failed read, or an IPv6 socket's with the offsets unknown, leaves).
+#[inline(always)]
+fn ip_known(a: &SockAddr) -> bool {
+    (a.family == AF_INET || a.family == AF_INET6) && a.addr != [0; 16]
 }
 
 /// `-EINPROGRESS`: a non-blocking connect under way (its destination set).

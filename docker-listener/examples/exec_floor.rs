@@ -13,8 +13,8 @@
 //! `exec-peer-bpftrace` (BENCHMARKS.md, "the floor under the exec target"). By hand, as root:
 //!
 //! ```text
-//! cargo build --release --example exec_floor
-//! target/release/examples/exec_floor <queue socket> <pid> [<seconds>]
+//! cargo build --release --target x86_64-unknown-linux-musl --example exec_floor
+//! target/x86_64-unknown-linux-musl/release/examples/exec_floor <queue socket> <pid> [<seconds>]
 //! ```
 //!
 //! `<pid>` is a process of the container (its main one: `docker inspect -f '{{.State.Pid}}'`),
@@ -46,7 +46,8 @@ const EVENT_BYTES: usize = 1335;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
-    docker_listener::allocator::configure();
+    // SAFETY: first in `main`: no other thread exists yet.
+    unsafe { docker_listener::allocator::configure() };
     let mut args = std::env::args().skip(1);
     let (Some(queue), Some(pid)) = (args.next(), args.next()) else {
         bail!("usage: exec_floor <queue socket> <pid of a process in the container> [<seconds>]");

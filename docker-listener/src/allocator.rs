@@ -8,8 +8,7 @@
 #[cfg(target_env = "musl")]
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Called first in `main`, before any other thread exists (mimalloc's option calls are not
-/// synchronised).
+/// Called first in `main`.
 ///
 /// - Memory freed goes back to the kernel at once instead of a second later: the start-up's
 ///   large transient allocations (the eBPF object, BTF) then no longer add up to a peak RSS of
@@ -22,10 +21,14 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 ///   stops mimalloc asking for them, which is all a host whose THP mode is `madvise` needs; where
 ///   it is `always`, the kernel would still back mimalloc's aligned arenas with 2 MiB pages
 ///   (with them, the realistic load's RSS was 23.9 MiB against 8.2).
-pub fn configure() {
+///
+/// # Safety
+///
+/// No other thread of the process may exist yet: mimalloc's option calls are not synchronised.
+pub unsafe fn configure() {
     #[cfg(target_env = "musl")]
     {
-        // SAFETY: integers in and out; no thread but this one exists yet.
+        // SAFETY: integers in and out; no thread but this one exists yet (the caller's promise).
         unsafe {
             if libmimalloc_sys::mi_version() / 10_000 == 3 {
                 libmimalloc_sys::mi_option_set_default(PURGE_DELAY, 0);

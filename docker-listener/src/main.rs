@@ -20,7 +20,8 @@ const EXIT_FATAL: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    docker_listener::allocator::configure();
+    // SAFETY: first in `main`: no other thread exists yet.
+    unsafe { docker_listener::allocator::configure() };
     // Started by wazuh-modulesd as its docker-listener wodle: everything from the Wazuh home.
     if let Some(layout) = docker_listener::wodle::Layout::detect() {
         return wodle(layout);

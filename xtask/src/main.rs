@@ -41,7 +41,7 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Build the release daemon and run the performance scenarios against fakes of dockerd and
+    /// Build the package's static daemon and run the performance scenarios against fakes of dockerd and
     /// the Wazuh queue; results are printed and written to BENCHMARKS.md (as root: it raises
     /// net.unix.max_dgram_qlen for the run and restores it).
     Bench {

@@ -96,8 +96,10 @@ impl Scenario for ExecPeer {
         if !floor.is_file() {
             bail!(
                 "no floor at {}: `cargo xtask bench` builds it; with {} set, build it first with `cargo build \
-                 --release -p docker-listener --target x86_64-unknown-linux-musl --example exec_floor` (or name a \
-                 build of it in {})",
+                 --release -p docker-listener --target x86_64-unknown-linux-musl --example exec_floor` (after \
+                 `cargo xtask setup`, which installs musl-gcc and the target), or name a build of it in {} (for a \
+                 glibc daemon, the glibc floor: `cargo build --release -p docker-listener --example exec_floor`, \
+                 target/release/examples/exec_floor)",
                 floor.display(),
                 super::DAEMON,
                 super::FLOOR

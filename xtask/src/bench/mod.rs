@@ -20,7 +20,9 @@
 //!   package's static build, what administrators install);
 //! - `DL_BENCH_FLOOR=<binary>`: the exec storm's floor (`docker-listener/examples/exec_floor.rs`)
 //!   to run instead of `ebpf_peer::FLOOR`, built beside the static daemon;
-//! - `DL_BENCH_BASELINE=<binary>`: a second daemon (typically an older commit's release build)
+//! - `DL_BENCH_BASELINE=<binary>`: a second daemon (typically an older commit's static build,
+//!   `cargo build --release -p docker-listener --target x86_64-unknown-linux-musl`: the same
+//!   allocator as the current one)
 //!   measured in the same run, side by side, by the scenarios that compare variants: the eBPF
 //!   storms and the system call loops then run, in each round, without an agent, with the
 //!   baseline and with the current daemon, the order reversed every other round (see
@@ -447,8 +449,9 @@ fn measure(quick: bool) -> Result<()> {
     if let Some(b) = &baseline {
         if !b.is_file() {
             anyhow::bail!(
-                "{BASELINE}={}: no such file; give the path of another build's release daemon (e.g. a checkout of an \
-                 older commit built with `cargo build --release -p docker-listener`)",
+                "{BASELINE}={}: no such file; give the path of another build's daemon, built as the current one is \
+                 (e.g. a checkout of an older commit built with `cargo build --release -p docker-listener --target \
+                 x86_64-unknown-linux-musl`: target/x86_64-unknown-linux-musl/release/docker-listener)",
                 b.display()
             );
         }
