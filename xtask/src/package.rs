@@ -14,6 +14,8 @@ use anyhow::{Context as _, Result, bail};
 use crate::{docker, util, workspace_root};
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
+/// Where [`build_static`] builds the static binary, from the workspace root.
+pub const STATIC_BINARY: &str = "target/x86_64-unknown-linux-musl/release/docker-listener";
 
 /// The static binary as built (not stripped): what the package ships, and what `cargo xtask
 /// bench` measures. Its allocator, mimalloc, is C built with musl-gcc.
@@ -26,7 +28,7 @@ pub fn build_static() -> Result<PathBuf> {
     }
     util::run(Command::new("rustup").args(["target", "add", TARGET]))?;
     util::cargo(&["build", "--release", "--package", "docker-listener", "--target", TARGET])?;
-    let built = workspace_root()?.join(format!("target/{TARGET}/release/docker-listener"));
+    let built = workspace_root()?.join(STATIC_BINARY);
     let interp = util::output(Command::new("readelf").args(["-l"]).arg(&built))?;
     if interp.contains("INTERP") {
         bail!("{} is not static (it asks for a program interpreter)", built.display());
@@ -92,4 +94,14 @@ pub fn run() -> Result<PathBuf> {
         out.join("daemonset.yaml").display()
     );
     Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_static_binary_is_where_cargo_builds_it_for_the_target() {
+        assert_eq!(STATIC_BINARY, format!("target/{TARGET}/release/docker-listener"));
+    }
 }

@@ -355,7 +355,7 @@ const ONLY: &str = "DL_BENCH_ONLY";
 /// The rounds of every scenario that repeats (instead of a full run's 3 to 7).
 const ROUNDS: &str = "DL_BENCH_ROUNDS";
 /// The daemon measured unless [`DAEMON`] names another: the package's static build.
-pub(crate) const DEFAULT_DAEMON: &str = "target/x86_64-unknown-linux-musl/release/docker-listener";
+const DEFAULT_DAEMON: &str = crate::package::STATIC_BINARY;
 /// Benchmark this daemon binary instead of building [`DEFAULT_DAEMON`] (to
 /// compare builds, or to measure a clean checkout while the working tree does not build).
 const DAEMON: &str = "DL_BENCH_DAEMON";
