@@ -11,7 +11,7 @@ use docker_listener::{
     config::EbpfConfig,
     correlate::exec_body,
     correlate::{Correlator, Emitted, Request},
-    ebpf::record::{Args, ExeFile, Exec, Meta, Record, argv_digest, decode_args},
+    ebpf::record::{Args, ExeFile, Exec, Meta, Record, argv_digest, decode_args, parse},
     ecs::{Body, Clock, Event},
     encode::Encoder,
     procs::ProcessTable,
@@ -71,6 +71,39 @@ fn exec(cgroup_id: u64, tgid: u32, ppid: u32) -> Exec {
         compat: false,
         creds: None,
     }
+}
+
+/// An exec record of `/usr/bin/curl` with `ARGV_BYTES`, in 8-byte words as the ring buffer
+/// aligns its records.
+fn exec_record_bytes() -> Vec<u64> {
+    use docker_listener_common::{RecordKind, family::exec::ExecRecord};
+    // SAFETY: a plain-old-data record, every field an integer or a byte array: zero is valid.
+    let mut r: ExecRecord = unsafe { std::mem::zeroed() };
+    r.header.kind = RecordKind::Exec as u32;
+    r.header.cgroup_id = 10_042;
+    r.header.tgid = 501;
+    r.header.pid = 501;
+    r.ppid = 500;
+    r.args[..ARGV_BYTES.len()].copy_from_slice(ARGV_BYTES);
+    r.args_len = ARGV_BYTES.len() as u32;
+    r.args_head_len = r.args_len;
+    r.args_total = r.args_len;
+    r.filename[..13].copy_from_slice(b"/usr/bin/curl");
+    r.filename_len = 13;
+    r.comm[..4].copy_from_slice(b"curl");
+    let path = b"curl\0bin\0usr\0";
+    r.exe_path[..path.len()].copy_from_slice(path);
+    r.exe.path_len = path.len() as u32;
+    r.exe.ino = 4242;
+    let mut words = vec![0u64; size_of::<ExecRecord>().div_ceil(8)];
+    // SAFETY: `words` holds at least `size_of::<ExecRecord>()` bytes.
+    unsafe { std::ptr::write_unaligned(words.as_mut_ptr().cast::<ExecRecord>(), r) };
+    words
+}
+
+fn exec_record_as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: any u64 is 8 initialised bytes.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), size_of_val(words)) }
 }
 
 fn benches(c: &mut Criterion) {
@@ -136,6 +169,11 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(decode_args(black_box(ARGV_BYTES), b"", len, false, 64)))
     });
     g.bench_function("exec-argv-digest", |b| b.iter(|| black_box(argv_digest(black_box(ARGV_BYTES), b"", len, false))));
+    // The whole record decoded from where the ring buffer holds it (8-byte aligned).
+    let record = exec_record_bytes();
+    g.bench_function("exec-record-parse", |b| {
+        b.iter(|| black_box(parse(black_box(exec_record_as_bytes(&record)), 64)))
+    });
     g.finish();
 }
 

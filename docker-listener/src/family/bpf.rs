@@ -14,7 +14,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{AtExit, Detail, Family, Reported, text};
 use crate::{
-    ebpf::record::{RecordError, pod},
+    ebpf::record::{RecordError, pod_ref},
     ecs::Kind,
 };
 
@@ -40,7 +40,7 @@ pub struct BpfCall {
 }
 
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
-    let r: BpfRecord = pod(bytes)?;
+    let r = pod_ref::<BpfRecord>(bytes)?;
     Ok(Detail::Bpf(BpfCall {
         cmd: head.op,
         prog_type: r.prog_type,

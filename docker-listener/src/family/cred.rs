@@ -20,7 +20,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{AtExit, Context, Detail, Family, Reported};
 use crate::{
-    ebpf::record::{RecordError, pod},
+    ebpf::record::{RecordError, pod_ref},
     ecs::Kind,
 };
 
@@ -47,7 +47,7 @@ pub struct CredChange {
 }
 
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
-    let r: CredRecord = pod(bytes)?;
+    let r = pod_ref::<CredRecord>(bytes)?;
     Ok(Detail::Privilege(CredChange {
         op: head.op,
         requested: r.requested,

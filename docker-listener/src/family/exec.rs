@@ -13,7 +13,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{Family, Reported};
 use crate::{
-    ebpf::record::{Args, ExeFile, Meta, Record, RecordError, cstr, decode_args, file_of, meta, pod},
+    ebpf::record::{Args, ExeFile, Meta, Record, RecordError, cstr, decode_args, file_of, meta, pod_ref},
     ecs::{
         Decimal, ErrorOut, IdOut, JoinedArgs, Kind, Lineup, ProcRef, SyscallOut, ThreadOut, parts::FileOut,
         parts::write_args_flags,
@@ -51,7 +51,7 @@ pub struct Exec {
 
 /// Decodes an exec record; argv keeps at most `max_args` arguments.
 fn decode(bytes: &[u8], max_args: usize) -> Result<Record, RecordError> {
-    let r: ExecRecord = pod(bytes)?;
+    let r = pod_ref::<ExecRecord>(bytes)?;
     let args_len = (r.args_len as usize).min(common::ARGS_CAP);
     let head_len = (r.args_head_len as usize).min(args_len);
     let mut args = decode_args(

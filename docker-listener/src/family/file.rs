@@ -17,7 +17,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{AtExit, Detail, Family, Reported, bit_names, text};
 use crate::{
-    ebpf::record::{ExeFile, RecordError, file_of, pod},
+    ebpf::record::{ExeFile, RecordError, file_of, pod_ref},
     ecs::{Kind, parts::filesystem},
     sensitive::{Entry, PSEUDO, SensitiveSet},
 };
@@ -65,7 +65,7 @@ fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
     if head.op >= op::FIRST_PATH_OP {
         return super::file_change::decode(head, bytes);
     }
-    let r: FileRecord = pod(bytes)?;
+    let r = pod_ref::<FileRecord>(bytes)?;
     Ok(Detail::File(FileAccess {
         op: head.op,
         fd: r.fd,

@@ -25,7 +25,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{Detail, file::MatchOut, text};
 use crate::{
-    ebpf::record::{ExeFile, RecordError, file_of, pod},
+    ebpf::record::{ExeFile, RecordError, file_of, pod_ref},
     ecs::Kind,
     sensitive::{Located, SensitiveSet},
 };
@@ -120,7 +120,7 @@ fn dir_from_proc(dirfd: i32, pid: u32, tgid: u32) -> Option<String> {
 }
 
 pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
-    let r: PathRecord = pod(bytes)?;
+    let r = pod_ref::<PathRecord>(bytes)?;
     let a = r.args;
     let fd = |i: usize| if i < 6 { a[i] as i32 } else { AT_FDCWD };
     let (_, _, _, d2) = name_args(head.op);

@@ -21,7 +21,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{Detail, FileOut, file::open_flag_names};
 use crate::{
-    ebpf::record::{ExeFile, RecordError, file_of, pod},
+    ebpf::record::{ExeFile, RecordError, file_of, pod_ref},
     ecs::{Kind, parts::filesystem},
 };
 
@@ -74,7 +74,7 @@ pub struct OpenByHandle {
 }
 
 pub(super) fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
-    let r: PathRecord = pod(bytes)?;
+    let r = pod_ref::<PathRecord>(bytes)?;
     Ok(Detail::FileHandle(OpenByHandle {
         mount_fd: r.args[0] as i32,
         flags: r.args[2] as u32,

@@ -8,7 +8,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{Family, Reported};
 use crate::{
-    ebpf::record::{Meta, Record, RecordError, meta, pod},
+    ebpf::record::{Meta, Record, RecordError, meta, pod_ref},
     ecs::{ErrorOut, Kind, ProcRef, ProcessRefOut, SyscallOut, ThreadOut},
 };
 
@@ -33,7 +33,7 @@ pub struct IoUring {
 }
 
 fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
-    let r: IoUringRecord = pod(bytes)?;
+    let r = pod_ref::<IoUringRecord>(bytes)?;
     Ok(Record::IoUring(IoUring {
         meta: meta(&r.header),
         start_ns: r.start_ns,

@@ -12,7 +12,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{AtExit, Detail, Family, Reported, text};
 use crate::{
-    ebpf::record::{RecordError, pod},
+    ebpf::record::{RecordError, pod_ref},
     ecs::Kind,
 };
 
@@ -46,7 +46,7 @@ pub struct Module {
 }
 
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
-    let r: KernelModuleRecord = pod(bytes)?;
+    let r = pod_ref::<KernelModuleRecord>(bytes)?;
     let name = text(&r.name, r.name_len);
     let op = head.op;
     Ok(Detail::KernelModule(Module {

@@ -17,7 +17,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{AtExit, Context, Detail, Family, Reported, bit_names, text};
 use crate::{
-    ebpf::record::{RecordError, pod},
+    ebpf::record::{RecordError, pod_ref},
     ecs::Kind,
 };
 
@@ -50,7 +50,7 @@ pub struct NsCall {
 }
 
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
-    let r: NamespaceRecord = pod(bytes)?;
+    let r = pod_ref::<NamespaceRecord>(bytes)?;
     Ok(Detail::Namespace(NsCall {
         op: head.op,
         flags: r.ns_flags,

@@ -17,7 +17,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{AtExit, Detail, Family, Reported};
 use crate::{
-    ebpf::record::{Endpoint, RecordError, endpoint, pod},
+    ebpf::record::{Endpoint, RecordError, endpoint, pod_ref},
     ecs::{
         Kind,
         parts::{EndpointOut, family_name, transport},
@@ -55,7 +55,7 @@ pub struct Send {
 }
 
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
-    let r: NetRecord = pod(bytes)?;
+    let r = pod_ref::<NetRecord>(bytes)?;
     let payload = &r.payload[..(r.payload_len as usize).min(r.payload.len())];
     Ok(Detail::Net(Send {
         op: head.op,

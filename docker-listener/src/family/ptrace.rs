@@ -17,7 +17,7 @@ use serde::{Serialize, ser::SerializeMap};
 
 use super::{AtExit, Context, Detail, Family, Reported};
 use crate::{
-    ebpf::record::{RecordError, pod},
+    ebpf::record::{RecordError, pod_ref},
     ecs::{Kind, ProcRef},
     procs::EntityId,
 };
@@ -130,7 +130,7 @@ fn cgroup_of(pid: u32) -> Option<u64> {
 }
 
 fn decode(head: &CallHead, bytes: &[u8]) -> Result<Detail, RecordError> {
-    let r: PtraceRecord = pod(bytes)?;
+    let r = pod_ref::<PtraceRecord>(bytes)?;
     let tracee = (r.tracee_tgid != 0).then_some((r.tracee_tgid, r.tracee_start_ns));
     let caller = (r.caller_pid_ns != 0)
         .then(|| Level { depth: r.caller_pid_level as usize, ns: Some(u64::from(r.caller_pid_ns)) });

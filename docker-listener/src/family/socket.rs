@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::{Family, Reported};
 use crate::{
-    ebpf::record::{Endpoint, Meta, Record, RecordError, cstr, endpoint, meta, pod},
+    ebpf::record::{Endpoint, Meta, Record, RecordError, cstr, endpoint, meta, pod_ref},
     ecs::{
         ErrorOut, Kind, ProcRef, ProcessRefOut, Shown, SyscallOut, ThreadOut,
         parts::{EndpointOut, SOCK_PACKET, family_name, transport},
@@ -101,7 +101,7 @@ impl Socket {
 }
 
 fn decode(bytes: &[u8], _max_args: usize) -> Result<Record, RecordError> {
-    let r: SocketRecord = pod(bytes)?;
+    let r = pod_ref::<SocketRecord>(bytes)?;
     let op = match r.op {
         sock_op::CONNECT => SockOp::Connect,
         sock_op::BIND => SockOp::Bind,

@@ -188,7 +188,9 @@ fn may_hold_builtin(text: &str) -> bool {
     if memchr::memchr3(b'-', b'=', b':', b).is_none() {
         return false;
     }
-    let has = |needle: &[u8]| memchr::memmem::find(b, needle).is_some();
+    // Needles of two or three bytes in an argument: a plain scan, which builds no searcher
+    // (`memmem::find` would build one per call, six per argument).
+    let has = |needle: &[u8]| b.windows(needle.len()).any(|w| w == needle);
     if has(b"-p")
         || has(b"--")
         || memchr::memchr(b'=', b).is_some()
