@@ -66,3 +66,45 @@ fn an_exec_repeated_a_thousand_times_arrives_once_with_its_count() {
     assert_eq!(support::rules::evaluate(&rules, s), Some(100_061), "the summary's rule");
     assert_eq!(agent.daemon.final_stat("repeats_folded"), 999);
 }
+
+/// A program rewritten in place on a volume keeps its inode, and a volume has no overlay layer
+/// to mark it as drifted: only its ctime, which the kernel moves on every write and no program
+/// can set back, tells the new program from the old. Its first exec is sent, not counted as a
+/// repeat of the old program's.
+#[test]
+fn a_program_rewritten_in_place_is_not_a_repeat_of_the_old_one() {
+    e2e();
+    let _lock = docker_lock();
+    let mut agent = start_agent_with("rewrite", json!({"repeat_window": 60}), json!({}));
+    let name = unique("rewrite");
+    let _c = Containers(vec![name.clone()]);
+    let volume = TempDir::new("rewrite-volume");
+    let (marker, done) = (unique("tool"), unique("done"));
+    // `cat >` truncates and writes the file it opens: the same inode. The second after it
+    // leaves the kernel's coarse clock (a tick, a few milliseconds) behind.
+    run_detached(
+        &name,
+        &["-v", &format!("{}:/data", volume.0.display())],
+        &format!(
+            "cp /bin/busybox /data/sh; for i in 1 2 3; do /data/sh -c : {marker}; done; sleep 1; \
+             cat /bin/busybox > /data/sh; for i in 1 2 3; do /data/sh -c : {marker}; done; /bin/echo {done}; sleep 600"
+        ),
+    );
+    let events =
+        wait_events(&agent, "the loops' end", Duration::from_secs(60), |e| !execs_with_arg(e, &done).is_empty());
+    let sent = execs_with_arg(&events, &marker);
+    assert_eq!(sent.len(), 2, "the first exec of the program and of the program rewritten: {sent:?}");
+    let file = |e: &Value| e["docker_listener"]["exec"]["file"].clone();
+    let (old, new) = (file(sent[0]), file(sent[1]));
+    assert_eq!(sent[1]["process"]["executable"], "/data/sh");
+    assert_eq!(old["inode"], new["inode"], "rewritten in place: the same inode: {old} {new}");
+    assert!(old["ctime"].is_string() && new["ctime"].is_string(), "{old} {new}");
+    assert!(old["ctime"].as_str() < new["ctime"].as_str(), "{old} {new}");
+    assert!(new.get("drift").is_none() && new.get("fileless").is_none(), "a volume's file is routine: {new}");
+    // Each program's two repeats are counted in a window of its own.
+    assert_eq!(agent.daemon.stop(), 0);
+    let events = agent_events(&agent.queue.frames());
+    let counts: Vec<_> =
+        repeated(&events, &marker).iter().map(|s| s["docker_listener"]["repeat"]["count"].clone()).collect();
+    assert_eq!(counts, [json!(2), json!(2)], "{counts:?}");
+}

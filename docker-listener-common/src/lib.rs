@@ -286,6 +286,9 @@ pub struct ExeFile {
     pub _pad: u32,
 }
 
+/// Set in `ExecRecord::exe_ctime_nsec` when the record has no ctime.
+pub const CTIME_UNKNOWN: u32 = 1 << 31;
+
 /// A file as the kernel knows it: `inode->i_ino` and `super_block->s_dev` (the kernel's dev_t).
 /// The key of the container runtime's binaries (`RUNTIME_FILES`, written by the daemon) and
 /// the value of the runtime's processes (`RUNTIME_TASKS`): the file each runs.
@@ -415,6 +418,13 @@ pub struct KernelOffsets {
     pub inode_i_ino: u32,
     pub inode_i_sb: u32,
     pub inode_i_nlink: u32,
+    /// `inode`'s ctime: its seconds and its nanoseconds (`i_ctime.tv_sec` before 6.6,
+    /// `__i_ctime.tv_sec` until 6.11, `i_ctime_sec` since). When the BTF names none of them,
+    /// `i_ino`'s, and `inode_ctime_unknown` is `CTIME_UNKNOWN`: the programs read and mark
+    /// without a branch (one would double the states the verifier walks after it).
+    pub inode_ctime_sec: u32,
+    pub inode_ctime_nsec: u32,
+    pub inode_ctime_unknown: u32,
     pub sb_s_dev: u32,
     pub sb_s_magic: u32,
     /// Offset of `struct vfsmount mnt` inside `struct mount` (container_of).
@@ -671,6 +681,7 @@ mod tests {
             40 + 4 * 4
                 + 8 * 4
                 + 4 * 6
+                + 8
                 + size_of::<ExeFile>()
                 + size_of::<family::cred::Creds>()
                 + COMM_LEN

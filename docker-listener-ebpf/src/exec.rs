@@ -73,7 +73,8 @@ unsafe fn fill_common(r: *mut ExecRecord, header: RecordHeader, ret: i32) {
         (*r).args_head_len = 0;
         (*r).args_total = 0;
         (*r).filename_len = 0;
-        (*r)._pad = 0;
+        (*r).exe_ctime_nsec = docker_listener_common::CTIME_UNKNOWN;
+        (*r).exe_ctime_sec = 0;
         (*r).exec_id = exec_id(task);
         (*r).parent_exec_id = parent_exec_id(task);
         (*r).comm = bpf_get_current_comm().unwrap_or([0; 16]);
@@ -115,7 +116,7 @@ fn on_exec(ctx: &TracePointContext, abi: u32) {
             bump_loss(loss::FILENAME_READ);
         }
         read_args_from_mm(r);
-        exe_of(current_task(), &mut (*r).exe, (*r).exe_path.as_mut_ptr());
+        ((*r).exe_ctime_nsec, (*r).exe_ctime_sec) = exe_of(current_task(), &mut (*r).exe, (*r).exe_path.as_mut_ptr());
         // The credentials the new image runs with: a setuid or setgid file, or file
         // capabilities, changed them at this exec.
         match crate::cred::creds_of(current_task()) {

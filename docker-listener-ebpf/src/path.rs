@@ -48,34 +48,44 @@ unsafe fn append_name(path: *mut u8, off: usize, dentry: *const u8) -> i64 {
     }
 }
 
-/// Fills `exe` and `path` (`EXE_PATH_CAP` bytes) with the executable of `task`'s current image.
+/// Fills `exe` and `path` (`EXE_PATH_CAP` bytes) with the executable of `task`'s current image;
+/// returns its ctime, nanoseconds (`CTIME_UNKNOWN` set when not read) and seconds.
 #[inline(always)]
-pub unsafe fn exe_of(task: *const u8, exe: *mut ExeFile, path: *mut u8) {
+pub unsafe fn exe_of(task: *const u8, exe: *mut ExeFile, path: *mut u8) -> (u32, u64) {
+    const NONE: (u32, u64) = (docker_listener_common::CTIME_UNKNOWN, 0);
     unsafe {
         (*exe) = ExeFile::default();
         if config!(offsets.exe_valid) == 0 {
             (*exe).flags = exe_flags::UNAVAILABLE;
-            return;
+            return NONE;
         }
         let mm: *const u8 = read0(task, config!(offsets.task_mm));
         let file: *const u8 = read0(mm, config!(offsets.mm_exe_file));
         if file.is_null() {
             (*exe).flags = exe_flags::UNAVAILABLE;
             bump_loss(docker_listener_common::loss::EXE_READ);
-            return;
+            return NONE;
         }
         file_of(task, file, exe, path);
+        let inode: *const u8 = read0(file, config!(offsets.file_f_inode));
+        // Read and marked without a branch (`KernelOffsets::inode_ctime_unknown`). 6.13+ keeps a
+        // flag in the top bit of i_ctime_nsec (I_CTIME_QUERIED): not the time.
+        let ctime = (
+            (read0::<u32>(inode, config!(offsets.inode_ctime_nsec)) & 0x3fff_ffff)
+                | config!(offsets.inode_ctime_unknown),
+            read0::<u64>(inode, config!(offsets.inode_ctime_sec)),
+        );
         if (*exe).magic == magic::OVERLAYFS && config!(offsets.ovl_valid) != 0 {
             // An overlay inode is the `vfs_inode` of an `ovl_inode`, whose `__upperdentry` is
             // set once the file has a copy in the upper layer (created there, or copied up to
             // be written): for a container's root, a file that was not in its image as it is.
-            let inode: *const u8 = read0(file, config!(offsets.file_f_inode));
             let ovl = inode.wrapping_sub(config!(offsets.ovl_inode_vfs_inode) as usize);
             let upper: *const u8 = read0(ovl, config!(offsets.ovl_inode_upperdentry));
             if !upper.is_null() {
                 (*exe).flags |= exe_flags::UPPER;
             }
         }
+        ctime
     }
 }
 

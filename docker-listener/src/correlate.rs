@@ -53,7 +53,7 @@ pub struct Fold {
     pub leader: u32,
     /// Events of the same command (`crate::health` sends the first of each) have the same:
     /// container, `ecs::Event::routine`'s key (the program: executable, applet, the file's
-    /// device and inode; for a socket call also the address), and for an exec its arguments,
+    /// device, inode and ctime; for a socket call also the address), and for an exec its arguments,
     /// user and group (`ecs::Event::command_detail`). Not the parent: a `docker exec`
     /// session's first process is run by runc, or by the shim once runc has exited.
     pub command_key: u64,

@@ -7,7 +7,7 @@ use super::{
     btf::{Btf, kind},
     kfunc::RdonlyCast,
 };
-use docker_listener_common::KernelOffsets;
+use docker_listener_common::{CTIME_UNKNOWN, KernelOffsets};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -457,6 +457,8 @@ fn exe_walk(r: &Resolver, o: &mut KernelOffsets) -> Result<(), OffsetsError> {
     o.inode_i_ino = r.offset("inode", &["i_ino"])?;
     o.inode_i_sb = r.offset("inode", &["i_sb"])?;
     o.inode_i_nlink = r.offset("inode", &["__i_nlink"]).or_else(|_| r.offset("inode", &["i_nlink"]))?;
+    (o.inode_ctime_sec, o.inode_ctime_nsec, o.inode_ctime_unknown) =
+        inode_ctime(r).map_or((o.inode_i_ino, o.inode_i_ino, CTIME_UNKNOWN), |(sec, nsec)| (sec, nsec, 0));
     o.sb_s_dev = r.offset("super_block", &["s_dev"])?;
     o.sb_s_magic = r.offset("super_block", &["s_magic"])?;
     o.mount_mnt = r.offset("mount", &["mnt"])?;
@@ -468,6 +470,17 @@ fn exe_walk(r: &Resolver, o: &mut KernelOffsets) -> Result<(), OffsetsError> {
     o.mnt_ns_root = r.offset("mnt_namespace", &["root"])?;
     o.mnt_ns_inum = r.offset("mnt_namespace", &["ns", "inum"]).unwrap_or(0);
     Ok(())
+}
+
+/// Where `inode`'s ctime is, seconds and nanoseconds: `i_ctime_sec` and `i_ctime_nsec` since
+/// 6.11, a `struct timespec64` named `__i_ctime` from 6.6, `i_ctime` before. `None` when none
+/// is found: the files' records then carry no ctime, and repeat folding tells a program
+/// rewritten in place from the old one by nothing but its arguments (`ExecBody::routine`).
+fn inode_ctime(r: &Resolver) -> Option<(u32, u32)> {
+    let pair = |sec: &[&str], nsec: &[&str]| Some((r.offset("inode", sec).ok()?, r.offset("inode", nsec).ok()?));
+    pair(&["i_ctime_sec"], &["i_ctime_nsec"])
+        .or_else(|| pair(&["__i_ctime", "tv_sec"], &["__i_ctime", "tv_nsec"]))
+        .or_else(|| pair(&["i_ctime", "tv_sec"], &["i_ctime", "tv_nsec"]))
 }
 
 #[cfg(test)]
@@ -528,5 +541,8 @@ mod tests {
         assert_eq!(o.io_open_file_slot, 12, "io_open: file, dfd, file_slot (the command at 0)");
         assert!(o.io_rename_newpath == o.io_rename_oldpath + 8 && o.filename_name == 0, "{o:?}");
         assert_ne!(o.mnt_ns_inum, 0);
+        // 6.11+: i_ctime_sec among the other times' seconds, i_ctime_nsec after them.
+        assert!(o.inode_ctime_sec > o.inode_i_nlink && o.inode_ctime_nsec > o.inode_ctime_sec, "{o:?}");
+        assert_eq!(o.inode_ctime_unknown, 0);
     }
 }

@@ -31,6 +31,10 @@ pub struct ExeFile {
     pub dev: u32,
     /// The filesystem's magic number.
     pub magic: u32,
+    /// When the file's content or attributes last changed (the inode's ctime, nanoseconds since
+    /// the epoch), which no caller can set: with the inode, which file version ran
+    /// (`family::exec::ExecBody::routine`). Exec records carry it; 0 when not known.
+    pub ctime_ns: u64,
     /// No name links to it any more (deleted after it started, or a memfd).
     pub unlinked: bool,
     /// On an internal filesystem, reachable by no path (memfd, anonymous shared memory).
@@ -377,6 +381,7 @@ pub(crate) fn file_of(file: &common::ExeFile, path: &[u8]) -> Option<ExeFile> {
         ino: file.ino,
         dev: file.dev,
         magic: file.magic,
+        ctime_ns: 0,
         unlinked: file.nlink == 0,
         detached: f & exe_flags::DETACHED != 0,
         outside_root: f & exe_flags::OUTSIDE_ROOT != 0,
@@ -566,6 +571,7 @@ pub(crate) mod tests {
             ino: 1,
             dev: 1,
             magic,
+            ctime_ns: 0,
             unlinked: false,
             detached: false,
             outside_root: false,

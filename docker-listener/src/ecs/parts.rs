@@ -22,6 +22,9 @@ pub(crate) struct FileOut {
     pub inode: u64,
     pub device: crate::ebpf::record::Device,
     pub filesystem: Cow<'static, str>,
+    /// When its content or attributes last changed (the inode's ctime), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctime: Option<crate::ecs::Rfc3339>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unlinked: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -48,6 +51,7 @@ impl FileOut {
             inode: f.ino,
             device: f.device(),
             filesystem: filesystem(f.magic),
+            ctime: (f.ctime_ns != 0).then_some(crate::ecs::Rfc3339(f.ctime_ns as i64)),
             unlinked: f.unlinked,
             memfd: f.is_memfd(),
             outside_root: f.outside_root,

@@ -95,7 +95,12 @@ fn exe_file(r: &ExecRecord) -> Option<ExeFile> {
     if r.ret != 0 {
         return None;
     }
-    file_of(&r.exe, &r.exe_path)
+    let exe = file_of(&r.exe, &r.exe_path)?;
+    let ctime_ns = match r.exe_ctime_nsec {
+        n if n & common::CTIME_UNKNOWN != 0 => 0,
+        n => r.exe_ctime_sec.wrapping_mul(1_000_000_000).wrapping_add(u64::from(n)),
+    };
+    Some(ExeFile { ctime_ns, ..exe })
 }
 
 #[derive(Debug, Clone)]
@@ -198,8 +203,10 @@ impl ExecBody {
     /// its program (file and, for a multi-call binary, applet). Only such execs may be folded
     /// into a healthcheck summary (`crate::health`); the first of each command (this key and
     /// the arguments, user and group: `ecs::Event::command_detail`) is still sent.
-    /// The file is its path and its identity (inode, device): a program replaced at the same
-    /// path on a volume (no overlay upper layer, so not marked as drifted) is a new program.
+    /// The file is its path, its identity (inode, device) and its ctime: a program replaced at
+    /// the same path on a volume (no overlay upper layer, so not marked as drifted) is a new
+    /// program, and so is one rewritten in place (the same inode; the kernel sets the ctime on
+    /// every write, and no caller can set it back).
     pub fn routine(&self) -> Option<String> {
         let x = self.exe.as_ref()?;
         let plain = self.ret == 0
@@ -210,14 +217,14 @@ impl ExecBody {
             && !x.outside_root
             && self.creds.as_ref().is_none_or(|c| PrivilegedOut::of(c).is_none());
         let p = &self.lineup.process;
-        // "exec PATH APPLET DEV:INO", built without the formatting machinery (every plain exec
-        // makes one).
+        // "exec PATH APPLET DEV:INO:CTIME", built without the formatting machinery (every
+        // plain exec makes one).
         plain.then(|| {
             let applet = p.applet.as_deref().unwrap_or("");
-            let (mut dev, mut ino) = (itoa::Buffer::new(), itoa::Buffer::new());
-            let (dev, ino) = (dev.format(x.dev), ino.format(x.ino));
-            let mut key = String::with_capacity(8 + x.path.len() + applet.len() + dev.len() + ino.len());
-            for part in ["exec ", &x.path, " ", applet, " ", dev, ":", ino] {
+            let (mut dev, mut ino, mut ctime) = (itoa::Buffer::new(), itoa::Buffer::new(), itoa::Buffer::new());
+            let (dev, ino, ctime) = (dev.format(x.dev), ino.format(x.ino), ctime.format(x.ctime_ns));
+            let mut key = String::with_capacity(9 + x.path.len() + applet.len() + dev.len() + ino.len() + ctime.len());
+            for part in ["exec ", &x.path, " ", applet, " ", dev, ":", ino, ":", ctime] {
                 key.push_str(part);
             }
             key
@@ -321,7 +328,8 @@ mod tests {
     }
 
     /// A program is new in its container by its file, not its path alone: one replaced at the
-    /// same path (on a volume) is not folded into a healthcheck summary as a program seen before.
+    /// same path (on a volume), or rewritten in place (its ctime), is not folded into a
+    /// healthcheck summary as a program seen before.
     #[test]
     fn a_program_is_its_path_applet_and_file() {
         let mut t = ProcessTable::new("b".into(), 100);
@@ -331,6 +339,9 @@ mod tests {
         let mut replaced = body(&mut t, 0);
         replaced.exe.as_mut().expect("the fixture's file").ino += 1;
         assert_ne!(replaced.routine(), Some(first.clone()), "another file at the same path");
+        let mut rewritten = body(&mut t, 0);
+        rewritten.exe.as_mut().expect("the fixture's file").ctime_ns += 4_000_000;
+        assert_ne!(rewritten.routine(), Some(first.clone()), "the same file, rewritten in place");
         assert_eq!(body(&mut t, 0).routine(), Some(first), "the same file again");
     }
 

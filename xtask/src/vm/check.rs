@@ -113,6 +113,10 @@ pub fn evaluate(expected: &[Expected], events: &[Value]) -> Vec<CheckResult> {
                             let ok = got.as_str().is_some_and(|s| !s.is_empty());
                             (ok, format!("{}: {path} = {got} (any non-empty string)", e.name))
                         }
+                        Want::EndsWith(tail) => {
+                            let ok = got.as_str().is_some_and(|s| s.ends_with(tail.as_str()));
+                            (ok, format!("{}: {path} = {got} (ending in {tail:?})", e.name))
+                        }
                         Want::Absent => {
                             let ok = got.is_null();
                             (ok, format!("{}: {path} absent{}", e.name, got_if(got, ok)))

@@ -273,6 +273,9 @@ pub struct ExecFile {
     /// Its filesystem's name by its magic number (`statfs`), as the agent names it; `None` for a
     /// filesystem this checker does not know (then any name passes).
     pub filesystem: Option<&'static str>,
+    /// The end of its ctime as the agent writes it (RFC 3339, UTC): the time of day and the
+    /// nanoseconds, "T21:08:49.773293818Z", which a wrong offset would not give.
+    pub ctime_tail: String,
 }
 
 impl ExecFile {
@@ -290,6 +293,10 @@ impl ExecFile {
             inode: meta.ino(),
             device: format!("{}:{}", libc::major(meta.dev()), libc::minor(meta.dev())),
             filesystem: magic.and_then(filesystem),
+            ctime_tail: {
+                let day = meta.ctime().rem_euclid(86_400);
+                format!("T{:02}:{:02}:{:02}.{:09}Z", day / 3600, day / 60 % 60, day % 60, meta.ctime_nsec())
+            },
         })
     }
 
@@ -363,6 +370,8 @@ pub enum Want {
     AtLeast(u64),
     /// Any non-empty string.
     NonEmptyString,
+    /// A string ending so.
+    EndsWith(String),
     /// Not in the event.
     Absent,
     /// Absent, or any value but this one.
@@ -400,6 +409,7 @@ pub fn expected(f: &Facts) -> Vec<Expected> {
             ("docker_listener.exec.file.inode", Is(json!(file.inode))),
             ("docker_listener.exec.file.device", Is(json!(file.device))),
             ("docker_listener.exec.file.filesystem", file.filesystem.map_or(Want::NonEmptyString, |n| Is(json!(n)))),
+            ("docker_listener.exec.file.ctime", Want::EndsWith(file.ctime_tail.clone())),
         ];
         // Flags appear only when true, and none is here: a file on disk, under the root.
         for flag in [
