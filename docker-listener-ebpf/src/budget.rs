@@ -237,8 +237,9 @@ fn admit_unless(always: impl FnOnce(u64) -> bool) -> bool {
     false
 }
 
-/// An exec never held back: of a file the event marks (fileless, drifted), of a file not yet
-/// executed in this container while its budget was spent (`EXE_SEEN`), or that changes
+/// An exec never held back: of a file the event marks (fileless, drifted), of a file (or a
+/// version of it: its ctime) not yet executed in this container while its budget was spent
+/// (`EXE_SEEN`), or that changes
 /// privileges (a setuid or setgid file, file capabilities).
 #[inline(always)]
 unsafe fn always_sent(task: *const u8, cgroup: u64) -> bool {
@@ -250,7 +251,12 @@ unsafe fn always_sent(task: *const u8, cgroup: u64) -> bool {
             if !inode.is_null() && marked(inode) {
                 return true;
             }
-            let key = Seen { cgroup, what: inode as u64 };
+            // The file and its version: a binary rewritten in place keeps its inode, not its
+            // ctime (read without a branch, as `path::exe_of` does).
+            let ctime_sec: u64 = read0(inode, config!(offsets.inode_ctime_sec));
+            let ctime_nsec: u32 = read0(inode, config!(offsets.inode_ctime_nsec));
+            let key =
+                Seen { cgroup, what: inode as u64 ^ ctime_sec.rotate_left(30) ^ u64::from(ctime_nsec & 0x3fff_ffff) };
             if !inode.is_null() && EXE_SEEN.get(&key).is_none() {
                 let _ = EXE_SEEN.insert(&key, &1, 0);
                 return true;

@@ -53,8 +53,8 @@ pub struct Fold {
     pub leader: u32,
     /// Events of the same command (`crate::health` sends the first of each) have the same:
     /// container, `ecs::Event::routine`'s key (the program: executable, applet, the file's
-    /// device, inode and ctime; for a socket call also the address), and for an exec its arguments,
-    /// user and group (`ecs::Event::command_detail`). Not the parent: a `docker exec`
+    /// device and inode, for an exec its ctime; for a socket call also the address), and for
+    /// an exec its arguments, user and group (`ecs::Event::command_detail`). Not the parent: a `docker exec`
     /// session's first process is run by runc, or by the shim once runc has exited.
     pub command_key: u64,
     /// Identical events (`crate::repeats`) have the same: `command_key`'s parts and an exec's

@@ -84,7 +84,8 @@ pub fn exe_file(pid: u32) -> Option<ExeFile> {
         ino: meta.ino(),
         dev: kdev,
         magic,
-        ctime_ns: (meta.ctime() as u64).wrapping_mul(1_000_000_000).wrapping_add(meta.ctime_nsec() as u64),
+        // Now, not at its exec: the file's last change before now.
+        ctime_ns: ExeFile::ctime_of(meta.ctime(), meta.ctime_nsec() as u32),
         unlinked,
         outside_root: false,
         path_truncated: false,

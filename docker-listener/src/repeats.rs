@@ -2,8 +2,8 @@
 //! sent once; the window's repeats follow as one `events-repeated` event with their count.
 //!
 //! Identical means (`correlate::Fold::repeat_key`): the same container, action, program (its
-//! executable, applet, and the file's device, inode and ctime: a binary replaced at the same
-//! path, or rewritten in place, is another program), outcome, and for an exec the same
+//! executable, applet, and the file's device and inode, and for an exec its ctime: a binary
+//! replaced at the same path, or rewritten in place, is another program), outcome, and for an exec the same
 //! arguments (as read: `Args::digest`), user, group and parent program, for a socket call the
 //! same address. Only routine events fold
 //! (`ecs::Event::routine`): a failed call, a marked exec (fileless, drift, privileges, the

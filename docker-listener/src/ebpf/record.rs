@@ -33,7 +33,8 @@ pub struct ExeFile {
     pub magic: u32,
     /// When the file's content or attributes last changed (the inode's ctime, nanoseconds since
     /// the epoch), which no caller can set: with the inode, which file version ran
-    /// (`family::exec::ExecBody::routine`). Exec records carry it; 0 when not known.
+    /// (`family::exec::ExecBody::routine`). Exec records carry it (and the processes found
+    /// running at start, by a stat then); 0 when not known.
     pub ctime_ns: u64,
     /// No name links to it any more (deleted after it started, or a memfd).
     pub unlinked: bool,
@@ -57,6 +58,11 @@ pub struct ExeFile {
 const RUNTIME_FILES: &[&str] = &["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev/termination-log"];
 
 impl ExeFile {
+    /// `ctime_ns` from the seconds and nanoseconds of an inode's ctime.
+    pub fn ctime_of(sec: i64, nsec: u32) -> u64 {
+        (sec as u64).wrapping_mul(1_000_000_000).wrapping_add(u64::from(nsec))
+    }
+
     /// A memfd (`memfd_create`) or another file of the kernel's internal shared-memory mount.
     pub fn is_memfd(&self) -> bool {
         self.detached && self.path.starts_with("memfd:")
@@ -620,6 +626,25 @@ pub(crate) mod tests {
         ) {
             proptest::prop_assert_eq!(exe_path(&buf, flags), exe_path_reference(&buf, flags));
         }
+    }
+
+    /// Read in place when aligned (as the ring buffer's records are), copied out when not.
+    #[test]
+    fn a_record_is_read_where_it_lies_or_copied_when_not_aligned() {
+        let mut h = header(RecordKind::Exec);
+        h.seq = 42;
+        let bytes = bytes_of(&h);
+        let n = bytes.len();
+        let mut words = vec![0u64; n / 8 + 1];
+        // SAFETY: any bytes are valid u64s; the slice covers `words` exactly.
+        let buf = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) };
+        buf[..n].copy_from_slice(&bytes);
+        let r = pod_ref::<RecordHeader>(&buf[..n]).unwrap();
+        assert!(matches!(r, PodRef::Borrowed(_)) && r.seq == 42);
+        buf[1..=n].copy_from_slice(&bytes);
+        let r = pod_ref::<RecordHeader>(&buf[1..=n]).unwrap();
+        assert!(matches!(r, PodRef::Copied(_)) && r.seq == 42 && r.kind == RecordKind::Exec as u32);
+        assert!(matches!(pod_ref::<RecordHeader>(&buf[1..n]), Err(RecordError::Short { .. })));
     }
 
     #[test]

@@ -324,7 +324,7 @@ impl Event {
     /// in its container.
     pub fn routine(&self) -> Option<(u32, String)> {
         match &self.body {
-            Body::Exec(b) => Some((b.lineup.entry_leader.pid, b.routine()?)),
+            Body::Exec(b) => Some((b.lineup.entry_leader.pid, b.routine(self.time.0)?)),
             Body::Socket(b) => Some((self.leader, b.routine()?)),
             _ => None,
         }

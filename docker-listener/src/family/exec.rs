@@ -98,10 +98,15 @@ fn exe_file(r: &ExecRecord) -> Option<ExeFile> {
     let exe = file_of(&r.exe, &r.exe_path)?;
     let ctime_ns = match r.exe_ctime_nsec {
         n if n & common::CTIME_UNKNOWN != 0 => 0,
-        n => r.exe_ctime_sec.wrapping_mul(1_000_000_000).wrapping_add(u64::from(n)),
+        n => ExeFile::ctime_of(r.exe_ctime_sec as i64, n),
     };
     Some(ExeFile { ctime_ns, ..exe })
 }
+
+/// How long after its last change a file's exec is still fresh, never folded
+/// (`ExecBody::routine`): beyond the coarsest file times Linux filesystems keep (ext4's small
+/// inodes, a second; FAT's two).
+pub const FRESH_NS: i64 = 3_000_000_000;
 
 #[derive(Debug, Clone)]
 pub struct ExecBody {
@@ -207,9 +212,17 @@ impl ExecBody {
     /// the same path on a volume (no overlay upper layer, so not marked as drifted) is a new
     /// program, and so is one rewritten in place (the same inode; the kernel sets the ctime on
     /// every write, and no caller can set it back).
-    pub fn routine(&self) -> Option<String> {
+    ///
+    /// A file written less than `FRESH_NS` before the exec is never routine: the kernel's ctime
+    /// moves with its clock tick (milliseconds; a second or two on filesystems with coarse
+    /// times), so a program written, run and rewritten within one tick keeps its ctime; such
+    /// an exec opens no window, and the first routine exec of the file is the version that
+    /// stayed.
+    pub fn routine(&self, exec_ns: i64) -> Option<String> {
         let x = self.exe.as_ref()?;
-        let plain = self.ret == 0
+        let fresh = x.ctime_ns != 0 && exec_ns.saturating_sub(x.ctime_ns as i64) < FRESH_NS;
+        let plain = !fresh
+            && self.ret == 0
             && !self.compat
             && !x.upper
             && !x.drift()
@@ -334,15 +347,53 @@ mod tests {
     fn a_program_is_its_path_applet_and_file() {
         let mut t = ProcessTable::new("b".into(), 100);
         let b = body(&mut t, 0);
-        let first = b.routine().expect("a plain exec");
+        let now = 5_000_000_000_000;
+        let first = b.routine(now).expect("a plain exec");
         assert!(first.starts_with("exec /bin/busybox echo "), "{first}");
         let mut replaced = body(&mut t, 0);
         replaced.exe.as_mut().expect("the fixture's file").ino += 1;
-        assert_ne!(replaced.routine(), Some(first.clone()), "another file at the same path");
+        assert_ne!(replaced.routine(now), Some(first.clone()), "another file at the same path");
         let mut rewritten = body(&mut t, 0);
         rewritten.exe.as_mut().expect("the fixture's file").ctime_ns += 4_000_000;
-        assert_ne!(rewritten.routine(), Some(first.clone()), "the same file, rewritten in place");
-        assert_eq!(body(&mut t, 0).routine(), Some(first), "the same file again");
+        assert_ne!(rewritten.routine(now), Some(first.clone()), "the same file, rewritten in place");
+        assert_eq!(body(&mut t, 0).routine(now), Some(first), "the same file again");
+    }
+
+    /// A file changed less than `FRESH_NS` before it ran is never routine (a rewrite within
+    /// the kernel's clock tick keeps the ctime); a file whose ctime is not known still is.
+    #[test]
+    fn a_program_written_just_before_it_runs_is_never_routine() {
+        let mut t = ProcessTable::new("b".into(), 100);
+        let mut b = body(&mut t, 0);
+        let ctime = 5_000_000_000_000;
+        b.exe.as_mut().expect("the fixture's file").ctime_ns = ctime as u64;
+        assert_eq!(b.routine(ctime + 10_000_000), None, "10 ms after it was written");
+        assert_eq!(b.routine(ctime + FRESH_NS - 1), None);
+        assert!(b.routine(ctime + FRESH_NS).is_some());
+        b.exe.as_mut().expect("the fixture's file").ctime_ns = 0;
+        assert!(b.routine(ctime).is_some(), "no ctime: as before");
+    }
+
+    /// The ctime an exec record carries, or none when the kernel did not say where it is.
+    #[test]
+    fn the_executed_file_s_ctime_is_decoded_and_shown() {
+        let mut r: ExecRecord = unsafe { std::mem::zeroed() };
+        r.header = header(RecordKind::Exec);
+        let path = b"busybox\0bin\0";
+        r.exe_path[..path.len()].copy_from_slice(path);
+        r.exe.path_len = path.len() as u32;
+        r.exe.nlink = 1;
+        (r.exe_ctime_sec, r.exe_ctime_nsec) = (1_796_677_729, 773_293_818);
+        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        let exe = e.exe.expect("a successful exec's file");
+        assert_eq!(exe.ctime_ns, 1_796_677_729_773_293_818);
+        let shown = serde_json::to_value(FileOut::of(&exe)).unwrap();
+        assert_eq!(shown["ctime"], "2026-12-07T21:08:49.773293818Z");
+        r.exe_ctime_nsec |= common::CTIME_UNKNOWN;
+        let Record::Exec(e) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
+        let exe = e.exe.expect("a successful exec's file");
+        assert_eq!(exe.ctime_ns, 0);
+        assert!(serde_json::to_value(FileOut::of(&exe)).unwrap().get("ctime").is_none());
     }
 
     #[test]
