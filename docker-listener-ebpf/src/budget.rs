@@ -252,11 +252,9 @@ unsafe fn always_sent(task: *const u8, cgroup: u64) -> bool {
                 return true;
             }
             // The file and its version: a binary rewritten in place keeps its inode, not its
-            // ctime (read without a branch, as `path::exe_of` does).
-            let ctime_sec: u64 = read0(inode, config!(offsets.inode_ctime_sec));
-            let ctime_nsec: u32 = read0(inode, config!(offsets.inode_ctime_nsec));
-            let key =
-                Seen { cgroup, what: inode as u64 ^ ctime_sec.rotate_left(30) ^ u64::from(ctime_nsec & 0x3fff_ffff) };
+            // ctime (the unknown mark, when set, is the same for every version).
+            let (ctime_nsec, ctime_sec) = crate::path::inode_ctime(inode);
+            let key = Seen { cgroup, what: inode as u64 ^ ctime_sec.rotate_left(30) ^ u64::from(ctime_nsec) };
             if !inode.is_null() && EXE_SEEN.get(&key).is_none() {
                 let _ = EXE_SEEN.insert(&key, &1, 0);
                 return true;

@@ -68,13 +68,7 @@ pub unsafe fn exe_of(task: *const u8, exe: *mut ExeFile, path: *mut u8) -> (u32,
         }
         file_of(task, file, exe, path);
         let inode: *const u8 = read0(file, config!(offsets.file_f_inode));
-        // Read and marked without a branch (`KernelOffsets::inode_ctime_unknown`). 6.13+ keeps a
-        // flag in the top bit of i_ctime_nsec (I_CTIME_QUERIED): not the time.
-        let ctime = (
-            (read0::<u32>(inode, config!(offsets.inode_ctime_nsec)) & 0x3fff_ffff)
-                | config!(offsets.inode_ctime_unknown),
-            read0::<u64>(inode, config!(offsets.inode_ctime_sec)),
-        );
+        let ctime = inode_ctime(inode);
         if (*exe).magic == magic::OVERLAYFS && config!(offsets.ovl_valid) != 0 {
             // An overlay inode is the `vfs_inode` of an `ovl_inode`, whose `__upperdentry` is
             // set once the file has a copy in the upper layer (created there, or copied up to
@@ -86,6 +80,20 @@ pub unsafe fn exe_of(task: *const u8, exe: *mut ExeFile, path: *mut u8) -> (u32,
             }
         }
         ctime
+    }
+}
+
+/// An inode's ctime: nanoseconds (`CTIME_UNKNOWN` set when the kernel's BTF did not say where
+/// it is) and seconds. Read and marked without a branch (`KernelOffsets::inode_ctime_unknown`).
+/// 6.13+ keeps a flag in the top bit of i_ctime_nsec (I_CTIME_QUERIED): not the time.
+#[inline(always)]
+pub unsafe fn inode_ctime(inode: *const u8) -> (u32, u64) {
+    unsafe {
+        (
+            (read0::<u32>(inode, config!(offsets.inode_ctime_nsec)) & 0x3fff_ffff)
+                | config!(offsets.inode_ctime_unknown),
+            read0::<u64>(inode, config!(offsets.inode_ctime_sec)),
+        )
     }
 }
 
