@@ -116,3 +116,63 @@ fn a_program_rewritten_in_place_is_not_a_repeat_of_the_old_one() {
         repeated(&events, &marker).iter().map(|s| s["docker_listener"]["repeat"]["count"].clone()).collect();
     assert_eq!(counts, [json!(2), json!(2)], "{counts:?}");
 }
+
+/// The same for a program's socket calls: a connect by a program rewritten in place (its
+/// ctime at its exec, which the process table keeps) is not a repeat of the old program's, and
+/// a program run just after it was written makes no connect that folds.
+#[test]
+fn a_rewritten_program_s_connects_are_not_repeats_of_the_old_one_s() {
+    e2e();
+    let _lock = docker_lock();
+    let mut agent = start_agent_with("rewrite-net", json!({"repeat_window": 60}), json!({}));
+    let name = unique("rewrite-net");
+    let _c = Containers(vec![name.clone()]);
+    let volume = TempDir(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("rewrite-net-volume")));
+    std::fs::create_dir_all(&volume.0).expect("a directory beside the build");
+    let done = unique("done");
+    // `net_send flow P 0`: a UDP connect to 127.0.0.1:P+2 (and a sendmsg to P+1). Three runs
+    // 3.5 s after the copy (one connect sent, two folded); the program rewritten in place (`cat
+    // >`: the same inode), run twice at once (fresh: both sent), then three times 3.5 s later
+    // (one sent, two folded).
+    let port = 47_000;
+    let run = |n: usize| vec![format!("/data/ns flow {port} 0"); n].join("; ");
+    run_detached(
+        &name,
+        &["-v", &format!("{}:/data", volume.0.display()), "-v", &programs_volume()],
+        &format!(
+            "cp /t/net_send /data/ns; sleep 3.5; {}; cat /t/net_send > /data/ns; {}; sleep 3.5; {}; /bin/echo {done}; \
+             sleep 600",
+            run(3),
+            run(2),
+            run(3)
+        ),
+    );
+    let connects = |events: &[Value]| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| {
+                e["event"]["action"] == "connect"
+                    && e["container"]["name"] == name.as_str()
+                    && e["destination"]["port"] == port + 2
+            })
+            .cloned()
+            .collect()
+    };
+    let events =
+        wait_events(&agent, "the runs' end", Duration::from_secs(60), |e| !execs_with_arg(e, &done).is_empty());
+    let sent = connects(&events);
+    assert!(sent.iter().all(|e| e["process"]["executable"] == "/data/ns"), "{sent:?}");
+    assert_eq!(sent.len(), 4, "the old program's first, the new one's two fresh ones and its first: {sent:?}");
+    assert_eq!(agent.daemon.stop(), 0);
+    let events = agent_events(&agent.queue.frames());
+    let counts: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e["event"]["action"] == "events-repeated"
+                && e["docker_listener"]["repeat"]["action"] == "connect"
+                && e["container"]["name"] == name.as_str()
+        })
+        .map(|s| s["docker_listener"]["repeat"]["count"].clone())
+        .collect();
+    assert_eq!(counts, [json!(2), json!(2)], "each version's two repeats, in a window of its own: {counts:?}");
+}

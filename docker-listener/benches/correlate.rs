@@ -151,14 +151,14 @@ fn benches(c: &mut Criterion) {
     });
     let mut table = ProcessTable::new("boot".into(), 100);
     let init = exec(10_042, 500, 1);
-    exec_body(&mut table, Exec { filename: "/bin/sh".into(), ..init }, &[10_042]);
+    exec_body(&mut table, Exec { filename: "/bin/sh".into(), ..init }, &[10_042], Clock::fixed(0));
     let c42 = {
         let mut r = ContainerRegistry::default();
         r.upsert(container(42));
         r.get(&container(42).id).cloned().expect("just added")
     };
     let e = exec(10_042, 501, 500);
-    let event = Event::new(e.meta, Clock::fixed(0), Body::Exec(exec_body(&mut table, e, &[10_042])));
+    let event = Event::new(e.meta, Clock::fixed(0), Body::Exec(exec_body(&mut table, e, &[10_042], Clock::fixed(0))));
     g.bench_function("exec-event-serialise", |b| {
         b.iter(|| black_box(encoder.agent(&event.with_container(Some(&c42), &c42.id))))
     });

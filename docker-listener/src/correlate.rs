@@ -29,7 +29,7 @@ use crate::{
     },
     inventory,
     labels::LabelBudget,
-    procs::{Image, Lineage, ProcessTable},
+    procs::{Image, Lineage, ProcessTable, Version},
     registry::{Container, ContainerRegistry, GRACE, Lookup, container_of_path},
     sensitive::{MapChange, Resolved, SensitiveSet},
 };
@@ -369,7 +369,7 @@ impl Correlator {
                     // through a mount): its calls and its children's are the container's.
                     self.runtime_started_here.insert(meta.tgid);
                 }
-                let body = exec_body(&mut self.procs, e, cgroups);
+                let body = exec_body(&mut self.procs, e, cgroups, self.clock);
                 let event = Event::new(meta, self.clock, Body::Exec(body));
                 self.route(meta.cgroup_id, meta.tgid, event, now, out, req);
             }
@@ -378,8 +378,8 @@ impl Correlator {
                     self.counters.filtered += 1;
                     return;
                 }
-                let process = self.process_of(&s.meta, s.start_ns, s.exec_id, s.exe);
-                let mut body = SocketBody::new(&s, process);
+                let (process, version) = self.caller(&s.meta, s.start_ns, s.exec_id, s.exe);
+                let mut body = SocketBody::new(&s, process, version);
                 if let Some(file) = s.unix_file {
                     let id = self.registry.container_id_of(s.meta.cgroup_id).unwrap_or("");
                     match (s.op, &s.addr) {
@@ -489,12 +489,18 @@ impl Correlator {
     /// such as one that joined the container from outside, calls `unshare` and then executes a
     /// shell): the call is not the shell's, and its image is left unknown.
     fn process_of(&mut self, meta: &Meta, start_ns: u64, exec_id: u64, exe: (u64, u32)) -> ProcRef {
+        self.caller(meta, start_ns, exec_id, exe).0
+    }
+
+    /// The process a record was made by (`process_of`), and the version of the file it ran
+    /// then, when known.
+    fn caller(&mut self, meta: &Meta, start_ns: u64, exec_id: u64, exe: (u64, u32)) -> (ProcRef, Option<Version>) {
         if let Some(p) = self.procs.instance(meta.tgid, start_ns) {
             return match p.image_at(exec_id) {
-                Some(i) if Arc::ptr_eq(i, p.image()) => ProcRef::of(&p.lineage),
-                Some(i) => ProcRef::of(&p.lineage.with_image(i.clone())),
+                Some(i) if Arc::ptr_eq(i, p.image()) => (ProcRef::of(&p.lineage), i.version),
+                Some(i) => (ProcRef::of(&p.lineage.with_image(i.clone())), i.version),
                 // An exec not seen since (`image_at`): the process, not a program it left.
-                None => ProcRef::of(&p.lineage.with_image(Arc::new(Image::unknown()))),
+                None => (ProcRef::of(&p.lineage.with_image(Arc::new(Image::unknown()))), None),
             };
         }
         let p = match self.procs.read_proc(meta.tgid, meta.cgroup_id, Some(start_ns)) {
@@ -504,7 +510,7 @@ impl Correlator {
             },
             None => self.procs.placeholder(meta.tgid, start_ns, meta.cgroup_id),
         };
-        let r = ProcRef::of(&p.lineage);
+        let r = (ProcRef::of(&p.lineage), p.image().version);
         if !self.cfg.trace_host || self.registry.lookup(meta.cgroup_id) != Lookup::Unknown {
             self.procs.insert(p);
         }
@@ -874,7 +880,7 @@ impl Correlator {
 
 /// The exec event of a record: a successful exec gives the process its new image (the file the
 /// kernel executed); a failed one describes the attempt by the process that made it.
-pub fn exec_body(procs: &mut ProcessTable, e: Exec, cgroups: &[u64]) -> ExecBody {
+pub fn exec_body(procs: &mut ProcessTable, e: Exec, cgroups: &[u64], clock: Clock) -> ExecBody {
     let Exec {
         meta,
         ppid,
@@ -898,7 +904,14 @@ pub fn exec_body(procs: &mut ProcessTable, e: Exec, cgroups: &[u64]) -> ExecBody
         Some(x) => x.path.as_str(),
         None => said,
     };
-    let image = Arc::new(Image::new(executable, &args.args));
+    // The version of the file that ran, which the process's socket calls are keyed by.
+    let version = exe.as_ref().map(|x| Version {
+        ino: x.ino,
+        dev: x.dev,
+        ctime_ns: x.ctime_ns,
+        fresh: crate::family::exec::fresh(x.ctime_ns, clock.wall_ns(meta.ktime_ns)),
+    });
+    let image = Arc::new(Image::new(executable, &args.args).with_version(version));
     let lineage = if ret == 0 {
         procs.on_exec(
             meta.tgid,
@@ -1149,6 +1162,52 @@ mod tests {
         }
     }
 
+    /// A connect is keyed by the version of the file its caller's exec ran (`procs::Version`):
+    /// a program rewritten in place (the same inode, a new ctime) makes connects that are not
+    /// repeats of the old program's, and one run just after it was written makes none that
+    /// are routine.
+    #[test]
+    fn a_connect_is_keyed_by_the_version_of_the_program_that_made_it() {
+        let mut c = web_started_on_82();
+        let exec_at = 10_000_000_000;
+        let connect_by = |c: &mut Correlator, tgid: u32, ctime_ns: u64| {
+            let Record::Exec(mut e) = exec(82, tgid) else { unreachable!() };
+            e.meta.ktime_ns = exec_at;
+            e.exe.as_mut().expect("the fixture's file").ctime_ns = ctime_ns;
+            c.on_record(Record::Exec(e), Instant::now(), &mut Vec::new(), &mut Vec::new());
+            let connect = crate::family::socket::Socket {
+                meta: Meta { cpu: 0, seq: 2, ktime_ns: exec_at + 1, cgroup_id: 82, pid: tgid, tgid },
+                op: SockOp::Connect,
+                fd: 3,
+                ret: 0,
+                start_ns: 10,
+                exec_id: 1,
+                exe: (5, 0),
+                family: parts::AF_INET,
+                sock_type: 1,
+                protocol: 6,
+                backlog: 0,
+                addr: None,
+                local: None,
+                peer: None,
+                unix_file: None,
+                socket_unavailable: false,
+                compat: false,
+                tcp_state: false,
+                uring: false,
+                swapped: false,
+                rewritten: false,
+            };
+            let mut out = Vec::new();
+            c.on_record(Record::Socket(connect), Instant::now(), &mut out, &mut Vec::new());
+            out.pop().expect("a connect in a known container").fold.map(|f| f.command_key)
+        };
+        let old = connect_by(&mut c, 100, 1_000).expect("a routine connect");
+        assert_eq!(connect_by(&mut c, 101, 1_000), Some(old), "the same program again");
+        assert_ne!(connect_by(&mut c, 102, 2_000), Some(old), "rewritten in place");
+        assert_eq!(connect_by(&mut c, 103, exec_at - 1_000_000), None, "written just before it ran");
+    }
+
     #[test]
     fn an_exec_racing_the_start_event_is_held_then_attributed() {
         let mut c = correlator();
@@ -1277,7 +1336,7 @@ mod tests {
         let event = Event::new(
             e.meta,
             Clock::fixed(0),
-            Body::Exec(exec_body(&mut ProcessTable::new("b".into(), 100), e, &[82])),
+            Body::Exec(exec_body(&mut ProcessTable::new("b".into(), 100), e, &[82], Clock::fixed(0))),
         );
         assert_eq!(fold_keys(ID, "k", &event), fold_keys(ID, "k", &event));
         let (command, repeat) = fold_keys(ID, "k", &event);

@@ -75,6 +75,22 @@ pub struct Image {
     /// A multi-call binary whose program cannot be told: the argument naming it was cut (an
     /// argv[0] longer than the argv budget hides it).
     pub applet_hidden: bool,
+    /// Which version of the file ran, when known (`Version`).
+    pub version: Option<Version>,
+}
+
+/// Which version of its file an image ran: the file's identity and its ctime (0: not known) at
+/// the exec (for a process found in /proc, when it was found), and whether the file had been
+/// written just before (`family::exec::fresh`). A program rewritten in place keeps its inode
+/// and path; its ctime, which the kernel moves on every write and no caller can set back, tells
+/// it from the old program in the keys that fold events (`SocketBody::routine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub ino: u64,
+    /// The kernel's dev_t.
+    pub dev: u32,
+    pub ctime_ns: u64,
+    pub fresh: bool,
 }
 
 impl Image {
@@ -87,12 +103,17 @@ impl Image {
             Applet::Hidden => (None, true),
             Applet::NotMultiCall => (None, false),
         };
-        Image { executable: Arc::from(executable), name: Arc::from(name), applet, applet_hidden }
+        Image { executable: Arc::from(executable), name: Arc::from(name), applet, applet_hidden, version: None }
+    }
+
+    /// The same image, with the version of its file that ran.
+    pub fn with_version(self, version: Option<Version>) -> Image {
+        Image { version, ..self }
     }
 
     /// An image whose file is not known.
     pub fn unknown() -> Image {
-        Image { executable: Arc::from(""), name: Arc::from(""), applet: None, applet_hidden: false }
+        Image { executable: Arc::from(""), name: Arc::from(""), applet: None, applet_hidden: false, version: None }
     }
 
     /// Whether the executed file is known (an unknown one may still have a name: the comm).
@@ -616,12 +637,21 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
 pub fn proc_image(pid: u32) -> Image {
     let link = std::fs::read_link(format!("/proc/{pid}/exe")).map(|p| p.to_string_lossy().into_owned());
     match link {
-        Ok(link) if link != "/" => Image::new(&exe_link(&link).0, &proc_args(pid)),
+        Ok(link) if link != "/" => Image::new(&exe_link(&link).0, &proc_args(pid)).with_version(proc_version(pid)),
         _ => {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             Image { name: Arc::from(comm.trim_end()), ..Image::unknown() }
         }
     }
+}
+
+/// The version of the file process `pid` runs (`/proc/<pid>/exe`) as it is now: its last
+/// change before now, not necessarily before its exec.
+fn proc_version(pid: u32) -> Option<Version> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    let ctime_ns = crate::ebpf::record::ExeFile::ctime_of(m.ctime(), m.ctime_nsec() as u32);
+    Some(Version { ino: m.ino(), dev: crate::sensitive::kernel_dev(m.dev()), ctime_ns, fresh: false })
 }
 
 /// The file process `pid` runs now (`/proc/<pid>/exe`), as the kernel's records name a

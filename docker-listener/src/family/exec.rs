@@ -108,6 +108,12 @@ fn exe_file(r: &ExecRecord) -> Option<ExeFile> {
 /// inodes, a second; FAT's two).
 pub const FRESH_NS: i64 = 3_000_000_000;
 
+/// Whether a file whose ctime is `ctime_ns` (0: not known) was written less than `FRESH_NS`
+/// before `exec_ns` (wall clock).
+pub fn fresh(ctime_ns: u64, exec_ns: i64) -> bool {
+    ctime_ns != 0 && exec_ns.saturating_sub(ctime_ns as i64) < FRESH_NS
+}
+
 #[derive(Debug, Clone)]
 pub struct ExecBody {
     pub lineup: Lineup,
@@ -220,8 +226,7 @@ impl ExecBody {
     /// stayed.
     pub fn routine(&self, exec_ns: i64) -> Option<String> {
         let x = self.exe.as_ref()?;
-        let fresh = x.ctime_ns != 0 && exec_ns.saturating_sub(x.ctime_ns as i64) < FRESH_NS;
-        let plain = !fresh
+        let plain = !fresh(x.ctime_ns, exec_ns)
             && self.ret == 0
             && !self.compat
             && !x.upper

@@ -16,6 +16,7 @@ use crate::{
         ErrorOut, Kind, ProcRef, ProcessRefOut, Shown, SyscallOut, ThreadOut,
         parts::{EndpointOut, SOCK_PACKET, family_name, transport},
     },
+    procs::Version,
 };
 
 pub const FAMILY: Family = Family {
@@ -194,10 +195,13 @@ pub struct SocketBody {
     pub rewritten: bool,
     /// The caller's executable file (inode, device), zeros when unknown.
     pub exe: (u64, u32),
+    /// The version of that file the caller's exec ran (its ctime), when the process table knows
+    /// it.
+    pub version: Option<Version>,
 }
 
 impl SocketBody {
-    pub fn new(s: &Socket, process: ProcRef) -> SocketBody {
+    pub fn new(s: &Socket, process: ProcRef, version: Option<Version>) -> SocketBody {
         SocketBody {
             process,
             op: s.op,
@@ -220,6 +224,8 @@ impl SocketBody {
             swapped: s.swapped,
             rewritten: s.rewritten,
             exe: s.exe,
+            // Only the version of the file the kernel says the caller runs.
+            version: version.filter(|v| (v.ino, v.dev) == s.exe),
         }
     }
 
@@ -241,10 +247,20 @@ impl SocketBody {
     /// For a socket call that succeeded through the native ABI: what makes it new in its
     /// container (call, program, address). Only such events may be folded into a healthcheck
     /// summary (`crate::health`); the first of each is still sent. The program is the caller's
-    /// executable, applet and file (inode, device), as for an exec (`ExecBody::routine`).
+    /// executable, applet and file (inode, device) and the file's ctime at its exec, as for an
+    /// exec (`ExecBody::routine`): the calls of a program rewritten in place are not repeats of
+    /// the old program's, and a program run just after it was written (`family::exec::fresh`)
+    /// makes none that are routine.
     pub fn routine(&self) -> Option<String> {
-        (self.succeeded() && !self.compat && !self.tcp_state && !self.uring && !self.swapped && !self.rewritten).then(
-            || {
+        let fresh = self.version.is_some_and(|v| v.fresh);
+        (self.succeeded()
+            && !fresh
+            && !self.compat
+            && !self.tcp_state
+            && !self.uring
+            && !self.swapped
+            && !self.rewritten)
+            .then(|| {
                 // Where: the destination (connect) or peer (accept), the address served (bind,
                 // listen); a connect's ephemeral local port is no difference. A Unix connect's
                 // listener too: a name the healthcheck uses, made a symlink to the runtime's socket,
@@ -257,12 +273,13 @@ impl SocketBody {
                     _ => &self.addr,
                 };
                 format!(
-                    "{} {} {} {}:{} {}/{}/{} {:?} {:?} {:?} {:?}",
+                    "{} {} {} {}:{}:{} {}/{}/{} {:?} {:?} {:?} {:?}",
                     self.op.name(),
                     self.process.executable.as_deref().unwrap_or(""),
                     self.process.applet.as_deref().unwrap_or(""),
                     self.exe.1,
                     self.exe.0,
+                    self.version.map_or(0, |v| v.ctime_ns),
                     self.family,
                     self.sock_type,
                     self.protocol,
@@ -271,8 +288,7 @@ impl SocketBody {
                     self.peer_file,
                     self.peer_bound,
                 )
-            },
-        )
+            })
     }
 
     pub fn outcome(&self) -> &'static str {
@@ -541,7 +557,7 @@ mod tests {
     }
 
     fn event(s: &Socket) -> Event {
-        Event::new(s.meta, Clock::fixed(0), Body::Socket(SocketBody::new(s, process())))
+        Event::new(s.meta, Clock::fixed(0), Body::Socket(SocketBody::new(s, process(), None)))
     }
 
     fn connect() -> Socket {
@@ -593,7 +609,7 @@ mod tests {
         assert!(v["docker_listener"]["socket"].get("peer_address").is_none(), "said once: {v}");
         let v = json(&event(&unix(None)), None, "");
         assert!(v["docker_listener"]["socket"].get("peer_address").is_none());
-        let key = |s: &Socket| SocketBody::new(s, process()).routine();
+        let key = |s: &Socket| SocketBody::new(s, process(), None).routine();
         assert_ne!(key(&unix(Some("/run/health.sock"))), key(&unix(Some("/var/run/docker.sock"))));
     }
 
@@ -605,12 +621,29 @@ mod tests {
         let ok = Socket { ret: 0, exe: (77, 5), ..connect() };
         let key = |s: &Socket, applet: &str| {
             let process = ProcRef { applet: Some(applet.into()), ..process() };
-            SocketBody::new(s, process).routine().expect("a plain connect")
+            SocketBody::new(s, process, None).routine().expect("a plain connect")
         };
         let first = key(&ok, "nc");
         assert_eq!(key(&ok, "nc"), first);
         assert_ne!(key(&ok, "wget"), first, "another applet of the same file");
         assert_ne!(key(&Socket { exe: (78, 5), ..ok.clone() }, "nc"), first, "another file at the same path");
+    }
+
+    /// A program rewritten in place (the same file, a new ctime at its exec) makes calls that
+    /// are not repeats of the old program's; one written just before its exec makes none that
+    /// are routine; a version of another file than the one the kernel names is not used.
+    #[test]
+    fn a_socket_call_s_program_is_the_version_of_its_file_that_ran() {
+        let ok = Socket { ret: 0, exe: (77, 5), ..connect() };
+        let version = |ctime_ns: u64, fresh: bool| Some(Version { ino: 77, dev: 5, ctime_ns, fresh });
+        let key = |v: Option<Version>| SocketBody::new(&ok, process(), v).routine();
+        let old = key(version(1_000, false)).expect("a plain connect");
+        assert_eq!(key(version(1_000, false)), Some(old.clone()), "the same version");
+        assert_ne!(key(version(2_000, false)), Some(old.clone()), "rewritten in place");
+        assert_eq!(key(version(2_000, true)), None, "written just before it ran");
+        let other_file = Some(Version { ino: 78, ..version(2_000, true).expect("a version") });
+        assert_eq!(key(other_file), key(None), "not the file the kernel names: as if unknown");
+        assert!(key(None).is_some());
     }
 
     #[test]
@@ -728,7 +761,7 @@ mod tests {
         assert!(v["docker_listener"].get("syscall").is_none(), "{v}");
         assert!(v.get("destination").is_none(), "{v}");
         assert_eq!(v["docker_listener"]["socket"]["peer_address"], "/var/run/docker.sock");
-        assert_eq!(SocketBody::new(&s, process()).routine(), None);
+        assert_eq!(SocketBody::new(&s, process(), None).routine(), None);
         assert_eq!(s.unix_file, None, "no file read");
         (r.unix_ino, r.unix_dev) = (77, 0x2d);
         let Record::Socket(s) = parse(&bytes_of(&r), 64).unwrap() else { panic!() };
@@ -753,7 +786,7 @@ mod tests {
         assert!(!s.swapped);
         let v = json(&event(&s), None, "");
         assert_eq!(v["docker_listener"]["socket"]["peer_address"], "/var/run/docker.sock", "{v}");
-        assert!(SocketBody::new(&s, process()).routine().is_some());
+        assert!(SocketBody::new(&s, process(), None).routine().is_some());
         // No socket read (swapped): the address's family, as the caller's memory had it.
         r.local.family = 0;
         r.peer_path_len = 0;
@@ -763,7 +796,7 @@ mod tests {
         assert!(s.swapped);
         let v = json(&event(&s), None, "");
         assert_eq!(v["docker_listener"]["socket"]["swapped"], true, "{v}");
-        assert_eq!(SocketBody::new(&s, process()).routine(), None, "never folded");
+        assert_eq!(SocketBody::new(&s, process(), None).routine(), None, "never folded");
         let v = json(&event(&connect()), None, "");
         assert!(v["docker_listener"]["socket"].get("swapped").is_none(), "{v}");
     }
@@ -785,7 +818,7 @@ mod tests {
         let v = json(&event(&s), None, "");
         assert_eq!(v["docker_listener"]["socket"]["address_rewritten"], true, "{v}");
         assert_eq!((&v["destination"]["ip"], &v["destination"]["port"]), (&json!("127.0.0.1"), &json!(4444)), "{v}");
-        assert_eq!(SocketBody::new(&s, process()).routine(), None, "never folded");
+        assert_eq!(SocketBody::new(&s, process(), None).routine(), None, "never folded");
         let v = json(&event(&connect()), None, "");
         assert!(v["docker_listener"]["socket"].get("address_rewritten").is_none(), "{v}");
         // A Unix connect whose memory was rewritten to an IP address shows no IP address.
@@ -851,15 +884,15 @@ mod tests {
             unix_file: Some((file, 9)),
             ..connect()
         };
-        let mut own = SocketBody::new(&unix(5), process());
+        let mut own = SocketBody::new(&unix(5), process(), None);
         own.peer_bound = Some(PeerBound { container: "c".into(), same: true });
-        let host = SocketBody::new(&unix(6), process());
+        let host = SocketBody::new(&unix(6), process(), None);
         assert!(own.routine().is_some() && host.routine().is_some());
         assert_ne!(own.routine(), host.routine());
-        let mut own_again = SocketBody::new(&unix(5), process());
+        let mut own_again = SocketBody::new(&unix(5), process(), None);
         own_again.peer_bound = Some(PeerBound { container: "c".into(), same: true });
         assert_eq!(own.routine(), own_again.routine(), "a repeat");
-        let mut unknown_same_file = SocketBody::new(&unix(5), process());
+        let mut unknown_same_file = SocketBody::new(&unix(5), process(), None);
         unknown_same_file.peer_bound = None;
         assert_ne!(own.routine(), unknown_same_file.routine(), "whose it is, too");
         assert_ne!(unknown_same_file.routine(), host.routine(), "the listener's file, too");
@@ -874,7 +907,7 @@ mod tests {
             peer: Some("/var/run/docker.sock".into()),
             ..connect()
         };
-        let mut body = SocketBody::new(&unix, process());
+        let mut body = SocketBody::new(&unix, process(), None);
         let v = json(&Event::new(unix.meta, Clock::fixed(0), Body::Socket(body.clone())), None, "");
         assert!(v["docker_listener"]["socket"].get("peer_container").is_none(), "{v}");
         assert!(v["docker_listener"]["socket"].get("peer_same_container").is_none(), "{v}");
