@@ -422,6 +422,13 @@ impl EbpfProbes {
                  `uname -r`"
             );
         }
+        if degraded.is_none() && info.exe_walk.is_none() && o.inode_ctime_unknown != 0 {
+            tracing::warn!(
+                "this kernel's BTF names no inode ctime (i_ctime, __i_ctime or i_ctime_sec): exec events carry no \
+                 docker_listener.exec.file.ctime, and repeat and healthcheck folding tell a program rewritten in \
+                 place from the old one by its arguments alone; please report this with `uname -r`"
+            );
+        }
         // The kfunc calls, made real where a program calling the kfunc loads, else null.
         const HELPER_READS: &str = "files of grown descriptor tables (a process that had more than 64 descriptors \
                                     open) are read with helper calls: the same events, ~90 ns more per open";
