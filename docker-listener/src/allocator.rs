@@ -41,3 +41,20 @@ pub unsafe fn configure() {
         }
     }
 }
+
+/// Gives the memory the process has freed back to the kernel now: after a backlog drained
+/// (`sink::Spool`), rare. mimalloc gives back pages freed only when a thread next allocates or
+/// frees pages, and an agent that just drained a flood may do little of either for a while;
+/// glibc's malloc keeps the free memory below its heap's top.
+pub fn release() {
+    #[cfg(target_env = "musl")]
+    // SAFETY: no arguments but a flag; collects the calling thread's heap and the shared arenas.
+    unsafe {
+        libmimalloc_sys::mi_collect(true)
+    };
+    #[cfg(target_env = "gnu")]
+    // SAFETY: no pointers; glibc's own lock makes it safe beside other threads' allocations.
+    unsafe {
+        libc::malloc_trim(0)
+    };
+}

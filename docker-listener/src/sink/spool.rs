@@ -21,6 +21,12 @@ use crate::{
 /// Loss reports kept while they cannot be sent (see `Inner::reports`).
 const REPORTS_MAX: usize = 64;
 
+/// Slots `Inner::frames` keeps once a backlog has drained. A full spool's slots (16 MiB of 544
+/// byte frames: 30,000 slots of 128 bytes, 4 MiB) would otherwise stay with the process for
+/// good after a flood; beyond four times this many the slots go when the spool empties, and
+/// the allocator is asked to give back what the backlog's frames held (`allocator::release`).
+const SLOTS_KEPT: usize = 1024;
+
 /// `Inner::head` at the start: room for 2^63 frames put back at the front and as many pushed
 /// at the back, so sequence numbers never wrap.
 const HEAD_START: u64 = 1 << 63;
@@ -62,6 +68,9 @@ struct Inner {
     /// Frames dropped since the last report, and the total.
     dropped_unreported: u64,
     closed: bool,
+    /// A backlog has drained and its slots went (`SLOTS_KEPT`): memory to give back once the
+    /// lock is released.
+    drained: bool,
     /// Slots looked at by `take_oldest_of` (tests bound the eviction's work with it).
     #[cfg(test)]
     scanned: usize,
@@ -88,6 +97,7 @@ impl Default for Inner {
             skips: VecDeque::new(),
             dropped_unreported: 0,
             closed: false,
+            drained: false,
             #[cfg(test)]
             scanned: 0,
         }
@@ -157,6 +167,12 @@ impl Inner {
         loop {
             let slot = self.frames.pop_front()?;
             self.head += 1;
+            if self.frames.is_empty() && self.frames.capacity() > 4 * SLOTS_KEPT {
+                self.frames.shrink_to(SLOTS_KEPT);
+                self.skips.shrink_to(SLOTS_KEPT);
+                self.owners.shrink_to(SLOTS_KEPT);
+                self.drained = true;
+            }
             match slot {
                 Some(f) => {
                     self.sub(&f);
@@ -321,7 +337,20 @@ impl Spool {
         if let Some(r) = inner.reports.pop_front() {
             return Some(r);
         }
-        inner.pop_front()
+        let f = inner.pop_front();
+        self.release_if_drained(inner);
+        f
+    }
+
+    /// After a backlog drained (`SLOTS_KEPT`), with the lock released: the memory its frames
+    /// held goes back to the kernel, so that the agent's RSS after a flood is what it was
+    /// before, not the flood's. Once per backlog of more than 4,096 frames.
+    fn release_if_drained(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
+        let drained = std::mem::take(&mut inner.drained);
+        drop(inner);
+        if drained {
+            crate::allocator::release();
+        }
     }
 
     /// Waits for a frame; `None` once the spool is closed and empty.
@@ -362,6 +391,7 @@ impl Spool {
                 if inner.live() > 0 {
                     let n = max.min(inner.live());
                     out.extend(std::iter::from_fn(|| inner.pop_front()).take(n));
+                    self.release_if_drained(inner);
                     return true;
                 }
                 if inner.skip_passed() {
@@ -438,6 +468,27 @@ mod tests {
         );
         assert_eq!(stats.dropped_buffer_full.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert_eq!(s.len(), (0, 0));
+    }
+
+    /// A drained backlog gives its slots back (a flood's 4 MiB of them stayed with the process
+    /// for good); a small one keeps them, and so does a backlog still draining.
+    #[test]
+    fn a_drained_backlog_gives_its_slots_back() {
+        let s = Spool::new(usize::MAX, Arc::new(Stats::default()));
+        let fill = |n: usize| s.push_all((0..n).map(|i| frame(10, i as u8)));
+        fill(3 * SLOTS_KEPT);
+        while s.try_pop().is_some() {}
+        assert!(s.lock().frames.capacity() >= 3 * SLOTS_KEPT, "a small backlog keeps its slots");
+        fill(8 * SLOTS_KEPT);
+        let mut batch = Vec::new();
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(s.pop_batch(&mut batch, 4 * SLOTS_KEPT));
+        assert!(s.lock().frames.capacity() >= 8 * SLOTS_KEPT, "still draining");
+        rt.block_on(s.pop_batch(&mut batch, 4 * SLOTS_KEPT));
+        assert_eq!(batch.len(), 8 * SLOTS_KEPT);
+        let inner = s.lock();
+        assert!(inner.frames.capacity() <= SLOTS_KEPT + 64, "{}", inner.frames.capacity());
+        assert!(!inner.drained, "the memory was given back once the lock was released");
     }
 
     /// Frames evicted from the middle (holes) are left out; reports are in.
