@@ -66,20 +66,51 @@ static ESCAPE: [u8; 256] = {
 
 /// The contents of a JSON string (no quotes), escaped as serde_json escapes them. Most strings
 /// have nothing to escape and are copied in one piece. (Testing eight bytes at a time saved no
-/// time here: an event's strings are short, most of them keys.)
+/// time here: an event's strings are short, most of them keys.) In the static build a short
+/// string is looked at and copied in one pass, byte by byte: there a call to copy a few bytes
+/// costs more than the bytes (musl's `memcpy` starts a `rep movsq` for any length), where
+/// glibc's copies them with a few vector moves, faster than the loop (both measured in
+/// BENCHMARKS.md, round 43).
 #[inline]
 fn escape_into(out: &mut Vec<u8>, s: &str) {
+    /// The longest string copied byte by byte, in the static build.
+    const SHORT: usize = 24;
     let bytes = s.as_bytes();
-    match bytes.iter().position(|&b| ESCAPE[b as usize] != 0) {
-        None => out.extend_from_slice(bytes),
-        Some(at) => escape_from(out, bytes, at),
+    if cfg!(target_env = "musl") && bytes.len() <= SHORT {
+        escape_bytewise(out, bytes)
+    } else {
+        escape_whole(out, bytes)
     }
 }
 
-/// From the first byte to escape on: the runs between escapes copied whole.
+/// `escape_into` by a search for the first byte to escape, then one copy.
+#[inline]
+fn escape_whole(out: &mut Vec<u8>, bytes: &[u8]) {
+    match bytes.iter().position(|&b| ESCAPE[b as usize] != 0) {
+        None => out.extend_from_slice(bytes),
+        Some(at) => {
+            out.extend_from_slice(&bytes[..at]);
+            escape_from(out, bytes, at)
+        }
+    }
+}
+
+/// `escape_into` looking at and copying each byte in turn.
+#[inline]
+fn escape_bytewise(out: &mut Vec<u8>, bytes: &[u8]) {
+    for (i, &b) in bytes.iter().enumerate() {
+        if ESCAPE[b as usize] != 0 {
+            return escape_from(out, bytes, i);
+        }
+        out.push(b);
+    }
+}
+
+/// From the first byte to escape on (`bytes[..first]` written already): the runs between
+/// escapes copied whole.
 #[cold]
 fn escape_from(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
-    let mut run = 0; // where the bytes not yet copied start
+    let mut run = first; // where the bytes not yet copied start
     for (i, &byte) in bytes.iter().enumerate().skip(first) {
         let escape = ESCAPE[byte as usize];
         if escape == 0 {
@@ -741,6 +772,32 @@ mod tests {
         fn any_value_as_serde_json(v in value()) {
             let theirs = serde_json::to_vec(&v).unwrap();
             prop_assert_eq!(ours(&v).unwrap(), theirs);
+        }
+
+        /// Both ways of escaping a string (the static build's for short strings, and the
+        /// other) write what serde_json writes, whichever build runs the test.
+        #[test]
+        fn a_string_escaped_either_way_as_serde_json(
+            chars in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::char::any(),
+                    proptest::char::range('\0', '\u{1f}'),
+                    proptest::sample::select(vec!['"', '\\', 'a', 'é']),
+                ],
+                0..40,
+            ),
+            pre in proptest::collection::vec(proptest::num::u8::ANY, 0..4),
+        ) {
+            let s: String = chars.into_iter().collect();
+            let theirs = serde_json::to_vec(&s).unwrap();
+            for escape in [escape_whole, escape_bytewise] {
+                let mut out = pre.clone();
+                out.push(b'"');
+                escape(&mut out, s.as_bytes());
+                out.push(b'"');
+                prop_assert_eq!(&out[..pre.len()], &pre[..]);
+                prop_assert_eq!(&out[pre.len()..], &theirs[..]);
+            }
         }
     }
 }
