@@ -988,6 +988,20 @@ mod tests {
         })
     }
 
+    /// A successful native TCP connect by `tgid` in cgroup 82, whose caller runs the file the
+    /// `exec` fixture's does (inode 5, device 0).
+    fn connect(tgid: u32, seq: u64, ktime_ns: u64) -> crate::family::socket::Socket {
+        crate::family::socket::Socket {
+            meta: Meta { cpu: 0, seq, ktime_ns, cgroup_id: 82, pid: tgid, tgid },
+            ret: 0,
+            start_ns: 10,
+            exe: (5, 0),
+            addr: None,
+            local: None,
+            ..crate::family::socket::tests::connect()
+        }
+    }
+
     fn correlator() -> Correlator {
         Correlator::new(ProcessTable::new("b".into(), 100), EbpfConfig::default(), Clock::fixed(0))
     }
@@ -1124,27 +1138,13 @@ mod tests {
         let mut out = Vec::new();
         let netlink = |compat: bool, swapped: bool, seq: u64| {
             Record::Socket(crate::family::socket::Socket {
-                meta: Meta { cpu: 0, seq, ktime_ns: 5, cgroup_id: 82, pid: 100, tgid: 100 },
-                op: SockOp::Connect,
-                fd: 3,
-                ret: 0,
-                start_ns: 10,
-                exec_id: 1,
                 exe: (5, 1),
                 family: parts::AF_NETLINK,
                 sock_type: 3,
                 protocol: 0,
-                backlog: 0,
-                addr: None,
-                local: None,
-                peer: None,
-                unix_file: None,
-                socket_unavailable: false,
                 compat,
-                tcp_state: false,
-                uring: false,
                 swapped,
-                rewritten: false,
+                ..connect(100, seq, 5)
             })
         };
         c.on_record(netlink(false, false, 1), Instant::now(), &mut out, &mut Vec::new());
@@ -1175,29 +1175,7 @@ mod tests {
             e.meta.ktime_ns = exec_at;
             e.exe.as_mut().expect("the fixture's file").ctime_ns = ctime_ns;
             c.on_record(Record::Exec(e), Instant::now(), &mut Vec::new(), &mut Vec::new());
-            let connect = crate::family::socket::Socket {
-                meta: Meta { cpu: 0, seq: 2, ktime_ns: exec_at + 1, cgroup_id: 82, pid: tgid, tgid },
-                op: SockOp::Connect,
-                fd: 3,
-                ret: 0,
-                start_ns: 10,
-                exec_id: 1,
-                exe: (5, 0),
-                family: parts::AF_INET,
-                sock_type: 1,
-                protocol: 6,
-                backlog: 0,
-                addr: None,
-                local: None,
-                peer: None,
-                unix_file: None,
-                socket_unavailable: false,
-                compat: false,
-                tcp_state: false,
-                uring: false,
-                swapped: false,
-                rewritten: false,
-            };
+            let connect = connect(tgid, 2, exec_at + 1);
             let mut out = Vec::new();
             c.on_record(Record::Socket(connect), Instant::now(), &mut out, &mut Vec::new());
             out.pop().expect("a connect in a known container").fold.map(|f| f.command_key)

@@ -525,7 +525,7 @@ fn is_unspecified(ep: &Endpoint) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
@@ -560,7 +560,8 @@ mod tests {
         Event::new(s.meta, Clock::fixed(0), Body::Socket(SocketBody::new(s, process(), None)))
     }
 
-    fn connect() -> Socket {
+    /// A refused native TCP connect to 127.0.0.1:9 (other modules' tests start from it too).
+    pub(crate) fn connect() -> Socket {
         Socket {
             meta: a_meta(),
             op: SockOp::Connect,
