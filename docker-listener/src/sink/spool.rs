@@ -27,6 +27,9 @@ const REPORTS_MAX: usize = 64;
 /// the allocator is asked to give back what the backlog's frames held (`allocator::release`).
 const SLOTS_KEPT: usize = 1024;
 
+/// The shortest time between two such releases of memory.
+const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `Inner::head` at the start: room for 2^63 frames put back at the front and as many pushed
 /// at the back, so sequence numbers never wrap.
 const HEAD_START: u64 = 1 << 63;
@@ -71,6 +74,8 @@ struct Inner {
     /// A backlog has drained and its slots went (`SLOTS_KEPT`): memory to give back once the
     /// lock is released.
     drained: bool,
+    /// When the memory was last given back (`release_if_drained`).
+    released: Option<std::time::Instant>,
     /// Slots looked at by `take_oldest_of` (tests bound the eviction's work with it).
     #[cfg(test)]
     scanned: usize,
@@ -98,6 +103,7 @@ impl Default for Inner {
             dropped_unreported: 0,
             closed: false,
             drained: false,
+            released: None,
             #[cfg(test)]
             scanned: 0,
         }
@@ -167,12 +173,6 @@ impl Inner {
         loop {
             let slot = self.frames.pop_front()?;
             self.head += 1;
-            if self.frames.is_empty() && self.frames.capacity() > 4 * SLOTS_KEPT {
-                self.frames.shrink_to(SLOTS_KEPT);
-                self.skips.shrink_to(SLOTS_KEPT);
-                self.owners.shrink_to(SLOTS_KEPT);
-                self.drained = true;
-            }
             match slot {
                 Some(f) => {
                     self.sub(&f);
@@ -180,6 +180,25 @@ impl Inner {
                 }
                 None => self.holes -= 1,
             }
+        }
+    }
+
+    /// Once no frame is left (holes only, or nothing): the holes go (as pops would take them),
+    /// and a backlog's slots go with them (`SLOTS_KEPT`), `drained` set for the memory its
+    /// frames held.
+    fn settle(&mut self) {
+        if self.live() > 0 {
+            return;
+        }
+        self.head += self.frames.len() as u64;
+        self.frames.clear();
+        self.holes = 0;
+        if self.frames.capacity() > 4 * SLOTS_KEPT {
+            self.frames.shrink_to(SLOTS_KEPT);
+            self.skips.shrink_to(SLOTS_KEPT);
+            // (No frame left: no owner either.)
+            self.owners.shrink_to_fit();
+            self.drained = true;
         }
     }
 
@@ -338,17 +357,25 @@ impl Spool {
             return Some(r);
         }
         let f = inner.pop_front();
+        inner.settle();
         self.release_if_drained(inner);
         f
     }
 
     /// After a backlog drained (`SLOTS_KEPT`), with the lock released: the memory its frames
     /// held goes back to the kernel, so that the agent's RSS after a flood is what it was
-    /// before, not the flood's. Once per backlog of more than 4,096 frames.
+    /// before, not the flood's. Once per backlog of more than 4,096 frames, and at most once
+    /// every `RELEASE_EVERY`: the allocator's walk holds up the agent's one thread while it
+    /// runs, and bursts of that size in a row need not pay it each time.
     fn release_if_drained(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
-        let drained = std::mem::take(&mut inner.drained);
+        let now = std::time::Instant::now();
+        let due = std::mem::take(&mut inner.drained)
+            && inner.released.is_none_or(|at| now.duration_since(at) >= RELEASE_EVERY);
+        if due {
+            inner.released = Some(now);
+        }
         drop(inner);
-        if drained {
+        if due {
             crate::allocator::release();
         }
     }
@@ -391,6 +418,7 @@ impl Spool {
                 if inner.live() > 0 {
                     let n = max.min(inner.live());
                     out.extend(std::iter::from_fn(|| inner.pop_front()).take(n));
+                    inner.settle();
                     self.release_if_drained(inner);
                     return true;
                 }
@@ -488,7 +516,38 @@ mod tests {
         assert_eq!(batch.len(), 8 * SLOTS_KEPT);
         let inner = s.lock();
         assert!(inner.frames.capacity() <= SLOTS_KEPT + 64, "{}", inner.frames.capacity());
-        assert!(!inner.drained, "the memory was given back once the lock was released");
+        assert!(!inner.drained && inner.released.is_some(), "the memory was given back once the lock was released");
+    }
+
+    /// Holes left behind the last frame (a storm's frames evicted from the middle) do not keep
+    /// a drained backlog's slots: they go with them, as pops would have taken them, and a
+    /// skipped event behind them is passed.
+    #[test]
+    fn holes_behind_the_last_frame_do_not_keep_a_backlog_s_slots() {
+        let s = Spool::new(usize::MAX, Arc::new(Stats::default()));
+        s.push_all((0..8 * SLOTS_KEPT).map(|i| Frame { owner: 1 + (i % 2) as u64, ..frame(10, i as u8) }));
+        s.push(Frame { origin: Origin::Skipped { time_nano: 5, hash: 5 }, ..frame(0, 0) });
+        {
+            // The last frames of owner 2, evicted from the middle: holes at the back.
+            let mut inner = s.lock();
+            for _ in 0..10 {
+                let at = inner.frames.iter().rposition(|f| f.as_ref().is_some_and(|f| f.owner == 2)).expect("a frame");
+                let f = inner.frames[at].take().expect("a frame");
+                inner.sub(&f);
+                inner.holes += 1;
+            }
+        }
+        // Drained by batches, which take the frames and leave the holes behind them.
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let mut batch = Vec::new();
+        while s.lock().live() > 0 {
+            rt.block_on(s.pop_batch(&mut batch, 4 * SLOTS_KEPT));
+        }
+        let inner = s.lock();
+        assert!(inner.frames.is_empty() && inner.holes == 0, "{} slots, {} holes", inner.frames.len(), inner.holes);
+        assert!(inner.frames.capacity() <= SLOTS_KEPT + 64, "{}", inner.frames.capacity());
+        assert!(inner.skip_passed(), "the skipped event behind the holes is passed");
+        assert_eq!((inner.bytes, inner.owners.len()), (0, 0));
     }
 
     /// Frames evicted from the middle (holes) are left out; reports are in.
