@@ -1164,8 +1164,8 @@ mod tests {
 
     /// A connect is keyed by the version of the file its caller's exec ran (`procs::Version`):
     /// a program rewritten in place (the same inode, a new ctime) makes connects that are not
-    /// repeats of the old program's, and one run just after it was written makes none that
-    /// are routine.
+    /// repeats of the old program's, and one run just after it was written makes connects that
+    /// are repeats of its own process's only.
     #[test]
     fn a_connect_is_keyed_by_the_version_of_the_program_that_made_it() {
         let mut c = web_started_on_82();
@@ -1183,7 +1183,9 @@ mod tests {
         let old = connect_by(&mut c, 100, 1_000).expect("a routine connect");
         assert_eq!(connect_by(&mut c, 101, 1_000), Some(old), "the same program again");
         assert_ne!(connect_by(&mut c, 102, 2_000), Some(old), "rewritten in place");
-        assert_eq!(connect_by(&mut c, 103, exec_at - 1_000_000), None, "written just before it ran");
+        let fresh = connect_by(&mut c, 103, exec_at - 1_000_000).expect("a routine connect");
+        assert_ne!(fresh, old, "written just before it ran");
+        assert_ne!(connect_by(&mut c, 104, exec_at - 1_000_000), Some(fresh), "the same version, another process");
     }
 
     #[test]

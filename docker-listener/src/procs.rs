@@ -646,12 +646,14 @@ pub fn proc_image(pid: u32) -> Image {
 }
 
 /// The version of the file process `pid` runs (`/proc/<pid>/exe`) as it is now: its last
-/// change before now, not necessarily before its exec.
+/// change before now, not necessarily before its exec. Fresh when it changed less than
+/// `FRESH_NS` before now (then it did before the exec too).
 fn proc_version(pid: u32) -> Option<Version> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
     let ctime_ns = crate::ebpf::record::ExeFile::ctime_of(m.ctime(), m.ctime_nsec() as u32);
-    Some(Version { ino: m.ino(), dev: crate::sensitive::kernel_dev(m.dev()), ctime_ns, fresh: false })
+    let fresh = crate::family::exec::fresh(ctime_ns, crate::ecs::now_wall_ns());
+    Some(Version { ino: m.ino(), dev: crate::sensitive::kernel_dev(m.dev()), ctime_ns, fresh })
 }
 
 /// The file process `pid` runs now (`/proc/<pid>/exe`), as the kernel's records name a
@@ -698,6 +700,19 @@ mod tests {
             proptest::prop_assert_eq!(EntityId(v).to_string(), want.clone());
             proptest::prop_assert_eq!(serde_json::to_string(&EntityId(v)).unwrap(), format!("\"{want}\""));
         }
+    }
+
+    /// A process read from /proc has the version of its file as the kernel's records name it
+    /// (inode, the kernel's dev_t) and its ctime now.
+    #[test]
+    fn a_process_read_from_proc_has_its_file_s_version() {
+        use std::os::unix::fs::MetadataExt;
+        let me = std::process::id();
+        let v = proc_image(me).version.expect("our own executable");
+        assert_eq!(Some((v.ino, v.dev)), exe_identity(me));
+        let m = std::fs::metadata("/proc/self/exe").expect("our own executable");
+        assert_eq!(v.ctime_ns, crate::ebpf::record::ExeFile::ctime_of(m.ctime(), m.ctime_nsec() as u32));
+        assert!(v.ctime_ns > 0);
     }
 
     fn image(path: &str) -> Arc<Image> {

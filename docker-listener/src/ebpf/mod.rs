@@ -425,8 +425,9 @@ impl EbpfProbes {
         if degraded.is_none() && info.exe_walk.is_none() && o.inode_ctime_unknown != 0 {
             tracing::warn!(
                 "this kernel's BTF names no inode ctime (i_ctime, __i_ctime or i_ctime_sec): exec events carry no \
-                 docker_listener.exec.file.ctime, and repeat and healthcheck folding tell a program rewritten in \
-                 place from the old one by its arguments alone; please report this with `uname -r`"
+                 docker_listener.exec.file.ctime, and repeat and healthcheck folding cannot tell a program rewritten \
+                 in place from the old one (its execs only by their arguments, its socket calls not at all); please \
+                 report this with `uname -r`"
             );
         }
         // The kfunc calls, made real where a program calling the kfunc loads, else null.

@@ -249,18 +249,14 @@ impl SocketBody {
     /// summary (`crate::health`); the first of each is still sent. The program is the caller's
     /// executable, applet and file (inode, device) and the file's ctime at its exec, as for an
     /// exec (`ExecBody::routine`): the calls of a program rewritten in place are not repeats of
-    /// the old program's, and a program run just after it was written (`family::exec::fresh`)
-    /// makes none that are routine.
+    /// the old program's. A program run just after it was written (`family::exec::fresh`: a
+    /// version rewritten within the kernel's clock tick keeps its ctime) is its process alone:
+    /// its calls are keyed by the process too, so they fold into the same process's calls
+    /// only, not into another process's run of an older version of the file.
     pub fn routine(&self) -> Option<String> {
-        let fresh = self.version.is_some_and(|v| v.fresh);
-        (self.succeeded()
-            && !fresh
-            && !self.compat
-            && !self.tcp_state
-            && !self.uring
-            && !self.swapped
-            && !self.rewritten)
-            .then(|| {
+        let fresh = self.version.is_some_and(|v| v.fresh).then_some(self.process.entity_id);
+        (self.succeeded() && !self.compat && !self.tcp_state && !self.uring && !self.swapped && !self.rewritten).then(
+            || {
                 // Where: the destination (connect) or peer (accept), the address served (bind,
                 // listen); a connect's ephemeral local port is no difference. A Unix connect's
                 // listener too: a name the healthcheck uses, made a symlink to the runtime's socket,
@@ -273,13 +269,14 @@ impl SocketBody {
                     _ => &self.addr,
                 };
                 format!(
-                    "{} {} {} {}:{}:{} {}/{}/{} {:?} {:?} {:?} {:?}",
+                    "{} {} {} {}:{}:{} {:?} {}/{}/{} {:?} {:?} {:?} {:?}",
                     self.op.name(),
                     self.process.executable.as_deref().unwrap_or(""),
                     self.process.applet.as_deref().unwrap_or(""),
                     self.exe.1,
                     self.exe.0,
                     self.version.map_or(0, |v| v.ctime_ns),
+                    fresh,
                     self.family,
                     self.sock_type,
                     self.protocol,
@@ -288,7 +285,8 @@ impl SocketBody {
                     self.peer_file,
                     self.peer_bound,
                 )
-            })
+            },
+        )
     }
 
     pub fn outcome(&self) -> &'static str {
@@ -631,8 +629,9 @@ pub(crate) mod tests {
     }
 
     /// A program rewritten in place (the same file, a new ctime at its exec) makes calls that
-    /// are not repeats of the old program's; one written just before its exec makes none that
-    /// are routine; a version of another file than the one the kernel names is not used.
+    /// are not repeats of the old program's; one written just before its exec makes calls that
+    /// are repeats of its own process's only; a version of another file than the one the kernel
+    /// names is not used.
     #[test]
     fn a_socket_call_s_program_is_the_version_of_its_file_that_ran() {
         let ok = Socket { ret: 0, exe: (77, 5), ..connect() };
@@ -640,8 +639,13 @@ pub(crate) mod tests {
         let key = |v: Option<Version>| SocketBody::new(&ok, process(), v).routine();
         let old = key(version(1_000, false)).expect("a plain connect");
         assert_eq!(key(version(1_000, false)), Some(old.clone()), "the same version");
-        assert_ne!(key(version(2_000, false)), Some(old.clone()), "rewritten in place");
-        assert_eq!(key(version(2_000, true)), None, "written just before it ran");
+        let new = key(version(2_000, false)).expect("a plain connect");
+        assert_ne!(new, old, "rewritten in place");
+        let fresh = key(version(2_000, true)).expect("a plain connect");
+        assert_ne!(fresh, new, "written just before it ran: not a repeat of another process's run");
+        assert_eq!(key(version(2_000, true)), Some(fresh.clone()), "but of its own process's");
+        let other = ProcRef { entity_id: EntityId(15), ..process() };
+        assert_ne!(SocketBody::new(&ok, other, version(2_000, true)).routine(), Some(fresh), "another process");
         let other_file = Some(Version { ino: 78, ..version(2_000, true).expect("a version") });
         assert_eq!(key(other_file), key(None), "not the file the kernel names: as if unknown");
         assert!(key(None).is_some());
