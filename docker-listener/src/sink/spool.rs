@@ -71,9 +71,6 @@ struct Inner {
     /// Frames dropped since the last report, and the total.
     dropped_unreported: u64,
     closed: bool,
-    /// A backlog has drained and its slots went (`SLOTS_KEPT`): memory to give back once the
-    /// lock is released.
-    drained: bool,
     /// When the memory was last given back (`release_if_drained`).
     released: Option<std::time::Instant>,
     /// Slots looked at by `take_oldest_of` (tests bound the eviction's work with it).
@@ -102,7 +99,6 @@ impl Default for Inner {
             skips: VecDeque::new(),
             dropped_unreported: 0,
             closed: false,
-            drained: false,
             released: None,
             #[cfg(test)]
             scanned: 0,
@@ -184,11 +180,11 @@ impl Inner {
     }
 
     /// Once no frame is left (holes only, or nothing): the holes go (as pops would take them),
-    /// and a backlog's slots go with them (`SLOTS_KEPT`), `drained` set for the memory its
-    /// frames held.
-    fn settle(&mut self) {
+    /// and a backlog's slots go with them (`SLOTS_KEPT`). Whether they did: the memory its
+    /// frames held is then to be given back, once the lock is released.
+    fn settle(&mut self) -> bool {
         if self.live() > 0 {
-            return;
+            return false;
         }
         self.head += self.frames.len() as u64;
         self.frames.clear();
@@ -198,8 +194,9 @@ impl Inner {
             self.skips.shrink_to(SLOTS_KEPT);
             // (No frame left: no owner either.)
             self.owners.shrink_to_fit();
-            self.drained = true;
+            return true;
         }
+        false
     }
 
     /// Removes the oldest frame of the owner holding at least twice as many bytes as any other
@@ -357,8 +354,8 @@ impl Spool {
             return Some(r);
         }
         let f = inner.pop_front();
-        inner.settle();
-        self.release_if_drained(inner);
+        let drained = inner.settle();
+        self.release_if_drained(inner, drained);
         f
     }
 
@@ -367,13 +364,16 @@ impl Spool {
     /// before, not the flood's. Once per backlog of more than 4,096 frames, and at most once
     /// every `RELEASE_EVERY`: the allocator's walk holds up the agent's one thread while it
     /// runs, and bursts of that size in a row need not pay it each time.
-    fn release_if_drained(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
-        let now = std::time::Instant::now();
-        let due = std::mem::take(&mut inner.drained)
-            && inner.released.is_none_or(|at| now.duration_since(at) >= RELEASE_EVERY);
-        if due {
-            inner.released = Some(now);
-        }
+    fn release_if_drained(&self, mut inner: std::sync::MutexGuard<'_, Inner>, drained: bool) {
+        // (The clock is read only after a drained backlog, not on every pop.)
+        let due = drained && {
+            let now = std::time::Instant::now();
+            let due = inner.released.is_none_or(|at| now.duration_since(at) >= RELEASE_EVERY);
+            if due {
+                inner.released = Some(now);
+            }
+            due
+        };
         drop(inner);
         if due {
             crate::allocator::release();
@@ -418,8 +418,8 @@ impl Spool {
                 if inner.live() > 0 {
                     let n = max.min(inner.live());
                     out.extend(std::iter::from_fn(|| inner.pop_front()).take(n));
-                    inner.settle();
-                    self.release_if_drained(inner);
+                    let drained = inner.settle();
+                    self.release_if_drained(inner, drained);
                     return true;
                 }
                 if inner.skip_passed() {
@@ -516,7 +516,7 @@ mod tests {
         assert_eq!(batch.len(), 8 * SLOTS_KEPT);
         let inner = s.lock();
         assert!(inner.frames.capacity() <= SLOTS_KEPT + 64, "{}", inner.frames.capacity());
-        assert!(!inner.drained && inner.released.is_some(), "the memory was given back once the lock was released");
+        assert!(inner.released.is_some(), "the memory was given back once the lock was released");
     }
 
     /// Holes left behind the last frame (a storm's frames evicted from the middle) do not keep
