@@ -504,10 +504,14 @@ impl Correlator {
             };
         }
         let p = match self.procs.read_proc(meta.tgid, meta.cgroup_id, Some(start_ns)) {
-            Some(p) => match (exe, crate::procs::exe_identity(meta.tgid)) {
-                (said, Some(now)) if said.0 != 0 && said != now => p.image_unknown(),
-                _ => p,
-            },
+            Some(p) => {
+                // The file /proc shows, as stat'ed for the image's version (not stat'ed again).
+                let now = p.image().version.map(|v| (v.ino, v.dev)).or_else(|| crate::procs::exe_identity(meta.tgid));
+                match (exe, now) {
+                    (said, Some(now)) if said.0 != 0 && said != now => p.image_unknown(),
+                    _ => p,
+                }
+            }
             None => self.procs.placeholder(meta.tgid, start_ns, meta.cgroup_id),
         };
         let r = (ProcRef::of(&p.lineage), p.image().version);
